@@ -1,0 +1,468 @@
+/*
+ * Junction plugin ABI: the only contract between the core and a plugin.
+ *
+ * Pure C. Versioned by JN_ABI_MAJOR / JN_ABI_MINOR:
+ *   - major differs (in either direction)  -> the load is refused, with both versions named;
+ *   - minor differs                         -> loads; fields and hooks are only ever appended,
+ *     and each side reads `struct_size` to learn which ones the other side has.
+ *
+ * Naming: jn_on_* hooks are implemented by the plugin and called by the core;
+ *         jn_host_* services are implemented by the core and called by the plugin.
+ *
+ * Threading: every hook is called on the core's control loop thread, and every host service
+ * must be called from that thread, inside a hook (or from a thread the plugin owns only where a
+ * service says so; none does in 1.x).
+ *
+ * Errors: every call returns a jn_status; nothing is thrown across this boundary. A plugin that
+ * fails a hook explains why with host->set_error() before returning.
+ *
+ * Ownership words used on every pointer below:
+ *   borrowed   valid for the duration of the call only; copy what you keep.
+ *   core-owned allocated and freed by the core; the plugin must not free it.
+ *   plugin-owned allocated and freed by the plugin; the core never frees it.
+ *   static     lives as long as the loaded shared object (string literals, the info symbol).
+ *
+ * Resources (sockets, listeners, timers, HTTP/WS endpoints, bus subscriptions, routes, call
+ * legs) are owned by the core and named by opaque jn_handle values. They belong to the plugin
+ * *slot*, not to one loaded instance: they survive a hot reload unchanged, and the core closes
+ * whatever a slot still holds when the plugin is unloaded. A plugin never touches libuv.
+ */
+#ifndef JUNCTION_ABI_H
+#define JUNCTION_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JN_ABI_MAJOR 1
+#define JN_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define JN_EXPORT __attribute__((visibility("default")))
+#else
+#define JN_EXPORT
+#endif
+
+/* The two symbols a plugin exports. Nothing else is looked up. */
+#define JN_PLUGIN_INFO_SYMBOL "junction_plugin_info"
+#define JN_PLUGIN_FACTORY_SYMBOL "junction_plugin_create"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Status codes                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+typedef int32_t jn_status;
+enum {
+  JN_OK = 0,
+  JN_PENDING = 1,           /* accepted; completion is reported later (e.g. on_stop)      */
+  JN_ERR_INVALID = -1,      /* bad argument or malformed input                             */
+  JN_ERR_NOT_FOUND = -2,    /* no such handle, key, route or plugin                        */
+  JN_ERR_EXISTS = -3,       /* already exists (route, key, bind address)                   */
+  JN_ERR_NOMEM = -4,        /* allocation or pool exhausted                                */
+  JN_ERR_IO = -5,           /* an OS call failed; the log line carries errno's text        */
+  JN_ERR_ABI = -6,          /* version or struct_size mismatch                             */
+  JN_ERR_STATE = -7,        /* not allowed in the current state                            */
+  JN_ERR_UNSUPPORTED = -8,  /* the other side does not implement this                      */
+  JN_ERR_LIMIT = -9,        /* a size or count limit was hit (out buffer too small, ...)   */
+  JN_ERR_INTERNAL = -10     /* a bug: an exception was caught at the boundary, an invariant */
+};
+
+/* An opaque resource name: (generation << 32) | index. 0 is never a valid handle. A handle
+ * whose resource was closed is refused with JN_ERR_NOT_FOUND, never confused with a newer one. */
+typedef uint64_t jn_handle;
+#define JN_INVALID_HANDLE ((jn_handle)0)
+
+typedef struct jn_host_ctx jn_host_ctx; /* opaque: the plugin's slot in the core; core-owned,
+                                           valid from create until on_destroy returns */
+typedef struct jn_plugin jn_plugin;     /* opaque: one loaded instance; plugin-owned */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Value types. These three are frozen for the whole major version (no struct_size: they are */
+/* passed by value or in arrays on the media path, and never grow within a major).          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A byte string that need not be NUL-terminated. ptr is borrowed unless stated. */
+typedef struct jn_str {
+  const char* ptr;
+  size_t len;
+} jn_str;
+
+/* A transport address. Port in host byte order. family 0 means "unset". */
+typedef struct jn_addr {
+  uint8_t family; /* 4 or 6 */
+  uint8_t reserved;
+  uint16_t port;
+  uint8_t ip[16]; /* IPv4 uses ip[0..3] in network byte order */
+} jn_addr;
+
+/* A pooled, refcounted packet buffer. The struct is core-owned; a holder may move `data`
+ * back into the headroom (to prepend a header) or trim `len`, but only while it holds the
+ * sole reference (host->buf_is_shared() == 0); a shared buffer is read-only. */
+typedef struct jn_buf {
+  uint8_t* data;     /* first valid byte; core-owned storage */
+  uint32_t len;      /* valid bytes from data */
+  uint32_t headroom; /* writable bytes before data */
+  uint32_t tailroom; /* writable bytes after data + len */
+  uint32_t flags;    /* JN_BUF_* */
+  uint64_t rx_ns;    /* arrival time (CLOCK_MONOTONIC ns) for received packets, else 0 */
+  jn_addr src;       /* source address for received packets */
+} jn_buf;
+
+enum { JN_BUF_RTCP = 1u << 0, JN_BUF_MARKER = 1u << 1 };
+
+/* ---------------------------------------------------------------------------------------- */
+/* Plugin info: exported data symbol, read before any call.                                  */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct jn_plugin_info {
+  uint32_t struct_size;
+  uint16_t abi_major; /* JN_ABI_MAJOR the plugin was built against */
+  uint16_t abi_minor; /* JN_ABI_MINOR the plugin was built against */
+  const char* name;        /* static; [a-z0-9-]+, must match the conf's name */
+  const char* version;     /* static; the plugin's own version, free text */
+  const char* build_id;    /* static; unique per build (e.g. git hash + time) */
+  const char* description; /* static; one line */
+  const char* namespaces;  /* static; comma-separated URI schemes the plugin owns ("intercom") */
+  uint32_t state_schema;     /* the save_state format version this build writes */
+  uint32_t state_schema_min; /* the oldest format its on_restore_state accepts */
+} jn_plugin_info;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Event payloads delivered to hooks                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/* TCP framing applied by the core on receive (frames) and send (prefix/suffix added). */
+enum {
+  JN_FRAME_RAW = 0,    /* byte chunks as they arrive; send writes bytes as given        */
+  JN_FRAME_DELIM = 1,  /* frames end with a delimiter byte (e.g. '\0' or '\n')            */
+  JN_FRAME_LEN16 = 2   /* RFC 4571: 2-byte big-endian length before each frame          */
+};
+
+typedef struct jn_tcp_options {
+  uint32_t struct_size;
+  uint32_t framing;         /* JN_FRAME_* */
+  uint8_t delimiter;        /* for JN_FRAME_DELIM */
+  uint32_t max_frame;       /* bigger frames are reported as JN_TCP_OVERSIZE and skipped */
+  uint32_t idle_timeout_ms; /* 0 = none; on expiry the core closes and reports JN_TCP_CLOSED */
+} jn_tcp_options;
+
+enum {
+  JN_TCP_ACCEPTED = 1,  /* a listener accepted `conn`; data = NULL                          */
+  JN_TCP_CONNECTED = 2, /* an outgoing connect succeeded                                    */
+  JN_TCP_FRAME = 3,     /* one complete frame (or a raw chunk) in data/len                  */
+  JN_TCP_OVERSIZE = 4,  /* a frame exceeded max_frame; it was discarded up to the next delimiter
+                           (DELIM) or the connection will be closed (LEN16, cannot resync) */
+  JN_TCP_CLOSED = 5     /* closed by the peer, an error, an idle timeout or tcp_close; the handle
+                           is dead after this hook returns. status carries the reason. */
+};
+
+typedef struct jn_tcp_event {
+  uint32_t struct_size;
+  uint32_t type;        /* JN_TCP_* */
+  jn_handle conn;       /* the connection */
+  jn_handle listener;   /* the listener that accepted it, or 0 */
+  uint64_t cookie;      /* the connection's cookie (listener's cookie until set) */
+  const uint8_t* data;  /* borrowed: frame bytes, without framing */
+  size_t len;
+  jn_addr peer;
+  jn_status status;     /* for CLOSED: JN_OK = orderly, else the error */
+} jn_tcp_event;
+
+typedef struct jn_datagram {
+  jn_buf* buf; /* borrowed: take host->buf_ref() to keep it past the hook */
+} jn_datagram;
+
+typedef struct jn_http_request {
+  uint32_t struct_size;
+  jn_handle request;   /* answer with host->http_respond(); within 30 s or the core sends 504 */
+  jn_handle endpoint;  /* the http_listen() handle */
+  uint64_t cookie;
+  jn_str method;       /* borrowed */
+  jn_str path;         /* borrowed; without the query string */
+  jn_str query;        /* borrowed; without '?' */
+  jn_str body;         /* borrowed */
+  jn_str content_type; /* borrowed */
+  jn_str authorization;/* borrowed; the Authorization header, empty if none */
+  jn_addr peer;
+} jn_http_request;
+
+enum { JN_WS_OPEN = 1, JN_WS_TEXT = 2, JN_WS_BINARY = 3, JN_WS_CLOSED = 4 };
+
+typedef struct jn_ws_event {
+  uint32_t struct_size;
+  uint32_t type;      /* JN_WS_* */
+  jn_handle conn;
+  jn_handle endpoint;
+  uint64_t cookie;    /* the connection's cookie (endpoint's until set) */
+  const uint8_t* data;/* borrowed: one whole message */
+  size_t len;
+  jn_addr peer;
+} jn_ws_event;
+
+/* The neutral media description carried by offer/answer. */
+enum { JN_MEDIA_AUDIO = 1, JN_MEDIA_VIDEO = 2, JN_MEDIA_DATA = 3 };
+enum { JN_DIR_SENDRECV = 0, JN_DIR_SENDONLY = 1, JN_DIR_RECVONLY = 2, JN_DIR_INACTIVE = 3 };
+
+typedef struct jn_media_stream {
+  uint32_t struct_size;
+  uint32_t kind;         /* JN_MEDIA_* */
+  jn_str format;         /* "PCMA", "PCMU", "OPUS", "G722", "H264", "H265", "PS", "VP8", ... */
+  uint32_t payload_type; /* RTP payload type, or 0 when not RTP */
+  uint32_t clock_rate;
+  uint32_t channels;
+  jn_str transport;      /* "udp", "rtp/avp", "tcp/rtp/avp", "rtp/savp", "udp/tls/rtp/savpf" */
+  jn_addr addr;          /* where this side receives; family 0 = not known yet */
+  uint32_t ssrc;         /* 0 = unknown */
+  uint32_t direction;    /* JN_DIR_* */
+  jn_str bus_stream;     /* name of a bus stream already carrying this media, or empty */
+  jn_str params;         /* free form "k=v;k=v" (fmtp, setup, tcp role, crypto...) */
+} jn_media_stream;
+
+typedef struct jn_media_desc {
+  uint32_t struct_size;
+  uint32_t count;
+  const jn_media_stream* const* streams; /* borrowed array of count pointers */
+} jn_media_desc;
+
+enum {
+  JN_CALL_OFFER = 1,   /* new call (to a B-leg) or a re-offer mid-call                   */
+  JN_CALL_RINGING = 2,
+  JN_CALL_ANSWER = 3,
+  JN_CALL_REJECT = 4,  /* before answer; code + reason                                     */
+  JN_CALL_END = 5,     /* after answer, or a cancel before it; code + reason; leg dead after */
+  JN_CALL_DTMF = 6,
+  JN_CALL_INFO = 7     /* app event: info_type ("open-door", "unlock", "ptz") + info_body   */
+};
+
+typedef struct jn_call_event {
+  uint32_t struct_size;
+  uint32_t type;               /* JN_CALL_* */
+  jn_str call_id;              /* the core's id of the whole call (set on delivery) */
+  jn_str from;                 /* OFFER: caller URI ("xxxcid:door/1-1") */
+  jn_str to;                   /* OFFER: callee URI as dialled (before rewrite) */
+  jn_str target;               /* OFFER to a B-leg: the URI this leg was routed to */
+  const jn_media_desc* media;  /* OFFER/ANSWER: borrowed, may be NULL */
+  int32_t code;                /* REJECT/END: SIP-like code (486 busy, 408 timeout, 200 normal) */
+  jn_str reason;               /* REJECT/END: text */
+  jn_str dtmf;                 /* DTMF: digits */
+  jn_str info_type;            /* INFO */
+  jn_str info_body;            /* INFO: usually JSON */
+} jn_call_event;
+
+typedef struct jn_admin_request {
+  uint32_t struct_size;
+  jn_handle reply;  /* answer with host->admin_reply() (now or later, within 30 s) */
+  jn_str verb;      /* from POST /api/v1/plugins/NAME/cmd/VERB */
+  jn_str body;      /* borrowed JSON text, may be empty */
+} jn_admin_request;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Plugin vtable: jn_on_* hooks. Any hook may be NULL except on_destroy.                     */
+/* The jn_plugin* passed is the instance returned by the factory.                            */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct jn_plugin_vtable {
+  uint32_t struct_size;
+
+  /* Fresh load only: begin serving (bind sockets, start timers). Not called after a reload:
+   * on_restore_state takes its place, because the slot's resources already exist. */
+  jn_status (*on_start)(jn_plugin* self);
+
+  /* Unload or server stop: finish or hand off work. Return JN_OK when done, or JN_PENDING and
+   * call host->stop_done() later (the core waits up to the conf's stop timeout). Resources are
+   * closed by the core afterwards; the plugin need not close them. */
+  jn_status (*on_stop)(jn_plugin* self);
+
+  /* Free the instance. Must not call host services that create or close resources. */
+  void (*on_destroy)(jn_plugin* self);
+
+  /* Hot reload: serialise everything the next instance needs (including the handles it must
+   * keep using) with host->state_append(ctx, sink, ...). */
+  jn_status (*on_save_state)(jn_plugin* self, jn_handle sink);
+  /* Hot reload: adopt the state written by the previous instance (schema = its state_schema).
+   * Return JN_ERR_ABI to refuse a schema it cannot read; the reload then rolls back. */
+  jn_status (*on_restore_state)(jn_plugin* self, uint32_t schema, const uint8_t* data, size_t len);
+
+  void (*on_timer)(jn_plugin* self, jn_handle timer, uint64_t cookie);
+  /* A batch of datagrams received on one socket, in arrival order. */
+  void (*on_udp)(jn_plugin* self, jn_handle sock, uint64_t cookie, const jn_datagram* dgrams,
+                 size_t count);
+  void (*on_tcp)(jn_plugin* self, const jn_tcp_event* ev);
+  void (*on_http)(jn_plugin* self, const jn_http_request* req);
+  void (*on_ws)(jn_plugin* self, const jn_ws_event* ev);
+  /* A packet published on a stream this plugin subscribed to. buf is borrowed and shared:
+   * read-only; buf_ref() to keep it. */
+  void (*on_bus)(jn_plugin* self, jn_handle subscription, uint64_t cookie, jn_buf* buf);
+  /* An event on one of this plugin's call legs. For a new incoming call (type OFFER on a leg
+   * the plugin has never seen) the leg's cookie is 0 until leg_set_cookie. */
+  void (*on_call)(jn_plugin* self, jn_handle leg, uint64_t cookie, const jn_call_event* ev);
+  /* An application event another plugin (or the admin API) published on a subscribed topic. */
+  void (*on_event)(jn_plugin* self, jn_str topic, jn_str json);
+  /* A plugin-specific admin command. */
+  void (*on_admin)(jn_plugin* self, const jn_admin_request* req);
+} jn_plugin_vtable;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Host services: jn_host_* functions. Every entry takes the slot's ctx first.               */
+/* ---------------------------------------------------------------------------------------- */
+enum { JN_LOG_ERROR = 0, JN_LOG_WARN = 1, JN_LOG_INFO = 2, JN_LOG_DEBUG = 3, JN_LOG_TRACE = 4 };
+
+typedef struct jn_udp_options {
+  uint32_t struct_size;
+  uint32_t rcvbuf;        /* SO_RCVBUF bytes, 0 = core default (4 MiB) */
+  uint32_t sndbuf;
+  uint32_t reuse_port;    /* 1 = SO_REUSEPORT */
+} jn_udp_options;
+
+/* One datagram to send: header bytes (copied into the buffer's headroom or sent as a separate
+ * iovec, never copying the payload) followed by the buffer's bytes. */
+typedef struct jn_send {
+  jn_handle sock;
+  jn_addr to;
+  const uint8_t* head; /* borrowed, may be NULL */
+  uint32_t head_len;
+  jn_buf* buf;         /* borrowed, may be NULL; the core takes its own ref if it queues */
+  uint32_t buf_offset; /* skip this many bytes of buf (e.g. the original RTP header) */
+} jn_send;
+
+typedef void (*jn_kv_visit)(void* arg, jn_str key, const uint8_t* value, size_t len);
+
+typedef struct jn_host_api {
+  uint32_t struct_size;
+  uint16_t abi_major; /* the core's JN_ABI_MAJOR */
+  uint16_t abi_minor; /* the core's JN_ABI_MINOR */
+
+  /* --- diagnostics ---------------------------------------------------------------------- */
+  void (*log)(jn_host_ctx* ctx, int level, jn_str message);
+  int (*log_level)(jn_host_ctx* ctx); /* the plugin's current level; skip formatting above it */
+  /* Record why the current hook failed; the core puts it in the log and the admin reply. */
+  void (*set_error)(jn_host_ctx* ctx, jn_str message);
+  uint64_t (*now_ms)(jn_host_ctx* ctx); /* the loop's cached monotonic time */
+
+  /* --- configuration (the plugin's conf/plugins/NAME.toml) ------------------------------- */
+  /* The whole table as JSON. Copied into out (NUL-terminated); JN_ERR_LIMIT and *needed set
+   * when cap is too small. */
+  jn_status (*config_json)(jn_host_ctx* ctx, char* out, size_t cap, size_t* needed);
+  /* Report a bad key: logged as "file:line: key: reason". */
+  void (*config_error)(jn_host_ctx* ctx, jn_str key_path, jn_str reason);
+
+  /* --- timers ------------------------------------------------------------------------------ */
+  jn_status (*timer_start)(jn_host_ctx* ctx, uint64_t delay_ms, uint64_t repeat_ms,
+                           uint64_t cookie, jn_handle* out_timer);
+  jn_status (*timer_stop)(jn_host_ctx* ctx, jn_handle timer);
+
+  /* --- UDP --------------------------------------------------------------------------------- */
+  /* addr is "ip:port" or "[v6]:port"; port 0 picks one (read it back with udp_local_addr). */
+  jn_status (*udp_bind)(jn_host_ctx* ctx, jn_str addr, const jn_udp_options* opts,
+                        uint64_t cookie, jn_handle* out_sock);
+  jn_status (*udp_local_addr)(jn_host_ctx* ctx, jn_handle sock, jn_addr* out);
+  /* Send a batch (sendmmsg per run of the same socket). Returns JN_OK when all were handed to
+   * the kernel; per-item failures are counted in metrics, not returned. */
+  jn_status (*udp_send)(jn_host_ctx* ctx, const jn_send* items, size_t count);
+  jn_status (*udp_join_multicast)(jn_host_ctx* ctx, jn_handle sock, jn_str group, jn_str iface);
+  jn_status (*udp_close)(jn_host_ctx* ctx, jn_handle sock);
+
+  /* --- TCP (core-framed streams) ------------------------------------------------------------ */
+  jn_status (*tcp_listen)(jn_host_ctx* ctx, jn_str addr, const jn_tcp_options* opts,
+                          uint64_t cookie, jn_handle* out_listener);
+  jn_status (*tcp_connect)(jn_host_ctx* ctx, jn_str addr, const jn_tcp_options* opts,
+                           uint64_t cookie, jn_handle* out_conn);
+  /* Sends one frame (the core adds the delimiter or the length prefix). data is borrowed. */
+  jn_status (*tcp_send)(jn_host_ctx* ctx, jn_handle conn, const uint8_t* data, size_t len);
+  jn_status (*tcp_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
+  /* Flushes queued bytes, then closes; JN_TCP_CLOSED follows. Listeners close at once. */
+  jn_status (*tcp_close)(jn_host_ctx* ctx, jn_handle conn_or_listener);
+
+  /* --- HTTP and WebSocket endpoints (the core's libwebsockets on the core's loop) ----------- */
+  /* ws_path: upgrade requests on this path become WebSocket connections (empty = no WS). */
+  jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie,
+                           jn_handle* out_endpoint);
+  jn_status (*http_respond)(jn_host_ctx* ctx, jn_handle request, int status,
+                            jn_str content_type, jn_str body);
+  jn_status (*ws_send)(jn_host_ctx* ctx, jn_handle conn, jn_str data, int binary);
+  jn_status (*ws_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
+  jn_status (*ws_close)(jn_host_ctx* ctx, jn_handle conn_or_endpoint);
+
+  /* --- buffers ------------------------------------------------------------------------------ */
+  /* A buffer of at least `len` bytes with the pool's headroom; refcount 1, owned by caller. */
+  jn_buf* (*buf_alloc)(jn_host_ctx* ctx, uint32_t len);
+  void (*buf_ref)(jn_host_ctx* ctx, jn_buf* buf);
+  void (*buf_unref)(jn_host_ctx* ctx, jn_buf* buf);
+  int (*buf_is_shared)(jn_host_ctx* ctx, const jn_buf* buf);
+  /* A private copy (refcount 1). Counted in junction_bus_payload_copies_total. */
+  jn_buf* (*buf_copy)(jn_host_ctx* ctx, const jn_buf* buf);
+
+  /* --- packet bus --------------------------------------------------------------------------- */
+  /* Streams are named ("rtp-relay/session-42/a"); publishing creates the stream. */
+  jn_status (*bus_publish)(jn_host_ctx* ctx, jn_str stream, jn_buf* buf); /* buf borrowed */
+  jn_status (*bus_subscribe)(jn_host_ctx* ctx, jn_str stream, uint64_t cookie,
+                             jn_handle* out_subscription);
+  jn_status (*bus_unsubscribe)(jn_host_ctx* ctx, jn_handle subscription);
+
+  /* --- routing -------------------------------------------------------------------------------- */
+  /* A dynamic exact route: calls to uri come to this plugin (a device registered). */
+  jn_status (*route_add)(jn_host_ctx* ctx, jn_str uri, jn_handle* out_route);
+  jn_status (*route_remove)(jn_host_ctx* ctx, jn_handle route);
+  /* Where uri would go, as JSON {"strategy":..,"targets":[{"uri":..,"plugin":..}]}. */
+  jn_status (*route_lookup)(jn_host_ctx* ctx, jn_str uri, char* out, size_t cap, size_t* needed);
+
+  /* --- calls ---------------------------------------------------------------------------------- */
+  /* Start a call from this plugin: ev->type must be JN_CALL_OFFER with from/to set. The core
+   * routes `to`, offers B-legs to the targets, and reports back on out_leg via on_call.
+   * JN_ERR_NOT_FOUND when nothing routes. */
+  jn_status (*call_originate)(jn_host_ctx* ctx, const jn_call_event* ev, uint64_t cookie,
+                              jn_handle* out_leg);
+  /* Send RINGING / ANSWER / REJECT / END / DTMF / INFO / OFFER (re-offer) from one of this
+   * plugin's legs. After END or REJECT the leg is dead. */
+  jn_status (*call_send)(jn_host_ctx* ctx, jn_handle leg, const jn_call_event* ev);
+  jn_status (*leg_set_cookie)(jn_host_ctx* ctx, jn_handle leg, uint64_t cookie);
+
+  /* --- application events ---------------------------------------------------------------- */
+  jn_status (*event_publish)(jn_host_ctx* ctx, jn_str topic, jn_str json);
+  jn_status (*event_subscribe)(jn_host_ctx* ctx, jn_str topic_prefix);
+
+  /* --- metrics (exported on /metrics with a plugin="NAME" label) ------------------------- */
+  /* labels: "k=\"v\",k2=\"v2\"" or empty. */
+  void (*counter_add)(jn_host_ctx* ctx, jn_str name, jn_str labels, uint64_t delta);
+  void (*gauge_set)(jn_host_ctx* ctx, jn_str name, jn_str labels, double value);
+
+  /* --- key-value store (SQLite; keys are private to the plugin) ---------------------------- */
+  jn_status (*kv_put)(jn_host_ctx* ctx, jn_str key, const uint8_t* value, size_t len);
+  /* Copies into out; JN_ERR_LIMIT with *needed when cap is too small; JN_ERR_NOT_FOUND. */
+  jn_status (*kv_get)(jn_host_ctx* ctx, jn_str key, uint8_t* out, size_t cap, size_t* needed);
+  jn_status (*kv_del)(jn_host_ctx* ctx, jn_str key);
+  /* Calls visit for every key starting with prefix, in key order. Pointers borrowed. */
+  jn_status (*kv_scan)(jn_host_ctx* ctx, jn_str prefix, jn_kv_visit visit, void* arg);
+
+  /* --- lifecycle ------------------------------------------------------------------------- */
+  jn_status (*state_append)(jn_host_ctx* ctx, jn_handle sink, const uint8_t* data, size_t len);
+  void (*stop_done)(jn_host_ctx* ctx);
+  jn_status (*admin_reply)(jn_host_ctx* ctx, jn_handle reply, int http_status, jn_str json);
+} jn_host_api;
+
+/* Arguments to the factory. */
+typedef struct jn_create_args {
+  uint32_t struct_size;
+  uint32_t restoring;  /* 1: a hot reload; on_restore_state follows instead of on_start */
+  uint64_t generation; /* how many instances this slot has had before (0 on first load) */
+  jn_str conf_path;    /* borrowed: the plugin's conf file, for messages */
+} jn_create_args;
+
+/* The factory: the only function symbol the core looks up.
+ *   host  static for the core's lifetime (core-owned)
+ *   ctx   core-owned, see jn_host_ctx
+ *   out_self    plugin-owned instance, freed by its on_destroy
+ *   out_vtable  static (in the plugin's .so)
+ * Must refuse (JN_ERR_ABI, with set_error) a host whose abi_major differs, or whose
+ * struct_size lacks a service the plugin needs. */
+typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx,
+                                       const jn_create_args* args, jn_plugin** out_self,
+                                       const jn_plugin_vtable** out_vtable);
+
+/* Convenience for C plugins. */
+#define JN_STR(lit) ((jn_str){(lit), sizeof(lit) - 1})
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* JUNCTION_ABI_H */
