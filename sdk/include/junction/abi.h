@@ -312,6 +312,8 @@ typedef struct jn_udp_options {
   uint32_t rcvbuf;        /* SO_RCVBUF bytes, 0 = core default (4 MiB) */
   uint32_t sndbuf;
   uint32_t reuse_port;    /* 1 = SO_REUSEPORT */
+  uint32_t max_datagram;  /* largest datagram expected, 0 = 2048; longer ones are counted
+                             in junction_udp_truncated_total and dropped */
 } jn_udp_options;
 
 /* One datagram to send: header bytes (copied into the buffer's headroom or sent as a separate

@@ -1,0 +1,175 @@
+#include "bus/buffer_pool.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#if defined(__SANITIZE_ADDRESS__) && __has_include(<sanitizer/asan_interface.h>)
+#include <sanitizer/asan_interface.h>
+// Idle slots are poisoned so a write through a stale jn_buf* is reported, not silently
+// corrupting the next packet.
+#define JN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define JN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define JN_POISON(p, n) ((void)(p), (void)(n))
+#define JN_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+namespace junction {
+
+using detail::BufHeader;
+using detail::kHeaderBytes;
+
+namespace {
+
+constexpr size_t kSlotAlign = 64;       // cache line: headers of neighbouring slots never share one
+constexpr size_t kMinSlabSlots = 64;    // growth step bounds: big enough to amortise the malloc,
+constexpr size_t kMaxSlabSlots = 4096;  // small enough not to overshoot max_buffers by much
+
+uint8_t* storage_of(BufHeader* h) { return reinterpret_cast<uint8_t*>(h) + kHeaderBytes; }
+
+}  // namespace
+
+BufferPool::BufferPool(Config config) : config_(config) {
+  assert(config_.buffer_size > 0);
+  assert(uint64_t{config_.headroom} + config_.buffer_size <= UINT32_MAX);
+  slot_capacity_ = config_.headroom + config_.buffer_size;
+  slot_stride_ = (kHeaderBytes + slot_capacity_ + kSlotAlign - 1) & ~(kSlotAlign - 1);
+  size_t initial = std::min(config_.prealloc, config_.max_buffers);
+  if (initial > 0) add_slab(initial);
+}
+
+BufferPool::~BufferPool() {
+  assert(outstanding_ == 0 && "BufferPool destroyed with buffers still referenced");
+  // In a release build a leak beats handing dangling memory to whoever still holds a buffer.
+  if (outstanding_ != 0) return;
+  for (const Slab& s : slabs_) {
+    JN_UNPOISON(s.memory, s.bytes);
+    ::operator delete(s.memory, std::align_val_t{kSlotAlign});
+  }
+}
+
+bool BufferPool::add_slab(size_t count) {
+  assert(count > 0);
+  size_t bytes = count * slot_stride_;
+  void* memory = ::operator new(bytes, std::align_val_t{kSlotAlign}, std::nothrow);
+  if (!memory) return false;
+  slabs_.push_back({memory, bytes});
+  capacity_buffers_ += count;
+  bytes_reserved_ += bytes;
+
+  // Link back to front so the free list hands slots out in address order.
+  auto* base = static_cast<uint8_t*>(memory);
+  for (size_t i = count; i-- > 0;) {
+    auto* h = new (base + i * slot_stride_) BufHeader{};
+    h->pool = this;
+    h->capacity = slot_capacity_;
+    h->magic = detail::kBufMagic;
+    h->next_free = free_head_;
+    free_head_ = h;
+    JN_POISON(storage_of(h), slot_capacity_);
+  }
+  return true;
+}
+
+BufHeader* BufferPool::take_slot() {
+  if (!free_head_) {
+    size_t room = config_.max_buffers - capacity_buffers_;
+    if (room == 0) return nullptr;
+    // Grow by about half the current size: few slabs overall, bounded overshoot.
+    size_t step = std::clamp(capacity_buffers_ / 2, kMinSlabSlots, kMaxSlabSlots);
+    if (!add_slab(std::min(step, room))) return nullptr;
+  }
+  BufHeader* h = free_head_;
+  free_head_ = h->next_free;
+  h->next_free = nullptr;
+  return h;
+}
+
+BufHeader* BufferPool::alloc_oversize(uint32_t capacity) {
+  size_t bytes = kHeaderBytes + capacity;
+  void* memory = ::operator new(bytes, std::align_val_t{kSlotAlign}, std::nothrow);
+  if (!memory) return nullptr;
+  auto* h = new (memory) BufHeader{};
+  h->pool = this;
+  h->capacity = capacity;
+  h->magic = detail::kBufMagic;
+  h->oversize = true;
+  ++oversize_allocs_;
+  bytes_reserved_ += bytes;
+  return h;
+}
+
+void BufferPool::init_buffer(BufHeader* h, uint32_t headroom, uint32_t len) {
+  assert(uint64_t{headroom} + len <= h->capacity);
+  JN_UNPOISON(storage_of(h), h->capacity);
+  h->refcount = 1;
+  jn_buf& b = h->buf;
+  b.data = storage_of(h) + headroom;
+  b.len = len;
+  b.headroom = headroom;
+  b.tailroom = h->capacity - headroom - len;
+  b.flags = 0;
+  b.rx_ns = 0;
+  b.src = jn_addr{};
+  ++outstanding_;
+}
+
+jn_buf* BufferPool::alloc(uint32_t len) {
+  BufHeader* h;
+  if (len <= config_.buffer_size) {
+    h = take_slot();
+  } else if (uint64_t{config_.headroom} + len <= UINT32_MAX) {
+    h = alloc_oversize(config_.headroom + len);
+  } else {
+    h = nullptr;  // would not fit jn_buf's 32-bit fields
+  }
+  if (!h) {
+    ++exhausted_;
+    return nullptr;
+  }
+  init_buffer(h, config_.headroom, len);
+  return &h->buf;
+}
+
+jn_buf* BufferPool::copy(const jn_buf* src) {
+  detail::header_of(src);  // asserts src is a pool buffer
+  uint64_t needed = uint64_t{src->headroom} + src->len;
+  BufHeader* h;
+  if (needed <= slot_capacity_) {
+    h = take_slot();
+  } else if (needed <= UINT32_MAX) {
+    h = alloc_oversize(static_cast<uint32_t>(needed));
+  } else {
+    h = nullptr;
+  }
+  if (!h) {
+    ++exhausted_;
+    return nullptr;
+  }
+  init_buffer(h, src->headroom, src->len);
+  jn_buf& dst = h->buf;
+  if (src->len) std::memcpy(dst.data, src->data, src->len);
+  dst.flags = src->flags;
+  dst.rx_ns = src->rx_ns;
+  dst.src = src->src;
+  ++payload_copies_;
+  return &dst;
+}
+
+void BufferPool::release(BufHeader* h) {
+  assert(h->pool == this && "buffer returned to the wrong pool");
+  assert(outstanding_ > 0);
+  --outstanding_;
+  if (h->oversize) {
+    bytes_reserved_ -= kHeaderBytes + h->capacity;
+    h->magic = 0;
+    ::operator delete(h, std::align_val_t{kSlotAlign});
+    return;
+  }
+  JN_POISON(storage_of(h), h->capacity);
+  h->next_free = free_head_;  // LIFO: the next alloc reuses cache-warm memory
+  free_head_ = h;
+}
+
+}  // namespace junction

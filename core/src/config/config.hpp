@@ -1,0 +1,63 @@
+// The server's configuration: conf/junction.toml plus one conf/plugins/NAME.toml per enabled
+// plugin. Loading is all-or-nothing: any problem throws ConfigError with "file:line: reason",
+// so the server refuses to start (or a SIGHUP keeps the running conf) instead of half-applying.
+#pragma once
+
+#include "routing/route_table.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace junction {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct PluginConf {
+  std::string name;
+  std::string conf_path;  // conf/plugins/NAME.toml
+  std::string library;    // the .so to load
+  int log_level = JN_LOG_INFO;
+  nlohmann::json settings = nlohmann::json::object();  // everything but the core's keys
+  std::map<std::string, int> key_lines;                // "a.b" -> line, for plugin messages
+  std::string text_hash;                               // to tell a changed conf on SIGHUP
+};
+
+struct CoreConfig {
+  std::string path;
+  std::string base_dir;  // relative paths in the conf are taken from the process's cwd
+  int log_level = JN_LOG_INFO;
+  std::string state_dir = "var";
+  std::string plugin_dir = "build/plugins";
+  std::string plugin_conf_dir = "conf/plugins";
+  uint32_t stop_timeout_ms = 5000;
+  uint32_t ring_timeout_ms = 60000;
+  std::string admin_listen = "127.0.0.1:7600";
+  std::string admin_token;  // empty: generated into state_dir/admin.token
+  std::vector<PluginConf> plugins;
+  std::vector<StaticRoute> routes;
+};
+
+// Throws ConfigError. Reads every enabled plugin's conf too, and checks listen addresses for
+// duplicates across the admin API and all plugins.
+CoreConfig load_config(const std::string& path);
+
+// Reads one plugin's conf (used by load_config and by a plugin loaded at runtime).
+PluginConf load_plugin_conf(const CoreConfig& core, const std::string& name);
+
+// "ip:port" listen addresses found in a plugin's settings (keys named listen or *_listen),
+// with their dotted key and line; used for the duplicate-port check.
+struct ListenAddr {
+  std::string addr, where;
+};
+std::vector<ListenAddr> plugin_listen_addrs(const PluginConf& pc);
+void check_duplicate_listens(const std::vector<ListenAddr>& all);  // throws ConfigError
+
+bool valid_plugin_name(std::string_view name);
+
+}  // namespace junction

@@ -1,0 +1,432 @@
+// The jn_host_api table: C entry points that plugins call. Each one finds the slot from ctx,
+// checks the handle's kind and owner, and never lets a C++ exception cross back to the plugin.
+#include "host/plugin_host.hpp"
+#include "host/resources.hpp"
+#include "routing/call_event_abi.hpp"
+#include "util/log.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+namespace junction {
+namespace {
+
+std::string_view sv(jn_str s) { return s.ptr ? std::string_view(s.ptr, s.len) : std::string_view(); }
+
+PluginSlot& S(jn_host_ctx* ctx) { return *PluginSlot::from(ctx); }
+
+// Control-plane services may throw inside the core (std::bad_alloc, a bug); the plugin gets a
+// status instead.
+template <typename F>
+jn_status guarded(jn_host_ctx* ctx, const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    S(ctx).log(JN_LOG_ERROR, fmt::format("{}: internal error: {}", what, e.what()));
+    return JN_ERR_INTERNAL;
+  }
+}
+
+jn_status copy_out(const std::string& s, char* out, size_t cap, size_t* needed) {
+  if (needed) *needed = s.size() + 1;
+  if (!out || cap < s.size() + 1) return JN_ERR_LIMIT;
+  std::memcpy(out, s.data(), s.size());
+  out[s.size()] = '\0';
+  return JN_OK;
+}
+
+// --- diagnostics ---------------------------------------------------------------------------
+void h_log(jn_host_ctx* ctx, int level, jn_str msg) { S(ctx).log(level, sv(msg)); }
+int h_log_level(jn_host_ctx* ctx) { return S(ctx).log_level(); }
+void h_set_error(jn_host_ctx* ctx, jn_str msg) { S(ctx).set_error(std::string(sv(msg))); }
+uint64_t h_now_ms(jn_host_ctx* ctx) { return uv_now(S(ctx).host().services().loop); }
+
+// --- configuration -------------------------------------------------------------------------
+jn_status h_config_json(jn_host_ctx* ctx, char* out, size_t cap, size_t* needed) {
+  return guarded(ctx, "config_json", [&] { return copy_out(S(ctx).conf().settings.dump(), out, cap, needed); });
+}
+void h_config_error(jn_host_ctx* ctx, jn_str key, jn_str reason) {
+  PluginSlot& s = S(ctx);
+  auto it = s.conf().key_lines.find(std::string(sv(key)));
+  std::string msg = fmt::format("{}:{}: {}: {}", s.conf().conf_path, it == s.conf().key_lines.end() ? 0 : it->second, sv(key), sv(reason));
+  log_write(JN_LOG_ERROR, s.name(), msg);
+  s.set_error(msg);
+}
+
+// --- timers ---------------------------------------------------------------------------------
+jn_status h_timer_start(jn_host_ctx* ctx, uint64_t delay, uint64_t repeat, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "timer_start", [&] { return create_timer(S(ctx), delay, repeat, cookie, out); });
+}
+jn_status h_timer_stop(jn_host_ctx* ctx, jn_handle t) {
+  PluginSlot& s = S(ctx);
+  if (!s.host().resource(t, Resource::Kind::Timer, &s)) return JN_ERR_NOT_FOUND;
+  s.host().close_resource(t);
+  return JN_OK;
+}
+
+// --- UDP ---------------------------------------------------------------------------------------
+jn_status h_udp_bind(jn_host_ctx* ctx, jn_str addr, const jn_udp_options* o, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "udp_bind", [&] { return create_udp(S(ctx), sv(addr), o, cookie, out); });
+}
+jn_status h_udp_local_addr(jn_host_ctx* ctx, jn_handle sock, jn_addr* out) { return udp_local_addr(S(ctx), sock, out); }
+jn_status h_udp_send(jn_host_ctx* ctx, const jn_send* items, size_t n) { return udp_send(S(ctx), items, n); }
+jn_status h_udp_join(jn_host_ctx* ctx, jn_handle sock, jn_str group, jn_str iface) {
+  return udp_join_multicast(S(ctx), sock, sv(group), sv(iface));
+}
+jn_status h_udp_close(jn_host_ctx* ctx, jn_handle sock) {
+  PluginSlot& s = S(ctx);
+  if (!s.host().resource(sock, Resource::Kind::Udp, &s)) return JN_ERR_NOT_FOUND;
+  s.host().close_resource(sock);
+  return JN_OK;
+}
+
+// --- TCP -------------------------------------------------------------------------------------
+jn_status h_tcp_listen(jn_host_ctx* ctx, jn_str addr, const jn_tcp_options* o, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "tcp_listen", [&] { return create_tcp_listener(S(ctx), sv(addr), o, cookie, out); });
+}
+jn_status h_tcp_connect(jn_host_ctx* ctx, jn_str addr, const jn_tcp_options* o, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "tcp_connect", [&] { return create_tcp_connection(S(ctx), sv(addr), o, cookie, out); });
+}
+jn_status h_tcp_send(jn_host_ctx* ctx, jn_handle conn, const uint8_t* data, size_t len) {
+  return guarded(ctx, "tcp_send", [&] { return tcp_send(S(ctx), conn, data, len); });
+}
+jn_status h_tcp_set_cookie(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie) {
+  PluginSlot& s = S(ctx);
+  Resource* r = s.host().resource(conn, Resource::Kind::TcpConn, &s);
+  if (!r) return JN_ERR_NOT_FOUND;
+  r->cookie = cookie;
+  return JN_OK;
+}
+jn_status h_tcp_close(jn_host_ctx* ctx, jn_handle h) { return tcp_close(S(ctx), h); }
+
+// --- HTTP / WebSocket -------------------------------------------------------------------------
+jn_status h_http_listen(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "http_listen", [&]() -> jn_status {
+    if (!out) return JN_ERR_INVALID;
+    PluginSlot& s = S(ctx);
+    PluginHost& host = s.host();
+    auto ep = std::make_unique<ValueResource>(Resource::Kind::HttpEndpoint, &s, cookie);
+    ValueResource* raw = ep.get();
+    jn_handle eh = host.add_resource(std::move(ep));
+    std::string name = s.name();
+    PluginHost* hp = &host;
+    // Handlers look the slot up on every call: after an unload the endpoint's handle is stale.
+    HttpHandlers handlers;
+    handlers.on_request = [hp, name, eh](const HttpRequest& req) {
+      PluginSlot* slot = hp->find(name);
+      Resource* epr = slot ? hp->resource(eh, Resource::Kind::HttpEndpoint, slot) : nullptr;
+      if (!epr) {
+        hp->services().http.respond(req.id, 503, "application/json", R"({"error":"endpoint closed"})");
+        return;
+      }
+      auto rr = std::make_unique<ValueResource>(Resource::Kind::HttpRequest, slot, 0);
+      rr->id = req.id;
+      jn_handle rh = hp->add_resource(std::move(rr));
+      slot->resources().insert(rh);
+      slot->deliver_http(rh, eh, epr->cookie, req);
+    };
+    handlers.on_ws = [hp, name, eh](uint64_t conn, uint64_t, int type, std::string_view data, const std::string& peer) {
+      PluginSlot* slot = hp->find(name);
+      Resource* epr = slot ? hp->resource(eh, Resource::Kind::HttpEndpoint, slot) : nullptr;
+      auto& conns = hp->ws_conns();
+      if (!epr) {
+        conns.erase(conn);
+        return;
+      }
+      jn_handle ch;
+      if (type == JN_WS_OPEN) {
+        auto cr = std::make_unique<ValueResource>(Resource::Kind::WsConn, slot, epr->cookie);
+        cr->id = conn;
+        ch = hp->add_resource(std::move(cr));
+        slot->resources().insert(ch);
+        conns[conn] = ch;
+      } else {
+        auto it = conns.find(conn);
+        if (it == conns.end()) return;
+        ch = it->second;
+      }
+      Resource* cr = hp->resource(ch, Resource::Kind::WsConn, slot);
+      if (!cr) return;
+      slot->deliver_ws(ch, eh, cr->cookie, type, data, peer);
+      if (type == JN_WS_CLOSED) {
+        conns.erase(conn);
+        slot->resources().erase(ch);
+        hp->forget_resource(ch);  // already closed on the wire: nothing to close
+      }
+    };
+    std::string error;
+    uint64_t id = host.services().http.listen(sv(addr), sv(ws_path), std::move(handlers), &error);
+    if (id == 0) {
+      host.forget_resource(eh);
+      std::string msg = fmt::format("http_listen {}: {}", sv(addr), error);
+      s.log(JN_LOG_WARN, msg);
+      s.set_error(msg);
+      return error.find("in use") != std::string::npos ? JN_ERR_EXISTS : JN_ERR_IO;
+    }
+    raw->id = id;
+    s.resources().insert(eh);
+    *out = eh;
+    return JN_OK;
+  });
+}
+jn_status h_http_respond(jn_host_ctx* ctx, jn_handle req, int status, jn_str ctype, jn_str body) {
+  return guarded(ctx, "http_respond", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    auto* r = static_cast<ValueResource*>(s.host().resource(req, Resource::Kind::HttpRequest, &s));
+    if (!r) return JN_ERR_NOT_FOUND;
+    if (status < 100 || status > 599) return JN_ERR_INVALID;
+    uint64_t id = r->id;
+    s.resources().erase(req);
+    s.host().forget_resource(req);
+    std::string_view ct = sv(ctype);
+    return s.host().services().http.respond(id, status, ct.empty() ? "application/json" : ct, sv(body)) ? JN_OK : JN_ERR_NOT_FOUND;
+  });
+}
+jn_status h_ws_send(jn_host_ctx* ctx, jn_handle conn, jn_str data, int binary) {
+  return guarded(ctx, "ws_send", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    auto* r = static_cast<ValueResource*>(s.host().resource(conn, Resource::Kind::WsConn, &s));
+    if (!r) return JN_ERR_NOT_FOUND;
+    return s.host().services().http.ws_send(r->id, sv(data), binary != 0) ? JN_OK : JN_ERR_STATE;
+  });
+}
+jn_status h_ws_set_cookie(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie) {
+  PluginSlot& s = S(ctx);
+  Resource* r = s.host().resource(conn, Resource::Kind::WsConn, &s);
+  if (!r) return JN_ERR_NOT_FOUND;
+  r->cookie = cookie;
+  return JN_OK;
+}
+jn_status h_ws_close(jn_host_ctx* ctx, jn_handle h) {
+  PluginSlot& s = S(ctx);
+  if (auto* r = static_cast<ValueResource*>(s.host().resource(h, Resource::Kind::WsConn, &s))) {
+    // JN_WS_CLOSED follows from the server; the resource goes away then.
+    return s.host().services().http.ws_close(r->id) ? JN_OK : JN_ERR_STATE;
+  }
+  if (s.host().resource(h, Resource::Kind::HttpEndpoint, &s)) {
+    s.host().close_resource(h);
+    return JN_OK;
+  }
+  return JN_ERR_NOT_FOUND;
+}
+
+// --- buffers ---------------------------------------------------------------------------------
+jn_buf* h_buf_alloc(jn_host_ctx* ctx, uint32_t len) { return S(ctx).host().services().pool.alloc(len); }
+void h_buf_ref(jn_host_ctx* ctx, jn_buf* b) {
+  if (b) S(ctx).host().services().pool.ref(b);
+}
+void h_buf_unref(jn_host_ctx* ctx, jn_buf* b) {
+  if (b) S(ctx).host().services().pool.unref(b);
+}
+int h_buf_is_shared(jn_host_ctx* ctx, const jn_buf* b) { return b && S(ctx).host().services().pool.is_shared(b) ? 1 : 0; }
+jn_buf* h_buf_copy(jn_host_ctx* ctx, const jn_buf* b) { return b ? S(ctx).host().services().pool.copy(b) : nullptr; }
+
+// --- bus ---------------------------------------------------------------------------------------
+jn_status h_bus_publish(jn_host_ctx* ctx, jn_str stream, jn_buf* buf) {
+  if (!buf || sv(stream).empty()) return JN_ERR_INVALID;
+  S(ctx).host().services().bus.publish(sv(stream), buf);
+  return JN_OK;
+}
+jn_status h_bus_subscribe(jn_host_ctx* ctx, jn_str stream, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "bus_subscribe", [&]() -> jn_status {
+    if (!out || sv(stream).empty()) return JN_ERR_INVALID;
+    PluginSlot& s = S(ctx);
+    auto r = std::make_unique<ValueResource>(Resource::Kind::BusSub, &s, cookie);
+    ValueResource* raw = r.get();
+    jn_handle h = s.host().add_resource(std::move(r));
+    raw->id = s.host().services().bus.subscribe(sv(stream), &s, h);
+    s.resources().insert(h);
+    *out = h;
+    return JN_OK;
+  });
+}
+jn_status h_bus_unsubscribe(jn_host_ctx* ctx, jn_handle sub) {
+  PluginSlot& s = S(ctx);
+  if (!s.host().resource(sub, Resource::Kind::BusSub, &s)) return JN_ERR_NOT_FOUND;
+  s.host().close_resource(sub);
+  return JN_OK;
+}
+
+// --- routing -----------------------------------------------------------------------------------
+jn_status h_route_add(jn_host_ctx* ctx, jn_str uri, jn_handle* out) {
+  return guarded(ctx, "route_add", [&]() -> jn_status {
+    if (!out || sv(uri).find(':') == std::string_view::npos) return JN_ERR_INVALID;
+    PluginSlot& s = S(ctx);
+    jn_handle inner = s.host().services().routes.add_dynamic(std::string(sv(uri)), s.name());
+    if (inner == JN_INVALID_HANDLE) {
+      s.set_error(fmt::format("route {} is registered by another plugin", sv(uri)));
+      return JN_ERR_EXISTS;
+    }
+    // Re-registering the same uri returns the existing route's handle.
+    Resource* existing = nullptr;
+    for (jn_handle h : s.resources())
+      if (auto* r = static_cast<ValueResource*>(s.host().resource(h, Resource::Kind::Route, &s)); r && r->inner == inner) existing = r;
+    if (existing) {
+      *out = existing->handle;
+      return JN_OK;
+    }
+    auto r = std::make_unique<ValueResource>(Resource::Kind::Route, &s, 0);
+    r->inner = inner;
+    *out = s.host().add_resource(std::move(r));
+    s.resources().insert(*out);
+    return JN_OK;
+  });
+}
+jn_status h_route_remove(jn_host_ctx* ctx, jn_handle route) {
+  PluginSlot& s = S(ctx);
+  if (!s.host().resource(route, Resource::Kind::Route, &s)) return JN_ERR_NOT_FOUND;
+  s.host().close_resource(route);
+  return JN_OK;
+}
+jn_status h_route_lookup(jn_host_ctx* ctx, jn_str uri, char* out, size_t cap, size_t* needed) {
+  return guarded(ctx, "route_lookup", [&]() -> jn_status {
+    auto j = S(ctx).host().services().routes.lookup_json(sv(uri));
+    if (!j) return JN_ERR_NOT_FOUND;
+    return copy_out(*j, out, cap, needed);
+  });
+}
+
+// --- calls -------------------------------------------------------------------------------------
+jn_status h_call_originate(jn_host_ctx* ctx, const jn_call_event* ev, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "call_originate", [&]() -> jn_status {
+    if (!ev || !out || ev->struct_size < offsetof(jn_call_event, to) + sizeof(jn_str)) return JN_ERR_INVALID;
+    PluginSlot& s = S(ctx);
+    return s.host().services().calls.originate(s.name(), cookie, from_abi(*ev), out);
+  });
+}
+jn_status h_call_send(jn_host_ctx* ctx, jn_handle leg, const jn_call_event* ev) {
+  return guarded(ctx, "call_send", [&]() -> jn_status {
+    if (!ev || ev->struct_size < offsetof(jn_call_event, type) + sizeof(uint32_t)) return JN_ERR_INVALID;
+    PluginSlot& s = S(ctx);
+    return s.host().services().calls.send(s.name(), leg, from_abi(*ev));
+  });
+}
+jn_status h_leg_set_cookie(jn_host_ctx* ctx, jn_handle leg, uint64_t cookie) {
+  PluginSlot& s = S(ctx);
+  return s.host().services().calls.set_cookie(s.name(), leg, cookie);
+}
+
+// --- application events -----------------------------------------------------------------------
+jn_status h_event_publish(jn_host_ctx* ctx, jn_str topic, jn_str json) {
+  return guarded(ctx, "event_publish", [&]() -> jn_status {
+    if (sv(topic).empty()) return JN_ERR_INVALID;
+    S(ctx).host().publish_event(std::string(sv(topic)), std::string(sv(json)));
+    return JN_OK;
+  });
+}
+jn_status h_event_subscribe(jn_host_ctx* ctx, jn_str prefix) {
+  return guarded(ctx, "event_subscribe", [&]() -> jn_status {
+    S(ctx).event_topics().insert(std::string(sv(prefix)));
+    return JN_OK;
+  });
+}
+
+// --- metrics -----------------------------------------------------------------------------------
+std::string plugin_labels(PluginSlot& s, jn_str labels) {
+  std::string l = fmt::format("plugin=\"{}\"", s.name());
+  if (labels.len) l += "," + std::string(sv(labels));
+  return l;
+}
+void h_counter_add(jn_host_ctx* ctx, jn_str name, jn_str labels, uint64_t delta) {
+  PluginSlot& s = S(ctx);
+  if (!Metrics::valid_name(sv(name))) return;
+  try {
+    s.host().services().metrics.add(sv(name), plugin_labels(s, labels), delta);
+  } catch (...) {
+  }
+}
+void h_gauge_set(jn_host_ctx* ctx, jn_str name, jn_str labels, double v) {
+  PluginSlot& s = S(ctx);
+  if (!Metrics::valid_name(sv(name))) return;
+  try {
+    s.host().services().metrics.set(sv(name), plugin_labels(s, labels), v);
+  } catch (...) {
+  }
+}
+
+// --- key-value store ----------------------------------------------------------------------------
+jn_status h_kv_put(jn_host_ctx* ctx, jn_str key, const uint8_t* v, size_t len) {
+  return guarded(ctx, "kv_put", [&]() -> jn_status {
+    if (sv(key).empty() || (!v && len)) return JN_ERR_INVALID;
+    PluginSlot& s = S(ctx);
+    return s.host().services().store.put(s.name(), sv(key), {reinterpret_cast<const char*>(v), len}) ? JN_OK : JN_ERR_IO;
+  });
+}
+jn_status h_kv_get(jn_host_ctx* ctx, jn_str key, uint8_t* out, size_t cap, size_t* needed) {
+  return guarded(ctx, "kv_get", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    auto v = s.host().services().store.get(s.name(), sv(key));
+    if (!v) return JN_ERR_NOT_FOUND;
+    if (needed) *needed = v->size();
+    if (cap < v->size() || (!out && !v->empty())) return JN_ERR_LIMIT;
+    if (!v->empty()) std::memcpy(out, v->data(), v->size());
+    return JN_OK;
+  });
+}
+jn_status h_kv_del(jn_host_ctx* ctx, jn_str key) {
+  return guarded(ctx, "kv_del", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    return s.host().services().store.del(s.name(), sv(key)) ? JN_OK : JN_ERR_NOT_FOUND;
+  });
+}
+jn_status h_kv_scan(jn_host_ctx* ctx, jn_str prefix, jn_kv_visit visit, void* arg) {
+  return guarded(ctx, "kv_scan", [&]() -> jn_status {
+    if (!visit) return JN_ERR_INVALID;
+    PluginSlot& s = S(ctx);
+    for (auto& [k, v] : s.host().services().store.scan(s.name(), sv(prefix)))
+      visit(arg, {k.data(), k.size()}, reinterpret_cast<const uint8_t*>(v.data()), v.size());
+    return JN_OK;
+  });
+}
+
+// --- lifecycle -----------------------------------------------------------------------------------
+jn_status h_state_append(jn_host_ctx* ctx, jn_handle sink, const uint8_t* data, size_t len) {
+  return guarded(ctx, "state_append", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    auto* r = static_cast<ValueResource*>(s.host().resource(sink, Resource::Kind::StateSink, &s));
+    if (!r || !r->sink) return JN_ERR_NOT_FOUND;
+    if (!data && len) return JN_ERR_INVALID;
+    r->sink->append(reinterpret_cast<const char*>(data), len);
+    return JN_OK;
+  });
+}
+void h_stop_done(jn_host_ctx* ctx) {
+  S(ctx).stop_done();  // may destroy the slot: nothing after this line
+}
+jn_status h_admin_reply(jn_host_ctx* ctx, jn_handle reply, int status, jn_str json) {
+  return guarded(ctx, "admin_reply", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    auto* r = static_cast<ValueResource*>(s.host().resource(reply, Resource::Kind::AdminReply, &s));
+    if (!r) return JN_ERR_NOT_FOUND;
+    auto cb = std::move(r->reply);
+    s.resources().erase(reply);
+    s.host().forget_resource(reply);
+    if (cb) cb(status, std::string(sv(json)));
+    return JN_OK;
+  });
+}
+
+const jn_host_api kHostApi = {
+    sizeof(jn_host_api), JN_ABI_MAJOR, JN_ABI_MINOR,
+    h_log, h_log_level, h_set_error, h_now_ms,
+    h_config_json, h_config_error,
+    h_timer_start, h_timer_stop,
+    h_udp_bind, h_udp_local_addr, h_udp_send, h_udp_join, h_udp_close,
+    h_tcp_listen, h_tcp_connect, h_tcp_send, h_tcp_set_cookie, h_tcp_close,
+    h_http_listen, h_http_respond, h_ws_send, h_ws_set_cookie, h_ws_close,
+    h_buf_alloc, h_buf_ref, h_buf_unref, h_buf_is_shared, h_buf_copy,
+    h_bus_publish, h_bus_subscribe, h_bus_unsubscribe,
+    h_route_add, h_route_remove, h_route_lookup,
+    h_call_originate, h_call_send, h_leg_set_cookie,
+    h_event_publish, h_event_subscribe,
+    h_counter_add, h_gauge_set,
+    h_kv_put, h_kv_get, h_kv_del, h_kv_scan,
+    h_state_append, h_stop_done, h_admin_reply,
+};
+
+}  // namespace
+
+const jn_host_api* PluginHost::api() const { return &kHostApi; }
+
+}  // namespace junction

@@ -1,0 +1,676 @@
+#include "host/plugin_host.hpp"
+
+#include "bus/zero_copy_send.hpp"
+#include "host/resources.hpp"
+#include "routing/call_event_abi.hpp"
+#include "util/log.hpp"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <chrono>
+#include <filesystem>
+
+namespace junction {
+
+namespace {
+uint64_t mono_us() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+}  // namespace
+
+const char* resource_kind_name(Resource::Kind k) {
+  switch (k) {
+    case Resource::Kind::Timer: return "timer";
+    case Resource::Kind::Udp: return "udp";
+    case Resource::Kind::TcpListener: return "tcp-listener";
+    case Resource::Kind::TcpConn: return "tcp";
+    case Resource::Kind::HttpEndpoint: return "http-endpoint";
+    case Resource::Kind::WsConn: return "ws";
+    case Resource::Kind::HttpRequest: return "http-request";
+    case Resource::Kind::BusSub: return "bus-subscription";
+    case Resource::Kind::Route: return "route";
+    case Resource::Kind::AdminReply: return "admin-reply";
+    case Resource::Kind::StateSink: return "state-sink";
+  }
+  return "?";
+}
+
+nlohmann::json ReloadResult::to_json(const std::string& name) const {
+  nlohmann::json j{{"plugin", name}, {"ok", ok}};
+  if (!ok) j["error"] = error;
+  else {
+    j["generation"] = generation;
+    j["cutover_us"] = cutover_us;
+    j["load_us"] = load_us;
+    j["held_events"] = held;
+    j["state_bytes"] = state_bytes;
+    j["old_unloaded"] = old_unloaded;
+  }
+  return j;
+}
+
+// =========================================================================================
+// PluginSlot: delivery, with holding during a swap
+// =========================================================================================
+PluginSlot::PluginSlot(PluginHost& host, PluginConf conf)
+    : host_(host), conf_(std::move(conf)), log_level_(conf_.log_level) {}
+
+PluginSlot::~PluginSlot() {
+  assert(!instance_ && "slot destroyed with a live instance");
+  assert(resources_.empty() && "slot destroyed with open resources");
+  assert(held_.empty());
+}
+
+void PluginSlot::log(int level, std::string_view msg) {
+  if (level <= log_level_) log_write(level, conf_.name, msg);
+}
+
+template <typename F>
+void PluginSlot::dispatch(F&& call) {
+  if (quiesced_) {
+    held_.emplace_back(std::forward<F>(call));
+    ++held_total_;
+    return;
+  }
+  if (!instance_) return;
+  call();
+}
+
+void PluginSlot::deliver_timer(jn_handle timer, uint64_t cookie) {
+  dispatch([this, timer, cookie] {
+    if (auto f = JN_HOOK(instance_, on_timer)) f(instance_->self, timer, cookie);
+  });
+}
+
+void PluginSlot::deliver_udp(jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n) {
+  if (!quiesced_) {
+    if (!instance_) return;
+    auto f = JN_HOOK(instance_, on_udp);
+    if (!f) return;
+    // jn_datagram is a thin wrapper of the buffer pointer; build the array on the stack.
+    jn_datagram dg[64];
+    for (size_t done = 0; done < n;) {
+      size_t k = std::min<size_t>(n - done, 64);
+      for (size_t i = 0; i < k; ++i) dg[i].buf = bufs[done + i];
+      f(instance_->self, sock, cookie, dg, k);
+      done += k;
+    }
+    return;
+  }
+  // Held: keep references (no copy) and replay the same buffers, in order, to the new instance.
+  BufferPool& pool = host_.services().pool;
+  std::vector<jn_buf*> kept(bufs, bufs + n);
+  for (auto* b : kept) pool.ref(b);
+  held_total_ += n - 1;  // dispatch counts one
+  dispatch([this, sock, cookie, kept = std::move(kept)] {
+    BufferPool& pool = host_.services().pool;
+    if (instance_) {
+      if (auto f = JN_HOOK(instance_, on_udp)) {
+        std::vector<jn_datagram> dg(kept.size());
+        for (size_t i = 0; i < kept.size(); ++i) dg[i].buf = kept[i];
+        f(instance_->self, sock, cookie, dg.data(), dg.size());
+      }
+    }
+    for (auto* b : kept) pool.unref(b);
+  });
+}
+
+void PluginSlot::deliver_tcp(const jn_tcp_event& ev) {
+  if (!quiesced_) {
+    if (instance_)
+      if (auto f = JN_HOOK(instance_, on_tcp)) f(instance_->self, &ev);
+    return;
+  }
+  std::string data(reinterpret_cast<const char*>(ev.data ? ev.data : reinterpret_cast<const uint8_t*>("")), ev.data ? ev.len : 0);
+  jn_tcp_event copy = ev;
+  dispatch([this, copy, data = std::move(data)]() mutable {
+    if (copy.data) copy.data = reinterpret_cast<const uint8_t*>(data.data());
+    if (auto f = JN_HOOK(instance_, on_tcp)) f(instance_->self, &copy);
+  });
+}
+
+void PluginSlot::deliver_http(jn_handle request, jn_handle endpoint, uint64_t cookie, const HttpRequest& req) {
+  dispatch([this, request, endpoint, cookie, req] {
+    auto f = JN_HOOK(instance_, on_http);
+    if (!f) {
+      host_.services().http.respond(req.id, 501, "application/json", R"({"error":"plugin does not serve HTTP"})");
+      return;
+    }
+    jn_http_request r{};
+    r.struct_size = sizeof r;
+    r.request = request;
+    r.endpoint = endpoint;
+    r.cookie = cookie;
+    r.method = {req.method.data(), req.method.size()};
+    r.path = {req.path.data(), req.path.size()};
+    r.query = {req.query.data(), req.query.size()};
+    r.body = {req.body.data(), req.body.size()};
+    r.content_type = {req.content_type.data(), req.content_type.size()};
+    r.authorization = {req.authorization.data(), req.authorization.size()};
+    parse_addr(req.peer, r.peer);
+    f(instance_->self, &r);
+  });
+}
+
+void PluginSlot::deliver_ws(jn_handle conn, jn_handle endpoint, uint64_t cookie, int type, std::string_view data, const std::string& peer) {
+  dispatch([this, conn, endpoint, cookie, type, data = std::string(data), peer] {
+    auto f = JN_HOOK(instance_, on_ws);
+    if (!f) return;
+    jn_ws_event ev{};
+    ev.struct_size = sizeof ev;
+    ev.type = static_cast<uint32_t>(type);
+    ev.conn = conn;
+    ev.endpoint = endpoint;
+    ev.cookie = cookie;
+    ev.data = reinterpret_cast<const uint8_t*>(data.data());
+    ev.len = data.size();
+    parse_addr(peer, ev.peer);
+    f(instance_->self, &ev);
+  });
+}
+
+void PluginSlot::deliver_call(jn_handle leg, uint64_t cookie, const CallEvent& ev) {
+  dispatch([this, leg, cookie, ev] {
+    auto f = JN_HOOK(instance_, on_call);
+    if (!f) return;
+    AbiCallEvent abi(ev);
+    f(instance_->self, leg, cookie, abi.get());
+  });
+}
+
+void PluginSlot::deliver_event(const std::string& topic, const std::string& json) {
+  dispatch([this, topic, json] {
+    if (auto f = JN_HOOK(instance_, on_event)) f(instance_->self, {topic.data(), topic.size()}, {json.data(), json.size()});
+  });
+}
+
+void PluginSlot::deliver_admin(jn_handle reply, const std::string& verb, const std::string& body) {
+  dispatch([this, reply, verb, body] {
+    auto f = JN_HOOK(instance_, on_admin);
+    if (!f) {
+      if (auto* r = static_cast<ValueResource*>(host_.resource(reply, Resource::Kind::AdminReply, this))) {
+        auto cb = std::move(r->reply);
+        resources_.erase(reply);
+        host_.close_resource(reply);
+        cb(404, R"({"error":"this plugin has no admin commands"})");
+      }
+      return;
+    }
+    jn_admin_request req{};
+    req.struct_size = sizeof req;
+    req.reply = reply;
+    req.verb = {verb.data(), verb.size()};
+    req.body = {body.data(), body.size()};
+    f(instance_->self, &req);
+  });
+}
+
+void PluginSlot::on_bus_packet(uint64_t /*subscription*/, uint64_t bus_cookie, jn_buf* buf) {
+  // BusSub resources subscribe with their own handle as the bus cookie (see host_api.cpp), so
+  // the plugin sees its handle and its own cookie.
+  jn_handle handle = bus_cookie;
+  Resource* r = host_.resource(handle, Resource::Kind::BusSub, this);
+  if (!r) return;
+  uint64_t cookie = r->cookie;
+  if (!quiesced_) {
+    if (instance_)
+      if (auto f = JN_HOOK(instance_, on_bus)) f(instance_->self, handle, cookie, buf);
+    return;
+  }
+  host_.services().pool.ref(buf);
+  dispatch([this, handle, cookie, buf] {
+    if (instance_)
+      if (auto f = JN_HOOK(instance_, on_bus)) f(instance_->self, handle, cookie, buf);
+    host_.services().pool.unref(buf);
+  });
+}
+
+// =========================================================================================
+// PluginHost
+// =========================================================================================
+PluginHost::PluginHost(Services& services, const CoreConfig& conf)
+    : services_(services), core_conf_(conf), read_scratch_(new char[kReadScratch]) {
+  std::filesystem::create_directories(std::filesystem::path(services_.state_dir) / "staged");
+  services_.metrics.computed("junction_plugins_loaded", "", [this] { return static_cast<double>(slots_.size()); }, "Plugins loaded");
+  services_.metrics.computed("junction_resources_open", "", [this] { return static_cast<double>(resources_.size()); }, "Core-owned resources held by plugins");
+  services_.metrics.computed("junction_plugin_unload_failures", "", [this] { return static_cast<double>(unload_failures_); },
+                             "Old plugin copies still mapped after a reload or unload");
+}
+
+PluginHost::~PluginHost() {
+  assert(slots_.empty() && "PluginHost destroyed with plugins loaded: call stop_all first");
+  assert(resources_.size() == 0 && "PluginHost destroyed with open resources");
+}
+
+PluginSlot* PluginHost::find(std::string_view name) {
+  auto it = slots_.find(name);
+  return it == slots_.end() ? nullptr : it->second.get();
+}
+
+jn_handle PluginHost::add_resource(std::unique_ptr<Resource> r) {
+  Resource* raw = r.get();
+  jn_handle h = resources_.insert(std::move(r));
+  raw->handle = h;
+  return h;
+}
+
+Resource* PluginHost::resource(jn_handle h, Resource::Kind kind, PluginSlot* owner) {
+  Resource* r = resources_.get(h);
+  if (!r || r->kind != kind || r->owner != owner) return nullptr;
+  return r;
+}
+
+void PluginHost::close_resource(jn_handle h) {
+  std::unique_ptr<Resource> r = resources_.take(h);
+  if (!r) return;
+  if (r->owner) r->owner->resources().erase(h);
+  Resource* raw = r.release();
+  switch (raw->kind) {
+    case Resource::Kind::Timer:
+    case Resource::Kind::Udp:
+    case Resource::Kind::TcpListener:
+    case Resource::Kind::TcpConn:
+      close_io_resource(*this, raw);
+      return;
+    default: break;
+  }
+  auto* v = static_cast<ValueResource*>(raw);
+  switch (raw->kind) {
+    case Resource::Kind::HttpEndpoint: services_.http.close_endpoint(v->id); break;
+    case Resource::Kind::WsConn:
+      services_.http.ws_close(v->id);
+      ws_conns_.erase(v->id);
+      break;
+    case Resource::Kind::HttpRequest: services_.http.respond(v->id, 503, "application/json", R"({"error":"plugin unloaded"})"); break;
+    case Resource::Kind::BusSub: services_.bus.unsubscribe(v->id); break;
+    case Resource::Kind::Route: services_.routes.remove_dynamic(v->inner); break;
+    case Resource::Kind::AdminReply:
+      if (v->reply) v->reply(503, R"({"error":"plugin unloaded before replying"})");
+      break;
+    default: break;
+  }
+  delete v;
+}
+
+void PluginHost::forget_resource(jn_handle h) { resources_.erase(h); }
+
+void PluginHost::admin_command(PluginSlot& slot, const std::string& verb, const std::string& body,
+                               std::function<void(int, std::string)> reply) {
+  auto rr = std::make_unique<ValueResource>(Resource::Kind::AdminReply, &slot, 0);
+  rr->reply = std::move(reply);
+  jn_handle h = add_resource(std::move(rr));
+  slot.resources().insert(h);
+  slot.deliver_admin(h, verb, body);
+}
+
+void PluginHost::publish_event(const std::string& topic, const std::string& json) {
+  for (auto& name : order_) {
+    PluginSlot* s = find(name);
+    if (!s) continue;
+    for (auto& prefix : s->event_topics())
+      if (topic.compare(0, prefix.size(), prefix) == 0) {
+        s->deliver_event(topic, json);
+        break;
+      }
+  }
+}
+
+// Loads a unique staged copy of the plugin's .so, checks its info symbol and ABI version.
+std::unique_ptr<PluginInstance> PluginHost::open_instance(const PluginConf& conf, uint64_t generation, std::string* error) {
+  namespace fs = std::filesystem;
+  auto inst = std::make_unique<PluginInstance>();
+  inst->generation = generation;
+  // A fresh file per load: dlopen of a path already mapped would return the old copy.
+  fs::path staged = fs::path(services_.state_dir) / "staged" /
+                    fmt::format("{}.{}.{}.{}.so", conf.name, getpid(), generation, ++stage_counter_);
+  std::error_code ec;
+  fs::copy_file(conf.library, staged, fs::copy_options::overwrite_existing, ec);
+  if (ec) {
+    *error = fmt::format("cannot stage {}: {}", conf.library, ec.message());
+    return nullptr;
+  }
+  inst->staged_path = staged.string();
+  auto cleanup = [&] { fs::remove(staged, ec); };
+  try {
+    inst->library.load(boost::dll::fs::path(inst->staged_path),
+                       boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    *error = fmt::format("{}: cannot load: {}", conf.library, e.what());
+    cleanup();
+    return nullptr;
+  }
+  if (!inst->library.has(JN_PLUGIN_INFO_SYMBOL)) {
+    *error = fmt::format("{}: not a Junction plugin (no {} symbol)", conf.library, JN_PLUGIN_INFO_SYMBOL);
+    inst->library.unload();
+    cleanup();
+    return nullptr;
+  }
+  const auto& info = inst->library.get<const jn_plugin_info>(JN_PLUGIN_INFO_SYMBOL);
+  inst->info = &info;
+  std::string why;
+  if (info.struct_size < offsetof(jn_plugin_info, state_schema_min) + sizeof(uint32_t))
+    why = fmt::format("info struct too small ({} bytes)", info.struct_size);
+  else if (info.abi_major != JN_ABI_MAJOR)
+    why = fmt::format("built for ABI {}.{}, this core speaks ABI {}.{} (major versions must match)", info.abi_major,
+                      info.abi_minor, JN_ABI_MAJOR, JN_ABI_MINOR);
+  else if (!info.name || conf.name != info.name)
+    why = fmt::format("the library says its name is '{}', the conf says '{}'", info.name ? info.name : "", conf.name);
+  else if (!inst->library.has(JN_PLUGIN_FACTORY_SYMBOL))
+    why = fmt::format("no {} symbol", JN_PLUGIN_FACTORY_SYMBOL);
+  if (!why.empty()) {
+    *error = fmt::format("{}: refused: {}", conf.library, why);
+    inst->info = nullptr;
+    inst->library.unload();
+    cleanup();
+    return nullptr;
+  }
+  inst->build_id = info.build_id ? info.build_id : "";
+  return inst;
+}
+
+// Runs the factory. On failure the instance is left without `self` and the reason returned.
+std::string PluginHost::create_instance(PluginSlot& slot, PluginInstance& inst, bool restoring) {
+  auto factory = inst.library.get<jn_status(const jn_host_api*, jn_host_ctx*, const jn_create_args*, jn_plugin**, const jn_plugin_vtable**)>(
+      JN_PLUGIN_FACTORY_SYMBOL);
+  jn_create_args args{};
+  args.struct_size = sizeof args;
+  args.restoring = restoring ? 1 : 0;
+  args.generation = inst.generation;
+  args.conf_path = {slot.conf().conf_path.data(), slot.conf().conf_path.size()};
+  jn_plugin* self = nullptr;
+  const jn_plugin_vtable* vt = nullptr;
+  slot.take_error();
+  // The instance being created is not yet current; hooks cannot reach it.
+  jn_status st = factory(api(), slot.ctx(), &args, &self, &vt);
+  std::string err = slot.take_error();
+  if (st != JN_OK || !self || !vt) {
+    if (self && vt && vt->on_destroy) vt->on_destroy(self);
+    return fmt::format("init failed (status {}){}{}", st, err.empty() ? "" : ": ", err);
+  }
+  if (vt->struct_size < offsetof(jn_plugin_vtable, on_destroy) + sizeof(vt->on_destroy) || !vt->on_destroy) {
+    return "vtable too small or without on_destroy";
+  }
+  inst.self = self;
+  inst.vtable = vt;
+  return {};
+}
+
+bool PluginHost::release_instance(std::unique_ptr<PluginInstance> inst) {
+  if (!inst) return true;
+  if (inst->self && inst->vtable) inst->vtable->on_destroy(inst->self);
+  inst->self = nullptr;
+  inst->info = nullptr;
+  std::string staged = inst->staged_path;
+  inst->library.unload();
+  inst.reset();
+  // Verify the copy really left the address space: RTLD_NOLOAD finds it only if still mapped.
+  bool unloaded = true;
+  if (void* h = dlopen(staged.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
+    dlclose(h);
+    unloaded = false;
+    ++unload_failures_;
+    JN_LOG_WRN("{} is still mapped after dlclose (a static with a destructor or a unique symbol pins it)", staged);
+  }
+  std::error_code ec;
+  std::filesystem::remove(staged, ec);
+  return unloaded;
+}
+
+std::string PluginHost::load(const PluginConf& conf) {
+  if (!valid_plugin_name(conf.name)) return fmt::format("'{}' is not a valid plugin name", conf.name);
+  if (find(conf.name)) return fmt::format("plugin '{}' is already loaded", conf.name);
+  std::string error;
+  auto inst = open_instance(conf, 0, &error);
+  if (!inst) {
+    JN_LOG_ERR("plugin {}: {}", conf.name, error);
+    return error;
+  }
+  auto slot_ptr = std::make_unique<PluginSlot>(*this, conf);
+  PluginSlot& slot = *slot_ptr;
+  slots_.emplace(conf.name, std::move(slot_ptr));
+  order_.push_back(conf.name);
+  error = create_instance(slot, *inst, false);
+  if (error.empty()) {
+    slot.instance_ = std::move(inst);
+    if (auto ns = slot.instance_->info->namespaces)
+      for (std::string_view rest = ns; !rest.empty();) {
+        auto comma = rest.find(',');
+        std::string scheme(rest.substr(0, comma));
+        if (!scheme.empty()) services_.routes.set_namespace_owner(scheme, conf.name);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      }
+    if (auto start = JN_HOOK(slot.instance_, on_start)) {
+      slot.take_error();
+      jn_status st = start(slot.instance_->self);
+      if (st != JN_OK) {
+        std::string why = slot.take_error();
+        error = fmt::format("start failed (status {}){}{}", st, why.empty() ? "" : ": ", why);
+      }
+    }
+  } else {
+    slot.instance_ = std::move(inst);  // released below
+  }
+  if (!error.empty()) {
+    JN_LOG_ERR("plugin {}: {}", conf.name, error);
+    close_slot_resources(slot);
+    release_instance(std::move(slot.instance_));
+    services_.routes.remove_plugin(conf.name);
+    slots_.erase(conf.name);
+    std::erase(order_, conf.name);
+    return error;
+  }
+  JN_LOG_INF("plugin {} {} loaded (build {}, ABI {}.{})", conf.name, slot.instance_->info->version ? slot.instance_->info->version : "?",
+             slot.instance_->build_id, slot.instance_->info->abi_major, slot.instance_->info->abi_minor);
+  return {};
+}
+
+ReloadResult PluginHost::reload(const std::string& name, const PluginConf* new_conf) {
+  ReloadResult res;
+  PluginSlot* slot = find(name);
+  if (!slot) {
+    res.http_status = 404;
+    res.error = fmt::format("no plugin named '{}' is loaded", name);
+    return res;
+  }
+  if (slot->stopping_) {
+    res.http_status = 409;
+    res.error = "the plugin is being unloaded";
+    return res;
+  }
+  PluginConf old_conf = slot->conf();
+  if (new_conf) slot->set_conf(*new_conf);
+  auto fail = [&](int status, std::string why) {
+    slot->set_conf(old_conf);
+    res.ok = false;
+    res.http_status = status;
+    res.error = std::move(why);
+    services_.metrics.add("junction_plugin_reload_failures_total", fmt::format("plugin=\"{}\"", name), 1);
+    JN_LOG_ERR("reload of {} rolled back, the old instance keeps serving: {}", name, res.error);
+    return res;
+  };
+  uint64_t t_load = mono_us();
+  std::string error;
+  // Loading happens while the old instance keeps serving: nothing is held yet.
+  auto next = open_instance(slot->conf(), slot->generation_ + 1, &error);
+  res.load_us = mono_us() - t_load;
+  if (!next) return fail(422, error);
+  PluginInstance& old = *slot->instance_;
+  uint32_t old_schema = old.info->state_schema;
+  if (old_schema < next->info->state_schema_min || old_schema > next->info->state_schema) {
+    std::string why = fmt::format("state schema {} of the running copy is outside what the new copy reads ({}..{})", old_schema,
+                                  next->info->state_schema_min, next->info->state_schema);
+    release_instance(std::move(next));
+    return fail(422, why);
+  }
+
+  // ---- cut-over: from here until replay, the slot's input is held in order ----
+  uint64_t t0 = mono_us();
+  slot->quiesced_ = true;
+  uint64_t held_before = slot->held_total_;
+  std::string state;
+  if (auto save = JN_HOOK(slot->instance_, on_save_state)) {
+    auto sink = std::make_unique<ValueResource>(Resource::Kind::StateSink, slot, 0);
+    sink->sink = &state;
+    jn_handle sh = add_resource(std::move(sink));
+    slot->take_error();
+    jn_status st = save(old.self, sh);
+    resources_.erase(sh);
+    if (st != JN_OK) {
+      std::string why = slot->take_error();
+      release_instance(std::move(next));
+      slot->quiesced_ = false;
+      auto held = std::move(slot->held_);
+      for (auto& f : held) f();  // back to the old instance, in order
+      return fail(500, fmt::format("save_state failed (status {}){}{}", st, why.empty() ? "" : ": ", why));
+    }
+  }
+  error = create_instance(*slot, *next, true);
+  if (error.empty()) {
+    if (auto restore = JN_HOOK(next, on_restore_state)) {
+      slot->take_error();
+      jn_status st = restore(next->self, old_schema, reinterpret_cast<const uint8_t*>(state.data()), state.size());
+      if (st != JN_OK) {
+        std::string why = slot->take_error();
+        error = fmt::format("restore_state refused (status {}){}{}", st, why.empty() ? "" : ": ", why);
+      }
+    } else if (!state.empty()) {
+      error = "the new copy has no on_restore_state but the old one saved state";
+    }
+  }
+  if (!error.empty()) {
+    release_instance(std::move(next));
+    slot->quiesced_ = false;
+    auto held = std::move(slot->held_);
+    for (auto& f : held) f();
+    return fail(422, error);
+  }
+  std::unique_ptr<PluginInstance> retired = std::move(slot->instance_);
+  slot->instance_ = std::move(next);
+  slot->quiesced_ = false;
+  // Replay held input to the new instance. Anything a replayed hook triggers is delivered
+  // directly (the slot is no longer quiesced), after everything already held.
+  while (!slot->held_.empty()) {
+    auto f = std::move(slot->held_.front());
+    slot->held_.pop_front();
+    f();
+  }
+  res.cutover_us = mono_us() - t0;
+  res.held = slot->held_total_ - held_before;
+  res.state_bytes = state.size();
+  slot->generation_++;
+  slot->reloads_++;
+  res.generation = slot->generation_;
+  res.old_unloaded = release_instance(std::move(retired));
+  res.ok = true;
+  std::string labels = fmt::format("plugin=\"{}\"", name);
+  services_.metrics.add("junction_plugin_reloads_total", labels, 1);
+  services_.metrics.set("junction_plugin_reload_cutover_us", labels, static_cast<double>(res.cutover_us));
+  JN_LOG_INF("plugin {} reloaded: generation {}, cut-over {} us, {} events held, {} state bytes, old copy {}", name,
+             res.generation, res.cutover_us, res.held, res.state_bytes, res.old_unloaded ? "unloaded" : "STILL MAPPED");
+  return res;
+}
+
+void PluginHost::close_slot_resources(PluginSlot& slot) {
+  std::vector<jn_handle> hs(slot.resources().begin(), slot.resources().end());
+  for (jn_handle h : hs) {
+    if (Resource* r = resources_.get(h)) {
+      if (r->kind == Resource::Kind::TcpConn || r->kind == Resource::Kind::TcpListener) r->owner = nullptr;
+    }
+    close_resource(h);
+  }
+  slot.resources().clear();
+  services_.bus.unsubscribe_all(&slot);
+  services_.routes.remove_plugin(slot.name());
+  services_.calls.end_plugin_legs(slot.name(), 503, "plugin unloaded");
+  slot.event_topics().clear();
+}
+
+void PluginHost::unload(const std::string& name, std::function<void(std::string)> done) {
+  PluginSlot* slot = find(name);
+  if (!slot) {
+    done(fmt::format("no plugin named '{}' is loaded", name));
+    return;
+  }
+  if (slot->stopping_) {
+    done("the plugin is already being unloaded");
+    return;
+  }
+  slot->stopping_ = true;
+  jn_status st = JN_OK;
+  if (auto stop = JN_HOOK(slot->instance_, on_stop)) st = stop(slot->instance_->self);
+  if (st != JN_PENDING) {
+    finish_unload(name, std::move(done));
+    return;
+  }
+  // Asynchronous stop: wait for stop_done() or the conf's timeout, whichever comes first.
+  slot->stop_continuation_ = [this, name, done = std::move(done)]() mutable { finish_unload(name, std::move(done)); };
+  slot->stop_timer_ = new uv_timer_t;
+  uv_timer_init(services_.loop, slot->stop_timer_);
+  slot->stop_timer_->data = slot;
+  uv_timer_start(slot->stop_timer_, [](uv_timer_t* t) {
+    auto* s = static_cast<PluginSlot*>(t->data);
+    s->log(JN_LOG_WARN, "did not finish stopping in time; closing its resources anyway");
+    auto cont = std::move(s->stop_continuation_);
+    if (cont) cont();
+  }, core_conf_.stop_timeout_ms, 0);
+}
+
+void PluginHost::finish_unload(const std::string& name, std::function<void(std::string)> done) {
+  PluginSlot* slot = find(name);
+  if (!slot) {
+    done({});
+    return;
+  }
+  if (slot->stop_timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(slot->stop_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    slot->stop_timer_ = nullptr;
+  }
+  slot->stop_continuation_ = nullptr;
+  // Close before destroy: the instance may not be called again, but its legs' peers hear END.
+  slot->held_.clear();
+  close_slot_resources(*slot);
+  bool unloaded = release_instance(std::move(slot->instance_));
+  services_.metrics.remove_matching(fmt::format("plugin=\"{}\"", name));
+  slots_.erase(name);
+  std::erase(order_, name);
+  JN_LOG_INF("plugin {} unloaded{}", name, unloaded ? "" : " (but its code is still mapped)");
+  done({});
+}
+
+void PluginHost::stop_all(std::function<void()> done) {
+  if (order_.empty()) {
+    done();
+    return;
+  }
+  std::string last = order_.back();
+  unload(last, [this, done = std::move(done)](std::string) mutable { stop_all(std::move(done)); });
+}
+
+nlohmann::json PluginHost::slot_json(const PluginSlot& s) const {
+  nlohmann::json j{{"name", s.name()}, {"conf", s.conf().conf_path}, {"library", s.conf().library},
+                   {"generation", s.generation_}, {"reloads", s.reloads_}, {"held_events_total", s.held_total_},
+                   {"resources", s.resources_.size()}, {"log_level", log_level_name(s.log_level_)}, {"stopping", s.stopping_}};
+  if (s.instance_ && s.instance_->info) {
+    const auto& i = *s.instance_->info;
+    j["version"] = i.version ? i.version : "";
+    j["build_id"] = s.instance_->build_id;
+    j["description"] = i.description ? i.description : "";
+    j["abi"] = fmt::format("{}.{}", i.abi_major, i.abi_minor);
+    j["state_schema"] = i.state_schema;
+    j["namespaces"] = i.namespaces ? i.namespaces : "";
+  }
+  return j;
+}
+
+nlohmann::json PluginHost::to_json() const {
+  nlohmann::json arr = nlohmann::json::array();
+  for (auto& n : order_) arr.push_back(slot_json(*slots_.find(n)->second));
+  return arr;
+}
+
+}  // namespace junction

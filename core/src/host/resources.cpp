@@ -1,0 +1,591 @@
+#include "host/resources.hpp"
+
+#include "bus/zero_copy_send.hpp"
+#include "util/log.hpp"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace junction {
+namespace {
+
+constexpr size_t kRecvBatch = 32;       // datagrams per recvmmsg
+constexpr size_t kRecvBudget = 256;     // datagrams per socket per loop wakeup (fairness)
+constexpr size_t kTcpWriteLimit = 8u << 20;  // queued bytes before tcp_send refuses
+
+jn_status fail(PluginSlot& slot, jn_status st, std::string msg) {
+  slot.log(JN_LOG_WARN, msg);
+  slot.set_error(std::move(msg));
+  return st;
+}
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// ------------------------------------------------------------------------------------------
+struct TimerRes : Resource {
+  TimerRes(PluginSlot* o, uint64_t c) : Resource(Kind::Timer, o, c) {}
+  uv_timer_t timer{};
+  bool repeating = false;
+};
+
+void on_timer(uv_timer_t* t) {
+  auto* r = static_cast<TimerRes*>(t->data);
+  PluginSlot* owner = r->owner;
+  jn_handle h = r->handle;
+  uint64_t cookie = r->cookie;
+  PluginHost& host = owner->host();
+  // A one-shot timer's handle dies when it fires; the plugin learns that from the hook.
+  if (!r->repeating) host.close_resource(h);
+  owner->deliver_timer(h, cookie);
+}
+
+// ------------------------------------------------------------------------------------------
+struct UdpRes : Resource {
+  UdpRes(PluginSlot* o, uint64_t c) : Resource(Kind::Udp, o, c) {}
+  int fd = -1;
+  uv_poll_t poll{};
+  jn_addr local{};
+  uint32_t max_datagram = 2048;
+  uint64_t* rx_packets = nullptr;
+  uint64_t* rx_truncated = nullptr;
+  uint64_t* tx_dropped = nullptr;
+};
+
+void on_udp_readable(uv_poll_t* p, int status, int events) {
+  auto* r = static_cast<UdpRes*>(p->data);
+  if (status < 0 || !(events & UV_READABLE) || !r->owner) return;
+  PluginSlot& slot = *r->owner;
+  BufferPool& pool = slot.host().services().pool;
+  jn_buf* bufs[kRecvBatch];
+  mmsghdr msgs[kRecvBatch];
+  iovec iov[kRecvBatch];
+  sockaddr_storage from[kRecvBatch];
+  size_t budget = kRecvBudget;
+  while (budget > 0 && r->owner) {
+    size_t want = std::min(kRecvBatch, budget);
+    size_t have = 0;
+    for (; have < want; ++have) {
+      bufs[have] = pool.alloc(r->max_datagram);
+      if (!bufs[have]) break;  // pool exhausted: the kernel keeps the rest for next time
+      bufs[have]->len = 0;
+      iov[have] = {bufs[have]->data, r->max_datagram};
+      std::memset(&msgs[have], 0, sizeof(mmsghdr));
+      msgs[have].msg_hdr.msg_iov = &iov[have];
+      msgs[have].msg_hdr.msg_iovlen = 1;
+      msgs[have].msg_hdr.msg_name = &from[have];
+      msgs[have].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    }
+    if (have == 0) break;
+    int n = recvmmsg(r->fd, msgs, static_cast<unsigned>(have), MSG_DONTWAIT, nullptr);
+    size_t got = n > 0 ? static_cast<size_t>(n) : 0;
+    for (size_t i = got; i < have; ++i) pool.unref(bufs[i]);
+    if (got == 0) break;
+    uint64_t rx = now_ns();
+    size_t kept = 0;
+    for (size_t i = 0; i < got; ++i) {
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        ++*r->rx_truncated;
+        pool.unref(bufs[i]);
+        continue;
+      }
+      bufs[i]->len = msgs[i].msg_len;
+      bufs[i]->rx_ns = rx;
+      bufs[i]->src = from_sockaddr(reinterpret_cast<sockaddr*>(&from[i]));
+      bufs[kept++] = bufs[i];
+    }
+    *r->rx_packets += kept;
+    if (kept) slot.deliver_udp(r->handle, r->cookie, bufs, kept);
+    for (size_t i = 0; i < kept; ++i) pool.unref(bufs[i]);
+    budget -= got;
+    if (got < want) break;  // drained
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+struct TcpRes : Resource {
+  TcpRes(Kind k, PluginSlot* o, uint64_t c) : Resource(k, o, c) {}
+  uv_tcp_t tcp{};
+  jn_tcp_options opts{};
+  jn_handle listener = 0;
+  jn_addr peer{};
+  std::string rx;           // bytes not yet framed
+  bool skipping = false;    // DELIM: discarding an oversized frame up to the next delimiter
+  size_t skip_left = 0;     // LEN16: bytes of an oversized frame still to discard
+  bool closing = false;
+  bool shutting_down = false;
+  bool connected = false;
+  jn_status close_status = JN_OK;
+  uv_timer_t* idle = nullptr;
+  uv_connect_t connect_req{};
+  uv_shutdown_t shutdown_req{};
+};
+
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+};
+
+void tcp_emit(TcpRes& c, uint32_t type, const uint8_t* data, size_t len, jn_status st = JN_OK) {
+  if (!c.owner) return;
+  jn_tcp_event ev{};
+  ev.struct_size = sizeof ev;
+  ev.type = type;
+  ev.conn = c.handle;
+  ev.listener = c.listener;
+  ev.cookie = c.cookie;
+  ev.data = data;
+  ev.len = len;
+  ev.peer = c.peer;
+  ev.status = st;
+  c.owner->deliver_tcp(ev);
+}
+
+void tcp_begin_close(TcpRes& c, jn_status st);
+
+void tcp_frame_input(TcpRes& c, const char* data, size_t n) {
+  const jn_tcp_options& o = c.opts;
+  if (o.framing == JN_FRAME_RAW) {
+    tcp_emit(c, JN_TCP_FRAME, reinterpret_cast<const uint8_t*>(data), n);
+    return;
+  }
+  c.rx.append(data, n);
+  size_t pos = 0;
+  if (o.framing == JN_FRAME_DELIM) {
+    while (!c.closing && c.owner) {
+      size_t end = c.rx.find(static_cast<char>(o.delimiter), pos);
+      if (end == std::string::npos) break;
+      if (c.skipping) {
+        c.skipping = false;  // resynchronised at this delimiter
+      } else if (end - pos > o.max_frame) {
+        tcp_emit(c, JN_TCP_OVERSIZE, nullptr, end - pos);
+      } else if (end > pos) {
+        tcp_emit(c, JN_TCP_FRAME, reinterpret_cast<const uint8_t*>(c.rx.data() + pos), end - pos);
+      }
+      pos = end + 1;
+    }
+    c.rx.erase(0, pos);
+    if (!c.skipping && c.rx.size() > o.max_frame) {
+      tcp_emit(c, JN_TCP_OVERSIZE, nullptr, c.rx.size());
+      c.skipping = true;
+    }
+    if (c.skipping) c.rx.clear();
+  } else {  // LEN16 (RFC 4571)
+    while (!c.closing && c.owner) {
+      if (c.skip_left) {
+        size_t k = std::min(c.skip_left, c.rx.size() - pos);
+        pos += k;
+        c.skip_left -= k;
+        if (c.skip_left) break;
+      }
+      if (c.rx.size() - pos < 2) break;
+      size_t len = (static_cast<uint8_t>(c.rx[pos]) << 8) | static_cast<uint8_t>(c.rx[pos + 1]);
+      if (len > o.max_frame) {
+        tcp_emit(c, JN_TCP_OVERSIZE, nullptr, len);
+        pos += 2;
+        c.skip_left = len;  // the length is known, so the stream stays in sync
+        continue;
+      }
+      if (c.rx.size() - pos < 2 + len) break;
+      tcp_emit(c, JN_TCP_FRAME, reinterpret_cast<const uint8_t*>(c.rx.data() + pos + 2), len);
+      pos += 2 + len;
+    }
+    c.rx.erase(0, pos);
+  }
+}
+
+void tcp_touch_idle(TcpRes& c) {
+  if (c.idle) uv_timer_again(c.idle);
+}
+
+void on_tcp_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* c = static_cast<TcpRes*>(h->data);
+  *buf = uv_buf_init(c->owner ? c->owner->host().read_scratch() : nullptr, c->owner ? PluginHost::kReadScratch : 0);
+}
+
+void on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* c = static_cast<TcpRes*>(s->data);
+  if (n > 0) {
+    tcp_touch_idle(*c);
+    tcp_frame_input(*c, buf->base, static_cast<size_t>(n));
+  } else if (n < 0) {
+    tcp_begin_close(*c, n == UV_EOF ? JN_OK : JN_ERR_IO);
+  }
+}
+
+void on_tcp_closed(uv_handle_t* h) {
+  auto* c = static_cast<TcpRes*>(h->data);
+  PluginHost* host = c->owner ? &c->owner->host() : nullptr;
+  if (c->kind == Resource::Kind::TcpConn) tcp_emit(*c, JN_TCP_CLOSED, nullptr, 0, c->close_status);
+  if (c->owner) c->owner->resources().erase(c->handle);
+  if (host) host->forget_resource(c->handle);  // frees c
+  else delete c;                               // detached: nobody's table holds it
+}
+
+void on_idle_closed(uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); }
+
+void tcp_begin_close(TcpRes& c, jn_status st) {
+  if (c.closing) return;
+  c.closing = true;
+  c.close_status = st;
+  if (c.idle) {
+    uv_close(reinterpret_cast<uv_handle_t*>(c.idle), on_idle_closed);
+    c.idle = nullptr;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&c.tcp), on_tcp_closed);
+}
+
+// Orderly close asked by the plugin: queued writes are flushed first (uv_shutdown).
+void tcp_graceful_close(TcpRes& c) {
+  if (c.closing || c.shutting_down) return;
+  if (!c.connected) {
+    tcp_begin_close(c, JN_OK);
+    return;
+  }
+  c.shutting_down = true;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.tcp));
+  c.shutdown_req.data = &c;
+  if (uv_shutdown(&c.shutdown_req, reinterpret_cast<uv_stream_t*>(&c.tcp), [](uv_shutdown_t* req, int) {
+        tcp_begin_close(*static_cast<TcpRes*>(req->data), JN_OK);
+      }) != 0)
+    tcp_begin_close(c, JN_OK);
+}
+
+void on_tcp_idle(uv_timer_t* t) { tcp_begin_close(*static_cast<TcpRes*>(t->data), JN_ERR_LIMIT); }
+
+void tcp_start(TcpRes& c, uv_loop_t* loop) {
+  c.connected = true;
+  if (c.opts.idle_timeout_ms) {
+    c.idle = new uv_timer_t;
+    uv_timer_init(loop, c.idle);
+    c.idle->data = &c;
+    uv_timer_start(c.idle, on_tcp_idle, c.opts.idle_timeout_ms, c.opts.idle_timeout_ms);
+  }
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c.tcp), on_tcp_alloc, on_tcp_read);
+}
+
+jn_addr peer_of(uv_tcp_t* t) {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(t, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  return from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+}
+
+void on_tcp_connection(uv_stream_t* server, int status) {
+  auto* l = static_cast<TcpRes*>(server->data);
+  if (status < 0 || !l->owner) return;
+  PluginSlot& slot = *l->owner;
+  PluginHost& host = slot.host();
+  auto c = std::make_unique<TcpRes>(Resource::Kind::TcpConn, &slot, l->cookie);
+  uv_tcp_init(host.services().loop, &c->tcp);
+  c->tcp.data = c.get();
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&c.release()->tcp), [](uv_handle_t* h) { delete static_cast<TcpRes*>(h->data); });
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->opts = l->opts;
+  c->listener = l->handle;
+  c->peer = peer_of(&c->tcp);
+  TcpRes* raw = c.get();
+  jn_handle h = host.add_resource(std::move(c));
+  slot.resources().insert(h);
+  tcp_start(*raw, host.services().loop);
+  tcp_emit(*raw, JN_TCP_ACCEPTED, nullptr, 0);
+}
+
+void on_tcp_connect(uv_connect_t* req, int status) {
+  auto* c = static_cast<TcpRes*>(req->data);
+  if (c->closing) return;
+  if (status < 0) {
+    tcp_begin_close(*c, JN_ERR_IO);
+    return;
+  }
+  c->peer = peer_of(&c->tcp);
+  tcp_start(*c, c->tcp.loop);
+  tcp_emit(*c, JN_TCP_CONNECTED, nullptr, 0);
+}
+
+bool valid_tcp_options(const jn_tcp_options* o, jn_tcp_options& out) {
+  out = {};
+  out.struct_size = sizeof out;
+  out.framing = JN_FRAME_RAW;
+  out.max_frame = 65536;
+  if (!o) return true;
+  if (o->struct_size < offsetof(jn_tcp_options, idle_timeout_ms)) return false;
+  out.framing = o->framing;
+  out.delimiter = o->delimiter;
+  out.max_frame = o->max_frame ? o->max_frame : 65536;
+  if (o->struct_size >= sizeof(jn_tcp_options)) out.idle_timeout_ms = o->idle_timeout_ms;
+  if (out.framing > JN_FRAME_LEN16) return false;
+  if (out.framing == JN_FRAME_LEN16 && out.max_frame > 65535) out.max_frame = 65535;
+  return true;
+}
+
+}  // namespace
+
+// ==========================================================================================
+jn_status create_timer(PluginSlot& slot, uint64_t delay_ms, uint64_t repeat_ms, uint64_t cookie, jn_handle* out) {
+  if (!out) return JN_ERR_INVALID;
+  PluginHost& host = slot.host();
+  auto t = std::make_unique<TimerRes>(&slot, cookie);
+  uv_timer_init(host.services().loop, &t->timer);
+  t->timer.data = t.get();
+  t->repeating = repeat_ms > 0;
+  TimerRes* raw = t.get();
+  *out = host.add_resource(std::move(t));
+  slot.resources().insert(*out);
+  uv_timer_start(&raw->timer, on_timer, delay_ms, repeat_ms);
+  return JN_OK;
+}
+
+jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_options* opts, uint64_t cookie, jn_handle* out) {
+  if (!out) return JN_ERR_INVALID;
+  jn_addr a{};
+  if (!parse_addr(addr, a)) return fail(slot, JN_ERR_INVALID, fmt::format("udp_bind: '{}' is not ip:port", addr));
+  sockaddr_storage ss{};
+  socklen_t sl = 0;
+  to_sockaddr(a, ss, sl);
+  int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(slot, JN_ERR_IO, fmt::format("udp_bind {}: socket: {}", addr, strerror(errno)));
+  uint32_t rcvbuf = 4u << 20, sndbuf = 4u << 20, max_dgram = 2048;
+  bool reuse_port = false;
+  if (opts && opts->struct_size >= offsetof(jn_udp_options, reuse_port) + sizeof(uint32_t)) {
+    if (opts->rcvbuf) rcvbuf = opts->rcvbuf;
+    if (opts->sndbuf) sndbuf = opts->sndbuf;
+    reuse_port = opts->reuse_port != 0;
+  }
+  if (opts && opts->struct_size >= sizeof(jn_udp_options) && opts->max_datagram) max_dgram = std::min<uint32_t>(opts->max_datagram, 65535);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0) {
+    int e = errno;
+    close(fd);
+    return fail(slot, e == EADDRINUSE ? JN_ERR_EXISTS : JN_ERR_IO, fmt::format("udp_bind {}: {}", addr, strerror(e)));
+  }
+  PluginHost& host = slot.host();
+  auto u = std::make_unique<UdpRes>(&slot, cookie);
+  u->fd = fd;
+  u->max_datagram = max_dgram;
+  sockaddr_storage local{};
+  socklen_t ll = sizeof local;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll);
+  u->local = from_sockaddr(reinterpret_cast<sockaddr*>(&local));
+  std::string labels = fmt::format("plugin=\"{}\"", slot.name());
+  u->rx_packets = host.services().metrics.counter("junction_udp_rx_packets_total", labels, "Datagrams received on plugin sockets");
+  u->rx_truncated = host.services().metrics.counter("junction_udp_truncated_total", labels, "Datagrams longer than the socket's max_datagram, dropped");
+  u->tx_dropped = host.services().metrics.counter("junction_udp_tx_dropped_total", labels, "Datagrams the kernel refused to send");
+  uv_poll_init(host.services().loop, &u->poll, fd);
+  u->poll.data = u.get();
+  UdpRes* raw = u.get();
+  *out = host.add_resource(std::move(u));
+  slot.resources().insert(*out);
+  uv_poll_start(&raw->poll, UV_READABLE, on_udp_readable);
+  return JN_OK;
+}
+
+jn_status udp_local_addr(PluginSlot& slot, jn_handle sock, jn_addr* out) {
+  auto* u = static_cast<UdpRes*>(slot.host().resource(sock, Resource::Kind::Udp, &slot));
+  if (!u || !out) return JN_ERR_NOT_FOUND;
+  *out = u->local;
+  return JN_OK;
+}
+
+jn_status udp_send(PluginSlot& slot, const jn_send* items, size_t count) {
+  if (!items && count) return JN_ERR_INVALID;
+  constexpr size_t kBatch = 64;
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch][2];
+  sockaddr_storage sa[kBatch];
+  PluginHost& host = slot.host();
+  jn_status result = JN_OK;
+  size_t i = 0;
+  while (i < count) {
+    auto* u = static_cast<UdpRes*>(host.resource(items[i].sock, Resource::Kind::Udp, &slot));
+    if (!u) {
+      result = JN_ERR_NOT_FOUND;
+      ++i;
+      continue;
+    }
+    // One sendmmsg per run of items on the same socket.
+    size_t n = 0;
+    while (i + n < count && n < kBatch && items[i + n].sock == items[i].sock) {
+      std::memset(&msgs[n], 0, sizeof(mmsghdr));
+      int iovcnt = fill_msghdr(items[i + n], sa[n], iov[n], msgs[n].msg_hdr);
+      if (iovcnt < 0) {
+        result = JN_ERR_INVALID;
+        break;
+      }
+      ++n;
+    }
+    size_t sent = 0;
+    while (sent < n) {
+      int r = sendmmsg(u->fd, msgs + sent, static_cast<unsigned>(n - sent), MSG_DONTWAIT);
+      if (r <= 0) {
+        // The media path never blocks: a full socket buffer drops the rest of this run.
+        *u->tx_dropped += n - sent;
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) result = JN_ERR_IO;
+        break;
+      }
+      sent += static_cast<size_t>(r);
+    }
+    i += std::max<size_t>(n, 1);
+  }
+  return result;
+}
+
+jn_status udp_join_multicast(PluginSlot& slot, jn_handle sock, std::string_view group, std::string_view iface) {
+  auto* u = static_cast<UdpRes*>(slot.host().resource(sock, Resource::Kind::Udp, &slot));
+  if (!u) return JN_ERR_NOT_FOUND;
+  ip_mreq mreq{};
+  std::string g(group), i(iface);
+  if (inet_pton(AF_INET, g.c_str(), &mreq.imr_multiaddr) != 1)
+    return fail(slot, JN_ERR_INVALID, fmt::format("udp_join_multicast: '{}' is not an IPv4 group", group));
+  mreq.imr_interface.s_addr = htonl(INADDR_ANY);
+  if (!i.empty() && inet_pton(AF_INET, i.c_str(), &mreq.imr_interface) != 1)
+    return fail(slot, JN_ERR_INVALID, fmt::format("udp_join_multicast: '{}' is not an IPv4 interface address", iface));
+  if (setsockopt(u->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) != 0)
+    return fail(slot, JN_ERR_IO, fmt::format("udp_join_multicast {}: {}", group, strerror(errno)));
+  return JN_OK;
+}
+
+jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out) {
+  if (!out) return JN_ERR_INVALID;
+  jn_addr a{};
+  if (!parse_addr(addr, a)) return fail(slot, JN_ERR_INVALID, fmt::format("tcp_listen: '{}' is not ip:port", addr));
+  PluginHost& host = slot.host();
+  auto l = std::make_unique<TcpRes>(Resource::Kind::TcpListener, &slot, cookie);
+  if (!valid_tcp_options(opts, l->opts)) return fail(slot, JN_ERR_INVALID, "tcp_listen: bad options");
+  sockaddr_storage ss{};
+  socklen_t sl = 0;
+  to_sockaddr(a, ss, sl);
+  uv_tcp_init(host.services().loop, &l->tcp);
+  l->tcp.data = l.get();
+  int rc = uv_tcp_bind(&l->tcp, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, on_tcp_connection);
+  if (rc != 0) {
+    std::string msg = fmt::format("tcp_listen {}: {}", addr, uv_strerror(rc));
+    uv_close(reinterpret_cast<uv_handle_t*>(&l.release()->tcp), [](uv_handle_t* h) { delete static_cast<TcpRes*>(h->data); });
+    return fail(slot, rc == UV_EADDRINUSE ? JN_ERR_EXISTS : JN_ERR_IO, msg);
+  }
+  *out = host.add_resource(std::move(l));
+  slot.resources().insert(*out);
+  return JN_OK;
+}
+
+jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out) {
+  if (!out) return JN_ERR_INVALID;
+  jn_addr a{};
+  if (!parse_addr(addr, a)) return fail(slot, JN_ERR_INVALID, fmt::format("tcp_connect: '{}' is not ip:port", addr));
+  PluginHost& host = slot.host();
+  auto c = std::make_unique<TcpRes>(Resource::Kind::TcpConn, &slot, cookie);
+  if (!valid_tcp_options(opts, c->opts)) return fail(slot, JN_ERR_INVALID, "tcp_connect: bad options");
+  sockaddr_storage ss{};
+  socklen_t sl = 0;
+  to_sockaddr(a, ss, sl);
+  uv_tcp_init(host.services().loop, &c->tcp);
+  c->tcp.data = c.get();
+  c->connect_req.data = c.get();
+  c->peer = a;
+  TcpRes* raw = c.get();
+  *out = host.add_resource(std::move(c));
+  slot.resources().insert(*out);
+  int rc = uv_tcp_connect(&raw->connect_req, &raw->tcp, reinterpret_cast<sockaddr*>(&ss), on_tcp_connect);
+  if (rc != 0) tcp_begin_close(*raw, JN_ERR_IO);  // the plugin hears JN_TCP_CLOSED
+  return JN_OK;
+}
+
+jn_status tcp_send(PluginSlot& slot, jn_handle conn, const uint8_t* data, size_t len) {
+  auto* c = static_cast<TcpRes*>(slot.host().resource(conn, Resource::Kind::TcpConn, &slot));
+  if (!c) return JN_ERR_NOT_FOUND;
+  if (c->closing || !c->connected) return JN_ERR_STATE;
+  if (!data && len) return JN_ERR_INVALID;
+  if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp)) > kTcpWriteLimit) return JN_ERR_LIMIT;
+  auto* w = new WriteReq;
+  switch (c->opts.framing) {
+    case JN_FRAME_DELIM:
+      w->data.reserve(len + 1);
+      w->data.append(reinterpret_cast<const char*>(data), len);
+      w->data.push_back(static_cast<char>(c->opts.delimiter));
+      break;
+    case JN_FRAME_LEN16:
+      if (len > 65535) {
+        delete w;
+        return JN_ERR_INVALID;
+      }
+      w->data.push_back(static_cast<char>(len >> 8));
+      w->data.push_back(static_cast<char>(len & 0xff));
+      w->data.append(reinterpret_cast<const char*>(data), len);
+      break;
+    default:
+      w->data.assign(reinterpret_cast<const char*>(data), len);
+  }
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
+  if (rc != 0) {
+    delete w;
+    return JN_ERR_IO;
+  }
+  tcp_touch_idle(*c);
+  return JN_OK;
+}
+
+jn_status tcp_close(PluginSlot& slot, jn_handle h) {
+  PluginHost& host = slot.host();
+  if (auto* c = static_cast<TcpRes*>(host.resource(h, Resource::Kind::TcpConn, &slot))) {
+    tcp_graceful_close(*c);
+    return JN_OK;
+  }
+  if (host.resource(h, Resource::Kind::TcpListener, &slot)) {
+    slot.resources().erase(h);
+    host.close_resource(h);
+    return JN_OK;
+  }
+  return JN_ERR_NOT_FOUND;
+}
+
+void close_io_resource(PluginHost& host, Resource* r) {
+  switch (r->kind) {
+    case Resource::Kind::Timer: {
+      auto* t = static_cast<TimerRes*>(r);
+      uv_timer_stop(&t->timer);
+      uv_close(reinterpret_cast<uv_handle_t*>(&t->timer), [](uv_handle_t* h) { delete static_cast<TimerRes*>(h->data); });
+      break;
+    }
+    case Resource::Kind::Udp: {
+      auto* u = static_cast<UdpRes*>(r);
+      uv_poll_stop(&u->poll);
+      uv_close(reinterpret_cast<uv_handle_t*>(&u->poll), [](uv_handle_t* h) {
+        auto* u = static_cast<UdpRes*>(h->data);
+        ::close(u->fd);
+        delete u;
+      });
+      break;
+    }
+    case Resource::Kind::TcpListener:
+    case Resource::Kind::TcpConn: {
+      auto* c = static_cast<TcpRes*>(r);
+      // The table no longer holds it (the host took it out): the close callback deletes.
+      c->owner = nullptr;
+      tcp_begin_close(*c, JN_OK);  // no-op when its close is already on the way
+      break;
+    }
+    default:
+      delete r;
+  }
+  (void)host;
+}
+
+}  // namespace junction

@@ -1,0 +1,38 @@
+// Core-owned OS resources handed to plugins as handles: timers, UDP sockets (batched receive
+// straight into bus buffers, batched send without payload copies) and framed TCP streams.
+// Only this folder and http/ touch libuv.
+#pragma once
+
+#include "host/plugin_host.hpp"
+
+#include <string>
+
+namespace junction {
+
+// All create_* functions register the resource with the host and return JN_OK + handle, or a
+// status with the reason put in the slot's error.
+jn_status create_timer(PluginSlot& slot, uint64_t delay_ms, uint64_t repeat_ms, uint64_t cookie, jn_handle* out);
+jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_options* opts, uint64_t cookie, jn_handle* out);
+jn_status udp_local_addr(PluginSlot& slot, jn_handle sock, jn_addr* out);
+jn_status udp_send(PluginSlot& slot, const jn_send* items, size_t count);
+jn_status udp_join_multicast(PluginSlot& slot, jn_handle sock, std::string_view group, std::string_view iface);
+jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out);
+jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out);
+jn_status tcp_send(PluginSlot& slot, jn_handle conn, const uint8_t* data, size_t len);
+// Connections: flush, close, then JN_TCP_CLOSED. Listeners: closed at once.
+jn_status tcp_close(PluginSlot& slot, jn_handle conn_or_listener);
+
+// Starts closing a libuv-backed resource; frees it in the close callback. For TCP
+// connections a JN_TCP_CLOSED event reaches the owner (if still attached) first.
+void close_io_resource(PluginHost& host, Resource* r);
+
+// Simple resources that hold no OS handle.
+struct ValueResource : Resource {
+  using Resource::Resource;
+  uint64_t id = 0;             // HttpEndpoint/WsConn/HttpRequest: the HttpServer's id; BusSub: subscription
+  jn_handle inner = 0;         // Route: the route table's handle
+  std::string* sink = nullptr; // StateSink: where state_append writes
+  std::function<void(int, std::string)> reply;  // AdminReply
+};
+
+}  // namespace junction

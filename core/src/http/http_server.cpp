@@ -1,0 +1,909 @@
+// HttpServer on libwebsockets 4.1 with a foreign libuv loop. See http_server.hpp.
+//
+// Notes on lws 4.1.6 behaviour this file relies on (checked against the Debian 12 build):
+//  - Each endpoint is its own lws context with one vhost. lws_vhost_destroy() in 4.1 only
+//    marks the vhost and closes its listener and connections up to ~1 s later, and vhosts on
+//    the same port silently share one listening socket; destroying a whole context closes
+//    everything at once, so close_endpoint() takes effect immediately.
+//  - With a foreign uv loop, lws_context_destroy() only starts the teardown: it closes every
+//    wsi (uv_poll handles), and when the last one is freed it uv_close()s its two "static"
+//    handles (an idle and a timer whose .data is the lws_context). Nothing frees the context
+//    after that, so we wait until no handle with .data == context is left in the loop and
+//    call lws_context_destroy() a second time, which frees everything (info.pcontext is then
+//    set to NULL).
+//  - lws only accepts a WebSocket subprotocol that names one of the vhost's protocols. To
+//    accept any subprotocol, each vhost has a spare protocol slot whose name is set to the
+//    client's first offered subprotocol in LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, just before
+//    lws looks the name up.
+#include "http/http_server.hpp"
+
+#include <libwebsockets.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+namespace junction {
+
+namespace {
+
+constexpr const char* kAnyProtocol = "\x01junction-any-subprotocol";
+constexpr size_t kBodyChunk = 64 * 1024;
+constexpr uint64_t kDrainGiveUpMs = 10000;
+constexpr const char* kJson = "application/json";
+
+void lws_log_emit(int level, const char* line) {
+  (void)level;
+  size_t n = std::strlen(line);
+  std::fprintf(stderr, "lws: %s%s", line, (n && line[n - 1] == '\n') ? "" : "\n");
+}
+
+void init_lws_logging() {
+  static const bool once = [] {
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    return true;
+  }();
+  (void)once;
+}
+
+std::string header(lws* wsi, lws_token_indexes t) {
+  int n = lws_hdr_total_length(wsi, t);
+  if (n <= 0) return {};
+  // Room for the separators lws puts between repeated headers.
+  std::string s(static_cast<size_t>(n) * 2 + 64, '\0');
+  int m = lws_hdr_copy(wsi, s.data(), static_cast<int>(s.size()), t);
+  if (m < 0) return {};
+  s.resize(static_cast<size_t>(m));
+  return s;
+}
+
+void pct_encode(std::string& out, std::string_view s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  for (unsigned char ch : s) {
+    if (std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+      out += static_cast<char>(ch);
+    } else {
+      out += '%';
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    }
+  }
+}
+
+// lws splits the query at '&' and percent-decodes each part; put it back together encoded,
+// so that the consumer's own decoding gives the original values.
+std::string query_of(lws* wsi) {
+  int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+  if (total <= 0) return {};
+  std::vector<char> buf(static_cast<size_t>(total) + 1);
+  std::string out;
+  for (int i = 0;; ++i) {
+    int n = lws_hdr_copy_fragment(wsi, buf.data(), static_cast<int>(buf.size()),
+                                  WSI_TOKEN_HTTP_URI_ARGS, i);
+    if (n < 0) break;
+    std::string_view frag(buf.data(), static_cast<size_t>(n));
+    if (frag.empty()) continue;
+    if (!out.empty()) out += '&';
+    size_t eq = frag.find('=');
+    if (eq == std::string_view::npos) {
+      pct_encode(out, frag);
+    } else {
+      pct_encode(out, frag.substr(0, eq));
+      out += '=';
+      pct_encode(out, frag.substr(eq + 1));
+    }
+  }
+  return out;
+}
+
+std::string peer_of(lws* wsi) {
+  int fd = lws_get_socket_fd(wsi);
+  sockaddr_storage ss{};
+  socklen_t sl = sizeof ss;
+  if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0) return {};
+  char ip[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+    return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, sizeof ip);
+      return std::string(ip) + ":" + std::to_string(ntohs(a->sin6_port));
+    }
+    inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  return {};
+}
+
+// "ip:port", "[v6]:port", ":port", "*:port". host is "" for the any-address.
+bool parse_addr(std::string_view a, std::string* host, int* port) {
+  std::string_view h, p;
+  if (!a.empty() && a.front() == '[') {
+    size_t e = a.find(']');
+    if (e == std::string_view::npos || e + 1 >= a.size() || a[e + 1] != ':') return false;
+    h = a.substr(1, e - 1);
+    p = a.substr(e + 2);
+  } else {
+    size_t c = a.rfind(':');
+    if (c == std::string_view::npos) return false;
+    h = a.substr(0, c);
+    p = a.substr(c + 1);
+    if (h.find(':') != std::string_view::npos) return false;  // bare IPv6 needs brackets
+  }
+  if (p.empty() || p.size() > 5) return false;
+  int v = 0;
+  for (char ch : p) {
+    if (ch < '0' || ch > '9') return false;
+    v = v * 10 + (ch - '0');
+  }
+  if (v > 65535) return false;
+  std::string hs(h);
+  if (hs.empty() || hs == "*" || hs == "0.0.0.0" || hs == "::") {
+    hs.clear();
+  } else {
+    unsigned char tmp[sizeof(in6_addr)];
+    if (inet_pton(AF_INET, hs.c_str(), tmp) != 1 && inet_pton(AF_INET6, hs.c_str(), tmp) != 1)
+      return false;
+  }
+  *host = std::move(hs);
+  *port = v;
+  return true;
+}
+
+// lws does not report why a bind failed: retry the bind ourselves to name the cause.
+std::string bind_error(const std::string& host, int port) {
+  sockaddr_storage ss{};
+  socklen_t sl = 0;
+  in6_addr a6{};
+  in_addr a4{};
+  if (!host.empty() && inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_addr = a6;
+    s6->sin6_port = htons(static_cast<uint16_t>(port));
+    sl = sizeof *s6;
+  } else {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+    s4->sin_family = AF_INET;
+    s4->sin_addr.s_addr = htonl(INADDR_ANY);
+    if (!host.empty()) inet_pton(AF_INET, host.c_str(), &a4), s4->sin_addr = a4;
+    s4->sin_port = htons(static_cast<uint16_t>(port));
+    sl = sizeof *s4;
+  }
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::string("cannot listen: ") + std::strerror(errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&ss), sl);
+  int err = errno;
+  close(fd);
+  if (rc == 0) return "cannot listen";
+  switch (err) {
+    case EADDRINUSE: return "address in use";
+    case EADDRNOTAVAIL: return "address not available";
+    case EACCES: return "permission denied";
+    default: return std::string("cannot listen: ") + std::strerror(err);
+  }
+}
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (char& ch : r) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return r;
+}
+
+}  // namespace
+
+struct HttpServer::Endpoint {
+  enum class Phase { kLive, kRetiring, kDraining, kDone };
+  HttpServer* server = nullptr;
+  lws_context* ctx = nullptr;  // lws sets it to NULL when it frees the context
+  Phase phase = Phase::kLive;
+  uint64_t drain_deadline = 0;
+  uint64_t id = 0;
+  HttpHandlers handlers;
+  std::string ws_path;
+  std::string iface;
+  std::string name;
+  std::string any_name;  // the client subprotocol currently named by the spare slot
+  lws_protocols protocols[3]{};
+  lws_protocols* any_slot = nullptr;  // lws's copy of protocols[1]
+  lws_vhost* vhost = nullptr;
+  int port = 0;
+  bool closing = false;
+};
+
+struct HttpServer::Conn {
+  uint64_t id = 0;
+  lws* wsi = nullptr;
+  Endpoint* ep = nullptr;
+  std::string peer;
+  // HTTP: one transaction at a time (req.id != 0 while one is in progress).
+  HttpRequest req;
+  bool receiving_body = false;
+  bool too_large = false;
+  bool head = false;
+  bool resp_ready = false;
+  bool headers_sent = false;
+  bool close_after = false;
+  int status = 0;
+  std::string resp_type;
+  std::string resp_body;
+  std::vector<std::pair<std::string, std::string>> resp_headers;
+  size_t body_off = 0;
+  // WebSocket
+  bool ws_open = false;
+  bool ws_closed = false;
+  bool in_msg = false;
+  bool rx_binary = false;
+  bool close_req = false;
+  std::string rx;
+  std::deque<std::pair<std::string, bool>> txq;  // payloads with LWS_PRE bytes of headroom
+  size_t tx_bytes = 0;
+
+  void reset_http() {
+    req = HttpRequest{};
+    receiving_body = too_large = head = false;
+    resp_ready = headers_sent = close_after = false;
+    status = 0;
+    std::string().swap(resp_type);
+    std::string().swap(resp_body);
+    resp_headers.clear();
+    body_off = 0;
+  }
+};
+
+struct HttpServerGlue {
+  static int cb(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+    lws_context* ctx = wsi ? lws_get_context(wsi) : nullptr;
+    auto* ep = ctx ? static_cast<HttpServer::Endpoint*>(lws_context_user(ctx)) : nullptr;
+    HttpServer* self = ep ? ep->server : nullptr;
+    if (!self) return lws_callback_http_dummy(wsi, reason, user, in, len);
+    ++self->depth_;
+    int r;
+    try {
+      r = self->callback(ep, wsi, reason, user, in, len);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "http: handler threw: %s\n", e.what());
+      r = -1;
+    } catch (...) {
+      r = -1;
+    }
+    --self->depth_;
+    return r;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+HttpServer::HttpServer(uv_loop_t* loop) : HttpServer(loop, HttpServerOptions{}) {}
+
+HttpServer::HttpServer(uv_loop_t* loop, HttpServerOptions options)
+    : loop_(loop), opt_(std::move(options)) {
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
+  init_lws_logging();
+}
+
+HttpServer::~HttpServer() {
+  assert(state_ == State::kStopped && "HttpServer destroyed before stop() completed");
+}
+
+uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
+                            HttpHandlers handlers, std::string* error) {
+  auto fail = [&](std::string msg) -> uint64_t {
+    if (error) *error = std::move(msg);
+    return 0;
+  };
+  try {
+    if (state_ != State::kRunning) return fail("server is stopping");
+    std::string host;
+    int port = 0;
+    if (!parse_addr(addr, &host, &port)) return fail("invalid address '" + std::string(addr) + "'");
+    if (!ws_path.empty() && ws_path.front() != '/') return fail("ws_path must start with '/'");
+
+    auto ep = std::make_unique<Endpoint>();
+    ep->server = this;
+    ep->id = next_id_++;
+    ep->handlers = std::move(handlers);
+    ep->ws_path = std::string(ws_path);
+    ep->iface = host;
+    ep->name = "junction-" + std::to_string(ep->id);
+    ep->protocols[0].name = "http";
+    ep->protocols[0].callback = &HttpServerGlue::cb;
+    ep->protocols[1].name = kAnyProtocol;
+    ep->protocols[1].callback = &HttpServerGlue::cb;
+
+    lws_context_creation_info ci;
+    std::memset(&ci, 0, sizeof ci);
+    void* loops[1] = {loop_};
+    ci.port = CONTEXT_PORT_NO_LISTEN;
+    ci.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                 LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    ci.foreign_loops = loops;
+    ci.user = ep.get();
+    ci.pcontext = &ep->ctx;
+    ci.gid = -1;
+    ci.uid = -1;
+    ci.max_http_header_data = 8192;
+    ci.timeout_secs = opt_.lws_timeout_s;
+    ep->ctx = lws_create_context(&ci);
+    if (!ep->ctx)
+      return fail(
+          "cannot create a libwebsockets context (is the libuv event lib plugin, package "
+          "libwebsockets-evlib-uv, installed?)");
+
+    lws_context_creation_info vi;
+    std::memset(&vi, 0, sizeof vi);
+    vi.port = port;
+    vi.iface = host.empty() ? nullptr : ep->iface.c_str();
+    vi.protocols = ep->protocols;
+    vi.vhost_name = ep->name.c_str();
+    vi.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    vi.keepalive_timeout = opt_.keepalive_timeout_s;
+    vi.timeout_secs = opt_.lws_timeout_s;
+    lws_vhost* vh = lws_create_vhost(ep->ctx, &vi);
+    if (!vh) {
+      std::string why = bind_error(host, port);
+      retire(std::move(ep));
+      return fail(std::move(why));
+    }
+    ep->vhost = vh;
+    ep->port = lws_get_vhost_listen_port(vh);
+    ep->any_slot = const_cast<lws_protocols*>(lws_vhost_name_to_protocol(vh, kAnyProtocol));
+    uint64_t id = ep->id;
+    endpoints_.emplace(id, std::move(ep));
+    return id;
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  } catch (...) {
+    return fail("internal error");
+  }
+}
+
+int HttpServer::port(uint64_t endpoint) const {
+  auto it = endpoints_.find(endpoint);
+  return it == endpoints_.end() ? -1 : it->second->port;
+}
+
+bool HttpServer::respond(uint64_t request_id, int status, std::string_view content_type,
+                         std::string_view body,
+                         std::vector<std::pair<std::string, std::string>> extra_headers) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return false;
+  Conn* c = it->second;
+  requests_.erase(it);
+  if (status < 100 || status > 599) status = 500;
+  queue_response(c, status, content_type, body, std::move(extra_headers), false);
+  schedule();
+  return true;
+}
+
+bool HttpServer::ws_send(uint64_t conn, std::string_view data, bool binary) {
+  auto it = ws_.find(conn);
+  if (it == ws_.end() || state_ != State::kRunning) return false;
+  Conn* c = it->second;
+  if (c->close_req || c->tx_bytes + data.size() > opt_.max_ws_queue) return false;
+  std::string buf;
+  buf.reserve(LWS_PRE + data.size());
+  buf.assign(LWS_PRE, '\0');
+  buf.append(data);
+  c->txq.emplace_back(std::move(buf), binary);
+  c->tx_bytes += data.size();
+  lws_callback_on_writable(c->wsi);
+  return true;
+}
+
+bool HttpServer::ws_close(uint64_t conn) {
+  auto it = ws_.find(conn);
+  if (it == ws_.end()) return false;
+  Conn* c = it->second;
+  if (!c->close_req) {
+    c->close_req = true;
+    // A peer that never reads must not keep the connection open forever.
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 10);
+    lws_callback_on_writable(c->wsi);
+  }
+  return true;
+}
+
+void HttpServer::close_endpoint(uint64_t endpoint) {
+  auto it = endpoints_.find(endpoint);
+  if (it == endpoints_.end()) return;
+  std::unique_ptr<Endpoint> ep = std::move(it->second);
+  endpoints_.erase(it);
+  retire(std::move(ep));
+}
+
+void HttpServer::stop(std::function<void()> done) {
+  if (state_ == State::kStopped) {
+    if (done) done();
+    return;
+  }
+  done_.push_back(std::move(done));
+  if (state_ != State::kRunning) return;
+  state_ = State::kStopping;
+  requests_.clear();
+  deadlines_.clear();
+  std::vector<std::unique_ptr<Endpoint>> all;
+  for (auto& [id, ep] : endpoints_) all.push_back(std::move(ep));
+  endpoints_.clear();
+  for (auto& ep : all) retire(std::move(ep));
+  schedule();
+}
+
+// ---------------------------------------------------------------------------------------------
+// lws callbacks
+
+int HttpServer::callback(Endpoint* ep, lws* wsi, int reason_, void* user, void* in,
+                         size_t len) {
+  auto reason = static_cast<lws_callback_reasons>(reason_);
+  if (getenv("HTTP_DEBUG")) fprintf(stderr, "DBG cb %d wsi=%p\n", reason_, (void*)wsi);
+  switch (reason) {
+    case LWS_CALLBACK_HTTP:
+      return on_http(wsi, ep);
+    case LWS_CALLBACK_HTTP_BODY:
+      return on_http_body(wsi, static_cast<const char*>(in), len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+      return on_http_body_done(wsi);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+      return on_http_writeable(wsi);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+      if (!in || std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
+      return on_confirm_upgrade(wsi, ep);
+    case LWS_CALLBACK_ESTABLISHED:
+      return on_ws_established(wsi, ep);
+    case LWS_CALLBACK_RECEIVE:
+      return on_ws_receive(wsi, static_cast<const char*>(in), len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+      return on_ws_writeable(wsi);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_CLOSED:
+      on_wsi_gone(wsi, false);
+      return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+      on_wsi_gone(wsi, true);
+      return 0;
+    default:
+      return lws_callback_http_dummy(wsi, reason, user, in, len);
+  }
+}
+
+HttpServer::Conn* HttpServer::conn_of(lws* wsi) const {
+  return static_cast<Conn*>(lws_get_opaque_user_data(wsi));
+}
+
+HttpServer::Conn* HttpServer::new_conn(lws* wsi, Endpoint* ep) {
+  auto c = std::make_unique<Conn>();
+  c->id = next_id_++;
+  c->wsi = wsi;
+  c->ep = ep;
+  c->peer = peer_of(wsi);
+  Conn* raw = c.get();
+  conns_.emplace(c->id, std::move(c));
+  lws_set_opaque_user_data(wsi, raw);
+  return raw;
+}
+
+int HttpServer::on_http(lws* wsi, Endpoint* ep) {
+  if (!ep || ep->closing || state_ != State::kRunning) return -1;
+  Conn* c = conn_of(wsi);
+  if (!c) c = new_conn(wsi, ep);
+  if (c->req.id || c->resp_ready) return -1;  // a transaction is still in progress
+
+  char* uri = nullptr;
+  int ulen = 0;
+  int m = lws_http_get_uri_and_method(wsi, &uri, &ulen);
+  static const char* const kMethods[] = {"GET",   "POST",   "OPTIONS", "PUT",
+                                         "PATCH", "DELETE", "CONNECT", "HEAD"};
+  HttpRequest& q = c->req;
+  q = HttpRequest{};
+  q.id = next_id_++;
+  q.endpoint = ep->id;
+  if (m >= 0 && m <= LWSHUMETH_HEAD)
+    q.method = kMethods[m];
+  else
+    q.method = header(wsi, WSI_TOKEN_HTTP_COLON_METHOD);
+  if (uri && ulen > 0) q.path.assign(uri, static_cast<size_t>(ulen));
+  q.query = query_of(wsi);
+  q.content_type = header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+  q.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  q.peer = c->peer;
+  c->head = m == LWSHUMETH_HEAD;
+
+  std::string cl = header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+  unsigned long long n = 0;
+  if (!cl.empty()) {
+    for (char ch : cl) {
+      if (ch < '0' || ch > '9' || n > (1ull << 50)) {
+        queue_response(c, 400, kJson, R"({"error":"bad content-length"})", {}, true);
+        return 0;
+      }
+      n = n * 10 + static_cast<unsigned>(ch - '0');
+    }
+  } else if (!header(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING).empty()) {
+    // lws 4.1 does not de-chunk request bodies.
+    queue_response(c, 411, kJson, R"({"error":"length required"})", {}, true);
+    return 0;
+  }
+  if (n > opt_.max_body) {
+    c->receiving_body = true;
+    c->too_large = true;
+    queue_response(c, 413, kJson, R"({"error":"body too large"})", {}, true);
+    return 0;
+  }
+  if (n > 0) {
+    c->receiving_body = true;
+    q.body.reserve(static_cast<size_t>(n));
+    return 0;
+  }
+  dispatch_request(c);
+  return 0;
+}
+
+int HttpServer::on_http_body(lws* wsi, const char* data, size_t len) {
+  Conn* c = conn_of(wsi);
+  if (!c || !c->receiving_body || c->too_large) return 0;
+  if (c->req.body.size() + len > opt_.max_body) {
+    c->too_large = true;
+    std::string().swap(c->req.body);
+    queue_response(c, 413, kJson, R"({"error":"body too large"})", {}, true);
+    return 0;
+  }
+  c->req.body.append(data, len);
+  return 0;
+}
+
+int HttpServer::on_http_body_done(lws* wsi) {
+  Conn* c = conn_of(wsi);
+  if (!c || !c->receiving_body) return 0;
+  c->receiving_body = false;
+  if (c->too_large) return 0;  // the 413 is already on its way
+  dispatch_request(c);
+  return 0;
+}
+
+void HttpServer::dispatch_request(Conn* c) {
+  uint64_t id = c->req.id;
+  requests_[id] = c;
+  deadlines_.emplace_back(uv_now(loop_) + opt_.request_timeout_ms, id);
+  lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);  // our own timeout (504) applies now
+  schedule();
+  Endpoint* ep = c->ep;
+  try {
+    if (ep->handlers.on_request)
+      ep->handlers.on_request(c->req);
+    else
+      respond(id, 404, kJson, R"({"error":"not found"})");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "http: request handler threw: %s\n", e.what());
+    respond(id, 500, kJson, R"({"error":"internal error"})");
+  } catch (...) {
+    respond(id, 500, kJson, R"({"error":"internal error"})");
+  }
+}
+
+void HttpServer::queue_response(Conn* c, int status, std::string_view content_type,
+                                std::string_view body,
+                                std::vector<std::pair<std::string, std::string>> headers,
+                                bool close_after) {
+  if (c->req.id) requests_.erase(c->req.id);
+  c->resp_ready = true;
+  c->headers_sent = false;
+  c->status = status;
+  c->resp_type = std::string(content_type);
+  c->resp_body = std::string(body);
+  c->resp_headers = std::move(headers);
+  c->body_off = 0;
+  c->close_after = close_after;
+  lws_callback_on_writable(c->wsi);
+}
+
+int HttpServer::on_http_writeable(lws* wsi) {
+  Conn* c = conn_of(wsi);
+  if (!c || !c->resp_ready) return 0;
+  const bool has_body = !c->head && !c->resp_body.empty();
+  if (!c->headers_sent) {
+    size_t need = 512 + c->resp_type.size();
+    for (auto& [k, v] : c->resp_headers) need += k.size() + v.size() + 8;
+    std::vector<unsigned char> buf(LWS_PRE + need);
+    unsigned char* start = buf.data() + LWS_PRE;
+    unsigned char* p = start;
+    unsigned char* end = buf.data() + buf.size();
+    if (lws_add_http_common_headers(
+            wsi, static_cast<unsigned>(c->status) | LWSAHH_FLAG_NO_SERVER_NAME,
+            c->resp_type.empty() ? nullptr : c->resp_type.c_str(),
+            static_cast<lws_filepos_t>(c->resp_body.size()), &p,
+            end))
+      return -1;
+    for (auto& [k, v] : c->resp_headers) {
+      std::string name = lower(k) + ":";
+      if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(name.c_str()),
+                                      reinterpret_cast<const unsigned char*>(v.data()),
+                                      static_cast<int>(v.size()), &p, end))
+        return -1;
+    }
+    if (c->close_after &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                     reinterpret_cast<const unsigned char*>("close"), 5, &p, end))
+      return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+    c->headers_sent = true;
+    if (has_body) {
+      lws_callback_on_writable(wsi);
+      return 0;
+    }
+  } else if (has_body && c->body_off < c->resp_body.size()) {
+    size_t n = std::min(kBodyChunk, c->resp_body.size() - c->body_off);
+    bool fin = c->body_off + n == c->resp_body.size();
+    std::vector<unsigned char> buf(LWS_PRE + n);
+    std::memcpy(buf.data() + LWS_PRE, c->resp_body.data() + c->body_off, n);
+    if (lws_write(wsi, buf.data() + LWS_PRE, n, fin ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+        static_cast<int>(n))
+      return -1;
+    c->body_off += n;
+    if (!fin) {
+      lws_callback_on_writable(wsi);
+      return 0;
+    }
+  }
+  bool close = c->close_after;
+  c->reset_http();
+  if (close) return -1;
+  if (lws_http_transaction_completed(wsi)) return -1;
+  return 0;
+}
+
+int HttpServer::on_confirm_upgrade(lws* wsi, Endpoint* ep) {
+  if (!ep || ep->closing || state_ != State::kRunning || ep->ws_path.empty()) return -1;
+  char* uri = nullptr;
+  int ulen = 0;
+  if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || !uri ||
+      std::string_view(uri, static_cast<size_t>(std::max(ulen, 0))) != ep->ws_path)
+    return -1;
+  // Accept whatever subprotocol the client offers first.
+  std::string offered = header(wsi, WSI_TOKEN_PROTOCOL);
+  size_t b = offered.find_first_not_of(" \t");
+  if (b != std::string::npos && ep->any_slot) {
+    size_t e = offered.find_first_of(", \t", b);
+    std::string first = offered.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    if (!first.empty() && first != "http") {
+      ep->any_name = std::move(first);
+      ep->any_slot->name = ep->any_name.c_str();
+    }
+  }
+  return 0;
+}
+
+int HttpServer::on_ws_established(lws* wsi, Endpoint* ep) {
+  if (!ep || ep->closing || state_ != State::kRunning) return -1;
+  Conn* c = conn_of(wsi);
+  if (!c) c = new_conn(wsi, ep);
+  if (c->req.id) requests_.erase(c->req.id);
+  c->reset_http();
+  c->ws_open = true;
+  ws_[c->id] = c;
+  if (ep->handlers.on_ws) ep->handlers.on_ws(c->id, ep->id, JN_WS_OPEN, {}, c->peer);
+  return 0;
+}
+
+int HttpServer::on_ws_receive(lws* wsi, const char* data, size_t len) {
+  Conn* c = conn_of(wsi);
+  if (!c || !c->ws_open || c->ws_closed) return 0;
+  if (!c->in_msg) {
+    c->in_msg = true;
+    c->rx_binary = lws_frame_is_binary(wsi) != 0;
+    c->rx.clear();
+  }
+  if (c->rx.size() + len > opt_.max_ws_message) {
+    static const char kWhy[] = "message too large";
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                     reinterpret_cast<unsigned char*>(const_cast<char*>(kWhy)), sizeof kWhy - 1);
+    return -1;
+  }
+  if (len) c->rx.append(data, len);
+  if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+    c->in_msg = false;
+    std::string msg;
+    msg.swap(c->rx);
+    Endpoint* ep = c->ep;
+    if (ep->handlers.on_ws)
+      ep->handlers.on_ws(c->id, ep->id, c->rx_binary ? JN_WS_BINARY : JN_WS_TEXT, msg, c->peer);
+  }
+  return 0;
+}
+
+int HttpServer::on_ws_writeable(lws* wsi) {
+  Conn* c = conn_of(wsi);
+  if (!c || !c->ws_open || c->ws_closed) return 0;
+  if (!c->txq.empty()) {
+    auto& [buf, binary] = c->txq.front();
+    size_t n = buf.size() - LWS_PRE;
+    int w = lws_write(wsi, reinterpret_cast<unsigned char*>(buf.data()) + LWS_PRE, n,
+                      binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    if (w < static_cast<int>(n)) return -1;
+    c->tx_bytes -= n;
+    c->txq.pop_front();
+    if (!c->txq.empty() || c->close_req) lws_callback_on_writable(wsi);
+    return 0;
+  }
+  if (c->close_req) {
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, nullptr, 0);
+    return -1;
+  }
+  return 0;
+}
+
+void HttpServer::on_wsi_gone(lws* wsi, bool destroy) {
+  Conn* c = conn_of(wsi);
+  if (!c) return;
+  if (c->req.id) requests_.erase(c->req.id);  // the client left before the answer
+  c->reset_http();
+  deliver_ws_closed(c);
+  if (destroy) {
+    lws_set_opaque_user_data(wsi, nullptr);
+    conns_.erase(c->id);
+  }
+}
+
+void HttpServer::deliver_ws_closed(Conn* c) {
+  if (!c->ws_open || c->ws_closed) return;
+  c->ws_closed = true;
+  ws_.erase(c->id);
+  c->txq.clear();
+  c->tx_bytes = 0;
+  std::string().swap(c->rx);
+  Endpoint* ep = c->ep;
+  if (ep && ep->handlers.on_ws) ep->handlers.on_ws(c->id, ep->id, JN_WS_CLOSED, {}, c->peer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// endpoint teardown, request deadlines (one uv timer does both)
+
+void HttpServer::retire(std::unique_ptr<Endpoint> ep) {
+  ep->closing = true;
+  ep->phase = Endpoint::Phase::kRetiring;
+  Endpoint* raw = ep.get();
+  dying_.push_back(std::move(ep));
+  if (depth_ == 0) begin_destroy(raw);  // never from inside an lws callback
+  schedule();
+}
+
+void HttpServer::begin_destroy(Endpoint* ep) {
+  ep->phase = Endpoint::Phase::kDraining;
+  ep->drain_deadline = uv_now(loop_) + kDrainGiveUpMs;
+  // First phase: closes the listener and every connection (CLOSED callbacks run now); the uv
+  // handles finish closing over the next loop iterations.
+  if (ep->ctx) lws_context_destroy(ep->ctx);
+}
+
+bool HttpServer::lws_handles_left(const lws_context* ctx) const {
+  if (!ctx) return false;
+  struct Walk {
+    const void* ctx;
+    bool found;
+  } w{ctx, false};
+  uv_walk(
+      loop_,
+      [](uv_handle_t* h, void* arg) {
+        auto* w = static_cast<Walk*>(arg);
+        if (h->data == w->ctx) w->found = true;
+      },
+      &w);
+  return w.found;
+}
+
+void HttpServer::purge_conns(const Endpoint* ep) {
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    if (it->second->ep == ep) {
+      requests_.erase(it->second->req.id);
+      ws_.erase(it->second->id);
+      it = conns_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void HttpServer::schedule() {
+  if (state_ == State::kClosing || state_ == State::kStopped) return;
+  bool retiring = false, draining = false;
+  for (auto& ep : dying_) {
+    retiring |= ep->phase == Endpoint::Phase::kRetiring;
+    draining |= ep->phase == Endpoint::Phase::kDraining;
+  }
+  if (retiring || (state_ == State::kStopping && dying_.empty())) {
+    uv_timer_start(&timer_, &HttpServer::on_timer, 0, 0);
+    return;
+  }
+  if (draining) {
+    uv_timer_start(&timer_, &HttpServer::on_timer, 1, 0);
+    return;
+  }
+  while (!deadlines_.empty() && !requests_.count(deadlines_.front().second))
+    deadlines_.pop_front();
+  if (deadlines_.empty()) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  uint64_t now = uv_now(loop_), due = deadlines_.front().first;
+  uv_timer_start(&timer_, &HttpServer::on_timer, due > now ? due - now : 0, 0);
+}
+
+void HttpServer::on_timer(uv_timer_t* t) { static_cast<HttpServer*>(t->data)->tick(); }
+
+void HttpServer::tick() {
+  if (state_ == State::kClosing || state_ == State::kStopped) return;
+  uint64_t now = uv_now(loop_);
+  // Indexes, not iterators: callbacks run from here may retire more endpoints.
+  for (size_t i = 0; i < dying_.size(); ++i) {
+    Endpoint* ep = dying_[i].get();
+    if (ep->phase == Endpoint::Phase::kRetiring) {
+      begin_destroy(ep);
+    } else if (ep->phase == Endpoint::Phase::kDraining) {
+      bool left = lws_handles_left(ep->ctx);
+      if (left && now < ep->drain_deadline) continue;
+      if (ep->ctx) {
+        if (left)
+          std::fprintf(stderr, "lws: context did not finish closing its handles; leaking it\n");
+        else
+          lws_context_destroy(ep->ctx);  // second phase: frees the context
+        ep->ctx = nullptr;
+      }
+      purge_conns(ep);
+      ep->phase = Endpoint::Phase::kDone;
+    }
+  }
+  dying_.erase(std::remove_if(dying_.begin(), dying_.end(),
+                              [](const std::unique_ptr<Endpoint>& e) {
+                                return e->phase == Endpoint::Phase::kDone;
+                              }),
+               dying_.end());
+  if (state_ == State::kStopping) {
+    if (dying_.empty()) {
+      finish_stop();
+      return;
+    }
+  } else {
+    while (!deadlines_.empty() && deadlines_.front().first <= now) {
+      uint64_t id = deadlines_.front().second;
+      deadlines_.pop_front();
+      if (requests_.count(id)) respond(id, 504, kJson, R"({"error":"timeout"})");
+    }
+  }
+  schedule();
+}
+
+void HttpServer::finish_stop() {
+  requests_.clear();
+  ws_.clear();
+  deadlines_.clear();
+  conns_.clear();
+  endpoints_.clear();
+  state_ = State::kClosing;
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &HttpServer::on_timer_closed);
+}
+
+void HttpServer::on_timer_closed(uv_handle_t* h) {
+  auto* self = static_cast<HttpServer*>(h->data);
+  self->state_ = State::kStopped;
+  std::vector<std::function<void()>> done;
+  done.swap(self->done_);
+  for (auto& d : done)  // `self` may be destroyed by any of these
+    if (d) d();
+}
+
+}  // namespace junction

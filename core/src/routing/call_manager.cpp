@@ -1,0 +1,502 @@
+#include "routing/call_manager.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+
+namespace junction {
+
+struct CallManager::Call {
+  uint64_t number = 0;  // id "c-<number>"
+  std::string from, to;
+  std::vector<CallTarget> targets;  // as resolved
+  std::vector<jn_handle> b_legs;    // live B-legs; after answer only the answered one
+  // The offer's media, kept only while a hunt still has targets to offer it to.
+  std::optional<std::vector<MediaStream>> hunt_media;
+  jn_handle a_leg = JN_INVALID_HANDLE;
+  uint64_t start_ms = 0, answer_ms = 0;
+  uint64_t ring_timer = 0, hunt_timer = 0;
+  std::string last_reason;
+  int32_t last_code = 0;
+  int32_t answered_target = -1;
+  uint32_t next_target = 0;  // hunt: the next target to offer
+  uint32_t per_target_timeout_ms = 0;
+  Strategy strategy = Strategy::Single;
+  CallState state = CallState::Ringing;
+  bool ringing_forwarded = false;
+  bool any_busy = false;
+};
+
+namespace {
+
+std::string call_id_of(uint64_t number) { return "c-" + std::to_string(number); }
+
+bool is_busy(int32_t code) { return code == 486 || code == 600; }
+
+const char* ended_by_name(uint8_t by) {
+  static const char* const names[] = {"a", "b", "timeout", "system"};
+  return names[by];
+}
+
+}  // namespace
+
+CallManager::CallManager(RouteTable& routes, CallEndpoints& endpoints, CallTimers& timers,
+                         CdrSink cdr_sink)
+    : routes_(routes), endpoints_(endpoints), timers_(timers), cdr_sink_(std::move(cdr_sink)) {}
+
+CallManager::~CallManager() {
+  // The timers' callbacks point at this object.
+  calls_.for_each([&](jn_handle, const Call& c) {
+    if (c.ring_timer) timers_.cancel(c.ring_timer);
+    if (c.hunt_timer) timers_.cancel(c.hunt_timer);
+  });
+}
+
+uint32_t CallManager::intern_plugin(const std::string& plugin) {
+  if (auto it = plugin_ids_.find(plugin); it != plugin_ids_.end()) return it->second;
+  auto id = static_cast<uint32_t>(plugin_names_.size());
+  plugin_names_.push_back(plugin);
+  plugin_ids_.emplace(plugin, id);
+  return id;
+}
+
+CallManager::Leg* CallManager::live_leg(jn_handle h) const {
+  Leg* leg = legs_.get(h);
+  return leg && is_live(*leg) ? leg : nullptr;
+}
+
+CallEvent CallManager::event_for(const Call& c, uint32_t type, int32_t code,
+                                 std::string reason) const {
+  CallEvent ev;
+  ev.type = type;
+  ev.call_id = call_id_of(c.number);
+  ev.code = code;
+  ev.reason = std::move(reason);
+  return ev;
+}
+
+// --- the dispatch queue ----------------------------------------------------------------------
+
+void CallManager::queue(jn_handle h, CallEvent ev, bool final) {
+  Leg* leg = legs_.get(h);
+  assert(leg && is_live(*leg));  // nothing is sent to a leg after its final event
+  ++leg->pending;
+  if (final) {
+    leg->state = LegState::Doomed;
+    --live_legs_;
+  }
+  queue_.push_back(Delivery{h, std::move(ev), final});
+}
+
+void CallManager::kill(jn_handle h) {
+  Leg* leg = legs_.get(h);
+  assert(leg && leg->state != LegState::Dead);
+  if (is_live(*leg)) --live_legs_;
+  leg->state = LegState::Dead;
+  if (leg->pending == 0) legs_.erase(h);
+}
+
+void CallManager::drain() {
+  if (draining_) return;  // an outer frame is draining; it will reach what we queued
+  draining_ = true;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{draining_};
+
+  while (!queue_.empty()) {
+    Delivery d = std::move(queue_.front());
+    queue_.pop_front();
+    Leg* leg = legs_.get(d.leg);
+    assert(leg && leg->pending > 0);  // legs stay in the table while anything is queued
+    --leg->pending;
+    // A leg that ended itself (or whose plugin left) hears nothing more.
+    const bool skip = leg->state == LegState::Dead;
+    if (d.final) leg->state = LegState::Dead;
+    const std::string& plugin = plugin_names_[leg->plugin_id];
+    const uint64_t cookie = leg->cookie;  // read now: an earlier delivery may have set it
+    if (leg->state == LegState::Dead && leg->pending == 0) legs_.erase(d.leg);
+    if (!skip) endpoints_.deliver(plugin, d.leg, cookie, d.ev);
+  }
+}
+
+// --- originate -------------------------------------------------------------------------------
+
+jn_status CallManager::originate(const std::string& plugin, uint64_t cookie,
+                                 const CallEvent& offer, jn_handle* out_leg) {
+  if (!out_leg) return JN_ERR_INVALID;
+  *out_leg = JN_INVALID_HANDLE;
+  if (plugin.empty() || offer.type != JN_CALL_OFFER || offer.from.empty() || offer.to.empty())
+    return JN_ERR_INVALID;
+  std::optional<Resolution> route = routes_.resolve(offer.to);
+  if (!route) return JN_ERR_NOT_FOUND;
+  assert(!route->targets.empty());
+  assert(route->targets.size() <= std::numeric_limits<uint16_t>::max());
+
+  auto owned = std::make_unique<Call>();
+  owned->number = ++call_serial_;
+  owned->from = offer.from;
+  owned->to = offer.to;
+  owned->start_ms = timers_.now_ms();
+  owned->strategy = route->strategy;
+  owned->targets.reserve(route->targets.size());
+  for (RouteTarget& t : route->targets)
+    owned->targets.push_back(CallTarget{std::move(t.uri), intern_plugin(t.plugin)});
+  const jn_handle ch = calls_.insert(std::move(owned));
+  Call& c = *calls_.get(ch);
+
+  c.a_leg = legs_.insert(std::make_unique<Leg>(
+      Leg{ch, cookie, intern_plugin(plugin), 0, 0, 0, Role::A, LegState::Offered}));
+  ++live_legs_;
+  *out_leg = c.a_leg;
+
+  // Fork: timeout_ms bounds the whole ring. Hunt/Single: it is per target.
+  uint64_t ring_ms = ring_timeout_ms_;
+  if (route->strategy == Strategy::Fork && route->timeout_ms > 0)
+    ring_ms = ring_ms ? std::min<uint64_t>(ring_ms, route->timeout_ms) : route->timeout_ms;
+  else
+    c.per_target_timeout_ms = route->timeout_ms;
+  if (ring_ms) c.ring_timer = timers_.start(ring_ms, [this, ch] { on_ring_timeout(ch); });
+
+  if (route->strategy == Strategy::Fork) {
+    for (uint32_t i = 0; i < c.targets.size(); ++i) offer_target(c, ch, i, offer.media);
+  } else {
+    if (c.targets.size() > 1) c.hunt_media = offer.media;
+    offer_target(c, ch, c.next_target++, offer.media);
+    if (c.per_target_timeout_ms) {
+      jn_handle b = c.b_legs.back();
+      c.hunt_timer = timers_.start(c.per_target_timeout_ms, [this, ch, b] { on_hunt_timeout(ch, b); });
+    }
+  }
+  drain();  // `c` may be gone after this
+  return JN_OK;
+}
+
+void CallManager::offer_target(Call& c, jn_handle ch, uint32_t target_index,
+                               const std::optional<std::vector<MediaStream>>& media) {
+  const CallTarget& target = c.targets[target_index];
+  uint64_t age = timers_.now_ms() - c.start_ms;
+  jn_handle b = legs_.insert(std::make_unique<Leg>(Leg{
+      ch, 0, target.plugin_id, 0,
+      static_cast<uint32_t>(std::min<uint64_t>(age, std::numeric_limits<uint32_t>::max())),
+      static_cast<uint16_t>(target_index), Role::B, LegState::Offered}));
+  ++live_legs_;
+  c.b_legs.push_back(b);
+  CallEvent ev = event_for(c, JN_CALL_OFFER);
+  ev.from = c.from;
+  ev.to = c.to;
+  ev.target = target.uri;
+  ev.media = media;
+  queue(b, std::move(ev), false);
+}
+
+void CallManager::offer_next_hunt_target(Call& c, jn_handle ch) {
+  assert(c.next_target < c.targets.size() && c.b_legs.empty());
+  offer_target(c, ch, c.next_target++, c.hunt_media);
+  if (c.next_target >= c.targets.size()) c.hunt_media.reset();  // nobody left to offer it to
+  if (c.per_target_timeout_ms) {
+    jn_handle b = c.b_legs.back();
+    c.hunt_timer = timers_.start(c.per_target_timeout_ms, [this, ch, b] { on_hunt_timeout(ch, b); });
+  }
+}
+
+// --- state changes ---------------------------------------------------------------------------
+
+void CallManager::end_b_legs(Call& c, int32_t code, const std::string& reason) {
+  for (jn_handle b : c.b_legs) queue(b, event_for(c, JN_CALL_END, code, reason), true);
+  c.b_legs.clear();
+}
+
+// A B-leg left before answer (rejected, timed out, its plugin went away): try the next hunt
+// target, or wait for the other fork branches, or fail the call.
+void CallManager::b_leg_dropped(Call& c, jn_handle ch, jn_handle b, int32_t code,
+                                const std::string& reason, EndedBy by) {
+  c.b_legs.erase(std::remove(c.b_legs.begin(), c.b_legs.end(), b), c.b_legs.end());
+  if (c.hunt_timer) {  // only a hunt/single call has one, and it belongs to its one B-leg
+    timers_.cancel(c.hunt_timer);
+    c.hunt_timer = 0;
+  }
+  if (is_busy(code)) c.any_busy = true;
+  c.last_code = code;
+  c.last_reason = reason;
+  if (!c.b_legs.empty()) return;
+  if (c.strategy != Strategy::Fork && c.next_target < c.targets.size()) {
+    offer_next_hunt_target(c, ch);
+    return;
+  }
+  // Busy somewhere is the most useful thing to tell the caller.
+  const int32_t final_code = c.any_busy ? 486 : c.last_code;
+  const std::string final_reason = c.any_busy && !is_busy(c.last_code) ? "busy" : c.last_reason;
+  queue(c.a_leg, event_for(c, JN_CALL_REJECT, final_code, final_reason), true);
+  finish(ch, final_code, final_reason, by);
+}
+
+void CallManager::answer(Call& c, jn_handle b, const CallEvent& ev) {
+  Leg* winner = legs_.get(b);
+  c.state = CallState::Answered;
+  c.answer_ms = timers_.now_ms();
+  c.answered_target = winner->target_index;
+  c.hunt_media.reset();
+  cancel_timers(c);
+  winner->state = LegState::Answered;
+  legs_.get(c.a_leg)->state = LegState::Answered;
+
+  for (jn_handle other : c.b_legs)
+    if (other != b) queue(other, event_for(c, JN_CALL_END, 487, "answered elsewhere"), true);
+  c.b_legs.assign(1, b);
+
+  CallEvent to_a = ev;
+  to_a.call_id = call_id_of(c.number);
+  to_a.target = c.targets[winner->target_index].uri;  // tells the caller who picked up
+  queue(c.a_leg, std::move(to_a), false);
+}
+
+void CallManager::cancel_timers(Call& c) {
+  if (c.ring_timer) timers_.cancel(c.ring_timer);
+  if (c.hunt_timer) timers_.cancel(c.hunt_timer);
+  c.ring_timer = c.hunt_timer = 0;
+}
+
+void CallManager::finish(jn_handle ch, int32_t code, const std::string& reason, EndedBy by) {
+  std::unique_ptr<Call> c = calls_.take(ch);
+  assert(c);
+  cancel_timers(*c);
+  if (!cdr_sink_) return;
+  const uint64_t end_ms = timers_.now_ms();
+  const bool answered = c->answered_target >= 0;
+  nlohmann::json targets = nlohmann::json::array();
+  for (const CallTarget& t : c->targets) targets.push_back(t.uri);
+  nlohmann::json cdr = {
+      {"call_id", call_id_of(c->number)},
+      {"from", c->from},
+      {"to", c->to},
+      {"targets", std::move(targets)},
+      {"answered_by", answered ? nlohmann::json(c->targets[c->answered_target].uri) : nullptr},
+      {"start_ms", c->start_ms},
+      {"answer_ms", answered ? nlohmann::json(c->answer_ms) : nullptr},
+      {"end_ms", end_ms},
+      {"duration_ms", answered ? end_ms - c->answer_ms : 0},
+      {"code", code},
+      {"reason", reason},
+      {"ended_by", ended_by_name(static_cast<uint8_t>(by))}};
+  cdr_sink_(cdr);
+}
+
+// --- send ------------------------------------------------------------------------------------
+
+jn_status CallManager::send(const std::string& plugin, jn_handle h, const CallEvent& ev) {
+  Leg* leg = legs_.get(h);
+  if (!leg || leg->state == LegState::Dead) return JN_ERR_NOT_FOUND;
+  if (plugin_names_[leg->plugin_id] != plugin) return JN_ERR_INVALID;
+  if (ev.type < JN_CALL_OFFER || ev.type > JN_CALL_INFO) return JN_ERR_INVALID;
+
+  if (leg->state == LegState::Doomed) {
+    // Its END/REJECT is queued: a hangup crossing ours ends it now; a late answer changes
+    // nothing (the END is on its way); anything else is too late.
+    if (ev.type == JN_CALL_END || ev.type == JN_CALL_REJECT) {
+      kill(h);
+      return JN_OK;
+    }
+    return ev.type == JN_CALL_ANSWER ? JN_OK : JN_ERR_STATE;
+  }
+
+  Call* c = calls_.get(leg->call);
+  assert(c);  // a live leg always has its call
+  jn_status status = leg->role == Role::A ? from_a_leg(*c, leg->call, h, ev)
+                                          : from_b_leg(*c, leg->call, h, ev);
+  drain();
+  return status;
+}
+
+jn_status CallManager::from_a_leg(Call& c, jn_handle ch, jn_handle a, const CallEvent& ev) {
+  if (c.state == CallState::Answered) {
+    assert(c.b_legs.size() == 1);
+    return in_answered_call(c, ch, a, c.b_legs[0], ev, EndedBy::A);
+  }
+  switch (ev.type) {
+    case JN_CALL_END:
+    case JN_CALL_REJECT: {  // a cancel
+      const std::string reason = ev.reason.empty() ? "cancelled" : ev.reason;
+      kill(a);
+      end_b_legs(c, 487, reason);
+      finish(ch, 487, reason, EndedBy::A);
+      return JN_OK;
+    }
+    case JN_CALL_DTMF:
+    case JN_CALL_INFO:  // e.g. an intercom screen opening the door while it rings
+      for (jn_handle b : c.b_legs) {
+        CallEvent copy = ev;
+        copy.call_id = call_id_of(c.number);
+        queue(b, std::move(copy), false);
+      }
+      return JN_OK;
+    default:  // OFFER, RINGING, ANSWER: the A-leg has nothing to say about them yet
+      return JN_ERR_STATE;
+  }
+}
+
+jn_status CallManager::from_b_leg(Call& c, jn_handle ch, jn_handle b, const CallEvent& ev) {
+  if (c.state == CallState::Answered) {
+    assert(c.b_legs.size() == 1 && c.b_legs[0] == b);  // the losers are doomed or dead
+    return in_answered_call(c, ch, b, c.a_leg, ev, EndedBy::B);
+  }
+  Leg& leg = *legs_.get(b);
+  switch (ev.type) {
+    case JN_CALL_RINGING:
+      leg.state = LegState::Ringing;
+      if (!c.ringing_forwarded) {  // the caller hears one ringing, however many branches ring
+        c.ringing_forwarded = true;
+        CallEvent copy = ev;
+        copy.call_id = call_id_of(c.number);
+        queue(c.a_leg, std::move(copy), false);
+      }
+      return JN_OK;
+    case JN_CALL_ANSWER:
+      answer(c, b, ev);
+      return JN_OK;
+    case JN_CALL_REJECT:
+    case JN_CALL_END: {  // a B-leg giving up before answer is a reject
+      const int32_t code = ev.code ? ev.code : 480;
+      kill(b);
+      b_leg_dropped(c, ch, b, code, ev.reason, EndedBy::B);
+      return JN_OK;
+    }
+    case JN_CALL_DTMF:
+    case JN_CALL_INFO: {
+      CallEvent copy = ev;
+      copy.call_id = call_id_of(c.number);
+      queue(c.a_leg, std::move(copy), false);
+      return JN_OK;
+    }
+    default:  // OFFER: no re-offer before the call is up
+      return JN_ERR_STATE;
+  }
+}
+
+jn_status CallManager::in_answered_call(Call& c, jn_handle ch, jn_handle from, jn_handle peer,
+                                        const CallEvent& ev, EndedBy by) {
+  switch (ev.type) {
+    case JN_CALL_OFFER:
+    case JN_CALL_ANSWER:
+    case JN_CALL_DTMF:
+    case JN_CALL_INFO: {
+      CallEvent copy = ev;
+      copy.call_id = call_id_of(c.number);
+      queue(peer, std::move(copy), false);
+      return JN_OK;
+    }
+    case JN_CALL_END: {
+      const int32_t code = ev.code ? ev.code : 200;
+      kill(from);
+      queue(peer, event_for(c, JN_CALL_END, code, ev.reason), true);
+      finish(ch, code, ev.reason, by);
+      return JN_OK;
+    }
+    default:  // RINGING, REJECT: too late
+      return JN_ERR_STATE;
+  }
+}
+
+// --- timers ----------------------------------------------------------------------------------
+
+void CallManager::on_ring_timeout(jn_handle ch) {
+  Call* c = calls_.get(ch);
+  if (!c || c->state != CallState::Ringing) return;
+  c->ring_timer = 0;
+  end_b_legs(*c, 408, "ring timeout");
+  queue(c->a_leg, event_for(*c, JN_CALL_REJECT, 408, "ring timeout"), true);
+  finish(ch, 408, "ring timeout", EndedBy::Timeout);
+  drain();
+}
+
+void CallManager::on_hunt_timeout(jn_handle ch, jn_handle b) {
+  Call* c = calls_.get(ch);
+  if (!c || c->state != CallState::Ringing || !live_leg(b)) return;
+  c->hunt_timer = 0;
+  queue(b, event_for(*c, JN_CALL_END, 408, "no answer"), true);
+  b_leg_dropped(*c, ch, b, 408, "no answer", EndedBy::Timeout);
+  drain();
+}
+
+// --- the rest --------------------------------------------------------------------------------
+
+jn_status CallManager::set_cookie(const std::string& plugin, jn_handle h, uint64_t cookie) {
+  Leg* leg = legs_.get(h);
+  if (!leg || leg->state == LegState::Dead) return JN_ERR_NOT_FOUND;
+  if (plugin_names_[leg->plugin_id] != plugin) return JN_ERR_INVALID;
+  leg->cookie = cookie;
+  return JN_OK;
+}
+
+size_t CallManager::end_plugin_legs(const std::string& plugin, int32_t code, std::string reason) {
+  auto id = plugin_ids_.find(plugin);
+  if (id == plugin_ids_.end()) return 0;
+  std::vector<jn_handle> owned;
+  legs_.for_each([&](jn_handle h, const Leg& leg) {
+    if (leg.plugin_id == id->second && leg.state != LegState::Dead) owned.push_back(h);
+  });
+
+  size_t ended = 0;
+  for (jn_handle h : owned) {
+    Leg* leg = legs_.get(h);
+    if (!leg || leg->state == LegState::Dead) continue;  // a peer of one ended just before
+    const bool was_live = is_live(*leg);
+    const Role role = leg->role;
+    const jn_handle ch = leg->call;
+    kill(h);  // also drops anything still queued for it: the plugin is going away
+    ++ended;
+    if (!was_live) continue;  // its call already ended; it only awaited its final event
+    Call* c = calls_.get(ch);
+    assert(c);
+    if (c->state == CallState::Answered) {
+      jn_handle peer = role == Role::A ? c->b_legs[0] : c->a_leg;
+      queue(peer, event_for(*c, JN_CALL_END, code, reason), true);
+      finish(ch, code, reason, EndedBy::System);
+    } else if (role == Role::A) {
+      end_b_legs(*c, code, reason);
+      finish(ch, code, reason, EndedBy::System);
+    } else {
+      b_leg_dropped(*c, ch, h, code, reason, EndedBy::System);
+    }
+  }
+  drain();
+  return ended;
+}
+
+std::optional<std::string> CallManager::leg_plugin(jn_handle h) const {
+  const Leg* leg = legs_.get(h);
+  if (!leg || leg->state == LegState::Dead) return std::nullopt;
+  return plugin_names_[leg->plugin_id];
+}
+
+nlohmann::json CallManager::to_json() const {
+  static const char* const leg_states[] = {"offered", "ringing", "answered", "ending", "dead"};
+  const uint64_t now = timers_.now_ms();
+  nlohmann::json calls = nlohmann::json::array();
+  calls_.for_each([&](jn_handle, const Call& c) {
+    nlohmann::json legs = nlohmann::json::array();
+    auto add_leg = [&](jn_handle h) {
+      const Leg* leg = legs_.get(h);
+      if (!leg) return;
+      nlohmann::json j = {{"id", h},
+                          {"plugin", plugin_names_[leg->plugin_id]},
+                          {"role", leg->role == Role::A ? "a" : "b"},
+                          {"state", leg_states[static_cast<int>(leg->state)]},
+                          {"age_ms", now - c.start_ms - leg->age_offset_ms}};
+      if (leg->role == Role::B) j["target"] = c.targets[leg->target_index].uri;
+      legs.push_back(std::move(j));
+    };
+    add_leg(c.a_leg);
+    for (jn_handle b : c.b_legs) add_leg(b);
+    calls.push_back({{"id", call_id_of(c.number)},
+                     {"from", c.from},
+                     {"to", c.to},
+                     {"state", c.state == CallState::Answered ? "answered" : "ringing"},
+                     {"strategy", to_string(c.strategy)},
+                     {"age_ms", now - c.start_ms},
+                     {"legs", std::move(legs)}});
+  });
+  return calls;
+}
+
+}  // namespace junction

@@ -1,0 +1,229 @@
+#include "server/server.hpp"
+
+#include "admin/admin_api.hpp"
+#include "util/log.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <filesystem>
+#include <fstream>
+
+namespace junction {
+
+// ---------------------------------------------------------------------------------------------
+struct UvCallTimers::T {
+  uv_timer_t timer;
+  uint64_t id;
+  UvCallTimers* owner;
+  std::function<void()> fn;
+};
+
+UvCallTimers::~UvCallTimers() { assert(live_.empty() && "call timers outlive the call manager"); }
+
+uint64_t UvCallTimers::start(uint64_t delay_ms, std::function<void()> fn) {
+  auto* t = new T{{}, next_++, this, std::move(fn)};
+  uv_timer_init(loop_, &t->timer);
+  t->timer.data = t;
+  live_[t->id] = t;
+  uv_timer_start(&t->timer, [](uv_timer_t* h) {
+    auto* t = static_cast<T*>(h->data);
+    auto fn = std::move(t->fn);
+    t->owner->cancel(t->id);  // one-shot: release before running (fn may start another)
+    if (fn) fn();
+  }, delay_ms, 0);
+  return t->id;
+}
+
+void UvCallTimers::cancel(uint64_t id) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  T* t = it->second;
+  live_.erase(it);
+  uv_timer_stop(&t->timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&t->timer), [](uv_handle_t* h) { delete static_cast<T*>(h->data); });
+}
+
+void HostCallEndpoints::deliver(const std::string& plugin, jn_handle leg, uint64_t cookie, const CallEvent& ev) {
+  if (!host_) return;
+  if (PluginSlot* s = host_->find(plugin)) s->deliver_call(leg, cookie, ev);
+}
+
+// ---------------------------------------------------------------------------------------------
+Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
+  set_core_log_level(conf_.log_level);
+  uv_loop_init(&loop_);
+  std::filesystem::create_directories(conf_.state_dir);
+  store_ = std::make_unique<KvStore>(conf_.state_dir + "/store.db");
+  pool_ = std::make_unique<BufferPool>();
+  bus_ = std::make_unique<PacketBus>();
+  call_timers_ = std::make_unique<UvCallTimers>(&loop_);
+  calls_ = std::make_unique<CallManager>(routes_, call_endpoints_, *call_timers_, [this](const nlohmann::json& j) { write_cdr(j); });
+  calls_->set_ring_timeout_ms(conf_.ring_timeout_ms);
+  http_ = std::make_unique<HttpServer>(&loop_);
+  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir});
+  host_ = std::make_unique<PluginHost>(*services_, conf_);
+  call_endpoints_.attach(host_.get());
+  admin_ = std::make_unique<AdminApi>(*this);
+
+  BufferPool* pool = pool_.get();
+  metrics_.computed("junction_bus_payload_copies_total", "", [pool] { return static_cast<double>(pool->payload_copies()); },
+                    "Payload copies made by the packet path (buf_copy); 0 on a zero-copy relay");
+  metrics_.computed("junction_buffers_outstanding", "", [pool] { return static_cast<double>(pool->outstanding()); }, "Packet buffers in use");
+  metrics_.computed("junction_buffers_capacity", "", [pool] { return static_cast<double>(pool->capacity_buffers()); }, "Packet buffers allocated in slabs");
+  metrics_.computed("junction_buffer_pool_exhausted_total", "", [pool] { return static_cast<double>(pool->exhausted_count()); }, "Allocations refused: pool full");
+  CallManager* calls = calls_.get();
+  metrics_.computed("junction_calls_active", "", [calls] { return static_cast<double>(calls->active_calls()); }, "Calls in progress");
+  metrics_.computed("junction_legs_active", "", [calls] { return static_cast<double>(calls->active_legs()); }, "Call legs in progress");
+  RouteTable* routes = &routes_;
+  metrics_.computed("junction_routes_dynamic", "", [routes] { return static_cast<double>(routes->dynamic_count()); }, "Routes registered by plugins");
+}
+
+Server::~Server() {
+  admin_.reset();
+  host_.reset();
+  services_.reset();
+  http_.reset();
+  calls_.reset();
+  call_timers_.reset();
+  if (cdr_file_) std::fclose(cdr_file_);
+  int rc = uv_loop_close(&loop_);
+  if (rc != 0) JN_LOG_ERR("libuv loop closed with handles still open ({})", uv_strerror(rc));
+}
+
+std::string Server::load_token() {
+  if (!conf_.admin_token.empty()) return conf_.admin_token;
+  std::string path = conf_.state_dir + "/admin.token";
+  std::ifstream in(path);
+  std::string tok;
+  if (in && std::getline(in, tok) && tok.size() >= 32) return tok;
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("cannot generate an admin token (RAND_bytes)");
+  tok.clear();
+  for (unsigned char c : raw) tok += fmt::format("{:02x}", c);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot write {}: {}", path, strerror(errno)));
+  fchmod(fd, 0600);
+  std::string line = tok + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!ok) throw std::runtime_error("cannot write " + path);
+  JN_LOG_INF("generated an admin token in {} (mode 0600)", path);
+  return tok;
+}
+
+void Server::write_cdr(const nlohmann::json& cdr) {
+  if (!cdr_file_) cdr_file_ = std::fopen((conf_.state_dir + "/cdr.jsonl").c_str(), "a");
+  std::string line = cdr.dump() + "\n";
+  if (cdr_file_) {
+    std::fwrite(line.data(), 1, line.size(), cdr_file_);
+    std::fflush(cdr_file_);
+  }
+  JN_LOG_DBG("cdr {}", cdr.dump());
+}
+
+int Server::run() {
+  started_ms_ = uv_now(&loop_);
+  try {
+    routes_.set_static(conf_.routes);
+    admin_token_ = load_token();
+  } catch (const std::exception& e) {
+    JN_LOG_ERR("{}", e.what());
+    return 2;
+  }
+  std::string error;
+  if (!admin_->start(&error)) {
+    JN_LOG_ERR("admin API on {}: {}", conf_.admin_listen, error);
+    exit_code_ = 1;
+  }
+  for (size_t i = 0; exit_code_ == 0 && i < conf_.plugins.size(); ++i) {
+    std::string why = host_->load(conf_.plugins[i]);
+    if (!why.empty()) {
+      // All or nothing: a server that would run without one of its enabled plugins stops.
+      JN_LOG_ERR("refusing to start: plugin {}: {}", conf_.plugins[i].name, why);
+      exit_code_ = 1;
+    }
+  }
+  uv_signal_init(&loop_, &sigterm_);
+  uv_signal_init(&loop_, &sigint_);
+  uv_signal_init(&loop_, &sighup_);
+  sigterm_.data = sigint_.data = sighup_.data = this;
+  signals_open_ = true;
+  if (exit_code_ != 0) {
+    stop();
+  } else {
+    uv_signal_start(&sigterm_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->stop(); }, SIGTERM);
+    uv_signal_start(&sigint_, [](uv_signal_t* s, int) { static_cast<Server*>(s->data)->stop(); }, SIGINT);
+    uv_signal_start(&sighup_, [](uv_signal_t* s, int) {
+      std::string why = static_cast<Server*>(s->data)->reload_config();
+      if (!why.empty()) JN_LOG_ERR("SIGHUP: configuration not applied, the running one stays: {}", why);
+    }, SIGHUP);
+    JN_LOG_INF("junction ready: admin on {}, {} plugin(s)", conf_.admin_listen, conf_.plugins.size());
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  JN_LOG_INF("junction stopped");
+  return exit_code_;
+}
+
+void Server::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  JN_LOG_INF("stopping: draining plugins");
+  host_->stop_all([this] {
+    admin_->stop();
+    http_->stop([this] {
+      if (signals_open_) {
+        for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+        signals_open_ = false;
+      }
+    });
+  });
+}
+
+std::string Server::reload_config() {
+  CoreConfig next;
+  try {
+    next = load_config(conf_.path);
+    RouteTable probe;  // validate routes without touching the live table
+    probe.set_static(next.routes);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  if (next.admin_listen != conf_.admin_listen || next.admin_token != conf_.admin_token || next.state_dir != conf_.state_dir)
+    JN_LOG_WRN("SIGHUP: admin and state_dir changes take effect at the next restart");
+  // Apply: levels and routes, then plugins removed, added, changed.
+  set_core_log_level(next.log_level);
+  routes_.set_static(next.routes);
+  calls_->set_ring_timeout_ms(next.ring_timeout_ms);
+  std::vector<std::string> problems;
+  for (const auto& name : host_->names()) {
+    bool still = std::any_of(next.plugins.begin(), next.plugins.end(), [&](auto& p) { return p.name == name; });
+    if (!still) host_->unload(name, [](std::string) {});
+  }
+  for (const auto& pc : next.plugins) {
+    PluginSlot* slot = host_->find(pc.name);
+    if (!slot) {
+      std::string why = host_->load(pc);
+      if (!why.empty()) problems.push_back(pc.name + ": " + why);
+    } else if (slot->conf().text_hash != pc.text_hash) {
+      slot->set_log_level(pc.log_level);
+      ReloadResult r = host_->reload(pc.name, &pc);
+      if (!r.ok) problems.push_back(pc.name + ": " + r.error);
+    }
+  }
+  conf_.routes = next.routes;
+  conf_.plugins = next.plugins;
+  conf_.log_level = next.log_level;
+  conf_.ring_timeout_ms = next.ring_timeout_ms;
+  host_->set_core_conf(conf_);
+  JN_LOG_INF("configuration re-read from {}", conf_.path);
+  std::string out;
+  for (auto& p : problems) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+}  // namespace junction

@@ -1,0 +1,30 @@
+# junction_add_plugin(NAME SOURCES...): builds a Junction plugin the way the core expects it.
+# Usable in-tree and by vendors building against sdk/ alone:
+#   set(JUNCTION_SDK /path/to/junction/sdk)
+#   include(${JUNCTION_SDK}/cmake/junction_plugin.cmake)
+#   junction_add_plugin(my-plugin src/my_plugin.cpp)
+# The result is NAME.so (no lib prefix) with hidden visibility and no STB_GNU_UNIQUE symbols, so
+# the core can dlclose it on reload and unload.
+get_filename_component(JUNCTION_SDK_DIR "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+find_package(nlohmann_json REQUIRED)
+if(NOT TARGET junction_sdk)
+  add_library(junction_sdk INTERFACE)
+  target_include_directories(junction_sdk INTERFACE ${JUNCTION_SDK_DIR}/include)
+  target_link_libraries(junction_sdk INTERFACE nlohmann_json::nlohmann_json)
+endif()
+if(NOT DEFINED JN_PLUGIN_DIR)
+  set(JN_PLUGIN_DIR ${CMAKE_BINARY_DIR}/plugins)
+endif()
+function(junction_add_plugin name)
+  add_library(${name} MODULE ${ARGN})
+  target_link_libraries(${name} PRIVATE junction_sdk)
+  set_target_properties(${name} PROPERTIES PREFIX "" OUTPUT_NAME ${name}
+    LIBRARY_OUTPUT_DIRECTORY ${JN_PLUGIN_DIR}
+    CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
+    CXX_VISIBILITY_PRESET hidden C_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-gnu-unique>)
+  if(NOT JN_SANITIZE)
+    # Every symbol must resolve inside the plugin or its libraries: no reaching into the core.
+    target_link_options(${name} PRIVATE -Wl,--no-undefined)
+  endif()
+endfunction()

@@ -1,0 +1,727 @@
+// CallManager (with fake endpoints and a manual clock) and the jn_call_event conversion.
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "routing/call_event_abi.hpp"
+#include "routing/call_manager.hpp"
+#include "routing/route_table.hpp"
+
+using namespace junction;
+
+namespace {
+
+struct Delivered {
+  std::string plugin;
+  jn_handle leg;
+  uint64_t cookie;
+  CallEvent ev;
+};
+
+// Records every delivery; `react` lets a test play a plugin answering from inside on_call.
+struct FakeEndpoints : CallEndpoints {
+  std::vector<Delivered> log;
+  std::function<void(const Delivered&)> react;
+
+  void deliver(const std::string& plugin, jn_handle leg, uint64_t cookie,
+               const CallEvent& ev) override {
+    log.push_back({plugin, leg, cookie, ev});
+    if (react) react(Delivered{plugin, leg, cookie, ev});
+  }
+  std::vector<Delivered> take() { return std::exchange(log, {}); }
+};
+
+// Timers fire only when the test advances the clock.
+struct FakeTimers : CallTimers {
+  uint64_t now = 1000;
+  uint64_t next_id = 1;
+  std::map<uint64_t, std::pair<uint64_t, std::function<void()>>> armed;  // id -> (due, fn)
+
+  uint64_t start(uint64_t delay_ms, std::function<void()> fn) override {
+    armed[next_id] = {now + delay_ms, std::move(fn)};
+    return next_id++;
+  }
+  void cancel(uint64_t id) override { armed.erase(id); }
+  uint64_t now_ms() override { return now; }
+
+  void advance(uint64_t ms) {
+    const uint64_t until = now + ms;
+    for (;;) {
+      auto next = armed.end();
+      for (auto it = armed.begin(); it != armed.end(); ++it)
+        if (it->second.first <= until && (next == armed.end() || it->second.first < next->second.first))
+          next = it;
+      if (next == armed.end()) break;
+      now = next->second.first;
+      auto fn = std::move(next->second.second);
+      armed.erase(next);
+      fn();
+    }
+    now = until;
+  }
+};
+
+const std::string kDoor = "xxxcid-gateway";
+const std::string kScreen = "intercom-json";
+const std::string kBrowser = "verto-ws";
+
+struct Fixture {
+  RouteTable routes;
+  FakeEndpoints ep;
+  FakeTimers timers;
+  std::vector<nlohmann::json> cdrs;
+  CallManager calls{routes, ep, timers, [this](const nlohmann::json& j) { cdrs.push_back(j); }};
+
+  Fixture() {
+    routes.set_namespace_owner("intercom", kScreen);
+    routes.set_namespace_owner("xxxcid", kDoor);
+    routes.set_namespace_owner("sip", kBrowser);
+  }
+
+  static CallEvent offer(std::string from, std::string to) {
+    CallEvent ev;
+    ev.type = JN_CALL_OFFER;
+    ev.from = std::move(from);
+    ev.to = std::move(to);
+    MediaStream audio;
+    audio.kind = JN_MEDIA_AUDIO;
+    audio.format = "PCMA";
+    audio.payload_type = 8;
+    audio.clock_rate = 8000;
+    audio.channels = 1;
+    audio.transport = "rtp/avp";
+    audio.ssrc = 0x1234;
+    ev.media = std::vector<MediaStream>{audio};
+    return ev;
+  }
+  static CallEvent event(uint32_t type, int32_t code = 0, std::string reason = {}) {
+    CallEvent ev;
+    ev.type = type;
+    ev.code = code;
+    ev.reason = std::move(reason);
+    return ev;
+  }
+  static CallEvent info(std::string type, std::string body) {
+    CallEvent ev = event(JN_CALL_INFO);
+    ev.info_type = std::move(type);
+    ev.info_body = std::move(body);
+    return ev;
+  }
+  static CallEvent dtmf(std::string digits) {
+    CallEvent ev = event(JN_CALL_DTMF);
+    ev.dtmf = std::move(digits);
+    return ev;
+  }
+
+  // Door calls `to`; returns the A-leg. The B-leg offers are left in ep.log.
+  jn_handle call_from_door(const std::string& to, uint64_t cookie = 77) {
+    jn_handle a = 0;
+    REQUIRE(calls.originate(kDoor, cookie, offer("xxxcid:door/1-1", to), &a) == JN_OK);
+    REQUIRE(a != JN_INVALID_HANDLE);
+    return a;
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, dtmf/info, end") {
+  timers.now = 5000;
+  jn_handle a = call_from_door("intercom:room/101");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 1);
+  const Delivered& o = offers[0];
+  CHECK(o.plugin == kScreen);
+  CHECK(o.cookie == 0);  // a new leg: the plugin has not set one yet
+  CHECK(o.ev.type == JN_CALL_OFFER);
+  CHECK(o.ev.call_id == "c-1");
+  CHECK(o.ev.from == "xxxcid:door/1-1");
+  CHECK(o.ev.to == "intercom:room/101");
+  CHECK(o.ev.target == "intercom:room/101");
+  REQUIRE(o.ev.media);
+  CHECK((*o.ev.media)[0].format == "PCMA");
+  jn_handle b = o.leg;
+  CHECK(b != a);
+  CHECK(calls.active_calls() == 1);
+  CHECK(calls.active_legs() == 2);
+  CHECK(calls.leg_plugin(a) == kDoor);
+  CHECK(calls.leg_plugin(b) == kScreen);
+  CHECK(calls.set_cookie(kScreen, b, 900) == JN_OK);
+
+  // before answer: the caller cannot answer, the callee cannot re-offer
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_STATE);
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_RINGING)) == JN_ERR_STATE);
+  CHECK(calls.send(kScreen, b, Fixture::offer("x:1", "y:1")) == JN_ERR_STATE);
+  CHECK(ep.take().empty());
+
+  CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_RINGING)) == JN_OK);
+  CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_RINGING)) == JN_OK);  // once only
+  auto ringing = ep.take();
+  REQUIRE(ringing.size() == 1);
+  CHECK(ringing[0].plugin == kDoor);
+  CHECK(ringing[0].leg == a);
+  CHECK(ringing[0].cookie == 77);
+  CHECK(ringing[0].ev.type == JN_CALL_RINGING);
+  CHECK(ringing[0].ev.call_id == "c-1");
+
+  // while ringing: the screen shows the door's video and may already open it
+  CHECK(calls.send(kScreen, b, Fixture::info("open-door", R"({"relay":1})")) == JN_OK);
+  CHECK(calls.send(kDoor, a, Fixture::dtmf("5")) == JN_OK);
+  auto early = ep.take();
+  REQUIRE(early.size() == 2);
+  CHECK(early[0].leg == a);
+  CHECK(early[0].ev.info_type == "open-door");
+  CHECK(early[0].ev.info_body == R"({"relay":1})");
+  CHECK(early[1].leg == b);
+  CHECK(early[1].cookie == 900);
+  CHECK(early[1].ev.dtmf == "5");
+
+  timers.now = 7000;
+  CallEvent answer = Fixture::event(JN_CALL_ANSWER);
+  answer.media = std::vector<MediaStream>{MediaStream{JN_MEDIA_AUDIO, "PCMA", 8, 8000, 1, "rtp/avp", {}, 0x99, 0, {}, {}}};
+  CHECK(calls.send(kScreen, b, answer) == JN_OK);
+  auto answered = ep.take();
+  REQUIRE(answered.size() == 1);
+  CHECK(answered[0].leg == a);
+  CHECK(answered[0].ev.type == JN_CALL_ANSWER);
+  CHECK(answered[0].ev.target == "intercom:room/101");
+  REQUIRE(answered[0].ev.media);
+  CHECK((*answered[0].ev.media)[0].ssrc == 0x99);
+  CHECK(timers.armed.empty());  // the ring timer went with the answer
+
+  // after answer: both directions, re-offer, and what is no longer allowed
+  CHECK(calls.send(kDoor, a, Fixture::dtmf("#")) == JN_OK);
+  CHECK(calls.send(kScreen, b, Fixture::info("unlock", "{}")) == JN_OK);
+  CHECK(calls.send(kScreen, b, Fixture::offer("", "")) == JN_OK);  // re-offer (hold, video)
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_ANSWER)) == JN_OK);
+  CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_REJECT, 486)) == JN_ERR_STATE);
+  CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_RINGING)) == JN_ERR_STATE);
+  auto mid = ep.take();
+  REQUIRE(mid.size() == 4);
+  CHECK((mid[0].leg == b && mid[0].ev.dtmf == "#"));
+  CHECK((mid[1].leg == a && mid[1].ev.info_type == "unlock"));
+  CHECK((mid[2].leg == a && mid[2].ev.type == JN_CALL_OFFER && mid[2].ev.call_id == "c-1"));
+  CHECK((mid[3].leg == b && mid[3].ev.type == JN_CALL_ANSWER));
+  CHECK(calls.to_json()[0]["state"] == "answered");
+
+  timers.now = 10000;
+  SUBCASE("the callee hangs up") {
+    CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_END, 0, "bye")) == JN_OK);
+    auto end = ep.take();
+    REQUIRE(end.size() == 1);
+    CHECK(end[0].leg == a);
+    CHECK(end[0].ev.type == JN_CALL_END);
+    CHECK(end[0].ev.code == 200);
+    CHECK(end[0].ev.reason == "bye");
+    REQUIRE(cdrs.size() == 1);
+    CHECK(cdrs[0]["ended_by"] == "b");
+  }
+  SUBCASE("the caller hangs up") {
+    CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END, 200)) == JN_OK);
+    auto end = ep.take();
+    REQUIRE(end.size() == 1);
+    CHECK(end[0].leg == b);
+    CHECK(end[0].cookie == 900);
+    CHECK(end[0].ev.code == 200);
+    REQUIRE(cdrs.size() == 1);
+    CHECK(cdrs[0]["ended_by"] == "a");
+  }
+  const nlohmann::json& cdr = cdrs.at(0);
+  CHECK(cdr["call_id"] == "c-1");
+  CHECK(cdr["from"] == "xxxcid:door/1-1");
+  CHECK(cdr["to"] == "intercom:room/101");
+  CHECK(cdr["targets"] == nlohmann::json::array({"intercom:room/101"}));
+  CHECK(cdr["answered_by"] == "intercom:room/101");
+  CHECK(cdr["start_ms"] == 5000);
+  CHECK(cdr["answer_ms"] == 7000);
+  CHECK(cdr["end_ms"] == 10000);
+  CHECK(cdr["duration_ms"] == 3000);
+  CHECK(cdr["code"] == 200);
+
+  // both legs are dead now
+  CHECK(calls.active_calls() == 0);
+  CHECK(calls.active_legs() == 0);
+  CHECK(calls.send(kDoor, a, Fixture::dtmf("1")) == JN_ERR_NOT_FOUND);
+  CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_END)) == JN_ERR_NOT_FOUND);
+  CHECK(calls.set_cookie(kScreen, b, 1) == JN_ERR_NOT_FOUND);
+  CHECK_FALSE(calls.leg_plugin(a));
+  CHECK(ep.take().empty());
+}
+
+TEST_CASE_FIXTURE(Fixture, "fork: first answer wins, the others end 487") {
+  routes.set_static({StaticRoute{"exact", "room:101",
+                                 {"intercom:room/101", "xxxcid:room/101", "sip:alice@x"},
+                                 Strategy::Fork, 0, "t:1"}});
+  jn_handle a = call_from_door("room:101");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 3);
+  CHECK(offers[0].plugin == kScreen);
+  CHECK(offers[1].plugin == kDoor);  // the door plugin may be a callee too
+  CHECK(offers[2].plugin == kBrowser);
+  for (const auto& o : offers) {
+    CHECK(o.ev.to == "room:101");
+    CHECK(o.ev.call_id == "c-1");
+  }
+  CHECK(offers[2].ev.target == "sip:alice@x");
+
+  auto json = calls.to_json();
+  REQUIRE(json.size() == 1);
+  CHECK(json[0]["state"] == "ringing");
+  CHECK(json[0]["strategy"] == "fork");
+  REQUIRE(json[0]["legs"].size() == 4);
+  CHECK(json[0]["legs"][0]["role"] == "a");
+  CHECK(json[0]["legs"][3]["target"] == "sip:alice@x");
+  CHECK(json[0]["legs"][3]["plugin"] == kBrowser);
+
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_RINGING)) == JN_OK);
+  CHECK(calls.send(kDoor, offers[1].leg, Fixture::event(JN_CALL_RINGING)) == JN_OK);
+  CHECK(ep.take().size() == 1);  // one RINGING to the caller
+
+  CHECK(calls.send(kBrowser, offers[2].leg, Fixture::event(JN_CALL_ANSWER)) == JN_OK);
+  auto after = ep.take();
+  REQUIRE(after.size() == 3);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(after[i].leg == offers[i].leg);
+    CHECK(after[i].ev.type == JN_CALL_END);
+    CHECK(after[i].ev.code == 487);
+    CHECK(after[i].ev.reason == "answered elsewhere");
+  }
+  CHECK(after[2].leg == a);
+  CHECK(after[2].ev.type == JN_CALL_ANSWER);
+  CHECK(after[2].ev.target == "sip:alice@x");
+  CHECK(calls.active_legs() == 2);
+
+  // a late answer from a loser: its END has been delivered, the leg is gone
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_NOT_FOUND);
+
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END)) == JN_OK);
+  REQUIRE(cdrs.size() == 1);
+  CHECK(cdrs[0]["answered_by"] == "sip:alice@x");
+  CHECK(cdrs[0]["targets"].size() == 3);
+}
+
+TEST_CASE_FIXTURE(Fixture, "fork: every branch rejects; busy is what the caller hears") {
+  routes.set_static({StaticRoute{"exact", "room:101",
+                                 {"intercom:room/101", "xxxcid:room/101", "sip:alice@x"},
+                                 Strategy::Fork, 0, "t:1"}});
+  jn_handle a = call_from_door("room:101");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 3);
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_REJECT, 603, "decline")) == JN_OK);
+  CHECK(calls.send(kDoor, offers[1].leg, Fixture::event(JN_CALL_REJECT, 486, "busy here")) == JN_OK);
+  CHECK(ep.take().empty());  // still one branch ringing
+  CHECK(calls.active_calls() == 1);
+  CHECK(calls.send(kBrowser, offers[2].leg, Fixture::event(JN_CALL_REJECT, 480, "offline")) == JN_OK);
+  auto rejected = ep.take();
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].leg == a);
+  CHECK(rejected[0].ev.type == JN_CALL_REJECT);
+  CHECK(rejected[0].ev.code == 486);
+  CHECK(calls.active_calls() == 0);
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END)) == JN_ERR_NOT_FOUND);
+  REQUIRE(cdrs.size() == 1);
+  CHECK(cdrs[0]["code"] == 486);
+  CHECK(cdrs[0]["ended_by"] == "b");
+  CHECK(cdrs[0]["answered_by"].is_null());
+  CHECK(cdrs[0]["answer_ms"].is_null());
+  CHECK(cdrs[0]["duration_ms"] == 0);
+}
+
+TEST_CASE_FIXTURE(Fixture, "fork with nobody busy: the last code") {
+  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 0, "t:1"}});
+  jn_handle a = call_from_door("pair");
+  auto offers = ep.take();
+  calls.send(kScreen, offers[1].leg, Fixture::event(JN_CALL_REJECT, 603, "decline"));
+  calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_REJECT, 404, "gone"));
+  auto r = ep.take();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].leg == a);
+  CHECK(r[0].ev.code == 404);
+  CHECK(r[0].ev.reason == "gone");
+}
+
+TEST_CASE_FIXTURE(Fixture, "hunt: one target at a time, per-target timeout moves on") {
+  routes.set_static({StaticRoute{"exact", "desk", {"intercom:1", "sip:agent@x", "xxxcid:guard"},
+                                 Strategy::Hunt, 5000, "t:1"}});
+  jn_handle a = call_from_door("desk");
+  auto first = ep.take();
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].ev.target == "intercom:1");
+  CHECK(calls.send(kScreen, first[0].leg, Fixture::event(JN_CALL_RINGING)) == JN_OK);
+  CHECK(ep.take().size() == 1);
+
+  timers.advance(4999);
+  CHECK(ep.take().empty());
+  timers.advance(1);
+  auto second = ep.take();
+  REQUIRE(second.size() == 2);
+  CHECK(second[0].leg == first[0].leg);
+  CHECK(second[0].ev.type == JN_CALL_END);
+  CHECK(second[0].ev.code == 408);
+  CHECK(second[1].plugin == kBrowser);
+  CHECK(second[1].ev.type == JN_CALL_OFFER);
+  CHECK(second[1].ev.target == "sip:agent@x");
+  REQUIRE(second[1].ev.media);  // the offer's media reaches later targets too
+  CHECK((*second[1].ev.media)[0].format == "PCMA");
+  CHECK(calls.send(kScreen, first[0].leg, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_NOT_FOUND);
+
+  // a busy agent: on to the next at once, without waiting for the timer
+  CHECK(calls.send(kBrowser, second[1].leg, Fixture::event(JN_CALL_REJECT, 486)) == JN_OK);
+  auto third = ep.take();
+  REQUIRE(third.size() == 1);
+  CHECK(third[0].ev.target == "xxxcid:guard");
+  CHECK(third[0].ev.media);
+
+  SUBCASE("the last one answers") {
+    timers.advance(3000);
+    CHECK(calls.send(kDoor, third[0].leg, Fixture::event(JN_CALL_ANSWER)) == JN_OK);
+    auto answer = ep.take();
+    REQUIRE(answer.size() == 1);
+    CHECK(answer[0].leg == a);
+    CHECK(answer[0].ev.type == JN_CALL_ANSWER);
+    CHECK(timers.armed.empty());
+    timers.advance(100000);
+    CHECK(ep.take().empty());
+    CHECK(calls.active_calls() == 1);
+  }
+  SUBCASE("the last one times out too: busy was heard on the way") {
+    timers.advance(5000);
+    auto last = ep.take();
+    REQUIRE(last.size() == 2);
+    CHECK(last[0].leg == third[0].leg);
+    CHECK(last[0].ev.code == 408);
+    CHECK(last[1].leg == a);
+    CHECK(last[1].ev.type == JN_CALL_REJECT);
+    CHECK(last[1].ev.code == 486);
+    REQUIRE(cdrs.size() == 1);
+    CHECK(cdrs[0]["ended_by"] == "timeout");
+    CHECK(timers.armed.empty());
+  }
+}
+
+TEST_CASE_FIXTURE(Fixture, "ring timeout ends the whole attempt") {
+  calls.set_ring_timeout_ms(30000);
+  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 0, "t:1"}});
+  timers.now = 100;
+  jn_handle a = call_from_door("pair");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 2);
+  calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_RINGING));
+  ep.take();
+  timers.advance(29999);
+  CHECK(ep.take().empty());
+  timers.advance(1);
+  auto out = ep.take();
+  REQUIRE(out.size() == 3);
+  CHECK((out[0].leg == offers[0].leg && out[0].ev.type == JN_CALL_END && out[0].ev.code == 408));
+  CHECK((out[1].leg == offers[1].leg && out[1].ev.type == JN_CALL_END && out[1].ev.code == 408));
+  CHECK((out[2].leg == a && out[2].ev.type == JN_CALL_REJECT && out[2].ev.code == 408));
+  CHECK(calls.active_calls() == 0);
+  CHECK(calls.active_legs() == 0);
+  REQUIRE(cdrs.size() == 1);
+  CHECK(cdrs[0]["ended_by"] == "timeout");
+  CHECK(cdrs[0]["code"] == 408);
+  CHECK(cdrs[0]["end_ms"] == 30100);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a fork's timeout_ms bounds the ring when shorter") {
+  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 2000, "t:1"}});
+  call_from_door("pair");
+  ep.take();
+  timers.advance(2000);
+  CHECK(ep.take().size() == 3);
+}
+
+TEST_CASE_FIXTURE(Fixture, "cancel before answer: every B-leg ends 487") {
+  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+  jn_handle a = call_from_door("pair");
+  auto offers = ep.take();
+  CHECK(calls.send(kDoor, a, Fixture::info("snapshot", "{}")) == JN_OK);  // to every branch
+  CHECK(ep.take().size() == 2);
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END)) == JN_OK);
+  auto out = ep.take();
+  REQUIRE(out.size() == 2);
+  for (int i = 0; i < 2; ++i) {
+    CHECK(out[i].leg == offers[i].leg);
+    CHECK(out[i].ev.type == JN_CALL_END);
+    CHECK(out[i].ev.code == 487);
+  }
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_NOT_FOUND);
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END)) == JN_ERR_NOT_FOUND);
+  REQUIRE(cdrs.size() == 1);
+  CHECK(cdrs[0]["ended_by"] == "a");
+  CHECK(cdrs[0]["code"] == 487);
+  CHECK(timers.armed.empty());
+}
+
+TEST_CASE_FIXTURE(Fixture, "re-entrant: a plugin answers from inside its OFFER") {
+  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+  std::vector<jn_status> from_inside;
+  ep.react = [&](const Delivered& d) {
+    if (d.ev.type != JN_CALL_OFFER) return;
+    // both callees try to answer at once; the first wins, the second is doomed but not told
+    // off: its END is already queued behind this OFFER
+    from_inside.push_back(calls.set_cookie(d.plugin, d.leg, 500));
+    from_inside.push_back(calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_RINGING)));
+    from_inside.push_back(calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_ANSWER)));
+  };
+  jn_handle a = 0;
+  REQUIRE(calls.originate(kDoor, 42, Fixture::offer("xxxcid:door/1-1", "pair"), &a) == JN_OK);
+  CHECK(from_inside == std::vector<jn_status>{JN_OK, JN_OK, JN_OK, JN_OK, JN_ERR_STATE, JN_OK});
+
+  auto log = ep.take();
+  REQUIRE(log.size() == 5);
+  // in order: both offers (queued by originate), then what the first callee's answer caused
+  CHECK((log[0].plugin == kScreen && log[0].ev.type == JN_CALL_OFFER));
+  CHECK((log[1].plugin == kBrowser && log[1].ev.type == JN_CALL_OFFER));
+  CHECK(log[1].cookie == 0);
+  CHECK((log[2].leg == a && log[2].ev.type == JN_CALL_RINGING && log[2].cookie == 42));
+  CHECK((log[3].leg == log[1].leg && log[3].ev.type == JN_CALL_END && log[3].ev.code == 487));
+  CHECK(log[3].cookie == 500);  // the cookie set from inside the OFFER
+  CHECK((log[4].leg == a && log[4].ev.type == JN_CALL_ANSWER && log[4].ev.target == "intercom:1"));
+  CHECK(calls.active_legs() == 2);
+  CHECK(calls.send(kBrowser, log[1].leg, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_NOT_FOUND);
+
+  // the caller hangs up from inside the ANSWER delivery of a second call
+  ep.react = [&](const Delivered& d) {
+    if (d.ev.type == JN_CALL_OFFER) calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_ANSWER));
+    if (d.ev.type == JN_CALL_ANSWER && d.plugin == kDoor)
+      CHECK(calls.send(kDoor, d.leg, Fixture::event(JN_CALL_END, 200, "done")) == JN_OK);
+  };
+  jn_handle a2 = 0;
+  REQUIRE(calls.originate(kDoor, 43, Fixture::offer("xxxcid:door/1-1", "intercom:9"), &a2) == JN_OK);
+  auto log2 = ep.take();
+  REQUIRE(log2.size() == 3);
+  CHECK(log2[0].ev.type == JN_CALL_OFFER);
+  CHECK((log2[1].leg == a2 && log2[1].ev.type == JN_CALL_ANSWER));
+  CHECK((log2[2].leg == log2[0].leg && log2[2].ev.type == JN_CALL_END && log2[2].ev.reason == "done"));
+  CHECK(calls.active_calls() == 1);  // only the first call
+}
+
+TEST_CASE_FIXTURE(Fixture, "re-entrant: a callee rejects and the hunt moves on inside the drain") {
+  routes.set_static({StaticRoute{"exact", "desk", {"intercom:1", "intercom:2", "intercom:3"},
+                                 Strategy::Hunt, 5000, "t:1"}});
+  jn_handle nested = 0;
+  ep.react = [&](const Delivered& d) {
+    if (d.plugin == kScreen && d.ev.type == JN_CALL_OFFER && d.ev.target != "intercom:3")
+      calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_REJECT, 486));
+    if (d.ev.type == JN_CALL_OFFER && d.ev.target == "intercom:3")  // a nested call while ringing
+      CHECK(calls.originate(kScreen, 1, Fixture::offer("intercom:3", "sip:guard@x"), &nested) == JN_OK);
+  };
+  jn_handle a = call_from_door("desk");
+  auto log = ep.take();
+  REQUIRE(log.size() == 4);
+  CHECK(log[0].ev.target == "intercom:1");
+  CHECK(log[1].ev.target == "intercom:2");
+  CHECK(log[2].ev.target == "intercom:3");
+  CHECK((log[3].plugin == kBrowser && log[3].ev.call_id == "c-2"));
+  CHECK(calls.active_calls() == 2);
+  CHECK(nested != JN_INVALID_HANDLE);
+  CHECK(calls.end_plugin_legs(kScreen, 503, "unloaded") == 2);
+  auto after = ep.take();
+  REQUIRE(after.size() == 2);
+  CHECK((after[0].leg == a && after[0].ev.type == JN_CALL_REJECT && after[0].ev.code == 486));
+  CHECK((after[1].plugin == kBrowser && after[1].ev.type == JN_CALL_END && after[1].ev.code == 503));
+}
+
+TEST_CASE_FIXTURE(Fixture, "refused: wrong plugin, stale or unknown legs, bad offers") {
+  jn_handle a = call_from_door("intercom:room/1");
+  jn_handle b = ep.take().at(0).leg;
+  CHECK(calls.send(kBrowser, a, Fixture::event(JN_CALL_END)) == JN_ERR_INVALID);
+  CHECK(calls.send(kDoor, b, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_INVALID);
+  CHECK(calls.set_cookie(kDoor, b, 1) == JN_ERR_INVALID);
+  CHECK(calls.send(kScreen, b, Fixture::event(0)) == JN_ERR_INVALID);
+  CHECK(calls.send(kScreen, b, Fixture::event(99)) == JN_ERR_INVALID);
+  CHECK(calls.send(kScreen, JN_INVALID_HANDLE, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_NOT_FOUND);
+  CHECK(calls.send(kScreen, b + 1, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_NOT_FOUND);
+  CHECK(calls.send(kScreen, b + (1ull << 32), Fixture::event(JN_CALL_ANSWER)) == JN_ERR_NOT_FOUND);
+  CHECK(ep.take().empty());
+  CHECK(calls.active_legs() == 2);
+
+  // a new call reuses the freed slots with a new generation: old handles stay refused
+  calls.send(kScreen, b, Fixture::event(JN_CALL_REJECT, 486));
+  ep.take();
+  jn_handle a2 = call_from_door("intercom:room/1");
+  jn_handle b2 = ep.take().at(0).leg;
+  CHECK((a2 & 0xffffffffu) == (a & 0xffffffffu));
+  CHECK(a2 != a);
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END)) == JN_ERR_NOT_FOUND);
+  CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_ANSWER)) == JN_ERR_NOT_FOUND);
+  CHECK(calls.send(kScreen, b2, Fixture::event(JN_CALL_ANSWER)) == JN_OK);
+
+  jn_handle out = 5;
+  CHECK(calls.originate(kDoor, 0, Fixture::offer("xxxcid:door/1", "nowhere:1"), &out) == JN_ERR_NOT_FOUND);
+  CHECK(out == JN_INVALID_HANDLE);
+  CHECK(calls.originate(kDoor, 0, Fixture::event(JN_CALL_INFO), &out) == JN_ERR_INVALID);
+  CHECK(calls.originate(kDoor, 0, Fixture::offer("", "intercom:1"), &out) == JN_ERR_INVALID);
+  CHECK(calls.originate(kDoor, 0, Fixture::offer("x:1", ""), &out) == JN_ERR_INVALID);
+  CHECK(calls.originate(kDoor, 0, Fixture::offer("x:1", "intercom:1"), nullptr) == JN_ERR_INVALID);
+  CHECK(calls.active_calls() == 1);
+}
+
+TEST_CASE_FIXTURE(Fixture, "end_plugin_legs: peers get END 503, the plugin hears nothing") {
+  SUBCASE("answered call, callee plugin unloaded") {
+    jn_handle a = call_from_door("intercom:room/1");
+    jn_handle b = ep.take().at(0).leg;
+    calls.send(kScreen, b, Fixture::event(JN_CALL_ANSWER));
+    ep.take();
+    CHECK(calls.end_plugin_legs(kScreen, 503, "plugin unloaded") == 1);
+    auto out = ep.take();
+    REQUIRE(out.size() == 1);
+    CHECK((out[0].leg == a && out[0].ev.type == JN_CALL_END && out[0].ev.code == 503));
+    CHECK(out[0].ev.reason == "plugin unloaded");
+    REQUIRE(cdrs.size() == 1);
+    CHECK(cdrs[0]["ended_by"] == "system");
+    CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_END)) == JN_ERR_NOT_FOUND);
+  }
+  SUBCASE("ringing fork, one branch's plugin unloaded: the call goes on") {
+    routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+    jn_handle a = call_from_door("pair");
+    auto offers = ep.take();
+    CHECK(calls.end_plugin_legs(kScreen, 503, "plugin unloaded") == 1);
+    CHECK(ep.take().empty());
+    CHECK(calls.active_calls() == 1);
+    CHECK(calls.send(kBrowser, offers[1].leg, Fixture::event(JN_CALL_ANSWER)) == JN_OK);
+    CHECK(ep.take().at(0).leg == a);
+  }
+  SUBCASE("ringing, caller plugin unloaded") {
+    routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+    call_from_door("pair");
+    auto offers = ep.take();
+    CHECK(calls.end_plugin_legs(kDoor, 503, "plugin unloaded") == 1);
+    auto out = ep.take();
+    REQUIRE(out.size() == 2);
+    CHECK((out[0].leg == offers[0].leg && out[0].ev.code == 503));
+    CHECK((out[1].leg == offers[1].leg && out[1].ev.code == 503));
+    CHECK(calls.active_legs() == 0);
+    CHECK(timers.armed.empty());
+  }
+  SUBCASE("a plugin calling itself: both legs go, nothing is delivered") {
+    jn_handle a = 0;
+    CHECK(calls.originate(kScreen, 1, Fixture::offer("intercom:1", "intercom:2"), &a) == JN_OK);
+    calls.send(kScreen, ep.take().at(0).leg, Fixture::event(JN_CALL_ANSWER));
+    ep.take();
+    CHECK(calls.end_plugin_legs(kScreen, 503, "bye") == 2);
+    CHECK(ep.take().empty());
+    CHECK(calls.active_legs() == 0);
+  }
+  CHECK(calls.end_plugin_legs("never-loaded", 503, "x") == 0);
+}
+
+TEST_CASE("from_abi / AbiCallEvent round trip") {
+  CallEvent ev = Fixture::offer("xxxcid:door/1-1", "intercom:room/101");
+  ev.call_id = "c-9";
+  ev.target = "intercom:room/101";
+  ev.code = 180;
+  ev.reason = "r";
+  ev.dtmf = "12";
+  ev.info_type = "open-door";
+  ev.info_body = "{}";
+  (*ev.media)[0].addr.family = 4;
+  (*ev.media)[0].addr.port = 4000;
+  (*ev.media)[0].params = "setup=active";
+  AbiCallEvent abi(ev);
+  const jn_call_event* c = abi.get();
+  CHECK(c->struct_size == sizeof(jn_call_event));
+  REQUIRE(c->media);
+  REQUIRE(c->media->count == 1);
+  CHECK(c->media->streams[0]->struct_size == sizeof(jn_media_stream));
+  CHECK(std::string(c->media->streams[0]->format.ptr, c->media->streams[0]->format.len) == "PCMA");
+
+  CallEvent back;
+  REQUIRE(from_abi(*c, back) == JN_OK);
+  CHECK(back.type == ev.type);
+  CHECK(back.call_id == "c-9");
+  CHECK(back.from == ev.from);
+  CHECK(back.to == ev.to);
+  CHECK(back.target == ev.target);
+  CHECK(back.code == 180);
+  CHECK(back.dtmf == "12");
+  CHECK(back.info_type == "open-door");
+  CHECK(back.info_body == "{}");
+  REQUIRE(back.media);
+  const MediaStream& m = (*back.media)[0];
+  CHECK(m.kind == JN_MEDIA_AUDIO);
+  CHECK(m.payload_type == 8);
+  CHECK(m.clock_rate == 8000);
+  CHECK(m.transport == "rtp/avp");
+  CHECK(m.addr.port == 4000);
+  CHECK(m.ssrc == 0x1234);
+  CHECK(m.params == "setup=active");
+
+  CallEvent none;
+  none.type = JN_CALL_END;
+  AbiCallEvent no_media(none);
+  CHECK(no_media.get()->media == nullptr);
+  CHECK(no_media.get()->reason.ptr != nullptr);  // empty but never NULL
+  CallEvent empty_media = none;
+  empty_media.media.emplace();
+  AbiCallEvent zero(empty_media);
+  REQUIRE(zero.get()->media);
+  CHECK(zero.get()->media->count == 0);
+  CHECK(from_abi(*zero.get()).media->empty());
+}
+
+TEST_CASE("from_abi reads only what an older plugin's struct has") {
+  jn_call_event old{};
+  old.struct_size = offsetof(jn_call_event, to) + sizeof(jn_str);  // up to `to`
+  old.type = JN_CALL_OFFER;
+  old.from = jn_str{"a:1", 3};
+  old.to = jn_str{"b:1", 3};
+  old.target = jn_str{nullptr, 999};  // beyond struct_size: never read
+  old.code = 7;
+  CallEvent ev;
+  REQUIRE(from_abi(old, ev) == JN_OK);
+  CHECK(ev.from == "a:1");
+  CHECK(ev.to == "b:1");
+  CHECK(ev.target.empty());
+  CHECK(ev.code == 0);
+  CHECK_FALSE(ev.media);
+
+  jn_call_event tiny{};
+  tiny.struct_size = 4;
+  CHECK(from_abi(tiny, ev) == JN_ERR_ABI);
+  CHECK(from_abi(tiny).type == 0);  // send() refuses type 0
+
+  jn_call_event bad{};
+  bad.struct_size = sizeof bad;
+  bad.type = JN_CALL_INFO;
+  bad.info_body = jn_str{nullptr, 3};
+  CHECK(from_abi(bad, ev) == JN_ERR_INVALID);
+
+  // an older jn_media_stream (up to `channels`) inside a current event
+  jn_media_stream s{};
+  s.struct_size = offsetof(jn_media_stream, channels) + sizeof(uint32_t);
+  s.kind = JN_MEDIA_VIDEO;
+  s.format = jn_str{"H264", 4};
+  s.payload_type = 96;
+  s.clock_rate = 90000;
+  s.ssrc = 55;  // beyond its size
+  const jn_media_stream* ptrs[] = {&s};
+  jn_media_desc desc{sizeof(jn_media_desc), 1, ptrs};
+  jn_call_event cur{};
+  cur.struct_size = sizeof cur;
+  cur.type = JN_CALL_ANSWER;
+  cur.media = &desc;
+  REQUIRE(from_abi(cur, ev) == JN_OK);
+  REQUIRE(ev.media->size() == 1);
+  CHECK((*ev.media)[0].format == "H264");
+  CHECK((*ev.media)[0].clock_rate == 90000);
+  CHECK((*ev.media)[0].ssrc == 0);
+
+  const jn_media_stream* null_ptrs[] = {nullptr};
+  desc.streams = null_ptrs;
+  CHECK(from_abi(cur, ev) == JN_ERR_INVALID);
+  desc.streams = nullptr;
+  CHECK(from_abi(cur, ev) == JN_ERR_INVALID);
+  desc.streams = ptrs;
+  s.struct_size = 4;
+  CHECK(from_abi(cur, ev) == JN_ERR_ABI);
+  desc.struct_size = 8;
+  CHECK(from_abi(cur, ev) == JN_ERR_ABI);
+}
