@@ -67,6 +67,24 @@ struct Loop {
   }
 };
 
+// A loop and a server that is stopped even when a test bails out early (REQUIRE).
+struct Fx {
+  Loop L;
+  std::unique_ptr<HttpServer> srv;
+  bool stopped = false;
+  explicit Fx(HttpServerOptions o = {}) : srv(std::make_unique<HttpServer>(&L.loop, o)) {}
+  ~Fx() {
+    if (stopped) return;
+    bool done = false;
+    srv->stop([&] { done = true; });
+    L.run_until([&] { return done; }, 5000);
+  }
+  void stop_and_close() {
+    stopped = true;
+    L.stop_and_close(*srv);
+  }
+};
+
 // ---- a raw HTTP/1.1 + WebSocket client ------------------------------------------------------
 
 int connect_to(int port) {
@@ -279,8 +297,9 @@ uint64_t must_listen(HttpServer& srv, HttpHandlers h, std::string_view ws_path =
 }  // namespace
 
 TEST_CASE("http: GET, POST, PUT, DELETE round trip with query, headers and body") {
-  Loop L;
-  HttpServer srv(&L.loop);
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   std::vector<HttpRequest> seen;
   uint64_t ep = must_listen(srv, echo_handlers(srv, &seen));
   int port = srv.port(ep);
@@ -313,12 +332,13 @@ TEST_CASE("http: GET, POST, PUT, DELETE round trip with query, headers and body"
   CHECK(seen[0].peer.rfind("127.0.0.1:", 0) == 0);
   CHECK(seen[0].id != seen[1].id);
   CHECK(srv.pending_requests() == 0);
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("http: keep-alive serves sequential requests on one connection") {
-  Loop L;
-  HttpServer srv(&L.loop);
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   uint64_t ep = must_listen(srv, echo_handlers(srv, nullptr));
   int port = srv.port(ep);
   auto f = std::async(std::launch::async, [port] {
@@ -340,12 +360,13 @@ TEST_CASE("http: keep-alive serves sequential requests on one connection") {
     CHECK(rs[static_cast<size_t>(i)].body ==
           "POST /n" + std::to_string(i) + "? ct= auth= body=b" + std::to_string(i));
   }
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("http: respond later from a uv timer; 404 from the handler") {
-  Loop L;
-  HttpServer srv(&L.loop);
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   uv_timer_t timer;
   uv_timer_init(&L.loop, &timer);
   struct Ctx {
@@ -389,15 +410,16 @@ TEST_CASE("http: respond later from a uv timer; 404 from the handler") {
   CHECK(r2.body == R"({"error":"not found"})");
 
   uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("http: a late answer outlives lws's own idle timeouts") {
-  Loop L;
   HttpServerOptions opt;
   opt.keepalive_timeout_s = 1;
   opt.lws_timeout_s = 1;
-  HttpServer srv(&L.loop, opt);
+  Fx fx(opt);
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   uint64_t id = 0;
   HttpHandlers h;
   h.on_request = [&](const HttpRequest& r) { id = r.id; };
@@ -410,12 +432,13 @@ TEST_CASE("http: a late answer outlives lws's own idle timeouts") {
   Response r = L.wait(f);
   CHECK(r.status == 200);
   CHECK(r.body == "finally");
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("http: body over the limit gets 413 and never reaches the handler") {
-  Loop L;
-  HttpServer srv(&L.loop);  // default limit: 1 MiB
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;  // default limit: 1 MiB
   int calls = 0;
   HttpHandlers h = echo_handlers(srv, nullptr);
   auto inner = h.on_request;
@@ -439,12 +462,13 @@ TEST_CASE("http: body over the limit gets 413 and never reaches the handler") {
   CHECK(rs[1].status == 200);
   CHECK(rs[1].body.size() == std::string("POST /fits? ct= auth= body=").size() + (1u << 20));
   CHECK(calls == 1);
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("http: client leaving before the answer drops the request") {
-  Loop L;
-  HttpServer srv(&L.loop);
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   std::atomic<bool> got{false};
   uint64_t id = 0;
   HttpHandlers h;
@@ -464,14 +488,15 @@ TEST_CASE("http: client leaving before the answer drops the request") {
   CHECK(L.wait(f));
   CHECK(L.run_until([&] { return srv.pending_requests() == 0; }));
   CHECK_FALSE(srv.respond(id, 200, "text/plain", "too late"));
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("http: unanswered request gets 504 after the timeout") {
-  Loop L;
   HttpServerOptions opt;
   opt.request_timeout_ms = 200;
-  HttpServer srv(&L.loop, opt);
+  Fx fx(opt);
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   uint64_t id = 0;
   HttpHandlers h;
   h.on_request = [&](const HttpRequest& r) { id = r.id; };
@@ -487,12 +512,13 @@ TEST_CASE("http: unanswered request gets 504 after the timeout") {
   CHECK(ms >= 150);
   CHECK(srv.pending_requests() == 0);
   CHECK_FALSE(srv.respond(id, 200, "text/plain", "late"));
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("http: two endpoints on two ports; bad and busy addresses; close_endpoint") {
-  Loop L;
-  HttpServer srv(&L.loop);
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   auto tagged = [&srv](std::string tag) {
     HttpHandlers h;
     h.on_request = [&srv, tag](const HttpRequest& r) {
@@ -558,7 +584,7 @@ TEST_CASE("http: two endpoints on two ports; bad and busy addresses; close_endpo
     auto f3 = std::async(std::launch::async, [pa] { return http(pa, request("GET", "/again")); });
     CHECK(L.wait(f3).body == "C:/again");
   }
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 struct WsLog {
@@ -594,8 +620,9 @@ HttpHandlers ws_echo(HttpServer& srv, WsLog* log, uint64_t* ep_seen) {
 }
 
 TEST_CASE("websocket: handshake, fragmented text echo, binary echo, server-initiated close") {
-  Loop L;
-  HttpServer srv(&L.loop);
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   WsLog log;
   uint64_t ep_seen = 0;
   uint64_t ep = must_listen(srv, ws_echo(srv, &log, &ep_seen), "/ws");
@@ -661,12 +688,13 @@ TEST_CASE("websocket: handshake, fragmented text echo, binary echo, server-initi
   CHECK(srv.ws_connections() == 0);
   CHECK_FALSE(srv.ws_send(log.events[0].conn, "gone", false));
   CHECK_FALSE(srv.ws_close(log.events[0].conn));
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("websocket: any subprotocol is accepted; other paths are refused") {
-  Loop L;
-  HttpServer srv(&L.loop);
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   WsLog log;
   uint64_t ep_seen = 0;
   uint64_t ep = must_listen(srv, ws_echo(srv, &log, &ep_seen), "/sig");
@@ -711,14 +739,15 @@ TEST_CASE("websocket: any subprotocol is accepted; other paths are refused") {
   CHECK_FALSE(o.no_ws);
   CHECK(L.run_until([&] { return log.count(JN_WS_CLOSED) == 2; }));
   CHECK(log.count(JN_WS_OPEN) == 2);
-  L.stop_and_close(srv);
+  fx.stop_and_close();
 }
 
 TEST_CASE("websocket: oversized message closes with 1009; client drop and stop() each close once") {
-  Loop L;
   HttpServerOptions opt;
   opt.max_ws_message = 1000;
-  HttpServer srv(&L.loop, opt);
+  Fx fx(opt);
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   WsLog log;
   uint64_t ep_seen = 0;
   uint64_t ep = must_listen(srv, ws_echo(srv, &log, &ep_seen), "/ws");
@@ -758,6 +787,7 @@ TEST_CASE("websocket: oversized message closes with 1009; client drop and stop()
   CHECK(L.run_until([&] { return opened && srv.ws_connections() == 1; }));
   CHECK(log.count(JN_WS_OPEN) == 3);
   bool done = false;
+  fx.stopped = true;
   srv.stop([&] { done = true; });
   CHECK(log.count(JN_WS_CLOSED) == 3);
   CHECK(L.run_until([&] { return done; }));
@@ -767,8 +797,9 @@ TEST_CASE("websocket: oversized message closes with 1009; client drop and stop()
 }
 
 TEST_CASE("http: stop() with a pending request and from inside a handler") {
-  Loop L;
-  HttpServer srv(&L.loop);
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
   bool done = false;
   uint64_t pending = 0;
   HttpHandlers h;
@@ -782,6 +813,7 @@ TEST_CASE("http: stop() with a pending request and from inside a handler") {
   };
   uint64_t ep = must_listen(srv, std::move(h));
   int port = srv.port(ep);
+  fx.stopped = true;
   std::atomic<bool> first_sent{false};
   auto f = std::async(std::launch::async, [port, &first_sent] {
     int fd = connect_to(port);  // stays pending

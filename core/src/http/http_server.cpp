@@ -40,6 +40,8 @@ constexpr const char* kAnyProtocol = "\x01junction-any-subprotocol";
 constexpr size_t kBodyChunk = 64 * 1024;
 constexpr uint64_t kDrainGiveUpMs = 10000;
 constexpr const char* kJson = "application/json";
+// The WebSocket close opcode for lws_write(); lws keeps it out of its public enum.
+constexpr auto kWriteClose = static_cast<lws_write_protocol>(4);
 
 void lws_log_emit(int level, const char* line) {
   (void)level;
@@ -250,6 +252,7 @@ struct HttpServer::Conn {
   bool in_msg = false;
   bool rx_binary = false;
   bool close_req = false;
+  bool close_sent = false;
   std::string rx;
   std::deque<std::pair<std::string, bool>> txq;  // payloads with LWS_PRE bytes of headroom
   size_t tx_bytes = 0;
@@ -470,6 +473,11 @@ int HttpServer::callback(Endpoint* ep, lws* wsi, int reason_, void* user, void* 
       return on_ws_receive(wsi, static_cast<const char*>(in), len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
       return on_ws_writeable(wsi);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+      // Our close frame went out already: this is the answer, hang up. Else lws echoes it.
+      Conn* c = conn_of(wsi);
+      return (c && c->close_sent) ? -1 : 0;
+    }
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_CLOSED:
       on_wsi_gone(wsi, false);
@@ -702,7 +710,7 @@ int HttpServer::on_ws_established(lws* wsi, Endpoint* ep) {
 
 int HttpServer::on_ws_receive(lws* wsi, const char* data, size_t len) {
   Conn* c = conn_of(wsi);
-  if (!c || !c->ws_open || c->ws_closed) return 0;
+  if (!c || !c->ws_open || c->ws_closed || c->close_sent) return 0;
   if (!c->in_msg) {
     c->in_msg = true;
     c->rx_binary = lws_frame_is_binary(wsi) != 0;
@@ -740,9 +748,16 @@ int HttpServer::on_ws_writeable(lws* wsi) {
     if (!c->txq.empty() || c->close_req) lws_callback_on_writable(wsi);
     return 0;
   }
-  if (c->close_req) {
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, nullptr, 0);
-    return -1;
+  if (c->close_req && !c->close_sent) {
+    // lws 4.1 drops the connection without a close frame when a WRITEABLE callback returns
+    // -1, even after lws_close_reason(); so send the close frame here and finish the closing
+    // handshake when the peer answers (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE).
+    unsigned char frame[LWS_PRE + 2];
+    frame[LWS_PRE] = static_cast<unsigned char>(LWS_CLOSE_STATUS_NORMAL >> 8);
+    frame[LWS_PRE + 1] = static_cast<unsigned char>(LWS_CLOSE_STATUS_NORMAL & 0xff);
+    if (lws_write(wsi, frame + LWS_PRE, 2, kWriteClose) < 2) return -1;
+    c->close_sent = true;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);  // the peer's answer
   }
   return 0;
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up, builds, and runs every test: the whole suite on a normal build, then again on an
+# ASan+UBSan build (leaks and undefined behaviour fail the run).
+# JN_TEST_SKIP_ASAN=1 skips the sanitizer pass (for quick local runs only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+jobs=$(nproc)
+scripts/build.sh release
+(cd build && ctest --output-on-failure -j "$jobs" --timeout 900)
+if [ "${JN_TEST_SKIP_ASAN:-0}" != 1 ]; then
+  scripts/build.sh asan
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_odr_violation=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  (cd build-asan && ctest --output-on-failure -j "$jobs" --timeout 1200)
+fi
