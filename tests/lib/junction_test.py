@@ -160,6 +160,7 @@ class Junction:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         rc = self.wait_exit(timeout)
+        self.proc.stderr.close()
         self.proc = None
         text = self.log()
         for marker in SANITIZER_MARKERS:

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <future>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,7 +137,7 @@ struct Response {
 };
 
 // Reads one response from fd (buf keeps bytes that follow it, for keep-alive).
-Response read_response(int fd, std::string& buf) {
+Response read_response(int fd, std::string& buf, bool head_request = false) {
   Response r;
   size_t he;
   while ((he = buf.find("\r\n\r\n")) == std::string::npos)
@@ -160,7 +161,7 @@ Response read_response(int fd, std::string& buf) {
     }
     pos = e + 2;
   }
-  if (status == 101) {
+  if (status == 101 || status == 100 || head_request) {
     r.status = status;
     return r;
   }
@@ -332,6 +333,7 @@ TEST_CASE("http: GET, POST, PUT, DELETE round trip with query, headers and body"
   CHECK(seen[0].peer.rfind("127.0.0.1:", 0) == 0);
   CHECK(seen[0].id != seen[1].id);
   CHECK(srv.pending_requests() == 0);
+  CHECK(L.run_until([&] { return srv.connections() == 0; }));  // per-connection state freed
   fx.stop_and_close();
 }
 
@@ -435,6 +437,55 @@ TEST_CASE("http: a late answer outlives lws's own idle timeouts") {
   fx.stop_and_close();
 }
 
+TEST_CASE("http: HEAD, Expect: 100-continue, a throwing handler") {
+  Fx fx;
+  Loop& L = fx.L;
+  HttpServer& srv = *fx.srv;
+  HttpHandlers h = echo_handlers(srv, nullptr);
+  auto inner = h.on_request;
+  h.on_request = [inner](const HttpRequest& r) {
+    if (r.path == "/throw") throw std::runtime_error("boom");
+    inner(r);
+  };
+  uint64_t ep = must_listen(srv, std::move(h));
+  int port = srv.port(ep);
+  struct Out {
+    Response head, after_head, interim, upload, thrown;
+  };
+  auto f = std::async(std::launch::async, [port] {
+    Out o;
+    int fd = connect_to(port);
+    std::string buf;
+    send_all(fd, request("HEAD", "/h"));
+    o.head = read_response(fd, buf, true);
+    send_all(fd, request("GET", "/after"));  // same connection
+    o.after_head = read_response(fd, buf);
+    close(fd);
+
+    fd = connect_to(port);
+    buf.clear();
+    std::string body(3000, 'u');
+    send_all(fd, "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3000\r\n\r\n");
+    o.interim = read_response(fd, buf);  // the server must not wait for the body first
+    send_all(fd, body);
+    o.upload = read_response(fd, buf);
+    close(fd);
+    o.thrown = http(port, request("GET", "/throw"));
+    return o;
+  });
+  Out o = L.wait(f);
+  CHECK(o.head.status == 200);
+  CHECK(o.head.headers["content-length"] == std::to_string(std::string("HEAD /h? ct= auth= body=").size()));
+  CHECK(o.after_head.status == 200);
+  CHECK(o.after_head.body == "GET /after? ct= auth= body=");
+  CHECK(o.interim.status == 100);
+  CHECK(o.upload.status == 200);
+  CHECK(o.upload.body == "POST /up? ct= auth= body=" + std::string(3000, 'u'));
+  CHECK(o.thrown.status == 500);
+  CHECK(srv.pending_requests() == 0);
+  fx.stop_and_close();
+}
+
 TEST_CASE("http: body over the limit gets 413 and never reaches the handler") {
   Fx fx;
   Loop& L = fx.L;
@@ -488,6 +539,7 @@ TEST_CASE("http: client leaving before the answer drops the request") {
   CHECK(L.wait(f));
   CHECK(L.run_until([&] { return srv.pending_requests() == 0; }));
   CHECK_FALSE(srv.respond(id, 200, "text/plain", "too late"));
+  CHECK(L.run_until([&] { return srv.connections() == 0; }));
   fx.stop_and_close();
 }
 
@@ -631,8 +683,8 @@ TEST_CASE("websocket: handshake, fragmented text echo, binary echo, server-initi
   struct Out {
     bool opened = false;
     std::string accept, proto;
-    int op1 = 0, op2 = 0, op3 = 0, op4 = 0;
-    std::string m1, m2, m3, m4;
+    int op0 = -1, op1 = 0, op2 = 0, op3 = 0, op4 = 0;
+    std::string m0 = "x", m1, m2, m3, m4;
     bool eof = false;
     Response plain;
   };
@@ -650,6 +702,8 @@ TEST_CASE("websocket: handshake, fragmented text echo, binary echo, server-initi
     c.read_frame(&o.op1, &o.m1);
     c.send_frame(0x2, big);
     c.read_frame(&o.op2, &o.m2);
+    c.send_frame(0x1, "");  // an empty message is a message too
+    c.read_frame(&o.op0, &o.m0);
     c.send_frame(0x1, "close-me");
     c.read_frame(&o.op3, &o.m3);  // "bye"
     c.read_frame(&o.op4, &o.m4);  // close frame
@@ -666,6 +720,8 @@ TEST_CASE("websocket: handshake, fragmented text echo, binary echo, server-initi
   CHECK(o.m1 == "hello world");
   CHECK(o.op2 == 0x2);
   CHECK(o.m2 == big);
+  CHECK(o.op0 == 0x1);
+  CHECK(o.m0.empty());
   CHECK(o.op3 == 0x1);
   CHECK(o.m3 == "bye");
   CHECK(o.op4 == 0x8);
@@ -676,16 +732,19 @@ TEST_CASE("websocket: handshake, fragmented text echo, binary echo, server-initi
 
   CHECK(L.run_until([&] { return log.count(JN_WS_CLOSED) == 1; }));
   CHECK(ep_seen == ep);
-  REQUIRE(log.events.size() == 5);
+  REQUIRE(log.events.size() == 6);
   CHECK(log.events[0].type == JN_WS_OPEN);
   CHECK(log.events[1].type == JN_WS_TEXT);
   CHECK(log.events[1].data == "hello world");
   CHECK(log.events[2].type == JN_WS_BINARY);
   CHECK(log.events[2].data == big);
-  CHECK(log.events[3].data == "close-me");
-  CHECK(log.events[4].type == JN_WS_CLOSED);
+  CHECK(log.events[3].type == JN_WS_TEXT);
+  CHECK(log.events[3].data.empty());
+  CHECK(log.events[4].data == "close-me");
+  CHECK(log.events[5].type == JN_WS_CLOSED);
   for (auto& e : log.events) CHECK(e.conn == log.events[0].conn);
   CHECK(srv.ws_connections() == 0);
+  CHECK(L.run_until([&] { return srv.connections() == 0; }));
   CHECK_FALSE(srv.ws_send(log.events[0].conn, "gone", false));
   CHECK_FALSE(srv.ws_close(log.events[0].conn));
   fx.stop_and_close();
@@ -702,6 +761,8 @@ TEST_CASE("websocket: any subprotocol is accepted; other paths are refused") {
   int port = srv.port(ep), port2 = srv.port(no_ws);
   struct Out {
     bool sip = false, other = false, wrong_path = true, no_ws = true;
+    int wrong_status = 0, no_ws_status = 0;
+    bool client_close_answered = false;
     std::string sip_proto, other_proto, echo;
   };
   auto f = std::async(std::launch::async, [port, port2] {
@@ -713,6 +774,9 @@ TEST_CASE("websocket: any subprotocol is accepted; other paths are refused") {
       int op = 0;
       c.send_frame(0x1, "ping?");
       c.read_frame(&op, &o.echo);
+      c.send_frame(0x8, std::string("\x03\xe8", 2));  // client-initiated close
+      std::string why;
+      o.client_close_answered = c.read_frame(&op, &why) && op == 0x8 && c.wait_eof();
     }
     {
       WsClient c;
@@ -722,10 +786,12 @@ TEST_CASE("websocket: any subprotocol is accepted; other paths are refused") {
     {
       WsClient c;
       o.wrong_path = c.open(port, "/elsewhere");
+      o.wrong_status = c.handshake.status;
     }
     {
       WsClient c;
       o.no_ws = c.open(port2, "/sig");
+      o.no_ws_status = c.handshake.status;
     }
     return o;
   });
@@ -733,10 +799,13 @@ TEST_CASE("websocket: any subprotocol is accepted; other paths are refused") {
   CHECK(o.sip);
   CHECK(o.sip_proto == "sip");
   CHECK(o.echo == "ping?");
+  CHECK(o.client_close_answered);
   CHECK(o.other);
   CHECK(o.other_proto == "x-custom.v2");
   CHECK_FALSE(o.wrong_path);
+  CHECK(o.wrong_status == 404);
   CHECK_FALSE(o.no_ws);
+  CHECK(o.no_ws_status == 404);
   CHECK(L.run_until([&] { return log.count(JN_WS_CLOSED) == 2; }));
   CHECK(log.count(JN_WS_OPEN) == 2);
   fx.stop_and_close();
@@ -830,6 +899,24 @@ TEST_CASE("http: stop() with a pending request and from inside a handler") {
   CHECK_FALSE(srv.respond(pending, 200, "text/plain", "x"));
   CHECK(L.wait(f).status == 0);
   (void)f2.get();  // the /stop answer may or may not make it out before the teardown
+  CHECK(uv_run(&L.loop, UV_RUN_DEFAULT) == 0);
+  CHECK(uv_loop_close(&L.loop) == 0);
+}
+
+TEST_CASE("http: stop() without endpoints; nothing works after stop") {
+  Loop L;
+  auto srv = std::make_unique<HttpServer>(&L.loop);
+  int calls = 0;
+  srv->stop([&] { ++calls; });
+  srv->stop([&] { ++calls; });  // a second stop() while stopping: also called once
+  CHECK(L.run_until([&] { return calls == 2; }));
+  std::string err;
+  CHECK(srv->listen("127.0.0.1:0", "", HttpHandlers{}, &err) == 0);
+  CHECK(!err.empty());
+  CHECK_FALSE(srv->respond(1, 200, "text/plain", "x"));
+  srv->stop([&] { ++calls; });  // already stopped: called at once
+  CHECK(calls == 3);
+  srv.reset();
   CHECK(uv_run(&L.loop, UV_RUN_DEFAULT) == 0);
   CHECK(uv_loop_close(&L.loop) == 0);
 }

@@ -109,6 +109,41 @@ TEST_CASE("regex: whole-string match, conf order, $N and $0 rewrites") {
   CHECK(uris(*t.resolve("n:7")) == std::vector<std::string>{"intercom:n/70$"});
 }
 
+TEST_CASE("prefixes with and without a scheme: still the longest wins") {
+  RouteTable t;
+  own_namespaces(t);
+  t.set_static({
+      route("prefix", "te", {"intercom:short/${rest}"}),
+      route("prefix", "tel:", {"intercom:long/${rest}"}),
+      route("prefix", "tel:+1", {"intercom:us/${rest}"}),
+  });
+  CHECK(uris(*t.resolve("tel:+1555")) == std::vector<std::string>{"intercom:us/555"});
+  CHECK(uris(*t.resolve("tel:+44")) == std::vector<std::string>{"intercom:long/+44"});
+  CHECK(uris(*t.resolve("telex:9")) == std::vector<std::string>{"intercom:short/lex:9"});
+  CHECK(uris(*t.resolve("tea")) == std::vector<std::string>{"intercom:short/a"});
+}
+
+TEST_CASE("regex rules skipped by their literal prefix still match what they should") {
+  RouteTable t;
+  own_namespaces(t);
+  t.set_static({
+      route("regex", R"(^door:(\d+))", {"intercom:caret/$1"}),
+      route("regex", R"(ab?c:(.*))", {"intercom:optional/$1"}),
+      route("regex", R"(x{0}yz:(.*))", {"intercom:counted/$1"}),
+      route("regex", R"(gate:1|lift:(\d+))", {"intercom:alt/$1"}),
+      route("regex", R"((cam|nvr):(\d+))", {"intercom:group/$2"}),
+      route("regex", R"(a\.b:(.*))", {"intercom:escaped/$1"}),
+  });
+  CHECK(uris(*t.resolve("door:7")) == std::vector<std::string>{"intercom:caret/7"});
+  CHECK(uris(*t.resolve("ac:1")) == std::vector<std::string>{"intercom:optional/1"});
+  CHECK(uris(*t.resolve("abc:2")) == std::vector<std::string>{"intercom:optional/2"});
+  CHECK(uris(*t.resolve("yz:3")) == std::vector<std::string>{"intercom:counted/3"});
+  CHECK(uris(*t.resolve("lift:4")) == std::vector<std::string>{"intercom:alt/4"});
+  CHECK(uris(*t.resolve("nvr:5")) == std::vector<std::string>{"intercom:group/5"});
+  CHECK(uris(*t.resolve("a.b:6")) == std::vector<std::string>{"intercom:escaped/6"});
+  CHECK_FALSE(t.resolve("axb:6"));
+}
+
 TEST_CASE("order: exact before prefix before regex before dynamic before namespace") {
   RouteTable t;
   own_namespaces(t);
@@ -253,7 +288,11 @@ TEST_CASE("set_static validation names the origin and keeps the old table") {
   CHECK(bad(route("exact", "d:1", {"a:${rest}"})).find("prefix route") != std::string::npos);
   CHECK(bad(route("prefix", "d:", {"a:${tail}"})).find("unknown reference") != std::string::npos);
   CHECK(bad(route("prefix", "d:", {"a:$"})).find("'$' at the end") != std::string::npos);
-  CHECK(bad(route("exact", "room:2", {"a:1"})).find("duplicate exact pattern 'room:2' (first at conf/junction.toml:1)") != std::string::npos);
+  CHECK(bad(route("exact", "room:2", {"a:1"})).find(
+            "duplicate exact pattern 'room:2' (first at conf/junction.toml:1)") != std::string::npos);
+  CHECK(error_of(t, {route("prefix", "tel:", {"a:1"}, Strategy::Single, 0, "f:1"),
+                     route("prefix", "tel:", {"b:1"}, Strategy::Single, 0, "f:2")}) ==
+        "f:2: duplicate prefix pattern 'tel:' (first at f:1)");
 }
 
 TEST_CASE("dynamic routes: conflicts between plugins, re-registration, removal") {

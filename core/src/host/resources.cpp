@@ -1,6 +1,7 @@
 #include "host/resources.hpp"
 
 #include "bus/zero_copy_send.hpp"
+#include "host/framer.hpp"
 #include "util/log.hpp"
 
 #include <arpa/inet.h>
@@ -119,9 +120,7 @@ struct TcpRes : Resource {
   jn_tcp_options opts{};
   jn_handle listener = 0;
   jn_addr peer{};
-  std::string rx;           // bytes not yet framed
-  bool skipping = false;    // DELIM: discarding an oversized frame up to the next delimiter
-  size_t skip_left = 0;     // LEN16: bytes of an oversized frame still to discard
+  std::unique_ptr<StreamFramer> framer;
   bool closing = false;
   bool shutting_down = false;
   bool connected = false;
@@ -154,54 +153,17 @@ void tcp_emit(TcpRes& c, uint32_t type, const uint8_t* data, size_t len, jn_stat
 void tcp_begin_close(TcpRes& c, jn_status st);
 
 void tcp_frame_input(TcpRes& c, const char* data, size_t n) {
-  const jn_tcp_options& o = c.opts;
-  if (o.framing == JN_FRAME_RAW) {
-    tcp_emit(c, JN_TCP_FRAME, reinterpret_cast<const uint8_t*>(data), n);
-    return;
-  }
-  c.rx.append(data, n);
-  size_t pos = 0;
-  if (o.framing == JN_FRAME_DELIM) {
-    while (!c.closing && c.owner) {
-      size_t end = c.rx.find(static_cast<char>(o.delimiter), pos);
-      if (end == std::string::npos) break;
-      if (c.skipping) {
-        c.skipping = false;  // resynchronised at this delimiter
-      } else if (end - pos > o.max_frame) {
-        tcp_emit(c, JN_TCP_OVERSIZE, nullptr, end - pos);
-      } else if (end > pos) {
-        tcp_emit(c, JN_TCP_FRAME, reinterpret_cast<const uint8_t*>(c.rx.data() + pos), end - pos);
-      }
-      pos = end + 1;
-    }
-    c.rx.erase(0, pos);
-    if (!c.skipping && c.rx.size() > o.max_frame) {
-      tcp_emit(c, JN_TCP_OVERSIZE, nullptr, c.rx.size());
-      c.skipping = true;
-    }
-    if (c.skipping) c.rx.clear();
-  } else {  // LEN16 (RFC 4571)
-    while (!c.closing && c.owner) {
-      if (c.skip_left) {
-        size_t k = std::min(c.skip_left, c.rx.size() - pos);
-        pos += k;
-        c.skip_left -= k;
-        if (c.skip_left) break;
-      }
-      if (c.rx.size() - pos < 2) break;
-      size_t len = (static_cast<uint8_t>(c.rx[pos]) << 8) | static_cast<uint8_t>(c.rx[pos + 1]);
-      if (len > o.max_frame) {
+  auto alive = [&c] { return !c.closing && c.owner; };
+  c.framer->feed(
+      data, n,
+      [&](std::string_view frame) {
+        tcp_emit(c, JN_TCP_FRAME, reinterpret_cast<const uint8_t*>(frame.data()), frame.size());
+        return alive();
+      },
+      [&](size_t len) {
         tcp_emit(c, JN_TCP_OVERSIZE, nullptr, len);
-        pos += 2;
-        c.skip_left = len;  // the length is known, so the stream stays in sync
-        continue;
-      }
-      if (c.rx.size() - pos < 2 + len) break;
-      tcp_emit(c, JN_TCP_FRAME, reinterpret_cast<const uint8_t*>(c.rx.data() + pos + 2), len);
-      pos += 2 + len;
-    }
-    c.rx.erase(0, pos);
-  }
+        return alive();
+      });
 }
 
 void tcp_touch_idle(TcpRes& c) {
@@ -295,6 +257,7 @@ void on_tcp_connection(uv_stream_t* server, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   c->opts = l->opts;
+  c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
   c->listener = l->handle;
   c->peer = peer_of(&c->tcp);
   TcpRes* raw = c.get();
@@ -492,6 +455,7 @@ jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const j
   PluginHost& host = slot.host();
   auto c = std::make_unique<TcpRes>(Resource::Kind::TcpConn, &slot, cookie);
   if (!valid_tcp_options(opts, c->opts)) return fail(slot, JN_ERR_INVALID, "tcp_connect: bad options");
+  c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
   sockaddr_storage ss{};
   socklen_t sl = 0;
   to_sockaddr(a, ss, sl);
@@ -514,23 +478,9 @@ jn_status tcp_send(PluginSlot& slot, jn_handle conn, const uint8_t* data, size_t
   if (!data && len) return JN_ERR_INVALID;
   if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp)) > kTcpWriteLimit) return JN_ERR_LIMIT;
   auto* w = new WriteReq;
-  switch (c->opts.framing) {
-    case JN_FRAME_DELIM:
-      w->data.reserve(len + 1);
-      w->data.append(reinterpret_cast<const char*>(data), len);
-      w->data.push_back(static_cast<char>(c->opts.delimiter));
-      break;
-    case JN_FRAME_LEN16:
-      if (len > 65535) {
-        delete w;
-        return JN_ERR_INVALID;
-      }
-      w->data.push_back(static_cast<char>(len >> 8));
-      w->data.push_back(static_cast<char>(len & 0xff));
-      w->data.append(reinterpret_cast<const char*>(data), len);
-      break;
-    default:
-      w->data.assign(reinterpret_cast<const char*>(data), len);
+  if (!c->framer->encode(std::string_view(reinterpret_cast<const char*>(data), len), w->data)) {
+    delete w;
+    return JN_ERR_INVALID;  // too long for LEN16, or contains the delimiter
   }
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });

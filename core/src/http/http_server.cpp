@@ -11,6 +11,19 @@
 //    after that, so we wait until no handle with .data == context is left in the loop and
 //    call lws_context_destroy() a second time, which frees everything (info.pcontext is then
 //    set to NULL).
+//  - lws 4.1.6 closes the fd of its event pipe (an eventfd) twice when a context is destroyed
+//    on a libuv loop: once inside lws_context_destroy() and again in the uv close callback
+//    one loop iteration later (fixed upstream after 4.1, warmcat/libwebsockets#2514). In
+//    between, the number can be reused by anyone in the process, whose fd would then be
+//    closed. We remember the eventfd's number when the context is created; right after the
+//    first close we park /dev/null on that number, so that the second close closes only that.
+//    User handlers are not called from inside lws_context_destroy() (WS CLOSED events are
+//    delivered just before it), so the only window left is other threads opening an fd
+//    during the few microseconds lws_context_destroy() runs.
+//  - A WRITEABLE callback returning -1 drops a WebSocket without a close frame, even after
+//    lws_close_reason(); ws_close() therefore writes the close frame itself and hangs up when
+//    the peer's close arrives (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE) or after 5 s.
+//  - lws 4.1 does not answer "Expect: 100-continue"; we write the interim response.
 //  - lws only accepts a WebSocket subprotocol that names one of the vhost's protocols. To
 //    accept any subprotocol, each vhost has a spare protocol slot whose name is set to the
 //    client's first offered subprotocol in LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, just before
@@ -20,6 +33,7 @@
 #include <libwebsockets.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -181,7 +195,7 @@ std::string bind_error(const std::string& host, int port) {
     auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
     s4->sin_family = AF_INET;
     s4->sin_addr.s_addr = htonl(INADDR_ANY);
-    if (!host.empty()) inet_pton(AF_INET, host.c_str(), &a4), s4->sin_addr = a4;
+    if (!host.empty() && inet_pton(AF_INET, host.c_str(), &a4) == 1) s4->sin_addr = a4;
     s4->sin_port = htons(static_cast<uint16_t>(port));
     sl = sizeof *s4;
   }
@@ -201,6 +215,18 @@ std::string bind_error(const std::string& host, int port) {
   }
 }
 
+std::vector<uv_handle_t*> poll_handles(uv_loop_t* loop) {
+  std::vector<uv_handle_t*> out;
+  uv_walk(
+      loop,
+      [](uv_handle_t* h, void* arg) {
+        if (h->type == UV_POLL && !uv_is_closing(h))
+          static_cast<std::vector<uv_handle_t*>*>(arg)->push_back(h);
+      },
+      &out);
+  return out;
+}
+
 std::string lower(std::string_view s) {
   std::string r(s);
   for (char& ch : r) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -215,6 +241,7 @@ struct HttpServer::Endpoint {
   lws_context* ctx = nullptr;  // lws sets it to NULL when it frees the context
   Phase phase = Phase::kLive;
   uint64_t drain_deadline = 0;
+  int pipe_fd = -1;  // lws's eventfd (see the notes at the top)
   uint64_t id = 0;
   HttpHandlers handlers;
   std::string ws_path;
@@ -343,7 +370,15 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     ci.uid = -1;
     ci.max_http_header_data = 8192;
     ci.timeout_secs = opt_.lws_timeout_s;
+    std::vector<uv_handle_t*> before = poll_handles(loop_);
     ep->ctx = lws_create_context(&ci);
+    if (ep->ctx) {
+      std::vector<uv_handle_t*> added;
+      for (uv_handle_t* h : poll_handles(loop_))
+        if (std::find(before.begin(), before.end(), h) == before.end()) added.push_back(h);
+      uv_os_fd_t fd = -1;
+      if (added.size() == 1 && uv_fileno(added[0], &fd) == 0) ep->pipe_fd = fd;
+    }
     if (!ep->ctx)
       return fail(
           "cannot create a libwebsockets context (is the libuv event lib plugin, package "
@@ -454,7 +489,6 @@ void HttpServer::stop(std::function<void()> done) {
 int HttpServer::callback(Endpoint* ep, lws* wsi, int reason_, void* user, void* in,
                          size_t len) {
   auto reason = static_cast<lws_callback_reasons>(reason_);
-  if (getenv("HTTP_DEBUG")) fprintf(stderr, "DBG cb %d wsi=%p\n", reason_, (void*)wsi);
   switch (reason) {
     case LWS_CALLBACK_HTTP:
       return on_http(wsi, ep);
@@ -556,6 +590,15 @@ int HttpServer::on_http(lws* wsi, Endpoint* ep) {
   if (n > 0) {
     c->receiving_body = true;
     q.body.reserve(static_cast<size_t>(n));
+    // lws 4.1 does not answer "Expect: 100-continue" (clients then wait ~1 s to send).
+    if (lower(header(wsi, WSI_TOKEN_HTTP_EXPECT)).find("100-continue") != std::string::npos) {
+      static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      unsigned char buf[LWS_PRE + sizeof kContinue];
+      std::memcpy(buf + LWS_PRE, kContinue, sizeof kContinue - 1);
+      if (lws_write(wsi, buf + LWS_PRE, sizeof kContinue - 1, LWS_WRITE_HTTP_HEADERS) <
+          static_cast<int>(sizeof kContinue - 1))
+        return -1;
+    }
     return 0;
   }
   dispatch_request(c);
@@ -676,12 +719,15 @@ int HttpServer::on_http_writeable(lws* wsi) {
 }
 
 int HttpServer::on_confirm_upgrade(lws* wsi, Endpoint* ep) {
-  if (!ep || ep->closing || state_ != State::kRunning || ep->ws_path.empty()) return -1;
+  if (!ep || ep->closing || state_ != State::kRunning) return -1;
   char* uri = nullptr;
   int ulen = 0;
-  if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || !uri ||
-      std::string_view(uri, static_cast<size_t>(std::max(ulen, 0))) != ep->ws_path)
-    return -1;
+  if (ep->ws_path.empty() || lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0 || !uri ||
+      std::string_view(uri, static_cast<size_t>(std::max(ulen, 0))) != ep->ws_path) {
+    // Not a WebSocket path: answer 404 (lws then ends the transaction).
+    if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, nullptr)) return -1;
+    return 1;
+  }
   // Accept whatever subprotocol the client offers first.
   std::string offered = header(wsi, WSI_TOKEN_PROTOCOL);
   size_t b = offered.find_first_not_of(" \t");
@@ -800,9 +846,25 @@ void HttpServer::retire(std::unique_ptr<Endpoint> ep) {
 void HttpServer::begin_destroy(Endpoint* ep) {
   ep->phase = Endpoint::Phase::kDraining;
   ep->drain_deadline = uv_now(loop_) + kDrainGiveUpMs;
-  // First phase: closes the listener and every connection (CLOSED callbacks run now); the uv
-  // handles finish closing over the next loop iterations.
-  if (ep->ctx) lws_context_destroy(ep->ctx);
+  // Tell the handlers first, so that none of their code runs inside lws_context_destroy().
+  std::vector<Conn*> mine;
+  for (auto& [id, c] : conns_)
+    if (c->ep == ep) mine.push_back(c.get());
+  for (Conn* c : mine) {
+    if (c->req.id) requests_.erase(c->req.id);
+    deliver_ws_closed(c);  // may run handler code, which may even retire more endpoints
+  }
+  if (!ep->ctx) return;
+  int parking = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // First phase: closes the listener and every connection; the uv handles finish closing over
+  // the next loop iterations.
+  lws_context_destroy(ep->ctx);
+  if (parking >= 0) {
+    if (ep->pipe_fd >= 0 && fcntl(ep->pipe_fd, F_GETFD) == -1 && errno == EBADF)
+      dup2(parking, ep->pipe_fd);  // lws closes this number once more, later
+    close(parking);
+  }
+  ep->pipe_fd = -1;
 }
 
 bool HttpServer::lws_handles_left(const lws_context* ctx) const {

@@ -90,6 +90,7 @@ class HttpServer {
 
   size_t pending_requests() const { return requests_.size(); }
   size_t ws_connections() const { return ws_.size(); }
+  size_t connections() const { return conns_.size(); }  // HTTP + WS connections known
 
   // Endpoints are separate lws contexts (see http_server.cpp); a closed endpoint's context
   // is torn down in two phases on the loop before its memory is released.

@@ -12,7 +12,7 @@ struct CallManager::Call {
   std::vector<CallTarget> targets;  // as resolved
   std::vector<jn_handle> b_legs;    // live B-legs; after answer only the answered one
   // The offer's media, kept only while a hunt still has targets to offer it to.
-  std::optional<std::vector<MediaStream>> hunt_media;
+  std::unique_ptr<std::vector<MediaStream>> hunt_media;  // null: the offer had none
   jn_handle a_leg = JN_INVALID_HANDLE;
   uint64_t start_ms = 0, answer_ms = 0;
   uint64_t ring_timer = 0, hunt_timer = 0;
@@ -158,11 +158,12 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie,
     c.per_target_timeout_ms = route->timeout_ms;
   if (ring_ms) c.ring_timer = timers_.start(ring_ms, [this, ch] { on_ring_timeout(ch); });
 
+  const std::vector<MediaStream>* media = offer.media ? &*offer.media : nullptr;
   if (route->strategy == Strategy::Fork) {
-    for (uint32_t i = 0; i < c.targets.size(); ++i) offer_target(c, ch, i, offer.media);
+    for (uint32_t i = 0; i < c.targets.size(); ++i) offer_target(c, ch, i, media);
   } else {
-    if (c.targets.size() > 1) c.hunt_media = offer.media;
-    offer_target(c, ch, c.next_target++, offer.media);
+    if (c.targets.size() > 1 && media) c.hunt_media = std::make_unique<std::vector<MediaStream>>(*media);
+    offer_target(c, ch, c.next_target++, media);
     if (c.per_target_timeout_ms) {
       jn_handle b = c.b_legs.back();
       c.hunt_timer = timers_.start(c.per_target_timeout_ms, [this, ch, b] { on_hunt_timeout(ch, b); });
@@ -173,7 +174,7 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie,
 }
 
 void CallManager::offer_target(Call& c, jn_handle ch, uint32_t target_index,
-                               const std::optional<std::vector<MediaStream>>& media) {
+                               const std::vector<MediaStream>* media) {
   const CallTarget& target = c.targets[target_index];
   uint64_t age = timers_.now_ms() - c.start_ms;
   jn_handle b = legs_.insert(std::make_unique<Leg>(Leg{
@@ -186,13 +187,13 @@ void CallManager::offer_target(Call& c, jn_handle ch, uint32_t target_index,
   ev.from = c.from;
   ev.to = c.to;
   ev.target = target.uri;
-  ev.media = media;
+  if (media) ev.media = *media;
   queue(b, std::move(ev), false);
 }
 
 void CallManager::offer_next_hunt_target(Call& c, jn_handle ch) {
   assert(c.next_target < c.targets.size() && c.b_legs.empty());
-  offer_target(c, ch, c.next_target++, c.hunt_media);
+  offer_target(c, ch, c.next_target++, c.hunt_media.get());
   if (c.next_target >= c.targets.size()) c.hunt_media.reset();  // nobody left to offer it to
   if (c.per_target_timeout_ms) {
     jn_handle b = c.b_legs.back();

@@ -126,7 +126,7 @@ class CallManager {
   void drain();
 
   void offer_target(Call& c, jn_handle call, uint32_t target_index,
-                    const std::optional<std::vector<MediaStream>>& media);
+                    const std::vector<MediaStream>* media);
   void offer_next_hunt_target(Call& c, jn_handle call);
   void end_b_legs(Call& c, int32_t code, const std::string& reason);
   void b_leg_dropped(Call& c, jn_handle call, jn_handle b_leg, int32_t code,

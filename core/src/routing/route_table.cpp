@@ -97,6 +97,42 @@ Rewrite parse_rewrite(std::string_view target, MatchKind match, unsigned group_c
   return out;
 }
 
+// The literal text every match of `pattern` must start with ("door:(\\d+)" -> "door:"), so
+// resolve() can skip a rule with one comparison instead of running the regex. Conservative:
+// empty when unsure (alternation anywhere, a metacharacter first).
+std::string regex_literal_prefix(std::string_view pattern) {
+  if (pattern.find('|') != std::string_view::npos) return {};
+  size_t i = pattern.starts_with('^') ? 1 : 0;
+  std::string out;
+  for (; i < pattern.size(); ++i) {
+    if (std::string_view(".[]()*+?{}\\^$|").find(pattern[i]) != std::string_view::npos) break;
+    out += pattern[i];
+  }
+  // "ab?" / "ab*" / "ab{0,2}": the quantifier makes the last literal optional
+  if (i < pattern.size() && std::string_view("*?{").find(pattern[i]) != std::string_view::npos &&
+      !out.empty())
+    out.pop_back();
+  return out;
+}
+
+// Static prefix rules of one kind, one map per distinct prefix length, longest first: a lookup
+// probes one hash per length instead of scanning every prefix.
+using PrefixLengths = std::vector<std::pair<size_t, StringMap<uint32_t>>>;
+
+// Inserts; returns the rule already holding this exact prefix, if any.
+std::optional<uint32_t> add_prefix(PrefixLengths& lengths, const std::string& prefix, uint32_t rule) {
+  auto slot = std::find_if(lengths.begin(), lengths.end(),
+                           [&](const auto& p) { return p.first == prefix.size(); });
+  if (slot == lengths.end()) {
+    auto at = std::find_if(lengths.begin(), lengths.end(),
+                           [&](const auto& p) { return p.first < prefix.size(); });
+    slot = lengths.emplace(at, prefix.size(), StringMap<uint32_t>{});
+  }
+  auto [it, inserted] = slot->second.emplace(prefix, rule);
+  if (!inserted) return it->second;
+  return std::nullopt;
+}
+
 }  // namespace
 
 struct RouteTable::StaticIndex {
@@ -104,14 +140,18 @@ struct RouteTable::StaticIndex {
     MatchKind match;
     std::optional<std::regex> regex;
     std::vector<Rewrite> targets;
-    std::string description;  // for Resolution::via
+    std::string description;     // for Resolution::via
+    std::string regex_literal;   // every match starts with this
   };
   std::vector<StaticRoute> routes;  // as given, for to_json()
   std::vector<Rule> rules;          // same indexes as routes
   StringMap<uint32_t> exact;
-  // One map per distinct prefix length, longest first: a lookup probes one hash per length
-  // instead of scanning every prefix.
-  std::vector<std::pair<size_t, StringMap<uint32_t>>> prefixes;
+  // Prefixes are grouped by the scheme they spell out ("tel:+86" -> "tel"), so a URI only
+  // probes the lengths used in its own scheme. A prefix without ':' ("te") lies entirely before
+  // any URI's first ':' and so is shorter than every prefix of the URI's scheme group: probing
+  // the scheme group first, then these, keeps "longest wins".
+  StringMap<PrefixLengths> prefixes_by_scheme;
+  PrefixLengths prefixes_without_scheme;
   std::vector<uint32_t> regexes;  // conf order
 };
 
@@ -184,21 +224,17 @@ void RouteTable::set_static(std::vector<StaticRoute> routes) {
       auto [it, inserted] = index->exact.emplace(r.pattern, i);
       if (!inserted) duplicate(it->second);
     } else if (rule.match == MatchKind::Prefix) {
-      auto slot = std::find_if(index->prefixes.begin(), index->prefixes.end(),
-                               [&](const auto& p) { return p.first == r.pattern.size(); });
-      if (slot == index->prefixes.end()) {
-        index->prefixes.emplace_back(r.pattern.size(), StringMap<uint32_t>{});
-        slot = index->prefixes.end() - 1;
-      }
-      auto [it, inserted] = slot->second.emplace(r.pattern, i);
-      if (!inserted) duplicate(it->second);
+      size_t colon = r.pattern.find(':');
+      PrefixLengths& group = colon == std::string::npos
+                                 ? index->prefixes_without_scheme
+                                 : index->prefixes_by_scheme[r.pattern.substr(0, colon)];
+      if (auto other = add_prefix(group, r.pattern, i)) duplicate(*other);
     } else {
+      rule.regex_literal = regex_literal_prefix(r.pattern);
       index->regexes.push_back(i);
     }
     index->rules.push_back(std::move(rule));
   }
-  std::sort(index->prefixes.begin(), index->prefixes.end(),
-            [](const auto& a, const auto& b) { return a.first > b.first; });
   index->routes = std::move(routes);
   static_ = std::move(index);  // nothing above touched the live table
 }
@@ -300,20 +336,29 @@ std::optional<Resolution> RouteTable::resolve_at(std::string_view uri, PathRules
   std::cmatch groups;
   if (auto it = index.exact.find(uri); it != index.exact.end() && !used.contains(it->second))
     rule_index = it->second;
-  for (size_t p = 0; !rule_index && p < index.prefixes.size(); ++p) {
-    const auto& [length, by_prefix] = index.prefixes[p];
-    if (length > uri.size()) continue;
-    auto it = by_prefix.find(uri.substr(0, length));
-    if (it != by_prefix.end() && !used.contains(it->second)) {
-      rule_index = it->second;
-      rest = uri.substr(length);
+  auto probe_prefixes = [&](const PrefixLengths& lengths) {
+    for (const auto& [length, by_prefix] : lengths) {
+      if (length > uri.size()) continue;
+      auto it = by_prefix.find(uri.substr(0, length));
+      if (it != by_prefix.end() && !used.contains(it->second)) {
+        rule_index = it->second;
+        rest = uri.substr(length);
+        return;
+      }
+    }
+  };
+  if (!rule_index && !index.prefixes_by_scheme.empty()) {
+    if (size_t colon = uri.find(':'); colon != std::string_view::npos) {
+      auto group = index.prefixes_by_scheme.find(uri.substr(0, colon));
+      if (group != index.prefixes_by_scheme.end()) probe_prefixes(group->second);
     }
   }
+  if (!rule_index) probe_prefixes(index.prefixes_without_scheme);
   for (size_t r = 0; !rule_index && r < index.regexes.size(); ++r) {
     uint32_t i = index.regexes[r];
-    if (!used.contains(i) && std::regex_match(uri.data(), uri.data() + uri.size(), groups,
-                                              *index.rules[i].regex))
-      rule_index = i;
+    const StaticIndex::Rule& rule = index.rules[i];
+    if (!uri.starts_with(rule.regex_literal) || used.contains(i)) continue;
+    if (std::regex_match(uri.data(), uri.data() + uri.size(), groups, *rule.regex)) rule_index = i;
   }
 
   if (rule_index) {

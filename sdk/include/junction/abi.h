@@ -369,7 +369,9 @@ typedef struct jn_host_api {
                           uint64_t cookie, jn_handle* out_listener);
   jn_status (*tcp_connect)(jn_host_ctx* ctx, jn_str addr, const jn_tcp_options* opts,
                            uint64_t cookie, jn_handle* out_conn);
-  /* Sends one frame (the core adds the delimiter or the length prefix). data is borrowed. */
+  /* Sends one frame (the core adds the delimiter or the length prefix). data is borrowed.
+   * JN_ERR_INVALID: the frame contains the delimiter, or is over 65535 bytes with LEN16;
+   * JN_ERR_LIMIT: over 8 MiB already queued (a slow peer); JN_ERR_STATE: closing. */
   jn_status (*tcp_send)(jn_host_ctx* ctx, jn_handle conn, const uint8_t* data, size_t len);
   jn_status (*tcp_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
   /* Flushes queued bytes, then closes; JN_TCP_CLOSED follows. Listeners close at once. */

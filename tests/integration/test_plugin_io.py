@@ -1,0 +1,122 @@
+"""The core's stream and web services as a plugin sees them: framed TCP (split and coalesced
+frames, oversize, orderly close), HTTP endpoints (sync and async replies), WebSocket, application
+events; and all connections surviving a hot reload of the plugin that uses them."""
+import http.client
+import json
+import socket
+
+from junction_test import JunctionTest, free_port, main
+from ws_client import WsClient
+
+
+class TcpPeer:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+
+    def send(self, raw):
+        self.s.sendall(raw)
+
+    def frame(self):
+        while b"\0" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        f, self.buf = self.buf.split(b"\0", 1)
+        return f.decode()
+
+    def closed(self):
+        try:
+            return self.s.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+class PluginIoTest(JunctionTest):
+    def setUp(self):
+        super().setUp()
+        self.tcp_port, self.http_port = free_port(), free_port()
+        self.j = self.server(plugins={"io-echo": {"tcp_listen": f"127.0.0.1:{self.tcp_port}",
+                                                  "http_listen": f"127.0.0.1:{self.http_port}",
+                                                  "max_frame": 64, "events_topic": "alarm/"}})
+        self.j.start()
+
+    def http(self, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        c.request(method, path, body=body)
+        r = c.getresponse()
+        data = r.read().decode()
+        c.close()
+        return r.status, json.loads(data)
+
+    def test_tcp_framing(self):
+        a, b = TcpPeer(self.tcp_port), TcpPeer(self.tcp_port)
+        a.send(b"hel")
+        a.send(b"lo\0wor")                     # split across segments
+        self.assertRegex(a.frame(), r"^echo:\d+:hello$")
+        a.send(b"ld\0one\0two\0")              # several in one segment
+        self.assertEqual([a.frame().split(":", 2)[2] for _ in range(3)], ["world", "one", "two"])
+        a.send(b"x" * 100 + b"\0after\0")       # oversize: error reply, then resync
+        self.assertEqual(a.frame(), "error:oversize:100")
+        self.assertTrue(a.frame().endswith(":after"))
+        b.send(b"other\0")                      # the other connection never noticed
+        self.assertTrue(b.frame().endswith(":other"))
+        a.send(b"close\0")
+        self.assertEqual(a.frame(), "bye")       # flushed before the close
+        self.assertTrue(a.closed())
+        stats = self.j.cmd("io-echo", "stats")
+        self.assertEqual(stats["oversize"], 1)
+
+    def test_http_and_websocket(self):
+        self.assertEqual(self.http("GET", "/x?a=1"), (200, {"method": "GET", "path": "/x", "query": "a=1", "body": ""}))
+        self.assertEqual(self.http("POST", "/p", "payload")[1]["body"], "payload")
+        self.assertEqual(self.http("GET", "/missing")[0], 404)
+        ws = WsClient("127.0.0.1", self.http_port, "/ws")
+        ws.send("hi")
+        self.assertEqual(ws.recv(), (1, b"echo:hi"))
+        ws.send(b"\x00\x01bin")
+        self.assertEqual(ws.recv(), (2, b"echo:\x00\x01bin"))
+        # An application event published through the admin API reaches the subscribed plugin.
+        self.j.api("POST", "/api/v1/events", {"topic": "alarm/door", "data": {"id": 7}}, expect=202)
+        self.assertEqual(ws.recv(), (1, b'event:alarm/door:{"id":7}'))
+        self.j.api("POST", "/api/v1/events", {"topic": "other/x", "data": {}}, expect=202)
+        ws.send("after")
+        self.assertEqual(ws.recv(), (1, b"echo:after"), "an event outside the subscribed prefix was delivered")
+        ws.close()
+
+    def test_connections_survive_reload(self):
+        tcp = TcpPeer(self.tcp_port)
+        tcp.send(b"before\0")
+        cookie = tcp.frame().split(":")[1]
+        ws = WsClient("127.0.0.1", self.http_port, "/ws")
+        ws.send("before")
+        self.assertEqual(ws.recv(), (1, b"echo:before"))
+        tcp.send(b"partial-fr")                  # half a frame buffered in the core across the swap
+        for _ in range(5):
+            r = self.j.api("POST", "/api/v1/plugins/io-echo/reload", expect=200)
+            self.assertTrue(r["old_unloaded"])
+        tcp.send(b"ame\0")
+        self.assertEqual(tcp.frame(), f"echo:{cookie}:partial-frame")  # same connection, same cookie
+        ws.send("after")
+        self.assertEqual(ws.recv(), (1, b"echo:after"))
+        self.assertEqual(self.http("GET", "/y")[0], 200)
+        stats = self.j.cmd("io-echo", "stats")
+        self.assertEqual((stats["tcp_conns"], stats["ws_conns"], stats["reloads"]), (1, 1, 5))
+        ws.close()
+
+    def test_unload_closes_everything_it_held(self):
+        tcp = TcpPeer(self.tcp_port)
+        tcp.send(b"x\0")
+        tcp.frame()
+        ws = WsClient("127.0.0.1", self.http_port, "/ws")
+        self.j.api("POST", "/api/v1/plugins/io-echo/unload", expect=200)
+        self.assertTrue(tcp.closed())
+        with self.assertRaises(ConnectionRefusedError):  # the listener is gone
+            socket.create_connection(("127.0.0.1", self.tcp_port), timeout=2)
+        self.assertEqual(self.j.api("GET", "/metrics", expect=200).count("junction_resources_open 0"), 1)
+        ws.sock.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+// io-echo: a test plugin over the core's stream and web services. It echoes TCP frames (NUL
+// delimited), answers HTTP requests with what it received, echoes WebSocket messages, and keeps
+// its connection table across a hot reload (the connections themselves belong to the core).
+//
+// conf: tcp_listen, http_listen (required), max_frame (default 64), ws_path (default "/ws"),
+//       events_topic (subscribe to application events; they are echoed to every WS client).
+#include <junction/plugin.hpp>
+
+#include <map>
+
+namespace {
+using junction::sdk::Host;
+using junction::sdk::to_sv;
+using nlohmann::json;
+
+class IoEcho : public junction::sdk::Plugin {
+ public:
+  IoEcho(Host h, const jn_create_args&) : Plugin(h) {
+    json c = h.config();
+    tcp_listen_ = c.at("tcp_listen").get<std::string>();
+    http_listen_ = c.at("http_listen").get<std::string>();
+    max_frame_ = c.value("max_frame", 64u);
+    ws_path_ = c.value("ws_path", std::string("/ws"));
+    topic_ = c.value("events_topic", std::string());
+  }
+
+  jn_status start() override {
+    jn_status st = host().tcp_listen(tcp_listen_, JN_FRAME_DELIM, 0, max_frame_, 0, &tcp_);
+    if (st != JN_OK) return st;
+    st = host().http_listen(http_listen_, ws_path_, 0, &http_);
+    if (st != JN_OK) return st;
+    if (!topic_.empty()) host().event_subscribe(topic_);
+    return JN_OK;
+  }
+
+  void on_tcp(const jn_tcp_event& ev) override {
+    switch (ev.type) {
+      case JN_TCP_ACCEPTED:
+        conns_[ev.conn] = 0;
+        host().tcp_set_cookie(ev.conn, ++next_cookie_);
+        break;
+      case JN_TCP_FRAME: {
+        ++conns_[ev.conn];
+        std::string_view frame(reinterpret_cast<const char*>(ev.data), ev.len);
+        if (frame == "close") {
+          host().tcp_send(ev.conn, "bye");
+          host().tcp_close(ev.conn);
+        } else if (frame == "stats") {
+          host().tcp_send(ev.conn, stats().dump());
+        } else {
+          host().tcp_send(ev.conn, "echo:" + std::to_string(ev.cookie) + ":" + std::string(frame));
+        }
+        break;
+      }
+      case JN_TCP_OVERSIZE:
+        ++oversize_;
+        host().tcp_send(ev.conn, "error:oversize:" + std::to_string(ev.len));
+        break;
+      case JN_TCP_CLOSED:
+        conns_.erase(ev.conn);
+        ++closed_;
+        break;
+    }
+  }
+
+  void on_http(const jn_http_request& r) override {
+    json j{{"method", to_sv(r.method)}, {"path", to_sv(r.path)}, {"query", to_sv(r.query)}, {"body", to_sv(r.body)}};
+    if (to_sv(r.path) == "/later") {
+      pending_ = r.request;  // answered by the next WebSocket message (asynchronous reply)
+      return;
+    }
+    host().http_respond(r.request, to_sv(r.path) == "/missing" ? 404 : 200, j.dump());
+  }
+
+  void on_ws(const jn_ws_event& ev) override {
+    std::string_view data(reinterpret_cast<const char*>(ev.data), ev.len);
+    switch (ev.type) {
+      case JN_WS_OPEN: ws_[ev.conn] = 0; break;
+      case JN_WS_TEXT:
+      case JN_WS_BINARY:
+        ++ws_[ev.conn];
+        if (pending_) {
+          host().http_respond(pending_, 200, json{{"later", data}}.dump());
+          pending_ = 0;
+        }
+        host().ws_send(ev.conn, "echo:" + std::string(data), ev.type == JN_WS_BINARY);
+        break;
+      case JN_WS_CLOSED: ws_.erase(ev.conn); break;
+    }
+  }
+
+  void on_event(std::string_view topic, std::string_view body) override {
+    for (auto& [conn, n] : ws_) host().ws_send(conn, "event:" + std::string(topic) + ":" + std::string(body));
+  }
+
+  void on_admin(const jn_admin_request& r) override { host().admin_reply(r.reply, 200, stats().dump()); }
+
+  jn_status save_state(std::string& out) override {
+    json conns = json::array(), ws = json::array();
+    for (auto& [c, n] : conns_) conns.push_back({c, n});
+    for (auto& [c, n] : ws_) ws.push_back({c, n});
+    out = json{{"tcp", tcp_}, {"http", http_}, {"conns", conns}, {"ws", ws}, {"closed", closed_},
+               {"oversize", oversize_}, {"next_cookie", next_cookie_}, {"pending", pending_}, {"reloads", reloads_}}.dump();
+    return JN_OK;
+  }
+  jn_status restore_state(uint32_t, std::string_view data) override {
+    json s = json::parse(data);
+    tcp_ = s["tcp"];
+    http_ = s["http"];
+    for (auto& p : s["conns"]) conns_[p[0]] = p[1];
+    for (auto& p : s["ws"]) ws_[p[0]] = p[1];
+    closed_ = s["closed"];
+    oversize_ = s["oversize"];
+    next_cookie_ = s["next_cookie"];
+    pending_ = s["pending"];
+    reloads_ = s["reloads"].get<uint64_t>() + 1;
+    return JN_OK;
+  }
+
+ private:
+  json stats() const {
+    return json{{"tcp_conns", conns_.size()}, {"ws_conns", ws_.size()}, {"closed", closed_}, {"oversize", oversize_}, {"reloads", reloads_}};
+  }
+  std::string tcp_listen_, http_listen_, ws_path_, topic_;
+  uint32_t max_frame_ = 64;
+  jn_handle tcp_ = 0, http_ = 0, pending_ = 0;
+  std::map<jn_handle, uint64_t> conns_, ws_;
+  uint64_t closed_ = 0, oversize_ = 0, next_cookie_ = 0, reloads_ = 0;
+};
+}  // namespace
+
+JUNCTION_PLUGIN(IoEcho, "io-echo", "1.0.0", "test plugin: TCP/HTTP/WS echo", "", 1, 1)

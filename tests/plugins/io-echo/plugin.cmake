@@ -1,0 +1,1 @@
+junction_add_plugin(io-echo ${CMAKE_CURRENT_LIST_DIR}/io_echo.cpp)
