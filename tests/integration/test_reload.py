@@ -91,7 +91,10 @@ class ReloadTest(JunctionTest):
         self.assertTrue(all(r["ok"] and r["old_unloaded"] for r in replies), [r for r in replies if not r["old_unloaded"]][:3])
         self.assertEqual([r["generation"] for r in replies], list(range(1, 201)))
         growth_kb = rss[1] - rss[0]
-        self.assertLess(growth_kb, (16 if SANITIZED else 4) * 1024, f"RSS grew {growth_kb} kB over 180 reloads")
+        # Under ASan freed memory sits in the sanitizer's quarantine, so RSS says nothing there;
+        # LeakSanitizer checks for leaks at exit instead (the harness fails on its report).
+        if not SANITIZED:
+            self.assertLess(growth_kb, 4 * 1024, f"RSS grew {growth_kb} kB over 180 reloads")
         metrics = self.j.api("GET", "/metrics", expect=200)
         self.assertIn("junction_plugin_unload_failures 0", metrics)
         self.assertIn('junction_plugin_reloads_total{plugin="udp-counter"} 200', metrics)

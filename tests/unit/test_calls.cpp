@@ -529,6 +529,43 @@ TEST_CASE_FIXTURE(Fixture, "re-entrant: a callee rejects and the hunt moves on i
   CHECK((after[1].plugin == kBrowser && after[1].ev.type == JN_CALL_END && after[1].ev.code == 503));
 }
 
+TEST_CASE_FIXTURE(Fixture, "re-entrant: a leg that ended hears nothing already queued for it") {
+  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+  ep.react = [&](const Delivered& d) {
+    if (d.plugin == kScreen && d.ev.type == JN_CALL_OFFER) {
+      calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_RINGING));
+      calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_ANSWER));
+    }
+    // the door hangs up on hearing RINGING; the ANSWER queued behind it must not follow
+    if (d.plugin == kDoor && d.ev.type == JN_CALL_RINGING)
+      CHECK(calls.send(kDoor, d.leg, Fixture::event(JN_CALL_END, 0, "changed my mind")) == JN_OK);
+  };
+  jn_handle a = call_from_door("pair");
+  auto log = ep.take();
+  REQUIRE(log.size() == 5);
+  CHECK((log[0].plugin == kScreen && log[0].ev.type == JN_CALL_OFFER));
+  CHECK((log[1].plugin == kBrowser && log[1].ev.type == JN_CALL_OFFER));
+  CHECK((log[2].leg == a && log[2].ev.type == JN_CALL_RINGING));
+  CHECK((log[3].leg == log[1].leg && log[3].ev.type == JN_CALL_END && log[3].ev.code == 487));
+  CHECK((log[4].leg == log[0].leg && log[4].ev.type == JN_CALL_END && log[4].ev.code == 200));
+  CHECK(calls.active_legs() == 0);
+  REQUIRE(cdrs.size() == 1);
+  CHECK(cdrs[0]["ended_by"] == "a");
+  CHECK(cdrs[0]["answered_by"] == "intercom:1");
+}
+
+TEST_CASE_FIXTURE(Fixture, "a single route's timeout_ms limits how long its one target rings") {
+  routes.set_static({StaticRoute{"exact", "gate", {"intercom:gate"}, Strategy::Single, 3000, "t:1"}});
+  jn_handle a = call_from_door("gate");
+  jn_handle b = ep.take().at(0).leg;
+  timers.advance(3000);
+  auto out = ep.take();
+  REQUIRE(out.size() == 2);
+  CHECK((out[0].leg == b && out[0].ev.type == JN_CALL_END && out[0].ev.code == 408));
+  CHECK((out[1].leg == a && out[1].ev.type == JN_CALL_REJECT && out[1].ev.code == 408));
+  CHECK(timers.armed.empty());
+}
+
 TEST_CASE_FIXTURE(Fixture, "refused: wrong plugin, stale or unknown legs, bad offers") {
   jn_handle a = call_from_door("intercom:room/1");
   jn_handle b = ep.take().at(0).leg;

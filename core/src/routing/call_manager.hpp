@@ -105,6 +105,7 @@ class CallManager {
     Role role;
     LegState state;
   };
+  static_assert(sizeof(Leg) <= 32, "one per party per call: keep it small");
   struct CallTarget {
     std::string uri;
     uint32_t plugin_id;
