@@ -917,6 +917,7 @@ TEST_CASE("http: stop() without endpoints; nothing works after stop") {
   srv->stop([&] { ++calls; });  // already stopped: called at once
   CHECK(calls == 3);
   srv.reset();
+  { HttpServer unused(&L.loop); }  // never listened: may go without stop()
   CHECK(uv_run(&L.loop, UV_RUN_DEFAULT) == 0);
   CHECK(uv_loop_close(&L.loop) == 0);
 }

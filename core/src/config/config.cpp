@@ -34,16 +34,20 @@ std::string type_name(const toml::node& n) {
   }
 }
 
+toml::table parse_text(std::string_view text, const std::string& path) {
+  try {
+    return toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column, e.description()));
+  }
+}
+
 toml::table parse_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("{}: cannot read the file", path));
   std::stringstream ss;
   ss << in.rdbuf();
-  try {
-    return toml::parse(ss.str(), path);
-  } catch (const toml::parse_error& e) {
-    throw ConfigError(fmt::format("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column, e.description()));
-  }
+  return parse_text(ss.str(), path);
 }
 
 // Typed readers that name the file, the line and the key on a mismatch.
@@ -245,10 +249,12 @@ void check_duplicate_listens(const std::vector<ListenAddr>& all) {
     }
 }
 
-CoreConfig load_config(const std::string& path) {
+CoreConfig load_config(const std::string& path) { return load_config_text(std::nullopt, path); }
+
+CoreConfig load_config_text(std::optional<std::string_view> text, const std::string& path) {
   CoreConfig c;
   c.path = path;
-  toml::table root = parse_file(path);
+  toml::table root = text ? parse_text(*text, path) : parse_file(path);
   const toml::table empty;
   {
     Reader top{path, root, "", {"server", "admin", "plugins", "routes"}};

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +47,8 @@ struct CoreConfig {
 // Throws ConfigError. Reads every enabled plugin's conf too, and checks listen addresses for
 // duplicates across the admin API and all plugins.
 CoreConfig load_config(const std::string& path);
+// The same from text already in memory (path only names it in messages); nullopt reads path.
+CoreConfig load_config_text(std::optional<std::string_view> text, const std::string& path);
 
 // Reads one plugin's conf (used by load_config and by a plugin loaded at runtime).
 PluginConf load_plugin_conf(const CoreConfig& core, const std::string& name);

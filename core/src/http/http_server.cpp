@@ -323,13 +323,20 @@ HttpServer::HttpServer(uv_loop_t* loop) : HttpServer(loop, HttpServerOptions{}) 
 
 HttpServer::HttpServer(uv_loop_t* loop, HttpServerOptions options)
     : loop_(loop), opt_(std::move(options)) {
-  uv_timer_init(loop_, &timer_);
-  timer_.data = this;
   init_lws_logging();
 }
 
 HttpServer::~HttpServer() {
-  assert(state_ == State::kStopped && "HttpServer destroyed before stop() completed");
+  // A server that never listened owns no handle and may be destroyed without stop().
+  assert((state_ == State::kStopped || !timer_open_) &&
+         "HttpServer destroyed before stop() completed");
+}
+
+void HttpServer::open_timer() {
+  if (timer_open_) return;
+  uv_timer_init(loop_, &timer_);
+  timer_.data = this;
+  timer_open_ = true;
 }
 
 uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
@@ -344,6 +351,7 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     int port = 0;
     if (!parse_addr(addr, &host, &port)) return fail("invalid address '" + std::string(addr) + "'");
     if (!ws_path.empty() && ws_path.front() != '/') return fail("ws_path must start with '/'");
+    open_timer();
 
     auto ep = std::make_unique<Endpoint>();
     ep->server = this;
@@ -468,6 +476,11 @@ void HttpServer::close_endpoint(uint64_t endpoint) {
 
 void HttpServer::stop(std::function<void()> done) {
   if (state_ == State::kStopped) {
+    if (done) done();
+    return;
+  }
+  if (state_ == State::kRunning && !timer_open_) {  // never listened: nothing to close
+    state_ = State::kStopped;
     if (done) done();
     return;
   }
@@ -896,7 +909,7 @@ void HttpServer::purge_conns(const Endpoint* ep) {
 }
 
 void HttpServer::schedule() {
-  if (state_ == State::kClosing || state_ == State::kStopped) return;
+  if (state_ == State::kClosing || state_ == State::kStopped || !timer_open_) return;
   bool retiring = false, draining = false;
   for (auto& ep : dying_) {
     retiring |= ep->phase == Endpoint::Phase::kRetiring;

@@ -66,11 +66,11 @@ class HttpServer {
  public:
   explicit HttpServer(uv_loop_t* loop);  // nothing listens yet; lws contexts come with listen()
   HttpServer(uv_loop_t* loop, HttpServerOptions options);
-  ~HttpServer();  // asserts stop() completed
+  ~HttpServer();  // asserts stop() completed (unless listen() was never called)
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Opens a listening vhost on "ip:port", "[ipv6]:port", ":port" or "*:port" (port 0 = any:
+  // Opens a listening endpoint (its own lws context + vhost) on "ip:port", "[ipv6]:port", ":port" or "*:port" (port 0 = any:
   // read it back with port()). ws_path empty = no WebSocket. Returns an endpoint id > 0, or 0
   // with *error set ("address in use", ...). Never throws.
   uint64_t listen(std::string_view addr, std::string_view ws_path, HttpHandlers handlers,
@@ -84,8 +84,9 @@ class HttpServer {
   bool ws_send(uint64_t conn, std::string_view data, bool binary);  // queued, sent in order
   bool ws_close(uint64_t conn);  // flushes the queue, then a close frame (1000)
   void close_endpoint(uint64_t endpoint);  // closes the listener and its connections
-  // Async: destroys vhosts and the context; calls done once every lws/uv handle it created is
-  // closed. Pending requests are dropped; open WebSockets get JN_WS_CLOSED.
+  // Async: destroys every endpoint's lws context; calls done once every lws/uv handle it
+  // created is closed (at once if listen() was never called). Pending requests are dropped;
+  // open WebSockets get JN_WS_CLOSED.
   void stop(std::function<void()> done);
 
   size_t pending_requests() const { return requests_.size(); }
@@ -100,6 +101,7 @@ class HttpServer {
   enum class State { kRunning, kStopping, kClosing, kStopped };
 
   friend struct HttpServerGlue;
+  void open_timer();
   static void on_timer(uv_timer_t* t);
   static void on_timer_closed(uv_handle_t* h);
 
@@ -130,7 +132,8 @@ class HttpServer {
 
   uv_loop_t* loop_;
   HttpServerOptions opt_;
-  uv_timer_t timer_;
+  uv_timer_t timer_{};
+  bool timer_open_ = false;  // the timer is our only handle; opened by the first listen()
   State state_ = State::kRunning;
   int depth_ = 0;  // > 0 while inside an lws callback
   uint64_t next_id_ = 1;
