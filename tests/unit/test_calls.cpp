@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -761,4 +762,57 @@ TEST_CASE("from_abi reads only what an older plugin's struct has") {
   CHECK(from_abi(cur, ev) == JN_ERR_ABI);
   desc.struct_size = 8;
   CHECK(from_abi(cur, ev) == JN_ERR_ABI);
+}
+
+TEST_CASE_FIXTURE(Fixture, "random traffic keeps the books straight: one CDR per call, nothing leaks") {
+  routes.set_static({
+      StaticRoute{"exact", "fork", {"intercom:1", "sip:bob@x", "xxxcid:2"}, Strategy::Fork, 0, "t:1"},
+      StaticRoute{"exact", "hunt", {"intercom:3", "sip:carol@x", "xxxcid:4"}, Strategy::Hunt, 700, "t:2"},
+  });
+  calls.set_ring_timeout_ms(2000);
+  std::mt19937 rng(7);
+  const std::string plugins[] = {kDoor, kScreen, kBrowser};
+  const char* destinations[] = {"fork", "hunt", "intercom:9", "sip:dave@x", "nowhere:1"};
+  std::vector<jn_handle> seen;  // every leg handle ever delivered or returned, live or not
+  size_t originated = 0;
+  auto random_event = [&]() {
+    static const uint32_t types[] = {JN_CALL_OFFER, JN_CALL_RINGING, JN_CALL_ANSWER, JN_CALL_REJECT,
+                                     JN_CALL_END, JN_CALL_DTMF, JN_CALL_INFO, 0, 42};
+    CallEvent ev = Fixture::event(types[rng() % 9], rng() % 2 ? 486 : 0);
+    return ev;
+  };
+  // plugins sometimes answer or hang up from inside a delivery
+  ep.react = [&](const Delivered& d) {
+    seen.push_back(d.leg);
+    if (rng() % 4 == 0) calls.send(d.plugin, d.leg, random_event());
+  };
+  for (int step = 0; step < 20000; ++step) {
+    switch (rng() % 6) {
+      case 0: {
+        jn_handle a = 0;
+        const std::string& from = plugins[rng() % 3];
+        if (calls.originate(from, step, Fixture::offer("x:caller", destinations[rng() % 5]), &a) == JN_OK) {
+          ++originated;
+          seen.push_back(a);
+        }
+        break;
+      }
+      case 1: timers.advance(rng() % 800); break;
+      default:
+        if (!seen.empty()) {
+          jn_handle leg = seen[rng() % seen.size()];
+          const std::string& who = rng() % 8 ? calls.leg_plugin(leg).value_or(kDoor) : plugins[rng() % 3];
+          calls.send(who, leg, random_event());
+        }
+    }
+    if (seen.size() > 4000) seen.erase(seen.begin(), seen.begin() + 2000);
+    CHECK(calls.active_legs() >= calls.active_calls());
+  }
+  CHECK(calls.to_json().size() == calls.active_calls());
+  ep.react = nullptr;
+  for (const auto& p : plugins) calls.end_plugin_legs(p, 503, "shutdown");
+  CHECK(calls.active_calls() == 0);
+  CHECK(calls.active_legs() == 0);
+  CHECK(cdrs.size() == originated);
+  CHECK(timers.armed.empty());
 }
