@@ -72,7 +72,9 @@ double time_resolve(const RouteTable& table, const std::vector<std::string>& key
   return best;
 }
 
-std::string device_uri(size_t i) { return "dev:" + std::to_string(i * 2654435761u % 1000000007u) + "/cam"; }
+std::string device_uri(size_t i) {
+  return "dev:" + std::to_string(i * 2654435761u % 1000000007u) + "/cam";
+}
 
 std::vector<std::string> random_sample(size_t count, size_t universe, std::mt19937_64& rng,
                                        std::string (*make)(size_t)) {
@@ -124,11 +126,14 @@ int main() {
     size_t rss_after = rss_bytes();
     const double legs = 2.0 * static_cast<double>(n - 1);
     std::printf("  legs: %zu, calls: %zu\n", calls.active_legs(), calls.active_calls());
-    std::printf("  RSS delta: %.1f bytes/leg\n", static_cast<double>(rss_after - rss_before) / legs);
-    std::printf("  heap requested: %.1f bytes/leg (%.2f allocations/leg, transient ones included)\n",
-                static_cast<double>(g_alloc_bytes - bytes_before) / legs,
-                static_cast<double>(g_allocs - allocs_before) / legs);
-    std::printf("  sizeof(CallEvent) %zu, sizeof(MediaStream) %zu\n", sizeof(CallEvent), sizeof(MediaStream));
+    std::printf("  RSS delta: %.1f bytes/leg\n",
+                static_cast<double>(rss_after - rss_before) / legs);
+    std::printf(
+        "  heap requested: %.1f bytes/leg (%.2f allocations/leg, transient ones included)\n",
+        static_cast<double>(g_alloc_bytes - bytes_before) / legs,
+        static_cast<double>(g_allocs - allocs_before) / legs);
+    std::printf("  sizeof(CallEvent) %zu, sizeof(MediaStream) %zu\n", sizeof(CallEvent),
+                sizeof(MediaStream));
   }
   // hot: 512 random keys looked up over and over: their cache lines stay warm, so this is the
   // code path (one hash, one bucket walk, building the Resolution). cold: 256k random keys: at
@@ -146,8 +151,10 @@ int main() {
       std::printf("  %8zu routes:                          %6.1f ns  %6.1f ns\n", target, hot_ns,
                   time_resolve(table, cold, sink));
     }
-    auto misses = random_sample(4096, 1000000, rng, [](size_t i) { return "nobody:" + std::to_string(i); });
-    std::printf("  %8zu routes, unknown uri:             %6.1f ns\n", table.dynamic_count(), time_resolve(table, misses, sink));
+    auto misses =
+        random_sample(4096, 1000000, rng, [](size_t i) { return "nobody:" + std::to_string(i); });
+    std::printf("  %8zu routes, unknown uri:             %6.1f ns\n", table.dynamic_count(),
+                time_resolve(table, misses, sink));
   }
 
   std::printf("prefix lookup (1M dynamic routes, 1000 static prefixes of 6..14 chars):\n");
@@ -159,17 +166,21 @@ int main() {
     std::vector<std::string> prefixes;
     for (size_t i = 0; i < 1000; ++i) {
       // varied lengths, so several distinct lengths get probed
-      std::string p = "tel:+" + std::to_string(86 + i % 7) + std::string(i % 9, '0') + std::to_string(i) + "-";
+      std::string p =
+          "tel:+" + std::to_string(86 + i % 7) + std::string(i % 9, '0') + std::to_string(i) + "-";
       prefixes.push_back(p);
-      routes.push_back({"prefix", p, {"intercom:${rest}"}, Strategy::Single, 0, "bench:" + std::to_string(i)});
+      routes.push_back(
+          {"prefix", p, {"intercom:${rest}"}, Strategy::Single, 0, "bench:" + std::to_string(i)});
     }
     table.set_static(routes);
     auto keys = random_sample(4096, 1000, rng, [](size_t) { return std::string(); });
     std::uniform_int_distribution<size_t> pick(0, prefixes.size() - 1);
     for (auto& k : keys) k = prefixes[pick(rng)] + "room/" + std::to_string(pick(rng));
-    std::printf("  prefix hit (+ rewrite + namespace): %6.1f ns/op\n", time_resolve(table, keys, sink));
+    std::printf("  prefix hit (+ rewrite + namespace): %6.1f ns/op\n",
+                time_resolve(table, keys, sink));
     auto dyn = random_sample(512, 1000000, rng, device_uri);
-    std::printf("  dynamic exact behind them (hot):    %6.1f ns/op\n", time_resolve(table, dyn, sink));
+    std::printf("  dynamic exact behind them (hot):    %6.1f ns/op\n",
+                time_resolve(table, dyn, sink));
   }
 
   std::printf("regex lookup (10 rules):\n");
@@ -178,10 +189,15 @@ int main() {
     table.set_namespace_owner("xxxcid", "xxxcid-gateway");
     std::vector<StaticRoute> routes;
     for (int i = 0; i < 10; ++i)
-      routes.push_back({"regex", "door" + std::to_string(i) + R"(:(\d+)-(\d+))", {"xxxcid:door/$1-$2"},
-                        Strategy::Single, 0, "bench:" + std::to_string(i)});
+      routes.push_back({"regex",
+                        "door" + std::to_string(i) + R"(:(\d+)-(\d+))",
+                        {"xxxcid:door/$1-$2"},
+                        Strategy::Single,
+                        0,
+                        "bench:" + std::to_string(i)});
     table.set_static(routes);
-    std::vector<std::string> first(1000, "door0:12-3"), last(1000, "door9:12-3"), none(1000, "sip:nobody@x");
+    std::vector<std::string> first(1000, "door0:12-3"), last(1000, "door9:12-3"),
+        none(1000, "sip:nobody@x");
     std::printf("  first rule matches: %7.1f ns/op\n", time_resolve(table, first, sink));
     std::printf("  last rule matches:  %7.1f ns/op\n", time_resolve(table, last, sink));
     std::printf("  no rule matches:    %7.1f ns/op\n", time_resolve(table, none, sink));

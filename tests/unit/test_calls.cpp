@@ -4,11 +4,10 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "routing/call_event_abi.hpp"
 #include "routing/call_manager.hpp"
@@ -56,7 +55,8 @@ struct FakeTimers : CallTimers {
     for (;;) {
       auto next = armed.end();
       for (auto it = armed.begin(); it != armed.end(); ++it)
-        if (it->second.first <= until && (next == armed.end() || it->second.first < next->second.first))
+        if (it->second.first <= until &&
+            (next == armed.end() || it->second.first < next->second.first))
           next = it;
       if (next == armed.end()) break;
       now = next->second.first;
@@ -184,7 +184,8 @@ TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, d
 
   timers.now = 7000;
   CallEvent answer = Fixture::event(JN_CALL_ANSWER);
-  answer.media = std::vector<MediaStream>{MediaStream{JN_MEDIA_AUDIO, "PCMA", 8, 8000, 1, "rtp/avp", {}, 0x99, 0, {}, {}}};
+  answer.media = std::vector<MediaStream>{
+      MediaStream{JN_MEDIA_AUDIO, "PCMA", 8, 8000, 1, "rtp/avp", {}, 0x99, 0, {}, {}}};
   CHECK(calls.send(kScreen, b, answer) == JN_OK);
   auto answered = ep.take();
   REQUIRE(answered.size() == 1);
@@ -255,9 +256,12 @@ TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, d
 }
 
 TEST_CASE_FIXTURE(Fixture, "fork: first answer wins, the others end 487") {
-  routes.set_static({StaticRoute{"exact", "room:101",
+  routes.set_static({StaticRoute{"exact",
+                                 "room:101",
                                  {"intercom:room/101", "xxxcid:room/101", "sip:alice@x"},
-                                 Strategy::Fork, 0, "t:1"}});
+                                 Strategy::Fork,
+                                 0,
+                                 "t:1"}});
   jn_handle a = call_from_door("room:101");
   auto offers = ep.take();
   REQUIRE(offers.size() == 3);
@@ -307,17 +311,23 @@ TEST_CASE_FIXTURE(Fixture, "fork: first answer wins, the others end 487") {
 }
 
 TEST_CASE_FIXTURE(Fixture, "fork: every branch rejects; busy is what the caller hears") {
-  routes.set_static({StaticRoute{"exact", "room:101",
+  routes.set_static({StaticRoute{"exact",
+                                 "room:101",
                                  {"intercom:room/101", "xxxcid:room/101", "sip:alice@x"},
-                                 Strategy::Fork, 0, "t:1"}});
+                                 Strategy::Fork,
+                                 0,
+                                 "t:1"}});
   jn_handle a = call_from_door("room:101");
   auto offers = ep.take();
   REQUIRE(offers.size() == 3);
-  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_REJECT, 603, "decline")) == JN_OK);
-  CHECK(calls.send(kDoor, offers[1].leg, Fixture::event(JN_CALL_REJECT, 486, "busy here")) == JN_OK);
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_REJECT, 603, "decline")) ==
+        JN_OK);
+  CHECK(calls.send(kDoor, offers[1].leg, Fixture::event(JN_CALL_REJECT, 486, "busy here")) ==
+        JN_OK);
   CHECK(ep.take().empty());  // still one branch ringing
   CHECK(calls.active_calls() == 1);
-  CHECK(calls.send(kBrowser, offers[2].leg, Fixture::event(JN_CALL_REJECT, 480, "offline")) == JN_OK);
+  CHECK(calls.send(kBrowser, offers[2].leg, Fixture::event(JN_CALL_REJECT, 480, "offline")) ==
+        JN_OK);
   auto rejected = ep.take();
   REQUIRE(rejected.size() == 1);
   CHECK(rejected[0].leg == a);
@@ -334,7 +344,8 @@ TEST_CASE_FIXTURE(Fixture, "fork: every branch rejects; busy is what the caller 
 }
 
 TEST_CASE_FIXTURE(Fixture, "fork with nobody busy: the last code") {
-  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 0, "t:1"}});
+  routes.set_static(
+      {StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 0, "t:1"}});
   jn_handle a = call_from_door("pair");
   auto offers = ep.take();
   calls.send(kScreen, offers[1].leg, Fixture::event(JN_CALL_REJECT, 603, "decline"));
@@ -347,8 +358,12 @@ TEST_CASE_FIXTURE(Fixture, "fork with nobody busy: the last code") {
 }
 
 TEST_CASE_FIXTURE(Fixture, "hunt: one target at a time, per-target timeout moves on") {
-  routes.set_static({StaticRoute{"exact", "desk", {"intercom:1", "sip:agent@x", "xxxcid:guard"},
-                                 Strategy::Hunt, 5000, "t:1"}});
+  routes.set_static({StaticRoute{"exact",
+                                 "desk",
+                                 {"intercom:1", "sip:agent@x", "xxxcid:guard"},
+                                 Strategy::Hunt,
+                                 5000,
+                                 "t:1"}});
   jn_handle a = call_from_door("desk");
   auto first = ep.take();
   REQUIRE(first.size() == 1);
@@ -407,7 +422,8 @@ TEST_CASE_FIXTURE(Fixture, "hunt: one target at a time, per-target timeout moves
 
 TEST_CASE_FIXTURE(Fixture, "ring timeout ends the whole attempt") {
   calls.set_ring_timeout_ms(30000);
-  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 0, "t:1"}});
+  routes.set_static(
+      {StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 0, "t:1"}});
   timers.now = 100;
   jn_handle a = call_from_door("pair");
   auto offers = ep.take();
@@ -431,7 +447,8 @@ TEST_CASE_FIXTURE(Fixture, "ring timeout ends the whole attempt") {
 }
 
 TEST_CASE_FIXTURE(Fixture, "a fork's timeout_ms bounds the ring when shorter") {
-  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 2000, "t:1"}});
+  routes.set_static(
+      {StaticRoute{"exact", "pair", {"intercom:1", "intercom:2"}, Strategy::Fork, 2000, "t:1"}});
   call_from_door("pair");
   ep.take();
   timers.advance(2000);
@@ -439,7 +456,8 @@ TEST_CASE_FIXTURE(Fixture, "a fork's timeout_ms bounds the ring when shorter") {
 }
 
 TEST_CASE_FIXTURE(Fixture, "cancel before answer: every B-leg ends 487") {
-  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+  routes.set_static(
+      {StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
   jn_handle a = call_from_door("pair");
   auto offers = ep.take();
   CHECK(calls.send(kDoor, a, Fixture::info("snapshot", "{}")) == JN_OK);  // to every branch
@@ -461,7 +479,8 @@ TEST_CASE_FIXTURE(Fixture, "cancel before answer: every B-leg ends 487") {
 }
 
 TEST_CASE_FIXTURE(Fixture, "re-entrant: a plugin answers from inside its OFFER") {
-  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+  routes.set_static(
+      {StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
   std::vector<jn_status> from_inside;
   ep.react = [&](const Delivered& d) {
     if (d.ev.type != JN_CALL_OFFER) return;
@@ -495,24 +514,27 @@ TEST_CASE_FIXTURE(Fixture, "re-entrant: a plugin answers from inside its OFFER")
       CHECK(calls.send(kDoor, d.leg, Fixture::event(JN_CALL_END, 200, "done")) == JN_OK);
   };
   jn_handle a2 = 0;
-  REQUIRE(calls.originate(kDoor, 43, Fixture::offer("xxxcid:door/1-1", "intercom:9"), &a2) == JN_OK);
+  REQUIRE(calls.originate(kDoor, 43, Fixture::offer("xxxcid:door/1-1", "intercom:9"), &a2) ==
+          JN_OK);
   auto log2 = ep.take();
   REQUIRE(log2.size() == 3);
   CHECK(log2[0].ev.type == JN_CALL_OFFER);
   CHECK((log2[1].leg == a2 && log2[1].ev.type == JN_CALL_ANSWER));
-  CHECK((log2[2].leg == log2[0].leg && log2[2].ev.type == JN_CALL_END && log2[2].ev.reason == "done"));
+  CHECK((log2[2].leg == log2[0].leg && log2[2].ev.type == JN_CALL_END &&
+         log2[2].ev.reason == "done"));
   CHECK(calls.active_calls() == 1);  // only the first call
 }
 
 TEST_CASE_FIXTURE(Fixture, "re-entrant: a callee rejects and the hunt moves on inside the drain") {
-  routes.set_static({StaticRoute{"exact", "desk", {"intercom:1", "intercom:2", "intercom:3"},
-                                 Strategy::Hunt, 5000, "t:1"}});
+  routes.set_static({StaticRoute{
+      "exact", "desk", {"intercom:1", "intercom:2", "intercom:3"}, Strategy::Hunt, 5000, "t:1"}});
   jn_handle nested = 0;
   ep.react = [&](const Delivered& d) {
     if (d.plugin == kScreen && d.ev.type == JN_CALL_OFFER && d.ev.target != "intercom:3")
       calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_REJECT, 486));
     if (d.ev.type == JN_CALL_OFFER && d.ev.target == "intercom:3")  // a nested call while ringing
-      CHECK(calls.originate(kScreen, 1, Fixture::offer("intercom:3", "sip:guard@x"), &nested) == JN_OK);
+      CHECK(calls.originate(kScreen, 1, Fixture::offer("intercom:3", "sip:guard@x"), &nested) ==
+            JN_OK);
   };
   jn_handle a = call_from_door("desk");
   auto log = ep.take();
@@ -527,11 +549,13 @@ TEST_CASE_FIXTURE(Fixture, "re-entrant: a callee rejects and the hunt moves on i
   auto after = ep.take();
   REQUIRE(after.size() == 2);
   CHECK((after[0].leg == a && after[0].ev.type == JN_CALL_REJECT && after[0].ev.code == 486));
-  CHECK((after[1].plugin == kBrowser && after[1].ev.type == JN_CALL_END && after[1].ev.code == 503));
+  CHECK(
+      (after[1].plugin == kBrowser && after[1].ev.type == JN_CALL_END && after[1].ev.code == 503));
 }
 
 TEST_CASE_FIXTURE(Fixture, "re-entrant: a leg that ended hears nothing already queued for it") {
-  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+  routes.set_static(
+      {StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
   ep.react = [&](const Delivered& d) {
     if (d.plugin == kScreen && d.ev.type == JN_CALL_OFFER) {
       calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_RINGING));
@@ -556,7 +580,8 @@ TEST_CASE_FIXTURE(Fixture, "re-entrant: a leg that ended hears nothing already q
 }
 
 TEST_CASE_FIXTURE(Fixture, "a single route's timeout_ms limits how long its one target rings") {
-  routes.set_static({StaticRoute{"exact", "gate", {"intercom:gate"}, Strategy::Single, 3000, "t:1"}});
+  routes.set_static(
+      {StaticRoute{"exact", "gate", {"intercom:gate"}, Strategy::Single, 3000, "t:1"}});
   jn_handle a = call_from_door("gate");
   jn_handle b = ep.take().at(0).leg;
   timers.advance(3000);
@@ -593,7 +618,8 @@ TEST_CASE_FIXTURE(Fixture, "refused: wrong plugin, stale or unknown legs, bad of
   CHECK(calls.send(kScreen, b2, Fixture::event(JN_CALL_ANSWER)) == JN_OK);
 
   jn_handle out = 5;
-  CHECK(calls.originate(kDoor, 0, Fixture::offer("xxxcid:door/1", "nowhere:1"), &out) == JN_ERR_NOT_FOUND);
+  CHECK(calls.originate(kDoor, 0, Fixture::offer("xxxcid:door/1", "nowhere:1"), &out) ==
+        JN_ERR_NOT_FOUND);
   CHECK(out == JN_INVALID_HANDLE);
   CHECK(calls.originate(kDoor, 0, Fixture::event(JN_CALL_INFO), &out) == JN_ERR_INVALID);
   CHECK(calls.originate(kDoor, 0, Fixture::offer("", "intercom:1"), &out) == JN_ERR_INVALID);
@@ -618,7 +644,8 @@ TEST_CASE_FIXTURE(Fixture, "end_plugin_legs: peers get END 503, the plugin hears
     CHECK(calls.send(kScreen, b, Fixture::event(JN_CALL_END)) == JN_ERR_NOT_FOUND);
   }
   SUBCASE("ringing fork, one branch's plugin unloaded: the call goes on") {
-    routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+    routes.set_static(
+        {StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
     jn_handle a = call_from_door("pair");
     auto offers = ep.take();
     CHECK(calls.end_plugin_legs(kScreen, 503, "plugin unloaded") == 1);
@@ -628,7 +655,8 @@ TEST_CASE_FIXTURE(Fixture, "end_plugin_legs: peers get END 503, the plugin hears
     CHECK(ep.take().at(0).leg == a);
   }
   SUBCASE("ringing, caller plugin unloaded") {
-    routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+    routes.set_static(
+        {StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
     call_from_door("pair");
     auto offers = ep.take();
     CHECK(calls.end_plugin_legs(kDoor, 503, "plugin unloaded") == 1);
@@ -764,10 +792,13 @@ TEST_CASE("from_abi reads only what an older plugin's struct has") {
   CHECK(from_abi(cur, ev) == JN_ERR_ABI);
 }
 
-TEST_CASE_FIXTURE(Fixture, "random traffic keeps the books straight: one CDR per call, nothing leaks") {
+TEST_CASE_FIXTURE(Fixture,
+                  "random traffic keeps the books straight: one CDR per call, nothing leaks") {
   routes.set_static({
-      StaticRoute{"exact", "fork", {"intercom:1", "sip:bob@x", "xxxcid:2"}, Strategy::Fork, 0, "t:1"},
-      StaticRoute{"exact", "hunt", {"intercom:3", "sip:carol@x", "xxxcid:4"}, Strategy::Hunt, 700, "t:2"},
+      StaticRoute{
+          "exact", "fork", {"intercom:1", "sip:bob@x", "xxxcid:2"}, Strategy::Fork, 0, "t:1"},
+      StaticRoute{
+          "exact", "hunt", {"intercom:3", "sip:carol@x", "xxxcid:4"}, Strategy::Hunt, 700, "t:2"},
   });
   calls.set_ring_timeout_ms(2000);
   std::mt19937 rng(7);
@@ -776,8 +807,15 @@ TEST_CASE_FIXTURE(Fixture, "random traffic keeps the books straight: one CDR per
   std::vector<jn_handle> seen;  // every leg handle ever delivered or returned, live or not
   size_t originated = 0;
   auto random_event = [&]() {
-    static const uint32_t types[] = {JN_CALL_OFFER, JN_CALL_RINGING, JN_CALL_ANSWER, JN_CALL_REJECT,
-                                     JN_CALL_END, JN_CALL_DTMF, JN_CALL_INFO, 0, 42};
+    static const uint32_t types[] = {JN_CALL_OFFER,
+                                     JN_CALL_RINGING,
+                                     JN_CALL_ANSWER,
+                                     JN_CALL_REJECT,
+                                     JN_CALL_END,
+                                     JN_CALL_DTMF,
+                                     JN_CALL_INFO,
+                                     0,
+                                     42};
     CallEvent ev = Fixture::event(types[rng() % 9], rng() % 2 ? 486 : 0);
     return ev;
   };
@@ -791,17 +829,23 @@ TEST_CASE_FIXTURE(Fixture, "random traffic keeps the books straight: one CDR per
       case 0: {
         jn_handle a = 0;
         const std::string& from = plugins[rng() % 3];
-        if (calls.originate(from, step, Fixture::offer("x:caller", destinations[rng() % 5]), &a) == JN_OK) {
+        if (calls.originate(from, step, Fixture::offer("x:caller", destinations[rng() % 5]), &a) ==
+            JN_OK) {
           ++originated;
           seen.push_back(a);
         }
         break;
       }
-      case 1: timers.advance(rng() % 800); break;
+      case 1:
+        timers.advance(rng() % 800);
+        break;
       default:
         if (!seen.empty()) {
-          jn_handle leg = seen[rng() % seen.size()];
-          const std::string& who = rng() % 8 ? calls.leg_plugin(leg).value_or(kDoor) : plugins[rng() % 3];
+          // mostly recent legs, so calls get answered and ended, not only timed out
+          jn_handle leg =
+              seen[seen.size() - 1 - rng() % std::min<size_t>(seen.size(), rng() % 4 ? 12 : 4000)];
+          const std::string& who =
+              rng() % 8 ? calls.leg_plugin(leg).value_or(kDoor) : plugins[rng() % 3];
           calls.send(who, leg, random_event());
         }
     }

@@ -1,10 +1,9 @@
 // RouteTable: static rules, rewrites, forking, dynamic routes, namespaces.
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "routing/route_table.hpp"
 
@@ -15,8 +14,8 @@ namespace {
 StaticRoute route(std::string match, std::string pattern, std::vector<std::string> targets,
                   Strategy strategy = Strategy::Single, uint32_t timeout_ms = 0,
                   std::string origin = "conf/junction.toml:1") {
-  return StaticRoute{std::move(match), std::move(pattern), std::move(targets), strategy,
-                     timeout_ms, std::move(origin)};
+  return StaticRoute{std::move(match), std::move(pattern), std::move(targets),
+                     strategy,         timeout_ms,         std::move(origin)};
 }
 
 // The usual plugins owning their schemes.
@@ -53,8 +52,8 @@ TEST_CASE("namespace owner takes a URI nobody else claims, unchanged") {
   REQUIRE(r->targets.size() == 1);
   CHECK(r->targets[0] == RouteTarget{"intercom:room/101", "intercom-json"});
   CHECK(r->via == "namespace 'intercom'");
-  CHECK_FALSE(t.resolve("verto:1000"));   // nobody owns verto
-  CHECK_FALSE(t.resolve("no-scheme"));     // no scheme at all
+  CHECK_FALSE(t.resolve("verto:1000"));  // nobody owns verto
+  CHECK_FALSE(t.resolve("no-scheme"));   // no scheme at all
   CHECK_FALSE(t.resolve(":empty-scheme"));
   t.clear_namespace("intercom");
   CHECK_FALSE(t.resolve("intercom:room/101"));
@@ -103,7 +102,7 @@ TEST_CASE("regex: whole-string match, conf order, $N and $0 rewrites") {
   CHECK(uris(*t.resolve("door:front")) == std::vector<std::string>{"intercom:lobby"});
   CHECK(uris(*t.resolve("cam:34020000001320000001")) ==
         std::vector<std::string>{"gb:34020000001320000001"});
-  CHECK_FALSE(t.resolve("cam:123"));                   // partial matches do not count
+  CHECK_FALSE(t.resolve("cam:123"));                    // partial matches do not count
   CHECK_FALSE(t.resolve("xcam:34020000001320000001"));  // nor a match inside the string
   CHECK(uris(*t.resolve("echo:z")) == std::vector<std::string>{"sip:x@y;orig=echo:z"});
   CHECK(uris(*t.resolve("n:7")) == std::vector<std::string>{"intercom:n/70$"});
@@ -288,8 +287,9 @@ TEST_CASE("set_static validation names the origin and keeps the old table") {
   CHECK(bad(route("exact", "d:1", {"a:${rest}"})).find("prefix route") != std::string::npos);
   CHECK(bad(route("prefix", "d:", {"a:${tail}"})).find("unknown reference") != std::string::npos);
   CHECK(bad(route("prefix", "d:", {"a:$"})).find("'$' at the end") != std::string::npos);
-  CHECK(bad(route("exact", "room:2", {"a:1"})).find(
-            "duplicate exact pattern 'room:2' (first at conf/junction.toml:1)") != std::string::npos);
+  CHECK(bad(route("exact", "room:2", {"a:1"}))
+            .find("duplicate exact pattern 'room:2' (first at conf/junction.toml:1)") !=
+        std::string::npos);
   CHECK(error_of(t, {route("prefix", "tel:", {"a:1"}, Strategy::Single, 0, "f:1"),
                      route("prefix", "tel:", {"b:1"}, Strategy::Single, 0, "f:2")}) ==
         "f:2: duplicate prefix pattern 'tel:' (first at f:1)");
@@ -324,8 +324,7 @@ TEST_CASE("dynamic routes: conflicts between plugins, re-registration, removal")
 
 TEST_CASE("many dynamic routes each resolve to their own plugin") {
   RouteTable t;
-  for (int i = 0; i < 10000; ++i)
-    t.add_dynamic("dev:" + std::to_string(i), i % 2 ? "odd" : "even");
+  for (int i = 0; i < 10000; ++i) t.add_dynamic("dev:" + std::to_string(i), i % 2 ? "odd" : "even");
   CHECK(t.dynamic_count() == 10000);
   CHECK(t.resolve("dev:4242")->targets[0] == RouteTarget{"dev:4242", "even"});
   CHECK(t.resolve("dev:9999")->targets[0].plugin == "odd");
@@ -353,8 +352,8 @@ TEST_CASE("remove_plugin drops its dynamic routes and namespaces only") {
 TEST_CASE("lookup_json and to_json") {
   RouteTable t;
   own_namespaces(t);
-  t.set_static({route("exact", "room:101", {"intercom:room/101", "xxxcid:room/101"},
-                      Strategy::Fork, 20000, "conf/junction.toml:7")});
+  t.set_static({route("exact", "room:101", {"intercom:room/101", "xxxcid:room/101"}, Strategy::Fork,
+                      20000, "conf/junction.toml:7")});
   jn_handle h = t.add_dynamic("sip:alice@x", "verto-ws");
 
   auto text = t.lookup_json("room:101");

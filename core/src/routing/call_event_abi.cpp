@@ -36,7 +36,8 @@ jn_status read_stream(const jn_media_stream& in, MediaStream& out) {
   if (JN_HAS_FIELD(size, jn_media_stream, addr)) out.addr = in.addr;
   if (JN_HAS_FIELD(size, jn_media_stream, ssrc)) out.ssrc = in.ssrc;
   if (JN_HAS_FIELD(size, jn_media_stream, direction)) out.direction = in.direction;
-  if (JN_HAS_FIELD(size, jn_media_stream, bus_stream)) ok &= read_str(in.bus_stream, out.bus_stream);
+  if (JN_HAS_FIELD(size, jn_media_stream, bus_stream))
+    ok &= read_str(in.bus_stream, out.bus_stream);
   if (JN_HAS_FIELD(size, jn_media_stream, params)) ok &= read_str(in.params, out.params);
   return ok ? JN_OK : JN_ERR_INVALID;
 }

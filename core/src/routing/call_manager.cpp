@@ -116,14 +116,24 @@ void CallManager::drain() {
     const std::string& plugin = plugin_names_[leg->plugin_id];
     const uint64_t cookie = leg->cookie;  // read now: an earlier delivery may have set it
     if (leg->state == LegState::Dead && leg->pending == 0) legs_.erase(d.leg);
-    if (!skip) endpoints_.deliver(plugin, d.leg, cookie, d.ev);
+    if (skip) continue;
+    if (d.ev.type == JN_CALL_OFFER && !d.final && !endpoints_.available(plugin)) {
+      CallEvent reject;
+      reject.type = JN_CALL_REJECT;
+      reject.code = 503;
+      reject.reason = "target plugin unavailable";
+      const std::string owner = plugin;  // send() may grow plugin_names_
+      send(owner, d.leg, reject);       // re-entrant: changes state now, queues behind us
+      continue;
+    }
+    endpoints_.deliver(plugin, d.leg, cookie, d.ev);
   }
 }
 
 // --- originate -------------------------------------------------------------------------------
 
-jn_status CallManager::originate(const std::string& plugin, uint64_t cookie,
-                                 const CallEvent& offer, jn_handle* out_leg) {
+jn_status CallManager::originate(const std::string& plugin, uint64_t cookie, const CallEvent& offer,
+                                 jn_handle* out_leg) {
   if (!out_leg) return JN_ERR_INVALID;
   *out_leg = JN_INVALID_HANDLE;
   if (plugin.empty() || offer.type != JN_CALL_OFFER || offer.from.empty() || offer.to.empty())
@@ -162,11 +172,13 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie,
   if (route->strategy == Strategy::Fork) {
     for (uint32_t i = 0; i < c.targets.size(); ++i) offer_target(c, ch, i, media);
   } else {
-    if (c.targets.size() > 1 && media) c.hunt_media = std::make_unique<std::vector<MediaStream>>(*media);
+    if (c.targets.size() > 1 && media)
+      c.hunt_media = std::make_unique<std::vector<MediaStream>>(*media);
     offer_target(c, ch, c.next_target++, media);
     if (c.per_target_timeout_ms) {
       jn_handle b = c.b_legs.back();
-      c.hunt_timer = timers_.start(c.per_target_timeout_ms, [this, ch, b] { on_hunt_timeout(ch, b); });
+      c.hunt_timer =
+          timers_.start(c.per_target_timeout_ms, [this, ch, b] { on_hunt_timeout(ch, b); });
     }
   }
   drain();  // `c` may be gone after this
@@ -177,10 +189,10 @@ void CallManager::offer_target(Call& c, jn_handle ch, uint32_t target_index,
                                const std::vector<MediaStream>* media) {
   const CallTarget& target = c.targets[target_index];
   uint64_t age = timers_.now_ms() - c.start_ms;
-  jn_handle b = legs_.insert(std::make_unique<Leg>(Leg{
-      ch, 0, target.plugin_id, 0,
-      static_cast<uint32_t>(std::min<uint64_t>(age, std::numeric_limits<uint32_t>::max())),
-      static_cast<uint16_t>(target_index), Role::B, LegState::Offered}));
+  jn_handle b = legs_.insert(std::make_unique<Leg>(
+      Leg{ch, 0, target.plugin_id, 0,
+          static_cast<uint32_t>(std::min<uint64_t>(age, std::numeric_limits<uint32_t>::max())),
+          static_cast<uint16_t>(target_index), Role::B, LegState::Offered}));
   ++live_legs_;
   c.b_legs.push_back(b);
   CallEvent ev = event_for(c, JN_CALL_OFFER);
@@ -197,7 +209,8 @@ void CallManager::offer_next_hunt_target(Call& c, jn_handle ch) {
   if (c.next_target >= c.targets.size()) c.hunt_media.reset();  // nobody left to offer it to
   if (c.per_target_timeout_ms) {
     jn_handle b = c.b_legs.back();
-    c.hunt_timer = timers_.start(c.per_target_timeout_ms, [this, ch, b] { on_hunt_timeout(ch, b); });
+    c.hunt_timer =
+        timers_.start(c.per_target_timeout_ms, [this, ch, b] { on_hunt_timeout(ch, b); });
   }
 }
 
@@ -303,8 +316,8 @@ jn_status CallManager::send(const std::string& plugin, jn_handle h, const CallEv
 
   Call* c = calls_.get(leg->call);
   assert(c);  // a live leg always has its call
-  jn_status status = leg->role == Role::A ? from_a_leg(*c, leg->call, h, ev)
-                                          : from_b_leg(*c, leg->call, h, ev);
+  jn_status status =
+      leg->role == Role::A ? from_a_leg(*c, leg->call, h, ev) : from_b_leg(*c, leg->call, h, ev);
   drain();
   return status;
 }

@@ -21,11 +21,10 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "handles.hpp"
 #include "routing/call_event.hpp"
@@ -40,6 +39,9 @@ struct CallEndpoints {
   virtual ~CallEndpoints() = default;
   virtual void deliver(const std::string& plugin, jn_handle leg, uint64_t cookie,
                        const CallEvent& ev) = 0;
+  // Whether the plugin can take new offers (loaded and not stopping). An offer to a plugin
+  // that cannot fails like a REJECT 503, so a hunt moves on and a fork does not wait for it.
+  virtual bool available(const std::string& /*plugin*/) { return true; }
 };
 
 // One-shot timers on the control loop. Ids are nonzero; cancel() of a fired or unknown id is
@@ -55,8 +57,7 @@ class CallManager {
  public:
   using CdrSink = std::function<void(const nlohmann::json&)>;
 
-  CallManager(RouteTable& routes, CallEndpoints& endpoints, CallTimers& timers,
-              CdrSink cdr_sink);
+  CallManager(RouteTable& routes, CallEndpoints& endpoints, CallTimers& timers, CdrSink cdr_sink);
   ~CallManager();  // cancels the timers of calls still up
   CallManager(const CallManager&) = delete;
   CallManager& operator=(const CallManager&) = delete;
@@ -99,9 +100,9 @@ class CallManager {
     jn_handle call;
     uint64_t cookie;
     uint32_t plugin_id;
-    uint32_t pending;         // queued deliveries; a dead leg is erased when this reaches 0
-    uint32_t age_offset_ms;   // created at call start + this
-    uint16_t target_index;    // B-legs: index in Call::targets
+    uint32_t pending;        // queued deliveries; a dead leg is erased when this reaches 0
+    uint32_t age_offset_ms;  // created at call start + this
+    uint16_t target_index;   // B-legs: index in Call::targets
     Role role;
     LegState state;
   };
@@ -120,7 +121,8 @@ class CallManager {
   uint32_t intern_plugin(const std::string& plugin);
   Leg* live_leg(jn_handle h) const;
   static bool is_live(const Leg& leg) { return leg.state < LegState::Doomed; }
-  CallEvent event_for(const Call& c, uint32_t type, int32_t code = 0, std::string reason = {}) const;
+  CallEvent event_for(const Call& c, uint32_t type, int32_t code = 0,
+                      std::string reason = {}) const;
 
   void queue(jn_handle leg, CallEvent ev, bool final);
   void kill(jn_handle leg);  // sent its own END/REJECT (or its plugin left): no more deliveries

@@ -8,18 +8,21 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+#include <fmt/format.h>
+
 #include <regex>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace junction {
 
 std::string_view to_string(Strategy s) {
   switch (s) {
-    case Strategy::Single: return "single";
-    case Strategy::Fork: return "fork";
-    case Strategy::Hunt: return "hunt";
+    case Strategy::Single:
+      return "single";
+    case Strategy::Fork:
+      return "fork";
+    case Strategy::Hunt:
+      return "hunt";
   }
   return "single";
 }
@@ -56,8 +59,7 @@ Rewrite parse_rewrite(std::string_view target, MatchKind match, unsigned group_c
   };
   auto add_group = [&](unsigned n) {
     if (n > 0 && match != MatchKind::Regex) fail(fmt::format("${} needs a regex route", n));
-    if (n > group_count)
-      fail(fmt::format("${} but the regex has {} group(s)", n, group_count));
+    if (n > group_count) fail(fmt::format("${} but the regex has {} group(s)", n, group_count));
     flush();
     out.push_back({RewritePiece::Kind::Group, static_cast<uint8_t>(n), {}});
   };
@@ -120,7 +122,8 @@ std::string regex_literal_prefix(std::string_view pattern) {
 using PrefixLengths = std::vector<std::pair<size_t, StringMap<uint32_t>>>;
 
 // Inserts; returns the rule already holding this exact prefix, if any.
-std::optional<uint32_t> add_prefix(PrefixLengths& lengths, const std::string& prefix, uint32_t rule) {
+std::optional<uint32_t> add_prefix(PrefixLengths& lengths, const std::string& prefix,
+                                   uint32_t rule) {
   auto slot = std::find_if(lengths.begin(), lengths.end(),
                            [&](const auto& p) { return p.first == prefix.size(); });
   if (slot == lengths.end()) {
@@ -140,8 +143,8 @@ struct RouteTable::StaticIndex {
     MatchKind match;
     std::optional<std::regex> regex;
     std::vector<Rewrite> targets;
-    std::string description;     // for Resolution::via
-    std::string regex_literal;   // every match starts with this
+    std::string description;    // for Resolution::via
+    std::string regex_literal;  // every match starts with this
   };
   std::vector<StaticRoute> routes;  // as given, for to_json()
   std::vector<Rule> rules;          // same indexes as routes
@@ -265,7 +268,8 @@ jn_status RouteTable::add_dynamic(std::string uri, std::string plugin, jn_handle
   uint32_t plugin_id = intern_plugin(plugin);
   auto [it, inserted] = dynamic_by_uri_.emplace(std::move(uri), DynamicEntry{0, plugin_id});
   assert(inserted);
-  it->second.handle = dynamic_.insert(std::make_unique<DynamicRoute>(DynamicRoute{&it->first, plugin_id}));
+  it->second.handle =
+      dynamic_.insert(std::make_unique<DynamicRoute>(DynamicRoute{&it->first, plugin_id}));
   if (out_route) *out_route = it->second.handle;
   return JN_OK;
 }
@@ -373,8 +377,12 @@ std::optional<Resolution> RouteTable::resolve_at(std::string_view uri, PathRules
       std::string out;
       for (const RewritePiece& piece : target) {
         switch (piece.kind) {
-          case RewritePiece::Kind::Literal: out += piece.text; break;
-          case RewritePiece::Kind::Rest: out += rest; break;
+          case RewritePiece::Kind::Literal:
+            out += piece.text;
+            break;
+          case RewritePiece::Kind::Rest:
+            out += rest;
+            break;
           case RewritePiece::Kind::Group:
             if (piece.group == 0)
               out += uri;

@@ -14,12 +14,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "handles.hpp"
 #include "routing/string_map.hpp"
@@ -60,8 +59,8 @@ struct Resolution {
 
 class RouteTable {
  public:
-  static constexpr int kMaxDepth = 8;           // chained static rewrites per path
-  static constexpr size_t kMaxTargets = 1024;   // per resolution; the rest are dropped
+  static constexpr int kMaxDepth = 8;          // chained static rewrites per path
+  static constexpr size_t kMaxTargets = 1024;  // per resolution; the rest are dropped
 
   RouteTable();
   ~RouteTable();

@@ -53,6 +53,11 @@ void HostCallEndpoints::deliver(const std::string& plugin, jn_handle leg, uint64
   if (PluginSlot* s = host_->find(plugin)) s->deliver_call(leg, cookie, ev);
 }
 
+bool HostCallEndpoints::available(const std::string& plugin) {
+  PluginSlot* s = host_ ? host_->find(plugin) : nullptr;
+  return s && !s->stopping();
+}
+
 // ---------------------------------------------------------------------------------------------
 Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   set_core_log_level(conf_.log_level);

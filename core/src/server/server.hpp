@@ -43,6 +43,7 @@ class HostCallEndpoints : public CallEndpoints {
  public:
   void attach(PluginHost* host) { host_ = host; }
   void deliver(const std::string& plugin, jn_handle leg, uint64_t cookie, const CallEvent& ev) override;
+  bool available(const std::string& plugin) override;
 
  private:
   PluginHost* host_ = nullptr;
