@@ -253,10 +253,12 @@ jn_status h_route_add(jn_host_ctx* ctx, jn_str uri, jn_handle* out) {
   return guarded(ctx, "route_add", [&]() -> jn_status {
     if (!out || sv(uri).find(':') == std::string_view::npos) return JN_ERR_INVALID;
     PluginSlot& s = S(ctx);
-    jn_handle inner = s.host().services().routes.add_dynamic(std::string(sv(uri)), s.name());
-    if (inner == JN_INVALID_HANDLE) {
-      s.set_error(fmt::format("route {} is registered by another plugin", sv(uri)));
-      return JN_ERR_EXISTS;
+    jn_handle inner = JN_INVALID_HANDLE;
+    jn_status st = s.host().services().routes.add_dynamic(std::string(sv(uri)), s.name(), &inner);
+    if (st != JN_OK) {
+      s.set_error(st == JN_ERR_EXISTS ? fmt::format("route {} is registered by another plugin", sv(uri))
+                                      : fmt::format("route {} is not a valid URI", sv(uri)));
+      return st;
     }
     // Re-registering the same uri returns the existing route's handle.
     Resource* existing = nullptr;
