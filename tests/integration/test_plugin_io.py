@@ -105,6 +105,31 @@ class PluginIoTest(JunctionTest):
         self.assertEqual((stats["tcp_conns"], stats["ws_conns"], stats["reloads"]), (1, 1, 5))
         ws.close()
 
+    def test_outgoing_connection(self):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(10)
+        port = server.getsockname()[1]
+        r = self.j.cmd("io-echo", "connect", {"addr": f"127.0.0.1:{port}"})
+        self.assertEqual(r["status"], 0)
+        conn, _ = server.accept()
+        peer = TcpPeer.__new__(TcpPeer)
+        peer.s, peer.buf = conn, b""
+        self.assertEqual(peer.frame(), "hello-from-plugin")   # sent on JN_TCP_CONNECTED
+        peer.send(b"ping\0")
+        self.assertTrue(peer.frame().endswith(":ping"))
+        conn.close()
+        server.close()
+        # A refused connect is reported as JN_TCP_CLOSED (never CONNECTED).
+        dead = free_port()
+        n = len(self.j.lines)
+        self.assertEqual(self.j.cmd("io-echo", "connect", {"addr": f"127.0.0.1:{dead}"})["status"], 0)
+        self.j.wait_for_log(r"\[io-echo\] outgoing connection failed \(status -5\)", start=n)
+        self.assertEqual(self.j.cmd("io-echo", "stats")["connect_failures"], 1)
+        status, body = self.j.request("POST", "/api/v1/plugins/io-echo/cmd/connect", {"addr": "not-an-address"})
+        self.assertEqual((status, body["status"]), (400, -1))
+
     def test_unload_closes_everything_it_held(self):
         tcp = TcpPeer(self.tcp_port)
         tcp.send(b"x\0")

@@ -424,18 +424,34 @@ jn_status udp_join_multicast(PluginSlot& slot, jn_handle sock, std::string_view 
   return JN_OK;
 }
 
-jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out) {
-  if (!out) return JN_ERR_INVALID;
+// The part tcp_listen and tcp_connect share: address, options, an initialised uv_tcp_t.
+std::unique_ptr<TcpRes> new_tcp(PluginSlot& slot, Resource::Kind kind, const char* what, std::string_view addr,
+                                const jn_tcp_options* opts, uint64_t cookie, sockaddr_storage& ss, jn_status* st) {
   jn_addr a{};
-  if (!parse_addr(addr, a)) return fail(slot, JN_ERR_INVALID, fmt::format("tcp_listen: '{}' is not ip:port", addr));
-  PluginHost& host = slot.host();
-  auto l = std::make_unique<TcpRes>(Resource::Kind::TcpListener, &slot, cookie);
-  if (!valid_tcp_options(opts, l->opts)) return fail(slot, JN_ERR_INVALID, "tcp_listen: bad options");
-  sockaddr_storage ss{};
+  if (!parse_addr(addr, a)) {
+    *st = fail(slot, JN_ERR_INVALID, fmt::format("{}: '{}' is not ip:port", what, addr));
+    return nullptr;
+  }
+  auto t = std::make_unique<TcpRes>(kind, &slot, cookie);
+  if (!valid_tcp_options(opts, t->opts)) {
+    *st = fail(slot, JN_ERR_INVALID, fmt::format("{}: bad options", what));
+    return nullptr;
+  }
   socklen_t sl = 0;
   to_sockaddr(a, ss, sl);
-  uv_tcp_init(host.services().loop, &l->tcp);
-  l->tcp.data = l.get();
+  t->peer = a;
+  uv_tcp_init(slot.host().services().loop, &t->tcp);
+  t->tcp.data = t.get();
+  return t;
+}
+
+jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out) {
+  if (!out) return JN_ERR_INVALID;
+  sockaddr_storage ss{};
+  jn_status st = JN_OK;
+  auto l = new_tcp(slot, Resource::Kind::TcpListener, "tcp_listen", addr, opts, cookie, ss, &st);
+  if (!l) return st;
+  l->peer = {};
   int rc = uv_tcp_bind(&l->tcp, reinterpret_cast<sockaddr*>(&ss), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, on_tcp_connection);
   if (rc != 0) {
@@ -443,26 +459,20 @@ jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_
     uv_close(reinterpret_cast<uv_handle_t*>(&l.release()->tcp), [](uv_handle_t* h) { delete static_cast<TcpRes*>(h->data); });
     return fail(slot, rc == UV_EADDRINUSE ? JN_ERR_EXISTS : JN_ERR_IO, msg);
   }
-  *out = host.add_resource(std::move(l));
+  *out = slot.host().add_resource(std::move(l));
   slot.resources().insert(*out);
   return JN_OK;
 }
 
 jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out) {
   if (!out) return JN_ERR_INVALID;
-  jn_addr a{};
-  if (!parse_addr(addr, a)) return fail(slot, JN_ERR_INVALID, fmt::format("tcp_connect: '{}' is not ip:port", addr));
-  PluginHost& host = slot.host();
-  auto c = std::make_unique<TcpRes>(Resource::Kind::TcpConn, &slot, cookie);
-  if (!valid_tcp_options(opts, c->opts)) return fail(slot, JN_ERR_INVALID, "tcp_connect: bad options");
-  c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
   sockaddr_storage ss{};
-  socklen_t sl = 0;
-  to_sockaddr(a, ss, sl);
-  uv_tcp_init(host.services().loop, &c->tcp);
-  c->tcp.data = c.get();
+  jn_status st = JN_OK;
+  auto c = new_tcp(slot, Resource::Kind::TcpConn, "tcp_connect", addr, opts, cookie, ss, &st);
+  if (!c) return st;
+  c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
   c->connect_req.data = c.get();
-  c->peer = a;
+  PluginHost& host = slot.host();
   TcpRes* raw = c.get();
   *out = host.add_resource(std::move(c));
   slot.resources().insert(*out);

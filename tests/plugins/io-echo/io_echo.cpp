@@ -56,7 +56,15 @@ class IoEcho : public junction::sdk::Plugin {
         ++oversize_;
         host().tcp_send(ev.conn, "error:oversize:" + std::to_string(ev.len));
         break;
+      case JN_TCP_CONNECTED:
+        conns_[ev.conn] = 0;
+        host().tcp_send(ev.conn, "hello-from-plugin");
+        break;
       case JN_TCP_CLOSED:
+        if (!conns_.count(ev.conn)) {  // an outgoing connect that never connected
+          ++connect_failures_;
+          host().warn("outgoing connection failed (status " + std::to_string(ev.status) + ")");
+        }
         conns_.erase(ev.conn);
         ++closed_;
         break;
@@ -93,7 +101,16 @@ class IoEcho : public junction::sdk::Plugin {
     for (auto& [conn, n] : ws_) host().ws_send(conn, "event:" + std::string(topic) + ":" + std::string(body));
   }
 
-  void on_admin(const jn_admin_request& r) override { host().admin_reply(r.reply, 200, stats().dump()); }
+  void on_admin(const jn_admin_request& r) override {
+    if (to_sv(r.verb) == "connect") {
+      json b = json::parse(to_sv(r.body));
+      jn_handle h = 0;
+      jn_status st = host().tcp_connect(b.at("addr").get<std::string>(), JN_FRAME_DELIM, 0, max_frame_, 0, &h);
+      host().admin_reply(r.reply, st == JN_OK ? 200 : 400, json{{"status", st}, {"conn", h}}.dump());
+      return;
+    }
+    host().admin_reply(r.reply, 200, stats().dump());
+  }
 
   jn_status save_state(std::string& out) override {
     json conns = json::array(), ws = json::array();
@@ -119,13 +136,14 @@ class IoEcho : public junction::sdk::Plugin {
 
  private:
   json stats() const {
-    return json{{"tcp_conns", conns_.size()}, {"ws_conns", ws_.size()}, {"closed", closed_}, {"oversize", oversize_}, {"reloads", reloads_}};
+    return json{{"tcp_conns", conns_.size()}, {"ws_conns", ws_.size()}, {"closed", closed_}, {"oversize", oversize_},
+                {"reloads", reloads_}, {"connect_failures", connect_failures_}};
   }
   std::string tcp_listen_, http_listen_, ws_path_, topic_;
   uint32_t max_frame_ = 64;
   jn_handle tcp_ = 0, http_ = 0, pending_ = 0;
   std::map<jn_handle, uint64_t> conns_, ws_;
-  uint64_t closed_ = 0, oversize_ = 0, next_cookie_ = 0, reloads_ = 0;
+  uint64_t closed_ = 0, oversize_ = 0, next_cookie_ = 0, reloads_ = 0, connect_failures_ = 0;
 };
 }  // namespace
 
