@@ -632,7 +632,7 @@ void PluginHost::finish_unload(const std::string& name, std::function<void(std::
   }
   slot->stop_continuation_ = nullptr;
   // Close before destroy: the instance may not be called again, but its legs' peers hear END.
-  slot->held_.clear();
+  assert(slot->held_.empty() && "events are held only inside a synchronous reload");
   close_slot_resources(*slot);
   bool unloaded = release_instance(std::move(slot->instance_));
   services_.metrics.remove_matching(fmt::format("plugin=\"{}\"", name));

@@ -397,7 +397,9 @@ typedef struct jn_host_api {
   jn_buf* (*buf_copy)(jn_host_ctx* ctx, const jn_buf* buf);
 
   /* --- packet bus --------------------------------------------------------------------------- */
-  /* Streams are named ("rtp-relay/session-42/a"); publishing creates the stream. */
+  /* Streams are named ("rtp-relay/session-42/a") and exist while someone subscribes; a packet
+   * published to a stream nobody subscribes to is counted (unrouted) and dropped. Delivery is
+   * synchronous, by reference: every subscriber's on_bus sees the same jn_buf (shared). */
   jn_status (*bus_publish)(jn_host_ctx* ctx, jn_str stream, jn_buf* buf); /* buf borrowed */
   jn_status (*bus_subscribe)(jn_host_ctx* ctx, jn_str stream, uint64_t cookie,
                              jn_handle* out_subscription);
