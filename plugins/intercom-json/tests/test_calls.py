@@ -1,0 +1,252 @@
+"""Call control (document section 2) and alarms (section 4), driven by test peers written from
+the document: a call to a family rings every joined screen at once (first call_accept wins, the
+others get call_end), reject, end by either side, connection loss, keepalive timeout, open_door,
+calls by dest.ip/port (the box dials the device), seczone_emergency."""
+import time
+
+from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, OUTER_BOX, PROPERTY_APP, OuterBox, Screen, main, wait_until)
+
+ROOM = {"id": "101", "type": INNER_SCREEN}
+
+
+class CallTest(BoxTest):
+    def family(self, j, n=2, room="101"):
+        return [self.screen(j, f"screen-{room}-{i}", room) for i in range(n)]
+
+    def ring(self, caller, screens, sid="s1", dest=ROOM):
+        caller.call(sid, dest=dest)
+        return [s.expect("call_req", sid=sid) for s in screens]
+
+    # -- fork -----------------------------------------------------------------------------------
+    def test_call_to_a_family_rings_every_screen_first_accept_wins(self):
+        j = self.start_box()
+        s1, s2 = self.family(j, 2)
+        other = self.screen(j, "screen-102-0", "102")
+        door = self.outer_box(j)
+        reqs = self.ring(door, [s1, s2], "s1")
+        for r in reqs:
+            v = r["values"]
+            self.assertEqual((v["src"]["id"], v["src"]["type"]), ("door-2-1-1", OUTER_BOX))
+            self.assertEqual((v["dest"]["id"], v["dest"]["type"]), ("101", INNER_SCREEN))
+        other.expect_none("call_req")
+        calls = self.calls(j)
+        self.assertEqual(len(calls), 1)
+        self.assertEqual((calls[0]["from"], calls[0]["to"], calls[0]["state"]),
+                         ("intercom:device/door-2-1-1", "intercom:room/101", "ringing"))
+
+        s2.accept("s1")
+        door.expect("call_accept", sid="s1")
+        end = s1.expect("call_end", sid="s1")
+        self.assertEqual(end["values"]["reason"], "answered-elsewhere")
+        self.assertEqual(self.calls(j)[0]["state"], "answered")
+        # The loser's late accept is refused: the call is not its any more.
+        s1.accept("s1")
+        self.assertEqual(s1.expect("error")["values"]["reason"], "unknown-sid")
+        s2.expect_none("call_end")
+
+        door.end("s1")
+        self.assertEqual(s2.expect("call_end", sid="s1")["values"]["reason"], "hangup")
+        wait_until(lambda: self.calls(j) == [], what="call gone from the core")
+        self.assertEqual(self.box_calls(j), [])
+
+    def test_reject_one_screen_then_all(self):
+        j = self.start_box()
+        s1, s2 = self.family(j, 2)
+        door = self.outer_box(j)
+        self.ring(door, [s1, s2], "s1")
+        s1.reject("s1", "busy", "in the bath")
+        door.expect_none("call_reject", within=0.3)  # the other screen still rings
+        s2.reject("s1", "busy", "cooking")
+        r = door.expect("call_reject", sid="s1")["values"]
+        self.assertEqual((r["reason"], r["message"]), ("busy", "cooking"))
+        wait_until(lambda: self.calls(j) == [], what="call gone")
+
+        # A single screen declining.
+        s1.close()
+        self.peers.remove(s1)
+        self.ring(door, [s2], "s2")
+        s2.reject("s2", "declined", "not now")
+        r = door.expect("call_reject", sid="s2")["values"]
+        self.assertEqual((r["reason"], r["message"]), ("declined", "not now"))
+
+    def test_end_by_caller_while_ringing_and_by_callee_after_answer(self):
+        j = self.start_box()
+        s1, s2 = self.family(j, 2)
+        door = self.outer_box(j)
+        self.ring(door, [s1, s2], "s1")
+        door.end("s1", reason="")  # a cancel: every ringing screen hears call_end
+        for s in (s1, s2):
+            self.assertEqual(s.expect("call_end", sid="s1")["values"]["reason"], "cancelled")
+
+        self.ring(door, [s1, s2], "s2")
+        s1.accept("s2")
+        door.expect("call_accept", sid="s2")
+        s2.expect("call_end", sid="s2")
+        s1.end("s2", "hangup", "bye")
+        v = door.expect("call_end", sid="s2")["values"]
+        self.assertEqual((v["reason"], v["message"]), ("hangup", "bye"))
+        wait_until(lambda: self.calls(j) == [], what="call gone")
+
+    def test_connection_loss(self):
+        j = self.start_box()
+        s1, s2 = self.family(j, 2)
+        door = self.outer_box(j)
+
+        # One ringing screen goes away: the other still rings and can answer.
+        self.ring(door, [s1, s2], "a")
+        s1.abort()
+        self.peers.remove(s1)
+        s2.accept("a")
+        door.expect("call_accept", sid="a")
+        # The answered screen goes away: the caller hears call_end.
+        s2.abort()
+        self.peers.remove(s2)
+        self.assertEqual(door.expect("call_end", sid="a")["values"]["reason"], "connection-lost")
+
+        # The caller goes away mid-call: the screen hears call_end.
+        s3 = self.screen(j, "screen-101-3")
+        self.ring(door, [s3], "b")
+        s3.accept("b")
+        door.expect("call_accept", sid="b")
+        door.abort()
+        self.peers.remove(door)
+        self.assertEqual(s3.expect("call_end", sid="b")["values"]["reason"], "connection-lost")
+
+        # The only ringing screen goes away: the caller's call is rejected.
+        door2 = self.outer_box(j, "door-2")
+        self.ring(door2, [s3], "c")
+        s3.abort()
+        self.peers.remove(s3)
+        self.assertEqual(door2.expect("call_reject", sid="c")["values"]["reason"], "connection-lost")
+        wait_until(lambda: self.calls(j) == [], what="no call left")
+
+    def test_keepalive_timeout_ends_the_call_on_both_sides(self):
+        j = self.start_box(keep_interval_ms=300, keep_max_missed=3)
+        s = self.screen(j, "screen-1")
+        door = self.outer_box(j)
+        self.ring(door, [s], "k")
+        s.accept("k")
+        door.expect("call_accept", sid="k")
+        # Both sides keep: the call stays up well past the timeout, and the box keeps both.
+        door.keep_alive("k", 0.1)
+        s.keep_alive("k", 0.1)
+        time.sleep(1.5)  # time must pass: three timeouts' worth with both sides keeping
+        self.assertEqual(self.calls(j)[0]["state"], "answered")
+        self.assertGreaterEqual(len(s.take_all("call_keep")), 3)
+        self.assertGreaterEqual(len(door.take_all("call_keep")), 3)
+        # The screen stops keeping: within interval x missed (+ a tick) both sides hear call_end.
+        stopped = time.monotonic()
+        s.stop_keep("k")
+        self.assertEqual(s.expect("call_end", sid="k", timeout=3)["values"]["reason"], "keep-timeout")
+        self.assertEqual(door.expect("call_end", sid="k", timeout=3)["values"]["reason"], "keep-timeout")
+        self.assertLess(time.monotonic() - stopped, 2.5)
+        wait_until(lambda: self.calls(j) == [], what="call gone")
+        j.wait_for_log("no call_keep from screen-1")
+
+    def test_open_door(self):
+        j = self.start_box()
+        s1, s2 = self.family(j, 2)
+        door = self.outer_box(j)
+        self.ring(door, [s1, s2], "d")
+        # Opening while it still rings (answering is not needed to let a visitor in).
+        s2.open_door("d")
+        self.assertEqual(door.expect("open_door")["values"], {"sid": "d"})
+        s1.accept("d")
+        door.expect("call_accept", sid="d")
+        s1.open_door("d")
+        self.assertEqual(door.expect("open_door")["values"], {"sid": "d"})
+        s1.end("d")
+        door.expect("call_end", sid="d")
+
+    def test_calls_by_dest_ip_port_dial_the_device(self):
+        j = self.start_box()
+        s = self.screen(j, "screen-1")
+        listener = self.dial_in(OuterBox, "door-listening")
+        s.call("m1", dest={"ip": "127.0.0.1", "port": listener.port, "type": OUTER_BOX},
+               src={"id": "101", "audio_stream_id": "56780"})
+        door = listener.accept()
+        self.peers.append(door)
+        req = door.expect("call_req", sid="m1")["values"]
+        self.assertEqual((req["src"]["id"], req["src"]["type"]), ("101", INNER_SCREEN))
+        self.assertEqual((req["dest"]["ip"], req["dest"]["port"]), ("127.0.0.1", listener.port))
+        door.accept("m1")
+        s.expect("call_accept", sid="m1")
+        door.open_door("m1")  # the door unit may send it too; the screen hears it
+        s.expect("open_door")
+        s.end("m1")
+        door.expect("call_end", sid="m1")
+        door.wait_closed()  # the box hangs up the connection it dialled
+
+        # Nobody listening there: call_reject "unreachable".
+        dead = self.dial_in()
+        port = dead.port
+        dead.close()
+        s.call("m2", dest={"ip": "127.0.0.1", "port": port, "type": OUTER_BOX})
+        self.assertEqual(s.expect("call_reject", sid="m2")["values"]["reason"], "unreachable")
+
+    def test_unroutable_and_refused_calls(self):
+        j = self.start_box()
+        door = self.outer_box(j)
+        door.call("x1", dest={"id": "999", "type": INNER_SCREEN})
+        self.assertEqual(door.expect("call_reject", sid="x1")["values"]["reason"], "no-such-family")
+        s = self.screen(j, "screen-1", "101")
+        s.close()
+        self.peers.remove(s)
+        wait_until(lambda: j.cmd(PLUGIN, "info")["joined"] == 1, what="screen gone")
+        door.call("x2", dest=ROOM)
+        self.assertEqual(door.expect("call_reject", sid="x2")["values"]["reason"], "offline")
+        door.call("x3", dest={})
+        self.assertEqual(door.expect("call_reject", sid="x3")["values"]["reason"], "no-dest")
+        door.call("x4", dest={"id": "nosuchscheme:abc"})
+        self.assertEqual(door.expect("call_reject", sid="x4")["values"]["reason"], "no-route")
+        door.call("x5", dest={"id": "ghost", "type": PROPERTY_APP})
+        self.assertEqual(door.expect("call_reject", sid="x5")["values"]["reason"], "no-such-device")
+        # The same sid twice on one connection while the first is up.
+        s = self.screen(j, "screen-2", "101")
+        door.call("x6", dest=ROOM)
+        s.expect("call_req", sid="x6")
+        door.call("x6", dest=ROOM)
+        self.assertEqual(door.expect("error")["values"]["reason"], "duplicate-sid")
+
+    def test_ring_timeout(self):
+        j = self.start_box(server={"ring_timeout_ms": 1000})
+        s = self.screen(j, "screen-1")
+        door = self.outer_box(j)
+        self.ring(door, [s], "t")
+        self.assertEqual(door.expect("call_reject", sid="t", timeout=5)["values"]["reason"], "ring timeout")
+        self.assertEqual(s.expect("call_end", sid="t")["values"]["reason"], "ring timeout")
+
+    # -- alarms -------------------------------------------------------------------------------------
+    def test_seczone_emergency_from_admin_and_from_alarm_events(self):
+        j = self.start_box()
+        a1, a2 = self.family(j, 2, "101")
+        b1 = self.screen(j, "screen-102-0", "102")
+        door = self.outer_box(j)
+
+        r = j.cmd(PLUGIN, "alarm", {"room": "101", "port": "3", "name": "smoke", "message": "kitchen smoke detector"})
+        self.assertEqual(r["sent"], 2)
+        for s in (a1, a2):
+            self.assertEqual(s.expect("seczone_emergency")["values"],
+                             {"port": "3", "name": "smoke", "message": "kitchen smoke detector"})
+        b1.expect_none("seczone_emergency")
+        door.expect_none("seczone_emergency")
+
+        # Another plugin raises an alarm through the core (the same path as POST /api/v1/events).
+        j.api("POST", "/api/v1/events", {"topic": "alarm/gb28181/34020000001320000001",
+                                         "data": {"room": "102", "source": "cam-7", "type": "motion",
+                                                  "description": "motion at the gate"}}, expect=202)
+        self.assertEqual(b1.expect("seczone_emergency")["values"],
+                         {"port": "cam-7", "name": "motion", "message": "motion at the gate"})
+        a1.expect_none("seczone_emergency")
+        # No room: every family's screens.
+        rc, out, err = j.ctl("event", "alarm/fire", '{"port":"1","name":"fire","message":"building fire alarm"}')
+        self.assertEqual(rc, 0, err)
+        for s in (a1, a2, b1):
+            self.assertEqual(s.expect("seczone_emergency")["values"]["name"], "fire")
+        # A topic outside alarm/ is not ours.
+        j.api("POST", "/api/v1/events", {"topic": "other/x", "data": {"name": "nope"}}, expect=202)
+        a1.expect_none("seczone_emergency")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Registration (document section 3): join_family with a box-issued token -> join_accept(room_id)
+or join_reject(reason); tokens issued and revoked through the admin API and `junction ctl`;
+families, rooms and devices persist in the core's store across a restart."""
+import base64
+import json
+import time
+
+from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, OUTER_BOX, OuterBox, Screen, main, wait_until)
+
+
+class RegistrationTest(BoxTest):
+    def dynamic_routes(self, j):
+        return sorted(r["uri"] for r in j.api("GET", "/api/v1/routes", expect=200)["dynamic"])
+
+    def test_join_accepted_registers_routes_and_persists(self):
+        j = self.start_box()
+        issued = j.cmd(PLUGIN, "issue-token", {"device": "screen-a", "type": INNER_SCREEN, "room": "101"})
+        self.assertEqual((issued["device"], issued["type"], issued["room"]), ("screen-a", INNER_SCREEN, "101"))
+        self.assertGreater(issued["expires_at"], time.time())
+        # The token carries the device id, type, room and expiry, and is signed.
+        body, sig = issued["token"].split(".")
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        self.assertEqual((claims["dev"], claims["type"], claims["room"], claims["tid"]),
+                         ("screen-a", INNER_SCREEN, "101", issued["token_id"]))
+        self.assertTrue(sig)
+
+        s = self.connect(j, Screen, "screen-a")
+        reply = s.join(issued["token"])
+        self.assertEqual(reply["name"], "join_accept")
+        self.assertEqual(reply["values"], {"room_id": "101"})
+        self.assertEqual(self.dynamic_routes(j), ["intercom:device/screen-a", "intercom:room/101"])
+        lookup = j.api("GET", "/api/v1/routes/lookup?uri=intercom:room/101", expect=200)
+        self.assertEqual(lookup["targets"], [{"uri": "intercom:room/101", "plugin": PLUGIN}])
+
+        devices = j.cmd(PLUGIN, "list-devices")
+        fam = [f for f in devices["families"] if f["room"] == "101"]
+        self.assertEqual(len(fam), 1)
+        self.assertEqual([(d["id"], d["type"], d["online"]) for d in fam[0]["devices"]], [("screen-a", INNER_SCREEN, True)])
+
+        # A door unit joins with its own token (type OUTER_BOX), without a family.
+        self.outer_box(j, "door-1")
+        self.assertIn("intercom:device/door-1", self.dynamic_routes(j))
+        devices = j.cmd(PLUGIN, "list-devices")
+        self.assertEqual([f["room"] for f in devices["families"]], ["101"])
+        self.assertEqual([(d["id"], d["type"], d["online"]) for d in devices["devices_without_family"]],
+                         [("door-1", OUTER_BOX, True)])
+
+        # The screen leaves: its routes go; the family and device stay in the store, offline.
+        s.close()
+        wait_until(lambda: "intercom:room/101" not in self.dynamic_routes(j), what="room route removed")
+        fam = [f for f in j.cmd(PLUGIN, "list-devices")["families"] if f["room"] == "101"][0]
+        self.assertEqual([(d["id"], d["online"]) for d in fam["devices"]], [("screen-a", False)])
+
+    def test_join_rejected_bad_signature_expired_revoked_malformed(self):
+        j = self.start_box()
+        good = self.token(j, "screen-a")
+        body, sig = good.split(".")
+
+        cases = []
+        # Bad signature: the payload changed (another room) but the signature is the old one.
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        claims["room"] = "999"
+        forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode() + "." + sig
+        cases.append(("forged payload", forged, "bad-signature"))
+        flipped = body + "." + ("A" if sig[0] != "A" else "B") + sig[1:]
+        cases.append(("flipped signature", flipped, "bad-signature"))
+        # Expired: issued with an expiry in the past.
+        expired = j.cmd(PLUGIN, "issue-token", {"device": "screen-old", "room": "101", "expires_at": int(time.time()) - 10})
+        cases.append(("expired", expired["token"], "expired"))
+        # Revoked: issued, then revoked by its id.
+        revoked = j.cmd(PLUGIN, "issue-token", {"device": "screen-gone", "room": "101"})
+        r = j.cmd(PLUGIN, "revoke-token", {"token_id": revoked["token_id"]})
+        self.assertEqual(r["revoked"], [revoked["token_id"]])
+        cases.append(("revoked", revoked["token"], "revoked"))
+        cases.append(("not a token", "ASSDWQQWEQWEQWEQW==", "bad-token"))
+
+        for what, token, reason in cases:
+            with self.subTest(what):
+                s = self.connect(j, Screen, what)
+                reply = s.join(token)
+                self.assertEqual(reply, {"id": reply["id"], "name": "join_reject", "values": {"reason": reason}})
+                # Not joined: a call from it is refused, and nothing routes to it.
+                s.call("c1", dest={"id": "102", "type": INNER_SCREEN})
+                self.assertEqual(s.expect("call_reject", sid="c1")["values"]["reason"], "not-joined")
+        self.assertEqual(self.dynamic_routes(j), [])
+
+        # join_family without a token is a malformed message: an error, not a join_reject.
+        s = self.connect(j, Screen, "no-token")
+        s.send("join_family", {})
+        e = s.expect("error")
+        self.assertEqual((e["values"]["code"], e["values"]["reason"]), (422, "bad-values"))
+        # The good token still works.
+        self.assertEqual(self.connect(j, Screen, "ok").join(good)["name"], "join_accept")
+
+    def test_revoke_disconnects_a_joined_device(self):
+        j = self.start_box()
+        s = self.screen(j, "screen-a")
+        r = j.cmd(PLUGIN, "revoke-token", {"device": "screen-a"})
+        self.assertEqual(r["disconnected"], 1)
+        self.assertEqual(s.expect("join_reject")["values"]["reason"], "revoked")
+        s.wait_closed()
+        wait_until(lambda: self.dynamic_routes(j) == [], what="routes removed")
+        s2 = self.connect(j, Screen, "again")
+        tokens = j.cmd(PLUGIN, "list-tokens")
+        self.assertTrue(all(t["revoked"] for t in tokens if t["device"] == "screen-a"))
+        self.assertEqual(j.cmd(PLUGIN, "revoke-token", {}, expect=400)["error"], "give 'token_id', 'token' or 'device'")
+        del s2
+
+    def test_ctl_issue_and_revoke(self):
+        j = self.start_box()
+        rc, out, err = j.ctl("cmd", PLUGIN, "issue-token", json.dumps({"device": "door-9", "type": OUTER_BOX, "room": ""}))
+        self.assertEqual(rc, 0, err)
+        issued = json.loads(out)
+        d = self.connect(j, OuterBox, "door-9")
+        self.assertEqual(d.join(issued["token"])["name"], "join_accept")
+        rc, out, err = j.ctl("cmd", PLUGIN, "revoke-token", json.dumps({"token": issued["token"]}))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["revoked"], [issued["token_id"]])
+        self.assertEqual(d.expect("join_reject")["values"]["reason"], "revoked")
+        rc, out, err = j.ctl("cmd", PLUGIN, "list-devices")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("door-9", out)
+
+    def test_same_device_joining_again_replaces_the_old_connection(self):
+        j = self.start_box()
+        token = self.token(j, "screen-a")
+        first = self.connect(j, Screen, "first")
+        self.assertEqual(first.join(token)["name"], "join_accept")
+        second = self.connect(j, Screen, "second")
+        self.assertEqual(second.join(token)["name"], "join_accept")
+        first.wait_closed()
+        self.assertEqual(j.cmd(PLUGIN, "info")["joined"], 1)
+
+    def test_families_devices_and_revocations_survive_a_restart(self):
+        j = self.start_box()
+        keep = self.token(j, "screen-a", room="101")
+        gone = j.cmd(PLUGIN, "issue-token", {"device": "screen-b", "room": "102"})
+        self.screen(j, "screen-b", room="102")
+        self.assertEqual(self.connect(j, Screen, "a").join(keep)["name"], "join_accept")
+        j.cmd(PLUGIN, "revoke-token", {"token_id": gone["token_id"]})
+        for p in self.peers:
+            p.close()
+        self.peers.clear()
+        self.assertEqual(j.stop(), 0)
+        with j.cond:
+            j.lines.clear()  # wait for the new process's "junction ready", not the old one's
+        j.start()
+        devices = j.cmd(PLUGIN, "list-devices")
+        self.assertEqual(sorted(f["room"] for f in devices["families"]), ["101", "102"])
+        self.assertTrue(all(not d["online"] for f in devices["families"] for d in f["devices"]))
+        self.assertEqual(self.connect(j, Screen, "a2").join(keep)["name"], "join_accept")
+        self.assertEqual(self.connect(j, Screen, "b2").join(gone["token"])["values"]["reason"], "revoked")
+
+    def test_conf_errors_are_refused_with_file_and_line(self):
+        base = {"listen": "127.0.0.1:1", "secret": "x" * 20}
+        for extra, key, words in [({"secrett": "typo"}, "secrett", "unknown key"),
+                                  ({"secret": None}, "secret", "is required"),
+                                  ({"secret": "short"}, "secret", "at least 16 characters"),
+                                  ({"keep_interval_ms": "5s"}, "keep_interval_ms", "must be an integer"),
+                                  ({"network": {"stream_path": "stream"}}, "network.stream_path", "must start and end with '/'")]:
+            with self.subTest(key):
+                conf = {k: v for k, v in dict(base, **extra).items() if v is not None}
+                j = self.server(plugins={PLUGIN: conf})
+                j.start(expect_ready=False)
+                rc = j.wait_exit(60)
+                j.proc = None  # exited on purpose: nothing for tearDown to check
+                self.assertNotEqual(rc, 0)
+                self.assertRegex(j.log(), r"intercom-json\.toml:\d+: " + key.replace(".", r"\.") + ": .*" + words)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+// Unit tests of the pure protocol parts: parsing, spellings, the section-5 rules, tokens.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "protocol.hpp"
+#include "token.hpp"
+
+using namespace intercom;
+using nlohmann::json;
+
+TEST_CASE("parse_message: valid, whitespace, and every kind of malformed input") {
+  Message m;
+  Error e;
+  CHECK(parse_message(" \n{\"id\":\"1\",\"name\":\"call_keep\",\"values\":{\"sid\":\"a\"}}\n", m, e));
+  CHECK(m.id == "1");
+  CHECK(m.name == "call_keep");
+  CHECK(parse_message(R"({"id":7,"name":"call_keep","values":[]})", m, e));
+  CHECK(m.id == "7");
+  CHECK(!parse_message(R"({"id":"1","name":"x","values":{"a":1 "b":2}})", m, e));  // the sample's missing comma
+  CHECK(e.reason == "bad-json");
+  CHECK(!parse_message("[1]", m, e));
+  CHECK(e.reason == "bad-message");
+  CHECK(!parse_message(R"({"id":"9","values":{}})", m, e));
+  CHECK(e.reason == "bad-message");
+  CHECK(e.id == "9");
+  CHECK(!parse_message(R"({"id":"9","name":"call_req"})", m, e));
+  CHECK(e.reason == "bad-message");
+  CHECK(!parse_message(R"({"id":"9","name":"call_req","values":"x"})", m, e));
+  CHECK(!parse_message(R"({"id":{},"name":"call_req","values":{}})", m, e));
+  CHECK(blank(" \r\n\t"));
+  CHECK(!blank(" x"));
+}
+
+TEST_CASE("endpoints: every spelling in, the v0.4 spelling out") {
+  Endpoint ep;
+  std::string why;
+  for (const char* a : {"audiostreamid", "audio_stream_id", "audio_tream_id"}) {
+    REQUIRE(read_endpoint(json{{a, "56781"}, {"id", "101"}, {"type", 2}, {"port", "7000"}}, ep, why));
+    CHECK(ep.audio == "56781");
+    CHECK(ep.port == 7000);
+    json out = write_endpoint(ep);
+    CHECK(out["audiostreamid"] == "56781");
+    CHECK(!out.contains("audio_stream_id"));
+  }
+  for (const char* v : {"videostreamid", "video_stream_id", "video_tream_id"}) {
+    REQUIRE(read_endpoint(json{{v, 567801}}, ep, why));
+    CHECK(ep.video == "567801");
+    CHECK(write_endpoint(ep)["videostreamid"] == "567801");
+  }
+  CHECK(!read_endpoint(json{{"type", 9}}, ep, why));
+  CHECK(!read_endpoint(json{{"port", 70000}}, ep, why));
+  CHECK(!read_endpoint(json{{"audiostreamid", json::array()}}, ep, why));
+  CHECK(!read_endpoint(json("x"), ep, why));
+}
+
+TEST_CASE("section 5: which server, and what each side is told") {
+  Network n;  // home 192.168.1.22, community 11.0.1.22, port 954, /stream/, center 11.0.0.10
+  CHECK(server_for(kInnerScreen, kOuterBox) == Server::Box);     // 1
+  CHECK(server_for(kOuterBox, kInnerScreen) == Server::Box);     // 2
+  CHECK(server_for(kInnerScreen, kPropertyApp) == Server::Box);  // 3
+  CHECK(server_for(kPropertyApp, kInnerScreen) == Server::Box);  // 4
+  CHECK(server_for(kInnerScreen, kInnerScreen) == Server::Center);  // 5
+  CHECK(server_for(kOuterBox, kPropertyApp) == Server::Caller);  // 6
+  CHECK(server_for(kPropertyApp, kOuterBox) == Server::Caller);  // 7
+
+  // 1: the screen's bare ids become the box's community URLs for the outer box...
+  CHECK(neutral_url("56780", Server::Box, n) == "http://11.0.1.22:954/stream/56780");
+  CHECK(view_for("http://11.0.1.22:954/stream/56780", Server::Box, kOuterBox, n) == "http://11.0.1.22:954/stream/56780");
+  // ... a home-network URL is moved to the community address, and the screen gets bare ids back.
+  CHECK(neutral_url("http://192.168.1.22:954/stream/56780", Server::Box, n) == "http://11.0.1.22:954/stream/56780");
+  CHECK(view_for("http://11.0.1.22:954/stream/56780", Server::Box, kInnerScreen, n) == "56780");
+  // 5: through the center stream server.
+  CHECK(neutral_url("56780", Server::Center, n) == "http://11.0.0.10:954/stream/56780");
+  CHECK(view_for("http://11.0.0.10:954/stream/56780", Server::Center, kInnerScreen, n) == "56780");
+  CHECK(view_for("http://11.0.0.10:954/stream/56780", Server::Center, kInnerBox, n) == "http://11.0.0.10:954/stream/56780");
+  // 6/7: the caller's own server, untouched.
+  CHECK(neutral_url("http://11.0.11.1:954/stream/56780", Server::Caller, n) == "http://11.0.11.1:954/stream/56780");
+  CHECK(view_for("http://11.0.11.1:954/stream/56780", Server::Caller, kPropertyApp, n) == "http://11.0.11.1:954/stream/56780");
+  // A foreign URL stays as it is even on the box path.
+  CHECK(neutral_url("rtp://127.0.0.1:40000", Server::Box, n) == "rtp://127.0.0.1:40000");
+  // Ids may contain '/': the rules are idempotent.
+  std::string u = neutral_url("a/b", Server::Box, n);
+  CHECK(neutral_url(u, Server::Box, n) == u);
+  CHECK(view_for(u, Server::Box, kInnerScreen, n) == "a/b");
+  CHECK(url_host("http://[::1]:954/x") == "::1");
+  CHECK(url_port("http://h/x") == 80);
+  CHECK(bare_id("http://h:1/stream/42/") == "42");
+}
+
+TEST_CASE("tokens: sign, verify, tamper, expire") {
+  TokenClaims c;
+  c.tid = "t1";
+  c.dev = "screen-1";
+  c.type = kInnerScreen;
+  c.room = "101";
+  c.iat = 1000;
+  c.exp = 2000;
+  std::string t = token_sign("0123456789abcdef", c);
+  TokenClaims out;
+  CHECK(token_verify("0123456789abcdef", t, 1500, out) == TokenCheck::Ok);
+  CHECK(out.dev == "screen-1");
+  CHECK(out.room == "101");
+  CHECK(token_verify("0123456789abcdef", t, 2000, out) == TokenCheck::Expired);
+  CHECK(token_verify("another-secret-xx", t, 1500, out) == TokenCheck::BadSignature);
+  std::string tampered = t;
+  tampered[2] = tampered[2] == 'A' ? 'B' : 'A';
+  CHECK(token_verify("0123456789abcdef", tampered, 1500, out) == TokenCheck::BadSignature);
+  CHECK(token_verify("0123456789abcdef", "garbage", 1500, out) == TokenCheck::Malformed);
+  CHECK(token_verify("0123456789abcdef", "a.b.c", 1500, out) == TokenCheck::Malformed);
+  std::string dec;
+  CHECK(base64url_decode(base64url("hello world!?"), dec));
+  CHECK(dec == "hello world!?");
+  CHECK(random_hex(8).size() == 16);
+  CHECK(param_get("a=1;url=http%3A//x%3Bq;b=2", "url") == "http://x;q");
+  CHECK(param_get("a=" + param_escape("x;y=z%"), "a") == "x;y=z%");
+}
