@@ -13,7 +13,7 @@ import os
 import time
 import unittest
 
-from junction_test import JunctionTest, main
+from junction_test import JunctionTest, main, wait_until
 
 A, B = "call-peer-a", "call-peer-b"
 JN_OK, JN_ERR_NOT_FOUND, JN_ERR_EXISTS, JN_ERR_STATE = 0, -2, -3, -7
@@ -23,18 +23,6 @@ STATIC_ROUTES = [
     {"match": "prefix", "pattern": "room:", "targets": ["peerb:room/${rest}"]},
     {"match": "regex", "pattern": r"^tel:\+?(\d+)$", "targets": ["peerb:num/$1"]},
 ]
-
-
-def wait_until(predicate, timeout=3.0, what="condition"):
-    """Retries predicate quickly until it returns something truthy (returned) or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def b_conf(on_offer="ring", overrides=None, extra=""):

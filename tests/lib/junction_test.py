@@ -108,6 +108,8 @@ class Junction:
 
     # -- process -------------------------------------------------------------------------------
     def start(self, expect_ready=True, timeout=60):
+        with self.cond:
+            self.lines = []  # a restart must not match the previous run's lines
         self.proc = subprocess.Popen([os.path.join(BUILD, "junction"), "--config", self.conf_path],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -244,6 +246,19 @@ class JunctionTest(unittest.TestCase):
                 j.cleanup()
         if failures:
             raise AssertionError("\n".join(failures))
+
+
+def wait_until(predicate, timeout=5.0, what="condition", interval=0.01):
+    """Retries predicate() until it returns something truthy, for state that has no event to wait
+    on (e.g. a count read through an admin command). Returns the value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 def udp_socket(timeout=5.0):

@@ -261,17 +261,16 @@ jn_status h_route_add(jn_host_ctx* ctx, jn_str uri, jn_handle* out) {
       return st;
     }
     // Re-registering the same uri returns the existing route's handle.
-    Resource* existing = nullptr;
-    for (jn_handle h : s.resources())
-      if (auto* r = static_cast<ValueResource*>(s.host().resource(h, Resource::Kind::Route, &s)); r && r->inner == inner) existing = r;
-    if (existing) {
-      *out = existing->handle;
+    auto& known = s.routes_by_inner();
+    if (auto it = known.find(inner); it != known.end() && s.host().resource(it->second, Resource::Kind::Route, &s)) {
+      *out = it->second;
       return JN_OK;
     }
     auto r = std::make_unique<ValueResource>(Resource::Kind::Route, &s, 0);
     r->inner = inner;
     *out = s.host().add_resource(std::move(r));
     s.resources().insert(*out);
+    known[inner] = *out;
     return JN_OK;
   });
 }

@@ -288,7 +288,10 @@ void PluginHost::close_resource(jn_handle h) {
       break;
     case Resource::Kind::HttpRequest: services_.http.respond(v->id, 503, "application/json", R"({"error":"plugin unloaded"})"); break;
     case Resource::Kind::BusSub: services_.bus.unsubscribe(v->id); break;
-    case Resource::Kind::Route: services_.routes.remove_dynamic(v->inner); break;
+    case Resource::Kind::Route:
+      if (v->owner) v->owner->routes_by_inner().erase(v->inner);
+      services_.routes.remove_dynamic(v->inner);
+      break;
     case Resource::Kind::AdminReply:
       if (v->reply) v->reply(503, R"({"error":"plugin unloaded before replying"})");
       break;

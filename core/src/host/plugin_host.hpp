@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <unordered_map>
 #include <string>
 
 namespace junction {
@@ -131,6 +132,8 @@ class PluginSlot : public BusSink {
   // Resource bookkeeping, so unload closes everything the slot holds.
   std::set<jn_handle>& resources() { return resources_; }
   std::set<std::string>& event_topics() { return event_topics_; }
+  // The route table's handle -> this slot's Route resource, so re-registering a URI is O(1).
+  std::unordered_map<jn_handle, jn_handle>& routes_by_inner() { return routes_by_inner_; }
 
   uint64_t held_total() const { return held_total_; }
   uint64_t reloads() const { return reloads_; }
@@ -148,6 +151,7 @@ class PluginSlot : public BusSink {
   std::string error_;
   std::set<jn_handle> resources_;
   std::set<std::string> event_topics_;
+  std::unordered_map<jn_handle, jn_handle> routes_by_inner_;
   bool quiesced_ = false;
   bool stopping_ = false;
   std::deque<std::function<void()>> held_;

@@ -6,7 +6,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from junction_test import JunctionTest, free_port, main  # noqa: E402,F401
+from junction_test import JunctionTest, free_port, main, wait_until  # noqa: E402,F401
 from intercom_peer import (INNER_BOX, INNER_SCREEN, OUTER_BOX, PROPERTY_APP, PROPERTY_CENTER,  # noqa: E402,F401
                            DialIn, OuterBox, PropertyApp, PropertyCenter, Screen)
 
@@ -22,17 +22,6 @@ def box_conf(port, **overrides):
                         "center_stream": CENTER}}
     conf.update(overrides)
     return conf
-
-
-def wait_until(predicate, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 class BoxTest(JunctionTest):
