@@ -58,6 +58,7 @@ struct UdpRes : Resource {
   uv_poll_t poll{};
   jn_addr local{};
   uint32_t max_datagram = 2048;
+  uint32_t batch_hint = 4;  // datagrams to prepare for the next recvmmsg
   uint64_t* rx_packets = nullptr;
   uint64_t* rx_truncated = nullptr;
   uint64_t* tx_dropped = nullptr;
@@ -74,7 +75,9 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
   sockaddr_storage from[kRecvBatch];
   size_t budget = kRecvBudget;
   while (budget > 0 && r->owner) {
-    size_t want = std::min(kRecvBatch, budget);
+    // Size the batch to recent traffic: a socket that gets one datagram per wakeup should not
+    // prepare 32 buffers and headers each time; a busy one doubles back up to kRecvBatch.
+    size_t want = std::min<size_t>(r->batch_hint, budget);
     size_t have = 0;
     for (; have < want; ++have) {
       bufs[have] = pool.alloc(r->max_datagram);
@@ -101,6 +104,7 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
         continue;
       }
       bufs[i]->len = msgs[i].msg_len;
+      bufs[i]->tailroom += r->max_datagram - msgs[i].msg_len;  // room after the datagram (SRTP auth tag)
       bufs[i]->rx_ns = rx;
       bufs[i]->src = from_sockaddr(reinterpret_cast<sockaddr*>(&from[i]));
       bufs[kept++] = bufs[i];
@@ -109,6 +113,7 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
     if (kept) slot.deliver_udp(r->handle, r->cookie, bufs, kept);
     for (size_t i = 0; i < kept; ++i) pool.unref(bufs[i]);
     budget -= got;
+    r->batch_hint = got == want ? std::min<uint32_t>(r->batch_hint * 2, kRecvBatch) : std::max<uint32_t>(static_cast<uint32_t>(got), 2);
     if (got < want) break;  // drained
   }
 }

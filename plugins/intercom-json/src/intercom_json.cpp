@@ -9,6 +9,8 @@
 #include "protocol.hpp"
 #include "token.hpp"
 
+#include <openssl/rand.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -100,8 +102,8 @@ Conf read_conf(const Host& host) {
     if (key == "listen") str(key, v, c.listen, true);
     else if (key == "max_message") c.max_message = static_cast<uint32_t>(num(key, v, 256, 16 << 20));
     else if (key == "secret") {
-      str(key, v, c.secret, true);
-      if (c.secret.size() < 16) bad(key, "must be at least 16 characters");
+      str(key, v, c.secret, false);
+      if (!c.secret.empty() && c.secret.size() < 16) bad(key, "must be at least 16 characters (or empty: generated)");
     } else if (key == "token_ttl_s") c.token_ttl_s = num(key, v, 1, 100LL * 365 * 86400);
     else if (key == "keep_interval_ms") c.keep_interval_ms = static_cast<uint64_t>(num(key, v, 50, 3600000));
     else if (key == "keep_max_missed") c.keep_max_missed = static_cast<uint32_t>(num(key, v, 1, 1000));
@@ -134,7 +136,22 @@ Conf read_conf(const Host& host) {
                "bad_window_ms, require_join, dial_out, foreign_peer_type, [network])");
     }
   }
-  if (c.secret.empty()) bad("secret", "is required: the HMAC key that signs device tokens");
+  if (c.secret.empty()) {
+    // No secret in the conf: use the one generated on first start and kept in the core's store,
+    // so a shipped conf never carries a known signing key and tokens survive restarts.
+    if (!host.kv_get("token-secret", c.secret) || c.secret.size() < 16) {
+      unsigned char raw[32];
+      if (RAND_bytes(raw, sizeof raw) != 1) bad("secret", "not set, and no random secret could be generated");
+      static const char* hex = "0123456789abcdef";
+      c.secret.clear();
+      for (unsigned char b : raw) {
+        c.secret.push_back(hex[b >> 4]);
+        c.secret.push_back(hex[b & 15]);
+      }
+      if (host.kv_put("token-secret", c.secret) != JN_OK) bad("secret", "not set, and the generated one could not be stored");
+      host.info("generated a token signing secret (kept in the store; set 'secret' to choose one)");
+    }
+  }
   return c;
 }
 

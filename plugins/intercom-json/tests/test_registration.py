@@ -151,10 +151,19 @@ class RegistrationTest(BoxTest):
         self.assertEqual(self.connect(j, Screen, "a2").join(keep)["name"], "join_accept")
         self.assertEqual(self.connect(j, Screen, "b2").join(gone["token"])["values"]["reason"], "revoked")
 
+    def test_secret_generated_when_not_configured(self):
+        j = self.start_box(secret="")
+        self.assertIn("generated a token signing secret", j.log())
+        token = self.token(j, "s1")
+        self.assertEqual(j.stop(), 0)
+        j.start()  # the same secret comes back from the store: the token still verifies
+        self.assertNotIn("generated a token signing secret", j.log())
+        self.assertEqual(self.connect(j, Screen, "s1").join(token)["name"], "join_accept")
+
     def test_conf_errors_are_refused_with_file_and_line(self):
         base = {"listen": "127.0.0.1:1", "secret": "x" * 20}
         for extra, key, words in [({"secrett": "typo"}, "secrett", "unknown key"),
-                                  ({"secret": None}, "secret", "is required"),
+                                  ({"secret": 42}, "secret", "must be a string"),
                                   ({"secret": "short"}, "secret", "at least 16 characters"),
                                   ({"keep_interval_ms": "5s"}, "keep_interval_ms", "must be an integer"),
                                   ({"network": {"stream_path": "stream"}}, "network.stream_path", "must start and end with '/'")]:

@@ -1,0 +1,1210 @@
+// rtp-relay: the media plane. An RTP/RTCP relay driven through the rtpengine "ng" protocol (so
+// Kamailio's rtpengine module works unchanged), through application events from other plugins,
+// and through admin commands. See ../README.md for the design and the conf keys.
+#include "ng.hpp"
+#include "sdp_rewrite.hpp"
+#include "srtp_session.hpp"
+
+#include <junction/plugin.hpp>
+#include <junction/proto/rtp.hpp>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace rtp_relay {
+namespace {
+
+using junction::sdk::Host;
+using junction::sdk::to_sv;
+using nlohmann::json;
+namespace bencode = junction::proto::bencode;
+using Value = bencode::Value;
+namespace rtp = junction::proto::rtp;
+
+constexpr uint64_t kNgCookie = ~uint64_t{0};
+constexpr size_t kSendBatch = 64;
+
+enum class Latch : uint8_t { Symmetric = 0, Strict = 1, Off = 2 };
+
+// --- addresses ---------------------------------------------------------------------------------
+bool addr_eq(const jn_addr& a, const jn_addr& b) {
+  if (a.family != b.family || a.port != b.port) return false;
+  return std::memcmp(a.ip, b.ip, a.family == 4 ? 4 : 16) == 0;
+}
+std::string addr_ip(const jn_addr& a) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (a.family == 4) inet_ntop(AF_INET, a.ip, buf, sizeof buf);
+  else if (a.family == 6) inet_ntop(AF_INET6, a.ip, buf, sizeof buf);
+  return buf;
+}
+std::string addr_str(const jn_addr& a) {
+  if (!a.family) return "";
+  return a.family == 6 ? "[" + addr_ip(a) + "]:" + std::to_string(a.port) : addr_ip(a) + ":" + std::to_string(a.port);
+}
+bool make_addr(std::string_view ip, uint32_t port, jn_addr& out) {
+  out = jn_addr{};
+  std::string s(ip);
+  if (!s.empty() && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+  if (inet_pton(AF_INET, s.c_str(), out.ip) == 1) out.family = 4;
+  else if (inet_pton(AF_INET6, s.c_str(), out.ip) == 1) out.family = 6;
+  else return false;
+  out.port = static_cast<uint16_t>(port);
+  return port <= 65535;
+}
+bool parse_addr_str(std::string_view s, jn_addr& out) {
+  out = jn_addr{};
+  if (s.empty()) return true;
+  size_t c = s.rfind(':');
+  if (c == std::string_view::npos) return false;
+  uint32_t port = 0;
+  for (char ch : s.substr(c + 1)) {
+    if (ch < '0' || ch > '9') return false;
+    port = port * 10 + static_cast<uint32_t>(ch - '0');
+  }
+  return make_addr(s.substr(0, c), port, out);
+}
+
+std::string random_bytes(size_t n) {
+  std::random_device rd;
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; i += 4) {
+    uint32_t v = rd();
+    for (size_t k = 0; k < 4 && i + k < n; ++k) out[i + k] = static_cast<char>(v >> (8 * k));
+  }
+  return out;
+}
+
+// --- JSON <-> bencode (events and admin commands carry ng dictionaries as JSON) ----------------
+Value value_from_json(const json& j, int depth = 0) {
+  if (depth > 8) return Value::string("");
+  if (j.is_object()) {
+    Value d = Value::dict();
+    for (auto& [k, v] : j.items()) d.set(k, value_from_json(v, depth + 1));
+    return d;
+  }
+  if (j.is_array()) {
+    Value l = Value::list();
+    for (auto& v : j) l.push(value_from_json(v, depth + 1));
+    return l;
+  }
+  if (j.is_number_integer() || j.is_number_unsigned()) return Value::integer(j.get<int64_t>());
+  if (j.is_string()) return Value::string(j.get<std::string>());
+  if (j.is_boolean()) return Value::string(j.get<bool>() ? "yes" : "no");
+  return Value::string(j.dump());
+}
+json value_to_json(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::Int: return v.as_int();
+    case Value::Type::Str: return v.as_str();
+    case Value::Type::List: {
+      json a = json::array();
+      for (auto& x : v.as_list()) a.push_back(value_to_json(x));
+      return a;
+    }
+    case Value::Type::Dict: {
+      json o = json::object();
+      for (auto& [k, x] : v.as_dict()) o[k] = value_to_json(x);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+// --- sessions ----------------------------------------------------------------------------------
+struct Side {
+  std::string tag;
+  jn_handle rtp = 0, rtcp = 0;
+  uint16_t port = 0;               // our RTP port for this side (RTCP = port + 1)
+  jn_addr sdp_rtp{}, sdp_rtcp{};   // where this side said it receives
+  jn_addr peer_rtp{}, peer_rtcp{}; // where we send to it (learned when latching)
+  bool latched_rtp = false, latched_rtcp = false;
+  bool offered_mux = false;        // its SDP offered a=rtcp-mux
+  bool mux = false;                // RTCP to it goes to its RTP port
+  bool mux_accept = false;         // rtcp-mux accept/demux flag: accept its mux offer
+  Latch latch = Latch::Symmetric;
+  std::string answer_proto;        // transport it offered (to restore in the answer to it)
+  // SRTP terminated here (this side SRTP, the other plain). in: unprotect from it; out: protect to it.
+  bool srtp = false;
+  SrtpSuite suite = SrtpSuite::None;
+  uint32_t crypto_tag = 1;
+  SrtpSession srtp_in, srtp_out;
+  std::string out_key;             // our key toward it (raw 30 bytes)
+  // stats
+  uint64_t packets = 0, bytes = 0, rtcp_packets = 0, rtcp_bytes = 0, forwarded = 0;
+  uint64_t err_malformed = 0, err_source = 0, err_nodest = 0, err_srtp = 0, err_ssrc_flood = 0;
+  uint64_t last_ms = 0;
+  uint32_t ssrc_window = 0;  // SSRC changes in the current second
+  rtp::ReceiverStats rs;
+  std::string bus;           // bus stream name
+  uint64_t errors() const { return err_malformed + err_source + err_nodest + err_srtp + err_ssrc_flood; }
+};
+
+struct Stream {
+  uint32_t id = 0;
+  uint32_t gen = 0;
+  uint32_t index = 0;  // m= line index
+  std::string call_id;
+  std::string media;
+  Side side[2];
+};
+
+struct Session {
+  std::string call_id;
+  uint64_t created_ms = 0, last_signal_ms = 0;
+  std::vector<uint32_t> streams;
+  bool answered = false;
+};
+
+struct Counters {
+  uint64_t rx = 0, forwarded = 0, malformed = 0, source = 0, nodest = 0, srtp = 0, ssrc_flood = 0, stale = 0;
+  uint64_t ng_requests = 0, ng_errors = 0, ng_bad = 0, ng_retransmits = 0, timeouts = 0, payload_copies = 0;
+};
+
+class RtpRelay : public junction::sdk::Plugin {
+ public:
+  RtpRelay(Host host, const jn_create_args&) : Plugin(host) {
+    json c = host.config();
+    static const char* known[] = {"ng_listen", "interface", "advertise", "port_min", "port_max", "latching", "timeout_s",
+                                  "publish", "ssrc_change_limit", "rcvbuf", "max_sessions", "control_topic"};
+    for (auto& [k, v] : c.items()) {
+      if (std::find_if(std::begin(known), std::end(known), [&](const char* s) { return k == s; }) == std::end(known)) {
+        host.config_error(k, "unknown key");
+        throw std::invalid_argument("unknown key '" + k + "'");
+      }
+    }
+    ng_listen_ = c.value("ng_listen", std::string("127.0.0.1:2223"));
+    interface_ = c.value("interface", std::string("127.0.0.1"));
+    advertise_ = c.value("advertise", std::string());
+    if (advertise_.empty()) advertise_ = interface_;
+    port_min_ = c.value("port_min", 30000);
+    port_max_ = c.value("port_max", 39999);
+    if (port_min_ < 1024 || port_max_ > 65535 || port_min_ + 3 > port_max_) {
+      host.config_error("port_min", "need 1024 <= port_min, port_min + 3 <= port_max <= 65535");
+      throw std::invalid_argument("bad port range");
+    }
+    if (port_min_ % 2) ++port_min_;
+    std::string latch = c.value("latching", std::string("symmetric"));
+    if (latch == "symmetric") latch_ = Latch::Symmetric;
+    else if (latch == "strict") latch_ = Latch::Strict;
+    else if (latch == "off") latch_ = Latch::Off;
+    else {
+      host.config_error("latching", "one of symmetric, strict, off");
+      throw std::invalid_argument("bad latching");
+    }
+    timeout_ms_ = static_cast<uint64_t>(c.value("timeout_s", 60)) * 1000;
+    publish_ = c.value("publish", true);
+    ssrc_limit_ = c.value("ssrc_change_limit", 8);
+    rcvbuf_ = c.value("rcvbuf", 256 * 1024);
+    max_sessions_ = c.value("max_sessions", 20000);
+    control_topic_ = c.value("control_topic", std::string("rtp-relay.ng"));
+    jn_addr probe;
+    if (!make_addr(interface_, 0, probe)) {
+      host.config_error("interface", "not an IP address");
+      throw std::invalid_argument("bad interface");
+    }
+    if (!make_addr(advertise_, 0, probe)) {
+      host.config_error("advertise", "not an IP address");
+      throw std::invalid_argument("bad advertise");
+    }
+    adv_ = sdp::Connection{"IN", probe.family == 6 ? "IP6" : "IP4", advertise_};
+    port_used_.assign(static_cast<size_t>((port_max_ - port_min_ + 1) / 2), 0);
+    if (!srtp_library_init()) throw std::runtime_error("libsrtp2 init failed");
+    out_.reserve(kSendBatch);
+  }
+
+  ~RtpRelay() override {
+    for (auto& [h, t] : taps_)
+      if (t.held) host().buf_unref(t.held);
+  }
+
+  jn_status start() override {
+    if (!ng_listen_.empty()) {
+      jn_status st = host().udp_bind(ng_listen_, kNgCookie, &ng_sock_, 65535);
+      if (st != JN_OK) return st;
+    }
+    jn_status st = host().timer(1000, 1000, 0, &timer_);
+    if (st != JN_OK) return st;
+    if (!control_topic_.empty()) host().event_subscribe(control_topic_);
+    host().info("rtp-relay: ng on " + (ng_listen_.empty() ? std::string("(off)") : ng_listen_) + ", media " + interface_ +
+                " ports " + std::to_string(port_min_) + "-" + std::to_string(port_max_));
+    return JN_OK;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Media path
+  void on_udp(jn_handle sock, uint64_t cookie, const jn_datagram* d, size_t n) override {
+    if (cookie == kNgCookie) {
+      for (size_t i = 0; i < n; ++i) on_ng(sock, d[i].buf);
+      return;
+    }
+    uint32_t id = static_cast<uint32_t>(cookie >> 2) & 0x3fffffff;
+    uint32_t gen = static_cast<uint32_t>(cookie >> 32);
+    Stream* st = id < streams_.size() ? streams_[id].get() : nullptr;
+    if (!st || st->gen != gen) {
+      stats_.stale += n;
+      return;
+    }
+    int s = static_cast<int>((cookie >> 1) & 1);
+    bool rtcp_sock = (cookie & 1) != 0;
+    Side& in = st->side[s];
+    Side& out = st->side[1 - s];
+    uint64_t now = host().now_ms();
+    in.last_ms = now;
+    for (size_t i = 0; i < n; ++i) relay_one(*st, in, out, rtcp_sock, d[i].buf);
+    flush();
+  }
+
+  void relay_one(Stream&, Side& in, Side& out, bool rtcp_sock, jn_buf* b) {
+    ++stats_.rx;
+    bool is_rtcp = rtcp_sock || rtp::looks_like_rtcp(b->data, b->len);
+    // 1. SRTP terminated here: authenticate and decrypt in place (sole owner needed).
+    if (in.srtp && in.srtp_in.valid()) {
+      if (b->len < 12 || (b->data[0] >> 6) != 2) return drop(in.err_malformed, stats_.malformed);
+      jn_buf* w = writable(b);
+      if (!w) return drop(in.err_srtp, stats_.srtp);
+      b = w;
+      uint32_t len = b->len;
+      if (!in.srtp_in.unprotect(b->data, len, is_rtcp)) return drop(in.err_srtp, stats_.srtp);
+      b->len = len;
+    }
+    // 2. Validate.
+    rtp::Header h;
+    if (is_rtcp) {
+      rtp::RtcpInfo ri;
+      if (rtp::parse_rtcp(b->data, b->len, ri, 0) != rtp::Error::None) return drop(in.err_malformed, stats_.malformed);
+    } else if (rtp::parse(b->data, b->len, h) != rtp::Error::None) {
+      return drop(in.err_malformed, stats_.malformed);
+    }
+    // 3. Source: latch the first, then hold on to it (or require the SDP address).
+    bool on_rtcp_port = rtcp_sock;
+    jn_addr& peer = on_rtcp_port ? in.peer_rtcp : in.peer_rtp;
+    bool& latched = on_rtcp_port ? in.latched_rtcp : in.latched_rtp;
+    switch (in.latch) {
+      case Latch::Symmetric:
+        if (!latched) {
+          peer = b->src;
+          latched = true;
+          if (!on_rtcp_port && !in.latched_rtcp && in.mux) in.peer_rtcp = b->src;
+        } else if (!addr_eq(peer, b->src)) {
+          return drop(in.err_source, stats_.source);
+        }
+        break;
+      case Latch::Strict:
+        if (!addr_eq(on_rtcp_port ? in.sdp_rtcp : in.sdp_rtp, b->src)) return drop(in.err_source, stats_.source);
+        break;
+      case Latch::Off: break;
+    }
+    // 4. Stats (and SSRC flood control: many new SSRCs per second are dropped, not tracked).
+    if (is_rtcp) {
+      ++in.rtcp_packets;
+      in.rtcp_bytes += b->len;
+      b->flags |= JN_BUF_RTCP;
+    } else {
+      if (in.rs.received() && h.ssrc != in.rs.ssrc() && ++in.ssrc_window > ssrc_limit_)
+        return drop(in.err_ssrc_flood, stats_.ssrc_flood);
+      ++in.packets;
+      in.bytes += b->len;
+      in.rs.update(h.seq, h.ssrc, h.timestamp, b->rx_ns);
+    }
+    // 5. Publish the plain packet on the bus (by reference).
+    if (publish_) host().bus_publish(in.bus, b);
+    // 6. Destination.
+    jn_handle sock;
+    const jn_addr* to;
+    if (is_rtcp && !out.mux) {
+      sock = out.rtcp;
+      to = &out.peer_rtcp;
+    } else {
+      sock = out.rtp;
+      to = &out.peer_rtp;
+    }
+    if (!to->family || !sock) return drop(in.err_nodest, stats_.nodest);
+    if (out.srtp && out.srtp_out.valid()) {
+      // Protect in place when nobody else holds the buffer; a bus subscriber that kept a
+      // reference makes it shared, and then (only then) the packet is copied.
+      jn_buf* w = writable(b);
+      // No room for the auth tag (a near-MTU packet; or, today, every received buffer: the
+      // core's receive path does not report its tailroom, see README): a counted copy has it.
+      if (w && w->tailroom < SRTP_MAX_TRAILER_LEN) w = copy_of(w);
+      if (!w || w->tailroom < SRTP_MAX_TRAILER_LEN) return drop(in.err_srtp, stats_.srtp);
+      b = w;
+      uint32_t len = b->len;
+      if (!out.srtp_out.protect(b->data, len, is_rtcp)) return drop(in.err_srtp, stats_.srtp);
+      b->tailroom -= len - b->len;
+      b->len = len;
+    }
+    jn_send& o = out_.emplace_back();
+    o = jn_send{};
+    o.sock = sock;
+    o.to = *to;
+    o.buf = b;
+    ++in.forwarded;
+    ++stats_.forwarded;
+    if (out_.size() == kSendBatch) flush();
+  }
+
+  // The buffer itself when this plugin is its only holder, else a counted private copy.
+  jn_buf* writable(jn_buf* b) {
+    if (!host().buf_is_shared(b)) return b;
+    return copy_of(b);
+  }
+  jn_buf* copy_of(jn_buf* b) {
+    jn_buf* c = host().api()->buf_copy(host().ctx(), b);
+    if (!c) return nullptr;
+    ++stats_.payload_copies;
+    copies_.push_back(c);
+    return c;
+  }
+  void drop(uint64_t& side_counter, uint64_t& total) {
+    ++side_counter;
+    ++total;
+  }
+  void flush() {
+    if (!out_.empty()) host().udp_send(out_.data(), out_.size());
+    out_.clear();
+    for (auto* c : copies_) host().buf_unref(c);
+    copies_.clear();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // ng control
+  void on_ng(jn_handle sock, const jn_buf* b) {
+    ++stats_.ng_requests;
+    std::string_view dgram(reinterpret_cast<const char*>(b->data), b->len);
+    auto pr = ng::parse(dgram);
+    if (!pr.have_cookie) {
+      ++stats_.ng_bad;
+      host().warn("ng: dropped datagram from " + addr_str(b->src) + ": " + pr.error);
+      return;
+    }
+    // A retransmission (same cookie from the same peer) gets the cached reply, not a redo.
+    std::string key = pr.msg.cookie + "|" + addr_str(b->src);
+    if (auto it = reply_cache_.find(key); it != reply_cache_.end()) {
+      ++stats_.ng_retransmits;
+      host().udp_send(sock, b->src, it->second.reply);
+      return;
+    }
+    if (host().enabled(JN_LOG_DEBUG)) host().debug("rtp-relay: ng request from " + addr_str(b->src) + ": " + std::string(dgram.substr(0, 4000)));
+    Value reply;
+    if (!pr.ok) {
+      ++stats_.ng_bad;
+      host().warn("ng: " + pr.error + " (from " + addr_str(b->src) + ")");
+      reply = ng::error_reply(pr.error);
+    } else {
+      reply = handle(pr.msg.dict, b->src);
+    }
+    std::string out = ng::format(pr.msg.cookie, reply);
+    host().udp_send(sock, b->src, out);
+    remember(key, out);
+  }
+
+  void remember(const std::string& key, const std::string& reply) {
+    uint64_t now = host().now_ms();
+    while (!cache_order_.empty() && (cache_order_.size() >= 4096 || now - cache_order_.front().second > 30000)) {
+      reply_cache_.erase(cache_order_.front().first);
+      cache_order_.pop_front();
+    }
+    if (reply_cache_.emplace(key, CachedReply{reply}).second) cache_order_.emplace_back(key, now);
+  }
+
+  Value handle(const Value& d, const jn_addr& from) {
+    auto cmd = d.get_str("command");
+    Value r;
+    if (cmd && *cmd == "ping") host().info("rtp-relay: ng ping from " + addr_str(from));
+    else if (cmd && (*cmd == "offer" || *cmd == "answer" || *cmd == "delete"))
+      host().info("rtp-relay: ng " + std::string(*cmd) + " call-id '" + std::string(d.get_str("call-id").value_or("")) + "' from " +
+                  addr_str(from));
+    if (!cmd) r = ng::error_reply("No command given");
+    else if (*cmd == "ping") {
+      r = Value::dict();
+      r.set("result", "pong");
+    } else if (*cmd == "offer") r = offer_answer(d, false, from);
+    else if (*cmd == "answer") r = offer_answer(d, true, from);
+    else if (*cmd == "delete") r = cmd_delete(d);
+    else if (*cmd == "query") r = cmd_query(d);
+    else if (*cmd == "list") r = cmd_list(d);
+    else r = ng::error_reply("Unrecognized command '" + std::string(*cmd) + "'");
+    if (auto res = r.get_str("result"); res && *res == "error") {
+      ++stats_.ng_errors;
+      host().info("ng " + std::string(cmd.value_or("?")) + " call-id '" + std::string(d.get_str("call-id").value_or("")) +
+                  "': " + std::string(r.get_str("error-reason").value_or("")));
+    }
+    return r;
+  }
+
+  static bool flag(const Value& d, std::string_view f) { return ng::has_item(d, "flags", f); }
+
+  Value offer_answer(const Value& d, bool answer, const jn_addr& from) {
+    auto call_id = d.get_str("call-id");
+    auto from_tag = d.get_str("from-tag");
+    auto to_tag = d.get_str("to-tag");
+    auto sdp_text = d.get_str("sdp");
+    if (!call_id || call_id->empty()) return ng::error_reply("No call-id in message");
+    if (!from_tag || from_tag->empty()) return ng::error_reply("No from-tag in message");
+    if (!sdp_text) return ng::error_reply("No SDP body in message");
+    if (answer && (!to_tag || to_tag->empty())) return ng::error_reply("No to-tag in message");
+    auto parsed = sdp::parse(*sdp_text);
+    if (!parsed) return ng::error_reply("Failed to parse SDP: " + parsed.error + " (line " + std::to_string(parsed.line) + ")");
+    sdp::Session& sd = *parsed.session;
+
+    auto it = calls_.find(std::string(*call_id));
+    if (answer && it == calls_.end()) return ng::error_reply("Unknown call-id");
+    bool created = false;
+    if (it == calls_.end()) {
+      if (calls_.size() >= static_cast<size_t>(max_sessions_)) return ng::error_reply("Session limit reached");
+      Session s;
+      s.call_id = std::string(*call_id);
+      s.created_ms = host().now_ms();
+      it = calls_.emplace(s.call_id, std::move(s)).first;
+      created = true;
+    }
+    Session& sess = it->second;
+    sess.last_signal_ms = host().now_ms();
+
+    // Which side sent this SDP: the offerer's from-tag, the answerer's to-tag.
+    std::string_view sender_tag = answer ? *to_tag : *from_tag;
+    int S = -1;
+    if (!sess.streams.empty()) {
+      Stream& s0 = *streams_[sess.streams[0]];
+      if (s0.side[0].tag == sender_tag) S = 0;
+      else if (s0.side[1].tag == sender_tag) S = 1;
+      else if (answer) S = (s0.side[0].tag == *from_tag) ? 1 : (s0.side[1].tag == *from_tag ? 0 : 1);
+      else S = 0;
+    } else {
+      S = answer ? 1 : 0;
+    }
+    int R = 1 - S;
+
+    std::string transport(d.get_str("transport-protocol").value_or(""));
+    for (const char* t : {"RTP/AVP", "RTP/SAVP", "RTP/AVPF", "RTP/SAVPF"})
+      if (flag(d, t)) transport = t;
+    bool mux_demux = ng::has_item(d, "rtcp-mux", "demux");
+    bool mux_reject = ng::has_item(d, "rtcp-mux", "reject");
+    bool mux_offer = ng::has_item(d, "rtcp-mux", "offer");
+    bool mux_accept = ng::has_item(d, "rtcp-mux", "accept") || mux_demux;
+    std::string ice(d.get_str("ICE").value_or("remove"));
+    if (ice != "remove") ++ice_unsupported_;
+    Latch latch = latch_;
+    if (flag(d, "asymmetric")) latch = Latch::Off;
+    if (flag(d, "strict-source")) latch = Latch::Strict;
+    std::string src_ip;
+    if (flag(d, "SIP-source-address")) {
+      const Value* rf = d.find("received-from");
+      if (rf && rf->is_list() && rf->as_list().size() == 2 && rf->as_list()[1].is_str()) src_ip = rf->as_list()[1].as_str();
+      else src_ip = addr_ip(from);
+    }
+
+    std::vector<MediaPlan> plans(sd.media.size());
+    std::string error;
+    for (size_t i = 0; i < sd.media.size() && error.empty(); ++i) {
+      sdp::Media& m = sd.media[i];
+      MediaPlan& p = plans[i];
+      if (m.port == 0 || !m.is_rtp()) continue;  // rejected or not RTP: left alone
+      Stream* st = nullptr;
+      if (i < sess.streams.size()) {
+        st = streams_[sess.streams[i]].get();
+      } else if (answer) {
+        continue;  // the answer has more m= lines than the offer: not relayed
+      } else {
+        st = new_stream(sess, static_cast<uint32_t>(i), m.media);
+        if (!st) {
+          error = "Ran out of ports";
+          break;
+        }
+      }
+      Side& snd = st->side[S];
+      Side& oth = st->side[R];
+      snd.tag = std::string(sender_tag);
+      if (!answer && to_tag && !to_tag->empty() && oth.tag.empty()) oth.tag = std::string(*to_tag);
+      snd.latch = latch;
+      // Where the sender receives.
+      auto conn = sd.media_connection(m);
+      jn_addr a_rtp{}, a_rtcp{};
+      std::string ip = !src_ip.empty() ? src_ip : (conn ? conn->address : std::string());
+      if (!ip.empty() && make_addr(ip, m.port, a_rtp)) {
+        uint32_t rport = m.port + 1;
+        std::string rip = ip;
+        if (auto ra = m.attr("rtcp")) {
+          if (auto rtcp = sdp::parse_rtcp_attr(*ra)) {
+            rport = rtcp->port;
+            if (rtcp->addr && src_ip.empty()) rip = rtcp->addr->address;
+          }
+        }
+        make_addr(rip, rport, a_rtcp);
+      }
+      bool changed = !addr_eq(a_rtp, snd.sdp_rtp) || !addr_eq(a_rtcp, snd.sdp_rtcp);
+      snd.sdp_rtp = a_rtp;
+      snd.sdp_rtcp = a_rtcp;
+      if (changed || !snd.latched_rtp) {
+        snd.peer_rtp = a_rtp;
+        snd.latched_rtp = false;
+      }
+      if (changed || !snd.latched_rtcp) {
+        snd.peer_rtcp = a_rtcp;
+        snd.latched_rtcp = false;
+      }
+      if (uint32_t cr = clock_rate_of(m)) snd.rs.set_clock_rate(cr);
+      p.relay = true;
+      p.port = oth.port;
+      p.is_answer = answer;
+
+      if (!answer) {
+        snd.offered_mux = m.rtcp_mux();
+        snd.mux_accept = mux_accept;
+        p.mux = mux_offer || (snd.offered_mux && !mux_demux && !mux_reject);
+        // Transport conversion.
+        bool snd_srtp = m.is_srtp();
+        snd.answer_proto.clear();
+        if (!transport.empty() && transport != m.proto) {
+          snd.answer_proto = m.proto;
+          p.proto = transport;
+          bool want_srtp = transport.find("SAVP") != std::string::npos;
+          if (snd_srtp && !want_srtp) {
+            // SRTP offerer, plain recipient: use the offerer's key to decrypt what it sends.
+            bool ok = false;
+            for (auto v : m.attrs("crypto")) {
+              auto c = sdp::parse_crypto(v);
+              if (!c) continue;
+              SrtpSuite su = suite_from_name(c->suite);
+              auto key = sdp::base64_decode(c->key_b64);
+              if (su == SrtpSuite::None || !key || key->size() != kSrtpKeyLen) continue;
+              if (!snd.srtp_in.valid() || snd.srtp_in.key() != *key) snd.srtp_in.create(su, *key, true);
+              snd.suite = su;
+              snd.crypto_tag = c->tag;
+              ok = snd.srtp_in.valid();
+              break;
+            }
+            if (!ok) {
+              error = "No supported SDES crypto suite in SRTP offer (AES_CM_128_HMAC_SHA1_80/32)";
+              break;
+            }
+            snd.srtp = true;
+            oth.srtp = false;
+            p.strip_crypto = true;
+          } else if (!snd_srtp && want_srtp) {
+            // Plain offerer, SRTP recipient: offer our key; its answer brings its key.
+            snd.srtp = false;
+            oth.srtp = true;
+            oth.suite = SrtpSuite::AesCm128Sha1_80;
+            oth.crypto_tag = 1;
+            if (oth.out_key.empty()) oth.out_key = random_bytes(kSrtpKeyLen);
+            if (!oth.srtp_out.valid()) oth.srtp_out.create(oth.suite, oth.out_key, false);
+            p.strip_crypto = true;
+            p.crypto = "1 AES_CM_128_HMAC_SHA1_80 inline:" +
+                       sdp::base64_encode(reinterpret_cast<const uint8_t*>(oth.out_key.data()), oth.out_key.size());
+          } else {
+            snd.srtp = oth.srtp = false;
+          }
+        } else if (transport.empty()) {
+          snd.srtp = oth.srtp = false;
+        }
+      } else {
+        // Answer from S to the offerer R.
+        Side& off = oth;
+        snd.mux = m.rtcp_mux();
+        p.mux = off.offered_mux && (snd.mux || off.mux_accept || mux_accept);
+        off.mux = p.mux;
+        if (!off.answer_proto.empty()) p.proto = off.answer_proto;
+        if (off.srtp) {
+          if (off.out_key.empty()) off.out_key = random_bytes(kSrtpKeyLen);
+          if (!off.srtp_out.valid()) off.srtp_out.create(off.suite, off.out_key, false);
+          p.strip_crypto = true;
+          p.crypto = std::to_string(off.crypto_tag) + " " + suite_name(off.suite) + " inline:" +
+                     sdp::base64_encode(reinterpret_cast<const uint8_t*>(off.out_key.data()), off.out_key.size());
+        } else if (snd.srtp) {
+          bool ok = false;
+          for (auto v : m.attrs("crypto")) {
+            auto c = sdp::parse_crypto(v);
+            if (!c) continue;
+            SrtpSuite su = suite_from_name(c->suite);
+            auto key = sdp::base64_decode(c->key_b64);
+            if (su == SrtpSuite::None || !key || key->size() != kSrtpKeyLen) continue;
+            if (!snd.srtp_in.valid() || snd.srtp_in.key() != *key) snd.srtp_in.create(su, *key, true);
+            ok = snd.srtp_in.valid();
+            break;
+          }
+          if (!ok) {
+            error = "No supported SDES crypto in SRTP answer";
+            break;
+          }
+          p.strip_crypto = true;
+        }
+        sess.answered = true;
+      }
+    }
+    if (!error.empty()) {
+      if (created) destroy(sess.call_id);
+      return ng::error_reply(error);
+    }
+    RewriteOptions ro;
+    ro.addr = adv_;
+    ro.replace_origin = ng::has_item(d, "replace", "origin");
+    ro.remove_ice = true;
+    rewrite_sdp(sd, ro, plans);
+    Value r = Value::dict();
+    r.set("result", "ok");
+    r.set("sdp", sdp::serialize(sd));
+    if (created) announce(sess);
+    return r;
+  }
+
+  Stream* new_stream(Session& sess, uint32_t index, const std::string& media) {
+    uint32_t id;
+    if (!free_ids_.empty()) {
+      id = free_ids_.back();
+      free_ids_.pop_back();
+    } else {
+      id = static_cast<uint32_t>(streams_.size());
+      streams_.emplace_back();
+    }
+    auto st = std::make_unique<Stream>();
+    st->id = id;
+    st->gen = ++gen_counter_;
+    st->index = index;
+    st->call_id = sess.call_id;
+    st->media = media;
+    for (int s = 0; s < 2; ++s) {
+      if (!alloc_ports(*st, s)) {
+        for (int k = 0; k < s; ++k) release_ports(st->side[k]);
+        free_ids_.push_back(id);
+        return nullptr;
+      }
+      st->side[s].bus = "rtp-relay/" + std::to_string(id) + "-" + std::to_string(st->gen) + "/" + (s ? "b" : "a");
+    }
+    streams_[id] = std::move(st);
+    sess.streams.push_back(id);
+    return streams_[id].get();
+  }
+
+  bool alloc_ports(Stream& st, int s) {
+    Side& side = st.side[s];
+    size_t slots = port_used_.size();
+    jn_udp_options o{};
+    o.struct_size = sizeof o;
+    o.rcvbuf = static_cast<uint32_t>(rcvbuf_);
+    o.sndbuf = static_cast<uint32_t>(rcvbuf_);
+    o.max_datagram = 2048;
+    for (size_t tries = 0; tries < slots; ++tries) {
+      size_t slot = port_cursor_++ % slots;
+      if (port_used_[slot]) continue;
+      uint32_t port = static_cast<uint32_t>(port_min_) + 2 * static_cast<uint32_t>(slot);
+      uint64_t base = (static_cast<uint64_t>(st.gen) << 32) | (static_cast<uint64_t>(st.id) << 2) | (static_cast<uint64_t>(s) << 1);
+      jn_handle a = 0, b = 0;
+      std::string ip = interface_.find(':') != std::string::npos ? "[" + interface_ + "]" : interface_;
+      if (host().api()->udp_bind(host().ctx(), junction::sdk::to_jn(ip + ":" + std::to_string(port)), &o, base, &a) != JN_OK)
+        continue;
+      if (host().api()->udp_bind(host().ctx(), junction::sdk::to_jn(ip + ":" + std::to_string(port + 1)), &o, base | 1, &b) != JN_OK) {
+        host().api()->udp_close(host().ctx(), a);
+        continue;
+      }
+      port_used_[slot] = 1;
+      side.rtp = a;
+      side.rtcp = b;
+      side.port = static_cast<uint16_t>(port);
+      return true;
+    }
+    return false;
+  }
+  void release_ports(Side& side) {
+    if (side.rtp) host().api()->udp_close(host().ctx(), side.rtp);
+    if (side.rtcp) host().api()->udp_close(host().ctx(), side.rtcp);
+    if (size_t slot; port_slot(side.port, slot)) port_used_[slot] = 0;
+    side.rtp = side.rtcp = 0;
+    side.port = 0;
+  }
+
+  bool port_slot(uint32_t port, size_t& slot) const {
+    if (port < static_cast<uint32_t>(port_min_)) return false;
+    slot = (port - static_cast<uint32_t>(port_min_)) / 2;
+    return slot < port_used_.size();
+  }
+
+  void destroy(const std::string& call_id, const char* why = nullptr) {
+    auto it = calls_.find(call_id);
+    if (it == calls_.end()) return;
+    if (why) {
+      std::string m = "rtp-relay: call '" + call_id + "' deleted by " + why;
+      if (!it->second.streams.empty()) {
+        const Stream& st = *streams_[it->second.streams[0]];
+        m += ": a packets " + std::to_string(st.side[0].packets) + " forwarded " + std::to_string(st.side[0].forwarded) +
+             "; b packets " + std::to_string(st.side[1].packets) + " forwarded " + std::to_string(st.side[1].forwarded);
+      }
+      host().info(m);
+    }
+    for (uint32_t id : it->second.streams) {
+      if (id >= streams_.size() || !streams_[id]) continue;
+      for (auto& s : streams_[id]->side) release_ports(s);
+      streams_[id].reset();
+      free_ids_.push_back(id);
+    }
+    calls_.erase(it);
+  }
+
+  void announce(const Session& sess) {
+    json streams = json::array();
+    for (uint32_t id : sess.streams) {
+      Stream& st = *streams_[id];
+      streams.push_back({{"index", st.index}, {"media", st.media}, {"a", st.side[0].bus}, {"b", st.side[1].bus}});
+    }
+    host().event_publish("rtp-relay.session.created", json{{"call_id", sess.call_id}, {"streams", streams}}.dump());
+  }
+
+  Value side_stats(const Side& s, uint64_t now) const {
+    Value v = Value::dict();
+    v.set("tag", s.tag);
+    v.set_int("local port", s.port);
+    Value ep = Value::dict();
+    ep.set("family", s.peer_rtp.family == 6 ? "IPv6" : "IPv4");
+    ep.set("address", addr_ip(s.peer_rtp));
+    ep.set_int("port", s.peer_rtp.port);
+    v.set("endpoint", ep);
+    Value adv = Value::dict();
+    adv.set("address", addr_ip(s.sdp_rtp));
+    adv.set_int("port", s.sdp_rtp.port);
+    v.set("advertised endpoint", adv);
+    v.set("latched", s.latched_rtp ? "yes" : "no");
+    v.set("rtcp-mux", s.mux ? "yes" : "no");
+    v.set("SRTP", s.srtp ? "yes" : "no");
+    Value st = Value::dict();
+    st.set_int("packets", static_cast<int64_t>(s.packets));
+    st.set_int("bytes", static_cast<int64_t>(s.bytes));
+    st.set_int("errors", static_cast<int64_t>(s.errors()));
+    st.set_int("rtcp packets", static_cast<int64_t>(s.rtcp_packets));
+    st.set_int("forwarded", static_cast<int64_t>(s.forwarded));
+    st.set_int("lost", s.rs.lost());
+    st.set_int("expected", static_cast<int64_t>(s.rs.expected()));
+    st.set_int("jitter us", static_cast<int64_t>(s.rs.jitter_us()));
+    st.set_int("ssrc", s.rs.ssrc());
+    st.set_int("ssrc changes", static_cast<int64_t>(s.rs.ssrc_changes()));
+    st.set_int("last packet ms ago", s.last_ms ? static_cast<int64_t>(now - s.last_ms) : -1);
+    st.set_int("dropped malformed", static_cast<int64_t>(s.err_malformed));
+    st.set_int("dropped source", static_cast<int64_t>(s.err_source));
+    st.set_int("dropped no destination", static_cast<int64_t>(s.err_nodest));
+    st.set_int("dropped srtp", static_cast<int64_t>(s.err_srtp));
+    st.set_int("dropped ssrc flood", static_cast<int64_t>(s.err_ssrc_flood));
+    v.set("stats", st);
+    v.set("bus stream", s.bus);
+    return v;
+  }
+
+  Value session_stats(const Session& sess) const {
+    uint64_t now = host_now();
+    Value r = Value::dict();
+    r.set("result", "ok");
+    r.set_int("created", static_cast<int64_t>(sess.created_ms / 1000));
+    r.set_int("age ms", static_cast<int64_t>(now - sess.created_ms));
+    uint64_t pk = 0, by = 0, er = 0, rpk = 0, rby = 0;
+    Value streams = Value::list();
+    for (uint32_t id : sess.streams) {
+      const Stream& st = *streams_[id];
+      Value sv = Value::dict();
+      sv.set_int("index", st.index);
+      sv.set("type", st.media);
+      Value sides = Value::list();
+      for (auto& s : st.side) {
+        pk += s.packets, by += s.bytes, er += s.errors(), rpk += s.rtcp_packets, rby += s.rtcp_bytes;
+        sides.push(side_stats(s, now));
+      }
+      sv.set("streams", sides);
+      streams.push(sv);
+    }
+    Value totals = Value::dict();
+    Value rtpv = Value::dict();
+    rtpv.set_int("packets", static_cast<int64_t>(pk));
+    rtpv.set_int("bytes", static_cast<int64_t>(by));
+    rtpv.set_int("errors", static_cast<int64_t>(er));
+    Value rtcpv = Value::dict();
+    rtcpv.set_int("packets", static_cast<int64_t>(rpk));
+    rtcpv.set_int("bytes", static_cast<int64_t>(rby));
+    rtcpv.set_int("errors", 0);
+    totals.set("RTP", rtpv);
+    totals.set("RTCP", rtcpv);
+    r.set("totals", totals);
+    r.set("medias", streams);
+    return r;
+  }
+  uint64_t host_now() const { return const_cast<RtpRelay*>(this)->host().now_ms(); }
+
+  Value cmd_delete(const Value& d) {
+    auto call_id = d.get_str("call-id");
+    if (!call_id || call_id->empty()) return ng::error_reply("No call-id in message");
+    auto it = calls_.find(std::string(*call_id));
+    if (it == calls_.end()) return ng::error_reply("Call-ID not found or tags didn't match");
+    Value r = session_stats(it->second);
+    destroy(it->first, "ng delete");
+    return r;
+  }
+  Value cmd_query(const Value& d) {
+    auto call_id = d.get_str("call-id");
+    if (!call_id || call_id->empty()) return ng::error_reply("No call-id in message");
+    auto it = calls_.find(std::string(*call_id));
+    if (it == calls_.end()) return ng::error_reply("Call-ID not found or tags didn't match");
+    return session_stats(it->second);
+  }
+  Value cmd_list(const Value& d) {
+    int64_t limit = d.get_int("limit").value_or(32);
+    Value r = Value::dict();
+    r.set("result", "ok");
+    Value calls = Value::list();
+    for (auto& [id, s] : calls_) {
+      if (static_cast<int64_t>(calls.as_list().size()) >= limit) break;
+      calls.push(Value::string(id));
+    }
+    r.set("calls", calls);
+    return r;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  void on_timer(jn_handle, uint64_t) override {
+    uint64_t now = host().now_ms();
+    std::vector<std::string> expired;
+    for (auto& [id, sess] : calls_) {
+      uint64_t last = sess.last_signal_ms;
+      for (uint32_t sid : sess.streams) {
+        for (auto& s : streams_[sid]->side) {
+          last = std::max(last, s.last_ms);
+          s.ssrc_window = 0;
+        }
+      }
+      if (timeout_ms_ && now > last + timeout_ms_) expired.push_back(id);
+    }
+    for (auto& id : expired) {
+      host().info("rtp-relay: session '" + id + "' timed out (no media or signalling for " + std::to_string(timeout_ms_ / 1000) + " s)");
+      ++stats_.timeouts;
+      destroy(id, "timeout");
+    }
+    host().gauge_set("rtp_relay_sessions", static_cast<double>(calls_.size()));
+    auto bump = [&](const char* name, const char* labels, uint64_t v, uint64_t& last) {
+      if (v > last) host().counter_add(name, v - last, labels);
+      last = v;
+    };
+    bump("rtp_relay_packets_total", "", stats_.rx, reported_.rx);
+    bump("rtp_relay_forwarded_total", "", stats_.forwarded, reported_.forwarded);
+    bump("rtp_relay_dropped_total", "reason=\"malformed\"", stats_.malformed, reported_.malformed);
+    bump("rtp_relay_dropped_total", "reason=\"source\"", stats_.source, reported_.source);
+    bump("rtp_relay_dropped_total", "reason=\"no_destination\"", stats_.nodest, reported_.nodest);
+    bump("rtp_relay_dropped_total", "reason=\"srtp\"", stats_.srtp, reported_.srtp);
+    bump("rtp_relay_dropped_total", "reason=\"ssrc_flood\"", stats_.ssrc_flood, reported_.ssrc_flood);
+    bump("rtp_relay_ng_errors_total", "", stats_.ng_errors, reported_.ng_errors);
+    bump("rtp_relay_timeouts_total", "", stats_.timeouts, reported_.timeouts);
+  }
+
+  // Other plugins drive the relay with ng dictionaries as JSON events on control_topic:
+  // {"reply_topic":"my-plugin.rtp", "id":"...", "command":"offer", "call-id":..., ...}; the reply
+  // (the ng reply dictionary plus "id") is published on reply_topic.
+  void on_event(std::string_view topic, std::string_view body) override {
+    if (topic != control_topic_) return;
+    json j = json::parse(body, nullptr, false);
+    if (!j.is_object()) {
+      ++stats_.ng_bad;
+      host().warn("rtp-relay: control event is not a JSON object");
+      return;
+    }
+    Value r = handle(value_from_json(j), jn_addr{});
+    json out = value_to_json(r);
+    if (j.contains("id")) out["id"] = j["id"];
+    if (j.contains("reply_topic") && j["reply_topic"].is_string()) host().event_publish(j["reply_topic"].get<std::string>(), out.dump());
+  }
+
+  void on_admin(const jn_admin_request& req) override {
+    std::string verb(to_sv(req.verb));
+    if (verb == "ng") {
+      json j = json::parse(to_sv(req.body), nullptr, false);
+      if (!j.is_object()) {
+        host().admin_reply(req.reply, 400, json{{"error", "body must be an ng dictionary as a JSON object"}}.dump());
+        return;
+      }
+      host().admin_reply(req.reply, 200, value_to_json(handle(value_from_json(j), jn_addr{})).dump());
+    } else if (verb == "tap") {
+      // A diagnostic bus subscriber: counts what a stream carries; hold=true keeps a reference
+      // to the latest packet, as a recorder with a queue would (see the SRTP copy rule).
+      json j = json::parse(to_sv(req.body), nullptr, false);
+      if (!j.is_object() || !j.contains("stream") || !j["stream"].is_string()) {
+        host().admin_reply(req.reply, 400, json{{"error", "body: {\"stream\": name, \"hold\": bool}"}}.dump());
+        return;
+      }
+      Tap t;
+      t.stream = j["stream"].get<std::string>();
+      t.hold = j.value("hold", false);
+      jn_handle h = 0;
+      if (host().bus_subscribe(t.stream, 0, &h) != JN_OK) {
+        host().admin_reply(req.reply, 500, json{{"error", "bus_subscribe failed"}}.dump());
+        return;
+      }
+      taps_[h] = t;
+      host().admin_reply(req.reply, 200, json{{"tap", h}}.dump());
+    } else if (verb == "taps") {
+      json all = json::array();
+      for (auto& [h, t] : taps_) all.push_back({{"tap", h}, {"stream", t.stream}, {"packets", t.packets}, {"rtcp", t.rtcp}, {"bytes", t.bytes}, {"hold", t.hold}});
+      host().admin_reply(req.reply, 200, all.dump());
+    } else if (verb == "stats") {
+      host().admin_reply(req.reply, 200, stats_json().dump());
+    } else if (verb == "sessions") {
+      json all = json::object();
+      for (auto& [id, s] : calls_) all[id] = value_to_json(session_stats(s));
+      host().admin_reply(req.reply, 200, all.dump());
+    } else {
+      host().admin_reply(req.reply, 404, json{{"error", "unknown command '" + verb + "' (ng, stats, sessions)"}}.dump());
+    }
+  }
+
+  void on_bus(jn_handle sub, uint64_t, jn_buf* b) override {
+    auto it = taps_.find(sub);
+    if (it == taps_.end()) return;
+    Tap& t = it->second;
+    if (b->flags & JN_BUF_RTCP) ++t.rtcp;
+    else ++t.packets;
+    t.bytes += b->len;
+    if (t.hold) {
+      host().buf_ref(b);
+      if (t.held) host().buf_unref(t.held);
+      t.held = b;
+    }
+  }
+
+  json stats_json() const {
+    uint64_t pk = 0, fw = 0, lost = 0;
+    for (auto& [id, s] : calls_)
+      for (uint32_t sid : s.streams)
+        for (auto& side : streams_[sid]->side) {
+          pk += side.packets;
+          fw += side.forwarded;
+          lost += static_cast<uint64_t>(side.rs.lost());
+        }
+    return json{{"sessions", calls_.size()},
+                {"rx", stats_.rx},
+                {"forwarded", stats_.forwarded},
+                {"session_rtp_packets", pk},
+                {"session_forwarded", fw},
+                {"session_lost", lost},
+                {"dropped",
+                 {{"malformed", stats_.malformed},
+                  {"source", stats_.source},
+                  {"no_destination", stats_.nodest},
+                  {"srtp", stats_.srtp},
+                  {"ssrc_flood", stats_.ssrc_flood},
+                  {"stale", stats_.stale}}},
+                {"payload_copies", stats_.payload_copies},
+                {"ng", {{"requests", stats_.ng_requests}, {"errors", stats_.ng_errors}, {"bad", stats_.ng_bad}, {"retransmits", stats_.ng_retransmits}}},
+                {"timeouts", stats_.timeouts},
+                {"reloads", reloads_}};
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Hot reload: every session, its sockets (handles), latches, SRTP keys + rollover counters,
+  // and stats go to the next instance. libsrtp contexts are rebuilt from the keys.
+  static json rs_json(const rtp::ReceiverStats& rs) {
+    auto s = rs.snapshot();
+    return json::array({s.ssrc, s.base_seq, s.cycles, s.bad_seq, s.probation, s.clock_rate, s.max_seq, s.have_ssrc,
+                        s.have_transit, s.received, s.received_in_seq, s.bad, s.ssrc_changes, s.transit, s.jitter});
+  }
+  static void rs_restore(rtp::ReceiverStats& rs, const json& a) {
+    rtp::ReceiverStats::Snapshot s{};
+    s.ssrc = a[0], s.base_seq = a[1], s.cycles = a[2], s.bad_seq = a[3], s.probation = a[4], s.clock_rate = a[5];
+    s.max_seq = a[6], s.have_ssrc = a[7], s.have_transit = a[8], s.received = a[9], s.received_in_seq = a[10];
+    s.bad = a[11], s.ssrc_changes = a[12], s.transit = a[13], s.jitter = a[14];
+    rs.restore(s);
+  }
+  static std::string b64(const std::string& s) { return sdp::base64_encode(reinterpret_cast<const uint8_t*>(s.data()), s.size()); }
+
+  json side_json(const Side& s) const {
+    json j = {{"tag", s.tag}, {"rtp", s.rtp}, {"rtcp", s.rtcp}, {"port", s.port},
+              {"sdp_rtp", addr_str(s.sdp_rtp)}, {"sdp_rtcp", addr_str(s.sdp_rtcp)},
+              {"peer_rtp", addr_str(s.peer_rtp)}, {"peer_rtcp", addr_str(s.peer_rtcp)},
+              {"latched", {s.latched_rtp, s.latched_rtcp}}, {"mux", {s.offered_mux, s.mux, s.mux_accept}},
+              {"latch", static_cast<int>(s.latch)}, {"answer_proto", s.answer_proto},
+              {"srtp", s.srtp}, {"suite", static_cast<int>(s.suite)}, {"crypto_tag", s.crypto_tag},
+              {"in_key", b64(s.srtp_in.key())}, {"out_key", b64(s.out_key)},
+              {"counts", {s.packets, s.bytes, s.rtcp_packets, s.rtcp_bytes, s.forwarded, s.err_malformed, s.err_source,
+                          s.err_nodest, s.err_srtp, s.err_ssrc_flood, s.last_ms}},
+              {"rs", rs_json(s.rs)}, {"bus", s.bus}};
+    uint32_t roc = 0;
+    if (s.rs.received()) {
+      if (s.srtp_in.roc(s.rs.ssrc(), roc)) j["in_roc"] = {s.rs.ssrc(), roc};
+    }
+    // The outbound SSRC is the other side's; saved by the stream.
+    return j;
+  }
+
+  jn_status save_state(std::string& out) override {
+    json j;
+    j["ng_sock"] = ng_sock_;
+    j["timer"] = timer_;
+    j["gen"] = gen_counter_;
+    j["cursor"] = port_cursor_;
+    j["reloads"] = reloads_;
+    j["stats"] = {stats_.rx, stats_.forwarded, stats_.malformed, stats_.source, stats_.nodest, stats_.srtp, stats_.ssrc_flood,
+                  stats_.stale, stats_.ng_requests, stats_.ng_errors, stats_.ng_bad, stats_.ng_retransmits, stats_.timeouts,
+                  stats_.payload_copies};
+    json sessions = json::array();
+    for (auto& [id, sess] : calls_) {
+      json js = {{"call_id", sess.call_id}, {"created", sess.created_ms}, {"signal", sess.last_signal_ms}, {"answered", sess.answered}};
+      json streams = json::array();
+      for (uint32_t sid : sess.streams) {
+        const Stream& st = *streams_[sid];
+        json sides = json::array();
+        for (int k = 0; k < 2; ++k) {
+          json sj = side_json(st.side[k]);
+          // Outbound SRTP toward side k carries side (1-k)'s SSRC.
+          uint32_t roc = 0;
+          const Side& src = st.side[1 - k];
+          if (src.rs.received() && st.side[k].srtp_out.roc(src.rs.ssrc(), roc)) sj["out_roc"] = {src.rs.ssrc(), roc};
+          sides.push_back(std::move(sj));
+        }
+        streams.push_back({{"id", st.id}, {"gen", st.gen}, {"index", st.index}, {"media", st.media}, {"sides", sides}});
+      }
+      js["streams"] = std::move(streams);
+      sessions.push_back(std::move(js));
+    }
+    j["sessions"] = std::move(sessions);
+    json taps = json::array();
+    for (auto& [h, t] : taps_) taps.push_back({h, t.stream, t.hold, t.packets, t.rtcp, t.bytes});
+    j["taps"] = taps;
+    out = j.dump();
+    return JN_OK;
+  }
+
+  jn_status restore_state(uint32_t schema, std::string_view data) override {
+    if (schema != 1) return JN_ERR_ABI;
+    json j = json::parse(data, nullptr, false);
+    if (!j.is_object()) {
+      host().set_error("rtp-relay: state is not JSON");
+      return JN_ERR_INVALID;
+    }
+    ng_sock_ = j.at("ng_sock");
+    timer_ = j.at("timer");
+    gen_counter_ = j.at("gen");
+    port_cursor_ = j.at("cursor");
+    reloads_ = j.value("reloads", 0ull) + 1;
+    auto& c = j.at("stats");
+    uint64_t* fields[] = {&stats_.rx, &stats_.forwarded, &stats_.malformed, &stats_.source, &stats_.nodest, &stats_.srtp,
+                          &stats_.ssrc_flood, &stats_.stale, &stats_.ng_requests, &stats_.ng_errors, &stats_.ng_bad,
+                          &stats_.ng_retransmits, &stats_.timeouts, &stats_.payload_copies};
+    for (size_t i = 0; i < std::size(fields) && i < c.size(); ++i) *fields[i] = c[i];
+    reported_ = stats_;
+    for (auto& js : j.at("sessions")) {
+      Session sess;
+      sess.call_id = js.at("call_id");
+      sess.created_ms = js.at("created");
+      sess.last_signal_ms = js.at("signal");
+      sess.answered = js.at("answered");
+      for (auto& jst : js.at("streams")) {
+        auto st = std::make_unique<Stream>();
+        st->id = jst.at("id");
+        st->gen = jst.at("gen");
+        st->index = jst.at("index");
+        st->media = jst.at("media");
+        st->call_id = sess.call_id;
+        for (int k = 0; k < 2; ++k) {
+          const json& sj = jst.at("sides")[k];
+          Side& s = st->side[k];
+          s.tag = sj.at("tag");
+          s.rtp = sj.at("rtp");
+          s.rtcp = sj.at("rtcp");
+          s.port = sj.at("port");
+          parse_addr_str(sj.at("sdp_rtp").get<std::string>(), s.sdp_rtp);
+          parse_addr_str(sj.at("sdp_rtcp").get<std::string>(), s.sdp_rtcp);
+          parse_addr_str(sj.at("peer_rtp").get<std::string>(), s.peer_rtp);
+          parse_addr_str(sj.at("peer_rtcp").get<std::string>(), s.peer_rtcp);
+          s.latched_rtp = sj.at("latched")[0];
+          s.latched_rtcp = sj.at("latched")[1];
+          s.offered_mux = sj.at("mux")[0];
+          s.mux = sj.at("mux")[1];
+          s.mux_accept = sj.at("mux")[2];
+          s.latch = static_cast<Latch>(sj.at("latch").get<int>());
+          s.answer_proto = sj.at("answer_proto");
+          s.srtp = sj.at("srtp");
+          s.suite = static_cast<SrtpSuite>(sj.at("suite").get<int>());
+          s.crypto_tag = sj.at("crypto_tag");
+          auto& n = sj.at("counts");
+          s.packets = n[0], s.bytes = n[1], s.rtcp_packets = n[2], s.rtcp_bytes = n[3], s.forwarded = n[4];
+          s.err_malformed = n[5], s.err_source = n[6], s.err_nodest = n[7], s.err_srtp = n[8], s.err_ssrc_flood = n[9];
+          s.last_ms = n[10];
+          rs_restore(s.rs, sj.at("rs"));
+          s.bus = sj.at("bus");
+          if (auto k_in = sdp::base64_decode(sj.at("in_key").get<std::string>()); k_in && !k_in->empty()) {
+            std::vector<std::pair<uint32_t, uint32_t>> known;
+            if (sj.contains("in_roc")) known.emplace_back(sj["in_roc"][0], sj["in_roc"][1]);
+            s.srtp_in.create(s.suite, *k_in, true, known);
+          }
+          if (auto k_out = sdp::base64_decode(sj.at("out_key").get<std::string>()); k_out && !k_out->empty()) {
+            s.out_key = *k_out;
+            std::vector<std::pair<uint32_t, uint32_t>> known;
+            if (sj.contains("out_roc")) known.emplace_back(sj["out_roc"][0], sj["out_roc"][1]);
+            s.srtp_out.create(s.suite, s.out_key, false, known);
+          }
+          if (size_t slot; port_slot(s.port, slot)) port_used_[slot] = 1;  // the range may have changed
+        }
+        uint32_t id = st->id;
+        if (streams_.size() <= id) streams_.resize(id + 1);
+        streams_[id] = std::move(st);
+        sess.streams.push_back(id);
+      }
+      std::string key = sess.call_id;
+      calls_.emplace(key, std::move(sess));
+    }
+    for (uint32_t i = 0; i < streams_.size(); ++i)
+      if (!streams_[i]) free_ids_.push_back(i);
+    for (auto& t : j.value("taps", json::array())) {
+      Tap tap;
+      tap.stream = t[1];
+      tap.hold = t[2];
+      tap.packets = t[3], tap.rtcp = t[4], tap.bytes = t[5];
+      taps_[t[0].get<jn_handle>()] = tap;
+    }
+    if (!control_topic_.empty()) host().event_subscribe(control_topic_);
+    return JN_OK;
+  }
+
+ private:
+  struct Tap {
+    std::string stream;
+    bool hold = false;
+    uint64_t packets = 0, rtcp = 0, bytes = 0;
+    jn_buf* held = nullptr;
+  };
+  std::map<jn_handle, Tap> taps_;
+
+  struct CachedReply {
+    std::string reply;
+  };
+
+  std::string ng_listen_, interface_, advertise_, control_topic_;
+  sdp::Connection adv_;
+  int port_min_ = 30000, port_max_ = 39999;
+  Latch latch_ = Latch::Symmetric;
+  uint64_t timeout_ms_ = 60000;
+  bool publish_ = true;
+  uint32_t ssrc_limit_ = 8;
+  int rcvbuf_ = 256 * 1024;
+  int max_sessions_ = 20000;
+
+  jn_handle ng_sock_ = 0, timer_ = 0;
+  std::map<std::string, Session> calls_;
+  std::vector<std::unique_ptr<Stream>> streams_;
+  std::vector<uint32_t> free_ids_;
+  uint32_t gen_counter_ = 0;
+  std::vector<uint8_t> port_used_;
+  size_t port_cursor_ = 0;
+  std::vector<jn_send> out_;
+  std::vector<jn_buf*> copies_;
+  std::unordered_map<std::string, CachedReply> reply_cache_;
+  std::deque<std::pair<std::string, uint64_t>> cache_order_;
+  Counters stats_, reported_;
+  uint64_t ice_unsupported_ = 0, reloads_ = 0;
+};
+
+}  // namespace
+}  // namespace rtp_relay
+
+JUNCTION_PLUGIN(rtp_relay::RtpRelay, "rtp-relay", "1.0.0", "RTP/RTCP media relay driven by the rtpengine ng protocol", "", 1, 1)
