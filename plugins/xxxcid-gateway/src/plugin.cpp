@@ -537,17 +537,23 @@ class Gateway : public junction::sdk::Plugin {
         c.answer_bytes = xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, xxxcid::kOpAnswer, true));
         send_door(c.sig, c.answer_bytes);
         count("door_answered");
-        bool auto_talk = ev.media == nullptr;
+        // Talk starts with the answer unless the answer says its audio is off (an xxxcid phone
+        // answers with inactive audio until its user presses talk). Peers without a talk step
+        // (an intercom-json screen's call_accept, a call with no audio stream described) talk
+        // as soon as they answer.
+        bool has_audio = false, active_audio = false;
         if (ev.media)
           for (uint32_t i = 0; i < ev.media->count; ++i) {
             const jn_media_stream* s = ev.media->streams[i];
             if (!s || s->kind != JN_MEDIA_AUDIO) continue;
-            if (s->direction != JN_DIR_INACTIVE) auto_talk = true;
+            has_audio = true;
+            if (s->direction != JN_DIR_INACTIVE) active_audio = true;
             if (s->bus_stream.len && !c.peer_audio_sub) {
               c.peer_audio = std::string(to_sv(s->bus_stream));
               host().bus_subscribe(c.peer_audio, (c.id << 8) | kSubDoorAudio, &c.peer_audio_sub);
             }
           }
+        bool auto_talk = !has_audio || active_audio;
         host().info("door call " + std::to_string(c.id) + " answered" + (auto_talk ? ", talking at once" : ""));
         if (auto_talk) door_command(c, xxxcid::kOpTalk);
         return;
