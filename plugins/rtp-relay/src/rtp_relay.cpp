@@ -571,20 +571,7 @@ class RtpRelay : public junction::sdk::Plugin {
           bool want_srtp = transport.find("SAVP") != std::string::npos;
           if (snd_srtp && !want_srtp) {
             // SRTP offerer, plain recipient: use the offerer's key to decrypt what it sends.
-            bool ok = false;
-            for (auto v : m.attrs("crypto")) {
-              auto c = sdp::parse_crypto(v);
-              if (!c) continue;
-              SrtpSuite su = suite_from_name(c->suite);
-              auto key = sdp::base64_decode(c->key_b64);
-              if (su == SrtpSuite::None || !key || key->size() != kSrtpKeyLen) continue;
-              if (!snd.srtp_in.valid() || snd.srtp_in.key() != *key) snd.srtp_in.create(su, *key, true);
-              snd.suite = su;
-              snd.crypto_tag = c->tag;
-              ok = snd.srtp_in.valid();
-              break;
-            }
-            if (!ok) {
+            if (!adopt_crypto(m, snd, true)) {
               error = "No supported SDES crypto suite in SRTP offer (AES_CM_128_HMAC_SHA1_80/32)";
               break;
             }
@@ -622,18 +609,7 @@ class RtpRelay : public junction::sdk::Plugin {
           p.crypto = std::to_string(off.crypto_tag) + " " + suite_name(off.suite) + " inline:" +
                      sdp::base64_encode(reinterpret_cast<const uint8_t*>(off.out_key.data()), off.out_key.size());
         } else if (snd.srtp) {
-          bool ok = false;
-          for (auto v : m.attrs("crypto")) {
-            auto c = sdp::parse_crypto(v);
-            if (!c) continue;
-            SrtpSuite su = suite_from_name(c->suite);
-            auto key = sdp::base64_decode(c->key_b64);
-            if (su == SrtpSuite::None || !key || key->size() != kSrtpKeyLen) continue;
-            if (!snd.srtp_in.valid() || snd.srtp_in.key() != *key) snd.srtp_in.create(su, *key, true);
-            ok = snd.srtp_in.valid();
-            break;
-          }
-          if (!ok) {
+          if (!adopt_crypto(m, snd, false)) {
             error = "No supported SDES crypto in SRTP answer";
             break;
           }
@@ -684,6 +660,25 @@ class RtpRelay : public junction::sdk::Plugin {
     streams_[id] = std::move(st);
     sess.streams.push_back(id);
     return streams_[id].get();
+  }
+
+  // Takes the first supported a=crypto line of a side's SDP as the key that side sends with (our
+  // inbound SRTP context for it). On an offer the suite and tag are remembered for the answer.
+  static bool adopt_crypto(const sdp::Media& m, Side& side, bool remember_suite) {
+    for (auto v : m.attrs("crypto")) {
+      auto c = sdp::parse_crypto(v);
+      if (!c) continue;
+      SrtpSuite su = suite_from_name(c->suite);
+      auto key = sdp::base64_decode(c->key_b64);
+      if (su == SrtpSuite::None || !key || key->size() != kSrtpKeyLen) continue;
+      if (!side.srtp_in.valid() || side.srtp_in.key() != *key) side.srtp_in.create(su, *key, true);
+      if (remember_suite) {
+        side.suite = su;
+        side.crypto_tag = c->tag;
+      }
+      return side.srtp_in.valid();
+    }
+    return false;
   }
 
   bool alloc_ports(Stream& st, int s) {
