@@ -48,6 +48,10 @@ class ConfTest(JunctionTest):
             f.write("\n[server\n")
         self.refused(j, r"junction\.toml:\d+:\d+: ")
 
+    def test_media_anchor_must_be_enabled(self):
+        j = self.server(plugins={}, server={"media_anchor": "rtp-relay"})
+        self.refused(j, r"junction\.toml:\d+: server\.media_anchor names 'rtp-relay', which is not in plugins\.enabled")
+
     def test_bad_route(self):
         j = self.server(plugins={}, routes=[{"match": "regex", "pattern": "([", "targets": ["x:y"]}])
         self.refused(j, r"junction\.toml:\d+")

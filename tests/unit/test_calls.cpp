@@ -860,3 +860,63 @@ TEST_CASE_FIXTURE(Fixture,
   CHECK(cdrs.size() == originated);
   CHECK(timers.armed.empty());
 }
+
+namespace {
+// Rewrites every stream's port to 30000 + n and records what it was asked.
+struct FakeAnchor : MediaAnchor {
+  std::vector<std::pair<Op, std::string>> asked;
+  uint16_t next_port = 30000;
+  bool refuse = false;
+  std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id, const std::vector<MediaStream>* media) override {
+    asked.emplace_back(op, call_id);
+    if (refuse || !media) return std::nullopt;
+    std::vector<MediaStream> out = *media;
+    for (auto& s : out) {
+      s.addr.family = 4;
+      s.addr.port = next_port;
+      next_port += 2;
+    }
+    return out;
+  }
+};
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "media anchor: offer and answer rewritten, deleted when the call ends") {
+  FakeAnchor anchor;
+  calls.set_media_anchor(&anchor);
+  jn_handle a = call_from_door("intercom:room/101");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 1);
+  REQUIRE(offers[0].ev.media);
+  CHECK((*offers[0].ev.media)[0].addr.port == 30000);  // the callee is told the anchor's port
+  jn_handle b = offers[0].leg;
+  CallEvent ans = Fixture::event(JN_CALL_ANSWER);
+  MediaStream m;
+  m.kind = JN_MEDIA_AUDIO;
+  m.addr.family = 4;
+  m.addr.port = 40002;
+  ans.media = std::vector<MediaStream>{m};
+  CHECK(calls.send(kScreen, b, ans) == JN_OK);
+  auto answered = ep.take();
+  REQUIRE(answered.size() == 1);
+  CHECK(answered[0].leg == a);
+  REQUIRE(answered[0].ev.media);
+  CHECK((*answered[0].ev.media)[0].addr.port == 30002);  // the caller is told the anchor's other port
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END, 200)) == JN_OK);
+  REQUIRE(anchor.asked.size() == 3);
+  CHECK(anchor.asked[0] == std::make_pair(MediaAnchor::Offer, std::string("c-1")));
+  CHECK(anchor.asked[1] == std::make_pair(MediaAnchor::Answer, std::string("c-1")));
+  CHECK(anchor.asked[2] == std::make_pair(MediaAnchor::Delete, std::string("c-1")));
+}
+
+TEST_CASE_FIXTURE(Fixture, "media anchor that refuses: media passes through, no delete") {
+  FakeAnchor anchor;
+  anchor.refuse = true;
+  calls.set_media_anchor(&anchor);
+  jn_handle a = call_from_door("intercom:room/101");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 1);
+  CHECK((*offers[0].ev.media)[0].addr.port == 0);  // untouched
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END, 487)) == JN_OK);
+  CHECK(anchor.asked.size() == 1);  // the offer only: nothing anchored, nothing to delete
+}

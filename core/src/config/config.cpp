@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -266,6 +267,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     r.str("state_dir", c.state_dir);
     r.u32("stop_timeout_ms", c.stop_timeout_ms, 0, 600000);
     r.u32("ring_timeout_ms", c.ring_timeout_ms, 1000, 3600000);
+    r.str("media_anchor", c.media_anchor);
     r.finish();
   }
   std::vector<ListenAddr> listens;
@@ -302,6 +304,11 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     if (!n->is_array()) fail(path, *n, "'routes' must be an array of tables ([[routes]])");
     size_t i = 0;
     for (auto& e : *n->as_array()) c.routes.push_back(read_route(path, e, i++));
+  }
+  if (!c.media_anchor.empty() && std::find(enabled.begin(), enabled.end(), c.media_anchor) == enabled.end()) {
+    const toml::node* n = root.get("server") && root.get("server")->is_table() ? root.get("server")->as_table()->get("media_anchor") : nullptr;
+    throw ConfigError(fmt::format("{}: server.media_anchor names '{}', which is not in plugins.enabled",
+                                  n ? where(path, *n) : path, c.media_anchor));
   }
   for (auto& name : enabled) {
     c.plugins.push_back(load_plugin_conf(c, name));

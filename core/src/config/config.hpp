@@ -38,6 +38,7 @@ struct CoreConfig {
   std::string plugin_conf_dir = "conf/plugins";
   uint32_t stop_timeout_ms = 5000;
   uint32_t ring_timeout_ms = 60000;
+  std::string media_anchor;  // plugin that anchors call media ("rtp-relay"), "" = none
   std::string admin_listen = "127.0.0.1:7600";
   std::string admin_token;  // empty: generated into state_dir/admin.token
   std::vector<PluginConf> plugins;

@@ -408,6 +408,23 @@ jn_status h_admin_reply(jn_host_ctx* ctx, jn_handle reply, int status, jn_str js
   });
 }
 
+jn_status h_anchor_reply(jn_host_ctx* ctx, jn_handle reply, jn_status status, const jn_media_desc* media) {
+  return guarded(ctx, "anchor_reply", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    auto* r = static_cast<ValueResource*>(s.host().resource(reply, Resource::Kind::AnchorReply, &s));
+    if (!r || r->answered) return JN_ERR_NOT_FOUND;
+    r->answered = true;
+    if (status != JN_OK || !media) return JN_OK;  // pass-through; a DELETE's OK carries no media
+    std::vector<MediaStream> out;
+    if (jn_status st = read_media(*media, out); st != JN_OK) {
+      s.log(JN_LOG_WARN, "anchor_reply: malformed media description; passing the original through");
+      return st;
+    }
+    *r->anchored = std::move(out);
+    return JN_OK;
+  });
+}
+
 const jn_host_api kHostApi = {
     sizeof(jn_host_api), JN_ABI_MAJOR, JN_ABI_MINOR,
     h_log, h_log_level, h_set_error, h_now_ms,
@@ -424,6 +441,7 @@ const jn_host_api kHostApi = {
     h_counter_add, h_gauge_set,
     h_kv_put, h_kv_get, h_kv_del, h_kv_scan,
     h_state_append, h_stop_done, h_admin_reply,
+    h_anchor_reply,
 };
 
 }  // namespace

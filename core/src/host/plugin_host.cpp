@@ -36,6 +36,7 @@ const char* resource_kind_name(Resource::Kind k) {
     case Resource::Kind::Route: return "route";
     case Resource::Kind::AdminReply: return "admin-reply";
     case Resource::Kind::StateSink: return "state-sink";
+    case Resource::Kind::AnchorReply: return "anchor-reply";
   }
   return "?";
 }
@@ -309,6 +310,40 @@ void PluginHost::admin_command(PluginSlot& slot, const std::string& verb, const 
   jn_handle h = add_resource(std::move(rr));
   slot.resources().insert(h);
   slot.deliver_admin(h, verb, body);
+}
+
+std::optional<std::vector<MediaStream>> PluginHost::anchor_media(const std::string& plugin, uint32_t op,
+                                                                 const std::string& call_id,
+                                                                 const std::vector<MediaStream>* media) {
+  PluginSlot* slot = find(plugin);
+  if (!slot || slot->stopping_ || slot->quiesced_ || !slot->instance_) {
+    JN_LOG_WRN("media anchor '{}' is not available: call {} media passes through unanchored", plugin, call_id);
+    return std::nullopt;
+  }
+  auto hook = JN_HOOK(slot->instance_, on_anchor);
+  if (!hook) {
+    JN_LOG_WRN("plugin '{}' cannot anchor media (built for an ABI without on_anchor)", plugin);
+    return std::nullopt;
+  }
+  CallEvent carrier;  // AbiCallEvent builds the jn_media_desc with storage it owns
+  if (media) carrier.media = *media;
+  AbiCallEvent abi(std::move(carrier));
+  std::optional<std::vector<MediaStream>> result;
+  auto r = std::make_unique<ValueResource>(Resource::Kind::AnchorReply, slot, 0);
+  r->anchored = &result;
+  ValueResource* raw = r.get();
+  jn_handle h = add_resource(std::move(r));
+  jn_anchor_request req{};
+  req.struct_size = sizeof req;
+  req.op = op;
+  req.reply = h;
+  req.call_id = {call_id.data(), call_id.size()};
+  req.media = media ? abi.get()->media : nullptr;
+  hook(slot->instance_->self, &req);
+  bool answered = raw->answered;
+  resources_.erase(h);  // the reply handle lives only during the hook
+  if (!answered) JN_LOG_WRN("plugin '{}' did not answer the anchor request for call {}", plugin, call_id);
+  return result;
 }
 
 void PluginHost::publish_event(const std::string& topic, const std::string& json) {

@@ -25,6 +25,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <unordered_map>
@@ -51,7 +52,7 @@ struct Services {
 // A core-owned resource named by a jn_handle. Closing is explicit: close() starts it, and the
 // object is freed when the OS/libuv side is done (for libuv handles, in the close callback).
 struct Resource {
-  enum class Kind : uint8_t { Timer, Udp, TcpListener, TcpConn, HttpEndpoint, WsConn, HttpRequest, BusSub, Route, AdminReply, StateSink };
+  enum class Kind : uint8_t { Timer, Udp, TcpListener, TcpConn, HttpEndpoint, WsConn, HttpRequest, BusSub, Route, AdminReply, StateSink, AnchorReply };
   Resource(Kind k, PluginSlot* o, uint64_t c) : kind(k), owner(o), cookie(c) {}
   virtual ~Resource() = default;
   Kind kind;
@@ -195,6 +196,11 @@ class PluginHost {
 
   // A plugin-specific admin command (POST /api/v1/plugins/NAME/cmd/VERB); reply is called once.
   void admin_command(PluginSlot& slot, const std::string& verb, const std::string& body, std::function<void(int, std::string)> reply);
+
+  // Media anchoring: runs the anchor plugin's on_anchor synchronously. nullopt when the plugin is
+  // missing, stopping, reloading, lacks the hook, or answered with an error.
+  std::optional<std::vector<MediaStream>> anchor_media(const std::string& plugin, uint32_t op, const std::string& call_id,
+                                                       const std::vector<MediaStream>* media);
 
   // Application events
   void publish_event(const std::string& topic, const std::string& json);

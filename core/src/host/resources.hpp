@@ -5,7 +5,9 @@
 
 #include "host/plugin_host.hpp"
 
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace junction {
 
@@ -33,6 +35,8 @@ struct ValueResource : Resource {
   jn_handle inner = 0;         // Route: the route table's handle
   std::string* sink = nullptr; // StateSink: where state_append writes
   std::function<void(int, std::string)> reply;  // AdminReply
+  std::optional<std::vector<MediaStream>>* anchored = nullptr;  // AnchorReply: where the answer goes
+  bool answered = false;                                        // AnchorReply
 };
 
 }  // namespace junction

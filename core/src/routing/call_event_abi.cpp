@@ -42,7 +42,7 @@ jn_status read_stream(const jn_media_stream& in, MediaStream& out) {
   return ok ? JN_OK : JN_ERR_INVALID;
 }
 
-jn_status read_media(const jn_media_desc& in, std::vector<MediaStream>& out) {
+jn_status read_media_impl(const jn_media_desc& in, std::vector<MediaStream>& out) {
   if (!JN_HAS_FIELD(in.struct_size, jn_media_desc, streams)) return JN_ERR_ABI;
   if (in.count > kMaxStreams) return JN_ERR_INVALID;
   if (in.count > 0 && !in.streams) return JN_ERR_INVALID;
@@ -70,7 +70,7 @@ jn_status from_abi(const jn_call_event& in, CallEvent& out) {
   if (JN_HAS_FIELD(size, jn_call_event, target)) ok &= read_str(in.target, out.target);
   if (JN_HAS_FIELD(size, jn_call_event, media) && in.media) {
     out.media.emplace();
-    if (jn_status s = read_media(*in.media, *out.media); s != JN_OK) {
+    if (jn_status s = read_media_impl(*in.media, *out.media); s != JN_OK) {
       out = CallEvent{};
       return s;
     }
@@ -136,5 +136,7 @@ void AbiCallEvent::build() {
   desc_.streams = stream_ptrs_.empty() ? nullptr : stream_ptrs_.data();
   abi_.media = &desc_;
 }
+
+jn_status read_media(const jn_media_desc& in, std::vector<MediaStream>& out) { return read_media_impl(in, out); }
 
 }  // namespace junction

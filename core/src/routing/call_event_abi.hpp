@@ -14,6 +14,8 @@ namespace junction {
 //   JN_ERR_ABI      struct_size too small to hold `type` (or a media struct's basics);
 //   JN_ERR_INVALID  a NULL pointer with a length, a NULL stream, too many streams.
 jn_status from_abi(const jn_call_event& in, CallEvent& out);
+// A plugin's media description alone (for anchor replies).
+jn_status read_media(const jn_media_desc& in, std::vector<MediaStream>& out);
 // The same, for callers that let send()/originate() refuse it: type 0 when invalid.
 CallEvent from_abi(const jn_call_event& in);
 

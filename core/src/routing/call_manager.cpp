@@ -25,6 +25,7 @@ struct CallManager::Call {
   CallState state = CallState::Ringing;
   bool ringing_forwarded = false;
   bool any_busy = false;
+  bool anchored = false;  // the media anchor holds a session for this call
 };
 
 namespace {
@@ -169,6 +170,14 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie, con
   if (ring_ms) c.ring_timer = timers_.start(ring_ms, [this, ch] { on_ring_timeout(ch); });
 
   const std::vector<MediaStream>* media = offer.media ? &*offer.media : nullptr;
+  std::optional<std::vector<MediaStream>> anchored;
+  if (anchor_ && media) {
+    anchored = anchor_->anchor(MediaAnchor::Offer, call_id_of(c.number), media);
+    if (anchored) {
+      c.anchored = true;
+      media = &*anchored;  // every B-leg is offered the anchor's addresses
+    }
+  }
   if (route->strategy == Strategy::Fork) {
     for (uint32_t i = 0; i < c.targets.size(); ++i) offer_target(c, ch, i, media);
   } else {
@@ -262,6 +271,9 @@ void CallManager::answer(Call& c, jn_handle b, const CallEvent& ev) {
   CallEvent to_a = ev;
   to_a.call_id = call_id_of(c.number);
   to_a.target = c.targets[winner->target_index].uri;  // tells the caller who picked up
+  if (c.anchored && anchor_ && to_a.media) {
+    if (auto m = anchor_->anchor(MediaAnchor::Answer, to_a.call_id, &*to_a.media)) to_a.media = std::move(*m);
+  }
   queue(c.a_leg, std::move(to_a), false);
 }
 
@@ -275,6 +287,7 @@ void CallManager::finish(jn_handle ch, int32_t code, const std::string& reason, 
   std::unique_ptr<Call> c = calls_.take(ch);
   assert(c);
   cancel_timers(*c);
+  if (c->anchored && anchor_) anchor_->anchor(MediaAnchor::Delete, call_id_of(c->number), nullptr);
   if (!cdr_sink_) return;
   const uint64_t end_ms = timers_.now_ms();
   const bool answered = c->answered_target >= 0;

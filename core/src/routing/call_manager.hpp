@@ -53,6 +53,17 @@ struct CallTimers {
   virtual uint64_t now_ms() = 0;
 };
 
+// Passes a call's media through a media anchor (a relay) when one is configured: the A-leg's
+// offer before the B-legs see it, the answer before the A-leg sees it, a delete at the end.
+// Returns the media the other side must use, or nullopt to leave it as it is. Must not re-enter
+// the CallManager.
+struct MediaAnchor {
+  enum Op : uint32_t { Offer = JN_ANCHOR_OFFER, Answer = JN_ANCHOR_ANSWER, Delete = JN_ANCHOR_DELETE };
+  virtual ~MediaAnchor() = default;
+  virtual std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id,
+                                                         const std::vector<MediaStream>* media) = 0;
+};
+
 class CallManager {
  public:
   using CdrSink = std::function<void(const nlohmann::json&)>;
@@ -64,6 +75,8 @@ class CallManager {
 
   // How long B-legs may ring before the whole attempt ends with 408 (0 = forever).
   void set_ring_timeout_ms(uint32_t ms) { ring_timeout_ms_ = ms; }
+  // Media anchoring (nullptr = none). Not owned.
+  void set_media_anchor(MediaAnchor* anchor) { anchor_ = anchor; }
 
   // A new call from `plugin`: offer.type OFFER with from and to. Events for the A-leg carry
   // `cookie` (they may arrive before this returns, when a B plugin answers synchronously).
@@ -150,6 +163,7 @@ class CallManager {
   CallEndpoints& endpoints_;
   CallTimers& timers_;
   CdrSink cdr_sink_;
+  MediaAnchor* anchor_ = nullptr;
   uint32_t ring_timeout_ms_ = 60000;
 
   HandleTable<Call> calls_;

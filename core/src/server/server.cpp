@@ -74,6 +74,7 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   host_ = std::make_unique<PluginHost>(*services_, conf_);
   call_endpoints_.attach(host_.get());
   admin_ = std::make_unique<AdminApi>(*this);
+  set_anchor(conf_.media_anchor);
 
   BufferPool* pool = pool_.get();
   metrics_.computed("junction_bus_payload_copies_total", "", [pool] { return static_cast<double>(pool->payload_copies()); },
@@ -88,7 +89,16 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   metrics_.computed("junction_routes_dynamic", "", [routes] { return static_cast<double>(routes->dynamic_count()); }, "Routes registered by plugins");
 }
 
+void Server::set_anchor(const std::string& plugin) {
+  calls_->set_media_anchor(nullptr);
+  anchor_.reset();
+  if (plugin.empty()) return;
+  anchor_ = std::make_unique<HostMediaAnchor>(*host_, plugin);
+  calls_->set_media_anchor(anchor_.get());
+}
+
 Server::~Server() {
+  calls_->set_media_anchor(nullptr);
   admin_.reset();
   host_.reset();
   services_.reset();
@@ -204,6 +214,8 @@ std::string Server::reload_config() {
   set_core_log_level(next.log_level);
   routes_.set_static(next.routes);
   calls_->set_ring_timeout_ms(next.ring_timeout_ms);
+  if (next.media_anchor != conf_.media_anchor) set_anchor(next.media_anchor);
+  conf_.media_anchor = next.media_anchor;
   std::vector<std::string> problems;
   for (const auto& name : host_->names()) {
     bool still = std::any_of(next.plugins.begin(), next.plugins.end(), [&](auto& p) { return p.name == name; });

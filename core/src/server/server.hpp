@@ -49,6 +49,19 @@ class HostCallEndpoints : public CallEndpoints {
   PluginHost* host_ = nullptr;
 };
 
+// Media anchoring through the plugin named by server.media_anchor.
+class HostMediaAnchor : public MediaAnchor {
+ public:
+  HostMediaAnchor(PluginHost& host, std::string plugin) : host_(host), plugin_(std::move(plugin)) {}
+  std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id, const std::vector<MediaStream>* media) override {
+    return host_.anchor_media(plugin_, op, call_id, media);
+  }
+
+ private:
+  PluginHost& host_;
+  std::string plugin_;
+};
+
 class Server {
  public:
   explicit Server(CoreConfig conf);
@@ -68,6 +81,7 @@ class Server {
  private:
   void write_cdr(const nlohmann::json& cdr);
   std::string load_token();
+  void set_anchor(const std::string& plugin);
 
   CoreConfig conf_;
   uv_loop_t loop_{};
@@ -83,6 +97,7 @@ class Server {
   std::unique_ptr<Services> services_;
   std::unique_ptr<PluginHost> host_;
   std::unique_ptr<AdminApi> admin_;
+  std::unique_ptr<HostMediaAnchor> anchor_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   bool signals_open_ = false;
   bool stopping_ = false;

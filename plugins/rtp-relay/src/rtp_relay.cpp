@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -743,6 +744,7 @@ class RtpRelay : public junction::sdk::Plugin {
       free_ids_.push_back(id);
     }
     calls_.erase(it);
+    anchor_pos_.erase(call_id);
   }
 
   void announce(const Session& sess) {
@@ -857,6 +859,166 @@ class RtpRelay : public junction::sdk::Plugin {
     }
     r.set("calls", calls);
     return r;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Media anchoring (ABI 1.1): the core passes a call's offer/answer media through the relay.
+  // The neutral description is turned into an SDP (one m= line per relayable stream) and run
+  // through the ng offer/answer logic (call-id = the core's call id, from-tag "a", to-tag "b"),
+  // so anchored calls are ordinary relay sessions (stats, timeouts, hot reload, ng query/delete).
+  static bool anchorable(const jn_media_stream& s) {
+    if (s.addr.family != 4 && s.addr.family != 6) return false;
+    if (s.addr.port == 0) return false;
+    std::string t(to_sv(s.transport));
+    for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t == "rtp/avp" || t == "rtp/savp" || t == "rtp/avpf" || t == "rtp/savpf";
+  }
+  static std::string upper(std::string_view s) {
+    std::string o(s);
+    for (auto& c : o) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return o;
+  }
+  // One m= section for a stream; `rejected` writes port 0 (left alone by offer_answer).
+  static std::string sdp_media(const jn_media_stream& s, bool rejected) {
+    const char* kind = s.kind == JN_MEDIA_VIDEO ? "video" : s.kind == JN_MEDIA_DATA ? "application" : "audio";
+    uint32_t pt = s.payload_type <= 127 ? s.payload_type : 0;
+    std::string proto = rejected ? std::string("RTP/AVP") : upper(to_sv(s.transport));
+    std::string m = std::string("m=") + kind + " " + std::to_string(rejected ? 0 : s.addr.port) + " " + proto + " " +
+                    std::to_string(pt) + "\r\n";
+    if (!rejected) m += std::string("c=IN ") + (s.addr.family == 6 ? "IP6 " : "IP4 ") + addr_ip(s.addr) + "\r\n";
+    std::string fmt(to_sv(s.format));
+    bool fmt_ok = !fmt.empty() && fmt.find_first_of(" \r\n/") == std::string::npos;
+    if (fmt_ok && s.clock_rate) {
+      m += "a=rtpmap:" + std::to_string(pt) + " " + fmt + "/" + std::to_string(s.clock_rate);
+      if (s.kind == JN_MEDIA_AUDIO && s.channels > 1) m += "/" + std::to_string(s.channels);
+      m += "\r\n";
+    }
+    static const char* dirs[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
+    m += std::string("a=") + (s.direction <= 3 ? dirs[s.direction] : "sendrecv") + "\r\n";
+    return m;
+  }
+  static jn_status anchor_status(std::string_view reason) {
+    if (reason.find("Unknown call") != std::string_view::npos) return JN_ERR_NOT_FOUND;
+    if (reason.find("ports") != std::string_view::npos || reason.find("limit") != std::string_view::npos) return JN_ERR_LIMIT;
+    return JN_ERR_INVALID;
+  }
+
+  void on_anchor(const jn_anchor_request& req) override {
+    std::string call_id(to_sv(req.call_id));
+    const char* op = req.op == JN_ANCHOR_OFFER ? "offer" : req.op == JN_ANCHOR_ANSWER ? "answer" : req.op == JN_ANCHOR_DELETE ? "delete" : "?";
+    auto fail = [&](jn_status st, const std::string& why) {
+      ++anchor_stats_.errors;
+      host().warn("rtp-relay: anchor " + std::string(op) + " call '" + call_id + "': " + why + " (media passed through)");
+      host().anchor_reply(req.reply, st, nullptr);
+    };
+    if (call_id.empty()) return fail(JN_ERR_INVALID, "no call id");
+    if (req.op == JN_ANCHOR_DELETE) {
+      ++anchor_stats_.deletes;
+      bool known = calls_.count(call_id) != 0;
+      if (known) destroy(call_id, "anchor delete");
+      anchor_pos_.erase(call_id);
+      if (!known && host().enabled(JN_LOG_DEBUG)) host().debug("rtp-relay: anchor delete of unknown call '" + call_id + "'");
+      host().anchor_reply(req.reply, JN_OK, nullptr);
+      return;
+    }
+    if (req.op != JN_ANCHOR_OFFER && req.op != JN_ANCHOR_ANSWER) return fail(JN_ERR_UNSUPPORTED, "unknown op " + std::to_string(req.op));
+    bool answer = req.op == JN_ANCHOR_ANSWER;
+    if (answer) ++anchor_stats_.answers;
+    else ++anchor_stats_.offers;
+    const jn_media_desc* in = req.media;
+    uint32_t count = (in && in->streams) ? in->count : 0;
+
+    // Which streams become m= lines: on the offer the relayable ones; on the answer the same
+    // positions as the offer (an answer stream that is not relayable is written as rejected).
+    std::vector<uint32_t> pos;
+    if (!answer) {
+      for (uint32_t i = 0; i < count; ++i)
+        if (in->streams[i] && anchorable(*in->streams[i])) pos.push_back(i);
+      if (pos.empty() && calls_.count(call_id) == 0) {
+        // Nothing to relay (no RTP stream, or no addresses yet): no session; the error status
+        // makes the core pass this call's media through (and not anchor its answer).
+        host().info("rtp-relay: anchor offer call '" + call_id + "': no relayable stream, media passed through");
+        host().anchor_reply(req.reply, JN_ERR_UNSUPPORTED, nullptr);
+        return;
+      }
+    } else {
+      auto it = anchor_pos_.find(call_id);
+      if (it == anchor_pos_.end() || calls_.count(call_id) == 0) return fail(JN_ERR_NOT_FOUND, "Unknown call-id");
+      pos = it->second;
+    }
+
+    std::string origin_ip = "0.0.0.0";
+    const char* origin_type = "IP4";
+    for (uint32_t p : pos)
+      if (p < count && in->streams[p] && anchorable(*in->streams[p])) {
+        origin_ip = addr_ip(in->streams[p]->addr);
+        origin_type = in->streams[p]->addr.family == 6 ? "IP6" : "IP4";
+        break;
+      }
+    std::string text = "v=0\r\no=- 1 1 IN " + std::string(origin_type) + " " + origin_ip + "\r\ns=junction\r\nt=0 0\r\n";
+    std::vector<bool> relayed(pos.size(), false);
+    for (size_t k = 0; k < pos.size(); ++k) {
+      const jn_media_stream* s = pos[k] < count ? in->streams[pos[k]] : nullptr;
+      if (s && anchorable(*s)) {
+        text += sdp_media(*s, false);
+        relayed[k] = true;
+      } else {
+        jn_media_stream dummy{};
+        text += sdp_media(s ? *s : dummy, true);
+      }
+    }
+
+    Value d = Value::dict();
+    d.set("command", answer ? "answer" : "offer");
+    d.set("call-id", call_id);
+    d.set("from-tag", "a");
+    if (answer) d.set("to-tag", "b");
+    d.set("sdp", text);
+    Value rep = Value::list();
+    rep.push(Value::string("origin"));
+    d.set("replace", rep);
+    Value flags = Value::list();
+    flags.push(Value::string("trust-address"));
+    d.set("flags", flags);
+    Value r = offer_answer(d, answer, jn_addr{});
+    auto res = r.get_str("result");
+    if (!res || *res != "ok") {
+      std::string why(r.get_str("error-reason").value_or("relay error"));
+      return fail(anchor_status(why), why);
+    }
+    auto parsed = sdp::parse(r.get_str("sdp").value_or(""));
+    if (!parsed || parsed.session->media.size() != pos.size()) {
+      if (!answer && calls_.count(call_id) && !anchor_pos_.count(call_id)) destroy(call_id);
+      return fail(JN_ERR_INTERNAL, "rewritten SDP unreadable");
+    }
+    if (!answer) anchor_pos_[call_id] = pos;
+
+    // Same streams, same order; relayed ones point at the relay.
+    std::vector<jn_media_stream> out(count);
+    std::vector<const jn_media_stream*> ptrs(count, nullptr);
+    for (uint32_t i = 0; i < count; ++i) {
+      if (!in->streams[i]) continue;
+      std::memcpy(&out[i], in->streams[i], std::min<size_t>(sizeof(jn_media_stream), in->streams[i]->struct_size));
+      out[i].struct_size = sizeof(jn_media_stream);
+      ptrs[i] = &out[i];
+    }
+    std::string moved;
+    const sdp::Session& sd = *parsed.session;
+    for (size_t k = 0; k < pos.size(); ++k) {
+      if (!relayed[k] || pos[k] >= count || !ptrs[pos[k]]) continue;
+      const sdp::Media& m = sd.media[k];
+      auto conn = sd.media_connection(m);
+      jn_addr a{};
+      if (m.port == 0 || !conn || !make_addr(conn->address, m.port, a)) continue;
+      moved += " " + std::to_string(pos[k]) + ":" + addr_str(in->streams[pos[k]]->addr) + "->" + addr_str(a);
+      out[pos[k]].addr = a;
+    }
+    jn_media_desc desc{};
+    desc.struct_size = sizeof desc;
+    desc.count = count;
+    desc.streams = ptrs.data();
+    host().info("rtp-relay: anchor " + std::string(op) + " call '" + call_id + "':" + (moved.empty() ? std::string(" nothing relayed") : moved));
+    host().anchor_reply(req.reply, JN_OK, &desc);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -992,6 +1154,8 @@ class RtpRelay : public junction::sdk::Plugin {
                 {"payload_copies", stats_.payload_copies},
                 {"ng", {{"requests", stats_.ng_requests}, {"errors", stats_.ng_errors}, {"bad", stats_.ng_bad}, {"retransmits", stats_.ng_retransmits}}},
                 {"timeouts", stats_.timeouts},
+                {"anchor", {{"sessions", anchor_pos_.size()}, {"offers", anchor_stats_.offers}, {"answers", anchor_stats_.answers},
+                            {"deletes", anchor_stats_.deletes}, {"errors", anchor_stats_.errors}}},
                 {"reloads", reloads_}};
   }
 
@@ -1065,6 +1229,10 @@ class RtpRelay : public junction::sdk::Plugin {
     json taps = json::array();
     for (auto& [h, t] : taps_) taps.push_back({h, t.stream, t.hold, t.packets, t.rtcp, t.bytes});
     j["taps"] = taps;
+    json anchors = json::object();
+    for (auto& [id, pos] : anchor_pos_) anchors[id] = pos;
+    j["anchors"] = anchors;
+    j["anchor_stats"] = {anchor_stats_.offers, anchor_stats_.answers, anchor_stats_.deletes, anchor_stats_.errors};
     out = j.dump();
     return JN_OK;
   }
@@ -1157,6 +1325,12 @@ class RtpRelay : public junction::sdk::Plugin {
       tap.packets = t[3], tap.rtcp = t[4], tap.bytes = t[5];
       taps_[t[0].get<jn_handle>()] = tap;
     }
+    json anchors = j.value("anchors", json::object());
+    for (auto& [id, pos] : anchors.items())
+      if (calls_.count(id)) anchor_pos_[id] = pos.get<std::vector<uint32_t>>();
+    if (auto as = j.value("anchor_stats", json::array()); as.size() == 4) {
+      anchor_stats_.offers = as[0], anchor_stats_.answers = as[1], anchor_stats_.deletes = as[2], anchor_stats_.errors = as[3];
+    }
     if (!control_topic_.empty()) host().event_subscribe(control_topic_);
     return JN_OK;
   }
@@ -1197,6 +1371,11 @@ class RtpRelay : public junction::sdk::Plugin {
   std::deque<std::pair<std::string, uint64_t>> cache_order_;
   Counters stats_, reported_;
   uint64_t ice_unsupported_ = 0, reloads_ = 0;
+  // Anchored calls: which streams of the core's media description are the session's m= lines.
+  std::map<std::string, std::vector<uint32_t>> anchor_pos_;
+  struct {
+    uint64_t offers = 0, answers = 0, deletes = 0, errors = 0;
+  } anchor_stats_;
 };
 
 }  // namespace

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define JN_ABI_MAJOR 1
-#define JN_ABI_MINOR 0
+#define JN_ABI_MINOR 1  /* 1.1: media anchoring (on_anchor, anchor_reply) */
 
 #if defined(__GNUC__)
 #define JN_EXPORT __attribute__((visibility("default")))
@@ -257,6 +257,22 @@ typedef struct jn_admin_request {
   jn_str body;      /* borrowed JSON text, may be empty */
 } jn_admin_request;
 
+/* Media anchoring (since 1.1). When the conf names an anchor plugin (server.media_anchor, e.g.
+ * "rtp-relay"), the core passes the media of every call through it: the A-leg's offer before
+ * the B-legs see it, the winning B-leg's answer before the A-leg sees it, and a DELETE when the
+ * call is over. The anchor answers with the media the other side must use (its own addresses).
+ * Re-offers mid-call are not anchored in 1.1. */
+enum { JN_ANCHOR_OFFER = 1, JN_ANCHOR_ANSWER = 2, JN_ANCHOR_DELETE = 3 };
+
+typedef struct jn_anchor_request {
+  uint32_t struct_size;
+  uint32_t op;                /* JN_ANCHOR_* */
+  jn_handle reply;            /* answer with host->anchor_reply() BEFORE on_anchor returns */
+  jn_str call_id;             /* borrowed; the core's call id, the same in all three ops */
+  const jn_media_desc* media; /* borrowed: OFFER the A-leg's offer, ANSWER the B-leg's answer;
+                                 NULL for DELETE */
+} jn_anchor_request;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Plugin vtable: jn_on_* hooks. Any hook may be NULL except on_destroy.                     */
 /* The jn_plugin* passed is the instance returned by the factory.                            */
@@ -300,6 +316,10 @@ typedef struct jn_plugin_vtable {
   void (*on_event)(jn_plugin* self, jn_str topic, jn_str json);
   /* A plugin-specific admin command. */
   void (*on_admin)(jn_plugin* self, const jn_admin_request* req);
+
+  /* --- appended in 1.1 --- */
+  /* Media anchoring (see jn_anchor_request). Must not call the call_* services. */
+  void (*on_anchor)(jn_plugin* self, const jn_anchor_request* req);
 } jn_plugin_vtable;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -444,6 +464,12 @@ typedef struct jn_host_api {
   jn_status (*state_append)(jn_host_ctx* ctx, jn_handle sink, const uint8_t* data, size_t len);
   void (*stop_done)(jn_host_ctx* ctx);
   jn_status (*admin_reply)(jn_host_ctx* ctx, jn_handle reply, int http_status, jn_str json);
+
+  /* --- appended in 1.1 --------------------------------------------------------------------- */
+  /* The answer to an on_anchor request: JN_OK with the rewritten media (borrowed; same streams in
+   * the same order, addresses replaced), or an error status (media NULL) to leave the media
+   * untouched. For DELETE, media is NULL. */
+  jn_status (*anchor_reply)(jn_host_ctx* ctx, jn_handle reply, jn_status status, const jn_media_desc* media);
 } jn_host_api;
 
 /* Arguments to the factory. */

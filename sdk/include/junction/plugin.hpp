@@ -176,6 +176,9 @@ class Host {
     return out;
   }
 
+  jn_status anchor_reply(jn_handle reply, jn_status status, const jn_media_desc* media) const {
+    return api_->anchor_reply(ctx_, reply, status, media);
+  }
   jn_status admin_reply(jn_handle reply, int status, std::string_view json) const {
     return api_->admin_reply(ctx_, reply, status, to_jn(json));
   }
@@ -227,6 +230,8 @@ class Plugin {
   virtual void on_admin(const jn_admin_request& r) {
     host_.admin_reply(r.reply, 404, R"({"error":"unknown command"})");
   }
+  // Media anchoring (ABI 1.1): reply with the rewritten media, or an error to pass it through.
+  virtual void on_anchor(const jn_anchor_request& r) { host_.anchor_reply(r.reply, JN_ERR_UNSUPPORTED, nullptr); }
 
  private:
   Host host_;
@@ -297,6 +302,7 @@ inline const jn_plugin_vtable* vtable() {
       },
       [](jn_plugin* p, jn_str t, jn_str j) { guard_void(p, "on_event", [&] { self(p)->on_event(to_sv(t), to_sv(j)); }); },
       [](jn_plugin* p, const jn_admin_request* r) { guard_void(p, "on_admin", [&] { self(p)->on_admin(*r); }); },
+      [](jn_plugin* p, const jn_anchor_request* r) { guard_void(p, "on_anchor", [&] { self(p)->on_anchor(*r); }); },
   };
   return &vt;
 }
