@@ -17,8 +17,9 @@ class Traffic:
 
     def __init__(self, port, rate_pps=5000):
         self.port, self.rate = port, rate_pps
-        self.sock = udp_socket(timeout=10)
+        self.sock = udp_socket(timeout=0.1)
         self.sent = 0
+        self.final_sent = None  # set once the sender has stopped: the count to wait for
         self.received = set()
         self.stop_flag = threading.Event()
         self.rx_thread = threading.Thread(target=self._rx, daemon=True)
@@ -39,18 +40,26 @@ class Traffic:
             time.sleep(0.001)
 
     def _rx(self):
+        # Exits when every packet the sender actually sent has come back, or after 10 s without
+        # an echo. The sender's count is only final after it stopped (finish()), so the check
+        # waits for final_sent rather than racing the sender's last packets.
+        last_echo = time.monotonic()
         while True:
+            if self.final_sent is not None and len(self.received) >= self.final_sent:
+                return
             try:
                 data, _ = self.sock.recvfrom(2048)
             except socket.timeout:
-                return
+                if time.monotonic() - last_echo > 10:
+                    return
+                continue
+            last_echo = time.monotonic()
             self.received.add(struct.unpack(">Q", data[:8])[0])
-            if self.stop_flag.is_set() and len(self.received) >= self.sent:
-                return
 
     def finish(self):
         self.stop_flag.set()
         self.tx_thread.join()
+        self.final_sent = self.sent
         self.rx_thread.join(timeout=30)  # returns as soon as every echo is in (or 10 s of silence)
         return self.sent, len(self.received)
 
@@ -69,7 +78,7 @@ class ReloadTest(JunctionTest):
 
     def test_200_reloads_under_load_lose_nothing(self):
         before = self.j.cmd("udp-counter", "stats")
-        traffic = Traffic(self.port)
+        traffic = Traffic(self.port, rate_pps=10000)
         traffic.start()
         replies = []
         rss = []
