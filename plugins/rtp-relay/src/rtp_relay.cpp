@@ -743,8 +743,10 @@ class RtpRelay : public junction::sdk::Plugin {
       streams_[id].reset();
       free_ids_.push_back(id);
     }
-    calls_.erase(it);
+    // call_id may be a reference into the session being erased (destroy(sess.call_id)): drop the
+    // anchor entry while it is still valid.
     anchor_pos_.erase(call_id);
+    calls_.erase(it);
   }
 
   void announce(const Session& sess) {
