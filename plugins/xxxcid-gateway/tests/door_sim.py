@@ -128,13 +128,15 @@ class DoorSim:
             p = parse(data)
             if p is None:
                 continue
+            # Record before answering: whatever the answer triggers (e.g. "unlock success" at the
+            # phone) must never be observable before this packet is.
+            with self.cond:
+                self.packets.append(p)
+                self.cond.notify_all()
             if p["cmd"] == CALL and p["type"] == 1 and p["op"] in (OP_TALK, OP_UNLOCK, OP_HANGUP):
                 # A server command: answer every copy (the answer may have been lost), act once per
                 # command as the door would (the server retransmits only until it gets an answer).
                 self.send_raw(pack_call(p["op"], p["caller"], p["caller_ip"], p["callee"], p["callee_ip"], type=2))
-            with self.cond:
-                self.packets.append(p)
-                self.cond.notify_all()
 
     def _rx_audio(self):
         while not self.stop_flag:
