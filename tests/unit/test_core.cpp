@@ -100,6 +100,9 @@ TEST_CASE("metrics: prometheus text, labels, removal") {
   CHECK(t.find("# HELP jn_x_total help text\n# TYPE jn_x_total counter\njn_x_total{plugin=\"a\"} 3\n") != std::string::npos);
   CHECK(t.find("jn_g 1.5\n") != std::string::npos);
   CHECK(t.find("jn_c 7\n") != std::string::npos);
+  CHECK(t.find("# TYPE jn_c gauge\n") != std::string::npos);
+  m.computed("jn_copies_total", "", [] { return 2.0; });
+  CHECK(m.prometheus_text().find("# TYPE jn_copies_total counter\njn_copies_total 2\n") != std::string::npos);
   CHECK(m.counter_value("jn_x_total", "plugin=\"a\"") == 3);
   m.remove_matching("plugin=\"a\"");
   CHECK(m.prometheus_text().find("jn_x_total") == std::string::npos);

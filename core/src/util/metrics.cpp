@@ -35,7 +35,11 @@ double* Metrics::gauge(std::string_view name, std::string_view labels, std::stri
 
 void Metrics::computed(std::string name, std::string labels, std::function<double()> fn, std::string help) {
   auto it = families_.find(name);
-  if (it == families_.end()) it = families_.emplace(name, Family{"gauge", std::move(help), {}, {}, {}}).first;
+  if (it == families_.end()) {
+    // A value read from elsewhere is a counter when its name says so (Prometheus: "_total").
+    bool counter = name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0;
+    it = families_.emplace(name, Family{counter ? "counter" : "gauge", std::move(help), {}, {}, {}}).first;
+  }
   it->second.computed[labels] = std::move(fn);
 }
 

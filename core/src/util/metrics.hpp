@@ -19,7 +19,8 @@ class Metrics {
   double* gauge(std::string_view name, std::string_view labels = {}, std::string_view help = {});
   void add(std::string_view name, std::string_view labels, uint64_t delta) { *counter(name, labels) += delta; }
   void set(std::string_view name, std::string_view labels, double v) { *gauge(name, labels) = v; }
-  // A gauge computed when /metrics is read (pool sizes, active calls).
+  // A value computed when /metrics is read (pool sizes, active calls): a gauge, or a counter
+  // when the name ends in _total (a count kept elsewhere, e.g. the pool's payload copies).
   void computed(std::string name, std::string labels, std::function<double()> fn, std::string help = {});
   // Drops every series whose labels contain `label_fragment` (a plugin's series on unload).
   void remove_matching(std::string_view label_fragment);

@@ -5,7 +5,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from junction_test import JunctionTest, free_port  # noqa: E402
+from junction_test import JunctionTest, free_port, wait_until  # noqa: E402
 from door_sim import DoorSim  # noqa: E402
 from phone_sim import PhoneSim  # noqa: E402
 
@@ -77,15 +77,7 @@ class GatewayTest(JunctionTest):
 
     def wait_until(self, pred, timeout=10.0):
         """Bounded polling of an admin command, where no event marks the condition."""
-        import time
-        deadline = time.monotonic() + timeout
-        while True:
-            v = pred()
-            if v:
-                return v
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not reached within %ss" % timeout)
-            time.sleep(0.02)
+        return wait_until(pred, timeout)
 
     def answered_call(self, door, phone, callee=CALLEE):
         """Steps 3-6: the door calls, the phone gets 'call' and answers with 'call ok'."""
