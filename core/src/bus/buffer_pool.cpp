@@ -40,6 +40,7 @@ BufferPool::BufferPool(Config config) : config_(config) {
 }
 
 BufferPool::~BufferPool() {
+  reclaim_remote();
   assert(outstanding_ == 0 && "BufferPool destroyed with buffers still referenced");
   // In a release build a leak beats handing dangling memory to whoever still holds a buffer.
   if (outstanding_ != 0) return;
@@ -55,8 +56,8 @@ bool BufferPool::add_slab(size_t count) {
   void* memory = ::operator new(bytes, std::align_val_t{kSlotAlign}, std::nothrow);
   if (!memory) return false;
   slabs_.push_back({memory, bytes});
-  capacity_buffers_ += count;
-  bytes_reserved_ += bytes;
+  bump(capacity_buffers_, count);
+  bump(bytes_reserved_, bytes);
 
   // Link back to front so the free list hands slots out in address order.
   auto* base = static_cast<uint8_t*>(memory);
@@ -73,11 +74,12 @@ bool BufferPool::add_slab(size_t count) {
 }
 
 BufHeader* BufferPool::take_slot() {
+  if (!free_head_) reclaim_remote();
   if (!free_head_) {
-    size_t room = config_.max_buffers - capacity_buffers_;
+    size_t room = config_.max_buffers - capacity_buffers();
     if (room == 0) return nullptr;
     // Grow by about half the current size: few slabs overall, bounded overshoot.
-    size_t step = std::clamp(capacity_buffers_ / 2, kMinSlabSlots, kMaxSlabSlots);
+    size_t step = std::clamp(capacity_buffers() / 2, kMinSlabSlots, kMaxSlabSlots);
     if (!add_slab(std::min(step, room))) return nullptr;
   }
   BufHeader* h = free_head_;
@@ -95,15 +97,15 @@ BufHeader* BufferPool::alloc_oversize(uint32_t capacity) {
   h->capacity = capacity;
   h->magic = detail::kBufMagic;
   h->oversize = true;
-  ++oversize_allocs_;
-  bytes_reserved_ += bytes;
+  bump<uint64_t>(oversize_allocs_, 1);
+  bump(bytes_reserved_, bytes);
   return h;
 }
 
 void BufferPool::init_buffer(BufHeader* h, uint32_t headroom, uint32_t len) {
   assert(uint64_t{headroom} + len <= h->capacity);
   JN_UNPOISON(storage_of(h), h->capacity);
-  h->refcount = 1;
+  h->refcount.store(1, std::memory_order_relaxed);
   jn_buf& b = h->buf;
   b.data = storage_of(h) + headroom;
   b.len = len;
@@ -112,7 +114,7 @@ void BufferPool::init_buffer(BufHeader* h, uint32_t headroom, uint32_t len) {
   b.flags = 0;
   b.rx_ns = 0;
   b.src = jn_addr{};
-  ++outstanding_;
+  bump<size_t>(outstanding_, 1);
 }
 
 jn_buf* BufferPool::alloc(uint32_t len) {
@@ -125,7 +127,7 @@ jn_buf* BufferPool::alloc(uint32_t len) {
     h = nullptr;  // would not fit jn_buf's 32-bit fields
   }
   if (!h) {
-    ++exhausted_;
+    bump<uint64_t>(exhausted_, 1);
     return nullptr;
   }
   init_buffer(h, config_.headroom, len);
@@ -144,7 +146,7 @@ jn_buf* BufferPool::copy(const jn_buf* src) {
     h = nullptr;
   }
   if (!h) {
-    ++exhausted_;
+    bump<uint64_t>(exhausted_, 1);
     return nullptr;
   }
   init_buffer(h, src->headroom, src->len);
@@ -153,16 +155,37 @@ jn_buf* BufferPool::copy(const jn_buf* src) {
   dst.flags = src->flags;
   dst.rx_ns = src->rx_ns;
   dst.src = src->src;
-  ++payload_copies_;
+  bump<uint64_t>(payload_copies_, 1);
   return &dst;
+}
+
+void BufferPool::release_from_any_thread(BufHeader* h) {
+  if (on_owner_thread()) return release(h);
+  // Treiber push: many producers, one consumer that takes the whole list at once (no ABA).
+  BufHeader* head = remote_head_.load(std::memory_order_relaxed);
+  do {
+    h->next_free = head;
+  } while (!remote_head_.compare_exchange_weak(head, h, std::memory_order_release, std::memory_order_relaxed));
+}
+
+size_t BufferPool::reclaim_remote() {
+  BufHeader* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
+  size_t n = 0;
+  while (list) {
+    BufHeader* next = list->next_free;
+    release(list);
+    list = next;
+    ++n;
+  }
+  return n;
 }
 
 void BufferPool::release(BufHeader* h) {
   assert(h->pool == this && "buffer returned to the wrong pool");
-  assert(outstanding_ > 0);
-  --outstanding_;
+  assert(outstanding() > 0);
+  outstanding_.store(outstanding() - 1, std::memory_order_relaxed);
   if (h->oversize) {
-    bytes_reserved_ -= kHeaderBytes + h->capacity;
+    bytes_reserved_.store(bytes_reserved() - (kHeaderBytes + h->capacity), std::memory_order_relaxed);
     h->magic = 0;
     ::operator delete(h, std::align_val_t{kSlotAlign});
     return;

@@ -6,15 +6,20 @@
 // warm-up an alloc/unref pair does no malloc. A request larger than buffer_size gets a one-off
 // heap buffer with the same header, freed on its last unref.
 //
-// Threading: a pool and all its buffers belong to one loop thread. The refcount is a plain
-// integer on purpose (no atomics on the media path); never share buffers across threads.
+// Threading: a pool belongs to one loop thread (its owner: the control loop, or one media
+// loop), which alone allocates from it. Buffers may travel: the refcount is atomic (an
+// uncontended RMW, a few ns against the microseconds a datagram costs in the kernel), and a
+// buffer whose last reference is dropped on another thread goes onto the pool's lock-free
+// remote list, which the owner reclaims when its own free list runs dry.
 #pragma once
 
 #include <junction/abi.h>
 
+#include <atomic>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -31,7 +36,7 @@ struct BufHeader {
   jn_buf buf;              // must stay first
   BufferPool* pool;        // the pool that accounts for this buffer
   BufHeader* next_free;    // free-list link while idle
-  uint32_t refcount;       // plain integer: single-threaded, see above
+  std::atomic<uint32_t> refcount;  // atomic: buffers may be released on another thread
   uint32_t capacity;       // storage bytes after the header (headroom + payload room)
   uint32_t magic;
   bool oversize;           // a one-off heap buffer, not a slab slot
@@ -78,17 +83,26 @@ class BufferPool {
   // nullptr when the pool is at max_buffers (or the heap refuses an oversize buffer).
   jn_buf* alloc(uint32_t len);
 
-  void ref(jn_buf* buf) {
+  // ref/unref work on any pool's buffer from any thread (the buffer knows its pool).
+  static void ref(jn_buf* buf) {
     detail::BufHeader* h = detail::header_of(buf);
-    assert(h->refcount > 0 && "ref of a released buffer");
-    ++h->refcount;
+    [[maybe_unused]] uint32_t before = h->refcount.fetch_add(1, std::memory_order_relaxed);
+    assert(before > 0 && "ref of a released buffer");
   }
-  void unref(jn_buf* buf) {
+  static void unref(jn_buf* buf) {
     detail::BufHeader* h = detail::header_of(buf);
-    assert(h->refcount > 0 && "unref of a released buffer");
-    if (--h->refcount == 0) release(h);
+    uint32_t before = h->refcount.fetch_sub(1, std::memory_order_acq_rel);
+    assert(before > 0 && "unref of a released buffer");
+    if (before == 1) h->pool->release_from_any_thread(h);
   }
-  bool is_shared(const jn_buf* buf) const { return detail::header_of(buf)->refcount > 1; }
+  static bool is_shared(const jn_buf* buf) { return detail::header_of(buf)->refcount.load(std::memory_order_acquire) > 1; }
+
+  // The owner thread is the constructing thread until adopted by another (a media loop's pool
+  // is built on the control thread and adopted by the loop's thread before first use).
+  void adopt_current_thread() { owner_ = std::this_thread::get_id(); }
+  bool on_owner_thread() const { return std::this_thread::get_id() == owner_; }
+  // Owner thread: take back buffers released on other threads. Returns how many.
+  size_t reclaim_remote();
 
   // A private copy (refcount 1) of any pool's buffer, allocated from this pool, with data at
   // the same headroom offset and the same flags/rx_ns/src. nullptr when allocation fails.
@@ -98,12 +112,13 @@ class BufferPool {
   static BufferPool* owner(const jn_buf* buf) { return detail::header_of(buf)->pool; }
 
   // --- stats -----------------------------------------------------------------------------
-  uint64_t payload_copies() const { return payload_copies_; }
-  size_t outstanding() const { return outstanding_; }          // live buffers, incl. oversize
-  size_t capacity_buffers() const { return capacity_buffers_; }  // slab slots allocated
-  uint64_t exhausted_count() const { return exhausted_; }      // allocs that returned nullptr
-  uint64_t oversize_allocs() const { return oversize_allocs_; }
-  size_t bytes_reserved() const { return bytes_reserved_; }    // slabs + live oversize buffers
+  // Readable from any thread (relaxed atomics written by the owner only).
+  uint64_t payload_copies() const { return payload_copies_.load(std::memory_order_relaxed); }
+  size_t outstanding() const { return outstanding_.load(std::memory_order_relaxed); }  // live, incl. oversize and not yet reclaimed
+  size_t capacity_buffers() const { return capacity_buffers_.load(std::memory_order_relaxed); }  // slab slots allocated
+  uint64_t exhausted_count() const { return exhausted_.load(std::memory_order_relaxed); }  // allocs that returned nullptr
+  uint64_t oversize_allocs() const { return oversize_allocs_.load(std::memory_order_relaxed); }
+  size_t bytes_reserved() const { return bytes_reserved_.load(std::memory_order_relaxed); }  // slabs + live oversize buffers
   const Config& config() const { return config_; }
 
  private:
@@ -116,7 +131,11 @@ class BufferPool {
   detail::BufHeader* alloc_oversize(uint32_t capacity);
   bool add_slab(size_t count);
   void init_buffer(detail::BufHeader* h, uint32_t headroom, uint32_t len);
-  void release(detail::BufHeader* h);
+  void release(detail::BufHeader* h);  // owner thread
+  void release_from_any_thread(detail::BufHeader* h);
+  // Single-writer counters: the owner updates them without a locked RMW.
+  template <typename T>
+  static void bump(std::atomic<T>& c, T delta) { c.store(c.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed); }
 
   Config config_;
   size_t slot_stride_;       // bytes per slab slot (header + storage, cache-line rounded)
@@ -124,12 +143,15 @@ class BufferPool {
   std::vector<Slab> slabs_;
   detail::BufHeader* free_head_ = nullptr;
 
-  uint64_t payload_copies_ = 0;
-  size_t outstanding_ = 0;
-  size_t capacity_buffers_ = 0;
-  uint64_t exhausted_ = 0;
-  uint64_t oversize_allocs_ = 0;
-  size_t bytes_reserved_ = 0;
+  std::thread::id owner_ = std::this_thread::get_id();
+  std::atomic<detail::BufHeader*> remote_head_{nullptr};  // released elsewhere, not yet reclaimed
+
+  std::atomic<uint64_t> payload_copies_{0};
+  std::atomic<size_t> outstanding_{0};
+  std::atomic<size_t> capacity_buffers_{0};
+  std::atomic<uint64_t> exhausted_{0};
+  std::atomic<uint64_t> oversize_allocs_{0};
+  std::atomic<size_t> bytes_reserved_{0};
 };
 
 }  // namespace junction

@@ -63,6 +63,7 @@ uint64_t PacketBus::subscribe(std::string_view stream, BusSink* sink, uint64_t c
   s->subscribers.push_back({id, sink, cookie});
   ++s->live;
   subscriptions_.emplace(id, Subscription{stream_id, sink});
+  subscription_count_atomic_.store(subscriptions_.size(), std::memory_order_relaxed);
   return id;
 }
 
@@ -71,6 +72,7 @@ bool PacketBus::unsubscribe(uint64_t subscription) {
   if (it == subscriptions_.end()) return false;
   uint32_t stream_id = it->second.stream_id;
   subscriptions_.erase(it);
+  subscription_count_atomic_.store(subscriptions_.size(), std::memory_order_relaxed);
 
   Stream* s = lookup(stream_id);
   assert(s);

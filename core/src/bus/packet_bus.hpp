@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -72,6 +73,9 @@ class PacketBus {
   bool stream_stats(std::string_view stream, StreamStats& out) const;  // false if no such stream
   size_t stream_count() const { return by_name_.size(); }
   size_t subscription_count() const { return subscriptions_.size(); }
+  // The same, readable from a media loop's thread (relaxed; a stale answer only delays or
+  // drops one hand-off around a subscribe/unsubscribe).
+  size_t subscription_count_any_thread() const { return subscription_count_atomic_.load(std::memory_order_relaxed); }
   uint64_t unrouted_packets() const { return unrouted_packets_; }
   uint64_t total_deliveries() const { return total_deliveries_; }
   // {"streams":[{"name","subscribers","packets","bytes","deliveries","pinned"}...] (by name),
@@ -113,6 +117,7 @@ class PacketBus {
   std::unordered_map<std::string, uint32_t, NameHash, std::equal_to<>> by_name_;
   std::unordered_map<uint64_t, Subscription> subscriptions_;
   uint64_t next_subscription_ = 1;
+  std::atomic<size_t> subscription_count_atomic_{0};
   uint64_t unrouted_packets_ = 0;
   uint64_t total_deliveries_ = 0;
 };

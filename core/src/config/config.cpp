@@ -268,6 +268,15 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     r.u32("stop_timeout_ms", c.stop_timeout_ms, 0, 600000);
     r.u32("ring_timeout_ms", c.ring_timeout_ms, 1000, 3600000);
     r.str("media_anchor", c.media_anchor);
+    r.u32("media_loops", c.media_loops, 0, 256);
+    if (auto* n = r.node("media_loop_cpus")) {
+      if (!n->is_array()) fail(path, *n, "'server.media_loop_cpus' must be an array of CPU numbers");
+      for (auto& e : *n->as_array()) {
+        if (!e.is_integer() || e.value<int64_t>().value() < 0 || e.value<int64_t>().value() > 4095)
+          fail(path, e, "CPU numbers are integers 0..4095");
+        c.media_loop_cpus.push_back(static_cast<int>(e.value<int64_t>().value()));
+      }
+    }
     r.finish();
   }
   std::vector<ListenAddr> listens;

@@ -39,6 +39,8 @@ struct CoreConfig {
   uint32_t stop_timeout_ms = 5000;
   uint32_t ring_timeout_ms = 60000;
   std::string media_anchor;  // plugin that anchors call media ("rtp-relay"), "" = none
+  uint32_t media_loops = 0;  // media worker loops (threads); 0 = media on the control loop
+  std::vector<int> media_loop_cpus;  // CPU of loop k at [k-1]; missing: loop k on CPU k % ncpu
   std::string admin_listen = "127.0.0.1:7600";
   std::string admin_token;  // empty: generated into state_dir/admin.token
   std::vector<PluginConf> plugins;

@@ -1,5 +1,6 @@
 // The jn_host_api table: C entry points that plugins call. Each one finds the slot from ctx,
 // checks the handle's kind and owner, and never lets a C++ exception cross back to the plugin.
+#include "host/media_loop.hpp"
 #include "host/plugin_host.hpp"
 #include "host/resources.hpp"
 #include "routing/call_event_abi.hpp"
@@ -7,7 +8,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace junction {
 namespace {
@@ -40,7 +43,10 @@ jn_status copy_out(const std::string& s, char* out, size_t cap, size_t* needed) 
 void h_log(jn_host_ctx* ctx, int level, jn_str msg) { S(ctx).log(level, sv(msg)); }
 int h_log_level(jn_host_ctx* ctx) { return S(ctx).log_level(); }
 void h_set_error(jn_host_ctx* ctx, jn_str msg) { S(ctx).set_error(std::string(sv(msg))); }
-uint64_t h_now_ms(jn_host_ctx* ctx) { return uv_now(S(ctx).host().services().loop); }
+uint64_t h_now_ms(jn_host_ctx* ctx) {
+  if (MediaLoop* m = MediaLoop::current()) return m->now_ms();
+  return uv_now(S(ctx).host().services().loop);
+}
 
 // --- configuration -------------------------------------------------------------------------
 jn_status h_config_json(jn_host_ctx* ctx, char* out, size_t cap, size_t* needed) {
@@ -212,21 +218,70 @@ jn_status h_ws_close(jn_host_ctx* ctx, jn_handle h) {
 }
 
 // --- buffers ---------------------------------------------------------------------------------
-jn_buf* h_buf_alloc(jn_host_ctx* ctx, uint32_t len) { return S(ctx).host().services().pool.alloc(len); }
-void h_buf_ref(jn_host_ctx* ctx, jn_buf* b) {
-  if (b) S(ctx).host().services().pool.ref(b);
+// The calling loop's pool: each loop allocates from its own (no lock on the media path).
+BufferPool& pool_here(jn_host_ctx* ctx) {
+  if (MediaLoop* m = MediaLoop::current()) return m->pool();
+  return S(ctx).host().services().pool;
 }
-void h_buf_unref(jn_host_ctx* ctx, jn_buf* b) {
-  if (b) S(ctx).host().services().pool.unref(b);
+jn_buf* h_buf_alloc(jn_host_ctx* ctx, uint32_t len) { return pool_here(ctx).alloc(len); }
+void h_buf_ref(jn_host_ctx*, jn_buf* b) {
+  if (b) BufferPool::ref(b);
 }
-int h_buf_is_shared(jn_host_ctx* ctx, const jn_buf* b) { return b && S(ctx).host().services().pool.is_shared(b) ? 1 : 0; }
-jn_buf* h_buf_copy(jn_host_ctx* ctx, const jn_buf* b) { return b ? S(ctx).host().services().pool.copy(b) : nullptr; }
+void h_buf_unref(jn_host_ctx*, jn_buf* b) {
+  if (b) BufferPool::unref(b);
+}
+int h_buf_is_shared(jn_host_ctx*, const jn_buf* b) { return b && BufferPool::is_shared(b) ? 1 : 0; }
+jn_buf* h_buf_copy(jn_host_ctx* ctx, const jn_buf* b) { return b ? pool_here(ctx).copy(b) : nullptr; }
 
 // --- bus ---------------------------------------------------------------------------------------
+// From a media loop: subscribers live on the control loop, so the packet is handed over by
+// reference; with no subscription anywhere it stops here.
+jn_status media_publish(MediaLoop& m, PacketBus& bus, uint32_t id, std::string_view stream, jn_buf* buf) {
+  if (!MediaLoops::bus_has_subscribers(bus)) {
+    m.stats().bus_unsubscribed.fetch_add(1, std::memory_order_relaxed);
+    return JN_OK;
+  }
+  m.handoff(id, stream, buf);
+  return JN_OK;
+}
 jn_status h_bus_publish(jn_host_ctx* ctx, jn_str stream, jn_buf* buf) {
   if (!buf || sv(stream).empty()) return JN_ERR_INVALID;
-  S(ctx).host().services().bus.publish(sv(stream), buf);
+  PacketBus& bus = S(ctx).host().services().bus;
+  if (MediaLoop* m = MediaLoop::current()) return media_publish(*m, bus, 0, sv(stream), buf);
+  bus.publish(sv(stream), buf);
   return JN_OK;
+}
+jn_status h_bus_publish_id(jn_host_ctx* ctx, uint32_t id, jn_buf* buf) {
+  if (!buf || id == 0) return JN_ERR_INVALID;
+  PacketBus& bus = S(ctx).host().services().bus;
+  if (MediaLoop* m = MediaLoop::current()) return media_publish(*m, bus, id, {}, buf);
+  bus.publish(id, buf);
+  return JN_OK;
+}
+jn_status h_bus_intern(jn_host_ctx* ctx, jn_str stream, uint32_t* out) {
+  return guarded(ctx, "bus_intern", [&]() -> jn_status {
+    if (!out || sv(stream).empty()) return JN_ERR_INVALID;
+    PluginSlot& s = S(ctx);
+    uint32_t id = s.host().services().bus.intern(sv(stream));
+    if (!id) return JN_ERR_INVALID;
+    ++s.interned()[id];
+    *out = id;
+    return JN_OK;
+  });
+}
+jn_status h_bus_release_id(jn_host_ctx* ctx, uint32_t id) {
+  PluginSlot& s = S(ctx);
+  auto it = s.interned().find(id);
+  if (it == s.interned().end()) return JN_ERR_NOT_FOUND;
+  // Packets a media loop handed over for this id are published before the id can be reused.
+  if (MediaLoops* m = s.host().services().media) m->drain_handoffs();
+  if (--it->second == 0) s.interned().erase(it);
+  s.host().services().bus.release(id);
+  return JN_OK;
+}
+uint32_t h_media_loops(jn_host_ctx* ctx) {
+  MediaLoops* m = S(ctx).host().services().media;
+  return m ? m->count() : 0;
 }
 jn_status h_bus_subscribe(jn_host_ctx* ctx, jn_str stream, uint64_t cookie, jn_handle* out) {
   return guarded(ctx, "bus_subscribe", [&]() -> jn_status {
@@ -425,23 +480,50 @@ jn_status h_anchor_reply(jn_host_ctx* ctx, jn_handle reply, jn_status status, co
   });
 }
 
+// Control-loop-only services called from a media loop: refused with a log line naming them.
+template <size_t N>
+struct Name {
+  constexpr Name(const char (&s)[N]) { std::copy_n(s, N, text); }
+  char text[N];
+};
+template <Name name, auto F>
+struct ControlOnly;
+template <Name name, typename R, typename... A, R (*F)(jn_host_ctx*, A...)>
+struct ControlOnly<name, F> {
+  static R call(jn_host_ctx* ctx, A... args) {
+    if (MediaLoop* m = MediaLoop::current()) {
+      S(ctx).log(JN_LOG_ERROR, fmt::format("{} called from media loop {}: refused (a control-loop service; see the ABI's threading rules)",
+                                           name.text, m->index()));
+      if constexpr (std::is_same_v<R, void>) return;
+      else if constexpr (std::is_same_v<R, jn_status>) return JN_ERR_WRONG_THREAD;
+      else return R{};
+    }
+    return F(ctx, args...);
+  }
+};
+#define CTL(fn, name) ControlOnly<name, fn>::call
+
 const jn_host_api kHostApi = {
     sizeof(jn_host_api), JN_ABI_MAJOR, JN_ABI_MINOR,
-    h_log, h_log_level, h_set_error, h_now_ms,
-    h_config_json, h_config_error,
-    h_timer_start, h_timer_stop,
-    h_udp_bind, h_udp_local_addr, h_udp_send, h_udp_join, h_udp_close,
-    h_tcp_listen, h_tcp_connect, h_tcp_send, h_tcp_set_cookie, h_tcp_close,
-    h_http_listen, h_http_respond, h_ws_send, h_ws_set_cookie, h_ws_close,
+    h_log, h_log_level, CTL(h_set_error, "set_error"), h_now_ms,
+    CTL(h_config_json, "config_json"), CTL(h_config_error, "config_error"),
+    CTL(h_timer_start, "timer_start"), CTL(h_timer_stop, "timer_stop"),
+    CTL(h_udp_bind, "udp_bind"), CTL(h_udp_local_addr, "udp_local_addr"), h_udp_send, CTL(h_udp_join, "udp_join_multicast"),
+    CTL(h_udp_close, "udp_close"),
+    CTL(h_tcp_listen, "tcp_listen"), CTL(h_tcp_connect, "tcp_connect"), CTL(h_tcp_send, "tcp_send"),
+    CTL(h_tcp_set_cookie, "tcp_set_cookie"), CTL(h_tcp_close, "tcp_close"),
+    CTL(h_http_listen, "http_listen"), CTL(h_http_respond, "http_respond"), CTL(h_ws_send, "ws_send"),
+    CTL(h_ws_set_cookie, "ws_set_cookie"), CTL(h_ws_close, "ws_close"),
     h_buf_alloc, h_buf_ref, h_buf_unref, h_buf_is_shared, h_buf_copy,
-    h_bus_publish, h_bus_subscribe, h_bus_unsubscribe,
-    h_route_add, h_route_remove, h_route_lookup,
-    h_call_originate, h_call_send, h_leg_set_cookie,
-    h_event_publish, h_event_subscribe,
-    h_counter_add, h_gauge_set,
-    h_kv_put, h_kv_get, h_kv_del, h_kv_scan,
-    h_state_append, h_stop_done, h_admin_reply,
-    h_anchor_reply,
+    h_bus_publish, CTL(h_bus_subscribe, "bus_subscribe"), CTL(h_bus_unsubscribe, "bus_unsubscribe"),
+    CTL(h_route_add, "route_add"), CTL(h_route_remove, "route_remove"), CTL(h_route_lookup, "route_lookup"),
+    CTL(h_call_originate, "call_originate"), CTL(h_call_send, "call_send"), CTL(h_leg_set_cookie, "leg_set_cookie"),
+    CTL(h_event_publish, "event_publish"), CTL(h_event_subscribe, "event_subscribe"),
+    CTL(h_counter_add, "counter_add"), CTL(h_gauge_set, "gauge_set"),
+    CTL(h_kv_put, "kv_put"), CTL(h_kv_get, "kv_get"), CTL(h_kv_del, "kv_del"), CTL(h_kv_scan, "kv_scan"),
+    CTL(h_state_append, "state_append"), CTL(h_stop_done, "stop_done"), CTL(h_admin_reply, "admin_reply"),
+    CTL(h_anchor_reply, "anchor_reply"),
+    h_media_loops, CTL(h_bus_intern, "bus_intern"), CTL(h_bus_release_id, "bus_release_id"), h_bus_publish_id,
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "host/plugin_host.hpp"
 
 #include "bus/zero_copy_send.hpp"
+#include "host/media_loop.hpp"
 #include "host/resources.hpp"
 #include "routing/call_event_abi.hpp"
 #include "util/log.hpp"
@@ -549,6 +550,7 @@ ReloadResult PluginHost::reload(const std::string& name, const PluginConf* new_c
   // ---- cut-over: from here until replay, the slot's input is held in order ----
   uint64_t t0 = mono_us();
   slot->quiesced_ = true;
+  if (services_.media) services_.media->pause(slot);  // media loops hold this slot's input too
   uint64_t held_before = slot->held_total_;
   std::string state;
   if (auto save = JN_HOOK(slot->instance_, on_save_state)) {
@@ -562,6 +564,7 @@ ReloadResult PluginHost::reload(const std::string& name, const PluginConf* new_c
       std::string why = slot->take_error();
       release_instance(std::move(next));
       slot->quiesced_ = false;
+    if (services_.media) services_.media->resume(slot);
       auto held = std::move(slot->held_);
       for (auto& f : held) f();  // back to the old instance, in order
       return fail(500, fmt::format("save_state failed (status {}){}{}", st, why.empty() ? "" : ": ", why));
@@ -583,6 +586,7 @@ ReloadResult PluginHost::reload(const std::string& name, const PluginConf* new_c
   if (!error.empty()) {
     release_instance(std::move(next));
     slot->quiesced_ = false;
+    if (services_.media) services_.media->resume(slot);
     auto held = std::move(slot->held_);
     for (auto& f : held) f();
     return fail(422, error);
@@ -590,6 +594,7 @@ ReloadResult PluginHost::reload(const std::string& name, const PluginConf* new_c
   std::unique_ptr<PluginInstance> retired = std::move(slot->instance_);
   slot->instance_ = std::move(next);
   slot->quiesced_ = false;
+    if (services_.media) services_.media->resume(slot);
   // Replay held input to the new instance. Anything a replayed hook triggers is delivered
   // directly (the slot is no longer quiesced), after everything already held.
   while (!slot->held_.empty()) {
@@ -622,6 +627,13 @@ void PluginHost::close_slot_resources(PluginSlot& slot) {
     close_resource(h);
   }
   slot.resources().clear();
+  if (services_.media) {
+    services_.media->forget(&slot);  // input held by a media loop for this slot
+    services_.media->drain_handoffs();
+  }
+  for (auto& [id, count] : slot.interned())
+    for (uint32_t i = 0; i < count; ++i) services_.bus.release(id);
+  slot.interned().clear();
   services_.bus.unsubscribe_all(&slot);
   services_.routes.remove_plugin(slot.name());
   services_.calls.end_plugin_legs(slot.name(), 503, "plugin unloaded");
@@ -692,7 +704,7 @@ void PluginHost::stop_all(std::function<void()> done) {
 nlohmann::json PluginHost::slot_json(const PluginSlot& s) const {
   nlohmann::json j{{"name", s.name()}, {"conf", s.conf().conf_path}, {"library", s.conf().library},
                    {"generation", s.generation_}, {"reloads", s.reloads_}, {"held_events_total", s.held_total_},
-                   {"resources", s.resources_.size()}, {"log_level", log_level_name(s.log_level_)}, {"stopping", s.stopping_}};
+                   {"resources", s.resources_.size()}, {"log_level", log_level_name(s.log_level())}, {"stopping", s.stopping_}};
   if (s.instance_ && s.instance_->info) {
     const auto& i = *s.instance_->info;
     j["version"] = i.version ? i.version : "";

@@ -22,6 +22,7 @@
 #include <boost/dll/shared_library.hpp>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <map>
@@ -37,6 +38,8 @@ class PluginHost;
 class PluginSlot;
 
 // What the host needs from the rest of the core: passed in, never global.
+class MediaLoops;
+
 struct Services {
   uv_loop_t* loop;
   Metrics& metrics;
@@ -47,6 +50,7 @@ struct Services {
   CallManager& calls;
   HttpServer& http;
   std::string state_dir;
+  MediaLoops* media = nullptr;  // server.media_loops; count() may be 0
 };
 
 // A core-owned resource named by a jn_handle. Closing is explicit: close() starts it, and the
@@ -103,8 +107,8 @@ class PluginSlot : public BusSink {
   void set_conf(PluginConf c) { conf_ = std::move(c); }
   PluginHost& host() { return host_; }
   PluginInstance* instance() { return instance_.get(); }
-  int log_level() const { return log_level_; }
-  void set_log_level(int l) { log_level_ = l; }
+  int log_level() const { return log_level_.load(std::memory_order_relaxed); }
+  void set_log_level(int l) { log_level_.store(l, std::memory_order_relaxed); }
   void log(int level, std::string_view msg);
   jn_host_ctx* ctx() { return reinterpret_cast<jn_host_ctx*>(this); }
   static PluginSlot* from(jn_host_ctx* ctx) { return reinterpret_cast<PluginSlot*>(ctx); }
@@ -138,6 +142,11 @@ class PluginSlot : public BusSink {
 
   uint64_t held_total() const { return held_total_; }
   uint64_t reloads() const { return reloads_; }
+  // Set (control thread) while the instance is being swapped or unloaded: media loops hold this
+  // slot's input instead of calling it (see MediaLoop).
+  std::atomic<bool> media_held{false};
+  // Stream ids this slot interned (bus_intern), released at unload.
+  std::unordered_map<uint32_t, uint32_t>& interned() { return interned_; }
   bool stopping() const { return stopping_; }
 
  private:
@@ -148,11 +157,12 @@ class PluginSlot : public BusSink {
   PluginHost& host_;
   PluginConf conf_;
   std::unique_ptr<PluginInstance> instance_;
-  int log_level_;
+  std::atomic<int> log_level_;  // read by media loops too
   std::string error_;
   std::set<jn_handle> resources_;
   std::set<std::string> event_topics_;
   std::unordered_map<jn_handle, jn_handle> routes_by_inner_;
+  std::unordered_map<uint32_t, uint32_t> interned_;  // stream id -> intern count
   bool quiesced_ = false;
   bool stopping_ = false;
   std::deque<std::function<void()>> held_;

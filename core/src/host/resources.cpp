@@ -2,6 +2,7 @@
 
 #include "bus/zero_copy_send.hpp"
 #include "host/framer.hpp"
+#include "host/media_loop.hpp"
 #include "util/log.hpp"
 
 #include <arpa/inet.h>
@@ -52,23 +53,20 @@ void on_timer(uv_timer_t* t) {
 }
 
 // ------------------------------------------------------------------------------------------
-struct UdpRes : Resource {
-  UdpRes(PluginSlot* o, uint64_t c) : Resource(Kind::Udp, o, c) {}
-  int fd = -1;
-  uv_poll_t poll{};
-  jn_addr local{};
-  uint32_t max_datagram = 2048;
-  uint32_t batch_hint = 4;  // datagrams to prepare for the next recvmmsg
-  uint64_t* rx_packets = nullptr;
-  uint64_t* rx_truncated = nullptr;
-  uint64_t* tx_dropped = nullptr;
-};
+}  // namespace
 
 void on_udp_readable(uv_poll_t* p, int status, int events) {
   auto* r = static_cast<UdpRes*>(p->data);
-  if (status < 0 || !(events & UV_READABLE) || !r->owner) return;
+  if (status < 0 || !(events & UV_READABLE)) return;
+  // A media loop's socket: its loop's pool, its loop's delivery (which holds input during a
+  // reload), and the loop's run lock around it all (the control loop's barrier, see
+  // MediaLoop::pause).
+  MediaLoop* media = r->media;
+  std::unique_lock<std::mutex> run;
+  if (media) run = std::unique_lock<std::mutex>(media->run_mutex());
+  if (!r->owner) return;
   PluginSlot& slot = *r->owner;
-  BufferPool& pool = slot.host().services().pool;
+  BufferPool& pool = media ? media->pool() : slot.host().services().pool;
   jn_buf* bufs[kRecvBatch];
   mmsghdr msgs[kRecvBatch];
   iovec iov[kRecvBatch];
@@ -99,7 +97,8 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
     size_t kept = 0;
     for (size_t i = 0; i < got; ++i) {
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-        ++*r->rx_truncated;
+        if (media) media->stats().rx_truncated.fetch_add(1, std::memory_order_relaxed);
+        else ++*r->rx_truncated;
         pool.unref(bufs[i]);
         continue;
       }
@@ -109,14 +108,21 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
       bufs[i]->src = from_sockaddr(reinterpret_cast<sockaddr*>(&from[i]));
       bufs[kept++] = bufs[i];
     }
-    *r->rx_packets += kept;
-    if (kept) slot.deliver_udp(r->handle, r->cookie, bufs, kept);
+    if (media) {
+      media->stats().rx_packets.fetch_add(kept, std::memory_order_relaxed);
+      if (kept) media->deliver(*r, bufs, kept);
+    } else {
+      *r->rx_packets += kept;
+      if (kept) slot.deliver_udp(r->handle, r->cookie, bufs, kept);
+    }
     for (size_t i = 0; i < kept; ++i) pool.unref(bufs[i]);
     budget -= got;
     r->batch_hint = got == want ? std::min<uint32_t>(r->batch_hint * 2, kRecvBatch) : std::max<uint32_t>(static_cast<uint32_t>(got), 2);
     if (got < want) break;  // drained
   }
 }
+
+namespace {
 
 // ------------------------------------------------------------------------------------------
 struct TcpRes : Resource {
@@ -333,7 +339,13 @@ jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_optio
     if (opts->sndbuf) sndbuf = opts->sndbuf;
     reuse_port = opts->reuse_port != 0;
   }
-  if (opts && opts->struct_size >= sizeof(jn_udp_options) && opts->max_datagram) max_dgram = std::min<uint32_t>(opts->max_datagram, 65535);
+  if (opts && opts->struct_size >= offsetof(jn_udp_options, max_datagram) + sizeof(uint32_t) && opts->max_datagram)
+    max_dgram = std::min<uint32_t>(opts->max_datagram, 65535);
+  uint32_t loop_index = 0;
+  if (opts && opts->struct_size >= offsetof(jn_udp_options, loop) + sizeof(uint32_t)) loop_index = opts->loop;
+  MediaLoop* media = slot.host().services().media ? slot.host().services().media->at(loop_index) : nullptr;
+  // A media loop's pool holds the datagrams: they must fit its buffers (no oversize on the hot path).
+  if (media) max_dgram = std::min<uint32_t>(max_dgram, media->pool().config().buffer_size);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
@@ -355,9 +367,16 @@ jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_optio
   u->rx_packets = host.services().metrics.counter("junction_udp_rx_packets_total", labels, "Datagrams received on plugin sockets");
   u->rx_truncated = host.services().metrics.counter("junction_udp_truncated_total", labels, "Datagrams longer than the socket's max_datagram, dropped");
   u->tx_dropped = host.services().metrics.counter("junction_udp_tx_dropped_total", labels, "Datagrams the kernel refused to send");
+  UdpRes* raw = u.get();
+  if (media) {
+    raw->media = media;
+    *out = host.add_resource(std::move(u));
+    slot.resources().insert(*out);
+    media->add_socket(raw);  // the loop's thread starts polling it
+    return JN_OK;
+  }
   uv_poll_init(host.services().loop, &u->poll, fd);
   u->poll.data = u.get();
-  UdpRes* raw = u.get();
   *out = host.add_resource(std::move(u));
   slot.resources().insert(*out);
   uv_poll_start(&raw->poll, UV_READABLE, on_udp_readable);
@@ -371,17 +390,16 @@ jn_status udp_local_addr(PluginSlot& slot, jn_handle sock, jn_addr* out) {
   return JN_OK;
 }
 
-jn_status udp_send(PluginSlot& slot, const jn_send* items, size_t count) {
+jn_status udp_send_items(const jn_send* items, size_t count, UdpRes* (*resolve)(void*, jn_handle), void* arg) {
   if (!items && count) return JN_ERR_INVALID;
   constexpr size_t kBatch = 64;
   mmsghdr msgs[kBatch];
   iovec iov[kBatch][2];
   sockaddr_storage sa[kBatch];
-  PluginHost& host = slot.host();
   jn_status result = JN_OK;
   size_t i = 0;
   while (i < count) {
-    auto* u = static_cast<UdpRes*>(host.resource(items[i].sock, Resource::Kind::Udp, &slot));
+    UdpRes* u = resolve(arg, items[i].sock);
     if (!u) {
       result = JN_ERR_NOT_FOUND;
       ++i;
@@ -403,15 +421,43 @@ jn_status udp_send(PluginSlot& slot, const jn_send* items, size_t count) {
       int r = sendmmsg(u->fd, msgs + sent, static_cast<unsigned>(n - sent), MSG_DONTWAIT);
       if (r <= 0) {
         // The media path never blocks: a full socket buffer drops the rest of this run.
-        *u->tx_dropped += n - sent;
+        if (u->media) u->media->stats().tx_dropped.fetch_add(n - sent, std::memory_order_relaxed);
+        else *u->tx_dropped += n - sent;
         if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) result = JN_ERR_IO;
         break;
       }
       sent += static_cast<size_t>(r);
     }
+    if (u->media && sent) u->media->stats().tx_packets.fetch_add(sent, std::memory_order_relaxed);
     i += std::max<size_t>(n, 1);
   }
   return result;
+}
+
+jn_status udp_send(PluginSlot& slot, const jn_send* items, size_t count) {
+  if (MediaLoop* loop = MediaLoop::current()) {
+    // On a media loop: that loop's sockets only (the control loop may close its own at any time).
+    struct Arg { MediaLoop* loop; PluginSlot* slot; bool foreign = false; } arg{loop, &slot};
+    jn_status st = udp_send_items(items, count, [](void* a, jn_handle h) -> UdpRes* {
+      auto* x = static_cast<Arg*>(a);
+      UdpRes* u = x->loop->socket(h);
+      if (!u || u->owner != x->slot) {
+        x->foreign = true;
+        return nullptr;
+      }
+      return u;
+    }, &arg);
+    if (arg.foreign) {
+      slot.log(JN_LOG_WARN, fmt::format("udp_send on media loop {}: a socket that is not this plugin's socket on this loop", loop->index()));
+      return JN_ERR_WRONG_THREAD;
+    }
+    return st;
+  }
+  struct Arg { PluginSlot* slot; } arg{&slot};
+  return udp_send_items(items, count, [](void* a, jn_handle h) -> UdpRes* {
+    auto* x = static_cast<Arg*>(a);
+    return static_cast<UdpRes*>(x->slot->host().resource(h, Resource::Kind::Udp, x->slot));
+  }, &arg);
 }
 
 jn_status udp_join_multicast(PluginSlot& slot, jn_handle sock, std::string_view group, std::string_view iface) {
@@ -531,6 +577,10 @@ void close_io_resource(PluginHost& host, Resource* r) {
     }
     case Resource::Kind::Udp: {
       auto* u = static_cast<UdpRes*>(r);
+      if (u->media) {
+        u->media->remove_socket(u);  // closed and freed on its loop's thread
+        break;
+      }
       uv_poll_stop(&u->poll);
       uv_close(reinterpret_cast<uv_handle_t*>(&u->poll), [](uv_handle_t* h) {
         auto* u = static_cast<UdpRes*>(h->data);

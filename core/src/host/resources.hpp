@@ -11,6 +11,29 @@
 
 namespace junction {
 
+class MediaLoop;
+
+// A core-owned UDP socket. On the control loop, or (media != nullptr) on a media loop: then
+// only that loop's thread polls and reads it, and the control thread only sends on it, reads
+// `local`, and hands it to the loop to close (MediaLoop::remove_socket).
+struct UdpRes : Resource {
+  UdpRes(PluginSlot* o, uint64_t c) : Resource(Kind::Udp, o, c) {}
+  int fd = -1;
+  uv_poll_t poll{};
+  jn_addr local{};
+  uint32_t max_datagram = 2048;
+  uint32_t batch_hint = 4;  // datagrams to prepare for the next recvmmsg
+  MediaLoop* media = nullptr;
+  uint64_t* rx_packets = nullptr;
+  uint64_t* rx_truncated = nullptr;
+  uint64_t* tx_dropped = nullptr;
+};
+
+// libuv's readable callback for every UDP socket (both kinds of loop).
+void on_udp_readable(uv_poll_t* p, int status, int events);
+// sendmmsg per run of items on the same socket; the media path's send.
+jn_status udp_send_items(const jn_send* items, size_t count, UdpRes* (*resolve)(void*, jn_handle), void* arg);
+
 // All create_* functions register the resource with the host and return JN_OK + handle, or a
 // status with the reason put in the slot's error.
 jn_status create_timer(PluginSlot& slot, uint64_t delay_ms, uint64_t repeat_ms, uint64_t cookie, jn_handle* out);

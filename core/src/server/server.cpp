@@ -66,22 +66,45 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   store_ = std::make_unique<KvStore>(conf_.state_dir + "/store.db");
   pool_ = std::make_unique<BufferPool>();
   bus_ = std::make_unique<PacketBus>();
+  media_ = std::make_unique<MediaLoops>(&loop_, *bus_, conf_.media_loops, conf_.media_loop_cpus);
   call_timers_ = std::make_unique<UvCallTimers>(&loop_);
   calls_ = std::make_unique<CallManager>(routes_, call_endpoints_, *call_timers_, [this](const nlohmann::json& j) { write_cdr(j); });
   calls_->set_ring_timeout_ms(conf_.ring_timeout_ms);
   http_ = std::make_unique<HttpServer>(&loop_);
-  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir});
+  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get()});
   host_ = std::make_unique<PluginHost>(*services_, conf_);
   call_endpoints_.attach(host_.get());
   admin_ = std::make_unique<AdminApi>(*this);
   set_anchor(conf_.media_anchor);
 
   BufferPool* pool = pool_.get();
-  metrics_.computed("junction_bus_payload_copies_total", "", [pool] { return static_cast<double>(pool->payload_copies()); },
+  MediaLoops* media = media_.get();
+  metrics_.computed("junction_bus_payload_copies_total", "", [pool, media] {
+    uint64_t n = pool->payload_copies();
+    for (auto& l : media->all()) n += l->pool().payload_copies();
+    return static_cast<double>(n); },
                     "Payload copies made by the packet path (buf_copy); 0 on a zero-copy relay");
   metrics_.computed("junction_buffers_outstanding", "", [pool] { return static_cast<double>(pool->outstanding()); }, "Packet buffers in use");
   metrics_.computed("junction_buffers_capacity", "", [pool] { return static_cast<double>(pool->capacity_buffers()); }, "Packet buffers allocated in slabs");
   metrics_.computed("junction_buffer_pool_exhausted_total", "", [pool] { return static_cast<double>(pool->exhausted_count()); }, "Allocations refused: pool full");
+  for (auto& l : media_->all()) {
+    MediaLoop* m = l.get();
+    std::string lab = fmt::format("loop=\"{}\",cpu=\"{}\"", m->index(), m->cpu());
+    auto stat = [&](const char* name, std::atomic<uint64_t>& v, const char* help) {
+      metrics_.computed(name, lab, [&v] { return static_cast<double>(v.load(std::memory_order_relaxed)); }, help);
+    };
+    stat("junction_media_rx_packets_total", m->stats().rx_packets, "Datagrams received on a media loop's sockets");
+    stat("junction_media_tx_packets_total", m->stats().tx_packets, "Datagrams sent from a media loop");
+    stat("junction_media_tx_dropped_total", m->stats().tx_dropped, "Datagrams a media loop's kernel socket refused");
+    stat("junction_media_rx_truncated_total", m->stats().rx_truncated, "Datagrams longer than the socket's max_datagram, dropped");
+    stat("junction_media_bus_handoffs_total", m->stats().bus_handoffs, "Packets handed to the control loop's bus subscribers");
+    stat("junction_media_held_total", m->stats().held, "Datagrams held on a media loop during a plugin swap");
+    stat("junction_media_replayed_total", m->stats().replayed, "Held datagrams replayed after a plugin swap");
+    metrics_.computed("junction_media_sockets", lab, [m] { return static_cast<double>(m->stats().sockets.load(std::memory_order_relaxed)); },
+                      "Sockets a media loop polls");
+    metrics_.computed("junction_media_buffers_outstanding", lab, [m] { return static_cast<double>(m->pool().outstanding()); },
+                      "A media loop's packet buffers in use");
+  }
   CallManager* calls = calls_.get();
   metrics_.computed("junction_calls_active", "", [calls] { return static_cast<double>(calls->active_calls()); }, "Calls in progress");
   metrics_.computed("junction_legs_active", "", [calls] { return static_cast<double>(calls->active_legs()); }, "Call legs in progress");
@@ -155,6 +178,13 @@ int Server::run() {
     JN_LOG_ERR("admin API on {}: {}", conf_.admin_listen, error);
     exit_code_ = 1;
   }
+  if (exit_code_ == 0) {
+    std::string why = media_->start();
+    if (!why.empty()) {
+      JN_LOG_ERR("refusing to start: {}", why);
+      exit_code_ = 1;
+    }
+  }
   for (size_t i = 0; exit_code_ == 0 && i < conf_.plugins.size(); ++i) {
     std::string why = host_->load(conf_.plugins[i]);
     if (!why.empty()) {
@@ -189,6 +219,7 @@ void Server::stop() {
   stopping_ = true;
   JN_LOG_INF("stopping: draining plugins");
   host_->stop_all([this] {
+    media_->stop();  // every plugin (and so every media socket) is gone
     admin_->stop();
     http_->stop([this] {
       if (signals_open_) {
@@ -215,6 +246,8 @@ std::string Server::reload_config() {
   routes_.set_static(next.routes);
   calls_->set_ring_timeout_ms(next.ring_timeout_ms);
   if (next.media_anchor != conf_.media_anchor) set_anchor(next.media_anchor);
+  if (next.media_loops != conf_.media_loops || next.media_loop_cpus != conf_.media_loop_cpus)
+    JN_LOG_WRN("SIGHUP: server.media_loops / media_loop_cpus changes take effect at the next restart");
   conf_.media_anchor = next.media_anchor;
   std::vector<std::string> problems;
   for (const auto& name : host_->names()) {

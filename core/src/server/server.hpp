@@ -6,6 +6,7 @@
 #include "bus/buffer_pool.hpp"
 #include "bus/packet_bus.hpp"
 #include "config/config.hpp"
+#include "host/media_loop.hpp"
 #include "host/plugin_host.hpp"
 #include "http/http_server.hpp"
 #include "routing/call_manager.hpp"
@@ -89,6 +90,7 @@ class Server {
   std::unique_ptr<KvStore> store_;
   std::unique_ptr<BufferPool> pool_;
   std::unique_ptr<PacketBus> bus_;
+  std::unique_ptr<MediaLoops> media_;
   RouteTable routes_;
   std::unique_ptr<UvCallTimers> call_timers_;
   HostCallEndpoints call_endpoints_;

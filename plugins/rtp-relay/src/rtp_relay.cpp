@@ -16,6 +16,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <random>
 #include <string>
@@ -147,12 +148,14 @@ struct Side {
   uint32_t ssrc_window = 0;  // SSRC changes in the current second
   rtp::ReceiverStats rs;
   std::string bus;           // bus stream name
+  uint32_t bus_id = 0;       // its interned id (0: publish by name, an older core)
   uint64_t errors() const { return err_malformed + err_source + err_nodest + err_srtp + err_ssrc_flood; }
 };
 
 struct Stream {
   uint32_t id = 0;
   uint32_t gen = 0;
+  uint32_t shard = 0;  // 0: the control loop; k: media loop k (its sockets, its thread)
   uint32_t index = 0;  // m= line index
   std::string call_id;
   std::string media;
@@ -169,6 +172,25 @@ struct Session {
 struct Counters {
   uint64_t rx = 0, forwarded = 0, malformed = 0, source = 0, nodest = 0, srtp = 0, ssrc_flood = 0, stale = 0;
   uint64_t ng_requests = 0, ng_errors = 0, ng_bad = 0, ng_retransmits = 0, timeouts = 0, payload_copies = 0;
+  void add(const Counters& o) {
+    rx += o.rx, forwarded += o.forwarded, malformed += o.malformed, source += o.source, nodest += o.nodest, srtp += o.srtp;
+    ssrc_flood += o.ssrc_flood, stale += o.stale, ng_requests += o.ng_requests, ng_errors += o.ng_errors, ng_bad += o.ng_bad;
+    ng_retransmits += o.ng_retransmits, timeouts += o.timeouts, payload_copies += o.payload_copies;
+  }
+};
+
+// Sessions are sharded over the core's media loops (one shard per loop; shard 0 = the control
+// loop, used when the core runs none). A shard's lock is taken by its loop once per on_udp
+// batch; control hooks (ng, timer, admin, anchor, save) take every shard's lock, in order, for
+// the whole hook (a few µs; control traffic is rare next to media). Sockets are closed only
+// after the locks are dropped: udp_close waits for the socket's loop to finish its batch, which
+// may be waiting for a lock we hold.
+struct Shard {
+  std::mutex mu;
+  Counters stats;              // media-path counters of this shard's streams
+  std::vector<jn_send> out;    // this loop's send batch
+  std::vector<jn_buf*> copies;
+  uint32_t streams = 0;        // live streams, for placement
 };
 
 class RtpRelay : public junction::sdk::Plugin {
@@ -220,7 +242,47 @@ class RtpRelay : public junction::sdk::Plugin {
     adv_ = sdp::Connection{"IN", probe.family == 6 ? "IP6" : "IP4", advertise_};
     port_used_.assign(static_cast<size_t>((port_max_ - port_min_ + 1) / 2), 0);
     if (!srtp_library_init()) throw std::runtime_error("libsrtp2 init failed");
-    out_.reserve(kSendBatch);
+    // One shard per media loop the core runs (fixed for the process), or just the control loop.
+    loops_ = host.media_loops();
+    if (loops_ > 255) loops_ = 255;  // the shard travels in 8 bits of the socket cookie
+    for (uint32_t i = 0; i <= loops_; ++i) {
+      shards_.push_back(std::make_unique<Shard>());
+      shards_.back()->out.reserve(kSendBatch);
+    }
+  }
+
+  // Every shard's lock, for a control hook; sockets released meanwhile are closed after.
+  // Re-entrant (control thread only): a hook may run inside another (an event this plugin
+  // publishes and also subscribes to is delivered synchronously).
+  class ControlLock {
+   public:
+    explicit ControlLock(RtpRelay& r) : r_(r) {
+      if (r_.control_depth_++ == 0)
+        for (auto& sh : r_.shards_) sh->mu.lock();
+    }
+    ~ControlLock() {
+      if (--r_.control_depth_ != 0) return;
+      for (auto it = r_.shards_.rbegin(); it != r_.shards_.rend(); ++it) (*it)->mu.unlock();
+      r_.close_released();
+    }
+    ControlLock(const ControlLock&) = delete;
+    ControlLock& operator=(const ControlLock&) = delete;
+
+   private:
+    RtpRelay& r_;
+  };
+  void close_released() {
+    auto socks = std::move(to_close_);
+    to_close_.clear();
+    for (jn_handle h : socks) host().api()->udp_close(host().ctx(), h);
+    auto ids = std::move(to_release_);
+    to_release_.clear();
+    for (uint32_t id : ids) host().bus_release_id(id);
+  }
+  Counters totals() const {
+    Counters t = stats_;
+    for (auto& sh : shards_) t.add(sh->stats);
+    return t;
   }
 
   ~RtpRelay() override {
@@ -243,16 +305,22 @@ class RtpRelay : public junction::sdk::Plugin {
 
   // ------------------------------------------------------------------------------------------
   // Media path
+  // Socket cookie: gen << 32 | shard << 24 | stream id << 2 | side << 1 | rtcp (ids < 2^22).
   void on_udp(jn_handle sock, uint64_t cookie, const jn_datagram* d, size_t n) override {
     if (cookie == kNgCookie) {
+      ControlLock lock(*this);
       for (size_t i = 0; i < n; ++i) on_ng(sock, d[i].buf);
       return;
     }
-    uint32_t id = static_cast<uint32_t>(cookie >> 2) & 0x3fffffff;
+    uint32_t shard = static_cast<uint32_t>(cookie >> 24) & 0xff;
+    if (shard >= shards_.size()) return;  // a socket of a shard this process does not run
+    Shard& sh = *shards_[shard];
+    std::lock_guard<std::mutex> lock(sh.mu);
+    uint32_t id = static_cast<uint32_t>(cookie >> 2) & 0x3fffff;
     uint32_t gen = static_cast<uint32_t>(cookie >> 32);
     Stream* st = id < streams_.size() ? streams_[id].get() : nullptr;
     if (!st || st->gen != gen) {
-      stats_.stale += n;
+      sh.stats.stale += n;
       return;
     }
     int s = static_cast<int>((cookie >> 1) & 1);
@@ -261,17 +329,18 @@ class RtpRelay : public junction::sdk::Plugin {
     Side& out = st->side[1 - s];
     uint64_t now = host().now_ms();
     in.last_ms = now;
-    for (size_t i = 0; i < n; ++i) relay_one(*st, in, out, rtcp_sock, d[i].buf);
-    flush();
+    for (size_t i = 0; i < n; ++i) relay_one(sh, in, out, rtcp_sock, d[i].buf);
+    flush(sh);
   }
 
-  void relay_one(Stream&, Side& in, Side& out, bool rtcp_sock, jn_buf* b) {
+  void relay_one(Shard& sh, Side& in, Side& out, bool rtcp_sock, jn_buf* b) {
+    Counters& stats_ = sh.stats;  // this loop's counters (shadowing the control ones on purpose)
     ++stats_.rx;
     bool is_rtcp = rtcp_sock || rtp::looks_like_rtcp(b->data, b->len);
     // 1. SRTP terminated here: authenticate and decrypt in place (sole owner needed).
     if (in.srtp && in.srtp_in.valid()) {
       if (b->len < 12 || (b->data[0] >> 6) != 2) return drop(in.err_malformed, stats_.malformed);
-      jn_buf* w = writable(b);
+      jn_buf* w = writable(sh, b);
       if (!w) return drop(in.err_srtp, stats_.srtp);
       b = w;
       uint32_t len = b->len;
@@ -318,7 +387,10 @@ class RtpRelay : public junction::sdk::Plugin {
       in.rs.update(h.seq, h.ssrc, h.timestamp, b->rx_ns);
     }
     // 5. Publish the plain packet on the bus (by reference).
-    if (publish_) host().bus_publish(in.bus, b);
+    if (publish_) {
+      if (in.bus_id) host().bus_publish_id(in.bus_id, b);
+      else host().bus_publish(in.bus, b);
+    }
     // 6. Destination.
     jn_handle sock;
     const jn_addr* to;
@@ -333,10 +405,10 @@ class RtpRelay : public junction::sdk::Plugin {
     if (out.srtp && out.srtp_out.valid()) {
       // Protect in place when nobody else holds the buffer; a bus subscriber that kept a
       // reference makes it shared, and then (only then) the packet is copied.
-      jn_buf* w = writable(b);
+      jn_buf* w = writable(sh, b);
       // No room for the auth tag (a near-MTU packet; or, today, every received buffer: the
       // core's receive path does not report its tailroom, see README): a counted copy has it.
-      if (w && w->tailroom < SRTP_MAX_TRAILER_LEN) w = copy_of(w);
+      if (w && w->tailroom < SRTP_MAX_TRAILER_LEN) w = copy_of(sh, w);
       if (!w || w->tailroom < SRTP_MAX_TRAILER_LEN) return drop(in.err_srtp, stats_.srtp);
       b = w;
       uint32_t len = b->len;
@@ -344,37 +416,37 @@ class RtpRelay : public junction::sdk::Plugin {
       b->tailroom -= len - b->len;
       b->len = len;
     }
-    jn_send& o = out_.emplace_back();
+    jn_send& o = sh.out.emplace_back();
     o = jn_send{};
     o.sock = sock;
     o.to = *to;
     o.buf = b;
     ++in.forwarded;
     ++stats_.forwarded;
-    if (out_.size() == kSendBatch) flush();
+    if (sh.out.size() == kSendBatch) flush(sh);
   }
 
   // The buffer itself when this plugin is its only holder, else a counted private copy.
-  jn_buf* writable(jn_buf* b) {
+  jn_buf* writable(Shard& sh, jn_buf* b) {
     if (!host().buf_is_shared(b)) return b;
-    return copy_of(b);
+    return copy_of(sh, b);
   }
-  jn_buf* copy_of(jn_buf* b) {
+  jn_buf* copy_of(Shard& sh, jn_buf* b) {
     jn_buf* c = host().api()->buf_copy(host().ctx(), b);
     if (!c) return nullptr;
-    ++stats_.payload_copies;
-    copies_.push_back(c);
+    ++sh.stats.payload_copies;
+    sh.copies.push_back(c);
     return c;
   }
   void drop(uint64_t& side_counter, uint64_t& total) {
     ++side_counter;
     ++total;
   }
-  void flush() {
-    if (!out_.empty()) host().udp_send(out_.data(), out_.size());
-    out_.clear();
-    for (auto* c : copies_) host().buf_unref(c);
-    copies_.clear();
+  void flush(Shard& sh) {
+    if (!sh.out.empty()) host().udp_send(sh.out.data(), sh.out.size());
+    sh.out.clear();
+    for (auto* c : sh.copies) host().buf_unref(c);
+    sh.copies.clear();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -635,8 +707,19 @@ class RtpRelay : public junction::sdk::Plugin {
     return r;
   }
 
+  // A session's streams share one shard: the least loaded media loop at its first stream.
+  uint32_t place(const Session& sess) const {
+    if (!sess.streams.empty() && streams_[sess.streams[0]]) return streams_[sess.streams[0]]->shard;
+    if (loops_ == 0) return 0;
+    uint32_t best = 1;
+    for (uint32_t k = 2; k <= loops_; ++k)
+      if (shards_[k]->streams < shards_[best]->streams) best = k;
+    return best;
+  }
+
   Stream* new_stream(Session& sess, uint32_t index, const std::string& media) {
     uint32_t id;
+    if (free_ids_.empty() && streams_.size() >= kMaxStreams) return nullptr;
     if (!free_ids_.empty()) {
       id = free_ids_.back();
       free_ids_.pop_back();
@@ -647,6 +730,7 @@ class RtpRelay : public junction::sdk::Plugin {
     auto st = std::make_unique<Stream>();
     st->id = id;
     st->gen = ++gen_counter_;
+    st->shard = place(sess);
     st->index = index;
     st->call_id = sess.call_id;
     st->media = media;
@@ -657,7 +741,9 @@ class RtpRelay : public junction::sdk::Plugin {
         return nullptr;
       }
       st->side[s].bus = "rtp-relay/" + std::to_string(id) + "-" + std::to_string(st->gen) + "/" + (s ? "b" : "a");
+      if (publish_ && host().bus_intern(st->side[s].bus, &st->side[s].bus_id) != JN_OK) st->side[s].bus_id = 0;
     }
+    ++shards_[st->shard]->streams;
     streams_[id] = std::move(st);
     sess.streams.push_back(id);
     return streams_[id].get();
@@ -690,17 +776,19 @@ class RtpRelay : public junction::sdk::Plugin {
     o.rcvbuf = static_cast<uint32_t>(rcvbuf_);
     o.sndbuf = static_cast<uint32_t>(rcvbuf_);
     o.max_datagram = 2048;
+    o.loop = st.shard;
     for (size_t tries = 0; tries < slots; ++tries) {
       size_t slot = port_cursor_++ % slots;
       if (port_used_[slot]) continue;
       uint32_t port = static_cast<uint32_t>(port_min_) + 2 * static_cast<uint32_t>(slot);
-      uint64_t base = (static_cast<uint64_t>(st.gen) << 32) | (static_cast<uint64_t>(st.id) << 2) | (static_cast<uint64_t>(s) << 1);
+      uint64_t base = (static_cast<uint64_t>(st.gen) << 32) | (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2) |
+                      (static_cast<uint64_t>(s) << 1);
       jn_handle a = 0, b = 0;
       std::string ip = interface_.find(':') != std::string::npos ? "[" + interface_ + "]" : interface_;
       if (host().api()->udp_bind(host().ctx(), junction::sdk::to_jn(ip + ":" + std::to_string(port)), &o, base, &a) != JN_OK)
         continue;
       if (host().api()->udp_bind(host().ctx(), junction::sdk::to_jn(ip + ":" + std::to_string(port + 1)), &o, base | 1, &b) != JN_OK) {
-        host().api()->udp_close(host().ctx(), a);
+        to_close_.push_back(a);  // closed once the shard locks are dropped
         continue;
       }
       port_used_[slot] = 1;
@@ -712,8 +800,10 @@ class RtpRelay : public junction::sdk::Plugin {
     return false;
   }
   void release_ports(Side& side) {
-    if (side.rtp) host().api()->udp_close(host().ctx(), side.rtp);
-    if (side.rtcp) host().api()->udp_close(host().ctx(), side.rtcp);
+    if (side.rtp) to_close_.push_back(side.rtp);
+    if (side.rtcp) to_close_.push_back(side.rtcp);
+    if (side.bus_id) to_release_.push_back(side.bus_id);
+    side.bus_id = 0;
     if (size_t slot; port_slot(side.port, slot)) port_used_[slot] = 0;
     side.rtp = side.rtcp = 0;
     side.port = 0;
@@ -740,6 +830,7 @@ class RtpRelay : public junction::sdk::Plugin {
     for (uint32_t id : it->second.streams) {
       if (id >= streams_.size() || !streams_[id]) continue;
       for (auto& s : streams_[id]->side) release_ports(s);
+      --shards_[streams_[id]->shard]->streams;
       streams_[id].reset();
       free_ids_.push_back(id);
     }
@@ -906,6 +997,7 @@ class RtpRelay : public junction::sdk::Plugin {
   }
 
   void on_anchor(const jn_anchor_request& req) override {
+    ControlLock lock(*this);
     std::string call_id(to_sv(req.call_id));
     const char* op = req.op == JN_ANCHOR_OFFER ? "offer" : req.op == JN_ANCHOR_ANSWER ? "answer" : req.op == JN_ANCHOR_DELETE ? "delete" : "?";
     auto fail = [&](jn_status st, const std::string& why) {
@@ -1025,6 +1117,7 @@ class RtpRelay : public junction::sdk::Plugin {
 
   // ------------------------------------------------------------------------------------------
   void on_timer(jn_handle, uint64_t) override {
+    ControlLock lock(*this);
     uint64_t now = host().now_ms();
     std::vector<std::string> expired;
     for (auto& [id, sess] : calls_) {
@@ -1043,6 +1136,7 @@ class RtpRelay : public junction::sdk::Plugin {
       destroy(id, "timeout");
     }
     host().gauge_set("rtp_relay_sessions", static_cast<double>(calls_.size()));
+    const Counters stats_ = totals();  // the shards' and the control counters
     auto bump = [&](const char* name, const char* labels, uint64_t v, uint64_t& last) {
       if (v > last) host().counter_add(name, v - last, labels);
       last = v;
@@ -1063,6 +1157,7 @@ class RtpRelay : public junction::sdk::Plugin {
   // (the ng reply dictionary plus "id") is published on reply_topic.
   void on_event(std::string_view topic, std::string_view body) override {
     if (topic != control_topic_) return;
+    ControlLock lock(*this);
     json j = json::parse(body, nullptr, false);
     if (!j.is_object()) {
       ++stats_.ng_bad;
@@ -1076,6 +1171,7 @@ class RtpRelay : public junction::sdk::Plugin {
   }
 
   void on_admin(const jn_admin_request& req) override {
+    ControlLock lock(*this);
     std::string verb(to_sv(req.verb));
     if (verb == "ng") {
       json j = json::parse(to_sv(req.body), nullptr, false);
@@ -1132,6 +1228,7 @@ class RtpRelay : public junction::sdk::Plugin {
   }
 
   json stats_json() const {
+    const Counters stats_ = totals();
     uint64_t pk = 0, fw = 0, lost = 0;
     for (auto& [id, s] : calls_)
       for (uint32_t sid : s.streams)
@@ -1188,7 +1285,7 @@ class RtpRelay : public junction::sdk::Plugin {
               {"in_key", b64(s.srtp_in.key())}, {"out_key", b64(s.out_key)},
               {"counts", {s.packets, s.bytes, s.rtcp_packets, s.rtcp_bytes, s.forwarded, s.err_malformed, s.err_source,
                           s.err_nodest, s.err_srtp, s.err_ssrc_flood, s.last_ms}},
-              {"rs", rs_json(s.rs)}, {"bus", s.bus}};
+              {"rs", rs_json(s.rs)}, {"bus", s.bus}, {"bus_id", s.bus_id}};
     uint32_t roc = 0;
     if (s.rs.received()) {
       if (s.srtp_in.roc(s.rs.ssrc(), roc)) j["in_roc"] = {s.rs.ssrc(), roc};
@@ -1198,6 +1295,8 @@ class RtpRelay : public junction::sdk::Plugin {
   }
 
   jn_status save_state(std::string& out) override {
+    ControlLock lock(*this);
+    const Counters stats_ = totals();
     json j;
     j["ng_sock"] = ng_sock_;
     j["timer"] = timer_;
@@ -1222,7 +1321,7 @@ class RtpRelay : public junction::sdk::Plugin {
           if (src.rs.received() && st.side[k].srtp_out.roc(src.rs.ssrc(), roc)) sj["out_roc"] = {src.rs.ssrc(), roc};
           sides.push_back(std::move(sj));
         }
-        streams.push_back({{"id", st.id}, {"gen", st.gen}, {"index", st.index}, {"media", st.media}, {"sides", sides}});
+        streams.push_back({{"id", st.id}, {"gen", st.gen}, {"shard", st.shard}, {"index", st.index}, {"media", st.media}, {"sides", sides}});
       }
       js["streams"] = std::move(streams);
       sessions.push_back(std::move(js));
@@ -1267,6 +1366,14 @@ class RtpRelay : public junction::sdk::Plugin {
         auto st = std::make_unique<Stream>();
         st->id = jst.at("id");
         st->gen = jst.at("gen");
+        // The sockets stay on the loop they were bound on; a copy running fewer loops than that
+        // cannot serve them.
+        st->shard = jst.value("shard", 0u);
+        if (st->shard >= shards_.size()) {
+          host().set_error("rtp-relay: saved state has streams on media loop " + std::to_string(st->shard) + " but the core runs " +
+                           std::to_string(loops_));
+          return JN_ERR_STATE;
+        }
         st->index = jst.at("index");
         st->media = jst.at("media");
         st->call_id = sess.call_id;
@@ -1297,6 +1404,8 @@ class RtpRelay : public junction::sdk::Plugin {
           s.last_ms = n[10];
           rs_restore(s.rs, sj.at("rs"));
           s.bus = sj.at("bus");
+          s.bus_id = sj.value("bus_id", 0u);
+          if (!s.bus_id && publish_ && host().bus_intern(s.bus, &s.bus_id) != JN_OK) s.bus_id = 0;
           if (auto k_in = sdp::base64_decode(sj.at("in_key").get<std::string>()); k_in && !k_in->empty()) {
             std::vector<std::pair<uint32_t, uint32_t>> known;
             if (sj.contains("in_roc")) known.emplace_back(sj["in_roc"][0], sj["in_roc"][1]);
@@ -1311,6 +1420,7 @@ class RtpRelay : public junction::sdk::Plugin {
           if (size_t slot; port_slot(s.port, slot)) port_used_[slot] = 1;  // the range may have changed
         }
         uint32_t id = st->id;
+        ++shards_[st->shard]->streams;
         if (streams_.size() <= id) streams_.resize(id + 1);
         streams_[id] = std::move(st);
         sess.streams.push_back(id);
@@ -1367,8 +1477,12 @@ class RtpRelay : public junction::sdk::Plugin {
   uint32_t gen_counter_ = 0;
   std::vector<uint8_t> port_used_;
   size_t port_cursor_ = 0;
-  std::vector<jn_send> out_;
-  std::vector<jn_buf*> copies_;
+  static constexpr size_t kMaxStreams = size_t{1} << 22;  // stream ids fit 22 bits of the cookie
+  uint32_t loops_ = 0;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  int control_depth_ = 0;             // ControlLock nesting (control thread only)
+  std::vector<jn_handle> to_close_;   // sockets to close once the shard locks are dropped
+  std::vector<uint32_t> to_release_;  // bus ids likewise
   std::unordered_map<std::string, CachedReply> reply_cache_;
   std::deque<std::pair<std::string, uint64_t>> cache_order_;
   Counters stats_, reported_;

@@ -10,8 +10,15 @@
  *         jn_host_* services are implemented by the core and called by the plugin.
  *
  * Threading: every hook is called on the core's control loop thread, and every host service
- * must be called from that thread, inside a hook (or from a thread the plugin owns only where a
- * service says so; none does in 1.x).
+ * must be called from that thread, inside a hook -- with one exception (1.2): a UDP socket bound
+ * with jn_udp_options.loop = k (1..media_loops()) lives on media loop k, a core thread pinned
+ * to a CPU. Its on_udp runs on that thread, and from inside such an on_udp the plugin may call
+ * only the services marked [media] below; any other service returns JN_ERR_WRONG_THREAD (or
+ * does nothing, for the void ones) and logs the misuse. Hooks of one plugin therefore run on
+ * several threads at once: the plugin guards the state its media loops share with its control
+ * hooks (a lock per shard of sessions, taken once per on_udp batch, is the intended pattern).
+ * Never hold such a lock while calling udp_bind or udp_close: the core briefly waits for the
+ * media loop to finish its current batch there.
  *
  * Errors: every call returns a jn_status; nothing is thrown across this boundary. A plugin that
  * fails a hook explains why with host->set_error() before returning.
@@ -38,7 +45,8 @@ extern "C" {
 #endif
 
 #define JN_ABI_MAJOR 1
-#define JN_ABI_MINOR 1  /* 1.1: media anchoring (on_anchor, anchor_reply) */
+#define JN_ABI_MINOR 2  /* 1.1: media anchoring (on_anchor, anchor_reply)
+                           1.2: media loops (jn_udp_options.loop, media_loops), bus by id */
 
 #if defined(__GNUC__)
 #define JN_EXPORT __attribute__((visibility("default")))
@@ -66,7 +74,8 @@ enum {
   JN_ERR_STATE = -7,        /* not allowed in the current state                            */
   JN_ERR_UNSUPPORTED = -8,  /* the other side does not implement this                      */
   JN_ERR_LIMIT = -9,        /* a size or count limit was hit (out buffer too small, ...)   */
-  JN_ERR_INTERNAL = -10     /* a bug: an exception was caught at the boundary, an invariant */
+  JN_ERR_INTERNAL = -10,    /* a bug: an exception was caught at the boundary, an invariant */
+  JN_ERR_WRONG_THREAD = -11 /* 1.2: called from a media loop, where this service is not allowed */
 };
 
 /* An opaque resource name: (generation << 32) | index. 0 is never a valid handle. A handle
@@ -334,6 +343,10 @@ typedef struct jn_udp_options {
   uint32_t reuse_port;    /* 1 = SO_REUSEPORT */
   uint32_t max_datagram;  /* largest datagram expected, 0 = 2048; longer ones are counted
                              in junction_udp_truncated_total and dropped */
+  /* appended in 1.2 */
+  uint32_t loop;          /* 0 = the control loop; k in 1..media_loops() = media loop k (its
+                             on_udp runs on that loop's thread, see Threading). A k beyond
+                             media_loops() (e.g. none configured) means the control loop. */
 } jn_udp_options;
 
 /* One datagram to send: header bytes (copied into the buffer's headroom or sent as a separate
@@ -355,11 +368,11 @@ typedef struct jn_host_api {
   uint16_t abi_minor; /* the core's JN_ABI_MINOR */
 
   /* --- diagnostics ---------------------------------------------------------------------- */
-  void (*log)(jn_host_ctx* ctx, int level, jn_str message);
-  int (*log_level)(jn_host_ctx* ctx); /* the plugin's current level; skip formatting above it */
+  void (*log)(jn_host_ctx* ctx, int level, jn_str message);            /* [media] */
+  int (*log_level)(jn_host_ctx* ctx); /* [media] the plugin's level; skip formatting above it */
   /* Record why the current hook failed; the core puts it in the log and the admin reply. */
   void (*set_error)(jn_host_ctx* ctx, jn_str message);
-  uint64_t (*now_ms)(jn_host_ctx* ctx); /* the loop's cached monotonic time */
+  uint64_t (*now_ms)(jn_host_ctx* ctx); /* [media] the calling loop's cached monotonic time */
 
   /* --- configuration (the plugin's conf/plugins/NAME.toml) ------------------------------- */
   /* The whole table as JSON. Copied into out (NUL-terminated); JN_ERR_LIMIT and *needed set
@@ -379,7 +392,9 @@ typedef struct jn_host_api {
                         uint64_t cookie, jn_handle* out_sock);
   jn_status (*udp_local_addr)(jn_host_ctx* ctx, jn_handle sock, jn_addr* out);
   /* Send a batch (sendmmsg per run of the same socket). Returns JN_OK when all were handed to
-   * the kernel; per-item failures are counted in metrics, not returned. */
+   * the kernel; per-item failures are counted in metrics, not returned.
+   * [media] from media loop k: sockets of loop k only (JN_ERR_WRONG_THREAD otherwise). The
+   * control loop may send on any socket, including media loop sockets. */
   jn_status (*udp_send)(jn_host_ctx* ctx, const jn_send* items, size_t count);
   jn_status (*udp_join_multicast)(jn_host_ctx* ctx, jn_handle sock, jn_str group, jn_str iface);
   jn_status (*udp_close)(jn_host_ctx* ctx, jn_handle sock);
@@ -408,6 +423,8 @@ typedef struct jn_host_api {
   jn_status (*ws_close)(jn_host_ctx* ctx, jn_handle conn_or_endpoint);
 
   /* --- buffers ------------------------------------------------------------------------------ */
+  /* [media] all five. Each loop has its own pool; a buffer may be ref'd and unref'd from any
+   * loop (refcounts are atomic) and returns to the pool it came from. */
   /* A buffer of at least `len` bytes with the pool's headroom; refcount 1, owned by caller. */
   jn_buf* (*buf_alloc)(jn_host_ctx* ctx, uint32_t len);
   void (*buf_ref)(jn_host_ctx* ctx, jn_buf* buf);
@@ -420,6 +437,9 @@ typedef struct jn_host_api {
   /* Streams are named ("rtp-relay/session-42/a") and exist while someone subscribes; a packet
    * published to a stream nobody subscribes to is counted (unrouted) and dropped. Delivery is
    * synchronous, by reference: every subscriber's on_bus sees the same jn_buf (shared). */
+  /* [media] From a media loop, a packet for a stream somebody subscribes to is handed (by
+   * reference) to the control loop, where subscribers run; with no subscription anywhere it is
+   * dropped there and then, at no cost. */
   jn_status (*bus_publish)(jn_host_ctx* ctx, jn_str stream, jn_buf* buf); /* buf borrowed */
   jn_status (*bus_subscribe)(jn_host_ctx* ctx, jn_str stream, uint64_t cookie,
                              jn_handle* out_subscription);
@@ -470,6 +490,18 @@ typedef struct jn_host_api {
    * the same order, addresses replaced), or an error status (media NULL) to leave the media
    * untouched. For DELETE, media is NULL. */
   jn_status (*anchor_reply)(jn_host_ctx* ctx, jn_handle reply, jn_status status, const jn_media_desc* media);
+
+  /* --- appended in 1.2 --------------------------------------------------------------------- */
+  /* [media] How many media loops the core runs (server.media_loops; 0 = media stays on the
+   * control loop). Fixed for the process's lifetime. */
+  uint32_t (*media_loops)(jn_host_ctx* ctx);
+  /* A stream name's id, so the media path publishes without hashing the name per packet. The id
+   * pins the stream and stays valid until bus_release_id (or the plugin's unload; it survives a
+   * hot reload). Each bus_intern needs one bus_release_id. */
+  jn_status (*bus_intern)(jn_host_ctx* ctx, jn_str stream, uint32_t* out_id);
+  jn_status (*bus_release_id)(jn_host_ctx* ctx, uint32_t stream_id);
+  /* [media] bus_publish by id (JN_ERR_NOT_FOUND for an id bus_intern never gave). */
+  jn_status (*bus_publish_id)(jn_host_ctx* ctx, uint32_t stream_id, jn_buf* buf); /* borrowed */
 } jn_host_api;
 
 /* Arguments to the factory. */

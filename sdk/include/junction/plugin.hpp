@@ -11,6 +11,8 @@
 
 #include <junction/abi.h>
 
+#include <cstddef>
+
 #include <nlohmann/json.hpp>
 
 #include <cstring>
@@ -59,12 +61,18 @@ class Host {
   }
   jn_status stop_timer(jn_handle t) const { return api_->timer_stop(ctx_, t); }
 
-  jn_status udp_bind(std::string_view addr, uint64_t cookie, jn_handle* out, uint32_t max_datagram = 0) const {
+  // loop: 0 = the control loop, k = media loop k (see the ABI's threading rules).
+  jn_status udp_bind(std::string_view addr, uint64_t cookie, jn_handle* out, uint32_t max_datagram = 0, uint32_t loop = 0) const {
     jn_udp_options o{};
     o.struct_size = sizeof o;
     o.max_datagram = max_datagram;
+    o.loop = loop;
     return api_->udp_bind(ctx_, to_jn(addr), &o, cookie, out);
   }
+  // Services appended in a minor version: present only when the core's table is long enough.
+#define JN_HOST_HAS(api, field) ((api)->struct_size >= offsetof(jn_host_api, field) + sizeof((api)->field))
+  // 0 on a core without media loops (or older than ABI 1.2).
+  uint32_t media_loops() const { return JN_HOST_HAS(api_, media_loops) ? api_->media_loops(ctx_) : 0; }
   jn_status udp_send(jn_handle sock, const jn_addr& to, std::string_view bytes) const {
     jn_send s{};
     s.sock = sock;
@@ -118,6 +126,12 @@ class Host {
   bool buf_is_shared(const jn_buf* b) const { return api_->buf_is_shared(ctx_, b) != 0; }
 
   jn_status bus_publish(std::string_view stream, jn_buf* b) const { return api_->bus_publish(ctx_, to_jn(stream), b); }
+  // By id (1.2): JN_ERR_UNSUPPORTED from bus_intern on an older core; publish by name then.
+  jn_status bus_intern(std::string_view stream, uint32_t* id) const {
+    return JN_HOST_HAS(api_, bus_intern) ? api_->bus_intern(ctx_, to_jn(stream), id) : JN_ERR_UNSUPPORTED;
+  }
+  jn_status bus_release_id(uint32_t id) const { return JN_HOST_HAS(api_, bus_release_id) ? api_->bus_release_id(ctx_, id) : JN_ERR_UNSUPPORTED; }
+  jn_status bus_publish_id(uint32_t id, jn_buf* b) const { return api_->bus_publish_id(ctx_, id, b); }
   jn_status bus_subscribe(std::string_view stream, uint64_t cookie, jn_handle* out) const {
     return api_->bus_subscribe(ctx_, to_jn(stream), cookie, out);
   }

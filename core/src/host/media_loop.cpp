@@ -1,0 +1,375 @@
+#include "host/media_loop.hpp"
+
+#include "bus/packet_bus.hpp"
+#include "host/plugin_host.hpp"
+#include "host/resources.hpp"
+#include "util/log.hpp"
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <future>
+
+namespace junction {
+namespace {
+// Which media loop the calling thread runs (nullptr: not a media loop). A plain pointer, so no
+// destructor runs at thread exit.
+thread_local MediaLoop* t_current = nullptr;
+}  // namespace
+
+MediaLoop::MediaLoop(uint32_t index, int cpu, BufferPoolConfig pool_conf)
+    : index_(index), cpu_(cpu), pool_(std::make_unique<BufferPool>(pool_conf)) {}
+
+MediaLoop::~MediaLoop() {
+  assert(!thread_.joinable() && "media loop destroyed while running");
+  assert(sockets_.empty() && "media loop destroyed with sockets");
+  assert(held_.empty());
+}
+
+MediaLoop* MediaLoop::current() { return t_current; }
+
+std::string MediaLoop::start(std::function<void()> wake_control) {
+  wake_control_ = std::move(wake_control);
+  std::promise<std::string> started;
+  auto ready = started.get_future();
+  thread_ = std::thread([this, &started] {
+    t_current = this;
+    pool_->adopt_current_thread();
+    std::string why;
+    if (cpu_ >= 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu_, &set);
+      int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+      pinned_ = rc == 0;
+      if (rc != 0) JN_LOG_WRN("media loop {}: cannot pin to CPU {}: {} (runs unpinned)", index_, cpu_, strerror(rc));
+    }
+    pthread_setname_np(pthread_self(), fmt::format("jn-media-{}", index_).c_str());
+    int rc = uv_loop_init(&loop_);
+    if (rc == 0) rc = uv_async_init(&loop_, &inbox_async_, on_inbox);
+    if (rc != 0) why = fmt::format("media loop {}: {}", index_, uv_strerror(rc));
+    inbox_async_.data = this;
+    started.set_value(why);
+    if (!why.empty()) return;
+    run();
+  });
+  std::string why = ready.get();
+  if (!why.empty()) thread_.join();
+  return why;
+}
+
+void MediaLoop::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  // Stopped: the async handle was closed in on_inbox; finish the close callbacks.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&loop_);
+  if (rc != 0) JN_LOG_ERR("media loop {} closed with handles open ({})", index_, uv_strerror(rc));
+  t_current = nullptr;
+}
+
+void MediaLoop::stop() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    stopping_ = true;
+  }
+  uv_async_send(&inbox_async_);
+  thread_.join();
+  // Hand-offs the control loop never drained (stop races a last packet): release them.
+  std::vector<Handoff> left;
+  take_handoffs(left);
+  for (auto& h : left) BufferPool::unref(h.buf);
+  pool_->adopt_current_thread();  // the pool is destroyed on this thread
+}
+
+// --- control thread -------------------------------------------------------------------------
+void MediaLoop::add_socket(UdpRes* r) {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    inbox_.push_back({Command::Add, r});
+  }
+  uv_async_send(&inbox_async_);
+}
+
+void MediaLoop::remove_socket(UdpRes* r) {
+  {
+    // After this block the loop is not inside a callback for r and never delivers it again:
+    // owner cleared under the run lock, the loop checks it under the same lock.
+    std::lock_guard<std::mutex> run(run_mu_);
+    r->owner = nullptr;
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    inbox_.push_back({Command::Remove, r});
+  }
+  uv_async_send(&inbox_async_);
+}
+
+void MediaLoop::pause(PluginSlot*) {
+  // The slot's media_held flag is already set: once the loop's current callback (if any) has
+  // returned, every later one sees it.
+  std::lock_guard<std::mutex> run(run_mu_);
+}
+
+void MediaLoop::resume() {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    inbox_.push_back({Command::Replay, nullptr});
+  }
+  uv_async_send(&inbox_async_);
+}
+
+void MediaLoop::forget(PluginSlot* slot) {
+  std::lock_guard<std::mutex> run(run_mu_);
+  size_t kept = 0;
+  for (auto& h : held_) {
+    if (h.slot == slot) BufferPool::unref(h.buf);
+    else held_[kept++] = h;
+  }
+  held_.resize(kept);
+}
+
+void MediaLoop::take_handoffs(std::vector<Handoff>& out) {
+  std::lock_guard<std::mutex> g(inbox_mu_);
+  out.swap(outbox_);
+}
+
+// --- loop thread ------------------------------------------------------------------------------
+void MediaLoop::on_inbox(uv_async_t* a) {
+  auto* self = static_cast<MediaLoop*>(a->data);
+  std::unique_lock<std::mutex> run(self->run_mu_);
+  self->drain_inbox(false);
+}
+
+void MediaLoop::drain_inbox(bool inside_plugin) {
+  bool stop = false;
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    scratch_.swap(inbox_);
+    stop = stopping_;
+  }
+  bool replay = false;
+  for (Command& c : scratch_) {
+    switch (c.kind) {
+      case Command::Add:
+        if (!c.sock->owner) break;  // removed before the loop saw it: the Remove follows
+        uv_poll_init(&loop_, &c.sock->poll, c.sock->fd);
+        c.sock->poll.data = c.sock;
+        uv_poll_start(&c.sock->poll, UV_READABLE, on_udp_readable);
+        sockets_[c.sock->handle] = c.sock;
+        stats_.sockets.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case Command::Remove: {
+        auto it = sockets_.find(c.sock->handle);
+        if (it != sockets_.end() && it->second == c.sock) {
+          sockets_.erase(it);
+          stats_.sockets.fetch_sub(1, std::memory_order_relaxed);
+          uv_poll_stop(&c.sock->poll);
+          uv_close(reinterpret_cast<uv_handle_t*>(&c.sock->poll), [](uv_handle_t* h) {
+            auto* u = static_cast<UdpRes*>(h->data);
+            ::close(u->fd);
+            delete u;
+          });
+        } else {
+          ::close(c.sock->fd);  // never polled
+          delete c.sock;
+        }
+        break;
+      }
+      case Command::Replay: replay = true; break;
+    }
+  }
+  scratch_.clear();
+  if (inside_plugin) {
+    // Called from udp_send inside a plugin's on_udp: no nested replay (nor stop) from here.
+    if (replay) {
+      {
+        std::lock_guard<std::mutex> g(inbox_mu_);
+        inbox_.push_back({Command::Replay, nullptr});
+      }
+      uv_async_send(&inbox_async_);
+    }
+    return;
+  }
+  if (replay) replay_held();
+  pool_->reclaim_remote();
+  if (stop) {
+    assert(sockets_.empty() && "media loop stopped with sockets still polled");
+    uv_close(reinterpret_cast<uv_handle_t*>(&inbox_async_), nullptr);
+  }
+}
+
+UdpRes* MediaLoop::socket(jn_handle h) {
+  auto it = sockets_.find(h);
+  if (it == sockets_.end()) {
+    // Bound on the control thread a moment ago and not polled yet: take the queue now.
+    drain_inbox(true);
+    it = sockets_.find(h);
+    if (it == sockets_.end()) return nullptr;
+  }
+  return it->second->owner ? it->second : nullptr;
+}
+
+void MediaLoop::call_plugin(PluginSlot& slot, jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n) {
+  PluginInstance* inst = slot.instance();
+  if (!inst) return;
+  auto f = JN_HOOK(inst, on_udp);
+  if (!f) return;
+  jn_datagram dg[64];
+  for (size_t done = 0; done < n;) {
+    size_t k = std::min<size_t>(n - done, 64);
+    for (size_t i = 0; i < k; ++i) dg[i].buf = bufs[done + i];
+    f(inst->self, sock, cookie, dg, k);
+    done += k;
+  }
+}
+
+void MediaLoop::deliver(UdpRes& r, jn_buf* const* bufs, size_t n) {
+  PluginSlot& slot = *r.owner;
+  bool behind = false;  // older input of this slot is still held here: keep the order
+  if (!held_.empty())
+    for (const Held& h : held_)
+      if (h.slot == &slot) {
+        behind = true;
+        break;
+      }
+  if (!behind && !slot.media_held.load(std::memory_order_acquire)) {
+    call_plugin(slot, r.handle, r.cookie, bufs, n);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    BufferPool::ref(bufs[i]);
+    held_.push_back({&slot, r.handle, r.cookie, bufs[i]});
+  }
+  stats_.held.fetch_add(n, std::memory_order_relaxed);
+}
+
+void MediaLoop::replay_held() {
+  if (held_.empty()) return;
+  std::vector<Held> rest;
+  std::vector<Held> items;
+  items.swap(held_);
+  size_t i = 0;
+  while (i < items.size()) {
+    Held& h = items[i];
+    // A slot still held (another reload started) keeps its input, in order.
+    if (h.slot->media_held.load(std::memory_order_acquire) || (!rest.empty() && [&] {
+          for (auto& x : rest)
+            if (x.slot == h.slot) return true;
+          return false;
+        }())) {
+      rest.push_back(h);
+      ++i;
+      continue;
+    }
+    // A run of datagrams of one socket goes in one call, as it would have.
+    size_t j = i;
+    jn_buf* run[64];
+    size_t k = 0;
+    while (j < items.size() && k < 64 && items[j].slot == h.slot && items[j].sock == h.sock) run[k++] = items[j++].buf;
+    // The socket may have been closed meanwhile: deliver only to a live one.
+    auto it = sockets_.find(h.sock);
+    if (it != sockets_.end() && it->second->owner == h.slot) call_plugin(*h.slot, h.sock, h.cookie, run, k);
+    for (size_t x = 0; x < k; ++x) BufferPool::unref(run[x]);
+    stats_.replayed.fetch_add(k, std::memory_order_relaxed);
+    i = j;
+  }
+  // Anything delivered during the replay that had to queue behind is already in held_.
+  rest.insert(rest.end(), held_.begin(), held_.end());
+  held_.swap(rest);
+}
+
+void MediaLoop::handoff(uint32_t stream_id, std::string_view stream, jn_buf* buf) {
+  BufferPool::ref(buf);
+  bool first;
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    first = outbox_.empty();
+    outbox_.push_back({stream_id, stream_id ? std::string() : std::string(stream), buf});
+  }
+  stats_.bus_handoffs.fetch_add(1, std::memory_order_relaxed);
+  if (first && wake_control_) wake_control_();
+}
+
+// =========================================================================================
+MediaLoops::MediaLoops(uv_loop_t* control, PacketBus& bus, uint32_t count, std::vector<int> cpus)
+    : control_(control), bus_(bus) {
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (ncpu < 1) ncpu = 1;
+  for (uint32_t i = 0; i < count; ++i) {
+    // Default placement: loop k on CPU k % ncpu (loop 1 on CPU 1: CPU 0 keeps the control loop
+    // and the kernel's network softirq work of the other threads, when there are cores enough).
+    int cpu = i < cpus.size() ? cpus[i] : static_cast<int>((i + 1) % ncpu);
+    loops_.push_back(std::make_unique<MediaLoop>(i + 1, cpu, BufferPoolConfig{}));
+  }
+}
+
+MediaLoops::~MediaLoops() { assert(!async_open_ && "MediaLoops destroyed without stop()"); }
+
+std::string MediaLoops::start() {
+  if (loops_.empty()) return {};
+  uv_async_init(control_, &async_, on_handoff);
+  async_.data = this;
+  async_open_ = true;
+  for (auto& l : loops_) {
+    std::string why = l->start([this] { uv_async_send(&async_); });
+    if (!why.empty()) return why;
+  }
+  JN_LOG_INF("{} media loop(s) running", loops_.size());
+  return {};
+}
+
+void MediaLoops::stop() {
+  for (auto& l : loops_) l->stop();
+  if (async_open_) {
+    // Deliver nothing more; release what the loops handed over last.
+    for (auto& l : loops_) {
+      std::vector<MediaLoop::Handoff> left;
+      l->take_handoffs(left);
+      for (auto& h : left) BufferPool::unref(h.buf);
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+    async_open_ = false;
+  }
+}
+
+MediaLoop* MediaLoops::at(uint32_t index) {
+  if (index == 0 || index > loops_.size()) return nullptr;
+  return loops_[index - 1].get();
+}
+
+void MediaLoops::pause(PluginSlot* slot) {
+  slot->media_held.store(true, std::memory_order_release);
+  for (auto& l : loops_) l->pause(slot);
+}
+
+void MediaLoops::resume(PluginSlot* slot) {
+  slot->media_held.store(false, std::memory_order_release);
+  for (auto& l : loops_) l->resume();
+}
+
+void MediaLoops::drain_handoffs() { on_handoff(&async_); }
+
+void MediaLoops::forget(PluginSlot* slot) {
+  for (auto& l : loops_) l->forget(slot);
+}
+
+bool MediaLoops::bus_has_subscribers(const PacketBus& bus) { return bus.subscription_count_any_thread() > 0; }
+
+void MediaLoops::on_handoff(uv_async_t* a) {
+  auto* self = static_cast<MediaLoops*>(a->data);
+  if (!self) return;
+  for (auto& l : self->loops_) {
+    self->scratch_.clear();
+    l->take_handoffs(self->scratch_);
+    for (auto& h : self->scratch_) {
+      if (h.stream_id) self->bus_.publish(h.stream_id, h.buf);
+      else self->bus_.publish(h.stream, h.buf);
+      BufferPool::unref(h.buf);  // back to the media loop's pool (remote release)
+    }
+  }
+  self->scratch_.clear();
+}
+
+}  // namespace junction
