@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace junction;
@@ -81,6 +82,48 @@ TEST_CASE("refcount: ref makes a buffer shared, the last unref recycles it") {
   CHECK_FALSE(pool.is_shared(b));
   CHECK(pool.outstanding() == 1);
   pool.unref(b);
+  CHECK(pool.outstanding() == 0);
+}
+
+TEST_CASE("a buffer released on another thread returns to its pool through the remote list") {
+  BufferPool pool(small_pool(64, 64));
+  std::vector<jn_buf*> bufs;
+  for (int i = 0; i < 64; ++i) bufs.push_back(pool.alloc(10));
+  CHECK(pool.alloc(10) == nullptr);  // full
+  std::thread other([&] {
+    for (jn_buf* b : bufs) BufferPool::unref(b);  // last reference dropped off the owner thread
+  });
+  other.join();
+  // Not on the free list yet: still counted until the owner reclaims...
+  CHECK(pool.outstanding() == 64);
+  // ...which an allocation does by itself when the free list is dry.
+  jn_buf* again = pool.alloc(10);
+  REQUIRE(again != nullptr);
+  CHECK(pool.outstanding() == 1);
+  BufferPool::unref(again);
+  CHECK(pool.reclaim_remote() == 0);
+  CHECK(pool.outstanding() == 0);
+}
+
+TEST_CASE("refcounts stay exact under refs and unrefs from two threads at once") {
+  BufferPool pool(small_pool(1024, 1024));
+  std::vector<jn_buf*> bufs;
+  for (int i = 0; i < 512; ++i) bufs.push_back(pool.alloc(10));
+  // Each buffer gets 1000 extra references from each of two threads, dropped again; the owner
+  // then drops the original one. Any lost update leaves a buffer outstanding or frees it early.
+  auto churn = [&] {
+    for (int round = 0; round < 1000; ++round)
+      for (jn_buf* b : bufs) BufferPool::ref(b);
+    for (int round = 0; round < 1000; ++round)
+      for (jn_buf* b : bufs) BufferPool::unref(b);
+  };
+  std::thread t1(churn), t2(churn);
+  t1.join();
+  t2.join();
+  for (jn_buf* b : bufs) CHECK_FALSE(BufferPool::is_shared(b));
+  CHECK(pool.outstanding() == 512);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  pool.reclaim_remote();
   CHECK(pool.outstanding() == 0);
 }
 

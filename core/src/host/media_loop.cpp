@@ -76,7 +76,7 @@ void MediaLoop::stop() {
     std::lock_guard<std::mutex> g(inbox_mu_);
     stopping_ = true;
   }
-  uv_async_send(&inbox_async_);
+  signal();
   thread_.join();
   // Hand-offs the control loop never drained (stop races a last packet): release them.
   std::vector<Handoff> left;
@@ -91,7 +91,7 @@ void MediaLoop::add_socket(UdpRes* r) {
     std::lock_guard<std::mutex> g(inbox_mu_);
     inbox_.push_back({Command::Add, r});
   }
-  uv_async_send(&inbox_async_);
+  signal();
 }
 
 void MediaLoop::remove_socket(UdpRes* r) {
@@ -103,7 +103,7 @@ void MediaLoop::remove_socket(UdpRes* r) {
     std::lock_guard<std::mutex> g(inbox_mu_);
     inbox_.push_back({Command::Remove, r});
   }
-  uv_async_send(&inbox_async_);
+  signal();
 }
 
 void MediaLoop::pause(PluginSlot*) {
@@ -117,7 +117,7 @@ void MediaLoop::resume() {
     std::lock_guard<std::mutex> g(inbox_mu_);
     inbox_.push_back({Command::Replay, nullptr});
   }
-  uv_async_send(&inbox_async_);
+  signal();
 }
 
 void MediaLoop::forget(PluginSlot* slot) {
@@ -128,6 +128,14 @@ void MediaLoop::forget(PluginSlot* slot) {
     else held_[kept++] = h;
   }
   held_.resize(kept);
+}
+
+void MediaLoop::wake() { signal(); }
+
+void MediaLoop::signal() {
+  // Under the inbox lock so a send never races the handle's close at stop.
+  std::lock_guard<std::mutex> g(inbox_mu_);
+  if (!async_closed_) uv_async_send(&inbox_async_);
 }
 
 void MediaLoop::take_handoffs(std::vector<Handoff>& out) {
@@ -188,7 +196,7 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
         std::lock_guard<std::mutex> g(inbox_mu_);
         inbox_.push_back({Command::Replay, nullptr});
       }
-      uv_async_send(&inbox_async_);
+      signal();
     }
     return;
   }
@@ -196,6 +204,10 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
   pool_->reclaim_remote();
   if (stop) {
     assert(sockets_.empty() && "media loop stopped with sockets still polled");
+    {
+      std::lock_guard<std::mutex> g(inbox_mu_);
+      async_closed_ = true;
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&inbox_async_), nullptr);
   }
 }
@@ -368,6 +380,7 @@ void MediaLoops::on_handoff(uv_async_t* a) {
       else self->bus_.publish(h.stream, h.buf);
       BufferPool::unref(h.buf);  // back to the media loop's pool (remote release)
     }
+    if (!self->scratch_.empty()) l->wake();  // let it reclaim them now, not at its next shortage
   }
   self->scratch_.clear();
 }

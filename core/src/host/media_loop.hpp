@@ -80,6 +80,7 @@ class MediaLoop {
     jn_buf* buf;  // one reference, owned by the hand-off
   };
   void take_handoffs(std::vector<Handoff>& out);
+  void wake();  // run the inbox (and reclaim remote releases) soon
 
   // --- loop thread ------------------------------------------------------------------------
   UdpRes* socket(jn_handle h);  // this loop's live socket, or nullptr
@@ -118,6 +119,8 @@ class MediaLoop {
   std::vector<Command> inbox_;           // under inbox_mu_
   std::vector<Handoff> outbox_;          // under inbox_mu_
   bool stopping_ = false;                // under inbox_mu_
+  bool async_closed_ = false;            // under inbox_mu_: inbox_async_ may not be signalled
+  void signal();                         // uv_async_send(inbox_async_) unless closed
   std::unordered_map<jn_handle, UdpRes*> sockets_;  // loop thread (control under run_mu_ only to drop)
   std::vector<Held> held_;               // under run_mu_
   std::vector<Command> scratch_;         // loop thread

@@ -1255,7 +1255,15 @@ class RtpRelay : public junction::sdk::Plugin {
                 {"timeouts", stats_.timeouts},
                 {"anchor", {{"sessions", anchor_pos_.size()}, {"offers", anchor_stats_.offers}, {"answers", anchor_stats_.answers},
                             {"deletes", anchor_stats_.deletes}, {"errors", anchor_stats_.errors}}},
-                {"reloads", reloads_}};
+                {"reloads", reloads_},
+                {"media_loops", loops_},
+                {"shards", [&] {
+                   json a = json::array();
+                   for (size_t k = 0; k < shards_.size(); ++k)
+                     a.push_back({{"loop", k}, {"streams", shards_[k]->streams}, {"rx", shards_[k]->stats.rx},
+                                  {"forwarded", shards_[k]->stats.forwarded}});
+                   return a;
+                 }()}};
   }
 
   // ------------------------------------------------------------------------------------------

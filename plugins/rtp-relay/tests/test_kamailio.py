@@ -162,7 +162,8 @@ class KamailioTest(JunctionTest):
     def test_kamailio_rtpengine_module_drives_the_relay(self):
         ng_port = free_port(socket.SOCK_DGRAM)
         lo = 20000 + (ng_port % 300) * 100
-        j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 99}}).start()
+        j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 99}},
+                        server={"media_loops": 1}).start()
         sip_port, caller_port, callee_port = (free_port(socket.SOCK_DGRAM) for _ in range(3))
         caller_mp, callee_mp = 16000 + (ng_port % 500) * 20, 16010 + (ng_port % 500) * 20
         cfg = os.path.join(self.tmp, "kamailio.cfg")

@@ -45,7 +45,7 @@ class NgTest(JunctionTest):
     def setUp(self):
         super().setUp()
         self.ng_port = free_port(socket.SOCK_DGRAM)
-        self.j = self.server(plugins={"rtp-relay": relay_conf(self.ng_port)}).start()
+        self.j = self.server(plugins={"rtp-relay": relay_conf(self.ng_port)}, server={"media_loops": 2}).start()
         self.j.wait_for_log(r"rtp-relay: ng on")
         self.ng = NgClient(self.ng_port)
         self.socks = []
@@ -357,7 +357,7 @@ class NgTest(JunctionTest):
 
     def test_silent_session_times_out(self):
         ng_port = free_port(socket.SOCK_DGRAM)
-        j = self.server(plugins={"rtp-relay": relay_conf(ng_port, timeout_s=1)}).start()
+        j = self.server(plugins={"rtp-relay": relay_conf(ng_port, timeout_s=1)}, server={"media_loops": 2}).start()
         ng = NgClient(ng_port)
         self.addCleanup(ng.close)
         self.assertEqual(ng.cmd("offer", call_id="quiet", from_tag="f", sdp=sdp(5000))["result"], "ok")

@@ -26,9 +26,24 @@ def big_socket():
 
 class ReloadTest(JunctionTest):
     def test_reload_under_1000_sessions_loses_nothing(self):
+        self.reload_under_load()
+
+    def test_reload_under_1000_sessions_on_two_media_loops(self):
+        after = self.reload_under_load(media_loops=2)
+        # Sessions were spread over both loops, and both relayed.
+        self.assertEqual(after["media_loops"], 2)
+        shards = {s["loop"]: s for s in after["shards"]}
+        self.assertEqual(shards[0]["streams"], 0)
+        self.assertEqual(shards[1]["streams"] + shards[2]["streams"], SESSIONS)
+        self.assertLessEqual(abs(shards[1]["streams"] - shards[2]["streams"]), 1)
+        self.assertGreater(shards[1]["forwarded"], 0)
+        self.assertGreater(shards[2]["forwarded"], 0)
+
+    def reload_under_load(self, media_loops=0):
         ng_port = free_port(socket.SOCK_DGRAM)
         lo = 20000 + (ng_port % 4) * 10000
-        j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 7999}}).start()
+        j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 7999}},
+                        server={"media_loops": media_loops}).start()
         ng = NgClient(ng_port)
         a, b = big_socket(), big_socket()
         self.addCleanup(ng.close)
@@ -108,7 +123,8 @@ class ReloadTest(JunctionTest):
         self.assertEqual(ng.cmd("delete", call_id="r0")["result"], "ok")
         metrics = j.api("GET", "/metrics", expect=200)
         self.assertIn("junction_bus_payload_copies_total 0", metrics)
-        print(f"\nrtp-relay reload under {SESSIONS} sessions: fds {j.fd_count()}, rss {j.rss_kb()} kB")
+        print(f"\nrtp-relay reload under {SESSIONS} sessions ({media_loops} media loops): fds {j.fd_count()}, rss {j.rss_kb()} kB")
+        return after
 
 
 if __name__ == "__main__":

@@ -1,0 +1,167 @@
+"""The core's media loops (server.media_loops): sockets bound with jn_udp_options.loop run their
+on_udp on pinned threads of their own, the control loop is refused to them, the bus hands their
+packets to control-loop subscribers by reference, and a hot reload under load loses nothing."""
+import os
+import re
+import socket
+import threading
+
+from junction_test import JunctionTest, main, wait_until
+
+
+def metric(text, name, labels):
+    m = re.search(re.escape(name) + r"\{" + re.escape(labels) + r"[^}]*\} (\S+)", text)
+    return float(m.group(1)) if m else None
+
+
+class MediaLoopsTest(JunctionTest):
+    def start(self, loops=2, sockets=4, cpus=None):
+        server = {"media_loops": loops}
+        if cpus is not None:
+            server["media_loop_cpus"] = cpus
+        j = self.server(plugins={"media-echo": {"sockets": sockets}}, server=server).start()
+        ports = j.cmd("media-echo", "ports")
+        return j, ports
+
+    def echo(self, port, payload, sock=None):
+        s = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(5)
+        s.sendto(payload, ("127.0.0.1", port))
+        data, addr = s.recvfrom(2048)
+        self.assertEqual(data, payload)
+        self.assertEqual(addr[1], port)  # answered from the socket it was sent to
+        if sock is None:
+            s.close()
+
+    def test_sockets_run_on_their_own_pinned_threads(self):
+        ncpu = os.cpu_count()
+        cpus = [ncpu - 1, 0]
+        j, ports = self.start(loops=2, sockets=4, cpus=cpus)
+        self.assertEqual([p["loop"] for p in ports], [1, 2, 1, 2])
+        for i, p in enumerate(ports):
+            self.echo(p["port"], b"hello %d" % i)
+        st = j.cmd("media-echo", "stats")
+        threads = [s["thread"] for s in st["sockets"]]
+        # Same loop -> same thread; two loops -> two threads; neither is the control loop's.
+        self.assertEqual(threads[0], threads[2])
+        self.assertEqual(threads[1], threads[3])
+        self.assertNotEqual(threads[0], threads[1])
+        self.assertNotIn(st["control_thread"], threads)
+        self.assertTrue(all(s["echoed"] == 1 for s in st["sockets"]))
+        # Pinned where the conf says (loop k on media_loop_cpus[k-1]).
+        self.assertEqual(os.sched_getaffinity(threads[0]), {cpus[0]})
+        self.assertEqual(os.sched_getaffinity(threads[1]), {cpus[1]})
+        # A control-loop service called from a media loop is refused, with a log line.
+        self.assertEqual(st["control_only_status"], -11)  # JN_ERR_WRONG_THREAD
+        self.assertIn("timer_start called from media loop", j.log())
+        self.assertEqual(st["send_status"], 0)
+        m = j.api("GET", "/metrics", expect=200)
+        self.assertEqual(metric(m, "junction_media_rx_packets_total", 'loop="1"'), 2)
+        self.assertEqual(metric(m, "junction_media_rx_packets_total", 'loop="2"'), 2)
+        self.assertEqual(metric(m, "junction_media_tx_packets_total", 'loop="1"'), 2)
+        self.assertEqual(metric(m, "junction_media_sockets", 'loop="2"'), 2)
+        self.assertIn("junction_bus_payload_copies_total 0", m)
+
+    def test_no_media_loops_means_control_loop(self):
+        j, ports = self.start(loops=0, sockets=2)
+        self.assertEqual([p["loop"] for p in ports], [0, 0])
+        self.echo(ports[0]["port"], b"x")
+        st = j.cmd("media-echo", "stats")
+        self.assertEqual(st["sockets"][0]["thread"], st["control_thread"])
+        self.assertEqual(st["control_only_status"], 0)  # on the control loop, allowed
+
+    def test_bus_handoff_to_control_loop_subscriber(self):
+        j, ports = self.start(loops=2, sockets=2)
+        # Nobody subscribes yet: nothing is handed over.
+        self.echo(ports[1]["port"], b"before")
+        j.cmd("media-echo", "tap", {"stream": "media-echo/1"})
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(s.close)
+        for i in range(50):
+            self.echo(ports[1]["port"], b"p%d" % i, sock=s)
+        wait_until(lambda: j.cmd("media-echo", "stats")["tap_deliveries"] == 50, what="50 bus deliveries")
+        st = j.cmd("media-echo", "stats")
+        self.assertEqual(st["bus_thread"], st["control_thread"])  # subscribers run on the control loop
+        m = j.api("GET", "/metrics", expect=200)
+        self.assertEqual(metric(m, "junction_media_bus_handoffs_total", 'loop="2"'), 50)
+        self.assertIn("junction_bus_payload_copies_total 0", m)
+        # Every buffer went back to its media loop's pool.
+        wait_until(lambda: metric(j.api("GET", "/metrics", expect=200), "junction_media_buffers_outstanding", 'loop="2"') == 0,
+                   what="media loop buffers returned")
+
+    def test_reload_under_load_loses_nothing(self):
+        j, ports = self.start(loops=2, sockets=4)
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            rx.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE (root)
+        except OSError:
+            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+        rx.bind(("127.0.0.1", 0))
+        self.addCleanup(rx.close)
+        total = 20000
+        got = [0]
+        done = threading.Event()
+
+        def receive():
+            rx.settimeout(0.5)
+            while got[0] < total:
+                try:
+                    rx.recvfrom(2048)
+                    got[0] += 1
+                except socket.timeout:
+                    if done.is_set():
+                        return
+
+        t = threading.Thread(target=receive)
+        t.start()
+        reloads = [0]
+
+        def reloader():
+            while not done.is_set():
+                status, body = j.request("POST", "/api/v1/plugins/media-echo/reload")
+                self.assertEqual(status, 200, body)
+                reloads[0] += 1
+
+        r = threading.Thread(target=reloader)
+        r.start()
+        for i in range(total):
+            rx.sendto(b"%08d" % i, ("127.0.0.1", ports[i % 4]["port"]))
+            if i % 500 == 0:
+                wait_until(lambda: got[0] >= i - 2000, timeout=10, what="echoes keep up")
+        wait_until(lambda: got[0] == total, timeout=30, what=f"all {total} echoes")
+        done.set()
+        r.join(60)
+        t.join(10)
+        self.assertEqual(got[0], total)
+        self.assertGreater(reloads[0], 3)
+        st = j.cmd("media-echo", "stats")
+        self.assertEqual(sum(s["echoed"] for s in st["sockets"]), total)
+        self.assertEqual(st["generation"], reloads[0])
+        m = j.api("GET", "/metrics", expect=200)
+        for loop in ("1", "2"):
+            held = metric(m, "junction_media_held_total", f'loop="{loop}"')
+            self.assertEqual(held, metric(m, "junction_media_replayed_total", f'loop="{loop}"'))
+        held = sum(metric(m, "junction_media_held_total", 'loop="%s"' % x) for x in ("1", "2"))
+        print(f"\nmedia loops: {total} datagrams echoed across {reloads[0]} reloads, {held:.0f} held and replayed")
+
+    def test_unload_closes_media_sockets(self):
+        j, ports = self.start(loops=2, sockets=4)
+        self.echo(ports[0]["port"], b"x")
+        j.api("POST", "/api/v1/plugins/media-echo/unload", expect=200)
+        wait_until(lambda: metric(j.api("GET", "/metrics", expect=200), "junction_media_sockets", 'loop="1"') == 0,
+                   what="media sockets closed")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(s.close)
+        s.bind(("127.0.0.1", ports[0]["port"]))  # the port is free again
+
+    def test_bad_conf(self):
+        j = self.server(plugins={"media-echo": {}}, server={"media_loops": 1, "media_loop_cpus": ["x"]})
+        j.start(expect_ready=False)
+        rc = j.wait_exit()
+        j.proc = None
+        self.assertEqual(rc, 2, j.log())
+        self.assertRegex(j.log(), r"junction\.toml:\d+: CPU numbers are integers")
+
+
+if __name__ == "__main__":
+    main()
