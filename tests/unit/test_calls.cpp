@@ -865,10 +865,13 @@ namespace {
 // Rewrites every stream's port to 30000 + n and records what it was asked.
 struct FakeAnchor : MediaAnchor {
   std::vector<std::pair<Op, std::string>> asked;
+  std::vector<uint32_t> senders;
   uint16_t next_port = 30000;
   bool refuse = false;
-  std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id, const std::vector<MediaStream>* media) override {
+  std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id, const std::vector<MediaStream>* media,
+                                                 uint32_t sender) override {
     asked.emplace_back(op, call_id);
+    senders.push_back(sender);
     if (refuse || !media) return std::nullopt;
     std::vector<MediaStream> out = *media;
     for (auto& s : out) {
@@ -907,6 +910,75 @@ TEST_CASE_FIXTURE(Fixture, "media anchor: offer and answer rewritten, deleted wh
   CHECK(anchor.asked[0] == std::make_pair(MediaAnchor::Offer, std::string("c-1")));
   CHECK(anchor.asked[1] == std::make_pair(MediaAnchor::Answer, std::string("c-1")));
   CHECK(anchor.asked[2] == std::make_pair(MediaAnchor::Delete, std::string("c-1")));
+}
+
+TEST_CASE_FIXTURE(Fixture, "media anchor: re-offers from either side and their answers are anchored too") {
+  FakeAnchor anchor;
+  calls.set_media_anchor(&anchor);
+  jn_handle a = call_from_door("intercom:room/101");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 1);
+  jn_handle b = offers[0].leg;
+  MediaStream m;
+  m.kind = JN_MEDIA_AUDIO;
+  m.addr.family = 4;
+  m.addr.port = 40002;
+  CallEvent ans = Fixture::event(JN_CALL_ANSWER);
+  ans.media = std::vector<MediaStream>{m};
+  REQUIRE(calls.send(kScreen, b, ans) == JN_OK);
+  ep.take();
+  // B re-offers (e.g. adds video or moves): A is told the anchor's address, not B's.
+  CallEvent reoffer = Fixture::event(JN_CALL_OFFER);
+  m.addr.port = 41000;
+  reoffer.media = std::vector<MediaStream>{m};
+  REQUIRE(calls.send(kScreen, b, reoffer) == JN_OK);
+  auto to_a = ep.take();
+  REQUIRE(to_a.size() == 1);
+  CHECK(to_a[0].leg == a);
+  REQUIRE(to_a[0].ev.media);
+  CHECK((*to_a[0].ev.media)[0].addr.port == 30004);
+  // A answers it: B is told the anchor's address too.
+  CallEvent reans = Fixture::event(JN_CALL_ANSWER);
+  m.addr.port = 42000;
+  reans.media = std::vector<MediaStream>{m};
+  REQUIRE(calls.send(kDoor, a, reans) == JN_OK);
+  auto to_b = ep.take();
+  REQUIRE(to_b.size() == 1);
+  CHECK(to_b[0].leg == b);
+  CHECK((*to_b[0].ev.media)[0].addr.port == 30006);
+  REQUIRE(anchor.senders.size() == 4);
+  CHECK(anchor.senders == std::vector<uint32_t>{0, 1, 1, 0});  // offer A, answer B, re-offer B, its answer A
+  CHECK(anchor.asked[2].first == MediaAnchor::Offer);
+  CHECK(anchor.asked[3].first == MediaAnchor::Answer);
+}
+
+TEST_CASE_FIXTURE(Fixture, "media anchor ends the call when it loses the media") {
+  FakeAnchor anchor;
+  calls.set_media_anchor(&anchor);
+  jn_handle a = call_from_door("intercom:room/101");
+  auto offers = ep.take();
+  jn_handle b = offers[0].leg;
+  MediaStream m;
+  m.kind = JN_MEDIA_AUDIO;
+  m.addr.family = 4;
+  m.addr.port = 40002;
+  CallEvent ans = Fixture::event(JN_CALL_ANSWER);
+  ans.media = std::vector<MediaStream>{m};
+  REQUIRE(calls.send(kScreen, b, ans) == JN_OK);
+  ep.take();
+  CHECK(calls.end_anchored("c-999", 408, "media timeout") == JN_ERR_NOT_FOUND);
+  REQUIRE(calls.end_anchored("c-1", 408, "media timeout") == JN_OK);
+  auto ends = ep.take();
+  REQUIRE(ends.size() == 2);
+  for (auto& e : ends) {
+    CHECK(e.ev.type == JN_CALL_END);
+    CHECK(e.ev.code == 408);
+    CHECK(e.ev.reason == "media timeout");
+  }
+  CHECK(calls.active_calls() == 0);
+  CHECK(anchor.asked.back().first == MediaAnchor::Delete);
+  CHECK(calls.end_anchored("c-1", 408, "media timeout") == JN_ERR_NOT_FOUND);  // once
+  (void)a;
 }
 
 TEST_CASE_FIXTURE(Fixture, "media anchor that refuses: media passes through, no delete") {

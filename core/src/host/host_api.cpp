@@ -279,6 +279,14 @@ jn_status h_bus_release_id(jn_host_ctx* ctx, uint32_t id) {
   s.host().services().bus.release(id);
   return JN_OK;
 }
+jn_status h_anchor_end(jn_host_ctx* ctx, jn_str call_id, int32_t code, jn_str reason) {
+  return guarded(ctx, "anchor_end", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    jn_status st = s.host().services().calls.end_anchored(std::string(sv(call_id)), code, std::string(sv(reason)));
+    if (st == JN_OK) s.log(JN_LOG_INFO, fmt::format("call {} ended by its media anchor: {} {}", sv(call_id), code ? code : 408, sv(reason)));
+    return st;
+  });
+}
 uint32_t h_media_loops(jn_host_ctx* ctx) {
   MediaLoops* m = S(ctx).host().services().media;
   return m ? m->count() : 0;
@@ -524,6 +532,7 @@ const jn_host_api kHostApi = {
     CTL(h_state_append, "state_append"), CTL(h_stop_done, "stop_done"), CTL(h_admin_reply, "admin_reply"),
     CTL(h_anchor_reply, "anchor_reply"),
     h_media_loops, CTL(h_bus_intern, "bus_intern"), CTL(h_bus_release_id, "bus_release_id"), h_bus_publish_id,
+    CTL(h_anchor_end, "anchor_end"),
 };
 
 }  // namespace

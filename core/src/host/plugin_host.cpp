@@ -315,7 +315,7 @@ void PluginHost::admin_command(PluginSlot& slot, const std::string& verb, const 
 
 std::optional<std::vector<MediaStream>> PluginHost::anchor_media(const std::string& plugin, uint32_t op,
                                                                  const std::string& call_id,
-                                                                 const std::vector<MediaStream>* media) {
+                                                                 const std::vector<MediaStream>* media, uint32_t sender) {
   PluginSlot* slot = find(plugin);
   if (!slot || slot->stopping_ || slot->quiesced_ || !slot->instance_) {
     JN_LOG_WRN("media anchor '{}' is not available: call {} media passes through unanchored", plugin, call_id);
@@ -340,6 +340,7 @@ std::optional<std::vector<MediaStream>> PluginHost::anchor_media(const std::stri
   req.reply = h;
   req.call_id = {call_id.data(), call_id.size()};
   req.media = media ? abi.get()->media : nullptr;
+  req.sender = sender;
   hook(slot->instance_->self, &req);
   bool answered = raw->answered;
   resources_.erase(h);  // the reply handle lives only during the hook

@@ -210,7 +210,7 @@ class PluginHost {
   // Media anchoring: runs the anchor plugin's on_anchor synchronously. nullopt when the plugin is
   // missing, stopping, reloading, lacks the hook, or answered with an error.
   std::optional<std::vector<MediaStream>> anchor_media(const std::string& plugin, uint32_t op, const std::string& call_id,
-                                                       const std::vector<MediaStream>* media);
+                                                       const std::vector<MediaStream>* media, uint32_t sender);
 
   // Application events
   void publish_event(const std::string& topic, const std::string& json);

@@ -172,7 +172,7 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie, con
   const std::vector<MediaStream>* media = offer.media ? &*offer.media : nullptr;
   std::optional<std::vector<MediaStream>> anchored;
   if (anchor_ && media) {
-    anchored = anchor_->anchor(MediaAnchor::Offer, call_id_of(c.number), media);
+    anchored = anchor_->anchor(MediaAnchor::Offer, call_id_of(c.number), media, 0);
     if (anchored) {
       c.anchored = true;
       media = &*anchored;  // every B-leg is offered the anchor's addresses
@@ -272,7 +272,7 @@ void CallManager::answer(Call& c, jn_handle b, const CallEvent& ev) {
   to_a.call_id = call_id_of(c.number);
   to_a.target = c.targets[winner->target_index].uri;  // tells the caller who picked up
   if (c.anchored && anchor_ && to_a.media) {
-    if (auto m = anchor_->anchor(MediaAnchor::Answer, to_a.call_id, &*to_a.media)) to_a.media = std::move(*m);
+    if (auto m = anchor_->anchor(MediaAnchor::Answer, to_a.call_id, &*to_a.media, 1)) to_a.media = std::move(*m);
   }
   queue(c.a_leg, std::move(to_a), false);
 }
@@ -287,7 +287,7 @@ void CallManager::finish(jn_handle ch, int32_t code, const std::string& reason, 
   std::unique_ptr<Call> c = calls_.take(ch);
   assert(c);
   cancel_timers(*c);
-  if (c->anchored && anchor_) anchor_->anchor(MediaAnchor::Delete, call_id_of(c->number), nullptr);
+  if (c->anchored && anchor_) anchor_->anchor(MediaAnchor::Delete, call_id_of(c->number), nullptr, 0);
   if (!cdr_sink_) return;
   const uint64_t end_ms = timers_.now_ms();
   const bool answered = c->answered_target >= 0;
@@ -409,6 +409,12 @@ jn_status CallManager::in_answered_call(Call& c, jn_handle ch, jn_handle from, j
     case JN_CALL_INFO: {
       CallEvent copy = ev;
       copy.call_id = call_id_of(c.number);
+      // A re-offer (either side) and its answer go through the anchor too, so a changed
+      // address or a new stream keeps flowing through the relay.
+      if (c.anchored && anchor_ && copy.media && (ev.type == JN_CALL_OFFER || ev.type == JN_CALL_ANSWER)) {
+        auto op = ev.type == JN_CALL_OFFER ? MediaAnchor::Offer : MediaAnchor::Answer;
+        if (auto m = anchor_->anchor(op, copy.call_id, &*copy.media, from == c.a_leg ? 0 : 1)) copy.media = std::move(*m);
+      }
       queue(peer, std::move(copy), false);
       return JN_OK;
     }
@@ -422,6 +428,26 @@ jn_status CallManager::in_answered_call(Call& c, jn_handle ch, jn_handle from, j
     default:  // RINGING, REJECT: too late
       return JN_ERR_STATE;
   }
+}
+
+jn_status CallManager::end_anchored(const std::string& call_id, int32_t code, const std::string& reason) {
+  jn_handle found = JN_INVALID_HANDLE;
+  calls_.for_each([&](jn_handle h, const Call& c) {
+    if (c.anchored && call_id_of(c.number) == call_id) found = h;
+  });
+  if (!found) return JN_ERR_NOT_FOUND;
+  Call& c = *calls_.get(found);
+  const int32_t status = code ? code : 408;
+  if (c.state == CallState::Ringing) {
+    end_b_legs(c, status, reason);
+    queue(c.a_leg, event_for(c, JN_CALL_REJECT, status, reason), true);
+  } else {
+    queue(c.a_leg, event_for(c, JN_CALL_END, status, reason), true);
+    for (jn_handle b : c.b_legs) queue(b, event_for(c, JN_CALL_END, status, reason), true);
+  }
+  finish(found, status, reason, EndedBy::System);
+  drain();
+  return JN_OK;
 }
 
 // --- timers ----------------------------------------------------------------------------------

@@ -60,8 +60,9 @@ struct CallTimers {
 struct MediaAnchor {
   enum Op : uint32_t { Offer = JN_ANCHOR_OFFER, Answer = JN_ANCHOR_ANSWER, Delete = JN_ANCHOR_DELETE };
   virtual ~MediaAnchor() = default;
+  // sender: whose media it is (0 = the A-leg's side, 1 = the B-leg's); see jn_anchor_request.
   virtual std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id,
-                                                         const std::vector<MediaStream>* media) = 0;
+                                                         const std::vector<MediaStream>* media, uint32_t sender) = 0;
 };
 
 class CallManager {
@@ -95,6 +96,9 @@ class CallManager {
   size_t end_plugin_legs(const std::string& plugin, int32_t code, std::string reason);
 
   size_t active_calls() const { return calls_.size(); }
+  // The media anchor lost this call's media: END to both legs, CDR ended by "system".
+  // JN_ERR_NOT_FOUND when no anchored call has this id.
+  jn_status end_anchored(const std::string& call_id, int32_t code, const std::string& reason);
   size_t active_legs() const { return live_legs_; }
   // For GET /api/v1/calls: [{id, from, to, state, strategy, age_ms, legs:[{id, plugin, role,
   // target, state, age_ms}]}]

@@ -54,8 +54,9 @@ class HostCallEndpoints : public CallEndpoints {
 class HostMediaAnchor : public MediaAnchor {
  public:
   HostMediaAnchor(PluginHost& host, std::string plugin) : host_(host), plugin_(std::move(plugin)) {}
-  std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id, const std::vector<MediaStream>* media) override {
-    return host_.anchor_media(plugin_, op, call_id, media);
+  std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id, const std::vector<MediaStream>* media,
+                                                 uint32_t sender) override {
+    return host_.anchor_media(plugin_, op, call_id, media, sender);
   }
 
  private:

@@ -1019,6 +1019,12 @@ class RtpRelay : public junction::sdk::Plugin {
     bool answer = req.op == JN_ANCHOR_ANSWER;
     if (answer) ++anchor_stats_.answers;
     else ++anchor_stats_.offers;
+    // Whose media (ABI 1.2): side "a" is the A-leg's, "b" the B-leg's. A re-offer may come from
+    // either; the relay's offer/answer matches the tags to the session's sides.
+    uint32_t sender = req.struct_size >= offsetof(jn_anchor_request, sender) + sizeof(uint32_t) ? req.sender : (answer ? 1u : 0u);
+    const char* sender_tag = sender ? "b" : "a";
+    const char* other_tag = sender ? "a" : "b";
+    bool reoffer = !answer && calls_.count(call_id) != 0;
     const jn_media_desc* in = req.media;
     uint32_t count = (in && in->streams) ? in->count : 0;
 
@@ -1065,8 +1071,9 @@ class RtpRelay : public junction::sdk::Plugin {
     Value d = Value::dict();
     d.set("command", answer ? "answer" : "offer");
     d.set("call-id", call_id);
-    d.set("from-tag", "a");
-    if (answer) d.set("to-tag", "b");
+    // offer: from-tag = the offerer; answer: to-tag = the answerer, from-tag = the offerer.
+    d.set("from-tag", answer ? other_tag : sender_tag);
+    if (answer || reoffer) d.set("to-tag", answer ? sender_tag : other_tag);
     d.set("sdp", text);
     Value rep = Value::list();
     rep.push(Value::string("origin"));
@@ -1133,6 +1140,9 @@ class RtpRelay : public junction::sdk::Plugin {
     for (auto& id : expired) {
       host().info("rtp-relay: session '" + id + "' timed out (no media or signalling for " + std::to_string(timeout_ms_ / 1000) + " s)");
       ++stats_.timeouts;
+      // An anchored call: the core ends the call (both legs hear END 408 "media timeout") and
+      // its DELETE destroys the session; a core without anchor_end leaves it to us.
+      if (anchor_pos_.count(id) && host().anchor_end(id, 408, "media timeout") == JN_OK) continue;
       destroy(id, "timeout");
     }
     host().gauge_set("rtp_relay_sessions", static_cast<double>(calls_.size()));

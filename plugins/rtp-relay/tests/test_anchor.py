@@ -31,11 +31,11 @@ def split_addr(text):
 
 
 class AnchorTest(JunctionTest):
-    def start(self, anchor, ports=100):
+    def start(self, anchor, ports=100, **relay_extra):
         # A private relay range per server (41000..48999), clear of call-peer's 30001 and 40000.
         self.lo = 41000 + (free_port(socket.SOCK_DGRAM) % 80) * 100
         self.hi = self.lo + ports - 1
-        relay = {"ng_listen": "", "port_min": self.lo, "port_max": self.hi}
+        relay = {"ng_listen": "", "port_min": self.lo, "port_max": self.hi, **relay_extra}
         server = {"media_anchor": RELAY} if anchor else {}
         j = self.server(plugins={A: {"on_offer": "answer"}, B: {"on_offer": "answer"}, RELAY: relay},
                         routes=ROUTES, server=server)
@@ -141,6 +141,51 @@ class AnchorTest(JunctionTest):
             with self.assertRaises(socket.timeout):
                 sock_b.recvfrom(2048)
         self.assertNotIn("anchor_reply: malformed", j.log())
+
+    def test_reoffer_mid_call_goes_through_the_relay(self):
+        # ABI 1.2: a re-offer in an answered call (here from B, e.g. it moved) and its answer
+        # (from A) are anchored too: each side keeps talking to the relay's same ports, and the
+        # relay learns the new addresses.
+        j = self.start(anchor=True)
+        leg_a, offer, answer = self.call(j)
+        to_b_port = self.assert_relay(offer["media"][0]["addr"])
+        to_a_port = self.assert_relay(answer["media"][0]["addr"])
+        leg_b = offer["leg"]
+        r = j.cmd(B, "send", {"leg": leg_b, "type": "offer"})  # B now receives at 127.0.0.1:40001
+        self.assertEqual(r["status"], JN_OK, r)
+        reoffers = self.events(j, A, "offer")
+        self.assertEqual(len(reoffers), 1, self.events(j, A))
+        self.assertEqual(self.assert_relay(reoffers[0]["media"][0]["addr"]), to_a_port)  # not 40001
+        r = j.cmd(A, "send", {"leg": leg_a, "type": "answer"})  # A answers: 127.0.0.1:40000
+        self.assertEqual(r["status"], JN_OK, r)
+        reanswers = [e for e in self.events(j, B, "answer")]
+        self.assertEqual(len(reanswers), 1, self.events(j, B))
+        self.assertEqual(self.assert_relay(reanswers[0]["media"][0]["addr"]), to_b_port)
+        sides = j.cmd(RELAY, "sessions")[offer["call_id"]]["medias"][0]["streams"]
+        self.assertEqual([(s["tag"], s["advertised endpoint"]["port"], s["local port"]) for s in sides],
+                         [("a", 40000, to_a_port), ("b", 40001, to_b_port)])
+        stats = j.cmd(RELAY, "stats")["anchor"]
+        self.assertEqual((stats["offers"], stats["answers"], stats["errors"], stats["sessions"]), (2, 2, 0, 1), stats)
+        self.assertEqual(j.cmd(A, "send", {"leg": leg_a, "type": "end"})["status"], JN_OK)
+        wait_until(lambda: j.cmd(RELAY, "sessions") == {}, what="the relay session to be deleted")
+
+    def test_media_timeout_ends_the_call(self):
+        # No RTP for timeout_s: the relay tells the core (anchor_end), which ends the call on both
+        # legs with 408 "media timeout" and then deletes the relay session.
+        j = self.start(anchor=True, timeout_s=1)
+        leg_a, offer, answer = self.call(j)
+        call_id = offer["call_id"]
+
+        def ended(plugin):
+            return [e for e in self.events(j, plugin) if e["type"] == "end"]
+
+        wait_until(lambda: ended(A) and ended(B), timeout=10, what="END on both legs")
+        for plugin in (A, B):
+            e = ended(plugin)[0]
+            self.assertEqual((e["code"], e["reason"], e["call_id"]), (408, "media timeout", call_id), e)
+        wait_until(lambda: j.cmd(RELAY, "sessions") == {}, what="the relay session to be deleted")
+        self.assertEqual(j.api("GET", "/api/v1/calls", expect=200), [])
+        j.wait_for_log(r"call %s ended by its media anchor: 408 media timeout" % call_id)
 
     def test_relay_error_passes_the_media_through(self):
         # Room for one stream (two port pairs): the second call cannot be anchored and keeps

@@ -280,6 +280,11 @@ typedef struct jn_anchor_request {
   jn_str call_id;             /* borrowed; the core's call id, the same in all three ops */
   const jn_media_desc* media; /* borrowed: OFFER the A-leg's offer, ANSWER the B-leg's answer;
                                  NULL for DELETE */
+  /* appended in 1.2 */
+  uint32_t sender;            /* whose media this is: 0 = the A-leg's side, 1 = the B-leg's.
+                                 The first offer is 0 and its answer 1; a re-offer in an
+                                 answered call may come from either side, its answer from the
+                                 other. */
 } jn_anchor_request;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -502,6 +507,10 @@ typedef struct jn_host_api {
   jn_status (*bus_release_id)(jn_host_ctx* ctx, uint32_t stream_id);
   /* [media] bus_publish by id (JN_ERR_NOT_FOUND for an id bus_intern never gave). */
   jn_status (*bus_publish_id)(jn_host_ctx* ctx, uint32_t stream_id, jn_buf* buf); /* borrowed */
+  /* The media anchor lost a call's media (e.g. no packet for its timeout): the core ends the
+   * call (both legs get END with code/reason; the CDR says "system"), and the anchor then gets
+   * the call's DELETE. JN_ERR_NOT_FOUND when no such anchored call is up. */
+  jn_status (*anchor_end)(jn_host_ctx* ctx, jn_str call_id, int32_t code, jn_str reason);
 } jn_host_api;
 
 /* Arguments to the factory. */

@@ -132,6 +132,10 @@ class Host {
   }
   jn_status bus_release_id(uint32_t id) const { return JN_HOST_HAS(api_, bus_release_id) ? api_->bus_release_id(ctx_, id) : JN_ERR_UNSUPPORTED; }
   jn_status bus_publish_id(uint32_t id, jn_buf* b) const { return api_->bus_publish_id(ctx_, id, b); }
+  // The media anchor lost a call's media: the core ends the call (1.2).
+  jn_status anchor_end(std::string_view call_id, int32_t code, std::string_view reason) const {
+    return JN_HOST_HAS(api_, anchor_end) ? api_->anchor_end(ctx_, to_jn(call_id), code, to_jn(reason)) : JN_ERR_UNSUPPORTED;
+  }
   jn_status bus_subscribe(std::string_view stream, uint64_t cookie, jn_handle* out) const {
     return api_->bus_subscribe(ctx_, to_jn(stream), cookie, out);
   }
