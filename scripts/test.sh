@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds, and runs every test: the whole suite on a normal build, then again on an
-# ASan+UBSan build (leaks and undefined behaviour fail the run).
-# JN_TEST_SKIP_ASAN=1 skips the sanitizer pass (for quick local runs only).
+# ASan+UBSan build (leaks and undefined behaviour fail the run), then the tests that cross threads
+# (media loops, the relay on them, cross-thread buffers) on a ThreadSanitizer build.
+# JN_TEST_SKIP_ASAN=1 skips the sanitizer passes (for quick local runs only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -13,4 +14,8 @@ if [ "${JN_TEST_SKIP_ASAN:-0}" != 1 ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_odr_violation=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   (cd build-asan && ctest --output-on-failure -j "$jobs" --timeout 1200)
+  scripts/build.sh tsan
+  export TSAN_OPTIONS="halt_on_error=0:report_signal_unsafe=0"
+  (cd build-tsan && ctest --output-on-failure -j "$jobs" --timeout 1200 \
+     -R 'test_media_loops|rtp-relay\.test_(reload|ng|anchor|kamailio)|unit\.test_bus')
 fi

@@ -20,7 +20,8 @@ BUILD = os.environ.get("JN_BUILD_DIR", os.path.join(os.path.dirname(__file__), "
 SOURCE = os.environ.get("JN_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 PLUGIN_DIR = os.path.join(BUILD, "plugins")
 TOKEN = "t" * 48
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "UndefinedBehaviorSanitizer",
+                     "WARNING: ThreadSanitizer")
 
 
 def free_port(kind=socket.SOCK_STREAM):

@@ -60,7 +60,7 @@ nlohmann::json ReloadResult::to_json(const std::string& name) const {
 // PluginSlot: delivery, with holding during a swap
 // =========================================================================================
 PluginSlot::PluginSlot(PluginHost& host, PluginConf conf)
-    : host_(host), conf_(std::move(conf)), log_level_(conf_.log_level) {}
+    : host_(host), name_(conf.name), conf_(std::move(conf)), log_level_(conf_.log_level) {}
 
 PluginSlot::~PluginSlot() {
   assert(!instance_ && "slot destroyed with a live instance");
@@ -69,7 +69,7 @@ PluginSlot::~PluginSlot() {
 }
 
 void PluginSlot::log(int level, std::string_view msg) {
-  if (level <= log_level_) log_write(level, conf_.name, msg);
+  if (level <= log_level()) log_write(level, name_, msg);
 }
 
 template <typename F>

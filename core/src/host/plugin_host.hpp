@@ -102,7 +102,8 @@ class PluginSlot : public BusSink {
   PluginSlot(PluginHost& host, PluginConf conf);
   ~PluginSlot() override;
 
-  const std::string& name() const { return conf_.name; }
+  // Immutable copy: media loops log through it while a reload may replace conf_.
+  const std::string& name() const { return name_; }
   const PluginConf& conf() const { return conf_; }
   void set_conf(PluginConf c) { conf_ = std::move(c); }
   PluginHost& host() { return host_; }
@@ -155,6 +156,7 @@ class PluginSlot : public BusSink {
   void dispatch(F&& call);  // now, or appended to the hold queue while quiesced
 
   PluginHost& host_;
+  const std::string name_;
   PluginConf conf_;
   std::unique_ptr<PluginInstance> instance_;
   std::atomic<int> log_level_;  // read by media loops too
