@@ -7,7 +7,10 @@
 //                     [--warmup-ms 300] [--direct]
 // FILE: one line per session "to_a to_b": the relay port side A sends to (delivered to B) and the
 // relay port side B sends to. --direct sends A->B and B->A straight (baseline, no relay).
-// Prints one JSON object.
+// Prints one JSON object. Besides the totals it counts, per stream (session x direction, 2N
+// streams), the packets sent and received in the measurement window, so overload can be judged
+// for fairness: streams_with_loss, streams_fully_lost (sent but none received),
+// worst_stream_loss_pct and the p50/p99 of the per-stream loss percentage.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -111,6 +114,8 @@ int main(int argc, char** argv) {
   const uint64_t t_drain = t_end + 300000000ull;
   uint64_t due_sent = 0, sent = 0, send_fail = 0, sent_meas = 0, recv_total = 0, recv_meas = 0, bad = 0;
   uint64_t recv_dir[2] = {0, 0};
+  // Per stream 2*session + direction (0 = A->B, 1 = B->A), measurement window only.
+  std::vector<uint32_t> stream_sent(2 * n, 0), stream_recv(2 * n, 0);
   std::vector<uint32_t> lat;  // ns, measurement window only
   lat.reserve(static_cast<size_t>(rate * seconds * 1.1) + 1024);
   size_t cursor = 0;  // packet k: session (k/2)%n, direction k%2
@@ -132,11 +137,12 @@ int main(int argc, char** argv) {
           ++bad;
           continue;
         }
-        uint32_t magic;
+        uint32_t magic, si;
         uint64_t ts;
         std::memcpy(&magic, p + 12, 4);
+        std::memcpy(&si, p + 16, 4);
         std::memcpy(&ts, p + 24, 8);
-        if (magic != kMagic) {
+        if (magic != kMagic || si >= n) {
           ++bad;
           continue;
         }
@@ -144,6 +150,7 @@ int main(int argc, char** argv) {
         ++recv_dir[1 - d];
         if (ts >= t_meas && ts < t_end) {
           ++recv_meas;
+          ++stream_recv[2 * si + static_cast<size_t>(1 - d)];
           lat.push_back(static_cast<uint32_t>(std::min<uint64_t>(now - ts, 0xffffffffull)));
         }
       }
@@ -184,7 +191,10 @@ int main(int argc, char** argv) {
           std::memcpy(p + 16, &si, 4);
           uint64_t tsend = now_ns();
           std::memcpy(p + 24, &tsend, 8);
-          if (tsend >= t_meas && tsend < t_end) ++sent_meas;
+          if (tsend >= t_meas && tsend < t_end) {
+            ++sent_meas;
+            ++stream_sent[2 * s + static_cast<size_t>(d)];
+          }
           ++cnt[d];
           // Stash destination index in the payload tail for building the msghdr below.
           std::memcpy(p + 32, &si, 4);
@@ -226,14 +236,33 @@ int main(int argc, char** argv) {
     return lat[i] / 1000.0;
   };
   uint64_t lost = sent_meas > recv_meas ? sent_meas - recv_meas : 0;
+  // Fairness: how the loss is spread over the streams that sent in the window.
+  std::vector<double> sloss;
+  sloss.reserve(2 * n);
+  uint64_t streams_with_loss = 0, streams_fully_lost = 0;
+  for (size_t k = 0; k < 2 * n; ++k) {
+    if (!stream_sent[k]) continue;
+    uint32_t got = std::min(stream_recv[k], stream_sent[k]);
+    if (got < stream_sent[k]) ++streams_with_loss;
+    if (got == 0) ++streams_fully_lost;
+    sloss.push_back(100.0 * static_cast<double>(stream_sent[k] - got) / static_cast<double>(stream_sent[k]));
+  }
+  std::sort(sloss.begin(), sloss.end());
+  auto spct = [&](double q) -> double {
+    if (sloss.empty()) return 0;
+    return sloss[static_cast<size_t>(q * static_cast<double>(sloss.size() - 1))];
+  };
   printf("{\"sessions\": %zu, \"rate\": %.0f, \"seconds\": %.2f, \"size\": %zu, \"sent\": %llu, \"received\": %llu, "
          "\"send_fail\": %llu, \"sent_measured\": %llu, \"received_measured\": %llu, \"lost\": %llu, \"loss_pct\": %.4f, "
-         "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, \"a_to_b\": %llu, \"b_to_a\": %llu, \"bad\": %llu}\n",
+         "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, \"a_to_b\": %llu, \"b_to_a\": %llu, \"bad\": %llu, "
+         "\"streams_total\": %zu, \"streams_with_loss\": %llu, \"streams_fully_lost\": %llu, \"worst_stream_loss_pct\": %.4f, "
+         "\"stream_loss_p50_pct\": %.4f, \"stream_loss_p99_pct\": %.4f}\n",
          n, rate, seconds, size, (unsigned long long)sent, (unsigned long long)recv_total, (unsigned long long)send_fail,
          (unsigned long long)sent_meas, (unsigned long long)recv_meas, (unsigned long long)lost,
          sent_meas ? 100.0 * static_cast<double>(lost) / static_cast<double>(sent_meas) : 0.0, pct(0.5), pct(0.99), pct(0.999),
          lat.empty() ? 0.0 : lat.back() / 1000.0, (unsigned long long)recv_dir[0], (unsigned long long)recv_dir[1],
-         (unsigned long long)bad);
+         (unsigned long long)bad, sloss.size(), (unsigned long long)streams_with_loss, (unsigned long long)streams_fully_lost,
+         sloss.empty() ? 0.0 : sloss.back(), spct(0.5), spct(0.99));
   close(fd[0]);
   close(fd[1]);
   return 0;
