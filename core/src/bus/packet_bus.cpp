@@ -7,12 +7,29 @@
 
 namespace junction {
 
-PacketBus::PacketBus() { streams_.emplace_back(); }  // id 0: reserved
+PacketBus::PacketBus() : flags_(new std::atomic<std::atomic<uint8_t>*>[kFlagChunks]) {
+  streams_.emplace_back();  // id 0: reserved
+  for (uint32_t i = 0; i < kFlagChunks; ++i) flags_[i].store(nullptr, std::memory_order_relaxed);
+}
 
 PacketBus::~PacketBus() {
 #ifndef NDEBUG
   for (const auto& s : streams_) assert(!s || s->fanout_depth == 0);  // not from inside a sink
 #endif
+  for (uint32_t i = 0; i < kFlagChunks; ++i) delete[] flags_[i].load(std::memory_order_relaxed);
+}
+
+void PacketBus::set_subscribed_flag(uint32_t stream_id, bool on) {
+  uint32_t chunk = stream_id / kFlagChunk;
+  if (chunk >= kFlagChunks) return;
+  std::atomic<uint8_t>* c = flags_[chunk].load(std::memory_order_relaxed);
+  if (!c) {
+    if (!on) return;
+    c = new std::atomic<uint8_t>[kFlagChunk];
+    for (uint32_t i = 0; i < kFlagChunk; ++i) c[i].store(0, std::memory_order_relaxed);
+    flags_[chunk].store(c, std::memory_order_release);
+  }
+  c[stream_id % kFlagChunk].store(on ? 1 : 0, std::memory_order_relaxed);
 }
 
 PacketBus::Stream* PacketBus::lookup(uint32_t stream_id) const {
@@ -64,6 +81,7 @@ uint64_t PacketBus::subscribe(std::string_view stream, BusSink* sink, uint64_t c
   ++s->live;
   subscriptions_.emplace(id, Subscription{stream_id, sink});
   subscription_count_atomic_.store(subscriptions_.size(), std::memory_order_relaxed);
+  set_subscribed_flag(stream_id, true);
   return id;
 }
 
@@ -86,6 +104,7 @@ bool PacketBus::unsubscribe(uint64_t subscription) {
     s->subscribers.erase(entry);
   }
   --s->live;
+  if (s->live == 0) set_subscribed_flag(stream_id, false);
   settle(stream_id);
   return true;
 }

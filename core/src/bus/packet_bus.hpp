@@ -76,6 +76,15 @@ class PacketBus {
   // The same, readable from a media loop's thread (relaxed; a stale answer only delays or
   // drops one hand-off around a subscribe/unsubscribe).
   size_t subscription_count_any_thread() const { return subscription_count_atomic_.load(std::memory_order_relaxed); }
+  // Does the stream with this id have a live subscriber? Any thread (a media loop asks before
+  // handing a packet to the control loop). Backed by a grow-only chunked array of flags that is
+  // never reallocated, so a reader never sees freed memory.
+  bool has_subscribers_any_thread(uint32_t stream_id) const {
+    uint32_t chunk = stream_id / kFlagChunk;
+    if (chunk >= kFlagChunks) return true;  // beyond the table: let the control loop decide
+    const std::atomic<uint8_t>* c = flags_[chunk].load(std::memory_order_acquire);
+    return c && c[stream_id % kFlagChunk].load(std::memory_order_relaxed) != 0;
+  }
   uint64_t unrouted_packets() const { return unrouted_packets_; }
   uint64_t total_deliveries() const { return total_deliveries_; }
   // {"streams":[{"name","subscribers","packets","bytes","deliveries","pinned"}...] (by name),
@@ -118,6 +127,9 @@ class PacketBus {
   std::unordered_map<uint64_t, Subscription> subscriptions_;
   uint64_t next_subscription_ = 1;
   std::atomic<size_t> subscription_count_atomic_{0};
+  static constexpr uint32_t kFlagChunk = 4096, kFlagChunks = 4096;  // 16M stream ids
+  std::unique_ptr<std::atomic<std::atomic<uint8_t>*>[]> flags_;
+  void set_subscribed_flag(uint32_t stream_id, bool on);  // control thread
   uint64_t unrouted_packets_ = 0;
   uint64_t total_deliveries_ = 0;
 };

@@ -237,7 +237,8 @@ jn_buf* h_buf_copy(jn_host_ctx* ctx, const jn_buf* b) { return b ? pool_here(ctx
 // From a media loop: subscribers live on the control loop, so the packet is handed over by
 // reference; with no subscription anywhere it stops here.
 jn_status media_publish(MediaLoop& m, PacketBus& bus, uint32_t id, std::string_view stream, jn_buf* buf) {
-  if (!MediaLoops::bus_has_subscribers(bus)) {
+  // By id: this stream's own flag; by name (no hashing here): any subscription at all.
+  if (id ? !bus.has_subscribers_any_thread(id) : !MediaLoops::bus_has_subscribers(bus)) {
     m.stats().bus_unsubscribed.fetch_add(1, std::memory_order_relaxed);
     return JN_OK;
   }
