@@ -41,6 +41,11 @@ BufferPool::BufferPool(Config config) : config_(config) {
 
 BufferPool::~BufferPool() {
   reclaim_remote();
+  for (BufHeader* h : oversize_free_) {
+    JN_UNPOISON(storage_of(h), h->capacity);
+    h->magic = 0;
+    ::operator delete(h, std::align_val_t{kSlotAlign});
+  }
   assert(outstanding_ == 0 && "BufferPool destroyed with buffers still referenced");
   // In a release build a leak beats handing dangling memory to whoever still holds a buffer.
   if (outstanding_ != 0) return;
@@ -89,6 +94,17 @@ BufHeader* BufferPool::take_slot() {
 }
 
 BufHeader* BufferPool::alloc_oversize(uint32_t capacity) {
+  // A recently released one that fits (without wasting more than half of it): a socket that
+  // allows 64 KB datagrams (ng, SIP) would otherwise malloc and free 64 KB per datagram, which
+  // fragments the heap around the long-lived small allocations made meanwhile.
+  for (size_t i = 0; i < oversize_free_.size(); ++i) {
+    BufHeader* h = oversize_free_[i];
+    if (h->capacity >= capacity && h->capacity / 2 <= capacity) {
+      oversize_free_[i] = oversize_free_.back();
+      oversize_free_.pop_back();
+      return h;
+    }
+  }
   size_t bytes = kHeaderBytes + capacity;
   void* memory = ::operator new(bytes, std::align_val_t{kSlotAlign}, std::nothrow);
   if (!memory) return nullptr;
@@ -185,6 +201,11 @@ void BufferPool::release(BufHeader* h) {
   assert(outstanding() > 0);
   outstanding_.store(outstanding() - 1, std::memory_order_relaxed);
   if (h->oversize) {
+    if (oversize_free_.size() < kOversizeCache) {
+      JN_POISON(storage_of(h), h->capacity);
+      oversize_free_.push_back(h);
+      return;
+    }
     bytes_reserved_.store(bytes_reserved() - (kHeaderBytes + h->capacity), std::memory_order_relaxed);
     h->magic = 0;
     ::operator delete(h, std::align_val_t{kSlotAlign});

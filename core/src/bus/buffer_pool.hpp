@@ -143,6 +143,8 @@ class BufferPool {
   std::vector<Slab> slabs_;
   detail::BufHeader* free_head_ = nullptr;
 
+  static constexpr size_t kOversizeCache = 16;  // released oversize buffers kept for reuse
+  std::vector<detail::BufHeader*> oversize_free_;
   std::thread::id owner_ = std::this_thread::get_id();
   std::atomic<detail::BufHeader*> remote_head_{nullptr};  // released elsewhere, not yet reclaimed
 

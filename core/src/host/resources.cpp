@@ -76,6 +76,8 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
     // Size the batch to recent traffic: a socket that gets one datagram per wakeup should not
     // prepare 32 buffers and headers each time; a busy one doubles back up to kRecvBatch.
     size_t want = std::min<size_t>(r->batch_hint, budget);
+    // Datagrams larger than a pool slot come in one-off buffers: prepare few of them.
+    if (r->max_datagram > pool.config().buffer_size) want = std::min<size_t>(want, 4);
     size_t have = 0;
     for (; have < want; ++have) {
       bufs[have] = pool.alloc(r->max_datagram);
