@@ -882,6 +882,14 @@ struct FakeAnchor : MediaAnchor {
     return out;
   }
 };
+// An audio stream received at 127.0.0.1:port.
+MediaStream audio_at(uint16_t port) {
+  MediaStream m;
+  m.kind = JN_MEDIA_AUDIO;
+  m.addr.family = 4;
+  m.addr.port = port;
+  return m;
+}
 }  // namespace
 
 TEST_CASE_FIXTURE(Fixture, "media anchor: offer and answer rewritten, deleted when the call ends") {
@@ -912,25 +920,26 @@ TEST_CASE_FIXTURE(Fixture, "media anchor: offer and answer rewritten, deleted wh
   CHECK(anchor.asked[2] == std::make_pair(MediaAnchor::Delete, std::string("c-1")));
 }
 
-TEST_CASE_FIXTURE(Fixture, "media anchor: re-offers from either side and their answers are anchored too") {
-  FakeAnchor anchor;
-  calls.set_media_anchor(&anchor);
-  jn_handle a = call_from_door("intercom:room/101");
-  auto offers = ep.take();
+// An anchored door -> screen call, answered; returns {A-leg, B-leg}.
+std::pair<jn_handle, jn_handle> answered_anchored_call(Fixture& f, FakeAnchor& anchor) {
+  f.calls.set_media_anchor(&anchor);
+  jn_handle a = f.call_from_door("intercom:room/101");
+  auto offers = f.ep.take();
   REQUIRE(offers.size() == 1);
   jn_handle b = offers[0].leg;
-  MediaStream m;
-  m.kind = JN_MEDIA_AUDIO;
-  m.addr.family = 4;
-  m.addr.port = 40002;
   CallEvent ans = Fixture::event(JN_CALL_ANSWER);
-  ans.media = std::vector<MediaStream>{m};
-  REQUIRE(calls.send(kScreen, b, ans) == JN_OK);
-  ep.take();
+  ans.media = std::vector<MediaStream>{audio_at(40002)};
+  REQUIRE(f.calls.send(kScreen, b, ans) == JN_OK);
+  f.ep.take();
+  return {a, b};
+}
+
+TEST_CASE_FIXTURE(Fixture, "media anchor: re-offers from either side and their answers are anchored too") {
+  FakeAnchor anchor;
+  auto [a, b] = answered_anchored_call(*this, anchor);
   // B re-offers (e.g. adds video or moves): A is told the anchor's address, not B's.
   CallEvent reoffer = Fixture::event(JN_CALL_OFFER);
-  m.addr.port = 41000;
-  reoffer.media = std::vector<MediaStream>{m};
+  reoffer.media = std::vector<MediaStream>{audio_at(41000)};
   REQUIRE(calls.send(kScreen, b, reoffer) == JN_OK);
   auto to_a = ep.take();
   REQUIRE(to_a.size() == 1);
@@ -939,8 +948,7 @@ TEST_CASE_FIXTURE(Fixture, "media anchor: re-offers from either side and their a
   CHECK((*to_a[0].ev.media)[0].addr.port == 30004);
   // A answers it: B is told the anchor's address too.
   CallEvent reans = Fixture::event(JN_CALL_ANSWER);
-  m.addr.port = 42000;
-  reans.media = std::vector<MediaStream>{m};
+  reans.media = std::vector<MediaStream>{audio_at(42000)};
   REQUIRE(calls.send(kDoor, a, reans) == JN_OK);
   auto to_b = ep.take();
   REQUIRE(to_b.size() == 1);
@@ -954,18 +962,7 @@ TEST_CASE_FIXTURE(Fixture, "media anchor: re-offers from either side and their a
 
 TEST_CASE_FIXTURE(Fixture, "media anchor ends the call when it loses the media") {
   FakeAnchor anchor;
-  calls.set_media_anchor(&anchor);
-  jn_handle a = call_from_door("intercom:room/101");
-  auto offers = ep.take();
-  jn_handle b = offers[0].leg;
-  MediaStream m;
-  m.kind = JN_MEDIA_AUDIO;
-  m.addr.family = 4;
-  m.addr.port = 40002;
-  CallEvent ans = Fixture::event(JN_CALL_ANSWER);
-  ans.media = std::vector<MediaStream>{m};
-  REQUIRE(calls.send(kScreen, b, ans) == JN_OK);
-  ep.take();
+  answered_anchored_call(*this, anchor);
   CHECK(calls.end_anchored("c-999", 408, "media timeout") == JN_ERR_NOT_FOUND);
   REQUIRE(calls.end_anchored("c-1", 408, "media timeout") == JN_OK);
   auto ends = ep.take();
@@ -978,7 +975,6 @@ TEST_CASE_FIXTURE(Fixture, "media anchor ends the call when it loses the media")
   CHECK(calls.active_calls() == 0);
   CHECK(anchor.asked.back().first == MediaAnchor::Delete);
   CHECK(calls.end_anchored("c-1", 408, "media timeout") == JN_ERR_NOT_FOUND);  // once
-  (void)a;
 }
 
 TEST_CASE_FIXTURE(Fixture, "media anchor that refuses: media passes through, no delete") {

@@ -224,17 +224,7 @@ UdpRes* MediaLoop::socket(jn_handle h) {
 }
 
 void MediaLoop::call_plugin(PluginSlot& slot, jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n) {
-  PluginInstance* inst = slot.instance();
-  if (!inst) return;
-  auto f = JN_HOOK(inst, on_udp);
-  if (!f) return;
-  jn_datagram dg[64];
-  for (size_t done = 0; done < n;) {
-    size_t k = std::min<size_t>(n - done, 64);
-    for (size_t i = 0; i < k; ++i) dg[i].buf = bufs[done + i];
-    f(inst->self, sock, cookie, dg, k);
-    done += k;
-  }
+  call_on_udp(slot.instance(), sock, cookie, bufs, n);
 }
 
 void MediaLoop::deliver(UdpRes& r, jn_buf* const* bufs, size_t n) {

@@ -89,19 +89,23 @@ void PluginSlot::deliver_timer(jn_handle timer, uint64_t cookie) {
   });
 }
 
+void call_on_udp(PluginInstance* inst, jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n) {
+  if (!inst) return;
+  auto f = JN_HOOK(inst, on_udp);
+  if (!f) return;
+  // jn_datagram is a thin wrapper of the buffer pointer; build the array on the stack.
+  jn_datagram dg[64];
+  for (size_t done = 0; done < n;) {
+    size_t k = std::min<size_t>(n - done, 64);
+    for (size_t i = 0; i < k; ++i) dg[i].buf = bufs[done + i];
+    f(inst->self, sock, cookie, dg, k);
+    done += k;
+  }
+}
+
 void PluginSlot::deliver_udp(jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n) {
   if (!quiesced_) {
-    if (!instance_) return;
-    auto f = JN_HOOK(instance_, on_udp);
-    if (!f) return;
-    // jn_datagram is a thin wrapper of the buffer pointer; build the array on the stack.
-    jn_datagram dg[64];
-    for (size_t done = 0; done < n;) {
-      size_t k = std::min<size_t>(n - done, 64);
-      for (size_t i = 0; i < k; ++i) dg[i].buf = bufs[done + i];
-      f(instance_->self, sock, cookie, dg, k);
-      done += k;
-    }
+    call_on_udp(instance_.get(), sock, cookie, bufs, n);
     return;
   }
   // Held: keep references (no copy) and replay the same buffers, in order, to the new instance.

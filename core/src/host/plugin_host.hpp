@@ -73,6 +73,10 @@ const char* resource_kind_name(Resource::Kind k);
        ? (inst)->vtable->name                                                                  \
        : nullptr)
 
+struct PluginInstance;
+// Calls inst's on_udp (if it has one) with bufs, in batches of at most 64.
+void call_on_udp(PluginInstance* inst, jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n);
+
 // One loaded copy of a plugin's shared object.
 struct PluginInstance {
   boost::dll::shared_library library;
