@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -147,6 +148,15 @@ struct Side {
   uint64_t last_ms = 0;
   uint32_t ssrc_window = 0;  // SSRC changes in the current second
   rtp::ReceiverStats rs;
+  // Extra endpoints that get a copy of what this side sends (ng "forward"): each from a port
+  // pair of its own, by reference to the same buffer (no copy).
+  struct Forward {
+    jn_handle rtp = 0, rtcp = 0;
+    uint16_t port = 0;          // our source port (RTCP from port + 1)
+    jn_addr to_rtp{}, to_rtcp{};
+    uint64_t packets = 0;
+  };
+  std::vector<Forward> forwards;
   std::string bus;           // bus stream name
   uint32_t bus_id = 0;       // its interned id (0: publish by name, an older core)
   uint64_t errors() const { return err_malformed + err_source + err_nodest + err_srtp + err_ssrc_flood; }
@@ -391,7 +401,17 @@ class RtpRelay : public junction::sdk::Plugin {
       if (in.bus_id) host().bus_publish_id(in.bus_id, b);
       else host().bus_publish(in.bus, b);
     }
-    // 6. Destination.
+    // 6. Extra endpoints get the plain packet (the same buffer: sent by reference).
+    for (auto& f : in.forwards) {
+      jn_send& fo = sh.out.emplace_back();
+      fo = jn_send{};
+      fo.sock = is_rtcp ? f.rtcp : f.rtp;
+      fo.to = is_rtcp ? f.to_rtcp : f.to_rtp;
+      fo.buf = b;
+      ++f.packets;
+    }
+    if (sh.out.size() >= kSendBatch) flush(sh);
+    // 7. Destination.
     jn_handle sock;
     const jn_addr* to;
     if (is_rtcp && !out.mux) {
@@ -405,7 +425,8 @@ class RtpRelay : public junction::sdk::Plugin {
     if (out.srtp && out.srtp_out.valid()) {
       // Protect in place when nobody else holds the buffer; a bus subscriber that kept a
       // reference makes it shared, and then (only then) the packet is copied.
-      jn_buf* w = writable(sh, b);
+      // Forwarded copies of this packet are still queued: they must stay plain.
+      jn_buf* w = in.forwards.empty() ? writable(sh, b) : copy_of(sh, b);
       // No room for the auth tag (a near-MTU packet; or, today, every received buffer: the
       // core's receive path does not report its tailroom, see README): a counted copy has it.
       if (w && w->tailroom < SRTP_MAX_TRAILER_LEN) w = copy_of(sh, w);
@@ -506,6 +527,8 @@ class RtpRelay : public junction::sdk::Plugin {
     else if (*cmd == "delete") r = cmd_delete(d);
     else if (*cmd == "query") r = cmd_query(d);
     else if (*cmd == "list") r = cmd_list(d);
+    else if (*cmd == "forward") r = cmd_forward(d, true);
+    else if (*cmd == "unforward") r = cmd_forward(d, false);
     else r = ng::error_reply("Unrecognized command '" + std::string(*cmd) + "'");
     if (auto res = r.get_str("result"); res && *res == "error") {
       ++stats_.ng_errors;
@@ -770,19 +793,23 @@ class RtpRelay : public junction::sdk::Plugin {
 
   bool alloc_ports(Stream& st, int s) {
     Side& side = st.side[s];
+    uint64_t base = (static_cast<uint64_t>(st.gen) << 32) | (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2) |
+                    (static_cast<uint64_t>(s) << 1);
+    return alloc_pair(st.shard, base, side.rtp, side.rtcp, side.port);
+  }
+  // An even/odd port pair from the range, bound on the given media loop with cookies base, base|1.
+  bool alloc_pair(uint32_t shard, uint64_t base, jn_handle& rtp_out, jn_handle& rtcp_out, uint16_t& port_out) {
     size_t slots = port_used_.size();
     jn_udp_options o{};
     o.struct_size = sizeof o;
     o.rcvbuf = static_cast<uint32_t>(rcvbuf_);
     o.sndbuf = static_cast<uint32_t>(rcvbuf_);
     o.max_datagram = 2048;
-    o.loop = st.shard;
+    o.loop = shard;
     for (size_t tries = 0; tries < slots; ++tries) {
       size_t slot = port_cursor_++ % slots;
       if (port_used_[slot]) continue;
       uint32_t port = static_cast<uint32_t>(port_min_) + 2 * static_cast<uint32_t>(slot);
-      uint64_t base = (static_cast<uint64_t>(st.gen) << 32) | (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2) |
-                      (static_cast<uint64_t>(s) << 1);
       jn_handle a = 0, b = 0;
       std::string ip = interface_.find(':') != std::string::npos ? "[" + interface_ + "]" : interface_;
       if (host().api()->udp_bind(host().ctx(), junction::sdk::to_jn(ip + ":" + std::to_string(port)), &o, base, &a) != JN_OK)
@@ -792,14 +819,22 @@ class RtpRelay : public junction::sdk::Plugin {
         continue;
       }
       port_used_[slot] = 1;
-      side.rtp = a;
-      side.rtcp = b;
-      side.port = static_cast<uint16_t>(port);
+      rtp_out = a;
+      rtcp_out = b;
+      port_out = static_cast<uint16_t>(port);
       return true;
     }
     return false;
   }
+  void release_forward(Side::Forward& f) {
+    if (f.rtp) to_close_.push_back(f.rtp);
+    if (f.rtcp) to_close_.push_back(f.rtcp);
+    if (size_t slot; port_slot(f.port, slot)) port_used_[slot] = 0;
+    f = Side::Forward{};
+  }
   void release_ports(Side& side) {
+    for (auto& f : side.forwards) release_forward(f);
+    side.forwards.clear();
     if (side.rtp) to_close_.push_back(side.rtp);
     if (side.rtcp) to_close_.push_back(side.rtcp);
     if (side.bus_id) to_release_.push_back(side.bus_id);
@@ -884,6 +919,17 @@ class RtpRelay : public junction::sdk::Plugin {
     st.set_int("dropped ssrc flood", static_cast<int64_t>(s.err_ssrc_flood));
     v.set("stats", st);
     v.set("bus stream", s.bus);
+    if (!s.forwards.empty()) {
+      Value fw = Value::list();
+      for (auto& f : s.forwards) {
+        Value x = Value::dict();
+        x.set("address", addr_str(f.to_rtp));
+        x.set_int("local port", f.port);
+        x.set_int("packets", static_cast<int64_t>(f.packets));
+        fw.push(x);
+      }
+      v.set("forwards", fw);
+    }
     return v;
   }
 
@@ -934,6 +980,65 @@ class RtpRelay : public junction::sdk::Plugin {
     destroy(it->first, "ng delete");
     return r;
   }
+  // Junction extension: "forward" sends a copy of what the side with `from-tag` sends to one
+  // more endpoint, `address` ("ip:port"; RTCP to port + 1, or to the same port with the flag
+  // rtcp-mux), from a port pair of its own; "unforward" with the same keys stops it. Every
+  // stream (m= line) of the call is forwarded unless `index` picks one. Packets that arrive on a
+  // forward's ports are counted as stale and dropped (a recorder or monitor does not talk back).
+  Value cmd_forward(const Value& d, bool start) {
+    auto call_id = d.get_str("call-id");
+    auto from_tag = d.get_str("from-tag");
+    auto address = d.get_str("address");
+    if (!call_id || call_id->empty()) return ng::error_reply("No call-id in message");
+    if (!from_tag || from_tag->empty()) return ng::error_reply("No from-tag in message");
+    if (!address || address->empty()) return ng::error_reply("No address in message");
+    jn_addr to{};
+    if (!parse_addr_str(std::string(*address), to) || to.port == 0) return ng::error_reply("Bad address '" + std::string(*address) + "'");
+    auto it = calls_.find(std::string(*call_id));
+    if (it == calls_.end()) return ng::error_reply("Call-ID not found or tags didn't match");
+    std::optional<int64_t> index = d.get_int("index");
+    bool mux = flag(d, "rtcp-mux");
+    Value list = Value::list();
+    size_t matched = 0;
+    for (uint32_t sid : it->second.streams) {
+      Stream& st = *streams_[sid];
+      if (index && st.index != *index) continue;
+      for (auto& side : st.side) {
+        if (side.tag != *from_tag) continue;
+        ++matched;
+        if (!start) {
+          for (auto f = side.forwards.begin(); f != side.forwards.end();) {
+            if (addr_eq(f->to_rtp, to)) {
+              release_forward(*f);
+              f = side.forwards.erase(f);
+            } else {
+              ++f;
+            }
+          }
+          continue;
+        }
+        if (side.forwards.size() >= kMaxForwards) return ng::error_reply("Too many forwards for this side");
+        Side::Forward f;
+        // Cookie generation 0 is never a stream's: what arrives there counts as stale.
+        uint64_t base = (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2);
+        if (!alloc_pair(st.shard, base, f.rtp, f.rtcp, f.port)) return ng::error_reply("Ran out of ports");
+        f.to_rtp = to;
+        f.to_rtcp = to;
+        if (!mux) f.to_rtcp.port = static_cast<uint16_t>(to.port + 1);
+        Value v = Value::dict();
+        v.set_int("index", st.index);
+        v.set_int("local port", f.port);
+        list.push(v);
+        side.forwards.push_back(f);
+      }
+    }
+    if (matched == 0) return ng::error_reply("No stream with from-tag '" + std::string(*from_tag) + "'");
+    Value r = Value::dict();
+    r.set("result", "ok");
+    if (start) r.set("forwards", list);
+    return r;
+  }
+
   Value cmd_query(const Value& d) {
     auto call_id = d.get_str("call-id");
     if (!call_id || call_id->empty()) return ng::error_reply("No call-id in message");
@@ -1304,6 +1409,9 @@ class RtpRelay : public junction::sdk::Plugin {
               {"counts", {s.packets, s.bytes, s.rtcp_packets, s.rtcp_bytes, s.forwarded, s.err_malformed, s.err_source,
                           s.err_nodest, s.err_srtp, s.err_ssrc_flood, s.last_ms}},
               {"rs", rs_json(s.rs)}, {"bus", s.bus}, {"bus_id", s.bus_id}};
+    json fw = json::array();
+    for (auto& f : s.forwards) fw.push_back({f.rtp, f.rtcp, f.port, addr_str(f.to_rtp), addr_str(f.to_rtcp), f.packets});
+    j["forwards"] = fw;
     uint32_t roc = 0;
     if (s.rs.received()) {
       if (s.srtp_in.roc(s.rs.ssrc(), roc)) j["in_roc"] = {s.rs.ssrc(), roc};
@@ -1423,6 +1531,15 @@ class RtpRelay : public junction::sdk::Plugin {
           rs_restore(s.rs, sj.at("rs"));
           s.bus = sj.at("bus");
           s.bus_id = sj.value("bus_id", 0u);
+          for (auto& f : sj.value("forwards", json::array())) {
+            Side::Forward x;
+            x.rtp = f[0], x.rtcp = f[1], x.port = f[2];
+            parse_addr_str(f[3].get<std::string>(), x.to_rtp);
+            parse_addr_str(f[4].get<std::string>(), x.to_rtcp);
+            x.packets = f[5];
+            if (size_t slot; port_slot(x.port, slot)) port_used_[slot] = 1;
+            s.forwards.push_back(x);
+          }
           if (!s.bus_id && publish_ && host().bus_intern(s.bus, &s.bus_id) != JN_OK) s.bus_id = 0;
           if (auto k_in = sdp::base64_decode(sj.at("in_key").get<std::string>()); k_in && !k_in->empty()) {
             std::vector<std::pair<uint32_t, uint32_t>> known;
@@ -1496,6 +1613,7 @@ class RtpRelay : public junction::sdk::Plugin {
   std::vector<uint8_t> port_used_;
   size_t port_cursor_ = 0;
   static constexpr size_t kMaxStreams = size_t{1} << 22;  // stream ids fit 22 bits of the cookie
+  static constexpr size_t kMaxForwards = 16;               // extra endpoints per side
   uint32_t loops_ = 0;
   std::vector<std::unique_ptr<Shard>> shards_;
   int control_depth_ = 0;             // ControlLock nesting (control thread only)

@@ -11,7 +11,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from junction_test import JunctionTest, free_port, udp_socket, BUILD, main  # noqa: E402
+from junction_test import JunctionTest, free_port, udp_socket, wait_until, BUILD, main  # noqa: E402
 from ngclient import NgClient, sdp, sdp_port, rtp  # noqa: E402
 
 SRTP_TOOL = os.path.join(BUILD, "plugins", "rtp-relay", "rtp_relay_srtp_tool")
@@ -99,6 +99,74 @@ class NgTest(JunctionTest):
         self.assertEqual(stats["ng"]["retransmits"], 1)
         self.assertGreaterEqual(stats["ng"]["bad"], 3)
         self.assertEqual(stats["ng"]["errors"], 8)
+
+    def test_forward_to_more_endpoints(self):
+        # A call between a and b; a's media also goes to a monitor and a recorder (ng "forward",
+        # a Junction extension), each from a relay port of its own, by reference (no copy).
+        a, b, monitor, recorder = self.sock(), self.sock(), self.sock(), self.sock()
+        to_b, to_a, _, _ = self.call("fw-1", a, b)
+        fwd = {}
+        for name, s in (("monitor", monitor), ("recorder", recorder)):
+            r = self.ng.cmd("forward", call_id="fw-1", from_tag="ft-fw-1", address="127.0.0.1:%d" % s.getsockname()[1],
+                            flags=["rtcp-mux"])
+            self.assertEqual(r["result"], "ok", r)
+            self.assertEqual(len(r["forwards"]), 1, r)
+            fwd[name] = r["forwards"][0]["local port"]
+        self.assertNotEqual(fwd["monitor"], fwd["recorder"])
+        for seq in range(5):
+            a.sendto(rtp(seq, ssrc=7), ("127.0.0.1", to_a))
+        for s, src in ((b, to_b), (monitor, fwd["monitor"]), (recorder, fwd["recorder"])):
+            for seq in range(5):
+                data, frm = s.recvfrom(2048)
+                self.assertEqual((data, frm[1]), (rtp(seq, ssrc=7), src))
+        # RTCP follows (rtcp-mux: to the same port); b's media is not forwarded (only a's tag).
+        sr = bytes([0x80, 200, 0, 6]) + (0xA).to_bytes(4, "big") + bytes(20)
+        a.sendto(sr, ("127.0.0.1", to_a))
+        self.assertEqual(monitor.recvfrom(2048)[0], sr)
+        self.assertEqual(recorder.recvfrom(2048)[0], sr)
+        b.sendto(rtp(100, ssrc=8), ("127.0.0.1", to_b))
+        self.assertEqual(a.recvfrom(2048)[0], rtp(100, ssrc=8))
+        # Stop the monitor: the recorder keeps getting a's packets, the monitor nothing more.
+        r = self.ng.cmd("unforward", call_id="fw-1", from_tag="ft-fw-1", address="127.0.0.1:%d" % monitor.getsockname()[1])
+        self.assertEqual(r["result"], "ok", r)
+        a.sendto(rtp(5, ssrc=7), ("127.0.0.1", to_a))
+        self.assertEqual(recorder.recvfrom(2048)[0], rtp(5, ssrc=7))
+        self.assertEqual(b.recvfrom(2048)[0], rtp(5, ssrc=7))
+        monitor.settimeout(0.3)
+        with self.assertRaises(socket.timeout):
+            monitor.recvfrom(2048)
+        # The forward survives a hot reload of the relay (its sockets are the core's).
+        status, body = self.j.request("POST", "/api/v1/plugins/rtp-relay/reload")
+        self.assertEqual(status, 200, body)
+        a.sendto(rtp(6, ssrc=7), ("127.0.0.1", to_a))
+        self.assertEqual(recorder.recvfrom(2048), (rtp(6, ssrc=7), ("127.0.0.1", fwd["recorder"])))
+        self.assertEqual(b.recvfrom(2048)[0], rtp(6, ssrc=7))
+        q = self.ng.cmd("query", call_id="fw-1")["medias"][0]["streams"][0]
+        self.assertEqual([(f["local port"], f["packets"]) for f in q["forwards"]], [(fwd["recorder"], 8)])
+        # Bad requests are answered with a reason and change nothing.
+        for kw, why in (({"from_tag": "ft-fw-1", "address": "127.0.0.1:9"}, "No call-id in message"),
+                        ({"call_id": "fw-1", "address": "127.0.0.1:9"}, "No from-tag in message"),
+                        ({"call_id": "fw-1", "from_tag": "ft-fw-1"}, "No address in message"),
+                        ({"call_id": "fw-1", "from_tag": "ft-fw-1", "address": "nowhere"}, "Bad address 'nowhere'"),
+                        ({"call_id": "nope", "from_tag": "x", "address": "127.0.0.1:9"}, "Call-ID not found or tags didn't match"),
+                        ({"call_id": "fw-1", "from_tag": "who", "address": "127.0.0.1:9"}, "No stream with from-tag 'who'")):
+            r = self.ng.cmd("forward", **kw)
+            self.assertEqual((r["result"], r.get("error-reason")), ("error", why), kw)
+        # Nothing was copied on the way, and delete frees the forward's ports too.
+        self.assertIn("junction_bus_payload_copies_total 0", self.j.api("GET", "/metrics", expect=200))
+        self.assertEqual(self.ng.cmd("delete", call_id="fw-1")["result"], "ok")
+        wait_until(lambda: self._free(fwd["recorder"]), what="the forward's port to be released")
+
+    @staticmethod
+    def _free(port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def test_offer_answer_relay_latching_stats_delete(self):
         a, b, intruder, b_rtcp = self.sock(), self.sock(), self.sock(), self.sock()
