@@ -20,7 +20,7 @@ constexpr const char* kUsage =
     "usage: junction [--config FILE]                 run the server (default conf/junction.toml)\n"
     "       junction --check [--config FILE]         validate the configuration and exit\n"
     "       junction ctl [--config FILE] COMMAND     talk to a running server's admin API\n"
-    "commands: health | plugins | load NAME | reload NAME | unload NAME | routes | calls | metrics\n"
+    "commands: health | plugins | load NAME | reload NAME | unload NAME | routes | calls | media | metrics\n"
     "          | lookup URI | cmd PLUGIN VERB [JSON] | event TOPIC [JSON] | config-reload\n";
 
 // A minimal blocking HTTP/1.1 client for ctl: one request, Connection: close.
@@ -105,6 +105,7 @@ int run_ctl(const std::string& conf_path, std::vector<std::string> args) {
     else if (cmd == "plugins") path = "/api/v1/plugins";
     else if (cmd == "routes") path = "/api/v1/routes";
     else if (cmd == "calls") path = "/api/v1/calls";
+    else if (cmd == "media") path = "/api/v1/media";
     else if (cmd == "metrics") path = "/metrics";
     else if (cmd == "config-reload") method = "POST", path = "/api/v1/config/reload";
     else if (cmd == "lookup") need(1), path = "/api/v1/routes/lookup?uri=" + args[1];

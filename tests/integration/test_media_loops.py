@@ -61,6 +61,13 @@ class MediaLoopsTest(JunctionTest):
         self.assertEqual(metric(m, "junction_media_tx_packets_total", 'loop="1"'), 2)
         self.assertEqual(metric(m, "junction_media_sockets", 'loop="2"'), 2)
         self.assertIn("junction_bus_payload_copies_total 0", m)
+        # The admin API and ctl show the same.
+        media = j.api("GET", "/api/v1/media", expect=200)["loops"]
+        self.assertEqual([(l["loop"], l["cpu"], l["pinned"], l["sockets"], l["rx_packets"]) for l in media],
+                         [(1, cpus[0], True, 2, 2), (2, cpus[1], True, 2, 2)])
+        rc, out, err = j.ctl("media")
+        self.assertEqual(rc, 0, err)
+        self.assertIn('"rx_packets"', out)
 
     def test_no_media_loops_means_control_loop(self):
         j, ports = self.start(loops=0, sockets=2)

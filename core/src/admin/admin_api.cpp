@@ -1,5 +1,7 @@
 #include "admin/admin_api.hpp"
 
+#include "host/media_loop.hpp"
+
 #include "server/server.hpp"
 #include "util/log.hpp"
 
@@ -135,6 +137,10 @@ void AdminApi::handle(const HttpRequest& req) {
   if (what == "bus" && parts.size() == 3) {
     if (m != "GET") return method_not_allowed();
     return reply(req.id, 200, svc.bus.to_json());
+  }
+  if (what == "media" && parts.size() == 3) {
+    if (m != "GET") return method_not_allowed();
+    return reply(req.id, 200, svc.media ? svc.media->to_json() : nlohmann::json{{"loops", nlohmann::json::array()}});
   }
   if (what == "events" && parts.size() == 3) {
     if (m != "POST") return method_not_allowed();

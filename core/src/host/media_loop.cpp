@@ -336,6 +336,20 @@ void MediaLoops::stop() {
   }
 }
 
+nlohmann::json MediaLoops::to_json() const {
+  nlohmann::json loops = nlohmann::json::array();
+  for (auto& l : loops_) {
+    MediaLoopStats& s = l->stats();
+    auto v = [](const std::atomic<uint64_t>& x) { return x.load(std::memory_order_relaxed); };
+    loops.push_back({{"loop", l->index()}, {"cpu", l->cpu()}, {"pinned", l->pinned()},
+                     {"sockets", s.sockets.load(std::memory_order_relaxed)}, {"rx_packets", v(s.rx_packets)},
+                     {"tx_packets", v(s.tx_packets)}, {"tx_dropped", v(s.tx_dropped)}, {"rx_truncated", v(s.rx_truncated)},
+                     {"bus_handoffs", v(s.bus_handoffs)}, {"held", v(s.held)}, {"replayed", v(s.replayed)},
+                     {"buffers_outstanding", l->pool().outstanding()}});
+  }
+  return {{"loops", loops}};
+}
+
 MediaLoop* MediaLoops::at(uint32_t index) {
   if (index == 0 || index > loops_.size()) return nullptr;
   return loops_[index - 1].get();

@@ -21,6 +21,7 @@
 #include "bus/buffer_pool.hpp"
 
 #include <junction/abi.h>
+#include <nlohmann/json.hpp>
 #include <uv.h>
 
 #include <atomic>
@@ -138,6 +139,9 @@ class MediaLoops {
   uint32_t count() const { return static_cast<uint32_t>(loops_.size()); }
   MediaLoop* at(uint32_t index);  // 1..count, else nullptr (the control loop)
   const std::vector<std::unique_ptr<MediaLoop>>& all() const { return loops_; }
+  // {"loops":[{"loop","cpu","pinned","sockets","rx_packets","tx_packets","tx_dropped",
+  //  "rx_truncated","bus_handoffs","held","replayed","buffers_outstanding"}]}
+  nlohmann::json to_json() const;
   void pause(PluginSlot* slot);
   void resume(PluginSlot* slot);
   void forget(PluginSlot* slot);
