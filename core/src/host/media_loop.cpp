@@ -31,6 +31,28 @@ MediaLoop::~MediaLoop() {
 
 MediaLoop* MediaLoop::current() { return t_current; }
 
+UdpRes* MediaLoop::SocketTable::find(jn_handle h) const {
+  auto index = static_cast<uint32_t>(h);
+  if (index >= by_index_.size()) return nullptr;
+  UdpRes* r = by_index_[index];
+  return r && r->handle == h ? r : nullptr;
+}
+
+void MediaLoop::SocketTable::put(jn_handle h, UdpRes* r) {
+  auto index = static_cast<uint32_t>(h);
+  if (index >= by_index_.size()) by_index_.resize(std::max<size_t>(index + 1, by_index_.size() * 2), nullptr);
+  if (!by_index_[index]) ++count_;
+  by_index_[index] = r;
+}
+
+bool MediaLoop::SocketTable::erase(jn_handle h, UdpRes* r) {
+  auto index = static_cast<uint32_t>(h);
+  if (index >= by_index_.size() || by_index_[index] != r) return false;
+  by_index_[index] = nullptr;
+  --count_;
+  return true;
+}
+
 std::string MediaLoop::start(std::function<void()> wake_control) {
   wake_control_ = std::move(wake_control);
   std::promise<std::string> started;
@@ -165,13 +187,11 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
         uv_poll_init(&loop_, &c.sock->poll, c.sock->fd);
         c.sock->poll.data = c.sock;
         uv_poll_start(&c.sock->poll, UV_READABLE, on_udp_readable);
-        sockets_[c.sock->handle] = c.sock;
+        sockets_.put(c.sock->handle, c.sock);
         stats_.sockets.fetch_add(1, std::memory_order_relaxed);
         break;
       case Command::Remove: {
-        auto it = sockets_.find(c.sock->handle);
-        if (it != sockets_.end() && it->second == c.sock) {
-          sockets_.erase(it);
+        if (sockets_.erase(c.sock->handle, c.sock)) {
           stats_.sockets.fetch_sub(1, std::memory_order_relaxed);
           uv_poll_stop(&c.sock->poll);
           uv_close(reinterpret_cast<uv_handle_t*>(&c.sock->poll), [](uv_handle_t* h) {
@@ -213,14 +233,14 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
 }
 
 UdpRes* MediaLoop::socket(jn_handle h) {
-  auto it = sockets_.find(h);
-  if (it == sockets_.end()) {
+  UdpRes* r = sockets_.find(h);
+  if (!r) {
     // Bound on the control thread a moment ago and not polled yet: take the queue now.
     drain_inbox(true);
-    it = sockets_.find(h);
-    if (it == sockets_.end()) return nullptr;
+    r = sockets_.find(h);
+    if (!r) return nullptr;
   }
-  return it->second->owner ? it->second : nullptr;
+  return r->owner ? r : nullptr;
 }
 
 void MediaLoop::call_plugin(PluginSlot& slot, jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n) {
@@ -271,8 +291,8 @@ void MediaLoop::replay_held() {
     size_t k = 0;
     while (j < items.size() && k < 64 && items[j].slot == h.slot && items[j].sock == h.sock) run[k++] = items[j++].buf;
     // The socket may have been closed meanwhile: deliver only to a live one.
-    auto it = sockets_.find(h.sock);
-    if (it != sockets_.end() && it->second->owner == h.slot) call_plugin(*h.slot, h.sock, h.cookie, run, k);
+    UdpRes* live = sockets_.find(h.sock);
+    if (live && live->owner == h.slot) call_plugin(*h.slot, h.sock, h.cookie, run, k);
     for (size_t x = 0; x < k; ++x) BufferPool::unref(run[x]);
     stats_.replayed.fetch_add(k, std::memory_order_relaxed);
     i = j;

@@ -122,7 +122,20 @@ class MediaLoop {
   bool stopping_ = false;                // under inbox_mu_
   bool async_closed_ = false;            // under inbox_mu_: inbox_async_ may not be signalled
   void signal();                         // uv_async_send(inbox_async_) unless closed
-  std::unordered_map<jn_handle, UdpRes*> sockets_;  // loop thread (control under run_mu_ only to drop)
+  // This loop's sockets by the index half of their handle (handles are generation << 32 | index):
+  // a bounds check and a compare instead of hashing on every send. Loop thread only.
+  class SocketTable {
+   public:
+    UdpRes* find(jn_handle h) const;
+    void put(jn_handle h, UdpRes* r);
+    bool erase(jn_handle h, UdpRes* r);  // false when h is not r's entry
+    bool empty() const { return count_ == 0; }
+
+   private:
+    std::vector<UdpRes*> by_index_;
+    size_t count_ = 0;
+  };
+  SocketTable sockets_;
   std::vector<Held> held_;               // under run_mu_
   std::vector<Command> scratch_;         // loop thread
 };

@@ -32,8 +32,9 @@ def split_addr(text):
 
 class AnchorTest(JunctionTest):
     def start(self, anchor, ports=100, **relay_extra):
-        # A private relay range per server (41000..48999), clear of call-peer's 30001 and 40000.
-        self.lo = 41000 + (free_port(socket.SOCK_DGRAM) % 80) * 100
+        # A private relay range per server (22000..23999, this file's band, see test_ng.relay_conf),
+        # clear of call-peer's 30001 and 40000.
+        self.lo = 22000 + (free_port(socket.SOCK_DGRAM) % 20) * 100
         self.hi = self.lo + ports - 1
         relay = {"ng_listen": "", "port_min": self.lo, "port_max": self.hi, **relay_extra}
         server = {"media_anchor": RELAY} if anchor else {}

@@ -161,7 +161,7 @@ class KamailioTest(JunctionTest):
 
     def test_kamailio_rtpengine_module_drives_the_relay(self):
         ng_port = free_port(socket.SOCK_DGRAM)
-        lo = 20000 + (ng_port % 300) * 100
+        lo = 20000 + (ng_port % 20) * 100  # this file's band (see test_ng.relay_conf)
         j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 99}},
                         server={"media_loops": 1}).start()
         sip_port, caller_port, callee_port = (free_port(socket.SOCK_DGRAM) for _ in range(3))

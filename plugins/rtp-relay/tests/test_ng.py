@@ -18,8 +18,12 @@ SRTP_TOOL = os.path.join(BUILD, "plugins", "rtp-relay", "rtp_relay_srtp_tool")
 
 
 def relay_conf(ng_port, **kw):
-    # A private port range per server; ports another process holds are skipped by the allocator.
-    lo = 20000 + (ng_port % 300) * 100
+    # A private port range per server, below the kernel's ephemeral range (32768+) so that no
+    # other test's ephemeral socket (free_port, port 0 binds) can take a port the relay allocates
+    # or the ng port it binds. Each test file has its own band: test_reload 10000-17999, test_ng
+    # 18000-19999, test_kamailio 20000-21999, test_anchor 22000-23999. Ports another process holds
+    # are skipped by the allocator anyway.
+    lo = 18000 + (ng_port % 20) * 100
     conf = {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 99}
     conf.update(kw)
     return conf
