@@ -5,6 +5,7 @@ Synchronisation is by events, never sleeps: the server's log lines are read as t
 """
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -24,22 +25,34 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
                      "WARNING: ThreadSanitizer")
 
 
+# Ports handed to servers under test come from this band: below the kernel's ephemeral range
+# (32768+, where every port-0 bind of any concurrently running test lands) and above the relay
+# tests' port bands (10000-23999). A port taken from the ephemeral range could be handed by the
+# kernel to another test's socket before the server under test binds it (seen as a flaky
+# "Address already in use").
+FREE_PORT_BAND = (24000, 32000)
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port the kernel says is free now on 127.0.0.1 (TCP and UDP checked)."""
-    for _ in range(100):
-        s = socket.socket(socket.AF_INET, kind)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM)
+    """A port free now on 127.0.0.1 and 0.0.0.0 for both TCP and UDP, from FREE_PORT_BAND."""
+    for _ in range(1000):
+        port = random.randrange(*FREE_PORT_BAND)
+        socks = []
         try:
-            other.bind(("127.0.0.1", port))
+            for k in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                for host in ("127.0.0.1", "0.0.0.0"):
+                    t = socket.socket(socket.AF_INET, k)
+                    socks.append(t)
+                    t.bind((host, port))
+                    if host == "127.0.0.1":
+                        t.close()  # 0.0.0.0 and 127.0.0.1 on the same port conflict: check one at a time
             return port
         except OSError:
             continue
         finally:
-            other.close()
-    raise RuntimeError("no free port")
+            for t in socks:
+                t.close()
+    raise RuntimeError("no free port in %d-%d" % FREE_PORT_BAND)
 
 
 def toml_value(v):
