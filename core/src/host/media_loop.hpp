@@ -82,6 +82,7 @@ class MediaLoop {
   };
   void take_handoffs(std::vector<Handoff>& out);
   void wake();  // run the inbox (and reclaim remote releases) soon
+  uint64_t& misuse_count() { return misuse_count_; }  // loop thread: refused sends, for rate-limited logs
 
   // --- loop thread ------------------------------------------------------------------------
   UdpRes* socket(jn_handle h);  // this loop's live socket, or nullptr
@@ -138,6 +139,7 @@ class MediaLoop {
   SocketTable sockets_;
   std::vector<Held> held_;               // under run_mu_
   std::vector<Command> scratch_;         // loop thread
+  uint64_t misuse_count_ = 0;            // loop thread
 };
 
 // The set of media loops (server.media_loops), plus the control-loop side of their bus

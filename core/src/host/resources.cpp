@@ -450,7 +450,12 @@ jn_status udp_send(PluginSlot& slot, const jn_send* items, size_t count) {
       return u;
     }, &arg);
     if (arg.foreign) {
-      slot.log(JN_LOG_WARN, fmt::format("udp_send on media loop {}: a socket that is not this plugin's socket on this loop", loop->index()));
+      // A plugin bug that may repeat per packet: the first few and then every 1000th are logged.
+      uint64_t n = ++loop->misuse_count();
+      if (n <= 10 || n % 1000 == 0)
+        slot.log(JN_LOG_WARN, fmt::format("udp_send on media loop {}: a socket that is not this plugin's socket on this loop (closed, "
+                                          "or bound on another loop); refused {} time(s) so far",
+                                          loop->index(), n));
       return JN_ERR_WRONG_THREAD;
     }
     return st;
