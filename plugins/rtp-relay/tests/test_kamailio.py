@@ -1,5 +1,6 @@
 """Debian's Kamailio, unchanged, drives rtp-relay through its rtpengine module: a sipp caller
 calls a sipp callee through Kamailio; rtpengine_offer/answer rewrite the SDP to Junction's ports;
+Kamailio's $rtpstat (an ng query) reads the call's RTP totals;
 the caller plays RTP (play_pcap_audio), the callee echoes it (-rtp_echo), so every packet crosses
 the relay twice; Kamailio's rtpengine_delete on BYE tears the session down."""
 import os
@@ -43,7 +44,7 @@ request_route {{
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (has_totag()) {{
         loose_route();
-        if (is_method("BYE")) {{ rtpengine_delete(); }}
+        if (is_method("BYE")) {{ xlog("L_ERR", "rtpstat before delete: $rtpstat\n"); rtpengine_delete(); }}
         route(RELAY);
     }}
     if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
@@ -165,7 +166,9 @@ class KamailioTest(JunctionTest):
         j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 99}},
                         server={"media_loops": 1}).start()
         sip_port, caller_port, callee_port = (free_port(socket.SOCK_DGRAM) for _ in range(3))
-        caller_mp, callee_mp = 16000 + (ng_port % 500) * 20, 16010 + (ng_port % 500) * 20
+        # sipp's media ports: 32000-32599, clear of the harness's free_port band (24000-31999), the
+        # relay tests' bands (10000-23999) and the kernel's ephemeral range (32768+).
+        caller_mp, callee_mp = 32000 + (ng_port % 30) * 20, 32010 + (ng_port % 30) * 20
         cfg = os.path.join(self.tmp, "kamailio.cfg")
         with open(cfg, "w") as f:
             f.write(KAMAILIO_CFG.format(sip_port=sip_port, ng_port=ng_port, modules=MODULES))
@@ -198,6 +201,10 @@ class KamailioTest(JunctionTest):
         # Kamailio's delete left nothing behind.
         self.assertEqual(j.cmd("rtp-relay", "stats")["sessions"], 0)
         self.assertEqual(j.cmd("rtp-relay", "ng", {"command": "list"})["calls"], [])
+        # Kamailio's $rtpstat (an ng query before the delete) reads our totals: both directions.
+        stat = [l for l in self.log_of("kamailio").splitlines() if "rtpstat before delete" in l]
+        self.assertEqual(len(stat), 1, self.log_of("kamailio")[-3000:])
+        self.assertIn(f"RTP: {2 * PACKETS * (12 + 160)} bytes, {2 * PACKETS} packets, 0 errors", stat[0])
         offers = [l for l in j.log().splitlines() if "ng offer" in l]
         self.assertTrue(offers, j.log())
 
