@@ -153,8 +153,9 @@ struct Side {
   struct Forward {
     jn_handle rtp = 0, rtcp = 0;
     uint16_t port = 0;          // our source port (RTCP from port + 1)
-    jn_addr to_rtp{}, to_rtcp{};
+    jn_addr to_rtp{}, to_rtcp{};  // family 0: a subscriber that has not answered yet
     uint64_t packets = 0;
+    std::string tag;            // ng subscribe: the subscriber's to-tag ("" for a plain forward)
   };
   std::vector<Forward> forwards;
   std::string bus;           // bus stream name
@@ -177,6 +178,7 @@ struct Session {
   uint64_t created_ms = 0, last_signal_ms = 0;
   std::vector<uint32_t> streams;
   bool answered = false;
+  std::map<std::string, std::string> sdp_by_tag;  // the last SDP each side sent (for subscribe request)
 };
 
 struct Counters {
@@ -403,6 +405,7 @@ class RtpRelay : public junction::sdk::Plugin {
     }
     // 6. Extra endpoints get the plain packet (the same buffer: sent by reference).
     for (auto& f : in.forwards) {
+      if (!f.to_rtp.family) continue;  // a subscriber still to answer
       jn_send& fo = sh.out.emplace_back();
       fo = jn_send{};
       fo.sock = is_rtcp ? f.rtcp : f.rtp;
@@ -528,6 +531,9 @@ class RtpRelay : public junction::sdk::Plugin {
     else if (*cmd == "query") r = cmd_query(d);
     else if (*cmd == "list") r = cmd_list(d);
     else if (*cmd == "forward") r = cmd_forward(d, true);
+    else if (*cmd == "subscribe request") r = cmd_subscribe_request(d);
+    else if (*cmd == "subscribe answer") r = cmd_subscribe_answer(d);
+    else if (*cmd == "unsubscribe") r = cmd_unsubscribe(d);
     else if (*cmd == "unforward") r = cmd_forward(d, false);
     else r = ng::error_reply("Unrecognized command '" + std::string(*cmd) + "'");
     if (auto res = r.get_str("result"); res && *res == "error") {
@@ -566,6 +572,7 @@ class RtpRelay : public junction::sdk::Plugin {
     }
     Session& sess = it->second;
     sess.last_signal_ms = host().now_ms();
+    sess.sdp_by_tag[std::string(answer ? *to_tag : *from_tag)] = std::string(*sdp_text);
 
     // Which side sent this SDP: the offerer's from-tag, the answerer's to-tag.
     std::string_view sender_tag = answer ? *to_tag : *from_tag;
@@ -926,6 +933,7 @@ class RtpRelay : public junction::sdk::Plugin {
         x.set("address", addr_str(f.to_rtp));
         x.set_int("local port", f.port);
         x.set_int("packets", static_cast<int64_t>(f.packets));
+        if (!f.tag.empty()) x.set("tag", f.tag);
         fw.push(x);
       }
       v.set("forwards", fw);
@@ -1037,6 +1045,137 @@ class RtpRelay : public junction::sdk::Plugin {
     r.set("result", "ok");
     if (start) r.set("forwards", list);
     return r;
+  }
+
+  // rtpengine's subscriptions: "subscribe request" (call-id, from-tag = whose media, optional
+  // to-tag = the subscriber's) answers with an SDP offer for the subscriber: the source's media,
+  // send-only, plain RTP, from relay ports of its own; "subscribe answer" (call-id, to-tag, sdp)
+  // gives the subscriber's address; "unsubscribe" (call-id, to-tag) ends it. Underneath a
+  // subscriber is a forward with a tag (see cmd_forward).
+  Value cmd_subscribe_request(const Value& d) {
+    auto call_id = d.get_str("call-id");
+    auto from_tag = d.get_str("from-tag");
+    if (!call_id || call_id->empty()) return ng::error_reply("No call-id in message");
+    if (!from_tag || from_tag->empty()) return ng::error_reply("No from-tag in message");
+    auto it = calls_.find(std::string(*call_id));
+    if (it == calls_.end()) return ng::error_reply("Call-ID not found or tags didn't match");
+    Session& sess = it->second;
+    auto src = sess.sdp_by_tag.find(std::string(*from_tag));
+    if (src == sess.sdp_by_tag.end()) return ng::error_reply("No SDP known from from-tag '" + std::string(*from_tag) + "'");
+    std::string to_tag(d.get_str("to-tag").value_or(""));
+    if (to_tag.empty()) {
+      static const char* hex = "0123456789abcdef";
+      to_tag = "sub-";
+      for (unsigned char c : random_bytes(8)) to_tag += hex[c >> 4], to_tag += hex[c & 15];
+    }
+    if (has_subscriber(sess, to_tag)) return ng::error_reply("to-tag '" + to_tag + "' already subscribes");
+    auto parsed = sdp::parse(src->second);
+    if (!parsed) return ng::error_reply("Stored SDP unreadable");
+    sdp::Session& sd = *parsed.session;
+    std::vector<MediaPlan> plans(sd.media.size());
+    size_t made = 0;
+    for (size_t i = 0; i < sd.media.size() && i < sess.streams.size(); ++i) {
+      Stream& st = *streams_[sess.streams[i]];
+      for (auto& side : st.side) {
+        if (side.tag != *from_tag || sd.media[i].port == 0 || !sd.media[i].is_rtp()) continue;
+        if (side.forwards.size() >= kMaxForwards) return ng::error_reply("Too many forwards for this side");
+        Side::Forward f;
+        uint64_t base = (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2);
+        if (!alloc_pair(st.shard, base, f.rtp, f.rtcp, f.port)) {
+          drop_subscriber(sess, to_tag);
+          return ng::error_reply("Ran out of ports");
+        }
+        f.tag = to_tag;
+        side.forwards.push_back(f);
+        MediaPlan& p = plans[i];
+        p.relay = true;
+        p.port = f.port;
+        p.strip_crypto = true;  // the subscriber gets what the relay forwards: plain RTP
+        if (sd.media[i].is_srtp()) p.proto = sd.media[i].proto.find("AVPF") != std::string::npos ? "RTP/AVPF" : "RTP/AVP";
+        ++made;
+      }
+    }
+    if (made == 0) return ng::error_reply("No stream with from-tag '" + std::string(*from_tag) + "'");
+    RewriteOptions ro;
+    ro.addr = adv_;
+    ro.replace_origin = true;
+    rewrite_sdp(sd, ro, plans);
+    for (size_t i = 0; i < sd.media.size(); ++i) {
+      if (!plans[i].relay) continue;
+      for (const char* dir : {"sendrecv", "recvonly", "sendonly", "inactive"}) sd.media[i].remove_attr(dir);
+      sd.media[i].add_attr("sendonly", std::nullopt);
+    }
+    Value r = Value::dict();
+    r.set("result", "ok");
+    r.set("sdp", sdp::serialize(sd));
+    r.set("from-tag", std::string(*from_tag));
+    r.set("to-tag", to_tag);
+    return r;
+  }
+  Value cmd_subscribe_answer(const Value& d) {
+    auto call_id = d.get_str("call-id");
+    auto to_tag = d.get_str("to-tag");
+    auto sdp_text = d.get_str("sdp");
+    if (!call_id || call_id->empty()) return ng::error_reply("No call-id in message");
+    if (!to_tag || to_tag->empty()) return ng::error_reply("No to-tag in message");
+    if (!sdp_text) return ng::error_reply("No SDP body in message");
+    auto it = calls_.find(std::string(*call_id));
+    if (it == calls_.end()) return ng::error_reply("Call-ID not found or tags didn't match");
+    Session& sess = it->second;
+    if (!has_subscriber(sess, *to_tag)) return ng::error_reply("Unknown to-tag '" + std::string(*to_tag) + "'");
+    auto parsed = sdp::parse(*sdp_text);
+    if (!parsed) return ng::error_reply("Failed to parse SDP: " + parsed.error + " (line " + std::to_string(parsed.line) + ")");
+    const sdp::Session& sd = *parsed.session;
+    for (size_t i = 0; i < sd.media.size() && i < sess.streams.size(); ++i) {
+      const sdp::Media& m = sd.media[i];
+      auto conn = sd.media_connection(m);
+      jn_addr to{};
+      if (m.port == 0 || !conn || !make_addr(conn->address, m.port, to)) continue;
+      for (auto& side : streams_[sess.streams[i]]->side)
+        for (auto& f : side.forwards) {
+          if (f.tag != *to_tag) continue;
+          f.to_rtp = to;
+          f.to_rtcp = to;
+          if (!m.rtcp_mux()) f.to_rtcp.port = static_cast<uint16_t>(m.port + 1);
+        }
+    }
+    Value r = Value::dict();
+    r.set("result", "ok");
+    return r;
+  }
+  Value cmd_unsubscribe(const Value& d) {
+    auto call_id = d.get_str("call-id");
+    auto to_tag = d.get_str("to-tag");
+    if (!call_id || call_id->empty()) return ng::error_reply("No call-id in message");
+    if (!to_tag || to_tag->empty()) return ng::error_reply("No to-tag in message");
+    auto it = calls_.find(std::string(*call_id));
+    if (it == calls_.end()) return ng::error_reply("Call-ID not found or tags didn't match");
+    if (!drop_subscriber(it->second, *to_tag)) return ng::error_reply("Unknown to-tag '" + std::string(*to_tag) + "'");
+    Value r = Value::dict();
+    r.set("result", "ok");
+    return r;
+  }
+  bool has_subscriber(const Session& sess, std::string_view tag) const {
+    for (uint32_t sid : sess.streams)
+      for (auto& side : streams_[sid]->side)
+        for (auto& f : side.forwards)
+          if (f.tag == tag) return true;
+    return false;
+  }
+  bool drop_subscriber(Session& sess, std::string_view tag) {
+    bool found = false;
+    for (uint32_t sid : sess.streams)
+      for (auto& side : streams_[sid]->side)
+        for (auto f = side.forwards.begin(); f != side.forwards.end();) {
+          if (f->tag == tag) {
+            release_forward(*f);
+            f = side.forwards.erase(f);
+            found = true;
+          } else {
+            ++f;
+          }
+        }
+    return found;
   }
 
   Value cmd_query(const Value& d) {
@@ -1410,7 +1549,7 @@ class RtpRelay : public junction::sdk::Plugin {
                           s.err_nodest, s.err_srtp, s.err_ssrc_flood, s.last_ms}},
               {"rs", rs_json(s.rs)}, {"bus", s.bus}, {"bus_id", s.bus_id}};
     json fw = json::array();
-    for (auto& f : s.forwards) fw.push_back({f.rtp, f.rtcp, f.port, addr_str(f.to_rtp), addr_str(f.to_rtcp), f.packets});
+    for (auto& f : s.forwards) fw.push_back({f.rtp, f.rtcp, f.port, addr_str(f.to_rtp), addr_str(f.to_rtcp), f.packets, f.tag});
     j["forwards"] = fw;
     uint32_t roc = 0;
     if (s.rs.received()) {
@@ -1434,7 +1573,8 @@ class RtpRelay : public junction::sdk::Plugin {
                   stats_.payload_copies};
     json sessions = json::array();
     for (auto& [id, sess] : calls_) {
-      json js = {{"call_id", sess.call_id}, {"created", sess.created_ms}, {"signal", sess.last_signal_ms}, {"answered", sess.answered}};
+      json js = {{"call_id", sess.call_id}, {"created", sess.created_ms}, {"signal", sess.last_signal_ms}, {"answered", sess.answered},
+                 {"sdp_by_tag", sess.sdp_by_tag}};
       json streams = json::array();
       for (uint32_t sid : sess.streams) {
         const Stream& st = *streams_[sid];
@@ -1488,6 +1628,7 @@ class RtpRelay : public junction::sdk::Plugin {
       sess.created_ms = js.at("created");
       sess.last_signal_ms = js.at("signal");
       sess.answered = js.at("answered");
+      if (js.contains("sdp_by_tag")) sess.sdp_by_tag = js["sdp_by_tag"].get<std::map<std::string, std::string>>();
       for (auto& jst : js.at("streams")) {
         auto st = std::make_unique<Stream>();
         st->id = jst.at("id");
@@ -1537,6 +1678,7 @@ class RtpRelay : public junction::sdk::Plugin {
             parse_addr_str(f[3].get<std::string>(), x.to_rtp);
             parse_addr_str(f[4].get<std::string>(), x.to_rtcp);
             x.packets = f[5];
+            if (f.size() > 6) x.tag = f[6].get<std::string>();
             if (size_t slot; port_slot(x.port, slot)) port_used_[slot] = 1;
             s.forwards.push_back(x);
           }

@@ -161,6 +161,49 @@ class NgTest(JunctionTest):
         self.assertEqual(self.ng.cmd("delete", call_id="fw-1")["result"], "ok")
         wait_until(lambda: self._free(fwd["recorder"]), what="the forward's port to be released")
 
+    def test_subscribe_request_answer_unsubscribe(self):
+        # rtpengine's subscriptions: a subscriber is offered a's media (send-only, from relay ports
+        # of its own), answers with its address, gets a's packets, and unsubscribes.
+        a, b, sub = self.sock(), self.sock(), self.sock()
+        to_b, to_a, _, _ = self.call("sub-1", a, b)
+        r = self.ng.cmd("subscribe request", call_id="sub-1", from_tag="ft-sub-1")
+        self.assertEqual(r["result"], "ok", r)
+        self.assertEqual(r["from-tag"], "ft-sub-1")
+        tag = r["to-tag"]
+        self.assertTrue(tag.startswith("sub-"), tag)
+        offer = r["sdp"]
+        self.assertIn("a=sendonly\r\n", offer)
+        self.assertNotIn("a=sendrecv", offer)
+        self.assertIn("c=IN IP4 127.0.0.1\r\n", offer)
+        sub_port = sdp_port(offer)
+        self.assertNotIn(sub_port, (to_a, to_b))
+        # Not answered yet: nothing goes to the subscriber.
+        a.sendto(rtp(1, ssrc=7), ("127.0.0.1", to_a))
+        self.assertEqual(b.recvfrom(2048)[0], rtp(1, ssrc=7))
+        r = self.ng.cmd("subscribe answer", call_id="sub-1", to_tag=tag, sdp=sdp(sub.getsockname()[1]))
+        self.assertEqual(r["result"], "ok", r)
+        for seq in range(2, 5):
+            a.sendto(rtp(seq, ssrc=7), ("127.0.0.1", to_a))
+        for seq in range(2, 5):
+            self.assertEqual(sub.recvfrom(2048), (rtp(seq, ssrc=7), ("127.0.0.1", sub_port)))
+            self.assertEqual(b.recvfrom(2048)[0], rtp(seq, ssrc=7))
+        q = self.ng.cmd("query", call_id="sub-1")["medias"][0]["streams"][0]
+        self.assertEqual([(f["tag"], f["local port"], f["packets"]) for f in q["forwards"]], [(tag, sub_port, 3)])
+        # Errors: unknown tags, a tag twice, a side that never sent SDP.
+        self.assertEqual(self.ng.cmd("subscribe answer", call_id="sub-1", to_tag="nope", sdp=sdp(9))["error-reason"], "Unknown to-tag 'nope'")
+        self.assertEqual(self.ng.cmd("subscribe request", call_id="sub-1", from_tag="ft-sub-1", to_tag=tag)["error-reason"],
+                         f"to-tag '{tag}' already subscribes")
+        self.assertEqual(self.ng.cmd("subscribe request", call_id="sub-1", from_tag="zz")["error-reason"], "No SDP known from from-tag 'zz'")
+        self.assertEqual(self.ng.cmd("unsubscribe", call_id="sub-1", to_tag="nope")["error-reason"], "Unknown to-tag 'nope'")
+        self.assertEqual(self.ng.cmd("unsubscribe", call_id="sub-1", to_tag=tag)["result"], "ok")
+        a.sendto(rtp(9, ssrc=7), ("127.0.0.1", to_a))
+        self.assertEqual(b.recvfrom(2048)[0], rtp(9, ssrc=7))
+        sub.settimeout(0.3)
+        with self.assertRaises(socket.timeout):
+            sub.recvfrom(2048)
+        wait_until(lambda: self._free(sub_port), what="the subscriber's port to be released")
+        self.assertEqual(self.ng.cmd("delete", call_id="sub-1")["result"], "ok")
+
     @staticmethod
     def _free(port):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
