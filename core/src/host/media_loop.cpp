@@ -343,14 +343,8 @@ std::string MediaLoops::start() {
 }
 
 void MediaLoops::stop() {
-  for (auto& l : loops_) l->stop();
+  for (auto& l : loops_) l->stop();  // each releases what it handed over and nobody took
   if (async_open_) {
-    // Deliver nothing more; release what the loops handed over last.
-    for (auto& l : loops_) {
-      std::vector<MediaLoop::Handoff> left;
-      l->take_handoffs(left);
-      for (auto& h : left) BufferPool::unref(h.buf);
-    }
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
     async_open_ = false;
   }

@@ -1015,21 +1015,11 @@ class RtpRelay : public junction::sdk::Plugin {
         if (side.tag != *from_tag) continue;
         ++matched;
         if (!start) {
-          for (auto f = side.forwards.begin(); f != side.forwards.end();) {
-            if (addr_eq(f->to_rtp, to)) {
-              release_forward(*f);
-              f = side.forwards.erase(f);
-            } else {
-              ++f;
-            }
-          }
+          remove_forwards(side, [&](const Side::Forward& f) { return addr_eq(f.to_rtp, to); });
           continue;
         }
-        if (side.forwards.size() >= kMaxForwards) return ng::error_reply("Too many forwards for this side");
         Side::Forward f;
-        // Cookie generation 0 is never a stream's: what arrives there counts as stale.
-        uint64_t base = (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2);
-        if (!alloc_pair(st.shard, base, f.rtp, f.rtcp, f.port)) return ng::error_reply("Ran out of ports");
+        if (const char* why = open_forward(st, side, f)) return ng::error_reply(why);
         f.to_rtp = to;
         f.to_rtcp = to;
         if (!mux) f.to_rtcp.port = static_cast<uint16_t>(to.port + 1);
@@ -1078,12 +1068,10 @@ class RtpRelay : public junction::sdk::Plugin {
       Stream& st = *streams_[sess.streams[i]];
       for (auto& side : st.side) {
         if (side.tag != *from_tag || sd.media[i].port == 0 || !sd.media[i].is_rtp()) continue;
-        if (side.forwards.size() >= kMaxForwards) return ng::error_reply("Too many forwards for this side");
         Side::Forward f;
-        uint64_t base = (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2);
-        if (!alloc_pair(st.shard, base, f.rtp, f.rtcp, f.port)) {
-          drop_subscriber(sess, to_tag);
-          return ng::error_reply("Ran out of ports");
+        if (const char* why = open_forward(st, side, f)) {
+          drop_subscriber(sess, to_tag);  // all or nothing: no half subscription stays behind
+          return ng::error_reply(why);
         }
         f.tag = to_tag;
         side.forwards.push_back(f);
@@ -1163,19 +1151,32 @@ class RtpRelay : public junction::sdk::Plugin {
     return false;
   }
   bool drop_subscriber(Session& sess, std::string_view tag) {
-    bool found = false;
+    size_t dropped = 0;
     for (uint32_t sid : sess.streams)
-      for (auto& side : streams_[sid]->side)
-        for (auto f = side.forwards.begin(); f != side.forwards.end();) {
-          if (f->tag == tag) {
-            release_forward(*f);
-            f = side.forwards.erase(f);
-            found = true;
-          } else {
-            ++f;
-          }
-        }
-    return found;
+      for (auto& side : streams_[sid]->side) dropped += remove_forwards(side, [&](const Side::Forward& f) { return f.tag == tag; });
+    return dropped != 0;
+  }
+  // A forward's port pair on the stream's loop, or why there is none. Its cookies carry
+  // generation 0, which is never a stream's: what arrives on them is counted stale and dropped.
+  const char* open_forward(const Stream& st, const Side& side, Side::Forward& f) {
+    if (side.forwards.size() >= kMaxForwards) return "Too many forwards for this side";
+    uint64_t base = (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2);
+    if (!alloc_pair(st.shard, base, f.rtp, f.rtcp, f.port)) return "Ran out of ports";
+    return nullptr;
+  }
+  template <typename Pred>
+  size_t remove_forwards(Side& side, Pred match) {
+    size_t n = 0;
+    for (auto f = side.forwards.begin(); f != side.forwards.end();) {
+      if (match(*f)) {
+        release_forward(*f);
+        f = side.forwards.erase(f);
+        ++n;
+      } else {
+        ++f;
+      }
+    }
+    return n;
   }
 
   Value cmd_query(const Value& d) {
