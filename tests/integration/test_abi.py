@@ -1,6 +1,8 @@
-"""ABI checks: a plugin of another major, a .so without the info symbol, and a plugin built
-against an older minor (shorter vtable). None may crash the core or disturb a loaded plugin."""
+"""ABI checks: plugins of another major (1.x, 3.x), a .so without the info symbol, a plugin with a
+vtable shorter than the core's, and a plugin built against the frozen 2.0 header using 2.0's new
+fields. None may crash the core or disturb a loaded plugin."""
 import os
+import socket
 import struct
 
 from junction_test import JunctionTest, free_port, udp_socket, main
@@ -11,8 +13,9 @@ class AbiTest(JunctionTest):
         super().setUp()
         self.port = free_port()
         self.j = self.server(plugins={"udp-counter": {"listen": f"127.0.0.1:{self.port}", "echo": True}},
-                             extra_plugin_confs={"abi-major2": {}, "abi-noinfo": {},
-                                                 "abi-old-minor": {"listen": f"127.0.0.1:{free_port()}"}})
+                             extra_plugin_confs={"abi-major1": {}, "abi-major3": {}, "abi-noinfo": {},
+                                                 "abi-short-vtable": {"listen": f"127.0.0.1:{free_port()}"},
+                                                 "abi-frozen-2-0": {"listen": f"0.0.0.0:{free_port()}"}})
         self.j.start()
         self.peer = udp_socket()
 
@@ -22,15 +25,40 @@ class AbiTest(JunctionTest):
         got = [self.peer.recvfrom(2048)[0] for _ in range(n)]
         self.assertEqual(sorted(struct.unpack(">Q", g[:8])[0] for g in got), list(range(n)))
 
-    def test_major_mismatch_refused_naming_both_versions(self):
+    def refused(self, name, claimed):
         self.echo_roundtrip(self.port)
-        status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-major2"})
+        status, body = self.j.request("POST", "/api/v1/plugins", {"name": name})
         self.assertEqual(status, 422, body)
-        self.assertIn("ABI 2.0", body["error"])
-        self.assertIn("ABI 1.", body["error"])
+        self.assertIn(f"built for ABI {claimed}", body["error"])
+        self.assertIn("this core speaks ABI 2.0", body["error"])
         self.assertNotIn("factory was called", self.j.log())
         self.assertEqual([p["name"] for p in self.j.api("GET", "/api/v1/plugins", expect=200)], ["udp-counter"])
         self.echo_roundtrip(self.port)  # the loaded plugin never noticed
+
+    def test_a_1x_plugin_is_refused_naming_both_majors(self):
+        self.refused("abi-major1", "1.2")
+
+    def test_a_newer_major_is_refused_too(self):
+        self.refused("abi-major3", "3.0")
+
+    def test_frozen_2_0_plugin_loads_and_uses_2_0_fields(self):
+        status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-frozen-2-0"})
+        self.assertEqual(status, 201, body)
+        self.assertEqual(body["abi"], "2.0")
+        port = int(open(os.path.join(self.j.dir, "plugins", "abi-frozen-2-0.toml")).read().split(":")[-1].strip().strip('"'))
+        # A wildcard bind: each datagram is answered from the address it was sent to (jn_buf.dst
+        # read by the plugin, JN_SEND_FROM honoured by the core), with the TOS it asked for.
+        for dst in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+            s = udp_socket()
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+            s.sendto(b"ping", (dst, port))
+            data, anc, _flags, src = s.recvmsg(2048, socket.CMSG_SPACE(4))
+            self.assertEqual(data, f"dst={dst}:{port} ping".encode())
+            self.assertEqual(src, (dst, port))
+            tos = [c for c in anc if c[0] == socket.IPPROTO_IP and c[1] == socket.IP_TOS]
+            self.assertEqual(len(tos), 1, anc)
+            self.assertEqual(tos[0][2][0], 0xB8)
+            s.close()
 
     def test_missing_info_symbol_refused(self):
         status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-noinfo"})
@@ -39,26 +67,26 @@ class AbiTest(JunctionTest):
         self.assertNotIn("factory was called", self.j.log())
         self.echo_roundtrip(self.port)
 
-    def test_older_minor_with_short_vtable_loads_and_serves(self):
-        status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-old-minor"})
+    def test_short_vtable_loads_and_serves(self):
+        status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-short-vtable"})
         self.assertEqual(status, 201, body)
-        self.assertEqual(body["abi"], "1.0")
-        old_port = int(open(os.path.join(self.j.dir, "plugins", "abi-old-minor.toml")).read().split(":")[-1].strip().strip('"'))
+        self.assertEqual(body["abi"], "2.0")
+        old_port = int(open(os.path.join(self.j.dir, "plugins", "abi-short-vtable.toml")).read().split(":")[-1].strip().strip('"'))
         self.echo_roundtrip(old_port)
         # Hooks past its vtable (on_admin) must not be called: the core answers for it.
-        status, body = self.j.request("POST", "/api/v1/plugins/abi-old-minor/cmd/stats", {})
+        status, body = self.j.request("POST", "/api/v1/plugins/abi-short-vtable/cmd/stats", {})
         self.assertEqual(status, 404, body)
         # Reload without save/restore hooks: works, nothing to carry over.
-        status, body = self.j.request("POST", "/api/v1/plugins/abi-old-minor/reload")
+        status, body = self.j.request("POST", "/api/v1/plugins/abi-short-vtable/reload")
         self.assertEqual(status, 200, body)
         self.echo_roundtrip(old_port)
         self.echo_roundtrip(self.port)
 
     def test_server_refuses_to_start_with_a_refused_plugin_enabled(self):
-        j = self.server(plugins={"abi-major2": {}})
+        j = self.server(plugins={"abi-major1": {}})
         j.start(expect_ready=False)
         self.assertEqual(j.wait_exit(), 1)
-        self.assertIn("ABI 2.0", j.log())
+        self.assertIn("built for ABI 1.2, this core speaks ABI 2.0", j.log())
         self.assertIn("refusing to start", j.log())
         j.proc = None
 

@@ -72,6 +72,23 @@ class PluginIoTest(JunctionTest):
         self.assertEqual(self.http("GET", "/x?a=1"), (200, {"method": "GET", "path": "/x", "query": "a=1", "body": ""}))
         self.assertEqual(self.http("POST", "/p", "payload")[1]["body"], "payload")
         self.assertEqual(self.http("GET", "/missing")[0], 404)
+
+    def test_http_headers_both_ways(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        c.request("GET", "/headers", headers={"Origin": "https://app.example", "User-Agent": "jn-test/1"})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        self.assertEqual(r.status, 302)
+        self.assertEqual(r.getheader("Location"), "/elsewhere")
+        self.assertEqual(r.getheader("X-Echo"), "yes")
+        self.assertEqual(body["headers"]["origin"], "https://app.example")
+        self.assertEqual(body["headers"]["user-agent"], "jn-test/1")
+        self.assertEqual(body["headers"]["host"], f"127.0.0.1:{self.http_port}")
+        c.close()
+        status, body = self.http("GET", "/bad-header")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["refused_status"], -1)  # JN_ERR_INVALID, and no header was sent
+        self.j.wait_for_log("header 'X-Evil' refused")
         ws = WsClient("127.0.0.1", self.http_port, "/ws")
         ws.send("hi")
         self.assertEqual(ws.recv(), (1, b"echo:hi"))

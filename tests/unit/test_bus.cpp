@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include <net/if.h>
+
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -136,6 +138,9 @@ TEST_CASE("a recycled buffer comes back reset") {
   b->flags = JN_BUF_MARKER;
   b->rx_ns = 42;
   b->src.family = 4;
+  b->dst.family = 6;
+  b->meta.pts = 9000;
+  b->meta.codec = JN_CODEC_H264;
   pool.unref(b);
 
   jn_buf* again = pool.alloc(20);
@@ -146,6 +151,9 @@ TEST_CASE("a recycled buffer comes back reset") {
   CHECK(again->flags == 0);
   CHECK(again->rx_ns == 0);
   CHECK(again->src.family == 0);
+  CHECK(again->dst.family == 0);
+  CHECK(again->meta.pts == 0);
+  CHECK(again->meta.codec == JN_CODEC_NONE);
   pool.unref(again);
 }
 
@@ -248,8 +256,18 @@ TEST_CASE("copy makes a private copy and is the only thing counted as a payload 
   b->data -= 8;  // a prepended header moves data into the headroom
   b->len += 8;
   b->headroom -= 8;
-  b->flags = JN_BUF_RTCP;
+  b->flags = JN_BUF_RTCP | JN_BUF_MEDIA;
   b->rx_ns = 7;
+  b->dst.family = 4;
+  b->dst.port = 5060;
+  b->meta.pts = 123456789012LL;
+  b->meta.dts = 123456780000LL;
+  b->meta.clock_rate = 90000;
+  b->meta.codec = JN_CODEC_H265;
+  b->meta.frame_flags = JN_MF_KEY | JN_MF_CONFIG;
+  b->meta.seq = 77;
+  b->meta.track = 1;
+  b->meta.kind = JN_MEDIA_VIDEO;
   pool.ref(b);
   pool.unref(b);
   CHECK(pool.payload_copies() == 0);
@@ -261,8 +279,10 @@ TEST_CASE("copy makes a private copy and is the only thing counted as a payload 
   CHECK(c->headroom == b->headroom);
   CHECK(c->len == b->len);
   CHECK(std::memcmp(c->data, b->data, b->len) == 0);
-  CHECK(c->flags == JN_BUF_RTCP);
+  CHECK(c->flags == (JN_BUF_RTCP | JN_BUF_MEDIA));
   CHECK(c->rx_ns == 7);
+  CHECK(c->dst.port == 5060);
+  CHECK(std::memcmp(&c->meta, &b->meta, sizeof(jn_media_meta)) == 0);  // media metadata travels with the copy
   CHECK_FALSE(pool.is_shared(c));
   CHECK_FALSE(pool.is_shared(b));  // copying does not take a reference on the source
   c->data[0] ^= 0xff;
@@ -518,7 +538,7 @@ TEST_CASE("to_json lists streams with their counters") {
 
 TEST_CASE("parse_addr / format_addr round trips") {
   for (const char* text : {"1.2.3.4:5", "0.0.0.0:0", "255.255.255.255:65535", "[::1]:5",
-                           "[2001:db8::1]:5060", "[::]:0", "[::ffff:1.2.3.4]:80"}) {
+                           "[2001:db8::1]:5060", "[::]:0", "[::ffff:1.2.3.4]:80", "[fe80::1%2]:5060"}) {
     jn_addr a{};
     INFO(text);
     REQUIRE(parse_addr(text, a));
@@ -534,13 +554,18 @@ TEST_CASE("parse_addr / format_addr round trips") {
   CHECK(a.family == 6);
   CHECK(a.ip[15] == 1);
   CHECK(format_addr(jn_addr{}) == "");
+  // An IPv6 zone by interface name becomes its index; loopback is "lo" on Linux.
+  REQUIRE(parse_addr("[fe80::1%lo]:9", a));
+  CHECK(a.scope_id == if_nametoindex("lo"));
+  CHECK(a.scope_id != 0);
 }
 
 TEST_CASE("parse_addr rejects malformed text and leaves the output alone") {
   for (const char* text :
        {"1.2.3.4", "1.2.3.4:70000", "[::1", "abc:1", "", ":5", "1.2.3.4:", "1.2.3.4:-1",
         "1.2.3.4:+5", "1.2.3.4: 5", " 1.2.3.4:5", "1.2.3.4:5x", "1.2.3:5", "256.1.1.1:5",
-        "::1:5", "[::1]5", "[::1]:", "[1.2.3.4]:5", "[]:5", "[::1]:99999", "1.2.3.4:123456"}) {
+        "::1:5", "[::1]5", "[::1]:", "[1.2.3.4]:5", "[]:5", "[::1]:99999", "1.2.3.4:123456",
+        "[fe80::1%]:5", "[fe80::1%no-such-if0]:5", "1.2.3.4%1:5"}) {
     INFO(text);
     jn_addr a{};
     a.family = 9;
@@ -550,7 +575,7 @@ TEST_CASE("parse_addr rejects malformed text and leaves the output alone") {
 }
 
 TEST_CASE("sockaddr conversions round trip") {
-  for (const char* text : {"192.168.1.20:5004", "[fe80::1:2]:6000"}) {
+  for (const char* text : {"192.168.1.20:5004", "[fe80::1:2]:6000", "[fe80::1:2%3]:6000"}) {
     INFO(text);
     jn_addr a{};
     REQUIRE(parse_addr(text, a));

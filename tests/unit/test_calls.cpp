@@ -1,6 +1,9 @@
 // CallManager (with fake endpoints and a manual clock) and the jn_call_event conversion.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <set>
+
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -129,7 +132,34 @@ struct Fixture {
   }
 };
 
+// A call id as the core mints them: "jc-" and 32 lower-case hex digits (128 random bits).
+bool is_call_id(const std::string& id) {
+  if (id.size() != 35 || id.rfind("jc-", 0) != 0) return false;
+  return std::all_of(id.begin() + 3, id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 }  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "call ids are random, unique and never reused") {
+  std::set<std::string> ids;
+  for (int i = 0; i < 200; ++i) {
+    jn_handle a = call_from_door("intercom:room/101");
+    auto offers = ep.take();
+    REQUIRE(offers.size() == 1);
+    CHECK(is_call_id(offers[0].ev.call_id));
+    ids.insert(offers[0].ev.call_id);
+    CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END, 200)) == JN_OK);
+    ep.take();
+  }
+  CHECK(ids.size() == 200);
+  // A fresh CallManager (a restart) starts no sequence again: its first id is not one of these.
+  CallManager again{routes, ep, timers, [](const nlohmann::json&) {}};
+  jn_handle leg = 0;
+  REQUIRE(again.originate(kDoor, 1, Fixture::offer("xxxcid:door/1-1", "intercom:room/101"), &leg) == JN_OK);
+  auto first = ep.take();
+  REQUIRE(first.size() == 1);
+  CHECK(ids.count(first[0].ev.call_id) == 0);
+}
 
 TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, dtmf/info, end") {
   timers.now = 5000;
@@ -140,7 +170,8 @@ TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, d
   CHECK(o.plugin == kScreen);
   CHECK(o.cookie == 0);  // a new leg: the plugin has not set one yet
   CHECK(o.ev.type == JN_CALL_OFFER);
-  CHECK(o.ev.call_id == "c-1");
+  const std::string call_id = o.ev.call_id;
+  CHECK(is_call_id(call_id));
   CHECK(o.ev.from == "xxxcid:door/1-1");
   CHECK(o.ev.to == "intercom:room/101");
   CHECK(o.ev.target == "intercom:room/101");
@@ -168,7 +199,7 @@ TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, d
   CHECK(ringing[0].leg == a);
   CHECK(ringing[0].cookie == 77);
   CHECK(ringing[0].ev.type == JN_CALL_RINGING);
-  CHECK(ringing[0].ev.call_id == "c-1");
+  CHECK(ringing[0].ev.call_id == call_id);
 
   // while ringing: the screen shows the door's video and may already open it
   CHECK(calls.send(kScreen, b, Fixture::info("open-door", R"({"relay":1})")) == JN_OK);
@@ -184,8 +215,15 @@ TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, d
 
   timers.now = 7000;
   CallEvent answer = Fixture::event(JN_CALL_ANSWER);
-  answer.media = std::vector<MediaStream>{
-      MediaStream{JN_MEDIA_AUDIO, "PCMA", 8, 8000, 1, "rtp/avp", {}, 0x99, 0, {}, {}}};
+  MediaStream pcma;
+  pcma.kind = JN_MEDIA_AUDIO;
+  pcma.format = "PCMA";
+  pcma.payload_type = 8;
+  pcma.clock_rate = 8000;
+  pcma.channels = 1;
+  pcma.transport = "rtp/avp";
+  pcma.ssrc = 0x99;
+  answer.media = std::vector<MediaStream>{pcma};
   CHECK(calls.send(kScreen, b, answer) == JN_OK);
   auto answered = ep.take();
   REQUIRE(answered.size() == 1);
@@ -207,7 +245,7 @@ TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, d
   REQUIRE(mid.size() == 4);
   CHECK((mid[0].leg == b && mid[0].ev.dtmf == "#"));
   CHECK((mid[1].leg == a && mid[1].ev.info_type == "unlock"));
-  CHECK((mid[2].leg == a && mid[2].ev.type == JN_CALL_OFFER && mid[2].ev.call_id == "c-1"));
+  CHECK((mid[2].leg == a && mid[2].ev.type == JN_CALL_OFFER && mid[2].ev.call_id == call_id));
   CHECK((mid[3].leg == b && mid[3].ev.type == JN_CALL_ANSWER));
   CHECK(calls.to_json()[0]["state"] == "answered");
 
@@ -234,7 +272,7 @@ TEST_CASE_FIXTURE(Fixture, "a call across two plugins: offer, ringing, answer, d
     CHECK(cdrs[0]["ended_by"] == "a");
   }
   const nlohmann::json& cdr = cdrs.at(0);
-  CHECK(cdr["call_id"] == "c-1");
+  CHECK(cdr["call_id"] == call_id);
   CHECK(cdr["from"] == "xxxcid:door/1-1");
   CHECK(cdr["to"] == "intercom:room/101");
   CHECK(cdr["targets"] == nlohmann::json::array({"intercom:room/101"}));
@@ -268,9 +306,10 @@ TEST_CASE_FIXTURE(Fixture, "fork: first answer wins, the others end 487") {
   CHECK(offers[0].plugin == kScreen);
   CHECK(offers[1].plugin == kDoor);  // the door plugin may be a callee too
   CHECK(offers[2].plugin == kBrowser);
+  CHECK(is_call_id(offers[0].ev.call_id));
   for (const auto& o : offers) {
     CHECK(o.ev.to == "room:101");
-    CHECK(o.ev.call_id == "c-1");
+    CHECK(o.ev.call_id == offers[0].ev.call_id);  // one call, one id on every leg
   }
   CHECK(offers[2].ev.target == "sip:alice@x");
 
@@ -542,7 +581,9 @@ TEST_CASE_FIXTURE(Fixture, "re-entrant: a callee rejects and the hunt moves on i
   CHECK(log[0].ev.target == "intercom:1");
   CHECK(log[1].ev.target == "intercom:2");
   CHECK(log[2].ev.target == "intercom:3");
-  CHECK((log[3].plugin == kBrowser && log[3].ev.call_id == "c-2"));
+  CHECK(log[3].plugin == kBrowser);
+  CHECK(is_call_id(log[3].ev.call_id));
+  CHECK(log[3].ev.call_id != log[0].ev.call_id);  // the nested call is another call
   CHECK(calls.active_calls() == 2);
   CHECK(nested != JN_INVALID_HANDLE);
   CHECK(calls.end_plugin_legs(kScreen, 503, "unloaded") == 2);
@@ -679,6 +720,85 @@ TEST_CASE_FIXTURE(Fixture, "end_plugin_legs: peers get END 503, the plugin hears
   CHECK(calls.end_plugin_legs("never-loaded", 503, "x") == 0);
 }
 
+TEST_CASE("2.0 call metadata and media attributes survive the ABI both ways") {
+  CallEvent ev = Fixture::offer("sip:alice@x", "gb:34020000001320000001");
+  ev.from_name = "Alice \"A\"";
+  ev.headers = {{"Subject", "34020000001320000001:0,34020000002000000001:0"}, {"X-Tenant", "7"}, {"X-Tenant", "8"}};
+  MediaStream& m = (*ev.media)[0];
+  m.codecs = {{"PCMA", 8, 8000, 1, "", ""}, {"telephone-event", 101, 8000, 0, "0-15", ""}};
+  m.setup = JN_SETUP_ACTPASS;
+  m.flags = JN_MS_RTCP_MUX | JN_MS_ICE_LITE;
+  m.mid = "0";
+  m.ice_ufrag = "uf";
+  m.ice_pwd = "pw";
+  m.candidates = {"1 1 udp 2130706431 127.0.0.1 4000 typ host", "2 1 udp 1 127.0.0.2 4002 typ host"};
+  m.crypto = {"1 AES_CM_128_HMAC_SHA1_80 inline:abc"};
+  m.fingerprint = "sha-256 AB:CD";
+  m.rtcp_addr.family = 4;
+  m.rtcp_addr.port = 4005;
+  AbiCallEvent abi(ev);
+  const jn_call_event* c = abi.get();
+  REQUIRE(c->header_count == 3);
+  CHECK(std::string(c->headers[2].name.ptr, c->headers[2].name.len) == "X-Tenant");
+  const jn_media_stream* s = c->media->streams[0];
+  REQUIRE(s->codec_count == 2);
+  CHECK(std::string(s->codecs[1].fmtp.ptr, s->codecs[1].fmtp.len) == "0-15");
+  REQUIRE(s->candidate_count == 2);
+  REQUIRE(s->crypto_count == 1);
+  CHECK(std::string(s->crypto[0].ptr, s->crypto[0].len) == "1 AES_CM_128_HMAC_SHA1_80 inline:abc");
+
+  CallEvent back;
+  REQUIRE(from_abi(*c, back) == JN_OK);
+  CHECK(back.from_name == ev.from_name);
+  CHECK(back.headers == ev.headers);  // order and repeats kept
+  const MediaStream& b = (*back.media)[0];
+  REQUIRE(b.codecs.size() == 2);
+  CHECK(b.codecs[1].name == "telephone-event");
+  CHECK(b.codecs[1].payload_type == 101);
+  CHECK(b.format == "PCMA");  // the chosen codec is codecs[0]
+  CHECK(b.setup == JN_SETUP_ACTPASS);
+  CHECK(b.flags == (JN_MS_RTCP_MUX | JN_MS_ICE_LITE));
+  CHECK(b.candidates == m.candidates);
+  CHECK(b.crypto == m.crypto);
+  CHECK(b.fingerprint == "sha-256 AB:CD");
+  CHECK(b.ice_pwd == "pw");
+  CHECK(b.mid == "0");
+  CHECK(b.rtcp_addr.port == 4005);
+
+  // The chosen-codec fields follow codecs[0] when a plugin set them apart.
+  jn_media_stream raw = *s;
+  raw.format = jn_str{"H264", 4};
+  jn_media_stream* rp = &raw;
+  jn_media_desc desc{sizeof desc, 1, &rp};
+  std::vector<MediaStream> read;
+  REQUIRE(read_media(desc, read) == JN_OK);
+  CHECK(read[0].format == "PCMA");
+
+  // Bad lists are refused, not half read.
+  jn_call_event bad = *c;
+  bad.header_count = 2;
+  bad.headers = nullptr;
+  CHECK(from_abi(bad, back) == JN_ERR_INVALID);
+  jn_header unnamed{{nullptr, 0}, {"v", 1}};
+  bad.headers = &unnamed;
+  bad.header_count = 1;
+  CHECK(from_abi(bad, back) == JN_ERR_INVALID);
+  raw = *s;
+  raw.setup = 99;
+  CHECK(read_media(desc, read) == JN_ERR_INVALID);
+  raw = *s;
+  raw.candidate_count = 100000;
+  CHECK(read_media(desc, read) == JN_ERR_INVALID);
+
+  // A stream from a plugin built before codecs existed (struct_size ends at params): defaults.
+  raw = *s;
+  raw.struct_size = offsetof(jn_media_stream, params) + sizeof(jn_str);
+  raw.codec_count = 12345;  // beyond its struct_size: never read
+  REQUIRE(read_media(desc, read) == JN_OK);
+  CHECK(read[0].codecs.empty());
+  CHECK(read[0].candidates.empty());
+}
+
 TEST_CASE("from_abi / AbiCallEvent round trip") {
   CallEvent ev = Fixture::offer("xxxcid:door/1-1", "intercom:room/101");
   ev.call_id = "c-9";
@@ -723,6 +843,8 @@ TEST_CASE("from_abi / AbiCallEvent round trip") {
   CallEvent none;
   none.type = JN_CALL_END;
   AbiCallEvent no_media(none);
+  CHECK(no_media.get()->headers == nullptr);
+  CHECK(no_media.get()->header_count == 0);
   CHECK(no_media.get()->media == nullptr);
   CHECK(no_media.get()->reason.ptr != nullptr);  // empty but never NULL
   CallEvent empty_media = none;
@@ -915,9 +1037,10 @@ TEST_CASE_FIXTURE(Fixture, "media anchor: offer and answer rewritten, deleted wh
   CHECK((*answered[0].ev.media)[0].addr.port == 30002);  // the caller is told the anchor's other port
   CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END, 200)) == JN_OK);
   REQUIRE(anchor.asked.size() == 3);
-  CHECK(anchor.asked[0] == std::make_pair(MediaAnchor::Offer, std::string("c-1")));
-  CHECK(anchor.asked[1] == std::make_pair(MediaAnchor::Answer, std::string("c-1")));
-  CHECK(anchor.asked[2] == std::make_pair(MediaAnchor::Delete, std::string("c-1")));
+  const std::string call_id = offers[0].ev.call_id;
+  CHECK(anchor.asked[0] == std::make_pair(MediaAnchor::Offer, call_id));
+  CHECK(anchor.asked[1] == std::make_pair(MediaAnchor::Answer, call_id));
+  CHECK(anchor.asked[2] == std::make_pair(MediaAnchor::Delete, call_id));
 }
 
 // An anchored door -> screen call, answered; returns {A-leg, B-leg}.
@@ -963,8 +1086,9 @@ TEST_CASE_FIXTURE(Fixture, "media anchor: re-offers from either side and their a
 TEST_CASE_FIXTURE(Fixture, "media anchor ends the call when it loses the media") {
   FakeAnchor anchor;
   answered_anchored_call(*this, anchor);
-  CHECK(calls.end_anchored("c-999", 408, "media timeout") == JN_ERR_NOT_FOUND);
-  REQUIRE(calls.end_anchored("c-1", 408, "media timeout") == JN_OK);
+  const std::string call_id = anchor.asked.at(0).second;
+  CHECK(calls.end_anchored("jc-00000000000000000000000000000000", 408, "media timeout") == JN_ERR_NOT_FOUND);
+  REQUIRE(calls.end_anchored(call_id, 408, "media timeout") == JN_OK);
   auto ends = ep.take();
   REQUIRE(ends.size() == 2);
   for (auto& e : ends) {
@@ -974,7 +1098,7 @@ TEST_CASE_FIXTURE(Fixture, "media anchor ends the call when it loses the media")
   }
   CHECK(calls.active_calls() == 0);
   CHECK(anchor.asked.back().first == MediaAnchor::Delete);
-  CHECK(calls.end_anchored("c-1", 408, "media timeout") == JN_ERR_NOT_FOUND);  // once
+  CHECK(calls.end_anchored(call_id, 408, "media timeout") == JN_ERR_NOT_FOUND);  // once
 }
 
 TEST_CASE_FIXTURE(Fixture, "media anchor that refuses: media passes through, no delete") {

@@ -1,6 +1,7 @@
 #include "bus/addr.hpp"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include <charconv>
 #include <cstring>
@@ -22,6 +23,7 @@ bool to_sockaddr(const jn_addr& addr, sockaddr_storage& out, socklen_t& out_len)
     sin6.sin6_family = AF_INET6;
     sin6.sin6_port = htons(addr.port);
     std::memcpy(&sin6.sin6_addr, addr.ip, 16);
+    sin6.sin6_scope_id = addr.scope_id;
     std::memcpy(&out, &sin6, sizeof sin6);
     out_len = sizeof sin6;
     return true;
@@ -44,6 +46,7 @@ jn_addr from_sockaddr(const sockaddr* sa) {
     a.family = 6;
     a.port = ntohs(sin6.sin6_port);
     std::memcpy(a.ip, &sin6.sin6_addr, 16);
+    a.scope_id = sin6.sin6_scope_id;
   }
   return a;
 }
@@ -56,7 +59,8 @@ std::string format_addr(const jn_addr& addr) {
   }
   if (addr.family == 6) {
     if (!inet_ntop(AF_INET6, addr.ip, ip, sizeof ip)) return {};
-    return '[' + std::string(ip) + "]:" + std::to_string(addr.port);
+    std::string scope = addr.scope_id ? '%' + std::to_string(addr.scope_id) : std::string();
+    return '[' + std::string(ip) + scope + "]:" + std::to_string(addr.port);
   }
   return {};
 }
@@ -87,6 +91,22 @@ bool parse_addr(std::string_view text, jn_addr& out) {
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), port_value);
   if (ec != std::errc{} || end != port.data() + port.size() || port_value > 65535) return false;
 
+  // An IPv6 zone: "%<interface index>" or "%<interface name>" (link-local addresses).
+  uint32_t scope_id = 0;
+  if (size_t pct = host.find('%'); family == 6 && pct != std::string_view::npos) {
+    std::string_view zone = host.substr(pct + 1);
+    host = host.substr(0, pct);
+    if (zone.empty() || zone.size() >= IF_NAMESIZE) return false;
+    auto [zend, zec] = std::from_chars(zone.data(), zone.data() + zone.size(), scope_id);
+    if (zec != std::errc{} || zend != zone.data() + zone.size()) {
+      char name[IF_NAMESIZE];
+      std::memcpy(name, zone.data(), zone.size());
+      name[zone.size()] = '\0';
+      scope_id = if_nametoindex(name);
+      if (scope_id == 0) return false;
+    }
+  }
+
   char host_z[INET6_ADDRSTRLEN];  // inet_pton needs a NUL-terminated string
   if (host.empty() || host.size() >= sizeof host_z) return false;
   std::memcpy(host_z, host.data(), host.size());
@@ -96,6 +116,7 @@ bool parse_addr(std::string_view text, jn_addr& out) {
   if (inet_pton(family == 4 ? AF_INET : AF_INET6, host_z, parsed.ip) != 1) return false;
   parsed.family = static_cast<uint8_t>(family);
   parsed.port = static_cast<uint16_t>(port_value);
+  parsed.scope_id = scope_id;
   out = parsed;
   return true;
 }

@@ -1,5 +1,6 @@
 // Conversions between the ABI's jn_addr and the socket API, and its text form.
-// Text form: "1.2.3.4:5" and "[::1]:5" (brackets required for IPv6, decimal port 0..65535).
+// Text form: "1.2.3.4:5" and "[::1]:5" (brackets required for IPv6, decimal port 0..65535);
+// a link-local IPv6 address may carry its zone: "[fe80::1%2]:5" or "[fe80::1%eth0]:5".
 #pragma once
 
 #include <junction/abi.h>
@@ -16,7 +17,7 @@ namespace junction {
 bool to_sockaddr(const jn_addr& addr, sockaddr_storage& out, socklen_t& out_len);
 
 // family 0 when sa is null or neither AF_INET nor AF_INET6. IPv4-mapped IPv6 addresses stay
-// family 6 (so a reply goes out of the same dual-stack socket); the IPv6 scope id is dropped.
+// family 6 (so a reply goes out of the same dual-stack socket); the IPv6 scope id is kept.
 jn_addr from_sockaddr(const sockaddr* sa);
 
 // "" for family 0. Allocates: for logs and admin output, not the per-packet path.

@@ -130,6 +130,8 @@ void BufferPool::init_buffer(BufHeader* h, uint32_t headroom, uint32_t len) {
   b.flags = 0;
   b.rx_ns = 0;
   b.src = jn_addr{};
+  b.dst = jn_addr{};
+  b.meta = jn_media_meta{};
   bump<size_t>(outstanding_, 1);
 }
 
@@ -171,6 +173,8 @@ jn_buf* BufferPool::copy(const jn_buf* src) {
   dst.flags = src->flags;
   dst.rx_ns = src->rx_ns;
   dst.src = src->src;
+  dst.dst = src->dst;
+  dst.meta = src->meta;
   bump<uint64_t>(payload_copies_, 1);
   return &dst;
 }

@@ -79,7 +79,7 @@ class BufferPool {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  // refcount 1, data = storage + headroom, len = len, flags/rx_ns/src cleared.
+  // refcount 1, data = storage + headroom, len = len, flags/rx_ns/src/dst/meta cleared.
   // nullptr when the pool is at max_buffers (or the heap refuses an oversize buffer).
   jn_buf* alloc(uint32_t len);
 
@@ -105,7 +105,7 @@ class BufferPool {
   size_t reclaim_remote();
 
   // A private copy (refcount 1) of any pool's buffer, allocated from this pool, with data at
-  // the same headroom offset and the same flags/rx_ns/src. nullptr when allocation fails.
+  // the same headroom offset and the same flags/rx_ns/src/dst/meta. nullptr when allocation fails.
   jn_buf* copy(const jn_buf* buf);
 
   // The pool a buffer must be returned to (ref/unref go through it).

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <type_traits>
 
@@ -176,17 +177,51 @@ jn_status h_http_listen(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t 
     return JN_OK;
   });
 }
-jn_status h_http_respond(jn_host_ctx* ctx, jn_handle req, int status, jn_str ctype, jn_str body) {
+// A header a plugin may set: a token name (RFC 9110), a value without CR/LF/NUL, and none of the
+// framing headers the core writes itself.
+bool valid_response_header(std::string_view name, std::string_view value) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c))) return false;
+  for (char c : value)
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  for (std::string_view reserved : {"content-type", "content-length", "connection", "transfer-encoding"}) {
+    if (name.size() == reserved.size() &&
+        std::equal(name.begin(), name.end(), reserved.begin(), [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; }))
+      return false;
+  }
+  return true;
+}
+
+jn_status h_http_respond(jn_host_ctx* ctx, jn_handle req, const jn_http_response* resp) {
   return guarded(ctx, "http_respond", [&]() -> jn_status {
     PluginSlot& s = S(ctx);
     auto* r = static_cast<ValueResource*>(s.host().resource(req, Resource::Kind::HttpRequest, &s));
     if (!r) return JN_ERR_NOT_FOUND;
-    if (status < 100 || status > 599) return JN_ERR_INVALID;
+    if (!resp || !JN_HAS_FIELD(resp, jn_http_response, body)) return JN_ERR_INVALID;
+    if (resp->status < 100 || resp->status > 599) {
+      s.log(JN_LOG_WARN, fmt::format("http_respond: status {} is not 100..599", resp->status));
+      return JN_ERR_INVALID;
+    }
+    std::vector<std::pair<std::string, std::string>> extra;
+    if (JN_HAS_FIELD(resp, jn_http_response, header_count) && resp->header_count) {
+      if (!resp->headers || resp->header_count > 64) return JN_ERR_INVALID;
+      for (uint32_t i = 0; i < resp->header_count; ++i) {
+        std::string_view n = sv(resp->headers[i].name), v = sv(resp->headers[i].value);
+        if (!valid_response_header(n, v)) {
+          s.log(JN_LOG_WARN, fmt::format("http_respond: header '{}' refused (not a token, CR/LF/NUL in its value, or one the core sets)", n));
+          return JN_ERR_INVALID;
+        }
+        extra.emplace_back(n, v);
+      }
+    }
     uint64_t id = r->id;
     s.resources().erase(req);
     s.host().forget_resource(req);
-    std::string_view ct = sv(ctype);
-    return s.host().services().http.respond(id, status, ct.empty() ? "application/json" : ct, sv(body)) ? JN_OK : JN_ERR_NOT_FOUND;
+    std::string_view ct = sv(resp->content_type);
+    return s.host().services().http.respond(id, resp->status, ct.empty() ? "application/json" : ct, sv(resp->body), std::move(extra))
+               ? JN_OK
+               : JN_ERR_NOT_FOUND;
   });
 }
 jn_status h_ws_send(jn_host_ctx* ctx, jn_handle conn, jn_str data, int binary) {
@@ -355,14 +390,14 @@ jn_status h_route_lookup(jn_host_ctx* ctx, jn_str uri, char* out, size_t cap, si
 // --- calls -------------------------------------------------------------------------------------
 jn_status h_call_originate(jn_host_ctx* ctx, const jn_call_event* ev, uint64_t cookie, jn_handle* out) {
   return guarded(ctx, "call_originate", [&]() -> jn_status {
-    if (!ev || !out || ev->struct_size < offsetof(jn_call_event, to) + sizeof(jn_str)) return JN_ERR_INVALID;
+    if (!ev || !out || !JN_HAS_FIELD(ev, jn_call_event, to)) return JN_ERR_INVALID;
     PluginSlot& s = S(ctx);
     return s.host().services().calls.originate(s.name(), cookie, from_abi(*ev), out);
   });
 }
 jn_status h_call_send(jn_host_ctx* ctx, jn_handle leg, const jn_call_event* ev) {
   return guarded(ctx, "call_send", [&]() -> jn_status {
-    if (!ev || ev->struct_size < offsetof(jn_call_event, type) + sizeof(uint32_t)) return JN_ERR_INVALID;
+    if (!ev || !JN_HAS_FIELD(ev, jn_call_event, type)) return JN_ERR_INVALID;
     PluginSlot& s = S(ctx);
     return s.host().services().calls.send(s.name(), leg, from_abi(*ev));
   });
@@ -513,31 +548,67 @@ struct ControlOnly<name, F> {
 #define CTL(fn, name) ControlOnly<name, fn>::call
 
 const jn_host_api kHostApi = {
-    sizeof(jn_host_api), JN_ABI_MAJOR, JN_ABI_MINOR,
-    h_log, h_log_level, CTL(h_set_error, "set_error"), h_now_ms,
-    CTL(h_config_json, "config_json"), CTL(h_config_error, "config_error"),
-    CTL(h_timer_start, "timer_start"), CTL(h_timer_stop, "timer_stop"),
-    CTL(h_udp_bind, "udp_bind"), CTL(h_udp_local_addr, "udp_local_addr"), h_udp_send, CTL(h_udp_join, "udp_join_multicast"),
-    CTL(h_udp_close, "udp_close"),
-    CTL(h_tcp_listen, "tcp_listen"), CTL(h_tcp_connect, "tcp_connect"), CTL(h_tcp_send, "tcp_send"),
-    CTL(h_tcp_set_cookie, "tcp_set_cookie"), CTL(h_tcp_close, "tcp_close"),
-    CTL(h_http_listen, "http_listen"), CTL(h_http_respond, "http_respond"), CTL(h_ws_send, "ws_send"),
-    CTL(h_ws_set_cookie, "ws_set_cookie"), CTL(h_ws_close, "ws_close"),
-    h_buf_alloc, h_buf_ref, h_buf_unref, h_buf_is_shared, h_buf_copy,
-    h_bus_publish, CTL(h_bus_subscribe, "bus_subscribe"), CTL(h_bus_unsubscribe, "bus_unsubscribe"),
-    CTL(h_route_add, "route_add"), CTL(h_route_remove, "route_remove"), CTL(h_route_lookup, "route_lookup"),
-    CTL(h_call_originate, "call_originate"), CTL(h_call_send, "call_send"), CTL(h_leg_set_cookie, "leg_set_cookie"),
-    CTL(h_event_publish, "event_publish"), CTL(h_event_subscribe, "event_subscribe"),
-    CTL(h_counter_add, "counter_add"), CTL(h_gauge_set, "gauge_set"),
-    CTL(h_kv_put, "kv_put"), CTL(h_kv_get, "kv_get"), CTL(h_kv_del, "kv_del"), CTL(h_kv_scan, "kv_scan"),
-    CTL(h_state_append, "state_append"), CTL(h_stop_done, "stop_done"), CTL(h_admin_reply, "admin_reply"),
-    CTL(h_anchor_reply, "anchor_reply"),
-    h_media_loops, CTL(h_bus_intern, "bus_intern"), CTL(h_bus_release_id, "bus_release_id"), h_bus_publish_id,
-    CTL(h_anchor_end, "anchor_end"),
+    .struct_size = sizeof(jn_host_api),
+    .abi_major = JN_ABI_MAJOR,
+    .abi_minor = JN_ABI_MINOR,
+    .log = h_log,
+    .log_level = h_log_level,
+    .set_error = CTL(h_set_error, "set_error"),
+    .now_ms = h_now_ms,
+    .config_json = CTL(h_config_json, "config_json"),
+    .config_error = CTL(h_config_error, "config_error"),
+    .timer_start = CTL(h_timer_start, "timer_start"),
+    .timer_stop = CTL(h_timer_stop, "timer_stop"),
+    .udp_bind = CTL(h_udp_bind, "udp_bind"),
+    .udp_local_addr = CTL(h_udp_local_addr, "udp_local_addr"),
+    .udp_send = h_udp_send,
+    .udp_join_multicast = CTL(h_udp_join, "udp_join_multicast"),
+    .udp_close = CTL(h_udp_close, "udp_close"),
+    .tcp_listen = CTL(h_tcp_listen, "tcp_listen"),
+    .tcp_connect = CTL(h_tcp_connect, "tcp_connect"),
+    .tcp_send = CTL(h_tcp_send, "tcp_send"),
+    .tcp_set_cookie = CTL(h_tcp_set_cookie, "tcp_set_cookie"),
+    .tcp_close = CTL(h_tcp_close, "tcp_close"),
+    .http_listen = CTL(h_http_listen, "http_listen"),
+    .http_respond = CTL(h_http_respond, "http_respond"),
+    .ws_send = CTL(h_ws_send, "ws_send"),
+    .ws_set_cookie = CTL(h_ws_set_cookie, "ws_set_cookie"),
+    .ws_close = CTL(h_ws_close, "ws_close"),
+    .buf_alloc = h_buf_alloc,
+    .buf_ref = h_buf_ref,
+    .buf_unref = h_buf_unref,
+    .buf_is_shared = h_buf_is_shared,
+    .buf_copy = h_buf_copy,
+    .bus_publish = h_bus_publish,
+    .bus_subscribe = CTL(h_bus_subscribe, "bus_subscribe"),
+    .bus_unsubscribe = CTL(h_bus_unsubscribe, "bus_unsubscribe"),
+    .route_add = CTL(h_route_add, "route_add"),
+    .route_remove = CTL(h_route_remove, "route_remove"),
+    .route_lookup = CTL(h_route_lookup, "route_lookup"),
+    .call_originate = CTL(h_call_originate, "call_originate"),
+    .call_send = CTL(h_call_send, "call_send"),
+    .leg_set_cookie = CTL(h_leg_set_cookie, "leg_set_cookie"),
+    .event_publish = CTL(h_event_publish, "event_publish"),
+    .event_subscribe = CTL(h_event_subscribe, "event_subscribe"),
+    .counter_add = CTL(h_counter_add, "counter_add"),
+    .gauge_set = CTL(h_gauge_set, "gauge_set"),
+    .kv_put = CTL(h_kv_put, "kv_put"),
+    .kv_get = CTL(h_kv_get, "kv_get"),
+    .kv_del = CTL(h_kv_del, "kv_del"),
+    .kv_scan = CTL(h_kv_scan, "kv_scan"),
+    .state_append = CTL(h_state_append, "state_append"),
+    .stop_done = CTL(h_stop_done, "stop_done"),
+    .admin_reply = CTL(h_admin_reply, "admin_reply"),
+    .anchor_reply = CTL(h_anchor_reply, "anchor_reply"),
+    .media_loops = h_media_loops,
+    .bus_intern = CTL(h_bus_intern, "bus_intern"),
+    .bus_release_id = CTL(h_bus_release_id, "bus_release_id"),
+    .bus_publish_id = h_bus_publish_id,
+    .anchor_end = CTL(h_anchor_end, "anchor_end"),
 };
 
 }  // namespace
 
-const jn_host_api* PluginHost::api() const { return &kHostApi; }
+const jn_host_api* PluginHost::api_table() { return &kHostApi; }
 
 }  // namespace junction

@@ -159,6 +159,12 @@ void PluginSlot::deliver_http(jn_handle request, jn_handle endpoint, uint64_t co
     r.content_type = {req.content_type.data(), req.content_type.size()};
     r.authorization = {req.authorization.data(), req.authorization.size()};
     parse_addr(req.peer, r.peer);
+    std::vector<jn_header> headers;
+    headers.reserve(req.headers.size());
+    for (const auto& [name, value] : req.headers)
+      headers.push_back({{name.data(), name.size()}, {value.data(), value.size()}});
+    r.headers = headers.data();
+    r.header_count = static_cast<uint32_t>(headers.size());
     f(instance_->self, &r);
   });
 }
@@ -397,11 +403,15 @@ std::unique_ptr<PluginInstance> PluginHost::open_instance(const PluginConf& conf
   const auto& info = inst->library.get<const jn_plugin_info>(JN_PLUGIN_INFO_SYMBOL);
   inst->info = &info;
   std::string why;
-  if (info.struct_size < offsetof(jn_plugin_info, state_schema_min) + sizeof(uint32_t))
+  // The version first, from the fields every major since 1.0 has at the same place, so a plugin
+  // of another major is named as such even if the rest of its info differs.
+  if (!JN_HAS_FIELD(&info, jn_plugin_info, abi_minor))
     why = fmt::format("info struct too small ({} bytes)", info.struct_size);
   else if (info.abi_major != JN_ABI_MAJOR)
     why = fmt::format("built for ABI {}.{}, this core speaks ABI {}.{} (major versions must match)", info.abi_major,
                       info.abi_minor, JN_ABI_MAJOR, JN_ABI_MINOR);
+  else if (!JN_HAS_FIELD(&info, jn_plugin_info, state_schema_min))
+    why = fmt::format("info struct too small ({} bytes)", info.struct_size);
   else if (!info.name || conf.name != info.name)
     why = fmt::format("the library says its name is '{}', the conf says '{}'", info.name ? info.name : "", conf.name);
   else if (!inst->library.has(JN_PLUGIN_FACTORY_SYMBOL))
@@ -436,7 +446,7 @@ std::string PluginHost::create_instance(PluginSlot& slot, PluginInstance& inst, 
     if (self && vt && vt->on_destroy) vt->on_destroy(self);
     return fmt::format("init failed (status {}){}{}", st, err.empty() ? "" : ": ", err);
   }
-  if (vt->struct_size < offsetof(jn_plugin_vtable, on_destroy) + sizeof(vt->on_destroy) || !vt->on_destroy) {
+  if (!JN_HAS_FIELD(vt, jn_plugin_vtable, on_destroy) || !vt->on_destroy) {
     return "vtable too small or without on_destroy";
   }
   inst.self = self;

@@ -68,10 +68,7 @@ struct Resource {
 const char* resource_kind_name(Resource::Kind k);
 
 // A hook of an instance's vtable, or nullptr when the plugin's (older, shorter) vtable lacks it.
-#define JN_HOOK(inst, name)                                                                    \
-  ((inst)->vtable->struct_size >= offsetof(jn_plugin_vtable, name) + sizeof((inst)->vtable->name) \
-       ? (inst)->vtable->name                                                                  \
-       : nullptr)
+#define JN_HOOK(inst, name) (JN_HAS_FIELD((inst)->vtable, jn_plugin_vtable, name) ? (inst)->vtable->name : nullptr)
 
 struct PluginInstance;
 // Calls inst's on_udp (if it has one) with bufs, in batches of at most 64.
@@ -187,7 +184,8 @@ class PluginHost {
   Services& services() { return services_; }
   const CoreConfig& core_conf() const { return core_conf_; }
   void set_core_conf(const CoreConfig& c) { core_conf_ = c; }
-  const jn_host_api* api() const;
+  const jn_host_api* api() const { return api_table(); }
+  static const jn_host_api* api_table();  // the one jn_host_api every slot gets
 
   // Load and start a plugin. Returns "" or the reason it was refused.
   std::string load(const PluginConf& conf);

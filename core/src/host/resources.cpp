@@ -52,6 +52,36 @@ void on_timer(uv_timer_t* t) {
   owner->deliver_timer(h, cookie);
 }
 
+bool is_wildcard(const jn_addr& a) {
+  const size_t n = a.family == 4 ? 4 : 16;
+  for (size_t i = 0; i < n; ++i)
+    if (a.ip[i]) return false;
+  return true;
+}
+
+// The local address a datagram was sent to, from its IP_PKTINFO / IPV6_PKTINFO control message;
+// the socket's own address when there is none.
+jn_addr destination_of(const msghdr& msg, const jn_addr& local) {
+  jn_addr out = local;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      out.family = 4;
+      std::memset(out.ip, 0, sizeof out.ip);
+      std::memcpy(out.ip, &pi.ipi_addr, 4);
+      out.scope_id = 0;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo pi;
+      std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      out.family = 6;
+      std::memcpy(out.ip, &pi.ipi6_addr, 16);
+      out.scope_id = IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr) ? pi.ipi6_ifindex : 0;
+    }
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------------------------------
 }  // namespace
 
@@ -71,6 +101,8 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
   mmsghdr msgs[kRecvBatch];
   iovec iov[kRecvBatch];
   sockaddr_storage from[kRecvBatch];
+  // Room for one IP_PKTINFO or IPV6_PKTINFO control message per datagram (wildcard binds only).
+  alignas(cmsghdr) char control[kRecvBatch][CMSG_SPACE(sizeof(in6_pktinfo))];
   size_t budget = kRecvBudget;
   while (budget > 0 && r->owner) {
     // Size the batch to recent traffic: a socket that gets one datagram per wakeup should not
@@ -89,6 +121,10 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
       msgs[have].msg_hdr.msg_iovlen = 1;
       msgs[have].msg_hdr.msg_name = &from[have];
       msgs[have].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      if (r->pktinfo) {
+        msgs[have].msg_hdr.msg_control = control[have];
+        msgs[have].msg_hdr.msg_controllen = sizeof control[have];
+      }
     }
     if (have == 0) break;
     int n = recvmmsg(r->fd, msgs, static_cast<unsigned>(have), MSG_DONTWAIT, nullptr);
@@ -108,6 +144,7 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
       bufs[i]->tailroom += r->max_datagram - msgs[i].msg_len;  // room after the datagram (SRTP auth tag)
       bufs[i]->rx_ns = rx;
       bufs[i]->src = from_sockaddr(reinterpret_cast<sockaddr*>(&from[i]));
+      bufs[i]->dst = r->pktinfo ? destination_of(msgs[i].msg_hdr, r->local) : r->local;
       bufs[kept++] = bufs[i];
     }
     if (media) {
@@ -298,11 +335,11 @@ bool valid_tcp_options(const jn_tcp_options* o, jn_tcp_options& out) {
   out.framing = JN_FRAME_RAW;
   out.max_frame = 65536;
   if (!o) return true;
-  if (o->struct_size < offsetof(jn_tcp_options, idle_timeout_ms)) return false;
+  if (!JN_HAS_FIELD(o, jn_tcp_options, max_frame)) return false;
   out.framing = o->framing;
   out.delimiter = o->delimiter;
   out.max_frame = o->max_frame ? o->max_frame : 65536;
-  if (o->struct_size >= sizeof(jn_tcp_options)) out.idle_timeout_ms = o->idle_timeout_ms;
+  if (JN_HAS_FIELD(o, jn_tcp_options, idle_timeout_ms)) out.idle_timeout_ms = o->idle_timeout_ms;
   if (out.framing > JN_FRAME_LEN16) return false;
   if (out.framing == JN_FRAME_LEN16 && out.max_frame > 65535) out.max_frame = 65535;
   return true;
@@ -336,15 +373,13 @@ jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_optio
   if (fd < 0) return fail(slot, JN_ERR_IO, fmt::format("udp_bind {}: socket: {}", addr, strerror(errno)));
   uint32_t rcvbuf = 4u << 20, sndbuf = 4u << 20, max_dgram = 2048;
   bool reuse_port = false;
-  if (opts && opts->struct_size >= offsetof(jn_udp_options, reuse_port) + sizeof(uint32_t)) {
-    if (opts->rcvbuf) rcvbuf = opts->rcvbuf;
-    if (opts->sndbuf) sndbuf = opts->sndbuf;
-    reuse_port = opts->reuse_port != 0;
-  }
-  if (opts && opts->struct_size >= offsetof(jn_udp_options, max_datagram) + sizeof(uint32_t) && opts->max_datagram)
+  if (opts && JN_HAS_FIELD(opts, jn_udp_options, rcvbuf) && opts->rcvbuf) rcvbuf = opts->rcvbuf;
+  if (opts && JN_HAS_FIELD(opts, jn_udp_options, sndbuf) && opts->sndbuf) sndbuf = opts->sndbuf;
+  if (opts && JN_HAS_FIELD(opts, jn_udp_options, reuse_port)) reuse_port = opts->reuse_port != 0;
+  if (opts && JN_HAS_FIELD(opts, jn_udp_options, max_datagram) && opts->max_datagram)
     max_dgram = std::min<uint32_t>(opts->max_datagram, 65535);
   uint32_t loop_index = 0;
-  if (opts && opts->struct_size >= offsetof(jn_udp_options, loop) + sizeof(uint32_t)) loop_index = opts->loop;
+  if (opts && JN_HAS_FIELD(opts, jn_udp_options, loop)) loop_index = opts->loop;
   MediaLoop* media = slot.host().services().media ? slot.host().services().media->at(loop_index) : nullptr;
   // A media loop's pool holds the datagrams: they must fit its buffers (no oversize on the hot path).
   if (media) max_dgram = std::min<uint32_t>(max_dgram, media->pool().config().buffer_size);
@@ -352,6 +387,13 @@ jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_optio
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  // A wildcard bind learns each datagram's local destination (jn_buf.dst) from IP_PKTINFO; a
+  // socket bound to one address knows it already and skips the control message per packet.
+  const bool wildcard = is_wildcard(a);
+  if (wildcard) {
+    if (a.family == 4) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    else setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0) {
     int e = errno;
     close(fd);
@@ -365,6 +407,7 @@ jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_optio
   socklen_t ll = sizeof local;
   getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll);
   u->local = from_sockaddr(reinterpret_cast<sockaddr*>(&local));
+  u->pktinfo = wildcard;
   std::string labels = fmt::format("plugin=\"{}\"", slot.name());
   u->rx_packets = host.services().metrics.counter("junction_udp_rx_packets_total", labels, "Datagrams received on plugin sockets");
   u->rx_truncated = host.services().metrics.counter("junction_udp_truncated_total", labels, "Datagrams longer than the socket's max_datagram, dropped");
@@ -398,6 +441,7 @@ jn_status udp_send_items(const jn_send* items, size_t count, UdpRes* (*resolve)(
   mmsghdr msgs[kBatch];
   iovec iov[kBatch][2];
   sockaddr_storage sa[kBatch];
+  alignas(cmsghdr) char control[kBatch][kSendControl];
   jn_status result = JN_OK;
   size_t i = 0;
   while (i < count) {
@@ -412,7 +456,7 @@ jn_status udp_send_items(const jn_send* items, size_t count, UdpRes* (*resolve)(
     while (i + n < count && n < kBatch && items[i + n].sock == items[i].sock) {
       std::memset(&msgs[n], 0, sizeof(mmsghdr));
       int iovcnt = fill_msghdr(items[i + n], sa[n], iov[n], msgs[n].msg_hdr);
-      if (iovcnt < 0) {
+      if (iovcnt < 0 || !fill_send_control(items[i + n], control[n], msgs[n].msg_hdr)) {
         result = JN_ERR_INVALID;
         break;
       }

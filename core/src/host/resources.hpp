@@ -21,6 +21,7 @@ struct UdpRes : Resource {
   int fd = -1;
   uv_poll_t poll{};
   jn_addr local{};
+  bool pktinfo = false;  // wildcard bind: each datagram's destination comes from IP_PKTINFO
   uint32_t max_datagram = 2048;
   uint32_t batch_hint = 4;  // datagrams to prepare for the next recvmmsg
   MediaLoop* media = nullptr;

@@ -82,6 +82,22 @@ std::string header(lws* wsi, lws_token_indexes t) {
   return s;
 }
 
+// Every header lws parsed by name (the standard HTTP/1.1 set; lws 4.1 cannot enumerate others),
+// in token order, with lower-case names. Pseudo-headers and the request line are left out.
+std::vector<std::pair<std::string, std::string>> all_headers(lws* wsi) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int t = 0; t < WSI_TOKEN_COUNT; ++t) {
+    auto tok = static_cast<lws_token_indexes>(t);
+    const char* name = reinterpret_cast<const char*>(lws_token_to_string(tok));
+    if (!name || !*name || *name == ':') continue;
+    std::string_view n(name);
+    if (n.back() != ':' || n.find(' ') != std::string_view::npos) continue;  // "get " etc: the request line
+    if (lws_hdr_total_length(wsi, tok) <= 0) continue;
+    out.emplace_back(std::string(n.substr(0, n.size() - 1)), header(wsi, tok));
+  }
+  return out;
+}
+
 void pct_encode(std::string& out, std::string_view s) {
   static const char kHex[] = "0123456789ABCDEF";
   for (unsigned char ch : s) {
@@ -576,6 +592,7 @@ int HttpServer::on_http(lws* wsi, Endpoint* ep) {
   q.query = query_of(wsi);
   q.content_type = header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
   q.authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  q.headers = all_headers(wsi);
   q.peer = c->peer;
   c->head = m == LWSHUMETH_HEAD;
 

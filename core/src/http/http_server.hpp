@@ -41,6 +41,7 @@ struct HttpRequest {
   std::string body;
   std::string content_type;
   std::string authorization;  // the Authorization header, empty if none
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names (see all_headers)
   std::string peer;           // "ip:port" ("[v6]:port" for IPv6)
 };
 

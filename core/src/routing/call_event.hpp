@@ -11,6 +11,12 @@
 
 namespace junction {
 
+struct Codec {
+  std::string name;
+  uint32_t payload_type = 0, clock_rate = 0, channels = 0;
+  std::string fmtp, rtcp_fb;
+};
+
 struct MediaStream {
   uint32_t kind = 0;  // JN_MEDIA_*
   std::string format;
@@ -19,7 +25,14 @@ struct MediaStream {
   jn_addr addr{};
   uint32_t ssrc = 0, direction = 0;  // direction: JN_DIR_*
   std::string bus_stream, params;
+  std::vector<Codec> codecs;  // in preference order; codecs[0] is format/payload_type/...
+  uint32_t setup = 0, flags = 0;  // JN_SETUP_*, JN_MS_*
+  jn_addr rtcp_addr{};
+  std::string mid, ice_ufrag, ice_pwd, fingerprint;
+  std::vector<std::string> candidates, crypto;
 };
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct CallEvent {
   uint32_t type = 0;  // JN_CALL_*; 0 = invalid (e.g. a jn_call_event that failed validation)
@@ -27,6 +40,8 @@ struct CallEvent {
   std::optional<std::vector<MediaStream>> media;  // nullopt = no description (NULL media)
   int32_t code = 0;
   std::string reason, dtmf, info_type, info_body;
+  std::string from_name;  // the caller's display name
+  Headers headers;        // call metadata, in order (Subject, X-*, app-*)
 };
 
 }  // namespace junction

@@ -38,6 +38,9 @@ class AbiCallEvent {
   jn_media_desc desc_{};
   std::vector<jn_media_stream> streams_;
   std::vector<const jn_media_stream*> stream_ptrs_;
+  std::vector<std::vector<jn_codec>> codecs_;  // per stream
+  std::vector<std::vector<jn_str>> strs_;      // per stream: candidates, then crypto lines
+  std::vector<jn_header> headers_;
 };
 
 }  // namespace junction

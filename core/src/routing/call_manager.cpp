@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cassert>
 #include <limits>
+#include <stdexcept>
+
+#include <openssl/rand.h>
 
 namespace junction {
 
 struct CallManager::Call {
-  uint64_t number = 0;  // id "c-<number>"
+  uint64_t number = 0;  // creation order (listings)
+  std::string id;       // "jc-" + 32 hex digits from the CSPRNG: unguessable, never repeated
   std::string from, to;
   std::vector<CallTarget> targets;  // as resolved
   std::vector<jn_handle> b_legs;    // live B-legs; after answer only the answered one
@@ -30,7 +34,20 @@ struct CallManager::Call {
 
 namespace {
 
-std::string call_id_of(uint64_t number) { return "c-" + std::to_string(number); }
+// 128 random bits: unique across restarts (the CDR never repeats an id) and unguessable, so a
+// call id seen by one peer names nothing another could forge. The "jc-" prefix keeps it apart
+// from ids other systems mint (an rtpengine ng call-id inside rtp-relay, a SIP Call-ID).
+std::string new_call_id() {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed: no call id");
+  static const char* const kHex = "0123456789abcdef";
+  std::string id = "jc-";
+  for (unsigned char b : raw) {
+    id += kHex[b >> 4];
+    id += kHex[b & 15];
+  }
+  return id;
+}
 
 bool is_busy(int32_t code) { return code == 486 || code == 600; }
 
@@ -70,7 +87,7 @@ CallEvent CallManager::event_for(const Call& c, uint32_t type, int32_t code,
                                  std::string reason) const {
   CallEvent ev;
   ev.type = type;
-  ev.call_id = call_id_of(c.number);
+  ev.call_id = c.id;
   ev.code = code;
   ev.reason = std::move(reason);
   return ev;
@@ -146,6 +163,7 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie, con
 
   auto owned = std::make_unique<Call>();
   owned->number = ++call_serial_;
+  owned->id = new_call_id();
   owned->from = offer.from;
   owned->to = offer.to;
   owned->start_ms = timers_.now_ms();
@@ -172,7 +190,7 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie, con
   const std::vector<MediaStream>* media = offer.media ? &*offer.media : nullptr;
   std::optional<std::vector<MediaStream>> anchored;
   if (anchor_ && media) {
-    anchored = anchor_->anchor(MediaAnchor::Offer, call_id_of(c.number), media, 0);
+    anchored = anchor_->anchor(MediaAnchor::Offer, c.id, media, 0);
     if (anchored) {
       c.anchored = true;
       media = &*anchored;  // every B-leg is offered the anchor's addresses
@@ -269,7 +287,7 @@ void CallManager::answer(Call& c, jn_handle b, const CallEvent& ev) {
   c.b_legs.assign(1, b);
 
   CallEvent to_a = ev;
-  to_a.call_id = call_id_of(c.number);
+  to_a.call_id = c.id;
   to_a.target = c.targets[winner->target_index].uri;  // tells the caller who picked up
   if (c.anchored && anchor_ && to_a.media) {
     if (auto m = anchor_->anchor(MediaAnchor::Answer, to_a.call_id, &*to_a.media, 1)) to_a.media = std::move(*m);
@@ -287,14 +305,14 @@ void CallManager::finish(jn_handle ch, int32_t code, const std::string& reason, 
   std::unique_ptr<Call> c = calls_.take(ch);
   assert(c);
   cancel_timers(*c);
-  if (c->anchored && anchor_) anchor_->anchor(MediaAnchor::Delete, call_id_of(c->number), nullptr, 0);
+  if (c->anchored && anchor_) anchor_->anchor(MediaAnchor::Delete, c->id, nullptr, 0);
   if (!cdr_sink_) return;
   const uint64_t end_ms = timers_.now_ms();
   const bool answered = c->answered_target >= 0;
   nlohmann::json targets = nlohmann::json::array();
   for (const CallTarget& t : c->targets) targets.push_back(t.uri);
   nlohmann::json cdr = {
-      {"call_id", call_id_of(c->number)},
+      {"call_id", c->id},
       {"from", c->from},
       {"to", c->to},
       {"targets", std::move(targets)},
@@ -353,7 +371,7 @@ jn_status CallManager::from_a_leg(Call& c, jn_handle ch, jn_handle a, const Call
     case JN_CALL_INFO:  // e.g. an intercom screen opening the door while it rings
       for (jn_handle b : c.b_legs) {
         CallEvent copy = ev;
-        copy.call_id = call_id_of(c.number);
+        copy.call_id = c.id;
         queue(b, std::move(copy), false);
       }
       return JN_OK;
@@ -374,7 +392,7 @@ jn_status CallManager::from_b_leg(Call& c, jn_handle ch, jn_handle b, const Call
       if (!c.ringing_forwarded) {  // the caller hears one ringing, however many branches ring
         c.ringing_forwarded = true;
         CallEvent copy = ev;
-        copy.call_id = call_id_of(c.number);
+        copy.call_id = c.id;
         queue(c.a_leg, std::move(copy), false);
       }
       return JN_OK;
@@ -391,7 +409,7 @@ jn_status CallManager::from_b_leg(Call& c, jn_handle ch, jn_handle b, const Call
     case JN_CALL_DTMF:
     case JN_CALL_INFO: {
       CallEvent copy = ev;
-      copy.call_id = call_id_of(c.number);
+      copy.call_id = c.id;
       queue(c.a_leg, std::move(copy), false);
       return JN_OK;
     }
@@ -408,7 +426,7 @@ jn_status CallManager::in_answered_call(Call& c, jn_handle ch, jn_handle from, j
     case JN_CALL_DTMF:
     case JN_CALL_INFO: {
       CallEvent copy = ev;
-      copy.call_id = call_id_of(c.number);
+      copy.call_id = c.id;
       // A re-offer (either side) and its answer go through the anchor too, so a changed
       // address or a new stream keeps flowing through the relay.
       if (c.anchored && anchor_ && copy.media && (ev.type == JN_CALL_OFFER || ev.type == JN_CALL_ANSWER)) {
@@ -433,7 +451,7 @@ jn_status CallManager::in_answered_call(Call& c, jn_handle ch, jn_handle from, j
 jn_status CallManager::end_anchored(const std::string& call_id, int32_t code, const std::string& reason) {
   jn_handle found = JN_INVALID_HANDLE;
   calls_.for_each([&](jn_handle h, const Call& c) {
-    if (c.anchored && call_id_of(c.number) == call_id) found = h;
+    if (c.anchored && c.id == call_id) found = h;
   });
   if (!found) return JN_ERR_NOT_FOUND;
   Call& c = *calls_.get(found);
@@ -541,7 +559,7 @@ nlohmann::json CallManager::to_json() const {
     };
     add_leg(c.a_leg);
     for (jn_handle b : c.b_legs) add_leg(b);
-    calls.push_back({{"id", call_id_of(c.number)},
+    calls.push_back({{"id", c.id},
                      {"from", c.from},
                      {"to", c.to},
                      {"state", c.state == CallState::Answered ? "answered" : "ringing"},

@@ -263,7 +263,7 @@ MediaIn read_media(const jn_media_desc* m, bool is_answer) {
   if (!m) return in;
   for (uint32_t i = 0; i < m->count; ++i) {
     const jn_media_stream* s = m->streams[i];
-    if (!s || s->struct_size < sizeof(jn_media_stream)) continue;
+    if (!s || !JN_HAS_FIELD(s, jn_media_stream, params)) continue;
     std::string_view params = to_sv(s->params);
     if (s->kind == JN_MEDIA_DATA && to_sv(s->format) == "intercom-call") {
       in.intercom = true;

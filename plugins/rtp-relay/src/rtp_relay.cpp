@@ -521,7 +521,12 @@ class RtpRelay : public junction::sdk::Plugin {
     else if (cmd && (*cmd == "offer" || *cmd == "answer" || *cmd == "delete"))
       host().info("rtp-relay: ng " + std::string(*cmd) + " call-id '" + std::string(d.get_str("call-id").value_or("")) + "' from " +
                   addr_str(from));
+    auto ng_call = d.get_str("call-id");
     if (!cmd) r = ng::error_reply("No command given");
+    else if (ng_call && *cmd != "query" && anchor_pos_.count(std::string(*ng_call)))
+      // The core's anchored calls and ng clients' calls share the session table; an ng client
+      // may read an anchored call but never change it.
+      r = ng::error_reply("call-id belongs to a call the core anchors");
     else if (*cmd == "ping") {
       r = Value::dict();
       r.set("result", "pong");
@@ -1200,7 +1205,7 @@ class RtpRelay : public junction::sdk::Plugin {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Media anchoring (ABI 1.1): the core passes a call's offer/answer media through the relay.
+  // Media anchoring: the core passes a call's offer/answer media through the relay.
   // The neutral description is turned into an SDP (one m= line per relayable stream) and run
   // through the ng offer/answer logic (call-id = the core's call id, from-tag "a", to-tag "b"),
   // so anchored calls are ordinary relay sessions (stats, timeouts, hot reload, ng query/delete).
@@ -1253,7 +1258,8 @@ class RtpRelay : public junction::sdk::Plugin {
     if (call_id.empty()) return fail(JN_ERR_INVALID, "no call id");
     if (req.op == JN_ANCHOR_DELETE) {
       ++anchor_stats_.deletes;
-      bool known = calls_.count(call_id) != 0;
+      // Only an anchored call: an ng client's call of the same id is not the core's to delete.
+      bool known = anchor_pos_.count(call_id) && calls_.count(call_id);
       if (known) destroy(call_id, "anchor delete");
       anchor_pos_.erase(call_id);
       if (!known && host().enabled(JN_LOG_DEBUG)) host().debug("rtp-relay: anchor delete of unknown call '" + call_id + "'");
@@ -1264,11 +1270,13 @@ class RtpRelay : public junction::sdk::Plugin {
     bool answer = req.op == JN_ANCHOR_ANSWER;
     if (answer) ++anchor_stats_.answers;
     else ++anchor_stats_.offers;
-    // Whose media (ABI 1.2): side "a" is the A-leg's, "b" the B-leg's. A re-offer may come from
+    // Whose media: side "a" is the A-leg's, "b" the B-leg's. A re-offer may come from
     // either; the relay's offer/answer matches the tags to the session's sides.
-    uint32_t sender = req.struct_size >= offsetof(jn_anchor_request, sender) + sizeof(uint32_t) ? req.sender : (answer ? 1u : 0u);
+    uint32_t sender = JN_HAS_FIELD(&req, jn_anchor_request, sender) ? req.sender : (answer ? 1u : 0u);
     const char* sender_tag = sender ? "b" : "a";
     const char* other_tag = sender ? "a" : "b";
+    if (calls_.count(call_id) && !anchor_pos_.count(call_id))
+      return fail(JN_ERR_EXISTS, "call id '" + call_id + "' is an ng client's call");
     bool reoffer = !answer && calls_.count(call_id) != 0;
     const jn_media_desc* in = req.media;
     uint32_t count = (in && in->streams) ? in->count : 0;

@@ -6,11 +6,19 @@
  *   - minor differs                         -> loads; fields and hooks are only ever appended,
  *     and each side reads `struct_size` to learn which ones the other side has.
  *
+ * The one has-field rule (2.0): a struct that carries `struct_size` and was filled in by the
+ * other side is read only through JN_HAS_FIELD(ptr, type, field); a field it lacks takes the
+ * default documented beside it. Structs without `struct_size` (jn_str, jn_addr, jn_buf,
+ * jn_media_meta, jn_send, jn_header, jn_codec, jn_datagram) are frozen for the whole major:
+ * their size and every offset are pinned by the static asserts at the end of this file, and
+ * their reserved fields must be zero. A frozen copy of the 2.0 header is compiled against this
+ * one in the test suite (tests/abi/), so a 2.x that moves or resizes a field fails the build.
+ *
  * Naming: jn_on_* hooks are implemented by the plugin and called by the core;
  *         jn_host_* services are implemented by the core and called by the plugin.
  *
  * Threading: every hook is called on the core's control loop thread, and every host service
- * must be called from that thread, inside a hook -- with one exception (1.2): a UDP socket bound
+ * must be called from that thread, inside a hook -- with one exception: a UDP socket bound
  * with jn_udp_options.loop = k (1..media_loops()) lives on media loop k, a core thread pinned
  * to a CPU. Its on_udp runs on that thread, and from inside such an on_udp the plugin may call
  * only the services marked [media] below; any other service returns JN_ERR_WRONG_THREAD (or
@@ -44,9 +52,18 @@
 extern "C" {
 #endif
 
-#define JN_ABI_MAJOR 1
-#define JN_ABI_MINOR 2  /* 1.1: media anchoring (on_anchor, anchor_reply)
-                           1.2: media loops (jn_udp_options.loop, media_loops), bus by id */
+#define JN_ABI_MAJOR 2
+#define JN_ABI_MINOR 0  /* 2.0: frozen value types pinned by static asserts; JN_HAS_FIELD;
+                           jn_addr.scope_id; jn_buf.dst (IP_PKTINFO) and jn_buf.meta (media
+                           metadata); jn_send flags (TOS, source address); call metadata
+                           (from_name, headers); media streams with codec lists and transport
+                           attributes (ICE, DTLS, SDES, mid, rtcp-mux); HTTP request and
+                           response headers. 1.x (1.1 anchoring, 1.2 media loops) is refused. */
+
+/* Whether `ptr` (a struct with struct_size, filled in by the other side) contains `field`.
+ * The only way either side reads a struct of the other side's build. */
+#define JN_HAS_FIELD(ptr, type, field) \
+  ((ptr)->struct_size >= offsetof(type, field) + sizeof(((const type*)0)->field))
 
 #if defined(__GNUC__)
 #define JN_EXPORT __attribute__((visibility("default")))
@@ -75,7 +92,7 @@ enum {
   JN_ERR_UNSUPPORTED = -8,  /* the other side does not implement this                      */
   JN_ERR_LIMIT = -9,        /* a size or count limit was hit (out buffer too small, ...)   */
   JN_ERR_INTERNAL = -10,    /* a bug: an exception was caught at the boundary, an invariant */
-  JN_ERR_WRONG_THREAD = -11 /* 1.2: called from a media loop, where this service is not allowed */
+  JN_ERR_WRONG_THREAD = -11 /* called from a media loop, where this service is not allowed */
 };
 
 /* An opaque resource name: (generation << 32) | index. 0 is never a valid handle. A handle
@@ -88,8 +105,8 @@ typedef struct jn_host_ctx jn_host_ctx; /* opaque: the plugin's slot in the core
 typedef struct jn_plugin jn_plugin;     /* opaque: one loaded instance; plugin-owned */
 
 /* ---------------------------------------------------------------------------------------- */
-/* Value types. These three are frozen for the whole major version (no struct_size: they are */
-/* passed by value or in arrays on the media path, and never grow within a major).          */
+/* Value types, frozen for the whole major (no struct_size: they are passed by value or in    */
+/* arrays, many on the media path). Sizes and offsets are pinned at the end of this file.     */
 /* ---------------------------------------------------------------------------------------- */
 
 /* A byte string that need not be NUL-terminated. ptr is borrowed unless stated. */
@@ -103,23 +120,63 @@ typedef struct jn_addr {
   uint8_t family; /* 4 or 6 */
   uint8_t reserved;
   uint16_t port;
-  uint8_t ip[16]; /* IPv4 uses ip[0..3] in network byte order */
+  uint8_t ip[16];    /* IPv4 uses ip[0..3] in network byte order */
+  uint32_t scope_id; /* IPv6 link-local scope (interface index), else 0 */
 } jn_addr;
 
-/* A pooled, refcounted packet buffer. The struct is core-owned; a holder may move `data`
- * back into the headroom (to prepend a header) or trim `len`, but only while it holds the
- * sole reference (host->buf_is_shared() == 0); a shared buffer is read-only. */
+/* A name/value pair (an HTTP or SIP header, call metadata). Both borrowed. Frozen. */
+typedef struct jn_header {
+  jn_str name;
+  jn_str value;
+} jn_header;
+
+/* Media metadata a buffer may carry beside its payload (valid when flags has JN_BUF_MEDIA), so a
+ * media frame -- one access unit -- rides the bus by reference with its timing and kind. The
+ * frame conventions (Annex-B video, parameter sets, audio framing) are sdk/media's. Frozen. */
+typedef struct jn_media_meta {
+  int64_t pts;          /* presentation time in clock_rate units */
+  int64_t dts;          /* decode time in clock_rate units (= pts without B-frames) */
+  uint32_t clock_rate;  /* Hz: 90000 video, 8000 G.711, 48000 Opus */
+  uint32_t codec;       /* JN_CODEC_* */
+  uint32_t frame_flags; /* JN_MF_* */
+  uint32_t seq;         /* per-stream frame counter: a gap tells a consumer a frame was lost */
+  uint16_t track;       /* track of its source (e.g. 0 video, 1 audio) */
+  uint8_t kind;         /* JN_MEDIA_* */
+  uint8_t reserved8;
+  uint32_t reserved[3]; /* zero */
+} jn_media_meta;
+
+enum {
+  JN_CODEC_NONE = 0, JN_CODEC_H264 = 1, JN_CODEC_H265 = 2, JN_CODEC_VP8 = 3, JN_CODEC_VP9 = 4,
+  JN_CODEC_MPEG4 = 5, JN_CODEC_PCMA = 16, JN_CODEC_PCMU = 17, JN_CODEC_OPUS = 18,
+  JN_CODEC_AAC = 19, JN_CODEC_G722 = 20, JN_CODEC_TELEPHONE_EVENT = 21,
+  JN_CODEC_MPEG_PS = 32 /* a program stream passed through undemuxed */
+};
+enum {
+  JN_MF_KEY = 1u << 0,        /* a keyframe (IDR / IRAP): a decoder can start here */
+  JN_MF_CONFIG = 1u << 1,     /* carries parameter sets (SPS/PPS/VPS, AAC config) */
+  JN_MF_DISCONT = 1u << 2,    /* timestamps or content jump (a loss, a source switch) */
+  JN_MF_CORRUPT = 1u << 3     /* known damaged; consumers that need whole frames drop it */
+};
+
+/* A pooled, refcounted packet buffer. The struct is core-owned and frozen; a holder may move
+ * `data` back into the headroom (to prepend a header), trim `len` or set `meta`, but only while it
+ * holds the sole reference (host->buf_is_shared() == 0); a shared buffer is read-only. */
 typedef struct jn_buf {
-  uint8_t* data;     /* first valid byte; core-owned storage */
-  uint32_t len;      /* valid bytes from data */
-  uint32_t headroom; /* writable bytes before data */
-  uint32_t tailroom; /* writable bytes after data + len */
-  uint32_t flags;    /* JN_BUF_* */
-  uint64_t rx_ns;    /* arrival time (CLOCK_MONOTONIC ns) for received packets, else 0 */
-  jn_addr src;       /* source address for received packets */
+  uint8_t* data;      /* first valid byte; core-owned storage */
+  uint32_t len;       /* valid bytes from data */
+  uint32_t headroom;  /* writable bytes before data */
+  uint32_t tailroom;  /* writable bytes after data + len */
+  uint32_t flags;     /* JN_BUF_* */
+  uint64_t rx_ns;     /* arrival time (CLOCK_MONOTONIC ns) for received packets, else 0 */
+  jn_addr src;        /* source address for received packets */
+  jn_addr dst;        /* received packets: the local address the datagram was sent to (from
+                         IP_PKTINFO / IPV6_PKTINFO on a wildcard bind, else the bound address) */
+  jn_media_meta meta; /* with JN_BUF_MEDIA; zero in a fresh buffer, copied by buf_copy */
+  uint32_t reserved[4];
 } jn_buf;
 
-enum { JN_BUF_RTCP = 1u << 0, JN_BUF_MARKER = 1u << 1 };
+enum { JN_BUF_RTCP = 1u << 0, JN_BUF_MARKER = 1u << 1, JN_BUF_MEDIA = 1u << 2 /* meta is valid */ };
 
 /* ---------------------------------------------------------------------------------------- */
 /* Plugin info: exported data symbol, read before any call.                                  */
@@ -194,7 +251,21 @@ typedef struct jn_http_request {
   jn_str content_type; /* borrowed */
   jn_str authorization;/* borrowed; the Authorization header, empty if none */
   jn_addr peer;
+  const jn_header* headers; /* borrowed: every request header in arrival order (names as sent) */
+  uint32_t header_count;
 } jn_http_request;
+
+/* An HTTP response (http_respond). Every pointer borrowed for the call. */
+typedef struct jn_http_response {
+  uint32_t struct_size;
+  int32_t status;           /* 100..599 */
+  jn_str content_type;      /* empty = application/json */
+  jn_str body;
+  const jn_header* headers; /* extra headers (Location, WWW-Authenticate, CORS, ...); the core
+                               sets Content-Type, Content-Length and Connection itself and
+                               refuses them here, and any name or value with CR, LF or NUL */
+  uint32_t header_count;
+} jn_http_response;
 
 enum { JN_WS_OPEN = 1, JN_WS_TEXT = 2, JN_WS_BINARY = 3, JN_WS_CLOSED = 4 };
 
@@ -212,10 +283,32 @@ typedef struct jn_ws_event {
 /* The neutral media description carried by offer/answer. */
 enum { JN_MEDIA_AUDIO = 1, JN_MEDIA_VIDEO = 2, JN_MEDIA_DATA = 3 };
 enum { JN_DIR_SENDRECV = 0, JN_DIR_SENDONLY = 1, JN_DIR_RECVONLY = 2, JN_DIR_INACTIVE = 3 };
+/* a=setup (RFC 4145 / 5763): the TCP or DTLS role of this side. */
+enum { JN_SETUP_NONE = 0, JN_SETUP_ACTPASS = 1, JN_SETUP_ACTIVE = 2, JN_SETUP_PASSIVE = 3,
+       JN_SETUP_HOLDCONN = 4 };
+enum {
+  JN_MS_RTCP_MUX = 1u << 0,   /* RTP and RTCP share addr (a=rtcp-mux) */
+  JN_MS_ICE_LITE = 1u << 1,   /* this side is ICE-lite */
+  JN_MS_TCP_NEW = 1u << 2,    /* a=connection:new (else existing, RFC 4145) */
+  JN_MS_END_OF_CANDIDATES = 1u << 3
+};
+
+/* One codec a stream can carry. Frozen; reserved fields zero. */
+typedef struct jn_codec {
+  jn_str name;           /* "PCMA", "PCMU", "OPUS", "H264", "H265", "PS", "telephone-event" */
+  uint32_t payload_type; /* RTP payload type */
+  uint32_t clock_rate;
+  uint32_t channels;     /* audio; 0 = 1 */
+  uint32_t reserved0;
+  jn_str fmtp;           /* a=fmtp parameters as text ("packetization-mode=1;profile-level-id=42e01f") */
+  jn_str rtcp_fb;        /* a=rtcp-fb values joined by ';' ("nack;nack pli;ccm fir") */
+  uint32_t reserved[4];
+} jn_codec;
 
 typedef struct jn_media_stream {
   uint32_t struct_size;
   uint32_t kind;         /* JN_MEDIA_* */
+  /* The chosen (first, preferred) codec; equal to codecs[0] when codecs are listed. */
   jn_str format;         /* "PCMA", "PCMU", "OPUS", "G722", "H264", "H265", "PS", "VP8", ... */
   uint32_t payload_type; /* RTP payload type, or 0 when not RTP */
   uint32_t clock_rate;
@@ -225,7 +318,22 @@ typedef struct jn_media_stream {
   uint32_t ssrc;         /* 0 = unknown */
   uint32_t direction;    /* JN_DIR_* */
   jn_str bus_stream;     /* name of a bus stream already carrying this media, or empty */
-  jn_str params;         /* free form "k=v;k=v" (fmtp, setup, tcp role, crypto...) */
+  jn_str params;         /* what no field below holds, "k=v;k=v" (e.g. GB's "y=", "f=") */
+  /* Every codec offered or accepted, in preference order (count 0: format etc. only). */
+  const jn_codec* codecs; /* borrowed array */
+  uint32_t codec_count;
+  uint32_t setup;        /* JN_SETUP_* */
+  uint32_t flags;        /* JN_MS_* */
+  uint32_t reserved0;
+  jn_addr rtcp_addr;     /* RTCP destination when not addr.port + 1 and not muxed; family 0 = default */
+  jn_str mid;            /* a=mid (BUNDLE) */
+  jn_str ice_ufrag;      /* ICE credentials of this side */
+  jn_str ice_pwd;
+  const jn_str* candidates; /* borrowed array: a=candidate values ("1 1 udp 2130706431 ...") */
+  uint32_t candidate_count;
+  uint32_t crypto_count;
+  jn_str fingerprint;    /* DTLS certificate fingerprint, "sha-256 AB:CD:..." */
+  const jn_str* crypto;  /* borrowed array: SDES a=crypto values ("1 AES_CM_128_HMAC_SHA1_80 inline:...") */
 } jn_media_stream;
 
 typedef struct jn_media_desc {
@@ -257,6 +365,12 @@ typedef struct jn_call_event {
   jn_str dtmf;                 /* DTMF: digits */
   jn_str info_type;            /* INFO */
   jn_str info_body;            /* INFO: usually JSON */
+  jn_str from_name;            /* OFFER: the caller's display name, may be empty */
+  /* Call metadata, in order, carried with OFFER/ANSWER/REJECT/END/INFO from one leg to the
+   * others: SIP "Subject" and "X-*" headers, "User-Agent", application data ("app-*"). Names
+   * compare case-insensitively; a plugin maps its protocol's headers to and from these. */
+  const jn_header* headers;    /* borrowed array */
+  uint32_t header_count;
 } jn_call_event;
 
 typedef struct jn_admin_request {
@@ -266,11 +380,11 @@ typedef struct jn_admin_request {
   jn_str body;      /* borrowed JSON text, may be empty */
 } jn_admin_request;
 
-/* Media anchoring (since 1.1). When the conf names an anchor plugin (server.media_anchor, e.g.
+/* Media anchoring. When the conf names an anchor plugin (server.media_anchor, e.g.
  * "rtp-relay"), the core passes the media of every call through it: the A-leg's offer before
  * the B-legs see it, the winning B-leg's answer before the A-leg sees it, and a DELETE when the
  * call is over. The anchor answers with the media the other side must use (its own addresses).
- * Re-offers mid-call are not anchored in 1.1. */
+ * Re-offers in an answered call are anchored too (sender says whose they are). */
 enum { JN_ANCHOR_OFFER = 1, JN_ANCHOR_ANSWER = 2, JN_ANCHOR_DELETE = 3 };
 
 typedef struct jn_anchor_request {
@@ -280,7 +394,6 @@ typedef struct jn_anchor_request {
   jn_str call_id;             /* borrowed; the core's call id, the same in all three ops */
   const jn_media_desc* media; /* borrowed: OFFER the A-leg's offer, ANSWER the B-leg's answer;
                                  NULL for DELETE */
-  /* appended in 1.2 */
   uint32_t sender;            /* whose media this is: 0 = the A-leg's side, 1 = the B-leg's.
                                  The first offer is 0 and its answer 1; a re-offer in an
                                  answered call may come from either side, its answer from the
@@ -331,7 +444,6 @@ typedef struct jn_plugin_vtable {
   /* A plugin-specific admin command. */
   void (*on_admin)(jn_plugin* self, const jn_admin_request* req);
 
-  /* --- appended in 1.1 --- */
   /* Media anchoring (see jn_anchor_request). Must not call the call_* services. */
   void (*on_anchor)(jn_plugin* self, const jn_anchor_request* req);
 } jn_plugin_vtable;
@@ -348,21 +460,31 @@ typedef struct jn_udp_options {
   uint32_t reuse_port;    /* 1 = SO_REUSEPORT */
   uint32_t max_datagram;  /* largest datagram expected, 0 = 2048; longer ones are counted
                              in junction_udp_truncated_total and dropped */
-  /* appended in 1.2 */
   uint32_t loop;          /* 0 = the control loop; k in 1..media_loops() = media loop k (its
                              on_udp runs on that loop's thread, see Threading). A k beyond
                              media_loops() (e.g. none configured) means the control loop. */
 } jn_udp_options;
 
 /* One datagram to send: header bytes (copied into the buffer's headroom or sent as a separate
- * iovec, never copying the payload) followed by the buffer's bytes. */
+ * iovec, never copying the payload) followed by the buffer's bytes. Frozen (an array element on
+ * the media path); reserved fields zero. */
+enum {
+  JN_SEND_TOS = 1u << 0, /* set the IP TOS / IPv6 traffic class of this datagram to `tos` */
+  JN_SEND_FROM = 1u << 1 /* send from local address `from` (IP only; a wildcard-bound socket
+                            answering from the address a request came to: jn_buf.dst) */
+};
 typedef struct jn_send {
   jn_handle sock;
   jn_addr to;
   const uint8_t* head; /* borrowed, may be NULL */
   uint32_t head_len;
-  jn_buf* buf;         /* borrowed, may be NULL; the core takes its own ref if it queues */
   uint32_t buf_offset; /* skip this many bytes of buf (e.g. the original RTP header) */
+  jn_buf* buf;         /* borrowed, may be NULL; the core takes its own ref if it queues */
+  uint32_t flags;      /* JN_SEND_* */
+  uint8_t tos;         /* with JN_SEND_TOS: DSCP << 2 | ECN */
+  uint8_t reserved8[3];
+  jn_addr from;        /* with JN_SEND_FROM */
+  uint32_t reserved[4];/* zero; room for a GSO segment size */
 } jn_send;
 
 typedef void (*jn_kv_visit)(void* arg, jn_str key, const uint8_t* value, size_t len);
@@ -421,8 +543,8 @@ typedef struct jn_host_api {
   /* ws_path: upgrade requests on this path become WebSocket connections (empty = no WS). */
   jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie,
                            jn_handle* out_endpoint);
-  jn_status (*http_respond)(jn_host_ctx* ctx, jn_handle request, int status,
-                            jn_str content_type, jn_str body);
+  /* Answers a request (resp borrowed). JN_ERR_INVALID for a bad status or header. */
+  jn_status (*http_respond)(jn_host_ctx* ctx, jn_handle request, const jn_http_response* resp);
   jn_status (*ws_send)(jn_host_ctx* ctx, jn_handle conn, jn_str data, int binary);
   jn_status (*ws_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
   jn_status (*ws_close)(jn_host_ctx* ctx, jn_handle conn_or_endpoint);
@@ -490,13 +612,13 @@ typedef struct jn_host_api {
   void (*stop_done)(jn_host_ctx* ctx);
   jn_status (*admin_reply)(jn_host_ctx* ctx, jn_handle reply, int http_status, jn_str json);
 
-  /* --- appended in 1.1 --------------------------------------------------------------------- */
+  /* --- media anchoring ---------------------------------------------------------------------- */
   /* The answer to an on_anchor request: JN_OK with the rewritten media (borrowed; same streams in
    * the same order, addresses replaced), or an error status (media NULL) to leave the media
    * untouched. For DELETE, media is NULL. */
   jn_status (*anchor_reply)(jn_host_ctx* ctx, jn_handle reply, jn_status status, const jn_media_desc* media);
 
-  /* --- appended in 1.2 --------------------------------------------------------------------- */
+  /* --- media loops and the bus by id -------------------------------------------------------- */
   /* [media] How many media loops the core runs (server.media_loops; 0 = media stays on the
    * control loop). Fixed for the process's lifetime. */
   uint32_t (*media_loops)(jn_host_ctx* ctx);
@@ -534,6 +656,288 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 
 /* Convenience for C plugins. */
 #define JN_STR(lit) ((jn_str){(lit), sizeof(lit) - 1})
+
+/* The length of each table in 2.0: a 2.x peer's table is at least this long, and a field past it
+ * (appended in 2.1 or later) is read only through JN_HAS_FIELD. */
+#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, anchor_end) + sizeof(void*))
+#define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_anchor) + sizeof(void*))
+
+/* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
+ * resized or removed field) fails here. Appending a field adds pins; it never changes one. */
+#if defined(__cplusplus)
+#define JN_ABI_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define JN_ABI_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+#define JN_ABI_PIN(type, field, off) \
+  JN_ABI_STATIC_ASSERT(offsetof(type, field) == (off), "ABI layout: " #type "." #field " moved")
+#define JN_ABI_PIN_SIZE(type, size) \
+  JN_ABI_STATIC_ASSERT(sizeof(type) == (size), "ABI layout: sizeof(" #type ") changed")
+
+/* --- layout pins (generated by tests/abi/gen_pins.py; LP64) --- */
+#if !defined(JN_ABI_NO_PINS) && (defined(__LP64__) || defined(_LP64))
+JN_ABI_PIN_SIZE(jn_str, 16);
+JN_ABI_PIN(jn_str, ptr, 0);
+JN_ABI_PIN(jn_str, len, 8);
+JN_ABI_PIN_SIZE(jn_addr, 24);
+JN_ABI_PIN(jn_addr, family, 0);
+JN_ABI_PIN(jn_addr, reserved, 1);
+JN_ABI_PIN(jn_addr, port, 2);
+JN_ABI_PIN(jn_addr, ip, 4);
+JN_ABI_PIN(jn_addr, scope_id, 20);
+JN_ABI_PIN_SIZE(jn_header, 32);
+JN_ABI_PIN(jn_header, name, 0);
+JN_ABI_PIN(jn_header, value, 16);
+JN_ABI_PIN_SIZE(jn_media_meta, 48);
+JN_ABI_PIN(jn_media_meta, pts, 0);
+JN_ABI_PIN(jn_media_meta, dts, 8);
+JN_ABI_PIN(jn_media_meta, clock_rate, 16);
+JN_ABI_PIN(jn_media_meta, codec, 20);
+JN_ABI_PIN(jn_media_meta, frame_flags, 24);
+JN_ABI_PIN(jn_media_meta, seq, 28);
+JN_ABI_PIN(jn_media_meta, track, 32);
+JN_ABI_PIN(jn_media_meta, kind, 34);
+JN_ABI_PIN(jn_media_meta, reserved8, 35);
+JN_ABI_PIN(jn_media_meta, reserved, 36);
+JN_ABI_PIN_SIZE(jn_buf, 144);
+JN_ABI_PIN(jn_buf, data, 0);
+JN_ABI_PIN(jn_buf, len, 8);
+JN_ABI_PIN(jn_buf, headroom, 12);
+JN_ABI_PIN(jn_buf, tailroom, 16);
+JN_ABI_PIN(jn_buf, flags, 20);
+JN_ABI_PIN(jn_buf, rx_ns, 24);
+JN_ABI_PIN(jn_buf, src, 32);
+JN_ABI_PIN(jn_buf, dst, 56);
+JN_ABI_PIN(jn_buf, meta, 80);
+JN_ABI_PIN(jn_buf, reserved, 128);
+JN_ABI_PIN_SIZE(jn_plugin_info, 56);
+JN_ABI_PIN(jn_plugin_info, struct_size, 0);
+JN_ABI_PIN(jn_plugin_info, abi_major, 4);
+JN_ABI_PIN(jn_plugin_info, abi_minor, 6);
+JN_ABI_PIN(jn_plugin_info, name, 8);
+JN_ABI_PIN(jn_plugin_info, version, 16);
+JN_ABI_PIN(jn_plugin_info, build_id, 24);
+JN_ABI_PIN(jn_plugin_info, description, 32);
+JN_ABI_PIN(jn_plugin_info, namespaces, 40);
+JN_ABI_PIN(jn_plugin_info, state_schema, 48);
+JN_ABI_PIN(jn_plugin_info, state_schema_min, 52);
+JN_ABI_PIN_SIZE(jn_tcp_options, 20);
+JN_ABI_PIN(jn_tcp_options, struct_size, 0);
+JN_ABI_PIN(jn_tcp_options, framing, 4);
+JN_ABI_PIN(jn_tcp_options, delimiter, 8);
+JN_ABI_PIN(jn_tcp_options, max_frame, 12);
+JN_ABI_PIN(jn_tcp_options, idle_timeout_ms, 16);
+JN_ABI_PIN_SIZE(jn_tcp_event, 80);
+JN_ABI_PIN(jn_tcp_event, struct_size, 0);
+JN_ABI_PIN(jn_tcp_event, type, 4);
+JN_ABI_PIN(jn_tcp_event, conn, 8);
+JN_ABI_PIN(jn_tcp_event, listener, 16);
+JN_ABI_PIN(jn_tcp_event, cookie, 24);
+JN_ABI_PIN(jn_tcp_event, data, 32);
+JN_ABI_PIN(jn_tcp_event, len, 40);
+JN_ABI_PIN(jn_tcp_event, peer, 48);
+JN_ABI_PIN(jn_tcp_event, status, 72);
+JN_ABI_PIN_SIZE(jn_datagram, 8);
+JN_ABI_PIN(jn_datagram, buf, 0);
+JN_ABI_PIN_SIZE(jn_http_request, 168);
+JN_ABI_PIN(jn_http_request, struct_size, 0);
+JN_ABI_PIN(jn_http_request, request, 8);
+JN_ABI_PIN(jn_http_request, endpoint, 16);
+JN_ABI_PIN(jn_http_request, cookie, 24);
+JN_ABI_PIN(jn_http_request, method, 32);
+JN_ABI_PIN(jn_http_request, path, 48);
+JN_ABI_PIN(jn_http_request, query, 64);
+JN_ABI_PIN(jn_http_request, body, 80);
+JN_ABI_PIN(jn_http_request, content_type, 96);
+JN_ABI_PIN(jn_http_request, authorization, 112);
+JN_ABI_PIN(jn_http_request, peer, 128);
+JN_ABI_PIN(jn_http_request, headers, 152);
+JN_ABI_PIN(jn_http_request, header_count, 160);
+JN_ABI_PIN_SIZE(jn_http_response, 56);
+JN_ABI_PIN(jn_http_response, struct_size, 0);
+JN_ABI_PIN(jn_http_response, status, 4);
+JN_ABI_PIN(jn_http_response, content_type, 8);
+JN_ABI_PIN(jn_http_response, body, 24);
+JN_ABI_PIN(jn_http_response, headers, 40);
+JN_ABI_PIN(jn_http_response, header_count, 48);
+JN_ABI_PIN_SIZE(jn_ws_event, 72);
+JN_ABI_PIN(jn_ws_event, struct_size, 0);
+JN_ABI_PIN(jn_ws_event, type, 4);
+JN_ABI_PIN(jn_ws_event, conn, 8);
+JN_ABI_PIN(jn_ws_event, endpoint, 16);
+JN_ABI_PIN(jn_ws_event, cookie, 24);
+JN_ABI_PIN(jn_ws_event, data, 32);
+JN_ABI_PIN(jn_ws_event, len, 40);
+JN_ABI_PIN(jn_ws_event, peer, 48);
+JN_ABI_PIN_SIZE(jn_codec, 80);
+JN_ABI_PIN(jn_codec, name, 0);
+JN_ABI_PIN(jn_codec, payload_type, 16);
+JN_ABI_PIN(jn_codec, clock_rate, 20);
+JN_ABI_PIN(jn_codec, channels, 24);
+JN_ABI_PIN(jn_codec, reserved0, 28);
+JN_ABI_PIN(jn_codec, fmtp, 32);
+JN_ABI_PIN(jn_codec, rtcp_fb, 48);
+JN_ABI_PIN(jn_codec, reserved, 64);
+JN_ABI_PIN_SIZE(jn_media_stream, 256);
+JN_ABI_PIN(jn_media_stream, struct_size, 0);
+JN_ABI_PIN(jn_media_stream, kind, 4);
+JN_ABI_PIN(jn_media_stream, format, 8);
+JN_ABI_PIN(jn_media_stream, payload_type, 24);
+JN_ABI_PIN(jn_media_stream, clock_rate, 28);
+JN_ABI_PIN(jn_media_stream, channels, 32);
+JN_ABI_PIN(jn_media_stream, transport, 40);
+JN_ABI_PIN(jn_media_stream, addr, 56);
+JN_ABI_PIN(jn_media_stream, ssrc, 80);
+JN_ABI_PIN(jn_media_stream, direction, 84);
+JN_ABI_PIN(jn_media_stream, bus_stream, 88);
+JN_ABI_PIN(jn_media_stream, params, 104);
+JN_ABI_PIN(jn_media_stream, codecs, 120);
+JN_ABI_PIN(jn_media_stream, codec_count, 128);
+JN_ABI_PIN(jn_media_stream, setup, 132);
+JN_ABI_PIN(jn_media_stream, flags, 136);
+JN_ABI_PIN(jn_media_stream, reserved0, 140);
+JN_ABI_PIN(jn_media_stream, rtcp_addr, 144);
+JN_ABI_PIN(jn_media_stream, mid, 168);
+JN_ABI_PIN(jn_media_stream, ice_ufrag, 184);
+JN_ABI_PIN(jn_media_stream, ice_pwd, 200);
+JN_ABI_PIN(jn_media_stream, candidates, 216);
+JN_ABI_PIN(jn_media_stream, candidate_count, 224);
+JN_ABI_PIN(jn_media_stream, crypto_count, 228);
+JN_ABI_PIN(jn_media_stream, fingerprint, 232);
+JN_ABI_PIN(jn_media_stream, crypto, 248);
+JN_ABI_PIN_SIZE(jn_media_desc, 16);
+JN_ABI_PIN(jn_media_desc, struct_size, 0);
+JN_ABI_PIN(jn_media_desc, count, 4);
+JN_ABI_PIN(jn_media_desc, streams, 8);
+JN_ABI_PIN_SIZE(jn_call_event, 184);
+JN_ABI_PIN(jn_call_event, struct_size, 0);
+JN_ABI_PIN(jn_call_event, type, 4);
+JN_ABI_PIN(jn_call_event, call_id, 8);
+JN_ABI_PIN(jn_call_event, from, 24);
+JN_ABI_PIN(jn_call_event, to, 40);
+JN_ABI_PIN(jn_call_event, target, 56);
+JN_ABI_PIN(jn_call_event, media, 72);
+JN_ABI_PIN(jn_call_event, code, 80);
+JN_ABI_PIN(jn_call_event, reason, 88);
+JN_ABI_PIN(jn_call_event, dtmf, 104);
+JN_ABI_PIN(jn_call_event, info_type, 120);
+JN_ABI_PIN(jn_call_event, info_body, 136);
+JN_ABI_PIN(jn_call_event, from_name, 152);
+JN_ABI_PIN(jn_call_event, headers, 168);
+JN_ABI_PIN(jn_call_event, header_count, 176);
+JN_ABI_PIN_SIZE(jn_admin_request, 48);
+JN_ABI_PIN(jn_admin_request, struct_size, 0);
+JN_ABI_PIN(jn_admin_request, reply, 8);
+JN_ABI_PIN(jn_admin_request, verb, 16);
+JN_ABI_PIN(jn_admin_request, body, 32);
+JN_ABI_PIN_SIZE(jn_anchor_request, 48);
+JN_ABI_PIN(jn_anchor_request, struct_size, 0);
+JN_ABI_PIN(jn_anchor_request, op, 4);
+JN_ABI_PIN(jn_anchor_request, reply, 8);
+JN_ABI_PIN(jn_anchor_request, call_id, 16);
+JN_ABI_PIN(jn_anchor_request, media, 32);
+JN_ABI_PIN(jn_anchor_request, sender, 40);
+JN_ABI_PIN_SIZE(jn_plugin_vtable, 128);
+JN_ABI_PIN(jn_plugin_vtable, struct_size, 0);
+JN_ABI_PIN(jn_plugin_vtable, on_start, 8);
+JN_ABI_PIN(jn_plugin_vtable, on_stop, 16);
+JN_ABI_PIN(jn_plugin_vtable, on_destroy, 24);
+JN_ABI_PIN(jn_plugin_vtable, on_save_state, 32);
+JN_ABI_PIN(jn_plugin_vtable, on_restore_state, 40);
+JN_ABI_PIN(jn_plugin_vtable, on_timer, 48);
+JN_ABI_PIN(jn_plugin_vtable, on_udp, 56);
+JN_ABI_PIN(jn_plugin_vtable, on_tcp, 64);
+JN_ABI_PIN(jn_plugin_vtable, on_http, 72);
+JN_ABI_PIN(jn_plugin_vtable, on_ws, 80);
+JN_ABI_PIN(jn_plugin_vtable, on_bus, 88);
+JN_ABI_PIN(jn_plugin_vtable, on_call, 96);
+JN_ABI_PIN(jn_plugin_vtable, on_event, 104);
+JN_ABI_PIN(jn_plugin_vtable, on_admin, 112);
+JN_ABI_PIN(jn_plugin_vtable, on_anchor, 120);
+JN_ABI_PIN_SIZE(jn_udp_options, 24);
+JN_ABI_PIN(jn_udp_options, struct_size, 0);
+JN_ABI_PIN(jn_udp_options, rcvbuf, 4);
+JN_ABI_PIN(jn_udp_options, sndbuf, 8);
+JN_ABI_PIN(jn_udp_options, reuse_port, 12);
+JN_ABI_PIN(jn_udp_options, max_datagram, 16);
+JN_ABI_PIN(jn_udp_options, loop, 20);
+JN_ABI_PIN_SIZE(jn_send, 104);
+JN_ABI_PIN(jn_send, sock, 0);
+JN_ABI_PIN(jn_send, to, 8);
+JN_ABI_PIN(jn_send, head, 32);
+JN_ABI_PIN(jn_send, head_len, 40);
+JN_ABI_PIN(jn_send, buf_offset, 44);
+JN_ABI_PIN(jn_send, buf, 48);
+JN_ABI_PIN(jn_send, flags, 56);
+JN_ABI_PIN(jn_send, tos, 60);
+JN_ABI_PIN(jn_send, reserved8, 61);
+JN_ABI_PIN(jn_send, from, 64);
+JN_ABI_PIN(jn_send, reserved, 88);
+JN_ABI_PIN_SIZE(jn_host_api, 440);
+JN_ABI_PIN(jn_host_api, struct_size, 0);
+JN_ABI_PIN(jn_host_api, abi_major, 4);
+JN_ABI_PIN(jn_host_api, abi_minor, 6);
+JN_ABI_PIN(jn_host_api, log, 8);
+JN_ABI_PIN(jn_host_api, log_level, 16);
+JN_ABI_PIN(jn_host_api, set_error, 24);
+JN_ABI_PIN(jn_host_api, now_ms, 32);
+JN_ABI_PIN(jn_host_api, config_json, 40);
+JN_ABI_PIN(jn_host_api, config_error, 48);
+JN_ABI_PIN(jn_host_api, timer_start, 56);
+JN_ABI_PIN(jn_host_api, timer_stop, 64);
+JN_ABI_PIN(jn_host_api, udp_bind, 72);
+JN_ABI_PIN(jn_host_api, udp_local_addr, 80);
+JN_ABI_PIN(jn_host_api, udp_send, 88);
+JN_ABI_PIN(jn_host_api, udp_join_multicast, 96);
+JN_ABI_PIN(jn_host_api, udp_close, 104);
+JN_ABI_PIN(jn_host_api, tcp_listen, 112);
+JN_ABI_PIN(jn_host_api, tcp_connect, 120);
+JN_ABI_PIN(jn_host_api, tcp_send, 128);
+JN_ABI_PIN(jn_host_api, tcp_set_cookie, 136);
+JN_ABI_PIN(jn_host_api, tcp_close, 144);
+JN_ABI_PIN(jn_host_api, http_listen, 152);
+JN_ABI_PIN(jn_host_api, http_respond, 160);
+JN_ABI_PIN(jn_host_api, ws_send, 168);
+JN_ABI_PIN(jn_host_api, ws_set_cookie, 176);
+JN_ABI_PIN(jn_host_api, ws_close, 184);
+JN_ABI_PIN(jn_host_api, buf_alloc, 192);
+JN_ABI_PIN(jn_host_api, buf_ref, 200);
+JN_ABI_PIN(jn_host_api, buf_unref, 208);
+JN_ABI_PIN(jn_host_api, buf_is_shared, 216);
+JN_ABI_PIN(jn_host_api, buf_copy, 224);
+JN_ABI_PIN(jn_host_api, bus_publish, 232);
+JN_ABI_PIN(jn_host_api, bus_subscribe, 240);
+JN_ABI_PIN(jn_host_api, bus_unsubscribe, 248);
+JN_ABI_PIN(jn_host_api, route_add, 256);
+JN_ABI_PIN(jn_host_api, route_remove, 264);
+JN_ABI_PIN(jn_host_api, route_lookup, 272);
+JN_ABI_PIN(jn_host_api, call_originate, 280);
+JN_ABI_PIN(jn_host_api, call_send, 288);
+JN_ABI_PIN(jn_host_api, leg_set_cookie, 296);
+JN_ABI_PIN(jn_host_api, event_publish, 304);
+JN_ABI_PIN(jn_host_api, event_subscribe, 312);
+JN_ABI_PIN(jn_host_api, counter_add, 320);
+JN_ABI_PIN(jn_host_api, gauge_set, 328);
+JN_ABI_PIN(jn_host_api, kv_put, 336);
+JN_ABI_PIN(jn_host_api, kv_get, 344);
+JN_ABI_PIN(jn_host_api, kv_del, 352);
+JN_ABI_PIN(jn_host_api, kv_scan, 360);
+JN_ABI_PIN(jn_host_api, state_append, 368);
+JN_ABI_PIN(jn_host_api, stop_done, 376);
+JN_ABI_PIN(jn_host_api, admin_reply, 384);
+JN_ABI_PIN(jn_host_api, anchor_reply, 392);
+JN_ABI_PIN(jn_host_api, media_loops, 400);
+JN_ABI_PIN(jn_host_api, bus_intern, 408);
+JN_ABI_PIN(jn_host_api, bus_release_id, 416);
+JN_ABI_PIN(jn_host_api, bus_publish_id, 424);
+JN_ABI_PIN(jn_host_api, anchor_end, 432);
+JN_ABI_PIN_SIZE(jn_create_args, 32);
+JN_ABI_PIN(jn_create_args, struct_size, 0);
+JN_ABI_PIN(jn_create_args, restoring, 4);
+JN_ABI_PIN(jn_create_args, generation, 8);
+JN_ABI_PIN(jn_create_args, conf_path, 16);
+#endif
+/* --- end of layout pins --- */
 
 #ifdef __cplusplus
 }

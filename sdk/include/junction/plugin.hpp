@@ -69,10 +69,11 @@ class Host {
     o.loop = loop;
     return api_->udp_bind(ctx_, to_jn(addr), &o, cookie, out);
   }
-  // Services appended in a minor version: present only when the core's table is long enough.
-#define JN_HOST_HAS(api, field) ((api)->struct_size >= offsetof(jn_host_api, field) + sizeof((api)->field))
-  // 0 on a core without media loops (or older than ABI 1.2).
-  uint32_t media_loops() const { return JN_HOST_HAS(api_, media_loops) ? api_->media_loops(ctx_) : 0; }
+  // Every 2.0 service is present (create() refuses a shorter table). A service appended in a 2.x
+  // minor is called only where JN_HAS_FIELD(api_, jn_host_api, name) holds, with the fallback its
+  // wrapper documents.
+  // 0 when the core runs no media loops.
+  uint32_t media_loops() const { return api_->media_loops(ctx_); }
   jn_status udp_send(jn_handle sock, const jn_addr& to, std::string_view bytes) const {
     jn_send s{};
     s.sock = sock;
@@ -111,8 +112,17 @@ class Host {
   jn_status http_listen(std::string_view addr, std::string_view ws_path, uint64_t cookie, jn_handle* out) const {
     return api_->http_listen(ctx_, to_jn(addr), to_jn(ws_path), cookie, out);
   }
-  jn_status http_respond(jn_handle req, int status, std::string_view body, std::string_view ctype = "application/json") const {
-    return api_->http_respond(ctx_, req, status, to_jn(ctype), to_jn(body));
+  // headers: extra response headers (Location, WWW-Authenticate, CORS ...), borrowed for the call.
+  jn_status http_respond(jn_handle req, int status, std::string_view body, std::string_view ctype = "application/json",
+                         const std::vector<jn_header>& headers = {}) const {
+    jn_http_response r{};
+    r.struct_size = sizeof r;
+    r.status = status;
+    r.content_type = to_jn(ctype);
+    r.body = to_jn(body);
+    r.headers = headers.empty() ? nullptr : headers.data();
+    r.header_count = static_cast<uint32_t>(headers.size());
+    return api_->http_respond(ctx_, req, &r);
   }
   jn_status ws_send(jn_handle conn, std::string_view data, bool binary = false) const {
     return api_->ws_send(ctx_, conn, to_jn(data), binary ? 1 : 0);
@@ -126,15 +136,13 @@ class Host {
   bool buf_is_shared(const jn_buf* b) const { return api_->buf_is_shared(ctx_, b) != 0; }
 
   jn_status bus_publish(std::string_view stream, jn_buf* b) const { return api_->bus_publish(ctx_, to_jn(stream), b); }
-  // By id (1.2): JN_ERR_UNSUPPORTED from bus_intern on an older core; publish by name then.
-  jn_status bus_intern(std::string_view stream, uint32_t* id) const {
-    return JN_HOST_HAS(api_, bus_intern) ? api_->bus_intern(ctx_, to_jn(stream), id) : JN_ERR_UNSUPPORTED;
-  }
-  jn_status bus_release_id(uint32_t id) const { return JN_HOST_HAS(api_, bus_release_id) ? api_->bus_release_id(ctx_, id) : JN_ERR_UNSUPPORTED; }
+  // By id: the media path publishes without hashing the stream name per packet.
+  jn_status bus_intern(std::string_view stream, uint32_t* id) const { return api_->bus_intern(ctx_, to_jn(stream), id); }
+  jn_status bus_release_id(uint32_t id) const { return api_->bus_release_id(ctx_, id); }
   jn_status bus_publish_id(uint32_t id, jn_buf* b) const { return api_->bus_publish_id(ctx_, id, b); }
-  // The media anchor lost a call's media: the core ends the call (1.2).
+  // The media anchor lost a call's media: the core ends the call.
   jn_status anchor_end(std::string_view call_id, int32_t code, std::string_view reason) const {
-    return JN_HOST_HAS(api_, anchor_end) ? api_->anchor_end(ctx_, to_jn(call_id), code, to_jn(reason)) : JN_ERR_UNSUPPORTED;
+    return api_->anchor_end(ctx_, to_jn(call_id), code, to_jn(reason));
   }
   jn_status bus_subscribe(std::string_view stream, uint64_t cookie, jn_handle* out) const {
     return api_->bus_subscribe(ctx_, to_jn(stream), cookie, out);
@@ -248,7 +256,7 @@ class Plugin {
   virtual void on_admin(const jn_admin_request& r) {
     host_.admin_reply(r.reply, 404, R"({"error":"unknown command"})");
   }
-  // Media anchoring (ABI 1.1): reply with the rewritten media, or an error to pass it through.
+  // Media anchoring: reply with the rewritten media, or an error to pass it through.
   virtual void on_anchor(const jn_anchor_request& r) { host_.anchor_reply(r.reply, JN_ERR_UNSUPPORTED, nullptr); }
 
  private:
@@ -285,16 +293,16 @@ void guard_void(jn_plugin* p, const char* hook, F&& f) noexcept {
 
 inline const jn_plugin_vtable* vtable() {
   static const jn_plugin_vtable vt = {
-      sizeof(jn_plugin_vtable),
-      [](jn_plugin* p) { return guard(p, "start", [&] { return self(p)->start(); }); },
-      [](jn_plugin* p) { return guard(p, "stop", [&] { return self(p)->stop(); }); },
-      [](jn_plugin* p) {
+      .struct_size = sizeof(jn_plugin_vtable),
+      .on_start = [](jn_plugin* p) { return guard(p, "start", [&] { return self(p)->start(); }); },
+      .on_stop = [](jn_plugin* p) { return guard(p, "stop", [&] { return self(p)->stop(); }); },
+      .on_destroy = [](jn_plugin* p) {
         try {
           delete self(p);
         } catch (...) {
         }
       },
-      [](jn_plugin* p, jn_handle sink) {
+      .on_save_state = [](jn_plugin* p, jn_handle sink) {
         return guard(p, "save_state", [&] {
           std::string out;
           jn_status st = self(p)->save_state(out);
@@ -302,25 +310,25 @@ inline const jn_plugin_vtable* vtable() {
           return StateWriter(self(p)->host(), sink).write(out);
         });
       },
-      [](jn_plugin* p, uint32_t schema, const uint8_t* d, size_t n) {
+      .on_restore_state = [](jn_plugin* p, uint32_t schema, const uint8_t* d, size_t n) {
         return guard(p, "restore_state", [&] {
           return self(p)->restore_state(schema, std::string_view(reinterpret_cast<const char*>(d), n));
         });
       },
-      [](jn_plugin* p, jn_handle t, uint64_t c) { guard_void(p, "on_timer", [&] { self(p)->on_timer(t, c); }); },
-      [](jn_plugin* p, jn_handle s, uint64_t c, const jn_datagram* d, size_t n) {
+      .on_timer = [](jn_plugin* p, jn_handle t, uint64_t c) { guard_void(p, "on_timer", [&] { self(p)->on_timer(t, c); }); },
+      .on_udp = [](jn_plugin* p, jn_handle s, uint64_t c, const jn_datagram* d, size_t n) {
         guard_void(p, "on_udp", [&] { self(p)->on_udp(s, c, d, n); });
       },
-      [](jn_plugin* p, const jn_tcp_event* e) { guard_void(p, "on_tcp", [&] { self(p)->on_tcp(*e); }); },
-      [](jn_plugin* p, const jn_http_request* r) { guard_void(p, "on_http", [&] { self(p)->on_http(*r); }); },
-      [](jn_plugin* p, const jn_ws_event* e) { guard_void(p, "on_ws", [&] { self(p)->on_ws(*e); }); },
-      [](jn_plugin* p, jn_handle s, uint64_t c, jn_buf* b) { guard_void(p, "on_bus", [&] { self(p)->on_bus(s, c, b); }); },
-      [](jn_plugin* p, jn_handle l, uint64_t c, const jn_call_event* e) {
+      .on_tcp = [](jn_plugin* p, const jn_tcp_event* e) { guard_void(p, "on_tcp", [&] { self(p)->on_tcp(*e); }); },
+      .on_http = [](jn_plugin* p, const jn_http_request* r) { guard_void(p, "on_http", [&] { self(p)->on_http(*r); }); },
+      .on_ws = [](jn_plugin* p, const jn_ws_event* e) { guard_void(p, "on_ws", [&] { self(p)->on_ws(*e); }); },
+      .on_bus = [](jn_plugin* p, jn_handle s, uint64_t c, jn_buf* b) { guard_void(p, "on_bus", [&] { self(p)->on_bus(s, c, b); }); },
+      .on_call = [](jn_plugin* p, jn_handle l, uint64_t c, const jn_call_event* e) {
         guard_void(p, "on_call", [&] { self(p)->on_call(l, c, *e); });
       },
-      [](jn_plugin* p, jn_str t, jn_str j) { guard_void(p, "on_event", [&] { self(p)->on_event(to_sv(t), to_sv(j)); }); },
-      [](jn_plugin* p, const jn_admin_request* r) { guard_void(p, "on_admin", [&] { self(p)->on_admin(*r); }); },
-      [](jn_plugin* p, const jn_anchor_request* r) { guard_void(p, "on_anchor", [&] { self(p)->on_anchor(*r); }); },
+      .on_event = [](jn_plugin* p, jn_str t, jn_str j) { guard_void(p, "on_event", [&] { self(p)->on_event(to_sv(t), to_sv(j)); }); },
+      .on_admin = [](jn_plugin* p, const jn_admin_request* r) { guard_void(p, "on_admin", [&] { self(p)->on_admin(*r); }); },
+      .on_anchor = [](jn_plugin* p, const jn_anchor_request* r) { guard_void(p, "on_anchor", [&] { self(p)->on_anchor(*r); }); },
   };
   return &vt;
 }
@@ -331,8 +339,8 @@ jn_status create(const jn_host_api* api, jn_host_ctx* ctx, const jn_create_args*
   if (!api || !out_self || !out_vt) return JN_ERR_INVALID;
   // The check in this direction: refuse a core of another major, or one too old to have the
   // services this header calls (its table ends before the last entry we use).
-  if (api->abi_major != JN_ABI_MAJOR || api->struct_size < sizeof(jn_host_api)) {
-    if (api->struct_size > offsetof(jn_host_api, set_error) && api->set_error) {
+  if (api->abi_major != JN_ABI_MAJOR || api->struct_size < JN_HOST_API_SIZE_2_0) {
+    if (JN_HAS_FIELD(api, jn_host_api, set_error) && api->set_error) {
       std::string m = "plugin built for ABI " + std::to_string(JN_ABI_MAJOR) + "." + std::to_string(JN_ABI_MINOR) +
                       " cannot use this core's ABI " + std::to_string(api->abi_major) + "." + std::to_string(api->abi_minor);
       api->set_error(ctx, to_jn(m));

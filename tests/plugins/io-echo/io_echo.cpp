@@ -77,6 +77,21 @@ class IoEcho : public junction::sdk::Plugin {
       pending_ = r.request;  // answered by the next WebSocket message (asynchronous reply)
       return;
     }
+    if (to_sv(r.path) == "/headers") {
+      // Request headers in, response headers out (ABI 2.0).
+      json h = json::object();
+      for (uint32_t i = 0; i < r.header_count; ++i) h[std::string(to_sv(r.headers[i].name))] = to_sv(r.headers[i].value);
+      std::vector<jn_header> out = {{junction::sdk::to_jn("X-Echo"), junction::sdk::to_jn("yes")}, {junction::sdk::to_jn("Location"), junction::sdk::to_jn("/elsewhere")}};
+      host().http_respond(r.request, 302, json{{"headers", h}}.dump(), "application/json", out);
+      return;
+    }
+    if (to_sv(r.path) == "/bad-header") {
+      // A header with CR/LF (response splitting) is refused; the request is still answered.
+      std::vector<jn_header> bad = {{junction::sdk::to_jn("X-Evil"), junction::sdk::to_jn("a\r\nSet-Cookie: x=1")}};
+      jn_status st = host().http_respond(r.request, 200, "{}", "application/json", bad);
+      host().http_respond(r.request, 200, json{{"refused_status", st}}.dump());
+      return;
+    }
     host().http_respond(r.request, to_sv(r.path) == "/missing" ? 404 : 200, j.dump());
   }
 

@@ -1,13 +1,13 @@
-/* A plugin as built against an older minor of ABI 1: its vtable is shorter (it predates the
- * hooks appended later) and it says minor 0 with a core of minor >= 0. The core must load it,
- * call the hooks it has, and never read past its vtable's struct_size.
+/* A plugin whose vtable is shorter than the core's, as one built against an earlier 2.x minor is
+ * once hooks are appended: the core must load it, call the hooks it has, and never read past its
+ * vtable's struct_size (JN_HAS_FIELD).
  * It echoes UDP datagrams so a test can see it serving. */
 #include <junction/abi.h>
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The 1.0 vtable up to and including on_udp: what an older build would have had. */
+/* The vtable up to and including on_udp: what an older build would have had. */
 typedef struct old_vtable {
   uint32_t struct_size;
   jn_status (*on_start)(jn_plugin*);
@@ -63,7 +63,7 @@ static const old_vtable vt = {
     {(void*)1, (void*)1, (void*)1, (void*)1, (void*)1, (void*)1, (void*)1, (void*)1}};
 
 JN_EXPORT const jn_plugin_info junction_plugin_info = {
-    sizeof(jn_plugin_info), JN_ABI_MAJOR, 0, "abi-old-minor", "0.0.1", "test", "short vtable of an older minor", "", 1, 1};
+    sizeof(jn_plugin_info), JN_ABI_MAJOR, 0, "abi-short-vtable", "0.0.1", "test", "a vtable shorter than the core's", "", 1, 1};
 
 JN_EXPORT jn_status junction_plugin_create(const jn_host_api* host, jn_host_ctx* ctx, const jn_create_args* args,
                                            jn_plugin** out_self, const jn_plugin_vtable** out_vtable) {

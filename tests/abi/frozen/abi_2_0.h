@@ -1,0 +1,947 @@
+/* FROZEN COPY of sdk/include/junction/abi.h at ABI 2.0 (tests/abi/freeze.py).
+ * Never edit: the build checks the live header against it (tests/abi/gen_layout_check.py). */
+/*
+ * Junction plugin ABI: the only contract between the core and a plugin.
+ *
+ * Pure C. Versioned by JNF_ABI_MAJOR / JNF_ABI_MINOR:
+ *   - major differs (in either direction)  -> the load is refused, with both versions named;
+ *   - minor differs                         -> loads; fields and hooks are only ever appended,
+ *     and each side reads `struct_size` to learn which ones the other side has.
+ *
+ * The one has-field rule (2.0): a struct that carries `struct_size` and was filled in by the
+ * other side is read only through JNF_HAS_FIELD(ptr, type, field); a field it lacks takes the
+ * default documented beside it. Structs without `struct_size` (jn_str, jn_addr, jn_buf,
+ * jn_media_meta, jn_send, jn_header, jn_codec, jn_datagram) are frozen for the whole major:
+ * their size and every offset are pinned by the static asserts at the end of this file, and
+ * their reserved fields must be zero. A frozen copy of the 2.0 header is compiled against this
+ * one in the test suite (tests/abi/), so a 2.x that moves or resizes a field fails the build.
+ *
+ * Naming: jn_on_* hooks are implemented by the plugin and called by the core;
+ *         jn_host_* services are implemented by the core and called by the plugin.
+ *
+ * Threading: every hook is called on the core's control loop thread, and every host service
+ * must be called from that thread, inside a hook -- with one exception: a UDP socket bound
+ * with jn_udp_options.loop = k (1..media_loops()) lives on media loop k, a core thread pinned
+ * to a CPU. Its on_udp runs on that thread, and from inside such an on_udp the plugin may call
+ * only the services marked [media] below; any other service returns JNF_ERR_WRONG_THREAD (or
+ * does nothing, for the void ones) and logs the misuse. Hooks of one plugin therefore run on
+ * several threads at once: the plugin guards the state its media loops share with its control
+ * hooks (a lock per shard of sessions, taken once per on_udp batch, is the intended pattern).
+ * Never hold such a lock while calling udp_bind or udp_close: the core briefly waits for the
+ * media loop to finish its current batch there.
+ *
+ * Errors: every call returns a jn_status; nothing is thrown across this boundary. A plugin that
+ * fails a hook explains why with host->set_error() before returning.
+ *
+ * Ownership words used on every pointer below:
+ *   borrowed   valid for the duration of the call only; copy what you keep.
+ *   core-owned allocated and freed by the core; the plugin must not free it.
+ *   plugin-owned allocated and freed by the plugin; the core never frees it.
+ *   static     lives as long as the loaded shared object (string literals, the info symbol).
+ *
+ * Resources (sockets, listeners, timers, HTTP/WS endpoints, bus subscriptions, routes, call
+ * legs) are owned by the core and named by opaque jn_handle values. They belong to the plugin
+ * *slot*, not to one loaded instance: they survive a hot reload unchanged, and the core closes
+ * whatever a slot still holds when the plugin is unloaded. A plugin never touches libuv.
+ */
+#ifndef JUNCTION_ABI_FROZEN_2_0_H
+#define JUNCTION_ABI_FROZEN_2_0_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JNF_ABI_MAJOR 2
+#define JNF_ABI_MINOR 0  /* 2.0: frozen value types pinned by static asserts; JNF_HAS_FIELD;
+                           jn_addr.scope_id; jn_buf.dst (IP_PKTINFO) and jn_buf.meta (media
+                           metadata); jn_send flags (TOS, source address); call metadata
+                           (from_name, headers); media streams with codec lists and transport
+                           attributes (ICE, DTLS, SDES, mid, rtcp-mux); HTTP request and
+                           response headers. 1.x (1.1 anchoring, 1.2 media loops) is refused. */
+
+/* Whether `ptr` (a struct with struct_size, filled in by the other side) contains `field`.
+ * The only way either side reads a struct of the other side's build. */
+#define JNF_HAS_FIELD(ptr, type, field) \
+  ((ptr)->struct_size >= offsetof(type, field) + sizeof(((const type*)0)->field))
+
+#if defined(__GNUC__)
+#define JNF_EXPORT __attribute__((visibility("default")))
+#else
+#define JNF_EXPORT
+#endif
+
+/* The two symbols a plugin exports. Nothing else is looked up. */
+#define JNF_PLUGIN_INFO_SYMBOL "junction_plugin_info"
+#define JNF_PLUGIN_FACTORY_SYMBOL "junction_plugin_create"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Status codes                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+typedef int32_t jn_status;
+enum {
+  JNF_OK = 0,
+  JNF_PENDING = 1,           /* accepted; completion is reported later (e.g. on_stop)      */
+  JNF_ERR_INVALID = -1,      /* bad argument or malformed input                             */
+  JNF_ERR_NOT_FOUND = -2,    /* no such handle, key, route or plugin                        */
+  JNF_ERR_EXISTS = -3,       /* already exists (route, key, bind address)                   */
+  JNF_ERR_NOMEM = -4,        /* allocation or pool exhausted                                */
+  JNF_ERR_IO = -5,           /* an OS call failed; the log line carries errno's text        */
+  JNF_ERR_ABI = -6,          /* version or struct_size mismatch                             */
+  JNF_ERR_STATE = -7,        /* not allowed in the current state                            */
+  JNF_ERR_UNSUPPORTED = -8,  /* the other side does not implement this                      */
+  JNF_ERR_LIMIT = -9,        /* a size or count limit was hit (out buffer too small, ...)   */
+  JNF_ERR_INTERNAL = -10,    /* a bug: an exception was caught at the boundary, an invariant */
+  JNF_ERR_WRONG_THREAD = -11 /* called from a media loop, where this service is not allowed */
+};
+
+/* An opaque resource name: (generation << 32) | index. 0 is never a valid handle. A handle
+ * whose resource was closed is refused with JNF_ERR_NOT_FOUND, never confused with a newer one. */
+typedef uint64_t jn_handle;
+#define JNF_INVALID_HANDLE ((jn_handle)0)
+
+typedef struct jn_host_ctx jn_host_ctx; /* opaque: the plugin's slot in the core; core-owned,
+                                           valid from create until on_destroy returns */
+typedef struct jn_plugin jn_plugin;     /* opaque: one loaded instance; plugin-owned */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Value types, frozen for the whole major (no struct_size: they are passed by value or in    */
+/* arrays, many on the media path). Sizes and offsets are pinned at the end of this file.     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A byte string that need not be NUL-terminated. ptr is borrowed unless stated. */
+typedef struct jn_str {
+  const char* ptr;
+  size_t len;
+} jn_str;
+
+/* A transport address. Port in host byte order. family 0 means "unset". */
+typedef struct jn_addr {
+  uint8_t family; /* 4 or 6 */
+  uint8_t reserved;
+  uint16_t port;
+  uint8_t ip[16];    /* IPv4 uses ip[0..3] in network byte order */
+  uint32_t scope_id; /* IPv6 link-local scope (interface index), else 0 */
+} jn_addr;
+
+/* A name/value pair (an HTTP or SIP header, call metadata). Both borrowed. Frozen. */
+typedef struct jn_header {
+  jn_str name;
+  jn_str value;
+} jn_header;
+
+/* Media metadata a buffer may carry beside its payload (valid when flags has JNF_BUF_MEDIA), so a
+ * media frame -- one access unit -- rides the bus by reference with its timing and kind. The
+ * frame conventions (Annex-B video, parameter sets, audio framing) are sdk/media's. Frozen. */
+typedef struct jn_media_meta {
+  int64_t pts;          /* presentation time in clock_rate units */
+  int64_t dts;          /* decode time in clock_rate units (= pts without B-frames) */
+  uint32_t clock_rate;  /* Hz: 90000 video, 8000 G.711, 48000 Opus */
+  uint32_t codec;       /* JNF_CODEC_* */
+  uint32_t frame_flags; /* JNF_MF_* */
+  uint32_t seq;         /* per-stream frame counter: a gap tells a consumer a frame was lost */
+  uint16_t track;       /* track of its source (e.g. 0 video, 1 audio) */
+  uint8_t kind;         /* JNF_MEDIA_* */
+  uint8_t reserved8;
+  uint32_t reserved[3]; /* zero */
+} jn_media_meta;
+
+enum {
+  JNF_CODEC_NONE = 0, JNF_CODEC_H264 = 1, JNF_CODEC_H265 = 2, JNF_CODEC_VP8 = 3, JNF_CODEC_VP9 = 4,
+  JNF_CODEC_MPEG4 = 5, JNF_CODEC_PCMA = 16, JNF_CODEC_PCMU = 17, JNF_CODEC_OPUS = 18,
+  JNF_CODEC_AAC = 19, JNF_CODEC_G722 = 20, JNF_CODEC_TELEPHONE_EVENT = 21,
+  JNF_CODEC_MPEG_PS = 32 /* a program stream passed through undemuxed */
+};
+enum {
+  JNF_MF_KEY = 1u << 0,        /* a keyframe (IDR / IRAP): a decoder can start here */
+  JNF_MF_CONFIG = 1u << 1,     /* carries parameter sets (SPS/PPS/VPS, AAC config) */
+  JNF_MF_DISCONT = 1u << 2,    /* timestamps or content jump (a loss, a source switch) */
+  JNF_MF_CORRUPT = 1u << 3     /* known damaged; consumers that need whole frames drop it */
+};
+
+/* A pooled, refcounted packet buffer. The struct is core-owned and frozen; a holder may move
+ * `data` back into the headroom (to prepend a header), trim `len` or set `meta`, but only while it
+ * holds the sole reference (host->buf_is_shared() == 0); a shared buffer is read-only. */
+typedef struct jn_buf {
+  uint8_t* data;      /* first valid byte; core-owned storage */
+  uint32_t len;       /* valid bytes from data */
+  uint32_t headroom;  /* writable bytes before data */
+  uint32_t tailroom;  /* writable bytes after data + len */
+  uint32_t flags;     /* JNF_BUF_* */
+  uint64_t rx_ns;     /* arrival time (CLOCK_MONOTONIC ns) for received packets, else 0 */
+  jn_addr src;        /* source address for received packets */
+  jn_addr dst;        /* received packets: the local address the datagram was sent to (from
+                         IP_PKTINFO / IPV6_PKTINFO on a wildcard bind, else the bound address) */
+  jn_media_meta meta; /* with JNF_BUF_MEDIA; zero in a fresh buffer, copied by buf_copy */
+  uint32_t reserved[4];
+} jn_buf;
+
+enum { JNF_BUF_RTCP = 1u << 0, JNF_BUF_MARKER = 1u << 1, JNF_BUF_MEDIA = 1u << 2 /* meta is valid */ };
+
+/* ---------------------------------------------------------------------------------------- */
+/* Plugin info: exported data symbol, read before any call.                                  */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct jn_plugin_info {
+  uint32_t struct_size;
+  uint16_t abi_major; /* JNF_ABI_MAJOR the plugin was built against */
+  uint16_t abi_minor; /* JNF_ABI_MINOR the plugin was built against */
+  const char* name;        /* static; [a-z0-9-]+, must match the conf's name */
+  const char* version;     /* static; the plugin's own version, free text */
+  const char* build_id;    /* static; unique per build (e.g. git hash + time) */
+  const char* description; /* static; one line */
+  const char* namespaces;  /* static; comma-separated URI schemes the plugin owns ("intercom") */
+  uint32_t state_schema;     /* the save_state format version this build writes */
+  uint32_t state_schema_min; /* the oldest format its on_restore_state accepts */
+} jn_plugin_info;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Event payloads delivered to hooks                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/* TCP framing applied by the core on receive (frames) and send (prefix/suffix added). */
+enum {
+  JNF_FRAME_RAW = 0,    /* byte chunks as they arrive; send writes bytes as given        */
+  JNF_FRAME_DELIM = 1,  /* frames end with a delimiter byte (e.g. '\0' or '\n')            */
+  JNF_FRAME_LEN16 = 2   /* RFC 4571: 2-byte big-endian length before each frame          */
+};
+
+typedef struct jn_tcp_options {
+  uint32_t struct_size;
+  uint32_t framing;         /* JNF_FRAME_* */
+  uint8_t delimiter;        /* for JNF_FRAME_DELIM */
+  uint32_t max_frame;       /* bigger frames are reported as JNF_TCP_OVERSIZE and skipped */
+  uint32_t idle_timeout_ms; /* 0 = none; on expiry the core closes and reports JNF_TCP_CLOSED */
+} jn_tcp_options;
+
+enum {
+  JNF_TCP_ACCEPTED = 1,  /* a listener accepted `conn`; data = NULL                          */
+  JNF_TCP_CONNECTED = 2, /* an outgoing connect succeeded                                    */
+  JNF_TCP_FRAME = 3,     /* one complete frame (or a raw chunk) in data/len                  */
+  JNF_TCP_OVERSIZE = 4,  /* a frame exceeded max_frame; it was discarded up to the next delimiter
+                           (DELIM) or the connection will be closed (LEN16, cannot resync) */
+  JNF_TCP_CLOSED = 5     /* closed by the peer, an error, an idle timeout or tcp_close; the handle
+                           is dead after this hook returns. status carries the reason. */
+};
+
+typedef struct jn_tcp_event {
+  uint32_t struct_size;
+  uint32_t type;        /* JNF_TCP_* */
+  jn_handle conn;       /* the connection */
+  jn_handle listener;   /* the listener that accepted it, or 0 */
+  uint64_t cookie;      /* the connection's cookie (listener's cookie until set) */
+  const uint8_t* data;  /* borrowed: frame bytes, without framing */
+  size_t len;
+  jn_addr peer;
+  jn_status status;     /* for CLOSED: JNF_OK = orderly, else the error */
+} jn_tcp_event;
+
+typedef struct jn_datagram {
+  jn_buf* buf; /* borrowed: take host->buf_ref() to keep it past the hook */
+} jn_datagram;
+
+typedef struct jn_http_request {
+  uint32_t struct_size;
+  jn_handle request;   /* answer with host->http_respond(); within 30 s or the core sends 504 */
+  jn_handle endpoint;  /* the http_listen() handle */
+  uint64_t cookie;
+  jn_str method;       /* borrowed */
+  jn_str path;         /* borrowed; without the query string */
+  jn_str query;        /* borrowed; without '?' */
+  jn_str body;         /* borrowed */
+  jn_str content_type; /* borrowed */
+  jn_str authorization;/* borrowed; the Authorization header, empty if none */
+  jn_addr peer;
+  const jn_header* headers; /* borrowed: every request header in arrival order (names as sent) */
+  uint32_t header_count;
+} jn_http_request;
+
+/* An HTTP response (http_respond). Every pointer borrowed for the call. */
+typedef struct jn_http_response {
+  uint32_t struct_size;
+  int32_t status;           /* 100..599 */
+  jn_str content_type;      /* empty = application/json */
+  jn_str body;
+  const jn_header* headers; /* extra headers (Location, WWW-Authenticate, CORS, ...); the core
+                               sets Content-Type, Content-Length and Connection itself and
+                               refuses them here, and any name or value with CR, LF or NUL */
+  uint32_t header_count;
+} jn_http_response;
+
+enum { JNF_WS_OPEN = 1, JNF_WS_TEXT = 2, JNF_WS_BINARY = 3, JNF_WS_CLOSED = 4 };
+
+typedef struct jn_ws_event {
+  uint32_t struct_size;
+  uint32_t type;      /* JNF_WS_* */
+  jn_handle conn;
+  jn_handle endpoint;
+  uint64_t cookie;    /* the connection's cookie (endpoint's until set) */
+  const uint8_t* data;/* borrowed: one whole message */
+  size_t len;
+  jn_addr peer;
+} jn_ws_event;
+
+/* The neutral media description carried by offer/answer. */
+enum { JNF_MEDIA_AUDIO = 1, JNF_MEDIA_VIDEO = 2, JNF_MEDIA_DATA = 3 };
+enum { JNF_DIR_SENDRECV = 0, JNF_DIR_SENDONLY = 1, JNF_DIR_RECVONLY = 2, JNF_DIR_INACTIVE = 3 };
+/* a=setup (RFC 4145 / 5763): the TCP or DTLS role of this side. */
+enum { JNF_SETUP_NONE = 0, JNF_SETUP_ACTPASS = 1, JNF_SETUP_ACTIVE = 2, JNF_SETUP_PASSIVE = 3,
+       JNF_SETUP_HOLDCONN = 4 };
+enum {
+  JNF_MS_RTCP_MUX = 1u << 0,   /* RTP and RTCP share addr (a=rtcp-mux) */
+  JNF_MS_ICE_LITE = 1u << 1,   /* this side is ICE-lite */
+  JNF_MS_TCP_NEW = 1u << 2,    /* a=connection:new (else existing, RFC 4145) */
+  JNF_MS_END_OF_CANDIDATES = 1u << 3
+};
+
+/* One codec a stream can carry. Frozen; reserved fields zero. */
+typedef struct jn_codec {
+  jn_str name;           /* "PCMA", "PCMU", "OPUS", "H264", "H265", "PS", "telephone-event" */
+  uint32_t payload_type; /* RTP payload type */
+  uint32_t clock_rate;
+  uint32_t channels;     /* audio; 0 = 1 */
+  uint32_t reserved0;
+  jn_str fmtp;           /* a=fmtp parameters as text ("packetization-mode=1;profile-level-id=42e01f") */
+  jn_str rtcp_fb;        /* a=rtcp-fb values joined by ';' ("nack;nack pli;ccm fir") */
+  uint32_t reserved[4];
+} jn_codec;
+
+typedef struct jn_media_stream {
+  uint32_t struct_size;
+  uint32_t kind;         /* JNF_MEDIA_* */
+  /* The chosen (first, preferred) codec; equal to codecs[0] when codecs are listed. */
+  jn_str format;         /* "PCMA", "PCMU", "OPUS", "G722", "H264", "H265", "PS", "VP8", ... */
+  uint32_t payload_type; /* RTP payload type, or 0 when not RTP */
+  uint32_t clock_rate;
+  uint32_t channels;
+  jn_str transport;      /* "udp", "rtp/avp", "tcp/rtp/avp", "rtp/savp", "udp/tls/rtp/savpf" */
+  jn_addr addr;          /* where this side receives; family 0 = not known yet */
+  uint32_t ssrc;         /* 0 = unknown */
+  uint32_t direction;    /* JNF_DIR_* */
+  jn_str bus_stream;     /* name of a bus stream already carrying this media, or empty */
+  jn_str params;         /* what no field below holds, "k=v;k=v" (e.g. GB's "y=", "f=") */
+  /* Every codec offered or accepted, in preference order (count 0: format etc. only). */
+  const jn_codec* codecs; /* borrowed array */
+  uint32_t codec_count;
+  uint32_t setup;        /* JNF_SETUP_* */
+  uint32_t flags;        /* JNF_MS_* */
+  uint32_t reserved0;
+  jn_addr rtcp_addr;     /* RTCP destination when not addr.port + 1 and not muxed; family 0 = default */
+  jn_str mid;            /* a=mid (BUNDLE) */
+  jn_str ice_ufrag;      /* ICE credentials of this side */
+  jn_str ice_pwd;
+  const jn_str* candidates; /* borrowed array: a=candidate values ("1 1 udp 2130706431 ...") */
+  uint32_t candidate_count;
+  uint32_t crypto_count;
+  jn_str fingerprint;    /* DTLS certificate fingerprint, "sha-256 AB:CD:..." */
+  const jn_str* crypto;  /* borrowed array: SDES a=crypto values ("1 AES_CM_128_HMAC_SHA1_80 inline:...") */
+} jn_media_stream;
+
+typedef struct jn_media_desc {
+  uint32_t struct_size;
+  uint32_t count;
+  const jn_media_stream* const* streams; /* borrowed array of count pointers */
+} jn_media_desc;
+
+enum {
+  JNF_CALL_OFFER = 1,   /* new call (to a B-leg) or a re-offer mid-call                   */
+  JNF_CALL_RINGING = 2,
+  JNF_CALL_ANSWER = 3,
+  JNF_CALL_REJECT = 4,  /* before answer; code + reason                                     */
+  JNF_CALL_END = 5,     /* after answer, or a cancel before it; code + reason; leg dead after */
+  JNF_CALL_DTMF = 6,
+  JNF_CALL_INFO = 7     /* app event: info_type ("open-door", "unlock", "ptz") + info_body   */
+};
+
+typedef struct jn_call_event {
+  uint32_t struct_size;
+  uint32_t type;               /* JNF_CALL_* */
+  jn_str call_id;              /* the core's id of the whole call (set on delivery) */
+  jn_str from;                 /* OFFER: caller URI ("xxxcid:door/1-1") */
+  jn_str to;                   /* OFFER: callee URI as dialled (before rewrite) */
+  jn_str target;               /* OFFER to a B-leg: the URI this leg was routed to */
+  const jn_media_desc* media;  /* OFFER/ANSWER: borrowed, may be NULL */
+  int32_t code;                /* REJECT/END: SIP-like code (486 busy, 408 timeout, 200 normal) */
+  jn_str reason;               /* REJECT/END: text */
+  jn_str dtmf;                 /* DTMF: digits */
+  jn_str info_type;            /* INFO */
+  jn_str info_body;            /* INFO: usually JSON */
+  jn_str from_name;            /* OFFER: the caller's display name, may be empty */
+  /* Call metadata, in order, carried with OFFER/ANSWER/REJECT/END/INFO from one leg to the
+   * others: SIP "Subject" and "X-*" headers, "User-Agent", application data ("app-*"). Names
+   * compare case-insensitively; a plugin maps its protocol's headers to and from these. */
+  const jn_header* headers;    /* borrowed array */
+  uint32_t header_count;
+} jn_call_event;
+
+typedef struct jn_admin_request {
+  uint32_t struct_size;
+  jn_handle reply;  /* answer with host->admin_reply() (now or later, within 30 s) */
+  jn_str verb;      /* from POST /api/v1/plugins/NAME/cmd/VERB */
+  jn_str body;      /* borrowed JSON text, may be empty */
+} jn_admin_request;
+
+/* Media anchoring. When the conf names an anchor plugin (server.media_anchor, e.g.
+ * "rtp-relay"), the core passes the media of every call through it: the A-leg's offer before
+ * the B-legs see it, the winning B-leg's answer before the A-leg sees it, and a DELETE when the
+ * call is over. The anchor answers with the media the other side must use (its own addresses).
+ * Re-offers in an answered call are anchored too (sender says whose they are). */
+enum { JNF_ANCHOR_OFFER = 1, JNF_ANCHOR_ANSWER = 2, JNF_ANCHOR_DELETE = 3 };
+
+typedef struct jn_anchor_request {
+  uint32_t struct_size;
+  uint32_t op;                /* JNF_ANCHOR_* */
+  jn_handle reply;            /* answer with host->anchor_reply() BEFORE on_anchor returns */
+  jn_str call_id;             /* borrowed; the core's call id, the same in all three ops */
+  const jn_media_desc* media; /* borrowed: OFFER the A-leg's offer, ANSWER the B-leg's answer;
+                                 NULL for DELETE */
+  uint32_t sender;            /* whose media this is: 0 = the A-leg's side, 1 = the B-leg's.
+                                 The first offer is 0 and its answer 1; a re-offer in an
+                                 answered call may come from either side, its answer from the
+                                 other. */
+} jn_anchor_request;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Plugin vtable: jn_on_* hooks. Any hook may be NULL except on_destroy.                     */
+/* The jn_plugin* passed is the instance returned by the factory.                            */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct jn_plugin_vtable {
+  uint32_t struct_size;
+
+  /* Fresh load only: begin serving (bind sockets, start timers). Not called after a reload:
+   * on_restore_state takes its place, because the slot's resources already exist. */
+  jn_status (*on_start)(jn_plugin* self);
+
+  /* Unload or server stop: finish or hand off work. Return JNF_OK when done, or JNF_PENDING and
+   * call host->stop_done() later (the core waits up to the conf's stop timeout). Resources are
+   * closed by the core afterwards; the plugin need not close them. */
+  jn_status (*on_stop)(jn_plugin* self);
+
+  /* Free the instance. Must not call host services that create or close resources. */
+  void (*on_destroy)(jn_plugin* self);
+
+  /* Hot reload: serialise everything the next instance needs (including the handles it must
+   * keep using) with host->state_append(ctx, sink, ...). */
+  jn_status (*on_save_state)(jn_plugin* self, jn_handle sink);
+  /* Hot reload: adopt the state written by the previous instance (schema = its state_schema).
+   * Return JNF_ERR_ABI to refuse a schema it cannot read; the reload then rolls back. */
+  jn_status (*on_restore_state)(jn_plugin* self, uint32_t schema, const uint8_t* data, size_t len);
+
+  void (*on_timer)(jn_plugin* self, jn_handle timer, uint64_t cookie);
+  /* A batch of datagrams received on one socket, in arrival order. */
+  void (*on_udp)(jn_plugin* self, jn_handle sock, uint64_t cookie, const jn_datagram* dgrams,
+                 size_t count);
+  void (*on_tcp)(jn_plugin* self, const jn_tcp_event* ev);
+  void (*on_http)(jn_plugin* self, const jn_http_request* req);
+  void (*on_ws)(jn_plugin* self, const jn_ws_event* ev);
+  /* A packet published on a stream this plugin subscribed to. buf is borrowed and shared:
+   * read-only; buf_ref() to keep it. */
+  void (*on_bus)(jn_plugin* self, jn_handle subscription, uint64_t cookie, jn_buf* buf);
+  /* An event on one of this plugin's call legs. For a new incoming call (type OFFER on a leg
+   * the plugin has never seen) the leg's cookie is 0 until leg_set_cookie. */
+  void (*on_call)(jn_plugin* self, jn_handle leg, uint64_t cookie, const jn_call_event* ev);
+  /* An application event another plugin (or the admin API) published on a subscribed topic. */
+  void (*on_event)(jn_plugin* self, jn_str topic, jn_str json);
+  /* A plugin-specific admin command. */
+  void (*on_admin)(jn_plugin* self, const jn_admin_request* req);
+
+  /* Media anchoring (see jn_anchor_request). Must not call the call_* services. */
+  void (*on_anchor)(jn_plugin* self, const jn_anchor_request* req);
+} jn_plugin_vtable;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Host services: jn_host_* functions. Every entry takes the slot's ctx first.               */
+/* ---------------------------------------------------------------------------------------- */
+enum { JNF_LOG_ERROR = 0, JNF_LOG_WARN = 1, JNF_LOG_INFO = 2, JNF_LOG_DEBUG = 3, JNF_LOG_TRACE = 4 };
+
+typedef struct jn_udp_options {
+  uint32_t struct_size;
+  uint32_t rcvbuf;        /* SO_RCVBUF bytes, 0 = core default (4 MiB) */
+  uint32_t sndbuf;
+  uint32_t reuse_port;    /* 1 = SO_REUSEPORT */
+  uint32_t max_datagram;  /* largest datagram expected, 0 = 2048; longer ones are counted
+                             in junction_udp_truncated_total and dropped */
+  uint32_t loop;          /* 0 = the control loop; k in 1..media_loops() = media loop k (its
+                             on_udp runs on that loop's thread, see Threading). A k beyond
+                             media_loops() (e.g. none configured) means the control loop. */
+} jn_udp_options;
+
+/* One datagram to send: header bytes (copied into the buffer's headroom or sent as a separate
+ * iovec, never copying the payload) followed by the buffer's bytes. Frozen (an array element on
+ * the media path); reserved fields zero. */
+enum {
+  JNF_SEND_TOS = 1u << 0, /* set the IP TOS / IPv6 traffic class of this datagram to `tos` */
+  JNF_SEND_FROM = 1u << 1 /* send from local address `from` (IP only; a wildcard-bound socket
+                            answering from the address a request came to: jn_buf.dst) */
+};
+typedef struct jn_send {
+  jn_handle sock;
+  jn_addr to;
+  const uint8_t* head; /* borrowed, may be NULL */
+  uint32_t head_len;
+  uint32_t buf_offset; /* skip this many bytes of buf (e.g. the original RTP header) */
+  jn_buf* buf;         /* borrowed, may be NULL; the core takes its own ref if it queues */
+  uint32_t flags;      /* JNF_SEND_* */
+  uint8_t tos;         /* with JNF_SEND_TOS: DSCP << 2 | ECN */
+  uint8_t reserved8[3];
+  jn_addr from;        /* with JNF_SEND_FROM */
+  uint32_t reserved[4];/* zero; room for a GSO segment size */
+} jn_send;
+
+typedef void (*jn_kv_visit)(void* arg, jn_str key, const uint8_t* value, size_t len);
+
+typedef struct jn_host_api {
+  uint32_t struct_size;
+  uint16_t abi_major; /* the core's JNF_ABI_MAJOR */
+  uint16_t abi_minor; /* the core's JNF_ABI_MINOR */
+
+  /* --- diagnostics ---------------------------------------------------------------------- */
+  void (*log)(jn_host_ctx* ctx, int level, jn_str message);            /* [media] */
+  int (*log_level)(jn_host_ctx* ctx); /* [media] the plugin's level; skip formatting above it */
+  /* Record why the current hook failed; the core puts it in the log and the admin reply. */
+  void (*set_error)(jn_host_ctx* ctx, jn_str message);
+  uint64_t (*now_ms)(jn_host_ctx* ctx); /* [media] the calling loop's cached monotonic time */
+
+  /* --- configuration (the plugin's conf/plugins/NAME.toml) ------------------------------- */
+  /* The whole table as JSON. Copied into out (NUL-terminated); JNF_ERR_LIMIT and *needed set
+   * when cap is too small. */
+  jn_status (*config_json)(jn_host_ctx* ctx, char* out, size_t cap, size_t* needed);
+  /* Report a bad key: logged as "file:line: key: reason". */
+  void (*config_error)(jn_host_ctx* ctx, jn_str key_path, jn_str reason);
+
+  /* --- timers ------------------------------------------------------------------------------ */
+  jn_status (*timer_start)(jn_host_ctx* ctx, uint64_t delay_ms, uint64_t repeat_ms,
+                           uint64_t cookie, jn_handle* out_timer);
+  jn_status (*timer_stop)(jn_host_ctx* ctx, jn_handle timer);
+
+  /* --- UDP --------------------------------------------------------------------------------- */
+  /* addr is "ip:port" or "[v6]:port"; port 0 picks one (read it back with udp_local_addr). */
+  jn_status (*udp_bind)(jn_host_ctx* ctx, jn_str addr, const jn_udp_options* opts,
+                        uint64_t cookie, jn_handle* out_sock);
+  jn_status (*udp_local_addr)(jn_host_ctx* ctx, jn_handle sock, jn_addr* out);
+  /* Send a batch (sendmmsg per run of the same socket). Returns JNF_OK when all were handed to
+   * the kernel; per-item failures are counted in metrics, not returned.
+   * [media] from media loop k: sockets of loop k only (JNF_ERR_WRONG_THREAD otherwise). The
+   * control loop may send on any socket, including media loop sockets. */
+  jn_status (*udp_send)(jn_host_ctx* ctx, const jn_send* items, size_t count);
+  jn_status (*udp_join_multicast)(jn_host_ctx* ctx, jn_handle sock, jn_str group, jn_str iface);
+  jn_status (*udp_close)(jn_host_ctx* ctx, jn_handle sock);
+
+  /* --- TCP (core-framed streams) ------------------------------------------------------------ */
+  jn_status (*tcp_listen)(jn_host_ctx* ctx, jn_str addr, const jn_tcp_options* opts,
+                          uint64_t cookie, jn_handle* out_listener);
+  jn_status (*tcp_connect)(jn_host_ctx* ctx, jn_str addr, const jn_tcp_options* opts,
+                           uint64_t cookie, jn_handle* out_conn);
+  /* Sends one frame (the core adds the delimiter or the length prefix). data is borrowed.
+   * JNF_ERR_INVALID: the frame contains the delimiter, or is over 65535 bytes with LEN16;
+   * JNF_ERR_LIMIT: over 8 MiB already queued (a slow peer); JNF_ERR_STATE: closing. */
+  jn_status (*tcp_send)(jn_host_ctx* ctx, jn_handle conn, const uint8_t* data, size_t len);
+  jn_status (*tcp_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
+  /* Flushes queued bytes, then closes; JNF_TCP_CLOSED follows. Listeners close at once. */
+  jn_status (*tcp_close)(jn_host_ctx* ctx, jn_handle conn_or_listener);
+
+  /* --- HTTP and WebSocket endpoints (the core's libwebsockets on the core's loop) ----------- */
+  /* ws_path: upgrade requests on this path become WebSocket connections (empty = no WS). */
+  jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie,
+                           jn_handle* out_endpoint);
+  /* Answers a request (resp borrowed). JNF_ERR_INVALID for a bad status or header. */
+  jn_status (*http_respond)(jn_host_ctx* ctx, jn_handle request, const jn_http_response* resp);
+  jn_status (*ws_send)(jn_host_ctx* ctx, jn_handle conn, jn_str data, int binary);
+  jn_status (*ws_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
+  jn_status (*ws_close)(jn_host_ctx* ctx, jn_handle conn_or_endpoint);
+
+  /* --- buffers ------------------------------------------------------------------------------ */
+  /* [media] all five. Each loop has its own pool; a buffer may be ref'd and unref'd from any
+   * loop (refcounts are atomic) and returns to the pool it came from. */
+  /* A buffer of at least `len` bytes with the pool's headroom; refcount 1, owned by caller. */
+  jn_buf* (*buf_alloc)(jn_host_ctx* ctx, uint32_t len);
+  void (*buf_ref)(jn_host_ctx* ctx, jn_buf* buf);
+  void (*buf_unref)(jn_host_ctx* ctx, jn_buf* buf);
+  int (*buf_is_shared)(jn_host_ctx* ctx, const jn_buf* buf);
+  /* A private copy (refcount 1). Counted in junction_bus_payload_copies_total. */
+  jn_buf* (*buf_copy)(jn_host_ctx* ctx, const jn_buf* buf);
+
+  /* --- packet bus --------------------------------------------------------------------------- */
+  /* Streams are named ("rtp-relay/session-42/a") and exist while someone subscribes; a packet
+   * published to a stream nobody subscribes to is counted (unrouted) and dropped. Delivery is
+   * synchronous, by reference: every subscriber's on_bus sees the same jn_buf (shared). */
+  /* [media] From a media loop, a packet for a stream somebody subscribes to is handed (by
+   * reference) to the control loop, where subscribers run; with no subscription anywhere it is
+   * dropped there and then, at no cost. */
+  jn_status (*bus_publish)(jn_host_ctx* ctx, jn_str stream, jn_buf* buf); /* buf borrowed */
+  jn_status (*bus_subscribe)(jn_host_ctx* ctx, jn_str stream, uint64_t cookie,
+                             jn_handle* out_subscription);
+  jn_status (*bus_unsubscribe)(jn_host_ctx* ctx, jn_handle subscription);
+
+  /* --- routing -------------------------------------------------------------------------------- */
+  /* A dynamic exact route: calls to uri come to this plugin (a device registered). */
+  jn_status (*route_add)(jn_host_ctx* ctx, jn_str uri, jn_handle* out_route);
+  jn_status (*route_remove)(jn_host_ctx* ctx, jn_handle route);
+  /* Where uri would go, as JSON {"strategy":..,"targets":[{"uri":..,"plugin":..}]}. */
+  jn_status (*route_lookup)(jn_host_ctx* ctx, jn_str uri, char* out, size_t cap, size_t* needed);
+
+  /* --- calls ---------------------------------------------------------------------------------- */
+  /* Start a call from this plugin: ev->type must be JNF_CALL_OFFER with from/to set. The core
+   * routes `to`, offers B-legs to the targets, and reports back on out_leg via on_call.
+   * JNF_ERR_NOT_FOUND when nothing routes. */
+  jn_status (*call_originate)(jn_host_ctx* ctx, const jn_call_event* ev, uint64_t cookie,
+                              jn_handle* out_leg);
+  /* Send RINGING / ANSWER / REJECT / END / DTMF / INFO / OFFER (re-offer) from one of this
+   * plugin's legs. After END or REJECT the leg is dead. */
+  jn_status (*call_send)(jn_host_ctx* ctx, jn_handle leg, const jn_call_event* ev);
+  jn_status (*leg_set_cookie)(jn_host_ctx* ctx, jn_handle leg, uint64_t cookie);
+
+  /* --- application events ---------------------------------------------------------------- */
+  jn_status (*event_publish)(jn_host_ctx* ctx, jn_str topic, jn_str json);
+  jn_status (*event_subscribe)(jn_host_ctx* ctx, jn_str topic_prefix);
+
+  /* --- metrics (exported on /metrics with a plugin="NAME" label) ------------------------- */
+  /* labels: "k=\"v\",k2=\"v2\"" or empty. */
+  void (*counter_add)(jn_host_ctx* ctx, jn_str name, jn_str labels, uint64_t delta);
+  void (*gauge_set)(jn_host_ctx* ctx, jn_str name, jn_str labels, double value);
+
+  /* --- key-value store (SQLite; keys are private to the plugin) ---------------------------- */
+  jn_status (*kv_put)(jn_host_ctx* ctx, jn_str key, const uint8_t* value, size_t len);
+  /* Copies into out; JNF_ERR_LIMIT with *needed when cap is too small; JNF_ERR_NOT_FOUND. */
+  jn_status (*kv_get)(jn_host_ctx* ctx, jn_str key, uint8_t* out, size_t cap, size_t* needed);
+  jn_status (*kv_del)(jn_host_ctx* ctx, jn_str key);
+  /* Calls visit for every key starting with prefix, in key order. Pointers borrowed. */
+  jn_status (*kv_scan)(jn_host_ctx* ctx, jn_str prefix, jn_kv_visit visit, void* arg);
+
+  /* --- lifecycle ------------------------------------------------------------------------- */
+  jn_status (*state_append)(jn_host_ctx* ctx, jn_handle sink, const uint8_t* data, size_t len);
+  void (*stop_done)(jn_host_ctx* ctx);
+  jn_status (*admin_reply)(jn_host_ctx* ctx, jn_handle reply, int http_status, jn_str json);
+
+  /* --- media anchoring ---------------------------------------------------------------------- */
+  /* The answer to an on_anchor request: JNF_OK with the rewritten media (borrowed; same streams in
+   * the same order, addresses replaced), or an error status (media NULL) to leave the media
+   * untouched. For DELETE, media is NULL. */
+  jn_status (*anchor_reply)(jn_host_ctx* ctx, jn_handle reply, jn_status status, const jn_media_desc* media);
+
+  /* --- media loops and the bus by id -------------------------------------------------------- */
+  /* [media] How many media loops the core runs (server.media_loops; 0 = media stays on the
+   * control loop). Fixed for the process's lifetime. */
+  uint32_t (*media_loops)(jn_host_ctx* ctx);
+  /* A stream name's id, so the media path publishes without hashing the name per packet. The id
+   * pins the stream and stays valid until bus_release_id (or the plugin's unload; it survives a
+   * hot reload). Each bus_intern needs one bus_release_id. */
+  jn_status (*bus_intern)(jn_host_ctx* ctx, jn_str stream, uint32_t* out_id);
+  jn_status (*bus_release_id)(jn_host_ctx* ctx, uint32_t stream_id);
+  /* [media] bus_publish by id (JNF_ERR_NOT_FOUND for an id bus_intern never gave). */
+  jn_status (*bus_publish_id)(jn_host_ctx* ctx, uint32_t stream_id, jn_buf* buf); /* borrowed */
+  /* The media anchor lost a call's media (e.g. no packet for its timeout): the core ends the
+   * call (both legs get END with code/reason; the CDR says "system"), and the anchor then gets
+   * the call's DELETE. JNF_ERR_NOT_FOUND when no such anchored call is up. */
+  jn_status (*anchor_end)(jn_host_ctx* ctx, jn_str call_id, int32_t code, jn_str reason);
+} jn_host_api;
+
+/* Arguments to the factory. */
+typedef struct jn_create_args {
+  uint32_t struct_size;
+  uint32_t restoring;  /* 1: a hot reload; on_restore_state follows instead of on_start */
+  uint64_t generation; /* how many instances this slot has had before (0 on first load) */
+  jn_str conf_path;    /* borrowed: the plugin's conf file, for messages */
+} jn_create_args;
+
+/* The factory: the only function symbol the core looks up.
+ *   host  static for the core's lifetime (core-owned)
+ *   ctx   core-owned, see jn_host_ctx
+ *   out_self    plugin-owned instance, freed by its on_destroy
+ *   out_vtable  static (in the plugin's .so)
+ * Must refuse (JNF_ERR_ABI, with set_error) a host whose abi_major differs, or whose
+ * struct_size lacks a service the plugin needs. */
+typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx,
+                                       const jn_create_args* args, jn_plugin** out_self,
+                                       const jn_plugin_vtable** out_vtable);
+
+/* Convenience for C plugins. */
+#define JNF_STR(lit) ((jn_str){(lit), sizeof(lit) - 1})
+
+/* The length of each table in 2.0: a 2.x peer's table is at least this long, and a field past it
+ * (appended in 2.1 or later) is read only through JNF_HAS_FIELD. */
+#define JNF_HOST_API_SIZE_2_0 (offsetof(jn_host_api, anchor_end) + sizeof(void*))
+#define JNF_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_anchor) + sizeof(void*))
+
+/* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
+ * resized or removed field) fails here. Appending a field adds pins; it never changes one. */
+#if defined(__cplusplus)
+#define JNF_ABI_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define JNF_ABI_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+#define JNF_ABI_PIN(type, field, off) \
+  JNF_ABI_STATIC_ASSERT(offsetof(type, field) == (off), "ABI layout: " #type "." #field " moved")
+#define JNF_ABI_PIN_SIZE(type, size) \
+  JNF_ABI_STATIC_ASSERT(sizeof(type) == (size), "ABI layout: sizeof(" #type ") changed")
+
+/* --- layout pins (generated by tests/abi/gen_pins.py; LP64) --- */
+#if !defined(JNF_ABI_NO_PINS) && (defined(__LP64__) || defined(_LP64))
+JNF_ABI_PIN_SIZE(jn_str, 16);
+JNF_ABI_PIN(jn_str, ptr, 0);
+JNF_ABI_PIN(jn_str, len, 8);
+JNF_ABI_PIN_SIZE(jn_addr, 24);
+JNF_ABI_PIN(jn_addr, family, 0);
+JNF_ABI_PIN(jn_addr, reserved, 1);
+JNF_ABI_PIN(jn_addr, port, 2);
+JNF_ABI_PIN(jn_addr, ip, 4);
+JNF_ABI_PIN(jn_addr, scope_id, 20);
+JNF_ABI_PIN_SIZE(jn_header, 32);
+JNF_ABI_PIN(jn_header, name, 0);
+JNF_ABI_PIN(jn_header, value, 16);
+JNF_ABI_PIN_SIZE(jn_media_meta, 48);
+JNF_ABI_PIN(jn_media_meta, pts, 0);
+JNF_ABI_PIN(jn_media_meta, dts, 8);
+JNF_ABI_PIN(jn_media_meta, clock_rate, 16);
+JNF_ABI_PIN(jn_media_meta, codec, 20);
+JNF_ABI_PIN(jn_media_meta, frame_flags, 24);
+JNF_ABI_PIN(jn_media_meta, seq, 28);
+JNF_ABI_PIN(jn_media_meta, track, 32);
+JNF_ABI_PIN(jn_media_meta, kind, 34);
+JNF_ABI_PIN(jn_media_meta, reserved8, 35);
+JNF_ABI_PIN(jn_media_meta, reserved, 36);
+JNF_ABI_PIN_SIZE(jn_buf, 144);
+JNF_ABI_PIN(jn_buf, data, 0);
+JNF_ABI_PIN(jn_buf, len, 8);
+JNF_ABI_PIN(jn_buf, headroom, 12);
+JNF_ABI_PIN(jn_buf, tailroom, 16);
+JNF_ABI_PIN(jn_buf, flags, 20);
+JNF_ABI_PIN(jn_buf, rx_ns, 24);
+JNF_ABI_PIN(jn_buf, src, 32);
+JNF_ABI_PIN(jn_buf, dst, 56);
+JNF_ABI_PIN(jn_buf, meta, 80);
+JNF_ABI_PIN(jn_buf, reserved, 128);
+JNF_ABI_PIN_SIZE(jn_plugin_info, 56);
+JNF_ABI_PIN(jn_plugin_info, struct_size, 0);
+JNF_ABI_PIN(jn_plugin_info, abi_major, 4);
+JNF_ABI_PIN(jn_plugin_info, abi_minor, 6);
+JNF_ABI_PIN(jn_plugin_info, name, 8);
+JNF_ABI_PIN(jn_plugin_info, version, 16);
+JNF_ABI_PIN(jn_plugin_info, build_id, 24);
+JNF_ABI_PIN(jn_plugin_info, description, 32);
+JNF_ABI_PIN(jn_plugin_info, namespaces, 40);
+JNF_ABI_PIN(jn_plugin_info, state_schema, 48);
+JNF_ABI_PIN(jn_plugin_info, state_schema_min, 52);
+JNF_ABI_PIN_SIZE(jn_tcp_options, 20);
+JNF_ABI_PIN(jn_tcp_options, struct_size, 0);
+JNF_ABI_PIN(jn_tcp_options, framing, 4);
+JNF_ABI_PIN(jn_tcp_options, delimiter, 8);
+JNF_ABI_PIN(jn_tcp_options, max_frame, 12);
+JNF_ABI_PIN(jn_tcp_options, idle_timeout_ms, 16);
+JNF_ABI_PIN_SIZE(jn_tcp_event, 80);
+JNF_ABI_PIN(jn_tcp_event, struct_size, 0);
+JNF_ABI_PIN(jn_tcp_event, type, 4);
+JNF_ABI_PIN(jn_tcp_event, conn, 8);
+JNF_ABI_PIN(jn_tcp_event, listener, 16);
+JNF_ABI_PIN(jn_tcp_event, cookie, 24);
+JNF_ABI_PIN(jn_tcp_event, data, 32);
+JNF_ABI_PIN(jn_tcp_event, len, 40);
+JNF_ABI_PIN(jn_tcp_event, peer, 48);
+JNF_ABI_PIN(jn_tcp_event, status, 72);
+JNF_ABI_PIN_SIZE(jn_datagram, 8);
+JNF_ABI_PIN(jn_datagram, buf, 0);
+JNF_ABI_PIN_SIZE(jn_http_request, 168);
+JNF_ABI_PIN(jn_http_request, struct_size, 0);
+JNF_ABI_PIN(jn_http_request, request, 8);
+JNF_ABI_PIN(jn_http_request, endpoint, 16);
+JNF_ABI_PIN(jn_http_request, cookie, 24);
+JNF_ABI_PIN(jn_http_request, method, 32);
+JNF_ABI_PIN(jn_http_request, path, 48);
+JNF_ABI_PIN(jn_http_request, query, 64);
+JNF_ABI_PIN(jn_http_request, body, 80);
+JNF_ABI_PIN(jn_http_request, content_type, 96);
+JNF_ABI_PIN(jn_http_request, authorization, 112);
+JNF_ABI_PIN(jn_http_request, peer, 128);
+JNF_ABI_PIN(jn_http_request, headers, 152);
+JNF_ABI_PIN(jn_http_request, header_count, 160);
+JNF_ABI_PIN_SIZE(jn_http_response, 56);
+JNF_ABI_PIN(jn_http_response, struct_size, 0);
+JNF_ABI_PIN(jn_http_response, status, 4);
+JNF_ABI_PIN(jn_http_response, content_type, 8);
+JNF_ABI_PIN(jn_http_response, body, 24);
+JNF_ABI_PIN(jn_http_response, headers, 40);
+JNF_ABI_PIN(jn_http_response, header_count, 48);
+JNF_ABI_PIN_SIZE(jn_ws_event, 72);
+JNF_ABI_PIN(jn_ws_event, struct_size, 0);
+JNF_ABI_PIN(jn_ws_event, type, 4);
+JNF_ABI_PIN(jn_ws_event, conn, 8);
+JNF_ABI_PIN(jn_ws_event, endpoint, 16);
+JNF_ABI_PIN(jn_ws_event, cookie, 24);
+JNF_ABI_PIN(jn_ws_event, data, 32);
+JNF_ABI_PIN(jn_ws_event, len, 40);
+JNF_ABI_PIN(jn_ws_event, peer, 48);
+JNF_ABI_PIN_SIZE(jn_codec, 80);
+JNF_ABI_PIN(jn_codec, name, 0);
+JNF_ABI_PIN(jn_codec, payload_type, 16);
+JNF_ABI_PIN(jn_codec, clock_rate, 20);
+JNF_ABI_PIN(jn_codec, channels, 24);
+JNF_ABI_PIN(jn_codec, reserved0, 28);
+JNF_ABI_PIN(jn_codec, fmtp, 32);
+JNF_ABI_PIN(jn_codec, rtcp_fb, 48);
+JNF_ABI_PIN(jn_codec, reserved, 64);
+JNF_ABI_PIN_SIZE(jn_media_stream, 256);
+JNF_ABI_PIN(jn_media_stream, struct_size, 0);
+JNF_ABI_PIN(jn_media_stream, kind, 4);
+JNF_ABI_PIN(jn_media_stream, format, 8);
+JNF_ABI_PIN(jn_media_stream, payload_type, 24);
+JNF_ABI_PIN(jn_media_stream, clock_rate, 28);
+JNF_ABI_PIN(jn_media_stream, channels, 32);
+JNF_ABI_PIN(jn_media_stream, transport, 40);
+JNF_ABI_PIN(jn_media_stream, addr, 56);
+JNF_ABI_PIN(jn_media_stream, ssrc, 80);
+JNF_ABI_PIN(jn_media_stream, direction, 84);
+JNF_ABI_PIN(jn_media_stream, bus_stream, 88);
+JNF_ABI_PIN(jn_media_stream, params, 104);
+JNF_ABI_PIN(jn_media_stream, codecs, 120);
+JNF_ABI_PIN(jn_media_stream, codec_count, 128);
+JNF_ABI_PIN(jn_media_stream, setup, 132);
+JNF_ABI_PIN(jn_media_stream, flags, 136);
+JNF_ABI_PIN(jn_media_stream, reserved0, 140);
+JNF_ABI_PIN(jn_media_stream, rtcp_addr, 144);
+JNF_ABI_PIN(jn_media_stream, mid, 168);
+JNF_ABI_PIN(jn_media_stream, ice_ufrag, 184);
+JNF_ABI_PIN(jn_media_stream, ice_pwd, 200);
+JNF_ABI_PIN(jn_media_stream, candidates, 216);
+JNF_ABI_PIN(jn_media_stream, candidate_count, 224);
+JNF_ABI_PIN(jn_media_stream, crypto_count, 228);
+JNF_ABI_PIN(jn_media_stream, fingerprint, 232);
+JNF_ABI_PIN(jn_media_stream, crypto, 248);
+JNF_ABI_PIN_SIZE(jn_media_desc, 16);
+JNF_ABI_PIN(jn_media_desc, struct_size, 0);
+JNF_ABI_PIN(jn_media_desc, count, 4);
+JNF_ABI_PIN(jn_media_desc, streams, 8);
+JNF_ABI_PIN_SIZE(jn_call_event, 184);
+JNF_ABI_PIN(jn_call_event, struct_size, 0);
+JNF_ABI_PIN(jn_call_event, type, 4);
+JNF_ABI_PIN(jn_call_event, call_id, 8);
+JNF_ABI_PIN(jn_call_event, from, 24);
+JNF_ABI_PIN(jn_call_event, to, 40);
+JNF_ABI_PIN(jn_call_event, target, 56);
+JNF_ABI_PIN(jn_call_event, media, 72);
+JNF_ABI_PIN(jn_call_event, code, 80);
+JNF_ABI_PIN(jn_call_event, reason, 88);
+JNF_ABI_PIN(jn_call_event, dtmf, 104);
+JNF_ABI_PIN(jn_call_event, info_type, 120);
+JNF_ABI_PIN(jn_call_event, info_body, 136);
+JNF_ABI_PIN(jn_call_event, from_name, 152);
+JNF_ABI_PIN(jn_call_event, headers, 168);
+JNF_ABI_PIN(jn_call_event, header_count, 176);
+JNF_ABI_PIN_SIZE(jn_admin_request, 48);
+JNF_ABI_PIN(jn_admin_request, struct_size, 0);
+JNF_ABI_PIN(jn_admin_request, reply, 8);
+JNF_ABI_PIN(jn_admin_request, verb, 16);
+JNF_ABI_PIN(jn_admin_request, body, 32);
+JNF_ABI_PIN_SIZE(jn_anchor_request, 48);
+JNF_ABI_PIN(jn_anchor_request, struct_size, 0);
+JNF_ABI_PIN(jn_anchor_request, op, 4);
+JNF_ABI_PIN(jn_anchor_request, reply, 8);
+JNF_ABI_PIN(jn_anchor_request, call_id, 16);
+JNF_ABI_PIN(jn_anchor_request, media, 32);
+JNF_ABI_PIN(jn_anchor_request, sender, 40);
+JNF_ABI_PIN_SIZE(jn_plugin_vtable, 128);
+JNF_ABI_PIN(jn_plugin_vtable, struct_size, 0);
+JNF_ABI_PIN(jn_plugin_vtable, on_start, 8);
+JNF_ABI_PIN(jn_plugin_vtable, on_stop, 16);
+JNF_ABI_PIN(jn_plugin_vtable, on_destroy, 24);
+JNF_ABI_PIN(jn_plugin_vtable, on_save_state, 32);
+JNF_ABI_PIN(jn_plugin_vtable, on_restore_state, 40);
+JNF_ABI_PIN(jn_plugin_vtable, on_timer, 48);
+JNF_ABI_PIN(jn_plugin_vtable, on_udp, 56);
+JNF_ABI_PIN(jn_plugin_vtable, on_tcp, 64);
+JNF_ABI_PIN(jn_plugin_vtable, on_http, 72);
+JNF_ABI_PIN(jn_plugin_vtable, on_ws, 80);
+JNF_ABI_PIN(jn_plugin_vtable, on_bus, 88);
+JNF_ABI_PIN(jn_plugin_vtable, on_call, 96);
+JNF_ABI_PIN(jn_plugin_vtable, on_event, 104);
+JNF_ABI_PIN(jn_plugin_vtable, on_admin, 112);
+JNF_ABI_PIN(jn_plugin_vtable, on_anchor, 120);
+JNF_ABI_PIN_SIZE(jn_udp_options, 24);
+JNF_ABI_PIN(jn_udp_options, struct_size, 0);
+JNF_ABI_PIN(jn_udp_options, rcvbuf, 4);
+JNF_ABI_PIN(jn_udp_options, sndbuf, 8);
+JNF_ABI_PIN(jn_udp_options, reuse_port, 12);
+JNF_ABI_PIN(jn_udp_options, max_datagram, 16);
+JNF_ABI_PIN(jn_udp_options, loop, 20);
+JNF_ABI_PIN_SIZE(jn_send, 104);
+JNF_ABI_PIN(jn_send, sock, 0);
+JNF_ABI_PIN(jn_send, to, 8);
+JNF_ABI_PIN(jn_send, head, 32);
+JNF_ABI_PIN(jn_send, head_len, 40);
+JNF_ABI_PIN(jn_send, buf_offset, 44);
+JNF_ABI_PIN(jn_send, buf, 48);
+JNF_ABI_PIN(jn_send, flags, 56);
+JNF_ABI_PIN(jn_send, tos, 60);
+JNF_ABI_PIN(jn_send, reserved8, 61);
+JNF_ABI_PIN(jn_send, from, 64);
+JNF_ABI_PIN(jn_send, reserved, 88);
+JNF_ABI_PIN_SIZE(jn_host_api, 440);
+JNF_ABI_PIN(jn_host_api, struct_size, 0);
+JNF_ABI_PIN(jn_host_api, abi_major, 4);
+JNF_ABI_PIN(jn_host_api, abi_minor, 6);
+JNF_ABI_PIN(jn_host_api, log, 8);
+JNF_ABI_PIN(jn_host_api, log_level, 16);
+JNF_ABI_PIN(jn_host_api, set_error, 24);
+JNF_ABI_PIN(jn_host_api, now_ms, 32);
+JNF_ABI_PIN(jn_host_api, config_json, 40);
+JNF_ABI_PIN(jn_host_api, config_error, 48);
+JNF_ABI_PIN(jn_host_api, timer_start, 56);
+JNF_ABI_PIN(jn_host_api, timer_stop, 64);
+JNF_ABI_PIN(jn_host_api, udp_bind, 72);
+JNF_ABI_PIN(jn_host_api, udp_local_addr, 80);
+JNF_ABI_PIN(jn_host_api, udp_send, 88);
+JNF_ABI_PIN(jn_host_api, udp_join_multicast, 96);
+JNF_ABI_PIN(jn_host_api, udp_close, 104);
+JNF_ABI_PIN(jn_host_api, tcp_listen, 112);
+JNF_ABI_PIN(jn_host_api, tcp_connect, 120);
+JNF_ABI_PIN(jn_host_api, tcp_send, 128);
+JNF_ABI_PIN(jn_host_api, tcp_set_cookie, 136);
+JNF_ABI_PIN(jn_host_api, tcp_close, 144);
+JNF_ABI_PIN(jn_host_api, http_listen, 152);
+JNF_ABI_PIN(jn_host_api, http_respond, 160);
+JNF_ABI_PIN(jn_host_api, ws_send, 168);
+JNF_ABI_PIN(jn_host_api, ws_set_cookie, 176);
+JNF_ABI_PIN(jn_host_api, ws_close, 184);
+JNF_ABI_PIN(jn_host_api, buf_alloc, 192);
+JNF_ABI_PIN(jn_host_api, buf_ref, 200);
+JNF_ABI_PIN(jn_host_api, buf_unref, 208);
+JNF_ABI_PIN(jn_host_api, buf_is_shared, 216);
+JNF_ABI_PIN(jn_host_api, buf_copy, 224);
+JNF_ABI_PIN(jn_host_api, bus_publish, 232);
+JNF_ABI_PIN(jn_host_api, bus_subscribe, 240);
+JNF_ABI_PIN(jn_host_api, bus_unsubscribe, 248);
+JNF_ABI_PIN(jn_host_api, route_add, 256);
+JNF_ABI_PIN(jn_host_api, route_remove, 264);
+JNF_ABI_PIN(jn_host_api, route_lookup, 272);
+JNF_ABI_PIN(jn_host_api, call_originate, 280);
+JNF_ABI_PIN(jn_host_api, call_send, 288);
+JNF_ABI_PIN(jn_host_api, leg_set_cookie, 296);
+JNF_ABI_PIN(jn_host_api, event_publish, 304);
+JNF_ABI_PIN(jn_host_api, event_subscribe, 312);
+JNF_ABI_PIN(jn_host_api, counter_add, 320);
+JNF_ABI_PIN(jn_host_api, gauge_set, 328);
+JNF_ABI_PIN(jn_host_api, kv_put, 336);
+JNF_ABI_PIN(jn_host_api, kv_get, 344);
+JNF_ABI_PIN(jn_host_api, kv_del, 352);
+JNF_ABI_PIN(jn_host_api, kv_scan, 360);
+JNF_ABI_PIN(jn_host_api, state_append, 368);
+JNF_ABI_PIN(jn_host_api, stop_done, 376);
+JNF_ABI_PIN(jn_host_api, admin_reply, 384);
+JNF_ABI_PIN(jn_host_api, anchor_reply, 392);
+JNF_ABI_PIN(jn_host_api, media_loops, 400);
+JNF_ABI_PIN(jn_host_api, bus_intern, 408);
+JNF_ABI_PIN(jn_host_api, bus_release_id, 416);
+JNF_ABI_PIN(jn_host_api, bus_publish_id, 424);
+JNF_ABI_PIN(jn_host_api, anchor_end, 432);
+JNF_ABI_PIN_SIZE(jn_create_args, 32);
+JNF_ABI_PIN(jn_create_args, struct_size, 0);
+JNF_ABI_PIN(jn_create_args, restoring, 4);
+JNF_ABI_PIN(jn_create_args, generation, 8);
+JNF_ABI_PIN(jn_create_args, conf_path, 16);
+#endif
+/* --- end of layout pins --- */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* JUNCTION_ABI_FROZEN_2_0_H */

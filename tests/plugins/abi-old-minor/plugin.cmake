@@ -1,1 +1,0 @@
-junction_add_plugin(abi-old-minor ${CMAKE_CURRENT_LIST_DIR}/abi_old_minor.c)
