@@ -171,7 +171,7 @@ void AdminApi::handle(const HttpRequest& req) {
     PluginConf pc;
     try {
       pc = load_plugin_conf(host.core_conf(), name);
-      std::vector<ListenAddr> listens{{server_.conf().admin_listen, "admin.listen"}};
+      std::vector<ListenAddr> listens{{server_.conf().admin_listen, "admin.listen", "tcp"}};
       for (auto& n : host.names())
         for (auto& l : plugin_listen_addrs(host.find(n)->conf())) listens.push_back(l);
       for (auto& l : plugin_listen_addrs(pc)) listens.push_back(l);

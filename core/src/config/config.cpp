@@ -220,6 +220,15 @@ PluginConf load_plugin_conf(const CoreConfig& core, const std::string& name) {
   return pc;
 }
 
+// The protocol a listen key names: "udp_listen", "sip_udp_listen", "ng_listen" are UDP;
+// "tcp_listen", "http_listen", "ws_listen" TCP; a plain "listen" could be either.
+static std::string listen_proto(const std::string& key) {
+  if (key.find("udp") != std::string::npos || key.rfind("ng_", 0) == 0) return "udp";
+  for (const char* t : {"tcp", "http", "ws"})
+    if (key.find(t) != std::string::npos) return "tcp";
+  return "";
+}
+
 std::vector<ListenAddr> plugin_listen_addrs(const PluginConf& pc) {
   std::vector<ListenAddr> out;
   std::function<void(const nlohmann::json&, const std::string&)> walk = [&](const nlohmann::json& j, const std::string& path) {
@@ -229,7 +238,8 @@ std::vector<ListenAddr> plugin_listen_addrs(const PluginConf& pc) {
       bool is_listen = k == "listen" || (k.size() > 7 && k.compare(k.size() - 7, 7, "_listen") == 0);
       if (is_listen && v.is_string()) {
         auto line = pc.key_lines.find(p);
-        out.push_back({v.get<std::string>(), fmt::format("{}:{} ({})", pc.conf_path, line == pc.key_lines.end() ? 0 : line->second, p)});
+        out.push_back({v.get<std::string>(), fmt::format("{}:{} ({})", pc.conf_path, line == pc.key_lines.end() ? 0 : line->second, p),
+                       listen_proto(k)});
       }
       walk(v, p);
     }
@@ -243,12 +253,54 @@ void check_duplicate_listens(const std::vector<ListenAddr>& all) {
     for (size_t j = i + 1; j < all.size(); ++j) {
       uint16_t pi = port_of(all[i].addr), pj = port_of(all[j].addr);
       if (pi == 0 || pi != pj) continue;
+      // UDP and TCP ports are separate (SIP on UDP and TCP 5060 is the normal case).
+      const std::string &ti = all[i].proto, &tj = all[j].proto;
+      if (!ti.empty() && !tj.empty() && ti != tj) continue;
       std::string hi = host_of(all[i].addr), hj = host_of(all[j].addr);
       bool overlap = hi == hj || hi == "0.0.0.0" || hj == "0.0.0.0" || hi == "[::]" || hj == "[::]";
       if (overlap)
         throw ConfigError(fmt::format("{}: duplicate listen address {} (also used at {})", all[j].where, all[j].addr, all[i].where));
     }
 }
+
+namespace {
+
+// [ports.NAME] min = .., max = ..: named ranges, 1024..65535, no two overlapping.
+std::vector<PortRangeConf> read_port_ranges(const std::string& path, const toml::table& root) {
+  std::vector<PortRangeConf> out;
+  const toml::node* n = root.get("ports");
+  if (!n) return out;
+  if (!n->is_table()) fail(path, *n, "'ports' must be a table of ranges ([ports.NAME] min = .., max = ..)");
+  for (auto& [k, v] : *n->as_table()) {
+    std::string name(k.str());
+    if (!valid_plugin_name(name)) fail(path, v, fmt::format("'{}' is not a valid range name ([a-z0-9-_])", name));
+    if (!v.is_table()) fail(path, v, fmt::format("'ports.{}' must be a table with min and max", name));
+    Reader r{path, *v.as_table(), "ports." + name, {}};
+    uint32_t lo = 0, hi = 0;
+    r.u32("min", lo, 1024, 65535);
+    r.u32("max", hi, 1024, 65535);
+    r.finish();
+    if (!v.as_table()->get("min") || !v.as_table()->get("max")) fail(path, v, fmt::format("'ports.{}' needs both min and max", name));
+    if (lo > hi) fail(path, v, fmt::format("'ports.{}': min {} is above max {}", name, lo, hi));
+    for (const PortRangeConf& o : out)
+      if (lo <= o.max && o.min <= hi)
+        fail(path, v, fmt::format("'ports.{}' ({}-{}) overlaps 'ports.{}' ({}-{})", name, lo, hi, o.name, o.min, o.max));
+    out.push_back({name, static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)});
+  }
+  return out;
+}
+
+// A fixed listen port inside a range would be taken from it at random by port_bind.
+void check_listens_outside_ranges(const std::vector<ListenAddr>& listens, const std::vector<PortRangeConf>& ranges) {
+  for (const ListenAddr& l : listens) {
+    uint16_t port = port_of(l.addr);
+    for (const PortRangeConf& r : ranges)
+      if (port && port >= r.min && port <= r.max)
+        throw ConfigError(fmt::format("{}: listen port {} lies in port range '{}' ({}-{})", l.where, port, r.name, r.min, r.max));
+  }
+}
+
+}  // namespace
 
 CoreConfig load_config(const std::string& path) { return load_config_text(std::nullopt, path); }
 
@@ -258,7 +310,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
   toml::table root = text ? parse_text(*text, path) : parse_file(path);
   const toml::table empty;
   {
-    Reader top{path, root, "", {"server", "admin", "plugins", "routes"}};
+    Reader top{path, root, "", {"server", "admin", "plugins", "routes", "ports"}};
     top.finish();
   }
   {
@@ -288,7 +340,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     r.finish();
     if (port_of(c.admin_listen) == 0) throw ConfigError(fmt::format("{}: admin.listen '{}' must be ip:port", path, c.admin_listen));
     auto* n = t.get("listen");
-    listens.push_back({c.admin_listen, n ? where(path, *n) + " (admin.listen)" : path + " (admin.listen default)"});
+    listens.push_back({c.admin_listen, n ? where(path, *n) + " (admin.listen)" : path + " (admin.listen default)", "tcp"});
   }
   std::vector<std::string> enabled;
   {
@@ -324,6 +376,8 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     for (auto& l : plugin_listen_addrs(c.plugins.back())) listens.push_back(l);
   }
   check_duplicate_listens(listens);
+  c.port_ranges = read_port_ranges(path, root);
+  check_listens_outside_ranges(listens, c.port_ranges);
   return c;
 }
 

@@ -3,6 +3,7 @@
 // so the server refuses to start (or a SIGHUP keeps the running conf) instead of half-applying.
 #pragma once
 
+#include "host/port_ranges.hpp"
 #include "routing/route_table.hpp"
 
 #include <nlohmann/json.hpp>
@@ -45,6 +46,7 @@ struct CoreConfig {
   std::string admin_token;  // empty: generated into state_dir/admin.token
   std::vector<PluginConf> plugins;
   std::vector<StaticRoute> routes;
+  std::vector<PortRangeConf> port_ranges;  // [ports.NAME] min/max
 };
 
 // Throws ConfigError. Reads every enabled plugin's conf too, and checks listen addresses for
@@ -60,6 +62,9 @@ PluginConf load_plugin_conf(const CoreConfig& core, const std::string& name);
 // with their dotted key and line; used for the duplicate-port check.
 struct ListenAddr {
   std::string addr, where;
+  // From the key's name: "udp" (names with udp or ng_), "tcp" (tcp, http, ws, admin), or ""
+  // (either: checked against both).
+  std::string proto;
 };
 std::vector<ListenAddr> plugin_listen_addrs(const PluginConf& pc);
 void check_duplicate_listens(const std::vector<ListenAddr>& all);  // throws ConfigError

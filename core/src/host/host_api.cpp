@@ -524,6 +524,10 @@ jn_status h_anchor_reply(jn_host_ctx* ctx, jn_handle reply, jn_status status, co
   });
 }
 
+jn_status h_port_bind(jn_host_ctx* ctx, const jn_port_request* req, jn_handle* out, uint32_t* out_port) {
+  return guarded(ctx, "port_bind", [&] { return port_bind(S(ctx), req, out, out_port); });
+}
+
 // Control-loop-only services called from a media loop: refused with a log line naming them.
 template <size_t N>
 struct Name {
@@ -605,6 +609,7 @@ const jn_host_api kHostApi = {
     .bus_release_id = CTL(h_bus_release_id, "bus_release_id"),
     .bus_publish_id = h_bus_publish_id,
     .anchor_end = CTL(h_anchor_end, "anchor_end"),
+    .port_bind = CTL(h_port_bind, "port_bind"),
 };
 
 }  // namespace

@@ -51,6 +51,7 @@ struct Services {
   HttpServer& http;
   std::string state_dir;
   MediaLoops* media = nullptr;  // server.media_loops; count() may be 0
+  PortRanges* ports = nullptr;  // [ports.NAME]; may hold no range
 };
 
 // A core-owned resource named by a jn_handle. Closing is explicit: close() starts it, and the
@@ -71,6 +72,7 @@ const char* resource_kind_name(Resource::Kind k);
 #define JN_HOOK(inst, name) (JN_HAS_FIELD((inst)->vtable, jn_plugin_vtable, name) ? (inst)->vtable->name : nullptr)
 
 struct PluginInstance;
+class PortRanges;
 // Calls inst's on_udp (if it has one) with bufs, in batches of at most 64.
 void call_on_udp(PluginInstance* inst, jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n);
 

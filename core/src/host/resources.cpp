@@ -3,6 +3,7 @@
 #include "bus/zero_copy_send.hpp"
 #include "host/framer.hpp"
 #include "host/media_loop.hpp"
+#include "host/port_ranges.hpp"
 #include "util/log.hpp"
 
 #include <arpa/inet.h>
@@ -362,7 +363,8 @@ jn_status create_timer(PluginSlot& slot, uint64_t delay_ms, uint64_t repeat_ms, 
   return JN_OK;
 }
 
-jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_options* opts, uint64_t cookie, jn_handle* out) {
+jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_options* opts, uint64_t cookie, jn_handle* out,
+                     bool quiet_in_use) {
   if (!out) return JN_ERR_INVALID;
   jn_addr a{};
   if (!parse_addr(addr, a)) return fail(slot, JN_ERR_INVALID, fmt::format("udp_bind: '{}' is not ip:port", addr));
@@ -397,6 +399,7 @@ jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_optio
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0) {
     int e = errno;
     close(fd);
+    if (e == EADDRINUSE && quiet_in_use) return JN_ERR_EXISTS;
     return fail(slot, e == EADDRINUSE ? JN_ERR_EXISTS : JN_ERR_IO, fmt::format("udp_bind {}: {}", addr, strerror(e)));
   }
   PluginHost& host = slot.host();
@@ -547,7 +550,8 @@ std::unique_ptr<TcpRes> new_tcp(PluginSlot& slot, Resource::Kind kind, const cha
   return t;
 }
 
-jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out) {
+jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out,
+                              bool quiet_in_use) {
   if (!out) return JN_ERR_INVALID;
   sockaddr_storage ss{};
   jn_status st = JN_OK;
@@ -559,6 +563,7 @@ jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_
   if (rc != 0) {
     std::string msg = fmt::format("tcp_listen {}: {}", addr, uv_strerror(rc));
     uv_close(reinterpret_cast<uv_handle_t*>(&l.release()->tcp), [](uv_handle_t* h) { delete static_cast<TcpRes*>(h->data); });
+    if (rc == UV_EADDRINUSE && quiet_in_use) return JN_ERR_EXISTS;
     return fail(slot, rc == UV_EADDRINUSE ? JN_ERR_EXISTS : JN_ERR_IO, msg);
   }
   *out = slot.host().add_resource(std::move(l));
@@ -616,6 +621,50 @@ jn_status tcp_close(PluginSlot& slot, jn_handle h) {
     return JN_OK;
   }
   return JN_ERR_NOT_FOUND;
+}
+
+jn_status port_bind(PluginSlot& slot, const jn_port_request* req, jn_handle* out, uint32_t* out_port) {
+  if (!req || !out || !out_port || !JN_HAS_FIELD(req, jn_port_request, cookie)) return JN_ERR_INVALID;
+  std::string_view name(req->range.ptr ? req->range.ptr : "", req->range.ptr ? req->range.len : 0);
+  std::string_view ip(req->ip.ptr ? req->ip.ptr : "", req->ip.ptr ? req->ip.len : 0);
+  const bool udp = req->proto == JN_PROTO_UDP, pair = udp && req->pair;
+  if (!udp && req->proto != JN_PROTO_TCP) return fail(slot, JN_ERR_INVALID, fmt::format("port_bind: unknown proto {}", req->proto));
+  if (req->proto == JN_PROTO_TCP && req->pair) return fail(slot, JN_ERR_INVALID, "port_bind: a pair is UDP only");
+  jn_addr probe{};
+  const bool v6 = ip.find(':') != std::string_view::npos;
+  std::string host = v6 && (ip.empty() || ip.front() != '[') ? "[" + std::string(ip) + "]" : std::string(ip);
+  if (!parse_addr(host + ":0", probe)) return fail(slot, JN_ERR_INVALID, fmt::format("port_bind: '{}' is not an IP address", ip));
+  PortRanges* ranges = slot.host().services().ports;
+  PortRanges::Range* range = ranges ? ranges->find(name) : nullptr;
+  if (!range) return fail(slot, JN_ERR_NOT_FOUND, fmt::format("port_bind: no port range '{}' in the core's conf ([ports.{}])", name, name));
+  out[0] = out[1] = JN_INVALID_HANDLE;
+  jn_status hard = JN_OK;
+  uint32_t port = ranges->allocate(*range, pair, [&](uint32_t p, bool* busy) {
+    jn_handle a = 0, b = 0;
+    jn_status st = udp ? create_udp(slot, fmt::format("{}:{}", host, p), req->udp, req->cookie, &a, true)
+                       : create_tcp_listener(slot, fmt::format("{}:{}", host, p), req->tcp, req->cookie, &a, true);
+    if (st == JN_OK && pair) {
+      st = create_udp(slot, fmt::format("{}:{}", host, p + 1), req->udp, req->cookie, &b, true);
+      if (st != JN_OK) slot.host().close_resource(a);  // RTCP's port taken: the pair moves on
+    }
+    if (st == JN_OK) {
+      out[0] = a;
+      out[1] = b;
+      return true;
+    }
+    *busy = st == JN_ERR_EXISTS;
+    if (!*busy) hard = st;
+    return false;
+  });
+  if (port == 0) {
+    if (hard != JN_OK) return hard;  // create_* put the reason in the slot's error
+    slot.host().services().metrics.counter("junction_port_range_exhausted_total", fmt::format("range=\"{}\"", range->conf.name),
+                                           "port_bind requests that found no free port in a range")[0] += 1;
+    return fail(slot, JN_ERR_LIMIT, fmt::format("port_bind: no free {} in range '{}' ({}-{})", pair ? "port pair" : "port",
+                                                range->conf.name, range->conf.min, range->conf.max));
+  }
+  *out_port = port;
+  return JN_OK;
 }
 
 void close_io_resource(PluginHost& host, Resource* r) {

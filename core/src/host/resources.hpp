@@ -38,11 +38,16 @@ jn_status udp_send_items(const jn_send* items, size_t count, UdpRes* (*resolve)(
 // All create_* functions register the resource with the host and return JN_OK + handle, or a
 // status with the reason put in the slot's error.
 jn_status create_timer(PluginSlot& slot, uint64_t delay_ms, uint64_t repeat_ms, uint64_t cookie, jn_handle* out);
-jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_options* opts, uint64_t cookie, jn_handle* out);
+// quiet_in_use: a port already in use returns JN_ERR_EXISTS without a log line (port_bind tries on).
+jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_options* opts, uint64_t cookie, jn_handle* out,
+                     bool quiet_in_use = false);
 jn_status udp_local_addr(PluginSlot& slot, jn_handle sock, jn_addr* out);
 jn_status udp_send(PluginSlot& slot, const jn_send* items, size_t count);
 jn_status udp_join_multicast(PluginSlot& slot, jn_handle sock, std::string_view group, std::string_view iface);
-jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out);
+jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out,
+                              bool quiet_in_use = false);
+// The port_bind service: a socket (or an RTP/RTCP pair) on a free port of a named range.
+jn_status port_bind(PluginSlot& slot, const jn_port_request* req, jn_handle* out, uint32_t* out_port);
 jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out);
 jn_status tcp_send(PluginSlot& slot, jn_handle conn, const uint8_t* data, size_t len);
 // Connections: flush, close, then JN_TCP_CLOSED. Listeners: closed at once.

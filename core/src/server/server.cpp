@@ -71,7 +71,8 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   calls_ = std::make_unique<CallManager>(routes_, call_endpoints_, *call_timers_, [this](const nlohmann::json& j) { write_cdr(j); });
   calls_->set_ring_timeout_ms(conf_.ring_timeout_ms);
   http_ = std::make_unique<HttpServer>(&loop_);
-  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get()});
+  ports_ = std::make_unique<PortRanges>(conf_.port_ranges);
+  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get(), ports_.get()});
   host_ = std::make_unique<PluginHost>(*services_, conf_);
   call_endpoints_.attach(host_.get());
   admin_ = std::make_unique<AdminApi>(*this);

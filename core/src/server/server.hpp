@@ -3,6 +3,8 @@
 // and the destructor asserts that everything was closed.
 #pragma once
 
+#include "host/port_ranges.hpp"
+
 #include "bus/buffer_pool.hpp"
 #include "bus/packet_bus.hpp"
 #include "config/config.hpp"
@@ -92,6 +94,7 @@ class Server {
   std::unique_ptr<BufferPool> pool_;
   std::unique_ptr<PacketBus> bus_;
   std::unique_ptr<MediaLoops> media_;
+  std::unique_ptr<PortRanges> ports_;
   RouteTable routes_;
   std::unique_ptr<UvCallTimers> call_timers_;
   HostCallEndpoints call_endpoints_;

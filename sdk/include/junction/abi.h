@@ -487,6 +487,21 @@ typedef struct jn_send {
   uint32_t reserved[4];/* zero; room for a GSO segment size */
 } jn_send;
 
+/* A socket on a free port of one of the core's named port ranges ([ports.NAME] in junction.toml),
+ * shared by every media plugin so no two plugins hand-tune disjoint ranges. */
+enum { JN_PROTO_UDP = 1, JN_PROTO_TCP = 2 };
+typedef struct jn_port_request {
+  uint32_t struct_size;
+  uint32_t proto;            /* JN_PROTO_UDP, or JN_PROTO_TCP for a listener */
+  jn_str range;              /* the range's NAME; borrowed */
+  jn_str ip;                 /* the local address to bind: "127.0.0.1", "::", "0.0.0.0"; borrowed */
+  uint32_t pair;             /* UDP: 1 = an even port for RTP and the next for RTCP (two sockets) */
+  uint32_t reserved0;
+  const jn_udp_options* udp; /* UDP: the sockets' options (media loop, buffers); may be NULL */
+  const jn_tcp_options* tcp; /* TCP: the listener's options; may be NULL */
+  uint64_t cookie;           /* the socket(s)' cookie */
+} jn_port_request;
+
 typedef void (*jn_kv_visit)(void* arg, jn_str key, const uint8_t* value, size_t len);
 
 typedef struct jn_host_api {
@@ -633,6 +648,14 @@ typedef struct jn_host_api {
    * call (both legs get END with code/reason; the CDR says "system"), and the anchor then gets
    * the call's DELETE. JN_ERR_NOT_FOUND when no such anchored call is up. */
   jn_status (*anchor_end)(jn_host_ctx* ctx, jn_str call_id, int32_t code, jn_str reason);
+
+  /* --- port ranges ----------------------------------------------------------------------------- */
+  /* Binds a socket on a free port of range req->range: out[0] is the socket (RTP, or the TCP
+   * listener) and, for a UDP pair, out[1] the RTCP socket on the next port (else 0); *out_port is
+   * out[0]'s port. out must hold 2 handles. The sockets are ordinary ones (udp_close / tcp_close;
+   * the port is free again once closed). JN_ERR_NOT_FOUND: no such range; JN_ERR_LIMIT: no free
+   * port (or pair) left in it; JN_ERR_INVALID: a bad request. */
+  jn_status (*port_bind)(jn_host_ctx* ctx, const jn_port_request* req, jn_handle* out, uint32_t* out_port);
 } jn_host_api;
 
 /* Arguments to the factory. */
@@ -659,7 +682,7 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 
 /* The length of each table in 2.0: a 2.x peer's table is at least this long, and a field past it
  * (appended in 2.1 or later) is read only through JN_HAS_FIELD. */
-#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, anchor_end) + sizeof(void*))
+#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, port_bind) + sizeof(void*))
 #define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_anchor) + sizeof(void*))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
@@ -873,7 +896,17 @@ JN_ABI_PIN(jn_send, tos, 60);
 JN_ABI_PIN(jn_send, reserved8, 61);
 JN_ABI_PIN(jn_send, from, 64);
 JN_ABI_PIN(jn_send, reserved, 88);
-JN_ABI_PIN_SIZE(jn_host_api, 440);
+JN_ABI_PIN_SIZE(jn_port_request, 72);
+JN_ABI_PIN(jn_port_request, struct_size, 0);
+JN_ABI_PIN(jn_port_request, proto, 4);
+JN_ABI_PIN(jn_port_request, range, 8);
+JN_ABI_PIN(jn_port_request, ip, 24);
+JN_ABI_PIN(jn_port_request, pair, 40);
+JN_ABI_PIN(jn_port_request, reserved0, 44);
+JN_ABI_PIN(jn_port_request, udp, 48);
+JN_ABI_PIN(jn_port_request, tcp, 56);
+JN_ABI_PIN(jn_port_request, cookie, 64);
+JN_ABI_PIN_SIZE(jn_host_api, 448);
 JN_ABI_PIN(jn_host_api, struct_size, 0);
 JN_ABI_PIN(jn_host_api, abi_major, 4);
 JN_ABI_PIN(jn_host_api, abi_minor, 6);
@@ -931,6 +964,7 @@ JN_ABI_PIN(jn_host_api, bus_intern, 408);
 JN_ABI_PIN(jn_host_api, bus_release_id, 416);
 JN_ABI_PIN(jn_host_api, bus_publish_id, 424);
 JN_ABI_PIN(jn_host_api, anchor_end, 432);
+JN_ABI_PIN(jn_host_api, port_bind, 440);
 JN_ABI_PIN_SIZE(jn_create_args, 32);
 JN_ABI_PIN(jn_create_args, struct_size, 0);
 JN_ABI_PIN(jn_create_args, restoring, 4);

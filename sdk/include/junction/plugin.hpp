@@ -144,6 +144,37 @@ class Host {
   jn_status anchor_end(std::string_view call_id, int32_t code, std::string_view reason) const {
     return api_->anchor_end(ctx_, to_jn(call_id), code, to_jn(reason));
   }
+  // A socket (pair = an RTP/RTCP pair of UDP sockets) on a free port of the core's range `range`:
+  // out[0] (RTP or the listener), out[1] (RTCP or 0), *port = out[0]'s port.
+  jn_status port_bind_udp(std::string_view range, std::string_view ip, bool pair, uint64_t cookie, jn_handle out[2],
+                          uint32_t* port, uint32_t loop = 0) const {
+    jn_udp_options o{};
+    o.struct_size = sizeof o;
+    o.loop = loop;
+    jn_port_request r{};
+    r.struct_size = sizeof r;
+    r.proto = JN_PROTO_UDP;
+    r.range = to_jn(range);
+    r.ip = to_jn(ip);
+    r.pair = pair ? 1 : 0;
+    r.udp = &o;
+    r.cookie = cookie;
+    return api_->port_bind(ctx_, &r, out, port);
+  }
+  jn_status port_bind_tcp(std::string_view range, std::string_view ip, const jn_tcp_options& opts, uint64_t cookie,
+                          jn_handle* listener, uint32_t* port) const {
+    jn_port_request r{};
+    r.struct_size = sizeof r;
+    r.proto = JN_PROTO_TCP;
+    r.range = to_jn(range);
+    r.ip = to_jn(ip);
+    r.tcp = &opts;
+    r.cookie = cookie;
+    jn_handle out[2] = {0, 0};
+    jn_status st = api_->port_bind(ctx_, &r, out, port);
+    *listener = out[0];
+    return st;
+  }
   jn_status bus_subscribe(std::string_view stream, uint64_t cookie, jn_handle* out) const {
     return api_->bus_subscribe(ctx_, to_jn(stream), cookie, out);
   }

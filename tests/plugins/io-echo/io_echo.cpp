@@ -124,6 +124,29 @@ class IoEcho : public junction::sdk::Plugin {
       host().admin_reply(r.reply, st == JN_OK ? 200 : 400, json{{"status", st}, {"conn", h}}.dump());
       return;
     }
+    if (to_sv(r.verb) == "port_bind") {  // {"range","ip","pair"|"tcp"}: a socket from a core port range
+      json b = json::parse(to_sv(r.body));
+      jn_handle h[2] = {0, 0};
+      uint32_t port = 0;
+      jn_status st;
+      if (b.value("tcp", false)) {
+        jn_tcp_options o{};
+        o.struct_size = sizeof o;
+        o.framing = JN_FRAME_DELIM;
+        o.max_frame = max_frame_;
+        st = host().port_bind_tcp(b.at("range").get<std::string>(), b.at("ip").get<std::string>(), o, 0, &h[0], &port);
+      } else {
+        st = host().port_bind_udp(b.at("range").get<std::string>(), b.at("ip").get<std::string>(), b.value("pair", false), 0, h, &port);
+      }
+      host().admin_reply(r.reply, 200, json{{"status", st}, {"port", port}, {"handles", {h[0], h[1]}}}.dump());
+      return;
+    }
+    if (to_sv(r.verb) == "udp_close") {
+      json b = json::parse(to_sv(r.body));
+      jn_status st = host().api()->udp_close(host().ctx(), b.at("handle").get<uint64_t>());
+      host().admin_reply(r.reply, 200, json{{"status", st}}.dump());
+      return;
+    }
     host().admin_reply(r.reply, 200, stats().dump());
   }
 
