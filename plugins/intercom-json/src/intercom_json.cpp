@@ -618,7 +618,9 @@ class IntercomJson : public junction::sdk::Plugin {
   // ================================================================================================
   void on_join(jn_handle h, const Message& m) {
     std::string token;
-    if (!m.values.is_object() || !read_text(m.values, "token", token) || token.empty())
+    // A missing or non-string token is a malformed message; an empty one is a bad token
+    // (join_reject, like any other token that does not verify).
+    if (!m.values.is_object() || !m.values.contains("token") || !m.values["token"].is_string() || !read_text(m.values, "token", token))
       return bad_input(h, values_error(m, "'token' (string) is required"));
     Conn* c = conn(h);
     if (c->outbound) return bad_input(h, values_error(m, "join_family on a connection the box dialled"));

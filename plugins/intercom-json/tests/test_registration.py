@@ -73,6 +73,7 @@ class RegistrationTest(BoxTest):
         self.assertEqual(r["revoked"], [revoked["token_id"]])
         cases.append(("revoked", revoked["token"], "revoked"))
         cases.append(("not a token", "ASSDWQQWEQWEQWEQW==", "bad-token"))
+        cases.append(("empty token", "", "bad-token"))  # a present but empty token is a bad token
 
         for what, token, reason in cases:
             with self.subTest(what):
