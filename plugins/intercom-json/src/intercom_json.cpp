@@ -9,6 +9,7 @@
 #include "protocol.hpp"
 #include "token.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -37,10 +38,22 @@ constexpr std::string_view kScheme = "intercom:";
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::string addr_text(const jn_addr& a) {
+  if (a.family == 6) {
+    char ip[INET6_ADDRSTRLEN] = {};
+    if (!inet_ntop(AF_INET6, a.ip, ip, sizeof ip)) return {};
+    return "[" + std::string(ip) + "]:" + std::to_string(a.port);
+  }
   if (a.family != 4) return {};
   char buf[32];
   std::snprintf(buf, sizeof buf, "%u.%u.%u.%u:%u", a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port);
   return buf;
+}
+
+// The host part of "ip:port" / "[v6]:port", without brackets.
+std::string peer_host(const std::string& peer) {
+  std::string h = peer.substr(0, peer.rfind(':'));
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  return h;
 }
 
 bool parse_ipv4(std::string_view s, jn_addr& out) {
@@ -75,6 +88,10 @@ struct Conf {
   uint32_t bad_limit = 5;
   uint64_t bad_window_ms = 60000;
   bool require_join = true;
+  // Door units never join (document 000: only screens send join_family); their unjoined call_req
+  // is accepted from these prefixes even with require_join. Default: loopback only.
+  std::vector<std::string> door_allow_text = {"127.0.0.0/8", "::1"};
+  std::vector<Cidr> door_allow;  // parsed from door_allow_text
   bool dial_out = true;
   int foreign_peer_type = kOuterBox;
   Network net;
@@ -112,6 +129,15 @@ Conf read_conf(const Host& host) {
     else if (key == "require_join") {
       if (!v.is_boolean()) bad(key, "must be true or false");
       c.require_join = v.get<bool>();
+    } else if (key == "door_allow") {
+      if (!v.is_array()) bad(key, "must be an array of addresses or prefixes (\"127.0.0.0/8\", \"::1\")");
+      c.door_allow_text.clear();
+      for (auto& e : v) {
+        Cidr cidr;
+        if (!e.is_string() || !parse_cidr(e.get<std::string>(), cidr))
+          bad(key, "'" + (e.is_string() ? e.get<std::string>() : e.dump()) + "' is not an IPv4/IPv6 address or prefix (\"10.0.0.0/8\", \"fd00::/8\")");
+        c.door_allow_text.push_back(e.get<std::string>());
+      }
     } else if (key == "dial_out") {
       if (!v.is_boolean()) bad(key, "must be true or false");
       c.dial_out = v.get<bool>();
@@ -133,8 +159,13 @@ Conf read_conf(const Host& host) {
       }
     } else {
       bad(key, "unknown key (listen, max_message, secret, token_ttl_s, keep_interval_ms, keep_max_missed, bad_limit, "
-               "bad_window_ms, require_join, dial_out, foreign_peer_type, [network])");
+               "bad_window_ms, require_join, door_allow, dial_out, foreign_peer_type, [network])");
     }
+  }
+  for (auto& t : c.door_allow_text) {
+    Cidr cidr;
+    if (!parse_cidr(t, cidr)) bad("door_allow", "'" + t + "' is not an address or prefix");
+    c.door_allow.push_back(cidr);
   }
   if (c.secret.empty()) {
     // No secret in the conf: use the one generated on first start and kept in the core's store,
@@ -471,6 +502,14 @@ class IntercomJson : public junction::sdk::Plugin {
   // helpers
   // ================================================================================================
   uint64_t tick_ms() const { return std::clamp<uint64_t>(conf_.keep_interval_ms / 4, 20, 1000); }
+  bool door_allowed(const std::string& peer) const {
+    int family = 0;
+    uint8_t ip[16];
+    if (!parse_ip(peer_host(peer), family, ip)) return false;
+    for (const Cidr& c : conf_.door_allow)
+      if (cidr_match(c, family, ip)) return true;
+    return false;
+  }
   uint64_t now() { return host().now_ms(); }
   std::string next_msg_id() { return "box-" + std::to_string(++msg_serial_); }
 
@@ -728,9 +767,15 @@ class IntercomJson : public junction::sdk::Plugin {
     if (!read_endpoint(m.values.value("src", json()), src, why) || !read_endpoint(m.values.value("dest", json()), dest, why))
       return bad_input(h, values_error(m, why));
     Conn* c = conn(h);
+    bool allowed_door = false;
     if (!c->joined && conf_.require_join && !c->outbound) {
-      send(h, "call_reject", {{"sid", sid}, {"reason", "not-joined"}, {"message", "send join_family with a token first"}});
-      return;
+      allowed_door = door_allowed(c->peer);
+      if (!allowed_door) {
+        host().info("call_req " + sid + " from " + c->peer + " refused: not joined, and not a door address of door_allow");
+        host().counter_add("intercom_calls_refused_total", 1, "reason=\"not-joined\"");
+        send(h, "call_reject", {{"sid", sid}, {"reason", "not-joined"}, {"message", "send join_family with a token first"}});
+        return;
+      }
     }
     if (by_party_.count({h, sid})) return soft_error(h, m.id, 409, "duplicate-sid", "a call with sid " + sid + " is already up on this connection");
 
@@ -738,7 +783,8 @@ class IntercomJson : public junction::sdk::Plugin {
     call.id = ++serial_;
     call.a_side = true;
     call.caller_sid = sid;
-    call.caller_type = c->joined ? c->type : (src.type ? src.type : kOuterBox);
+    // An allow-listed unjoined peer is a door unit, whatever src.type it claims.
+    call.caller_type = c->joined ? c->type : (allowed_door || !src.type ? kOuterBox : src.type);
     if (c->joined) {
       call.from = c->type == kInnerScreen ? "intercom:room/" + c->room : "intercom:device/" + c->dev;
       if (src.id.empty()) src.id = c->type == kInnerScreen ? c->room : c->dev;
@@ -747,7 +793,7 @@ class IntercomJson : public junction::sdk::Plugin {
     }
     src.type = call.caller_type;
     if (src.ip.empty() && !c->peer.empty()) {
-      src.ip = c->peer.substr(0, c->peer.rfind(':'));
+      src.ip = peer_host(c->peer);
     }
     int guessed = 0;
     call.to = dest_uri(dest, guessed);
