@@ -92,7 +92,13 @@ struct Conf {
   // is accepted from these prefixes even with require_join. Default: loopback only.
   std::vector<std::string> door_allow_text = {"127.0.0.0/8", "::1"};
   std::vector<Cidr> door_allow;  // parsed from door_allow_text
-  bool dial_out = true;
+  // Off by default: with it, a call_req naming dest.ip/port makes the box open a TCP connection
+  // to any address a device chooses.
+  bool dial_out = false;
+  // call_req flood limit per connection: a token bucket of call_req_burst refilled at
+  // call_req_per_min (0: no limit).
+  uint32_t call_req_per_min = 60;
+  uint32_t call_req_burst = 10;
   int foreign_peer_type = kOuterBox;
   Network net;
 };
@@ -141,7 +147,9 @@ Conf read_conf(const Host& host) {
     } else if (key == "dial_out") {
       if (!v.is_boolean()) bad(key, "must be true or false");
       c.dial_out = v.get<bool>();
-    } else if (key == "foreign_peer_type") c.foreign_peer_type = static_cast<int>(num(key, v, 1, 5));
+    } else if (key == "call_req_per_min") c.call_req_per_min = static_cast<uint32_t>(num(key, v, 0, 6000000));
+    else if (key == "call_req_burst") c.call_req_burst = static_cast<uint32_t>(num(key, v, 1, 100000));
+    else if (key == "foreign_peer_type") c.foreign_peer_type = static_cast<int>(num(key, v, 1, 5));
     else if (key == "network") {
       if (!v.is_object()) bad(key, "must be a table");
       for (auto& [k, nv] : v.items()) {
@@ -159,7 +167,7 @@ Conf read_conf(const Host& host) {
       }
     } else {
       bad(key, "unknown key (listen, max_message, secret, token_ttl_s, keep_interval_ms, keep_max_missed, bad_limit, "
-               "bad_window_ms, require_join, door_allow, dial_out, foreign_peer_type, [network])");
+               "bad_window_ms, require_join, door_allow, dial_out, call_req_per_min, call_req_burst, foreign_peer_type, [network])");
     }
   }
   for (auto& t : c.door_allow_text) {
@@ -200,9 +208,12 @@ struct Conn {
   uint64_t bad_since = 0;
   uint64_t dial_call = 0;  // outbound: the call it was dialled for
   bool closing = false;
+  double call_tokens = -1;  // call_req token bucket (< 0: full, not used yet)
+  uint64_t call_tokens_at = 0;
+  bool call_limited = false;  // refusing call_req now (logged once per flood)
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Conn, h, peer, outbound, connected, joined, dev, room, tid, type, bad, bad_since,
-                                                dial_call, closing)
+                                                dial_call, closing, call_tokens, call_tokens_at, call_limited)
 
 // A device's part in a call: its connection and the sid it knows the call by.
 struct Party {
@@ -759,7 +770,37 @@ class IntercomJson : public junction::sdk::Plugin {
     return {};
   }
 
+  // One token of the connection's call_req bucket, refilled at call_req_per_min up to call_req_burst.
+  bool take_call_token(Conn& c) {
+    if (conf_.call_req_per_min == 0) return true;
+    const uint64_t t = now();
+    const double burst = conf_.call_req_burst;
+    if (c.call_tokens < 0) c.call_tokens = burst;
+    else c.call_tokens = std::min(burst, c.call_tokens + double(t - c.call_tokens_at) * conf_.call_req_per_min / 60000.0);
+    c.call_tokens_at = t;
+    if (c.call_tokens < 1) return false;
+    c.call_tokens -= 1;
+    return true;
+  }
+
   void on_call_req(jn_handle h, const Message& m) {
+    if (Conn* fc = conn(h); !take_call_token(*fc)) {
+      // A flood: each excess call_req gets the error message and is counted; the log line is
+      // written once per flood (it would flood the log too). Not counted toward bad_limit: the
+      // messages are well formed.
+      host().counter_add("intercom_call_req_limited_total", 1);
+      if (!fc->call_limited) {
+        fc->call_limited = true;
+        host().warn("call_req flood from " + fc->peer + (fc->dev.empty() ? "" : " (" + fc->dev + ")") + ": refusing beyond " +
+                    std::to_string(conf_.call_req_burst) + " at once and " + std::to_string(conf_.call_req_per_min) +
+                    " per minute (intercom_call_req_limited_total counts the refusals)");
+      }
+      soft_error(h, m.id, 429, "rate-limited",
+                 "more than " + std::to_string(conf_.call_req_per_min) + " call_req per minute (burst " +
+                     std::to_string(conf_.call_req_burst) + ") on this connection");
+      return;
+    }
+    conn(h)->call_limited = false;
     if (!m.values.is_object()) return bad_input(h, values_error(m, "values must be an object"));
     std::string sid, why;
     if (!read_text(m.values, "sid", sid) || sid.empty()) return bad_input(h, values_error(m, "'sid' (string) is required"));

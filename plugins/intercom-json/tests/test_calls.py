@@ -4,7 +4,8 @@ others get call_end), reject, end by either side, connection loss, keepalive tim
 calls by dest.ip/port (the box dials the device), seczone_emergency."""
 import time
 
-from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, OUTER_BOX, PROPERTY_APP, OuterBox, Screen, main, wait_until)
+from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, OUTER_BOX, PROPERTY_APP, OuterBox, Screen, main, metric,
+                          wait_until)
 
 ROOM = {"id": "101", "type": INNER_SCREEN}
 
@@ -158,8 +159,43 @@ class CallTest(BoxTest):
         s1.end("d")
         door.expect("call_end", sid="d")
 
-    def test_calls_by_dest_ip_port_dial_the_device(self):
+    def test_dial_out_is_off_by_default(self):
+        # A joined device naming dest.ip/port must not make the box connect anywhere.
         j = self.start_box()
+        s = self.screen(j, "screen-1")
+        listener = self.dial_in(OuterBox, "door-listening")
+        s.call("m0", dest={"ip": "127.0.0.1", "port": listener.port, "type": OUTER_BOX})
+        self.assertEqual(s.expect("call_reject", sid="m0")["values"]["reason"], "dial-out-disabled")
+        # The refusal is decided before any connect: nothing is queued at the listener.
+        listener.srv.setblocking(False)
+        with self.assertRaises(BlockingIOError):
+            listener.srv.accept()
+        self.assertEqual(self.box_calls(j), [])
+
+    def test_call_req_flood_is_limited_per_connection(self):
+        j = self.start_box(call_req_per_min=1, call_req_burst=3)
+        door = self.outer_box(j)
+        other = self.outer_box(j, "door-2")
+        ids = [door.call(f"f{i}", dest={}) for i in range(8)]
+        # One answer per call_req, in order: the burst is served (no dest here: call_reject), the
+        # rest gets the protocol's error 429.
+        answers = [door.expect(None) for _ in ids]
+        self.assertEqual([a["name"] for a in answers], ["call_reject"] * 3 + ["error"] * 5, answers)
+        self.assertEqual([a["values"]["sid"] for a in answers[:3]], ["f0", "f1", "f2"])
+        for a, mid in zip(answers[3:], ids[3:]):
+            self.assertEqual((a["id"], a["values"]["code"], a["values"]["reason"]), (mid, 429, "rate-limited"))
+        self.assertEqual(metric(j, "intercom_call_req_limited_total"), 5)
+        j.wait_for_log(r"call_req flood from 127\.0\.0\.1:\d+ \(door-2-1-1\)")
+        self.assertEqual(sum(1 for l in j.lines if l and "call_req flood from" in l), 1)  # logged once per flood
+        # Another connection has its own bucket; the flooder stays connected (well-formed messages).
+        other.call("g0", dest={})
+        self.assertEqual(other.expect("call_reject", sid="g0")["values"]["reason"], "no-dest")
+        door.call("f9", dest={})
+        self.assertEqual(door.expect("error")["values"]["reason"], "rate-limited")
+        self.assertEqual(j.cmd(PLUGIN, "info")["connections"], 2)
+
+    def test_calls_by_dest_ip_port_dial_the_device(self):
+        j = self.start_box(dial_out=True)
         s = self.screen(j, "screen-1")
         listener = self.dial_in(OuterBox, "door-listening")
         s.call("m1", dest={"ip": "127.0.0.1", "port": listener.port, "type": OUTER_BOX},
