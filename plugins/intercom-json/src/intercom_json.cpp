@@ -627,7 +627,9 @@ class IntercomJson : public junction::sdk::Plugin {
     Message m;
     Error e;
     if (!parse_message(frame, m, e)) return bad_input(h, e);
-    host().counter_add("intercom_messages_received_total", 1, "name=\"" + (m.name.size() <= 32 ? m.name : std::string("long")) + "\"");
+    // The label is one of the protocol's names or "unknown": a remote peer (joined or not) must
+    // not create metric series at will.
+    host().counter_add("intercom_messages_received_total", 1, "name=\"" + std::string(name_label(m.name)) + "\"");
     if (m.name == "join_family") return on_join(h, m);
     if (m.name == "call_req") return on_call_req(h, m);
     if (m.name == "call_accept" || m.name == "call_reject" || m.name == "call_end" || m.name == "call_keep" ||

@@ -5,7 +5,7 @@ import json
 import socket
 import time
 
-from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, Screen, main, wait_until)
+from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, Screen, main, metric, series, wait_until)
 
 ROOM = {"id": "101", "type": INNER_SCREEN}
 
@@ -100,6 +100,21 @@ class BadInputTest(BoxTest):
         p.send_raw(huge[3000:] + b"\0" + json.dumps({"id": "next", "name": "call_keep", "values": {"sid": "z"}}).encode() + b"\0")
         self.assertEqual(p.expect("error")["values"]["reason"], "oversized")
         self.assertEqual(p.expect("error")["id"], "next")
+
+    def test_bogus_message_names_create_no_metric_series(self):
+        # Before any join, a peer sends names of its own: they are counted as "unknown", never as
+        # labels of their own (a peer must not grow the metric set at will).
+        j = self.start_box(bad_limit=1000)
+        p = self.connect(j, Screen, "namer")
+        for i in range(20):
+            p.send("zz-bogus-%d" % i, {}, id="b%d" % i)
+            self.assertEqual(p.expect("error")["id"], "b%d" % i)
+        p.send("call_keep", {"sid": "nope"}, id="k")  # a name of the protocol keeps its own label
+        self.assertEqual(p.expect("error")["id"], "k")
+        self.assertEqual(series(j, "intercom_messages_received_total"),
+                         ['{plugin="intercom-json",name="call_keep"}', '{plugin="intercom-json",name="unknown"}'])
+        self.assertEqual(metric(j, "intercom_messages_received_total", 'name="unknown"'), 20)
+        self.assertNotIn("zz-bogus", j.api("GET", "/metrics", expect=200))
 
     def test_a_peer_that_keeps_sending_garbage_is_disconnected(self):
         j = self.start_box(bad_limit=5)

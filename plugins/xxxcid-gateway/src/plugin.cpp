@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -239,17 +240,29 @@ class Gateway : public junction::sdk::Plugin {
     (void)sock;
   }
 
-  void drop(const char* where, const std::string& reason, const jn_addr& from) {
+  // `reason` is the metric label: always one of a fixed set of texts written here or in the codec,
+  // never remote input (an IP, a uid, a number from the datagram); those go into `detail`, which
+  // only the log line carries.
+  void drop(const char* where, std::string_view reason, const jn_addr& from, const std::string& detail = {}) {
     ++stats_[std::string("dropped_") + where];
-    host().counter_add("xxxcid_dropped_total", 1, std::string("side=\"") + where + "\",reason=\"" + reason + "\"");
+    host().counter_add("xxxcid_dropped_total", 1, std::string("side=\"") + where + "\",reason=\"" + std::string(reason) + "\"");
     if (log_budget_ > 0) {
       --log_budget_;
-      host().warn(std::string("dropped ") + where + " datagram from " + addr_text(from) + ": " + reason);
+      host().warn(std::string("dropped ") + where + " datagram from " + addr_text(from) + ": " + (detail.empty() ? std::string(reason) : detail));
     }
   }
   void count(const std::string& what) {
     ++stats_[what];
-    host().counter_add("xxxcid_" + what + "_total", 1);
+    std::string name = "xxxcid_" + what + "_total";
+    for (char& ch : name)  // "call ok_refused" -> xxxcid_call_ok_refused_total: a valid metric name
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') ch = '_';
+    host().counter_add(name, 1);
+  }
+  // The phone orders as a fixed vocabulary for labels (parse_order already refuses others).
+  static std::string_view order_label(std::string_view o) {
+    for (std::string_view k : {"heartbeat", "call ok", "enable_video", "talk", "unlock", "over", "over success"})
+      if (k == o) return k;
+    return "unknown";
   }
 
   // --- door signalling --------------------------------------------------------------------------
@@ -259,7 +272,8 @@ class Gateway : public junction::sdk::Plugin {
     if (!p) return drop("door", xxxcid::to_string(err), b->src);
     if (b->src.family != 4) return drop("door", "not IPv4", b->src);
     if (source_check_ == "strict" && std::memcmp(b->src.ip, p->caller.ip.data(), 4) != 0)
-      return drop("door", "source " + addr_text(b->src) + " does not match the caller IP field " + xxxcid::ip_text(p->caller.ip), b->src);
+      return drop("door", "source does not match the caller IP", b->src,
+                  "source " + addr_text(b->src) + " does not match the caller IP field " + xxxcid::ip_text(p->caller.ip));
     ensure_door_route(p->caller.addr);
     if (p->cmd == xxxcid::kCmdResolve) {
       if (p->type != xxxcid::kTypeRequest) return drop("door", "resolve answer sent to the server", b->src);
@@ -269,7 +283,7 @@ class Gateway : public junction::sdk::Plugin {
     switch (p->op) {
       case xxxcid::kOpCall: return on_door_call(*p, b->src);
       case xxxcid::kOpHangup: return on_door_hangup(*p, b->src);
-      default: return drop("door", "operation " + std::to_string(p->op) + " is not a door request", b->src);
+      default: return drop("door", "not a door request", b->src, "operation " + std::to_string(p->op) + " is not a door request");
     }
   }
 
@@ -771,7 +785,8 @@ class Gateway : public junction::sdk::Plugin {
     auto o = xxxcid::parse_order(std::string_view(reinterpret_cast<const char*>(b->data), b->len), &err);
     if (!o) return drop("phone", xxxcid::to_string(err), b->src);
     auto bound = uid_rooms_.find(o->uid);
-    if (bound == uid_rooms_.end() || bound->second.empty()) return drop("phone", "uid " + o->uid + " is not bound to a room", b->src);
+    if (bound == uid_rooms_.end() || bound->second.empty())
+      return drop("phone", "unbound uid", b->src, "uid " + o->uid + " is not bound to a room");
     Phone& ph = phones_[o->uid];
     if (ph.addr.family && std::memcmp(&ph.addr, &b->src, sizeof ph.addr) != 0) phone_by_addr_.erase(addr_text(ph.addr));
     ph.addr = b->src;
@@ -802,7 +817,7 @@ class Gateway : public junction::sdk::Plugin {
 
   void refuse(const xxxcid::Order& o, const char* reply, const std::string& why, const jn_addr& from) {
     count(std::string(o.order) + "_refused");
-    host().counter_add("xxxcid_refused_total", 1, "order=\"" + o.order + "\"");
+    host().counter_add("xxxcid_refused_total", 1, "order=\"" + std::string(order_label(o.order)) + "\"");
     host().info("phone " + o.uid + " " + o.order + " refused: " + why);
     xxxcid::Order r = o;
     r.order = reply;
