@@ -34,9 +34,10 @@ class BadInputTest(BoxTest):
         token = self.token(j, "screen-split")
         s = self.connect(j, Screen, "split")
         frame = json.dumps({"id": "1", "name": "join_family", "values": {"token": token}}).encode() + b"\0"
+        s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(0, len(frame), 7):  # 7-byte TCP segments
             s.send_raw(frame[i:i + 7])
-            time.sleep(0.005)
+            time.sleep(0.005)  # pacing so the segments travel apart (not a synchronisation: no reply is awaited)
         self.assertEqual(s.expect("join_accept")["values"], {"room_id": "101"})
 
         # Several messages (and empty frames, whitespace, newlines as in the document) in one write.
@@ -96,7 +97,7 @@ class BadInputTest(BoxTest):
         # The oversized message was skipped up to its \0: the same write's next message is served.
         p = self.connect(j, Screen, "resync")
         p.send_raw(huge[:3000])
-        time.sleep(0.05)
+        time.sleep(0.05)  # pacing: the two halves travel apart (the check below waits on the replies)
         p.send_raw(huge[3000:] + b"\0" + json.dumps({"id": "next", "name": "call_keep", "values": {"sid": "z"}}).encode() + b"\0")
         self.assertEqual(p.expect("error")["values"]["reason"], "oversized")
         self.assertEqual(p.expect("error")["id"], "next")
