@@ -9,6 +9,7 @@
 #include "protocol.hpp"
 #include "token.hpp"
 
+#include <arpa/inet.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -37,10 +38,22 @@ constexpr std::string_view kScheme = "intercom:";
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::string addr_text(const jn_addr& a) {
+  if (a.family == 6) {
+    char ip[INET6_ADDRSTRLEN] = {};
+    if (!inet_ntop(AF_INET6, a.ip, ip, sizeof ip)) return {};
+    return "[" + std::string(ip) + "]:" + std::to_string(a.port);
+  }
   if (a.family != 4) return {};
   char buf[32];
   std::snprintf(buf, sizeof buf, "%u.%u.%u.%u:%u", a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port);
   return buf;
+}
+
+// The host part of "ip:port" / "[v6]:port", without brackets.
+std::string peer_host(const std::string& peer) {
+  std::string h = peer.substr(0, peer.rfind(':'));
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  return h;
 }
 
 bool parse_ipv4(std::string_view s, jn_addr& out) {
@@ -75,7 +88,17 @@ struct Conf {
   uint32_t bad_limit = 5;
   uint64_t bad_window_ms = 60000;
   bool require_join = true;
-  bool dial_out = true;
+  // Door units never join (document 000: only screens send join_family); their unjoined call_req
+  // is accepted from these prefixes even with require_join. Default: loopback only.
+  std::vector<std::string> door_allow_text = {"127.0.0.0/8", "::1"};
+  std::vector<Cidr> door_allow;  // parsed from door_allow_text
+  // Off by default: with it, a call_req naming dest.ip/port makes the box open a TCP connection
+  // to any address a device chooses.
+  bool dial_out = false;
+  // call_req flood limit per connection: a token bucket of call_req_burst refilled at
+  // call_req_per_min (0: no limit).
+  uint32_t call_req_per_min = 60;
+  uint32_t call_req_burst = 10;
   int foreign_peer_type = kOuterBox;
   Network net;
 };
@@ -112,10 +135,21 @@ Conf read_conf(const Host& host) {
     else if (key == "require_join") {
       if (!v.is_boolean()) bad(key, "must be true or false");
       c.require_join = v.get<bool>();
+    } else if (key == "door_allow") {
+      if (!v.is_array()) bad(key, "must be an array of addresses or prefixes (\"127.0.0.0/8\", \"::1\")");
+      c.door_allow_text.clear();
+      for (auto& e : v) {
+        Cidr cidr;
+        if (!e.is_string() || !parse_cidr(e.get<std::string>(), cidr))
+          bad(key, "'" + (e.is_string() ? e.get<std::string>() : e.dump()) + "' is not an IPv4/IPv6 address or prefix (\"10.0.0.0/8\", \"fd00::/8\")");
+        c.door_allow_text.push_back(e.get<std::string>());
+      }
     } else if (key == "dial_out") {
       if (!v.is_boolean()) bad(key, "must be true or false");
       c.dial_out = v.get<bool>();
-    } else if (key == "foreign_peer_type") c.foreign_peer_type = static_cast<int>(num(key, v, 1, 5));
+    } else if (key == "call_req_per_min") c.call_req_per_min = static_cast<uint32_t>(num(key, v, 0, 6000000));
+    else if (key == "call_req_burst") c.call_req_burst = static_cast<uint32_t>(num(key, v, 1, 100000));
+    else if (key == "foreign_peer_type") c.foreign_peer_type = static_cast<int>(num(key, v, 1, 5));
     else if (key == "network") {
       if (!v.is_object()) bad(key, "must be a table");
       for (auto& [k, nv] : v.items()) {
@@ -133,8 +167,13 @@ Conf read_conf(const Host& host) {
       }
     } else {
       bad(key, "unknown key (listen, max_message, secret, token_ttl_s, keep_interval_ms, keep_max_missed, bad_limit, "
-               "bad_window_ms, require_join, dial_out, foreign_peer_type, [network])");
+               "bad_window_ms, require_join, door_allow, dial_out, call_req_per_min, call_req_burst, foreign_peer_type, [network])");
     }
+  }
+  for (auto& t : c.door_allow_text) {
+    Cidr cidr;
+    if (!parse_cidr(t, cidr)) bad("door_allow", "'" + t + "' is not an address or prefix");
+    c.door_allow.push_back(cidr);
   }
   if (c.secret.empty()) {
     // No secret in the conf: use the one generated on first start and kept in the core's store,
@@ -169,9 +208,12 @@ struct Conn {
   uint64_t bad_since = 0;
   uint64_t dial_call = 0;  // outbound: the call it was dialled for
   bool closing = false;
+  double call_tokens = -1;  // call_req token bucket (< 0: full, not used yet)
+  uint64_t call_tokens_at = 0;
+  bool call_limited = false;  // refusing call_req now (logged once per flood)
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Conn, h, peer, outbound, connected, joined, dev, room, tid, type, bad, bad_since,
-                                                dial_call, closing)
+                                                dial_call, closing, call_tokens, call_tokens_at, call_limited)
 
 // A device's part in a call: its connection and the sid it knows the call by.
 struct Party {
@@ -471,6 +513,14 @@ class IntercomJson : public junction::sdk::Plugin {
   // helpers
   // ================================================================================================
   uint64_t tick_ms() const { return std::clamp<uint64_t>(conf_.keep_interval_ms / 4, 20, 1000); }
+  bool door_allowed(const std::string& peer) const {
+    int family = 0;
+    uint8_t ip[16];
+    if (!parse_ip(peer_host(peer), family, ip)) return false;
+    for (const Cidr& c : conf_.door_allow)
+      if (cidr_match(c, family, ip)) return true;
+    return false;
+  }
   uint64_t now() { return host().now_ms(); }
   std::string next_msg_id() { return "box-" + std::to_string(++msg_serial_); }
 
@@ -577,7 +627,9 @@ class IntercomJson : public junction::sdk::Plugin {
     Message m;
     Error e;
     if (!parse_message(frame, m, e)) return bad_input(h, e);
-    host().counter_add("intercom_messages_received_total", 1, "name=\"" + (m.name.size() <= 32 ? m.name : std::string("long")) + "\"");
+    // The label is one of the protocol's names or "unknown": a remote peer (joined or not) must
+    // not create metric series at will.
+    host().counter_add("intercom_messages_received_total", 1, "name=\"" + std::string(name_label(m.name)) + "\"");
     if (m.name == "join_family") return on_join(h, m);
     if (m.name == "call_req") return on_call_req(h, m);
     if (m.name == "call_accept" || m.name == "call_reject" || m.name == "call_end" || m.name == "call_keep" ||
@@ -618,7 +670,9 @@ class IntercomJson : public junction::sdk::Plugin {
   // ================================================================================================
   void on_join(jn_handle h, const Message& m) {
     std::string token;
-    if (!m.values.is_object() || !read_text(m.values, "token", token) || token.empty())
+    // A missing or non-string token is a malformed message; an empty one is a bad token
+    // (join_reject, like any other token that does not verify).
+    if (!m.values.is_object() || !m.values.contains("token") || !m.values["token"].is_string() || !read_text(m.values, "token", token))
       return bad_input(h, values_error(m, "'token' (string) is required"));
     Conn* c = conn(h);
     if (c->outbound) return bad_input(h, values_error(m, "join_family on a connection the box dialled"));
@@ -718,7 +772,37 @@ class IntercomJson : public junction::sdk::Plugin {
     return {};
   }
 
+  // One token of the connection's call_req bucket, refilled at call_req_per_min up to call_req_burst.
+  bool take_call_token(Conn& c) {
+    if (conf_.call_req_per_min == 0) return true;
+    const uint64_t t = now();
+    const double burst = conf_.call_req_burst;
+    if (c.call_tokens < 0) c.call_tokens = burst;
+    else c.call_tokens = std::min(burst, c.call_tokens + double(t - c.call_tokens_at) * conf_.call_req_per_min / 60000.0);
+    c.call_tokens_at = t;
+    if (c.call_tokens < 1) return false;
+    c.call_tokens -= 1;
+    return true;
+  }
+
   void on_call_req(jn_handle h, const Message& m) {
+    if (Conn* fc = conn(h); !take_call_token(*fc)) {
+      // A flood: each excess call_req gets the error message and is counted; the log line is
+      // written once per flood (it would flood the log too). Not counted toward bad_limit: the
+      // messages are well formed.
+      host().counter_add("intercom_call_req_limited_total", 1);
+      if (!fc->call_limited) {
+        fc->call_limited = true;
+        host().warn("call_req flood from " + fc->peer + (fc->dev.empty() ? "" : " (" + fc->dev + ")") + ": refusing beyond " +
+                    std::to_string(conf_.call_req_burst) + " at once and " + std::to_string(conf_.call_req_per_min) +
+                    " per minute (intercom_call_req_limited_total counts the refusals)");
+      }
+      soft_error(h, m.id, 429, "rate-limited",
+                 "more than " + std::to_string(conf_.call_req_per_min) + " call_req per minute (burst " +
+                     std::to_string(conf_.call_req_burst) + ") on this connection");
+      return;
+    }
+    conn(h)->call_limited = false;
     if (!m.values.is_object()) return bad_input(h, values_error(m, "values must be an object"));
     std::string sid, why;
     if (!read_text(m.values, "sid", sid) || sid.empty()) return bad_input(h, values_error(m, "'sid' (string) is required"));
@@ -726,9 +810,15 @@ class IntercomJson : public junction::sdk::Plugin {
     if (!read_endpoint(m.values.value("src", json()), src, why) || !read_endpoint(m.values.value("dest", json()), dest, why))
       return bad_input(h, values_error(m, why));
     Conn* c = conn(h);
+    bool allowed_door = false;
     if (!c->joined && conf_.require_join && !c->outbound) {
-      send(h, "call_reject", {{"sid", sid}, {"reason", "not-joined"}, {"message", "send join_family with a token first"}});
-      return;
+      allowed_door = door_allowed(c->peer);
+      if (!allowed_door) {
+        host().info("call_req " + sid + " from " + c->peer + " refused: not joined, and not a door address of door_allow");
+        host().counter_add("intercom_calls_refused_total", 1, "reason=\"not-joined\"");
+        send(h, "call_reject", {{"sid", sid}, {"reason", "not-joined"}, {"message", "send join_family with a token first"}});
+        return;
+      }
     }
     if (by_party_.count({h, sid})) return soft_error(h, m.id, 409, "duplicate-sid", "a call with sid " + sid + " is already up on this connection");
 
@@ -736,7 +826,8 @@ class IntercomJson : public junction::sdk::Plugin {
     call.id = ++serial_;
     call.a_side = true;
     call.caller_sid = sid;
-    call.caller_type = c->joined ? c->type : (src.type ? src.type : kOuterBox);
+    // An allow-listed unjoined peer is a door unit, whatever src.type it claims.
+    call.caller_type = c->joined ? c->type : (allowed_door || !src.type ? kOuterBox : src.type);
     if (c->joined) {
       call.from = c->type == kInnerScreen ? "intercom:room/" + c->room : "intercom:device/" + c->dev;
       if (src.id.empty()) src.id = c->type == kInnerScreen ? c->room : c->dev;
@@ -745,7 +836,7 @@ class IntercomJson : public junction::sdk::Plugin {
     }
     src.type = call.caller_type;
     if (src.ip.empty() && !c->peer.empty()) {
-      src.ip = c->peer.substr(0, c->peer.rfind(':'));
+      src.ip = peer_host(c->peer);
     }
     int guessed = 0;
     call.to = dest_uri(dest, guessed);

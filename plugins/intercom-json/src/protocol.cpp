@@ -1,6 +1,11 @@
 #include "protocol.hpp"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstring>
 
 namespace intercom {
 
@@ -389,6 +394,65 @@ std::string param_get(std::string_view params, std::string_view key) {
     return out;
   }
   return {};
+}
+
+bool parse_ip(std::string_view text, int& family, uint8_t out[16]) {
+  if (text.empty() || text.size() > 45) return false;
+  std::string t(text);
+  std::memset(out, 0, 16);
+  if (t.find(':') == std::string::npos) {
+    family = 4;
+    return inet_pton(AF_INET, t.c_str(), out) == 1;
+  }
+  family = 6;
+  if (inet_pton(AF_INET6, t.c_str(), out) != 1) return false;
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(out, kMapped, 12) == 0) {  // ::ffff:a.b.c.d is the IPv4 address a.b.c.d
+    std::memmove(out, out + 12, 4);
+    std::memset(out + 4, 0, 12);
+    family = 4;
+  }
+  return true;
+}
+
+bool parse_cidr(std::string_view text, Cidr& out) {
+  out = Cidr{};
+  size_t slash = text.find('/');
+  if (!parse_ip(text.substr(0, slash), out.family, out.addr)) return false;
+  const int max = out.family == 4 ? 32 : 128;
+  out.bits = max;
+  if (slash != std::string_view::npos) {
+    std::string_view b = text.substr(slash + 1);
+    int bits = -1;
+    auto [end, ec] = std::from_chars(b.data(), b.data() + b.size(), bits);
+    if (b.empty() || b.size() > 3 || ec != std::errc{} || end != b.data() + b.size() || bits < 0 || bits > max) return false;
+    out.bits = bits;
+  }
+  // Host bits set ("127.0.0.1/8") are cleared: the prefix is what counts.
+  for (int i = 0; i < 16; ++i) {
+    int keep = std::clamp(out.bits - 8 * i, 0, 8);
+    out.addr[i] &= static_cast<uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
+  }
+  return true;
+}
+
+bool cidr_match(const Cidr& c, int family, const uint8_t ip[16]) {
+  if (c.family != family) return false;
+  for (int i = 0; i < 16; ++i) {
+    int keep = std::clamp(c.bits - 8 * i, 0, 8);
+    uint8_t mask = static_cast<uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
+    if ((ip[i] & mask) != c.addr[i]) return false;
+  }
+  return true;
+}
+
+std::string_view name_label(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"call_req", "call_accept", "call_reject", "call_end", "call_keep", "open_door",
+                                                "join_family", "join_accept", "join_reject", "seczone_emergency", "error",
+                                                "call_in", "call_out"};
+  for (std::string_view n : kNames)
+    if (n == name) return n;
+  return "unknown";
 }
 
 }  // namespace intercom

@@ -108,6 +108,22 @@ std::string view_for(std::string_view v, Server s, int peer_type, const Network&
 Endpoint view_endpoint(const Endpoint& e, Server s, int peer_type, const Network& n);
 Endpoint neutral_endpoint(const Endpoint& e, Server s, const Network& n);
 
+// --- address prefixes (the door allow-list) -----------------------------------------------------
+// "127.0.0.0/8", "10.1.2.3", "::1", "fd00::/8". IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) match
+// IPv4 prefixes, as a dual-stack listener reports IPv4 peers that way.
+struct Cidr {
+  int family = 0;  // 4 or 6
+  uint8_t addr[16] = {};
+  int bits = 0;
+};
+bool parse_ip(std::string_view text, int& family, uint8_t out[16]);  // no brackets, no port
+bool parse_cidr(std::string_view text, Cidr& out);
+bool cidr_match(const Cidr& c, int family, const uint8_t ip[16]);
+
+// The fixed vocabulary of message names used as a metric label: a name of the protocol, or
+// "unknown" (remote input never becomes a label of its own).
+std::string_view name_label(std::string_view name);
+
 // --- k=v;k=v params (jn_media_stream.params), values percent-encoded -----------------------
 std::string param_escape(std::string_view v);
 std::string param_get(std::string_view params, std::string_view key);

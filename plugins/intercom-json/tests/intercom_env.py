@@ -24,6 +24,27 @@ def box_conf(port, **overrides):
     return conf
 
 
+def metric(j, name, labels=None):
+    """The sum of a metric's series read from /metrics (only those with `labels` in their label
+    set when given); None when no series exists."""
+    import re
+    text = j.api("GET", "/metrics", expect=200)
+    total, found = 0.0, False
+    for line in text.splitlines():
+        m = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s+([0-9.eE+-]+)$", line)
+        if m and (labels is None or labels in (m.group(1) or "")):
+            total += float(m.group(2))
+            found = True
+    return total if found else None
+
+
+def series(j, name):
+    """The label sets of a metric's series in /metrics."""
+    import re
+    text = j.api("GET", "/metrics", expect=200)
+    return sorted(m.group(1) or "" for m in (re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s", l) for l in text.splitlines()) if m)
+
+
 class BoxTest(JunctionTest):
     def setUp(self):
         super().setUp()

@@ -20,6 +20,7 @@ import threading
 import time
 
 INNER_BOX, INNER_SCREEN, OUTER_BOX, PROPERTY_APP, PROPERTY_CENTER = 1, 2, 3, 4, 5
+SYNC_PREFIX = "__sync-"
 
 
 class Peer:
@@ -36,6 +37,7 @@ class Peer:
         self.received = []     # everything ever received, for failure messages
         self.garbage = []      # frames that were not JSON
         self.closed = False
+        self.synced = set()    # ids of answered sync() probes (kept out of inbox and received)
         self.cond = threading.Condition()
         self.serial = 0
         self.keepers = {}
@@ -64,8 +66,11 @@ class Peer:
                         self.garbage.append(frame)
                     continue
                 with self.cond:
-                    self.inbox.append(msg)
-                    self.received.append(msg)
+                    if msg.get("name") == "error" and str(msg.get("id", "")).startswith(SYNC_PREFIX):
+                        self.synced.add(msg["id"])
+                    else:
+                        self.inbox.append(msg)
+                        self.received.append(msg)
                     self.cond.notify_all()
         with self.cond:
             self.closed = True
@@ -129,18 +134,34 @@ class Peer:
                                          f"{' (connection closed)' if self.closed else ''}; received: {self.received}")
                 self.cond.wait(min(left, 0.5) if not self.closed else 0.05)
 
-    def expect_none(self, name=None, within=0.3, **match):
-        """Asserts that no such message arrives within `within` seconds."""
-        deadline = time.monotonic() + within
+    def sync(self, timeout=5.0):
+        """A round trip through the box on this connection: call_keep for a sid no call has, whose
+        error reply (kept out of inbox) comes after everything the box had queued to this peer
+        before it read the probe. The box handles one connection's messages in order, and what a
+        message triggers for other connections (core call events included) is sent before the
+        next message is read."""
         with self.cond:
-            while True:
-                for msg in self.inbox:
-                    if self._matches(msg, name, match):
-                        raise AssertionError(f"{self.name}: unexpected {msg}")
+            self.serial += 1
+            probe = f"{SYNC_PREFIX}{self.serial}"
+        self.send("call_keep", {"sid": SYNC_PREFIX}, id=probe)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while probe not in self.synced:
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    return
+                if left <= 0 or self.closed:
+                    raise AssertionError(f"{self.name}: no answer to the sync probe{' (connection closed)' if self.closed else ''}")
                 self.cond.wait(left)
+
+    def expect_none(self, name=None, after=(), **match):
+        """Asserts that no such message has come, by events rather than a wait: each peer of
+        `after` (whose messages could cause it) and then this one make a sync() round trip, so
+        anything the box sent because of what they sent before has arrived."""
+        for p in list(after) + [self]:
+            p.sync()
+        with self.cond:
+            for msg in self.inbox:
+                if self._matches(msg, name, match):
+                    raise AssertionError(f"{self.name}: unexpected {msg}")
 
     def take_all(self, name=None):
         with self.cond:

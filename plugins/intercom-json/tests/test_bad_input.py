@@ -5,7 +5,7 @@ import json
 import socket
 import time
 
-from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, Screen, main, wait_until)
+from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, Screen, main, metric, series, wait_until)
 
 ROOM = {"id": "101", "type": INNER_SCREEN}
 
@@ -34,9 +34,10 @@ class BadInputTest(BoxTest):
         token = self.token(j, "screen-split")
         s = self.connect(j, Screen, "split")
         frame = json.dumps({"id": "1", "name": "join_family", "values": {"token": token}}).encode() + b"\0"
+        s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(0, len(frame), 7):  # 7-byte TCP segments
             s.send_raw(frame[i:i + 7])
-            time.sleep(0.005)
+            time.sleep(0.005)  # pacing so the segments travel apart (not a synchronisation: no reply is awaited)
         self.assertEqual(s.expect("join_accept")["values"], {"room_id": "101"})
 
         # Several messages (and empty frames, whitespace, newlines as in the document) in one write.
@@ -96,10 +97,25 @@ class BadInputTest(BoxTest):
         # The oversized message was skipped up to its \0: the same write's next message is served.
         p = self.connect(j, Screen, "resync")
         p.send_raw(huge[:3000])
-        time.sleep(0.05)
+        time.sleep(0.05)  # pacing: the two halves travel apart (the check below waits on the replies)
         p.send_raw(huge[3000:] + b"\0" + json.dumps({"id": "next", "name": "call_keep", "values": {"sid": "z"}}).encode() + b"\0")
         self.assertEqual(p.expect("error")["values"]["reason"], "oversized")
         self.assertEqual(p.expect("error")["id"], "next")
+
+    def test_bogus_message_names_create_no_metric_series(self):
+        # Before any join, a peer sends names of its own: they are counted as "unknown", never as
+        # labels of their own (a peer must not grow the metric set at will).
+        j = self.start_box(bad_limit=1000)
+        p = self.connect(j, Screen, "namer")
+        for i in range(20):
+            p.send("zz-bogus-%d" % i, {}, id="b%d" % i)
+            self.assertEqual(p.expect("error")["id"], "b%d" % i)
+        p.send("call_keep", {"sid": "nope"}, id="k")  # a name of the protocol keeps its own label
+        self.assertEqual(p.expect("error")["id"], "k")
+        self.assertEqual(series(j, "intercom_messages_received_total"),
+                         ['{plugin="intercom-json",name="call_keep"}', '{plugin="intercom-json",name="unknown"}'])
+        self.assertEqual(metric(j, "intercom_messages_received_total", 'name="unknown"'), 20)
+        self.assertNotIn("zz-bogus", j.api("GET", "/metrics", expect=200))
 
     def test_a_peer_that_keeps_sending_garbage_is_disconnected(self):
         j = self.start_box(bad_limit=5)

@@ -5,7 +5,8 @@ import base64
 import json
 import time
 
-from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, OUTER_BOX, OuterBox, Screen, main, wait_until)
+from intercom_env import (PLUGIN, BoxTest, INNER_SCREEN, OUTER_BOX, OuterBox, Screen, box_conf, free_port, main,
+                          wait_until)
 
 
 class RegistrationTest(BoxTest):
@@ -52,7 +53,7 @@ class RegistrationTest(BoxTest):
         self.assertEqual([(d["id"], d["online"]) for d in fam["devices"]], [("screen-a", False)])
 
     def test_join_rejected_bad_signature_expired_revoked_malformed(self):
-        j = self.start_box()
+        j = self.start_box(door_allow=[])  # no door addresses: every unjoined call_req is refused
         good = self.token(j, "screen-a")
         body, sig = good.split(".")
 
@@ -73,6 +74,7 @@ class RegistrationTest(BoxTest):
         self.assertEqual(r["revoked"], [revoked["token_id"]])
         cases.append(("revoked", revoked["token"], "revoked"))
         cases.append(("not a token", "ASSDWQQWEQWEQWEQW==", "bad-token"))
+        cases.append(("empty token", "", "bad-token"))  # a present but empty token is a bad token
 
         for what, token, reason in cases:
             with self.subTest(what):
@@ -101,8 +103,8 @@ class RegistrationTest(BoxTest):
         s.wait_closed()
         wait_until(lambda: self.dynamic_routes(j) == [], what="routes removed")
         s2 = self.connect(j, Screen, "again")
-        tokens = j.cmd(PLUGIN, "list-tokens")
-        self.assertTrue(all(t["revoked"] for t in tokens if t["device"] == "screen-a"))
+        tokens = [t for t in j.cmd(PLUGIN, "list-tokens") if t["device"] == "screen-a"]
+        self.assertEqual([t["revoked"] for t in tokens], [True])  # its one token, revoked
         self.assertEqual(j.cmd(PLUGIN, "revoke-token", {}, expect=400)["error"], "give 'token_id', 'token' or 'device'")
         del s2
 
@@ -147,7 +149,8 @@ class RegistrationTest(BoxTest):
         j.start()
         devices = j.cmd(PLUGIN, "list-devices")
         self.assertEqual(sorted(f["room"] for f in devices["families"]), ["101", "102"])
-        self.assertTrue(all(not d["online"] for f in devices["families"] for d in f["devices"]))
+        self.assertEqual(sorted((d["id"], d["online"]) for f in devices["families"] for d in f["devices"]),
+                         [("screen-a", False), ("screen-b", False)])
         self.assertEqual(self.connect(j, Screen, "a2").join(keep)["name"], "join_accept")
         self.assertEqual(self.connect(j, Screen, "b2").join(gone["token"])["values"]["reason"], "revoked")
 
@@ -166,7 +169,9 @@ class RegistrationTest(BoxTest):
                                   ({"secret": 42}, "secret", "must be a string"),
                                   ({"secret": "short"}, "secret", "at least 16 characters"),
                                   ({"keep_interval_ms": "5s"}, "keep_interval_ms", "must be an integer"),
-                                  ({"network": {"stream_path": "stream"}}, "network.stream_path", "must start and end with '/'")]:
+                                  ({"network": {"stream_path": "stream"}}, "network.stream_path", "must start and end with '/'"),
+                                  ({"door_allow": ["10.0.0.0/33"]}, "door_allow", "not an IPv4/IPv6 address or prefix"),
+                                  ({"door_allow": "127.0.0.1"}, "door_allow", "must be an array")]:
             with self.subTest(key):
                 conf = {k: v for k, v in dict(base, **extra).items() if v is not None}
                 j = self.server(plugins={PLUGIN: conf})
@@ -175,6 +180,69 @@ class RegistrationTest(BoxTest):
                 j.proc = None  # exited on purpose: nothing for tearDown to check
                 self.assertNotEqual(rc, 0)
                 self.assertRegex(j.log(), r"intercom-json\.toml:\d+: " + key.replace(".", r"\.") + ": .*" + words)
+
+
+class DoorAllowTest(BoxTest):
+    """Document 000: only indoor screens send join_family; a door unit never does. Its unjoined
+    call_req is accepted from the door_allow prefixes (shipped: loopback), refused elsewhere."""
+
+    def box_on(self, host, **conf):
+        port = free_port()
+        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        j = self.server(plugins={PLUGIN: box_conf(port, listen=listen, **conf)})
+        j.start()
+        j.box_port = port
+        return j
+
+    def peer(self, j, cls, name, host):
+        p = cls(j.box_port, host=host, name=name)
+        self.peers.append(p)
+        return p
+
+    def joined_screen(self, j, host, device="screen-a", room="101"):
+        s = self.peer(j, Screen, device, host)
+        self.assertEqual(s.join(self.token(j, device, room=room))["name"], "join_accept")
+        return s
+
+    def call_is_accepted(self, j, host):
+        s = self.joined_screen(j, host)
+        door = self.peer(j, OuterBox, "door-unjoined", host)
+        # It even claims to be a screen: an allow-listed unjoined caller is a door unit.
+        door.call("u1", dest={"id": "101", "type": INNER_SCREEN}, src={"type": INNER_SCREEN, "audio_stream_id": "1"})
+        req = s.expect("call_req", sid="u1")["values"]
+        self.assertEqual(req["src"]["type"], OUTER_BOX)
+        s.accept("u1")
+        door.expect("call_accept", sid="u1")
+        door.end("u1")
+        self.assertEqual(s.expect("call_end", sid="u1")["values"]["reason"], "hangup")
+
+    def call_is_refused(self, j, host):
+        s = self.joined_screen(j, host)
+        door = self.peer(j, OuterBox, "door-unjoined", host)
+        door.call("u1", dest={"id": "101", "type": INNER_SCREEN})
+        self.assertEqual(door.expect("call_reject", sid="u1")["values"]["reason"], "not-joined")
+        j.wait_for_log(r"call_req u1 from .* refused: not joined, and not a door address of door_allow")
+        self.assertEqual(self.box_calls(j), [])
+        self.assertEqual(self.calls(j), [])
+        # The same door unit with a token is accepted from there: the refusal was the address.
+        self.assertEqual(door.join(self.token(j, "door-1", type=OUTER_BOX, room=""))["name"], "join_accept")
+        door.call("u2", dest={"id": "101", "type": INNER_SCREEN})
+        s.expect("call_req", sid="u2")
+
+    def test_shipped_default_allows_ipv4_loopback(self):
+        self.call_is_accepted(self.box_on("127.0.0.1"), "127.0.0.1")
+
+    def test_shipped_default_allows_ipv6_loopback(self):
+        self.call_is_accepted(self.box_on("::1"), "::1")
+
+    def test_prefix_list_allows_ipv4(self):
+        self.call_is_accepted(self.box_on("127.0.0.1", door_allow=["fd00::/8", "127.0.0.2/31", "127.0.0.1"]), "127.0.0.1")
+
+    def test_ipv4_outside_the_list_is_refused(self):
+        self.call_is_refused(self.box_on("127.0.0.1", door_allow=["10.0.0.0/8", "::1"]), "127.0.0.1")
+
+    def test_ipv6_outside_the_list_is_refused(self):
+        self.call_is_refused(self.box_on("::1", door_allow=["127.0.0.0/8", "fd00::/8"]), "::1")
 
 
 if __name__ == "__main__":

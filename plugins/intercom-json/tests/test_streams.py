@@ -66,7 +66,7 @@ class StreamTest(BoxTest):
         s.expect("call_end", sid="c2")
 
     def test_case_1_screen_calls_door_unit(self):
-        j = self.start_box()
+        j = self.start_box(dial_out=True)
         self.case_screen_calls_community(j, OuterBox, OUTER_BOX, "door-1")
 
     def test_case_2_door_unit_calls_screen(self):
@@ -74,7 +74,7 @@ class StreamTest(BoxTest):
         self.case_community_calls_screen(j, self.outer_box(j, "door-2"))
 
     def test_case_3_screen_calls_property_app(self):
-        j = self.start_box()
+        j = self.start_box(dial_out=True)
         self.case_screen_calls_community(j, PropertyApp, PROPERTY_APP, "app-3")
 
     def test_case_4_property_app_calls_screen(self):

@@ -114,3 +114,39 @@ TEST_CASE("tokens: sign, verify, tamper, expire") {
   CHECK(param_get("a=1;url=http%3A//x%3Bq;b=2", "url") == "http://x;q");
   CHECK(param_get("a=" + param_escape("x;y=z%"), "a") == "x;y=z%");
 }
+
+TEST_CASE("door allow-list prefixes: IPv4, IPv6, mapped addresses, bad input") {
+  Cidr c;
+  int fam = 0;
+  uint8_t ip[16];
+  REQUIRE(parse_cidr("127.0.0.0/8", c));
+  CHECK((parse_ip("127.1.2.3", fam, ip) && cidr_match(c, fam, ip)));
+  CHECK((parse_ip("128.0.0.1", fam, ip) && !cidr_match(c, fam, ip)));
+  CHECK((parse_ip("::ffff:127.0.0.1", fam, ip) && fam == 4 && cidr_match(c, fam, ip)));
+  CHECK((parse_ip("::1", fam, ip) && !cidr_match(c, fam, ip)));  // another family
+  REQUIRE(parse_cidr("::1", c));
+  CHECK((c.family == 6 && c.bits == 128));
+  CHECK((parse_ip("::1", fam, ip) && cidr_match(c, fam, ip)));
+  CHECK((parse_ip("::2", fam, ip) && !cidr_match(c, fam, ip)));
+  REQUIRE(parse_cidr("fd00::/8", c));
+  CHECK((parse_ip("fd12:3456::1", fam, ip) && cidr_match(c, fam, ip)));
+  CHECK((parse_ip("fe80::1", fam, ip) && !cidr_match(c, fam, ip)));
+  REQUIRE(parse_cidr("10.1.2.3/16", c));  // host bits are cleared
+  CHECK((parse_ip("10.1.200.1", fam, ip) && cidr_match(c, fam, ip)));
+  REQUIRE(parse_cidr("0.0.0.0/0", c));
+  CHECK((parse_ip("8.8.8.8", fam, ip) && cidr_match(c, fam, ip)));
+  REQUIRE(parse_cidr("192.168.1.22", c));
+  CHECK((parse_ip("192.168.1.22", fam, ip) && cidr_match(c, fam, ip)));
+  CHECK((parse_ip("192.168.1.23", fam, ip) && !cidr_match(c, fam, ip)));
+  for (const char* bad : {"", "/8", "127.0.0.0/33", "::1/129", "127.0.0.0/", "127.0.0.0/-1", "127.0.0.0/8x", "localhost",
+                          "1.2.3", "[::1]", "127.0.0.1:80", "::1/08a"})
+    CHECK_MESSAGE(!parse_cidr(bad, c), bad);
+}
+
+TEST_CASE("name_label: the protocol's names, anything else is unknown") {
+  CHECK(name_label("call_req") == "call_req");
+  CHECK(name_label("seczone_emergency") == "seczone_emergency");
+  CHECK(name_label("call_reqx") == "unknown");
+  CHECK(name_label("x\"} 1\nevil{") == "unknown");
+  CHECK(name_label("") == "unknown");
+}

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -102,6 +103,7 @@ struct DoorCall {
   enum State { Ringing, Answered, Closing } state = Ringing;
   bool talking = false;
   uint64_t video_in = 0, audio_in = 0;  // media datagrams from the door, published on the bus
+  uint64_t last_rx = 0;       // last datagram (signalling or media) from the door for this call
   bool door_hangup = false;   // the door hung up: answer it with type-2 op 30 when the call is over
   uint64_t deadline = 0;      // door_hangup waiting for the local phone leg's END
   std::string answer_bytes;   // the op-4 answer, re-sent on a retransmitted op 1
@@ -164,7 +166,8 @@ class Gateway : public junction::sdk::Plugin {
     constexpr std::string_view known[] = {"door_listen", "phone_listen", "door_video_listen", "door_audio_listen",
                                            "advertise_ip", "multicast_group", "multicast_listen", "multicast_iface",
                                            "source_check", "online_ms", "retransmit_ms", "max_retries",
-                                           "tombstone_ms", "tick_ms", "video_format", "audio_format", "max_doors"};
+                                           "tombstone_ms", "tick_ms", "video_format", "audio_format", "max_doors",
+                                           "door_idle_ms"};
     for (auto& [k, v] : conf.items())
       if (std::find(std::begin(known), std::end(known), k) == std::end(known)) bad(k, "unknown key");
     str("door_listen", door_listen_);
@@ -184,6 +187,7 @@ class Gateway : public junction::sdk::Plugin {
     num("tombstone_ms", tombstone_ms_, 0, 60000);
     num("tick_ms", tick_ms_, 10, 1000);
     num("max_doors", max_doors_, 1, 1000000);
+    num("door_idle_ms", door_idle_ms_, 0, 3600000);
     if (source_check_ != "strict" && source_check_ != "off") bad("source_check", "must be \"strict\" or \"off\"");
     jn_addr probe{};
     for (auto* k : {&door_listen_, &phone_listen_, &video_listen_, &audio_listen_})
@@ -236,17 +240,29 @@ class Gateway : public junction::sdk::Plugin {
     (void)sock;
   }
 
-  void drop(const char* where, const std::string& reason, const jn_addr& from) {
+  // `reason` is the metric label: always one of a fixed set of texts written here or in the codec,
+  // never remote input (an IP, a uid, a number from the datagram); those go into `detail`, which
+  // only the log line carries.
+  void drop(const char* where, std::string_view reason, const jn_addr& from, const std::string& detail = {}) {
     ++stats_[std::string("dropped_") + where];
-    host().counter_add("xxxcid_dropped_total", 1, std::string("side=\"") + where + "\",reason=\"" + reason + "\"");
+    host().counter_add("xxxcid_dropped_total", 1, std::string("side=\"") + where + "\",reason=\"" + std::string(reason) + "\"");
     if (log_budget_ > 0) {
       --log_budget_;
-      host().warn(std::string("dropped ") + where + " datagram from " + addr_text(from) + ": " + reason);
+      host().warn(std::string("dropped ") + where + " datagram from " + addr_text(from) + ": " + (detail.empty() ? std::string(reason) : detail));
     }
   }
   void count(const std::string& what) {
     ++stats_[what];
-    host().counter_add("xxxcid_" + what + "_total", 1);
+    std::string name = "xxxcid_" + what + "_total";
+    for (char& ch : name)  // "call ok_refused" -> xxxcid_call_ok_refused_total: a valid metric name
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') ch = '_';
+    host().counter_add(name, 1);
+  }
+  // The phone orders as a fixed vocabulary for labels (parse_order already refuses others).
+  static std::string_view order_label(std::string_view o) {
+    for (std::string_view k : {"heartbeat", "call ok", "enable_video", "talk", "unlock", "over", "over success"})
+      if (k == o) return k;
+    return "unknown";
   }
 
   // --- door signalling --------------------------------------------------------------------------
@@ -256,7 +272,8 @@ class Gateway : public junction::sdk::Plugin {
     if (!p) return drop("door", xxxcid::to_string(err), b->src);
     if (b->src.family != 4) return drop("door", "not IPv4", b->src);
     if (source_check_ == "strict" && std::memcmp(b->src.ip, p->caller.ip.data(), 4) != 0)
-      return drop("door", "source " + addr_text(b->src) + " does not match the caller IP field " + xxxcid::ip_text(p->caller.ip), b->src);
+      return drop("door", "source does not match the caller IP", b->src,
+                  "source " + addr_text(b->src) + " does not match the caller IP field " + xxxcid::ip_text(p->caller.ip));
     ensure_door_route(p->caller.addr);
     if (p->cmd == xxxcid::kCmdResolve) {
       if (p->type != xxxcid::kTypeRequest) return drop("door", "resolve answer sent to the server", b->src);
@@ -266,7 +283,7 @@ class Gateway : public junction::sdk::Plugin {
     switch (p->op) {
       case xxxcid::kOpCall: return on_door_call(*p, b->src);
       case xxxcid::kOpHangup: return on_door_hangup(*p, b->src);
-      default: return drop("door", "operation " + std::to_string(p->op) + " is not a door request", b->src);
+      default: return drop("door", "not a door request", b->src, "operation " + std::to_string(p->op) + " is not a door request");
     }
   }
 
@@ -312,6 +329,7 @@ class Gateway : public junction::sdk::Plugin {
 
   void on_door_call(const Packet& p, const jn_addr& from) {
     if (DoorCall* c = door_call(p.caller.addr, p.callee.addr)) {
+      c->last_rx = host().now_ms();
       count("door_duplicates");
       if (!c->answer_bytes.empty()) send_door(from, c->answer_bytes);
       return;
@@ -326,6 +344,7 @@ class Gateway : public junction::sdk::Plugin {
     c.door = p.caller;
     c.callee = p.callee;
     c.sig = from;
+    c.last_rx = host().now_ms();
     c.has_mcast = p.has_mcast;
     c.mcast = p.mcast;
     c.group = p.group;
@@ -394,6 +413,7 @@ class Gateway : public junction::sdk::Plugin {
       tomb.until = host().now_ms() + tombstone_ms_;
       return;
     }
+    c->last_rx = host().now_ms();
     if (c->door_hangup) return count("door_duplicates");
     c->door_hangup = true;
     host().info("door " + c->door.addr + " hangs up (" + std::to_string(c->id) + ")");
@@ -416,6 +436,7 @@ class Gateway : public junction::sdk::Plugin {
 
   void on_door_reply(const Packet& p, const jn_addr& from) {
     DoorCall* c = door_call(p.caller.addr, p.callee.addr);
+    if (c) c->last_rx = host().now_ms();
     if (!c || !c->cmds.count(p.op)) return count("door_stale_replies");
     (void)from;
     c->cmds.erase(p.op);
@@ -518,6 +539,7 @@ class Gateway : public junction::sdk::Plugin {
     }
     if (!c) return drop("media", "no call from this source", b->src);
     if (c->state == DoorCall::Closing) return drop("media", "call over", b->src);
+    c->last_rx = host().now_ms();
     ++(video ? c->video_in : c->audio_in);
     host().bus_publish(video ? c->video_stream() : c->audio_stream(), b);
   }
@@ -534,6 +556,7 @@ class Gateway : public junction::sdk::Plugin {
       case JN_CALL_ANSWER: {
         if (c.state != DoorCall::Ringing) return;
         c.state = DoorCall::Answered;
+        c.last_rx = host().now_ms();  // the idle clock starts with the answer
         c.answer_bytes = xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, xxxcid::kOpAnswer, true));
         send_door(c.sig, c.answer_bytes);
         count("door_answered");
@@ -762,7 +785,8 @@ class Gateway : public junction::sdk::Plugin {
     auto o = xxxcid::parse_order(std::string_view(reinterpret_cast<const char*>(b->data), b->len), &err);
     if (!o) return drop("phone", xxxcid::to_string(err), b->src);
     auto bound = uid_rooms_.find(o->uid);
-    if (bound == uid_rooms_.end() || bound->second.empty()) return drop("phone", "uid " + o->uid + " is not bound to a room", b->src);
+    if (bound == uid_rooms_.end() || bound->second.empty())
+      return drop("phone", "unbound uid", b->src, "uid " + o->uid + " is not bound to a room");
     Phone& ph = phones_[o->uid];
     if (ph.addr.family && std::memcmp(&ph.addr, &b->src, sizeof ph.addr) != 0) phone_by_addr_.erase(addr_text(ph.addr));
     ph.addr = b->src;
@@ -793,7 +817,7 @@ class Gateway : public junction::sdk::Plugin {
 
   void refuse(const xxxcid::Order& o, const char* reply, const std::string& why, const jn_addr& from) {
     count(std::string(o.order) + "_refused");
-    host().counter_add("xxxcid_refused_total", 1, "order=\"" + o.order + "\"");
+    host().counter_add("xxxcid_refused_total", 1, "order=\"" + std::string(order_label(o.order)) + "\"");
     host().info("phone " + o.uid + " " + o.order + " refused: " + why);
     xxxcid::Order r = o;
     r.order = reply;
@@ -986,12 +1010,52 @@ class Gateway : public junction::sdk::Plugin {
     host().udp_send(&s, 1);
   }
 
+  // A phone silent past the online window (the document's 6 s heartbeat rule) has vanished without
+  // its "over": it leaves the calls it rings or talks in, so the door hears busy or the hang-up and
+  // the room is free again (busy() would otherwise count the dead call for ever).
+  void phones_lost(uint64_t now) {
+    std::vector<std::pair<uint64_t, std::vector<std::string>>> lost;
+    for (auto& [id, c] : phones_calls_) {
+      if (c.state == PhoneCall::Closing || c.phone_hangup || c.door_hangup) continue;  // already ending
+      std::vector<std::string> gone;
+      for (auto& uid : c.uids)
+        if (!is_online(uid)) gone.push_back(uid);
+      if (!gone.empty()) lost.emplace_back(id, std::move(gone));
+    }
+    for (auto& [id, gone] : lost) {
+      auto it = phones_calls_.find(id);
+      if (it == phones_calls_.end()) continue;
+      PhoneCall& c = it->second;
+      const bool ringing = c.state == PhoneCall::Ringing;
+      for (auto& uid : gone) {
+        auto p = phones_.find(uid);
+        uint64_t age = p == phones_.end() ? 0 : now - p->second.last_ms;
+        host().warn("phone " + uid + " silent for " + std::to_string(age) + " ms" + (ringing ? " while ringing" : "") +
+                    ": it leaves call " + std::to_string(id) + " (door " + c.door + ")");
+        count("phone_lost");
+        // One "over" without retransmission: an app that comes back learns the call is over.
+        send_phone(uid, xxxcid::serialise_order(order_for(c, uid, "over")));
+        c.cmds.erase(uid);
+        c.uids.erase(std::remove(c.uids.begin(), c.uids.end(), uid), c.uids.end());
+        tombs_["phone|" + uid + "|" + c.door].until = now + tombstone_ms_;
+      }
+      if (!c.uids.empty()) continue;  // other phones of the room still ring
+      jn_handle leg = c.leg;
+      c.leg = 0;
+      if (leg) {
+        if (ringing) host().call_send(leg, JN_CALL_REJECT, 480, "phone offline");
+        else host().call_send(leg, JN_CALL_END, 408, "phone lost");
+      }
+      if (auto again = phones_calls_.find(id); again != phones_calls_.end()) finish_phone(again->second);
+    }
+  }
+
   // --- timer: retransmissions, deadlines, tombstones --------------------------------------------
   void on_timer(jn_handle, uint64_t) override {
     const uint64_t now = host().now_ms();
     log_budget_ = 20;
     std::vector<std::pair<uint64_t, uint8_t>> door_exhausted;
-    std::vector<uint64_t> door_deadline;
+    std::vector<uint64_t> door_deadline, door_lost;
     for (auto& [id, c] : doors_) {
       for (auto& [op, cmd] : c.cmds) {
         if (cmd.due > now) continue;
@@ -1005,6 +1069,10 @@ class Gateway : public junction::sdk::Plugin {
         send_door(c.sig, cmd.bytes);
       }
       if (c.door_hangup && c.deadline && c.deadline <= now) door_deadline.push_back(id);
+      // The protocol has no door keepalive, but a door in an answered call streams video: a door
+      // silent for door_idle_ms has vanished (power, network) without its op 30.
+      if (door_idle_ms_ && c.state == DoorCall::Answered && !c.door_hangup && now - c.last_rx > door_idle_ms_)
+        door_lost.push_back(id);
     }
     for (auto [id, op] : door_exhausted) {
       auto it = doors_.find(id);
@@ -1021,6 +1089,22 @@ class Gateway : public junction::sdk::Plugin {
       if (leg) host().call_send(leg, JN_CALL_END, 200, "door hung up");
       if (auto again = doors_.find(id); again != doors_.end()) finish_door(again->second, xxxcid::kOpHangup);
     }
+    for (uint64_t id : door_lost) {
+      auto it = doors_.find(id);
+      if (it == doors_.end() || it->second.state != DoorCall::Answered) continue;
+      DoorCall& c = it->second;
+      host().warn("door " + c.door.addr + " silent for " + std::to_string(now - c.last_rx) + " ms in call " + std::to_string(id) +
+                  ": ending it on both sides");
+      count("door_lost");
+      // One op 30 without retransmission: a door that comes back learns the call is over.
+      send_door(c.sig, xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, xxxcid::kOpHangup)));
+      jn_handle leg = c.leg;
+      c.leg = 0;
+      c.cmds.clear();
+      if (leg) host().call_send(leg, JN_CALL_END, 408, "door lost");
+      if (auto again = doors_.find(id); again != doors_.end()) finish_door(again->second, 0);
+    }
+    phones_lost(now);
     std::vector<uint64_t> phone_done;
     for (auto& [id, c] : phones_calls_) {
       std::vector<std::string> gone;
@@ -1226,7 +1310,7 @@ class Gateway : public junction::sdk::Plugin {
                        {"callee", c.callee.addr}, {"callee_ip", ip4_json(c.callee.ip)}, {"sig", addr_json(c.sig)},
                        {"audio_to", addr_json(c.audio_to)}, {"video_src", addr_json(c.video_src)}, {"has_mcast", c.has_mcast}, {"mcast", c.mcast},
                        {"group", ip4_json(c.group)}, {"state", int(c.state)}, {"talking", c.talking},
-                       {"door_hangup", c.door_hangup}, {"deadline", c.deadline}, {"video_in", c.video_in}, {"audio_in", c.audio_in}, {"answered", !c.answer_bytes.empty()},
+                       {"door_hangup", c.door_hangup}, {"deadline", c.deadline}, {"last_rx", c.last_rx}, {"video_in", c.video_in}, {"audio_in", c.audio_in}, {"answered", !c.answer_bytes.empty()},
                        {"peer_audio", c.peer_audio}, {"peer_audio_sub", c.peer_audio_sub}, {"cmds", cmds}});
     }
     s["doors"] = doors;
@@ -1295,6 +1379,7 @@ class Gateway : public junction::sdk::Plugin {
       c.video_in = j.at("video_in");
       c.audio_in = j.at("audio_in");
       c.deadline = j.at("deadline");
+      c.last_rx = j.value("last_rx", host().now_ms());
       if (j.at("answered").get<bool>()) c.answer_bytes = xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, xxxcid::kOpAnswer, true));
       c.peer_audio = j.at("peer_audio");
       c.peer_audio_sub = j.at("peer_audio_sub");
@@ -1353,6 +1438,7 @@ class Gateway : public junction::sdk::Plugin {
   std::string advertise_ip_, mcast_group_, mcast_listen_ = "0.0.0.0:7614", mcast_iface_ = "0.0.0.0";
   std::string source_check_ = "strict", video_format_ = "H264", audio_format_ = "PCMA";
   uint64_t online_ms_ = 6000, retransmit_ms_ = 500, max_retries_ = 8, tombstone_ms_ = 3000, tick_ms_ = 50, max_doors_ = 10000;
+  uint64_t door_idle_ms_ = 60000;  // 0: off
   xxxcid::Ip4 advertise_{};
 
   // core handles (survive a reload)

@@ -65,6 +65,34 @@ class BadInputTest(GatewayTest):
         self.j.wait_for_log(r"dropped phone datagram .*not JSON")
         self.j.wait_for_log(r"dropped phone datagram .*unbound1 is not bound")
 
+    def test_metric_labels_carry_no_remote_input(self):
+        # Unbound uids, spoofed caller IPs and door-only operations, each different: the drops are
+        # labelled by a fixed vocabulary, so they make three series, not one per uid / IP / op.
+        phone = self.phone()
+        door = self.door()
+        for i in range(5):
+            phone.send_json({"order": "heartbeat", "uid": "bogus%d" % i})
+            door.send_raw(pack_call(1, DOOR, "10.9.8.%d" % i, CALLEE, "127.0.0.1"))
+            door.send_raw(pack_call((2, 4, 6, 10, 2)[i], DOOR, "127.0.0.1", CALLEE, "127.0.0.1"))
+        m = phone.mark()
+        phone.order("call ok", "M99999999")  # refused: in no call with that door
+        phone.wait("call fail", start=m)
+        self.assertEqual(door.resolve(CALLEE), [(CALLEE, "127.0.0.1")])  # sentinel: the door packets were processed
+        self.assertEqual(self.series("xxxcid_dropped_total"),
+                         ['{side="door",reason="not a door request"}',
+                          '{side="door",reason="source does not match the caller IP"}',
+                          '{side="phone",reason="unbound uid"}'])
+        self.assertEqual(self.metric("xxxcid_dropped_total"), 15)
+        text = self.j.api("GET", "/metrics", expect=200)
+        self.assertNotIn("bogus", text)
+        self.assertNotIn("10.9.8.", text)
+        # The refused order: a label from the order vocabulary and a valid metric name.
+        self.assertEqual(self.series("xxxcid_refused_total"), ['{order="call ok"}'])
+        self.assertEqual(self.metric("xxxcid_call_ok_refused_total"), 1)
+        # The details are in the log lines, not in the labels.
+        self.j.wait_for_log(r"dropped phone datagram .*uid bogus0 is not bound")
+        self.j.wait_for_log(r"dropped door datagram .*caller IP field 10\.9\.8\.0")
+
     def test_admin_bindings(self):
         self.assertEqual(self.j.request("POST", f"/api/v1/plugins/{NAME}/cmd/bind", {"uid": "a b", "room": "Y1"})[0], 400)
         self.assertEqual(self.j.request("POST", f"/api/v1/plugins/{NAME}/cmd/bind", {"uid": "1", "room": "Y/1"})[0], 400)

@@ -104,7 +104,11 @@ class FlowTest(GatewayTest):
         self.assertEqual(door.resolve(CALLEE), [(CALLEE, "127.0.0.1")])
         phone.stop_heartbeat()
         self.wait_until(lambda: not [p for p in self.j.cmd(NAME, "phones") if p["uid"] == UID][0]["online"], timeout=15)
-        self.assertIsNone(door.resolve(CALLEE, retries=2))
+        answered = door.count(lambda p: p["cmd"] == 154 and p["resolved"][0][0] == CALLEE)
+        self.assertIsNone(door.resolve(CALLEE, retries=0))
+        # The sentinel again: answered after the silent one, which was processed and not answered.
+        self.assertEqual(door.resolve("S00020202020"), [("S00020202020", "127.0.0.1")])
+        self.assertEqual(door.count(lambda p: p["cmd"] == 154 and p["resolved"][0][0] == CALLEE), answered)
 
     def test_unlock_and_over_refused_for_each_failed_check(self):
         self.bind("777", "Y00010108091")  # another resident, another room

@@ -7,13 +7,17 @@ from door_sim import pack_resolve, RESOLVE
 from junction_test import free_port, main
 
 GROUP = "239.255.76.10"
-MPORT = free_port(socket.SOCK_DGRAM)
 
 
 class MulticastTest(GatewayTest):
-    conf_over = {"multicast_group": GROUP, "multicast_listen": f"0.0.0.0:{MPORT}", "multicast_iface": "127.0.0.1"}
+    def setUp(self):
+        # The port is picked when the server is about to bind it, not when the module is imported.
+        self.mport = MPORT = free_port(socket.SOCK_DGRAM)
+        self.conf_over = {"multicast_group": GROUP, "multicast_listen": f"0.0.0.0:{MPORT}", "multicast_iface": "127.0.0.1"}
+        super().setUp()
 
     def test_resolve_over_multicast(self):
+        MPORT = self.mport
         door = self.door()
         door.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
         door.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)

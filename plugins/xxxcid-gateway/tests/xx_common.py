@@ -75,6 +75,12 @@ class GatewayTest(JunctionTest):
                 found = True
         return total if found else None
 
+    def series(self, name):
+        """The label sets of a metric's series in /metrics (without the core's plugin label)."""
+        text = self.j.api("GET", "/metrics", expect=200)
+        return sorted((m.group(1) or "").replace(f'plugin="{NAME}",', "") for m in (re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})?\s", line)
+                                                 for line in text.splitlines()) if m)
+
     def wait_until(self, pred, timeout=10.0):
         """Bounded polling of an admin command, where no event marks the condition."""
         return wait_until(pred, timeout)
