@@ -480,6 +480,50 @@ class NgTest(JunctionTest):
         self.assertEqual(ng.cmd("query", call_id="quiet")["result"], "error")
         self.assertEqual(j.cmd("rtp-relay", "stats")["timeouts"], 1)
 
+    def test_peer_strings_are_escaped_in_the_log(self):
+        # A call-id, tags and a command chosen by the peer, with newlines, a carriage return and
+        # a terminal escape: none of them may start a log line of its own or reach it raw.
+        evil = "ev\nFORGED 2026-01-01T00:00:00.000Z error [core] owned\r\x1b[31m"
+        r = self.ng.cmd("offer", call_id=evil, from_tag="t\ntag", sdp=sdp(5000))
+        self.assertEqual(r["result"], "ok", r)
+        self.assertEqual(self.ng.cmd("frob\nFORGED cmd")["result"], "error")
+        self.assertEqual(self.ng.cmd("forward", call_id=evil, from_tag="x\nFORGED tag", address="127.0.0.1:9")["result"], "error")
+        self.assertEqual(self.ng.cmd("delete", call_id=evil)["result"], "ok")
+        self.j.wait_for_log(r"call 'ev\\nFORGED .*\\r\\x1b\[31m' deleted by ng delete", timeout=10)
+        log = self.j.log()
+        self.assertIn(r"ng offer call-id 'ev\nFORGED 2026-01-01T00:00:00.000Z error [core] owned\r\x1b[31m'", log)
+        self.assertIn(r"Unrecognized command 'frob\nFORGED cmd'", log)
+        self.assertIn(r"No stream with from-tag 'x\nFORGED tag'", log)
+        lines = log.splitlines()
+        self.assertEqual([l for l in lines if l.startswith("FORGED")], [])
+        self.assertEqual([l for l in lines if "\r" in l or "\x1b" in l], [])
+
+    def test_rtcp_address_never_wraps_to_port_0(self):
+        # A peer offering RTP on port 65535 has no RTCP port after it (65535 + 1 used to become
+        # port 0): RTCP toward it is dropped as "no destination", never sent to port 0.
+        b = self.sock()
+        o = self.ng.cmd("offer", call_id="wrap-1", from_tag="f", sdp=sdp(65535))
+        self.assertEqual(o["result"], "ok", o)
+        an = self.ng.cmd("answer", call_id="wrap-1", from_tag="f", to_tag="t", sdp=sdp(b.getsockname()[1]))
+        self.assertEqual(an["result"], "ok", an)
+        to_b = sdp_port(o["sdp"])
+        sr = bytes([0x80, 200, 0, 6]) + (0xB).to_bytes(4, "big") + bytes(20)
+        b.sendto(sr, ("127.0.0.1", to_b + 1))
+        wait_until(lambda: self.ng.cmd("query", call_id="wrap-1")["medias"][0]["streams"][1]["stats"]["rtcp packets"] == 1,
+                   what="B's RTCP to reach the relay")
+        st = self.ng.cmd("query", call_id="wrap-1")["medias"][0]["streams"][1]["stats"]
+        self.assertEqual((st["dropped no destination"], st["forwarded"]), (1, 0), st)
+        # A forward to port 65535 without rtcp-mux has no RTCP port either: refused, with the reason.
+        r = self.ng.cmd("forward", call_id="wrap-1", from_tag="t", address="127.0.0.1:65535")
+        self.assertEqual(r["result"], "error", r)
+        self.assertIn("no RTCP port after 65535", r["error-reason"])
+        r = self.ng.cmd("forward", call_id="wrap-1", from_tag="t", address="127.0.0.1:65535", flags=["rtcp-mux"])
+        self.assertEqual(r["result"], "ok", r)
+        for bad in ("127.0.0.1:4294967297", "127.0.0.1:65536", "127.0.0.1:"):
+            r = self.ng.cmd("forward", call_id="wrap-1", from_tag="t", address=bad)
+            self.assertEqual((r["result"], r["error-reason"]), ("error", f"Bad address '{bad}'"), bad)
+        self.assertEqual(self.ng.cmd("delete", call_id="wrap-1")["result"], "ok")
+
     def test_control_by_event_and_admin(self):
         # Another plugin (here: the admin API's event publish) offers through the control topic.
         self.j.api("POST", "/api/v1/events", {"topic": "rtp-relay.ng", "data": {
