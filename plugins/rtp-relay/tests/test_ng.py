@@ -101,7 +101,7 @@ class NgTest(JunctionTest):
         stats = self.j.cmd("rtp-relay", "stats")
         self.assertEqual(stats["sessions"], 1)
         self.assertEqual(stats["ng"]["retransmits"], 1)
-        self.assertGreaterEqual(stats["ng"]["bad"], 3)
+        self.assertEqual(stats["ng"]["bad"], 3)  # bad bencode, not a dictionary, no cookie
         self.assertEqual(stats["ng"]["errors"], 8)
 
     def test_forward_to_more_endpoints(self):
@@ -238,14 +238,14 @@ class NgTest(JunctionTest):
             a.sendto(rtp(1000 + i, ssrc=0xA), relay)
         got = recv_all(b, n - 1)
         self.assertEqual(len(got), n - 1)
-        self.assertTrue(all(addr == ("127.0.0.1", to_b) for _, addr in got))
+        self.assertEqual({addr for _, addr in got}, {("127.0.0.1", to_b)})
         self.assertEqual(got[0][0], rtp(1000, ssrc=0xA))
         # B -> relay(to_b) -> A.
         for i in range(n):
             b.sendto(rtp(5000 + i, ssrc=0xB), ("127.0.0.1", to_b))
         got = recv_all(a, n)
         self.assertEqual(len(got), n)
-        self.assertTrue(all(addr == ("127.0.0.1", to_a) for _, addr in got))
+        self.assertEqual({addr for _, addr in got}, {("127.0.0.1", to_a)})
         # RTCP on the odd ports, both ways.
         sr = bytes([0x80, 200, 0, 6]) + (0xA).to_bytes(4, "big") + bytes(20)
         a_rtcp = self.sock()
@@ -285,6 +285,7 @@ class NgTest(JunctionTest):
         self.assertEqual(d["totals"]["RTP"]["packets"], 2 * n)
         self.assertEqual(self.ng.cmd("query", call_id="call-1")["result"], "error")
         self.assertNotIn("call-1", self.ng.cmd("list")["calls"])
+        wait_until(lambda: self._free(to_a) and self._free(to_b), what="the call's ports to be released")
         a.sendto(rtp(9999, ssrc=0xA), relay)
         b.settimeout(0.3)
         self.assertEqual(recv_all(b, 1), [])
@@ -373,8 +374,8 @@ class NgTest(JunctionTest):
         q = self.ng.cmd("query", call_id="srtp-1")["medias"][0]["streams"]
         self.assertEqual(q[0]["stats"]["dropped srtp"], 1)
         self.assertEqual(q[0]["SRTP"], "yes")
-        # Unprotect happened in place; each protect needed the auth tag's tailroom (see below).
-        self.assertLessEqual(self.j.cmd("rtp-relay", "stats")["payload_copies"], 10)
+        # Unprotect and protect happened in place (the auth tag fits the buffer's tailroom).
+        self.assertEqual(self.j.cmd("rtp-relay", "stats")["payload_copies"], 0)
 
     def test_srtp_protect_in_place_copies_nothing(self):
         """Protecting toward an SRTP leg writes the auth tag into the received buffer's tailroom
