@@ -2,6 +2,7 @@
 on_udp on pinned threads of their own, the control loop is refused to them, the bus hands their
 packets to control-loop subscribers by reference, and a hot reload under load loses nothing."""
 import itertools
+import json
 import os
 import re
 import socket
@@ -68,7 +69,12 @@ class MediaLoopsTest(JunctionTest):
                          [(1, cpus[0], True, 2, 2), (2, cpus[1], True, 2, 2)])
         rc, out, err = j.ctl("media")
         self.assertEqual(rc, 0, err)
-        self.assertIn('"rx_packets"', out)
+        lines = [l.split() for l in out.splitlines()]
+        self.assertEqual(lines[0][:5], ["LOOP", "CPU", "PINNED", "SOCKETS", "RX"])
+        self.assertEqual([l[:5] for l in lines[1:]], [["1", str(cpus[0]), "yes", "2", "2"], ["2", str(cpus[1]), "yes", "2", "2"]])
+        rc, out, err = j.ctl("--json", "media")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["loops"], media)
 
     def test_no_media_loops_means_control_loop(self):
         j, ports = self.start(loops=0, sockets=2)
