@@ -37,6 +37,16 @@ class ConfTest(JunctionTest):
                 self.assertRegex(j.log(), r"rtp-relay\.toml:\d+: " + key + ": .*" + words)
                 self.assertNotIn("junction ready", j.log())
 
+    def test_a_bad_value_in_a_reload_keeps_the_running_instance(self):
+        j = self.server(plugins={"rtp-relay": BASE}).start()
+        j.write_plugin_conf("rtp-relay", dict(BASE, max_sessions=-3))
+        status, body = j.request("POST", "/api/v1/plugins/rtp-relay/reload")
+        self.assertEqual(status, 422, body)
+        self.assertIn("max_sessions: must be an integer from 1 to 4194304, not -3", body["error"])
+        j.wait_for_log(r"rtp-relay\.toml:\d+: max_sessions: must be an integer from 1 to 4194304, not -3")
+        self.assertEqual(j.api("GET", "/api/v1/plugins/rtp-relay", expect=200)["generation"], 0)
+        self.assertEqual(j.cmd("rtp-relay", "stats")["reloads"], 0)
+
     def test_good_values_at_the_edges_start(self):
         j = self.server(plugins={"rtp-relay": dict(BASE, max_sessions=1, timeout_s=0, ssrc_change_limit=0, rcvbuf=0,
                                                    port_min=65530, port_max=65535)}).start()
