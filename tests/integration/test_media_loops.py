@@ -1,6 +1,8 @@
 """The core's media loops (server.media_loops): sockets bound with jn_udp_options.loop run their
 on_udp on pinned threads of their own, the control loop is refused to them, the bus hands their
 packets to control-loop subscribers by reference, and a hot reload under load loses nothing."""
+import itertools
+import json
 import os
 import re
 import socket
@@ -47,7 +49,7 @@ class MediaLoopsTest(JunctionTest):
         self.assertEqual(threads[1], threads[3])
         self.assertNotEqual(threads[0], threads[1])
         self.assertNotIn(st["control_thread"], threads)
-        self.assertTrue(all(s["echoed"] == 1 for s in st["sockets"]))
+        self.assertEqual([s["echoed"] for s in st["sockets"]], [1, 1, 1, 1])
         # Pinned where the conf says (loop k on media_loop_cpus[k-1]).
         self.assertEqual(os.sched_getaffinity(threads[0]), {cpus[0]})
         self.assertEqual(os.sched_getaffinity(threads[1]), {cpus[1]})
@@ -67,7 +69,12 @@ class MediaLoopsTest(JunctionTest):
                          [(1, cpus[0], True, 2, 2), (2, cpus[1], True, 2, 2)])
         rc, out, err = j.ctl("media")
         self.assertEqual(rc, 0, err)
-        self.assertIn('"rx_packets"', out)
+        lines = [l.split() for l in out.splitlines()]
+        self.assertEqual(lines[0][:5], ["LOOP", "CPU", "PINNED", "SOCKETS", "RX"])
+        self.assertEqual([l[:5] for l in lines[1:]], [["1", str(cpus[0]), "yes", "2", "2"], ["2", str(cpus[1]), "yes", "2", "2"]])
+        rc, out, err = j.ctl("--json", "media")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["loops"], media)
 
     def test_no_media_loops_means_control_loop(self):
         j, ports = self.start(loops=0, sockets=2)
@@ -97,6 +104,12 @@ class MediaLoopsTest(JunctionTest):
                    what="media loop buffers returned")
 
     def test_reload_under_load_loses_nothing(self):
+        """Hot reloads while datagrams keep arriving on both loops: input that arrived during a
+        swap was held and replayed (held > 0 on each loop, held == replayed), and every datagram
+        was echoed exactly once. The sender runs from before the first reload until after the last
+        reply, so input is always arriving while a swap is in progress; the reloads go on until the
+        core's own counters show held input on both loops (or fail after MAX_RELOADS)."""
+        MAX_RELOADS = 300
         j, ports = self.start(loops=2, sockets=4)
         rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -105,51 +118,91 @@ class MediaLoopsTest(JunctionTest):
             rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
         rx.bind(("127.0.0.1", 0))
         self.addCleanup(rx.close)
-        total = 20000
-        got = [0]
-        done = threading.Event()
+        cond = threading.Condition()
+        state = {"sent": 0, "got": 0}
+        errors = []  # an exception in a helper thread fails the test from the main thread
+        stop_sending = threading.Event()
+        window = 1000  # datagrams in flight at most: the echoes pace the sender (no sleeps)
 
         def receive():
-            rx.settimeout(0.5)
-            while got[0] < total:
-                try:
-                    rx.recvfrom(2048)
-                    got[0] += 1
-                except socket.timeout:
-                    if done.is_set():
-                        return
+            # Until the main thread's end marker (sent to ourselves once the sender has stopped)
+            # and every echo of what was sent.
+            try:
+                rx.settimeout(10)
+                marker = False
+                echo_ports = [p["port"] for p in ports]
+                while not (marker and state["got"] == state["sent"]):
+                    data, addr = rx.recvfrom(2048)
+                    if addr == rx.getsockname():
+                        marker = True
+                        continue
+                    self.assertIn(addr[1], echo_ports)
+                    with cond:
+                        state["got"] += 1
+                        cond.notify_all()
+            except Exception as e:  # noqa: BLE001 - reported by the main thread
+                errors.append(("receiver", e))
+                with cond:
+                    cond.notify_all()
 
-        t = threading.Thread(target=receive)
-        t.start()
-        reloads = [0]
+        def send():
+            try:
+                for i in itertools.count():
+                    with cond:
+                        ready = cond.wait_for(lambda: state["sent"] - state["got"] < window or stop_sending.is_set() or errors,
+                                              timeout=10)
+                        if not ready:
+                            raise AssertionError(f"echoes stopped: {state}")
+                        if stop_sending.is_set() or errors:
+                            return
+                        state["sent"] += 1
+                    rx.sendto(b"%08d" % i, ("127.0.0.1", ports[i % 4]["port"]))
+            except Exception as e:  # noqa: BLE001
+                errors.append(("sender", e))
 
-        def reloader():
-            while not done.is_set():
+        def held_by_loop():
+            m = j.api("GET", "/metrics", expect=200)
+            return {loop: (metric(m, "junction_media_held_total", f'loop="{loop}"'),
+                           metric(m, "junction_media_replayed_total", f'loop="{loop}"')) for loop in ("1", "2")}
+
+        receiver, sender = threading.Thread(target=receive), threading.Thread(target=send)
+        receiver.start()
+        sender.start()
+        with cond:  # input is flowing before the first reload
+            self.assertTrue(cond.wait_for(lambda: state["got"] >= window or errors, timeout=30), state)
+        reloads = 0
+        try:
+            while not errors:
                 status, body = j.request("POST", "/api/v1/plugins/media-echo/reload")
                 self.assertEqual(status, 200, body)
-                reloads[0] += 1
-
-        r = threading.Thread(target=reloader)
-        r.start()
-        for i in range(total):
-            rx.sendto(b"%08d" % i, ("127.0.0.1", ports[i % 4]["port"]))
-            if i % 500 == 0:
-                wait_until(lambda: got[0] >= i - 2000, timeout=10, what="echoes keep up")
-        wait_until(lambda: got[0] == total, timeout=30, what=f"all {total} echoes")
-        done.set()
-        r.join(60)
-        t.join(10)
-        self.assertEqual(got[0], total)
-        self.assertGreater(reloads[0], 3)
+                reloads += 1
+                self.assertEqual(body["generation"], reloads)
+                held = held_by_loop()
+                if reloads >= 4 and all(h > 0 for h, _ in held.values()):
+                    break
+                self.assertLess(reloads, MAX_RELOADS, f"no input held on both loops after {reloads} reloads under load: {held}")
+        finally:
+            with cond:
+                stop_sending.set()
+                cond.notify_all()
+            sender.join(30)
+            rx.sendto(b"end", rx.getsockname())  # after the sender's last datagram
+            receiver.join(30)
+        self.assertEqual(errors, [])
+        self.assertFalse(sender.is_alive() or receiver.is_alive())
+        total = state["sent"]
+        self.assertEqual(state["got"], total)
         st = j.cmd("media-echo", "stats")
         self.assertEqual(sum(s["echoed"] for s in st["sockets"]), total)
-        self.assertEqual(st["generation"], reloads[0])
-        m = j.api("GET", "/metrics", expect=200)
-        for loop in ("1", "2"):
-            held = metric(m, "junction_media_held_total", f'loop="{loop}"')
-            self.assertEqual(held, metric(m, "junction_media_replayed_total", f'loop="{loop}"'))
-        held = sum(metric(m, "junction_media_held_total", 'loop="%s"' % x) for x in ("1", "2"))
-        print(f"\nmedia loops: {total} datagrams echoed across {reloads[0]} reloads, {held:.0f} held and replayed")
+        self.assertEqual(st["generation"], reloads)
+        # Everything held during a swap was replayed (no swap is in progress any more).
+        held = held_by_loop()
+        for loop, (h, r) in held.items():
+            self.assertGreater(h, 0, f"loop {loop}")
+            self.assertEqual(h, r, f"loop {loop}")
+        held_total = sum(h for h, _ in held.values())
+        self.assertLessEqual(held_total, total)
+        print(f"\nmedia loops: {total} datagrams echoed across {reloads} reloads, {held_total:.0f} held and replayed")
 
     def test_unload_closes_media_sockets(self):
         j, ports = self.start(loops=2, sockets=4)

@@ -2,6 +2,8 @@
 // Kamailio's rtpengine module works unchanged), through application events from other plugins,
 // and through admin commands. See ../README.md for the design and the conf keys.
 #include "ng.hpp"
+#include "relay_conf.hpp"
+#include "relay_util.hpp"
 #include "sdp_rewrite.hpp"
 #include "srtp_session.hpp"
 
@@ -19,7 +21,6 @@
 #include <mutex>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -36,56 +37,6 @@ namespace rtp = junction::proto::rtp;
 
 constexpr uint64_t kNgCookie = ~uint64_t{0};
 constexpr size_t kSendBatch = 64;
-
-enum class Latch : uint8_t { Symmetric = 0, Strict = 1, Off = 2 };
-
-// --- addresses ---------------------------------------------------------------------------------
-bool addr_eq(const jn_addr& a, const jn_addr& b) {
-  if (a.family != b.family || a.port != b.port) return false;
-  return std::memcmp(a.ip, b.ip, a.family == 4 ? 4 : 16) == 0;
-}
-std::string addr_ip(const jn_addr& a) {
-  char buf[INET6_ADDRSTRLEN] = {0};
-  if (a.family == 4) inet_ntop(AF_INET, a.ip, buf, sizeof buf);
-  else if (a.family == 6) inet_ntop(AF_INET6, a.ip, buf, sizeof buf);
-  return buf;
-}
-std::string addr_str(const jn_addr& a) {
-  if (!a.family) return "";
-  return a.family == 6 ? "[" + addr_ip(a) + "]:" + std::to_string(a.port) : addr_ip(a) + ":" + std::to_string(a.port);
-}
-bool make_addr(std::string_view ip, uint32_t port, jn_addr& out) {
-  out = jn_addr{};
-  std::string s(ip);
-  if (!s.empty() && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
-  if (inet_pton(AF_INET, s.c_str(), out.ip) == 1) out.family = 4;
-  else if (inet_pton(AF_INET6, s.c_str(), out.ip) == 1) out.family = 6;
-  else return false;
-  out.port = static_cast<uint16_t>(port);
-  return port <= 65535;
-}
-bool parse_addr_str(std::string_view s, jn_addr& out) {
-  out = jn_addr{};
-  if (s.empty()) return true;
-  size_t c = s.rfind(':');
-  if (c == std::string_view::npos) return false;
-  uint32_t port = 0;
-  for (char ch : s.substr(c + 1)) {
-    if (ch < '0' || ch > '9') return false;
-    port = port * 10 + static_cast<uint32_t>(ch - '0');
-  }
-  return make_addr(s.substr(0, c), port, out);
-}
-
-std::string random_bytes(size_t n) {
-  std::random_device rd;
-  std::string out(n, '\0');
-  for (size_t i = 0; i < n; i += 4) {
-    uint32_t v = rd();
-    for (size_t k = 0; k < 4 && i + k < n; ++k) out[i + k] = static_cast<char>(v >> (8 * k));
-  }
-  return out;
-}
 
 // --- JSON <-> bencode (events and admin commands carry ng dictionaries as JSON) ----------------
 Value value_from_json(const json& j, int depth = 0) {
@@ -208,49 +159,25 @@ struct Shard {
 class RtpRelay : public junction::sdk::Plugin {
  public:
   RtpRelay(Host host, const jn_create_args&) : Plugin(host) {
-    json c = host.config();
-    static const char* known[] = {"ng_listen", "interface", "advertise", "port_min", "port_max", "latching", "timeout_s",
-                                  "publish", "ssrc_change_limit", "rcvbuf", "max_sessions", "control_topic"};
-    for (auto& [k, v] : c.items()) {
-      if (std::find_if(std::begin(known), std::end(known), [&](const char* s) { return k == s; }) == std::end(known)) {
-        host.config_error(k, "unknown key");
-        throw std::invalid_argument("unknown key '" + k + "'");
-      }
+    RelayConf conf;
+    if (auto err = parse_conf(host.config(), conf)) {
+      host.config_error(err->key, err->reason);
+      throw std::invalid_argument(err->key + ": " + err->reason);
     }
-    ng_listen_ = c.value("ng_listen", std::string("127.0.0.1:2223"));
-    interface_ = c.value("interface", std::string("127.0.0.1"));
-    advertise_ = c.value("advertise", std::string());
-    if (advertise_.empty()) advertise_ = interface_;
-    port_min_ = c.value("port_min", 30000);
-    port_max_ = c.value("port_max", 39999);
-    if (port_min_ < 1024 || port_max_ > 65535 || port_min_ + 3 > port_max_) {
-      host.config_error("port_min", "need 1024 <= port_min, port_min + 3 <= port_max <= 65535");
-      throw std::invalid_argument("bad port range");
-    }
-    if (port_min_ % 2) ++port_min_;
-    std::string latch = c.value("latching", std::string("symmetric"));
-    if (latch == "symmetric") latch_ = Latch::Symmetric;
-    else if (latch == "strict") latch_ = Latch::Strict;
-    else if (latch == "off") latch_ = Latch::Off;
-    else {
-      host.config_error("latching", "one of symmetric, strict, off");
-      throw std::invalid_argument("bad latching");
-    }
-    timeout_ms_ = static_cast<uint64_t>(c.value("timeout_s", 60)) * 1000;
-    publish_ = c.value("publish", true);
-    ssrc_limit_ = c.value("ssrc_change_limit", 8);
-    rcvbuf_ = c.value("rcvbuf", 256 * 1024);
-    max_sessions_ = c.value("max_sessions", 20000);
-    control_topic_ = c.value("control_topic", std::string("rtp-relay.ng"));
+    ng_listen_ = conf.ng_listen;
+    interface_ = conf.interface;
+    advertise_ = conf.advertise;
+    port_min_ = conf.port_min;
+    port_max_ = conf.port_max;
+    latch_ = conf.latch;
+    timeout_ms_ = conf.timeout_s * 1000;
+    publish_ = conf.publish;
+    ssrc_limit_ = conf.ssrc_change_limit;
+    rcvbuf_ = conf.rcvbuf;
+    max_sessions_ = conf.max_sessions;
+    control_topic_ = conf.control_topic;
     jn_addr probe;
-    if (!make_addr(interface_, 0, probe)) {
-      host.config_error("interface", "not an IP address");
-      throw std::invalid_argument("bad interface");
-    }
-    if (!make_addr(advertise_, 0, probe)) {
-      host.config_error("advertise", "not an IP address");
-      throw std::invalid_argument("bad advertise");
-    }
+    make_addr(advertise_, 0, probe);  // checked by parse_conf
     adv_ = sdp::Connection{"IN", probe.family == 6 ? "IP6" : "IP4", advertise_};
     port_used_.assign(static_cast<size_t>((port_max_ - port_min_ + 1) / 2), 0);
     if (!srtp_library_init()) throw std::runtime_error("libsrtp2 init failed");
@@ -405,11 +332,12 @@ class RtpRelay : public junction::sdk::Plugin {
     }
     // 6. Extra endpoints get the plain packet (the same buffer: sent by reference).
     for (auto& f : in.forwards) {
-      if (!f.to_rtp.family) continue;  // a subscriber still to answer
+      const jn_addr& fto = is_rtcp ? f.to_rtcp : f.to_rtp;
+      if (!fto.family) continue;  // a subscriber still to answer, or one without an RTCP address
       jn_send& fo = sh.out.emplace_back();
       fo = jn_send{};
       fo.sock = is_rtcp ? f.rtcp : f.rtp;
-      fo.to = is_rtcp ? f.to_rtcp : f.to_rtp;
+      fo.to = fto;
       fo.buf = b;
       ++f.packets;
     }
@@ -425,7 +353,10 @@ class RtpRelay : public junction::sdk::Plugin {
       to = &out.peer_rtp;
     }
     if (!to->family || !sock) return drop(in.err_nodest, stats_.nodest);
-    if (out.srtp && out.srtp_out.valid()) {
+    if (out.srtp) {
+      // Never plain toward an SRTP side: without a protect context yet (before the answer) the
+      // packet is dropped.
+      if (!out.srtp_out.valid()) return drop(in.err_srtp, stats_.srtp);
       // Protect in place when nobody else holds the buffer; a bus subscriber that kept a
       // reference makes it shared, and then (only then) the packet is copied.
       // Forwarded copies of this packet are still queued: they must stay plain.
@@ -481,7 +412,7 @@ class RtpRelay : public junction::sdk::Plugin {
     auto pr = ng::parse(dgram);
     if (!pr.have_cookie) {
       ++stats_.ng_bad;
-      host().warn("ng: dropped datagram from " + addr_str(b->src) + ": " + pr.error);
+      host().warn("ng: dropped datagram from " + addr_str(b->src) + ": " + log_escape(pr.error));
       return;
     }
     // A retransmission (same cookie from the same peer) gets the cached reply, not a redo.
@@ -491,11 +422,11 @@ class RtpRelay : public junction::sdk::Plugin {
       host().udp_send(sock, b->src, it->second.reply);
       return;
     }
-    if (host().enabled(JN_LOG_DEBUG)) host().debug("rtp-relay: ng request from " + addr_str(b->src) + ": " + std::string(dgram.substr(0, 4000)));
+    if (host().enabled(JN_LOG_DEBUG)) host().debug("rtp-relay: ng request from " + addr_str(b->src) + ": " + log_escape(dgram, 4000));
     Value reply;
     if (!pr.ok) {
       ++stats_.ng_bad;
-      host().warn("ng: " + pr.error + " (from " + addr_str(b->src) + ")");
+      host().warn("ng: " + log_escape(pr.error) + " (from " + addr_str(b->src) + ")");
       reply = ng::error_reply(pr.error);
     } else {
       reply = handle(pr.msg.dict, b->src);
@@ -519,7 +450,7 @@ class RtpRelay : public junction::sdk::Plugin {
     Value r;
     if (cmd && *cmd == "ping") host().info("rtp-relay: ng ping from " + addr_str(from));
     else if (cmd && (*cmd == "offer" || *cmd == "answer" || *cmd == "delete"))
-      host().info("rtp-relay: ng " + std::string(*cmd) + " call-id '" + std::string(d.get_str("call-id").value_or("")) + "' from " +
+      host().info("rtp-relay: ng " + std::string(*cmd) + " call-id '" + log_escape(d.get_str("call-id").value_or("")) + "' from " +
                   addr_str(from));
     auto ng_call = d.get_str("call-id");
     if (!cmd) r = ng::error_reply("No command given");
@@ -543,8 +474,8 @@ class RtpRelay : public junction::sdk::Plugin {
     else r = ng::error_reply("Unrecognized command '" + std::string(*cmd) + "'");
     if (auto res = r.get_str("result"); res && *res == "error") {
       ++stats_.ng_errors;
-      host().info("ng " + std::string(cmd.value_or("?")) + " call-id '" + std::string(d.get_str("call-id").value_or("")) +
-                  "': " + std::string(r.get_str("error-reason").value_or("")));
+      host().info("ng " + log_escape(cmd.value_or("?"), 64) + " call-id '" + log_escape(d.get_str("call-id").value_or("")) +
+                  "': " + log_escape(r.get_str("error-reason").value_or(""), 512));
     }
     return r;
   }
@@ -568,7 +499,7 @@ class RtpRelay : public junction::sdk::Plugin {
     if (answer && it == calls_.end()) return ng::error_reply("Unknown call-id");
     bool created = false;
     if (it == calls_.end()) {
-      if (calls_.size() >= static_cast<size_t>(max_sessions_)) return ng::error_reply("Session limit reached");
+      if (calls_.size() >= max_sessions_) return ng::error_reply("Session limit reached");
       Session s;
       s.call_id = std::string(*call_id);
       s.created_ms = host().now_ms();
@@ -637,19 +568,15 @@ class RtpRelay : public junction::sdk::Plugin {
       snd.latch = latch;
       // Where the sender receives.
       auto conn = sd.media_connection(m);
-      jn_addr a_rtp{}, a_rtcp{};
       std::string ip = !src_ip.empty() ? src_ip : (conn ? conn->address : std::string());
-      if (!ip.empty() && make_addr(ip, m.port, a_rtp)) {
-        uint32_t rport = m.port + 1;
-        std::string rip = ip;
-        if (auto ra = m.attr("rtcp")) {
-          if (auto rtcp = sdp::parse_rtcp_attr(*ra)) {
-            rport = rtcp->port;
-            if (rtcp->addr && src_ip.empty()) rip = rtcp->addr->address;
-          }
-        }
-        make_addr(rip, rport, a_rtcp);
-      }
+      RecvAddrs ra = sdp_receive_addrs(ip, m.port, m, src_ip.empty());
+      const jn_addr& a_rtp = ra.rtp;
+      const jn_addr& a_rtcp = ra.rtcp;
+      if (!a_rtp.family || !a_rtcp.family)
+        host().info("rtp-relay: call '" + log_escape(sess.call_id) + "' m=" + std::to_string(i) + ": " +
+                    (!a_rtp.family ? "no usable RTP address in the SDP ('" + log_escape(ip, 64) + "' port " + std::to_string(m.port) + ")"
+                                   : "no usable RTCP address in the SDP (RTP port " + std::to_string(m.port) + ")") +
+                    ", nothing is sent there until the side's own packets latch an address");
       bool changed = !addr_eq(a_rtp, snd.sdp_rtp) || !addr_eq(a_rtcp, snd.sdp_rtcp);
       snd.sdp_rtp = a_rtp;
       snd.sdp_rtcp = a_rtcp;
@@ -692,8 +619,10 @@ class RtpRelay : public junction::sdk::Plugin {
             oth.srtp = true;
             oth.suite = SrtpSuite::AesCm128Sha1_80;
             oth.crypto_tag = 1;
-            if (oth.out_key.empty()) oth.out_key = random_bytes(kSrtpKeyLen);
-            if (!oth.srtp_out.valid()) oth.srtp_out.create(oth.suite, oth.out_key, false);
+            if (const char* why = make_out_key(oth)) {
+              error = why;
+              break;
+            }
             p.strip_crypto = true;
             p.crypto = "1 AES_CM_128_HMAC_SHA1_80 inline:" +
                        sdp::base64_encode(reinterpret_cast<const uint8_t*>(oth.out_key.data()), oth.out_key.size());
@@ -711,8 +640,10 @@ class RtpRelay : public junction::sdk::Plugin {
         off.mux = p.mux;
         if (!off.answer_proto.empty()) p.proto = off.answer_proto;
         if (off.srtp) {
-          if (off.out_key.empty()) off.out_key = random_bytes(kSrtpKeyLen);
-          if (!off.srtp_out.valid()) off.srtp_out.create(off.suite, off.out_key, false);
+          if (const char* why = make_out_key(off)) {
+            error = why;
+            break;
+          }
           p.strip_crypto = true;
           p.crypto = std::to_string(off.crypto_tag) + " " + suite_name(off.suite) + " inline:" +
                      sdp::base64_encode(reinterpret_cast<const uint8_t*>(off.out_key.data()), off.out_key.size());
@@ -803,6 +734,14 @@ class RtpRelay : public junction::sdk::Plugin {
     return false;
   }
 
+  // Our SRTP key toward a side (kept across re-offers) and its protect context. The key comes
+  // from OpenSSL's CSPRNG; without one the offer/answer is refused, never sent with a weak key.
+  static const char* make_out_key(Side& side) {
+    if (side.out_key.empty() && !random_bytes(kSrtpKeyLen, side.out_key)) return "Cannot generate an SRTP key (no randomness available)";
+    if (!side.srtp_out.valid() && !side.srtp_out.create(side.suite, side.out_key, false)) return "Cannot create the SRTP context";
+    return nullptr;
+  }
+
   bool alloc_ports(Stream& st, int s) {
     Side& side = st.side[s];
     uint64_t base = (static_cast<uint64_t>(st.gen) << 32) | (static_cast<uint64_t>(st.shard) << 24) | (static_cast<uint64_t>(st.id) << 2) |
@@ -814,8 +753,8 @@ class RtpRelay : public junction::sdk::Plugin {
     size_t slots = port_used_.size();
     jn_udp_options o{};
     o.struct_size = sizeof o;
-    o.rcvbuf = static_cast<uint32_t>(rcvbuf_);
-    o.sndbuf = static_cast<uint32_t>(rcvbuf_);
+    o.rcvbuf = rcvbuf_;
+    o.sndbuf = rcvbuf_;
     o.max_datagram = 2048;
     o.loop = shard;
     for (size_t tries = 0; tries < slots; ++tries) {
@@ -866,7 +805,7 @@ class RtpRelay : public junction::sdk::Plugin {
     auto it = calls_.find(call_id);
     if (it == calls_.end()) return;
     if (why) {
-      std::string m = "rtp-relay: call '" + call_id + "' deleted by " + why;
+      std::string m = "rtp-relay: call '" + log_escape(call_id) + "' deleted by " + why;
       if (!it->second.streams.empty()) {
         const Stream& st = *streams_[it->second.streams[0]];
         m += ": a packets " + std::to_string(st.side[0].packets) + " forwarded " + std::to_string(st.side[0].forwarded) +
@@ -1006,11 +945,15 @@ class RtpRelay : public junction::sdk::Plugin {
     if (!from_tag || from_tag->empty()) return ng::error_reply("No from-tag in message");
     if (!address || address->empty()) return ng::error_reply("No address in message");
     jn_addr to{};
-    if (!parse_addr_str(std::string(*address), to) || to.port == 0) return ng::error_reply("Bad address '" + std::string(*address) + "'");
+    if (!parse_addr_str(*address, to) || to.port == 0) return ng::error_reply("Bad address '" + std::string(*address) + "'");
+    bool mux = flag(d, "rtcp-mux");
+    jn_addr to_rtcp = to;
+    to_rtcp.port = mux ? to.port : rtcp_port_after(to.port);
+    if (start && to_rtcp.port == 0)
+      return ng::error_reply("Bad address '" + std::string(*address) + "': no RTCP port after 65535 (use the flag rtcp-mux)");
     auto it = calls_.find(std::string(*call_id));
     if (it == calls_.end()) return ng::error_reply("Call-ID not found or tags didn't match");
     std::optional<int64_t> index = d.get_int("index");
-    bool mux = flag(d, "rtcp-mux");
     Value list = Value::list();
     size_t matched = 0;
     for (uint32_t sid : it->second.streams) {
@@ -1026,8 +969,7 @@ class RtpRelay : public junction::sdk::Plugin {
         Side::Forward f;
         if (const char* why = open_forward(st, side, f)) return ng::error_reply(why);
         f.to_rtp = to;
-        f.to_rtcp = to;
-        if (!mux) f.to_rtcp.port = static_cast<uint16_t>(to.port + 1);
+        f.to_rtcp = to_rtcp;
         Value v = Value::dict();
         v.set_int("index", st.index);
         v.set_int("local port", f.port);
@@ -1060,8 +1002,10 @@ class RtpRelay : public junction::sdk::Plugin {
     std::string to_tag(d.get_str("to-tag").value_or(""));
     if (to_tag.empty()) {
       static const char* hex = "0123456789abcdef";
+      std::string raw;
+      if (!random_bytes(8, raw)) return ng::error_reply("Cannot generate a to-tag (no randomness available)");
       to_tag = "sub-";
-      for (unsigned char c : random_bytes(8)) to_tag += hex[c >> 4], to_tag += hex[c & 15];
+      for (unsigned char c : raw) to_tag += hex[c >> 4], to_tag += hex[c & 15];
     }
     if (has_subscriber(sess, to_tag)) return ng::error_reply("to-tag '" + to_tag + "' already subscribes");
     auto parsed = sdp::parse(src->second);
@@ -1122,14 +1066,15 @@ class RtpRelay : public junction::sdk::Plugin {
     for (size_t i = 0; i < sd.media.size() && i < sess.streams.size(); ++i) {
       const sdp::Media& m = sd.media[i];
       auto conn = sd.media_connection(m);
-      jn_addr to{};
-      if (m.port == 0 || !conn || !make_addr(conn->address, m.port, to)) continue;
+      if (m.port == 0 || !conn) continue;
+      RecvAddrs to = sdp_receive_addrs(conn->address, m.port, m, true);
+      if (!to.rtp.family) continue;
+      if (m.rtcp_mux()) to.rtcp = to.rtp;
       for (auto& side : streams_[sess.streams[i]]->side)
         for (auto& f : side.forwards) {
           if (f.tag != *to_tag) continue;
-          f.to_rtp = to;
-          f.to_rtcp = to;
-          if (!m.rtcp_mux()) f.to_rtcp.port = static_cast<uint16_t>(m.port + 1);
+          f.to_rtp = to.rtp;
+          f.to_rtcp = to.rtcp;  // family 0 (no RTCP port): RTCP is not forwarded to it
         }
     }
     Value r = Value::dict();
@@ -1252,7 +1197,7 @@ class RtpRelay : public junction::sdk::Plugin {
     const char* op = req.op == JN_ANCHOR_OFFER ? "offer" : req.op == JN_ANCHOR_ANSWER ? "answer" : req.op == JN_ANCHOR_DELETE ? "delete" : "?";
     auto fail = [&](jn_status st, const std::string& why) {
       ++anchor_stats_.errors;
-      host().warn("rtp-relay: anchor " + std::string(op) + " call '" + call_id + "': " + why + " (media passed through)");
+      host().warn("rtp-relay: anchor " + std::string(op) + " call '" + log_escape(call_id) + "': " + log_escape(why) + " (media passed through)");
       host().anchor_reply(req.reply, st, nullptr);
     };
     if (call_id.empty()) return fail(JN_ERR_INVALID, "no call id");
@@ -1262,7 +1207,7 @@ class RtpRelay : public junction::sdk::Plugin {
       bool known = anchor_pos_.count(call_id) && calls_.count(call_id);
       if (known) destroy(call_id, "anchor delete");
       anchor_pos_.erase(call_id);
-      if (!known && host().enabled(JN_LOG_DEBUG)) host().debug("rtp-relay: anchor delete of unknown call '" + call_id + "'");
+      if (!known && host().enabled(JN_LOG_DEBUG)) host().debug("rtp-relay: anchor delete of unknown call '" + log_escape(call_id) + "'");
       host().anchor_reply(req.reply, JN_OK, nullptr);
       return;
     }
@@ -1290,7 +1235,7 @@ class RtpRelay : public junction::sdk::Plugin {
       if (pos.empty() && calls_.count(call_id) == 0) {
         // Nothing to relay (no RTP stream, or no addresses yet): no session; the error status
         // makes the core pass this call's media through (and not anchor its answer).
-        host().info("rtp-relay: anchor offer call '" + call_id + "': no relayable stream, media passed through");
+        host().info("rtp-relay: anchor offer call '" + log_escape(call_id) + "': no relayable stream, media passed through");
         host().anchor_reply(req.reply, JN_ERR_UNSUPPORTED, nullptr);
         return;
       }
@@ -1371,7 +1316,7 @@ class RtpRelay : public junction::sdk::Plugin {
     desc.struct_size = sizeof desc;
     desc.count = count;
     desc.streams = ptrs.data();
-    host().info("rtp-relay: anchor " + std::string(op) + " call '" + call_id + "':" + (moved.empty() ? std::string(" nothing relayed") : moved));
+    host().info("rtp-relay: anchor " + std::string(op) + " call '" + log_escape(call_id) + "':" + (moved.empty() ? std::string(" nothing relayed") : moved));
     host().anchor_reply(req.reply, JN_OK, &desc);
   }
 
@@ -1391,7 +1336,7 @@ class RtpRelay : public junction::sdk::Plugin {
       if (timeout_ms_ && now > last + timeout_ms_) expired.push_back(id);
     }
     for (auto& id : expired) {
-      host().info("rtp-relay: session '" + id + "' timed out (no media or signalling for " + std::to_string(timeout_ms_ / 1000) + " s)");
+      host().info("rtp-relay: session '" + log_escape(id) + "' timed out (no media or signalling for " + std::to_string(timeout_ms_ / 1000) + " s)");
       ++stats_.timeouts;
       // An anchored call: the core ends the call (both legs hear END 408 "media timeout") and
       // its DELETE destroys the session; a core without anchor_end leaves it to us.
@@ -1753,8 +1698,8 @@ class RtpRelay : public junction::sdk::Plugin {
   uint64_t timeout_ms_ = 60000;
   bool publish_ = true;
   uint32_t ssrc_limit_ = 8;
-  int rcvbuf_ = 256 * 1024;
-  int max_sessions_ = 20000;
+  uint32_t rcvbuf_ = 256 * 1024;
+  uint32_t max_sessions_ = 20000;
 
   jn_handle ng_sock_ = 0, timer_ = 0;
   std::map<std::string, Session> calls_;

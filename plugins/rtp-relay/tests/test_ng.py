@@ -101,7 +101,7 @@ class NgTest(JunctionTest):
         stats = self.j.cmd("rtp-relay", "stats")
         self.assertEqual(stats["sessions"], 1)
         self.assertEqual(stats["ng"]["retransmits"], 1)
-        self.assertGreaterEqual(stats["ng"]["bad"], 3)
+        self.assertEqual(stats["ng"]["bad"], 3)  # bad bencode, not a dictionary, no cookie
         self.assertEqual(stats["ng"]["errors"], 8)
 
     def test_forward_to_more_endpoints(self):
@@ -238,14 +238,14 @@ class NgTest(JunctionTest):
             a.sendto(rtp(1000 + i, ssrc=0xA), relay)
         got = recv_all(b, n - 1)
         self.assertEqual(len(got), n - 1)
-        self.assertTrue(all(addr == ("127.0.0.1", to_b) for _, addr in got))
+        self.assertEqual({addr for _, addr in got}, {("127.0.0.1", to_b)})
         self.assertEqual(got[0][0], rtp(1000, ssrc=0xA))
         # B -> relay(to_b) -> A.
         for i in range(n):
             b.sendto(rtp(5000 + i, ssrc=0xB), ("127.0.0.1", to_b))
         got = recv_all(a, n)
         self.assertEqual(len(got), n)
-        self.assertTrue(all(addr == ("127.0.0.1", to_a) for _, addr in got))
+        self.assertEqual({addr for _, addr in got}, {("127.0.0.1", to_a)})
         # RTCP on the odd ports, both ways.
         sr = bytes([0x80, 200, 0, 6]) + (0xA).to_bytes(4, "big") + bytes(20)
         a_rtcp = self.sock()
@@ -285,6 +285,7 @@ class NgTest(JunctionTest):
         self.assertEqual(d["totals"]["RTP"]["packets"], 2 * n)
         self.assertEqual(self.ng.cmd("query", call_id="call-1")["result"], "error")
         self.assertNotIn("call-1", self.ng.cmd("list")["calls"])
+        wait_until(lambda: self._free(to_a) and self._free(to_b), what="the call's ports to be released")
         a.sendto(rtp(9999, ssrc=0xA), relay)
         b.settimeout(0.3)
         self.assertEqual(recv_all(b, 1), [])
@@ -373,8 +374,8 @@ class NgTest(JunctionTest):
         q = self.ng.cmd("query", call_id="srtp-1")["medias"][0]["streams"]
         self.assertEqual(q[0]["stats"]["dropped srtp"], 1)
         self.assertEqual(q[0]["SRTP"], "yes")
-        # Unprotect happened in place; each protect needed the auth tag's tailroom (see below).
-        self.assertLessEqual(self.j.cmd("rtp-relay", "stats")["payload_copies"], 10)
+        # Unprotect and protect happened in place (the auth tag fits the buffer's tailroom).
+        self.assertEqual(self.j.cmd("rtp-relay", "stats")["payload_copies"], 0)
 
     def test_srtp_protect_in_place_copies_nothing(self):
         """Protecting toward an SRTP leg writes the auth tag into the received buffer's tailroom
@@ -479,6 +480,50 @@ class NgTest(JunctionTest):
         j.wait_for_log(r"call 'quiet' deleted by timeout", timeout=10)
         self.assertEqual(ng.cmd("query", call_id="quiet")["result"], "error")
         self.assertEqual(j.cmd("rtp-relay", "stats")["timeouts"], 1)
+
+    def test_peer_strings_are_escaped_in_the_log(self):
+        # A call-id, tags and a command chosen by the peer, with newlines, a carriage return and
+        # a terminal escape: none of them may start a log line of its own or reach it raw.
+        evil = "ev\nFORGED 2026-01-01T00:00:00.000Z error [core] owned\r\x1b[31m"
+        r = self.ng.cmd("offer", call_id=evil, from_tag="t\ntag", sdp=sdp(5000))
+        self.assertEqual(r["result"], "ok", r)
+        self.assertEqual(self.ng.cmd("frob\nFORGED cmd")["result"], "error")
+        self.assertEqual(self.ng.cmd("forward", call_id=evil, from_tag="x\nFORGED tag", address="127.0.0.1:9")["result"], "error")
+        self.assertEqual(self.ng.cmd("delete", call_id=evil)["result"], "ok")
+        self.j.wait_for_log(r"call 'ev\\nFORGED .*\\r\\x1b\[31m' deleted by ng delete", timeout=10)
+        log = self.j.log()
+        self.assertIn(r"ng offer call-id 'ev\nFORGED 2026-01-01T00:00:00.000Z error [core] owned\r\x1b[31m'", log)
+        self.assertIn(r"Unrecognized command 'frob\nFORGED cmd'", log)
+        self.assertIn(r"No stream with from-tag 'x\nFORGED tag'", log)
+        lines = log.splitlines()
+        self.assertEqual([l for l in lines if l.startswith("FORGED")], [])
+        self.assertEqual([l for l in lines if "\r" in l or "\x1b" in l], [])
+
+    def test_rtcp_address_never_wraps_to_port_0(self):
+        # A peer offering RTP on port 65535 has no RTCP port after it (65535 + 1 used to become
+        # port 0): RTCP toward it is dropped as "no destination", never sent to port 0.
+        b = self.sock()
+        o = self.ng.cmd("offer", call_id="wrap-1", from_tag="f", sdp=sdp(65535))
+        self.assertEqual(o["result"], "ok", o)
+        an = self.ng.cmd("answer", call_id="wrap-1", from_tag="f", to_tag="t", sdp=sdp(b.getsockname()[1]))
+        self.assertEqual(an["result"], "ok", an)
+        to_b = sdp_port(o["sdp"])
+        sr = bytes([0x80, 200, 0, 6]) + (0xB).to_bytes(4, "big") + bytes(20)
+        b.sendto(sr, ("127.0.0.1", to_b + 1))
+        wait_until(lambda: self.ng.cmd("query", call_id="wrap-1")["medias"][0]["streams"][1]["stats"]["rtcp packets"] == 1,
+                   what="B's RTCP to reach the relay")
+        st = self.ng.cmd("query", call_id="wrap-1")["medias"][0]["streams"][1]["stats"]
+        self.assertEqual((st["dropped no destination"], st["forwarded"]), (1, 0), st)
+        # A forward to port 65535 without rtcp-mux has no RTCP port either: refused, with the reason.
+        r = self.ng.cmd("forward", call_id="wrap-1", from_tag="t", address="127.0.0.1:65535")
+        self.assertEqual(r["result"], "error", r)
+        self.assertIn("no RTCP port after 65535", r["error-reason"])
+        r = self.ng.cmd("forward", call_id="wrap-1", from_tag="t", address="127.0.0.1:65535", flags=["rtcp-mux"])
+        self.assertEqual(r["result"], "ok", r)
+        for bad in ("127.0.0.1:4294967297", "127.0.0.1:65536", "127.0.0.1:"):
+            r = self.ng.cmd("forward", call_id="wrap-1", from_tag="t", address=bad)
+            self.assertEqual((r["result"], r["error-reason"]), ("error", f"Bad address '{bad}'"), bad)
+        self.assertEqual(self.ng.cmd("delete", call_id="wrap-1")["result"], "ok")
 
     def test_control_by_event_and_admin(self):
         # Another plugin (here: the admin API's event publish) offers through the control topic.

@@ -11,7 +11,8 @@ from junction_test import JunctionTest, free_port, main  # noqa: E402
 from ngclient import NgClient, sdp, sdp_port, rtp  # noqa: E402
 
 SESSIONS = 1000
-ROUNDS = 30  # packets per session, A -> B
+ROUNDS = 10  # rounds (a packet per session) before the reload, and again after it; more go out during it
+WINDOW = 5  # rounds in flight at most
 
 
 def big_socket():
@@ -59,20 +60,25 @@ class ReloadTest(JunctionTest):
             to_a.append(sdp_port(an["sdp"]))
         session_of = {p: i for i, p in enumerate(to_b)}
         received = [0] * SESSIONS
-        done = threading.Event()
+        progress = threading.Condition()
+        count = {"total": 0, "expected": None}  # expected: known once the last round is out
+        errors = []  # an exception in a helper thread fails the test from the main thread
 
         def receiver():
-            b.settimeout(0.2)
-            total = 0
-            while total < SESSIONS * ROUNDS:
-                try:
+            # Until every packet of every round arrived, or nothing more comes for 10 s.
+            try:
+                b.settimeout(10)
+                while count["expected"] is None or count["total"] < count["expected"]:
                     data, addr = b.recvfrom(2048)
-                except socket.timeout:
-                    if done.is_set():
-                        break
-                    continue
-                received[session_of[addr[1]]] += 1
-                total += 1
+                    self.assertIn(addr[1], session_of)
+                    received[session_of[addr[1]]] += 1
+                    with progress:
+                        count["total"] += 1
+                        progress.notify_all()
+            except Exception as e:  # noqa: BLE001 - reported by the main thread
+                errors.append(e)
+                with progress:
+                    progress.notify_all()
 
         rx = threading.Thread(target=receiver)
         rx.start()
@@ -80,37 +86,64 @@ class ReloadTest(JunctionTest):
         reload_reply = {}
 
         def reloader():
-            status, body = j.request("POST", "/api/v1/plugins/rtp-relay/reload")
-            reload_reply.update(status=status, body=body)
-            reloaded.set()
+            try:
+                status, body = j.request("POST", "/api/v1/plugins/rtp-relay/reload")
+                reload_reply.update(status=status, body=body)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+            finally:
+                reloaded.set()
 
         payload = b"\xd5" * 20
-        for r in range(ROUNDS):
-            if r == ROUNDS // 3:
-                before = j.cmd("rtp-relay", "stats")
-                threading.Thread(target=reloader).start()
+        rounds = 0
+
+        def send_round():
+            # At most WINDOW rounds ahead of what B received (the relay's and B's socket queues
+            # stay bounded even when a swap keeps the relay from relaying for a while).
+            nonlocal rounds
+            with progress:
+                self.assertTrue(progress.wait_for(lambda: count["total"] >= (rounds - WINDOW) * SESSIONS or errors, timeout=30),
+                                f"B stopped receiving: {count}")
             for i in range(SESSIONS):
-                a.sendto(rtp(r, ssrc=i + 1, payload=payload), ("127.0.0.1", to_a[i]))
-            if r == 2 * ROUNDS // 3:
-                # The last third goes out after the new instance has taken over.
-                self.assertTrue(reloaded.wait(60))
-        done.set()
+                a.sendto(rtp(rounds, ssrc=i + 1, payload=payload), ("127.0.0.1", to_a[i]))
+            rounds += 1
+
+        for _ in range(ROUNDS):
+            send_round()
+        before = j.cmd("rtp-relay", "stats")
+        threading.Thread(target=reloader).start()
+        # Rounds keep going out until the reload's reply: input is arriving during the whole swap.
+        while not reloaded.is_set():
+            send_round()
+        during = rounds - ROUNDS
+        for _ in range(ROUNDS):  # and more after the new instance has taken over
+            send_round()
+        count["expected"] = SESSIONS * rounds
         rx.join(60)
+        self.assertEqual(errors, [])
+        self.assertFalse(rx.is_alive())
         self.assertEqual(reload_reply.get("status"), 200, reload_reply)
-        self.assertEqual(sum(received), SESSIONS * ROUNDS, "packets lost across the reload")
-        self.assertEqual(received, [ROUNDS] * SESSIONS)
+        self.assertGreaterEqual(during, 1)
+        self.assertEqual(sum(received), SESSIONS * rounds, "packets lost across the reload")
+        self.assertEqual(received, [rounds] * SESSIONS)
+        if media_loops:
+            # Input that reached the media loops during the swap was held there and replayed.
+            loops = j.api("GET", "/api/v1/media", expect=200)["loops"]
+            held, replayed = sum(l["held"] for l in loops), sum(l["replayed"] for l in loops)
+            self.assertGreater(held, 0, loops)
+            self.assertEqual(held, replayed, loops)
         after = j.cmd("rtp-relay", "stats")
         self.assertEqual(before["sessions"], SESSIONS)
         self.assertEqual(after["sessions"], SESSIONS)
         self.assertEqual(after["reloads"], 1)
-        self.assertEqual(after["forwarded"], SESSIONS * ROUNDS)
-        self.assertEqual(after["session_rtp_packets"], SESSIONS * ROUNDS)
+        self.assertEqual(after["forwarded"], SESSIONS * rounds)
+        self.assertEqual(after["session_rtp_packets"], SESSIONS * rounds)
         self.assertEqual(after["session_lost"], 0)
         self.assertGreaterEqual(after["rx"], before["rx"])
         # Per-session stats and the ports survived; ng still answers for old sessions.
         q = ng.cmd("query", call_id="r777")
         sides = q["medias"][0]["streams"]
-        self.assertEqual(sides[0]["stats"]["packets"], ROUNDS)
+        self.assertEqual(sides[0]["stats"]["packets"], rounds)
         self.assertEqual(sides[0]["stats"]["lost"], 0)
         self.assertEqual(sides[0]["local port"], to_a[777])
         self.assertEqual(sides[0]["latched"], "yes")
@@ -123,7 +156,8 @@ class ReloadTest(JunctionTest):
         self.assertEqual(ng.cmd("delete", call_id="r0")["result"], "ok")
         metrics = j.api("GET", "/metrics", expect=200)
         self.assertIn("junction_bus_payload_copies_total 0", metrics)
-        print(f"\nrtp-relay reload under {SESSIONS} sessions ({media_loops} media loops): fds {j.fd_count()}, rss {j.rss_kb()} kB")
+        print(f"\nrtp-relay reload under {SESSIONS} sessions ({media_loops} media loops): {rounds} rounds, {during} during the "
+              f"reload, fds {j.fd_count()}, rss {j.rss_kb()} kB")
         return after
 
 
