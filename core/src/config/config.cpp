@@ -320,7 +320,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     r.u32("stop_timeout_ms", c.stop_timeout_ms, 0, 600000);
     r.u32("ring_timeout_ms", c.ring_timeout_ms, 1000, 3600000);
     r.str("media_anchor", c.media_anchor);
-    r.u32("media_loops", c.media_loops, 0, 256);
+    r.u32("media_loops", c.media_loops, 0, 255);  // a media-loop timer's handle carries it in 8 bits
     if (auto* n = r.node("media_loop_cpus")) {
       if (!n->is_array()) fail(path, *n, "'server.media_loop_cpus' must be an array of CPU numbers");
       for (auto& e : *n->as_array()) {

@@ -62,14 +62,37 @@ void h_config_error(jn_host_ctx* ctx, jn_str key, jn_str reason) {
 }
 
 // --- timers ---------------------------------------------------------------------------------
+// [media] A timer of the calling loop (a media loop's own table, or the control loop's handles).
 jn_status h_timer_start(jn_host_ctx* ctx, uint64_t delay, uint64_t repeat, uint64_t cookie, jn_handle* out) {
+  if (MediaLoop* m = MediaLoop::current()) return m->timer_start(S(ctx), delay, repeat, cookie, out);
   return guarded(ctx, "timer_start", [&] { return create_timer(S(ctx), delay, repeat, cookie, out); });
 }
 jn_status h_timer_stop(jn_host_ctx* ctx, jn_handle t) {
   PluginSlot& s = S(ctx);
+  MediaLoop* m = MediaLoop::current();
+  const bool loop_timer = MediaLoop::is_loop_handle(t);
+  if (loop_timer && m && MediaLoop::loop_of(t) == m->index()) return m->timer_stop(s, t);
+  if (loop_timer || m) {
+    // A timer stopped from another loop than its own: the plugin's bug, not a race to allow.
+    s.log(JN_LOG_ERROR, fmt::format("timer_stop from {}: the timer belongs to {} (refused; see the ABI's threading rules)",
+                                    m ? fmt::format("media loop {}", m->index()) : std::string("the control loop"),
+                                    loop_timer ? fmt::format("media loop {}", MediaLoop::loop_of(t)) : std::string("the control loop")));
+    return JN_ERR_WRONG_THREAD;
+  }
   if (!s.host().resource(t, Resource::Kind::Timer, &s)) return JN_ERR_NOT_FOUND;
   s.host().close_resource(t);
   return JN_OK;
+}
+
+// [media] on_post(cookie) on another (or the same) loop.
+jn_status h_post(jn_host_ctx* ctx, uint32_t loop, uint64_t cookie) {
+  PluginSlot& s = S(ctx);
+  MediaLoops* loops = s.host().services().media;
+  if (!loops) return JN_ERR_UNSUPPORTED;
+  if (loop == 0) return loops->post_to_control(&s, cookie);
+  MediaLoop* m = loops->at(loop);
+  if (!m) return JN_ERR_INVALID;
+  return m->post(&s, cookie);
 }
 
 // --- UDP ---------------------------------------------------------------------------------------
@@ -561,8 +584,8 @@ const jn_host_api kHostApi = {
     .now_ms = h_now_ms,
     .config_json = CTL(h_config_json, "config_json"),
     .config_error = CTL(h_config_error, "config_error"),
-    .timer_start = CTL(h_timer_start, "timer_start"),
-    .timer_stop = CTL(h_timer_stop, "timer_stop"),
+    .timer_start = h_timer_start,
+    .timer_stop = h_timer_stop,
     .udp_bind = CTL(h_udp_bind, "udp_bind"),
     .udp_local_addr = CTL(h_udp_local_addr, "udp_local_addr"),
     .udp_send = h_udp_send,
@@ -610,6 +633,7 @@ const jn_host_api kHostApi = {
     .bus_publish_id = h_bus_publish_id,
     .anchor_end = CTL(h_anchor_end, "anchor_end"),
     .port_bind = CTL(h_port_bind, "port_bind"),
+    .post = h_post,
 };
 
 }  // namespace

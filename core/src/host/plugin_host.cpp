@@ -83,6 +83,12 @@ void PluginSlot::dispatch(F&& call) {
   call();
 }
 
+void PluginSlot::deliver_post(uint64_t cookie) {
+  dispatch([this, cookie] {
+    if (auto f = JN_HOOK(instance_, on_post)) f(instance_->self, cookie);
+  });
+}
+
 void PluginSlot::deliver_timer(jn_handle timer, uint64_t cookie) {
   dispatch([this, timer, cookie] {
     if (auto f = JN_HOOK(instance_, on_timer)) f(instance_->self, timer, cookie);

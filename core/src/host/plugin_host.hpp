@@ -126,6 +126,7 @@ class PluginSlot : public BusSink {
   void deliver_call(jn_handle leg, uint64_t cookie, const CallEvent& ev);
   void deliver_event(const std::string& topic, const std::string& json);
   void deliver_admin(jn_handle reply, const std::string& verb, const std::string& body);
+  void deliver_post(uint64_t cookie);  // a post to the control loop
   void on_bus_packet(uint64_t subscription, uint64_t cookie, jn_buf* buf) override;
 
   // The error the plugin reported for the hook in progress (host->set_error).

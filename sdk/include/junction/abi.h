@@ -20,8 +20,9 @@
  * Threading: every hook is called on the core's control loop thread, and every host service
  * must be called from that thread, inside a hook -- with one exception: a UDP socket bound
  * with jn_udp_options.loop = k (1..media_loops()) lives on media loop k, a core thread pinned
- * to a CPU. Its on_udp runs on that thread, and from inside such an on_udp the plugin may call
- * only the services marked [media] below; any other service returns JN_ERR_WRONG_THREAD (or
+ * to a CPU. Its on_udp runs on that thread, and so do on_timer for timers started on that loop
+ * and on_post for posts to it; from inside those hooks the plugin may call only the services
+ * marked [media] below; any other service returns JN_ERR_WRONG_THREAD (or
  * does nothing, for the void ones) and logs the misuse. Hooks of one plugin therefore run on
  * several threads at once: the plugin guards the state its media loops share with its control
  * hooks (a lock per shard of sessions, taken once per on_udp batch, is the intended pattern).
@@ -446,6 +447,8 @@ typedef struct jn_plugin_vtable {
 
   /* Media anchoring (see jn_anchor_request). Must not call the call_* services. */
   void (*on_anchor)(jn_plugin* self, const jn_anchor_request* req);
+  /* A host->post() to this loop arrived: runs on the loop it was posted to (see post). */
+  void (*on_post)(jn_plugin* self, uint64_t cookie);
 } jn_plugin_vtable;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -524,6 +527,11 @@ typedef struct jn_host_api {
   void (*config_error)(jn_host_ctx* ctx, jn_str key_path, jn_str reason);
 
   /* --- timers ------------------------------------------------------------------------------ */
+  /* [media] A timer of the calling loop: started from a media loop's hook it belongs to that
+   * loop, its on_timer runs there, and only that loop may stop it (JN_ERR_WRONG_THREAD from any
+   * other). To start one on media loop k from the control loop, post() to k and start it in
+   * on_post. A one-shot timer's handle is dead once on_timer runs. Timers survive a hot reload
+   * (a media-loop timer that fires during the swap is held and delivered after it). */
   jn_status (*timer_start)(jn_host_ctx* ctx, uint64_t delay_ms, uint64_t repeat_ms,
                            uint64_t cookie, jn_handle* out_timer);
   jn_status (*timer_stop)(jn_host_ctx* ctx, jn_handle timer);
@@ -656,6 +664,15 @@ typedef struct jn_host_api {
    * the port is free again once closed). JN_ERR_NOT_FOUND: no such range; JN_ERR_LIMIT: no free
    * port (or pair) left in it; JN_ERR_INVALID: a bad request. */
   jn_status (*port_bind)(jn_host_ctx* ctx, const jn_port_request* req, jn_handle* out, uint32_t* out_port);
+
+  /* --- between loops ----------------------------------------------------------------------------- */
+  /* [media] Runs the plugin's on_post(cookie) on loop `loop` (0 = the control loop, k = media loop
+   * k), soon and never inside this call; posts from one thread to one loop arrive in order. A
+   * cookie is all it carries: hand data over through the plugin's own (locked or lock-free)
+   * structures. Posts survive a hot reload (held during the swap, delivered to the new instance)
+   * and are dropped when the plugin unloads. JN_ERR_INVALID: no such loop; JN_ERR_LIMIT: 65536
+   * posts already queued for that loop (counted in junction_post_dropped_total). */
+  jn_status (*post)(jn_host_ctx* ctx, uint32_t loop, uint64_t cookie);
 } jn_host_api;
 
 /* Arguments to the factory. */
@@ -682,8 +699,8 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 
 /* The length of each table in 2.0: a 2.x peer's table is at least this long, and a field past it
  * (appended in 2.1 or later) is read only through JN_HAS_FIELD. */
-#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, port_bind) + sizeof(void*))
-#define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_anchor) + sizeof(void*))
+#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, post) + sizeof(void*))
+#define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_post) + sizeof(void*))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
  * resized or removed field) fails here. Appending a field adds pins; it never changes one. */
@@ -860,7 +877,7 @@ JN_ABI_PIN(jn_anchor_request, reply, 8);
 JN_ABI_PIN(jn_anchor_request, call_id, 16);
 JN_ABI_PIN(jn_anchor_request, media, 32);
 JN_ABI_PIN(jn_anchor_request, sender, 40);
-JN_ABI_PIN_SIZE(jn_plugin_vtable, 128);
+JN_ABI_PIN_SIZE(jn_plugin_vtable, 136);
 JN_ABI_PIN(jn_plugin_vtable, struct_size, 0);
 JN_ABI_PIN(jn_plugin_vtable, on_start, 8);
 JN_ABI_PIN(jn_plugin_vtable, on_stop, 16);
@@ -877,6 +894,7 @@ JN_ABI_PIN(jn_plugin_vtable, on_call, 96);
 JN_ABI_PIN(jn_plugin_vtable, on_event, 104);
 JN_ABI_PIN(jn_plugin_vtable, on_admin, 112);
 JN_ABI_PIN(jn_plugin_vtable, on_anchor, 120);
+JN_ABI_PIN(jn_plugin_vtable, on_post, 128);
 JN_ABI_PIN_SIZE(jn_udp_options, 24);
 JN_ABI_PIN(jn_udp_options, struct_size, 0);
 JN_ABI_PIN(jn_udp_options, rcvbuf, 4);
@@ -906,7 +924,7 @@ JN_ABI_PIN(jn_port_request, reserved0, 44);
 JN_ABI_PIN(jn_port_request, udp, 48);
 JN_ABI_PIN(jn_port_request, tcp, 56);
 JN_ABI_PIN(jn_port_request, cookie, 64);
-JN_ABI_PIN_SIZE(jn_host_api, 448);
+JN_ABI_PIN_SIZE(jn_host_api, 456);
 JN_ABI_PIN(jn_host_api, struct_size, 0);
 JN_ABI_PIN(jn_host_api, abi_major, 4);
 JN_ABI_PIN(jn_host_api, abi_minor, 6);
@@ -965,6 +983,7 @@ JN_ABI_PIN(jn_host_api, bus_release_id, 416);
 JN_ABI_PIN(jn_host_api, bus_publish_id, 424);
 JN_ABI_PIN(jn_host_api, anchor_end, 432);
 JN_ABI_PIN(jn_host_api, port_bind, 440);
+JN_ABI_PIN(jn_host_api, post, 448);
 JN_ABI_PIN_SIZE(jn_create_args, 32);
 JN_ABI_PIN(jn_create_args, struct_size, 0);
 JN_ABI_PIN(jn_create_args, restoring, 4);

@@ -60,6 +60,8 @@ class Host {
     return api_->timer_start(ctx_, delay_ms, repeat_ms, cookie, out);
   }
   jn_status stop_timer(jn_handle t) const { return api_->timer_stop(ctx_, t); }
+  // on_post(cookie) on loop `loop` (0 = control, k = media loop k).
+  jn_status post(uint32_t loop, uint64_t cookie) const { return api_->post(ctx_, loop, cookie); }
 
   // loop: 0 = the control loop, k = media loop k (see the ABI's threading rules).
   jn_status udp_bind(std::string_view addr, uint64_t cookie, jn_handle* out, uint32_t max_datagram = 0, uint32_t loop = 0) const {
@@ -289,6 +291,8 @@ class Plugin {
   }
   // Media anchoring: reply with the rewritten media, or an error to pass it through.
   virtual void on_anchor(const jn_anchor_request& r) { host_.anchor_reply(r.reply, JN_ERR_UNSUPPORTED, nullptr); }
+  // A host().post(loop, cookie) to this loop.
+  virtual void on_post(uint64_t /*cookie*/) {}
 
  private:
   Host host_;
@@ -360,6 +364,7 @@ inline const jn_plugin_vtable* vtable() {
       .on_event = [](jn_plugin* p, jn_str t, jn_str j) { guard_void(p, "on_event", [&] { self(p)->on_event(to_sv(t), to_sv(j)); }); },
       .on_admin = [](jn_plugin* p, const jn_admin_request* r) { guard_void(p, "on_admin", [&] { self(p)->on_admin(*r); }); },
       .on_anchor = [](jn_plugin* p, const jn_anchor_request* r) { guard_void(p, "on_anchor", [&] { self(p)->on_anchor(*r); }); },
+      .on_post = [](jn_plugin* p, uint64_t c) { guard_void(p, "on_post", [&] { self(p)->on_post(c); }); },
   };
   return &vt;
 }
