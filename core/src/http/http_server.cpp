@@ -34,6 +34,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -121,30 +122,43 @@ std::string query_of(lws* wsi) {
   return out;
 }
 
+// "ip:port" ("[v6]:port"; a v4-mapped address as plain IPv4). *ip gets the address alone.
+std::string peer_string(const sockaddr_storage& ss, std::string* ip = nullptr) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  std::string host;
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    host = buf;
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], buf, sizeof buf);
+      host = buf;
+    } else {
+      inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+      host = std::string("[") + buf + "]";
+    }
+    port = ntohs(a->sin6_port);
+  } else {
+    return {};
+  }
+  if (ip) *ip = host;
+  return host + ":" + std::to_string(port);
+}
+
 std::string peer_of(lws* wsi) {
   int fd = lws_get_socket_fd(wsi);
   sockaddr_storage ss{};
   socklen_t sl = sizeof ss;
   if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0) return {};
-  char ip[INET6_ADDRSTRLEN] = {0};
-  if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-    return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-      inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, sizeof ip);
-      return std::string(ip) + ":" + std::to_string(ntohs(a->sin6_port));
-    }
-    inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a->sin6_port));
-  }
-  return {};
+  return peer_string(ss);
 }
 
-// "ip:port", "[v6]:port", ":port", "*:port". host is "" for the any-address.
+// "ip:port", "[v6]:port", "name:port", ":port", "*:port". host is "" for the any-address ("" and
+// "*"); "0.0.0.0" and "::" stay as written (IPv4-only and IPv6-only any-addresses).
 bool parse_addr(std::string_view a, std::string* host, int* port) {
   std::string_view h, p;
   if (!a.empty() && a.front() == '[') {
@@ -152,12 +166,19 @@ bool parse_addr(std::string_view a, std::string* host, int* port) {
     if (e == std::string_view::npos || e + 1 >= a.size() || a[e + 1] != ':') return false;
     h = a.substr(1, e - 1);
     p = a.substr(e + 2);
+    in6_addr tmp{};
+    if (inet_pton(AF_INET6, std::string(h).c_str(), &tmp) != 1) return false;
   } else {
     size_t c = a.rfind(':');
     if (c == std::string_view::npos) return false;
     h = a.substr(0, c);
     p = a.substr(c + 1);
     if (h.find(':') != std::string_view::npos) return false;  // bare IPv6 needs brackets
+    // An IPv4 address or a host name (resolved when the socket is bound).
+    for (char ch : h)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_' &&
+          !(ch == '*' && h.size() == 1))
+        return false;
   }
   if (p.empty() || p.size() > 5) return false;
   int v = 0;
@@ -166,53 +187,93 @@ bool parse_addr(std::string_view a, std::string* host, int* port) {
     v = v * 10 + (ch - '0');
   }
   if (v > 65535) return false;
-  std::string hs(h);
-  if (hs.empty() || hs == "*" || hs == "0.0.0.0" || hs == "::") {
-    hs.clear();
-  } else {
-    unsigned char tmp[sizeof(in6_addr)];
-    if (inet_pton(AF_INET, hs.c_str(), tmp) != 1 && inet_pton(AF_INET6, hs.c_str(), tmp) != 1)
-      return false;
-  }
-  *host = std::move(hs);
+  *host = (h.empty() || h == "*") ? std::string() : std::string(h);
   *port = v;
   return true;
 }
 
-// lws does not report why a bind failed: retry the bind ourselves to name the cause.
-std::string bind_error(const std::string& host, int port) {
+// The listening socket is ours, not lws's: lws 4.1 (Debian 12, built with IPv6) binds a vhost
+// with vi.iface = "127.0.0.1" to [::] -- it creates an AF_INET6 socket and writes the IPv4
+// address where a sockaddr_in keeps it, which in a sockaddr_in6 is sin6_flowinfo (seen with
+// strace: bind(AF_INET6, sin6_flowinfo=htonl(2130706433), "::")), so the endpoint answered
+// on every interface. We bind exactly the configured address and hand each accepted socket to
+// lws (lws_adopt_socket_vhost), which also lets us refuse connections before lws sees them.
+// Returns the fd (non-blocking, listening) or -1 with *why set.
+int open_listener(const std::string& host, int port, std::string* why) {
   sockaddr_storage ss{};
   socklen_t sl = 0;
-  in6_addr a6{};
-  in_addr a4{};
-  if (!host.empty() && inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    s6->sin6_family = AF_INET6;
-    s6->sin6_addr = a6;
-    s6->sin6_port = htons(static_cast<uint16_t>(port));
-    sl = sizeof *s6;
-  } else {
+  bool v6only = false;
+  auto set4 = [&](in_addr a) {
     auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
     s4->sin_family = AF_INET;
-    s4->sin_addr.s_addr = htonl(INADDR_ANY);
-    if (!host.empty() && inet_pton(AF_INET, host.c_str(), &a4) == 1) s4->sin_addr = a4;
+    s4->sin_addr = a;
     s4->sin_port = htons(static_cast<uint16_t>(port));
     sl = sizeof *s4;
+  };
+  auto set6 = [&](const in6_addr& a) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_addr = a;
+    s6->sin6_port = htons(static_cast<uint16_t>(port));
+    sl = sizeof *s6;
+  };
+  in_addr a4{};
+  in6_addr a6{};
+  if (host.empty()) {
+    set6(in6addr_any);  // "*": every interface, IPv4 and IPv6
+  } else if (inet_pton(AF_INET, host.c_str(), &a4) == 1) {
+    set4(a4);
+  } else if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    set6(a6);
+    v6only = true;
+  } else {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || !res) {
+      *why = "cannot resolve '" + host + "': " + gai_strerror(rc);
+      return -1;
+    }
+    // The first address the resolver gives (e.g. "localhost" -> 127.0.0.1 or ::1).
+    if (res->ai_family == AF_INET) {
+      set4(reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+    } else {
+      set6(reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr);
+      v6only = true;
+    }
+    freeaddrinfo(res);
   }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::string("cannot listen: ") + std::strerror(errno);
-  int one = 1;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *why = std::string("cannot listen: ") + std::strerror(errno);
+    return -1;
+  }
+  int one = 1, zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  int rc = bind(fd, reinterpret_cast<sockaddr*>(&ss), sl);
-  int err = errno;
-  close(fd);
-  if (rc == 0) return "cannot listen";
-  switch (err) {
-    case EADDRINUSE: return "address in use";
-    case EADDRNOTAVAIL: return "address not available";
-    case EACCES: return "permission denied";
-    default: return std::string("cannot listen: ") + std::strerror(err);
+  if (ss.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0 || ::listen(fd, 511) != 0) {
+    int err = errno;
+    close(fd);
+    switch (err) {
+      case EADDRINUSE: *why = "address in use"; break;
+      case EADDRNOTAVAIL: *why = "address not available"; break;
+      case EACCES: *why = "permission denied"; break;
+      default: *why = std::string("cannot listen: ") + std::strerror(err);
+    }
+    return -1;
   }
+  return fd;
+}
+
+int bound_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t sl = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
 std::vector<uv_handle_t*> poll_handles(uv_loop_t* loop) {
@@ -245,7 +306,6 @@ struct HttpServer::Endpoint {
   uint64_t id = 0;
   HttpHandlers handlers;
   std::string ws_path;
-  std::string iface;
   std::string name;
   std::string any_name;  // the client subprotocol currently named by the spare slot
   lws_protocols protocols[3]{};
@@ -253,6 +313,11 @@ struct HttpServer::Endpoint {
   lws_vhost* vhost = nullptr;
   int port = 0;
   bool closing = false;
+  // Our listening socket (see open_listener); its poll handle is closed before the endpoint
+  // is released.
+  int listen_fd = -1;
+  uv_poll_t listen_poll{};
+  bool poll_open = false;
 };
 
 struct HttpServer::Conn {
@@ -260,6 +325,7 @@ struct HttpServer::Conn {
   lws* wsi = nullptr;
   Endpoint* ep = nullptr;
   std::string peer;
+  std::string ip;  // the peer's address without the port
   // HTTP: one transaction at a time (req.id != 0 while one is in progress).
   HttpRequest req;
   bool receiving_body = false;
@@ -297,6 +363,10 @@ struct HttpServer::Conn {
 };
 
 struct HttpServerGlue {
+  static void on_accept(uv_poll_t* h, int status, int) {
+    auto* ep = static_cast<HttpServer::Endpoint*>(h->data);
+    if (status == 0) ep->server->accept_ready(ep);
+  }
   static int cb(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
     lws_context* ctx = wsi ? lws_get_context(wsi) : nullptr;
     auto* ep = ctx ? static_cast<HttpServer::Endpoint*>(lws_context_user(ctx)) : nullptr;
@@ -351,6 +421,9 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     int port = 0;
     if (!parse_addr(addr, &host, &port)) return fail("invalid address '" + std::string(addr) + "'");
     if (!ws_path.empty() && ws_path.front() != '/') return fail("ws_path must start with '/'");
+    std::string why;
+    int lfd = open_listener(host, port, &why);
+    if (lfd < 0) return fail(std::move(why));
     open_timer();
 
     auto ep = std::make_unique<Endpoint>();
@@ -358,8 +431,8 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     ep->id = next_id_++;
     ep->handlers = std::move(handlers);
     ep->ws_path = std::string(ws_path);
-    ep->iface = host;
     ep->name = "junction-" + std::to_string(ep->id);
+    ep->listen_fd = lfd;  // closed with the endpoint from here on
     ep->protocols[0].name = "http";
     ep->protocols[0].callback = &HttpServerGlue::cb;
     ep->protocols[1].name = kAnyProtocol;
@@ -387,29 +460,37 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
       uv_os_fd_t fd = -1;
       if (added.size() == 1 && uv_fileno(added[0], &fd) == 0) ep->pipe_fd = fd;
     }
-    if (!ep->ctx)
+    if (!ep->ctx) {
+      close(ep->listen_fd);
+      ep->listen_fd = -1;
       return fail(
           "cannot create a libwebsockets context (is the libuv event lib plugin, package "
           "libwebsockets-evlib-uv, installed?)");
+    }
 
     lws_context_creation_info vi;
     std::memset(&vi, 0, sizeof vi);
-    vi.port = port;
-    vi.iface = host.empty() ? nullptr : ep->iface.c_str();
+    vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;  // a serving vhost without a listener of its own
     vi.protocols = ep->protocols;
     vi.vhost_name = ep->name.c_str();
-    vi.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    vi.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     vi.keepalive_timeout = opt_.keepalive_timeout_s;
     vi.timeout_secs = opt_.lws_timeout_s;
     lws_vhost* vh = lws_create_vhost(ep->ctx, &vi);
     if (!vh) {
-      std::string why = bind_error(host, port);
       retire(std::move(ep));
-      return fail(std::move(why));
+      return fail("cannot create a libwebsockets vhost");
     }
     ep->vhost = vh;
-    ep->port = lws_get_vhost_listen_port(vh);
+    ep->port = bound_port(ep->listen_fd);
     ep->any_slot = const_cast<lws_protocols*>(lws_vhost_name_to_protocol(vh, kAnyProtocol));
+    if (uv_poll_init(loop_, &ep->listen_poll, ep->listen_fd) != 0) {
+      retire(std::move(ep));
+      return fail("cannot poll the listening socket");
+    }
+    ep->listen_poll.data = ep.get();
+    ep->poll_open = true;
+    uv_poll_start(&ep->listen_poll, UV_READABLE, &HttpServerGlue::on_accept);
     uint64_t id = ep->id;
     endpoints_.emplace(id, std::move(ep));
     return id;
@@ -867,6 +948,7 @@ void HttpServer::begin_destroy(Endpoint* ep) {
     if (c->req.id) requests_.erase(c->req.id);
     deliver_ws_closed(c);  // may run handler code, which may even retire more endpoints
   }
+  close_listener(ep);
   if (!ep->ctx) return;
   int parking = open("/dev/null", O_RDONLY | O_CLOEXEC);
   // First phase: closes the listener and every connection; the uv handles finish closing over
@@ -878,6 +960,47 @@ void HttpServer::begin_destroy(Endpoint* ep) {
     close(parking);
   }
   ep->pipe_fd = -1;
+}
+
+void HttpServer::close_listener(Endpoint* ep) {
+  if (ep->poll_open) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&ep->listen_poll))) {
+      uv_poll_stop(&ep->listen_poll);
+      uv_close(reinterpret_cast<uv_handle_t*>(&ep->listen_poll), [](uv_handle_t* h) {
+        auto* ep = static_cast<Endpoint*>(h->data);
+        ep->poll_open = false;
+        close(ep->listen_fd);
+        ep->listen_fd = -1;
+      });
+    }
+  } else if (ep->listen_fd >= 0) {
+    close(ep->listen_fd);
+    ep->listen_fd = -1;
+  }
+}
+
+void HttpServer::accept_ready(Endpoint* ep) {
+  // A bounded batch per wakeup: a connection flood on one endpoint must not starve the loop.
+  for (int i = 0; i < 64; ++i) {
+    if (ep->closing || state_ != State::kRunning) return;
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    int fd = accept4(ep->listen_fd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        std::fprintf(stderr, "http: accept on port %d: %s\n", ep->port, std::strerror(errno));
+      return;
+    }
+    std::string ip;
+    std::string peer = peer_string(ss, &ip);
+    lws* wsi = lws_adopt_socket_vhost(ep->vhost, fd);  // closes fd when it fails
+    if (!wsi) continue;
+    Conn* c = conn_of(wsi);
+    if (!c) c = new_conn(wsi, ep);
+    c->peer = std::move(peer);
+    c->ip = std::move(ip);
+  }
 }
 
 bool HttpServer::lws_handles_left(const lws_context* ctx) const {
@@ -944,6 +1067,7 @@ void HttpServer::tick() {
     if (ep->phase == Endpoint::Phase::kRetiring) {
       begin_destroy(ep);
     } else if (ep->phase == Endpoint::Phase::kDraining) {
+      if (ep->poll_open) continue;  // our listener's close callback comes next iteration
       bool left = lws_handles_left(ep->ctx);
       if (left && now < ep->drain_deadline) continue;
       if (ep->ctx) {

@@ -70,8 +70,10 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Opens a listening endpoint (its own lws context + vhost) on "ip:port", "[ipv6]:port", ":port" or "*:port" (port 0 = any:
-  // read it back with port()). ws_path empty = no WebSocket. Returns an endpoint id > 0, or 0
+  // Opens a listening endpoint (its own lws context + vhost) on "ip:port", "[ipv6]:port",
+  // "name:port" (resolved now; the first address), ":port" or "*:port" (every interface, IPv4
+  // and IPv6); "0.0.0.0:port" is IPv4 only, "[::]:port" IPv6 only. port 0 = any: read it back
+  // with port(). The socket is bound to exactly that address. ws_path empty = no WebSocket. Returns an endpoint id > 0, or 0
   // with *error set ("address in use", ...). Never throws.
   uint64_t listen(std::string_view addr, std::string_view ws_path, HttpHandlers handlers,
                   std::string* error);
@@ -122,6 +124,8 @@ class HttpServer {
   void queue_response(Conn* c, int status, std::string_view content_type, std::string_view body,
                       std::vector<std::pair<std::string, std::string>> headers, bool close_after);
   void deliver_ws_closed(Conn* c);
+  void accept_ready(Endpoint* ep);
+  void close_listener(Endpoint* ep);
   void retire(std::unique_ptr<Endpoint> ep);
   void begin_destroy(Endpoint* ep);
   bool lws_handles_left(const lws_context* ctx) const;
