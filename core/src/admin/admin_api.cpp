@@ -61,7 +61,11 @@ bool AdminApi::start(std::string* error) {
       this->error(req.id, 500, e.what());
     }
   };
-  endpoint_ = server_.services().http.listen(server_.conf().admin_listen, "", std::move(h), error);
+  const std::string& addr = server_.conf().admin_listen;
+  endpoint_ = server_.services().http.listen(addr, "", std::move(h), error);
+  if (endpoint_ && !is_loopback_listen(addr))
+    JN_LOG_WRN("admin API listens on {}, off loopback (admin.allow_remote = true): it has NO TLS, the bearer token and every "
+               "answer cross the network in clear; keep it behind a firewall or a VPN", addr);
   return endpoint_ != 0;
 }
 

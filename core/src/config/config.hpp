@@ -42,7 +42,8 @@ struct CoreConfig {
   uint32_t media_loops = 0;  // media worker loops (threads); 0 = media on the control loop
   std::vector<int> media_loop_cpus;  // CPU of loop k at [k-1]; missing: loop k on CPU k % ncpu
   std::string admin_listen = "127.0.0.1:7600";
-  std::string admin_token;  // empty: generated into state_dir/admin.token
+  std::string admin_token;  // empty: generated into state_dir/admin.token; else >= kMinAdminToken chars
+  bool admin_allow_remote = false;  // admin.listen off loopback is refused unless this is set
   std::vector<PluginConf> plugins;
   std::vector<StaticRoute> routes;
 };
@@ -65,5 +66,9 @@ std::vector<ListenAddr> plugin_listen_addrs(const PluginConf& pc);
 void check_duplicate_listens(const std::vector<ListenAddr>& all);  // throws ConfigError
 
 bool valid_plugin_name(std::string_view name);
+
+constexpr size_t kMinAdminToken = 32;
+// 127.0.0.0/8, ::1 (bracketed) or "localhost"; "*", any-addresses and other names are not.
+bool is_loopback_listen(const std::string& addr);
 
 }  // namespace junction
