@@ -279,7 +279,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
   toml::table root = text ? parse_text(*text, path) : parse_file(path);
   const toml::table empty;
   {
-    Reader top{path, root, "", {"server", "admin", "plugins", "routes"}};
+    Reader top{path, root, "", {"server", "admin", "limits", "plugins", "routes"}};
     top.finish();
   }
   {
@@ -320,6 +320,11 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
                                     "network in clear. Set admin.allow_remote = true to accept that (behind a firewall or a VPN)",
                                     n ? where(path, *n) : path, c.admin_listen));
     listens.push_back({c.admin_listen, n ? where(path, *n) + " (admin.listen)" : path + " (admin.listen default)"});
+  }
+  {
+    Reader r{path, subtable(path, root, "limits", empty), "limits", {}};
+    r.u32("metric_series_per_name", c.limits.metric_series_per_name, 0, 1000000);
+    r.finish();
   }
   std::vector<std::string> enabled;
   {

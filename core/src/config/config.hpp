@@ -29,6 +29,11 @@ struct PluginConf {
   std::string text_hash;                               // to tell a changed conf on SIGHUP
 };
 
+// [limits]: caps on what peers and plugins can make the core hold (see docs/operator-guide.md).
+struct Limits {
+  uint32_t metric_series_per_name = 1000;  // 0 = no cap
+};
+
 struct CoreConfig {
   std::string path;
   std::string base_dir;  // relative paths in the conf are taken from the process's cwd
@@ -44,6 +49,7 @@ struct CoreConfig {
   std::string admin_listen = "127.0.0.1:7600";
   std::string admin_token;  // empty: generated into state_dir/admin.token; else >= kMinAdminToken chars
   bool admin_allow_remote = false;  // admin.listen off loopback is refused unless this is set
+  Limits limits;
   std::vector<PluginConf> plugins;
   std::vector<StaticRoute> routes;
 };

@@ -61,6 +61,7 @@ bool HostCallEndpoints::available(const std::string& plugin) {
 // ---------------------------------------------------------------------------------------------
 Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   set_core_log_level(conf_.log_level);
+  metrics_.set_series_cap(conf_.limits.metric_series_per_name);
   uv_loop_init(&loop_);
   std::filesystem::create_directories(conf_.state_dir);
   store_ = std::make_unique<KvStore>(conf_.state_dir + "/store.db");
