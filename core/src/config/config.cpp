@@ -324,6 +324,11 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
   {
     Reader r{path, subtable(path, root, "limits", empty), "limits", {}};
     r.u32("metric_series_per_name", c.limits.metric_series_per_name, 0, 1000000);
+    r.u32("tcp_max_conns_per_listener", c.limits.tcp_max_conns_per_listener, 0, 10000000);
+    r.u32("tcp_max_conns_per_ip", c.limits.tcp_max_conns_per_ip, 0, 10000000);
+    r.u32("tcp_idle_timeout_ms", c.limits.tcp_idle_timeout_ms, 0, 86400000);
+    r.u32("tcp_connect_timeout_ms", c.limits.tcp_connect_timeout_ms, 0, 600000);
+    r.u32("fd_reserve", c.limits.fd_reserve, 0, 100000);
     r.finish();
   }
   std::vector<std::string> enabled;

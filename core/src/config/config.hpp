@@ -32,6 +32,12 @@ struct PluginConf {
 // [limits]: caps on what peers and plugins can make the core hold (see docs/operator-guide.md).
 struct Limits {
   uint32_t metric_series_per_name = 1000;  // 0 = no cap
+  // Plugin TCP listeners and connections (0 = no limit / no timeout).
+  uint32_t tcp_max_conns_per_listener = 1024;
+  uint32_t tcp_max_conns_per_ip = 64;
+  uint32_t tcp_idle_timeout_ms = 300000;  // accepted conns of a listener that sets none
+  uint32_t tcp_connect_timeout_ms = 10000;
+  uint32_t fd_reserve = 64;  // accepts stop this many fds short of RLIMIT_NOFILE
 };
 
 struct CoreConfig {
