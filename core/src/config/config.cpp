@@ -329,6 +329,10 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     r.u32("tcp_idle_timeout_ms", c.limits.tcp_idle_timeout_ms, 0, 86400000);
     r.u32("tcp_connect_timeout_ms", c.limits.tcp_connect_timeout_ms, 0, 600000);
     r.u32("fd_reserve", c.limits.fd_reserve, 0, 100000);
+    r.u32("http_max_conns_per_endpoint", c.limits.http_max_conns_per_endpoint, 0, 10000000);
+    r.u32("http_max_conns_per_ip", c.limits.http_max_conns_per_ip, 0, 10000000);
+    r.u32("http_max_header_bytes", c.limits.http_max_header_bytes, 1024, 65535);
+    r.u32("http_max_body_bytes", c.limits.http_max_body_bytes, 1024, 1u << 30);
     r.finish();
   }
   std::vector<std::string> enabled;

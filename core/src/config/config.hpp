@@ -37,7 +37,12 @@ struct Limits {
   uint32_t tcp_max_conns_per_ip = 64;
   uint32_t tcp_idle_timeout_ms = 300000;  // accepted conns of a listener that sets none
   uint32_t tcp_connect_timeout_ms = 10000;
-  uint32_t fd_reserve = 64;  // accepts stop this many fds short of RLIMIT_NOFILE
+  uint32_t fd_reserve = 64;  // accepts stop this many fds short of RLIMIT_NOFILE (TCP and HTTP)
+  // HTTP/WebSocket endpoints (admin API and plugins' http_listen).
+  uint32_t http_max_conns_per_endpoint = 1024;
+  uint32_t http_max_conns_per_ip = 64;
+  uint32_t http_max_header_bytes = 8192;
+  uint32_t http_max_body_bytes = 1u << 20;
 };
 
 struct CoreConfig {

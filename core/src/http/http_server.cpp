@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -318,9 +319,38 @@ struct HttpServer::Endpoint {
   int listen_fd = -1;
   uv_poll_t listen_poll{};
   bool poll_open = false;
+  int spare_fd = -1;  // given up on EMFILE to accept and close a connection we cannot serve
+  bool paused = false;  // out of fds and no spare: polling resumes at resume_at (tick)
+  uint64_t resume_at = 0;
+  uint32_t conns = 0;  // accepted and not closed: heads being read + lws connections
+  std::unordered_map<std::string, uint32_t> per_ip;
+  uint32_t pending_open = 0;  // Pending poll handles not yet closed
+  bool use_fd_reserve = true;
+};
+
+// An accepted socket whose request head has not fully arrived. lws 4.1 closes a connection
+// whose head exceeds its header space without an answer ("Ran out of header data space"), so
+// the core looks at the head first (MSG_PEEK, nothing consumed): a complete head within
+// max_header_bytes goes to lws, a longer one gets a JSON 431. SO_RCVLOWAT keeps the level-
+// triggered poll quiet until more bytes than already seen have arrived.
+struct HttpServer::Pending {
+  HttpServer* server = nullptr;
+  Endpoint* ep = nullptr;
+  int fd = -1;
+  uv_poll_t poll{};
+  std::string ip, peer;
+  uint64_t deadline = 0;
+  bool closing = false;
 };
 
 struct HttpServer::Conn {
+  ~Conn() {
+    if (!counted) return;  // counted at accept (see accept_ready)
+    --ep->conns;
+    auto it = ep->per_ip.find(ip);
+    if (it != ep->per_ip.end() && --it->second == 0) ep->per_ip.erase(it);
+  }
+  bool counted = false;
   uint64_t id = 0;
   lws* wsi = nullptr;
   Endpoint* ep = nullptr;
@@ -363,6 +393,15 @@ struct HttpServer::Conn {
 };
 
 struct HttpServerGlue {
+  static void on_head(uv_poll_t* h, int, int) {
+    auto* p = static_cast<HttpServer::Pending*>(h->data);
+    if (!p->closing) p->server->head_ready(p);
+  }
+  static void on_pending_closed(uv_handle_t* h) {
+    auto* p = static_cast<HttpServer::Pending*>(h->data);
+    --p->ep->pending_open;
+    p->server->pending_.erase(p);  // frees p
+  }
   static void on_accept(uv_poll_t* h, int status, int) {
     auto* ep = static_cast<HttpServer::Endpoint*>(h->data);
     if (status == 0) ep->server->accept_ready(ep);
@@ -410,7 +449,7 @@ void HttpServer::open_timer() {
 }
 
 uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
-                            HttpHandlers handlers, std::string* error) {
+                            HttpHandlers handlers, std::string* error, bool use_fd_reserve) {
   auto fail = [&](std::string msg) -> uint64_t {
     if (error) *error = std::move(msg);
     return 0;
@@ -433,6 +472,7 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     ep->ws_path = std::string(ws_path);
     ep->name = "junction-" + std::to_string(ep->id);
     ep->listen_fd = lfd;  // closed with the endpoint from here on
+    ep->use_fd_reserve = use_fd_reserve;
     ep->protocols[0].name = "http";
     ep->protocols[0].callback = &HttpServerGlue::cb;
     ep->protocols[1].name = kAnyProtocol;
@@ -449,7 +489,7 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     ci.pcontext = &ep->ctx;
     ci.gid = -1;
     ci.uid = -1;
-    ci.max_http_header_data = 8192;
+    ci.max_http_header_data = static_cast<unsigned short>(std::clamp<uint32_t>(opt_.max_header_bytes, 1024, 65535));
     ci.timeout_secs = opt_.lws_timeout_s;
     std::vector<uv_handle_t*> before = poll_handles(loop_);
     ep->ctx = lws_create_context(&ci);
@@ -490,6 +530,7 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     }
     ep->listen_poll.data = ep.get();
     ep->poll_open = true;
+    ep->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uv_poll_start(&ep->listen_poll, UV_READABLE, &HttpServerGlue::on_accept);
     uint64_t id = ep->id;
     endpoints_.emplace(id, std::move(ep));
@@ -678,6 +719,7 @@ int HttpServer::on_http(lws* wsi, Endpoint* ep) {
   if (n > opt_.max_body) {
     c->receiving_body = true;
     c->too_large = true;
+    count(HttpRefusal::kBodyTooLarge);
     queue_response(c, 413, kJson, R"({"error":"body too large"})", {}, true);
     return 0;
   }
@@ -705,6 +747,7 @@ int HttpServer::on_http_body(lws* wsi, const char* data, size_t len) {
   if (c->req.body.size() + len > opt_.max_body) {
     c->too_large = true;
     std::string().swap(c->req.body);
+    count(HttpRefusal::kBodyTooLarge);
     queue_response(c, 413, kJson, R"({"error":"body too large"})", {}, true);
     return 0;
   }
@@ -949,6 +992,8 @@ void HttpServer::begin_destroy(Endpoint* ep) {
     deliver_ws_closed(c);  // may run handler code, which may even retire more endpoints
   }
   close_listener(ep);
+  for (auto& [raw, p] : pending_)
+    if (p->ep == ep) drop_pending(p.get(), nullptr);
   if (!ep->ctx) return;
   int parking = open("/dev/null", O_RDONLY | O_CLOEXEC);
   // First phase: closes the listener and every connection; the uv handles finish closing over
@@ -963,6 +1008,10 @@ void HttpServer::begin_destroy(Endpoint* ep) {
 }
 
 void HttpServer::close_listener(Endpoint* ep) {
+  if (ep->spare_fd >= 0) {
+    close(ep->spare_fd);
+    ep->spare_fd = -1;
+  }
   if (ep->poll_open) {
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&ep->listen_poll))) {
       uv_poll_stop(&ep->listen_poll);
@@ -979,6 +1028,70 @@ void HttpServer::close_listener(Endpoint* ep) {
   }
 }
 
+const char* http_refusal_name(HttpRefusal r) {
+  switch (r) {
+    case HttpRefusal::kEndpointLimit: return "endpoint_limit";
+    case HttpRefusal::kIpLimit: return "ip_limit";
+    case HttpRefusal::kFdLimit: return "fd_limit";
+    case HttpRefusal::kFdExhausted: return "fd_exhausted";
+    case HttpRefusal::kHeaderTooLarge: return "header_too_large";
+    case HttpRefusal::kHeaderTimeout: return "header_timeout";
+    case HttpRefusal::kBodyTooLarge: return "body_too_large";
+    default: return "?";
+  }
+}
+
+// Answers a connection we will not serve with a short JSON error and closes it. The socket is
+// fresh (its send buffer is empty), so the write does not block; whatever the client already
+// sent is read first so that the close is a FIN, not a reset that could eat the answer.
+void HttpServer::refuse_conn(Endpoint* ep, int fd, HttpRefusal why, const std::string& ip) {
+  count(why);
+  const bool per_ip = why == HttpRefusal::kIpLimit;
+  const char* body = per_ip ? R"({"error":"too many connections from your address"})" : R"({"error":"server busy"})";
+  std::string resp = std::string(per_ip ? "HTTP/1.1 429 Too Many Requests\r\n" : "HTTP/1.1 503 Service Unavailable\r\n") +
+                     "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                     std::to_string(std::strlen(body)) + "\r\n\r\n" + body;
+  char sink[4096];
+  for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
+  (void)!send(fd, resp.data(), resp.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  shutdown(fd, SHUT_WR);
+  close(fd);
+  uint64_t n = refused(why);
+  if (n <= 10 || n % 1000 == 0)
+    std::fprintf(stderr, "http: port %d: refused a connection from %s (%s; %llu so far)\n", ep->port, ip.c_str(),
+                 http_refusal_name(why), static_cast<unsigned long long>(n));
+}
+
+// EMFILE: accept() cannot even take the pending connection, and the listener stays readable
+// (a busy loop). Give up the spare fd, accept the connection and close it, take the spare back.
+// Returns true when the caller may accept again.
+bool HttpServer::shed_one(Endpoint* ep) {
+  if (ep->spare_fd >= 0) {
+    close(ep->spare_fd);
+    ep->spare_fd = -1;
+    int fd = accept4(ep->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    int err = errno;
+    if (fd >= 0) close(fd);
+    ep->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      count(HttpRefusal::kFdExhausted);
+      return ep->spare_fd >= 0;
+    }
+    // accept() takes an fd before it looks at the queue: an empty queue is the normal way out.
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return false;
+  }
+  // No spare: stop polling this listener; tick() tries again (the timer runs while paused).
+  if (!ep->paused) {
+    std::fprintf(stderr, "http: port %d: out of file descriptors, accepting again in 1 s\n", ep->port);
+    ep->paused = true;
+    ep->resume_at = uv_now(loop_) + 1000;
+    uv_poll_stop(&ep->listen_poll);
+    schedule();
+  }
+  return false;
+}
+
 void HttpServer::accept_ready(Endpoint* ep) {
   // A bounded batch per wakeup: a connection flood on one endpoint must not starve the loop.
   for (int i = 0; i < 64; ++i) {
@@ -988,19 +1101,129 @@ void HttpServer::accept_ready(Endpoint* ep) {
     int fd = accept4(ep->listen_fd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        if (!shed_one(ep)) return;
+        continue;
+      }
       if (errno != EAGAIN && errno != EWOULDBLOCK)
         std::fprintf(stderr, "http: accept on port %d: %s\n", ep->port, std::strerror(errno));
       return;
     }
     std::string ip;
     std::string peer = peer_string(ss, &ip);
-    lws* wsi = lws_adopt_socket_vhost(ep->vhost, fd);  // closes fd when it fails
-    if (!wsi) continue;
-    Conn* c = conn_of(wsi);
-    if (!c) c = new_conn(wsi, ep);
-    c->peer = std::move(peer);
-    c->ip = std::move(ip);
+    // accept() returns the lowest free fd: fd N means N are in use. Keep fd_reserve for the rest.
+    rlimit rl{};
+    if (opt_.fd_reserve && ep->use_fd_reserve && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        static_cast<rlim_t>(fd) + opt_.fd_reserve >= rl.rlim_cur) {
+      refuse_conn(ep, fd, HttpRefusal::kFdLimit, ip);
+      continue;
+    }
+    if (opt_.max_conns_per_endpoint && ep->conns >= opt_.max_conns_per_endpoint) {
+      refuse_conn(ep, fd, HttpRefusal::kEndpointLimit, ip);
+      continue;
+    }
+    auto pi = ep->per_ip.find(ip);
+    if (opt_.max_conns_per_ip && pi != ep->per_ip.end() && pi->second >= opt_.max_conns_per_ip) {
+      refuse_conn(ep, fd, HttpRefusal::kIpLimit, ip);
+      continue;
+    }
+    ++ep->conns;  // counted from here; the count moves to the Conn at adoption
+    ++ep->per_ip[ip];
+    auto p = std::make_unique<Pending>();
+    p->server = this;
+    p->ep = ep;
+    p->fd = fd;
+    p->ip = std::move(ip);
+    p->peer = std::move(peer);
+    p->deadline = uv_now(loop_) + uint64_t{opt_.lws_timeout_s} * 1000;
+    if (uv_poll_init(loop_, &p->poll, fd) != 0) {
+      uncount(ep, p->ip);
+      close(fd);
+      continue;
+    }
+    p->poll.data = p.get();
+    ++ep->pending_open;
+    uv_poll_start(&p->poll, UV_READABLE, &HttpServerGlue::on_head);
+    pending_.emplace(p.get(), std::move(p));
+    schedule();
   }
+}
+
+void HttpServer::uncount(Endpoint* ep, const std::string& ip) {
+  --ep->conns;
+  auto it = ep->per_ip.find(ip);
+  if (it != ep->per_ip.end() && --it->second == 0) ep->per_ip.erase(it);
+}
+
+void HttpServer::head_ready(Pending* p) {
+  const size_t max = std::max<size_t>(opt_.max_header_bytes, 64);
+  if (head_buf_.size() != max + 1) head_buf_.assign(max + 1, '\0');
+  ssize_t n = recv(p->fd, head_buf_.data(), head_buf_.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n <= 0) {  // the client left (or an error) before sending a request
+    drop_pending(p, nullptr);
+    return;
+  }
+  std::string_view seen(head_buf_.data(), static_cast<size_t>(n));
+  size_t end = seen.find("\r\n\r\n");
+  size_t end_lf = seen.find("\n\n");
+  end = std::min(end == std::string_view::npos ? end : end + 4, end_lf == std::string_view::npos ? end_lf : end_lf + 2);
+  if (end != std::string_view::npos && end <= max) {
+    adopt_pending(p);
+    return;
+  }
+  if (seen.size() > max) {
+    HttpRefusal why = HttpRefusal::kHeaderTooLarge;
+    drop_pending(p, &why);
+    return;
+  }
+  int lowat = static_cast<int>(seen.size()) + 1;  // wake up when more than this has arrived
+  setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+}
+
+void HttpServer::adopt_pending(Pending* p) {
+  Endpoint* ep = p->ep;
+  int fd = p->fd;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+  p->closing = true;
+  p->fd = -1;
+  // uv_close stops the poll at once (the fd leaves epoll) before lws registers it again.
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), &HttpServerGlue::on_pending_closed);
+  lws* wsi = lws_adopt_socket_vhost(ep->vhost, fd);  // closes fd when it fails
+  if (!wsi) {
+    uncount(ep, p->ip);
+    return;
+  }
+  Conn* c = conn_of(wsi);
+  if (!c) c = new_conn(wsi, ep);
+  c->peer = p->peer;
+  c->ip = p->ip;
+  c->counted = true;  // given back in ~Conn
+}
+
+// Closes a pending socket; with why, answers it first (431 for a head too large, 408 timeout).
+void HttpServer::drop_pending(Pending* p, HttpRefusal* why) {
+  if (p->closing) return;
+  p->closing = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), &HttpServerGlue::on_pending_closed);
+  if (why) {
+    count(*why);
+    const bool large = *why == HttpRefusal::kHeaderTooLarge;
+    const char* body = large ? R"({"error":"request header too large"})" : R"({"error":"request header timeout"})";
+    std::string resp = std::string(large ? "HTTP/1.1 431 Request Header Fields Too Large\r\n" : "HTTP/1.1 408 Request Timeout\r\n") +
+                       "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                       std::to_string(std::strlen(body)) + "\r\n\r\n" + body;
+    // Read what the client sent so that the close is a FIN, not a reset that eats the answer.
+    char sink[16384];
+    for (int i = 0; i < 64 && recv(p->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+    }
+    (void)!send(p->fd, resp.data(), resp.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    shutdown(p->fd, SHUT_WR);
+  }
+  close(p->fd);
+  p->fd = -1;
+  uncount(p->ep, p->ip);
 }
 
 bool HttpServer::lws_handles_left(const lws_context* ctx) const {
@@ -1048,11 +1271,16 @@ void HttpServer::schedule() {
   }
   while (!deadlines_.empty() && !requests_.count(deadlines_.front().second))
     deadlines_.pop_front();
-  if (deadlines_.empty()) {
+  uint64_t due = deadlines_.empty() ? UINT64_MAX : deadlines_.front().first;
+  for (auto& [id, ep] : endpoints_)
+    if (ep->paused) due = std::min(due, ep->resume_at);
+  for (auto& [raw, p] : pending_)
+    if (!p->closing) due = std::min(due, p->deadline);
+  if (due == UINT64_MAX) {
     uv_timer_stop(&timer_);
     return;
   }
-  uint64_t now = uv_now(loop_), due = deadlines_.front().first;
+  uint64_t now = uv_now(loop_);
   uv_timer_start(&timer_, &HttpServer::on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -1067,7 +1295,7 @@ void HttpServer::tick() {
     if (ep->phase == Endpoint::Phase::kRetiring) {
       begin_destroy(ep);
     } else if (ep->phase == Endpoint::Phase::kDraining) {
-      if (ep->poll_open) continue;  // our listener's close callback comes next iteration
+      if (ep->poll_open || ep->pending_open) continue;  // our handles' close callbacks come next iteration
       bool left = lws_handles_left(ep->ctx);
       if (left && now < ep->drain_deadline) continue;
       if (ep->ctx) {
@@ -1092,6 +1320,19 @@ void HttpServer::tick() {
       return;
     }
   } else {
+    std::vector<Pending*> expired;
+    for (auto& [raw, p] : pending_)
+      if (!p->closing && p->deadline <= now) expired.push_back(raw);
+    for (Pending* p : expired) {
+      HttpRefusal why = HttpRefusal::kHeaderTimeout;
+      drop_pending(p, &why);
+    }
+    for (auto& [id, ep] : endpoints_) {
+      if (!ep->paused || ep->resume_at > now) continue;
+      ep->paused = false;
+      if (ep->spare_fd < 0) ep->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      uv_poll_start(&ep->listen_poll, UV_READABLE, &HttpServerGlue::on_accept);
+    }
     while (!deadlines_.empty() && deadlines_.front().first <= now) {
       uint64_t id = deadlines_.front().second;
       deadlines_.pop_front();
