@@ -998,3 +998,31 @@ TEST_CASE("http: a request head over max_header_bytes gets a JSON 431 (lws alone
   CHECK(srv.refused(HttpRefusal::kHeaderTooLarge) == 1);
   fx.stop_and_close();
 }
+
+TEST_CASE("http: a request head that never completes gets a JSON 408 and frees its place") {
+  HttpServerOptions o;
+  o.lws_timeout_s = 1;  // also the head timeout
+  o.max_conns_per_ip = 1;
+  Fx fx(o);
+  HttpServer& srv = *fx.srv;
+  uint64_t ep = must_listen(srv, echo_handlers(srv, nullptr));
+  int port = srv.port(ep);
+  auto f = std::async(std::launch::async, [port] {
+    std::vector<Response> rs;
+    int fd = connect_to(port);
+    std::string buf;
+    send_all(fd, "GET /slow HTTP/1.1\r\nHost: x\r\n");  // and nothing more
+    rs.push_back(read_response(fd, buf));
+    close(fd);
+    return rs;
+  });
+  auto rs = fx.L.wait(f);
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].status == 408);
+  CHECK(rs[0].body == R"({"error":"request header timeout"})");
+  CHECK(srv.refused(HttpRefusal::kHeaderTimeout) == 1);
+  // Its place is free: the next connection from the same address is served.
+  auto g = std::async(std::launch::async, [port] { return http(port, request("GET", "/next")).status; });
+  CHECK(fx.L.wait(g) == 200);
+  fx.stop_and_close();
+}
