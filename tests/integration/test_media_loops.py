@@ -74,7 +74,10 @@ class MediaLoopsTest(JunctionTest):
         self.assertEqual([l[:5] for l in lines[1:]], [["1", str(cpus[0]), "yes", "2", "2"], ["2", str(cpus[1]), "yes", "2", "2"]])
         rc, out, err = j.ctl("--json", "media")
         self.assertEqual(rc, 0, err)
-        self.assertEqual(json.loads(out)["loops"], media)
+        # Two snapshots: buffers in flight (released to a loop's pool through its remote list) may
+        # differ between them; everything else is the same.
+        strip = lambda loops: [{k: v for k, v in l.items() if k != "buffers_outstanding"} for l in loops]  # noqa: E731
+        self.assertEqual(strip(json.loads(out)["loops"]), strip(media))
 
     def test_no_media_loops_means_control_loop(self):
         j, ports = self.start(loops=0, sockets=2)

@@ -61,6 +61,7 @@ bool HostCallEndpoints::available(const std::string& plugin) {
 // ---------------------------------------------------------------------------------------------
 Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   set_core_log_level(conf_.log_level);
+  metrics_.set_series_cap(conf_.limits.metric_series_per_name);
   uv_loop_init(&loop_);
   std::filesystem::create_directories(conf_.state_dir);
   store_ = std::make_unique<KvStore>(conf_.state_dir + "/store.db");
@@ -70,7 +71,13 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   call_timers_ = std::make_unique<UvCallTimers>(&loop_);
   calls_ = std::make_unique<CallManager>(routes_, call_endpoints_, *call_timers_, [this](const nlohmann::json& j) { write_cdr(j); });
   calls_->set_ring_timeout_ms(conf_.ring_timeout_ms);
-  http_ = std::make_unique<HttpServer>(&loop_);
+  HttpServerOptions http_opts;
+  http_opts.max_conns_per_endpoint = conf_.limits.http_max_conns_per_endpoint;
+  http_opts.max_conns_per_ip = conf_.limits.http_max_conns_per_ip;
+  http_opts.fd_reserve = conf_.limits.fd_reserve;
+  http_opts.max_header_bytes = conf_.limits.http_max_header_bytes;
+  http_opts.max_body = conf_.limits.http_max_body_bytes;
+  http_ = std::make_unique<HttpServer>(&loop_, http_opts);
   ports_ = std::make_unique<PortRanges>(conf_.port_ranges);
   services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get(), ports_.get()});
   host_ = std::make_unique<PluginHost>(*services_, conf_);
@@ -108,6 +115,13 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
                       "Sockets a media loop polls");
     metrics_.computed("junction_media_buffers_outstanding", lab, [m] { return static_cast<double>(m->pool().outstanding()); },
                       "A media loop's packet buffers in use");
+  }
+  HttpServer* http = http_.get();
+  for (size_t r = 0; r < static_cast<size_t>(HttpRefusal::kCount); ++r) {
+    auto why = static_cast<HttpRefusal>(r);
+    metrics_.computed("junction_http_refused_total", fmt::format("reason=\"{}\"", http_refusal_name(why)),
+                      [http, why] { return static_cast<double>(http->refused(why)); },
+                      "HTTP/WebSocket connections or requests turned away by [limits]");
   }
   CallManager* calls = calls_.get();
   metrics_.computed("junction_calls_active", "", [calls] { return static_cast<double>(calls->active_calls()); }, "Calls in progress");

@@ -93,7 +93,8 @@ enum {
   JN_ERR_UNSUPPORTED = -8,  /* the other side does not implement this                      */
   JN_ERR_LIMIT = -9,        /* a size or count limit was hit (out buffer too small, ...)   */
   JN_ERR_INTERNAL = -10,    /* a bug: an exception was caught at the boundary, an invariant */
-  JN_ERR_WRONG_THREAD = -11 /* called from a media loop, where this service is not allowed */
+  JN_ERR_WRONG_THREAD = -11, /* called from a media loop, where this service is not allowed */
+  JN_ERR_TIMEOUT = -12       /* a deadline passed (a connect, an idle connection, a request) */
 };
 
 /* An opaque resource name: (generation << 32) | index. 0 is never a valid handle. A handle
@@ -221,7 +222,8 @@ enum {
   JN_TCP_OVERSIZE = 4,  /* a frame exceeded max_frame; it was discarded up to the next delimiter
                            (DELIM) or the connection will be closed (LEN16, cannot resync) */
   JN_TCP_CLOSED = 5     /* closed by the peer, an error, an idle timeout or tcp_close; the handle
-                           is dead after this hook returns. status carries the reason. */
+                           is dead after this hook returns. status carries the reason: JN_OK
+                           orderly, JN_ERR_TIMEOUT idle or connect timeout, JN_ERR_IO an error. */
 };
 
 typedef struct jn_tcp_event {

@@ -141,6 +141,21 @@ class IoEcho : public junction::sdk::Plugin {
       host().admin_reply(r.reply, 200, json{{"status", st}, {"port", port}, {"handles", {h[0], h[1]}}}.dump());
       return;
     }
+    if (to_sv(r.verb) == "count") {  // {"name","value"}: a counter labelled with a value a peer chose
+      json b = json::parse(to_sv(r.body));
+      std::string v = b.at("value").get<std::string>(), esc;
+      for (char c : v) {  // the label text a careful plugin writes (Prometheus escaping)
+        if (c == '\\' || c == '"') esc += '\\';
+        if (c == '\n') {
+          esc += "\\n";
+          continue;
+        }
+        esc += c;
+      }
+      host().counter_add(b.at("name").get<std::string>(), 1, "name=\"" + esc + "\"");
+      host().admin_reply(r.reply, 200, "{}");
+      return;
+    }
     if (to_sv(r.verb) == "udp_close") {
       json b = json::parse(to_sv(r.body));
       jn_status st = host().api()->udp_close(host().ctx(), b.at("handle").get<uint64_t>());
