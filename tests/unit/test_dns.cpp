@@ -384,6 +384,8 @@ TEST_CASE("dns: resolve_sip with an explicit port, transport or a literal") {
         std::vector<std::string>{"tcp [::1]:5070"});
   CHECK(Fx::targets(fx.resolve_sip({.host = "127.0.0.9", .sips = true})) ==
         std::vector<std::string>{"tls 127.0.0.9:5061"});
+  CHECK(Fx::targets(fx.resolve_sip({.host = "localhost", .transport = SipTransport::kTcp})) ==
+        std::vector<std::string>{"tcp 127.0.0.1:5060", "tcp [::1]:5060"});
   CHECK(s.queries.size() == before);
 
   // A domain that does not exist ends at its NAPTR.

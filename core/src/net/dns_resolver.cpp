@@ -397,7 +397,7 @@ uint64_t DnsResolver::start_query(std::string name, DnsType type, uint32_t timeo
     // Answered without a query, on the next loop turn like any other answer.
     if (type == DnsType::kSRV || type == DnsType::kNAPTR) {
       r.status = DnsStatus::kBadName;
-      r.error = "an IP literal has no SRV/NAPTR records";
+      r.error = "an IP literal or localhost has no SRV/NAPTR records";
     } else if (!literal) {
       jn_addr a{};
       a.family = type == DnsType::kA ? 4 : 6;
@@ -702,10 +702,10 @@ uint64_t DnsResolver::resolve_sip(SipResolveRequest request, SipCallback cb, std
 
   const auto& req = j.req;
   jn_addr lit{};
-  bool literal = parse_literal(j.host, lit);
+  bool literal = parse_literal(j.host, lit) || is_localhost(j.host);
   SipTransport fallback_t = req.sips ? SipTransport::kTls : SipTransport::kUdp;
   if (literal || req.port != 0) {
-    // Section 4.1/4.2: a numeric host or an explicit port skips NAPTR and SRV.
+    // Section 4.1/4.2: a numeric host (or localhost) or an explicit port skips NAPTR and SRV.
     SipTransport t = req.transport != SipTransport::kAny ? req.transport : fallback_t;
     j.stage = SipJob::Stage::kAddr;
     j.addr.push_back({t, j.host, req.port ? req.port : default_port(t), {}, {}});

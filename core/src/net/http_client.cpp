@@ -275,6 +275,11 @@ HttpClient::HttpClient(uv_loop_t* loop, DnsResolver& dns, HttpClientOptions opti
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
   ++open_handles_;
+  // The system store is set up now (construction is control-plane time), not on the first
+  // request's loop turn. Failing here only affects https requests without a ca_file.
+  std::string err;
+  default_ctx_ = make_ctx("", err);
+  if (!default_ctx_) JN_LOG_ERR("http client: {}", err);
 }
 
 HttpClient::~HttpClient() {
@@ -305,7 +310,7 @@ uint64_t HttpClient::request(HttpClientRequest request, Callback cb, std::string
   }
   if (r->url.tls || !request.ca_file.empty()) {
     if (request.ca_file.empty()) {
-      if (!default_ctx_ && !(default_ctx_ = make_ctx("", err))) return refuse(err);
+      if (!default_ctx_ && !(default_ctx_ = make_ctx("", err))) return refuse(err);  // retried
       SSL_CTX_up_ref(default_ctx_);
       r->ctx = default_ctx_;
     } else if (!(r->ctx = make_ctx(request.ca_file, err))) {

@@ -40,7 +40,9 @@ struct HttpClientRequest {
   uint32_t timeout_ms = 10000;   // the whole request: DNS, connect, TLS, redirects, response
   size_t max_response_body = 1 << 20;  // a larger body is an error
   bool follow_redirects = false;  // false: a 3xx is the response
-  std::string ca_file;  // PEM file of trusted CAs replacing the system store; "" = system store
+  // PEM file of trusted CAs replacing the system store ("" = the system store). Read when the
+  // request starts (a small file read on the loop): meant for tests and private CAs.
+  std::string ca_file;
 };
 
 struct HttpClientResponse {
@@ -124,7 +126,7 @@ class HttpClient {
   std::function<void()> stop_done_;
   uv_timer_t timer_{};
   size_t open_handles_ = 0;  // the timer + connections not yet closed
-  SSL_CTX* default_ctx_ = nullptr;  // system CA store, made on first use
+  SSL_CTX* default_ctx_ = nullptr;  // the system CA store, made at construction
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Req>> requests_;
   std::set<std::pair<uint64_t, uint64_t>> deadlines_;  // (uv_now ms, request id)
