@@ -331,7 +331,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
   toml::table root = text ? parse_text(*text, path) : parse_file(path);
   const toml::table empty;
   {
-    Reader top{path, root, "", {"server", "admin", "limits", "plugins", "routes", "ports"}};
+    Reader top{path, root, "", {"server", "admin", "limits", "plugins", "routes", "ports", "dns"}};
     top.finish();
   }
   {
@@ -422,6 +422,17 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
   }
   check_duplicate_listens(listens);
   c.port_ranges = read_port_ranges(path, root);
+  {
+    Reader r{path, subtable(path, root, "dns", empty), "dns", {}};
+    if (auto* n = r.node("servers")) {
+      if (!n->is_array()) fail(path, *n, "'dns.servers' must be an array of \"ip[:port]\" strings");
+      for (auto& e : *n->as_array()) {
+        if (!e.is_string()) fail(path, e, "DNS servers are \"ip[:port]\" strings");
+        c.dns_servers.push_back(e.value<std::string>().value());
+      }
+    }
+    r.finish();
+  }
   check_listens_outside_ranges(listens, c.port_ranges);
   return c;
 }

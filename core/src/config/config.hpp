@@ -65,6 +65,7 @@ struct CoreConfig {
   std::vector<PluginConf> plugins;
   std::vector<StaticRoute> routes;
   std::vector<PortRangeConf> port_ranges;  // [ports.NAME] min/max
+  std::vector<std::string> dns_servers;    // [dns] servers: "ip[:port]"; empty = /etc/resolv.conf
 };
 
 // Throws ConfigError. Reads every enabled plugin's conf too, and checks listen addresses for

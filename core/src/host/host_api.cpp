@@ -3,6 +3,8 @@
 #include "host/media_loop.hpp"
 #include "host/plugin_host.hpp"
 #include "host/resources.hpp"
+#include "net/dns_resolver.hpp"
+#include "net/http_client.hpp"
 #include "routing/call_event_abi.hpp"
 #include "util/log.hpp"
 
@@ -551,6 +553,121 @@ jn_status h_port_bind(jn_host_ctx* ctx, const jn_port_request* req, jn_handle* o
   return guarded(ctx, "port_bind", [&] { return port_bind(S(ctx), req, out, out_port); });
 }
 
+// --- DNS and outbound HTTP ---------------------------------------------------------------------
+// The answer finds its slot again by name and its handle by value: a plugin unloaded (or a handle
+// cancelled) in the meantime means the callback was cancelled already, or finds nothing.
+jn_status h_dns_resolve(jn_host_ctx* ctx, const jn_dns_query* q, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "dns_resolve", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    PluginHost& host = s.host();
+    if (!q || !out || !JN_HAS_FIELD(q, jn_dns_query, timeout_ms)) return JN_ERR_INVALID;
+    DnsResolver* dns = host.services().dns;
+    if (!dns) return JN_ERR_UNSUPPORTED;
+    auto res = std::make_unique<ValueResource>(Resource::Kind::DnsQuery, &s, cookie);
+    ValueResource* raw = res.get();
+    jn_handle h = host.add_resource(std::move(res));
+    PluginHost* hp = &host;
+    std::string name = s.name();
+    auto finish = [hp, name, h](const DnsResult* r, const SipResolveResult* sip) {
+      PluginSlot* slot = hp->find(name);
+      Resource* live = slot ? hp->resource(h, Resource::Kind::DnsQuery, slot) : nullptr;
+      if (!live) return;
+      uint64_t c = live->cookie;
+      slot->resources().erase(h);
+      hp->forget_resource(h);
+      DnsResult empty;
+      if (sip) empty.name = "";
+      slot->deliver_dns(h, c, r ? *r : empty, sip);
+    };
+    std::string error;
+    uint32_t timeout = q->timeout_ms ? q->timeout_ms : 5000;
+    uint64_t id = 0;
+    if (q->type == JN_DNS_SIP) {
+      SipResolveRequest req;
+      req.host = std::string(sv(q->name));
+      req.timeout_ms = timeout;
+      if (JN_HAS_FIELD(q, jn_dns_query, sips)) {
+        req.port = q->port;
+        req.sips = q->sips != 0;
+        req.transport = q->transport == JN_SIP_UDP ? SipTransport::kUdp : q->transport == JN_SIP_TCP ? SipTransport::kTcp
+                        : q->transport == JN_SIP_TLS ? SipTransport::kTls : SipTransport::kAny;
+      }
+      id = dns->resolve_sip(std::move(req), [finish](const SipResolveResult& r) { finish(nullptr, &r); }, &error);
+    } else if (q->type == JN_DNS_A || q->type == JN_DNS_AAAA || q->type == JN_DNS_SRV || q->type == JN_DNS_NAPTR) {
+      id = dns->resolve(std::string(sv(q->name)), static_cast<DnsType>(q->type), timeout,
+                        [finish](const DnsResult& r) { finish(&r, nullptr); }, &error);
+    } else {
+      error = fmt::format("unknown query type {}", q->type);
+    }
+    if (id == 0) {
+      host.forget_resource(h);
+      s.log(JN_LOG_WARN, fmt::format("dns_resolve '{}': {}", sv(q->name), error));
+      s.set_error("dns_resolve: " + error);
+      return error.find("too many") != std::string::npos ? JN_ERR_LIMIT : JN_ERR_INVALID;
+    }
+    raw->id = id;
+    s.resources().insert(h);
+    *out = h;
+    return JN_OK;
+  });
+}
+
+jn_status h_http_request(jn_host_ctx* ctx, const jn_http_client_request* q, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "http_request", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    PluginHost& host = s.host();
+    if (!q || !out || !JN_HAS_FIELD(q, jn_http_client_request, body)) return JN_ERR_INVALID;
+    HttpClient* client = host.services().http_client;
+    if (!client) return JN_ERR_UNSUPPORTED;
+    HttpClientRequest req;
+    req.method = sv(q->method).empty() ? "GET" : std::string(sv(q->method));
+    req.url = std::string(sv(q->url));
+    if (q->header_count && (!q->headers || q->header_count > 100)) return JN_ERR_INVALID;
+    for (uint32_t i = 0; i < q->header_count; ++i) req.headers.emplace_back(sv(q->headers[i].name), sv(q->headers[i].value));
+    req.body = std::string(sv(q->body));
+    if (q->timeout_ms) req.timeout_ms = q->timeout_ms;
+    req.follow_redirects = q->follow_redirects != 0;
+    if (JN_HAS_FIELD(q, jn_http_client_request, max_response_body) && q->max_response_body)
+      req.max_response_body = static_cast<size_t>(std::min<uint64_t>(q->max_response_body, 256ull << 20));
+    if (JN_HAS_FIELD(q, jn_http_client_request, ca_file)) req.ca_file = std::string(sv(q->ca_file));
+    auto res = std::make_unique<ValueResource>(Resource::Kind::HttpCall, &s, cookie);
+    ValueResource* raw = res.get();
+    jn_handle h = host.add_resource(std::move(res));
+    PluginHost* hp = &host;
+    std::string name = s.name();
+    std::string error;
+    std::string url = req.url;
+    uint64_t id = client->request(std::move(req), [hp, name, h](const HttpClientResponse& r) {
+      PluginSlot* slot = hp->find(name);
+      Resource* live = slot ? hp->resource(h, Resource::Kind::HttpCall, slot) : nullptr;
+      if (!live) return;
+      uint64_t c = live->cookie;
+      slot->resources().erase(h);
+      hp->forget_resource(h);
+      if (!r.error.empty()) slot->log(JN_LOG_INFO, fmt::format("http_request {}: {}", r.url, r.error));
+      slot->deliver_http_response(h, c, r);
+    }, &error);
+    if (id == 0) {
+      host.forget_resource(h);
+      s.log(JN_LOG_WARN, fmt::format("http_request {}: refused: {}", url, error));
+      s.set_error("http_request: " + error);
+      return error.find("too many") != std::string::npos ? JN_ERR_LIMIT : JN_ERR_INVALID;
+    }
+    raw->id = id;
+    s.resources().insert(h);
+    *out = h;
+    return JN_OK;
+  });
+}
+
+jn_status h_cancel(jn_host_ctx* ctx, jn_handle h) {
+  PluginSlot& s = S(ctx);
+  PluginHost& host = s.host();
+  if (!host.resource(h, Resource::Kind::DnsQuery, &s) && !host.resource(h, Resource::Kind::HttpCall, &s)) return JN_ERR_NOT_FOUND;
+  host.close_resource(h);  // cancels in the resolver or the client
+  return JN_OK;
+}
+
 // Control-loop-only services called from a media loop: refused with a log line naming them.
 template <size_t N>
 struct Name {
@@ -634,6 +751,9 @@ const jn_host_api kHostApi = {
     .anchor_end = CTL(h_anchor_end, "anchor_end"),
     .port_bind = CTL(h_port_bind, "port_bind"),
     .post = h_post,
+    .dns_resolve = CTL(h_dns_resolve, "dns_resolve"),
+    .http_request = CTL(h_http_request, "http_request"),
+    .cancel = CTL(h_cancel, "cancel"),
 };
 
 }  // namespace

@@ -79,7 +79,12 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   http_opts.max_body = conf_.limits.http_max_body_bytes;
   http_ = std::make_unique<HttpServer>(&loop_, http_opts);
   ports_ = std::make_unique<PortRanges>(conf_.port_ranges);
-  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get(), ports_.get()});
+  DnsResolverOptions dns_opts;
+  dns_opts.servers = conf_.dns_servers;
+  dns_ = std::make_unique<DnsResolver>(&loop_, dns_opts);
+  http_client_ = std::make_unique<HttpClient>(&loop_, *dns_);
+  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get(),
+                               ports_.get(), dns_.get(), http_client_.get()});
   host_ = std::make_unique<PluginHost>(*services_, conf_);
   call_endpoints_.attach(host_.get());
   admin_ = std::make_unique<AdminApi>(*this);
@@ -143,6 +148,8 @@ Server::~Server() {
   admin_.reset();
   host_.reset();
   services_.reset();
+  http_client_.reset();  // both stopped in stop()
+  dns_.reset();
   http_.reset();
   calls_.reset();
   call_timers_.reset();
@@ -239,6 +246,8 @@ void Server::stop() {
   host_->stop_all([this] {
     media_->stop();  // every plugin (and so every media socket) is gone
     admin_->stop();
+    // The client before the resolver it asks; both after every plugin (nothing is outstanding).
+    http_client_->stop([this] { dns_->stop([] {}); });
     http_->stop([this] {
       if (signals_open_) {
         for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
