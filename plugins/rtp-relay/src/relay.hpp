@@ -215,6 +215,7 @@ class Relay {
   jn_status restore_state(uint32_t schema, std::string_view data);
 
   jn_status start();
+  jn_status setup_ports();
 
   // --- session model (session_model.cpp) ---
   OfferAnswerResult apply_offer_answer(const OfferAnswer& oa, const std::vector<MediaInput>& in);
@@ -271,6 +272,7 @@ class Relay {
   std::string ng_listen_, interface_, advertise_, control_topic_, port_range_;
   sdp::Connection adv_;
   bool legacy_ports_ = false;  // port_min/port_max (deprecated) instead of the core's range
+  bool port_range_set_ = false;
   int port_min_ = 30000, port_max_ = 39999;
   Latch latch_ = Latch::Symmetric;
   uint64_t timeout_ms_ = 60000;

@@ -23,6 +23,7 @@ struct RelayConf {
   std::string interface = "127.0.0.1";
   std::string advertise;  // "" = interface
   std::string port_range = "media";  // the core's [ports.NAME] range the media sockets come from
+  bool port_range_set = false;       // given explicitly (else a core without the range falls back)
   bool legacy_ports = false;         // port_min/port_max given (deprecated): the relay's own range
   int port_min = 30000, port_max = 39999;
   Latch latch = Latch::Symmetric;
@@ -76,6 +77,7 @@ inline std::optional<ConfError> parse_conf(const nlohmann::json& c, RelayConf& o
   str("advertise", out.advertise);
   str("control_topic", out.control_topic);
   str("port_range", out.port_range);
+  out.port_range_set = c.contains("port_range");
   out.legacy_ports = c.contains("port_min") || c.contains("port_max");
   if (!err && out.legacy_ports && c.contains("port_range"))
     err = ConfError{"port_range", "cannot be combined with the deprecated port_min/port_max (use one of them)"};

@@ -16,6 +16,7 @@ Relay::Relay(Host host, const RelayConf& conf, uint32_t media_loops) : host_(hos
   advertise_ = conf.advertise;
   port_range_ = conf.port_range;
   legacy_ports_ = conf.legacy_ports;
+  port_range_set_ = conf.port_range_set;
   port_min_ = conf.port_min;
   port_max_ = conf.port_max;
   latch_ = conf.latch;
@@ -42,11 +43,11 @@ Relay::~Relay() {
     if (t.held) host_.buf_unref(t.held);
 }
 
-jn_status Relay::start() {
+// The media port source, at start and after a reload (restore_state replaces start there).
+jn_status Relay::setup_ports() {
   if (!legacy_ports_) {
     // The range must exist in the core's conf: a missing one refuses the start, rather than
     // every offer failing later. A full range is fine (ports free up as calls end).
-    BoundPorts p;
     jn_port_request r{};
     r.struct_size = sizeof r;
     r.proto = JN_PROTO_UDP;
@@ -55,16 +56,29 @@ jn_status Relay::start() {
     jn_handle h[2] = {0, 0};
     uint32_t port = 0;
     jn_status st = host_.api()->port_bind(host_.ctx(), &r, h, &port);
-    if (st == JN_OK) host_.api()->udp_close(host_.ctx(), h[0]);
-    else if (st != JN_ERR_LIMIT) {
+    if (st == JN_OK) {
+      host_.api()->udp_close(host_.ctx(), h[0]);
+    } else if (st == JN_ERR_NOT_FOUND && !port_range_set_) {
+      // port_range left at its default and a core conf without [ports.media] (one written before
+      // port ranges existed): the relay's own range, as before, with a warning.
+      legacy_ports_ = true;
+      port_used_.assign(static_cast<size_t>((port_max_ - port_min_ + 1) / 2), 0);
+      host_.warn("rtp-relay: the core has no [ports." + port_range_ + "] range; using the relay's own ports " + std::to_string(port_min_) +
+                 "-" + std::to_string(port_max_) + " (deprecated: add [ports." + port_range_ + "] min/max to junction.toml)");
+    } else if (st != JN_ERR_LIMIT) {
       host_.set_error("rtp-relay: port_range '" + port_range_ + "': " +
                       (st == JN_ERR_NOT_FOUND ? std::string("the core has no such range (add [ports.") + port_range_ + "] min/max to junction.toml)"
                                               : "port_bind failed with status " + std::to_string(st)));
       return st;
     }
-  } else {
+  } else {  // explicit port_min/port_max
     host_.warn("rtp-relay: port_min/port_max are deprecated: configure a [ports.NAME] range in junction.toml and port_range = \"NAME\"");
   }
+  return JN_OK;
+}
+
+jn_status Relay::start() {
+  if (jn_status st = setup_ports(); st != JN_OK) return st;
   if (!ng_listen_.empty()) {
     jn_status st = host_.udp_bind(ng_listen_, kNgCookie, &ng_sock_, 65535);
     if (st != JN_OK) return st;

@@ -138,6 +138,7 @@ jn_status Relay::save_state(std::string& out) {
 
 jn_status Relay::restore_state(uint32_t schema, std::string_view data) {
   if (schema != 1) return JN_ERR_ABI;
+  if (jn_status st = setup_ports(); st != JN_OK) return st;
   json j = json::parse(data, nullptr, false);
   if (!j.is_object()) {
     host_.set_error("rtp-relay: state is not JSON");
