@@ -10,39 +10,6 @@ namespace rtp_relay {
 
 using junction::sdk::to_sv;
 
-Relay::Relay(Host host, const RelayConf& conf, uint32_t media_loops) : host_(host) {
-  ng_listen_ = conf.ng_listen;
-  interface_ = conf.interface;
-  advertise_ = conf.advertise;
-  port_range_ = conf.port_range;
-  legacy_ports_ = conf.legacy_ports;
-  port_range_set_ = conf.port_range_set;
-  port_min_ = conf.port_min;
-  port_max_ = conf.port_max;
-  latch_ = conf.latch;
-  timeout_ms_ = conf.timeout_s * 1000;
-  publish_ = conf.publish;
-  ssrc_limit_ = conf.ssrc_change_limit;
-  rcvbuf_ = conf.rcvbuf;
-  max_sessions_ = conf.max_sessions;
-  control_topic_ = conf.control_topic;
-  jn_addr probe;
-  make_addr(advertise_, 0, probe);  // checked by parse_conf
-  adv_ = sdp::Connection{"IN", probe.family == 6 ? "IP6" : "IP4", advertise_};
-  if (legacy_ports_) port_used_.assign(static_cast<size_t>((port_max_ - port_min_ + 1) / 2), 0);
-  // One shard per media loop the core runs (fixed for the process), or just the control loop.
-  loops_ = media_loops > 255 ? 255 : media_loops;  // the shard travels in 8 bits of the socket cookie
-  for (uint32_t i = 0; i <= loops_; ++i) {
-    shards_.push_back(std::make_unique<Shard>());
-    shards_.back()->out.reserve(kSendBatch);
-  }
-}
-
-Relay::~Relay() {
-  for (auto& [h, t] : taps_)
-    if (t.held) host_.buf_unref(t.held);
-}
-
 // The media port source, at start and after a reload (restore_state replaces start there).
 jn_status Relay::setup_ports() {
   if (!legacy_ports_) {
