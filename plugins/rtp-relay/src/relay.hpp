@@ -249,9 +249,6 @@ class Relay {
 
  private:
   friend class ShardLock;
-  friend struct NgCommands;
-  friend struct AnchorAdapter;
-  friend struct StateCodec;
 
   uint32_t place() const;
   std::unique_ptr<Stream> prepare_stream(uint32_t shard, uint32_t index, const std::string& media, std::string& error);
