@@ -1,11 +1,13 @@
 // handle_ng without sockets: the ng commands driven through a stub host whose port_bind hands out
 // fake handles. Checks what a fuzz target of the command handling relies on (every request gets
-// a reply dictionary, nothing leaks) and that a command locks only its call's shard.
+// a reply dictionary, nothing leaks) and that a command locks only its call's shard; and the
+// anchor adapter over the same stub (a jn_media_desc in, the relay's addresses out).
 #include "relay.hpp"
 
 #include <doctest/doctest.h>
 
 #include <set>
+#include <vector>
 
 namespace {
 
@@ -20,6 +22,9 @@ struct StubCore {
   uint32_t next_bus = 1;
   int events = 0;
   uint64_t now = 1000;
+  // The last anchor reply: its status and a copy of the streams it returned.
+  jn_status anchor_status = 1;
+  std::vector<jn_media_stream> anchor_out;
 };
 
 StubCore& core(jn_host_ctx* ctx) { return *reinterpret_cast<StubCore*>(ctx); }
@@ -53,6 +58,13 @@ jn_host_api make_api() {
   api.bus_release_id = [](jn_host_ctx*, uint32_t) -> jn_status { return JN_OK; };
   api.event_publish = [](jn_host_ctx* c, jn_str, jn_str) -> jn_status {
     ++core(c).events;
+    return JN_OK;
+  };
+  api.anchor_reply = [](jn_host_ctx* c, jn_handle, jn_status st, const jn_media_desc* d) -> jn_status {
+    StubCore& k = core(c);
+    k.anchor_status = st;
+    k.anchor_out.clear();
+    for (uint32_t i = 0; d && i < d->count; ++i) k.anchor_out.push_back(d->streams[i] ? *d->streams[i] : jn_media_stream{});
     return JN_OK;
   };
   return api;
@@ -119,4 +131,77 @@ TEST_CASE("handle_ng: commands over a stub host, shard-local locking, no leaked 
   CHECK(result(cmd(r, "query", {{"call-id", "c3"}})) == "error");
   CHECK(result(cmd(r, "delete", {{"call-id", "c2"}})) == "ok");
   CHECK(k.open.empty());
+}
+
+namespace {
+jn_media_stream media(const char* transport, uint16_t port, uint32_t flags = 0) {
+  jn_media_stream m{};
+  m.struct_size = sizeof m;
+  m.kind = JN_MEDIA_AUDIO;
+  m.format = junction::sdk::to_jn("PCMA");
+  m.payload_type = 8;
+  m.clock_rate = 8000;
+  m.transport = junction::sdk::to_jn(transport);
+  rtp_relay::make_addr("127.0.0.1", port, m.addr);
+  m.flags = flags;
+  return m;
+}
+void anchor(rtp_relay::Relay& r, uint32_t op, uint32_t sender, std::vector<const jn_media_stream*> streams) {
+  jn_media_desc d{};
+  d.struct_size = sizeof d;
+  d.count = static_cast<uint32_t>(streams.size());
+  d.streams = streams.data();
+  jn_anchor_request req{};
+  req.struct_size = sizeof req;
+  req.op = op;
+  req.reply = 1;
+  req.call_id = junction::sdk::to_jn("jc-1");
+  req.media = op == JN_ANCHOR_DELETE ? nullptr : &d;
+  req.sender = sender;
+  r.on_anchor(req);
+}
+}  // namespace
+
+TEST_CASE("anchor: the neutral description goes into the session model directly; the relay's addresses come back") {
+  StubCore k;
+  jn_host_api api = make_api();
+  rtp_relay::RelayConf conf;
+  rtp_relay::Relay r(junction::sdk::Host(&api, reinterpret_cast<jn_host_ctx*>(&k)), conf, 0);
+
+  // A: an RTP audio stream with its RTCP in a=rtcp-mux, and a DTLS stream the relay leaves alone.
+  jn_media_stream a_audio = media("rtp/avp", 30000, JN_MS_RTCP_MUX), a_dtls = media("udp/tls/rtp/savpf", 30010);
+  anchor(r, JN_ANCHOR_OFFER, 0, {&a_audio, &a_dtls});
+  REQUIRE(k.anchor_status == JN_OK);
+  REQUIRE(k.anchor_out.size() == 2);
+  uint16_t to_b = k.anchor_out[0].addr.port;  // the relay's port toward B (B sends its media here)
+  CHECK(to_b >= 20000);
+  CHECK((k.anchor_out[0].flags & JN_MS_RTCP_MUX) != 0);  // A's mux offer passed on
+  CHECK(k.anchor_out[1].addr.port == 30010);             // not relayable: unchanged
+  CHECK(k.open.size() == 4);
+
+  jn_media_stream b_audio = media("RTP/AVP", 40000, JN_MS_RTCP_MUX), b_dtls = media("udp/tls/rtp/savpf", 40010);
+  anchor(r, JN_ANCHOR_ANSWER, 1, {&b_audio, &b_dtls});
+  REQUIRE(k.anchor_status == JN_OK);
+  REQUIRE(k.anchor_out.size() == 2);
+  CHECK(k.anchor_out[0].addr.port != to_b);  // the relay's port toward A
+  CHECK(k.anchor_out[1].addr.port == 40010);
+
+  // The anchored call is an ordinary session: ng query sees both sides, with A's RTCP muxed
+  // (answered with mux) and the addresses the description gave.
+  Value q = cmd(r, "query", {{"call-id", "jc-1"}});
+  REQUIRE(result(q) == "ok");
+  const Value* medias = q.find("medias");
+  REQUIRE((medias && medias->as_list().size() == 1));
+  const auto& sides = medias->as_list()[0].find("streams")->as_list();
+  CHECK(sides[0].get_str("tag") == std::optional<std::string_view>("a"));
+  CHECK(sides[1].get_str("tag") == std::optional<std::string_view>("b"));
+  CHECK(sides[0].get_str("rtcp-mux") == std::optional<std::string_view>("yes"));
+  CHECK(sides[0].find("advertised endpoint")->get_int("port") == std::optional<int64_t>(30000));
+  CHECK(sides[1].find("advertised endpoint")->get_int("port") == std::optional<int64_t>(40000));
+  CHECK(result(cmd(r, "delete", {{"call-id", "jc-1"}})) == "error");  // the core's call, not an ng client's
+
+  anchor(r, JN_ANCHOR_DELETE, 0, {});
+  CHECK(k.anchor_status == JN_OK);
+  CHECK(k.open.empty());
+  CHECK(result(cmd(r, "query", {{"call-id", "jc-1"}})) == "error");
 }
