@@ -29,6 +29,9 @@
 //    client's first offered subprotocol in LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, just before
 //    lws looks the name up.
 #include "http/http_server.hpp"
+#include "util/log.hpp"
+
+#include <fmt/format.h>
 
 #include <libwebsockets.h>
 
@@ -386,6 +389,7 @@ struct HttpServer::Conn {
   std::vector<std::pair<std::string, std::string>> resp_headers;
   size_t body_off = 0;
   // WebSocket
+  std::unique_ptr<WsUpgrade> upgrade;  // the upgrade request, kept for the plugin's OPEN
   bool ws_open = false;
   bool ws_closed = false;
   bool in_msg = false;
@@ -882,18 +886,51 @@ int HttpServer::on_confirm_upgrade(lws* wsi, Endpoint* ep) {
     if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, nullptr)) return -1;
     return 1;
   }
-  // Accept whatever subprotocol the client offers first.
+  Conn* c = conn_of(wsi);
+  if (!c) c = new_conn(wsi, ep);
+  auto up = std::make_unique<WsUpgrade>();
+  up->conn = c->id;
+  up->endpoint = ep->id;
+  up->path.assign(uri, static_cast<size_t>(std::max(ulen, 0)));
+  up->query = query_of(wsi);
+  up->peer = c->peer;
+  up->headers = all_headers(wsi);
   std::string offered = header(wsi, WSI_TOKEN_PROTOCOL);
-  size_t b = offered.find_first_not_of(" \t");
-  if (b != std::string::npos && ep->any_slot) {
+  for (size_t b = offered.find_first_not_of(", \t"); b != std::string::npos; b = offered.find_first_not_of(", \t", b)) {
     size_t e = offered.find_first_of(", \t", b);
-    std::string first = offered.substr(b, e == std::string::npos ? std::string::npos : e - b);
-    if (!first.empty() && first != "http") {
-      ep->any_name = std::move(first);
-      ep->any_slot->name = ep->any_name.c_str();
-    }
+    std::string p = offered.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    if (!p.empty() && p != "http" && up->offered.size() < 16) up->offered.push_back(std::move(p));
+    b = e;
   }
+  WsDecision d;
+  if (ep->handlers.on_ws_upgrade) d = ep->handlers.on_ws_upgrade(*up);
+  if (d.status != 101) {
+    // Refused: an HTTP status with a JSON body, and no WebSocket.
+    int st = d.status >= 400 && d.status <= 599 ? d.status : 403;
+    std::string body = fmt::format(R"({{"error":"websocket upgrade refused","status":{}}})", st);
+    if (lws_return_http_status(wsi, static_cast<unsigned>(st), body.c_str())) return -1;
+    return 1;
+  }
+  if (!d.subprotocol.empty() &&
+      std::find(up->offered.begin(), up->offered.end(), d.subprotocol) == up->offered.end()) {
+    JN_LOG_WRN("websocket upgrade on {}: the plugin chose subprotocol '{}', which the client did not offer: refused", ep->name,
+               d.subprotocol);
+    if (lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, R"({"error":"no acceptable subprotocol"})")) return -1;
+    return 1;
+  }
+  // lws only accepts a subprotocol one of the vhost's protocols names: the spare slot takes it.
+  up->subprotocol = !d.subprotocol.empty() ? d.subprotocol : (up->offered.empty() ? std::string() : up->offered.front());
+  if (!up->subprotocol.empty() && ep->any_slot) {
+    ep->any_name = up->subprotocol;
+    ep->any_slot->name = ep->any_name.c_str();
+  }
+  c->upgrade = std::move(up);
   return 0;
+}
+
+const WsUpgrade* HttpServer::upgrade_of(uint64_t conn) const {
+  auto it = ws_.find(conn);
+  return it == ws_.end() ? nullptr : it->second->upgrade.get();
 }
 
 int HttpServer::on_ws_established(lws* wsi, Endpoint* ep) {

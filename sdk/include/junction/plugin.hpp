@@ -163,6 +163,10 @@ class Host {
     return api_->ws_send(ctx_, conn, to_jn(data), binary ? 1 : 0);
   }
   jn_status ws_close(jn_handle h) const { return api_->ws_close(ctx_, h); }
+  // In on_ws(JN_WS_UPGRADE): 101 accepts (with one offered subprotocol or none), 4xx/5xx refuses.
+  jn_status ws_upgrade_reply(jn_handle upgrade, int status, std::string_view subprotocol = {}) const {
+    return api_->ws_upgrade_reply(ctx_, upgrade, status, to_jn(subprotocol));
+  }
   jn_status ws_set_cookie(jn_handle h, uint64_t c) const { return api_->ws_set_cookie(ctx_, h, c); }
 
   jn_buf* buf_alloc(uint32_t len) const { return api_->buf_alloc(ctx_, len); }
