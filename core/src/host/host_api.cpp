@@ -133,7 +133,13 @@ jn_status h_tcp_set_cookie(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie) {
 jn_status h_tcp_close(jn_host_ctx* ctx, jn_handle h) { return tcp_close(S(ctx), h); }
 
 // --- HTTP / WebSocket -------------------------------------------------------------------------
-jn_status h_http_listen(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie, jn_handle* out) {
+jn_status h_http_listen(jn_host_ctx* ctx, jn_str addr, const jn_http_options* opts, uint64_t cookie, jn_handle* out) {
+  jn_str ws_path{}, tls_cert{}, tls_key{};
+  if (opts && JN_HAS_FIELD(opts, jn_http_options, ws_path)) ws_path = opts->ws_path;
+  if (opts && JN_HAS_FIELD(opts, jn_http_options, tls_key)) {
+    tls_cert = opts->tls_cert;
+    tls_key = opts->tls_key;
+  }
   return guarded(ctx, "http_listen", [&]() -> jn_status {
     if (!out) return JN_ERR_INVALID;
     PluginSlot& s = S(ctx);
@@ -202,7 +208,7 @@ jn_status h_http_listen(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t 
       return d;
     };
     std::string error;
-    uint64_t id = host.services().http.listen(sv(addr), sv(ws_path), std::move(handlers), &error);
+    uint64_t id = host.services().http.listen(sv(addr), sv(ws_path), std::move(handlers), &error, true, sv(tls_cert), sv(tls_key));
     if (id == 0) {
       host.forget_resource(eh);
       std::string msg = fmt::format("http_listen {}: {}", sv(addr), error);

@@ -333,6 +333,7 @@ struct HttpServer::Endpoint {
   lws_vhost* vhost = nullptr;
   int port = 0;
   bool closing = false;
+  bool tls = false;  // HTTPS/WSS: lws reads the (encrypted) request head itself
   // Our listening socket (see open_listener); its poll handle is closed before the endpoint
   // is released.
   int listen_fd = -1;
@@ -469,7 +470,8 @@ void HttpServer::open_timer() {
 }
 
 uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
-                            HttpHandlers handlers, std::string* error, bool use_fd_reserve) {
+                            HttpHandlers handlers, std::string* error, bool use_fd_reserve,
+                            std::string_view tls_cert, std::string_view tls_key) {
   auto fail = [&](std::string msg) -> uint64_t {
     if (error) *error = std::move(msg);
     return 0;
@@ -480,6 +482,14 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     int port = 0;
     if (!parse_addr(addr, &host, &port)) return fail("invalid address '" + std::string(addr) + "'");
     if (!ws_path.empty() && ws_path.front() != '/') return fail("ws_path must start with '/'");
+    const bool tls = !tls_cert.empty() || !tls_key.empty();
+    if (tls) {
+      // Checked here so a bad path is a clear error at listen, not a silent plain endpoint.
+      if (tls_cert.empty() || tls_key.empty()) return fail("TLS needs both a certificate and a key file");
+      for (std::string_view f : {tls_cert, tls_key})
+        if (access(std::string(f).c_str(), R_OK) != 0)
+          return fail("cannot read TLS file '" + std::string(f) + "': " + std::strerror(errno));
+    }
     std::string why;
     int lfd = open_listener(host, port, &why);
     if (lfd < 0) return fail(std::move(why));
@@ -504,6 +514,7 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     ci.port = CONTEXT_PORT_NO_LISTEN;
     ci.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                  LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (tls) ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     ci.foreign_loops = loops;
     ci.user = ep.get();
     ci.pcontext = &ep->ctx;
@@ -536,11 +547,19 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     vi.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     vi.keepalive_timeout = opt_.keepalive_timeout_s;
     vi.timeout_secs = opt_.lws_timeout_s;
+    std::string cert(tls_cert), key(tls_key);
+    if (tls) {
+      vi.ssl_cert_filepath = cert.c_str();
+      vi.ssl_private_key_filepath = key.c_str();
+      vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
     lws_vhost* vh = lws_create_vhost(ep->ctx, &vi);
     if (!vh) {
       retire(std::move(ep));
-      return fail("cannot create a libwebsockets vhost");
+      return fail(tls ? "cannot create a TLS vhost (certificate and key unreadable, not PEM, or not a pair?)"
+                      : "cannot create a libwebsockets vhost");
     }
+    ep->tls = tls;
     ep->vhost = vh;
     ep->port = bound_port(ep->listen_fd);
     ep->any_slot = const_cast<lws_protocols*>(lws_vhost_name_to_protocol(vh, kAnyProtocol));
@@ -1197,8 +1216,15 @@ void HttpServer::accept_ready(Endpoint* ep) {
     }
     p->poll.data = p.get();
     ++ep->pending_open;
-    uv_poll_start(&p->poll, UV_READABLE, &HttpServerGlue::on_head);
-    pending_.emplace(p.get(), std::move(p));
+    Pending* raw = p.get();
+    pending_.emplace(raw, std::move(p));
+    if (ep->tls) {
+      // The head is encrypted: no peek. lws reads it after the handshake, bounded by its own
+      // max_http_header_data and timeouts.
+      adopt_pending(raw);
+      continue;
+    }
+    uv_poll_start(&raw->poll, UV_READABLE, &HttpServerGlue::on_head);
     schedule();
   }
 }

@@ -105,8 +105,10 @@ class HttpServer {
   // with *error set ("address in use", ...). Never throws.
   // use_fd_reserve = false: this endpoint may take the fds that fd_reserve keeps free (the
   // admin API, so that the operator still gets in during a connection flood).
+  // tls_cert/tls_key (PEM files, both or neither): the endpoint serves HTTPS and WSS only.
   uint64_t listen(std::string_view addr, std::string_view ws_path, HttpHandlers handlers,
-                  std::string* error, bool use_fd_reserve = true);
+                  std::string* error, bool use_fd_reserve = true, std::string_view tls_cert = {},
+                  std::string_view tls_key = {});
   int port(uint64_t endpoint) const;  // -1 if unknown / closed
 
   // false if the request is gone (client left, already answered, timed out).

@@ -608,6 +608,15 @@ typedef struct jn_port_request {
   uint64_t cookie;           /* the socket(s)' cookie */
 } jn_port_request;
 
+/* Options of an HTTP endpoint (http_listen). Strings borrowed for the call. */
+typedef struct jn_http_options {
+  uint32_t struct_size;
+  uint32_t reserved0;
+  jn_str ws_path;  /* upgrade requests on this path become WebSocket connections; empty = none */
+  jn_str tls_cert; /* PEM certificate (chain) file: the endpoint serves HTTPS and WSS only */
+  jn_str tls_key;  /* PEM private key file; both or neither. Read at listen: a bad file is an error */
+} jn_http_options;
+
 typedef void (*jn_kv_visit)(void* arg, jn_str key, const uint8_t* value, size_t len);
 
 typedef struct jn_host_api {
@@ -666,8 +675,9 @@ typedef struct jn_host_api {
   jn_status (*tcp_close)(jn_host_ctx* ctx, jn_handle conn_or_listener);
 
   /* --- HTTP and WebSocket endpoints (the core's libwebsockets on the core's loop) ----------- */
-  /* ws_path: upgrade requests on this path become WebSocket connections (empty = no WS). */
-  jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie,
+  /* An HTTP (and WebSocket) endpoint on addr, bound exactly there. opts may be NULL (plain
+   * HTTP, no WebSocket). */
+  jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, const jn_http_options* opts, uint64_t cookie,
                            jn_handle* out_endpoint);
   /* Answers a request (resp borrowed). JN_ERR_INVALID for a bad status or header. */
   jn_status (*http_respond)(jn_host_ctx* ctx, jn_handle request, const jn_http_response* resp);
@@ -1115,6 +1125,12 @@ JN_ABI_PIN(jn_port_request, reserved0, 44);
 JN_ABI_PIN(jn_port_request, udp, 48);
 JN_ABI_PIN(jn_port_request, tcp, 56);
 JN_ABI_PIN(jn_port_request, cookie, 64);
+JN_ABI_PIN_SIZE(jn_http_options, 56);
+JN_ABI_PIN(jn_http_options, struct_size, 0);
+JN_ABI_PIN(jn_http_options, reserved0, 4);
+JN_ABI_PIN(jn_http_options, ws_path, 8);
+JN_ABI_PIN(jn_http_options, tls_cert, 24);
+JN_ABI_PIN(jn_http_options, tls_key, 40);
 JN_ABI_PIN_SIZE(jn_host_api, 488);
 JN_ABI_PIN(jn_host_api, struct_size, 0);
 JN_ABI_PIN(jn_host_api, abi_major, 4);

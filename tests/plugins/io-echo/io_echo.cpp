@@ -3,6 +3,7 @@
 // its connection table across a hot reload (the connections themselves belong to the core).
 //
 // conf: tcp_listen, http_listen (required), max_frame (default 64), ws_path (default "/ws"),
+// tls_cert + tls_key (serve HTTPS/WSS), ws_allow_origin, ws_protocol (upgrade decisions),
 //       events_topic (subscribe to application events; they are echoed to every WS client).
 #include <junction/plugin.hpp>
 
@@ -20,6 +21,8 @@ class IoEcho : public junction::sdk::Plugin {
   IoEcho(Host h, const jn_create_args&) : Plugin(h) {
     json c = h.config();
     allow_origin_ = c.value("ws_allow_origin", "");
+    tls_cert_ = c.value("tls_cert", "");
+    tls_key_ = c.value("tls_key", "");
     ws_protocol_ = c.value("ws_protocol", "");
     tcp_listen_ = c.at("tcp_listen").get<std::string>();
     http_listen_ = c.at("http_listen").get<std::string>();
@@ -31,7 +34,7 @@ class IoEcho : public junction::sdk::Plugin {
   jn_status start() override {
     jn_status st = host().tcp_listen(tcp_listen_, JN_FRAME_DELIM, 0, max_frame_, 0, &tcp_);
     if (st != JN_OK) return st;
-    st = host().http_listen(http_listen_, ws_path_, 0, &http_);
+    st = host().http_listen(http_listen_, ws_path_, 0, &http_, tls_cert_, tls_key_);
     if (st != JN_OK) return st;
     if (!topic_.empty()) host().event_subscribe(topic_);
     return JN_OK;
@@ -300,7 +303,7 @@ class IoEcho : public junction::sdk::Plugin {
     return json{{"tcp_conns", conns_.size()}, {"ws_conns", ws_.size()}, {"closed", closed_}, {"oversize", oversize_},
                 {"reloads", reloads_}, {"connect_failures", connect_failures_}};
   }
-  std::string tcp_listen_, http_listen_, ws_path_, topic_, allow_origin_, ws_protocol_;
+  std::string tcp_listen_, http_listen_, ws_path_, topic_, allow_origin_, ws_protocol_, tls_cert_, tls_key_;
   json last_open_ = json::object();
   uint32_t max_frame_ = 64;
   jn_handle tcp_ = 0, http_ = 0, pending_ = 0;
