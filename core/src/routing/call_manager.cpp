@@ -61,6 +61,16 @@ std::string new_call_id() {
 
 bool is_busy(int32_t code) { return code == 486 || code == 600; }
 
+// A peer's URI in a log line: control characters replaced and the length capped, so a crafted
+// one cannot forge or flood lines.
+std::string printable(std::string_view s, size_t max = 128) {
+  std::string out(s.substr(0, max));
+  for (char& ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  if (s.size() > max) out += "...";
+  return out;
+}
+
 const char* ended_by_name(uint8_t by) {
   static const char* const names[] = {"a", "b", "timeout", "system"};
   return names[by];
@@ -206,7 +216,7 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie, con
     if (call_limit_burst_++ == 0)
       JN_LOG_WRN("calls: refused a call_originate from '{}' to '{}' (JN_ERR_LIMIT): {} calls in progress, "
                  "server.max_calls; calls up are unaffected, further refusals are counted in junction_calls_refused_total",
-                 plugin, offer.to, max_calls_);
+                 plugin, printable(offer.to), max_calls_);
     return JN_ERR_LIMIT;
   }
   if (!within_drain_limits(plugin, nullptr, JN_INVALID_HANDLE, false)) return JN_ERR_LIMIT;

@@ -14,10 +14,10 @@
 // leg says it once, and refusing it would leave a call hanging.
 //
 // Early media: a RINGING with media from a B-leg is the early media the caller hears. The
-// caller hears one branch at a time (a UAC behind a forking proxy can play only one early
-// dialog's media, RFC 3960), the one that sent early media last: each such RINGING is
-// forwarded to the A-leg through the media anchor like an answer, which re-points the anchor
-// at that branch. When that branch drops while others still ring, the latest other branch that
+// caller hears one branch at a time (a phone behind a forking proxy can usefully play only one
+// early media stream; RFC 3960 leaves the choice to it), the one that sent early media last:
+// each such RINGING is forwarded to the A-leg through the media anchor like an answer, which
+// re-points the anchor at that branch. When that branch drops while others still ring, the latest other branch that
 // sent early media is heard again (forwarded and anchored once more). The winning ANSWER
 // replaces it (one without media takes the winner's early media). A RINGING without media is
 // forwarded once per call, and not after early media.
