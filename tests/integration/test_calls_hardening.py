@@ -9,7 +9,8 @@ call-peer plugins (tests/plugins/call-peer: call-peer-a owns "peera", call-peer-
   calls proceed.
 - Early media under a fork with rtp-relay as the media anchor: each branch's early media
   (RINGING with media) reaches the caller as the relay's address, and real RTP from the caller
-  reaches the branch whose early media it was told last, then the winner.
+  reaches the branch whose early media it was told last (back to the previous one when that
+  branch gives up), then the winner.
 
 Call deliveries are synchronous in the core (an admin command returns once everything it set
 off has been delivered), so the event logs are read once, without waiting. Relay ports: this
@@ -154,7 +155,8 @@ class CallsHardeningTest(JunctionTest):
     def test_early_media_under_a_fork_goes_through_the_anchor(self):
         if not os.path.exists(os.path.join(BUILD, "plugins", "rtp-relay.so")):
             self.skipTest("rtp-relay is not built")
-        routes = [{"match": "exact", "pattern": "svc:all", "targets": ["peerb:one", "peerb:two"], "strategy": "fork"}]
+        routes = [{"match": "exact", "pattern": "svc:all", "targets": ["peerb:one", "peerb:two", "peerb:three"],
+                   "strategy": "fork"}]
         j = self.server(plugins={A: {"on_offer": "answer"}, B: {"on_offer": "none"},
                                  RELAY: {"ng_listen": "", "port_range": "media"}},
                         routes=routes, server={"media_anchor": RELAY})
@@ -165,10 +167,10 @@ class CallsHardeningTest(JunctionTest):
 
         a = self.originate(j, "svc:all", port=port(sa))
         offers = {o["target"]: o for o in self.events(j, B, "offer")}
-        self.assertEqual(sorted(offers), ["peerb:one", "peerb:two"])
+        self.assertEqual(sorted(offers), ["peerb:one", "peerb:three", "peerb:two"])
         to_b = self.relay_port(offers["peerb:one"]["media"])  # both branches send to the relay
         self.assertEqual(self.relay_port(offers["peerb:two"]["media"]), to_b)
-        l1, l2 = offers["peerb:one"]["leg"], offers["peerb:two"]["leg"]
+        l1, l2, l3 = (offers[t]["leg"] for t in ("peerb:one", "peerb:two", "peerb:three"))
         call_id = offers["peerb:one"]["call_id"]
 
         # Branch one's early media: the caller is told the relay's address, the relay sends the
@@ -192,16 +194,24 @@ class CallsHardeningTest(JunctionTest):
         self.assertEqual([(s["tag"], s["advertised endpoint"]["port"]) for s in sides], [("a", port(sa)), ("b", port(s2))])
         self.rtp_through(sa, to_a, s2, 300)
 
+        # Branch two gives up: the caller hears branch one's early media again, through the relay.
+        self.send(j, B, l2, "reject", code=486)
+        ringing = self.events(j, A, "ringing", leg=a)
+        self.assertEqual([r["target"] for r in ringing], ["peerb:one", "peerb:two", "peerb:one"])
+        self.assertEqual(self.relay_port(ringing[2]["media"]), to_a)
+        self.rtp_through(sa, to_a, s1, 400)
+
         # Branch one wins, answering from yet another address: the answer is anchored too, the
-        # relay points at it, branch two ends 487.
+        # relay points at it, branch three (which never sent early media) ends 487.
         self.send(j, B, l1, "answer", port=port(s3))
         answers = self.events(j, A, "answer", leg=a)
         self.assertEqual(len(answers), 1, answers)
         self.assertEqual(self.relay_port(answers[0]["media"]), to_a)
-        self.assertEqual([(e["code"], e["reason"]) for e in self.events(j, B, "end", leg=l2)], [(487, "answered elsewhere")])
-        self.rtp_through(sa, to_a, s3, 400)
+        self.assertEqual([(e["code"], e["reason"]) for e in self.events(j, B, "end", leg=l3)], [(487, "answered elsewhere")])
+        self.rtp_through(sa, to_a, s3, 500)
         stats = j.cmd(RELAY, "stats")["anchor"]
-        self.assertEqual((stats["offers"], stats["answers"], stats["errors"]), (1, 3, 0), stats)  # two early media, one answer
+        # Three early media (one, two, one again) and the answer.
+        self.assertEqual((stats["offers"], stats["answers"], stats["errors"]), (1, 4, 0), stats)
 
         self.send(j, A, a, "end")
         wait_until(lambda: j.cmd(RELAY, "sessions") == {}, what="the relay session to be deleted")
