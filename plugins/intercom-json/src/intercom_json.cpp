@@ -1251,7 +1251,8 @@ class IntercomJson : public junction::sdk::Plugin {
         host().call_send(leg, JN_CALL_END, code, "connection-lost");
         continue;
       }
-      auto pit = std::find_if(c->parties.begin(), c->parties.end(), [&](const Party& p) { return p.conn == h && p.sid == sid; });
+      // sid by name, not the structured binding: clang before 16 cannot capture those (fuzz build).
+      auto pit = std::find_if(c->parties.begin(), c->parties.end(), [&, &sid = sid](const Party& p) { return p.conn == h && p.sid == sid; });
       if (pit == c->parties.end()) continue;
       if (!c->answered && c->parties.size() > 1) {
         by_party_.erase({pit->conn, pit->sid});
