@@ -24,16 +24,23 @@
 namespace {
 
 // One scratch directory per process, removed at exit.
-const std::string& scratch() {
-  static const std::string dir = [] {
+struct Scratch {
+  std::string dir;
+  Scratch() {
     char tmpl[] = "/tmp/fuzz_config-XXXXXX";
     if (!mkdtemp(tmpl)) std::abort();
-    std::atexit([] { std::filesystem::remove_all(scratch()); });
-    std::ofstream(std::string(tmpl) + "/p.so");
-    std::ofstream(std::string(tmpl) + "/q.so");
-    return std::string(tmpl);
-  }();
-  return dir;
+    dir = tmpl;
+    std::ofstream(dir + "/p.so");
+    std::ofstream(dir + "/q.so");
+  }
+  ~Scratch() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+const std::string& scratch() {
+  static const Scratch s;
+  return s.dir;
 }
 
 void write_conf(const std::string& name, const std::string* text) {

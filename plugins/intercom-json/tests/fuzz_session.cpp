@@ -455,7 +455,7 @@ std::string message(Input& in) {
     if (mask & 16) values = json::array({1, 2});
   }
   json m = {{"id", in.u8() & 1 ? json(std::to_string(in.u8())) : json(in.u8())}, {"name", name}, {"values", values}};
-  return m.dump();
+  return m.dump(-1, ' ', false, json::error_handler_t::replace);  // a raw token may not be UTF-8
 }
 
 jn_media_stream stream_of(Input& in, std::deque<std::string>& keep) {
@@ -491,11 +491,13 @@ jn_media_stream stream_of(Input& in, std::deque<std::string>& keep) {
 junction::CallEvent core_event(Input& in, uint32_t type) {
   junction::CallEvent e;
   e.type = type;
-  e.call_id = "c" + std::to_string(in.u8() % 3);
+  // Text from other plugins is bytes: not always UTF-8 (a SIP peer's URI, a reason phrase).
+  auto text = [&](std::string usual) { return in.u8() % 8 ? usual : in.bytes(in.u8() % 16); };
+  e.call_id = text("c" + std::to_string(in.u8() % 3));
   if (type == JN_CALL_OFFER || type == JN_CALL_ANSWER) {
     static const char* const kTargets[] = {"intercom:room/r0", "intercom:room/r1", "intercom:device/d0", "intercom:device/d1",
                                            "intercom:addr/127.0.0.1:7000", "intercom:addr/bad", "intercom:elsewhere", "sip:x@y"};
-    e.from = "sip:alice@127.0.0.1";
+    e.from = text("sip:alice@127.0.0.1");
     e.to = e.target = in.pick(kTargets);
     if (in.u8() % 4) {
       std::deque<std::string> keep;
@@ -510,7 +512,7 @@ junction::CallEvent core_event(Input& in, uint32_t type) {
   }
   if (type == JN_CALL_REJECT || type == JN_CALL_END) {
     e.code = in.u8() & 1 ? 486 : 200;
-    e.reason = in.u8() & 1 ? "busy: line busy" : "";
+    e.reason = text(in.u8() & 1 ? "busy: line busy" : "");
   }
   if (type == JN_CALL_INFO) e.info_type = in.u8() & 1 ? "open-door" : "ptz";
   return e;
