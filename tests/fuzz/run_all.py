@@ -15,8 +15,8 @@ but not built, has no corpus or executes nothing fails too.
   tests/fuzz/run_all.py --time 300 --grow    # longer, then merge new coverage into the corpora
   tests/fuzz/run_all.py --only 'intercom'    # a subset (regex on the name)
 
---grow minimises what a run found into the committed corpus (-merge=1 CORPUS NEW: only inputs
-that reach new edges are copied in; the committed seeds stay), for a human to review and commit.
+--grow minimises what a run found into the committed corpus (-set_cover_merge=1 CORPUS NEW: a
+smallest set of inputs that reach new edges is copied in; the committed seeds stay), for a human to review and commit.
 A committed corpus stays under ~200 files / 1 MiB (it replays as a ctest in every build).
 """
 import argparse
@@ -51,9 +51,10 @@ def targets(build: Path):
 
 
 def grow(binary: Path, corpus: Path, new: Path, args):
-    """Copies into corpus the inputs of new that reach code (edges) it does not. Edges only
-    (-use_counters=0): hit-count buckets would keep thousands of near-duplicates."""
-    subprocess.run([str(binary), "-merge=1", "-use_counters=0", "-use_value_profile=0",
+    """Copies into corpus a smallest set of inputs of new that reach the edges it does not
+    (-set_cover_merge; edges only, -use_counters=0: hit-count buckets would keep thousands of
+    near-duplicates)."""
+    subprocess.run([str(binary), "-set_cover_merge=1", "-use_counters=0", "-use_value_profile=0",
                     f"-timeout={args.timeout}", f"-rss_limit_mb={args.rss_limit_mb}", str(corpus), str(new)],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
