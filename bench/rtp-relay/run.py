@@ -87,9 +87,10 @@ def start_junction(build, ng_port, tmp, publish=True, media_loops=1):
     import junction_test
     junction_test.BUILD = build
     junction_test.PLUGIN_DIR = os.path.join(build, "plugins")
-    j = junction_test.Junction(plugin_dir=junction_test.PLUGIN_DIR, plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": 20000, "port_max": 29999,
+    j = junction_test.Junction(plugin_dir=junction_test.PLUGIN_DIR, plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_range": "media",
                                                                   "publish": publish}},
                                server={"log_level": "info", "media_loops": media_loops, "media_loop_cpus": [0] * media_loops})
+    j.write_core(dict(j.core, ports={"media": {"min": 20000, "max": 29999}}))  # the relay's ports: the core's range
     j.start()
     subprocess.run(["taskset", "-a", "-p", "-c", "0", str(j.proc.pid)], check=True, capture_output=True)
     return j.proc.pid, j

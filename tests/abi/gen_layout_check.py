@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from abi_fields import structs  # noqa: E402
 
 # Passed by value or in arrays: their size may never change within a major.
-FROZEN_SIZE = {"jn_str", "jn_addr", "jn_header", "jn_media_meta", "jn_buf", "jn_datagram", "jn_codec", "jn_send"}
+FROZEN_SIZE = {"jn_str", "jn_addr", "jn_header", "jn_media_meta", "jn_buf", "jn_datagram", "jn_codec", "jn_send",
+               "jn_dns_srv", "jn_dns_naptr", "jn_sip_target"}
 
 
 def main(frozen_header, out):

@@ -5,7 +5,7 @@
 # file adds it here (the link fails until it does).
 if(JN_FUZZ)
   set(JN_FUZZ_CORE_SOURCES bus/addr.cpp config/config.cpp routing/route_table.cpp
-    routing/call_event_abi.cpp util/log.cpp)
+    routing/call_event_abi.cpp util/log.cpp net/http_response_parser.cpp)
   list(TRANSFORM JN_FUZZ_CORE_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/core/src/)
   add_library(junction_core_fuzz STATIC ${JN_FUZZ_CORE_SOURCES})
   target_include_directories(junction_core_fuzz PUBLIC ${CMAKE_SOURCE_DIR}/core/src)
@@ -24,3 +24,5 @@ junction_add_fuzz_target(fuzz_addr SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_addr.c
   CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/addr LIBS ${JN_FUZZ_CORE})
 junction_add_fuzz_target(fuzz_call_event_abi SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_call_event_abi.cpp
   CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/call_event_abi LIBS ${JN_FUZZ_CORE})
+junction_add_fuzz_target(fuzz_http_response SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_http_response.cpp
+  CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/http_response LIBS ${JN_FUZZ_CORE})

@@ -55,7 +55,7 @@ class MediaLoopsTest(JunctionTest):
         self.assertEqual(os.sched_getaffinity(threads[1]), {cpus[1]})
         # A control-loop service called from a media loop is refused, with a log line.
         self.assertEqual(st["control_only_status"], -11)  # JN_ERR_WRONG_THREAD
-        self.assertIn("timer_start called from media loop", j.log())
+        j.wait_for_log("event_publish called from media loop")
         self.assertEqual(st["send_status"], 0)
         m = j.api("GET", "/metrics", expect=200)
         self.assertEqual(metric(m, "junction_media_rx_packets_total", 'loop="1"'), 2)
@@ -74,7 +74,10 @@ class MediaLoopsTest(JunctionTest):
         self.assertEqual([l[:5] for l in lines[1:]], [["1", str(cpus[0]), "yes", "2", "2"], ["2", str(cpus[1]), "yes", "2", "2"]])
         rc, out, err = j.ctl("--json", "media")
         self.assertEqual(rc, 0, err)
-        self.assertEqual(json.loads(out)["loops"], media)
+        # Two snapshots: buffers in flight (released to a loop's pool through its remote list) may
+        # differ between them; everything else is the same.
+        strip = lambda loops: [{k: v for k, v in l.items() if k != "buffers_outstanding"} for l in loops]  # noqa: E731
+        self.assertEqual(strip(json.loads(out)["loops"]), strip(media))
 
     def test_no_media_loops_means_control_loop(self):
         j, ports = self.start(loops=0, sockets=2)

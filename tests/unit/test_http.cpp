@@ -921,3 +921,108 @@ TEST_CASE("http: stop() without endpoints; nothing works after stop") {
   CHECK(uv_run(&L.loop, UV_RUN_DEFAULT) == 0);
   CHECK(uv_loop_close(&L.loop) == 0);
 }
+
+// ---- limits and binding ([limits] http_*) -----------------------------------------------------
+
+namespace {
+int connect_from_to(const char* to_ip, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, to_ip, &a.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+}  // namespace
+
+TEST_CASE("http: an endpoint on 127.0.0.1 does not answer on another address") {
+  Fx fx;
+  HttpServer& srv = *fx.srv;
+  uint64_t ep = must_listen(srv, echo_handlers(srv, nullptr));
+  int port = srv.port(ep);
+  // lws 4.1 bound vi.iface = 127.0.0.1 to [::] (every interface); the core binds it itself now.
+  auto f = std::async(std::launch::async, [port] { return connect_from_to("127.0.0.2", port); });
+  CHECK(fx.L.wait(f) == -ECONNREFUSED);
+  auto g = std::async(std::launch::async, [port] { return http(port, request("GET", "/a")).status; });
+  CHECK(fx.L.wait(g) == 200);
+  std::string err;
+  CHECK(srv.listen("no.such.host.invalid:0", "", echo_handlers(srv, nullptr), &err) == 0);
+  CHECK(err.find("cannot resolve") != std::string::npos);
+  fx.stop_and_close();
+}
+
+TEST_CASE("http: a second connection from one address over max_conns_per_ip gets a JSON 429") {
+  HttpServerOptions o;
+  o.max_conns_per_ip = 1;
+  Fx fx(o);
+  HttpServer& srv = *fx.srv;
+  uint64_t ep = must_listen(srv, echo_handlers(srv, nullptr));
+  int port = srv.port(ep);
+  auto f = std::async(std::launch::async, [port] {
+    int held = connect_to(port);  // holds 127.0.0.1's one place (its head never comes)
+    Response r = http(port, request("GET", "/second"));
+    close(held);
+    return r;
+  });
+  Response r = fx.L.wait(f);
+  CHECK(r.status == 429);
+  CHECK(r.headers["content-type"] == "application/json");
+  CHECK(r.body == R"({"error":"too many connections from your address"})");
+  CHECK(srv.refused(HttpRefusal::kIpLimit) == 1);
+  fx.stop_and_close();
+}
+
+TEST_CASE("http: a request head over max_header_bytes gets a JSON 431 (lws alone hangs up)") {
+  HttpServerOptions o;
+  o.max_header_bytes = 1024;
+  Fx fx(o);
+  HttpServer& srv = *fx.srv;
+  uint64_t ep = must_listen(srv, echo_handlers(srv, nullptr));
+  int port = srv.port(ep);
+  auto f = std::async(std::launch::async, [port] {
+    std::vector<Response> rs;
+    rs.push_back(http(port, request("GET", "/h", {}, "X-Pad: " + std::string(2000, 'a') + "\r\n")));
+    rs.push_back(http(port, request("GET", "/h", {}, "X-Pad: " + std::string(900, 'a') + "\r\n")));
+    return rs;
+  });
+  auto rs = fx.L.wait(f);
+  REQUIRE(rs.size() == 2);
+  CHECK(rs[0].status == 431);
+  CHECK(rs[0].body == R"({"error":"request header too large"})");
+  CHECK(rs[1].status == 200);
+  CHECK(srv.refused(HttpRefusal::kHeaderTooLarge) == 1);
+  fx.stop_and_close();
+}
+
+TEST_CASE("http: a request head that never completes gets a JSON 408 and frees its place") {
+  HttpServerOptions o;
+  o.lws_timeout_s = 1;  // also the head timeout
+  o.max_conns_per_ip = 1;
+  Fx fx(o);
+  HttpServer& srv = *fx.srv;
+  uint64_t ep = must_listen(srv, echo_handlers(srv, nullptr));
+  int port = srv.port(ep);
+  auto f = std::async(std::launch::async, [port] {
+    std::vector<Response> rs;
+    int fd = connect_to(port);
+    std::string buf;
+    send_all(fd, "GET /slow HTTP/1.1\r\nHost: x\r\n");  // and nothing more
+    rs.push_back(read_response(fd, buf));
+    close(fd);
+    return rs;
+  });
+  auto rs = fx.L.wait(f);
+  REQUIRE(rs.size() == 1);
+  CHECK(rs[0].status == 408);
+  CHECK(rs[0].body == R"({"error":"request header timeout"})");
+  CHECK(srv.refused(HttpRefusal::kHeaderTimeout) == 1);
+  // Its place is free: the next connection from the same address is served.
+  auto g = std::async(std::launch::async, [port] { return http(port, request("GET", "/next")).status; });
+  CHECK(fx.L.wait(g) == 200);
+  fx.stop_and_close();
+}

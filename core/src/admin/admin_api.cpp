@@ -61,7 +61,13 @@ bool AdminApi::start(std::string* error) {
       this->error(req.id, 500, e.what());
     }
   };
-  endpoint_ = server_.services().http.listen(server_.conf().admin_listen, "", std::move(h), error);
+  const std::string& addr = server_.conf().admin_listen;
+  // The admin API may use the fds [limits] fd_reserve keeps free: during a connection flood on
+  // the plugins' listeners, the operator must still get in.
+  endpoint_ = server_.services().http.listen(addr, "", std::move(h), error, false);
+  if (endpoint_ && !is_loopback_listen(addr))
+    JN_LOG_WRN("admin API listens on {}, off loopback (admin.allow_remote = true): it has NO TLS, the bearer token and every "
+               "answer cross the network in clear; keep it behind a firewall or a VPN", addr);
   return endpoint_ != 0;
 }
 

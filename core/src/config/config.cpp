@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +81,12 @@ struct Reader {
       int64_t v = n->value<int64_t>().value();
       if (v < lo || v > hi) fail(file, *n, fmt::format("'{}' must be between {} and {}", key_name(key), lo, hi));
       out = static_cast<uint32_t>(v);
+    }
+  }
+  void boolean(const std::string& key, bool& out) {
+    if (auto* n = node(key)) {
+      expect(*n, toml::node_type::boolean, key, "true or false");
+      out = n->value<bool>().value();
     }
   }
   void level(const std::string& key, int& out) {
@@ -181,6 +190,18 @@ std::string host_of(const std::string& addr) {
 }
 
 }  // namespace
+
+bool is_loopback_listen(const std::string& addr) {
+  std::string host = host_of(addr);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") return true;
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+  return false;  // "*", "0.0.0.0", "::", other names
+}
 
 bool valid_plugin_name(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
@@ -310,7 +331,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
   toml::table root = text ? parse_text(*text, path) : parse_file(path);
   const toml::table empty;
   {
-    Reader top{path, root, "", {"server", "admin", "plugins", "routes", "ports"}};
+    Reader top{path, root, "", {"server", "admin", "limits", "plugins", "routes", "ports", "dns"}};
     top.finish();
   }
   {
@@ -320,7 +341,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     r.u32("stop_timeout_ms", c.stop_timeout_ms, 0, 600000);
     r.u32("ring_timeout_ms", c.ring_timeout_ms, 1000, 3600000);
     r.str("media_anchor", c.media_anchor);
-    r.u32("media_loops", c.media_loops, 0, 256);
+    r.u32("media_loops", c.media_loops, 0, 255);  // a media-loop timer's handle carries it in 8 bits
     if (auto* n = r.node("media_loop_cpus")) {
       if (!n->is_array()) fail(path, *n, "'server.media_loop_cpus' must be an array of CPU numbers");
       for (auto& e : *n->as_array()) {
@@ -337,10 +358,34 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     Reader r{path, t, "admin", {}};
     r.str("listen", c.admin_listen);
     r.str("token", c.admin_token);
+    r.boolean("allow_remote", c.admin_allow_remote);
     r.finish();
-    if (port_of(c.admin_listen) == 0) throw ConfigError(fmt::format("{}: admin.listen '{}' must be ip:port", path, c.admin_listen));
     auto* n = t.get("listen");
+    if (port_of(c.admin_listen) == 0) throw ConfigError(fmt::format("{}: admin.listen '{}' must be ip:port", path, c.admin_listen));
+    // A short token can be guessed; the generated one is 64 hex digits.
+    if (!c.admin_token.empty() && c.admin_token.size() < kMinAdminToken)
+      fail(path, *t.get("token"), fmt::format("admin.token is {} characters, at least {} are required (or leave it empty: one is generated into {}/admin.token)",
+                                              c.admin_token.size(), kMinAdminToken, c.state_dir));
+    // The admin API has no TLS yet: off loopback, the token and every answer travel in clear.
+    if (!is_loopback_listen(c.admin_listen) && !c.admin_allow_remote)
+      throw ConfigError(fmt::format("{}: admin.listen '{}' is not a loopback address; the admin API has no TLS, so its token would cross the "
+                                    "network in clear. Set admin.allow_remote = true to accept that (behind a firewall or a VPN)",
+                                    n ? where(path, *n) : path, c.admin_listen));
     listens.push_back({c.admin_listen, n ? where(path, *n) + " (admin.listen)" : path + " (admin.listen default)", "tcp"});
+  }
+  {
+    Reader r{path, subtable(path, root, "limits", empty), "limits", {}};
+    r.u32("metric_series_per_name", c.limits.metric_series_per_name, 0, 1000000);
+    r.u32("tcp_max_conns_per_listener", c.limits.tcp_max_conns_per_listener, 0, 10000000);
+    r.u32("tcp_max_conns_per_ip", c.limits.tcp_max_conns_per_ip, 0, 10000000);
+    r.u32("tcp_idle_timeout_ms", c.limits.tcp_idle_timeout_ms, 0, 86400000);
+    r.u32("tcp_connect_timeout_ms", c.limits.tcp_connect_timeout_ms, 0, 600000);
+    r.u32("fd_reserve", c.limits.fd_reserve, 0, 100000);
+    r.u32("http_max_conns_per_endpoint", c.limits.http_max_conns_per_endpoint, 0, 10000000);
+    r.u32("http_max_conns_per_ip", c.limits.http_max_conns_per_ip, 0, 10000000);
+    r.u32("http_max_header_bytes", c.limits.http_max_header_bytes, 1024, 65535);
+    r.u32("http_max_body_bytes", c.limits.http_max_body_bytes, 1024, 1u << 30);
+    r.finish();
   }
   std::vector<std::string> enabled;
   {
@@ -377,6 +422,17 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
   }
   check_duplicate_listens(listens);
   c.port_ranges = read_port_ranges(path, root);
+  {
+    Reader r{path, subtable(path, root, "dns", empty), "dns", {}};
+    if (auto* n = r.node("servers")) {
+      if (!n->is_array()) fail(path, *n, "'dns.servers' must be an array of \"ip[:port]\" strings");
+      for (auto& e : *n->as_array()) {
+        if (!e.is_string()) fail(path, e, "DNS servers are \"ip[:port]\" strings");
+        c.dns_servers.push_back(e.value<std::string>().value());
+      }
+    }
+    r.finish();
+  }
   check_listens_outside_ranges(listens, c.port_ranges);
   return c;
 }

@@ -30,6 +30,22 @@ struct PluginConf {
   std::string text_hash;                               // to tell a changed conf on SIGHUP
 };
 
+// [limits]: caps on what peers and plugins can make the core hold (see docs/operator-guide.md).
+struct Limits {
+  uint32_t metric_series_per_name = 1000;  // 0 = no cap
+  // Plugin TCP listeners and connections (0 = no limit / no timeout).
+  uint32_t tcp_max_conns_per_listener = 1024;
+  uint32_t tcp_max_conns_per_ip = 64;
+  uint32_t tcp_idle_timeout_ms = 300000;  // accepted conns of a listener that sets none
+  uint32_t tcp_connect_timeout_ms = 10000;
+  uint32_t fd_reserve = 64;  // accepts stop this many fds short of RLIMIT_NOFILE (TCP and HTTP)
+  // HTTP/WebSocket endpoints (admin API and plugins' http_listen).
+  uint32_t http_max_conns_per_endpoint = 1024;
+  uint32_t http_max_conns_per_ip = 64;
+  uint32_t http_max_header_bytes = 8192;
+  uint32_t http_max_body_bytes = 1u << 20;
+};
+
 struct CoreConfig {
   std::string path;
   std::string base_dir;  // relative paths in the conf are taken from the process's cwd
@@ -43,10 +59,13 @@ struct CoreConfig {
   uint32_t media_loops = 0;  // media worker loops (threads); 0 = media on the control loop
   std::vector<int> media_loop_cpus;  // CPU of loop k at [k-1]; missing: loop k on CPU k % ncpu
   std::string admin_listen = "127.0.0.1:7600";
-  std::string admin_token;  // empty: generated into state_dir/admin.token
+  std::string admin_token;  // empty: generated into state_dir/admin.token; else >= kMinAdminToken chars
+  bool admin_allow_remote = false;  // admin.listen off loopback is refused unless this is set
+  Limits limits;
   std::vector<PluginConf> plugins;
   std::vector<StaticRoute> routes;
   std::vector<PortRangeConf> port_ranges;  // [ports.NAME] min/max
+  std::vector<std::string> dns_servers;    // [dns] servers: "ip[:port]"; empty = /etc/resolv.conf
 };
 
 // Throws ConfigError. Reads every enabled plugin's conf too, and checks listen addresses for
@@ -70,5 +89,9 @@ std::vector<ListenAddr> plugin_listen_addrs(const PluginConf& pc);
 void check_duplicate_listens(const std::vector<ListenAddr>& all);  // throws ConfigError
 
 bool valid_plugin_name(std::string_view name);
+
+constexpr size_t kMinAdminToken = 32;
+// 127.0.0.0/8, ::1 (bracketed) or "localhost"; "*", any-addresses and other names are not.
+bool is_loopback_listen(const std::string& addr);
 
 }  // namespace junction

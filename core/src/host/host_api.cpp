@@ -3,6 +3,8 @@
 #include "host/media_loop.hpp"
 #include "host/plugin_host.hpp"
 #include "host/resources.hpp"
+#include "net/dns_resolver.hpp"
+#include "net/http_client.hpp"
 #include "routing/call_event_abi.hpp"
 #include "util/log.hpp"
 
@@ -62,14 +64,37 @@ void h_config_error(jn_host_ctx* ctx, jn_str key, jn_str reason) {
 }
 
 // --- timers ---------------------------------------------------------------------------------
+// [media] A timer of the calling loop (a media loop's own table, or the control loop's handles).
 jn_status h_timer_start(jn_host_ctx* ctx, uint64_t delay, uint64_t repeat, uint64_t cookie, jn_handle* out) {
+  if (MediaLoop* m = MediaLoop::current()) return m->timer_start(S(ctx), delay, repeat, cookie, out);
   return guarded(ctx, "timer_start", [&] { return create_timer(S(ctx), delay, repeat, cookie, out); });
 }
 jn_status h_timer_stop(jn_host_ctx* ctx, jn_handle t) {
   PluginSlot& s = S(ctx);
+  MediaLoop* m = MediaLoop::current();
+  const bool loop_timer = MediaLoop::is_loop_handle(t);
+  if (loop_timer && m && MediaLoop::loop_of(t) == m->index()) return m->timer_stop(s, t);
+  if (loop_timer || m) {
+    // A timer stopped from another loop than its own: the plugin's bug, not a race to allow.
+    s.log(JN_LOG_ERROR, fmt::format("timer_stop from {}: the timer belongs to {} (refused; see the ABI's threading rules)",
+                                    m ? fmt::format("media loop {}", m->index()) : std::string("the control loop"),
+                                    loop_timer ? fmt::format("media loop {}", MediaLoop::loop_of(t)) : std::string("the control loop")));
+    return JN_ERR_WRONG_THREAD;
+  }
   if (!s.host().resource(t, Resource::Kind::Timer, &s)) return JN_ERR_NOT_FOUND;
   s.host().close_resource(t);
   return JN_OK;
+}
+
+// [media] on_post(cookie) on another (or the same) loop.
+jn_status h_post(jn_host_ctx* ctx, uint32_t loop, uint64_t cookie) {
+  PluginSlot& s = S(ctx);
+  MediaLoops* loops = s.host().services().media;
+  if (!loops) return JN_ERR_UNSUPPORTED;
+  if (loop == 0) return loops->post_to_control(&s, cookie);
+  MediaLoop* m = loops->at(loop);
+  if (!m) return JN_ERR_INVALID;
+  return m->post(&s, cookie);
 }
 
 // --- UDP ---------------------------------------------------------------------------------------
@@ -528,6 +553,121 @@ jn_status h_port_bind(jn_host_ctx* ctx, const jn_port_request* req, jn_handle* o
   return guarded(ctx, "port_bind", [&] { return port_bind(S(ctx), req, out, out_port); });
 }
 
+// --- DNS and outbound HTTP ---------------------------------------------------------------------
+// The answer finds its slot again by name and its handle by value: a plugin unloaded (or a handle
+// cancelled) in the meantime means the callback was cancelled already, or finds nothing.
+jn_status h_dns_resolve(jn_host_ctx* ctx, const jn_dns_query* q, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "dns_resolve", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    PluginHost& host = s.host();
+    if (!q || !out || !JN_HAS_FIELD(q, jn_dns_query, timeout_ms)) return JN_ERR_INVALID;
+    DnsResolver* dns = host.services().dns;
+    if (!dns) return JN_ERR_UNSUPPORTED;
+    auto res = std::make_unique<ValueResource>(Resource::Kind::DnsQuery, &s, cookie);
+    ValueResource* raw = res.get();
+    jn_handle h = host.add_resource(std::move(res));
+    PluginHost* hp = &host;
+    std::string name = s.name();
+    auto finish = [hp, name, h](const DnsResult* r, const SipResolveResult* sip) {
+      PluginSlot* slot = hp->find(name);
+      Resource* live = slot ? hp->resource(h, Resource::Kind::DnsQuery, slot) : nullptr;
+      if (!live) return;
+      uint64_t c = live->cookie;
+      slot->resources().erase(h);
+      hp->forget_resource(h);
+      DnsResult empty;
+      if (sip) empty.name = "";
+      slot->deliver_dns(h, c, r ? *r : empty, sip);
+    };
+    std::string error;
+    uint32_t timeout = q->timeout_ms ? q->timeout_ms : 5000;
+    uint64_t id = 0;
+    if (q->type == JN_DNS_SIP) {
+      SipResolveRequest req;
+      req.host = std::string(sv(q->name));
+      req.timeout_ms = timeout;
+      if (JN_HAS_FIELD(q, jn_dns_query, sips)) {
+        req.port = q->port;
+        req.sips = q->sips != 0;
+        req.transport = q->transport == JN_SIP_UDP ? SipTransport::kUdp : q->transport == JN_SIP_TCP ? SipTransport::kTcp
+                        : q->transport == JN_SIP_TLS ? SipTransport::kTls : SipTransport::kAny;
+      }
+      id = dns->resolve_sip(std::move(req), [finish](const SipResolveResult& r) { finish(nullptr, &r); }, &error);
+    } else if (q->type == JN_DNS_A || q->type == JN_DNS_AAAA || q->type == JN_DNS_SRV || q->type == JN_DNS_NAPTR) {
+      id = dns->resolve(std::string(sv(q->name)), static_cast<DnsType>(q->type), timeout,
+                        [finish](const DnsResult& r) { finish(&r, nullptr); }, &error);
+    } else {
+      error = fmt::format("unknown query type {}", q->type);
+    }
+    if (id == 0) {
+      host.forget_resource(h);
+      s.log(JN_LOG_WARN, fmt::format("dns_resolve '{}': {}", sv(q->name), error));
+      s.set_error("dns_resolve: " + error);
+      return error.find("too many") != std::string::npos ? JN_ERR_LIMIT : JN_ERR_INVALID;
+    }
+    raw->id = id;
+    s.resources().insert(h);
+    *out = h;
+    return JN_OK;
+  });
+}
+
+jn_status h_http_request(jn_host_ctx* ctx, const jn_http_client_request* q, uint64_t cookie, jn_handle* out) {
+  return guarded(ctx, "http_request", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    PluginHost& host = s.host();
+    if (!q || !out || !JN_HAS_FIELD(q, jn_http_client_request, body)) return JN_ERR_INVALID;
+    HttpClient* client = host.services().http_client;
+    if (!client) return JN_ERR_UNSUPPORTED;
+    HttpClientRequest req;
+    req.method = sv(q->method).empty() ? "GET" : std::string(sv(q->method));
+    req.url = std::string(sv(q->url));
+    if (q->header_count && (!q->headers || q->header_count > 100)) return JN_ERR_INVALID;
+    for (uint32_t i = 0; i < q->header_count; ++i) req.headers.emplace_back(sv(q->headers[i].name), sv(q->headers[i].value));
+    req.body = std::string(sv(q->body));
+    if (q->timeout_ms) req.timeout_ms = q->timeout_ms;
+    req.follow_redirects = q->follow_redirects != 0;
+    if (JN_HAS_FIELD(q, jn_http_client_request, max_response_body) && q->max_response_body)
+      req.max_response_body = static_cast<size_t>(std::min<uint64_t>(q->max_response_body, 256ull << 20));
+    if (JN_HAS_FIELD(q, jn_http_client_request, ca_file)) req.ca_file = std::string(sv(q->ca_file));
+    auto res = std::make_unique<ValueResource>(Resource::Kind::HttpCall, &s, cookie);
+    ValueResource* raw = res.get();
+    jn_handle h = host.add_resource(std::move(res));
+    PluginHost* hp = &host;
+    std::string name = s.name();
+    std::string error;
+    std::string url = req.url;
+    uint64_t id = client->request(std::move(req), [hp, name, h](const HttpClientResponse& r) {
+      PluginSlot* slot = hp->find(name);
+      Resource* live = slot ? hp->resource(h, Resource::Kind::HttpCall, slot) : nullptr;
+      if (!live) return;
+      uint64_t c = live->cookie;
+      slot->resources().erase(h);
+      hp->forget_resource(h);
+      if (!r.error.empty()) slot->log(JN_LOG_INFO, fmt::format("http_request {}: {}", r.url, r.error));
+      slot->deliver_http_response(h, c, r);
+    }, &error);
+    if (id == 0) {
+      host.forget_resource(h);
+      s.log(JN_LOG_WARN, fmt::format("http_request {}: refused: {}", url, error));
+      s.set_error("http_request: " + error);
+      return error.find("too many") != std::string::npos ? JN_ERR_LIMIT : JN_ERR_INVALID;
+    }
+    raw->id = id;
+    s.resources().insert(h);
+    *out = h;
+    return JN_OK;
+  });
+}
+
+jn_status h_cancel(jn_host_ctx* ctx, jn_handle h) {
+  PluginSlot& s = S(ctx);
+  PluginHost& host = s.host();
+  if (!host.resource(h, Resource::Kind::DnsQuery, &s) && !host.resource(h, Resource::Kind::HttpCall, &s)) return JN_ERR_NOT_FOUND;
+  host.close_resource(h);  // cancels in the resolver or the client
+  return JN_OK;
+}
+
 // Control-loop-only services called from a media loop: refused with a log line naming them.
 template <size_t N>
 struct Name {
@@ -561,8 +701,8 @@ const jn_host_api kHostApi = {
     .now_ms = h_now_ms,
     .config_json = CTL(h_config_json, "config_json"),
     .config_error = CTL(h_config_error, "config_error"),
-    .timer_start = CTL(h_timer_start, "timer_start"),
-    .timer_stop = CTL(h_timer_stop, "timer_stop"),
+    .timer_start = h_timer_start,
+    .timer_stop = h_timer_stop,
     .udp_bind = CTL(h_udp_bind, "udp_bind"),
     .udp_local_addr = CTL(h_udp_local_addr, "udp_local_addr"),
     .udp_send = h_udp_send,
@@ -610,6 +750,10 @@ const jn_host_api kHostApi = {
     .bus_publish_id = h_bus_publish_id,
     .anchor_end = CTL(h_anchor_end, "anchor_end"),
     .port_bind = CTL(h_port_bind, "port_bind"),
+    .post = h_post,
+    .dns_resolve = CTL(h_dns_resolve, "dns_resolve"),
+    .http_request = CTL(h_http_request, "http_request"),
+    .cancel = CTL(h_cancel, "cancel"),
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <future>
 
@@ -27,6 +28,7 @@ MediaLoop::~MediaLoop() {
   assert(!thread_.joinable() && "media loop destroyed while running");
   assert(sockets_.empty() && "media loop destroyed with sockets");
   assert(held_.empty());
+  assert(timers_live_ == 0 && "media loop destroyed with timers");
 }
 
 MediaLoop* MediaLoop::current() { return t_current; }
@@ -143,13 +145,153 @@ void MediaLoop::resume() {
 }
 
 void MediaLoop::forget(PluginSlot* slot) {
-  std::lock_guard<std::mutex> run(run_mu_);
-  size_t kept = 0;
-  for (auto& h : held_) {
-    if (h.slot == slot) BufferPool::unref(h.buf);
-    else held_[kept++] = h;
+  bool had_timers = false;
+  {
+    std::lock_guard<std::mutex> run(run_mu_);
+    size_t kept = 0;
+    for (auto& h : held_) {
+      if (h.slot == slot) {
+        if (h.buf) BufferPool::unref(h.buf);
+      } else {
+        held_[kept++] = h;
+      }
+    }
+    held_.resize(kept);
+    // Its timers go dead now (the loop closes them at the next reap) and its queued posts are
+    // dropped: after this returns the loop never calls into slot again.
+    for (LoopTimer* t : timers_)
+      if (t && t->slot == slot) {
+        t->slot = nullptr;
+        had_timers = true;
+      }
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    size_t k = 0;
+    for (auto& c : inbox_) {
+      if (c.kind == Command::Post && c.slot == slot) --posts_queued_;
+      else inbox_[k++] = c;
+    }
+    inbox_.resize(k);
+    if (had_timers) inbox_.push_back({Command::ReapTimers, nullptr});
   }
-  held_.resize(kept);
+  if (had_timers) signal();
+}
+
+jn_status MediaLoop::post(PluginSlot* slot, uint64_t cookie) {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    if (posts_queued_ >= kMaxPosts) {
+      stats_.post_dropped.fetch_add(1, std::memory_order_relaxed);
+      return JN_ERR_LIMIT;
+    }
+    ++posts_queued_;
+    Command c{Command::Post, nullptr};
+    c.slot = slot;
+    c.cookie = cookie;
+    inbox_.push_back(c);
+  }
+  signal();
+  return JN_OK;
+}
+
+// --- loop timers ------------------------------------------------------------------------------
+jn_status MediaLoop::timer_start(PluginSlot& slot, uint64_t delay_ms, uint64_t repeat_ms, uint64_t cookie, jn_handle* out) {
+  if (!out) return JN_ERR_INVALID;
+  uint32_t idx;
+  if (!free_timers_.empty()) {
+    idx = free_timers_.back();
+    free_timers_.pop_back();
+  } else {
+    if (timers_.size() >= (1u << 23)) return JN_ERR_LIMIT;
+    idx = static_cast<uint32_t>(timers_.size());
+    timers_.push_back(nullptr);
+    timer_gen_.push_back(0);
+  }
+  uint32_t gen = ++timer_gen_[idx];
+  if (gen == 0) gen = timer_gen_[idx] = 1;  // a handle is never 0
+  auto* t = new LoopTimer;
+  t->loop = this;
+  t->slot = &slot;
+  t->cookie = cookie;
+  t->repeating = repeat_ms > 0;
+  t->handle = (static_cast<uint64_t>(gen) << 32) | 0x80000000u | (index_ << 23) | idx;
+  uv_timer_init(&loop_, &t->timer);
+  t->timer.data = t;
+  uv_timer_start(&t->timer, on_loop_timer, delay_ms, repeat_ms);
+  timers_[idx] = t;
+  ++timers_live_;
+  *out = t->handle;
+  return JN_OK;
+}
+
+jn_status MediaLoop::timer_stop(PluginSlot& slot, jn_handle h) {
+  uint32_t idx = static_cast<uint32_t>(h) & 0x7FFFFFu;
+  LoopTimer* t = idx < timers_.size() ? timers_[idx] : nullptr;
+  if (!t || t->handle != h || t->closing || t->slot != &slot) return JN_ERR_NOT_FOUND;
+  close_timer(t);
+  return JN_OK;
+}
+
+void MediaLoop::close_timer(LoopTimer* t) {
+  t->closing = true;
+  uv_timer_stop(&t->timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&t->timer), [](uv_handle_t* h) {
+    auto* t = static_cast<LoopTimer*>(h->data);
+    MediaLoop* self = t->loop;
+    std::lock_guard<std::mutex> run(self->run_mu_);
+    uint32_t idx = static_cast<uint32_t>(t->handle) & 0x7FFFFFu;
+    self->timers_[idx] = nullptr;
+    self->free_timers_.push_back(idx);
+    --self->timers_live_;
+    delete t;
+  });
+}
+
+void MediaLoop::reap_timers(bool all) {
+  for (LoopTimer* t : timers_)
+    if (t && !t->closing && (all || !t->slot)) close_timer(t);
+}
+
+void MediaLoop::on_loop_timer(uv_timer_t* h) {
+  auto* t = static_cast<LoopTimer*>(h->data);
+  MediaLoop* self = t->loop;
+  std::unique_lock<std::mutex> run(self->run_mu_);
+  if (t->closing) return;
+  PluginSlot* slot = t->slot;
+  if (!slot) {  // its plugin unloaded before the reap
+    self->close_timer(t);
+    return;
+  }
+  const jn_handle handle = t->handle;
+  const uint64_t cookie = t->cookie;
+  const bool one_shot = !t->repeating;
+  if (one_shot) self->close_timer(t);  // a one-shot timer's handle dies as it fires
+  self->stats_.timer_fires.fetch_add(1, std::memory_order_relaxed);
+  if (self->slot_behind(*slot) || slot->media_held.load(std::memory_order_acquire)) {
+    self->held_.push_back({Held::Timer, slot, handle, cookie, nullptr, one_shot});
+    self->stats_.held.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  PluginInstance* inst = slot->instance();
+  if (!inst) return;
+  if (auto f = JN_HOOK(inst, on_timer)) f(inst->self, handle, cookie);
+}
+
+bool MediaLoop::slot_behind(PluginSlot& slot) const {
+  for (const Held& h : held_)
+    if (h.slot == &slot) return true;
+  return false;
+}
+
+void MediaLoop::deliver_post(PluginSlot& slot, uint64_t cookie) {
+  stats_.posts.fetch_add(1, std::memory_order_relaxed);
+  if (slot_behind(slot) || slot.media_held.load(std::memory_order_acquire)) {
+    held_.push_back({Held::Posted, &slot, 0, cookie, nullptr, false});
+    stats_.held.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  PluginInstance* inst = slot.instance();
+  if (!inst) return;
+  if (auto f = JN_HOOK(inst, on_post)) f(inst->self, cookie);
 }
 
 void MediaLoop::wake() { signal(); }
@@ -178,10 +320,21 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
     std::lock_guard<std::mutex> g(inbox_mu_);
     scratch_.swap(inbox_);
     stop = stopping_;
+    for (const Command& c : scratch_)
+      if (c.kind == Command::Post) --posts_queued_;
   }
-  bool replay = false;
+  bool replay = false, reap = false;
+  std::vector<Command> later;  // posts and reaps wait while a plugin's hook is on the stack
   for (Command& c : scratch_) {
     switch (c.kind) {
+      case Command::Post:
+        if (inside_plugin) later.push_back(c);
+        else deliver_post(*c.slot, c.cookie);
+        break;
+      case Command::ReapTimers:
+        if (inside_plugin) later.push_back(c);
+        else reap = true;
+        break;
       case Command::Add:
         if (!c.sock->owner) break;  // removed before the loop saw it: the Remove follows
         uv_poll_init(&loop_, &c.sock->poll, c.sock->fd);
@@ -210,17 +363,21 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
   }
   scratch_.clear();
   if (inside_plugin) {
-    // Called from udp_send inside a plugin's on_udp: no nested replay (nor stop) from here.
-    if (replay) {
+    // Called from udp_send inside a plugin's on_udp: no nested replay, post (nor stop) from here.
+    if (replay) later.push_back({Command::Replay, nullptr});
+    if (!later.empty()) {
       {
         std::lock_guard<std::mutex> g(inbox_mu_);
-        inbox_.push_back({Command::Replay, nullptr});
+        for (const Command& c : later)
+          if (c.kind == Command::Post) ++posts_queued_;
+        inbox_.insert(inbox_.begin(), later.begin(), later.end());  // before anything newer
       }
       signal();
     }
     return;
   }
   if (replay) replay_held();
+  if (reap || stop) reap_timers(stop);
   pool_->reclaim_remote();
   if (stop) {
     assert(sockets_.empty() && "media loop stopped with sockets still polled");
@@ -249,20 +406,14 @@ void MediaLoop::call_plugin(PluginSlot& slot, jn_handle sock, uint64_t cookie, j
 
 void MediaLoop::deliver(UdpRes& r, jn_buf* const* bufs, size_t n) {
   PluginSlot& slot = *r.owner;
-  bool behind = false;  // older input of this slot is still held here: keep the order
-  if (!held_.empty())
-    for (const Held& h : held_)
-      if (h.slot == &slot) {
-        behind = true;
-        break;
-      }
-  if (!behind && !slot.media_held.load(std::memory_order_acquire)) {
+  // Older input of this slot still held here keeps the order: this goes behind it.
+  if (!slot_behind(slot) && !slot.media_held.load(std::memory_order_acquire)) {
     call_plugin(slot, r.handle, r.cookie, bufs, n);
     return;
   }
   for (size_t i = 0; i < n; ++i) {
     BufferPool::ref(bufs[i]);
-    held_.push_back({&slot, r.handle, r.cookie, bufs[i]});
+    held_.push_back({Held::Udp, &slot, r.handle, r.cookie, bufs[i], false});
   }
   stats_.held.fetch_add(n, std::memory_order_relaxed);
 }
@@ -285,11 +436,29 @@ void MediaLoop::replay_held() {
       ++i;
       continue;
     }
+    if (h.kind != Held::Udp) {
+      PluginInstance* inst = h.slot->instance();
+      if (h.kind == Held::Posted) {
+        if (inst)
+          if (auto f = JN_HOOK(inst, on_post)) f(inst->self, h.cookie);
+      } else {
+        // A repeating timer stopped during the swap delivers no more; a one-shot had fired.
+        uint32_t idx = static_cast<uint32_t>(h.sock) & 0x7FFFFFu;
+        LoopTimer* t = idx < timers_.size() ? timers_[idx] : nullptr;
+        bool live = h.one_shot || (t && t->handle == h.sock && !t->closing);
+        if (inst && live)
+          if (auto f = JN_HOOK(inst, on_timer)) f(inst->self, h.sock, h.cookie);
+      }
+      stats_.replayed.fetch_add(1, std::memory_order_relaxed);
+      ++i;
+      continue;
+    }
     // A run of datagrams of one socket goes in one call, as it would have.
     size_t j = i;
     jn_buf* run[64];
     size_t k = 0;
-    while (j < items.size() && k < 64 && items[j].slot == h.slot && items[j].sock == h.sock) run[k++] = items[j++].buf;
+    while (j < items.size() && k < 64 && items[j].kind == Held::Udp && items[j].slot == h.slot && items[j].sock == h.sock)
+      run[k++] = items[j++].buf;
     // The socket may have been closed meanwhile: deliver only to a live one.
     UdpRes* live = sockets_.find(h.sock);
     if (live && live->owner == h.slot) call_plugin(*h.slot, h.sock, h.cookie, run, k);
@@ -330,10 +499,11 @@ MediaLoops::MediaLoops(uv_loop_t* control, PacketBus& bus, uint32_t count, std::
 MediaLoops::~MediaLoops() { assert(!async_open_ && "MediaLoops destroyed without stop()"); }
 
 std::string MediaLoops::start() {
-  if (loops_.empty()) return {};
+  // The control loop's async serves posts to the control loop too, so it exists without loops.
   uv_async_init(control_, &async_, on_handoff);
   async_.data = this;
   async_open_ = true;
+  if (loops_.empty()) return {};
   for (auto& l : loops_) {
     std::string why = l->start([this] { uv_async_send(&async_); });
     if (!why.empty()) return why;
@@ -383,6 +553,10 @@ void MediaLoops::drain_handoffs() { on_handoff(&async_); }
 
 void MediaLoops::forget(PluginSlot* slot) {
   for (auto& l : loops_) l->forget(slot);
+  std::lock_guard<std::mutex> g(posts_mu_);
+  posts_.erase(std::remove_if(posts_.begin(), posts_.end(), [slot](auto& p) { return p.first == slot; }), posts_.end());
+  for (auto& p : posts_scratch_)  // control thread: a delivery in progress unloaded slot
+    if (p.first == slot) p.first = nullptr;
 }
 
 bool MediaLoops::bus_has_subscribers(const PacketBus& bus) { return bus.subscription_count_any_thread() > 0; }
@@ -401,6 +575,28 @@ void MediaLoops::on_handoff(uv_async_t* a) {
     if (!self->scratch_.empty()) l->wake();  // let it reclaim them now, not at its next shortage
   }
   self->scratch_.clear();
+  {
+    std::lock_guard<std::mutex> g(self->posts_mu_);
+    self->posts_scratch_.swap(self->posts_);
+  }
+  for (size_t i = 0; i < self->posts_scratch_.size(); ++i) {
+    auto [slot, cookie] = self->posts_scratch_[i];
+    if (slot) slot->deliver_post(cookie);  // nullptr: its plugin unloaded meanwhile (forget)
+  }
+  self->posts_scratch_.clear();
+}
+
+jn_status MediaLoops::post_to_control(PluginSlot* slot, uint64_t cookie) {
+  {
+    std::lock_guard<std::mutex> g(posts_mu_);
+    if (posts_.size() >= MediaLoop::kMaxPosts) {
+      control_posts_dropped_.fetch_add(1, std::memory_order_relaxed);
+      return JN_ERR_LIMIT;
+    }
+    posts_.emplace_back(slot, cookie);
+  }
+  if (async_open_) uv_async_send(&async_);
+  return JN_OK;
 }
 
 }  // namespace junction

@@ -45,6 +45,7 @@ struct MediaLoopStats {
   // Written by the loop thread, read anywhere (relaxed).
   std::atomic<uint64_t> rx_packets{0}, rx_truncated{0}, tx_packets{0}, tx_dropped{0};
   std::atomic<uint64_t> bus_handoffs{0}, bus_unsubscribed{0}, held{0}, replayed{0};
+  std::atomic<uint64_t> posts{0}, post_dropped{0}, timer_fires{0};
   std::atomic<uint32_t> sockets{0};
 };
 
@@ -84,6 +85,20 @@ class MediaLoop {
   void wake();  // run the inbox (and reclaim remote releases) soon
   uint64_t& misuse_count() { return misuse_count_; }  // loop thread: refused sends, for rate-limited logs
 
+  // Any thread: on_post(cookie) for slot on this loop, soon. JN_ERR_LIMIT when kMaxPosts are
+  // queued already.
+  jn_status post(PluginSlot* slot, uint64_t cookie);
+  static constexpr size_t kMaxPosts = 65536;
+
+  // --- loop thread, inside a hook of slot (run lock held) --------------------------------------
+  // Loop timers: handles of their own namespace (see loop_handle), valid on this loop only.
+  jn_status timer_start(PluginSlot& slot, uint64_t delay_ms, uint64_t repeat_ms, uint64_t cookie, jn_handle* out);
+  jn_status timer_stop(PluginSlot& slot, jn_handle h);
+  // A loop timer's handle: index bit 31 set, bits 30..23 the loop (1..255), 22..0 its slot.
+  static bool is_loop_handle(jn_handle h) { return (static_cast<uint32_t>(h) & 0x80000000u) != 0; }
+  static uint32_t loop_of(jn_handle h) { return (static_cast<uint32_t>(h) >> 23) & 0xFFu; }
+  size_t timer_count() const { return timers_live_; }  // loop thread (and tests)
+
   // --- loop thread ------------------------------------------------------------------------
   UdpRes* socket(jn_handle h);  // this loop's live socket, or nullptr
   void deliver(UdpRes& r, jn_buf* const* bufs, size_t n);  // to the plugin, or held
@@ -91,15 +106,33 @@ class MediaLoop {
 
  private:
   struct Command {
-    enum Kind { Add, Remove, Replay } kind;
+    enum Kind { Add, Remove, Replay, Post, ReapTimers } kind;
     UdpRes* sock = nullptr;
+    PluginSlot* slot = nullptr;  // Post
+    uint64_t cookie = 0;         // Post
   };
   struct Held {
+    enum Kind : uint8_t { Udp, Timer, Posted } kind;
     PluginSlot* slot;
-    jn_handle sock;
+    jn_handle sock;  // Udp: the socket; Timer: the timer
     uint64_t cookie;
-    jn_buf* buf;  // one reference
+    jn_buf* buf;  // Udp: one reference; else null
+    bool one_shot;  // Timer: a one-shot (its handle is dead already)
   };
+  struct LoopTimer {
+    uv_timer_t timer{};
+    MediaLoop* loop = nullptr;
+    PluginSlot* slot = nullptr;  // nullptr: its plugin unloaded (closed at the next reap)
+    jn_handle handle = 0;
+    uint64_t cookie = 0;
+    bool repeating = false;
+    bool closing = false;
+  };
+  static void on_loop_timer(uv_timer_t* t);
+  void close_timer(LoopTimer* t);  // loop thread, run lock held
+  void reap_timers(bool all);      // loop thread: close the dead ones (all: every one, at stop)
+  bool slot_behind(PluginSlot& slot) const;  // input of slot held here: keep the order
+  void deliver_post(PluginSlot& slot, uint64_t cookie);
   void run();
   static void on_inbox(uv_async_t* a);
   void drain_inbox(bool inside_plugin);  // loop thread, under run_mu_
@@ -138,6 +171,13 @@ class MediaLoop {
   };
   SocketTable sockets_;
   std::vector<Held> held_;               // under run_mu_
+  // Loop timers by the index bits of their handles; under run_mu_ (the control thread marks a
+  // forgotten slot's timers dead under it).
+  std::vector<LoopTimer*> timers_;
+  std::vector<uint32_t> timer_gen_;      // generation per index, bumped on reuse
+  std::vector<uint32_t> free_timers_;
+  size_t timers_live_ = 0;
+  size_t posts_queued_ = 0;              // under inbox_mu_
   std::vector<Command> scratch_;         // loop thread
   uint64_t misuse_count_ = 0;            // loop thread
 };
@@ -165,6 +205,9 @@ class MediaLoops {
   void drain_handoffs();
   // Any bus subscription anywhere? Media loops skip the hand-off when none (read relaxed).
   static bool bus_has_subscribers(const PacketBus& bus);
+  // Any thread: on_post(cookie) for slot on the control loop, soon (host->post with loop 0).
+  jn_status post_to_control(PluginSlot* slot, uint64_t cookie);
+  std::atomic<uint64_t>& control_posts_dropped() { return control_posts_dropped_; }
 
  private:
   static void on_handoff(uv_async_t* a);
@@ -174,6 +217,10 @@ class MediaLoops {
   uv_async_t async_{};
   bool async_open_ = false;
   std::vector<MediaLoop::Handoff> scratch_;
+  // Posts to the control loop: filled by any thread, drained by on_handoff.
+  std::mutex posts_mu_;
+  std::vector<std::pair<PluginSlot*, uint64_t>> posts_, posts_scratch_;
+  std::atomic<uint64_t> control_posts_dropped_{0};
 };
 
 }  // namespace junction

@@ -38,6 +38,8 @@ const char* resource_kind_name(Resource::Kind k) {
     case Resource::Kind::AdminReply: return "admin-reply";
     case Resource::Kind::StateSink: return "state-sink";
     case Resource::Kind::AnchorReply: return "anchor-reply";
+    case Resource::Kind::DnsQuery: return "dns-query";
+    case Resource::Kind::HttpCall: return "http-call";
   }
   return "?";
 }
@@ -81,6 +83,87 @@ void PluginSlot::dispatch(F&& call) {
   }
   if (!instance_) return;
   call();
+}
+
+void PluginSlot::deliver_post(uint64_t cookie) {
+  dispatch([this, cookie] {
+    if (auto f = JN_HOOK(instance_, on_post)) f(instance_->self, cookie);
+  });
+}
+
+static_assert(static_cast<uint32_t>(DnsStatus::kOk) == JN_DNS_OK && static_cast<uint32_t>(DnsStatus::kNoData) == JN_DNS_NODATA &&
+              static_cast<uint32_t>(DnsStatus::kNxDomain) == JN_DNS_NXDOMAIN && static_cast<uint32_t>(DnsStatus::kTimeout) == JN_DNS_TIMEOUT &&
+              static_cast<uint32_t>(DnsStatus::kServFail) == JN_DNS_SERVFAIL && static_cast<uint32_t>(DnsStatus::kBadName) == JN_DNS_BADNAME &&
+              static_cast<uint32_t>(DnsStatus::kError) == JN_DNS_ERROR,
+              "DnsStatus and JN_DNS_* must agree");
+static_assert(static_cast<uint32_t>(DnsType::kA) == JN_DNS_A && static_cast<uint32_t>(DnsType::kAAAA) == JN_DNS_AAAA &&
+              static_cast<uint32_t>(DnsType::kSRV) == JN_DNS_SRV && static_cast<uint32_t>(DnsType::kNAPTR) == JN_DNS_NAPTR,
+              "DnsType and JN_DNS_* must agree");
+
+void PluginSlot::deliver_dns(jn_handle query, uint64_t cookie, const DnsResult& r, const SipResolveResult* sip) {
+  std::optional<SipResolveResult> sip_copy;
+  if (sip) sip_copy = *sip;
+  dispatch([this, query, cookie, r, sip_copy] {
+    auto f = JN_HOOK(instance_, on_dns);
+    if (!f) return;
+    auto view = [](const std::string& x) { return jn_str{x.data(), x.size()}; };
+    std::vector<jn_dns_srv> srv;
+    for (const DnsSrv& x : r.srv) srv.push_back({x.priority, x.weight, x.port, 0, view(x.target)});
+    std::vector<jn_dns_naptr> naptr;
+    for (const DnsNaptr& x : r.naptr)
+      naptr.push_back({x.order, x.preference, 0, view(x.flags), view(x.service), view(x.regexp), view(x.replacement)});
+    std::vector<jn_sip_target> targets;
+    auto sip_transport = [](SipTransport t) -> uint32_t {
+      switch (t) {
+        case SipTransport::kUdp: return JN_SIP_UDP;
+        case SipTransport::kTcp: return JN_SIP_TCP;
+        case SipTransport::kTls: return JN_SIP_TLS;
+        default: return JN_SIP_ANY;
+      }
+    };
+    if (sip_copy)
+      for (const SipTarget& t : sip_copy->targets) targets.push_back({sip_transport(t.transport), 0, t.addr, view(t.target)});
+    jn_dns_result out{};
+    out.struct_size = sizeof out;
+    DnsStatus status = sip_copy ? sip_copy->status : r.status;
+    out.status = static_cast<uint32_t>(status);  // DnsStatus follows the JN_DNS_* order
+    out.query = query;
+    out.cookie = cookie;
+    out.name = view(r.name);
+    out.error = view(sip_copy ? sip_copy->error : r.error);
+    out.ttl = r.ttl;
+    out.addresses = r.addresses.data();
+    out.address_count = static_cast<uint32_t>(r.addresses.size());
+    out.srv = srv.data();
+    out.srv_count = static_cast<uint32_t>(srv.size());
+    out.naptr = naptr.data();
+    out.naptr_count = static_cast<uint32_t>(naptr.size());
+    out.targets = targets.data();
+    out.target_count = static_cast<uint32_t>(targets.size());
+    f(instance_->self, &out);
+  });
+}
+
+void PluginSlot::deliver_http_response(jn_handle request, uint64_t cookie, const HttpClientResponse& r) {
+  dispatch([this, request, cookie, r] {
+    auto f = JN_HOOK(instance_, on_http_response);
+    if (!f) return;
+    auto view = [](const std::string& x) { return jn_str{x.data(), x.size()}; };
+    std::vector<jn_header> headers;
+    for (const auto& [n, v] : r.headers) headers.push_back({view(n), view(v)});
+    jn_http_client_response out{};
+    out.struct_size = sizeof out;
+    out.status = r.error.empty() ? r.status : 0;
+    out.request = request;
+    out.cookie = cookie;
+    out.error = view(r.error);
+    out.headers = headers.data();
+    out.header_count = static_cast<uint32_t>(headers.size());
+    out.redirects = static_cast<uint32_t>(r.redirects);
+    out.body = view(r.body);
+    out.url = view(r.url);
+    f(instance_->self, &out);
+  });
 }
 
 void PluginSlot::deliver_timer(jn_handle timer, uint64_t cookie) {
@@ -306,6 +389,12 @@ void PluginHost::close_resource(jn_handle h) {
       break;
     case Resource::Kind::AdminReply:
       if (v->reply) v->reply(503, R"({"error":"plugin unloaded before replying"})");
+      break;
+    case Resource::Kind::DnsQuery:  // cancelled or unloaded: no on_dns after this
+      if (services_.dns) services_.dns->cancel(v->id);
+      break;
+    case Resource::Kind::HttpCall:
+      if (services_.http_client) services_.http_client->cancel(v->id);
       break;
     default: break;
   }

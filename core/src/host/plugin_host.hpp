@@ -9,6 +9,8 @@
 #include "bus/buffer_pool.hpp"
 #include "bus/packet_bus.hpp"
 #include "config/config.hpp"
+#include "net/dns_resolver.hpp"
+#include "net/http_client.hpp"
 #include "handles.hpp"
 #include "http/http_server.hpp"
 #include "routing/call_manager.hpp"
@@ -52,12 +54,15 @@ struct Services {
   std::string state_dir;
   MediaLoops* media = nullptr;  // server.media_loops; count() may be 0
   PortRanges* ports = nullptr;  // [ports.NAME]; may hold no range
+  DnsResolver* dns = nullptr;    // the control loop's resolver ([dns] servers)
+  HttpClient* http_client = nullptr;
 };
 
 // A core-owned resource named by a jn_handle. Closing is explicit: close() starts it, and the
 // object is freed when the OS/libuv side is done (for libuv handles, in the close callback).
 struct Resource {
-  enum class Kind : uint8_t { Timer, Udp, TcpListener, TcpConn, HttpEndpoint, WsConn, HttpRequest, BusSub, Route, AdminReply, StateSink, AnchorReply };
+  enum class Kind : uint8_t { Timer, Udp, TcpListener, TcpConn, HttpEndpoint, WsConn, HttpRequest, BusSub, Route, AdminReply, StateSink, AnchorReply,
+                              DnsQuery, HttpCall };
   Resource(Kind k, PluginSlot* o, uint64_t c) : kind(k), owner(o), cookie(c) {}
   virtual ~Resource() = default;
   Kind kind;
@@ -73,6 +78,8 @@ const char* resource_kind_name(Resource::Kind k);
 
 struct PluginInstance;
 class PortRanges;
+class DnsResolver;
+class HttpClient;
 // Calls inst's on_udp (if it has one) with bufs, in batches of at most 64.
 void call_on_udp(PluginInstance* inst, jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n);
 
@@ -126,6 +133,9 @@ class PluginSlot : public BusSink {
   void deliver_call(jn_handle leg, uint64_t cookie, const CallEvent& ev);
   void deliver_event(const std::string& topic, const std::string& json);
   void deliver_admin(jn_handle reply, const std::string& verb, const std::string& body);
+  void deliver_post(uint64_t cookie);  // a post to the control loop
+  void deliver_dns(jn_handle query, uint64_t cookie, const DnsResult& r, const SipResolveResult* sip);
+  void deliver_http_response(jn_handle request, uint64_t cookie, const HttpClientResponse& r);
   void on_bus_packet(uint64_t subscription, uint64_t cookie, jn_buf* buf) override;
 
   // The error the plugin reported for the hook in progress (host->set_error).

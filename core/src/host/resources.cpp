@@ -8,13 +8,17 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <unordered_map>
 
 namespace junction {
 namespace {
@@ -165,9 +169,27 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
 namespace {
 
 // ------------------------------------------------------------------------------------------
+// What a listener's limits count ([limits] tcp_max_conns_*): shared by the listener and the
+// connections it accepted, so a connection outliving its listener still gives its place back.
+struct TcpAccounting {
+  uint32_t conns = 0;
+  std::unordered_map<std::string, uint32_t> per_ip;  // raw address bytes -> open connections
+  uint64_t refusals = 0;                              // for the log's rate limit
+};
+
 struct TcpRes : Resource {
   TcpRes(Kind k, PluginSlot* o, uint64_t c) : Resource(k, o, c) {}
-  uv_tcp_t tcp{};
+  ~TcpRes() override {
+    if (acct && !ip_key.empty()) {
+      --acct->conns;
+      auto it = acct->per_ip.find(ip_key);
+      if (it != acct->per_ip.end() && --it->second == 0) acct->per_ip.erase(it);
+    }
+    // A listener's fds; its poll handle is already closed (this runs from its close callback).
+    if (lfd >= 0) ::close(lfd);
+    if (spare_fd >= 0) ::close(spare_fd);
+  }
+  uv_tcp_t tcp{};  // connections only
   jn_tcp_options opts{};
   jn_handle listener = 0;
   jn_addr peer{};
@@ -176,9 +198,18 @@ struct TcpRes : Resource {
   bool shutting_down = false;
   bool connected = false;
   jn_status close_status = JN_OK;
-  uv_timer_t* idle = nullptr;
+  uv_timer_t* idle = nullptr;     // connection: idle timeout; listener: accept retry after EMFILE
+  uv_timer_t* connect_timer = nullptr;
   uv_connect_t connect_req{};
   uv_shutdown_t shutdown_req{};
+  std::shared_ptr<TcpAccounting> acct;
+  std::string ip_key;  // connection: its peer's address (counted in acct)
+  // Listener: the core accepts itself (poll + accept4) to apply the limits before a connection
+  // costs anything, and keeps a spare fd for EMFILE (see on_tcp_acceptable).
+  uv_poll_t lpoll{};
+  int lfd = -1;
+  int spare_fd = -1;
+  std::string addr_text;
 };
 
 struct WriteReq {
@@ -251,9 +282,15 @@ void tcp_begin_close(TcpRes& c, jn_status st) {
   if (c.closing) return;
   c.closing = true;
   c.close_status = st;
-  if (c.idle) {
-    uv_close(reinterpret_cast<uv_handle_t*>(c.idle), on_idle_closed);
-    c.idle = nullptr;
+  for (uv_timer_t** t : {&c.idle, &c.connect_timer}) {
+    if (*t) {
+      uv_close(reinterpret_cast<uv_handle_t*>(*t), on_idle_closed);
+      *t = nullptr;
+    }
+  }
+  if (c.kind == Resource::Kind::TcpListener) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&c.lpoll), on_tcp_closed);  // the fds close in ~TcpRes
+    return;
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&c.tcp), on_tcp_closed);
 }
@@ -274,7 +311,7 @@ void tcp_graceful_close(TcpRes& c) {
     tcp_begin_close(c, JN_OK);
 }
 
-void on_tcp_idle(uv_timer_t* t) { tcp_begin_close(*static_cast<TcpRes*>(t->data), JN_ERR_LIMIT); }
+void on_tcp_idle(uv_timer_t* t) { tcp_begin_close(*static_cast<TcpRes*>(t->data), JN_ERR_TIMEOUT); }
 
 void tcp_start(TcpRes& c, uv_loop_t* loop) {
   c.connected = true;
@@ -294,33 +331,150 @@ jn_addr peer_of(uv_tcp_t* t) {
   return from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
 }
 
-void on_tcp_connection(uv_stream_t* server, int status) {
-  auto* l = static_cast<TcpRes*>(server->data);
-  if (status < 0 || !l->owner) return;
+void count_refusal(TcpRes& l, PluginHost& host, const char* reason, const std::string& peer_ip) {
+  host.services().metrics.add("junction_tcp_refused_total", fmt::format("plugin=\"{}\",reason=\"{}\"", l.owner->name(), reason), 1);
+  uint64_t n = ++l.acct->refusals;
+  if (n <= 10 || n % 1000 == 0)
+    l.owner->log(JN_LOG_WARN, fmt::format("tcp_listen {}: refused a connection{}{} ({}; {} refused so far)", l.addr_text,
+                                          peer_ip.empty() ? "" : " from ", peer_ip, reason, n));
+}
+
+void on_accept_retry(uv_timer_t* t);
+
+// EMFILE/ENFILE: the process is out of fds, so the pending connection cannot even be accepted
+// and the listener would stay readable (a busy loop). Give up the spare fd, accept the
+// connection and close it at once, take the spare again.
+// Returns true when the caller may accept again.
+bool tcp_shed_one(TcpRes& l, PluginHost& host) {
+  if (l.spare_fd >= 0) {
+    ::close(l.spare_fd);
+    l.spare_fd = -1;
+    // accept() takes an fd before it looks at the queue: EMFILE says nothing about a pending
+    // connection, so an empty queue (EAGAIN) is the normal way out of here.
+    int fd = accept4(l.lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    int err = errno;
+    if (fd >= 0) ::close(fd);
+    l.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      count_refusal(l, host, "fd_exhausted", {});
+      return l.spare_fd >= 0;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return false;
+  }
+  // No spare (something else took the fd): stop polling for a second instead of spinning.
+  if (!l.idle) {
+    l.owner->log(JN_LOG_WARN, fmt::format("tcp_listen {}: out of file descriptors; accepting again in 1 s", l.addr_text));
+    uv_poll_stop(&l.lpoll);
+    l.idle = new uv_timer_t;
+    uv_timer_init(host.services().loop, l.idle);
+    l.idle->data = &l;
+    uv_timer_start(l.idle, on_accept_retry, 1000, 0);
+  }
+  return false;
+}
+
+void on_tcp_acceptable(uv_poll_t* p, int status, int events);
+
+void on_accept_retry(uv_timer_t* t) {
+  auto* l = static_cast<TcpRes*>(t->data);
+  uv_close(reinterpret_cast<uv_handle_t*>(l->idle), on_idle_closed);
+  l->idle = nullptr;
+  if (l->spare_fd < 0) l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  uv_poll_start(&l->lpoll, UV_READABLE, on_tcp_acceptable);
+}
+
+std::string ip_key_of(const sockaddr_storage& ss, std::string* text) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    *text = buf;
+    return std::string(reinterpret_cast<const char*>(&a->sin_addr), sizeof a->sin_addr);
+  }
+  auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+  inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+  *text = buf;
+  if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))  // the same peer as its plain IPv4 form
+    return std::string(reinterpret_cast<const char*>(&a->sin6_addr.s6_addr[12]), 4);
+  return std::string(reinterpret_cast<const char*>(&a->sin6_addr), sizeof a->sin6_addr);
+}
+
+void on_tcp_acceptable(uv_poll_t* p, int status, int) {
+  auto* l = static_cast<TcpRes*>(p->data);
+  if (status < 0 || !l->owner || l->closing) return;
   PluginSlot& slot = *l->owner;
   PluginHost& host = slot.host();
-  auto c = std::make_unique<TcpRes>(Resource::Kind::TcpConn, &slot, l->cookie);
-  uv_tcp_init(host.services().loop, &c->tcp);
-  c->tcp.data = c.get();
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&c.release()->tcp), [](uv_handle_t* h) { delete static_cast<TcpRes*>(h->data); });
-    return;
+  const Limits& lim = host.core_conf().limits;
+  // A bounded batch per wakeup, so that a flood on one listener does not starve the loop.
+  for (int i = 0; i < 64 && l->owner && !l->closing; ++i) {
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    int fd = accept4(l->lfd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        if (!tcp_shed_one(*l, host)) return;
+        continue;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        slot.log(JN_LOG_WARN, fmt::format("tcp_listen {}: accept: {}", l->addr_text, strerror(errno)));
+      return;
+    }
+    std::string ip;
+    std::string key = ip_key_of(ss, &ip);
+    // The lowest free fd number is what accept returns: fd N means N fds are in use. Keep
+    // limits.fd_reserve of them for everything else (other plugins' binds, the admin API).
+    rlimit rl{};
+    const char* refuse = nullptr;
+    if (lim.fd_reserve && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        static_cast<rlim_t>(fd) + lim.fd_reserve >= rl.rlim_cur)
+      refuse = "fd_limit";
+    else if (lim.tcp_max_conns_per_listener && l->acct->conns >= lim.tcp_max_conns_per_listener)
+      refuse = "listener_limit";
+    else if (lim.tcp_max_conns_per_ip) {
+      auto it = l->acct->per_ip.find(key);
+      if (it != l->acct->per_ip.end() && it->second >= lim.tcp_max_conns_per_ip) refuse = "ip_limit";
+    }
+    if (refuse) {
+      ::close(fd);
+      count_refusal(*l, host, refuse, ip);
+      continue;
+    }
+    auto c = std::make_unique<TcpRes>(Resource::Kind::TcpConn, &slot, l->cookie);
+    uv_tcp_init(host.services().loop, &c->tcp);
+    c->tcp.data = c.get();
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+      ::close(fd);
+      uv_close(reinterpret_cast<uv_handle_t*>(&c.release()->tcp), [](uv_handle_t* h) { delete static_cast<TcpRes*>(h->data); });
+      continue;
+    }
+    c->acct = l->acct;
+    c->ip_key = std::move(key);
+    ++c->acct->conns;
+    ++c->acct->per_ip[c->ip_key];
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->opts = l->opts;
+    // A listener without an idle timeout of its own gets the core's: a peer that connects and
+    // stays silent must not hold its place forever.
+    if (c->opts.idle_timeout_ms == 0) c->opts.idle_timeout_ms = lim.tcp_idle_timeout_ms;
+    c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
+    c->listener = l->handle;
+    c->peer = from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+    TcpRes* raw = c.get();
+    jn_handle h = host.add_resource(std::move(c));
+    slot.resources().insert(h);
+    tcp_start(*raw, host.services().loop);
+    tcp_emit(*raw, JN_TCP_ACCEPTED, nullptr, 0);
   }
-  uv_tcp_nodelay(&c->tcp, 1);
-  c->opts = l->opts;
-  c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
-  c->listener = l->handle;
-  c->peer = peer_of(&c->tcp);
-  TcpRes* raw = c.get();
-  jn_handle h = host.add_resource(std::move(c));
-  slot.resources().insert(h);
-  tcp_start(*raw, host.services().loop);
-  tcp_emit(*raw, JN_TCP_ACCEPTED, nullptr, 0);
 }
 
 void on_tcp_connect(uv_connect_t* req, int status) {
   auto* c = static_cast<TcpRes*>(req->data);
   if (c->closing) return;
+  if (c->connect_timer) {
+    uv_close(reinterpret_cast<uv_handle_t*>(c->connect_timer), on_idle_closed);
+    c->connect_timer = nullptr;
+  }
   if (status < 0) {
     tcp_begin_close(*c, JN_ERR_IO);
     return;
@@ -545,8 +699,10 @@ std::unique_ptr<TcpRes> new_tcp(PluginSlot& slot, Resource::Kind kind, const cha
   socklen_t sl = 0;
   to_sockaddr(a, ss, sl);
   t->peer = a;
-  uv_tcp_init(slot.host().services().loop, &t->tcp);
-  t->tcp.data = t.get();
+  if (kind == Resource::Kind::TcpConn) {
+    uv_tcp_init(slot.host().services().loop, &t->tcp);
+    t->tcp.data = t.get();
+  }
   return t;
 }
 
@@ -558,14 +714,30 @@ jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_
   auto l = new_tcp(slot, Resource::Kind::TcpListener, "tcp_listen", addr, opts, cookie, ss, &st);
   if (!l) return st;
   l->peer = {};
-  int rc = uv_tcp_bind(&l->tcp, reinterpret_cast<sockaddr*>(&ss), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, on_tcp_connection);
-  if (rc != 0) {
-    std::string msg = fmt::format("tcp_listen {}: {}", addr, uv_strerror(rc));
-    uv_close(reinterpret_cast<uv_handle_t*>(&l.release()->tcp), [](uv_handle_t* h) { delete static_cast<TcpRes*>(h->data); });
-    if (rc == UV_EADDRINUSE && quiet_in_use) return JN_ERR_EXISTS;
-    return fail(slot, rc == UV_EADDRINUSE ? JN_ERR_EXISTS : JN_ERR_IO, msg);
+  l->addr_text = std::string(addr);
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0 || ::listen(fd, 511) != 0) {
+      err = errno;
+      ::close(fd);
+      fd = -1;
+    }
   }
+  if (fd < 0) {
+    if (err == EADDRINUSE && quiet_in_use) return JN_ERR_EXISTS;  // port_bind tries the next port
+    return fail(slot, err == EADDRINUSE ? JN_ERR_EXISTS : JN_ERR_IO, fmt::format("tcp_listen {}: {}", addr, strerror(err)));
+  }
+  l->lfd = fd;  // closed by ~TcpRes from here on
+  l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  l->acct = std::make_shared<TcpAccounting>();
+  if (uv_poll_init(slot.host().services().loop, &l->lpoll, fd) != 0)
+    return fail(slot, JN_ERR_IO, fmt::format("tcp_listen {}: cannot poll the socket", addr));
+  l->lpoll.data = l.get();
+  uv_poll_start(&l->lpoll, UV_READABLE, on_tcp_acceptable);
   *out = slot.host().add_resource(std::move(l));
   slot.resources().insert(*out);
   return JN_OK;
@@ -584,7 +756,24 @@ jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const j
   *out = host.add_resource(std::move(c));
   slot.resources().insert(*out);
   int rc = uv_tcp_connect(&raw->connect_req, &raw->tcp, reinterpret_cast<sockaddr*>(&ss), on_tcp_connect);
-  if (rc != 0) tcp_begin_close(*raw, JN_ERR_IO);  // the plugin hears JN_TCP_CLOSED
+  if (rc != 0) {
+    tcp_begin_close(*raw, JN_ERR_IO);  // the plugin hears JN_TCP_CLOSED
+    return JN_OK;
+  }
+  // A peer that never answers the SYN would otherwise keep the handle for the kernel's ~2 min.
+  if (uint32_t ms = host.core_conf().limits.tcp_connect_timeout_ms) {
+    raw->connect_timer = new uv_timer_t;
+    uv_timer_init(host.services().loop, raw->connect_timer);
+    raw->connect_timer->data = raw;
+    uv_timer_start(raw->connect_timer, [](uv_timer_t* t) {
+      auto* c = static_cast<TcpRes*>(t->data);
+      if (c->owner) {
+        c->owner->host().services().metrics.add("junction_tcp_connect_timeouts_total", fmt::format("plugin=\"{}\"", c->owner->name()), 1);
+        c->owner->log(JN_LOG_WARN, fmt::format("tcp_connect {}: no answer within limits.tcp_connect_timeout_ms", format_addr(c->peer)));
+      }
+      tcp_begin_close(*c, JN_ERR_TIMEOUT);  // JN_TCP_CLOSED with status JN_ERR_TIMEOUT
+    }, ms, 0);
+  }
   return JN_OK;
 }
 

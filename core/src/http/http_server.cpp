@@ -34,7 +34,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -137,30 +139,43 @@ std::string query_of(lws* wsi) {
   return out;
 }
 
+// "ip:port" ("[v6]:port"; a v4-mapped address as plain IPv4). *ip gets the address alone.
+std::string peer_string(const sockaddr_storage& ss, std::string* ip = nullptr) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  std::string host;
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    host = buf;
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], buf, sizeof buf);
+      host = buf;
+    } else {
+      inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+      host = std::string("[") + buf + "]";
+    }
+    port = ntohs(a->sin6_port);
+  } else {
+    return {};
+  }
+  if (ip) *ip = host;
+  return host + ":" + std::to_string(port);
+}
+
 std::string peer_of(lws* wsi) {
   int fd = lws_get_socket_fd(wsi);
   sockaddr_storage ss{};
   socklen_t sl = sizeof ss;
   if (fd < 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0) return {};
-  char ip[INET6_ADDRSTRLEN] = {0};
-  if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-    return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-      inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, sizeof ip);
-      return std::string(ip) + ":" + std::to_string(ntohs(a->sin6_port));
-    }
-    inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a->sin6_port));
-  }
-  return {};
+  return peer_string(ss);
 }
 
-// "ip:port", "[v6]:port", ":port", "*:port". host is "" for the any-address.
+// "ip:port", "[v6]:port", "name:port", ":port", "*:port". host is "" for the any-address ("" and
+// "*"); "0.0.0.0" and "::" stay as written (IPv4-only and IPv6-only any-addresses).
 bool parse_addr(std::string_view a, std::string* host, int* port) {
   std::string_view h, p;
   if (!a.empty() && a.front() == '[') {
@@ -168,12 +183,19 @@ bool parse_addr(std::string_view a, std::string* host, int* port) {
     if (e == std::string_view::npos || e + 1 >= a.size() || a[e + 1] != ':') return false;
     h = a.substr(1, e - 1);
     p = a.substr(e + 2);
+    in6_addr tmp{};
+    if (inet_pton(AF_INET6, std::string(h).c_str(), &tmp) != 1) return false;
   } else {
     size_t c = a.rfind(':');
     if (c == std::string_view::npos) return false;
     h = a.substr(0, c);
     p = a.substr(c + 1);
     if (h.find(':') != std::string_view::npos) return false;  // bare IPv6 needs brackets
+    // An IPv4 address or a host name (resolved when the socket is bound).
+    for (char ch : h)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_' &&
+          !(ch == '*' && h.size() == 1))
+        return false;
   }
   if (p.empty() || p.size() > 5) return false;
   int v = 0;
@@ -182,53 +204,93 @@ bool parse_addr(std::string_view a, std::string* host, int* port) {
     v = v * 10 + (ch - '0');
   }
   if (v > 65535) return false;
-  std::string hs(h);
-  if (hs.empty() || hs == "*" || hs == "0.0.0.0" || hs == "::") {
-    hs.clear();
-  } else {
-    unsigned char tmp[sizeof(in6_addr)];
-    if (inet_pton(AF_INET, hs.c_str(), tmp) != 1 && inet_pton(AF_INET6, hs.c_str(), tmp) != 1)
-      return false;
-  }
-  *host = std::move(hs);
+  *host = (h.empty() || h == "*") ? std::string() : std::string(h);
   *port = v;
   return true;
 }
 
-// lws does not report why a bind failed: retry the bind ourselves to name the cause.
-std::string bind_error(const std::string& host, int port) {
+// The listening socket is ours, not lws's: lws 4.1 (Debian 12, built with IPv6) binds a vhost
+// with vi.iface = "127.0.0.1" to [::] -- it creates an AF_INET6 socket and writes the IPv4
+// address where a sockaddr_in keeps it, which in a sockaddr_in6 is sin6_flowinfo (seen with
+// strace: bind(AF_INET6, sin6_flowinfo=htonl(2130706433), "::")), so the endpoint answered
+// on every interface. We bind exactly the configured address and hand each accepted socket to
+// lws (lws_adopt_socket_vhost), which also lets us refuse connections before lws sees them.
+// Returns the fd (non-blocking, listening) or -1 with *why set.
+int open_listener(const std::string& host, int port, std::string* why) {
   sockaddr_storage ss{};
   socklen_t sl = 0;
-  in6_addr a6{};
-  in_addr a4{};
-  if (!host.empty() && inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    s6->sin6_family = AF_INET6;
-    s6->sin6_addr = a6;
-    s6->sin6_port = htons(static_cast<uint16_t>(port));
-    sl = sizeof *s6;
-  } else {
+  bool v6only = false;
+  auto set4 = [&](in_addr a) {
     auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
     s4->sin_family = AF_INET;
-    s4->sin_addr.s_addr = htonl(INADDR_ANY);
-    if (!host.empty() && inet_pton(AF_INET, host.c_str(), &a4) == 1) s4->sin_addr = a4;
+    s4->sin_addr = a;
     s4->sin_port = htons(static_cast<uint16_t>(port));
     sl = sizeof *s4;
+  };
+  auto set6 = [&](const in6_addr& a) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_addr = a;
+    s6->sin6_port = htons(static_cast<uint16_t>(port));
+    sl = sizeof *s6;
+  };
+  in_addr a4{};
+  in6_addr a6{};
+  if (host.empty()) {
+    set6(in6addr_any);  // "*": every interface, IPv4 and IPv6
+  } else if (inet_pton(AF_INET, host.c_str(), &a4) == 1) {
+    set4(a4);
+  } else if (inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    set6(a6);
+    v6only = true;
+  } else {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || !res) {
+      *why = "cannot resolve '" + host + "': " + gai_strerror(rc);
+      return -1;
+    }
+    // The first address the resolver gives (e.g. "localhost" -> 127.0.0.1 or ::1).
+    if (res->ai_family == AF_INET) {
+      set4(reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+    } else {
+      set6(reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr);
+      v6only = true;
+    }
+    freeaddrinfo(res);
   }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::string("cannot listen: ") + std::strerror(errno);
-  int one = 1;
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *why = std::string("cannot listen: ") + std::strerror(errno);
+    return -1;
+  }
+  int one = 1, zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  int rc = bind(fd, reinterpret_cast<sockaddr*>(&ss), sl);
-  int err = errno;
-  close(fd);
-  if (rc == 0) return "cannot listen";
-  switch (err) {
-    case EADDRINUSE: return "address in use";
-    case EADDRNOTAVAIL: return "address not available";
-    case EACCES: return "permission denied";
-    default: return std::string("cannot listen: ") + std::strerror(err);
+  if (ss.ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) != 0 || ::listen(fd, 511) != 0) {
+    int err = errno;
+    close(fd);
+    switch (err) {
+      case EADDRINUSE: *why = "address in use"; break;
+      case EADDRNOTAVAIL: *why = "address not available"; break;
+      case EACCES: *why = "permission denied"; break;
+      default: *why = std::string("cannot listen: ") + std::strerror(err);
+    }
+    return -1;
   }
+  return fd;
+}
+
+int bound_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t sl = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0) return -1;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
 }
 
 std::vector<uv_handle_t*> poll_handles(uv_loop_t* loop) {
@@ -261,7 +323,6 @@ struct HttpServer::Endpoint {
   uint64_t id = 0;
   HttpHandlers handlers;
   std::string ws_path;
-  std::string iface;
   std::string name;
   std::string any_name;  // the client subprotocol currently named by the spare slot
   lws_protocols protocols[3]{};
@@ -269,13 +330,48 @@ struct HttpServer::Endpoint {
   lws_vhost* vhost = nullptr;
   int port = 0;
   bool closing = false;
+  // Our listening socket (see open_listener); its poll handle is closed before the endpoint
+  // is released.
+  int listen_fd = -1;
+  uv_poll_t listen_poll{};
+  bool poll_open = false;
+  int spare_fd = -1;  // given up on EMFILE to accept and close a connection we cannot serve
+  bool paused = false;  // out of fds and no spare: polling resumes at resume_at (tick)
+  uint64_t resume_at = 0;
+  uint32_t conns = 0;  // accepted and not closed: heads being read + lws connections
+  std::unordered_map<std::string, uint32_t> per_ip;
+  uint32_t pending_open = 0;  // Pending poll handles not yet closed
+  bool use_fd_reserve = true;
+};
+
+// An accepted socket whose request head has not fully arrived. lws 4.1 closes a connection
+// whose head exceeds its header space without an answer ("Ran out of header data space"), so
+// the core looks at the head first (MSG_PEEK, nothing consumed): a complete head within
+// max_header_bytes goes to lws, a longer one gets a JSON 431. SO_RCVLOWAT keeps the level-
+// triggered poll quiet until more bytes than already seen have arrived.
+struct HttpServer::Pending {
+  HttpServer* server = nullptr;
+  Endpoint* ep = nullptr;
+  int fd = -1;
+  uv_poll_t poll{};
+  std::string ip, peer;
+  uint64_t deadline = 0;
+  bool closing = false;
 };
 
 struct HttpServer::Conn {
+  ~Conn() {
+    if (!counted) return;  // counted at accept (see accept_ready)
+    --ep->conns;
+    auto it = ep->per_ip.find(ip);
+    if (it != ep->per_ip.end() && --it->second == 0) ep->per_ip.erase(it);
+  }
+  bool counted = false;
   uint64_t id = 0;
   lws* wsi = nullptr;
   Endpoint* ep = nullptr;
   std::string peer;
+  std::string ip;  // the peer's address without the port
   // HTTP: one transaction at a time (req.id != 0 while one is in progress).
   HttpRequest req;
   bool receiving_body = false;
@@ -313,6 +409,19 @@ struct HttpServer::Conn {
 };
 
 struct HttpServerGlue {
+  static void on_head(uv_poll_t* h, int, int) {
+    auto* p = static_cast<HttpServer::Pending*>(h->data);
+    if (!p->closing) p->server->head_ready(p);
+  }
+  static void on_pending_closed(uv_handle_t* h) {
+    auto* p = static_cast<HttpServer::Pending*>(h->data);
+    --p->ep->pending_open;
+    p->server->pending_.erase(p);  // frees p
+  }
+  static void on_accept(uv_poll_t* h, int status, int) {
+    auto* ep = static_cast<HttpServer::Endpoint*>(h->data);
+    if (status == 0) ep->server->accept_ready(ep);
+  }
   static int cb(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
     lws_context* ctx = wsi ? lws_get_context(wsi) : nullptr;
     auto* ep = ctx ? static_cast<HttpServer::Endpoint*>(lws_context_user(ctx)) : nullptr;
@@ -356,7 +465,7 @@ void HttpServer::open_timer() {
 }
 
 uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
-                            HttpHandlers handlers, std::string* error) {
+                            HttpHandlers handlers, std::string* error, bool use_fd_reserve) {
   auto fail = [&](std::string msg) -> uint64_t {
     if (error) *error = std::move(msg);
     return 0;
@@ -367,6 +476,9 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     int port = 0;
     if (!parse_addr(addr, &host, &port)) return fail("invalid address '" + std::string(addr) + "'");
     if (!ws_path.empty() && ws_path.front() != '/') return fail("ws_path must start with '/'");
+    std::string why;
+    int lfd = open_listener(host, port, &why);
+    if (lfd < 0) return fail(std::move(why));
     open_timer();
 
     auto ep = std::make_unique<Endpoint>();
@@ -374,8 +486,9 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     ep->id = next_id_++;
     ep->handlers = std::move(handlers);
     ep->ws_path = std::string(ws_path);
-    ep->iface = host;
     ep->name = "junction-" + std::to_string(ep->id);
+    ep->listen_fd = lfd;  // closed with the endpoint from here on
+    ep->use_fd_reserve = use_fd_reserve;
     ep->protocols[0].name = "http";
     ep->protocols[0].callback = &HttpServerGlue::cb;
     ep->protocols[1].name = kAnyProtocol;
@@ -392,7 +505,7 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     ci.pcontext = &ep->ctx;
     ci.gid = -1;
     ci.uid = -1;
-    ci.max_http_header_data = 8192;
+    ci.max_http_header_data = static_cast<unsigned short>(std::clamp<uint32_t>(opt_.max_header_bytes, 1024, 65535));
     ci.timeout_secs = opt_.lws_timeout_s;
     std::vector<uv_handle_t*> before = poll_handles(loop_);
     ep->ctx = lws_create_context(&ci);
@@ -403,29 +516,38 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
       uv_os_fd_t fd = -1;
       if (added.size() == 1 && uv_fileno(added[0], &fd) == 0) ep->pipe_fd = fd;
     }
-    if (!ep->ctx)
+    if (!ep->ctx) {
+      close(ep->listen_fd);
+      ep->listen_fd = -1;
       return fail(
           "cannot create a libwebsockets context (is the libuv event lib plugin, package "
           "libwebsockets-evlib-uv, installed?)");
+    }
 
     lws_context_creation_info vi;
     std::memset(&vi, 0, sizeof vi);
-    vi.port = port;
-    vi.iface = host.empty() ? nullptr : ep->iface.c_str();
+    vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;  // a serving vhost without a listener of its own
     vi.protocols = ep->protocols;
     vi.vhost_name = ep->name.c_str();
-    vi.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    vi.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     vi.keepalive_timeout = opt_.keepalive_timeout_s;
     vi.timeout_secs = opt_.lws_timeout_s;
     lws_vhost* vh = lws_create_vhost(ep->ctx, &vi);
     if (!vh) {
-      std::string why = bind_error(host, port);
       retire(std::move(ep));
-      return fail(std::move(why));
+      return fail("cannot create a libwebsockets vhost");
     }
     ep->vhost = vh;
-    ep->port = lws_get_vhost_listen_port(vh);
+    ep->port = bound_port(ep->listen_fd);
     ep->any_slot = const_cast<lws_protocols*>(lws_vhost_name_to_protocol(vh, kAnyProtocol));
+    if (uv_poll_init(loop_, &ep->listen_poll, ep->listen_fd) != 0) {
+      retire(std::move(ep));
+      return fail("cannot poll the listening socket");
+    }
+    ep->listen_poll.data = ep.get();
+    ep->poll_open = true;
+    ep->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uv_poll_start(&ep->listen_poll, UV_READABLE, &HttpServerGlue::on_accept);
     uint64_t id = ep->id;
     endpoints_.emplace(id, std::move(ep));
     return id;
@@ -614,6 +736,7 @@ int HttpServer::on_http(lws* wsi, Endpoint* ep) {
   if (n > opt_.max_body) {
     c->receiving_body = true;
     c->too_large = true;
+    count(HttpRefusal::kBodyTooLarge);
     queue_response(c, 413, kJson, R"({"error":"body too large"})", {}, true);
     return 0;
   }
@@ -641,6 +764,7 @@ int HttpServer::on_http_body(lws* wsi, const char* data, size_t len) {
   if (c->req.body.size() + len > opt_.max_body) {
     c->too_large = true;
     std::string().swap(c->req.body);
+    count(HttpRefusal::kBodyTooLarge);
     queue_response(c, 413, kJson, R"({"error":"body too large"})", {}, true);
     return 0;
   }
@@ -884,6 +1008,9 @@ void HttpServer::begin_destroy(Endpoint* ep) {
     if (c->req.id) requests_.erase(c->req.id);
     deliver_ws_closed(c);  // may run handler code, which may even retire more endpoints
   }
+  close_listener(ep);
+  for (auto& [raw, p] : pending_)
+    if (p->ep == ep) drop_pending(p.get(), nullptr);
   if (!ep->ctx) return;
   int parking = open("/dev/null", O_RDONLY | O_CLOEXEC);
   // First phase: closes the listener and every connection; the uv handles finish closing over
@@ -895,6 +1022,225 @@ void HttpServer::begin_destroy(Endpoint* ep) {
     close(parking);
   }
   ep->pipe_fd = -1;
+}
+
+void HttpServer::close_listener(Endpoint* ep) {
+  if (ep->spare_fd >= 0) {
+    close(ep->spare_fd);
+    ep->spare_fd = -1;
+  }
+  if (ep->poll_open) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&ep->listen_poll))) {
+      uv_poll_stop(&ep->listen_poll);
+      uv_close(reinterpret_cast<uv_handle_t*>(&ep->listen_poll), [](uv_handle_t* h) {
+        auto* ep = static_cast<Endpoint*>(h->data);
+        ep->poll_open = false;
+        close(ep->listen_fd);
+        ep->listen_fd = -1;
+      });
+    }
+  } else if (ep->listen_fd >= 0) {
+    close(ep->listen_fd);
+    ep->listen_fd = -1;
+  }
+}
+
+const char* http_refusal_name(HttpRefusal r) {
+  switch (r) {
+    case HttpRefusal::kEndpointLimit: return "endpoint_limit";
+    case HttpRefusal::kIpLimit: return "ip_limit";
+    case HttpRefusal::kFdLimit: return "fd_limit";
+    case HttpRefusal::kFdExhausted: return "fd_exhausted";
+    case HttpRefusal::kHeaderTooLarge: return "header_too_large";
+    case HttpRefusal::kHeaderTimeout: return "header_timeout";
+    case HttpRefusal::kBodyTooLarge: return "body_too_large";
+    default: return "?";
+  }
+}
+
+// Answers a connection we will not serve with a short JSON error and closes it. The socket is
+// fresh (its send buffer is empty), so the write does not block; whatever the client already
+// sent is read first so that the close is a FIN, not a reset that could eat the answer.
+void HttpServer::refuse_conn(Endpoint* ep, int fd, HttpRefusal why, const std::string& ip) {
+  count(why);
+  const bool per_ip = why == HttpRefusal::kIpLimit;
+  const char* body = per_ip ? R"({"error":"too many connections from your address"})" : R"({"error":"server busy"})";
+  std::string resp = std::string(per_ip ? "HTTP/1.1 429 Too Many Requests\r\n" : "HTTP/1.1 503 Service Unavailable\r\n") +
+                     "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                     std::to_string(std::strlen(body)) + "\r\n\r\n" + body;
+  char sink[4096];
+  for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
+  (void)!send(fd, resp.data(), resp.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  shutdown(fd, SHUT_WR);
+  close(fd);
+  uint64_t n = refused(why);
+  if (n <= 10 || n % 1000 == 0)
+    std::fprintf(stderr, "http: port %d: refused a connection from %s (%s; %llu so far)\n", ep->port, ip.c_str(),
+                 http_refusal_name(why), static_cast<unsigned long long>(n));
+}
+
+// EMFILE: accept() cannot even take the pending connection, and the listener stays readable
+// (a busy loop). Give up the spare fd, accept the connection and close it, take the spare back.
+// Returns true when the caller may accept again.
+bool HttpServer::shed_one(Endpoint* ep) {
+  if (ep->spare_fd >= 0) {
+    close(ep->spare_fd);
+    ep->spare_fd = -1;
+    int fd = accept4(ep->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    int err = errno;
+    if (fd >= 0) close(fd);
+    ep->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      count(HttpRefusal::kFdExhausted);
+      return ep->spare_fd >= 0;
+    }
+    // accept() takes an fd before it looks at the queue: an empty queue is the normal way out.
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return false;
+  }
+  // No spare: stop polling this listener; tick() tries again (the timer runs while paused).
+  if (!ep->paused) {
+    std::fprintf(stderr, "http: port %d: out of file descriptors, accepting again in 1 s\n", ep->port);
+    ep->paused = true;
+    ep->resume_at = uv_now(loop_) + 1000;
+    uv_poll_stop(&ep->listen_poll);
+    schedule();
+  }
+  return false;
+}
+
+void HttpServer::accept_ready(Endpoint* ep) {
+  // A bounded batch per wakeup: a connection flood on one endpoint must not starve the loop.
+  for (int i = 0; i < 64; ++i) {
+    if (ep->closing || state_ != State::kRunning) return;
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    int fd = accept4(ep->listen_fd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        if (!shed_one(ep)) return;
+        continue;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        std::fprintf(stderr, "http: accept on port %d: %s\n", ep->port, std::strerror(errno));
+      return;
+    }
+    std::string ip;
+    std::string peer = peer_string(ss, &ip);
+    // accept() returns the lowest free fd: fd N means N are in use. Keep fd_reserve for the rest.
+    rlimit rl{};
+    if (opt_.fd_reserve && ep->use_fd_reserve && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        static_cast<rlim_t>(fd) + opt_.fd_reserve >= rl.rlim_cur) {
+      refuse_conn(ep, fd, HttpRefusal::kFdLimit, ip);
+      continue;
+    }
+    if (opt_.max_conns_per_endpoint && ep->conns >= opt_.max_conns_per_endpoint) {
+      refuse_conn(ep, fd, HttpRefusal::kEndpointLimit, ip);
+      continue;
+    }
+    auto pi = ep->per_ip.find(ip);
+    if (opt_.max_conns_per_ip && pi != ep->per_ip.end() && pi->second >= opt_.max_conns_per_ip) {
+      refuse_conn(ep, fd, HttpRefusal::kIpLimit, ip);
+      continue;
+    }
+    ++ep->conns;  // counted from here; the count moves to the Conn at adoption
+    ++ep->per_ip[ip];
+    auto p = std::make_unique<Pending>();
+    p->server = this;
+    p->ep = ep;
+    p->fd = fd;
+    p->ip = std::move(ip);
+    p->peer = std::move(peer);
+    p->deadline = uv_now(loop_) + uint64_t{opt_.lws_timeout_s} * 1000;
+    if (uv_poll_init(loop_, &p->poll, fd) != 0) {
+      uncount(ep, p->ip);
+      close(fd);
+      continue;
+    }
+    p->poll.data = p.get();
+    ++ep->pending_open;
+    uv_poll_start(&p->poll, UV_READABLE, &HttpServerGlue::on_head);
+    pending_.emplace(p.get(), std::move(p));
+    schedule();
+  }
+}
+
+void HttpServer::uncount(Endpoint* ep, const std::string& ip) {
+  --ep->conns;
+  auto it = ep->per_ip.find(ip);
+  if (it != ep->per_ip.end() && --it->second == 0) ep->per_ip.erase(it);
+}
+
+void HttpServer::head_ready(Pending* p) {
+  const size_t max = std::max<size_t>(opt_.max_header_bytes, 64);
+  if (head_buf_.size() != max + 1) head_buf_.assign(max + 1, '\0');
+  ssize_t n = recv(p->fd, head_buf_.data(), head_buf_.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n <= 0) {  // the client left (or an error) before sending a request
+    drop_pending(p, nullptr);
+    return;
+  }
+  std::string_view seen(head_buf_.data(), static_cast<size_t>(n));
+  size_t end = seen.find("\r\n\r\n");
+  size_t end_lf = seen.find("\n\n");
+  end = std::min(end == std::string_view::npos ? end : end + 4, end_lf == std::string_view::npos ? end_lf : end_lf + 2);
+  if (end != std::string_view::npos && end <= max) {
+    adopt_pending(p);
+    return;
+  }
+  if (seen.size() > max) {
+    HttpRefusal why = HttpRefusal::kHeaderTooLarge;
+    drop_pending(p, &why);
+    return;
+  }
+  int lowat = static_cast<int>(seen.size()) + 1;  // wake up when more than this has arrived
+  setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+}
+
+void HttpServer::adopt_pending(Pending* p) {
+  Endpoint* ep = p->ep;
+  int fd = p->fd;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+  p->closing = true;
+  p->fd = -1;
+  // uv_close stops the poll at once (the fd leaves epoll) before lws registers it again.
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), &HttpServerGlue::on_pending_closed);
+  lws* wsi = lws_adopt_socket_vhost(ep->vhost, fd);  // closes fd when it fails
+  if (!wsi) {
+    uncount(ep, p->ip);
+    return;
+  }
+  Conn* c = conn_of(wsi);
+  if (!c) c = new_conn(wsi, ep);
+  c->peer = p->peer;
+  c->ip = p->ip;
+  c->counted = true;  // given back in ~Conn
+}
+
+// Closes a pending socket; with why, answers it first (431 for a head too large, 408 timeout).
+void HttpServer::drop_pending(Pending* p, HttpRefusal* why) {
+  if (p->closing) return;
+  p->closing = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->poll), &HttpServerGlue::on_pending_closed);
+  if (why) {
+    count(*why);
+    const bool large = *why == HttpRefusal::kHeaderTooLarge;
+    const char* body = large ? R"({"error":"request header too large"})" : R"({"error":"request header timeout"})";
+    std::string resp = std::string(large ? "HTTP/1.1 431 Request Header Fields Too Large\r\n" : "HTTP/1.1 408 Request Timeout\r\n") +
+                       "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                       std::to_string(std::strlen(body)) + "\r\n\r\n" + body;
+    // Read what the client sent so that the close is a FIN, not a reset that eats the answer.
+    char sink[16384];
+    for (int i = 0; i < 64 && recv(p->fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+    }
+    (void)!send(p->fd, resp.data(), resp.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    shutdown(p->fd, SHUT_WR);
+  }
+  close(p->fd);
+  p->fd = -1;
+  uncount(p->ep, p->ip);
 }
 
 bool HttpServer::lws_handles_left(const lws_context* ctx) const {
@@ -942,11 +1288,16 @@ void HttpServer::schedule() {
   }
   while (!deadlines_.empty() && !requests_.count(deadlines_.front().second))
     deadlines_.pop_front();
-  if (deadlines_.empty()) {
+  uint64_t due = deadlines_.empty() ? UINT64_MAX : deadlines_.front().first;
+  for (auto& [id, ep] : endpoints_)
+    if (ep->paused) due = std::min(due, ep->resume_at);
+  for (auto& [raw, p] : pending_)
+    if (!p->closing) due = std::min(due, p->deadline);
+  if (due == UINT64_MAX) {
     uv_timer_stop(&timer_);
     return;
   }
-  uint64_t now = uv_now(loop_), due = deadlines_.front().first;
+  uint64_t now = uv_now(loop_);
   uv_timer_start(&timer_, &HttpServer::on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -961,6 +1312,7 @@ void HttpServer::tick() {
     if (ep->phase == Endpoint::Phase::kRetiring) {
       begin_destroy(ep);
     } else if (ep->phase == Endpoint::Phase::kDraining) {
+      if (ep->poll_open || ep->pending_open) continue;  // our handles' close callbacks come next iteration
       bool left = lws_handles_left(ep->ctx);
       if (left && now < ep->drain_deadline) continue;
       if (ep->ctx) {
@@ -985,6 +1337,19 @@ void HttpServer::tick() {
       return;
     }
   } else {
+    std::vector<Pending*> expired;
+    for (auto& [raw, p] : pending_)
+      if (!p->closing && p->deadline <= now) expired.push_back(raw);
+    for (Pending* p : expired) {
+      HttpRefusal why = HttpRefusal::kHeaderTimeout;
+      drop_pending(p, &why);
+    }
+    for (auto& [id, ep] : endpoints_) {
+      if (!ep->paused || ep->resume_at > now) continue;
+      ep->paused = false;
+      if (ep->spare_fd < 0) ep->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      uv_poll_start(&ep->listen_poll, UV_READABLE, &HttpServerGlue::on_accept);
+    }
     while (!deadlines_.empty() && deadlines_.front().first <= now) {
       uint64_t id = deadlines_.front().second;
       deadlines_.pop_front();

@@ -61,7 +61,17 @@ struct HttpServerOptions {
   uint32_t request_timeout_ms = 30000;  // unanswered requests get 504
   int keepalive_timeout_s = 15;         // idle HTTP/1.1 keep-alive connections are closed
   unsigned lws_timeout_s = 20;          // lws's own network round-trip timeouts (body upload...)
+  // Connection limits, checked at accept before lws sees the socket (0 = none). A refused
+  // connection gets a JSON 503 (endpoint full, fds short) or 429 (its address has too many).
+  uint32_t max_conns_per_endpoint = 1024;
+  uint32_t max_conns_per_ip = 64;
+  uint32_t fd_reserve = 64;           // accepts stop this many fds short of RLIMIT_NOFILE
+  uint32_t max_header_bytes = 8192;   // request line + headers; larger gets 431
 };
+
+// Why a connection or request was turned away (counted; see HttpServer::refused()).
+enum class HttpRefusal { kEndpointLimit, kIpLimit, kFdLimit, kFdExhausted, kHeaderTooLarge, kHeaderTimeout, kBodyTooLarge, kCount };
+const char* http_refusal_name(HttpRefusal r);  // "endpoint_limit", "ip_limit", ...
 
 class HttpServer {
  public:
@@ -71,11 +81,15 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Opens a listening endpoint (its own lws context + vhost) on "ip:port", "[ipv6]:port", ":port" or "*:port" (port 0 = any:
-  // read it back with port()). ws_path empty = no WebSocket. Returns an endpoint id > 0, or 0
+  // Opens a listening endpoint (its own lws context + vhost) on "ip:port", "[ipv6]:port",
+  // "name:port" (resolved now; the first address), ":port" or "*:port" (every interface, IPv4
+  // and IPv6); "0.0.0.0:port" is IPv4 only, "[::]:port" IPv6 only. port 0 = any: read it back
+  // with port(). The socket is bound to exactly that address. ws_path empty = no WebSocket. Returns an endpoint id > 0, or 0
   // with *error set ("address in use", ...). Never throws.
+  // use_fd_reserve = false: this endpoint may take the fds that fd_reserve keeps free (the
+  // admin API, so that the operator still gets in during a connection flood).
   uint64_t listen(std::string_view addr, std::string_view ws_path, HttpHandlers handlers,
-                  std::string* error);
+                  std::string* error, bool use_fd_reserve = true);
   int port(uint64_t endpoint) const;  // -1 if unknown / closed
 
   // false if the request is gone (client left, already answered, timed out).
@@ -93,12 +107,14 @@ class HttpServer {
   size_t pending_requests() const { return requests_.size(); }
   size_t ws_connections() const { return ws_.size(); }
   size_t connections() const { return conns_.size(); }  // HTTP + WS connections known
+  uint64_t refused(HttpRefusal r) const { return refused_[static_cast<size_t>(r)]; }
 
   // Endpoints are separate lws contexts (see http_server.cpp); a closed endpoint's context
   // is torn down in two phases on the loop before its memory is released.
  private:
   struct Endpoint;
   struct Conn;
+  struct Pending;
   enum class State { kRunning, kStopping, kClosing, kStopped };
 
   friend struct HttpServerGlue;
@@ -123,6 +139,15 @@ class HttpServer {
   void queue_response(Conn* c, int status, std::string_view content_type, std::string_view body,
                       std::vector<std::pair<std::string, std::string>> headers, bool close_after);
   void deliver_ws_closed(Conn* c);
+  void accept_ready(Endpoint* ep);
+  void head_ready(Pending* p);
+  void adopt_pending(Pending* p);
+  void drop_pending(Pending* p, HttpRefusal* why);
+  void uncount(Endpoint* ep, const std::string& ip);
+  bool shed_one(Endpoint* ep);
+  void refuse_conn(Endpoint* ep, int fd, HttpRefusal why, const std::string& ip);
+  void count(HttpRefusal r) { ++refused_[static_cast<size_t>(r)]; }
+  void close_listener(Endpoint* ep);
   void retire(std::unique_ptr<Endpoint> ep);
   void begin_destroy(Endpoint* ep);
   bool lws_handles_left(const lws_context* ctx) const;
@@ -146,6 +171,10 @@ class HttpServer {
   std::unordered_map<uint64_t, Conn*> requests_;         // awaiting respond()
   std::unordered_map<uint64_t, Conn*> ws_;               // open WebSockets
   std::deque<std::pair<uint64_t, uint64_t>> deadlines_;  // (uv_now ms, request id), FIFO
+  uint64_t refused_[static_cast<size_t>(HttpRefusal::kCount)] = {};
+  // Accepted sockets whose request head is still arriving (see head_ready).
+  std::unordered_map<Pending*, std::unique_ptr<Pending>> pending_;
+  std::string head_buf_;  // MSG_PEEK scratch, max_header_bytes + 1
 };
 
 }  // namespace junction

@@ -61,6 +61,7 @@ bool HostCallEndpoints::available(const std::string& plugin) {
 // ---------------------------------------------------------------------------------------------
 Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   set_core_log_level(conf_.log_level);
+  metrics_.set_series_cap(conf_.limits.metric_series_per_name);
   uv_loop_init(&loop_);
   std::filesystem::create_directories(conf_.state_dir);
   store_ = std::make_unique<KvStore>(conf_.state_dir + "/store.db");
@@ -70,9 +71,20 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   call_timers_ = std::make_unique<UvCallTimers>(&loop_);
   calls_ = std::make_unique<CallManager>(routes_, call_endpoints_, *call_timers_, [this](const nlohmann::json& j) { write_cdr(j); });
   calls_->set_ring_timeout_ms(conf_.ring_timeout_ms);
-  http_ = std::make_unique<HttpServer>(&loop_);
+  HttpServerOptions http_opts;
+  http_opts.max_conns_per_endpoint = conf_.limits.http_max_conns_per_endpoint;
+  http_opts.max_conns_per_ip = conf_.limits.http_max_conns_per_ip;
+  http_opts.fd_reserve = conf_.limits.fd_reserve;
+  http_opts.max_header_bytes = conf_.limits.http_max_header_bytes;
+  http_opts.max_body = conf_.limits.http_max_body_bytes;
+  http_ = std::make_unique<HttpServer>(&loop_, http_opts);
   ports_ = std::make_unique<PortRanges>(conf_.port_ranges);
-  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get(), ports_.get()});
+  DnsResolverOptions dns_opts;
+  dns_opts.servers = conf_.dns_servers;
+  dns_ = std::make_unique<DnsResolver>(&loop_, dns_opts);
+  http_client_ = std::make_unique<HttpClient>(&loop_, *dns_);
+  services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get(),
+                               ports_.get(), dns_.get(), http_client_.get()});
   host_ = std::make_unique<PluginHost>(*services_, conf_);
   call_endpoints_.attach(host_.get());
   admin_ = std::make_unique<AdminApi>(*this);
@@ -96,6 +108,9 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
     };
     stat("junction_media_rx_packets_total", m->stats().rx_packets, "Datagrams received on a media loop's sockets");
     stat("junction_media_tx_packets_total", m->stats().tx_packets, "Datagrams sent from a media loop");
+    stat("junction_media_posts_total", m->stats().posts, "Posts (host->post) delivered on a media loop");
+    stat("junction_media_post_dropped_total", m->stats().post_dropped, "Posts refused: 65536 already queued for the loop");
+    stat("junction_media_timer_fires_total", m->stats().timer_fires, "Media-loop timers that fired");
     stat("junction_media_tx_dropped_total", m->stats().tx_dropped, "Datagrams a media loop's kernel socket refused");
     stat("junction_media_rx_truncated_total", m->stats().rx_truncated, "Datagrams longer than the socket's max_datagram, dropped");
     stat("junction_media_bus_handoffs_total", m->stats().bus_handoffs, "Packets handed to the control loop's bus subscribers");
@@ -105,6 +120,13 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
                       "Sockets a media loop polls");
     metrics_.computed("junction_media_buffers_outstanding", lab, [m] { return static_cast<double>(m->pool().outstanding()); },
                       "A media loop's packet buffers in use");
+  }
+  HttpServer* http = http_.get();
+  for (size_t r = 0; r < static_cast<size_t>(HttpRefusal::kCount); ++r) {
+    auto why = static_cast<HttpRefusal>(r);
+    metrics_.computed("junction_http_refused_total", fmt::format("reason=\"{}\"", http_refusal_name(why)),
+                      [http, why] { return static_cast<double>(http->refused(why)); },
+                      "HTTP/WebSocket connections or requests turned away by [limits]");
   }
   CallManager* calls = calls_.get();
   metrics_.computed("junction_calls_active", "", [calls] { return static_cast<double>(calls->active_calls()); }, "Calls in progress");
@@ -126,6 +148,8 @@ Server::~Server() {
   admin_.reset();
   host_.reset();
   services_.reset();
+  http_client_.reset();  // both stopped in stop()
+  dns_.reset();
   http_.reset();
   calls_.reset();
   call_timers_.reset();
@@ -222,6 +246,8 @@ void Server::stop() {
   host_->stop_all([this] {
     media_->stop();  // every plugin (and so every media socket) is gone
     admin_->stop();
+    // The client before the resolver it asks; both after every plugin (nothing is outstanding).
+    http_client_->stop([this] { dns_->stop([] {}); });
     http_->stop([this] {
       if (signals_open_) {
         for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "host/port_ranges.hpp"
+#include "net/dns_resolver.hpp"
+#include "net/http_client.hpp"
 
 #include "bus/buffer_pool.hpp"
 #include "bus/packet_bus.hpp"
@@ -100,6 +102,8 @@ class Server {
   HostCallEndpoints call_endpoints_;
   std::unique_ptr<CallManager> calls_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<DnsResolver> dns_;
+  std::unique_ptr<HttpClient> http_client_;
   std::unique_ptr<Services> services_;
   std::unique_ptr<PluginHost> host_;
   std::unique_ptr<AdminApi> admin_;

@@ -22,6 +22,9 @@ struct RelayConf {
   std::string ng_listen = "127.0.0.1:2223";
   std::string interface = "127.0.0.1";
   std::string advertise;  // "" = interface
+  std::string port_range = "media";  // the core's [ports.NAME] range the media sockets come from
+  bool port_range_set = false;       // given explicitly (else a core without the range falls back)
+  bool legacy_ports = false;         // port_min/port_max given (deprecated): the relay's own range
   int port_min = 30000, port_max = 39999;
   Latch latch = Latch::Symmetric;
   uint64_t timeout_s = 60;
@@ -39,7 +42,7 @@ struct ConfError {
 inline std::optional<ConfError> parse_conf(const nlohmann::json& c, RelayConf& out) {
   out = RelayConf{};
   if (!c.is_object()) return ConfError{"", "the plugin conf is not a table"};
-  static const char* known[] = {"ng_listen", "interface", "advertise", "port_min", "port_max", "latching", "timeout_s",
+  static const char* known[] = {"ng_listen", "interface", "advertise", "port_range", "port_min", "port_max", "latching", "timeout_s",
                                 "publish", "ssrc_change_limit", "rcvbuf", "max_sessions", "control_topic"};
   for (auto& [k, v] : c.items()) {
     bool ok = false;
@@ -73,6 +76,12 @@ inline std::optional<ConfError> parse_conf(const nlohmann::json& c, RelayConf& o
   str("interface", out.interface);
   str("advertise", out.advertise);
   str("control_topic", out.control_topic);
+  str("port_range", out.port_range);
+  out.port_range_set = c.contains("port_range");
+  out.legacy_ports = c.contains("port_min") || c.contains("port_max");
+  if (!err && out.legacy_ports && c.contains("port_range"))
+    err = ConfError{"port_range", "cannot be combined with the deprecated port_min/port_max (use one of them)"};
+  if (!err && !out.legacy_ports && out.port_range.empty()) err = ConfError{"port_range", "must name a [ports.NAME] range of the core"};
   std::string latch = "symmetric";
   str("latching", latch);
   if (!err) {

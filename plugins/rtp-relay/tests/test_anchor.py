@@ -32,14 +32,15 @@ def split_addr(text):
 
 class AnchorTest(JunctionTest):
     def start(self, anchor, ports=100, **relay_extra):
-        # A private relay range per server (22000..23999, this file's band, see test_ng.relay_conf),
+        # A private relay range per server (22000..23999, this file's band, see test_ng.relay_ports),
         # clear of call-peer's 30001 and 40000.
         self.lo = 22000 + (free_port(socket.SOCK_DGRAM) % 20) * 100
         self.hi = self.lo + ports - 1
-        relay = {"ng_listen": "", "port_min": self.lo, "port_max": self.hi, **relay_extra}
+        relay = {"ng_listen": "", "port_range": "media", **relay_extra}
         server = {"media_anchor": RELAY} if anchor else {}
         j = self.server(plugins={A: {"on_offer": "answer"}, B: {"on_offer": "answer"}, RELAY: relay},
                         routes=ROUTES, server=server)
+        j.write_core(dict(j.core, ports={"media": {"min": self.lo, "max": self.hi}}))
         return j.start()
 
     def events(self, j, plugin, type=None):

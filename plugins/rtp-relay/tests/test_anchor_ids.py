@@ -20,9 +20,10 @@ class AnchorIdsTest(JunctionTest):
         super().setUp()
         ng_port = free_port(socket.SOCK_DGRAM)
         lo = 9000 + (ng_port % 9) * 100
-        relay = {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 99}
+        relay = {"ng_listen": f"127.0.0.1:{ng_port}", "port_range": "media"}
         self.j = self.server(plugins={A: {"on_offer": "answer"}, B: {"on_offer": "answer"}, RELAY: relay},
                              routes=ROUTES, server={"media_anchor": RELAY})
+        self.j.write_core(dict(self.j.core, ports={"media": {"min": lo, "max": lo + 99}}))
         self.j.start()
         self.ng = NgClient(ng_port)
         self.addCleanup(self.ng.close)

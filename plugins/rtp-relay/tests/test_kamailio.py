@@ -162,9 +162,11 @@ class KamailioTest(JunctionTest):
 
     def test_kamailio_rtpengine_module_drives_the_relay(self):
         ng_port = free_port(socket.SOCK_DGRAM)
-        lo = 20000 + (ng_port % 20) * 100  # this file's band (see test_ng.relay_conf)
-        j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 99}},
-                        server={"media_loops": 1}).start()
+        lo = 20000 + (ng_port % 20) * 100  # this file's band (see test_ng.relay_ports)
+        j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_range": "media"}},
+                        server={"media_loops": 1})
+        j.write_core(dict(j.core, ports={"media": {"min": lo, "max": lo + 99}}))
+        j.start()
         sip_port, caller_port, callee_port = (free_port(socket.SOCK_DGRAM) for _ in range(3))
         # sipp's media ports: 32000-32599, clear of the harness's free_port band (24000-31999), the
         # relay tests' bands (10000-23999) and the kernel's ephemeral range (32768+).

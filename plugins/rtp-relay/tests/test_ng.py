@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -17,16 +18,27 @@ from ngclient import NgClient, sdp, sdp_port, rtp  # noqa: E402
 SRTP_TOOL = os.path.join(BUILD, "plugins", "rtp-relay", "rtp_relay_srtp_tool")
 
 
-def relay_conf(ng_port, **kw):
-    # A private port range per server, below the kernel's ephemeral range (32768+) so that no
-    # other test's ephemeral socket (free_port, port 0 binds) can take a port the relay allocates
-    # or the ng port it binds. Each test file has its own band: test_reload 10000-17999, test_ng
-    # 18000-19999, test_kamailio 20000-21999, test_anchor 22000-23999. Ports another process holds
-    # are skipped by the allocator anyway.
+def relay_ports(ng_port):
+    """The core's [ports.media] range for one server: a private band per server, below the
+    kernel's ephemeral range (32768+) so that no other test's ephemeral socket (free_port, port 0
+    binds) can take a port the relay allocates or the ng port it binds. Each test file has its own
+    band: test_reload 10000-17999, test_ng 18000-19999, test_kamailio 20000-21999, test_anchor
+    22000-23999. Ports another process holds are skipped by the core's allocator anyway."""
     lo = 18000 + (ng_port % 20) * 100
-    conf = {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 99}
+    return {"media": {"min": lo, "max": lo + 99}}
+
+
+def relay_conf(ng_port, **kw):
+    conf = {"ng_listen": f"127.0.0.1:{ng_port}", "port_range": "media"}
     conf.update(kw)
     return conf
+
+
+def relay_server(test, ng_port, media_loops=2, **kw):
+    """A started server whose relay takes its ports from the core's range 'media'."""
+    j = test.server(plugins={"rtp-relay": relay_conf(ng_port, **kw)}, server={"media_loops": media_loops})
+    j.write_core(dict(j.core, ports=relay_ports(ng_port)))
+    return j.start()
 
 
 def recv_all(sock, n):
@@ -49,7 +61,7 @@ class NgTest(JunctionTest):
     def setUp(self):
         super().setUp()
         self.ng_port = free_port(socket.SOCK_DGRAM)
-        self.j = self.server(plugins={"rtp-relay": relay_conf(self.ng_port)}, server={"media_loops": 2}).start()
+        self.j = relay_server(self, self.ng_port)
         self.j.wait_for_log(r"rtp-relay: ng on")
         self.ng = NgClient(self.ng_port)
         self.socks = []
@@ -473,13 +485,88 @@ class NgTest(JunctionTest):
 
     def test_silent_session_times_out(self):
         ng_port = free_port(socket.SOCK_DGRAM)
-        j = self.server(plugins={"rtp-relay": relay_conf(ng_port, timeout_s=1)}, server={"media_loops": 2}).start()
+        j = relay_server(self, ng_port, timeout_s=1)
         ng = NgClient(ng_port)
         self.addCleanup(ng.close)
         self.assertEqual(ng.cmd("offer", call_id="quiet", from_tag="f", sdp=sdp(5000))["result"], "ok")
         j.wait_for_log(r"call 'quiet' deleted by timeout", timeout=10)
         self.assertEqual(ng.cmd("query", call_id="quiet")["result"], "error")
         self.assertEqual(j.cmd("rtp-relay", "stats")["timeouts"], 1)
+
+    def test_control_commands_lock_only_their_calls_shard(self):
+        # Two calls, one per media loop (a new call goes to the least loaded loop). While media
+        # flows through the second call, ng commands for the first (re-offer, answer, query,
+        # forward, unforward, subscribe, unsubscribe, list, delete) must take only the first
+        # call's shard lock: the relay counts every control-thread acquisition per shard.
+        a1, b1, a2, b2, rec = self.sock(), self.sock(), self.sock(), self.sock(), self.sock()
+        self.call("lk-1", a1, b1)
+        to_b2, to_a2, _, _ = self.call("lk-2", a2, b2)
+        loop1 = self.ng.cmd("query", call_id="lk-1")["media loop"]
+        loop2 = self.ng.cmd("query", call_id="lk-2")["media loop"]
+        self.assertEqual({loop1, loop2}, {1, 2})
+
+        def locks():
+            return {s["loop"]: s for s in self.j.cmd("rtp-relay", "locks")["shards"]}
+
+        def media_round(seq):  # a packet through lk-2 both ways, each one received
+            a2.sendto(rtp(seq, ssrc=0x2A), ("127.0.0.1", to_a2))
+            self.assertEqual(b2.recvfrom(4096)[0], rtp(seq, ssrc=0x2A))
+            b2.sendto(rtp(seq, ssrc=0x2B), ("127.0.0.1", to_b2))
+            self.assertEqual(a2.recvfrom(4096)[0], rtp(seq, ssrc=0x2B))
+
+        media_round(0)
+        before = locks()
+        rounds = 10
+        for i in range(rounds):
+            media_round(i + 1)
+            o = self.ng.cmd("offer", call_id="lk-1", from_tag="ft-lk-1", to_tag="tt-lk-1", sdp=sdp(a1.getsockname()[1]))
+            self.assertEqual(o["result"], "ok", o)
+            an = self.ng.cmd("answer", call_id="lk-1", from_tag="ft-lk-1", to_tag="tt-lk-1", sdp=sdp(b1.getsockname()[1]))
+            self.assertEqual(an["result"], "ok", an)
+            self.assertEqual(self.ng.cmd("query", call_id="lk-1")["result"], "ok")
+            fw = dict(call_id="lk-1", from_tag="ft-lk-1", address=f"127.0.0.1:{rec.getsockname()[1]}")
+            self.assertEqual(self.ng.cmd("forward", **fw)["result"], "ok")
+            self.assertEqual(self.ng.cmd("unforward", **fw)["result"], "ok")
+            sub = self.ng.cmd("subscribe request", call_id="lk-1", from_tag="ft-lk-1", to_tag=f"sub-{i}")
+            self.assertEqual(sub["result"], "ok", sub)
+            self.assertEqual(self.ng.cmd("unsubscribe", call_id="lk-1", to_tag=f"sub-{i}")["result"], "ok")
+            self.assertEqual(self.ng.cmd("list")["result"], "ok")
+        self.assertEqual(self.ng.cmd("delete", call_id="lk-1")["result"], "ok")
+        media_round(rounds + 1)
+        after = locks()
+        # The untouched shard: its media loop kept relaying, no control command took its lock.
+        self.assertGreater(after[loop2]["media"], before[loop2]["media"])
+        self.assertEqual(after[loop2]["control"], before[loop2]["control"])
+        # The call's own shard was taken (at least once per command that changes or reads it).
+        self.assertGreaterEqual(after[loop1]["control"] - before[loop1]["control"], 7 * rounds)
+        self.assertEqual(after[0]["control"], before[0]["control"])  # no call lives on the control loop
+
+    def test_deadline_is_checked_when_due_and_media_keeps_a_call(self):
+        # timeout_s = 1: both calls' deadlines fall due together; the silent one is deleted, the
+        # one with media is checked, found active and kept (put back at last media + 1 s).
+        ng_port = free_port(socket.SOCK_DGRAM)
+        j = relay_server(self, ng_port, timeout_s=1)
+        ng = NgClient(ng_port)
+        self.addCleanup(ng.close)
+        a, b = self.sock(), self.sock()
+        self.assertEqual(ng.cmd("offer", call_id="silent", from_tag="f", sdp=sdp(5000))["result"], "ok")
+        o = ng.cmd("offer", call_id="busy", from_tag="fb", sdp=sdp(a.getsockname()[1]))
+        an = ng.cmd("answer", call_id="busy", from_tag="fb", to_tag="tb", sdp=sdp(b.getsockname()[1]))
+        to_a = sdp_port(an["sdp"])
+        timed_out = threading.Event()
+        threading.Thread(target=lambda: (j.wait_for_log(r"call 'silent' deleted by timeout", timeout=30), timed_out.set()),
+                         daemon=True).start()
+        seq = 0
+        while not timed_out.wait(0.02):  # RTP pacing: a packet every 20 ms until the silent call is gone
+            seq += 1
+            self.assertLess(seq, 1500, "the silent call never timed out")
+            a.sendto(rtp(seq, ssrc=0xB), ("127.0.0.1", to_a))
+            self.assertEqual(b.recvfrom(4096)[0], rtp(seq, ssrc=0xB))
+        self.assertEqual(ng.cmd("query", call_id="silent")["result"], "error")
+        self.assertEqual(ng.cmd("query", call_id="busy")["result"], "ok")
+        self.assertNotIn("call 'busy' deleted", j.log())
+        self.assertGreaterEqual(j.cmd("rtp-relay", "locks")["deadline_checks"], 2)
+        self.assertEqual(sdp_port(o["sdp"]) % 2, 0)
 
     def test_peer_strings_are_escaped_in_the_log(self):
         # A call-id, tags and a command chosen by the peer, with newlines, a carriage return and

@@ -42,9 +42,11 @@ class ReloadTest(JunctionTest):
 
     def reload_under_load(self, media_loops=0):
         ng_port = free_port(socket.SOCK_DGRAM)
-        lo = 10000  # this file's own range, below the kernel's ephemeral ports (32768+), see test_ng.relay_conf
-        j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_min": lo, "port_max": lo + 7999}},
-                        server={"media_loops": media_loops}).start()
+        lo = 10000  # this file's own range, below the kernel's ephemeral ports (32768+), see test_ng.relay_ports
+        j = self.server(plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_range": "media"}},
+                        server={"media_loops": media_loops})
+        j.write_core(dict(j.core, ports={"media": {"min": lo, "max": lo + 7999}}))
+        j.start()
         ng = NgClient(ng_port)
         a, b = big_socket(), big_socket()
         self.addCleanup(ng.close)

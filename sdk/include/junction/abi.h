@@ -9,7 +9,8 @@
  * The one has-field rule (2.0): a struct that carries `struct_size` and was filled in by the
  * other side is read only through JN_HAS_FIELD(ptr, type, field); a field it lacks takes the
  * default documented beside it. Structs without `struct_size` (jn_str, jn_addr, jn_buf,
- * jn_media_meta, jn_send, jn_header, jn_codec, jn_datagram) are frozen for the whole major:
+ * jn_media_meta, jn_send, jn_header, jn_codec, jn_datagram, jn_dns_srv, jn_dns_naptr,
+ * jn_sip_target) are frozen for the whole major:
  * their size and every offset are pinned by the static asserts at the end of this file, and
  * their reserved fields must be zero. A frozen copy of the 2.0 header is compiled against this
  * one in the test suite (tests/abi/), so a 2.x that moves or resizes a field fails the build.
@@ -20,8 +21,9 @@
  * Threading: every hook is called on the core's control loop thread, and every host service
  * must be called from that thread, inside a hook -- with one exception: a UDP socket bound
  * with jn_udp_options.loop = k (1..media_loops()) lives on media loop k, a core thread pinned
- * to a CPU. Its on_udp runs on that thread, and from inside such an on_udp the plugin may call
- * only the services marked [media] below; any other service returns JN_ERR_WRONG_THREAD (or
+ * to a CPU. Its on_udp runs on that thread, and so do on_timer for timers started on that loop
+ * and on_post for posts to it; from inside those hooks the plugin may call only the services
+ * marked [media] below; any other service returns JN_ERR_WRONG_THREAD (or
  * does nothing, for the void ones) and logs the misuse. Hooks of one plugin therefore run on
  * several threads at once: the plugin guards the state its media loops share with its control
  * hooks (a lock per shard of sessions, taken once per on_udp batch, is the intended pattern).
@@ -92,7 +94,8 @@ enum {
   JN_ERR_UNSUPPORTED = -8,  /* the other side does not implement this                      */
   JN_ERR_LIMIT = -9,        /* a size or count limit was hit (out buffer too small, ...)   */
   JN_ERR_INTERNAL = -10,    /* a bug: an exception was caught at the boundary, an invariant */
-  JN_ERR_WRONG_THREAD = -11 /* called from a media loop, where this service is not allowed */
+  JN_ERR_WRONG_THREAD = -11, /* called from a media loop, where this service is not allowed */
+  JN_ERR_TIMEOUT = -12       /* a deadline passed (a connect, an idle connection, a request) */
 };
 
 /* An opaque resource name: (generation << 32) | index. 0 is never a valid handle. A handle
@@ -220,7 +223,8 @@ enum {
   JN_TCP_OVERSIZE = 4,  /* a frame exceeded max_frame; it was discarded up to the next delimiter
                            (DELIM) or the connection will be closed (LEN16, cannot resync) */
   JN_TCP_CLOSED = 5     /* closed by the peer, an error, an idle timeout or tcp_close; the handle
-                           is dead after this hook returns. status carries the reason. */
+                           is dead after this hook returns. status carries the reason: JN_OK
+                           orderly, JN_ERR_TIMEOUT idle or connect timeout, JN_ERR_IO an error. */
 };
 
 typedef struct jn_tcp_event {
@@ -400,6 +404,89 @@ typedef struct jn_anchor_request {
                                  other. */
 } jn_anchor_request;
 
+/* Asynchronous DNS (host->dns_resolve; the answer comes in on_dns). */
+enum { JN_DNS_A = 1, JN_DNS_AAAA = 28, JN_DNS_SRV = 33, JN_DNS_NAPTR = 35,
+       JN_DNS_SIP = 0x10000 /* RFC 3263 for a SIP URI's host: NAPTR -> SRV -> A/AAAA, in order */ };
+enum { JN_DNS_OK = 0, JN_DNS_NODATA = 1, JN_DNS_NXDOMAIN = 2, JN_DNS_TIMEOUT = 3, JN_DNS_SERVFAIL = 4,
+       JN_DNS_BADNAME = 5, JN_DNS_ERROR = 6 };
+enum { JN_SIP_ANY = 0, JN_SIP_UDP = 1, JN_SIP_TCP = 2, JN_SIP_TLS = 3 };
+
+typedef struct jn_dns_query {
+  uint32_t struct_size;
+  uint32_t type;       /* JN_DNS_A / AAAA / SRV / NAPTR / SIP */
+  jn_str name;         /* borrowed; a literal address or "localhost" is answered without a query */
+  uint32_t timeout_ms; /* 0 = 5000 */
+  uint16_t port;       /* JN_DNS_SIP: the URI's explicit port, 0 = none (then NAPTR/SRV are used) */
+  uint8_t transport;   /* JN_DNS_SIP: the URI's transport= (JN_SIP_*), JN_SIP_ANY = none */
+  uint8_t sips;        /* JN_DNS_SIP: 1 for a sips: URI (TLS only) */
+} jn_dns_query;
+
+typedef struct jn_dns_srv { /* frozen */
+  uint16_t priority, weight, port, reserved;
+  jn_str target;
+} jn_dns_srv;
+
+typedef struct jn_dns_naptr { /* frozen */
+  uint16_t order, preference;
+  uint32_t reserved;
+  jn_str flags, service, regexp, replacement;
+} jn_dns_naptr;
+
+typedef struct jn_sip_target { /* frozen: one place to send a SIP request, in the order to try */
+  uint32_t transport; /* JN_SIP_UDP / TCP / TLS */
+  uint32_t reserved;
+  jn_addr addr;       /* IP and port */
+  jn_str target;      /* the host name it came from */
+} jn_sip_target;
+
+typedef struct jn_dns_result {
+  uint32_t struct_size;
+  uint32_t status;      /* JN_DNS_* status */
+  jn_handle query;      /* the dns_resolve handle (dead after this hook) */
+  uint64_t cookie;
+  jn_str name;          /* what was asked */
+  jn_str error;         /* why, when status is not OK */
+  uint32_t ttl;         /* seconds, the smallest of the records */
+  uint32_t address_count;
+  const jn_addr* addresses;   /* A / AAAA (port 0) */
+  const jn_dns_srv* srv;      /* SRV, in the order to try (priority, then weight) */
+  const jn_dns_naptr* naptr;  /* NAPTR, by order then preference */
+  const jn_sip_target* targets; /* JN_DNS_SIP */
+  uint32_t srv_count;
+  uint32_t naptr_count;
+  uint32_t target_count;
+  uint32_t reserved0;
+} jn_dns_result;
+
+/* Outbound HTTP(S) (host->http_request; the answer comes in on_http_response). Webhooks, status
+ * callbacks. https:// verifies the server against the system CAs (or ca_file) and its name. */
+typedef struct jn_http_client_request {
+  uint32_t struct_size;
+  uint32_t timeout_ms;       /* the whole request, connect included; 0 = 10000 */
+  jn_str method;             /* "GET", "POST", ... */
+  jn_str url;                /* http://host[:port]/path or https://... (host may be a name) */
+  const jn_header* headers;  /* extra request headers; Host, Content-Length, Connection are the core's */
+  uint32_t header_count;
+  uint32_t follow_redirects; /* 0: a 3xx is the answer; 1: up to 5, never from https to http */
+  jn_str body;
+  uint64_t max_response_body; /* bytes; 0 = 1 MiB; a longer body is the error "too large" */
+  jn_str ca_file;            /* PEM CAs to trust instead of the system's (private CAs, tests) */
+} jn_http_client_request;
+
+typedef struct jn_http_client_response {
+  uint32_t struct_size;
+  int32_t status;            /* the HTTP status; 0 when error is set */
+  jn_handle request;         /* the http_request handle (dead after this hook) */
+  uint64_t cookie;
+  jn_str error;              /* empty on success, else why ("timeout", "connection refused",
+                                "certificate verification failed: ...", "too large", ...) */
+  const jn_header* headers;  /* in order */
+  uint32_t header_count;
+  uint32_t redirects;        /* how many were followed */
+  jn_str body;
+  jn_str url;                /* the URL that answered (after redirects) */
+} jn_http_client_response;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Plugin vtable: jn_on_* hooks. Any hook may be NULL except on_destroy.                     */
 /* The jn_plugin* passed is the instance returned by the factory.                            */
@@ -446,6 +533,11 @@ typedef struct jn_plugin_vtable {
 
   /* Media anchoring (see jn_anchor_request). Must not call the call_* services. */
   void (*on_anchor)(jn_plugin* self, const jn_anchor_request* req);
+  /* A host->post() to this loop arrived: runs on the loop it was posted to (see post). */
+  void (*on_post)(jn_plugin* self, uint64_t cookie);
+  /* The answer to a dns_resolve / http_request (all pointers borrowed for the call). */
+  void (*on_dns)(jn_plugin* self, const jn_dns_result* result);
+  void (*on_http_response)(jn_plugin* self, const jn_http_client_response* response);
 } jn_plugin_vtable;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -524,6 +616,11 @@ typedef struct jn_host_api {
   void (*config_error)(jn_host_ctx* ctx, jn_str key_path, jn_str reason);
 
   /* --- timers ------------------------------------------------------------------------------ */
+  /* [media] A timer of the calling loop: started from a media loop's hook it belongs to that
+   * loop, its on_timer runs there, and only that loop may stop it (JN_ERR_WRONG_THREAD from any
+   * other). To start one on media loop k from the control loop, post() to k and start it in
+   * on_post. A one-shot timer's handle is dead once on_timer runs. Timers survive a hot reload
+   * (a media-loop timer that fires during the swap is held and delivered after it). */
   jn_status (*timer_start)(jn_host_ctx* ctx, uint64_t delay_ms, uint64_t repeat_ms,
                            uint64_t cookie, jn_handle* out_timer);
   jn_status (*timer_stop)(jn_host_ctx* ctx, jn_handle timer);
@@ -656,6 +753,25 @@ typedef struct jn_host_api {
    * the port is free again once closed). JN_ERR_NOT_FOUND: no such range; JN_ERR_LIMIT: no free
    * port (or pair) left in it; JN_ERR_INVALID: a bad request. */
   jn_status (*port_bind)(jn_host_ctx* ctx, const jn_port_request* req, jn_handle* out, uint32_t* out_port);
+
+  /* --- between loops ----------------------------------------------------------------------------- */
+  /* [media] Runs the plugin's on_post(cookie) on loop `loop` (0 = the control loop, k = media loop
+   * k), soon and never inside this call; posts from one thread to one loop arrive in order. A
+   * cookie is all it carries: hand data over through the plugin's own (locked or lock-free)
+   * structures. Posts survive a hot reload (held during the swap, delivered to the new instance)
+   * and are dropped when the plugin unloads. JN_ERR_INVALID: no such loop; JN_ERR_LIMIT: 65536
+   * posts already queued for that loop (counted in junction_post_dropped_total). */
+  jn_status (*post)(jn_host_ctx* ctx, uint32_t loop, uint64_t cookie);
+
+  /* --- DNS and outbound HTTP (control loop; answers in on_dns / on_http_response) ---------------- */
+  /* Never blocks: the answer comes in a later hook, exactly once, unless cancelled. Outstanding
+   * ones survive a hot reload (the answer goes to the new instance) and are cancelled at unload.
+   * JN_ERR_INVALID: a bad query/request (reason logged); JN_ERR_LIMIT: too many outstanding. */
+  jn_status (*dns_resolve)(jn_host_ctx* ctx, const jn_dns_query* query, uint64_t cookie, jn_handle* out_query);
+  jn_status (*http_request)(jn_host_ctx* ctx, const jn_http_client_request* request, uint64_t cookie,
+                            jn_handle* out_request);
+  /* Cancels a dns_resolve or http_request: its hook is not called. JN_ERR_NOT_FOUND once answered. */
+  jn_status (*cancel)(jn_host_ctx* ctx, jn_handle query_or_request);
 } jn_host_api;
 
 /* Arguments to the factory. */
@@ -682,8 +798,8 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 
 /* The length of each table in 2.0: a 2.x peer's table is at least this long, and a field past it
  * (appended in 2.1 or later) is read only through JN_HAS_FIELD. */
-#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, port_bind) + sizeof(void*))
-#define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_anchor) + sizeof(void*))
+#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, cancel) + sizeof(void*))
+#define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_http_response) + sizeof(void*))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
  * resized or removed field) fails here. Appending a field adds pins; it never changes one. */
@@ -860,7 +976,73 @@ JN_ABI_PIN(jn_anchor_request, reply, 8);
 JN_ABI_PIN(jn_anchor_request, call_id, 16);
 JN_ABI_PIN(jn_anchor_request, media, 32);
 JN_ABI_PIN(jn_anchor_request, sender, 40);
-JN_ABI_PIN_SIZE(jn_plugin_vtable, 128);
+JN_ABI_PIN_SIZE(jn_dns_query, 32);
+JN_ABI_PIN(jn_dns_query, struct_size, 0);
+JN_ABI_PIN(jn_dns_query, type, 4);
+JN_ABI_PIN(jn_dns_query, name, 8);
+JN_ABI_PIN(jn_dns_query, timeout_ms, 24);
+JN_ABI_PIN(jn_dns_query, port, 28);
+JN_ABI_PIN(jn_dns_query, transport, 30);
+JN_ABI_PIN(jn_dns_query, sips, 31);
+JN_ABI_PIN_SIZE(jn_dns_srv, 24);
+JN_ABI_PIN(jn_dns_srv, priority, 0);
+JN_ABI_PIN(jn_dns_srv, weight, 2);
+JN_ABI_PIN(jn_dns_srv, port, 4);
+JN_ABI_PIN(jn_dns_srv, reserved, 6);
+JN_ABI_PIN(jn_dns_srv, target, 8);
+JN_ABI_PIN_SIZE(jn_dns_naptr, 72);
+JN_ABI_PIN(jn_dns_naptr, order, 0);
+JN_ABI_PIN(jn_dns_naptr, preference, 2);
+JN_ABI_PIN(jn_dns_naptr, reserved, 4);
+JN_ABI_PIN(jn_dns_naptr, flags, 8);
+JN_ABI_PIN(jn_dns_naptr, service, 24);
+JN_ABI_PIN(jn_dns_naptr, regexp, 40);
+JN_ABI_PIN(jn_dns_naptr, replacement, 56);
+JN_ABI_PIN_SIZE(jn_sip_target, 48);
+JN_ABI_PIN(jn_sip_target, transport, 0);
+JN_ABI_PIN(jn_sip_target, reserved, 4);
+JN_ABI_PIN(jn_sip_target, addr, 8);
+JN_ABI_PIN(jn_sip_target, target, 32);
+JN_ABI_PIN_SIZE(jn_dns_result, 112);
+JN_ABI_PIN(jn_dns_result, struct_size, 0);
+JN_ABI_PIN(jn_dns_result, status, 4);
+JN_ABI_PIN(jn_dns_result, query, 8);
+JN_ABI_PIN(jn_dns_result, cookie, 16);
+JN_ABI_PIN(jn_dns_result, name, 24);
+JN_ABI_PIN(jn_dns_result, error, 40);
+JN_ABI_PIN(jn_dns_result, ttl, 56);
+JN_ABI_PIN(jn_dns_result, address_count, 60);
+JN_ABI_PIN(jn_dns_result, addresses, 64);
+JN_ABI_PIN(jn_dns_result, srv, 72);
+JN_ABI_PIN(jn_dns_result, naptr, 80);
+JN_ABI_PIN(jn_dns_result, targets, 88);
+JN_ABI_PIN(jn_dns_result, srv_count, 96);
+JN_ABI_PIN(jn_dns_result, naptr_count, 100);
+JN_ABI_PIN(jn_dns_result, target_count, 104);
+JN_ABI_PIN(jn_dns_result, reserved0, 108);
+JN_ABI_PIN_SIZE(jn_http_client_request, 96);
+JN_ABI_PIN(jn_http_client_request, struct_size, 0);
+JN_ABI_PIN(jn_http_client_request, timeout_ms, 4);
+JN_ABI_PIN(jn_http_client_request, method, 8);
+JN_ABI_PIN(jn_http_client_request, url, 24);
+JN_ABI_PIN(jn_http_client_request, headers, 40);
+JN_ABI_PIN(jn_http_client_request, header_count, 48);
+JN_ABI_PIN(jn_http_client_request, follow_redirects, 52);
+JN_ABI_PIN(jn_http_client_request, body, 56);
+JN_ABI_PIN(jn_http_client_request, max_response_body, 72);
+JN_ABI_PIN(jn_http_client_request, ca_file, 80);
+JN_ABI_PIN_SIZE(jn_http_client_response, 88);
+JN_ABI_PIN(jn_http_client_response, struct_size, 0);
+JN_ABI_PIN(jn_http_client_response, status, 4);
+JN_ABI_PIN(jn_http_client_response, request, 8);
+JN_ABI_PIN(jn_http_client_response, cookie, 16);
+JN_ABI_PIN(jn_http_client_response, error, 24);
+JN_ABI_PIN(jn_http_client_response, headers, 40);
+JN_ABI_PIN(jn_http_client_response, header_count, 48);
+JN_ABI_PIN(jn_http_client_response, redirects, 52);
+JN_ABI_PIN(jn_http_client_response, body, 56);
+JN_ABI_PIN(jn_http_client_response, url, 72);
+JN_ABI_PIN_SIZE(jn_plugin_vtable, 152);
 JN_ABI_PIN(jn_plugin_vtable, struct_size, 0);
 JN_ABI_PIN(jn_plugin_vtable, on_start, 8);
 JN_ABI_PIN(jn_plugin_vtable, on_stop, 16);
@@ -877,6 +1059,9 @@ JN_ABI_PIN(jn_plugin_vtable, on_call, 96);
 JN_ABI_PIN(jn_plugin_vtable, on_event, 104);
 JN_ABI_PIN(jn_plugin_vtable, on_admin, 112);
 JN_ABI_PIN(jn_plugin_vtable, on_anchor, 120);
+JN_ABI_PIN(jn_plugin_vtable, on_post, 128);
+JN_ABI_PIN(jn_plugin_vtable, on_dns, 136);
+JN_ABI_PIN(jn_plugin_vtable, on_http_response, 144);
 JN_ABI_PIN_SIZE(jn_udp_options, 24);
 JN_ABI_PIN(jn_udp_options, struct_size, 0);
 JN_ABI_PIN(jn_udp_options, rcvbuf, 4);
@@ -906,7 +1091,7 @@ JN_ABI_PIN(jn_port_request, reserved0, 44);
 JN_ABI_PIN(jn_port_request, udp, 48);
 JN_ABI_PIN(jn_port_request, tcp, 56);
 JN_ABI_PIN(jn_port_request, cookie, 64);
-JN_ABI_PIN_SIZE(jn_host_api, 448);
+JN_ABI_PIN_SIZE(jn_host_api, 480);
 JN_ABI_PIN(jn_host_api, struct_size, 0);
 JN_ABI_PIN(jn_host_api, abi_major, 4);
 JN_ABI_PIN(jn_host_api, abi_minor, 6);
@@ -965,6 +1150,10 @@ JN_ABI_PIN(jn_host_api, bus_release_id, 416);
 JN_ABI_PIN(jn_host_api, bus_publish_id, 424);
 JN_ABI_PIN(jn_host_api, anchor_end, 432);
 JN_ABI_PIN(jn_host_api, port_bind, 440);
+JN_ABI_PIN(jn_host_api, post, 448);
+JN_ABI_PIN(jn_host_api, dns_resolve, 456);
+JN_ABI_PIN(jn_host_api, http_request, 464);
+JN_ABI_PIN(jn_host_api, cancel, 472);
 JN_ABI_PIN_SIZE(jn_create_args, 32);
 JN_ABI_PIN(jn_create_args, struct_size, 0);
 JN_ABI_PIN(jn_create_args, restoring, 4);

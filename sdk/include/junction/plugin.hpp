@@ -60,6 +60,41 @@ class Host {
     return api_->timer_start(ctx_, delay_ms, repeat_ms, cookie, out);
   }
   jn_status stop_timer(jn_handle t) const { return api_->timer_stop(ctx_, t); }
+  // on_post(cookie) on loop `loop` (0 = control, k = media loop k).
+  jn_status post(uint32_t loop, uint64_t cookie) const { return api_->post(ctx_, loop, cookie); }
+
+  // Asynchronous DNS: type JN_DNS_A/AAAA/SRV/NAPTR; the answer comes in on_dns.
+  jn_status dns_resolve(std::string_view name, uint32_t type, uint64_t cookie, jn_handle* out, uint32_t timeout_ms = 0) const {
+    jn_dns_query q{};
+    q.struct_size = sizeof q;
+    q.type = type;
+    q.name = to_jn(name);
+    q.timeout_ms = timeout_ms;
+    return api_->dns_resolve(ctx_, &q, cookie, out);
+  }
+  // RFC 3263: where to send a SIP request for host (port 0 = none in the URI, transport JN_SIP_*).
+  jn_status dns_resolve_sip(std::string_view host, uint16_t port, uint8_t transport, bool sips, uint64_t cookie, jn_handle* out) const {
+    jn_dns_query q{};
+    q.struct_size = sizeof q;
+    q.type = JN_DNS_SIP;
+    q.name = to_jn(host);
+    q.port = port;
+    q.transport = transport;
+    q.sips = sips ? 1 : 0;
+    return api_->dns_resolve(ctx_, &q, cookie, out);
+  }
+  // Outbound HTTP(S); the answer comes in on_http_response. Fill the request's fields you need.
+  static jn_http_client_request http_client_request(std::string_view method, std::string_view url) {
+    jn_http_client_request r{};
+    r.struct_size = sizeof r;
+    r.method = to_jn(method);
+    r.url = to_jn(url);
+    return r;
+  }
+  jn_status http_request(const jn_http_client_request& r, uint64_t cookie, jn_handle* out) const {
+    return api_->http_request(ctx_, &r, cookie, out);
+  }
+  jn_status cancel(jn_handle query_or_request) const { return api_->cancel(ctx_, query_or_request); }
 
   // loop: 0 = the control loop, k = media loop k (see the ABI's threading rules).
   jn_status udp_bind(std::string_view addr, uint64_t cookie, jn_handle* out, uint32_t max_datagram = 0, uint32_t loop = 0) const {
@@ -289,6 +324,11 @@ class Plugin {
   }
   // Media anchoring: reply with the rewritten media, or an error to pass it through.
   virtual void on_anchor(const jn_anchor_request& r) { host_.anchor_reply(r.reply, JN_ERR_UNSUPPORTED, nullptr); }
+  // A host().post(loop, cookie) to this loop.
+  virtual void on_post(uint64_t /*cookie*/) {}
+  // Answers to host().dns_resolve(...) and host().http_request(...).
+  virtual void on_dns(const jn_dns_result&) {}
+  virtual void on_http_response(const jn_http_client_response&) {}
 
  private:
   Host host_;
@@ -360,6 +400,11 @@ inline const jn_plugin_vtable* vtable() {
       .on_event = [](jn_plugin* p, jn_str t, jn_str j) { guard_void(p, "on_event", [&] { self(p)->on_event(to_sv(t), to_sv(j)); }); },
       .on_admin = [](jn_plugin* p, const jn_admin_request* r) { guard_void(p, "on_admin", [&] { self(p)->on_admin(*r); }); },
       .on_anchor = [](jn_plugin* p, const jn_anchor_request* r) { guard_void(p, "on_anchor", [&] { self(p)->on_anchor(*r); }); },
+      .on_post = [](jn_plugin* p, uint64_t c) { guard_void(p, "on_post", [&] { self(p)->on_post(c); }); },
+      .on_dns = [](jn_plugin* p, const jn_dns_result* r) { guard_void(p, "on_dns", [&] { self(p)->on_dns(*r); }); },
+      .on_http_response = [](jn_plugin* p, const jn_http_client_response* r) {
+        guard_void(p, "on_http_response", [&] { self(p)->on_http_response(*r); });
+      },
   };
   return &vt;
 }

@@ -6,6 +6,8 @@
 //       events_topic (subscribe to application events; they are echoed to every WS client).
 #include <junction/plugin.hpp>
 
+#include <cstdio>
+
 #include <map>
 
 namespace {
@@ -141,6 +143,71 @@ class IoEcho : public junction::sdk::Plugin {
       host().admin_reply(r.reply, 200, json{{"status", st}, {"port", port}, {"handles", {h[0], h[1]}}}.dump());
       return;
     }
+    if (to_sv(r.verb) == "count") {  // {"name","value"}: a counter labelled with a value a peer chose
+      json b = json::parse(to_sv(r.body));
+      std::string v = b.at("value").get<std::string>(), esc;
+      for (char c : v) {  // the label text a careful plugin writes (Prometheus escaping)
+        if (c == '\\' || c == '"') esc += '\\';
+        if (c == '\n') {
+          esc += "\\n";
+          continue;
+        }
+        esc += c;
+      }
+      host().counter_add(b.at("name").get<std::string>(), 1, "name=\"" + esc + "\"");
+      host().admin_reply(r.reply, 200, "{}");
+      return;
+    }
+    if (to_sv(r.verb) == "resolve") {  // {"name","type"(A|AAAA|SRV|NAPTR|SIP),"port"}: answered from on_dns
+      json b = json::parse(to_sv(r.body));
+      std::string type = b.value("type", "A"), name = b.at("name").get<std::string>();
+      jn_handle q = 0;
+      jn_status st;
+      if (type == "SIP") {
+        st = host().dns_resolve_sip(name, b.value("port", 0), JN_SIP_ANY, false, r.reply, &q);
+      } else {
+        uint32_t t = type == "AAAA" ? JN_DNS_AAAA : type == "SRV" ? JN_DNS_SRV : type == "NAPTR" ? JN_DNS_NAPTR : JN_DNS_A;
+        st = host().dns_resolve(name, t, r.reply, &q, b.value("timeout_ms", 0u));
+      }
+      if (st != JN_OK) host().admin_reply(r.reply, 200, json{{"status", st}}.dump());
+      return;  // the admin reply waits for on_dns (its handle is the cookie)
+    }
+    if (to_sv(r.verb) == "fetch") {  // {"url","method","body","headers","follow","timeout_ms","ca_file","cancel"}
+      json b = json::parse(to_sv(r.body));
+      std::string url = b.at("url"), method = b.value("method", "GET"), body = b.value("body", ""), ca = b.value("ca_file", "");
+      std::vector<std::pair<std::string, std::string>> hs;
+      if (b.contains("headers"))
+        for (auto it = b["headers"].begin(); it != b["headers"].end(); ++it) hs.emplace_back(it.key(), it.value().get<std::string>());
+      std::vector<jn_header> headers;
+      for (auto& [k, v] : hs) headers.push_back({junction::sdk::to_jn(k), junction::sdk::to_jn(v)});
+      jn_http_client_request q = Host::http_client_request(method, url);
+      q.body = junction::sdk::to_jn(body);
+      q.headers = headers.data();
+      q.header_count = static_cast<uint32_t>(headers.size());
+      q.follow_redirects = b.value("follow", false) ? 1 : 0;
+      q.timeout_ms = b.value("timeout_ms", 0u);
+      q.ca_file = junction::sdk::to_jn(ca);
+      bool detach = b.value("detach", false);  // answer now with the handle; cancel it with "cancel"
+      jn_handle h = 0;
+      jn_status st = host().http_request(q, detach ? kDetached : r.reply, &h);
+      if (st == JN_OK && detach) {
+        host().admin_reply(r.reply, 200, json{{"status", st}, {"handle", h}}.dump());
+        return;
+      }
+      if (st != JN_OK) host().admin_reply(r.reply, 200, json{{"status", st}}.dump());
+      return;  // answered from on_http_response
+    }
+    if (to_sv(r.verb) == "cancel") {  // {"handle"}: twice, the second must find nothing
+      jn_handle h = json::parse(to_sv(r.body)).at("handle");
+      jn_status c1 = host().cancel(h), c2 = host().cancel(h);
+      host().admin_reply(r.reply, 200, json{{"cancel", c1}, {"cancel_again", c2}}.dump());
+      return;
+    }
+    if (to_sv(r.verb) == "net_stats") {
+      host().admin_reply(r.reply, 200,
+                         json{{"dns_answers", dns_answers_}, {"http_answers", http_answers_}, {"detached", detached_answers_}}.dump());
+      return;
+    }
     if (to_sv(r.verb) == "udp_close") {
       json b = json::parse(to_sv(r.body));
       jn_status st = host().api()->udp_close(host().ctx(), b.at("handle").get<uint64_t>());
@@ -148,6 +215,38 @@ class IoEcho : public junction::sdk::Plugin {
       return;
     }
     host().admin_reply(r.reply, 200, stats().dump());
+  }
+
+  void on_dns(const jn_dns_result& r) override {
+    ++dns_answers_;
+    json addrs = json::array(), srv = json::array(), naptr = json::array(), targets = json::array();
+    auto ip = [](const jn_addr& a) {
+      char t[64];
+      if (a.family == 4) snprintf(t, sizeof t, "%u.%u.%u.%u", a.ip[0], a.ip[1], a.ip[2], a.ip[3]);
+      else snprintf(t, sizeof t, "v6");
+      return std::string(t);
+    };
+    for (uint32_t i = 0; i < r.address_count; ++i) addrs.push_back(ip(r.addresses[i]));
+    for (uint32_t i = 0; i < r.srv_count; ++i)
+      srv.push_back({r.srv[i].priority, r.srv[i].weight, r.srv[i].port, std::string(to_sv(r.srv[i].target))});
+    for (uint32_t i = 0; i < r.naptr_count; ++i) naptr.push_back({r.naptr[i].order, std::string(to_sv(r.naptr[i].service))});
+    for (uint32_t i = 0; i < r.target_count; ++i)
+      targets.push_back({r.targets[i].transport, ip(r.targets[i].addr), r.targets[i].addr.port});
+    host().admin_reply(r.cookie, 200,
+                       json{{"status", r.status}, {"error", to_sv(r.error)}, {"addresses", addrs}, {"srv", srv}, {"naptr", naptr},
+                            {"targets", targets}, {"ttl", r.ttl}}.dump());
+  }
+
+  void on_http_response(const jn_http_client_response& r) override {
+    ++http_answers_;
+    if (r.cookie == kDetached) {
+      ++detached_answers_;  // a cancelled one must never get here
+      return;
+    }
+    json h = json::object();
+    for (uint32_t i = 0; i < r.header_count; ++i) h[std::string(to_sv(r.headers[i].name))] = to_sv(r.headers[i].value);
+    host().admin_reply(r.cookie, 200, json{{"status", r.status}, {"error", to_sv(r.error)}, {"body", to_sv(r.body)}, {"headers", h},
+                                           {"redirects", r.redirects}, {"url", to_sv(r.url)}}.dump());
   }
 
   jn_status save_state(std::string& out) override {
@@ -182,6 +281,8 @@ class IoEcho : public junction::sdk::Plugin {
   jn_handle tcp_ = 0, http_ = 0, pending_ = 0;
   std::map<jn_handle, uint64_t> conns_, ws_;
   uint64_t closed_ = 0, oversize_ = 0, next_cookie_ = 0, reloads_ = 0, connect_failures_ = 0;
+  static constexpr uint64_t kDetached = 1;  // admin reply handles are never 1 (generation >= 1 in the high half)
+  uint64_t dns_answers_ = 0, http_answers_ = 0, detached_answers_ = 0;
 };
 }  // namespace
 

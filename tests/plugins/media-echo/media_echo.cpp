@@ -3,13 +3,19 @@
 // runs none), echoes every datagram back to its sender from the same socket (the same buffer:
 // zero copy), publishes it on the bus stream "media-echo/<i>" by interned id, and records which
 // thread ran each socket's on_udp. On the first datagram it also calls a control-only service
-// (timer_start) from the media loop, to show the core refuses it.
+// (event_publish) from the media loop, to show the core refuses it.
+//
+// Loop services: "post" {"loop", "n"} posts n cookies to a loop; each on_post records its thread
+// name. Cookie kStartTimer (sent by "timer" {"loop", "ms"}) makes on_post start a one-shot timer
+// on that loop; its on_timer records its thread and posts kTimerFired back to the control loop.
+// "stop_timer" tries to stop that loop timer from the control loop (must be refused).
 //
 // Admin: "ports" -> [{port, loop}], "stats" -> counts + thread ids, "tap" {"stream"} subscribes
 // on the control loop and counts deliveries (and on which thread they ran).
 // State (hot reload): the sockets (core-owned handles), counts, taps.
 #include <junction/plugin.hpp>
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,6 +30,12 @@ using junction::sdk::to_sv;
 using nlohmann::json;
 
 long tid() { return syscall(SYS_gettid); }
+std::string thread_name() {
+  char n[32] = {0};
+  pthread_getname_np(pthread_self(), n, sizeof n);
+  return n;
+}
+constexpr uint64_t kStartTimer = 1u << 30, kTimerFired = 1u << 31, kFromSave = 1u << 29;
 
 struct Sock {
   jn_handle h = 0;
@@ -65,8 +77,8 @@ class MediaEcho : public junction::sdk::Plugin {
     s.thread = tid();
     if (!probed_.exchange(true)) {
       jn_handle t = 0;
-      control_only_status_ = host().api()->timer_start(host().ctx(), 1000, 0, 0, &t);
-      if (control_only_status_ == JN_OK) host().stop_timer(t);
+      (void)t;
+      control_only_status_ = host().event_publish("media-echo/probe", "{}");
     }
     std::vector<jn_send> out(n);
     for (size_t i = 0; i < n; ++i) {
@@ -80,6 +92,31 @@ class MediaEcho : public junction::sdk::Plugin {
     s.echoed += n;
   }
 
+  void on_post(uint64_t cookie) override {
+    std::lock_guard<std::mutex> g(mu_);
+    if (cookie == kTimerFired) {
+      timer_echo_thread_ = thread_name();
+      return;
+    }
+    if (cookie & kFromSave) {  // posted by an earlier instance while it was being swapped out
+      int poster = static_cast<int>((cookie >> 8) & 0xffff);
+      ++from_save_[poster < generation_ ? "successor" : "same-instance"];
+      return;
+    }
+    ++posts_by_thread_[thread_name()];
+    if (cookie & kStartTimer) {
+      timer_start_status_ = host().timer(cookie & 0xffff, 0, 42, &loop_timer_);
+    }
+  }
+
+  void on_timer(jn_handle t, uint64_t cookie) override {
+    std::lock_guard<std::mutex> g(mu_);
+    if (t != loop_timer_ || cookie != 42) return;
+    timer_thread_ = thread_name();
+    ++timer_fires_;
+    timer_post_back_ = host().post(0, kTimerFired);
+  }
+
   void on_bus(jn_handle sub, uint64_t, jn_buf*) override {
     auto it = taps_.find(sub);
     if (it == taps_.end()) return;
@@ -90,6 +127,20 @@ class MediaEcho : public junction::sdk::Plugin {
   void on_admin(const jn_admin_request& r) override {
     std::string verb(to_sv(r.verb));
     std::lock_guard<std::mutex> g(mu_);
+    if (verb == "post" || verb == "timer") {
+      json j = json::parse(to_sv(r.body), nullptr, false);
+      uint32_t loop = j.value("loop", 0u);
+      uint64_t n = verb == "timer" ? 1 : j.value("n", 1u);
+      jn_status st = JN_OK;
+      uint64_t sent = 0;
+      for (; sent < n && st == JN_OK; ++sent) st = host().post(loop, verb == "timer" ? (kStartTimer | j.value("ms", 10u)) : sent);
+      host().admin_reply(r.reply, 200, json{{"status", st}, {"sent", st == JN_OK ? sent : sent - 1}, {"control", thread_name()}}.dump());
+      return;
+    }
+    if (verb == "stop_timer") {  // a loop timer stopped from the control loop: refused
+      host().admin_reply(r.reply, 200, json{{"status", host().stop_timer(loop_timer_)}}.dump());
+      return;
+    }
     if (verb == "ports") {
       json a = json::array();
       for (auto& s : socks_) a.push_back({{"port", s.port}, {"loop", s.loop}});
@@ -100,7 +151,10 @@ class MediaEcho : public junction::sdk::Plugin {
       uint64_t taps = 0;
       for (auto& [h, n] : taps_) taps += n;
       host().admin_reply(r.reply, 200,
-                         json{{"loops", loops_}, {"control_thread", tid()}, {"sockets", socks}, {"control_only_status", control_only_status_},
+                         json{{"loops", loops_}, {"control_thread", tid()}, {"control_name", thread_name()},
+                              {"posts_by_thread", posts_by_thread_}, {"from_save", from_save_}, {"timer_thread", timer_thread_}, {"timer_fires", timer_fires_},
+                              {"timer_start_status", timer_start_status_}, {"timer_echo_thread", timer_echo_thread_},
+                              {"timer_post_back", timer_post_back_}, {"sockets", socks}, {"control_only_status", control_only_status_},
                               {"send_status", send_status_}, {"tap_deliveries", taps}, {"bus_thread", bus_thread_}, {"generation", generation_}}
                              .dump());
     } else if (verb == "tap") {
@@ -123,7 +177,11 @@ class MediaEcho : public junction::sdk::Plugin {
     for (auto& s : socks_) socks.push_back({s.h, s.port, s.loop, s.bus_id, s.echoed, s.thread});
     json taps = json::array();
     for (auto& [h, n] : taps_) taps.push_back({h, n});
-    out = json{{"socks", socks}, {"taps", taps}, {"probe", control_only_status_}, {"generation", generation_}}.dump();
+    // Posts made while the swap is under way must reach the next instance (held, then replayed).
+    for (uint32_t loop = 1; loop <= loops_; ++loop)
+      for (int i = 0; i < 100; ++i) host().post(loop, kFromSave | (static_cast<uint64_t>(generation_) << 8) | i);
+    out = json{{"socks", socks}, {"taps", taps}, {"probe", control_only_status_}, {"generation", generation_},
+               {"posts", posts_by_thread_}, {"loop_timer", loop_timer_}, {"from_save", from_save_}}.dump();
     return JN_OK;
   }
   jn_status restore_state(uint32_t, std::string_view data) override {
@@ -136,6 +194,9 @@ class MediaEcho : public junction::sdk::Plugin {
     }
     for (auto& t : j.at("taps")) taps_[t[0].get<jn_handle>()] = t[1];
     control_only_status_ = j.at("probe");
+    posts_by_thread_ = j.at("posts").get<std::map<std::string, uint64_t>>();
+    loop_timer_ = j.at("loop_timer");
+    from_save_ = j.at("from_save").get<std::map<std::string, uint64_t>>();
     probed_ = true;
     generation_ = j.at("generation").get<int>() + 1;
     return JN_OK;
@@ -150,6 +211,12 @@ class MediaEcho : public junction::sdk::Plugin {
   jn_status control_only_status_ = 1;
   jn_status send_status_ = 0;
   long bus_thread_ = 0;
+  std::map<std::string, uint64_t> posts_by_thread_;  // under mu_
+  std::map<std::string, uint64_t> from_save_;        // posts made by a save: reached a successor / the same instance
+  jn_handle loop_timer_ = 0;
+  std::string timer_thread_, timer_echo_thread_;
+  uint64_t timer_fires_ = 0;
+  jn_status timer_start_status_ = 1, timer_post_back_ = 1;
   int generation_ = 0;
 };
 

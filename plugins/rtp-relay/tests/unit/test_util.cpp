@@ -165,8 +165,11 @@ TEST_CASE("conf: defaults, and every bad value refused with its key") {
   RelayConf c;
   REQUIRE(!parse_conf(json::object(), c));
   CHECK((c.max_sessions == 20000 && c.timeout_s == 60 && c.port_min == 30000 && c.port_max == 39999 && c.advertise == "127.0.0.1"));
+  CHECK((c.port_range == "media" && !c.legacy_ports));
+  REQUIRE(!parse_conf(json{{"port_range", "rtp"}}, c));
+  CHECK((c.port_range == "rtp" && !c.legacy_ports));
   REQUIRE(!parse_conf(json{{"port_min", 30001}, {"max_sessions", 1}, {"timeout_s", 0}, {"rcvbuf", 0}}, c));
-  CHECK((c.port_min == 30002 && c.max_sessions == 1 && c.timeout_s == 0 && c.rcvbuf == 0));
+  CHECK((c.port_min == 30002 && c.max_sessions == 1 && c.timeout_s == 0 && c.rcvbuf == 0 && c.legacy_ports));
   struct Case {
     json conf;
     const char* key;
@@ -191,6 +194,9 @@ TEST_CASE("conf: defaults, and every bad value refused with its key") {
       {{{"advertise", "relay.example"}}, "advertise", "must be an IP address"},
       {{{"ng_listen", 2223}}, "ng_listen", "must be a string"},
       {{{"bogus", 1}}, "bogus", "unknown key"},
+      {{{"port_range", ""}}, "port_range", "must name a [ports.NAME] range"},
+      {{{"port_range", 5}}, "port_range", "must be a string"},
+      {{{"port_range", "media"}, {"port_max", 40000}}, "port_range", "cannot be combined with the deprecated port_min/port_max"},
   };
   for (const Case& k : cases) {
     auto err = parse_conf(k.conf, c);
