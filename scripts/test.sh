@@ -17,8 +17,8 @@ if [ "${JN_TEST_SKIP_ASAN:-0}" != 1 ]; then
   (cd build-asan && ctest --output-on-failure -j "$jobs" --timeout 1200)
   # libFuzzer on every registered fuzz target, from its committed corpus, for a bounded time each
   # (JN_FUZZ_TIME seconds, default 20): any crash, leak, timeout or sanitizer report fails the run
-  # with the target's name and the input's path. Measured cold on 2 cores (no ccache): build 61 s + 11
-  # targets 130 s.
+  # with the target's name and the input's path. Measured cold (no ccache) on 2 cores: build 61 s
+  # idle, 155 s with the machine loaded; 12 targets x 20 s, 2 at a time, 132 s.
   scripts/build.sh fuzz
   tests/fuzz/run_all.py --jobs "$jobs"
   scripts/build.sh tsan
