@@ -382,7 +382,9 @@ class IntercomJson : public junction::sdk::Plugin {
     for (auto& [id, c] : calls_) calls.push_back(c);
     out = json{{"listener", listener_}, {"tick", tick_}, {"tick_ms", tick_ms()}, {"serial", serial_}, {"msg_serial", msg_serial_},
                {"conns", conns}, {"calls", calls}, {"routes", routes_}}
-              .dump();
+              // Call text from other plugins (URIs, reasons) need not be UTF-8: replaced, so a
+              // reload never fails on it (fuzz_intercom-json_session found the throw).
+              .dump(-1, ' ', false, json::error_handler_t::replace);
     return JN_OK;
   }
 
@@ -524,7 +526,9 @@ class IntercomJson : public junction::sdk::Plugin {
   uint64_t now() { return host().now_ms(); }
   std::string next_msg_id() { return "box-" + std::to_string(++msg_serial_); }
 
-  void reply(const jn_admin_request& req, int status, const json& j) { host().admin_reply(req.reply, status, j.dump()); }
+  void reply(const jn_admin_request& req, int status, const json& j) {
+    host().admin_reply(req.reply, status, j.dump(-1, ' ', false, json::error_handler_t::replace));  // see save_state
+  }
 
   void gauge() {
     host().gauge_set("intercom_connections", static_cast<double>(conns_.size()));
@@ -1251,7 +1255,8 @@ class IntercomJson : public junction::sdk::Plugin {
         host().call_send(leg, JN_CALL_END, code, "connection-lost");
         continue;
       }
-      auto pit = std::find_if(c->parties.begin(), c->parties.end(), [&](const Party& p) { return p.conn == h && p.sid == sid; });
+      // sid by name, not the structured binding: clang before 16 cannot capture those (fuzz build).
+      auto pit = std::find_if(c->parties.begin(), c->parties.end(), [&, &sid = sid](const Party& p) { return p.conn == h && p.sid == sid; });
       if (pit == c->parties.end()) continue;
       if (!c->answered && c->parties.size() > 1) {
         by_party_.erase({pit->conn, pit->sid});
