@@ -302,7 +302,7 @@ const jn_host_api* Core::api() {
       it->second.close_asked = true;
       return JN_OK;
     };
-    t.http_listen = [](jn_host_ctx*, jn_str, jn_str, uint64_t, jn_handle*) { return unsupported(); };
+    t.http_listen = [](jn_host_ctx*, jn_str, const jn_http_options*, uint64_t, jn_handle*) { return unsupported(); };
     t.http_respond = [](jn_host_ctx*, jn_handle, const jn_http_response*) { return unsupported(); };
     t.ws_send = [](jn_host_ctx*, jn_handle, jn_str, int) { return unsupported(); };
     t.ws_set_cookie = [](jn_host_ctx*, jn_handle, uint64_t) { return unsupported(); };

@@ -400,8 +400,9 @@ typedef struct jn_admin_request {
 
 /* Media anchoring. When the conf names an anchor plugin (server.media_anchor, e.g.
  * "rtp-relay"), the core passes the media of every call through it: the A-leg's offer before
- * the B-legs see it, the winning B-leg's answer before the A-leg sees it, and a DELETE when the
- * call is over. The anchor answers with the media the other side must use (its own addresses).
+ * the B-legs see it, each early media (a RINGING with media: under a fork, the branch the
+ * caller hears, which may change several times) and the winning B-leg's answer before the
+ * A-leg sees them (all as JN_ANCHOR_ANSWER from sender 1), and a DELETE when the call is over. The anchor answers with the media the other side must use (its own addresses).
  * Re-offers in an answered call are anchored too (sender says whose they are). */
 enum { JN_ANCHOR_OFFER = 1, JN_ANCHOR_ANSWER = 2, JN_ANCHOR_DELETE = 3 };
 
