@@ -698,6 +698,27 @@ jn_status h_cancel(jn_host_ctx* ctx, jn_handle h) {
   return JN_OK;
 }
 
+jn_status h_library_pin(jn_host_ctx* ctx, jn_str soname, uint32_t* out_first) {
+  return guarded(ctx, "library_pin", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    std::string name(sv(soname));
+    if (name.empty() || name.find('/') != std::string::npos) {
+      s.log(JN_LOG_WARN, fmt::format("library_pin: '{}' is not a library soname (no paths)", name));
+      return JN_ERR_INVALID;
+    }
+    bool first = false;
+    std::string error;
+    jn_status st = s.host().pin_library(name, &first, &error);
+    if (st != JN_OK) {
+      s.log(JN_LOG_ERROR, fmt::format("library_pin {}: {}", name, error));
+      s.set_error("library_pin " + name + ": " + error);
+      return st;
+    }
+    if (out_first) *out_first = first ? 1 : 0;
+    return JN_OK;
+  });
+}
+
 // Control-loop-only services called from a media loop: refused with a log line naming them.
 template <size_t N>
 struct Name {
@@ -785,6 +806,7 @@ const jn_host_api kHostApi = {
     .dns_resolve = CTL(h_dns_resolve, "dns_resolve"),
     .http_request = CTL(h_http_request, "http_request"),
     .cancel = CTL(h_cancel, "cancel"),
+    .library_pin = CTL(h_library_pin, "library_pin"),
 };
 
 }  // namespace

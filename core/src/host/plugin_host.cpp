@@ -763,6 +763,21 @@ ReloadResult PluginHost::reload(const std::string& name, const PluginConf* new_c
   return res;
 }
 
+jn_status PluginHost::pin_library(const std::string& soname, bool* first, std::string* error) {
+  // RTLD_NODELETE on an already loaded library (the plugin's own DT_NEEDED) marks it resident
+  // too; the handle itself is not needed afterwards.
+  void* h = dlopen(soname.c_str(), RTLD_NOW | RTLD_NODELETE);
+  if (!h) {
+    const char* e = dlerror();
+    *error = e ? e : "dlopen failed";
+    return JN_ERR_NOT_FOUND;
+  }
+  dlclose(h);
+  *first = pinned_libraries_.insert(soname).second;
+  if (*first) JN_LOG_INF("library {} pinned: resident for the life of the process", soname);
+  return JN_OK;
+}
+
 void PluginHost::close_slot_resources(PluginSlot& slot) {
   std::vector<jn_handle> hs(slot.resources().begin(), slot.resources().end());
   for (jn_handle h : hs) {

@@ -200,6 +200,8 @@ class PluginHost {
   const CoreConfig& core_conf() const { return core_conf_; }
   void set_core_conf(const CoreConfig& c) { core_conf_ = c; }
   const jn_host_api* api() const { return api_table(); }
+  // library_pin: makes soname resident; true (first) when this process pinned it for the first time.
+  jn_status pin_library(const std::string& soname, bool* first, std::string* error);
   static const jn_host_api* api_table();  // the one jn_host_api every slot gets
 
   // Load and start a plugin. Returns "" or the reason it was refused.
@@ -245,6 +247,7 @@ class PluginHost {
   std::map<uint64_t, jn_handle>& ws_conns() { return ws_conns_; }
 
  private:
+  std::set<std::string> pinned_libraries_;  // library_pin: resident for the process's life
   friend class PluginSlot;
   std::unique_ptr<PluginInstance> open_instance(const PluginConf& conf, uint64_t generation, std::string* error);
   std::string create_instance(PluginSlot& slot, PluginInstance& inst, bool restoring);

@@ -176,7 +176,7 @@ RelayConf checked_conf(Host host) {
 class RtpRelay : public junction::sdk::Plugin {
  public:
   RtpRelay(Host host, const jn_create_args&) : Plugin(host), relay_(host, checked_conf(host), host.media_loops()) {
-    if (!srtp_library_init()) throw std::runtime_error("libsrtp2 init failed");
+    if (!srtp_library_init(host)) throw std::runtime_error("libsrtp2 init failed (library_pin or srtp_init)");
   }
   jn_status start() override { return relay_.start(); }
   void on_udp(jn_handle sock, uint64_t cookie, const jn_datagram* d, size_t n) override {

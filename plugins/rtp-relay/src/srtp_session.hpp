@@ -6,7 +6,7 @@
 // srtp_library_init).
 #pragma once
 
-#include <dlfcn.h>
+#include <junction/plugin.hpp>
 #include <srtp2/srtp.h>
 
 #include <cstdint>
@@ -34,16 +34,12 @@ inline const char* suite_name(SrtpSuite s) {
 constexpr size_t kSrtpKeyLen = 30;  // 16-byte master key + 14-byte master salt
 
 // libsrtp2 keeps process-wide state (its crypto kernel and, in Debian's build, NSS) that has no
-// complete shutdown. So it is made resident: once loaded it stays mapped (RTLD_NODELETE) and
-// initialised for the life of the process, shared by every instance across hot reloads (and by
-// any other plugin that uses it), and never shut down by one of them. The plugin itself still
-// unloads normally.
-// srtp_init() succeeds once per process; a second call (the next instance after a hot reload)
-// reports an error because its debug module is already registered. So: call it, then prove the
-// crypto kernel works by creating a throwaway session.
-inline bool srtp_library_init() {
-  if (void* h = dlopen("libsrtp2.so.1", RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) dlclose(h);
-  (void)srtp_init();
+// complete shutdown, and srtp_init() succeeds once per process. So it follows the ABI's rule for
+// such libraries: pinned through the core (library_pin: resident for the life of the process,
+// shared by every instance across hot reloads and by any other plugin that uses it), initialised
+// only by its first user, never shut down. The plugin itself still unloads normally. Then prove
+// the crypto kernel works by creating a throwaway session.
+inline bool srtp_works() {
   srtp_policy_t p{};
   srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p.rtp);
   srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p.rtcp);
@@ -54,6 +50,17 @@ inline bool srtp_library_init() {
   if (srtp_create(&s, &p) != srtp_err_status_ok) return false;
   srtp_dealloc(s);
   return true;
+}
+inline bool srtp_library_init(const junction::sdk::Host& host) {
+  bool first = false;
+  if (host.library_pin("libsrtp2.so.1", &first) != JN_OK) return false;
+  if (first && srtp_init() != srtp_err_status_ok) return false;
+  return srtp_works();
+}
+// Programs that are not plugins (the test tools) own their process: they just initialise it.
+inline bool srtp_library_init_standalone() {
+  (void)srtp_init();
+  return srtp_works();
 }
 
 class SrtpSession {

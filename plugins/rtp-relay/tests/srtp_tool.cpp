@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
   auto key = junction::proto::sdp::base64_decode(argv[3]);
   bool rtcp = argc > 4 && std::string(argv[4]) == "rtcp";
-  rtp_relay::srtp_library_init();
+  rtp_relay::srtp_library_init_standalone();
   rtp_relay::SrtpSession s;
   if (!key || !s.create(rtp_relay::suite_from_name(argv[2]), *key, mode == "unprotect")) {
     std::cerr << "bad suite or key\n";

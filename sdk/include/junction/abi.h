@@ -800,6 +800,17 @@ typedef struct jn_host_api {
                             jn_handle* out_request);
   /* Cancels a dns_resolve or http_request: its hook is not called. JN_ERR_NOT_FOUND once answered. */
   jn_status (*cancel)(jn_host_ctx* ctx, jn_handle query_or_request);
+
+  /* --- libraries with process-wide state ---------------------------------------------------------
+   * The rule: a library that keeps process-wide state and cannot be shut down and initialised
+   * again (libsrtp2, usrsctp; OpenSSL 1.1+/3 needs nothing) is pinned through the core, once per
+   * process, before its first use: library_pin makes it resident (RTLD_NODELETE) so unloading or
+   * reloading the plugin that loaded it never unmaps it, and tells the caller whether it is the
+   * first pin of that library in this process (*out_first = 1: call its global init now; 0: it is
+   * initialised already, by this plugin's previous instance or another plugin). Never call its
+   * global shutdown. The plugin's own code still unloads on every reload. JN_ERR_NOT_FOUND: the
+   * library cannot be loaded (the reason is logged). */
+  jn_status (*library_pin)(jn_host_ctx* ctx, jn_str soname, uint32_t* out_first);
 } jn_host_api;
 
 /* Arguments to the factory. */
@@ -826,7 +837,7 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 
 /* The length of each table in 2.0: a 2.x peer's table is at least this long, and a field past it
  * (appended in 2.1 or later) is read only through JN_HAS_FIELD. */
-#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, cancel) + sizeof(void*))
+#define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, library_pin) + sizeof(void*))
 #define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_http_response) + sizeof(void*))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
@@ -1132,7 +1143,7 @@ JN_ABI_PIN(jn_http_options, reserved0, 4);
 JN_ABI_PIN(jn_http_options, ws_path, 8);
 JN_ABI_PIN(jn_http_options, tls_cert, 24);
 JN_ABI_PIN(jn_http_options, tls_key, 40);
-JN_ABI_PIN_SIZE(jn_host_api, 488);
+JN_ABI_PIN_SIZE(jn_host_api, 496);
 JN_ABI_PIN(jn_host_api, struct_size, 0);
 JN_ABI_PIN(jn_host_api, abi_major, 4);
 JN_ABI_PIN(jn_host_api, abi_minor, 6);
@@ -1196,6 +1207,7 @@ JN_ABI_PIN(jn_host_api, post, 456);
 JN_ABI_PIN(jn_host_api, dns_resolve, 464);
 JN_ABI_PIN(jn_host_api, http_request, 472);
 JN_ABI_PIN(jn_host_api, cancel, 480);
+JN_ABI_PIN(jn_host_api, library_pin, 488);
 JN_ABI_PIN_SIZE(jn_create_args, 32);
 JN_ABI_PIN(jn_create_args, struct_size, 0);
 JN_ABI_PIN(jn_create_args, restoring, 4);

@@ -95,6 +95,14 @@ class Host {
     return api_->http_request(ctx_, &r, cookie, out);
   }
   jn_status cancel(jn_handle query_or_request) const { return api_->cancel(ctx_, query_or_request); }
+  // A library with process-wide state, resident once per process: *first = true means "call its
+  // global init now" (see abi.h, library_pin).
+  jn_status library_pin(std::string_view soname, bool* first) const {
+    uint32_t f = 0;
+    jn_status st = api_->library_pin(ctx_, to_jn(soname), &f);
+    if (first) *first = f != 0;
+    return st;
+  }
 
   // loop: 0 = the control loop, k = media loop k (see the ABI's threading rules).
   jn_status udp_bind(std::string_view addr, uint64_t cookie, jn_handle* out, uint32_t max_datagram = 0, uint32_t loop = 0) const {

@@ -402,8 +402,9 @@ typedef struct jn_admin_request {
 
 /* Media anchoring. When the conf names an anchor plugin (server.media_anchor, e.g.
  * "rtp-relay"), the core passes the media of every call through it: the A-leg's offer before
- * the B-legs see it, the winning B-leg's answer before the A-leg sees it, and a DELETE when the
- * call is over. The anchor answers with the media the other side must use (its own addresses).
+ * the B-legs see it, each early media (a RINGING with media: under a fork, the branch the
+ * caller hears, which may change several times) and the winning B-leg's answer before the
+ * A-leg sees them (all as JNF_ANCHOR_ANSWER from sender 1), and a DELETE when the call is over. The anchor answers with the media the other side must use (its own addresses).
  * Re-offers in an answered call are anchored too (sender says whose they are). */
 enum { JNF_ANCHOR_OFFER = 1, JNF_ANCHOR_ANSWER = 2, JNF_ANCHOR_DELETE = 3 };
 
@@ -801,6 +802,17 @@ typedef struct jn_host_api {
                             jn_handle* out_request);
   /* Cancels a dns_resolve or http_request: its hook is not called. JNF_ERR_NOT_FOUND once answered. */
   jn_status (*cancel)(jn_host_ctx* ctx, jn_handle query_or_request);
+
+  /* --- libraries with process-wide state ---------------------------------------------------------
+   * The rule: a library that keeps process-wide state and cannot be shut down and initialised
+   * again (libsrtp2, usrsctp; OpenSSL 1.1+/3 needs nothing) is pinned through the core, once per
+   * process, before its first use: library_pin makes it resident (RTLD_NODELETE) so unloading or
+   * reloading the plugin that loaded it never unmaps it, and tells the caller whether it is the
+   * first pin of that library in this process (*out_first = 1: call its global init now; 0: it is
+   * initialised already, by this plugin's previous instance or another plugin). Never call its
+   * global shutdown. The plugin's own code still unloads on every reload. JNF_ERR_NOT_FOUND: the
+   * library cannot be loaded (the reason is logged). */
+  jn_status (*library_pin)(jn_host_ctx* ctx, jn_str soname, uint32_t* out_first);
 } jn_host_api;
 
 /* Arguments to the factory. */
@@ -827,7 +839,7 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 
 /* The length of each table in 2.0: a 2.x peer's table is at least this long, and a field past it
  * (appended in 2.1 or later) is read only through JNF_HAS_FIELD. */
-#define JNF_HOST_API_SIZE_2_0 (offsetof(jn_host_api, cancel) + sizeof(void*))
+#define JNF_HOST_API_SIZE_2_0 (offsetof(jn_host_api, library_pin) + sizeof(void*))
 #define JNF_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_http_response) + sizeof(void*))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
@@ -1133,7 +1145,7 @@ JNF_ABI_PIN(jn_http_options, reserved0, 4);
 JNF_ABI_PIN(jn_http_options, ws_path, 8);
 JNF_ABI_PIN(jn_http_options, tls_cert, 24);
 JNF_ABI_PIN(jn_http_options, tls_key, 40);
-JNF_ABI_PIN_SIZE(jn_host_api, 488);
+JNF_ABI_PIN_SIZE(jn_host_api, 496);
 JNF_ABI_PIN(jn_host_api, struct_size, 0);
 JNF_ABI_PIN(jn_host_api, abi_major, 4);
 JNF_ABI_PIN(jn_host_api, abi_minor, 6);
@@ -1197,6 +1209,7 @@ JNF_ABI_PIN(jn_host_api, post, 456);
 JNF_ABI_PIN(jn_host_api, dns_resolve, 464);
 JNF_ABI_PIN(jn_host_api, http_request, 472);
 JNF_ABI_PIN(jn_host_api, cancel, 480);
+JNF_ABI_PIN(jn_host_api, library_pin, 488);
 JNF_ABI_PIN_SIZE(jn_create_args, 32);
 JNF_ABI_PIN(jn_create_args, struct_size, 0);
 JNF_ABI_PIN(jn_create_args, restoring, 4);

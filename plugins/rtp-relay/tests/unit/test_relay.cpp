@@ -89,7 +89,7 @@ TEST_CASE("clock rate from static payload types and rtpmap") {
 }
 
 TEST_CASE("srtp: protect / unprotect round trip, tamper detection, ROC restore") {
-  REQUIRE(srtp_library_init());
+  REQUIRE(srtp_library_init_standalone());
   std::string key(30, '\x42');
   SrtpSession tx, rx;
   REQUIRE(tx.create(SrtpSuite::AesCm128Sha1_80, key, false));
