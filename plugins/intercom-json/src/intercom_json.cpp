@@ -5,6 +5,7 @@
 // every screen of a family at once, relays accept/reject/end/open_door, enforces call_keep, and
 // sends seczone_emergency alarms. See README.md beside this folder for every decision.
 #include <junction/plugin.hpp>
+#include <junction/util/addr.hpp>
 
 #include "protocol.hpp"
 #include "token.hpp"
@@ -37,17 +38,7 @@ constexpr std::string_view kScheme = "intercom:";
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
-std::string addr_text(const jn_addr& a) {
-  if (a.family == 6) {
-    char ip[INET6_ADDRSTRLEN] = {};
-    if (!inet_ntop(AF_INET6, a.ip, ip, sizeof ip)) return {};
-    return "[" + std::string(ip) + "]:" + std::to_string(a.port);
-  }
-  if (a.family != 4) return {};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u:%u", a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port);
-  return buf;
-}
+std::string addr_text(const jn_addr& a) { return junction::util::format_addr(a); }
 
 // The host part of "ip:port" / "[v6]:port", without brackets.
 std::string peer_host(const std::string& peer) {
@@ -56,24 +47,12 @@ std::string peer_host(const std::string& peer) {
   return h;
 }
 
+// A dotted IPv4 address (no port), as device messages carry them.
 bool parse_ipv4(std::string_view s, jn_addr& out) {
   out = jn_addr{};
-  int parts[4] = {0, 0, 0, 0};
-  int idx = 0, digits = 0;
-  for (char c : s) {
-    if (c == '.') {
-      if (digits == 0 || ++idx > 3) return false;
-      digits = 0;
-    } else if (c >= '0' && c <= '9') {
-      parts[idx] = parts[idx] * 10 + (c - '0');
-      if (++digits > 3 || parts[idx] > 255) return false;
-    } else {
-      return false;
-    }
-  }
-  if (idx != 3 || digits == 0) return false;
-  out.family = 4;
-  for (int i = 0; i < 4; ++i) out.ip[i] = static_cast<uint8_t>(parts[i]);
+  jn_addr a{};
+  if (!junction::util::parse_ip(s, a) || a.family != 4) return false;
+  out = a;
   return true;
 }
 

@@ -4,8 +4,8 @@
 
 #include <junction/abi.h>
 #include <junction/proto/sdp.hpp>
+#include <junction/util/addr.hpp>
 
-#include <arpa/inet.h>
 #include <openssl/rand.h>
 
 #include <climits>
@@ -23,29 +23,19 @@ inline bool addr_eq(const jn_addr& a, const jn_addr& b) {
   if (a.family != b.family || a.port != b.port) return false;
   return std::memcmp(a.ip, b.ip, a.family == 4 ? 4 : 16) == 0;
 }
-inline std::string addr_ip(const jn_addr& a) {
-  char buf[INET6_ADDRSTRLEN] = {0};
-  if (a.family == 4) inet_ntop(AF_INET, a.ip, buf, sizeof buf);
-  else if (a.family == 6) inet_ntop(AF_INET6, a.ip, buf, sizeof buf);
-  return buf;
-}
-inline std::string addr_str(const jn_addr& a) {
-  if (!a.family) return "";
-  return a.family == 6 ? "[" + addr_ip(a) + "]:" + std::to_string(a.port) : addr_ip(a) + ":" + std::to_string(a.port);
-}
+inline std::string addr_ip(const jn_addr& a) { return junction::util::format_ip(a); }
+inline std::string addr_str(const jn_addr& a) { return junction::util::format_addr(a); }
 
 // ip ("192.0.2.1", "::1" or "[::1]") and port into out. On failure out is all zero (family 0:
 // "no address", which the media path drops as no destination), never half filled: a port above
-// 65535 used to leave the family set and the port truncated (65536 -> 0).
+// 65535 used to leave the family set and the port truncated (65536 -> 0). No IPv6 zone: the
+// relay's addresses come from SDP and ng, where a zone has no meaning.
 inline bool make_addr(std::string_view ip, uint32_t port, jn_addr& out) {
   out = jn_addr{};
-  if (port > 65535) return false;
-  std::string s(ip);
-  if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+  if (port > 65535 || ip.find('%') != std::string_view::npos) return false;
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);  // "[192.0.2.1]" too
   jn_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), a.ip) == 1) a.family = 4;
-  else if (inet_pton(AF_INET6, s.c_str(), a.ip) == 1) a.family = 6;
-  else return false;
+  if (!junction::util::parse_ip(ip, a)) return false;
   a.port = static_cast<uint16_t>(port);
   out = a;
   return true;

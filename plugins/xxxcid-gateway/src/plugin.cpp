@@ -7,12 +7,12 @@
 // "talk-begin", "open-door", "open-door-result", "hangup"), so conf routes can send a door's call
 // to an intercom-json screen instead of, or as well as, the phone. See README.md.
 #include <junction/plugin.hpp>
-
-#include <arpa/inet.h>
+#include <junction/util/addr.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -33,23 +33,12 @@ using xxxcid::Party;
 constexpr uint64_t kCookieDoor = 1, kCookiePhone = 2, kCookieVideo = 3, kCookieAudio = 4, kCookieMcast = 5;
 constexpr uint64_t kSubPhoneVideo = 1, kSubPhoneAudio = 2, kSubDoorAudio = 3;
 
-std::string addr_text(const jn_addr& a) {
-  if (a.family != 4) return a.family == 0 ? "" : "v6";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u:%u", a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port);
-  return buf;
-}
+// Map keys and log text. The gateway's sockets are IPv4 (the protocol carries IPv4 fields).
+std::string addr_text(const jn_addr& a) { return junction::util::format_addr(a); }
 bool parse_addr4(const std::string& s, jn_addr& out) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos) return false;
-  in_addr ia{};
-  if (inet_pton(AF_INET, s.substr(0, colon).c_str(), &ia) != 1) return false;
-  int port = std::atoi(s.c_str() + colon + 1);
-  if (port < 0 || port > 65535) return false;
-  out = jn_addr{};
-  out.family = 4;
-  out.port = static_cast<uint16_t>(port);
-  std::memcpy(out.ip, &ia, 4);
+  jn_addr a{};
+  if (!junction::util::parse_addr(s, a) || a.family != 4) return false;
+  out = a;
   return true;
 }
 json addr_json(const jn_addr& a) { return json::array({a.family, a.port, json::array({a.ip[0], a.ip[1], a.ip[2], a.ip[3]})}); }
@@ -193,10 +182,10 @@ class Gateway : public junction::sdk::Plugin {
     for (auto* k : {&door_listen_, &phone_listen_, &video_listen_, &audio_listen_})
       if (!parse_addr4(*k, probe)) bad("door_listen", "'" + *k + "' is not an IPv4 \"ip:port\"");
     if (advertise_ip_.empty()) advertise_ip_ = door_listen_.substr(0, door_listen_.rfind(':'));
-    in_addr ia{};
-    if (inet_pton(AF_INET, advertise_ip_.c_str(), &ia) != 1 || ia.s_addr == 0)
+    jn_addr adv{};
+    if (!junction::util::parse_ip(advertise_ip_, adv) || adv.family != 4 || std::memcmp(adv.ip, "\0\0\0\0", 4) == 0)
       bad("advertise_ip", "must be the IPv4 address doors reach this server at (needed when door_listen is 0.0.0.0)");
-    std::memcpy(advertise_.data(), &ia, 4);
+    std::memcpy(advertise_.data(), adv.ip, 4);
     if (!mcast_group_.empty() && !parse_addr4(mcast_listen_, probe)) bad("multicast_listen", "must be \"ip:port\"");
   }
 
