@@ -6,12 +6,12 @@
 // sends seczone_emergency alarms. See README.md beside this folder for every decision.
 #include <junction/plugin.hpp>
 #include <junction/util/addr.hpp>
+#include <junction/util/random.hpp>
 
 #include "protocol.hpp"
 #include "token.hpp"
 
 #include <arpa/inet.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -158,14 +158,7 @@ Conf read_conf(const Host& host) {
     // No secret in the conf: use the one generated on first start and kept in the core's store,
     // so a shipped conf never carries a known signing key and tokens survive restarts.
     if (!host.kv_get("token-secret", c.secret) || c.secret.size() < 16) {
-      unsigned char raw[32];
-      if (RAND_bytes(raw, sizeof raw) != 1) bad("secret", "not set, and no random secret could be generated");
-      static const char* hex = "0123456789abcdef";
-      c.secret.clear();
-      for (unsigned char b : raw) {
-        c.secret.push_back(hex[b >> 4]);
-        c.secret.push_back(hex[b & 15]);
-      }
+      if (!junction::util::random_hex(32, c.secret)) bad("secret", "not set, and no random secret could be generated");
       if (host.kv_put("token-secret", c.secret) != JN_OK) bad("secret", "not set, and the generated one could not be stored");
       host.info("generated a token signing secret (kept in the store; set 'secret' to choose one)");
     }

@@ -1,5 +1,7 @@
 #include "protocol.hpp"
 
+#include <junction/util/encoding.hpp>
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -362,15 +364,6 @@ std::string param_escape(std::string_view v) {
   return out;
 }
 
-namespace {
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
 std::string param_get(std::string_view params, std::string_view key) {
   while (!params.empty()) {
     size_t semi = params.find(';');
@@ -382,7 +375,7 @@ std::string param_get(std::string_view params, std::string_view key) {
     std::string out;
     for (size_t i = 0; i < v.size(); ++i) {
       if (v[i] == '%' && i + 2 < v.size()) {
-        int h = hexval(v[i + 1]), l = hexval(v[i + 2]);
+        int h = junction::util::hex_digit(v[i + 1]), l = junction::util::hex_digit(v[i + 2]);
         if (h >= 0 && l >= 0) {
           out += static_cast<char>(h * 16 + l);
           i += 2;

@@ -5,8 +5,8 @@
 #include <junction/abi.h>
 #include <junction/proto/sdp.hpp>
 #include <junction/util/addr.hpp>
+#include <junction/util/random.hpp>
 
-#include <openssl/rand.h>
 
 #include <climits>
 #include <cstdint>
@@ -88,15 +88,7 @@ inline RecvAddrs sdp_receive_addrs(std::string_view ip, uint32_t port, const sdp
 // --- secrets -----------------------------------------------------------------------------------
 // n bytes from OpenSSL's CSPRNG (as every other secret in Junction: admin token, intercom tokens).
 // False (and out empty) when it cannot deliver: the caller refuses rather than use a weak key.
-inline bool random_bytes(size_t n, std::string& out) {
-  out.assign(n, '\0');
-  if (n == 0) return true;
-  if (n > static_cast<size_t>(INT_MAX) || RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
-    out.clear();
-    return false;
-  }
-  return true;
-}
+inline bool random_bytes(size_t n, std::string& out) { return junction::util::random_bytes(n, out); }
 
 // --- logging peer input ------------------------------------------------------------------------
 // A string a peer chose (call-id, tags, commands, addresses, reasons that quote them) made safe
