@@ -6,6 +6,7 @@
 // sends seczone_emergency alarms. See README.md beside this folder for every decision.
 #include <junction/plugin.hpp>
 #include <junction/util/addr.hpp>
+#include <junction/util/config.hpp>
 #include <junction/util/random.hpp>
 
 #include "protocol.hpp"
@@ -85,70 +86,51 @@ struct Conf {
 // Reads and checks the plugin's table; every problem is reported as file:line: key: reason.
 Conf read_conf(const Host& host) {
   Conf c;
-  json j = host.config();
-  if (!j.is_object()) j = json::object();
   auto bad = [&](const std::string& key, const std::string& why) {
     host.config_error(key, why);
     throw std::invalid_argument(key + ": " + why);
   };
-  auto str = [&](const std::string& key, const json& v, std::string& out, bool nonempty) {
-    if (!v.is_string() || (nonempty && v.get_ref<const std::string&>().empty())) bad(key, nonempty ? "must be a non-empty string" : "must be a string");
-    out = v.get<std::string>();
-  };
-  auto num = [&](const std::string& key, const json& v, int64_t lo, int64_t hi) -> int64_t {
-    if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
-      bad(key, "must be an integer " + std::to_string(lo) + ".." + std::to_string(hi));
-    return v.get<int64_t>();
-  };
-  for (auto& [key, v] : j.items()) {
-    if (key == "listen") str(key, v, c.listen, true);
-    else if (key == "max_message") c.max_message = static_cast<uint32_t>(num(key, v, 256, 16 << 20));
-    else if (key == "secret") {
-      str(key, v, c.secret, false);
-      if (!c.secret.empty() && c.secret.size() < 16) bad(key, "must be at least 16 characters (or empty: generated)");
-    } else if (key == "token_ttl_s") c.token_ttl_s = num(key, v, 1, 100LL * 365 * 86400);
-    else if (key == "keep_interval_ms") c.keep_interval_ms = static_cast<uint64_t>(num(key, v, 50, 3600000));
-    else if (key == "keep_max_missed") c.keep_max_missed = static_cast<uint32_t>(num(key, v, 1, 1000));
-    else if (key == "bad_limit") c.bad_limit = static_cast<uint32_t>(num(key, v, 1, 1000000));
-    else if (key == "bad_window_ms") c.bad_window_ms = static_cast<uint64_t>(num(key, v, 1, 86400000));
-    else if (key == "require_join") {
-      if (!v.is_boolean()) bad(key, "must be true or false");
-      c.require_join = v.get<bool>();
-    } else if (key == "door_allow") {
-      if (!v.is_array()) bad(key, "must be an array of addresses or prefixes (\"127.0.0.0/8\", \"::1\")");
-      c.door_allow_text.clear();
-      for (auto& e : v) {
-        Cidr cidr;
-        if (!e.is_string() || !parse_cidr(e.get<std::string>(), cidr))
-          bad(key, "'" + (e.is_string() ? e.get<std::string>() : e.dump()) + "' is not an IPv4/IPv6 address or prefix (\"10.0.0.0/8\", \"fd00::/8\")");
-        c.door_allow_text.push_back(e.get<std::string>());
-      }
-    } else if (key == "dial_out") {
-      if (!v.is_boolean()) bad(key, "must be true or false");
-      c.dial_out = v.get<bool>();
-    } else if (key == "call_req_per_min") c.call_req_per_min = static_cast<uint32_t>(num(key, v, 0, 6000000));
-    else if (key == "call_req_burst") c.call_req_burst = static_cast<uint32_t>(num(key, v, 1, 100000));
-    else if (key == "foreign_peer_type") c.foreign_peer_type = static_cast<int>(num(key, v, 1, 5));
-    else if (key == "network") {
-      if (!v.is_object()) bad(key, "must be a table");
-      for (auto& [k, nv] : v.items()) {
-        std::string full = "network." + k;
-        if (k == "home_addr") str(full, nv, c.net.home_addr, true);
-        else if (k == "community_addr") str(full, nv, c.net.community_addr, true);
-        else if (k == "stream_port") c.net.stream_port = static_cast<int>(num(full, nv, 1, 65535));
-        else if (k == "stream_path") {
-          str(full, nv, c.net.stream_path, true);
-          if (c.net.stream_path.front() != '/' || c.net.stream_path.back() != '/') bad(full, "must start and end with '/'");
-        } else if (k == "center_stream") {
-          str(full, nv, c.net.center_stream, true);
-          if (!is_url(c.net.center_stream)) bad(full, "must be a URL prefix such as \"http://11.0.0.10:954/stream/\"");
-        } else bad(full, "unknown key (home_addr, community_addr, stream_port, stream_path, center_stream)");
-      }
-    } else {
-      bad(key, "unknown key (listen, max_message, secret, token_ttl_s, keep_interval_ms, keep_max_missed, bad_limit, "
-               "bad_window_ms, require_join, door_allow, dial_out, call_req_per_min, call_req_burst, foreign_peer_type, [network])");
+  // The first problem throws out of read_conf (bad reports it through config_error).
+  junction::util::ConfigReader r(host.config(), bad);
+  r.known_keys({"listen", "max_message", "secret", "token_ttl_s", "keep_interval_ms", "keep_max_missed", "bad_limit",
+                "bad_window_ms", "require_join", "door_allow", "dial_out", "call_req_per_min", "call_req_burst",
+                "foreign_peer_type", "network"});
+  r.str("listen", c.listen, true);
+  r.integer("max_message", c.max_message, 256, 16 << 20);
+  r.str("secret", c.secret);
+  if (!c.secret.empty() && c.secret.size() < 16) bad("secret", "must be at least 16 characters (or empty: generated)");
+  r.integer("token_ttl_s", c.token_ttl_s, 1, 100LL * 365 * 86400);
+  r.integer("keep_interval_ms", c.keep_interval_ms, 50, 3600000);
+  r.integer("keep_max_missed", c.keep_max_missed, 1, 1000);
+  r.integer("bad_limit", c.bad_limit, 1, 1000000);
+  r.integer("bad_window_ms", c.bad_window_ms, 1, 86400000);
+  r.boolean("require_join", c.require_join);
+  if (r.has("door_allow")) {
+    const json& v = r.conf()["door_allow"];
+    if (!v.is_array()) bad("door_allow", "must be an array of addresses or prefixes (\"127.0.0.0/8\", \"::1\")");
+    c.door_allow_text.clear();
+    for (auto& e : v) {
+      Cidr cidr;
+      if (!e.is_string() || !parse_cidr(e.get<std::string>(), cidr))
+        bad("door_allow", "'" + (e.is_string() ? e.get<std::string>() : e.dump()) +
+                              "' is not an IPv4/IPv6 address or prefix (\"10.0.0.0/8\", \"fd00::/8\")");
+      c.door_allow_text.push_back(e.get<std::string>());
     }
   }
+  r.boolean("dial_out", c.dial_out);
+  r.integer("call_req_per_min", c.call_req_per_min, 0, 6000000);
+  r.integer("call_req_burst", c.call_req_burst, 1, 100000);
+  r.integer("foreign_peer_type", c.foreign_peer_type, 1, 5);
+  junction::util::ConfigReader net = r.table("network");
+  net.known_keys({"home_addr", "community_addr", "stream_port", "stream_path", "center_stream"});
+  net.str("home_addr", c.net.home_addr, true);
+  net.str("community_addr", c.net.community_addr, true);
+  net.integer("stream_port", c.net.stream_port, 1, 65535);
+  if (net.str("stream_path", c.net.stream_path, true) && net.has("stream_path") &&
+      (c.net.stream_path.front() != '/' || c.net.stream_path.back() != '/'))
+    bad("network.stream_path", "must start and end with '/'");
+  if (net.str("center_stream", c.net.center_stream, true) && net.has("center_stream") && !is_url(c.net.center_stream))
+    bad("network.center_stream", "must be a URL prefix such as \"http://11.0.0.10:954/stream/\"");
   for (auto& t : c.door_allow_text) {
     Cidr cidr;
     if (!parse_cidr(t, cidr)) bad("door_allow", "'" + t + "' is not an address or prefix");

@@ -8,6 +8,7 @@
 // to an intercom-json screen instead of, or as well as, the phone. See README.md.
 #include <junction/plugin.hpp>
 #include <junction/util/addr.hpp>
+#include <junction/util/config.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -139,45 +140,29 @@ struct Tomb {
 class Gateway : public junction::sdk::Plugin {
  public:
   Gateway(Host host, const jn_create_args&) : Plugin(host) {
-    json conf = host.config();
-    if (!conf.is_object()) conf = json::object();
-    auto str = [&](const char* k, std::string& v) {
-      if (!conf.contains(k)) return;
-      if (!conf[k].is_string()) bad(k, "must be a string");
-      v = conf[k].get<std::string>();
-    };
-    auto num = [&](const char* k, uint64_t& v, uint64_t lo, uint64_t hi) {
-      if (!conf.contains(k)) return;
-      if (!conf[k].is_number_integer() || conf[k].get<int64_t>() < int64_t(lo) || conf[k].get<int64_t>() > int64_t(hi))
-        bad(k, "must be an integer " + std::to_string(lo) + ".." + std::to_string(hi));
-      v = conf[k].get<uint64_t>();
-    };
-    constexpr std::string_view known[] = {"door_listen", "phone_listen", "door_video_listen", "door_audio_listen",
-                                           "advertise_ip", "multicast_group", "multicast_listen", "multicast_iface",
-                                           "source_check", "online_ms", "retransmit_ms", "max_retries",
-                                           "tombstone_ms", "tick_ms", "video_format", "audio_format", "max_doors",
-                                           "door_idle_ms"};
-    for (auto& [k, v] : conf.items())
-      if (std::find(std::begin(known), std::end(known), k) == std::end(known)) bad(k, "unknown key");
-    str("door_listen", door_listen_);
-    str("phone_listen", phone_listen_);
-    str("door_video_listen", video_listen_);
-    str("door_audio_listen", audio_listen_);
-    str("advertise_ip", advertise_ip_);
-    str("multicast_group", mcast_group_);
-    str("multicast_listen", mcast_listen_);
-    str("multicast_iface", mcast_iface_);
-    str("source_check", source_check_);
-    str("video_format", video_format_);
-    str("audio_format", audio_format_);
-    num("online_ms", online_ms_, 1000, 600000);
-    num("retransmit_ms", retransmit_ms_, 20, 10000);
-    num("max_retries", max_retries_, 0, 50);
-    num("tombstone_ms", tombstone_ms_, 0, 60000);
-    num("tick_ms", tick_ms_, 10, 1000);
-    num("max_doors", max_doors_, 1, 1000000);
-    num("door_idle_ms", door_idle_ms_, 0, 3600000);
-    if (source_check_ != "strict" && source_check_ != "off") bad("source_check", "must be \"strict\" or \"off\"");
+    // The first problem throws out of the constructor (bad reports it through config_error).
+    junction::util::ConfigReader r(host.config(), [this](const std::string& k, const std::string& why) { bad(k, why); });
+    r.known_keys({"door_listen", "phone_listen", "door_video_listen", "door_audio_listen", "advertise_ip", "multicast_group",
+                  "multicast_listen", "multicast_iface", "source_check", "online_ms", "retransmit_ms", "max_retries",
+                  "tombstone_ms", "tick_ms", "video_format", "audio_format", "max_doors", "door_idle_ms"});
+    r.str("door_listen", door_listen_);
+    r.str("phone_listen", phone_listen_);
+    r.str("door_video_listen", video_listen_);
+    r.str("door_audio_listen", audio_listen_);
+    r.str("advertise_ip", advertise_ip_);
+    r.str("multicast_group", mcast_group_);
+    r.str("multicast_listen", mcast_listen_);
+    r.str("multicast_iface", mcast_iface_);
+    r.choice("source_check", source_check_, {"strict", "off"});
+    r.str("video_format", video_format_);
+    r.str("audio_format", audio_format_);
+    r.integer("online_ms", online_ms_, 1000, 600000);
+    r.integer("retransmit_ms", retransmit_ms_, 20, 10000);
+    r.integer("max_retries", max_retries_, 0, 50);
+    r.integer("tombstone_ms", tombstone_ms_, 0, 60000);
+    r.integer("tick_ms", tick_ms_, 10, 1000);
+    r.integer("max_doors", max_doors_, 1, 1000000);
+    r.integer("door_idle_ms", door_idle_ms_, 0, 3600000);
     jn_addr probe{};
     for (auto* k : {&door_listen_, &phone_listen_, &video_listen_, &audio_listen_})
       if (!parse_addr4(*k, probe)) bad("door_listen", "'" + *k + "' is not an IPv4 \"ip:port\"");
