@@ -207,11 +207,8 @@ jn_status Relay::restore_state(uint32_t schema, std::string_view data) {
     }
     if (timeout_ms_) schedule(placed, std::max(now, placed.last_signal_ms) + timeout_ms_);
   }
-  for (auto& sh : shards_) {
-    sh->next_id = static_cast<uint32_t>(sh->streams.size());
-    for (uint32_t i = 0; i < sh->streams.size(); ++i)
-      if (!sh->streams[i]) sh->free_ids.push_back(i);
-  }
+  for (auto& sh : shards_)
+    sh->ids.rebuild(static_cast<uint32_t>(sh->streams.size()), [&](uint32_t i) { return sh->streams[i] != nullptr; });
   for (auto& t : j.value("taps", json::array())) {
     Tap tap;
     tap.stream = t[1];
