@@ -9,6 +9,7 @@
 #include <junction/plugin.hpp>
 #include <junction/util/addr.hpp>
 #include <junction/util/config.hpp>
+#include <junction/util/retransmit.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -71,12 +72,9 @@ struct Phone {
   uint64_t last_ms = 0;
 };
 
-// A command to the door awaiting its type-2 reply, retransmitted on the tick.
-struct DoorCmd {
-  std::string bytes;
-  uint64_t due = 0;
-  int tries = 0;
-};
+// Commands awaiting their answer, re-sent on the tick (junction/util/retransmit.hpp).
+using DoorCmds = junction::util::Retransmit<uint8_t, std::string>;       // op -> the command's bytes (type-2 reply acks)
+using PhoneCmds = junction::util::Retransmit<std::string, std::string>;  // uid -> the order (its answer acks)
 
 // The door's side of a call: the A-leg.
 struct DoorCall {
@@ -99,17 +97,11 @@ struct DoorCall {
   std::string answer_bytes;   // the op-4 answer, re-sent on a retransmitted op 1
   std::string peer_audio;     // the answering leg's audio bus stream
   jn_handle peer_audio_sub = 0;
-  std::map<uint8_t, DoorCmd> cmds;  // op -> pending command
+  DoorCmds cmds;  // op -> pending command
   std::string video_stream() const { return "xxxcid/door-" + std::to_string(id) + "/video"; }
   std::string audio_stream() const { return "xxxcid/door-" + std::to_string(id) + "/audio"; }
 };
 
-// An order to a phone awaiting its answer (call -> call ok, over -> over success).
-struct PhoneCmd {
-  std::string order;
-  uint64_t due = 0;
-  int tries = 0;
-};
 
 // The phone's side of a call: a B-leg ringing the phones bound to one room.
 struct PhoneCall {
@@ -127,7 +119,7 @@ struct PhoneCall {
   uint64_t unlock_deadline = 0, unlock_done_ms = 0, deadline = 0;
   std::string video_stream, audio_stream;  // the offer's bus streams
   jn_handle video_sub = 0, audio_sub = 0;
-  std::map<std::string, PhoneCmd> cmds;  // uid -> pending order
+  PhoneCmds cmds;  // uid -> pending order (call -> call ok, over -> over success)
   std::string my_audio() const { return "xxxcid/phone-" + std::to_string(id) + "/audio"; }
 };
 
@@ -315,6 +307,7 @@ class Gateway : public junction::sdk::Plugin {
     }
     DoorCall c;
     c.id = ++next_id_;
+    c.cmds.set_policy(retransmit_ms_, static_cast<uint32_t>(max_retries_));
     c.door = p.caller;
     c.callee = p.callee;
     c.sig = from;
@@ -411,9 +404,8 @@ class Gateway : public junction::sdk::Plugin {
   void on_door_reply(const Packet& p, const jn_addr& from) {
     DoorCall* c = door_call(p.caller.addr, p.callee.addr);
     if (c) c->last_rx = host().now_ms();
-    if (!c || !c->cmds.count(p.op)) return count("door_stale_replies");
+    if (!c || !c->cmds.ack(p.op)) return count("door_stale_replies");
     (void)from;
-    c->cmds.erase(p.op);
     door_cmd_done(*c, p.op, true);
   }
 
@@ -443,12 +435,8 @@ class Gateway : public junction::sdk::Plugin {
   }
 
   void door_command(DoorCall& c, uint8_t op) {
-    if (c.cmds.count(op)) return;  // already pending: one action per request
-    DoorCmd& cmd = c.cmds[op];
-    cmd.bytes = xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, op));
-    cmd.due = host().now_ms() + retransmit_ms_;
-    cmd.tries = 0;
-    send_door(c.sig, cmd.bytes);
+    if (c.cmds.pending(op)) return;  // already pending: one action per request
+    send_door(c.sig, c.cmds.start(op, xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, op)), host().now_ms()).payload);
   }
 
   // Removes a door call. reply_op: kOpBusy (op 1 answered busy), kOpHangup (the door's op 30
@@ -578,7 +566,7 @@ class Gateway : public junction::sdk::Plugin {
         } else if (type == "hangup") {
           if (c.state == DoorCall::Closing) return;
           c.state = DoorCall::Closing;
-          c.cmds.erase(xxxcid::kOpTalk);
+          c.cmds.ack(xxxcid::kOpTalk);
           door_command(c, xxxcid::kOpHangup);
         }
         return;
@@ -642,6 +630,7 @@ class Gateway : public junction::sdk::Plugin {
     }
     PhoneCall pc;
     pc.id = ++next_id_;
+    pc.cmds.set_policy(retransmit_ms_, static_cast<uint32_t>(max_retries_));
     pc.leg = leg;
     pc.call_id = std::string(to_sv(ev.call_id));
     std::string from(to_sv(ev.from));
@@ -684,11 +673,7 @@ class Gateway : public junction::sdk::Plugin {
     send_phone(uid, xxxcid::serialise_order(order_for(c, uid, order)));
   }
   void phone_command(PhoneCall& c, const std::string& uid, const char* order) {
-    PhoneCmd& cmd = c.cmds[uid];
-    cmd.order = xxxcid::serialise_order(order_for(c, uid, order));
-    cmd.due = host().now_ms() + retransmit_ms_;
-    cmd.tries = 0;
-    send_phone(uid, cmd.order);
+    send_phone(uid, c.cmds.start(uid, xxxcid::serialise_order(order_for(c, uid, order)), host().now_ms()).payload);
   }
 
   void on_phone_leg(PhoneCall& c, const jn_call_event& ev) {
@@ -898,7 +883,7 @@ class Gateway : public junction::sdk::Plugin {
     if (c->phone_hangup) return count("phone_duplicates");
     host().info("phone " + o.uid + " hangs up on door " + c->door);
     if (c->state == PhoneCall::Ringing) {
-      c->cmds.erase(o.uid);
+      c->cmds.ack(o.uid);
       phone_reply(*c, o.uid, "over success");
       c->uids.erase(std::remove(c->uids.begin(), c->uids.end(), o.uid), c->uids.end());
       Tomb& t = tombs_["phone|" + o.uid + "|" + c->door];
@@ -932,8 +917,7 @@ class Gateway : public junction::sdk::Plugin {
 
   void on_over_success(const xxxcid::Order& o, const jn_addr&) {
     PhoneCall* c = phone_call(o.uid, o.door);
-    if (!c || !c->cmds.count(o.uid)) return count("phone_stale");
-    c->cmds.erase(o.uid);
+    if (!c || !c->cmds.ack(o.uid)) return count("phone_stale");
     if (!c->cmds.empty()) return;
     phone_over_done(*c);
   }
@@ -1009,7 +993,7 @@ class Gateway : public junction::sdk::Plugin {
         count("phone_lost");
         // One "over" without retransmission: an app that comes back learns the call is over.
         send_phone(uid, xxxcid::serialise_order(order_for(c, uid, "over")));
-        c.cmds.erase(uid);
+        c.cmds.ack(uid);
         c.uids.erase(std::remove(c.uids.begin(), c.uids.end(), uid), c.uids.end());
         tombs_["phone|" + uid + "|" + c.door].until = now + tombstone_ms_;
       }
@@ -1031,17 +1015,13 @@ class Gateway : public junction::sdk::Plugin {
     std::vector<std::pair<uint64_t, uint8_t>> door_exhausted;
     std::vector<uint64_t> door_deadline, door_lost;
     for (auto& [id, c] : doors_) {
-      for (auto& [op, cmd] : c.cmds) {
-        if (cmd.due > now) continue;
-        if (cmd.tries >= int(max_retries_)) {
-          door_exhausted.push_back({id, op});
-          continue;
-        }
-        ++cmd.tries;
-        cmd.due = now + retransmit_ms_;
-        count("door_retransmits");
-        send_door(c.sig, cmd.bytes);
-      }
+      c.cmds.poll(
+          now,
+          [&](uint8_t, const std::string& bytes) {
+            count("door_retransmits");
+            send_door(c.sig, bytes);
+          },
+          [&, id = id](uint8_t op) { door_exhausted.push_back({id, op}); });
       if (c.door_hangup && c.deadline && c.deadline <= now) door_deadline.push_back(id);
       // The protocol has no door keepalive, but a door in an answered call streams video: a door
       // silent for door_idle_ms has vanished (power, network) without its op 30.
@@ -1051,7 +1031,6 @@ class Gateway : public junction::sdk::Plugin {
     for (auto [id, op] : door_exhausted) {
       auto it = doors_.find(id);
       if (it == doors_.end()) continue;
-      it->second.cmds.erase(op);
       count("door_gave_up");
       door_cmd_done(it->second, op, false);
     }
@@ -1081,20 +1060,15 @@ class Gateway : public junction::sdk::Plugin {
     phones_lost(now);
     std::vector<uint64_t> phone_done;
     for (auto& [id, c] : phones_calls_) {
-      std::vector<std::string> gone;
-      for (auto& [uid, cmd] : c.cmds) {
-        if (cmd.due > now) continue;
-        if (cmd.tries >= int(max_retries_)) {
-          gone.push_back(uid);
-          continue;
-        }
-        ++cmd.tries;
-        cmd.due = now + retransmit_ms_;
-        count("phone_retransmits");
-        send_phone(uid, cmd.order);
-      }
-      for (auto& uid : gone) c.cmds.erase(uid);
-      if (!gone.empty() && c.cmds.empty() && (c.state == PhoneCall::Closing || c.door_hangup)) phone_done.push_back(id);
+      bool gone = false;
+      c.cmds.poll(
+          now,
+          [&](const std::string& uid, const std::string& order) {
+            count("phone_retransmits");
+            send_phone(uid, order);
+          },
+          [&](const std::string&) { gone = true; });
+      if (gone && c.cmds.empty() && (c.state == PhoneCall::Closing || c.door_hangup)) phone_done.push_back(id);
       if (c.unlock_pending && c.unlock_deadline <= now) {
         c.unlock_pending = false;
         for (auto& uid : c.uids) phone_reply(c, uid, "unlock fail");
@@ -1279,7 +1253,7 @@ class Gateway : public junction::sdk::Plugin {
     json doors = json::array();
     for (auto& [id, c] : doors_) {
       json cmds = json::object();
-      for (auto& [op, cmd] : c.cmds) cmds[std::to_string(op)] = {cmd.due, cmd.tries};
+      for (auto& [op, cmd] : c.cmds.entries()) cmds[std::to_string(op)] = {cmd.due, cmd.tries};
       doors.push_back({{"id", id}, {"leg", c.leg}, {"call_id", c.call_id}, {"door", c.door.addr}, {"door_ip", ip4_json(c.door.ip)},
                        {"callee", c.callee.addr}, {"callee_ip", ip4_json(c.callee.ip)}, {"sig", addr_json(c.sig)},
                        {"audio_to", addr_json(c.audio_to)}, {"video_src", addr_json(c.video_src)}, {"has_mcast", c.has_mcast}, {"mcast", c.mcast},
@@ -1291,7 +1265,7 @@ class Gateway : public junction::sdk::Plugin {
     json phones = json::array();
     for (auto& [id, c] : phones_calls_) {
       json cmds = json::object();
-      for (auto& [uid, cmd] : c.cmds) cmds[uid] = {cmd.order, cmd.due, cmd.tries};
+      for (auto& [uid, cmd] : c.cmds.entries()) cmds[uid] = {cmd.payload, cmd.due, cmd.tries};
       phones.push_back({{"id", id}, {"leg", c.leg}, {"call_id", c.call_id}, {"door", c.door}, {"key", c.key},
                         {"uids", c.uids}, {"state", int(c.state)}, {"talking", c.talking}, {"talk_pending", c.talk_pending},
                         {"video_on", c.video_on}, {"phone_hangup", c.phone_hangup}, {"door_hangup", c.door_hangup},
@@ -1357,9 +1331,10 @@ class Gateway : public junction::sdk::Plugin {
       if (j.at("answered").get<bool>()) c.answer_bytes = xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, xxxcid::kOpAnswer, true));
       c.peer_audio = j.at("peer_audio");
       c.peer_audio_sub = j.at("peer_audio_sub");
+      c.cmds.set_policy(retransmit_ms_, static_cast<uint32_t>(max_retries_));
       for (auto& [op, cmd] : j.at("cmds").items()) {
         uint8_t o = static_cast<uint8_t>(std::stoi(op));
-        c.cmds[o] = DoorCmd{xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, o)), cmd.at(0), cmd.at(1)};
+        c.cmds.restore(o, xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, o)), cmd.at(0), cmd.at(1));
       }
       door_by_key_[call_key(c.door.addr, c.callee.addr)] = c.id;
       door_by_ip_[ip_key(c.sig)].insert(c.id);
@@ -1390,7 +1365,8 @@ class Gateway : public junction::sdk::Plugin {
       c.audio_stream = j.at("audio_stream");
       c.video_sub = j.at("video_sub");
       c.audio_sub = j.at("audio_sub");
-      for (auto& [uid, cmd] : j.at("cmds").items()) c.cmds[uid] = PhoneCmd{cmd.at(0), cmd.at(1), cmd.at(2)};
+      c.cmds.set_policy(retransmit_ms_, static_cast<uint32_t>(max_retries_));
+      for (auto& [uid, cmd] : j.at("cmds").items()) c.cmds.restore(uid, cmd.at(0), cmd.at(1), cmd.at(2));
       if (!c.call_id.empty()) phone_by_callid_[c.call_id] = c.id;
       phones_calls_[c.id] = std::move(c);
     }
