@@ -8,6 +8,7 @@
 #include <junction/util/addr.hpp>
 #include <junction/util/config.hpp>
 #include <junction/util/random.hpp>
+#include <junction/util/state.hpp>
 
 #include "protocol.hpp"
 #include "token.hpp"
@@ -334,36 +335,37 @@ class IntercomJson : public junction::sdk::Plugin {
     for (auto& [h, c] : conns_) conns.push_back(c);
     json calls = json::array();
     for (auto& [id, c] : calls_) calls.push_back(c);
-    out = json{{"listener", listener_}, {"tick", tick_}, {"tick_ms", tick_ms()}, {"serial", serial_}, {"msg_serial", msg_serial_},
-               {"conns", conns}, {"calls", calls}, {"routes", routes_}}
-              .dump();
+    junction::util::StateOut st;
+    st.set("listener", listener_).set("tick", tick_).set("tick_ms", tick_ms()).set("serial", serial_).set("msg_serial", msg_serial_);
+    st.set("conns", conns).set("calls", calls).set("routes", routes_);
+    out = st.encode();
     return JN_OK;
   }
 
   jn_status restore_state(uint32_t schema, std::string_view data) override {
-    if (schema != kStateSchema) return JN_ERR_ABI;
-    json s = json::parse(data, nullptr, false);
-    if (!s.is_object()) {
-      host().set_error("state is not a JSON object");
-      return JN_ERR_INVALID;
+    junction::util::StateIn s;
+    std::string error;
+    if (jn_status st = s.parse(schema, kStateSchema, kStateSchema, data, error); st != JN_OK) {
+      host().set_error(error);
+      return st;
     }
-    listener_ = s.at("listener").get<jn_handle>();
-    tick_ = s.at("tick").get<jn_handle>();
-    serial_ = s.at("serial").get<uint64_t>();
-    msg_serial_ = s.at("msg_serial").get<uint64_t>();
-    for (auto& c : s.at("conns")) {
+    s.read("listener", listener_);
+    s.read("tick", tick_);
+    s.read("serial", serial_);
+    s.read("msg_serial", msg_serial_);
+    for (auto& c : s["conns"]) {
       Conn conn = c.get<Conn>();
       conns_[conn.h] = conn;
     }
-    for (auto& c : s.at("calls")) {
+    for (auto& c : s["calls"]) {
       Call call = c.get<Call>();
       calls_[call.id] = call;
     }
-    routes_ = s.at("routes").get<std::map<std::string, jn_handle>>();
+    s.read("routes", routes_);
     rebuild_indexes();
     // The keepalive clock is the saved last_rx/last_tx, in the loop's monotonic time: it carries
     // over. A changed keep_interval_ms takes effect with a new tick timer.
-    if (s.value("tick_ms", uint64_t{0}) != tick_ms()) {
+    if (s.get<uint64_t>("tick_ms", 0) != tick_ms()) {
       host().stop_timer(tick_);
       host().timer(tick_ms(), tick_ms(), kTickCookie, &tick_);
     }

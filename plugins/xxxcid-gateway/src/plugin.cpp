@@ -10,6 +10,7 @@
 #include <junction/util/addr.hpp>
 #include <junction/util/config.hpp>
 #include <junction/util/retransmit.hpp>
+#include <junction/util/state.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -1234,7 +1235,7 @@ class Gateway : public junction::sdk::Plugin {
 
   // --- hot reload ---------------------------------------------------------------------------
   jn_status save_state(std::string& out) override {
-    json s;
+    junction::util::StateOut s;
     s["socks"] = {door_sock_, phone_sock_, video_sock_, audio_sock_, mcast_sock_, tick_};
     s["next_id"] = next_id_;
     s["reloads"] = reloads_;
@@ -1274,41 +1275,40 @@ class Gateway : public junction::sdk::Plugin {
                         {"audio_stream", c.audio_stream}, {"video_sub", c.video_sub}, {"audio_sub", c.audio_sub}, {"cmds", cmds}});
     }
     s["phone_calls"] = phones;
-    std::vector<uint8_t> bin = json::to_cbor(s);
-    out.assign(bin.begin(), bin.end());
+    out = s.encode(junction::util::StateEncoding::Cbor);
     return JN_OK;
   }
 
   jn_status restore_state(uint32_t schema, std::string_view data) override {
-    if (schema != 1) return JN_ERR_ABI;
-    json s = json::from_cbor(data.begin(), data.end(), true, false);
-    if (s.is_discarded() || !s.is_object()) {
-      host().set_error("state is not the CBOR object this plugin writes");
-      return JN_ERR_INVALID;
+    junction::util::StateIn s;
+    std::string error;
+    if (jn_status st = s.parse(schema, 1, 1, data, error, junction::util::StateEncoding::Cbor); st != JN_OK) {
+      host().set_error(error);
+      return st;
     }
-    auto socks = s.at("socks");
+    auto socks = s["socks"];
     door_sock_ = socks.at(0);
     phone_sock_ = socks.at(1);
     video_sock_ = socks.at(2);
     audio_sock_ = socks.at(3);
     mcast_sock_ = socks.at(4);
     tick_ = socks.at(5);
-    next_id_ = s.at("next_id");
-    reloads_ = s.at("reloads").get<uint64_t>() + 1;
-    for (auto& [k, v] : s.at("stats").items()) stats_[k] = v.get<uint64_t>();
-    room_routes_ = s.at("room_routes").get<std::map<std::string, jn_handle>>();
-    door_routes_ = s.at("door_routes").get<std::map<std::string, jn_handle>>();
-    for (auto& [uid, p] : s.at("phones").items()) {
+    s.read("next_id", next_id_);
+    reloads_ = s.get<uint64_t>("reloads", 0) + 1;
+    for (auto& [k, v] : s["stats"].items()) stats_[k] = v.get<uint64_t>();
+    s.read("room_routes", room_routes_);
+    s.read("door_routes", door_routes_);
+    for (auto& [uid, p] : s["phones"].items()) {
       Phone ph{addr_from(p.at(0)), p.at(1).get<uint64_t>()};
       phones_[uid] = ph;
       phone_by_addr_[addr_text(ph.addr)] = uid;
     }
-    for (auto& [k, t] : s.at("tombs").items()) {
+    for (auto& [k, t] : s["tombs"].items()) {
       auto& b1 = t.at(0).get_binary();
       auto& b2 = t.at(1).get_binary();
       tombs_[k] = Tomb{std::string(b1.begin(), b1.end()), std::string(b2.begin(), b2.end()), t.at(2).get<uint64_t>()};
     }
-    for (auto& j : s.at("doors")) {
+    for (auto& j : s["doors"]) {
       DoorCall c;
       c.id = j.at("id");
       c.leg = j.at("leg");
@@ -1343,7 +1343,7 @@ class Gateway : public junction::sdk::Plugin {
       if (!c.call_id.empty()) door_by_callid_[c.call_id] = c.id;
       doors_[c.id] = std::move(c);
     }
-    for (auto& j : s.at("phone_calls")) {
+    for (auto& j : s["phone_calls"]) {
       PhoneCall c;
       c.id = j.at("id");
       c.leg = j.at("leg");
