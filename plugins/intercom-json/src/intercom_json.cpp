@@ -42,10 +42,12 @@ int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::string addr_text(const jn_addr& a) { return junction::util::format_addr(a); }
 
-// The host part of "ip:port" / "[v6]:port", without brackets.
+// The host part of "ip:port" / "[v6%zone]:port", without brackets or zone (what protocol
+// fields and door_allow prefixes hold).
 std::string peer_host(const std::string& peer) {
   std::string h = peer.substr(0, peer.rfind(':'));
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (size_t pct = h.find('%'); pct != std::string::npos) h.resize(pct);
   return h;
 }
 

@@ -24,7 +24,12 @@ inline bool addr_eq(const jn_addr& a, const jn_addr& b) {
   return std::memcmp(a.ip, b.ip, a.family == 4 ? 4 : 16) == 0;
 }
 inline std::string addr_ip(const jn_addr& a) { return junction::util::format_ip(a); }
-inline std::string addr_str(const jn_addr& a) { return junction::util::format_addr(a); }
+// Without the IPv6 zone: the ng/state form parse_addr_str reads back (a zone means nothing there).
+inline std::string addr_str(const jn_addr& a) {
+  jn_addr b = a;
+  b.scope_id = 0;
+  return junction::util::format_addr(b);
+}
 
 // ip ("192.0.2.1", "::1" or "[::1]") and port into out. On failure out is all zero (family 0:
 // "no address", which the media path drops as no destination), never half filled: a port above
