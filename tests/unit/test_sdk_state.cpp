@@ -48,3 +48,14 @@ TEST_CASE("sdk state: a schema out of range or data that is not an object is ref
   CHECK(in.parse(1, 1, 1, "", error) == JN_OK);  // nothing saved: nothing to restore
   CHECK(in.get<int>("x", 3) == 3);
 }
+
+TEST_CASE("sdk state: text that is not UTF-8 does not make save_state throw") {
+  StateOut out;
+  out.set("reason", std::string("bad \xff byte"));
+  std::string data;
+  CHECK_NOTHROW(data = out.encode());
+  StateIn in;
+  std::string error;
+  REQUIRE(in.parse(1, 1, 1, data, error) == JN_OK);
+  CHECK(in.get<std::string>("reason", "") == "bad \xef\xbf\xbd byte");
+}

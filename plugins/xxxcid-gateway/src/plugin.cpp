@@ -1016,11 +1016,12 @@ class Gateway : public junction::sdk::Plugin {
     std::vector<std::pair<uint64_t, uint8_t>> door_exhausted;
     std::vector<uint64_t> door_deadline, door_lost;
     for (auto& [id, c] : doors_) {
+      // Named captures, not the structured bindings: clang before 16 cannot capture those.
       c.cmds.poll(
           now,
-          [&](uint8_t, const std::string& bytes) {
+          [&, &door = c](uint8_t, const std::string& bytes) {
             count("door_retransmits");
-            send_door(c.sig, bytes);
+            send_door(door.sig, bytes);
           },
           [&, id = id](uint8_t op) { door_exhausted.push_back({id, op}); });
       if (c.door_hangup && c.deadline && c.deadline <= now) door_deadline.push_back(id);

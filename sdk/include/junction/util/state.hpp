@@ -27,7 +27,9 @@ class StateOut {
     return *this;
   }
   std::string encode(StateEncoding enc = StateEncoding::Json) const {
-    if (enc == StateEncoding::Json) return j_.dump();
+    // Text from peers and other plugins (URIs, reasons) need not be UTF-8: replaced (U+FFFD) in
+    // JSON, so a reload never fails on it. CBOR carries the bytes as they are.
+    if (enc == StateEncoding::Json) return j_.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     auto bytes = nlohmann::json::to_cbor(j_);
     return std::string(bytes.begin(), bytes.end());
   }
