@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds. `scripts/build.sh` -> build/ ; `scripts/build.sh asan` -> build-asan/
-# (AddressSanitizer + UndefinedBehaviorSanitizer); `scripts/build.sh tsan` -> build-tsan/ (ThreadSanitizer).
+# (AddressSanitizer + UndefinedBehaviorSanitizer); `scripts/build.sh tsan` -> build-tsan/ (ThreadSanitizer);
+# `scripts/build.sh fuzz` -> build-fuzz/ (clang, libFuzzer + ASan + UBSan; only the fuzz targets and
+# what they link, which tests/fuzz/run_all.py runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-release}"
@@ -8,9 +10,12 @@ case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
   asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DJN_SANITIZE=ON) ;;
   tsan) dir=build-tsan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DJN_TSAN=ON) ;;
-  *) echo "usage: scripts/build.sh [release|asan|tsan]" >&2; exit 2 ;;
+  # Debug keeps asserts; JN_FUZZ adds -O1 and line tables. Only the fuzz_all target is built.
+  fuzz) dir=build-fuzz; target=(--target fuzz_all)
+        flags=(-DCMAKE_BUILD_TYPE=Debug -DJN_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;
+  *) echo "usage: scripts/build.sh [release|asan|tsan|fuzz]" >&2; exit 2 ;;
 esac
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja -DJN_WERROR=ON "${flags[@]}" >/dev/null
 fi
-cmake --build "$dir" -j "$(nproc)"
+cmake --build "$dir" -j "$(nproc)" ${target[@]+"${target[@]}"}

@@ -7,7 +7,7 @@ PKGS=(
   libuv1-dev libboost-dev libboost-filesystem-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev nlohmann-json3-dev
   libsrtp2-dev libusrsctp-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev libc-ares-dev
   clang libclang-rt-14-dev
-  sip-tester kamailio rtpengine-daemon iproute2 liburing-dev
+  sip-tester kamailio rtpengine-daemon iproute2 liburing-dev openssl
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -73,6 +73,30 @@ class PluginIoTest(JunctionTest):
         self.assertEqual(self.http("POST", "/p", "payload")[1]["body"], "payload")
         self.assertEqual(self.http("GET", "/missing")[0], 404)
 
+    def test_websocket_upgrade_is_the_plugins_decision(self):
+        j = self.server(plugins={"io-echo": {"tcp_listen": f"127.0.0.1:{free_port()}", "http_listen": f"127.0.0.1:{free_port()}",
+                                             "ws_allow_origin": "https://app.example", "ws_protocol": "verto"}})
+        j.start()
+        port = int(j.plugins["io-echo"]["http_listen"].rsplit(":", 1)[1])
+        with self.assertRaises(ConnectionError) as e:  # another site's page: refused before any WebSocket
+            WsClient("127.0.0.1", port, "/ws", headers={"Origin": "https://evil.example"})
+        self.assertIn(" 403 ", str(e.exception))
+        with self.assertRaises(ConnectionError):  # no Origin at all: refused too
+            WsClient("127.0.0.1", port, "/ws")
+        ws = WsClient("127.0.0.1", port, "/ws?room=7", headers={"Origin": "https://app.example",
+                                                                 "Sec-WebSocket-Protocol": "chat, verto"})
+        self.assertIn("Sec-WebSocket-Protocol: verto", ws.head)
+        ws.send("hi")
+        self.assertEqual(ws.recv(), (1, b"echo:hi"))
+        opened = j.cmd("io-echo", "last_open")
+        self.assertEqual((opened["path"], opened["query"], opened["subprotocol"]), ("/ws", "room=7", "verto"))
+        self.assertGreaterEqual(opened["headers"], 3)  # host, origin, upgrade, ...
+        ws.close()
+        # A client offering no subprotocol (browser Verto clients) is accepted without one.
+        ws = WsClient("127.0.0.1", port, "/ws", headers={"Origin": "https://app.example"})
+        self.assertNotIn("Sec-WebSocket-Protocol", ws.head)
+        ws.close()
+
     def test_http_headers_both_ways(self):
         c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
         c.request("GET", "/headers", headers={"Origin": "https://app.example", "User-Agent": "jn-test/1"})

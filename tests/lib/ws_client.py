@@ -6,11 +6,12 @@ import struct
 
 
 class WsClient:
-    def __init__(self, host, port, path="/", timeout=10):
+    def __init__(self, host, port, path="/", timeout=10, headers=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         req = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n")
         self.sock.sendall(req.encode())
         buf = b""
         while b"\r\n\r\n" not in buf:
@@ -19,6 +20,7 @@ class WsClient:
                 raise ConnectionError("closed during handshake")
             buf += chunk
         head, self.rest = buf.split(b"\r\n\r\n", 1)
+        self.head = head.decode(errors="replace")
         if b" 101 " not in head.split(b"\r\n")[0]:
             raise ConnectionError("handshake refused: " + head.decode(errors="replace"))
 

@@ -988,12 +988,14 @@ namespace {
 struct FakeAnchor : MediaAnchor {
   std::vector<std::pair<Op, std::string>> asked;
   std::vector<uint32_t> senders;
+  std::vector<uint16_t> in_ports;  // the first stream's port of each request's media (0: none)
   uint16_t next_port = 30000;
   bool refuse = false;
   std::optional<std::vector<MediaStream>> anchor(Op op, const std::string& call_id, const std::vector<MediaStream>* media,
                                                  uint32_t sender) override {
     asked.emplace_back(op, call_id);
     senders.push_back(sender);
+    in_ports.push_back(media && !media->empty() ? (*media)[0].addr.port : 0);
     if (refuse || !media) return std::nullopt;
     std::vector<MediaStream> out = *media;
     for (auto& s : out) {
@@ -1111,4 +1113,273 @@ TEST_CASE_FIXTURE(Fixture, "media anchor that refuses: media passes through, no 
   CHECK((*offers[0].ev.media)[0].addr.port == 0);  // untouched
   CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END, 487)) == JN_OK);
   CHECK(anchor.asked.size() == 1);  // the offer only: nothing anchored, nothing to delete
+}
+
+// --- hardening: server.max_calls ---------------------------------------------------------------
+
+TEST_CASE_FIXTURE(Fixture, "max_calls: originate beyond it is refused with JN_ERR_LIMIT, calls up are unaffected") {
+  calls.set_max_calls(2);
+  jn_handle a1 = call_from_door("intercom:room/101", 1);
+  jn_handle a2 = call_from_door("intercom:room/102", 2);
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 2);
+  CHECK(calls.refused_calls() == 0);
+
+  jn_handle refused = 12345;
+  CHECK(calls.originate(kDoor, 3, Fixture::offer("xxxcid:door/1-1", "intercom:room/103"), &refused) == JN_ERR_LIMIT);
+  CHECK(refused == JN_INVALID_HANDLE);
+  CHECK(calls.originate(kBrowser, 4, Fixture::offer("sip:x@y", "intercom:room/104"), &refused) == JN_ERR_LIMIT);
+  CHECK(ep.take().empty());  // nobody was offered anything
+  CHECK(calls.refused_calls() == 2);
+  CHECK(calls.active_calls() == 2);
+  CHECK(cdrs.empty());  // a refused originate is no call: no CDR
+
+  // The calls up go on: answered, events both ways, ended.
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_ANSWER)) == JN_OK);
+  CHECK(calls.send(kDoor, a1, Fixture::info("door", "open")) == JN_OK);
+  auto up = ep.take();
+  REQUIRE(up.size() == 2);
+  CHECK((up[0].leg == a1 && up[0].ev.type == JN_CALL_ANSWER));
+  CHECK((up[1].leg == offers[0].leg && up[1].ev.type == JN_CALL_INFO));
+  CHECK(calls.send(kDoor, a1, Fixture::event(JN_CALL_END, 200)) == JN_OK);
+  ep.take();
+
+  // A slot is free again: the next originate goes through; then the limit holds again.
+  jn_handle a3 = call_from_door("intercom:room/103", 3);
+  CHECK(a3 != JN_INVALID_HANDLE);
+  CHECK(calls.originate(kDoor, 5, Fixture::offer("xxxcid:door/1-1", "intercom:room/105"), &refused) == JN_ERR_LIMIT);
+  CHECK(calls.refused_calls() == 3);
+  // Bad input is still told apart from the limit.
+  CHECK(calls.originate(kDoor, 5, Fixture::event(JN_CALL_RINGING), &refused) == JN_ERR_INVALID);
+
+  // 0 = no limit.
+  calls.set_max_calls(0);
+  for (int i = 0; i < 10; ++i) call_from_door("intercom:room/200", 100 + i);
+  CHECK(calls.active_calls() == 12);
+  CHECK(calls.refused_calls() == 3);
+  (void)a2;
+}
+
+// --- hardening: re-entrancy bounds -------------------------------------------------------------
+
+// An answered door -> screen call; returns {A-leg, B-leg}.
+std::pair<jn_handle, jn_handle> answered_call(Fixture& f, const std::string& to = "intercom:room/101") {
+  jn_handle a = f.call_from_door(to);
+  auto offers = f.ep.take();
+  REQUIRE(offers.size() == 1);
+  REQUIRE(f.calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_ANSWER)) == JN_OK);
+  f.ep.take();
+  return {a, offers[0].leg};
+}
+
+TEST_CASE_FIXTURE(Fixture, "re-entrant: two legs answering every INFO with an INFO are cut off, not looped forever") {
+  auto [a, b] = answered_call(*this);
+  auto [other_a, other_b] = answered_call(*this, "intercom:room/102");
+  std::map<jn_status, int> echo_status;
+  int echoes = 0;
+  ep.react = [&](const Delivered& d) {
+    if (d.ev.type != JN_CALL_INFO) return;
+    if (++echoes > 100000) return;  // the test's own guard: without the bound this never ends
+    jn_status st = calls.send(d.plugin, d.leg, Fixture::info(d.ev.info_type, d.ev.info_body));
+    ++echo_status[st];
+    // Cut off, the plugin hangs up: what ends a leg is never refused.
+    if (st == JN_ERR_LIMIT) CHECK(calls.send(d.plugin, d.leg, Fixture::event(JN_CALL_END, 200, "loop")) == JN_OK);
+  };
+  CHECK(calls.send(kDoor, a, Fixture::info("ping", "1")) == JN_OK);
+  auto log = ep.take();
+  // The first INFO came from outside; the drain accepted kEventsPerDrain echoes and refused the next.
+  const size_t infos = std::count_if(log.begin(), log.end(), [](const Delivered& d) { return d.ev.type == JN_CALL_INFO; });
+  CHECK(infos == CallManager::kEventsPerDrain + 1);
+  CHECK(echo_status[JN_OK] == static_cast<int>(CallManager::kEventsPerDrain));
+  CHECK(echo_status[JN_ERR_LIMIT] == 1);
+  CHECK(echo_status.size() == 2);
+  CHECK(calls.refused_events_drain() == 1);
+  CHECK(calls.refused_events_queue() == 0);
+  REQUIRE(!log.empty());
+  CHECK((log.back().ev.type == JN_CALL_END && log.back().ev.reason == "loop"));
+  CHECK(calls.active_calls() == 1);  // the looping call ended; the other one is up
+
+  // The other call proceeds, and a new stimulus gets a fresh budget.
+  ep.react = nullptr;
+  CHECK(calls.send(kScreen, other_b, Fixture::dtmf("5")) == JN_OK);
+  auto dtmf = ep.take();
+  REQUIRE(dtmf.size() == 1);
+  CHECK((dtmf[0].leg == other_a && dtmf[0].ev.dtmf == "5"));
+  CHECK(calls.send(kDoor, other_a, Fixture::event(JN_CALL_END)) == JN_OK);
+  CHECK(calls.active_calls() == 0);
+  (void)b;
+}
+
+TEST_CASE_FIXTURE(Fixture, "re-entrant: a plugin flooding from inside on_call fills the queue toward its peer and is refused") {
+  calls.set_drain_limits(1000, 8);
+  auto [a, b] = answered_call(*this);
+  std::vector<jn_status> sent;
+  ep.react = [&](const Delivered& d) {
+    if (d.ev.type != JN_CALL_INFO || d.plugin != kScreen) return;
+    for (int i = 0; i < 20; ++i) sent.push_back(calls.send(kScreen, d.leg, Fixture::dtmf(std::to_string(i % 10))));
+    sent.push_back(calls.send(kScreen, d.leg, Fixture::event(JN_CALL_END, 200)));  // never refused
+  };
+  CHECK(calls.send(kDoor, a, Fixture::info("go", "")) == JN_OK);
+  REQUIRE(sent.size() == 21);
+  CHECK(std::count(sent.begin(), sent.begin() + 8, JN_OK) == 8);
+  CHECK(std::count(sent.begin() + 8, sent.begin() + 20, JN_ERR_LIMIT) == 12);
+  CHECK(sent[20] == JN_OK);
+  CHECK(calls.refused_events_queue() == 12);
+  CHECK(calls.refused_events_drain() == 0);
+  auto log = ep.take();
+  REQUIRE(log.size() == 1 + 8 + 1);  // the INFO to B, 8 DTMF and the END to A
+  CHECK(log.back().ev.type == JN_CALL_END);
+  CHECK(calls.active_calls() == 0);
+  (void)b;
+}
+
+TEST_CASE_FIXTURE(Fixture, "re-entrant: originating from inside every OFFER is cut off by the drain's budget") {
+  calls.set_drain_limits(50, 256);
+  std::map<jn_status, int> statuses;
+  int offers = 0;
+  ep.react = [&](const Delivered& d) {
+    if (d.ev.type != JN_CALL_OFFER || ++offers > 5000) return;  // guard: without the bound, endless
+    jn_handle leg = 0;
+    ++statuses[calls.originate(kScreen, 1, Fixture::offer("intercom:x", "intercom:room/101"), &leg)];
+  };
+  call_from_door("intercom:room/101");
+  CHECK(offers == 51);  // the door's offer, then 50 accepted from inside
+  CHECK(statuses[JN_OK] == 50);
+  CHECK(statuses[JN_ERR_LIMIT] == 1);
+  CHECK(calls.refused_events_drain() == 1);
+  CHECK(calls.active_calls() == 51);
+}
+
+// --- hardening: early media under a fork -----------------------------------------------------
+
+namespace {
+CallEvent ringing_with(uint16_t port) {
+  CallEvent ev = Fixture::event(JN_CALL_RINGING);
+  ev.media = std::vector<MediaStream>{audio_at(port)};
+  return ev;
+}
+CallEvent answer_with(uint16_t port) {
+  CallEvent ev = Fixture::event(JN_CALL_ANSWER);
+  ev.media = std::vector<MediaStream>{audio_at(port)};
+  return ev;
+}
+uint16_t port_of(const Delivered& d) { return d.ev.media && !d.ev.media->empty() ? (*d.ev.media)[0].addr.port : 0; }
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "early media under a fork goes through the anchor; the latest branch is heard; the answer replaces it") {
+  FakeAnchor anchor;
+  calls.set_media_anchor(&anchor);
+  routes.set_static({StaticRoute{"exact", "room:101", {"intercom:room/101", "xxxcid:room/101", "sip:alice@x"}, Strategy::Fork, 0, "t:1"}});
+  jn_handle a = call_from_door("room:101");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 3);
+  REQUIRE(anchor.asked.size() == 1);  // the offer
+
+  // A plain RINGING: forwarded once, nothing to anchor.
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_RINGING)) == JN_OK);
+  auto r0 = ep.take();
+  REQUIRE(r0.size() == 1);
+  CHECK((r0[0].leg == a && r0[0].ev.type == JN_CALL_RINGING && !r0[0].ev.media));
+  CHECK(anchor.asked.size() == 1);
+
+  // Branch 1's early media: anchored (its own address goes to the anchor, the caller gets the anchor's).
+  CHECK(calls.send(kDoor, offers[1].leg, ringing_with(41000)) == JN_OK);
+  auto r1 = ep.take();
+  REQUIRE(r1.size() == 1);
+  CHECK((r1[0].leg == a && r1[0].ev.type == JN_CALL_RINGING));
+  CHECK(port_of(r1[0]) == 30002);
+  CHECK(r1[0].ev.target == "xxxcid:room/101");
+  CHECK(r1[0].ev.call_id == offers[0].ev.call_id);
+  REQUIRE(anchor.asked.size() == 2);
+  CHECK(anchor.asked[1].first == MediaAnchor::Answer);
+  CHECK(anchor.senders[1] == 1);
+  CHECK(anchor.in_ports[1] == 41000);
+
+  // Branch 2's early media replaces it: the anchor is re-pointed at branch 2.
+  CHECK(calls.send(kBrowser, offers[2].leg, ringing_with(42000)) == JN_OK);
+  auto r2 = ep.take();
+  REQUIRE(r2.size() == 1);
+  CHECK(port_of(r2[0]) == 30004);
+  CHECK(r2[0].ev.target == "sip:alice@x");
+  REQUIRE(anchor.asked.size() == 3);
+  CHECK((anchor.asked[2].first == MediaAnchor::Answer && anchor.in_ports[2] == 42000));
+
+  // A plain RINGING after early media changes nothing.
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_RINGING)) == JN_OK);
+  CHECK(ep.take().empty());
+  CHECK(anchor.asked.size() == 3);
+
+  // The heard branch gives up while others ring: the caller hears branch 1's early media again.
+  CHECK(calls.send(kBrowser, offers[2].leg, Fixture::event(JN_CALL_REJECT, 486)) == JN_OK);
+  auto r3 = ep.take();
+  REQUIRE(r3.size() == 1);
+  CHECK((r3[0].leg == a && r3[0].ev.type == JN_CALL_RINGING && r3[0].ev.target == "xxxcid:room/101"));
+  REQUIRE(anchor.asked.size() == 4);
+  CHECK((anchor.asked[3].first == MediaAnchor::Answer && anchor.in_ports[3] == 41000));
+  CHECK(port_of(r3[0]) == 30006);
+
+  // Branch 0 (no early media) answers: its answer is anchored, the others end.
+  CHECK(calls.send(kScreen, offers[0].leg, answer_with(43000)) == JN_OK);
+  auto r4 = ep.take();
+  REQUIRE(r4.size() == 2);
+  CHECK((r4[0].leg == offers[1].leg && r4[0].ev.type == JN_CALL_END && r4[0].ev.code == 487));
+  CHECK((r4[1].leg == a && r4[1].ev.type == JN_CALL_ANSWER && r4[1].ev.target == "intercom:room/101"));
+  CHECK(port_of(r4[1]) == 30008);
+  REQUIRE(anchor.asked.size() == 5);
+  CHECK((anchor.asked[4].first == MediaAnchor::Answer && anchor.in_ports[4] == 43000));
+  CHECK(calls.send(kDoor, a, Fixture::event(JN_CALL_END)) == JN_OK);
+  CHECK(anchor.asked.back().first == MediaAnchor::Delete);
+}
+
+TEST_CASE_FIXTURE(Fixture, "early media: an answer without media from a branch the caller was not hearing takes its early media") {
+  FakeAnchor anchor;
+  calls.set_media_anchor(&anchor);
+  routes.set_static({StaticRoute{"exact", "pair", {"intercom:1", "sip:bob@x"}, Strategy::Fork, 0, "t:1"}});
+  jn_handle a = call_from_door("pair");
+  auto offers = ep.take();
+  REQUIRE(offers.size() == 2);
+  CHECK(calls.send(kScreen, offers[0].leg, ringing_with(41000)) == JN_OK);
+  CHECK(calls.send(kBrowser, offers[1].leg, ringing_with(42000)) == JN_OK);  // the caller hears this one
+  ep.take();
+  CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_ANSWER)) == JN_OK);  // no media
+  auto log = ep.take();
+  REQUIRE(log.size() == 2);
+  CHECK((log[1].leg == a && log[1].ev.type == JN_CALL_ANSWER));
+  CHECK(port_of(log[1]) == 30006);  // anchored again
+  REQUIRE(anchor.asked.size() == 4);
+  CHECK((anchor.asked[3].first == MediaAnchor::Answer && anchor.in_ports[3] == 41000));  // the winner's early media
+
+  // The same without the anchor: the caller is told the winner's own address.
+  calls.set_media_anchor(nullptr);
+  jn_handle a2 = call_from_door("pair", 78);
+  auto offers2 = ep.take();
+  REQUIRE(offers2.size() == 2);
+  CHECK(calls.send(kScreen, offers2[0].leg, ringing_with(41000)) == JN_OK);
+  CHECK(calls.send(kBrowser, offers2[1].leg, ringing_with(42000)) == JN_OK);
+  CHECK(calls.send(kBrowser, offers2[1].leg, Fixture::event(JN_CALL_ANSWER)) == JN_OK);  // the heard one: as it is
+  auto log2 = ep.take();
+  REQUIRE(log2.size() == 4);
+  CHECK((log2[0].leg == a2 && port_of(log2[0]) == 41000));
+  CHECK((log2[1].leg == a2 && port_of(log2[1]) == 42000));  // each branch's own address, unanchored
+  CHECK((log2[3].leg == a2 && log2[3].ev.type == JN_CALL_ANSWER && !log2[3].ev.media));
+}
+
+TEST_CASE_FIXTURE(Fixture, "early media in a hunt: the next target's early media replaces the one that timed out") {
+  FakeAnchor anchor;
+  calls.set_media_anchor(&anchor);
+  routes.set_static({StaticRoute{"exact", "desk", {"intercom:1", "intercom:2"}, Strategy::Hunt, 5000, "t:1"}});
+  jn_handle a = call_from_door("desk");
+  auto o1 = ep.take();
+  REQUIRE(o1.size() == 1);
+  CHECK(calls.send(kScreen, o1[0].leg, ringing_with(41000)) == JN_OK);
+  CHECK(port_of(ep.take().at(0)) == 30002);
+  timers.advance(5000);
+  auto o2 = ep.take();  // END 408 to the first, OFFER to the second; nothing to fall back on
+  REQUIRE(o2.size() == 2);
+  CHECK(o2[1].ev.type == JN_CALL_OFFER);
+  CHECK(calls.send(kScreen, o2[1].leg, ringing_with(42000)) == JN_OK);
+  auto r = ep.take();
+  REQUIRE(r.size() == 1);
+  CHECK((r[0].leg == a && port_of(r[0]) == 30004 && r[0].ev.target == "intercom:2"));
+  CHECK(anchor.in_ports.back() == 42000);
 }

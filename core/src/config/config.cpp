@@ -340,6 +340,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
     r.str("state_dir", c.state_dir);
     r.u32("stop_timeout_ms", c.stop_timeout_ms, 0, 600000);
     r.u32("ring_timeout_ms", c.ring_timeout_ms, 1000, 3600000);
+    r.u32("max_calls", c.max_calls, 0, 10000000);
     r.str("media_anchor", c.media_anchor);
     r.u32("media_loops", c.media_loops, 0, 255);  // a media-loop timer's handle carries it in 8 bits
     if (auto* n = r.node("media_loop_cpus")) {

@@ -55,6 +55,7 @@ struct CoreConfig {
   std::string plugin_conf_dir = "conf/plugins";
   uint32_t stop_timeout_ms = 5000;
   uint32_t ring_timeout_ms = 60000;
+  uint32_t max_calls = 10000;  // calls in progress; call_originate beyond is refused (0 = no limit)
   std::string media_anchor;  // plugin that anchors call media ("rtp-relay"), "" = none
   uint32_t media_loops = 0;  // media worker loops (threads); 0 = media on the control loop
   std::vector<int> media_loop_cpus;  // CPU of loop k at [k-1]; missing: loop k on CPU k % ncpu

@@ -133,7 +133,13 @@ jn_status h_tcp_set_cookie(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie) {
 jn_status h_tcp_close(jn_host_ctx* ctx, jn_handle h) { return tcp_close(S(ctx), h); }
 
 // --- HTTP / WebSocket -------------------------------------------------------------------------
-jn_status h_http_listen(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie, jn_handle* out) {
+jn_status h_http_listen(jn_host_ctx* ctx, jn_str addr, const jn_http_options* opts, uint64_t cookie, jn_handle* out) {
+  jn_str ws_path{}, tls_cert{}, tls_key{};
+  if (opts && JN_HAS_FIELD(opts, jn_http_options, ws_path)) ws_path = opts->ws_path;
+  if (opts && JN_HAS_FIELD(opts, jn_http_options, tls_key)) {
+    tls_cert = opts->tls_cert;
+    tls_key = opts->tls_key;
+  }
   return guarded(ctx, "http_listen", [&]() -> jn_status {
     if (!out) return JN_ERR_INVALID;
     PluginSlot& s = S(ctx);
@@ -180,15 +186,29 @@ jn_status h_http_listen(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t 
       }
       Resource* cr = hp->resource(ch, Resource::Kind::WsConn, slot);
       if (!cr) return;
-      slot->deliver_ws(ch, eh, cr->cookie, type, data, peer);
+      slot->deliver_ws(ch, eh, cr->cookie, type, data, peer, type == JN_WS_OPEN ? hp->services().http.upgrade_of(conn) : nullptr);
       if (type == JN_WS_CLOSED) {
         conns.erase(conn);
         slot->resources().erase(ch);
         hp->forget_resource(ch);  // already closed on the wire: nothing to close
       }
     };
+    handlers.on_ws_upgrade = [hp, name, eh](const WsUpgrade& u) -> WsDecision {
+      PluginSlot* slot = hp->find(name);
+      Resource* epr = slot ? hp->resource(eh, Resource::Kind::HttpEndpoint, slot) : nullptr;
+      if (!epr) return WsDecision{503, {}};
+      WsDecision d;
+      auto up = std::make_unique<ValueResource>(Resource::Kind::WsUpgrade, slot, epr->cookie);
+      up->decision = &d;
+      jn_handle uh = hp->add_resource(std::move(up));
+      bool asked = slot->call_ws_upgrade(uh, eh, epr->cookie, u);
+      hp->forget_resource(uh);  // the upgrade's handle lives during the hook only
+      if (!asked) return WsDecision{503, {}};  // the plugin is being swapped: the client retries
+      if (d.status != 101) slot->log(JN_LOG_INFO, fmt::format("websocket upgrade from {} refused by the plugin: {}", u.peer, d.status));
+      return d;
+    };
     std::string error;
-    uint64_t id = host.services().http.listen(sv(addr), sv(ws_path), std::move(handlers), &error);
+    uint64_t id = host.services().http.listen(sv(addr), sv(ws_path), std::move(handlers), &error, true, sv(tls_cert), sv(tls_key));
     if (id == 0) {
       host.forget_resource(eh);
       std::string msg = fmt::format("http_listen {}: {}", sv(addr), error);
@@ -553,6 +573,16 @@ jn_status h_port_bind(jn_host_ctx* ctx, const jn_port_request* req, jn_handle* o
   return guarded(ctx, "port_bind", [&] { return port_bind(S(ctx), req, out, out_port); });
 }
 
+jn_status h_ws_upgrade_reply(jn_host_ctx* ctx, jn_handle upgrade, int32_t status, jn_str subprotocol) {
+  PluginSlot& s = S(ctx);
+  auto* r = static_cast<ValueResource*>(s.host().resource(upgrade, Resource::Kind::WsUpgrade, &s));
+  if (!r || !r->decision) return JN_ERR_STATE;
+  if (status != 101 && (status < 400 || status > 599)) return JN_ERR_INVALID;
+  r->decision->status = status;
+  r->decision->subprotocol = std::string(sv(subprotocol));
+  return JN_OK;
+}
+
 // --- DNS and outbound HTTP ---------------------------------------------------------------------
 // The answer finds its slot again by name and its handle by value: a plugin unloaded (or a handle
 // cancelled) in the meantime means the callback was cancelled already, or finds nothing.
@@ -718,6 +748,7 @@ const jn_host_api kHostApi = {
     .ws_send = CTL(h_ws_send, "ws_send"),
     .ws_set_cookie = CTL(h_ws_set_cookie, "ws_set_cookie"),
     .ws_close = CTL(h_ws_close, "ws_close"),
+    .ws_upgrade_reply = CTL(h_ws_upgrade_reply, "ws_upgrade_reply"),
     .buf_alloc = h_buf_alloc,
     .buf_ref = h_buf_ref,
     .buf_unref = h_buf_unref,

@@ -40,6 +40,7 @@ const char* resource_kind_name(Resource::Kind k) {
     case Resource::Kind::AnchorReply: return "anchor-reply";
     case Resource::Kind::DnsQuery: return "dns-query";
     case Resource::Kind::HttpCall: return "http-call";
+    case Resource::Kind::WsUpgrade: return "ws-upgrade";
   }
   return "?";
 }
@@ -252,8 +253,27 @@ void PluginSlot::deliver_http(jn_handle request, jn_handle endpoint, uint64_t co
   });
 }
 
-void PluginSlot::deliver_ws(jn_handle conn, jn_handle endpoint, uint64_t cookie, int type, std::string_view data, const std::string& peer) {
-  dispatch([this, conn, endpoint, cookie, type, data = std::string(data), peer] {
+namespace {
+// Fills the UPGRADE/OPEN fields of ev from u; the vectors hold what ev points to.
+void fill_upgrade(jn_ws_event& ev, const WsUpgrade& u, std::vector<jn_header>& headers, std::vector<jn_str>& protos) {
+  auto view = [](const std::string& x) { return jn_str{x.data(), x.size()}; };
+  for (const auto& [n, v] : u.headers) headers.push_back({view(n), view(v)});
+  for (const std::string& p : u.offered) protos.push_back(view(p));
+  ev.path = view(u.path);
+  ev.query = view(u.query);
+  ev.headers = headers.data();
+  ev.header_count = static_cast<uint32_t>(headers.size());
+  ev.subprotocols = protos.data();
+  ev.subprotocol_count = static_cast<uint32_t>(protos.size());
+  ev.subprotocol = view(u.subprotocol);
+}
+}  // namespace
+
+void PluginSlot::deliver_ws(jn_handle conn, jn_handle endpoint, uint64_t cookie, int type, std::string_view data, const std::string& peer,
+                            const WsUpgrade* upgrade) {
+  std::optional<WsUpgrade> up;
+  if (upgrade) up = *upgrade;
+  dispatch([this, conn, endpoint, cookie, type, data = std::string(data), peer, up] {
     auto f = JN_HOOK(instance_, on_ws);
     if (!f) return;
     jn_ws_event ev{};
@@ -265,8 +285,29 @@ void PluginSlot::deliver_ws(jn_handle conn, jn_handle endpoint, uint64_t cookie,
     ev.data = reinterpret_cast<const uint8_t*>(data.data());
     ev.len = data.size();
     parse_addr(peer, ev.peer);
+    std::vector<jn_header> headers;
+    std::vector<jn_str> protos;
+    if (up) fill_upgrade(ev, *up, headers, protos);
     f(instance_->self, &ev);
   });
+}
+
+bool PluginSlot::call_ws_upgrade(jn_handle upgrade, jn_handle endpoint, uint64_t cookie, const WsUpgrade& u) {
+  if (quiesced_ || !instance_) return false;
+  auto f = JN_HOOK(instance_, on_ws);
+  if (!f) return true;
+  jn_ws_event ev{};
+  ev.struct_size = sizeof ev;
+  ev.type = JN_WS_UPGRADE;
+  ev.conn = upgrade;
+  ev.endpoint = endpoint;
+  ev.cookie = cookie;
+  parse_addr(u.peer, ev.peer);
+  std::vector<jn_header> headers;
+  std::vector<jn_str> protos;
+  fill_upgrade(ev, u, headers, protos);
+  f(instance_->self, &ev);
+  return true;
 }
 
 void PluginSlot::deliver_call(jn_handle leg, uint64_t cookie, const CallEvent& ev) {

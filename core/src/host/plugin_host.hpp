@@ -62,7 +62,7 @@ struct Services {
 // object is freed when the OS/libuv side is done (for libuv handles, in the close callback).
 struct Resource {
   enum class Kind : uint8_t { Timer, Udp, TcpListener, TcpConn, HttpEndpoint, WsConn, HttpRequest, BusSub, Route, AdminReply, StateSink, AnchorReply,
-                              DnsQuery, HttpCall };
+                              DnsQuery, HttpCall, WsUpgrade };
   Resource(Kind k, PluginSlot* o, uint64_t c) : kind(k), owner(o), cookie(c) {}
   virtual ~Resource() = default;
   Kind kind;
@@ -129,7 +129,10 @@ class PluginSlot : public BusSink {
   void deliver_udp(jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n);
   void deliver_tcp(const jn_tcp_event& ev);
   void deliver_http(jn_handle request, jn_handle endpoint, uint64_t cookie, const HttpRequest& req);
-  void deliver_ws(jn_handle conn, jn_handle endpoint, uint64_t cookie, int type, std::string_view data, const std::string& peer);
+  void deliver_ws(jn_handle conn, jn_handle endpoint, uint64_t cookie, int type, std::string_view data, const std::string& peer,
+                  const WsUpgrade* upgrade = nullptr);
+  // A WebSocket upgrade, decided now (not held): false when the plugin is being swapped.
+  bool call_ws_upgrade(jn_handle upgrade, jn_handle endpoint, uint64_t cookie, const WsUpgrade& u);
   void deliver_call(jn_handle leg, uint64_t cookie, const CallEvent& ev);
   void deliver_event(const std::string& topic, const std::string& json);
   void deliver_admin(jn_handle reply, const std::string& verb, const std::string& body);

@@ -3,6 +3,8 @@
 // Only this folder and http/ touch libuv.
 #pragma once
 
+#include "http/http_server.hpp"
+
 #include "host/plugin_host.hpp"
 
 #include <optional>
@@ -65,7 +67,8 @@ struct ValueResource : Resource {
   std::string* sink = nullptr; // StateSink: where state_append writes
   std::function<void(int, std::string)> reply;  // AdminReply
   std::optional<std::vector<MediaStream>>* anchored = nullptr;  // AnchorReply: where the answer goes
-  bool answered = false;                                        // AnchorReply
+  bool answered = false;                                        // AnchorReply, WsUpgrade
+  WsDecision* decision = nullptr;                               // WsUpgrade: where the reply goes
 };
 
 }  // namespace junction

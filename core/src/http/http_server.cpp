@@ -29,6 +29,9 @@
 //    client's first offered subprotocol in LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, just before
 //    lws looks the name up.
 #include "http/http_server.hpp"
+#include "util/log.hpp"
+
+#include <fmt/format.h>
 
 #include <libwebsockets.h>
 
@@ -330,6 +333,7 @@ struct HttpServer::Endpoint {
   lws_vhost* vhost = nullptr;
   int port = 0;
   bool closing = false;
+  bool tls = false;  // HTTPS/WSS: lws reads the (encrypted) request head itself
   // Our listening socket (see open_listener); its poll handle is closed before the endpoint
   // is released.
   int listen_fd = -1;
@@ -386,6 +390,7 @@ struct HttpServer::Conn {
   std::vector<std::pair<std::string, std::string>> resp_headers;
   size_t body_off = 0;
   // WebSocket
+  std::unique_ptr<WsUpgrade> upgrade;  // the upgrade request, kept for the plugin's OPEN
   bool ws_open = false;
   bool ws_closed = false;
   bool in_msg = false;
@@ -465,7 +470,8 @@ void HttpServer::open_timer() {
 }
 
 uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
-                            HttpHandlers handlers, std::string* error, bool use_fd_reserve) {
+                            HttpHandlers handlers, std::string* error, bool use_fd_reserve,
+                            std::string_view tls_cert, std::string_view tls_key) {
   auto fail = [&](std::string msg) -> uint64_t {
     if (error) *error = std::move(msg);
     return 0;
@@ -476,6 +482,14 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     int port = 0;
     if (!parse_addr(addr, &host, &port)) return fail("invalid address '" + std::string(addr) + "'");
     if (!ws_path.empty() && ws_path.front() != '/') return fail("ws_path must start with '/'");
+    const bool tls = !tls_cert.empty() || !tls_key.empty();
+    if (tls) {
+      // Checked here so a bad path is a clear error at listen, not a silent plain endpoint.
+      if (tls_cert.empty() || tls_key.empty()) return fail("TLS needs both a certificate and a key file");
+      for (std::string_view f : {tls_cert, tls_key})
+        if (access(std::string(f).c_str(), R_OK) != 0)
+          return fail("cannot read TLS file '" + std::string(f) + "': " + std::strerror(errno));
+    }
     std::string why;
     int lfd = open_listener(host, port, &why);
     if (lfd < 0) return fail(std::move(why));
@@ -500,6 +514,7 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     ci.port = CONTEXT_PORT_NO_LISTEN;
     ci.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                  LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (tls) ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     ci.foreign_loops = loops;
     ci.user = ep.get();
     ci.pcontext = &ep->ctx;
@@ -532,11 +547,19 @@ uint64_t HttpServer::listen(std::string_view addr, std::string_view ws_path,
     vi.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     vi.keepalive_timeout = opt_.keepalive_timeout_s;
     vi.timeout_secs = opt_.lws_timeout_s;
+    std::string cert(tls_cert), key(tls_key);
+    if (tls) {
+      vi.ssl_cert_filepath = cert.c_str();
+      vi.ssl_private_key_filepath = key.c_str();
+      vi.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
     lws_vhost* vh = lws_create_vhost(ep->ctx, &vi);
     if (!vh) {
       retire(std::move(ep));
-      return fail("cannot create a libwebsockets vhost");
+      return fail(tls ? "cannot create a TLS vhost (certificate and key unreadable, not PEM, or not a pair?)"
+                      : "cannot create a libwebsockets vhost");
     }
+    ep->tls = tls;
     ep->vhost = vh;
     ep->port = bound_port(ep->listen_fd);
     ep->any_slot = const_cast<lws_protocols*>(lws_vhost_name_to_protocol(vh, kAnyProtocol));
@@ -882,18 +905,51 @@ int HttpServer::on_confirm_upgrade(lws* wsi, Endpoint* ep) {
     if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, nullptr)) return -1;
     return 1;
   }
-  // Accept whatever subprotocol the client offers first.
+  Conn* c = conn_of(wsi);
+  if (!c) c = new_conn(wsi, ep);
+  auto up = std::make_unique<WsUpgrade>();
+  up->conn = c->id;
+  up->endpoint = ep->id;
+  up->path.assign(uri, static_cast<size_t>(std::max(ulen, 0)));
+  up->query = query_of(wsi);
+  up->peer = c->peer;
+  up->headers = all_headers(wsi);
   std::string offered = header(wsi, WSI_TOKEN_PROTOCOL);
-  size_t b = offered.find_first_not_of(" \t");
-  if (b != std::string::npos && ep->any_slot) {
+  for (size_t b = offered.find_first_not_of(", \t"); b != std::string::npos; b = offered.find_first_not_of(", \t", b)) {
     size_t e = offered.find_first_of(", \t", b);
-    std::string first = offered.substr(b, e == std::string::npos ? std::string::npos : e - b);
-    if (!first.empty() && first != "http") {
-      ep->any_name = std::move(first);
-      ep->any_slot->name = ep->any_name.c_str();
-    }
+    std::string p = offered.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    if (!p.empty() && p != "http" && up->offered.size() < 16) up->offered.push_back(std::move(p));
+    b = e;
   }
+  WsDecision d;
+  if (ep->handlers.on_ws_upgrade) d = ep->handlers.on_ws_upgrade(*up);
+  if (d.status != 101) {
+    // Refused: an HTTP status with a JSON body, and no WebSocket.
+    int st = d.status >= 400 && d.status <= 599 ? d.status : 403;
+    std::string body = fmt::format(R"({{"error":"websocket upgrade refused","status":{}}})", st);
+    if (lws_return_http_status(wsi, static_cast<unsigned>(st), body.c_str())) return -1;
+    return 1;
+  }
+  if (!d.subprotocol.empty() &&
+      std::find(up->offered.begin(), up->offered.end(), d.subprotocol) == up->offered.end()) {
+    JN_LOG_WRN("websocket upgrade on {}: the plugin chose subprotocol '{}', which the client did not offer: refused", ep->name,
+               d.subprotocol);
+    if (lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, R"({"error":"no acceptable subprotocol"})")) return -1;
+    return 1;
+  }
+  // lws only accepts a subprotocol one of the vhost's protocols names: the spare slot takes it.
+  up->subprotocol = !d.subprotocol.empty() ? d.subprotocol : (up->offered.empty() ? std::string() : up->offered.front());
+  if (!up->subprotocol.empty() && ep->any_slot) {
+    ep->any_name = up->subprotocol;
+    ep->any_slot->name = ep->any_name.c_str();
+  }
+  c->upgrade = std::move(up);
   return 0;
+}
+
+const WsUpgrade* HttpServer::upgrade_of(uint64_t conn) const {
+  auto it = ws_.find(conn);
+  return it == ws_.end() ? nullptr : it->second->upgrade.get();
 }
 
 int HttpServer::on_ws_established(lws* wsi, Endpoint* ep) {
@@ -1160,8 +1216,15 @@ void HttpServer::accept_ready(Endpoint* ep) {
     }
     p->poll.data = p.get();
     ++ep->pending_open;
-    uv_poll_start(&p->poll, UV_READABLE, &HttpServerGlue::on_head);
-    pending_.emplace(p.get(), std::move(p));
+    Pending* raw = p.get();
+    pending_.emplace(raw, std::move(p));
+    if (ep->tls) {
+      // The head is encrypted: no peek. lws reads it after the handshake, bounded by its own
+      // max_http_header_data and timeouts.
+      adopt_pending(raw);
+      continue;
+    }
+    uv_poll_start(&raw->poll, UV_READABLE, &HttpServerGlue::on_head);
     schedule();
   }
 }

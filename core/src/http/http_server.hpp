@@ -45,6 +45,21 @@ struct HttpRequest {
   std::string peer;           // "ip:port" ("[v6]:port" for IPv6)
 };
 
+// A WebSocket upgrade request, before the 101: what a plugin decides on (Origin, subprotocols).
+struct WsUpgrade {
+  uint64_t conn = 0;  // the id the connection keeps once open
+  uint64_t endpoint = 0;
+  std::string path, query, peer;
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names
+  std::vector<std::string> offered;  // Sec-WebSocket-Protocol, in the client's order
+  std::string subprotocol;           // the one accepted ("" = none)
+};
+struct WsDecision {
+  int status = 101;         // 101 accepts; 4xx/5xx refuses with that HTTP status
+  std::string subprotocol;  // with 101: one of the offered, or "" (the first offered is used
+                            // when the client offered some and nobody chose)
+};
+
 struct HttpHandlers {
   // Must lead to respond(id, ...) now or later (else the server answers 504 after the timeout).
   std::function<void(const HttpRequest&)> on_request;
@@ -52,6 +67,8 @@ struct HttpHandlers {
   std::function<void(uint64_t conn, uint64_t endpoint, int type, std::string_view data,
                      const std::string& peer)>
       on_ws;
+  // Called before a WebSocket upgrade is accepted (synchronously); unset = accept.
+  std::function<WsDecision(const WsUpgrade&)> on_ws_upgrade;
 };
 
 struct HttpServerOptions {
@@ -88,15 +105,19 @@ class HttpServer {
   // with *error set ("address in use", ...). Never throws.
   // use_fd_reserve = false: this endpoint may take the fds that fd_reserve keeps free (the
   // admin API, so that the operator still gets in during a connection flood).
+  // tls_cert/tls_key (PEM files, both or neither): the endpoint serves HTTPS and WSS only.
   uint64_t listen(std::string_view addr, std::string_view ws_path, HttpHandlers handlers,
-                  std::string* error, bool use_fd_reserve = true);
+                  std::string* error, bool use_fd_reserve = true, std::string_view tls_cert = {},
+                  std::string_view tls_key = {});
   int port(uint64_t endpoint) const;  // -1 if unknown / closed
 
   // false if the request is gone (client left, already answered, timed out).
   bool respond(uint64_t request_id, int status, std::string_view content_type,
                std::string_view body,
                std::vector<std::pair<std::string, std::string>> extra_headers = {});
-  bool ws_send(uint64_t conn, std::string_view data, bool binary);  // queued, sent in order
+  bool ws_send(uint64_t conn, std::string_view data, bool binary);
+  // The upgrade request of an open WebSocket connection (path, headers, subprotocol), or nullptr.
+  const WsUpgrade* upgrade_of(uint64_t conn) const;  // queued, sent in order
   bool ws_close(uint64_t conn);  // flushes the queue, then a close frame (1000)
   void close_endpoint(uint64_t endpoint);  // closes the listener and its connections
   // Async: destroys every endpoint's lws context; calls done once every lws/uv handle it

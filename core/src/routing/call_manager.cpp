@@ -7,6 +7,8 @@
 
 #include <openssl/rand.h>
 
+#include "util/log.hpp"
+
 namespace junction {
 
 struct CallManager::Call {
@@ -30,6 +32,14 @@ struct CallManager::Call {
   bool ringing_forwarded = false;
   bool any_busy = false;
   bool anchored = false;  // the media anchor holds a session for this call
+  // Early media: the B-leg the caller hears, and every ringing branch's latest early media
+  // (the latest last), to fall back on when the heard branch drops. Cleared at answer.
+  jn_handle early_leg = JN_INVALID_HANDLE;
+  struct Early {
+    jn_handle leg;
+    std::vector<MediaStream> media;
+  };
+  std::vector<Early> early;
 };
 
 namespace {
@@ -50,6 +60,16 @@ std::string new_call_id() {
 }
 
 bool is_busy(int32_t code) { return code == 486 || code == 600; }
+
+// A peer's URI in a log line: control characters replaced and the length capped, so a crafted
+// one cannot forge or flood lines.
+std::string printable(std::string_view s, size_t max = 128) {
+  std::string out(s.substr(0, max));
+  for (char& ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  if (s.size() > max) out += "...";
+  return out;
+}
 
 const char* ended_by_name(uint8_t by) {
   static const char* const names[] = {"a", "b", "timeout", "system"};
@@ -121,6 +141,7 @@ void CallManager::drain() {
     bool& flag;
     ~Reset() { flag = false; }
   } reset{draining_};
+  drain_events_ = drain_refused_ = 0;
 
   while (!queue_.empty()) {
     Delivery d = std::move(queue_.front());
@@ -146,6 +167,39 @@ void CallManager::drain() {
     }
     endpoints_.deliver(plugin, d.leg, cookie, d.ev);
   }
+  if (drain_refused_ > 1)
+    JN_LOG_WRN("calls: {} events refused in one drain (re-entrancy limits), counted in junction_call_events_refused_total",
+               drain_refused_);
+}
+
+bool CallManager::within_drain_limits(const std::string& plugin, const Call* c, jn_handle from, bool settles) {
+  if (settles) return true;
+  const bool over_drain = draining_ && events_per_drain_ && drain_events_ >= events_per_drain_;
+  // The queue toward the party (or parties) the event goes to. Per leg rather than per call:
+  // a fork's offers fill the queue toward its B-legs, not toward the caller.
+  bool over_queue = false;
+  if (!over_drain && c && queued_per_leg_) {
+    auto full = [&](jn_handle h) {
+      const Leg* l = legs_.get(h);
+      return l && l->pending >= queued_per_leg_;
+    };
+    if (from != c->a_leg) over_queue = full(c->a_leg);
+    else over_queue = std::any_of(c->b_legs.begin(), c->b_legs.end(), full);
+  }
+  if (!over_drain && !over_queue) return true;
+  (over_drain ? refused_events_drain_ : refused_events_queue_)++;
+  // Once per drain: a ping-pong would otherwise write a line per refused event.
+  if (drain_refused_++ == 0) {
+    const std::string what = c ? "an event on call " + c->id : std::string("a call_originate");
+    if (over_drain)
+      JN_LOG_WRN("calls: refused {} from '{}' (JN_ERR_LIMIT): {} events already sent from inside on_call in this "
+                 "drain, the limit; a plugin chain (e.g. INFO answered with INFO) is cut here",
+                 what, plugin, events_per_drain_);
+    else
+      JN_LOG_WRN("calls: refused {} from '{}' (JN_ERR_LIMIT): {} deliveries already queued for the other leg, the limit",
+                 what, plugin, queued_per_leg_);
+  }
+  return false;
 }
 
 // --- originate -------------------------------------------------------------------------------
@@ -156,8 +210,19 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie, con
   *out_leg = JN_INVALID_HANDLE;
   if (plugin.empty() || offer.type != JN_CALL_OFFER || offer.from.empty() || offer.to.empty())
     return JN_ERR_INVALID;
+  if (max_calls_ && calls_.size() >= max_calls_) {
+    ++refused_calls_;
+    // Once per burst: the burst ends when the calls in progress fall clear of the limit.
+    if (call_limit_burst_++ == 0)
+      JN_LOG_WRN("calls: refused a call_originate from '{}' to '{}' (JN_ERR_LIMIT): {} calls in progress, "
+                 "server.max_calls; calls up are unaffected, further refusals are counted in junction_calls_refused_total",
+                 plugin, printable(offer.to), max_calls_);
+    return JN_ERR_LIMIT;
+  }
+  if (!within_drain_limits(plugin, nullptr, JN_INVALID_HANDLE, false)) return JN_ERR_LIMIT;
   std::optional<Resolution> route = routes_.resolve(offer.to);
   if (!route) return JN_ERR_NOT_FOUND;
+  if (draining_) ++drain_events_;
   assert(!route->targets.empty());
   assert(route->targets.size() <= std::numeric_limits<uint16_t>::max());
 
@@ -253,6 +318,7 @@ void CallManager::end_b_legs(Call& c, int32_t code, const std::string& reason) {
 void CallManager::b_leg_dropped(Call& c, jn_handle ch, jn_handle b, int32_t code,
                                 const std::string& reason, EndedBy by) {
   c.b_legs.erase(std::remove(c.b_legs.begin(), c.b_legs.end(), b), c.b_legs.end());
+  early_media_dropped(c, b);
   if (c.hunt_timer) {  // only a hunt/single call has one, and it belongs to its one B-leg
     timers_.cancel(c.hunt_timer);
     c.hunt_timer = 0;
@@ -272,6 +338,43 @@ void CallManager::b_leg_dropped(Call& c, jn_handle ch, jn_handle b, int32_t code
   finish(ch, final_code, final_reason, by);
 }
 
+void CallManager::early_media(Call& c, jn_handle b, CallEvent ev) {
+  auto it = std::find_if(c.early.begin(), c.early.end(), [&](const Call::Early& e) { return e.leg == b; });
+  if (it != c.early.end()) c.early.erase(it);
+  c.early.push_back(Call::Early{b, *ev.media});
+  c.early_leg = b;
+  c.ringing_forwarded = true;  // a plain RINGING after this would only confuse the caller
+  ev.target = c.targets[legs_.get(b)->target_index].uri;  // whose early media the caller hears
+  queue(c.a_leg, anchored_to_a(c, std::move(ev), MediaAnchor::Answer), false);
+}
+
+// The heard branch left while others ring: the caller hears the latest other early media again
+// (anchored again, so the anchor stops sending the caller's media to a leg that is gone).
+void CallManager::early_media_dropped(Call& c, jn_handle b) {
+  auto it = std::find_if(c.early.begin(), c.early.end(), [&](const Call::Early& e) { return e.leg == b; });
+  if (it == c.early.end()) return;
+  c.early.erase(it);
+  if (c.early_leg != b) return;
+  c.early_leg = JN_INVALID_HANDLE;
+  if (c.early.empty() || c.b_legs.empty()) return;
+  const Call::Early& back = c.early.back();
+  c.early_leg = back.leg;
+  CallEvent ev = event_for(c, JN_CALL_RINGING);
+  ev.media = back.media;
+  ev.target = c.targets[legs_.get(back.leg)->target_index].uri;
+  queue(c.a_leg, anchored_to_a(c, std::move(ev), MediaAnchor::Answer), false);
+}
+
+// What a B-leg's media becomes for the A-leg: the anchor's addresses when the call is anchored
+// (an anchor that refuses leaves it as it is).
+CallEvent CallManager::anchored_to_a(const Call& c, CallEvent ev, MediaAnchor::Op op) {
+  ev.call_id = c.id;
+  if (c.anchored && anchor_ && ev.media) {
+    if (auto m = anchor_->anchor(op, c.id, &*ev.media, 1)) ev.media = std::move(*m);
+  }
+  return ev;
+}
+
 void CallManager::answer(Call& c, jn_handle b, const CallEvent& ev) {
   Leg* winner = legs_.get(b);
   c.state = CallState::Answered;
@@ -287,12 +390,17 @@ void CallManager::answer(Call& c, jn_handle b, const CallEvent& ev) {
   c.b_legs.assign(1, b);
 
   CallEvent to_a = ev;
-  to_a.call_id = c.id;
   to_a.target = c.targets[winner->target_index].uri;  // tells the caller who picked up
-  if (c.anchored && anchor_ && to_a.media) {
-    if (auto m = anchor_->anchor(MediaAnchor::Answer, to_a.call_id, &*to_a.media, 1)) to_a.media = std::move(*m);
+  // An answer without media from a branch that sent early media means that media (as a SIP 200
+  // without SDP after a 183 with it); when the caller was hearing another branch it must be
+  // told, and the anchor re-pointed.
+  if (!to_a.media && c.early_leg != b) {
+    for (Call::Early& e : c.early)
+      if (e.leg == b) to_a.media = std::move(e.media);
   }
-  queue(c.a_leg, std::move(to_a), false);
+  c.early.clear();
+  c.early_leg = JN_INVALID_HANDLE;
+  queue(c.a_leg, anchored_to_a(c, std::move(to_a), MediaAnchor::Answer), false);
 }
 
 void CallManager::cancel_timers(Call& c) {
@@ -305,6 +413,14 @@ void CallManager::finish(jn_handle ch, int32_t code, const std::string& reason, 
   std::unique_ptr<Call> c = calls_.take(ch);
   assert(c);
   cancel_timers(*c);
+  // A refusal burst ends once a tenth of the limit is free again (so a server hovering at the
+  // limit does not log a line per call).
+  if (call_limit_burst_ &&
+      (!max_calls_ || calls_.size() + std::max<uint32_t>(1, max_calls_ / 10) <= max_calls_)) {
+    JN_LOG_INF("calls: {} in progress, below server.max_calls ({}) again; {} call_originate(s) were refused",
+               calls_.size(), max_calls_, call_limit_burst_);
+    call_limit_burst_ = 0;
+  }
   if (c->anchored && anchor_) anchor_->anchor(MediaAnchor::Delete, c->id, nullptr, 0);
   if (!cdr_sink_) return;
   const uint64_t end_ms = timers_.now_ms();
@@ -347,8 +463,13 @@ jn_status CallManager::send(const std::string& plugin, jn_handle h, const CallEv
 
   Call* c = calls_.get(leg->call);
   assert(c);  // a live leg always has its call
+  // What ends a leg or settles the call is said once per leg: never refused.
+  const bool settles = ev.type == JN_CALL_END || ev.type == JN_CALL_REJECT ||
+                       (ev.type == JN_CALL_ANSWER && leg->role == Role::B && c->state == CallState::Ringing);
+  if (!within_drain_limits(plugin, c, h, settles)) return JN_ERR_LIMIT;
   jn_status status =
       leg->role == Role::A ? from_a_leg(*c, leg->call, h, ev) : from_b_leg(*c, leg->call, h, ev);
+  if (status == JN_OK && draining_ && !settles) ++drain_events_;
   drain();
   return status;
 }
@@ -389,6 +510,10 @@ jn_status CallManager::from_b_leg(Call& c, jn_handle ch, jn_handle b, const Call
   switch (ev.type) {
     case JN_CALL_RINGING:
       leg.state = LegState::Ringing;
+      if (ev.media && !ev.media->empty()) {
+        early_media(c, b, ev);
+        return JN_OK;
+      }
       if (!c.ringing_forwarded) {  // the caller hears one ringing, however many branches ring
         c.ringing_forwarded = true;
         CallEvent copy = ev;

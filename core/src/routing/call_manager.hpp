@@ -5,7 +5,22 @@
 // Re-entrancy: deliveries go through a FIFO queue that is drained after each state change by
 // the outermost entry point only. A plugin may call send()/originate()/set_cookie() from inside
 // CallEndpoints::deliver(); that call changes state at once and queues its own deliveries
-// behind the ones already waiting, so no plugin ever sees a half-updated call.
+// behind the ones already waiting, so no plugin ever sees a half-updated call. The stack never
+// grows with the chain, but a chain can be endless (two legs answering every INFO with an
+// INFO): so one drain accepts at most events_per_drain events sent from inside deliver(), and
+// the queue toward one leg holds at most queued_per_leg deliveries. Beyond either, send() or
+// originate() is refused with JN_ERR_LIMIT (counted, logged once per drain) and the chain stops
+// there. What ends or settles a leg (END, REJECT, a B-leg's first ANSWER) is never refused: a
+// leg says it once, and refusing it would leave a call hanging.
+//
+// Early media: a RINGING with media from a B-leg is the early media the caller hears. The
+// caller hears one branch at a time (a phone behind a forking proxy can usefully play only one
+// early media stream; RFC 3960 leaves the choice to it), the one that sent early media last:
+// each such RINGING is forwarded to the A-leg through the media anchor like an answer, which
+// re-points the anchor at that branch. When that branch drops while others still ring, the latest other branch that
+// sent early media is heard again (forwarded and anchored once more). The winning ANSWER
+// replaces it (one without media takes the winner's early media). A RINGING without media is
+// forwarded once per call, and not after early media.
 //
 // Leg lifetime: a leg is dead once it sends END/REJECT, or once an END/REJECT sent to it has
 // been delivered; its handle is then refused with JN_ERR_NOT_FOUND. Between the queueing and
@@ -78,16 +93,27 @@ class CallManager {
   void set_ring_timeout_ms(uint32_t ms) { ring_timeout_ms_ = ms; }
   // Media anchoring (nullptr = none). Not owned.
   void set_media_anchor(MediaAnchor* anchor) { anchor_ = anchor; }
+  // server.max_calls: originate() with this many calls in progress is refused (0 = no limit).
+  void set_max_calls(uint32_t n) { max_calls_ = n; }
+  // The re-entrancy bounds (see above); 0 = no limit. Defaults kEventsPerDrain, kQueuedPerLeg.
+  void set_drain_limits(uint32_t events_per_drain, uint32_t queued_per_leg) {
+    events_per_drain_ = events_per_drain;
+    queued_per_leg_ = queued_per_leg;
+  }
+  static constexpr uint32_t kEventsPerDrain = 1000;
+  static constexpr uint32_t kQueuedPerLeg = 256;
 
   // A new call from `plugin`: offer.type OFFER with from and to. Events for the A-leg carry
   // `cookie` (they may arrive before this returns, when a B plugin answers synchronously).
-  //   JN_ERR_INVALID (bad offer or out_leg NULL), JN_ERR_NOT_FOUND (nothing routes `to`).
+  //   JN_ERR_INVALID (bad offer or out_leg NULL), JN_ERR_NOT_FOUND (nothing routes `to`),
+  //   JN_ERR_LIMIT (server.max_calls calls in progress, or from inside deliver() once the drain
+  //   has accepted events_per_drain events).
   jn_status originate(const std::string& plugin, uint64_t cookie, const CallEvent& offer,
                       jn_handle* out_leg);
   // An event from one of `plugin`'s legs.
   //   JN_ERR_NOT_FOUND unknown, stale or dead leg; JN_ERR_INVALID another plugin's leg or an
   //   unknown type; JN_ERR_STATE not allowed now (ANSWER from the A-leg, REJECT after answer,
-  //   a B-leg re-offer before answer, ...).
+  //   a B-leg re-offer before answer, ...); JN_ERR_LIMIT a re-entrancy bound (see above).
   jn_status send(const std::string& plugin, jn_handle leg, const CallEvent& ev);
   jn_status set_cookie(const std::string& plugin, jn_handle leg, uint64_t cookie);
 
@@ -100,6 +126,11 @@ class CallManager {
   // JN_ERR_NOT_FOUND when no anchored call has this id.
   jn_status end_anchored(const std::string& call_id, int32_t code, const std::string& reason);
   size_t active_legs() const { return live_legs_; }
+  // Refusals, for the metrics: originates over server.max_calls; events over events_per_drain
+  // (including originates from inside deliver()) and over queued_per_leg.
+  uint64_t refused_calls() const { return refused_calls_; }
+  uint64_t refused_events_drain() const { return refused_events_drain_; }
+  uint64_t refused_events_queue() const { return refused_events_queue_; }
   // For GET /api/v1/calls: [{id, from, to, state, strategy, age_ms, legs:[{id, plugin, role,
   // target, state, age_ms}]}]
   nlohmann::json to_json() const;
@@ -142,6 +173,9 @@ class CallManager {
                       std::string reason = {}) const;
 
   void queue(jn_handle leg, CallEvent ev, bool final);
+  // Whether a plugin's event (or originate, c == nullptr) is within the re-entrancy bounds;
+  // counts and logs a refusal.
+  bool within_drain_limits(const std::string& plugin, const Call* c, jn_handle from, bool settles);
   void kill(jn_handle leg);  // sent its own END/REJECT (or its plugin left): no more deliveries
   void drain();
 
@@ -152,6 +186,9 @@ class CallManager {
   void b_leg_dropped(Call& c, jn_handle call, jn_handle b_leg, int32_t code,
                      const std::string& reason, EndedBy by);
   void answer(Call& c, jn_handle b_leg, const CallEvent& ev);
+  void early_media(Call& c, jn_handle b_leg, CallEvent ev);
+  void early_media_dropped(Call& c, jn_handle b_leg);
+  CallEvent anchored_to_a(const Call& c, CallEvent ev, MediaAnchor::Op op);
   void cancel_timers(Call& c);
   void finish(jn_handle call, int32_t code, const std::string& reason, EndedBy by);
 
@@ -169,6 +206,11 @@ class CallManager {
   CdrSink cdr_sink_;
   MediaAnchor* anchor_ = nullptr;
   uint32_t ring_timeout_ms_ = 60000;
+  uint32_t max_calls_ = 0;
+  uint32_t events_per_drain_ = kEventsPerDrain;
+  uint32_t queued_per_leg_ = kQueuedPerLeg;
+  uint64_t refused_calls_ = 0, refused_events_drain_ = 0, refused_events_queue_ = 0;
+  uint64_t call_limit_burst_ = 0;  // refused since the limit was last hit (0 = not in a burst)
 
   HandleTable<Call> calls_;
   HandleTable<Leg> legs_;
@@ -177,6 +219,8 @@ class CallManager {
 
   std::deque<Delivery> queue_;
   bool draining_ = false;  // the depth guard: only the outermost entry point drains
+  uint32_t drain_events_ = 0;   // events accepted from inside deliver() in this drain
+  uint32_t drain_refused_ = 0;  // ... and refused
 
   // deque: deliver() gets a reference that must survive a re-entrant intern_plugin().
   std::deque<std::string> plugin_names_;

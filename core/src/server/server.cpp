@@ -71,6 +71,7 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   call_timers_ = std::make_unique<UvCallTimers>(&loop_);
   calls_ = std::make_unique<CallManager>(routes_, call_endpoints_, *call_timers_, [this](const nlohmann::json& j) { write_cdr(j); });
   calls_->set_ring_timeout_ms(conf_.ring_timeout_ms);
+  calls_->set_max_calls(conf_.max_calls);
   HttpServerOptions http_opts;
   http_opts.max_conns_per_endpoint = conf_.limits.http_max_conns_per_endpoint;
   http_opts.max_conns_per_ip = conf_.limits.http_max_conns_per_ip;
@@ -131,6 +132,14 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   CallManager* calls = calls_.get();
   metrics_.computed("junction_calls_active", "", [calls] { return static_cast<double>(calls->active_calls()); }, "Calls in progress");
   metrics_.computed("junction_legs_active", "", [calls] { return static_cast<double>(calls->active_legs()); }, "Call legs in progress");
+  metrics_.computed("junction_calls_refused_total", "reason=\"max_calls\"", [calls] { return static_cast<double>(calls->refused_calls()); },
+                    "call_originate refused (JN_ERR_LIMIT): server.max_calls calls in progress");
+  metrics_.computed("junction_call_events_refused_total", "reason=\"events_per_drain\"",
+                    [calls] { return static_cast<double>(calls->refused_events_drain()); },
+                    "Call events (and originates) a plugin sent from inside on_call, refused by the re-entrancy limits");
+  metrics_.computed("junction_call_events_refused_total", "reason=\"queued_per_leg\"",
+                    [calls] { return static_cast<double>(calls->refused_events_queue()); },
+                    "Call events (and originates) a plugin sent from inside on_call, refused by the re-entrancy limits");
   RouteTable* routes = &routes_;
   metrics_.computed("junction_routes_dynamic", "", [routes] { return static_cast<double>(routes->dynamic_count()); }, "Routes registered by plugins");
 }
@@ -272,6 +281,7 @@ std::string Server::reload_config() {
   set_core_log_level(next.log_level);
   routes_.set_static(next.routes);
   calls_->set_ring_timeout_ms(next.ring_timeout_ms);
+  calls_->set_max_calls(next.max_calls);
   if (next.media_anchor != conf_.media_anchor) set_anchor(next.media_anchor);
   if (next.media_loops != conf_.media_loops || next.media_loop_cpus != conf_.media_loop_cpus)
     JN_LOG_WRN("SIGHUP: server.media_loops / media_loop_cpus changes take effect at the next restart");

@@ -340,6 +340,8 @@ class IntercomJson : public junction::sdk::Plugin {
     junction::util::StateOut st;
     st.set("listener", listener_).set("tick", tick_).set("tick_ms", tick_ms()).set("serial", serial_).set("msg_serial", msg_serial_);
     st.set("conns", conns).set("calls", calls).set("routes", routes_);
+    // Call text from other plugins (URIs, reasons) need not be UTF-8: StateOut replaces it, so a
+    // reload never fails on it (fuzz_intercom-json_session found the throw).
     out = st.encode();
     return JN_OK;
   }
@@ -482,7 +484,9 @@ class IntercomJson : public junction::sdk::Plugin {
   uint64_t now() { return host().now_ms(); }
   std::string next_msg_id() { return "box-" + std::to_string(++msg_serial_); }
 
-  void reply(const jn_admin_request& req, int status, const json& j) { host().admin_reply(req.reply, status, j.dump()); }
+  void reply(const jn_admin_request& req, int status, const json& j) {
+    host().admin_reply(req.reply, status, j.dump(-1, ' ', false, json::error_handler_t::replace));  // see save_state
+  }
 
   void gauge() {
     host().gauge_set("intercom_connections", static_cast<double>(conns_.size()));
@@ -1209,7 +1213,8 @@ class IntercomJson : public junction::sdk::Plugin {
         host().call_send(leg, JN_CALL_END, code, "connection-lost");
         continue;
       }
-      auto pit = std::find_if(c->parties.begin(), c->parties.end(), [&](const Party& p) { return p.conn == h && p.sid == sid; });
+      // sid by name, not the structured binding: clang before 16 cannot capture those (fuzz build).
+      auto pit = std::find_if(c->parties.begin(), c->parties.end(), [&, &sid = sid](const Party& p) { return p.conn == h && p.sid == sid; });
       if (pit == c->parties.end()) continue;
       if (!c->answered && c->parties.size() > 1) {
         by_party_.erase({pit->conn, pit->sid});

@@ -271,7 +271,13 @@ typedef struct jn_http_response {
   uint32_t header_count;
 } jn_http_response;
 
-enum { JN_WS_OPEN = 1, JN_WS_TEXT = 2, JN_WS_BINARY = 3, JN_WS_CLOSED = 4 };
+/* JN_WS_UPGRADE: a WebSocket upgrade request on the endpoint's ws_path, before anything is
+ * accepted; `conn` is the upgrade's handle, valid during this hook only. Decide with
+ * ws_upgrade_reply(conn, 101, subprotocol) or a refusal (e.g. 403 for an Origin not allowed);
+ * without a reply the upgrade is accepted with the first offered subprotocol. During a hot reload
+ * of the plugin (a few hundred microseconds) upgrades are refused with 503. Then JN_WS_OPEN on
+ * the connection's own handle, with the same path/query/headers and the chosen subprotocol. */
+enum { JN_WS_OPEN = 1, JN_WS_TEXT = 2, JN_WS_BINARY = 3, JN_WS_CLOSED = 4, JN_WS_UPGRADE = 5 };
 
 typedef struct jn_ws_event {
   uint32_t struct_size;
@@ -282,6 +288,14 @@ typedef struct jn_ws_event {
   const uint8_t* data;/* borrowed: one whole message */
   size_t len;
   jn_addr peer;
+  /* UPGRADE and OPEN (borrowed; empty for the other types): */
+  jn_str path;
+  jn_str query;
+  const jn_header* headers;    /* the upgrade request's headers, lower-case names (origin, ...) */
+  const jn_str* subprotocols;  /* offered by the client (Sec-WebSocket-Protocol), in its order */
+  uint32_t header_count;
+  uint32_t subprotocol_count;
+  jn_str subprotocol;          /* OPEN: the one accepted ("" = none) */
 } jn_ws_event;
 
 /* The neutral media description carried by offer/answer. */
@@ -386,8 +400,9 @@ typedef struct jn_admin_request {
 
 /* Media anchoring. When the conf names an anchor plugin (server.media_anchor, e.g.
  * "rtp-relay"), the core passes the media of every call through it: the A-leg's offer before
- * the B-legs see it, the winning B-leg's answer before the A-leg sees it, and a DELETE when the
- * call is over. The anchor answers with the media the other side must use (its own addresses).
+ * the B-legs see it, each early media (a RINGING with media: under a fork, the branch the
+ * caller hears, which may change several times) and the winning B-leg's answer before the
+ * A-leg sees them (all as JN_ANCHOR_ANSWER from sender 1), and a DELETE when the call is over. The anchor answers with the media the other side must use (its own addresses).
  * Re-offers in an answered call are anchored too (sender says whose they are). */
 enum { JN_ANCHOR_OFFER = 1, JN_ANCHOR_ANSWER = 2, JN_ANCHOR_DELETE = 3 };
 
@@ -594,6 +609,15 @@ typedef struct jn_port_request {
   uint64_t cookie;           /* the socket(s)' cookie */
 } jn_port_request;
 
+/* Options of an HTTP endpoint (http_listen). Strings borrowed for the call. */
+typedef struct jn_http_options {
+  uint32_t struct_size;
+  uint32_t reserved0;
+  jn_str ws_path;  /* upgrade requests on this path become WebSocket connections; empty = none */
+  jn_str tls_cert; /* PEM certificate (chain) file: the endpoint serves HTTPS and WSS only */
+  jn_str tls_key;  /* PEM private key file; both or neither. Read at listen: a bad file is an error */
+} jn_http_options;
+
 typedef void (*jn_kv_visit)(void* arg, jn_str key, const uint8_t* value, size_t len);
 
 typedef struct jn_host_api {
@@ -652,14 +676,18 @@ typedef struct jn_host_api {
   jn_status (*tcp_close)(jn_host_ctx* ctx, jn_handle conn_or_listener);
 
   /* --- HTTP and WebSocket endpoints (the core's libwebsockets on the core's loop) ----------- */
-  /* ws_path: upgrade requests on this path become WebSocket connections (empty = no WS). */
-  jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie,
+  /* An HTTP (and WebSocket) endpoint on addr, bound exactly there. opts may be NULL (plain
+   * HTTP, no WebSocket). */
+  jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, const jn_http_options* opts, uint64_t cookie,
                            jn_handle* out_endpoint);
   /* Answers a request (resp borrowed). JN_ERR_INVALID for a bad status or header. */
   jn_status (*http_respond)(jn_host_ctx* ctx, jn_handle request, const jn_http_response* resp);
   jn_status (*ws_send)(jn_host_ctx* ctx, jn_handle conn, jn_str data, int binary);
   jn_status (*ws_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
   jn_status (*ws_close)(jn_host_ctx* ctx, jn_handle conn_or_endpoint);
+  /* Inside on_ws(JN_WS_UPGRADE) only: 101 accepts (subprotocol: one the client offered, or
+   * empty), 400..599 refuses with that HTTP status. JN_ERR_STATE outside the hook. */
+  jn_status (*ws_upgrade_reply)(jn_host_ctx* ctx, jn_handle upgrade, int32_t status, jn_str subprotocol);
 
   /* --- buffers ------------------------------------------------------------------------------ */
   /* [media] all five. Each loop has its own pool; a buffer may be ref'd and unref'd from any
@@ -899,7 +927,7 @@ JN_ABI_PIN(jn_http_response, content_type, 8);
 JN_ABI_PIN(jn_http_response, body, 24);
 JN_ABI_PIN(jn_http_response, headers, 40);
 JN_ABI_PIN(jn_http_response, header_count, 48);
-JN_ABI_PIN_SIZE(jn_ws_event, 72);
+JN_ABI_PIN_SIZE(jn_ws_event, 144);
 JN_ABI_PIN(jn_ws_event, struct_size, 0);
 JN_ABI_PIN(jn_ws_event, type, 4);
 JN_ABI_PIN(jn_ws_event, conn, 8);
@@ -908,6 +936,13 @@ JN_ABI_PIN(jn_ws_event, cookie, 24);
 JN_ABI_PIN(jn_ws_event, data, 32);
 JN_ABI_PIN(jn_ws_event, len, 40);
 JN_ABI_PIN(jn_ws_event, peer, 48);
+JN_ABI_PIN(jn_ws_event, path, 72);
+JN_ABI_PIN(jn_ws_event, query, 88);
+JN_ABI_PIN(jn_ws_event, headers, 104);
+JN_ABI_PIN(jn_ws_event, subprotocols, 112);
+JN_ABI_PIN(jn_ws_event, header_count, 120);
+JN_ABI_PIN(jn_ws_event, subprotocol_count, 124);
+JN_ABI_PIN(jn_ws_event, subprotocol, 128);
 JN_ABI_PIN_SIZE(jn_codec, 80);
 JN_ABI_PIN(jn_codec, name, 0);
 JN_ABI_PIN(jn_codec, payload_type, 16);
@@ -1091,7 +1126,13 @@ JN_ABI_PIN(jn_port_request, reserved0, 44);
 JN_ABI_PIN(jn_port_request, udp, 48);
 JN_ABI_PIN(jn_port_request, tcp, 56);
 JN_ABI_PIN(jn_port_request, cookie, 64);
-JN_ABI_PIN_SIZE(jn_host_api, 480);
+JN_ABI_PIN_SIZE(jn_http_options, 56);
+JN_ABI_PIN(jn_http_options, struct_size, 0);
+JN_ABI_PIN(jn_http_options, reserved0, 4);
+JN_ABI_PIN(jn_http_options, ws_path, 8);
+JN_ABI_PIN(jn_http_options, tls_cert, 24);
+JN_ABI_PIN(jn_http_options, tls_key, 40);
+JN_ABI_PIN_SIZE(jn_host_api, 488);
 JN_ABI_PIN(jn_host_api, struct_size, 0);
 JN_ABI_PIN(jn_host_api, abi_major, 4);
 JN_ABI_PIN(jn_host_api, abi_minor, 6);
@@ -1118,42 +1159,43 @@ JN_ABI_PIN(jn_host_api, http_respond, 160);
 JN_ABI_PIN(jn_host_api, ws_send, 168);
 JN_ABI_PIN(jn_host_api, ws_set_cookie, 176);
 JN_ABI_PIN(jn_host_api, ws_close, 184);
-JN_ABI_PIN(jn_host_api, buf_alloc, 192);
-JN_ABI_PIN(jn_host_api, buf_ref, 200);
-JN_ABI_PIN(jn_host_api, buf_unref, 208);
-JN_ABI_PIN(jn_host_api, buf_is_shared, 216);
-JN_ABI_PIN(jn_host_api, buf_copy, 224);
-JN_ABI_PIN(jn_host_api, bus_publish, 232);
-JN_ABI_PIN(jn_host_api, bus_subscribe, 240);
-JN_ABI_PIN(jn_host_api, bus_unsubscribe, 248);
-JN_ABI_PIN(jn_host_api, route_add, 256);
-JN_ABI_PIN(jn_host_api, route_remove, 264);
-JN_ABI_PIN(jn_host_api, route_lookup, 272);
-JN_ABI_PIN(jn_host_api, call_originate, 280);
-JN_ABI_PIN(jn_host_api, call_send, 288);
-JN_ABI_PIN(jn_host_api, leg_set_cookie, 296);
-JN_ABI_PIN(jn_host_api, event_publish, 304);
-JN_ABI_PIN(jn_host_api, event_subscribe, 312);
-JN_ABI_PIN(jn_host_api, counter_add, 320);
-JN_ABI_PIN(jn_host_api, gauge_set, 328);
-JN_ABI_PIN(jn_host_api, kv_put, 336);
-JN_ABI_PIN(jn_host_api, kv_get, 344);
-JN_ABI_PIN(jn_host_api, kv_del, 352);
-JN_ABI_PIN(jn_host_api, kv_scan, 360);
-JN_ABI_PIN(jn_host_api, state_append, 368);
-JN_ABI_PIN(jn_host_api, stop_done, 376);
-JN_ABI_PIN(jn_host_api, admin_reply, 384);
-JN_ABI_PIN(jn_host_api, anchor_reply, 392);
-JN_ABI_PIN(jn_host_api, media_loops, 400);
-JN_ABI_PIN(jn_host_api, bus_intern, 408);
-JN_ABI_PIN(jn_host_api, bus_release_id, 416);
-JN_ABI_PIN(jn_host_api, bus_publish_id, 424);
-JN_ABI_PIN(jn_host_api, anchor_end, 432);
-JN_ABI_PIN(jn_host_api, port_bind, 440);
-JN_ABI_PIN(jn_host_api, post, 448);
-JN_ABI_PIN(jn_host_api, dns_resolve, 456);
-JN_ABI_PIN(jn_host_api, http_request, 464);
-JN_ABI_PIN(jn_host_api, cancel, 472);
+JN_ABI_PIN(jn_host_api, ws_upgrade_reply, 192);
+JN_ABI_PIN(jn_host_api, buf_alloc, 200);
+JN_ABI_PIN(jn_host_api, buf_ref, 208);
+JN_ABI_PIN(jn_host_api, buf_unref, 216);
+JN_ABI_PIN(jn_host_api, buf_is_shared, 224);
+JN_ABI_PIN(jn_host_api, buf_copy, 232);
+JN_ABI_PIN(jn_host_api, bus_publish, 240);
+JN_ABI_PIN(jn_host_api, bus_subscribe, 248);
+JN_ABI_PIN(jn_host_api, bus_unsubscribe, 256);
+JN_ABI_PIN(jn_host_api, route_add, 264);
+JN_ABI_PIN(jn_host_api, route_remove, 272);
+JN_ABI_PIN(jn_host_api, route_lookup, 280);
+JN_ABI_PIN(jn_host_api, call_originate, 288);
+JN_ABI_PIN(jn_host_api, call_send, 296);
+JN_ABI_PIN(jn_host_api, leg_set_cookie, 304);
+JN_ABI_PIN(jn_host_api, event_publish, 312);
+JN_ABI_PIN(jn_host_api, event_subscribe, 320);
+JN_ABI_PIN(jn_host_api, counter_add, 328);
+JN_ABI_PIN(jn_host_api, gauge_set, 336);
+JN_ABI_PIN(jn_host_api, kv_put, 344);
+JN_ABI_PIN(jn_host_api, kv_get, 352);
+JN_ABI_PIN(jn_host_api, kv_del, 360);
+JN_ABI_PIN(jn_host_api, kv_scan, 368);
+JN_ABI_PIN(jn_host_api, state_append, 376);
+JN_ABI_PIN(jn_host_api, stop_done, 384);
+JN_ABI_PIN(jn_host_api, admin_reply, 392);
+JN_ABI_PIN(jn_host_api, anchor_reply, 400);
+JN_ABI_PIN(jn_host_api, media_loops, 408);
+JN_ABI_PIN(jn_host_api, bus_intern, 416);
+JN_ABI_PIN(jn_host_api, bus_release_id, 424);
+JN_ABI_PIN(jn_host_api, bus_publish_id, 432);
+JN_ABI_PIN(jn_host_api, anchor_end, 440);
+JN_ABI_PIN(jn_host_api, port_bind, 448);
+JN_ABI_PIN(jn_host_api, post, 456);
+JN_ABI_PIN(jn_host_api, dns_resolve, 464);
+JN_ABI_PIN(jn_host_api, http_request, 472);
+JN_ABI_PIN(jn_host_api, cancel, 480);
 JN_ABI_PIN_SIZE(jn_create_args, 32);
 JN_ABI_PIN(jn_create_args, struct_size, 0);
 JN_ABI_PIN(jn_create_args, restoring, 4);

@@ -144,8 +144,15 @@ class Host {
   jn_status tcp_close(jn_handle h) const { return api_->tcp_close(ctx_, h); }
   jn_status tcp_set_cookie(jn_handle h, uint64_t c) const { return api_->tcp_set_cookie(ctx_, h, c); }
 
-  jn_status http_listen(std::string_view addr, std::string_view ws_path, uint64_t cookie, jn_handle* out) const {
-    return api_->http_listen(ctx_, to_jn(addr), to_jn(ws_path), cookie, out);
+  // tls_cert/tls_key: PEM files to serve HTTPS/WSS (both or neither).
+  jn_status http_listen(std::string_view addr, std::string_view ws_path, uint64_t cookie, jn_handle* out,
+                        std::string_view tls_cert = {}, std::string_view tls_key = {}) const {
+    jn_http_options o{};
+    o.struct_size = sizeof o;
+    o.ws_path = to_jn(ws_path);
+    o.tls_cert = to_jn(tls_cert);
+    o.tls_key = to_jn(tls_key);
+    return api_->http_listen(ctx_, to_jn(addr), &o, cookie, out);
   }
   // headers: extra response headers (Location, WWW-Authenticate, CORS ...), borrowed for the call.
   jn_status http_respond(jn_handle req, int status, std::string_view body, std::string_view ctype = "application/json",
@@ -163,6 +170,10 @@ class Host {
     return api_->ws_send(ctx_, conn, to_jn(data), binary ? 1 : 0);
   }
   jn_status ws_close(jn_handle h) const { return api_->ws_close(ctx_, h); }
+  // In on_ws(JN_WS_UPGRADE): 101 accepts (with one offered subprotocol or none), 4xx/5xx refuses.
+  jn_status ws_upgrade_reply(jn_handle upgrade, int status, std::string_view subprotocol = {}) const {
+    return api_->ws_upgrade_reply(ctx_, upgrade, status, to_jn(subprotocol));
+  }
   jn_status ws_set_cookie(jn_handle h, uint64_t c) const { return api_->ws_set_cookie(ctx_, h, c); }
 
   jn_buf* buf_alloc(uint32_t len) const { return api_->buf_alloc(ctx_, len); }

@@ -11,7 +11,8 @@
  * The one has-field rule (2.0): a struct that carries `struct_size` and was filled in by the
  * other side is read only through JNF_HAS_FIELD(ptr, type, field); a field it lacks takes the
  * default documented beside it. Structs without `struct_size` (jn_str, jn_addr, jn_buf,
- * jn_media_meta, jn_send, jn_header, jn_codec, jn_datagram) are frozen for the whole major:
+ * jn_media_meta, jn_send, jn_header, jn_codec, jn_datagram, jn_dns_srv, jn_dns_naptr,
+ * jn_sip_target) are frozen for the whole major:
  * their size and every offset are pinned by the static asserts at the end of this file, and
  * their reserved fields must be zero. A frozen copy of the 2.0 header is compiled against this
  * one in the test suite (tests/abi/), so a 2.x that moves or resizes a field fails the build.
@@ -22,8 +23,9 @@
  * Threading: every hook is called on the core's control loop thread, and every host service
  * must be called from that thread, inside a hook -- with one exception: a UDP socket bound
  * with jn_udp_options.loop = k (1..media_loops()) lives on media loop k, a core thread pinned
- * to a CPU. Its on_udp runs on that thread, and from inside such an on_udp the plugin may call
- * only the services marked [media] below; any other service returns JNF_ERR_WRONG_THREAD (or
+ * to a CPU. Its on_udp runs on that thread, and so do on_timer for timers started on that loop
+ * and on_post for posts to it; from inside those hooks the plugin may call only the services
+ * marked [media] below; any other service returns JNF_ERR_WRONG_THREAD (or
  * does nothing, for the void ones) and logs the misuse. Hooks of one plugin therefore run on
  * several threads at once: the plugin guards the state its media loops share with its control
  * hooks (a lock per shard of sessions, taken once per on_udp batch, is the intended pattern).
@@ -94,7 +96,8 @@ enum {
   JNF_ERR_UNSUPPORTED = -8,  /* the other side does not implement this                      */
   JNF_ERR_LIMIT = -9,        /* a size or count limit was hit (out buffer too small, ...)   */
   JNF_ERR_INTERNAL = -10,    /* a bug: an exception was caught at the boundary, an invariant */
-  JNF_ERR_WRONG_THREAD = -11 /* called from a media loop, where this service is not allowed */
+  JNF_ERR_WRONG_THREAD = -11, /* called from a media loop, where this service is not allowed */
+  JNF_ERR_TIMEOUT = -12       /* a deadline passed (a connect, an idle connection, a request) */
 };
 
 /* An opaque resource name: (generation << 32) | index. 0 is never a valid handle. A handle
@@ -222,7 +225,8 @@ enum {
   JNF_TCP_OVERSIZE = 4,  /* a frame exceeded max_frame; it was discarded up to the next delimiter
                            (DELIM) or the connection will be closed (LEN16, cannot resync) */
   JNF_TCP_CLOSED = 5     /* closed by the peer, an error, an idle timeout or tcp_close; the handle
-                           is dead after this hook returns. status carries the reason. */
+                           is dead after this hook returns. status carries the reason: JNF_OK
+                           orderly, JNF_ERR_TIMEOUT idle or connect timeout, JNF_ERR_IO an error. */
 };
 
 typedef struct jn_tcp_event {
@@ -269,7 +273,13 @@ typedef struct jn_http_response {
   uint32_t header_count;
 } jn_http_response;
 
-enum { JNF_WS_OPEN = 1, JNF_WS_TEXT = 2, JNF_WS_BINARY = 3, JNF_WS_CLOSED = 4 };
+/* JNF_WS_UPGRADE: a WebSocket upgrade request on the endpoint's ws_path, before anything is
+ * accepted; `conn` is the upgrade's handle, valid during this hook only. Decide with
+ * ws_upgrade_reply(conn, 101, subprotocol) or a refusal (e.g. 403 for an Origin not allowed);
+ * without a reply the upgrade is accepted with the first offered subprotocol. During a hot reload
+ * of the plugin (a few hundred microseconds) upgrades are refused with 503. Then JNF_WS_OPEN on
+ * the connection's own handle, with the same path/query/headers and the chosen subprotocol. */
+enum { JNF_WS_OPEN = 1, JNF_WS_TEXT = 2, JNF_WS_BINARY = 3, JNF_WS_CLOSED = 4, JNF_WS_UPGRADE = 5 };
 
 typedef struct jn_ws_event {
   uint32_t struct_size;
@@ -280,6 +290,14 @@ typedef struct jn_ws_event {
   const uint8_t* data;/* borrowed: one whole message */
   size_t len;
   jn_addr peer;
+  /* UPGRADE and OPEN (borrowed; empty for the other types): */
+  jn_str path;
+  jn_str query;
+  const jn_header* headers;    /* the upgrade request's headers, lower-case names (origin, ...) */
+  const jn_str* subprotocols;  /* offered by the client (Sec-WebSocket-Protocol), in its order */
+  uint32_t header_count;
+  uint32_t subprotocol_count;
+  jn_str subprotocol;          /* OPEN: the one accepted ("" = none) */
 } jn_ws_event;
 
 /* The neutral media description carried by offer/answer. */
@@ -402,6 +420,89 @@ typedef struct jn_anchor_request {
                                  other. */
 } jn_anchor_request;
 
+/* Asynchronous DNS (host->dns_resolve; the answer comes in on_dns). */
+enum { JNF_DNS_A = 1, JNF_DNS_AAAA = 28, JNF_DNS_SRV = 33, JNF_DNS_NAPTR = 35,
+       JNF_DNS_SIP = 0x10000 /* RFC 3263 for a SIP URI's host: NAPTR -> SRV -> A/AAAA, in order */ };
+enum { JNF_DNS_OK = 0, JNF_DNS_NODATA = 1, JNF_DNS_NXDOMAIN = 2, JNF_DNS_TIMEOUT = 3, JNF_DNS_SERVFAIL = 4,
+       JNF_DNS_BADNAME = 5, JNF_DNS_ERROR = 6 };
+enum { JNF_SIP_ANY = 0, JNF_SIP_UDP = 1, JNF_SIP_TCP = 2, JNF_SIP_TLS = 3 };
+
+typedef struct jn_dns_query {
+  uint32_t struct_size;
+  uint32_t type;       /* JNF_DNS_A / AAAA / SRV / NAPTR / SIP */
+  jn_str name;         /* borrowed; a literal address or "localhost" is answered without a query */
+  uint32_t timeout_ms; /* 0 = 5000 */
+  uint16_t port;       /* JNF_DNS_SIP: the URI's explicit port, 0 = none (then NAPTR/SRV are used) */
+  uint8_t transport;   /* JNF_DNS_SIP: the URI's transport= (JNF_SIP_*), JNF_SIP_ANY = none */
+  uint8_t sips;        /* JNF_DNS_SIP: 1 for a sips: URI (TLS only) */
+} jn_dns_query;
+
+typedef struct jn_dns_srv { /* frozen */
+  uint16_t priority, weight, port, reserved;
+  jn_str target;
+} jn_dns_srv;
+
+typedef struct jn_dns_naptr { /* frozen */
+  uint16_t order, preference;
+  uint32_t reserved;
+  jn_str flags, service, regexp, replacement;
+} jn_dns_naptr;
+
+typedef struct jn_sip_target { /* frozen: one place to send a SIP request, in the order to try */
+  uint32_t transport; /* JNF_SIP_UDP / TCP / TLS */
+  uint32_t reserved;
+  jn_addr addr;       /* IP and port */
+  jn_str target;      /* the host name it came from */
+} jn_sip_target;
+
+typedef struct jn_dns_result {
+  uint32_t struct_size;
+  uint32_t status;      /* JNF_DNS_* status */
+  jn_handle query;      /* the dns_resolve handle (dead after this hook) */
+  uint64_t cookie;
+  jn_str name;          /* what was asked */
+  jn_str error;         /* why, when status is not OK */
+  uint32_t ttl;         /* seconds, the smallest of the records */
+  uint32_t address_count;
+  const jn_addr* addresses;   /* A / AAAA (port 0) */
+  const jn_dns_srv* srv;      /* SRV, in the order to try (priority, then weight) */
+  const jn_dns_naptr* naptr;  /* NAPTR, by order then preference */
+  const jn_sip_target* targets; /* JNF_DNS_SIP */
+  uint32_t srv_count;
+  uint32_t naptr_count;
+  uint32_t target_count;
+  uint32_t reserved0;
+} jn_dns_result;
+
+/* Outbound HTTP(S) (host->http_request; the answer comes in on_http_response). Webhooks, status
+ * callbacks. https:// verifies the server against the system CAs (or ca_file) and its name. */
+typedef struct jn_http_client_request {
+  uint32_t struct_size;
+  uint32_t timeout_ms;       /* the whole request, connect included; 0 = 10000 */
+  jn_str method;             /* "GET", "POST", ... */
+  jn_str url;                /* http://host[:port]/path or https://... (host may be a name) */
+  const jn_header* headers;  /* extra request headers; Host, Content-Length, Connection are the core's */
+  uint32_t header_count;
+  uint32_t follow_redirects; /* 0: a 3xx is the answer; 1: up to 5, never from https to http */
+  jn_str body;
+  uint64_t max_response_body; /* bytes; 0 = 1 MiB; a longer body is the error "too large" */
+  jn_str ca_file;            /* PEM CAs to trust instead of the system's (private CAs, tests) */
+} jn_http_client_request;
+
+typedef struct jn_http_client_response {
+  uint32_t struct_size;
+  int32_t status;            /* the HTTP status; 0 when error is set */
+  jn_handle request;         /* the http_request handle (dead after this hook) */
+  uint64_t cookie;
+  jn_str error;              /* empty on success, else why ("timeout", "connection refused",
+                                "certificate verification failed: ...", "too large", ...) */
+  const jn_header* headers;  /* in order */
+  uint32_t header_count;
+  uint32_t redirects;        /* how many were followed */
+  jn_str body;
+  jn_str url;                /* the URL that answered (after redirects) */
+} jn_http_client_response;
+
 /* ---------------------------------------------------------------------------------------- */
 /* Plugin vtable: jn_on_* hooks. Any hook may be NULL except on_destroy.                     */
 /* The jn_plugin* passed is the instance returned by the factory.                            */
@@ -448,6 +549,11 @@ typedef struct jn_plugin_vtable {
 
   /* Media anchoring (see jn_anchor_request). Must not call the call_* services. */
   void (*on_anchor)(jn_plugin* self, const jn_anchor_request* req);
+  /* A host->post() to this loop arrived: runs on the loop it was posted to (see post). */
+  void (*on_post)(jn_plugin* self, uint64_t cookie);
+  /* The answer to a dns_resolve / http_request (all pointers borrowed for the call). */
+  void (*on_dns)(jn_plugin* self, const jn_dns_result* result);
+  void (*on_http_response)(jn_plugin* self, const jn_http_client_response* response);
 } jn_plugin_vtable;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -489,6 +595,30 @@ typedef struct jn_send {
   uint32_t reserved[4];/* zero; room for a GSO segment size */
 } jn_send;
 
+/* A socket on a free port of one of the core's named port ranges ([ports.NAME] in junction.toml),
+ * shared by every media plugin so no two plugins hand-tune disjoint ranges. */
+enum { JNF_PROTO_UDP = 1, JNF_PROTO_TCP = 2 };
+typedef struct jn_port_request {
+  uint32_t struct_size;
+  uint32_t proto;            /* JNF_PROTO_UDP, or JNF_PROTO_TCP for a listener */
+  jn_str range;              /* the range's NAME; borrowed */
+  jn_str ip;                 /* the local address to bind: "127.0.0.1", "::", "0.0.0.0"; borrowed */
+  uint32_t pair;             /* UDP: 1 = an even port for RTP and the next for RTCP (two sockets) */
+  uint32_t reserved0;
+  const jn_udp_options* udp; /* UDP: the sockets' options (media loop, buffers); may be NULL */
+  const jn_tcp_options* tcp; /* TCP: the listener's options; may be NULL */
+  uint64_t cookie;           /* the socket(s)' cookie */
+} jn_port_request;
+
+/* Options of an HTTP endpoint (http_listen). Strings borrowed for the call. */
+typedef struct jn_http_options {
+  uint32_t struct_size;
+  uint32_t reserved0;
+  jn_str ws_path;  /* upgrade requests on this path become WebSocket connections; empty = none */
+  jn_str tls_cert; /* PEM certificate (chain) file: the endpoint serves HTTPS and WSS only */
+  jn_str tls_key;  /* PEM private key file; both or neither. Read at listen: a bad file is an error */
+} jn_http_options;
+
 typedef void (*jn_kv_visit)(void* arg, jn_str key, const uint8_t* value, size_t len);
 
 typedef struct jn_host_api {
@@ -511,6 +641,11 @@ typedef struct jn_host_api {
   void (*config_error)(jn_host_ctx* ctx, jn_str key_path, jn_str reason);
 
   /* --- timers ------------------------------------------------------------------------------ */
+  /* [media] A timer of the calling loop: started from a media loop's hook it belongs to that
+   * loop, its on_timer runs there, and only that loop may stop it (JNF_ERR_WRONG_THREAD from any
+   * other). To start one on media loop k from the control loop, post() to k and start it in
+   * on_post. A one-shot timer's handle is dead once on_timer runs. Timers survive a hot reload
+   * (a media-loop timer that fires during the swap is held and delivered after it). */
   jn_status (*timer_start)(jn_host_ctx* ctx, uint64_t delay_ms, uint64_t repeat_ms,
                            uint64_t cookie, jn_handle* out_timer);
   jn_status (*timer_stop)(jn_host_ctx* ctx, jn_handle timer);
@@ -542,14 +677,18 @@ typedef struct jn_host_api {
   jn_status (*tcp_close)(jn_host_ctx* ctx, jn_handle conn_or_listener);
 
   /* --- HTTP and WebSocket endpoints (the core's libwebsockets on the core's loop) ----------- */
-  /* ws_path: upgrade requests on this path become WebSocket connections (empty = no WS). */
-  jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, jn_str ws_path, uint64_t cookie,
+  /* An HTTP (and WebSocket) endpoint on addr, bound exactly there. opts may be NULL (plain
+   * HTTP, no WebSocket). */
+  jn_status (*http_listen)(jn_host_ctx* ctx, jn_str addr, const jn_http_options* opts, uint64_t cookie,
                            jn_handle* out_endpoint);
   /* Answers a request (resp borrowed). JNF_ERR_INVALID for a bad status or header. */
   jn_status (*http_respond)(jn_host_ctx* ctx, jn_handle request, const jn_http_response* resp);
   jn_status (*ws_send)(jn_host_ctx* ctx, jn_handle conn, jn_str data, int binary);
   jn_status (*ws_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
   jn_status (*ws_close)(jn_host_ctx* ctx, jn_handle conn_or_endpoint);
+  /* Inside on_ws(JNF_WS_UPGRADE) only: 101 accepts (subprotocol: one the client offered, or
+   * empty), 400..599 refuses with that HTTP status. JNF_ERR_STATE outside the hook. */
+  jn_status (*ws_upgrade_reply)(jn_host_ctx* ctx, jn_handle upgrade, int32_t status, jn_str subprotocol);
 
   /* --- buffers ------------------------------------------------------------------------------ */
   /* [media] all five. Each loop has its own pool; a buffer may be ref'd and unref'd from any
@@ -635,6 +774,33 @@ typedef struct jn_host_api {
    * call (both legs get END with code/reason; the CDR says "system"), and the anchor then gets
    * the call's DELETE. JNF_ERR_NOT_FOUND when no such anchored call is up. */
   jn_status (*anchor_end)(jn_host_ctx* ctx, jn_str call_id, int32_t code, jn_str reason);
+
+  /* --- port ranges ----------------------------------------------------------------------------- */
+  /* Binds a socket on a free port of range req->range: out[0] is the socket (RTP, or the TCP
+   * listener) and, for a UDP pair, out[1] the RTCP socket on the next port (else 0); *out_port is
+   * out[0]'s port. out must hold 2 handles. The sockets are ordinary ones (udp_close / tcp_close;
+   * the port is free again once closed). JNF_ERR_NOT_FOUND: no such range; JNF_ERR_LIMIT: no free
+   * port (or pair) left in it; JNF_ERR_INVALID: a bad request. */
+  jn_status (*port_bind)(jn_host_ctx* ctx, const jn_port_request* req, jn_handle* out, uint32_t* out_port);
+
+  /* --- between loops ----------------------------------------------------------------------------- */
+  /* [media] Runs the plugin's on_post(cookie) on loop `loop` (0 = the control loop, k = media loop
+   * k), soon and never inside this call; posts from one thread to one loop arrive in order. A
+   * cookie is all it carries: hand data over through the plugin's own (locked or lock-free)
+   * structures. Posts survive a hot reload (held during the swap, delivered to the new instance)
+   * and are dropped when the plugin unloads. JNF_ERR_INVALID: no such loop; JNF_ERR_LIMIT: 65536
+   * posts already queued for that loop (counted in junction_post_dropped_total). */
+  jn_status (*post)(jn_host_ctx* ctx, uint32_t loop, uint64_t cookie);
+
+  /* --- DNS and outbound HTTP (control loop; answers in on_dns / on_http_response) ---------------- */
+  /* Never blocks: the answer comes in a later hook, exactly once, unless cancelled. Outstanding
+   * ones survive a hot reload (the answer goes to the new instance) and are cancelled at unload.
+   * JNF_ERR_INVALID: a bad query/request (reason logged); JNF_ERR_LIMIT: too many outstanding. */
+  jn_status (*dns_resolve)(jn_host_ctx* ctx, const jn_dns_query* query, uint64_t cookie, jn_handle* out_query);
+  jn_status (*http_request)(jn_host_ctx* ctx, const jn_http_client_request* request, uint64_t cookie,
+                            jn_handle* out_request);
+  /* Cancels a dns_resolve or http_request: its hook is not called. JNF_ERR_NOT_FOUND once answered. */
+  jn_status (*cancel)(jn_host_ctx* ctx, jn_handle query_or_request);
 } jn_host_api;
 
 /* Arguments to the factory. */
@@ -661,8 +827,8 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 
 /* The length of each table in 2.0: a 2.x peer's table is at least this long, and a field past it
  * (appended in 2.1 or later) is read only through JNF_HAS_FIELD. */
-#define JNF_HOST_API_SIZE_2_0 (offsetof(jn_host_api, anchor_end) + sizeof(void*))
-#define JNF_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_anchor) + sizeof(void*))
+#define JNF_HOST_API_SIZE_2_0 (offsetof(jn_host_api, cancel) + sizeof(void*))
+#define JNF_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_http_response) + sizeof(void*))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
  * resized or removed field) fails here. Appending a field adds pins; it never changes one. */
@@ -762,7 +928,7 @@ JNF_ABI_PIN(jn_http_response, content_type, 8);
 JNF_ABI_PIN(jn_http_response, body, 24);
 JNF_ABI_PIN(jn_http_response, headers, 40);
 JNF_ABI_PIN(jn_http_response, header_count, 48);
-JNF_ABI_PIN_SIZE(jn_ws_event, 72);
+JNF_ABI_PIN_SIZE(jn_ws_event, 144);
 JNF_ABI_PIN(jn_ws_event, struct_size, 0);
 JNF_ABI_PIN(jn_ws_event, type, 4);
 JNF_ABI_PIN(jn_ws_event, conn, 8);
@@ -771,6 +937,13 @@ JNF_ABI_PIN(jn_ws_event, cookie, 24);
 JNF_ABI_PIN(jn_ws_event, data, 32);
 JNF_ABI_PIN(jn_ws_event, len, 40);
 JNF_ABI_PIN(jn_ws_event, peer, 48);
+JNF_ABI_PIN(jn_ws_event, path, 72);
+JNF_ABI_PIN(jn_ws_event, query, 88);
+JNF_ABI_PIN(jn_ws_event, headers, 104);
+JNF_ABI_PIN(jn_ws_event, subprotocols, 112);
+JNF_ABI_PIN(jn_ws_event, header_count, 120);
+JNF_ABI_PIN(jn_ws_event, subprotocol_count, 124);
+JNF_ABI_PIN(jn_ws_event, subprotocol, 128);
 JNF_ABI_PIN_SIZE(jn_codec, 80);
 JNF_ABI_PIN(jn_codec, name, 0);
 JNF_ABI_PIN(jn_codec, payload_type, 16);
@@ -839,7 +1012,73 @@ JNF_ABI_PIN(jn_anchor_request, reply, 8);
 JNF_ABI_PIN(jn_anchor_request, call_id, 16);
 JNF_ABI_PIN(jn_anchor_request, media, 32);
 JNF_ABI_PIN(jn_anchor_request, sender, 40);
-JNF_ABI_PIN_SIZE(jn_plugin_vtable, 128);
+JNF_ABI_PIN_SIZE(jn_dns_query, 32);
+JNF_ABI_PIN(jn_dns_query, struct_size, 0);
+JNF_ABI_PIN(jn_dns_query, type, 4);
+JNF_ABI_PIN(jn_dns_query, name, 8);
+JNF_ABI_PIN(jn_dns_query, timeout_ms, 24);
+JNF_ABI_PIN(jn_dns_query, port, 28);
+JNF_ABI_PIN(jn_dns_query, transport, 30);
+JNF_ABI_PIN(jn_dns_query, sips, 31);
+JNF_ABI_PIN_SIZE(jn_dns_srv, 24);
+JNF_ABI_PIN(jn_dns_srv, priority, 0);
+JNF_ABI_PIN(jn_dns_srv, weight, 2);
+JNF_ABI_PIN(jn_dns_srv, port, 4);
+JNF_ABI_PIN(jn_dns_srv, reserved, 6);
+JNF_ABI_PIN(jn_dns_srv, target, 8);
+JNF_ABI_PIN_SIZE(jn_dns_naptr, 72);
+JNF_ABI_PIN(jn_dns_naptr, order, 0);
+JNF_ABI_PIN(jn_dns_naptr, preference, 2);
+JNF_ABI_PIN(jn_dns_naptr, reserved, 4);
+JNF_ABI_PIN(jn_dns_naptr, flags, 8);
+JNF_ABI_PIN(jn_dns_naptr, service, 24);
+JNF_ABI_PIN(jn_dns_naptr, regexp, 40);
+JNF_ABI_PIN(jn_dns_naptr, replacement, 56);
+JNF_ABI_PIN_SIZE(jn_sip_target, 48);
+JNF_ABI_PIN(jn_sip_target, transport, 0);
+JNF_ABI_PIN(jn_sip_target, reserved, 4);
+JNF_ABI_PIN(jn_sip_target, addr, 8);
+JNF_ABI_PIN(jn_sip_target, target, 32);
+JNF_ABI_PIN_SIZE(jn_dns_result, 112);
+JNF_ABI_PIN(jn_dns_result, struct_size, 0);
+JNF_ABI_PIN(jn_dns_result, status, 4);
+JNF_ABI_PIN(jn_dns_result, query, 8);
+JNF_ABI_PIN(jn_dns_result, cookie, 16);
+JNF_ABI_PIN(jn_dns_result, name, 24);
+JNF_ABI_PIN(jn_dns_result, error, 40);
+JNF_ABI_PIN(jn_dns_result, ttl, 56);
+JNF_ABI_PIN(jn_dns_result, address_count, 60);
+JNF_ABI_PIN(jn_dns_result, addresses, 64);
+JNF_ABI_PIN(jn_dns_result, srv, 72);
+JNF_ABI_PIN(jn_dns_result, naptr, 80);
+JNF_ABI_PIN(jn_dns_result, targets, 88);
+JNF_ABI_PIN(jn_dns_result, srv_count, 96);
+JNF_ABI_PIN(jn_dns_result, naptr_count, 100);
+JNF_ABI_PIN(jn_dns_result, target_count, 104);
+JNF_ABI_PIN(jn_dns_result, reserved0, 108);
+JNF_ABI_PIN_SIZE(jn_http_client_request, 96);
+JNF_ABI_PIN(jn_http_client_request, struct_size, 0);
+JNF_ABI_PIN(jn_http_client_request, timeout_ms, 4);
+JNF_ABI_PIN(jn_http_client_request, method, 8);
+JNF_ABI_PIN(jn_http_client_request, url, 24);
+JNF_ABI_PIN(jn_http_client_request, headers, 40);
+JNF_ABI_PIN(jn_http_client_request, header_count, 48);
+JNF_ABI_PIN(jn_http_client_request, follow_redirects, 52);
+JNF_ABI_PIN(jn_http_client_request, body, 56);
+JNF_ABI_PIN(jn_http_client_request, max_response_body, 72);
+JNF_ABI_PIN(jn_http_client_request, ca_file, 80);
+JNF_ABI_PIN_SIZE(jn_http_client_response, 88);
+JNF_ABI_PIN(jn_http_client_response, struct_size, 0);
+JNF_ABI_PIN(jn_http_client_response, status, 4);
+JNF_ABI_PIN(jn_http_client_response, request, 8);
+JNF_ABI_PIN(jn_http_client_response, cookie, 16);
+JNF_ABI_PIN(jn_http_client_response, error, 24);
+JNF_ABI_PIN(jn_http_client_response, headers, 40);
+JNF_ABI_PIN(jn_http_client_response, header_count, 48);
+JNF_ABI_PIN(jn_http_client_response, redirects, 52);
+JNF_ABI_PIN(jn_http_client_response, body, 56);
+JNF_ABI_PIN(jn_http_client_response, url, 72);
+JNF_ABI_PIN_SIZE(jn_plugin_vtable, 152);
 JNF_ABI_PIN(jn_plugin_vtable, struct_size, 0);
 JNF_ABI_PIN(jn_plugin_vtable, on_start, 8);
 JNF_ABI_PIN(jn_plugin_vtable, on_stop, 16);
@@ -856,6 +1095,9 @@ JNF_ABI_PIN(jn_plugin_vtable, on_call, 96);
 JNF_ABI_PIN(jn_plugin_vtable, on_event, 104);
 JNF_ABI_PIN(jn_plugin_vtable, on_admin, 112);
 JNF_ABI_PIN(jn_plugin_vtable, on_anchor, 120);
+JNF_ABI_PIN(jn_plugin_vtable, on_post, 128);
+JNF_ABI_PIN(jn_plugin_vtable, on_dns, 136);
+JNF_ABI_PIN(jn_plugin_vtable, on_http_response, 144);
 JNF_ABI_PIN_SIZE(jn_udp_options, 24);
 JNF_ABI_PIN(jn_udp_options, struct_size, 0);
 JNF_ABI_PIN(jn_udp_options, rcvbuf, 4);
@@ -875,7 +1117,23 @@ JNF_ABI_PIN(jn_send, tos, 60);
 JNF_ABI_PIN(jn_send, reserved8, 61);
 JNF_ABI_PIN(jn_send, from, 64);
 JNF_ABI_PIN(jn_send, reserved, 88);
-JNF_ABI_PIN_SIZE(jn_host_api, 440);
+JNF_ABI_PIN_SIZE(jn_port_request, 72);
+JNF_ABI_PIN(jn_port_request, struct_size, 0);
+JNF_ABI_PIN(jn_port_request, proto, 4);
+JNF_ABI_PIN(jn_port_request, range, 8);
+JNF_ABI_PIN(jn_port_request, ip, 24);
+JNF_ABI_PIN(jn_port_request, pair, 40);
+JNF_ABI_PIN(jn_port_request, reserved0, 44);
+JNF_ABI_PIN(jn_port_request, udp, 48);
+JNF_ABI_PIN(jn_port_request, tcp, 56);
+JNF_ABI_PIN(jn_port_request, cookie, 64);
+JNF_ABI_PIN_SIZE(jn_http_options, 56);
+JNF_ABI_PIN(jn_http_options, struct_size, 0);
+JNF_ABI_PIN(jn_http_options, reserved0, 4);
+JNF_ABI_PIN(jn_http_options, ws_path, 8);
+JNF_ABI_PIN(jn_http_options, tls_cert, 24);
+JNF_ABI_PIN(jn_http_options, tls_key, 40);
+JNF_ABI_PIN_SIZE(jn_host_api, 488);
 JNF_ABI_PIN(jn_host_api, struct_size, 0);
 JNF_ABI_PIN(jn_host_api, abi_major, 4);
 JNF_ABI_PIN(jn_host_api, abi_minor, 6);
@@ -902,37 +1160,43 @@ JNF_ABI_PIN(jn_host_api, http_respond, 160);
 JNF_ABI_PIN(jn_host_api, ws_send, 168);
 JNF_ABI_PIN(jn_host_api, ws_set_cookie, 176);
 JNF_ABI_PIN(jn_host_api, ws_close, 184);
-JNF_ABI_PIN(jn_host_api, buf_alloc, 192);
-JNF_ABI_PIN(jn_host_api, buf_ref, 200);
-JNF_ABI_PIN(jn_host_api, buf_unref, 208);
-JNF_ABI_PIN(jn_host_api, buf_is_shared, 216);
-JNF_ABI_PIN(jn_host_api, buf_copy, 224);
-JNF_ABI_PIN(jn_host_api, bus_publish, 232);
-JNF_ABI_PIN(jn_host_api, bus_subscribe, 240);
-JNF_ABI_PIN(jn_host_api, bus_unsubscribe, 248);
-JNF_ABI_PIN(jn_host_api, route_add, 256);
-JNF_ABI_PIN(jn_host_api, route_remove, 264);
-JNF_ABI_PIN(jn_host_api, route_lookup, 272);
-JNF_ABI_PIN(jn_host_api, call_originate, 280);
-JNF_ABI_PIN(jn_host_api, call_send, 288);
-JNF_ABI_PIN(jn_host_api, leg_set_cookie, 296);
-JNF_ABI_PIN(jn_host_api, event_publish, 304);
-JNF_ABI_PIN(jn_host_api, event_subscribe, 312);
-JNF_ABI_PIN(jn_host_api, counter_add, 320);
-JNF_ABI_PIN(jn_host_api, gauge_set, 328);
-JNF_ABI_PIN(jn_host_api, kv_put, 336);
-JNF_ABI_PIN(jn_host_api, kv_get, 344);
-JNF_ABI_PIN(jn_host_api, kv_del, 352);
-JNF_ABI_PIN(jn_host_api, kv_scan, 360);
-JNF_ABI_PIN(jn_host_api, state_append, 368);
-JNF_ABI_PIN(jn_host_api, stop_done, 376);
-JNF_ABI_PIN(jn_host_api, admin_reply, 384);
-JNF_ABI_PIN(jn_host_api, anchor_reply, 392);
-JNF_ABI_PIN(jn_host_api, media_loops, 400);
-JNF_ABI_PIN(jn_host_api, bus_intern, 408);
-JNF_ABI_PIN(jn_host_api, bus_release_id, 416);
-JNF_ABI_PIN(jn_host_api, bus_publish_id, 424);
-JNF_ABI_PIN(jn_host_api, anchor_end, 432);
+JNF_ABI_PIN(jn_host_api, ws_upgrade_reply, 192);
+JNF_ABI_PIN(jn_host_api, buf_alloc, 200);
+JNF_ABI_PIN(jn_host_api, buf_ref, 208);
+JNF_ABI_PIN(jn_host_api, buf_unref, 216);
+JNF_ABI_PIN(jn_host_api, buf_is_shared, 224);
+JNF_ABI_PIN(jn_host_api, buf_copy, 232);
+JNF_ABI_PIN(jn_host_api, bus_publish, 240);
+JNF_ABI_PIN(jn_host_api, bus_subscribe, 248);
+JNF_ABI_PIN(jn_host_api, bus_unsubscribe, 256);
+JNF_ABI_PIN(jn_host_api, route_add, 264);
+JNF_ABI_PIN(jn_host_api, route_remove, 272);
+JNF_ABI_PIN(jn_host_api, route_lookup, 280);
+JNF_ABI_PIN(jn_host_api, call_originate, 288);
+JNF_ABI_PIN(jn_host_api, call_send, 296);
+JNF_ABI_PIN(jn_host_api, leg_set_cookie, 304);
+JNF_ABI_PIN(jn_host_api, event_publish, 312);
+JNF_ABI_PIN(jn_host_api, event_subscribe, 320);
+JNF_ABI_PIN(jn_host_api, counter_add, 328);
+JNF_ABI_PIN(jn_host_api, gauge_set, 336);
+JNF_ABI_PIN(jn_host_api, kv_put, 344);
+JNF_ABI_PIN(jn_host_api, kv_get, 352);
+JNF_ABI_PIN(jn_host_api, kv_del, 360);
+JNF_ABI_PIN(jn_host_api, kv_scan, 368);
+JNF_ABI_PIN(jn_host_api, state_append, 376);
+JNF_ABI_PIN(jn_host_api, stop_done, 384);
+JNF_ABI_PIN(jn_host_api, admin_reply, 392);
+JNF_ABI_PIN(jn_host_api, anchor_reply, 400);
+JNF_ABI_PIN(jn_host_api, media_loops, 408);
+JNF_ABI_PIN(jn_host_api, bus_intern, 416);
+JNF_ABI_PIN(jn_host_api, bus_release_id, 424);
+JNF_ABI_PIN(jn_host_api, bus_publish_id, 432);
+JNF_ABI_PIN(jn_host_api, anchor_end, 440);
+JNF_ABI_PIN(jn_host_api, port_bind, 448);
+JNF_ABI_PIN(jn_host_api, post, 456);
+JNF_ABI_PIN(jn_host_api, dns_resolve, 464);
+JNF_ABI_PIN(jn_host_api, http_request, 472);
+JNF_ABI_PIN(jn_host_api, cancel, 480);
 JNF_ABI_PIN_SIZE(jn_create_args, 32);
 JNF_ABI_PIN(jn_create_args, struct_size, 0);
 JNF_ABI_PIN(jn_create_args, restoring, 4);

@@ -7,18 +7,25 @@
 //                         #   answer: RINGING, then ANSWER with one PCMA/8000 stream at
 //                         #           127.0.0.1:(40000 + n), n counting this instance's answers
 //   reject_code = 486     # the code of "reject"
+//   on_info = "none"      # none | echo: echo answers every INFO received with an INFO on the
+//                         #   same leg, from inside on_call (a ping-pong between two echoing legs;
+//                         #   the statuses of those sends are counted in `info`)
 //   register = ["peerb:dyn/1"]     # dynamic routes added at start (route_add)
 //   [on_offer_for]                 # per-target override of on_offer ("peerb:h1" = "none")
 //
 // Admin commands (POST /api/v1/plugins/NAME/cmd/VERB, JSON in and out):
-//   originate {"from","to"[,"cookie"][,"media":false]} -> {"status","leg","cookie"}
+//   originate {"from","to"[,"cookie"][,"media":false][,"port"]} -> {"status","leg","cookie"}
+//         the offer's stream is at 127.0.0.1:port when given, else 30000 + n
 //   send {"leg","type":"ringing|answer|reject|end|dtmf|info|offer","code","reason","dtmf",
-//         "info_type","info_body"}                      -> {"status"}
+//         "info_type","info_body"[,"port"][,"media"][,"no_media"]}  -> {"status"}
+//         offer/answer carry one PCMA stream (at 127.0.0.1:port when given), unless no_media;
+//         ringing carries one (early media) only with "media": true or a port
 //   events -> [{"leg","cookie","type","call_id","from","to","target","code","reason","dtmf",
 //               "info_type","info_body","media":[...]|null}]   (everything on_call received)
 //   clear -> {"cleared": n}        legs -> [{"leg","role","cookie","state","call_id"}]
 //   register {"uri"} -> {"status","route"}     unregister {"uri"} -> {"status"}
-//   info -> {"name","generation","restored","on_offer","answers","routes"}
+//   info -> {"name","generation","restored","on_offer","answers","routes",
+//            "echo":{"ok","limit","other"}}   (statuses of on_info = "echo" sends)
 //
 // The event log, the legs, the routes and the counters survive a hot reload (JSON state).
 #include <junction/plugin.hpp>
@@ -152,6 +159,12 @@ class CallPeer : public junction::sdk::Plugin {
           throw std::invalid_argument("bad reject_code");
         }
         reject_code_ = value.get<int>();
+      } else if (key == "on_info") {
+        if (!value.is_string() || (value != "none" && value != "echo")) {
+          host.config_error(key, "must be \"none\" or \"echo\"");
+          throw std::invalid_argument("bad on_info");
+        }
+        echo_info_ = value == "echo";
       } else if (key == "register") {
         if (!value.is_array()) {
           host.config_error(key, "must be a list of URIs");
@@ -177,7 +190,7 @@ class CallPeer : public junction::sdk::Plugin {
           on_offer_for_[uri] = b.get<std::string>();
         }
       } else {
-        host.config_error(key, "unknown key (on_offer, reject_code, register, on_offer_for)");
+        host.config_error(key, "unknown key (on_offer, reject_code, on_info, register, on_offer_for)");
         throw std::invalid_argument("unknown key '" + key + "'");
       }
     }
@@ -235,6 +248,14 @@ class CallPeer : public junction::sdk::Plugin {
     else if (ev.type == JN_CALL_RINGING && l["state"] == "offered") l["state"] = "ringing";
     if (ev.call_id.len) l["call_id"] = std::string(to_sv(ev.call_id));
 
+    if (echo_info_ && ev.type == JN_CALL_INFO) {
+      jn_call_event echo = Host::event(JN_CALL_INFO);
+      echo.info_type = ev.info_type;
+      echo.info_body = ev.info_body;
+      jn_status st = host().call_send(leg, echo);  // re-entrant: the core queues it
+      ++(st == JN_OK ? echo_ok_ : st == JN_ERR_LIMIT ? echo_limit_ : echo_other_);
+      return;
+    }
     if (!incoming) return;
     std::string behaviour = on_offer_;
     if (auto b = on_offer_for_.find(std::string(to_sv(ev.target))); b != on_offer_for_.end()) behaviour = b->second;
@@ -304,7 +325,8 @@ class CallPeer : public junction::sdk::Plugin {
         json routes = json::object();
         for (auto& [uri, h] : routes_) routes[uri] = h;
         return reply(req, 200, {{"name", CALL_PEER_NAME}, {"generation", generation_}, {"restored", restored_},
-                                {"on_offer", on_offer_}, {"answers", answers_}, {"routes", routes}});
+                                {"on_offer", on_offer_}, {"answers", answers_}, {"routes", routes},
+                                {"echo", {{"ok", echo_ok_}, {"limit", echo_limit_}, {"other", echo_other_}}}});
       }
     } catch (const json::exception& e) {
       return reply(req, 400, {{"error", std::string("bad body: ") + e.what()}});
@@ -317,7 +339,7 @@ class CallPeer : public junction::sdk::Plugin {
     std::string from = body.at("from").get<std::string>();
     std::string to = body.at("to").get<std::string>();
     uint64_t cookie = body.contains("cookie") ? body["cookie"].get<uint64_t>() : 1000 + ++serial_;
-    OneStream m(static_cast<uint16_t>(30000 + (serial_ % 10000)));
+    OneStream m(body.contains("port") ? body["port"].get<uint16_t>() : static_cast<uint16_t>(30000 + (serial_ % 10000)));
     jn_call_event ev = Host::event(JN_CALL_OFFER);
     ev.from = to_jn(from);
     ev.to = to_jn(to);
@@ -340,21 +362,24 @@ class CallPeer : public junction::sdk::Plugin {
     std::string type_s = body.at("type").get<std::string>();
     uint32_t type = type_from_name(type_s);
     if (type == 0) return reply(req, 400, {{"error", "unknown type '" + type_s + "'"}});
-    if (type == JN_CALL_ANSWER && !body.value("no_media", false)) return reply(req, 200, {{"status", answer(leg)}});
+    if (type == JN_CALL_ANSWER && !body.value("no_media", false) && !body.contains("port"))
+      return reply(req, 200, {{"status", answer(leg)}});
     std::string reason = body.value("reason", std::string());
     std::string dtmf = body.value("dtmf", std::string());
     std::string info_type = body.value("info_type", std::string());
     std::string info_body;
     if (body.contains("info_body"))
       info_body = body["info_body"].is_string() ? body["info_body"].get<std::string>() : body["info_body"].dump();
-    OneStream m(static_cast<uint16_t>(40000 + answers_));
+    OneStream m(body.contains("port") ? body["port"].get<uint16_t>() : static_cast<uint16_t>(40000 + answers_));
     jn_call_event ev = Host::event(type);
     ev.code = body.value("code", 0);
     ev.reason = to_jn(reason);
     ev.dtmf = to_jn(dtmf);
     ev.info_type = to_jn(info_type);
     ev.info_body = to_jn(info_body);
-    if ((type == JN_CALL_OFFER || type == JN_CALL_ANSWER) && !body.value("no_media", false)) ev.media = &m.desc;
+    const bool sdp = type == JN_CALL_OFFER || type == JN_CALL_ANSWER;
+    if (sdp ? !body.value("no_media", false) : type == JN_CALL_RINGING && (body.value("media", false) || body.contains("port")))
+      ev.media = &m.desc;
     jn_status st = host().call_send(leg, ev);
     note_sent(leg, type, st);
     reply(req, 200, {{"status", st}});
@@ -394,6 +419,8 @@ class CallPeer : public junction::sdk::Plugin {
   int reject_code_ = 486;
   std::vector<std::string> register_;
   std::map<std::string, std::string> on_offer_for_;
+  bool echo_info_ = false;
+  uint64_t echo_ok_ = 0, echo_limit_ = 0, echo_other_ = 0;
 
   json events_ = json::array();
   std::map<jn_handle, json> legs_;

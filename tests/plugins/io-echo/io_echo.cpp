@@ -3,6 +3,7 @@
 // its connection table across a hot reload (the connections themselves belong to the core).
 //
 // conf: tcp_listen, http_listen (required), max_frame (default 64), ws_path (default "/ws"),
+// tls_cert + tls_key (serve HTTPS/WSS), ws_allow_origin, ws_protocol (upgrade decisions),
 //       events_topic (subscribe to application events; they are echoed to every WS client).
 #include <junction/plugin.hpp>
 
@@ -19,6 +20,10 @@ class IoEcho : public junction::sdk::Plugin {
  public:
   IoEcho(Host h, const jn_create_args&) : Plugin(h) {
     json c = h.config();
+    allow_origin_ = c.value("ws_allow_origin", "");
+    tls_cert_ = c.value("tls_cert", "");
+    tls_key_ = c.value("tls_key", "");
+    ws_protocol_ = c.value("ws_protocol", "");
     tcp_listen_ = c.at("tcp_listen").get<std::string>();
     http_listen_ = c.at("http_listen").get<std::string>();
     max_frame_ = c.value("max_frame", 64u);
@@ -29,7 +34,7 @@ class IoEcho : public junction::sdk::Plugin {
   jn_status start() override {
     jn_status st = host().tcp_listen(tcp_listen_, JN_FRAME_DELIM, 0, max_frame_, 0, &tcp_);
     if (st != JN_OK) return st;
-    st = host().http_listen(http_listen_, ws_path_, 0, &http_);
+    st = host().http_listen(http_listen_, ws_path_, 0, &http_, tls_cert_, tls_key_);
     if (st != JN_OK) return st;
     if (!topic_.empty()) host().event_subscribe(topic_);
     return JN_OK;
@@ -100,7 +105,25 @@ class IoEcho : public junction::sdk::Plugin {
   void on_ws(const jn_ws_event& ev) override {
     std::string_view data(reinterpret_cast<const char*>(ev.data), ev.len);
     switch (ev.type) {
-      case JN_WS_OPEN: ws_[ev.conn] = 0; break;
+      case JN_WS_UPGRADE: {
+        // conf ws_allow_origin: refuse any other Origin (cross-site WebSocket hijacking) with 403;
+        // conf ws_protocol: pick that subprotocol when offered.
+        std::string origin;
+        for (uint32_t i = 0; i < ev.header_count; ++i)
+          if (to_sv(ev.headers[i].name) == "origin") origin = std::string(to_sv(ev.headers[i].value));
+        if (!allow_origin_.empty() && origin != allow_origin_) {
+          host().ws_upgrade_reply(ev.conn, 403);
+          return;
+        }
+        for (uint32_t i = 0; i < ev.subprotocol_count; ++i)
+          if (to_sv(ev.subprotocols[i]) == ws_protocol_) host().ws_upgrade_reply(ev.conn, 101, ws_protocol_);
+        return;
+      }
+      case JN_WS_OPEN:
+        ws_[ev.conn] = 0;
+        last_open_ = json{{"path", to_sv(ev.path)}, {"query", to_sv(ev.query)}, {"subprotocol", to_sv(ev.subprotocol)},
+                          {"headers", ev.header_count}};
+        break;
       case JN_WS_TEXT:
       case JN_WS_BINARY:
         ++ws_[ev.conn];
@@ -203,6 +226,10 @@ class IoEcho : public junction::sdk::Plugin {
       host().admin_reply(r.reply, 200, json{{"cancel", c1}, {"cancel_again", c2}}.dump());
       return;
     }
+    if (to_sv(r.verb) == "last_open") {
+      host().admin_reply(r.reply, 200, last_open_.dump());
+      return;
+    }
     if (to_sv(r.verb) == "net_stats") {
       host().admin_reply(r.reply, 200,
                          json{{"dns_answers", dns_answers_}, {"http_answers", http_answers_}, {"detached", detached_answers_}}.dump());
@@ -276,7 +303,8 @@ class IoEcho : public junction::sdk::Plugin {
     return json{{"tcp_conns", conns_.size()}, {"ws_conns", ws_.size()}, {"closed", closed_}, {"oversize", oversize_},
                 {"reloads", reloads_}, {"connect_failures", connect_failures_}};
   }
-  std::string tcp_listen_, http_listen_, ws_path_, topic_;
+  std::string tcp_listen_, http_listen_, ws_path_, topic_, allow_origin_, ws_protocol_, tls_cert_, tls_key_;
+  json last_open_ = json::object();
   uint32_t max_frame_ = 64;
   jn_handle tcp_ = 0, http_ = 0, pending_ = 0;
   std::map<jn_handle, uint64_t> conns_, ws_;
