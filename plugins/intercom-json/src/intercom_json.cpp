@@ -5,12 +5,15 @@
 // every screen of a family at once, relays accept/reject/end/open_door, enforces call_keep, and
 // sends seczone_emergency alarms. See README.md beside this folder for every decision.
 #include <junction/plugin.hpp>
+#include <junction/util/addr.hpp>
+#include <junction/util/config.hpp>
+#include <junction/util/random.hpp>
+#include <junction/util/state.hpp>
 
 #include "protocol.hpp"
 #include "token.hpp"
 
 #include <arpa/inet.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -37,43 +40,23 @@ constexpr std::string_view kScheme = "intercom:";
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
-std::string addr_text(const jn_addr& a) {
-  if (a.family == 6) {
-    char ip[INET6_ADDRSTRLEN] = {};
-    if (!inet_ntop(AF_INET6, a.ip, ip, sizeof ip)) return {};
-    return "[" + std::string(ip) + "]:" + std::to_string(a.port);
-  }
-  if (a.family != 4) return {};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u:%u", a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port);
-  return buf;
-}
+std::string addr_text(const jn_addr& a) { return junction::util::format_addr(a); }
 
-// The host part of "ip:port" / "[v6]:port", without brackets.
+// The host part of "ip:port" / "[v6%zone]:port", without brackets or zone (what protocol
+// fields and door_allow prefixes hold).
 std::string peer_host(const std::string& peer) {
   std::string h = peer.substr(0, peer.rfind(':'));
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (size_t pct = h.find('%'); pct != std::string::npos) h.resize(pct);
   return h;
 }
 
+// A dotted IPv4 address (no port), as device messages carry them.
 bool parse_ipv4(std::string_view s, jn_addr& out) {
   out = jn_addr{};
-  int parts[4] = {0, 0, 0, 0};
-  int idx = 0, digits = 0;
-  for (char c : s) {
-    if (c == '.') {
-      if (digits == 0 || ++idx > 3) return false;
-      digits = 0;
-    } else if (c >= '0' && c <= '9') {
-      parts[idx] = parts[idx] * 10 + (c - '0');
-      if (++digits > 3 || parts[idx] > 255) return false;
-    } else {
-      return false;
-    }
-  }
-  if (idx != 3 || digits == 0) return false;
-  out.family = 4;
-  for (int i = 0; i < 4; ++i) out.ip[i] = static_cast<uint8_t>(parts[i]);
+  jn_addr a{};
+  if (!junction::util::parse_ip(s, a) || a.family != 4) return false;
+  out = a;
   return true;
 }
 
@@ -106,70 +89,51 @@ struct Conf {
 // Reads and checks the plugin's table; every problem is reported as file:line: key: reason.
 Conf read_conf(const Host& host) {
   Conf c;
-  json j = host.config();
-  if (!j.is_object()) j = json::object();
   auto bad = [&](const std::string& key, const std::string& why) {
     host.config_error(key, why);
     throw std::invalid_argument(key + ": " + why);
   };
-  auto str = [&](const std::string& key, const json& v, std::string& out, bool nonempty) {
-    if (!v.is_string() || (nonempty && v.get_ref<const std::string&>().empty())) bad(key, nonempty ? "must be a non-empty string" : "must be a string");
-    out = v.get<std::string>();
-  };
-  auto num = [&](const std::string& key, const json& v, int64_t lo, int64_t hi) -> int64_t {
-    if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
-      bad(key, "must be an integer " + std::to_string(lo) + ".." + std::to_string(hi));
-    return v.get<int64_t>();
-  };
-  for (auto& [key, v] : j.items()) {
-    if (key == "listen") str(key, v, c.listen, true);
-    else if (key == "max_message") c.max_message = static_cast<uint32_t>(num(key, v, 256, 16 << 20));
-    else if (key == "secret") {
-      str(key, v, c.secret, false);
-      if (!c.secret.empty() && c.secret.size() < 16) bad(key, "must be at least 16 characters (or empty: generated)");
-    } else if (key == "token_ttl_s") c.token_ttl_s = num(key, v, 1, 100LL * 365 * 86400);
-    else if (key == "keep_interval_ms") c.keep_interval_ms = static_cast<uint64_t>(num(key, v, 50, 3600000));
-    else if (key == "keep_max_missed") c.keep_max_missed = static_cast<uint32_t>(num(key, v, 1, 1000));
-    else if (key == "bad_limit") c.bad_limit = static_cast<uint32_t>(num(key, v, 1, 1000000));
-    else if (key == "bad_window_ms") c.bad_window_ms = static_cast<uint64_t>(num(key, v, 1, 86400000));
-    else if (key == "require_join") {
-      if (!v.is_boolean()) bad(key, "must be true or false");
-      c.require_join = v.get<bool>();
-    } else if (key == "door_allow") {
-      if (!v.is_array()) bad(key, "must be an array of addresses or prefixes (\"127.0.0.0/8\", \"::1\")");
-      c.door_allow_text.clear();
-      for (auto& e : v) {
-        Cidr cidr;
-        if (!e.is_string() || !parse_cidr(e.get<std::string>(), cidr))
-          bad(key, "'" + (e.is_string() ? e.get<std::string>() : e.dump()) + "' is not an IPv4/IPv6 address or prefix (\"10.0.0.0/8\", \"fd00::/8\")");
-        c.door_allow_text.push_back(e.get<std::string>());
-      }
-    } else if (key == "dial_out") {
-      if (!v.is_boolean()) bad(key, "must be true or false");
-      c.dial_out = v.get<bool>();
-    } else if (key == "call_req_per_min") c.call_req_per_min = static_cast<uint32_t>(num(key, v, 0, 6000000));
-    else if (key == "call_req_burst") c.call_req_burst = static_cast<uint32_t>(num(key, v, 1, 100000));
-    else if (key == "foreign_peer_type") c.foreign_peer_type = static_cast<int>(num(key, v, 1, 5));
-    else if (key == "network") {
-      if (!v.is_object()) bad(key, "must be a table");
-      for (auto& [k, nv] : v.items()) {
-        std::string full = "network." + k;
-        if (k == "home_addr") str(full, nv, c.net.home_addr, true);
-        else if (k == "community_addr") str(full, nv, c.net.community_addr, true);
-        else if (k == "stream_port") c.net.stream_port = static_cast<int>(num(full, nv, 1, 65535));
-        else if (k == "stream_path") {
-          str(full, nv, c.net.stream_path, true);
-          if (c.net.stream_path.front() != '/' || c.net.stream_path.back() != '/') bad(full, "must start and end with '/'");
-        } else if (k == "center_stream") {
-          str(full, nv, c.net.center_stream, true);
-          if (!is_url(c.net.center_stream)) bad(full, "must be a URL prefix such as \"http://11.0.0.10:954/stream/\"");
-        } else bad(full, "unknown key (home_addr, community_addr, stream_port, stream_path, center_stream)");
-      }
-    } else {
-      bad(key, "unknown key (listen, max_message, secret, token_ttl_s, keep_interval_ms, keep_max_missed, bad_limit, "
-               "bad_window_ms, require_join, door_allow, dial_out, call_req_per_min, call_req_burst, foreign_peer_type, [network])");
+  // The first problem throws out of read_conf (bad reports it through config_error).
+  junction::util::ConfigReader r(host.config(), bad);
+  r.known_keys({"listen", "max_message", "secret", "token_ttl_s", "keep_interval_ms", "keep_max_missed", "bad_limit",
+                "bad_window_ms", "require_join", "door_allow", "dial_out", "call_req_per_min", "call_req_burst",
+                "foreign_peer_type", "network"});
+  r.str("listen", c.listen, true);
+  r.integer("max_message", c.max_message, 256, 16 << 20);
+  r.str("secret", c.secret);
+  if (!c.secret.empty() && c.secret.size() < 16) bad("secret", "must be at least 16 characters (or empty: generated)");
+  r.integer("token_ttl_s", c.token_ttl_s, 1, 100LL * 365 * 86400);
+  r.integer("keep_interval_ms", c.keep_interval_ms, 50, 3600000);
+  r.integer("keep_max_missed", c.keep_max_missed, 1, 1000);
+  r.integer("bad_limit", c.bad_limit, 1, 1000000);
+  r.integer("bad_window_ms", c.bad_window_ms, 1, 86400000);
+  r.boolean("require_join", c.require_join);
+  if (r.has("door_allow")) {
+    const json& v = r.conf()["door_allow"];
+    if (!v.is_array()) bad("door_allow", "must be an array of addresses or prefixes (\"127.0.0.0/8\", \"::1\")");
+    c.door_allow_text.clear();
+    for (auto& e : v) {
+      Cidr cidr;
+      if (!e.is_string() || !parse_cidr(e.get<std::string>(), cidr))
+        bad("door_allow", "'" + (e.is_string() ? e.get<std::string>() : e.dump()) +
+                              "' is not an IPv4/IPv6 address or prefix (\"10.0.0.0/8\", \"fd00::/8\")");
+      c.door_allow_text.push_back(e.get<std::string>());
     }
   }
+  r.boolean("dial_out", c.dial_out);
+  r.integer("call_req_per_min", c.call_req_per_min, 0, 6000000);
+  r.integer("call_req_burst", c.call_req_burst, 1, 100000);
+  r.integer("foreign_peer_type", c.foreign_peer_type, 1, 5);
+  junction::util::ConfigReader net = r.table("network");
+  net.known_keys({"home_addr", "community_addr", "stream_port", "stream_path", "center_stream"});
+  net.str("home_addr", c.net.home_addr, true);
+  net.str("community_addr", c.net.community_addr, true);
+  net.integer("stream_port", c.net.stream_port, 1, 65535);
+  if (net.str("stream_path", c.net.stream_path, true) && net.has("stream_path") &&
+      (c.net.stream_path.front() != '/' || c.net.stream_path.back() != '/'))
+    bad("network.stream_path", "must start and end with '/'");
+  if (net.str("center_stream", c.net.center_stream, true) && net.has("center_stream") && !is_url(c.net.center_stream))
+    bad("network.center_stream", "must be a URL prefix such as \"http://11.0.0.10:954/stream/\"");
   for (auto& t : c.door_allow_text) {
     Cidr cidr;
     if (!parse_cidr(t, cidr)) bad("door_allow", "'" + t + "' is not an address or prefix");
@@ -179,14 +143,7 @@ Conf read_conf(const Host& host) {
     // No secret in the conf: use the one generated on first start and kept in the core's store,
     // so a shipped conf never carries a known signing key and tokens survive restarts.
     if (!host.kv_get("token-secret", c.secret) || c.secret.size() < 16) {
-      unsigned char raw[32];
-      if (RAND_bytes(raw, sizeof raw) != 1) bad("secret", "not set, and no random secret could be generated");
-      static const char* hex = "0123456789abcdef";
-      c.secret.clear();
-      for (unsigned char b : raw) {
-        c.secret.push_back(hex[b >> 4]);
-        c.secret.push_back(hex[b & 15]);
-      }
+      if (!junction::util::random_hex(32, c.secret)) bad("secret", "not set, and no random secret could be generated");
       if (host.kv_put("token-secret", c.secret) != JN_OK) bad("secret", "not set, and the generated one could not be stored");
       host.info("generated a token signing secret (kept in the store; set 'secret' to choose one)");
     }
@@ -380,38 +337,39 @@ class IntercomJson : public junction::sdk::Plugin {
     for (auto& [h, c] : conns_) conns.push_back(c);
     json calls = json::array();
     for (auto& [id, c] : calls_) calls.push_back(c);
-    out = json{{"listener", listener_}, {"tick", tick_}, {"tick_ms", tick_ms()}, {"serial", serial_}, {"msg_serial", msg_serial_},
-               {"conns", conns}, {"calls", calls}, {"routes", routes_}}
-              // Call text from other plugins (URIs, reasons) need not be UTF-8: replaced, so a
-              // reload never fails on it (fuzz_intercom-json_session found the throw).
-              .dump(-1, ' ', false, json::error_handler_t::replace);
+    junction::util::StateOut st;
+    st.set("listener", listener_).set("tick", tick_).set("tick_ms", tick_ms()).set("serial", serial_).set("msg_serial", msg_serial_);
+    st.set("conns", conns).set("calls", calls).set("routes", routes_);
+    // Call text from other plugins (URIs, reasons) need not be UTF-8: StateOut replaces it, so a
+    // reload never fails on it (fuzz_intercom-json_session found the throw).
+    out = st.encode();
     return JN_OK;
   }
 
   jn_status restore_state(uint32_t schema, std::string_view data) override {
-    if (schema != kStateSchema) return JN_ERR_ABI;
-    json s = json::parse(data, nullptr, false);
-    if (!s.is_object()) {
-      host().set_error("state is not a JSON object");
-      return JN_ERR_INVALID;
+    junction::util::StateIn s;
+    std::string error;
+    if (jn_status st = s.parse(schema, kStateSchema, kStateSchema, data, error); st != JN_OK) {
+      host().set_error(error);
+      return st;
     }
-    listener_ = s.at("listener").get<jn_handle>();
-    tick_ = s.at("tick").get<jn_handle>();
-    serial_ = s.at("serial").get<uint64_t>();
-    msg_serial_ = s.at("msg_serial").get<uint64_t>();
-    for (auto& c : s.at("conns")) {
+    s.read("listener", listener_);
+    s.read("tick", tick_);
+    s.read("serial", serial_);
+    s.read("msg_serial", msg_serial_);
+    for (auto& c : s["conns"]) {
       Conn conn = c.get<Conn>();
       conns_[conn.h] = conn;
     }
-    for (auto& c : s.at("calls")) {
+    for (auto& c : s["calls"]) {
       Call call = c.get<Call>();
       calls_[call.id] = call;
     }
-    routes_ = s.at("routes").get<std::map<std::string, jn_handle>>();
+    s.read("routes", routes_);
     rebuild_indexes();
     // The keepalive clock is the saved last_rx/last_tx, in the loop's monotonic time: it carries
     // over. A changed keep_interval_ms takes effect with a new tick timer.
-    if (s.value("tick_ms", uint64_t{0}) != tick_ms()) {
+    if (s.get<uint64_t>("tick_ms", 0) != tick_ms()) {
       host().stop_timer(tick_);
       host().timer(tick_ms(), tick_ms(), kTickCookie, &tick_);
     }

@@ -1,5 +1,8 @@
 #include "protocol.hpp"
 
+#include <junction/util/addr.hpp>
+#include <junction/util/encoding.hpp>
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -362,15 +365,6 @@ std::string param_escape(std::string_view v) {
   return out;
 }
 
-namespace {
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
 std::string param_get(std::string_view params, std::string_view key) {
   while (!params.empty()) {
     size_t semi = params.find(';');
@@ -382,7 +376,7 @@ std::string param_get(std::string_view params, std::string_view key) {
     std::string out;
     for (size_t i = 0; i < v.size(); ++i) {
       if (v[i] == '%' && i + 2 < v.size()) {
-        int h = hexval(v[i + 1]), l = hexval(v[i + 2]);
+        int h = junction::util::hex_digit(v[i + 1]), l = junction::util::hex_digit(v[i + 2]);
         if (h >= 0 && l >= 0) {
           out += static_cast<char>(h * 16 + l);
           i += 2;
@@ -397,15 +391,14 @@ std::string param_get(std::string_view params, std::string_view key) {
 }
 
 bool parse_ip(std::string_view text, int& family, uint8_t out[16]) {
-  if (text.empty() || text.size() > 45) return false;
-  std::string t(text);
   std::memset(out, 0, 16);
-  if (t.find(':') == std::string::npos) {
-    family = 4;
-    return inet_pton(AF_INET, t.c_str(), out) == 1;
-  }
-  family = 6;
-  if (inet_pton(AF_INET6, t.c_str(), out) != 1) return false;
+  // The shared parser also takes "[::1]" and zones; a prefix or peer address has neither.
+  if (text.empty() || text.size() > 45 || text.front() == '[' || text.find('%') != std::string_view::npos) return false;
+  jn_addr a{};
+  if (!junction::util::parse_ip(text, a)) return false;
+  family = a.family;
+  std::memcpy(out, a.ip, 16);
+  if (family == 4) return true;
   static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (std::memcmp(out, kMapped, 12) == 0) {  // ::ffff:a.b.c.d is the IPv4 address a.b.c.d
     std::memmove(out, out + 12, 4);

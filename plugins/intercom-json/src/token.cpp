@@ -6,7 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
+#include <junction/util/random.hpp>
 
 #include <stdexcept>
 
@@ -22,62 +22,13 @@ const char* token_check_reason(TokenCheck c) {
   return "bad-token";
 }
 
-std::string base64url(std::string_view in) {
-  static constexpr char kAlpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
-    out += kAlpha[(v >> 18) & 63];
-    out += kAlpha[(v >> 12) & 63];
-    out += kAlpha[(v >> 6) & 63];
-    out += kAlpha[v & 63];
-  }
-  if (size_t rest = in.size() - i; rest) {
-    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    if (rest == 2) v |= static_cast<uint8_t>(in[i + 1]) << 8;
-    out += kAlpha[(v >> 18) & 63];
-    out += kAlpha[(v >> 12) & 63];
-    if (rest == 2) out += kAlpha[(v >> 6) & 63];
-  }
-  return out;
-}
+std::string base64url(std::string_view in) { return junction::util::base64url_encode(in); }
 
-bool base64url_decode(std::string_view in, std::string& out) {
-  out.clear();
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  if (in.size() % 4 == 1) return false;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-' || c == '+') v = 62;
-    else if (c == '_' || c == '/') v = 63;
-    else return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return true;
-}
+bool base64url_decode(std::string_view in, std::string& out) { return junction::util::base64url_decode(in, out); }
 
 std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
-    throw std::runtime_error("RAND_bytes failed");
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  for (char c : raw) {
-    out += kHex[static_cast<uint8_t>(c) >> 4];
-    out += kHex[static_cast<uint8_t>(c) & 15];
-  }
+  if (!junction::util::random_hex(bytes, out)) throw std::runtime_error("RAND_bytes failed");
   return out;
 }
 

@@ -150,3 +150,13 @@ TEST_CASE("name_label: the protocol's names, anything else is unknown") {
   CHECK(name_label("x\"} 1\nevil{") == "unknown");
   CHECK(name_label("") == "unknown");
 }
+
+TEST_CASE("parse_ip (on the shared SDK parser) keeps its narrow grammar: no brackets, no zone, no port") {
+  int fam = 0;
+  uint8_t ip[16];
+  CHECK((parse_ip("192.0.2.1", fam, ip) && fam == 4 && ip[0] == 192 && ip[3] == 1));
+  for (const char* bad : {"[::1]", "fe80::1%1", "fe80::1%lo", "192.0.2.1:80", "", "1.2.3", "example.org"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_ip(bad, fam, ip));
+  }
+}

@@ -279,11 +279,9 @@ struct NgCommands {
     if (src == sess->sdp_by_tag.end()) return ng::error_reply("No SDP known from from-tag '" + std::string(*from_tag) + "'");
     std::string to_tag(d.get_str("to-tag").value_or(""));
     if (to_tag.empty()) {
-      static const char* hex = "0123456789abcdef";
-      std::string raw;
-      if (!random_bytes(8, raw)) return ng::error_reply("Cannot generate a to-tag (no randomness available)");
-      to_tag = "sub-";
-      for (unsigned char c : raw) to_tag += hex[c >> 4], to_tag += hex[c & 15];
+      std::string tag;
+      if (!junction::util::random_hex(8, tag)) return ng::error_reply("Cannot generate a to-tag (no randomness available)");
+      to_tag = "sub-" + tag;
     }
     if (has_subscriber(*sess, to_tag)) return ng::error_reply("to-tag '" + to_tag + "' already subscribes");
     auto parsed = sdp::parse(src->second);

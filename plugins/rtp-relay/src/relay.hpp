@@ -26,6 +26,7 @@
 
 #include <junction/plugin.hpp>
 #include <junction/proto/rtp.hpp>
+#include <junction/util/slots.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -143,8 +144,7 @@ struct Shard {
   std::vector<jn_send> out;
   std::vector<jn_buf*> copies;
   // Control thread only:
-  std::vector<uint32_t> free_ids;
-  uint32_t next_id = 0;
+  junction::util::IdPool ids{static_cast<uint32_t>(kMaxStreams)};  // stream ids: free list, then the next new one
   uint32_t live = 0;  // live streams, for placement
   // How often each thread kind took mu (admin cmd/locks): the proof that a control command for
   // one shard's call leaves the other shards alone.

@@ -4,9 +4,9 @@
 
 #include <junction/abi.h>
 #include <junction/proto/sdp.hpp>
+#include <junction/util/addr.hpp>
+#include <junction/util/random.hpp>
 
-#include <arpa/inet.h>
-#include <openssl/rand.h>
 
 #include <climits>
 #include <cstdint>
@@ -23,29 +23,24 @@ inline bool addr_eq(const jn_addr& a, const jn_addr& b) {
   if (a.family != b.family || a.port != b.port) return false;
   return std::memcmp(a.ip, b.ip, a.family == 4 ? 4 : 16) == 0;
 }
-inline std::string addr_ip(const jn_addr& a) {
-  char buf[INET6_ADDRSTRLEN] = {0};
-  if (a.family == 4) inet_ntop(AF_INET, a.ip, buf, sizeof buf);
-  else if (a.family == 6) inet_ntop(AF_INET6, a.ip, buf, sizeof buf);
-  return buf;
-}
+inline std::string addr_ip(const jn_addr& a) { return junction::util::format_ip(a); }
+// Without the IPv6 zone: the ng/state form parse_addr_str reads back (a zone means nothing there).
 inline std::string addr_str(const jn_addr& a) {
-  if (!a.family) return "";
-  return a.family == 6 ? "[" + addr_ip(a) + "]:" + std::to_string(a.port) : addr_ip(a) + ":" + std::to_string(a.port);
+  jn_addr b = a;
+  b.scope_id = 0;
+  return junction::util::format_addr(b);
 }
 
 // ip ("192.0.2.1", "::1" or "[::1]") and port into out. On failure out is all zero (family 0:
 // "no address", which the media path drops as no destination), never half filled: a port above
-// 65535 used to leave the family set and the port truncated (65536 -> 0).
+// 65535 used to leave the family set and the port truncated (65536 -> 0). No IPv6 zone: the
+// relay's addresses come from SDP and ng, where a zone has no meaning.
 inline bool make_addr(std::string_view ip, uint32_t port, jn_addr& out) {
   out = jn_addr{};
-  if (port > 65535) return false;
-  std::string s(ip);
-  if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+  if (port > 65535 || ip.find('%') != std::string_view::npos) return false;
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);  // "[192.0.2.1]" too
   jn_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), a.ip) == 1) a.family = 4;
-  else if (inet_pton(AF_INET6, s.c_str(), a.ip) == 1) a.family = 6;
-  else return false;
+  if (!junction::util::parse_ip(ip, a)) return false;
   a.port = static_cast<uint16_t>(port);
   out = a;
   return true;
@@ -98,15 +93,7 @@ inline RecvAddrs sdp_receive_addrs(std::string_view ip, uint32_t port, const sdp
 // --- secrets -----------------------------------------------------------------------------------
 // n bytes from OpenSSL's CSPRNG (as every other secret in Junction: admin token, intercom tokens).
 // False (and out empty) when it cannot deliver: the caller refuses rather than use a weak key.
-inline bool random_bytes(size_t n, std::string& out) {
-  out.assign(n, '\0');
-  if (n == 0) return true;
-  if (n > static_cast<size_t>(INT_MAX) || RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
-    out.clear();
-    return false;
-  }
-  return true;
-}
+inline bool random_bytes(size_t n, std::string& out) { return junction::util::random_bytes(n, out); }
 
 // --- logging peer input ------------------------------------------------------------------------
 // A string a peer chose (call-id, tags, commands, addresses, reasons that quote them) made safe

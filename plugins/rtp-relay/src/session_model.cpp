@@ -82,16 +82,12 @@ uint32_t Relay::place() const {
 std::unique_ptr<Stream> Relay::prepare_stream(uint32_t shard, uint32_t index, const std::string& media, std::string& error) {
   assert(locks_held_ == 0);
   Shard& sh = *shards_[shard];
-  uint32_t id;
-  if (!sh.free_ids.empty()) {
-    id = sh.free_ids.back();
-    sh.free_ids.pop_back();
-  } else if (sh.next_id < kMaxStreams) {
-    id = sh.next_id++;
-  } else {
+  auto acquired = sh.ids.acquire();
+  if (!acquired) {
     error = "Session limit reached";
     return nullptr;
   }
+  uint32_t id = *acquired;
   auto st = std::make_unique<Stream>();
   st->id = id;
   st->gen = ++gen_counter_;
@@ -120,7 +116,7 @@ std::unique_ptr<Stream> Relay::prepare_stream(uint32_t shard, uint32_t index, co
 // and id go back. Not under a shard lock.
 void Relay::discard_prepared(std::unique_ptr<Stream> st) {
   for (auto& s : st->side) release_side(s);
-  shards_[st->shard]->free_ids.push_back(st->id);
+  shards_[st->shard]->ids.release(st->id);
   close_released();
 }
 

@@ -3,6 +3,8 @@
 // takes one shard lock at a time (per call), never all of them.
 #include "relay.hpp"
 
+#include <junction/util/state.hpp>
+
 namespace rtp_relay {
 
 namespace {
@@ -132,18 +134,19 @@ jn_status Relay::save_state(std::string& out) {
   for (auto& [id, pos] : anchor_pos_) anchors[id] = pos;
   j["anchors"] = anchors;
   j["anchor_stats"] = {anchor_stats_.offers, anchor_stats_.answers, anchor_stats_.deletes, anchor_stats_.errors};
-  out = j.dump();
+  out = j.dump();  // read back with junction::util::StateIn
   return JN_OK;
 }
 
 jn_status Relay::restore_state(uint32_t schema, std::string_view data) {
-  if (schema != 1) return JN_ERR_ABI;
-  if (jn_status st = setup_ports(); st != JN_OK) return st;
-  json j = json::parse(data, nullptr, false);
-  if (!j.is_object()) {
-    host_.set_error("rtp-relay: state is not JSON");
-    return JN_ERR_INVALID;
+  junction::util::StateIn in;
+  std::string error;
+  if (jn_status st = in.parse(schema, 1, 1, data, error); st != JN_OK) {
+    host_.set_error("rtp-relay: " + error);
+    return st;
   }
+  if (jn_status st = setup_ports(); st != JN_OK) return st;
+  const json& j = in.json();
   ng_sock_ = j.at("ng_sock");
   timer_ = j.at("timer");
   gen_counter_ = j.at("gen");
@@ -207,11 +210,8 @@ jn_status Relay::restore_state(uint32_t schema, std::string_view data) {
     }
     if (timeout_ms_) schedule(placed, std::max(now, placed.last_signal_ms) + timeout_ms_);
   }
-  for (auto& sh : shards_) {
-    sh->next_id = static_cast<uint32_t>(sh->streams.size());
-    for (uint32_t i = 0; i < sh->streams.size(); ++i)
-      if (!sh->streams[i]) sh->free_ids.push_back(i);
-  }
+  for (auto& sh : shards_)
+    sh->ids.rebuild(static_cast<uint32_t>(sh->streams.size()), [&](uint32_t i) { return sh->streams[i] != nullptr; });
   for (auto& t : j.value("taps", json::array())) {
     Tap tap;
     tap.stream = t[1];

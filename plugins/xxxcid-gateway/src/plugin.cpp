@@ -7,12 +7,15 @@
 // "talk-begin", "open-door", "open-door-result", "hangup"), so conf routes can send a door's call
 // to an intercom-json screen instead of, or as well as, the phone. See README.md.
 #include <junction/plugin.hpp>
-
-#include <arpa/inet.h>
+#include <junction/util/addr.hpp>
+#include <junction/util/config.hpp>
+#include <junction/util/retransmit.hpp>
+#include <junction/util/state.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -33,23 +36,12 @@ using xxxcid::Party;
 constexpr uint64_t kCookieDoor = 1, kCookiePhone = 2, kCookieVideo = 3, kCookieAudio = 4, kCookieMcast = 5;
 constexpr uint64_t kSubPhoneVideo = 1, kSubPhoneAudio = 2, kSubDoorAudio = 3;
 
-std::string addr_text(const jn_addr& a) {
-  if (a.family != 4) return a.family == 0 ? "" : "v6";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u:%u", a.ip[0], a.ip[1], a.ip[2], a.ip[3], a.port);
-  return buf;
-}
+// Map keys and log text. The gateway's sockets are IPv4 (the protocol carries IPv4 fields).
+std::string addr_text(const jn_addr& a) { return junction::util::format_addr(a); }
 bool parse_addr4(const std::string& s, jn_addr& out) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos) return false;
-  in_addr ia{};
-  if (inet_pton(AF_INET, s.substr(0, colon).c_str(), &ia) != 1) return false;
-  int port = std::atoi(s.c_str() + colon + 1);
-  if (port < 0 || port > 65535) return false;
-  out = jn_addr{};
-  out.family = 4;
-  out.port = static_cast<uint16_t>(port);
-  std::memcpy(out.ip, &ia, 4);
+  jn_addr a{};
+  if (!junction::util::parse_addr(s, a) || a.family != 4) return false;
+  out = a;
   return true;
 }
 json addr_json(const jn_addr& a) { return json::array({a.family, a.port, json::array({a.ip[0], a.ip[1], a.ip[2], a.ip[3]})}); }
@@ -81,12 +73,9 @@ struct Phone {
   uint64_t last_ms = 0;
 };
 
-// A command to the door awaiting its type-2 reply, retransmitted on the tick.
-struct DoorCmd {
-  std::string bytes;
-  uint64_t due = 0;
-  int tries = 0;
-};
+// Commands awaiting their answer, re-sent on the tick (junction/util/retransmit.hpp).
+using DoorCmds = junction::util::Retransmit<uint8_t, std::string>;       // op -> the command's bytes (type-2 reply acks)
+using PhoneCmds = junction::util::Retransmit<std::string, std::string>;  // uid -> the order (its answer acks)
 
 // The door's side of a call: the A-leg.
 struct DoorCall {
@@ -109,17 +98,11 @@ struct DoorCall {
   std::string answer_bytes;   // the op-4 answer, re-sent on a retransmitted op 1
   std::string peer_audio;     // the answering leg's audio bus stream
   jn_handle peer_audio_sub = 0;
-  std::map<uint8_t, DoorCmd> cmds;  // op -> pending command
+  DoorCmds cmds;  // op -> pending command
   std::string video_stream() const { return "xxxcid/door-" + std::to_string(id) + "/video"; }
   std::string audio_stream() const { return "xxxcid/door-" + std::to_string(id) + "/audio"; }
 };
 
-// An order to a phone awaiting its answer (call -> call ok, over -> over success).
-struct PhoneCmd {
-  std::string order;
-  uint64_t due = 0;
-  int tries = 0;
-};
 
 // The phone's side of a call: a B-leg ringing the phones bound to one room.
 struct PhoneCall {
@@ -137,7 +120,7 @@ struct PhoneCall {
   uint64_t unlock_deadline = 0, unlock_done_ms = 0, deadline = 0;
   std::string video_stream, audio_stream;  // the offer's bus streams
   jn_handle video_sub = 0, audio_sub = 0;
-  std::map<std::string, PhoneCmd> cmds;  // uid -> pending order
+  PhoneCmds cmds;  // uid -> pending order (call -> call ok, over -> over success)
   std::string my_audio() const { return "xxxcid/phone-" + std::to_string(id) + "/audio"; }
 };
 
@@ -150,53 +133,37 @@ struct Tomb {
 class Gateway : public junction::sdk::Plugin {
  public:
   Gateway(Host host, const jn_create_args&) : Plugin(host) {
-    json conf = host.config();
-    if (!conf.is_object()) conf = json::object();
-    auto str = [&](const char* k, std::string& v) {
-      if (!conf.contains(k)) return;
-      if (!conf[k].is_string()) bad(k, "must be a string");
-      v = conf[k].get<std::string>();
-    };
-    auto num = [&](const char* k, uint64_t& v, uint64_t lo, uint64_t hi) {
-      if (!conf.contains(k)) return;
-      if (!conf[k].is_number_integer() || conf[k].get<int64_t>() < int64_t(lo) || conf[k].get<int64_t>() > int64_t(hi))
-        bad(k, "must be an integer " + std::to_string(lo) + ".." + std::to_string(hi));
-      v = conf[k].get<uint64_t>();
-    };
-    constexpr std::string_view known[] = {"door_listen", "phone_listen", "door_video_listen", "door_audio_listen",
-                                           "advertise_ip", "multicast_group", "multicast_listen", "multicast_iface",
-                                           "source_check", "online_ms", "retransmit_ms", "max_retries",
-                                           "tombstone_ms", "tick_ms", "video_format", "audio_format", "max_doors",
-                                           "door_idle_ms"};
-    for (auto& [k, v] : conf.items())
-      if (std::find(std::begin(known), std::end(known), k) == std::end(known)) bad(k, "unknown key");
-    str("door_listen", door_listen_);
-    str("phone_listen", phone_listen_);
-    str("door_video_listen", video_listen_);
-    str("door_audio_listen", audio_listen_);
-    str("advertise_ip", advertise_ip_);
-    str("multicast_group", mcast_group_);
-    str("multicast_listen", mcast_listen_);
-    str("multicast_iface", mcast_iface_);
-    str("source_check", source_check_);
-    str("video_format", video_format_);
-    str("audio_format", audio_format_);
-    num("online_ms", online_ms_, 1000, 600000);
-    num("retransmit_ms", retransmit_ms_, 20, 10000);
-    num("max_retries", max_retries_, 0, 50);
-    num("tombstone_ms", tombstone_ms_, 0, 60000);
-    num("tick_ms", tick_ms_, 10, 1000);
-    num("max_doors", max_doors_, 1, 1000000);
-    num("door_idle_ms", door_idle_ms_, 0, 3600000);
-    if (source_check_ != "strict" && source_check_ != "off") bad("source_check", "must be \"strict\" or \"off\"");
+    // The first problem throws out of the constructor (bad reports it through config_error).
+    junction::util::ConfigReader r(host.config(), [this](const std::string& k, const std::string& why) { bad(k, why); });
+    r.known_keys({"door_listen", "phone_listen", "door_video_listen", "door_audio_listen", "advertise_ip", "multicast_group",
+                  "multicast_listen", "multicast_iface", "source_check", "online_ms", "retransmit_ms", "max_retries",
+                  "tombstone_ms", "tick_ms", "video_format", "audio_format", "max_doors", "door_idle_ms"});
+    r.str("door_listen", door_listen_);
+    r.str("phone_listen", phone_listen_);
+    r.str("door_video_listen", video_listen_);
+    r.str("door_audio_listen", audio_listen_);
+    r.str("advertise_ip", advertise_ip_);
+    r.str("multicast_group", mcast_group_);
+    r.str("multicast_listen", mcast_listen_);
+    r.str("multicast_iface", mcast_iface_);
+    r.choice("source_check", source_check_, {"strict", "off"});
+    r.str("video_format", video_format_);
+    r.str("audio_format", audio_format_);
+    r.integer("online_ms", online_ms_, 1000, 600000);
+    r.integer("retransmit_ms", retransmit_ms_, 20, 10000);
+    r.integer("max_retries", max_retries_, 0, 50);
+    r.integer("tombstone_ms", tombstone_ms_, 0, 60000);
+    r.integer("tick_ms", tick_ms_, 10, 1000);
+    r.integer("max_doors", max_doors_, 1, 1000000);
+    r.integer("door_idle_ms", door_idle_ms_, 0, 3600000);
     jn_addr probe{};
     for (auto* k : {&door_listen_, &phone_listen_, &video_listen_, &audio_listen_})
       if (!parse_addr4(*k, probe)) bad("door_listen", "'" + *k + "' is not an IPv4 \"ip:port\"");
     if (advertise_ip_.empty()) advertise_ip_ = door_listen_.substr(0, door_listen_.rfind(':'));
-    in_addr ia{};
-    if (inet_pton(AF_INET, advertise_ip_.c_str(), &ia) != 1 || ia.s_addr == 0)
+    jn_addr adv{};
+    if (!junction::util::parse_ip(advertise_ip_, adv) || adv.family != 4 || std::memcmp(adv.ip, "\0\0\0\0", 4) == 0)
       bad("advertise_ip", "must be the IPv4 address doors reach this server at (needed when door_listen is 0.0.0.0)");
-    std::memcpy(advertise_.data(), &ia, 4);
+    std::memcpy(advertise_.data(), adv.ip, 4);
     if (!mcast_group_.empty() && !parse_addr4(mcast_listen_, probe)) bad("multicast_listen", "must be \"ip:port\"");
   }
 
@@ -341,6 +308,7 @@ class Gateway : public junction::sdk::Plugin {
     }
     DoorCall c;
     c.id = ++next_id_;
+    c.cmds.set_policy(retransmit_ms_, static_cast<uint32_t>(max_retries_));
     c.door = p.caller;
     c.callee = p.callee;
     c.sig = from;
@@ -437,9 +405,8 @@ class Gateway : public junction::sdk::Plugin {
   void on_door_reply(const Packet& p, const jn_addr& from) {
     DoorCall* c = door_call(p.caller.addr, p.callee.addr);
     if (c) c->last_rx = host().now_ms();
-    if (!c || !c->cmds.count(p.op)) return count("door_stale_replies");
+    if (!c || !c->cmds.ack(p.op)) return count("door_stale_replies");
     (void)from;
-    c->cmds.erase(p.op);
     door_cmd_done(*c, p.op, true);
   }
 
@@ -469,12 +436,8 @@ class Gateway : public junction::sdk::Plugin {
   }
 
   void door_command(DoorCall& c, uint8_t op) {
-    if (c.cmds.count(op)) return;  // already pending: one action per request
-    DoorCmd& cmd = c.cmds[op];
-    cmd.bytes = xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, op));
-    cmd.due = host().now_ms() + retransmit_ms_;
-    cmd.tries = 0;
-    send_door(c.sig, cmd.bytes);
+    if (c.cmds.pending(op)) return;  // already pending: one action per request
+    send_door(c.sig, c.cmds.start(op, xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, op)), host().now_ms()).payload);
   }
 
   // Removes a door call. reply_op: kOpBusy (op 1 answered busy), kOpHangup (the door's op 30
@@ -604,7 +567,7 @@ class Gateway : public junction::sdk::Plugin {
         } else if (type == "hangup") {
           if (c.state == DoorCall::Closing) return;
           c.state = DoorCall::Closing;
-          c.cmds.erase(xxxcid::kOpTalk);
+          c.cmds.ack(xxxcid::kOpTalk);
           door_command(c, xxxcid::kOpHangup);
         }
         return;
@@ -668,6 +631,7 @@ class Gateway : public junction::sdk::Plugin {
     }
     PhoneCall pc;
     pc.id = ++next_id_;
+    pc.cmds.set_policy(retransmit_ms_, static_cast<uint32_t>(max_retries_));
     pc.leg = leg;
     pc.call_id = std::string(to_sv(ev.call_id));
     std::string from(to_sv(ev.from));
@@ -710,11 +674,7 @@ class Gateway : public junction::sdk::Plugin {
     send_phone(uid, xxxcid::serialise_order(order_for(c, uid, order)));
   }
   void phone_command(PhoneCall& c, const std::string& uid, const char* order) {
-    PhoneCmd& cmd = c.cmds[uid];
-    cmd.order = xxxcid::serialise_order(order_for(c, uid, order));
-    cmd.due = host().now_ms() + retransmit_ms_;
-    cmd.tries = 0;
-    send_phone(uid, cmd.order);
+    send_phone(uid, c.cmds.start(uid, xxxcid::serialise_order(order_for(c, uid, order)), host().now_ms()).payload);
   }
 
   void on_phone_leg(PhoneCall& c, const jn_call_event& ev) {
@@ -924,7 +884,7 @@ class Gateway : public junction::sdk::Plugin {
     if (c->phone_hangup) return count("phone_duplicates");
     host().info("phone " + o.uid + " hangs up on door " + c->door);
     if (c->state == PhoneCall::Ringing) {
-      c->cmds.erase(o.uid);
+      c->cmds.ack(o.uid);
       phone_reply(*c, o.uid, "over success");
       c->uids.erase(std::remove(c->uids.begin(), c->uids.end(), o.uid), c->uids.end());
       Tomb& t = tombs_["phone|" + o.uid + "|" + c->door];
@@ -958,8 +918,7 @@ class Gateway : public junction::sdk::Plugin {
 
   void on_over_success(const xxxcid::Order& o, const jn_addr&) {
     PhoneCall* c = phone_call(o.uid, o.door);
-    if (!c || !c->cmds.count(o.uid)) return count("phone_stale");
-    c->cmds.erase(o.uid);
+    if (!c || !c->cmds.ack(o.uid)) return count("phone_stale");
     if (!c->cmds.empty()) return;
     phone_over_done(*c);
   }
@@ -1035,7 +994,7 @@ class Gateway : public junction::sdk::Plugin {
         count("phone_lost");
         // One "over" without retransmission: an app that comes back learns the call is over.
         send_phone(uid, xxxcid::serialise_order(order_for(c, uid, "over")));
-        c.cmds.erase(uid);
+        c.cmds.ack(uid);
         c.uids.erase(std::remove(c.uids.begin(), c.uids.end(), uid), c.uids.end());
         tombs_["phone|" + uid + "|" + c.door].until = now + tombstone_ms_;
       }
@@ -1057,17 +1016,14 @@ class Gateway : public junction::sdk::Plugin {
     std::vector<std::pair<uint64_t, uint8_t>> door_exhausted;
     std::vector<uint64_t> door_deadline, door_lost;
     for (auto& [id, c] : doors_) {
-      for (auto& [op, cmd] : c.cmds) {
-        if (cmd.due > now) continue;
-        if (cmd.tries >= int(max_retries_)) {
-          door_exhausted.push_back({id, op});
-          continue;
-        }
-        ++cmd.tries;
-        cmd.due = now + retransmit_ms_;
-        count("door_retransmits");
-        send_door(c.sig, cmd.bytes);
-      }
+      // Named captures, not the structured bindings: clang before 16 cannot capture those.
+      c.cmds.poll(
+          now,
+          [&, &door = c](uint8_t, const std::string& bytes) {
+            count("door_retransmits");
+            send_door(door.sig, bytes);
+          },
+          [&, id = id](uint8_t op) { door_exhausted.push_back({id, op}); });
       if (c.door_hangup && c.deadline && c.deadline <= now) door_deadline.push_back(id);
       // The protocol has no door keepalive, but a door in an answered call streams video: a door
       // silent for door_idle_ms has vanished (power, network) without its op 30.
@@ -1077,7 +1033,6 @@ class Gateway : public junction::sdk::Plugin {
     for (auto [id, op] : door_exhausted) {
       auto it = doors_.find(id);
       if (it == doors_.end()) continue;
-      it->second.cmds.erase(op);
       count("door_gave_up");
       door_cmd_done(it->second, op, false);
     }
@@ -1107,20 +1062,15 @@ class Gateway : public junction::sdk::Plugin {
     phones_lost(now);
     std::vector<uint64_t> phone_done;
     for (auto& [id, c] : phones_calls_) {
-      std::vector<std::string> gone;
-      for (auto& [uid, cmd] : c.cmds) {
-        if (cmd.due > now) continue;
-        if (cmd.tries >= int(max_retries_)) {
-          gone.push_back(uid);
-          continue;
-        }
-        ++cmd.tries;
-        cmd.due = now + retransmit_ms_;
-        count("phone_retransmits");
-        send_phone(uid, cmd.order);
-      }
-      for (auto& uid : gone) c.cmds.erase(uid);
-      if (!gone.empty() && c.cmds.empty() && (c.state == PhoneCall::Closing || c.door_hangup)) phone_done.push_back(id);
+      bool gone = false;
+      c.cmds.poll(
+          now,
+          [&](const std::string& uid, const std::string& order) {
+            count("phone_retransmits");
+            send_phone(uid, order);
+          },
+          [&](const std::string&) { gone = true; });
+      if (gone && c.cmds.empty() && (c.state == PhoneCall::Closing || c.door_hangup)) phone_done.push_back(id);
       if (c.unlock_pending && c.unlock_deadline <= now) {
         c.unlock_pending = false;
         for (auto& uid : c.uids) phone_reply(c, uid, "unlock fail");
@@ -1286,7 +1236,7 @@ class Gateway : public junction::sdk::Plugin {
 
   // --- hot reload ---------------------------------------------------------------------------
   jn_status save_state(std::string& out) override {
-    json s;
+    junction::util::StateOut s;
     s["socks"] = {door_sock_, phone_sock_, video_sock_, audio_sock_, mcast_sock_, tick_};
     s["next_id"] = next_id_;
     s["reloads"] = reloads_;
@@ -1305,7 +1255,7 @@ class Gateway : public junction::sdk::Plugin {
     json doors = json::array();
     for (auto& [id, c] : doors_) {
       json cmds = json::object();
-      for (auto& [op, cmd] : c.cmds) cmds[std::to_string(op)] = {cmd.due, cmd.tries};
+      for (auto& [op, cmd] : c.cmds.entries()) cmds[std::to_string(op)] = {cmd.due, cmd.tries};
       doors.push_back({{"id", id}, {"leg", c.leg}, {"call_id", c.call_id}, {"door", c.door.addr}, {"door_ip", ip4_json(c.door.ip)},
                        {"callee", c.callee.addr}, {"callee_ip", ip4_json(c.callee.ip)}, {"sig", addr_json(c.sig)},
                        {"audio_to", addr_json(c.audio_to)}, {"video_src", addr_json(c.video_src)}, {"has_mcast", c.has_mcast}, {"mcast", c.mcast},
@@ -1317,7 +1267,7 @@ class Gateway : public junction::sdk::Plugin {
     json phones = json::array();
     for (auto& [id, c] : phones_calls_) {
       json cmds = json::object();
-      for (auto& [uid, cmd] : c.cmds) cmds[uid] = {cmd.order, cmd.due, cmd.tries};
+      for (auto& [uid, cmd] : c.cmds.entries()) cmds[uid] = {cmd.payload, cmd.due, cmd.tries};
       phones.push_back({{"id", id}, {"leg", c.leg}, {"call_id", c.call_id}, {"door", c.door}, {"key", c.key},
                         {"uids", c.uids}, {"state", int(c.state)}, {"talking", c.talking}, {"talk_pending", c.talk_pending},
                         {"video_on", c.video_on}, {"phone_hangup", c.phone_hangup}, {"door_hangup", c.door_hangup},
@@ -1326,41 +1276,40 @@ class Gateway : public junction::sdk::Plugin {
                         {"audio_stream", c.audio_stream}, {"video_sub", c.video_sub}, {"audio_sub", c.audio_sub}, {"cmds", cmds}});
     }
     s["phone_calls"] = phones;
-    std::vector<uint8_t> bin = json::to_cbor(s);
-    out.assign(bin.begin(), bin.end());
+    out = s.encode(junction::util::StateEncoding::Cbor);
     return JN_OK;
   }
 
   jn_status restore_state(uint32_t schema, std::string_view data) override {
-    if (schema != 1) return JN_ERR_ABI;
-    json s = json::from_cbor(data.begin(), data.end(), true, false);
-    if (s.is_discarded() || !s.is_object()) {
-      host().set_error("state is not the CBOR object this plugin writes");
-      return JN_ERR_INVALID;
+    junction::util::StateIn s;
+    std::string error;
+    if (jn_status st = s.parse(schema, 1, 1, data, error, junction::util::StateEncoding::Cbor); st != JN_OK) {
+      host().set_error(error);
+      return st;
     }
-    auto socks = s.at("socks");
+    auto socks = s["socks"];
     door_sock_ = socks.at(0);
     phone_sock_ = socks.at(1);
     video_sock_ = socks.at(2);
     audio_sock_ = socks.at(3);
     mcast_sock_ = socks.at(4);
     tick_ = socks.at(5);
-    next_id_ = s.at("next_id");
-    reloads_ = s.at("reloads").get<uint64_t>() + 1;
-    for (auto& [k, v] : s.at("stats").items()) stats_[k] = v.get<uint64_t>();
-    room_routes_ = s.at("room_routes").get<std::map<std::string, jn_handle>>();
-    door_routes_ = s.at("door_routes").get<std::map<std::string, jn_handle>>();
-    for (auto& [uid, p] : s.at("phones").items()) {
+    s.read("next_id", next_id_);
+    reloads_ = s.get<uint64_t>("reloads", 0) + 1;
+    for (auto& [k, v] : s["stats"].items()) stats_[k] = v.get<uint64_t>();
+    s.read("room_routes", room_routes_);
+    s.read("door_routes", door_routes_);
+    for (auto& [uid, p] : s["phones"].items()) {
       Phone ph{addr_from(p.at(0)), p.at(1).get<uint64_t>()};
       phones_[uid] = ph;
       phone_by_addr_[addr_text(ph.addr)] = uid;
     }
-    for (auto& [k, t] : s.at("tombs").items()) {
+    for (auto& [k, t] : s["tombs"].items()) {
       auto& b1 = t.at(0).get_binary();
       auto& b2 = t.at(1).get_binary();
       tombs_[k] = Tomb{std::string(b1.begin(), b1.end()), std::string(b2.begin(), b2.end()), t.at(2).get<uint64_t>()};
     }
-    for (auto& j : s.at("doors")) {
+    for (auto& j : s["doors"]) {
       DoorCall c;
       c.id = j.at("id");
       c.leg = j.at("leg");
@@ -1383,9 +1332,10 @@ class Gateway : public junction::sdk::Plugin {
       if (j.at("answered").get<bool>()) c.answer_bytes = xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, xxxcid::kOpAnswer, true));
       c.peer_audio = j.at("peer_audio");
       c.peer_audio_sub = j.at("peer_audio_sub");
+      c.cmds.set_policy(retransmit_ms_, static_cast<uint32_t>(max_retries_));
       for (auto& [op, cmd] : j.at("cmds").items()) {
         uint8_t o = static_cast<uint8_t>(std::stoi(op));
-        c.cmds[o] = DoorCmd{xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, o)), cmd.at(0), cmd.at(1)};
+        c.cmds.restore(o, xxxcid::serialise(reply_of(c, xxxcid::kTypeRequest, o)), cmd.at(0), cmd.at(1));
       }
       door_by_key_[call_key(c.door.addr, c.callee.addr)] = c.id;
       door_by_ip_[ip_key(c.sig)].insert(c.id);
@@ -1394,7 +1344,7 @@ class Gateway : public junction::sdk::Plugin {
       if (!c.call_id.empty()) door_by_callid_[c.call_id] = c.id;
       doors_[c.id] = std::move(c);
     }
-    for (auto& j : s.at("phone_calls")) {
+    for (auto& j : s["phone_calls"]) {
       PhoneCall c;
       c.id = j.at("id");
       c.leg = j.at("leg");
@@ -1416,7 +1366,8 @@ class Gateway : public junction::sdk::Plugin {
       c.audio_stream = j.at("audio_stream");
       c.video_sub = j.at("video_sub");
       c.audio_sub = j.at("audio_sub");
-      for (auto& [uid, cmd] : j.at("cmds").items()) c.cmds[uid] = PhoneCmd{cmd.at(0), cmd.at(1), cmd.at(2)};
+      c.cmds.set_policy(retransmit_ms_, static_cast<uint32_t>(max_retries_));
+      for (auto& [uid, cmd] : j.at("cmds").items()) c.cmds.restore(uid, cmd.at(0), cmd.at(1), cmd.at(2));
       if (!c.call_id.empty()) phone_by_callid_[c.call_id] = c.id;
       phones_calls_[c.id] = std::move(c);
     }

@@ -205,3 +205,14 @@ TEST_CASE("conf: defaults, and every bad value refused with its key") {
     CHECK_MESSAGE(err->reason.find(k.words) != std::string::npos, err->reason);
   }
 }
+
+TEST_CASE("addr_str writes no IPv6 zone, so a latched link-local peer survives save/restore") {
+  jn_addr a{};
+  REQUIRE(parse_addr_str("[fe80::1]:5004", a));
+  a.scope_id = 2;  // as from_sockaddr sets it for a link-local source
+  CHECK(addr_str(a) == "[fe80::1]:5004");
+  jn_addr back = poisoned();
+  REQUIRE(parse_addr_str(addr_str(a), back));
+  CHECK((back.family == 6 && back.port == 5004 && back.ip[0] == 0xfe && back.ip[15] == 1));
+  CHECK(addr_ip(a) == "fe80::1");
+}

@@ -10,6 +10,8 @@
 // lenient elsewhere (unknown types are kept). Limits bound the work on hostile input.
 #pragma once
 
+#include <junction/util/encoding.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -401,51 +403,14 @@ inline std::string format_crypto(const Crypto& c) {
   return s;
 }
 
-// --- base64 (RFC 4648), for SDES keys -------------------------------------------------------
+// --- base64 (RFC 4648), for SDES keys: junction/util/encoding.hpp ------------------------------
 inline std::string base64_encode(const uint8_t* d, size_t n) {
-  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    uint32_t v = (static_cast<uint32_t>(d[i]) << 16) | (static_cast<uint32_t>(d[i + 1]) << 8) | d[i + 2];
-    out += tbl[(v >> 18) & 63], out += tbl[(v >> 12) & 63], out += tbl[(v >> 6) & 63], out += tbl[v & 63];
-  }
-  if (i + 1 == n) {
-    uint32_t v = static_cast<uint32_t>(d[i]) << 16;
-    out += tbl[(v >> 18) & 63], out += tbl[(v >> 12) & 63], out += "==";
-  } else if (i + 2 == n) {
-    uint32_t v = (static_cast<uint32_t>(d[i]) << 16) | (static_cast<uint32_t>(d[i + 1]) << 8);
-    out += tbl[(v >> 18) & 63], out += tbl[(v >> 12) & 63], out += tbl[(v >> 6) & 63], out += '=';
-  }
-  return out;
+  return util::base64_encode(std::string_view(reinterpret_cast<const char*>(d), n));
 }
 // Decodes standard base64 (padding optional); nullopt on any other character.
 inline std::optional<std::string> base64_decode(std::string_view s) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  while (!s.empty() && s.back() == '=') s.remove_suffix(1);
-  if (s.size() % 4 == 1) return std::nullopt;
   std::string out;
-  out.reserve(s.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    int v = val(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
+  if (!util::base64_decode(s, out)) return std::nullopt;
   return out;
 }
 
