@@ -19,7 +19,7 @@ Value value_from_json(const json& j, int depth) {
   if (j.is_number_integer() || j.is_number_unsigned()) return Value::integer(j.get<int64_t>());
   if (j.is_string()) return Value::string(j.get<std::string>());
   if (j.is_boolean()) return Value::string(j.get<bool>() ? "yes" : "no");
-  return Value::string(j.dump());
+  return Value::string(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 json value_to_json(const Value& v) {
   switch (v.type()) {
@@ -385,6 +385,27 @@ struct NgCommands {
   }
 };
 
+namespace {
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+    if (n == 9 || i + n >= s.size() + (n ? 0 : 1)) return false;
+    if (n == 1 && c < 0xC2) return false;  // overlong
+    for (size_t k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    i += n + 1;
+  }
+  return true;
+}
+bool utf8_ids(const Value& d) {
+  for (const char* key : {"call-id", "from-tag", "to-tag"})
+    if (auto v = d.get_str(key); v && !valid_utf8(*v)) return false;
+  return true;
+}
+}  // namespace
+
 Value Relay::handle_ng(const Value& d, const jn_addr& from) {
   if (!d.is_dict()) return ng::error_reply("Request is not a dictionary");
   auto cmd = d.get_str("command");
@@ -395,6 +416,10 @@ Value Relay::handle_ng(const Value& d, const jn_addr& from) {
   auto ng_call = d.get_str("call-id");
   NgCommands c{*this};
   if (!cmd) rep = ng::error_reply("No command given");
+  else if (!utf8_ids(d))
+    // Ids key sessions, appear in events, admin JSON and the reload state: text only (a SIP
+    // Call-ID and tags are ASCII tokens anyway).
+    rep = ng::error_reply("call-id, from-tag and to-tag must be UTF-8 text");
   else if (ng_call && *cmd != "query" && anchor_pos_.count(std::string(*ng_call)))
     // The core's anchored calls and ng clients' calls share the session table; an ng client
     // may read an anchored call but never change it.

@@ -97,7 +97,7 @@ void Relay::on_event(std::string_view topic, std::string_view body) {
   Value r = handle_ng(value_from_json(j), jn_addr{});
   json out = value_to_json(r);
   if (j.contains("id")) out["id"] = j["id"];
-  if (j.contains("reply_topic") && j["reply_topic"].is_string()) host_.event_publish(j["reply_topic"].get<std::string>(), out.dump());
+  if (j.contains("reply_topic") && j["reply_topic"].is_string()) host_.event_publish(j["reply_topic"].get<std::string>(), out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 void Relay::on_admin(const jn_admin_request& req) {
@@ -105,16 +105,16 @@ void Relay::on_admin(const jn_admin_request& req) {
   if (verb == "ng") {
     json j = json::parse(to_sv(req.body), nullptr, false);
     if (!j.is_object()) {
-      host_.admin_reply(req.reply, 400, json{{"error", "body must be an ng dictionary as a JSON object"}}.dump());
+      host_.admin_reply(req.reply, 400, json{{"error", "body must be an ng dictionary as a JSON object"}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return;
     }
-    host_.admin_reply(req.reply, 200, value_to_json(handle_ng(value_from_json(j), jn_addr{})).dump());
+    host_.admin_reply(req.reply, 200, value_to_json(handle_ng(value_from_json(j), jn_addr{})).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (verb == "tap") {
     // A diagnostic bus subscriber: counts what a stream carries; hold=true keeps a reference
     // to the latest packet, as a recorder with a queue would (see the SRTP copy rule).
     json j = json::parse(to_sv(req.body), nullptr, false);
     if (!j.is_object() || !j.contains("stream") || !j["stream"].is_string()) {
-      host_.admin_reply(req.reply, 400, json{{"error", "body: {\"stream\": name, \"hold\": bool}"}}.dump());
+      host_.admin_reply(req.reply, 400, json{{"error", "body: {\"stream\": name, \"hold\": bool}"}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return;
     }
     Tap t;
@@ -122,29 +122,29 @@ void Relay::on_admin(const jn_admin_request& req) {
     t.hold = j.value("hold", false);
     jn_handle h = 0;
     if (host_.bus_subscribe(t.stream, 0, &h) != JN_OK) {
-      host_.admin_reply(req.reply, 500, json{{"error", "bus_subscribe failed"}}.dump());
+      host_.admin_reply(req.reply, 500, json{{"error", "bus_subscribe failed"}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return;
     }
     taps_[h] = t;
-    host_.admin_reply(req.reply, 200, json{{"tap", h}}.dump());
+    host_.admin_reply(req.reply, 200, json{{"tap", h}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (verb == "taps") {
     json all = json::array();
     for (auto& [h, t] : taps_)
       all.push_back({{"tap", h}, {"stream", t.stream}, {"packets", t.packets}, {"rtcp", t.rtcp}, {"bytes", t.bytes}, {"hold", t.hold}});
-    host_.admin_reply(req.reply, 200, all.dump());
+    host_.admin_reply(req.reply, 200, all.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (verb == "stats") {
-    host_.admin_reply(req.reply, 200, stats_json().dump());
+    host_.admin_reply(req.reply, 200, stats_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (verb == "locks") {
-    host_.admin_reply(req.reply, 200, locks_json().dump());
+    host_.admin_reply(req.reply, 200, locks_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (verb == "sessions") {
     json all = json::object();
     for (auto& [id, s] : calls_) {  // one shard lock per call, never all at once
       ShardLock lock(*this, s.shard);
       all[id] = value_to_json(session_stats(s));
     }
-    host_.admin_reply(req.reply, 200, all.dump());
+    host_.admin_reply(req.reply, 200, all.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
-    host_.admin_reply(req.reply, 404, json{{"error", "unknown command '" + verb + "' (ng, stats, sessions, locks, tap, taps)"}}.dump());
+    host_.admin_reply(req.reply, 404, json{{"error", "unknown command '" + verb + "' (ng, stats, sessions, locks, tap, taps)"}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
 }
 

@@ -379,7 +379,7 @@ void Relay::announce(const std::string& call_id) {
     }
   }
   // Published without a lock held: a subscriber of our own may be called right here.
-  host_.event_publish("rtp-relay.session.created", json{{"call_id", call_id}, {"streams", streams}}.dump());
+  host_.event_publish("rtp-relay.session.created", json{{"call_id", call_id}, {"streams", streams}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 // --- silence deadlines -------------------------------------------------------------------------

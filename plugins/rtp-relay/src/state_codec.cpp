@@ -134,7 +134,7 @@ jn_status Relay::save_state(std::string& out) {
   for (auto& [id, pos] : anchor_pos_) anchors[id] = pos;
   j["anchors"] = anchors;
   j["anchor_stats"] = {anchor_stats_.offers, anchor_stats_.answers, anchor_stats_.deletes, anchor_stats_.errors};
-  out = j.dump();  // read back with junction::util::StateIn
+  out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // read back with junction::util::StateIn
   return JN_OK;
 }
 

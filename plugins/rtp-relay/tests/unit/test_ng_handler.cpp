@@ -95,6 +95,12 @@ TEST_CASE("handle_ng: commands over a stub host, shard-local locking, no leaked 
   CHECK(result(cmd(r, "frob")) == "error");
   CHECK(result(cmd(r, "offer", {{"call-id", "c1"}, {"from-tag", "f"}, {"sdp", "garbage"}})) == "error");
   CHECK(k.open.empty());
+  // Ids that are not UTF-8 text are refused before anything is bound (found by fuzzing: such an
+  // id made the session announcement throw half-way through an offer).
+  Value bad = cmd(r, "offer", {{"call-id", std::string("c\xf4\x32", 3)}, {"from-tag", "f"}, {"sdp", sdp_offer(5000)}});
+  CHECK(result(bad) == "error");
+  CHECK(std::string(bad.get_str("error-reason").value_or("")) == "call-id, from-tag and to-tag must be UTF-8 text");
+  CHECK(k.open.empty());
 
   Value o1 = cmd(r, "offer", {{"call-id", "c1"}, {"from-tag", "f1"}, {"sdp", sdp_offer(5000)}});
   REQUIRE(result(o1) == "ok");
