@@ -1,6 +1,7 @@
 // BufferPool, PacketBus, address helpers and the zero-copy send message builder.
 #include "bus/addr.hpp"
 #include "bus/buffer_pool.hpp"
+#include "host/media_loop.hpp"
 #include "bus/packet_bus.hpp"
 #include "bus/zero_copy_send.hpp"
 
@@ -683,4 +684,26 @@ TEST_CASE("a fill_msghdr datagram arrives as head + payload tail over loopback")
   pool.unref(buf);
   close(rx);
   close(tx);
+}
+
+TEST_CASE("a media loop's hand-off to the control loop is bounded, and drops are counted") {
+  // A loop that never ran: handoff() only queues (the control side takes the queue).
+  MediaLoop loop(1, -1, BufferPoolConfig{});
+  jn_buf* b = loop.pool().alloc(100);
+  REQUIRE(b);
+  size_t accepted = 0;
+  for (size_t i = 0; i < MediaLoop::kMaxHandoffs + 10; ++i) accepted += loop.handoff(7, {}, b) ? 1 : 0;
+  CHECK(accepted == MediaLoop::kMaxHandoffs);
+  CHECK(loop.stats().handoff_dropped.load() == 10);
+  CHECK(loop.stats().bus_handoffs.load() == MediaLoop::kMaxHandoffs);
+  std::vector<MediaLoop::Handoff> taken;
+  loop.take_handoffs(taken);
+  REQUIRE(taken.size() == MediaLoop::kMaxHandoffs);
+  for (auto& h : taken) BufferPool::unref(h.buf);  // each hand-off held one reference
+  CHECK_FALSE(loop.pool().is_shared(b));            // a dropped one took none
+  CHECK(loop.handoff(7, {}, b));                    // room again once the control loop took them
+  loop.take_handoffs(taken);
+  for (auto& h : taken) BufferPool::unref(h.buf);
+  BufferPool::unref(b);
+  CHECK(loop.pool().outstanding() == 0);
 }

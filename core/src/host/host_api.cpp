@@ -322,8 +322,8 @@ jn_status media_publish(MediaLoop& m, PacketBus& bus, uint32_t id, std::string_v
     m.stats().bus_unsubscribed.fetch_add(1, std::memory_order_relaxed);
     return JN_OK;
   }
-  m.handoff(id, stream, buf);
-  return JN_OK;
+  // The control loop is far behind: dropped and counted (junction_media_handoff_dropped_total).
+  return m.handoff(id, stream, buf) ? JN_OK : JN_ERR_LIMIT;
 }
 jn_status h_bus_publish(jn_host_ctx* ctx, jn_str stream, jn_buf* buf) {
   if (!buf || sv(stream).empty()) return JN_ERR_INVALID;

@@ -471,16 +471,21 @@ void MediaLoop::replay_held() {
   held_.swap(rest);
 }
 
-void MediaLoop::handoff(uint32_t stream_id, std::string_view stream, jn_buf* buf) {
-  BufferPool::ref(buf);
+bool MediaLoop::handoff(uint32_t stream_id, std::string_view stream, jn_buf* buf) {
   bool first;
   {
     std::lock_guard<std::mutex> g(inbox_mu_);
+    if (outbox_.size() >= kMaxHandoffs) {
+      stats_.handoff_dropped.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    BufferPool::ref(buf);
     first = outbox_.empty();
     outbox_.push_back({stream_id, stream_id ? std::string() : std::string(stream), buf});
   }
   stats_.bus_handoffs.fetch_add(1, std::memory_order_relaxed);
   if (first && wake_control_) wake_control_();
+  return true;
 }
 
 // =========================================================================================

@@ -46,6 +46,7 @@ struct MediaLoopStats {
   std::atomic<uint64_t> rx_packets{0}, rx_truncated{0}, tx_packets{0}, tx_dropped{0};
   std::atomic<uint64_t> bus_handoffs{0}, bus_unsubscribed{0}, held{0}, replayed{0};
   std::atomic<uint64_t> posts{0}, post_dropped{0}, timer_fires{0};
+  std::atomic<uint64_t> handoff_dropped{0};  // bus packets for the control loop beyond kMaxHandoffs
   std::atomic<uint32_t> sockets{0};
 };
 
@@ -102,7 +103,10 @@ class MediaLoop {
   // --- loop thread ------------------------------------------------------------------------
   UdpRes* socket(jn_handle h);  // this loop's live socket, or nullptr
   void deliver(UdpRes& r, jn_buf* const* bufs, size_t n);  // to the plugin, or held
-  void handoff(uint32_t stream_id, std::string_view stream, jn_buf* buf);  // takes a ref
+  // Takes a ref; false (dropped, counted) when kMaxHandoffs wait for the control loop already:
+  // a control loop that falls behind must not let a media loop queue without bound.
+  bool handoff(uint32_t stream_id, std::string_view stream, jn_buf* buf);
+  static constexpr size_t kMaxHandoffs = 65536;
 
  private:
   struct Command {

@@ -112,6 +112,8 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
     stat("junction_media_posts_total", m->stats().posts, "Posts (host->post) delivered on a media loop");
     stat("junction_media_post_dropped_total", m->stats().post_dropped, "Posts refused: 65536 already queued for the loop");
     stat("junction_media_timer_fires_total", m->stats().timer_fires, "Media-loop timers that fired");
+    stat("junction_media_handoff_dropped_total", m->stats().handoff_dropped,
+         "Bus packets a media loop dropped because 65536 already waited for the control loop");
     stat("junction_media_tx_dropped_total", m->stats().tx_dropped, "Datagrams a media loop's kernel socket refused");
     stat("junction_media_rx_truncated_total", m->stats().rx_truncated, "Datagrams longer than the socket's max_datagram, dropped");
     stat("junction_media_bus_handoffs_total", m->stats().bus_handoffs, "Packets handed to the control loop's bus subscribers");
