@@ -470,10 +470,16 @@ def main():
     after = [s for s in samples if s[0] >= args.warmup] or samples
     rss_all = [s[1] for s in samples]
     fds_all = [s[2] for s in samples]
+    # Growth: the end (median of the last samples, so one sample's page-level noise does not
+    # decide) against the sample at the end of the warm-up. The slopes tell a trend (a leak: the
+    # second half climbs too) from a one-time step (the allocator: flat again after it).
     win = max(1, min(5, len(after) // 4))
-    rss_base, rss_end = median([s[1] for s in after[:win]]), median([s[1] for s in after[-win:]])
+    rss_end = median([s[1] for s in after[-win:]])
+    second_half = [s for s in after if s[0] >= (after[0][0] + after[-1][0]) / 2]
     result["rss_kb"] = {"first": rss_all[0], "at_warmup": after[0][1], "last": rss_all[-1], "max": max(rss_all),
-                        "growth_after_warmup": rss_end - rss_base, "slope_after_warmup_kb_per_min": round(slope_kb_per_min([(s[0], s[1]) for s in after]), 1),
+                        "growth_after_warmup": rss_end - after[0][1],
+                        "slope_after_warmup_kb_per_min": round(slope_kb_per_min([(s[0], s[1]) for s in after]), 1),
+                        "slope_second_half_kb_per_min": round(slope_kb_per_min([(s[0], s[1]) for s in second_half]), 1),
                         "slack": args.rss_slack_kb}
     result["fds"] = {"first": fds_all[0], "at_warmup": after[0][2], "last": fds_all[-1], "max": max(fds_all),
                      "after_loads_stopped": fds_idle, "slack": args.fd_slack}
