@@ -431,9 +431,10 @@ def main():
                   + " ".join(f"{n}={l.completed}/{l.placed}" for n, l in loads.items()), flush=True)
             next_s += args.sample_every
             time.sleep(max(0.0, min(next_s, end) - time.monotonic()))
-        rss, fds = sample(pid)
-        samples.append((time.monotonic() - t0, rss, fds))
-        result["server_cpu_pct"] = round(100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0), 1)
+        if j.proc.poll() is None:
+            rss, fds = sample(pid)
+            samples.append((time.monotonic() - t0, rss, fds))
+            result["server_cpu_pct"] = round(100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0), 1)
     finally:
         stop.set()
         for t in threads:
