@@ -586,6 +586,44 @@ jn_status h_ws_upgrade_reply(jn_host_ctx* ctx, jn_handle upgrade, int32_t status
 // --- DNS and outbound HTTP ---------------------------------------------------------------------
 // The answer finds its slot again by name and its handle by value: a plugin unloaded (or a handle
 // cancelled) in the meantime means the callback was cancelled already, or finds nothing.
+// PendingAnswer is that bookkeeping, shared by both services: open() registers the handle,
+// take() (in the answer's callback) finds the live slot and retires the handle, settle()
+// finishes the request with the id the service gave, or forgets the handle when it refused.
+struct PendingAnswer {
+  PluginHost* host;
+  std::string plugin;
+  jn_handle handle;
+  Resource::Kind kind;
+
+  static PendingAnswer open(PluginSlot& s, Resource::Kind kind, uint64_t cookie, ValueResource** raw) {
+    auto res = std::make_unique<ValueResource>(kind, &s, cookie);
+    *raw = res.get();
+    return {&s.host(), s.name(), s.host().add_resource(std::move(res)), kind};
+  }
+  // The slot to answer and the request's cookie, or nullptr (unloaded or cancelled).
+  PluginSlot* take(uint64_t* cookie) const {
+    PluginSlot* slot = host->find(plugin);
+    Resource* live = slot ? host->resource(handle, kind, slot) : nullptr;
+    if (!live) return nullptr;
+    *cookie = live->cookie;
+    slot->resources().erase(handle);
+    host->forget_resource(handle);
+    return slot;
+  }
+  jn_status settle(PluginSlot& s, ValueResource* raw, uint64_t id, const std::string& what, const std::string& error,
+                   jn_handle* out) const {
+    if (id == 0) {
+      host->forget_resource(handle);
+      s.log(JN_LOG_WARN, fmt::format("{}: refused: {}", what, error));
+      s.set_error(what + ": " + error);
+      return error.find("too many") != std::string::npos ? JN_ERR_LIMIT : JN_ERR_INVALID;
+    }
+    raw->id = id;
+    s.resources().insert(handle);
+    *out = handle;
+    return JN_OK;
+  }
+};
 jn_status h_dns_resolve(jn_host_ctx* ctx, const jn_dns_query* q, uint64_t cookie, jn_handle* out) {
   return guarded(ctx, "dns_resolve", [&]() -> jn_status {
     PluginSlot& s = S(ctx);
@@ -593,21 +631,13 @@ jn_status h_dns_resolve(jn_host_ctx* ctx, const jn_dns_query* q, uint64_t cookie
     if (!q || !out || !JN_HAS_FIELD(q, jn_dns_query, timeout_ms)) return JN_ERR_INVALID;
     DnsResolver* dns = host.services().dns;
     if (!dns) return JN_ERR_UNSUPPORTED;
-    auto res = std::make_unique<ValueResource>(Resource::Kind::DnsQuery, &s, cookie);
-    ValueResource* raw = res.get();
-    jn_handle h = host.add_resource(std::move(res));
-    PluginHost* hp = &host;
-    std::string name = s.name();
-    auto finish = [hp, name, h](const DnsResult* r, const SipResolveResult* sip) {
-      PluginSlot* slot = hp->find(name);
-      Resource* live = slot ? hp->resource(h, Resource::Kind::DnsQuery, slot) : nullptr;
-      if (!live) return;
-      uint64_t c = live->cookie;
-      slot->resources().erase(h);
-      hp->forget_resource(h);
-      DnsResult empty;
-      if (sip) empty.name = "";
-      slot->deliver_dns(h, c, r ? *r : empty, sip);
+    ValueResource* raw = nullptr;
+    PendingAnswer pending = PendingAnswer::open(s, Resource::Kind::DnsQuery, cookie, &raw);
+    auto finish = [pending](const DnsResult* r, const SipResolveResult* sip) {
+      uint64_t c = 0;
+      PluginSlot* slot = pending.take(&c);
+      if (!slot) return;
+      slot->deliver_dns(pending.handle, c, r ? *r : DnsResult{}, sip);
     };
     std::string error;
     uint32_t timeout = q->timeout_ms ? q->timeout_ms : 5000;
@@ -629,16 +659,7 @@ jn_status h_dns_resolve(jn_host_ctx* ctx, const jn_dns_query* q, uint64_t cookie
     } else {
       error = fmt::format("unknown query type {}", q->type);
     }
-    if (id == 0) {
-      host.forget_resource(h);
-      s.log(JN_LOG_WARN, fmt::format("dns_resolve '{}': {}", sv(q->name), error));
-      s.set_error("dns_resolve: " + error);
-      return error.find("too many") != std::string::npos ? JN_ERR_LIMIT : JN_ERR_INVALID;
-    }
-    raw->id = id;
-    s.resources().insert(h);
-    *out = h;
-    return JN_OK;
+    return pending.settle(s, raw, id, fmt::format("dns_resolve '{}'", sv(q->name)), error, out);
   });
 }
 
@@ -660,33 +681,18 @@ jn_status h_http_request(jn_host_ctx* ctx, const jn_http_client_request* q, uint
     if (JN_HAS_FIELD(q, jn_http_client_request, max_response_body) && q->max_response_body)
       req.max_response_body = static_cast<size_t>(std::min<uint64_t>(q->max_response_body, 256ull << 20));
     if (JN_HAS_FIELD(q, jn_http_client_request, ca_file)) req.ca_file = std::string(sv(q->ca_file));
-    auto res = std::make_unique<ValueResource>(Resource::Kind::HttpCall, &s, cookie);
-    ValueResource* raw = res.get();
-    jn_handle h = host.add_resource(std::move(res));
-    PluginHost* hp = &host;
-    std::string name = s.name();
+    ValueResource* raw = nullptr;
+    PendingAnswer pending = PendingAnswer::open(s, Resource::Kind::HttpCall, cookie, &raw);
     std::string error;
     std::string url = req.url;
-    uint64_t id = client->request(std::move(req), [hp, name, h](const HttpClientResponse& r) {
-      PluginSlot* slot = hp->find(name);
-      Resource* live = slot ? hp->resource(h, Resource::Kind::HttpCall, slot) : nullptr;
-      if (!live) return;
-      uint64_t c = live->cookie;
-      slot->resources().erase(h);
-      hp->forget_resource(h);
+    uint64_t id = client->request(std::move(req), [pending](const HttpClientResponse& r) {
+      uint64_t c = 0;
+      PluginSlot* slot = pending.take(&c);
+      if (!slot) return;
       if (!r.error.empty()) slot->log(JN_LOG_INFO, fmt::format("http_request {}: {}", r.url, r.error));
-      slot->deliver_http_response(h, c, r);
+      slot->deliver_http_response(pending.handle, c, r);
     }, &error);
-    if (id == 0) {
-      host.forget_resource(h);
-      s.log(JN_LOG_WARN, fmt::format("http_request {}: refused: {}", url, error));
-      s.set_error("http_request: " + error);
-      return error.find("too many") != std::string::npos ? JN_ERR_LIMIT : JN_ERR_INVALID;
-    }
-    raw->id = id;
-    s.resources().insert(h);
-    *out = h;
-    return JN_OK;
+    return pending.settle(s, raw, id, "http_request " + url, error, out);
   });
 }
 
