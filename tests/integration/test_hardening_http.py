@@ -5,6 +5,7 @@ answered with a JSON error and counted in junction_http_refused_total{reason=...
 an HTTP listener is shed and counted, not spun on."""
 import http.client
 import json
+import os
 import re
 import resource
 import socket
@@ -110,6 +111,12 @@ class HttpLimitsTest(JunctionTest):
         self.assertEqual(self.refused(j, "body_too_large"), 1)
 
     def test_emfile_is_shed_and_counted(self):
+        if os.environ.get("JN_SANITIZE") == "1":
+            # UBSan's vptr check reads memory through a pipe() of its own: with the process out of
+            # file descriptors (what this test does on purpose) that fails and it reports every
+            # virtual call as an invalid object, halting the server. The release pass runs it; the
+            # plugin TCP twin (test_hardening_tcp) runs under the sanitizers too.
+            self.skipTest("the sanitizer runtime needs file descriptors this test takes away")
         j = self.start({"fd_reserve": 0, "http_max_conns_per_ip": 0})
         soft, hard = resource.prlimit(j.proc.pid, resource.RLIMIT_NOFILE)
         resource.prlimit(j.proc.pid, resource.RLIMIT_NOFILE, (j.fd_count() + 6, hard))
