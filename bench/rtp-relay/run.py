@@ -90,7 +90,9 @@ def start_junction(build, ng_port, tmp, publish=True, media_loops=1):
     j = junction_test.Junction(plugin_dir=junction_test.PLUGIN_DIR, plugins={"rtp-relay": {"ng_listen": f"127.0.0.1:{ng_port}", "port_range": "media",
                                                                   "publish": publish}},
                                server={"log_level": "info", "media_loops": media_loops, "media_loop_cpus": [0] * media_loops})
-    j.write_core(dict(j.core, ports={"media": {"min": 20000, "max": 29999}}))  # the relay's ports: the core's range
+    # The relay's ports: the core's range, below the harness's free_port band (24000-31999), which
+    # the admin port comes from (the conf refuses a listen port inside a range).
+    j.write_core(dict(j.core, ports={"media": {"min": 12000, "max": 21999}}))
     j.start()
     subprocess.run(["taskset", "-a", "-p", "-c", "0", str(j.proc.pid)], check=True, capture_output=True)
     return j.proc.pid, j
