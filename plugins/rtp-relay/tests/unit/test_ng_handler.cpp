@@ -3,6 +3,7 @@
 // a reply dictionary, nothing leaks) and that a command locks only its call's shard; and the
 // anchor adapter over the same stub (a jn_media_desc in, the relay's addresses out).
 #include "relay.hpp"
+#include "../stub_core.hpp"
 
 #include <doctest/doctest.h>
 
@@ -13,62 +14,9 @@ namespace {
 
 using rtp_relay::Value;
 
-// The stub core: sockets are numbers; port_bind fails once `ports_left` pairs are out.
-struct StubCore {
-  std::set<jn_handle> open;
-  jn_handle next = 100;
-  uint32_t next_port = 20000;
-  int ports_left = 1000;
-  uint32_t next_bus = 1;
-  int events = 0;
-  uint64_t now = 1000;
-  // The last anchor reply: its status and a copy of the streams it returned.
-  jn_status anchor_status = 1;
-  std::vector<jn_media_stream> anchor_out;
-};
-
-StubCore& core(jn_host_ctx* ctx) { return *reinterpret_cast<StubCore*>(ctx); }
-
-jn_host_api make_api() {
-  jn_host_api api{};
-  api.struct_size = sizeof api;
-  api.log = [](jn_host_ctx*, int, jn_str) {};
-  api.log_level = [](jn_host_ctx*) { return static_cast<int>(JN_LOG_DEBUG); };
-  api.set_error = [](jn_host_ctx*, jn_str) {};
-  api.now_ms = [](jn_host_ctx* c) { return core(c).now; };
-  api.port_bind = [](jn_host_ctx* c, const jn_port_request* r, jn_handle* out, uint32_t* port) -> jn_status {
-    StubCore& k = core(c);
-    if (k.ports_left-- <= 0) return JN_ERR_LIMIT;
-    out[0] = k.next++;
-    out[1] = r->pair ? k.next++ : 0;
-    k.open.insert(out[0]);
-    if (out[1]) k.open.insert(out[1]);
-    *port = k.next_port;
-    k.next_port += 2;
-    return JN_OK;
-  };
-  api.udp_close = [](jn_host_ctx* c, jn_handle h) -> jn_status {
-    core(c).open.erase(h);
-    return JN_OK;
-  };
-  api.bus_intern = [](jn_host_ctx* c, jn_str, uint32_t* id) -> jn_status {
-    *id = core(c).next_bus++;
-    return JN_OK;
-  };
-  api.bus_release_id = [](jn_host_ctx*, uint32_t) -> jn_status { return JN_OK; };
-  api.event_publish = [](jn_host_ctx* c, jn_str, jn_str) -> jn_status {
-    ++core(c).events;
-    return JN_OK;
-  };
-  api.anchor_reply = [](jn_host_ctx* c, jn_handle, jn_status st, const jn_media_desc* d) -> jn_status {
-    StubCore& k = core(c);
-    k.anchor_status = st;
-    k.anchor_out.clear();
-    for (uint32_t i = 0; d && i < d->count; ++i) k.anchor_out.push_back(d->streams[i] ? *d->streams[i] : jn_media_stream{});
-    return JN_OK;
-  };
-  return api;
-}
+using rtp_relay::testing::StubCore;
+using rtp_relay::testing::stub;
+jn_host_api make_api() { return rtp_relay::testing::stub_api(); }
 
 Value cmd(rtp_relay::Relay& r, const char* command, std::initializer_list<std::pair<const char*, std::string>> kv = {}) {
   Value d = Value::dict();
