@@ -12,6 +12,25 @@ if(NOT TARGET junction_sdk)
   target_include_directories(junction_sdk INTERFACE ${JUNCTION_SDK_DIR}/include)
   target_link_libraries(junction_sdk INTERFACE nlohmann_json::nlohmann_json)
 endif()
+# Protocol libraries shared by plugins (sdk/src/NAME/*.cpp, headers in include/junction/NAME/):
+# static, position-independent, hidden visibility, so each plugin carries its own copy and no
+# symbol crosses a plugin boundary. A plugin links them as junction::sip, junction::media, ...
+# They use no libuv, no threads and no globals: I/O and timers come from the host through the
+# plugin. Built here (not in sdk/CMakeLists.txt) so a vendor building against sdk/ alone gets them.
+foreach(jn_sdk_lib sip media)
+  if(NOT TARGET junction_${jn_sdk_lib} AND EXISTS ${JUNCTION_SDK_DIR}/src/${jn_sdk_lib})
+    file(GLOB jn_sdk_lib_sources CONFIGURE_DEPENDS ${JUNCTION_SDK_DIR}/src/${jn_sdk_lib}/*.cpp)
+    if(jn_sdk_lib_sources)
+      add_library(junction_${jn_sdk_lib} STATIC ${jn_sdk_lib_sources})
+      target_link_libraries(junction_${jn_sdk_lib} PUBLIC junction_sdk)
+      set_target_properties(junction_${jn_sdk_lib} PROPERTIES POSITION_INDEPENDENT_CODE ON
+        CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
+        CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+      target_compile_options(junction_${jn_sdk_lib} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-gnu-unique>)
+      add_library(junction::${jn_sdk_lib} ALIAS junction_${jn_sdk_lib})
+    endif()
+  endif()
+endforeach()
 if(NOT DEFINED JN_PLUGIN_DIR)
   set(JN_PLUGIN_DIR ${CMAKE_BINARY_DIR}/plugins)
 endif()

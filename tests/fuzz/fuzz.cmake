@@ -26,3 +26,9 @@ junction_add_fuzz_target(fuzz_call_event_abi SOURCES ${CMAKE_CURRENT_LIST_DIR}/f
   CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/call_event_abi LIBS ${JN_FUZZ_CORE})
 junction_add_fuzz_target(fuzz_http_response SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_http_response.cpp
   CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/http_response LIBS ${JN_FUZZ_CORE})
+
+# Fuzz targets of the SDK's protocol libraries, one .cmake per library (tests/fuzz/sdk/*.cmake).
+file(GLOB JN_SDK_FUZZ_LISTS ${CMAKE_CURRENT_LIST_DIR}/sdk/*.cmake)
+foreach(list ${JN_SDK_FUZZ_LISTS})
+  include(${list})
+endforeach()
