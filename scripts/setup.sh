@@ -8,6 +8,7 @@ PKGS=(
   libsrtp2-dev libusrsctp-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev libc-ares-dev
   clang libclang-rt-14-dev
   sip-tester kamailio rtpengine-daemon iproute2 liburing-dev openssl
+  ffmpeg
 )
 missing=()
 for p in "${PKGS[@]}"; do
