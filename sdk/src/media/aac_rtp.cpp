@@ -79,10 +79,13 @@ void AacDepacketizer::on_reset() {
 RtpError AacDepacketizer::on_payload(const proto::rtp::Header& h, int64_t pts, const uint8_t* p, size_t n, bool gap,
                                      FrameSink sink) {
   bool dropped = false;
-  if (frag_total_ && (gap || h.timestamp != frag_ts_)) {
-    // The fragmented AU lost a piece (or its last fragment never came).
+  if (frag_total_ && h.timestamp != frag_ts_) {
+    // The fragmented AU's last fragment never came.
     drop_frame();
     frag_total_ = 0;
+    dropped = true;
+  } else if (frag_total_ && gap) {
+    frag_damaged_ = true;  // a middle fragment is missing: dropped (and counted) at its end
     dropped = true;
   }
   // Each lost packet held at least one whole AU: skip that many frame numbers, flag DISCONT.
