@@ -3,7 +3,8 @@
 // than what was already delivered are dropped. The wait for a missing packet is bounded twice:
 // by the window (a packet `depth` or more ahead of the gap releases it) and by time (a gap older
 // than max_wait_ns is given up at the next pop). A sequence jump larger than kMaxJump or a new
-// SSRC restarts the buffer (what it held is counted as dropped). Packets are copied into slots
+// SSRC restarts the buffer (what it held is counted as dropped). The first packet sets the
+// sequence: one that was sent before it but arrives after it is dropped as late. Packets are copied into slots
 // allocated once (depth x max_packet bytes); nothing is allocated per packet; nothing thrown.
 #pragma once
 

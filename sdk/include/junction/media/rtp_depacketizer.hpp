@@ -5,7 +5,8 @@
 // Loss: a gap in the RTP sequence numbers marks the access unit the missing packets could belong
 // to as damaged; a damaged unit is dropped, never passed on half-written, its frame number is
 // skipped (meta.seq gap) and the next frame carries JN_MF_DISCONT. Duplicate and late packets are
-// dropped. Nothing is thrown; storage is allocated once at construction (check ok()).
+// dropped. (Packets lost before the first one received cannot be seen: a stream is taken to
+// start at its first packet.) Nothing is thrown; storage is allocated once at construction (check ok()).
 #pragma once
 
 #include <junction/media/frame.hpp>
