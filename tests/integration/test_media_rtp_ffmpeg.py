@@ -3,7 +3,9 @@
 G.711 elementary streams, encoded by ffmpeg, go frames -> RTP -> frames through
 build/tools/media_rtp_tool and come back byte for byte (NAL units identical; start codes
 normalised to 4 bytes, the frame convention); and frames packetized by the sdk, sent as RTP over
-loopback UDP to ffmpeg reading an SDP file, decode with no error message, every frame counted."""
+loopback UDP to ffmpeg reading an SDP file, decode with no error message, every frame counted;
+and the other way, RTP from ffmpeg's own muxer (an independent packetizer) is depacketized by the
+sdk back into the elementary stream ffmpeg read."""
 import json
 import os
 import re
@@ -178,6 +180,45 @@ class MediaRtpFfmpeg(unittest.TestCase):
             with self.subTest(codec=codec):
                 err = self.decode_live(codec, codec, 150, "a")
                 self.assertRegex(err, rf"Stream #0:0: Audio: {name}, 8000 Hz")
+
+    def receive_from_ffmpeg(self, codec, es, input_format=()):
+        port = free_port()
+        out = os.path.join(self.dir, f"{codec}.recv")
+        tool = subprocess.Popen([TOOL, "recv", codec, str(port), out], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            self.assertIn("listening", tool.stdout.readline())  # bound: ffmpeg may send
+            # send_bye: ffmpeg ends with an RTCP BYE (muxed on the RTP port), the tool's end of stream.
+            subprocess.run([FFMPEG, "-nostdin", "-v", "error", *input_format, "-i", self.es[es], "-c", "copy", "-f",
+                            "rtp", "-rtpflags", "send_bye", "-sdp_file", os.devnull, "-pkt_size", "1000",
+                            f"rtp://127.0.0.1:{port}?rtcpport={port}"], check=True, timeout=30)
+            rest, err = tool.communicate(timeout=20)
+        finally:
+            if tool.poll() is None:
+                tool.kill()
+                tool.communicate()
+        self.assertEqual(tool.returncode, 0, err)
+        stats = json.loads(rest.strip().splitlines()[-1])
+        self.assertEqual(stats["refused"], 0, err)
+        self.assertEqual(stats["lost"], 0)  # loopback: a loss here would be the test's, not the sdk's
+        self.assertEqual(stats["dropped"], 0)
+        with open(self.es[es], "rb") as f:
+            original = f.read()
+        with open(out, "rb") as f:
+            back = f.read()
+        return stats, original, back
+
+    def test_sdk_depacketizes_ffmpeg_rtp(self):
+        for codec, frames, keys in (("h264", 100, 4), ("h265", 60, 3)):
+            with self.subTest(codec=codec):
+                stats, original, back = self.receive_from_ffmpeg(codec, codec)
+                self.assertEqual(stats["frames"], frames)
+                self.assertEqual(stats["keyframes"], keys)  # one per GOP of 25
+                self.assertEqual(nals(back), nals(original))
+        with self.subTest(codec="pcma"):
+            stats, original, back = self.receive_from_ffmpeg("pcma", "pcma", ("-f", "alaw", "-ar", "8000"))
+            self.assertGreater(stats["frames"], 10)
+            self.assertEqual(back, original)
 
 
 if __name__ == "__main__":

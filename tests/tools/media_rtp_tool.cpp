@@ -7,6 +7,10 @@
 //       --seed N picks the loss / reorder pattern.
 //   media_rtp_tool sdp CODEC ES PORT      prints an SDP for the stream sent to 127.0.0.1:PORT
 //   media_rtp_tool send CODEC ES PORT     sends the stream as RTP to 127.0.0.1:PORT
+//   media_rtp_tool recv CODEC PORT OUT [FMTP]
+//       receives RTP (and RTCP, muxed) on 127.0.0.1:PORT from ffmpeg's RTP muxer (another
+//       implementation) until its RTCP BYE, depacketizes, writes the frames to OUT; prints one
+//       JSON line when listening and one of counts at the end.
 // CODEC: h264 | h265 | pcma | pcmu. Frames: one access unit (video, 90 kHz, 25 fps) or 160
 // samples (G.711, 20 ms).
 #include "media_rtp_es.hpp"
@@ -31,6 +35,7 @@
 #include <vector>
 
 using namespace junction::media;
+namespace proto = junction::proto;
 
 namespace {
 
@@ -232,6 +237,67 @@ int send(const Stream& s, int port) {
   return 0;
 }
 
+int recv(const std::string& codec, int port, const std::string& out_path, const std::string& fmtp) {
+  DepacketizerConfig dc;
+  dc.fmtp = fmtp;
+  std::unique_ptr<RtpDepacketizer> dp;
+  if (codec == "h264") dp = std::make_unique<H264Depacketizer>(dc);
+  if (codec == "h265") dp = std::make_unique<H265Depacketizer>(dc);
+  if (codec == "pcma" || codec == "pcmu") {
+    dc.codec = codec == "pcma" ? JN_CODEC_PCMA : JN_CODEC_PCMU;
+    dp = std::make_unique<AudioDepacketizer>(dc);
+  }
+  if (!dp || !dp->ok()) return 2;
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  int rcvbuf = 8 << 20;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in me{};
+  me.sin_family = AF_INET;
+  me.sin_port = htons(static_cast<uint16_t>(port));
+  me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof me) != 0) return 1;
+  timeval tv{5, 0};  // the end of the stream: an RTCP BYE (or 5 s without packets)
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::printf("{\"listening\": %d}\n", port);
+  std::fflush(stdout);
+  std::vector<uint8_t> out, pkt(65536);
+  size_t frames = 0, keys = 0, packets = 0, refused = 0;
+  auto on_frame = [&](const FrameView& f) {
+    out.insert(out.end(), f.data, f.data + f.size);
+    ++frames;
+    keys += (f.meta.frame_flags & JN_MF_KEY) != 0;
+  };
+  bool started = false;
+  for (;;) {
+    ssize_t n = ::recv(fd, pkt.data(), pkt.size(), 0);
+    if (n <= 0) {
+      if (started) break;
+      continue;  // wait for the sender's first packet
+    }
+    started = true;
+    if (proto::rtp::looks_like_rtcp(pkt.data(), static_cast<size_t>(n))) {
+      proto::rtp::RtcpInfo info;
+      if (proto::rtp::parse_rtcp(pkt.data(), static_cast<size_t>(n), info) == proto::rtp::Error::None && info.has_bye) break;
+      continue;
+    }
+    ++packets;
+    RtpError e = dp->push(pkt.data(), static_cast<size_t>(n), frame_sink(on_frame));
+    if (e != RtpError::None) {
+      ++refused;
+      std::fprintf(stderr, "packet %zu refused: %s\n", packets, to_string(e));
+    }
+  }
+  dp->flush(frame_sink(on_frame));
+  ::close(fd);
+  FILE* f = std::fopen(out_path.c_str(), "wb");
+  if (!f || std::fwrite(out.data(), 1, out.size(), f) != out.size()) return 1;
+  std::fclose(f);
+  std::printf("{\"packets\": %zu, \"frames\": %zu, \"keyframes\": %zu, \"refused\": %zu, \"lost\": %llu, \"dropped\": %llu}\n",
+              packets, frames, keys, refused, static_cast<unsigned long long>(dp->stats().lost_packets),
+              static_cast<unsigned long long>(dp->stats().frames_dropped));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,6 +306,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string cmd = argv[1];
+  if (cmd == "recv" && argc >= 5) return recv(argv[2], std::atoi(argv[3]), argv[4], argc > 5 ? argv[5] : "");
   Stream s;
   if (!load(argv[2], argv[3], s)) {
     std::fprintf(stderr, "cannot read %s as %s\n", argv[3], argv[2]);
