@@ -424,3 +424,31 @@ TEST_CASE("media rtp: a sender without marker bits: units end when the timestamp
   CHECK((got2.list[0].meta.frame_flags & JN_MF_DISCONT) != 0);
   CHECK(got2.list[0].data == aus[0]);
 }
+
+TEST_CASE("media rtp: a sequence jump is believed only when the next packet follows it; H.264 end-of-stream NAL units pass") {
+  std::mt19937 rng(13);
+  auto aus = h264_gop(rng, 6);
+  aus.push_back(au({Bytes{0x0b}}));  // end of stream: a one-byte NAL unit
+  H264Packetizer pk(PacketizerConfig{.first_seq = 100});
+  Packets a = packetize(pk, aus, 0);
+  H264Packetizer restarted(PacketizerConfig{.first_seq = 30000});
+  Packets b = packetize(restarted, aus, 0);
+  H264Depacketizer dp(DepacketizerConfig{});
+  Frames got;
+  for (const Bytes& p : a.list) dp.push(p.data(), p.size(), frame_sink(got));
+  REQUIRE(got.list.size() == aus.size());
+  CHECK(got.list.back().data == aus.back());
+  // One stray packet far ahead is refused and changes nothing.
+  Bytes stray = b.list[3];
+  CHECK(dp.push(stray.data(), stray.size(), frame_sink(got)) == RtpError::SeqJump);
+  CHECK(dp.stats().seq_restarts == 0);
+  // The same SSRC restarting its sequence: the first packet is refused, the second confirms.
+  std::vector<RtpError> errs;
+  for (const Bytes& p : b.list) errs.push_back(dp.push(p.data(), p.size(), frame_sink(got)));
+  CHECK(errs[0] == RtpError::SeqJump);
+  CHECK(dp.stats().seq_restarts == 1);
+  // Frame 0 lost its first packet: dropped; the rest come whole, the first flagged DISCONT.
+  REQUIRE(got.list.size() == 2 * aus.size() - 1);
+  CHECK(got.list[aus.size()].data == aus[1]);
+  CHECK((got.list[aus.size()].meta.frame_flags & JN_MF_DISCONT) != 0);
+}

@@ -45,12 +45,20 @@ ReorderBuffer::Push ReorderBuffer::push(const uint8_t* pkt, size_t len, uint64_t
       ++stats_.duplicates;
       return Push::Duplicate;
     }
-    restart(seq, ssrc);
-    ahead = 0;
-  } else if (ahead >= kMaxJump) {
+  }
+  if (ahead >= kMaxJump) {
+    // Far from the sequence: a stray packet, or the sender restarted. RFC 3550 A.1: believe it
+    // when the next packet follows it.
+    if (!have_jump_ || seq != jump_next_) {
+      have_jump_ = true;
+      jump_next_ = static_cast<uint16_t>(seq + 1);
+      ++stats_.bad;
+      return Push::Bad;
+    }
     restart(seq, ssrc);
     ahead = 0;
   }
+  have_jump_ = false;
   if (ahead >= depth_) {
     if (pending_) {
       if (pending_slot_.seq == seq) {

@@ -20,6 +20,7 @@ const char* to_string(RtpError e) {
     case RtpError::BadFrame: return "empty frame or no NAL unit";
     case RtpError::NalTooLarge: return "NAL unit larger than the MTU in packetization-mode 0";
     case RtpError::NoMemory: return "out of memory";
+    case RtpError::SeqJump: return "sequence number jump (held until the next packet confirms it)";
   }
   return "?";
 }
@@ -79,14 +80,31 @@ RtpError RtpDepacketizer::push(const uint8_t* pkt, size_t len, FrameSink sink) {
     return RtpError::BadHeader;
   }
   if (cfg_.payload_type >= 0 && h.payload_type != cfg_.payload_type) return RtpError::PayloadType;
-  if (have_seq_ && h.ssrc != ssrc_) {
+  bool restart = have_seq_ && h.ssrc != ssrc_;
+  bool have_seq_restart = false;
+  if (restart) ++stats_.ssrc_changes;
+  if (have_seq_ && !restart) {
+    int d = static_cast<int16_t>(static_cast<uint16_t>(h.seq - next_seq_));
+    if (d < -kMaxMisorder || d > kMaxDropout) {
+      if (!have_jump_ || h.seq != jump_next_) {
+        have_jump_ = true;
+        jump_next_ = static_cast<uint16_t>(h.seq + 1);
+        ++stats_.bad_packets;
+        return RtpError::SeqJump;
+      }
+      restart = have_seq_restart = true;  // two in a row: the sender restarted its sequence
+      ++stats_.seq_restarts;
+    }
+  }
+  have_jump_ = false;
+  if (restart) {
     // A new source: whatever was open belongs to the old one.
-    ++stats_.ssrc_changes;
     on_reset();
     have_seq_ = false;
     discont_ = true;
-    gap_carry_ = false;
-    lost_carry_ = 0;
+    // A confirmed jump: the packet before this one was refused, its unit is not whole.
+    gap_carry_ = have_seq_restart;
+    lost_carry_ = have_seq_restart ? 1 : 0;
   }
   bool gap = gap_carry_;
   if (!have_seq_) {

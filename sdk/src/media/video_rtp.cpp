@@ -255,7 +255,7 @@ RtpError VideoPacketizer::on_frame(const FrameView& f, uint32_t ts, PacketSink s
       overflow = true;
       return false;
     }
-    if (n <= hdr_len_) bad = true;  // a header alone cannot be fragmented
+    if (n < hdr_len_) bad = true;  // no room for the NAL unit header
     nals_[count++] = Nal{p, n};
     return true;
   });

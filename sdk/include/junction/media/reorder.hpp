@@ -2,8 +2,9 @@
 // as they arrive, come out in sequence order (16-bit wrap handled), duplicates and packets older
 // than what was already delivered are dropped. The wait for a missing packet is bounded twice:
 // by the window (a packet `depth` or more ahead of the gap releases it) and by time (a gap older
-// than max_wait_ns is given up at the next pop). A sequence jump larger than kMaxJump or a new
-// SSRC restarts the buffer (what it held is counted as dropped). The first packet sets the
+// than max_wait_ns is given up at the next pop). A new SSRC, or a sequence jump (kMaxJump ahead,
+// or more than 100 behind) confirmed by the packet after it, restarts the buffer (what it held is
+// counted as dropped; the unconfirmed first packet of the jump is refused as Bad). The first packet sets the
 // sequence: one that was sent before it but arrives after it is dropped as late. Packets are copied into slots
 // allocated once (depth x max_packet bytes); nothing is allocated per packet; nothing thrown.
 #pragma once
@@ -19,7 +20,7 @@ struct ReorderStats {
   uint64_t popped = 0;
   uint64_t duplicates = 0;  // already buffered, or behind the delivered sequence
   uint64_t lost = 0;        // sequence numbers given up
-  uint64_t bad = 0;         // not RTP, or larger than max_packet
+  uint64_t bad = 0;         // not RTP, larger than max_packet, or an unconfirmed sequence jump
   uint64_t restarts = 0;    // sequence jump or SSRC change
   uint64_t dropped = 0;     // buffered packets thrown away by a restart
 };
@@ -73,7 +74,9 @@ class ReorderBuffer {
   uint16_t next_ = 0;  // the next sequence number to deliver
   uint32_t ssrc_ = 0;
   size_t held_ = 0;
-  uint32_t skipped_ = 0;  // given up since the last delivered packet
+  uint32_t skipped_ = 0;
+  bool have_jump_ = false;
+  uint16_t jump_next_ = 0;  // the packet that confirms a sequence jump  // given up since the last delivered packet
   // The one packet beyond the window, waiting for pop() to make room.
   bool pending_ = false;
   Slot pending_slot_;

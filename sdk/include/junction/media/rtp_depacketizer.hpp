@@ -32,7 +32,9 @@ enum class RtpError : uint8_t {
   BadConfig,     // the fmtp / configuration is invalid (construction)
   BadFrame,      // packetizer: the frame is empty or has no NAL unit
   NalTooLarge,   // packetizer: a NAL unit does not fit one packet in packetization-mode 0
-  NoMemory       // construction could not get its buffers
+  NoMemory,      // construction could not get its buffers
+  SeqJump        // a sequence number far from the expected one: dropped unless the next packet
+                 // follows it (then the source restarted: RFC 3550 A.1's two-packet rule)
 };
 const char* to_string(RtpError e);
 
@@ -68,10 +70,13 @@ struct DepacketizerStats {
   uint64_t frames = 0;          // frames emitted
   uint64_t frames_dropped = 0;  // damaged units dropped
   uint64_t ssrc_changes = 0;
+  uint64_t seq_restarts = 0;    // sequence jumps confirmed by a second packet
 };
 
 class RtpDepacketizer {
  public:
+  static constexpr int kMaxMisorder = 100;   // RFC 3550 A.1: older than this is not "late"
+  static constexpr int kMaxDropout = 3000;   // RFC 3550 A.1: a larger step is a jump
   RtpDepacketizer(const DepacketizerConfig& cfg, uint8_t kind, uint32_t default_clock);
   virtual ~RtpDepacketizer() = default;
   RtpDepacketizer(const RtpDepacketizer&) = delete;
@@ -117,6 +122,8 @@ class RtpDepacketizer {
   uint32_t frame_seq_ = 0;
   bool discont_ = false;
   bool gap_carry_ = false;
+  bool have_jump_ = false;
+  uint16_t jump_next_ = 0;  // the packet that confirms a jump
   uint32_t lost_carry_ = 0;
 };
 
