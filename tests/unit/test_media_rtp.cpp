@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 
 using namespace junction::media;
 using namespace media_rtp_test;
@@ -230,22 +231,32 @@ TEST_CASE("media rtp h264: reordered and duplicated packets through the reorder 
   check_exact(got, aus, false, 1000);
 }
 
-TEST_CASE("media rtp h264: 5% loss yields only whole frames; after a dropped unit comes DISCONT and a seq gap") {
-  std::mt19937 rng(6);
-  auto aus = h264_gop(rng, 300);
-  H264Packetizer pk(PacketizerConfig{.mtu = 900});
-  Packets pkts = packetize(pk, aus, 0);
+namespace {
+void loss_test(bool hevc, uint32_t seed) {
+  std::mt19937 rng(seed);
+  auto aus = hevc ? h265_gop(rng, 300) : h264_gop(rng, 300);
+  std::unique_ptr<RtpPacketizer> pk;
+  std::unique_ptr<RtpDepacketizer> dpp;
+  if (hevc) {
+    pk = std::make_unique<H265Packetizer>(PacketizerConfig{.mtu = 900});
+    dpp = std::make_unique<H265Depacketizer>(DepacketizerConfig{});
+  } else {
+    pk = std::make_unique<H264Packetizer>(PacketizerConfig{.mtu = 900});
+    dpp = std::make_unique<H264Depacketizer>(DepacketizerConfig{});
+  }
+  RtpDepacketizer& dp = *dpp;
+  Packets pkts = packetize(*pk, aus, 0);
   std::vector<Bytes> wire;
   size_t lost = 0;
   for (const Bytes& p : pkts.list) {
-    if (rng() % 100 < 5) {
+    // The first and last packets stay: a loss before the first or after the last is invisible.
+    if (&p != &pkts.list.front() && &p != &pkts.list.back() && rng() % 100 < 5) {
       ++lost;
       continue;
     }
     wire.push_back(p);
   }
   REQUIRE(lost > 10);
-  H264Depacketizer dp(DepacketizerConfig{});
   Frames got = depacketize(dp, wire);
   CHECK(dp.stats().lost_packets == lost);
   CHECK(dp.stats().frames_dropped > 0);
@@ -264,6 +275,37 @@ TEST_CASE("media rtp h264: 5% loss yields only whole frames; after a dropped uni
   std::map<uint32_t, int> ts_seen;
   for (const Bytes& p : wire) ts_seen[ts_of(p)] = 1;
   CHECK(got.list.size() + dp.stats().frames_dropped == ts_seen.size());
+}
+}  // namespace
+
+TEST_CASE("media rtp video: 5% loss yields only whole frames; after a dropped unit comes DISCONT and a seq gap") {
+  for (uint32_t seed = 6; seed < 11; ++seed) {
+    loss_test(false, seed);
+    loss_test(true, seed);
+  }
+}
+
+TEST_CASE("media rtp h265: reordered and duplicated packets through the reorder buffer come out whole") {
+  std::mt19937 rng(14);
+  auto aus = h265_gop(rng, 60);
+  H265Packetizer pk(PacketizerConfig{.first_seq = 65400, .mtu = 700});
+  Packets pkts = packetize(pk, aus);
+  std::vector<Bytes> wire;
+  for (size_t i = 0; i < pkts.list.size(); ++i) {
+    wire.push_back(pkts.list[i]);
+    if (i % 5 == 0) wire.push_back(pkts.list[i]);
+  }
+  for (size_t i = 2; i + 3 < wire.size(); i += 4) std::swap(wire[i], wire[i + 3]);
+  ReorderBuffer rb(16, 1500, 1'000'000);
+  H265Depacketizer dp(DepacketizerConfig{});
+  Frames got;
+  ReorderBuffer::Packet out;
+  for (const Bytes& p : wire) {
+    rb.push(p.data(), p.size(), 0);
+    while (rb.pop(0, out)) dp.push(out.data, out.len, frame_sink(got));
+  }
+  CHECK(rb.stats().lost == 0);
+  check_exact(got, aus, true, 1000);
 }
 
 TEST_CASE("media rtp h264: a lost middle fragment drops exactly that unit") {
