@@ -428,7 +428,15 @@ TEST_CASE("media rtp h264: malformed and unsupported payloads are refused and da
   CHECK(dp.push(se.data(), se.size(), sink) == RtpError::BadPayload);
   Bytes cont = {0x80, 0xe0, 0, 55, 0, 0, 0, 5, 0, 0, 0, 0, 0x7c, 0x45, 0x01};
   CHECK(dp.push(cont.data(), cont.size(), sink) == RtpError::BadPayload);
+  // A STAP-A carrying a NAL unit of type 28 (an FU-A's type): sent on alone it would be misread.
+  Bytes stap28 = {0x80, 0xe0, 0, 56, 0, 0, 0, 6, 0, 0, 0, 0, 0x18, 0x00, 0x02, 0x7c, 0x85};
+  CHECK(dp.push(stap28.data(), stap28.size(), sink) == RtpError::BadPayload);
   CHECK(got.list.size() == 3);
+  // ...and the packetizer refuses such a frame whole.
+  Packets none;
+  Bytes bad = au({Bytes{0x41, 0x01}, Bytes{0x7c, 0x85}});
+  CHECK(pk.packetize(view(bad, 0, 90000), packet_sink(none)) == RtpError::BadFrame);
+  CHECK(none.list.empty());
 }
 
 TEST_CASE("media rtp h264: a frame over the configured maximum is dropped, the next one passes") {

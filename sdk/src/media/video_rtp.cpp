@@ -8,6 +8,9 @@ namespace junction::media {
 
 namespace {
 constexpr uint8_t kStartCode[4] = {0, 0, 0, 1};
+// NAL unit types RTP can carry: the others are the payload formats' own structures (STAP, FU,
+// AP, PACI) or unspecified, and a single NAL unit packet of such a type would be misread.
+bool carriable(uint8_t type, bool hevc) { return hevc ? type < annexb::h265::kAp : type >= 1 && type <= 23; }
 }
 
 VideoDepacketizer::VideoDepacketizer(const DepacketizerConfig& cfg, bool hevc)
@@ -71,7 +74,8 @@ void VideoDepacketizer::note_nal(const uint8_t* nal, size_t n) {
 }
 
 RtpError VideoDepacketizer::append_nal(const uint8_t* nal, size_t n) {
-  if (n < hdr_len_ || (nal[0] & 0x80)) {  // too short for a header, or forbidden_zero_bit set
+  // Too short for a header, forbidden_zero_bit set, or a type RTP cannot carry.
+  if (n < hdr_len_ || (nal[0] & 0x80) || !carriable(nal_type(nal), hevc_)) {
     damaged_ = true;
     return RtpError::BadPayload;
   }
@@ -141,7 +145,7 @@ RtpError VideoDepacketizer::on_payload(const proto::rtp::Header& h, int64_t pts,
     } else {
       uint8_t fu = p[fu_hdr_at];
       bool start = fu & 0x80, end = fu & 0x40;
-      if (start && end) {
+      if ((start && end) || !carriable(hevc_ ? (fu & 0x3f) : (fu & 0x1f), hevc_)) {
         err = RtpError::BadPayload;  // RFC 6184 5.8 / RFC 7798 4.4.3: never both
       } else if (start) {
         if (fu_open_) damaged_ = true;
@@ -255,7 +259,8 @@ RtpError VideoPacketizer::on_frame(const FrameView& f, uint32_t ts, PacketSink s
       overflow = true;
       return false;
     }
-    if (n < hdr_len_) bad = true;  // no room for the NAL unit header
+    // No room for the NAL unit header, or a type a receiver would take for a payload structure.
+    if (n < hdr_len_ || !carriable(hevc_ ? annexb::h265::type(p[0]) : annexb::h264::type(p[0]), hevc_)) bad = true;
     nals_[count++] = Nal{p, n};
     return true;
   });

@@ -13,6 +13,7 @@
 #include <junction/media/h265_rtp.hpp>
 #include <junction/media/reorder.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -131,8 +132,13 @@ struct Check {
       back.insert(back.end(), g.data, g.data + g.size);
       ++n_back;
     };
-    for (auto& p : pkts)
-      if (dp->push(p.data(), p.size(), frame_sink(on_frame)) != RtpError::None) std::abort();
+    for (auto& p : pkts) {
+      RtpError e2 = dp->push(p.data(), p.size(), frame_sink(on_frame));
+      if (e2 != RtpError::None) {
+        std::fprintf(stderr, "own packet of %zu bytes (of %zu) refused: %s\n", p.size(), pkts.size(), to_string(e2));
+        std::abort();
+      }
+    }
     dp->flush(frame_sink(on_frame));
     // Audio frames larger than the MTU come back as several (G.711 splits at any byte).
     if (JN_FUZZ_RTP != 4 && n_back != 1) std::abort();
