@@ -432,7 +432,16 @@ TEST_CASE("media rtp h264: malformed and unsupported payloads are refused and da
   Bytes stap28 = {0x80, 0xe0, 0, 56, 0, 0, 0, 6, 0, 0, 0, 0, 0x18, 0x00, 0x02, 0x7c, 0x85};
   CHECK(dp.push(stap28.data(), stap28.size(), sink) == RtpError::BadPayload);
   CHECK(got.list.size() == 3);
-  // ...and the packetizer refuses such a frame whole.
+  // A NAL unit holding a start code would re-parse as two: refused. Trailing zero bytes (the
+  // byte stream's, which ffmpeg sends) are left out of the frame.
+  Bytes embedded = {0x80, 0xe0, 0, 57, 0, 0, 0, 7, 0, 0, 0, 0, 0x41, 0x01, 0x00, 0x00, 0x01, 0x67, 0x42};
+  CHECK(dp.push(embedded.data(), embedded.size(), sink) == RtpError::BadPayload);
+  CHECK(got.list.size() == 3);
+  Bytes trailing = {0x80, 0xe0, 0, 58, 0, 0, 0, 8, 0, 0, 0, 0, 0x41, 0x01, 0x02, 0x00, 0x00};
+  CHECK(dp.push(trailing.data(), trailing.size(), sink) == RtpError::None);
+  REQUIRE(got.list.size() == 4);
+  CHECK(got.list[3].data == au({Bytes{0x41, 0x01, 0x02}}));
+  // ...and the packetizer refuses a frame with an uncarriable NAL unit type whole.
   Packets none;
   Bytes bad = au({Bytes{0x41, 0x01}, Bytes{0x7c, 0x85}});
   CHECK(pk.packetize(view(bad, 0, 90000), packet_sink(none)) == RtpError::BadFrame);

@@ -11,6 +11,19 @@ constexpr uint8_t kStartCode[4] = {0, 0, 0, 1};
 // NAL unit types RTP can carry: the others are the payload formats' own structures (STAP, FU,
 // AP, PACI) or unspecified, and a single NAL unit packet of such a type would be misread.
 bool carriable(uint8_t type, bool hevc) { return hevc ? type < annexb::h265::kAp : type >= 1 && type <= 23; }
+// A NAL unit that holds a start code (emulation prevention makes it impossible in a conforming
+// stream) would re-parse as other NAL units in the Annex-B frame: a consumer would see units,
+// parameter sets or keyframes this depacketizer did not.
+bool reparses_same(const uint8_t* nal, size_t n) {
+  size_t code_len = 0;
+  return annexb::find_start_code(nal, n, 0, &code_len) == n;
+}
+// Zero bytes at the end are the byte stream's trailing_zero_8bits, not the NAL unit's (H.264 /
+// H.265 Annex B): senders that split a byte stream on 3-byte start codes (ffmpeg) send them.
+size_t trim_zeros(const uint8_t* nal, size_t n) {
+  while (n > 0 && nal[n - 1] == 0) --n;
+  return n;
+}
 }
 
 VideoDepacketizer::VideoDepacketizer(const DepacketizerConfig& cfg, bool hevc)
@@ -74,8 +87,9 @@ void VideoDepacketizer::note_nal(const uint8_t* nal, size_t n) {
 }
 
 RtpError VideoDepacketizer::append_nal(const uint8_t* nal, size_t n) {
+  n = trim_zeros(nal, n);
   // Too short for a header, forbidden_zero_bit set, or a type RTP cannot carry.
-  if (n < hdr_len_ || (nal[0] & 0x80) || !carriable(nal_type(nal), hevc_)) {
+  if (n < hdr_len_ || (nal[0] & 0x80) || !carriable(nal_type(nal), hevc_) || !reparses_same(nal, n)) {
     damaged_ = true;
     return RtpError::BadPayload;
   }
@@ -184,7 +198,12 @@ RtpError VideoDepacketizer::on_payload(const proto::rtp::Header& h, int64_t pts,
       }
       if (err == RtpError::None && end && fu_open_) {
         fu_open_ = false;
-        note_nal(buf_.get() + headroom_ + fu_start_, len_ - fu_start_);
+        const uint8_t* nal = buf_.get() + headroom_ + fu_start_;
+        len_ = fu_start_ + trim_zeros(nal, len_ - fu_start_);
+        if (len_ - fu_start_ > hdr_len_ && reparses_same(nal, len_ - fu_start_))
+          note_nal(nal, len_ - fu_start_);
+        else
+          err = RtpError::BadPayload;
       }
     }
   } else {

@@ -97,10 +97,16 @@ struct Check {
     if (f.size == 0 || !f.data) std::abort();
     if (JN_FUZZ_RTP <= 2) {
       if (f.size < 5 || std::memcmp(f.data, "\0\0\0\1", 4) != 0) std::abort();
-      // A NAL unit whose payload holds a start code (no emulation prevention: only a broken or
-      // hostile sender) re-parses differently; the checks below need the frame's own split.
-      if (!canonical(f)) return;
-      if (((f.meta.frame_flags & JN_MF_KEY) != 0) != has_key(f)) std::abort();
+      // The depacketizer refuses NAL units that would re-parse differently (a start code inside,
+      // a trailing zero): every frame is its own canonical Annex-B form.
+      if (!canonical(f)) std::abort();
+      if (((f.meta.frame_flags & JN_MF_KEY) != 0) != has_key(f)) {
+        std::fprintf(stderr, "frame of %zu bytes: flags %u, keyframe NAL unit inside: %d\n", f.size, f.meta.frame_flags,
+                     has_key(f));
+        for (size_t k = 0; k < f.size; ++k) std::fprintf(stderr, "%02x", f.data[k]);
+        std::fprintf(stderr, "\n");
+        std::abort();
+      }
     }
     if (JN_FUZZ_RTP == 3 && (f.meta.frame_flags & JN_MF_CONFIG)) return;
     if (JN_FUZZ_RTP == 3 && f.size >= 8192) return;  // AAC-hbr sizes are 13 bits

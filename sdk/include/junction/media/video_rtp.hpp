@@ -8,6 +8,10 @@
 // and JN_MF_CONFIG. The last VPS/SPS/PPS of each kind is kept (one each, up to kMaxParamSet bytes).
 // Send: NAL units that fit are aggregated (STAP-A / AP, packetization-mode 1) while they fit the
 // MTU, larger ones fragmented (FU-A / FU); the marker is on the last packet of the unit.
+// Both ways, a NAL unit must re-parse as itself in an Annex-B frame: one that contains a start
+// code (00 00 01) is refused (receive: BadPayload and the unit dropped), and zero bytes at its
+// end (trailing_zero_8bits some senders include) are left out; NAL unit types RTP cannot carry
+// (H.264 0, 24-31; H.265 48-63) are refused both ways (send: BadFrame).
 #pragma once
 
 #include <junction/media/rtp_packetizer.hpp>
