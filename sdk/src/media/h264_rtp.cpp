@@ -3,8 +3,6 @@
 #include <junction/media/h264_rtp.hpp>
 #include <junction/util/encoding.hpp>
 
-#include <functional>
-
 namespace junction::media {
 
 namespace {
@@ -14,17 +12,12 @@ DepacketizerConfig with_codec(DepacketizerConfig c, uint32_t codec) {
 }
 }  // namespace
 
-// Stores each base64 parameter set of a comma-separated fmtp value; false on a broken one.
-bool store_sprop_list(std::string_view list, const std::function<void(const uint8_t*, size_t)>& store);
-
 H264Depacketizer::H264Depacketizer(const DepacketizerConfig& cfg) : VideoDepacketizer(with_codec(cfg, JN_CODEC_H264), false) {
   if (!ok()) return;
   uint32_t mode = 0;
   if (!fmtp_uint(cfg.fmtp, "packetization-mode", 0, mode)) { fail_init(RtpError::BadConfig); return; }
   if (mode > 1) { fail_init(RtpError::Unsupported); return; }  // interleaved mode 2
-  if (!store_sprop_list(fmtp_value(cfg.fmtp, "sprop-parameter-sets"),
-                        [this](const uint8_t* p, size_t n) { store_param_set(p, n); }))
-    fail_init(RtpError::BadConfig);
+  if (!store_sprop(fmtp_value(cfg.fmtp, "sprop-parameter-sets"))) fail_init(RtpError::BadConfig);
 }
 
 H264Packetizer::H264Packetizer(const PacketizerConfig& cfg, int packetization_mode)
@@ -43,19 +36,6 @@ std::string h264_sprop_parameter_sets(const uint8_t* annexb, size_t size) {
   });
   if (sps.empty() || pps.empty()) return {};
   return sps + "," + pps;
-}
-
-bool store_sprop_list(std::string_view list, const std::function<void(const uint8_t*, size_t)>& store) {
-  std::string bytes;
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    std::string_view item = list.substr(0, comma);
-    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-    if (item.empty()) continue;
-    if (!util::base64_decode(item, bytes) || bytes.empty()) return false;
-    store(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  }
-  return true;
 }
 
 }  // namespace junction::media

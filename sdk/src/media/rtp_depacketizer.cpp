@@ -1,5 +1,6 @@
 // RTP -> frames, the shared part: header checks, sequence gaps, timestamp unwrap, frame numbering.
 #include <junction/media/rtp_depacketizer.hpp>
+#include <junction/proto/sdp.hpp>
 
 #include <cctype>
 #include <new>
@@ -56,14 +57,7 @@ bool fmtp_uint(std::string_view fmtp, std::string_view key, uint32_t def, uint32
     out = def;
     return true;
   }
-  uint64_t x = 0;
-  for (char c : v) {
-    if (c < '0' || c > '9') return false;
-    x = x * 10 + static_cast<uint64_t>(c - '0');
-    if (x > UINT32_MAX) return false;
-  }
-  out = static_cast<uint32_t>(x);
-  return true;
+  return proto::sdp::detail::parse_u32(v, out, UINT32_MAX);
 }
 
 RtpDepacketizer::RtpDepacketizer(const DepacketizerConfig& cfg, uint8_t kind, uint32_t default_clock)

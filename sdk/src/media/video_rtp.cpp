@@ -1,8 +1,10 @@
 // H.264 / H.265 access units <-> RTP (RFC 6184, RFC 7798): the shared assembly and split.
 #include <junction/media/annexb.hpp>
 #include <junction/media/video_rtp.hpp>
+#include <junction/util/encoding.hpp>
 
 #include <cstring>
+#include <string>
 
 namespace junction::media {
 
@@ -57,6 +59,19 @@ void VideoDepacketizer::store_param_set(const uint8_t* nal, size_t n) {
       ps_[i].len = n;
     }
   }
+}
+
+bool VideoDepacketizer::store_sprop(std::string_view list) {
+  std::string bytes;  // setup time: the fmtp is read once
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    if (item.empty()) continue;
+    if (!util::base64_decode(item, bytes) || bytes.empty()) return false;
+    store_param_set(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  }
+  return true;
 }
 
 std::string_view VideoDepacketizer::param_set(uint8_t t) const {

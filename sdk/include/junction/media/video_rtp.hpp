@@ -30,6 +30,9 @@ class VideoDepacketizer : public RtpDepacketizer {
   VideoDepacketizer(const DepacketizerConfig& cfg, bool hevc);
   // Stores a parameter set (from the fmtp or the stream); ignores ones too large.
   void store_param_set(const uint8_t* nal, size_t n);
+  // Stores each parameter set of an fmtp sprop-* value (base64, comma-separated); false on a
+  // broken one.
+  bool store_sprop(std::string_view list);
 
  private:
   RtpError on_payload(const proto::rtp::Header& h, int64_t pts, const uint8_t* p, size_t n, bool gap,
