@@ -8,6 +8,7 @@
 #include <junction/media/audio_rtp.hpp>
 #include <junction/media/keyframe.hpp>
 #include <junction/media/reorder.hpp>
+#include <junction/media/rtp_codecs.hpp>
 
 #include <doctest/doctest.h>
 
@@ -358,4 +359,40 @@ TEST_CASE("media rtp audio: PCMU, Opus and AAC through the reorder buffer with s
       CHECK(got.list[i].meta.seq == i);
     }
   }
+}
+
+TEST_CASE("media rtp codecs: rtpmap names make the right converters; unknown names and broken fmtp are refused") {
+  CHECK(codec_from_rtpmap("h264") == JN_CODEC_H264);
+  CHECK(codec_from_rtpmap("mpeg4-generic") == JN_CODEC_AAC);
+  CHECK(codec_from_rtpmap("VP8") == JN_CODEC_NONE);
+  CHECK(make_depacketizer("VP8", 90000, 96, "") == nullptr);
+  CHECK(make_packetizer("G729", PacketizerConfig{}) == nullptr);
+  auto dp = make_depacketizer("MPEG4-GENERIC", 44100, 97, "mode=AAC-hbr;sizeLength=13;indexLength=3;indexDeltaLength=3;config=1210", 1);
+  REQUIRE(dp);
+  CHECK(dp->ok());
+  auto bad = make_depacketizer("H264", 90000, 96, "packetization-mode=2");
+  REQUIRE(bad);
+  CHECK(bad->error() == RtpError::Unsupported);
+  // A G.711 round trip through the factories, PT and clock from the rtpmap.
+  auto pk = make_packetizer("PCMU", PacketizerConfig{.payload_type = 0});
+  auto rx = make_depacketizer("PCMU", 8000, 0, "", 1);
+  REQUIRE(pk);
+  REQUIRE(rx);
+  std::mt19937 rng(26);
+  Bytes frame = rand_bytes(160, rng);
+  Packets pkts;
+  REQUIRE(pk->packetize(view(frame, 320, 8000), packet_sink(pkts)) == RtpError::None);
+  Frames got;
+  REQUIRE(rx->push(pkts.list[0].data(), pkts.list[0].size(), frame_sink(got)) == RtpError::None);
+  REQUIRE(got.list.size() == 1);
+  CHECK(got.list[0].data == frame);
+  CHECK(got.list[0].meta.codec == JN_CODEC_PCMU);
+  CHECK(got.list[0].meta.track == 1);
+  // H.264 mode 0 from the fmtp: a NAL unit over the MTU is refused rather than fragmented.
+  auto m0 = make_packetizer("H264", PacketizerConfig{.mtu = 200}, "packetization-mode=0");
+  Bytes big = au({rand_bytes(300, rng)});
+  big[4] = 0x41;
+  for (size_t i = 5; i < big.size(); ++i) big[i] |= 1;  // no zero bytes: no start code inside
+  Packets none;
+  CHECK(m0->packetize(view(big, 0, 90000), packet_sink(none)) == RtpError::NalTooLarge);
 }
