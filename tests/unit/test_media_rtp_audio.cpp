@@ -205,6 +205,27 @@ TEST_CASE("media rtp aac: several AUs in one packet; a lost fragment drops that 
   CHECK(norate.error() == RtpError::BadConfig);
 }
 
+TEST_CASE("media rtp aac: a fragment whose AU size disagrees damages its AU, which is dropped once at its end") {
+  std::mt19937 rng(27);
+  AacPacketizer pk(PacketizerConfig{.clock_rate = 48000, .mtu = 200});
+  Bytes big = rand_bytes(700, rng), next = rand_bytes(90, rng);
+  Packets pkts;
+  pk.packetize(view(big, 0, 48000), packet_sink(pkts));
+  pk.packetize(view(next, 1024, 48000), packet_sink(pkts));
+  REQUIRE(pkts.list.size() == 5);
+  pkts.list[1][15] ^= 0x08;  // the second fragment's AU-size (low bits of the 13)
+  AacDepacketizer dp(DepacketizerConfig{.clock_rate = 48000, .fmtp = "mode=AAC-hbr"});
+  Frames got;
+  std::vector<RtpError> errs;
+  for (const Bytes& p : pkts.list) errs.push_back(dp.push(p.data(), p.size(), frame_sink(got)));
+  CHECK(errs[1] == RtpError::BadPayload);
+  CHECK(errs[2] == RtpError::None);  // the rest of the damaged AU: quietly part of it
+  CHECK(dp.stats().frames_dropped == 1);
+  REQUIRE(got.list.size() == 1);
+  CHECK(got.list[0].data == next);
+  CHECK((got.list[0].meta.frame_flags & JN_MF_DISCONT) != 0);
+}
+
 TEST_CASE("media rtp aac: an AU header that promises more than the packet holds opens a fragment that never completes") {
   AacDepacketizer dp(DepacketizerConfig{.clock_rate = 48000, .fmtp = "mode=AAC-hbr"});
   Bytes broken = rtp(1, 100, 5, 0);

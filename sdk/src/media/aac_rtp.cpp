@@ -132,7 +132,9 @@ RtpError AacDepacketizer::on_payload(const proto::rtp::Header& h, int64_t pts, c
       std::memcpy(frag_.get() + frag_len_, data, data_len);
       frag_len_ += data_len;
     }
-    if (h.marker || frag_len_ == frag_total_ || frag_damaged_) {
+    // A damaged AU stays open until its end, so its remaining fragments are not taken for a
+    // new one (and it is counted once).
+    if (h.marker || frag_len_ == frag_total_) {
       if (frag_damaged_ || frag_len_ != frag_total_)
         drop_frame();
       else
