@@ -197,7 +197,10 @@ int sdp(const Stream& s, int port) {
     std::printf("m=video %d RTP/AVP 96\na=rtpmap:96 H264/90000\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=%s\n",
                 port, sprop.c_str());
   } else if (s.codec == JN_CODEC_H265) {
-    std::printf("m=video %d RTP/AVP 96\na=rtpmap:96 H265/90000\n", port);
+    std::string sprop;
+    for (size_t i = 0; i < s.frames.size() && sprop.empty(); ++i)
+      sprop = h265_sprop_parameters(s.es.data() + s.frames[i].first, s.frames[i].second);
+    std::printf("m=video %d RTP/AVP 96\na=rtpmap:96 H265/90000\na=fmtp:96 %s\n", port, sprop.c_str());
   } else {
     int pt = s.codec == JN_CODEC_PCMA ? 8 : 0;
     std::printf("m=audio %d RTP/AVP %d\na=rtpmap:%d %s/8000\n", port, pt, pt, pt == 8 ? "PCMA" : "PCMU");

@@ -369,6 +369,9 @@ TEST_CASE("media rtp h265: sprop-vps/sps/pps injected before an IRAP; DONL refus
   Bytes vps = nal({0x40, 0x01}, 10, rng), sps = nal({0x42, 0x01}, 20, rng), pps = nal({0x44, 0x01}, 4, rng);
   auto b64 = [](const Bytes& b) { return junction::util::base64_encode(std::string_view(reinterpret_cast<const char*>(b.data()), b.size())); };
   std::string fmtp = "sprop-vps=" + b64(vps) + ";sprop-sps=" + b64(sps) + ";sprop-pps=" + b64(pps);
+  Bytes with_ps = au({vps, sps, pps, nal({0x26, 0x01}, 10, rng)});
+  CHECK(h265_sprop_parameters(with_ps.data(), with_ps.size()) == fmtp);  // what a producer puts in its SDP
+  CHECK(h265_sprop_parameters(with_ps.data() + 4 + vps.size(), with_ps.size() - 4 - vps.size()).empty());
   H265Depacketizer dp(DepacketizerConfig{.fmtp = fmtp});
   REQUIRE(dp.ok());
   Bytes cra = nal({0x2a, 0x01}, 2500, rng);  // CRA_NUT (21)

@@ -6,6 +6,8 @@
 
 #include <junction/media/video_rtp.hpp>
 
+#include <string>
+
 namespace junction::media {
 
 class H265Depacketizer : public VideoDepacketizer {
@@ -17,5 +19,9 @@ class H265Packetizer : public VideoPacketizer {
  public:
   explicit H265Packetizer(const PacketizerConfig& cfg);
 };
+
+// "sprop-vps=...;sprop-sps=...;sprop-pps=..." for an SDP's fmtp (base64, the first of each kind)
+// from an Annex-B frame that carries all three; empty otherwise. Setup-time helper (allocates).
+std::string h265_sprop_parameters(const uint8_t* annexb, size_t size);
 
 }  // namespace junction::media
