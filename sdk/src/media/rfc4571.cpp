@@ -125,6 +125,14 @@ void Rfc4571Deframer::feed(const uint8_t* data, size_t size, Sink& sink) {
   }
 }
 
+void Rfc4571Deframer::finish(Sink& sink) {
+  finishing_ = true;
+  process(sink);
+  finishing_ = false;
+  stats_.skipped_bytes += len_;
+  len_ = 0;
+}
+
 void Rfc4571Deframer::process(Sink& sink) {
   size_t pos = 0;
   for (;;) {
@@ -193,6 +201,17 @@ void Rfc4571Deframer::process(Sink& sink) {
     }
     size_t hs = framing_ == TcpFraming::Interleaved ? 4 : 2;
     if (c == Check::NeedMore || len_ - pos < hs + flen) break;
+    // A wrong length shows only in the header after the packet: pass a packet on when the next
+    // header checks out (one packet of latency; finish() releases the last one).
+    size_t next_len = 0;
+    Check n = check_header(pos + hs + flen, framing_, false, &next_len);
+    if (n == Check::NeedMore && !finishing_) break;
+    if (n == Check::Bad) {
+      resync(sink, "the header after an RFC 4571 / interleaved frame is wrong (bad length?): resynchronising");
+      ++pos;
+      ++stats_.skipped_bytes;
+      continue;
+    }
     const uint8_t* pkt = buf_.data() + pos + hs;
     bool rtcp = is_rtcp_type(pkt[1]);
     if (!rtcp && !ssrc_known_) {

@@ -7,7 +7,9 @@
 // frame that does not look like RTP (version, payload type, the stream's SSRC) it scans forward
 // for the next plausible header: a length, then an RTP header with the stream's SSRC or whose
 // payload starts with a PS pack header (00 00 01 BA), then (when the bytes are there) a second
-// plausible header right after that packet. Bytes skipped are counted, never passed on.
+// plausible header right after that packet. Bytes skipped are counted, never passed on. A packet
+// is passed on only once the header after it checks out too (a length off by a few bytes shows
+// only there): one packet of latency, and finish() releases the last packet of a closed stream.
 //
 // Bounded: at most 2 x (max_frame + 4) bytes are held. Pure code; no allocation after construction.
 #pragma once
@@ -53,6 +55,9 @@ class Rfc4571Deframer {
 
   explicit Rfc4571Deframer(const Rfc4571Config& cfg = {});
   void feed(const uint8_t* data, size_t size, Sink& sink);
+  // The connection closed: passes on the last packet if it is whole (it is held until the header
+  // after it checks out), drops an incomplete one.
+  void finish(Sink& sink);
 
   TcpFraming framing() const { return framing_; }
   uint32_t ssrc() const { return ssrc_; }
@@ -72,6 +77,7 @@ class Rfc4571Deframer {
   uint32_t ssrc_;
   bool ssrc_known_;
   bool hunting_ = false;  // lost the framing: looking for a header
+  bool finishing_ = false;
   Rfc4571Stats stats_;
   std::vector<uint8_t> buf_;
   size_t len_ = 0;  // bytes held in buf_
