@@ -677,34 +677,40 @@ void PsDemuxer::audio_payload(Sink& sink, const uint8_t* p, size_t n) {
     return;
   }
   if (a.overflow) return;
-  if (!a.codec && a.buf.empty() && n) {
-    // No PSM: ADTS sync word means AAC; otherwise G.711, A-law unless the bytes look like
-    // mu-law silence (0xFF/0x7F around zero; A-law's zero is 0xD5/0x55).
-    if (n >= 2 && p[0] == 0xFF && (p[1] & 0xF6) == 0xF0) {
-      a.codec = JN_CODEC_AAC;
-      a.pes_pts = a.pts;
-      a.aac_pts_at = 0;
-    } else {
-      size_t mu = 0, al = 0;
-      for (size_t i = 0; i < n; ++i) {
-        uint8_t b = p[i] & 0x7F;
-        if (b >= 0x70) ++mu;
-        if (b >= 0x50 && b <= 0x57) ++al;
-      }
-      a.codec = mu > al * 2 ? JN_CODEC_PCMU : JN_CODEC_PCMA;
-      a.rate = 8000;
-    }
-  }
   a.buf.insert(a.buf.end(), p, p + n);
   if (a.codec == JN_CODEC_AAC) parse_adts(sink);
 }
 
-void PsDemuxer::audio_pes_end(Sink&) {
+// No PSM: the first whole PES tells. An ADTS sync word means AAC; otherwise G.711, A-law unless
+// the bytes look like mu-law around zero (0xFF/0x7F; A-law's zero is 0xD5/0x55).
+void PsDemuxer::guess_audio_codec(Sink& sink) {
+  auto& a = audio_;
+  const uint8_t* p = a.buf.data();
+  size_t n = a.buf.size();
+  if (n >= 2 && p[0] == 0xFF && (p[1] & 0xF6) == 0xF0) {
+    a.codec = JN_CODEC_AAC;
+    a.pes_pts = a.pts;
+    a.aac_pts_at = 0;
+    parse_adts(sink);
+    return;
+  }
+  size_t mu = 0, al = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint8_t b = p[i] & 0x7F;
+    if (b >= 0x70) ++mu;
+    if (b >= 0x50 && b <= 0x57) ++al;
+  }
+  a.codec = mu > al * 2 ? JN_CODEC_PCMU : JN_CODEC_PCMA;
+  a.rate = 8000;
+}
+
+void PsDemuxer::audio_pes_end(Sink& sink) {
   auto& a = audio_;
   if (a.overflow) {
     a.overflow = false;
     return;
   }
+  if (!a.codec && !a.buf.empty()) guess_audio_codec(sink);
   if (a.codec != JN_CODEC_AAC && !a.buf.empty()) a.ready = true;
 }
 

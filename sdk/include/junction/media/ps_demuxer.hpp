@@ -168,6 +168,7 @@ class PsDemuxer {
   void emit_video(Sink& sink, size_t end);
   void audio_payload(Sink& sink, const uint8_t* p, size_t n);
   void audio_pes_end(Sink& sink);
+  void guess_audio_codec(Sink& sink);
   void emit_audio_pending(Sink& sink);
   void parse_adts(Sink& sink);
   int64_t unwrap(uint64_t pts33);
