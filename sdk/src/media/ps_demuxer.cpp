@@ -51,6 +51,7 @@ PsDemuxer::PsDemuxer(const PsDemuxerConfig& cfg) : cfg_(cfg) {
 
 void PsDemuxer::reset() {
   state_ = State::Hunt;
+  hunt_after_skip_ = false;
   hdr_len_ = hdr_need_ = remain_ = 0;
   hunt_window_ = 0xFFFFFFFFu;
   mpeg1_ = seen_pack_ = have_pts90_ = false;
@@ -92,6 +93,7 @@ void PsDemuxer::drop_in_progress(bool count) {
 
 void PsDemuxer::lose_sync(Sink& sink, PsError e, const char* detail) {
   error(sink, e, detail);
+  hunt_after_skip_ = false;
   drop_in_progress(true);
   ++stats_.resyncs;
   state_ = State::Hunt;
@@ -104,6 +106,7 @@ void PsDemuxer::mark_loss(Sink& sink) {
   emit_audio_pending(sink);
   last_error_ = PsError::Loss;
   sink.on_error(PsError::Loss, "transport reported lost bytes");
+  hunt_after_skip_ = false;
   drop_in_progress(true);
   ++stats_.resyncs;
   state_ = State::Hunt;
@@ -199,7 +202,12 @@ void PsDemuxer::feed(const uint8_t* p, size_t n, Sink& sink) {
       case State::Skip: {
         size_t k = std::min(remain_, n);
         remain_ -= k, p += k, n -= k;
-        if (remain_ == 0) state_ = State::Header, hdr_len_ = 0;
+        if (hunt_after_skip_) stats_.skipped_bytes += k;
+        if (remain_ == 0) {
+          state_ = hunt_after_skip_ ? State::Hunt : State::Header;
+          hdr_len_ = 0;
+          hunt_after_skip_ = false;
+        }
         break;
       }
     }
@@ -471,7 +479,7 @@ void PsDemuxer::video_payload(Sink& sink, const uint8_t* p, size_t n) {
     v.es.insert(v.es.end(), p, p + k);
     p += k, n -= k;
     scan_video(sink, false);
-    if (state_ == State::Hunt) return;  // the scan found damage and dropped everything
+    if (state_ != State::Payload) return;  // the scan found damage and dropped everything
   }
 }
 
@@ -523,7 +531,14 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
     }
     uint8_t b0 = p[nal];
     if (b0 & 0x80) {  // forbidden_zero_bit: these bytes are not video (a PES length lied)
+      bool in_pes = state_ == State::Payload;
       lose_sync(sink, PsError::BadNal, "NAL unit header with forbidden_zero_bit: stream damaged");
+      if (in_pes && remain_) {
+        // Hunt from the end of this PES, wherever in it the damage showed: the same bytes are
+        // skipped however the input was cut.
+        state_ = State::Skip;
+        hunt_after_skip_ = true;
+      }
       return;
     }
     if (!v.codec && !guess_video_codec(p + nal, avail)) {
@@ -692,6 +707,13 @@ void PsDemuxer::guess_audio_codec(Sink& sink) {
     a.pes_pts = a.pts;
     a.aac_pts_at = 0;
     parse_adts(sink);
+    return;
+  }
+  if (n >= 2 && p[0] == 0xFF && (p[1] & 0xE0) == 0xE0 && (p[1] & 0x06) != 0) {
+    // MPEG-1/2 audio (layer I-III: what libavformat's muxer puts on 0xC0): not a GB codec.
+    error(sink, PsError::UnsupportedType, "audio stream is MPEG audio (no PSM, layer I-III sync): skipped");
+    a.unsupported = true;
+    a.buf.clear();
     return;
   }
   size_t mu = 0, al = 0;

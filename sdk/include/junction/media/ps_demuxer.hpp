@@ -186,6 +186,7 @@ class PsDemuxer {
   size_t remain_ = 0;       // Payload / Skip bytes left
   uint8_t pes_kind_ = 0;    // 1 video, 2 audio (Payload state)
   uint32_t hunt_window_ = 0xFFFFFFFFu;  // last 4 bytes seen while hunting
+  bool hunt_after_skip_ = false;  // Skip to the end of a damaged PES, then Hunt
   bool mpeg1_ = false;      // refusing an MPEG-1 stream until an MPEG-2 pack shows up
   bool seen_pack_ = false;
   int64_t last_pts90_ = 0;
