@@ -167,6 +167,20 @@ int main(int argc, char** argv) {
       a_pts += 160;
     }
   }
+  // Audio after the last video frame.
+  while (acodec && a_off < audio.size()) {
+    Frame a;
+    size_t n = std::min<size_t>(160, audio.size() - a_off);
+    a.data.assign(audio.begin() + a_off, audio.begin() + a_off + n);
+    a.meta.pts = a.meta.dts = a_pts;
+    a.meta.clock_rate = 8000;
+    a.meta.codec = acodec;
+    a.meta.kind = JN_MEDIA_AUDIO;
+    a.meta.track = 1;
+    frames.push_back(std::move(a));
+    a_off += n;
+    a_pts += 160;
+  }
   PsRtpPacketizerConfig pc;
   pc.ssrc = 0x34020000;
   PsMuxerConfig mc{vcodec, acodec};
