@@ -541,9 +541,19 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
       }
       return;
     }
-    if (!v.codec && !guess_video_codec(p + nal, avail)) {
-      v.scan = nal;  // undecided: skip this NAL unit
+    if (b0 == 0 && (avail < 2 || p[nal + 1] == 0)) {
+      v.scan = nal;  // 00 00 01 00 00 ...: no NAL unit here (the next start code follows)
       continue;
+    }
+    if (!v.codec) {
+      if (!guess_video_codec(p + nal, avail)) {
+        v.scan = nal;  // undecided: skip this NAL unit
+        continue;
+      }
+      if (v.codec == JN_CODEC_H265 && avail < 3 && !at_end) {
+        v.scan = sc;  // H.265 needs one more byte to classify
+        return;
+      }
     }
     bool starts = false, vcl = false, key = false, param = false;
     uint8_t ptype = 0;
