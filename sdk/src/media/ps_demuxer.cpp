@@ -510,9 +510,9 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
     if (sc >= len) {
       // Keep the last two bytes: a start code may straddle the next chunk.
       if (len >= 2 && v.scan < len - 2) v.scan = len - 2;
-      if (!v.in_au && len > 2) {  // no AU has begun: nothing before here is worth keeping
-        v.es.erase(v.es.begin(), v.es.end() - 2);
-        v.pes_start = v.pes_start > len - 2 ? v.pes_start - (len - 2) : 0;
+      if (!v.in_au && len > 3) {  // no AU has begun: keep only what may start a 4-byte start code
+        v.es.erase(v.es.begin(), v.es.end() - 3);
+        v.pes_start = v.pes_start > len - 3 ? v.pes_start - (len - 3) : 0;
         v.scan = 0;
       }
       return;
@@ -542,7 +542,10 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
       return;
     }
     if (b0 == 0 && (avail < 2 || p[nal + 1] == 0)) {
-      v.scan = nal;  // 00 00 01 00 00 ...: no NAL unit here (the next start code follows)
+      // 00 00 01 00 00 ...: no NAL unit here (the next start code follows). Its start code is
+      // still rewritten to 4 bytes with the AU's others.
+      if (cl == 3 && v.in_au) v.short_codes = true;
+      v.scan = nal;
       continue;
     }
     if (!v.codec) {
