@@ -129,8 +129,8 @@ int main(int argc, char** argv) {
   double mb = static_cast<double>(data.size()) / 1e6;
   std::printf("capture: %.2f MB, %llu frames (%llu video) per pass\n", mb, static_cast<unsigned long long>(frames),
               static_cast<unsigned long long>(video));
-  std::printf("junction PsDemuxer   : %8.1f MB/s  %7.1f ns/frame  %.3f allocations/frame  (chunk %zu B, errors %llu, dropped %llu)\n",
-              mb / best, best * 1e9 / static_cast<double>(frames),
+  std::printf("junction PsDemuxer   : %8.1f MB/s  %7.1f ns/frame  %7.1f ns/video frame  %.3f allocations/frame  (chunk %zu B, errors %llu, dropped %llu)\n",
+              mb / best, best * 1e9 / static_cast<double>(frames), best * 1e9 / static_cast<double>(video),
               static_cast<double>(allocs) / static_cast<double>(frames * static_cast<uint64_t>(iterations)), chunk,
               static_cast<unsigned long long>(demux.stats().errors), static_cast<unsigned long long>(demux.stats().dropped_frames));
 #ifdef BENCH_HAVE_LAVF
@@ -144,8 +144,9 @@ int main(int argc, char** argv) {
     double t = cpu_seconds() - t0;
     if (t < lbest) lbest = t;
   }
-  std::printf("libavformat mpegps   : %8.1f MB/s  %7.1f ns/frame  (%llu packets, %llu video)\n", mb / lbest,
-              lbest * 1e9 / static_cast<double>(got.second), static_cast<unsigned long long>(got.second),
+  std::printf("libavformat mpegps   : %8.1f MB/s  %7.1f ns/packet %7.1f ns/video frame  (%llu packets, %llu video)\n", mb / lbest,
+              lbest * 1e9 / static_cast<double>(got.second), lbest * 1e9 / static_cast<double>(got.first),
+              static_cast<unsigned long long>(got.second),
               static_cast<unsigned long long>(got.first));
   std::printf("ratio                : %.2fx\n", lbest / best);
 #else
