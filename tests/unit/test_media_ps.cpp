@@ -436,3 +436,59 @@ TEST_CASE("PS: malformed headers are reported, resynchronised at the next pack, 
     CHECK(c.frames.size() > s.frames.size() / 2);
   }
 }
+
+TEST_CASE("PS: input that ends inside a PES never yields its half frame; flush after a whole pack does") {
+  std::mt19937 rng(13);
+  Stream s = make_stream(JN_CODEC_H264, 0, 4, 4, rng, 8000);
+  std::vector<size_t> bounds;
+  auto ps = mux_all(s, PsMuxerConfig{JN_CODEC_H264, JN_CODEC_NONE}, &bounds);
+  {
+    PsDemuxer d;
+    Collect c;
+    d.feed(ps.data(), ps.size() - 100, c);  // the last frame's PES lacks 100 bytes
+    d.flush(c);
+    REQUIRE(c.frames.size() == 3);
+    for (size_t i = 0; i < 3; ++i) CHECK(c.frames[i].data == s.frames[i].data);
+    CHECK(d.stats().dropped_frames == 1);
+  }
+  {
+    PsDemuxer d;
+    Collect c;
+    d.feed(ps.data(), ps.size(), c);
+    d.flush(c);
+    CHECK(c.frames.size() == 4);
+    // reset(): a new source on the same demuxer starts over with DISCONT, seq continuing.
+    d.reset();
+    Collect c2;
+    d.feed(ps.data(), ps.size(), c2);
+    d.flush(c2);
+    REQUIRE(c2.frames.size() == 4);
+    CHECK((c2.frames[0].meta.frame_flags & JN_MF_DISCONT) != 0);
+    CHECK(c2.frames[0].data == s.frames[0].data);
+    CHECK(c2.frames[0].meta.seq == 4);
+  }
+}
+
+TEST_CASE("PS: system headers, padding, private streams and a second video stream are skipped") {
+  std::mt19937 rng(14);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 10, 5, rng, 3000);
+  std::vector<size_t> bounds;
+  auto ps = mux_all(s, PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA}, &bounds);
+  std::vector<uint8_t> mixed;
+  size_t prev = 0;
+  for (size_t b : bounds) {
+    mixed.insert(mixed.end(), ps.begin() + prev, ps.begin() + b);
+    prev = b;
+    // After each pack: padding (0xBE), private stream 1 (0xBD) and a PES of video stream 0xE1.
+    mixed.insert(mixed.end(), {0, 0, 1, 0xBE, 0, 4, 0xFF, 0xFF, 0xFF, 0xFF});
+    mixed.insert(mixed.end(), {0, 0, 1, 0xBD, 0, 5, 0x80, 0x00, 0x00, 0x0B, 0x77});
+    mixed.insert(mixed.end(), {0, 0, 1, 0xE1, 0, 8, 0x80, 0x00, 0x00, 0, 0, 0, 1, 0x65});
+  }
+  mixed.insert(mixed.end(), {0, 0, 1, 0xB9});  // MPEG_program_end_code
+  PsDemuxer d;
+  Collect c;
+  d.feed(mixed.data(), mixed.size(), c);
+  d.flush(c);
+  CHECK(c.errors.empty());
+  check_tracks(c.frames, s);
+}
