@@ -373,6 +373,17 @@ TEST_CASE("PS: the muxer splits PES at 65535 bytes and writes PSM on keyframes a
     with_psm += has;
   }
   CHECK(with_psm == 2);
+  // Video + audio, 4 s, keyframe every 2 s: a PSM with each keyframe and once a second, not with
+  // the audio frames that run a little behind a keyframe.
+  Stream av = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 100, 50, rng, 2000);
+  for (auto& f : av.frames)
+    if (f.meta.kind == JN_MEDIA_AUDIO) f.meta.pts = f.meta.dts = f.meta.pts - 240;  // 30 ms behind the video
+  auto avps = mux_all(av, PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA});
+  size_t psms = 0;
+  for (size_t j = 0; j + 4 <= avps.size(); ++j)
+    if (avps[j] == 0 && avps[j + 1] == 0 && avps[j + 2] == 1 && avps[j + 3] == 0xBC) ++psms;
+  CHECK(psms >= 4);
+  CHECK(psms <= 6);
   // A frame of a codec it was not configured for is refused with a reason.
   OwnedFrame h5 = h265_frame(false, 10, 0, rng);
   CHECK_FALSE(mux.mux(h5.view(), &out));

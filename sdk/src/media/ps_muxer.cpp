@@ -187,7 +187,10 @@ bool PsMuxer::mux(const FrameView& f, std::span<const uint8_t>* out) {
   int64_t dts90 = rescale(f.meta.dts, 90000, rate);
   if (f.meta.dts == 0 && f.meta.pts != 0) dts90 = pts90;  // producers that leave dts unset
   bool key = video && (f.meta.frame_flags & JN_MF_KEY);
-  if (!have_last_psm_ || dts90 - last_psm90_ >= cfg_.psm_interval || dts90 < last_psm90_) psm_due_ = true;
+  // Audio interleaved with video may run slightly behind the last keyframe: only a jump of more
+  // than the interval either way (or the interval elapsed) brings the PSM again.
+  int64_t since = dts90 - last_psm90_;
+  if (!have_last_psm_ || since >= cfg_.psm_interval || -since >= cfg_.psm_interval) psm_due_ = true;
   out_.reserve(f.size + prefix_len + 64 + (f.size / 65000 + 1) * 19);
   put_pack_header(dts90);
   if (psm_due_ || key) {
