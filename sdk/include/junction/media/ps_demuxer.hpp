@@ -3,7 +3,15 @@
 // stream (0xE0..0xEF: H.264 0x1B, H.265 0x24) and one audio PES stream (0xC0..0xDF: G.711A 0x90,
 // G.711U 0x91, AAC/ADTS 0x0F). Produces media frames (junction/media_frame.h): one Annex-B
 // access unit per video frame (4-byte start codes, JN_MF_KEY / JN_MF_CONFIG, parameter sets
-// repeated before a keyframe that lacks them), one codec frame per audio frame.
+// repeated before a keyframe that lacks them), one codec frame per audio frame (one G.711 PES;
+// one ADTS frame of AAC, header removed, with a 2-byte AudioSpecificConfig frame (JN_MF_CONFIG)
+// first and whenever it changes). Timestamps: video in 90 kHz; audio in its sample rate
+// (meta.clock_rate 8000 for G.711, as media_frame.h says), converted from the PES's 90 kHz PTS
+// rounded to nearest, so PsMuxer's conversion back is exact. 33-bit PTS wraps are unwrapped.
+// Without a PSM the codecs are guessed: H.265 from a VPS/SPS/PPS/AUD/SEI/IRAP NAL header with
+// layer 0, else H.264; audio AAC from an ADTS sync word, G.711 A-law unless the first PES looks
+// like mu-law, MPEG audio refused. A video AU is passed on when the next one starts; an audio PES
+// when the start code after it proves its length right (or at mark_loss / flush).
 //
 // Input is fed in arbitrary chunks (RTP payloads, TCP reads): every header may be split anywhere.
 // Access units are found from the elementary stream itself (AUD, parameter sets, SEI, first
