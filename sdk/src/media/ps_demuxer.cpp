@@ -128,6 +128,7 @@ void PsDemuxer::drop_in_progress(bool count) {
   if (count && (a.ready || !a.buf.empty())) ++stats_.dropped_frames, ++a.seq;
   a.buf.clear();
   a.ready = false;
+  a.overflow = false;
   a.has_pts = false;
   a.aac_pts_at = kNoOffset;
   a.discont = true;
@@ -404,6 +405,7 @@ void PsDemuxer::begin_pes(Sink& sink, const uint8_t* h, size_t len) {
   } else {
     auto& a = audio_;
     if (a.stream_id == 0) a.stream_id = h[3];
+    a.overflow = false;  // a new PES: whatever overflowed ended with the previous one
     if (a.codec != JN_CODEC_AAC) {
       a.buf.clear();  // (a pending frame was emitted at this PES's start code)
       a.ready = false;
