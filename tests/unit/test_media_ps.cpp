@@ -503,3 +503,26 @@ TEST_CASE("PS: system headers, padding, private streams and a second video strea
   CHECK(c.errors.empty());
   check_tracks(c.frames, s);
 }
+
+TEST_CASE("PS: an oversized audio PES cut by a loss does not cost the audio after the resync") {
+  std::mt19937 rng(15);
+  Stream s = make_stream(JN_CODEC_NONE, 0, 0, 1, rng);
+  for (int i = 0; i < 10; ++i) s.frames.push_back(g711_frame(JN_CODEC_PCMA, 8000 + 160 * i, rng, i == 3 ? 400 : 160));
+  for (uint32_t i = 0; i < 10; ++i) s.frames[i].meta.seq = i, s.frames[i].meta.track = 1;
+  std::vector<size_t> bounds;
+  auto ps = mux_all(s, PsMuxerConfig{JN_CODEC_NONE, JN_CODEC_PCMA}, &bounds);
+  PsDemuxerConfig cfg;
+  cfg.max_audio_frame = 300;
+  PsDemuxer d(cfg);
+  Collect c;
+  size_t cut = bounds[2] + 100;  // inside frame 3's PES, past the cap
+  REQUIRE(cut < bounds[3]);
+  d.feed(ps.data(), bounds[2] + 350, c);  // frame 3 overflowed...
+  d.mark_loss(c);                          // ...and the rest of its PES is lost
+  d.feed(ps.data() + bounds[3], ps.size() - bounds[3], c);
+  d.flush(c);
+  CHECK(c.saw(PsError::FrameTooLarge));
+  REQUIRE(c.frames.size() == 9);
+  for (size_t i = 0; i < 9; ++i) CHECK(c.frames[i].data == s.frames[i < 3 ? i : i + 1].data);
+  CHECK((c.frames[3].meta.frame_flags & JN_MF_DISCONT) != 0);
+}
