@@ -146,32 +146,10 @@ int main(int argc, char** argv) {
   std::vector<Frame> frames;
   size_t a_off = 0;
   int64_t a_pts = 8000;
-  for (size_t i = 0; i < video.size(); ++i) {
-    Frame& v = video[i];
-    v.meta.pts = v.meta.dts = 90000 + 3600 * static_cast<int64_t>(i);
-    v.meta.clock_rate = 90000;
-    v.meta.codec = vcodec;
-    v.meta.kind = JN_MEDIA_VIDEO;
-    frames.push_back(v);
-    while (acodec && a_off < audio.size() && a_pts * 90000 / 8000 <= v.meta.pts) {
-      Frame a;
-      size_t n = std::min<size_t>(160, audio.size() - a_off);
-      a.data.assign(audio.begin() + a_off, audio.begin() + a_off + n);
-      a.meta.pts = a.meta.dts = a_pts;
-      a.meta.clock_rate = 8000;
-      a.meta.codec = acodec;
-      a.meta.kind = JN_MEDIA_AUDIO;
-      a.meta.track = 1;
-      frames.push_back(std::move(a));
-      a_off += n;
-      a_pts += 160;
-    }
-  }
-  // Audio after the last video frame.
-  while (acodec && a_off < audio.size()) {
+  auto next_audio = [&] {  // the next 20 ms of G.711
     Frame a;
     size_t n = std::min<size_t>(160, audio.size() - a_off);
-    a.data.assign(audio.begin() + a_off, audio.begin() + a_off + n);
+    a.data.assign(audio.begin() + static_cast<ptrdiff_t>(a_off), audio.begin() + static_cast<ptrdiff_t>(a_off + n));
     a.meta.pts = a.meta.dts = a_pts;
     a.meta.clock_rate = 8000;
     a.meta.codec = acodec;
@@ -180,7 +158,18 @@ int main(int argc, char** argv) {
     frames.push_back(std::move(a));
     a_off += n;
     a_pts += 160;
+  };
+  for (size_t i = 0; i < video.size(); ++i) {
+    Frame& v = video[i];
+    v.meta.pts = v.meta.dts = 90000 + 3600 * static_cast<int64_t>(i);
+    v.meta.clock_rate = 90000;
+    v.meta.codec = vcodec;
+    v.meta.kind = JN_MEDIA_VIDEO;
+    frames.push_back(v);
+    while (acodec && a_off < audio.size() && a_pts * 90000 / 8000 <= v.meta.pts) next_audio();
   }
+  // Audio after the last video frame.
+  while (acodec && a_off < audio.size()) next_audio();
   PsRtpPacketizerConfig pc;
   pc.ssrc = 0x34020000;
   PsMuxerConfig mc{vcodec, acodec};

@@ -1,6 +1,7 @@
 // MPEG-2 program stream demuxer: see junction/media/ps_demuxer.hpp for the contract.
 #include <junction/media/annexb.hpp>
 #include <junction/media/ps_demuxer.hpp>
+#include <junction/proto/rtp.hpp>
 
 #include "ps_common.hpp"
 
@@ -15,7 +16,7 @@ namespace junction::media {
 namespace {
 enum HdrPhase : uint8_t { kCode, kPack5, kPack14, kPackStuff, kLen6, kPsm, kPes9, kPesFull };
 
-inline uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+using junction::proto::rtp::rd16;
 
 // 33-bit PTS/DTS in 5 bytes with marker bits (2.4.3.7); false when a marker bit is 0.
 bool read_ts(const uint8_t* p, uint64_t* out) {
@@ -134,8 +135,7 @@ void PsDemuxer::drop_in_progress(bool count) {
   a.discont = true;
 }
 
-void PsDemuxer::lose_sync(Sink& sink, PsError e, const char* detail) {
-  error(sink, e, detail);
+void PsDemuxer::hunt() {
   hunt_after_skip_ = false;
   drop_in_progress(true);
   ++stats_.resyncs;
@@ -144,17 +144,17 @@ void PsDemuxer::lose_sync(Sink& sink, PsError e, const char* detail) {
   hunt_window_ = 0xFFFFFFFFu;
 }
 
+void PsDemuxer::lose_sync(Sink& sink, PsError e, const char* detail) {
+  error(sink, e, detail);
+  hunt();
+}
+
 void PsDemuxer::mark_loss(Sink& sink) {
   // A G.711 PES that ended before the gap is whole: pass it on before dropping the rest.
   emit_audio_pending(sink);
-  last_error_ = PsError::Loss;
+  last_error_ = PsError::Loss;  // not counted in stats().errors: the input was not malformed
   sink.on_error(PsError::Loss, "transport reported lost bytes");
-  hunt_after_skip_ = false;
-  drop_in_progress(true);
-  ++stats_.resyncs;
-  state_ = State::Hunt;
-  hdr_len_ = 0;
-  hunt_window_ = 0xFFFFFFFFu;
+  hunt();
 }
 
 void PsDemuxer::flush(Sink& sink) {

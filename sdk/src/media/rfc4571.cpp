@@ -1,5 +1,6 @@
 // RTP over TCP framing with resynchronisation: see junction/media/rfc4571.hpp.
 #include <junction/media/rfc4571.hpp>
+#include <junction/proto/rtp.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -7,10 +8,8 @@
 namespace junction::media {
 
 namespace {
-inline uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-inline uint32_t rd32(const uint8_t* p) {
-  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) | (static_cast<uint32_t>(p[2]) << 8) | p[3];
-}
+using junction::proto::rtp::rd16;
+using junction::proto::rtp::rd32;
 inline bool is_rtcp_type(uint8_t b) { return b >= 192 && b <= 223; }  // RFC 5761 4
 inline bool pack_start(const uint8_t* p) { return p[0] == 0 && p[1] == 0 && p[2] == 1 && p[3] == 0xBA; }
 constexpr size_t kMinFrame = 8;  // an RTCP RR without report blocks

@@ -164,6 +164,7 @@ class PsDemuxer {
 
   void error(Sink& sink, PsError e, const char* detail);
   void lose_sync(Sink& sink, PsError e, const char* detail);
+  void hunt();
   void drop_in_progress(bool count);
   void parse_header(Sink& sink);
   void begin_pes(Sink& sink, const uint8_t* h, size_t len);
