@@ -1,5 +1,8 @@
 #include "bus/buffer_pool.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <ctime>
@@ -41,6 +44,20 @@ constexpr size_t kMaxSlabSlots = 4096;  // small enough not to overshoot max_buf
 
 uint8_t* storage_of(BufHeader* h) { return reinterpret_cast<uint8_t*>(h) + kHeaderBytes; }
 
+// Slabs come straight from mmap, not the heap: a trimmed slab's munmap gives its pages back to
+// the kernel at once. From malloc, glibc raises its mmap threshold after the first big free and
+// serves the next slabs from the heap, where freeing them lowered the pool's capacity but not the
+// process's RSS (seen in the soak). mmap memory is page aligned, more than kSlotAlign.
+size_t page_round(size_t bytes) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return (bytes + page - 1) / page * page;
+}
+void* map_slab(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+void unmap_slab(void* p, size_t bytes) { munmap(p, bytes); }
+
 // The trim's clock: vDSO, no syscall, a few ms of resolution (plenty for a seconds-long window).
 uint64_t coarse_now_ms() {
   timespec ts{};
@@ -71,19 +88,19 @@ BufferPool::~BufferPool() {
   if (outstanding_ != 0) return;
   for (Slab* s : slabs_) {
     JN_UNPOISON(s->memory, s->bytes);
-    ::operator delete(s->memory, std::align_val_t{kSlotAlign});
+    unmap_slab(s->memory, s->bytes);
     delete s;
   }
 }
 
 bool BufferPool::add_slab(size_t count) {
   assert(count > 0);
-  size_t bytes = count * slot_stride_;
-  void* memory = ::operator new(bytes, std::align_val_t{kSlotAlign}, std::nothrow);
+  size_t bytes = page_round(count * slot_stride_);
+  void* memory = map_slab(bytes);
   if (!memory) return false;
   auto* slab = new (std::nothrow) Slab{memory, bytes, slabs_.size(), static_cast<uint32_t>(count), static_cast<uint32_t>(count), false, nullptr};
   if (!slab) {
-    ::operator delete(memory, std::align_val_t{kSlotAlign});
+    unmap_slab(memory, bytes);
     return false;
   }
   slabs_.push_back(slab);
@@ -120,7 +137,7 @@ void BufferPool::free_slab(size_t index) {
   bump<uint64_t>(slabs_trimmed_, 1);
   bump<uint64_t>(buffers_trimmed_, s->slots);
   JN_UNPOISON(s->memory, s->bytes);
-  ::operator delete(s->memory, std::align_val_t{kSlotAlign});
+  unmap_slab(s->memory, s->bytes);
   delete s;
 }
 
