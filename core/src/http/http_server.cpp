@@ -675,7 +675,10 @@ int HttpServer::callback(Endpoint* ep, lws* wsi, int reason_, void* user, void* 
     case LWS_CALLBACK_HTTP_WRITEABLE:
       return on_http_writeable(wsi);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-      if (!in || std::strcmp(static_cast<const char*>(in), "websocket") != 0) return -1;
+      // Not `in` (the protocol name): lws 4.1 can pass it pointing into a header buffer it has
+      // just reallocated (pipelined requests; a heap use-after-free under ASan, found by
+      // fuzz_http_request). The Upgrade header, read from the wsi now, says the same.
+      if (lower(header(wsi, WSI_TOKEN_UPGRADE)) != "websocket") return -1;
       return on_confirm_upgrade(wsi, ep);
     case LWS_CALLBACK_ESTABLISHED:
       return on_ws_established(wsi, ep);
