@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -125,11 +126,24 @@ junction::HttpHandlers echo_handlers(junction::HttpServer& http) {
   return h;
 }
 
+std::string& the_dir() {
+  static std::string dir;
+  return dir;
+}
+
 Harness* start() {
   auto* hx = new Harness;  // lives for the process (the server thread never stops)
   char tmpl[] = "/tmp/fuzz-http-request-XXXXXX";
   if (!mkdtemp(tmpl)) fail("mkdtemp");
   hx->dir = tmpl;
+  // The server runs until the process exits (its thread is never joined); its files go then.
+  // the_dir() is set first: a static constructed after the atexit registration would be
+  // destroyed before the handler runs.
+  the_dir() = hx->dir;
+  std::atexit([] {
+    std::error_code ec;
+    std::filesystem::remove_all(the_dir(), ec);
+  });
   hx->admin_port = free_port();
   std::string conf_path = hx->dir + "/junction.toml";
   {
