@@ -76,6 +76,14 @@ std::string MediaLoop::start(std::function<void()> wake_control) {
     if (rc == 0) rc = uv_async_init(&loop_, &inbox_async_, on_inbox);
     if (rc != 0) why = fmt::format("media loop {}: {}", index_, uv_strerror(rc));
     inbox_async_.data = this;
+    if (rc == 0) {
+      // An idle loop gives its pool's spare slabs back too (releases and inbox wakes drive the
+      // trim while traffic flows). Unreferenced: it never keeps the loop alive on its own.
+      uv_timer_init(&loop_, &trim_timer_);
+      trim_timer_.data = this;
+      uv_timer_start(&trim_timer_, [](uv_timer_t* t) { static_cast<MediaLoop*>(t->data)->pool_->maybe_trim(); }, 5000, 5000);
+      uv_unref(reinterpret_cast<uv_handle_t*>(&trim_timer_));
+    }
     started.set_value(why);
     if (!why.empty()) return;
     run();
@@ -499,6 +507,7 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
       async_closed_ = true;
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&inbox_async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
   }
 }
 

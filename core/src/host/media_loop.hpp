@@ -176,6 +176,7 @@ class MediaLoop {
   MediaLoopStats stats_;
   uv_loop_t loop_{};
   uv_async_t inbox_async_{};
+  uv_timer_t trim_timer_{};  // the pool's idle trim
   std::thread thread_;
   std::function<void()> wake_control_;
 

@@ -113,7 +113,7 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
     stat("junction_media_post_dropped_total", m->stats().post_dropped, "Posts refused: 65536 already queued for the loop");
     stat("junction_media_timer_fires_total", m->stats().timer_fires, "Media-loop timers that fired");
     metrics_.computed("junction_media_buffers_capacity", lab, [m] { return static_cast<double>(m->pool().capacity_buffers()); },
-                      "Packet buffers a media loop's pool holds (a high-water mark: slabs are kept once grown)");
+                      "Packet buffers a media loop's pool holds (grows under load; idle slabs are given back every 10 s)");
     stat("junction_media_handoff_dropped_total", m->stats().handoff_dropped,
          "Bus packets a media loop dropped because 65536 already waited for the control loop");
     stat("junction_media_tx_dropped_total", m->stats().tx_dropped, "Datagrams a media loop's kernel socket refused");
