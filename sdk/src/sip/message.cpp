@@ -204,6 +204,8 @@ ParseStatus parse_start_line(std::string_view line, bool& request, std::string_v
   }
   Uri u;
   if (!parse_uri(uri, u)) return ParseStatus::BadStartLine;
+  // A Request-URI carries no headers (RFC 3261 19.1.5; RFC 4475 escruri).
+  if ((u.scheme == Scheme::Sip || u.scheme == Scheme::Sips) && !u.headers.empty()) return ParseStatus::BadStartLine;
   request = true;
   return ParseStatus::Ok;
 }
