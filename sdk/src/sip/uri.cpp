@@ -214,6 +214,7 @@ bool parse_uri(std::string_view text, Uri& out) {
   if (!params.empty()) {
     if (params[0] != ';') return false;
     if (!chars_ok(params, ";=[]/:&+$")) return false;
+    if (params.back() == ';' || params.find(";;") != std::string_view::npos) return false;  // an empty parameter
     out.params = ParamList(params);
     // every parameter needs a name
     size_t cur = 0;
