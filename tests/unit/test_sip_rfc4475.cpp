@@ -12,6 +12,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,7 +45,14 @@ struct P {
   std::unique_ptr<Message> m = std::make_unique<Message>();
   std::string text;
   ParseStatus st;
-  explicit P(std::string t) : text(std::move(t)) { st = parse(text, *m); }
+  explicit P(std::string t) : text(std::move(t)) {
+    st = parse(text, *m);
+    // JN_DUMP_SIP_CORPUS=dir writes every message out (how tests/fuzz/corpus/sip_message was seeded).
+    if (const char* dir = std::getenv("JN_DUMP_SIP_CORPUS")) {
+      std::ofstream(std::string(dir) + "/rfc4475-" + std::to_string(std::hash<std::string>{}(text)), std::ios::binary)
+          << text;
+    }
+  }
 };
 
 }  // namespace

@@ -315,6 +315,9 @@ ParseStatus parse(std::string_view b, Message& m, Framing framing, const Limits&
         bool& have = h.id == HeaderId::From ? have_from : have_to;
         NameAddr& na = h.id == HeaderId::From ? m.from_ : m.to_;
         if (have || !parse_name_addr(h.value, na)) return bad(ParseStatus::BadHeaderValue);
+        // A tag needs a value: ";tag" alone would make the dialog's identity ambiguous.
+        std::string_view tag;
+        if (na.params.get("tag", tag) && tag.empty()) return bad(ParseStatus::BadHeaderValue);
         Uri u;
         if (!parse_uri(na.uri_text, u)) return bad(ParseStatus::BadHeaderValue);
         have = true;
