@@ -268,6 +268,10 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
 
 // ---- client ----
 
+namespace {
+std::string_view opaque_view(const AuthHeader& a) { return a.value("opaque"); }
+}  // namespace
+
 bool DigestClient::set_challenge(std::string_view header_value) {
   AuthHeader a;
   if (!parse_auth(header_value, a) || !iequals(a.scheme, "Digest")) return false;
@@ -283,6 +287,11 @@ bool DigestClient::set_challenge(std::string_view header_value) {
       if (iequals(v, "auth")) qop_auth = true;
     if (!qop_auth) return false;
   }
+  // Values we echo back must be plain text: a control character (CR, LF, NUL...) in realm, nonce
+  // or opaque would be an injection attempt or garbage; such a challenge is not answered.
+  for (std::string_view v : {realm, nonce, opaque_view(a)})
+    for (char c : v)
+      if ((uint8_t(c) < 0x20 && c != '\t') || c == 0x7f) return false;
   std::string new_nonce = unescape_quoted(nonce);
   if (new_nonce != nonce_) nc_ = 0;
   nonce_ = std::move(new_nonce);

@@ -320,7 +320,11 @@ int next_auth(std::string_view r, size_t& i, std::string_view& name, std::string
     i = e;
   } else {
     size_t v0 = i;
-    while (i < r.size() && r[i] != ',' && !is_lws(r[i])) ++i;
+    while (i < r.size() && r[i] != ',' && !is_lws(r[i])) {
+      // an unquoted value is a token-like word: no quotes, no control characters
+      if (r[i] == '"' || uint8_t(r[i]) < 0x20 || r[i] == 0x7f) return -1;
+      ++i;
+    }
     value = r.substr(v0, i - v0);
     if (value.empty()) return -1;
   }

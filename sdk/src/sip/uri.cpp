@@ -259,12 +259,14 @@ bool uri_equal(const Uri& a, const Uri& b) {
     if (ha != hb) return false;
     if (ha && !unescaped_equal(va, vb, true)) return false;
   }
-  // Any other parameter present on both sides must match.
+  // Any other parameter present on both sides must match (a repeated name: its first value, on
+  // both sides, so the comparison stays symmetric and reflexive).
   size_t cur = 0;
   std::string_view n, v;
   while (a.params.next(cur, n, v)) {
-    std::string_view vb;
-    if (b.params.get(n, vb) && !unescaped_equal(v, vb, true)) return false;
+    std::string_view va, vb;
+    a.params.get(n, va);
+    if (b.params.get(n, vb) && !unescaped_equal(va, vb, true)) return false;
   }
   // Headers: each side's headers all present on the other with the same value.
   auto headers_in = [](std::string_view x, std::string_view y) {
