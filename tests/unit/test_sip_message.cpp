@@ -255,6 +255,13 @@ TEST_CASE("sip message: stream framing waits for the whole message and splits ba
   REQUIRE(frame_stream("\r\n\r\nINV", len, ka) == ParseStatus::Ok);
   CHECK(ka);
   CHECK(len == 4);
+  // A folded Content-Length frames like an unfolded one.
+  std::string folded = kRegister;
+  folded.replace(folded.find("Content-Length: 0"), 17, "Content-Length:\r\n  0");
+  Parsed pf(folded, Framing::Stream);
+  REQUIRE(pf.st == ParseStatus::Ok);
+  REQUIRE(frame_stream(folded, len, ka) == ParseStatus::Ok);
+  CHECK(len == pf.m->size());
   // A stream needs Content-Length.
   std::string nocl = kRegister;
   nocl.erase(nocl.find("Content-Length: 0\r\n"), 19);

@@ -396,10 +396,15 @@ ParseStatus frame_stream(std::string_view b, size_t& len, bool& keepalive, const
   int64_t cl = -1;
   size_t i = 0;
   while (i < hend) {
-    const void* p = std::memchr(b.data() + i, '\n', hend - i);
-    size_t n = p ? size_t(static_cast<const char*>(p) - b.data()) : hend;
-    std::string_view hl = b.substr(i, n - i);
-    i = n + 1;
+    // one logical header line: continuation lines (starting with SP / HT) belong to it
+    size_t start = i, n;
+    for (;;) {
+      const void* p = std::memchr(b.data() + i, '\n', hend - i);
+      n = p ? size_t(static_cast<const char*>(p) - b.data()) : hend;
+      i = n + 1;
+      if (i >= hend || !is_wsp(b[i])) break;
+    }
+    std::string_view hl = b.substr(start, n - start);
     size_t c = hl.find(':');
     if (c == std::string_view::npos || c == 0 || is_wsp(hl[0])) continue;
     if (header_id(rtrim(hl.substr(0, c))) != HeaderId::ContentLength) continue;
