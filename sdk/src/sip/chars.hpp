@@ -23,6 +23,14 @@ inline bool is_token_char(char c) {
 }
 inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
 
+// Case-insensitive ASCII equality, inline for the parser's inner loops.
+inline bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
 inline std::string_view ltrim(std::string_view v) {
   size_t i = 0;
   while (i < v.size() && is_lws(v[i])) ++i;

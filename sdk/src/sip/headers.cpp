@@ -186,15 +186,15 @@ bool parse_via(std::string_view v, Via& out) {
   size_t cur = 0;
   std::string_view n, val;
   while (out.params.next(cur, n, val)) {
-    if (iequals(n, "branch")) {
+    if (iequal(n, "branch")) {
       if (val.empty()) return false;
       out.branch = val;
-    } else if (iequals(n, "received")) {
+    } else if (iequal(n, "received")) {
       if (val.empty()) return false;
       out.received = val;
-    } else if (iequals(n, "maddr")) {
+    } else if (iequal(n, "maddr")) {
       out.maddr = val;
-    } else if (iequals(n, "rport")) {
+    } else if (iequal(n, "rport")) {
       out.has_rport = true;
       if (!val.empty()) {
         uint64_t p;
@@ -202,7 +202,7 @@ bool parse_via(std::string_view v, Via& out) {
         out.rport_value = true;
         out.rport = uint16_t(p);
       }
-    } else if (iequals(n, "ttl")) {
+    } else if (iequal(n, "ttl")) {
       uint64_t t;
       if (!to_uint(val, 255, t)) return false;
       out.ttl = int(t);
@@ -343,7 +343,7 @@ bool AuthHeader::get(std::string_view want, std::string_view& value) const {
   size_t cur = 0;
   std::string_view n, v;
   while (next_auth(params, cur, n, v) == 1) {
-    if (iequals(n, want)) {
+    if (iequal(n, want)) {
       value = v;
       return true;
     }

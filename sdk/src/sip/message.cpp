@@ -70,9 +70,10 @@ HeaderId compact_id(char c) {
 
 HeaderId header_id(std::string_view name) {
   if (name.size() == 1) return compact_id(name[0]);
-  char f = lower(name.empty() ? 0 : name[0]);
+  if (name.empty()) return HeaderId::Other;
+  char f = lower(name[0]);
   for (const auto& e : kNames)
-    if (lower(e.name[0]) == f && iequals(e.name, name)) return e.id;
+    if (e.name.size() == name.size() && lower(e.name[0]) == f && iequal(e.name, name)) return e.id;
   return HeaderId::Other;
 }
 
@@ -112,7 +113,7 @@ const Header* Message::find(std::string_view name) const {
   HeaderId id = header_id(name);
   if (id != HeaderId::Other) return find(id);
   for (size_t i = 0; i < count_; ++i)
-    if (headers_[i].id == HeaderId::Other && iequals(headers_[i].name, name)) return &headers_[i];
+    if (headers_[i].id == HeaderId::Other && iequal(headers_[i].name, name)) return &headers_[i];
   return nullptr;
 }
 
@@ -120,7 +121,7 @@ const Header* Message::next(const Header* h) const {
   if (!h || h < headers_.data() || h >= headers_.data() + count_) return nullptr;
   for (const Header* p = h + 1; p < headers_.data() + count_; ++p) {
     if (p->id != h->id) continue;
-    if (h->id != HeaderId::Other || iequals(p->name, h->name)) return p;
+    if (h->id != HeaderId::Other || iequal(p->name, h->name)) return p;
   }
   return nullptr;
 }
