@@ -378,3 +378,45 @@ TEST_CASE("sip builder: branches come from the injected random source") {
   CHECK_FALSE(new_branch(b, failing, nullptr));
   CHECK(b.empty());
 }
+
+TEST_CASE("sip builder: a server's response sets received and rport on the top Via (RFC 3581)") {
+  std::string req =
+      "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKnat;received=1.1.1.1 , SIP/2.0/UDP 10.0.0.9\r\n"
+      "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK0\r\n"
+      "From: <sip:a@127.0.0.1>;tag=f\r\n"
+      "To: <sip:a@127.0.0.1>\r\n"
+      "Call-ID: nat1\r\n"
+      "CSeq: 1 REGISTER\r\n"
+      "Content-Length: 0\r\n\r\n";
+  Parsed p(req);
+  REQUIRE(p.st == ParseStatus::Ok);
+  std::string buf;
+  Writer w(buf);
+  start_response(w, *p.m, 200, {}, "t", "127.0.0.7", 40000);
+  w.finish();
+  Parsed r(buf);
+  REQUIRE(r.st == ParseStatus::Ok);
+  const Via& v = r.m->top_via();
+  CHECK(v.host == "10.0.0.5");
+  CHECK(v.port == 5060);
+  CHECK(v.branch == "z9hG4bKnat");
+  CHECK(v.received == "127.0.0.7");
+  CHECK(v.rport_value);
+  CHECK(v.rport == 40000);
+  CHECK(r.m->count(HeaderId::Via) == 2);
+  CHECK(buf.find("received=1.1.1.1") == std::string::npos);
+  CHECK(buf.find(", SIP/2.0/UDP 10.0.0.9") != std::string::npos);
+  // Without rport in the request: received only.
+  std::string no_rport = req;
+  no_rport.erase(no_rport.find(";rport"), 6);
+  Parsed q(no_rport);
+  REQUIRE(q.st == ParseStatus::Ok);
+  Writer w2(buf);
+  start_response(w2, *q.m, 100, {}, {}, "127.0.0.7", 40000);
+  w2.finish();
+  Parsed r2(buf);
+  REQUIRE(r2.st == ParseStatus::Ok);
+  CHECK(r2.m->top_via().received == "127.0.0.7");
+  CHECK_FALSE(r2.m->top_via().has_rport);
+}

@@ -1,6 +1,7 @@
 // The SIP message parser on arbitrary bytes, as a datagram and as a stream. Invariants: every view
 // lies inside the input; a parsed request answers with a response (start_response) that parses
-// back with the same Call-ID, CSeq, From tag, Via count and top branch; stream parsing agrees with
+// back with the same Call-ID, CSeq, From tag, Via count and top branch (also with received/rport
+// set on the top Via); stream parsing agrees with
 // frame_stream and never claims more bytes than it has; a prefix of a stream is never Ok with a
 // size beyond the prefix. Every header value also goes through every typed parser (no crash).
 #include <junction/sip/builder.hpp>
@@ -76,6 +77,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(r->count(HeaderId::Via) == m->count(HeaderId::Via));
       check(r->top_via().branch == m->top_via().branch);
       check(m->to_tag().empty() ? r->to_tag() == "fuzztag" : r->to_tag() == m->to_tag());
+      // As a server transport answers: received / rport set on the top Via, the rest unchanged.
+      Writer w2(out);
+      start_response(w2, *m, 401, {}, "fuzztag", "127.0.0.1", 5070);
+      w2.finish();
+      check(parse(out, *r) == ParseStatus::Ok);
+      check(r->top_via().received == "127.0.0.1" && r->top_via().branch == m->top_via().branch);
+      check(r->top_via().has_rport == m->top_via().has_rport);
+      if (m->top_via().has_rport) check(r->top_via().rport == 5070);
+      check(r->count(HeaderId::Via) == m->count(HeaderId::Via) && r->call_id() == m->call_id());
     }
   }
   // Stream: parse and frame_stream agree.
