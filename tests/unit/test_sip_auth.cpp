@@ -257,3 +257,10 @@ TEST_CASE("sip auth: client refuses challenges it cannot answer") {
   CHECK(out.find("username=\"u\\\"q\"") != std::string::npos);
   CHECK(out.find("qop=auth") != std::string::npos);
 }
+
+TEST_CASE("sip auth: header names for 401 and 407") {
+  CHECK(challenge_header(401) == "WWW-Authenticate");
+  CHECK(credentials_header(401) == "Authorization");
+  CHECK(challenge_header(407) == "Proxy-Authenticate");
+  CHECK(credentials_header(407) == "Proxy-Authorization");
+}
