@@ -68,12 +68,34 @@ HeaderId compact_id(char c) {
 
 }  // namespace
 
+namespace {
+// kNames grouped by lower-case first letter, so a lookup compares against a few names only.
+struct NameBuckets {
+  uint8_t begin[27]{};
+  uint8_t order[sizeof kNames / sizeof kNames[0]]{};
+  constexpr NameBuckets() {
+    constexpr size_t n = sizeof kNames / sizeof kNames[0];
+    size_t k = 0;
+    for (int letter = 0; letter < 26; ++letter) {
+      begin[letter] = uint8_t(k);
+      for (size_t i = 0; i < n; ++i)
+        if (lower(kNames[i].name[0]) == 'a' + letter) order[k++] = uint8_t(i);
+    }
+    begin[26] = uint8_t(k);
+  }
+};
+constexpr NameBuckets kBuckets;
+}  // namespace
+
 HeaderId header_id(std::string_view name) {
   if (name.size() == 1) return compact_id(name[0]);
   if (name.empty()) return HeaderId::Other;
-  char f = lower(name[0]);
-  for (const auto& e : kNames)
-    if (e.name.size() == name.size() && lower(e.name[0]) == f && iequal(e.name, name)) return e.id;
+  int letter = lower(name[0]) - 'a';
+  if (letter < 0 || letter >= 26) return HeaderId::Other;
+  for (size_t k = kBuckets.begin[letter]; k < kBuckets.begin[letter + 1]; ++k) {
+    const NameEntry& e = kNames[kBuckets.order[k]];
+    if (e.name.size() == name.size() && iequal(e.name, name)) return e.id;
+  }
   return HeaderId::Other;
 }
 

@@ -174,15 +174,16 @@ bool parse_uri(std::string_view text, Uri& out) {
   if (!is_alpha(scheme[0])) return false;
   for (char c : scheme)
     if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return false;
-  for (char c : text)
-    if (uint8_t(c) <= 0x20 || uint8_t(c) >= 0x7f || c == '<' || c == '>' || c == '"') return false;
   out.scheme_text = scheme;
   std::string_view rest = text.substr(colon + 1);
   if (rest.empty()) return false;
-  if (iequals(scheme, "sip")) out.scheme = Scheme::Sip;
-  else if (iequals(scheme, "sips")) out.scheme = Scheme::Sips;
-  else if (iequals(scheme, "tel")) out.scheme = Scheme::Tel;
+  if (iequal(scheme, "sip")) out.scheme = Scheme::Sip;
+  else if (iequal(scheme, "sips")) out.scheme = Scheme::Sips;
+  else if (iequal(scheme, "tel")) out.scheme = Scheme::Tel;
   else {
+    // absoluteURI: printable, no space, no <, >, " (the character classes below cover sip/tel)
+    for (char c : text)
+      if (uint8_t(c) <= 0x20 || uint8_t(c) >= 0x7f || c == '<' || c == '>' || c == '"') return false;
     out.scheme = Scheme::Other;
     out.opaque = rest;
     return true;
@@ -219,13 +220,10 @@ bool parse_uri(std::string_view text, Uri& out) {
   if (!params.empty()) {
     if (params[0] != ';') return false;
     if (!chars_ok(params, kParamX)) return false;
-    if (params.back() == ';' || params.find(";;") != std::string_view::npos) return false;  // an empty parameter
+    // every parameter needs a name: no ";;", ";=" or a trailing ';'
+    if (params.back() == ';' || params.find(";;") != std::string_view::npos || params.find(";=") != std::string_view::npos)
+      return false;
     out.params = ParamList(params);
-    // every parameter needs a name
-    size_t cur = 0;
-    std::string_view pn, pv;
-    while (out.params.next(cur, pn, pv))
-      if (pn.empty()) return false;
   }
   if (q != std::string_view::npos) {
     out.headers = rest.substr(q + 1);
