@@ -5,11 +5,24 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
 using namespace junction::sip;
+
+// Every operator new of this test binary is counted, so a test can assert that parsing allocates
+// nothing (the hot-path rule: no allocation per message).
+static size_t g_news = 0;
+void* operator new(size_t n) {
+  ++g_news;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -423,4 +436,27 @@ TEST_CASE("sip builder: a server's response sets received and rport on the top V
   REQUIRE(r2.st == ParseStatus::Ok);
   CHECK(r2.m->top_via().received == "127.0.0.7");
   CHECK_FALSE(r2.m->top_via().has_rport);
+}
+
+TEST_CASE("sip message: parsing and building allocate nothing once the buffers exist") {
+  auto m = std::make_unique<Message>();
+  std::string out;
+  out.reserve(4096);
+  std::string reg = kRegister, inv = kInvite;
+  size_t before = g_news;
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(parse(reg, *m) == ParseStatus::Ok);
+    REQUIRE(parse(inv, *m, Framing::Stream) == ParseStatus::Ok);
+    Writer w(out);
+    start_response(w, *m, 180, {}, "tag1", "127.0.0.1", 5060);
+    w.header("Contact", "<sip:b@127.0.0.1>");
+    w.finish();
+    Via v;
+    REQUIRE(parse_via(m->find(HeaderId::Via)->value, v));
+  }
+  CHECK(g_news == before);
+  // The counter works: a string that outgrows its buffer is counted.
+  std::string grow;
+  grow.assign(1000, 'x');
+  CHECK(g_news > before);
 }

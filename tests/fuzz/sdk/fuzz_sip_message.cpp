@@ -1,10 +1,11 @@
 // The SIP message parser on arbitrary bytes, as a datagram and as a stream. Invariants: every view
 // lies inside the input; a parsed request answers with a response (start_response) that parses
 // back with the same Call-ID, CSeq, From tag, Via count and top branch (also with received/rport
-// set on the top Via); stream parsing agrees with
+// set on the top Via); any input turned into UTF-8 by the charset helper is valid UTF-8. stream parsing agrees with
 // frame_stream and never claims more bytes than it has; a prefix of a stream is never Ok with a
 // size beyond the prefix. Every header value also goes through every typed parser (no crash).
 #include <junction/sip/builder.hpp>
+#include <junction/sip/charset.hpp>
 #include <junction/sip/message.hpp>
 
 #include <cstdlib>
@@ -104,5 +105,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (parse(prefix, *p, Framing::Stream) == ParseStatus::Ok) check(p->size() <= prefix.size());
   }
   if (fs == ParseStatus::Ok && !ka) check(len > 0);
+  // Any bytes, any label: the charset helper gives valid UTF-8.
+  std::string utf8;
+  to_utf8(in, declared_charset(size ? in.substr(0, size % 64) : in, in), utf8);
+  check(is_valid_utf8(utf8));
   return 0;
 }
