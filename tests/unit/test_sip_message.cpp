@@ -166,6 +166,19 @@ TEST_CASE("sip message: compact forms, case-insensitive names, folding, several 
   CHECK(vias[1].ipv6);
   CHECK(vias[1].port == 5080);
   CHECK(vias[2].branch == "z9hG4bKc");
+  CHECK(vias[0].sent_by == "127.0.0.1");
+  CHECK(vias[1].sent_by == "[::1]:5080");
+  Via spaced;
+  REQUIRE(parse_via("SIP/2.0/UDP  host.example.com : 5060 ;branch=z9hG4bKx", spaced));
+  CHECK(spaced.sent_by == "host.example.com : 5060");
+  CHECK(spaced.port == 5060);
+  // Compact forms beyond RFC 3261's: u, x, b.
+  CHECK(header_id("u") == HeaderId::AllowEvents);
+  CHECK(header_id("X") == HeaderId::SessionExpires);
+  CHECK(header_id("b") == HeaderId::ReferredBy);
+  CHECK(header_id("session-expires") == HeaderId::SessionExpires);
+  CHECK(header_name(HeaderId::AllowEvents) == "Allow-Events");
+  CHECK(header_id("X-Unknown") == HeaderId::Other);
   const Header* s = m.find("Subject");
   REQUIRE(s);
   CHECK(unfold(s->value) == "hello world");

@@ -154,6 +154,7 @@ bool parse_via(std::string_view v, Via& out) {
   while (i < v.size() && is_lws(v[i])) ++i;
   if (i == before || i >= v.size()) return false;  // LWS then sent-by
   // host
+  const size_t sent_by_start = i;
   if (v[i] == '[') {
     size_t e = v.find(']', i);
     if (e == std::string_view::npos) return false;
@@ -181,6 +182,7 @@ bool parse_via(std::string_view v, Via& out) {
   } else {
     i = save;
   }
+  out.sent_by = v.substr(sent_by_start, i - sent_by_start);
   // A trailing comment "(...)" is allowed by the grammar of the whole header; not after params.
   if (!read_params(v, i, out.params)) return false;
   size_t cur = 0;

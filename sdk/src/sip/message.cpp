@@ -46,6 +46,9 @@ constexpr NameEntry kNames[] = {
     {"Server", HeaderId::Server},
     {"Accept", HeaderId::Accept},
     {"Refer-To", HeaderId::ReferTo},
+    {"Allow-Events", HeaderId::AllowEvents},
+    {"Session-Expires", HeaderId::SessionExpires},
+    {"Referred-By", HeaderId::ReferredBy},
 };
 
 HeaderId compact_id(char c) {
@@ -62,6 +65,9 @@ HeaderId compact_id(char c) {
     case 'e': return HeaderId::ContentEncoding;
     case 'o': return HeaderId::Event;
     case 'r': return HeaderId::ReferTo;
+    case 'u': return HeaderId::AllowEvents;
+    case 'x': return HeaderId::SessionExpires;
+    case 'b': return HeaderId::ReferredBy;
     default: return HeaderId::Other;
   }
 }

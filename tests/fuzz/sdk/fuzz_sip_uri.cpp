@@ -44,7 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     unquote(na.display);
   }
   Via via;
-  if (parse_via(in, via)) check(inside(in, via.host) && inside(in, via.transport) && !via.host.empty());
+  if (parse_via(in, via))
+    check(inside(in, via.host) && inside(in, via.transport) && !via.host.empty() && inside(in, via.sent_by) &&
+          via.sent_by.find(via.host) != std::string_view::npos);
   Contact c;
   parse_contact(in, c);
   std::string s;

@@ -33,6 +33,7 @@ struct Via {
   bool has_port = false;
   uint16_t port = 0;
   ParamList params;
+  std::string_view sent_by;    // host[:port] as written (brackets and any LWS around ':' kept)
   std::string_view branch;     // empty when absent
   std::string_view received;
   std::string_view maddr;
