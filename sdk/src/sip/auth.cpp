@@ -3,6 +3,7 @@
 #include "chars.hpp"
 
 #include <junction/util/encoding.hpp>
+#include <junction/util/random.hpp>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -133,6 +134,12 @@ int status_for(Verdict v) {
 
 DigestServer::DigestServer(DigestServerConfig cfg, uint64_t now_s) : cfg_(std::move(cfg)) {
   if (cfg_.nc_slots == 0) cfg_.nc_slots = 1;
+  // A short secret would make nonces guessable: use a random one. If even the CSPRNG fails, the
+  // secret stays empty-ish and weak, but nonces still expire and nc replays are still refused.
+  if (cfg_.secret.size() < 16) {
+    std::string rnd;
+    if (util::random_bytes(32, rnd)) cfg_.secret = std::move(rnd);
+  }
   slots_.resize(cfg_.nc_slots);
   // Serials are (time << 20 | count): a nonce of an earlier instance is at or below this.
   serial_ = watermark_ = (now_s + 1) << 20;

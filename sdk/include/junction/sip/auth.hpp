@@ -39,7 +39,8 @@ std::string digest_response(DigestAlgorithm a, std::string_view ha1, std::string
 
 struct DigestServerConfig {
   std::string realm;
-  std::string secret;              // HMAC key of the nonces (>= 16 bytes; from a CSPRNG or the conf)
+  std::string secret;              // HMAC key of the nonces; shorter than 16 bytes (or empty): the
+                                   // server draws 32 random bytes itself (nonces then die with it)
   uint64_t nonce_ttl_s = 300;      // a nonce older than this is stale
   bool qop_auth = true;            // offer qop="auth"; false: the legacy RFC 2069 form only
   DigestAlgorithm algorithm = DigestAlgorithm::MD5;
