@@ -168,6 +168,22 @@ class Message {
   std::string_view error_header_;
 };
 
+// Every comma-separated value of every header with that id, in message order (all Vias, the
+// whole route set, every Contact): f(std::string_view value) returns false to stop early.
+// Returns how many values were visited.
+template <class F>
+size_t for_each_value(const Message& m, HeaderId id, F&& f) {
+  size_t n = 0;
+  for (const Header* h = m.find(id); h; h = m.next(h)) {
+    std::string_view rest = h->value, v;
+    while (next_value(rest, v)) {
+      ++n;
+      if (!f(v)) return n;
+    }
+  }
+  return n;
+}
+
 // Parses the message at the start of bytes into out. Datagram: bytes is one packet. Stream: bytes
 // is what the connection has delivered so far; Incomplete until a whole message is there (then
 // out.size() is how much to consume; the rest belongs to the next message). On any other status
