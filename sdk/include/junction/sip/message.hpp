@@ -10,7 +10,11 @@
 //
 // Tolerances (documented in tests/unit/test_sip_rfc4475.cpp): leading CRLFs before the start
 // line are skipped (RFC 3261 7.5); bare LF line ends are accepted; a missing Max-Forwards is
-// accepted (max_forwards() = -1; the caller may insert 70 when it forwards).
+// accepted (max_forwards() = -1; the caller may insert 70 when it forwards); a Request-URI or
+// From/To URI of an unknown scheme parses (the caller answers 416 if it cares). Refused beyond
+// the grammar: single spaces only in the request line, no headers in a SIP Request-URI, one
+// From / To / Call-ID / CSeq / Max-Forwards each, a tag with a value, CSeq method = method,
+// CSeq < 2^31, Max-Forwards <= 255, every Content-Length the same.
 //
 // The body: on a stream transport Content-Length is mandatory and parse() says Incomplete until
 // the whole body has arrived. On a datagram (RFC 3261 18.3) a missing Content-Length means "the
