@@ -136,8 +136,8 @@ class Message {
   const CSeq& cseq() const { return cseq_; }
   const NameAddr& from() const { return from_; }
   const NameAddr& to() const { return to_; }
-  std::string_view from_tag() const { return from_.tag(); }
-  std::string_view to_tag() const { return to_.tag(); }
+  std::string_view from_tag() const { return from_tag_; }
+  std::string_view to_tag() const { return to_tag_; }
   int max_forwards() const { return max_forwards_; }      // -1: absent
   int64_t content_length() const { return content_length_; }  // -1: absent (datagram only)
   std::string_view content_type() const;                  // empty when absent
@@ -164,6 +164,7 @@ class Message {
   std::string_view call_id_;
   CSeq cseq_;
   NameAddr from_, to_;
+  std::string_view from_tag_, to_tag_;
   int max_forwards_ = -1;
   int64_t content_length_ = -1;
   std::string_view body_;
