@@ -29,6 +29,11 @@ foreach(jn_sdk_lib sip media)
       # gcc only: clang (the fuzz build) has no STB_GNU_UNIQUE and refuses the flag.
       target_compile_options(junction_${jn_sdk_lib} PRIVATE $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-fno-gnu-unique>)
       add_library(junction::${jn_sdk_lib} ALIAS junction_${jn_sdk_lib})
+      if(jn_sdk_lib STREQUAL "sip")
+        # Digest hashes (MD5, SHA-256), HMAC nonces and random branches/tags come from libcrypto.
+        find_package(OpenSSL REQUIRED)
+        target_link_libraries(junction_sip PUBLIC OpenSSL::Crypto)
+      endif()
     endif()
   endif()
 endforeach()
