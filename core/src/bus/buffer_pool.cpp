@@ -162,6 +162,7 @@ size_t BufferPool::trim(size_t keep) {
       ::operator delete(h, std::align_val_t{kSlotAlign});
     }
     oversize_free_.clear();
+    oversize_free_bytes_ = 0;
   }
   return freed;
 }
@@ -211,19 +212,29 @@ BufHeader* BufferPool::take_slot() {
   return h;
 }
 
+// Oversize capacities come in power-of-two classes from 4 KiB, so a cached buffer is reused by
+// any request of its class (frames of varying size), never wasting more than half of it.
+static uint64_t oversize_class(uint64_t capacity) {
+  uint64_t c = 4096;
+  while (c < capacity) c <<= 1;
+  return c;
+}
+
 BufHeader* BufferPool::alloc_oversize(uint32_t capacity) {
   // A recently released one that fits (without wasting more than half of it): a socket that
   // allows 64 KB datagrams (ng, SIP) would otherwise malloc and free 64 KB per datagram, which
   // fragments the heap around the long-lived small allocations made meanwhile.
   for (size_t i = 0; i < oversize_free_.size(); ++i) {
     BufHeader* h = oversize_free_[i];
-    if (h->capacity >= capacity && h->capacity / 2 <= capacity) {
+    if (h->capacity == oversize_class(capacity)) {
       oversize_free_[i] = oversize_free_.back();
       oversize_free_.pop_back();
+      oversize_free_bytes_ -= h->capacity;
       ++oversize_takes_;
       return h;
     }
   }
+  if (uint64_t rounded = oversize_class(capacity); rounded <= UINT32_MAX) capacity = static_cast<uint32_t>(rounded);
   size_t bytes = kHeaderBytes + capacity;
   void* memory = ::operator new(bytes, std::align_val_t{kSlotAlign}, std::nothrow);
   if (!memory) return nullptr;
@@ -331,9 +342,10 @@ void BufferPool::release(BufHeader* h) {
   assert(outstanding() > 0);
   outstanding_.store(outstanding() - 1, std::memory_order_relaxed);
   if (h->oversize) {
-    if (oversize_free_.size() < kOversizeCache) {
+    if (oversize_free_.size() < kOversizeCache && oversize_free_bytes_ + h->capacity <= kOversizeCacheBytes) {
       JN_POISON(storage_of(h), h->capacity);
       oversize_free_.push_back(h);
+      oversize_free_bytes_ += h->capacity;
       return;
     }
     bytes_reserved_.store(bytes_reserved() - (kHeaderBytes + h->capacity), std::memory_order_relaxed);

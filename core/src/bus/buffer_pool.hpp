@@ -180,7 +180,13 @@ class BufferPool {
   uint64_t oversize_takes_ = 0;  // oversize allocations (cache hits included)
   uint32_t releases_ = 0;        // wraps; every kTrimCheckEvery-th runs the trim check
 
-  static constexpr size_t kOversizeCache = 16;  // released oversize buffers kept for reuse
+  // Released oversize buffers kept for reuse: media frames (video access units of 5-200 KB ride
+  // the bus one per buffer) would otherwise cost a malloc per frame. Capacities are rounded up to
+  // a power of two so frames of varying size reuse each other's buffers; the cache is bounded by
+  // count and bytes, and emptied by the trim when an interval did not use it.
+  static constexpr size_t kOversizeCache = 256;
+  static constexpr size_t kOversizeCacheBytes = 32u << 20;
+  size_t oversize_free_bytes_ = 0;
   std::vector<detail::BufHeader*> oversize_free_;
   std::thread::id owner_ = std::this_thread::get_id();
   std::atomic<detail::BufHeader*> remote_head_{nullptr};  // released elsewhere, not yet reclaimed
