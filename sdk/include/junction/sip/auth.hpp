@@ -1,0 +1,129 @@
+// HTTP Digest authentication for SIP (RFC 3261 22, RFC 2617, RFC 7616): a server that challenges
+// and verifies, and a client that answers 401 / 407 challenges.
+//
+// Server nonces are self-verifying: hex(issue time, serial) + an HMAC-SHA-256 over them, the realm
+// and the server's secret, so no table entry is made per challenge. An expired nonce gives
+// Verdict::Stale (answer 401 with stale=true). Replay protection (RFC 7616 3.3 nonce-count) uses
+// a fixed table of nonce slots (DigestServerConfig::nc_slots): each nonce's highest nc is kept;
+// an nc not above it is refused. When a slot is reused for a newer nonce, every nonce issued up to
+// the evicted one counts as stale (a fresh challenge), so a forgotten nonce can never be replayed.
+// A legacy answer without qop (RFC 2069 form) carries no nc: its nonce is good for one request.
+// The server keeps no clock: callers pass now (seconds, monotonic or wall) to every call.
+#pragma once
+
+#include <junction/sip/builder.hpp>
+#include <junction/sip/headers.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace junction::sip {
+
+enum class DigestAlgorithm : uint8_t { MD5, MD5Sess, SHA256, SHA256Sess };
+// "MD5", "MD5-sess", "SHA-256", "SHA-256-sess" (case-insensitive); false for anything else.
+bool parse_algorithm(std::string_view name, DigestAlgorithm& out);
+std::string_view algorithm_name(DigestAlgorithm a);
+
+// Lowercase hex digest of text with the algorithm's hash (MD5 or SHA-256).
+std::string digest_hash(DigestAlgorithm a, std::string_view text);
+// H(user:realm:password) (HA1 before the -sess step).
+std::string digest_ha1(DigestAlgorithm a, std::string_view user, std::string_view realm, std::string_view password);
+// The request-digest (RFC 7616 3.4.1) from HA1 (as from digest_ha1). qop empty: the legacy form
+// H(HA1:nonce:HA2) (nc and cnonce unused unless the algorithm is -sess).
+std::string digest_response(DigestAlgorithm a, std::string_view ha1, std::string_view nonce, std::string_view nc,
+                            std::string_view cnonce, std::string_view qop, std::string_view method,
+                            std::string_view uri);
+
+struct DigestServerConfig {
+  std::string realm;
+  std::string secret;              // HMAC key of the nonces (>= 16 bytes; from a CSPRNG or the conf)
+  uint64_t nonce_ttl_s = 300;      // a nonce older than this is stale
+  bool qop_auth = true;            // offer qop="auth"; false: the legacy RFC 2069 form only
+  DigestAlgorithm algorithm = DigestAlgorithm::MD5;
+  std::string opaque;              // sent and required back when not empty
+  size_t nc_slots = 8192;          // replay table size (memory: ~40 bytes a slot)
+};
+
+// What verify() concluded. Only Ok is a pass.
+enum class Verdict : uint8_t {
+  Ok,
+  Malformed,      // not Digest, a required field missing, bad nc / qop / algorithm syntax -> 401
+  BadRealm,       // realm is not ours -> 401 (a fresh challenge for our realm)
+  BadNonce,       // not a nonce of ours (bad MAC, from the future, opaque mismatch) -> 401
+  Stale,          // our nonce, expired or forgotten -> 401 with stale=true
+  UnknownUser,    // the lookup has no such user -> 403
+  BadResponse,    // wrong password (or a tampered field) -> 403
+  Replay,         // nc already used with this nonce -> 403
+};
+const char* to_string(Verdict v);
+// 401 or 403 (see above); 200 for Ok.
+int status_for(Verdict v);
+
+// The user's secret: the password, or HA1 (lowercase hex of H(user:realm:password) for the
+// algorithm in use) when the store keeps only that.
+struct DigestSecret {
+  std::string password;
+  std::string ha1;
+};
+// False: no such user.
+using DigestLookup = std::function<bool(std::string_view user, DigestSecret& out)>;
+
+class DigestServer {
+ public:
+  // now_s: nonces issued before this instance existed are stale (their nc history is unknown).
+  DigestServer(DigestServerConfig cfg, uint64_t now_s);
+
+  // Header value for WWW-Authenticate / Proxy-Authenticate (out is replaced).
+  void challenge(std::string& out, uint64_t now_s, bool stale = false);
+
+  // Checks an Authorization / Proxy-Authorization header value of a request with this method.
+  // The digest is computed over the header's uri= (RFC 3261 22.4: what the client signed), which
+  // the caller may compare with the Request-URI for its own policy. user receives the username
+  // (escapes kept) when the header had one.
+  Verdict verify(std::string_view header_value, std::string_view method, uint64_t now_s, const DigestLookup& lookup,
+                 std::string_view* user = nullptr);
+
+  const DigestServerConfig& config() const { return cfg_; }
+
+ private:
+  struct Slot {
+    uint64_t serial = 0;  // 0: free
+    uint32_t nc = 0;
+  };
+  std::string make_nonce(uint64_t now_s);
+  // 0: not ours; otherwise the serial; ts receives the issue time.
+  uint64_t check_nonce(std::string_view nonce, uint64_t& ts) const;
+
+  DigestServerConfig cfg_;
+  uint64_t serial_ = 0;      // last serial issued (time-based, so it grows across restarts)
+  uint64_t watermark_ = 0;   // nonces with a serial <= this and not in the table are stale
+  std::vector<Slot> slots_;
+};
+
+// Client side: answers challenges (401 WWW-Authenticate, 407 Proxy-Authenticate) for one realm.
+class DigestClient {
+ public:
+  // Takes a challenge header value. False (nothing changed) when it is not Digest, or asks for an
+  // algorithm or qop this client does not do (only "auth"; auth-int is refused).
+  bool set_challenge(std::string_view header_value);
+  bool has_challenge() const { return !nonce_.empty(); }
+  // The challenge said stale=true: the password was right, only the nonce is old.
+  bool stale() const { return stale_; }
+  std::string_view realm() const { return realm_; }
+
+  // Authorization / Proxy-Authorization value for a request (method, Request-URI); counts nc.
+  bool authorize(std::string_view method, std::string_view uri, std::string_view user, std::string_view password,
+                 std::string& out, RandomSource rnd = system_random, void* ctx = nullptr);
+
+ private:
+  std::string realm_, nonce_, opaque_;
+  DigestAlgorithm alg_ = DigestAlgorithm::MD5;
+  bool qop_auth_ = false;
+  bool stale_ = false;
+  uint32_t nc_ = 0;
+};
+
+}  // namespace junction::sip

@@ -1,0 +1,62 @@
+// Character classes of the SIP grammar (RFC 3261 25.1), shared by the parsers of this library.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace junction::sip::detail {
+
+inline bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+inline bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
+inline bool is_lws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+inline bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+inline bool is_token_char(char c) {
+  if (is_alnum(c)) return true;
+  switch (c) {
+    case '-': case '.': case '!': case '%': case '*': case '_': case '+': case '`': case '\'': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+
+inline std::string_view ltrim(std::string_view v) {
+  size_t i = 0;
+  while (i < v.size() && is_lws(v[i])) ++i;
+  return v.substr(i);
+}
+inline std::string_view rtrim(std::string_view v) {
+  while (!v.empty() && is_lws(v.back())) v.remove_suffix(1);
+  return v;
+}
+inline std::string_view trim(std::string_view v) { return rtrim(ltrim(v)); }
+
+// Index just past the quoted string starting at v[i] == '"', or npos when it is not terminated.
+inline size_t skip_quoted(std::string_view v, size_t i) {
+  for (++i; i < v.size(); ++i) {
+    if (v[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (v[i] == '"') return i + 1;
+  }
+  return std::string_view::npos;
+}
+
+// Decimal digits to a number bounded by max; false on anything else or an overflow.
+inline bool to_uint(std::string_view s, uint64_t max, uint64_t& out) {
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return false;
+    v = v * 10 + uint64_t(c - '0');
+    if (v > max) return false;
+  }
+  out = v;
+  return true;
+}
+
+}  // namespace junction::sip::detail
