@@ -1,0 +1,344 @@
+#include <junction/sip/auth.hpp>
+
+#include "chars.hpp"
+
+#include <junction/util/encoding.hpp>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstring>
+#include <initializer_list>
+
+namespace junction::sip {
+
+using namespace detail;
+
+namespace {
+
+const EVP_MD* md_of(DigestAlgorithm a) {
+  return (a == DigestAlgorithm::SHA256 || a == DigestAlgorithm::SHA256Sess) ? EVP_sha256() : EVP_md5();
+}
+bool is_sess(DigestAlgorithm a) { return a == DigestAlgorithm::MD5Sess || a == DigestAlgorithm::SHA256Sess; }
+
+// Lowercase hex of H(p1:p2:...).
+std::string hash_join(DigestAlgorithm a, std::initializer_list<std::string_view> parts) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = ctx && EVP_DigestInit_ex(ctx, md_of(a), nullptr) == 1;
+  bool first = true;
+  for (std::string_view p : parts) {
+    if (!first) ok = ok && EVP_DigestUpdate(ctx, ":", 1) == 1;
+    first = false;
+    ok = ok && EVP_DigestUpdate(ctx, p.data(), p.size()) == 1;
+  }
+  ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return {};  // libcrypto failure: an empty digest matches nothing
+  return util::hex_encode(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+// A quoted-string's content (escapes kept, as AuthHeader returns it) with its escapes undone.
+std::string unescape_quoted(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size()) ++i;
+    out += v[i];
+  }
+  return out;
+}
+
+void append_quoted(std::string& out, std::string_view v) {
+  out += '"';
+  for (char c : v) {
+    if (c == '\r' || c == '\n') c = ' ';
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
+bool ct_equal_hex(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  std::string la(a), lb(b);
+  for (auto& c : la) c = lower(c);
+  for (auto& c : lb) c = lower(c);
+  return CRYPTO_memcmp(la.data(), lb.data(), la.size()) == 0;
+}
+
+}  // namespace
+
+bool parse_algorithm(std::string_view n, DigestAlgorithm& out) {
+  if (iequals(n, "MD5")) out = DigestAlgorithm::MD5;
+  else if (iequals(n, "MD5-sess")) out = DigestAlgorithm::MD5Sess;
+  else if (iequals(n, "SHA-256")) out = DigestAlgorithm::SHA256;
+  else if (iequals(n, "SHA-256-sess")) out = DigestAlgorithm::SHA256Sess;
+  else return false;
+  return true;
+}
+
+std::string_view algorithm_name(DigestAlgorithm a) {
+  switch (a) {
+    case DigestAlgorithm::MD5: return "MD5";
+    case DigestAlgorithm::MD5Sess: return "MD5-sess";
+    case DigestAlgorithm::SHA256: return "SHA-256";
+    case DigestAlgorithm::SHA256Sess: return "SHA-256-sess";
+  }
+  return "MD5";
+}
+
+std::string digest_hash(DigestAlgorithm a, std::string_view text) { return hash_join(a, {text}); }
+
+std::string digest_ha1(DigestAlgorithm a, std::string_view user, std::string_view realm, std::string_view password) {
+  return hash_join(a, {user, realm, password});
+}
+
+std::string digest_response(DigestAlgorithm a, std::string_view ha1, std::string_view nonce, std::string_view nc,
+                            std::string_view cnonce, std::string_view qop, std::string_view method,
+                            std::string_view uri) {
+  std::string h1 = is_sess(a) ? hash_join(a, {ha1, nonce, cnonce}) : std::string(ha1);
+  std::string h2 = hash_join(a, {method, uri});
+  if (qop.empty()) return hash_join(a, {h1, nonce, h2});
+  return hash_join(a, {h1, nonce, nc, cnonce, qop, h2});
+}
+
+const char* to_string(Verdict v) {
+  switch (v) {
+    case Verdict::Ok: return "ok";
+    case Verdict::Malformed: return "malformed or incomplete credentials";
+    case Verdict::BadRealm: return "wrong realm";
+    case Verdict::BadNonce: return "nonce not issued by this server";
+    case Verdict::Stale: return "stale nonce";
+    case Verdict::UnknownUser: return "unknown user";
+    case Verdict::BadResponse: return "wrong credentials";
+    case Verdict::Replay: return "nonce-count replayed";
+  }
+  return "unknown";
+}
+
+int status_for(Verdict v) {
+  switch (v) {
+    case Verdict::Ok: return 200;
+    case Verdict::UnknownUser:
+    case Verdict::BadResponse:
+    case Verdict::Replay: return 403;
+    default: return 401;
+  }
+}
+
+// ---- server ----
+
+DigestServer::DigestServer(DigestServerConfig cfg, uint64_t now_s) : cfg_(std::move(cfg)) {
+  if (cfg_.nc_slots == 0) cfg_.nc_slots = 1;
+  slots_.resize(cfg_.nc_slots);
+  // Serials are (time << 20 | count): a nonce of an earlier instance is at or below this.
+  serial_ = watermark_ = (now_s + 1) << 20;
+}
+
+namespace {
+void put64(unsigned char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (56 - 8 * i));
+}
+uint64_t get64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | uint8_t(p[i]);
+  return v;
+}
+// HMAC-SHA-256(secret, ts || serial || realm), first 16 bytes; false on a libcrypto failure.
+bool nonce_mac(const DigestServerConfig& cfg, const unsigned char* ts_serial, unsigned char* mac16) {
+  std::string data(reinterpret_cast<const char*>(ts_serial), 16);
+  data += cfg.realm;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), cfg.secret.data(), int(cfg.secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
+            data.size(), mac, &len) ||
+      len < 16)
+    return false;
+  std::memcpy(mac16, mac, 16);
+  return true;
+}
+}  // namespace
+
+// nonce = hex(issue time 8 bytes, serial 8 bytes, MAC 16 bytes): 64 hex digits.
+std::string DigestServer::make_nonce(uint64_t now_s) {
+  uint64_t cand = now_s << 20;
+  serial_ = cand > serial_ ? cand : serial_ + 1;
+  unsigned char buf[32];
+  put64(buf, now_s);
+  put64(buf + 8, serial_);
+  if (!nonce_mac(cfg_, buf, buf + 16)) std::memset(buf + 16, 0, 16);  // matches nothing: check_nonce fails too
+  return util::hex_encode(std::string_view(reinterpret_cast<const char*>(buf), 32));
+}
+
+uint64_t DigestServer::check_nonce(std::string_view nonce, uint64_t& ts) const {
+  if (nonce.size() != 64) return 0;
+  std::string raw;
+  if (!util::hex_decode(nonce, raw)) return 0;
+  unsigned char mac[16];
+  if (!nonce_mac(cfg_, reinterpret_cast<const unsigned char*>(raw.data()), mac)) return 0;
+  if (CRYPTO_memcmp(mac, raw.data() + 16, 16) != 0) return 0;
+  ts = get64(raw.data());
+  return get64(raw.data() + 8);
+}
+
+void DigestServer::challenge(std::string& out, uint64_t now_s, bool stale) {
+  out.assign("Digest realm=");
+  append_quoted(out, cfg_.realm);
+  out.append(", nonce=\"");
+  out.append(make_nonce(now_s));
+  out += '"';
+  if (!cfg_.opaque.empty()) {
+    out.append(", opaque=");
+    append_quoted(out, cfg_.opaque);
+  }
+  out.append(", algorithm=");
+  out.append(algorithm_name(cfg_.algorithm));
+  if (cfg_.qop_auth) out.append(", qop=\"auth\"");
+  if (stale) out.append(", stale=true");
+}
+
+Verdict DigestServer::verify(std::string_view header_value, std::string_view method, uint64_t now_s,
+                             const DigestLookup& lookup, std::string_view* user_out) {
+  AuthHeader a;
+  if (!parse_auth(header_value, a) || !iequals(a.scheme, "Digest")) return Verdict::Malformed;
+  std::string_view username, realm, nonce, uri, response, alg_name, qop, nc, cnonce, opaque;
+  if (!a.get("username", username) || !a.get("realm", realm) || !a.get("nonce", nonce) || !a.get("uri", uri) ||
+      !a.get("response", response))
+    return Verdict::Malformed;
+  if (user_out) *user_out = username;
+  if (username.empty() || uri.empty() || response.empty()) return Verdict::Malformed;
+  DigestAlgorithm alg = DigestAlgorithm::MD5;
+  if (a.get("algorithm", alg_name) && !parse_algorithm(alg_name, alg)) return Verdict::Malformed;
+  if (alg != cfg_.algorithm) return Verdict::Malformed;
+  bool has_qop = a.get("qop", qop);
+  uint32_t nc_value = 1;
+  if (cfg_.qop_auth) {
+    // We offered qop=auth: an answer without it would be a downgrade.
+    if (!has_qop || !iequals(qop, "auth")) return Verdict::Malformed;
+    if (!a.get("nc", nc) || nc.size() != 8 || !a.get("cnonce", cnonce) || cnonce.empty()) return Verdict::Malformed;
+    nc_value = 0;
+    for (char c : nc) {
+      int d = util::hex_digit(c);
+      if (d < 0) return Verdict::Malformed;
+      nc_value = (nc_value << 4) | uint32_t(d);
+    }
+    if (nc_value == 0) return Verdict::Malformed;
+  } else {
+    if (has_qop) return Verdict::Malformed;
+    a.get("cnonce", cnonce);  // only used by -sess
+  }
+  std::string realm_plain = unescape_quoted(realm);
+  if (realm_plain != cfg_.realm) return Verdict::BadRealm;
+  uint64_t ts = 0;
+  uint64_t serial = check_nonce(nonce, ts);
+  if (!serial) return Verdict::BadNonce;
+  if (!cfg_.opaque.empty() && (!a.get("opaque", opaque) || unescape_quoted(opaque) != cfg_.opaque))
+    return Verdict::BadNonce;
+  if (now_s > ts && now_s - ts > cfg_.nonce_ttl_s) return Verdict::Stale;
+
+  std::string user_plain = unescape_quoted(username);
+  DigestSecret secret;
+  if (!lookup || !lookup(user_plain, secret)) return Verdict::UnknownUser;
+  std::string ha1 = secret.ha1.empty() ? digest_ha1(alg, user_plain, cfg_.realm, secret.password) : secret.ha1;
+  std::string expect = digest_response(alg, ha1, nonce, nc, cnonce, cfg_.qop_auth ? "auth" : "", method,
+                                       unescape_quoted(uri));
+  if (!ct_equal_hex(expect, response)) return Verdict::BadResponse;
+
+  // Replay: only now (a correct response) may the nonce's nc history change.
+  Slot& s = slots_[size_t((serial * 0x9E3779B97F4A7C15ull) >> 20) % slots_.size()];
+  if (s.serial == serial) {
+    if (nc_value <= s.nc) return cfg_.qop_auth ? Verdict::Replay : Verdict::Stale;
+    s.nc = nc_value;
+    return Verdict::Ok;
+  }
+  if (serial <= watermark_) return Verdict::Stale;  // forgotten (evicted) or older than this instance
+  if (s.serial > serial) {
+    // The slot holds a newer nonce: this one is given up for good.
+    watermark_ = serial > watermark_ ? serial : watermark_;
+    return Verdict::Stale;
+  }
+  if (s.serial) watermark_ = s.serial > watermark_ ? s.serial : watermark_;
+  s.serial = serial;
+  s.nc = nc_value;
+  return Verdict::Ok;
+}
+
+// ---- client ----
+
+bool DigestClient::set_challenge(std::string_view header_value) {
+  AuthHeader a;
+  if (!parse_auth(header_value, a) || !iequals(a.scheme, "Digest")) return false;
+  std::string_view realm, nonce, alg_name, qop, stale, opaque;
+  if (!a.get("realm", realm) || !a.get("nonce", nonce) || nonce.empty()) return false;
+  DigestAlgorithm alg = DigestAlgorithm::MD5;
+  if (a.get("algorithm", alg_name) && !parse_algorithm(alg_name, alg)) return false;
+  bool qop_auth = false;
+  if (a.get("qop", qop)) {
+    // qop="auth,auth-int": pick auth; a challenge without auth in its list cannot be answered.
+    std::string_view rest = qop, v;
+    while (next_value(rest, v))
+      if (iequals(v, "auth")) qop_auth = true;
+    if (!qop_auth) return false;
+  }
+  std::string new_nonce = unescape_quoted(nonce);
+  if (new_nonce != nonce_) nc_ = 0;
+  nonce_ = std::move(new_nonce);
+  realm_ = unescape_quoted(realm);
+  opaque_ = a.get("opaque", opaque) ? unescape_quoted(opaque) : std::string();
+  alg_ = alg;
+  qop_auth_ = qop_auth;
+  stale_ = a.get("stale", stale) && iequals(stale, "true");
+  return true;
+}
+
+bool DigestClient::authorize(std::string_view method, std::string_view uri, std::string_view user,
+                             std::string_view password, std::string& out, RandomSource rnd, void* ctx) {
+  out.clear();
+  if (nonce_.empty()) return false;
+  std::string cnonce;
+  if (qop_auth_ || is_sess(alg_)) {
+    std::string raw;
+    if (!rnd || !rnd(ctx, 8, raw) || raw.size() != 8) return false;
+    cnonce = util::hex_encode(raw);
+  }
+  char nc[9] = {0};
+  if (qop_auth_) {
+    ++nc_;
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; ++i) nc[i] = kHex[(nc_ >> (28 - 4 * i)) & 15];
+  }
+  std::string ha1 = digest_ha1(alg_, user, realm_, password);
+  std::string resp = digest_response(alg_, ha1, nonce_, qop_auth_ ? std::string_view(nc, 8) : std::string_view(), cnonce,
+                                     qop_auth_ ? "auth" : "", method, uri);
+  out.assign("Digest username=");
+  append_quoted(out, user);
+  out.append(", realm=");
+  append_quoted(out, realm_);
+  out.append(", nonce=");
+  append_quoted(out, nonce_);
+  out.append(", uri=");
+  append_quoted(out, uri);
+  out.append(", response=\"");
+  out.append(resp);
+  out.append("\", algorithm=");
+  out.append(algorithm_name(alg_));
+  if (!cnonce.empty()) {
+    out.append(", cnonce=\"");
+    out.append(cnonce);
+    out += '"';
+  }
+  if (!opaque_.empty()) {
+    out.append(", opaque=");
+    append_quoted(out, opaque_);
+  }
+  if (qop_auth_) {
+    out.append(", qop=auth, nc=");
+    out.append(nc, 8);
+  }
+  return true;
+}
+
+}  // namespace junction::sip

@@ -1,0 +1,259 @@
+// junction/sip/auth.hpp: digest hashes against the RFC vectors, the server's challenge / verify
+// verdicts (stale, replay, wrong realm/user/password, missing fields, downgrade), and the client
+// answering the server's own challenges.
+#include <junction/sip/auth.hpp>
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace junction::sip;
+
+namespace {
+
+DigestServerConfig config(bool qop = true, DigestAlgorithm alg = DigestAlgorithm::MD5) {
+  DigestServerConfig c;
+  c.realm = "junction.test";
+  c.secret = "0123456789abcdef0123456789abcdef";
+  c.nonce_ttl_s = 300;
+  c.qop_auth = qop;
+  c.algorithm = alg;
+  c.opaque = "op4que";
+  c.nc_slots = 64;
+  return c;
+}
+
+DigestLookup users() {
+  return [](std::string_view user, DigestSecret& s) {
+    if (user == "alice") {
+      s.password = "secret";
+      return true;
+    }
+    if (user == "bob") {  // stored as HA1 only
+      s.ha1 = digest_ha1(DigestAlgorithm::MD5, "bob", "junction.test", "hunter2");
+      return true;
+    }
+    return false;
+  };
+}
+
+// Replace the value of name="..." (or name=token) in an Authorization value.
+std::string with_param(std::string v, std::string_view name, std::string_view value) {
+  std::string key = std::string(name) + "=";
+  size_t at = v.find(key);
+  REQUIRE(at != std::string::npos);
+  size_t start = at + key.size();
+  size_t end;
+  if (v[start] == '"') {
+    end = v.find('"', start + 1) + 1;
+    v.replace(start, end - start, "\"" + std::string(value) + "\"");
+  } else {
+    end = v.find(',', start);
+    if (end == std::string::npos) end = v.size();
+    v.replace(start, end - start, value);
+  }
+  return v;
+}
+
+std::string without_param(std::string v, std::string_view name) {
+  size_t at = v.find(" " + std::string(name) + "=");
+  REQUIRE(at != std::string::npos);
+  size_t start = at + name.size() + 2;
+  if (v[at - 1] == ',') --at;  // ", name=..." (else the first one, after "Digest")
+  size_t end = v[start] == '"' ? v.find('"', start + 1) + 1 : v.find(',', start);
+  if (end == std::string::npos) end = v.size();
+  v.erase(at, end - at);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("sip auth: RFC 2617 and RFC 7616 test vectors") {
+  // RFC 2617 3.5
+  std::string ha1 = digest_ha1(DigestAlgorithm::MD5, "Mufasa", "testrealm@host.com", "Circle Of Life");
+  CHECK(digest_response(DigestAlgorithm::MD5, ha1, "dcd98b7102dd2f0e8b11d0f600bfb0c093", "00000001", "0a4f113b", "auth",
+                        "GET", "/dir/index.html") == "6629fae49393a05397450978507c4ef1");
+  // RFC 7616 3.9.1, MD5 and SHA-256
+  const char* nonce = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v";
+  const char* cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+  CHECK(digest_response(DigestAlgorithm::MD5,
+                        digest_ha1(DigestAlgorithm::MD5, "Mufasa", "http-auth@example.org", "Circle of Life"), nonce,
+                        "00000001", cnonce, "auth", "GET", "/dir/index.html") == "8ca523f5e9506fed4657c9700eebdbec");
+  CHECK(digest_response(DigestAlgorithm::SHA256,
+                        digest_ha1(DigestAlgorithm::SHA256, "Mufasa", "http-auth@example.org", "Circle of Life"),
+                        nonce, "00000001", cnonce, "auth", "GET", "/dir/index.html") ==
+        "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+  DigestAlgorithm a;
+  CHECK(parse_algorithm("sha-256", a));
+  CHECK(a == DigestAlgorithm::SHA256);
+  CHECK_FALSE(parse_algorithm("SHA-512", a));
+}
+
+TEST_CASE("sip auth: a client answers the server's challenge; wrong password, user, realm are refused") {
+  for (auto alg : {DigestAlgorithm::MD5, DigestAlgorithm::SHA256, DigestAlgorithm::MD5Sess}) {
+    INFO(algorithm_name(alg));
+    DigestServer srv(config(true, alg), 1000);
+    std::string chal;
+    srv.challenge(chal, 1000);
+    CHECK(chal.find("qop=\"auth\"") != std::string::npos);
+    CHECK(chal.find("opaque=\"op4que\"") != std::string::npos);
+    DigestClient cli;
+    REQUIRE(cli.set_challenge(chal));
+    CHECK(cli.realm() == "junction.test");
+    std::string auth;
+    REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+    std::string_view user;
+    CHECK(srv.verify(auth, "REGISTER", 1001, users(), &user) == Verdict::Ok);
+    CHECK(user == "alice");
+    // The next request on the same nonce counts nc up: accepted.
+    REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+    CHECK(auth.find("nc=00000002") != std::string::npos);
+    CHECK(srv.verify(auth, "REGISTER", 1002, users()) == Verdict::Ok);
+    // Same nc again: a replay.
+    CHECK(srv.verify(auth, "REGISTER", 1002, users()) == Verdict::Replay);
+    CHECK(status_for(Verdict::Replay) == 403);
+
+    REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "wrong", auth));
+    CHECK(srv.verify(auth, "REGISTER", 1003, users()) == Verdict::BadResponse);
+    REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "mallory", "secret", auth));
+    CHECK(srv.verify(auth, "REGISTER", 1003, users()) == Verdict::UnknownUser);
+    // Signed for another method: the response does not match.
+    REQUIRE(cli.authorize("INVITE", "sip:junction.test", "alice", "secret", auth));
+    CHECK(srv.verify(auth, "REGISTER", 1003, users()) == Verdict::BadResponse);
+  }
+}
+
+TEST_CASE("sip auth: the digest is checked over the Authorization's uri=, not the Request-URI") {
+  DigestServer srv(config(), 50);
+  std::string chal, auth;
+  srv.challenge(chal, 50);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:other.uri;transport=udp", "alice", "secret", auth));
+  CHECK(srv.verify(auth, "REGISTER", 50, users()) == Verdict::Ok);
+  // Changing uri= after signing breaks it.
+  REQUIRE(cli.authorize("REGISTER", "sip:other.uri;transport=udp", "alice", "secret", auth));
+  CHECK(srv.verify(with_param(auth, "uri", "sip:junction.test"), "REGISTER", 50, users()) == Verdict::BadResponse);
+}
+
+TEST_CASE("sip auth: HA1-only users, stale and foreign nonces, tampered and missing fields") {
+  DigestServer srv(config(), 1000);
+  std::string chal, auth;
+  srv.challenge(chal, 1000);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "bob", "hunter2", auth));
+  CHECK(srv.verify(auth, "REGISTER", 1000, users()) == Verdict::Ok);
+
+  // Expired: stale, and the new challenge says so; the client keeps answering after it.
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  CHECK(srv.verify(auth, "REGISTER", 1000 + 301, users()) == Verdict::Stale);
+  CHECK(status_for(Verdict::Stale) == 401);
+  srv.challenge(chal, 1301, true);
+  REQUIRE(cli.set_challenge(chal));
+  CHECK(cli.stale());
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  CHECK(auth.find("nc=00000001") != std::string::npos);
+  CHECK(srv.verify(auth, "REGISTER", 1302, users()) == Verdict::Ok);
+
+  // A nonce of another server (other secret) or a forged one.
+  DigestServerConfig other = config();
+  other.secret = "another secret of sixteen bytes!";
+  DigestServer srv2(other, 1000);
+  std::string chal2, auth2;
+  srv2.challenge(chal2, 1302);
+  DigestClient cli2;
+  REQUIRE(cli2.set_challenge(chal2));
+  REQUIRE(cli2.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth2));
+  CHECK(srv.verify(auth2, "REGISTER", 1302, users()) == Verdict::BadNonce);
+  CHECK(srv.verify(with_param(auth, "nonce", std::string(64, 'a')), "REGISTER", 1302, users()) == Verdict::BadNonce);
+  CHECK(srv.verify(with_param(auth, "opaque", "x"), "REGISTER", 1302, users()) == Verdict::BadNonce);
+  CHECK(srv.verify(with_param(auth, "realm", "evil.test"), "REGISTER", 1302, users()) == Verdict::BadRealm);
+
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  for (const char* f : {"username", "realm", "nonce", "uri", "response", "nc", "cnonce", "qop"}) {
+    INFO(f);
+    Verdict v = srv.verify(without_param(auth, f), "REGISTER", 1302, users());
+    CHECK(v == Verdict::Malformed);
+    CHECK(status_for(v) == 401);
+  }
+  CHECK(srv.verify("Basic YWxpY2U6c2VjcmV0", "REGISTER", 1302, users()) == Verdict::Malformed);
+  CHECK(srv.verify("Digest username=\"alice\", realm=\"junction.test", "REGISTER", 1302, users()) == Verdict::Malformed);
+  CHECK(srv.verify(with_param(auth, "qop", "auth-int"), "REGISTER", 1302, users()) == Verdict::Malformed);
+  CHECK(srv.verify(with_param(auth, "nc", "0000001"), "REGISTER", 1302, users()) == Verdict::Malformed);
+  CHECK(srv.verify(with_param(auth, "algorithm", "SHA-256"), "REGISTER", 1302, users()) == Verdict::Malformed);
+  // A lookup that refuses everyone: never a pass.
+  CHECK(srv.verify(auth, "REGISTER", 1302, [](std::string_view, DigestSecret&) { return false; }) ==
+        Verdict::UnknownUser);
+  // The untouched answer still works (the refusals above did not burn its nc).
+  CHECK(srv.verify(auth, "REGISTER", 1302, users()) == Verdict::Ok);
+}
+
+TEST_CASE("sip auth: a qop answer to a server that asked for it cannot be downgraded") {
+  DigestServer srv(config(true), 10);
+  std::string chal, auth;
+  srv.challenge(chal, 10);
+  // Forge a legacy-form answer to a qop challenge (a correct one, for the nonce).
+  DigestClient cli;
+  std::string legacy_chal = chal;
+  legacy_chal.erase(legacy_chal.find(", qop=\"auth\""), 12);
+  REQUIRE(cli.set_challenge(legacy_chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  CHECK(auth.find("qop=") == std::string::npos);
+  CHECK(srv.verify(auth, "REGISTER", 10, users()) == Verdict::Malformed);
+}
+
+TEST_CASE("sip auth: the legacy form (no qop): a nonce is good for one request") {
+  DigestServer srv(config(false), 10);
+  std::string chal, auth;
+  srv.challenge(chal, 10);
+  CHECK(chal.find("qop") == std::string::npos);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("INVITE", "sip:bob@junction.test", "alice", "secret", auth));
+  CHECK(auth.find("nc=") == std::string::npos);
+  CHECK(srv.verify(auth, "INVITE", 11, users()) == Verdict::Ok);
+  CHECK(srv.verify(auth, "INVITE", 12, users()) == Verdict::Stale);
+  REQUIRE(cli.authorize("INVITE", "sip:bob@junction.test", "alice", "wrong", auth));
+  CHECK(srv.verify(auth, "INVITE", 12, users()) == Verdict::BadResponse);
+}
+
+TEST_CASE("sip auth: bounded replay table; a forgotten nonce goes stale instead of replayable") {
+  DigestServerConfig c = config();
+  c.nc_slots = 4;
+  DigestServer srv(c, 100);
+  std::vector<std::string> first;
+  // 40 clients on 40 nonces: more than the table holds.
+  for (int i = 0; i < 40; ++i) {
+    std::string chal, auth;
+    srv.challenge(chal, 100);
+    DigestClient cli;
+    REQUIRE(cli.set_challenge(chal));
+    REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+    Verdict v = srv.verify(auth, "REGISTER", 100, users());
+    CHECK((v == Verdict::Ok || v == Verdict::Stale));
+    first.push_back(auth);
+  }
+  // Every answer replayed: none passes.
+  for (auto& a : first) {
+    Verdict v = srv.verify(a, "REGISTER", 101, users());
+    CHECK((v == Verdict::Replay || v == Verdict::Stale));
+  }
+  // A server started later does not accept nonces of its predecessor (their nc history is gone).
+  DigestServer restarted(c, 150);
+  CHECK(restarted.verify(first.back(), "REGISTER", 150, users()) == Verdict::Stale);
+}
+
+TEST_CASE("sip auth: client refuses challenges it cannot answer") {
+  DigestClient cli;
+  CHECK_FALSE(cli.set_challenge("Basic realm=\"x\""));
+  CHECK_FALSE(cli.set_challenge("Digest realm=\"x\", nonce=\"n\", algorithm=SHA-512"));
+  CHECK_FALSE(cli.set_challenge("Digest realm=\"x\", nonce=\"n\", qop=\"auth-int\""));
+  CHECK_FALSE(cli.set_challenge("Digest realm=\"x\""));
+  CHECK_FALSE(cli.has_challenge());
+  REQUIRE(cli.set_challenge("Digest realm=\"x\", nonce=\"n\", qop=\"auth,auth-int\""));
+  std::string out;
+  REQUIRE(cli.authorize("INVITE", "sip:b@x", "u\"q", "p", out));
+  CHECK(out.find("username=\"u\\\"q\"") != std::string::npos);
+  CHECK(out.find("qop=auth") != std::string::npos);
+}
