@@ -622,7 +622,6 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     dialogs_.for_each([&](sip::Dialog& d) {
       if (d.key() == call.dialog) d.state = sip::DialogState::Terminated;
     });
-    sip::Dialog probe;
     std::string key = call.dialog;
     // erase by key: find the dialog again (for_each forbids erasing inside)
     sip::Dialog* found = nullptr;
