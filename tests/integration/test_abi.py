@@ -30,7 +30,7 @@ class AbiTest(JunctionTest):
         status, body = self.j.request("POST", "/api/v1/plugins", {"name": name})
         self.assertEqual(status, 422, body)
         self.assertIn(f"built for ABI {claimed}", body["error"])
-        self.assertIn("this core speaks ABI 2.0", body["error"])
+        self.assertRegex(body["error"], r"this core speaks ABI 2\.\d+ ")
         self.assertNotIn("factory was called", self.j.log())
         self.assertEqual([p["name"] for p in self.j.api("GET", "/api/v1/plugins", expect=200)], ["udp-counter"])
         self.echo_roundtrip(self.port)  # the loaded plugin never noticed
@@ -86,7 +86,7 @@ class AbiTest(JunctionTest):
         j = self.server(plugins={"abi-major1": {}})
         j.start(expect_ready=False)
         self.assertEqual(j.wait_exit(), 1)
-        self.assertIn("built for ABI 1.2, this core speaks ABI 2.0", j.log())
+        self.assertRegex(j.log(), r"built for ABI 1\.2, this core speaks ABI 2\.\d+ ")
         self.assertIn("refusing to start", j.log())
         j.proc = None
 

@@ -68,6 +68,30 @@ class PluginIoTest(JunctionTest):
         stats = self.j.cmd("io-echo", "stats")
         self.assertEqual(stats["oversize"], 1)
 
+    def test_sip_framing(self):
+        """JN_FRAME_SIP over a real socket: messages byte by byte and coalesced, keepalive ping,
+        and a stream whose Content-Length lies is closed with the reason logged."""
+        port = free_port()
+        j = self.server(plugins={"io-echo": {"tcp_listen": f"127.0.0.1:{port}", "http_listen": f"127.0.0.1:{free_port()}",
+                                             "tcp_framing": "sip", "max_frame": 2048}})
+        j.start()
+        reg = b"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n"
+        msg = b"MESSAGE sip:a SIP/2.0\r\nl: 5\r\n\r\nhello"
+        a, b = TcpPeer(port), TcpPeer(port)
+        for i in range(len(reg)):
+            a.send(reg[i:i + 1])
+        self.assertRegex(a.frame(), r"^sip:\d+:%d$" % len(reg))
+        a.send(b"\r\n\r\n" + msg + reg)
+        self.assertEqual(a.frame(), "pong")
+        self.assertTrue(a.frame().endswith(":%d" % len(msg)))
+        self.assertTrue(a.frame().endswith(":%d" % len(reg)))
+        a.send(b"INVITE sip:a SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\nab")
+        self.assertTrue(a.frame().startswith("error:oversize:"))
+        self.assertTrue(a.closed())
+        j.wait_for_log("two different Content-Length values")
+        b.send(msg)                              # the other connection is untouched
+        self.assertTrue(b.frame().endswith(":%d" % len(msg)))
+
     def test_http_and_websocket(self):
         self.assertEqual(self.http("GET", "/x?a=1"), (200, {"method": "GET", "path": "/x", "query": "a=1", "body": ""}))
         self.assertEqual(self.http("POST", "/p", "payload")[1]["body"], "payload")

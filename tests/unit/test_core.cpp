@@ -83,6 +83,50 @@ TEST_CASE("LEN16 framing (RFC 4571): byte by byte, oversize skipped in sync") {
   CHECK_FALSE(f.encode(std::string(70000, 'a'), tmp));
 }
 
+TEST_CASE("SIP framing (RFC 3261 18.3): Content-Length bodies, compact form, keepalives, byte by byte") {
+  const std::string reg = "REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n";
+  const std::string msg = "MESSAGE sip:a SIP/2.0\r\nl : 5\r\nContent-Type: text/plain\r\n\r\nhello";
+  const std::string folded = "INFO sip:a SIP/2.0\r\nSubject: x\r\n y\r\ncontent-LENGTH:\t3 \r\n\r\nabc";
+  const std::string no_length = "OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\n";
+  std::string wire = "\r\n" + reg + "\r\n\r\n" + msg + folded + "\r\n" + no_length;
+  std::vector<std::string> bytes;
+  for (char ch : wire) bytes.emplace_back(1, ch);
+  StreamFramer f(JN_FRAME_SIP, 0, 4096);
+  auto c = feed_all(f, bytes);
+  CHECK(c.frames == std::vector<std::string>{reg, "\r\n\r\n", msg, folded, no_length});
+  CHECK(c.oversize.empty());
+  CHECK_FALSE(f.broken());
+  CHECK(f.buffered() == 0);
+  // Several messages in one chunk.
+  StreamFramer g(JN_FRAME_SIP, 0, 4096);
+  auto d = feed_all(g, {reg + msg + reg});
+  CHECK(d.frames == std::vector<std::string>{reg, msg, reg});
+}
+
+TEST_CASE("SIP framing: a stream that lies about its length is broken, not trusted") {
+  using V = std::vector<std::string>;
+  for (const std::string& bad : V{"INVITE sip:a SIP/2.0\r\nContent-Length: 12x\r\n\r\n",
+                                   "INVITE sip:a SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\nab",
+                                   "INVITE sip:a SIP/2.0\r\nContent-Length: -1\r\n\r\n",
+                                   "INVITE sip:a SIP/2.0\r\nContent-Length: 99999999999\r\n\r\n",
+                                   "INVITE sip:a SIP/2.0\r\nContent-Length: 5000\r\n\r\n"}) {
+    StreamFramer f(JN_FRAME_SIP, 0, 1024);
+    auto c = feed_all(f, {bad, "OPTIONS sip:b SIP/2.0\r\nContent-Length: 0\r\n\r\n"});
+    CHECK(f.broken());
+    CHECK(std::string(f.broken_reason()).size() > 0);
+    CHECK(c.oversize.size() == 1);
+    CHECK(c.frames.empty());  // nothing after the lie is framed
+  }
+  StreamFramer h(JN_FRAME_SIP, 0, 64);
+  auto e = feed_all(h, {std::string(65, 'A')});  // no end of headers within max_frame
+  CHECK(h.broken());
+  CHECK(e.oversize == std::vector<size_t>{65});
+  StreamFramer same(JN_FRAME_SIP, 0, 1024);  // a repeated, equal Content-Length is fine
+  auto ok = feed_all(same, {"MESSAGE sip:a SIP/2.0\r\nContent-Length: 2\r\nl: 2\r\n\r\nhi"});
+  CHECK(ok.frames.size() == 1);
+  CHECK_FALSE(same.broken());
+}
+
 TEST_CASE("framer stops when the callback says the connection is closing") {
   StreamFramer f(JN_FRAME_DELIM, '\n', 100);
   int n = 0;

@@ -5,6 +5,15 @@
 //          up to the next delimiter (the stream resynchronises there);
 //   LEN16  RFC 4571: a 2-byte big-endian length before each frame; an oversized frame is
 //          reported and its bytes skipped (the length keeps the stream in sync).
+//   SIP    RFC 3261 section 18.3: a message is its header block up to the first empty line plus
+//          Content-Length body bytes (compact form "l" too; absent = 0). CRLFCRLF between messages
+//          is an RFC 5626 keepalive ping, delivered as the 4-byte frame "\r\n\r\n" (the plugin
+//          answers with a CRLF pong); a lone CRLF (a pong, or the empty lines RFC 3261 7.5 allows
+//          before a message) is skipped. A stream that cannot be framed -- a header block or
+//          message over max_frame, a Content-Length that is not a number or appears twice with
+//          different values -- is *broken*: it is reported once through on_oversize and the
+//          framer ignores everything after it (the core closes the connection: a stream that lies
+//          about its length cannot be trusted to resynchronise).
 #pragma once
 
 #include <junction/abi.h>
@@ -28,6 +37,9 @@ class StreamFramer {
   void feed(const char* data, size_t n, OnFrame&& on_frame, OnOversize&& on_oversize);
 
   size_t buffered() const { return rx_.size(); }
+  // SIP framing only: the stream could not be framed (see above) and must be closed.
+  bool broken() const { return broken_; }
+  const char* broken_reason() const { return broken_reason_; }
 
   // The bytes to send for one frame (prefix or delimiter added). false if it cannot be framed.
   bool encode(std::string_view frame, std::string& out) const;
@@ -39,7 +51,125 @@ class StreamFramer {
   std::string rx_;
   bool skipping_ = false;
   size_t skip_left_ = 0;
+  bool broken_ = false;
+  const char* broken_reason_ = "";
+
+  template <typename OnFrame, typename OnOversize>
+  void feed_sip(const char* data, size_t n, OnFrame& on_frame, OnOversize& on_oversize);
+  // The message length (header block + body) of the header block rx_[pos, pos+header_len), or
+  // 0 with broken_reason_ set.
+  size_t sip_message_length(size_t pos, size_t header_len);
 };
+
+namespace framer_detail {
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+}  // namespace framer_detail
+
+inline size_t StreamFramer::sip_message_length(size_t pos, size_t header_len) {
+  std::string_view block(rx_.data() + pos, header_len);  // ends with CRLFCRLF
+  size_t content_length = 0;
+  bool seen = false;
+  size_t line_start = block.find("\r\n");
+  if (line_start == std::string_view::npos) line_start = block.size();  // cannot happen
+  // Skip the start line; every following line up to the empty one is a header (or a fold).
+  while (line_start + 2 < block.size()) {
+    size_t begin = line_start + 2;
+    size_t end = block.find("\r\n", begin);
+    if (end == std::string_view::npos || end == begin) break;
+    std::string_view line = block.substr(begin, end - begin);
+    line_start = end;
+    if (line.front() == ' ' || line.front() == '\t') continue;  // a folded continuation
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;  // the parser reports it; framing needs no more
+    std::string_view name = line.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    if (!framer_detail::iequals(name, "content-length") && !framer_detail::iequals(name, "l")) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (value.empty() || value.size() > 9) {
+      broken_reason_ = "Content-Length is not a number below 10^9";
+      return 0;
+    }
+    size_t v = 0;
+    for (char ch : value) {
+      if (ch < '0' || ch > '9') {
+        broken_reason_ = "Content-Length is not a number";
+        return 0;
+      }
+      v = v * 10 + static_cast<size_t>(ch - '0');
+    }
+    if (seen && v != content_length) {
+      broken_reason_ = "two different Content-Length values";
+      return 0;
+    }
+    seen = true;
+    content_length = v;
+  }
+  return header_len + content_length;
+}
+
+template <typename OnFrame, typename OnOversize>
+void StreamFramer::feed_sip(const char* data, size_t n, OnFrame& on_frame, OnOversize& on_oversize) {
+  if (broken_) return;
+  rx_.append(data, n);
+  size_t pos = 0;
+  auto fail = [&](size_t len, const char* reason) {
+    if (!*broken_reason_) broken_reason_ = reason;
+    broken_ = true;
+    rx_.clear();
+    on_oversize(len);
+  };
+  for (;;) {
+    size_t avail = rx_.size() - pos;
+    if (avail >= 4 && rx_.compare(pos, 4, "\r\n\r\n") == 0) {
+      pos += 4;
+      if (!on_frame(std::string_view("\r\n\r\n", 4))) {
+        rx_.clear();
+        return;
+      }
+      continue;
+    }
+    if (avail >= 2 && rx_.compare(pos, 2, "\r\n") == 0) {
+      // A pong or an empty line before a message; wait when it may still become a ping.
+      if (avail < 4 && (avail == 2 || rx_[pos + 2] == '\r')) break;
+      pos += 2;
+      continue;
+    }
+    if (avail == 0) break;
+    size_t end = rx_.find("\r\n\r\n", pos);
+    if (end == std::string::npos) {
+      if (avail > max_frame_) fail(avail, "header block longer than max_frame");
+      break;
+    }
+    size_t header_len = end + 4 - pos;
+    size_t total = sip_message_length(pos, header_len);
+    if (total == 0) {
+      fail(header_len, broken_reason_);
+      return;
+    }
+    if (total > max_frame_) {
+      fail(total, "message longer than max_frame");
+      return;
+    }
+    if (avail < total) break;
+    if (!on_frame(std::string_view(rx_.data() + pos, total))) {
+      rx_.clear();
+      return;
+    }
+    pos += total;
+  }
+  if (!broken_) rx_.erase(0, pos);
+}
 
 template <typename OnFrame, typename OnOversize>
 void StreamFramer::feed(const char* data, size_t n, OnFrame&& on_frame, OnOversize&& on_oversize) {
@@ -85,6 +215,10 @@ void StreamFramer::feed(const char* data, size_t n, OnFrame&& on_frame, OnOversi
         on_oversize(len);
       }
     }
+    return;
+  }
+  if (framing_ == JN_FRAME_SIP) {
+    feed_sip(data, n, on_frame, on_oversize);
     return;
   }
   // LEN16

@@ -246,6 +246,12 @@ void tcp_frame_input(TcpRes& c, const char* data, size_t n) {
         tcp_emit(c, JN_TCP_OVERSIZE, nullptr, len);
         return alive();
       });
+  if (c.framer->broken() && alive()) {
+    if (c.owner)
+      c.owner->log(JN_LOG_WARN, fmt::format("tcp: closing the connection from {}: {}", format_addr(c.peer),
+                                            c.framer->broken_reason()));
+    tcp_begin_close(c, JN_ERR_INVALID);
+  }
 }
 
 void tcp_touch_idle(TcpRes& c) {
@@ -495,7 +501,7 @@ bool valid_tcp_options(const jn_tcp_options* o, jn_tcp_options& out) {
   out.delimiter = o->delimiter;
   out.max_frame = o->max_frame ? o->max_frame : 65536;
   if (JN_HAS_FIELD(o, jn_tcp_options, idle_timeout_ms)) out.idle_timeout_ms = o->idle_timeout_ms;
-  if (out.framing > JN_FRAME_LEN16) return false;
+  if (out.framing > JN_FRAME_SIP) return false;
   if (out.framing == JN_FRAME_LEN16 && out.max_frame > 65535) out.max_frame = 65535;
   return true;
 }

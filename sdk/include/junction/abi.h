@@ -55,7 +55,8 @@ extern "C" {
 #endif
 
 #define JN_ABI_MAJOR 2
-#define JN_ABI_MINOR 0  /* 2.0: frozen value types pinned by static asserts; JN_HAS_FIELD;
+#define JN_ABI_MINOR 1  /* 2.1: JN_FRAME_SIP (appended services are read through JN_HAS_FIELD).
+                           2.0: frozen value types pinned by static asserts; JN_HAS_FIELD;
                            jn_addr.scope_id; jn_buf.dst (IP_PKTINFO) and jn_buf.meta (media
                            metadata); jn_send flags (TOS, source address); call metadata
                            (from_name, headers); media streams with codec lists and transport
@@ -205,7 +206,12 @@ typedef struct jn_plugin_info {
 enum {
   JN_FRAME_RAW = 0,    /* byte chunks as they arrive; send writes bytes as given        */
   JN_FRAME_DELIM = 1,  /* frames end with a delimiter byte (e.g. '\0' or '\n')            */
-  JN_FRAME_LEN16 = 2   /* RFC 4571: 2-byte big-endian length before each frame          */
+  JN_FRAME_LEN16 = 2,  /* RFC 4571: 2-byte big-endian length before each frame          */
+  JN_FRAME_SIP = 3     /* 2.1: RFC 3261 18.3 SIP messages (header block + Content-Length body);
+                          CRLFCRLF keepalives arrive as the 4-byte frame "\r\n\r\n"; a stream
+                          that cannot be framed (bad or conflicting Content-Length, a message over
+                          max_frame) gets JN_TCP_OVERSIZE, then JN_TCP_CLOSED with JN_ERR_INVALID.
+                          A 2.0 core refuses it (tcp_listen/tcp_connect return JN_ERR_INVALID). */
 };
 
 typedef struct jn_tcp_options {

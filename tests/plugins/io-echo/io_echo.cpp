@@ -4,7 +4,9 @@
 //
 // conf: tcp_listen, http_listen (required), max_frame (default 64), ws_path (default "/ws"),
 // tls_cert + tls_key (serve HTTPS/WSS), ws_allow_origin, ws_protocol (upgrade decisions),
-//       events_topic (subscribe to application events; they are echoed to every WS client).
+//       events_topic (subscribe to application events; they are echoed to every WS client),
+//       tcp_framing ("delim" default, or "sip": each SIP frame is answered "sip:<cookie>:<len>\0",
+//       a keepalive "pong\0").
 #include <junction/plugin.hpp>
 
 #include <cstdio>
@@ -29,10 +31,11 @@ class IoEcho : public junction::sdk::Plugin {
     max_frame_ = c.value("max_frame", 64u);
     ws_path_ = c.value("ws_path", std::string("/ws"));
     topic_ = c.value("events_topic", std::string());
+    sip_framing_ = c.value("tcp_framing", std::string("delim")) == "sip";
   }
 
   jn_status start() override {
-    jn_status st = host().tcp_listen(tcp_listen_, JN_FRAME_DELIM, 0, max_frame_, 0, &tcp_);
+    jn_status st = host().tcp_listen(tcp_listen_, sip_framing_ ? JN_FRAME_SIP : JN_FRAME_DELIM, 0, max_frame_, 0, &tcp_);
     if (st != JN_OK) return st;
     st = host().http_listen(http_listen_, ws_path_, 0, &http_, tls_cert_, tls_key_);
     if (st != JN_OK) return st;
@@ -49,7 +52,11 @@ class IoEcho : public junction::sdk::Plugin {
       case JN_TCP_FRAME: {
         ++conns_[ev.conn];
         std::string_view frame(reinterpret_cast<const char*>(ev.data), ev.len);
-        if (frame == "close") {
+        if (sip_framing_) {  // the SIP framer's output, told back as lengths (the reply is raw bytes)
+          std::string reply = frame == "\r\n\r\n" ? std::string("pong") : "sip:" + std::to_string(ev.cookie) + ":" + std::to_string(ev.len);
+          reply.push_back('\0');
+          host().tcp_send(ev.conn, reply);
+        } else if (frame == "close") {
           host().tcp_send(ev.conn, "bye");
           host().tcp_close(ev.conn);
         } else if (frame == "stats") {
@@ -61,7 +68,7 @@ class IoEcho : public junction::sdk::Plugin {
       }
       case JN_TCP_OVERSIZE:
         ++oversize_;
-        host().tcp_send(ev.conn, "error:oversize:" + std::to_string(ev.len));
+        host().tcp_send(ev.conn, "error:oversize:" + std::to_string(ev.len) + (sip_framing_ ? std::string(1, '\0') : std::string()));
         break;
       case JN_TCP_CONNECTED:
         conns_[ev.conn] = 0;
@@ -304,6 +311,7 @@ class IoEcho : public junction::sdk::Plugin {
                 {"reloads", reloads_}, {"connect_failures", connect_failures_}};
   }
   std::string tcp_listen_, http_listen_, ws_path_, topic_, allow_origin_, ws_protocol_, tls_cert_, tls_key_;
+  bool sip_framing_ = false;
   json last_open_ = json::object();
   uint32_t max_frame_ = 64;
   jn_handle tcp_ = 0, http_ = 0, pending_ = 0;
