@@ -257,6 +257,33 @@ class SipSippTest(JunctionTest):
             calls = {c["call"]: c for c in self.j.cmd(PLUGIN, "calls")}
             self.assertEqual(calls[n]["state"], "ended")
 
+    def test_reload_in_the_middle_of_an_invite_loses_nothing(self):
+        uas = self.sipp("uas_slow.xml", None, "u1")
+        wait_until(lambda: port_taken(uas.port, socket.SOCK_DGRAM), timeout=10, what="sipp listening")
+        n = self.j.cmd(PLUGIN, "call", {"to": f"sip:service@127.0.0.1:{uas.port}"})["call"]
+        self.j.wait_for_log(rf"call {n} ringing \(180\)")
+        status, body = self.j.request("POST", f"/api/v1/plugins/{PLUGIN}/reload")
+        self.assertEqual(status, 200, body)
+        self.j.wait_for_log(r"restored 1 transaction\(s\), 1 dialog\(s\), 1 call\(s\)")
+        # sipp's 200 comes after the reload: the new instance's transaction takes it and ACKs it
+        self.j.wait_for_log(rf"call {n} answered, ACK sent")
+        self.j.cmd(PLUGIN, "bye", {"call": n})
+        self.j.wait_for_log(rf"call {n} BYE answered 200")
+        rc = uas.wait()
+        self.assertEqual(rc, 0, f"sipp failed:\n{uas.output[-3000:]}\n{uas.logs()}")
+
+    def test_tcp_stream_with_a_lying_content_length_is_closed(self):
+        c = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        c.sendall(b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKlie\r\n"
+                  b"From: <sip:a@b>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: lie\r\nCSeq: 1 OPTIONS\r\n"
+                  b"Content-Length: 12abc\r\n\r\n")
+        self.assertEqual(c.recv(100), b"")  # closed, nothing answered
+        c.close()
+        # and the stack still serves others
+        s = Sipp("register_auth.xml", f"127.0.0.1:{self.port}", "t1", csv=[("alice", "secret")])
+        self.sipps.append(s)
+        self.assertEqual(s.wait(), 0, s.output[-2000:])
+
     def test_sipp_uac_invite_gets_100_180_200_and_bye_from_sipp(self):
         remote = f"127.0.0.1:{self.port}"
         for t in ("u1", "t1"):
