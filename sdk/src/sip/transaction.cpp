@@ -74,7 +74,8 @@ bool scan(std::string_view bytes, TxnMsg& m, std::string* error) {
   } else {
     size_t sp1 = line.find(' ');
     size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-    if (sp1 == 0 || sp2 == std::string_view::npos || line.substr(sp2 + 1) != "SIP/2.0") return fail("bad request line");
+    if (sp1 == 0 || sp2 == std::string_view::npos || line.substr(sp2 + 1, 4) != "SIP/") return fail("bad request line");
+    m.sip20 = line.substr(sp2 + 1) == "SIP/2.0";  // another version is still addressable (505)
     m.is_request = true;
     m.method = line.substr(0, sp1);
     m.uri = line.substr(sp1 + 1, sp2 - sp1 - 1);

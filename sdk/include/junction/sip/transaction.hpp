@@ -43,6 +43,7 @@ struct TxnMsg {
   std::string_view call_id, from_tag, to_tag;
   std::string_view to;          // the whole To value (the ACK of a non-2xx copies it)
   size_t body_offset = 0;       // where the body starts in the bytes
+  bool sip20 = true;            // a request line of another SIP version (the stack answers 505)
 };
 
 // Fills m from the message's start line and headers (no copy). False with `error` when a field
