@@ -254,3 +254,26 @@ TEST_CASE("sip stack: TCP keepalive gets its pong; the user's wake and the trans
   // the reason phrase defaults to RFC 3261's
   CHECK(r.env.sent.back().bytes.substr(0, 22) == "SIP/2.0 486 Busy Here\r");
 }
+
+TEST_CASE("sip stack: a retransmission is absorbed whatever the Via's form (IPv6, compact, folded); received/rport filled") {
+  for (std::string via : {std::string("Via: SIP/2.0/UDP [::1]:5070;branch=z9hG4bKv6;rport"),
+                          std::string("v: SIP/2.0/UDP 10.1.1.1:5070\r\n ;branch=z9hG4bKfold;rport"),
+                          std::string("Via: SIP/2.0/UDP host.example.com;branch=z9hG4bKname")}) {
+    Rig r;
+    std::string reg = "REGISTER sip:127.0.0.1 SIP/2.0\r\n" + via +
+                      "\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: v6\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+    r.stack.on_datagram(reg, udp_flow(4000));
+    REQUIRE(r.user.ids.size() == 1);
+    r.stack.respond(r.user.ids[0], 200);
+    r.stack.on_datagram(reg, udp_flow(4000));
+    CHECK(r.user.ids.size() == 1);  // the retransmission did not reach the user
+    CHECK(r.env.count("SIP/2.0 200") == 2);
+    std::string resp = r.env.sent.back().bytes;
+    if (via.find("rport") != std::string::npos) {
+      CHECK(resp.find(";rport=4000") != std::string::npos);
+      CHECK(resp.find(";received=127.0.0.1") != std::string::npos);
+    } else {
+      CHECK(resp.find("Via: SIP/2.0/UDP host.example.com;branch=z9hG4bKname;received=127.0.0.1\r\n") != std::string::npos);
+    }
+  }
+}

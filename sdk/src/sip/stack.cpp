@@ -37,17 +37,46 @@ void Stack::input(std::string_view bytes, const Flow& from, Framing framing) {
     return;
   }
   TxnMsg m;
-  std::string err;
-  if (!scan(msg_.bytes(), m, &err)) {  // parse() accepted it, so this is a gap between the two readers
-    bad(bytes, from, err, 400);
-    return;
-  }
+  txn_fields(msg_, m);
   if (m.is_request) {
     ++counters_.rx_requests;
   } else {
     ++counters_.rx_responses;
   }
   layer_.receive(m, msg_.bytes(), from);
+}
+
+// The transaction layer's fields, read from what parse() already found (no second pass).
+void Stack::txn_fields(const Message& msg, TxnMsg& m) {
+  m.is_request = msg.is_request();
+  m.method = m.is_request ? msg.method() : msg.cseq().method;
+  m.uri = msg.request_uri();
+  m.status = msg.status();
+  m.reason = msg.reason();
+  const Via& v = msg.top_via();
+  m.branch = v.branch;
+  m.via_transport = v.transport;
+  m.rport = v.has_rport;
+  // sent-by as written: host (with its brackets) and the port after it
+  std::string_view all = msg.bytes();
+  const char* end = all.data() + all.size();
+  const char* b = v.host.data() - (v.ipv6 ? 1 : 0);
+  const char* p = v.host.data() + v.host.size() + (v.ipv6 ? 1 : 0);
+  if (v.has_port) {
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    if (p < end && *p == ':') ++p;
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    while (p < end && *p >= '0' && *p <= '9') ++p;
+  }
+  m.sent_by = std::string_view(b, static_cast<size_t>(p - b));
+  m.cseq = msg.cseq().seq;
+  m.cseq_method = msg.cseq().method;
+  m.call_id = msg.call_id();
+  m.from_tag = msg.from_tag();
+  m.to_tag = msg.to_tag();
+  if (const Header* to = msg.find(HeaderId::To)) m.to = to->value;
+  m.body_offset = static_cast<size_t>(msg.body().data() - all.data());
+  if (msg.body().empty()) m.body_offset = all.size();
 }
 
 void Stack::bad(std::string_view bytes, const Flow& from, const std::string& why, int code) {

@@ -164,20 +164,36 @@ TxnState TransactionLayer::state_of(TxnId id) const {
 }
 
 void TransactionLayer::file(Txn& t) {
-  if (t.filed) due_.erase({t.filed, t.id});
-  t.filed = 0;
   uint64_t next = 0;
   if (t.retx_at) next = t.retx_at;
   if (t.end_at && (!next || t.end_at < next)) next = t.end_at;
-  if (next) {
-    due_.insert({next, t.id});
+  if (next != t.filed) {
     t.filed = next;
+    if (next) {
+      uint64_t now = env_.now_ms();
+      queues_[next > now ? next - now : 0].push_back({next, t.id});
+    }
   }
   rearm();
 }
 
+bool TransactionLayer::stale(const Due& d) const {
+  auto it = txns_.find(d.id);
+  return it == txns_.end() || it->second.filed != d.at;
+}
+
+std::deque<TransactionLayer::Due>* TransactionLayer::earliest() {
+  std::deque<Due>* best = nullptr;
+  for (auto& [delay, q] : queues_) {
+    while (!q.empty() && stale(q.front())) q.pop_front();
+    if (!q.empty() && (!best || q.front().at < best->front().at)) best = &q;
+  }
+  return best;
+}
+
 void TransactionLayer::rearm() {
-  uint64_t want = due_.empty() ? UINT64_MAX : due_.begin()->first;
+  std::deque<Due>* q = earliest();
+  uint64_t want = q ? q->front().at : UINT64_MAX;
   if (want != armed_) {
     armed_ = want;
     env_.wake_at(want);
@@ -185,7 +201,6 @@ void TransactionLayer::rearm() {
 }
 
 void TransactionLayer::terminate(Txn& t) {
-  if (t.filed) due_.erase({t.filed, t.id});
   auto k = by_key_.find(t.key);
   if (k != by_key_.end() && k->second == t.id) by_key_.erase(k);
   if (!t.ack_key.empty()) {
@@ -316,47 +331,25 @@ jn_status TransactionLayer::respond(TxnId id, int status, std::string_view reaso
                                     std::string_view extra_headers, std::string_view body, std::string_view content_type) {
   auto it = txns_.find(id);
   if (it == txns_.end()) return JN_ERR_NOT_FOUND;
-  std::string resp = build_response(it->second.request, status, reason, status > 100 ? to_tag : std::string_view(),
-                                    extra_headers, body, content_type);
-  // The real source in the top Via (§18.2.1 received, RFC 3581 rport), so the peer's NAT mapping
-  // is visible to it and to proxies.
-  const Flow& f = it->second.flow;
-  TxnMsg req;
-  if (scan(it->second.request, req) && f.peer.family) {
-    size_t vpos = std::string::npos, vlen = 0;
-    raw::for_each_header(resp, [&](const raw::Line& l) {
-      if (!raw::is_name(l.name, "Via")) return true;
-      vpos = static_cast<size_t>(l.value.data() - resp.data());
-      vlen = first_value(l.value).size();
-      return false;
-    });
-    if (vpos != std::string::npos) {
-      std::string top = resp.substr(vpos, vlen);
-      std::string ip = util::format_ip(f.peer);
-      bool has_received = false;
-      raw::param(top, "received", &has_received);
-      std::string_view host = req.sent_by;
-      if (!host.empty() && host.front() == '[')
-        host = host.substr(0, host.find(']') == std::string_view::npos ? host.size() : host.find(']') + 1);
-      else
-        host = host.substr(0, host.find(':'));
-      bool add_received = !has_received && host != ip && host != "[" + ip + "]";
-      if (req.rport) {
-        // A bare rport asks for the source port (RFC 3581 §4); received= is then mandatory.
-        for (size_t i = top.find(";rport"); i != std::string::npos; i = top.find(";rport", i + 1)) {
-          size_t e = i + 6;
-          if (e == top.size() || top[e] == ';' || top[e] == ' ') {
-            top.insert(e, "=" + std::to_string(f.peer.port));
-            add_received = !has_received;
-            break;
-          }
-        }
-      }
-      if (add_received) top += ";received=" + ip;
-      resp.replace(vpos, vlen, top);
-    }
-  }
+  const Txn& t = it->second;
+  std::string resp = build_response(t.request, status, reason, status > 100 ? to_tag : std::string_view(), extra_headers,
+                                    body, content_type, t.received, t.rport);
   return respond_with(id, status, std::move(resp));
+}
+
+void TransactionLayer::source_params(Txn& t, const TxnMsg& m, const Flow& from) {
+  // The real source in the top Via of our responses (§18.2.1 received, RFC 3581 rport), so the
+  // peer's NAT mapping is visible to it and to proxies.
+  if (!from.peer.family) return;
+  std::string ip = util::format_ip(from.peer);
+  std::string_view host = m.sent_by;
+  if (!host.empty() && host.front() == '[')
+    host = host.substr(0, host.find(']') == std::string_view::npos ? host.size() : host.find(']') + 1);
+  else
+    host = host.substr(0, host.find(':'));
+  bool differs = host != ip && !(host.size() == ip.size() + 2 && host.substr(1, ip.size()) == ip);
+  if (m.rport) t.rport = from.peer.port;
+  if (differs || m.rport) t.received = std::move(ip);  // with rport, received= is mandatory (RFC 3581 §4)
 }
 
 jn_status TransactionLayer::cancel(TxnId id) {
@@ -429,6 +422,7 @@ void TransactionLayer::receive(const TxnMsg& m, std::string_view bytes, const Fl
   t.key = std::move(key);
   t.request.assign(bytes);
   t.flow = from;
+  source_params(t, m, from);
   by_key_[t.key] = id;
   if (t.kind == TxnKind::InviteServer) respond(id, 100, "Trying");  // §17.2.1: at once, stops the UAC's timer A
   tu_.on_request(id, m, bytes, from);
@@ -458,6 +452,7 @@ void TransactionLayer::handle_cancel(const TxnMsg& m, std::string_view bytes, co
     c.key = server_key(m);
     c.request.assign(bytes);
     c.flow = from;
+    source_params(c, m, from);
     by_key_[c.key] = cid;
   }
   TxnMsg inv = m;
@@ -593,27 +588,48 @@ void TransactionLayer::fire(Txn& t, uint64_t now) {
 void TransactionLayer::on_timer() {
   armed_ = UINT64_MAX;  // the environment's timer fired: it must be armed again
   uint64_t now = env_.now_ms();
-  while (!due_.empty() && due_.begin()->first <= now) {
-    TxnId id = due_.begin()->second;
-    due_.erase(due_.begin());
-    auto it = txns_.find(id);
-    if (it == txns_.end()) continue;
-    it->second.filed = 0;
-    fire(it->second, now);
+  for (std::deque<Due>* q = earliest(); q && q->front().at <= now; q = earliest()) {
+    TxnId id = q->front().id;
+    q->pop_front();
+    Txn& t = txns_.at(id);  // earliest() returned a valid entry
+    t.filed = 0;
+    fire(t, now);
   }
   rearm();
 }
 
 std::string TransactionLayer::build_response(std::string_view request, int status, std::string_view reason,
                                              std::string_view to_tag, std::string_view extra_headers,
-                                             std::string_view body, std::string_view content_type) {
+                                             std::string_view body, std::string_view content_type,
+                                             std::string_view received, uint16_t rport) {
   std::string out;
   out.reserve(request.size() / 2 + 128 + extra_headers.size() + body.size());
   out.append("SIP/2.0 ").append(std::to_string(status)).append(" ").append(reason).append("\r\n");
   bool dialog_response = status > 100 && status < 300;
+  bool top_via = true;
   raw::for_each_header(request, [&](const raw::Line& l) {
     std::string_view n = raw::long_name(l.name);
-    if (raw::ieq(n, "Via") || raw::ieq(n, "From") || raw::ieq(n, "Call-ID") || raw::ieq(n, "CSeq") ||
+    if (top_via && raw::ieq(n, "Via") && (!received.empty() || rport)) {
+      top_via = false;
+      std::string_view top = first_value(l.value);
+      out.append("Via: ");
+      size_t at = std::string_view::npos;
+      if (rport)  // a bare ;rport gets the source port
+        for (size_t i = top.find(";rport"); i != std::string_view::npos; i = top.find(";rport", i + 1))
+          if (i + 6 == top.size() || top[i + 6] == ';' || top[i + 6] == ' ') {
+            at = i + 6;
+            break;
+          }
+      if (at != std::string_view::npos) {
+        out.append(top.substr(0, at)).append("=").append(std::to_string(rport)).append(top.substr(at));
+      } else {
+        out.append(top);
+      }
+      bool has_received = false;
+      raw::param(top, "received", &has_received);
+      if (!received.empty() && !has_received) out.append(";received=").append(received);
+      out.append(l.value.substr(top.size())).append("\r\n");
+    } else if (raw::ieq(n, "Via") || raw::ieq(n, "From") || raw::ieq(n, "Call-ID") || raw::ieq(n, "CSeq") ||
         (dialog_response && raw::ieq(n, "Record-Route"))) {
       out.append(n).append(": ").append(l.value).append("\r\n");
     } else if (raw::ieq(n, "To")) {
@@ -703,7 +719,9 @@ std::string TransactionLayer::save() const {
                    {"interval", t.interval},
                    {"status", t.status},
                    {"cancel", t.cancel_wanted},
-                   {"ack_key", util::hex_encode(t.ack_key)}});
+                   {"ack_key", util::hex_encode(t.ack_key)},
+                   {"received", t.received},
+                   {"rport", t.rport}});
   }
   return j.dump();
 }
@@ -737,9 +755,11 @@ bool TransactionLayer::restore(std::string_view bytes, std::string& error) {
       t.interval = e.at("interval").get<uint32_t>();
       t.status = e.at("status").get<int>();
       t.cancel_wanted = e.at("cancel").get<bool>();
+      t.received = e.value("received", std::string());
+      t.rport = e.value("rport", uint16_t(0));
       txns.emplace(t.id, std::move(t));
     }
-    due_.clear();
+    queues_.clear();
     by_key_.clear();
     by_ack_.clear();
     txns_ = std::move(txns);

@@ -145,6 +145,7 @@ class Stack : private TxnUser {
   void on_ack_timeout(TxnId id) override { user_.on_ack_timeout(id); }
   void on_stray_response(const TxnMsg& m, std::string_view bytes, const Flow& from) override;
   void input(std::string_view bytes, const Flow& from, Framing framing);
+  static void txn_fields(const Message& msg, TxnMsg& m);
   void bad(std::string_view bytes, const Flow& from, const std::string& why, int code);
   void rearm();
   void log(int level, const std::string& msg) {

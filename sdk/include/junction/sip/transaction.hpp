@@ -12,7 +12,8 @@
 #include <junction/sip/transport.hpp>
 
 #include <cstdint>
-#include <set>
+#include <deque>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -121,10 +122,12 @@ class TransactionLayer {
   std::string save() const;
   bool restore(std::string_view bytes, std::string& error);
 
-  // Builds a response to a request (see respond()); exposed for the stateless answers.
+  // Builds a response to a request (see respond()); exposed for the stateless answers. received /
+  // rport: parameters added to the top Via (the request's real source).
   static std::string build_response(std::string_view request, int status, std::string_view reason,
                                     std::string_view to_tag, std::string_view extra_headers,
-                                    std::string_view body, std::string_view content_type);
+                                    std::string_view body, std::string_view content_type,
+                                    std::string_view received = {}, uint16_t rport = 0);
 
  private:
   struct Txn {
@@ -140,7 +143,10 @@ class TransactionLayer {
     int status = 0;        // last response status sent (server) or received (client)
     bool cancel_wanted = false;
     std::string ack_key;   // InviteServer in Accepted: Call-ID + CSeq of the 2xx awaiting its ACK
+    std::string received;  // server: received= for our responses' top Via (empty: none)
+    uint16_t rport = 0;    // server: the rport= value (0: none asked)
   };
+  void source_params(Txn& t, const TxnMsg& m, const Flow& from);
   std::string server_key(const TxnMsg& m) const;
   static std::string client_key(std::string_view branch, std::string_view method);
   void file(Txn& t);
@@ -165,7 +171,18 @@ class TransactionLayer {
   std::unordered_map<TxnId, Txn> txns_;
   std::unordered_map<std::string, TxnId> by_key_;
   std::unordered_map<std::string, TxnId> by_ack_;
-  std::set<std::pair<uint64_t, TxnId>> due_;
+  // Deadlines, one FIFO per delay (A/E/G double, B/F/H/J are 64*T1, ...): a transaction filed at
+  // now + d lands at the back of queue d, so each queue stays sorted and filing is O(1). A
+  // re-filed or terminated transaction leaves a stale entry, skipped when it reaches the front
+  // (valid only while the transaction exists and is still filed at that time).
+  struct Due {
+    uint64_t at;
+    TxnId id;
+  };
+  std::map<uint64_t, std::deque<Due>> queues_;
+  bool stale(const Due& d) const;
+  // The queue whose valid front is earliest (stale fronts dropped on the way), or null.
+  std::deque<Due>* earliest();
   uint64_t armed_ = UINT64_MAX;
 };
 
