@@ -82,13 +82,6 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     stack_ = std::make_unique<sip::Stack>(env_, *this, sc);
     env_.attach(stack_.get());
 
-    if (c.contains("users") && c["users"].is_object())
-      for (auto& [u, p] : c["users"].items()) users_[u] = p.get<std::string>();
-    int gen = c.value("generated_users", 0);
-    std::string prefix = c.value("generated_prefix", std::string("user"));
-    std::string gpw = c.value("generated_password", std::string("secret"));
-    for (int i = 0; i < gen; ++i) users_[prefix + std::to_string(i)] = gpw;
-
     sip::DigestServerConfig dc;
     dc.realm = c.value("realm", std::string("junction"));
     dc.secret = c.value("nonce_secret", std::string());
@@ -96,6 +89,15 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     dc.nonce_ttl_s = c.value("nonce_ttl_s", 300u);
     std::string alg = c.value("algorithm", std::string("MD5"));
     if (!sip::parse_algorithm(alg, dc.algorithm)) throw std::runtime_error("algorithm: unknown: " + alg);
+    // The store keeps HA1 = H(user:realm:password), as a registrar's database would: the
+    // password is never kept, and each check hashes one thing less.
+    auto add_user = [&](const std::string& u, const std::string& pw) { users_[u] = sip::digest_ha1(dc.algorithm, u, dc.realm, pw); };
+    if (c.contains("users") && c["users"].is_object())
+      for (auto& [u, p] : c["users"].items()) add_user(u, p.get<std::string>());
+    int gen = c.value("generated_users", 0);
+    std::string prefix = c.value("generated_prefix", std::string("user"));
+    std::string gpw = c.value("generated_password", std::string("secret"));
+    for (int i = 0; i < gen; ++i) add_user(prefix + std::to_string(i), gpw);
     auth_ = std::make_unique<sip::DigestServer>(dc, now_s());
     min_expires_ = c.value("min_expires", 60u);
     max_expires_ = c.value("max_expires", 3600u);
@@ -368,9 +370,9 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     }
     std::string_view user;
     sip::Verdict v = auth_->verify(ah->value, "REGISTER", now_s(), [this](std::string_view u, sip::DigestSecret& out) {
-      auto it = users_.find(std::string(u));
+      auto it = users_.find(u);
       if (it == users_.end()) return false;
-      out.password = it->second;
+      out.ha1 = it->second;
       return true;
     }, &user);
     if (v != sip::Verdict::Ok) {
@@ -635,7 +637,11 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
   std::unique_ptr<sip::Stack> stack_;
   std::unique_ptr<sip::DigestServer> auth_;
   std::string udp_listen_, tcp_listen_;
-  std::unordered_map<std::string, std::string> users_;
+  struct SvHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::string, SvHash, std::equal_to<>> users_;  // user -> HA1
   std::unordered_map<std::string, std::vector<Binding>> bindings_;
   sip::DialogSet dialogs_;
   std::map<uint64_t, Call> calls_;

@@ -82,7 +82,10 @@ class TxnUser {
 
 class TransactionLayer {
  public:
-  TransactionLayer(Env& env, TxnUser& tu, TimerConfig timers = {}) : env_(env), tu_(tu), t_(timers) {}
+  TransactionLayer(Env& env, TxnUser& tu, TimerConfig timers = {}) : env_(env), tu_(tu), t_(timers) {
+    txns_.reserve(1024);
+    by_key_.reserve(1024);
+  }
   const TimerConfig& timers() const { return t_; }
   void set_timers(const TimerConfig& t) { t_ = t; }
 
