@@ -134,25 +134,32 @@ def main():
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--only", choices=["junction", "kamailio"])
+    ap.add_argument("--repeat", type=int, default=1, help="alternate the two servers this many times; medians are printed")
     a = ap.parse_args()
-    results = []
+    results = {"junction": [], "kamailio": []}
+    failed = 0
     with tempfile.TemporaryDirectory(prefix="jn-bench-sip-") as d:
         csv = os.path.join(d, "users.csv")
         users_csv(csv, 10000)
-        for name in ("junction", "kamailio"):
-            if a.only and a.only != name:
-                continue
-            wd = os.path.join(d, name)
-            os.makedirs(wd)
-            r = bench_junction(os.path.abspath(a.build), a.calls, a.rate, wd, csv) if name == "junction" else \
-                bench_kamailio(a.calls, a.rate, wd, csv)
-            r["per_cpu_s"] = r["ok"] / r["cpu_s"] if r["cpu_s"] else float("inf")
-            results.append(r)
-            print(f"{r['server']:<28} ok {r['ok']:>6} failed {r['failed']:>4}  cpu {r['cpu_s']:6.2f} s  "
-                  f"wall {r['wall_s']:6.1f} s  -> {r['per_cpu_s']:8.0f} registrations / CPU-second", flush=True)
-    if len(results) == 2 and results[1]["per_cpu_s"]:
-        print(f"ratio junction / kamailio: {results[0]['per_cpu_s'] / results[1]['per_cpu_s']:.2f}")
-    return 0 if all(r["failed"] == 0 for r in results) else 1
+        for rep in range(a.repeat):
+            for name in ("junction", "kamailio"):
+                if a.only and a.only != name:
+                    continue
+                wd = os.path.join(d, f"{name}{rep}")
+                os.makedirs(wd)
+                r = bench_junction(os.path.abspath(a.build), a.calls, a.rate, wd, csv) if name == "junction" else \
+                    bench_kamailio(a.calls, a.rate, wd, csv)
+                r["per_cpu_s"] = r["ok"] / r["cpu_s"] if r["cpu_s"] else float("inf")
+                results[name].append(r["per_cpu_s"])
+                failed += r["failed"]
+                print(f"{r['server']:<28} ok {r['ok']:>6} failed {r['failed']:>4}  cpu {r['cpu_s']:6.2f} s  "
+                      f"wall {r['wall_s']:6.1f} s  -> {r['per_cpu_s']:8.0f} registrations / CPU-second", flush=True)
+    med = {k: sorted(v)[len(v) // 2] for k, v in results.items() if v}
+    for k, v in med.items():
+        print(f"median {k}: {v:.0f} registrations / CPU-second over {len(results[k])} run(s)")
+    if len(med) == 2:
+        print(f"ratio junction / kamailio (medians): {med['junction'] / med['kamailio']:.2f}")
+    return 0 if failed == 0 else 1
 
 
 if __name__ == "__main__":

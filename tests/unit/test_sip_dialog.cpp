@@ -277,3 +277,39 @@ TEST_CASE("sip stack: a retransmission is absorbed whatever the Via's form (IPv6
     }
   }
 }
+
+TEST_CASE("sip stack: resolve answers an IP literal at once and hands a name to the env (the core's JN_DNS_SIP)") {
+  struct ResolvingEnv : FakeEnv {
+    std::string asked;
+    uint8_t transport = 0;
+    jn_status resolve(std::string_view host, uint16_t, uint8_t t, uint64_t) override {
+      asked = std::string(host);
+      transport = t;
+      return JN_OK;
+    }
+  };
+  struct U : NullUser {
+    std::vector<Flow> got;
+    uint64_t cookie = 0;
+    void on_resolved(uint64_t c, const std::vector<Flow>& t, std::string_view) override {
+      cookie = c;
+      got = t;
+    }
+  };
+  ResolvingEnv env;
+  U user;
+  Stack stack(env, user);
+  CHECK(stack.resolve("127.0.0.2", 0, Proto::Tcp, 7) == JN_OK);
+  REQUIRE(user.got.size() == 1);
+  CHECK(user.cookie == 7);
+  CHECK(user.got[0].proto == Proto::Tcp);
+  CHECK(user.got[0].peer.port == 5060);  // no port in the URI: the default
+  CHECK(user.got[0].peer.ip[3] == 2);
+  CHECK(env.asked.empty());  // no query for a literal
+  CHECK(stack.resolve("sip.example.com", 0, Proto::Udp, 8) == JN_OK);
+  CHECK(env.asked == "sip.example.com");
+  CHECK(env.transport == JN_SIP_UDP);
+  stack.on_resolved(8, {}, "NXDOMAIN");
+  CHECK(user.cookie == 8);
+  CHECK(user.got.empty());
+}
