@@ -118,7 +118,8 @@ TEST_CASE("sip scan: the fields a transaction matches on, compact and folded hea
   CHECK(msg.substr(m.body_offset) == "body");
 
   TxnMsg r;
-  REQUIRE(scan(response(180, "INVITE", "z9hG4bKabc", 7), r));
+  std::string ringing = response(180, "INVITE", "z9hG4bKabc", 7);  // r views into it
+  REQUIRE(scan(ringing, r));
   CHECK(!r.is_request);
   CHECK(r.status == 180);
   CHECK(r.method == "INVITE");
