@@ -257,3 +257,26 @@ TEST_CASE("sip auth: client refuses challenges it cannot answer") {
   CHECK(out.find("username=\"u\\\"q\"") != std::string::npos);
   CHECK(out.find("qop=auth") != std::string::npos);
 }
+
+TEST_CASE("sip auth: header names for 401 and 407") {
+  CHECK(challenge_header(401) == "WWW-Authenticate");
+  CHECK(credentials_header(401) == "Authorization");
+  CHECK(challenge_header(407) == "Proxy-Authenticate");
+  CHECK(credentials_header(407) == "Proxy-Authorization");
+}
+
+TEST_CASE("sip auth: a short secret is replaced by a random one") {
+  DigestServerConfig c = config();
+  c.secret = "short";
+  DigestServer a(c, 10), b(c, 10);
+  CHECK(a.config().secret.size() == 32);
+  CHECK(a.config().secret != b.config().secret);
+  // Each server still verifies its own answers; one's nonce means nothing to the other.
+  std::string chal, auth;
+  a.challenge(chal, 10);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  CHECK(b.verify(auth, "REGISTER", 10, users()) == Verdict::BadNonce);
+  CHECK(a.verify(auth, "REGISTER", 10, users()) == Verdict::Ok);
+}

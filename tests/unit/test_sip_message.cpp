@@ -5,11 +5,24 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
 using namespace junction::sip;
+
+// Every operator new of this test binary is counted, so a test can assert that parsing allocates
+// nothing (the hot-path rule: no allocation per message).
+static size_t g_news = 0;
+void* operator new(size_t n) {
+  ++g_news;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -39,10 +52,14 @@ const char kInvite[] =
     "\r\n"
     "v=0\r\no=x\r\n";
 
+// Owns its copy of the text: the message's views point into it.
 struct Parsed {
+  std::string text;
   std::unique_ptr<Message> m = std::make_unique<Message>();
   ParseStatus st;
-  Parsed(std::string_view text, Framing f = Framing::Datagram, const Limits& l = Limits{}) { st = parse(text, *m, f, l); }
+  Parsed(std::string_view t, Framing f = Framing::Datagram, const Limits& l = Limits{}) : text(t) {
+    st = parse(text, *m, f, l);
+  }
 };
 
 }  // namespace
@@ -73,8 +90,8 @@ TEST_CASE("sip message: a REGISTER parses into views of the buffer") {
   CHECK(m.headers().size() == 8);
   CHECK(m.size() == text.size());
   // Views point into the caller's buffer: nothing was copied.
-  CHECK(m.call_id().data() >= text.data());
-  CHECK(m.call_id().data() < text.data() + text.size());
+  CHECK(m.call_id().data() >= p.text.data());
+  CHECK(m.call_id().data() < p.text.data() + p.text.size());
   const Header* c = m.find(HeaderId::Contact);
   REQUIRE(c);
   Contact ct;
@@ -149,6 +166,19 @@ TEST_CASE("sip message: compact forms, case-insensitive names, folding, several 
   CHECK(vias[1].ipv6);
   CHECK(vias[1].port == 5080);
   CHECK(vias[2].branch == "z9hG4bKc");
+  CHECK(vias[0].sent_by == "127.0.0.1");
+  CHECK(vias[1].sent_by == "[::1]:5080");
+  Via spaced;
+  REQUIRE(parse_via("SIP/2.0/UDP  host.example.com : 5060 ;branch=z9hG4bKx", spaced));
+  CHECK(spaced.sent_by == "host.example.com : 5060");
+  CHECK(spaced.port == 5060);
+  // Compact forms beyond RFC 3261's: u, x, b.
+  CHECK(header_id("u") == HeaderId::AllowEvents);
+  CHECK(header_id("X") == HeaderId::SessionExpires);
+  CHECK(header_id("b") == HeaderId::ReferredBy);
+  CHECK(header_id("session-expires") == HeaderId::SessionExpires);
+  CHECK(header_name(HeaderId::AllowEvents) == "Allow-Events");
+  CHECK(header_id("X-Unknown") == HeaderId::Other);
   const Header* s = m.find("Subject");
   REQUIRE(s);
   CHECK(unfold(s->value) == "hello world");
@@ -255,6 +285,13 @@ TEST_CASE("sip message: stream framing waits for the whole message and splits ba
   REQUIRE(frame_stream("\r\n\r\nINV", len, ka) == ParseStatus::Ok);
   CHECK(ka);
   CHECK(len == 4);
+  // A folded Content-Length frames like an unfolded one.
+  std::string folded = kRegister;
+  folded.replace(folded.find("Content-Length: 0"), 17, "Content-Length:\r\n  0");
+  Parsed pf(folded, Framing::Stream);
+  REQUIRE(pf.st == ParseStatus::Ok);
+  REQUIRE(frame_stream(folded, len, ka) == ParseStatus::Ok);
+  CHECK(len == pf.m->size());
   // A stream needs Content-Length.
   std::string nocl = kRegister;
   nocl.erase(nocl.find("Content-Length: 0\r\n"), 19);
@@ -370,4 +407,69 @@ TEST_CASE("sip builder: branches come from the injected random source") {
   auto failing = [](void*, size_t, std::string&) { return false; };
   CHECK_FALSE(new_branch(b, failing, nullptr));
   CHECK(b.empty());
+}
+
+TEST_CASE("sip builder: a server's response sets received and rport on the top Via (RFC 3581)") {
+  std::string req =
+      "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKnat;received=1.1.1.1 , SIP/2.0/UDP 10.0.0.9\r\n"
+      "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK0\r\n"
+      "From: <sip:a@127.0.0.1>;tag=f\r\n"
+      "To: <sip:a@127.0.0.1>\r\n"
+      "Call-ID: nat1\r\n"
+      "CSeq: 1 REGISTER\r\n"
+      "Content-Length: 0\r\n\r\n";
+  Parsed p(req);
+  REQUIRE(p.st == ParseStatus::Ok);
+  std::string buf;
+  Writer w(buf);
+  start_response(w, *p.m, 200, {}, "t", "127.0.0.7", 40000);
+  w.finish();
+  Parsed r(buf);
+  REQUIRE(r.st == ParseStatus::Ok);
+  const Via& v = r.m->top_via();
+  CHECK(v.host == "10.0.0.5");
+  CHECK(v.port == 5060);
+  CHECK(v.branch == "z9hG4bKnat");
+  CHECK(v.received == "127.0.0.7");
+  CHECK(v.rport_value);
+  CHECK(v.rport == 40000);
+  CHECK(r.m->count(HeaderId::Via) == 2);
+  CHECK(buf.find("received=1.1.1.1") == std::string::npos);
+  CHECK(buf.find(", SIP/2.0/UDP 10.0.0.9") != std::string::npos);
+  // Without rport in the request: received only.
+  std::string no_rport = req;
+  no_rport.erase(no_rport.find(";rport"), 6);
+  Parsed q(no_rport);
+  REQUIRE(q.st == ParseStatus::Ok);
+  Writer w2(buf);
+  start_response(w2, *q.m, 100, {}, {}, "127.0.0.7", 40000);
+  w2.finish();
+  Parsed r2(buf);
+  REQUIRE(r2.st == ParseStatus::Ok);
+  CHECK(r2.m->top_via().received == "127.0.0.7");
+  CHECK_FALSE(r2.m->top_via().has_rport);
+}
+
+TEST_CASE("sip message: parsing and building allocate nothing once the buffers exist") {
+  auto m = std::make_unique<Message>();
+  std::string out;
+  out.reserve(4096);
+  std::string reg = kRegister, inv = kInvite;
+  size_t before = g_news;
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(parse(reg, *m) == ParseStatus::Ok);
+    REQUIRE(parse(inv, *m, Framing::Stream) == ParseStatus::Ok);
+    Writer w(out);
+    start_response(w, *m, 180, {}, "tag1", "127.0.0.1", 5060);
+    w.header("Contact", "<sip:b@127.0.0.1>");
+    w.finish();
+    Via v;
+    REQUIRE(parse_via(m->find(HeaderId::Via)->value, v));
+  }
+  CHECK(g_news == before);
+  // The counter works: a string that outgrows its buffer is counted.
+  std::string grow;
+  grow.assign(1000, 'x');
+  CHECK(g_news > before);
 }

@@ -3,6 +3,7 @@
 #include "chars.hpp"
 
 #include <junction/util/encoding.hpp>
+#include <junction/util/random.hpp>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -133,6 +134,12 @@ int status_for(Verdict v) {
 
 DigestServer::DigestServer(DigestServerConfig cfg, uint64_t now_s) : cfg_(std::move(cfg)) {
   if (cfg_.nc_slots == 0) cfg_.nc_slots = 1;
+  // A short secret would make nonces guessable: use a random one. If even the CSPRNG fails, the
+  // secret stays empty-ish and weak, but nonces still expire and nc replays are still refused.
+  if (cfg_.secret.size() < 16) {
+    std::string rnd;
+    if (util::random_bytes(32, rnd)) cfg_.secret = std::move(rnd);
+  }
   slots_.resize(cfg_.nc_slots);
   // Serials are (time << 20 | count): a nonce of an earlier instance is at or below this.
   serial_ = watermark_ = (now_s + 1) << 20;
@@ -268,6 +275,10 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
 
 // ---- client ----
 
+namespace {
+std::string_view opaque_view(const AuthHeader& a) { return a.value("opaque"); }
+}  // namespace
+
 bool DigestClient::set_challenge(std::string_view header_value) {
   AuthHeader a;
   if (!parse_auth(header_value, a) || !iequals(a.scheme, "Digest")) return false;
@@ -283,6 +294,11 @@ bool DigestClient::set_challenge(std::string_view header_value) {
       if (iequals(v, "auth")) qop_auth = true;
     if (!qop_auth) return false;
   }
+  // Values we echo back must be plain text: a control character (CR, LF, NUL...) in realm, nonce
+  // or opaque would be an injection attempt or garbage; such a challenge is not answered.
+  for (std::string_view v : {realm, nonce, opaque_view(a)})
+    for (char c : v)
+      if ((uint8_t(c) < 0x20 && c != '\t') || c == 0x7f) return false;
   std::string new_nonce = unescape_quoted(nonce);
   if (new_nonce != nonce_) nc_ = 0;
   nonce_ = std::move(new_nonce);

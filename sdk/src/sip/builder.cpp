@@ -3,6 +3,7 @@
 #include <junction/util/random.hpp>
 
 #include <charconv>
+#include <cstring>
 
 namespace junction::sip {
 
@@ -12,6 +13,8 @@ namespace {
 void append_safe(std::string& out, std::string_view v) {
   size_t start = out.size();
   out.append(v);
+  // memchr first: values almost never hold a line break, and it scans 32 bytes at a time
+  if (!std::memchr(v.data(), '\r', v.size()) && !std::memchr(v.data(), '\n', v.size())) return;
   for (size_t i = start; i < out.size(); ++i)
     if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
 }
@@ -168,12 +171,59 @@ std::string& Writer::finish(std::string_view body, std::string_view content_type
   return out_;
 }
 
-void start_response(Writer& w, const Message& req, int code, std::string_view reason, std::string_view to_tag) {
-  w.status_line(code, reason);
+namespace {
+
+// "Via: <top value with received/rport set>[, the header's other values]".
+void write_top_via(std::string& o, std::string_view value, std::string_view ip, uint16_t port) {
+  std::string_view rest = value, first;
+  next_value(rest, first);
+  Via v;
+  if (!parse_via(first, v)) {  // parse() checked it; keep it as it was if not
+    o.append("Via: ");
+    append_safe(o, value);
+    o.append("\r\n");
+    return;
+  }
+  std::string_view head = first.substr(0, size_t(v.params.raw().empty() ? first.size() : v.params.raw().data() - first.data()));
+  while (!head.empty() && (head.back() == ' ' || head.back() == '\t' || head.back() == '\r' || head.back() == '\n'))
+    head.remove_suffix(1);
+  o.append("Via: ");
+  append_safe(o, head);
+  size_t cur = 0;
+  std::string_view n, val;
+  while (v.params.next(cur, n, val)) {
+    if (iequals(n, "received") || iequals(n, "rport")) continue;
+    o += ';';
+    append_safe(o, n);
+    if (!val.empty()) {
+      o += '=';
+      append_safe(o, val);
+    }
+  }
+  o.append(";received=");
+  append_safe(o, ip);
+  if (v.has_rport) {
+    o.append(";rport=");
+    append_int(o, port);
+  }
+  rest = trim_lws(rest);
+  while (!rest.empty() && rest.front() == ',') rest = trim_lws(rest.substr(1));
+  if (!rest.empty()) {
+    o.append(", ");
+    append_safe(o, rest);
+  }
+  o.append("\r\n");
+}
+
+void copy_headers(Writer& w, const Message& req, int code, std::string_view to_tag, std::string_view ip,
+                  uint16_t port, bool set_source) {
+  bool top = true;
   for (const Header& h : req.headers()) {
     switch (h.id) {
       case HeaderId::Via:
-        w.header("Via", h.value);
+        if (top && set_source) write_top_via(w.out(), h.value, ip, port);
+        else w.header("Via", h.value);
+        top = false;
         break;
       case HeaderId::From:
         w.header("From", h.value);
@@ -182,9 +232,9 @@ void start_response(Writer& w, const Message& req, int code, std::string_view re
         if (code > 100 && req.to_tag().empty() && !to_tag.empty()) {
           std::string& o = w.out();
           o.append("To: ");
-          o.append(h.value);
+          append_safe(o, h.value);
           o.append(";tag=");
-          o.append(to_tag);
+          append_safe(o, to_tag);
           o.append("\r\n");
         } else {
           w.header("To", h.value);
@@ -200,6 +250,19 @@ void start_response(Writer& w, const Message& req, int code, std::string_view re
         break;
     }
   }
+}
+
+}  // namespace
+
+void start_response(Writer& w, const Message& req, int code, std::string_view reason, std::string_view to_tag) {
+  w.status_line(code, reason);
+  copy_headers(w, req, code, to_tag, {}, 0, false);
+}
+
+void start_response(Writer& w, const Message& req, int code, std::string_view reason, std::string_view to_tag,
+                    std::string_view source_ip, uint16_t source_port) {
+  w.status_line(code, reason);
+  copy_headers(w, req, code, to_tag, source_ip, source_port, true);
 }
 
 bool system_random(void*, size_t n, std::string& out) { return util::random_bytes(n, out); }

@@ -6,13 +6,13 @@
 
 namespace junction::sip::detail {
 
-inline bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
-inline bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
-inline bool is_lws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-inline bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
+constexpr bool is_lws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 // token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-inline bool is_token_char(char c) {
+constexpr bool is_token_char(char c) {
   if (is_alnum(c)) return true;
   switch (c) {
     case '-': case '.': case '!': case '%': case '*': case '_': case '+': case '`': case '\'': case '~':
@@ -21,7 +21,15 @@ inline bool is_token_char(char c) {
       return false;
   }
 }
-inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
+
+// Case-insensitive ASCII equality, inline for the parser's inner loops.
+inline bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
 
 inline std::string_view ltrim(std::string_view v) {
   size_t i = 0;

@@ -154,6 +154,7 @@ bool parse_via(std::string_view v, Via& out) {
   while (i < v.size() && is_lws(v[i])) ++i;
   if (i == before || i >= v.size()) return false;  // LWS then sent-by
   // host
+  const size_t sent_by_start = i;
   if (v[i] == '[') {
     size_t e = v.find(']', i);
     if (e == std::string_view::npos) return false;
@@ -181,20 +182,21 @@ bool parse_via(std::string_view v, Via& out) {
   } else {
     i = save;
   }
+  out.sent_by = v.substr(sent_by_start, i - sent_by_start);
   // A trailing comment "(...)" is allowed by the grammar of the whole header; not after params.
   if (!read_params(v, i, out.params)) return false;
   size_t cur = 0;
   std::string_view n, val;
   while (out.params.next(cur, n, val)) {
-    if (iequals(n, "branch")) {
+    if (iequal(n, "branch")) {
       if (val.empty()) return false;
       out.branch = val;
-    } else if (iequals(n, "received")) {
+    } else if (iequal(n, "received")) {
       if (val.empty()) return false;
       out.received = val;
-    } else if (iequals(n, "maddr")) {
+    } else if (iequal(n, "maddr")) {
       out.maddr = val;
-    } else if (iequals(n, "rport")) {
+    } else if (iequal(n, "rport")) {
       out.has_rport = true;
       if (!val.empty()) {
         uint64_t p;
@@ -202,7 +204,7 @@ bool parse_via(std::string_view v, Via& out) {
         out.rport_value = true;
         out.rport = uint16_t(p);
       }
-    } else if (iequals(n, "ttl")) {
+    } else if (iequal(n, "ttl")) {
       uint64_t t;
       if (!to_uint(val, 255, t)) return false;
       out.ttl = int(t);
@@ -245,7 +247,8 @@ bool parse_name_addr(std::string_view v, NameAddr& out) {
     while (e < v.size() && v[e] != ';' && !is_lws(v[e])) ++e;
     out.uri_text = v.substr(0, e);
     for (char c : out.uri_text)
-      if (c == '<' || c == '>' || c == '"' || c == ',') return false;
+      // RFC 3261 20.10: a URI with ',', '?' or ';' must be in <> (RFC 4475 regbadct).
+      if (c == '<' || c == '>' || c == '"' || c == ',' || c == '?') return false;
     i = e;
   }
   if (out.uri_text.empty()) return false;
@@ -319,7 +322,11 @@ int next_auth(std::string_view r, size_t& i, std::string_view& name, std::string
     i = e;
   } else {
     size_t v0 = i;
-    while (i < r.size() && r[i] != ',' && !is_lws(r[i])) ++i;
+    while (i < r.size() && r[i] != ',' && !is_lws(r[i])) {
+      // an unquoted value is a token-like word: no quotes, no control characters
+      if (r[i] == '"' || uint8_t(r[i]) < 0x20 || r[i] == 0x7f) return -1;
+      ++i;
+    }
     value = r.substr(v0, i - v0);
     if (value.empty()) return -1;
   }
@@ -338,7 +345,7 @@ bool AuthHeader::get(std::string_view want, std::string_view& value) const {
   size_t cur = 0;
   std::string_view n, v;
   while (next_auth(params, cur, n, v) == 1) {
-    if (iequals(n, want)) {
+    if (iequal(n, want)) {
       value = v;
       return true;
     }
@@ -370,6 +377,69 @@ bool parse_auth(std::string_view v, AuthHeader& out) {
     if (seen > 1) return false;
   }
   return r == 0;
+}
+
+namespace {
+bool digits(std::string_view s, size_t pos, size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (!is_digit(s[i])) return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  out = v;
+  return true;
+}
+// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+bool valid_ymdhms(int y, int mo, int d, int h, int mi, int s) {
+  return y >= 1970 && y <= 9999 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && s <= 60;
+}
+}  // namespace
+
+bool parse_date(std::string_view v, int64_t& unix_s, int& millis) {
+  v = trim(v);
+  millis = 0;
+  int y, mo, d, h, mi, s;
+  // GB/T 28181: 2010-11-11T19:46:17[.123] (local time of the platform, no zone)
+  if (v.size() >= 19 && v[4] == '-' && v[7] == '-' && v[10] == 'T' && v[13] == ':' && v[16] == ':') {
+    if (!digits(v, 0, 4, y) || !digits(v, 5, 2, mo) || !digits(v, 8, 2, d) || !digits(v, 11, 2, h) ||
+        !digits(v, 14, 2, mi) || !digits(v, 17, 2, s))
+      return false;
+    if (v.size() > 19) {
+      if (v[19] != '.' || v.size() < 21 || v.size() > 23) return false;
+      int frac = 0;
+      if (!digits(v, 20, v.size() - 20, frac)) return false;
+      for (size_t k = v.size() - 20; k < 3; ++k) frac *= 10;
+      millis = frac;
+    }
+  } else {
+    // RFC 3261 rfc1123-date: "Sat, 13 Nov 2010 23:29:00 GMT" (GMT only; RFC 4475 baddate)
+    if (v.size() != 29 || v[3] != ',' || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' || v[19] != ':' ||
+        v[22] != ':' || v.substr(25) != " GMT")
+      return false;
+    static constexpr std::string_view kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+    bool day_ok = false;
+    for (auto dn : kDays) day_ok = day_ok || v.substr(0, 3) == dn;
+    static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    mo = 0;
+    for (int k = 0; k < 12; ++k)
+      if (v.substr(8, 3) == kMonths[k]) mo = k + 1;
+    if (!day_ok || !mo || !digits(v, 5, 2, d) || !digits(v, 12, 4, y) || !digits(v, 17, 2, h) ||
+        !digits(v, 20, 2, mi) || !digits(v, 23, 2, s))
+      return false;
+  }
+  if (!valid_ymdhms(y, mo, d, h, mi, s)) return false;
+  unix_s = days_from_civil(y, unsigned(mo), unsigned(d)) * 86400 + h * 3600 + mi * 60 + s;
+  return true;
 }
 
 }  // namespace junction::sip

@@ -46,6 +46,9 @@ constexpr NameEntry kNames[] = {
     {"Server", HeaderId::Server},
     {"Accept", HeaderId::Accept},
     {"Refer-To", HeaderId::ReferTo},
+    {"Allow-Events", HeaderId::AllowEvents},
+    {"Session-Expires", HeaderId::SessionExpires},
+    {"Referred-By", HeaderId::ReferredBy},
 };
 
 HeaderId compact_id(char c) {
@@ -62,17 +65,43 @@ HeaderId compact_id(char c) {
     case 'e': return HeaderId::ContentEncoding;
     case 'o': return HeaderId::Event;
     case 'r': return HeaderId::ReferTo;
+    case 'u': return HeaderId::AllowEvents;
+    case 'x': return HeaderId::SessionExpires;
+    case 'b': return HeaderId::ReferredBy;
     default: return HeaderId::Other;
   }
 }
 
 }  // namespace
 
+namespace {
+// kNames grouped by lower-case first letter, so a lookup compares against a few names only.
+struct NameBuckets {
+  uint8_t begin[27]{};
+  uint8_t order[sizeof kNames / sizeof kNames[0]]{};
+  constexpr NameBuckets() {
+    constexpr size_t n = sizeof kNames / sizeof kNames[0];
+    size_t k = 0;
+    for (int letter = 0; letter < 26; ++letter) {
+      begin[letter] = uint8_t(k);
+      for (size_t i = 0; i < n; ++i)
+        if (lower(kNames[i].name[0]) == 'a' + letter) order[k++] = uint8_t(i);
+    }
+    begin[26] = uint8_t(k);
+  }
+};
+constexpr NameBuckets kBuckets;
+}  // namespace
+
 HeaderId header_id(std::string_view name) {
   if (name.size() == 1) return compact_id(name[0]);
-  char f = lower(name.empty() ? 0 : name[0]);
-  for (const auto& e : kNames)
-    if (lower(e.name[0]) == f && iequals(e.name, name)) return e.id;
+  if (name.empty()) return HeaderId::Other;
+  int letter = lower(name[0]) - 'a';
+  if (letter < 0 || letter >= 26) return HeaderId::Other;
+  for (size_t k = kBuckets.begin[letter]; k < kBuckets.begin[letter + 1]; ++k) {
+    const NameEntry& e = kNames[kBuckets.order[k]];
+    if (e.name.size() == name.size() && iequal(e.name, name)) return e.id;
+  }
   return HeaderId::Other;
 }
 
@@ -112,7 +141,7 @@ const Header* Message::find(std::string_view name) const {
   HeaderId id = header_id(name);
   if (id != HeaderId::Other) return find(id);
   for (size_t i = 0; i < count_; ++i)
-    if (headers_[i].id == HeaderId::Other && iequals(headers_[i].name, name)) return &headers_[i];
+    if (headers_[i].id == HeaderId::Other && iequal(headers_[i].name, name)) return &headers_[i];
   return nullptr;
 }
 
@@ -120,7 +149,7 @@ const Header* Message::next(const Header* h) const {
   if (!h || h < headers_.data() || h >= headers_.data() + count_) return nullptr;
   for (const Header* p = h + 1; p < headers_.data() + count_; ++p) {
     if (p->id != h->id) continue;
-    if (h->id != HeaderId::Other || iequals(p->name, h->name)) return p;
+    if (h->id != HeaderId::Other || iequal(p->name, h->name)) return p;
   }
   return nullptr;
 }
@@ -204,6 +233,8 @@ ParseStatus parse_start_line(std::string_view line, bool& request, std::string_v
   }
   Uri u;
   if (!parse_uri(uri, u)) return ParseStatus::BadStartLine;
+  // A Request-URI carries no headers (RFC 3261 19.1.5; RFC 4475 escruri).
+  if ((u.scheme == Scheme::Sip || u.scheme == Scheme::Sips) && !u.headers.empty()) return ParseStatus::BadStartLine;
   request = true;
   return ParseStatus::Ok;
 }
@@ -313,6 +344,9 @@ ParseStatus parse(std::string_view b, Message& m, Framing framing, const Limits&
         bool& have = h.id == HeaderId::From ? have_from : have_to;
         NameAddr& na = h.id == HeaderId::From ? m.from_ : m.to_;
         if (have || !parse_name_addr(h.value, na)) return bad(ParseStatus::BadHeaderValue);
+        // A tag needs a value: ";tag" alone would make the dialog's identity ambiguous.
+        std::string_view tag;
+        if (na.params.get("tag", tag) && tag.empty()) return bad(ParseStatus::BadHeaderValue);
         Uri u;
         if (!parse_uri(na.uri_text, u)) return bad(ParseStatus::BadHeaderValue);
         have = true;
@@ -391,10 +425,15 @@ ParseStatus frame_stream(std::string_view b, size_t& len, bool& keepalive, const
   int64_t cl = -1;
   size_t i = 0;
   while (i < hend) {
-    const void* p = std::memchr(b.data() + i, '\n', hend - i);
-    size_t n = p ? size_t(static_cast<const char*>(p) - b.data()) : hend;
-    std::string_view hl = b.substr(i, n - i);
-    i = n + 1;
+    // one logical header line: continuation lines (starting with SP / HT) belong to it
+    size_t start = i, n;
+    for (;;) {
+      const void* p = std::memchr(b.data() + i, '\n', hend - i);
+      n = p ? size_t(static_cast<const char*>(p) - b.data()) : hend;
+      i = n + 1;
+      if (i >= hend || !is_wsp(b[i])) break;
+    }
+    std::string_view hl = b.substr(start, n - start);
     size_t c = hl.find(':');
     if (c == std::string_view::npos || c == 0 || is_wsp(hl[0])) continue;
     if (header_id(rtrim(hl.substr(0, c))) != HeaderId::ContentLength) continue;

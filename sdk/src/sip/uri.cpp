@@ -8,12 +8,7 @@ namespace junction::sip {
 
 using namespace detail;
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
+bool iequals(std::string_view a, std::string_view b) { return iequal(a, b); }
 
 std::string unquote(std::string_view v) {
   v = trim(v);
@@ -78,7 +73,7 @@ bool ParamList::get(std::string_view want, std::string_view& value) const {
   size_t cur = 0;
   std::string_view n, v;
   while (next(cur, n, v)) {
-    if (iequals(n, want)) {
+    if (iequal(n, want)) {
       value = v;
       return true;
     }
@@ -89,26 +84,36 @@ bool ParamList::get(std::string_view want, std::string_view& value) const {
 
 namespace {
 
-bool is_unreserved(char c) {
-  if (is_alnum(c)) return true;
-  switch (c) {
-    case '-': case '_': case '.': case '!': case '~': case '*': case '\'': case '(': case ')':
-      return true;
-    default:
-      return false;
+// Character classes of RFC 3261 25.1 as one constant table (no per-character string search).
+enum : uint8_t { kUnreserved = 1, kUserX = 2, kPassX = 4, kParamX = 8, kHeaderX = 16, kTelX = 32 };
+struct CharTable {
+  uint8_t t[256]{};
+  constexpr CharTable() {
+    for (int c = 0; c < 256; ++c) {
+      bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      if (alnum) t[c] |= kUnreserved;
+    }
+    for (char c : std::string_view("-_.!~*'()")) t[uint8_t(c)] |= kUnreserved;
+    for (char c : std::string_view("&=+$,;?/")) t[uint8_t(c)] |= kUserX;
+    for (char c : std::string_view("&=+$,")) t[uint8_t(c)] |= kPassX;
+    for (char c : std::string_view(";=[]/:&+$")) t[uint8_t(c)] |= kParamX;
+    for (char c : std::string_view("[]/?:+$&=")) t[uint8_t(c)] |= kHeaderX;
+    for (char c : std::string_view("+#;=[]/:&$%")) t[uint8_t(c)] |= kTelX;
   }
-}
+};
+constexpr CharTable kChars;
 
-// Every character is unreserved, a valid %XX escape, or in extra.
-bool chars_ok(std::string_view s, std::string_view extra) {
+// Every character is unreserved, a valid %XX escape, or in the extra class.
+bool chars_ok(std::string_view s, uint8_t extra) {
+  const uint8_t mask = uint8_t(kUnreserved | extra);
   for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size() || util::hex_digit(s[i + 1]) < 0 || util::hex_digit(s[i + 2]) < 0) return false;
+    uint8_t c = uint8_t(s[i]);
+    if (kChars.t[c] & mask) continue;
+    if (c == '%' && i + 2 < s.size() && util::hex_digit(s[i + 1]) >= 0 && util::hex_digit(s[i + 2]) >= 0) {
       i += 2;
       continue;
     }
-    if (!is_unreserved(c) && extra.find(c) == std::string_view::npos) return false;
+    return false;
   }
   return true;
 }
@@ -169,15 +174,16 @@ bool parse_uri(std::string_view text, Uri& out) {
   if (!is_alpha(scheme[0])) return false;
   for (char c : scheme)
     if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return false;
-  for (char c : text)
-    if (uint8_t(c) <= 0x20 || uint8_t(c) >= 0x7f || c == '<' || c == '>' || c == '"') return false;
   out.scheme_text = scheme;
   std::string_view rest = text.substr(colon + 1);
   if (rest.empty()) return false;
-  if (iequals(scheme, "sip")) out.scheme = Scheme::Sip;
-  else if (iequals(scheme, "sips")) out.scheme = Scheme::Sips;
-  else if (iequals(scheme, "tel")) out.scheme = Scheme::Tel;
+  if (iequal(scheme, "sip")) out.scheme = Scheme::Sip;
+  else if (iequal(scheme, "sips")) out.scheme = Scheme::Sips;
+  else if (iequal(scheme, "tel")) out.scheme = Scheme::Tel;
   else {
+    // absoluteURI: printable, no space, no <, >, " (the character classes below cover sip/tel)
+    for (char c : text)
+      if (uint8_t(c) <= 0x20 || uint8_t(c) >= 0x7f || c == '<' || c == '>' || c == '"') return false;
     out.scheme = Scheme::Other;
     out.opaque = rest;
     return true;
@@ -186,10 +192,10 @@ bool parse_uri(std::string_view text, Uri& out) {
   if (out.scheme == Scheme::Tel) {
     size_t semi = rest.find(';');
     out.user = rest.substr(0, semi);
-    if (out.user.empty() || !chars_ok(out.user, "+#")) return false;
+    if (out.user.empty() || !chars_ok(out.user, kTelX)) return false;
     if (semi != std::string_view::npos) {
       out.params = ParamList(rest.substr(semi));
-      if (!chars_ok(rest.substr(semi), ";=[]/:&+$%#")) return false;
+      if (!chars_ok(rest.substr(semi), kTelX)) return false;
     }
     return true;
   }
@@ -202,8 +208,8 @@ bool parse_uri(std::string_view text, Uri& out) {
     out.user = ui.substr(0, pc);
     if (pc != std::string_view::npos) out.password = ui.substr(pc + 1);
     if (out.user.empty()) return false;
-    if (!chars_ok(out.user, "&=+$,;?/")) return false;
-    if (!chars_ok(out.password, "&=+$,")) return false;
+    if (!chars_ok(out.user, kUserX)) return false;
+    if (!chars_ok(out.password, kPassX)) return false;
     rest = rest.substr(at + 1);
   }
   size_t n = 0;
@@ -213,17 +219,15 @@ bool parse_uri(std::string_view text, Uri& out) {
   std::string_view params = rest.substr(0, q);
   if (!params.empty()) {
     if (params[0] != ';') return false;
-    if (!chars_ok(params, ";=[]/:&+$")) return false;
+    if (!chars_ok(params, kParamX)) return false;
+    // every parameter needs a name: no ";;", ";=" or a trailing ';'
+    if (params.back() == ';' || params.find(";;") != std::string_view::npos || params.find(";=") != std::string_view::npos)
+      return false;
     out.params = ParamList(params);
-    // every parameter needs a name
-    size_t cur = 0;
-    std::string_view pn, pv;
-    while (out.params.next(cur, pn, pv))
-      if (pn.empty()) return false;
   }
   if (q != std::string_view::npos) {
     out.headers = rest.substr(q + 1);
-    if (!chars_ok(out.headers, "[]/?:+$&=")) return false;
+    if (!chars_ok(out.headers, kHeaderX)) return false;
   }
   return true;
 }
@@ -258,12 +262,14 @@ bool uri_equal(const Uri& a, const Uri& b) {
     if (ha != hb) return false;
     if (ha && !unescaped_equal(va, vb, true)) return false;
   }
-  // Any other parameter present on both sides must match.
+  // Any other parameter present on both sides must match (a repeated name: its first value, on
+  // both sides, so the comparison stays symmetric and reflexive).
   size_t cur = 0;
   std::string_view n, v;
   while (a.params.next(cur, n, v)) {
-    std::string_view vb;
-    if (b.params.get(n, vb) && !unescaped_equal(v, vb, true)) return false;
+    std::string_view va, vb;
+    a.params.get(n, va);
+    if (b.params.get(n, vb) && !unescaped_equal(va, vb, true)) return false;
   }
   // Headers: each side's headers all present on the other with the same value.
   auto headers_in = [](std::string_view x, std::string_view y) {

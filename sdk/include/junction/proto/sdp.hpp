@@ -7,7 +7,8 @@
 //
 // parse() is strict where a wrong guess would be dangerous (lines must be "x=value" with a
 // lower-case letter type, m= needs "media port proto fmt...", ports are numbers <= 65535) and
-// lenient elsewhere (unknown types are kept). Limits bound the work on hostile input.
+// lenient elsewhere: lines of a type it does not know (k=, z=, GB/T 28181's y= and f=, any other
+// letter) are kept in place and serialise back unchanged. Limits bound the work on hostile input.
 #pragma once
 
 #include <junction/util/encoding.hpp>
@@ -412,6 +413,87 @@ inline std::optional<std::string> base64_decode(std::string_view s) {
   std::string out;
   if (!util::base64_decode(s, out)) return std::nullopt;
   return out;
+}
+
+// --- GB/T 28181 (document 002): y= SSRC, f= media description ------------------------------
+// GB devices put y= and f= after the media lines; parse() keeps them (like any other lower-case
+// type it does not know) in the last media section, in order, so they round-trip unchanged. u= is
+// the standard URI line (GB playback: "u=<device id>:<type>"), at session level.
+
+// The first line of that type: session level first, then each media section.
+inline const Line* find_line(const Session& s, char type) {
+  if (const Line* l = s.first(type)) return l;
+  for (auto& m : s.media)
+    if (const Line* l = m.first(type)) return l;
+  return nullptr;
+}
+inline Line* find_line(Session& s, char type) {
+  return const_cast<Line*>(find_line(static_cast<const Session&>(s), type));
+}
+
+// y=: "0100000001" (10 decimal digits: 0 live / 1 playback, 5 digits of the domain, a sequence).
+inline std::optional<std::string_view> gb_ssrc(const Session& s) {
+  const Line* l = find_line(s, 'y');
+  if (!l) return std::nullopt;
+  return std::string_view(l->value);
+}
+// The y= value as the RTP SSRC it stands for; nullopt unless it is 1 to 10 digits below 2^32
+// (devices send short forms such as "001": their numeric value is used).
+inline std::optional<uint32_t> gb_ssrc_value(std::string_view y) {
+  uint32_t v = 0;
+  if (y.size() > 10 || !detail::parse_u32(y, v, 0xffffffffu)) return std::nullopt;
+  return v;
+}
+// Replaces y= where it is, or appends it to the last media section (the session without media).
+inline void set_gb_ssrc(Session& s, std::string_view y) {
+  if (Line* l = find_line(s, 'y')) {
+    l->value = std::string(y);
+    return;
+  }
+  (s.media.empty() ? s.lines : s.media.back().lines).push_back(Line{'y', std::string(y)});
+}
+
+// f=v/codec/resolution/framerate/bitrate-type/bitrate a/codec/bitrate/samplerate; any field may be
+// empty ("f=v/////a///", and devices also send the short "f=v/a/1/8/1").
+struct GbFormat {
+  std::vector<std::string> video;  // as written, up to 5 fields
+  std::vector<std::string> audio;  // up to 3 fields
+};
+inline std::optional<GbFormat> parse_gb_format(std::string_view v) {
+  if (v.empty() || v[0] != 'v') return std::nullopt;
+  size_t a = v.find('a');
+  if (a == std::string_view::npos) return std::nullopt;
+  auto fields = [](std::string_view part, size_t max, std::vector<std::string>& out) {
+    // part starts with '/' (or is empty); each '/' opens a field
+    out.clear();
+    if (part.empty()) return true;
+    if (part[0] != '/') return false;
+    size_t i = 1;
+    for (;;) {
+      size_t sl = part.find('/', i);
+      out.emplace_back(part.substr(i, sl == std::string_view::npos ? std::string_view::npos : sl - i));
+      if (out.size() > max) return false;
+      if (sl == std::string_view::npos) break;
+      i = sl + 1;
+    }
+    for (auto& f : out)
+      for (char c : f)
+        if (c < '0' || c > '9') return false;
+    return true;
+  };
+  GbFormat g;
+  std::string_view vpart = v.substr(1, a - 1);
+  // "v/a/..." short form: the video part is a lone '/'
+  if (vpart == "/") vpart = {};
+  if (!fields(vpart, 5, g.video) || !fields(v.substr(a + 1), 3, g.audio)) return std::nullopt;
+  return g;
+}
+inline std::string format_gb_format(const GbFormat& g) {
+  std::string s = "v";
+  for (size_t i = 0; i < 5; ++i) s += "/" + (i < g.video.size() ? g.video[i] : std::string());
+  s += "a";
+  for (size_t i = 0; i < 3; ++i) s += "/" + (i < g.audio.size() ? g.audio[i] : std::string());
+  return s;
 }
 
 }  // namespace junction::proto::sdp

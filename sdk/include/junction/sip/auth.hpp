@@ -39,12 +39,13 @@ std::string digest_response(DigestAlgorithm a, std::string_view ha1, std::string
 
 struct DigestServerConfig {
   std::string realm;
-  std::string secret;              // HMAC key of the nonces (>= 16 bytes; from a CSPRNG or the conf)
+  std::string secret;              // HMAC key of the nonces; shorter than 16 bytes (or empty): the
+                                   // server draws 32 random bytes itself (nonces then die with it)
   uint64_t nonce_ttl_s = 300;      // a nonce older than this is stale
   bool qop_auth = true;            // offer qop="auth"; false: the legacy RFC 2069 form only
   DigestAlgorithm algorithm = DigestAlgorithm::MD5;
   std::string opaque;              // sent and required back when not empty
-  size_t nc_slots = 8192;          // replay table size (memory: ~40 bytes a slot)
+  size_t nc_slots = 8192;          // replay table size (16 bytes a slot: 128 KiB by default)
 };
 
 // What verify() concluded. Only Ok is a pass.
@@ -102,6 +103,15 @@ class DigestServer {
   uint64_t watermark_ = 0;   // nonces with a serial <= this and not in the table are stale
   std::vector<Slot> slots_;
 };
+
+// Which header carries a challenge / the answer for a 401 or 407 (RFC 3261 22.2 / 22.3):
+// WWW-Authenticate + Authorization for 401, Proxy-Authenticate + Proxy-Authorization for 407.
+inline std::string_view challenge_header(int status) {
+  return status == 407 ? "Proxy-Authenticate" : "WWW-Authenticate";
+}
+inline std::string_view credentials_header(int status) {
+  return status == 407 ? "Proxy-Authorization" : "Authorization";
+}
 
 // Client side: answers challenges (401 WWW-Authenticate, 407 Proxy-Authenticate) for one realm.
 class DigestClient {

@@ -54,6 +54,12 @@ std::string_view reason_phrase(int code);
 void start_response(Writer& w, const Message& request, int code, std::string_view reason = {},
                     std::string_view to_tag = {});
 
+// The same, as a server transport answers (RFC 3261 18.2.1 / RFC 3581 4): the top Via value gets
+// received=<source_ip> and, when the client asked with a bare rport, rport=<source_port>; any
+// received / rport it carried are replaced. So the response finds its way back through a NAT.
+void start_response(Writer& w, const Message& request, int code, std::string_view reason, std::string_view to_tag,
+                    std::string_view source_ip, uint16_t source_port);
+
 // A source of random bytes (tests inject a fixed one). Fills out with n bytes; false when it
 // cannot (the caller refuses rather than use a weak value).
 using RandomSource = bool (*)(void* ctx, size_t n, std::string& out);

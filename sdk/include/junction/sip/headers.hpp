@@ -33,6 +33,7 @@ struct Via {
   bool has_port = false;
   uint16_t port = 0;
   ParamList params;
+  std::string_view sent_by;    // host[:port] as written (brackets and any LWS around ':' kept)
   std::string_view branch;     // empty when absent
   std::string_view received;
   std::string_view maddr;
@@ -100,5 +101,10 @@ struct AuthHeader {
 };
 // False on a malformed list (unterminated quote, parameter without '=', duplicate parameter).
 bool parse_auth(std::string_view value, AuthHeader& out);
+
+// Date: the RFC 3261 form "Sat, 13 Nov 2010 23:29:00 GMT" (GMT only), or the GB/T 28181 form
+// "2010-11-11T19:46:17.123" (no zone: the caller decides which clock it is). unix_s: seconds since
+// 1970 as if the time were UTC; millis: the fraction (0 when absent).
+bool parse_date(std::string_view value, int64_t& unix_s, int& millis);
 
 }  // namespace junction::sip

@@ -62,6 +62,9 @@ enum class HeaderId : uint8_t {
   Server,
   Accept,
   ReferTo,
+  AllowEvents,     // compact u (RFC 6665)
+  SessionExpires,  // compact x (RFC 4028)
+  ReferredBy,      // compact b (RFC 3892)
   kCount
 };
 // HeaderId of a header name (full or compact form, any case).
