@@ -57,18 +57,8 @@ void Stack::txn_fields(const Message& msg, TxnMsg& m) {
   m.branch = v.branch;
   m.via_transport = v.transport;
   m.rport = v.has_rport;
-  // sent-by as written: host (with its brackets) and the port after it
+  m.sent_by = v.sent_by;  // host[:port] as written, the same text scan() reads
   std::string_view all = msg.bytes();
-  const char* end = all.data() + all.size();
-  const char* b = v.host.data() - (v.ipv6 ? 1 : 0);
-  const char* p = v.host.data() + v.host.size() + (v.ipv6 ? 1 : 0);
-  if (v.has_port) {
-    while (p < end && (*p == ' ' || *p == '\t')) ++p;
-    if (p < end && *p == ':') ++p;
-    while (p < end && (*p == ' ' || *p == '\t')) ++p;
-    while (p < end && *p >= '0' && *p <= '9') ++p;
-  }
-  m.sent_by = std::string_view(b, static_cast<size_t>(p - b));
   m.cseq = msg.cseq().seq;
   m.cseq_method = msg.cseq().method;
   m.call_id = msg.call_id();
