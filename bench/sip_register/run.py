@@ -96,6 +96,11 @@ def bench_junction(build, calls, rate, workdir, csv):
         rc, ok, failed, wall = run_sipp(port, csv, calls, rate, workdir)
         after = cpu_ticks(j.proc.pid)
         stats = j.cmd("sip-registrar", "stats")
+        if failed:  # say why: the server logs each refusal (403) and every warning
+            lines = [l for l in j.log().splitlines() if " warn " in l or "refused" in l]
+            print(f"junction: {failed} failed call(s); server log (last 20 of {len(lines)} relevant lines):", file=sys.stderr)
+            for l in lines[-20:]:
+                print("  " + l, file=sys.stderr)
         return {"server": "junction sip-registrar", "ok": ok, "failed": failed, "cpu_s": (after - before) / TICK,
                 "wall_s": wall, "sipp_rc": rc, "server_ok": stats["register_ok"]}
     finally:
