@@ -257,6 +257,17 @@ class SipSippTest(JunctionTest):
             calls = {c["call"]: c for c in self.j.cmd(PLUGIN, "calls")}
             self.assertEqual(calls[n]["state"], "ended")
 
+    def test_uac_target_by_name_is_resolved_by_the_core(self):
+        # "localhost" goes through the core's JN_DNS_SIP (RFC 3263; answered without a query)
+        uas = self.sipp("uas.xml", None, "u1")
+        wait_until(lambda: port_taken(uas.port, socket.SOCK_DGRAM), timeout=10, what="sipp listening")
+        n = self.j.cmd(PLUGIN, "call", {"to": f"sip:service@localhost:{uas.port}"})["call"]
+        self.j.wait_for_log(rf"call {n} resolved to 127\.0\.0\.1:{uas.port}")
+        self.j.wait_for_log(rf"call {n} answered, ACK sent")
+        self.j.cmd(PLUGIN, "bye", {"call": n})
+        self.j.wait_for_log(rf"call {n} BYE answered 200")
+        self.assertEqual(uas.wait(), 0, f"sipp failed:\n{uas.output[-3000:]}\n{uas.logs()}")
+
     def test_reload_in_the_middle_of_an_invite_loses_nothing(self):
         uas = self.sipp("uas_slow.xml", None, "u1")
         wait_until(lambda: port_taken(uas.port, socket.SOCK_DGRAM), timeout=10, what="sipp listening")

@@ -519,7 +519,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     sip::Uri u;
     if (!sip::parse_uri(to, u) || u.scheme != sip::Scheme::Sip) return reply(req, 400, {{"error", "to: not a sip: URI"}});
     jn_addr a{};
-    if (!util::parse_ip(u.host, a)) return reply(req, 400, {{"error", "to: the test UAC calls IP literals only"}});
+    bool literal = util::parse_ip(u.host, a);
     a.port = u.has_port ? u.port : 5060;
     Call c;
     c.n = next_call_++;
@@ -539,13 +539,53 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     w.header("CSeq", "1 INVITE");
     w.header("Contact", stack_->contact(c.flow.proto, "registrar"));
     w.finish(kSdp, "application/sdp");
-    c.invite = stack_->send_request(c.invite_bytes, c.flow);
-    if (!c.invite) return reply(req, 502, {{"error", "the INVITE could not be sent"}});
-    by_txn_[c.invite] = c.n;
-    host().info("sip-registrar: call " + std::to_string(c.n) + " INVITE sent to " + to);
     uint64_t n = c.n;
+    if (!literal) {  // a name: RFC 3263 through the core (JN_DNS_SIP); the INVITE leaves in on_resolved
+      c.state = "resolving";
+      sip::Proto proto = c.flow.proto;
+      calls_[n] = std::move(c);
+      if (stack_->resolve(u.host, u.has_port ? u.port : 0, proto, n) != JN_OK) {
+        calls_[n].state = "failed";
+        return reply(req, 502, {{"error", "cannot resolve " + std::string(u.host)}});
+      }
+      return reply(req, 200, {{"call", n}});
+    }
+    if (!send_invite(c)) return reply(req, 502, {{"error", "the INVITE could not be sent"}});
     calls_[n] = std::move(c);
     reply(req, 200, {{"call", n}});
+  }
+
+  bool send_invite(Call& c) {
+    c.invite = stack_->send_request(c.invite_bytes, c.flow);
+    if (!c.invite) return false;
+    by_txn_[c.invite] = c.n;
+    host().info("sip-registrar: call " + std::to_string(c.n) + " INVITE sent to " + util::format_addr(c.flow.peer) + " over " +
+                std::string(sip::proto_name(c.flow.proto)));
+    return true;
+  }
+
+  void on_resolved(uint64_t cookie, const std::vector<sip::Flow>& targets, std::string_view error) override {
+    auto it = calls_.find(cookie);
+    if (it == calls_.end() || it->second.state != "resolving") return;
+    Call& c = it->second;
+    // The first target of our transport, IPv4 first (the test peers bind 127.0.0.1).
+    const sip::Flow* pick = nullptr;
+    for (int v4 = 1; v4 >= 0 && !pick; --v4)
+      for (auto& t : targets)
+        if (t.proto == c.flow.proto && (t.peer.family == 4) == (v4 == 1)) {
+          pick = &t;
+          break;
+        }
+    if (!pick) {
+      host().info("sip-registrar: call " + std::to_string(c.n) + " failed: no target (" + std::string(error) + ")");
+      c.state = "failed";
+      return;
+    }
+    host().info("sip-registrar: call " + std::to_string(c.n) + " resolved to " + util::format_addr(pick->peer) + " (" +
+                std::to_string(targets.size()) + " target(s))");
+    c.flow.peer = pick->peer;
+    c.state = "calling";
+    if (!send_invite(c)) c.state = "failed";
   }
 
   void retry_with_auth(Call& call, const sip::Message& m, int status) {
