@@ -4,7 +4,8 @@
 //     device registered over TCP is reached over that same connection);
 //   - a UAS: an INVITE gets 100 (from the transaction layer), 180 and 200 with SDP; ACK and BYE
 //     end it; a CANCEL ends it with 487;
-//   - a UAC driven by admin commands: "call" sends an INVITE (answering 401/407 when uac_user is
+//   - a UAC driven by admin commands: "call" sends an INVITE to an IP literal or to a name the
+//     core resolves (RFC 3263, JN_DNS_SIP), answering 401/407 when uac_user is
 //     set), ACKs its 2xx; "bye" ends any call from our side; "message" sends a MESSAGE to a
 //     registered user over its binding's flow.
 // It keeps transactions, dialogs, calls and bindings across a hot reload.
