@@ -301,8 +301,8 @@ jn_status TransactionLayer::respond_with(TxnId id, int status, std::string respo
       // The UAS core retransmits its 2xx until the ACK (§13.3.1.4), on any transport.
       TxnMsg req;
       scan(t.request, req);
-      t.state = TxnState::Accepted;
       t.ack_key = std::string(req.call_id) + "|" + std::to_string(req.cseq);
+      t.state = TxnState::Accepted;
       by_ack_[t.ack_key] = t.id;
       t.interval = t_.t1_ms;
       t.retx_at = now + t.interval;
@@ -323,6 +323,9 @@ jn_status TransactionLayer::respond_with(TxnId id, int status, std::string respo
       t.end_at = now + (t.flow.reliable() ? 0 : 64ull * t_.t1_ms);  // timer J
     }
   }
+  // After a final response the request is never needed again (retransmissions match by key and
+  // get `last`): with timer J keeping UDP transactions 32 s, this halves what they hold.
+  if (status >= 200) std::string().swap(t.request);
   file(t);
   return sent ? JN_OK : JN_ERR_IO;
 }

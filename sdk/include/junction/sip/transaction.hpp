@@ -110,7 +110,8 @@ class TransactionLayer {
   // Sends bytes outside any transaction (the ACK of a 2xx, a stateless answer).
   jn_status send_stateless(std::string_view bytes, const Flow& to);
 
-  // The request a server transaction holds (empty when gone), its kind and state.
+  // The request a server transaction holds (empty when gone, and once a final response was sent:
+  // it is not kept for the rest of timer J / H / L), its kind and state.
   std::string_view request_of(TxnId id) const;
   const Flow* flow_of(TxnId id) const;
   bool exists(TxnId id) const { return txns_.count(id) != 0; }
