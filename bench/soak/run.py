@@ -295,6 +295,18 @@ def sample(pid):
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def pool_capacity(j):
+    """Slab slots held by the media loops' buffer pools (junction_media_buffers_capacity, summed):
+    a hold during a reload grows them; the pool's trim gives idle slabs back (docs/benchmarks.md)."""
+    try:
+        status, text = j.request("GET", "/metrics")
+    except OSError:
+        return None
+    if status != 200 or not isinstance(text, str):
+        return None
+    return int(sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("junction_media_buffers_capacity{")))
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -385,6 +397,7 @@ def main():
     xmedia = {"sent": 0, "received": 0}
     reloads = []
     samples = []  # (t, rss_kb, fds)
+    capacity = []  # (t, media pool slab slots)
     try:
         # -- relay sessions and their RTP --------------------------------------------------------
         gen = subprocess.Popen([sys.executable, os.path.join(HERE, "rtpgen.py"), "--pps", str(args.pps)],
@@ -426,7 +439,9 @@ def main():
             rss, fds = sample(pid)
             t = time.monotonic() - t0
             samples.append((t, rss, fds))
-            print(f"t={t:6.0f}s rss={rss} kB fds={fds} reloads={len(reloads)} "
+            cap = pool_capacity(j)
+            capacity.append((t, cap))
+            print(f"t={t:6.0f}s rss={rss} kB fds={fds} pool={cap} reloads={len(reloads)} "
                   f"(failed {sum(1 for r in reloads if not r['ok'])}) rtp sent/recv={gen_last.get('sent', 0)}/{gen_last.get('received', 0)} "
                   + " ".join(f"{n}={l.completed}/{l.placed}" for n, l in loads.items()), flush=True)
             next_s += args.sample_every
@@ -484,6 +499,10 @@ def main():
                         "slack": args.rss_slack_kb}
     result["fds"] = {"first": fds_all[0], "at_warmup": after[0][2], "last": fds_all[-1], "max": max(fds_all),
                      "after_loads_stopped": fds_idle, "slack": args.fd_slack}
+    caps = [c for _, c in capacity if c is not None]
+    if caps:
+        result["media_pool_slots"] = {"first": caps[0], "max": max(caps), "last": caps[-1],
+                                      "max_at_s": round(next(t for t, c in capacity if c == max(caps)))}
     result["samples"] = len(samples)
     by_plugin = {}
     for r in reloads:

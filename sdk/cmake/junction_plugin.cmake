@@ -26,9 +26,8 @@ foreach(jn_sdk_lib sip media)
       set_target_properties(junction_${jn_sdk_lib} PROPERTIES POSITION_INDEPENDENT_CODE ON
         CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
         CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
-      # GCC only: clang (the fuzz build) has no such flag and makes no STB_GNU_UNIQUE symbols anyway.
-      target_compile_options(junction_${jn_sdk_lib} PRIVATE
-        $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-fno-gnu-unique>)
+      # gcc only: clang (the fuzz build) has no STB_GNU_UNIQUE and refuses the flag.
+      target_compile_options(junction_${jn_sdk_lib} PRIVATE $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-fno-gnu-unique>)
       add_library(junction::${jn_sdk_lib} ALIAS junction_${jn_sdk_lib})
       if(jn_sdk_lib STREQUAL "sip")
         # Digest hashes (MD5, SHA-256), HMAC nonces and random branches/tags come from libcrypto.

@@ -26,6 +26,11 @@ junction_add_fuzz_target(fuzz_call_event_abi SOURCES ${CMAKE_CURRENT_LIST_DIR}/f
   CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/call_event_abi LIBS ${JN_FUZZ_CORE})
 junction_add_fuzz_target(fuzz_http_response SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_http_response.cpp
   CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/http_response LIBS ${JN_FUZZ_CORE})
+# Server-side HTTP request handling end to end: a real Server (HttpServer, the lws glue, the admin
+# API) on a thread, fed over loopback. It needs the whole core, in the fuzz build too (compiled
+# there with coverage, like the subset above).
+junction_add_fuzz_target(fuzz_http_request SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_http_request.cpp
+  CORPUS ${CMAKE_CURRENT_LIST_DIR}/corpus/http_request LIBS junction_core)
 
 # Fuzz targets of the SDK's protocol libraries, one .cmake per library (tests/fuzz/sdk/*.cmake).
 file(GLOB JN_SDK_FUZZ_LISTS ${CMAKE_CURRENT_LIST_DIR}/sdk/*.cmake)

@@ -42,6 +42,43 @@ class LoopServicesTest(JunctionTest):
         self.assertEqual(j.cmd("media-echo", "stop_timer")["status"], JN_ERR_WRONG_THREAD)
         j.wait_for_log(r"timer_stop from the control loop: the timer belongs to media loop 1 \(refused")
 
+    def test_loop_local_subscription_gets_the_publishers_buffer_on_its_loop(self):
+        """ABI 2.1 bus_subscribe_local: a subscriber on the publisher's media loop receives every
+        packet synchronously, on that loop, as the very buffer published (0 copies), read-only;
+        it survives a hot reload; it ends on unsubscribe; the control loop may not make one."""
+        import socket
+        j = self.start()
+        port = j.cmd("media-echo", "ports")[0]["port"]  # socket 0: media loop 1
+        self.assertEqual(j.cmd("media-echo", "local_tap", {"socket": 0})["status"], JN_OK)
+        wait_until(lambda: self.stats(j)["local"]["ops"] == 1, what="the subscription made on loop 1")
+        self.assertEqual(self.stats(j)["local"]["status"], JN_OK)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(5)
+
+        def echo(n):
+            for i in range(n):
+                s.sendto(b"pkt%d" % i, ("127.0.0.1", port))
+                s.recvfrom(2048)  # the echo: on_udp (and its publish) ran
+
+        echo(50)
+        local = self.stats(j)["local"]
+        self.assertEqual((local["deliveries"], local["same_buffer"], local["shared"], local["wrong_thread"]), (50, 50, 50, 0), local)
+        status, body = j.request("POST", "/api/v1/plugins/media-echo/reload")
+        self.assertEqual(status, 200, body)
+        echo(20)
+        self.assertEqual(self.stats(j)["local"]["deliveries"], 70)  # the subscription outlived the swap
+        status, media = j.request("GET", "/api/v1/media")
+        self.assertEqual(status, 200)
+        self.assertEqual(media["loops"][0]["local_deliveries"], 70)  # the core counted them on loop 1
+        self.assertEqual(j.cmd("media-echo", "local_untap", {"socket": 0})["status"], JN_OK)
+        wait_until(lambda: self.stats(j)["local"]["ops"] == 2, what="the unsubscribe on loop 1")
+        self.assertEqual(self.stats(j)["local"]["status"], JN_OK)
+        echo(10)
+        self.assertEqual(self.stats(j)["local"]["deliveries"], 70)  # nothing after the unsubscribe
+        self.assertEqual(j.cmd("media-echo", "local_tap_control")["status"], JN_ERR_WRONG_THREAD)
+        j.wait_for_log(r"bus_subscribe_local on the control loop \(refused")
+        s.close()
+
     def test_posts_across_reloads_are_all_delivered(self):
         j = self.start()
         total = 0

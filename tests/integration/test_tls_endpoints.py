@@ -1,4 +1,4 @@
-"""HTTP endpoints with TLS (http_listen with a certificate and key): HTTPS and WSS served with
+"""TLS on the core's own TCP listen/connect (ABI 2.1 jn_tcp_options.tls), and HTTP endpoints with TLS (http_listen with a certificate and key): HTTPS and WSS served with
 the configured certificate, verified by a client that trusts the test's own CA (made here with
 the openssl command), refused by a client that does not, plain HTTP on the TLS port refused;
 a missing or mismatched key file refused at listen with the reason. The client side of TLS
@@ -98,6 +98,100 @@ class TlsEndpointTest(JunctionTest):
         self.assertIn("cannot read TLS file", j.log())
         self.assertIn("missing.key", j.log())
         j.proc = None
+
+
+class TlsTcpTest(JunctionTest):
+    """jn_tcp_options.tls (ABI 2.1): a plugin's framed TCP listener speaks TLS with its configured
+    certificate; a plain client is refused before the plugin hears of it; a plugin's outgoing
+    connection verifies the server against the CA it names (and is refused with the reason when
+    that CA did not sign it)."""
+
+    def setUp(self):
+        super().setUp()
+        self.pki = tempfile.mkdtemp(prefix="jn-pki-")
+        make_pki(self.pki)
+        self.tcp_port = free_port()
+        self.j = self.server(plugins={"io-echo": {"tcp_listen": f"127.0.0.1:{self.tcp_port}",
+                                                  "http_listen": f"127.0.0.1:{free_port()}",
+                                                  "tcp_tls_cert": os.path.join(self.pki, "server.pem"),
+                                                  "tcp_tls_key": os.path.join(self.pki, "server.key")}})
+        self.j.start()
+
+    def read_frame(self, s):
+        data = b""
+        while b"\0" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise ConnectionError(f"closed after {data!r}")
+            data += chunk
+        return data.split(b"\0", 1)[0].decode()
+
+    def test_tls_listener_serves_verified_clients_and_refuses_plain_ones(self):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.pki, "ca.pem"))
+        with socket.create_connection(("127.0.0.1", self.tcp_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"hel")
+                s.sendall(b"lo\0second\0")
+                self.assertRegex(self.read_frame(s), r"^echo:\d+:hello$")
+        with socket.create_connection(("127.0.0.1", self.tcp_port), timeout=10) as plain:
+            plain.sendall(b"not tls\0")
+            try:
+                reply = plain.recv(4096)
+            except ConnectionResetError:
+                reply = b""
+        self.assertNotIn(b"echo:", reply)
+        self.j.wait_for_log(r"tcp from 127\.0\.0\.1:\d+: TLS handshake failed")
+        from junction_test import wait_until
+        # Both gone; only the TLS client's close was heard (the plain one never reached the plugin).
+        wait_until(lambda: self.j.cmd("io-echo", "stats")["closed"] == 1, what="the TLS client's close")
+        stats = self.j.cmd("io-echo", "stats")
+        self.assertEqual((stats["tcp_conns"], stats["closed"]), (0, 1), stats)
+
+    def tls_server(self, ready, result):
+        srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv.load_cert_chain(os.path.join(self.pki, "server.pem"), os.path.join(self.pki, "server.key"))
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(1)
+        lsock.settimeout(15)
+        ready.append(lsock.getsockname()[1])
+        try:
+            conn, _ = lsock.accept()
+            with srv.wrap_socket(conn, server_side=True) as s:
+                s.settimeout(15)
+                result.append(self.read_frame(s))
+                s.sendall(b"from-python\0")
+        except Exception as e:  # reported to the test thread, which asserts on it
+            result.append(f"error: {e!r}")
+        finally:
+            lsock.close()
+
+    def test_outgoing_tls_connection_verifies_the_server(self):
+        import threading
+        ready, result = [], []
+        t = threading.Thread(target=self.tls_server, args=(ready, result))
+        t.start()
+        while not ready:
+            t.join(0.01)
+        r = self.j.cmd("io-echo", "connect", {"addr": f"127.0.0.1:{ready[0]}", "tls": True,
+                                               "ca_file": os.path.join(self.pki, "ca.pem")})
+        self.assertEqual(r["status"], 0, r)
+        t.join(20)
+        self.assertEqual(result, ["hello-from-plugin"])  # sent after CONNECTED, i.e. after the handshake
+        # A server signed by a CA the connection does not trust: refused, the reason logged.
+        ready2, result2 = [], []
+        t2 = threading.Thread(target=self.tls_server, args=(ready2, result2))
+        t2.start()
+        while not ready2:
+            t2.join(0.01)
+        r = self.j.cmd("io-echo", "connect", {"addr": f"127.0.0.1:{ready2[0]}", "tls": True,
+                                               "ca_file": os.path.join(self.pki, "other-ca.pem")})
+        self.assertEqual(r["status"], 0, r)
+        self.j.wait_for_log(r"certificate verification failed for 127\.0\.0\.1")
+        t2.join(20)
+        self.assertTrue(result2 and result2[0].startswith("error:"), result2)
+        from junction_test import wait_until
+        wait_until(lambda: self.j.cmd("io-echo", "stats")["connect_failures"] == 1, what="the refused connection reported")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -248,6 +249,187 @@ TEST_CASE("an exhausted pool returns nullptr and counts it") {
   held.push_back(b);
   CHECK(pool.exhausted_count() == 2);
   for (jn_buf* h : held) pool.unref(h);
+}
+
+// --- giving idle slabs back (the soak's RSS step: a reload hold grew the pool for good) ---------
+
+namespace {
+// The trim's clock in these tests: moved by hand, so nothing depends on elapsed time.
+uint64_t fake_now_ms = 0;
+uint64_t fake_clock() { return fake_now_ms; }
+
+// interval 0: only explicit trim() calls free anything.
+BufferPool::Config trim_pool(size_t prealloc = 64, size_t keep_free = 0, uint32_t interval_ms = 0) {
+  BufferPool::Config c = small_pool(8192, prealloc);
+  c.trim_keep_free = keep_free;
+  c.trim_interval_ms = interval_ms;
+  c.clock_ms = fake_clock;
+  return c;
+}
+std::vector<jn_buf*> take(BufferPool& pool, size_t n) {
+  std::vector<jn_buf*> v;
+  for (size_t i = 0; i < n; ++i) {
+    v.push_back(pool.alloc(100));
+    REQUIRE(v.back() != nullptr);
+  }
+  return v;
+}
+}  // namespace
+
+TEST_CASE("trim frees every idle slab down to prealloc; a buffer still held keeps its slab") {
+  BufferPool pool(trim_pool());
+  const size_t floor_bytes = pool.bytes_reserved();
+  REQUIRE(pool.capacity_buffers() == 64);
+  auto bufs = take(pool, 2000);
+  const size_t grown = pool.capacity_buffers();
+  REQUIRE(pool.slab_count() > 4);
+  REQUIRE(grown >= 2000);
+  // The last one allocated lives in the newest slab; it stays referenced through the trim.
+  jn_buf* held = bufs.back();
+  bufs.pop_back();
+  std::memset(held->data, 0x5a, held->len);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  CHECK(pool.outstanding() == 1);
+
+  size_t freed = pool.trim(0);
+  CHECK(freed > 0);
+  CHECK(pool.slab_count() == 2);  // the prealloc slab and the held buffer's
+  CHECK(pool.capacity_buffers() == grown - freed);
+  CHECK(pool.capacity_buffers() > 64);
+  for (uint32_t i = 0; i < held->len; ++i) REQUIRE(held->data[i] == 0x5a);  // untouched (ASan: not freed)
+
+  BufferPool::unref(held);
+  CHECK(pool.trim(0) > 0);
+  CHECK(pool.capacity_buffers() == 64);
+  CHECK(pool.slab_count() == 1);
+  CHECK(pool.bytes_reserved() == floor_bytes);
+  CHECK(pool.buffers_trimmed() == grown - 64);
+  CHECK(pool.trim(0) == 0);  // the prealloc slab is the floor
+  // Still a working pool: it grows again on demand.
+  bufs = take(pool, 300);
+  CHECK(pool.capacity_buffers() >= 300);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  CHECK(pool.outstanding() == 0);
+}
+
+TEST_CASE("after a burst, allocation comes from the oldest slab so the newer ones drain") {
+  BufferPool pool(trim_pool());
+  auto burst = take(pool, 2000);
+  for (jn_buf* b : burst) BufferPool::unref(b);  // released in allocation order (a replay)
+  // A steady working set afterwards: with one LIFO free list it would be the slots released
+  // last (the newest slab's), pinning that slab for good.
+  auto steady = take(pool, 40);
+  for (int round = 0; round < 100; ++round) {
+    BufferPool::unref(steady[round % 40]);
+    steady[round % 40] = pool.alloc(100);
+    REQUIRE(steady[round % 40] != nullptr);
+  }
+  CHECK(pool.trim(0) > 0);
+  CHECK(pool.slab_count() == 1);
+  CHECK(pool.capacity_buffers() == 64);
+  CHECK(pool.outstanding() == 40);
+  for (jn_buf* b : steady) BufferPool::unref(b);
+}
+
+TEST_CASE("trim keeps at least the slots asked for") {
+  BufferPool pool(trim_pool(64));
+  auto bufs = take(pool, 2000);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  pool.trim(500);
+  CHECK(pool.capacity_buffers() >= 500);
+  CHECK(pool.capacity_buffers() < 1000);  // slab-granular: a little above 500, not the 2000 grown
+}
+
+TEST_CASE("maybe_trim keeps what the last interval needed at its peak, then gives it back") {
+  fake_now_ms = 10'000;
+  BufferPool pool(trim_pool(64, 0, 1000));
+  CHECK(pool.maybe_trim() == 0);  // opens the first window
+  auto bufs = take(pool, 2000);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  const size_t grown = pool.capacity_buffers();
+  fake_now_ms = 10'500;
+  CHECK(pool.maybe_trim() == 0);  // the window is not over
+  // The window saw 2000 in use at once: all of it stays for the next interval.
+  fake_now_ms = 11'000;
+  CHECK(pool.maybe_trim() == 0);
+  CHECK(pool.capacity_buffers() == grown);
+  // A quiet window (a few buffers at a time) gives back everything above the floor.
+  for (int i = 0; i < 10; ++i) BufferPool::unref(pool.alloc(100));
+  fake_now_ms = 12'000;
+  CHECK(pool.maybe_trim() == grown - 64);
+  CHECK(pool.capacity_buffers() == 64);
+  CHECK(pool.slabs_trimmed() > 0);
+}
+
+TEST_CASE("maybe_trim keeps trim_keep_free spare slots above the interval's peak") {
+  fake_now_ms = 0;
+  BufferPool pool(trim_pool(64, 700, 1000));
+  pool.maybe_trim();
+  auto bufs = take(pool, 2000);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  fake_now_ms = 1000;
+  pool.maybe_trim();  // the burst's window
+  auto steady = take(pool, 100);
+  fake_now_ms = 2000;
+  CHECK(pool.maybe_trim() > 0);
+  CHECK(pool.capacity_buffers() >= 800);  // peak 100 + 700 spare
+  CHECK(pool.capacity_buffers() < 2000);
+  for (jn_buf* b : steady) BufferPool::unref(b);
+}
+
+TEST_CASE("buffers released on another thread and not yet reclaimed keep their slab") {
+  BufferPool pool(trim_pool());
+  auto bufs = take(pool, 1000);
+  std::thread other([&] {
+    for (jn_buf* b : bufs) BufferPool::unref(b);
+  });
+  other.join();
+  CHECK(pool.trim(0) == 0);  // all of them on the remote list: every slab still "in use"
+  CHECK(pool.capacity_buffers() >= 1000);
+  pool.reclaim_remote();
+  CHECK(pool.trim(0) > 0);
+  CHECK(pool.capacity_buffers() == 64);
+}
+
+TEST_CASE("trim_interval_ms = 0 never trims by itself") {
+  fake_now_ms = 0;
+  BufferPool pool(trim_pool(64, 0, 0));
+  auto bufs = take(pool, 1000);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  const size_t grown = pool.capacity_buffers();
+  CHECK(pool.maybe_trim() == 0);
+  fake_now_ms = 1'000'000;
+  CHECK(pool.maybe_trim() == 0);
+  CHECK(pool.reclaim_remote() == 0);
+  CHECK(pool.capacity_buffers() == grown);
+}
+
+TEST_CASE("the pool trims by itself from its releases and from reclaim_remote (no timer of its own)") {
+  fake_now_ms = 0;
+  BufferPool pool(trim_pool(64, 0, 1000));
+  pool.maybe_trim();  // the window opens at t = 0, before the burst
+  auto bufs = take(pool, 2000);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  const size_t grown = pool.capacity_buffers();
+  REQUIRE(grown >= 2000);
+  auto traffic = [&](uint32_t packets) {
+    for (uint32_t i = 0; i < packets; ++i) BufferPool::unref(pool.alloc(100));
+  };
+  fake_now_ms = 1000;
+  traffic(BufferPool::kTrimCheckEvery);  // closes the burst's window: everything stays
+  CHECK(pool.capacity_buffers() == grown);
+  fake_now_ms = 2000;
+  traffic(BufferPool::kTrimCheckEvery);  // a quiet window: one check within these releases trims
+  CHECK(pool.capacity_buffers() == 64);
+  // A media loop's inbox wake (reclaim_remote) runs the same check.
+  bufs = take(pool, 2000);
+  for (jn_buf* b : bufs) BufferPool::unref(b);
+  fake_now_ms = 3000;
+  pool.reclaim_remote();
+  fake_now_ms = 4000;
+  CHECK(pool.capacity_buffers() > 64);
+  pool.reclaim_remote();
+  CHECK(pool.capacity_buffers() == 64);
 }
 
 TEST_CASE("copy makes a private copy and is the only thing counted as a payload copy") {

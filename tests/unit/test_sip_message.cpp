@@ -162,6 +162,17 @@ TEST_CASE("sip message: compact forms, case-insensitive names, folding, several 
     }
   }
   REQUIRE(vias.size() == 3);
+  // The same walk through for_each_value, and an early stop.
+  std::vector<std::string_view> hosts;
+  CHECK(for_each_value(m, HeaderId::Via, [&](std::string_view v) {
+          Via via;
+          REQUIRE(parse_via(v, via));
+          hosts.push_back(via.host);
+          return true;
+        }) == 3);
+  CHECK(hosts == std::vector<std::string_view>{"127.0.0.1", "::1", "127.0.0.3"});
+  CHECK(for_each_value(m, HeaderId::Via, [](std::string_view) { return false; }) == 1);
+  CHECK(for_each_value(m, HeaderId::Route, [](std::string_view) { return true; }) == 0);
   CHECK(vias[1].host == "::1");
   CHECK(vias[1].ipv6);
   CHECK(vias[1].port == 5080);

@@ -77,7 +77,10 @@ void AdminApi::stop() {
 }
 
 void AdminApi::reply(uint64_t id, int status, const nlohmann::json& body) {
-  server_.services().http.respond(id, status, "application/json", body.dump() + "\n");
+  // replace: messages quote the client's path or plugin name, which need not be UTF-8; a strict
+  // dump() threw and turned a 404 into a 500 with an error line (found by fuzz_http_request).
+  server_.services().http.respond(id, status, "application/json",
+                                  body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 void AdminApi::error(uint64_t id, int status, const std::string& message) { reply(id, status, {{"error", message}}); }

@@ -1,7 +1,11 @@
 #include "bus/buffer_pool.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <new>
 
 #if defined(__SANITIZE_ADDRESS__) && __has_include(<sanitizer/asan_interface.h>)
@@ -20,6 +24,18 @@ namespace junction {
 using detail::BufHeader;
 using detail::kHeaderBytes;
 
+namespace detail {
+struct Slab {
+  void* memory;
+  size_t bytes;
+  size_t index;           // position in BufferPool::slabs_
+  uint32_t slots;
+  uint32_t free;          // slots in free_head's list; == slots: the slab can go
+  bool permanent;         // the prealloc slab: the floor, never trimmed
+  BufHeader* free_head;   // LIFO: the next alloc reuses cache-warm memory
+};
+}  // namespace detail
+
 namespace {
 
 constexpr size_t kSlotAlign = 64;       // cache line: headers of neighbouring slots never share one
@@ -27,6 +43,27 @@ constexpr size_t kMinSlabSlots = 64;    // growth step bounds: big enough to amo
 constexpr size_t kMaxSlabSlots = 4096;  // small enough not to overshoot max_buffers by much
 
 uint8_t* storage_of(BufHeader* h) { return reinterpret_cast<uint8_t*>(h) + kHeaderBytes; }
+
+// Slabs come straight from mmap, not the heap: a trimmed slab's munmap gives its pages back to
+// the kernel at once. From malloc, glibc raises its mmap threshold after the first big free and
+// serves the next slabs from the heap, where freeing them lowered the pool's capacity but not the
+// process's RSS (seen in the soak). mmap memory is page aligned, more than kSlotAlign.
+size_t page_round(size_t bytes) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return (bytes + page - 1) / page * page;
+}
+void* map_slab(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+void unmap_slab(void* p, size_t bytes) { munmap(p, bytes); }
+
+// The trim's clock: vDSO, no syscall, a few ms of resolution (plenty for a seconds-long window).
+uint64_t coarse_now_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
 
 }  // namespace
 
@@ -36,11 +73,11 @@ BufferPool::BufferPool(Config config) : config_(config) {
   slot_capacity_ = config_.headroom + config_.buffer_size;
   slot_stride_ = (kHeaderBytes + slot_capacity_ + kSlotAlign - 1) & ~(kSlotAlign - 1);
   size_t initial = std::min(config_.prealloc, config_.max_buffers);
-  if (initial > 0) add_slab(initial);
+  if (initial > 0 && add_slab(initial)) slabs_.front()->permanent = true;
 }
 
 BufferPool::~BufferPool() {
-  reclaim_remote();
+  reclaim_remote_list();
   for (BufHeader* h : oversize_free_) {
     JN_UNPOISON(storage_of(h), h->capacity);
     h->magic = 0;
@@ -49,47 +86,128 @@ BufferPool::~BufferPool() {
   assert(outstanding_ == 0 && "BufferPool destroyed with buffers still referenced");
   // In a release build a leak beats handing dangling memory to whoever still holds a buffer.
   if (outstanding_ != 0) return;
-  for (const Slab& s : slabs_) {
-    JN_UNPOISON(s.memory, s.bytes);
-    ::operator delete(s.memory, std::align_val_t{kSlotAlign});
+  for (Slab* s : slabs_) {
+    JN_UNPOISON(s->memory, s->bytes);
+    unmap_slab(s->memory, s->bytes);
+    delete s;
   }
 }
 
 bool BufferPool::add_slab(size_t count) {
   assert(count > 0);
-  size_t bytes = count * slot_stride_;
-  void* memory = ::operator new(bytes, std::align_val_t{kSlotAlign}, std::nothrow);
+  size_t bytes = page_round(count * slot_stride_);
+  void* memory = map_slab(bytes);
   if (!memory) return false;
-  slabs_.push_back({memory, bytes});
+  auto* slab = new (std::nothrow) Slab{memory, bytes, slabs_.size(), static_cast<uint32_t>(count), static_cast<uint32_t>(count), false, nullptr};
+  if (!slab) {
+    unmap_slab(memory, bytes);
+    return false;
+  }
+  slabs_.push_back(slab);
   bump(capacity_buffers_, count);
   bump(bytes_reserved_, bytes);
+  bump<size_t>(slab_count_, 1);
+  free_slots_ += count;
 
   // Link back to front so the free list hands slots out in address order.
   auto* base = static_cast<uint8_t*>(memory);
   for (size_t i = count; i-- > 0;) {
     auto* h = new (base + i * slot_stride_) BufHeader{};
     h->pool = this;
+    h->slab = slab;
     h->capacity = slot_capacity_;
     h->magic = detail::kBufMagic;
-    h->next_free = free_head_;
-    free_head_ = h;
+    h->next_free = slab->free_head;
+    slab->free_head = h;
     JN_POISON(storage_of(h), slot_capacity_);
   }
   return true;
 }
 
+void BufferPool::free_slab(size_t index) {
+  Slab* s = slabs_[index];
+  assert(s->free == s->slots && "trimming a slab with live buffers");
+  slabs_.erase(slabs_.begin() + static_cast<std::ptrdiff_t>(index));
+  for (size_t i = index; i < slabs_.size(); ++i) slabs_[i]->index = i;
+  free_slots_ -= s->slots;
+  window_min_free_ = std::min(window_min_free_, free_slots_);
+  capacity_buffers_.store(capacity_buffers() - s->slots, std::memory_order_relaxed);
+  bytes_reserved_.store(bytes_reserved() - s->bytes, std::memory_order_relaxed);
+  slab_count_.store(slab_count() - 1, std::memory_order_relaxed);
+  bump<uint64_t>(slabs_trimmed_, 1);
+  bump<uint64_t>(buffers_trimmed_, s->slots);
+  JN_UNPOISON(s->memory, s->bytes);
+  unmap_slab(s->memory, s->bytes);
+  delete s;
+}
+
+size_t BufferPool::trim(size_t keep) {
+  assert(on_owner_thread());
+  size_t freed = 0;
+  // Newest first: the big late slabs of a burst go; the prealloc slab (the warm one) stays.
+  for (size_t i = slabs_.size(); i-- > 0;) {
+    Slab* s = slabs_[i];
+    if (s->permanent || s->free != s->slots || capacity_buffers() - s->slots < keep) continue;
+    freed += s->slots;
+    free_slab(i);
+  }
+  first_free_slab_ = 0;
+  // The oversize cache is idle memory too (up to 16 datagrams of 64 KB): drop it unless the
+  // interval used it.
+  if (oversize_takes_ == window_oversize_takes_) {
+    for (BufHeader* h : oversize_free_) {
+      bytes_reserved_.store(bytes_reserved() - (kHeaderBytes + h->capacity), std::memory_order_relaxed);
+      JN_UNPOISON(storage_of(h), h->capacity);
+      h->magic = 0;
+      ::operator delete(h, std::align_val_t{kSlotAlign});
+    }
+    oversize_free_.clear();
+  }
+  return freed;
+}
+
+uint64_t BufferPool::now_ms() const { return config_.clock_ms ? config_.clock_ms() : coarse_now_ms(); }
+
+size_t BufferPool::maybe_trim() {
+  assert(on_owner_thread());
+  if (config_.trim_interval_ms == 0) return 0;
+  const uint64_t now_ms = this->now_ms();
+  if (!window_open_) {
+    window_open_ = true;
+    window_start_ms_ = now_ms;
+    window_min_free_ = free_slots_;
+    window_oversize_takes_ = oversize_takes_;
+    return 0;
+  }
+  if (now_ms - window_start_ms_ < config_.trim_interval_ms) return 0;
+  // The most slots in use at once during the window (buffers released elsewhere and not yet
+  // reclaimed count as in use) plus the spare: what the next window is likely to need.
+  size_t peak_used = capacity_buffers() - window_min_free_;
+  size_t freed = trim(std::max(config_.prealloc, peak_used + config_.trim_keep_free));
+  window_start_ms_ = now_ms;
+  window_min_free_ = free_slots_;
+  window_oversize_takes_ = oversize_takes_;
+  return freed;
+}
+
 BufHeader* BufferPool::take_slot() {
-  if (!free_head_) reclaim_remote();
-  if (!free_head_) {
+  if (free_slots_ == 0) reclaim_remote_list();
+  if (free_slots_ == 0) {
     size_t room = config_.max_buffers - capacity_buffers();
     if (room == 0) return nullptr;
     // Grow by about half the current size: few slabs overall, bounded overshoot.
     size_t step = std::clamp(capacity_buffers() / 2, kMinSlabSlots, kMaxSlabSlots);
     if (!add_slab(std::min(step, room))) return nullptr;
   }
-  BufHeader* h = free_head_;
-  free_head_ = h->next_free;
+  // The oldest slab with a free slot: the newer ones drain once a burst is over, so the trim can
+  // free them. first_free_slab_ only moves back on a release into an older slab.
+  while (!slabs_[first_free_slab_]->free_head) ++first_free_slab_;
+  Slab* s = slabs_[first_free_slab_];
+  BufHeader* h = s->free_head;
+  s->free_head = h->next_free;
+  --s->free;
   h->next_free = nullptr;
+  if (--free_slots_ < window_min_free_) window_min_free_ = free_slots_;
   return h;
 }
 
@@ -102,6 +220,7 @@ BufHeader* BufferPool::alloc_oversize(uint32_t capacity) {
     if (h->capacity >= capacity && h->capacity / 2 <= capacity) {
       oversize_free_[i] = oversize_free_.back();
       oversize_free_.pop_back();
+      ++oversize_takes_;
       return h;
     }
   }
@@ -113,6 +232,7 @@ BufHeader* BufferPool::alloc_oversize(uint32_t capacity) {
   h->capacity = capacity;
   h->magic = detail::kBufMagic;
   h->oversize = true;
+  ++oversize_takes_;
   bump<uint64_t>(oversize_allocs_, 1);
   bump(bytes_reserved_, bytes);
   return h;
@@ -189,6 +309,12 @@ void BufferPool::release_from_any_thread(BufHeader* h) {
 }
 
 size_t BufferPool::reclaim_remote() {
+  size_t n = reclaim_remote_list();
+  maybe_trim();
+  return n;
+}
+
+size_t BufferPool::reclaim_remote_list() {
   BufHeader* list = remote_head_.exchange(nullptr, std::memory_order_acquire);
   size_t n = 0;
   while (list) {
@@ -216,8 +342,15 @@ void BufferPool::release(BufHeader* h) {
     return;
   }
   JN_POISON(storage_of(h), h->capacity);
-  h->next_free = free_head_;  // LIFO: the next alloc reuses cache-warm memory
-  free_head_ = h;
+  Slab* s = h->slab;
+  h->next_free = s->free_head;
+  s->free_head = h;
+  ++s->free;
+  ++free_slots_;
+  if (s->index < first_free_slab_) first_free_slab_ = s->index;
+  // The trim check rides on the releases (a media loop has no timer of its own): a clock read
+  // per kTrimCheckEvery packets.
+  if (++releases_ % kTrimCheckEvery == 0) maybe_trim();
 }
 
 }  // namespace junction

@@ -7,7 +7,7 @@
 
 namespace junction {
 
-PacketBus::PacketBus() : flags_(new std::atomic<std::atomic<uint8_t>*>[kFlagChunks]) {
+PacketBus::PacketBus() : flags_(new std::atomic<std::atomic<uint32_t>*>[kFlagChunks]) {
   streams_.emplace_back();  // id 0: reserved
   for (uint32_t i = 0; i < kFlagChunks; ++i) flags_[i].store(nullptr, std::memory_order_relaxed);
 }
@@ -19,17 +19,43 @@ PacketBus::~PacketBus() {
   for (uint32_t i = 0; i < kFlagChunks; ++i) delete[] flags_[i].load(std::memory_order_relaxed);
 }
 
-void PacketBus::set_subscribed_flag(uint32_t stream_id, bool on) {
+std::atomic<uint32_t>* PacketBus::flag(uint32_t stream_id, bool create) {
   uint32_t chunk = stream_id / kFlagChunk;
-  if (chunk >= kFlagChunks) return;
-  std::atomic<uint8_t>* c = flags_[chunk].load(std::memory_order_relaxed);
+  if (chunk >= kFlagChunks) return nullptr;
+  std::atomic<uint32_t>* c = flags_[chunk].load(std::memory_order_acquire);
   if (!c) {
-    if (!on) return;
-    c = new std::atomic<uint8_t>[kFlagChunk];
+    if (!create) return nullptr;
+    c = new std::atomic<uint32_t>[kFlagChunk];
     for (uint32_t i = 0; i < kFlagChunk; ++i) c[i].store(0, std::memory_order_relaxed);
     flags_[chunk].store(c, std::memory_order_release);
   }
-  c[stream_id % kFlagChunk].store(on ? 1 : 0, std::memory_order_relaxed);
+  return &c[stream_id % kFlagChunk];
+}
+
+void PacketBus::set_subscribed_flag(uint32_t stream_id, bool on) {
+  std::atomic<uint32_t>* f = flag(stream_id, on);
+  if (!f) return;
+  if (on) f->fetch_or(kSubscribedBit, std::memory_order_relaxed);
+  else f->fetch_and(~kSubscribedBit, std::memory_order_relaxed);
+}
+
+// The pin and the drop in settle() are a Dekker pair (both sequentially consistent): the loop adds
+// its pin then checks that the stream exists; the control loop clears "exists" then checks for
+// pins. At least one of them sees the other, so a stream is never dropped under a local pin.
+bool PacketBus::local_pin_any_thread(uint32_t stream_id) {
+  std::atomic<uint32_t>* f = flag(stream_id, false);
+  if (!f) return false;
+  uint32_t before = f->fetch_add(kLocalPin, std::memory_order_seq_cst);
+  if (before & kExistsBit) return true;
+  f->fetch_sub(kLocalPin, std::memory_order_seq_cst);
+  return false;
+}
+
+bool PacketBus::local_unpin_any_thread(uint32_t stream_id) {
+  std::atomic<uint32_t>* f = flag(stream_id, false);
+  if (!f) return false;
+  uint32_t before = f->fetch_sub(kLocalPin, std::memory_order_seq_cst);
+  return before / kLocalPin == 1;
 }
 
 PacketBus::Stream* PacketBus::lookup(uint32_t stream_id) const {
@@ -50,6 +76,7 @@ uint32_t PacketBus::find_or_create(std::string_view stream) {
   auto s = std::make_unique<Stream>();
   s->name = std::string(stream);
   streams_[id] = std::move(s);
+  if (std::atomic<uint32_t>* f = flag(id, true)) f->fetch_or(kExistsBit, std::memory_order_seq_cst);
   by_name_.emplace(std::string(stream), id);
   return id;
 }
@@ -64,6 +91,13 @@ void PacketBus::settle(uint32_t stream_id) {
   }
   assert(s->subscribers.size() == s->live);
   if (s->live == 0 && s->pins == 0) {
+    if (std::atomic<uint32_t>* f = flag(stream_id, false)) {
+      f->fetch_and(~kExistsBit, std::memory_order_seq_cst);
+      if (f->load(std::memory_order_seq_cst) >= kLocalPin) {  // a media loop subscribes to it
+        f->fetch_or(kExistsBit, std::memory_order_seq_cst);
+        return;
+      }
+    }
     by_name_.erase(s->name);
     streams_[stream_id].reset();
     free_stream_ids_.push_back(stream_id);

@@ -82,8 +82,18 @@ class PacketBus {
   bool has_subscribers_any_thread(uint32_t stream_id) const {
     uint32_t chunk = stream_id / kFlagChunk;
     if (chunk >= kFlagChunks) return true;  // beyond the table: let the control loop decide
-    const std::atomic<uint8_t>* c = flags_[chunk].load(std::memory_order_acquire);
-    return c && c[stream_id % kFlagChunk].load(std::memory_order_relaxed) != 0;
+    const std::atomic<uint32_t>* c = flags_[chunk].load(std::memory_order_acquire);
+    return c && (c[stream_id % kFlagChunk].load(std::memory_order_relaxed) & kSubscribedBit) != 0;
+  }
+  // Loop-local subscriptions (MediaLoop) pin a stream id from a media loop's thread, so the id is
+  // not dropped and reused for another stream while a loop still delivers it. false: no stream
+  // has this id (the caller gets JN_ERR_NOT_FOUND). Each successful pin needs one unpin.
+  bool local_pin_any_thread(uint32_t stream_id);
+  // true when this was the last local pin: the caller asks the control loop to settle_id().
+  bool local_unpin_any_thread(uint32_t stream_id);
+  // Control loop: drop the stream if nothing holds it any more (after the last local unpin).
+  void settle_id(uint32_t stream_id) {
+    if (lookup(stream_id)) settle(stream_id);
   }
   uint64_t unrouted_packets() const { return unrouted_packets_; }
   uint64_t total_deliveries() const { return total_deliveries_; }
@@ -128,7 +138,11 @@ class PacketBus {
   uint64_t next_subscription_ = 1;
   std::atomic<size_t> subscription_count_atomic_{0};
   static constexpr uint32_t kFlagChunk = 4096, kFlagChunks = 4096;  // 16M stream ids
-  std::unique_ptr<std::atomic<std::atomic<uint8_t>*>[]> flags_;
+  // Per stream id: bit 0 has control-loop subscribers, bit 1 the stream exists, bits 2.. the
+  // number of loop-local pins (kLocalPin each).
+  static constexpr uint32_t kSubscribedBit = 1, kExistsBit = 2, kLocalPin = 4;
+  std::unique_ptr<std::atomic<std::atomic<uint32_t>*>[]> flags_;
+  std::atomic<uint32_t>* flag(uint32_t stream_id, bool create);  // create: control thread only
   void set_subscribed_flag(uint32_t stream_id, bool on);  // control thread
   uint64_t unrouted_packets_ = 0;
   uint64_t total_deliveries_ = 0;

@@ -317,6 +317,8 @@ jn_buf* h_buf_copy(jn_host_ctx* ctx, const jn_buf* b) { return b ? pool_here(ctx
 // From a media loop: subscribers live on the control loop, so the packet is handed over by
 // reference; with no subscription anywhere it stops here.
 jn_status media_publish(MediaLoop& m, PacketBus& bus, uint32_t id, std::string_view stream, jn_buf* buf) {
+  // This loop's own subscribers first: synchronously, by reference, no queue.
+  if (id && m.has_local_subscribers(id)) m.publish_local(id, buf);
   // By id: this stream's own flag; by name (no hashing here): any subscription at all.
   if (id ? !bus.has_subscribers_any_thread(id) : !MediaLoops::bus_has_subscribers(bus)) {
     m.stats().bus_unsubscribed.fetch_add(1, std::memory_order_relaxed);
@@ -704,6 +706,35 @@ jn_status h_cancel(jn_host_ctx* ctx, jn_handle h) {
   return JN_OK;
 }
 
+// --- 2.1 -----------------------------------------------------------------------------------------
+// [media] Loop-local subscriptions: only on a media loop's thread (the control loop has bus_subscribe).
+jn_status h_bus_subscribe_local(jn_host_ctx* ctx, uint32_t stream_id, uint64_t cookie, jn_handle* out) {
+  PluginSlot& s = S(ctx);
+  MediaLoop* m = MediaLoop::current();
+  if (!m) {
+    s.log(JN_LOG_ERROR, "bus_subscribe_local on the control loop (refused: it subscribes on a media loop; use bus_subscribe)");
+    return JN_ERR_WRONG_THREAD;
+  }
+  jn_status st = m->local_subscribe(s, s.host().services().bus, stream_id, cookie, out);
+  if (st == JN_ERR_LIMIT)
+    s.log(JN_LOG_WARN, fmt::format("bus_subscribe_local: media loop {} has {} local subscriptions already", m->index(), MediaLoop::kMaxLocalSubs));
+  return st;
+}
+jn_status h_bus_unsubscribe_local(jn_host_ctx* ctx, jn_handle sub) {
+  PluginSlot& s = S(ctx);
+  MediaLoop* m = MediaLoop::current();
+  if (!m || !MediaLoop::is_loop_handle(sub) || MediaLoop::loop_of(sub) != m->index()) {
+    s.log(JN_LOG_ERROR, "bus_unsubscribe_local: not on the media loop that made the subscription (refused)");
+    return JN_ERR_WRONG_THREAD;
+  }
+  return m->local_unsubscribe(s, s.host().services().bus, sub);
+}
+jn_status h_work_submit(jn_host_ctx*, const jn_work*, jn_handle* out) {
+  if (out) *out = 0;
+  return JN_ERR_UNSUPPORTED;  // TODO(workers helper): core/src/host/workers.cpp
+}
+jn_status h_work_cancel(jn_host_ctx*, jn_handle) { return JN_ERR_UNSUPPORTED; }
+
 jn_status h_library_pin(jn_host_ctx* ctx, jn_str soname, uint32_t* out_first) {
   return guarded(ctx, "library_pin", [&]() -> jn_status {
     PluginSlot& s = S(ctx);
@@ -813,6 +844,10 @@ const jn_host_api kHostApi = {
     .http_request = CTL(h_http_request, "http_request"),
     .cancel = CTL(h_cancel, "cancel"),
     .library_pin = CTL(h_library_pin, "library_pin"),
+    .bus_subscribe_local = h_bus_subscribe_local,
+    .bus_unsubscribe_local = h_bus_unsubscribe_local,
+    .work_submit = h_work_submit,
+    .work_cancel = h_work_cancel,
 };
 
 }  // namespace

@@ -76,6 +76,14 @@ std::string MediaLoop::start(std::function<void()> wake_control) {
     if (rc == 0) rc = uv_async_init(&loop_, &inbox_async_, on_inbox);
     if (rc != 0) why = fmt::format("media loop {}: {}", index_, uv_strerror(rc));
     inbox_async_.data = this;
+    if (rc == 0) {
+      // An idle loop gives its pool's spare slabs back too (releases and inbox wakes drive the
+      // trim while traffic flows). Unreferenced: it never keeps the loop alive on its own.
+      uv_timer_init(&loop_, &trim_timer_);
+      trim_timer_.data = this;
+      uv_timer_start(&trim_timer_, [](uv_timer_t* t) { static_cast<MediaLoop*>(t->data)->pool_->maybe_trim(); }, 5000, 5000);
+      uv_unref(reinterpret_cast<uv_handle_t*>(&trim_timer_));
+    }
     started.set_value(why);
     if (!why.empty()) return;
     run();
@@ -144,10 +152,14 @@ void MediaLoop::resume() {
   signal();
 }
 
-void MediaLoop::forget(PluginSlot* slot) {
+void MediaLoop::forget(PluginSlot* slot, PacketBus& bus) {
   bool had_timers = false;
   {
     std::lock_guard<std::mutex> run(run_mu_);
+    // Its loop-local subscriptions end (the loop is not inside a hook: we hold its run lock).
+    for (uint32_t i = 0; i < local_subs_.size(); ++i)
+      if (local_subs_[i].slot == slot) end_local_sub(i, &bus);
+    compact_local();
     size_t kept = 0;
     for (auto& h : held_) {
       if (h.slot == slot) {
@@ -201,7 +213,7 @@ jn_status MediaLoop::timer_start(PluginSlot& slot, uint64_t delay_ms, uint64_t r
     idx = free_timers_.back();
     free_timers_.pop_back();
   } else {
-    if (timers_.size() >= (1u << 23)) return JN_ERR_LIMIT;
+    if (timers_.size() >= (1u << 22)) return JN_ERR_LIMIT;  // bit 22 marks local subscriptions
     idx = static_cast<uint32_t>(timers_.size());
     timers_.push_back(nullptr);
     timer_gen_.push_back(0);
@@ -280,6 +292,115 @@ bool MediaLoop::slot_behind(PluginSlot& slot) const {
   for (const Held& h : held_)
     if (h.slot == &slot) return true;
   return false;
+}
+
+// --- loop-local bus subscriptions ---------------------------------------------------------------
+MediaLoop::LocalSub* MediaLoop::local_sub(jn_handle h) {
+  if (!is_loop_handle(h) || !(static_cast<uint32_t>(h) & 0x400000u) || loop_of(h) != index_) return nullptr;
+  uint32_t idx = static_cast<uint32_t>(h) & 0x3FFFFFu;
+  if (idx >= local_subs_.size() || local_subs_[idx].handle != h || !local_subs_[idx].slot) return nullptr;
+  return &local_subs_[idx];
+}
+
+jn_status MediaLoop::local_subscribe(PluginSlot& slot, PacketBus& bus, uint32_t stream_id, uint64_t cookie, jn_handle* out) {
+  if (!out || stream_id == 0) return JN_ERR_INVALID;
+  if (local_live_ >= kMaxLocalSubs) return JN_ERR_LIMIT;
+  if (!bus.local_pin_any_thread(stream_id)) return JN_ERR_NOT_FOUND;
+  uint32_t idx;
+  if (!free_local_.empty()) {
+    idx = free_local_.back();
+    free_local_.pop_back();
+  } else {
+    idx = static_cast<uint32_t>(local_subs_.size());
+    local_subs_.emplace_back();
+    local_gen_.push_back(0);
+  }
+  uint32_t gen = ++local_gen_[idx];
+  if (gen == 0) gen = local_gen_[idx] = 1;
+  LocalSub& sub = local_subs_[idx];
+  sub.slot = &slot;
+  sub.stream_id = stream_id;
+  sub.cookie = cookie;
+  sub.handle = (static_cast<uint64_t>(gen) << 32) | 0x80000000u | (index_ << 23) | 0x400000u | idx;
+  // Appending is safe during a fan-out of this stream: it walks by index up to the size it saw.
+  local_by_stream_[stream_id].push_back(idx);
+  ++local_live_;
+  *out = sub.handle;
+  return JN_OK;
+}
+
+jn_status MediaLoop::local_unsubscribe(PluginSlot& slot, PacketBus&, jn_handle h) {
+  LocalSub* sub = local_sub(h);
+  if (!sub || sub->slot != &slot) return JN_ERR_NOT_FOUND;
+  end_local_sub(static_cast<uint32_t>(h) & 0x3FFFFFu, nullptr);
+  if (local_fanout_depth_ == 0) compact_local();
+  return JN_OK;
+}
+
+void MediaLoop::end_local_sub(uint32_t idx, PacketBus* bus) {
+  LocalSub& sub = local_subs_[idx];
+  if (!sub.slot) return;
+  sub.slot = nullptr;
+  --local_live_;
+  local_ended_.push_back(idx);
+  if (bus) {  // the control thread (forget)
+    if (bus->local_unpin_any_thread(sub.stream_id)) bus->settle_id(sub.stream_id);
+  } else if (bus_ && bus_->local_unpin_any_thread(sub.stream_id)) {
+    // The loop thread may not touch the bus itself: the last pin's release asks the control loop
+    // to drop the stream if nothing else holds it (a hand-off without a buffer; never dropped).
+    bool first;
+    {
+      std::lock_guard<std::mutex> g(inbox_mu_);
+      first = outbox_.empty();
+      outbox_.push_back({sub.stream_id, std::string(), nullptr});
+    }
+    if (first && wake_control_) wake_control_();
+  }
+}
+
+void MediaLoop::compact_local() {
+  for (uint32_t idx : local_ended_) {
+    LocalSub& sub = local_subs_[idx];
+    auto it = local_by_stream_.find(sub.stream_id);
+    if (it != local_by_stream_.end()) {
+      std::erase(it->second, idx);
+      if (it->second.empty()) local_by_stream_.erase(it);
+    }
+    sub.handle = 0;
+    free_local_.push_back(idx);
+  }
+  local_ended_.clear();
+}
+
+size_t MediaLoop::publish_local(uint32_t stream_id, jn_buf* buf) {
+  auto it = local_by_stream_.find(stream_id);
+  if (it == local_by_stream_.end()) return 0;
+  // The loop holds a reference for the whole fan-out, so every subscriber sees the buffer as
+  // shared (read-only), as on_bus promises; the vector is only appended to while it runs.
+  BufferPool::ref(buf);
+  ++local_fanout_depth_;
+  std::vector<uint32_t>& subs = it->second;
+  const size_t n = subs.size();
+  size_t delivered = 0;
+  for (size_t i = 0; i < n; ++i) {
+    LocalSub& sub = local_subs_[subs[i]];
+    if (!sub.slot) continue;  // ended during this fan-out
+    PluginSlot& slot = *sub.slot;
+    ++delivered;
+    if (slot_behind(slot) || slot.media_held.load(std::memory_order_acquire)) {
+      BufferPool::ref(buf);
+      held_.push_back({Held::Bus, &slot, sub.handle, sub.cookie, buf, false});
+      stats_.held.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    PluginInstance* inst = slot.instance();
+    if (!inst) continue;
+    if (auto f = JN_HOOK(inst, on_bus)) f(inst->self, sub.handle, sub.cookie, buf);
+  }
+  if (--local_fanout_depth_ == 0 && !local_ended_.empty()) compact_local();
+  BufferPool::unref(buf);
+  stats_.local_deliveries.fetch_add(delivered, std::memory_order_relaxed);
+  return delivered;
 }
 
 void MediaLoop::deliver_post(PluginSlot& slot, uint64_t cookie) {
@@ -386,6 +507,7 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
       async_closed_ = true;
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&inbox_async_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
   }
 }
 
@@ -433,6 +555,15 @@ void MediaLoop::replay_held() {
           return false;
         }())) {
       rest.push_back(h);
+      ++i;
+      continue;
+    }
+    if (h.kind == Held::Bus) {
+      PluginInstance* inst = h.slot->instance();
+      if (inst && local_sub(h.sock))  // still subscribed
+        if (auto f = JN_HOOK(inst, on_bus)) f(inst->self, h.sock, h.cookie, h.buf);
+      BufferPool::unref(h.buf);
+      stats_.replayed.fetch_add(1, std::memory_order_relaxed);
       ++i;
       continue;
     }
@@ -498,6 +629,7 @@ MediaLoops::MediaLoops(uv_loop_t* control, PacketBus& bus, uint32_t count, std::
     // and the kernel's network softirq work of the other threads, when there are cores enough).
     int cpu = i < cpus.size() ? cpus[i] : static_cast<int>((i + 1) % ncpu);
     loops_.push_back(std::make_unique<MediaLoop>(i + 1, cpu, BufferPoolConfig{}));
+    loops_.back()->set_bus(&bus_);
   }
 }
 
@@ -533,7 +665,7 @@ nlohmann::json MediaLoops::to_json() const {
     loops.push_back({{"loop", l->index()}, {"cpu", l->cpu()}, {"pinned", l->pinned()},
                      {"sockets", s.sockets.load(std::memory_order_relaxed)}, {"rx_packets", v(s.rx_packets)},
                      {"tx_packets", v(s.tx_packets)}, {"tx_dropped", v(s.tx_dropped)}, {"rx_truncated", v(s.rx_truncated)},
-                     {"bus_handoffs", v(s.bus_handoffs)}, {"held", v(s.held)}, {"replayed", v(s.replayed)},
+                     {"bus_handoffs", v(s.bus_handoffs)}, {"local_deliveries", v(s.local_deliveries)}, {"held", v(s.held)}, {"replayed", v(s.replayed)},
                      {"buffers_outstanding", l->pool().outstanding()}});
   }
   return {{"loops", loops}};
@@ -557,7 +689,7 @@ void MediaLoops::resume(PluginSlot* slot) {
 void MediaLoops::drain_handoffs() { on_handoff(&async_); }
 
 void MediaLoops::forget(PluginSlot* slot) {
-  for (auto& l : loops_) l->forget(slot);
+  for (auto& l : loops_) l->forget(slot, bus_);
   std::lock_guard<std::mutex> g(posts_mu_);
   posts_.erase(std::remove_if(posts_.begin(), posts_.end(), [slot](auto& p) { return p.first == slot; }), posts_.end());
   for (auto& p : posts_scratch_)  // control thread: a delivery in progress unloaded slot
@@ -573,6 +705,10 @@ void MediaLoops::on_handoff(uv_async_t* a) {
     self->scratch_.clear();
     l->take_handoffs(self->scratch_);
     for (auto& h : self->scratch_) {
+      if (!h.buf) {  // a loop released its last local pin of this stream
+        self->bus_.settle_id(h.stream_id);
+        continue;
+      }
       if (h.stream_id) self->bus_.publish(h.stream_id, h.buf);
       else self->bus_.publish(h.stream, h.buf);
       BufferPool::unref(h.buf);  // back to the media loop's pool (remote release)

@@ -47,6 +47,7 @@ struct MediaLoopStats {
   std::atomic<uint64_t> bus_handoffs{0}, bus_unsubscribed{0}, held{0}, replayed{0};
   std::atomic<uint64_t> posts{0}, post_dropped{0}, timer_fires{0};
   std::atomic<uint64_t> handoff_dropped{0};  // bus packets for the control loop beyond kMaxHandoffs
+  std::atomic<uint64_t> local_deliveries{0};  // on_bus calls of loop-local subscriptions
   std::atomic<uint32_t> sockets{0};
 };
 
@@ -62,6 +63,7 @@ class MediaLoop {
   void stop();  // joins the thread; every socket must have been removed
 
   uint32_t index() const { return index_; }  // 1-based, as in jn_udp_options.loop
+  void set_bus(PacketBus* bus) { bus_ = bus; }  // before start(); local subscriptions pin its ids
   int cpu() const { return cpu_; }           // -1: not pinned
   bool pinned() const { return pinned_; }
   BufferPool& pool() { return *pool_; }
@@ -76,7 +78,9 @@ class MediaLoop {
   void remove_socket(UdpRes* r);  // takes ownership; no delivery of r after this returns
   void pause(PluginSlot* slot);   // barrier after slot->media_held was set
   void resume();                  // replay held input of slots no longer held
-  void forget(PluginSlot* slot);  // drop (unref) held input for a slot being unloaded
+  // Drop (unref) held input for a slot being unloaded; its loop-local subscriptions end (their
+  // stream pins are released on bus, which the control thread owns).
+  void forget(PluginSlot* slot, PacketBus& bus);
   struct Handoff {
     uint32_t stream_id;  // 0: by name
     std::string stream;
@@ -95,10 +99,22 @@ class MediaLoop {
   // Loop timers: handles of their own namespace (see loop_handle), valid on this loop only.
   jn_status timer_start(PluginSlot& slot, uint64_t delay_ms, uint64_t repeat_ms, uint64_t cookie, jn_handle* out);
   jn_status timer_stop(PluginSlot& slot, jn_handle h);
-  // A loop timer's handle: index bit 31 set, bits 30..23 the loop (1..255), 22..0 its slot.
+  // A loop timer's handle: index bit 31 set, bits 30..23 the loop (1..255), bit 22 clear, 21..0
+  // its slot. A loop-local bus subscription's: the same with bit 22 set.
   static bool is_loop_handle(jn_handle h) { return (static_cast<uint32_t>(h) & 0x80000000u) != 0; }
   static uint32_t loop_of(jn_handle h) { return (static_cast<uint32_t>(h) >> 23) & 0xFFu; }
   size_t timer_count() const { return timers_live_; }  // loop thread (and tests)
+
+  // Loop-local bus subscriptions (ABI 2.1 bus_subscribe_local): publishes by id on this loop reach
+  // them synchronously, by reference. Loop thread, inside a hook of slot (run lock held).
+  jn_status local_subscribe(PluginSlot& slot, PacketBus& bus, uint32_t stream_id, uint64_t cookie, jn_handle* out);
+  jn_status local_unsubscribe(PluginSlot& slot, PacketBus& bus, jn_handle h);
+  bool has_local_subscribers(uint32_t stream_id) const {
+    return !local_by_stream_.empty() && local_by_stream_.count(stream_id) != 0;
+  }
+  size_t publish_local(uint32_t stream_id, jn_buf* buf);  // deliveries (held ones included)
+  size_t local_subscription_count() const { return local_live_; }
+  static constexpr size_t kMaxLocalSubs = 4096;
 
   // --- loop thread ------------------------------------------------------------------------
   UdpRes* socket(jn_handle h);  // this loop's live socket, or nullptr
@@ -116,11 +132,11 @@ class MediaLoop {
     uint64_t cookie = 0;         // Post
   };
   struct Held {
-    enum Kind : uint8_t { Udp, Timer, Posted } kind;
+    enum Kind : uint8_t { Udp, Timer, Posted, Bus } kind;
     PluginSlot* slot;
-    jn_handle sock;  // Udp: the socket; Timer: the timer
+    jn_handle sock;  // Udp: the socket; Timer: the timer; Bus: the local subscription
     uint64_t cookie;
-    jn_buf* buf;  // Udp: one reference; else null
+    jn_buf* buf;  // Udp, Bus: one reference; else null
     bool one_shot;  // Timer: a one-shot (its handle is dead already)
   };
   struct LoopTimer {
@@ -132,6 +148,15 @@ class MediaLoop {
     bool repeating = false;
     bool closing = false;
   };
+  struct LocalSub {
+    PluginSlot* slot = nullptr;  // nullptr: free, or ended during a fan-out (compacted after it)
+    jn_handle handle = 0;
+    uint32_t stream_id = 0;
+    uint64_t cookie = 0;
+  };
+  LocalSub* local_sub(jn_handle h);  // live, or nullptr
+  void end_local_sub(uint32_t idx, PacketBus* bus);  // bus null: ask the control loop to settle
+  void compact_local();
   static void on_loop_timer(uv_timer_t* t);
   void close_timer(LoopTimer* t);  // loop thread, run lock held
   void reap_timers(bool all);      // loop thread: close the dead ones (all: every one, at stop)
@@ -145,11 +170,13 @@ class MediaLoop {
 
   const uint32_t index_;
   const int cpu_;
+  PacketBus* bus_ = nullptr;
   bool pinned_ = false;
   std::unique_ptr<BufferPool> pool_;
   MediaLoopStats stats_;
   uv_loop_t loop_{};
   uv_async_t inbox_async_{};
+  uv_timer_t trim_timer_{};  // the pool's idle trim
   std::thread thread_;
   std::function<void()> wake_control_;
 
@@ -182,6 +209,14 @@ class MediaLoop {
   std::vector<uint32_t> free_timers_;
   size_t timers_live_ = 0;
   size_t posts_queued_ = 0;              // under inbox_mu_
+  // Loop-local subscriptions, under run_mu_ (the loop runs hooks under it; forget() takes it).
+  std::vector<LocalSub> local_subs_;     // by the index bits of their handles
+  std::vector<uint32_t> local_gen_;
+  std::vector<uint32_t> free_local_;
+  std::unordered_map<uint32_t, std::vector<uint32_t>> local_by_stream_;  // stream id -> indexes
+  std::vector<uint32_t> local_ended_;    // ended during a fan-out, compacted when it finishes
+  uint32_t local_fanout_depth_ = 0;
+  size_t local_live_ = 0;
   std::vector<Command> scratch_;         // loop thread
   uint64_t misuse_count_ = 0;            // loop thread
 };

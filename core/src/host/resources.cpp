@@ -4,6 +4,7 @@
 #include "host/framer.hpp"
 #include "host/media_loop.hpp"
 #include "host/port_ranges.hpp"
+#include "net/tls_session.hpp"
 #include "util/log.hpp"
 
 #include <arpa/inet.h>
@@ -188,6 +189,7 @@ struct TcpRes : Resource {
     // A listener's fds; its poll handle is already closed (this runs from its close callback).
     if (lfd >= 0) ::close(lfd);
     if (spare_fd >= 0) ::close(spare_fd);
+    if (tls_ctx) SSL_CTX_free(tls_ctx);
   }
   uv_tcp_t tcp{};  // connections only
   jn_tcp_options opts{};
@@ -210,6 +212,13 @@ struct TcpRes : Resource {
   int lfd = -1;
   int spare_fd = -1;
   std::string addr_text;
+  // TLS (jn_tcp_options.tls, 2.1). A listener holds the server context its connections share; a
+  // connection its session. ACCEPTED / CONNECTED reach the plugin once the handshake completed
+  // (announced); a server-side handshake that fails closes without the plugin ever hearing of it.
+  SSL_CTX* tls_ctx = nullptr;
+  std::unique_ptr<TlsSession> tls;
+  std::string tls_ca_file, tls_server_name;  // a client connection's, until it connects
+  bool announced = true;                     // false while a TLS handshake is pending
 };
 
 struct WriteReq {
@@ -258,6 +267,61 @@ void tcp_touch_idle(TcpRes& c) {
   if (c.idle) uv_timer_again(c.idle);
 }
 
+// Writes raw bytes (already framed / encrypted) to the socket.
+jn_status tcp_write_raw(TcpRes& c, std::string data) {
+  if (data.empty()) return JN_OK;
+  auto* w = new WriteReq;
+  w->data = std::move(data);
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c.tcp), &b, 1, [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
+  if (rc != 0) {
+    delete w;
+    return JN_ERR_IO;
+  }
+  return JN_OK;
+}
+
+void tcp_tls_flush(TcpRes& c) {
+  std::string out;
+  if (c.tls && c.tls->take_output(out)) tcp_write_raw(c, std::move(out));
+}
+
+void tcp_announce(TcpRes& c) {
+  if (c.announced) return;
+  c.announced = true;
+  tcp_emit(c, c.listener ? JN_TCP_ACCEPTED : JN_TCP_CONNECTED, nullptr, 0);
+}
+
+// Ciphertext from the socket: decrypted bytes go through the framer; the handshake's and the
+// session's own output go back to the peer.
+void tcp_tls_input(TcpRes& c, const char* data, size_t n) {
+  auto alive = [&c] { return !c.closing && c.owner; };
+  TlsSession::Status st = c.tls->feed(data, n, [&](const char* p, size_t len) {
+    tcp_announce(c);  // the handshake completed in this very read: the plugin hears it first
+    if (alive()) tcp_frame_input(c, p, len);
+    return alive();
+  });
+  tcp_tls_flush(c);
+  if (!alive()) return;
+  switch (st) {
+    case TlsSession::Status::kConnected:
+      tcp_announce(c);
+      break;
+    case TlsSession::Status::kClosed:
+      tcp_begin_close(c, JN_OK);
+      break;
+    case TlsSession::Status::kError:
+      if (c.owner) {
+        c.owner->host().services().metrics.add("junction_tcp_tls_failures_total", fmt::format("plugin=\"{}\"", c.owner->name()), 1);
+        c.owner->log(JN_LOG_WARN, fmt::format("tcp {} {}: {}", c.listener ? "from" : "to", format_addr(c.peer), c.tls->error()));
+      }
+      tcp_begin_close(c, JN_ERR_IO);
+      break;
+    case TlsSession::Status::kOk:
+      break;
+  }
+}
+
 void on_tcp_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* c = static_cast<TcpRes*>(h->data);
   *buf = uv_buf_init(c->owner ? c->owner->host().read_scratch() : nullptr, c->owner ? PluginHost::kReadScratch : 0);
@@ -267,7 +331,8 @@ void on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* c = static_cast<TcpRes*>(s->data);
   if (n > 0) {
     tcp_touch_idle(*c);
-    tcp_frame_input(*c, buf->base, static_cast<size_t>(n));
+    if (c->tls) tcp_tls_input(*c, buf->base, static_cast<size_t>(n));
+    else tcp_frame_input(*c, buf->base, static_cast<size_t>(n));
   } else if (n < 0) {
     tcp_begin_close(*c, n == UV_EOF ? JN_OK : JN_ERR_IO);
   }
@@ -276,7 +341,8 @@ void on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 void on_tcp_closed(uv_handle_t* h) {
   auto* c = static_cast<TcpRes*>(h->data);
   PluginHost* host = c->owner ? &c->owner->host() : nullptr;
-  if (c->kind == Resource::Kind::TcpConn) tcp_emit(*c, JN_TCP_CLOSED, nullptr, 0, c->close_status);
+  // A TLS connection accepted but never announced (its handshake failed) closes unheard.
+  if (c->kind == Resource::Kind::TcpConn && (c->announced || !c->listener)) tcp_emit(*c, JN_TCP_CLOSED, nullptr, 0, c->close_status);
   if (c->owner) c->owner->resources().erase(c->handle);
   if (host) host->forget_resource(c->handle);  // frees c
   else delete c;                               // detached: nobody's table holds it
@@ -466,10 +532,22 @@ void on_tcp_acceptable(uv_poll_t* p, int status, int) {
     c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
     c->listener = l->handle;
     c->peer = from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+    if (l->tls_ctx) {
+      c->tls = std::make_unique<TlsSession>(l->tls_ctx, TlsSession::Role::kServer, std::string());
+      c->announced = false;
+    }
     TcpRes* raw = c.get();
     jn_handle h = host.add_resource(std::move(c));
     slot.resources().insert(h);
     tcp_start(*raw, host.services().loop);
+    if (raw->tls) {
+      std::string why;
+      if (!raw->tls->start(&why)) {
+        l->owner->log(JN_LOG_WARN, fmt::format("tcp_listen {}: TLS: {}", l->addr_text, why));
+        tcp_begin_close(*raw, JN_ERR_IO);
+      }
+      continue;  // ACCEPTED once the handshake completes
+    }
     tcp_emit(*raw, JN_TCP_ACCEPTED, nullptr, 0);
   }
 }
@@ -487,6 +565,22 @@ void on_tcp_connect(uv_connect_t* req, int status) {
   }
   c->peer = peer_of(&c->tcp);
   tcp_start(*c, c->tcp.loop);
+  if (!c->tls_server_name.empty()) {  // TLS: CONNECTED once the handshake completes
+    std::string why;
+    SSL_CTX* ctx = TlsSession::client_context(c->tls_ca_file, &why);
+    if (ctx) {
+      c->tls = std::make_unique<TlsSession>(ctx, TlsSession::Role::kClient, c->tls_server_name);
+      SSL_CTX_free(ctx);  // the session holds its own reference
+      c->announced = false;
+      if (c->tls->start(&why)) {
+        tcp_tls_flush(*c);
+        return;
+      }
+    }
+    if (c->owner) c->owner->log(JN_LOG_WARN, fmt::format("tcp_connect {}: {}", format_addr(c->peer), why));
+    tcp_begin_close(*c, JN_ERR_IO);
+    return;
+  }
   tcp_emit(*c, JN_TCP_CONNECTED, nullptr, 0);
 }
 
@@ -501,6 +595,9 @@ bool valid_tcp_options(const jn_tcp_options* o, jn_tcp_options& out) {
   out.delimiter = o->delimiter;
   out.max_frame = o->max_frame ? o->max_frame : 65536;
   if (JN_HAS_FIELD(o, jn_tcp_options, idle_timeout_ms)) out.idle_timeout_ms = o->idle_timeout_ms;
+  // 2.1: a connection on a media loop is not implemented yet: refused, never silently ignored.
+  if (JN_HAS_FIELD(o, jn_tcp_options, loop) && o->loop != 0) return false;
+  if (JN_HAS_FIELD(o, jn_tcp_options, tls)) out.tls = o->tls ? 1 : 0;  // its files: read_tls_options
   if (out.framing > JN_FRAME_SIP) return false;
   if (out.framing == JN_FRAME_LEN16 && out.max_frame > 65535) out.max_frame = 65535;
   return true;
@@ -712,6 +809,8 @@ std::unique_ptr<TcpRes> new_tcp(PluginSlot& slot, Resource::Kind kind, const cha
   return t;
 }
 
+static std::string jn_string(jn_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string(); }
+
 jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_tcp_options* opts, uint64_t cookie, jn_handle* out,
                               bool quiet_in_use) {
   if (!out) return JN_ERR_INVALID;
@@ -721,6 +820,13 @@ jn_status create_tcp_listener(PluginSlot& slot, std::string_view addr, const jn_
   if (!l) return st;
   l->peer = {};
   l->addr_text = std::string(addr);
+  if (l->opts.tls) {
+    std::string why;
+    l->tls_ctx = JN_HAS_FIELD(opts, jn_tcp_options, tls_key)
+                     ? TlsSession::server_context(jn_string(opts->tls_cert), jn_string(opts->tls_key), &why)
+                     : nullptr;
+    if (!l->tls_ctx) return fail(slot, JN_ERR_INVALID, fmt::format("tcp_listen {}: {}", addr, why.empty() ? "TLS needs tls_cert and tls_key" : why));
+  }
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int err = fd < 0 ? errno : 0;
   if (fd >= 0) {
@@ -755,6 +861,18 @@ jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const j
   jn_status st = JN_OK;
   auto c = new_tcp(slot, Resource::Kind::TcpConn, "tcp_connect", addr, opts, cookie, ss, &st);
   if (!c) return st;
+  if (c->opts.tls) {
+    if (JN_HAS_FIELD(opts, jn_tcp_options, tls_server_name)) {
+      c->tls_ca_file = jn_string(opts->tls_ca_file);
+      c->tls_server_name = jn_string(opts->tls_server_name);
+    }
+    if (c->tls_server_name.empty()) {  // verify against the address itself (an IP SAN)
+      char ip[INET6_ADDRSTRLEN] = {0};
+      if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in&>(ss).sin_addr, ip, sizeof ip);
+      else inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr, ip, sizeof ip);
+      c->tls_server_name = ip;
+    }
+  }
   c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
   c->connect_req.data = c.get();
   PluginHost& host = slot.host();
@@ -789,16 +907,14 @@ jn_status tcp_send(PluginSlot& slot, jn_handle conn, const uint8_t* data, size_t
   if (c->closing || !c->connected) return JN_ERR_STATE;
   if (!data && len) return JN_ERR_INVALID;
   if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp)) > kTcpWriteLimit) return JN_ERR_LIMIT;
-  auto* w = new WriteReq;
-  if (!c->framer->encode(std::string_view(reinterpret_cast<const char*>(data), len), w->data)) {
-    delete w;
+  std::string framed;
+  if (!c->framer->encode(std::string_view(reinterpret_cast<const char*>(data), len), framed))
     return JN_ERR_INVALID;  // too long for LEN16, or contains the delimiter
-  }
-  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
-  if (rc != 0) {
-    delete w;
-    return JN_ERR_IO;
+  if (c->tls) {
+    if (!c->tls->write(framed)) return JN_ERR_IO;
+    tcp_tls_flush(*c);
+  } else if (jn_status st = tcp_write_raw(*c, std::move(framed)); st != JN_OK) {
+    return st;
   }
   tcp_touch_idle(*c);
   return JN_OK;

@@ -161,7 +161,7 @@ class HttpServer {
                       std::vector<std::pair<std::string, std::string>> headers, bool close_after);
   void deliver_ws_closed(Conn* c);
   void accept_ready(Endpoint* ep);
-  void head_ready(Pending* p);
+  void head_ready(Pending* p, bool peer_done);  // peer_done: the client half-closed (UV_DISCONNECT)
   void adopt_pending(Pending* p);
   void drop_pending(Pending* p, HttpRefusal* why);
   void uncount(Endpoint* ep, const std::string& ip);
@@ -196,6 +196,7 @@ class HttpServer {
   // Accepted sockets whose request head is still arriving (see head_ready).
   std::unordered_map<Pending*, std::unique_ptr<Pending>> pending_;
   std::string head_buf_;  // MSG_PEEK scratch, max_header_bytes + 1
+  uint64_t pipelined_body_closes_ = 0;  // see on_http_body_done
 };
 
 }  // namespace junction

@@ -1,4 +1,5 @@
 #include "net/http_client.hpp"
+#include "net/tls_session.hpp"
 
 #include "bus/addr.hpp"
 #include "util/log.hpp"
@@ -250,25 +251,8 @@ static bool resolve_location(const HttpUrl& base, std::string_view loc, HttpUrl&
   return parse_url(origin + path.substr(0, path.rfind('/') + 1) + std::string(loc), out, err);
 }
 
-static SSL_CTX* make_ctx(const std::string& ca_file, std::string& err) {
-  ERR_clear_error();
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) {
-    err = "TLS: cannot create a context: " + openssl_error();
-    return nullptr;
-  }
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  int ok = ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx)
-                           : SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr);
-  if (ok != 1) {
-    err = ca_file.empty() ? "TLS: cannot load the system CA store: " + openssl_error()
-                          : "TLS: cannot load ca_file '" + printable(ca_file) + "': " + openssl_error();
-    SSL_CTX_free(ctx);
-    return nullptr;
-  }
-  return ctx;
-}
+// The client context (TLS 1.2+, peer verification) is the one every core TLS client uses.
+static SSL_CTX* make_ctx(const std::string& ca_file, std::string& err) { return TlsSession::client_context(ca_file, &err); }
 
 HttpClient::HttpClient(uv_loop_t* loop, DnsResolver& dns, HttpClientOptions options)
     : loop_(loop), dns_(dns), options_(std::move(options)) {

@@ -113,12 +113,14 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
     stat("junction_media_post_dropped_total", m->stats().post_dropped, "Posts refused: 65536 already queued for the loop");
     stat("junction_media_timer_fires_total", m->stats().timer_fires, "Media-loop timers that fired");
     metrics_.computed("junction_media_buffers_capacity", lab, [m] { return static_cast<double>(m->pool().capacity_buffers()); },
-                      "Packet buffers a media loop's pool holds (a high-water mark: slabs are kept once grown)");
+                      "Packet buffers a media loop's pool holds (grows under load; idle slabs are given back every 10 s)");
     stat("junction_media_handoff_dropped_total", m->stats().handoff_dropped,
          "Bus packets a media loop dropped because 65536 already waited for the control loop");
     stat("junction_media_tx_dropped_total", m->stats().tx_dropped, "Datagrams a media loop's kernel socket refused");
     stat("junction_media_rx_truncated_total", m->stats().rx_truncated, "Datagrams longer than the socket's max_datagram, dropped");
     stat("junction_media_bus_handoffs_total", m->stats().bus_handoffs, "Packets handed to the control loop's bus subscribers");
+    stat("junction_media_local_deliveries_total", m->stats().local_deliveries,
+         "Bus packets delivered to loop-local subscribers on their publisher's media loop (by reference)");
     stat("junction_media_held_total", m->stats().held, "Datagrams held on a media loop during a plugin swap");
     stat("junction_media_replayed_total", m->stats().replayed, "Held datagrams replayed after a plugin swap");
     metrics_.computed("junction_media_sockets", lab, [m] { return static_cast<double>(m->stats().sockets.load(std::memory_order_relaxed)); },

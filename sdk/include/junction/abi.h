@@ -55,7 +55,11 @@ extern "C" {
 #endif
 
 #define JN_ABI_MAJOR 2
-#define JN_ABI_MINOR 1  /* 2.1: JN_FRAME_SIP (appended services are read through JN_HAS_FIELD).
+#define JN_ABI_MINOR 1  /* 2.1: JN_FRAME_SIP; TCP on media loops with frames in pool buffers; TLS
+                           for TCP listen/connect; loop-local bus subscriptions; the worker pool
+                           (work_submit, on_work_done). Appended fields are read through
+                           JN_HAS_FIELD; a 2.1 plugin runs on a 2.0 core with the fallbacks that
+                           plugin.hpp documents (JN_ERR_UNSUPPORTED). 
                            2.0: frozen value types pinned by static asserts; JN_HAS_FIELD;
                            jn_addr.scope_id; jn_buf.dst (IP_PKTINFO) and jn_buf.meta (media
                            metadata); jn_send flags (TOS, source address); call metadata
@@ -96,7 +100,8 @@ enum {
   JN_ERR_LIMIT = -9,        /* a size or count limit was hit (out buffer too small, ...)   */
   JN_ERR_INTERNAL = -10,    /* a bug: an exception was caught at the boundary, an invariant */
   JN_ERR_WRONG_THREAD = -11, /* called from a media loop, where this service is not allowed */
-  JN_ERR_TIMEOUT = -12       /* a deadline passed (a connect, an idle connection, a request) */
+  JN_ERR_TIMEOUT = -12,      /* a deadline passed (a connect, an idle connection, a request) */
+  JN_ERR_CANCELLED = -13     /* 2.1: cancelled before it ran (work_cancel, an unload)       */
 };
 
 /* An opaque resource name: (generation << 32) | index. 0 is never a valid handle. A handle
@@ -220,6 +225,17 @@ typedef struct jn_tcp_options {
   uint8_t delimiter;        /* for JN_FRAME_DELIM */
   uint32_t max_frame;       /* bigger frames are reported as JN_TCP_OVERSIZE and skipped */
   uint32_t idle_timeout_ms; /* 0 = none; on expiry the core closes and reports JN_TCP_CLOSED */
+  /* 2.1 (a 2.0 core ignores these fields: check host abi_minor >= 1 before relying on them) */
+  uint32_t loop;            /* 0 = control loop; k = media loop k: the connection's (a listener's:
+                               every accepted connection's) on_tcp runs on that loop's thread and
+                               each frame arrives in a pool buffer (jn_tcp_event.buf) */
+  uint32_t tls;             /* 1 = TLS over this listener / connection (OpenSSL, TLS 1.2+) */
+  jn_str tls_cert;          /* listener: PEM certificate chain file (required with tls) */
+  jn_str tls_key;           /* listener: PEM private key file */
+  jn_str tls_ca_file;       /* connect: PEM CAs to trust instead of the system's (tests, private CAs);
+                               the peer is always verified, there is no "insecure" switch */
+  jn_str tls_server_name;   /* connect: SNI and the name the certificate must match; empty = the
+                               host part of addr (an IP literal is matched as an IP SAN) */
 } jn_tcp_options;
 
 enum {
@@ -243,6 +259,10 @@ typedef struct jn_tcp_event {
   size_t len;
   jn_addr peer;
   jn_status status;     /* for CLOSED: JN_OK = orderly, else the error */
+  /* 2.1: FRAME on a media-loop connection: the pool buffer holding the frame (data == buf->data,
+   * len == buf->len), borrowed for the hook: buf_ref to keep it, bus_publish_id it as is. NULL on
+   * the control loop. */
+  jn_buf* buf;
 } jn_tcp_event;
 
 typedef struct jn_datagram {
@@ -559,6 +579,10 @@ typedef struct jn_plugin_vtable {
   /* The answer to a dns_resolve / http_request (all pointers borrowed for the call). */
   void (*on_dns)(jn_plugin* self, const jn_dns_result* result);
   void (*on_http_response)(jn_plugin* self, const jn_http_client_response* response);
+  /* 2.1 (read by the core through JN_HAS_FIELD) */
+  /* A host->work_submit job finished (status JN_OK: its run() returned), or was cancelled before
+   * it started (JN_ERR_CANCELLED). Runs on the loop that submitted it, exactly once per job. */
+  void (*on_work_done)(jn_plugin* self, jn_handle work, uint64_t cookie, jn_status status);
 } jn_plugin_vtable;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -614,6 +638,20 @@ typedef struct jn_port_request {
   const jn_tcp_options* tcp; /* TCP: the listener's options; may be NULL */
   uint64_t cookie;           /* the socket(s)' cookie */
 } jn_port_request;
+
+/* A job for the core's worker pool (host->work_submit, 2.1): blocking work -- file writes, an
+ * encoder, SQLite, a synchronous library -- kept off every loop. on_work_done comes back on the
+ * loop that submitted it (control or media loop). */
+typedef struct jn_work {
+  uint32_t struct_size;
+  uint32_t reserved0;         /* zero */
+  /* Runs on a worker thread (plugin code: the core keeps the plugin's .so mapped and its instance
+   * alive until on_work_done has run, so a reload or unload waits for running jobs). It must not
+   * call the host; it shares `arg` with the plugin's loops only through the plugin's own sync. */
+  void (*run)(void* arg);
+  void* arg;                  /* plugin-owned, passed to run as is */
+  uint64_t cookie;            /* for on_work_done */
+} jn_work;
 
 /* Options of an HTTP endpoint (http_listen). Strings borrowed for the call. */
 typedef struct jn_http_options {
@@ -817,6 +855,31 @@ typedef struct jn_host_api {
    * global shutdown. The plugin's own code still unloads on every reload. JN_ERR_NOT_FOUND: the
    * library cannot be loaded (the reason is logged). */
   jn_status (*library_pin)(jn_host_ctx* ctx, jn_str soname, uint32_t* out_first);
+
+  /* ============================ 2.1: read through JN_HAS_FIELD(host, jn_host_api, FIELD) ====== */
+  /* --- loop-local bus subscriptions ---------------------------------------------------------------
+   * [media] Subscribes, on the calling media loop, to the interned stream `stream_id`
+   * (bus_intern): every bus_publish_id(stream_id, buf) made *on this loop* is delivered to
+   * on_bus(subscription, cookie, buf) on this loop, synchronously and by reference (the publisher's
+   * own jn_buf*, no copy, no queue, no lock), before the control loop's subscribers get their
+   * hand-off. A producer and its consumers put their sockets on one loop to keep a media path on
+   * one thread end to end. Publishes on other loops do not reach it. Delivery is held during a hot
+   * reload of the subscriber and replayed in order; the subscription ends at unload.
+   * JN_ERR_WRONG_THREAD: called on the control loop (use bus_subscribe); JN_ERR_NOT_FOUND: no such
+   * stream id; JN_ERR_LIMIT: 4096 local subscriptions on this loop already. */
+  jn_status (*bus_subscribe_local)(jn_host_ctx* ctx, uint32_t stream_id, uint64_t cookie, jn_handle* out);
+  /* [media] On the loop that made it. No delivery of it after this returns. */
+  jn_status (*bus_unsubscribe_local)(jn_host_ctx* ctx, jn_handle subscription);
+
+  /* --- worker pool --------------------------------------------------------------------------------
+   * [media] Queues work->run(work->arg) on a worker thread ([workers] threads in the conf, default
+   * 4); on_work_done(handle, cookie, status) follows on the calling loop. Bounded: JN_ERR_LIMIT when
+   * [workers] max_queued jobs wait already (default 1024). JN_ERR_INVALID: no run function or no
+   * such loop. */
+  jn_status (*work_submit)(jn_host_ctx* ctx, const jn_work* work, jn_handle* out);
+  /* [media] A job that has not started will not run (its on_work_done gets JN_ERR_CANCELLED);
+   * JN_ERR_STATE: it is running or done already (on_work_done still comes). */
+  jn_status (*work_cancel)(jn_host_ctx* ctx, jn_handle work);
 } jn_host_api;
 
 /* Arguments to the factory. */
@@ -845,6 +908,8 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
  * (appended in 2.1 or later) is read only through JN_HAS_FIELD. */
 #define JN_HOST_API_SIZE_2_0 (offsetof(jn_host_api, library_pin) + sizeof(void*))
 #define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_http_response) + sizeof(void*))
+#define JN_HOST_API_SIZE_2_1 (offsetof(jn_host_api, work_cancel) + sizeof(void*))
+#define JN_PLUGIN_VTABLE_SIZE_2_1 (offsetof(jn_plugin_vtable, on_work_done) + sizeof(void*))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
  * resized or removed field) fails here. Appending a field adds pins; it never changes one. */
@@ -905,13 +970,19 @@ JN_ABI_PIN(jn_plugin_info, description, 32);
 JN_ABI_PIN(jn_plugin_info, namespaces, 40);
 JN_ABI_PIN(jn_plugin_info, state_schema, 48);
 JN_ABI_PIN(jn_plugin_info, state_schema_min, 52);
-JN_ABI_PIN_SIZE(jn_tcp_options, 20);
+JN_ABI_PIN_SIZE(jn_tcp_options, 96);
 JN_ABI_PIN(jn_tcp_options, struct_size, 0);
 JN_ABI_PIN(jn_tcp_options, framing, 4);
 JN_ABI_PIN(jn_tcp_options, delimiter, 8);
 JN_ABI_PIN(jn_tcp_options, max_frame, 12);
 JN_ABI_PIN(jn_tcp_options, idle_timeout_ms, 16);
-JN_ABI_PIN_SIZE(jn_tcp_event, 80);
+JN_ABI_PIN(jn_tcp_options, loop, 20);
+JN_ABI_PIN(jn_tcp_options, tls, 24);
+JN_ABI_PIN(jn_tcp_options, tls_cert, 32);
+JN_ABI_PIN(jn_tcp_options, tls_key, 48);
+JN_ABI_PIN(jn_tcp_options, tls_ca_file, 64);
+JN_ABI_PIN(jn_tcp_options, tls_server_name, 80);
+JN_ABI_PIN_SIZE(jn_tcp_event, 88);
 JN_ABI_PIN(jn_tcp_event, struct_size, 0);
 JN_ABI_PIN(jn_tcp_event, type, 4);
 JN_ABI_PIN(jn_tcp_event, conn, 8);
@@ -921,6 +992,7 @@ JN_ABI_PIN(jn_tcp_event, data, 32);
 JN_ABI_PIN(jn_tcp_event, len, 40);
 JN_ABI_PIN(jn_tcp_event, peer, 48);
 JN_ABI_PIN(jn_tcp_event, status, 72);
+JN_ABI_PIN(jn_tcp_event, buf, 80);
 JN_ABI_PIN_SIZE(jn_datagram, 8);
 JN_ABI_PIN(jn_datagram, buf, 0);
 JN_ABI_PIN_SIZE(jn_http_request, 168);
@@ -1094,7 +1166,7 @@ JN_ABI_PIN(jn_http_client_response, header_count, 48);
 JN_ABI_PIN(jn_http_client_response, redirects, 52);
 JN_ABI_PIN(jn_http_client_response, body, 56);
 JN_ABI_PIN(jn_http_client_response, url, 72);
-JN_ABI_PIN_SIZE(jn_plugin_vtable, 152);
+JN_ABI_PIN_SIZE(jn_plugin_vtable, 160);
 JN_ABI_PIN(jn_plugin_vtable, struct_size, 0);
 JN_ABI_PIN(jn_plugin_vtable, on_start, 8);
 JN_ABI_PIN(jn_plugin_vtable, on_stop, 16);
@@ -1114,6 +1186,7 @@ JN_ABI_PIN(jn_plugin_vtable, on_anchor, 120);
 JN_ABI_PIN(jn_plugin_vtable, on_post, 128);
 JN_ABI_PIN(jn_plugin_vtable, on_dns, 136);
 JN_ABI_PIN(jn_plugin_vtable, on_http_response, 144);
+JN_ABI_PIN(jn_plugin_vtable, on_work_done, 152);
 JN_ABI_PIN_SIZE(jn_udp_options, 24);
 JN_ABI_PIN(jn_udp_options, struct_size, 0);
 JN_ABI_PIN(jn_udp_options, rcvbuf, 4);
@@ -1143,13 +1216,19 @@ JN_ABI_PIN(jn_port_request, reserved0, 44);
 JN_ABI_PIN(jn_port_request, udp, 48);
 JN_ABI_PIN(jn_port_request, tcp, 56);
 JN_ABI_PIN(jn_port_request, cookie, 64);
+JN_ABI_PIN_SIZE(jn_work, 32);
+JN_ABI_PIN(jn_work, struct_size, 0);
+JN_ABI_PIN(jn_work, reserved0, 4);
+JN_ABI_PIN(jn_work, run, 8);
+JN_ABI_PIN(jn_work, arg, 16);
+JN_ABI_PIN(jn_work, cookie, 24);
 JN_ABI_PIN_SIZE(jn_http_options, 56);
 JN_ABI_PIN(jn_http_options, struct_size, 0);
 JN_ABI_PIN(jn_http_options, reserved0, 4);
 JN_ABI_PIN(jn_http_options, ws_path, 8);
 JN_ABI_PIN(jn_http_options, tls_cert, 24);
 JN_ABI_PIN(jn_http_options, tls_key, 40);
-JN_ABI_PIN_SIZE(jn_host_api, 496);
+JN_ABI_PIN_SIZE(jn_host_api, 528);
 JN_ABI_PIN(jn_host_api, struct_size, 0);
 JN_ABI_PIN(jn_host_api, abi_major, 4);
 JN_ABI_PIN(jn_host_api, abi_minor, 6);
@@ -1214,6 +1293,10 @@ JN_ABI_PIN(jn_host_api, dns_resolve, 464);
 JN_ABI_PIN(jn_host_api, http_request, 472);
 JN_ABI_PIN(jn_host_api, cancel, 480);
 JN_ABI_PIN(jn_host_api, library_pin, 488);
+JN_ABI_PIN(jn_host_api, bus_subscribe_local, 496);
+JN_ABI_PIN(jn_host_api, bus_unsubscribe_local, 504);
+JN_ABI_PIN(jn_host_api, work_submit, 512);
+JN_ABI_PIN(jn_host_api, work_cancel, 520);
 JN_ABI_PIN_SIZE(jn_create_args, 32);
 JN_ABI_PIN(jn_create_args, struct_size, 0);
 JN_ABI_PIN(jn_create_args, restoring, 4);

@@ -34,7 +34,8 @@
  *       topic "media.keyframe_request", json {"stream": "S/video", "reason": "join" | "loss"}
  *   Producers subscribe to the topic prefix "media.keyframe_request" and turn it into their
  *   protocol's request (GB/T 28181 IFrame command, RTCP PLI/FIR, SIP INFO picture_fast_update).
- *   Producers rate-limit requests per stream (sdk/media's helper: at most one per 500 ms).
+ *   Producers rate-limit requests per stream (sdk/media's KeyframeLimiter, junction/media/keyframe.hpp:
+ *   at most one per 500 ms).
  */
 #ifndef JUNCTION_MEDIA_FRAME_H
 #define JUNCTION_MEDIA_FRAME_H

@@ -104,6 +104,35 @@ class Host {
     return st;
   }
 
+  // --- 2.1 services: on a 2.0 core they return JN_ERR_UNSUPPORTED (the documented fallback) ---
+  // Does the core have this 2.1 service? (a 2.0 core's table ends before it)
+  bool has_abi_2_1() const { return JN_HAS_FIELD(api_, jn_host_api, work_cancel); }
+  // [media] A loop-local subscription to an interned stream (see abi.h): publishes by id on this
+  // media loop reach on_bus here, synchronously, by reference.
+  jn_status bus_subscribe_local(uint32_t stream_id, uint64_t cookie, jn_handle* out) const {
+    if (!JN_HAS_FIELD(api_, jn_host_api, bus_subscribe_local) || !api_->bus_subscribe_local) return JN_ERR_UNSUPPORTED;
+    return api_->bus_subscribe_local(ctx_, stream_id, cookie, out);
+  }
+  jn_status bus_unsubscribe_local(jn_handle sub) const {
+    if (!JN_HAS_FIELD(api_, jn_host_api, bus_unsubscribe_local) || !api_->bus_unsubscribe_local) return JN_ERR_UNSUPPORTED;
+    return api_->bus_unsubscribe_local(ctx_, sub);
+  }
+  // [media] Blocking work on the core's worker pool: run(arg) on a worker thread, then
+  // on_work_done(handle, cookie, status) on the calling loop.
+  jn_status work_submit(void (*run)(void*), void* arg, uint64_t cookie, jn_handle* out) const {
+    if (!JN_HAS_FIELD(api_, jn_host_api, work_submit) || !api_->work_submit) return JN_ERR_UNSUPPORTED;
+    jn_work w{};
+    w.struct_size = sizeof w;
+    w.run = run;
+    w.arg = arg;
+    w.cookie = cookie;
+    return api_->work_submit(ctx_, &w, out);
+  }
+  jn_status work_cancel(jn_handle work) const {
+    if (!JN_HAS_FIELD(api_, jn_host_api, work_cancel) || !api_->work_cancel) return JN_ERR_UNSUPPORTED;
+    return api_->work_cancel(ctx_, work);
+  }
+
   // loop: 0 = the control loop, k = media loop k (see the ABI's threading rules).
   jn_status udp_bind(std::string_view addr, uint64_t cookie, jn_handle* out, uint32_t max_datagram = 0, uint32_t loop = 0) const {
     jn_udp_options o{};
@@ -146,6 +175,22 @@ class Host {
     o.max_frame = max_frame;
     return api_->tcp_connect(ctx_, to_jn(addr), &o, cookie, out);
   }
+  // Full options (TLS since 2.1: a 2.0 core ignores tls, so check host_abi_minor() >= 1 first).
+  static jn_tcp_options tcp_options(uint32_t framing, uint8_t delimiter, uint32_t max_frame) {
+    jn_tcp_options o{};
+    o.struct_size = sizeof o;
+    o.framing = framing;
+    o.delimiter = delimiter;
+    o.max_frame = max_frame;
+    return o;
+  }
+  jn_status tcp_listen(std::string_view addr, const jn_tcp_options& o, uint64_t cookie, jn_handle* out) const {
+    return api_->tcp_listen(ctx_, to_jn(addr), &o, cookie, out);
+  }
+  jn_status tcp_connect(std::string_view addr, const jn_tcp_options& o, uint64_t cookie, jn_handle* out) const {
+    return api_->tcp_connect(ctx_, to_jn(addr), &o, cookie, out);
+  }
+  uint16_t host_abi_minor() const { return api_->abi_minor; }
   jn_status tcp_send(jn_handle conn, std::string_view frame) const {
     return api_->tcp_send(ctx_, conn, reinterpret_cast<const uint8_t*>(frame.data()), frame.size());
   }
@@ -348,6 +393,8 @@ class Plugin {
   // Answers to host().dns_resolve(...) and host().http_request(...).
   virtual void on_dns(const jn_dns_result&) {}
   virtual void on_http_response(const jn_http_client_response&) {}
+  // A host().work_submit(...) job finished (JN_OK) or was cancelled (JN_ERR_CANCELLED).
+  virtual void on_work_done(jn_handle /*work*/, uint64_t /*cookie*/, jn_status /*status*/) {}
 
  private:
   Host host_;
@@ -423,6 +470,9 @@ inline const jn_plugin_vtable* vtable() {
       .on_dns = [](jn_plugin* p, const jn_dns_result* r) { guard_void(p, "on_dns", [&] { self(p)->on_dns(*r); }); },
       .on_http_response = [](jn_plugin* p, const jn_http_client_response* r) {
         guard_void(p, "on_http_response", [&] { self(p)->on_http_response(*r); });
+      },
+      .on_work_done = [](jn_plugin* p, jn_handle w, uint64_t c, jn_status st) {
+        guard_void(p, "on_work_done", [&] { self(p)->on_work_done(w, c, st); });
       },
   };
   return &vt;

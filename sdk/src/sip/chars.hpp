@@ -12,15 +12,16 @@ constexpr bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
 constexpr bool is_lws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 // token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-constexpr bool is_token_char(char c) {
-  if (is_alnum(c)) return true;
-  switch (c) {
-    case '-': case '.': case '!': case '%': case '*': case '_': case '+': case '`': case '\'': case '~':
-      return true;
-    default:
-      return false;
+struct TokenTable {
+  bool t[256]{};
+  constexpr TokenTable() {
+    for (int c = 0; c < 256; ++c)
+      t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    for (char c : {'-', '.', '!', '%', '*', '_', '+', '`', '\'', '~'}) t[static_cast<unsigned char>(c)] = true;
   }
-}
+};
+inline constexpr TokenTable kTokenTable;
+constexpr bool is_token_char(char c) { return kTokenTable.t[static_cast<unsigned char>(c)]; }
 constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
 
 // Case-insensitive ASCII equality, inline for the parser's inner loops.

@@ -174,6 +174,7 @@ void Message::reset() {
   call_id_ = {};
   cseq_ = CSeq{};
   from_ = to_ = NameAddr{};
+  from_tag_ = to_tag_ = {};
   max_forwards_ = -1;
   content_length_ = -1;
   body_ = bytes_ = error_header_ = {};
@@ -345,7 +346,7 @@ ParseStatus parse(std::string_view b, Message& m, Framing framing, const Limits&
         NameAddr& na = h.id == HeaderId::From ? m.from_ : m.to_;
         if (have || !parse_name_addr(h.value, na)) return bad(ParseStatus::BadHeaderValue);
         // A tag needs a value: ";tag" alone would make the dialog's identity ambiguous.
-        std::string_view tag;
+        std::string_view& tag = h.id == HeaderId::From ? m.from_tag_ : m.to_tag_;
         if (na.params.get("tag", tag) && tag.empty()) return bad(ParseStatus::BadHeaderValue);
         Uri u;
         if (!parse_uri(na.uri_text, u)) return bad(ParseStatus::BadHeaderValue);

@@ -6,7 +6,8 @@
 // tls_cert + tls_key (serve HTTPS/WSS), ws_allow_origin, ws_protocol (upgrade decisions),
 //       events_topic (subscribe to application events; they are echoed to every WS client),
 //       tcp_framing ("delim" default, or "sip": each SIP frame is answered "sip:<cookie>:<len>\0",
-//       a keepalive "pong\0").
+//       a keepalive "pong\0"), tcp_tls_cert + tcp_tls_key (the TCP listener speaks TLS, 2.1).
+// Admin "connect" {"addr", "tls", "ca_file", "server_name"}: an outgoing connection (TLS if asked).
 #include <junction/plugin.hpp>
 
 #include <cstdio>
@@ -32,10 +33,18 @@ class IoEcho : public junction::sdk::Plugin {
     ws_path_ = c.value("ws_path", std::string("/ws"));
     topic_ = c.value("events_topic", std::string());
     sip_framing_ = c.value("tcp_framing", std::string("delim")) == "sip";
+    tcp_tls_cert_ = c.value("tcp_tls_cert", "");
+    tcp_tls_key_ = c.value("tcp_tls_key", "");
   }
 
   jn_status start() override {
-    jn_status st = host().tcp_listen(tcp_listen_, sip_framing_ ? JN_FRAME_SIP : JN_FRAME_DELIM, 0, max_frame_, 0, &tcp_);
+    jn_tcp_options to = Host::tcp_options(sip_framing_ ? JN_FRAME_SIP : JN_FRAME_DELIM, 0, max_frame_);
+    if (!tcp_tls_cert_.empty()) {
+      to.tls = 1;
+      to.tls_cert = junction::sdk::to_jn(tcp_tls_cert_);
+      to.tls_key = junction::sdk::to_jn(tcp_tls_key_);
+    }
+    jn_status st = host().tcp_listen(tcp_listen_, to, 0, &tcp_);
     if (st != JN_OK) return st;
     st = host().http_listen(http_listen_, ws_path_, 0, &http_, tls_cert_, tls_key_);
     if (st != JN_OK) return st;
@@ -152,7 +161,14 @@ class IoEcho : public junction::sdk::Plugin {
     if (to_sv(r.verb) == "connect") {
       json b = json::parse(to_sv(r.body));
       jn_handle h = 0;
-      jn_status st = host().tcp_connect(b.at("addr").get<std::string>(), JN_FRAME_DELIM, 0, max_frame_, 0, &h);
+      jn_tcp_options o = Host::tcp_options(JN_FRAME_DELIM, 0, max_frame_);
+      std::string ca = b.value("ca_file", ""), name = b.value("server_name", "");
+      if (b.value("tls", false)) {
+        o.tls = 1;
+        o.tls_ca_file = junction::sdk::to_jn(ca);
+        o.tls_server_name = junction::sdk::to_jn(name);
+      }
+      jn_status st = host().tcp_connect(b.at("addr").get<std::string>(), o, 0, &h);
       host().admin_reply(r.reply, st == JN_OK ? 200 : 400, json{{"status", st}, {"conn", h}}.dump());
       return;
     }
@@ -312,6 +328,7 @@ class IoEcho : public junction::sdk::Plugin {
   }
   std::string tcp_listen_, http_listen_, ws_path_, topic_, allow_origin_, ws_protocol_, tls_cert_, tls_key_;
   bool sip_framing_ = false;
+  std::string tcp_tls_cert_, tcp_tls_key_;
   json last_open_ = json::object();
   uint32_t max_frame_ = 64;
   jn_handle tcp_ = 0, http_ = 0, pending_ = 0;

@@ -12,6 +12,11 @@
 //
 // Admin: "ports" -> [{port, loop}], "stats" -> counts + thread ids, "tap" {"stream"} subscribes
 // on the control loop and counts deliveries (and on which thread they ran).
+// Loop-local bus (ABI 2.1): "local_tap" {"socket": i} posts to socket i's loop, whose on_post
+// subscribes there to the socket's own stream; each on_bus of it checks it runs on that loop and
+// gets the very jn_buf* on_udp is publishing (by reference: 0 copies), shared (read-only).
+// "local_untap" {"socket": i} ends it the same way; "local_tap_control" tries it from the control
+// loop (must be refused).
 // State (hot reload): the sockets (core-owned handles), counts, taps.
 #include <junction/plugin.hpp>
 
@@ -36,6 +41,8 @@ std::string thread_name() {
   return n;
 }
 constexpr uint64_t kStartTimer = 1u << 30, kTimerFired = 1u << 31, kFromSave = 1u << 29;
+constexpr uint64_t kLocalTap = 1ull << 40, kLocalUntap = 1ull << 41;  // | socket index
+constexpr size_t kMaxSocks = 16;
 
 struct Sock {
   jn_handle h = 0;
@@ -51,7 +58,7 @@ class MediaEcho : public junction::sdk::Plugin {
  public:
   MediaEcho(Host h, const jn_create_args&) : Plugin(h) {
     json c = h.config();
-    count_ = c.value("sockets", 4u);
+    count_ = std::min<uint32_t>(c.value("sockets", 4u), kMaxSocks);
     loops_ = h.media_loops();
   }
 
@@ -86,7 +93,9 @@ class MediaEcho : public junction::sdk::Plugin {
       out[i].sock = sock;
       out[i].to = d[i].buf->src;
       out[i].buf = d[i].buf;
+      publishing_[cookie] = d[i].buf;  // what a loop-local subscriber must get, by reference
       if (s.bus_id) host().bus_publish_id(s.bus_id, d[i].buf);
+      publishing_[cookie] = nullptr;
     }
     send_status_ = host().udp_send(out.data(), out.size());
     s.echoed += n;
@@ -94,6 +103,20 @@ class MediaEcho : public junction::sdk::Plugin {
 
   void on_post(uint64_t cookie) override {
     std::lock_guard<std::mutex> g(mu_);
+    if (cookie & (kLocalTap | kLocalUntap)) {  // on the socket's own media loop
+      size_t i = cookie & 0xff;
+      if (i >= socks_.size()) return;
+      if (cookie & kLocalTap) {
+        jn_handle h = 0;
+        local_status_ = host().bus_subscribe_local(socks_[i].bus_id, kLocalTap | i, &h);
+        local_sub_[i] = h;
+      } else {
+        local_status_ = host().bus_unsubscribe_local(local_sub_[i]);
+        local_sub_[i] = 0;
+      }
+      ++local_ops_;
+      return;
+    }
     if (cookie == kTimerFired) {
       timer_echo_thread_ = thread_name();
       return;
@@ -117,7 +140,17 @@ class MediaEcho : public junction::sdk::Plugin {
     timer_post_back_ = host().post(0, kTimerFired);
   }
 
-  void on_bus(jn_handle sub, uint64_t, jn_buf*) override {
+  void on_bus(jn_handle sub, uint64_t cookie, jn_buf* buf) override {
+    if (cookie & kLocalTap) {  // a loop-local delivery, inside on_udp's publish on this thread
+      size_t i = cookie & 0xff;
+      if (i >= kMaxSocks) return;
+      local_deliveries_.fetch_add(1);
+      if (buf == publishing_[i]) local_same_buffer_.fetch_add(1);
+      if (host().buf_is_shared(buf)) local_shared_.fetch_add(1);
+      if (thread_name() != "jn-media-" + std::to_string(socks_[i].loop)) local_wrong_thread_.fetch_add(1);
+      (void)sub;
+      return;
+    }
     auto it = taps_.find(sub);
     if (it == taps_.end()) return;
     ++it->second;
@@ -135,6 +168,19 @@ class MediaEcho : public junction::sdk::Plugin {
       uint64_t sent = 0;
       for (; sent < n && st == JN_OK; ++sent) st = host().post(loop, verb == "timer" ? (kStartTimer | j.value("ms", 10u)) : sent);
       host().admin_reply(r.reply, 200, json{{"status", st}, {"sent", st == JN_OK ? sent : sent - 1}, {"control", thread_name()}}.dump());
+      return;
+    }
+    if (verb == "local_tap" || verb == "local_untap") {
+      json j = json::parse(to_sv(r.body), nullptr, false);
+      uint64_t i = j.is_object() ? j.value("socket", 0u) : 0;
+      jn_status st = i < socks_.size() ? host().post(socks_[i].loop, (verb == "local_tap" ? kLocalTap : kLocalUntap) | i) : JN_ERR_INVALID;
+      host().admin_reply(r.reply, 200, json{{"status", st}}.dump());
+      return;
+    }
+    if (verb == "local_tap_control") {  // on the control loop: refused
+      jn_handle h = 0;
+      jn_status st = socks_.empty() ? JN_ERR_INVALID : host().bus_subscribe_local(socks_[0].bus_id, kLocalTap, &h);
+      host().admin_reply(r.reply, 200, json{{"status", st}}.dump());
       return;
     }
     if (verb == "stop_timer") {  // a loop timer stopped from the control loop: refused
@@ -155,7 +201,10 @@ class MediaEcho : public junction::sdk::Plugin {
                               {"posts_by_thread", posts_by_thread_}, {"from_save", from_save_}, {"timer_thread", timer_thread_}, {"timer_fires", timer_fires_},
                               {"timer_start_status", timer_start_status_}, {"timer_echo_thread", timer_echo_thread_},
                               {"timer_post_back", timer_post_back_}, {"sockets", socks}, {"control_only_status", control_only_status_},
-                              {"send_status", send_status_}, {"tap_deliveries", taps}, {"bus_thread", bus_thread_}, {"generation", generation_}}
+                              {"send_status", send_status_}, {"tap_deliveries", taps}, {"bus_thread", bus_thread_}, {"generation", generation_},
+                              {"local", {{"ops", local_ops_}, {"status", local_status_}, {"deliveries", local_deliveries_.load()},
+                                         {"same_buffer", local_same_buffer_.load()}, {"shared", local_shared_.load()},
+                                         {"wrong_thread", local_wrong_thread_.load()}}}}
                              .dump());
     } else if (verb == "tap") {
       json j = json::parse(to_sv(r.body), nullptr, false);
@@ -181,7 +230,9 @@ class MediaEcho : public junction::sdk::Plugin {
     for (uint32_t loop = 1; loop <= loops_; ++loop)
       for (int i = 0; i < 100; ++i) host().post(loop, kFromSave | (static_cast<uint64_t>(generation_) << 8) | i);
     out = json{{"socks", socks}, {"taps", taps}, {"probe", control_only_status_}, {"generation", generation_},
-               {"posts", posts_by_thread_}, {"loop_timer", loop_timer_}, {"from_save", from_save_}}.dump();
+               {"posts", posts_by_thread_}, {"loop_timer", loop_timer_}, {"from_save", from_save_},
+               {"local", {local_deliveries_.load(), local_same_buffer_.load(), local_shared_.load(), local_wrong_thread_.load(), local_ops_,
+                          std::vector<jn_handle>(local_sub_, local_sub_ + kMaxSocks)}}}.dump();
     return JN_OK;
   }
   jn_status restore_state(uint32_t, std::string_view data) override {
@@ -199,6 +250,13 @@ class MediaEcho : public junction::sdk::Plugin {
     from_save_ = j.at("from_save").get<std::map<std::string, uint64_t>>();
     probed_ = true;
     generation_ = j.at("generation").get<int>() + 1;
+    if (j.contains("local")) {
+      const json& l = j.at("local");
+      local_deliveries_ = l[0].get<uint64_t>(), local_same_buffer_ = l[1].get<uint64_t>();
+      local_shared_ = l[2].get<uint64_t>(), local_wrong_thread_ = l[3].get<uint64_t>();
+      local_ops_ = l[4].get<uint64_t>();
+      for (size_t i = 0; i < kMaxSocks && i < l[5].size(); ++i) local_sub_[i] = l[5][i].get<jn_handle>();
+    }
     return JN_OK;
   }
 
@@ -218,6 +276,13 @@ class MediaEcho : public junction::sdk::Plugin {
   uint64_t timer_fires_ = 0;
   jn_status timer_start_status_ = 1, timer_post_back_ = 1;
   int generation_ = 0;
+  // Loop-local subscriptions: on_bus runs inside on_udp's publish (mu_ held by that same thread),
+  // so these are atomics, not under mu_.
+  jn_buf* publishing_[kMaxSocks] = {};
+  jn_handle local_sub_[kMaxSocks] = {};
+  jn_status local_status_ = 1;
+  uint64_t local_ops_ = 0;
+  std::atomic<uint64_t> local_deliveries_{0}, local_same_buffer_{0}, local_shared_{0}, local_wrong_thread_{0};
 };
 
 }  // namespace

@@ -10,7 +10,11 @@
 //
 // Tolerances (documented in tests/unit/test_sip_rfc4475.cpp): leading CRLFs before the start
 // line are skipped (RFC 3261 7.5); bare LF line ends are accepted; a missing Max-Forwards is
-// accepted (max_forwards() = -1; the caller may insert 70 when it forwards).
+// accepted (max_forwards() = -1; the caller may insert 70 when it forwards); a Request-URI or
+// From/To URI of an unknown scheme parses (the caller answers 416 if it cares). Refused beyond
+// the grammar: single spaces only in the request line, no headers in a SIP Request-URI, one
+// From / To / Call-ID / CSeq / Max-Forwards each, a tag with a value, CSeq method = method,
+// CSeq < 2^31, Max-Forwards <= 255, every Content-Length the same.
 //
 // The body: on a stream transport Content-Length is mandatory and parse() says Incomplete until
 // the whole body has arrived. On a datagram (RFC 3261 18.3) a missing Content-Length means "the
@@ -132,8 +136,8 @@ class Message {
   const CSeq& cseq() const { return cseq_; }
   const NameAddr& from() const { return from_; }
   const NameAddr& to() const { return to_; }
-  std::string_view from_tag() const { return from_.tag(); }
-  std::string_view to_tag() const { return to_.tag(); }
+  std::string_view from_tag() const { return from_tag_; }
+  std::string_view to_tag() const { return to_tag_; }
   int max_forwards() const { return max_forwards_; }      // -1: absent
   int64_t content_length() const { return content_length_; }  // -1: absent (datagram only)
   std::string_view content_type() const;                  // empty when absent
@@ -160,6 +164,7 @@ class Message {
   std::string_view call_id_;
   CSeq cseq_;
   NameAddr from_, to_;
+  std::string_view from_tag_, to_tag_;
   int max_forwards_ = -1;
   int64_t content_length_ = -1;
   std::string_view body_;
@@ -167,6 +172,22 @@ class Message {
   size_t skipped_ = 0;  // leading CRLFs
   std::string_view error_header_;
 };
+
+// Every comma-separated value of every header with that id, in message order (all Vias, the
+// whole route set, every Contact): f(std::string_view value) returns false to stop early.
+// Returns how many values were visited.
+template <class F>
+size_t for_each_value(const Message& m, HeaderId id, F&& f) {
+  size_t n = 0;
+  for (const Header* h = m.find(id); h; h = m.next(h)) {
+    std::string_view rest = h->value, v;
+    while (next_value(rest, v)) {
+      ++n;
+      if (!f(v)) return n;
+    }
+  }
+  return n;
+}
 
 // Parses the message at the start of bytes into out. Datagram: bytes is one packet. Stream: bytes
 // is what the connection has delivered so far; Incomplete until a whole message is there (then

@@ -1,0 +1,88 @@
+// A small RTP reordering buffer with loss detection, in front of a depacketizer: packets go in
+// as they arrive, come out in sequence order (16-bit wrap handled), duplicates and packets older
+// than what was already delivered are dropped. The wait for a missing packet is bounded twice:
+// by the window (a packet `depth` or more ahead of the gap releases it) and by time (a gap older
+// than max_wait_ns is given up at the next pop). A new SSRC, or a sequence jump (kMaxJump ahead,
+// or more than 100 behind) confirmed by the packet after it, restarts the buffer (what it held is
+// counted as dropped; the unconfirmed first packet of the jump is refused as Bad). The first packet sets the
+// sequence: one that was sent before it but arrives after it is dropped as late. Packets are copied into slots
+// allocated once (depth x max_packet bytes); nothing is allocated per packet; nothing thrown.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace junction::media {
+
+struct ReorderStats {
+  uint64_t pushed = 0;
+  uint64_t popped = 0;
+  uint64_t duplicates = 0;  // already buffered, or behind the delivered sequence
+  uint64_t lost = 0;        // sequence numbers given up
+  uint64_t bad = 0;         // not RTP, larger than max_packet, or an unconfirmed sequence jump
+  uint64_t restarts = 0;    // sequence jump or SSRC change
+  uint64_t dropped = 0;     // buffered packets thrown away by a restart
+};
+
+class ReorderBuffer {
+ public:
+  static constexpr uint16_t kMaxJump = 3000;  // RFC 3550 A.1 MAX_DROPOUT
+
+  // depth: slots (rounded up to a power of two, 2..1024); max_packet: largest packet kept.
+  // Call pop() until it returns false after every push(): a packet beyond the window waits in
+  // one overflow slot until pop() has given up enough of the gap for it.
+  ReorderBuffer(size_t depth, size_t max_packet, uint64_t max_wait_ns);
+  bool ok() const { return slots_ != nullptr; }
+
+  enum class Push : uint8_t { Queued, Duplicate, Bad };
+  Push push(const uint8_t* pkt, size_t len, uint64_t now_ns);
+
+  // The next packet in order, if one is due: in sequence, or after a gap the window or the
+  // wait bound gave up on (lost_before: how many sequence numbers were skipped). The bytes stay
+  // valid until the next push or pop.
+  struct Packet {
+    const uint8_t* data = nullptr;
+    size_t len = 0;
+    uint16_t seq = 0;
+    uint32_t lost_before = 0;
+  };
+  bool pop(uint64_t now_ns, Packet& out);
+  // Releases everything held, in order, skipping gaps (end of stream).
+  bool drain(Packet& out) { return pop(UINT64_MAX, out); }
+  // When the oldest held packet's wait runs out (UINT64_MAX: nothing waits): a timer for pop.
+  uint64_t deadline_ns() const;
+  size_t held() const { return held_; }
+  const ReorderStats& stats() const { return stats_; }
+
+ private:
+  struct Slot {
+    bool used = false;
+    uint16_t seq = 0;
+    uint32_t len = 0;
+    uint64_t arrival_ns = 0;
+  };
+  uint8_t* slot_data(size_t i) { return data_.get() + i * max_packet_; }
+  void restart(uint16_t seq, uint32_t ssrc);
+
+  size_t depth_;
+  size_t max_packet_;
+  uint64_t max_wait_ns_;
+  std::unique_ptr<Slot[]> slots_;
+  std::unique_ptr<uint8_t[]> data_;
+  bool started_ = false;
+  uint16_t next_ = 0;  // the next sequence number to deliver
+  uint32_t ssrc_ = 0;
+  size_t held_ = 0;
+  uint32_t skipped_ = 0;
+  bool have_jump_ = false;
+  uint16_t jump_next_ = 0;  // the packet that confirms a sequence jump  // given up since the last delivered packet
+  // The one packet beyond the window, waiting for pop() to make room.
+  bool pending_ = false;
+  Slot pending_slot_;
+  std::unique_ptr<uint8_t[]> pending_data_;
+  std::unique_ptr<uint8_t[]> out_data_;  // the delivered packet (its slot is reused at once)
+  ReorderStats stats_;
+};
+
+}  // namespace junction::media
