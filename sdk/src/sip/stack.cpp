@@ -1,0 +1,177 @@
+// The SIP stack: see stack.hpp.
+#include <junction/sip/stack.hpp>
+
+#include <junction/util/addr.hpp>
+
+#include <algorithm>
+
+namespace junction::sip {
+
+Stack::Stack(Env& env, StackUser& user, StackConfig cfg)
+    : env_(env), user_(user), cfg_(std::move(cfg)), layer_(mux_, *this, cfg_.timers) {}
+
+void Stack::on_datagram(std::string_view bytes, const Flow& from) { input(bytes, from, Framing::Datagram); }
+
+void Stack::on_stream_message(std::string_view bytes, const Flow& from) {
+  if (bytes.find_first_not_of("\r\n") == std::string_view::npos) {  // CRLFCRLF ping: pong
+    ++counters_.rx_keepalives;
+    if (bytes.size() >= 4) {
+      Flow f = from;
+      env_.send(f, "\r\n");
+    }
+    return;
+  }
+  input(bytes, from, Framing::Stream);
+}
+
+void Stack::input(std::string_view bytes, const Flow& from, Framing framing) {
+  if (framing == Framing::Datagram && bytes.find_first_not_of("\r\n") == std::string_view::npos) {
+    ++counters_.rx_keepalives;  // a UDP keepalive (RFC 5626 uses STUN there; some devices send CRLF)
+    return;
+  }
+  ParseStatus st = parse(bytes, msg_, framing, cfg_.limits);
+  if (st != ParseStatus::Ok) {
+    std::string why = to_string(st);
+    if (!msg_.error_header().empty()) why += " (" + std::string(msg_.error_header().substr(0, 40)) + ")";
+    bad(bytes, from, why, st == ParseStatus::BadVersion ? 505 : 400);
+    return;
+  }
+  TxnMsg m;
+  txn_fields(msg_, m);
+  if (m.is_request) {
+    ++counters_.rx_requests;
+  } else {
+    ++counters_.rx_responses;
+  }
+  layer_.receive(m, msg_.bytes(), from);
+}
+
+// The transaction layer's fields, read from what parse() already found (no second pass).
+void Stack::txn_fields(const Message& msg, TxnMsg& m) {
+  m.is_request = msg.is_request();
+  m.method = m.is_request ? msg.method() : msg.cseq().method;
+  m.uri = msg.request_uri();
+  m.status = msg.status();
+  m.reason = msg.reason();
+  const Via& v = msg.top_via();
+  m.branch = v.branch;
+  m.via_transport = v.transport;
+  m.rport = v.has_rport;
+  m.sent_by = v.sent_by;  // host[:port] as written, the same text scan() reads
+  std::string_view all = msg.bytes();
+  m.cseq = msg.cseq().seq;
+  m.cseq_method = msg.cseq().method;
+  m.call_id = msg.call_id();
+  m.from_tag = msg.from_tag();
+  m.to_tag = msg.to_tag();
+  if (const Header* to = msg.find(HeaderId::To)) m.to = to->value;
+  m.body_offset = static_cast<size_t>(msg.body().data() - all.data());
+  if (msg.body().empty()) m.body_offset = all.size();
+}
+
+void Stack::bad(std::string_view bytes, const Flow& from, const std::string& why, int code) {
+  ++counters_.rx_bad;
+  log(JN_LOG_WARN, "sip: bad message from " + util::format_addr(from.peer) + " over " + std::string(proto_name(from.proto)) +
+                       ": " + why);
+  // Answer a request we can still address (its Via, From, To, Call-ID and CSeq read); never an ACK.
+  TxnMsg m;
+  if (!scan(bytes, m) || !m.is_request || m.method == "ACK") return;
+  std::string reason = code == 505 ? "Version Not Supported" : "Bad Request";
+  std::string resp = TransactionLayer::build_response(bytes.substr(0, m.body_offset), code, reason, new_tag(),
+                                                      "Warning: 399 junction \"" + why + "\"\r\n", {}, {});
+  send_stateless(resp, from);
+}
+
+void Stack::on_request(TxnId id, const TxnMsg&, std::string_view, const Flow& from) {
+  user_.on_request(id, msg_, from);
+}
+
+void Stack::on_response(TxnId id, const TxnMsg& m, std::string_view bytes) {
+  if (bytes.empty()) {
+    user_.on_response(id, m.status, nullptr);
+    return;
+  }
+  user_.on_response(id, m.status, &msg_);
+}
+
+void Stack::on_stray_response(const TxnMsg& m, std::string_view, const Flow& from) {
+  log(JN_LOG_DEBUG, "sip: response " + std::to_string(m.status) + " from " + util::format_addr(from.peer) +
+                        " matches no transaction (dropped)");
+}
+
+void Stack::on_connection_closed(jn_handle conn) { user_.on_connection_closed(conn); }
+
+void Stack::on_timer() {
+  armed_ = UINT64_MAX;
+  uint64_t now = env_.now_ms();
+  if (layer_wake_ <= now) {
+    layer_wake_ = UINT64_MAX;  // the layer re-arms through the mux
+    layer_.on_timer();
+  }
+  if (user_wake_ <= now) {
+    user_wake_ = UINT64_MAX;
+    user_.on_wake();
+  }
+  rearm();
+}
+
+void Stack::wake_user_at(uint64_t at_ms) {
+  user_wake_ = at_ms;
+  rearm();
+}
+
+void Stack::rearm() {
+  uint64_t want = std::min(layer_wake_, user_wake_);
+  if (want != armed_) {
+    armed_ = want;
+    env_.wake_at(want);
+  }
+}
+
+jn_status Stack::respond(TxnId id, int code, std::string_view reason, std::string_view to_tag, std::string_view extra_headers,
+                         std::string_view body, std::string_view content_type) {
+  if (reason.empty()) reason = reason_phrase(code);
+  if (!cfg_.user_agent.empty()) {
+    std::string extra = "Server: " + cfg_.user_agent + "\r\n";
+    extra.append(extra_headers);
+    return layer_.respond(id, code, reason, to_tag, extra, body, content_type);
+  }
+  return layer_.respond(id, code, reason, to_tag, extra_headers, body, content_type);
+}
+
+jn_status Stack::resolve(std::string_view host, uint16_t port, Proto proto, uint64_t cookie) {
+  jn_addr a{};
+  if (util::parse_ip(host, a)) {  // a literal: no query
+    a.port = port ? port : 5060;
+    Flow f;
+    f.proto = proto;
+    f.peer = a;
+    user_.on_resolved(cookie, {f}, {});
+    return JN_OK;
+  }
+  return env_.resolve(host, port, proto == Proto::Tcp ? JN_SIP_TCP : JN_SIP_UDP, cookie);
+}
+
+std::string Stack::new_branch() { return "z9hG4bK" + env_.random_hex(10); }
+std::string Stack::new_tag() { return env_.random_hex(8); }
+std::string Stack::new_call_id() { return env_.random_hex(16) + "@" + cfg_.host; }
+
+void Stack::write_via(Writer& w, Proto proto, std::string_view branch) const {
+  w.via(proto_name(proto), cfg_.host, proto == Proto::Tcp ? cfg_.tcp_port : cfg_.udp_port, branch, true);
+}
+
+std::string Stack::local_uri(Proto proto, std::string_view user) const {
+  std::string u = "sip:";
+  if (!user.empty()) u.append(user).append("@");
+  bool v6 = cfg_.host.find(':') != std::string::npos;
+  if (v6) u += "[";
+  u += cfg_.host;
+  if (v6) u += "]";
+  u += ":" + std::to_string(proto == Proto::Tcp ? cfg_.tcp_port : cfg_.udp_port);
+  if (proto == Proto::Tcp) u += ";transport=tcp";
+  return u;
+}
+
+std::string Stack::contact(Proto proto, std::string_view user) const { return "<" + local_uri(proto, user) + ">"; }
+
+}  // namespace junction::sip
