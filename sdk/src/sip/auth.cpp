@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
 
 #include <cstring>
@@ -23,12 +24,40 @@ const EVP_MD* md_of(DigestAlgorithm a) {
 }
 bool is_sess(DigestAlgorithm a) { return a == DigestAlgorithm::MD5Sess || a == DigestAlgorithm::SHA256Sess; }
 
-// Lowercase hex of H(p1:p2:...).
-std::string hash_join(DigestAlgorithm a, std::initializer_list<std::string_view> parts) {
+}  // namespace
+
+struct detail::DigestCrypto {
+  EVP_MD* md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
+  EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  EVP_MAC_CTX* mac = hmac ? EVP_MAC_CTX_new(hmac) : nullptr;
+  DigestCrypto() = default;
+  DigestCrypto(const DigestCrypto&) = delete;
+  DigestCrypto& operator=(const DigestCrypto&) = delete;
+  ~DigestCrypto() {
+    EVP_MAC_CTX_free(mac);
+    EVP_MAC_free(hmac);
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(sha256);
+    EVP_MD_free(md5);
+  }
+  const EVP_MD* md(DigestAlgorithm a) const {
+    const EVP_MD* m = (a == DigestAlgorithm::SHA256 || a == DigestAlgorithm::SHA256Sess) ? sha256 : md5;
+    return m ? m : md_of(a);  // a failed fetch: the implicit one
+  }
+};
+
+namespace {
+
+// Lowercase hex of H(p1:p2:...). crypto: a server's fetched algorithms (null: fetched per call).
+std::string hash_join(DigestAlgorithm a, std::initializer_list<std::string_view> parts,
+                      detail::DigestCrypto* crypto = nullptr) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = ctx && EVP_DigestInit_ex(ctx, md_of(a), nullptr) == 1;
+  const bool own = !crypto || !crypto->ctx;
+  EVP_MD_CTX* ctx = own ? EVP_MD_CTX_new() : crypto->ctx;
+  bool ok = ctx && EVP_DigestInit_ex(ctx, own ? md_of(a) : crypto->md(a), nullptr) == 1;
   bool first = true;
   for (std::string_view p : parts) {
     if (!first) ok = ok && EVP_DigestUpdate(ctx, ":", 1) == 1;
@@ -36,7 +65,7 @@ std::string hash_join(DigestAlgorithm a, std::initializer_list<std::string_view>
     ok = ok && EVP_DigestUpdate(ctx, p.data(), p.size()) == 1;
   }
   ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1;
-  EVP_MD_CTX_free(ctx);
+  if (own) EVP_MD_CTX_free(ctx);
   if (!ok) return {};  // libcrypto failure: an empty digest matches nothing
   return util::hex_encode(std::string_view(reinterpret_cast<const char*>(md), len));
 }
@@ -97,6 +126,17 @@ std::string digest_ha1(DigestAlgorithm a, std::string_view user, std::string_vie
   return hash_join(a, {user, realm, password});
 }
 
+namespace {
+std::string response_with(detail::DigestCrypto* crypto, DigestAlgorithm a, std::string_view ha1, std::string_view nonce,
+                          std::string_view nc, std::string_view cnonce, std::string_view qop, std::string_view method,
+                          std::string_view uri) {
+  std::string h1 = is_sess(a) ? hash_join(a, {ha1, nonce, cnonce}, crypto) : std::string(ha1);
+  std::string h2 = hash_join(a, {method, uri}, crypto);
+  if (qop.empty()) return hash_join(a, {h1, nonce, h2}, crypto);
+  return hash_join(a, {h1, nonce, nc, cnonce, qop, h2}, crypto);
+}
+}  // namespace
+
 std::string digest_response(DigestAlgorithm a, std::string_view ha1, std::string_view nonce, std::string_view nc,
                             std::string_view cnonce, std::string_view qop, std::string_view method,
                             std::string_view uri) {
@@ -132,7 +172,8 @@ int status_for(Verdict v) {
 
 // ---- server ----
 
-DigestServer::DigestServer(DigestServerConfig cfg, uint64_t now_s) : cfg_(std::move(cfg)) {
+DigestServer::DigestServer(DigestServerConfig cfg, uint64_t now_s)
+    : cfg_(std::move(cfg)), crypto_(std::make_shared<detail::DigestCrypto>()) {
   if (cfg_.nc_slots == 0) cfg_.nc_slots = 1;
   // A short secret would make nonces guessable: use a random one. If even the CSPRNG fails, the
   // secret stays empty-ish and weak, but nonces still expire and nc replays are still refused.
@@ -155,10 +196,22 @@ uint64_t get64(const char* p) {
   return v;
 }
 // HMAC-SHA-256(secret, ts || serial || realm), first 16 bytes; false on a libcrypto failure.
-bool nonce_mac(const DigestServerConfig& cfg, const unsigned char* ts_serial, unsigned char* mac16) {
+bool nonce_mac(const DigestServerConfig& cfg, const unsigned char* ts_serial, unsigned char* mac16,
+               detail::DigestCrypto* crypto) {
   std::string data(reinterpret_cast<const char*>(ts_serial), 16);
   data += cfg.realm;
   unsigned char mac[EVP_MAX_MD_SIZE];
+  if (crypto && crypto->mac) {
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    size_t out = 0;
+    if (EVP_MAC_init(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.secret.data()), cfg.secret.size(), params) != 1 ||
+        EVP_MAC_update(crypto->mac, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+        EVP_MAC_final(crypto->mac, mac, &out, sizeof mac) != 1 || out < 16)
+      return false;
+    std::memcpy(mac16, mac, 16);
+    return true;
+  }
   unsigned int len = 0;
   if (!HMAC(EVP_sha256(), cfg.secret.data(), int(cfg.secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
             data.size(), mac, &len) ||
@@ -176,7 +229,7 @@ std::string DigestServer::make_nonce(uint64_t now_s) {
   unsigned char buf[32];
   put64(buf, now_s);
   put64(buf + 8, serial_);
-  if (!nonce_mac(cfg_, buf, buf + 16)) std::memset(buf + 16, 0, 16);  // matches nothing: check_nonce fails too
+  if (!nonce_mac(cfg_, buf, buf + 16, crypto_.get())) std::memset(buf + 16, 0, 16);  // matches nothing: check_nonce fails too
   return util::hex_encode(std::string_view(reinterpret_cast<const char*>(buf), 32));
 }
 
@@ -185,7 +238,7 @@ uint64_t DigestServer::check_nonce(std::string_view nonce, uint64_t& ts) const {
   std::string raw;
   if (!util::hex_decode(nonce, raw)) return 0;
   unsigned char mac[16];
-  if (!nonce_mac(cfg_, reinterpret_cast<const unsigned char*>(raw.data()), mac)) return 0;
+  if (!nonce_mac(cfg_, reinterpret_cast<const unsigned char*>(raw.data()), mac, crypto_.get())) return 0;
   if (CRYPTO_memcmp(mac, raw.data() + 16, 16) != 0) return 0;
   ts = get64(raw.data());
   return get64(raw.data() + 8);
@@ -249,9 +302,9 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
   std::string user_plain = unescape_quoted(username);
   DigestSecret secret;
   if (!lookup || !lookup(user_plain, secret)) return Verdict::UnknownUser;
-  std::string ha1 = secret.ha1.empty() ? digest_ha1(alg, user_plain, cfg_.realm, secret.password) : secret.ha1;
-  std::string expect = digest_response(alg, ha1, nonce, nc, cnonce, cfg_.qop_auth ? "auth" : "", method,
-                                       unescape_quoted(uri));
+  std::string ha1 = secret.ha1.empty() ? hash_join(alg, {user_plain, cfg_.realm, secret.password}, crypto_.get()) : secret.ha1;
+  std::string expect = response_with(crypto_.get(), alg, ha1, nonce, nc, cnonce, cfg_.qop_auth ? "auth" : "", method,
+                                     unescape_quoted(uri));
   if (!ct_equal_hex(expect, response)) return Verdict::BadResponse;
 
   // Replay: only now (a correct response) may the nonce's nc history change.

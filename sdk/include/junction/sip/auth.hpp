@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +73,10 @@ struct DigestSecret {
 // False: no such user.
 using DigestLookup = std::function<bool(std::string_view user, DigestSecret& out)>;
 
+namespace detail {
+struct DigestCrypto;  // auth.cpp
+}
+
 class DigestServer {
  public:
   // now_s: nonces issued before this instance existed are stale (their nc history is unknown).
@@ -99,6 +104,9 @@ class DigestServer {
   uint64_t check_nonce(std::string_view nonce, uint64_t& ts) const;
 
   DigestServerConfig cfg_;
+  // libcrypto objects fetched once per server: OpenSSL 3 would otherwise fetch the algorithm
+  // (a name lookup under a lock) on every hash. Shared by copies; freed with the last one.
+  std::shared_ptr<detail::DigestCrypto> crypto_;
   uint64_t serial_ = 0;      // last serial issued (time-based, so it grows across restarts)
   uint64_t watermark_ = 0;   // nonces with a serial <= this and not in the table are stale
   std::vector<Slot> slots_;
