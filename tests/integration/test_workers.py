@@ -12,7 +12,7 @@ JN_OK, JN_ERR_NOT_FOUND, JN_ERR_STATE, JN_ERR_LIMIT, JN_ERR_CANCELLED = 0, -2, -
 
 
 class WorkersTest(JunctionTest):
-    def start(self, threads=2, max_queued=4, loops=1, other=False):
+    def start(self, threads=2, max_queued=1024, loops=1, other=False):
         plugins = {"worker-test": {}}
         if other:
             plugins["media-echo"] = {"sockets": 1}
@@ -20,6 +20,16 @@ class WorkersTest(JunctionTest):
         j.core["workers"] = {"threads": threads, "max_queued": max_queued}
         j.write_core(j.core)
         return j.start()
+
+    def tearDown(self):
+        # A failed assertion must not leave jobs blocked on the gate: the server's stop drains them.
+        for j in self.servers:
+            if j.proc is not None and j.proc.poll() is None:
+                try:
+                    j.request("POST", "/api/v1/plugins/worker-test/cmd/release", {})
+                except OSError:
+                    pass
+        super().tearDown()
 
     def stats(self, j):
         return j.cmd("worker-test", "stats")

@@ -310,6 +310,12 @@ std::string Server::reload_config() {
       if (!why.empty()) problems.push_back(pc.name + ": " + why);
     } else if (slot->conf().text_hash != pc.text_hash) {
       slot->set_log_level(pc.log_level);
+      if (workers_->in_flight(slot)) {  // the reload waits for its worker jobs; the outcome is logged
+        host_->reload_async(pc.name, &pc, [name = pc.name](ReloadResult r) {
+          if (!r.ok) JN_LOG_ERR("SIGHUP: reload of {} failed: {}", name, r.error);
+        });
+        continue;
+      }
       ReloadResult r = host_->reload(pc.name, &pc);
       if (!r.ok) problems.push_back(pc.name + ": " + r.error);
     }
