@@ -144,6 +144,20 @@ class WorkersTest(JunctionTest):
         self.assertEqual(self.metric(j, "junction_work_cancelled_total"), 2)
         self.assertEqual(self.metric(j, "junction_work_completed_total"), 2)
 
+    def test_bad_workers_conf_is_refused_with_file_and_line(self):
+        for key, value, want in (("threads", 0, r"'workers\.threads' must be between 1 and 1024"),
+                                 ("max_queued", "many", r"'workers\.max_queued' must be an integer"),
+                                 ("queue", 5, r"workers.*queue")):
+            j = self.server(plugins={"worker-test": {}})
+            j.core["workers"] = {key: value}
+            j.write_core(j.core)
+            j.start(expect_ready=False)
+            rc = j.wait_exit()
+            j.proc = None
+            self.assertEqual(rc, 2, j.log())  # a refused configuration
+            self.assertRegex(j.log(), r"junction\.toml:\d+: .*" + want)
+            self.assertNotIn("junction ready", j.log())
+
 
 if __name__ == "__main__":
     main()
