@@ -144,6 +144,21 @@ class WorkersTest(JunctionTest):
         self.assertEqual(self.metric(j, "junction_work_cancelled_total"), 2)
         self.assertEqual(self.metric(j, "junction_work_completed_total"), 2)
 
+    def test_a_failed_start_drains_the_jobs_it_submitted(self):
+        j = self.server(plugins={"media-echo": {"sockets": 1}}, extra_plugin_confs={"worker-test": {"fail_start": True}},
+                        server={"media_loops": 1})
+        j.start()
+        status, body = j.request("POST", "/api/v1/plugins", {"name": "worker-test"})
+        self.assertEqual(status, 422, body)
+        self.assertIn("fail_start is set", body["error"])
+        j.wait_for_log(r"worker-test.*draining worker jobs: 0 cancelled, 1 to wait for")
+        # The slot (and its code) stays until the job is done; the server keeps answering.
+        self.assertEqual(j.cmd("media-echo", "stats")["loops"], 1)
+        self.assertEqual(self.stats(j)["started"], 1)
+        j.cmd("worker-test", "release")
+        j.wait_for_log(r"plugin worker-test: the worker jobs of its failed start are drained; slot released")
+        self.assertEqual(j.request("GET", "/api/v1/plugins/worker-test")[0], 404)
+
     def test_bad_workers_conf_is_refused_with_file_and_line(self):
         for key, value, want in (("threads", 0, r"'workers\.threads' must be between 1 and 1024"),
                                  ("max_queued", "many", r"'workers\.max_queued' must be an integer"),

@@ -642,11 +642,26 @@ std::string PluginHost::load(const PluginConf& conf) {
   }
   if (!error.empty()) {
     JN_LOG_ERR("plugin {}: {}", conf.name, error);
-    close_slot_resources(slot);
-    release_instance(std::move(slot.instance_));
-    services_.routes.remove_plugin(conf.name);
-    slots_.erase(conf.name);
-    std::erase(order_, conf.name);
+    std::string name = conf.name;
+    auto discard = [this, name] {
+      PluginSlot* s = find(name);
+      if (!s) return;
+      close_slot_resources(*s);
+      release_instance(std::move(s->instance_));
+      if (services_.workers) services_.workers->forget(s);
+      services_.routes.remove_plugin(name);
+      slots_.erase(name);
+      std::erase(order_, name);
+    };
+    // Jobs submitted before the failure keep the code mapped and the slot (stopping) until they
+    // are drained; the name stays taken meanwhile.
+    slot.stopping_ = true;
+    if (services_.workers && !services_.workers->drain(&slot, [discard, name] {
+          discard();
+          JN_LOG_INF("plugin {}: the worker jobs of its failed start are drained; slot released", name);
+        }))
+      return error;
+    discard();
     return error;
   }
   JN_LOG_INF("plugin {} {} loaded (build {}, ABI {}.{})", conf.name, slot.instance_->info->version ? slot.instance_->info->version : "?",

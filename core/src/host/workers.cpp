@@ -123,7 +123,7 @@ void WorkerPool::after_cb(uv_work_t* req, int status) {
   // The slot and its instance are alive: unload and reload wait for this (drain).
   auto call = [&] {
     PluginInstance* inst = slot->instance();
-    if (!inst) return;
+    if (!inst || !inst->self) return;  // a factory that failed after submitting: no instance to tell
     if (auto f = JN_HOOK(inst, on_work_done)) f(inst->self, h, job->cookie, st);
   };
   if (job->loop) {

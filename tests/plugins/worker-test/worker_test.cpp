@@ -8,6 +8,7 @@
 //   on_post submits them there (statuses then in "stats".media_submits).
 //   "release" opens the gate (blocked jobs return), "close" closes it again,
 //   "cancel" {"handle"} -> work_cancel's status, "stats" -> counts + every job's record.
+// Conf: fail_start = true makes start() submit one blocking job and fail (a failed load drains it).
 // State (hot reload): the counts only, saved after the core drained the jobs, so a reload that
 // waited shows the old instance's completions in the new one's counts.
 #include <junction/plugin.hpp>
@@ -42,7 +43,16 @@ struct Job {
 
 class WorkerTest : public junction::sdk::Plugin {
  public:
-  WorkerTest(Host h, const jn_create_args&) : Plugin(h) {}
+  WorkerTest(Host h, const jn_create_args&) : Plugin(h) { fail_start_ = h.config().value("fail_start", false); }
+
+  // fail_start = true: submits one blocking job, then fails, so the core must drain it.
+  jn_status start() override {
+    if (!fail_start_) return JN_OK;
+    std::lock_guard lk(mu_);
+    submit(1, true, 0, nullptr, nullptr);
+    host().set_error("fail_start is set (one blocking job submitted)");
+    return JN_ERR_STATE;
+  }
 
   static void run(void* arg) {
     auto* job = static_cast<Job*>(arg);
@@ -156,6 +166,7 @@ class WorkerTest : public junction::sdk::Plugin {
   std::mutex mu_;  // admin (control), on_post/on_work_done (media loop), run() (workers)
   std::condition_variable cv_;
   bool gate_open_ = false;
+  bool fail_start_ = false;
   std::map<uint64_t, Job> jobs_;
   uint64_t next_id_ = 1;
   uint64_t started_ = 0, accepted_ = 0, refused_ = 0, done_ok_ = 0, done_cancelled_ = 0, done_other_ = 0, unknown_ = 0,
