@@ -3,6 +3,7 @@ worker-test plugin (tests/plugins/worker-test): run() on a worker thread, on_wor
 on the loop that submitted (control loop and media loop 1), a bounded queue (JN_ERR_LIMIT,
 counted), cancel before start, and the reload/unload drain rule: queued jobs cancelled, running
 ones waited for -- without blocking the control loop -- before the old instance goes."""
+import http.client
 import re
 import threading
 
@@ -27,7 +28,7 @@ class WorkersTest(JunctionTest):
             if j.proc is not None and j.proc.poll() is None:
                 try:
                     j.request("POST", "/api/v1/plugins/worker-test/cmd/release", {})
-                except OSError:
+                except (OSError, http.client.HTTPException):
                     pass
         super().tearDown()
 
@@ -158,6 +159,24 @@ class WorkersTest(JunctionTest):
         j.cmd("worker-test", "release")
         j.wait_for_log(r"plugin worker-test: the worker jobs of its failed start are drained; slot released")
         self.assertEqual(j.request("GET", "/api/v1/plugins/worker-test")[0], 404)
+
+    def test_server_stop_during_an_unload_drain_waits_for_it(self):
+        j = self.start(threads=1)
+        self.block_workers(j, 1)
+        t = threading.Thread(target=lambda: j.request("POST", "/api/v1/plugins/worker-test/unload"))
+        t.start()
+        j.wait_for_log(r"worker-test.*draining worker jobs: 0 cancelled, 1 to wait for")
+        j.proc.terminate()
+        j.wait_for_log(r"stopping: draining plugins")
+        self.assertIsNone(j.proc.poll())  # still waiting for the job, not crashed
+        try:
+            j.request("POST", "/api/v1/plugins/worker-test/cmd/release", {})
+        except (OSError, http.client.HTTPException):
+            pass  # the job's end lets the server stop, possibly before this reply is written
+        t.join(30)
+        self.assertEqual(j.wait_exit(), 0)
+        j.proc = None
+        self.assertRegex(j.log(), r"plugin worker-test unloaded")
 
     def test_bad_workers_conf_is_refused_with_file_and_line(self):
         for key, value, want in (("threads", 0, r"'workers\.threads' must be between 1 and 1024"),

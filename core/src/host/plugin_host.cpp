@@ -652,6 +652,7 @@ std::string PluginHost::load(const PluginConf& conf) {
       services_.routes.remove_plugin(name);
       slots_.erase(name);
       std::erase(order_, name);
+      if (auto next = std::exchange(stop_all_waiting_, nullptr)) next();
     };
     // Jobs submitted before the failure keep the code mapped and the slot (stopping) until they
     // are drained; the name stays taken meanwhile.
@@ -898,6 +899,7 @@ void PluginHost::finish_unload(const std::string& name, std::function<void(std::
   std::erase(order_, name);
   JN_LOG_INF("plugin {} unloaded{}", name, unloaded ? "" : " (but its code is still mapped)");
   done({});
+  if (auto next = std::exchange(stop_all_waiting_, nullptr)) next();
 }
 
 void PluginHost::stop_all(std::function<void()> done) {
@@ -906,6 +908,12 @@ void PluginHost::stop_all(std::function<void()> done) {
     return;
   }
   std::string last = order_.back();
+  if (PluginSlot* s = find(last); s && s->stopping_) {
+    // Its unload is under way (draining worker jobs, or an asynchronous stop): continue when it
+    // is gone rather than asking again (which would answer "already being unloaded" at once).
+    stop_all_waiting_ = [this, done = std::move(done)]() mutable { stop_all(std::move(done)); };
+    return;
+  }
   unload(last, [this, done = std::move(done)](std::string) mutable { stop_all(std::move(done)); });
 }
 

@@ -271,6 +271,7 @@ class PluginHost {
   std::unique_ptr<char[]> read_scratch_;
   uint64_t stage_counter_ = 0;
   uint64_t unload_failures_ = 0;
+  std::function<void()> stop_all_waiting_;  // stop_all, waiting for an unload already under way
 };
 
 }  // namespace junction

@@ -48,8 +48,10 @@ class WorkerTest : public junction::sdk::Plugin {
   // fail_start = true: submits one blocking job, then fails, so the core must drain it.
   jn_status start() override {
     if (!fail_start_) return JN_OK;
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     submit(1, true, 0, nullptr, nullptr);
+    // Running, not queued, when the core sees the failure (a test plugin may block its hook).
+    if (jobs_.begin()->second.submit_status == JN_OK) cv_.wait(lk, [&] { return started_ >= 1; });
     host().set_error("fail_start is set (one blocking job submitted)");
     return JN_ERR_STATE;
   }
@@ -60,6 +62,7 @@ class WorkerTest : public junction::sdk::Plugin {
     std::unique_lock lk(self->mu_);
     job->run_tid = tid();
     ++self->started_;
+    self->cv_.notify_all();  // start() of a fail_start instance waits for this
     self->cv_.wait(lk, [&] { return !job->block || self->gate_open_; });
   }
 
