@@ -211,8 +211,10 @@ void AdminApi::handle(const HttpRequest& req) {
       return error(req.id, 400, std::string(e.what()) + " (the running instance is unchanged)");
     }
     slot->set_log_level(pc.log_level);
-    ReloadResult r = host.reload(name, &pc);
-    return reply(req.id, r.ok ? 200 : r.http_status, r.to_json(name));
+    uint64_t id = req.id;
+    // Asynchronous: a plugin with worker jobs in flight is reloaded once they are drained.
+    host.reload_async(name, &pc, [this, id, name](ReloadResult r) { reply(id, r.ok ? 200 : r.http_status, r.to_json(name)); });
+    return;
   }
   if (action == "unload" && parts.size() == 5) {
     if (m != "POST") return method_not_allowed();

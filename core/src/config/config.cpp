@@ -331,7 +331,7 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
   toml::table root = text ? parse_text(*text, path) : parse_file(path);
   const toml::table empty;
   {
-    Reader top{path, root, "", {"server", "admin", "limits", "plugins", "routes", "ports", "dns"}};
+    Reader top{path, root, "", {"server", "admin", "limits", "plugins", "routes", "ports", "dns", "workers"}};
     top.finish();
   }
   {
@@ -432,6 +432,12 @@ CoreConfig load_config_text(std::optional<std::string_view> text, const std::str
         c.dns_servers.push_back(e.value<std::string>().value());
       }
     }
+    r.finish();
+  }
+  {
+    Reader r{path, subtable(path, root, "workers", empty), "workers", {}};
+    r.u32("threads", c.workers_threads, 1, 1024);  // libuv's threadpool cap
+    r.u32("max_queued", c.workers_max_queued, 1, 1000000);
     r.finish();
   }
   check_listens_outside_ranges(listens, c.port_ranges);

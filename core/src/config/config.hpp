@@ -67,6 +67,10 @@ struct CoreConfig {
   std::vector<StaticRoute> routes;
   std::vector<PortRangeConf> port_ranges;  // [ports.NAME] min/max
   std::vector<std::string> dns_servers;    // [dns] servers: "ip[:port]"; empty = /etc/resolv.conf
+  // [workers]: the pool behind host->work_submit (libuv's threadpool: UV_THREADPOOL_SIZE is set
+  // from threads at start, so a change takes effect at the next restart).
+  uint32_t workers_threads = 4;
+  uint32_t workers_max_queued = 1024;  // jobs waiting for a thread; work_submit beyond: JN_ERR_LIMIT
 };
 
 // Throws ConfigError. Reads every enabled plugin's conf too, and checks listen addresses for

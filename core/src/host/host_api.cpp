@@ -3,6 +3,7 @@
 #include "host/media_loop.hpp"
 #include "host/plugin_host.hpp"
 #include "host/resources.hpp"
+#include "host/workers.hpp"
 #include "net/dns_resolver.hpp"
 #include "net/http_client.hpp"
 #include "routing/call_event_abi.hpp"
@@ -729,11 +730,26 @@ jn_status h_bus_unsubscribe_local(jn_host_ctx* ctx, jn_handle sub) {
   }
   return m->local_unsubscribe(s, s.host().services().bus, sub);
 }
-jn_status h_work_submit(jn_host_ctx*, const jn_work*, jn_handle* out) {
-  if (out) *out = 0;
-  return JN_ERR_UNSUPPORTED;  // TODO(workers helper): core/src/host/workers.cpp
+// [media] The worker pool (workers.cpp): on_work_done comes back on the loop calling here.
+jn_status h_work_submit(jn_host_ctx* ctx, const jn_work* work, jn_handle* out) {
+  return guarded(ctx, "work_submit", [&]() -> jn_status {
+    PluginSlot& s = S(ctx);
+    if (out) *out = JN_INVALID_HANDLE;
+    if (!work || !out || !JN_HAS_FIELD(work, jn_work, cookie) || !work->run) {
+      s.log(JN_LOG_WARN, "work_submit: no job, no run function or no handle to return (refused)");
+      return JN_ERR_INVALID;
+    }
+    WorkerPool* pool = s.host().services().workers;
+    if (!pool) return JN_ERR_UNSUPPORTED;
+    return pool->submit(s, MediaLoop::current(), *work, out);
+  });
 }
-jn_status h_work_cancel(jn_host_ctx*, jn_handle) { return JN_ERR_UNSUPPORTED; }
+jn_status h_work_cancel(jn_host_ctx* ctx, jn_handle work) {
+  PluginSlot& s = S(ctx);
+  WorkerPool* pool = s.host().services().workers;
+  if (!pool) return JN_ERR_UNSUPPORTED;
+  return pool->cancel(s, work);
+}
 
 jn_status h_library_pin(jn_host_ctx* ctx, jn_str soname, uint32_t* out_first) {
   return guarded(ctx, "library_pin", [&]() -> jn_status {

@@ -72,6 +72,7 @@ class MediaLoop {
   // The media loop whose thread is calling, or nullptr on any other thread.
   static MediaLoop* current();
   uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }  // loop thread
+  uv_loop_t* uv_loop() { return &loop_; }  // loop thread: the worker pool queues jobs on it (workers.cpp)
 
   // --- control thread --------------------------------------------------------------------
   void add_socket(UdpRes* r);     // r is bound and registered; the loop starts polling it

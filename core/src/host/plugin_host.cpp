@@ -3,6 +3,7 @@
 #include "bus/zero_copy_send.hpp"
 #include "host/media_loop.hpp"
 #include "host/resources.hpp"
+#include "host/workers.hpp"
 #include "routing/call_event_abi.hpp"
 #include "util/log.hpp"
 
@@ -641,11 +642,27 @@ std::string PluginHost::load(const PluginConf& conf) {
   }
   if (!error.empty()) {
     JN_LOG_ERR("plugin {}: {}", conf.name, error);
-    close_slot_resources(slot);
-    release_instance(std::move(slot.instance_));
-    services_.routes.remove_plugin(conf.name);
-    slots_.erase(conf.name);
-    std::erase(order_, conf.name);
+    std::string name = conf.name;
+    auto discard = [this, name] {
+      PluginSlot* s = find(name);
+      if (!s) return;
+      close_slot_resources(*s);
+      release_instance(std::move(s->instance_));
+      if (services_.workers) services_.workers->forget(s);
+      services_.routes.remove_plugin(name);
+      slots_.erase(name);
+      std::erase(order_, name);
+      if (auto next = std::exchange(stop_all_waiting_, nullptr)) next();
+    };
+    // Jobs submitted before the failure keep the code mapped and the slot (stopping) until they
+    // are drained; the name stays taken meanwhile.
+    slot.stopping_ = true;
+    if (services_.workers && !services_.workers->drain(&slot, [discard, name] {
+          discard();
+          JN_LOG_INF("plugin {}: the worker jobs of its failed start are drained; slot released", name);
+        }))
+      return error;
+    discard();
     return error;
   }
   JN_LOG_INF("plugin {} {} loaded (build {}, ABI {}.{})", conf.name, slot.instance_->info->version ? slot.instance_->info->version : "?",
@@ -666,6 +683,33 @@ ReloadResult PluginHost::reload(const std::string& name, const PluginConf* new_c
     res.error = "the plugin is being unloaded";
     return res;
   }
+  // Drain rule: no worker job of the slot may be in flight across the swap (run() is the old
+  // .so's code, on_work_done goes to the old instance). Submissions stay refused until the swap is
+  // over, so a media loop cannot start one meanwhile.
+  WorkerPool* workers = services_.workers;
+  if (workers && !workers->block_if_idle(slot)) {
+    res.http_status = 409;
+    res.error = fmt::format("{} worker job(s) in flight (a reload through the admin API waits for them)", workers->in_flight(slot));
+    return res;
+  }
+  res = reload_now(slot, name, new_conf);
+  if (workers) workers->unblock(slot);
+  return res;
+}
+
+void PluginHost::reload_async(const std::string& name, const PluginConf* new_conf, std::function<void(ReloadResult)> done) {
+  PluginSlot* slot = find(name);
+  WorkerPool* workers = services_.workers;
+  std::optional<PluginConf> conf;
+  if (new_conf) conf = *new_conf;
+  // The "drain work" step: cancel the queued jobs, wait (on the loop, not blocking it) for the
+  // running ones; the reload continues from the last on_work_done.
+  auto cont = [this, name, conf, done]() { done(reload(name, conf ? &*conf : nullptr)); };
+  if (!slot || slot->stopping_ || !workers || workers->drain(slot, cont)) cont();
+}
+
+ReloadResult PluginHost::reload_now(PluginSlot* slot, const std::string& name, const PluginConf* new_conf) {
+  ReloadResult res;
   PluginConf old_conf = slot->conf();
   if (new_conf) slot->set_conf(*new_conf);
   auto fail = [&](int status, std::string why) {
@@ -841,15 +885,21 @@ void PluginHost::finish_unload(const std::string& name, std::function<void(std::
     slot->stop_timer_ = nullptr;
   }
   slot->stop_continuation_ = nullptr;
+  // Drain work: the plugin's queued worker jobs are cancelled and its running ones waited for
+  // (without blocking the loop), each on_work_done delivered to this instance, before anything
+  // is closed or destroyed. finish_unload runs again from the last completion.
+  if (services_.workers && !services_.workers->drain(slot, [this, name, done] { finish_unload(name, done); })) return;
   // Close before destroy: the instance may not be called again, but its legs' peers hear END.
   assert(slot->held_.empty() && "events are held only inside a synchronous reload");
   close_slot_resources(*slot);
   bool unloaded = release_instance(std::move(slot->instance_));
+  if (services_.workers) services_.workers->forget(slot);
   services_.metrics.remove_matching(fmt::format("plugin=\"{}\"", name));
   slots_.erase(name);
   std::erase(order_, name);
   JN_LOG_INF("plugin {} unloaded{}", name, unloaded ? "" : " (but its code is still mapped)");
   done({});
+  if (auto next = std::exchange(stop_all_waiting_, nullptr)) next();
 }
 
 void PluginHost::stop_all(std::function<void()> done) {
@@ -858,6 +908,12 @@ void PluginHost::stop_all(std::function<void()> done) {
     return;
   }
   std::string last = order_.back();
+  if (PluginSlot* s = find(last); s && s->stopping_) {
+    // Its unload is under way (draining worker jobs, or an asynchronous stop): continue when it
+    // is gone rather than asking again (which would answer "already being unloaded" at once).
+    stop_all_waiting_ = [this, done = std::move(done)]() mutable { stop_all(std::move(done)); };
+    return;
+  }
   unload(last, [this, done = std::move(done)](std::string) mutable { stop_all(std::move(done)); });
 }
 

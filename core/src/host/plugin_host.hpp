@@ -41,6 +41,7 @@ class PluginSlot;
 
 // What the host needs from the rest of the core: passed in, never global.
 class MediaLoops;
+class WorkerPool;
 
 struct Services {
   uv_loop_t* loop;
@@ -56,6 +57,7 @@ struct Services {
   PortRanges* ports = nullptr;  // [ports.NAME]; may hold no range
   DnsResolver* dns = nullptr;    // the control loop's resolver ([dns] servers)
   HttpClient* http_client = nullptr;
+  WorkerPool* workers = nullptr;  // host->work_submit; nullptr: JN_ERR_UNSUPPORTED
 };
 
 // A core-owned resource named by a jn_handle. Closing is explicit: close() starts it, and the
@@ -209,7 +211,11 @@ class PluginHost {
   // Stop (async), close its resources, destroy, dlclose. done(error or "") when finished.
   void unload(const std::string& name, std::function<void(std::string)> done);
   // Swap in a freshly loaded copy, keeping every resource and the plugin's state.
+  // Refused (409) while the plugin has worker jobs in flight: use reload_async.
   ReloadResult reload(const std::string& name, const PluginConf* new_conf = nullptr);
+  // The same after draining the plugin's worker jobs (queued ones cancelled, running ones waited
+  // for, each on_work_done delivered to the old instance); done runs now when nothing is in flight.
+  void reload_async(const std::string& name, const PluginConf* new_conf, std::function<void(ReloadResult)> done);
   // Stop every plugin (reverse load order), then call done.
   void stop_all(std::function<void()> done);
 
@@ -254,6 +260,7 @@ class PluginHost {
   bool release_instance(std::unique_ptr<PluginInstance> inst);  // destroy + dlclose + verify
   void close_slot_resources(PluginSlot& slot);
   void finish_unload(const std::string& name, std::function<void(std::string)> done);
+  ReloadResult reload_now(PluginSlot* slot, const std::string& name, const PluginConf* new_conf);
 
   Services& services_;
   CoreConfig core_conf_;
@@ -264,6 +271,7 @@ class PluginHost {
   std::unique_ptr<char[]> read_scratch_;
   uint64_t stage_counter_ = 0;
   uint64_t unload_failures_ = 0;
+  std::function<void()> stop_all_waiting_;  // stop_all, waiting for an unload already under way
 };
 
 }  // namespace junction

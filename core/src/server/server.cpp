@@ -84,8 +84,11 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
   dns_opts.servers = conf_.dns_servers;
   dns_ = std::make_unique<DnsResolver>(&loop_, dns_opts);
   http_client_ = std::make_unique<HttpClient>(&loop_, *dns_);
+  // libuv reads UV_THREADPOOL_SIZE at its pool's first use, which is the first work_submit.
+  WorkerPool::set_threadpool_size(conf_.workers_threads);
+  workers_ = std::make_unique<WorkerPool>(&loop_, conf_.workers_max_queued, metrics_);
   services_.reset(new Services{&loop_, metrics_, *store_, *pool_, *bus_, routes_, *calls_, *http_, conf_.state_dir, media_.get(),
-                               ports_.get(), dns_.get(), http_client_.get()});
+                               ports_.get(), dns_.get(), http_client_.get(), workers_.get()});
   host_ = std::make_unique<PluginHost>(*services_, conf_);
   call_endpoints_.attach(host_.get());
   admin_ = std::make_unique<AdminApi>(*this);
@@ -165,6 +168,8 @@ Server::~Server() {
   services_.reset();
   http_client_.reset();  // both stopped in stop()
   dns_.reset();
+  if (workers_ && workers_->close()) uv_run(&loop_, UV_RUN_NOWAIT);  // its close callback (no stop())
+  workers_.reset();
   http_.reset();
   calls_.reset();
   call_timers_.reset();
@@ -260,6 +265,7 @@ void Server::stop() {
   JN_LOG_INF("stopping: draining plugins");
   host_->stop_all([this] {
     media_->stop();  // every plugin (and so every media socket) is gone
+    workers_->close();  // every plugin drained its jobs at unload
     admin_->stop();
     // The client before the resolver it asks; both after every plugin (nothing is outstanding).
     http_client_->stop([this] { dns_->stop([] {}); });
@@ -304,6 +310,12 @@ std::string Server::reload_config() {
       if (!why.empty()) problems.push_back(pc.name + ": " + why);
     } else if (slot->conf().text_hash != pc.text_hash) {
       slot->set_log_level(pc.log_level);
+      if (workers_->in_flight(slot)) {  // the reload waits for its worker jobs; the outcome is logged
+        host_->reload_async(pc.name, &pc, [name = pc.name](ReloadResult r) {
+          if (!r.ok) JN_LOG_ERR("SIGHUP: reload of {} failed: {}", name, r.error);
+        });
+        continue;
+      }
       ReloadResult r = host_->reload(pc.name, &pc);
       if (!r.ok) problems.push_back(pc.name + ": " + r.error);
     }

@@ -6,6 +6,7 @@
 #include "host/port_ranges.hpp"
 #include "net/dns_resolver.hpp"
 #include "net/http_client.hpp"
+#include "host/workers.hpp"
 
 #include "bus/buffer_pool.hpp"
 #include "bus/packet_bus.hpp"
@@ -104,6 +105,7 @@ class Server {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<DnsResolver> dns_;
   std::unique_ptr<HttpClient> http_client_;
+  std::unique_ptr<WorkerPool> workers_;  // outlives the host: its jobs' completions name slots
   std::unique_ptr<Services> services_;
   std::unique_ptr<PluginHost> host_;
   std::unique_ptr<AdminApi> admin_;
