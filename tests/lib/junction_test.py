@@ -33,10 +33,17 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 FREE_PORT_BAND = (24000, 32000)
 
 
+_HANDED_OUT = set()  # ports this test process was given: two calls never get the same one
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port free now on 127.0.0.1 and 0.0.0.0 for both TCP and UDP, from FREE_PORT_BAND."""
+    """A port free now on 127.0.0.1 and 0.0.0.0 for both TCP and UDP, from FREE_PORT_BAND, and
+    never one handed out before in this process (a test that asks for two ports before binding
+    either must not get the same one twice)."""
     for _ in range(1000):
         port = random.randrange(*FREE_PORT_BAND)
+        if port in _HANDED_OUT:
+            continue
         socks = []
         try:
             for k in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
@@ -46,6 +53,7 @@ def free_port(kind=socket.SOCK_STREAM):
                     t.bind((host, port))
                     if host == "127.0.0.1":
                         t.close()  # 0.0.0.0 and 127.0.0.1 on the same port conflict: check one at a time
+            _HANDED_OUT.add(port)
             return port
         except OSError:
             continue
