@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package the build and the tests need. Idempotent: a second run
+# Installs every Debian 12 package the build and the tests need (plus any given as arguments). Idempotent: a second run
 # installs nothing and takes a second.
 set -euo pipefail
 PKGS=(
@@ -10,6 +10,7 @@ PKGS=(
   sip-tester kamailio rtpengine-daemon iproute2 liburing-dev openssl
   ffmpeg
 )
+PKGS+=("$@")  # extra packages a caller needs too (scripts/setup-bench.sh)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -147,7 +147,7 @@ class TlsTcpTest(JunctionTest):
         stats = self.j.cmd("io-echo", "stats")
         self.assertEqual((stats["tcp_conns"], stats["closed"]), (0, 1), stats)
 
-    def tls_server(self, ready, result):
+    def tls_server(self, ready, result, ready_event):
         srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         srv.load_cert_chain(os.path.join(self.pki, "server.pem"), os.path.join(self.pki, "server.key"))
         lsock = socket.socket()
@@ -155,6 +155,7 @@ class TlsTcpTest(JunctionTest):
         lsock.listen(1)
         lsock.settimeout(15)
         ready.append(lsock.getsockname()[1])
+        ready_event.set()
         try:
             conn, _ = lsock.accept()
             with srv.wrap_socket(conn, server_side=True) as s:
@@ -168,22 +169,20 @@ class TlsTcpTest(JunctionTest):
 
     def test_outgoing_tls_connection_verifies_the_server(self):
         import threading
-        ready, result = [], []
-        t = threading.Thread(target=self.tls_server, args=(ready, result))
+        ready, result, bound = [], [], threading.Event()
+        t = threading.Thread(target=self.tls_server, args=(ready, result, bound))
         t.start()
-        while not ready:
-            t.join(0.01)
+        self.assertTrue(bound.wait(15), "the test's TLS server did not bind")
         r = self.j.cmd("io-echo", "connect", {"addr": f"127.0.0.1:{ready[0]}", "tls": True,
                                                "ca_file": os.path.join(self.pki, "ca.pem")})
         self.assertEqual(r["status"], 0, r)
         t.join(20)
         self.assertEqual(result, ["hello-from-plugin"])  # sent after CONNECTED, i.e. after the handshake
         # A server signed by a CA the connection does not trust: refused, the reason logged.
-        ready2, result2 = [], []
-        t2 = threading.Thread(target=self.tls_server, args=(ready2, result2))
+        ready2, result2, bound2 = [], [], threading.Event()
+        t2 = threading.Thread(target=self.tls_server, args=(ready2, result2, bound2))
         t2.start()
-        while not ready2:
-            t2.join(0.01)
+        self.assertTrue(bound2.wait(15), "the test's TLS server did not bind")
         r = self.j.cmd("io-echo", "connect", {"addr": f"127.0.0.1:{ready2[0]}", "tls": True,
                                                "ca_file": os.path.join(self.pki, "other-ca.pem")})
         self.assertEqual(r["status"], 0, r)
