@@ -5,9 +5,7 @@
 #include "util/log.hpp"
 
 #include <arpa/inet.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cassert>
@@ -73,14 +71,6 @@ std::string url_for_log(std::string_view url) {
   return printable(url);
 }
 
-std::string openssl_error() {
-  unsigned long e = ERR_get_error();
-  if (!e) return "unknown error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
 
 }  // namespace
 
@@ -112,15 +102,9 @@ struct HttpClient::Conn {
   uv_tcp_t tcp{};
   uv_connect_t connect{};
   std::string peer;
-  SSL* ssl = nullptr;
-  BIO* rbio = nullptr;  // owned by ssl
-  BIO* wbio = nullptr;
-  bool handshake_done = false;
+  std::unique_ptr<TlsSession> tls;  // https only
   std::unique_ptr<HttpResponseParser> parser;
   char buf[16384];
-  ~Conn() {
-    if (ssl) SSL_free(ssl);
-  }
 };
 
 struct HttpClient::Write {
@@ -430,13 +414,13 @@ void HttpClient::send_request(Conn& c) {
     s += "Content-Length: " + std::to_string(q.body.size()) + "\r\n";
   s += "Connection: close\r\n\r\n";
   s += q.body;
-  if (!c.ssl) {
+  if (!c.tls) {
     write(c, std::move(s));
     return;
   }
-  ERR_clear_error();
-  if (SSL_write(c.ssl, s.data(), static_cast<int>(s.size())) <= 0) {
-    tls_fail(c, "write");
+  // Before the handshake completes the session queues it, and sends it once it does.
+  if (!c.tls->write(s)) {
+    tls_fail(c);
     return;
   }
   tls_flush(c);
@@ -480,20 +464,30 @@ void HttpClient::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 void HttpClient::on_data(Conn& c, const char* data, size_t len) {
-  if (!c.ssl) {
+  if (!c.tls) {
     parsed(c, c.parser->feed({data, len}));
     return;
   }
-  BIO_write(c.rbio, data, static_cast<int>(len));  // a memory BIO takes it all
-  if (!c.handshake_done) {
-    tls_handshake(c);
-  } else {
-    tls_read(c);
+  auto res = HttpResponseParser::Result::kNeedMore;
+  TlsSession::Status st = c.tls->feed(data, len, [&](const char* plain, size_t n) {
+    res = c.parser->feed({plain, n});
+    return res == HttpResponseParser::Result::kNeedMore;
+  });
+  if (st == TlsSession::Status::kError) {
+    tls_fail(c);
+    return;
+  }
+  tls_flush(c);  // handshake flights, the queued request, key update answers
+  if (!c.req) return;
+  if (res != HttpResponseParser::Result::kNeedMore) {
+    parsed(c, res);
+  } else if (st == TlsSession::Status::kClosed) {  // close_notify
+    parsed(c, c.parser->finish());
   }
 }
 
 void HttpClient::on_eof(Conn& c) {
-  if (c.ssl && !c.handshake_done) {
+  if (c.tls && !c.tls->connected()) {
     fail(*c.req, fmt::format("TLS: {} closed the connection during the handshake", c.peer));
     return;
   }
@@ -572,109 +566,30 @@ void HttpClient::parsed(Conn& c, HttpResponseParser::Result res) {
   if (!start_hop(r, &err)) fail(r, err);
 }
 
-// ---- TLS over memory BIOs -----------------------------------------------------------------
+// ---- TLS (the core's TlsSession over memory BIOs) -------------------------------------------
 
 void HttpClient::tls_start(Conn& c) {
   Req& r = *c.req;
-  ERR_clear_error();
-  c.ssl = SSL_new(r.ctx);
-  if (!c.ssl) {
-    fail(r, "TLS: " + openssl_error());
+  // Verifies the server against r.url.host: a DNS name by SNI + host check, an IP literal
+  // against the certificate's IP SANs.
+  c.tls = std::make_unique<TlsSession>(r.ctx, TlsSession::Role::kClient, r.url.host);
+  std::string err;
+  if (!c.tls->start(&err)) {
+    fail(r, err);
     return;
   }
-  c.rbio = BIO_new(BIO_s_mem());
-  c.wbio = BIO_new(BIO_s_mem());
-  SSL_set_bio(c.ssl, c.rbio, c.wbio);
-  SSL_set_connect_state(c.ssl);
-  X509_VERIFY_PARAM* param = SSL_get0_param(c.ssl);
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  int ok;
-  if (r.url.host_is_ip) {
-    ok = X509_VERIFY_PARAM_set1_ip_asc(param, r.url.host.c_str());  // no SNI for an address
-  } else {
-    ok = X509_VERIFY_PARAM_set1_host(param, r.url.host.c_str(), 0) &&
-         SSL_set_tlsext_host_name(c.ssl, r.url.host.c_str());
-  }
-  if (ok != 1) {
-    fail(r, "TLS: cannot set the expected host name: " + openssl_error());
-    return;
-  }
-  SSL_set_verify(c.ssl, SSL_VERIFY_PEER, nullptr);
-  tls_handshake(c);
-}
-
-void HttpClient::tls_handshake(Conn& c) {
-  ERR_clear_error();
-  int rc = SSL_do_handshake(c.ssl);
-  if (rc == 1) {
-    c.handshake_done = true;
-    tls_flush(c);
-    if (!c.req) return;
-    send_request(c);
-    if (!c.req) return;
-    tls_read(c);  // application data that came with the last handshake flight
-    return;
-  }
-  int e = SSL_get_error(c.ssl, rc);
-  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-    tls_flush(c);
-    return;
-  }
-  tls_fail(c, "handshake");
-}
-
-void HttpClient::tls_read(Conn& c) {
-  char plain[16384];
-  for (;;) {
-    ERR_clear_error();
-    int n = SSL_read(c.ssl, plain, sizeof plain);
-    if (n > 0) {
-      auto res = c.parser->feed({plain, static_cast<size_t>(n)});
-      if (res != HttpResponseParser::Result::kNeedMore) {
-        parsed(c, res);
-        return;
-      }
-      continue;
-    }
-    int e = SSL_get_error(c.ssl, n);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-      tls_flush(c);  // e.g. a key update answer
-      return;
-    }
-    if (e == SSL_ERROR_ZERO_RETURN) {  // close_notify
-      parsed(c, c.parser->finish());
-      return;
-    }
-    tls_fail(c, "read");
-    return;
-  }
+  send_request(c);  // queued by the session until the handshake completes
 }
 
 void HttpClient::tls_flush(Conn& c) {
-  while (c.req) {
-    size_t pending = BIO_ctrl_pending(c.wbio);
-    if (pending == 0) return;
-    std::string out(pending, '\0');
-    int n = BIO_read(c.wbio, out.data(), static_cast<int>(pending));
-    if (n <= 0) return;
-    out.resize(static_cast<size_t>(n));
-    write(c, std::move(out));
-  }
+  std::string out;
+  if (c.req && c.tls->take_output(out)) write(c, std::move(out));
 }
 
-void HttpClient::tls_fail(Conn& c, const char* what) {
+void HttpClient::tls_fail(Conn& c) {
   tls_flush(c);  // an alert for the peer, if any
   if (!c.req) return;
-  Req& r = *c.req;
-  long v = SSL_get_verify_result(c.ssl);
-  if (v != X509_V_OK) {
-    fail(r, fmt::format("TLS: certificate verification failed for {}: {}", r.url.host,
-                        X509_verify_cert_error_string(v)));
-    return;
-  }
-  unsigned long e = ERR_peek_error();
-  fail(r, fmt::format("TLS {} with {} failed: {}", what, c.peer,
-                      e ? openssl_error() : std::string("connection error or protocol violation")));
+  fail(*c.req, fmt::format("{} (peer {})", c.tls->error(), c.peer));
 }
 
 // ---- completion ---------------------------------------------------------------------------

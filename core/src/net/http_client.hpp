@@ -99,10 +99,8 @@ class HttpClient {
   void on_data(Conn& c, const char* data, size_t len);
   void on_eof(Conn& c);
   void tls_start(Conn& c);
-  void tls_handshake(Conn& c);
-  void tls_read(Conn& c);
   void tls_flush(Conn& c);
-  void tls_fail(Conn& c, const char* what);
+  void tls_fail(Conn& c);
   void parsed(Conn& c, HttpResponseParser::Result res);
   void write(Conn& c, std::string data);
   void detach(Req& r);  // closes its connection, cancels its DNS query
