@@ -7,9 +7,6 @@
 
 #include <algorithm>
 #include <cstring>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace junction::media {
 
@@ -24,45 +21,6 @@ bool read_ts(const uint8_t* p, uint64_t* out) {
   *out = (static_cast<uint64_t>((p[0] >> 1) & 7) << 30) | (static_cast<uint64_t>(rd16(p + 1) >> 1) << 15) |
          (rd16(p + 3) >> 1);
   return true;
-}
-
-// annexb::find_start_code's contract (a 4-byte code reported at its first zero when that zero is
-// at or after `from`), 16 bytes at a time where SSE2 is there: the scan of every video byte is
-// most of the demuxer's cost, and compressed video has almost no 00 00 pairs (emulation
-// prevention leaves them to start codes and 00 00 03).
-size_t find_sc(const uint8_t* p, size_t size, size_t from, size_t* cl) {
-  size_t i = from;
-  auto found = [&](size_t j) {
-    if (j > from && p[j - 1] == 0) {
-      *cl = 4;
-      return j - 1;
-    }
-    *cl = 3;
-    return j;
-  };
-#if defined(__SSE2__)
-  const __m128i zero = _mm_setzero_si128();
-  while (i + 18 <= size) {
-    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
-    auto pairs = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, zero), _mm_cmpeq_epi8(b, zero))));
-    while (pairs) {  // each bit: p[j] == p[j + 1] == 0
-      size_t j = i + static_cast<size_t>(__builtin_ctz(pairs));
-      if (p[j + 2] == 1) return found(j);
-      pairs &= pairs - 1;
-    }
-    i += 16;
-  }
-#endif
-  for (; i + 3 <= size; ++i) {
-    if (p[i + 2] > 1) {
-      i += 2;
-      continue;
-    }
-    if (p[i] == 0 && p[i + 1] == 0 && p[i + 2] == 1) return found(i);
-  }
-  *cl = 0;
-  return size;
 }
 
 constexpr uint32_t kAacRates[16] = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050,
@@ -550,7 +508,7 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
     const uint8_t* p = v.es.data();
     size_t len = v.es.size();
     size_t cl = 0;
-    size_t sc = find_sc(p, len, v.scan, &cl);
+    size_t sc = annexb::find_start_code(p, len, v.scan, &cl);
     if (sc >= len) {
       // Keep the last two bytes: a start code may straddle the next chunk.
       if (len >= 2 && v.scan < len - 2) v.scan = len - 2;
@@ -678,13 +636,13 @@ void PsDemuxer::emit_video(Sink& sink, size_t end) {
     static constexpr uint8_t kCode[4] = {0, 0, 0, 1};
     v.params.clear();
     size_t cl = 0;
-    size_t pos = find_sc(p, end, 0, &cl);
+    size_t pos = annexb::find_start_code(p, end, 0, &cl);
     while (pos < end && pos + cl < end) {
       size_t nal = pos + cl;
       uint8_t t = h265 ? annexb::h265::type(p[nal]) : annexb::h264::type(p[nal]);
       if (h265 ? annexb::h265::is_vcl(t) : annexb::h264::is_vcl(t)) break;
       size_t ncl = 0;
-      size_t next = find_sc(p, end, nal, &ncl);
+      size_t next = annexb::find_start_code(p, end, nal, &ncl);
       if (h265 ? annexb::h265::is_parameter_set(t) : annexb::h264::is_parameter_set(t)) {
         if (v.params.size() + 4 + (next - nal) > kMaxParamBytes) {
           v.params.clear();
@@ -706,7 +664,7 @@ void PsDemuxer::emit_video(Sink& sink, size_t end) {
     size_t pos = 0;
     for (;;) {
       size_t cl = 0;
-      size_t sc = find_sc(p, end, pos, &cl);
+      size_t sc = annexb::find_start_code(p, end, pos, &cl);
       v.out.insert(v.out.end(), p + pos, p + sc);
       if (sc >= end) break;
       static constexpr uint8_t kCode[4] = {0, 0, 0, 1};
