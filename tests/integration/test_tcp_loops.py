@@ -176,6 +176,26 @@ class TcpLoopsTest(JunctionTest):
         self.assertEqual([l["tcp_bad_streams"] for l in loops], [2, 0])
         self.assertEqual([l["tcp_conns"] for l in loops], [2, 1])
 
+    def test_a_peer_that_does_not_read_is_bounded(self):
+        """Echoes to a peer that reads nothing queue up to 8 MiB on the loop, then tcp_send refuses
+        with JN_ERR_LIMIT (counted); the connection and the loop's others carry on."""
+        j = self.start()
+        slow, other = self.client(self.l16_port), self.client(self.l16_port)
+        n = 20000  # 28 MB of echoes: more than the kernel's buffers and the 8 MiB queue together
+        slow.sendall(len16(b"y" * 1400) * n)
+        wait_until(lambda: (lambda st: st["echoed"] + st["send_failed"] == n)(self.stats(j)), timeout=30,
+                   what=f"all {n} frames handled")
+        st = self.stats(j)
+        self.assertGreater(st["send_failed"], 0)
+        self.assertEqual(st["last_send_status"], -9)  # JN_ERR_LIMIT
+        self.assertEqual(self.media(j)[0]["tcp_tx_refused"], st["send_failed"])
+        other.sendall(len16(b"unaffected"))
+        self.assertEqual(recv_frame(other), b"unaffected")
+        for _ in range(st["echoed"]):  # every accepted echo arrives whole
+            self.assertEqual(recv_frame(slow), b"y" * 1400)
+        slow.sendall(len16(b"marker"))
+        self.assertEqual(recv_frame(slow), b"marker")
+
     def test_hot_reload_mid_stream_loses_no_frame(self):
         j = self.start()
         a = self.client(self.l16_port)

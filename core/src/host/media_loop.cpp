@@ -547,18 +547,23 @@ void MediaLoop::on_inbox(uv_async_t* a) {
 
 void MediaLoop::drain_inbox(bool inside_plugin) {
   bool stop = false;
+  // The batch is a local: a hook run from it (on_post, ACCEPTED) may look up a socket that is not
+  // polled yet, which drains the inbox again (inside_plugin) while this batch is being walked.
+  // It borrows scratch_'s capacity and gives it back, so no allocation per wake.
+  std::vector<Command> batch = std::move(scratch_);
+  batch.clear();
   {
     std::lock_guard<std::mutex> g(inbox_mu_);
-    scratch_.swap(inbox_);
+    batch.swap(inbox_);
     stop = stopping_;
-    for (const Command& c : scratch_) {
+    for (const Command& c : batch) {
       if (c.kind == Command::Post) --posts_queued_;
       if (c.kind == Command::TcpSend) tcp_control_bytes_ -= c.data.size();
     }
   }
   bool replay = false, reap = false;
   std::vector<Command> later;  // posts and reaps wait while a plugin's hook is on the stack
-  for (Command& c : scratch_) {
+  for (Command& c : batch) {
     // A TCP command may emit an event (ACCEPTED, CONNECTED): never from inside another hook.
     if (inside_plugin && c.is_tcp()) {
       later.push_back(std::move(c));
@@ -613,7 +618,8 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
       case Command::Replay: replay = true; break;
     }
   }
-  scratch_.clear();
+  batch.clear();
+  if (scratch_.capacity() < batch.capacity()) scratch_.swap(batch);
   if (inside_plugin) {
     // Called from udp_send inside a plugin's on_udp: no nested replay, post (nor stop) from here.
     if (replay) later.push_back({Command::Replay, nullptr});
