@@ -722,7 +722,7 @@ bool valid_tcp_options(const jn_tcp_options* o, jn_tcp_options& out) {
   out.delimiter = o->delimiter;
   out.max_frame = o->max_frame ? o->max_frame : 65536;
   if (JN_HAS_FIELD(o, jn_tcp_options, idle_timeout_ms)) out.idle_timeout_ms = o->idle_timeout_ms;
-  if (JN_HAS_FIELD(o, jn_tcp_options, loop)) out.loop = o->loop;  // 2.1: a media loop (see media_of)
+  if (JN_HAS_FIELD(o, jn_tcp_options, loop)) out.loop = o->loop;  // 2.1: a media loop (see new_tcp)
   if (JN_HAS_FIELD(o, jn_tcp_options, tls)) out.tls = o->tls ? 1 : 0;  // its files: read_tls_options
   if (out.framing > JN_FRAME_SIP) return false;
   if (out.framing == JN_FRAME_LEN16 && out.max_frame > 65535) out.max_frame = 65535;
