@@ -13,7 +13,7 @@ case "$kind" in
   # Only what the threaded tests need (scripts/test.sh runs those on it): the server, the plugins
   # and tools they load, the bus unit test. Half the build of everything.
   tsan) dir=build-tsan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DJN_TSAN=ON -DJN_BENCH=OFF)
-        target=(--target junction rtp-relay media-echo worker-test call-peer-a call-peer-b udp-counter rtp_relay_srtp_tool test_bus) ;;
+        target=(--target junction rtp-relay media-echo worker-test tcp-loop-echo call-peer-a call-peer-b udp-counter rtp_relay_srtp_tool test_bus) ;;
   # Debug keeps asserts; JN_FUZZ adds -O1 and line tables. Only the fuzz_all target is built.
   fuzz) dir=build-fuzz; target=(--target fuzz_all)
         flags=(-DCMAKE_BUILD_TYPE=Debug -DJN_FUZZ=ON -DJN_BENCH=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++) ;;

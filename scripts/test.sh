@@ -24,5 +24,5 @@ if [ "${JN_TEST_SKIP_ASAN:-0}" != 1 ]; then
   scripts/build.sh tsan
   export TSAN_OPTIONS="halt_on_error=0:report_signal_unsafe=0"
   (cd build-tsan && ctest --output-on-failure -j "$jobs" --timeout 1200 \
-     -R 'test_media_loops|test_loop_services|test_workers|rtp-relay\.test_(reload|ng|anchor|kamailio)|unit\.test_bus')
+     -R 'test_media_loops|test_loop_services|test_workers|test_tcp_loops|rtp-relay\.test_(reload|ng|anchor|kamailio)|unit\.test_bus')
 fi

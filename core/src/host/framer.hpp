@@ -4,7 +4,8 @@
 //   DELIM  frames end with a delimiter byte; an oversized frame is reported once and skipped
 //          up to the next delimiter (the stream resynchronises there);
 //   LEN16  RFC 4571: a 2-byte big-endian length before each frame; an oversized frame is
-//          reported and its bytes skipped (the length keeps the stream in sync).
+//          reported and its bytes skipped (the length keeps the stream in sync). A frame that
+//          lies wholly inside one fed chunk is passed on as a view of that chunk (no copy).
 //   SIP    RFC 3261 section 18.3: a message is its header block up to the first empty line plus
 //          Content-Length body bytes (compact form "l" too; absent = 0). CRLFCRLF between messages
 //          is an RFC 5626 keepalive ping, delivered as the 4-byte frame "\r\n\r\n" (the plugin
@@ -221,35 +222,58 @@ void StreamFramer::feed(const char* data, size_t n, OnFrame&& on_frame, OnOversi
     feed_sip(data, n, on_frame, on_oversize);
     return;
   }
-  // LEN16
-  rx_.append(data, n);
+  // LEN16. A frame wholly inside `data` is handed out as a view of it (no copy: a media loop
+  // copies it once, into its pool buffer); only a frame split across reads is reassembled in
+  // rx_, from just the bytes it lacks.
   size_t pos = 0;
   for (;;) {
     if (skip_left_) {
-      size_t k = std::min(skip_left_, rx_.size() - pos);
+      size_t k = std::min(skip_left_, n - pos);
       pos += k;
       skip_left_ -= k;
-      if (skip_left_) break;
+      if (skip_left_) return;
     }
-    if (rx_.size() - pos < 2) break;
-    size_t len = (static_cast<uint8_t>(rx_[pos]) << 8) | static_cast<uint8_t>(rx_[pos + 1]);
+    if (!rx_.empty()) {  // a header or frame begun in an earlier read
+      if (rx_.size() < 2) {
+        size_t k = std::min<size_t>(2 - rx_.size(), n - pos);
+        rx_.append(data + pos, k);
+        pos += k;
+        if (rx_.size() < 2) return;
+      }
+      size_t len = (static_cast<uint8_t>(rx_[0]) << 8) | static_cast<uint8_t>(rx_[1]);
+      if (len > max_frame_) {
+        rx_.clear();
+        skip_left_ = len;
+        if (!on_oversize(len)) return;
+        continue;
+      }
+      size_t k = std::min(2 + len - rx_.size(), n - pos);
+      rx_.append(data + pos, k);
+      pos += k;
+      if (rx_.size() < 2 + len) return;
+      bool go = on_frame(std::string_view(rx_.data() + 2, len));
+      rx_.clear();
+      if (!go) return;
+      continue;
+    }
+    if (n - pos < 2) {
+      rx_.append(data + pos, n - pos);
+      return;
+    }
+    size_t len = (static_cast<uint8_t>(data[pos]) << 8) | static_cast<uint8_t>(data[pos + 1]);
     if (len > max_frame_) {
       pos += 2;
       skip_left_ = len;
-      if (!on_oversize(len)) {
-        rx_.clear();
-        return;
-      }
+      if (!on_oversize(len)) return;
       continue;
     }
-    if (rx_.size() - pos < 2 + len) break;
-    if (!on_frame(std::string_view(rx_.data() + pos + 2, len))) {
-      rx_.clear();
+    if (n - pos - 2 < len) {
+      rx_.append(data + pos, n - pos);
       return;
     }
+    if (!on_frame(std::string_view(data + pos + 2, len))) return;
     pos += 2 + len;
   }
-  rx_.erase(0, pos);
 }
 
 inline bool StreamFramer::encode(std::string_view frame, std::string& out) const {

@@ -124,13 +124,8 @@ jn_status h_tcp_connect(jn_host_ctx* ctx, jn_str addr, const jn_tcp_options* o, 
 jn_status h_tcp_send(jn_host_ctx* ctx, jn_handle conn, const uint8_t* data, size_t len) {
   return guarded(ctx, "tcp_send", [&] { return tcp_send(S(ctx), conn, data, len); });
 }
-jn_status h_tcp_set_cookie(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie) {
-  PluginSlot& s = S(ctx);
-  Resource* r = s.host().resource(conn, Resource::Kind::TcpConn, &s);
-  if (!r) return JN_ERR_NOT_FOUND;
-  r->cookie = cookie;
-  return JN_OK;
-}
+// [media] on a media loop's connection from its loop (and from the control loop): resources.cpp.
+jn_status h_tcp_set_cookie(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie) { return tcp_set_cookie(S(ctx), conn, cookie); }
 jn_status h_tcp_close(jn_host_ctx* ctx, jn_handle h) { return tcp_close(S(ctx), h); }
 
 // --- HTTP / WebSocket -------------------------------------------------------------------------
@@ -814,9 +809,9 @@ const jn_host_api kHostApi = {
     .udp_close = CTL(h_udp_close, "udp_close"),
     .tcp_listen = CTL(h_tcp_listen, "tcp_listen"),
     .tcp_connect = CTL(h_tcp_connect, "tcp_connect"),
-    .tcp_send = CTL(h_tcp_send, "tcp_send"),
-    .tcp_set_cookie = CTL(h_tcp_set_cookie, "tcp_set_cookie"),
-    .tcp_close = CTL(h_tcp_close, "tcp_close"),
+    .tcp_send = h_tcp_send,             // [media]: a loop's own connections (resources.cpp)
+    .tcp_set_cookie = h_tcp_set_cookie,
+    .tcp_close = h_tcp_close,
     .http_listen = CTL(h_http_listen, "http_listen"),
     .http_respond = CTL(h_http_respond, "http_respond"),
     .ws_send = CTL(h_ws_send, "ws_send"),

@@ -22,13 +22,14 @@ thread_local MediaLoop* t_current = nullptr;
 }  // namespace
 
 MediaLoop::MediaLoop(uint32_t index, int cpu, BufferPoolConfig pool_conf)
-    : index_(index), cpu_(cpu), pool_(std::make_unique<BufferPool>(pool_conf)) {}
+    : index_(index), cpu_(cpu), pool_(std::make_unique<BufferPool>(pool_conf)), read_scratch_(new char[kReadScratch]) {}
 
 MediaLoop::~MediaLoop() {
   assert(!thread_.joinable() && "media loop destroyed while running");
   assert(sockets_.empty() && "media loop destroyed with sockets");
   assert(held_.empty());
   assert(timers_live_ == 0 && "media loop destroyed with timers");
+  assert(tcp_.empty() && "media loop destroyed with TCP connections");
 }
 
 MediaLoop* MediaLoop::current() { return t_current; }
@@ -113,7 +114,11 @@ void MediaLoop::stop() {
   // Hand-offs the control loop never drained (stop races a last packet): release them.
   std::vector<Handoff> left;
   take_handoffs(left);
-  for (auto& h : left) BufferPool::unref(h.buf);
+  for (auto& h : left)
+    if (h.buf) BufferPool::unref(h.buf);
+  // Connections freed during the last turns: their proxies went with their plugins' unload.
+  std::vector<TcpRelease> released;
+  take_tcp_releases(released);
   pool_->adopt_current_thread();  // the pool is destroyed on this thread
 }
 
@@ -203,6 +208,111 @@ jn_status MediaLoop::post(PluginSlot* slot, uint64_t cookie) {
   }
   signal();
   return JN_OK;
+}
+
+// --- TCP connections (control thread side) ------------------------------------------------------
+void MediaLoop::tcp_add(TcpRes* c) {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    Command cmd{Command::TcpStart};
+    cmd.tcp = c;
+    cmd.handle = tcp_loop_handle(c);
+    inbox_.push_back(std::move(cmd));
+  }
+  signal();
+}
+
+jn_status MediaLoop::tcp_send_control(jn_handle h, std::string framed) {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    // Bounded like a connection's own queue: a control loop writing faster than the loop drains.
+    if (tcp_control_bytes_ + framed.size() > kTcpControlBytes) {
+      stats_.tcp_tx_refused.fetch_add(1, std::memory_order_relaxed);
+      return JN_ERR_LIMIT;
+    }
+    tcp_control_bytes_ += framed.size();
+    Command cmd{Command::TcpSend};
+    cmd.handle = h;
+    cmd.data = std::move(framed);
+    inbox_.push_back(std::move(cmd));
+  }
+  signal();
+  return JN_OK;
+}
+
+void MediaLoop::tcp_close_control(jn_handle h) {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    Command cmd{Command::TcpClose};
+    cmd.handle = h;
+    inbox_.push_back(std::move(cmd));
+  }
+  signal();
+}
+
+void MediaLoop::tcp_cookie_control(jn_handle h, uint64_t cookie) {
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    Command cmd{Command::TcpCookie};
+    cmd.handle = h;
+    cmd.cookie = cookie;
+    inbox_.push_back(std::move(cmd));
+  }
+  signal();
+}
+
+void MediaLoop::tcp_abandon(jn_handle h) {
+  {
+    // Under the run lock the loop is in no callback: detached now, the connection reaches its
+    // plugin no more (a started one from the table, one not started yet from its TcpStart).
+    std::lock_guard<std::mutex> run(run_mu_);
+    auto it = tcp_.find(h);
+    if (it != tcp_.end()) tcp_loop_detach(it->second);
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    for (Command& c : inbox_)
+      if (c.kind == Command::TcpStart && c.handle == h) tcp_loop_detach(c.tcp);
+    Command cmd{Command::TcpClose};
+    cmd.handle = h;
+    inbox_.push_back(std::move(cmd));
+  }
+  signal();
+}
+
+// --- TCP connections (loop thread, run lock held) ------------------------------------------------
+TcpRes* MediaLoop::tcp_conn(jn_handle h) {
+  auto it = tcp_.find(h);
+  return it == tcp_.end() ? nullptr : it->second;
+}
+
+void MediaLoop::tcp_forget(jn_handle h, PluginHost* host, PluginSlot* origin) {
+  if (tcp_.erase(h)) stats_.tcp_conns.fetch_sub(1, std::memory_order_relaxed);
+  bool first;
+  {
+    std::lock_guard<std::mutex> g(inbox_mu_);
+    first = tcp_released_.empty() && outbox_.empty();
+    tcp_released_.push_back({host, origin, h});
+  }
+  if (first && wake_control_) wake_control_();
+}
+
+void MediaLoop::take_tcp_releases(std::vector<TcpRelease>& out) {
+  std::lock_guard<std::mutex> g(inbox_mu_);
+  out.swap(tcp_released_);
+}
+
+void MediaLoop::deliver_tcp(PluginSlot& slot, const jn_tcp_event& ev) {
+  // Older input of this slot held here keeps the order: this goes behind it (a frame by reference).
+  if (slot_behind(slot) || slot.media_held.load(std::memory_order_acquire)) {
+    if (ev.buf) BufferPool::ref(ev.buf);
+    Held h{Held::Tcp, &slot, ev.conn, ev.cookie, ev.buf, false};
+    h.tcp = ev;
+    held_.push_back(h);
+    stats_.held.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  PluginInstance* inst = slot.instance();
+  if (!inst) return;
+  if (auto f = JN_HOOK(inst, on_tcp)) f(inst->self, &ev);
 }
 
 // --- loop timers ------------------------------------------------------------------------------
@@ -437,17 +547,43 @@ void MediaLoop::on_inbox(uv_async_t* a) {
 
 void MediaLoop::drain_inbox(bool inside_plugin) {
   bool stop = false;
+  // The batch is a local: a hook run from it (on_post, ACCEPTED) may look up a socket that is not
+  // polled yet, which drains the inbox again (inside_plugin) while this batch is being walked.
+  // It borrows scratch_'s capacity and gives it back, so no allocation per wake.
+  std::vector<Command> batch = std::move(scratch_);
+  batch.clear();
   {
     std::lock_guard<std::mutex> g(inbox_mu_);
-    scratch_.swap(inbox_);
+    batch.swap(inbox_);
     stop = stopping_;
-    for (const Command& c : scratch_)
+    for (const Command& c : batch) {
       if (c.kind == Command::Post) --posts_queued_;
+      if (c.kind == Command::TcpSend) tcp_control_bytes_ -= c.data.size();
+    }
   }
   bool replay = false, reap = false;
   std::vector<Command> later;  // posts and reaps wait while a plugin's hook is on the stack
-  for (Command& c : scratch_) {
+  for (Command& c : batch) {
+    // A TCP command may emit an event (ACCEPTED, CONNECTED): never from inside another hook.
+    if (inside_plugin && c.is_tcp()) {
+      later.push_back(std::move(c));
+      continue;
+    }
     switch (c.kind) {
+      case Command::TcpStart:
+        tcp_.emplace(c.handle, c.tcp);
+        stats_.tcp_conns.fetch_add(1, std::memory_order_relaxed);
+        tcp_loop_start(c.tcp);
+        break;
+      case Command::TcpSend:
+        if (TcpRes* t = tcp_conn(c.handle)) tcp_loop_write_framed(t, c.data);
+        break;
+      case Command::TcpClose:
+        if (TcpRes* t = tcp_conn(c.handle)) tcp_loop_close(t);
+        break;
+      case Command::TcpCookie:
+        if (TcpRes* t = tcp_conn(c.handle)) tcp_loop_set_cookie(t, c.cookie);
+        break;
       case Command::Post:
         if (inside_plugin) later.push_back(c);
         else deliver_post(*c.slot, c.cookie);
@@ -482,15 +618,18 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
       case Command::Replay: replay = true; break;
     }
   }
-  scratch_.clear();
+  batch.clear();
+  if (scratch_.capacity() < batch.capacity()) scratch_.swap(batch);
   if (inside_plugin) {
     // Called from udp_send inside a plugin's on_udp: no nested replay, post (nor stop) from here.
     if (replay) later.push_back({Command::Replay, nullptr});
     if (!later.empty()) {
       {
         std::lock_guard<std::mutex> g(inbox_mu_);
-        for (const Command& c : later)
+        for (const Command& c : later) {
           if (c.kind == Command::Post) ++posts_queued_;
+          if (c.kind == Command::TcpSend) tcp_control_bytes_ += c.data.size();
+        }
         inbox_.insert(inbox_.begin(), later.begin(), later.end());  // before anything newer
       }
       signal();
@@ -563,6 +702,17 @@ void MediaLoop::replay_held() {
       if (inst && local_sub(h.sock))  // still subscribed
         if (auto f = JN_HOOK(inst, on_bus)) f(inst->self, h.sock, h.cookie, h.buf);
       BufferPool::unref(h.buf);
+      stats_.replayed.fetch_add(1, std::memory_order_relaxed);
+      ++i;
+      continue;
+    }
+    if (h.kind == Held::Tcp) {
+      // Every event of a connection, in order, its CLOSED included (the connection may be gone).
+      PluginInstance* inst = h.slot->instance();
+      if (h.buf) h.tcp.data = h.buf->data;
+      if (inst)
+        if (auto f = JN_HOOK(inst, on_tcp)) f(inst->self, &h.tcp);
+      if (h.buf) BufferPool::unref(h.buf);
       stats_.replayed.fetch_add(1, std::memory_order_relaxed);
       ++i;
       continue;
@@ -666,7 +816,8 @@ nlohmann::json MediaLoops::to_json() const {
                      {"sockets", s.sockets.load(std::memory_order_relaxed)}, {"rx_packets", v(s.rx_packets)},
                      {"tx_packets", v(s.tx_packets)}, {"tx_dropped", v(s.tx_dropped)}, {"rx_truncated", v(s.rx_truncated)},
                      {"bus_handoffs", v(s.bus_handoffs)}, {"local_deliveries", v(s.local_deliveries)}, {"held", v(s.held)}, {"replayed", v(s.replayed)},
-                     {"buffers_outstanding", l->pool().outstanding()}});
+                     {"buffers_outstanding", l->pool().outstanding()}, {"tcp_conns", s.tcp_conns.load(std::memory_order_relaxed)},
+                     {"tcp_rx_frames", v(s.tcp_rx_frames)}, {"tcp_tx_refused", v(s.tcp_tx_refused)}, {"tcp_bad_streams", v(s.tcp_bad_streams)}});
   }
   return {{"loops", loops}};
 }
@@ -701,7 +852,12 @@ bool MediaLoops::bus_has_subscribers(const PacketBus& bus) { return bus.subscrip
 void MediaLoops::on_handoff(uv_async_t* a) {
   auto* self = static_cast<MediaLoops*>(a->data);
   if (!self) return;
+  std::vector<MediaLoop::TcpRelease> released;
   for (auto& l : self->loops_) {
+    // Connections the loop freed: their proxies leave the handle table (and their listener's count).
+    released.clear();
+    l->take_tcp_releases(released);
+    for (const auto& r : released) tcp_loop_released(*r.host, r.slot, r.handle);
     self->scratch_.clear();
     l->take_handoffs(self->scratch_);
     for (auto& h : self->scratch_) {

@@ -16,6 +16,14 @@
 //   - Hot reload: PluginSlot::media_held is set, then every loop's run_mu_ is taken once (a
 //     barrier: no loop is inside the plugin after that); input arriving meanwhile is kept by
 //     reference on its loop and replayed there, in order, before anything newer (resume).
+//   - TCP connections (jn_tcp_options.loop = k, resources.cpp): listeners stay on the control
+//     loop. An accepted fd (or a connect's address) is wrapped in a TcpRes that the control thread
+//     queues (TcpStart); from then on only loop k touches it: its uv_tcp_t, framer, timers and
+//     events. The host's handle table holds a small proxy TcpRes (control thread only); the
+//     control loop reaches the connection by handle through the inbox (TcpSend, TcpClose,
+//     TcpCookie). The loop frees the connection in its uv close callback and hands the handle
+//     back (released_), and the control loop then drops the proxy. Unload: tcp_abandon, under the
+//     run lock, so no event of the connection reaches the plugin after it returns.
 #pragma once
 
 #include "bus/buffer_pool.hpp"
@@ -38,8 +46,10 @@
 namespace junction {
 
 class PacketBus;
+class PluginHost;
 class PluginSlot;
 struct UdpRes;
+struct TcpRes;
 
 struct MediaLoopStats {
   // Written by the loop thread, read anywhere (relaxed).
@@ -49,6 +59,9 @@ struct MediaLoopStats {
   std::atomic<uint64_t> handoff_dropped{0};  // bus packets for the control loop beyond kMaxHandoffs
   std::atomic<uint64_t> local_deliveries{0};  // on_bus calls of loop-local subscriptions
   std::atomic<uint32_t> sockets{0};
+  // TCP connections on the loop (jn_tcp_options.loop).
+  std::atomic<uint32_t> tcp_conns{0};
+  std::atomic<uint64_t> tcp_rx_frames{0}, tcp_tx_refused{0}, tcp_bad_streams{0};
 };
 
 class MediaLoop {
@@ -88,6 +101,13 @@ class MediaLoop {
     jn_buf* buf;  // one reference, owned by the hand-off
   };
   void take_handoffs(std::vector<Handoff>& out);
+  // TCP connections this loop has freed: their handles, for the control loop to drop.
+  struct TcpRelease {
+    PluginHost* host;
+    PluginSlot* slot;  // compared, never dereferenced unless the handle is still its (see resources.cpp)
+    jn_handle handle;
+  };
+  void take_tcp_releases(std::vector<TcpRelease>& out);
   void wake();  // run the inbox (and reclaim remote releases) soon
   uint64_t& misuse_count() { return misuse_count_; }  // loop thread: refused sends, for rate-limited logs
 
@@ -95,6 +115,26 @@ class MediaLoop {
   // queued already.
   jn_status post(PluginSlot* slot, uint64_t cookie);
   static constexpr size_t kMaxPosts = 65536;
+
+  // TCP (resources.cpp). Control thread: c is new and owned by the loop from here on (TcpStart).
+  void tcp_add(TcpRes* c);
+  // Control thread, by handle; the loop drops a command for a connection that is gone.
+  // tcp_send_control: framed bytes (copied); JN_ERR_LIMIT when kTcpControlBytes wait already.
+  jn_status tcp_send_control(jn_handle h, std::string framed);
+  void tcp_close_control(jn_handle h);
+  void tcp_cookie_control(jn_handle h, uint64_t cookie);
+  // Control thread (unload, close_resource): no event of h reaches its plugin after this returns;
+  // the loop closes it at once and frees it.
+  void tcp_abandon(jn_handle h);
+  static constexpr size_t kTcpControlBytes = 8u << 20;
+  // Loop thread (run lock held).
+  TcpRes* tcp_conn(jn_handle h);  // this loop's live connection, or nullptr
+  // Its uv handle closed (the caller frees it): out of the table, its handle handed back to the
+  // control loop (origin: the slot that opened it, for the owner check there).
+  void tcp_forget(jn_handle h, PluginHost* host, PluginSlot* origin);
+  void deliver_tcp(PluginSlot& slot, const jn_tcp_event& ev);  // to the plugin, or held (ev.buf ref'd)
+  char* read_scratch() { return read_scratch_.get(); }
+  static constexpr size_t kReadScratch = 64 * 1024;
 
   // --- loop thread, inside a hook of slot (run lock held) --------------------------------------
   // Loop timers: handles of their own namespace (see loop_handle), valid on this loop only.
@@ -127,18 +167,23 @@ class MediaLoop {
 
  private:
   struct Command {
-    enum Kind { Add, Remove, Replay, Post, ReapTimers } kind;
+    enum Kind { Add, Remove, Replay, Post, ReapTimers, TcpStart, TcpSend, TcpClose, TcpCookie } kind;
     UdpRes* sock = nullptr;
     PluginSlot* slot = nullptr;  // Post
-    uint64_t cookie = 0;         // Post
+    uint64_t cookie = 0;         // Post, TcpCookie
+    TcpRes* tcp = nullptr;       // TcpStart
+    jn_handle handle = 0;        // TcpSend, TcpClose, TcpCookie
+    std::string data{};          // TcpSend: framed bytes
+    bool is_tcp() const { return kind >= TcpStart; }
   };
   struct Held {
-    enum Kind : uint8_t { Udp, Timer, Posted, Bus } kind;
+    enum Kind : uint8_t { Udp, Timer, Posted, Bus, Tcp } kind;
     PluginSlot* slot;
     jn_handle sock;  // Udp: the socket; Timer: the timer; Bus: the local subscription
     uint64_t cookie;
-    jn_buf* buf;  // Udp, Bus: one reference; else null
+    jn_buf* buf;  // Udp, Bus, Tcp (a frame): one reference; else null
     bool one_shot;  // Timer: a one-shot (its handle is dead already)
+    jn_tcp_event tcp{};  // Tcp: the event (data points into buf, re-pointed at replay)
   };
   struct LoopTimer {
     uv_timer_t timer{};
@@ -185,6 +230,8 @@ class MediaLoop {
   std::mutex inbox_mu_;
   std::vector<Command> inbox_;           // under inbox_mu_
   std::vector<Handoff> outbox_;          // under inbox_mu_
+  std::vector<TcpRelease> tcp_released_; // under inbox_mu_; one per connection, so bounded by them
+  size_t tcp_control_bytes_ = 0;         // under inbox_mu_: bytes of queued TcpSend commands
   bool stopping_ = false;                // under inbox_mu_
   bool async_closed_ = false;            // under inbox_mu_: inbox_async_ may not be signalled
   void signal();                         // uv_async_send(inbox_async_) unless closed
@@ -202,6 +249,9 @@ class MediaLoop {
     size_t count_ = 0;
   };
   SocketTable sockets_;
+  // TCP connections by handle, under run_mu_ (the loop's callbacks hold it; tcp_abandon takes it).
+  std::unordered_map<jn_handle, TcpRes*> tcp_;
+  std::unique_ptr<char[]> read_scratch_;  // loop thread: TCP reads land here, frames go to the pool
   std::vector<Held> held_;               // under run_mu_
   // Loop timers by the index bits of their handles; under run_mu_ (the control thread marks a
   // forgotten slot's timers dead under it).

@@ -167,8 +167,6 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
   }
 }
 
-namespace {
-
 // ------------------------------------------------------------------------------------------
 // What a listener's limits count ([limits] tcp_max_conns_*): shared by the listener and the
 // connections it accepted, so a connection outliving its listener still gives its place back.
@@ -181,6 +179,7 @@ struct TcpAccounting {
 struct TcpRes : Resource {
   TcpRes(Kind k, PluginSlot* o, uint64_t c) : Resource(k, o, c) {}
   ~TcpRes() override {
+    if (accepted_fd >= 0) ::close(accepted_fd);  // a loop connection abandoned before its loop opened it
     if (acct && !ip_key.empty()) {
       --acct->conns;
       auto it = acct->per_ip.find(ip_key);
@@ -219,14 +218,30 @@ struct TcpRes : Resource {
   std::unique_ptr<TlsSession> tls;
   std::string tls_ca_file, tls_server_name;  // a client connection's, until it connects
   bool announced = true;                     // false while a TLS handshake is pending
+  // A connection on a media loop (opts.loop = k, see media_loop.hpp) has two halves, both with
+  // `media` set. The proxy sits in the host's handle table and is touched by the control thread
+  // only (it holds the listener's accounting); the other is the connection itself, owned by loop
+  // k: its uv_tcp_t, framer and timers live there, and only that thread (or the control thread
+  // under the loop's run lock) touches it, `owner` included.
+  MediaLoop* media = nullptr;
+  MediaLoop* accept_to = nullptr;  // a listener's: the loop its accepted connections go to
+  bool proxy = false;
+  PluginHost* host = nullptr;     // loop connection: where its handle goes back when it is freed
+  PluginSlot* origin = nullptr;   // loop connection: the slot that opened it (owner is cleared at unload)
+  int accepted_fd = -1;           // loop connection accepted on the control loop, opened on loop k
+  sockaddr_storage connect_to{};  // loop connection that loop k connects
+  uint32_t connect_timeout_ms = 0;
+  uint64_t rx_ns = 0;             // loop connection: when the read being framed arrived
 };
+
+namespace {
 
 struct WriteReq {
   uv_write_t req;
   std::string data;
 };
 
-void tcp_emit(TcpRes& c, uint32_t type, const uint8_t* data, size_t len, jn_status st = JN_OK) {
+void tcp_emit(TcpRes& c, uint32_t type, const uint8_t* data, size_t len, jn_status st = JN_OK, jn_buf* buf = nullptr) {
   if (!c.owner) return;
   jn_tcp_event ev{};
   ev.struct_size = sizeof ev;
@@ -238,24 +253,65 @@ void tcp_emit(TcpRes& c, uint32_t type, const uint8_t* data, size_t len, jn_stat
   ev.len = len;
   ev.peer = c.peer;
   ev.status = st;
-  c.owner->deliver_tcp(ev);
+  ev.buf = buf;
+  if (c.media) c.media->deliver_tcp(*c.owner, ev);  // on loop k (held during a swap)
+  else c.owner->deliver_tcp(ev);
+}
+
+// A loop connection's callbacks run under its loop's run lock, like every media-loop callback:
+// the control thread's barrier (reload) and tcp_abandon (unload) rely on it.
+std::unique_lock<std::mutex> loop_lock(TcpRes& c) {
+  return c.media ? std::unique_lock<std::mutex>(c.media->run_mutex()) : std::unique_lock<std::mutex>();
 }
 
 void tcp_begin_close(TcpRes& c, jn_status st);
+
+// A frame of a media-loop connection: copied once, from the loop's read buffer into a buffer of
+// the loop's pool, which the plugin may keep (buf_ref) or publish on the bus as is.
+bool tcp_loop_frame(TcpRes& c, std::string_view frame) {
+  MediaLoop& m = *c.media;
+  jn_buf* b = m.pool().alloc(static_cast<uint32_t>(frame.size()));
+  if (!b) {
+    // A stream cannot skip a frame and stay meaningful: the connection goes, the loop stays.
+    if (c.owner)
+      c.owner->log(JN_LOG_WARN, fmt::format("tcp on media loop {}: the loop's buffer pool is exhausted; closing the connection with {}",
+                                            m.index(), format_addr(c.peer)));
+    tcp_begin_close(c, JN_ERR_NOMEM);
+    return false;
+  }
+  if (!frame.empty()) std::memcpy(b->data, frame.data(), frame.size());
+  b->len = static_cast<uint32_t>(frame.size());
+  b->rx_ns = c.rx_ns;
+  b->src = c.peer;
+  m.stats().tcp_rx_frames.fetch_add(1, std::memory_order_relaxed);
+  tcp_emit(c, JN_TCP_FRAME, b->data, b->len, JN_OK, b);
+  BufferPool::unref(b);  // the plugin took its own reference if it keeps the frame
+  return !c.closing && c.owner;
+}
 
 void tcp_frame_input(TcpRes& c, const char* data, size_t n) {
   auto alive = [&c] { return !c.closing && c.owner; };
   c.framer->feed(
       data, n,
       [&](std::string_view frame) {
+        if (c.media) return tcp_loop_frame(c, frame);
         tcp_emit(c, JN_TCP_FRAME, reinterpret_cast<const uint8_t*>(frame.data()), frame.size());
         return alive();
       },
       [&](size_t len) {
         tcp_emit(c, JN_TCP_OVERSIZE, nullptr, len);
+        // On a media loop a length over max_frame closes the connection (as the ABI says of
+        // LEN16): a peer that lies about a length is not trusted with the rest of its stream.
+        if (c.media && c.opts.framing == JN_FRAME_LEN16 && alive()) {
+          c.media->stats().tcp_bad_streams.fetch_add(1, std::memory_order_relaxed);
+          c.owner->log(JN_LOG_WARN, fmt::format("tcp on media loop {}: closing the connection with {}: a frame length of {} "
+                                                "is over max_frame {}", c.media->index(), format_addr(c.peer), len, c.opts.max_frame));
+          tcp_begin_close(c, JN_ERR_INVALID);
+        }
         return alive();
       });
   if (c.framer->broken() && alive()) {
+    if (c.media) c.media->stats().tcp_bad_streams.fetch_add(1, std::memory_order_relaxed);
     if (c.owner)
       c.owner->log(JN_LOG_WARN, fmt::format("tcp: closing the connection from {}: {}", format_addr(c.peer),
                                             c.framer->broken_reason()));
@@ -324,13 +380,19 @@ void tcp_tls_input(TcpRes& c, const char* data, size_t n) {
 
 void on_tcp_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* c = static_cast<TcpRes*>(h->data);
+  if (c->media) {  // the loop's own read buffer (reads are synchronous in the read callback)
+    *buf = uv_buf_init(c->media->read_scratch(), MediaLoop::kReadScratch);
+    return;
+  }
   *buf = uv_buf_init(c->owner ? c->owner->host().read_scratch() : nullptr, c->owner ? PluginHost::kReadScratch : 0);
 }
 
 void on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* c = static_cast<TcpRes*>(s->data);
+  auto lock = loop_lock(*c);
   if (n > 0) {
     tcp_touch_idle(*c);
+    if (c->media) c->rx_ns = now_ns();
     if (c->tls) tcp_tls_input(*c, buf->base, static_cast<size_t>(n));
     else tcp_frame_input(*c, buf->base, static_cast<size_t>(n));
   } else if (n < 0) {
@@ -340,6 +402,15 @@ void on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 
 void on_tcp_closed(uv_handle_t* h) {
   auto* c = static_cast<TcpRes*>(h->data);
+  if (c->media) {
+    // On loop k: CLOSED there, then the connection is freed here, on the thread that owns it, and
+    // its handle goes back to the control loop (which drops the proxy).
+    auto lock = loop_lock(*c);
+    if (c->announced) tcp_emit(*c, JN_TCP_CLOSED, nullptr, 0, c->close_status);
+    c->media->tcp_forget(c->handle, c->host, c->origin);
+    delete c;
+    return;
+  }
   PluginHost* host = c->owner ? &c->owner->host() : nullptr;
   // A TLS connection accepted but never announced (its handshake failed) closes unheard.
   if (c->kind == Resource::Kind::TcpConn && (c->announced || !c->listener)) tcp_emit(*c, JN_TCP_CLOSED, nullptr, 0, c->close_status);
@@ -378,12 +449,30 @@ void tcp_graceful_close(TcpRes& c) {
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.tcp));
   c.shutdown_req.data = &c;
   if (uv_shutdown(&c.shutdown_req, reinterpret_cast<uv_stream_t*>(&c.tcp), [](uv_shutdown_t* req, int) {
-        tcp_begin_close(*static_cast<TcpRes*>(req->data), JN_OK);
+        auto* c = static_cast<TcpRes*>(req->data);
+        auto lock = loop_lock(*c);
+        tcp_begin_close(*c, JN_OK);
       }) != 0)
     tcp_begin_close(c, JN_OK);
 }
 
-void on_tcp_idle(uv_timer_t* t) { tcp_begin_close(*static_cast<TcpRes*>(t->data), JN_ERR_TIMEOUT); }
+void on_tcp_idle(uv_timer_t* t) {
+  auto* c = static_cast<TcpRes*>(t->data);
+  auto lock = loop_lock(*c);
+  tcp_begin_close(*c, JN_ERR_TIMEOUT);
+}
+
+void on_tcp_connect_timeout(uv_timer_t* t) {
+  auto* c = static_cast<TcpRes*>(t->data);
+  auto lock = loop_lock(*c);
+  if (c->owner) {
+    // The metrics registry is the control loop's; a media loop's timeouts are in the log only.
+    if (!c->media)
+      c->owner->host().services().metrics.add("junction_tcp_connect_timeouts_total", fmt::format("plugin=\"{}\"", c->owner->name()), 1);
+    c->owner->log(JN_LOG_WARN, fmt::format("tcp_connect {}: no answer within limits.tcp_connect_timeout_ms", format_addr(c->peer)));
+  }
+  tcp_begin_close(*c, JN_ERR_TIMEOUT);  // JN_TCP_CLOSED with status JN_ERR_TIMEOUT
+}
 
 void tcp_start(TcpRes& c, uv_loop_t* loop) {
   c.connected = true;
@@ -471,6 +560,39 @@ std::string ip_key_of(const sockaddr_storage& ss, std::string* text) {
   return std::string(reinterpret_cast<const char*>(&a->sin6_addr), sizeof a->sin6_addr);
 }
 
+void on_tcp_connect(uv_connect_t* req, int status);
+
+// An accepted connection for media loop k: the proxy joins the handle table here (it carries the
+// listener's accounting), the connection itself goes to the loop, which opens the fd there and
+// reports ACCEPTED on its thread.
+void tcp_accept_on_loop(TcpRes& l, PluginSlot& slot, int fd, const sockaddr_storage& ss, std::string key) {
+  PluginHost& host = slot.host();
+  auto p = std::make_unique<TcpRes>(Resource::Kind::TcpConn, &slot, l.cookie);
+  p->proxy = true;
+  p->media = l.accept_to;
+  p->acct = l.acct;
+  p->ip_key = std::move(key);
+  ++p->acct->conns;
+  ++p->acct->per_ip[p->ip_key];
+  p->opts = l.opts;
+  if (p->opts.idle_timeout_ms == 0) p->opts.idle_timeout_ms = host.core_conf().limits.tcp_idle_timeout_ms;
+  p->listener = l.handle;
+  p->peer = from_sockaddr(reinterpret_cast<const sockaddr*>(&ss));
+  auto* c = new TcpRes(Resource::Kind::TcpConn, &slot, l.cookie);
+  c->media = l.accept_to;
+  c->host = &host;
+  c->origin = &slot;
+  c->accepted_fd = fd;
+  c->opts = p->opts;
+  c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
+  c->listener = l.handle;
+  c->peer = p->peer;
+  jn_handle h = host.add_resource(std::move(p));
+  slot.resources().insert(h);
+  c->handle = h;
+  l.accept_to->tcp_add(c);
+}
+
 void on_tcp_acceptable(uv_poll_t* p, int status, int) {
   auto* l = static_cast<TcpRes*>(p->data);
   if (status < 0 || !l->owner || l->closing) return;
@@ -510,6 +632,10 @@ void on_tcp_acceptable(uv_poll_t* p, int status, int) {
     if (refuse) {
       ::close(fd);
       count_refusal(*l, host, refuse, ip);
+      continue;
+    }
+    if (l->accept_to) {
+      tcp_accept_on_loop(*l, slot, fd, ss, std::move(key));
       continue;
     }
     auto c = std::make_unique<TcpRes>(Resource::Kind::TcpConn, &slot, l->cookie);
@@ -554,6 +680,7 @@ void on_tcp_acceptable(uv_poll_t* p, int status, int) {
 
 void on_tcp_connect(uv_connect_t* req, int status) {
   auto* c = static_cast<TcpRes*>(req->data);
+  auto lock = loop_lock(*c);
   if (c->closing) return;
   if (c->connect_timer) {
     uv_close(reinterpret_cast<uv_handle_t*>(c->connect_timer), on_idle_closed);
@@ -595,12 +722,82 @@ bool valid_tcp_options(const jn_tcp_options* o, jn_tcp_options& out) {
   out.delimiter = o->delimiter;
   out.max_frame = o->max_frame ? o->max_frame : 65536;
   if (JN_HAS_FIELD(o, jn_tcp_options, idle_timeout_ms)) out.idle_timeout_ms = o->idle_timeout_ms;
-  // 2.1: a connection on a media loop is not implemented yet: refused, never silently ignored.
-  if (JN_HAS_FIELD(o, jn_tcp_options, loop) && o->loop != 0) return false;
+  if (JN_HAS_FIELD(o, jn_tcp_options, loop)) out.loop = o->loop;  // 2.1: a media loop (see new_tcp)
   if (JN_HAS_FIELD(o, jn_tcp_options, tls)) out.tls = o->tls ? 1 : 0;  // its files: read_tls_options
   if (out.framing > JN_FRAME_SIP) return false;
   if (out.framing == JN_FRAME_LEN16 && out.max_frame > 65535) out.max_frame = 65535;
   return true;
+}
+
+// A media loop's write: tried at once without a copy; what the kernel does not take now waits in
+// the stream's queue (a copy, the caller's bytes being borrowed), bounded like every connection.
+jn_status tcp_loop_writev(TcpRes& c, uv_buf_t* iov, unsigned n) {
+  auto* s = reinterpret_cast<uv_stream_t*>(&c.tcp);
+  size_t total = 0;
+  for (unsigned i = 0; i < n; ++i) total += iov[i].len;
+  if (total == 0) return JN_OK;
+  if (uv_stream_get_write_queue_size(s) > kTcpWriteLimit) {
+    c.media->stats().tcp_tx_refused.fetch_add(1, std::memory_order_relaxed);
+    return JN_ERR_LIMIT;
+  }
+  size_t done = 0;
+  int rc = uv_try_write(s, iov, n);
+  if (rc >= 0) done = static_cast<size_t>(rc);
+  else if (rc != UV_EAGAIN) return JN_ERR_IO;
+  tcp_touch_idle(c);
+  if (done == total) return JN_OK;
+  auto* w = new WriteReq;
+  w->data.reserve(total - done);
+  for (unsigned i = 0; i < n; ++i) {
+    size_t skip = std::min<size_t>(done, iov[i].len);
+    done -= skip;
+    w->data.append(iov[i].base + skip, iov[i].len - skip);
+  }
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  if (uv_write(&w->req, s, &b, 1, [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); }) != 0) {
+    delete w;
+    return JN_ERR_IO;
+  }
+  return JN_OK;
+}
+
+// tcp_send on the connection's own loop: the framing's prefix or delimiter goes as its own iovec.
+jn_status tcp_loop_send(TcpRes& c, const uint8_t* data, size_t len) {
+  if (c.closing || c.shutting_down || !c.connected) return JN_ERR_STATE;
+  uint8_t head[2];
+  char delim = static_cast<char>(c.opts.delimiter);
+  uv_buf_t iov[2];
+  unsigned n = 0;
+  char* payload = reinterpret_cast<char*>(const_cast<uint8_t*>(data));
+  switch (c.opts.framing) {
+    case JN_FRAME_LEN16:
+      if (len > 65535) return JN_ERR_INVALID;
+      head[0] = static_cast<uint8_t>(len >> 8);
+      head[1] = static_cast<uint8_t>(len & 0xff);
+      iov[n++] = uv_buf_init(reinterpret_cast<char*>(head), 2);
+      iov[n++] = uv_buf_init(payload, static_cast<unsigned>(len));
+      break;
+    case JN_FRAME_DELIM:
+      if (len && std::memchr(data, c.opts.delimiter, len)) return JN_ERR_INVALID;  // would split the frame
+      iov[n++] = uv_buf_init(payload, static_cast<unsigned>(len));
+      iov[n++] = uv_buf_init(&delim, 1);
+      break;
+    default:
+      iov[n++] = uv_buf_init(payload, static_cast<unsigned>(len));
+  }
+  return tcp_loop_writev(c, iov, n);
+}
+
+// A TCP service called on a media loop with a handle that is not this plugin's connection on this
+// loop (closed, on the control loop, or on another loop): refused, logged with a rate limit (a
+// plugin bug that may repeat per frame).
+jn_status loop_misuse(PluginSlot& slot, MediaLoop& m, const char* what) {
+  uint64_t n = ++m.misuse_count();
+  if (n <= 10 || n % 1000 == 0)
+    slot.log(JN_LOG_WARN, fmt::format("{} on media loop {}: not this plugin's connection on this loop (closed, or on another loop); "
+                                      "refused {} time(s) so far",
+                                      what, m.index(), n));
+  return JN_ERR_WRONG_THREAD;
 }
 
 }  // namespace
@@ -802,7 +999,18 @@ std::unique_ptr<TcpRes> new_tcp(PluginSlot& slot, Resource::Kind kind, const cha
   socklen_t sl = 0;
   to_sockaddr(a, ss, sl);
   t->peer = a;
-  if (kind == Resource::Kind::TcpConn) {
+  // 2.1: a media loop k in 1..media_loops(); beyond that (none configured) the control loop, as
+  // for UDP sockets.
+  MediaLoops* loops = slot.host().services().media;
+  MediaLoop* media = loops ? loops->at(t->opts.loop) : nullptr;
+  if (media && t->opts.tls) {
+    *st = fail(slot, JN_ERR_UNSUPPORTED, fmt::format("{} {}: TLS is not available on a media loop (loop {}); use loop 0 for TLS", what, addr,
+                                                     t->opts.loop));
+    return nullptr;
+  }
+  if (kind == Resource::Kind::TcpListener) t->accept_to = media;
+  else t->media = media;
+  if (kind == Resource::Kind::TcpConn && !t->media) {
     uv_tcp_init(slot.host().services().loop, &t->tcp);
     t->tcp.data = t.get();
   }
@@ -876,6 +1084,27 @@ jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const j
   c->framer = std::make_unique<StreamFramer>(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
   c->connect_req.data = c.get();
   PluginHost& host = slot.host();
+  if (c->media) {
+    // On media loop k: c stays here as the proxy; the connection proper is connected by the loop,
+    // which reports CONNECTED (or CLOSED) on its thread.
+    auto* real = new TcpRes(Resource::Kind::TcpConn, &slot, cookie);
+    real->media = c->media;
+    real->host = &host;
+    real->origin = &slot;
+    real->opts = c->opts;
+    real->framer = std::move(c->framer);
+    real->peer = c->peer;
+    real->connect_to = ss;
+    real->connect_timeout_ms = host.core_conf().limits.tcp_connect_timeout_ms;
+    real->connect_req.data = real;
+    c->proxy = true;
+    MediaLoop* media = c->media;
+    *out = host.add_resource(std::move(c));
+    slot.resources().insert(*out);
+    real->handle = *out;
+    media->tcp_add(real);
+    return JN_OK;
+  }
   TcpRes* raw = c.get();
   *out = host.add_resource(std::move(c));
   slot.resources().insert(*out);
@@ -889,21 +1118,29 @@ jn_status create_tcp_connection(PluginSlot& slot, std::string_view addr, const j
     raw->connect_timer = new uv_timer_t;
     uv_timer_init(host.services().loop, raw->connect_timer);
     raw->connect_timer->data = raw;
-    uv_timer_start(raw->connect_timer, [](uv_timer_t* t) {
-      auto* c = static_cast<TcpRes*>(t->data);
-      if (c->owner) {
-        c->owner->host().services().metrics.add("junction_tcp_connect_timeouts_total", fmt::format("plugin=\"{}\"", c->owner->name()), 1);
-        c->owner->log(JN_LOG_WARN, fmt::format("tcp_connect {}: no answer within limits.tcp_connect_timeout_ms", format_addr(c->peer)));
-      }
-      tcp_begin_close(*c, JN_ERR_TIMEOUT);  // JN_TCP_CLOSED with status JN_ERR_TIMEOUT
-    }, ms, 0);
+    uv_timer_start(raw->connect_timer, on_tcp_connect_timeout, ms, 0);
   }
   return JN_OK;
 }
 
 jn_status tcp_send(PluginSlot& slot, jn_handle conn, const uint8_t* data, size_t len) {
+  if (MediaLoop* m = MediaLoop::current()) {
+    TcpRes* c = m->tcp_conn(conn);
+    if (!c || c->owner != &slot) return loop_misuse(slot, *m, "tcp_send");
+    if (!data && len) return JN_ERR_INVALID;
+    return tcp_loop_send(*c, data, len);
+  }
   auto* c = static_cast<TcpRes*>(slot.host().resource(conn, Resource::Kind::TcpConn, &slot));
   if (!c) return JN_ERR_NOT_FOUND;
+  if (c->proxy) {
+    // A media loop's connection, from the control loop: framed and copied to its loop, which
+    // writes it in order with the loop's own sends (dropped, counted, if it closed meanwhile).
+    if (!data && len) return JN_ERR_INVALID;
+    std::string framed;
+    StreamFramer enc(c->opts.framing, c->opts.delimiter, c->opts.max_frame);
+    if (!enc.encode(std::string_view(reinterpret_cast<const char*>(data), len), framed)) return JN_ERR_INVALID;
+    return c->media->tcp_send_control(conn, std::move(framed));
+  }
   if (c->closing || !c->connected) return JN_ERR_STATE;
   if (!data && len) return JN_ERR_INVALID;
   if (uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&c->tcp)) > kTcpWriteLimit) return JN_ERR_LIMIT;
@@ -921,9 +1158,16 @@ jn_status tcp_send(PluginSlot& slot, jn_handle conn, const uint8_t* data, size_t
 }
 
 jn_status tcp_close(PluginSlot& slot, jn_handle h) {
+  if (MediaLoop* m = MediaLoop::current()) {
+    TcpRes* c = m->tcp_conn(h);
+    if (!c || c->owner != &slot) return loop_misuse(slot, *m, "tcp_close");
+    tcp_graceful_close(*c);
+    return JN_OK;
+  }
   PluginHost& host = slot.host();
   if (auto* c = static_cast<TcpRes*>(host.resource(h, Resource::Kind::TcpConn, &slot))) {
-    tcp_graceful_close(*c);
+    if (c->proxy) c->media->tcp_close_control(h);  // flushed and closed on its loop; CLOSED there
+    else tcp_graceful_close(*c);
     return JN_OK;
   }
   if (host.resource(h, Resource::Kind::TcpListener, &slot)) {
@@ -932,6 +1176,85 @@ jn_status tcp_close(PluginSlot& slot, jn_handle h) {
     return JN_OK;
   }
   return JN_ERR_NOT_FOUND;
+}
+
+jn_status tcp_set_cookie(PluginSlot& slot, jn_handle conn, uint64_t cookie) {
+  if (MediaLoop* m = MediaLoop::current()) {
+    TcpRes* c = m->tcp_conn(conn);
+    if (!c || c->owner != &slot) return loop_misuse(slot, *m, "tcp_set_cookie");
+    c->cookie = cookie;
+    return JN_OK;
+  }
+  auto* c = static_cast<TcpRes*>(slot.host().resource(conn, Resource::Kind::TcpConn, &slot));
+  if (!c) return JN_ERR_NOT_FOUND;
+  c->cookie = cookie;
+  if (c->proxy) c->media->tcp_cookie_control(conn, cookie);  // events on its loop carry it from then on
+  return JN_OK;
+}
+
+// --- media-loop connections: the loop's side ----------------------------------------------------
+jn_handle tcp_loop_handle(const TcpRes* c) { return c->handle; }
+void tcp_loop_set_cookie(TcpRes* c, uint64_t cookie) { c->cookie = cookie; }
+void tcp_loop_detach(TcpRes* c) { c->owner = nullptr; }
+
+void tcp_loop_start(TcpRes* c) {
+  uv_loop_t* loop = c->media->uv_loop();
+  uv_tcp_init(loop, &c->tcp);
+  c->tcp.data = c;
+  if (!c->owner) {  // its plugin unloaded before the loop got to it: closed unheard
+    c->announced = false;
+    tcp_begin_close(*c, JN_OK);
+    return;
+  }
+  if (c->accepted_fd >= 0) {
+    int fd = std::exchange(c->accepted_fd, -1);
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+      ::close(fd);
+      c->announced = false;  // the plugin never heard of it
+      c->owner->log(JN_LOG_WARN, fmt::format("tcp on media loop {}: cannot take the connection from {}", c->media->index(), format_addr(c->peer)));
+      tcp_begin_close(*c, JN_ERR_IO);
+      return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    tcp_start(*c, loop);
+    tcp_emit(*c, JN_TCP_ACCEPTED, nullptr, 0);
+    return;
+  }
+  int rc = uv_tcp_connect(&c->connect_req, &c->tcp, reinterpret_cast<const sockaddr*>(&c->connect_to), on_tcp_connect);
+  if (rc != 0) {
+    c->owner->log(JN_LOG_WARN, fmt::format("tcp_connect {}: {}", format_addr(c->peer), uv_strerror(rc)));
+    tcp_begin_close(*c, JN_ERR_IO);  // the plugin hears JN_TCP_CLOSED, on this loop
+    return;
+  }
+  if (c->connect_timeout_ms) {
+    c->connect_timer = new uv_timer_t;
+    uv_timer_init(loop, c->connect_timer);
+    c->connect_timer->data = c;
+    uv_timer_start(c->connect_timer, on_tcp_connect_timeout, c->connect_timeout_ms, 0);
+  }
+}
+
+void tcp_loop_write_framed(TcpRes* c, const std::string& bytes) {
+  if (c->closing || c->shutting_down || !c->connected) {
+    c->media->stats().tcp_tx_refused.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
+  if (tcp_loop_writev(*c, &b, 1) != JN_OK) c->media->stats().tcp_tx_refused.fetch_add(1, std::memory_order_relaxed);
+}
+
+void tcp_loop_close(TcpRes* c) {
+  if (!c->owner) tcp_begin_close(*c, JN_OK);  // abandoned (unload): at once, nothing to tell
+  else tcp_graceful_close(*c);
+}
+
+void tcp_loop_released(PluginHost& host, PluginSlot* origin, jn_handle h) {
+  // The handle is still origin's proxy only while origin is loaded (an unload takes its proxies
+  // out of the table first), so origin is dereferenced only then.
+  auto* p = static_cast<TcpRes*>(host.resource(h, Resource::Kind::TcpConn, origin));
+  if (!p || !p->proxy) return;
+  origin->resources().erase(h);
+  host.forget_resource(h);  // frees the proxy: the listener's counts go down
 }
 
 jn_status port_bind(PluginSlot& slot, const jn_port_request* req, jn_handle* out, uint32_t* out_port) {
@@ -1003,6 +1326,12 @@ void close_io_resource(PluginHost& host, Resource* r) {
     case Resource::Kind::TcpListener:
     case Resource::Kind::TcpConn: {
       auto* c = static_cast<TcpRes*>(r);
+      if (c->proxy) {
+        // A media loop's connection: the loop closes and frees it; the proxy goes now.
+        c->media->tcp_abandon(c->handle);
+        delete c;
+        break;
+      }
       // The table no longer holds it (the host took it out): the close callback deletes.
       c->owner = nullptr;
       tcp_begin_close(*c, JN_OK);  // no-op when its close is already on the way

@@ -55,6 +55,20 @@ jn_status tcp_send(PluginSlot& slot, jn_handle conn, const uint8_t* data, size_t
 // Connections: flush, close, then JN_TCP_CLOSED. Listeners: closed at once.
 jn_status tcp_close(PluginSlot& slot, jn_handle conn_or_listener);
 
+jn_status tcp_set_cookie(PluginSlot& slot, jn_handle conn, uint64_t cookie);
+
+// TCP connections on a media loop (jn_tcp_options.loop = k): the loop's side, called by
+// MediaLoop on its thread with its run lock held (see media_loop.hpp).
+struct TcpRes;
+jn_handle tcp_loop_handle(const TcpRes* c);
+void tcp_loop_start(TcpRes* c);                             // TcpStart: open / connect on the loop
+void tcp_loop_write_framed(TcpRes* c, const std::string& bytes);  // a tcp_send made on the control loop
+void tcp_loop_close(TcpRes* c);                             // graceful; at once when detached
+void tcp_loop_set_cookie(TcpRes* c, uint64_t cookie);
+void tcp_loop_detach(TcpRes* c);                            // no event reaches the plugin any more
+// Control thread: a loop freed connection h; its proxy leaves the handle table if still there.
+void tcp_loop_released(PluginHost& host, PluginSlot* origin, jn_handle h);
+
 // Starts closing a libuv-backed resource; frees it in the close callback. For TCP
 // connections a JN_TCP_CLOSED event reaches the owner (if still attached) first.
 void close_io_resource(PluginHost& host, Resource* r);

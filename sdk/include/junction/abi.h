@@ -21,8 +21,9 @@
  * Threading: every hook is called on the core's control loop thread, and every host service
  * must be called from that thread, inside a hook -- with one exception: a UDP socket bound
  * with jn_udp_options.loop = k (1..media_loops()) lives on media loop k, a core thread pinned
- * to a CPU. Its on_udp runs on that thread, and so do on_timer for timers started on that loop
- * and on_post for posts to it; from inside those hooks the plugin may call only the services
+ * to a CPU. Its on_udp runs on that thread, and so do on_timer for timers started on that loop,
+ * on_post for posts to it and (2.1) on_tcp for TCP connections made with jn_tcp_options.loop = k
+ * (a listener's accepted ones included); from inside those hooks the plugin may call only the services
  * marked [media] below; any other service returns JN_ERR_WRONG_THREAD (or
  * does nothing, for the void ones) and logs the misuse. Hooks of one plugin therefore run on
  * several threads at once: the plugin guards the state its media loops share with its control
@@ -228,7 +229,11 @@ typedef struct jn_tcp_options {
   /* 2.1 (a 2.0 core ignores these fields: check host abi_minor >= 1 before relying on them) */
   uint32_t loop;            /* 0 = control loop; k = media loop k: the connection's (a listener's:
                                every accepted connection's) on_tcp runs on that loop's thread and
-                               each frame arrives in a pool buffer (jn_tcp_event.buf) */
+                               each frame arrives in a pool buffer (jn_tcp_event.buf). A listener
+                               still accepts on the control loop. A k beyond media_loops() means
+                               the control loop (as for UDP). With tls: JN_ERR_UNSUPPORTED. On a
+                               media loop a LEN16 length over max_frame closes the connection
+                               (OVERSIZE, then CLOSED with JN_ERR_INVALID). */
   uint32_t tls;             /* 1 = TLS over this listener / connection (OpenSSL, TLS 1.2+) */
   jn_str tls_cert;          /* listener: PEM certificate chain file (required with tls) */
   jn_str tls_key;           /* listener: PEM private key file */
@@ -713,10 +718,17 @@ typedef struct jn_host_api {
                            uint64_t cookie, jn_handle* out_conn);
   /* Sends one frame (the core adds the delimiter or the length prefix). data is borrowed.
    * JN_ERR_INVALID: the frame contains the delimiter, or is over 65535 bytes with LEN16;
-   * JN_ERR_LIMIT: over 8 MiB already queued (a slow peer); JN_ERR_STATE: closing. */
+   * JN_ERR_LIMIT: over 8 MiB already queued (a slow peer); JN_ERR_STATE: closing.
+   * [media] 2.1, tcp_send, tcp_set_cookie and tcp_close: on media loop k, connections of loop k
+   * only (a handle of another loop, of the control loop, or a closed one: JN_ERR_WRONG_THREAD).
+   * The control loop may call all three on any connection: on a media loop's connection they are
+   * handed to its loop (the frame copied; JN_ERR_LIMIT when 8 MiB of such sends wait for that
+   * loop) and return before it acts -- a send to a connection that closed, or has not connected
+   * yet, by then is dropped and counted (tcp_tx_refused in GET /api/v1/media). */
   jn_status (*tcp_send)(jn_host_ctx* ctx, jn_handle conn, const uint8_t* data, size_t len);
   jn_status (*tcp_set_cookie)(jn_host_ctx* ctx, jn_handle conn, uint64_t cookie);
-  /* Flushes queued bytes, then closes; JN_TCP_CLOSED follows. Listeners close at once. */
+  /* Flushes queued bytes, then closes; JN_TCP_CLOSED follows (on the connection's loop).
+   * Listeners close at once (control loop only). */
   jn_status (*tcp_close)(jn_host_ctx* ctx, jn_handle conn_or_listener);
 
   /* --- HTTP and WebSocket endpoints (the core's libwebsockets on the core's loop) ----------- */
