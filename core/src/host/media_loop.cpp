@@ -300,6 +300,20 @@ void MediaLoop::take_tcp_releases(std::vector<TcpRelease>& out) {
   out.swap(tcp_released_);
 }
 
+bool MediaLoop::holding(PluginSlot& slot) const {
+  return slot.media_held.load(std::memory_order_acquire) || slot_behind(slot);
+}
+
+void MediaLoop::tcp_resume_reading() {
+  size_t kept = 0;
+  for (jn_handle h : tcp_paused_) {
+    TcpRes* c = tcp_conn(h);
+    if (!c) continue;  // closed meanwhile
+    if (!tcp_loop_resume_reading(c)) tcp_paused_[kept++] = h;  // its plugin is still held
+  }
+  tcp_paused_.resize(kept);
+}
+
 void MediaLoop::deliver_tcp(PluginSlot& slot, const jn_tcp_event& ev) {
   // Older input of this slot held here keeps the order: this goes behind it (a frame by reference).
   if (slot_behind(slot) || slot.media_held.load(std::memory_order_acquire)) {
@@ -636,7 +650,10 @@ void MediaLoop::drain_inbox(bool inside_plugin) {
     }
     return;
   }
-  if (replay) replay_held();
+  if (replay) {
+    replay_held();
+    tcp_resume_reading();
+  }
   if (reap || stop) reap_timers(stop);
   pool_->reclaim_remote();
   if (stop) {

@@ -133,6 +133,12 @@ class MediaLoop {
   // control loop (origin: the slot that opened it, for the owner check there).
   void tcp_forget(jn_handle h, PluginHost* host, PluginSlot* origin);
   void deliver_tcp(PluginSlot& slot, const jn_tcp_event& ev);  // to the plugin, or held (ev.buf ref'd)
+  // A connection whose plugin is being swapped stops reading after the read in progress (TCP flow
+  // control keeps the rest in the kernel) and reads again after the replay: a reload holds at most
+  // one read per connection, not a whole stream.
+  void tcp_pause_reading(jn_handle h) { tcp_paused_.push_back(h); }
+  // Input of slot is being held on this loop (a swap, or its replay not done yet).
+  bool holding(PluginSlot& slot) const;
   char* read_scratch() { return read_scratch_.get(); }
   static constexpr size_t kReadScratch = 64 * 1024;
 
@@ -252,6 +258,8 @@ class MediaLoop {
   // TCP connections by handle, under run_mu_ (the loop's callbacks hold it; tcp_abandon takes it).
   std::unordered_map<jn_handle, TcpRes*> tcp_;
   std::unique_ptr<char[]> read_scratch_;  // loop thread: TCP reads land here, frames go to the pool
+  std::vector<jn_handle> tcp_paused_;     // loop thread: connections that stopped reading for a swap
+  void tcp_resume_reading();              // after a replay: those whose plugin is no longer held
   std::vector<Held> held_;               // under run_mu_
   // Loop timers by the index bits of their handles; under run_mu_ (the control thread marks a
   // forgotten slot's timers dead under it).

@@ -232,6 +232,7 @@ struct TcpRes : Resource {
   sockaddr_storage connect_to{};  // loop connection that loop k connects
   uint32_t connect_timeout_ms = 0;
   uint64_t rx_ns = 0;             // loop connection: when the read being framed arrived
+  bool read_paused = false;       // loop connection: reading stopped while its plugin is swapped
 };
 
 namespace {
@@ -395,6 +396,13 @@ void on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     if (c->media) c->rx_ns = now_ns();
     if (c->tls) tcp_tls_input(*c, buf->base, static_cast<size_t>(n));
     else tcp_frame_input(*c, buf->base, static_cast<size_t>(n));
+    // Its plugin is being swapped: this read's frames are held; the rest waits in the kernel (TCP
+    // flow control) until the loop replays them, instead of piling up in the loop's pool.
+    if (c->media && c->owner && !c->closing && !c->shutting_down && !c->read_paused && c->media->holding(*c->owner)) {
+      uv_read_stop(s);
+      c->read_paused = true;
+      c->media->tcp_pause_reading(c->handle);
+    }
   } else if (n < 0) {
     tcp_begin_close(*c, n == UV_EOF ? JN_OK : JN_ERR_IO);
   }
@@ -1241,6 +1249,13 @@ void tcp_loop_write_framed(TcpRes* c, const std::string& bytes) {
   }
   uv_buf_t b = uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
   if (tcp_loop_writev(*c, &b, 1) != JN_OK) c->media->stats().tcp_tx_refused.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool tcp_loop_resume_reading(TcpRes* c) {
+  if (c->owner && c->media->holding(*c->owner)) return false;
+  c->read_paused = false;
+  if (!c->closing && !c->shutting_down) uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_tcp_alloc, on_tcp_read);
+  return true;
 }
 
 void tcp_loop_close(TcpRes* c) {

@@ -66,6 +66,7 @@ void tcp_loop_write_framed(TcpRes* c, const std::string& bytes);  // a tcp_send 
 void tcp_loop_close(TcpRes* c);                             // graceful; at once when detached
 void tcp_loop_set_cookie(TcpRes* c, uint64_t cookie);
 void tcp_loop_detach(TcpRes* c);                            // no event reaches the plugin any more
+bool tcp_loop_resume_reading(TcpRes* c);  // after a swap; false while its plugin is still held
 // Control thread: a loop freed connection h; its proxy leaves the handle table if still there.
 void tcp_loop_released(PluginHost& host, PluginSlot* origin, jn_handle h);
 
