@@ -280,3 +280,32 @@ TEST_CASE("sip auth: a short secret is replaced by a random one") {
   CHECK(b.verify(auth, "REGISTER", 10, users()) == Verdict::BadNonce);
   CHECK(a.verify(auth, "REGISTER", 10, users()) == Verdict::Ok);
 }
+
+TEST_CASE("sip auth: a stateless server accepts the same request again (its retransmission), no other reuse of the nc") {
+  DigestServer srv(config(), 100);
+  std::string chal, auth;
+  srv.challenge(chal, 100);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  const uint64_t fp = 0x1234, other = 0x5678;
+  CHECK(srv.verify(auth, "REGISTER", 100, users(), nullptr, fp) == Verdict::Ok);
+  // The retransmission (same nc, same request): Ok again, as its transaction would have answered.
+  CHECK(srv.verify(auth, "REGISTER", 101, users(), nullptr, fp) == Verdict::Ok);
+  CHECK(srv.verify(auth, "REGISTER", 100 + 32, users(), nullptr, fp) == Verdict::Ok);
+  // The same credentials in another request, or without a fingerprint: a replay.
+  CHECK(srv.verify(auth, "REGISTER", 101, users(), nullptr, other) == Verdict::Replay);
+  CHECK(srv.verify(auth, "REGISTER", 101, users()) == Verdict::Replay);
+  // After the window (a transaction would be gone too): a replay.
+  CHECK(srv.verify(auth, "REGISTER", 100 + 33, users(), nullptr, fp) == Verdict::Replay);
+  // The next nc moves the slot on; the old request is then a replay even with its fingerprint.
+  std::string auth2;
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth2));
+  CHECK(srv.verify(auth2, "REGISTER", 102, users(), nullptr, other) == Verdict::Ok);
+  CHECK(srv.verify(auth, "REGISTER", 102, users(), nullptr, fp) == Verdict::Replay);
+  CHECK(srv.verify(auth2, "REGISTER", 102, users(), nullptr, other) == Verdict::Ok);
+  // A wrong password is refused whatever the fingerprint.
+  std::string bad;
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "wrong", bad));
+  CHECK(srv.verify(bad, "REGISTER", 102, users(), nullptr, fp) == Verdict::BadResponse);
+}

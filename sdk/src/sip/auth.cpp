@@ -262,6 +262,11 @@ void DigestServer::challenge(std::string& out, uint64_t now_s, bool stale) {
 
 Verdict DigestServer::verify(std::string_view header_value, std::string_view method, uint64_t now_s,
                              const DigestLookup& lookup, std::string_view* user_out) {
+  return verify(header_value, method, now_s, lookup, user_out, 0);
+}
+
+Verdict DigestServer::verify(std::string_view header_value, std::string_view method, uint64_t now_s,
+                             const DigestLookup& lookup, std::string_view* user_out, uint64_t request_fp) {
   AuthHeader a;
   if (!parse_auth(header_value, a) || !iequals(a.scheme, "Digest")) return Verdict::Malformed;
   std::string_view username, realm, nonce, uri, response, alg_name, qop, nc, cnonce, opaque;
@@ -310,8 +315,12 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
   // Replay: only now (a correct response) may the nonce's nc history change.
   Slot& s = slots_[size_t((serial * 0x9E3779B97F4A7C15ull) >> 20) % slots_.size()];
   if (s.serial == serial) {
+    if (request_fp && nc_value == s.nc && request_fp == s.fp && uint32_t(now_s) - s.at_s <= cfg_.retransmit_window_s)
+      return Verdict::Ok;  // the same request again (stateless server): what its transaction would answer
     if (nc_value <= s.nc) return cfg_.qop_auth ? Verdict::Replay : Verdict::Stale;
     s.nc = nc_value;
+    s.at_s = uint32_t(now_s);
+    s.fp = request_fp;
     return Verdict::Ok;
   }
   if (serial <= watermark_) return Verdict::Stale;  // forgotten (evicted) or older than this instance
@@ -323,6 +332,8 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
   if (s.serial) watermark_ = s.serial > watermark_ ? s.serial : watermark_;
   s.serial = serial;
   s.nc = nc_value;
+  s.at_s = uint32_t(now_s);
+  s.fp = request_fp;
   return Verdict::Ok;
 }
 

@@ -340,19 +340,37 @@ jn_status TransactionLayer::respond(TxnId id, int status, std::string_view reaso
   return respond_with(id, status, std::move(resp));
 }
 
-void TransactionLayer::source_params(Txn& t, const TxnMsg& m, const Flow& from) {
+void TransactionLayer::source_of(std::string_view sent_by, bool rport, const Flow& from, std::string& received,
+                                 uint16_t& rport_out) {
   // The real source in the top Via of our responses (§18.2.1 received, RFC 3581 rport), so the
   // peer's NAT mapping is visible to it and to proxies.
+  received.clear();
+  rport_out = 0;
   if (!from.peer.family) return;
-  std::string ip = util::format_ip(from.peer);
-  std::string_view host = m.sent_by;
+  std::string ip;
+  if (from.peer.family == 4) {  // by hand: inet_ntop goes through printf, once per request
+    char buf[16];
+    char* p = buf;
+    for (int i = 0; i < 4; ++i) {
+      if (i) *p++ = '.';
+      p = std::to_chars(p, buf + sizeof buf, unsigned(from.peer.ip[i])).ptr;
+    }
+    ip.assign(buf, size_t(p - buf));
+  } else {
+    ip = util::format_ip(from.peer);
+  }
+  std::string_view host = sent_by;
   if (!host.empty() && host.front() == '[')
     host = host.substr(0, host.find(']') == std::string_view::npos ? host.size() : host.find(']') + 1);
   else
     host = host.substr(0, host.find(':'));
   bool differs = host != ip && !(host.size() == ip.size() + 2 && host.substr(1, ip.size()) == ip);
-  if (m.rport) t.rport = from.peer.port;
-  if (differs || m.rport) t.received = std::move(ip);  // with rport, received= is mandatory (RFC 3581 §4)
+  if (rport) rport_out = from.peer.port;
+  if (differs || rport) received = std::move(ip);  // with rport, received= is mandatory (RFC 3581 §4)
+}
+
+void TransactionLayer::source_params(Txn& t, const TxnMsg& m, const Flow& from) {
+  source_of(m.sent_by, m.rport, from, t.received, t.rport);
 }
 
 jn_status TransactionLayer::cancel(TxnId id) {

@@ -16,7 +16,9 @@
 //       nonce_secret (random when absent), nonce_ttl_s (300), algorithm ("MD5"),
 //       min_expires (60), max_expires (3600), t1_ms (500), t2_ms (4000), t4_ms (5000),
 //       uac_user / uac_password (answer challenges to our INVITEs), log_each (true: a log line
-//       per REGISTER; the benchmark turns it off).
+//       per REGISTER; the benchmark turns it off), stateless_register (false: REGISTERs get
+//       RFC 3261 server transactions; true: the stack's stateless REGISTER path, RFC 3261
+//       §8.2.7, where a retransmission is answered by running the registrar again).
 #include <junction/plugin.hpp>
 #include <junction/sip/auth.hpp>
 #include <junction/sip/dialog.hpp>
@@ -80,6 +82,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     sc.timers.t2_ms = c.value("t2_ms", 4000u);
     sc.timers.t4_ms = c.value("t4_ms", 5000u);
     sc.user_agent = "junction-sip-registrar";
+    sc.stateless_register = c.value("stateless_register", false);
     stack_ = std::make_unique<sip::Stack>(env_, *this, sc);
     env_.attach(stack_.get());
 
@@ -360,13 +363,17 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
   void reply(const jn_admin_request& req, int status, const json& body) { host().admin_reply(req.reply, status, body.dump()); }
 
   // --- registrar ---------------------------------------------------------------------------------
+  // A To tag for a REGISTER's response: the stateless path derives its own (the same for a
+  // retransmission), so drawing a random one would be wasted.
+  std::string tag(sip::TxnId id) { return sip::Stack::is_stateless(id) ? std::string() : stack_->new_tag(); }
+
   void on_register(sip::TxnId id, const sip::Message& m, const sip::Flow& from) {
     ++registers_;
     const sip::Header* ah = m.find(sip::HeaderId::Authorization);
     std::string challenge;
     if (!ah) {
       auth_->challenge(challenge, now_s());
-      stack_->respond(id, 401, {}, stack_->new_tag(), "WWW-Authenticate: " + challenge + "\r\n");
+      stack_->respond(id, 401, {}, tag(id), "WWW-Authenticate: " + challenge + "\r\n");
       return;
     }
     std::string_view user;
@@ -375,7 +382,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
       if (it == users_.end()) return false;
       out.ha1 = it->second;
       return true;
-    }, &user);
+    }, &user, sip::Stack::is_stateless(id) ? sip::request_fingerprint(m) : 0);
     if (v != sip::Verdict::Ok) {
       int code = sip::status_for(v);
       if (log_each_ || code == 403)
@@ -383,9 +390,9 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
                     std::to_string(code) + " (" + sip::to_string(v) + ")");
       if (code == 401) {
         auth_->challenge(challenge, now_s(), v == sip::Verdict::Stale);
-        stack_->respond(id, 401, {}, stack_->new_tag(), "WWW-Authenticate: " + challenge + "\r\n");
+        stack_->respond(id, 401, {}, tag(id), "WWW-Authenticate: " + challenge + "\r\n");
       } else {
-        stack_->respond(id, code, sip::to_string(v), stack_->new_tag());
+        stack_->respond(id, code, sip::to_string(v), tag(id));
       }
       return;
     }
@@ -393,7 +400,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     sip::Uri to;
     if (!sip::parse_uri(m.to().uri_text, to) || to.user != user) {
       host().info("sip-registrar: REGISTER user=" + std::string(user) + " for another AOR refused 403");
-      stack_->respond(id, 403, "Forbidden (AOR is not the user)", stack_->new_tag());
+      stack_->respond(id, 403, "Forbidden (AOR is not the user)", tag(id));
       return;
     }
     std::string aor = std::string(to.user) + "@" + std::string(to.host);
@@ -407,12 +414,12 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
       while (sip::next_value(rest, val)) {
         sip::Contact c;
         if (!sip::parse_contact(val, c)) {
-          stack_->respond(id, 400, "Bad Contact", stack_->new_tag());
+          stack_->respond(id, 400, "Bad Contact", tag(id));
           return;
         }
         if (c.star) {
           if (dflt != 0) {
-            stack_->respond(id, 400, "Contact * needs Expires: 0", stack_->new_tag());
+            stack_->respond(id, 400, "Contact * needs Expires: 0", tag(id));
             return;
           }
           list.clear();
@@ -420,7 +427,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
         }
         uint64_t e = c.expires >= 0 ? uint64_t(c.expires) : dflt;
         if (e != 0 && e < min_expires_) {
-          stack_->respond(id, 423, {}, stack_->new_tag(), "Min-Expires: " + std::to_string(min_expires_) + "\r\n");
+          stack_->respond(id, 423, {}, tag(id), "Min-Expires: " + std::to_string(min_expires_) + "\r\n");
           return;
         }
         e = std::min<uint64_t>(e, max_expires_);
@@ -436,7 +443,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
       host().info("sip-registrar: REGISTER user=" + std::string(user) + " from " + util::format_addr(from.peer) + " over " +
                   std::string(sip::proto_name(from.proto)) + " -> 200 (" + std::to_string(list.size()) + " binding(s))");
     if (list.empty()) bindings_.erase(aor);
-    stack_->respond(id, 200, {}, stack_->new_tag(), extra);
+    stack_->respond(id, 200, {}, tag(id), extra);
   }
 
   // --- UAS ---------------------------------------------------------------------------------------

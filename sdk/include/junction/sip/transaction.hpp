@@ -132,6 +132,10 @@ class TransactionLayer {
                                     std::string_view to_tag, std::string_view extra_headers,
                                     std::string_view body, std::string_view content_type,
                                     std::string_view received = {}, uint16_t rport = 0);
+  // The received= / rport= values our responses carry in their top Via for a request whose top
+  // Via says sent_by (and ;rport when rport) that came from `from` (§18.2.1, RFC 3581): received
+  // empty when not needed, rport_out 0 when not asked.
+  static void source_of(std::string_view sent_by, bool rport, const Flow& from, std::string& received, uint16_t& rport_out);
 
  private:
   struct Txn {
