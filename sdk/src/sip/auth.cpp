@@ -32,6 +32,10 @@ struct detail::DigestCrypto {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC_CTX* mac = hmac ? EVP_MAC_CTX_new(hmac) : nullptr;
+  // The key `mac` was initialised with (empty: not yet). With the same key, EVP_MAC_init(NULL)
+  // restarts from the keyed state: no key schedule, no digest fetched by name (under a lock) per
+  // nonce.
+  std::string mac_key;
   DigestCrypto() = default;
   DigestCrypto(const DigestCrypto&) = delete;
   DigestCrypto& operator=(const DigestCrypto&) = delete;
@@ -198,20 +202,25 @@ uint64_t get64(const char* p) {
 // HMAC-SHA-256(secret, ts || serial || realm), first 16 bytes; false on a libcrypto failure.
 bool nonce_mac(const DigestServerConfig& cfg, const unsigned char* ts_serial, unsigned char* mac16,
                detail::DigestCrypto* crypto) {
-  std::string data(reinterpret_cast<const char*>(ts_serial), 16);
-  data += cfg.realm;
   unsigned char mac[EVP_MAX_MD_SIZE];
   if (crypto && crypto->mac) {
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
     size_t out = 0;
-    if (EVP_MAC_init(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.secret.data()), cfg.secret.size(), params) != 1 ||
-        EVP_MAC_update(crypto->mac, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+    bool keyed = !crypto->mac_key.empty() && crypto->mac_key == cfg.secret;
+    if (!keyed) crypto->mac_key.clear();
+    if ((keyed ? EVP_MAC_init(crypto->mac, nullptr, 0, nullptr)
+               : EVP_MAC_init(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.secret.data()), cfg.secret.size(), params)) != 1 ||
+        EVP_MAC_update(crypto->mac, ts_serial, 16) != 1 ||
+        EVP_MAC_update(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.realm.data()), cfg.realm.size()) != 1 ||
         EVP_MAC_final(crypto->mac, mac, &out, sizeof mac) != 1 || out < 16)
       return false;
+    if (!keyed) crypto->mac_key = cfg.secret;
     std::memcpy(mac16, mac, 16);
     return true;
   }
+  std::string data(reinterpret_cast<const char*>(ts_serial), 16);
+  data += cfg.realm;
   unsigned int len = 0;
   if (!HMAC(EVP_sha256(), cfg.secret.data(), int(cfg.secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
             data.size(), mac, &len) ||
