@@ -309,3 +309,28 @@ TEST_CASE("sip auth: a stateless server accepts the same request again (its retr
   REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "wrong", bad));
   CHECK(srv.verify(bad, "REGISTER", 102, users(), nullptr, fp) == Verdict::BadResponse);
 }
+
+TEST_CASE("sip auth: parse_auth refuses a duplicate parameter (any case) and more than 32; verify reads each field once") {
+  AuthHeader a;
+  CHECK(parse_auth("Digest realm=\"a\", nonce=\"n\", uri=\"sip:x\"", a));
+  CHECK(a.value("uri") == "sip:x");
+  CHECK(!parse_auth("Digest realm=\"a\", nonce=\"n\", Realm=\"b\"", a));
+  CHECK(!parse_auth("Digest nonce=\"n\", realm=\"a\", nonce=\"n\"", a));
+  std::string many = "Digest p0=0";
+  for (int i = 1; i < 32; ++i) many += ", p" + std::to_string(i) + "=" + std::to_string(i);
+  CHECK(parse_auth(many, a));
+  CHECK(!parse_auth(many + ", p32=32", a));
+  // Field names are matched without regard to case, in any order; unknown ones are ignored.
+  DigestServer srv(config(), 100);
+  std::string chal, auth;
+  srv.challenge(chal, 100);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  std::string shuffled = auth;
+  shuffled.replace(shuffled.find("username="), 9, "USERNAME=");
+  shuffled += ", x-extra=\"1\"";
+  CHECK(srv.verify(shuffled, "REGISTER", 100, users()) == Verdict::Ok);
+  CHECK(srv.verify(without_param(auth, "nonce"), "REGISTER", 100, users()) == Verdict::Malformed);
+  CHECK(srv.verify(auth + ", realm=\"junction.test\"", "REGISTER", 100, users()) == Verdict::Malformed);
+}

@@ -278,21 +278,44 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
                              const DigestLookup& lookup, std::string_view* user_out, uint64_t request_fp) {
   AuthHeader a;
   if (!parse_auth(header_value, a) || !iequals(a.scheme, "Digest")) return Verdict::Malformed;
+  // One walk over the parameters (parse_auth refused duplicates), not one per field.
   std::string_view username, realm, nonce, uri, response, alg_name, qop, nc, cnonce, opaque;
-  if (!a.get("username", username) || !a.get("realm", realm) || !a.get("nonce", nonce) || !a.get("uri", uri) ||
-      !a.get("response", response))
-    return Verdict::Malformed;
+  enum : unsigned { kUser = 1, kRealm = 2, kNonce = 4, kUri = 8, kResponse = 16, kAlg = 32, kQop = 64, kNc = 128,
+                    kCnonce = 256, kOpaque = 512 };
+  unsigned present = 0;
+  {
+    struct Field {
+      std::string_view name;
+      std::string_view* out;
+      unsigned bit;
+    };
+    const Field fields[] = {{"username", &username, kUser}, {"realm", &realm, kRealm},    {"nonce", &nonce, kNonce},
+                            {"uri", &uri, kUri},             {"response", &response, kResponse},
+                            {"algorithm", &alg_name, kAlg},  {"qop", &qop, kQop},         {"nc", &nc, kNc},
+                            {"cnonce", &cnonce, kCnonce},    {"opaque", &opaque, kOpaque}};
+    size_t cur = 0;
+    std::string_view n, v;
+    while (a.next(cur, n, v))
+      for (const Field& f : fields)
+        if (iequals(n, f.name)) {
+          *f.out = v;
+          present |= f.bit;
+          break;
+        }
+  }
+  const unsigned required = kUser | kRealm | kNonce | kUri | kResponse;
+  if ((present & required) != required) return Verdict::Malformed;
   if (user_out) *user_out = username;
   if (username.empty() || uri.empty() || response.empty()) return Verdict::Malformed;
   DigestAlgorithm alg = DigestAlgorithm::MD5;
-  if (a.get("algorithm", alg_name) && !parse_algorithm(alg_name, alg)) return Verdict::Malformed;
+  if ((present & kAlg) && !parse_algorithm(alg_name, alg)) return Verdict::Malformed;
   if (alg != cfg_.algorithm) return Verdict::Malformed;
-  bool has_qop = a.get("qop", qop);
+  bool has_qop = (present & kQop) != 0;
   uint32_t nc_value = 1;
   if (cfg_.qop_auth) {
     // We offered qop=auth: an answer without it would be a downgrade.
     if (!has_qop || !iequals(qop, "auth")) return Verdict::Malformed;
-    if (!a.get("nc", nc) || nc.size() != 8 || !a.get("cnonce", cnonce) || cnonce.empty()) return Verdict::Malformed;
+    if (!(present & kNc) || nc.size() != 8 || !(present & kCnonce) || cnonce.empty()) return Verdict::Malformed;
     nc_value = 0;
     for (char c : nc) {
       int d = util::hex_digit(c);
@@ -301,15 +324,14 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
     }
     if (nc_value == 0) return Verdict::Malformed;
   } else {
-    if (has_qop) return Verdict::Malformed;
-    a.get("cnonce", cnonce);  // only used by -sess
+    if (has_qop) return Verdict::Malformed;  // cnonce, if any, is only used by -sess
   }
   std::string realm_plain = unescape_quoted(realm);
   if (realm_plain != cfg_.realm) return Verdict::BadRealm;
   uint64_t ts = 0;
   uint64_t serial = check_nonce(nonce, ts);
   if (!serial) return Verdict::BadNonce;
-  if (!cfg_.opaque.empty() && (!a.get("opaque", opaque) || unescape_quoted(opaque) != cfg_.opaque))
+  if (!cfg_.opaque.empty() && (!(present & kOpaque) || unescape_quoted(opaque) != cfg_.opaque))
     return Verdict::BadNonce;
   if (now_s > ts && now_s - ts > cfg_.nonce_ttl_s) return Verdict::Stale;
 
