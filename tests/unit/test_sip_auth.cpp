@@ -334,3 +334,31 @@ TEST_CASE("sip auth: parse_auth refuses a duplicate parameter (any case) and mor
   CHECK(srv.verify(without_param(auth, "nonce"), "REGISTER", 100, users()) == Verdict::Malformed);
   CHECK(srv.verify(auth + ", realm=\"junction.test\"", "REGISTER", 100, users()) == Verdict::Malformed);
 }
+
+TEST_CASE("sip auth: escaped quoted-strings: the user, realm and uri are checked with their escapes undone") {
+  DigestServerConfig c = config();
+  c.realm = "a\"b";  // a realm with a quote: sent and received escaped
+  DigestServer srv(c, 100);
+  std::string chal, auth;
+  srv.challenge(chal, 100);
+  CHECK(chal.find("realm=\"a\\\"b\"") != std::string::npos);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  CHECK(cli.realm() == "a\"b");
+  std::string who;
+  auto lookup = [&](std::string_view user, DigestSecret& s) {
+    who = std::string(user);
+    s.ha1 = digest_ha1(DigestAlgorithm::MD5, "al\"ice", "a\"b", "pw");
+    return true;
+  };
+  REQUIRE(cli.authorize("REGISTER", "sip:x\"y@junction.test", "al\"ice", "pw", auth));
+  CHECK(auth.find("username=\"al\\\"ice\"") != std::string::npos);
+  CHECK(srv.verify(auth, "REGISTER", 100, lookup) == Verdict::Ok);
+  CHECK(who == "al\"ice");  // the lookup got the unescaped name
+  std::string other;
+  REQUIRE(cli.authorize("REGISTER", "sip:x\"y@junction.test", "al\"ice", "wrong", other));
+  CHECK(srv.verify(other, "REGISTER", 100, lookup) == Verdict::BadResponse);
+  std::string wrong_realm = auth;
+  wrong_realm.replace(wrong_realm.find("realm=\"a\\\"b\""), 12, "realm=\"a\\\"c\"");
+  CHECK(srv.verify(wrong_realm, "REGISTER", 100, lookup) == Verdict::BadRealm);
+}

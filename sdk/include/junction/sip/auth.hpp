@@ -121,6 +121,7 @@ class DigestServer {
   uint64_t serial_ = 0;      // last serial issued (time-based, so it grows across restarts)
   uint64_t watermark_ = 0;   // nonces with a serial <= this and not in the table are stale
   std::vector<Slot> slots_;
+  DigestSecret scratch_;     // the lookup's answer, reused across verify() calls
 };
 
 // Which header carries a challenge / the answer for a 401 or 407 (RFC 3261 22.2 / 22.3):
