@@ -1,6 +1,7 @@
 // sdk/sip transactions (RFC 3261 §17, RFC 6026): timer sequences under a fake clock with loss,
 // duplication and reordering; CANCEL; 2xx retransmission until ACK; Via received/rport; 408/503
 // reports; save/restore in the middle of an INVITE.
+#include <junction/sip/message.hpp>
 #include <junction/sip/transaction.hpp>
 
 #include "sip_fake_env.hpp"
@@ -584,4 +585,41 @@ TEST_CASE("sip txn: 3000 server transactions under churn: live ones absorb retra
   CHECK(r.layer.size() == 1);
   CHECK(r.layer.exists(r.tu.ev.back().id));
   CHECK(!r.layer.exists(ids[0]));  // an old id never names a reused slot's transaction
+}
+
+TEST_CASE("sip txn: a response built from the parsed request equals the one built from its bytes") {
+  const std::string reqs[] = {
+      request("INVITE", "z9hG4bKeq1", 3, "eq-1", "", "127.0.0.1:5070", ";rport"),
+      "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+      "v: SIP/2.0/UDP 10.0.0.9:4000\r\n ;branch=z9hG4bKfold;rport, SIP/2.0/UDP 10.0.0.8;branch=z9hG4bKtwo\r\n"
+      "Via: SIP/2.0/TCP 10.0.0.7;branch=z9hG4bKthree;received=10.9.9.9\r\n"
+      "f: <sip:a@x>;tag=1\r\nt: <sip:a@x>\r\ni: eq-2\r\nCSeq: 7 REGISTER\r\n"
+      "Record-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>\r\nl: 0\r\n\r\n",
+      "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5070;branch=z9hG4bKv6;received=::1\r\n"
+      "From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>;tag=already\r\nCall-ID: eq-3\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+  };
+  for (const std::string& req : reqs) {
+    Message m;
+    REQUIRE(parse(req, m) == ParseStatus::Ok);
+    for (int status : {100, 180, 200, 401, 486}) {
+      for (auto [received, rport] : {std::pair<std::string_view, uint16_t>{"", 0}, {"127.0.0.1", 4000}, {"192.0.2.1", 0}}) {
+        std::string from_bytes = TransactionLayer::build_response(req, status, "Why", "tt", "Server: ua\r\nX-A: 1\r\n", "body",
+                                                                  "text/plain", received, rport);
+        std::string from_parsed =
+            TransactionLayer::build_response(m, status, "Why", "tt", "ua", "X-A: 1\r\n", "body", "text/plain", received, rport);
+        CHECK(from_parsed == from_bytes);
+      }
+    }
+  }
+  // and what they build (one of them, spelled out)
+  Message m;
+  REQUIRE(parse(reqs[1], m) == ParseStatus::Ok);
+  std::string r = TransactionLayer::build_response(m, 180, "Ringing", "tt", {}, {}, {}, {}, "127.0.0.1", 4000);
+  CHECK(r ==
+        "SIP/2.0 180 Ringing\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.9:4000\r\n ;branch=z9hG4bKfold;rport=4000;received=127.0.0.1, SIP/2.0/UDP "
+        "10.0.0.8;branch=z9hG4bKtwo\r\n"
+        "Via: SIP/2.0/TCP 10.0.0.7;branch=z9hG4bKthree;received=10.9.9.9\r\n"
+        "From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>;tag=tt\r\nCall-ID: eq-2\r\nCSeq: 7 REGISTER\r\n"
+        "Record-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>\r\nContent-Length: 0\r\n\r\n");
 }

@@ -129,7 +129,10 @@ void Stack::bad(std::string_view bytes, const Flow& from, const std::string& why
 }
 
 void Stack::on_request(TxnId id, const TxnMsg&, std::string_view, const Flow& from) {
+  TxnId outer = delivering_;
+  delivering_ = id;
   user_.on_request(id, msg_, from);
+  delivering_ = outer;
 }
 
 void Stack::on_response(TxnId id, const TxnMsg& m, std::string_view bytes) {
@@ -178,6 +181,8 @@ jn_status Stack::respond(TxnId id, int code, std::string_view reason, std::strin
                          std::string_view body, std::string_view content_type) {
   if (reason.empty()) reason = reason_phrase(code);
   if (is_stateless(id)) return respond_stateless(id, code, reason, extra_headers, body, content_type);
+  if (id && id == delivering_)  // the request is still parsed in msg_: no second scan of its bytes
+    return layer_.respond(id, msg_, code, reason, to_tag, cfg_.user_agent, extra_headers, body, content_type);
   if (!cfg_.user_agent.empty()) {
     std::string extra = "Server: " + cfg_.user_agent + "\r\n";
     extra.append(extra_headers);
@@ -200,14 +205,8 @@ jn_status Stack::respond_stateless(TxnId id, int code, std::string_view reason, 
   std::string received;
   uint16_t rport = 0;
   TransactionLayer::source_of(msg_.top_via().sent_by, msg_.top_via().has_rport, *stateless_from_, received, rport);
-  std::string extra;
-  if (!cfg_.user_agent.empty()) {
-    extra.reserve(cfg_.user_agent.size() + 10 + extra_headers.size());
-    extra.append("Server: ").append(cfg_.user_agent).append("\r\n").append(extra_headers);
-    extra_headers = extra;
-  }
-  std::string resp = TransactionLayer::build_response(msg_.bytes(), code, reason, std::string_view(tag, 16), extra_headers,
-                                                      body, content_type, received, rport);
+  std::string resp = TransactionLayer::build_response(msg_, code, reason, std::string_view(tag, 16), cfg_.user_agent,
+                                                      extra_headers, body, content_type, received, rport);
   ++counters_.tx_stateless;
   Flow f = *stateless_from_;
   jn_status st = env_.send(f, resp);

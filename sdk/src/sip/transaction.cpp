@@ -1,6 +1,8 @@
 // RFC 3261 §17 transactions; see transaction.hpp.
 #include <junction/sip/transaction.hpp>
 
+#include <junction/sip/message.hpp>
+
 #include <junction/util/addr.hpp>
 #include <junction/util/encoding.hpp>
 
@@ -448,6 +450,16 @@ void TransactionLayer::source_of(std::string_view sent_by, bool rport, const Flo
   if (differs || rport) received = std::move(ip);  // with rport, received= is mandatory (RFC 3581 §4)
 }
 
+jn_status TransactionLayer::respond(TxnId id, const Message& request, int status, std::string_view reason,
+                                    std::string_view to_tag, std::string_view server, std::string_view extra_headers,
+                                    std::string_view body, std::string_view content_type) {
+  const Txn* tp = find(id);
+  if (!tp) return JN_ERR_NOT_FOUND;
+  std::string resp = build_response(request, status, reason, status > 100 ? to_tag : std::string_view(), server,
+                                    extra_headers, body, content_type, tp->received, tp->rport);
+  return respond_with(id, status, std::move(resp));
+}
+
 void TransactionLayer::source_params(Txn& t, const TxnMsg& m, const Flow& from) {
   source_of(m.sent_by, m.rport, from, t.received, t.rport);
 }
@@ -693,37 +705,102 @@ void TransactionLayer::on_timer() {
   rearm();
 }
 
+namespace {
+// "Via: " + the header's first value with rport= / received= filled + its other values + CRLF.
+void append_top_via(std::string& out, std::string_view value, std::string_view received, uint16_t rport) {
+  std::string_view top = first_value(value);
+  out.append("Via: ");
+  size_t at = std::string_view::npos;
+  if (rport)  // a bare ;rport gets the source port
+    for (size_t i = top.find(";rport"); i != std::string_view::npos; i = top.find(";rport", i + 1))
+      if (i + 6 == top.size() || top[i + 6] == ';' || top[i + 6] == ' ') {
+        at = i + 6;
+        break;
+      }
+  if (at != std::string_view::npos) {
+    char port[8];
+    auto r = std::to_chars(port, port + sizeof port, rport);
+    out.append(top.substr(0, at)).append("=").append(port, size_t(r.ptr - port)).append(top.substr(at));
+  } else {
+    out.append(top);
+  }
+  bool has_received = false;
+  raw::param(top, "received", &has_received);
+  if (!received.empty() && !has_received) out.append(";received=").append(received);
+  out.append(value.substr(top.size())).append("\r\n");
+}
+
+void append_status_line(std::string& out, int status, std::string_view reason) {
+  char code[8];
+  auto r = std::to_chars(code, code + sizeof code, status);
+  out.append("SIP/2.0 ").append(code, size_t(r.ptr - code)).append(" ").append(reason).append("\r\n");
+}
+
+void append_tail(std::string& out, std::string_view server, std::string_view extra_headers, std::string_view body,
+                 std::string_view content_type) {
+  if (!server.empty()) out.append("Server: ").append(server).append("\r\n");
+  out.append(extra_headers);
+  if (!body.empty() && !content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
+  char len[24];
+  auto r = std::to_chars(len, len + sizeof len, body.size());
+  out.append("Content-Length: ").append(len, size_t(r.ptr - len)).append("\r\n\r\n").append(body);
+}
+}  // namespace
+
+std::string TransactionLayer::build_response(const Message& request, int status, std::string_view reason,
+                                             std::string_view to_tag, std::string_view server,
+                                             std::string_view extra_headers, std::string_view body,
+                                             std::string_view content_type, std::string_view received, uint16_t rport) {
+  std::string out;
+  out.reserve(request.bytes().size() / 2 + 160 + server.size() + extra_headers.size() + body.size());
+  append_status_line(out, status, reason);
+  const bool dialog_response = status > 100 && status < 300;
+  bool top_via = true;
+  for (const Header& h : request.headers()) {
+    switch (h.id) {
+      case HeaderId::Via:
+        if (top_via && (!received.empty() || rport)) {
+          append_top_via(out, h.value, received, rport);
+        } else {
+          out.append("Via: ").append(h.value).append("\r\n");
+        }
+        top_via = false;
+        break;
+      case HeaderId::To:
+        out.append("To: ").append(h.value);
+        if (request.to_tag().empty() && !to_tag.empty()) out.append(";tag=").append(to_tag);
+        out.append("\r\n");
+        break;
+      case HeaderId::From:
+      case HeaderId::CallId:
+      case HeaderId::CSeq:
+        out.append(header_name(h.id)).append(": ").append(h.value).append("\r\n");
+        break;
+      case HeaderId::RecordRoute:
+        if (dialog_response) out.append("Record-Route: ").append(h.value).append("\r\n");
+        break;
+      default:
+        break;
+    }
+  }
+  append_tail(out, server, extra_headers, body, content_type);
+  return out;
+}
+
 std::string TransactionLayer::build_response(std::string_view request, int status, std::string_view reason,
                                              std::string_view to_tag, std::string_view extra_headers,
                                              std::string_view body, std::string_view content_type,
                                              std::string_view received, uint16_t rport) {
   std::string out;
   out.reserve(request.size() / 2 + 128 + extra_headers.size() + body.size());
-  out.append("SIP/2.0 ").append(std::to_string(status)).append(" ").append(reason).append("\r\n");
+  append_status_line(out, status, reason);
   bool dialog_response = status > 100 && status < 300;
   bool top_via = true;
   raw::for_each_header(request, [&](const raw::Line& l) {
     std::string_view n = raw::long_name(l.name);
     if (top_via && raw::ieq(n, "Via") && (!received.empty() || rport)) {
       top_via = false;
-      std::string_view top = first_value(l.value);
-      out.append("Via: ");
-      size_t at = std::string_view::npos;
-      if (rport)  // a bare ;rport gets the source port
-        for (size_t i = top.find(";rport"); i != std::string_view::npos; i = top.find(";rport", i + 1))
-          if (i + 6 == top.size() || top[i + 6] == ';' || top[i + 6] == ' ') {
-            at = i + 6;
-            break;
-          }
-      if (at != std::string_view::npos) {
-        out.append(top.substr(0, at)).append("=").append(std::to_string(rport)).append(top.substr(at));
-      } else {
-        out.append(top);
-      }
-      bool has_received = false;
-      raw::param(top, "received", &has_received);
-      if (!received.empty() && !has_received) out.append(";received=").append(received);
-      out.append(l.value.substr(top.size())).append("\r\n");
+      append_top_via(out, l.value, received, rport);
     } else if (raw::ieq(n, "Via") || raw::ieq(n, "From") || raw::ieq(n, "Call-ID") || raw::ieq(n, "CSeq") ||
         (dialog_response && raw::ieq(n, "Record-Route"))) {
       out.append(n).append(": ").append(l.value).append("\r\n");
@@ -736,9 +813,7 @@ std::string TransactionLayer::build_response(std::string_view request, int statu
     }
     return true;
   });
-  out.append(extra_headers);
-  if (!body.empty() && !content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
-  out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n").append(body);
+  append_tail(out, {}, extra_headers, body, content_type);
   return out;
 }
 

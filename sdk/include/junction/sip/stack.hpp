@@ -180,6 +180,7 @@ class Stack : private TxnUser {
   uint64_t layer_wake_ = UINT64_MAX, user_wake_ = UINT64_MAX, armed_ = UINT64_MAX;
   // The stateless request being delivered (0: none), whether it was answered, where from, and
   // the key that makes its To tag (drawn once: tags are not guessable from the request alone).
+  TxnId delivering_ = 0;  // the request in msg_ being delivered (respond builds from msg_)
   TxnId stateless_id_ = 0;
   uint64_t stateless_seq_ = 0;
   bool stateless_answered_ = false;

@@ -21,6 +21,8 @@
 
 namespace junction::sip {
 
+class Message;
+
 namespace detail {
 // An open-addressing multimap from a non-zero 64-bit key to a 32-bit value (linear probing,
 // backward-shift deletion, no tombstones): the transaction layer's id and key indexes. One
@@ -145,6 +147,12 @@ class TransactionLayer {
   jn_status respond(TxnId id, int status, std::string_view reason, std::string_view to_tag = {},
                     std::string_view extra_headers = {}, std::string_view body = {},
                     std::string_view content_type = {});
+  // The same for a request the caller still holds parsed (the stack, while it delivers it): the
+  // response is built from `request` (id's request) without scanning the stored bytes again.
+  // server: a Server header's value (empty: none).
+  jn_status respond(TxnId id, const Message& request, int status, std::string_view reason, std::string_view to_tag,
+                    std::string_view server, std::string_view extra_headers, std::string_view body,
+                    std::string_view content_type);
   // Sends a CANCEL for INVITE client transaction id (now if a provisional came, else when one
   // does). The INVITE then ends with 487 (or whatever the UAS sends); after 64*T1 without one,
   // with a 408.
@@ -174,6 +182,11 @@ class TransactionLayer {
                                     std::string_view to_tag, std::string_view extra_headers,
                                     std::string_view body, std::string_view content_type,
                                     std::string_view received = {}, uint16_t rport = 0);
+  // build_response() from a parsed request (its header index, no second scan); server: a Server
+  // header's value (empty: none), written before extra_headers.
+  static std::string build_response(const Message& request, int status, std::string_view reason, std::string_view to_tag,
+                                    std::string_view server, std::string_view extra_headers, std::string_view body,
+                                    std::string_view content_type, std::string_view received, uint16_t rport);
   // The received= / rport= values our responses carry in their top Via for a request whose top
   // Via says sent_by (and ;rport when rport) that came from `from` (§18.2.1, RFC 3581): received
   // empty when not needed, rport_out 0 when not asked.
