@@ -82,7 +82,8 @@ class Stack : private TxnUser {
   const StackCounters& counters() const { return counters_; }
   TransactionLayer& transactions() { return layer_; }
   Env& env() { return env_; }
-  // Ids of requests handled statelessly (StackConfig::stateless_register) have this bit set.
+  // Ids of requests handled statelessly (StackConfig::stateless_register) have this bit set. Such
+  // an id names its request during on_request only (a restored stack may hand it out again).
   static constexpr TxnId kStatelessBit = TxnId(1) << 63;
   static bool is_stateless(TxnId id) { return (id & kStatelessBit) != 0; }
 
