@@ -280,3 +280,85 @@ TEST_CASE("sip auth: a short secret is replaced by a random one") {
   CHECK(b.verify(auth, "REGISTER", 10, users()) == Verdict::BadNonce);
   CHECK(a.verify(auth, "REGISTER", 10, users()) == Verdict::Ok);
 }
+
+TEST_CASE("sip auth: a stateless server accepts the same request again (its retransmission), no other reuse of the nc") {
+  DigestServer srv(config(), 100);
+  std::string chal, auth;
+  srv.challenge(chal, 100);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  const uint64_t fp = 0x1234, other = 0x5678;
+  CHECK(srv.verify(auth, "REGISTER", 100, users(), nullptr, fp) == Verdict::Ok);
+  // The retransmission (same nc, same request): Ok again, as its transaction would have answered.
+  CHECK(srv.verify(auth, "REGISTER", 101, users(), nullptr, fp) == Verdict::Ok);
+  CHECK(srv.verify(auth, "REGISTER", 100 + 32, users(), nullptr, fp) == Verdict::Ok);
+  // The same credentials in another request, or without a fingerprint: a replay.
+  CHECK(srv.verify(auth, "REGISTER", 101, users(), nullptr, other) == Verdict::Replay);
+  CHECK(srv.verify(auth, "REGISTER", 101, users()) == Verdict::Replay);
+  // After the window (a transaction would be gone too): a replay.
+  CHECK(srv.verify(auth, "REGISTER", 100 + 33, users(), nullptr, fp) == Verdict::Replay);
+  // The next nc moves the slot on; the old request is then a replay even with its fingerprint.
+  std::string auth2;
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth2));
+  CHECK(srv.verify(auth2, "REGISTER", 102, users(), nullptr, other) == Verdict::Ok);
+  CHECK(srv.verify(auth, "REGISTER", 102, users(), nullptr, fp) == Verdict::Replay);
+  CHECK(srv.verify(auth2, "REGISTER", 102, users(), nullptr, other) == Verdict::Ok);
+  // A wrong password is refused whatever the fingerprint.
+  std::string bad;
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "wrong", bad));
+  CHECK(srv.verify(bad, "REGISTER", 102, users(), nullptr, fp) == Verdict::BadResponse);
+}
+
+TEST_CASE("sip auth: parse_auth refuses a duplicate parameter (any case) and more than 32; verify reads each field once") {
+  AuthHeader a;
+  CHECK(parse_auth("Digest realm=\"a\", nonce=\"n\", uri=\"sip:x\"", a));
+  CHECK(a.value("uri") == "sip:x");
+  CHECK(!parse_auth("Digest realm=\"a\", nonce=\"n\", Realm=\"b\"", a));
+  CHECK(!parse_auth("Digest nonce=\"n\", realm=\"a\", nonce=\"n\"", a));
+  std::string many = "Digest p0=0";
+  for (int i = 1; i < 32; ++i) many += ", p" + std::to_string(i) + "=" + std::to_string(i);
+  CHECK(parse_auth(many, a));
+  CHECK(!parse_auth(many + ", p32=32", a));
+  // Field names are matched without regard to case, in any order; unknown ones are ignored.
+  DigestServer srv(config(), 100);
+  std::string chal, auth;
+  srv.challenge(chal, 100);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  std::string shuffled = auth;
+  shuffled.replace(shuffled.find("username="), 9, "USERNAME=");
+  shuffled += ", x-extra=\"1\"";
+  CHECK(srv.verify(shuffled, "REGISTER", 100, users()) == Verdict::Ok);
+  CHECK(srv.verify(without_param(auth, "nonce"), "REGISTER", 100, users()) == Verdict::Malformed);
+  CHECK(srv.verify(auth + ", realm=\"junction.test\"", "REGISTER", 100, users()) == Verdict::Malformed);
+}
+
+TEST_CASE("sip auth: escaped quoted-strings: the user, realm and uri are checked with their escapes undone") {
+  DigestServerConfig c = config();
+  c.realm = "a\"b";  // a realm with a quote: sent and received escaped
+  DigestServer srv(c, 100);
+  std::string chal, auth;
+  srv.challenge(chal, 100);
+  CHECK(chal.find("realm=\"a\\\"b\"") != std::string::npos);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  CHECK(cli.realm() == "a\"b");
+  std::string who;
+  auto lookup = [&](std::string_view user, DigestSecret& s) {
+    who = std::string(user);
+    s.ha1 = digest_ha1(DigestAlgorithm::MD5, "al\"ice", "a\"b", "pw");
+    return true;
+  };
+  REQUIRE(cli.authorize("REGISTER", "sip:x\"y@junction.test", "al\"ice", "pw", auth));
+  CHECK(auth.find("username=\"al\\\"ice\"") != std::string::npos);
+  CHECK(srv.verify(auth, "REGISTER", 100, lookup) == Verdict::Ok);
+  CHECK(who == "al\"ice");  // the lookup got the unescaped name
+  std::string other;
+  REQUIRE(cli.authorize("REGISTER", "sip:x\"y@junction.test", "al\"ice", "wrong", other));
+  CHECK(srv.verify(other, "REGISTER", 100, lookup) == Verdict::BadResponse);
+  std::string wrong_realm = auth;
+  wrong_realm.replace(wrong_realm.find("realm=\"a\\\"b\""), 12, "realm=\"a\\\"c\"");
+  CHECK(srv.verify(wrong_realm, "REGISTER", 100, lookup) == Verdict::BadRealm);
+}

@@ -1,6 +1,7 @@
 // sdk/sip transactions (RFC 3261 §17, RFC 6026): timer sequences under a fake clock with loss,
 // duplication and reordering; CANCEL; 2xx retransmission until ACK; Via received/rport; 408/503
 // reports; save/restore in the middle of an INVITE.
+#include <junction/sip/message.hpp>
 #include <junction/sip/transaction.hpp>
 
 #include "sip_fake_env.hpp"
@@ -8,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <memory>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -502,4 +504,122 @@ TEST_CASE("sip txn: save/restore in the middle of INVITEs: timers, retransmissio
   CHECK(fresh > uac);
   CHECK(!layer2.restore("{\"v\":9}", err));
   CHECK(!layer2.restore("not json", err));
+}
+
+TEST_CASE("sip txn: the flat index under churn agrees with a reference multimap (shared keys, backward-shift erase)") {
+  junction::sip::detail::FlatIndex idx;
+  std::unordered_multimap<uint64_t, uint32_t> ref;
+  uint64_t x = 88172645463325252ull;  // xorshift: the same sequence every run
+  auto rnd = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  std::vector<std::pair<uint64_t, uint32_t>> live;
+  for (int step = 0; step < 60000; ++step) {
+    // few distinct keys (collisions and runs) and a bias to grow then shrink
+    bool add = live.empty() || (rnd() % 100) < (step < 30000 ? 60u : 40u);
+    if (add) {
+      uint64_t k = 1 + rnd() % 5000;
+      uint32_t v = uint32_t(step);
+      idx.insert(k, v);
+      ref.emplace(k, v);
+      live.emplace_back(k, v);
+    } else {
+      size_t at = rnd() % live.size();
+      auto [k, v] = live[at];
+      live[at] = live.back();
+      live.pop_back();
+      REQUIRE(idx.erase(k, v));
+      auto range = ref.equal_range(k);
+      for (auto it = range.first; it != range.second; ++it)
+        if (it->second == v) {
+          ref.erase(it);
+          break;
+        }
+      CHECK(!idx.erase(k, v));  // gone
+    }
+    if (step % 997 == 0) {
+      REQUIRE(idx.size() == ref.size());
+      for (auto& [k, v] : live) {
+        uint32_t want = v;
+        CHECK(idx.find(k, [&](uint32_t got) { return got == want; }) == want);
+      }
+      CHECK(idx.find(7777, [](uint32_t) { return true; }) == UINT32_MAX);  // never inserted
+    }
+  }
+}
+
+TEST_CASE("sip txn: 3000 server transactions under churn: live ones absorb retransmissions, ended ones are new") {
+  Rig r;
+  std::vector<std::string> reqs;
+  std::vector<TxnId> ids;
+  for (int i = 0; i < 3000; ++i) {
+    reqs.push_back(request("REGISTER", "z9hG4bKchurn" + std::to_string(i), 1, "c" + std::to_string(i)));
+    r.deliver(reqs.back());
+    ids.push_back(r.tu.ev.back().id);
+    r.layer.respond(ids.back(), 200, "OK", "t");
+    if (i % 100 == 99) r.env.advance(1000);  // 30 s in all: the first ones reach timer J
+  }
+  CHECK(r.layer.size() == 3000);
+  r.env.advance(4500);  // t = 34.5 s: batches made at 0, 1 and 2 s have reached timer J (32 s)
+  size_t ended = 0;
+  for (int i = 0; i < 3000; ++i) {
+    size_t before_req = r.tu.count("req REGISTER"), before_sent = r.env.count("SIP/2.0 200");
+    bool live = r.layer.exists(ids[i]);
+    r.deliver(reqs[i]);
+    if (live) {
+      CHECK(r.tu.count("req REGISTER") == before_req);  // absorbed
+      CHECK(r.env.count("SIP/2.0 200") == before_sent + 1);  // answered from the transaction
+    } else {
+      ++ended;
+      CHECK(r.tu.count("req REGISTER") == before_req + 1);  // a new transaction
+      r.layer.respond(r.tu.ev.back().id, 200, "OK", "t");
+    }
+  }
+  CHECK(ended == 300);
+  r.env.advance(64000);  // everything ends; the slots are reused by the next ones
+  CHECK(r.layer.size() == 0);
+  r.deliver(reqs[0]);
+  CHECK(r.layer.size() == 1);
+  CHECK(r.layer.exists(r.tu.ev.back().id));
+  CHECK(!r.layer.exists(ids[0]));  // an old id never names a reused slot's transaction
+}
+
+TEST_CASE("sip txn: a response built from the parsed request equals the one built from its bytes") {
+  const std::string reqs[] = {
+      request("INVITE", "z9hG4bKeq1", 3, "eq-1", "", "127.0.0.1:5070", ";rport"),
+      "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+      "v: SIP/2.0/UDP 10.0.0.9:4000\r\n ;branch=z9hG4bKfold;rport, SIP/2.0/UDP 10.0.0.8;branch=z9hG4bKtwo\r\n"
+      "Via: SIP/2.0/TCP 10.0.0.7;branch=z9hG4bKthree;received=10.9.9.9\r\n"
+      "f: <sip:a@x>;tag=1\r\nt: <sip:a@x>\r\ni: eq-2\r\nCSeq: 7 REGISTER\r\n"
+      "Record-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>\r\nl: 0\r\n\r\n",
+      "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5070;branch=z9hG4bKv6;received=::1\r\n"
+      "From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>;tag=already\r\nCall-ID: eq-3\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+  };
+  for (const std::string& req : reqs) {
+    Message m;
+    REQUIRE(parse(req, m) == ParseStatus::Ok);
+    for (int status : {100, 180, 200, 401, 486}) {
+      for (auto [received, rport] : {std::pair<std::string_view, uint16_t>{"", 0}, {"127.0.0.1", 4000}, {"192.0.2.1", 0}}) {
+        std::string from_bytes = TransactionLayer::build_response(req, status, "Why", "tt", "Server: ua\r\nX-A: 1\r\n", "body",
+                                                                  "text/plain", received, rport);
+        std::string from_parsed =
+            TransactionLayer::build_response(m, status, "Why", "tt", "ua", "X-A: 1\r\n", "body", "text/plain", received, rport);
+        CHECK(from_parsed == from_bytes);
+      }
+    }
+  }
+  // and what they build (one of them, spelled out)
+  Message m;
+  REQUIRE(parse(reqs[1], m) == ParseStatus::Ok);
+  std::string r = TransactionLayer::build_response(m, 180, "Ringing", "tt", {}, {}, {}, {}, "127.0.0.1", 4000);
+  CHECK(r ==
+        "SIP/2.0 180 Ringing\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.9:4000\r\n ;branch=z9hG4bKfold;rport=4000;received=127.0.0.1, SIP/2.0/UDP "
+        "10.0.0.8;branch=z9hG4bKtwo\r\n"
+        "Via: SIP/2.0/TCP 10.0.0.7;branch=z9hG4bKthree;received=10.9.9.9\r\n"
+        "From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>;tag=tt\r\nCall-ID: eq-2\r\nCSeq: 7 REGISTER\r\n"
+        "Record-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>\r\nContent-Length: 0\r\n\r\n");
 }

@@ -32,6 +32,10 @@ struct detail::DigestCrypto {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC_CTX* mac = hmac ? EVP_MAC_CTX_new(hmac) : nullptr;
+  // The key `mac` was initialised with (empty: not yet). With the same key, EVP_MAC_init(NULL)
+  // restarts from the keyed state: no key schedule, no digest fetched by name (under a lock) per
+  // nonce.
+  std::string mac_key;
   DigestCrypto() = default;
   DigestCrypto(const DigestCrypto&) = delete;
   DigestCrypto& operator=(const DigestCrypto&) = delete;
@@ -50,9 +54,25 @@ struct detail::DigestCrypto {
 
 namespace {
 
+// A lowercase hex digest in place (the server's checks allocate nothing); n = 0 after a failure.
+struct Hex {
+  char s[2 * EVP_MAX_MD_SIZE];
+  size_t n = 0;
+  std::string_view view() const { return {s, n}; }
+};
+
+void to_hex(const unsigned char* p, size_t len, Hex& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < len; ++i) {
+    out.s[2 * i] = kHex[p[i] >> 4];
+    out.s[2 * i + 1] = kHex[p[i] & 15];
+  }
+  out.n = 2 * len;
+}
+
 // Lowercase hex of H(p1:p2:...). crypto: a server's fetched algorithms (null: fetched per call).
-std::string hash_join(DigestAlgorithm a, std::initializer_list<std::string_view> parts,
-                      detail::DigestCrypto* crypto = nullptr) {
+bool hash_hex(DigestAlgorithm a, std::initializer_list<std::string_view> parts, detail::DigestCrypto* crypto, Hex& out) {
+  out.n = 0;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   const bool own = !crypto || !crypto->ctx;
@@ -66,8 +86,28 @@ std::string hash_join(DigestAlgorithm a, std::initializer_list<std::string_view>
   }
   ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1;
   if (own) EVP_MD_CTX_free(ctx);
-  if (!ok) return {};  // libcrypto failure: an empty digest matches nothing
-  return util::hex_encode(std::string_view(reinterpret_cast<const char*>(md), len));
+  if (!ok) return false;  // libcrypto failure: an empty digest matches nothing
+  to_hex(md, len, out);
+  return true;
+}
+
+std::string hash_join(DigestAlgorithm a, std::initializer_list<std::string_view> parts,
+                      detail::DigestCrypto* crypto = nullptr) {
+  Hex h;
+  if (!hash_hex(a, parts, crypto, h)) return {};
+  return std::string(h.view());
+}
+
+// v (a quoted-string's content, escapes kept) with its escapes undone: v itself when it has
+// none (the usual case: no copy), else in buf.
+std::string_view unescaped(std::string_view v, std::string& buf) {
+  if (v.find('\\') == std::string_view::npos) return v;
+  buf.clear();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size()) ++i;
+    buf += v[i];
+  }
+  return buf;
 }
 
 // A quoted-string's content (escapes kept, as AuthHeader returns it) with its escapes undone.
@@ -91,12 +131,12 @@ void append_quoted(std::string& out, std::string_view v) {
   out += '"';
 }
 
+// Case-insensitive, in time independent of where they differ.
 bool ct_equal_hex(std::string_view a, std::string_view b) {
   if (a.size() != b.size() || a.empty()) return false;
-  std::string la(a), lb(b);
-  for (auto& c : la) c = lower(c);
-  for (auto& c : lb) c = lower(c);
-  return CRYPTO_memcmp(la.data(), lb.data(), la.size()) == 0;
+  unsigned diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= unsigned(uint8_t(lower(a[i])) ^ uint8_t(lower(b[i])));
+  return diff == 0;
 }
 
 }  // namespace
@@ -127,23 +167,31 @@ std::string digest_ha1(DigestAlgorithm a, std::string_view user, std::string_vie
 }
 
 namespace {
-std::string response_with(detail::DigestCrypto* crypto, DigestAlgorithm a, std::string_view ha1, std::string_view nonce,
-                          std::string_view nc, std::string_view cnonce, std::string_view qop, std::string_view method,
-                          std::string_view uri) {
-  std::string h1 = is_sess(a) ? hash_join(a, {ha1, nonce, cnonce}, crypto) : std::string(ha1);
-  std::string h2 = hash_join(a, {method, uri}, crypto);
-  if (qop.empty()) return hash_join(a, {h1, nonce, h2}, crypto);
-  return hash_join(a, {h1, nonce, nc, cnonce, qop, h2}, crypto);
+// The request-digest into out (n = 0 on a libcrypto failure: matches nothing).
+void response_with(detail::DigestCrypto* crypto, DigestAlgorithm a, std::string_view ha1, std::string_view nonce,
+                   std::string_view nc, std::string_view cnonce, std::string_view qop, std::string_view method,
+                   std::string_view uri, Hex& out) {
+  out.n = 0;
+  Hex sess, h2;
+  std::string_view h1 = ha1;
+  if (is_sess(a)) {
+    if (!hash_hex(a, {ha1, nonce, cnonce}, crypto, sess)) return;
+    h1 = sess.view();
+  }
+  if (!hash_hex(a, {method, uri}, crypto, h2)) return;
+  if (qop.empty())
+    hash_hex(a, {h1, nonce, h2.view()}, crypto, out);
+  else
+    hash_hex(a, {h1, nonce, nc, cnonce, qop, h2.view()}, crypto, out);
 }
 }  // namespace
 
 std::string digest_response(DigestAlgorithm a, std::string_view ha1, std::string_view nonce, std::string_view nc,
                             std::string_view cnonce, std::string_view qop, std::string_view method,
                             std::string_view uri) {
-  std::string h1 = is_sess(a) ? hash_join(a, {ha1, nonce, cnonce}) : std::string(ha1);
-  std::string h2 = hash_join(a, {method, uri});
-  if (qop.empty()) return hash_join(a, {h1, nonce, h2});
-  return hash_join(a, {h1, nonce, nc, cnonce, qop, h2});
+  Hex out;
+  response_with(nullptr, a, ha1, nonce, nc, cnonce, qop, method, uri, out);
+  return std::string(out.view());
 }
 
 const char* to_string(Verdict v) {
@@ -198,20 +246,25 @@ uint64_t get64(const char* p) {
 // HMAC-SHA-256(secret, ts || serial || realm), first 16 bytes; false on a libcrypto failure.
 bool nonce_mac(const DigestServerConfig& cfg, const unsigned char* ts_serial, unsigned char* mac16,
                detail::DigestCrypto* crypto) {
-  std::string data(reinterpret_cast<const char*>(ts_serial), 16);
-  data += cfg.realm;
   unsigned char mac[EVP_MAX_MD_SIZE];
   if (crypto && crypto->mac) {
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
     size_t out = 0;
-    if (EVP_MAC_init(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.secret.data()), cfg.secret.size(), params) != 1 ||
-        EVP_MAC_update(crypto->mac, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+    bool keyed = !crypto->mac_key.empty() && crypto->mac_key == cfg.secret;
+    if (!keyed) crypto->mac_key.clear();
+    if ((keyed ? EVP_MAC_init(crypto->mac, nullptr, 0, nullptr)
+               : EVP_MAC_init(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.secret.data()), cfg.secret.size(), params)) != 1 ||
+        EVP_MAC_update(crypto->mac, ts_serial, 16) != 1 ||
+        EVP_MAC_update(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.realm.data()), cfg.realm.size()) != 1 ||
         EVP_MAC_final(crypto->mac, mac, &out, sizeof mac) != 1 || out < 16)
       return false;
+    if (!keyed) crypto->mac_key = cfg.secret;
     std::memcpy(mac16, mac, 16);
     return true;
   }
+  std::string data(reinterpret_cast<const char*>(ts_serial), 16);
+  data += cfg.realm;
   unsigned int len = 0;
   if (!HMAC(EVP_sha256(), cfg.secret.data(), int(cfg.secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
             data.size(), mac, &len) ||
@@ -235,13 +288,17 @@ std::string DigestServer::make_nonce(uint64_t now_s) {
 
 uint64_t DigestServer::check_nonce(std::string_view nonce, uint64_t& ts) const {
   if (nonce.size() != 64) return 0;
-  std::string raw;
-  if (!util::hex_decode(nonce, raw)) return 0;
+  unsigned char raw[32];
+  for (size_t i = 0; i < 32; ++i) {
+    int h = util::hex_digit(nonce[2 * i]), l = util::hex_digit(nonce[2 * i + 1]);
+    if (h < 0 || l < 0) return 0;
+    raw[i] = static_cast<unsigned char>(h << 4 | l);
+  }
   unsigned char mac[16];
-  if (!nonce_mac(cfg_, reinterpret_cast<const unsigned char*>(raw.data()), mac, crypto_.get())) return 0;
-  if (CRYPTO_memcmp(mac, raw.data() + 16, 16) != 0) return 0;
-  ts = get64(raw.data());
-  return get64(raw.data() + 8);
+  if (!nonce_mac(cfg_, raw, mac, crypto_.get())) return 0;
+  if (CRYPTO_memcmp(mac, raw + 16, 16) != 0) return 0;
+  ts = get64(reinterpret_cast<const char*>(raw));
+  return get64(reinterpret_cast<const char*>(raw) + 8);
 }
 
 void DigestServer::challenge(std::string& out, uint64_t now_s, bool stale) {
@@ -262,23 +319,51 @@ void DigestServer::challenge(std::string& out, uint64_t now_s, bool stale) {
 
 Verdict DigestServer::verify(std::string_view header_value, std::string_view method, uint64_t now_s,
                              const DigestLookup& lookup, std::string_view* user_out) {
+  return verify(header_value, method, now_s, lookup, user_out, 0);
+}
+
+Verdict DigestServer::verify(std::string_view header_value, std::string_view method, uint64_t now_s,
+                             const DigestLookup& lookup, std::string_view* user_out, uint64_t request_fp) {
   AuthHeader a;
   if (!parse_auth(header_value, a) || !iequals(a.scheme, "Digest")) return Verdict::Malformed;
+  // One walk over the parameters (parse_auth refused duplicates), not one per field.
   std::string_view username, realm, nonce, uri, response, alg_name, qop, nc, cnonce, opaque;
-  if (!a.get("username", username) || !a.get("realm", realm) || !a.get("nonce", nonce) || !a.get("uri", uri) ||
-      !a.get("response", response))
-    return Verdict::Malformed;
+  enum : unsigned { kUser = 1, kRealm = 2, kNonce = 4, kUri = 8, kResponse = 16, kAlg = 32, kQop = 64, kNc = 128,
+                    kCnonce = 256, kOpaque = 512 };
+  unsigned present = 0;
+  {
+    struct Field {
+      std::string_view name;
+      std::string_view* out;
+      unsigned bit;
+    };
+    const Field fields[] = {{"username", &username, kUser}, {"realm", &realm, kRealm},    {"nonce", &nonce, kNonce},
+                            {"uri", &uri, kUri},             {"response", &response, kResponse},
+                            {"algorithm", &alg_name, kAlg},  {"qop", &qop, kQop},         {"nc", &nc, kNc},
+                            {"cnonce", &cnonce, kCnonce},    {"opaque", &opaque, kOpaque}};
+    size_t cur = 0;
+    std::string_view n, v;
+    while (a.next(cur, n, v))
+      for (const Field& f : fields)
+        if (iequals(n, f.name)) {
+          *f.out = v;
+          present |= f.bit;
+          break;
+        }
+  }
+  const unsigned required = kUser | kRealm | kNonce | kUri | kResponse;
+  if ((present & required) != required) return Verdict::Malformed;
   if (user_out) *user_out = username;
   if (username.empty() || uri.empty() || response.empty()) return Verdict::Malformed;
   DigestAlgorithm alg = DigestAlgorithm::MD5;
-  if (a.get("algorithm", alg_name) && !parse_algorithm(alg_name, alg)) return Verdict::Malformed;
+  if ((present & kAlg) && !parse_algorithm(alg_name, alg)) return Verdict::Malformed;
   if (alg != cfg_.algorithm) return Verdict::Malformed;
-  bool has_qop = a.get("qop", qop);
+  bool has_qop = (present & kQop) != 0;
   uint32_t nc_value = 1;
   if (cfg_.qop_auth) {
     // We offered qop=auth: an answer without it would be a downgrade.
     if (!has_qop || !iequals(qop, "auth")) return Verdict::Malformed;
-    if (!a.get("nc", nc) || nc.size() != 8 || !a.get("cnonce", cnonce) || cnonce.empty()) return Verdict::Malformed;
+    if (!(present & kNc) || nc.size() != 8 || !(present & kCnonce) || cnonce.empty()) return Verdict::Malformed;
     nc_value = 0;
     for (char c : nc) {
       int d = util::hex_digit(c);
@@ -287,31 +372,44 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
     }
     if (nc_value == 0) return Verdict::Malformed;
   } else {
-    if (has_qop) return Verdict::Malformed;
-    a.get("cnonce", cnonce);  // only used by -sess
+    if (has_qop) return Verdict::Malformed;  // cnonce, if any, is only used by -sess
   }
-  std::string realm_plain = unescape_quoted(realm);
-  if (realm_plain != cfg_.realm) return Verdict::BadRealm;
+  std::string buf;  // allocated only for a value with escapes
+  if (unescaped(realm, buf) != cfg_.realm) return Verdict::BadRealm;
   uint64_t ts = 0;
   uint64_t serial = check_nonce(nonce, ts);
   if (!serial) return Verdict::BadNonce;
-  if (!cfg_.opaque.empty() && (!a.get("opaque", opaque) || unescape_quoted(opaque) != cfg_.opaque))
+  if (!cfg_.opaque.empty() && (!(present & kOpaque) || unescaped(opaque, buf) != cfg_.opaque))
     return Verdict::BadNonce;
   if (now_s > ts && now_s - ts > cfg_.nonce_ttl_s) return Verdict::Stale;
 
-  std::string user_plain = unescape_quoted(username);
-  DigestSecret secret;
+  std::string user_buf, uri_buf;
+  std::string_view user_plain = unescaped(username, user_buf);
+  DigestSecret& secret = scratch_;  // reused: its strings keep their capacity
+  secret.password.clear();
+  secret.ha1.clear();
   if (!lookup || !lookup(user_plain, secret)) return Verdict::UnknownUser;
-  std::string ha1 = secret.ha1.empty() ? hash_join(alg, {user_plain, cfg_.realm, secret.password}, crypto_.get()) : secret.ha1;
-  std::string expect = response_with(crypto_.get(), alg, ha1, nonce, nc, cnonce, cfg_.qop_auth ? "auth" : "", method,
-                                     unescape_quoted(uri));
-  if (!ct_equal_hex(expect, response)) return Verdict::BadResponse;
+  Hex ha1_hex;
+  std::string_view ha1 = secret.ha1;
+  if (ha1.empty()) {
+    hash_hex(alg, {user_plain, cfg_.realm, secret.password}, crypto_.get(), ha1_hex);
+    ha1 = ha1_hex.view();
+  }
+  Hex expect;
+  response_with(crypto_.get(), alg, ha1, nonce, nc, cnonce, cfg_.qop_auth ? "auth" : "", method, unescaped(uri, uri_buf),
+                expect);
+  secret.password.assign(secret.password.size(), '\0');  // not left lying around longer than needed
+  if (ha1.empty() || !ct_equal_hex(expect.view(), response)) return Verdict::BadResponse;
 
   // Replay: only now (a correct response) may the nonce's nc history change.
   Slot& s = slots_[size_t((serial * 0x9E3779B97F4A7C15ull) >> 20) % slots_.size()];
   if (s.serial == serial) {
+    if (request_fp && nc_value == s.nc && request_fp == s.fp && uint32_t(now_s) - s.at_s <= cfg_.retransmit_window_s)
+      return Verdict::Ok;  // the same request again (stateless server): what its transaction would answer
     if (nc_value <= s.nc) return cfg_.qop_auth ? Verdict::Replay : Verdict::Stale;
     s.nc = nc_value;
+    s.at_s = uint32_t(now_s);
+    s.fp = request_fp;
     return Verdict::Ok;
   }
   if (serial <= watermark_) return Verdict::Stale;  // forgotten (evicted) or older than this instance
@@ -323,6 +421,8 @@ Verdict DigestServer::verify(std::string_view header_value, std::string_view met
   if (s.serial) watermark_ = s.serial > watermark_ ? s.serial : watermark_;
   s.serial = serial;
   s.nc = nc_value;
+  s.at_s = uint32_t(now_s);
+  s.fp = request_fp;
   return Verdict::Ok;
 }
 

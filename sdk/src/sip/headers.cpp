@@ -1,5 +1,7 @@
 #include <junction/sip/headers.hpp>
 
+#include <array>
+
 #include "chars.hpp"
 
 namespace junction::sip {
@@ -365,16 +367,14 @@ bool parse_auth(std::string_view v, AuthHeader& out) {
   size_t cur = 0;
   std::string_view n, val;
   int r;
+  // a duplicate parameter is ambiguous: refuse it (names compared with those before, one pass)
+  std::array<std::string_view, 32> names;
   size_t count = 0;
   while ((r = next_auth(out.params, cur, n, val)) == 1) {
-    if (++count > 32) return false;
-    // a duplicate parameter is ambiguous: refuse it
-    size_t c2 = 0;
-    std::string_view n2, v2;
-    size_t seen = 0;
-    while (next_auth(out.params, c2, n2, v2) == 1 && c2 <= cur)
-      if (iequals(n2, n)) ++seen;
-    if (seen > 1) return false;
+    if (count == names.size()) return false;
+    for (size_t k = 0; k < count; ++k)
+      if (iequals(names[k], n)) return false;
+    names[count++] = n;
   }
   return r == 0;
 }

@@ -4,11 +4,45 @@
 #include <junction/util/addr.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace junction::sip {
 
+namespace {
+// FNV-1a, field by field with a separator (so "ab|c" and "a|bc" differ), then a final mix.
+struct Fnv {
+  uint64_t h = 0xcbf29ce484222325ull;
+  void add(std::string_view s) {
+    for (char c : s) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
+    h = (h ^ 0xff) * 0x100000001b3ull;
+  }
+};
+uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+uint64_t request_fingerprint(const Message& m) {
+  Fnv f;
+  f.add(m.top_via().branch);
+  f.add(m.top_via().sent_by);
+  f.add(m.call_id());
+  char seq[16];
+  f.add(std::string_view(seq, size_t(std::to_chars(seq, seq + sizeof seq, m.cseq().seq).ptr - seq)));
+  f.add(m.method());
+  f.add(m.from_tag());
+  return mix64(f.h);
+}
+
 Stack::Stack(Env& env, StackUser& user, StackConfig cfg)
-    : env_(env), user_(user), cfg_(std::move(cfg)), layer_(mux_, *this, cfg_.timers) {}
+    : env_(env), user_(user), cfg_(std::move(cfg)), layer_(mux_, *this, cfg_.timers) {
+  std::string k = env_.random_hex(8);
+  std::from_chars(k.data(), k.data() + k.size(), tag_key_, 16);
+}
 
 void Stack::on_datagram(std::string_view bytes, const Flow& from) { input(bytes, from, Framing::Datagram); }
 
@@ -34,6 +68,18 @@ void Stack::input(std::string_view bytes, const Flow& from, Framing framing) {
     std::string why = to_string(st);
     if (!msg_.error_header().empty()) why += " (" + std::string(msg_.error_header().substr(0, 40)) + ")";
     bad(bytes, from, why, st == ParseStatus::BadVersion ? 505 : 400);
+    return;
+  }
+  if (cfg_.stateless_register && msg_.is_request() && msg_.method() == "REGISTER") {
+    // §8.2.7: no transaction; a retransmission is answered by running the user's logic again.
+    ++counters_.rx_requests;
+    ++counters_.rx_stateless;
+    stateless_id_ = kStatelessBit | ++stateless_seq_;
+    stateless_answered_ = false;
+    stateless_from_ = &from;
+    user_.on_request(stateless_id_, msg_, from);
+    stateless_id_ = 0;
+    stateless_from_ = nullptr;
     return;
   }
   TxnMsg m;
@@ -83,7 +129,10 @@ void Stack::bad(std::string_view bytes, const Flow& from, const std::string& why
 }
 
 void Stack::on_request(TxnId id, const TxnMsg&, std::string_view, const Flow& from) {
+  TxnId outer = delivering_;
+  delivering_ = id;
   user_.on_request(id, msg_, from);
+  delivering_ = outer;
 }
 
 void Stack::on_response(TxnId id, const TxnMsg& m, std::string_view bytes) {
@@ -131,12 +180,42 @@ void Stack::rearm() {
 jn_status Stack::respond(TxnId id, int code, std::string_view reason, std::string_view to_tag, std::string_view extra_headers,
                          std::string_view body, std::string_view content_type) {
   if (reason.empty()) reason = reason_phrase(code);
+  if (is_stateless(id)) return respond_stateless(id, code, reason, extra_headers, body, content_type);
+  if (id && id == delivering_)  // the request is still parsed in msg_: no second scan of its bytes
+    return layer_.respond(id, msg_, code, reason, to_tag, cfg_.user_agent, extra_headers, body, content_type);
   if (!cfg_.user_agent.empty()) {
     std::string extra = "Server: " + cfg_.user_agent + "\r\n";
     extra.append(extra_headers);
     return layer_.respond(id, code, reason, to_tag, extra, body, content_type);
   }
   return layer_.respond(id, code, reason, to_tag, extra_headers, body, content_type);
+}
+
+jn_status Stack::respond_stateless(TxnId id, int code, std::string_view reason, std::string_view extra_headers,
+                                   std::string_view body, std::string_view content_type) {
+  if (id != stateless_id_ || !stateless_from_) return JN_ERR_NOT_FOUND;  // answered during on_request only
+  if (code < 200 || code > 699) return JN_ERR_INVALID;  // §8.2.7: no provisional responses
+  if (stateless_answered_) return JN_ERR_STATE;
+  stateless_answered_ = true;
+  // The same request (a retransmission) gets the same tag; the key keeps tags unpredictable.
+  char tag[16];
+  uint64_t t = mix64(request_fingerprint(msg_) ^ tag_key_);
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 16; ++i) tag[i] = kHex[(t >> (60 - 4 * i)) & 15];
+  std::string received;
+  uint16_t rport = 0;
+  TransactionLayer::source_of(msg_.top_via().sent_by, msg_.top_via().has_rport, *stateless_from_, received, rport);
+  std::string resp = TransactionLayer::build_response(msg_, code, reason, std::string_view(tag, 16), cfg_.user_agent,
+                                                      extra_headers, body, content_type, received, rport);
+  ++counters_.tx_stateless;
+  Flow f = *stateless_from_;
+  jn_status st = env_.send(f, resp);
+  if (st != JN_OK) {
+    log(JN_LOG_WARN, "sip: stateless " + std::to_string(code) + " to " + util::format_addr(f.peer) + " failed (status " +
+                         std::to_string(st) + ")");
+    return JN_ERR_IO;
+  }
+  return JN_OK;
 }
 
 jn_status Stack::resolve(std::string_view host, uint16_t port, Proto proto, uint64_t cookie) {

@@ -1,6 +1,8 @@
 // RFC 3261 §17 transactions; see transaction.hpp.
 #include <junction/sip/transaction.hpp>
 
+#include <junction/sip/message.hpp>
+
 #include <junction/util/addr.hpp>
 #include <junction/util/encoding.hpp>
 
@@ -137,30 +139,113 @@ std::string TransactionLayer::client_key(std::string_view branch, std::string_vi
   return k;
 }
 
-std::string TransactionLayer::server_key(const TxnMsg& m) const {
+std::string_view TransactionLayer::server_key(const TxnMsg& m) {
   std::string_view method = m.method == "ACK" ? std::string_view("INVITE") : m.method;
-  std::string k;
+  std::string& k = key_buf_;
+  k.clear();
   if (m.branch.substr(0, kCookie.size()) == kCookie) {
-    k.reserve(m.branch.size() + m.sent_by.size() + method.size() + 4);
     k.append("s|").append(m.branch).append("|").append(m.sent_by).append("|").append(method);
   } else {  // RFC 2543 peer: no usable branch
-    k.append("s2|").append(m.call_id).append("|").append(m.from_tag).append("|").append(std::to_string(m.cseq));
+    char seq[16];
+    auto r = std::to_chars(seq, seq + sizeof seq, m.cseq);
+    k.append("s2|").append(m.call_id).append("|").append(m.from_tag).append("|").append(seq, size_t(r.ptr - seq));
     k.append("|").append(m.sent_by).append("|").append(method);
   }
   return k;
 }
 
+// --- the table ------------------------------------------------------------------------------------
+
+void detail::FlatIndex::insert(uint64_t k, uint32_t v) {
+  if ((size_ + 1) * 10 > e_.size() * 7) {  // load above 0.7: double
+    std::vector<Entry> old(e_.size() * 2);
+    old.swap(e_);
+    size_ = 0;
+    for (const Entry& x : old)
+      if (x.k) insert(x.k, x.v);
+  }
+  const size_t mask = e_.size() - 1;
+  size_t i = home(k, mask);
+  while (e_[i].k) i = (i + 1) & mask;
+  e_[i] = {k, v};
+  ++size_;
+}
+
+bool detail::FlatIndex::erase(uint64_t k, uint32_t v) {
+  const size_t mask = e_.size() - 1;
+  size_t i = home(k, mask);
+  while (e_[i].k && !(e_[i].k == k && e_[i].v == v)) i = (i + 1) & mask;
+  if (!e_[i].k) return false;
+  // Backward shift: pull later entries of the probe run into the hole when their home allows.
+  for (size_t j = (i + 1) & mask; e_[j].k; j = (j + 1) & mask) {
+    size_t h = home(e_[j].k, mask);
+    bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
+    if (movable) {
+      e_[i] = e_[j];
+      i = j;
+    }
+  }
+  e_[i] = Entry{};
+  --size_;
+  return true;
+}
+
+uint64_t TransactionLayer::hash_key(std::string_view key) { return std::hash<std::string_view>{}(key) | 1; }
+
+TransactionLayer::Txn* TransactionLayer::find(TxnId id) {
+  if (!id) return nullptr;
+  uint32_t slot = ids_.find(id_key(id), [&](uint32_t v) { return slab_[v].id == id; });
+  return slot == UINT32_MAX ? nullptr : &slab_[slot];
+}
+const TransactionLayer::Txn* TransactionLayer::find(TxnId id) const {
+  return const_cast<TransactionLayer*>(this)->find(id);
+}
+
+TransactionLayer::Txn& TransactionLayer::create(TxnId id) {
+  uint32_t slot;
+  if (!free_.empty()) {
+    slot = free_.back();
+    free_.pop_back();
+  } else {
+    slot = uint32_t(slab_.size());
+    slab_.emplace_back();
+  }
+  Txn& t = slab_[slot];
+  t.id = id;
+  t.slot = slot;
+  ids_.insert(id_key(id), slot);
+  return t;
+}
+
+void TransactionLayer::index_key(Txn& t) {
+  keys_.insert(hash_key(t.key), t.slot);
+  t.keyed = true;
+}
+
+TxnId TransactionLayer::find_key(std::string_view key) const {
+  uint32_t slot = keys_.find(hash_key(key), [&](uint32_t v) { return slab_[v].key == key; });
+  return slot == UINT32_MAX ? 0 : slab_[slot].id;
+}
+
+void TransactionLayer::erase(Txn& t) {
+  if (t.keyed) keys_.erase(hash_key(t.key), t.slot);
+  ids_.erase(id_key(t.id), t.slot);
+  uint32_t slot = t.slot;
+  t = Txn{};  // releases its strings now, not when the slot is reused
+  free_.push_back(slot);
+}
+
 std::string_view TransactionLayer::request_of(TxnId id) const {
-  auto it = txns_.find(id);
-  return it == txns_.end() ? std::string_view() : std::string_view(it->second.request);
+  const Txn* t = find(id);
+  return t ? std::string_view(t->request) : std::string_view();
 }
 const Flow* TransactionLayer::flow_of(TxnId id) const {
-  auto it = txns_.find(id);
-  return it == txns_.end() ? nullptr : &it->second.flow;
+  const Txn* t = find(id);
+  return t ? &t->flow : nullptr;
 }
 TxnState TransactionLayer::state_of(TxnId id) const {
-  auto it = txns_.find(id);
-  return it == txns_.end() ? TxnState::Terminated : it->second.state;
+  const Txn* t = find(id);
+  return t ? t->state : TxnState::Terminated;
 }
 
 void TransactionLayer::file(Txn& t) {
@@ -178,8 +263,8 @@ void TransactionLayer::file(Txn& t) {
 }
 
 bool TransactionLayer::stale(const Due& d) const {
-  auto it = txns_.find(d.id);
-  return it == txns_.end() || it->second.filed != d.at;
+  const Txn* t = find(d.id);
+  return !t || t->filed != d.at;
 }
 
 std::deque<TransactionLayer::Due>* TransactionLayer::earliest() {
@@ -201,14 +286,11 @@ void TransactionLayer::rearm() {
 }
 
 void TransactionLayer::terminate(Txn& t) {
-  auto k = by_key_.find(t.key);
-  if (k != by_key_.end() && k->second == t.id) by_key_.erase(k);
   if (!t.ack_key.empty()) {
     auto a = by_ack_.find(t.ack_key);
     if (a != by_ack_.end() && a->second == t.id) by_ack_.erase(a);
   }
-  TxnId id = t.id;
-  txns_.erase(id);  // t is dead from here
+  erase(t);  // t is dead from here
   rearm();
 }
 
@@ -253,23 +335,22 @@ TxnId TransactionLayer::send_request(std::string request, const Flow& to) {
     return 0;
   }
   std::string key = client_key(m.branch, m.method);
-  if (by_key_.count(key)) {
+  if (find_key(key)) {
     log(JN_LOG_ERROR, "sip: a client transaction with branch " + std::string(m.branch) + " already exists");
     return 0;
   }
   TxnId id = next_id_++;
-  Txn& t = txns_[id];
-  t.id = id;
+  Txn& t = create(id);
   t.kind = m.method == "INVITE" ? TxnKind::InviteClient : TxnKind::NonInviteClient;
   t.state = t.kind == TxnKind::InviteClient ? TxnState::Calling : TxnState::Trying;
   t.key = key;
   t.flow = to;
   t.request = std::move(request);
   if (!transmit(t, t.request)) {
-    txns_.erase(id);
+    erase(t);
     return 0;
   }
-  by_key_[t.key] = id;
+  index_key(t);
   uint64_t now = env_.now_ms();
   if (!t.flow.reliable()) {  // timers A / E
     t.interval = t_.t1_ms;
@@ -286,9 +367,9 @@ jn_status TransactionLayer::send_stateless(std::string_view bytes, const Flow& t
 }
 
 jn_status TransactionLayer::respond_with(TxnId id, int status, std::string response) {
-  auto it = txns_.find(id);
-  if (it == txns_.end()) return JN_ERR_NOT_FOUND;
-  Txn& t = it->second;
+  Txn* tp = find(id);
+  if (!tp) return JN_ERR_NOT_FOUND;
+  Txn& t = *tp;
   if (t.kind != TxnKind::InviteServer && t.kind != TxnKind::NonInviteServer) return JN_ERR_INVALID;
   if (t.status >= 200) return JN_ERR_STATE;
   if (status < 100 || status > 699) return JN_ERR_INVALID;
@@ -332,33 +413,61 @@ jn_status TransactionLayer::respond_with(TxnId id, int status, std::string respo
 
 jn_status TransactionLayer::respond(TxnId id, int status, std::string_view reason, std::string_view to_tag,
                                     std::string_view extra_headers, std::string_view body, std::string_view content_type) {
-  auto it = txns_.find(id);
-  if (it == txns_.end()) return JN_ERR_NOT_FOUND;
-  const Txn& t = it->second;
+  const Txn* tp = find(id);
+  if (!tp) return JN_ERR_NOT_FOUND;
+  const Txn& t = *tp;
   std::string resp = build_response(t.request, status, reason, status > 100 ? to_tag : std::string_view(), extra_headers,
                                     body, content_type, t.received, t.rport);
   return respond_with(id, status, std::move(resp));
 }
 
-void TransactionLayer::source_params(Txn& t, const TxnMsg& m, const Flow& from) {
+void TransactionLayer::source_of(std::string_view sent_by, bool rport, const Flow& from, std::string& received,
+                                 uint16_t& rport_out) {
   // The real source in the top Via of our responses (§18.2.1 received, RFC 3581 rport), so the
   // peer's NAT mapping is visible to it and to proxies.
+  received.clear();
+  rport_out = 0;
   if (!from.peer.family) return;
-  std::string ip = util::format_ip(from.peer);
-  std::string_view host = m.sent_by;
+  std::string ip;
+  if (from.peer.family == 4) {  // by hand: inet_ntop goes through printf, once per request
+    char buf[16];
+    char* p = buf;
+    for (int i = 0; i < 4; ++i) {
+      if (i) *p++ = '.';
+      p = std::to_chars(p, buf + sizeof buf, unsigned(from.peer.ip[i])).ptr;
+    }
+    ip.assign(buf, size_t(p - buf));
+  } else {
+    ip = util::format_ip(from.peer);
+  }
+  std::string_view host = sent_by;
   if (!host.empty() && host.front() == '[')
     host = host.substr(0, host.find(']') == std::string_view::npos ? host.size() : host.find(']') + 1);
   else
     host = host.substr(0, host.find(':'));
   bool differs = host != ip && !(host.size() == ip.size() + 2 && host.substr(1, ip.size()) == ip);
-  if (m.rport) t.rport = from.peer.port;
-  if (differs || m.rport) t.received = std::move(ip);  // with rport, received= is mandatory (RFC 3581 §4)
+  if (rport) rport_out = from.peer.port;
+  if (differs || rport) received = std::move(ip);  // with rport, received= is mandatory (RFC 3581 §4)
+}
+
+jn_status TransactionLayer::respond(TxnId id, const Message& request, int status, std::string_view reason,
+                                    std::string_view to_tag, std::string_view server, std::string_view extra_headers,
+                                    std::string_view body, std::string_view content_type) {
+  const Txn* tp = find(id);
+  if (!tp) return JN_ERR_NOT_FOUND;
+  std::string resp = build_response(request, status, reason, status > 100 ? to_tag : std::string_view(), server,
+                                    extra_headers, body, content_type, tp->received, tp->rport);
+  return respond_with(id, status, std::move(resp));
+}
+
+void TransactionLayer::source_params(Txn& t, const TxnMsg& m, const Flow& from) {
+  source_of(m.sent_by, m.rport, from, t.received, t.rport);
 }
 
 jn_status TransactionLayer::cancel(TxnId id) {
-  auto it = txns_.find(id);
-  if (it == txns_.end()) return JN_ERR_NOT_FOUND;
-  Txn& t = it->second;
+  Txn* tp = find(id);
+  if (!tp) return JN_ERR_NOT_FOUND;
+  Txn& t = *tp;
   if (t.kind != TxnKind::InviteClient) return JN_ERR_INVALID;
   if (t.state == TxnState::Calling) {  // §9.1: not before a provisional response
     t.cancel_wanted = true;
@@ -375,18 +484,18 @@ jn_status TransactionLayer::cancel(TxnId id) {
 
 void TransactionLayer::receive(const TxnMsg& m, std::string_view bytes, const Flow& from) {
   if (!m.is_request) {
-    auto k = by_key_.find(client_key(m.branch, m.cseq_method));
-    if (k == by_key_.end()) {
+    key_buf_.assign("c|").append(m.branch).append("|").append(m.cseq_method);  // client_key without an allocation
+    Txn* t = find(find_key(key_buf_));
+    if (!t) {
       tu_.on_stray_response(m, bytes, from);
       return;
     }
-    client_response(txns_.at(k->second), m, bytes);
+    client_response(*t, m, bytes);
     return;
   }
   if (m.method == "ACK") {
-    auto k = by_key_.find(server_key(m));
-    if (k != by_key_.end()) {
-      Txn& t = txns_.at(k->second);
+    if (Txn* tp = find(find_key(server_key(m)))) {
+      Txn& t = *tp;
       if (t.state == TxnState::Completed) {  // the ACK of our non-2xx: stop timer G, start I
         t.state = TxnState::Confirmed;
         t.retx_at = 0;
@@ -398,7 +507,7 @@ void TransactionLayer::receive(const TxnMsg& m, std::string_view bytes, const Fl
     }
     auto a = by_ack_.find(std::string(m.call_id) + "|" + std::to_string(m.cseq));
     if (a != by_ack_.end()) {  // the ACK of the 2xx we retransmit
-      Txn& t = txns_.at(a->second);
+      Txn& t = *find(a->second);  // by_ack_ holds live transactions only
       t.retx_at = 0;
       by_ack_.erase(a);
       t.ack_key.clear();
@@ -407,10 +516,9 @@ void TransactionLayer::receive(const TxnMsg& m, std::string_view bytes, const Fl
     tu_.on_request(0, m, bytes, from);
     return;
   }
-  std::string key = server_key(m);
-  auto k = by_key_.find(key);
-  if (k != by_key_.end()) {
-    server_request(txns_.at(k->second), m, bytes, from);
+  std::string_view key = server_key(m);
+  if (Txn* t = find(find_key(key))) {
+    server_request(*t, m, bytes, from);
     return;
   }
   if (m.method == "CANCEL") {
@@ -418,15 +526,14 @@ void TransactionLayer::receive(const TxnMsg& m, std::string_view bytes, const Fl
     return;
   }
   TxnId id = next_id_++;
-  Txn& t = txns_[id];
-  t.id = id;
+  Txn& t = create(id);
   t.kind = m.method == "INVITE" ? TxnKind::InviteServer : TxnKind::NonInviteServer;
   t.state = t.kind == TxnKind::InviteServer ? TxnState::Proceeding : TxnState::Trying;
-  t.key = std::move(key);
+  t.key.assign(key);
   t.request.assign(bytes);
   t.flow = from;
   source_params(t, m, from);
-  by_key_[t.key] = id;
+  index_key(t);
   if (t.kind == TxnKind::InviteServer) respond(id, 100, "Trying");  // §17.2.1: at once, stops the UAC's timer A
   tu_.on_request(id, m, bytes, from);
 }
@@ -448,24 +555,23 @@ void TransactionLayer::handle_cancel(const TxnMsg& m, std::string_view bytes, co
   // The CANCEL gets its own non-INVITE server transaction (its retransmissions are absorbed).
   TxnId cid = next_id_++;
   {
-    Txn& c = txns_[cid];
-    c.id = cid;
+    Txn& c = create(cid);
     c.kind = TxnKind::NonInviteServer;
     c.state = TxnState::Trying;
-    c.key = server_key(m);
+    c.key.assign(server_key(m));
     c.request.assign(bytes);
     c.flow = from;
     source_params(c, m, from);
-    by_key_[c.key] = cid;
+    index_key(c);
   }
   TxnMsg inv = m;
   inv.method = "INVITE";
-  auto k = by_key_.find(server_key(inv));
-  if (k == by_key_.end()) {
+  Txn* tp = find(find_key(server_key(inv)));
+  if (!tp) {
     respond(cid, 481, "Call/Transaction Does Not Exist");
     return;
   }
-  Txn& t = txns_.at(k->second);
+  Txn& t = *tp;
   respond(cid, 200, "OK");
   if (t.status >= 200) return;  // too late: the final response stands
   // The 487 carries the To tag of an earlier provisional, if one had one.
@@ -561,8 +667,7 @@ void TransactionLayer::fire(Txn& t, uint64_t now) {
       default:
         break;
     }
-    auto it = txns_.find(id);
-    if (it != txns_.end()) terminate(it->second);
+    if (Txn* live = find(id)) terminate(*live);
     return;
   }
   if (t.retx_at && t.retx_at <= now) {
@@ -573,8 +678,7 @@ void TransactionLayer::fire(Txn& t, uint64_t now) {
       t.state = TxnState::Terminated;
       TxnId id = t.id;
       report(t, 503, "Service Unavailable");
-      auto it = txns_.find(id);
-      if (it != txns_.end()) terminate(it->second);
+      if (Txn* live = find(id)) terminate(*live);
       return;
     }
     if (t.kind == TxnKind::InviteClient)
@@ -594,11 +698,93 @@ void TransactionLayer::on_timer() {
   for (std::deque<Due>* q = earliest(); q && q->front().at <= now; q = earliest()) {
     TxnId id = q->front().id;
     q->pop_front();
-    Txn& t = txns_.at(id);  // earliest() returned a valid entry
+    Txn& t = *find(id);  // earliest() returned a valid entry
     t.filed = 0;
     fire(t, now);
   }
   rearm();
+}
+
+namespace {
+// "Via: " + the header's first value with rport= / received= filled + its other values + CRLF.
+void append_top_via(std::string& out, std::string_view value, std::string_view received, uint16_t rport) {
+  std::string_view top = first_value(value);
+  out.append("Via: ");
+  size_t at = std::string_view::npos;
+  if (rport)  // a bare ;rport gets the source port
+    for (size_t i = top.find(";rport"); i != std::string_view::npos; i = top.find(";rport", i + 1))
+      if (i + 6 == top.size() || top[i + 6] == ';' || top[i + 6] == ' ') {
+        at = i + 6;
+        break;
+      }
+  if (at != std::string_view::npos) {
+    char port[8];
+    auto r = std::to_chars(port, port + sizeof port, rport);
+    out.append(top.substr(0, at)).append("=").append(port, size_t(r.ptr - port)).append(top.substr(at));
+  } else {
+    out.append(top);
+  }
+  bool has_received = false;
+  raw::param(top, "received", &has_received);
+  if (!received.empty() && !has_received) out.append(";received=").append(received);
+  out.append(value.substr(top.size())).append("\r\n");
+}
+
+void append_status_line(std::string& out, int status, std::string_view reason) {
+  char code[8];
+  auto r = std::to_chars(code, code + sizeof code, status);
+  out.append("SIP/2.0 ").append(code, size_t(r.ptr - code)).append(" ").append(reason).append("\r\n");
+}
+
+void append_tail(std::string& out, std::string_view server, std::string_view extra_headers, std::string_view body,
+                 std::string_view content_type) {
+  if (!server.empty()) out.append("Server: ").append(server).append("\r\n");
+  out.append(extra_headers);
+  if (!body.empty() && !content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
+  char len[24];
+  auto r = std::to_chars(len, len + sizeof len, body.size());
+  out.append("Content-Length: ").append(len, size_t(r.ptr - len)).append("\r\n\r\n").append(body);
+}
+}  // namespace
+
+std::string TransactionLayer::build_response(const Message& request, int status, std::string_view reason,
+                                             std::string_view to_tag, std::string_view server,
+                                             std::string_view extra_headers, std::string_view body,
+                                             std::string_view content_type, std::string_view received, uint16_t rport) {
+  std::string out;
+  out.reserve(request.bytes().size() / 2 + 160 + server.size() + extra_headers.size() + body.size());
+  append_status_line(out, status, reason);
+  const bool dialog_response = status > 100 && status < 300;
+  bool top_via = true;
+  for (const Header& h : request.headers()) {
+    switch (h.id) {
+      case HeaderId::Via:
+        if (top_via && (!received.empty() || rport)) {
+          append_top_via(out, h.value, received, rport);
+        } else {
+          out.append("Via: ").append(h.value).append("\r\n");
+        }
+        top_via = false;
+        break;
+      case HeaderId::To:
+        out.append("To: ").append(h.value);
+        if (request.to_tag().empty() && !to_tag.empty()) out.append(";tag=").append(to_tag);
+        out.append("\r\n");
+        break;
+      case HeaderId::From:
+      case HeaderId::CallId:
+      case HeaderId::CSeq:
+        out.append(header_name(h.id)).append(": ").append(h.value).append("\r\n");
+        break;
+      case HeaderId::RecordRoute:
+        if (dialog_response) out.append("Record-Route: ").append(h.value).append("\r\n");
+        break;
+      default:
+        break;
+    }
+  }
+  append_tail(out, server, extra_headers, body, content_type);
+  return out;
 }
 
 std::string TransactionLayer::build_response(std::string_view request, int status, std::string_view reason,
@@ -607,31 +793,14 @@ std::string TransactionLayer::build_response(std::string_view request, int statu
                                              std::string_view received, uint16_t rport) {
   std::string out;
   out.reserve(request.size() / 2 + 128 + extra_headers.size() + body.size());
-  out.append("SIP/2.0 ").append(std::to_string(status)).append(" ").append(reason).append("\r\n");
+  append_status_line(out, status, reason);
   bool dialog_response = status > 100 && status < 300;
   bool top_via = true;
   raw::for_each_header(request, [&](const raw::Line& l) {
     std::string_view n = raw::long_name(l.name);
     if (top_via && raw::ieq(n, "Via") && (!received.empty() || rport)) {
       top_via = false;
-      std::string_view top = first_value(l.value);
-      out.append("Via: ");
-      size_t at = std::string_view::npos;
-      if (rport)  // a bare ;rport gets the source port
-        for (size_t i = top.find(";rport"); i != std::string_view::npos; i = top.find(";rport", i + 1))
-          if (i + 6 == top.size() || top[i + 6] == ';' || top[i + 6] == ' ') {
-            at = i + 6;
-            break;
-          }
-      if (at != std::string_view::npos) {
-        out.append(top.substr(0, at)).append("=").append(std::to_string(rport)).append(top.substr(at));
-      } else {
-        out.append(top);
-      }
-      bool has_received = false;
-      raw::param(top, "received", &has_received);
-      if (!received.empty() && !has_received) out.append(";received=").append(received);
-      out.append(l.value.substr(top.size())).append("\r\n");
+      append_top_via(out, l.value, received, rport);
     } else if (raw::ieq(n, "Via") || raw::ieq(n, "From") || raw::ieq(n, "Call-ID") || raw::ieq(n, "CSeq") ||
         (dialog_response && raw::ieq(n, "Record-Route"))) {
       out.append(n).append(": ").append(l.value).append("\r\n");
@@ -644,9 +813,7 @@ std::string TransactionLayer::build_response(std::string_view request, int statu
     }
     return true;
   });
-  out.append(extra_headers);
-  if (!body.empty() && !content_type.empty()) out.append("Content-Type: ").append(content_type).append("\r\n");
-  out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n").append(body);
+  append_tail(out, {}, extra_headers, body, content_type);
   return out;
 }
 
@@ -706,7 +873,8 @@ std::string TransactionLayer::save() const {
   j["tc"] = t_.timer_c_ms;
   j["td"] = t_.timer_d_ms;
   auto& arr = j["txns"] = nlohmann::json::array();
-  for (auto& [id, t] : txns_) {
+  ids_.for_each([&](uint64_t, uint32_t slot) {
+    const Txn& t = slab_[slot];
     arr.push_back({{"id", t.id},
                    {"kind", static_cast<int>(t.kind)},
                    {"state", static_cast<int>(t.state)},
@@ -725,7 +893,7 @@ std::string TransactionLayer::save() const {
                    {"ack_key", util::hex_encode(t.ack_key)},
                    {"received", t.received},
                    {"rport", t.rport}});
-  }
+  });
   return j.dump();
 }
 
@@ -740,6 +908,7 @@ bool TransactionLayer::restore(std::string_view bytes, std::string& error) {
     for (auto& e : j["txns"]) {
       Txn t;
       t.id = e.at("id").get<TxnId>();
+      if (t.id == 0) throw std::runtime_error("transaction id 0");
       int kind = e.at("kind").get<int>(), state = e.at("state").get<int>();
       if (kind < 1 || kind > 4 || state < 1 || state > 7) throw std::runtime_error("bad kind or state");
       t.kind = static_cast<TxnKind>(kind);
@@ -763,9 +932,18 @@ bool TransactionLayer::restore(std::string_view bytes, std::string& error) {
       txns.emplace(t.id, std::move(t));
     }
     queues_.clear();
-    by_key_.clear();
     by_ack_.clear();
-    txns_ = std::move(txns);
+    slab_.clear();
+    free_.clear();
+    ids_.clear();
+    keys_.clear();
+    for (auto& [id, rec] : txns) {
+      Txn& t = create(id);
+      uint32_t slot = t.slot;
+      t = std::move(rec);
+      t.slot = slot;
+      t.keyed = false;
+    }
     next_id_ = j.at("next_id").get<TxnId>();
     t_.t1_ms = j.value("t1", t_.t1_ms);
     t_.t2_ms = j.value("t2", t_.t2_ms);
@@ -777,10 +955,13 @@ bool TransactionLayer::restore(std::string_view bytes, std::string& error) {
     return false;
   }
   armed_ = UINT64_MAX - 1;  // force a re-arm: the old instance's deadline is not ours to trust
-  for (auto& [id, t] : txns_) {
-    if (id >= next_id_) next_id_ = id + 1;
-    by_key_[t.key] = id;
-    if (!t.ack_key.empty()) by_ack_[t.ack_key] = id;
+  std::vector<uint32_t> live;
+  ids_.for_each([&](uint64_t, uint32_t slot) { live.push_back(slot); });
+  for (uint32_t slot : live) {
+    Txn& t = slab_[slot];
+    if (t.id >= next_id_) next_id_ = t.id + 1;
+    index_key(t);
+    if (!t.ack_key.empty()) by_ack_[t.ack_key] = t.id;
     t.filed = 0;
     file(t);
   }

@@ -6,7 +6,10 @@
 //     pong, parses (the builders never produce what our own parser refuses);
 //   - a server transaction's request reaches the user once (retransmissions are absorbed);
 //   - once every request is answered and the clock runs 10 minutes on, no transaction is left
-//     and the environment timer is disarmed.
+//     and the environment timer is disarmed;
+//   - with stateless_register (the input's last byte odd), a REGISTER's id answers a final
+//     response during on_request only: a provisional one is refused, a late one finds nothing
+//     and sends nothing.
 #include <junction/sip/stack.hpp>
 
 #include "../../unit/sip_fake_env.hpp"
@@ -45,16 +48,28 @@ struct User : StackUser {
   Stack* stack = nullptr;
   Input* in = nullptr;
   std::vector<TxnId> pending;        // server transactions not answered yet
+  std::vector<TxnId> late;           // stateless ids, gone once on_request returned
   std::set<TxnId> seen;
   void on_request(TxnId id, const Message&, const Flow&) override {
     if (id == 0) return;  // an ACK
-    if (!seen.insert(id).second) {
+    // (a stateless id lives for this call only: a restored stack may hand out the same again)
+    if (!Stack::is_stateless(id) && !seen.insert(id).second) {
       std::fprintf(stderr, "server transaction %llu delivered twice\n", (unsigned long long)id);
       std::abort();
     }
     uint8_t b = in->byte();
     static const int codes[] = {0, 100, 180, 200, 200, 401, 486, 500};
     int code = codes[b % 8];
+    if (Stack::is_stateless(id)) {
+      jn_status st = stack->respond(id, code ? code : 200, {}, "uas");
+      if (st != ((code && code < 200) ? JN_ERR_INVALID : JN_OK)) {
+        std::fprintf(stderr, "stateless respond %d returned %d\n", code, int(st));
+        std::abort();
+      }
+      if (code && code < 200) stack->respond(id, 200, {}, "uas");
+      late.push_back(id);
+      return;
+    }
     if (code == 0) {
       pending.push_back(id);  // answered later (or cancelled)
       return;
@@ -106,6 +121,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   user.in = &in;
   StackConfig cfg;
   cfg.timers.timer_c_ms = 60000;
+  cfg.stateless_register = size && (data[size - 1] & 1);
   auto stack = std::make_unique<Stack>(env, user, cfg);
   user.stack = stack.get();
   env.on_wake = [&] { stack->on_timer(); };
@@ -164,6 +180,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!clients.empty()) stack->cancel(clients[in.byte() % clients.size()]);
         break;
       case 7: {  // answer a pending server transaction
+        if (!user.late.empty()) {  // a stateless id after the fact: refused, nothing sent
+          size_t sent = env.sent.size();
+          if (stack->respond(user.late[in.byte() % user.late.size()], 200) != JN_ERR_NOT_FOUND || env.sent.size() != sent) {
+            std::fprintf(stderr, "a late answer to a stateless REGISTER was not refused\n");
+            std::abort();
+          }
+        }
         if (user.pending.empty()) break;
         size_t i = in.byte() % user.pending.size();
         TxnId id = user.pending[i];

@@ -16,7 +16,9 @@
 //       nonce_secret (random when absent), nonce_ttl_s (300), algorithm ("MD5"),
 //       min_expires (60), max_expires (3600), t1_ms (500), t2_ms (4000), t4_ms (5000),
 //       uac_user / uac_password (answer challenges to our INVITEs), log_each (true: a log line
-//       per REGISTER; the benchmark turns it off).
+//       per REGISTER; the benchmark turns it off), stateless_register (false: REGISTERs get
+//       RFC 3261 server transactions; true: the stack's stateless REGISTER path, RFC 3261
+//       §8.2.7, where a retransmission is answered by running the registrar again).
 #include <junction/plugin.hpp>
 #include <junction/sip/auth.hpp>
 #include <junction/sip/dialog.hpp>
@@ -26,6 +28,7 @@
 #include <junction/util/random.hpp>
 #include <junction/util/state.hpp>
 
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 
@@ -45,6 +48,16 @@ struct Binding {
   std::string contact;  // the Contact URI
   uint64_t expires_at = 0;
   sip::Flow flow;       // where the REGISTER came from (its real source and connection)
+};
+
+// A user: HA1 (never the password) and the bindings of the AOR it registers (user@host of its
+// To). Keeping them together makes a REGISTER one table lookup (the digest check finds the
+// account, the bindings come with it); an AOR of the same user under another host is kept in
+// other_bindings_.
+struct Account {
+  std::string ha1;
+  std::string aor;  // empty: no bindings yet
+  std::vector<Binding> bindings;
 };
 
 struct Call {
@@ -80,6 +93,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     sc.timers.t2_ms = c.value("t2_ms", 4000u);
     sc.timers.t4_ms = c.value("t4_ms", 5000u);
     sc.user_agent = "junction-sip-registrar";
+    sc.stateless_register = c.value("stateless_register", false);
     stack_ = std::make_unique<sip::Stack>(env_, *this, sc);
     env_.attach(stack_.get());
 
@@ -92,7 +106,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     if (!sip::parse_algorithm(alg, dc.algorithm)) throw std::runtime_error("algorithm: unknown: " + alg);
     // The store keeps HA1 = H(user:realm:password), as a registrar's database would: the
     // password is never kept, and each check hashes one thing less.
-    auto add_user = [&](const std::string& u, const std::string& pw) { users_[u] = sip::digest_ha1(dc.algorithm, u, dc.realm, pw); };
+    auto add_user = [&](const std::string& u, const std::string& pw) { users_[u].ha1 = sip::digest_ha1(dc.algorithm, u, dc.realm, pw); };
     if (c.contains("users") && c["users"].is_object())
       for (auto& [u, p] : c["users"].items()) add_user(u, p.get<std::string>());
     int gen = c.value("generated_users", 0);
@@ -225,7 +239,7 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
 
   void on_connection_closed(jn_handle conn) override {
     size_t n = 0;
-    for (auto& [aor, list] : bindings_)
+    for_each_list([&](const std::string&, std::vector<Binding>& list) {
       for (auto b = list.begin(); b != list.end();)
         if (b->flow.proto == sip::Proto::Tcp && b->flow.conn == conn) {
           b = list.erase(b);
@@ -233,6 +247,8 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
         } else {
           ++b;
         }
+    });
+    std::erase_if(other_bindings_, [](const auto& kv) { return kv.second.empty(); });
     if (n) host().info("sip-registrar: connection closed: " + std::to_string(n) + " binding(s) removed");
   }
 
@@ -260,13 +276,14 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
       if (verb == "bindings") {
         json o = json::object();
         uint64_t now = host().now_ms();
-        for (auto& [aor, list] : bindings_)
+        for_each_list([&](const std::string& aor, std::vector<Binding>& list) {
           for (auto& b : list)
             if (b.expires_at > now)
               o[aor].push_back({{"contact", b.contact},
                                 {"expires_in", (b.expires_at - now) / 1000},
                                 {"transport", std::string(sip::proto_name(b.flow.proto))},
                                 {"source", util::format_addr(b.flow.peer)}});
+        });
         return reply(req, 200, o);
       }
       if (verb == "stats") {
@@ -295,10 +312,11 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     s["calls"] = calls;
     s["next_call"] = next_call_;
     json b = json::object();
-    for (auto& [aor, list] : bindings_)
+    for_each_list([&](const std::string& aor, std::vector<Binding>& list) {
       for (auto& x : list)
         b[aor].push_back({{"contact", x.contact}, {"at", x.expires_at}, {"proto", int(x.flow.proto)},
                           {"peer", util::format_addr(x.flow.peer)}, {"sock", x.flow.sock}, {"conn", x.flow.conn}});
+    });
     s["bindings"] = b;
     out = s.encode();
     return JN_OK;
@@ -348,7 +366,9 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
           util::parse_addr(x.at("peer").get<std::string>(), b.flow.peer);
           b.flow.sock = x.at("sock").get<jn_handle>();
           b.flow.conn = x.at("conn").get<jn_handle>();
-          bindings_[aor].push_back(std::move(b));
+          size_t at = aor.rfind('@');
+          auto u = at == std::string::npos ? users_.end() : users_.find(std::string_view(aor).substr(0, at));
+          list_for(u == users_.end() ? nullptr : &u->second, aor).push_back(std::move(b));
         }
     host().info("sip-registrar: restored " + std::to_string(stack_->transactions().size()) + " transaction(s), " +
                 std::to_string(dialogs_.size()) + " dialog(s), " + std::to_string(calls_.size()) + " call(s)");
@@ -360,22 +380,28 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
   void reply(const jn_admin_request& req, int status, const json& body) { host().admin_reply(req.reply, status, body.dump()); }
 
   // --- registrar ---------------------------------------------------------------------------------
+  // A To tag for a REGISTER's response: the stateless path derives its own (the same for a
+  // retransmission), so drawing a random one would be wasted.
+  std::string tag(sip::TxnId id) { return sip::Stack::is_stateless(id) ? std::string() : stack_->new_tag(); }
+
   void on_register(sip::TxnId id, const sip::Message& m, const sip::Flow& from) {
     ++registers_;
     const sip::Header* ah = m.find(sip::HeaderId::Authorization);
     std::string challenge;
     if (!ah) {
       auth_->challenge(challenge, now_s());
-      stack_->respond(id, 401, {}, stack_->new_tag(), "WWW-Authenticate: " + challenge + "\r\n");
+      stack_->respond(id, 401, {}, tag(id), "WWW-Authenticate: " + challenge + "\r\n");
       return;
     }
     std::string_view user;
-    sip::Verdict v = auth_->verify(ah->value, "REGISTER", now_s(), [this](std::string_view u, sip::DigestSecret& out) {
+    Account* account = nullptr;
+    sip::Verdict v = auth_->verify(ah->value, "REGISTER", now_s(), [&](std::string_view u, sip::DigestSecret& out) {
       auto it = users_.find(u);
       if (it == users_.end()) return false;
-      out.ha1 = it->second;
+      account = &it->second;
+      out.ha1 = it->second.ha1;
       return true;
-    }, &user);
+    }, &user, sip::Stack::is_stateless(id) ? sip::request_fingerprint(m) : 0);
     if (v != sip::Verdict::Ok) {
       int code = sip::status_for(v);
       if (log_each_ || code == 403)
@@ -383,9 +409,9 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
                     std::to_string(code) + " (" + sip::to_string(v) + ")");
       if (code == 401) {
         auth_->challenge(challenge, now_s(), v == sip::Verdict::Stale);
-        stack_->respond(id, 401, {}, stack_->new_tag(), "WWW-Authenticate: " + challenge + "\r\n");
+        stack_->respond(id, 401, {}, tag(id), "WWW-Authenticate: " + challenge + "\r\n");
       } else {
-        stack_->respond(id, code, sip::to_string(v), stack_->new_tag());
+        stack_->respond(id, code, sip::to_string(v), tag(id));
       }
       return;
     }
@@ -393,12 +419,13 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     sip::Uri to;
     if (!sip::parse_uri(m.to().uri_text, to) || to.user != user) {
       host().info("sip-registrar: REGISTER user=" + std::string(user) + " for another AOR refused 403");
-      stack_->respond(id, 403, "Forbidden (AOR is not the user)", stack_->new_tag());
+      stack_->respond(id, 403, "Forbidden (AOR is not the user)", tag(id));
       return;
     }
-    std::string aor = std::string(to.user) + "@" + std::string(to.host);
     uint64_t now = host().now_ms();
-    auto& list = bindings_[aor];
+    std::vector<Binding>& list = aor_is(account->aor, to.user, to.host)
+                                     ? account->bindings
+                                     : list_for(account, std::string(to.user) + "@" + std::string(to.host));
     std::erase_if(list, [&](const Binding& b) { return b.expires_at <= now; });
     uint64_t dflt = 3600;
     if (const sip::Header* eh = m.find(sip::HeaderId::Expires)) sip::parse_uint(sip::trim_lws(eh->value), 0xffffffffu, dflt);
@@ -407,12 +434,12 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
       while (sip::next_value(rest, val)) {
         sip::Contact c;
         if (!sip::parse_contact(val, c)) {
-          stack_->respond(id, 400, "Bad Contact", stack_->new_tag());
+          stack_->respond(id, 400, "Bad Contact", tag(id));
           return;
         }
         if (c.star) {
           if (dflt != 0) {
-            stack_->respond(id, 400, "Contact * needs Expires: 0", stack_->new_tag());
+            stack_->respond(id, 400, "Contact * needs Expires: 0", tag(id));
             return;
           }
           list.clear();
@@ -420,23 +447,34 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
         }
         uint64_t e = c.expires >= 0 ? uint64_t(c.expires) : dflt;
         if (e != 0 && e < min_expires_) {
-          stack_->respond(id, 423, {}, stack_->new_tag(), "Min-Expires: " + std::to_string(min_expires_) + "\r\n");
+          stack_->respond(id, 423, {}, tag(id), "Min-Expires: " + std::to_string(min_expires_) + "\r\n");
           return;
         }
         e = std::min<uint64_t>(e, max_expires_);
-        std::string uri(c.addr.uri_text);
-        std::erase_if(list, [&](const Binding& b) { return b.contact == uri; });
-        if (e) list.push_back({uri, now + e * 1000, from});
+        // a refresh updates its binding in place and makes it the newest (the last)
+        auto same = std::find_if(list.begin(), list.end(), [&](const Binding& b) { return b.contact == c.addr.uri_text; });
+        if (same != list.end()) {
+          if (!e) {
+            list.erase(same);
+            continue;
+          }
+          std::rotate(same, same + 1, list.end());
+          list.back().expires_at = now + e * 1000;
+          list.back().flow = from;
+        } else if (e) {
+          list.push_back({std::string(c.addr.uri_text), now + e * 1000, from});
+        }
       }
     }
     std::string extra;
-    for (auto& b : list) extra += "Contact: <" + b.contact + ">;expires=" + std::to_string((b.expires_at - now + 999) / 1000) + "\r\n";
+    for (auto& b : list)
+      extra.append("Contact: <").append(b.contact).append(">;expires=").append(std::to_string((b.expires_at - now + 999) / 1000)).append("\r\n");
     ++register_ok_;
     if (log_each_)
       host().info("sip-registrar: REGISTER user=" + std::string(user) + " from " + util::format_addr(from.peer) + " over " +
                   std::string(sip::proto_name(from.proto)) + " -> 200 (" + std::to_string(list.size()) + " binding(s))");
-    if (list.empty()) bindings_.erase(aor);
-    stack_->respond(id, 200, {}, stack_->new_tag(), extra);
+    stack_->respond(id, 200, {}, tag(id), extra);
+    if (list.empty() && &list != &account->bindings) std::erase_if(other_bindings_, [](const auto& kv) { return kv.second.empty(); });
   }
 
   // --- UAS ---------------------------------------------------------------------------------------
@@ -639,11 +677,10 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
   void admin_message(const jn_admin_request& req, const json& body) {
     std::string aor = body.at("aor").get<std::string>();
     std::string text = body.value("text", std::string("hello"));
-    auto it = bindings_.find(aor);
+    std::vector<Binding>* list = list_of(aor);
     uint64_t now = host().now_ms();
-    if (it == bindings_.end() || it->second.empty() || it->second.back().expires_at <= now)
-      return reply(req, 404, {{"error", "no binding for " + aor}});
-    Binding& b = it->second.back();
+    if (!list || list->empty() || list->back().expires_at <= now) return reply(req, 404, {{"error", "no binding for " + aor}});
+    Binding& b = list->back();
     std::string out;
     sip::Writer w(out);
     w.request_line("MESSAGE", b.contact);
@@ -682,8 +719,40 @@ class SipRegistrar : public junction::sdk::Plugin, public sip::StackUser {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, std::string, SvHash, std::equal_to<>> users_;  // user -> HA1
-  std::unordered_map<std::string, std::vector<Binding>> bindings_;
+  std::unordered_map<std::string, Account, SvHash, std::equal_to<>> users_;
+  std::unordered_map<std::string, std::vector<Binding>> other_bindings_;  // AORs beyond a user's first
+
+  static bool aor_is(const std::string& aor, std::string_view user, std::string_view host) {
+    return aor.size() == user.size() + 1 + host.size() && aor.compare(0, user.size(), user) == 0 && aor[user.size()] == '@' &&
+           aor.compare(user.size() + 1, host.size(), host) == 0;
+  }
+  // The bindings of aor, made when missing: the account's own list when aor is its AOR (or it
+  // has none yet), else other_bindings_.
+  std::vector<Binding>& list_for(Account* a, const std::string& aor) {
+    if (a && a->aor == aor) return a->bindings;
+    auto o = other_bindings_.find(aor);
+    if (o != other_bindings_.end()) return o->second;
+    if (a && a->bindings.empty()) {  // free: the account takes this AOR
+      a->aor = aor;
+      return a->bindings;
+    }
+    return other_bindings_[aor];
+  }
+  std::vector<Binding>* list_of(const std::string& aor) {
+    size_t at = aor.rfind('@');
+    if (at != std::string::npos) {
+      auto u = users_.find(std::string_view(aor).substr(0, at));
+      if (u != users_.end() && u->second.aor == aor) return &u->second.bindings;
+    }
+    auto o = other_bindings_.find(aor);
+    return o == other_bindings_.end() ? nullptr : &o->second;
+  }
+  template <class F>
+  void for_each_list(F&& f) {
+    for (auto& [name, a] : users_)
+      if (!a.aor.empty() && !a.bindings.empty()) f(a.aor, a.bindings);
+    for (auto& [aor, list] : other_bindings_) f(aor, list);
+  }
   sip::DialogSet dialogs_;
   std::map<uint64_t, Call> calls_;
   std::unordered_map<sip::TxnId, uint64_t> by_txn_;

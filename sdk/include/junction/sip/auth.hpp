@@ -46,7 +46,9 @@ struct DigestServerConfig {
   bool qop_auth = true;            // offer qop="auth"; false: the legacy RFC 2069 form only
   DigestAlgorithm algorithm = DigestAlgorithm::MD5;
   std::string opaque;              // sent and required back when not empty
-  size_t nc_slots = 8192;          // replay table size (16 bytes a slot: 128 KiB by default)
+  size_t nc_slots = 8192;          // replay table size (24 bytes a slot: 192 KiB by default)
+  uint32_t retransmit_window_s = 32;  // verify() with a request fingerprint: how long the request
+                                      // that used an nc may come again (64*T1: timer J's span)
 };
 
 // What verify() concluded. Only Ok is a pass.
@@ -91,6 +93,13 @@ class DigestServer {
   // (escapes kept) when the header had one.
   Verdict verify(std::string_view header_value, std::string_view method, uint64_t now_s, const DigestLookup& lookup,
                  std::string_view* user = nullptr);
+  // The same for a stateless server (StackConfig::stateless_register), which sees a request's
+  // retransmissions: request_fp is the request's fingerprint (sip::request_fingerprint, non-zero).
+  // The request that last advanced a nonce's nc may come again within retransmit_window_s (same
+  // nonce, nc and fingerprint) and is Ok again, as a transaction would have answered it again;
+  // any other reuse of an nc is still a Replay.
+  Verdict verify(std::string_view header_value, std::string_view method, uint64_t now_s, const DigestLookup& lookup,
+                 std::string_view* user, uint64_t request_fp);
 
   const DigestServerConfig& config() const { return cfg_; }
 
@@ -98,6 +107,8 @@ class DigestServer {
   struct Slot {
     uint64_t serial = 0;  // 0: free
     uint32_t nc = 0;
+    uint32_t at_s = 0;    // when nc was accepted (low 32 bits of now_s)
+    uint64_t fp = 0;      // fingerprint of the request that used nc (0: none given)
   };
   std::string make_nonce(uint64_t now_s);
   // 0: not ours; otherwise the serial; ts receives the issue time.
@@ -110,6 +121,7 @@ class DigestServer {
   uint64_t serial_ = 0;      // last serial issued (time-based, so it grows across restarts)
   uint64_t watermark_ = 0;   // nonces with a serial <= this and not in the table are stale
   std::vector<Slot> slots_;
+  DigestSecret scratch_;     // the lookup's answer, reused across verify() calls
 };
 
 // Which header carries a challenge / the answer for a 401 or 407 (RFC 3261 22.2 / 22.3):

@@ -29,12 +29,25 @@ struct StackConfig {
   TimerConfig timers;
   Limits limits;
   std::string user_agent;  // a User-Agent / Server header when not empty
+  // RFC 3261 §8.2.7 stateless UAS for REGISTER (the trade-off of a stateless registrar such as
+  // Kamailio with sl_send_reply): no server transaction is made, so a retransmitted REGISTER
+  // reaches the user again and is answered by re-running the same (idempotent) logic. The user
+  // must answer during on_request (Stack::respond with that id; afterwards the id is gone), with
+  // final responses only; the To tag is derived from the request (the same for a
+  // retransmission), whatever to_tag says. Other methods keep their transactions.
+  bool stateless_register = false;
 };
 
 struct StackCounters {
   uint64_t rx_requests = 0, rx_responses = 0, rx_bad = 0, rx_keepalives = 0;
   uint64_t tx_stateless = 0;
+  uint64_t rx_stateless = 0;  // REGISTERs answered without a transaction (stateless_register)
 };
+
+// A 64-bit fingerprint of a request that its retransmissions share and another request (a new
+// branch, Call-ID, CSeq or From tag) does not: top Via branch and sent-by, Call-ID, CSeq, method,
+// From tag. Not a MAC: it tells retransmissions apart from new requests, nothing more.
+uint64_t request_fingerprint(const Message& m);
 
 class StackUser {
  public:
@@ -69,6 +82,10 @@ class Stack : private TxnUser {
   const StackCounters& counters() const { return counters_; }
   TransactionLayer& transactions() { return layer_; }
   Env& env() { return env_; }
+  // Ids of requests handled statelessly (StackConfig::stateless_register) have this bit set. Such
+  // an id names its request during on_request only (a restored stack may hand it out again).
+  static constexpr TxnId kStatelessBit = TxnId(1) << 63;
+  static bool is_stateless(TxnId id) { return (id & kStatelessBit) != 0; }
 
   // --- input (what the core delivered) -----------------------------------------------------
   // One UDP datagram. from.peer is the packet's source, from.sock the socket.
@@ -148,6 +165,8 @@ class Stack : private TxnUser {
   static void txn_fields(const Message& msg, TxnMsg& m);
   void bad(std::string_view bytes, const Flow& from, const std::string& why, int code);
   void rearm();
+  jn_status respond_stateless(TxnId id, int code, std::string_view reason, std::string_view extra_headers,
+                              std::string_view body, std::string_view content_type);
   void log(int level, const std::string& msg) {
     if (env_.log_enabled(level)) env_.log(level, msg);
   }
@@ -160,6 +179,14 @@ class Stack : private TxnUser {
   TransactionLayer layer_;
   Message msg_;  // the message being delivered (fixed size: no allocation per message)
   uint64_t layer_wake_ = UINT64_MAX, user_wake_ = UINT64_MAX, armed_ = UINT64_MAX;
+  // The stateless request being delivered (0: none), whether it was answered, where from, and
+  // the key that makes its To tag (drawn once: tags are not guessable from the request alone).
+  TxnId delivering_ = 0;  // the request in msg_ being delivered (respond builds from msg_)
+  TxnId stateless_id_ = 0;
+  uint64_t stateless_seq_ = 0;
+  bool stateless_answered_ = false;
+  const Flow* stateless_from_ = nullptr;
+  uint64_t tag_key_ = 0;
 };
 
 }  // namespace junction::sip

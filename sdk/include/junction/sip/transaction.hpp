@@ -17,8 +17,55 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace junction::sip {
+
+class Message;
+
+namespace detail {
+// An open-addressing multimap from a non-zero 64-bit key to a 32-bit value (linear probing,
+// backward-shift deletion, no tombstones): the transaction layer's id and key indexes. One
+// array of 16-byte entries instead of a node per entry: a lookup is one or two cache lines.
+class FlatIndex {
+ public:
+  size_t size() const { return size_; }
+  void clear() {
+    std::vector<Entry>(16).swap(e_);
+    size_ = 0;
+  }
+  void insert(uint64_t k, uint32_t v);
+  // Calls f(v) for each value under k until it returns true; that value, or UINT32_MAX.
+  template <class F>
+  uint32_t find(uint64_t k, F&& f) const {
+    const size_t mask = e_.size() - 1;
+    for (size_t i = home(k, mask); e_[i].k; i = (i + 1) & mask)
+      if (e_[i].k == k && f(e_[i].v)) return e_[i].v;
+    return UINT32_MAX;
+  }
+  // Removes the entry (k, v); false when there is none.
+  bool erase(uint64_t k, uint32_t v);
+  template <class F>
+  void for_each(F&& f) const {
+    for (const Entry& x : e_)
+      if (x.k) f(x.k, x.v);
+  }
+
+ private:
+  struct Entry {
+    uint64_t k = 0;  // 0: empty
+    uint32_t v = 0;
+  };
+  static size_t home(uint64_t k, size_t mask) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return size_t(k) & mask;
+  }
+  std::vector<Entry> e_ = std::vector<Entry>(16);
+  size_t size_ = 0;
+};
+}  // namespace detail
 
 struct TimerConfig {
   uint32_t t1_ms = 500;       // RTT estimate: first retransmit interval
@@ -82,10 +129,7 @@ class TxnUser {
 
 class TransactionLayer {
  public:
-  TransactionLayer(Env& env, TxnUser& tu, TimerConfig timers = {}) : env_(env), tu_(tu), t_(timers) {
-    txns_.reserve(1024);
-    by_key_.reserve(1024);
-  }
+  TransactionLayer(Env& env, TxnUser& tu, TimerConfig timers = {}) : env_(env), tu_(tu), t_(timers) {}
   const TimerConfig& timers() const { return t_; }
   void set_timers(const TimerConfig& t) { t_ = t; }
 
@@ -103,6 +147,12 @@ class TransactionLayer {
   jn_status respond(TxnId id, int status, std::string_view reason, std::string_view to_tag = {},
                     std::string_view extra_headers = {}, std::string_view body = {},
                     std::string_view content_type = {});
+  // The same for a request the caller still holds parsed (the stack, while it delivers it): the
+  // response is built from `request` (id's request) without scanning the stored bytes again.
+  // server: a Server header's value (empty: none).
+  jn_status respond(TxnId id, const Message& request, int status, std::string_view reason, std::string_view to_tag,
+                    std::string_view server, std::string_view extra_headers, std::string_view body,
+                    std::string_view content_type);
   // Sends a CANCEL for INVITE client transaction id (now if a provisional came, else when one
   // does). The INVITE then ends with 487 (or whatever the UAS sends); after 64*T1 without one,
   // with a 408.
@@ -114,9 +164,9 @@ class TransactionLayer {
   // it is not kept for the rest of timer J / H / L), its kind and state.
   std::string_view request_of(TxnId id) const;
   const Flow* flow_of(TxnId id) const;
-  bool exists(TxnId id) const { return txns_.count(id) != 0; }
+  bool exists(TxnId id) const { return find(id) != nullptr; }
   TxnState state_of(TxnId id) const;
-  size_t size() const { return txns_.size(); }
+  size_t size() const { return ids_.size(); }
 
   // The environment timer fired (or the test clock moved): runs every timer due by now.
   void on_timer();
@@ -132,6 +182,15 @@ class TransactionLayer {
                                     std::string_view to_tag, std::string_view extra_headers,
                                     std::string_view body, std::string_view content_type,
                                     std::string_view received = {}, uint16_t rport = 0);
+  // build_response() from a parsed request (its header index, no second scan); server: a Server
+  // header's value (empty: none), written before extra_headers.
+  static std::string build_response(const Message& request, int status, std::string_view reason, std::string_view to_tag,
+                                    std::string_view server, std::string_view extra_headers, std::string_view body,
+                                    std::string_view content_type, std::string_view received, uint16_t rport);
+  // The received= / rport= values our responses carry in their top Via for a request whose top
+  // Via says sent_by (and ;rport when rport) that came from `from` (§18.2.1, RFC 3581): received
+  // empty when not needed, rport_out 0 when not asked.
+  static void source_of(std::string_view sent_by, bool rport, const Flow& from, std::string& received, uint16_t& rport_out);
 
  private:
   struct Txn {
@@ -149,9 +208,22 @@ class TransactionLayer {
     std::string ack_key;   // InviteServer in Accepted: Call-ID + CSeq of the 2xx awaiting its ACK
     std::string received;  // server: received= for our responses' top Via (empty: none)
     uint16_t rport = 0;    // server: the rport= value (0: none asked)
+    uint32_t slot = 0;     // where it lives in slab_
+    bool keyed = false;    // indexed in keys_ under hash_key(key)
   };
+  // Transaction records live in a slab (a deque: references stay valid while it grows; freed
+  // slots are reused, so a busy registrar allocates no record per request), found by id through
+  // ids_ and by matching key through keys_ (a hash of the key; records compared in full).
+  Txn* find(TxnId id);
+  const Txn* find(TxnId id) const;
+  Txn& create(TxnId id);
+  void erase(Txn& t);  // t is dead from here
+  TxnId find_key(std::string_view key) const;
+  void index_key(Txn& t);
+  static uint64_t hash_key(std::string_view key);
+  static uint64_t id_key(TxnId id) { return id; }  // ids are never 0
   void source_params(Txn& t, const TxnMsg& m, const Flow& from);
-  std::string server_key(const TxnMsg& m) const;
+  std::string_view server_key(const TxnMsg& m);  // in key_buf_: valid until the next call
   static std::string client_key(std::string_view branch, std::string_view method);
   void file(Txn& t);
   void rearm();
@@ -172,8 +244,10 @@ class TransactionLayer {
   TxnUser& tu_;
   TimerConfig t_;
   TxnId next_id_ = 1;
-  std::unordered_map<TxnId, Txn> txns_;
-  std::unordered_map<std::string, TxnId> by_key_;
+  std::deque<Txn> slab_;
+  std::vector<uint32_t> free_;
+  detail::FlatIndex ids_, keys_;
+  std::string key_buf_;  // the key of the message being matched (no allocation per message)
   std::unordered_map<std::string, TxnId> by_ack_;
   // Deadlines, one FIFO per delay (A/E/G double, B/F/H/J are 64*T1, ...): a transaction filed at
   // now + d lands at the back of queue d, so each queue stays sorted and filing is O(1). A

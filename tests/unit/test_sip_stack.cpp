@@ -1,0 +1,124 @@
+// junction/sip/stack.hpp: the stateless REGISTER path (StackConfig::stateless_register, RFC 3261
+// §8.2.7): no transaction, a retransmission re-runs the user's logic and gets the same answer
+// (same To tag), final responses only, answered during on_request only; other methods keep
+// their transactions.
+#include <junction/sip/stack.hpp>
+
+#include "sip_fake_env.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using namespace junction::sip;
+using junction::sip::testing::FakeEnv;
+using junction::sip::testing::udp_flow;
+
+namespace {
+
+struct Registrar : StackUser {
+  Stack* stack = nullptr;
+  std::vector<TxnId> ids;
+  std::vector<jn_status> answers;  // what each respond() returned
+  int code = 200;
+  void on_request(TxnId id, const Message& m, const Flow&) override {
+    ids.push_back(id);
+    if (m.method() != "REGISTER") return;
+    answers.push_back(stack->respond(id, 100));  // refused: no provisional when stateless
+    answers.push_back(stack->respond(id, code, {}, "ignored", "Contact: <sip:a@127.0.0.1:4000>;expires=3600\r\n"));
+    answers.push_back(stack->respond(id, code));  // refused: already answered
+  }
+  void on_response(TxnId, int, const Message*) override {}
+};
+
+struct Rig {
+  FakeEnv env;
+  Registrar user;
+  Stack stack;
+  explicit Rig(bool stateless, uint64_t rnd = 0)
+      : stack(env, user, [&] {
+          env.rnd = rnd;  // the stack draws its tag key at construction
+          StackConfig c{"127.0.0.1", 5060, 5060, {}, {}, "test-ua"};
+          c.stateless_register = stateless;
+          return c;
+        }()) {
+    user.stack = &stack;
+    env.on_wake = [this] { stack.on_timer(); };
+  }
+};
+
+std::string reg(std::string_view branch, int cseq) {
+  return "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 10.0.0.9:4000;branch=" + std::string(branch) + ";rport\r\n"
+         "From: <sip:a@127.0.0.1>;tag=ft\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c1\r\n"
+         "CSeq: " + std::to_string(cseq) + " REGISTER\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+}
+
+std::string to_of(const std::string& resp) {
+  Message m;
+  REQUIRE(parse(resp, m) == ParseStatus::Ok);
+  return std::string(m.find(HeaderId::To)->value);
+}
+
+}  // namespace
+
+TEST_CASE("sip stack: stateless REGISTER: no transaction, a retransmission is answered identically") {
+  Rig r(true);
+  r.stack.on_datagram(reg("z9hG4bKr1", 1), udp_flow(4000));
+  r.stack.on_datagram(reg("z9hG4bKr1", 1), udp_flow(4000));  // the retransmission
+  REQUIRE(r.user.ids.size() == 2);                          // the user ran twice
+  CHECK(Stack::is_stateless(r.user.ids[0]));
+  CHECK(r.user.ids[0] != r.user.ids[1]);
+  CHECK(r.stack.transactions().size() == 0);
+  CHECK(r.stack.counters().rx_stateless == 2);
+  CHECK(r.user.answers == std::vector<jn_status>{JN_ERR_INVALID, JN_OK, JN_ERR_STATE, JN_ERR_INVALID, JN_OK, JN_ERR_STATE});
+  REQUIRE(r.env.sent.size() == 2);
+  CHECK(r.env.sent[0].bytes == r.env.sent[1].bytes);  // same To tag, same everything
+  const std::string& resp = r.env.sent[0].bytes;
+  CHECK(resp.substr(0, 15) == "SIP/2.0 200 OK\r");
+  CHECK(resp.find("Via: SIP/2.0/UDP 10.0.0.9:4000;branch=z9hG4bKr1;rport=4000;received=127.0.0.1\r\n") != std::string::npos);
+  CHECK(resp.find("Server: test-ua\r\n") != std::string::npos);
+  CHECK(resp.find("Contact: <sip:a@127.0.0.1:4000>;expires=3600\r\n") != std::string::npos);
+  std::string to = to_of(resp);
+  CHECK(to.find(";tag=") != std::string::npos);
+  CHECK(to.find("ignored") == std::string::npos);  // the derived tag, not the user's
+  CHECK(r.env.sent[0].flow.peer.port == 4000);
+
+  // Another request (new branch and CSeq) gets another tag; nothing is kept for either.
+  r.stack.on_datagram(reg("z9hG4bKr2", 2), udp_flow(4000));
+  REQUIRE(r.env.sent.size() == 3);
+  CHECK(to_of(r.env.sent[2].bytes) != to);
+  CHECK(r.stack.transactions().size() == 0);
+
+  // The id is gone after on_request: a late answer is refused, nothing is sent.
+  CHECK(r.stack.respond(r.user.ids[0], 200) == JN_ERR_NOT_FOUND);
+  CHECK(r.env.sent.size() == 3);
+
+  // Other methods keep their transactions (a retransmission is absorbed, the user runs once).
+  std::string opt = reg("z9hG4bKo1", 5);
+  opt.replace(0, 8, "OPTIONS");
+  opt.replace(opt.find("5 REGISTER"), 10, "5 OPTIONS");
+  r.stack.on_datagram(opt, udp_flow(4000));
+  r.stack.on_datagram(opt, udp_flow(4000));
+  CHECK(r.user.ids.size() == 4);
+  CHECK(!Stack::is_stateless(r.user.ids[3]));
+  CHECK(r.stack.transactions().size() == 1);
+}
+
+TEST_CASE("sip stack: stateless REGISTER tags differ between stacks (keyed), a stateful stack keeps its transaction") {
+  Rig a(true), b(true, 77);  // another key
+  a.stack.on_datagram(reg("z9hG4bKk", 1), udp_flow(4000));
+  b.stack.on_datagram(reg("z9hG4bKk", 1), udp_flow(4000));
+  REQUIRE(a.env.sent.size() == 1);
+  REQUIRE(b.env.sent.size() == 1);
+  CHECK(to_of(a.env.sent[0].bytes) != to_of(b.env.sent[0].bytes));
+
+  Rig s(false);
+  s.stack.on_datagram(reg("z9hG4bKk", 1), udp_flow(4000));
+  s.stack.on_datagram(reg("z9hG4bKk", 1), udp_flow(4000));
+  CHECK(s.user.ids.size() == 1);  // the retransmission absorbed by the transaction
+  CHECK(!Stack::is_stateless(s.user.ids[0]));
+  CHECK(s.stack.transactions().size() == 1);
+  CHECK(s.user.answers == std::vector<jn_status>{JN_OK, JN_OK, JN_ERR_STATE});  // 100 allowed when stateful
+}
