@@ -1,0 +1,247 @@
+"""Self-test of the GB/T 28181 device simulator (tests/lib/gb_device_sim.py), the peer the gb28181
+flow tests trust.
+
+- It registers with digest over UDP and over TCP against the sip-registrar test plugin (a strict
+  digest registrar on sdk/sip), refreshes, sends keepalives, unregisters; a wrong password gets 403.
+- Many devices in one process (UDP and TCP, one connection per TCP device) all register.
+- Its PTZ verifier accepts the document's commands and refuses a wrong checksum, both as a
+  function and end to end (a MESSAGE from the stack gets 400 and the device records why).
+- Its catalog splitter produces MESSAGEs whose SumNum and DeviceList Num agree, encoded GB18030
+  under a GB2312 declaration; the quirk modes change exactly what they claim.
+- SIP basics: a retransmitted request is answered with the same bytes; its own request over UDP is
+  retransmitted per T1 until answered.
+Loopback only; ports from free_port; synchronisation on events, log lines and socket reads.
+"""
+import os
+import re
+import socket
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+from junction_test import JunctionTest, free_port, main  # noqa: E402
+import gb_device_sim as gb  # noqa: E402
+
+PLUGIN = "sip-registrar"
+PLATFORM = "34020000002000000001"
+
+
+def dev_id(i):
+    return f"3402000000132{i:07d}"
+
+
+class GbSimSelfTest(JunctionTest):
+    def setUp(self):
+        super().setUp()
+        self.port = free_port()
+        self.users = {dev_id(i): f"pw{i}" for i in range(1, 9)}
+        self.j = self.server(plugins={PLUGIN: {
+            "udp_listen": f"127.0.0.1:{self.port}", "tcp_listen": f"127.0.0.1:{self.port}", "users": self.users,
+            "realm": "3402000000", "generated_users": 1000, "generated_prefix": "3402000000132100",
+            "generated_password": "many", "log_each": True}})
+        # the 1 000-device test opens 500 TCP connections from 127.0.0.1 (default limit: 64 per address)
+        self.j.write_core(dict(self.j.core, limits={"tcp_max_conns_per_ip": 2000, "tcp_max_conns_per_listener": 2000}))
+        self.j.start()
+        self.j.wait_for_log("sip-registrar: listening")
+        self.sim = gb.Simulator(server=("127.0.0.1", self.port), platform_id=PLATFORM).start()
+
+    def tearDown(self):
+        self.sim.stop()
+        super().tearDown()
+
+    # -- registration ------------------------------------------------------------------------------
+    def test_register_refresh_keepalive_unregister_udp_and_tcp(self):
+        for i, transport in ((1, "udp"), (2, "tcp")):
+            d = self.sim.add_device(dev_id(i), f"pw{i}", transport=transport)
+            self.assertEqual(self.sim.run(d.register()), 200)
+            ev = d.wait_registered()
+            self.assertEqual(ev["expires"], 3600)
+            self.j.wait_for_log(rf"REGISTER user={dev_id(i)} from 127\.0\.0\.1:{d.local_port} over {transport.upper()} -> 200")
+            b = self.j.cmd(PLUGIN, "bindings")[f"{dev_id(i)}@3402000000"]
+            self.assertEqual(b[0]["transport"], transport.upper())
+            self.assertEqual(b[0]["contact"], gb.addr_uri(d.contact))
+            # a refresh reuses the cached nonce (nc=2) and keeps the Call-ID with a higher CSeq
+            self.assertEqual(self.sim.run(d.register()), 200)
+            again = d.wait("registered", since=ev["i"] + 1)
+            self.assertEqual(again["call_id"], ev["call_id"])
+            self.assertGreater(again["cseq"], ev["cseq"])
+            # keepalive: a MANSCDP Notify/Keepalive MESSAGE the registrar answers 200
+            self.assertEqual(self.sim.run(d.keepalive()), 200)
+            line = self.j.wait_for_log(rf"MESSAGE from 127\.0\.0\.1:{d.local_port}: ")
+            self.assertIn('encoding="GB2312"', line)
+            self.j.wait_for_log(rf"<DeviceID>{dev_id(i)}</DeviceID>")
+            self.assertEqual(self.sim.run(d.unregister()), 200)
+            d.wait("unregistered")
+            self.assertNotIn(f"{dev_id(i)}@3402000000", self.j.cmd(PLUGIN, "bindings"))
+
+    def test_wrong_password_is_403_over_udp_and_tcp(self):
+        for i, transport in ((3, "udp"), (4, "tcp")):
+            d = self.sim.add_device(dev_id(i), "not-the-password", transport=transport)
+            self.assertEqual(self.sim.run(d.register()), 403)
+            ev = d.wait("register_failed")
+            self.assertEqual(ev["status"], 403)
+            self.assertFalse(d.registered)
+        self.j.wait_for_log(rf"REGISTER user={dev_id(4)} .* refused 403 \(wrong credentials\)")
+        self.assertEqual(self.j.cmd(PLUGIN, "bindings"), {})
+
+    def test_reboot_registers_with_a_new_call_id_and_lower_cseq(self):
+        d = self.sim.add_device(dev_id(5), "pw5")
+        self.assertEqual(self.sim.run(d.register()), 200)
+        self.assertEqual(self.sim.run(d.register()), 200)
+        before = d.find("registered")[-1]
+        self.assertEqual(self.sim.run(d.reboot()), 200)
+        after = d.find("registered")[-1]
+        self.assertNotEqual(after["call_id"], before["call_id"])
+        self.assertLess(after["cseq"], before["cseq"])
+
+    def test_a_thousand_devices_udp_and_tcp_register_in_one_process(self):
+        ids = [f"3402000000132100{i}" for i in range(1000)]
+
+        async def make():
+            out = []
+            for n, did in enumerate(ids):
+                out.append(await self.sim.new_device(did, "many", transport="tcp" if n % 2 else "udp", auto_refresh=False))
+            return out
+        devs = self.sim.run(make())
+        res = self.sim.run(self.sim.register_all(devs, concurrency=200), timeout=300)
+        self.assertEqual(sorted(k for k, v in res.items() if v != 200), [])
+        self.assertEqual(len(self.j.cmd(PLUGIN, "bindings")), 1000)
+        # each TCP device has its own connection: 500 distinct local ports, all still open
+        tcp_ports = {d.local_port for d in devs if d.transport == "tcp"}
+        self.assertEqual(len(tcp_ports), 500)
+        self.assertEqual(self.j.cmd(PLUGIN, "stats")["register_ok"], 1000)
+
+    # -- PTZ -----------------------------------------------------------------------------------------
+    def test_ptz_verifier_accepts_the_documents_commands_and_refuses_a_wrong_checksum(self):
+        # The document's C++ sample (seeds README: left = 0x02, down = 0x04; last byte = sum mod 256)
+        self.assertEqual(gb.ptz_cmd(0x08, 0, 0xFA), "A50F010800FA00B7")   # up, the document's sample
+        self.assertEqual(gb.ptz_cmd(0x02, 0xFA), "A50F0102FA0000B1")      # left
+        self.assertEqual(gb.ptz_cmd(0x04, 0, 0xFA), "A50F010400FA00B3")   # down
+        self.assertEqual(gb.ptz_cmd(0x10, 0, 0, 0xA), "A50F01100000A065")  # zoom in, the table's row
+        for ok in ("A50F010800FA00B7", "A50F0101FA0000B0", "A50F0100000000B5", "A50F014400FA00F3"):
+            b, why = gb.check_ptz_cmd(ok)
+            self.assertIsNone(why, ok)
+            self.assertEqual(b.hex().upper(), ok)
+        for bad, reason in (("A50F010800FA00B8", "checksum"), ("A50F010800FA00", "8 bytes"), ("B50F010800FA00C7", "A5"),
+                            ("A50E010800FA00B6", "nibble"), ("A50F010800FA00ZZ", "hex")):
+            b, why = gb.check_ptz_cmd(bad)
+            self.assertIsNone(b, bad)
+            self.assertIn(reason, why)
+        d = gb.describe_ptz(gb.check_ptz_cmd("A50F010AFAFA00B3")[0])
+        self.assertEqual((d["pan"], d["tilt"], d["pan_speed"], d["tilt_speed"]), ("left", "up", 0xFA, 0xFA))
+
+    def test_device_refuses_a_wrong_ptz_checksum_from_the_stack_with_400(self):
+        d = self.sim.add_device(dev_id(6), "pw6", transport="tcp")
+        self.assertEqual(self.sim.run(d.register()), 200)
+
+        def control(cmd):
+            return ('<?xml version="1.0" encoding="UTF-8"?>\r\n<Control>\r\n<CmdType>DeviceControl</CmdType>\r\n'
+                    f'<SN>130</SN>\r\n<DeviceID>{dev_id(6)}</DeviceID>\r\n<PTZCmd>{cmd}</PTZCmd>\r\n</Control>\r\n')
+        self.j.cmd(PLUGIN, "message", {"aor": f"{dev_id(6)}@3402000000", "text": control("A50F010800FA00B8")})
+        ev = d.wait("ptz_refused")
+        self.assertIn("checksum wrong: B8, expected B7", ev["reason"])
+        self.assertTrue(d.sent[-1].startswith(b"SIP/2.0 400 Bad Request (PTZCmd checksum wrong"), d.sent[-1][:80])
+        self.assertEqual(d.find("ptz"), [])
+        self.j.cmd(PLUGIN, "message", {"aor": f"{dev_id(6)}@3402000000", "text": control("A50F010800FA00B7")})
+        ev = d.wait_ptz()
+        self.assertEqual((ev["hex"], ev["tilt"], ev["tilt_speed"]), ("A50F010800FA00B7", "up", 0xFA))
+        self.assertTrue(d.sent[-1].startswith(b"SIP/2.0 200 OK"))
+
+    # -- bodies ------------------------------------------------------------------------------------
+    def test_catalog_splitter_produces_sumnum_consistent_messages(self):
+        d = gb.Device(self.sim, dev_id(7), "x", channels=7)
+        d.channels[0]["Name"] = "东门 摄像机"
+        bodies = d.catalog_bodies(4711, d.channels, 3)
+        self.assertEqual(len(bodies), 3)
+        seen = []
+        for body in bodies:
+            self.assertTrue(body.startswith(b'<?xml version="1.0" encoding="GB2312"?>'))
+            root = gb.decode_body(body)
+            self.assertEqual(root.tag, "Response")
+            self.assertEqual(gb.child_text(root, "CmdType"), "Catalog")
+            self.assertEqual(gb.child_text(root, "SN"), "4711")
+            self.assertEqual(gb.child_text(root, "SumNum"), "7")
+            dl = root.find("DeviceList")
+            self.assertEqual(int(dl.get("Num")), len(dl.findall("Item")))
+            seen += [gb.child_text(it, "DeviceID") for it in dl.findall("Item")]
+        self.assertEqual([len(gb.decode_body(b).find("DeviceList")) for b in bodies], [3, 3, 1])
+        self.assertEqual(seen, [c["DeviceID"] for c in d.channels])
+        self.assertEqual(len(set(seen)), 7)
+        # GB18030 bytes, not UTF-8
+        self.assertIn("东门 摄像机".encode("gb18030"), bodies[0])
+        self.assertNotIn("东门 摄像机".encode("utf-8"), bodies[0])
+        self.assertEqual(gb.child_text(gb.decode_body(bodies[0]).find("DeviceList/Item"), "Name"), "东门 摄像机")
+
+    def test_quirk_modes_change_the_bodies_as_claimed(self):
+        plain = gb.Device(self.sim, dev_id(8), "x")
+        utf8 = gb.Device(self.sim, dev_id(8), "x", quirks={"utf8_as_gb2312"})
+        amp = gb.Device(self.sim, dev_id(8), "x", quirks={"raw_amp"})
+        bang = gb.Device(self.sim, dev_id(8), "x", quirks={"bang_comments"})
+        for dv in (plain, utf8, amp, bang):
+            dv.name = "大门 A&B"
+        def info(dv):
+            return dv.alarm_body(9, description=dv.name)
+        self.assertIn("大门 A&amp;B".encode("gb18030"), info(plain))
+        self.assertEqual(gb.child_text(gb.decode_body(info(plain)), "AlarmDescription"), "大门 A&B")
+        u = info(utf8)
+        self.assertTrue(u.startswith(b'<?xml version="1.0" encoding="GB2312"?>'))
+        self.assertIn("大门 A&amp;B".encode("utf-8"), u)  # UTF-8 under a GB2312 label
+        a = info(amp)
+        self.assertIn("大门 A&B".encode("gb18030"), a)
+        with self.assertRaisesRegex(ValueError, "malformed XML"):
+            gb.decode_body(a)  # a strict parser refuses it: the platform needs its pre-scrub
+        c = info(bang)
+        self.assertIn(b"<! --", c)
+        with self.assertRaisesRegex(ValueError, "malformed XML"):
+            gb.decode_body(c)
+
+    # -- SIP basics --------------------------------------------------------------------------------
+    def test_retransmitted_request_is_answered_with_the_same_bytes(self):
+        d = self.sim.add_device(dev_id(1), "pw1")
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        body = (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Query>\r\n<CmdType>DeviceStatus</CmdType>\r\n<SN>7</SN>\r\n'
+                f'<DeviceID>{dev_id(1)}</DeviceID>\r\n</Query>\r\n').encode()
+        req = gb.encode_message(f"MESSAGE sip:{dev_id(1)}@127.0.0.1:{d.local_port} SIP/2.0", [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{s.getsockname()[1]};rport;branch=z9hG4bKretrans1"),
+            ("From", f"<sip:{PLATFORM}@3402000000>;tag=p1"), ("To", f"<sip:{dev_id(1)}@3402000000>"),
+            ("Call-ID", "retrans-1"), ("CSeq", "20 MESSAGE"), ("Content-Type", gb.MANSCDP)], body)
+        s.sendto(req, ("127.0.0.1", d.local_port))
+        first, _ = s.recvfrom(65535)
+        s.sendto(req, ("127.0.0.1", d.local_port))
+        again, _ = s.recvfrom(65535)
+        self.assertTrue(first.startswith(b"SIP/2.0 200 OK\r\n"), first)
+        self.assertEqual(again, first)
+        self.assertIn(f";rport={s.getsockname()[1]};".encode(), first)  # RFC 3581 filled in by the device
+        self.assertIn(b";received=127.0.0.1\r\n", first)
+        self.assertEqual(len(d.find("message", cmd="DeviceStatus")), 1)  # handled once
+        d.wait("retransmitted_request", method="MESSAGE")
+        s.close()
+
+    def test_own_udp_request_is_retransmitted_per_t1_until_answered(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        sim = gb.Simulator(server=("127.0.0.1", s.getsockname()[1]), platform_id=PLATFORM).start()
+        try:
+            d = sim.add_device(dev_id(2), "pw2")
+            fut = __import__("asyncio").run_coroutine_threadsafe(d.keepalive(), sim.loop)
+            first, addr = s.recvfrom(65535)
+            again, _ = s.recvfrom(65535)  # T1 later, nothing answered: the same request again
+            self.assertEqual(again, first)
+            m = gb.parse_message(first)
+            self.assertTrue(m.branch.startswith("z9hG4bK"))
+            self.assertRegex(m.get("via"), r";rport;branch=")
+            resp = gb.encode_message("SIP/2.0 200 OK", [(n, v) for n, v in m.headers if n in ("Via", "From", "Call-ID", "CSeq")] +
+                                     [("To", m.get("to") + ";tag=x")])
+            s.sendto(resp, addr)
+            self.assertEqual(fut.result(10), 200)
+            self.assertGreaterEqual(len(d.find("retransmit", method="MESSAGE")), 1)
+        finally:
+            sim.stop()
+            s.close()
+
+
+if __name__ == "__main__":
+    main()
