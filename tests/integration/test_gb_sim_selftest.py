@@ -30,6 +30,57 @@ def dev_id(i):
     return f"3402000000132{i:07d}"
 
 
+class FakePlatform:
+    """A raw UDP socket playing the platform (for flows sip-registrar does not drive)."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind(("127.0.0.1", 0))
+        self.s.settimeout(10)
+        self.port = self.s.getsockname()[1]
+        self.n = 0
+
+    def close(self):
+        self.s.close()
+
+    def recv(self):
+        data, addr = self.s.recvfrom(65535)
+        return gb.parse_message(data), addr
+
+    def recv_request(self, method):
+        while True:
+            m, addr = self.recv()
+            if m.is_request and m.method == method:
+                return m, addr
+
+    def request(self, dev, method, body=b"", extra=(), call_id=None, cseq=20, from_tag="plat1", to_tag=None):
+        self.n += 1
+        to = f"<sip:{dev.id}@3402000000>" + (f";tag={to_tag}" if to_tag else "")
+        hs = [("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};rport;branch=z9hG4bKfp{self.n}"),
+              ("From", f"<sip:{PLATFORM}@3402000000>;tag={from_tag}"), ("To", to),
+              ("Call-ID", call_id or f"fp-{self.n}"), ("CSeq", f"{cseq} {method}"),
+              ("Contact", f"<sip:{PLATFORM}@127.0.0.1:{self.port}>")] + list(extra)
+        if body:
+            hs.append(("Content-Type", gb.MANSCDP))
+        self.s.sendto(gb.encode_message(f"{method} sip:{dev.id}@127.0.0.1:{dev.local_port} SIP/2.0", hs, body),
+                      ("127.0.0.1", dev.local_port))
+        while True:
+            m, _ = self.recv()
+            if not m.is_request:
+                return m
+
+    def answer(self, req, addr, status=200, reason="OK"):
+        hs = [(n, v) for n, v in req.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")]
+        to = req.get("to")
+        hs.append(("To", to if "tag=" in to else to + ";tag=plat"))
+        self.s.sendto(gb.encode_message(f"SIP/2.0 {status} {reason}", hs), addr)
+
+
+def query(cmd, did, sn, extra=""):
+    return (f'<?xml version="1.0" encoding="GB2312"?>\r\n<Query>\r\n<CmdType>{cmd}</CmdType>\r\n<SN>{sn}</SN>\r\n'
+            f'<DeviceID>{did}</DeviceID>\r\n{extra}</Query>\r\n').encode("gb18030")
+
+
 class GbSimSelfTest(JunctionTest):
     def setUp(self):
         super().setUp()
@@ -241,6 +292,129 @@ class GbSimSelfTest(JunctionTest):
         finally:
             sim.stop()
             s.close()
+
+    # -- device flows against a raw platform ---------------------------------------------------------
+    def platform_and_device(self, **kw):
+        p = FakePlatform()
+        self.addCleanup(p.close)
+        sim = gb.Simulator(server=("127.0.0.1", p.port), platform_id=PLATFORM).start()
+        self.addCleanup(sim.stop)
+        return p, sim, sim.add_device(dev_id(1), "pw", **kw)
+
+    def test_catalog_and_record_queries_are_answered_in_several_messages(self):
+        p, sim, d = self.platform_and_device(channels=5, catalog_per_message=2)
+        r = p.request(d, "MESSAGE", query("Catalog", d.id, 71))
+        self.assertEqual(r.status, 200)
+        items = []
+        for _ in range(3):
+            m, addr = p.recv_request("MESSAGE")
+            root = gb.decode_body(m.body, m.get("content-type"))
+            self.assertEqual((root.tag, gb.child_text(root, "CmdType"), gb.child_text(root, "SN"), gb.child_text(root, "SumNum")),
+                             ("Response", "Catalog", "71", "5"))
+            items += [gb.child_text(i, "DeviceID") for i in root.find("DeviceList")]
+            p.answer(m, addr)
+        self.assertEqual(items, [c["DeviceID"] for c in d.channels])
+        d.wait("response_sent", cmd="Catalog", index=2)
+        self.assertEqual([e["status"] for e in d.find("response_sent", cmd="Catalog")], [200, 200, 200])
+        r = p.request(d, "MESSAGE", query("RecordInfo", d.channels[0]["DeviceID"], 72,
+                                          "<StartTime>2026-12-07T00:00:00</StartTime>\r\n<EndTime>2026-12-07T23:00:00</EndTime>\r\n"))
+        self.assertEqual(r.status, 200)
+        starts = []
+        for _ in range(3):  # 5 records, 2 per message
+            m, addr = p.recv_request("MESSAGE")
+            root = gb.decode_body(m.body)
+            self.assertEqual((gb.child_text(root, "CmdType"), gb.child_text(root, "SumNum")), ("RecordInfo", "5"))
+            rl = root.find("RecordList")
+            self.assertEqual(int(rl.get("Num")), len(rl))
+            starts += [gb.child_text(i, "StartTime") for i in rl]
+            p.answer(m, addr)
+        self.assertEqual(len(set(starts)), 5)
+        self.assertEqual(starts, sorted(starts, reverse=True))  # newest first: the platform has to sort
+
+    def test_unknown_query_and_malformed_body_get_400(self):
+        p, sim, d = self.platform_and_device()
+        self.assertEqual(p.request(d, "MESSAGE", query("NoSuchQuery", d.id, 1)).status, 400)
+        r = p.request(d, "MESSAGE", b'<?xml version="1.0"?><Query><CmdType>Catalog</CmdType>')
+        self.assertEqual(r.status, 400)
+        self.assertIn("malformed XML", d.wait("bad_body")["reason"])
+        self.assertEqual(p.request(d, "MESSAGE", query("Catalog", "34020000001329999999", 2)).status, 404)
+
+    def test_control_with_a_response_and_device_config(self):
+        p, sim, d = self.platform_and_device()
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\r\n<Control>\r\n<CmdType>DeviceControl</CmdType>\r\n<SN>5</SN>\r\n'
+                f'<DeviceID>{d.id}</DeviceID>\r\n<RecordCmd>Record</RecordCmd>\r\n</Control>\r\n').encode()
+        self.assertEqual(p.request(d, "MESSAGE", body).status, 200)
+        m, addr = p.recv_request("MESSAGE")
+        root = gb.decode_body(m.body)
+        self.assertEqual([gb.child_text(root, k) for k in ("CmdType", "SN", "Result")], ["DeviceControl", "5", "OK"])
+        p.answer(m, addr)
+        self.assertEqual(d.wait("control", name="RecordCmd")["value"], "Record")
+        snap = (f'<?xml version="1.0" encoding="UTF-8"?>\r\n<Control>\r\n<CmdType>DeviceConfig</CmdType>\r\n<SN>6</SN>\r\n'
+                f'<DeviceID>{d.id}</DeviceID>\r\n<SnapShotConfig><SnapNum>1</SnapNum><Interval>1</Interval>'
+                f'<UploadURL>http://127.0.0.1/up</UploadURL><SessionID>short</SessionID></SnapShotConfig>\r\n</Control>\r\n').encode()
+        self.assertEqual(p.request(d, "MESSAGE", snap).status, 400)  # SessionID must be 32-128 characters
+        self.assertEqual(p.request(d, "MESSAGE", snap.replace(b"short", b"a" * 32)).status, 200)
+        m, addr = p.recv_request("MESSAGE")
+        self.assertEqual(gb.child_text(gb.decode_body(m.body), "CmdType"), "DeviceConfig")
+        p.answer(m, addr)
+        self.assertEqual(d.wait("config", name="SnapShotConfig")["value"]["SessionID"], "a" * 32)
+
+    def test_alarm_expects_200_then_the_platforms_response(self):
+        import asyncio
+        p, sim, d = self.platform_and_device()
+        fut = asyncio.run_coroutine_threadsafe(d.send_alarm(description="大门 报警"), sim.loop)
+        m, addr = p.recv_request("MESSAGE")
+        root = gb.decode_body(m.body)
+        self.assertEqual((root.tag, gb.child_text(root, "CmdType"), gb.child_text(root, "AlarmDescription")),
+                         ("Notify", "Alarm", "大门 报警"))
+        p.answer(m, addr)
+        status, sn = fut.result(10)
+        self.assertEqual((status, sn), (200, int(gb.child_text(root, "SN"))))
+        self.assertEqual(d.find("alarm_response"), [])
+        resp = (f'<?xml version="1.0" encoding="UTF-8"?>\r\n<Response>\r\n<CmdType>Alarm</CmdType>\r\n<SN>{sn}</SN>\r\n'
+                f'<DeviceID>{d.id}</DeviceID>\r\n<Result>OK</Result>\r\n</Response>\r\n').encode()
+        self.assertEqual(p.request(d, "MESSAGE", resp).status, 200)
+        self.assertEqual(d.wait("alarm_response", sn=sn)["result"], "OK")
+
+    def test_catalog_subscription_notify_refresh_unsubscribe(self):
+        import asyncio
+        p, sim, d = self.platform_and_device(channels=2)
+        r = p.request(d, "SUBSCRIBE", query("Catalog", d.id, 9), extra=[("Event", "Catalog;id=7"), ("Expires", "600")],
+                      call_id="sub-1", cseq=1)
+        self.assertEqual(r.status, 200)
+        dev_tag = gb.header_param(r.get("to"), "tag")
+        self.assertTrue(dev_tag)
+        self.assertEqual((r.get("expires"), r.get("event")), ("600", "Catalog;id=7"))
+        d.wait("subscribed", cmd="Catalog", expires=600)
+        new = gb.default_channels(d.id, 3)[2]
+        fut = asyncio.run_coroutine_threadsafe(d.notify_catalog([("ADD", new), ("OFF", d.channels[0]["DeviceID"]),
+                                                                 ("DEL", d.channels[1]["DeviceID"])]), sim.loop)
+        m, addr = p.recv_request("NOTIFY")
+        self.assertEqual(m.get("call-id"), "sub-1")
+        self.assertEqual(gb.header_param(m.get("from"), "tag"), dev_tag)
+        self.assertEqual(gb.header_param(m.get("to"), "tag"), "plat1")
+        self.assertEqual(m.get("event"), "Catalog;id=7")
+        self.assertRegex(m.get("subscription-state"), r"^active;expires=\d+$")
+        self.assertTrue(m.uri.startswith(f"sip:{PLATFORM}@127.0.0.1:{p.port}"))  # the SUBSCRIBE's Contact
+        root = gb.decode_body(m.body)
+        self.assertEqual([(gb.child_text(i, "DeviceID"), gb.child_text(i, "Event")) for i in root.find("DeviceList")],
+                         [(new["DeviceID"], "ADD"), (d.channels[0]["DeviceID"], "OFF"), (gb.default_channels(d.id, 2)[1]["DeviceID"], "DEL")])
+        p.answer(m, addr)
+        self.assertEqual(fut.result(10), 200)
+        # refresh in the dialog, then unsubscribe (Expires: 0) -> 200 and a final NOTIFY
+        r = p.request(d, "SUBSCRIBE", b"", extra=[("Event", "Catalog;id=7"), ("Expires", "300")], call_id="sub-1", cseq=2, to_tag=dev_tag)
+        self.assertEqual(r.status, 200)
+        d.wait("subscription_refreshed", expires=300)
+        r = p.request(d, "SUBSCRIBE", b"", extra=[("Event", "Catalog;id=7"), ("Expires", "0")], call_id="sub-1", cseq=3, to_tag=dev_tag)
+        self.assertEqual(r.status, 200)
+        m, addr = p.recv_request("NOTIFY")
+        self.assertTrue(m.get("subscription-state").startswith("terminated"))
+        p.answer(m, addr)
+        d.wait("unsubscribed")
+        self.assertIsNone(d.subscription("Catalog"))
+        # a refresh of a dialog that is gone: 481
+        r = p.request(d, "SUBSCRIBE", b"", extra=[("Event", "Catalog;id=7"), ("Expires", "300")], call_id="sub-1", cseq=4, to_tag=dev_tag)
+        self.assertEqual(r.status, 481)
 
 
 if __name__ == "__main__":
