@@ -145,6 +145,16 @@ class GbSimSelfTest(JunctionTest):
         self.assertNotEqual(after["call_id"], before["call_id"])
         self.assertLess(after["cseq"], before["cseq"])
 
+    def test_nat_rebind_sends_from_a_new_port_with_the_old_via(self):
+        d = self.sim.add_device(dev_id(5), "pw5")
+        self.assertEqual(self.sim.run(d.register()), 200)
+        old = d.local_port
+        new = self.sim.run(d.nat_rebind())
+        self.assertNotEqual(new, old)
+        self.assertEqual(self.sim.run(d.keepalive()), 200)  # the answer follows rport to the new port
+        self.j.wait_for_log(rf"MESSAGE from 127\.0\.0\.1:{new}: ")
+        self.assertIn(f"127.0.0.1:{old};rport;branch=".encode(), d.sent[-1])  # Via unchanged: the device cannot know
+
     def test_a_thousand_devices_udp_and_tcp_register_in_one_process(self):
         ids = [f"3402000000132100{i}" for i in range(1000)]
 
