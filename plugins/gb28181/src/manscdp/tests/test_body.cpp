@@ -1,0 +1,3 @@
+#include "body.hpp"
+
+#include <doctest/doctest.h>
