@@ -57,6 +57,8 @@ json GbPlugin::device_view(const Device& d, bool full) {
     Due due = offline_due(conf_, l);
     if (due.at != UINT64_MAX) j["offline_in_ms"] = due.at > now ? due.at - now : 0;
   }
+  const junction::gb::DeviceCatalog* cat = cc_->catalog(d.conf.id);
+  j["channels"] = cat ? cat->channels.size() : 0;
   return j;
 }
 
@@ -71,6 +73,7 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
     return true;
   };
   std::string id, err;
+  if (admin_command(verb, body, req)) return;
   if (verb == "add") {
     DeviceConf c;
     if (!device_conf_from_json(body, c, err)) return reply(req, 400, {{"error", err}});
@@ -100,6 +103,7 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
     Device* d = reg_.find(id);
     if (!d) return reply(req, 404, {{"error", "no device " + id}});
     if (d->live.registered) offline(*d, "deleted");
+    cc_->forget_device(id);
     host().kv_del("dev/" + id);
     reg_.erase(id);
     host().info("gb28181: device " + id + " deleted");
@@ -136,7 +140,10 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
                             {"offline_events", offline_events_},
                             {"transactions", stack_->transactions().size()},
                             {"rx_requests", k.rx_requests},
-                            {"rx_bad", k.rx_bad}});
+                            {"rx_bad", k.rx_bad},
+                            {"pending_commands", cc_->pending_count()},
+                            {"subscriptions", subs_.size()},
+                            {"commands", cc_->stats_json()}});
   }
   if (verb == "redirects") {
     json loads = json::array();
@@ -145,7 +152,7 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
       loads.push_back({{"server", conf_.redirect.servers[i].id}, {"address", conf_.redirect.servers[i].address}, {"devices", l[i]}});
     return reply(req, 200, {{"enabled", conf_.redirect.enabled}, {"policy", conf_.redirect.policy}, {"servers", loads}});
   }
-  reply(req, 404, {{"error", "unknown command " + verb + " (add, update, delete, show, list, stats, redirects)"}});
+  reply(req, 404, {{"error", "unknown command " + verb + " (add, update, delete, show, list, stats, redirects, query, ptz, fi, preset, cruise, scan, guard, alarm_reset, record, home, teleboot, iframe, config, subscribe, unsubscribe, subscriptions, channels)"}});
 }
 
 }  // namespace gb

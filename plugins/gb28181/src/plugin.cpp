@@ -34,11 +34,6 @@ sip::StackConfig stack_config(const Conf& c) {
   return sc;
 }
 
-bool icontains(std::string_view hay, std::string_view needle) {
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-         }) != hay.end();
-}
 }  // namespace
 
 GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args&)
@@ -56,6 +51,12 @@ GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args&)
   load_devices();
   redirect_ = std::make_unique<Redirector>(conf_.redirect);
   registrar_ = std::make_unique<Registrar>(conf_, reg_, *stack_, *redirect_, *this, secret);
+  junction::gb::CenterConfig cc;
+  cc.query_timeout_ms = conf_.query_timeout_ms;
+  cc.control_timeout_ms = conf_.query_timeout_ms;
+  // An admin reply is due within 30 s: an aggregation ends (with what arrived) before that.
+  cc.query_max_ms = std::min<uint32_t>(25000, std::max<uint32_t>(conf_.query_timeout_ms, 25000));
+  cc_ = std::make_unique<junction::gb::CommandCenter>(*this, cc);
 }
 
 jn_status GbPlugin::start() {
@@ -80,10 +81,8 @@ void GbPlugin::on_request(sip::TxnId id, const sip::Message& m, const sip::Flow&
   std::string_view method = m.method();
   if (method == "ACK") return;  // the ACK of a non-2xx is the transaction's; we send no 2xx to INVITEs
   if (method == "REGISTER") return registrar_->on_register(id, m, from);
-  if (!m.to_tag().empty()) {
-    // In-dialog: only the NOTIFYs of our subscriptions belong to a dialog of ours.
-    return bad_request(id, m, from, 481, "no such dialog or subscription");
-  }
+  // In-dialog: only the NOTIFYs of our subscriptions belong to a dialog of ours.
+  if (!m.to_tag().empty()) return on_in_dialog(id, m, from);
   if (method == "MESSAGE") return on_message(id, m, from);
   if (method == "OPTIONS") {
     stack_->respond(id, 200, {}, stack_->new_tag(), kAllow);
@@ -134,12 +133,8 @@ void GbPlugin::on_message(sip::TxnId id, const sip::Message& m, const sip::Flow&
     ++keepalive_refused_;
     return bad_request(id, m, from, 403, "device not registered");
   }
-  std::string_view body = m.body();
-  if (body.empty()) return bad_request(id, m, from, 400, "empty MESSAGE body");
-  // TODO(gb-manscdp): body.hpp decodes and classifies; until it is merged a keepalive is
-  // recognised by its CmdType alone.
-  if (icontains(body, "<CmdType>Keepalive</CmdType>")) return on_keepalive(id, *d);
-  stack_->respond(id, 200, {}, stack_->new_tag());
+  if (m.body().empty()) return bad_request(id, m, from, 400, "empty MESSAGE body");
+  on_body(id, m, from, *d);
 }
 
 void GbPlugin::on_keepalive(sip::TxnId id, Device& d) {
@@ -153,8 +148,6 @@ void GbPlugin::on_keepalive(sip::TxnId id, Device& d) {
   Due due = offline_due(conf_, d.live);
   if (due.at < sweep_at_) schedule_sweep(due.at);
 }
-
-void GbPlugin::on_response(sip::TxnId, int, const sip::Message*) {}
 
 void GbPlugin::on_connection_closed(jn_handle conn) {
   size_t n = 0;
@@ -221,11 +214,15 @@ void GbPlugin::schedule_sweep(uint64_t at) {
   arm();
 }
 
-void GbPlugin::arm() { stack_->wake_user_at(sweep_at_); }
+void GbPlugin::arm() { stack_->wake_user_at(std::min(sweep_at_, cc_timer_at_)); }
 
 void GbPlugin::on_wake() {
   uint64_t now = host().now_ms();
   if (sweep_at_ <= now) sweep();
+  if (cc_timer_at_ <= now) {
+    cc_timer_at_ = UINT64_MAX;
+    cc_->on_timer();  // may arm it again
+  }
   arm();
 }
 

@@ -8,17 +8,34 @@
 #include "redirect.hpp"
 #include "registrar.hpp"
 #include "registry.hpp"
+#include "manscdp/commands.hpp"
 
 #include <junction/plugin.hpp>
+#include <junction/sip/dialog.hpp>
 #include <junction/sip/host_env.hpp>
 #include <junction/sip/stack.hpp>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 namespace gb {
 
-class GbPlugin : public junction::sdk::Plugin, public junction::sip::StackUser, public RegistrarHooks {
+// A SUBSCRIBE we sent a device (catalog or alarm): its dialog once the 2xx came.
+struct OutSub {
+  std::string device;
+  junction::gb::SubKind kind = junction::gb::SubKind::Catalog;
+  std::string call_id, from_tag;
+  std::string initial;  // the first SUBSCRIBE as sent (the dialog is built from it and the 2xx)
+  bool has_dialog = false;
+  junction::sip::Dialog dialog;
+};
+
+class GbPlugin : public junction::sdk::Plugin,
+                 public junction::sip::StackUser,
+                 public RegistrarHooks,
+                 public junction::gb::DeviceLink {
  public:
   GbPlugin(junction::sdk::Host h, const jn_create_args& args);
 
@@ -45,7 +62,29 @@ class GbPlugin : public junction::sdk::Plugin, public junction::sip::StackUser, 
   void offline(Device& d, std::string_view reason) override;
   Device* admit(std::string_view id) override;
 
+  // DeviceLink (device_link.cpp): CommandCenter's way to the devices
+  bool send_message(const std::string& device_id, const std::string& body, uint64_t msg_id, std::string& error) override;
+  bool send_subscribe(const std::string& device_id, junction::gb::SubKind kind, uint32_t expires_s, const std::string& body,
+                      std::string& error) override;
+  junction::gb::Charset device_charset(const std::string& device_id) override;
+  void publish(const std::string& topic, const nlohmann::json& payload) override;
+  void arm_timer(uint64_t at_ms) override;
+  void cancel_timer() override;
+  void log(junction::gb::LogLevel level, std::string_view msg) override;
+  void on_result(const junction::gb::CommandResult& result) override;
+
  private:
+  // --- MANSCDP (device_link.cpp) ---
+  // A MESSAGE / NOTIFY body from a device: decode, keepalive or CommandCenter; answers the request.
+  void on_body(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from, Device& d);
+  void on_in_dialog(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  std::string sub_key(const std::string& device, junction::gb::SubKind kind) const;
+  nlohmann::json subs_to_json() const;
+  void subs_from_json(const nlohmann::json& j);
+  // --- admin verbs of the CommandCenter (admin_commands.cpp); true when verb was one of them
+  bool admin_command(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
+  void started(const jn_admin_request& req, uint64_t tag, const junction::gb::StartResult& r, const std::string& device);
+
   // --- requests (plugin.cpp) ---
   void on_message(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
   void on_keepalive(junction::sip::TxnId id, Device& d);
@@ -74,6 +113,18 @@ class GbPlugin : public junction::sdk::Plugin, public junction::sip::StackUser, 
   std::unique_ptr<Registrar> registrar_;
   uint64_t sweep_at_ = UINT64_MAX, last_sweep_ = 0;
   uint64_t keepalives_ = 0, keepalive_refused_ = 0, offline_events_ = 0;
+  // MANSCDP
+  std::unique_ptr<junction::gb::CommandCenter> cc_;
+  uint64_t cc_timer_at_ = UINT64_MAX;
+  std::unordered_map<junction::sip::TxnId, uint64_t> msg_txn_;  // our MESSAGE -> CommandCenter msg_id
+  struct SubTxn {
+    std::string key;
+    uint32_t asked = 0;
+  };
+  std::unordered_map<junction::sip::TxnId, SubTxn> sub_txn_;  // our SUBSCRIBE -> subscription
+  std::map<std::string, OutSub> subs_;                         // by sub_key
+  std::map<uint64_t, jn_handle> admin_waiting_;                // command tag -> admin reply handle
+  uint64_t next_tag_ = 1;
 };
 
 }  // namespace gb
