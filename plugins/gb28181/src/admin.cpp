@@ -74,6 +74,37 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
   };
   std::string id, err;
   if (admin_command(verb, body, req)) return;
+  if (verb == "add" && body.contains("devices")) {
+    // Bulk provisioning: {"devices": [{...}, ...]}; each is checked as a single add.
+    if (!body["devices"].is_array()) return reply(req, 400, {{"error", "devices must be an array of device objects"}});
+    size_t added = 0;
+    json errors = json::array();
+    for (auto& e : body["devices"]) {
+      DeviceConf c;
+      if (!device_conf_from_json(e, c, err)) {
+        errors.push_back({{"device", e.is_object() ? e.value("id", std::string()) : std::string()}, {"error", err}});
+        continue;
+      }
+      if (reg_.find(c.id)) {
+        errors.push_back({{"device", c.id}, {"error", "exists"}});
+        continue;
+      }
+      if (reg_.size() >= conf_.max_devices) {
+        errors.push_back({{"device", c.id}, {"error", "max_devices reached"}});
+        continue;
+      }
+      c.auto_admitted = false;
+      if (!store_device(c)) {
+        errors.push_back({{"device", c.id}, {"error", "the store refused the device"}});
+        continue;
+      }
+      reg_.put(c);
+      ++added;
+    }
+    host().info("gb28181: " + std::to_string(added) + " device(s) added");
+    update_gauges();
+    return reply(req, errors.empty() ? 201 : 207, {{"added", added}, {"errors", errors}});
+  }
   if (verb == "add") {
     DeviceConf c;
     if (!device_conf_from_json(body, c, err)) return reply(req, 400, {{"error", err}});
