@@ -1228,7 +1228,8 @@ class Device:
                 self.respond(m, addr, 200)
                 self.events.record("ptz", bytes=b, hex=b.hex().upper(), sn=ev["sn"], device_id=ev["device_id"], **describe_ptz(b))
                 return
-            known = ("TeleBoot", "RecordCmd", "GuardCmd", "AlarmCmd", "IFrameCmd", "DragZoomIn", "DragZoomOut",
+            # IFameCmd: GB/T 28181-2016 A.2.3's own spelling of the I-frame request; IFrameCmd also seen
+            known = ("TeleBoot", "RecordCmd", "GuardCmd", "AlarmCmd", "IFrameCmd", "IFameCmd", "DragZoomIn", "DragZoomOut",
                      "HomePosition", "PTZPreciseCtrl", "FormatSDCard", "TargetTrack", "DeviceUpgrade")
             present = [c.tag for c in root if c.tag in known]
             if not present:
