@@ -33,13 +33,45 @@ def plugin_conf(port, **over):
     return conf
 
 
+class EventTap:
+    """The core events under a topic prefix, as the io-echo test plugin relays them over its
+    WebSocket ("event:TOPIC:JSON"): a test waits on them instead of polling."""
+
+    def __init__(self, http_port):
+        from ws_client import WsClient
+        self.ws = WsClient("127.0.0.1", http_port, "/ws", timeout=30)
+        self.seen = []
+
+    def next(self, topic, **match):
+        """The next event on exactly this topic whose JSON has the given fields; earlier others are kept."""
+        import json
+        for i, (t, data) in enumerate(self.seen):
+            if t == topic and all(data.get(k) == v for k, v in match.items()):
+                return self.seen.pop(i)[1]
+        while True:
+            _, payload = self.ws.recv()
+            text = payload.decode()
+            if not text.startswith("event:"):
+                continue
+            t, _, body = text[len("event:"):].partition(":")
+            data = json.loads(body)
+            if t == topic and all(data.get(k) == v for k, v in match.items()):
+                return data
+            self.seen.append((t, data))
+
+    def close(self):
+        self.ws.close()
+
+
 class GbTest(JunctionTest):
     """One junction per test with gb28181 (conf_over merged into its conf) and plugins_extra
-    beside it; self.sim is a started simulator aimed at it (stopped in tearDown)."""
+    beside it; self.sim is a started simulator aimed at it (stopped in tearDown). With
+    events_topic set (e.g. "gb/"), self.events is an EventTap on that prefix."""
     conf_over = {}
     plugins_extra = {}
     routes = None
     sim_defaults = {}
+    events_topic = None
 
     def setUp(self):
         super().setUp()
@@ -47,10 +79,15 @@ class GbTest(JunctionTest):
         self.conf = plugin_conf(self.port, **self.conf_over)
         plugins = {NAME: self.conf}
         plugins.update(self.plugins_extra)
+        if self.events_topic:
+            self.tap_port = free_port()
+            plugins["io-echo"] = {"tcp_listen": f"127.0.0.1:{free_port()}", "http_listen": f"127.0.0.1:{self.tap_port}",
+                                  "events_topic": self.events_topic}
         self.j = self.server(plugins=plugins, routes=self.routes)
         self.j.start()
         self.j.wait_for_log(r"gb28181: platform \d+ .* listening")
         self._sim = None
+        self.events = EventTap(self.tap_port) if self.events_topic else None
 
     @property
     def sim(self):
@@ -62,6 +99,8 @@ class GbTest(JunctionTest):
 
     def tearDown(self):
         try:
+            if self.events is not None:
+                self.events.close()
             if self._sim is not None:
                 self._sim.stop()
         finally:
