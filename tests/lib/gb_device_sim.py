@@ -581,7 +581,7 @@ class Device:
     def __init__(self, sim, device_id, password, transport="udp", username=None, expires=3600, keepalive_interval=60,
                  charset="gb18030", quirks=(), channels=None, catalog_per_message=2, records=None,
                  records_per_message=2, presets=None, register_uri="addr", auto_refresh=True, follow_redirect=True,
-                 name=None, silent=(), response_result="OK", refresh_after_403=True, local_ip="127.0.0.1"):
+                 name=None, silent=(), response_result="OK", response_limit=None, refresh_after_403=True, local_ip="127.0.0.1"):
         self.sim = sim
         self.id = device_id
         self.password = password
@@ -607,6 +607,7 @@ class Device:
         self.presets = presets if presets is not None else [(1, "Gate"), (2, "Parking")]
         self.silent = set(silent)  # CmdTypes this device answers with 200 and then never responds to
         self.response_result = response_result
+        self.response_limit = response_limit  # send only the first N MESSAGEs of a multi-MESSAGE answer
         self.local_ip = local_ip
         self.events = EventLog(device_id)
         self.dialogs = {}  # subscriptions by (call_id, our tag)
@@ -1147,6 +1148,8 @@ class Device:
             b = self.body("Response")
             b.add(b.el("CmdType", "Alarm"), b.el("SN", sn), b.el("DeviceID", did), b.el("Result", self.response_result))
             bodies = [b.encode()]
+        if self.response_limit is not None:
+            bodies = bodies[:self.response_limit]
         for i, body in enumerate(bodies):
             r = await self.send_manscdp(body)
             self.events.record("response_sent", cmd=cmd, sn=sn, index=i, count=len(bodies), status=r.status if r else None)
@@ -1225,7 +1228,8 @@ class Device:
                 self.respond(m, addr, 200)
                 self.events.record("ptz", bytes=b, hex=b.hex().upper(), sn=ev["sn"], device_id=ev["device_id"], **describe_ptz(b))
                 return
-            known = ("TeleBoot", "RecordCmd", "GuardCmd", "AlarmCmd", "IFrameCmd", "DragZoomIn", "DragZoomOut",
+            # IFameCmd: GB/T 28181-2016 A.2.3's own spelling of the I-frame request; IFrameCmd also seen
+            known = ("TeleBoot", "RecordCmd", "GuardCmd", "AlarmCmd", "IFrameCmd", "IFameCmd", "DragZoomIn", "DragZoomOut",
                      "HomePosition", "PTZPreciseCtrl", "FormatSDCard", "TargetTrack", "DeviceUpgrade")
             present = [c.tag for c in root if c.tag in known]
             if not present:
