@@ -26,7 +26,8 @@ import run as sipreg  # noqa: E402  (cpu_ticks, tree, tree_ticks)
 
 REGISTER = os.path.join(ROOT, "plugins", "gb28181", "tests", "sipp", "register_auth.xml")
 KEEPALIVE = os.path.join(HERE, "keepalive.xml")
-PLATFORM, DOMAIN, N = "34020000002000000001", "3402000000", 10000
+PLATFORM, DOMAIN = "34020000002000000001", "3402000000"
+N = int(os.environ.get("GB_BENCH_DEVICES", "10000"))
 TICK = os.sysconf("SC_CLK_TCK")
 
 

@@ -177,7 +177,10 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
   }
   if (verb == "stats") {
     auto& k = stack_->counters();
+    auto [buckets, chain] = reg_.shape();
     return reply(req, 200, {{"provisioned", reg_.size()},
+                            {"registry_buckets", buckets},
+                            {"registry_longest_chain", chain},
                             {"registered", reg_.registered()},
                             {"online", reg_.registered()},
                             {"keepalives", keepalives_},

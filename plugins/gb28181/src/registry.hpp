@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,12 @@ class Registry {
   bool erase(std::string_view id);
   size_t size() const { return devices_.size(); }
   size_t registered() const { return registered_; }
+  // Hash table shape (admin stats): buckets and the longest chain.
+  std::pair<size_t, size_t> shape() const {
+    size_t longest = 0;
+    for (size_t b = 0; b < devices_.bucket_count(); ++b) longest = std::max(longest, devices_.bucket_size(b));
+    return {devices_.bucket_count(), longest};
+  }
   // Keep the registered count right: every change of live.registered goes through here.
   void set_registered(Device& d, bool on);
   template <class F>
