@@ -136,6 +136,7 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
     if (!d) return reply(req, 404, {{"error", "no device " + id}});
     if (d->live.registered) offline(*d, "deleted");
     cc_->forget_device(id);
+    std::erase_if(subs_, [&](const auto& kv) { return kv.second.device == id; });
     host().kv_del("dev/" + id);
     reg_.erase(id);
     host().info("gb28181: device " + id + " deleted");
