@@ -1222,9 +1222,10 @@ class Device:
             ptz = root.find("PTZCmd")
             if ptz is not None:
                 b, why = check_ptz_cmd(ptz.text)
-                if b is None:
+                if b is None:  # answered first: a test woken by the event may look at what was sent
+                    self.respond(m, addr, 400, f"Bad Request ({why})")
                     self.events.record("ptz_refused", reason=why, text=ptz.text, sn=ev["sn"])
-                    return self.respond(m, addr, 400, f"Bad Request ({why})")
+                    return
                 self.respond(m, addr, 200)
                 self.events.record("ptz", bytes=b, hex=b.hex().upper(), sn=ev["sn"], device_id=ev["device_id"], **describe_ptz(b))
                 return
