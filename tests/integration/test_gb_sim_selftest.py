@@ -350,7 +350,7 @@ class GbSimSelfTest(JunctionTest):
         self.assertEqual(p.request(d, "MESSAGE", query("Catalog", "34020000001329999999", 2)).status, 404)
 
     def test_control_with_a_response_and_device_config(self):
-        p, sim, d = self.platform_and_device()
+        p, sim, d = self.platform_and_device(snapshot_upload=False)
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\r\n<Control>\r\n<CmdType>DeviceControl</CmdType>\r\n<SN>5</SN>\r\n'
                 f'<DeviceID>{d.id}</DeviceID>\r\n<RecordCmd>Record</RecordCmd>\r\n</Control>\r\n').encode()
         self.assertEqual(p.request(d, "MESSAGE", body).status, 200)
@@ -368,6 +368,47 @@ class GbSimSelfTest(JunctionTest):
         self.assertEqual(gb.child_text(gb.decode_body(m.body), "CmdType"), "DeviceConfig")
         p.answer(m, addr)
         self.assertEqual(d.wait("config", name="SnapShotConfig")["value"]["SessionID"], "a" * 32)
+
+    def test_snapshot_config_uploads_the_images_then_reports_them(self):
+        import http.server
+        import threading
+        got = []
+
+        class Up(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers["Content-Length"])
+                got.append((self.path, self.headers["Content-Type"], self.rfile.read(n)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), Up)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        self.addCleanup(httpd.server_close)
+        self.addCleanup(httpd.shutdown)
+        p, sim, d = self.platform_and_device()
+        sid = "Session-" + "ab12" * 8
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/snap/upload?token=t1"
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\r\n<Control>\r\n<CmdType>DeviceConfig</CmdType>\r\n<SN>8</SN>\r\n'
+                f'<DeviceID>{d.id}</DeviceID>\r\n<SnapShotConfig><SnapNum>2</SnapNum><Interval>1</Interval>'
+                f'<UploadURL>{url}</UploadURL><SessionID>{sid}</SessionID></SnapShotConfig>\r\n</Control>\r\n').encode()
+        self.assertEqual(p.request(d, "MESSAGE", body).status, 200)
+        m, addr = p.recv_request("MESSAGE")  # the DeviceConfig Response first
+        self.assertEqual(gb.child_text(gb.decode_body(m.body), "CmdType"), "DeviceConfig")
+        p.answer(m, addr)
+        m, addr = p.recv_request("MESSAGE")  # then, after the uploads, the transfer-complete notification
+        root = gb.decode_body(m.body)
+        self.assertEqual((root.tag, gb.child_text(root, "CmdType"), gb.child_text(root, "SessionID")),
+                         ("Notify", "UploadSnapShotFinished", sid))
+        ids = [e.text for e in root.find("SnapShotList")]
+        p.answer(m, addr)
+        self.assertEqual(len(got), 2)
+        self.assertEqual({(g[0], g[1]) for g in got}, {("/snap/upload?token=t1", "image/jpeg")})
+        self.assertTrue(all(g[2].startswith(b"\xff\xd8") and g[2].endswith(b"\xff\xd9") for g in got))
+        self.assertEqual(len(set(ids)), 2)
+        self.assertEqual(d.wait("snapshot_finished")["file_ids"], ids)
 
     def test_alarm_expects_200_then_the_platforms_response(self):
         import asyncio
