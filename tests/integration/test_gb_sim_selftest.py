@@ -311,6 +311,84 @@ class GbSimSelfTest(JunctionTest):
         self.addCleanup(sim.stop)
         return p, sim, sim.add_device(dev_id(1), "pw", **kw)
 
+
+    def test_keepalive_runs_on_its_interval_and_stops_on_the_switch(self):
+        d = self.sim.add_device(dev_id(7), "x")  # the registrar answers MESSAGE 200 without a registration
+        self.sim.call(d.start_keepalive, 0.05)
+        first = d.wait("keepalive", status=200)
+        second = d.wait("keepalive", since=first["i"] + 1, status=200)
+        d.wait("keepalive", since=second["i"] + 1, status=200)  # a third, on the device's own timer
+        self.sim.call(d.stop_keepalive)
+        self.assertFalse(d.keepalive_on)
+        self.assertIsNone(d._keepalive_task)
+
+    def test_cli_registers_devices_and_exits(self):
+        import subprocess
+        out = subprocess.run([sys.executable, gb.__file__, "--server", f"127.0.0.1:{self.port}", "--devices", "3",
+                              "--prefix", "3402000000132", "--password", "pw1", "--transport", "tcp", "--keepalive", "0",
+                              "--duration", "0.01"], capture_output=True, text=True, timeout=60)
+        # only dev_id(1) has password pw1: one registers, two are refused 403
+        self.assertEqual(out.returncode, 1, out.stderr)
+        import json
+        res = json.loads(out.stdout.splitlines()[0])
+        self.assertEqual(res["registered"], 1)
+        self.assertEqual(sorted(res["failed"].values()), [403, 403])
+
+    # -- digest variants against a raw platform -----------------------------------------------------
+    def digest_round(self, challenge_header, challenge, status=401):
+        p, sim, d = self.platform_and_device()
+        import asyncio
+        fut = asyncio.run_coroutine_threadsafe(d.register(), sim.loop)
+        m, addr = p.recv_request("REGISTER")
+        self.assertIsNone(m.get("authorization"))
+        hs = [(n, v) for n, v in m.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")] + [
+            ("To", m.get("to") + ";tag=r1"), (challenge_header, challenge)]
+        p.s.sendto(gb.encode_message(f"SIP/2.0 {status} Unauthorized", hs), addr)
+        m2, addr = p.recv_request("REGISTER")
+        self.assertEqual(m2.get("call-id"), m.get("call-id"))
+        self.assertEqual(m2.cseq[0], m.cseq[0] + 1)
+        self.assertNotEqual(m2.branch, m.branch)
+        return p, fut, m2, addr
+
+    def ok(self, p, m, addr):
+        hs = [(n, v) for n, v in m.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")] + [
+            ("To", m.get("to") + ";tag=r1"), ("Contact", m.get("contact") + ";expires=120")]
+        p.s.sendto(gb.encode_message("SIP/2.0 200 OK", hs), addr)
+
+    def test_legacy_digest_without_qop_over_407_with_opaque(self):
+        import hashlib
+        p, fut, m, addr = self.digest_round("Proxy-Authenticate",
+                                            'Digest realm="hik", nonce="a8afe6fcbee6331d89d3eb0d3d19ce39", '
+                                            'opaque="a853e4f25298413f9bf3a9aa6767857d", algorithm=MD5', status=407)
+        auth = m.get("proxy-authorization")
+        self.assertIsNotNone(auth)
+        self.assertIsNone(m.get("authorization"))
+        ch = gb.parse_challenge(auth)
+        self.assertNotIn("qop", ch)
+        self.assertNotIn("nc", ch)
+        self.assertEqual(ch["opaque"], "a853e4f25298413f9bf3a9aa6767857d")
+        self.assertEqual(ch["uri"], m.uri)
+        md5 = lambda x: hashlib.md5(x.encode()).hexdigest()  # noqa: E731
+        want = md5(f"{md5(dev_id(1) + ':hik:pw')}:a8afe6fcbee6331d89d3eb0d3d19ce39:{md5('REGISTER:' + m.uri)}")
+        self.assertEqual(ch["response"], want)  # RFC 2069: H(HA1:nonce:HA2)
+        self.ok(p, m, addr)
+        self.assertEqual(fut.result(10), 200)
+
+    def test_stale_nonce_is_answered_once_more_and_a_second_refusal_fails(self):
+        p, fut, m, addr = self.digest_round("WWW-Authenticate", 'Digest realm="r", nonce="n1", qop="auth", algorithm=MD5')
+        first = gb.parse_challenge(m.get("authorization"))
+        self.assertEqual((first["nc"], first["qop"], first["nonce"]), ("00000001", "auth", "n1"))
+        hs = [(n, v) for n, v in m.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")] + [
+            ("To", m.get("to") + ";tag=r1"), ("WWW-Authenticate", 'Digest realm="r", nonce="n2", qop="auth", stale=true')]
+        p.s.sendto(gb.encode_message("SIP/2.0 401 Unauthorized", hs), addr)
+        m3, addr = p.recv_request("REGISTER")
+        again = gb.parse_challenge(m3.get("authorization"))
+        self.assertEqual((again["nonce"], again["nc"]), ("n2", "00000001"))
+        hs = [(n, v) for n, v in m3.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")] + [
+            ("To", m3.get("to") + ";tag=r1"), ("WWW-Authenticate", 'Digest realm="r", nonce="n3", qop="auth"')]
+        p.s.sendto(gb.encode_message("SIP/2.0 401 Unauthorized", hs), addr)
+        self.assertEqual(fut.result(10), 401)  # the credentials were refused: no third try
+
     def test_catalog_and_record_queries_are_answered_in_several_messages(self):
         p, sim, d = self.platform_and_device(channels=5, catalog_per_message=2)
         r = p.request(d, "MESSAGE", query("Catalog", d.id, 71))
