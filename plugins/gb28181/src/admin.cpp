@@ -1,5 +1,6 @@
 // Admin verbs (POST /api/v1/plugins/gb28181/cmd/VERB, `junction ctl cmd gb28181 VERB JSON`):
 // device provisioning in the core's store and the live view of devices. README.md lists them.
+#include "ids.hpp"
 #include "liveness.hpp"
 #include "plugin.hpp"
 
@@ -74,6 +75,37 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
   };
   std::string id, err;
   if (admin_command(verb, body, req)) return;
+  if (verb == "add" && body.contains("devices")) {
+    // Bulk provisioning: {"devices": [{...}, ...]}; each is checked as a single add.
+    if (!body["devices"].is_array()) return reply(req, 400, {{"error", "devices must be an array of device objects"}});
+    size_t added = 0;
+    json errors = json::array();
+    for (auto& e : body["devices"]) {
+      DeviceConf c;
+      if (!device_conf_from_json(e, c, err)) {
+        errors.push_back({{"device", e.is_object() ? e.value("id", std::string()) : std::string()}, {"error", err}});
+        continue;
+      }
+      if (reg_.find(c.id)) {
+        errors.push_back({{"device", c.id}, {"error", "exists"}});
+        continue;
+      }
+      if (reg_.size() >= conf_.max_devices) {
+        errors.push_back({{"device", c.id}, {"error", "max_devices reached"}});
+        continue;
+      }
+      c.auto_admitted = false;
+      if (!store_device(c)) {
+        errors.push_back({{"device", c.id}, {"error", "the store refused the device"}});
+        continue;
+      }
+      reg_.put(c);
+      ++added;
+    }
+    host().info("gb28181: " + std::to_string(added) + " device(s) added");
+    update_gauges();
+    return reply(req, errors.empty() ? 201 : 207, {{"added", added}, {"errors", errors}});
+  }
   if (verb == "add") {
     DeviceConf c;
     if (!device_conf_from_json(body, c, err)) return reply(req, 400, {{"error", err}});
@@ -130,6 +162,19 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
     for (size_t i = offset; i < all.size() && a.size() < limit; ++i) a.push_back(device_view(*all[i], false));
     return reply(req, 200, {{"total", all.size()}, {"devices", a}});
   }
+  if (verb == "list-devices") {
+    // What `junction ctl devices` shows: id, type (the ID's type code), online, peer.
+    std::vector<const Device*> all;
+    reg_.for_each([&](Device& d) { all.push_back(&d); });
+    std::sort(all.begin(), all.end(), [](const Device* a, const Device* b) { return a->conf.id < b->conf.id; });
+    json a = json::array();
+    for (const Device* d : all) {
+      json e = {{"id", d->conf.id}, {"type", std::string(type_code(d->conf.id))}, {"online", d->live.registered}};
+      if (d->live.registered) e["peer"] = junction::util::format_addr(d->live.flow.peer);
+      a.push_back(std::move(e));
+    }
+    return reply(req, 200, {{"devices", a}});
+  }
   if (verb == "stats") {
     auto& k = stack_->counters();
     return reply(req, 200, {{"provisioned", reg_.size()},
@@ -152,7 +197,7 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
       loads.push_back({{"server", conf_.redirect.servers[i].id}, {"address", conf_.redirect.servers[i].address}, {"devices", l[i]}});
     return reply(req, 200, {{"enabled", conf_.redirect.enabled}, {"policy", conf_.redirect.policy}, {"servers", loads}});
   }
-  reply(req, 404, {{"error", "unknown command " + verb + " (add, update, delete, show, list, stats, redirects, query, ptz, fi, preset, cruise, scan, guard, alarm_reset, record, home, teleboot, iframe, config, subscribe, unsubscribe, subscriptions, channels)"}});
+  reply(req, 404, {{"error", "unknown command " + verb + " (add, update, delete, show, list, list-devices, stats, redirects, query, ptz, fi, preset, cruise, scan, guard, alarm_reset, record, home, teleboot, iframe, config, subscribe, unsubscribe, subscriptions, channels)"}});
 }
 
 }  // namespace gb

@@ -45,7 +45,9 @@ void GbPlugin::on_result(const mc::CommandResult& r) {
   json body = {{"device", r.device_id}, {"cmd", r.cmd}, {"sn", r.sn}, {"outcome", std::string(mc::outcome_name(r.outcome))},
                {"sip_status", r.sip_status}, {"data", r.data}};
   if (!r.error.empty()) body["error"] = r.error;
-  host().admin_reply(h, status, body.dump(-1, ' ', false, json::error_handler_t::replace));
+  if (host().admin_reply(h, status, body.dump(-1, ' ', false, json::error_handler_t::replace)) != JN_OK)
+    host().info("gb28181: " + r.cmd + " for " + r.device_id + " ended " + std::string(mc::outcome_name(r.outcome)) +
+                " after its admin request was gone");
 }
 
 bool GbPlugin::admin_command(const std::string& verb, const json& b, const jn_admin_request& req) {

@@ -72,6 +72,7 @@ class GbTest(JunctionTest):
     routes = None
     sim_defaults = {}
     events_topic = None
+    core_limits = None  # the core's [limits] (e.g. {"tcp_max_conns_per_ip": 0} for many TCP devices)
 
     def setUp(self):
         super().setUp()
@@ -84,6 +85,9 @@ class GbTest(JunctionTest):
             plugins["io-echo"] = {"tcp_listen": f"127.0.0.1:{free_port()}", "http_listen": f"127.0.0.1:{self.tap_port}",
                                   "events_topic": self.events_topic}
         self.j = self.server(plugins=plugins, routes=self.routes)
+        if self.core_limits:
+            self.j.core["limits"] = dict(self.core_limits)
+            self.j.write_core(self.j.core)
         self.j.start()
         self.j.wait_for_log(r"gb28181: platform \d+ .* listening")
         self._sim = None
@@ -117,8 +121,8 @@ class GbTest(JunctionTest):
         return self.cmd("add", body, expect=201)
 
     def provision_many(self, ids, password=PASSWORD):
-        for i in ids:
-            self.provision(i, password)
+        r = self.cmd("add", {"devices": [{"id": i, "password": password} for i in ids]}, expect=201)
+        assert r["added"] == len(ids), r
 
     def show(self, device_id, expect=200):
         return self.cmd("show", {"id": device_id}, expect)

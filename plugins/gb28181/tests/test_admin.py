@@ -82,6 +82,12 @@ class AdminTest(GbTest):
         self.assertEqual(json.loads(out)["id"], DEV1)
         rc, out, err = self.j.ctl("cmd", NAME, "show", json.dumps({"id": DEV2}))
         self.assertEqual(rc, 1)
+        self.registered_device(DEV2)
+        rc, out, err = self.j.ctl("devices", NAME)
+        self.assertEqual(rc, 0, err)
+        rows = [line.split() for line in out.splitlines()[1:]]
+        self.assertEqual([(r[0], r[1], r[2]) for r in rows], [(NAME, DEV1, "132"), (NAME, DEV2, "132")])
+        self.assertIn("127.0.0.1:", out)
 
 
 class ShippedSampleTest(GbTest):

@@ -509,6 +509,8 @@ BodyAnswer CommandCenter::Impl::on_response(const std::string& device, const Bod
       p = nullptr;
     }
   }
+  // A device with no channels answers SumNum 0 and no DeviceList: still the catalog set.
+  if (p && iequals(ct, "Catalog") && p->type == PendType::Query && p->qkind == QueryKind::Catalog) is_catalog_body = true;
   if (is_catalog_body) {
     if (p && !(p->type == PendType::Query && p->qkind == QueryKind::Catalog)) p = nullptr;
     BodyAnswer a = on_catalog_items(device, body, p);

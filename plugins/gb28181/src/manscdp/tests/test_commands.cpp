@@ -278,6 +278,23 @@ TEST_CASE("RecordInfo over 3 MESSAGEs is merged and sorted by StartTime") {
   CHECK(r.link.results[0].data["name"] == "Camera 01");
 }
 
+TEST_CASE("Catalog with SumNum 0 and no DeviceList completes at once, empty; without SumNum it waits") {
+  Rig r;
+  StartResult s = r.center.query(kDev, QueryKind::Catalog, {}, 3);
+  r.feed("<Response><CmdType>Catalog</CmdType><SN>" + std::to_string(s.sn) + "</SN><DeviceID>" + kDev +
+         "</DeviceID><SumNum>0</SumNum></Response>");
+  REQUIRE(r.link.results.size() == 1);
+  CHECK(r.link.results[0].outcome == Outcome::Ok);
+  CHECK(r.link.results[0].data["items"].empty());
+  StartResult s2 = r.center.query(kDev, QueryKind::Catalog, {}, 4);
+  r.feed("<Response><CmdType>Catalog</CmdType><SN>" + std::to_string(s2.sn) + "</SN><DeviceID>" + kDev +
+         "</DeviceID></Response>");
+  CHECK(r.link.results.size() == 1);
+  r.link.advance(60000);
+  REQUIRE(r.link.results.size() == 2);
+  CHECK(r.link.results[1].outcome == Outcome::Partial);
+}
+
 TEST_CASE("RecordInfo with SumNum 0 completes at once, empty") {
   Rig r;
   QueryParams q;
