@@ -12,10 +12,15 @@ flow tests trust.
   retransmitted per T1 until answered.
 Loopback only; ports from free_port; synchronisation on events, log lines and socket reads.
 """
+import asyncio
+import hashlib
+import http.server
+import json
 import os
-import re
 import socket
+import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
@@ -287,7 +292,7 @@ class GbSimSelfTest(JunctionTest):
         sim = gb.Simulator(server=("127.0.0.1", s.getsockname()[1]), platform_id=PLATFORM).start()
         try:
             d = sim.add_device(dev_id(2), "pw2")
-            fut = __import__("asyncio").run_coroutine_threadsafe(d.keepalive(), sim.loop)
+            fut = asyncio.run_coroutine_threadsafe(d.keepalive(), sim.loop)
             first, addr = s.recvfrom(65535)
             again, _ = s.recvfrom(65535)  # T1 later, nothing answered: the same request again
             self.assertEqual(again, first)
@@ -323,13 +328,11 @@ class GbSimSelfTest(JunctionTest):
         self.assertIsNone(d._keepalive_task)
 
     def test_cli_registers_devices_and_exits(self):
-        import subprocess
         out = subprocess.run([sys.executable, gb.__file__, "--server", f"127.0.0.1:{self.port}", "--devices", "3",
                               "--prefix", "3402000000132", "--password", "pw1", "--transport", "tcp", "--keepalive", "0",
                               "--duration", "0.01"], capture_output=True, text=True, timeout=60)
         # only dev_id(1) has password pw1: one registers, two are refused 403
         self.assertEqual(out.returncode, 1, out.stderr)
-        import json
         res = json.loads(out.stdout.splitlines()[0])
         self.assertEqual(res["registered"], 1)
         self.assertEqual(sorted(res["failed"].values()), [403, 403])
@@ -337,7 +340,6 @@ class GbSimSelfTest(JunctionTest):
     # -- digest variants against a raw platform -----------------------------------------------------
     def digest_round(self, challenge_header, challenge, status=401):
         p, sim, d = self.platform_and_device()
-        import asyncio
         fut = asyncio.run_coroutine_threadsafe(d.register(), sim.loop)
         m, addr = p.recv_request("REGISTER")
         self.assertIsNone(m.get("authorization"))
@@ -356,7 +358,6 @@ class GbSimSelfTest(JunctionTest):
         p.s.sendto(gb.encode_message("SIP/2.0 200 OK", hs), addr)
 
     def test_legacy_digest_without_qop_over_407_with_opaque(self):
-        import hashlib
         p, fut, m, addr = self.digest_round("Proxy-Authenticate",
                                             'Digest realm="hik", nonce="a8afe6fcbee6331d89d3eb0d3d19ce39", '
                                             'opaque="a853e4f25298413f9bf3a9aa6767857d", algorithm=MD5', status=407)
@@ -448,8 +449,6 @@ class GbSimSelfTest(JunctionTest):
         self.assertEqual(d.wait("config", name="SnapShotConfig")["value"]["SessionID"], "a" * 32)
 
     def test_snapshot_config_uploads_the_images_then_reports_them(self):
-        import http.server
-        import threading
         got = []
 
         class Up(http.server.BaseHTTPRequestHandler):
@@ -489,7 +488,6 @@ class GbSimSelfTest(JunctionTest):
         self.assertEqual(d.wait("snapshot_finished")["file_ids"], ids)
 
     def test_alarm_expects_200_then_the_platforms_response(self):
-        import asyncio
         p, sim, d = self.platform_and_device()
         fut = asyncio.run_coroutine_threadsafe(d.send_alarm(description="大门 报警"), sim.loop)
         m, addr = p.recv_request("MESSAGE")
@@ -506,7 +504,6 @@ class GbSimSelfTest(JunctionTest):
         self.assertEqual(d.wait("alarm_response", sn=sn)["result"], "OK")
 
     def test_catalog_subscription_notify_refresh_unsubscribe(self):
-        import asyncio
         p, sim, d = self.platform_and_device(channels=2)
         r = p.request(d, "SUBSCRIBE", query("Catalog", d.id, 9), extra=[("Event", "Catalog;id=7"), ("Expires", "600")],
                       call_id="sub-1", cseq=1)

@@ -6,6 +6,7 @@ Driven by the device simulator (tests/lib/gb_device_sim.py) and raw sockets for 
 would send. Loopback only."""
 import socket
 
+import gb_device_sim as gb
 from gb_env import DEV1, DEV2, DEV3, PLATFORM, GbTest
 from junction_test import main
 
@@ -128,7 +129,6 @@ class BadInputTest(GbTest):
         self.assertEqual(self.stats()["registered"], 2)
 
     def test_bad_notify_in_a_subscription_is_refused_and_the_subscription_goes_on(self):
-        import gb_device_sim as gb
         r = self.cmd("subscribe", {"id": DEV1, "kind": "Catalog", "expires_s": 600})
         self.assertEqual(r["outcome"], "ok", r)
         self.dev.wait("subscribed", cmd="Catalog")

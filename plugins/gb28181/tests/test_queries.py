@@ -7,6 +7,7 @@
 - a query that times out returns what arrived (Partial) or nothing (Timeout);
 - admin errors: unknown device 404, offline 409, bad type 400.
 The simulator checks every query it receives (CmdType, SN, DeviceID) and records it."""
+import gb_device_sim as gb
 from gb_env import DEV1, DEV2, NAME, GbTest
 from junction_test import main
 
@@ -37,7 +38,6 @@ class QueryTest(GbTest):
 
     def test_lower_platform_with_thousands_of_channels_and_its_civil_code_tree(self):
         # A lower platform: 3000 channels in 3 civil codes, 40 per MESSAGE (75 MESSAGEs).
-        import gb_device_sim as gb
         chans = gb.default_channels(DEV2, 3000)
         for i, c in enumerate(chans):
             c["CivilCode"] = ["340200", "340201", "340202"][i % 3]
