@@ -74,7 +74,7 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
     return true;
   };
   std::string id, err;
-  if (admin_command(verb, body, req)) return;
+  if (admin_command(verb, body, req) || snapshot_admin(verb, body, req)) return;
   if (verb == "add" && body.contains("devices")) {
     // Bulk provisioning: {"devices": [{...}, ...]}; each is checked as a single add.
     if (!body["devices"].is_array()) return reply(req, 400, {{"error", "devices must be an array of device objects"}});
@@ -197,7 +197,7 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
       loads.push_back({{"server", conf_.redirect.servers[i].id}, {"address", conf_.redirect.servers[i].address}, {"devices", l[i]}});
     return reply(req, 200, {{"enabled", conf_.redirect.enabled}, {"policy", conf_.redirect.policy}, {"servers", loads}});
   }
-  reply(req, 404, {{"error", "unknown command " + verb + " (add, update, delete, show, list, list-devices, stats, redirects, query, ptz, fi, preset, cruise, scan, guard, alarm_reset, record, home, teleboot, iframe, config, subscribe, unsubscribe, subscriptions, channels)"}});
+  reply(req, 404, {{"error", "unknown command " + verb + " (add, update, delete, show, list, list-devices, stats, snapshots, snapshot, redirects, query, ptz, fi, preset, cruise, scan, guard, alarm_reset, record, home, teleboot, iframe, config, subscribe, unsubscribe, subscriptions, channels)"}});
 }
 
 }  // namespace gb

@@ -182,6 +182,12 @@ bool GbPlugin::admin_command(const std::string& verb, const json& b, const jn_ad
       sc.interval_s = int(n(b, "interval_s", 1));
       sc.upload_url = s(b, "upload_url");
       sc.session_id = s(b, "session_id");
+      std::string err;
+      if (!open_snapshot_session(dev, sc, err)) {
+        admin_waiting_.erase(tag);
+        reply(req, 400, {{"error", err}});
+        return true;
+      }
       r = cc_->config_snapshot(dev, target, sc, tag);
     } else {
       mc::BasicParam bp;

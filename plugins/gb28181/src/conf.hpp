@@ -46,6 +46,9 @@ struct Conf {
   uint32_t query_timeout_ms = 10000;  // queries and commands with a Response
   uint32_t max_devices = 200000;      // registry size limit (auto-admission stops there)
   bool log_each = true;               // a log line per REGISTER / keepalive (the benchmark turns it off)
+  std::string snapshot_listen;        // HTTP endpoint for snapshot uploads ("" = none)
+  std::string snapshot_url;           // the UploadURL base devices get (default http://<snapshot_listen>)
+  uint32_t snapshot_session_ttl_s = 3600;  // an upload session (SessionID) is accepted this long
   RedirectConf redirect;
 };
 

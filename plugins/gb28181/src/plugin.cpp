@@ -69,6 +69,14 @@ jn_status GbPlugin::start() {
     host().set_error("tcp_listen " + conf_.tcp_listen + " failed");
     return st;
   }
+  if (!conf_.snapshot_listen.empty()) {
+    jn_handle h = 0;
+    if ((st = host().http_listen(conf_.snapshot_listen, "", 0, &h)) != JN_OK) {
+      host().set_error("snapshot_listen " + conf_.snapshot_listen + " failed");
+      return st;
+    }
+    host().info("gb28181: snapshot uploads on " + conf_.snapshot_url + "/snapshot/");
+  }
   host().info("gb28181: platform " + conf_.sip_id + " (domain " + conf_.domain + ", realm " + conf_.realm + ") listening on udp " +
               conf_.udp_listen + (conf_.tcp_listen.empty() ? "" : " and tcp " + conf_.tcp_listen) + "; " +
               std::to_string(reg_.size()) + " device(s) provisioned");

@@ -44,6 +44,7 @@ class GbPlugin : public junction::sdk::Plugin,
   void on_tcp(const jn_tcp_event& ev) override { env_.on_tcp(ev); }
   void on_timer(jn_handle t, uint64_t c) override { env_.on_timer(t, c); }
   void on_dns(const jn_dns_result& r) override { env_.on_dns(r); }
+  void on_http(const jn_http_request& r) override;  // snapshot uploads (snapshot_store.cpp)
   void on_admin(const jn_admin_request& req) override;           // admin.cpp
   jn_status save_state(std::string& out) override;                 // state.cpp
   jn_status restore_state(uint32_t schema, std::string_view data) override;
@@ -84,6 +85,10 @@ class GbPlugin : public junction::sdk::Plugin,
   // --- admin verbs of the CommandCenter (admin_commands.cpp); true when verb was one of them
   bool admin_command(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
   void started(const jn_admin_request& req, uint64_t tag, const junction::gb::StartResult& r, const std::string& device);
+  // --- snapshots (snapshot_store.cpp)
+  // Opens an upload session for a SnapShotConfig; fills session_id / upload_url when empty.
+  bool open_snapshot_session(const std::string& device, junction::gb::SnapShotConfig& sc, std::string& error);
+  bool snapshot_admin(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
 
   // --- requests (plugin.cpp) ---
   void on_message(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);

@@ -1,7 +1,7 @@
 """gb28181 admin API and `junction ctl`: provisioning in the core's store (add / update / delete /
 list / show, refusals with their reason), devices survive a restart, the live view (online,
 address, transport, last keepalive), a command reaching a TCP-registered device over its
-connection, and the shipped conf sample starting as it is."""
+connection, the shipped conf sample starting as it is, snapshot uploads stored and fetched."""
 import json
 import os
 import re
@@ -105,6 +105,55 @@ class ShippedSampleTest(GbTest):
         self.j = self.server(plugins={NAME: text})
         self.j.start()
         self.j.wait_for_log(rf"gb28181: platform 34020000002000000001 \(domain 3402000000, realm 3402000000\) listening on udp 127\.0\.0\.1:{port} and tcp")
+
+
+class SnapshotTest(GbTest):
+    """Snapshots (图像抓拍): SnapShotConfig opens an upload session on the platform's own HTTP
+    endpoint; the device's JPEGs are stored in the core's store and listed / fetched by admin."""
+
+    def setUp(self):
+        self.snap_port = free_port()
+        self.conf_over = {"snapshot_listen": f"127.0.0.1:{self.snap_port}"}
+        super().setUp()
+
+    def upload(self, url, body, ctype="image/jpeg", method="POST"):
+        import http.client
+        import urllib.parse
+        u = urllib.parse.urlparse(url)
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        c.request(method, u.path, body=body, headers={"Content-Type": ctype})
+        r = c.getresponse()
+        data = json.loads(r.read() or b"{}")
+        c.close()
+        return r.status, data
+
+    def test_snapshot_session_upload_list_fetch(self):
+        import base64
+        d = self.registered_device(DEV1)
+        r = self.cmd("config", {"id": DEV1, "type": "SnapShotConfig", "snap_num": 2, "interval_s": 1})
+        self.assertEqual(r["outcome"], "ok", r)
+        cfg = d.wait("config", name="SnapShotConfig")["value"]
+        url, sid = cfg["UploadURL"], cfg["SessionID"]
+        self.assertEqual(url, f"http://127.0.0.1:{self.snap_port}/snapshot/{DEV1}/{sid}")
+        jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
+        self.assertEqual(self.upload(url, jpeg), (201, {"device": DEV1, "session_id": sid, "file": "1.jpg", "bytes": len(jpeg)}))
+        mp = (b"--B0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cam2.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+              + b"\xff\xd8\xff\xe1second image" + b"\r\n--B0--\r\n")
+        st, _ = self.upload(url, b"GIF89a....")
+        self.assertEqual(st, 415)
+        self.assertEqual(self.upload(url, mp, "multipart/form-data; boundary=B0")[0], 201)
+        self.assertEqual(self.upload(url, jpeg)[0], 409)  # SnapNum 2: the session is full
+        self.assertEqual(self.upload(f"http://127.0.0.1:{self.snap_port}/snapshot/{DEV1}/{'f' * 32}", jpeg)[0], 404)
+        self.assertEqual(self.upload(url, jpeg, method="GET")[0], 405)
+        lst = self.cmd("snapshots", {"id": DEV1})["snapshots"]
+        self.assertEqual(sorted(x["file"] for x in lst), ["1.jpg", "cam2.jpg"])
+        got = self.cmd("snapshot", {"id": DEV1, "session_id": sid, "file": "1.jpg"})
+        self.assertEqual(base64.b64decode(got["jpeg_base64"]), jpeg)
+        got = self.cmd("snapshot", {"id": DEV1, "session_id": sid, "file": "cam2.jpg"})
+        self.assertEqual(base64.b64decode(got["jpeg_base64"]), b"\xff\xd8\xff\xe1second image")
+        self.cmd("snapshot", {"id": DEV1, "session_id": sid, "file": "9.jpg"}, expect=404)
+        self.assertEqual(self.metric("gb_snapshots_stored_total"), 2)
+        self.j.wait_for_log(r"snapshot upload POST from .* refused 415 \(not a JPEG image\)")
 
 
 if __name__ == "__main__":

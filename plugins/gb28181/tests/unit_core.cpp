@@ -384,3 +384,43 @@ TEST_CASE("registrar: redirect answers 302 with the server's Contact and Expires
   CHECK(r.has("Expires: 600"));
   CHECK_FALSE(r.reg.find(kDev)->live.registered);
 }
+
+#include "snapshots.hpp"
+
+TEST_CASE("snapshots: upload paths, session IDs, file names") {
+  std::string dev, sid, file;
+  std::string s32(32, 'a');
+  CHECK(gb::parse_snapshot_path(std::string("/snapshot/") + kDev + "/" + s32, dev, sid, file));
+  CHECK(dev == kDev);
+  CHECK(sid == s32);
+  CHECK(file.empty());
+  CHECK(gb::parse_snapshot_path(std::string("/snapshot/") + kDev + "/" + s32 + "/a_1.jpg", dev, sid, file));
+  CHECK(file == "a_1.jpg");
+  CHECK_FALSE(gb::parse_snapshot_path(std::string("/snapshot/") + kDev + "/short", dev, sid, file));
+  CHECK_FALSE(gb::parse_snapshot_path(std::string("/snapshot/") + kDev + "/" + s32 + "/../x", dev, sid, file));
+  CHECK_FALSE(gb::parse_snapshot_path(std::string("/snapshot/alice/") + s32, dev, sid, file));
+  CHECK_FALSE(gb::parse_snapshot_path("/other", dev, sid, file));
+  CHECK_FALSE(gb::valid_session_id(std::string(33, '/')));
+  CHECK(gb::valid_session_id(std::string(128, '-')));
+  CHECK_FALSE(gb::valid_session_id(std::string(129, 'a')));
+}
+
+TEST_CASE("snapshots: the image of a raw or multipart upload") {
+  std::string err, name;
+  std::string jpeg = "\xFF\xD8\xFF\xE0rest-of-jpeg";
+  CHECK(gb::upload_image(jpeg, "image/jpeg", err) == jpeg);
+  CHECK(gb::is_jpeg(jpeg));
+  CHECK_FALSE(gb::is_jpeg("GIF89a"));
+  std::string mp = "--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
+                   "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"snap01.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n" +
+                   jpeg + "\r\n--XyZ--\r\n";
+  CHECK(gb::upload_image(mp, "multipart/form-data; boundary=XyZ", err, &name) == jpeg);
+  CHECK(name == "snap01.jpg");
+  CHECK(gb::upload_image(mp, "multipart/form-data; boundary=\"XyZ\"", err) == jpeg);
+  CHECK(gb::upload_image(mp, "multipart/form-data", err).empty());
+  CHECK(err.find("boundary") != std::string::npos);
+  std::string none = "--B\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--B--\r\n";
+  CHECK(gb::upload_image(none, "multipart/form-data; boundary=B", err).empty());
+  CHECK(err.find("no file part") != std::string::npos);
+  CHECK(gb::upload_image("--B\r\nfilename=x\r\n\r\nunterminated", "multipart/form-data; boundary=B", err).empty());
+}
