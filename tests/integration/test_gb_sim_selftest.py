@@ -429,7 +429,7 @@ class GbSimSelfTest(JunctionTest):
         self.assertEqual(p.request(d, "MESSAGE", query("Catalog", "34020000001329999999", 2)).status, 404)
 
     def test_control_with_a_response_and_device_config(self):
-        p, sim, d = self.platform_and_device(snapshot_upload=False)
+        p, sim, d = self.platform_and_device()
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\r\n<Control>\r\n<CmdType>DeviceControl</CmdType>\r\n<SN>5</SN>\r\n'
                 f'<DeviceID>{d.id}</DeviceID>\r\n<RecordCmd>Record</RecordCmd>\r\n</Control>\r\n').encode()
         self.assertEqual(p.request(d, "MESSAGE", body).status, 200)
@@ -465,7 +465,7 @@ class GbSimSelfTest(JunctionTest):
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         self.addCleanup(httpd.server_close)
         self.addCleanup(httpd.shutdown)
-        p, sim, d = self.platform_and_device()
+        p, sim, d = self.platform_and_device(snapshot_upload=True)
         sid = "Session-" + "ab12" * 8
         url = f"http://127.0.0.1:{httpd.server_address[1]}/snap/upload?token=t1"
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\r\n<Control>\r\n<CmdType>DeviceConfig</CmdType>\r\n<SN>8</SN>\r\n'

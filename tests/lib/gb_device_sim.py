@@ -18,8 +18,9 @@ It is the peer the gb28181 tests trust, so it is strict where the document is:
   commands that need a Response (录像控制, 布防/撤防, 报警复位, 看守位, DeviceConfig) get one.
 - Alarms (Notify/Alarm): expects 200 then waits for the platform's Response (Result OK).
 - Snapshots (图像抓拍): after a SnapShotConfig (SessionID checked: 32-128 of [A-Za-z0-9-]) and
-  its Response, SnapNum JPEGs POSTed (image/jpeg) to UploadURL Interval seconds apart, then
-  Notify/UploadSnapShotFinished with the SessionID and the SnapShotFileIDs.
+  its Response, with snapshot_upload=True, SnapNum JPEGs POSTed (image/jpeg) to UploadURL
+  Interval seconds apart, then Notify/UploadSnapShotFinished with the SessionID and the
+  SnapShotFileIDs.
 - SUBSCRIBE (Catalog / Alarm / presence): 200 with a To tag, NOTIFYs in the dialog with catalog
   changes (ADD/DEL/UPDATE/ON/OFF/VLOST/DEFECT), refresh, unsubscribe (Expires: 0).
 - Bodies: GB18030 bytes under a GB2312 declaration by default (charset="utf-8" for UTF-8).
@@ -584,7 +585,7 @@ class Device:
     def __init__(self, sim, device_id, password, transport="udp", username=None, expires=3600, keepalive_interval=60,
                  charset="gb18030", quirks=(), channels=None, catalog_per_message=2, records=None,
                  records_per_message=2, presets=None, register_uri="addr", auto_refresh=True, follow_redirect=True,
-                 name=None, silent=(), response_result="OK", response_limit=None, snapshot_upload=True, refresh_after_403=True, local_ip="127.0.0.1"):
+                 name=None, silent=(), response_result="OK", response_limit=None, snapshot_upload=False, refresh_after_403=True, local_ip="127.0.0.1"):
         self.sim = sim
         self.id = device_id
         self.password = password
@@ -611,7 +612,9 @@ class Device:
         self.silent = set(silent)  # CmdTypes this device answers with 200 and then never responds to
         self.response_result = response_result
         self.response_limit = response_limit  # send only the first N MESSAGEs of a multi-MESSAGE answer
-        self.snapshot_upload = snapshot_upload  # after a SnapShotConfig: upload the images and report them
+        # after a SnapShotConfig: upload the images and report them. Off by default: a test that
+        # uploads by hand into the session (gb28181 test_admin) must not race the device.
+        self.snapshot_upload = snapshot_upload
         self.local_ip = local_ip
         self.events = EventLog(device_id)
         self.dialogs = {}  # subscriptions by (call_id, our tag)

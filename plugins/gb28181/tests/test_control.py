@@ -123,7 +123,6 @@ class ControlTest(GbTest):
         self.assertEqual(ev["value"]["Name"], "大门 Camera")
         self.assertEqual((ev["value"]["Expiration"], ev["value"]["HeartBeatInterval"], ev["value"]["HeartBeatCount"]), ("3600", "30", "3"))
         sid = "snap-" + "0123456789abcdef" * 2
-        self.d.snapshot_upload = False  # the upload itself is test_snapshot's
         mark = self.d.mark()
         r = self.control("config", type="SnapShotConfig", snap_num=3, interval_s=2, upload_url="http://127.0.0.1:1/upload", session_id=sid)
         self.assertEqual(r["outcome"], "ok", r)
