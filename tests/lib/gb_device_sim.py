@@ -18,7 +18,8 @@ It is the peer the gb28181 tests trust, so it is strict where the document is:
   commands that need a Response (录像控制, 布防/撤防, 报警复位, 看守位, DeviceConfig) get one.
 - Alarms (Notify/Alarm): expects 200 then waits for the platform's Response (Result OK).
 - Snapshots (图像抓拍): after a SnapShotConfig (SessionID checked: 32-128 of [A-Za-z0-9-]) and
-  its Response, with snapshot_upload=True, SnapNum JPEGs POSTed (image/jpeg) to UploadURL
+  its Response, with snapshot_upload=True, SnapNum JPEGs POSTed (image/jpeg body, or
+  multipart/form-data naming the file by its SnapShotFileID) to UploadURL
   Interval seconds apart, then Notify/UploadSnapShotFinished with the SessionID and the
   SnapShotFileIDs.
 - SUBSCRIBE (Catalog / Alarm / presence): 200 with a To tag, NOTIFYs in the dialog with catalog
@@ -55,6 +56,8 @@ import secrets
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape as _xml_escape
 
@@ -585,7 +588,7 @@ class Device:
     def __init__(self, sim, device_id, password, transport="udp", username=None, expires=3600, keepalive_interval=60,
                  charset="gb18030", quirks=(), channels=None, catalog_per_message=2, records=None,
                  records_per_message=2, presets=None, register_uri="addr", auto_refresh=True, follow_redirect=True,
-                 name=None, silent=(), response_result="OK", response_limit=None, snapshot_upload=False, refresh_after_403=True, local_ip="127.0.0.1"):
+                 name=None, silent=(), response_result="OK", response_limit=None, snapshot_upload=False, snapshot_form="raw", refresh_after_403=True, local_ip="127.0.0.1"):
         self.sim = sim
         self.id = device_id
         self.password = password
@@ -615,6 +618,7 @@ class Device:
         # after a SnapShotConfig: upload the images and report them. Off by default: a test that
         # uploads by hand into the session (gb28181 test_admin) must not race the device.
         self.snapshot_upload = snapshot_upload
+        self.snapshot_form = snapshot_form  # "raw" (image/jpeg body) or "multipart" (form-data, filename = file ID)
         self.local_ip = local_ip
         self.events = EventLog(device_id)
         self.dialogs = {}  # subscriptions by (call_id, our tag)
@@ -1290,7 +1294,6 @@ class Device:
         """After a SnapShotConfig: SnapNum images, Interval seconds apart, each an HTTP POST of
         image/jpeg to UploadURL; then Notify/UploadSnapShotFinished with the SessionID and the
         file IDs (the document's 抓拍流程)."""
-        import urllib.request
         num = int(child_text(snap, "SnapNum", "1") or 1)
         interval = float(child_text(snap, "Interval", "1") or 1)
         url = child_text(snap, "UploadURL", "")
@@ -1304,9 +1307,14 @@ class Device:
             data = self.jpeg(f"{target} {sid} {i}")
 
             def post(fid=fid, data=data):
-                req = urllib.request.Request(url, data=data, method="POST",
-                                             headers={"Content-Type": "image/jpeg",
-                                                      "Content-Disposition": f'attachment; filename="{fid}.jpg"'})
+                if self.snapshot_form == "multipart":  # a form upload naming the file by its SnapShotFileID
+                    boundary = "----gbsim" + secrets.token_hex(8)
+                    payload = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{fid}.jpg"\r\n'
+                               f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+                    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+                else:  # the image as the body
+                    payload, headers = data, {"Content-Type": "image/jpeg"}
+                req = urllib.request.Request(url, data=payload, method="POST", headers=headers)
                 try:
                     with urllib.request.urlopen(req, timeout=10) as resp:
                         return resp.status, resp.read()
