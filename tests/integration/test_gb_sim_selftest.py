@@ -524,7 +524,8 @@ class GbSimSelfTest(JunctionTest):
         self.assertTrue(m.uri.startswith(f"sip:{PLATFORM}@127.0.0.1:{p.port}"))  # the SUBSCRIBE's Contact
         root = gb.decode_body(m.body)
         self.assertEqual([(gb.child_text(i, "DeviceID"), gb.child_text(i, "Event")) for i in root.find("DeviceList")],
-                         [(new["DeviceID"], "ADD"), (d.channels[0]["DeviceID"], "OFF"), (gb.default_channels(d.id, 2)[1]["DeviceID"], "DEL")])
+                         [(new["DeviceID"], "ADD"), (d.channels[0]["DeviceID"], "OFF"),
+                          (gb.default_channels(d.id, 2)[1]["DeviceID"], "DEL")])
         p.answer(m, addr)
         self.assertEqual(fut.result(10), 200)
         # refresh in the dialog, then unsubscribe (Expires: 0) -> 200 and a final NOTIFY

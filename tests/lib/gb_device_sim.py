@@ -201,11 +201,12 @@ def parse_message(data):
 
 
 def header_param(value, name):
-    """A ;name=value parameter of a header value (outside <> for name-addr forms)."""
-    v = value
-    if ">" in v:
-        v = v[v.rindex(">") + 1:]
-    for p in v.split(";")[1:] if ">" not in value else v.split(";"):
+    """A ;name=value parameter of a header value (after the <> of a name-addr form)."""
+    if ">" in value:
+        params = value[value.rindex(">") + 1:].split(";")
+    else:
+        params = value.split(";")[1:]
+    for p in params:
         k, _, val = p.strip().partition("=")
         if k.strip().lower() == name.lower():
             return val.strip().strip('"')
@@ -442,11 +443,15 @@ class Body:
 
 
 class EventLog:
-    """Thread-safe list of events; waited on from a test thread (wait) or a coroutine (next)."""
+    """Thread-safe list of events; waited on from a test thread (wait) or a coroutine (next).
+    Each event's "i" is its index for since=. With a limit (long CLI runs) the oldest half is
+    dropped when it is reached; indices keep counting."""
 
-    def __init__(self, name):
+    def __init__(self, name, limit=None):
         self.name = name
         self.items = []
+        self.base = 0  # index of items[0]
+        self.limit = limit
         self.cond = threading.Condition()
         self.waiters = []  # (kind, match, future)
 
@@ -454,8 +459,12 @@ class EventLog:
         fields["kind"] = kind
         fields["t"] = time.monotonic()
         with self.cond:
-            fields["i"] = len(self.items)
+            fields["i"] = self.base + len(self.items)
             self.items.append(fields)
+            if self.limit and len(self.items) > self.limit:
+                drop = len(self.items) // 2
+                del self.items[:drop]
+                self.base += drop
             self.cond.notify_all()
         for w in list(self.waiters):
             k, match, fut = w
@@ -466,19 +475,20 @@ class EventLog:
 
     def mark(self):
         with self.cond:
-            return len(self.items)
+            return self.base + len(self.items)
 
     def find(self, kind, since=0, **match):
         with self.cond:
-            return [e for e in self.items[since:] if e["kind"] == kind and _matches(e, match)]
+            return [e for e in self.items[max(0, since - self.base):] if e["kind"] == kind and _matches(e, match)]
 
     def wait(self, kind, timeout=10.0, since=0, **match):
         deadline = time.monotonic() + timeout
         i = since
         with self.cond:
             while True:
-                while i < len(self.items):
-                    e = self.items[i]
+                i = max(i, self.base)
+                while i < self.base + len(self.items):
+                    e = self.items[i - self.base]
                     i += 1
                     if e["kind"] == kind and _matches(e, match):
                         return e
@@ -588,7 +598,8 @@ class Device:
     def __init__(self, sim, device_id, password, transport="udp", username=None, expires=3600, keepalive_interval=60,
                  charset="gb18030", quirks=(), channels=None, catalog_per_message=2, records=None,
                  records_per_message=2, presets=None, register_uri="addr", auto_refresh=True, follow_redirect=True,
-                 name=None, silent=(), response_result="OK", response_limit=None, snapshot_upload=False, snapshot_form="raw", refresh_after_403=True, local_ip="127.0.0.1"):
+                 name=None, silent=(), response_result="OK", response_limit=None, snapshot_upload=False,
+                 snapshot_form="raw", event_limit=None, refresh_after_403=True, local_ip="127.0.0.1"):
         self.sim = sim
         self.id = device_id
         self.password = password
@@ -620,7 +631,7 @@ class Device:
         self.snapshot_upload = snapshot_upload
         self.snapshot_form = snapshot_form  # "raw" (image/jpeg body) or "multipart" (form-data, filename = file ID)
         self.local_ip = local_ip
-        self.events = EventLog(device_id)
+        self.events = EventLog(device_id, event_limit)
         self.dialogs = {}  # subscriptions by (call_id, our tag)
         self.alarms = []
         # SIP state
@@ -1334,7 +1345,8 @@ class Device:
         self.events.record("snapshot_finished", status=r.status if r else None, session_id=sid, file_ids=ids)
 
     # -- alarms ------------------------------------------------------------------------------------
-    def alarm_body(self, sn, device_id=None, priority=1, method=5, description="视频动检", alarm_type=2, event_type=None, root="Notify"):
+    def alarm_body(self, sn, device_id=None, priority=1, method=5, description="视频动检", alarm_type=2, event_type=None,
+                   root="Notify"):
         b = self.body(root)
         info = [b.el("AlarmType", alarm_type)]
         if event_type is not None:
@@ -1594,7 +1606,8 @@ def _cli():
         for i in range(1, a.devices + 1):
             did = a.prefix + str(i).zfill(20 - len(a.prefix))
             devs.append(await sim.new_device(did, a.password, transport=a.transport, expires=a.expires, channels=a.channels,
-                                             charset=a.charset, quirks=a.quirk, keepalive_interval=a.keepalive or 60))
+                                             charset=a.charset, quirks=a.quirk, keepalive_interval=a.keepalive or 60,
+                                             event_limit=1000))
         res = await sim.register_all(devs, keepalive=a.keepalive > 0)
         ok = sum(1 for v in res.values() if v == 200)
         print(json.dumps({"registered": ok, "failed": {k: v for k, v in res.items() if v != 200}}), flush=True)
