@@ -60,6 +60,39 @@ class QueryTest(GbTest):
             self.assertIn(civil, ids)
         self.assertEqual(sum(1 for n in nodes if n["id"] in {c["DeviceID"] for c in chans}), 3000)
 
+    def test_business_group_and_virtual_organisation_tree(self):
+        # A lower platform's catalog with a business group (type 215) holding a virtual
+        # organisation (216) holding three cameras: the tree keeps that nesting.
+        bg, vo = "3402000000215" + "0000001", "3402000000216" + "0000001"
+        base = {"Manufacturer": "JunctionSim", "Owner": "Owner", "Address": "Address", "Parental": "1", "Secrecy": "0",
+                "RegisterWay": "1", "SafetyWay": "0", "Status": "ON"}
+        items = [dict(base, DeviceID=bg, Name="治安 业务分组", CivilCode="340200", ParentID=DEV2),
+                 dict(base, DeviceID=vo, Name="东区 虚拟组织", ParentID=bg, BusinessGroupID=bg)]
+        cams = gb.default_channels(DEV2, 3)
+        for c in cams:
+            c.update(ParentID=vo, BusinessGroupID=bg)
+        self.registered_device(DEV2, channels=items + cams, catalog_per_message=2)
+        r = self.query(DEV2, "Catalog")
+        self.assertEqual((r["outcome"], r["data"]["received"]), ("ok", 5))
+        tree = self.cmd("channels", {"id": DEV2, "tree": True})
+
+        def find(n, node_id):
+            if n.get("id") == node_id:
+                return n
+            for c in n.get("children", []):
+                got = find(c, node_id)
+                if got:
+                    return got
+            return None
+        g = find(tree, bg)
+        self.assertEqual((g["kind"], g["name"]), ("business_group", "治安 业务分组"))
+        self.assertEqual([c["id"] for c in g["children"]], [vo])
+        v = g["children"][0]
+        self.assertEqual(v["kind"], "virtual_org")
+        self.assertEqual(sorted(c["id"] for c in v["children"]), sorted(c["DeviceID"] for c in cams))
+        self.assertTrue(all(c["kind"] == "channel" and c["status"] == "ON" for c in v["children"]))
+        self.assertIsNotNone(find(find(tree, "340200"), bg))  # the group sits under its civil code
+
     def test_record_info_in_several_messages_is_merged_and_sorted(self):
         d = self.registered_device(DEV1, records_per_message=2)
         ch = d.channels[0]["DeviceID"]
