@@ -12,10 +12,15 @@ flow tests trust.
   retransmitted per T1 until answered.
 Loopback only; ports from free_port; synchronisation on events, log lines and socket reads.
 """
+import asyncio
+import hashlib
+import http.server
+import json
 import os
-import re
 import socket
+import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
@@ -287,7 +292,7 @@ class GbSimSelfTest(JunctionTest):
         sim = gb.Simulator(server=("127.0.0.1", s.getsockname()[1]), platform_id=PLATFORM).start()
         try:
             d = sim.add_device(dev_id(2), "pw2")
-            fut = __import__("asyncio").run_coroutine_threadsafe(d.keepalive(), sim.loop)
+            fut = asyncio.run_coroutine_threadsafe(d.keepalive(), sim.loop)
             first, addr = s.recvfrom(65535)
             again, _ = s.recvfrom(65535)  # T1 later, nothing answered: the same request again
             self.assertEqual(again, first)
@@ -310,6 +315,80 @@ class GbSimSelfTest(JunctionTest):
         sim = gb.Simulator(server=("127.0.0.1", p.port), platform_id=PLATFORM).start()
         self.addCleanup(sim.stop)
         return p, sim, sim.add_device(dev_id(1), "pw", **kw)
+
+
+    def test_keepalive_runs_on_its_interval_and_stops_on_the_switch(self):
+        d = self.sim.add_device(dev_id(7), "x")  # the registrar answers MESSAGE 200 without a registration
+        self.sim.call(d.start_keepalive, 0.05)
+        first = d.wait("keepalive", status=200)
+        second = d.wait("keepalive", since=first["i"] + 1, status=200)
+        d.wait("keepalive", since=second["i"] + 1, status=200)  # a third, on the device's own timer
+        self.sim.call(d.stop_keepalive)
+        self.assertFalse(d.keepalive_on)
+        self.assertIsNone(d._keepalive_task)
+
+    def test_cli_registers_devices_and_exits(self):
+        out = subprocess.run([sys.executable, gb.__file__, "--server", f"127.0.0.1:{self.port}", "--devices", "3",
+                              "--prefix", "3402000000132", "--password", "pw1", "--transport", "tcp", "--keepalive", "0",
+                              "--duration", "0.01"], capture_output=True, text=True, timeout=60)
+        # only dev_id(1) has password pw1: one registers, two are refused 403
+        self.assertEqual(out.returncode, 1, out.stderr)
+        res = json.loads(out.stdout.splitlines()[0])
+        self.assertEqual(res["registered"], 1)
+        self.assertEqual(sorted(res["failed"].values()), [403, 403])
+
+    # -- digest variants against a raw platform -----------------------------------------------------
+    def digest_round(self, challenge_header, challenge, status=401):
+        p, sim, d = self.platform_and_device()
+        fut = asyncio.run_coroutine_threadsafe(d.register(), sim.loop)
+        m, addr = p.recv_request("REGISTER")
+        self.assertIsNone(m.get("authorization"))
+        hs = [(n, v) for n, v in m.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")] + [
+            ("To", m.get("to") + ";tag=r1"), (challenge_header, challenge)]
+        p.s.sendto(gb.encode_message(f"SIP/2.0 {status} Unauthorized", hs), addr)
+        m2, addr = p.recv_request("REGISTER")
+        self.assertEqual(m2.get("call-id"), m.get("call-id"))
+        self.assertEqual(m2.cseq[0], m.cseq[0] + 1)
+        self.assertNotEqual(m2.branch, m.branch)
+        return p, fut, m2, addr
+
+    def ok(self, p, m, addr):
+        hs = [(n, v) for n, v in m.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")] + [
+            ("To", m.get("to") + ";tag=r1"), ("Contact", m.get("contact") + ";expires=120")]
+        p.s.sendto(gb.encode_message("SIP/2.0 200 OK", hs), addr)
+
+    def test_legacy_digest_without_qop_over_407_with_opaque(self):
+        p, fut, m, addr = self.digest_round("Proxy-Authenticate",
+                                            'Digest realm="hik", nonce="a8afe6fcbee6331d89d3eb0d3d19ce39", '
+                                            'opaque="a853e4f25298413f9bf3a9aa6767857d", algorithm=MD5', status=407)
+        auth = m.get("proxy-authorization")
+        self.assertIsNotNone(auth)
+        self.assertIsNone(m.get("authorization"))
+        ch = gb.parse_challenge(auth)
+        self.assertNotIn("qop", ch)
+        self.assertNotIn("nc", ch)
+        self.assertEqual(ch["opaque"], "a853e4f25298413f9bf3a9aa6767857d")
+        self.assertEqual(ch["uri"], m.uri)
+        md5 = lambda x: hashlib.md5(x.encode()).hexdigest()  # noqa: E731
+        want = md5(f"{md5(dev_id(1) + ':hik:pw')}:a8afe6fcbee6331d89d3eb0d3d19ce39:{md5('REGISTER:' + m.uri)}")
+        self.assertEqual(ch["response"], want)  # RFC 2069: H(HA1:nonce:HA2)
+        self.ok(p, m, addr)
+        self.assertEqual(fut.result(10), 200)
+
+    def test_stale_nonce_is_answered_once_more_and_a_second_refusal_fails(self):
+        p, fut, m, addr = self.digest_round("WWW-Authenticate", 'Digest realm="r", nonce="n1", qop="auth", algorithm=MD5')
+        first = gb.parse_challenge(m.get("authorization"))
+        self.assertEqual((first["nc"], first["qop"], first["nonce"]), ("00000001", "auth", "n1"))
+        hs = [(n, v) for n, v in m.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")] + [
+            ("To", m.get("to") + ";tag=r1"), ("WWW-Authenticate", 'Digest realm="r", nonce="n2", qop="auth", stale=true')]
+        p.s.sendto(gb.encode_message("SIP/2.0 401 Unauthorized", hs), addr)
+        m3, addr = p.recv_request("REGISTER")
+        again = gb.parse_challenge(m3.get("authorization"))
+        self.assertEqual((again["nonce"], again["nc"]), ("n2", "00000001"))
+        hs = [(n, v) for n, v in m3.headers if gb._hname(n) in ("via", "from", "call-id", "cseq")] + [
+            ("To", m3.get("to") + ";tag=r1"), ("WWW-Authenticate", 'Digest realm="r", nonce="n3", qop="auth"')]
+        p.s.sendto(gb.encode_message("SIP/2.0 401 Unauthorized", hs), addr)
+        self.assertEqual(fut.result(10), 401)  # the credentials were refused: no third try
 
     def test_catalog_and_record_queries_are_answered_in_several_messages(self):
         p, sim, d = self.platform_and_device(channels=5, catalog_per_message=2)
@@ -369,8 +448,46 @@ class GbSimSelfTest(JunctionTest):
         p.answer(m, addr)
         self.assertEqual(d.wait("config", name="SnapShotConfig")["value"]["SessionID"], "a" * 32)
 
+    def test_snapshot_config_uploads_the_images_then_reports_them(self):
+        got = []
+
+        class Up(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers["Content-Length"])
+                got.append((self.path, self.headers["Content-Type"], self.rfile.read(n)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), Up)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        self.addCleanup(httpd.server_close)
+        self.addCleanup(httpd.shutdown)
+        p, sim, d = self.platform_and_device(snapshot_upload=True)
+        sid = "Session-" + "ab12" * 8
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/snap/upload?token=t1"
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\r\n<Control>\r\n<CmdType>DeviceConfig</CmdType>\r\n<SN>8</SN>\r\n'
+                f'<DeviceID>{d.id}</DeviceID>\r\n<SnapShotConfig><SnapNum>2</SnapNum><Interval>1</Interval>'
+                f'<UploadURL>{url}</UploadURL><SessionID>{sid}</SessionID></SnapShotConfig>\r\n</Control>\r\n').encode()
+        self.assertEqual(p.request(d, "MESSAGE", body).status, 200)
+        m, addr = p.recv_request("MESSAGE")  # the DeviceConfig Response first
+        self.assertEqual(gb.child_text(gb.decode_body(m.body), "CmdType"), "DeviceConfig")
+        p.answer(m, addr)
+        m, addr = p.recv_request("MESSAGE")  # then, after the uploads, the transfer-complete notification
+        root = gb.decode_body(m.body)
+        self.assertEqual((root.tag, gb.child_text(root, "CmdType"), gb.child_text(root, "SessionID")),
+                         ("Notify", "UploadSnapShotFinished", sid))
+        ids = [e.text for e in root.find("SnapShotList")]
+        p.answer(m, addr)
+        self.assertEqual(len(got), 2)
+        self.assertEqual({(g[0], g[1]) for g in got}, {("/snap/upload?token=t1", "image/jpeg")})
+        self.assertTrue(all(g[2].startswith(b"\xff\xd8") and g[2].endswith(b"\xff\xd9") for g in got))
+        self.assertEqual(len(set(ids)), 2)
+        self.assertEqual(d.wait("snapshot_finished")["file_ids"], ids)
+
     def test_alarm_expects_200_then_the_platforms_response(self):
-        import asyncio
         p, sim, d = self.platform_and_device()
         fut = asyncio.run_coroutine_threadsafe(d.send_alarm(description="大门 报警"), sim.loop)
         m, addr = p.recv_request("MESSAGE")
@@ -387,7 +504,6 @@ class GbSimSelfTest(JunctionTest):
         self.assertEqual(d.wait("alarm_response", sn=sn)["result"], "OK")
 
     def test_catalog_subscription_notify_refresh_unsubscribe(self):
-        import asyncio
         p, sim, d = self.platform_and_device(channels=2)
         r = p.request(d, "SUBSCRIBE", query("Catalog", d.id, 9), extra=[("Event", "Catalog;id=7"), ("Expires", "600")],
                       call_id="sub-1", cseq=1)
@@ -408,7 +524,8 @@ class GbSimSelfTest(JunctionTest):
         self.assertTrue(m.uri.startswith(f"sip:{PLATFORM}@127.0.0.1:{p.port}"))  # the SUBSCRIBE's Contact
         root = gb.decode_body(m.body)
         self.assertEqual([(gb.child_text(i, "DeviceID"), gb.child_text(i, "Event")) for i in root.find("DeviceList")],
-                         [(new["DeviceID"], "ADD"), (d.channels[0]["DeviceID"], "OFF"), (gb.default_channels(d.id, 2)[1]["DeviceID"], "DEL")])
+                         [(new["DeviceID"], "ADD"), (d.channels[0]["DeviceID"], "OFF"),
+                          (gb.default_channels(d.id, 2)[1]["DeviceID"], "DEL")])
         p.answer(m, addr)
         self.assertEqual(fut.result(10), 200)
         # refresh in the dialog, then unsubscribe (Expires: 0) -> 200 and a final NOTIFY

@@ -17,6 +17,11 @@ It is the peer the gb28181 tests trust, so it is strict where the document is:
   the sum of bytes 1-7 mod 256: the document's C++ sample) and refused with 400 when wrong;
   commands that need a Response (录像控制, 布防/撤防, 报警复位, 看守位, DeviceConfig) get one.
 - Alarms (Notify/Alarm): expects 200 then waits for the platform's Response (Result OK).
+- Snapshots (图像抓拍): after a SnapShotConfig (SessionID checked: 32-128 of [A-Za-z0-9-]) and
+  its Response, with snapshot_upload=True, SnapNum JPEGs POSTed (image/jpeg body, or
+  multipart/form-data naming the file by its SnapShotFileID) to UploadURL
+  Interval seconds apart, then Notify/UploadSnapShotFinished with the SessionID and the
+  SnapShotFileIDs.
 - SUBSCRIBE (Catalog / Alarm / presence): 200 with a To tag, NOTIFYs in the dialog with catalog
   changes (ADD/DEL/UPDATE/ON/OFF/VLOST/DEFECT), refresh, unsubscribe (Expires: 0).
 - Bodies: GB18030 bytes under a GB2312 declaration by default (charset="utf-8" for UTF-8).
@@ -51,6 +56,8 @@ import secrets
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape as _xml_escape
 
@@ -194,11 +201,12 @@ def parse_message(data):
 
 
 def header_param(value, name):
-    """A ;name=value parameter of a header value (outside <> for name-addr forms)."""
-    v = value
-    if ">" in v:
-        v = v[v.rindex(">") + 1:]
-    for p in v.split(";")[1:] if ">" not in value else v.split(";"):
+    """A ;name=value parameter of a header value (after the <> of a name-addr form)."""
+    if ">" in value:
+        params = value[value.rindex(">") + 1:].split(";")
+    else:
+        params = value.split(";")[1:]
+    for p in params:
         k, _, val = p.strip().partition("=")
         if k.strip().lower() == name.lower():
             return val.strip().strip('"')
@@ -435,11 +443,15 @@ class Body:
 
 
 class EventLog:
-    """Thread-safe list of events; waited on from a test thread (wait) or a coroutine (next)."""
+    """Thread-safe list of events; waited on from a test thread (wait) or a coroutine (next).
+    Each event's "i" is its index for since=. With a limit (long CLI runs) the oldest half is
+    dropped when it is reached; indices keep counting."""
 
-    def __init__(self, name):
+    def __init__(self, name, limit=None):
         self.name = name
         self.items = []
+        self.base = 0  # index of items[0]
+        self.limit = limit
         self.cond = threading.Condition()
         self.waiters = []  # (kind, match, future)
 
@@ -447,8 +459,12 @@ class EventLog:
         fields["kind"] = kind
         fields["t"] = time.monotonic()
         with self.cond:
-            fields["i"] = len(self.items)
+            fields["i"] = self.base + len(self.items)
             self.items.append(fields)
+            if self.limit and len(self.items) > self.limit:
+                drop = len(self.items) // 2
+                del self.items[:drop]
+                self.base += drop
             self.cond.notify_all()
         for w in list(self.waiters):
             k, match, fut = w
@@ -459,19 +475,20 @@ class EventLog:
 
     def mark(self):
         with self.cond:
-            return len(self.items)
+            return self.base + len(self.items)
 
     def find(self, kind, since=0, **match):
         with self.cond:
-            return [e for e in self.items[since:] if e["kind"] == kind and _matches(e, match)]
+            return [e for e in self.items[max(0, since - self.base):] if e["kind"] == kind and _matches(e, match)]
 
     def wait(self, kind, timeout=10.0, since=0, **match):
         deadline = time.monotonic() + timeout
         i = since
         with self.cond:
             while True:
-                while i < len(self.items):
-                    e = self.items[i]
+                i = max(i, self.base)
+                while i < self.base + len(self.items):
+                    e = self.items[i - self.base]
                     i += 1
                     if e["kind"] == kind and _matches(e, match):
                         return e
@@ -581,7 +598,8 @@ class Device:
     def __init__(self, sim, device_id, password, transport="udp", username=None, expires=3600, keepalive_interval=60,
                  charset="gb18030", quirks=(), channels=None, catalog_per_message=2, records=None,
                  records_per_message=2, presets=None, register_uri="addr", auto_refresh=True, follow_redirect=True,
-                 name=None, silent=(), response_result="OK", response_limit=None, refresh_after_403=True, local_ip="127.0.0.1"):
+                 name=None, silent=(), response_result="OK", response_limit=None, snapshot_upload=False,
+                 snapshot_form="raw", event_limit=None, refresh_after_403=True, local_ip="127.0.0.1"):
         self.sim = sim
         self.id = device_id
         self.password = password
@@ -608,8 +626,12 @@ class Device:
         self.silent = set(silent)  # CmdTypes this device answers with 200 and then never responds to
         self.response_result = response_result
         self.response_limit = response_limit  # send only the first N MESSAGEs of a multi-MESSAGE answer
+        # after a SnapShotConfig: upload the images and report them. Off by default: a test that
+        # uploads by hand into the session (gb28181 test_admin) must not race the device.
+        self.snapshot_upload = snapshot_upload
+        self.snapshot_form = snapshot_form  # "raw" (image/jpeg body) or "multipart" (form-data, filename = file ID)
         self.local_ip = local_ip
-        self.events = EventLog(device_id)
+        self.events = EventLog(device_id, event_limit)
         self.dialogs = {}  # subscriptions by (call_id, our tag)
         self.alarms = []
         # SIP state
@@ -1222,9 +1244,10 @@ class Device:
             ptz = root.find("PTZCmd")
             if ptz is not None:
                 b, why = check_ptz_cmd(ptz.text)
-                if b is None:
+                if b is None:  # answered first: a test woken by the event may look at what was sent
+                    self.respond(m, addr, 400, f"Bad Request ({why})")
                     self.events.record("ptz_refused", reason=why, text=ptz.text, sn=ev["sn"])
-                    return self.respond(m, addr, 400, f"Bad Request ({why})")
+                    return
                 self.respond(m, addr, 200)
                 self.events.record("ptz", bytes=b, hex=b.hex().upper(), sn=ev["sn"], device_id=ev["device_id"], **describe_ptz(b))
                 return
@@ -1258,19 +1281,72 @@ class Device:
             for el in present:
                 self.events.record("config", name=el.tag, value={c.tag: (c.text or "").strip() for c in el}, sn=ev["sn"])
             if "DeviceConfig" not in self.silent:
-                asyncio.get_running_loop().create_task(self._control_response("DeviceConfig", ev))
+                asyncio.get_running_loop().create_task(self._control_response("DeviceConfig", ev, snap))
             return
         self.events.record("control_refused", reason="unknown control " + cmd, sn=ev["sn"])
         self.respond(m, addr, 400, "Bad Request (unsupported control " + cmd + ")")
 
-    async def _control_response(self, cmd, ev):
+    async def _control_response(self, cmd, ev, snap=None):
         b = self.body("Response")
         b.add(b.el("CmdType", cmd), b.el("SN", ev["sn"]), b.el("DeviceID", ev["device_id"]), b.el("Result", self.response_result))
         r = await self.send_manscdp(b.encode())
         self.events.record("response_sent", cmd=cmd, sn=ev["sn"], index=0, count=1, status=r.status if r else None)
+        if snap is not None and self.snapshot_upload and self.response_result == "OK":
+            await self._snapshots(ev["device_id"], snap)
+
+    # -- snapshots (图像抓拍) ------------------------------------------------------------------------
+    @staticmethod
+    def jpeg(tag):
+        """A small well-formed JPEG-framed image (SOI, a COM segment naming it, EOI)."""
+        com = tag.encode()[:60000]
+        return b"\xff\xd8" + b"\xff\xfe" + (len(com) + 2).to_bytes(2, "big") + com + b"\xff\xd9"
+
+    async def _snapshots(self, target, snap):
+        """After a SnapShotConfig: SnapNum images, Interval seconds apart, each an HTTP POST of
+        image/jpeg to UploadURL; then Notify/UploadSnapShotFinished with the SessionID and the
+        file IDs (the document's 抓拍流程)."""
+        num = int(child_text(snap, "SnapNum", "1") or 1)
+        interval = float(child_text(snap, "Interval", "1") or 1)
+        url = child_text(snap, "UploadURL", "")
+        sid = child_text(snap, "SessionID", "")
+        loop = asyncio.get_running_loop()
+        ids = []
+        for i in range(max(1, min(num, 10))):
+            if i:
+                await asyncio.sleep(interval)  # the device's own shot interval
+            fid = f"{target}{time.strftime('%Y%m%d%H%M%S')}{i:02d}"
+            data = self.jpeg(f"{target} {sid} {i}")
+
+            def post(fid=fid, data=data):
+                if self.snapshot_form == "multipart":  # a form upload naming the file by its SnapShotFileID
+                    boundary = "----gbsim" + secrets.token_hex(8)
+                    payload = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{fid}.jpg"\r\n'
+                               f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+                    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+                else:  # the image as the body
+                    payload, headers = data, {"Content-Type": "image/jpeg"}
+                req = urllib.request.Request(url, data=payload, method="POST", headers=headers)
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as resp:
+                        return resp.status, resp.read()
+                except urllib.error.HTTPError as e:
+                    return e.code, e.read()
+                except OSError as e:
+                    return None, str(e).encode()
+            status, body = await loop.run_in_executor(None, post)
+            self.events.record("snapshot_uploaded", index=i, file_id=fid, status=status, session_id=sid, bytes=len(data),
+                               reply=body[:200])
+            if status is not None and 200 <= status < 300:
+                ids.append(fid)
+        b = self.body("Notify")
+        b.add(b.el("CmdType", "UploadSnapShotFinished"), b.el("SN", self.next_sn()), b.el("DeviceID", target),
+              b.el("SessionID", sid), b.el("SnapShotList", children=[b.el("SnapShotFileID", f) for f in ids]))
+        r = await self.send_manscdp(b.encode())
+        self.events.record("snapshot_finished", status=r.status if r else None, session_id=sid, file_ids=ids)
 
     # -- alarms ------------------------------------------------------------------------------------
-    def alarm_body(self, sn, device_id=None, priority=1, method=5, description="视频动检", alarm_type=2, event_type=None, root="Notify"):
+    def alarm_body(self, sn, device_id=None, priority=1, method=5, description="视频动检", alarm_type=2, event_type=None,
+                   root="Notify"):
         b = self.body(root)
         info = [b.el("AlarmType", alarm_type)]
         if event_type is not None:
@@ -1530,7 +1606,8 @@ def _cli():
         for i in range(1, a.devices + 1):
             did = a.prefix + str(i).zfill(20 - len(a.prefix))
             devs.append(await sim.new_device(did, a.password, transport=a.transport, expires=a.expires, channels=a.channels,
-                                             charset=a.charset, quirks=a.quirk, keepalive_interval=a.keepalive or 60))
+                                             charset=a.charset, quirks=a.quirk, keepalive_interval=a.keepalive or 60,
+                                             event_limit=1000))
         res = await sim.register_all(devs, keepalive=a.keepalive > 0)
         ok = sum(1 for v in res.values() if v == 200)
         print(json.dumps({"registered": ok, "failed": {k: v for k, v in res.items() if v != 200}}), flush=True)

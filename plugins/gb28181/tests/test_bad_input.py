@@ -6,6 +6,7 @@ Driven by the device simulator (tests/lib/gb_device_sim.py) and raw sockets for 
 would send. Loopback only."""
 import socket
 
+import gb_device_sim as gb
 from gb_env import DEV1, DEV2, DEV3, PLATFORM, GbTest
 from junction_test import main
 
@@ -126,6 +127,31 @@ class BadInputTest(GbTest):
         self.still_works()
         self.still_works(other)
         self.assertEqual(self.stats()["registered"], 2)
+
+    def test_bad_notify_in_a_subscription_is_refused_and_the_subscription_goes_on(self):
+        r = self.cmd("subscribe", {"id": DEV1, "kind": "Catalog", "expires_s": 600})
+        self.assertEqual(r["outcome"], "ok", r)
+        self.dev.wait("subscribed", cmd="Catalog")
+        sub = self.dev.subscription("Catalog")
+        # an undecodable body in the dialog: 400 with the reason
+        self.assertEqual(self.sim.run(self.dev._send_notify(sub, b"<Notify><CmdType>Catalog</CmdType>")), 400)
+        self.j.wait_for_log(rf"NOTIFY from {DEV1} .* refused 400 \(body: not XML")
+        # items the command layer cannot use are skipped with a log line; the others apply
+        good = gb.default_channels(DEV1, 6)[5]
+        self.assertEqual(self.sim.run(self.dev.notify_catalog([("ADD", good), ("BOGUS", self.dev.channels[0]["DeviceID"])])), 200)
+        self.j.wait_for_log(rf"catalog event 'BOGUS' for {self.dev.channels[0]['DeviceID']} from {DEV1} ignored")
+        noid = self.dev.body("Notify")
+        noid.add(noid.el("CmdType", "Catalog"), noid.el("SN", 77), noid.el("DeviceID", DEV1), noid.el("SumNum", 1),
+                 noid.el("DeviceList", attrs={"Num": "1"}, children=[noid.el("Item", children=[noid.el("Name", "no id"), noid.el("Event", "ADD")])]))
+        self.assertEqual(self.sim.run(self.dev._send_notify(sub, noid.encode())), 200)
+        self.j.wait_for_log(rf"catalog item from {DEV1} without a valid DeviceID ignored")
+        chans = {c["id"] for c in self.cmd("channels", {"id": DEV1})["channels"]}
+        self.assertIn(good["DeviceID"], chans)
+        self.assertEqual(len(chans), 1)  # only the good ADD (no catalog was queried before)
+        # the dialog still works: a clean NOTIFY is applied
+        self.assertEqual(self.sim.run(self.dev.notify_catalog([("DEL", good["DeviceID"])])), 200)
+        self.assertEqual(self.cmd("channels", {"id": DEV1})["channels"], [])
+        self.still_works()
 
 
 if __name__ == "__main__":

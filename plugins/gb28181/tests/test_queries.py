@@ -7,6 +7,7 @@
 - a query that times out returns what arrived (Partial) or nothing (Timeout);
 - admin errors: unknown device 404, offline 409, bad type 400.
 The simulator checks every query it receives (CmdType, SN, DeviceID) and records it."""
+import gb_device_sim as gb
 from gb_env import DEV1, DEV2, NAME, GbTest
 from junction_test import main
 
@@ -24,6 +25,7 @@ class QueryTest(GbTest):
         self.assertEqual((r["outcome"], r["cmd"], r["device"]), ("ok", "Catalog", DEV1))
         q = d.wait_message("Catalog", since=mark)
         self.assertEqual((q["root"], q["sn"], q["device_id"]), ("Query", r["sn"], DEV1))
+        d.wait("response_sent", since=mark, cmd="Catalog", index=3)  # its 200 may come after the admin reply
         sent = d.find("response_sent", since=mark, cmd="Catalog")
         self.assertEqual([e["status"] for e in sent], [200, 200, 200, 200])  # 7 items, 2 per MESSAGE
         self.assertEqual((r["data"]["sum_num"], r["data"]["received"]), (7, 7))
@@ -36,7 +38,6 @@ class QueryTest(GbTest):
 
     def test_lower_platform_with_thousands_of_channels_and_its_civil_code_tree(self):
         # A lower platform: 3000 channels in 3 civil codes, 40 per MESSAGE (75 MESSAGEs).
-        import gb_device_sim as gb
         chans = gb.default_channels(DEV2, 3000)
         for i, c in enumerate(chans):
             c["CivilCode"] = ["340200", "340201", "340202"][i % 3]
@@ -44,7 +45,7 @@ class QueryTest(GbTest):
         r = self.query(DEV2, "Catalog")
         self.assertEqual(r["outcome"], "ok", {k: v for k, v in r.items() if k != "data"})
         self.assertEqual((r["data"]["sum_num"], r["data"]["received"], len(r["data"]["items"])), (3000, 3000, 3000))
-        self.assertEqual(len(d.find("response_sent", cmd="Catalog")), 75)
+        self.assertEqual(d.wait("response_sent", cmd="Catalog", index=74)["count"], 75)
         self.assertEqual(len(self.cmd("channels", {"id": DEV2})["channels"]), 3000)
         tree = self.cmd("channels", {"id": DEV2, "tree": True})
 
@@ -59,6 +60,39 @@ class QueryTest(GbTest):
             self.assertIn(civil, ids)
         self.assertEqual(sum(1 for n in nodes if n["id"] in {c["DeviceID"] for c in chans}), 3000)
 
+    def test_business_group_and_virtual_organisation_tree(self):
+        # A lower platform's catalog with a business group (type 215) holding a virtual
+        # organisation (216) holding three cameras: the tree keeps that nesting.
+        bg, vo = "3402000000215" + "0000001", "3402000000216" + "0000001"
+        base = {"Manufacturer": "JunctionSim", "Owner": "Owner", "Address": "Address", "Parental": "1", "Secrecy": "0",
+                "RegisterWay": "1", "SafetyWay": "0", "Status": "ON"}
+        items = [dict(base, DeviceID=bg, Name="治安 业务分组", CivilCode="340200", ParentID=DEV2),
+                 dict(base, DeviceID=vo, Name="东区 虚拟组织", ParentID=bg, BusinessGroupID=bg)]
+        cams = gb.default_channels(DEV2, 3)
+        for c in cams:
+            c.update(ParentID=vo, BusinessGroupID=bg)
+        self.registered_device(DEV2, channels=items + cams, catalog_per_message=2)
+        r = self.query(DEV2, "Catalog")
+        self.assertEqual((r["outcome"], r["data"]["received"]), ("ok", 5))
+        tree = self.cmd("channels", {"id": DEV2, "tree": True})
+
+        def find(n, node_id):
+            if n.get("id") == node_id:
+                return n
+            for c in n.get("children", []):
+                got = find(c, node_id)
+                if got:
+                    return got
+            return None
+        g = find(tree, bg)
+        self.assertEqual((g["kind"], g["name"]), ("business_group", "治安 业务分组"))
+        self.assertEqual([c["id"] for c in g["children"]], [vo])
+        v = g["children"][0]
+        self.assertEqual(v["kind"], "virtual_org")
+        self.assertEqual(sorted(c["id"] for c in v["children"]), sorted(c["DeviceID"] for c in cams))
+        self.assertTrue(all(c["kind"] == "channel" and c["status"] == "ON" for c in v["children"]))
+        self.assertIsNotNone(find(find(tree, "340200"), bg))  # the group sits under its civil code
+
     def test_record_info_in_several_messages_is_merged_and_sorted(self):
         d = self.registered_device(DEV1, records_per_message=2)
         ch = d.channels[0]["DeviceID"]
@@ -67,7 +101,7 @@ class QueryTest(GbTest):
         q = d.wait_message("RecordInfo")
         self.assertEqual(q["device_id"], ch)
         self.assertEqual((q["fields"]["StartTime"], q["fields"]["EndTime"]), ("2026-12-07T00:00:00", "2026-12-07T23:00:00"))
-        self.assertEqual(len(d.find("response_sent", cmd="RecordInfo")), 3)  # 5 records, 2 per MESSAGE
+        self.assertEqual(d.wait("response_sent", cmd="RecordInfo", index=2)["count"], 3)  # 5 records, 2 per MESSAGE
         starts = [i["StartTime"] for i in r["data"]["items"]]
         self.assertEqual(len(starts), 5)
         self.assertEqual(starts, sorted(starts))  # the device sent them newest first

@@ -94,6 +94,14 @@ std::string scrub_xml(std::string_view s, size_t* fixes) {
   size_t n = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
+    // CDATA is copied as it is: a bare & is legal there.
+    if (c == '<' && s.compare(i, 9, "<![CDATA[") == 0) {
+      size_t end = s.find("]]>", i + 9);
+      end = end == std::string_view::npos ? s.size() : end + 3;
+      out.append(s.substr(i, end - i));
+      i = end - 1;
+      continue;
+    }
     if (c == '&' && !is_reference(s, i)) {
       out += "&amp;";
       ++n;

@@ -110,6 +110,11 @@ TEST_CASE("scrub_xml: unescaped & becomes &amp;, references are kept") {
   CHECK(fixes == 1);
   CHECK(scrub_xml("<!DOCTYPE a>", &fixes) == "<!DOCTYPE a>");
   CHECK(fixes == 0);
+  // CDATA is left alone (a bare & is legal there); an unterminated one runs to the end.
+  CHECK(scrub_xml("<a><![CDATA[x & <! -- y]]> & </a>", &fixes) == "<a><![CDATA[x & <! -- y]]> &amp; </a>");
+  CHECK(fixes == 1);
+  CHECK(scrub_xml("<a><![CDATA[x & y", &fixes) == "<a><![CDATA[x & y");
+  CHECK(fixes == 0);
   // A body with an unescaped & (a camera named "A&B") decodes with its text intact.
   Body b = decoded("<?xml version=\"1.0\"?><Response><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>1</DeviceID>"
                    "<DeviceList Num=\"1\"><Item><DeviceID>2</DeviceID><Name>A&B</Name></Item></DeviceList></Response>");
@@ -177,6 +182,13 @@ TEST_CASE("refusals say why") {
   CHECK(refused(deep).find("nested deeper than 32") != std::string::npos);
   // Root names are case-sensitive as in A.2 ("query" is not a MANSCDP root).
   CHECK(refused("<query><CmdType>Catalog</CmdType></query>").find("is not Query") != std::string::npos);
+}
+
+TEST_CASE("a UTF-8 byte-order mark before the declaration is accepted") {
+  Body b = decoded("\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"UTF-8\"?><Notify><CmdType>Keepalive</CmdType><SN>3</SN>"
+                   "<DeviceID>1</DeviceID></Notify>");
+  CHECK(b.is_keepalive());
+  CHECK(b.sn() == 3);
 }
 
 TEST_CASE("a body without SN decodes with has_sn false") {
