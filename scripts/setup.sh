@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config git python3 curl
   libuv1-dev libboost-dev libboost-filesystem-dev libwebsockets-dev libwebsockets-evlib-uv libssl-dev nlohmann-json3-dev
-  libsrtp2-dev libusrsctp-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev libc-ares-dev
+  libsrtp2-dev libusrsctp-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev libc-ares-dev libpugixml-dev
   clang libclang-rt-14-dev
   sip-tester kamailio rtpengine-daemon iproute2 liburing-dev openssl
   ffmpeg

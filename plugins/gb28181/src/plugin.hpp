@@ -1,0 +1,135 @@
+// The gb28181 plugin: the GB/T 28181 platform (上级平台) devices register to. This class is the
+// glue: core hooks -> the SIP stack (junction::sip) -> registrar / keepalive / MANSCDP routing;
+// admin verbs (admin.cpp); hot-reload state (state.cpp). The protocol pieces live beside it:
+// conf.hpp, registry.hpp, registrar.hpp, redirect.hpp, liveness.hpp, timefmt.hpp, manscdp/.
+#pragma once
+
+#include "conf.hpp"
+#include "redirect.hpp"
+#include "registrar.hpp"
+#include "registry.hpp"
+#include "manscdp/commands.hpp"
+
+#include <junction/plugin.hpp>
+#include <junction/sip/dialog.hpp>
+#include <junction/sip/host_env.hpp>
+#include <junction/sip/stack.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace gb {
+
+// A SUBSCRIBE we sent a device (catalog or alarm): its dialog once the 2xx came.
+struct OutSub {
+  std::string device;
+  junction::gb::SubKind kind = junction::gb::SubKind::Catalog;
+  std::string call_id, from_tag;
+  std::string initial;  // the first SUBSCRIBE as sent (the dialog is built from it and the 2xx)
+  bool has_dialog = false;
+  junction::sip::Dialog dialog;
+};
+
+class GbPlugin : public junction::sdk::Plugin,
+                 public junction::sip::StackUser,
+                 public RegistrarHooks,
+                 public junction::gb::DeviceLink {
+ public:
+  GbPlugin(junction::sdk::Host h, const jn_create_args& args);
+
+  jn_status start() override;
+  void on_udp(jn_handle s, uint64_t, const jn_datagram* d, size_t n) override { env_.on_udp(s, d, n); }
+  void on_tcp(const jn_tcp_event& ev) override { env_.on_tcp(ev); }
+  void on_timer(jn_handle t, uint64_t c) override { env_.on_timer(t, c); }
+  void on_dns(const jn_dns_result& r) override { env_.on_dns(r); }
+  void on_http(const jn_http_request& r) override;  // snapshot uploads (snapshot_store.cpp)
+  void on_admin(const jn_admin_request& req) override;           // admin.cpp
+  jn_status save_state(std::string& out) override;                 // state.cpp
+  jn_status restore_state(uint32_t schema, std::string_view data) override;
+
+  // StackUser
+  void on_request(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from) override;
+  void on_response(junction::sip::TxnId id, int status, const junction::sip::Message* m) override;
+  void on_connection_closed(jn_handle conn) override;
+  void on_wake() override;
+
+  // RegistrarHooks
+  uint64_t now_ms() override { return host().now_ms(); }
+  void log(int level, const std::string& msg) override { host().log(level, msg); }
+  void count(std::string_view metric, std::string_view labels = {}) override { host().counter_add(metric, 1, labels); }
+  void registered(Device& d, bool fresh) override;
+  void offline(Device& d, std::string_view reason) override;
+  Device* admit(std::string_view id) override;
+
+  // DeviceLink (device_link.cpp): CommandCenter's way to the devices
+  bool send_message(const std::string& device_id, const std::string& body, uint64_t msg_id, std::string& error) override;
+  bool send_subscribe(const std::string& device_id, junction::gb::SubKind kind, uint32_t expires_s, const std::string& body,
+                      std::string& error) override;
+  junction::gb::Charset device_charset(const std::string& device_id) override;
+  void publish(const std::string& topic, const nlohmann::json& payload) override;
+  void arm_timer(uint64_t at_ms) override;
+  void cancel_timer() override;
+  void log(junction::gb::LogLevel level, std::string_view msg) override;
+  void on_result(const junction::gb::CommandResult& result) override;
+
+ private:
+  // --- MANSCDP (device_link.cpp) ---
+  // A MESSAGE / NOTIFY body from a device: decode, keepalive or CommandCenter; answers the request.
+  void on_body(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from, Device& d);
+  void on_in_dialog(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  std::string sub_key(const std::string& device, junction::gb::SubKind kind) const;
+  nlohmann::json subs_to_json() const;
+  void subs_from_json(const nlohmann::json& j);
+  // --- admin verbs of the CommandCenter (admin_commands.cpp); true when verb was one of them
+  bool admin_command(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
+  void started(const jn_admin_request& req, uint64_t tag, const junction::gb::StartResult& r, const std::string& device);
+  // --- snapshots (snapshot_store.cpp)
+  // Opens an upload session for a SnapShotConfig; fills session_id / upload_url when empty.
+  bool open_snapshot_session(const std::string& device, junction::gb::SnapShotConfig& sc, std::string& error);
+  bool snapshot_admin(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
+
+  // --- requests (plugin.cpp) ---
+  void on_message(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  void on_keepalive(junction::sip::TxnId id, Device& d);
+  // The device a request is from (From user), refreshed with the request's real source.
+  Device* sender(const junction::sip::Message& m, const junction::sip::Flow& from);
+  void bad_request(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from, int code,
+                   const std::string& why, std::string_view extra = {});
+  // --- liveness ---
+  void sweep();
+  void schedule_sweep(uint64_t at);
+  void arm();
+  void update_gauges();
+  // --- admin (admin.cpp) ---
+  void reply(const jn_admin_request& req, int status, const nlohmann::json& body) {
+    host().admin_reply(req.reply, status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  nlohmann::json device_view(const Device& d, bool full);
+  void load_devices();
+  bool store_device(const DeviceConf& c);
+
+  Conf conf_;
+  junction::sip::HostEnv env_;
+  std::unique_ptr<junction::sip::Stack> stack_;
+  Registry reg_;
+  std::unique_ptr<Redirector> redirect_;
+  std::unique_ptr<Registrar> registrar_;
+  uint64_t sweep_at_ = UINT64_MAX, last_sweep_ = 0;
+  uint64_t keepalives_ = 0, keepalive_refused_ = 0, offline_events_ = 0;
+  // MANSCDP
+  std::unique_ptr<junction::gb::CommandCenter> cc_;
+  uint64_t cc_timer_at_ = UINT64_MAX;
+  std::unordered_map<junction::sip::TxnId, uint64_t> msg_txn_;  // our MESSAGE -> CommandCenter msg_id
+  struct SubTxn {
+    std::string key;
+    uint32_t asked = 0;
+  };
+  std::unordered_map<junction::sip::TxnId, SubTxn> sub_txn_;  // our SUBSCRIBE -> subscription
+  std::map<std::string, OutSub> subs_;                         // by sub_key
+  std::map<uint64_t, jn_handle> admin_waiting_;                // command tag -> admin reply handle
+  uint64_t next_tag_ = 1;
+};
+
+}  // namespace gb

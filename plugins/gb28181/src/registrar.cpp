@@ -1,0 +1,167 @@
+#include "registrar.hpp"
+
+#include "ids.hpp"
+#include "timefmt.hpp"
+
+#include <junction/util/addr.hpp>
+
+namespace gb {
+
+namespace sip = junction::sip;
+
+Registrar::Registrar(const Conf& conf, Registry& reg, sip::Stack& stack, Redirector& redirect, RegistrarHooks& hooks,
+                     std::string nonce_secret)
+    : conf_(conf), reg_(reg), stack_(stack), redirect_(redirect), hooks_(hooks) {
+  sip::DigestServerConfig dc;
+  dc.realm = conf.realm;
+  dc.secret = std::move(nonce_secret);
+  dc.nonce_ttl_s = conf.nonce_ttl_s;
+  dc.algorithm = sip::DigestAlgorithm::MD5;  // what GB devices do (the document's samples)
+  auth_ = std::make_unique<sip::DigestServer>(dc, hooks.now_ms() / 1000);
+}
+
+void Registrar::refuse(sip::TxnId id, int code, const std::string& reason, std::string_view who, const sip::Flow& from,
+                       std::string_view extra) {
+  if (code == 403) hooks_.count("gb_auth_failures_total", "reason=\"" + reason + "\"");
+  // Refusals are always logged (a 401 challenge is the normal first step: only with log_each).
+  if (code != 401 || conf_.log_each)
+    hooks_.log(code == 401 ? JN_LOG_DEBUG : JN_LOG_INFO, "gb28181: REGISTER " + std::string(who) + " from " +
+                                                             junction::util::format_addr(from.peer) + " over " +
+                                                             std::string(sip::proto_name(from.proto)) + " refused " +
+                                                             std::to_string(code) + " (" + reason + ")");
+  std::string phrase = code == 401 ? std::string() : std::string(sip::reason_phrase(code)) + " (" + reason + ")";
+  stack_.respond(id, code, phrase, stack_.new_tag(), extra);
+}
+
+void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flow& from) {
+  hooks_.count("gb_register_requests_total");
+  uint64_t now = hooks_.now_ms();
+  // Both Request-URI forms are the platform: sip:<platform id>@<domain> and sip:<platform id>@ip:port
+  // (and a bare sip:domain). Another platform's ID is not ours to register to.
+  sip::Uri ruri, to;
+  if (!sip::parse_uri(m.request_uri(), ruri) || ruri.scheme == sip::Scheme::Other)
+    return refuse(id, 400, "bad Request-URI", "?", from);
+  if (!sip::parse_uri(m.to().uri_text, to) || to.scheme == sip::Scheme::Other) return refuse(id, 400, "bad To URI", "?", from);
+  std::string dev_id(to.user);
+  if (!ruri.user.empty() && ruri.user != conf_.sip_id)
+    return refuse(id, 403, "other platform " + std::string(ruri.user).substr(0, 32), dev_id.substr(0, 32), from);
+  if (!is_gb_id(dev_id)) return refuse(id, 400, "To user is not a GB device ID", dev_id.substr(0, 32), from);
+
+  Device* d = reg_.find(dev_id);
+  bool admitting = false;
+  if (!d) {
+    if (!conf_.auto_admit) return refuse(id, 403, "unknown device", dev_id, from);
+    admitting = true;  // created only once its digest (with the platform password) checks out
+  }
+  const sip::Header* ah = m.find(sip::HeaderId::Authorization);
+  std::string challenge;
+  if (!ah) {
+    auth_->challenge(challenge, now / 1000);
+    return refuse(id, 401, "challenge", dev_id, from, "WWW-Authenticate: " + challenge + "\r\n");
+  }
+  std::string_view user;
+  std::string password = d ? (d->conf.password.empty() ? conf_.password : d->conf.password) : conf_.password;
+  std::string_view expect_user = d ? d->conf.auth_user() : std::string_view(dev_id);
+  sip::Verdict v = auth_->verify(ah->value, "REGISTER", now / 1000,
+                                 [&](std::string_view u, sip::DigestSecret& out) {
+                                   if (u != expect_user || password.empty()) return false;
+                                   out.password = password;
+                                   return true;
+                                 },
+                                 &user);
+  if (v != sip::Verdict::Ok) {
+    int code = sip::status_for(v);
+    std::string why = v == sip::Verdict::UnknownUser
+                          ? (password.empty() ? std::string("no password for the device") : "username is not the device's")
+                          : v == sip::Verdict::BadResponse ? std::string("wrong password") : std::string(sip::to_string(v));
+    if (code == 401) {
+      auth_->challenge(challenge, now / 1000, v == sip::Verdict::Stale);
+      return refuse(id, 401, why, dev_id, from, "WWW-Authenticate: " + challenge + "\r\n");
+    }
+    return refuse(id, code, why, dev_id, from);
+  }
+  // Expiry: the Contact's expires= wins over the Expires header (RFC 3261 10.3 step 6).
+  uint64_t expires = conf_.default_expires_s;
+  if (const sip::Header* eh = m.find(sip::HeaderId::Expires)) {
+    if (!sip::parse_uint(sip::trim_lws(eh->value), 0xffffffffu, expires)) return refuse(id, 400, "bad Expires", dev_id, from);
+  }
+  std::string contact;
+  bool star = false;
+  for (const sip::Header* h = m.find(sip::HeaderId::Contact); h; h = m.next(h)) {
+    std::string_view rest = h->value, val;
+    while (sip::next_value(rest, val)) {
+      sip::Contact c;
+      if (!sip::parse_contact(val, c)) return refuse(id, 400, "bad Contact", dev_id, from);
+      if (c.star) {
+        star = true;
+        continue;
+      }
+      if (contact.empty()) {
+        contact = std::string(c.addr.uri_text);
+        if (c.expires >= 0) expires = uint64_t(c.expires);
+      }
+    }
+  }
+  if (star && expires != 0) return refuse(id, 400, "Contact * needs Expires: 0", dev_id, from);
+  if (contact.empty() && expires != 0) return refuse(id, 400, "no Contact", dev_id, from);
+  if (expires != 0 && expires < conf_.min_expires_s)
+    return refuse(id, 423, "below " + std::to_string(conf_.min_expires_s) + " s", dev_id, from,
+                  "Min-Expires: " + std::to_string(conf_.min_expires_s) + "\r\n");
+  expires = std::min<uint64_t>(expires, conf_.max_expires_s);
+
+  if (expires != 0 && redirect_.enabled()) {
+    if (const RedirectServer* srv = redirect_.pick(dev_id, now)) {
+      hooks_.count("gb_redirects_total");
+      hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + dev_id + " from " + junction::util::format_addr(from.peer) + " -> 302 to " +
+                                  srv->id + "@" + srv->address);
+      std::string extra = "Contact: <sip:" + srv->id + "@" + srv->address + ">\r\nExpires: " +
+                          std::to_string(conf_.redirect.expires_s) + "\r\n";
+      stack_.respond(id, 302, {}, stack_.new_tag(), extra);
+      return;
+    }
+  }
+  if (admitting) {
+    d = hooks_.admit(dev_id);
+    if (!d) return refuse(id, 403, "device limit reached", dev_id, from);
+  }
+  std::string proto(sip::proto_name(from.proto));
+  if (expires == 0) {
+    bool was = d->live.registered;
+    d->live.flow = from;
+    d->live.last_seen = now;
+    if (was) hooks_.offline(*d, "unregistered");
+    if (conf_.log_each)
+      hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + dev_id + " from " + junction::util::format_addr(from.peer) + " over " + proto +
+                                  " -> 200 (unregistered)");
+    stack_.respond(id, 200, {}, stack_.new_tag(), "Expires: 0\r\n");
+    return;
+  }
+  DeviceLive& l = d->live;
+  bool fresh = !l.registered;
+  // A new Call-ID, or the same one with a CSeq that went back: the device rebooted.
+  bool rebooted = l.registered && (l.call_id != m.call_id() || m.cseq().seq <= l.cseq);
+  bool moved = l.registered && !l.flow.same_peer(from);
+  l.call_id = std::string(m.call_id());
+  l.cseq = m.cseq().seq;
+  l.contact = contact;
+  l.flow = from;
+  l.expires_at = now + expires * 1000;
+  l.last_seen = now;
+  if (fresh || rebooted) {
+    l.registered_at = now;
+    l.last_keepalive = 0;
+    ++l.registrations;
+    hooks_.count("gb_registrations_total");
+  }
+  if (conf_.log_each || fresh)
+    hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + dev_id + " from " + junction::util::format_addr(from.peer) + " over " + proto +
+                                " -> 200 (" + (fresh ? "new" : rebooted ? "new registration: rebooted" : "refresh") +
+                                (moved ? ", address changed" : "") + ", expires " + std::to_string(expires) + ")");
+  hooks_.registered(*d, fresh);
+  std::string extra = "Contact: <" + contact + ">;expires=" + std::to_string(expires) + "\r\nExpires: " + std::to_string(expires) + "\r\n";
+  bool date = conf_.date_header && d->conf.date != "off";
+  if (date) extra += "Date: " + (d->conf.date == "rfc" ? rfc_date(wall_ms()) : gb_date(wall_ms(), conf_.date_utc_offset_min)) + "\r\n";
+  stack_.respond(id, 200, {}, stack_.new_tag(), extra);
+}
+
+}  // namespace gb
