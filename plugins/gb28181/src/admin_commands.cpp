@@ -30,6 +30,14 @@ void GbPlugin::started(const jn_admin_request& req, uint64_t tag, const mc::Star
 }
 
 void GbPlugin::on_result(const mc::CommandResult& r) {
+  if (in_body_) {
+    deferred_.push_back(r);
+    return;
+  }
+  deliver(r);
+}
+
+void GbPlugin::deliver(const mc::CommandResult& r) {
   if (r.outcome == mc::Outcome::Timeout || r.outcome == mc::Outcome::Partial) host().counter_add("gb_query_timeouts_total");
   auto it = admin_waiting_.find(r.tag);
   if (it == admin_waiting_.end()) {

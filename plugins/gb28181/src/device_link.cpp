@@ -35,7 +35,21 @@ void GbPlugin::on_body(sip::TxnId id, const sip::Message& m, const sip::Flow& fr
     if (m.method() != "MESSAGE") return bad_request(id, m, from, 400, "keepalive outside a MESSAGE");
     return on_keepalive(id, d);
   }
+  struct Flush {  // after the answer below is sent, whichever way this function leaves
+    GbPlugin& p;
+    ~Flush() {
+      p.in_body_ = false;
+      auto results = std::move(p.deferred_);
+      p.deferred_.clear();
+      try {
+        for (auto& r : results) p.deliver(r);
+      } catch (...) {  // a destructor must not throw; a lost admin reply times out at the core
+      }
+    }
+  } flush{*this};
+  in_body_ = true;
   mc::BodyAnswer a = cc_->on_body(d.conf.id, body);
+  in_body_ = false;
   if (a.status == 0) {
     // Nothing here handles it (e.g. MediaStatus, part 2): acknowledged so the device does not retry.
     host().info("gb28181: " + std::string(m.method()) + " " + std::string(mc::root_kind_name(body.kind())) + "/" +

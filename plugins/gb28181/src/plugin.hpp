@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace gb {
 
@@ -129,6 +130,11 @@ class GbPlugin : public junction::sdk::Plugin,
   std::unordered_map<junction::sip::TxnId, SubTxn> sub_txn_;  // our SUBSCRIBE -> subscription
   std::map<std::string, OutSub> subs_;                         // by sub_key
   std::map<uint64_t, jn_handle> admin_waiting_;                // command tag -> admin reply handle
+  // Results that complete while a device's body is being handled wait until its SIP answer is
+  // sent: the device hears its 200 before the admin caller hears the result.
+  bool in_body_ = false;
+  std::vector<junction::gb::CommandResult> deferred_;
+  void deliver(const junction::gb::CommandResult& r);
   uint64_t next_tag_ = 1;
 };
 
