@@ -175,6 +175,9 @@ class TcpLoopsTest(JunctionTest):
         loops = self.media(j)
         self.assertEqual([l["tcp_bad_streams"] for l in loops], [2, 0])
         self.assertEqual([l["tcp_conns"] for l in loops], [2, 1])
+        metrics = j.api("GET", "/metrics", expect=200)
+        self.assertRegex(metrics, r'junction_media_tcp_bad_streams_total\{loop="1",[^}]*\} 2\n')
+        self.assertRegex(metrics, r'junction_media_tcp_connections\{loop="2",[^}]*\} 1\n')
 
     def test_a_peer_that_does_not_read_is_bounded(self):
         """Echoes to a peer that reads nothing queue up to 8 MiB on the loop, then tcp_send refuses

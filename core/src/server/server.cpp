@@ -128,6 +128,13 @@ Server::Server(CoreConfig conf) : conf_(std::move(conf)) {
     stat("junction_media_replayed_total", m->stats().replayed, "Held datagrams replayed after a plugin swap");
     metrics_.computed("junction_media_sockets", lab, [m] { return static_cast<double>(m->stats().sockets.load(std::memory_order_relaxed)); },
                       "Sockets a media loop polls");
+    metrics_.computed("junction_media_tcp_connections", lab, [m] { return static_cast<double>(m->stats().tcp_conns.load(std::memory_order_relaxed)); },
+                      "TCP connections a media loop runs (jn_tcp_options.loop)");
+    stat("junction_media_tcp_rx_frames_total", m->stats().tcp_rx_frames, "Frames read from a media loop's TCP connections");
+    stat("junction_media_tcp_tx_refused_total", m->stats().tcp_tx_refused,
+         "tcp_send calls refused on a media loop's connections: 8 MiB already waited for a slow peer");
+    stat("junction_media_tcp_bad_streams_total", m->stats().tcp_bad_streams,
+         "A media loop's TCP connections closed for a bad stream (a lying length, an oversize frame)");
     metrics_.computed("junction_media_buffers_outstanding", lab, [m] { return static_cast<double>(m->pool().outstanding()); },
                       "A media loop's packet buffers in use");
   }
