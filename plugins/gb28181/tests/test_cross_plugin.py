@@ -42,13 +42,14 @@ class CrossPluginTest(GbTest):
     def test_gb_alarm_reaches_intercom_screens_as_seczone_emergency(self):
         s1, s2 = self.screen("screen-101", "101"), self.screen("screen-102", "102")
         d = self.registered_device(DEV1)
-        status, sn = self.sim.run(d.send_alarm(description="周界 入侵 (gate 2)", alarm_type=5))
+        channel = DEV1[:10] + "134" + DEV1[13:]  # an alarm input channel of the device
+        status, sn = self.sim.run(d.send_alarm(channel, description="周界 入侵 (gate 2)", alarm_type=5))
         self.assertEqual(status, 200)
         self.assertEqual(d.wait("alarm_response", sn=sn)["result"], "OK")
         for s in (s1, s2):
             v = s.expect("seczone_emergency")["values"]
             self.assertEqual((v["message"], v["name"]), ("周界 入侵 (gate 2)", "5"), v)
-            self.assertTrue(v["port"], v)
+            self.assertEqual(v["port"], channel, v)  # the screen names the alarmed channel
 
     def test_each_alarm_of_each_device_arrives_once(self):
         s = self.screen("screen-101", "101")

@@ -172,6 +172,22 @@ struct Sub {
 using SnKey = std::pair<std::string, uint32_t>;
 using SubKey = std::pair<std::string, uint8_t>;
 
+
+// SumNum (the size of a multi-MESSAGE answer): absent, or decimal digits that fit 32 bits.
+bool sum_num_valid(const Body& body) {
+  std::string sum = body.text("SumNum");
+  if (sum.empty()) return true;
+  if (sum.size() > 9) return false;
+  for (char c : sum)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+bool read_sum_num(const Body& body, uint32_t* out) {
+  std::string sum = body.text("SumNum");
+  if (sum.empty() || !sum_num_valid(body)) return false;
+  *out = static_cast<uint32_t>(std::strtoul(sum.c_str(), nullptr, 10));
+  return true;
+}
 }  // namespace
 
 struct CommandCenter::Impl {
@@ -451,7 +467,10 @@ BodyAnswer CommandCenter::Impl::on_catalog_items(const std::string& device, cons
 BodyAnswer CommandCenter::Impl::on_alarm(const std::string& device, const Body& body) {
   pugi::xml_node r = body.root();
   auto t = [&](const char* k) { return trimmed(r.child(k).child_value()); };
+  // "port" is the alarmed channel (the zone an intercom screen names: intercom-json reads
+  // port/zone/source/device in that order), "source" the plugin that raised it.
   json ev = {{"source", "gb28181"},
+             {"port", body.device_id()},
              {"device", device},
              {"channel", body.device_id()},
              {"sn", body.sn()},
@@ -486,6 +505,7 @@ BodyAnswer CommandCenter::Impl::on_alarm(const std::string& device, const Body& 
 }
 
 BodyAnswer CommandCenter::Impl::on_response(const std::string& device, const Body& body) {
+  if (!sum_num_valid(body)) return BodyAnswer{400, "SumNum '" + body.text("SumNum").substr(0, 16) + "' is not a number"};
   const std::string& ct = body.cmd_type();
   Pending* p = nullptr;
   if (body.has_sn()) {
@@ -516,9 +536,9 @@ BodyAnswer CommandCenter::Impl::on_response(const std::string& device, const Bod
     BodyAnswer a = on_catalog_items(device, body, p);
     if (p) {
       uint64_t id = p->id;
-      std::string sum = body.text("SumNum");
-      if (!sum.empty()) {
-        p->sum_num = static_cast<uint32_t>(std::strtoul(sum.c_str(), nullptr, 10));
+      uint32_t sum = 0;
+      if (read_sum_num(body, &sum)) {
+        p->sum_num = sum;
         p->have_sum = true;
         catalogs[device].last_sum_num = p->sum_num;
       }
@@ -541,9 +561,9 @@ BodyAnswer CommandCenter::Impl::on_response(const std::string& device, const Bod
   uint64_t id = p->id;
   p->responses++;
   if (p->type == PendType::Query && p->qkind == QueryKind::RecordInfo) {
-    std::string sum = body.text("SumNum");
-    if (!sum.empty()) {
-      p->sum_num = static_cast<uint32_t>(std::strtoul(sum.c_str(), nullptr, 10));
+    uint32_t sum = 0;
+    if (read_sum_num(body, &sum)) {
+      p->sum_num = sum;
       p->have_sum = true;
     }
     pugi::xml_node list = body.root().child("RecordList");

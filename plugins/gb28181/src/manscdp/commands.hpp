@@ -98,7 +98,8 @@ struct CommandResult {
   std::string error;       // human-readable reason for anything but Ok
   // Queries: Catalog {"sum_num","received","items":[{...}]}, RecordInfo {"sum_num","received",
   // "items" sorted by StartTime}, others: the response's fields as an object (nested lists as
-  // arrays). Controls: {"result": "OK"} or {} for commands without a Response.
+  // arrays). Controls with a Response: the Response's fields as they came ({"Result": "OK", ...});
+  // commands without a Response: {}.
   nlohmann::json data;
 };
 

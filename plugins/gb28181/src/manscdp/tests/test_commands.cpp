@@ -566,6 +566,23 @@ TEST_CASE("DeviceConfig BasicParam and SnapShotConfig") {
   CHECK(r.link.events[0].second["files"] == json::array({"f1", "f2"}));
 }
 
+TEST_CASE("a Response whose SumNum is not a number is refused with 400 and changes nothing") {
+  Rig r;
+  StartResult s = r.center.query(kDev, QueryKind::Catalog, {}, 9);
+  r.ack_last();
+  r.feed(catalog_response(s.sn, 3, {catalog_item(chan(1))}));
+  std::string bad = catalog_response(s.sn, 3, {catalog_item(chan(2)), catalog_item(chan(3))});
+  bad.replace(bad.find("<SumNum>3<"), 10, "<SumNum>x3<");
+  BodyAnswer a = r.feed(bad);
+  CHECK(a.status == 400);
+  CHECK(a.reason.find("SumNum") != std::string::npos);
+  CHECK(r.link.results.empty());
+  CHECK(r.center.catalog(kDev)->channels.size() == 1);
+  r.feed(catalog_response(s.sn, 3, {catalog_item(chan(2)), catalog_item(chan(3))}));
+  REQUIRE(r.link.results.size() == 1);
+  CHECK(r.link.results[0].outcome == Outcome::Ok);
+}
+
 TEST_CASE("alarm from the document's sample: 200, event alarm/gb/<device>, Response Result OK") {
   Rig r;
   r.link.charset = Charset::Utf8;
@@ -576,6 +593,7 @@ TEST_CASE("alarm from the document's sample: 200, event alarm/gb/<device>, Respo
   const json& ev = r.link.events[0].second;
   CHECK(ev["device"] == kDev);
   CHECK(ev["channel"] == "xxx");
+  CHECK(ev["port"] == "xxx");  // the zone an intercom screen shows: the alarmed channel
   CHECK(ev["priority"] == "1");
   CHECK(ev["method"] == "5");
   CHECK(ev["time"] == "2023-10-20T09:19:12");
