@@ -125,6 +125,7 @@ Device* GbPlugin::sender(const sip::Message& m, const sip::Flow& from) {
       host().info("gb28181: device " + d->conf.id + " address changed " + util::format_addr(l.flow.peer) + " -> " +
                   util::format_addr(from.peer) + " over " + std::string(sip::proto_name(from.proto)));
     l.flow = from;
+    index_conn(*d);
   }
   l.last_seen = host().now_ms();
   return d;
@@ -157,20 +158,30 @@ void GbPlugin::on_keepalive(sip::TxnId id, Device& d) {
   if (due.at < sweep_at_) schedule_sweep(due.at);
 }
 
+void GbPlugin::index_conn(const Device& d) {
+  if (d.live.flow.proto == sip::Proto::Tcp && d.live.flow.conn) by_conn_[d.live.flow.conn].insert(d.conf.id);
+}
+
 void GbPlugin::on_connection_closed(jn_handle conn) {
+  auto it = by_conn_.find(conn);
+  if (it == by_conn_.end()) return;
+  std::unordered_set<std::string> ids = std::move(it->second);
+  by_conn_.erase(it);
   size_t n = 0;
-  reg_.for_each([&](Device& d) {
-    if (d.live.registered && d.live.flow.proto == sip::Proto::Tcp && d.live.flow.conn == conn) {
-      offline(d, "connection closed");
+  for (const std::string& id : ids) {
+    Device* d = reg_.find(id);  // still there, still on this connection (it may have moved since)
+    if (d && d->live.registered && d->live.flow.proto == sip::Proto::Tcp && d->live.flow.conn == conn) {
+      offline(*d, "connection closed");
       ++n;
     }
-  });
+  }
   if (n) host().info("gb28181: TCP connection closed: " + std::to_string(n) + " device(s) offline");
 }
 
 // --- registrar hooks ---------------------------------------------------------------------------
 void GbPlugin::registered(Device& d, bool fresh) {
   reg_.set_registered(d, true);
+  index_conn(d);
   if (fresh) {
     d.live.offline_reason.clear();
     json ev = {{"device", d.conf.id},

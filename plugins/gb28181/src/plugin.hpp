@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace gb {
@@ -118,6 +119,10 @@ class GbPlugin : public junction::sdk::Plugin,
   std::unique_ptr<Redirector> redirect_;
   std::unique_ptr<Registrar> registrar_;
   uint64_t sweep_at_ = UINT64_MAX, last_sweep_ = 0;
+  // TCP connection -> devices whose flow named it (checked against the device's current flow
+  // when the connection closes), so a close costs its devices, not a pass over the registry.
+  std::unordered_map<jn_handle, std::unordered_set<std::string>> by_conn_;
+  void index_conn(const Device& d);
   uint64_t keepalives_ = 0, keepalive_refused_ = 0, offline_events_ = 0;
   // MANSCDP
   std::unique_ptr<junction::gb::CommandCenter> cc_;

@@ -46,6 +46,9 @@ jn_status GbPlugin::restore_state(uint32_t schema, std::string_view data) {
     return JN_ERR_INVALID;
   }
   size_t n = reg_.live_from_json(in["live"]);
+  reg_.for_each([&](Device& d) {
+    if (d.live.registered) index_conn(d);
+  });
   subs_from_json(in["subs"]);
   for (auto& e : in["msg_txn"])
     if (e.is_array() && e.size() == 2) msg_txn_[e[0].get<uint64_t>()] = e[1].get<uint64_t>();

@@ -68,6 +68,11 @@ class ReloadTest(GbTest):
         q = self.cmd("query", {"id": tcp[-1], "type": "DeviceInfo"})
         self.assertEqual(q["outcome"], "ok", q)
         self.assertEqual(self.stats()["registered"], N)
+        # The new instance knows which devices each carried-over connection holds: a drop now
+        # takes exactly that device offline.
+        self.sim.call(devs[-2].close)
+        self.j.wait_for_log(rf"device {devs[-2].id} offline \(connection closed\)")
+        self.assertEqual(self.stats()["registered"], N - 1)
 
     async def _keepalive_all(self, devs):
         import asyncio
