@@ -58,6 +58,12 @@ TEST_CASE("conf: every bad value is refused with its key") {
   CHECK(refused({{"sip_id", kPlatform},
                  {"redirect", {{"servers", json::array({{{"id", "1"}, {"address", "127.0.0.1:5070"}}})}}}}) == "redirect.servers[0].id");
   CHECK(refused({{"sip_id", kPlatform}, {"password", "pw"}, {"auto_admit", true}}) == "accepted");
+  CHECK(refused({{"sip_id", kPlatform}, {"snapshot_listen", "here"}}) == "snapshot_listen");
+  CHECK(refused({{"sip_id", kPlatform}, {"snapshot_url", "ftp://x"}}) == "snapshot_url");
+  gb::Conf c = gb::read_conf(json{{"sip_id", kPlatform}, {"snapshot_listen", "127.0.0.1:7620"}}, {});
+  CHECK(c.snapshot_url == "http://127.0.0.1:7620");
+  c = gb::read_conf(json{{"sip_id", kPlatform}, {"snapshot_listen", "127.0.0.1:7620"}, {"snapshot_url", "https://cam.example/up/"}}, {});
+  CHECK(c.snapshot_url == "https://cam.example/up");
 }
 
 TEST_CASE("device records: validation, update keeps the id, the view hides the password") {
