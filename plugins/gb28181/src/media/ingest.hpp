@@ -158,7 +158,7 @@ struct SenderAnswer {
 class MediaIngest {
  public:
   MediaIngest(junction::sdk::Host host, IngestListener& listener);
-  ~MediaIngest();  // closes everything still open
+  ~MediaIngest();  // closes nothing (hot reload keeps the sockets): close() each stream at stop
   MediaIngest(const MediaIngest&) = delete;
   MediaIngest& operator=(const MediaIngest&) = delete;
 
