@@ -28,6 +28,7 @@ class Bench : public junction::sdk::Plugin, public IngestListener {
     Transport t = Transport::Udp;
     parse_transport(c.value("transport", std::string("udp")), t);
     uint32_t n = c.value("streams", 100u), base = c.value("ssrc_base", 100000000u);
+    std::vector<uint32_t> fillers;
     for (uint32_t i = 0; i < n; ++i) {
       OpenRequest r;
       r.device_id = "bench";
@@ -45,7 +46,14 @@ class Bench : public junction::sdk::Plugin, public IngestListener {
       a.ssrc = base + i;
       ing_.answer(o.id, a, err);
       ports_.push_back(o.port);
+      if (t == Transport::TcpPassive) {
+        // A TCP listener takes one port, gbgen connects to base + 2i: the odd port in between is
+        // taken by a filler receiver, closed once all are open.
+        Opened f = ing_.open(r);
+        if (f.id) fillers.push_back(f.id);
+      }
     }
+    for (uint32_t id : fillers) ing_.close(id, "bench filler");
     host().info("gb-ingest-bench: " + std::to_string(n) + " receivers, first port " +
                 std::to_string(ports_.empty() ? 0 : ports_.front()) + ", last " + std::to_string(ports_.empty() ? 0 : ports_.back()));
     return JN_OK;

@@ -122,9 +122,9 @@ def measure(j, n):
         "dropped_frames": s2["dropped_frames"], "streams_with_keyframe": s2["with_keyframe"],
         "wrong_ssrc": s2["wrong_ssrc"], "tcp_resyncs": s2["tcp_resyncs"],
     }
-    # Every frame sent is published, but the last one of each stream (a video AU is complete when
-    # the next one starts).
-    res["frames_not_published"] = res["gbgen_frames"] - n - res["video_frames"]
+    # Every frame sent is published, but (UDP) the last one of each stream: a video AU is complete
+    # when the next one starts; over TCP gbgen's close ends the stream and flushes it.
+    res["frames_not_published"] = res["gbgen_frames"] - (0 if a.tcp else n) - res["video_frames"]
     print(json.dumps(res), flush=True)
     return res
 
