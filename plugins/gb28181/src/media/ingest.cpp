@@ -15,6 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -58,7 +63,7 @@ const char* to_string(EventType t) {
 namespace {
 
 // Cookie layout: tag (16 bits) | kind (8) | value (40).
-enum Kind : uint64_t { kStream = 1, kLoopTimer = 2, kPostEvents = 3, kPostStartTimer = 4, kSenderBus = 5 };
+enum Kind : uint64_t { kStream = 1, kLoopTimer = 2, kPostEvents = 3, kPostStartTimer = 4, kSenderBus = 5, kWork = 6 };
 uint64_t cookie(Kind k, uint64_t v) { return kCookieTag | (static_cast<uint64_t>(k) << 40) | (v & 0xFFFFFFFFFFull); }
 Kind kind_of(uint64_t c) { return static_cast<Kind>((c >> 40) & 0xFF); }
 uint64_t value_of(uint64_t c) { return c & 0xFFFFFFFFFFull; }
@@ -72,7 +77,51 @@ std::string host_port(const std::string& ip, uint16_t port) {
   return ip + ":" + std::to_string(port);
 }
 
+constexpr size_t kRecordChunk = 256u << 10;  // PS bytes handed to one file write
+
 }  // namespace
+
+// Download: the frames re-muxed to PS (whole frames only, in order) and appended to a file by the
+// core's worker pool, one write in flight per file (the pool runs jobs in parallel; appends must
+// stay in order). Shared by the stream and its jobs: a job may finish after the stream closed.
+struct Recorder {
+  std::mutex mu;
+  std::string path;
+  junction::media::PsMuxer mux;
+  std::vector<uint8_t> chunk;                 // being filled (under the stream's mutex)
+  std::deque<std::vector<uint8_t>> pending;   // full chunks waiting for the writer
+  bool busy = false;
+  uint64_t written = 0, errors = 0;
+  int last_errno = 0;
+  explicit Recorder(std::string p) : path(std::move(p)) {}
+};
+
+struct WriteJob {
+  std::shared_ptr<Recorder> rec;
+  std::vector<uint8_t> data;
+  bool ok = false;
+  int err = 0;
+  std::atomic<bool> finished{false};
+  static void run(void* arg) {
+    auto* j = static_cast<WriteJob*>(arg);
+    write(*j);
+    j->finished.store(true, std::memory_order_release);
+  }
+  static void write(WriteJob& jr) {
+    WriteJob* j = &jr;
+    FILE* f = std::fopen(j->rec->path.c_str(), "ab");
+    if (!f) {
+      j->err = errno;
+      return;
+    }
+    j->ok = std::fwrite(j->data.data(), 1, j->data.size(), f) == j->data.size();
+    if (!j->ok) j->err = errno;
+    if (std::fclose(f) != 0 && j->ok) {
+      j->ok = false;
+      j->err = errno;
+    }
+  }
+};
 
 struct Stream {
   uint32_t id = 0;
@@ -95,6 +144,7 @@ struct Stream {
   uint64_t last_stats_ms = 0;
   uint64_t log_ms = 0, log_suppressed = 0;
   uint64_t bus_refused = 0;
+  std::shared_ptr<Recorder> rec;  // Download
   // Hot reload: frame numbering continues across the swap (see save_state).
   uint32_t seq_base[2] = {0, 0}, next_seq[2] = {0, 0};
   bool clean_restore = false, restored_seen[2] = {false, false};
@@ -130,7 +180,65 @@ struct MediaIngest::Impl {
   bool ev_posted = false;
   uint64_t ev_dropped = 0;
 
+  std::mutex job_mu;
+  std::unordered_map<uint64_t, std::unique_ptr<WriteJob>> jobs;
+  uint64_t next_job = 1;
+
   Impl(Host h, IngestListener& l) : host(h), listener(l) {}
+
+  // Queues the recorder's current chunk; starts a write when none is in flight.
+  void record_flush(const std::shared_ptr<Recorder>& rec) {
+    std::lock_guard lk(rec->mu);
+    if (!rec->chunk.empty()) {
+      rec->pending.push_back(std::move(rec->chunk));
+      rec->chunk = {};
+      rec->chunk.reserve(kRecordChunk + (64u << 10));
+    }
+    if (!rec->busy) start_write(rec);
+  }
+  // rec->mu held.
+  void start_write(const std::shared_ptr<Recorder>& rec) {
+    if (rec->pending.empty()) return;
+    auto job = std::make_unique<WriteJob>();
+    job->rec = rec;
+    job->data = std::move(rec->pending.front());
+    rec->pending.pop_front();
+    WriteJob* raw = job.get();
+    uint64_t id;
+    {
+      std::lock_guard jl(job_mu);
+      id = next_job++;
+      jobs[id] = std::move(job);
+    }
+    jn_handle h = 0;
+    if (host.work_submit(&WriteJob::run, raw, cookie(kWork, id), &h) != JN_OK) {
+      ++rec->errors;  // pool full: this chunk is lost, said in stats and the log
+      host.warn("gb28181 media: download " + rec->path + ": the worker pool refused a write (chunk dropped)");
+      std::lock_guard jl(job_mu);
+      jobs.erase(id);
+      return;
+    }
+    rec->busy = true;
+  }
+  void write_done(uint64_t id) {
+    std::unique_ptr<WriteJob> job;
+    {
+      std::lock_guard jl(job_mu);
+      auto it = jobs.find(id);
+      if (it == jobs.end()) return;
+      job = std::move(it->second);
+      jobs.erase(it);
+    }
+    std::lock_guard lk(job->rec->mu);
+    job->rec->busy = false;
+    if (job->ok) {
+      job->rec->written += job->data.size();
+    } else {
+      ++job->rec->errors;
+      host.warn("gb28181 media: download " + job->rec->path + ": write failed: " + std::strerror(job->err));
+    }
+    start_write(job->rec);
+  }
 
   std::shared_ptr<Stream> find(uint32_t id) const {
     std::shared_lock lk(map_mu);
@@ -216,6 +324,18 @@ struct PubSink final : StreamReceiver::Sink {
     }
     if (t == 0 && (meta.frame_flags & JN_MF_DISCONT) && meta.seq > 0 && !(meta.frame_flags & JN_MF_KEY))
       im.push_event(EventType::KeyframeWanted, s, "loss");
+    if (s.rec) {
+      std::span<const uint8_t> ps;
+      if (s.rec->mux.mux(FrameView{f.data, f.size, meta}, &ps)) {
+        bool full;
+        {
+          std::lock_guard lk(s.rec->mu);
+          s.rec->chunk.insert(s.rec->chunk.end(), ps.begin(), ps.end());
+          full = s.rec->chunk.size() >= kRecordChunk;
+        }
+        if (full) im.record_flush(s.rec);
+      }
+    }
     uint32_t id = t == 0 ? s.video_id : s.audio_id;
     if (!id) return;
     jn_buf* b = im.host.buf_alloc(static_cast<uint32_t>(f.size));
@@ -314,6 +434,19 @@ Opened MediaIngest::open(const OpenRequest& req) {
   rc.reorder_window = im.conf.reorder_window;
   rc.max_video_frame = im.conf.max_video_frame;
   s->rx = std::make_unique<StreamReceiver>(rc);
+  if (!req.record_path.empty()) {
+    if (req.purpose != Purpose::Download) {
+      out.error = "record_path is for downloads";
+      return out;
+    }
+    FILE* f = std::fopen(req.record_path.c_str(), "wb");  // once, at open: fail early, truncate
+    if (!f) {
+      out.error = "cannot create " + req.record_path + ": " + std::strerror(errno);
+      return out;
+    }
+    std::fclose(f);
+    s->rec = std::make_shared<Recorder>(req.record_path);
+  }
 
   if (im.host.bus_intern(s->prefix + JN_MEDIA_VIDEO_SUFFIX, &s->video_id) != JN_OK ||
       im.host.bus_intern(s->prefix + JN_MEDIA_AUDIO_SUFFIX, &s->audio_id) != JN_OK) {
@@ -424,6 +557,7 @@ bool MediaIngest::close(uint32_t id, std::string_view reason) {
     conn = s->conn;
     s->ended = true;
   }
+  if (s->rec) im.record_flush(s->rec);  // the rest of the file; its writes finish on their own
   // No lock held: closing waits for the media loop's batch.
   if (sock) im.host.api()->udp_close(im.host.ctx(), sock);
   if (rtcp) im.host.api()->udp_close(im.host.ctx(), rtcp);
@@ -445,6 +579,11 @@ bool MediaIngest::stats(uint32_t id, Stats& out) const {
   out.transport = s->transport;
   out.stream = s->prefix;
   if (s->rx) s->rx->fill(out);
+  if (s->rec) {
+    std::lock_guard rl(s->rec->mu);
+    out.recorded_bytes = s->rec->written;
+    out.record_errors = s->rec->errors;
+  }
   if (s->sender) {
     out.ssrc = s->ssrc;
     out.packets = s->sent;
@@ -546,7 +685,11 @@ bool MediaIngest::on_post(uint64_t c) {
   return true;
 }
 
-bool MediaIngest::on_work_done(jn_handle, uint64_t c, jn_status) { return owns_cookie(c); }
+bool MediaIngest::on_work_done(jn_handle, uint64_t c, jn_status) {
+  if (!owns_cookie(c)) return false;
+  if (kind_of(c) == kWork) impl_->write_done(value_of(c));
+  return true;
+}
 
 bool MediaIngest::on_event(std::string_view topic, std::string_view json) {
   if (topic.substr(0, std::strlen(JN_MEDIA_KEYFRAME_REQUEST_TOPIC)) != JN_MEDIA_KEYFRAME_REQUEST_TOPIC) return false;
@@ -725,6 +868,32 @@ bool MediaIngest::on_bus(jn_handle, uint64_t c, jn_buf* buf) {
 
 // --- hot reload ---
 
+// A reload with a download in progress: the write in flight is waited for (bounded), then what is
+// left is appended here, synchronously -- once per reload, so the file stays in order.
+void MediaIngest::save_recorder(const std::shared_ptr<Recorder>& rec) {
+  auto& im = *impl_;
+  std::vector<WriteJob*> mine;
+  {
+    std::lock_guard jl(im.job_mu);
+    for (auto& [id, j] : im.jobs)
+      if (j->rec == rec) mine.push_back(j.get());
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (WriteJob* j : mine)
+    while (!j->finished.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::lock_guard lk(rec->mu);
+  WriteJob w;
+  w.rec = rec;
+  for (auto& c : rec->pending) w.data.insert(w.data.end(), c.begin(), c.end());
+  w.data.insert(w.data.end(), rec->chunk.begin(), rec->chunk.end());
+  rec->pending.clear();
+  rec->chunk.clear();
+  if (w.data.empty()) return;
+  WriteJob::write(w);
+  if (!w.ok) im.host.warn("gb28181 media: download " + rec->path + ": write at reload failed: " + std::strerror(w.err));
+}
+
 std::string MediaIngest::save_state() {
   auto& im = *impl_;
   nlohmann::json j;
@@ -772,6 +941,10 @@ std::string MediaIngest::save_state() {
     e["pt"] = s->pt;
     e["seq"] = s->seq;
     e["have_to"] = s->have_to;
+    if (s->rec) {
+      e["record_path"] = s->rec->path;
+      save_recorder(s->rec);
+    }
     arr.push_back(std::move(e));
   }
   j["streams"] = std::move(arr);
@@ -835,6 +1008,7 @@ bool MediaIngest::restore_state(std::string_view saved, std::string& error) {
         s->ps_tx = std::make_unique<junction::media::PsRtpSender>(junction::media::PsMuxerConfig{}, pc);
       }
     } else {
+      if (e.contains("record_path")) s->rec = std::make_shared<Recorder>(e.value("record_path", ""));
       ReceiverConfig rc;
       rc.transport = s->transport;
       rc.reorder_window = im.conf.reorder_window;
