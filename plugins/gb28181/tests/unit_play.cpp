@@ -6,11 +6,18 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "play/center.hpp"
 #include "play/mansrtsp.hpp"
 #include "play/sdp.hpp"
 #include "play/session.hpp"
 #include "play/viewers.hpp"
 
+#include "sip_fake_env.hpp"
+
+#include <junction/sip/message.hpp>
+
+#include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -467,4 +474,357 @@ TEST_CASE("viewers: the table survives a reload (json) and refuses a corrupt one
   CHECK_FALSE(w.from_json(nlohmann::json::array({{{"channel", "x"}, {"state", "zombie"}}}), err));
   CHECK(err.find("zombie") != std::string::npos);
   CHECK(w.find(kCh) != nullptr);  // a refused table leaves the old one
+}
+
+// --- PlayCenter over a real sip::Stack on a fake env, a fake media port and a fake plugin ---
+
+namespace sip = junction::sip;
+using sip::testing::FakeEnv;
+
+namespace {
+const char* kPlat = "34020000002000000001";
+const char* kDevId = "34020000001320000001";
+const char* kChan = "34020000001310000001";
+
+struct FakeMedia : MediaPort {
+  uint32_t next = 1;
+  std::map<uint32_t, std::string> open_;  // id -> "device/channel/transport/kind/ssrc"
+  std::map<uint32_t, Answer> answers;
+  std::vector<std::string> closed;
+  bool fail = false;
+  MediaOpened open(const std::string& d, const std::string& c, Transport t, Kind k, uint32_t ssrc, const std::string&) override {
+    MediaOpened o;
+    if (fail) {
+      o.error = "no port";
+      return o;
+    }
+    o.id = next++;
+    o.ip = "0.0.0.0";
+    o.port = static_cast<uint16_t>(30000 + 2 * o.id);
+    o.stream = "gb28181/" + d + "/" + c;
+    open_[o.id] = d + "/" + c + "/" + std::string(transport_name(t)) + "/" + std::string(kind_name(k)) + "/" + std::to_string(ssrc);
+    return o;
+  }
+  bool answer(uint32_t id, const Answer& a, std::string& error) override {
+    if (!open_.count(id)) {
+      error = "unknown";
+      return false;
+    }
+    answers[id] = a;
+    return true;
+  }
+  void close(uint32_t id, const std::string& reason) override {
+    open_.erase(id);
+    closed.push_back(std::to_string(id) + " " + reason);
+  }
+  nlohmann::json stats(uint32_t id) override { return {{"id", id}}; }
+};
+
+struct FakeLink : PlayLink {
+  FakeEnv& env;
+  bool offline = false;
+  std::vector<std::string> keyframes, ended, logs;
+  std::vector<nlohmann::json> changes;
+  uint64_t armed = UINT64_MAX;
+  explicit FakeLink(FakeEnv& e) : env(e) {}
+  bool device_flow(const std::string& d, sip::Flow& f, std::string& error) override {
+    if (offline) {
+      error = "device " + d + " is offline";
+      return false;
+    }
+    f = sip::testing::udp_flow(5061);
+    return true;
+  }
+  void request_keyframe(const std::string&, const std::string& c) override { keyframes.push_back(c); }
+  void end_viewers(const std::vector<std::string>& v, const std::string& reason) override {
+    for (auto& x : v) ended.push_back(x + ": " + reason);
+  }
+  void session_changed(uint64_t, const nlohmann::json& v) override { changes.push_back(v); }
+  void log(int, const std::string& m) override { logs.push_back(m); }
+  void count(std::string_view) override {}
+  uint64_t now_ms() override { return env.now; }
+  void arm(uint64_t at) override { armed = at; }
+};
+
+struct User : sip::StackUser {
+  PlayCenter* c = nullptr;
+  std::vector<std::string> unhandled;
+  void on_request(sip::TxnId id, const sip::Message& m, const sip::Flow& f) override {
+    if (!c->on_request(id, m, f)) unhandled.emplace_back(m.method());
+  }
+  void on_response(sip::TxnId id, int st, const sip::Message* m) override { c->on_response(id, st, m); }
+};
+
+std::string header_line(const std::string& msg, std::string_view name) {
+  size_t p = msg.find("\r\n" + std::string(name) + ":");
+  REQUIRE(p != std::string::npos);
+  size_t e = msg.find("\r\n", p + 2);
+  return msg.substr(p + 2, e - p - 2);
+}
+std::string body_of(const std::string& msg) { return msg.substr(msg.find("\r\n\r\n") + 4); }
+
+struct PlayRig {
+  FakeEnv env;
+  User user;
+  sip::Stack stack{env, user};
+  FakeMedia media;
+  FakeLink link{env};
+  PlayConf conf = [] {
+    PlayConf c;
+    c.viewers = vconf();
+    return c;
+  }();
+  std::unique_ptr<PlayCenter> center = std::make_unique<PlayCenter>(stack, media, link, kPlat, "3402000000", conf);
+  std::string dev_tag = "devtag1";
+  PlayRig() {
+    user.c = center.get();
+    env.on_wake = [this] { stack.on_timer(); };
+  }
+  // The last sent message starting with prefix.
+  std::string last(std::string_view prefix) {
+    for (auto it = env.sent.rbegin(); it != env.sent.rend(); ++it)
+      if (std::string_view(it->bytes).substr(0, prefix.size()) == prefix) return it->bytes;
+    FAIL("nothing sent starting with " << prefix);
+    return {};
+  }
+  // The device answers a request we sent.
+  void answer(const std::string& req, int code, const std::string& sdp = {}) {
+    std::string r = "SIP/2.0 " + std::to_string(code) + (code == 200 ? " OK" : " Busy Here") + "\r\n" + header_line(req, "Via") + "\r\n" +
+                    header_line(req, "From") + "\r\n" + header_line(req, "To") + ";tag=" + dev_tag + "\r\n" +
+                    header_line(req, "Call-ID") + "\r\n" + header_line(req, "CSeq") + "\r\nContact: <sip:" + kDevId +
+                    "@127.0.0.1:5061>\r\n";
+    if (!sdp.empty()) r += "Content-Type: application/sdp\r\n";
+    r += "Content-Length: " + std::to_string(sdp.size()) + "\r\n\r\n" + sdp;
+    stack.on_datagram(r, sip::testing::udp_flow(5061));
+  }
+  // The device sends a request in the dialog of INVITE `inv` (its From/To swapped).
+  void in_dialog(const std::string& inv, const std::string& method, uint32_t cseq, const std::string& body = {},
+                 const std::string& ctype = {}) {
+    std::string from = header_line(inv, "From"), to = header_line(inv, "To");
+    std::string r = method + " sip:" + std::string(kPlat) + "@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;rport;branch=z9hG4bKd" +
+                    method + std::to_string(cseq) + "\r\nFrom: " + to.substr(4) + ";tag=" + dev_tag + "\r\nTo: " + from.substr(6) +
+                    "\r\n" + header_line(inv, "Call-ID") + "\r\nCSeq: " + std::to_string(cseq) + " " + method +
+                    "\r\nMax-Forwards: 70\r\n";
+    if (!ctype.empty()) r += "Content-Type: " + ctype + "\r\n";
+    r += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    stack.on_datagram(r, sip::testing::udp_flow(5061));
+  }
+};
+
+std::string device_answer(const std::string& y) {
+  return "v=0\r\no=" + std::string(kChan) + " 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+         "m=video 9712 RTP/AVP 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\ny=" + y + "\r\nf=v/2/5/25/1/4096a///\r\n";
+}
+}  // namespace
+
+TEST_CASE("center: live view INVITE -> 200 -> ACK, answer y= adopted, viewers share it, BYE after the grace") {
+  PlayRig r;
+  std::string err;
+  REQUIRE_MESSAGE(r.center->view(kDevId, kChan, "v1", err), err);
+  std::string inv = r.last("INVITE ");
+  CHECK(inv.rfind(std::string("INVITE sip:") + kChan + "@127.0.0.1:5061 SIP/2.0", 0) == 0);
+  CHECK(header_line(inv, "Subject") == std::string("Subject: ") + kChan + ":0200000001," + kPlat + ":0");
+  auto sdp = lines(body_of(inv));
+  CHECK(sdp[2] == "s=Play");
+  CHECK(sdp[3] == "c=IN IP4 127.0.0.1");  // the receiver's 0.0.0.0 replaced by the SIP host
+  CHECK(sdp[5] == "m=video 30002 RTP/AVP 96 98 97");
+  CHECK(sdp.back() == "y=0200000001");
+  CHECK(r.media.open_.at(1) == std::string(kDevId) + "/" + kChan + "/udp/Play/200000001");
+  uint64_t id = r.center->live_session(kChan);
+  REQUIRE(id);
+  CHECK(r.center->find(id)->state == SessionState::Inviting);
+  CHECK(r.center->view(kDevId, kChan, "v2", err));  // still inviting: no second INVITE, no keyframe
+  CHECK(r.env.count("INVITE ") == 1);
+
+  r.answer(inv, 200, device_answer("0100000009"));
+  CHECK(r.env.count("ACK ") == 1);
+  CHECK(r.center->find(id)->state == SessionState::Active);
+  CHECK(r.center->find(id)->answer_ssrc == "0100000009");
+  CHECK(r.media.answers.at(1).ssrc_value == 100000009u);
+  CHECK(r.media.answers.at(1).port == 9712);
+  // A 2xx retransmission is ACKed again.
+  r.answer(inv, 200, device_answer("0100000009"));
+  CHECK(r.env.count("ACK ") == 2);
+
+  CHECK(r.center->view(kDevId, kChan, "v3", err));
+  CHECK(r.link.keyframes == std::vector<std::string>{kChan});
+  r.center->unview(kChan, "v1");
+  r.center->unview(kChan, "v2");
+  r.center->unview(kChan, "v3");
+  CHECK(r.env.count("BYE ") == 0);
+  CHECK(r.link.armed == r.env.now + 5000);
+  r.env.now += 5000;
+  r.center->on_tick();
+  CHECK(r.env.count("BYE ") == 1);
+  CHECK(r.media.open_.empty());
+  CHECK(r.center->find(id) == nullptr);
+  CHECK(r.center->live_session(kChan) == 0);
+}
+
+TEST_CASE("center: a refused INVITE closes the receiver and retries with backoff; offline fails at once") {
+  PlayRig r;
+  std::string err;
+  r.link.offline = true;
+  CHECK_FALSE(r.center->view(kDevId, kChan, "v1", err));
+  CHECK(err.find("offline") != std::string::npos);
+  CHECK(r.center->viewers().find(kChan) == nullptr);
+  r.link.offline = false;
+  REQUIRE(r.center->view(kDevId, kChan, "v1", err));
+  r.answer(r.last("INVITE "), 486);
+  CHECK(r.media.open_.empty());
+  CHECK(r.media.closed.size() == 1);
+  CHECK(r.center->viewers().find(kChan)->state == StreamState::Waiting);
+  CHECK(r.link.armed == r.env.now + 1000);
+  r.env.now += 1000;
+  r.center->on_tick();
+  CHECK(r.env.count("INVITE ") == 2);
+  CHECK(r.center->live_session(kChan) != 0);
+}
+
+TEST_CASE("center: the device's BYE ends the stream and every viewer's call") {
+  PlayRig r;
+  std::string err;
+  REQUIRE(r.center->view(kDevId, kChan, "v1", err));
+  REQUIRE(r.center->view(kDevId, kChan, "v2", err));
+  std::string inv = r.last("INVITE ");
+  r.answer(inv, 200, device_answer("0200000001"));
+  r.in_dialog(inv, "BYE", 1);
+  CHECK(r.last("SIP/2.0 ").rfind("SIP/2.0 200", 0) == 0);
+  CHECK(r.link.ended == std::vector<std::string>{"v1: device ended the stream", "v2: device ended the stream"});
+  CHECK(r.media.open_.empty());
+  CHECK(r.center->live_session(kChan) == 0);
+  CHECK(r.center->viewers().find(kChan) == nullptr);
+}
+
+TEST_CASE("center: RTP timeout -> BYE and a fresh INVITE after the backoff") {
+  PlayRig r;
+  std::string err;
+  REQUIRE(r.center->view(kDevId, kChan, "v1", err));
+  r.answer(r.last("INVITE "), 200, device_answer("0200000001"));
+  r.center->on_media_timeout(1, "no RTP for 10000 ms");
+  CHECK(r.env.count("BYE ") == 1);
+  CHECK(r.media.open_.empty());
+  r.env.now += 1000;
+  r.center->on_tick();
+  CHECK(r.env.count("INVITE ") == 2);
+  CHECK(r.media.open_.count(2) == 1);
+}
+
+TEST_CASE("center: a bad answer is ACKed then BYEd, the receiver closed") {
+  PlayRig r;
+  StartRequest q;
+  q.device = kDevId;
+  q.channel = kChan;
+  std::string err;
+  uint64_t id = r.center->start(q, err);
+  REQUIRE(id);
+  r.answer(r.last("INVITE "), 200, device_answer("12ab"));
+  CHECK(r.env.count("ACK ") == 1);
+  CHECK(r.env.count("BYE ") == 1);
+  CHECK(r.media.open_.empty());
+  REQUIRE(r.link.changes.size() == 1);
+  CHECK(r.link.changes[0]["end_reason"].get<std::string>().find("y=12ab") != std::string::npos);
+}
+
+TEST_CASE("center: playback with MANSRTSP over INFO, timeouts ignored while paused, MediaStatus 121 ends it") {
+  PlayRig r;
+  StartRequest q;
+  q.kind = Kind::Playback;
+  q.device = kDevId;
+  q.channel = kChan;
+  q.start = 1697264152;
+  q.end = 1697266715;
+  q.transport = Transport::TcpPassive;
+  std::string err;
+  uint64_t id = r.center->start(q, err);
+  REQUIRE_MESSAGE(id, err);
+  std::string inv = r.last("INVITE ");
+  auto sdp = lines(body_of(inv));
+  CHECK(sdp[2] == "s=Playback");
+  CHECK(sdp[3] == std::string("u=") + kChan + ":0");
+  CHECK(sdp[5] == "t=1697264152 1697266715");
+  CHECK(sdp.back() == "y=1200000001");
+  std::string ans = device_answer("1200000001");
+  ans.replace(ans.find("RTP/AVP"), 7, "TCP/RTP/AVP");
+  ans += "a=setup:active\r\n";
+  r.answer(inv, 200, ans);
+  REQUIRE(r.center->find(id)->state == SessionState::Active);
+
+  RtspRequest pause;
+  pause.method = RtspMethod::Pause;
+  REQUIRE_MESSAGE(r.center->control(id, pause, err), err);
+  std::string info = r.last("INFO ");
+  CHECK(info.find("Content-Type: Application/MANSRTSP") != std::string::npos);
+  CHECK(body_of(info) == "PAUSE MANSRTSP/1.0\r\nCSeq: 1\r\nPauseTime: now\r\n");
+  r.center->on_media_timeout(1, "no RTP");
+  CHECK(r.center->find(id)->state == SessionState::Active);  // paused: not a timeout
+  RtspRequest play;
+  play.scale = 2;
+  play.range_given = true;
+  REQUIRE(r.center->control(id, play, err));
+  CHECK(body_of(r.last("INFO ")) == "PLAY MANSRTSP/1.0\r\nCSeq: 2\r\nScale: 2.0\r\nRange: npt=now-\r\n");
+  CHECK(r.center->find(id)->scale == 2.0);
+  RtspRequest bad;
+  bad.scale = 0;
+  CHECK_FALSE(r.center->control(id, bad, err));
+  CHECK(r.center->media_status(kDevId, kChan, "121", "") == 1);
+  CHECK(r.env.count("BYE ") == 1);
+  CHECK(r.center->find(id) == nullptr);
+  // Live sessions take no MANSRTSP.
+  StartRequest l;
+  l.device = kDevId;
+  l.channel = kChan;
+  uint64_t lid = r.center->start(l, err);
+  r.answer(r.last("INVITE "), 200, device_answer("0200000002"));
+  CHECK_FALSE(r.center->control(lid, pause, err));
+  CHECK(err.find("playback") != std::string::npos);
+}
+
+TEST_CASE("center: stop while inviting CANCELs; bad playback times refused") {
+  PlayRig r;
+  StartRequest q;
+  q.device = kDevId;
+  q.channel = kChan;
+  std::string err;
+  uint64_t id = r.center->start(q, err);
+  r.answer(r.last("INVITE "), 100);
+  CHECK(r.center->stop(id, "operator"));
+  CHECK(r.env.count("CANCEL ") == 1);
+  CHECK(r.media.open_.empty());
+  r.answer(r.last("INVITE "), 487);
+  CHECK(r.center->find(id) == nullptr);
+  q.kind = Kind::Download;
+  q.start = 10;
+  q.end = 5;
+  CHECK_FALSE(r.center->start(q, err));
+  CHECK(err.find("start < end") != std::string::npos);
+  r.media.fail = true;
+  q.kind = Kind::Play;
+  CHECK_FALSE(r.center->start(q, err));
+  CHECK(err == "media: no port");
+}
+
+TEST_CASE("center: sessions and their dialogs survive a reload") {
+  PlayRig r;
+  std::string err;
+  REQUIRE(r.center->view(kDevId, kChan, "v1", err));
+  std::string inv = r.last("INVITE ");
+  r.answer(inv, 200, device_answer("0200000001"));
+  nlohmann::json saved = r.center->to_json();
+  auto fresh = std::make_unique<PlayCenter>(r.stack, r.media, r.link, kPlat, "3402000000", r.conf);
+  REQUIRE_MESSAGE(fresh->from_json(nlohmann::json::parse(saved.dump()), err), err);
+  r.center = std::move(fresh);
+  r.user.c = r.center.get();
+  CHECK(r.center->to_json() == saved);
+  uint64_t id = r.center->live_session(kChan);
+  REQUIRE(id);
+  CHECK(r.center->find(id)->state == SessionState::Active);
+  StartRequest q;
+  q.device = kDevId;
+  q.channel = "34020000001310000002";
+  REQUIRE(r.center->start(q, err));
+  CHECK(lines(body_of(r.last("INVITE "))).back() == "y=0200000002");  // the restored y= was reserved
+  r.in_dialog(inv, "BYE", 1);
+  CHECK(r.link.ended == std::vector<std::string>{"v1: device ended the stream"});
+  CHECK(r.center->live_session(kChan) == 0);
 }
