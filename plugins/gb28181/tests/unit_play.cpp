@@ -535,15 +535,16 @@ struct FakeLink : PlayLink {
     f = sip::testing::udp_flow(5061);
     return true;
   }
+  std::optional<Transport> device_transport(const std::string&) override { return std::nullopt; }
   void request_keyframe(const std::string&, const std::string& c) override { keyframes.push_back(c); }
   void end_viewers(const std::vector<std::string>& v, const std::string& reason) override {
     for (auto& x : v) ended.push_back(x + ": " + reason);
   }
   void session_changed(uint64_t, const nlohmann::json& v) override { changes.push_back(v); }
   void log(int, const std::string& m) override { logs.push_back(m); }
-  void count(std::string_view) override {}
+  void count_event(std::string_view) override {}
   uint64_t now_ms() override { return env.now; }
-  void arm(uint64_t at) override { armed = at; }
+  void arm_play(uint64_t at) override { armed = at; }
 };
 
 struct User : sip::StackUser {

@@ -76,6 +76,8 @@ uint64_t PlayCenter::start(const StartRequest& r, std::string& error) {
   Transport t = Transport::Udp;
   if (r.transport) {
     t = *r.transport;
+  } else if (auto dt = link_.device_transport(r.device)) {
+    t = *dt;
   } else if (auto d = transport_from(conf_.transport)) {
     t = *d;
   }
@@ -153,7 +155,7 @@ uint64_t PlayCenter::start(const StartRequest& r, std::string& error) {
     error = "the INVITE could not be sent";
     return 0;
   }
-  link_.count("gb_invites_total");
+  link_.count_event("gb_invites_total");
   link_.log(JN_LOG_INFO, "gb28181: INVITE " + std::string(kind_name(r.kind)) + " " + r.channel + " of " + r.device + " (" +
                              std::string(transport_name(t)) + ", y=" + y + ", port " + std::to_string(mo.port) + ")");
   uint64_t id = s.id;
@@ -174,7 +176,7 @@ void PlayCenter::end(PlaySession& s, const std::string& reason, bool send_bye) {
   if (auto it = live_.find(s.channel); it != live_.end() && it->second == s.id) live_.erase(it);
   s.state = SessionState::Ended;
   s.end_reason = reason;
-  link_.count("gb_sessions_ended_total");
+  link_.count_event("gb_sessions_ended_total");
   link_.log(JN_LOG_INFO, "gb28181: " + std::string(kind_name(s.kind)) + " " + s.channel + " of " + s.device + " ended: " + reason);
   link_.session_changed(s.id, view_of(s));
 }
@@ -205,6 +207,7 @@ uint64_t PlayCenter::start_live(const std::string& device, const std::string& ch
   r.kind = Kind::Play;
   r.device = device;
   r.channel = channel;
+  if (auto t = channel_tr_.find(channel); t != channel_tr_.end()) r.transport = t->second;
   uint64_t id = start(r, error);
   if (id) live_[channel] = id;
   return id;
@@ -235,22 +238,31 @@ void PlayCenter::run(const std::vector<Action>& actions) {
   }
   // A channel with neither viewers nor a stream forgets its device (a fresh view records it again).
   for (const Action& a : actions)
-    if (!viewers_.find(a.channel) && !live_session(a.channel)) channel_dev_.erase(a.channel);
+    if (!viewers_.find(a.channel) && !live_session(a.channel)) {
+      channel_dev_.erase(a.channel);
+      channel_tr_.erase(a.channel);
+    }
 }
 
-bool PlayCenter::view(const std::string& device, const std::string& channel, const std::string& viewer, std::string& error) {
+bool PlayCenter::view(const std::string& device, const std::string& channel, const std::string& viewer, std::string& error,
+                      std::optional<Transport> transport) {
   if (auto it = channel_dev_.find(channel); it != channel_dev_.end() && it->second != device) {
     error = "channel " + channel + " is streaming from device " + it->second;
     return false;
   }
   bool fresh = viewers_.find(channel) == nullptr;
   channel_dev_[channel] = device;
+  if (fresh) {
+    if (transport) channel_tr_[channel] = *transport;
+    else channel_tr_.erase(channel);
+  }
   auto acts = viewers_.join(channel, viewer, link_.now_ms());
   if (fresh && !acts.empty() && acts[0].type == ActionType::Start) {
     // The first viewer learns at once when the device cannot be asked (offline, no port).
     if (!start_live(device, channel, error)) {
       viewers_.device_bye(channel);
       channel_dev_.erase(channel);
+      channel_tr_.erase(channel);
       return false;
     }
     acts.erase(acts.begin());
@@ -265,7 +277,10 @@ void PlayCenter::unview(const std::string& channel, const std::string& viewer) {
   run(viewers_.leave(channel, viewer, link_.now_ms()));
   if (!viewers_.find(channel)) {
     // left during a backoff: nothing runs
-    if (!live_session(channel)) channel_dev_.erase(channel);
+    if (!live_session(channel)) {
+      channel_dev_.erase(channel);
+      channel_tr_.erase(channel);
+    }
   }
   sweep_ended();
   rearm();
@@ -330,7 +345,7 @@ bool PlayCenter::on_response(sip::TxnId id, int status, const sip::Message* m) {
     std::string ch = s.channel;
     bool live = s.kind == Kind::Play && live_session(ch) == s.id;
     end(s, why, false);
-    if (was_inviting) link_.count("gb_invite_failures_total");
+    if (was_inviting) link_.count_event("gb_invite_failures_total");
     if (was_inviting && live) run(viewers_.start_failed(ch, why, now));
     sweep_ended();
     rearm();
@@ -368,7 +383,7 @@ bool PlayCenter::on_response(sip::TxnId id, int status, const sip::Message* m) {
   if (a && !media_.answer(s.media, *a, err)) a.reset();
   if (!a) {
     link_.log(JN_LOG_WARN, "gb28181: answer of " + s.device + " for " + ch + " refused: " + err);
-    link_.count("gb_bad_answers_total");
+    link_.count_event("gb_bad_answers_total");
     end(s, err, true);
     if (live) run(viewers_.start_failed(ch, err, now));
     sweep_ended();
@@ -453,7 +468,7 @@ void PlayCenter::on_media_timeout(uint32_t media, const std::string& detail) {
   PlaySession* s = by_media(media);
   if (!s) return;
   if (s->paused) return;  // a paused playback sends nothing: not a timeout
-  link_.count("gb_rtp_timeouts_total");
+  link_.count_event("gb_rtp_timeouts_total");
   std::string ch = s->channel;
   if (s->kind == Kind::Play && live_session(ch) == s->id && viewers_.find(ch)) {
     run(viewers_.rtp_timeout(ch, link_.now_ms()));  // Stop (BYE) + restart / end the viewers
@@ -479,7 +494,7 @@ void PlayCenter::on_tick() {
   rearm();
 }
 
-void PlayCenter::rearm() { link_.arm(viewers_.next_deadline()); }
+void PlayCenter::rearm() { link_.arm_play(viewers_.next_deadline()); }
 
 json PlayCenter::view_of(const PlaySession& s) {
   json j = {{"id", s.id},
@@ -548,7 +563,9 @@ json PlayCenter::to_json() const {
   }
   json bye = json::array();
   for (auto& [t, id] : bye_txn_) bye.push_back({t, id});
-  return {{"sessions", ss},       {"live", live_},          {"channel_dev", channel_dev_},
+  json tr = json::object();
+  for (auto& [c, t] : channel_tr_) tr[c] = transport_name(t);
+  return {{"sessions", ss},       {"live", live_},          {"channel_dev", channel_dev_}, {"channel_transport", tr},
           {"viewers", viewers_.to_json()}, {"next_id", next_id_}, {"bye_txn", bye}};
 }
 
@@ -602,8 +619,14 @@ bool PlayCenter::from_json(const json& j, std::string& error) {
     auto live = j.at("live").get<std::map<std::string, uint64_t>>();
     auto cd = j.at("channel_dev").get<std::map<std::string, std::string>>();
     std::map<sip::TxnId, uint64_t> bye;
-    for (auto& b : j.value("bye_txn", json::array())) bye[b.at(0).get<sip::TxnId>()] = b.at(1).get<uint64_t>();
+    if (j.contains("bye_txn"))
+      for (auto& b : j["bye_txn"]) bye[b.at(0).get<sip::TxnId>()] = b.at(1).get<uint64_t>();
     uint64_t next = j.at("next_id").get<uint64_t>();
+    std::map<std::string, Transport> tr;
+    if (j.contains("channel_transport") && j["channel_transport"].is_object())
+      for (auto& [c, v] : j["channel_transport"].items())
+        if (auto t = transport_from(v.get<std::string>())) tr[c] = *t;
+    channel_tr_ = std::move(tr);
     sessions_ = std::move(ss);
     viewers_ = std::move(v);
     live_ = std::move(live);

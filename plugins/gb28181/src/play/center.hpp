@@ -60,13 +60,15 @@ class PlayLink {
  public:
   // Where the device is reached (the flow it registered from); false + error when offline.
   virtual bool device_flow(const std::string& device, junction::sip::Flow& flow, std::string& error) = 0;
+  // The device's media transport (its provisioning) when a request names none.
+  virtual std::optional<Transport> device_transport(const std::string& device) = 0;
   virtual void request_keyframe(const std::string& device, const std::string& channel) = 0;
   virtual void end_viewers(const std::vector<std::string>& viewers, const std::string& reason) = 0;
   virtual void session_changed(uint64_t id, const nlohmann::json& view) = 0;  // started / ended (admin waiters, events)
   virtual void log(int level, const std::string& msg) = 0;
-  virtual void count(std::string_view metric) = 0;
+  virtual void count_event(std::string_view metric) = 0;
   virtual uint64_t now_ms() = 0;
-  virtual void arm(uint64_t at_ms) = 0;  // on_tick() at at_ms (UINT64_MAX: nothing due)
+  virtual void arm_play(uint64_t at_ms) = 0;  // on_tick() at at_ms (UINT64_MAX: nothing due)
 
  protected:
   ~PlayLink() = default;
@@ -127,7 +129,9 @@ class PlayCenter {
 
   // --- viewers of live streams (play on demand) ---
   // A viewer wants a channel's live stream: the stream id (for its bus names once started).
-  bool view(const std::string& device, const std::string& channel, const std::string& viewer, std::string& error);
+  // transport: for a stream this view starts (and its restarts); none: the device's.
+  bool view(const std::string& device, const std::string& channel, const std::string& viewer, std::string& error,
+            std::optional<Transport> transport = {});
   void unview(const std::string& channel, const std::string& viewer);
   // The live session of a channel (0 = none).
   uint64_t live_session(const std::string& channel) const;
@@ -181,6 +185,7 @@ class PlayCenter {
   std::map<uint64_t, PlaySession> sessions_;
   std::map<std::string, uint64_t> live_;             // channel -> live session
   std::map<std::string, std::string> channel_dev_;   // channel -> device (viewers' streams)
+  std::map<std::string, Transport> channel_tr_;      // channel -> transport asked by the view that started it
   std::map<junction::sip::TxnId, uint64_t> bye_txn_; // our BYE / INFO in flight -> session (answers ignored)
   uint64_t next_id_ = 1;
 };

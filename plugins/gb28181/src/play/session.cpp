@@ -39,6 +39,9 @@ std::string_view transport_name(Transport t) {
 std::optional<Transport> transport_from(std::string_view s) {
   for (Transport t : {Transport::Udp, Transport::TcpPassive, Transport::TcpActive})
     if (iequal(s, transport_name(t))) return t;
+  // part 1's device provisioning spells them "tcp-passive" / "tcp-active"
+  if (iequal(s, "tcp-passive") || iequal(s, "passive")) return Transport::TcpPassive;
+  if (iequal(s, "tcp-active") || iequal(s, "active")) return Transport::TcpActive;
   return std::nullopt;
 }
 
