@@ -10,6 +10,13 @@ CH1 = "34020000001310000001"
 
 
 class PlayAdminTest(GbTest):
+    def server(self, **kw):
+        # The core's [ports.media] range the receivers take their ports from: a private band
+        # below the ephemeral range (30400-30499, clear of rtp-relay's test bands).
+        j = super().server(**kw)
+        j.write_core(dict(j.core, ports={"media": {"min": 30400, "max": 30499}}))
+        return j
+
     def test_refusals_name_their_reason(self):
         self.provision(DEV1)
         s = self.cmd("streams")
@@ -43,13 +50,20 @@ class PlayAdminTest(GbTest):
         v = self.cmd("play", {"device": DEV1, "channel": CH1})
         self.assertEqual(v["channel"], CH1)
         self.assertEqual(v["kind"], "Play")
-        self.assertEqual(len(v["ssrc"]), 10)
-        self.assertTrue(v["ssrc"].startswith("0"))
-        self.j.wait_for_log(rf"gb28181: INVITE Play {CH1} of {DEV1}")
-        self.assertEqual([x["id"] for x in self.cmd("streams")["sessions"]], [v["id"]])
-        self.cmd("stop", {"id": v["id"]})
-        self.j.wait_for_log(rf"Play {CH1} of {DEV1} ended: stopped by the operator")
-
+        self.assertEqual(v["state"], "inviting")
+        self.assertRegex(v["ssrc"], r"^0\d{9}$")  # live: 0 + domain digits + sequence
+        self.assertTrue(30400 <= v["media_port"] <= 30499, v)  # from the core's range
+        self.j.wait_for_log(rf"gb28181: INVITE Play {CH1} of {DEV1} \(udp, y={v['ssrc']}, port {v['media_port']}\)")
+        # The simulated device answers the INVITE: established (a device with media) or refused
+        # (part 1's simulator: 501); a refusal closes the receiver and leaves no session.
+        m = self.j.wait_for_log(rf"Play {CH1} of {DEV1} (established|ended: INVITE answered \d+)")
+        if "established" in m:
+            self.assertEqual([x["id"] for x in self.cmd("streams")["sessions"]], [v["id"]])
+            self.cmd("stop", {"id": v["id"]})
+            self.j.wait_for_log(rf"Play {CH1} of {DEV1} ended: stopped by the operator")
+        else:
+            self.j.wait_for_log(rf"stream \d+ gb28181/{DEV1}/{CH1} closed: INVITE answered")
+            self.assertEqual(self.cmd("streams")["sessions"], [])
 
 if __name__ == "__main__":
     main()

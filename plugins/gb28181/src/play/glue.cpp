@@ -13,6 +13,11 @@ namespace sip = junction::sip;
 namespace mc = junction::gb;
 using nlohmann::json;
 
+jn_status GbPlugin::stop() {
+  play_->stop_all("platform stopping");
+  return JN_OK;
+}
+
 play::PlayConf GbPlugin::play_conf() const {
   play::PlayConf p;
   p.transport = conf_.play.transport;
@@ -86,6 +91,7 @@ json GbPlugin::session_view(const play::PlaySession& s) {
   json j = play_->view_of(s);
   if (!s.stream.empty()) j["bus"] = {{"video", s.stream + "/video"}, {"audio", s.stream + "/audio"}};
   if (s.kind == play::Kind::Download && s.filesize && *s.filesize && j.contains("media") && j["media"].is_object()) {
+    // a=filesize counts the file as the device stores it (PS): the bytes received measure it
     double done = static_cast<double>(j["media"].value("bytes", uint64_t{0})) / static_cast<double>(*s.filesize);
     j["progress"] = std::min(1.0, done);
   }

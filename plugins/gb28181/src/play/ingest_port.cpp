@@ -88,7 +88,9 @@ class IngestMedia final : public PlayMedia, public media::IngestListener {
             {"width", s.width},
             {"height", s.height},
             {"fps", s.fps},
-            {"bitrate_bps", s.bitrate_bps}};
+            {"bitrate_bps", s.bitrate_bps},
+            {"recorded_bytes", s.recorded_bytes},
+            {"record_errors", s.record_errors}};
   }
 
   bool on_udp(jn_handle s, uint64_t c, const jn_datagram* d, size_t n) override { return ingest_.on_udp(s, c, d, n); }
