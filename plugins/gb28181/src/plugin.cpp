@@ -267,5 +267,5 @@ void GbPlugin::sweep() {
 
 }  // namespace gb
 
-JUNCTION_PLUGIN(gb::GbPlugin, "gb28181", "0.1", "GB/T 28181 platform: registration, keepalive, MANSCDP queries and control, media sessions", "",
+JUNCTION_PLUGIN(gb::GbPlugin, "gb28181", "0.1", "GB/T 28181 platform: registration, keepalive, MANSCDP queries and control, media sessions", "gb",
                 2, 1)

@@ -59,6 +59,7 @@ class GbPlugin : public junction::sdk::Plugin,
   void on_bus(jn_handle s, uint64_t c, jn_buf* b) override { media_->on_bus(s, c, b); }
   void on_work_done(jn_handle w, uint64_t c, jn_status st) override { media_->on_work_done(w, c, st); }
   void on_event(std::string_view topic, std::string_view json) override { media_->on_event(topic, json); }
+  void on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) override;  // gb: routing (src/play/calls.cpp)
   void on_dns(const jn_dns_result& r) override { env_.on_dns(r); }
   void on_http(const jn_http_request& r) override;  // snapshot uploads (snapshot_store.cpp)
   void on_admin(const jn_admin_request& req) override;           // admin.cpp
@@ -119,6 +120,16 @@ class GbPlugin : public junction::sdk::Plugin,
   bool play_admin(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
   play::PlayConf play_conf() const;
   nlohmann::json session_view(const play::PlaySession& s);
+  // --- gb: routing (src/play/calls.cpp)
+  struct CallViewer {
+    std::string device, channel;
+    bool answered = false;
+  };
+  bool resolve_channel(std::string_view uri, std::string& device, std::string& channel, std::string& err);
+  void answer_calls(const std::string& channel);
+  nlohmann::json calls_to_json() const;
+  void calls_from_json(const nlohmann::json& j);
+  std::map<jn_handle, CallViewer> call_viewers_;  // call legs viewing a channel (viewer id "call:<leg>")
   // MediaStatus Notify from a device (MESSAGE, possibly in an INVITE dialog): true when handled.
   bool media_status(const junction::gb::Body& body, const junction::sip::Message& m, Device& d);
 

@@ -3,7 +3,7 @@ playback_control) without media flowing: every refusal carries its reason, nothi
 behind by a refused request, and a play on a registered device either INVITEs it (the media
 ingest built in) or is refused with the reason that it is not. The media flows themselves are
 the test_media_*.py files."""
-from gb_env import DEV1, DEV2, GbTest
+from gb_env import DEV1, DEV2, GbTest, wait_until
 from junction_test import main
 
 CH1 = "34020000001310000001"
@@ -64,6 +64,58 @@ class PlayAdminTest(GbTest):
         else:
             self.j.wait_for_log(rf"stream \d+ gb28181/{DEV1}/{CH1} closed: INVITE answered")
             self.assertEqual(self.cmd("streams")["sessions"], [])
+
+
+class GbRoutingTest(GbTest):
+    """Calls from another plugin (call-peer-a) to gb:<channel>: refused with the reason when the
+    channel is unknown or its device offline; for a registered device the call rings while the
+    platform INVITEs it, and is rejected with the INVITE's outcome when the stream cannot start
+    (part 1's simulator answers INVITE 501; restart_attempts = 1: no retry)."""
+    conf_over = {"play": {"restart_attempts": 1}}
+    plugins_extra = {"call-peer-a": {"on_offer": "none"}}
+
+    def server(self, **kw):
+        j = super().server(**kw)
+        j.write_core(dict(j.core, ports={"media": {"min": 30500, "max": 30599}}))
+        return j
+
+    def originate(self, to):
+        r = self.j.cmd("call-peer-a", "originate", {"from": "peera:desk/1", "to": to})
+        self.assertEqual(r["status"], 0, r)
+        return r["leg"]
+
+    def events_of(self, leg, *types):
+        got = []
+
+        def seen():
+            got[:] = [e for e in self.j.cmd("call-peer-a", "events") if e["leg"] == leg and e["type"] in types]
+            return got
+        wait_until(seen, timeout=10, what=f"{types} on leg {leg}")
+        return got
+
+    def test_unknown_channel_and_offline_device_are_rejected(self):
+        self.provision(DEV1)
+        leg = self.originate("gb:" + CH1)
+        e = self.events_of(leg, "reject")[0]
+        self.assertEqual(e["code"], 404)
+        self.assertIn("catalog", e["reason"])
+        leg = self.originate(f"gb:{DEV1}/{CH1}")
+        e = self.events_of(leg, "reject")[0]
+        self.assertEqual(e["code"], 480)
+        self.assertIn("offline", e["reason"])
+        leg = self.originate("gb:12345")
+        self.assertIn("20-digit", self.events_of(leg, "reject")[0]["reason"])
+
+    def test_call_rings_then_gets_the_invite_outcome(self):
+        self.registered_device(DEV1)
+        leg = self.originate(f"gb:{DEV1}/{CH1}")
+        self.events_of(leg, "ringing")
+        self.j.wait_for_log(rf"gb28181: INVITE Play {CH1} of {DEV1}")
+        e = self.events_of(leg, "reject")[0]
+        self.assertEqual(e["code"], 503)
+        self.assertIn("INVITE answered 501", e["reason"])
+        self.assertEqual(self.cmd("streams")["sessions"], [])
+
 
 if __name__ == "__main__":
     main()

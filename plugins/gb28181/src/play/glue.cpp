@@ -58,19 +58,14 @@ void GbPlugin::request_keyframe(const std::string& device, const std::string& ch
   if (!r.ok) host().info("gb28181: IFrame for " + channel + " of " + device + " not sent: " + r.error);
 }
 
-void GbPlugin::end_viewers(const std::vector<std::string>& viewers, const std::string& reason) {
-  for (auto& v : viewers) {
-    // Admin viewers hold nothing to end; call viewers (gb: routing) are a later step.
-    host().info("gb28181: viewer " + v + " ended: " + reason);
-  }
-  host().counter_add("gb_viewers_ended_total", static_cast<double>(viewers.size()));
-}
-
 void GbPlugin::session_changed(uint64_t id, const json& view) {
   json ev = view;
   ev["id"] = id;
   publish("gb28181.session", ev);
   host().gauge_set("gb_sessions", static_cast<double>(play_ ? play_->sessions().size() : 0));
+  // Calls waiting on this channel's live stream are answered once it is established.
+  if (view.value("kind", std::string()) == "Play" && view.value("state", std::string()) == "active")
+    answer_calls(view.value("channel", std::string()));
 }
 
 void GbPlugin::arm_play(uint64_t at_ms) {
