@@ -130,6 +130,20 @@ class GbPlugin : public junction::sdk::Plugin,
   nlohmann::json calls_to_json() const;
   void calls_from_json(const nlohmann::json& j);
   std::map<jn_handle, CallViewer> call_viewers_;  // call legs viewing a channel (viewer id "call:<leg>")
+  // --- broadcast (src/play/broadcast.cpp)
+  struct Broadcast {
+    std::string device, source;
+    uint32_t sender = 0;
+    bool has_dialog = false;
+    junction::sip::Dialog dialog;
+  };
+  bool broadcast_admin(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
+  void on_invite(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  bool broadcast_in_dialog(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  void end_broadcast(const std::string& channel, const std::string& reason, bool send_bye);
+  nlohmann::json broadcasts_to_json() const;
+  void broadcasts_from_json(const nlohmann::json& j);
+  std::map<std::string, Broadcast> broadcasts_;  // by the device's audio output channel
   // MediaStatus Notify from a device (MESSAGE, possibly in an INVITE dialog): true when handled.
   bool media_status(const junction::gb::Body& body, const junction::sip::Message& m, Device& d);
 

@@ -3,10 +3,13 @@ playback_control) without media flowing: every refusal carries its reason, nothi
 behind by a refused request, and a play on a registered device either INVITEs it (the media
 ingest built in) or is refused with the reason that it is not. The media flows themselves are
 the test_media_*.py files."""
-from gb_env import DEV1, DEV2, GbTest, wait_until
+import re
+
+from gb_env import DEV1, DEV2, PLATFORM, GbTest, wait_until
 from junction_test import main
 
 CH1 = "34020000001310000001"
+AUDIO = "34020000001370000001"  # the device's audio output channel (type 137)
 
 
 class PlayAdminTest(GbTest):
@@ -115,6 +118,74 @@ class GbRoutingTest(GbTest):
         self.assertEqual(e["code"], 503)
         self.assertIn("INVITE answered 501", e["reason"])
         self.assertEqual(self.cmd("streams")["sessions"], [])
+
+
+
+class BroadcastTest(GbTest):
+    """语音广播 signalling: the broadcast verb notifies the device; the device's INVITE for audio
+    (here from a raw UDP socket, as the audio channel) is answered 200 with a sendonly PCMA
+    answer from the platform's sender port and its y=; BYE ends it. An INVITE nobody expects is 403."""
+
+    def server(self, **kw):
+        j = super().server(**kw)
+        j.write_core(dict(j.core, ports={"media": {"min": 30600, "max": 30699}}))
+        return j
+
+    def invite(self, sock, user, call_id, port):
+        sdp = (f"v=0\r\no={user} 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               f"m=audio {port} RTP/AVP 8\r\na=recvonly\r\na=rtpmap:8 PCMA/8000\r\ny=0100000077\r\n")
+        lport = sock.getsockname()[1]
+        msg = (f"INVITE sip:{PLATFORM}@127.0.0.1:{self.port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{lport};rport;branch=z9hG4bK{call_id}\r\n"
+               f"From: <sip:{user}@{PLATFORM[:10]}>;tag=dev{call_id}\r\nTo: <sip:{PLATFORM}@{PLATFORM[:10]}>\r\n"
+               f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{user}@127.0.0.1:{lport}>\r\nMax-Forwards: 70\r\n"
+               f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}")
+        sock.sendto(msg.encode(), ("127.0.0.1", self.port))
+
+    def final(self, sock):
+        while True:
+            data, _ = sock.recvfrom(65536)
+            text = data.decode(errors="replace")
+            if text.startswith("SIP/2.0 1"):
+                continue
+            return text
+
+    def test_broadcast_invite_answered_and_ended(self):
+        import socket
+        self.registered_device(DEV1)
+        self.assertIn("source", self.cmd("broadcast", {"device": DEV1, "channel": AUDIO}, expect=400)["error"])
+        self.assertIn("no device", self.cmd("broadcast", {"device": DEV2, "channel": AUDIO, "source": "x/audio"},
+                                            expect=404)["error"])
+        b = self.cmd("broadcast", {"device": DEV1, "channel": AUDIO, "source": "test/audio"})
+        self.assertEqual(b["state"], "notified")
+        self.cmd("broadcast", {"device": DEV1, "channel": AUDIO, "source": "test/audio"}, expect=409)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        try:
+            self.invite(sock, "34020000001370000009", "nobody1", 40000)
+            self.assertTrue(self.final(sock).startswith("SIP/2.0 403"))
+            self.invite(sock, AUDIO, "bcast1", 40002)
+            ok = self.final(sock)
+            self.assertTrue(ok.startswith("SIP/2.0 200"), ok)
+            body = ok.split("\r\n\r\n", 1)[1]
+            self.assertRegex(body, r"m=audio (306\d\d) RTP/AVP 8")
+            self.assertIn("a=sendonly", body)
+            self.assertIn("y=0100000077", body)
+            self.j.wait_for_log(rf"Broadcast to {AUDIO} established \(127.0.0.1:40002, udp, PCMA\)")
+            self.assertEqual(self.cmd("broadcasts")["broadcasts"][0]["state"], "active")
+            to_tag = re.search(r"\r\nTo: [^\r]*;tag=([^;\r]+)", ok).group(1)
+            lport = sock.getsockname()[1]
+            bye = (f"BYE sip:{PLATFORM}@127.0.0.1:{self.port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP 127.0.0.1:{lport};rport;branch=z9hG4bKbye1\r\n"
+                   f"From: <sip:{AUDIO}@{PLATFORM[:10]}>;tag=devbcast1\r\nTo: <sip:{PLATFORM}@{PLATFORM[:10]}>;tag={to_tag}\r\n"
+                   f"Call-ID: bcast1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+            sock.sendto(bye.encode(), ("127.0.0.1", self.port))
+            self.assertTrue(self.final(sock).startswith("SIP/2.0 200"))
+            self.j.wait_for_log(rf"Broadcast to {AUDIO} ended: device BYE")
+            self.assertEqual(self.cmd("broadcasts")["broadcasts"], [])
+        finally:
+            sock.close()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ using nlohmann::json;
 
 jn_status GbPlugin::stop() {
   play_->stop_all("platform stopping");
+  std::vector<std::string> chs;
+  for (auto& [ch, b] : broadcasts_) chs.push_back(ch);
+  for (auto& ch : chs) end_broadcast(ch, "platform stopping", true);
   return JN_OK;
 }
 
