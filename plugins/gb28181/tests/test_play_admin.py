@@ -15,9 +15,9 @@ AUDIO = "34020000001370000001"  # the device's audio output channel (type 137)
 class PlayAdminTest(GbTest):
     def server(self, **kw):
         # The core's [ports.media] range the receivers take their ports from: a private band
-        # below the ephemeral range (30400-30499, clear of rtp-relay's test bands).
+        # below the other tests' bands (9400-9499; free_port hands out 24000-32000, rtp-relay's tests 10000-23999).
         j = super().server(**kw)
-        j.write_core(dict(j.core, ports={"media": {"min": 30400, "max": 30499}}))
+        j.write_core(dict(j.core, ports={"media": {"min": 9400, "max": 9499}}))
         return j
 
     def test_refusals_name_their_reason(self):
@@ -55,7 +55,7 @@ class PlayAdminTest(GbTest):
         self.assertEqual(v["kind"], "Play")
         self.assertEqual(v["state"], "inviting")
         self.assertRegex(v["ssrc"], r"^0\d{9}$")  # live: 0 + domain digits + sequence
-        self.assertTrue(30400 <= v["media_port"] <= 30499, v)  # from the core's range
+        self.assertTrue(9400 <= v["media_port"] <= 9499, v)  # from the core's range
         self.j.wait_for_log(rf"gb28181: INVITE Play {CH1} of {DEV1} \(udp, y={v['ssrc']}, port {v['media_port']}\)")
         # The simulated device answers the INVITE: established (a device with media) or refused
         # (part 1's simulator: 501); a refusal closes the receiver and leaves no session.
@@ -79,7 +79,7 @@ class GbRoutingTest(GbTest):
 
     def server(self, **kw):
         j = super().server(**kw)
-        j.write_core(dict(j.core, ports={"media": {"min": 30500, "max": 30599}}))
+        j.write_core(dict(j.core, ports={"media": {"min": 9500, "max": 9599}}))
         return j
 
     def originate(self, to):
@@ -128,7 +128,7 @@ class BroadcastTest(GbTest):
 
     def server(self, **kw):
         j = super().server(**kw)
-        j.write_core(dict(j.core, ports={"media": {"min": 30600, "max": 30699}}))
+        j.write_core(dict(j.core, ports={"media": {"min": 9600, "max": 9699}}))
         return j
 
     def invite(self, sock, user, call_id, port):
@@ -169,7 +169,7 @@ class BroadcastTest(GbTest):
             ok = self.final(sock)
             self.assertTrue(ok.startswith("SIP/2.0 200"), ok)
             body = ok.split("\r\n\r\n", 1)[1]
-            self.assertRegex(body, r"m=audio (306\d\d) RTP/AVP 8")
+            self.assertRegex(body, r"m=audio (96\d\d) RTP/AVP 8")
             self.assertIn("a=sendonly", body)
             self.assertIn("y=0100000077", body)
             self.j.wait_for_log(rf"Broadcast to {AUDIO} established \(127.0.0.1:40002, udp, PCMA\)")
