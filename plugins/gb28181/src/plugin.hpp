@@ -124,7 +124,10 @@ class GbPlugin : public junction::sdk::Plugin,
   struct CallViewer {
     std::string device, channel;
     bool answered = false;
+    uint64_t session = 0;  // a playback call's own session (0: a live viewer)
   };
+  void answer_call(jn_handle leg, const play::PlaySession& s);
+  void playback_call_changed(uint64_t id, const nlohmann::json& view);
   bool resolve_channel(std::string_view uri, std::string& device, std::string& channel, std::string& err);
   void answer_calls(const std::string& channel);
   nlohmann::json calls_to_json() const;

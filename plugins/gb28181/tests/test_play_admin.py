@@ -119,6 +119,17 @@ class GbRoutingTest(GbTest):
         self.assertIn("INVITE answered 501", e["reason"])
         self.assertEqual(self.cmd("streams")["sessions"], [])
 
+    def test_playback_call_invites_with_its_time_span(self):
+        self.registered_device(DEV1)
+        leg = self.originate(f"gb:{DEV1}/{CH1};playback=1697264152-1697266715")
+        self.events_of(leg, "ringing")
+        self.j.wait_for_log(rf"gb28181: INVITE Playback {CH1} of {DEV1} \(udp, y=1\d{{9}}")
+        e = self.events_of(leg, "reject")[0]
+        self.assertEqual(e["code"], 503)
+        self.assertIn("INVITE answered 501", e["reason"])
+        leg = self.originate(f"gb:{DEV1}/{CH1};playback=20-10")
+        self.assertIn("start < end", self.events_of(leg, "reject")[0]["reason"])
+
 
 
 class BroadcastTest(GbTest):

@@ -69,7 +69,28 @@ void GbPlugin::on_call(jn_handle leg, uint64_t, const jn_call_event& ev) {
       host().call_send(leg, JN_CALL_REJECT, 404, err);
       return;
     }
-    call_viewers_[leg] = CallViewer{device, channel, false};
+    // gb:<device>/<channel>;playback=<start>-<end> (unix seconds): a playback of its own,
+    // controlled by the caller's INFO events (play / pause / teardown, JSON body: scale, range_start).
+    if (size_t p = uri.find(";playback="); p != std::string::npos) {
+      play::StartRequest r;
+      r.kind = play::Kind::Playback;
+      r.device = device;
+      r.channel = channel;
+      std::string span = uri.substr(p + 10);
+      size_t dash = span.find('-');
+      r.start = std::strtoull(span.c_str(), nullptr, 10);
+      r.end = dash == std::string::npos ? 0 : std::strtoull(span.c_str() + dash + 1, nullptr, 10);
+      uint64_t id = play_->start(r, err);
+      if (!id) {
+        host().info("gb28181: playback call to " + uri.substr(0, 96) + " refused: " + err);
+        host().call_send(leg, JN_CALL_REJECT, err.find("offline") != std::string::npos ? 480 : 503, err);
+        return;
+      }
+      call_viewers_[leg] = CallViewer{device, channel, false, id};
+      host().call_send(leg, JN_CALL_RINGING);
+      return;
+    }
+    call_viewers_[leg] = CallViewer{device, channel, false, 0};
     if (!play_->view(device, channel, viewer_id(leg), err)) {
       call_viewers_.erase(leg);
       host().info("gb28181: call to " + uri + " refused: " + err);
@@ -90,11 +111,30 @@ void GbPlugin::on_call(jn_handle leg, uint64_t, const jn_call_event& ev) {
     case JN_CALL_END:
     case JN_CALL_REJECT: {
       std::string ch = it->second.channel;
+      uint64_t session = it->second.session;
       call_viewers_.erase(it);
-      play_->unview(ch, viewer_id(leg));
+      if (session) play_->stop(session, "the caller ended");
+      else play_->unview(ch, viewer_id(leg));
       break;
     }
     case JN_CALL_INFO:
+      if (uint64_t session = it->second.session) {
+        // MANSRTSP from the caller's app events: info_type play / pause / teardown, body {"scale", "range_start"}.
+        std::string_view type = to_sv(ev.info_type);
+        play::RtspRequest r;
+        if (type == "play") r.method = play::RtspMethod::Play, r.range_given = true;
+        else if (type == "pause") r.method = play::RtspMethod::Pause;
+        else if (type == "teardown") r.method = play::RtspMethod::Teardown;
+        else break;
+        json b = json::parse(to_sv(ev.info_body), nullptr, false);
+        if (b.is_object()) {
+          if (b.contains("scale") && b["scale"].is_number()) r.scale = b["scale"].get<double>();
+          if (b.contains("range_start") && b["range_start"].is_number()) r.range_start = b["range_start"].get<double>();
+        }
+        std::string err;
+        if (!play_->control(session, r, err)) host().info("gb28181: playback control from call refused: " + err);
+        break;
+      }
       // Keyframe on demand from the viewer's side ("keyframe"/"iframe"); other app events are not ours.
       if (to_sv(ev.info_type) == "keyframe" || to_sv(ev.info_type) == "iframe") request_keyframe(it->second.device, it->second.channel);
       break;
@@ -103,11 +143,8 @@ void GbPlugin::on_call(jn_handle leg, uint64_t, const jn_call_event& ev) {
   }
 }
 
-void GbPlugin::answer_calls(const std::string& channel) {
-  uint64_t id = play_->live_session(channel);
-  const play::PlaySession* s = id ? play_->find(id) : nullptr;
-  if (!s || s->state != play::SessionState::Active) return;
-  std::string vs = s->stream + "/video", as = s->stream + "/audio", params = "y=" + s->answer_ssrc;
+void GbPlugin::answer_call(jn_handle leg, const play::PlaySession& s) {
+  std::string vs = s.stream + "/video", as = s.stream + "/audio", params = "y=" + s.answer_ssrc;
   jn_media_stream streams[2]{};
   streams[0].struct_size = streams[1].struct_size = sizeof(jn_media_stream);
   streams[0].kind = JN_MEDIA_VIDEO;
@@ -124,14 +161,40 @@ void GbPlugin::answer_calls(const std::string& channel) {
   streams[1].bus_stream = to_jn(as);
   const jn_media_stream* ptrs[2] = {&streams[0], &streams[1]};
   jn_media_desc desc{sizeof(jn_media_desc), 2, ptrs};
+  jn_call_event ev = Host::event(JN_CALL_ANSWER);
+  ev.media = &desc;
+  host().call_send(leg, ev);
+}
+
+// A playback call's session changed: answered when established, ended with it.
+void GbPlugin::playback_call_changed(uint64_t id, const json& view) {
+  for (auto it = call_viewers_.begin(); it != call_viewers_.end(); ++it) {
+    if (it->second.session != id) continue;
+    jn_handle leg = it->first;
+    std::string state = view.value("state", std::string());
+    if (state == "active" && !it->second.answered) {
+      it->second.answered = true;
+      if (const play::PlaySession* s = play_->find(id)) answer_call(leg, *s);
+    } else if (state == "ended") {
+      bool answered = it->second.answered;
+      std::string reason = view.value("end_reason", std::string("ended"));
+      call_viewers_.erase(it);
+      host().call_send(leg, answered ? JN_CALL_END : JN_CALL_REJECT, answered ? 200 : 503, reason);
+    }
+    return;
+  }
+}
+
+void GbPlugin::answer_calls(const std::string& channel) {
+  uint64_t id = play_->live_session(channel);
+  const play::PlaySession* s = id ? play_->find(id) : nullptr;
+  if (!s || s->state != play::SessionState::Active) return;
   std::vector<jn_handle> legs;
   for (auto& [leg, cv] : call_viewers_)
-    if (cv.channel == channel && !cv.answered) legs.push_back(leg);
+    if (cv.channel == channel && !cv.answered && !cv.session) legs.push_back(leg);
   for (jn_handle leg : legs) {
     call_viewers_[leg].answered = true;
-    jn_call_event ev = Host::event(JN_CALL_ANSWER);
-    ev.media = &desc;
-    host().call_send(leg, ev);
+    answer_call(leg, *s);
   }
 }
 
@@ -152,7 +215,8 @@ void GbPlugin::end_viewers(const std::vector<std::string>& viewers, const std::s
 
 json GbPlugin::calls_to_json() const {
   json a = json::array();
-  for (auto& [leg, cv] : call_viewers_) a.push_back({{"leg", leg}, {"device", cv.device}, {"channel", cv.channel}, {"answered", cv.answered}});
+  for (auto& [leg, cv] : call_viewers_)
+    a.push_back({{"leg", leg}, {"device", cv.device}, {"channel", cv.channel}, {"answered", cv.answered}, {"session", cv.session}});
   return a;
 }
 
@@ -162,7 +226,7 @@ void GbPlugin::calls_from_json(const json& j) {
   for (auto& e : j)
     if (e.is_object())
       call_viewers_[e.value("leg", jn_handle{0})] = CallViewer{e.value("device", std::string()), e.value("channel", std::string()),
-                                                               e.value("answered", false)};
+                                                               e.value("answered", false), e.value("session", uint64_t{0})};
 }
 
 }  // namespace gb

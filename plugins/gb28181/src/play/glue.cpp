@@ -69,6 +69,8 @@ void GbPlugin::session_changed(uint64_t id, const json& view) {
   // Calls waiting on this channel's live stream are answered once it is established.
   if (view.value("kind", std::string()) == "Play" && view.value("state", std::string()) == "active")
     answer_calls(view.value("channel", std::string()));
+  else if (view.value("kind", std::string()) != "Play")
+    playback_call_changed(id, view);
 }
 
 void GbPlugin::arm_play(uint64_t at_ms) {
