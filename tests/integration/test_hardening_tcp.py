@@ -83,7 +83,9 @@ class TcpLimitsTest(JunctionTest):
         a.close()                                         # its place is given back
         wait_until(lambda: j.cmd("io-echo", "stats")["tcp_conns"] == 2, what="the close to reach the plugin")
         self.assertTrue(self.peer().served())
-        self.assertRegex(j.log(), r"tcp_listen 127\.0\.0\.1:\d+: refused a connection from 127\.0\.0\.1 \(ip_limit")
+        # The log line is written by the core's logger: wait for it rather than read it once.
+        refused_line = re.compile(r"tcp_listen 127\.0\.0\.1:\d+: refused a connection from 127\.0\.0\.1 \(ip_limit")
+        wait_until(lambda: refused_line.search(j.log()), what="the refusal's log line")
 
     def test_connections_per_listener(self):
         j = self.start({"tcp_max_conns_per_listener": 3})

@@ -37,7 +37,7 @@ struct PlayConfKeys {
   std::string download_dir = "gb28181-downloads";  // under the state dir (a relative path) or absolute
 };
 
-// [media]: the receivers / senders (gb-media's IngestConf, src/media/ingest.hpp).
+// [media]: the receivers / senders (IngestConf, src/media/ingest.hpp).
 struct MediaConfKeys {
   std::string port_range = "media";    // the core's [ports.NAME] range (the shipped junction.toml has [ports.media])
   std::string bind_ip = "0.0.0.0";

@@ -57,7 +57,7 @@ GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args&)
   // An admin reply is due within 30 s: an aggregation ends (with what arrived) before that.
   cc.query_max_ms = std::min<uint32_t>(25000, std::max<uint32_t>(conf_.query_timeout_ms, 25000));
   cc_ = std::make_unique<junction::gb::CommandCenter>(*this, cc);
-  // Media sessions: the receivers (gb-media) and the INVITE sessions on top of them.
+  // Media sessions: the receivers and the INVITE sessions on top of them.
   media_ = play::make_play_media(h);
   media_->configure(conf_.media);
   play_ = std::make_unique<play::PlayCenter>(*stack_, *media_, *this, conf_.sip_id, conf_.domain, play_conf());

@@ -46,7 +46,7 @@ class GbPlugin : public junction::sdk::Plugin,
 
   jn_status start() override;
   jn_status stop() override;  // unload / server stop: media sessions BYEd, receivers closed (not on a reload)
-  // Media sockets, timers and posts (gb-media's, on media loops too) first, then the SIP env's.
+  // Media sockets, timers and posts (src/media/'s, on media loops too) first, then the SIP env's.
   void on_udp(jn_handle s, uint64_t c, const jn_datagram* d, size_t n) override {
     if (!media_->on_udp(s, c, d, n)) env_.on_udp(s, d, n);
   }

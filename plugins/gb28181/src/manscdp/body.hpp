@@ -70,7 +70,7 @@ class Body {
   // The text of a direct child of the root (trimmed), empty when absent.
   std::string text(const char* child) const;
 
-  // "Notify" + "Keepalive": gb-core's keepalive path.
+  // "Notify" + "Keepalive": the plugin's keepalive path.
   bool is_keepalive() const { return kind_ == RootKind::Notify && cmd_type_ == "Keepalive"; }
 
   // How the bytes were read: "utf-8", "gb18030", "latin1" or "replaced" (invalid sequences

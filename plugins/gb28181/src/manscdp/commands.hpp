@@ -3,7 +3,7 @@
 // their checksum, presets, cruise, scan, guard, alarm reset, record, TeleBoot, IFrame, home
 // position, DeviceConfig), the per-device catalog model, catalog/alarm subscriptions, alarms.
 //
-// The plugin (gb-core) owns one CommandCenter and implements DeviceLink on its SIP stack. Nothing
+// The plugin owns one CommandCenter and implements DeviceLink on its SIP stack. Nothing
 // here does I/O or keeps a clock: every send, timer, event and log goes through DeviceLink, and
 // every outcome comes back through DeviceLink::on_result. Single-threaded (the plugin's loop).
 #pragma once

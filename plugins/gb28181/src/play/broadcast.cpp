@@ -1,7 +1,7 @@
 // 语音广播 (broadcast): the platform tells a device's audio output (MESSAGE Notify/Broadcast with
 // SourceID = the platform, TargetID = the audio channel); the device answers Response/Broadcast
 // and INVITEs the platform for audio; we answer with our sender's port (sendonly, PCMA or PS as
-// the device offered, UDP or TCP) and gb-media's sender carries the bus audio `source` to it.
+// the device offered, UDP or TCP) and the media sender (src/media/) carries the bus audio `source` to it.
 // Talk (对讲) = a live view of the channel + a broadcast. BYE from either side ends it.
 #include "plugin.hpp"
 

@@ -1,7 +1,7 @@
 // PlayCenter: the platform's INVITE sessions with devices (UAC). Live view (s=Play), playback
 // and download (s=Playback / s=Download, MANSRTSP over INFO), with the viewer refcount of
 // viewers.hpp on top of live streams. It speaks SIP through a junction::sip::Stack, opens and
-// closes receivers through a MediaPort (gb-media's MediaIngest behind an adapter, a fake in the
+// closes receivers through a MediaPort (MediaIngest (src/media/) behind an adapter, a fake in the
 // unit tests) and asks the plugin (PlayLink) for device routes, keyframes and ending viewers.
 //
 // Flow: start() opens a receiver (local port + the offer's y=), sends the INVITE (Subject
@@ -43,7 +43,7 @@ struct MediaOpened {
   std::string error;
 };
 
-// What PlayCenter needs of the media side (gb-media's MediaIngest, adapted in the plugin).
+// What PlayCenter needs of the media side (MediaIngest (src/media/), adapted in the plugin).
 class MediaPort {
  public:
   virtual MediaOpened open(const std::string& device, const std::string& channel, Transport t, Kind k,

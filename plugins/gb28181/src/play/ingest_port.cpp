@@ -1,4 +1,4 @@
-// PlayCenter's MediaPort over gb-media's MediaIngest (src/media/ingest.hpp): open/answer/close,
+// PlayCenter's MediaPort over MediaIngest (src/media/) (src/media/ingest.hpp): open/answer/close,
 // stats as JSON, and its events turned into PlayCenter calls. Built when the plugin has the
 // MediaIngest implementation (CMakeLists.txt checks).
 #include "play/media_port.hpp"

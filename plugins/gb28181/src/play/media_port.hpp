@@ -1,7 +1,6 @@
 // The plugin's media side as PlayCenter sees it, plus the core hooks the plugin forwards to it.
-// Two builds: ingest_port.cpp adapts gb-media's MediaIngest (src/media/ingest.hpp) when the
-// plugin is built with its implementation; null_media.cpp answers "media ingest not built" so
-// signalling, admin and tests of everything else still work without it.
+// ingest_port.cpp adapts it onto MediaIngest (src/media/ingest.hpp); unit tests of the sessions
+// use a fake.
 #pragma once
 
 #include "conf.hpp"
