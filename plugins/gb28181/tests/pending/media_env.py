@@ -1,0 +1,116 @@
+"""Shared fixture of the gb28181 media flow tests (pending: they wait on gb-play's glue: the
+admin verbs and the gb:<channel> route below are ASSUMED from issue 14 and src/play/center.hpp;
+adjust them here, in one place, when gb-play lands them, then move the tests up a directory).
+
+ASSUMED interface of the gb28181 plugin:
+  conf      media_port_range = "gb28181" (the core's [ports.gb28181]), rtp_timeout_ms,
+            viewer_grace_ms, restart_backoff_ms
+  admin     play {"device","channel","transport"?} -> {"session","stream"}
+            stop {"session"}
+            playback {"device","channel","start","end","transport"?} -> {"session","stream"}
+            download {"device","channel","start","end","speed"?} -> {"session","stream","file"}
+            control {"session","action": "pause"|"play","scale"?}      (MANSRTSP over INFO)
+            broadcast {"device","channel"?,"source"} (source: a bus audio stream of G.711A)
+            sessions -> [{"session","device","channel","kind","state"}]
+  calls     a call to gb:<channel> is a viewer of the channel's live stream (two viewers, one
+            INVITE; the last leaving BYEs after viewer_grace_ms)
+  bus       gb28181/<device>/<channel>/video | /audio (src/media/ingest.hpp)
+
+Frames are compared by hash: gb-consumer (tests/plugins/gb-consumer) hashes each bus frame with
+FNV-1a 64; fnv1a64() below does the same over the simulator's expected access units
+(gb_media_sim.MediaAssets.video_frames: the ffmpeg ES cut at its AUDs)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from gb_env import DEV1, GbTest, PASSWORD, PLATFORM, free_port, wait_until  # noqa: E402,F401
+from gb_media_sim import MediaAssets  # noqa: E402
+
+
+def fnv1a64(b):
+    h = 14695981039346656037
+    for x in b:
+        h = ((h ^ x) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+_hash_cache = {}
+
+
+def expected_video_hashes(vcodec, seconds=2):
+    key = (vcodec, seconds)
+    if key not in _hash_cache:
+        _hash_cache[key] = [fnv1a64(f) for f in MediaAssets.get(vcodec, seconds).video_frames]
+    return _hash_cache[key]
+
+
+def is_cyclic_slice(got, expected):
+    """got is a contiguous run of the looped expected list (a live stream joined at a keyframe)."""
+    if not got:
+        return False
+    n = len(expected)
+    for start in (i for i, h in enumerate(expected) if h == got[0]):
+        if all(expected[(start + k) % n] == h for k, h in enumerate(got)):
+            return True
+    return False
+
+
+class GbMediaTest(GbTest):
+    media_conf = {"media_port_range": "gb28181", "rtp_timeout_ms": 1500, "viewer_grace_ms": 500}
+    plugins_extra = {"gb-consumer": {}}
+
+    @classmethod
+    def setUpClass(cls):
+        MediaAssets.get("h264", 2)
+        MediaAssets.get("h265", 2)
+
+    def setUp(self):
+        self.conf_over = dict(self.media_conf, **type(self).conf_over)
+        super().setUp()
+
+    def server(self, **kw):
+        j = super().server(**kw)
+        j.core.setdefault("ports", {})["gb28181"] = {"min": 42000, "max": 42999}
+        j.write_core(j.core)
+        return j
+
+    # -- gb-consumer ---------------------------------------------------------------------------------
+    def consumer(self, verb, body=None, expect=200):
+        return self.j.cmd("gb-consumer", verb, body, expect)
+
+    def watch(self, device, channel, track="video"):
+        r = self.consumer("subscribe", {"stream": f"gb28181/{device}/{channel}/{track}"})
+        self.assertEqual(r["status"], 0)
+        return r["sub"]
+
+    def frames(self, sub, start=0):
+        return self.consumer("frames", {"sub": sub, "from": start})
+
+    def wait_frames(self, sub, video, timeout=30):
+        return wait_until(lambda: (lambda f: f if f["video"] >= video else None)(self.frames(sub)), timeout)
+
+    def viewer(self, channel):
+        r = self.consumer("call", {"to": f"gb:{channel}"})
+        self.assertEqual(r["status"], 0)
+        return r["leg"]
+
+    def end_viewer(self, leg):
+        self.assertEqual(self.consumer("end", {"leg": leg})["status"], 0)
+
+    # -- devices -------------------------------------------------------------------------------------
+    def media_device(self, device_id=DEV1, transport="udp", **kw):
+        """A registered device with its catalog known to the platform, media side ready."""
+        dev = self.registered_device(device_id, **kw)
+        self.provision_transport(device_id, transport)
+        return dev
+
+    def provision_transport(self, device_id, transport):
+        self.cmd("update", {"id": device_id, "media_transport": transport.replace("_", "-")})
+
+    def assertVideoIdentical(self, frames, vcodec):
+        kinds = frames["kinds"]
+        video = [h for h, k in zip(frames["hashes"], kinds) if k == "v"]
+        self.assertGreater(len(video), 0)
+        self.assertTrue(is_cyclic_slice(video, expected_video_hashes(vcodec)),
+                        "every video frame byte-identical to the encoded ES, in order, none missing")
+        self.assertEqual(frames["vcodec"], vcodec)

@@ -1,0 +1,85 @@
+"""gb28181 live view (实时预览) end to end: the simulated device streams ffmpeg-encoded H.264 /
+H.265 + G.711A as PS over RTP; viewers are calls to gb:<channel> (gb-consumer) and the frames on
+the channel's bus stream are byte-identical to the encoded elementary stream, over UDP, TCP
+passive and TCP active. Two viewers make one INVITE; the last leaving BYEs after the grace; an
+RTP timeout re-INVITEs; the device's BYE (断流) ends the viewers' calls."""
+import unittest
+
+from media_env import DEV1, GbMediaTest
+
+
+class LiveTest(GbMediaTest):
+    def live(self, transport, vcodec):
+        dev = self.media_device(DEV1, transport, media_codec=vcodec)
+        ch = dev.channels[0]["DeviceID"]
+        sub = self.watch(DEV1, ch)
+        leg = self.viewer(ch)
+        inv = dev.wait("invite", timeout=15)
+        self.assertEqual((inv["s"], inv["transport"]), ("Play", transport))
+        self.assertRegex(inv["y"], r"^0\d{9}$", "live: y= starts with 0 (the document's SSRC rule)")
+        f = self.wait_frames(sub, 60)  # past one loop of the 2 s file
+        self.assertVideoIdentical(f, vcodec)
+        self.assertEqual(f["discont"], 1, "one discontinuity: the first frame")
+        self.end_viewer(leg)
+        dev.wait("bye_received", timeout=15)
+
+    def test_udp_h264(self):
+        self.live("udp", "h264")
+
+    def test_tcp_passive_h264(self):
+        self.live("tcp_passive", "h264")
+
+    def test_tcp_active_h264(self):
+        self.live("tcp_active", "h264")
+
+    def test_udp_h265(self):
+        self.live("udp", "h265")
+
+    def test_tcp_passive_h265(self):
+        self.live("tcp_passive", "h265")
+
+    def test_two_viewers_one_invite_last_leaves_bye_after_grace(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        a = self.viewer(ch)
+        dev.wait("invite", timeout=15)
+        b = self.viewer(ch)
+        self.j.wait_for_log(r"gb-consumer: call \d+ answer")
+        sub = self.watch(DEV1, ch)
+        self.wait_frames(sub, 10)
+        self.assertEqual(len(dev.find("invite")), 1, "the second viewer joins the running stream")
+        self.end_viewer(a)
+        mark = dev.mark()
+        self.wait_frames(sub, 20)  # still streaming for b
+        self.assertEqual(dev.find("bye_received", since=mark), [])
+        self.end_viewer(b)
+        bye = dev.wait("bye_received", timeout=15)
+        self.assertEqual(len(dev.find("invite")), 1)
+        self.assertGreater(bye["frames"], 0)
+
+    def test_rtp_timeout_reinvites(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        sub = self.watch(DEV1, ch)
+        self.viewer(ch)
+        first = dev.wait("invite", timeout=15)
+        self.wait_frames(sub, 10)
+        self.sim.call(dev.media.stall, first["call_id"])
+        second = dev.wait("invite", timeout=15, since=first["i"] + 1)
+        self.assertNotEqual(second["call_id"], first["call_id"])
+        before = self.frames(sub)["video"]
+        self.wait_frames(sub, before + 10)  # frames flow again on the same bus stream
+
+    def test_device_bye_ends_viewers(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        sub = self.watch(DEV1, ch)
+        leg = self.viewer(ch)
+        inv = dev.wait("invite", timeout=15)
+        self.wait_frames(sub, 10)
+        self.assertEqual(self.sim.run(dev.media.hangup(inv["call_id"])), 200)
+        self.j.wait_for_log(rf"gb-consumer: call {leg} end")
+
+
+if __name__ == "__main__":
+    unittest.main()

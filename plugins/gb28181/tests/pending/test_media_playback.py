@@ -1,0 +1,57 @@
+"""gb28181 playback and download (回放/下载, MANSRTSP over INFO): PAUSE stops the device's
+sending, PLAY resumes with Scale, MediaStatus 121 ends the session; a download's file holds
+exactly the frames the device sent."""
+import json
+import subprocess
+import unittest
+
+from media_env import DEV1, GbMediaTest, wait_until
+from gb_media_sim import MediaAssets, PS_TOOL
+
+
+class PlaybackTest(GbMediaTest):
+    def test_pause_play_scale_and_media_status_121(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        r = self.cmd("playback", {"device": DEV1, "channel": ch, "start": "2026-12-07T10:00:00", "end": "2026-12-07T10:00:02"})
+        inv = dev.wait("invite", timeout=15)
+        self.assertEqual(inv["s"], "Playback")
+        self.assertRegex(inv["y"], r"^1\d{9}$", "playback: y= starts with 1")
+        self.assertIsNotNone(inv["u"])
+        sub = self.consumer("subscribe", {"stream": r["stream"] + "/video"})["sub"]
+        dev.wait("media_frame", call_id=inv["call_id"], n=10)
+        self.cmd("control", {"session": r["session"], "action": "pause"})
+        p = dev.wait("mansrtsp", method="PAUSE")
+        with self.assertRaises(AssertionError):  # paused: 25 fps would send ~15 frames here
+            dev.wait("media_frame", timeout=0.6, since=p["i"] + 1, call_id=inv["call_id"])
+        self.cmd("control", {"session": r["session"], "action": "play", "scale": 2})
+        q = dev.wait("mansrtsp", method="PLAY")
+        self.assertEqual(float(q["scale"]), 2.0)
+        end = dev.wait("media_end", call_id=inv["call_id"], timeout=15)
+        dev.wait("media_status", notify_type=121, status=200)
+        self.j.wait_for_log(r"MediaStatus 121")
+        a = MediaAssets.get("h264", 2)
+        f = wait_until(lambda: (lambda x: x if x["video"] == len(a.video_frames) else None)(self.frames(sub)))
+        self.assertVideoIdentical(f, "h264")
+        self.assertEqual(end["video"], len(a.video_frames))
+        dev.wait("bye_received", timeout=15)  # the platform ends the session after 121
+
+    def test_download_file_frame_count(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        r = self.cmd("download", {"device": DEV1, "channel": ch, "start": "2026-12-07T10:00:00",
+                                  "end": "2026-12-07T10:00:02", "speed": 4})
+        inv = dev.wait("invite", timeout=15)
+        self.assertEqual(inv["s"], "Download")
+        end = dev.wait("media_end", call_id=inv["call_id"], timeout=15)
+        dev.wait("media_status", notify_type=121)
+        self.j.wait_for_log(r"download .* complete")
+        out = json.loads(subprocess.run([PS_TOOL, "demux", "--in", r["file"]], check=True, capture_output=True,
+                                        text=True).stdout)
+        self.assertEqual(out["errors"], {})
+        self.assertEqual(out["video_frames"], end["video"])
+        self.assertEqual(out["video_frames"], len(MediaAssets.get("h264", 2).video_frames))
+
+
+if __name__ == "__main__":
+    unittest.main()
