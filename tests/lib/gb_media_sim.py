@@ -497,6 +497,8 @@ class MediaSide:
             dev.events.record("bad_invite", reason="s=" + kind)
             return dev.respond(m, addr, 488, "Not Acceptable Here")
         sess = MediaSession(self, m, offer, kind)
+        from gb_device_sim import uri_user
+        sess.channel = uri_user(m.uri) or dev.id  # the request URI names the channel
         sess.remote_tag = header_param(m.get("from", ""), "tag")
         contact = m.get("contact")
         sess.remote_contact = addr_uri(contact) if contact else None
@@ -586,7 +588,7 @@ class MediaSide:
 
     async def media_status(self, sess, notify_type=121):
         b = self.dev.body("Notify")
-        b.add(b.el("CmdType", "MediaStatus"), b.el("SN", self.dev.next_sn()), b.el("DeviceID", self.dev.id),
+        b.add(b.el("CmdType", "MediaStatus"), b.el("SN", self.dev.next_sn()), b.el("DeviceID", sess.channel),
               b.el("NotifyType", str(notify_type)))
         hs = self._dialog_headers(sess, "MESSAGE")
         uri = sess.remote_contact or self.dev.platform_uri

@@ -2,19 +2,18 @@
 admin verbs and the gb:<channel> route below are ASSUMED from issue 14 and src/play/center.hpp;
 adjust them here, in one place, when gb-play lands them, then move the tests up a directory).
 
-ASSUMED interface of the gb28181 plugin:
-  conf      media_port_range = "gb28181" (the core's [ports.gb28181]), rtp_timeout_ms,
-            viewer_grace_ms, restart_backoff_ms
-  admin     play {"device","channel","transport"?} -> {"session","stream"}
-            stop {"session"}
-            playback {"device","channel","start","end","transport"?} -> {"session","stream"}
-            download {"device","channel","start","end","speed"?} -> {"session","stream","file"}
-            control {"session","action": "pause"|"play","scale"?}      (MANSRTSP over INFO)
-            broadcast {"device","channel"?,"source"} (source: a bus audio stream of G.711A)
-            sessions -> [{"session","device","channel","kind","state"}]
-  calls     a call to gb:<channel> is a viewer of the channel's live stream (two viewers, one
-            INVITE; the last leaving BYEs after viewer_grace_ms)
+ASSUMED interface of the gb28181 plugin (as in gb-play's work in progress at 17:50):
+  conf      [media] port_range = "gb28181" (the core's [ports.gb28181]), rtp_timeout_ms, bind_ip;
+            [play] grace_ms, backoff_initial_ms
+  admin     play {"device","channel","transport"?} -> session view {"id", "bus": {"video","audio"}}
+            stop {"id"} | {"channel"}
+            playback / download {"device","channel","start","end" (epoch s),"speed"?} -> view
+            playback_control {"id","action": "pause"|"play"|"teardown","scale"?}
+            streams -> {"sessions": [...]}
+            broadcast {"device","source"} (source: a bus audio stream of G.711A)   (not there yet)
+  calls     a call to gb:<channel> is a viewer of the channel's live stream     (not there yet)
   bus       gb28181/<device>/<channel>/video | /audio (src/media/ingest.hpp)
+  logs      "gb28181: MediaStatus 121 from ..."
 
 Frames are compared by hash: gb-consumer (tests/plugins/gb-consumer) hashes each bus frame with
 FNV-1a 64; fnv1a64() below does the same over the simulator's expected access units
@@ -56,7 +55,8 @@ def is_cyclic_slice(got, expected):
 
 
 class GbMediaTest(GbTest):
-    media_conf = {"media_port_range": "gb28181", "rtp_timeout_ms": 1500, "viewer_grace_ms": 500}
+    media_conf = {"media": {"port_range": "gb28181", "bind_ip": "127.0.0.1", "rtp_timeout_ms": 1500},
+                  "play": {"grace_ms": 500, "backoff_initial_ms": 100}}
     plugins_extra = {"gb-consumer": {}}
 
     @classmethod
@@ -88,6 +88,15 @@ class GbMediaTest(GbTest):
 
     def wait_frames(self, sub, video, timeout=30):
         return wait_until(lambda: (lambda f: f if f["video"] >= video else None)(self.frames(sub)), timeout)
+
+    def play(self, device, channel, transport=None, expect=200):
+        body = {"device": device, "channel": channel}
+        if transport:
+            body["transport"] = transport
+        return self.cmd("play", body, expect)
+
+    def stop(self, **which):
+        return self.cmd("stop", which)
 
     def viewer(self, channel):
         r = self.consumer("call", {"to": f"gb:{channel}"})

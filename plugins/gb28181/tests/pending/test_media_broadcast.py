@@ -12,7 +12,7 @@ class BroadcastTest(GbMediaTest):
         # the source: another registered channel's live audio (G.711A from the simulator)
         src = self.media_device("34020000001320000002")
         src_ch = src.channels[0]["DeviceID"]
-        self.viewer(src_ch)
+        self.play("34020000001320000002", src_ch)
         src.wait("invite", timeout=15)
         self.cmd("broadcast", {"device": DEV1, "source": f"gb28181/34020000001320000002/{src_ch}/audio"})
         dev.wait("broadcast", timeout=15)

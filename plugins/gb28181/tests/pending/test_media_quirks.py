@@ -12,7 +12,7 @@ class QuirksTest(GbMediaTest):
         dev = self.media_device(DEV1, transport, quirks=(quirk,))
         ch = dev.channels[0]["DeviceID"]
         sub = self.watch(DEV1, ch)
-        self.viewer(ch)
+        self.play(DEV1, ch)
         dev.wait("invite", timeout=15)
         return dev, self.wait_frames(sub, frames)
 

@@ -21,7 +21,7 @@ class ReloadTest(GbMediaTest):
         for d in devs:
             ch = d.channels[0]["DeviceID"]
             subs.append(self.watch(d.id, ch))
-            self.viewer(ch)
+            self.play(d.id, ch)
         for d, s in zip(devs, subs):
             d.wait("invite", timeout=30)
             self.wait_frames(s, 5)
