@@ -19,7 +19,7 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   r.known_keys({"sip_id", "domain", "udp_listen", "tcp_listen", "realm", "password", "auto_admit", "keepalive_interval_s",
                 "keepalive_count", "keepalive_policy", "min_expires_s", "max_expires_s", "default_expires_s", "date_header",
                 "date_utc_offset_min", "nonce_ttl_s", "nonce_secret", "t1_ms", "t2_ms", "t4_ms", "query_timeout_ms",
-                "max_devices", "log_each", "snapshot_listen", "snapshot_url", "snapshot_session_ttl_s", "redirect"});
+                "max_devices", "log_each", "snapshot_listen", "snapshot_url", "snapshot_session_ttl_s", "redirect", "play", "media"});
   if (!r.has("sip_id")) bad("sip_id", "is required: the platform's 20-digit GB code (e.g. \"34020000002000000001\")");
   r.str("sip_id", c.sip_id, true);
   if (c.sip_id.size() != 20 || !is_gb_id(c.sip_id)) bad("sip_id", "must be 20 digits, not '" + r.printable(c.sip_id) + "'");
@@ -95,6 +95,36 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
     }
   }
   if (c.redirect.enabled && c.redirect.servers.empty()) bad("redirect.servers", "redirect.enabled needs at least one server");
+
+  junction::util::ConfigReader pl = r.table("play");
+  pl.known_keys({"transport", "media_ip", "download_speed", "grace_ms", "restart_on_timeout", "backoff_initial_ms",
+                 "backoff_max_ms", "restart_attempts", "download_dir"});
+  pl.choice("transport", c.play.transport, {"udp", "tcp_passive", "tcp_active"});
+  pl.str("media_ip", c.play.media_ip);
+  if (!c.play.media_ip.empty() && !junction::util::parse_ip(c.play.media_ip, a))
+    bad("play.media_ip", "must be an IP address or empty, not '" + r.printable(c.play.media_ip) + "'");
+  pl.integer("download_speed", c.play.download_speed, 0, 256);
+  pl.integer("grace_ms", c.play.grace_ms, 0, 3600000);
+  pl.boolean("restart_on_timeout", c.play.restart_on_timeout);
+  pl.integer("backoff_initial_ms", c.play.backoff_initial_ms, 10, 600000);
+  pl.integer("backoff_max_ms", c.play.backoff_max_ms, 10, 3600000);
+  if (c.play.backoff_max_ms < c.play.backoff_initial_ms) bad("play.backoff_max_ms", "must not be below play.backoff_initial_ms");
+  pl.integer("restart_attempts", c.play.restart_attempts, 0, 1000000);
+  pl.str("download_dir", c.play.download_dir);
+  if (c.play.download_dir.empty() || c.play.download_dir.find("..") != std::string::npos)
+    bad("play.download_dir", "must be a directory path without '..'");
+
+  junction::util::ConfigReader md = r.table("media");
+  md.known_keys({"port_range", "bind_ip", "rtp_timeout_ms", "reorder_window", "reorder_flush_ms", "max_video_frame",
+                 "stats_interval_ms"});
+  md.str("port_range", c.media.port_range, true);
+  md.str("bind_ip", c.media.bind_ip, true);
+  if (!junction::util::parse_ip(c.media.bind_ip, a)) bad("media.bind_ip", "must be an IP address, not '" + r.printable(c.media.bind_ip) + "'");
+  md.integer("rtp_timeout_ms", c.media.rtp_timeout_ms, 0, 3600000);
+  md.integer("reorder_window", c.media.reorder_window, 0, 1024);
+  md.integer("reorder_flush_ms", c.media.reorder_flush_ms, 1, 10000);
+  md.integer("max_video_frame", c.media.max_video_frame, 65536, 64u << 20);
+  md.integer("stats_interval_ms", c.media.stats_interval_ms, 100, 60000);
   return c;
 }
 

@@ -24,6 +24,30 @@ struct RedirectConf {
   std::vector<RedirectServer> servers;
 };
 
+// [play]: INVITE sessions and viewers (src/play/). Defaults documented in README.md.
+struct PlayConfKeys {
+  std::string transport = "udp";       // udp | tcp_passive | tcp_active (a device's "media_transport" overrides)
+  std::string media_ip;                // c= of offers ("" = the media bind address, or the SIP address)
+  uint32_t download_speed = 4;         // a=downloadspeed of downloads (0: not sent)
+  uint32_t grace_ms = 10000;           // last viewer gone -> BYE after this
+  bool restart_on_timeout = true;      // RTP timeout with viewers: re-INVITE (false: end the viewers)
+  uint32_t backoff_initial_ms = 1000;  // first restart delay (doubles per failure)
+  uint32_t backoff_max_ms = 30000;
+  uint32_t restart_attempts = 5;       // failures in a row before viewers are ended (0 = forever)
+  std::string download_dir = "gb28181-downloads";  // under the state dir (a relative path) or absolute
+};
+
+// [media]: the receivers / senders (gb-media's IngestConf, src/media/ingest.hpp).
+struct MediaConfKeys {
+  std::string port_range = "gb28181";  // the core's [ports.NAME] range
+  std::string bind_ip = "0.0.0.0";
+  uint32_t rtp_timeout_ms = 10000;     // 0 = never
+  uint32_t reorder_window = 16;
+  uint32_t reorder_flush_ms = 100;
+  uint32_t max_video_frame = 4u << 20;
+  uint32_t stats_interval_ms = 1000;
+};
+
 struct Conf {
   std::string sip_id;        // the platform's 20-digit code (required)
   std::string domain;        // default: the first 10 digits of sip_id
@@ -50,6 +74,8 @@ struct Conf {
   std::string snapshot_url;           // the UploadURL base devices get (default http://<snapshot_listen>)
   uint32_t snapshot_session_ttl_s = 3600;  // an upload session (SessionID) is accepted this long
   RedirectConf redirect;
+  PlayConfKeys play;
+  MediaConfKeys media;
 };
 
 using ConfReport = std::function<void(const std::string& key, const std::string& reason)>;

@@ -35,6 +35,11 @@ void GbPlugin::on_body(sip::TxnId id, const sip::Message& m, const sip::Flow& fr
     if (m.method() != "MESSAGE") return bad_request(id, m, from, 400, "keepalive outside a MESSAGE");
     return on_keepalive(id, d);
   }
+  if (body.kind() == mc::RootKind::Notify && body.cmd_type() == "MediaStatus") {
+    stack_->respond(id, 200, {}, stack_->new_tag());  // the document's order: 200 to the Notify, then our BYE
+    media_status(body, m, d);
+    return;
+  }
   struct Flush {  // after the answer below is sent, whichever way this function leaves
     GbPlugin& p;
     ~Flush() {
@@ -63,6 +68,8 @@ void GbPlugin::on_body(sip::TxnId id, const sip::Message& m, const sip::Flow& fr
 
 void GbPlugin::on_in_dialog(sip::TxnId id, const sip::Message& m, const sip::Flow& from) {
   // The NOTIFYs of our subscriptions: the dialog's Call-ID and our From tag (their To tag).
+  // A MESSAGE inside one of our INVITE dialogs (MediaStatus 121 of a playback / download).
+  if (m.method() == "MESSAGE" && play_->owns(m)) return on_message(id, m, from);
   OutSub* s = nullptr;
   for (auto& [k, sub] : subs_)
     if (sub.call_id == m.call_id() && sub.from_tag == m.to_tag()) s = &sub;
@@ -173,6 +180,7 @@ void GbPlugin::log(mc::LogLevel level, std::string_view msg) {
 
 // --- outcomes of what we sent --------------------------------------------------------------------
 void GbPlugin::on_response(sip::TxnId id, int status, const sip::Message* m) {
+  if (play_->on_response(id, status, m)) return;  // INVITE / BYE / INFO of media sessions
   if (status < 200) return;
   if (auto it = msg_txn_.find(id); it != msg_txn_.end()) {
     uint64_t msg_id = it->second;

@@ -57,6 +57,11 @@ GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args&)
   // An admin reply is due within 30 s: an aggregation ends (with what arrived) before that.
   cc.query_max_ms = std::min<uint32_t>(25000, std::max<uint32_t>(conf_.query_timeout_ms, 25000));
   cc_ = std::make_unique<junction::gb::CommandCenter>(*this, cc);
+  // Media sessions: the receivers (gb-media) and the INVITE sessions on top of them.
+  media_ = play::make_play_media(h);
+  media_->configure(conf_.media);
+  play_ = std::make_unique<play::PlayCenter>(*stack_, *media_, *this, conf_.sip_id, conf_.domain, play_conf());
+  media_->attach(play_.get());
 }
 
 jn_status GbPlugin::start() {
@@ -69,6 +74,11 @@ jn_status GbPlugin::start() {
     host().set_error("tcp_listen " + conf_.tcp_listen + " failed");
     return st;
   }
+  if ((st = media_->start()) != JN_OK) {
+    host().set_error("media ingest did not start");
+    return st;
+  }
+  if (!media_->available()) host().warn("gb28181: built without the media ingest: play/playback/download are refused");
   if (!conf_.snapshot_listen.empty()) {
     jn_handle h = 0;
     if ((st = host().http_listen(conf_.snapshot_listen, "", 0, &h)) != JN_OK) {
@@ -90,7 +100,10 @@ void GbPlugin::on_request(sip::TxnId id, const sip::Message& m, const sip::Flow&
   if (method == "ACK") return;  // the ACK of a non-2xx is the transaction's; we send no 2xx to INVITEs
   if (method == "REGISTER") return registrar_->on_register(id, m, from);
   // In-dialog: only the NOTIFYs of our subscriptions belong to a dialog of ours.
-  if (!m.to_tag().empty()) return on_in_dialog(id, m, from);
+  if (!m.to_tag().empty()) {
+    if (play_->on_request(id, m, from)) return;  // BYE / INFO of our INVITE sessions
+    return on_in_dialog(id, m, from);
+  }
   if (method == "MESSAGE") return on_message(id, m, from);
   if (method == "OPTIONS") {
     stack_->respond(id, 200, {}, stack_->new_tag(), kAllow);
@@ -222,7 +235,7 @@ void GbPlugin::schedule_sweep(uint64_t at) {
   arm();
 }
 
-void GbPlugin::arm() { stack_->wake_user_at(std::min(sweep_at_, cc_timer_at_)); }
+void GbPlugin::arm() { stack_->wake_user_at(std::min({sweep_at_, cc_timer_at_, play_timer_at_})); }
 
 void GbPlugin::on_wake() {
   uint64_t now = host().now_ms();
@@ -230,6 +243,10 @@ void GbPlugin::on_wake() {
   if (cc_timer_at_ <= now) {
     cc_timer_at_ = UINT64_MAX;
     cc_->on_timer();  // may arm it again
+  }
+  if (play_timer_at_ <= now) {
+    play_timer_at_ = UINT64_MAX;
+    play_->on_tick();  // re-arms through arm_play
   }
   arm();
 }
@@ -250,5 +267,5 @@ void GbPlugin::sweep() {
 
 }  // namespace gb
 
-JUNCTION_PLUGIN(gb::GbPlugin, "gb28181", "0.1", "GB/T 28181 platform: registration, keepalive, MANSCDP queries and control", "",
-                1, 1)
+JUNCTION_PLUGIN(gb::GbPlugin, "gb28181", "0.1", "GB/T 28181 platform: registration, keepalive, MANSCDP queries and control, media sessions", "",
+                2, 1)

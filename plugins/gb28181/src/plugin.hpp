@@ -9,6 +9,8 @@
 #include "registrar.hpp"
 #include "registry.hpp"
 #include "manscdp/commands.hpp"
+#include "play/center.hpp"
+#include "play/media_port.hpp"
 
 #include <junction/plugin.hpp>
 #include <junction/sip/dialog.hpp>
@@ -36,14 +38,26 @@ struct OutSub {
 class GbPlugin : public junction::sdk::Plugin,
                  public junction::sip::StackUser,
                  public RegistrarHooks,
-                 public junction::gb::DeviceLink {
+                 public junction::gb::DeviceLink,
+                 public play::PlayLink {
  public:
   GbPlugin(junction::sdk::Host h, const jn_create_args& args);
 
   jn_status start() override;
-  void on_udp(jn_handle s, uint64_t, const jn_datagram* d, size_t n) override { env_.on_udp(s, d, n); }
-  void on_tcp(const jn_tcp_event& ev) override { env_.on_tcp(ev); }
-  void on_timer(jn_handle t, uint64_t c) override { env_.on_timer(t, c); }
+  // Media sockets, timers and posts (gb-media's, on media loops too) first, then the SIP env's.
+  void on_udp(jn_handle s, uint64_t c, const jn_datagram* d, size_t n) override {
+    if (!media_->on_udp(s, c, d, n)) env_.on_udp(s, d, n);
+  }
+  void on_tcp(const jn_tcp_event& ev) override {
+    if (!media_->on_tcp(ev)) env_.on_tcp(ev);
+  }
+  void on_timer(jn_handle t, uint64_t c) override {
+    if (!media_->on_timer(t, c)) env_.on_timer(t, c);
+  }
+  void on_post(uint64_t c) override { media_->on_post(c); }
+  void on_bus(jn_handle s, uint64_t c, jn_buf* b) override { media_->on_bus(s, c, b); }
+  void on_work_done(jn_handle w, uint64_t c, jn_status st) override { media_->on_work_done(w, c, st); }
+  void on_event(std::string_view topic, std::string_view json) override { media_->on_event(topic, json); }
   void on_dns(const jn_dns_result& r) override { env_.on_dns(r); }
   void on_http(const jn_http_request& r) override;  // snapshot uploads (snapshot_store.cpp)
   void on_admin(const jn_admin_request& req) override;           // admin.cpp
@@ -75,6 +89,15 @@ class GbPlugin : public junction::sdk::Plugin,
   void log(junction::gb::LogLevel level, std::string_view msg) override;
   void on_result(const junction::gb::CommandResult& result) override;
 
+  // PlayLink (src/play/glue.cpp): the INVITE sessions' way to devices, viewers and the timer
+  bool device_flow(const std::string& device, junction::sip::Flow& flow, std::string& error) override;
+  std::optional<play::Transport> device_transport(const std::string& device) override;
+  void request_keyframe(const std::string& device, const std::string& channel) override;
+  void end_viewers(const std::vector<std::string>& viewers, const std::string& reason) override;
+  void session_changed(uint64_t id, const nlohmann::json& view) override;
+  void count_event(std::string_view metric) override { host().counter_add(metric, 1); }
+  void arm_play(uint64_t at_ms) override;
+
  private:
   // --- MANSCDP (device_link.cpp) ---
   // A MESSAGE / NOTIFY body from a device: decode, keepalive or CommandCenter; answers the request.
@@ -90,6 +113,13 @@ class GbPlugin : public junction::sdk::Plugin,
   // Opens an upload session for a SnapShotConfig; fills session_id / upload_url when empty.
   bool open_snapshot_session(const std::string& device, junction::gb::SnapShotConfig& sc, std::string& error);
   bool snapshot_admin(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
+
+  // --- media sessions (src/play/glue.cpp); true when verb was one of them
+  bool play_admin(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
+  play::PlayConf play_conf() const;
+  nlohmann::json session_view(const play::PlaySession& s);
+  // MediaStatus Notify from a device (MESSAGE, possibly in an INVITE dialog): true when handled.
+  bool media_status(const junction::gb::Body& body, const junction::sip::Message& m, Device& d);
 
   // --- requests (plugin.cpp) ---
   void on_message(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
@@ -136,6 +166,10 @@ class GbPlugin : public junction::sdk::Plugin,
   std::vector<junction::gb::CommandResult> deferred_;
   void deliver(const junction::gb::CommandResult& r);
   uint64_t next_tag_ = 1;
+  // media sessions
+  std::unique_ptr<play::PlayMedia> media_;
+  std::unique_ptr<play::PlayCenter> play_;
+  uint64_t play_timer_at_ = UINT64_MAX;
 };
 
 }  // namespace gb

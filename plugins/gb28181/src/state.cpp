@@ -27,6 +27,8 @@ jn_status GbPlugin::save_state(std::string& out) {
   for (auto& [tag, h] : admin_waiting_) waiting.push_back({tag, h});
   s["admin_waiting"] = waiting;
   s["next_tag"] = next_tag_;
+  s["media"] = media_->save();
+  s["play"] = play_->to_json();
   s["counters"] = {{"keepalives", keepalives_}, {"keepalive_refused", keepalive_refused_}, {"offline", offline_events_}};
   out = s.encode();
   return JN_OK;
@@ -35,7 +37,8 @@ jn_status GbPlugin::save_state(std::string& out) {
 jn_status GbPlugin::restore_state(uint32_t schema, std::string_view data) {
   junction::util::StateIn in;
   std::string err;
-  jn_status st = in.parse(schema, 1, 1, data, err);
+  // schema 1: part 1 (no media sessions); 2: + "media" and "play".
+  jn_status st = in.parse(schema, 1, 2, data, err);
   if (st != JN_OK) {
     host().set_error(err);
     return st;
@@ -60,6 +63,15 @@ jn_status GbPlugin::restore_state(uint32_t schema, std::string_view data) {
     return JN_ERR_INVALID;
   }
   redirect_->from_json(in["redirect"]);
+  // The receivers first (their sockets), then the sessions naming them.
+  if (in.has("media") && in["media"].is_string() && !media_->restore(in["media"].get<std::string>(), err)) {
+    host().set_error("media: " + err);
+    return JN_ERR_INVALID;
+  }
+  if (in.has("play") && !play_->from_json(in["play"], err)) {
+    host().set_error(err);
+    return JN_ERR_INVALID;
+  }
   const auto& c = in["counters"];
   if (c.is_object()) {
     keepalives_ = c.value("keepalives", uint64_t(0));
@@ -67,7 +79,8 @@ jn_status GbPlugin::restore_state(uint32_t schema, std::string_view data) {
     offline_events_ = c.value("offline", uint64_t(0));
   }
   host().info("gb28181: restored " + std::to_string(reg_.registered()) + " registration(s) of " + std::to_string(n) +
-              " device(s), " + std::to_string(stack_->transactions().size()) + " transaction(s)");
+              " device(s), " + std::to_string(stack_->transactions().size()) + " transaction(s), " +
+              std::to_string(play_->sessions().size()) + " media session(s)");
   update_gauges();
   sweep();
   arm();

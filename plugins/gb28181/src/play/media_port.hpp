@@ -1,0 +1,42 @@
+// The plugin's media side as PlayCenter sees it, plus the core hooks the plugin forwards to it.
+// Two builds: ingest_port.cpp adapts gb-media's MediaIngest (src/media/ingest.hpp) when the
+// plugin is built with its implementation; null_media.cpp answers "media ingest not built" so
+// signalling, admin and tests of everything else still work without it.
+#pragma once
+
+#include "conf.hpp"
+#include "play/center.hpp"
+
+#include <junction/plugin.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace gb::play {
+
+class PlayMedia : public MediaPort {
+ public:
+  virtual ~PlayMedia() = default;
+  virtual bool available() const = 0;
+  virtual void configure(const MediaConfKeys&) {}
+  virtual jn_status start() { return JN_OK; }
+  void attach(PlayCenter* c) { center_ = c; }
+  // Core hooks; true: the event was the media side's (the plugin does nothing else with it).
+  virtual bool on_udp(jn_handle, uint64_t, const jn_datagram*, size_t) { return false; }
+  virtual bool on_tcp(const jn_tcp_event&) { return false; }
+  virtual bool on_timer(jn_handle, uint64_t) { return false; }
+  virtual bool on_post(uint64_t) { return false; }
+  virtual bool on_bus(jn_handle, uint64_t, jn_buf*) { return false; }
+  virtual bool on_work_done(jn_handle, uint64_t, jn_status) { return false; }
+  virtual bool on_event(std::string_view, std::string_view) { return false; }
+  virtual std::string save() { return {}; }
+  virtual bool restore(std::string_view, std::string&) { return true; }
+
+ protected:
+  PlayCenter* center_ = nullptr;
+};
+
+std::unique_ptr<PlayMedia> make_play_media(junction::sdk::Host host);
+
+}  // namespace gb::play
