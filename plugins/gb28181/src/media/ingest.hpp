@@ -79,7 +79,8 @@ struct OpenRequest {
   Purpose purpose = Purpose::Live;
   uint32_t ssrc = 0;          // the offer's y= (0: take the first one seen)
   std::string stream;         // bus name prefix; empty: "gb28181/<device>/<channel>"
-  std::string record_path;    // Download: the PS bytes are also written here (worker pool)
+  std::string record_path;    // Download: the frames, re-muxed to PS (whole frames only), are
+                              // appended here by the core's worker pool (created/truncated at open)
   uint32_t rtp_timeout_ms = 0;  // 0: IngestConf's
 };
 
@@ -127,6 +128,7 @@ struct Stats {
   uint32_t width = 0, height = 0;             // from the SPS
   double fps = 0, bitrate_bps = 0;            // over the last stats window
   uint64_t last_packet_ms = 0;
+  uint64_t recorded_bytes = 0, record_errors = 0;  // Download: PS bytes written to record_path
 };
 
 // The play side implements it (GbPlugin): events, always on the control loop.
@@ -155,10 +157,12 @@ struct SenderAnswer {
   uint8_t payload_type = 96;
 };
 
+struct Recorder;
+
 class MediaIngest {
  public:
   MediaIngest(junction::sdk::Host host, IngestListener& listener);
-  ~MediaIngest();  // closes everything still open
+  ~MediaIngest();  // closes nothing (hot reload keeps the sockets): close() each stream at stop
   MediaIngest(const MediaIngest&) = delete;
   MediaIngest& operator=(const MediaIngest&) = delete;
 
@@ -198,6 +202,7 @@ class MediaIngest {
   struct Impl;
 
  private:
+  void save_recorder(const std::shared_ptr<Recorder>& rec);
   std::unique_ptr<Impl> impl_;
 };
 
