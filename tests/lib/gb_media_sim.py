@@ -22,6 +22,8 @@ Quirks (the device's `quirks` set):
   "answer_ssrc"     the answer's y= differs from the offer's (RTP uses the answer's)
   "tcp_bad_length"  a lying RFC 4571 length once mid-stream (TCP)
   "udp_loss"        5 % of the UDP packets dropped (seeded, reproducible)
+  "media_status_from_device"  MediaStatus 121 names the device (not the dialog's channel URI)
+                    in its From (as many devices do; RFC 3261 wants the dialog's URI)
 
 Expected frames: MediaAssets.video_frames (the ES cut at its AUDs, 4-byte start codes: the
 media frame convention) with frame_hash() per frame, for byte-identity checks against what a
@@ -591,6 +593,8 @@ class MediaSide:
         b.add(b.el("CmdType", "MediaStatus"), b.el("SN", self.dev.next_sn()), b.el("DeviceID", sess.channel),
               b.el("NotifyType", str(notify_type)))
         hs = self._dialog_headers(sess, "MESSAGE")
+        if "media_status_from_device" in self.dev.quirks:  # the device's ID in From, not the dialog's channel URI
+            hs[0] = ("From", f"<sip:{self.dev.id}@{self.dev.domain}>;tag={sess.local_tag}")
         uri = sess.remote_contact or self.dev.platform_uri
         r = await self.dev.request("MESSAGE", uri, hs, b.encode())
         self.dev.events.record("media_status", call_id=sess.call_id, notify_type=notify_type,

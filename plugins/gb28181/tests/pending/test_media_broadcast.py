@@ -1,9 +1,12 @@
-"""gb28181 voice broadcast (语音广播): Notify/Broadcast to the device, its Response, the device's
+"""PENDING (gb-play has no broadcast verb yet; the verb's body is assumed) gb28181 voice broadcast (语音广播): Notify/Broadcast to the device, its Response, the device's
 INVITE for audio; what the device receives is valid G.711A (PS-wrapped or plain RTP, as its SDP
 asked), from a bus audio stream of G.711A frames."""
+import os
+import sys
 import unittest
 
-from media_env import DEV1, GbMediaTest, wait_until
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from media_env import DEV1, GbMediaTest, wait_until  # noqa: E402
 
 
 class BroadcastTest(GbMediaTest):

@@ -1,8 +1,7 @@
-"""Shared fixture of the gb28181 media flow tests (pending: they wait on gb-play's glue: the
-admin verbs and the gb:<channel> route below are ASSUMED from issue 14 and src/play/center.hpp;
-adjust them here, in one place, when gb-play lands them, then move the tests up a directory).
+"""Shared fixture of the gb28181 media flow tests (test_media_*.py here and in pending/, whose
+tests wait on parts of gb-play not merged yet: the gb:<channel> call route and broadcast).
 
-ASSUMED interface of the gb28181 plugin (as in gb-play's work in progress at 17:50):
+The gb28181 plugin's interface used (gb-play; the parts marked "not there yet" are assumed):
   conf      [media] port_range = "gb28181" (the core's [ports.gb28181]), rtp_timeout_ms, bind_ip;
             [play] grace_ms, backoff_initial_ms
   admin     play {"device","channel","transport"?} -> session view {"id", "bus": {"video","audio"}}
@@ -21,7 +20,7 @@ FNV-1a 64; fnv1a64() below does the same over the simulator's expected access un
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gb_env import DEV1, GbTest, PASSWORD, PLATFORM, free_port, wait_until  # noqa: E402,F401
 from gb_media_sim import MediaAssets  # noqa: E402
 

@@ -3,6 +3,7 @@ across the reload (0 frames lost: each consumer's video hashes are one unbroken 
 encoded access units)."""
 import unittest
 
+from gb_device_sim import default_channels
 from media_env import GbMediaTest, wait_until
 
 N = 50
@@ -14,7 +15,8 @@ class ReloadTest(GbMediaTest):
         self.provision_many(ids)
         devs = []
         for i in ids:
-            d = self.device(i, channels=1)
+            ch = dict(default_channels(i, 1)[0], DeviceID=i[:10] + "131" + i[13:])  # one distinct channel each
+            d = self.device(i, channels=[ch], event_limit=4000)
             self.assertEqual(self.sim.run(d.register()), 200)
             devs.append(d)
         subs = []
@@ -26,7 +28,7 @@ class ReloadTest(GbMediaTest):
             d.wait("invite", timeout=30)
             self.wait_frames(s, 5)
         self.j.api("POST", "/api/v1/plugins/gb28181/reload", expect=200)
-        self.j.wait_for_log(r"gb28181: .*restored .*50 .*stream")
+        self.j.wait_for_log(r"gb28181: restored 50 registration")
         marks = [self.frames(s)["video"] for s in subs]
         for s, m in zip(subs, marks):
             self.wait_frames(s, m + 25)

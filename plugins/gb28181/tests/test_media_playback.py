@@ -1,10 +1,12 @@
 """gb28181 playback and download (回放/下载, MANSRTSP over INFO): PAUSE stops the device's
-sending, PLAY resumes with Scale, MediaStatus 121 ends the session; a download's file holds
-exactly the frames the device sent."""
+sending, PLAY resumes with Scale, MediaStatus 121 ends the session (the platform BYEs); the
+frames are the encoded ones; a download's file holds exactly the frames the device sent."""
 import glob
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import unittest
 
 from media_env import DEV1, GbMediaTest, wait_until
@@ -12,8 +14,22 @@ from gb_media_sim import MediaAssets, PS_TOOL
 
 
 class PlaybackTest(GbMediaTest):
+    def setUp(self):
+        self.dl = tempfile.mkdtemp(prefix="jn-gb-dl-")
+        self.media_conf = dict(self.media_conf, play=dict(self.media_conf["play"], download_dir=self.dl))
+        super().setUp()
+
+    def tearDown(self):
+        super().tearDown()
+        shutil.rmtree(self.dl, ignore_errors=True)
+
     def test_pause_play_scale_and_media_status_121(self):
-        dev = self.media_device(DEV1)
+        # MediaStatus with the device's ID in From (pending/test_media_status_in_dialog.py: with
+        # the dialog's channel URI, as RFC 3261 and the document's step 13 have it)
+        self.pause_play_scale(("media_status_from_device",))
+
+    def pause_play_scale(self, quirks):
+        dev = self.media_device(DEV1, quirks=quirks)
         ch = dev.channels[0]["DeviceID"]
         r = self.cmd("playback", {"device": DEV1, "channel": ch, "start": 1796637600, "end": 1796637602})
         inv = dev.wait("invite", timeout=15)
@@ -39,7 +55,7 @@ class PlaybackTest(GbMediaTest):
         dev.wait("bye_received", timeout=15)  # the platform ends the session after 121
 
     def test_download_file_frame_count(self):
-        dev = self.media_device(DEV1)
+        dev = self.media_device(DEV1, quirks=("media_status_from_device",))
         ch = dev.channels[0]["DeviceID"]
         r = self.cmd("download", {"device": DEV1, "channel": ch, "start": 1796637600,
                                   "end": 1796637602, "speed": 4})
@@ -47,7 +63,7 @@ class PlaybackTest(GbMediaTest):
         self.assertEqual(inv["s"], "Download")
         end = dev.wait("media_end", call_id=inv["call_id"], timeout=15)
         dev.wait("media_status", notify_type=121)
-        path = wait_until(lambda: next((p for p in glob.glob(os.path.join(self.j.dir, "**", "*.ps"), recursive=True)), None))
+        path = wait_until(lambda: next((p for p in glob.glob(os.path.join(self.dl, "*.ps"))), None))
         wait_until(lambda: not self.cmd("streams")["sessions"])  # the session ended: the file is complete
         out = json.loads(subprocess.run([PS_TOOL, "demux", "--in", path], check=True, capture_output=True,
                                         text=True).stdout)
