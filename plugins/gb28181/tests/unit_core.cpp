@@ -36,6 +36,40 @@ TEST_CASE("conf: defaults from the document and the ID's domain") {
   CHECK_FALSE(c.redirect.enabled);
 }
 
+TEST_CASE("conf: [play] and [media] defaults and refusals") {
+  gb::Conf c = gb::read_conf(json{{"sip_id", kPlatform}}, {});
+  CHECK(c.play.transport == "udp");
+  CHECK(c.play.grace_ms == 10000);
+  CHECK(c.play.restart_on_timeout);
+  CHECK(c.play.backoff_initial_ms == 1000);
+  CHECK(c.play.backoff_max_ms == 30000);
+  CHECK(c.play.restart_attempts == 5);
+  CHECK(c.play.download_speed == 4);
+  CHECK(c.media.port_range == "gb28181");
+  CHECK(c.media.rtp_timeout_ms == 10000);
+  gb::Conf t = gb::read_conf(json{{"sip_id", kPlatform}, {"play", {{"transport", "tcp_active"}, {"grace_ms", 0}}}}, {});
+  CHECK(t.play.transport == "tcp_active");
+  CHECK(t.play.grace_ms == 0);
+  auto refused = [](json j) {
+    j["sip_id"] = kPlatform;
+    std::string key;
+    try {
+      gb::read_conf(j, [&](const std::string& k, const std::string&) { key = k; });
+    } catch (const std::invalid_argument&) {
+      return key;
+    }
+    return std::string("accepted");
+  };
+  CHECK(refused({{"play", {{"transport", "sctp"}}}}) == "play.transport");
+  CHECK(refused({{"play", {{"media_ip", "host.example"}}}}) == "play.media_ip");
+  CHECK(refused({{"play", {{"backoff_initial_ms", 5000}, {"backoff_max_ms", 1000}}}}) == "play.backoff_max_ms");
+  CHECK(refused({{"play", {{"download_dir", "../etc"}}}}) == "play.download_dir");
+  CHECK(refused({{"play", {{"colour", 1}}}}) == "play.colour");
+  CHECK(refused({{"media", {{"bind_ip", "nowhere"}}}}) == "media.bind_ip");
+  CHECK(refused({{"media", {{"rtp_timeout_ms", -1}}}}) == "media.rtp_timeout_ms");
+  CHECK(refused({{"media", {{"port_range", ""}}}}) == "media.port_range");
+}
+
 TEST_CASE("conf: every bad value is refused with its key") {
   auto refused = [](json j) {
     std::string key;
