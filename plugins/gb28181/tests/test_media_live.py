@@ -40,6 +40,9 @@ class LiveTest(GbMediaTest):
     def test_tcp_passive_h265(self):
         self.live("tcp_passive", "h265")
 
+    def test_tcp_active_h265(self):
+        self.live("tcp_active", "h265")
+
     def test_rtp_timeout_reinvites(self):
         dev = self.media_device(DEV1)
         ch = dev.channels[0]["DeviceID"]
