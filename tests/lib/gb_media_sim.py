@@ -30,10 +30,12 @@ media frame convention) with frame_hash() per frame, for byte-identity checks ag
 consumer got.
 """
 import asyncio
+import atexit
 import hashlib
 import os
 import random
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -91,6 +93,7 @@ class MediaAssets:
     def __init__(self, vcodec="h264", seconds=2, fps=25, size="320x240"):
         self.vcodec, self.seconds, self.fps = vcodec, seconds, fps
         self.dir = tempfile.mkdtemp(prefix=f"jn-gbsim-{vcodec}-")
+        atexit.register(shutil.rmtree, self.dir, True)
         d = self.dir
         src = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}", "-t", str(seconds)]
         if vcodec == "h264":
@@ -678,15 +681,19 @@ class MediaSide:
         audio = bytes(got["payload"])
         res = {"packets": got["packets"], "pts": sorted(got["pts"]), "ssrcs": sorted(got["ssrcs"]), "bad": got["bad"]}
         if b["ps"]:
-            d = tempfile.mkdtemp(prefix="jn-gbsim-bc-")
-            open(f"{d}/in.ps", "wb").write(audio)
-            out = subprocess.run([PS_TOOL, "demux", "--in", f"{d}/in.ps", "--out-audio", f"{d}/a.raw"],
-                                 check=True, capture_output=True, text=True).stdout
             import json
-            j = json.loads(out)
-            res["acodec"] = j["acodec"]
-            res["errors"] = j["errors"]
-            audio = open(f"{d}/a.raw", "rb").read() if os.path.exists(f"{d}/a.raw") else b""
+            with tempfile.TemporaryDirectory(prefix="jn-gbsim-bc-") as d:
+                with open(f"{d}/in.ps", "wb") as f:
+                    f.write(audio)
+                out = subprocess.run([PS_TOOL, "demux", "--in", f"{d}/in.ps", "--out-audio", f"{d}/a.raw"],
+                                     check=True, capture_output=True, text=True).stdout
+                j = json.loads(out)
+                res["acodec"] = j["acodec"]
+                res["errors"] = j["errors"]
+                audio = b""
+                if os.path.exists(f"{d}/a.raw"):
+                    with open(f"{d}/a.raw", "rb") as f:
+                        audio = f.read()
         else:
             res["acodec"] = "pcma" if got["pts"] == {8} else "unknown"
         res.update(g711a_check(audio))

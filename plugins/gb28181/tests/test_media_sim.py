@@ -225,14 +225,18 @@ class Call:
             pk = list(self.packets)
         base = pk[0]["seq"]
         pk.sort(key=lambda p: (p["seq"] - base) & 0xFFFF)
-        d = tempfile.mkdtemp(prefix="jn-gbsim-rx-")
-        with open(f"{d}/in.ps", "wb") as f:
-            for p in pk:
-                f.write(p["payload"])
-        out = json.loads(subprocess.run([PS_TOOL, "demux", "--in", f"{d}/in.ps", "--out-video", f"{d}/v.es",
-                                         "--out-audio", f"{d}/a.raw"], check=True, capture_output=True, text=True).stdout)
-        out["video"] = open(f"{d}/v.es", "rb").read() if os.path.exists(f"{d}/v.es") else b""
-        out["audio"] = open(f"{d}/a.raw", "rb").read() if os.path.exists(f"{d}/a.raw") else b""
+        with tempfile.TemporaryDirectory(prefix="jn-gbsim-rx-") as d:
+            with open(f"{d}/in.ps", "wb") as f:
+                for p in pk:
+                    f.write(p["payload"])
+            out = json.loads(subprocess.run([PS_TOOL, "demux", "--in", f"{d}/in.ps", "--out-video", f"{d}/v.es",
+                                             "--out-audio", f"{d}/a.raw"], check=True, capture_output=True,
+                                            text=True).stdout)
+            for key, name in (("video", "v.es"), ("audio", "a.raw")):
+                out[key] = b""
+                if os.path.exists(f"{d}/{name}"):
+                    with open(f"{d}/{name}", "rb") as f:
+                        out[key] = f.read()
         return out
 
     def close(self):
