@@ -74,7 +74,7 @@ void GbPlugin::on_admin(const jn_admin_request& req) {
     return true;
   };
   std::string id, err;
-  if (admin_command(verb, body, req) || snapshot_admin(verb, body, req) || play_admin(verb, body, req)) return;
+  if (admin_command(verb, body, req) || snapshot_admin(verb, body, req) || play_admin(verb, body, req) || broadcast_admin(verb, body, req)) return;
   if (verb == "add" && body.contains("devices")) {
     // Bulk provisioning: {"devices": [{...}, ...]}; each is checked as a single add.
     if (!body["devices"].is_array()) return reply(req, 400, {{"error", "devices must be an array of device objects"}});

@@ -39,7 +39,7 @@ struct PlayConfKeys {
 
 // [media]: the receivers / senders (gb-media's IngestConf, src/media/ingest.hpp).
 struct MediaConfKeys {
-  std::string port_range = "gb28181";  // the core's [ports.NAME] range
+  std::string port_range = "media";    // the core's [ports.NAME] range (the shipped junction.toml has [ports.media])
   std::string bind_ip = "0.0.0.0";
   uint32_t rtp_timeout_ms = 10000;     // 0 = never
   uint32_t reorder_window = 16;

@@ -17,7 +17,7 @@ using nlohmann::json;
 namespace {
 constexpr uint64_t kTimerCookie = 0x6742000000000001ull;
 constexpr uint64_t kTcpCookie = 0x6742000000000002ull;
-constexpr std::string_view kAllow = "Allow: REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK, BYE, CANCEL, INFO, SUBSCRIBE\r\n";
+constexpr std::string_view kAllow = "Allow: REGISTER, MESSAGE, NOTIFY, OPTIONS, INVITE, ACK, BYE, CANCEL, INFO, SUBSCRIBE\r\n";
 
 sip::StackConfig stack_config(const Conf& c) {
   sip::StackConfig sc;
@@ -102,9 +102,11 @@ void GbPlugin::on_request(sip::TxnId id, const sip::Message& m, const sip::Flow&
   // In-dialog: only the NOTIFYs of our subscriptions belong to a dialog of ours.
   if (!m.to_tag().empty()) {
     if (play_->on_request(id, m, from)) return;  // BYE / INFO of our INVITE sessions
+    if (broadcast_in_dialog(id, m, from)) return;
     return on_in_dialog(id, m, from);
   }
   if (method == "MESSAGE") return on_message(id, m, from);
+  if (method == "INVITE") return on_invite(id, m, from);  // a device asking for broadcast audio
   if (method == "OPTIONS") {
     stack_->respond(id, 200, {}, stack_->new_tag(), kAllow);
     return;
@@ -267,5 +269,5 @@ void GbPlugin::sweep() {
 
 }  // namespace gb
 
-JUNCTION_PLUGIN(gb::GbPlugin, "gb28181", "0.1", "GB/T 28181 platform: registration, keepalive, MANSCDP queries and control, media sessions", "",
+JUNCTION_PLUGIN(gb::GbPlugin, "gb28181", "0.1", "GB/T 28181 platform: registration, keepalive, MANSCDP queries and control, media sessions", "gb",
                 2, 1)

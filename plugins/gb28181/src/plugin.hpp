@@ -44,6 +44,7 @@ class GbPlugin : public junction::sdk::Plugin,
   GbPlugin(junction::sdk::Host h, const jn_create_args& args);
 
   jn_status start() override;
+  jn_status stop() override;  // unload / server stop: media sessions BYEd, receivers closed (not on a reload)
   // Media sockets, timers and posts (gb-media's, on media loops too) first, then the SIP env's.
   void on_udp(jn_handle s, uint64_t c, const jn_datagram* d, size_t n) override {
     if (!media_->on_udp(s, c, d, n)) env_.on_udp(s, d, n);
@@ -58,6 +59,7 @@ class GbPlugin : public junction::sdk::Plugin,
   void on_bus(jn_handle s, uint64_t c, jn_buf* b) override { media_->on_bus(s, c, b); }
   void on_work_done(jn_handle w, uint64_t c, jn_status st) override { media_->on_work_done(w, c, st); }
   void on_event(std::string_view topic, std::string_view json) override { media_->on_event(topic, json); }
+  void on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) override;  // gb: routing (src/play/calls.cpp)
   void on_dns(const jn_dns_result& r) override { env_.on_dns(r); }
   void on_http(const jn_http_request& r) override;  // snapshot uploads (snapshot_store.cpp)
   void on_admin(const jn_admin_request& req) override;           // admin.cpp
@@ -118,6 +120,30 @@ class GbPlugin : public junction::sdk::Plugin,
   bool play_admin(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
   play::PlayConf play_conf() const;
   nlohmann::json session_view(const play::PlaySession& s);
+  // --- gb: routing (src/play/calls.cpp)
+  struct CallViewer {
+    std::string device, channel;
+    bool answered = false;
+  };
+  bool resolve_channel(std::string_view uri, std::string& device, std::string& channel, std::string& err);
+  void answer_calls(const std::string& channel);
+  nlohmann::json calls_to_json() const;
+  void calls_from_json(const nlohmann::json& j);
+  std::map<jn_handle, CallViewer> call_viewers_;  // call legs viewing a channel (viewer id "call:<leg>")
+  // --- broadcast (src/play/broadcast.cpp)
+  struct Broadcast {
+    std::string device, source;
+    uint32_t sender = 0;
+    bool has_dialog = false;
+    junction::sip::Dialog dialog;
+  };
+  bool broadcast_admin(const std::string& verb, const nlohmann::json& body, const jn_admin_request& req);
+  void on_invite(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  bool broadcast_in_dialog(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  void end_broadcast(const std::string& channel, const std::string& reason, bool send_bye);
+  nlohmann::json broadcasts_to_json() const;
+  void broadcasts_from_json(const nlohmann::json& j);
+  std::map<std::string, Broadcast> broadcasts_;  // by the device's audio output channel
   // MediaStatus Notify from a device (MESSAGE, possibly in an INVITE dialog): true when handled.
   bool media_status(const junction::gb::Body& body, const junction::sip::Message& m, Device& d);
 

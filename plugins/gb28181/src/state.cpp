@@ -29,6 +29,8 @@ jn_status GbPlugin::save_state(std::string& out) {
   s["next_tag"] = next_tag_;
   s["media"] = media_->save();
   s["play"] = play_->to_json();
+  s["calls"] = calls_to_json();
+  s["broadcasts"] = broadcasts_to_json();
   s["counters"] = {{"keepalives", keepalives_}, {"keepalive_refused", keepalive_refused_}, {"offline", offline_events_}};
   out = s.encode();
   return JN_OK;
@@ -68,6 +70,8 @@ jn_status GbPlugin::restore_state(uint32_t schema, std::string_view data) {
     host().set_error("media: " + err);
     return JN_ERR_INVALID;
   }
+  calls_from_json(in["calls"]);
+  broadcasts_from_json(in["broadcasts"]);
   if (in.has("play") && !play_->from_json(in["play"], err)) {
     host().set_error(err);
     return JN_ERR_INVALID;

@@ -45,7 +45,7 @@ TEST_CASE("conf: [play] and [media] defaults and refusals") {
   CHECK(c.play.backoff_max_ms == 30000);
   CHECK(c.play.restart_attempts == 5);
   CHECK(c.play.download_speed == 4);
-  CHECK(c.media.port_range == "gb28181");
+  CHECK(c.media.port_range == "media");
   CHECK(c.media.rtp_timeout_ms == 10000);
   gb::Conf t = gb::read_conf(json{{"sip_id", kPlatform}, {"play", {{"transport", "tcp_active"}, {"grace_ms", 0}}}}, {});
   CHECK(t.play.transport == "tcp_active");

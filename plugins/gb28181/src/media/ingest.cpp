@@ -169,7 +169,9 @@ struct Stream {
 struct MediaIngest::Impl {
   Host host;
   IngestListener& listener;
-  IngestConf conf;
+  IngestConf conf;  // control loop
+  // What the media loops' housekeeping reads (configure() may run meanwhile, on a reload of the conf).
+  std::atomic<uint32_t> flush_ms{100}, stats_ms{1000};
   mutable std::shared_mutex map_mu;
   std::unordered_map<uint32_t, std::shared_ptr<Stream>> streams;
   uint32_t next_id = 1;
@@ -381,8 +383,9 @@ void MediaIngest::Impl::tick(uint32_t loop) {
     std::lock_guard lk(s->mu);
     PubSink sink(*this, *s, now);
     uint64_t last = s->rx->last_packet_ms();
-    if (last && now - last >= conf.reorder_flush_ms) s->rx->flush_reorder(sink);
-    if (conf.stats_interval_ms && now - s->last_stats_ms >= conf.stats_interval_ms) {
+    uint32_t flush = flush_ms.load(std::memory_order_relaxed), every = stats_ms.load(std::memory_order_relaxed);
+    if (last && now - last >= flush) s->rx->flush_reorder(sink);
+    if (every && now - s->last_stats_ms >= every) {
       s->rx->roll_window(now);
       s->last_stats_ms = now;
     }
@@ -400,7 +403,11 @@ MediaIngest::MediaIngest(Host host, IngestListener& listener) : impl_(std::make_
 // connections and bus ids carry on in the new one (the core closes what an unloaded slot holds).
 MediaIngest::~MediaIngest() = default;
 
-void MediaIngest::configure(const IngestConf& conf) { impl_->conf = conf; }
+void MediaIngest::configure(const IngestConf& conf) {
+  impl_->conf = conf;
+  impl_->flush_ms.store(conf.reorder_flush_ms, std::memory_order_relaxed);
+  impl_->stats_ms.store(conf.stats_interval_ms, std::memory_order_relaxed);
+}
 
 jn_status MediaIngest::start() { return impl_->host.event_subscribe(JN_MEDIA_KEYFRAME_REQUEST_TOPIC); }
 

@@ -202,6 +202,21 @@ bool PlayCenter::stop(uint64_t id, const std::string& reason) {
   return true;
 }
 
+void PlayCenter::stop_all(const std::string& reason) {
+  std::vector<uint64_t> ids;
+  for (auto& [id, s] : sessions_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = sessions_.find(id);
+    if (it != sessions_.end()) end(it->second, reason, true);
+  }
+  viewers_ = Viewers(conf_.viewers);
+  live_.clear();
+  channel_dev_.clear();
+  channel_tr_.clear();
+  sweep_ended();
+  rearm();
+}
+
 uint64_t PlayCenter::start_live(const std::string& device, const std::string& channel, std::string& error) {
   StartRequest r;
   r.kind = Kind::Play;

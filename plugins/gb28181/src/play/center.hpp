@@ -126,6 +126,8 @@ class PlayCenter {
   uint64_t start(const StartRequest& r, std::string& error);
   // Ends a session (CANCEL in flight / BYE established). False: unknown id.
   bool stop(uint64_t id, const std::string& reason);
+  // Unload / server stop: every session BYEd (or CANCELed) and its receiver closed.
+  void stop_all(const std::string& reason);
 
   // --- viewers of live streams (play on demand) ---
   // A viewer wants a channel's live stream: the stream id (for its bus names once started).

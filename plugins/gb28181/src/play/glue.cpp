@@ -13,6 +13,14 @@ namespace sip = junction::sip;
 namespace mc = junction::gb;
 using nlohmann::json;
 
+jn_status GbPlugin::stop() {
+  play_->stop_all("platform stopping");
+  std::vector<std::string> chs;
+  for (auto& [ch, b] : broadcasts_) chs.push_back(ch);
+  for (auto& ch : chs) end_broadcast(ch, "platform stopping", true);
+  return JN_OK;
+}
+
 play::PlayConf GbPlugin::play_conf() const {
   play::PlayConf p;
   p.transport = conf_.play.transport;
@@ -53,19 +61,14 @@ void GbPlugin::request_keyframe(const std::string& device, const std::string& ch
   if (!r.ok) host().info("gb28181: IFrame for " + channel + " of " + device + " not sent: " + r.error);
 }
 
-void GbPlugin::end_viewers(const std::vector<std::string>& viewers, const std::string& reason) {
-  for (auto& v : viewers) {
-    // Admin viewers hold nothing to end; call viewers (gb: routing) are a later step.
-    host().info("gb28181: viewer " + v + " ended: " + reason);
-  }
-  host().counter_add("gb_viewers_ended_total", static_cast<double>(viewers.size()));
-}
-
 void GbPlugin::session_changed(uint64_t id, const json& view) {
   json ev = view;
   ev["id"] = id;
   publish("gb28181.session", ev);
   host().gauge_set("gb_sessions", static_cast<double>(play_ ? play_->sessions().size() : 0));
+  // Calls waiting on this channel's live stream are answered once it is established.
+  if (view.value("kind", std::string()) == "Play" && view.value("state", std::string()) == "active")
+    answer_calls(view.value("channel", std::string()));
 }
 
 void GbPlugin::arm_play(uint64_t at_ms) {
@@ -86,6 +89,7 @@ json GbPlugin::session_view(const play::PlaySession& s) {
   json j = play_->view_of(s);
   if (!s.stream.empty()) j["bus"] = {{"video", s.stream + "/video"}, {"audio", s.stream + "/audio"}};
   if (s.kind == play::Kind::Download && s.filesize && *s.filesize && j.contains("media") && j["media"].is_object()) {
+    // a=filesize counts the file as the device stores it (PS): the bytes received measure it
     double done = static_cast<double>(j["media"].value("bytes", uint64_t{0})) / static_cast<double>(*s.filesize);
     j["progress"] = std::min(1.0, done);
   }

@@ -88,9 +88,38 @@ class IngestMedia final : public PlayMedia, public media::IngestListener {
             {"width", s.width},
             {"height", s.height},
             {"fps", s.fps},
-            {"bitrate_bps", s.bitrate_bps}};
+            {"bitrate_bps", s.bitrate_bps},
+            {"recorded_bytes", s.recorded_bytes},
+            {"record_errors", s.record_errors}};
   }
 
+  MediaOpened open_sender(const std::string& device, const std::string& channel, Transport t, const std::string& source, bool ps,
+                          int pt, uint32_t ssrc) override {
+    media::SenderRequest r;
+    r.device_id = device;
+    r.channel_id = channel;
+    r.transport = to_media(t);
+    r.source = source;
+    r.ps = ps;
+    r.payload_type = static_cast<uint8_t>(pt);
+    r.ssrc = ssrc;
+    media::Opened o = ingest_.open_sender(r);
+    MediaOpened m;
+    m.id = o.id;
+    m.ip = o.ip;
+    m.port = o.port;
+    m.stream = o.stream;
+    m.error = o.error;
+    return m;
+  }
+  bool answer_sender(uint32_t id, const std::string& ip, uint16_t port, bool ps, int pt, std::string& error) override {
+    media::SenderAnswer a;
+    a.peer_ip = ip;
+    a.peer_port = port;
+    a.has_ps = ps;
+    a.payload_type = static_cast<uint8_t>(pt);
+    return ingest_.answer_sender(id, a, error);
+  }
   bool on_udp(jn_handle s, uint64_t c, const jn_datagram* d, size_t n) override { return ingest_.on_udp(s, c, d, n); }
   bool on_tcp(const jn_tcp_event& ev) override { return ingest_.on_tcp(ev); }
   bool on_timer(jn_handle t, uint64_t c) override { return ingest_.on_timer(t, c); }

@@ -30,6 +30,16 @@ class PlayMedia : public MediaPort {
   virtual bool on_bus(jn_handle, uint64_t, jn_buf*) { return false; }
   virtual bool on_work_done(jn_handle, uint64_t, jn_status) { return false; }
   virtual bool on_event(std::string_view, std::string_view) { return false; }
+  // Broadcast / talk: audio from bus stream `source` to a device (G.711A plain RTP or PS).
+  virtual MediaOpened open_sender(const std::string&, const std::string&, Transport, const std::string&, bool, int, uint32_t) {
+    MediaOpened o;
+    o.error = "media sender not built";
+    return o;
+  }
+  virtual bool answer_sender(uint32_t, const std::string&, uint16_t, bool, int, std::string& error) {
+    error = "media sender not built";
+    return false;
+  }
   virtual std::string save() { return {}; }
   virtual bool restore(std::string_view, std::string&) { return true; }
 

@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <unistd.h>
+#include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 
 using namespace gb::media;
@@ -500,4 +502,51 @@ TEST_CASE("gb ingest: record_path that cannot be created fails the open with the
   CHECK(o.id == 0);
   CHECK(o.error.find("cannot create") != std::string::npos);
   CHECK(r.fh.next == 100);  // nothing bound
+}
+
+TEST_CASE("gb ingest: streams spread over the media loops; each loop's housekeeping timer starts once, not again after a reload") {
+  Rig r;
+  r.fh.loops = 2;
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(r.ing->open(oreq("d", "c" + std::to_string(i), Transport::Udp)).id);
+  // One post per media loop asks it to start its timer there (a media-loop timer is started on its loop).
+  REQUIRE(r.fh.posts.size() == 2);
+  r.run_posts();
+  CHECK(r.fh.timers.size() == 2);
+  std::string saved = r.ing->save_state();
+  auto j = nlohmann::json::parse(saved);
+  std::vector<uint32_t> loops;
+  for (auto& e : j["streams"]) loops.push_back(e["loop"].get<uint32_t>());
+  std::sort(loops.begin(), loops.end());
+  CHECK(loops == std::vector<uint32_t>{1, 1, 2});
+  r.ing.reset();
+  r.ing = std::make_unique<MediaIngest>(r.host, r.events);
+  std::string err;
+  REQUIRE(r.ing->restore_state(saved, err));
+  CHECK(r.ing->open(oreq("d", "c9", Transport::Udp)).id == 4);  // ids continue
+  CHECK(r.fh.posts.empty());  // the old instance's timers carry on: none started twice
+  CHECK(r.ing->size() == 4);
+}
+
+TEST_CASE("gb ingest: bad input is logged at most once per second per stream, with the count of lines held back") {
+  Rig r;
+  jn_handle first = r.fh.next;
+  Opened o = r.ing->open(oreq("d", "c", Transport::Udp));
+  REQUIRE(o.id);
+  Bound b = bound_of(o.id, first);
+  std::vector<uint8_t> junk(100, 0xFF);
+  for (int i = 0; i < 50; ++i) send_udp(r, b.sock, b.cookie, junk);
+  auto lines = [&] {
+    int n = 0;
+    for (auto& w : r.fh.warnings) n += w.find("malformed") != std::string::npos;
+    return n;
+  };
+  CHECK(lines() == 1);
+  r.fh.now += 1000;
+  send_udp(r, b.sock, b.cookie, junk);
+  CHECK(lines() == 2);
+  CHECK(r.fh.warnings.back().find("+49 more") != std::string::npos);
+  Stats st;
+  REQUIRE(r.ing->stats(o.id, st));
+  CHECK(st.malformed == 51);
 }
