@@ -1,5 +1,5 @@
 """Shared fixture of the gb28181 media flow tests (test_media_*.py here and in pending/, whose
-tests wait on parts of gb-play not merged yet: the gb:<channel> call route and broadcast).
+tests fail on gb-play as merged: see each file's docstring).
 
 The gb28181 plugin's interface used (gb-play; the parts marked "not there yet" are assumed):
   conf      [media] port_range = "gb28181" (the core's [ports.gb28181]), rtp_timeout_ms, bind_ip;
@@ -9,8 +9,8 @@ The gb28181 plugin's interface used (gb-play; the parts marked "not there yet" a
             playback / download {"device","channel","start","end" (epoch s),"speed"?} -> view
             playback_control {"id","action": "pause"|"play"|"teardown","scale"?}
             streams -> {"sessions": [...]}
-            broadcast {"device","source"} (source: a bus audio stream of G.711A)   (not there yet)
-  calls     a call to gb:<channel> is a viewer of the channel's live stream     (not there yet)
+            broadcast {"device","channel","source"} (source: a bus audio stream of G.711A)
+  calls     a call to gb:<channel> or gb:<device>/<channel> is a viewer of the channel's live stream
   bus       gb28181/<device>/<channel>/video | /audio (src/media/ingest.hpp)
   logs      "gb28181: MediaStatus 121 from ..."
 
@@ -97,8 +97,8 @@ class GbMediaTest(GbTest):
     def stop(self, **which):
         return self.cmd("stop", which)
 
-    def viewer(self, channel):
-        r = self.consumer("call", {"to": f"gb:{channel}"})
+    def viewer(self, channel, device=None):
+        r = self.consumer("call", {"to": f"gb:{device}/{channel}" if device else f"gb:{channel}"})
         self.assertEqual(r["status"], 0)
         return r["leg"]
 

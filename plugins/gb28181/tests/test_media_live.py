@@ -3,7 +3,7 @@ H.265 + G.711A as PS over RTP; the admin "play" starts the live stream and the f
 channel's bus stream (gb-consumer's hashes) are byte-identical to the encoded elementary stream,
 in order, none missing, over UDP, TCP passive and TCP active; "stop" BYEs the device. An RTP
 timeout re-INVITEs and frames flow again; the device's BYE (断流) ends the session.
-(Two viewers by calls to gb:<channel>: pending/test_media_viewers.py.)"""
+(Two viewers by calls to gb:<device>/<channel>: test_media_viewers.py.)"""
 import unittest
 
 from media_env import DEV1, GbMediaTest, wait_until

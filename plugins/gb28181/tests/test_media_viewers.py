@@ -1,20 +1,17 @@
-"""gb28181 live view with viewers as calls (PENDING: the gb:<channel> call route is not in gb-play
-yet): two viewers make one INVITE; the last leaving BYEs after the grace."""
-import os
-import sys
+"""gb28181 live view with viewers as calls (gb-consumer calls gb:<device>/<channel>): two viewers
+make one INVITE; the first leaving keeps the stream; the last leaving BYEs after the grace."""
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from media_env import DEV1, GbMediaTest  # noqa: E402
+from media_env import DEV1, GbMediaTest
 
 
 class ViewersTest(GbMediaTest):
     def test_two_viewers_one_invite_last_leaves_bye_after_grace(self):
         dev = self.media_device(DEV1)
         ch = dev.channels[0]["DeviceID"]
-        a = self.viewer(ch)
+        a = self.viewer(ch, DEV1)
         dev.wait("invite", timeout=15)
-        b = self.viewer(ch)
+        b = self.viewer(ch, DEV1)
         self.j.wait_for_log(r"gb-consumer: call \d+ answer")
         sub = self.watch(DEV1, ch)
         self.wait_frames(sub, 10)

@@ -1,12 +1,9 @@
-"""PENDING (gb-play has no broadcast verb yet; the verb's body is assumed) gb28181 voice broadcast (语音广播): Notify/Broadcast to the device, its Response, the device's
+"""gb28181 voice broadcast (语音广播): Notify/Broadcast to the device, its Response, the device's
 INVITE for audio; what the device receives is valid G.711A (PS-wrapped or plain RTP, as its SDP
 asked), from a bus audio stream of G.711A frames."""
-import os
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from media_env import DEV1, GbMediaTest, wait_until  # noqa: E402
+from media_env import DEV1, GbMediaTest, wait_until
 
 
 class BroadcastTest(GbMediaTest):
@@ -17,7 +14,8 @@ class BroadcastTest(GbMediaTest):
         src_ch = src.channels[0]["DeviceID"]
         self.play("34020000001320000002", src_ch)
         src.wait("invite", timeout=15)
-        self.cmd("broadcast", {"device": DEV1, "source": f"gb28181/34020000001320000002/{src_ch}/audio"})
+        self.cmd("broadcast", {"device": DEV1, "channel": dev.channels[0]["DeviceID"],
+                               "source": f"gb28181/34020000001320000002/{src_ch}/audio"})
         dev.wait("broadcast", timeout=15)
         dev.wait("broadcast_response", status=200)
         dev.wait("broadcast_acked", timeout=15)
