@@ -26,6 +26,11 @@ It is the peer the gb28181 tests trust, so it is strict where the document is:
   changes (ADD/DEL/UPDATE/ON/OFF/VLOST/DEFECT), refresh, unsubscribe (Expires: 0).
 - Bodies: GB18030 bytes under a GB2312 declaration by default (charset="utf-8" for UTF-8).
 
+- Media (tests/lib/gb_media_sim.py, dev.media): INVITE s=Play/Playback/Download answered with
+  y=/f=/a=setup, PS over RTP (ffmpeg H.264/H.265 + G.711A, muxed by the sdk's media_ps_tool) over
+  UDP / TCP passive / TCP active paced by timestamps, MANSRTSP over INFO, MediaStatus 121, the
+  device's BYE, broadcast (Notify/Broadcast -> Response -> INVITE for audio); its quirks there.
+
 Quirk modes (the field deviations of real devices), set per device in `quirks`:
   "utf8_as_gb2312"   UTF-8 bytes under a GB2312 declaration
   "raw_amp"          an unescaped '&' in text (names, descriptions)
@@ -599,7 +604,8 @@ class Device:
                  charset="gb18030", quirks=(), channels=None, catalog_per_message=2, records=None,
                  records_per_message=2, presets=None, register_uri="addr", auto_refresh=True, follow_redirect=True,
                  name=None, silent=(), response_result="OK", response_limit=None, snapshot_upload=False,
-                 snapshot_form="raw", event_limit=None, refresh_after_403=True, local_ip="127.0.0.1"):
+                 snapshot_form="raw", event_limit=None, refresh_after_403=True, local_ip="127.0.0.1",
+                 media_codec="h264", media_seconds=2, broadcast_audio="ps"):
         self.sim = sim
         self.id = device_id
         self.password = password
@@ -653,6 +659,9 @@ class Device:
         self.contact_port = None  # what Via/Contact advertise (unchanged by nat_rebind)
         self.sent = []  # last raw messages sent (bytes), for tests that inspect them
         self.received = []
+        # the media side (INVITE/ACK/BYE/INFO, streaming, broadcast): tests/lib/gb_media_sim.py
+        from gb_media_sim import MediaSide
+        self.media = MediaSide(self, media_codec, media_seconds, broadcast_audio)
 
     def __repr__(self):
         return f"<Device {self.id} {self.transport}>"
@@ -709,6 +718,7 @@ class Device:
             self.events.record("tcp_closed")
 
     def close(self):
+        self.media.close()
         self.stop_keepalive()
         if self._refresh_handle:
             self._refresh_handle.cancel()
@@ -828,7 +838,7 @@ class Device:
             return
         key = (m.branch, m.method)
         if m.method == "ACK":
-            return
+            return self.media.on_ack(m)
         if key in self.server_txns:  # a retransmission: the same response again, byte for byte
             self.events.record("retransmitted_request", method=m.method)
             resp = self.server_txns[key]
@@ -886,7 +896,13 @@ class Device:
             return self._on_subscribe(m, addr)
         if m.method == "OPTIONS":
             return self.respond(m, addr, 200, headers=[("Allow", "REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, OPTIONS, INFO")])
-        if m.method in ("BYE", "INFO", "NOTIFY"):
+        if m.method == "INVITE":
+            return self.media.on_invite(m, addr)
+        if m.method == "BYE":
+            return self.media.on_bye(m, addr)
+        if m.method == "INFO":
+            return self.media.on_info(m, addr)
+        if m.method == "NOTIFY":
             self.events.record("request", method=m.method)
             return self.respond(m, addr, 481)
         self.events.record("request", method=m.method)
@@ -1092,6 +1108,8 @@ class Device:
         cmd = child_text(root, "CmdType")
         sn = child_text(root, "SN")
         did = child_text(root, "DeviceID")
+        if cmd == "Broadcast" and root.tag == "Notify":  # 语音广播通知 names SourceID/TargetID instead
+            did = child_text(root, "TargetID")
         if not cmd or not sn or not sn.isdigit() or not did:
             self.events.record("bad_body", reason="CmdType/SN/DeviceID missing", raw=m.body[:300])
             return self.respond(m, addr, 400, "Bad Request (CmdType, SN and DeviceID are required)")
@@ -1109,6 +1127,8 @@ class Device:
             return
         if root.tag == "Notify":
             self.events.record("message", **ev)
+            if cmd == "Broadcast":
+                return self.media.on_broadcast(m, addr, root)
             return self.respond(m, addr, 200)
         self.events.record("bad_body", reason="unknown root " + root.tag)
         self.respond(m, addr, 400, "Bad Request (unknown root element)")

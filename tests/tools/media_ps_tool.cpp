@@ -7,6 +7,11 @@
 //     aud=insert write it) -> frames (25 fps) + G.711 frames (20 ms) -> PsRtpSender -> RTP
 //     packets (reordered and duplicated with --shuffle) -> PsRtpReceiver -> frames -> files.
 //     --ps-out also writes the muxed PS (for ffmpeg to read back).
+//   media_ps_tool packetize --vcodec h264|h265 --video ES [--acodec pcma|pcmu --audio RAW]
+//                 --rtp-out FILE --index-out FILE [--ssrc N]
+//     The same frames -> PsRtpSender -> FILE: the RTP packets in RFC 4571 framing (a 16-bit
+//     length before each), and the index: one line per frame ("v"/"a", its packet count,
+//     "k" on keyframes). The GB device simulator (tests/lib/gb_media_sim.py) streams them.
 //   media_ps_tool demux --in PS [--out-video ES] [--out-audio RAW]
 //     A PS file (e.g. written by ffmpeg -f vob) through PsDemuxer in 1..4096-byte chunks.
 // Prints one JSON line with the counts the test asserts.
@@ -136,7 +141,7 @@ int main(int argc, char** argv) {
     print(c, extra);
     return 0;
   }
-  if (mode != "roundtrip") return 2;
+  if (mode != "roundtrip" && mode != "packetize") return 2;
   bool h265 = opt["--vcodec"] == "h265";
   uint32_t vcodec = h265 ? JN_CODEC_H265 : JN_CODEC_H264;
   uint32_t acodec = opt["--acodec"] == "pcmu" ? JN_CODEC_PCMU : opt.count("--audio") ? JN_CODEC_PCMA : JN_CODEC_NONE;
@@ -171,7 +176,7 @@ int main(int argc, char** argv) {
   // Audio after the last video frame.
   while (acodec && a_off < audio.size()) next_audio();
   PsRtpPacketizerConfig pc;
-  pc.ssrc = 0x34020000;
+  pc.ssrc = opt.count("--ssrc") ? static_cast<uint32_t>(std::stoul(opt["--ssrc"])) : 0x34020000;
   PsMuxerConfig mc{vcodec, acodec};
   PsRtpSender tx(mc, pc);
   PsMuxer file_mux(mc);
@@ -187,6 +192,35 @@ int main(int argc, char** argv) {
     ps_file.insert(ps_file.end(), out.begin(), out.end());
   }
   write_file(opt["--ps-out"], ps_file);
+  if (mode == "packetize") {
+    std::vector<uint8_t> rtp;
+    std::string index;
+    size_t packets_before = 0;
+    for (auto& p : c.packets) {
+      rtp.push_back(static_cast<uint8_t>(p.size() >> 8));
+      rtp.push_back(static_cast<uint8_t>(p.size()));
+      rtp.insert(rtp.end(), p.begin(), p.end());
+    }
+    // Count each frame's packets again by the markers (the packetizer ends every frame with one).
+    size_t fi = 0, n = 0;
+    for (auto& p : c.packets) {
+      ++n;
+      if (p.size() > 1 && (p[1] & 0x80)) {
+        const Frame& f = frames[fi++];
+        index += f.meta.kind == JN_MEDIA_VIDEO ? "v " : "a ";
+        index += std::to_string(n);
+        if (f.meta.frame_flags & JN_MF_KEY) index += " k";
+        index += "\n";
+        packets_before += n;
+        n = 0;
+      }
+    }
+    write_file(opt["--rtp-out"], rtp);
+    std::ofstream(opt["--index-out"]) << index;
+    std::printf("{\"frames\": %zu, \"video_frames\": %zu, \"packets\": %zu, \"indexed_packets\": %zu}\n", frames.size(),
+                video.size(), c.packets.size(), packets_before);
+    return fi == frames.size() && packets_before == c.packets.size() ? 0 : 1;
+  }
   auto packets = std::move(c.packets);
   std::vector<std::vector<uint8_t>> net;
   std::mt19937 rng(11);

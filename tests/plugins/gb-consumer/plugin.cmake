@@ -1,0 +1,1 @@
+junction_add_plugin(gb-consumer ${CMAKE_CURRENT_LIST_DIR}/gb_consumer.cpp)
