@@ -476,6 +476,7 @@ class MediaSide:
         self.vcodec, self.seconds = vcodec, seconds
         self.broadcast_audio = broadcast_audio  # "ps" or "plain": what the device asks the platform for
         self.sessions = {}  # call_id -> MediaSession
+        self.refuse_invite = 0  # a SIP status: answer every INVITE with it (a device that cannot stream)
 
     def assets(self):
         return MediaAssets.get(self.vcodec, self.seconds)
@@ -488,6 +489,9 @@ class MediaSide:
     # -- from the platform -------------------------------------------------------------------------
     def on_invite(self, m, addr):
         dev = self.dev
+        if self.refuse_invite:
+            dev.events.record("invite_refused", status=self.refuse_invite)
+            return dev.respond(m, addr, self.refuse_invite)
         from gb_device_sim import header_param, addr_uri
         try:
             offer = parse_sdp(m.body.decode("utf-8", "replace"))

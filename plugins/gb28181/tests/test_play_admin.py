@@ -43,13 +43,8 @@ class PlayAdminTest(GbTest):
         self.assertEqual(self.cmd("streams")["sessions"], [])  # nothing left behind
 
     def test_play_on_a_registered_device(self):
-        self.registered_device(DEV1)
-        media = self.cmd("streams")["media"]
-        if not media:
-            err = self.cmd("play", {"device": DEV1, "channel": CH1}, expect=502)["error"]
-            self.assertIn("media ingest not built", err)
-            self.assertEqual(self.cmd("streams")["sessions"], [])
-            return
+        d = self.registered_device(DEV1)
+        self.assertTrue(self.cmd("streams")["media"])
         v = self.cmd("play", {"device": DEV1, "channel": CH1})
         self.assertEqual(v["channel"], CH1)
         self.assertEqual(v["kind"], "Play")
@@ -57,23 +52,28 @@ class PlayAdminTest(GbTest):
         self.assertRegex(v["ssrc"], r"^0\d{9}$")  # live: 0 + domain digits + sequence
         self.assertTrue(9400 <= v["media_port"] <= 9499, v)  # from the core's range
         self.j.wait_for_log(rf"gb28181: INVITE Play {CH1} of {DEV1} \(udp, y={v['ssrc']}, port {v['media_port']}\)")
-        # The simulated device answers the INVITE: established (a device with media) or refused
-        # (part 1's simulator: 501); a refusal closes the receiver and leaves no session.
-        m = self.j.wait_for_log(rf"Play {CH1} of {DEV1} (established|ended: INVITE answered \d+)")
-        if "established" in m:
-            self.assertEqual([x["id"] for x in self.cmd("streams")["sessions"]], [v["id"]])
-            self.cmd("stop", {"id": v["id"]})
-            self.j.wait_for_log(rf"Play {CH1} of {DEV1} ended: stopped by the operator")
-        else:
-            self.j.wait_for_log(rf"stream \d+ gb28181/{DEV1}/{CH1} closed: INVITE answered")
-            self.assertEqual(self.cmd("streams")["sessions"], [])
+        # The simulated device answers the INVITE and streams: the session is established.
+        self.j.wait_for_log(rf"gb28181: Play {CH1} established")
+        self.assertEqual([x["id"] for x in self.cmd("streams")["sessions"]], [v["id"]])
+        self.cmd("stop", {"id": v["id"]})
+        self.j.wait_for_log(rf"Play {CH1} of {DEV1} ended: stopped by the operator")
+        d.wait("bye_received")  # the device got the BYE
+
+    def test_a_refused_invite_leaves_no_session(self):
+        d = self.registered_device(DEV1)
+        d.media.refuse_invite = 501
+        v = self.cmd("play", {"device": DEV1, "channel": CH1})
+        self.j.wait_for_log(rf"Play {CH1} of {DEV1} ended: INVITE answered 501")
+        self.j.wait_for_log(rf"stream \d+ gb28181/{DEV1}/{CH1} closed: INVITE answered")
+        self.assertEqual(self.cmd("streams")["sessions"], [])
+        self.assertEqual(v["state"], "inviting")
 
 
 class GbRoutingTest(GbTest):
     """Calls from another plugin (call-peer-a) to gb:<channel>: refused with the reason when the
     channel is unknown or its device offline; for a registered device the call rings while the
     platform INVITEs it, and is rejected with the INVITE's outcome when the stream cannot start
-    (part 1's simulator answers INVITE 501; restart_attempts = 1: no retry)."""
+    (the simulated device is told to answer INVITE 501; restart_attempts = 1: no retry)."""
     conf_over = {"play": {"restart_attempts": 1}}
     plugins_extra = {"call-peer-a": {"on_offer": "none"}}
 
@@ -110,7 +110,8 @@ class GbRoutingTest(GbTest):
         self.assertIn("20-digit", self.events_of(leg, "reject")[0]["reason"])
 
     def test_call_rings_then_gets_the_invite_outcome(self):
-        self.registered_device(DEV1)
+        d = self.registered_device(DEV1)
+        d.media.refuse_invite = 501
         leg = self.originate(f"gb:{DEV1}/{CH1}")
         self.events_of(leg, "ringing")
         self.j.wait_for_log(rf"gb28181: INVITE Play {CH1} of {DEV1}")
@@ -120,7 +121,8 @@ class GbRoutingTest(GbTest):
         self.assertEqual(self.cmd("streams")["sessions"], [])
 
     def test_playback_call_invites_with_its_time_span(self):
-        self.registered_device(DEV1)
+        d = self.registered_device(DEV1)
+        d.media.refuse_invite = 501
         leg = self.originate(f"gb:{DEV1}/{CH1};playback=1697264152-1697266715")
         self.events_of(leg, "ringing")
         self.j.wait_for_log(rf"gb28181: INVITE Playback {CH1} of {DEV1} \(udp, y=1\d{{9}}")
