@@ -477,6 +477,7 @@ class MediaSide:
         self.broadcast_audio = broadcast_audio  # "ps" or "plain": what the device asks the platform for
         self.sessions = {}  # call_id -> MediaSession
         self.refuse_invite = 0  # a SIP status: answer every INVITE with it (a device that cannot stream)
+        self.broadcast_invites = True  # False: answer Notify/Broadcast but leave the audio INVITE to the test
 
     def assets(self):
         return MediaAssets.get(self.vcodec, self.seconds)
@@ -623,7 +624,8 @@ class MediaSide:
             b.add(b.el("CmdType", "Broadcast"), b.el("SN", sn), b.el("DeviceID", target), b.el("Result", "OK"))
             r = await dev.send_manscdp(b.encode())
             dev.events.record("broadcast_response", status=r.status if r else None)
-            await self.invite_audio(source, target)
+            if self.broadcast_invites:
+                await self.invite_audio(source, target)
         asyncio.get_running_loop().create_task(go())
 
     async def invite_audio(self, source, target):

@@ -165,7 +165,8 @@ class BroadcastTest(GbTest):
 
     def test_broadcast_invite_answered_and_ended(self):
         import socket
-        self.registered_device(DEV1)
+        d = self.registered_device(DEV1)
+        d.media.broadcast_invites = False  # this test sends the device's audio INVITE by hand
         self.assertIn("source", self.cmd("broadcast", {"device": DEV1, "channel": AUDIO}, expect=400)["error"])
         self.assertIn("no device", self.cmd("broadcast", {"device": DEV2, "channel": AUDIO, "source": "x/audio"},
                                             expect=404)["error"])
