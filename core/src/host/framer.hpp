@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <junction/util/text.hpp>
 
 namespace junction {
 
@@ -62,18 +63,6 @@ class StreamFramer {
   size_t sip_message_length(size_t pos, size_t header_len);
 };
 
-namespace framer_detail {
-inline bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-}  // namespace framer_detail
 
 inline size_t StreamFramer::sip_message_length(size_t pos, size_t header_len) {
   std::string_view block(rx_.data() + pos, header_len);  // ends with CRLFCRLF
@@ -93,7 +82,7 @@ inline size_t StreamFramer::sip_message_length(size_t pos, size_t header_len) {
     if (colon == std::string_view::npos) continue;  // the parser reports it; framing needs no more
     std::string_view name = line.substr(0, colon);
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    if (!framer_detail::iequals(name, "content-length") && !framer_detail::iequals(name, "l")) continue;
+    if (!util::ascii_iequals(name, "content-length") && !util::ascii_iequals(name, "l")) continue;
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);

@@ -11,6 +11,9 @@
 #include <cstring>
 #include <stdexcept>
 #include <string_view>
+#include <junction/util/text.hpp>
+
+using junction::util::ascii_iequals;
 
 namespace junction {
 
@@ -221,20 +224,12 @@ const char* srv_prefix(SipTransport t) {
   return "_sip._udp.";
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
 // A NAPTR service field to a transport (RFC 3263 section 4.1); kAny when not a SIP service.
 SipTransport naptr_transport(std::string_view service) {
-  if (iequals(service, "SIP+D2U")) return SipTransport::kUdp;
-  if (iequals(service, "SIP+D2T")) return SipTransport::kTcp;
-  if (iequals(service, "SIPS+D2T")) return SipTransport::kTls;
-  if (iequals(service, "SIP+D2S")) return SipTransport::kSctp;
+  if (ascii_iequals(service, "SIP+D2U")) return SipTransport::kUdp;
+  if (ascii_iequals(service, "SIP+D2T")) return SipTransport::kTcp;
+  if (ascii_iequals(service, "SIPS+D2T")) return SipTransport::kTls;
+  if (ascii_iequals(service, "SIP+D2S")) return SipTransport::kSctp;
   return SipTransport::kAny;
 }
 
@@ -742,7 +737,7 @@ void DnsResolver::sip_step(uint64_t job_id) {
       for (auto& n : r.naptr) {
         SipTransport t = naptr_transport(n.service);
         bool supported = std::find(j.req.supported.begin(), j.req.supported.end(), t) != j.req.supported.end();
-        if (t == SipTransport::kAny || !supported || !iequals(n.flags, "s") || n.replacement.empty() ||
+        if (t == SipTransport::kAny || !supported || !ascii_iequals(n.flags, "s") || n.replacement.empty() ||
             n.replacement == "." || !seen.insert(t).second)
           continue;
         j.srv.push_back({t, n.replacement, {}});

@@ -11,9 +11,11 @@
 #include <cassert>
 #include <cctype>
 #include <cstring>
+#include <junction/util/text.hpp>
+
+using junction::util::ascii_iequals;
 
 namespace junction {
-
 
 namespace {
 
@@ -41,15 +43,8 @@ bool valid_value(std::string_view v) {
   return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+  return s.size() >= prefix.size() && ascii_iequals(s.substr(0, prefix.size()), prefix);
 }
 
 std::string printable(std::string_view s) {
@@ -70,7 +65,6 @@ std::string url_for_log(std::string_view url) {
     return printable(url.substr(0, start)) + "***" + printable(url.substr(at));
   return printable(url);
 }
-
 
 }  // namespace
 
@@ -127,9 +121,9 @@ static bool parse_url(std::string_view text, HttpUrl& out, std::string& err) {
     return false;
   }
   std::string_view scheme = text.substr(0, sep);
-  if (iequals(scheme, "https")) {
+  if (ascii_iequals(scheme, "https")) {
     u.tls = true;
-  } else if (!iequals(scheme, "http")) {
+  } else if (!ascii_iequals(scheme, "http")) {
     err = "unsupported URL scheme '" + printable(scheme) + "'";
     return false;
   }
@@ -274,7 +268,7 @@ uint64_t HttpClient::request(HttpClientRequest request, Callback cb, std::string
     if (!is_token(name)) return refuse("bad header name '" + printable(name) + "'");
     if (!valid_value(value)) return refuse("header " + name + " has CR, LF or control characters");
     for (const char* own : {"Host", "Content-Length", "Transfer-Encoding", "Connection"})
-      if (iequals(name, own)) return refuse(std::string("header ") + own + " is set by the client");
+      if (ascii_iequals(name, own)) return refuse(std::string("header ") + own + " is set by the client");
   }
   if (r->url.tls || !request.ca_file.empty()) {
     if (request.ca_file.empty()) {
@@ -385,7 +379,7 @@ void HttpClient::on_connect(uv_connect_t* creq, int status) {
 void HttpClient::on_connected(Conn& c) {
   Req& r = *c.req;
   HttpResponseLimits limits{options_.max_header_bytes, options_.max_headers, r.req.max_response_body};
-  c.parser = std::make_unique<HttpResponseParser>(limits, iequals(r.req.method, "HEAD"));
+  c.parser = std::make_unique<HttpResponseParser>(limits, ascii_iequals(r.req.method, "HEAD"));
   int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&c.tcp), &HttpClient::on_alloc, &HttpClient::on_read);
   if (rc != 0) {
     fail(r, fmt::format("read from {}: {}", c.peer, uv_strerror(rc)));
@@ -407,10 +401,10 @@ void HttpClient::send_request(Conn& c) {
   bool ua = false;
   for (auto& [name, value] : q.headers) {
     s += name + ": " + value + "\r\n";
-    ua |= iequals(name, "User-Agent");
+    ua |= ascii_iequals(name, "User-Agent");
   }
   if (!ua && !options_.user_agent.empty()) s += "User-Agent: " + options_.user_agent + "\r\n";
-  if (!q.body.empty() || iequals(q.method, "POST") || iequals(q.method, "PUT") || iequals(q.method, "PATCH"))
+  if (!q.body.empty() || ascii_iequals(q.method, "POST") || ascii_iequals(q.method, "PUT") || ascii_iequals(q.method, "PATCH"))
     s += "Content-Length: " + std::to_string(q.body.size()) + "\r\n";
   s += "Connection: close\r\n\r\n";
   s += q.body;
@@ -507,7 +501,7 @@ void HttpClient::parsed(Conn& c, HttpResponseParser::Result res) {
   int st = p.status();
   const std::string* location = nullptr;
   for (auto& [name, value] : p.headers())
-    if (iequals(name, "Location")) location = &value;
+    if (ascii_iequals(name, "Location")) location = &value;
   bool redirect = st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
   if (!(r.req.follow_redirects && redirect && location)) {
     HttpClientResponse resp;
@@ -534,16 +528,16 @@ void HttpClient::parsed(Conn& c, HttpResponseParser::Result res) {
     fail(r, "redirect from https to http refused (" + next.for_log + ")");
     return;
   }
-  if (st == 303 && !iequals(r.req.method, "HEAD")) {
+  if (st == 303 && !ascii_iequals(r.req.method, "HEAD")) {
     r.req.method = "GET";
     r.req.body.clear();
-    std::erase_if(r.req.headers, [](auto& h) { return iequals(h.first, "Content-Type"); });
+    std::erase_if(r.req.headers, [](auto& h) { return ascii_iequals(h.first, "Content-Type"); });
   }
   if (next.host != r.url.host || next.port != r.url.port || next.tls != r.url.tls) {
     // Credentials meant for one origin are not handed to another.
     std::erase_if(r.req.headers, [](auto& h) {
-      return iequals(h.first, "Authorization") || iequals(h.first, "Cookie") ||
-             iequals(h.first, "Proxy-Authorization");
+      return ascii_iequals(h.first, "Authorization") || ascii_iequals(h.first, "Cookie") ||
+             ascii_iequals(h.first, "Proxy-Authorization");
     });
   }
   JN_LOG_DBG("http client: {} {} -> {} {}", r.req.method, r.url.for_log, st, next.for_log);

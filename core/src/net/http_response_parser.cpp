@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <junction/util/text.hpp>
+
+using junction::util::ascii_iequals;
 
 namespace junction {
 
@@ -27,13 +30,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 }  // namespace
@@ -176,7 +172,7 @@ HttpResponseParser::Result HttpResponseParser::end_of_head() {
   bool has_length = false;
   uint64_t length = 0;
   for (auto& [name, value] : headers_) {
-    if (iequals(name, "Transfer-Encoding")) {
+    if (ascii_iequals(name, "Transfer-Encoding")) {
       has_te = true;
       std::string_view v = value;
       while (!v.empty()) {
@@ -184,12 +180,12 @@ HttpResponseParser::Result HttpResponseParser::end_of_head() {
         std::string_view coding = trim(v.substr(0, comma));
         v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
         if (coding.empty()) continue;
-        if (!iequals(coding, "chunked"))
+        if (!ascii_iequals(coding, "chunked"))
           return fail(fmt::format("unsupported transfer-encoding '{}'", std::string(coding.substr(0, 40))));
         if (chunked) return fail("chunked applied twice");
         chunked = true;
       }
-    } else if (iequals(name, "Content-Length")) {
+    } else if (ascii_iequals(name, "Content-Length")) {
       std::string_view v = value;
       if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
         return fail("bad Content-Length");

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <junction/util/text.hpp>
 
 namespace junction::sip::detail {
 
@@ -25,12 +26,7 @@ constexpr bool is_token_char(char c) { return kTokenTable.t[static_cast<unsigned
 constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
 
 // Case-insensitive ASCII equality, inline for the parser's inner loops.
-inline bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
+inline bool iequal(std::string_view a, std::string_view b) { return util::ascii_iequals(a, b); }
 
 inline std::string_view ltrim(std::string_view v) {
   size_t i = 0;

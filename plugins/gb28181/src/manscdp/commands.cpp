@@ -7,6 +7,9 @@
 #include <functional>
 #include <set>
 #include <utility>
+#include <junction/util/text.hpp>
+
+using junction::util::ascii_iequals;
 
 namespace junction::gb {
 
@@ -74,17 +77,6 @@ bool is_gb_time(std::string_view t) {
 
 bool valid_id(const std::string& id) { return !id.empty() && id.size() <= 64; }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // The last component of a 2022-style slash path ParentID ("a/b/c" -> "c").
 std::string last_path_component(const std::string& s) {
   size_t p = s.find_last_of('/');
@@ -109,7 +101,7 @@ std::string_view query_kind_name(QueryKind k) {
 bool parse_query_kind(std::string_view s, QueryKind& out) {
   for (QueryKind k : {QueryKind::Catalog, QueryKind::DeviceInfo, QueryKind::DeviceStatus, QueryKind::RecordInfo,
                       QueryKind::ConfigDownload, QueryKind::PresetQuery, QueryKind::Alarm}) {
-    if (iequals(s, query_kind_name(k))) {
+    if (ascii_iequals(s, query_kind_name(k))) {
       out = k;
       return true;
     }
@@ -171,7 +163,6 @@ struct Sub {
 
 using SnKey = std::pair<std::string, uint32_t>;
 using SubKey = std::pair<std::string, uint8_t>;
-
 
 // SumNum (the size of a multi-MESSAGE answer): absent, or decimal digits that fit 32 bits.
 bool sum_num_valid(const Body& body) {
@@ -391,20 +382,20 @@ struct CommandCenter::Impl {
     }
     std::string ev = trimmed(item.child("Event").child_value());
     DeviceCatalog& cat = catalogs[device];
-    if (ev.empty() || iequals(ev, "ADD") || iequals(ev, "UPDATE")) {
+    if (ev.empty() || ascii_iequals(ev, "ADD") || ascii_iequals(ev, "UPDATE")) {
       upsert_channel(device, item, id, now);
-    } else if (iequals(ev, "DEL")) {
+    } else if (ascii_iequals(ev, "DEL")) {
       cat.channels.erase(id);
       cat.updated_ms = now;
-    } else if (iequals(ev, "ON") || iequals(ev, "OFF") || iequals(ev, "VLOST") || iequals(ev, "DEFECT")) {
+    } else if (ascii_iequals(ev, "ON") || ascii_iequals(ev, "OFF") || ascii_iequals(ev, "VLOST") || ascii_iequals(ev, "DEFECT")) {
       Channel* ch = upsert_channel(device, item, id, now);
       if (ch) {
-        if (iequals(ev, "ON")) {
+        if (ascii_iequals(ev, "ON")) {
           ch->status = "ON";
           ch->vlost = ch->defect = false;
-        } else if (iequals(ev, "OFF")) {
+        } else if (ascii_iequals(ev, "OFF")) {
           ch->status = "OFF";
-        } else if (iequals(ev, "VLOST")) {
+        } else if (ascii_iequals(ev, "VLOST")) {
           ch->vlost = true;
         } else {
           ch->defect = true;
@@ -515,11 +506,11 @@ BodyAnswer CommandCenter::Impl::on_response(const std::string& device, const Bod
       if (it != pending.end()) p = &it->second;
     }
   }
-  bool is_catalog_body = iequals(ct, "Catalog") && body.root().child("DeviceList");
-  if (p && !iequals(ct, p->cmd)) {
+  bool is_catalog_body = ascii_iequals(ct, "Catalog") && body.root().child("DeviceList");
+  if (p && !ascii_iequals(ct, p->cmd)) {
     // The document's DeviceInfo / DeviceStatus samples say CmdType Catalog: accepted for the
     // query pending under that SN when the body has no DeviceList (so it is not a catalog set).
-    bool tolerated = iequals(ct, "Catalog") && !is_catalog_body && p->type == PendType::Query &&
+    bool tolerated = ascii_iequals(ct, "Catalog") && !is_catalog_body && p->type == PendType::Query &&
                      (p->qkind == QueryKind::DeviceInfo || p->qkind == QueryKind::DeviceStatus);
     if (tolerated) {
       count("tolerated_cmdtype");
@@ -530,7 +521,7 @@ BodyAnswer CommandCenter::Impl::on_response(const std::string& device, const Bod
     }
   }
   // A device with no channels answers SumNum 0 and no DeviceList: still the catalog set.
-  if (p && iequals(ct, "Catalog") && p->type == PendType::Query && p->qkind == QueryKind::Catalog) is_catalog_body = true;
+  if (p && ascii_iequals(ct, "Catalog") && p->type == PendType::Query && p->qkind == QueryKind::Catalog) is_catalog_body = true;
   if (is_catalog_body) {
     if (p && !(p->type == PendType::Query && p->qkind == QueryKind::Catalog)) p = nullptr;
     BodyAnswer a = on_catalog_items(device, body, p);
@@ -589,7 +580,7 @@ BodyAnswer CommandCenter::Impl::on_response(const std::string& device, const Bod
   p->data = to_json(body.root());
   if (!p->data.is_object()) p->data = json::object();
   std::string result = body.text("Result");
-  if (!result.empty() && !iequals(result, "OK")) {
+  if (!result.empty() && !ascii_iequals(result, "OK")) {
     std::string reason = body.text("Reason");
     if (reason.empty()) reason = body.text("Info");
     finish(id, Outcome::DeviceError, "device answered Result " + result.substr(0, 32) + (reason.empty() ? "" : ": " + reason));
@@ -894,13 +885,13 @@ BodyAnswer CommandCenter::on_body(const std::string& device, const Body& body) {
       a = m.on_response(device, body);
       break;
     case RootKind::Notify:
-      if (iequals(ct, "Alarm")) {
+      if (ascii_iequals(ct, "Alarm")) {
         a = m.on_alarm(device, body);
-      } else if (iequals(ct, "Catalog")) {
+      } else if (ascii_iequals(ct, "Catalog")) {
         // Subscription NOTIFY (or a MESSAGE Notify): events applied, the set never wipes.
         m.count("catalog_notifies");
         a = m.on_catalog_items(device, body, nullptr, true);
-      } else if (iequals(ct, "UploadSnapShotFinished")) {
+      } else if (ascii_iequals(ct, "UploadSnapShotFinished")) {
         json files = json::array();
         for (pugi::xml_node f = body.root().child("SnapShotList").first_child(); f; f = f.next_sibling())
           if (f.type() == pugi::node_element && files.size() < 1024) files.push_back(trimmed(f.child_value()));

@@ -4,6 +4,9 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <junction/util/text.hpp>
+
+using junction::util::ascii_iequals;
 
 namespace gb::play {
 
@@ -73,12 +76,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 bool parse_u32(std::string_view s, uint32_t& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
@@ -112,14 +109,14 @@ std::optional<RtspRequest> parse_rtsp_request(std::string_view body, std::string
   size_t sp = line.find(' ');
   std::string_view method = line.substr(0, sp);
   std::string_view version = sp == std::string_view::npos ? std::string_view() : trim(line.substr(sp + 1));
-  if (!iequal(version, "MANSRTSP/1.0") && !iequal(version, "RTSP/1.0")) {
+  if (!ascii_iequals(version, "MANSRTSP/1.0") && !ascii_iequals(version, "RTSP/1.0")) {
     error = "MANSRTSP request line without MANSRTSP/1.0: " + std::string(line.substr(0, 64));
     return std::nullopt;
   }
   RtspRequest r;
-  if (iequal(method, "PLAY")) r.method = RtspMethod::Play;
-  else if (iequal(method, "PAUSE")) r.method = RtspMethod::Pause;
-  else if (iequal(method, "TEARDOWN")) r.method = RtspMethod::Teardown;
+  if (ascii_iequals(method, "PLAY")) r.method = RtspMethod::Play;
+  else if (ascii_iequals(method, "PAUSE")) r.method = RtspMethod::Pause;
+  else if (ascii_iequals(method, "TEARDOWN")) r.method = RtspMethod::Teardown;
   else {
     error = "MANSRTSP method not supported: " + std::string(method.substr(0, 32));
     return std::nullopt;
@@ -132,22 +129,22 @@ std::optional<RtspRequest> parse_rtsp_request(std::string_view body, std::string
       error = "MANSRTSP header without ':'";
       return std::nullopt;
     }
-    if (iequal(n, "CSeq")) {
+    if (ascii_iequals(n, "CSeq")) {
       if (!parse_u32(v, r.cseq)) {
         error = "MANSRTSP CSeq is not a number";
         return std::nullopt;
       }
       have_cseq = true;
-    } else if (iequal(n, "Scale")) {
+    } else if (ascii_iequals(n, "Scale")) {
       double d = 0;
       if (!parse_double(v, d) || !valid_scale(d)) {
         error = "MANSRTSP Scale is not a non-zero number within +-32";
         return std::nullopt;
       }
       r.scale = d;
-    } else if (iequal(n, "Range")) {
+    } else if (ascii_iequals(n, "Range")) {
       // npt=<start|now>-[end]
-      if (v.size() < 4 || !iequal(v.substr(0, 4), "npt=")) {
+      if (v.size() < 4 || !ascii_iequals(v.substr(0, 4), "npt=")) {
         error = "MANSRTSP Range is not npt=";
         return std::nullopt;
       }
@@ -160,7 +157,7 @@ std::optional<RtspRequest> parse_rtsp_request(std::string_view body, std::string
       std::string_view a = trim(spec.substr(0, dash)), b = trim(spec.substr(dash + 1));
       r.range_given = true;
       double d = 0;
-      if (!a.empty() && !iequal(a, "now")) {
+      if (!a.empty() && !ascii_iequals(a, "now")) {
         if (!parse_double(a, d) || d < 0) {
           error = "MANSRTSP Range start is not npt seconds";
           return std::nullopt;
@@ -174,7 +171,7 @@ std::optional<RtspRequest> parse_rtsp_request(std::string_view body, std::string
         }
         r.range_end = d;
       }
-    } else if (iequal(n, "PauseTime")) {
+    } else if (ascii_iequals(n, "PauseTime")) {
       r.pause_time = std::string(v.substr(0, 32));
     }
   }
@@ -198,7 +195,7 @@ std::optional<RtspResponse> parse_rtsp_response(std::string_view body, std::stri
   }
   // "MANSRTSP/1.0 200 OK"
   size_t sp = line.find(' ');
-  if (sp == std::string_view::npos || (!iequal(line.substr(0, sp), "MANSRTSP/1.0") && !iequal(line.substr(0, sp), "RTSP/1.0"))) {
+  if (sp == std::string_view::npos || (!ascii_iequals(line.substr(0, sp), "MANSRTSP/1.0") && !ascii_iequals(line.substr(0, sp), "RTSP/1.0"))) {
     error = "MANSRTSP status line expected";
     return std::nullopt;
   }
@@ -216,8 +213,8 @@ std::optional<RtspResponse> parse_rtsp_response(std::string_view body, std::stri
     if (trim(line).empty()) break;
     std::string_view n, v;
     if (!header(line, n, v)) continue;  // lenient: devices add odd lines to answers
-    if (iequal(n, "CSeq")) parse_u32(v, r.cseq);
-    else if (iequal(n, "RTP-Info")) r.rtp_info = std::string(v.substr(0, 256));
+    if (ascii_iequals(n, "CSeq")) parse_u32(v, r.cseq);
+    else if (ascii_iequals(n, "RTP-Info")) r.rtp_info = std::string(v.substr(0, 256));
   }
   return r;
 }

@@ -1,15 +1,11 @@
 #include "play/session.hpp"
 
 #include <cctype>
+#include <junction/util/text.hpp>
+
+using junction::util::ascii_iequals;
 
 namespace gb::play {
-
-static bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 
 std::string_view kind_name(Kind k) {
   switch (k) {
@@ -23,7 +19,7 @@ std::string_view kind_name(Kind k) {
 
 std::optional<Kind> kind_from(std::string_view s) {
   for (Kind k : {Kind::Play, Kind::Playback, Kind::Download, Kind::Talk})
-    if (iequal(s, kind_name(k))) return k;
+    if (ascii_iequals(s, kind_name(k))) return k;
   return std::nullopt;
 }
 
@@ -38,10 +34,10 @@ std::string_view transport_name(Transport t) {
 
 std::optional<Transport> transport_from(std::string_view s) {
   for (Transport t : {Transport::Udp, Transport::TcpPassive, Transport::TcpActive})
-    if (iequal(s, transport_name(t))) return t;
+    if (ascii_iequals(s, transport_name(t))) return t;
   // part 1's device provisioning spells them "tcp-passive" / "tcp-active"
-  if (iequal(s, "tcp-passive") || iequal(s, "passive")) return Transport::TcpPassive;
-  if (iequal(s, "tcp-active") || iequal(s, "active")) return Transport::TcpActive;
+  if (ascii_iequals(s, "tcp-passive") || ascii_iequals(s, "passive")) return Transport::TcpPassive;
+  if (ascii_iequals(s, "tcp-active") || ascii_iequals(s, "active")) return Transport::TcpActive;
   return std::nullopt;
 }
 
