@@ -31,6 +31,7 @@ sip::StackConfig stack_config(const Conf& c) {
   sc.timers.t2_ms = c.t2_ms;
   sc.timers.t4_ms = c.t4_ms;
   sc.user_agent = "junction-gb28181";
+  sc.stateless_register = c.stateless_register;
   return sc;
 }
 
