@@ -10,6 +10,7 @@ CPU is utime + stime from /proc/PID/stat of the server (every process of Kamaili
 read around each sipp run; also the server's RSS per registered device.
 
   bench/gb_register/run.py [--calls 20000] [--rate 1000] [--repeat 3] [--build build]
+                           [--set KEY=JSON ...]   (gb28181 conf overrides, e.g. stateless_register=false)
 """
 import argparse
 import os
@@ -77,13 +78,13 @@ def rss_kb(pids):
     return total
 
 
-def bench_junction(build, calls, rate, wd, csv):
+def bench_junction(build, calls, rate, wd, csv, over=None):
     import junction_test as jt
     from junction_test import Junction, free_port
     jt.BUILD = build
     port = free_port()
     j = Junction(plugins={"gb28181": {"sip_id": PLATFORM, "udp_listen": f"127.0.0.1:{port}", "tcp_listen": "",
-                                      "log_each": False, "max_expires_s": 86400}},
+                                      "log_each": False, "max_expires_s": 86400, **(over or {})}},
                  server={"log_level": "warn"}, plugin_dir=os.path.join(build, "plugins"))
     try:
         j.start(expect_ready=False)
@@ -137,7 +138,10 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--only", choices=["junction", "kamailio"])
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="gb28181 conf override")
     a = ap.parse_args()
+    import json
+    over = {k: json.loads(v) for k, v in (s.split("=", 1) for s in a.set)}
     res = {k: {"reg": [], "ka": []} for k in ("junction", "kamailio")}
     failed = 0
     with tempfile.TemporaryDirectory(prefix="jn-bench-gb-") as d:
@@ -149,7 +153,7 @@ def main():
                     continue
                 wd = os.path.join(d, f"{name}{rep}")
                 os.makedirs(wd)
-                reg, ka = bench_junction(os.path.abspath(a.build), a.calls, a.rate, wd, csv) if name == "junction" else \
+                reg, ka = bench_junction(os.path.abspath(a.build), a.calls, a.rate, wd, csv, over) if name == "junction" else \
                     bench_kamailio(a.calls, a.rate, wd, csv)
                 for kind, r in (("reg", reg), ("ka", ka)):
                     res[name][kind].append(r["per_cpu_s"])

@@ -70,6 +70,9 @@ struct Conf {
   uint32_t query_timeout_ms = 10000;  // queries and commands with a Response
   uint32_t max_devices = 200000;      // registry size limit (auto-admission stops there)
   bool log_each = true;               // a log line per REGISTER / keepalive (the benchmark turns it off)
+  // REGISTER without a server transaction (RFC 3261 8.2.7, as Kamailio's sl_send_reply): a UDP
+  // retransmission runs the registrar again (idempotent); read when the plugin loads (or reloads).
+  bool stateless_register = true;
   std::string snapshot_listen;        // HTTP endpoint for snapshot uploads ("" = none)
   std::string snapshot_url;           // the UploadURL base devices get (default http://<snapshot_listen>)
   uint32_t snapshot_session_ttl_s = 3600;  // an upload session (SessionID) is accepted this long

@@ -25,6 +25,9 @@ std::string GbPlugin::sub_key(const std::string& device, mc::SubKind kind) const
 
 // --- bodies in ---------------------------------------------------------------------------------
 void GbPlugin::on_body(sip::TxnId id, const sip::Message& m, const sip::Flow& from, Device& d) {
+  // Most traffic: the plain keepalive form is answered without the XML parse (the rule is in
+  // manscdp/body.hpp; anything unusual is decoded below).
+  if (m.method() == "MESSAGE" && mc::is_plain_keepalive(m.body())) return on_keepalive(id, d);
   mc::Body body;
   std::string err;
   if (!body.decode(m.body(), m.content_type(), err)) {
@@ -69,7 +72,11 @@ void GbPlugin::on_body(sip::TxnId id, const sip::Message& m, const sip::Flow& fr
 void GbPlugin::on_in_dialog(sip::TxnId id, const sip::Message& m, const sip::Flow& from) {
   // The NOTIFYs of our subscriptions: the dialog's Call-ID and our From tag (their To tag).
   // A MESSAGE inside one of our INVITE dialogs (MediaStatus 121 of a playback / download).
-  if (m.method() == "MESSAGE" && play_->owns(m)) return on_message(id, m, from);
+  // Its sender is the session's device, whatever the From says (RFC 3261: the dialog's remote URI).
+  if (m.method() == "MESSAGE")
+    for (const auto& [_, s] : play_->sessions())
+      if (s.has_dialog && s.dialog.call_id == m.call_id() && s.dialog.local_tag == m.to_tag())
+        return on_message(id, m, from, &s.device);
   OutSub* s = nullptr;
   for (auto& [k, sub] : subs_)
     if (sub.call_id == m.call_id() && sub.from_tag == m.to_tag()) s = &sub;

@@ -31,6 +31,7 @@ sip::StackConfig stack_config(const Conf& c) {
   sc.timers.t2_ms = c.t2_ms;
   sc.timers.t4_ms = c.t4_ms;
   sc.user_agent = "junction-gb28181";
+  sc.stateless_register = c.stateless_register;
   return sc;
 }
 
@@ -131,7 +132,10 @@ void GbPlugin::bad_request(sip::TxnId id, const sip::Message& m, const sip::Flow
 Device* GbPlugin::sender(const sip::Message& m, const sip::Flow& from) {
   sip::Uri u;
   if (!sip::parse_uri(m.from().uri_text, u)) return nullptr;
-  Device* d = reg_.find(u.user);
+  return touch(reg_.find(u.user), from);
+}
+
+Device* GbPlugin::touch(Device* d, const sip::Flow& from) {
   if (!d || !d->live.registered) return d;
   // NAT: the device is reached where its requests come from, refreshed on every request.
   DeviceLive& l = d->live;
@@ -146,11 +150,11 @@ Device* GbPlugin::sender(const sip::Message& m, const sip::Flow& from) {
   return d;
 }
 
-void GbPlugin::on_message(sip::TxnId id, const sip::Message& m, const sip::Flow& from) {
+void GbPlugin::on_message(sip::TxnId id, const sip::Message& m, const sip::Flow& from, const std::string* dialog_device) {
   sip::Uri ruri;
   if (!sip::parse_uri(m.request_uri(), ruri)) return bad_request(id, m, from, 400, "bad Request-URI");
   if (!ruri.user.empty() && ruri.user != conf_.sip_id) return bad_request(id, m, from, 404, "not this platform");
-  Device* d = sender(m, from);
+  Device* d = dialog_device ? touch(reg_.find(*dialog_device), from) : sender(m, from);
   if (!d) return bad_request(id, m, from, 403, "unknown device");
   if (!d->live.registered) {
     // A keepalive (or anything) from a device that is not registered: 403 makes it register again.

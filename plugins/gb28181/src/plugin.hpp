@@ -152,10 +152,14 @@ class GbPlugin : public junction::sdk::Plugin,
   bool media_status(const junction::gb::Body& body, const junction::sip::Message& m, Device& d);
 
   // --- requests (plugin.cpp) ---
-  void on_message(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  // dialog_device: the device of the INVITE session the MESSAGE is in (RFC 3261: its From is the
+  // dialog's remote URI, the channel the INVITE named, not the device); null: the From user.
+  void on_message(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from,
+                  const std::string* dialog_device = nullptr);
   void on_keepalive(junction::sip::TxnId id, Device& d);
   // The device a request is from (From user), refreshed with the request's real source.
   Device* sender(const junction::sip::Message& m, const junction::sip::Flow& from);
+  Device* touch(Device* d, const junction::sip::Flow& from);  // NAT refresh of a known sender
   void bad_request(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from, int code,
                    const std::string& why, std::string_view extra = {});
   // --- liveness ---

@@ -20,6 +20,9 @@ Registrar::Registrar(const Conf& conf, Registry& reg, sip::Stack& stack, Redirec
   auth_ = std::make_unique<sip::DigestServer>(dc, hooks.now_ms() / 1000);
 }
 
+// A To tag for a response: the stateless path derives its own (the same for a retransmission).
+std::string Registrar::tag(sip::TxnId id) { return sip::Stack::is_stateless(id) ? std::string() : stack_.new_tag(); }
+
 void Registrar::refuse(sip::TxnId id, int code, const std::string& reason, std::string_view who, const sip::Flow& from,
                        std::string_view extra) {
   if (code == 403) hooks_.count("gb_auth_failures_total", "reason=\"" + reason + "\"");
@@ -30,7 +33,7 @@ void Registrar::refuse(sip::TxnId id, int code, const std::string& reason, std::
                                                              std::string(sip::proto_name(from.proto)) + " refused " +
                                                              std::to_string(code) + " (" + reason + ")");
   std::string phrase = code == 401 ? std::string() : std::string(sip::reason_phrase(code)) + " (" + reason + ")";
-  stack_.respond(id, code, phrase, stack_.new_tag(), extra);
+  stack_.respond(id, code, phrase, tag(id), extra);
 }
 
 void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flow& from) {
@@ -60,6 +63,9 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
     return refuse(id, 401, "challenge", dev_id, from, "WWW-Authenticate: " + challenge + "\r\n");
   }
   std::string_view user;
+  // Stateless (stateless_register): a retransmission reaches us again; its fingerprint lets the
+  // digest accept the same nc once more and keeps it from looking like a reboot below.
+  uint64_t fp = sip::Stack::is_stateless(id) ? sip::request_fingerprint(m) : 0;
   std::string password = d ? (d->conf.password.empty() ? conf_.password : d->conf.password) : conf_.password;
   std::string_view expect_user = d ? d->conf.auth_user() : std::string_view(dev_id);
   sip::Verdict v = auth_->verify(ah->value, "REGISTER", now / 1000,
@@ -68,7 +74,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
                                    out.password = password;
                                    return true;
                                  },
-                                 &user);
+                                 &user, fp);
   if (v != sip::Verdict::Ok) {
     int code = sip::status_for(v);
     std::string why = v == sip::Verdict::UnknownUser
@@ -116,7 +122,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
                                   srv->id + "@" + srv->address);
       std::string extra = "Contact: <sip:" + srv->id + "@" + srv->address + ">\r\nExpires: " +
                           std::to_string(conf_.redirect.expires_s) + "\r\n";
-      stack_.respond(id, 302, {}, stack_.new_tag(), extra);
+      stack_.respond(id, 302, {}, tag(id), extra);
       return;
     }
   }
@@ -133,16 +139,18 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
     if (conf_.log_each)
       hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + dev_id + " from " + junction::util::format_addr(from.peer) + " over " + proto +
                                   " -> 200 (unregistered)");
-    stack_.respond(id, 200, {}, stack_.new_tag(), "Expires: 0\r\n");
+    stack_.respond(id, 200, {}, tag(id), "Expires: 0\r\n");
     return;
   }
   DeviceLive& l = d->live;
   bool fresh = !l.registered;
   // A new Call-ID, or the same one with a CSeq that went back: the device rebooted.
-  bool rebooted = l.registered && (l.call_id != m.call_id() || m.cseq().seq <= l.cseq);
+  bool retransmission = fp != 0 && l.registered && fp == l.reg_fp;
+  bool rebooted = l.registered && !retransmission && (l.call_id != m.call_id() || m.cseq().seq <= l.cseq);
   bool moved = l.registered && !l.flow.same_peer(from);
   l.call_id = std::string(m.call_id());
   l.cseq = m.cseq().seq;
+  l.reg_fp = fp;
   l.contact = contact;
   l.flow = from;
   l.expires_at = now + expires * 1000;
@@ -161,7 +169,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
   std::string extra = "Contact: <" + contact + ">;expires=" + std::to_string(expires) + "\r\nExpires: " + std::to_string(expires) + "\r\n";
   bool date = conf_.date_header && d->conf.date != "off";
   if (date) extra += "Date: " + (d->conf.date == "rfc" ? rfc_date(wall_ms()) : gb_date(wall_ms(), conf_.date_utc_offset_min)) + "\r\n";
-  stack_.respond(id, 200, {}, stack_.new_tag(), extra);
+  stack_.respond(id, 200, {}, tag(id), extra);
 }
 
 }  // namespace gb

@@ -49,6 +49,7 @@ class Registrar {
   void on_register(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
 
  private:
+  std::string tag(junction::sip::TxnId id);
   void refuse(junction::sip::TxnId id, int code, const std::string& reason, std::string_view who,
               const junction::sip::Flow& from, std::string_view extra = {});
 

@@ -42,6 +42,7 @@ struct DeviceLive {
   std::string contact;         // its Contact URI
   std::string call_id;         // of its registration
   uint32_t cseq = 0;
+  uint64_t reg_fp = 0;         // fingerprint of the REGISTER that set call_id/cseq (stateless: its retransmissions)
   uint64_t expires_at = 0;     // ms (host clock)
   uint64_t registered_at = 0;  // ms
   uint64_t last_keepalive = 0; // ms, 0: none since it registered

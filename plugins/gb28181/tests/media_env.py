@@ -1,5 +1,4 @@
-"""Shared fixture of the gb28181 media flow tests (test_media_*.py here and in pending/, whose
-tests fail on gb-play as merged: see each file's docstring).
+"""Shared fixture of the gb28181 media flow tests (test_media_*.py here).
 
 The gb28181 plugin's interface used (gb-play; the parts marked "not there yet" are assumed):
   conf      [media] port_range = "gb28181" (the core's [ports.gb28181]), rtp_timeout_ms, bind_ip;

@@ -24,7 +24,7 @@ class PlaybackTest(GbMediaTest):
         shutil.rmtree(self.dl, ignore_errors=True)
 
     def test_pause_play_scale_and_media_status_121(self):
-        # MediaStatus with the device's ID in From (pending/test_media_status_in_dialog.py: with
+        # MediaStatus with the device's ID in From (test_media_status_in_dialog.py: with
         # the dialog's channel URI, as RFC 3261 and the document's step 13 have it)
         self.pause_play_scale(("media_status_from_device",))
 

@@ -7,6 +7,7 @@ import re
 import socket
 
 from gb_env import DEV1, DEV2, DEV3, DOMAIN, PASSWORD, PLATFORM, GbTest
+from gb_device_sim import DigestClient, parse_message
 from junction_test import main
 
 
@@ -168,6 +169,39 @@ class MalformedTest(GbTest):
         self.assertTrue(data.startswith(b"SIP/2.0 400"), data)
         self.assertIn(b"To user is not a GB device ID", data)
         s.close()
+
+    def test_udp_retransmitted_register_is_answered_again_not_a_new_registration(self):
+        # stateless_register (the default): no transaction answers the retransmission, the
+        # registrar runs again; the digest must accept the same nc for the same request and the
+        # registrar must not take the equal CSeq for a reboot.
+        self.provision(DEV1)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        lp = s.getsockname()[1]
+        ruri = f"sip:{PLATFORM}@{DOMAIN}"
+
+        def register(cseq, branch, auth=None):
+            return (f"REGISTER {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{lp};branch=z9hG4bK{branch};rport\r\n"
+                    f"From: <sip:{DEV1}@{DOMAIN}>;tag=rt1\r\nTo: <sip:{DEV1}@{DOMAIN}>\r\nCall-ID: retrans-1\r\n"
+                    f"CSeq: {cseq} REGISTER\r\nContact: <sip:{DEV1}@127.0.0.1:{lp}>\r\nExpires: 3600\r\n"
+                    + (f"Authorization: {auth}\r\n" if auth else "") + "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+
+        s.sendto(register(1, "rt1"), ("127.0.0.1", self.port))
+        first = parse_message(s.recvfrom(65535)[0])
+        self.assertEqual(first.status, 401)
+        dc = DigestClient(DEV1, PASSWORD)
+        dc.set_challenge(first.get("www-authenticate"))
+        req = register(2, "rt2", dc.authorization("REGISTER", ruri))
+        answers = []
+        for _ in range(2):  # the request, then its retransmission (same bytes)
+            s.sendto(req, ("127.0.0.1", self.port))
+            answers.append(parse_message(s.recvfrom(65535)[0]))
+        s.close()
+        self.assertEqual([a.status for a in answers], [200, 200])
+        self.assertEqual(answers[0].get("to"), answers[1].get("to"))  # the same To tag
+        self.assertEqual(self.show(DEV1)["registrations"], 1)
+        self.assertEqual(self.metric("gb_registrations_total"), 1)
 
 
 if __name__ == "__main__":

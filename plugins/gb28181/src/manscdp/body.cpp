@@ -139,6 +139,60 @@ std::string Body::text(const char* child) const {
   return std::string(trim(r.child(child).text().get()));
 }
 
+namespace {
+bool ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+void skip_ws(std::string_view s, size_t& i) {
+  while (i < s.size() && ws(s[i])) ++i;
+}
+bool eat(std::string_view s, size_t& i, std::string_view lit) {
+  if (s.substr(i, lit.size()) != lit) return false;
+  i += lit.size();
+  return true;
+}
+}  // namespace
+
+bool is_plain_keepalive(std::string_view raw) {
+  if (raw.size() > 1024) return false;  // a keepalive is ~150 bytes
+  for (char c : raw)
+    if (!ws(c) && (uint8_t(c) < 0x20 || uint8_t(c) > 0x7e)) return false;
+  size_t i = 0;
+  skip_ws(raw, i);
+  if (eat(raw, i, "<?xml")) {  // the declaration: its encoding= does not matter for ASCII
+    size_t end = raw.find("?>", i);
+    if (end == std::string_view::npos || raw.substr(i, end - i).find_first_of("<>") != std::string_view::npos) return false;
+    i = end + 2;
+    skip_ws(raw, i);
+  }
+  if (!eat(raw, i, "<Notify>")) return false;
+  int cmd = 0, sn = 0, dev = 0, status = 0;
+  for (;;) {
+    skip_ws(raw, i);
+    if (eat(raw, i, "</Notify>")) break;
+    if (!eat(raw, i, "<")) return false;
+    size_t n0 = i;
+    while (i < raw.size() && ((raw[i] >= 'A' && raw[i] <= 'Z') || (raw[i] >= 'a' && raw[i] <= 'z'))) ++i;
+    std::string_view name = raw.substr(n0, i - n0);
+    if (name.empty() || !eat(raw, i, ">")) return false;  // an attribute, "/>", or no name
+    size_t t0 = i;
+    while (i < raw.size() && raw[i] != '<' && raw[i] != '&') ++i;
+    std::string_view text = raw.substr(t0, i - t0);
+    if (!eat(raw, i, "</") || !eat(raw, i, name) || !eat(raw, i, ">")) return false;
+    if (name == "CmdType") {
+      if (text != "Keepalive" || cmd++) return false;
+    } else if (name == "SN") {
+      if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string_view::npos || sn++) return false;
+    } else if (name == "DeviceID") {
+      if (text.empty() || dev++) return false;
+    } else if (name == "Status") {
+      if (status++) return false;
+    } else {
+      return false;
+    }
+  }
+  skip_ws(raw, i);
+  return i == raw.size() && cmd == 1 && sn == 1 && dev == 1;
+}
+
 bool Body::decode(std::string_view raw, std::string_view content_type, std::string& error, const BodyLimits& limits) {
   doc_.reset();
   cmd_type_.clear();

@@ -93,6 +93,17 @@ class Body {
   std::string utf8_;
 };
 
+// The keepalive fast path: true only when raw is exactly the plain form devices send, so the
+// plugin answers it without decode() (no charset pass, no scrub, no pugixml). The form, all of it
+// printable ASCII or whitespace (so its charset does not matter):
+//   [<?xml ...?>] <Notify> children </Notify>   (whitespace allowed between the parts)
+// where the children are <Name>text</Name> elements without attributes, text without '<' or '&':
+// CmdType exactly "Keepalive", SN 1 to 9 digits, DeviceID non-empty, each exactly once, and
+// optionally Status once. Anything else (a comment, an attribute, an entity, another child,
+// another byte) is false: the full decode() decides. True implies decode() would give a
+// Notify/Keepalive (is_keepalive()).
+bool is_plain_keepalive(std::string_view raw);
+
 // Builds an outgoing body: <Kind><CmdType/><SN/><DeviceID/>...</Kind>, then add() children
 // (text is UTF-8) and encode() for the device's charset.
 class BodyBuilder {

@@ -84,6 +84,49 @@ TEST_CASE("keepalive is recognised; other Notify bodies are not keepalives") {
   CHECK_FALSE(decoded(sample("catalog_query.xml")).is_keepalive());
 }
 
+TEST_CASE("is_plain_keepalive: the plain keepalive forms, and everything unusual goes the full path") {
+  // Accepted: the document's sample, the benchmark's form, no declaration, no Status, one line.
+  const std::string plain[] = {
+      sample("keepalive.xml"),
+      "<?xml version=\"1.0\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>17</SN>\r\n"
+      "<DeviceID>34020000001320000001</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n",
+      "<?xml version=\"1.0\" encoding=\"GB2312\"?><Notify><SN>1</SN><DeviceID>1</DeviceID><CmdType>Keepalive</CmdType></Notify>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>0</SN><DeviceID>x</DeviceID><Status>OK</Status></Notify>",
+  };
+  for (const std::string& b : plain) {
+    INFO(b);
+    CHECK(is_plain_keepalive(b));
+    CHECK(decoded(b).is_keepalive());  // the fast path never says yes where decode() would not
+  }
+  // Refused by the fast path (decode() decides, whatever it says).
+  const std::string unusual[] = {
+      "",
+      "<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>",
+      "<Notify><CmdType>keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>",
+      "<Notify><CmdType> Keepalive </CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>",
+      "<Query><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Query>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN></Notify>",                              // no DeviceID
+      "<Notify><CmdType>Keepalive</CmdType><DeviceID>1</DeviceID></Notify>",                   // no SN
+      "<Notify><CmdType>Keepalive</CmdType><SN>1x</SN><DeviceID>1</DeviceID></Notify>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>4294967296</SN><DeviceID>1</DeviceID></Notify>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><SN>2</SN><DeviceID>1</DeviceID></Notify>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID><Info>x</Info></Notify>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID a=\"1\">1</DeviceID></Notify>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1&amp;</DeviceID></Notify>",
+      "<Notify><!-- c --><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>x",
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify><Notify>",
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID>",                  // truncated
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>\xB1\xA3</DeviceID></Notify>", // GB2312 bytes
+      "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</Device></Notify>",
+      "<?xml version=\"1.0\"<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>",
+  };
+  for (const std::string& b : unusual) {
+    INFO(b);
+    CHECK_FALSE(is_plain_keepalive(b));
+  }
+}
+
 TEST_CASE("the document's `<! --` comments are scrubbed, then parsed as comments") {
   std::string raw = sample("catalog_response.xml");
   REQUIRE(raw.find("<! --") != std::string::npos);

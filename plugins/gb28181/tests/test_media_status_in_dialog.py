@@ -1,7 +1,7 @@
 """gb28181 playback: a MediaStatus 121 sent in the dialog as RFC 3261 and the document's step 13
 have it (From = the dialog's local URI, i.e. the channel the INVITE named) is answered 200 and
-ends the session. PENDING: gb-play answers 403 "unknown device" (on_message looks the sender up
-by the From user, a channel ID here, instead of by the dialog's Call-ID)."""
+ends the session: the sender of a MESSAGE in a known INVITE dialog (Call-ID + our To tag) is the
+session's device, not the From user (it used to be refused 403 "unknown device")."""
 import os
 import sys
 import unittest
