@@ -7,7 +7,7 @@ looped 2 s clip, UDP) through the gb28181 test fixture (plugins/gb28181/tests/me
 per repetition:
   start  : gb-consumer subscribes to gb28181/<dev>/<ch>/video, then calls gb:<dev>/<ch>; time from
            the call to the log line "gb-consumer: first keyframe on ..." (first keyframe on the bus).
-  late   : after a random 0.2-1.4 s of running stream (a random phase in the 1 s GOP), a second
+  late   : after a random 0.2-1.2 s (one GOP) of running stream (a random phase in the 1 s GOP), a second
            subscription + a second viewer call; time to that subscription's first keyframe.
 Both viewers then leave and the session is BYEd (play.grace_ms 500) before the next repetition,
 so every start is a cold INVITE. Breakdown from the simulator's own event times (same monotonic
@@ -79,7 +79,7 @@ def main():
             t1 = time.monotonic()
             inv = dev.wait("invite", since=mark, timeout=5)
             key1 = dev.find("media_frame", since=mark, track="v", key=True)[0]
-            time.sleep(rnd.uniform(0.2, 1.4))  # the join's phase in the GOP, not a synchronisation
+            time.sleep(rnd.uniform(0.2, 1.2))  # the join's phase in the GOP, not a synchronisation
             mark2 = dev.mark()
             n1 = len(b.j.lines)
             t2 = time.monotonic()
