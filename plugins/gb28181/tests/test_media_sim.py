@@ -24,6 +24,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "tests", "lib"))
 from gb_device_sim import Simulator, encode_message, parse_message, new_branch, new_tag, new_call_id  # noqa: E402
+from junction_test import wait_until as _wait_until  # noqa: E402
 from gb_media_sim import PS_TOOL, MediaAssets, four_byte_start_codes, parse_rtp, parse_sdp, rtp_header  # noqa: E402
 
 PLATFORM = "34020000002000000001"
@@ -244,14 +245,7 @@ class Call:
 
 
 def wait_until(fn, timeout=15):
-    import time
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("condition not met")
+    return _wait_until(fn, timeout=timeout, what="condition")
 
 
 class MediaSimTest(unittest.TestCase):
