@@ -8,7 +8,7 @@ PKGS=(
   libsrtp2-dev libusrsctp-dev libfmt-dev doctest-dev libtomlplusplus-dev libsqlite3-dev libc-ares-dev libpugixml-dev
   clang libclang-rt-14-dev
   sip-tester kamailio rtpengine-daemon iproute2 liburing-dev openssl
-  ffmpeg
+  ffmpeg chromium nginx-light libnginx-mod-rtmp libopus-dev libavcodec-dev libavutil-dev
 )
 PKGS+=("$@")  # extra packages a caller needs too (scripts/setup-bench.sh)
 missing=()

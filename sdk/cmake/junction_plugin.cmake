@@ -17,7 +17,7 @@ endif()
 # symbol crosses a plugin boundary. A plugin links them as junction::sip, junction::media, ...
 # They use no libuv, no threads and no globals: I/O and timers come from the host through the
 # plugin. Built here (not in sdk/CMakeLists.txt) so a vendor building against sdk/ alone gets them.
-foreach(jn_sdk_lib sip media)
+foreach(jn_sdk_lib sip media webrtc rtmp)
   if(NOT TARGET junction_${jn_sdk_lib} AND EXISTS ${JUNCTION_SDK_DIR}/src/${jn_sdk_lib})
     file(GLOB jn_sdk_lib_sources CONFIGURE_DEPENDS ${JUNCTION_SDK_DIR}/src/${jn_sdk_lib}/*.cpp)
     if(jn_sdk_lib_sources)
@@ -33,6 +33,20 @@ foreach(jn_sdk_lib sip media)
         # Digest hashes (MD5, SHA-256), HMAC nonces and random branches/tags come from libcrypto.
         find_package(OpenSSL REQUIRED)
         target_link_libraries(junction_sip PUBLIC OpenSSL::Crypto)
+      elseif(jn_sdk_lib STREQUAL "webrtc")
+        # DTLS-SRTP (OpenSSL over memory BIOs), SRTP (libsrtp2), data channels (usrsctp), RTP
+        # packetizers from junction::media. libsrtp2 and usrsctp have process-wide state: pinned
+        # through the core (host->library_pin) and initialised once per process (abi.h).
+        find_package(OpenSSL REQUIRED)
+        find_package(PkgConfig REQUIRED)
+        pkg_check_modules(JN_SRTP2 REQUIRED IMPORTED_TARGET libsrtp2)
+        pkg_check_modules(JN_USRSCTP REQUIRED IMPORTED_TARGET usrsctp)
+        target_link_libraries(junction_webrtc PUBLIC OpenSSL::SSL OpenSSL::Crypto PkgConfig::JN_SRTP2
+          PkgConfig::JN_USRSCTP junction_media)
+      elseif(jn_sdk_lib STREQUAL "rtmp")
+        # RTMP publisher and FLV muxing of junction::media frames (no codec libraries: an AAC
+        # encoder, when a plugin wants one, is the plugin's own dependency).
+        target_link_libraries(junction_rtmp PUBLIC junction_media)
       endif()
     endif()
   endif()
