@@ -8,10 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 jobs=$(nproc)
-scripts/build.sh release
+start=$SECONDS
+stage() { echo "=== [$((SECONDS - start)) s] $*"; }  # stage times, for keeping CI under its budget
+stage "build release"; scripts/build.sh release
+stage "release suite"
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 900)
 if [ "${JN_TEST_SKIP_ASAN:-0}" != 1 ]; then
-  scripts/build.sh asan
+  stage "build asan"; scripts/build.sh asan
+  stage "asan suite"
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_odr_violation=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   (cd build-asan && ctest --output-on-failure -j "$jobs" --timeout 1200)
@@ -19,10 +23,13 @@ if [ "${JN_TEST_SKIP_ASAN:-0}" != 1 ]; then
   # (JN_FUZZ_TIME seconds, default 20): any crash, leak, timeout or sanitizer report fails the run
   # with the target's name and the input's path. Measured cold (no ccache) on 2 cores: build 61 s
   # idle, 155 s with the machine loaded; 12 targets x 20 s, 2 at a time, 132 s.
-  scripts/build.sh fuzz
+  stage "build fuzz"; scripts/build.sh fuzz
+  stage "fuzz"
   tests/fuzz/run_all.py --jobs "$jobs"
-  scripts/build.sh tsan
+  stage "build tsan"; scripts/build.sh tsan
+  stage "tsan subset"
   export TSAN_OPTIONS="halt_on_error=0:report_signal_unsafe=0"
   (cd build-tsan && ctest --output-on-failure -j "$jobs" --timeout 1200 \
      -R 'test_media_loops|test_loop_services|test_workers|test_tcp_loops|rtp-relay\.test_(reload|ng|anchor|kamailio)|unit\.test_bus')
 fi
+stage "done"
