@@ -217,6 +217,7 @@ void Publisher::on_bytes(const uint8_t* data, size_t len) {
     // measured with at most that much slack.
     uint32_t window = static_cast<uint32_t>(std::clamp<size_t>(cfg_.max_queue_bytes / 4, 32u << 10, 2500000));
     write_window_ack_size(writer_, out_, window);
+    stats_.window = window;
     send_out();
     cmd_args_.clear();
     body_.clear();

@@ -92,6 +92,8 @@ struct PublisherStats {
   uint64_t acks_sent = 0;
   uint64_t pings_answered = 0;
   uint32_t server_window = 0;           // the server's Window Acknowledgement Size
+  uint32_t window = 0;                  // ours (announced after the handshake: max_queue_bytes / 4,
+                                        // 32 KiB..2.5 MB): the server acknowledges every `window` bytes
   uint32_t server_chunk_size = 0;
   uint32_t stream_id = 0;               // from createStream
 };
