@@ -1,6 +1,8 @@
 // RTMP chunk stream writer and reader (junction/rtmp/chunk.hpp).
 #include <junction/rtmp/chunk.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 namespace junction::rtmp {
@@ -222,6 +224,102 @@ ChunkReader::Result ChunkReader::feed(const uint8_t* data, size_t len, Sink& sin
       if (stop) return Result::Stopped;
     }
     if (pos >= len) return Result::Ok;
+  }
+}
+
+namespace {
+
+std::string hex(const uint8_t* p, size_t n) {
+  static const char* d = "0123456789abcdef";
+  std::string s(n * 2, '0');
+  for (size_t i = 0; i < n; ++i) {
+    s[2 * i] = d[p[i] >> 4];
+    s[2 * i + 1] = d[p[i] & 15];
+  }
+  return s;
+}
+
+bool unhex(const std::string& s, std::vector<uint8_t>& out) {
+  if (s.size() % 2) return false;
+  auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  out.resize(s.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = v(s[2 * i]), lo = v(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string ChunkReader::save() const {
+  if (error_) return {};
+  nlohmann::json j;
+  j["v"] = 1;
+  j["chunk_size"] = chunk_size_;
+  j["bytes"] = bytes_;
+  j["hdr"] = hex(hdr_, hdr_len_);
+  j["cur"] = cur_ ? static_cast<int64_t>(cur_ - streams_.data()) : -1;
+  j["chunk_left"] = chunk_left_;
+  auto& arr = j["streams"] = nlohmann::json::array();
+  for (const auto& s : streams_) {
+    arr.push_back({{"csid", s.csid}, {"ts", s.header.timestamp}, {"len", s.header.length}, {"type", s.header.type},
+                   {"sid", s.header.stream_id}, {"delta", s.delta}, {"ext", s.extended}, {"has", s.has_header},
+                   {"received", s.received}, {"buf", hex(s.buf.data(), std::min<size_t>(s.received, s.buf.size()))}});
+  }
+  return j.dump();
+}
+
+bool ChunkReader::restore(std::string_view bytes, std::string& error) {
+  auto j = nlohmann::json::parse(bytes, nullptr, false);
+  auto bad = [&](const char* why) {
+    error = std::string("chunk reader state: ") + why;
+    return false;
+  };
+  if (!j.is_object() || j.value("v", 0) != 1) return bad("not a version 1 state");
+  try {
+    uint32_t cs = j.at("chunk_size").get<uint32_t>();
+    if (cs < 1 || cs > kMaxChunkSize) return bad("chunk size out of range");
+    std::vector<uint8_t> hdr;
+    if (!unhex(j.at("hdr").get<std::string>(), hdr) || hdr.size() > sizeof hdr_) return bad("bad partial header");
+    const auto& arr = j.at("streams");
+    if (!arr.is_array() || arr.size() > kMaxStreams) return bad("bad chunk streams");
+    std::vector<Stream> streams;
+    streams.reserve(kMaxStreams);
+    for (const auto& e : arr) {
+      Stream s;
+      s.csid = e.at("csid").get<uint32_t>();
+      s.header.timestamp = e.at("ts").get<uint32_t>();
+      s.header.length = e.at("len").get<uint32_t>();
+      s.header.type = e.at("type").get<uint8_t>();
+      s.header.stream_id = e.at("sid").get<uint32_t>();
+      s.delta = e.at("delta").get<uint32_t>();
+      s.extended = e.at("ext").get<bool>();
+      s.has_header = e.at("has").get<bool>();
+      s.received = e.at("received").get<uint32_t>();
+      if (s.header.length > max_message_ || s.received > s.header.length) return bad("message size out of range");
+      if (!unhex(e.at("buf").get<std::string>(), s.buf) || s.buf.size() != s.received) return bad("bad partial message");
+      s.buf.resize(s.header.length);
+      streams.push_back(std::move(s));
+    }
+    int64_t cur = j.at("cur").get<int64_t>();
+    uint32_t left = j.at("chunk_left").get<uint32_t>();
+    if (cur >= static_cast<int64_t>(streams.size()) || cur < -1 || (cur >= 0 && !hdr.empty()))
+      return bad("bad current chunk stream");
+    if (cur >= 0 && left > streams[static_cast<size_t>(cur)].header.length - streams[static_cast<size_t>(cur)].received)
+      return bad("bad chunk remainder");
+    streams_ = std::move(streams);
+    chunk_size_ = cs;
+    bytes_ = j.at("bytes").get<uint64_t>();
+    hdr_len_ = hdr.size();
+    std::copy(hdr.begin(), hdr.end(), hdr_);
+    cur_ = cur >= 0 ? &streams_[static_cast<size_t>(cur)] : nullptr;
+    chunk_left_ = cur_ ? left : 0;
+    error_ = nullptr;
+    return true;
+  } catch (const std::exception& e) {  // control plane: a missing or mistyped field
+    return bad(e.what());
   }
 }
 

@@ -3,6 +3,8 @@
 
 #include <junction/media/annexb.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -24,6 +26,28 @@ uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) <
 
 bool same(const std::vector<uint8_t>& v, const uint8_t* p, size_t n) {
   return v.size() == n && (n == 0 || std::memcmp(v.data(), p, n) == 0);
+}
+
+std::string hex(const std::vector<uint8_t>& v) {
+  static const char* d = "0123456789abcdef";
+  std::string s(v.size() * 2, '0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    s[2 * i] = d[v[i] >> 4];
+    s[2 * i + 1] = d[v[i] & 15];
+  }
+  return s;
+}
+
+bool unhex(const std::string& s, std::vector<uint8_t>& out) {
+  if (s.size() % 2 || s.size() > 2 * 65536) return false;
+  auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  out.resize(s.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = v(s[2 * i]), lo = v(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
 }
 
 }  // namespace
@@ -215,7 +239,9 @@ void Publisher::on_bytes(const uint8_t* data, size_t len) {
     writer_.set_chunk_size(cfg_.chunk_size);
     // The window the server acknowledges: a quarter of the queue bound, so the bound is
     // measured with at most that much slack.
-    uint32_t window = static_cast<uint32_t>(std::clamp<size_t>(cfg_.max_queue_bytes / 4, 32u << 10, 2500000));
+    uint32_t window = cfg_.max_queue_bytes
+                          ? static_cast<uint32_t>(std::clamp<size_t>(cfg_.max_queue_bytes / 4, 32u << 10, 2500000))
+                          : 2500000;
     write_window_ack_size(writer_, out_, window);
     stats_.window = window;
     send_out();
@@ -387,7 +413,7 @@ uint64_t Publisher::unacknowledged() const {
   return diff > 0x80000000u ? 0 : diff;  // a server that counts more than we sent (the handshake)
 }
 
-bool Publisher::over_backlog() const { return unacknowledged() > cfg_.max_queue_bytes; }
+bool Publisher::over_backlog() const { return cfg_.max_queue_bytes && unacknowledged() > cfg_.max_queue_bytes; }
 
 uint32_t Publisher::rebase(uint32_t ts, uint32_t* last) {
   if (!have_base_) {
@@ -473,6 +499,102 @@ void Publisher::push_audio(const media::FrameView& f, uint32_t ts_ms) {
   if (!flv::audio_frame(codec, f.data, f.size, body_, &err)) return drop_audio(&stats_.dropped_invalid);
   send_body(kCsidAudio, kAudioMessage, stats_.stream_id, ts);
   ++stats_.audio_frames;
+}
+
+std::string Publisher::save() const {
+  if (phase_ != Phase::Publishing) return {};
+  nlohmann::json j;
+  j["v"] = 1;
+  j["url"] = url_.tc_url + "/" + url_.stream;
+  j["writer_chunk_size"] = writer_.chunk_size();
+  j["reader"] = reader_.save();
+  j["sent"] = sent_after_handshake_;
+  j["received"] = received_after_handshake_;
+  j["last_ack_sent"] = last_ack_sent_;
+  j["acked"] = acked_;
+  j["ack_seq"] = ack_seq_;
+  j["server_window"] = server_window_;
+  j["sps"] = hex(sps_);
+  j["pps"] = hex(pps_);
+  j["sent_sps"] = hex(sent_sps_);
+  j["sent_pps"] = hex(sent_pps_);
+  j["aac"] = hex(aac_config_);
+  j["sent_aac"] = hex(sent_aac_config_);
+  j["need_keyframe"] = need_keyframe_;
+  j["metadata_sent"] = metadata_sent_;
+  j["have_base"] = have_base_;
+  j["base_ts"] = base_ts_;
+  j["last_video_ts"] = last_video_ts_;
+  j["last_audio_ts"] = last_audio_ts_;
+  const auto& st = stats_;
+  j["stats"] = {st.bytes_sent, st.bytes_received, st.bytes_acknowledged, st.video_frames, st.audio_frames,
+                st.video_dropped, st.audio_dropped, st.dropped_not_publishing, st.dropped_backlog,
+                st.dropped_wait_keyframe, st.dropped_invalid, st.sequence_headers, st.acks_sent, st.pings_answered,
+                st.server_window, st.server_chunk_size, st.stream_id, st.window};
+  return j.dump();
+}
+
+bool Publisher::restore(std::string_view bytes, std::string& error) {
+  auto bad = [&](std::string why) {
+    error = "rtmp publisher state: " + why;
+    return false;
+  };
+  if (phase_ != Phase::Idle) return bad("restore() must come first, on a new Publisher with a valid URL");
+  auto j = nlohmann::json::parse(bytes, nullptr, false);
+  if (!j.is_object() || j.value("v", 0) != 1) return bad("not a version 1 state");
+  try {
+    if (j.at("url").get<std::string>() != url_.tc_url + "/" + url_.stream)
+      return bad("saved for another URL or stream");
+    ChunkReader reader(kMaxServerMessage);
+    if (!reader.restore(j.at("reader").get<std::string>(), error)) return false;
+    ChunkWriter writer;
+    if (!writer.set_chunk_size(j.at("writer_chunk_size").get<uint32_t>())) return bad("bad chunk size");
+    std::vector<uint8_t> sps, pps, sent_sps, sent_pps, aac, sent_aac;
+    if (!unhex(j.at("sps").get<std::string>(), sps) || !unhex(j.at("pps").get<std::string>(), pps) ||
+        !unhex(j.at("sent_sps").get<std::string>(), sent_sps) || !unhex(j.at("sent_pps").get<std::string>(), sent_pps) ||
+        !unhex(j.at("aac").get<std::string>(), aac) || !unhex(j.at("sent_aac").get<std::string>(), sent_aac))
+      return bad("bad parameter sets");
+    const auto& st = j.at("stats");
+    if (!st.is_array() || st.size() != 18) return bad("bad stats");
+    PublisherStats s;
+    uint64_t* counters[] = {&s.bytes_sent, &s.bytes_received, &s.bytes_acknowledged, &s.video_frames, &s.audio_frames,
+                            &s.video_dropped, &s.audio_dropped, &s.dropped_not_publishing, &s.dropped_backlog,
+                            &s.dropped_wait_keyframe, &s.dropped_invalid, &s.sequence_headers, &s.acks_sent,
+                            &s.pings_answered};
+    for (size_t i = 0; i < 14; ++i) *counters[i] = st[i].get<uint64_t>();
+    s.server_window = st[14].get<uint32_t>();
+    s.server_chunk_size = st[15].get<uint32_t>();
+    s.stream_id = st[16].get<uint32_t>();
+    s.window = st[17].get<uint32_t>();
+    if (s.stream_id == 0) return bad("no stream id");
+    sent_after_handshake_ = j.at("sent").get<uint64_t>();
+    received_after_handshake_ = j.at("received").get<uint64_t>();
+    last_ack_sent_ = j.at("last_ack_sent").get<uint64_t>();
+    acked_ = j.at("acked").get<bool>();
+    ack_seq_ = j.at("ack_seq").get<uint32_t>();
+    server_window_ = j.at("server_window").get<uint32_t>();
+    need_keyframe_ = j.at("need_keyframe").get<bool>();
+    metadata_sent_ = j.at("metadata_sent").get<bool>();
+    have_base_ = j.at("have_base").get<bool>();
+    base_ts_ = j.at("base_ts").get<uint32_t>();
+    last_video_ts_ = j.at("last_video_ts").get<uint32_t>();
+    last_audio_ts_ = j.at("last_audio_ts").get<uint32_t>();
+    reader_ = std::move(reader);
+    writer_ = writer;
+    sps_ = std::move(sps);
+    pps_ = std::move(pps);
+    sent_sps_ = std::move(sent_sps);
+    sent_pps_ = std::move(sent_pps);
+    aac_config_ = std::move(aac);
+    sent_aac_config_ = std::move(sent_aac);
+    stats_ = s;
+  } catch (const std::exception& e) {  // control plane: a missing or mistyped field
+    return bad(e.what());
+  }
+  phase_ = Phase::Publishing;
+  status_ = PublisherStatus::Publishing;
+  reason_ = "restored";
+  return true;
 }
 
 }  // namespace junction::rtmp

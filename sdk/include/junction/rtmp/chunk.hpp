@@ -12,6 +12,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace junction::rtmp {
@@ -105,6 +107,12 @@ class ChunkReader {
   const char* error() const { return error_; }
   uint32_t chunk_size() const { return chunk_size_; }
   uint64_t bytes() const { return bytes_; }  // fed so far
+
+  // Hot reload: the whole reader state (chunk size, per-stream headers, a message or header half
+  // read) as JSON, and back into a fresh reader made with the same max_message. A failed reader
+  // saves nothing (empty).
+  std::string save() const;
+  bool restore(std::string_view bytes, std::string& error);
 
  private:
   struct Stream {

@@ -20,6 +20,8 @@
 // queue limit still applies: a tcp_send refused with JN_ERR_LIMIT means the stream is broken,
 // so the caller closes the connection and calls on_disconnected()).
 //
+// One Publisher per connection: after Failed or Closed, a reconnect makes a new one.
+//
 // Not thread-safe: one thread (the connection's loop) calls everything. Callbacks run inside the
 // calls (send() from any of them, on_status() from on_connected/on_bytes/on_disconnected/
 // unpublish); a callback must not destroy the Publisher. Nothing thrown on the media path; media
@@ -58,7 +60,7 @@ struct PublisherCallbacks {
 struct PublisherConfig {
   std::string url;     // rtmp://host[:port]/app[/inst]/stream, or rtmp://host[:port]/app[/inst] + stream
   std::string stream;  // the stream name (may carry "?key=..."); empty: the URL's last path element
-  size_t max_queue_bytes = 4 << 20;
+  size_t max_queue_bytes = 4 << 20;  // bound on unacknowledged bytes (see Backlog); 0 = none
   // Optional (defaults suit nginx-rtmp and most CDNs):
   uint32_t chunk_size = 4096;  // announced with Set Chunk Size after the handshake
   flv::Metadata metadata;      // what onMetaData announces (default: the encoder name only)
@@ -116,6 +118,15 @@ class Publisher {
   // Ends the publication politely (FCUnpublish, deleteStream) -> Closed; the caller then closes
   // the TCP connection (tcp_close flushes what was sent).
   void unpublish();
+
+  // Hot reload (the core keeps the TCP connection; the plugin's new instance takes it over):
+  // save() the state of a Publishing publisher (JSON; empty when not Publishing), restore() it
+  // into a new Publisher made with the same config, before any other call. It is then
+  // Publishing (no callback) and continues the same RTMP stream: chunk sizes, stream id,
+  // timestamp base, sequence headers already sent (not repeated), keyframe wait, acknowledgement
+  // counts, a server message half received. False (and error) for bytes it cannot use.
+  std::string save() const;
+  bool restore(std::string_view bytes, std::string& error);
 
   PublisherStatus status() const { return status_; }
   PublisherStats stats() const { return stats_; }
