@@ -8,13 +8,16 @@
 //  - whatever the server sends, the Publisher's own output stays a valid chunk stream of valid
 //    AMF0 commands (read back by a server-side ChunkReader), it sends nothing once Failed or
 //    Closed, statuses only move Connecting -> Publishing -> Failed/Closed, and on_disconnected
-//    always leaves it Failed or Closed.
+//    always leaves it Failed or Closed;
+//  - a Publishing publisher's save() restores into a new one that saves the same bytes and
+//    continues the same valid stream.
 #include <junction/rtmp/amf0.hpp>
 #include <junction/rtmp/chunk.hpp>
 #include <junction/rtmp/publisher.hpp>
 
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 using namespace junction;
@@ -150,6 +153,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pub.push_audio(a, ts);
     ts += 20;
     if (pub.unacknowledged() > (uint64_t{1} << 32)) abort();
+  }
+  // Hot reload: a Publishing publisher's state always restores, and the new instance continues
+  // the same valid stream (the client-side reader keeps reading).
+  if (pub.status() == PublisherStatus::Publishing) {
+    std::string state = pub.save(), err;
+    if (state.empty()) abort();
+    Publisher next(cfg, client);
+    if (!next.restore(state, err) || next.status() != PublisherStatus::Publishing) abort();
+    if (next.save() != state) abort();
+    media::FrameView v{kKey, sizeof kKey, {}};
+    v.meta.codec = JN_CODEC_H264;
+    next.push_video(v, ts, ts);
+    next.on_bytes(in, n < step ? n : step);
+    next.on_disconnected();
+    if (!client.terminal) abort();
+    return 0;
   }
   if (data[0] & 0x80) pub.unpublish();
   pub.on_disconnected();
