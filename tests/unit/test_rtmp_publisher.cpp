@@ -534,6 +534,32 @@ TEST_CASE("publisher: parse_url") {
   }
 }
 
+TEST_CASE("publisher: a video frame with JN_MF_DISCONT makes video wait for the next keyframe") {
+  Server srv;
+  Publisher pub(config(), srv);
+  srv.establish(pub);
+  CHECK(pub.wants_keyframe());
+  auto k = keyframe_au(), p = p_au();
+  pub.push_video(video(k, true), 0, 0);
+  CHECK_FALSE(pub.wants_keyframe());
+  pub.push_video(video(p, false), 40, 40);
+  auto lost = video(p, false);
+  lost.meta.frame_flags = JN_MF_DISCONT;
+  pub.push_video(lost, 120, 120);
+  CHECK(pub.wants_keyframe());
+  pub.push_video(video(p, false), 160, 160);
+  CHECK(pub.stats().dropped_wait_keyframe == 2);
+  auto key_after_loss = video(k, true);
+  key_after_loss.meta.frame_flags |= JN_MF_DISCONT;  // a keyframe is fine whatever came before
+  pub.push_video(key_after_loss, 200, 200);
+  CHECK_FALSE(pub.wants_keyframe());
+  CHECK(pub.stats().video_frames == 3);
+  auto m = srv.take();
+  REQUIRE(m.size() == 4);  // sequence header, key, P, key
+  CHECK(m[3].header.timestamp == 200);
+  CHECK(m[3].payload[0] == 0x17);
+}
+
 TEST_CASE("publisher: save and restore continue the same RTMP stream (hot reload)") {
   Server srv;
   auto old_pub = std::make_unique<Publisher>(config(), srv);

@@ -453,6 +453,7 @@ void Publisher::push_video(const media::FrameView& f, uint32_t dts_ms, uint32_t 
   });
   if (!vcl) return;  // parameter sets only (a JN_MF_CONFIG frame): remembered, nothing to send
   bool key = idr || (f.meta.frame_flags & JN_MF_KEY);
+  if ((f.meta.frame_flags & JN_MF_DISCONT) && !key) need_keyframe_ = true;  // lost references upstream
   if (over_backlog()) {
     need_keyframe_ = true;  // a dropped reference frame breaks everything up to the next keyframe
     return drop_video(&stats_.dropped_backlog);

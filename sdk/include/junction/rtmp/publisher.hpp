@@ -111,7 +111,9 @@ class Publisher {
   // Frames from junction::media (FrameView: H.264 Annex B access units, G.711, AAC raw / AAC
   // config with JN_MF_CONFIG); timestamps in ms on one clock for A and V (the caller aligns
   // them); dropped (counted) until Publishing and while the queue is over its bound; video waits
-  // for a keyframe with SPS/PPS (in the frame or in an earlier JN_MF_CONFIG frame).
+  // for a keyframe with SPS/PPS (in the frame or in an earlier JN_MF_CONFIG frame), and again
+  // after a video frame was dropped or one arrives with JN_MF_DISCONT (a loss upstream: what
+  // follows would reference a picture the server never got).
   void push_video(const media::FrameView& f, uint32_t dts_ms, uint32_t pts_ms);
   void push_audio(const media::FrameView& f, uint32_t ts_ms);
 
@@ -136,6 +138,9 @@ class Publisher {
   const std::string& reason() const { return reason_; }
   // Bytes sent after the handshake and not yet acknowledged (0 until the first Acknowledgement).
   uint64_t unacknowledged() const;
+  // Publishing and video is being dropped until a keyframe: the moment to ask the source for one
+  // (RTCP PLI/FIR, SIP INFO, media.keyframe_request; rate-limited by the caller).
+  bool wants_keyframe() const { return phase_ == Phase::Publishing && need_keyframe_; }
 
  private:
   enum class Phase { Idle, Handshake, Connect, CreateStream, Publish, Publishing, Done };
