@@ -17,7 +17,7 @@ endif()
 # symbol crosses a plugin boundary. A plugin links them as junction::sip, junction::media, ...
 # They use no libuv, no threads and no globals: I/O and timers come from the host through the
 # plugin. Built here (not in sdk/CMakeLists.txt) so a vendor building against sdk/ alone gets them.
-foreach(jn_sdk_lib sip media webrtc rtmp)
+foreach(jn_sdk_lib sip media webrtc rtmp audio)
   if(NOT TARGET junction_${jn_sdk_lib} AND EXISTS ${JUNCTION_SDK_DIR}/src/${jn_sdk_lib})
     file(GLOB jn_sdk_lib_sources CONFIGURE_DEPENDS ${JUNCTION_SDK_DIR}/src/${jn_sdk_lib}/*.cpp)
     if(jn_sdk_lib_sources)
@@ -47,6 +47,11 @@ foreach(jn_sdk_lib sip media webrtc rtmp)
         # RTMP publisher and FLV muxing of junction::media frames (no codec libraries: an AAC
         # encoder, when a plugin wants one, is the plugin's own dependency).
         target_link_libraries(junction_rtmp PUBLIC junction_media)
+      elseif(jn_sdk_lib STREQUAL "audio")
+        # Conference audio: G.711, Opus (libopus), the mix-minus mixer.
+        find_package(PkgConfig REQUIRED)
+        pkg_check_modules(JN_OPUS REQUIRED IMPORTED_TARGET opus)
+        target_link_libraries(junction_audio PUBLIC PkgConfig::JN_OPUS)
       endif()
     endif()
   endif()
