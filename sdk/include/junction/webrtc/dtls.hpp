@@ -5,9 +5,10 @@
 // libsrtp2 can do it) and SRTP_AES128_CM_SHA1_80; the keying material is exported when the
 // handshake completes. Application data (SCTP for data channels) goes both ways once connected.
 //
-// Certificate also holds what every association of it shares: the SSL_CTX and the BIO method
-// that turns each OpenSSL write into one datagram. Create it once (at plugin start), keep it for
-// as long as any Dtls made from it lives (Dtls keeps a reference to the SSL_CTX itself).
+// Certificate also holds what every association of it shares: the SSL_CTX (reference-counted by
+// OpenSSL: a Dtls keeps it alive by itself). Create it once, at plugin start (or from the PEM the
+// previous instance saved). Outgoing records are packed into datagrams of at most 1200 bytes
+// (the DTLS MTU: a handshake flight is fragmented to fit).
 #pragma once
 
 #include <junction/webrtc/srtp.hpp>
@@ -20,7 +21,6 @@
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 typedef struct bio_st BIO;
-typedef struct bio_method_st BIO_METHOD;
 typedef struct evp_pkey_st EVP_PKEY;
 typedef struct x509_st X509;
 
@@ -49,7 +49,6 @@ class Certificate {
   const std::string& fingerprint() const { return fingerprint_; }
 
   SSL_CTX* ssl_ctx() const { return ctx_; }
-  const BIO_METHOD* write_method() const { return bio_method_; }
 
  private:
   bool build(std::string* err, bool srtp_gcm);
@@ -57,7 +56,6 @@ class Certificate {
   EVP_PKEY* key_ = nullptr;
   X509* cert_ = nullptr;
   SSL_CTX* ctx_ = nullptr;
-  BIO_METHOD* bio_method_ = nullptr;
   std::string fingerprint_;
 };
 
@@ -146,18 +144,19 @@ class Dtls {
   const DtlsStats& stats() const { return stats_; }
 
  private:
-  friend struct DtlsAccess;
-  void progress(uint64_t now_ms);  // drive the handshake / read application data
+  friend struct DtlsAccess;  // the certificate check (OpenSSL's verify callback)
+  void progress();  // drive the handshake / read application data
+  void flush();     // pending records out, packed into datagrams
   void fail(std::string why);
   void update_timer(uint64_t now_ms);
   bool check_peer();
 
-  const Certificate& cert_;
   DtlsRole role_;
   std::string remote_fp_;
   DtlsIo& io_;
   SSL* ssl_ = nullptr;
   BIO* rbio_ = nullptr;
+  BIO* wbio_ = nullptr;
   DtlsState state_ = DtlsState::New;
   std::string error_;
   uint64_t deadline_ms_ = UINT64_MAX;   // handshake timeout

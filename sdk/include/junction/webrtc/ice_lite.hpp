@@ -76,6 +76,7 @@ class IceLite {
   void start(uint64_t now_ms) {
     if (!started_) started_ = true, last_valid_ms_ = now_ms;
   }
+  bool started() const { return started_; }
   bool consent_expired(uint64_t now_ms) const { return started_ && now_ms >= consent_deadline_ms(); }
   uint64_t consent_deadline_ms() const { return last_valid_ms_ + consent_timeout_ms_; }
 
