@@ -100,7 +100,7 @@ TEST_CASE("H.264: frames -> RTP with our SSRC, tailroom, stored for NACK; held u
   rc.codec = sc.codec;
   RtpToFrames rx(rc);
   REQUIRE(rx.ok());
-  CHECK(rx.keyframe_wanted());
+  CHECK_FALSE(rx.keyframe_wanted());  // nothing seen yet: a browser starts with a keyframe
   Frames got;
   for (auto& p : out.sent) CHECK(rx.push(p.data(), p.size(), media::frame_sink(got)) == media::RtpError::None);
   REQUIRE(got.list.size() == 2);
@@ -110,6 +110,14 @@ TEST_CASE("H.264: frames -> RTP with our SSRC, tailroom, stored for NACK; held u
   CHECK(got.list[1].meta.pts - got.list[0].meta.pts == 3000);
   CHECK_FALSE(rx.keyframe_wanted());
   CHECK(rx.remote_ssrc() == 0x11223344);
+
+  // A stream that starts with a delta frame wants a keyframe until one comes.
+  RtpToFrames late(rc);
+  Frames got2;
+  size_t first_delta = out.sent.size() - 1;  // the delta fits one packet
+  late.push(out.sent[first_delta].data(), out.sent[first_delta].size(), media::frame_sink(got2));
+  REQUIRE(got2.list.size() == 1);
+  CHECK(late.keyframe_wanted());
 }
 
 TEST_CASE("video: a frame lost on the bus (seq gap) or DISCONT holds deltas until the next keyframe; resync() on a PLI") {

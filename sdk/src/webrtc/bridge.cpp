@@ -125,7 +125,6 @@ RtpToFrames::RtpToFrames(const RecvConfig& cfg) : cfg_(cfg) {
     error_ = std::string("depacketizer: ") + (dp_ ? media::to_string(dp_->error()) : "out of memory");
     return;
   }
-  want_key_ = cfg.kind == JN_MEDIA_VIDEO;
   ok_ = true;
 }
 
@@ -139,8 +138,10 @@ media::RtpError RtpToFrames::push(const uint8_t* pkt, size_t len, media::FrameSi
       if (f.meta.frame_flags & JN_MF_KEY) {
         ++stats_.keyframes;
         want_key_ = false;
-      } else if (f.meta.frame_flags & JN_MF_DISCONT) {
-        want_key_ = true;  // a frame was lost before this one: the picture is broken until a keyframe
+      } else if ((f.meta.frame_flags & JN_MF_DISCONT) || stats_.keyframes == 0) {
+        // A frame was lost before this one, or the stream did not start with a keyframe: the
+        // picture is broken until the next keyframe.
+        want_key_ = true;
       }
     }
     sink_(f);

@@ -11,8 +11,9 @@
 //
 // RtpToFrames: the browser's decrypted RTP of one m-line -> whole frames (H.264 via sdk/media's
 // depacketizer, VP8, Opus / G.711 one frame per packet) handed to a sink the plugin publishes on
-// the bus. keyframe_wanted() turns true for video until the first keyframe and after a damaged
-// frame; the caller then sends a PLI (PeerConnection does, rate-limited).
+// the bus. keyframe_wanted() turns true for video when a delta frame comes before any keyframe
+// and after a damaged frame, until the next keyframe; the caller then sends a PLI
+// (PeerConnection does, rate-limited). A browser starts with a keyframe: no PLI at the start.
 //
 // Both build their objects at construction; nothing is allocated or thrown per packet.
 #pragma once
@@ -133,7 +134,7 @@ class RtpToFrames {
 
   // One decrypted RTP packet of this m-line; whole frames go to sink during the call.
   media::RtpError push(const uint8_t* pkt, size_t len, media::FrameSink sink);
-  // Video: no keyframe yet, or a frame was damaged since the last keyframe (ask with a PLI).
+  // Video: a delta before any keyframe, or a frame damaged since the last keyframe (ask with a PLI).
   bool keyframe_wanted() const { return want_key_; }
   uint32_t remote_ssrc() const { return ssrc_; }
   uint8_t payload_type() const { return cfg_.codec.pt; }
