@@ -5,7 +5,6 @@
 // keyframe request upstream); PCMA audio both ways; B's request_keyframe() reaches A as a PLI
 // ("loss"); a lost packet -> PLI; a NACK from B is answered with the original packet; SR/RR flow; data channels open
 // over the real DTLS and carry messages; a refused local SCTP leaves media working.
-#if __has_include(<junction/webrtc/transport.hpp>)
 #include <junction/webrtc/peer.hpp>
 #include <junction/webrtc/stun.hpp>
 
@@ -360,4 +359,3 @@ TEST_CASE("peer: bad configuration is refused with a reason; garbage datagrams d
   CHECK(c.a.pc->state() == PeerState::Closed);
   CHECK_FALSE(c.a.pc->send_frame(JN_MEDIA_AUDIO, fv(pcma, 160, 8000, JN_CODEC_PCMA, 1, 0), c.net.now));
 }
-#endif

@@ -1,6 +1,4 @@
 // PeerConnection: Transport(s) + bridges + RTCP feedback + data channels (peer.hpp says what and why).
-// Built only with the transport side of sdk/webrtc present (webrtc-transport's headers).
-#if __has_include(<junction/webrtc/transport.hpp>)
 #include <junction/util/random.hpp>
 #include <junction/webrtc/peer.hpp>
 
@@ -431,4 +429,3 @@ void PeerConnection::close() {
 }
 
 }  // namespace junction::webrtc
-#endif
