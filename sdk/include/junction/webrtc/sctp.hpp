@@ -183,7 +183,6 @@ class SctpAssociation {
   std::vector<uint8_t> rbuf_;      // one message being received (max_message_size + slack)
   size_t rlen_ = 0;
   SctpStats stats_;
-  bool in_callback_ = false;
 };
 
 }  // namespace junction::webrtc
