@@ -2,7 +2,7 @@
 """sdk/webrtc against a real browser (issue 15): headless Chromium makes an offer (fake camera and
 microphone, a data channel), build/tools/webrtc_peer_tool answers it with sdk/webrtc alone (sdp.hpp
 answer, PeerConnection: ICE-lite, DTLS-SRTP, SCTP) on a loopback UDP port, and media and data flow
-both ways: the browser decodes our video (H.264 packetization-mode 1 from libx264, or VP8 from
+both ways, bundled or not (one transport per m-line): the browser decodes our video (H.264 packetization-mode 1 from libx264, or VP8 from
 libvpx) and hears our A-law tone (audio energy > 0); the tool depacketizes the browser's audio and
 video into whole frames starting with a keyframe; a data-channel message comes back echoed; no
 SRTP packet fails authentication.
@@ -30,8 +30,8 @@ except ImportError:  # the browser harness comes with the verto-ws work
 TOOL = os.path.join(BUILD, "tools", "webrtc_peer_tool")
 FFMPEG = shutil.which("ffmpeg")
 
-OFFER_JS = """(async () => {
-  window.pc = new RTCPeerConnection();
+OFFER_JS = """(async (bundle) => {
+  window.pc = new RTCPeerConnection({bundlePolicy: bundle ? 'balanced' : 'max-compat'});
   pc.ontrack = e => {
     if (e.track.kind !== 'audio') return;
     window.player = new Audio();
@@ -44,9 +44,12 @@ OFFER_JS = """(async () => {
   window.dc = pc.createDataChannel('chat');
   dc.onmessage = e => msgs.push(e.data);
   dc.onopen = () => dc.send('hello from chromium');
-  await pc.setLocalDescription(await pc.createOffer());
+  const o = await pc.createOffer();
+  // A client that does not bundle (max-compat, no a=group:BUNDLE): one transport per m-line.
+  if (!bundle) o.sdp = o.sdp.split('\\r\\n').filter(l => !l.startsWith('a=group:BUNDLE')).join('\\r\\n');
+  await pc.setLocalDescription(o);
   return pc.localDescription.sdp;
-})()"""
+})"""
 
 STATS_JS = """(async () => {
   const out = {};
@@ -83,11 +86,12 @@ class WebrtcChromium(unittest.TestCase):
         cls.server.close()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def call(self, codec):
+    def call(self, codec, bundle=True):
         video = self.h264 if codec == "H264" else self.ivf
         with Browser() as b:
             page = b.new_page(self.server.origin + "/index.html")
-            offer = page.evaluate(OFFER_JS)
+            offer = page.evaluate(OFFER_JS + ("(true)" if bundle else "(false)"))
+            self.assertEqual("a=group:BUNDLE" in offer, bundle)
             offer_path = os.path.join(self.tmp, "offer.sdp")
             with open(offer_path, "w") as f:
                 f.write(offer)
@@ -132,12 +136,16 @@ class WebrtcChromium(unittest.TestCase):
         self.assertGreaterEqual(int(st["video_keyframes_in"]), 1)
         self.assertEqual(st["srtp_in_failed"], "0")
         self.assertEqual(st["rtp_unknown_pt"], "0")
+        self.assertEqual(st["transports"], "1" if bundle else "3")
 
     def test_h264_both_ways(self):
         self.call("H264")
 
     def test_vp8_both_ways(self):
         self.call("VP8")
+
+    def test_no_bundle_one_transport_per_m_line(self):
+        self.call("H264", bundle=False)
 
 
 if __name__ == "__main__":

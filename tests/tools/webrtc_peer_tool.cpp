@@ -1,6 +1,7 @@
 // A WebRTC endpoint on sdk/webrtc alone, for interop runs against a real browser and for benches:
 //   webrtc_peer_tool OFFER_FILE VIDEO_ES SECONDS [vp8]
-// reads a browser's offer, answers it (ICE-lite on 127.0.0.1, a UDP port of its own; audio PCMA
+// reads a browser's offer, answers it (ICE-lite on 127.0.0.1, a UDP port of its own per transport:
+// one for BUNDLE, one per m-line when the offer does not bundle; audio PCMA
 // then Opus, video H.264 mode 1 then VP8 ("vp8": VP8 first), data channels), prints
 // "ANSWER <base64 SDP>", then for SECONDS runs the PeerConnection: sends VIDEO_ES ("-": none; an
 // H.264 Annex-B file, or VP8 in an .ivf file) at 25 fps in a loop and a 440 Hz A-law tone every 20 ms, echoes every
@@ -56,12 +57,13 @@ uint8_t alaw(int16_t pcm) {  // ITU-T G.711 A-law
 }
 
 struct Tool : PeerCallbacks {
-  int fd = -1;
+  std::vector<int> fds;  // one UDP socket per transport (BUNDLE: one)
   std::unique_ptr<PeerConnection> pc;
   uint64_t frames_in[4] = {};
   uint64_t keyframes_in = 0;
   uint64_t channel_msgs = 0;
-  void send_datagram(size_t, const uint8_t* d, size_t n, const jn_addr& to) override {
+  void send_datagram(size_t transport, const uint8_t* d, size_t n, const jn_addr& to) override {
+    int fd = fds[transport < fds.size() ? transport : 0];
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(to.port);
@@ -139,14 +141,7 @@ int main(int argc, char** argv) {
   }
 
   Tool tool;
-  tool.fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(tool.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return 1;
-  socklen_t sl = sizeof sa;
-  getsockname(tool.fd, reinterpret_cast<sockaddr*>(&sa), &sl);
-  uint16_t port = ntohs(sa.sin_port);
+
 
   Description offer;
   ParseError perr;
@@ -154,8 +149,32 @@ int main(int argc, char** argv) {
     std::printf("OFFER_ERROR %s\n", perr.reason.c_str());
     return 1;
   }
-  IceCredentials ice;
-  ice_random_credentials(ice);
+  // One socket (and ICE credentials) per m-line: BUNDLE uses the first, a peer that does not
+  // bundle (max-compat) gets a transport per accepted m-line.
+  std::vector<IceCredentials> ices;
+  std::vector<LocalTransport> transports;
+  for (size_t i = 0; i < offer.media.size() && i < 8; ++i) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return 1;
+    socklen_t sl = sizeof sa;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
+    uint16_t port = ntohs(sa.sin_port);
+    tool.fds.push_back(fd);
+    IceCredentials ice;
+    ice_random_credentials(ice);
+    ices.push_back(ice);
+    LocalTransport lt;
+    lt.ice_ufrag = ice.ufrag;
+    lt.ice_pwd = ice.pwd;
+    lt.fingerprint = cert.fingerprint();
+    lt.address = "127.0.0.1";
+    lt.port = port;
+    lt.candidates = {candidate_line("1", "127.0.0.1", port)};
+    transports.push_back(lt);
+  }
   AnswerOptions o;
   o.audio.codecs = {{"PCMA"}, {"OPUS"}};
   o.audio.can_send = o.audio.can_receive = true;
@@ -163,14 +182,7 @@ int main(int argc, char** argv) {
   o.video.can_send = !aus.empty();
   o.video.can_receive = true;
   o.data_channels = stack.ready();
-  LocalTransport lt;
-  lt.ice_ufrag = ice.ufrag;
-  lt.ice_pwd = ice.pwd;
-  lt.fingerprint = cert.fingerprint();
-  lt.address = "127.0.0.1";
-  lt.port = port;
-  lt.candidates = {candidate_line("1", "127.0.0.1", port)};
-  o.transports = {lt};
+  o.transports = transports;
   AnswerResult ans;
   if (!build_answer(offer, o, ans, perr)) {
     std::printf("ANSWER_ERROR %s\n", perr.reason.c_str());
@@ -179,7 +191,7 @@ int main(int argc, char** argv) {
   std::printf("NEGOTIATED %s\n", ans.summary().c_str());
   std::printf("ANSWER %s\n", util::base64_encode(ans.sdp).c_str());
   PeerConfig pcfg;
-  pcfg.local_ice = {ice};
+  pcfg.local_ice = ices;
   pcfg.sctp = stack.ready() ? &stack : nullptr;
   tool.pc = std::make_unique<PeerConnection>(cert, tool, ans, pcfg);
   if (!tool.pc->ok()) {
@@ -248,33 +260,39 @@ int main(int argc, char** argv) {
     }
     uint64_t t = std::min<uint64_t>({tool.pc->next_timer_ms(), next_video, next_audio, end});
     int wait = t > now ? static_cast<int>(std::min<uint64_t>(t - now, 100)) : 0;
-    pollfd p{tool.fd, POLLIN, 0};
-    if (poll(&p, 1, wait) > 0) {
-      for (;;) {
-        sockaddr_in from{};
-        socklen_t fl = sizeof from;
-        ssize_t n = recvfrom(tool.fd, pkt, sizeof pkt, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
-        if (n <= 0) break;
-        jn_addr a{};
-        a.family = 4;
-        a.port = ntohs(from.sin_port);
-        std::memcpy(a.ip, &from.sin_addr, 4);
-        tool.pc->handle_datagram(0, pkt, static_cast<size_t>(n), a, now_ms());
+    pollfd p[8];
+    size_t nfd = std::min<size_t>(tool.fds.size(), tool.pc->transport_count());
+    for (size_t i = 0; i < nfd; ++i) p[i] = pollfd{tool.fds[i], POLLIN, 0};
+    if (poll(p, static_cast<nfds_t>(nfd), wait) > 0) {
+      for (size_t i = 0; i < nfd; ++i) {
+        for (;;) {
+          sockaddr_in from{};
+          socklen_t fl = sizeof from;
+          ssize_t n = recvfrom(tool.fds[i], pkt, sizeof pkt, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &fl);
+          if (n <= 0) break;
+          jn_addr a{};
+          a.family = 4;
+          a.port = ntohs(from.sin_port);
+          std::memcpy(a.ip, &from.sin_addr, 4);
+          tool.pc->handle_datagram(i, pkt, static_cast<size_t>(n), a, now_ms());
+        }
       }
     }
     tool.pc->tick(now_ms());
   }
   const auto& st = tool.pc->stats();
+  uint64_t srtp_failed = 0;
+  for (size_t i = 0; i < tool.pc->transport_count(); ++i) srtp_failed += tool.pc->transport(i).stats().srtp_in_failed;
   const Transport& tr = tool.pc->transport(0);
   std::printf("STATS state=%s audio_in=%llu video_in=%llu video_keyframes_in=%llu frames_out=%llu pli_sent=%llu pli_fir_in=%llu "
-              "nack_in=%llu retransmitted=%llu channel_msgs=%llu srtp_suite=%s srtp_in_failed=%llu rtp_unknown_pt=%llu\n",
+              "nack_in=%llu retransmitted=%llu channel_msgs=%llu srtp_suite=%s srtp_in_failed=%llu rtp_unknown_pt=%llu transports=%zu\n",
               peer_state_name(tool.pc->state()), (unsigned long long)tool.frames_in[JN_MEDIA_AUDIO],
               (unsigned long long)tool.frames_in[JN_MEDIA_VIDEO], (unsigned long long)tool.keyframes_in,
               (unsigned long long)st.frames_out, (unsigned long long)st.pli_sent, (unsigned long long)st.pli_fir_in,
               (unsigned long long)st.nack_in, (unsigned long long)st.retransmitted, (unsigned long long)tool.channel_msgs,
-              suite_name(tr.srtp_suite()), (unsigned long long)tr.stats().srtp_in_failed,
-              (unsigned long long)st.rtp_unknown_pt);
+              suite_name(tr.srtp_suite()), (unsigned long long)srtp_failed,
+              (unsigned long long)st.rtp_unknown_pt, tool.pc->transport_count());
   tool.pc->close();
-  close(tool.fd);
+  for (int fd : tool.fds) close(fd);
   return 0;
 }

@@ -319,7 +319,7 @@ void PeerConnection::on_transport_state(size_t leg, TransportState s) {
 }
 
 void PeerConnection::update_state() {
-  if (closed_) return;
+  if (closed_ || closing_) return;
   bool all_connected = true, any_failed = false, all_closed = true, any_started = false;
   for (auto& l : legs_) {
     all_connected = all_connected && l->state == TransportState::Connected;
@@ -422,6 +422,7 @@ bool PeerConnection::close_channel(uint16_t s) { return sctp_ && sctp_->close_ch
 
 void PeerConnection::close() {
   if (closed_) return;
+  closing_ = true;  // the close_notify still goes out; no state callbacks on the way down
   if (sctp_) sctp_->close();
   for (auto& l : legs_) l->t->close();
   closed_ = true;

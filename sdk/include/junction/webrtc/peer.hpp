@@ -178,6 +178,7 @@ class PeerConnection {
   uint8_t rtcp_buf_[1500 + kRtpTailroom];
   uint8_t rtx_buf_[1500 + kRtpTailroom];
   bool closed_ = false;
+  bool closing_ = false;
 };
 
 }  // namespace junction::webrtc
