@@ -65,11 +65,12 @@ struct Side : PeerCallbacks {
   std::vector<PeerState> states;
   std::vector<uint16_t> opens;
   std::vector<std::string> texts;
-  std::vector<Bytes> rtcp_out;  // RTCP packets sent (plaintext is not visible: counted by size)
+  std::vector<std::pair<char, uint32_t>> dtmf;
   void send_datagram(size_t, const uint8_t* d, size_t n, const jn_addr& to) override;
   void on_frame(uint32_t kind, const media::FrameView& f) override { frames.push_back({kind, Bytes(f.data, f.data + f.size), f.meta}); }
   void on_keyframe_request(uint32_t kind, const char* reason) override { keyframe_requests.emplace_back(kind, reason); }
   void on_state(PeerState s) override { states.push_back(s); }
+  void on_dtmf(char d, uint32_t ms) override { dtmf.emplace_back(d, ms); }
   void on_channel_open(uint16_t s, const DcepOpen&, bool) override { opens.push_back(s); }
   void on_channel_message(uint16_t, const uint8_t* d, size_t n, bool) override { texts.emplace_back(reinterpret_cast<const char*>(d), n); }
 };
@@ -290,6 +291,32 @@ TEST_CASE("peer: a lost video packet makes the receiver ask for a keyframe; a NA
   c.net.pump();
   CHECK(c.a.pc->stats().nack_in == 2);
   CHECK(c.a.pc->stats().retransmitted == 1);
+}
+
+TEST_CASE("peer: telephone-event packets from the browser become one DTMF digit per event") {
+  Call c(false);
+  c.connect();
+  REQUIRE(c.ra.lines[0].telephone_event_pt == 101);
+  // RFC 4733: updates without E, then the end packet three times (same timestamp).
+  auto event = [&](uint8_t ev, uint32_t ts, uint16_t seq, bool end, uint16_t dur) {
+    uint8_t p[16 + kRtpTailroom] = {0x80, 101, static_cast<uint8_t>(seq >> 8), static_cast<uint8_t>(seq), 0, 0, 0, 0,
+                                    0, 0, 0x12, 0x34, ev, static_cast<uint8_t>(end ? 0x8a : 0x0a),
+                                    static_cast<uint8_t>(dur >> 8), static_cast<uint8_t>(dur)};
+    proto::rtp::wr32(p + 4, ts);
+    REQUIRE(c.b.pc->send_rtp(0, p, 16, sizeof p));
+  };
+  uint16_t seq = 100;
+  event(5, 8000, seq++, false, 400);
+  event(5, 8000, seq++, false, 800);
+  for (int i = 0; i < 3; ++i) event(5, 8000, seq++, true, 1600);
+  event(11, 9600, seq++, false, 160);
+  for (int i = 0; i < 3; ++i) event(11, 9600, seq++, true, 800);
+  c.net.pump();
+  REQUIRE(c.a.dtmf.size() == 2);
+  CHECK(c.a.dtmf[0] == std::pair<char, uint32_t>{'5', 200});  // 1600 samples at 8 kHz
+  CHECK(c.a.dtmf[1] == std::pair<char, uint32_t>{'#', 100});
+  CHECK(c.a.pc->stats().dtmf == 2);
+  CHECK(c.a.frames.empty());  // not audio frames
 }
 
 TEST_CASE("peer: sender and receiver reports flow once a second") {

@@ -258,6 +258,11 @@ void PeerConnection::request_keyframe(uint64_t now_ms) {
     if (l->kind == JN_MEDIA_VIDEO && l->rx && l->pli_limit.request(ns(now_ms))) send_pli(*l, now_ms);
 }
 
+bool PeerConnection::send_rtp(size_t transport, uint8_t* p, size_t len, size_t cap) {
+  if (closed_ || !ok() || transport >= legs_.size()) return false;
+  return legs_[transport]->t->send_rtp(p, len, cap);
+}
+
 bool PeerConnection::send_rtcp(size_t transport, uint8_t* p, size_t len, size_t cap) {
   if (closed_ || !ok() || transport >= legs_.size()) return false;
   return legs_[transport]->t->send_rtcp(p, len, cap);

@@ -98,8 +98,9 @@ class PeerConnection {
   bool send_frame(uint32_t kind, const media::FrameView& frame, uint64_t now_ms);
   // A consumer of the browser's video wants a keyframe: PLI (rate-limited).
   void request_keyframe(uint64_t now_ms);
-  // RTCP of the plugin's own making on transport `transport` (protected in place: capacity with
-  // kRtpTailroom after len). False when that transport is not connected.
+  // RTP / RTCP of the plugin's own making on transport `transport` (e.g. RFC 4733 events),
+  // protected in place (capacity: kRtpTailroom after len). False when it is not connected.
+  bool send_rtp(size_t transport, uint8_t* packet, size_t len, size_t capacity);
   bool send_rtcp(size_t transport, uint8_t* packet, size_t len, size_t capacity);
 
   // Data channels (SctpAssociation); -1 / false when there are none or it is not up yet.
