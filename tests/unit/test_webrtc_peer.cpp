@@ -139,8 +139,21 @@ struct Call {
     a.addr = v4(1, 40000);
     b.addr = v4(2, 50000);
     net.sides = {&a, &b};
+    negotiate(data, JN_DIR_SENDRECV, ra, rb);
+    PeerConfig ca, cb;
+    ca.local_ice = {ia};
+    cb.local_ice = {ib};
+    ca.sctp = stack_a;
+    cb.sctp = sctp_stack();
+    a.pc = std::make_unique<PeerConnection>(cert(0), a, ra, ca);
+    b.pc = std::make_unique<PeerConnection>(cert(1), b, rb, cb);
+    REQUIRE_MESSAGE(a.pc->ok(), a.pc->error());
+    REQUIRE_MESSAGE(b.pc->ok(), b.pc->error());
+  }
+  // B offers (audio in `audio_dir`, video recvonly, data), A answers, B applies the answer.
+  void negotiate(bool data, uint32_t audio_dir, AnswerResult& out_a, AnswerResult& out_b) {
     OfferOptions oo;
-    oo.lines.push_back({JN_MEDIA_AUDIO, {{"OPUS"}, {"PCMA"}}, JN_DIR_SENDRECV, ""});
+    oo.lines.push_back({JN_MEDIA_AUDIO, {{"OPUS"}, {"PCMA"}}, audio_dir, ""});
     oo.lines.push_back({JN_MEDIA_VIDEO, {{"VP8"}, {"H264"}}, JN_DIR_RECVONLY, ""});
     oo.data_channels = data;
     oo.transport.ice_ufrag = ib.ufrag;
@@ -167,17 +180,8 @@ struct Call {
     lt.port = 40000;
     lt.candidates = {candidate_line("1", "127.0.0.1", 40000)};
     ao.transports = {lt};
-    REQUIRE_MESSAGE(build_answer(d, ao, ra, err), err.reason);
-    REQUIRE_MESSAGE(apply_answer(off.local, ra.sdp, rb, err), err.reason);
-    PeerConfig ca, cb;
-    ca.local_ice = {ia};
-    cb.local_ice = {ib};
-    ca.sctp = stack_a;
-    cb.sctp = sctp_stack();
-    a.pc = std::make_unique<PeerConnection>(cert(0), a, ra, ca);
-    b.pc = std::make_unique<PeerConnection>(cert(1), b, rb, cb);
-    REQUIRE_MESSAGE(a.pc->ok(), a.pc->error());
-    REQUIRE_MESSAGE(b.pc->ok(), b.pc->error());
+    REQUIRE_MESSAGE(build_answer(d, ao, out_a, err), err.reason);
+    REQUIRE_MESSAGE(apply_answer(off.local, out_a.sdp, out_b, err), err.reason);
   }
   void connect() {
     // The ICE agents: A (the DTLS server) first, so it knows B's address before the ClientHello.
@@ -317,6 +321,35 @@ TEST_CASE("peer: telephone-event packets from the browser become one DTMF digit 
   CHECK(c.a.dtmf[1] == std::pair<char, uint32_t>{'#', 100});
   CHECK(c.a.pc->stats().dtmf == 2);
   CHECK(c.a.frames.empty());  // not audio frames
+}
+
+TEST_CASE("peer: a re-offer on the same transports (hold: the browser's audio sendonly) rebuilds the media lines only") {
+  Call c(true);
+  c.connect();
+  c.net.advance(200);
+  REQUIRE(c.a.pc->sctp());
+  REQUIRE(c.a.pc->sctp()->state() == SctpState::Connected);
+  AnswerResult ra2, rb2;
+  c.negotiate(true, JN_DIR_SENDONLY, ra2, rb2);
+  CHECK(ra2.lines[0].direction == JN_DIR_RECVONLY);
+  std::string err;
+  REQUIRE_MESSAGE(c.a.pc->renegotiate(ra2, err), err);
+  REQUIRE_MESSAGE(c.b.pc->renegotiate(rb2, err), err);
+  CHECK(c.a.pc->state() == PeerState::Connected);
+  CHECK(c.a.pc->sctp()->state() == SctpState::Connected);  // data channels go on
+  Bytes pcma(160, 0xd5);
+  CHECK_FALSE(c.a.pc->send_frame(JN_MEDIA_AUDIO, fv(pcma, 0, 8000, JN_CODEC_PCMA, 0, 0), c.net.now));  // held: A only receives
+  CHECK(c.b.pc->send_frame(JN_MEDIA_AUDIO, fv(pcma, 0, 8000, JN_CODEC_PCMA, 0, 0), c.net.now));
+  c.net.pump();
+  CHECK(c.a.frames.size() == 1);
+  CHECK(c.b.frames.empty());
+  // An ICE restart (new credentials on B's side) cannot be taken in place.
+  REQUIRE(ice_random_credentials(c.ib));
+  AnswerResult ra3, rb3;
+  c.negotiate(true, JN_DIR_SENDRECV, ra3, rb3);
+  CHECK_FALSE(c.a.pc->renegotiate(ra3, err));
+  CHECK(err.find("ICE restart") != std::string::npos);
+  CHECK(c.a.pc->ok());  // the running call is untouched
 }
 
 TEST_CASE("peer: sender and receiver reports flow once a second") {

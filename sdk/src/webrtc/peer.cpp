@@ -95,21 +95,27 @@ PeerConnection::PeerConnection(const Certificate& cert, PeerCallbacks& cb, const
     tc.local_ice = cfg_.local_ice[std::min(i, cfg_.local_ice.size() - 1)];
     tc.remote_ice = IceCredentials{rem.ice_ufrag, rem.ice_pwd};
     tc.remote_fingerprint = rem.fingerprint;
+    remote_fp_.push_back(rem.fingerprint);
     tc.dtls_role = leg->role;
     tc.consent_timeout_ms = cfg_.consent_timeout_ms;
     tc.handshake_timeout_ms = cfg_.handshake_timeout_ms;
     leg->t = std::make_unique<Transport>(cert_, *leg, tc);
     legs_.push_back(std::move(leg));
   }
+  error_ = build_lines(neg);
+}
+
+std::string PeerConnection::build_lines(const AnswerResult& neg) {
+  lines_.clear();
+  outs_.clear();
   const uint64_t kf = ns(cfg_.keyframe_interval_ms);
   for (auto& r : neg.lines) {
     if (!r.accepted) continue;
     if (r.transport >= legs_.size()) {
-      error_ = "m-line " + std::to_string(r.index) + " names transport " + std::to_string(r.transport);
-      return;
+      return "m-line " + std::to_string(r.index) + " names transport " + std::to_string(r.transport);
     }
     if (r.kind == JN_MEDIA_DATA) {
-      if (!cfg_.sctp || !cfg_.sctp->ready()) continue;  // refused locally: no association
+      if (!cfg_.sctp || !cfg_.sctp->ready() || sctp_) continue;  // refused locally, or running already
       sctp_leg_ = r.transport;
       sctp_remote_port_ = r.sctp_port ? r.sctp_port : 5000;
       sctp_remote_max_ = r.max_message_size ? r.max_message_size : 65536;
@@ -147,8 +153,7 @@ PeerConnection::PeerConnection(const Certificate& cert, PeerCallbacks& cb, const
       sc.mtu = cfg_.mtu;
       line->tx = std::make_unique<FrameToRtp>(sc, *out);
       if (!line->tx->ok()) {
-        error_ = std::string(r.kind == JN_MEDIA_VIDEO ? "video" : "audio") + " sender: " + line->tx->error();
-        return;
+        return std::string(r.kind == JN_MEDIA_VIDEO ? "video" : "audio") + " sender: " + line->tx->error();
       }
       outs_.push_back(std::move(out));
     }
@@ -159,12 +164,39 @@ PeerConnection::PeerConnection(const Certificate& cert, PeerCallbacks& cb, const
       rc.track = r.kind == JN_MEDIA_VIDEO ? 0 : 1;
       line->rx = std::make_unique<RtpToFrames>(rc);
       if (!line->rx->ok()) {
-        error_ = std::string(r.kind == JN_MEDIA_VIDEO ? "video" : "audio") + " receiver: " + line->rx->error();
-        return;
+        return std::string(r.kind == JN_MEDIA_VIDEO ? "video" : "audio") + " receiver: " + line->rx->error();
       }
     }
     lines_.push_back(std::move(line));
   }
+  return {};
+}
+
+bool PeerConnection::renegotiate(const AnswerResult& neg, std::string& err) {
+  if (closed_ || !ok()) {
+    err = "peer connection is closed";
+    return false;
+  }
+  // Same transports (no ICE restart, same certificate): keep them, rebuild the media lines.
+  if (neg.remotes.size() != legs_.size()) {
+    err = "the number of transports changed: a new PeerConnection is needed";
+    return false;
+  }
+  for (size_t i = 0; i < legs_.size(); ++i) {
+    const Transport& t = *legs_[i]->t;
+    const auto& rem = neg.remotes[i];
+    if (rem.ice_ufrag != t.ice().remote().ufrag || rem.fingerprint != remote_fp_[i]) {
+      err = "ICE restart or a new certificate on transport " + std::to_string(i) + ": a new PeerConnection is needed";
+      return false;
+    }
+  }
+  std::string e = build_lines(neg);
+  if (!e.empty()) {
+    err = e;
+    error_ = e;
+    return false;
+  }
+  return true;
 }
 
 PeerConnection::~PeerConnection() {

@@ -88,6 +88,11 @@ class PeerConnection {
   PeerConnection& operator=(const PeerConnection&) = delete;
 
   bool ok() const { return error_.empty(); }
+  // A new offer/answer in the answered call (hold, verto.modify updateMedia, a re-offer) with the
+  // same transports (same ICE ufrag and fingerprint per transport): the media lines are rebuilt
+  // (codecs, directions, SSRCs), transports and data channels go on. False + err when the
+  // transports changed (ICE restart, another certificate, BUNDLE on/off): build a new one.
+  bool renegotiate(const AnswerResult& negotiated, std::string& err);
   const std::string& error() const { return error_; }
   size_t transport_count() const { return legs_.size(); }
 
@@ -157,12 +162,14 @@ class PeerConnection {
   void send_reports(uint64_t now_ms);
   void on_dtmf_packet(Line& l, const uint8_t* p, size_t n);
   void update_state();
+  std::string build_lines(const AnswerResult& neg);  // "" or why not
 
   const Certificate& cert_;
   PeerCallbacks& cb_;
   PeerConfig cfg_;
   std::string error_;
   std::vector<std::unique_ptr<Leg>> legs_;
+  std::vector<std::string> remote_fp_;  // per transport, as negotiated
   std::vector<std::unique_ptr<Line>> lines_;
   std::vector<std::unique_ptr<Out>> outs_;
   std::unique_ptr<SctpAssociation> sctp_;
