@@ -162,6 +162,7 @@ std::string PeerConnection::build_lines(const AnswerResult& neg) {
       rc.kind = r.kind;
       rc.codec = r.codec;
       rc.track = r.kind == JN_MEDIA_VIDEO ? 0 : 1;
+      if (r.kind == JN_MEDIA_VIDEO) rc.max_frame = cfg_.max_video_frame;
       line->rx = std::make_unique<RtpToFrames>(rc);
       if (!line->rx->ok()) {
         return std::string(r.kind == JN_MEDIA_VIDEO ? "video" : "audio") + " receiver: " + line->rx->error();

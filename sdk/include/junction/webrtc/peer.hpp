@@ -65,6 +65,7 @@ struct PeerConfig {
   uint32_t max_message_size = 262144;
   size_t nack_slots = 256;              // RetransmitBuffer per video sender (0: no NACK answers)
   uint64_t keyframe_interval_ms = 500;  // PLIs to the browser at most this often
+  size_t max_video_frame = 1u << 20;    // largest browser video frame taken (its buffer is this big)
 };
 
 struct PeerStats {
