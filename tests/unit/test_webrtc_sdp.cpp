@@ -386,3 +386,66 @@ TEST_CASE("jn_media_stream mapping: the browser's offer out, a far leg's streams
   CHECK(out[1].direction == JN_DIR_SENDONLY);
   CHECK(out[1].codec_count == 1);
 }
+
+TEST_CASE("a browser's offer as a far leg's streams becomes our offer to another browser") {
+  Description d;
+  ParseError err;
+  REQUIRE(parse_description(kChromeOffer, d, err));
+  MediaStreams ms;
+  to_media_streams(d, ms);  // browser A's offer, as the core carries it to browser B's leg
+  LocalMedia la = LocalMedia::from_media_stream(ms[0]);
+  REQUIRE(la.codecs.size() == 4);  // opus, G722, PCMU, PCMA: no red, CN, telephone-event
+  CHECK(la.codecs[0].name == "OPUS");
+  CHECK(la.codecs[3].name == "PCMA");
+  LocalMedia lv = LocalMedia::from_media_stream(ms[1]);
+  REQUIRE(lv.codecs.size() == 3);  // VP8, H264 (once), AV1: no rtx
+  CHECK(lv.codecs[1].name == "H264");
+  OfferOptions oo;
+  offer_lines_from(ms.desc(), oo);
+  REQUIRE(oo.lines.size() == 2);  // the data m-line is not media
+  CHECK(oo.lines[0].kind == JN_MEDIA_AUDIO);
+  CHECK(oo.lines[0].direction == JN_DIR_SENDRECV);
+  CHECK(oo.lines[1].kind == JN_MEDIA_VIDEO);
+  oo.transport = transport(43000);
+  OfferResult off;
+  REQUIRE_MESSAGE(build_offer(oo, off, err), err.reason);
+  CHECK(contains(off.sdp, "a=rtpmap:96 opus/48000/2\r\n"));
+  CHECK(contains(off.sdp, "a=rtpmap:97 H264/90000\r\n"));
+  CHECK_FALSE(contains(off.sdp, "rtx"));
+  CHECK_FALSE(contains(off.sdp, "red/"));
+  CHECK_FALSE(contains(off.sdp, "AV1"));   // offered by A, but no bridge carries it
+  CHECK_FALSE(contains(off.sdp, "G722"));
+  CHECK(contains(off.sdp, "m=audio 43000 UDP/TLS/RTP/SAVPF 96 0 8 101\r\n"));
+  // A GB camera's answer (sendonly H.264 + PCMA) offered to a browser: sendonly lines.
+  jn_media_stream gb[2]{};
+  gb[0].struct_size = gb[1].struct_size = sizeof(jn_media_stream);
+  gb[0].kind = JN_MEDIA_VIDEO, gb[0].format = {"H264", 4}, gb[0].clock_rate = 90000, gb[0].direction = JN_DIR_SENDONLY;
+  gb[1].kind = JN_MEDIA_AUDIO, gb[1].format = {"PCMA", 4}, gb[1].clock_rate = 8000, gb[1].direction = JN_DIR_SENDONLY;
+  const jn_media_stream* ptrs[2] = {&gb[0], &gb[1]};
+  jn_media_desc desc{sizeof(jn_media_desc), 2, ptrs};
+  OfferOptions og;
+  offer_lines_from(&desc, og);
+  REQUIRE(og.lines.size() == 2);
+  CHECK(og.lines[0].direction == JN_DIR_SENDONLY);
+  CHECK(og.lines[0].codecs[0].name == "H264");
+  CHECK(og.lines[1].codecs[0].name == "PCMA");
+}
+
+TEST_CASE("codecs the bridges cannot carry are never chosen nor offered") {
+  Description d;
+  ParseError err;
+  REQUIRE(parse_description(kChromeOffer, d, err));
+  AnswerOptions o;
+  o.audio.codecs = {{"G722"}, {"PCMU"}};  // G722 is offered by Chromium but has no bridge
+  o.audio.can_send = true;
+  o.transports = {transport(40000)};
+  AnswerResult r;
+  REQUIRE(build_answer(d, o, r, err));
+  CHECK(r.lines[0].codec.name == "PCMU");
+  OfferOptions oo;
+  oo.lines.push_back({JN_MEDIA_VIDEO, {{"AV1"}, {"H265"}}, JN_DIR_SENDONLY, ""});
+  oo.transport = transport(40000);
+  OfferResult off;
+  CHECK_FALSE(build_offer(oo, off, err));
+  CHECK(contains(err.reason, "none of its codecs can be bridged"));
+}

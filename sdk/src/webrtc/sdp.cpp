@@ -109,8 +109,14 @@ std::string random_session_id() {
   return std::to_string(v & 0x00ffffffffffffffull);
 }
 
+// The formats sdk/webrtc's bridges carry without transcoding (bridge.hpp).
+bool bridgeable(std::string_view canon) {
+  return canon == "H264" || canon == "VP8" || canon == "OPUS" || canon == "PCMA" || canon == "PCMU";
+}
+
 // Whether an offered codec matches a preference.
 bool codec_matches(const Codec& c, const CodecPref& p) {
+  if (!bridgeable(canonical_codec_name(p.name))) return false;
   if (canonical_codec_name(c.name) != canonical_codec_name(p.name)) return false;
   if (p.clock_rate && c.clock_rate != p.clock_rate) return false;
   if (p.channels && (c.channels ? c.channels : 1) != p.channels) return false;
@@ -431,8 +437,12 @@ LocalMedia LocalMedia::from_media_stream(const jn_media_stream& s) {
   if (has_codecs) {
     for (uint32_t i = 0; i < s.codec_count && i < kMaxCodecs; ++i) {
       CodecPref p{str(s.codecs[i].name), s.codecs[i].clock_rate, 0};
-      if (canonical_codec_name(p.name) == "TELEPHONE-EVENT") continue;
-      lm.codecs.push_back(std::move(p));
+      Codec c;
+      c.name = p.name;
+      if (is_aux_codec(c)) continue;  // telephone-event, RTX, RED, FEC, CN: not media formats to pick
+      bool dup = false;
+      for (auto& q : lm.codecs) dup = dup || (canonical_codec_name(q.name) == canonical_codec_name(p.name) && q.clock_rate == p.clock_rate);
+      if (!dup) lm.codecs.push_back(std::move(p));
     }
   }
   if (lm.codecs.empty() && s.format.len) lm.codecs.push_back(CodecPref{str(s.format), s.clock_rate, 0});
@@ -441,6 +451,21 @@ LocalMedia LocalMedia::from_media_stream(const jn_media_stream& s) {
   lm.can_receive = dir_receives(s.direction);
   if (JN_HAS_FIELD(&s, jn_media_stream, bus_stream)) lm.bus_stream = str(s.bus_stream);
   return lm;
+}
+
+void offer_lines_from(const jn_media_desc* far, OfferOptions& out) {
+  if (!far || !far->streams) return;
+  for (uint32_t i = 0; i < far->count && i < 16; ++i) {
+    const jn_media_stream* s = far->streams[i];
+    if (!s || (s->kind != JN_MEDIA_AUDIO && s->kind != JN_MEDIA_VIDEO)) continue;
+    LocalMedia lm = LocalMedia::from_media_stream(*s);
+    if (lm.codecs.empty()) continue;
+    OfferOptions::Line l;
+    l.kind = s->kind;
+    l.codecs = std::move(lm.codecs);
+    l.direction = make_dir(lm.can_send, lm.can_receive);
+    out.lines.push_back(std::move(l));
+  }
 }
 
 const MLineResult* AnswerResult::first(uint32_t kind) const {
@@ -692,10 +717,15 @@ bool build_offer(const OfferOptions& opt, OfferResult& out, ParseError& err) {
     uint8_t next_dyn = 96;
     std::vector<Codec> codecs;
     for (auto& p : l.codecs) {
+      if (!bridgeable(canonical_codec_name(p.name))) continue;  // nothing could carry it
       Codec c = offer_codec(p, next_dyn, video);
       bool dup = false;
       for (auto& x : codecs) dup = dup || (x.name == c.name && x.clock_rate == c.clock_rate);
       if (!dup) codecs.push_back(std::move(c));
+    }
+    if (codecs.empty()) {
+      err.reason = "offer line " + std::to_string(idx) + ": none of its codecs can be bridged (H264, VP8, OPUS, PCMA, PCMU)";
+      return false;
     }
     if (!video) {
       bool narrow = false;

@@ -99,7 +99,7 @@ bool parse_description(std::string_view sdp, Description& out, ParseError& err);
 // --- what this side can do ---------------------------------------------------------------
 
 // One acceptable codec in the caller's preference order. name: canonical ("OPUS", "PCMA",
-// "PCMU", "H264", "VP8", "G722"). H264 matches only packetization-mode=1 with a profile a
+// "PCMU", "H264", "VP8"; others are skipped: the bridges carry only these, without transcoding). H264 matches only packetization-mode=1 with a profile a
 // constrained-baseline decoder can take (profile-level-id 42xxxx or with constraint_set1, e.g.
 // 42e01f, 42001f; not 4d/64 unless constraint_set1).
 struct CodecPref {
@@ -114,8 +114,9 @@ struct LocalMedia {
   bool can_send = false;          // we have this media to send to the browser (a bus stream)
   bool can_receive = true;        // we take the browser's media (publish it on the bus)
   std::string bus_stream;         // the bus stream we would send from, if known
-  // From a far leg's jn_media_stream (its format + codecs become the preference list;
-  // direction sendonly/sendrecv -> can_send; recvonly/sendrecv -> can_receive).
+  // From a far leg's jn_media_stream (its format + codecs become the preference list, without
+  // telephone-event / RTX / RED / FEC / CN and duplicates; direction sendonly/sendrecv ->
+  // can_send; recvonly/sendrecv -> can_receive).
   static LocalMedia from_media_stream(const jn_media_stream& s);
 };
 
@@ -181,9 +182,9 @@ bool build_answer(const Description& offer, const AnswerOptions& opt, AnswerResu
 // --- our own offers ----------------------------------------------------------------------
 
 struct OfferOptions {
-  // Each entry: one m-line in this order; codecs offered in preference order with the payload
-  // types given in `pts` (or, when empty: the static pts for PCMU 0 / PCMA 8 / G722 9, dynamic
-  // 96... for others).
+  // Each entry: one m-line in this order; codecs offered in preference order (static pts for
+  // PCMU 0 / PCMA 8, dynamic 96... for others; codecs the bridges cannot carry are left out, a
+  // line with none left is an error), telephone-event/8000 added to audio with an 8 kHz codec.
   struct Line {
     uint32_t kind = JN_MEDIA_AUDIO;
     std::vector<CodecPref> codecs;
@@ -206,6 +207,12 @@ struct OfferResult {
 };
 
 bool build_offer(const OfferOptions& opt, OfferResult& out, ParseError& err);
+
+// Our offer's m-lines for what a far leg has (the jn_media_streams of a core OFFER to a browser
+// user, or of the far leg's answer for verto.attach): per audio/video stream one line, its codecs
+// in order (telephone-event, RTX, RED, FEC, CN left out), our direction from its: it sends -> we
+// send to the browser, it receives -> we receive. Appended to out.lines.
+void offer_lines_from(const jn_media_desc* far, OfferOptions& out);
 
 // Reads the browser's answer to our offer: per m-line what it accepted (codec = the first of the
 // answer's codecs that we offered). False + err when the answer does not match the offer (m-line
