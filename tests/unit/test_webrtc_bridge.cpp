@@ -280,3 +280,28 @@ TEST_CASE("a codec without a payload format is refused at construction with a re
   CHECK_FALSE(rx.ok());
   CHECK(rx.error() == "no depacketizer for AV1");
 }
+
+TEST_CASE("a discontinuity re-bases our RTP timestamps: one frame after the last, sequence and SSRC going on") {
+  FakeOut out;
+  SendConfig sc;
+  sc.kind = JN_MEDIA_AUDIO;
+  sc.codec = codec("PCMA", 8, 8000);
+  sc.ssrc = 9;
+  FrameToRtp tx(sc, out);
+  REQUIRE(tx.ok());
+  Bytes a(160, 0xd5);
+  CHECK(tx.send(frame(a, 1000000, 8000, JN_CODEC_PCMA, 0, 0)) == FrameToRtp::Result::Sent);
+  CHECK(tx.send(frame(a, 1000160, 8000, JN_CODEC_PCMA, 1, 0)) == FrameToRtp::Result::Sent);
+  // The device restarted: its pts start again near 0.
+  CHECK(tx.send(frame(a, 80, 8000, JN_CODEC_PCMA, 0, JN_MF_DISCONT)) == FrameToRtp::Result::Sent);
+  CHECK(tx.send(frame(a, 240, 8000, JN_CODEC_PCMA, 1, 0)) == FrameToRtp::Result::Sent);
+  REQUIRE(out.sent.size() == 4);
+  using media_rtp_test::seq_of;
+  using media_rtp_test::ts_of;
+  CHECK(ts_of(out.sent[2]) - ts_of(out.sent[1]) == 160);  // 20 ms on, not back by a million
+  CHECK(ts_of(out.sent[3]) - ts_of(out.sent[2]) == 160);
+  CHECK(static_cast<uint16_t>(seq_of(out.sent[2]) - seq_of(out.sent[1])) == 1);
+  CHECK(proto::rtp::rd32(out.sent[3].data() + 8) == 9);
+  CHECK((out.sent[2][1] & 0x80) != 0);  // a new talkspurt: marker
+  CHECK(tx.stats().rebased == 1);
+}

@@ -26,6 +26,17 @@ uint32_t codec_id(std::string_view n) {
   return JN_CODEC_NONE;
 }
 
+std::unique_ptr<media::RtpPacketizer> FrameToRtp::make_packetizer(const media::PacketizerConfig& pc) {
+  switch (codec_) {
+    case JN_CODEC_H264: return make<media::H264Packetizer>(pc, 1);  // sdp.cpp accepts mode 1 only
+    case JN_CODEC_VP8: return make<media::Vp8Packetizer>(pc);
+    case JN_CODEC_OPUS:
+    case JN_CODEC_PCMA:
+    case JN_CODEC_PCMU: return make<media::AudioPacketizer>(pc, codec_);
+    default: error_ = "no packetizer for " + canonical_codec_name(cfg_.codec.name); return nullptr;
+  }
+}
+
 FrameToRtp::FrameToRtp(const SendConfig& cfg, RtpOutput& out) : cfg_(cfg), out_(out) {
   std::string name = canonical_codec_name(cfg.codec.name);
   codec_ = codec_id(name);
@@ -43,18 +54,14 @@ FrameToRtp::FrameToRtp(const SendConfig& cfg, RtpOutput& out) : cfg_(cfg), out_(
       std::memcpy(&pc.ts_offset, r.data() + 2, 4);
     }
   }
-  switch (codec_) {
-    case JN_CODEC_H264: pk_ = make<media::H264Packetizer>(pc, 1); break;  // sdp.cpp accepts mode 1 only
-    case JN_CODEC_VP8: pk_ = make<media::Vp8Packetizer>(pc); break;
-    case JN_CODEC_OPUS:
-    case JN_CODEC_PCMA:
-    case JN_CODEC_PCMU: pk_ = make<media::AudioPacketizer>(pc, codec_); break;
-    default: error_ = "no packetizer for " + name; return;
-  }
-  if (!pk_ || !pk_->ok()) {
-    error_ = std::string("packetizer: ") + (pk_ ? media::to_string(pk_->error()) : "out of memory");
+  pk_ = make_packetizer(pc);
+  if (!pk_ && error_.empty()) error_ = "out of memory";
+  if (!pk_) return;
+  if (!pk_->ok()) {
+    error_ = std::string("packetizer: ") + media::to_string(pk_->error());
     return;
   }
+  pcfg_ = pc;
   clock_ = pk_->clock_rate();
   cap_ = cfg.mtu + kRtpTailroom;
   buf_ = media::alloc_bytes(cap_);
@@ -76,12 +83,32 @@ void FrameToRtp::on_packet(const uint8_t* p, size_t n) {
   if (!out_.send_rtp(buf_.get(), n, cap_)) ++stats_.send_failed;
 }
 
+// The source's timestamps jumped (a device restarted, a new producer): the browser sees our RTP
+// timestamps go on one frame later instead (a jump backwards stalls its jitter buffer), same SSRC,
+// sequence numbers continuing. A new packetizer with the new offset: an allocation per
+// discontinuity, not per packet.
+void FrameToRtp::rebase(const media::FrameView& f) {
+  int64_t pts = f.meta.pts;
+  if (f.meta.clock_rate && f.meta.clock_rate != clock_)
+    pts = pts / f.meta.clock_rate * clock_ + pts % f.meta.clock_rate * clock_ / f.meta.clock_rate;
+  uint32_t step = cfg_.kind == JN_MEDIA_VIDEO ? clock_ / 25 : clock_ / 50;  // one frame / 20 ms
+  media::PacketizerConfig pc = pcfg_;
+  pc.ts_offset = last_ts_ + step - static_cast<uint32_t>(static_cast<uint64_t>(pts));
+  pc.first_seq = pk_->next_seq();
+  auto next = make_packetizer(pc);
+  if (!next || !next->ok()) return;  // keep the old one: a jump is better than silence
+  pk_ = std::move(next);
+  pcfg_ = pc;
+  ++stats_.rebased;
+}
+
 FrameToRtp::Result FrameToRtp::send(const media::FrameView& f) {
   if (!ok_) return Result::Refused;
   if (f.meta.codec && f.meta.codec != codec_) {
     ++stats_.wrong_codec;
     return Result::Refused;
   }
+  if ((f.meta.frame_flags & JN_MF_DISCONT) && stats_.packets) rebase(f);
   if (cfg_.kind == JN_MEDIA_VIDEO) {
     // A frame lost on the bus (seq gap) or a discontinuity breaks the decoder's references.
     bool lost = have_seq_ && f.meta.seq != next_frame_seq_;

@@ -7,7 +7,9 @@
 // RetransmitBuffer, for NACKs) and then to RtpOutput::send_rtp, which protects it in place. Video
 // waits for a keyframe: before the first one, and after a frame lost on the bus (a meta.seq gap
 // or JN_MF_DISCONT), frames are held back and send() says NeedKeyframe so the caller asks the
-// producer (media.keyframe_request) for one.
+// producer (media.keyframe_request) for one. A JN_MF_DISCONT frame also re-bases our RTP
+// timestamps so they continue one frame after the last sent (a source restart does not make
+// the browser's timestamps jump, least of all backwards); SSRC and sequence numbers go on.
 //
 // RtpToFrames: the browser's decrypted RTP of one m-line -> whole frames (H.264 via sdk/media's
 // depacketizer, VP8, Opus / G.711 one frame per packet) handed to a sink the plugin publishes on
@@ -64,6 +66,7 @@ struct FrameToRtpStats {
   uint64_t wrong_codec = 0;       // frames of another codec than negotiated: refused
   uint64_t refused = 0;           // the packetizer refused (empty, too large)
   uint64_t send_failed = 0;       // the transport did not take the packet (not connected yet, ...)
+  uint64_t rebased = 0;           // JN_MF_DISCONT: timestamps re-based to continue ours
 };
 
 class FrameToRtp {
@@ -91,8 +94,11 @@ class FrameToRtp {
 
  private:
   void on_packet(const uint8_t* p, size_t n);
+  std::unique_ptr<media::RtpPacketizer> make_packetizer(const media::PacketizerConfig& pc);
+  void rebase(const media::FrameView& f);
 
   SendConfig cfg_;
+  media::PacketizerConfig pcfg_;
   RtpOutput& out_;
   uint32_t codec_ = 0;
   uint32_t clock_ = 0;
