@@ -287,22 +287,24 @@ TEST_CASE("our own offer (actpass, BUNDLE) and the browser's answer to it") {
   REQUIRE_MESSAGE(build_offer(o, off, err), err.reason);
   CHECK(contains(off.sdp, "a=setup:actpass\r\n"));
   CHECK(contains(off.sdp, "a=group:BUNDLE 0 1 2\r\n"));
-  CHECK(contains(off.sdp, "m=audio 42000 UDP/TLS/RTP/SAVPF 8 96 101\r\n"));
+  // Dynamic pts are unique across the BUNDLE group (the receiver demultiplexes by them).
+  CHECK(contains(off.sdp, "m=audio 42000 UDP/TLS/RTP/SAVPF 8 96 97\r\n"));
   CHECK(contains(off.sdp, "a=rtpmap:96 opus/48000/2\r\n"));
-  CHECK(contains(off.sdp, "m=video 42000 UDP/TLS/RTP/SAVPF 96 97\r\n"));
-  CHECK(contains(off.sdp, "a=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"));
-  CHECK(contains(off.sdp, "a=rtcp-fb:96 nack pli\r\n"));
+  CHECK(contains(off.sdp, "a=rtpmap:97 telephone-event/8000\r\n"));
+  CHECK(contains(off.sdp, "m=video 42000 UDP/TLS/RTP/SAVPF 98 99\r\n"));
+  CHECK(contains(off.sdp, "a=fmtp:98 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"));
+  CHECK(contains(off.sdp, "a=rtcp-fb:98 nack pli\r\n"));
   CHECK(off.ssrcs == std::vector<uint32_t>{7000, 7001, 0});
 
   // The browser answers: audio PCMA, video H.264 recvonly, data channel.
   std::string ans =
       "v=0\r\no=- 5 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\n"
-      "m=audio 9 UDP/TLS/RTP/SAVPF 8 101\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:brws\r\na=ice-pwd:browserpassword012345678\r\n"
+      "m=audio 9 UDP/TLS/RTP/SAVPF 8 97\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:brws\r\na=ice-pwd:browserpassword012345678\r\n"
       "a=fingerprint:sha-256 AA:BB\r\na=setup:active\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n"
-      "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ssrc:3333 cname:x\r\n"
-      "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:brws\r\na=ice-pwd:browserpassword012345678\r\n"
+      "a=rtpmap:8 PCMA/8000\r\na=rtpmap:97 telephone-event/8000\r\na=ssrc:3333 cname:x\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:brws\r\na=ice-pwd:browserpassword012345678\r\n"
       "a=fingerprint:sha-256 AA:BB\r\na=setup:active\r\na=mid:1\r\na=recvonly\r\na=rtcp-mux\r\n"
-      "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:96 nack pli\r\n"
+      "a=rtpmap:98 H264/90000\r\na=fmtp:98 packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:98 nack pli\r\n"
       "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:brws\r\n"
       "a=ice-pwd:browserpassword012345678\r\na=fingerprint:sha-256 AA:BB\r\na=setup:active\r\na=mid:2\r\na=sctp-port:5000\r\n";
   AnswerResult r;
@@ -311,7 +313,7 @@ TEST_CASE("our own offer (actpass, BUNDLE) and the browser's answer to it") {
   CHECK(r.lines[0].direction == JN_DIR_SENDRECV);
   CHECK(r.lines[0].remote_ssrc == 3333);
   CHECK(r.lines[0].local_ssrc == 7000);
-  CHECK(r.lines[0].telephone_event_pt == 101);
+  CHECK(r.lines[0].telephone_event_pt == 97);
   CHECK(r.lines[1].codec.name == "H264");
   CHECK(r.lines[1].direction == JN_DIR_SENDONLY);
   CHECK(r.lines[2].accepted);
@@ -410,12 +412,12 @@ TEST_CASE("a browser's offer as a far leg's streams becomes our offer to another
   OfferResult off;
   REQUIRE_MESSAGE(build_offer(oo, off, err), err.reason);
   CHECK(contains(off.sdp, "a=rtpmap:96 opus/48000/2\r\n"));
-  CHECK(contains(off.sdp, "a=rtpmap:97 H264/90000\r\n"));
+  CHECK(contains(off.sdp, "a=rtpmap:99 H264/90000\r\n"));  // VP8 98: pts unique across the group
   CHECK_FALSE(contains(off.sdp, "rtx"));
   CHECK_FALSE(contains(off.sdp, "red/"));
   CHECK_FALSE(contains(off.sdp, "AV1"));   // offered by A, but no bridge carries it
   CHECK_FALSE(contains(off.sdp, "G722"));
-  CHECK(contains(off.sdp, "m=audio 43000 UDP/TLS/RTP/SAVPF 96 0 8 101\r\n"));
+  CHECK(contains(off.sdp, "m=audio 43000 UDP/TLS/RTP/SAVPF 96 0 8 97\r\n"));
   // A GB camera's answer (sendonly H.264 + PCMA) offered to a browser: sendonly lines.
   jn_media_stream gb[2]{};
   gb[0].struct_size = gb[1].struct_size = sizeof(jn_media_stream);

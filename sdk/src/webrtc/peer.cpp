@@ -227,38 +227,48 @@ void PeerConnection::handle_datagram(size_t transport, uint8_t* data, size_t len
 void PeerConnection::on_rtp(size_t leg, uint8_t* p, size_t n) {
   if (n < proto::rtp::kFixedHeader) return;
   ++stats_.rtp_in;
-  uint8_t pt = p[1] & 0x7f;
-  for (auto& lp : lines_) {
-    Line& l = *lp;
-    if (l.leg != leg) continue;
-    if (l.te_pt >= 0 && pt == l.te_pt) {
-      on_dtmf_packet(l, p, n);
-      return;
-    }
-    if (pt != l.pt || !l.rx) continue;
-    // Receiver statistics for our RR.
-    uint16_t seq = proto::rtp::rd16(p + 2);
-    if (!l.have_in) {
-      l.have_in = true;
-      l.max_seq = seq;
-    } else {
-      uint16_t d = static_cast<uint16_t>(seq - l.max_seq);
-      if (d && d < 0x8000) {
-        if (seq < l.max_seq) l.cycles += 1;
-        l.max_seq = seq;
+  const uint8_t pt = p[1] & 0x7f;
+  const uint32_t ssrc = proto::rtp::rd32(p + 8);
+  // The m-line: by the SSRC its SDP announced, else by payload type (unique in a BUNDLE group).
+  Line* line = nullptr;
+  for (int pass = 0; pass < 2 && !line; ++pass)
+    for (auto& lp : lines_) {
+      Line& l = *lp;
+      if (l.leg != leg || (pass == 0 && (!l.remote_ssrc || l.remote_ssrc != ssrc))) continue;
+      if ((l.rx && pt == l.pt) || (l.te_pt >= 0 && pt == l.te_pt)) {
+        line = &l;
+        break;
       }
     }
-    ++l.packets_in;
-    auto sink = [this, &l](const media::FrameView& f) {
-      ++stats_.frames_in;
-      if (f.meta.frame_flags & JN_MF_KEY) l.pli_limit.keyframe_seen();
-      cb_.on_frame(l.kind, f);
-    };
-    l.rx->push(p, n, media::frame_sink(sink));
-    if (l.kind == JN_MEDIA_VIDEO && l.rx->keyframe_wanted() && l.pli_limit.request(ns(now_ms_))) send_pli(l, now_ms_);
+  if (!line) {
+    ++stats_.rtp_unknown_pt;
     return;
   }
-  ++stats_.rtp_unknown_pt;
+  Line& l = *line;
+  if (l.te_pt >= 0 && pt == l.te_pt) {
+    on_dtmf_packet(l, p, n);
+    return;
+  }
+  // Receiver statistics for our RR.
+  uint16_t seq = proto::rtp::rd16(p + 2);
+  if (!l.have_in) {
+    l.have_in = true;
+    l.max_seq = seq;
+  } else {
+    uint16_t d = static_cast<uint16_t>(seq - l.max_seq);
+    if (d && d < 0x8000) {
+      if (seq < l.max_seq) l.cycles += 1;
+      l.max_seq = seq;
+    }
+  }
+  ++l.packets_in;
+  auto sink = [this, &l](const media::FrameView& f) {
+    ++stats_.frames_in;
+    if (f.meta.frame_flags & JN_MF_KEY) l.pli_limit.keyframe_seen();
+    cb_.on_frame(l.kind, f);
+  };
+  l.rx->push(p, n, media::frame_sink(sink));
+  if (l.kind == JN_MEDIA_VIDEO && l.rx->keyframe_wanted() && l.pli_limit.request(ns(now_ms_))) send_pli(l, now_ms_);
 }
 
 void PeerConnection::on_dtmf_packet(Line& l, const uint8_t* p, size_t n) {

@@ -665,7 +665,7 @@ Codec offer_codec(const CodecPref& p, uint8_t& next_dyn, bool video) {
   Codec c;
   std::string canon = canonical_codec_name(p.name);
   uint8_t spt = static_pt(canon, p.clock_rate);
-  c.pt = spt != 255 ? spt : next_dyn++;
+  c.pt = spt != 255 ? spt : next_dyn++;  // the caller checked that one is left
   c.clock_rate = p.clock_rate;
   if (canon == "OPUS") {
     c.name = "opus", c.clock_rate = 48000, c.channels = 2, c.fmtp = "minptime=10;useinbandfec=1";
@@ -695,6 +695,9 @@ bool build_offer(const OfferOptions& opt, OfferResult& out, ParseError& err) {
   uint32_t next_ssrc = opt.ssrc_seed;
   std::vector<std::string> mids;
   size_t idx = 0;
+  // Dynamic payload types are numbered across the whole BUNDLE group: a pt names one format on
+  // the shared transport (the receiver demultiplexes by it).
+  uint8_t next_dyn = 96;
   auto add_common = [&](psdp::Media& mm, const std::string& mid) {
     put_transport(mm, t, "actpass", idx == 0);
     mm.add_attr("mid", mid);
@@ -714,14 +717,14 @@ bool build_offer(const OfferOptions& opt, OfferResult& out, ParseError& err) {
     mm.media = video ? "video" : "audio";
     mm.port = t.port;
     mm.proto = "UDP/TLS/RTP/SAVPF";
-    uint8_t next_dyn = 96;
     std::vector<Codec> codecs;
     for (auto& p : l.codecs) {
-      if (!bridgeable(canonical_codec_name(p.name))) continue;  // nothing could carry it
-      Codec c = offer_codec(p, next_dyn, video);
+      std::string canon = canonical_codec_name(p.name);
+      if (!bridgeable(canon)) continue;  // nothing could carry it
       bool dup = false;
-      for (auto& x : codecs) dup = dup || (x.name == c.name && x.clock_rate == c.clock_rate);
-      if (!dup) codecs.push_back(std::move(c));
+      for (auto& x : codecs) dup = dup || canonical_codec_name(x.name) == canon;  // one clock per bridgeable codec
+      if (dup || (static_pt(canon, p.clock_rate) == 255 && next_dyn >= 128)) continue;
+      codecs.push_back(offer_codec(p, next_dyn, video));
     }
     if (codecs.empty()) {
       err.reason = "offer line " + std::to_string(idx) + ": none of its codecs can be bridged (H264, VP8, OPUS, PCMA, PCMU)";
@@ -730,7 +733,7 @@ bool build_offer(const OfferOptions& opt, OfferResult& out, ParseError& err) {
     if (!video) {
       bool narrow = false;
       for (auto& c : codecs) narrow = narrow || c.clock_rate == 8000;
-      if (narrow) codecs.push_back(Codec{"telephone-event", 101, 8000, 0, "0-16", {}});
+      if (narrow && next_dyn < 128) codecs.push_back(Codec{"telephone-event", next_dyn++, 8000, 0, "0-16", {}});
     }
     for (auto& c : codecs) mm.formats.push_back(std::to_string(c.pt));
     std::string mid = l.mid.empty() ? std::to_string(idx) : l.mid;
