@@ -41,19 +41,19 @@ bool SctpStack::init(bool first, uint64_t now_ms, std::string& err) {
   usrsctp_sysctl_set_sctp_asconf_enable(0);
   usrsctp_sysctl_set_sctp_auth_enable(0);        // DTLS authenticates; browsers do not use AUTH chunks
   usrsctp_sysctl_set_sctp_delayed_sack_time_default(20);
-  last_ms_.store(now_ms);
+  last_ms_ = now_ms;
   ready_ = true;
   return true;
 }
 
 void SctpStack::tick(uint64_t now_ms) {
   if (!ready_) return;
-  uint64_t prev = last_ms_.load();
-  // Whoever moves last_ms_ forward accounts for that span, once.
-  while (now_ms > prev && !last_ms_.compare_exchange_weak(prev, now_ms)) {
-  }
-  if (now_ms <= prev) return;
-  uint64_t elapsed = now_ms - prev;
+  // usrsctp expects one timer driver (its own thread, normally): two loops must not run its
+  // callout queue at once. A loop that finds another one ticking leaves the span to it.
+  std::unique_lock<std::mutex> g(mu_, std::try_to_lock);
+  if (!g.owns_lock() || now_ms <= last_ms_) return;
+  uint64_t elapsed = now_ms - last_ms_;
+  last_ms_ = now_ms;
   usrsctp_handle_timers(static_cast<uint32_t>(elapsed > 0xffffffffu ? 0xffffffffu : elapsed));
 }
 

@@ -8,8 +8,9 @@
 // SctpStack::tick(), and they are process-wide (one tick serves every association). So:
 //   - SctpStack: one per plugin instance; init() once (sctp_library_init() pins the library
 //     through the core and initialises it only for the first pinner); tick(now) may be called
-//     from any media loop: the elapsed time is shared atomically so usrsctp's clock follows real
-//     time however many loops drive it.
+//     from any media loop: one loop at a time runs usrsctp's callout queue (it is not made for
+//     two drivers) and the elapsed time is counted once, so usrsctp's clock follows real time
+//     however many loops drive it.
 //   - A timer that fires during another loop's tick may make usrsctp emit a packet for an
 //     association of ours from that thread. So packets usrsctp emits are queued (a small locked
 //     outbox per association) and sent by the owning loop right after each of its own calls
@@ -25,7 +26,6 @@
 // usrsctp itself (it mallocs per packet); this is not the RTP path.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -60,7 +60,8 @@ class SctpStack {
 
  private:
   bool ready_ = false;
-  std::atomic<uint64_t> last_ms_{0};
+  std::mutex mu_;         // one loop at a time runs usrsctp's timers
+  uint64_t last_ms_ = 0;  // under mu_
 };
 
 // Pins usrsctp through the core and initialises stack (host->library_pin: the first pinner
