@@ -3,8 +3,10 @@
 // with build_answer, B applies the answer), the test playing both sides' ICE agents. ICE + DTLS
 // come up; H.264 video A -> B arrives as the same frames (held until a keyframe, with a "join"
 // keyframe request upstream); PCMA audio both ways; B's request_keyframe() reaches A as a PLI
-// ("loss"); a lost packet -> PLI; a NACK from B is answered with the original packet; SR/RR flow; data channels open
-// over the real DTLS and carry messages; a refused local SCTP leaves media working.
+// ("loss"); a lost video packet is NACKed and resent (a reordering window waits for it), or
+// costs a PLI when it never comes or the window is off; a NACK is answered with the original
+// packet; DTMF; renegotiation on the same transports; SR/RR flow; data channels open over the
+// real DTLS and carry messages; a refused local SCTP leaves media working.
 #include <junction/webrtc/peer.hpp>
 #include <junction/webrtc/stun.hpp>
 
@@ -132,7 +134,7 @@ struct Call {
   Side a, b;
   IceCredentials ia, ib;
   AnswerResult ra, rb;
-  explicit Call(bool data = true, SctpStack* stack_a = sctp_stack()) {
+  explicit Call(bool data = true, SctpStack* stack_a = sctp_stack(), uint32_t nack_wait_ms = 80) {
     REQUIRE(ice_random_credentials(ia));
     REQUIRE(ice_random_credentials(ib));
     a.net = b.net = &net;
@@ -145,6 +147,7 @@ struct Call {
     cb.local_ice = {ib};
     ca.sctp = stack_a;
     cb.sctp = sctp_stack();
+    ca.nack_wait_ms = cb.nack_wait_ms = nack_wait_ms;
     a.pc = std::make_unique<PeerConnection>(cert(0), a, ra, ca);
     b.pc = std::make_unique<PeerConnection>(cert(1), b, rb, cb);
     REQUIRE_MESSAGE(a.pc->ok(), a.pc->error());
@@ -257,7 +260,7 @@ TEST_CASE("peer: negotiated like a browser call, ICE + DTLS up, H.264 video and 
   CHECK(c.b.pc->stats().pli_sent == 2);
 }
 
-TEST_CASE("peer: a lost video packet makes the receiver ask for a keyframe; a NACK is answered with the stored packet") {
+TEST_CASE("peer: a lost video packet is NACKed by the receiver, resent from the sender's buffer, and the frame arrives whole") {
   Call c(false);
   c.connect();
   std::mt19937 rng(6);
@@ -269,15 +272,50 @@ TEST_CASE("peer: a lost video packet makes the receiver ask for a keyframe; a NA
   REQUIRE(c.b.frames.size() == 1);
   c.net.drop_rtp_from_a = c.net.rtp_from_a + 1;  // the second packet of the next frame
   CHECK(c.a.pc->send_frame(JN_MEDIA_VIDEO, fv(delta, 3000, 90000, JN_CODEC_H264, 1, 0), c.net.now));
+  c.net.pump();  // B sees the gap when the third packet comes, NACKs it; A resends it at once
+  REQUIRE(c.net.dropped.size() == 1);
+  CHECK(c.b.pc->stats().nack_sent == 1);
+  CHECK(c.a.pc->stats().nack_in == 1);
+  CHECK(c.a.pc->stats().retransmitted == 1);
+  REQUIRE(c.b.frames.size() == 2);
+  CHECK(c.b.frames[1].data == delta);
+  CHECK((c.b.frames[1].meta.frame_flags & JN_MF_DISCONT) == 0);
+  CHECK(c.b.pc->stats().pli_sent == 0);  // nothing was lost in the end
+
+  // A packet that never comes: the window gives up after nack_wait_ms, the frame is dropped and
+  // a keyframe asked for (PLI); the next frames go on.
+  c.net.drop_rtp_from_a = c.net.rtp_from_a + 1;
+  CHECK(c.a.pc->send_frame(JN_MEDIA_VIDEO, fv(delta, 6000, 90000, JN_CODEC_H264, 2, 0), c.net.now));
+  c.net.drop_rtp_from_a = c.net.rtp_from_a;  // and the resend of it too
+  c.net.pump();
+  CHECK(c.b.frames.size() == 2);  // held in the window
+  c.net.advance(100);
+  CHECK(c.b.frames.size() == 2);  // the damaged frame dropped, not passed on half
+  CHECK(c.b.pc->stats().pli_sent == 1);
+  CHECK(c.a.keyframe_requests.back().second == "loss");
+}
+
+TEST_CASE("peer: without the window (nack_wait_ms 0) a loss drops the frame and asks for a keyframe; a NACK is still answered") {
+  Call c(false, sctp_stack(), 0);
+  c.connect();
+  std::mt19937 rng(6);
+  using media_rtp_test::nal;
+  Bytes key = media_rtp_test::au({nal({0x67, 0x42, 0xe0, 0x1f}, 10, rng), nal({0x68}, 4, rng), nal({0x65}, 5000, rng)});
+  Bytes delta = media_rtp_test::au({nal({0x41}, 3000, rng)});
+  CHECK(c.a.pc->send_frame(JN_MEDIA_VIDEO, fv(key, 0, 90000, JN_CODEC_H264, 0, JN_MF_KEY), c.net.now));
+  c.net.pump();
+  REQUIRE(c.b.frames.size() == 1);
+  c.net.drop_rtp_from_a = c.net.rtp_from_a + 1;
+  CHECK(c.a.pc->send_frame(JN_MEDIA_VIDEO, fv(delta, 3000, 90000, JN_CODEC_H264, 1, 0), c.net.now));
   c.net.pump();
   CHECK(c.b.frames.size() == 1);  // the damaged frame is dropped, not passed on half
   CHECK(c.b.pc->receiver(JN_MEDIA_VIDEO)->keyframe_wanted());
   CHECK(c.b.pc->stats().pli_sent == 1);
+  CHECK(c.b.pc->stats().nack_sent == 0);
   CHECK(c.a.keyframe_requests.back().second == "loss");
   REQUIRE(c.net.dropped.size() == 1);
 
-  // B NACKs the lost packet (SRTCP through its transport, as a browser would): A resends the
-  // original, which B's depacketizer then sees as a late packet (no reorder buffer in front).
+  // A NACK built by hand (SRTCP through B's transport, as a browser would): A resends the original.
   const FrameToRtp* tx = c.a.pc->sender(JN_MEDIA_VIDEO);
   REQUIRE(tx);
   uint8_t buf[64 + kRtpTailroom];

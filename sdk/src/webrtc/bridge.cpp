@@ -152,7 +152,36 @@ RtpToFrames::RtpToFrames(const RecvConfig& cfg) : cfg_(cfg) {
     error_ = std::string("depacketizer: ") + (dp_ ? media::to_string(dp_->error()) : "out of memory");
     return;
   }
+  if (cfg.reorder_ms) {
+    rb_ = make<media::ReorderBuffer>(cfg.reorder_depth, size_t{1500}, uint64_t{cfg.reorder_ms} * 1'000'000u);
+    if (!rb_ || !rb_->ok()) {
+      error_ = "reorder buffer: out of memory";
+      return;
+    }
+  }
   ok_ = true;
+}
+
+void RtpToFrames::push(const uint8_t* pkt, size_t len, uint64_t now_ms, media::FrameSink sink) {
+  if (!rb_) {
+    push(pkt, len, sink);
+    return;
+  }
+  if (!ok_) return;
+  if (rb_->push(pkt, len, now_ms * 1'000'000u) == media::ReorderBuffer::Push::Bad) ++stats_.bad;
+  poll(now_ms, sink);
+}
+
+void RtpToFrames::poll(uint64_t now_ms, media::FrameSink sink) {
+  if (!rb_) return;
+  media::ReorderBuffer::Packet p;
+  while (rb_->pop(now_ms * 1'000'000u, p)) push(p.data, p.len, sink);
+}
+
+uint64_t RtpToFrames::next_deadline_ms() const {
+  if (!rb_) return UINT64_MAX;
+  uint64_t d = rb_->deadline_ns();
+  return d == UINT64_MAX ? d : (d + 999'999u) / 1'000'000u;
 }
 
 media::RtpError RtpToFrames::push(const uint8_t* pkt, size_t len, media::FrameSink sink) {

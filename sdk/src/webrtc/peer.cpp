@@ -163,6 +163,7 @@ std::string PeerConnection::build_lines(const AnswerResult& neg) {
       rc.codec = r.codec;
       rc.track = r.kind == JN_MEDIA_VIDEO ? 0 : 1;
       if (r.kind == JN_MEDIA_VIDEO) rc.max_frame = cfg_.max_video_frame;
+      if (line->nack) rc.reorder_ms = cfg_.nack_wait_ms;
       line->rx = std::make_unique<RtpToFrames>(rc);
       if (!line->rx->ok()) {
         return std::string(r.kind == JN_MEDIA_VIDEO ? "video" : "audio") + " receiver: " + line->rx->error();
@@ -249,7 +250,8 @@ void PeerConnection::on_rtp(size_t leg, uint8_t* p, size_t n) {
     on_dtmf_packet(l, p, n);
     return;
   }
-  // Receiver statistics for our RR.
+  // Receiver statistics for our RR; a gap ahead of the highest sequence number is NACKed at once
+  // when a reordering window waits for the resent packets.
   uint16_t seq = proto::rtp::rd16(p + 2);
   if (!l.have_in) {
     l.have_in = true;
@@ -257,17 +259,31 @@ void PeerConnection::on_rtp(size_t leg, uint8_t* p, size_t n) {
   } else {
     uint16_t d = static_cast<uint16_t>(seq - l.max_seq);
     if (d && d < 0x8000) {
+      if (d > 1 && d <= 33 && l.rx->reordering()) {
+        uint16_t missing[32];
+        size_t k = 0;
+        for (uint16_t s = static_cast<uint16_t>(l.max_seq + 1); s != seq; ++s) missing[k++] = s;
+        size_t len = rtcp_build_nack(rtcp_buf_, sizeof rtcp_buf_ - kRtpTailroom, l.local_ssrc ? l.local_ssrc : rtcp_ssrc_, ssrc,
+                                     missing, k);
+        if (len && legs_[l.leg]->t->send_rtcp(rtcp_buf_, len, sizeof rtcp_buf_)) stats_.nack_sent += k;
+      }
       if (seq < l.max_seq) l.cycles += 1;
       l.max_seq = seq;
     }
   }
   ++l.packets_in;
-  auto sink = [this, &l](const media::FrameView& f) {
-    ++stats_.frames_in;
-    if (f.meta.frame_flags & JN_MF_KEY) l.pli_limit.keyframe_seen();
-    cb_.on_frame(l.kind, f);
-  };
-  l.rx->push(p, n, media::frame_sink(sink));
+  auto sink = [this, &l](const media::FrameView& f) { deliver(l, f); };
+  l.rx->push(p, n, now_ms_, media::frame_sink(sink));
+  after_receive(l);
+}
+
+void PeerConnection::deliver(Line& l, const media::FrameView& f) {
+  ++stats_.frames_in;
+  if (f.meta.frame_flags & JN_MF_KEY) l.pli_limit.keyframe_seen();
+  cb_.on_frame(l.kind, f);
+}
+
+void PeerConnection::after_receive(Line& l) {
   if (l.kind == JN_MEDIA_VIDEO && l.rx->keyframe_wanted() && l.pli_limit.request(ns(now_ms_))) send_pli(l, now_ms_);
 }
 
@@ -442,8 +458,15 @@ void PeerConnection::tick(uint64_t now_ms) {
   now_ms_ = now_ms;
   for (auto& l : legs_) l->t->tick(now_ms);
   if (sctp_) sctp_->tick(now_ms);
-  for (auto& l : lines_)
-    if (l->kind == JN_MEDIA_VIDEO && l->rx && l->pli_limit.due(ns(now_ms))) send_pli(*l, now_ms);
+  for (auto& lp : lines_) {
+    Line& l = *lp;
+    if (l.rx && l.rx->next_deadline_ms() <= now_ms) {  // a gap given up: what waited behind it goes on
+      auto sink = [this, &l](const media::FrameView& f) { deliver(l, f); };
+      l.rx->poll(now_ms, media::frame_sink(sink));
+      after_receive(l);
+    }
+    if (l.kind == JN_MEDIA_VIDEO && l.rx && l.pli_limit.due(ns(now_ms))) send_pli(l, now_ms);
+  }
   if (now_ms >= next_report_ms_) {
     if (next_report_ms_) send_reports(now_ms);
     next_report_ms_ = now_ms + kReportIntervalMs;
@@ -458,6 +481,7 @@ uint64_t PeerConnection::next_timer_ms() const {
   for (auto& l : lines_) {
     uint64_t d = l->pli_limit.next_due_ns();
     if (d != UINT64_MAX) t = std::min<uint64_t>(t, d / 1'000'000u);
+    if (l->rx) t = std::min(t, l->rx->next_deadline_ms());
   }
   return t;
 }

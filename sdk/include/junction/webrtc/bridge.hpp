@@ -20,6 +20,7 @@
 // Both build their objects at construction; nothing is allocated or thrown per packet.
 #pragma once
 
+#include <junction/media/reorder.hpp>
 #include <junction/media/rtp_packetizer.hpp>
 #include <junction/webrtc/sdp.hpp>
 
@@ -119,6 +120,10 @@ struct RecvConfig {
   Codec codec;            // the negotiated codec (pt, clock, fmtp)
   uint16_t track = 0;     // meta.track of the frames (0 video, 1 audio by convention)
   size_t max_frame = 0;   // 0: the codec's default
+  // > 0: packets go through a reordering window first (media/reorder.hpp), a gap waiting up to
+  // this long for the packet (reordered, or resent after our NACK) before it is given up.
+  uint32_t reorder_ms = 0;
+  size_t reorder_depth = 128;  // packets held at most (rounded to a power of two)
 };
 
 struct RtpToFramesStats {
@@ -140,6 +145,12 @@ class RtpToFrames {
 
   // One decrypted RTP packet of this m-line; whole frames go to sink during the call.
   media::RtpError push(const uint8_t* pkt, size_t len, media::FrameSink sink);
+  // The same through the reordering window when there is one (reorder_ms): packets come out in
+  // order, gaps waited for; call poll() at next_deadline_ms() for a gap given up by time.
+  void push(const uint8_t* pkt, size_t len, uint64_t now_ms, media::FrameSink sink);
+  void poll(uint64_t now_ms, media::FrameSink sink);
+  uint64_t next_deadline_ms() const;  // UINT64_MAX: nothing waits
+  bool reordering() const { return rb_ != nullptr; }
   // Video: a delta before any keyframe, or a frame damaged since the last keyframe (ask with a PLI).
   bool keyframe_wanted() const { return want_key_; }
   uint32_t remote_ssrc() const { return ssrc_; }
@@ -150,6 +161,7 @@ class RtpToFrames {
  private:
   RecvConfig cfg_;
   std::unique_ptr<media::RtpDepacketizer> dp_;
+  std::unique_ptr<media::ReorderBuffer> rb_;
   bool ok_ = false;
   std::string error_;
   bool want_key_ = false;

@@ -4,8 +4,9 @@
 //     when the browser did not bundle (max-compat): datagrams come in and go out per transport
 //     index, each on its own UDP port the plugin bound;
 //   - per audio/video m-line a FrameToRtp (bus -> browser) when we send and an RtpToFrames
-//     (browser -> bus) when we receive, demultiplexed by payload type (the codecs of a BUNDLE
-//     group have distinct pts) and telephone-event packets turned into DTMF digits;
+//     (browser -> bus) when we receive, demultiplexed by the SSRC the SDP announced, else by
+//     payload type (distinct in a BUNDLE group); telephone-event packets turned into DTMF digits;
+//     the browser's video goes through a short reordering window and its gaps are NACKed;
 //   - RTCP: the browser's PLI/FIR for our video -> PeerCallbacks::on_keyframe_request (the plugin
 //     publishes media.keyframe_request for the bus stream it sends from) and the sender waits for
 //     the next keyframe; NACK answered from a RetransmitBuffer (the original packet again, no
@@ -64,6 +65,9 @@ struct PeerConfig {
   SctpStack* sctp = nullptr;            // data channels: null = refused even if negotiated
   uint32_t max_message_size = 262144;
   size_t nack_slots = 256;              // RetransmitBuffer per video sender (0: no NACK answers)
+  // Browser video with NACK negotiated: packets wait in a reordering window up to this long for
+  // a gap to fill, and a gap is NACKed at once (0: no window, no NACKs: a loss costs a PLI).
+  uint32_t nack_wait_ms = 80;
   uint64_t keyframe_interval_ms = 500;  // PLIs to the browser at most this often
   size_t max_video_frame = 1u << 20;    // largest browser video frame taken (its buffer is this big)
 };
@@ -76,6 +80,7 @@ struct PeerStats {
   uint64_t pli_sent = 0;
   uint64_t pli_fir_in = 0;
   uint64_t nack_in = 0;          // sequence numbers asked
+  uint64_t nack_sent = 0;        // sequence numbers we asked the browser for
   uint64_t retransmitted = 0;
   uint64_t dtmf = 0;
 };
@@ -162,6 +167,8 @@ class PeerConnection {
   void send_pli(Line& l, uint64_t now_ms);
   void send_reports(uint64_t now_ms);
   void on_dtmf_packet(Line& l, const uint8_t* p, size_t n);
+  void deliver(Line& l, const media::FrameView& f);
+  void after_receive(Line& l);
   void update_state();
   std::string build_lines(const AnswerResult& neg);  // "" or why not
 
