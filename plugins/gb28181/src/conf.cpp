@@ -112,8 +112,8 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   if (c.play.backoff_max_ms < c.play.backoff_initial_ms) bad("play.backoff_max_ms", "must not be below play.backoff_initial_ms");
   pl.integer("restart_attempts", c.play.restart_attempts, 0, 1000000);
   pl.str("download_dir", c.play.download_dir);
-  if (c.play.download_dir.empty() || c.play.download_dir.find("..") != std::string::npos)
-    bad("play.download_dir", "must be a directory path without '..'");
+  if (c.play.download_dir.find("..") != std::string::npos)
+    bad("play.download_dir", "must be a directory path without '..' (or empty: the plugin's state dir/downloads)");
 
   junction::util::ConfigReader md = r.table("media");
   md.known_keys({"port_range", "bind_ip", "rtp_timeout_ms", "reorder_window", "reorder_flush_ms", "max_video_frame",

@@ -34,7 +34,7 @@ struct PlayConfKeys {
   uint32_t backoff_initial_ms = 1000;  // first restart delay (doubles per failure)
   uint32_t backoff_max_ms = 30000;
   uint32_t restart_attempts = 5;       // failures in a row before viewers are ended (0 = forever)
-  std::string download_dir = "gb28181-downloads";  // under the state dir (a relative path) or absolute
+  std::string download_dir;  // "" = <the plugin's state dir (ABI 2.2)>/downloads; else this path
 };
 
 // [media]: the receivers / senders (IngestConf, src/media/ingest.hpp).

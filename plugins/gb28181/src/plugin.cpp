@@ -37,9 +37,15 @@ sip::StackConfig stack_config(const Conf& c) {
 
 }  // namespace
 
-GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args&)
+GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args& args)
     : Plugin(h), conf_(read_conf(h.config(), [h](const std::string& k, const std::string& r) { h.config_error(k, r); })),
       env_(h, kTimerCookie, kTcpCookie) {
+  // Downloads go to the slot's own directory (ABI 2.2: the same across reloads and restarts)
+  // unless play.download_dir says otherwise; a core without one: the working directory.
+  if (conf_.play.download_dir.empty()) {
+    std::string_view sd = junction::sdk::state_dir(args);
+    conf_.play.download_dir = sd.empty() ? std::string("gb28181-downloads") : std::string(sd) + "/downloads";
+  }
   stack_ = std::make_unique<sip::Stack>(env_, *this, stack_config(conf_));
   env_.attach(stack_.get());
   // The nonce key: from the conf, or generated once and kept in the store, so nonces stay

@@ -6,6 +6,7 @@
 #include <junction/util/addr.hpp>
 
 #include <cmath>
+#include <filesystem>
 
 namespace gb {
 
@@ -205,8 +206,17 @@ bool GbPlugin::play_admin(const std::string& verb, const json& body, const jn_ad
   r.start = body.value("start", uint64_t{0});
   r.end = body.value("end", uint64_t{0});
   r.download_speed = body.value("speed", uint32_t{0});
-  if (r.kind == play::Kind::Download)
+  if (r.kind == play::Kind::Download) {
+    // The directory is made on demand (once per download, on the admin path, not the media one).
+    std::error_code ec;
+    std::filesystem::create_directories(conf_.play.download_dir, ec);
+    if (ec) {
+      host().info("gb28181: download refused: " + conf_.play.download_dir + ": " + ec.message());
+      reply(req, 500, {{"error", "download directory " + conf_.play.download_dir + ": " + ec.message()}});
+      return true;
+    }
     r.record_path = conf_.play.download_dir + "/" + channel + "-" + std::to_string(r.start) + "-" + std::to_string(r.end) + ".ps";
+  }
   uint64_t id = play_->start(r, err);
   if (!id) {
     reply(req, 502, {{"error", err}});
