@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,14 @@ struct MediaConfKeys {
   uint32_t stats_interval_ms = 1000;
 };
 
+// [clients]: SIP clients that INVITE the platform for a channel (client-initiated live view,
+// src/play/client_invite.cpp). Defaults documented in README.md.
+struct ClientConfKeys {
+  bool auth = true;                            // digest required (users below, or a provisioned device's credentials)
+  std::map<std::string, std::string> users;    // username -> password
+  uint32_t max_per_channel = 0;                // clients per channel (0 = no limit); beyond: 486
+};
+
 struct Conf {
   std::string sip_id;        // the platform's 20-digit code (required)
   std::string domain;        // default: the first 10 digits of sip_id
@@ -79,6 +88,7 @@ struct Conf {
   RedirectConf redirect;
   PlayConfKeys play;
   MediaConfKeys media;
+  ClientConfKeys clients;
 };
 
 using ConfReport = std::function<void(const std::string& key, const std::string& reason)>;

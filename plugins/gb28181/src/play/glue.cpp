@@ -15,6 +15,9 @@ namespace mc = junction::gb;
 using nlohmann::json;
 
 jn_status GbPlugin::stop() {
+  std::vector<std::string> clients;
+  for (auto& [vid, c] : clients_) clients.push_back(vid);
+  for (auto& vid : clients) end_client(vid, "platform stopping", true, 503);
   play_->stop_all("platform stopping");
   std::vector<std::string> chs;
   for (auto& [ch, b] : broadcasts_) chs.push_back(ch);
@@ -68,8 +71,10 @@ void GbPlugin::session_changed(uint64_t id, const json& view) {
   publish("gb28181.session", ev);
   host().gauge_set("gb_sessions", static_cast<double>(play_ ? play_->sessions().size() : 0));
   // Calls waiting on this channel's live stream are answered once it is established.
-  if (view.value("kind", std::string()) == "Play" && view.value("state", std::string()) == "active")
+  if (view.value("kind", std::string()) == "Play" && view.value("state", std::string()) == "active") {
     answer_calls(view.value("channel", std::string()));
+    answer_clients(view.value("channel", std::string()));
+  }
   else if (view.value("kind", std::string()) != "Play")
     playback_call_changed(id, view);
 }
@@ -127,7 +132,7 @@ bool GbPlugin::play_admin(const std::string& verb, const json& body, const jn_ad
     json a = json::array();
     for (auto& [id, s] : play_->sessions())
       if (s.state != play::SessionState::Ended) a.push_back(session_view(s));
-    reply(req, 200, {{"sessions", a}, {"media", media_->available()}});
+    reply(req, 200, {{"sessions", a}, {"media", media_->available()}, {"clients", clients_view()}});
     return true;
   }
   if (verb == "stop") {
