@@ -166,8 +166,8 @@ class GbPlugin : public junction::sdk::Plugin,
   void answer_clients(const std::string& channel);
   bool client_ack(const junction::sip::Message& m);
   bool client_in_dialog(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
-  // unview: false when PlayCenter itself ends the viewer (end_viewers): it is gone from its table already.
-  void end_client(const std::string& viewer, const std::string& reason, bool send_bye, int code = 480, bool unview = true);
+  // By value: callers pass the map key or a reason that lives in it. unview: false when PlayCenter itself ends the viewer (end_viewers): it is gone from its table already.
+  void end_client(std::string viewer, std::string reason, bool send_bye, int code = 480, bool unview = true);
   nlohmann::json clients_view();
   nlohmann::json clients_to_json() const;
   void clients_from_json(const nlohmann::json& j);

@@ -229,7 +229,7 @@ void GbPlugin::on_ack_timeout(sip::TxnId id) {
 }
 
 // Ends one client: its answer (before the 200), or a BYE (send_bye), its sender, its viewer.
-void GbPlugin::end_client(const std::string& vid, const std::string& reason, bool send_bye, int code, bool unview) {
+void GbPlugin::end_client(std::string vid, std::string reason, bool send_bye, int code, bool unview) {
   auto it = clients_.find(vid);
   if (it == clients_.end()) return;
   ClientViewer c = std::move(it->second);
