@@ -35,7 +35,10 @@ bool digits20(std::string_view s) { return s.size() == 20 && s.find_first_not_of
 std::string GbPlugin::client_viewer_id(std::string_view call_id) { return std::string(kClientPrefix) + std::string(call_id); }
 
 bool GbPlugin::is_client_invite(const sip::Message& m) {
-  // A device's INVITE for broadcast audio names a broadcast waiting for it; anything else is a client.
+  // A device's INVITE for broadcast audio is addressed to the platform (or names a broadcast
+  // waiting for it); a client's names a channel.
+  sip::Uri ru;
+  if (!sip::parse_uri(m.request_uri(), ru) || ru.user.empty() || ru.user == conf_.sip_id) return false;
   sip::Uri u;
   std::string who = sip::parse_uri(m.from().uri_text, u) ? std::string(u.user) : std::string();
   if (broadcasts_.count(who)) return false;
