@@ -105,13 +105,79 @@ def ps_video_frames(data):
     return frames
 
 
+class TcpRtpSink(RtpSink):
+    """The decoder's media side over TCP: RFC 4571 (2-byte length + RTP). connect(port): the client
+    is active (we listen on the platform's port from its answer); listen(): it is passive."""
+
+    def __init__(self):
+        self.packets, self.lock, self.running, self.thread, self.conn = [], threading.Lock(), True, None, None
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+
+    def connect(self, port):
+        self.listener.close()
+        self.conn = socket.create_connection(("127.0.0.1", port))
+        self.start()
+
+    def listen(self):
+        self.listener.listen(1)
+        self.listener.settimeout(20)
+        self.thread = threading.Thread(target=self.accept_then_read, daemon=True)
+        self.thread.start()
+
+    def accept_then_read(self):
+        try:
+            self.conn, _ = self.listener.accept()
+        except OSError:
+            return
+        self.read()
+
+    def start(self):
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self):
+        buf = b""
+        self.conn.settimeout(0.2)
+        while self.running:
+            try:
+                data = self.conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+                n = struct.unpack(">H", buf[:2])[0]
+                with self.lock:
+                    self.packets.append(buf[2:2 + n])
+                buf = buf[2 + n:]
+
+    def close(self):
+        self.running = False
+        if self.thread:
+            self.thread.join()
+        for s in (self.conn, self.listener):
+            if s:
+                s.close()
+
+
 class Sipp:
-    def __init__(self, scenario, port, channel, rtp_port, user=CLIENT, password=CLIENT_PW, expected=None):
+    def __init__(self, scenario, port, channel, rtp_port, user=CLIENT, password=CLIENT_PW, expected=None, setup=None):
         self.dir = tempfile.mkdtemp(prefix="jn-gb-client-")
         path = os.path.join(SCEN, scenario)
         if expected is not None:  # client_refused.xml.in: the code this run expects
             text = open(path).read().replace("EXPECTED_CODE", str(expected))
             path = os.path.join(self.dir, "client_refused.xml")
+            open(path, "w").write(text)
+        if setup is not None:  # the same client asking for RTP over TCP (RFC 4571), connecting or listening
+            text = open(path).read().replace("RTP/AVP 96 98 97\n      a=recvonly",
+                                             f"TCP/RTP/AVP 96 98 97\n      a=recvonly\n      a=setup:{setup}\n      a=connection:new")
+            assert "a=setup:" in text
+            path = os.path.join(self.dir, "client_tcp.xml")
             open(path, "w").write(text)
         args = [SIPP, f"127.0.0.1:{port}", "-sf", path, "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()),
                 "-t", "u1", "-au", user, "-ap", password, "-key", "channel", channel, "-key", "rtp_port", str(rtp_port),
@@ -161,7 +227,7 @@ class ClientInviteTest(GbMediaTest):
         self.assertEqual(r["outcome"], "ok", r)
         return dev
 
-    def sipp(self, scenario, channel, rtp_port=None, **kw):
+    def sipp(self, scenario, channel, rtp_port=None, **kw):  # kw: user, password, expected, setup
         s = Sipp(scenario, self.port, channel, rtp_port or free_port(), **kw)
         self.sipps.append(s)
         return s
@@ -223,6 +289,34 @@ class ClientInviteTest(GbMediaTest):
         # The client's BYE ended only its viewer: the device stream stops after the grace (nobody left).
         dev.wait("bye_received", timeout=15)
         wait_until(lambda: not self.clients() and not self.cmd("streams")["sessions"])
+
+    def tcp_view(self, setup):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        rx = TcpRtpSink()
+        self.sinks.append(rx)
+        if setup == "passive":
+            rx.listen()  # the platform connects to the client after the ACK
+        s = self.sipp("client_live.xml", ch, rx.port, setup=setup)
+        c = wait_until(lambda: next((x for x in self.clients() if x["state"] == "sending"), None))
+        self.assertEqual(c["transport"], "tcp_passive" if setup == "active" else "tcp_active")
+        if setup == "active":
+            rx.connect(c["local_port"])  # the client connects to the port of our answer
+        wait_until(lambda: len(rx.frames()) >= 10)
+        self.finished(s)
+        self.j.wait_for_log(r"client call .* ended: client BYE")
+        pkts = rx.snapshot()
+        self.assertEqual({struct.unpack(">I", p[8:12])[0] for p in pkts}, {int(SSRC)})
+        seqs = [struct.unpack(">H", p[2:4])[0] for p in pkts]
+        self.assertEqual(seqs, [(seqs[0] + k) & 0xFFFF for k in range(len(seqs))], "RTP sequence without a gap")
+        self.assert_identical_run(rx.frames())
+        dev.wait("bye_received", timeout=15)
+
+    def test_tcp_client_connects_to_the_platform(self):
+        self.tcp_view("active")
+
+    def test_tcp_platform_connects_to_a_passive_client(self):
+        self.tcp_view("passive")
 
     def test_second_client_joins_the_running_stream_and_bye_ends_only_its_viewer(self):
         dev = self.media_device(DEV1)
