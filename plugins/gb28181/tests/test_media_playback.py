@@ -61,9 +61,11 @@ class PlaybackTest(GbMediaTest):
         dev.wait("media_status", notify_type=121)
         path = wait_until(lambda: next((p for p in glob.glob(os.path.join(self.download_dir(), "*.ps"))), None))
         self.assertEqual(os.path.basename(path), f"{ch}-1796637600-1796637602.ps")
-        wait_until(lambda: not self.cmd("streams")["sessions"])  # the session ended: the file is complete
-        out = json.loads(subprocess.run([PS_TOOL, "demux", "--in", path], check=True, capture_output=True,
-                                        text=True).stdout)
+        wait_until(lambda: not self.cmd("streams")["sessions"])  # the session ended
+        # The last appends are the worker pool's, after the session ended: read until they are in.
+        demux = lambda: json.loads(subprocess.run([PS_TOOL, "demux", "--in", path], check=True, capture_output=True,
+                                                  text=True).stdout)
+        out = wait_until(lambda: (lambda o: o if o["video_frames"] >= end["video"] else None)(demux()))
         self.assertEqual(out["errors"], {})
         self.assertEqual(out["video_frames"], end["video"])
         self.assertEqual(out["video_frames"], len(MediaAssets.get("h264", 2).video_frames))
