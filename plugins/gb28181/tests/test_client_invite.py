@@ -166,12 +166,16 @@ class TcpRtpSink(RtpSink):
 
 
 class Sipp:
-    def __init__(self, scenario, port, channel, rtp_port, user=CLIENT, password=CLIENT_PW, expected=None, setup=None):
+    def __init__(self, scenario, port, channel, rtp_port, user=CLIENT, password=CLIENT_PW, expected=None, setup=None, replace=None):
         self.dir = tempfile.mkdtemp(prefix="jn-gb-client-")
         path = os.path.join(SCEN, scenario)
         if expected is not None:  # client_refused.xml.in: the code this run expects
             text = open(path).read().replace("EXPECTED_CODE", str(expected))
             path = os.path.join(self.dir, "client_refused.xml")
+            open(path, "w").write(text)
+        if replace is not None:  # an SDP the platform refuses: (old, new) in the offer
+            text = open(path).read().replace(*replace)
+            path = os.path.join(self.dir, "client_variant.xml")
             open(path, "w").write(text)
         if setup is not None:  # the same client asking for RTP over TCP (RFC 4571), connecting or listening
             text = open(path).read().replace("RTP/AVP 96 98 97\n      a=recvonly",
@@ -227,7 +231,7 @@ class ClientInviteTest(GbMediaTest):
         self.assertEqual(r["outcome"], "ok", r)
         return dev
 
-    def sipp(self, scenario, channel, rtp_port=None, **kw):  # kw: user, password, expected, setup
+    def sipp(self, scenario, channel, rtp_port=None, **kw):  # kw: user, password, expected, setup, replace
         s = Sipp(scenario, self.port, channel, rtp_port or free_port(), **kw)
         self.sipps.append(s)
         return s
@@ -378,6 +382,12 @@ class ClientInviteTest(GbMediaTest):
         self.media_device(DEV1)
         self.refused(404, "34020000001310009999", r"INVITE from decoder .* refused 404 \(no device lists channel 34020000001310009999")
 
+    def test_a_client_that_wants_to_send_488(self):
+        dev = self.media_device(DEV1)
+        self.refused(488, dev.channels[0]["DeviceID"], r"refused 488 \(offer SDP: a=sendrecv: the platform only sends",
+                     replace=("a=recvonly", "a=sendrecv"))
+        self.assertEqual(dev.events.find("invite"), [])
+
     def test_device_credentials_sign_too_and_offline_device_480(self):
         dev = self.media_device(DEV1)
         ch = dev.channels[0]["DeviceID"]
@@ -385,6 +395,32 @@ class ClientInviteTest(GbMediaTest):
         self.j.wait_for_log(rf"device {DEV1} offline")
         # A provisioned device's ID and password are accepted as a client's credentials.
         self.refused(480, ch, rf"refused 480 \(device {DEV1} is offline\)", user=DEV1, password=PASSWORD)
+
+
+class ClientLimitTest(ClientInviteTest):
+    """clients.max_per_channel: a second client of a channel at the limit gets 486."""
+    conf_over = {"clients": {"users": {CLIENT: CLIENT_PW}, "max_per_channel": 1}}
+
+    def test_second_client_over_the_limit_486(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        rx = self.sink()
+        first = self.sipp("client_live.xml", ch, rx.port)
+        wait_until(lambda: next((x for x in self.clients() if x["state"] == "sending"), None))
+        self.refused(486, ch, r"refused 486 \(1 client\(s\) already view", clients=1)
+        self.finished(first)  # the first client was not disturbed
+        self.assert_identical_run(rx.frames())
+
+    def refused(self, code, channel, log, clients=0, **kw):
+        s = self.sipp("client_refused.xml.in", channel, expected=code, **kw)
+        self.finished(s)
+        self.j.wait_for_log(log)
+        self.assertEqual(len(self.clients()), clients)
+
+
+for _name in [n for n in dir(ClientInviteTest) if n.startswith("test_")]:
+    setattr(ClientLimitTest, _name, None)  # only its own test runs under the limit
+del _name
 
 
 if __name__ == "__main__":
