@@ -357,6 +357,18 @@ class ClientInviteTest(GbMediaTest):
         seqs = [struct.unpack(">H", p[2:4])[0] for p in pkts]
         self.assertEqual(seqs, [(seqs[0] + k) & 0xFFFF for k in range(len(seqs))], "RTP sequence continues across the reload")
 
+    def test_device_bye_ends_the_client_call(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        rx = self.sink()
+        s = self.sipp("client_platform_bye.xml", ch, rx.port)
+        inv = dev.wait("invite", timeout=15)
+        wait_until(lambda: len(rx.frames()) >= 5)
+        self.assertEqual(self.sim.run(dev.media.hangup(inv["call_id"])), 200)  # 设备侧断流
+        self.finished(s)  # the platform's BYE reached the client, which answered 200
+        self.j.wait_for_log(r"client call .* ended: ")
+        wait_until(lambda: not self.clients() and not self.cmd("streams")["sessions"])
+
     def test_cancel_before_the_answer(self):
         dev = self.media_device(DEV1)
         ch = dev.channels[0]["DeviceID"]
