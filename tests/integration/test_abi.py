@@ -1,6 +1,7 @@
 """ABI checks: plugins of another major (1.x, 3.x), a .so without the info symbol, a plugin with a
-vtable shorter than the core's, and a plugin built against the frozen 2.0 header using 2.0's new
-fields. None may crash the core or disturb a loaded plugin."""
+vtable shorter than the core's, plugins built against the frozen 2.0 and 2.1 headers using the
+fields those versions added, and the 2.2 state directory. None may crash the core or disturb a
+loaded plugin."""
 import os
 import socket
 import struct
@@ -15,7 +16,8 @@ class AbiTest(JunctionTest):
         self.j = self.server(plugins={"udp-counter": {"listen": f"127.0.0.1:{self.port}", "echo": True}},
                              extra_plugin_confs={"abi-major1": {}, "abi-major3": {}, "abi-noinfo": {},
                                                  "abi-short-vtable": {"listen": f"127.0.0.1:{free_port()}"},
-                                                 "abi-frozen-2-0": {"listen": f"0.0.0.0:{free_port()}"}})
+                                                 "abi-frozen-2-0": {"listen": f"0.0.0.0:{free_port()}"},
+                                                 "abi-frozen-2-1": {"listen": f"127.0.0.1:{free_port()}"}})
         self.j.start()
         self.peer = udp_socket()
 
@@ -59,6 +61,38 @@ class AbiTest(JunctionTest):
             self.assertEqual(len(tos), 1, anc)
             self.assertEqual(tos[0][2][0], 0xB8)
             s.close()
+
+    def test_frozen_2_1_plugin_loads_and_uses_2_1_fields(self):
+        status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-frozen-2-1"})
+        self.assertEqual(status, 201, body)
+        self.assertEqual(body["abi"], "2.1")
+        port = int(open(os.path.join(self.j.dir, "plugins", "abi-frozen-2-1.toml")).read().split(":")[-1].strip().strip('"'))
+        # work_submit / on_work_done (2.1): each datagram comes back uppercased by a worker.
+        for i in range(20):
+            self.peer.sendto(f"job {i} abc".encode(), ("127.0.0.1", port))
+        got = sorted(self.peer.recvfrom(2048)[0] for _ in range(20))
+        self.assertEqual(got, sorted(f"JOB {i} ABC".encode() for i in range(20)))
+        # The core hands the 2.2 create args (state_dir appended: 48 bytes on LP64); the 2.1
+        # plugin read them through its own, shorter, layout and works.
+        self.peer.sendto(b"size?", ("127.0.0.1", port))
+        self.assertEqual(self.peer.recvfrom(2048)[0], b"args=48")
+        self.echo_roundtrip(self.port)
+
+    def test_each_slot_gets_its_state_directory(self):
+        # 2.2: <server.state_dir>/plugins/<slot>/ exists once a plugin is created, for any ABI 2.x
+        # plugin (the 2.1 one cannot read the path, the directory is there all the same), and it
+        # survives a reload.
+        base = os.path.join(self.j.dir, "var", "plugins")
+        self.assertTrue(os.path.isdir(os.path.join(base, "udp-counter")), os.listdir(base) if os.path.isdir(base) else base)
+        self.assertFalse(os.path.exists(os.path.join(base, "abi-frozen-2-1")))
+        status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-frozen-2-1"})
+        self.assertEqual(status, 201, body)
+        self.assertTrue(os.path.isdir(os.path.join(base, "abi-frozen-2-1")))
+        open(os.path.join(base, "udp-counter", "keep"), "w").write("x")
+        status, body = self.j.request("POST", "/api/v1/plugins/udp-counter/reload")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(open(os.path.join(base, "udp-counter", "keep")).read(), "x")
+        self.echo_roundtrip(self.port)
 
     def test_missing_info_symbol_refused(self):
         status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-noinfo"})

@@ -5,6 +5,7 @@
 
 #include <junction/plugin.hpp>
 
+#include <cstring>
 #include <string>
 
 #include "host/plugin_host.hpp"
@@ -76,4 +77,22 @@ TEST_CASE("JN_HAS_FIELD reads a field only when the other side's struct holds al
   // The core's own table has every 2.0 service.
   CHECK(JN_HAS_FIELD(junction::PluginHost::api_table(), jn_host_api, anchor_end));
   CHECK(junction::PluginHost::api_table()->struct_size >= JN_HOST_API_SIZE_2_0);
+}
+
+TEST_CASE("2.2 state_dir: read through the has-field rule, empty from a 2.1 core") {
+  const char dir[] = "/var/lib/junction/plugins/probe";
+  // Garbage past a 2.1 core's struct must never be read as the field.
+  struct {
+    jn_create_args a;
+    char tail[64];
+  } mem{};
+  std::memset(&mem, 0x5A, sizeof mem);
+  mem.a.struct_size = JN_CREATE_ARGS_SIZE_2_1;
+  mem.a.conf_path = junction::sdk::to_jn("x.toml");
+  CHECK(junction::sdk::state_dir(mem.a).empty());
+  jn_create_args a{};
+  a.struct_size = sizeof a;
+  a.state_dir = junction::sdk::to_jn(dir);
+  CHECK(junction::sdk::state_dir(a) == dir);
+  CHECK(JN_CREATE_ARGS_SIZE_2_1 == offsetof(jn_create_args, state_dir));
 }

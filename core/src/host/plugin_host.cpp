@@ -558,6 +558,19 @@ std::unique_ptr<PluginInstance> PluginHost::open_instance(const PluginConf& conf
   return inst;
 }
 
+// `<server.state_dir>/plugins/<name>` (absolute), created; empty (and logged) when it cannot be.
+std::string PluginHost::plugin_state_dir(const std::string& name) const {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir = fs::absolute(fs::path(services_.state_dir) / "plugins" / name, ec);
+  if (!ec) fs::create_directories(dir, ec);
+  if (ec) {
+    JN_LOG_WRN("plugin '{}': state directory {} not created: {}", name, dir.string(), ec.message());
+    return {};
+  }
+  return dir.lexically_normal().string();
+}
+
 // Runs the factory. On failure the instance is left without `self` and the reason returned.
 std::string PluginHost::create_instance(PluginSlot& slot, PluginInstance& inst, bool restoring) {
   auto factory = inst.library.get<jn_status(const jn_host_api*, jn_host_ctx*, const jn_create_args*, jn_plugin**, const jn_plugin_vtable**)>(
@@ -567,6 +580,9 @@ std::string PluginHost::create_instance(PluginSlot& slot, PluginInstance& inst, 
   args.restoring = restoring ? 1 : 0;
   args.generation = inst.generation;
   args.conf_path = {slot.conf().conf_path.data(), slot.conf().conf_path.size()};
+  // 2.2: the slot's own directory, the same path for every instance (reloads, restarts).
+  std::string state_dir = plugin_state_dir(slot.name());
+  args.state_dir = {state_dir.data(), state_dir.size()};
   jn_plugin* self = nullptr;
   const jn_plugin_vtable* vt = nullptr;
   slot.take_error();

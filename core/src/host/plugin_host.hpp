@@ -257,6 +257,7 @@ class PluginHost {
   friend class PluginSlot;
   std::unique_ptr<PluginInstance> open_instance(const PluginConf& conf, uint64_t generation, std::string* error);
   std::string create_instance(PluginSlot& slot, PluginInstance& inst, bool restoring);
+  std::string plugin_state_dir(const std::string& name) const;  // 2.2 jn_create_args.state_dir
   bool release_instance(std::unique_ptr<PluginInstance> inst);  // destroy + dlclose + verify
   void close_slot_resources(PluginSlot& slot);
   void finish_unload(const std::string& name, std::function<void(std::string)> done);

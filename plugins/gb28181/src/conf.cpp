@@ -19,7 +19,7 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   r.known_keys({"sip_id", "domain", "udp_listen", "tcp_listen", "realm", "password", "auto_admit", "keepalive_interval_s",
                 "keepalive_count", "keepalive_policy", "min_expires_s", "max_expires_s", "default_expires_s", "date_header",
                 "date_utc_offset_min", "nonce_ttl_s", "nonce_secret", "t1_ms", "t2_ms", "t4_ms", "query_timeout_ms",
-                "max_devices", "log_each", "stateless_register", "snapshot_listen", "snapshot_url", "snapshot_session_ttl_s", "redirect", "play", "media"});
+                "max_devices", "log_each", "stateless_register", "snapshot_listen", "snapshot_url", "snapshot_session_ttl_s", "redirect", "play", "media", "clients"});
   if (!r.has("sip_id")) bad("sip_id", "is required: the platform's 20-digit GB code (e.g. \"34020000002000000001\")");
   r.str("sip_id", c.sip_id, true);
   if (c.sip_id.size() != 20 || !is_gb_id(c.sip_id)) bad("sip_id", "must be 20 digits, not '" + r.printable(c.sip_id) + "'");
@@ -112,8 +112,8 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   if (c.play.backoff_max_ms < c.play.backoff_initial_ms) bad("play.backoff_max_ms", "must not be below play.backoff_initial_ms");
   pl.integer("restart_attempts", c.play.restart_attempts, 0, 1000000);
   pl.str("download_dir", c.play.download_dir);
-  if (c.play.download_dir.empty() || c.play.download_dir.find("..") != std::string::npos)
-    bad("play.download_dir", "must be a directory path without '..'");
+  if (c.play.download_dir.find("..") != std::string::npos)
+    bad("play.download_dir", "must be a directory path without '..' (or empty: the plugin's state dir/downloads)");
 
   junction::util::ConfigReader md = r.table("media");
   md.known_keys({"port_range", "bind_ip", "rtp_timeout_ms", "reorder_window", "reorder_flush_ms", "max_video_frame",
@@ -126,6 +126,20 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   md.integer("reorder_flush_ms", c.media.reorder_flush_ms, 1, 10000);
   md.integer("max_video_frame", c.media.max_video_frame, 65536, 64u << 20);
   md.integer("stats_interval_ms", c.media.stats_interval_ms, 100, 60000);
+
+  junction::util::ConfigReader cl = r.table("clients");
+  cl.known_keys({"auth", "users", "max_per_channel"});
+  cl.boolean("auth", c.clients.auth);
+  cl.integer("max_per_channel", c.clients.max_per_channel, 0, 100000);
+  if (cl.has("users")) {
+    const nlohmann::json& u = cl.conf()["users"];
+    if (!u.is_object()) bad("clients.users", "must be a table of username = \"password\"");
+    for (auto& [name, pw] : u.items()) {
+      if (name.empty() || name.size() > 64 || !pw.is_string() || pw.get<std::string>().empty())
+        bad("clients.users", "each entry is a username (1..64 chars) = a non-empty password string");
+      c.clients.users[name] = pw.get<std::string>();
+    }
+  }
   return c;
 }
 

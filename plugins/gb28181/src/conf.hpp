@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,7 @@ struct PlayConfKeys {
   uint32_t backoff_initial_ms = 1000;  // first restart delay (doubles per failure)
   uint32_t backoff_max_ms = 30000;
   uint32_t restart_attempts = 5;       // failures in a row before viewers are ended (0 = forever)
-  std::string download_dir = "gb28181-downloads";  // under the state dir (a relative path) or absolute
+  std::string download_dir;  // "" = <the plugin's state dir (ABI 2.2)>/downloads; else this path
 };
 
 // [media]: the receivers / senders (IngestConf, src/media/ingest.hpp).
@@ -46,6 +47,14 @@ struct MediaConfKeys {
   uint32_t reorder_flush_ms = 100;
   uint32_t max_video_frame = 4u << 20;
   uint32_t stats_interval_ms = 1000;
+};
+
+// [clients]: SIP clients that INVITE the platform for a channel (client-initiated live view,
+// src/play/client_invite.cpp). Defaults documented in README.md.
+struct ClientConfKeys {
+  bool auth = true;                            // digest required (users below, or a provisioned device's credentials)
+  std::map<std::string, std::string> users;    // username -> password
+  uint32_t max_per_channel = 0;                // clients per channel (0 = no limit); beyond: 486
 };
 
 struct Conf {
@@ -79,6 +88,7 @@ struct Conf {
   RedirectConf redirect;
   PlayConfKeys play;
   MediaConfKeys media;
+  ClientConfKeys clients;
 };
 
 using ConfReport = std::function<void(const std::string& key, const std::string& reason)>;

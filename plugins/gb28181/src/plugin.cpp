@@ -37,9 +37,15 @@ sip::StackConfig stack_config(const Conf& c) {
 
 }  // namespace
 
-GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args&)
+GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args& args)
     : Plugin(h), conf_(read_conf(h.config(), [h](const std::string& k, const std::string& r) { h.config_error(k, r); })),
       env_(h, kTimerCookie, kTcpCookie) {
+  // Downloads go to the slot's own directory (ABI 2.2: the same across reloads and restarts)
+  // unless play.download_dir says otherwise; a core without one: the working directory.
+  if (conf_.play.download_dir.empty()) {
+    std::string_view sd = junction::sdk::state_dir(args);
+    conf_.play.download_dir = sd.empty() ? std::string("gb28181-downloads") : std::string(sd) + "/downloads";
+  }
   stack_ = std::make_unique<sip::Stack>(env_, *this, stack_config(conf_));
   env_.attach(stack_.get());
   // The nonce key: from the conf, or generated once and kept in the store, so nonces stay
@@ -63,6 +69,14 @@ GbPlugin::GbPlugin(junction::sdk::Host h, const jn_create_args&)
   media_->configure(conf_.media);
   play_ = std::make_unique<play::PlayCenter>(*stack_, *media_, *this, conf_.sip_id, conf_.domain, play_conf());
   media_->attach(play_.get());
+  // Client-initiated live view: the PS senders and the clients' digest (a nonce state of its own).
+  ps_out_ = std::make_unique<play::PsOut>(h, conf_.media.port_range, conf_.media.bind_ip);
+  sip::DigestServerConfig dc;
+  dc.realm = conf_.realm;
+  dc.secret = secret;
+  dc.nonce_ttl_s = conf_.nonce_ttl_s;
+  dc.algorithm = sip::DigestAlgorithm::MD5;
+  client_auth_ = std::make_unique<sip::DigestServer>(dc, h.now_ms() / 1000);
 }
 
 jn_status GbPlugin::start() {
@@ -98,16 +112,23 @@ jn_status GbPlugin::start() {
 // --- requests ----------------------------------------------------------------------------------
 void GbPlugin::on_request(sip::TxnId id, const sip::Message& m, const sip::Flow& from) {
   std::string_view method = m.method();
-  if (method == "ACK") return;  // the ACK of a non-2xx is the transaction's; we send no 2xx to INVITEs
+  if (method == "ACK") {  // a 2xx ACK of a client's call (the ACK of a non-2xx is the transaction's)
+    client_ack(m);
+    return;
+  }
   if (method == "REGISTER") return registrar_->on_register(id, m, from);
   // In-dialog: only the NOTIFYs of our subscriptions belong to a dialog of ours.
   if (!m.to_tag().empty()) {
     if (play_->on_request(id, m, from)) return;  // BYE / INFO of our INVITE sessions
     if (broadcast_in_dialog(id, m, from)) return;
+    if (client_in_dialog(id, m, from)) return;  // BYE of a client viewing a channel
     return on_in_dialog(id, m, from);
   }
   if (method == "MESSAGE") return on_message(id, m, from);
-  if (method == "INVITE") return on_invite(id, m, from);  // a device asking for broadcast audio
+  if (method == "INVITE") {
+    if (is_client_invite(m)) return on_client_invite(id, m, from);  // a SIP client asking for a channel
+    return on_invite(id, m, from);                                   // a device asking for broadcast audio
+  }
   if (method == "OPTIONS") {
     stack_->respond(id, 200, {}, stack_->new_tag(), kAllow);
     return;

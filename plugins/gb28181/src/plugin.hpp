@@ -11,8 +11,11 @@
 #include "manscdp/commands.hpp"
 #include "play/center.hpp"
 #include "play/media_port.hpp"
+#include "play/ps_out.hpp"
+#include "play/sdp.hpp"
 
 #include <junction/plugin.hpp>
+#include <junction/sip/auth.hpp>
 #include <junction/sip/dialog.hpp>
 #include <junction/sip/host_env.hpp>
 #include <junction/sip/stack.hpp>
@@ -48,16 +51,20 @@ class GbPlugin : public junction::sdk::Plugin,
   jn_status stop() override;  // unload / server stop: media sessions BYEd, receivers closed (not on a reload)
   // Media sockets, timers and posts (src/media/'s, on media loops too) first, then the SIP env's.
   void on_udp(jn_handle s, uint64_t c, const jn_datagram* d, size_t n) override {
+    if (ps_out_->on_udp(s, c)) return;  // clients' RTCP to our send ports: not read
     if (!media_->on_udp(s, c, d, n)) env_.on_udp(s, d, n);
   }
   void on_tcp(const jn_tcp_event& ev) override {
+    if (ps_out_->on_tcp(ev)) return;
     if (!media_->on_tcp(ev)) env_.on_tcp(ev);
   }
   void on_timer(jn_handle t, uint64_t c) override {
     if (!media_->on_timer(t, c)) env_.on_timer(t, c);
   }
   void on_post(uint64_t c) override { media_->on_post(c); }
-  void on_bus(jn_handle s, uint64_t c, jn_buf* b) override { media_->on_bus(s, c, b); }
+  void on_bus(jn_handle s, uint64_t c, jn_buf* b) override {
+    if (!ps_out_->on_bus(s, c, b)) media_->on_bus(s, c, b);
+  }
   void on_work_done(jn_handle w, uint64_t c, jn_status st) override { media_->on_work_done(w, c, st); }
   void on_event(std::string_view topic, std::string_view json) override { media_->on_event(topic, json); }
   void on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) override;  // gb: routing (src/play/calls.cpp)
@@ -72,6 +79,8 @@ class GbPlugin : public junction::sdk::Plugin,
   void on_response(junction::sip::TxnId id, int status, const junction::sip::Message* m) override;
   void on_connection_closed(jn_handle conn) override;
   void on_wake() override;
+  void on_cancelled(junction::sip::TxnId id) override;    // a client's CANCEL (src/play/client_invite.cpp)
+  void on_ack_timeout(junction::sip::TxnId id) override;  // a client never ACKed our 200
 
   // RegistrarHooks
   uint64_t now_ms() override { return host().now_ms(); }
@@ -134,6 +143,38 @@ class GbPlugin : public junction::sdk::Plugin,
   nlohmann::json calls_to_json() const;
   void calls_from_json(const nlohmann::json& j);
   std::map<jn_handle, CallViewer> call_viewers_;  // call legs viewing a channel (viewer id "call:<leg>")
+  // --- client-initiated live view (src/play/client_invite.cpp): SIP clients INVITE a channel
+  struct ClientViewer {
+    std::string device, channel, user;
+    junction::sip::TxnId txn = 0;  // the INVITE until the ACK (0 after)
+    play::ClientOffer offer;
+    std::string ssrc;              // y= of our answer (the RTP SSRC)
+    std::string local_ip, local_tag, stream;
+    uint16_t local_port = 0;
+    uint32_t out = 0;              // PsOut sender
+    bool answered = false, acked = false;
+    uint64_t created_ms = 0, answered_ms = 0;
+    junction::sip::Dialog dialog;
+  };
+  static std::string client_viewer_id(std::string_view call_id);
+  bool is_client_invite(const junction::sip::Message& m);
+  void on_client_invite(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  bool client_authorized(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from,
+                         std::string& user);
+  void client_refuse(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from, int code,
+                     const std::string& why, std::string_view extra = {});
+  void answer_clients(const std::string& channel);
+  bool client_ack(const junction::sip::Message& m);
+  bool client_in_dialog(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  // By value: callers pass the map key or a reason that lives in it. unview: false when PlayCenter itself ends the viewer (end_viewers): it is gone from its table already.
+  void end_client(std::string viewer, std::string reason, bool send_bye, int code = 480, bool unview = true);
+  nlohmann::json clients_view();
+  nlohmann::json clients_to_json() const;
+  void clients_from_json(const nlohmann::json& j);
+  std::map<std::string, ClientViewer> clients_;  // by viewer id "sip:<Call-ID>"
+  std::unique_ptr<play::PsOut> ps_out_;
+  std::unique_ptr<junction::sip::DigestServer> client_auth_;
+  uint32_t next_client_ssrc_ = 0;
   // --- broadcast (src/play/broadcast.cpp)
   struct Broadcast {
     std::string device, source;

@@ -31,6 +31,7 @@ jn_status GbPlugin::save_state(std::string& out) {
   s["play"] = play_->to_json();
   s["calls"] = calls_to_json();
   s["broadcasts"] = broadcasts_to_json();
+  s["clients"] = clients_to_json();
   s["counters"] = {{"keepalives", keepalives_}, {"keepalive_refused", keepalive_refused_}, {"offline", offline_events_}};
   out = s.encode();
   return JN_OK;
@@ -75,6 +76,7 @@ jn_status GbPlugin::restore_state(uint32_t schema, std::string_view data) {
   }
   calls_from_json(in["calls"]);
   broadcasts_from_json(in["broadcasts"]);
+  if (in.has("clients")) clients_from_json(in["clients"]);
   if (in.has("play") && !play_->from_json(in["play"], err)) {
     host().set_error(err);
     return JN_ERR_INVALID;

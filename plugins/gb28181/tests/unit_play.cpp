@@ -829,3 +829,48 @@ TEST_CASE("center: sessions and their dialogs survive a reload") {
   CHECK(r.link.ended == std::vector<std::string>{"v1: device ended the stream"});
   CHECK(r.center->live_session(kChan) == 0);
 }
+
+TEST_CASE("client offer (客户端主动发起): the document's SDP, TCP roles, refusals with reasons") {
+  std::string err;
+  // The document's message 1 (UDP, recvonly, PS/96 H264/98 MPEG4/97, y=0100000001).
+  std::string doc =
+      "v=0\r\no=xxx 0 0 IN IP4 192.168.0.107\r\ns=Play\r\nc=IN IP4 192.168.0.107\r\nt=0 0\r\n"
+      "m=video 36000 RTP/AVP 96 98 97\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\na=rtpmap:98 H264/90000\r\n"
+      "a=rtpmap:97 MPEG4/90000\r\ny=0100000001\r\n";
+  auto o = parse_client_offer(doc, err);
+  REQUIRE(o);
+  CHECK(o->address == "192.168.0.107");
+  CHECK(o->port == 36000);
+  CHECK(o->transport == Transport::Udp);
+  CHECK(o->payload_type == 96);
+  CHECK(o->ssrc == "0100000001");
+  std::string ans = build_client_answer(*o, "34020000002000000001", "10.0.0.1", 15060, o->ssrc);
+  CHECK(ans.find("m=video 15060 RTP/AVP 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\n") != std::string::npos);
+  CHECK(ans.find("y=0100000001\r\n") != std::string::npos);
+  // TCP: a client that connects (setup:active, or none) makes us listen; a passive one, connect.
+  auto tcp = [&](const std::string& setup) {
+    std::string s = "v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                    "m=video 7000 TCP/RTP/AVP 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\n" + setup + "y=0100000002\r\n";
+    return parse_client_offer(s, err);
+  };
+  CHECK(tcp("a=setup:active\r\n")->transport == Transport::TcpPassive);
+  CHECK(tcp("")->transport == Transport::TcpPassive);
+  CHECK(tcp("a=setup:passive\r\n")->transport == Transport::TcpActive);
+  CHECK(build_client_answer(*tcp("a=setup:passive\r\n"), "p", "1.2.3.4", 9, "1").find("a=setup:active\r\n") != std::string::npos);
+  // Refusals
+  auto refused = [&](std::string from, std::string to, const char* why) {
+    std::string s = doc;
+    s.replace(s.find(from), from.size(), to);
+    err.clear();
+    CHECK_FALSE(parse_client_offer(s, err));
+    CHECK_MESSAGE(err.find(why) != std::string::npos, err);
+  };
+  refused("a=recvonly", "a=sendrecv", "a=sendrecv");
+  refused("a=recvonly", "a=sendonly", "a=sendonly");
+  refused("a=rtpmap:96 PS/90000", "a=rtpmap:96 H264/90000", "no PS payload type");
+  refused("m=video 36000", "m=video 0", "port 0");
+  refused("m=video", "m=audio", "no m=video");
+  refused("y=0100000001", "y=01000x0001", "not a decimal SSRC");
+  refused("c=IN IP4 192.168.0.107\r\n", "", "no c= address");
+  CHECK_FALSE(parse_client_offer("not sdp", err));
+}

@@ -56,7 +56,9 @@ extern "C" {
 #endif
 
 #define JN_ABI_MAJOR 2
-#define JN_ABI_MINOR 1  /* 2.1: JN_FRAME_SIP; TCP on media loops with frames in pool buffers; TLS
+#define JN_ABI_MINOR 2  /* 2.2: jn_create_args.state_dir (the plugin's own directory under the
+                           server's state_dir), read through JN_HAS_FIELD (a 2.1 core: none).
+                           2.1: JN_FRAME_SIP; TCP on media loops with frames in pool buffers; TLS
                            for TCP listen/connect; loop-local bus subscriptions; the worker pool
                            (work_submit, on_work_done). Appended fields are read through
                            JN_HAS_FIELD; a 2.1 plugin runs on a 2.0 core with the fallbacks that
@@ -900,6 +902,12 @@ typedef struct jn_create_args {
   uint32_t restoring;  /* 1: a hot reload; on_restore_state follows instead of on_start */
   uint64_t generation; /* how many instances this slot has had before (0 on first load) */
   jn_str conf_path;    /* borrowed: the plugin's conf file, for messages */
+  /* 2.2 (read through JN_HAS_FIELD(args, jn_create_args, state_dir); a 2.1 core has none) */
+  jn_str state_dir;    /* borrowed: `<server.state_dir>/plugins/<slot name>`, created by the core
+                          before the factory runs; the same path for every instance of the slot
+                          (hot reloads, restarts): the plugin keeps its files there (downloads,
+                          caches). The core never deletes it. Empty when it could not be created
+                          (the reason is in the core's log). */
 } jn_create_args;
 
 /* The factory: the only function symbol the core looks up.
@@ -922,6 +930,8 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 #define JN_PLUGIN_VTABLE_SIZE_2_0 (offsetof(jn_plugin_vtable, on_http_response) + sizeof(void*))
 #define JN_HOST_API_SIZE_2_1 (offsetof(jn_host_api, work_cancel) + sizeof(void*))
 #define JN_PLUGIN_VTABLE_SIZE_2_1 (offsetof(jn_plugin_vtable, on_work_done) + sizeof(void*))
+/* The create arguments of a 2.1 core (without state_dir). */
+#define JN_CREATE_ARGS_SIZE_2_1 (offsetof(jn_create_args, conf_path) + sizeof(jn_str))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
  * resized or removed field) fails here. Appending a field adds pins; it never changes one. */
@@ -1309,11 +1319,12 @@ JN_ABI_PIN(jn_host_api, bus_subscribe_local, 496);
 JN_ABI_PIN(jn_host_api, bus_unsubscribe_local, 504);
 JN_ABI_PIN(jn_host_api, work_submit, 512);
 JN_ABI_PIN(jn_host_api, work_cancel, 520);
-JN_ABI_PIN_SIZE(jn_create_args, 32);
+JN_ABI_PIN_SIZE(jn_create_args, 48);
 JN_ABI_PIN(jn_create_args, struct_size, 0);
 JN_ABI_PIN(jn_create_args, restoring, 4);
 JN_ABI_PIN(jn_create_args, generation, 8);
 JN_ABI_PIN(jn_create_args, conf_path, 16);
+JN_ABI_PIN(jn_create_args, state_dir, 32);
 #endif
 /* --- end of layout pins --- */
 

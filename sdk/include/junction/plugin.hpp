@@ -26,6 +26,14 @@ namespace junction::sdk {
 inline jn_str to_jn(std::string_view s) { return jn_str{s.data(), s.size()}; }
 inline std::string_view to_sv(jn_str s) { return s.ptr ? std::string_view(s.ptr, s.len) : std::string_view(); }
 
+// 2.2: the plugin's own directory (`<server.state_dir>/plugins/<slot name>`, created by the core,
+// the same across reloads and restarts). Empty from a 2.1 core (no such field) or when the core
+// could not create it: the plugin then falls back to a path of its own or refuses what needs it.
+// Borrowed for the constructor's duration: copy it.
+inline std::string_view state_dir(const jn_create_args& a) {
+  return JN_HAS_FIELD(&a, jn_create_args, state_dir) ? to_sv(a.state_dir) : std::string_view();
+}
+
 // The core's services for one plugin slot. Cheap to copy (two pointers).
 class Host {
  public:

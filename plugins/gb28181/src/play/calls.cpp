@@ -201,6 +201,10 @@ void GbPlugin::answer_calls(const std::string& channel) {
 void GbPlugin::end_viewers(const std::vector<std::string>& viewers, const std::string& reason) {
   for (auto& v : viewers) {
     host().info("gb28181: viewer " + v + " ended: " + reason);
+    if (clients_.count(v)) {  // a SIP client's call (client_invite.cpp)
+      end_client(v, reason, true, 480, false);
+      continue;
+    }
     if (v.rfind("call:", 0) != 0) continue;  // the operator's "admin" viewer holds nothing
     jn_handle leg = std::strtoull(v.c_str() + 5, nullptr, 10);
     auto it = call_viewers_.find(leg);

@@ -6,6 +6,7 @@
 #include <junction/util/addr.hpp>
 
 #include <cmath>
+#include <filesystem>
 
 namespace gb {
 
@@ -14,6 +15,9 @@ namespace mc = junction::gb;
 using nlohmann::json;
 
 jn_status GbPlugin::stop() {
+  std::vector<std::string> clients;
+  for (auto& [vid, c] : clients_) clients.push_back(vid);
+  for (auto& vid : clients) end_client(vid, "platform stopping", true, 503);
   play_->stop_all("platform stopping");
   std::vector<std::string> chs;
   for (auto& [ch, b] : broadcasts_) chs.push_back(ch);
@@ -67,8 +71,10 @@ void GbPlugin::session_changed(uint64_t id, const json& view) {
   publish("gb28181.session", ev);
   host().gauge_set("gb_sessions", static_cast<double>(play_ ? play_->sessions().size() : 0));
   // Calls waiting on this channel's live stream are answered once it is established.
-  if (view.value("kind", std::string()) == "Play" && view.value("state", std::string()) == "active")
+  if (view.value("kind", std::string()) == "Play" && view.value("state", std::string()) == "active") {
     answer_calls(view.value("channel", std::string()));
+    answer_clients(view.value("channel", std::string()));
+  }
   else if (view.value("kind", std::string()) != "Play")
     playback_call_changed(id, view);
 }
@@ -126,7 +132,7 @@ bool GbPlugin::play_admin(const std::string& verb, const json& body, const jn_ad
     json a = json::array();
     for (auto& [id, s] : play_->sessions())
       if (s.state != play::SessionState::Ended) a.push_back(session_view(s));
-    reply(req, 200, {{"sessions", a}, {"media", media_->available()}});
+    reply(req, 200, {{"sessions", a}, {"media", media_->available()}, {"clients", clients_view()}});
     return true;
   }
   if (verb == "stop") {
@@ -205,8 +211,17 @@ bool GbPlugin::play_admin(const std::string& verb, const json& body, const jn_ad
   r.start = body.value("start", uint64_t{0});
   r.end = body.value("end", uint64_t{0});
   r.download_speed = body.value("speed", uint32_t{0});
-  if (r.kind == play::Kind::Download)
+  if (r.kind == play::Kind::Download) {
+    // The directory is made on demand (once per download, on the admin path, not the media one).
+    std::error_code ec;
+    std::filesystem::create_directories(conf_.play.download_dir, ec);
+    if (ec) {
+      host().info("gb28181: download refused: " + conf_.play.download_dir + ": " + ec.message());
+      reply(req, 500, {{"error", "download directory " + conf_.play.download_dir + ": " + ec.message()}});
+      return true;
+    }
     r.record_path = conf_.play.download_dir + "/" + channel + "-" + std::to_string(r.start) + "-" + std::to_string(r.end) + ".ps";
+  }
   uint64_t id = play_->start(r, err);
   if (!id) {
     reply(req, 502, {{"error", err}});

@@ -224,4 +224,101 @@ std::string build_audio_answer(const AudioOffer& o, const std::string& origin_us
   return s;
 }
 
+std::optional<ClientOffer> parse_client_offer(std::string_view text, std::string& error) {
+  auto r = sdp::parse(text);
+  if (!r) {
+    error = "offer SDP: " + r.error + (r.line ? " (line " + std::to_string(r.line) + ")" : "");
+    return std::nullopt;
+  }
+  const sdp::Session& s = *r.session;
+  const sdp::Media* m = nullptr;
+  for (auto& x : s.media)
+    if (x.media == "video") {
+      m = &x;
+      break;
+    }
+  if (!m) {
+    error = "offer SDP: no m=video";
+    return std::nullopt;
+  }
+  ClientOffer o;
+  if (const sdp::Line* sl = s.first('s')) o.session_name = sl->value;
+  auto c = s.media_connection(*m);
+  if (!c || c->address.empty()) {
+    error = "offer SDP: no c= address";
+    return std::nullopt;
+  }
+  o.address = c->address;
+  o.port = static_cast<uint16_t>(m->port);
+  bool tcp = m->proto.find("TCP") != std::string::npos;
+  if (!tcp && o.port == 0) {
+    error = "offer SDP: m=video port 0";
+    return std::nullopt;
+  }
+  for (const char* dir : {"sendonly", "sendrecv", "inactive"})
+    if (m->has_attr(dir) || s.has_attr(dir)) {
+      error = std::string("offer SDP: a=") + dir + ": the platform only sends (the client must be recvonly)";
+      return std::nullopt;
+    }
+  if (tcp) {
+    auto setup = m->attr("setup");
+    if (!setup) setup = s.attr("setup");
+    // The client passive: it listens and we connect. Active (or unspecified): we listen.
+    o.transport = (setup && *setup == "passive") ? Transport::TcpActive : Transport::TcpPassive;
+    if (o.transport == Transport::TcpActive && o.port == 0) {
+      error = "offer SDP: a=setup:passive with port 0 (nowhere to connect)";
+      return std::nullopt;
+    }
+  }
+  auto pts = rtpmaps(*m);
+  int ps_pt = -1;
+  for (auto& f : m->formats) {
+    uint32_t pt = 0;
+    if (!sdp::detail::parse_u32(f, pt, 127)) continue;
+    auto it = pts.find(static_cast<int>(pt));
+    if (it != pts.end() && it->second == "PS") {
+      ps_pt = static_cast<int>(pt);
+      break;
+    }
+  }
+  if (ps_pt < 0) {
+    error = "offer SDP: no PS payload type (the platform sends the channel as MPEG-PS)";
+    return std::nullopt;
+  }
+  o.payload_type = ps_pt;
+  if (auto y = sdp::gb_ssrc(s)) {
+    if (!sdp::gb_ssrc_value(*y)) {
+      error = "offer SDP: y=" + std::string(*y) + " is not a decimal SSRC";
+      return std::nullopt;
+    }
+    o.ssrc = std::string(*y);
+  }
+  return o;
+}
+
+std::string build_client_answer(const ClientOffer& o, const std::string& origin_user, const std::string& address,
+                                uint16_t port, const std::string& ssrc) {
+  std::string s;
+  auto line = [&](std::string_view l) {
+    s += l;
+    s += "\r\n";
+  };
+  line("v=0");
+  line("o=" + origin_user + " 0 0 IN IP4 " + address);
+  line("s=Play");
+  line("c=IN IP4 " + address);
+  line("t=0 0");
+  bool tcp = o.transport != Transport::Udp;
+  std::string pt = std::to_string(o.payload_type);
+  line("m=video " + std::to_string(port) + (tcp ? " TCP/RTP/AVP " : " RTP/AVP ") + pt);
+  line("a=sendonly");
+  line("a=rtpmap:" + pt + " PS/90000");
+  if (tcp) {
+    line(o.transport == Transport::TcpActive ? "a=setup:active" : "a=setup:passive");
+    line("a=connection:new");
+  }
+  line("y=" + ssrc);
+  return s;
+}
+
 }  // namespace gb::play

@@ -63,4 +63,22 @@ std::optional<AudioOffer> parse_audio_offer(std::string_view sdp, std::string& e
 std::string build_audio_answer(const AudioOffer& o, const std::string& origin_user, const std::string& address,
                                uint16_t port);
 
+// A SIP client's INVITE for a channel (实时预览, 客户端主动发起): it receives the channel as PS
+// over RTP. recvonly (or no direction), m=video with a PS payload type, its c= / m= address.
+struct ClientOffer {
+  std::string address;        // where we send (UDP) / connect to (TCP, the client passive)
+  uint16_t port = 0;
+  Transport transport = Transport::Udp;  // our side: TcpPassive when the client connects (a=setup:active or none)
+  int payload_type = 96;      // the client's PS payload type
+  std::string ssrc;           // y= as written ("" = none: we choose one)
+  std::string session_name;   // s= ("Play"; anything else is refused by the caller)
+};
+// Refused with the reason: not SDP, no m=video, no c=, port 0 over UDP, no PS payload type, a
+// direction other than recvonly (a client that wants to send), a y= that is not decimal.
+std::optional<ClientOffer> parse_client_offer(std::string_view sdp, std::string& error);
+
+// Our answer: sendonly PS from `address`:`port` with SSRC `ssrc` (the document's sample 9).
+std::string build_client_answer(const ClientOffer& o, const std::string& origin_user, const std::string& address,
+                                uint16_t port, const std::string& ssrc);
+
 }  // namespace gb::play
