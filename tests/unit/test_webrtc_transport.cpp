@@ -7,6 +7,7 @@
 #include <junction/webrtc/rtcp.hpp>
 #include <junction/webrtc/stun.hpp>
 #include <junction/webrtc/transport.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstring>
 #include <deque>
@@ -415,4 +416,54 @@ TEST_CASE("certificate: PEM round trip keeps the fingerprint; the reloaded one h
   // B restarted with the saved PEM: A, which kept the old fingerprint from SDP, still connects.
   Pair pr(c.fingerprint(), cert_a().fingerprint(), cert_a(), d);
   pr.connect();
+}
+
+TEST_CASE("transport: snapshot/restore (hot reload) keeps SRTP going across a rollover, without DTLS") {
+  Pair pr;
+  TransportSnapshot none;
+  CHECK_FALSE(pr.b.t->snapshot(none));  // not connected yet
+  pr.connect();
+  // Both directions cross the 16-bit sequence wrap: the rollover counters become 1.
+  for (uint16_t s = 65533; s != 3; ++s) {
+    rtp_flows(pr, pr.a, pr.b, 0xA0A0, s);
+    rtp_flows(pr, pr.b, pr.a, 0xB0B0, s);
+  }
+  TransportSnapshot snap;
+  REQUIRE(pr.b.t->snapshot(snap));
+  CHECK(snap.out_rocs == std::vector<std::pair<uint32_t, uint32_t>>{{0xB0B0, 1}});
+  CHECK(snap.in_rocs == std::vector<std::pair<uint32_t, uint32_t>>{{0xA0A0, 1}});
+  // Through the plugin's state text and back.
+  std::string text = snapshot_to_json(snap).dump();
+  TransportSnapshot back;
+  REQUIRE(snapshot_from_json(nlohmann::json::parse(text), back));
+  CHECK(back.srtp_local_key == snap.srtp_local_key);
+  CHECK(addr_equal(back.selected, pr.a.addr));
+
+  // The "new instance" of B.
+  pr.b.states.clear();
+  pr.b.t = std::make_unique<Transport>(cert_b(), pr.b, back, pr.net.now);
+  CHECK(pr.b.t->state() == TransportState::Connected);
+  CHECK(pr.b.states.empty());
+  for (uint16_t s = 3; s < 6; ++s) {
+    rtp_flows(pr, pr.a, pr.b, 0xA0A0, s);
+    rtp_flows(pr, pr.b, pr.a, 0xB0B0, s);
+  }
+  // No DTLS association: application data is refused here and ignored from the peer.
+  CHECK_FALSE(pr.b.t->send_app_data(reinterpret_cast<const uint8_t*>("x"), 1));
+  REQUIRE(pr.a.t->send_app_data(reinterpret_cast<const uint8_t*>("y"), 1));
+  pr.net.pump();
+  CHECK(pr.b.t->stats().dtls_ignored == 1);
+  CHECK(pr.b.t->state() == TransportState::Connected);
+  CHECK(pr.a.t->state() == TransportState::Connected);
+  // Consent carries on from the restore time.
+  CHECK(pr.b.t->next_timer_ms() == pr.net.now + 30000);
+
+  // Damaged snapshots are refused, and a snapshot without keys gives a Failed transport.
+  auto j = snapshot_to_json(snap);
+  j["key_local"] = "abcd";
+  CHECK_FALSE(snapshot_from_json(j, back));
+  CHECK_FALSE(snapshot_from_json(nlohmann::json::parse("[1,2]"), back));
+  TransportSnapshot empty;
+  Transport dead(cert_b(), pr.b, empty, pr.net.now);
+  CHECK(dead.state() == TransportState::Failed);
 }
