@@ -467,3 +467,39 @@ TEST_CASE("transport: snapshot/restore (hot reload) keeps SRTP going across a ro
   Transport dead(cert_b(), pr.b, empty, pr.net.now);
   CHECK(dead.state() == TransportState::Failed);
 }
+
+TEST_CASE("transport: the offerer learns the answer late (checks and the ClientHello arrive first)") {
+  // B offered (actpass): neither A's credentials nor its fingerprint nor the DTLS role are known.
+  Pair pr;
+  TransportConfig offer;
+  offer.local_ice = pr.ib;
+  offer.dtls_role = DtlsRole::Client;  // a placeholder until the answer
+  SUBCASE("the answer says a=setup:active: we are the DTLS server") {
+    pr.b.t = std::make_unique<Transport>(cert_b(), pr.b, offer);
+    pr.check_both();
+    CHECK(pr.b.t->state() == TransportState::Checking);  // checks answered, DTLS waits
+    CHECK(pr.b.t->stats().dtls_early == 1);              // A's ClientHello, kept
+    CHECK(pr.a.t->state() == TransportState::Checking);
+    pr.b.t->set_remote(pr.ia, cert_a().fingerprint(), DtlsRole::Server);
+    pr.net.pump();
+  }
+  SUBCASE("the answer says a=setup:passive: we are the DTLS client") {
+    TransportConfig answerer;
+    answerer.local_ice = pr.ia;
+    answerer.remote_ice = pr.ib;
+    answerer.remote_fingerprint = cert_b().fingerprint();
+    answerer.dtls_role = DtlsRole::Server;
+    pr.a.t = std::make_unique<Transport>(cert_a(), pr.a, answerer);
+    pr.b.t = std::make_unique<Transport>(cert_b(), pr.b, offer);
+    pr.check_both();
+    CHECK(pr.b.t->state() == TransportState::Checking);
+    CHECK(pr.net.delivered == 0);  // nobody spoke DTLS yet
+    pr.b.t->set_remote(pr.ia, cert_a().fingerprint(), DtlsRole::Client);
+    pr.net.pump();
+    CHECK(pr.b.t->dtls().role() == DtlsRole::Client);
+  }
+  REQUIRE(pr.a.t->state() == TransportState::Connected);
+  REQUIRE(pr.b.t->state() == TransportState::Connected);
+  rtp_flows(pr, pr.a, pr.b, 1, 1);
+  rtp_flows(pr, pr.b, pr.a, 2, 1);
+}

@@ -236,6 +236,15 @@ Dtls::Dtls(const Certificate& cert, DtlsRole role, std::string remote_fingerprin
     SSL_set_accept_state(ssl_);
 }
 
+void Dtls::set_role(DtlsRole role) {
+  if (state_ != DtlsState::New || !ssl_) return;
+  role_ = role;
+  if (role_ == DtlsRole::Client)
+    SSL_set_connect_state(ssl_);
+  else
+    SSL_set_accept_state(ssl_);
+}
+
 Dtls::~Dtls() {
   if (ssl_) SSL_free(ssl_);
 }

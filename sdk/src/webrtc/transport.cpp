@@ -154,6 +154,29 @@ void Transport::set_remote(IceCredentials remote_ice, std::string remote_fingerp
   cfg_.remote_fingerprint = remote_fingerprint;
   ice_.set_remote(std::move(remote_ice));
   dtls_.set_remote_fingerprint(std::move(remote_fingerprint));
+  if (state_ == TransportState::Checking) maybe_start_dtls(last_now_ms_);
+}
+
+void Transport::set_remote(IceCredentials remote_ice, std::string remote_fingerprint, DtlsRole role) {
+  if (!dtls_started_) {
+    cfg_.dtls_role = role;
+    dtls_.set_role(role);
+  }
+  set_remote(std::move(remote_ice), std::move(remote_fingerprint));
+}
+
+void Transport::maybe_start_dtls(uint64_t now_ms) {
+  if (dtls_started_ || !checked_ || cfg_.remote_fingerprint.empty() || restored_) return;
+  // The client's ClientHello goes to the address just selected.
+  dtls_started_ = true;
+  dtls_.start(now_ms, cfg_.handshake_timeout_ms);
+  after_dtls(now_ms);
+  if (!pending_dtls_.empty() && dtls_.role() == DtlsRole::Server && dtls_.state() == DtlsState::Handshaking) {
+    dtls_.handle(pending_dtls_.data(), pending_dtls_.size(), now_ms);
+    after_dtls(now_ms);
+  }
+  pending_dtls_.clear();
+  pending_dtls_.shrink_to_fit();
 }
 
 void Transport::set_state(TransportState s) {
@@ -206,6 +229,7 @@ void Transport::after_dtls(uint64_t /*now_ms*/) {
 void Transport::handle_datagram(uint8_t* data, size_t len, const jn_addr& from, uint64_t now_ms) {
   ++stats_.datagrams_in;
   stats_.bytes_in += len;
+  last_now_ms_ = now_ms;
   ice_.start(now_ms);
   if (state_ == TransportState::Failed || state_ == TransportState::Closed) return;
   if (len == 0) {
@@ -224,13 +248,9 @@ void Transport::handle_datagram(uint8_t* data, size_t len, const jn_addr& from, 
       cb_.send_datagram(stun_out_, c.reply_len, from);
     }
     if (c.valid) {
+      checked_ = true;
       if (state_ == TransportState::New) set_state(TransportState::Checking);
-      if (!dtls_started_) {
-        // The client's ClientHello goes to the address just selected.
-        dtls_started_ = true;
-        dtls_.start(now_ms, cfg_.handshake_timeout_ms);
-        after_dtls(now_ms);
-      }
+      maybe_start_dtls(now_ms);
     }
     return;
   }
@@ -244,8 +264,11 @@ void Transport::handle_datagram(uint8_t* data, size_t len, const jn_addr& from, 
       return;
     }
     if (!dtls_started_) {
-      dtls_started_ = true;
-      dtls_.start(now_ms, cfg_.handshake_timeout_ms);
+      // The peer's answer (its fingerprint) has not reached us yet: keep its latest flight (a
+      // ClientHello) for when it does, instead of failing a handshake we cannot verify.
+      ++stats_.dtls_early;
+      pending_dtls_.assign(data, data + std::min<size_t>(len, 2048));
+      return;
     }
     dtls_.handle(data, len, now_ms);
     after_dtls(now_ms);
@@ -322,6 +345,7 @@ void Transport::close() {
 }
 
 void Transport::tick(uint64_t now_ms) {
+  last_now_ms_ = now_ms;
   ice_.start(now_ms);
   if (state_ == TransportState::Failed || state_ == TransportState::Closed) return;
   if (ice_.consent_expired(now_ms))

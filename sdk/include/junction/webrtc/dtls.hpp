@@ -119,6 +119,8 @@ class Dtls {
   ~Dtls();
 
   void set_remote_fingerprint(std::string fp) { remote_fp_ = std::move(fp); }
+  // Only before start() (the answer to our actpass offer decides it).
+  void set_role(DtlsRole role);
   DtlsRole role() const { return role_; }
 
   // Client: sends the ClientHello. Server: starts waiting (also implied by the first handle()).

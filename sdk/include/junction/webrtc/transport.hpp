@@ -70,6 +70,7 @@ struct TransportStats {
   uint64_t rtcp_out = 0;
   uint64_t srtp_out_failed = 0;    // not Connected, no tailroom, protect failed
   uint64_t dtls_ignored = 0;       // DTLS after a restore (no association to feed)
+  uint64_t dtls_early = 0;         // DTLS before the remote fingerprint was known (latest kept)
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 };
@@ -108,8 +109,13 @@ class Transport : private DtlsIo {
   Transport& operator=(const Transport&) = delete;
   ~Transport() override;
 
-  // The peer's credentials and fingerprint when they come later than construction (we offered).
+  // The peer's credentials and fingerprint when they come later than construction (we offered:
+  // the answer brings them, and its a=setup our DTLS role). Until the fingerprint is known, valid
+  // ICE checks are answered but DTLS waits (the peer's latest DTLS datagram is kept and replayed
+  // here), so checks racing ahead of the answer cost nothing. The role can change only before
+  // DTLS started.
   void set_remote(IceCredentials remote_ice, std::string remote_fingerprint);
+  void set_remote(IceCredentials remote_ice, std::string remote_fingerprint, DtlsRole role);
 
   // One datagram received from `from`. Decrypted RTP/RTCP is handed to the callbacks in place.
   void handle_datagram(uint8_t* data, size_t len, const jn_addr& from, uint64_t now_ms);
@@ -140,6 +146,7 @@ class Transport : private DtlsIo {
   void set_state(TransportState s);
   void fail(std::string why);
   void after_dtls(uint64_t now_ms);
+  void maybe_start_dtls(uint64_t now_ms);
   static void note_ssrc(uint32_t* list, uint32_t ssrc);
 
   TransportCallbacks& cb_;
@@ -151,6 +158,9 @@ class Transport : private DtlsIo {
   std::string error_;
   bool dtls_started_ = false;
   bool restored_ = false;  // from a snapshot: no DTLS association
+  bool checked_ = false;   // a valid ICE check arrived
+  uint64_t last_now_ms_ = 0;
+  std::vector<uint8_t> pending_dtls_;  // see set_remote
   // SSRCs seen each way (their ROCs go into a snapshot); 0 = free. A linear scan of a few.
   static constexpr size_t kMaxSsrcs = 8;
   uint32_t ssrc_in_[kMaxSsrcs] = {};
