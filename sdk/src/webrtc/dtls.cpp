@@ -35,6 +35,12 @@ std::string openssl_error(const char* what) {
   return s;
 }
 
+// Handshake retransmission: first after 400 ms (OpenSSL's default 1 s makes one lost packet cost a
+// second of call setup), doubling up to 8 s.
+unsigned int dtls_timer(SSL*, unsigned int previous_us) {
+  return previous_us == 0 ? 400000u : std::min(previous_us * 2, 8000000u);
+}
+
 bool set_err(std::string* err, std::string why) {
   if (err) *err = std::move(why);
   return false;
@@ -230,6 +236,7 @@ Dtls::Dtls(const Certificate& cert, DtlsRole role, std::string remote_fingerprin
   SSL_set_app_data(ssl_, this);
   SSL_set_mtu(ssl_, kDtlsMtu);
   DTLS_set_link_mtu(ssl_, kDtlsMtu);
+  DTLS_set_timer_cb(ssl_, &dtls_timer);
   if (role_ == DtlsRole::Client)
     SSL_set_connect_state(ssl_);
   else
