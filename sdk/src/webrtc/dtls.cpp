@@ -327,6 +327,7 @@ void Dtls::progress() {
     }
   }
   if (state_ == DtlsState::Connected) {
+    if (SSL_alloc_buffers(ssl_) != 1) return fail("out of memory for DTLS record buffers");
     for (;;) {
       int n = SSL_read(ssl_, read_buf_, sizeof read_buf_);
       if (n > 0) {
@@ -354,6 +355,15 @@ void Dtls::progress() {
   }
   ERR_clear_error();
   flush();
+  trim();
+}
+
+// Connected DTLS carries only SCTP: give the record buffers back between records (OpenSSL's
+// DTLS keeps them otherwise: 32 KiB, a third of a connected Transport). OpenSSL 3.0's DTLS does
+// not allocate them again by itself: every SSL_read/SSL_write/SSL_shutdown after the handshake
+// is preceded by SSL_alloc_buffers.
+void Dtls::trim() {
+  if (state_ == DtlsState::Connected && ssl_) (void)SSL_free_buffers(ssl_);
 }
 
 void Dtls::flush() {
@@ -386,8 +396,10 @@ void Dtls::flush() {
 bool Dtls::send(const uint8_t* data, size_t len) {
   if (state_ != DtlsState::Connected || len == 0 || len > 16384) return false;
   ERR_clear_error();
+  if (SSL_alloc_buffers(ssl_) != 1) return false;  // trim() gave them back
   int n = SSL_write(ssl_, data, static_cast<int>(len));
   flush();
+  trim();
   if (n != static_cast<int>(len)) {
     ERR_clear_error();
     return false;
@@ -398,7 +410,7 @@ bool Dtls::send(const uint8_t* data, size_t len) {
 
 void Dtls::close() {
   if (!ssl_ || state_ == DtlsState::Closed || state_ == DtlsState::Failed) return;
-  if (state_ == DtlsState::Connected) {
+  if (state_ == DtlsState::Connected && SSL_alloc_buffers(ssl_) == 1) {
     ERR_clear_error();
     (void)SSL_shutdown(ssl_);
     ERR_clear_error();

@@ -149,6 +149,7 @@ class Dtls {
   friend struct DtlsAccess;  // the certificate check (OpenSSL's verify callback)
   void progress();  // drive the handshake / read application data
   void flush();     // pending records out, packed into datagrams
+  void trim();      // record buffers back to the heap once connected
   void fail(std::string why);
   void update_timer(uint64_t now_ms);
   bool check_peer();
