@@ -130,7 +130,7 @@ class Transport : private DtlsIo {
   bool snapshot(TransportSnapshot& out) const;
 
   void tick(uint64_t now_ms);
-  uint64_t next_timer_ms() const;  // UINT64_MAX: nothing pending
+  uint64_t next_timer_ms() const;  // UINT64_MAX: nothing pending; 0: tick now (starts the consent clock)
 
   TransportState state() const { return state_; }
   const jn_addr& selected() const { return ice_.selected(); }
