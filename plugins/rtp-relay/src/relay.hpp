@@ -22,11 +22,11 @@
 #include "relay_conf.hpp"
 #include "relay_util.hpp"
 #include "sdp_rewrite.hpp"
-#include "srtp_session.hpp"
 
 #include <junction/plugin.hpp>
 #include <junction/proto/rtp.hpp>
 #include <junction/util/slots.hpp>
+#include <junction/webrtc/srtp.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -41,6 +41,14 @@
 #include <vector>
 
 namespace rtp_relay {
+
+// SDES-SRTP goes through the sdk's libsrtp2 wrapper (the one wrapper and init path of the tree).
+using junction::webrtc::kSrtpKeyLen;
+using junction::webrtc::SrtpSession;
+using junction::webrtc::SrtpSuite;
+using junction::webrtc::srtp_library_init;
+using junction::webrtc::suite_from_name;
+using junction::webrtc::suite_name;
 
 using junction::sdk::Host;
 using nlohmann::json;

@@ -1,7 +1,7 @@
 // Test peer helper: SRTP protect/unprotect of hex packets on stdin, one per line.
 //   rtp_relay_srtp_tool protect|unprotect SUITE KEY_B64 [rtcp]
 // Each output line is the processed packet in hex, or "FAIL".
-#include "srtp_session.hpp"
+#include <junction/webrtc/srtp.hpp>
 
 #include <junction/proto/sdp.hpp>
 
@@ -17,9 +17,9 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
   auto key = junction::proto::sdp::base64_decode(argv[3]);
   bool rtcp = argc > 4 && std::string(argv[4]) == "rtcp";
-  rtp_relay::srtp_library_init_standalone();
-  rtp_relay::SrtpSession s;
-  if (!key || !s.create(rtp_relay::suite_from_name(argv[2]), *key, mode == "unprotect")) {
+  junction::webrtc::srtp_library_init_standalone();
+  junction::webrtc::SrtpSession s;
+  if (!key || !s.create(junction::webrtc::suite_from_name(argv[2]), *key, mode == "unprotect")) {
     std::cerr << "bad suite or key\n";
     return 2;
   }

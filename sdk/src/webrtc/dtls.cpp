@@ -35,6 +35,12 @@ std::string openssl_error(const char* what) {
   return s;
 }
 
+// Handshake retransmission: first after 400 ms (OpenSSL's default 1 s makes one lost packet cost a
+// second of call setup), doubling up to 8 s.
+unsigned int dtls_timer(SSL*, unsigned int previous_us) {
+  return previous_us == 0 ? 400000u : std::min(previous_us * 2, 8000000u);
+}
+
 bool set_err(std::string* err, std::string why) {
   if (err) *err = std::move(why);
   return false;
@@ -230,6 +236,16 @@ Dtls::Dtls(const Certificate& cert, DtlsRole role, std::string remote_fingerprin
   SSL_set_app_data(ssl_, this);
   SSL_set_mtu(ssl_, kDtlsMtu);
   DTLS_set_link_mtu(ssl_, kDtlsMtu);
+  DTLS_set_timer_cb(ssl_, &dtls_timer);
+  if (role_ == DtlsRole::Client)
+    SSL_set_connect_state(ssl_);
+  else
+    SSL_set_accept_state(ssl_);
+}
+
+void Dtls::set_role(DtlsRole role) {
+  if (state_ != DtlsState::New || !ssl_) return;
+  role_ = role;
   if (role_ == DtlsRole::Client)
     SSL_set_connect_state(ssl_);
   else
@@ -311,6 +327,7 @@ void Dtls::progress() {
     }
   }
   if (state_ == DtlsState::Connected) {
+    if (SSL_alloc_buffers(ssl_) != 1) return fail("out of memory for DTLS record buffers");
     for (;;) {
       int n = SSL_read(ssl_, read_buf_, sizeof read_buf_);
       if (n > 0) {
@@ -338,6 +355,15 @@ void Dtls::progress() {
   }
   ERR_clear_error();
   flush();
+  trim();
+}
+
+// Connected DTLS carries only SCTP: give the record buffers back between records (OpenSSL's
+// DTLS keeps them otherwise: 32 KiB, a third of a connected Transport). OpenSSL 3.0's DTLS does
+// not allocate them again by itself: every SSL_read/SSL_write/SSL_shutdown after the handshake
+// is preceded by SSL_alloc_buffers.
+void Dtls::trim() {
+  if (state_ == DtlsState::Connected && ssl_) (void)SSL_free_buffers(ssl_);
 }
 
 void Dtls::flush() {
@@ -370,8 +396,10 @@ void Dtls::flush() {
 bool Dtls::send(const uint8_t* data, size_t len) {
   if (state_ != DtlsState::Connected || len == 0 || len > 16384) return false;
   ERR_clear_error();
+  if (SSL_alloc_buffers(ssl_) != 1) return false;  // trim() gave them back
   int n = SSL_write(ssl_, data, static_cast<int>(len));
   flush();
+  trim();
   if (n != static_cast<int>(len)) {
     ERR_clear_error();
     return false;
@@ -382,7 +410,7 @@ bool Dtls::send(const uint8_t* data, size_t len) {
 
 void Dtls::close() {
   if (!ssl_ || state_ == DtlsState::Closed || state_ == DtlsState::Failed) return;
-  if (state_ == DtlsState::Connected) {
+  if (state_ == DtlsState::Connected && SSL_alloc_buffers(ssl_) == 1) {
     ERR_clear_error();
     (void)SSL_shutdown(ssl_);
     ERR_clear_error();

@@ -1,14 +1,16 @@
-// Unit tests of the plugin's pure parts: ng framing, the SDP rewrite, the SRTP wrapper.
+// Unit tests of the plugin's pure parts: ng framing, the SDP rewrite, the SRTP wrapper (the sdk's
+// junction/webrtc/srtp.hpp, as rtp-relay uses it: SDES keys, both AES-CM suites, ROC restore).
 #include "ng.hpp"
 #include "sdp_rewrite.hpp"
-#include "srtp_session.hpp"
 
 #include <doctest/doctest.h>
 #include <junction/proto/rtp.hpp>
+#include <junction/webrtc/srtp.hpp>
 
 #include <vector>
 
 using namespace rtp_relay;
+using namespace junction::webrtc;
 
 TEST_CASE("ng: cookie + dictionary") {
   auto r = ng::parse("5323_1 d7:command4:pinge");

@@ -119,6 +119,8 @@ class Dtls {
   ~Dtls();
 
   void set_remote_fingerprint(std::string fp) { remote_fp_ = std::move(fp); }
+  // Only before start() (the answer to our actpass offer decides it).
+  void set_role(DtlsRole role);
   DtlsRole role() const { return role_; }
 
   // Client: sends the ClientHello. Server: starts waiting (also implied by the first handle()).
@@ -147,6 +149,7 @@ class Dtls {
   friend struct DtlsAccess;  // the certificate check (OpenSSL's verify callback)
   void progress();  // drive the handshake / read application data
   void flush();     // pending records out, packed into datagrams
+  void trim();      // record buffers back to the heap once connected
   void fail(std::string why);
   void update_timer(uint64_t now_ms);
   bool check_peer();

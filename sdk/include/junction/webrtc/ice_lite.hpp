@@ -66,6 +66,15 @@ class IceLite {
   // `from`. now_ms is the caller's monotonic clock.
   IceCheck handle(const uint8_t* data, size_t len, const jn_addr& from, uint64_t now_ms, uint8_t* out, size_t cap);
 
+  // A hot reload's restore: `selected` has passed a check, consent counts from now_ms.
+  void restore(const jn_addr& selected, bool nominated, uint64_t now_ms) {
+    selected_ = selected;
+    nominated_ = nominated;
+    remember(selected);
+    started_ = true;
+    last_valid_ms_ = now_ms;
+  }
+
   bool has_selected() const { return selected_.family != 0; }
   const jn_addr& selected() const { return selected_; }
   bool nominated() const { return nominated_; }

@@ -17,6 +17,8 @@
 //
 // Media (DTLS, SRTP) is accepted only from addresses that passed a valid ICE check and is sent to
 // the selected address. The libsrtp2 library must be initialised first (srtp_library_init).
+// Callbacks are called synchronously from handle_datagram/send_*/tick/close: do not destroy the
+// Transport from inside one (defer it to after the call returns).
 #pragma once
 
 #include <junction/abi.h>
@@ -24,9 +26,13 @@
 #include <junction/webrtc/ice_lite.hpp>
 #include <junction/webrtc/srtp.hpp>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace junction::webrtc {
 
@@ -63,20 +69,53 @@ struct TransportStats {
   uint64_t rtp_out = 0;
   uint64_t rtcp_out = 0;
   uint64_t srtp_out_failed = 0;    // not Connected, no tailroom, protect failed
+  uint64_t dtls_ignored = 0;       // DTLS after a restore (no association to feed)
+  uint64_t dtls_early = 0;         // DTLS before the remote fingerprint was known (latest kept)
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 };
+
+// What a connected Transport hands to the next plugin instance on a hot reload so the call's media
+// carries on without a new handshake: ICE credentials, the selected address, the SRTP keys and the
+// rollover counter of every SSRC seen each way. The DTLS association itself cannot be carried
+// (OpenSSL cannot export a DTLS connection): a restored Transport has no application data (SCTP
+// data channels need a new association) and ignores DTLS records (counted in dtls_ignored).
+// Known limit, as in rtp-relay: the SRTCP index we send restarts, so a receiver with SRTCP replay
+// protection may drop our first RTCP packets after a reload (never RTP).
+struct TransportSnapshot {
+  IceCredentials local_ice, remote_ice;
+  std::string remote_fingerprint;
+  DtlsRole dtls_role = DtlsRole::Server;
+  uint64_t consent_timeout_ms = 30000;
+  jn_addr selected{};
+  bool nominated = false;
+  SrtpSuite suite = SrtpSuite::None;
+  std::string srtp_local_key, srtp_remote_key;  // master key || salt (ours, the peer's)
+  std::vector<std::pair<uint32_t, uint32_t>> out_rocs, in_rocs;  // (ssrc, rollover counter)
+};
+// For util::StateOut / StateIn (JSON; keys hex). from_json is false on anything missing or wrong.
+nlohmann::json snapshot_to_json(const TransportSnapshot& s);
+bool snapshot_from_json(const nlohmann::json& j, TransportSnapshot& out);
 
 class Transport : private DtlsIo {
  public:
   // cert must outlive the Transport.
   Transport(const Certificate& cert, TransportCallbacks& cb, TransportConfig cfg);
+  // Restores a snapshot (hot reload): Connected at once (no on_state call), consent clock from
+  // now_ms. The snapshot must come from a Connected Transport (suite and keys set), else the
+  // Transport is Failed.
+  Transport(const Certificate& cert, TransportCallbacks& cb, const TransportSnapshot& snap, uint64_t now_ms);
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
   ~Transport() override;
 
-  // The peer's credentials and fingerprint when they come later than construction (we offered).
+  // The peer's credentials and fingerprint when they come later than construction (we offered:
+  // the answer brings them, and its a=setup our DTLS role). Until the fingerprint is known, valid
+  // ICE checks are answered but DTLS waits (the peer's latest DTLS datagram is kept and replayed
+  // here), so checks racing ahead of the answer cost nothing. The role can change only before
+  // DTLS started.
   void set_remote(IceCredentials remote_ice, std::string remote_fingerprint);
+  void set_remote(IceCredentials remote_ice, std::string remote_fingerprint, DtlsRole role);
 
   // One datagram received from `from`. Decrypted RTP/RTCP is handed to the callbacks in place.
   void handle_datagram(uint8_t* data, size_t len, const jn_addr& from, uint64_t now_ms);
@@ -87,9 +126,11 @@ class Transport : private DtlsIo {
   bool send_app_data(const uint8_t* data, size_t len);  // for SCTP
   // close_notify to the peer, state Closed.
   void close();
+  // False unless Connected.
+  bool snapshot(TransportSnapshot& out) const;
 
   void tick(uint64_t now_ms);
-  uint64_t next_timer_ms() const;  // UINT64_MAX: nothing pending
+  uint64_t next_timer_ms() const;  // UINT64_MAX: nothing pending; 0: tick now (starts the consent clock)
 
   TransportState state() const { return state_; }
   const jn_addr& selected() const { return ice_.selected(); }
@@ -105,6 +146,8 @@ class Transport : private DtlsIo {
   void set_state(TransportState s);
   void fail(std::string why);
   void after_dtls(uint64_t now_ms);
+  void maybe_start_dtls(uint64_t now_ms);
+  static void note_ssrc(uint32_t* list, uint32_t ssrc);
 
   TransportCallbacks& cb_;
   TransportConfig cfg_;
@@ -114,6 +157,14 @@ class Transport : private DtlsIo {
   TransportState state_ = TransportState::New;
   std::string error_;
   bool dtls_started_ = false;
+  bool restored_ = false;  // from a snapshot: no DTLS association
+  bool checked_ = false;   // a valid ICE check arrived
+  uint64_t last_now_ms_ = 0;
+  std::vector<uint8_t> pending_dtls_;  // see set_remote
+  // SSRCs seen each way (their ROCs go into a snapshot); 0 = free. A linear scan of a few.
+  static constexpr size_t kMaxSsrcs = 8;
+  uint32_t ssrc_in_[kMaxSsrcs] = {};
+  uint32_t ssrc_out_[kMaxSsrcs] = {};
   TransportStats stats_;
   uint8_t stun_out_[512];
 };
