@@ -272,3 +272,128 @@ TEST_CASE("PS/RTP: no heap allocation per packet or frame once the buffers are s
   auto counted = std::make_unique<int>(1);  // the counter does count
   CHECK(g_news.load() > probe);
 }
+
+// --- the RTP marker closes a frame (PsDemuxer::frame_end) ---------------------------------------
+namespace {
+
+struct MarkerRun {
+  Collect c;
+  size_t on_time = 0, late = 0;  // video frames out by the end of their own packets / later
+  MarkerMode mode = MarkerMode::Learning;
+  PsDemuxerStats st;
+};
+
+// Sends the stream frame by frame through PsRtpSender; `edit` may change each frame's packets
+// (marker bits) before the receiver gets them.
+template <class Edit>
+MarkerRun run_marker(const Stream& s, Edit edit) {
+  PsRtpPacketizerConfig rc;
+  rc.ssrc = 0x4D4B;
+  PsRtpSender tx(PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA}, rc);
+  PsRtpReceiver rx;
+  MarkerRun r;
+  size_t i = 0;
+  for (auto& f : s.frames) {
+    Packets out;
+    REQUIRE(tx.send(f.view(), out));
+    edit(i++, f, out.pkts);
+    for (auto& p : out.pkts) rx.on_rtp(p.data(), p.size(), r.c);
+    if (f.meta.kind != JN_MEDIA_VIDEO) continue;
+    bool out_now = false;
+    for (auto& g : r.c.frames)
+      if (g.meta.kind == JN_MEDIA_VIDEO && g.meta.pts == f.meta.pts) out_now = true;
+    ++(out_now ? r.on_time : r.late);
+  }
+  rx.finish(r.c);
+  r.mode = rx.demuxer().marker_mode();
+  r.st = rx.demuxer().stats();
+  return r;
+}
+
+size_t video_count(const Stream& s) {
+  return static_cast<size_t>(std::count_if(s.frames.begin(), s.frames.end(),
+                                           [](const OwnedFrame& f) { return f.meta.kind == JN_MEDIA_VIDEO; }));
+}
+
+}  // namespace
+
+TEST_CASE("PS/RTP marker: once trusted (3 markers on AU boundaries), a video frame comes out with its own last packet") {
+  std::mt19937 rng(30);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 30, 10, rng, 20000);
+  PsRtpPacketizerConfig rc;
+  PsRtpSender tx(PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA}, rc);
+  PsRtpReceiver rx;
+  Collect c;
+  size_t late = 0, on_time = 0;
+  for (auto& f : s.frames) {
+    Packets out;
+    REQUIRE(tx.send(f.view(), out));
+    for (auto& p : out.pkts) rx.on_rtp(p.data(), p.size(), c);
+    if (f.meta.kind != JN_MEDIA_VIDEO) continue;
+    bool out_now = !c.frames.empty() && c.frames.back().meta.kind == JN_MEDIA_VIDEO && c.frames.back().meta.pts == f.meta.pts;
+    ++(out_now ? on_time : late);
+  }
+  rx.finish(c);
+  // Frames 0..2 close by the old rule while their markers are checked; from frame 3 on, at the marker.
+  CHECK(late == 3);
+  CHECK(on_time == 27);
+  CHECK(rx.demuxer().marker_mode() == MarkerMode::Trusted);
+  CHECK(rx.demuxer().stats().marker_frames == 27);
+  CHECK(rx.demuxer().stats().marker_mismatches == 0);
+  REQUIRE(c.frames.size() == s.frames.size());
+  CHECK(check_whole(c.frames, s) == 0);
+  for (auto& f : c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+}
+
+TEST_CASE("PS/RTP marker: a device that never sets it: every frame one late (the old rule), nothing lost") {
+  std::mt19937 rng(31);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 20, 10, rng, 20000);
+  MarkerRun r = run_marker(s, [](size_t, const OwnedFrame&, std::vector<std::vector<uint8_t>>& pkts) {
+    for (auto& p : pkts) junction::proto::rtp::set_marker(p.data(), false);
+  });
+  CHECK(r.on_time == 0);
+  CHECK(r.late == video_count(s));
+  CHECK(r.mode == MarkerMode::Learning);
+  CHECK(r.st.markers == 0);
+  CHECK(r.st.marker_frames == 0);
+  REQUIRE(r.c.frames.size() == s.frames.size());
+  CHECK(check_whole(r.c.frames, s) == 0);
+}
+
+TEST_CASE("PS/RTP marker: a marker on every packet is detected and ignored; frames stay whole") {
+  std::mt19937 rng(32);
+  // Large keyframes: several packets each, so a marker falls inside a PES.
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 20, 5, rng, 20000);
+  MarkerRun r = run_marker(s, [](size_t, const OwnedFrame&, std::vector<std::vector<uint8_t>>& pkts) {
+    for (auto& p : pkts) junction::proto::rtp::set_marker(p.data(), true);
+  });
+  REQUIRE(r.c.frames.size() == s.frames.size());
+  CHECK(check_whole(r.c.frames, s) == 0);
+  CHECK(r.on_time == 0);  // the first keyframe's packets already show the marker is not a frame end
+  CHECK(r.mode == MarkerMode::Ignored);
+  CHECK(r.st.marker_mismatches == 1);
+  CHECK(r.st.marker_frames == 0);
+  for (auto& f : r.c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+}
+
+TEST_CASE("PS/RTP marker: a trusted marker that starts lying mid-stream is dropped without losing a frame") {
+  std::mt19937 rng(33);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 30, 10, rng, 20000);
+  size_t lie_at = 0;
+  MarkerRun r = run_marker(s, [&](size_t i, const OwnedFrame& f, std::vector<std::vector<uint8_t>>& pkts) {
+    // The keyframe at 20 (several packets): marker on its first packet too.
+    if (f.meta.kind == JN_MEDIA_VIDEO && f.meta.seq == 20) {
+      REQUIRE(pkts.size() > 1);
+      junction::proto::rtp::set_marker(pkts[0].data(), true);
+      lie_at = i;
+    }
+  });
+  CHECK(lie_at > 0);
+  REQUIRE(r.c.frames.size() == s.frames.size());
+  CHECK(check_whole(r.c.frames, s) == 0);
+  CHECK(r.on_time == 20 - 3);  // trusted from frame 3 up to 19; the old rule from 20 on
+  CHECK(r.mode == MarkerMode::Ignored);
+  CHECK(r.st.marker_mismatches == 1);
+  CHECK(r.st.marker_frames == 17);
+  for (auto& f : r.c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+}

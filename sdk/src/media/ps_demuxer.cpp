@@ -44,6 +44,15 @@ const char* to_string(PsError e) {
   return "?";
 }
 
+const char* to_string(MarkerMode m) {
+  switch (m) {
+    case MarkerMode::Learning: return "learning";
+    case MarkerMode::Trusted: return "trusted";
+    case MarkerMode::Ignored: return "ignored";
+  }
+  return "?";
+}
+
 PsDemuxer::PsDemuxer(const PsDemuxerConfig& cfg) : cfg_(cfg) {
   video_.es.reserve(std::min(cfg_.initial_video_reserve, cfg_.max_video_frame));
   video_.params.reserve(kMaxParamBytes);
@@ -62,6 +71,8 @@ void PsDemuxer::reset() {
   v.have_last = false;
   auto& a = audio_;
   a.codec = 0, a.codec_from_psm = false, a.unsupported = false, a.stream_id = 0, a.asc_sent = false;
+  marker_mode_ = MarkerMode::Learning;  // a new source: its markers are learnt afresh
+  marker_agree_ = 0;
   drop_in_progress(false);
 }
 
@@ -83,6 +94,8 @@ void PsDemuxer::drop_in_progress(bool count) {
   v.pes_pts_pending = false;
   v.pes_start = 0;
   v.discont = true;
+  v.marker_end = kNoOffset;
+  v.after_marker = false;
   auto& a = audio_;
   if (count && (a.ready || !a.buf.empty())) ++stats_.dropped_frames, ++a.seq;
   a.buf.clear();
@@ -113,6 +126,76 @@ void PsDemuxer::mark_loss(Sink& sink) {
   last_error_ = PsError::Loss;  // not counted in stats().errors: the input was not malformed
   sink.on_error(PsError::Loss, "transport reported lost bytes");
   hunt();
+}
+
+void PsDemuxer::marker_mismatch() {
+  ++stats_.marker_mismatches;
+  marker_mode_ = MarkerMode::Ignored;
+  video_.marker_end = kNoOffset;
+  video_.after_marker = false;
+}
+
+void PsDemuxer::frame_end(Sink& sink) {
+  ++stats_.markers;
+  if (!cfg_.close_on_marker || marker_mode_ == MarkerMode::Ignored) return;
+  if (state_ == State::Hunt || (state_ == State::Skip && hunt_after_skip_)) return;  // resyncing: nothing to learn
+  auto& v = video_;
+  // A frame's PS bytes end with a whole structure: a marker inside one is not a frame boundary.
+  bool boundary = state_ == State::Header && hdr_len_ == 0;
+  if (!boundary) {
+    marker_mismatch();
+    return;
+  }
+  if (!v.in_au || !v.has_vcl) {
+    // No picture in progress (an audio-only RTP frame, or the AU was closed already): the audio
+    // PES is whole, the rest has nothing to check.
+    if (marker_mode_ == MarkerMode::Trusted) emit_audio_pending(sink);
+    return;
+  }
+  // The AU may end on a NAL unit whose header is not classified yet: do it now.
+  scan_video(sink, true);
+  if (state_ != State::Header || !v.in_au || !v.has_vcl) return;  // damage found: dropped
+  size_t n = v.es.size();
+  const uint8_t* e = v.es.data();
+  if (n >= 3 && e[n - 3] == 0 && e[n - 2] == 0 && e[n - 1] == 1) {
+    marker_mismatch();  // the bytes end on a start code: the NAL unit after it is still to come
+    return;
+  }
+  if (marker_mode_ == MarkerMode::Learning) {
+    v.marker_end = n;  // verified when the next NAL unit shows up (check_marker)
+    return;
+  }
+  emit_audio_pending(sink);
+  emit_video(sink, n);
+  v.in_au = false;
+  v.scan = 0;
+  v.after_marker = true;
+  ++stats_.marker_frames;
+}
+
+// The first NAL unit after a marker: its start code [sc, sc + cl) must begin right at the marker
+// (trailing zero bytes before it allowed) and the NAL unit must start an AU.
+void PsDemuxer::check_marker(size_t sc, size_t cl, bool starts) {
+  auto& v = video_;
+  if (v.after_marker) {
+    v.after_marker = false;
+    if (!starts || sc != 0) {
+      // The AU closed on the marker went out short: the rest of it is skipped (not an AU start),
+      // and the next frame shows the gap.
+      marker_mismatch();
+      ++stats_.dropped_frames, ++v.seq;
+      v.discont = true;
+    }
+    return;
+  }
+  if (v.marker_end == kNoOffset || sc + cl <= v.marker_end) return;
+  bool ok = starts && sc <= v.marker_end && sc + cl >= v.marker_end + 3;
+  v.marker_end = kNoOffset;
+  if (!ok) {
+    marker_mismatch();
+    return;
+  }
+  if (++marker_agree_ >= cfg_.marker_trust_after) marker_mode_ = MarkerMode::Trusted;
 }
 
 void PsDemuxer::flush(Sink& sink) {
@@ -475,6 +558,7 @@ void PsDemuxer::video_payload(Sink& sink, const uint8_t* p, size_t n) {
       // What follows belongs to the dropped AU until the next AU start (skipped by the scan).
       v.es.clear(), v.scan = 0, v.in_au = false, v.discont = true;
       v.pes_pts_pending = false;
+      v.marker_end = kNoOffset;
       room = cfg_.max_video_frame;
     }
     size_t k = std::min(room, n);
@@ -510,6 +594,7 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
     size_t cl = 0;
     size_t sc = annexb::find_start_code(p, len, v.scan, &cl);
     if (sc >= len) {
+      if (v.after_marker && len > 3) check_marker(len, 0, false);  // no start code right after the marker
       // Keep the last two bytes: a start code may straddle the next chunk.
       if (len >= 2 && v.scan < len - 2) v.scan = len - 2;
       if (!v.in_au && len > 3) {  // no AU has begun: keep only what may start a 4-byte start code
@@ -580,6 +665,7 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
       else starts = t == annexb::h265::kAud || param || t == annexb::h265::kSeiPrefix || (t >= 41 && t <= 44) ||
                     (t >= 48 && t <= 55);
     }
+    if (v.after_marker || v.marker_end != kNoOffset) check_marker(sc, cl, starts);
     if (starts && v.in_au && v.has_vcl) {
       emit_video(sink, sc);  // the AU before this NAL is whole
       // emit_video removed [0, sc): this NAL now starts at 0.

@@ -50,11 +50,13 @@ PsRtpReceiver::PsRtpReceiver(const PsRtpReceiverConfig& cfg) : cfg_(cfg), demux_
     slots_.resize(cfg_.reorder_window * cfg_.max_packet);
     slot_len_.assign(cfg_.reorder_window, 0);
     slot_seq_.assign(cfg_.reorder_window, -1);
+    slot_marker_.assign(cfg_.reorder_window, 0);
   }
 }
 
-void PsRtpReceiver::deliver(const uint8_t* payload, size_t size, PsDemuxer::Sink& sink) {
+void PsRtpReceiver::deliver(const uint8_t* payload, size_t size, bool marker, PsDemuxer::Sink& sink) {
   demux_.feed(payload, size, sink);
+  if (marker) demux_.frame_end(sink);
 }
 
 void PsRtpReceiver::drain(PsDemuxer::Sink& sink) {
@@ -64,7 +66,7 @@ void PsRtpReceiver::drain(PsDemuxer::Sink& sink) {
     slot_seq_[slot] = -1;
     --held_;
     ++expected_;
-    deliver(slots_.data() + slot * cfg_.max_packet, slot_len_[slot], sink);
+    deliver(slots_.data() + slot * cfg_.max_packet, slot_len_[slot], slot_marker_[slot] != 0, sink);
   }
 }
 
@@ -140,7 +142,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
   }
   if (d == 0) {
     ++expected_;
-    deliver(payload, len, sink);
+    deliver(payload, len, h.marker, sink);
     drain(sink);
     return;
   }
@@ -153,7 +155,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
     }
     if (d == 0) {
       ++expected_;
-      deliver(payload, len, sink);
+      deliver(payload, len, h.marker, sink);
       drain(sink);
       return;
     }
@@ -171,6 +173,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
     std::memcpy(slots_.data() + slot * cfg_.max_packet, payload, len);
     slot_len_[slot] = static_cast<uint32_t>(len);
     slot_seq_[slot] = h.seq;
+    slot_marker_[slot] = h.marker ? 1 : 0;
     ++held_;
     ++stats_.reordered;
     // Waiting longer than the window holds would reorder nothing more: give up the oldest gap.
@@ -186,7 +189,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
     demux_.mark_loss(sink);
   }
   expected_ = static_cast<uint16_t>(h.seq + 1);
-  deliver(payload, len, sink);
+  deliver(payload, len, h.marker, sink);
 }
 
 }  // namespace junction::media

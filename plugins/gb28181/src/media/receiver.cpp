@@ -397,6 +397,8 @@ void StreamReceiver::fill(Stats& o) const {
   o.fps = fps_;
   o.bitrate_bps = bitrate_;
   o.last_packet_ms = last_packet_ms_;
+  o.marker_frames = d.marker_frames;
+  o.marker_mode = junction::media::to_string(rtp_->demuxer().marker_mode());
 }
 
 }  // namespace gb::media

@@ -11,13 +11,25 @@
 // Without a PSM the codecs are guessed: H.265 from a VPS/SPS/PPS/AUD/SEI/IRAP NAL header with
 // layer 0, else H.264; audio AAC from an ADTS sync word, G.711 A-law unless the first PES looks
 // like mu-law, MPEG audio refused. A video AU is passed on when the next one starts; an audio PES
-// when the start code after it proves its length right (or at mark_loss / flush).
+// when the start code after it proves its length right (or at mark_loss / flush) -- or both at
+// frame_end() (the RTP marker), once the stream has shown its markers can be trusted (below).
 //
 // Input is fed in arbitrary chunks (RTP payloads, TCP reads): every header may be split anywhere.
 // Access units are found from the elementary stream itself (AUD, parameter sets, SEI, first
 // slice of a picture), so a PES may carry part of an AU or the end of one and the start of the
 // next (as libavformat's muxer writes them). A video AU is complete when the next one starts
 // (one frame of latency) or at flush().
+//
+// The RTP marker (frame_end()): GB/T 28181 devices set it on the last packet of a frame's PS
+// bytes, so the AU in progress is whole then and can go out at once (no frame of latency). Not all
+// devices set it, or set it right (some mark every packet, or every slice), so it is trusted per
+// stream only after `marker_trust_after` markers in a row fell exactly on an AU boundary (the
+// bytes after the marker begin with the start code of a NAL unit that starts an AU). Until then
+// (Learning) AUs close by the old rule. One marker that does not (a marker inside a PES, inside a
+// NAL unit, or before a NAL unit that continues the picture) sets the stream to Ignored: the old
+// rule for good (until reset()), counted in stats().marker_mismatches. A device that never sets
+// the marker simply stays on the old rule. When a trusted marker turns out wrong, the AU it closed
+// went out short: the next frame carries JN_MF_DISCONT (the consumer sees a gap).
 //
 // Damage: mark_loss() (the RTP layer saw a sequence gap) or any malformed header, PES length that
 // does not end on a start code, NAL unit with forbidden_zero_bit, or size cap drops every frame in
@@ -61,6 +73,8 @@ enum class PsError : uint8_t {
 const char* to_string(PsError e);
 
 struct PsDemuxerConfig {
+  bool close_on_marker = true;        // frame_end() may close an AU (see above); false: old rule only
+  uint32_t marker_trust_after = 3;    // markers in a row on AU boundaries before they are trusted
   size_t max_video_frame = 4u << 20;  // bytes of one video access unit; larger ones are dropped
   size_t max_audio_frame = 16u << 10;  // bytes of one audio PES / ADTS frame
   size_t initial_video_reserve = 256u << 10;
@@ -80,7 +94,14 @@ struct PsDemuxerStats {
   uint64_t errors = 0;            // malformed structures (each also reported to Sink::on_error)
   uint64_t mpeg1_packs = 0;
   uint64_t psm = 0;               // program stream maps parsed
+  uint64_t markers = 0;           // frame_end() calls (RTP markers)
+  uint64_t marker_frames = 0;     // video AUs closed on a marker (not one frame late)
+  uint64_t marker_mismatches = 0; // markers that did not fall on an AU boundary (then: Ignored)
 };
+
+// How the demuxer treats frame_end() on this stream (see the header comment).
+enum class MarkerMode : uint8_t { Learning = 0, Trusted = 1, Ignored = 2 };
+const char* to_string(MarkerMode m);
 
 class PsDemuxer {
  public:
@@ -101,6 +122,9 @@ class PsDemuxer {
   void feed(const uint8_t* data, size_t size, Sink& sink);
   // The transport lost bytes before the next feed(): drop whatever is in progress, resync.
   void mark_loss(Sink& sink);
+  // The transport's frame boundary (the RTP marker) falls after the bytes fed so far: with a
+  // trusted marker the AU in progress and the pending audio go out now.
+  void frame_end(Sink& sink);
   // End of input: emits the access unit in progress (if it is whole) and the pending audio.
   void flush(Sink& sink);
   // Forget everything (a new source); the next frames carry JN_MF_DISCONT.
@@ -111,6 +135,7 @@ class PsDemuxer {
   // Codec of each track (JN_CODEC_NONE until the PSM or the data tells).
   uint32_t video_codec() const { return video_.codec; }
   uint32_t audio_codec() const { return audio_.codec; }
+  MarkerMode marker_mode() const { return marker_mode_; }
 
  private:
   enum class State : uint8_t { Hunt, Header, Payload, Skip };
@@ -139,6 +164,8 @@ class PsDemuxer {
     uint32_t seq = 0;
     std::vector<uint8_t> params;  // last VPS/SPS/PPS NAL units, 4-byte start codes
     std::vector<uint8_t> out;     // rewritten AU (start codes / injected parameter sets)
+    size_t marker_end = kNoOffset;  // Learning: es offset of the last marker (to be verified)
+    bool after_marker = false;      // Trusted: an AU was closed on a marker; the next NAL must start one
   };
   struct Audio {
     uint32_t codec = 0;
@@ -175,6 +202,8 @@ class PsDemuxer {
   void scan_video(Sink& sink, bool at_end);
   bool guess_video_codec(const uint8_t* nal, size_t avail);
   void emit_video(Sink& sink, size_t end);
+  void check_marker(size_t sc, size_t cl, bool starts);
+  void marker_mismatch();
   void audio_payload(Sink& sink, const uint8_t* p, size_t n);
   void audio_pes_end(Sink& sink);
   void guess_audio_codec(Sink& sink);
@@ -200,6 +229,8 @@ class PsDemuxer {
   bool seen_pack_ = false;
   int64_t last_pts90_ = 0;
   bool have_pts90_ = false;
+  MarkerMode marker_mode_ = MarkerMode::Learning;
+  uint32_t marker_agree_ = 0;  // Learning: markers in a row found on an AU boundary
   Video video_;
   Audio audio_;
 };
