@@ -6,6 +6,7 @@
 #include "ps_common.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace junction::media {
@@ -126,6 +127,87 @@ void PsDemuxer::mark_loss(Sink& sink) {
   last_error_ = PsError::Loss;  // not counted in stats().errors: the input was not malformed
   sink.on_error(PsError::Loss, "transport reported lost bytes");
   hunt();
+}
+
+// ---- hot reload ----------------------------------------------------------------------------
+
+namespace {
+constexpr uint32_t kDemuxBlobMagic = 0x50534431;  // "PSD1": bump when the layout changes
+}
+
+void PsDemuxer::save(std::vector<uint8_t>& out) const {
+  BlobWriter w{out};
+  w.put(kDemuxBlobMagic);
+  w.put(stats_);
+  w.put(last_error_), w.put(state_), w.put(hdr_len_), w.put(hdr_need_), w.put(hdr_phase_), w.put(remain_);
+  w.bytes(hdr_, hdr_len_);
+  w.put(pes_kind_), w.put(hunt_window_), w.put(hunt_after_skip_), w.put(mpeg1_), w.put(seen_pack_);
+  w.put(last_pts90_), w.put(have_pts90_), w.put(marker_mode_), w.put(marker_agree_);
+  const Video& v = video_;
+  w.put(v.codec), w.put(v.codec_from_psm), w.put(v.unsupported), w.put(v.stream_id);
+  w.bytes(v.es);
+  w.put(v.scan), w.put(v.in_au), w.put(v.has_vcl), w.put(v.key), w.put(v.has_sps), w.put(v.has_pps), w.put(v.has_vps);
+  w.put(v.damaged), w.put(v.short_codes), w.put(v.discont), w.put(v.au_pts), w.put(v.au_dts), w.put(v.au_has_pts);
+  w.put(v.pes_pts_pending), w.put(v.pes_pts), w.put(v.pes_dts), w.put(v.pes_start);
+  w.put(v.last_pts), w.put(v.last_dts), w.put(v.last_delta), w.put(v.have_last), w.put(v.seq);
+  w.bytes(v.params);
+  w.put(v.marker_end), w.put(v.after_marker);
+  const Audio& a = audio_;
+  w.put(a.codec), w.put(a.codec_from_psm), w.put(a.unsupported), w.put(a.overflow), w.put(a.stream_id);
+  w.bytes(a.buf);
+  w.put(a.ready), w.put(a.damaged), w.put(a.discont), w.put(a.pts), w.put(a.next_pts), w.put(a.has_pts);
+  w.put(a.pes_pts), w.put(a.aac_pts_at), w.put(a.rate), w.put(a.seq), w.put(a.asc), w.put(a.asc_sent), w.put(a.aac_next_pts);
+}
+
+bool PsDemuxer::restore(const uint8_t* data, size_t size) {
+  BlobReader r{data, size};
+  auto fail = [&] {
+    stats_ = {};
+    reset();
+    return false;
+  };
+  if (r.get<uint32_t>() != kDemuxBlobMagic) return fail();
+  stats_ = r.get<PsDemuxerStats>();
+  last_error_ = r.small_enum(PsError::Loss);
+  state_ = r.small_enum(State::Skip);
+  hdr_len_ = r.get<size_t>(), hdr_need_ = r.get<size_t>(), hdr_phase_ = r.get<uint8_t>(), remain_ = r.get<size_t>();
+  std::vector<uint8_t> hdr;  // once per reload
+  if (!r.bytes(hdr, sizeof hdr_) || hdr.size() != hdr_len_ || hdr_need_ > sizeof hdr_ || hdr_len_ > hdr_need_ ||
+      static_cast<uint8_t>(state_) > static_cast<uint8_t>(State::Skip) || hdr_phase_ > kPesFull)
+    return fail();
+  std::memcpy(hdr_, hdr.data(), hdr.size());
+  pes_kind_ = r.get<uint8_t>(), hunt_window_ = r.get<uint32_t>(), hunt_after_skip_ = r.flag();
+  mpeg1_ = r.flag(), seen_pack_ = r.flag();
+  last_pts90_ = r.get<int64_t>(), have_pts90_ = r.flag();
+  marker_mode_ = r.small_enum(MarkerMode::Ignored), marker_agree_ = r.get<uint32_t>();
+  Video& v = video_;
+  v.codec = r.get<uint32_t>(), v.codec_from_psm = r.flag(), v.unsupported = r.flag(), v.stream_id = r.get<uint8_t>();
+  if (!r.bytes(v.es, cfg_.max_video_frame)) return fail();
+  v.scan = r.get<size_t>(), v.in_au = r.flag(), v.has_vcl = r.flag(), v.key = r.flag();
+  v.has_sps = r.flag(), v.has_pps = r.flag(), v.has_vps = r.flag();
+  v.damaged = r.flag(), v.short_codes = r.flag(), v.discont = r.flag();
+  v.au_pts = r.get<int64_t>(), v.au_dts = r.get<int64_t>(), v.au_has_pts = r.flag();
+  v.pes_pts_pending = r.flag(), v.pes_pts = r.get<int64_t>(), v.pes_dts = r.get<int64_t>(), v.pes_start = r.get<size_t>();
+  v.last_pts = r.get<int64_t>(), v.last_dts = r.get<int64_t>(), v.last_delta = r.get<int64_t>();
+  v.have_last = r.flag(), v.seq = r.get<uint32_t>();
+  if (!r.bytes(v.params, kMaxParamBytes)) return fail();
+  v.marker_end = r.get<size_t>(), v.after_marker = r.flag();
+  Audio& a = audio_;
+  a.codec = r.get<uint32_t>(), a.codec_from_psm = r.flag(), a.unsupported = r.flag();
+  a.overflow = r.flag(), a.stream_id = r.get<uint8_t>();
+  if (!r.bytes(a.buf, cfg_.max_audio_frame)) return fail();
+  a.ready = r.flag(), a.damaged = r.flag(), a.discont = r.flag();
+  a.pts = r.get<int64_t>(), a.next_pts = r.get<int64_t>(), a.has_pts = r.flag();
+  a.pes_pts = r.get<int64_t>(), a.aac_pts_at = r.get<size_t>(), a.rate = r.get<uint32_t>(), a.seq = r.get<uint32_t>();
+  auto asc = r.get<std::array<uint8_t, 2>>();
+  a.asc[0] = asc[0], a.asc[1] = asc[1];
+  a.asc_sent = r.flag(), a.aac_next_pts = r.get<int64_t>();
+  bool sane = r.ok && r.n == 0 && v.scan <= v.es.size() && v.pes_start <= v.es.size() &&
+              (v.marker_end == kNoOffset || v.marker_end <= v.es.size()) && pes_kind_ <= 2 &&
+              static_cast<uint8_t>(marker_mode_) <= static_cast<uint8_t>(MarkerMode::Ignored) &&
+              (a.aac_pts_at == kNoOffset || a.aac_pts_at <= a.buf.size()) && remain_ <= 0xFFFF;
+  if (!sane) return fail();
+  return true;
 }
 
 void PsDemuxer::marker_mismatch() {

@@ -11,6 +11,7 @@
 #include <junction/media/keyframe.hpp>
 #include <junction/media/ps_rtp.hpp>
 #include <junction/util/addr.hpp>
+#include <junction/util/encoding.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -150,7 +151,6 @@ struct Stream {
   // Hot reload: frame numbering continues across the swap (see save_state).
   uint32_t seq_base[2] = {0, 0}, next_seq[2] = {0, 0};
   bool clean_restore = false, restored_seen[2] = {false, false};
-  bool last_marker = true;
   // GOP cache (IngestConf::gop_cache, live only): refs to the pool buffers published since the last
   // keyframe, in publish order; valid = starts with a keyframe and has no gap.
   bool gop_on = false, gop_valid = false;
@@ -719,7 +719,6 @@ bool MediaIngest::on_udp(jn_handle sock, uint64_t c, const jn_datagram* d, size_
   PubSink sink(*impl_, *s, now);
   for (size_t i = 0; i < n; ++i) {
     const jn_buf* b = d[i].buf;
-    if (b->len >= 2) s->last_marker = (b->data[1] & 0x80) != 0;
     s->rx->on_datagram(b->data, b->len, now, sink);
   }
   return true;
@@ -1006,12 +1005,12 @@ std::string MediaIngest::save_state() {
   std::shared_lock lk(im.map_mu);
   for (auto& [id, s] : im.streams) {
     std::lock_guard sl(s->mu);
-    // The media loops are held (the core's reload barrier): frames complete at this instant go
-    // out now; a frame whose packets straddle the swap is the only thing the new demuxer drops.
-    bool clean = s->last_marker;
-    if (s->rx && clean) {
+    // The media loops are held (the core's reload barrier): the receiver's whole state (the frame
+    // in progress, packets held for reordering) goes to the new instance, which completes it.
+    std::string rx_state;
+    if (s->rx) {
       PubSink sink(im, *s, im.host.now_ms());
-      s->rx->finish(sink);
+      rx_state = s->rx->save(sink);
     }
     nlohmann::json e;
     e["id"] = s->id;
@@ -1037,7 +1036,9 @@ std::string MediaIngest::save_state() {
     e["first_key"] = s->first_key_reported;
     e["ended"] = s->ended;
     e["next_seq"] = {s->next_seq[0], s->next_seq[1]};
-    e["clean"] = clean;
+    e["clean"] = false;  // (an older instance restoring this: the frame in progress was not flushed)
+    if (!rx_state.empty()) e["rx"] = junction::util::base64_encode(rx_state);
+    e["seq_base"] = {s->seq_base[0], s->seq_base[1]};
     e["sub"] = s->sub;
     e["ps"] = s->ps;
     e["pt"] = s->pt;
@@ -1127,6 +1128,22 @@ bool MediaIngest::restore_state(std::string_view saved, std::string& error) {
       s->rx = std::make_unique<StreamReceiver>(rc);
       // The SSRC the old instance settled on is the stream's.
       s->rx->adopt_answer(ssrc != 0, ssrc, s->pt);
+      // Its receiver state: the frame in progress completes here, numbering continues in the
+      // demuxer itself (no seq_base, no DISCONT to hide). Without it (an older instance, a bad
+      // blob) the demuxer starts at the next pack header.
+      std::string blob;
+      if (e.contains("rx") && e["rx"].is_string()) {
+        if (junction::util::base64_decode(e["rx"].get<std::string>(), blob) && s->rx->restore(blob)) {
+          // The demuxer's own numbering goes on: the offset to the published one stays.
+          auto base = e.value("seq_base", std::vector<uint32_t>{0, 0});
+          s->seq_base[0] = base.size() == 2 ? base[0] : 0;
+          s->seq_base[1] = base.size() == 2 ? base[1] : 0;
+          s->clean_restore = false;
+        } else {
+          im.host.warn("gb28181 media " + s->prefix + ": the receiver state of the old instance could not be restored "
+                       "(the frame in progress at the reload is dropped)");
+        }
+      }
     }
     if (!s->id) continue;
     std::unique_lock lk(im.map_mu);

@@ -130,6 +130,15 @@ class PsDemuxer {
   // Forget everything (a new source); the next frames carry JN_MF_DISCONT.
   void reset();
 
+  // Hot reload: the whole parsing state (the frame in progress, the header being collected, codec
+  // and timing, marker mode, counters) appended to out as an opaque, versioned blob, and taken
+  // back by a demuxer of the same configuration (what the old plugin instance saved, the new one
+  // restores): a frame whose bytes straddle the swap completes after it. restore() checks every
+  // field against this demuxer's caps; on a blob it cannot take it returns false and the demuxer
+  // is reset() (resyncs at the next pack header, as without a blob).
+  void save(std::vector<uint8_t>& out) const;
+  bool restore(const uint8_t* data, size_t size);
+
   const PsDemuxerStats& stats() const { return stats_; }
   PsError last_error() const { return last_error_; }
   // Codec of each track (JN_CODEC_NONE until the PSM or the data tells).

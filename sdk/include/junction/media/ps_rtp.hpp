@@ -105,6 +105,12 @@ class PsRtpReceiver {
 
   const PsRtpReceiverStats& stats() const { return stats_; }
   PsDemuxer& demuxer() { return demux_; }
+  const PsDemuxer& demuxer() const { return demux_; }
+  // Hot reload: sequence state, SSRC, the packets held for reordering and the demuxer's state
+  // (PsDemuxer::save) as one blob; restore() into a receiver of the same configuration. False
+  // (and a fresh receiver) on a blob it cannot take.
+  void save(std::vector<uint8_t>& out) const;
+  bool restore(const uint8_t* data, size_t size);
   uint32_t ssrc() const { return ssrc_; }
 
  private:
