@@ -526,3 +526,62 @@ TEST_CASE("PS: an oversized audio PES cut by a loss does not cost the audio afte
   for (size_t i = 0; i < 9; ++i) CHECK(c.frames[i].data == s.frames[i < 3 ? i : i + 1].data);
   CHECK((c.frames[3].meta.frame_flags & JN_MF_DISCONT) != 0);
 }
+
+TEST_CASE("PS: frame_end (the RTP marker) after each frame's PS bytes: every frame out at once, byte-exact") {
+  std::mt19937 rng(60);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 12, 4, rng);
+  std::vector<size_t> bounds;
+  auto ps = mux_all(s, PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA}, &bounds);
+  PsDemuxer d;
+  Collect c;
+  size_t off = 0;
+  for (size_t i = 0; i < s.frames.size(); ++i) {
+    d.feed(ps.data() + off, bounds[i] - off, c);
+    d.frame_end(c);
+    off = bounds[i];
+    CHECK(c.frames.size() == i + 1);  // this frame, now
+  }
+  CHECK(d.marker_mode() == MarkerMode::Trusted);
+  check_tracks(c.frames, s);
+}
+
+TEST_CASE("PS: a marker after each slice's PES (inside an AU): one AU goes out short and flagged, then the old rule") {
+  std::mt19937 rng(61);
+  Stream s = make_stream(JN_CODEC_H264, 0, 8, 4, rng, 3000);
+  // Frame 1 (two slices, i % 3 == 1): its second slice in a PES (and pack) of its own, each marked.
+  OwnedFrame& two = s.frames[1];
+  size_t second = 0;
+  for (size_t i = 4; i + 4 < two.data.size(); ++i)
+    if (two.data[i] == 0 && two.data[i + 1] == 0 && two.data[i + 2] == 0 && two.data[i + 3] == 1) second = i;
+  REQUIRE(second > 0);
+  PsMuxer mux(PsMuxerConfig{JN_CODEC_H264, 0});
+  PsDemuxer d;
+  Collect c;
+  auto feed = [&](const OwnedFrame& f, size_t from, size_t to) {
+    FrameView v{f.data.data() + from, to - from, f.meta};
+    std::span<const uint8_t> out;
+    REQUIRE(mux.mux(v, &out));
+    d.feed(out.data(), out.size(), c);
+    d.frame_end(c);
+  };
+  for (size_t i = 0; i < s.frames.size(); ++i) {
+    if (i == 1) {
+      feed(two, 0, second);
+      feed(two, second, two.data.size());
+    } else {
+      feed(s.frames[i], 0, s.frames[i].data.size());
+    }
+  }
+  d.flush(c);
+  CHECK(d.marker_mode() == MarkerMode::Ignored);
+  CHECK(d.stats().marker_mismatches == 1);
+  CHECK(d.stats().dropped_frames == 1);
+  REQUIRE(c.frames.size() == s.frames.size());
+  CHECK(c.frames[0].data == s.frames[0].data);
+  CHECK(c.frames[1].data != s.frames[1].data);  // the first slice only: out before the lie showed
+  CHECK(c.frames[1].data.size() == second);
+  // The frame after it shows the gap (DISCONT, seq skips one); the rest are whole.
+  CHECK((c.frames[2].meta.frame_flags & JN_MF_DISCONT) != 0);
+  CHECK(c.frames[2].meta.seq == 3);
+  for (size_t i = 2; i < c.frames.size(); ++i) CHECK(c.frames[i].data == s.frames[i].data);
+}

@@ -317,12 +317,29 @@ size_t video_count(const Stream& s) {
 
 }  // namespace
 
-TEST_CASE("PS/RTP marker: once trusted (3 markers on AU boundaries), a video frame comes out with its own last packet") {
+TEST_CASE("PS/RTP marker: by default every video frame (the first keyframe included) comes out with its own last packet") {
+  std::mt19937 rng(30);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 30, 10, rng, 20000);
+  MarkerRun r = run_marker(s, [](size_t, const OwnedFrame&, std::vector<std::vector<uint8_t>>&) {});
+  CHECK(r.late == 0);
+  CHECK(r.on_time == 30);
+  CHECK(r.mode == MarkerMode::Trusted);
+  CHECK(r.st.marker_frames == 30);
+  CHECK(r.st.marker_mismatches == 0);
+  REQUIRE(r.c.frames.size() == s.frames.size());
+  CHECK(check_whole(r.c.frames, s) == 0);
+  // Audio too: each G.711 PES at its own marker, not at the next start code.
+  for (auto& f : r.c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+}
+
+TEST_CASE("PS/RTP marker: marker_trust_after 3: frames close by the old rule until 3 markers were verified on AU boundaries") {
   std::mt19937 rng(30);
   Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 30, 10, rng, 20000);
   PsRtpPacketizerConfig rc;
   PsRtpSender tx(PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA}, rc);
-  PsRtpReceiver rx;
+  PsRtpReceiverConfig cfg;
+  cfg.demux.marker_trust_after = 3;
+  PsRtpReceiver rx(cfg);
   Collect c;
   size_t late = 0, on_time = 0;
   for (auto& f : s.frames) {
@@ -353,7 +370,6 @@ TEST_CASE("PS/RTP marker: a device that never sets it: every frame one late (the
   });
   CHECK(r.on_time == 0);
   CHECK(r.late == video_count(s));
-  CHECK(r.mode == MarkerMode::Learning);
   CHECK(r.st.markers == 0);
   CHECK(r.st.marker_frames == 0);
   REQUIRE(r.c.frames.size() == s.frames.size());
@@ -391,10 +407,10 @@ TEST_CASE("PS/RTP marker: a trusted marker that starts lying mid-stream is dropp
   CHECK(lie_at > 0);
   REQUIRE(r.c.frames.size() == s.frames.size());
   CHECK(check_whole(r.c.frames, s) == 0);
-  CHECK(r.on_time == 20 - 3);  // trusted from frame 3 up to 19; the old rule from 20 on
+  CHECK(r.on_time == 20);  // trusted up to 19; the old rule from 20 on
   CHECK(r.mode == MarkerMode::Ignored);
   CHECK(r.st.marker_mismatches == 1);
-  CHECK(r.st.marker_frames == 17);
+  CHECK(r.st.marker_frames == 20);
   for (auto& f : r.c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
 }
 

@@ -55,6 +55,7 @@ const char* to_string(MarkerMode m) {
 }
 
 PsDemuxer::PsDemuxer(const PsDemuxerConfig& cfg) : cfg_(cfg) {
+  marker_mode_ = cfg_.marker_trust_after ? MarkerMode::Learning : MarkerMode::Trusted;
   video_.es.reserve(std::min(cfg_.initial_video_reserve, cfg_.max_video_frame));
   video_.params.reserve(kMaxParamBytes);
   audio_.buf.reserve(cfg_.max_audio_frame);
@@ -72,7 +73,7 @@ void PsDemuxer::reset() {
   v.have_last = false;
   auto& a = audio_;
   a.codec = 0, a.codec_from_psm = false, a.unsupported = false, a.stream_id = 0, a.asc_sent = false;
-  marker_mode_ = MarkerMode::Learning;  // a new source: its markers are learnt afresh
+  marker_mode_ = cfg_.marker_trust_after ? MarkerMode::Learning : MarkerMode::Trusted;  // a new source
   marker_agree_ = 0;
   drop_in_progress(false);
 }

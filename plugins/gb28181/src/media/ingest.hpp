@@ -148,7 +148,7 @@ struct Stats {
   uint64_t gop_cache_frames = 0, gop_cache_bytes = 0;  // held now (IngestConf::gop_cache)
   uint64_t gop_overflows = 0, catch_ups = 0;           // GOPs too large to cache; joins served from it
   uint64_t marker_frames = 0;                          // video frames closed on the RTP marker
-  std::string marker_mode;                             // "learning" | "trusted" | "ignored"
+  std::string marker_mode;                             // "none" (no marker seen) | "trusted" | "ignored"
 };
 
 // The play side implements it (GbPlugin): events, always on the control loop.

@@ -445,7 +445,8 @@ void StreamReceiver::fill(Stats& o) const {
   o.bitrate_bps = bitrate_;
   o.last_packet_ms = last_packet_ms_;
   o.marker_frames = d.marker_frames;
-  o.marker_mode = junction::media::to_string(rtp_->demuxer().marker_mode());
+  // "none": the device sets no marker (frames close when the next one starts).
+  o.marker_mode = d.markers == 0 ? "none" : junction::media::to_string(rtp_->demuxer().marker_mode());
 }
 
 }  // namespace gb::media

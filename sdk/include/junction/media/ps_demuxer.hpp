@@ -21,15 +21,18 @@
 // (one frame of latency) or at flush().
 //
 // The RTP marker (frame_end()): GB/T 28181 devices set it on the last packet of a frame's PS
-// bytes, so the AU in progress is whole then and can go out at once (no frame of latency). Not all
-// devices set it, or set it right (some mark every packet, or every slice), so it is trusted per
-// stream only after `marker_trust_after` markers in a row fell exactly on an AU boundary (the
-// bytes after the marker begin with the start code of a NAL unit that starts an AU). Until then
-// (Learning) AUs close by the old rule. One marker that does not (a marker inside a PES, inside a
-// NAL unit, or before a NAL unit that continues the picture) sets the stream to Ignored: the old
-// rule for good (until reset()), counted in stats().marker_mismatches. A device that never sets
-// the marker simply stays on the old rule. When a trusted marker turns out wrong, the AU it closed
-// went out short: the next frame carries JN_MF_DISCONT (the consumer sees a gap).
+// bytes, so the AU in progress is whole then and can go out at once (no frame of latency; the
+// first keyframe of a stream included). A device that never sets the marker gets the old rule
+// (nothing else changes). Some set it wrong (on every packet, or every slice); each marker is
+// checked, and one that is not on an AU boundary -- inside a PES or a header, bytes that end on a
+// start code, or (seen with the next NAL unit) followed by anything but the start code of a NAL
+// unit that starts an AU -- sets the stream to Ignored: the old rule for good (until reset()),
+// counted in stats().marker_mismatches. Most wrong markers are caught before anything is emitted
+// (a marker inside a PES); the one case that costs a frame is a marker at a PES boundary inside an
+// AU (one PES per slice, each marked): that first AU goes out short and the next frame carries
+// JN_MF_DISCONT (the consumer sees the gap). A stream can instead be made to earn trust first
+// (`marker_trust_after` > 0: AUs close by the old rule until that many markers in a row were
+// verified on AU boundaries: Learning), at the price of the latency of those first frames.
 //
 // Damage: mark_loss() (the RTP layer saw a sequence gap) or any malformed header, PES length that
 // does not end on a start code, NAL unit with forbidden_zero_bit, or size cap drops every frame in
@@ -74,7 +77,7 @@ const char* to_string(PsError e);
 
 struct PsDemuxerConfig {
   bool close_on_marker = true;        // frame_end() may close an AU (see above); false: old rule only
-  uint32_t marker_trust_after = 3;    // markers in a row on AU boundaries before they are trusted
+  uint32_t marker_trust_after = 0;    // markers verified on AU boundaries before they close AUs (0: at once)
   size_t max_video_frame = 4u << 20;  // bytes of one video access unit; larger ones are dropped
   size_t max_audio_frame = 16u << 10;  // bytes of one audio PES / ADTS frame
   size_t initial_video_reserve = 256u << 10;

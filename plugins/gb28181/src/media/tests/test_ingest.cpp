@@ -245,13 +245,13 @@ TEST_CASE("gb ingest: UDP stream: port from the range, frames on gb28181/<dev>/<
   CHECK(r.events.count(EventType::FirstKeyframe) == 1);
   size_t video = 0, audio = 0;
   for (auto& f : s.frames) (f.meta.kind == JN_MEDIA_VIDEO ? video : audio)++;
-  // The RTP marker is trusted after 3 frames: the last AU is out with its last packet.
+  // The RTP marker closes each frame: the last AU is out with its last packet.
   CHECK(r.fh.published[1].size() == video);
   CHECK(r.fh.published[2].size() == audio);
   Stats st;
   REQUIRE(r.ing->stats(o.id, st));
   CHECK(st.marker_mode == "trusted");
-  CHECK(st.marker_frames == video - 3);
+  CHECK(st.marker_frames == video);
   CHECK(r.ing->close(o.id, "test"));
   CHECK(r.fh.published[1].size() == video);
   CHECK(r.fh.udp_closed.size() == 2);       // RTP + RTCP
