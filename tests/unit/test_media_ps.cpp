@@ -585,3 +585,40 @@ TEST_CASE("PS: a marker after each slice's PES (inside an AU): one AU goes out s
   CHECK(c.frames[2].meta.seq == 3);
   for (size_t i = 2; i < c.frames.size(); ++i) CHECK(c.frames[i].data == s.frames[i].data);
 }
+
+TEST_CASE("PS: a marker right after a start code (the NAL unit still to come) is refused before anything goes out") {
+  std::mt19937 rng(61);
+  Stream s = make_stream(JN_CODEC_H264, 0, 8, 4, rng, 3000);
+  OwnedFrame& two = s.frames[1];
+  size_t second = 0;
+  for (size_t i = 4; i + 4 < two.data.size(); ++i)
+    if (two.data[i] == 0 && two.data[i + 1] == 0 && two.data[i + 2] == 0 && two.data[i + 3] == 1) second = i;
+  REQUIRE(second > 0);
+  for (size_t cut : {second + 4, second + 5}) {  // after the start code; after one byte of the NAL header
+    CAPTURE(cut);
+    PsMuxer mux(PsMuxerConfig{JN_CODEC_H264, 0});
+    PsDemuxer d;
+    Collect c;
+    auto feed = [&](const OwnedFrame& f, size_t from, size_t to) {
+      FrameView v{f.data.data() + from, to - from, f.meta};
+      std::span<const uint8_t> out;
+      REQUIRE(mux.mux(v, &out));
+      d.feed(out.data(), out.size(), c);
+      d.frame_end(c);
+    };
+    for (size_t i = 0; i < s.frames.size(); ++i) {
+      if (i == 1) {
+        feed(two, 0, cut);
+        feed(two, cut, two.data.size());
+      } else {
+        feed(s.frames[i], 0, s.frames[i].data.size());
+      }
+    }
+    d.flush(c);
+    CHECK(d.marker_mode() == MarkerMode::Ignored);
+    CHECK(d.stats().marker_mismatches == 1);
+    CHECK(d.stats().dropped_frames == 0);
+    REQUIRE(c.frames.size() == s.frames.size());
+    for (size_t i = 0; i < c.frames.size(); ++i) CHECK(c.frames[i].data == s.frames[i].data);
+  }
+}

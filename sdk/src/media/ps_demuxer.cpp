@@ -235,15 +235,21 @@ void PsDemuxer::frame_end(Sink& sink) {
     if (marker_mode_ == MarkerMode::Trusted) emit_audio_pending(sink);
     return;
   }
+  // Bytes that end on a start code, or on a NAL unit too short to hold its header: the NAL unit is
+  // still to come (checked before the scan, which would otherwise step over that start code).
+  size_t n = v.es.size();
+  const uint8_t* e = v.es.data();
+  size_t need = v.codec == JN_CODEC_H265 ? 3 : 2;
+  for (size_t i = n >= 3 + need ? n - 2 - need : 0; i + 3 <= n; ++i) {
+    if (e[i] == 0 && e[i + 1] == 0 && e[i + 2] == 1) {
+      marker_mismatch();
+      return;
+    }
+  }
   // The AU may end on a NAL unit whose header is not classified yet: do it now.
   scan_video(sink, true);
   if (state_ != State::Header || !v.in_au || !v.has_vcl) return;  // damage found: dropped
-  size_t n = v.es.size();
-  const uint8_t* e = v.es.data();
-  if (n >= 3 && e[n - 3] == 0 && e[n - 2] == 0 && e[n - 1] == 1) {
-    marker_mismatch();  // the bytes end on a start code: the NAL unit after it is still to come
-    return;
-  }
+  n = v.es.size();
   if (marker_mode_ == MarkerMode::Learning) {
     v.marker_end = n;  // verified when the next NAL unit shows up (check_marker)
     return;
