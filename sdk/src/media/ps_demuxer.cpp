@@ -176,7 +176,7 @@ bool PsDemuxer::restore(const uint8_t* data, size_t size) {
   if (!r.bytes(hdr, sizeof hdr_) || hdr.size() != hdr_len_ || hdr_need_ > sizeof hdr_ || hdr_len_ > hdr_need_ ||
       static_cast<uint8_t>(state_) > static_cast<uint8_t>(State::Skip) || hdr_phase_ > kPesFull)
     return fail();
-  std::memcpy(hdr_, hdr.data(), hdr.size());
+  if (!hdr.empty()) std::memcpy(hdr_, hdr.data(), hdr.size());
   pes_kind_ = r.get<uint8_t>(), hunt_window_ = r.get<uint32_t>(), hunt_after_skip_ = r.flag();
   mpeg1_ = r.flag(), seen_pack_ = r.flag();
   last_pts90_ = r.get<int64_t>(), have_pts90_ = r.flag();
