@@ -125,9 +125,9 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   md.integer("reorder_window", c.media.reorder_window, 0, 1024);
   md.integer("reorder_flush_ms", c.media.reorder_flush_ms, 1, 10000);
   md.integer("max_video_frame", c.media.max_video_frame, 65536, 64u << 20);
-  md.integer("stats_interval_ms", c.media.stats_interval_ms, 100, 60000);
   md.boolean("gop_cache", c.media.gop_cache);
   md.integer("gop_cache_max_bytes", c.media.gop_cache_max_bytes, 65536, 64u << 20);
+  md.integer("stats_interval_ms", c.media.stats_interval_ms, 100, 60000);
   return c;
 }
 
