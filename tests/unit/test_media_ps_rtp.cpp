@@ -272,3 +272,231 @@ TEST_CASE("PS/RTP: no heap allocation per packet or frame once the buffers are s
   auto counted = std::make_unique<int>(1);  // the counter does count
   CHECK(g_news.load() > probe);
 }
+
+// --- the RTP marker closes a frame (PsDemuxer::frame_end) ---------------------------------------
+namespace {
+
+struct MarkerRun {
+  Collect c;
+  size_t on_time = 0, late = 0;  // video frames out by the end of their own packets / later
+  MarkerMode mode = MarkerMode::Learning;
+  PsDemuxerStats st;
+};
+
+// Sends the stream frame by frame through PsRtpSender; `edit` may change each frame's packets
+// (marker bits) before the receiver gets them.
+template <class Edit>
+MarkerRun run_marker(const Stream& s, Edit edit) {
+  PsRtpPacketizerConfig rc;
+  rc.ssrc = 0x4D4B;
+  PsRtpSender tx(PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA}, rc);
+  PsRtpReceiver rx;
+  MarkerRun r;
+  size_t i = 0;
+  for (auto& f : s.frames) {
+    Packets out;
+    REQUIRE(tx.send(f.view(), out));
+    edit(i++, f, out.pkts);
+    for (auto& p : out.pkts) rx.on_rtp(p.data(), p.size(), r.c);
+    if (f.meta.kind != JN_MEDIA_VIDEO) continue;
+    bool out_now = false;
+    for (auto& g : r.c.frames)
+      if (g.meta.kind == JN_MEDIA_VIDEO && g.meta.pts == f.meta.pts) out_now = true;
+    ++(out_now ? r.on_time : r.late);
+  }
+  rx.finish(r.c);
+  r.mode = rx.demuxer().marker_mode();
+  r.st = rx.demuxer().stats();
+  return r;
+}
+
+size_t video_count(const Stream& s) {
+  return static_cast<size_t>(std::count_if(s.frames.begin(), s.frames.end(),
+                                           [](const OwnedFrame& f) { return f.meta.kind == JN_MEDIA_VIDEO; }));
+}
+
+}  // namespace
+
+TEST_CASE("PS/RTP marker: by default every video frame (the first keyframe included) comes out with its own last packet") {
+  std::mt19937 rng(30);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 30, 10, rng, 20000);
+  MarkerRun r = run_marker(s, [](size_t, const OwnedFrame&, std::vector<std::vector<uint8_t>>&) {});
+  CHECK(r.late == 0);
+  CHECK(r.on_time == 30);
+  CHECK(r.mode == MarkerMode::Trusted);
+  CHECK(r.st.marker_frames == 30);
+  CHECK(r.st.marker_mismatches == 0);
+  REQUIRE(r.c.frames.size() == s.frames.size());
+  CHECK(check_whole(r.c.frames, s) == 0);
+  // Audio too: each G.711 PES at its own marker, not at the next start code.
+  for (auto& f : r.c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+}
+
+TEST_CASE("PS/RTP marker: marker_trust_after 3: frames close by the old rule until 3 markers were verified on AU boundaries") {
+  std::mt19937 rng(30);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 30, 10, rng, 20000);
+  PsRtpPacketizerConfig rc;
+  PsRtpSender tx(PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA}, rc);
+  PsRtpReceiverConfig cfg;
+  cfg.demux.marker_trust_after = 3;
+  PsRtpReceiver rx(cfg);
+  Collect c;
+  size_t late = 0, on_time = 0;
+  for (auto& f : s.frames) {
+    Packets out;
+    REQUIRE(tx.send(f.view(), out));
+    for (auto& p : out.pkts) rx.on_rtp(p.data(), p.size(), c);
+    if (f.meta.kind != JN_MEDIA_VIDEO) continue;
+    bool out_now = !c.frames.empty() && c.frames.back().meta.kind == JN_MEDIA_VIDEO && c.frames.back().meta.pts == f.meta.pts;
+    ++(out_now ? on_time : late);
+  }
+  rx.finish(c);
+  // Frames 0..2 close by the old rule while their markers are checked; from frame 3 on, at the marker.
+  CHECK(late == 3);
+  CHECK(on_time == 27);
+  CHECK(rx.demuxer().marker_mode() == MarkerMode::Trusted);
+  CHECK(rx.demuxer().stats().marker_frames == 27);
+  CHECK(rx.demuxer().stats().marker_mismatches == 0);
+  REQUIRE(c.frames.size() == s.frames.size());
+  CHECK(check_whole(c.frames, s) == 0);
+  for (auto& f : c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+}
+
+TEST_CASE("PS/RTP marker: a device that never sets it: every frame one late (the old rule), nothing lost") {
+  std::mt19937 rng(31);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 20, 10, rng, 20000);
+  MarkerRun r = run_marker(s, [](size_t, const OwnedFrame&, std::vector<std::vector<uint8_t>>& pkts) {
+    for (auto& p : pkts) junction::proto::rtp::set_marker(p.data(), false);
+  });
+  CHECK(r.on_time == 0);
+  CHECK(r.late == video_count(s));
+  CHECK(r.st.markers == 0);
+  CHECK(r.st.marker_frames == 0);
+  REQUIRE(r.c.frames.size() == s.frames.size());
+  CHECK(check_whole(r.c.frames, s) == 0);
+}
+
+TEST_CASE("PS/RTP marker: a marker on every packet is detected and ignored; frames stay whole") {
+  std::mt19937 rng(32);
+  // Large keyframes: several packets each, so a marker falls inside a PES.
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 20, 5, rng, 20000);
+  MarkerRun r = run_marker(s, [](size_t, const OwnedFrame&, std::vector<std::vector<uint8_t>>& pkts) {
+    for (auto& p : pkts) junction::proto::rtp::set_marker(p.data(), true);
+  });
+  REQUIRE(r.c.frames.size() == s.frames.size());
+  CHECK(check_whole(r.c.frames, s) == 0);
+  CHECK(r.on_time == 0);  // the first keyframe's packets already show the marker is not a frame end
+  CHECK(r.mode == MarkerMode::Ignored);
+  CHECK(r.st.marker_mismatches == 1);
+  CHECK(r.st.marker_frames == 0);
+  for (auto& f : r.c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+}
+
+TEST_CASE("PS/RTP marker: a trusted marker that starts lying mid-stream is dropped without losing a frame") {
+  std::mt19937 rng(33);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 30, 10, rng, 20000);
+  size_t lie_at = 0;
+  MarkerRun r = run_marker(s, [&](size_t i, const OwnedFrame& f, std::vector<std::vector<uint8_t>>& pkts) {
+    // The keyframe at 20 (several packets): marker on its first packet too.
+    if (f.meta.kind == JN_MEDIA_VIDEO && f.meta.seq == 20) {
+      REQUIRE(pkts.size() > 1);
+      junction::proto::rtp::set_marker(pkts[0].data(), true);
+      lie_at = i;
+    }
+  });
+  CHECK(lie_at > 0);
+  REQUIRE(r.c.frames.size() == s.frames.size());
+  CHECK(check_whole(r.c.frames, s) == 0);
+  CHECK(r.on_time == 20);  // trusted up to 19; the old rule from 20 on
+  CHECK(r.mode == MarkerMode::Ignored);
+  CHECK(r.st.marker_mismatches == 1);
+  CHECK(r.st.marker_frames == 20);
+  for (auto& f : r.c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+}
+
+// --- hot reload: the receiver's state carried to a new one (PsRtpReceiver::save / restore) ------
+
+TEST_CASE("PS/RTP reload: a receiver saved mid-keyframe (a packet held for reordering) and restored completes every frame") {
+  std::mt19937 rng(50);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 30, 10, rng, 60000);  // 60 kB keyframes: ~43 packets
+  PsRtpPacketizerConfig rc;
+  PsRtpSender tx(PsMuxerConfig{JN_CODEC_H264, JN_CODEC_PCMA}, rc);
+  Packets pk;
+  size_t key_start = 0, key_end = 0;
+  for (auto& f : s.frames) {
+    if (f.meta.kind == JN_MEDIA_VIDEO && f.meta.seq == 20) key_start = pk.pkts.size();
+    REQUIRE(tx.send(f.view(), pk));
+    if (f.meta.kind == JN_MEDIA_VIDEO && f.meta.seq == 20) key_end = pk.pkts.size();
+  }
+  REQUIRE(key_end - key_start > 20);
+  size_t cut = key_start + (key_end - key_start) / 2;
+  auto net = pk.pkts;
+  std::swap(net[cut - 1], net[cut]);  // the packet before the cut arrives after it: held at the swap
+
+  Collect c;
+  auto rx = std::make_unique<PsRtpReceiver>();
+  for (size_t i = 0; i < cut; ++i) rx->on_rtp(net[i].data(), net[i].size(), c);
+  size_t before = c.frames.size();
+  std::vector<uint8_t> blob;
+  rx->save(blob);
+  auto mode = rx->demuxer().marker_mode();
+  rx.reset();  // the old instance goes away
+  auto rx2 = std::make_unique<PsRtpReceiver>();
+  REQUIRE(rx2->restore(blob.data(), blob.size()));
+  CHECK(rx2->demuxer().marker_mode() == mode);
+  CHECK(mode == MarkerMode::Trusted);
+  for (size_t i = cut; i < net.size(); ++i) rx2->on_rtp(net[i].data(), net[i].size(), c);
+  rx2->finish(c);
+  CHECK(before < c.frames.size());
+  CHECK(rx2->stats().lost == 0);
+  CHECK(rx2->stats().reordered > 0);  // counters continue
+  CHECK(c.errors.empty());
+  REQUIRE(c.frames.size() == s.frames.size());
+  CHECK(check_whole(c.frames, s) == 0);
+  for (auto& f : c.frames) CHECK(((f.meta.frame_flags & JN_MF_DISCONT) != 0) == (f.meta.seq == 0));
+
+  // Without the state (what a reload did before): the keyframe straddling the swap is lost.
+  Collect c2;
+  PsRtpReceiver a, b;
+  for (size_t i = 0; i < cut; ++i) a.on_rtp(net[i].data(), net[i].size(), c2);
+  for (size_t i = cut; i < net.size(); ++i) b.on_rtp(net[i].data(), net[i].size(), c2);
+  b.finish(c2);
+  CHECK(c2.frames.size() < s.frames.size());
+}
+
+TEST_CASE("PS/RTP reload: a blob that is not a receiver state is refused; the receiver starts afresh and resyncs") {
+  std::mt19937 rng(51);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 20, 10, rng, 20000);
+  auto pkts = send_all(s, JN_CODEC_H264, JN_CODEC_PCMA);
+  PsRtpReceiver rx;
+  Collect c;
+  for (size_t i = 0; i < pkts.size() / 2; ++i) rx.on_rtp(pkts[i].data(), pkts[i].size(), c);
+  std::vector<uint8_t> blob;
+  rx.save(blob);
+  for (size_t cut : {size_t{0}, size_t{3}, blob.size() / 2, blob.size() - 1}) {
+    CAPTURE(cut);
+    PsRtpReceiver r2;
+    CHECK_FALSE(r2.restore(blob.data(), cut));
+    Collect c2;
+    for (size_t i = pkts.size() / 2; i < pkts.size(); ++i) r2.on_rtp(pkts[i].data(), pkts[i].size(), c2);
+    r2.finish(c2);
+    CHECK(!c2.frames.empty());
+    for (auto& f : c2.frames) {
+      const OwnedFrame* want = nullptr;
+      for (auto& w : s.frames)
+        if (w.meta.kind == f.meta.kind && w.meta.pts == f.meta.pts) want = &w;
+      REQUIRE(want);
+      CHECK(f.data == want->data);  // whole frames only
+    }
+  }
+  // Flipped bytes in the demuxer part: refused or taken, never a crash (ASan build).
+  for (size_t i = 40; i < blob.size(); i += 97) {
+    auto bad = blob;
+    bad[i] ^= 0xA5;
+    PsRtpReceiver r3;
+    r3.restore(bad.data(), bad.size());
+    Collect c3;
+    for (size_t k = pkts.size() / 2; k < pkts.size(); ++k) r3.on_rtp(pkts[k].data(), pkts[k].size(), c3);
+    r3.finish(c3);
+  }
+}

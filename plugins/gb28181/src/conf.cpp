@@ -117,7 +117,7 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
 
   junction::util::ConfigReader md = r.table("media");
   md.known_keys({"port_range", "bind_ip", "rtp_timeout_ms", "reorder_window", "reorder_flush_ms", "max_video_frame",
-                 "stats_interval_ms"});
+                 "stats_interval_ms", "gop_cache", "gop_cache_max_bytes"});
   md.str("port_range", c.media.port_range, true);
   md.str("bind_ip", c.media.bind_ip, true);
   if (!junction::util::parse_ip(c.media.bind_ip, a)) bad("media.bind_ip", "must be an IP address, not '" + r.printable(c.media.bind_ip) + "'");
@@ -125,6 +125,8 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   md.integer("reorder_window", c.media.reorder_window, 0, 1024);
   md.integer("reorder_flush_ms", c.media.reorder_flush_ms, 1, 10000);
   md.integer("max_video_frame", c.media.max_video_frame, 65536, 64u << 20);
+  md.boolean("gop_cache", c.media.gop_cache);
+  md.integer("gop_cache_max_bytes", c.media.gop_cache_max_bytes, 65536, 64u << 20);
   md.integer("stats_interval_ms", c.media.stats_interval_ms, 100, 60000);
 
   junction::util::ConfigReader cl = r.table("clients");

@@ -47,6 +47,8 @@ struct MediaConfKeys {
   uint32_t reorder_flush_ms = 100;
   uint32_t max_video_frame = 4u << 20;
   uint32_t stats_interval_ms = 1000;
+  bool gop_cache = false;                 // keep the last GOP per live stream for catch-up joins
+  uint32_t gop_cache_max_bytes = 4u << 20;  // a larger GOP is not cached (counted)
 };
 
 // [clients]: SIP clients that INVITE the platform for a channel (client-initiated live view,

@@ -27,12 +27,17 @@ class PlaybackTest(GbMediaTest):
     def pause_play_scale(self, quirks):
         dev = self.media_device(DEV1, quirks=quirks)
         ch = dev.channels[0]["DeviceID"]
+        # Subscribed before the device can start: a frame goes on the bus at its RTP marker, so
+        # the first one can be out before the playback command's answer has been read. The first
+        # playback of this server is number 1 (the name is checked against the answer's).
+        video = f"gb28181/{DEV1}/{ch}/playback/1/video"
+        sub = self.consumer("subscribe", {"stream": video})["sub"]
         r = self.cmd("playback", {"device": DEV1, "channel": ch, "start": 1796637600, "end": 1796637602})
+        self.assertEqual(r["bus"]["video"], video)
         inv = dev.wait("invite", timeout=15)
         self.assertEqual(inv["s"], "Playback")
         self.assertRegex(inv["y"], r"^1\d{9}$", "playback: y= starts with 1")
         self.assertIsNotNone(inv["u"])
-        sub = self.consumer("subscribe", {"stream": r["bus"]["video"]})["sub"]
         dev.wait("media_frame", call_id=inv["call_id"], n=10)
         self.cmd("playback_control", {"id": r["id"], "action": "pause"})
         p = dev.wait("mansrtsp", method="PAUSE")

@@ -6,6 +6,7 @@
 #include "ps_common.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace junction::media {
@@ -44,7 +45,17 @@ const char* to_string(PsError e) {
   return "?";
 }
 
+const char* to_string(MarkerMode m) {
+  switch (m) {
+    case MarkerMode::Learning: return "learning";
+    case MarkerMode::Trusted: return "trusted";
+    case MarkerMode::Ignored: return "ignored";
+  }
+  return "?";
+}
+
 PsDemuxer::PsDemuxer(const PsDemuxerConfig& cfg) : cfg_(cfg) {
+  marker_mode_ = cfg_.marker_trust_after ? MarkerMode::Learning : MarkerMode::Trusted;
   video_.es.reserve(std::min(cfg_.initial_video_reserve, cfg_.max_video_frame));
   video_.params.reserve(kMaxParamBytes);
   audio_.buf.reserve(cfg_.max_audio_frame);
@@ -62,6 +73,8 @@ void PsDemuxer::reset() {
   v.have_last = false;
   auto& a = audio_;
   a.codec = 0, a.codec_from_psm = false, a.unsupported = false, a.stream_id = 0, a.asc_sent = false;
+  marker_mode_ = cfg_.marker_trust_after ? MarkerMode::Learning : MarkerMode::Trusted;  // a new source
+  marker_agree_ = 0;
   drop_in_progress(false);
 }
 
@@ -83,6 +96,8 @@ void PsDemuxer::drop_in_progress(bool count) {
   v.pes_pts_pending = false;
   v.pes_start = 0;
   v.discont = true;
+  v.marker_end = kNoOffset;
+  v.after_marker = false;
   auto& a = audio_;
   if (count && (a.ready || !a.buf.empty())) ++stats_.dropped_frames, ++a.seq;
   a.buf.clear();
@@ -113,6 +128,163 @@ void PsDemuxer::mark_loss(Sink& sink) {
   last_error_ = PsError::Loss;  // not counted in stats().errors: the input was not malformed
   sink.on_error(PsError::Loss, "transport reported lost bytes");
   hunt();
+}
+
+// ---- hot reload ----------------------------------------------------------------------------
+
+namespace {
+constexpr uint32_t kDemuxBlobMagic = 0x50534431;  // "PSD1": bump when the layout changes
+}
+
+void PsDemuxer::save(std::vector<uint8_t>& out) const {
+  BlobWriter w{out};
+  w.put(kDemuxBlobMagic);
+  w.put(stats_);
+  w.put(last_error_), w.put(state_), w.put(hdr_len_), w.put(hdr_need_), w.put(hdr_phase_), w.put(remain_);
+  w.bytes(hdr_, hdr_len_);
+  w.put(pes_kind_), w.put(hunt_window_), w.put(hunt_after_skip_), w.put(mpeg1_), w.put(seen_pack_);
+  w.put(last_pts90_), w.put(have_pts90_), w.put(marker_mode_), w.put(marker_agree_);
+  const Video& v = video_;
+  w.put(v.codec), w.put(v.codec_from_psm), w.put(v.unsupported), w.put(v.stream_id);
+  w.bytes(v.es);
+  w.put(v.scan), w.put(v.in_au), w.put(v.has_vcl), w.put(v.key), w.put(v.has_sps), w.put(v.has_pps), w.put(v.has_vps);
+  w.put(v.damaged), w.put(v.short_codes), w.put(v.discont), w.put(v.au_pts), w.put(v.au_dts), w.put(v.au_has_pts);
+  w.put(v.pes_pts_pending), w.put(v.pes_pts), w.put(v.pes_dts), w.put(v.pes_start);
+  w.put(v.last_pts), w.put(v.last_dts), w.put(v.last_delta), w.put(v.have_last), w.put(v.seq);
+  w.bytes(v.params);
+  w.put(v.marker_end), w.put(v.after_marker);
+  const Audio& a = audio_;
+  w.put(a.codec), w.put(a.codec_from_psm), w.put(a.unsupported), w.put(a.overflow), w.put(a.stream_id);
+  w.bytes(a.buf);
+  w.put(a.ready), w.put(a.damaged), w.put(a.discont), w.put(a.pts), w.put(a.next_pts), w.put(a.has_pts);
+  w.put(a.pes_pts), w.put(a.aac_pts_at), w.put(a.rate), w.put(a.seq), w.put(a.asc), w.put(a.asc_sent), w.put(a.aac_next_pts);
+}
+
+bool PsDemuxer::restore(const uint8_t* data, size_t size) {
+  BlobReader r{data, size};
+  auto fail = [&] {
+    stats_ = {};
+    reset();
+    return false;
+  };
+  if (r.get<uint32_t>() != kDemuxBlobMagic) return fail();
+  stats_ = r.get<PsDemuxerStats>();
+  last_error_ = r.small_enum(PsError::Loss);
+  state_ = r.small_enum(State::Skip);
+  hdr_len_ = r.get<size_t>(), hdr_need_ = r.get<size_t>(), hdr_phase_ = r.get<uint8_t>(), remain_ = r.get<size_t>();
+  std::vector<uint8_t> hdr;  // once per reload
+  if (!r.bytes(hdr, sizeof hdr_) || hdr.size() != hdr_len_ || hdr_need_ > sizeof hdr_ || hdr_len_ > hdr_need_ ||
+      static_cast<uint8_t>(state_) > static_cast<uint8_t>(State::Skip) || hdr_phase_ > kPesFull)
+    return fail();
+  if (!hdr.empty()) std::memcpy(hdr_, hdr.data(), hdr.size());
+  pes_kind_ = r.get<uint8_t>(), hunt_window_ = r.get<uint32_t>(), hunt_after_skip_ = r.flag();
+  mpeg1_ = r.flag(), seen_pack_ = r.flag();
+  last_pts90_ = r.get<int64_t>(), have_pts90_ = r.flag();
+  marker_mode_ = r.small_enum(MarkerMode::Ignored), marker_agree_ = r.get<uint32_t>();
+  Video& v = video_;
+  v.codec = r.get<uint32_t>(), v.codec_from_psm = r.flag(), v.unsupported = r.flag(), v.stream_id = r.get<uint8_t>();
+  if (!r.bytes(v.es, cfg_.max_video_frame)) return fail();
+  v.scan = r.get<size_t>(), v.in_au = r.flag(), v.has_vcl = r.flag(), v.key = r.flag();
+  v.has_sps = r.flag(), v.has_pps = r.flag(), v.has_vps = r.flag();
+  v.damaged = r.flag(), v.short_codes = r.flag(), v.discont = r.flag();
+  v.au_pts = r.get<int64_t>(), v.au_dts = r.get<int64_t>(), v.au_has_pts = r.flag();
+  v.pes_pts_pending = r.flag(), v.pes_pts = r.get<int64_t>(), v.pes_dts = r.get<int64_t>(), v.pes_start = r.get<size_t>();
+  v.last_pts = r.get<int64_t>(), v.last_dts = r.get<int64_t>(), v.last_delta = r.get<int64_t>();
+  v.have_last = r.flag(), v.seq = r.get<uint32_t>();
+  if (!r.bytes(v.params, kMaxParamBytes)) return fail();
+  v.marker_end = r.get<size_t>(), v.after_marker = r.flag();
+  Audio& a = audio_;
+  a.codec = r.get<uint32_t>(), a.codec_from_psm = r.flag(), a.unsupported = r.flag();
+  a.overflow = r.flag(), a.stream_id = r.get<uint8_t>();
+  if (!r.bytes(a.buf, cfg_.max_audio_frame)) return fail();
+  a.ready = r.flag(), a.damaged = r.flag(), a.discont = r.flag();
+  a.pts = r.get<int64_t>(), a.next_pts = r.get<int64_t>(), a.has_pts = r.flag();
+  a.pes_pts = r.get<int64_t>(), a.aac_pts_at = r.get<size_t>(), a.rate = r.get<uint32_t>(), a.seq = r.get<uint32_t>();
+  auto asc = r.get<std::array<uint8_t, 2>>();
+  a.asc[0] = asc[0], a.asc[1] = asc[1];
+  a.asc_sent = r.flag(), a.aac_next_pts = r.get<int64_t>();
+  bool sane = r.ok && r.n == 0 && v.scan <= v.es.size() && v.pes_start <= v.es.size() &&
+              (v.marker_end == kNoOffset || v.marker_end <= v.es.size()) && pes_kind_ <= 2 &&
+              static_cast<uint8_t>(marker_mode_) <= static_cast<uint8_t>(MarkerMode::Ignored) &&
+              (a.aac_pts_at == kNoOffset || a.aac_pts_at <= a.buf.size()) && remain_ <= 0xFFFF;
+  if (!sane) return fail();
+  return true;
+}
+
+void PsDemuxer::marker_mismatch() {
+  ++stats_.marker_mismatches;
+  marker_mode_ = MarkerMode::Ignored;
+  video_.marker_end = kNoOffset;
+  video_.after_marker = false;
+}
+
+void PsDemuxer::frame_end(Sink& sink) {
+  ++stats_.markers;
+  if (!cfg_.close_on_marker || marker_mode_ == MarkerMode::Ignored) return;
+  if (state_ == State::Hunt || (state_ == State::Skip && hunt_after_skip_)) return;  // resyncing: nothing to learn
+  auto& v = video_;
+  // A frame's PS bytes end with a whole structure: a marker inside one is not a frame boundary.
+  bool boundary = state_ == State::Header && hdr_len_ == 0;
+  if (!boundary) {
+    marker_mismatch();
+    return;
+  }
+  if (!v.in_au || !v.has_vcl) {
+    // No picture in progress (an audio-only RTP frame, or the AU was closed already): the audio
+    // PES is whole, the rest has nothing to check.
+    if (marker_mode_ == MarkerMode::Trusted) emit_audio_pending(sink);
+    return;
+  }
+  // Bytes that end on a start code, or on a NAL unit too short to hold its header: the NAL unit is
+  // still to come (checked before the scan, which would otherwise step over that start code).
+  size_t n = v.es.size();
+  const uint8_t* e = v.es.data();
+  size_t need = v.codec == JN_CODEC_H265 ? 3 : 2;
+  for (size_t i = n >= 3 + need ? n - 2 - need : 0; i + 3 <= n; ++i) {
+    if (e[i] == 0 && e[i + 1] == 0 && e[i + 2] == 1) {
+      marker_mismatch();
+      return;
+    }
+  }
+  // The AU may end on a NAL unit whose header is not classified yet: do it now.
+  scan_video(sink, true);
+  if (state_ != State::Header || !v.in_au || !v.has_vcl) return;  // damage found: dropped
+  n = v.es.size();
+  if (marker_mode_ == MarkerMode::Learning) {
+    v.marker_end = n;  // verified when the next NAL unit shows up (check_marker)
+    return;
+  }
+  emit_audio_pending(sink);
+  emit_video(sink, n);
+  v.in_au = false;
+  v.scan = 0;
+  v.after_marker = true;
+  ++stats_.marker_frames;
+}
+
+// The first NAL unit after a marker: its start code [sc, sc + cl) must begin right at the marker
+// (trailing zero bytes before it allowed) and the NAL unit must start an AU.
+void PsDemuxer::check_marker(size_t sc, size_t cl, bool starts) {
+  auto& v = video_;
+  if (v.after_marker) {
+    v.after_marker = false;
+    if (!starts || sc != 0) {
+      // The AU closed on the marker went out short: the rest of it is skipped (not an AU start),
+      // and the next frame shows the gap.
+      marker_mismatch();
+      ++stats_.dropped_frames, ++v.seq;
+      v.discont = true;
+    }
+    return;
+  }
+  if (v.marker_end == kNoOffset || sc + cl <= v.marker_end) return;
+  bool ok = starts && sc <= v.marker_end && sc + cl >= v.marker_end + 3;
+  v.marker_end = kNoOffset;
+  if (!ok) {
+    marker_mismatch();
+    return;
+  }
+  if (++marker_agree_ >= cfg_.marker_trust_after) marker_mode_ = MarkerMode::Trusted;
 }
 
 void PsDemuxer::flush(Sink& sink) {
@@ -475,6 +647,7 @@ void PsDemuxer::video_payload(Sink& sink, const uint8_t* p, size_t n) {
       // What follows belongs to the dropped AU until the next AU start (skipped by the scan).
       v.es.clear(), v.scan = 0, v.in_au = false, v.discont = true;
       v.pes_pts_pending = false;
+      v.marker_end = kNoOffset;
       room = cfg_.max_video_frame;
     }
     size_t k = std::min(room, n);
@@ -510,6 +683,7 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
     size_t cl = 0;
     size_t sc = annexb::find_start_code(p, len, v.scan, &cl);
     if (sc >= len) {
+      if (v.after_marker && len > 3) check_marker(len, 0, false);  // no start code right after the marker
       // Keep the last two bytes: a start code may straddle the next chunk.
       if (len >= 2 && v.scan < len - 2) v.scan = len - 2;
       if (!v.in_au && len > 3) {  // no AU has begun: keep only what may start a 4-byte start code
@@ -580,6 +754,7 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
       else starts = t == annexb::h265::kAud || param || t == annexb::h265::kSeiPrefix || (t >= 41 && t <= 44) ||
                     (t >= 48 && t <= 55);
     }
+    if (v.after_marker || v.marker_end != kNoOffset) check_marker(sc, cl, starts);
     if (starts && v.in_au && v.has_vcl) {
       emit_video(sink, sc);  // the AU before this NAL is whole
       // emit_video removed [0, sc): this NAL now starts at 0.

@@ -2,6 +2,8 @@
 #include <junction/media/ps_rtp.hpp>
 #include <junction/proto/rtp.hpp>
 
+#include "ps_common.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -50,11 +52,13 @@ PsRtpReceiver::PsRtpReceiver(const PsRtpReceiverConfig& cfg) : cfg_(cfg), demux_
     slots_.resize(cfg_.reorder_window * cfg_.max_packet);
     slot_len_.assign(cfg_.reorder_window, 0);
     slot_seq_.assign(cfg_.reorder_window, -1);
+    slot_marker_.assign(cfg_.reorder_window, 0);
   }
 }
 
-void PsRtpReceiver::deliver(const uint8_t* payload, size_t size, PsDemuxer::Sink& sink) {
+void PsRtpReceiver::deliver(const uint8_t* payload, size_t size, bool marker, PsDemuxer::Sink& sink) {
   demux_.feed(payload, size, sink);
+  if (marker) demux_.frame_end(sink);
 }
 
 void PsRtpReceiver::drain(PsDemuxer::Sink& sink) {
@@ -64,7 +68,7 @@ void PsRtpReceiver::drain(PsDemuxer::Sink& sink) {
     slot_seq_[slot] = -1;
     --held_;
     ++expected_;
-    deliver(slots_.data() + slot * cfg_.max_packet, slot_len_[slot], sink);
+    deliver(slots_.data() + slot * cfg_.max_packet, slot_len_[slot], slot_marker_[slot] != 0, sink);
   }
 }
 
@@ -89,6 +93,65 @@ void PsRtpReceiver::flush_reorder(PsDemuxer::Sink& sink) {
 void PsRtpReceiver::finish(PsDemuxer::Sink& sink) {
   flush_reorder(sink);
   demux_.flush(sink);
+}
+
+namespace {
+constexpr uint32_t kRtpBlobMagic = 0x50535231;  // "PSR1"
+}
+
+void PsRtpReceiver::save(std::vector<uint8_t>& out) const {
+  BlobWriter w{out};
+  w.put(kRtpBlobMagic);
+  w.put(stats_), w.put(have_ssrc_), w.put(ssrc_), w.put(other_ssrc_), w.put(other_count_), w.put(started_), w.put(expected_);
+  w.put(static_cast<uint64_t>(held_));
+  for (size_t i = 0; i < slot_seq_.size(); ++i) {
+    if (slot_seq_[i] < 0) continue;
+    w.put(static_cast<uint16_t>(slot_seq_[i]));
+    w.put(slot_marker_[i]);
+    w.bytes(slots_.data() + i * cfg_.max_packet, slot_len_[i]);
+  }
+  std::vector<uint8_t> d;
+  demux_.save(d);
+  w.bytes(d);
+}
+
+bool PsRtpReceiver::restore(const uint8_t* data, size_t size) {
+  BlobReader r{data, size};
+  auto fail = [&] {
+    *this = PsRtpReceiver(cfg_);  // once per reload
+    return false;
+  };
+  if (r.get<uint32_t>() != kRtpBlobMagic) return fail();
+  stats_ = r.get<PsRtpReceiverStats>();
+  have_ssrc_ = r.flag(), ssrc_ = r.get<uint32_t>(), other_ssrc_ = r.get<uint32_t>(), other_count_ = r.get<uint32_t>();
+  started_ = r.flag(), expected_ = r.get<uint16_t>();
+  auto held = r.get<uint64_t>();
+  if (!r.ok || held > 65536) return fail();
+  held_ = 0;
+  std::fill(slot_seq_.begin(), slot_seq_.end(), -1);
+  for (uint64_t k = 0; k < held; ++k) {
+    auto seq = r.get<uint16_t>();
+    auto marker = r.get<uint8_t>();
+    const uint8_t* p = nullptr;
+    size_t n = 0;
+    if (!r.view(&p, &n, 65535)) return fail();
+    // Held packets fit this receiver's window if its configuration is the same; one that does
+    // not is given up (its gap is then declared lost, as a reorder flush would).
+    auto d = static_cast<uint16_t>(seq - expected_);
+    if (cfg_.reorder_window == 0 || d == 0 || d >= cfg_.reorder_window || n > cfg_.max_packet) continue;
+    size_t slot = seq % cfg_.reorder_window;
+    if (slot_seq_[slot] >= 0) continue;
+    std::memcpy(slots_.data() + slot * cfg_.max_packet, p, n);
+    slot_len_[slot] = static_cast<uint32_t>(n);
+    slot_seq_[slot] = seq;
+    slot_marker_[slot] = marker;
+    ++held_;
+  }
+  const uint8_t* dp = nullptr;
+  size_t dn = 0;
+  if (!r.view(&dp, &dn, size) || r.n != 0) return fail();
+  if (!demux_.restore(dp, dn)) return fail();
+  return true;
 }
 
 void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sink) {
@@ -140,7 +203,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
   }
   if (d == 0) {
     ++expected_;
-    deliver(payload, len, sink);
+    deliver(payload, len, h.marker, sink);
     drain(sink);
     return;
   }
@@ -153,7 +216,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
     }
     if (d == 0) {
       ++expected_;
-      deliver(payload, len, sink);
+      deliver(payload, len, h.marker, sink);
       drain(sink);
       return;
     }
@@ -171,6 +234,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
     std::memcpy(slots_.data() + slot * cfg_.max_packet, payload, len);
     slot_len_[slot] = static_cast<uint32_t>(len);
     slot_seq_[slot] = h.seq;
+    slot_marker_[slot] = h.marker ? 1 : 0;
     ++held_;
     ++stats_.reordered;
     // Waiting longer than the window holds would reorder nothing more: give up the oldest gap.
@@ -186,7 +250,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
     demux_.mark_loss(sink);
   }
   expected_ = static_cast<uint16_t>(h.seq + 1);
-  deliver(payload, len, sink);
+  deliver(payload, len, h.marker, sink);
 }
 
 }  // namespace junction::media

@@ -6,7 +6,12 @@
 // gb:<channel>: a viewer, which is what makes the gb28181 plugin INVITE the device) and end it.
 //
 // Admin commands (POST /api/v1/plugins/gb-consumer/cmd/VERB, JSON in and out):
-//   subscribe {"stream"}            -> {"status", "sub"}
+//   subscribe {"stream", "catch_up"?} -> {"status", "sub", "catch_up_frames"?}
+//                                   catch_up: also subscribes "<stream>/catchup/<sub>" and publishes
+//                                   media.keyframe_request {"stream", "reason": "join", "catch_up"}:
+//                                   a producer with a GOP cache (gb28181 media.gop_cache) replays it
+//                                   there, synchronously; frames of both subscriptions count as one,
+//                                   a live frame whose meta.seq was already seen is skipped ("dups").
 //   unsubscribe {"sub"}             -> {"status"}
 //   frames {"sub", "from"?}         -> {"stream", "frames", "video", "audio", "keyframes", "discont",
 //                                       "bytes", "vcodec", "acodec", "hashes": [per frame from
@@ -55,6 +60,11 @@ struct Sub {
   uint32_t vcodec = 0, acodec = 0;
   std::vector<uint64_t> hashes;
   std::string kinds;
+  bool dedupe = false;          // catch-up: frames by meta.seq per track, each once
+  bool have_seq[2] = {false, false};
+  uint32_t last_seq[2] = {0, 0};
+  uint64_t dups = 0, catch_up_frames = 0;
+  jn_handle catch_up_sub = JN_INVALID_HANDLE;
 };
 
 class GbConsumer : public junction::sdk::Plugin {
@@ -62,11 +72,21 @@ class GbConsumer : public junction::sdk::Plugin {
   GbConsumer(Host h, const jn_create_args&) : Plugin(h) {}
 
   void on_bus(jn_handle sub, uint64_t, jn_buf* buf) override {
+    if (auto a = alias_.find(sub); a != alias_.end()) sub = a->second;  // a catch-up subscription
     auto it = subs_.find(sub);
     if (it == subs_.end()) return;
     Sub& s = it->second;
     auto f = junction::media::frame_of(buf);
     if (!f.data) return;  // not a media frame
+    if (s.dedupe) {
+      int k = f.meta.kind == JN_MEDIA_VIDEO ? 0 : 1;
+      if (s.have_seq[k] && static_cast<int32_t>(f.meta.seq - s.last_seq[k]) <= 0) {
+        ++s.dups;
+        return;
+      }
+      s.have_seq[k] = true;
+      s.last_seq[k] = f.meta.seq;
+    }
     ++s.frames;
     s.bytes += f.size;
     bool video = f.meta.kind == JN_MEDIA_VIDEO;
@@ -112,11 +132,29 @@ class GbConsumer : public junction::sdk::Plugin {
         jn_status st = host().bus_subscribe(stream, 0, &h);
         if (st == JN_OK) subs_[h].stream = stream;
         host().log(JN_LOG_INFO, "gb-consumer: subscribed " + stream + " sub=" + std::to_string(h) + " status=" + std::to_string(st));
-        return reply(r, 200, {{"status", st}, {"sub", h}});
+        if (st != JN_OK || !b.value("catch_up", false)) return reply(r, 200, {{"status", st}, {"sub", h}});
+        std::string cu = stream + "/catchup/" + std::to_string(h);
+        jn_handle h2 = JN_INVALID_HANDLE;
+        if (host().bus_subscribe(cu, 0, &h2) != JN_OK) return reply(r, 200, {{"status", JN_ERR_INVALID}, {"sub", h}});
+        alias_[h2] = h;
+        subs_[h].dedupe = true;
+        subs_[h].catch_up_sub = h2;
+        uint64_t before = subs_[h].frames;
+        json ev = {{"stream", stream}, {"reason", "join"}, {"catch_up", cu}};
+        host().event_publish(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, ev.dump());  // the replay is synchronous
+        Sub& s = subs_[h];
+        s.catch_up_frames = s.frames - before;
+        host().log(JN_LOG_INFO, "gb-consumer: catch-up " + std::to_string(s.catch_up_frames) + " frames on " + stream +
+                                    " (sub " + std::to_string(h) + ")");
+        return reply(r, 200, {{"status", st}, {"sub", h}, {"catch_up_frames", s.catch_up_frames}});
       }
       if (verb == "unsubscribe") {
         jn_handle h = b.at("sub").get<uint64_t>();
         jn_status st = subs_.count(h) ? host().bus_unsubscribe(h) : JN_ERR_NOT_FOUND;
+        if (st == JN_OK && subs_[h].catch_up_sub != JN_INVALID_HANDLE) {
+          host().bus_unsubscribe(subs_[h].catch_up_sub);
+          alias_.erase(subs_[h].catch_up_sub);
+        }
         return reply(r, 200, {{"status", st}});
       }
       if (verb == "frames") {
@@ -132,7 +170,8 @@ class GbConsumer : public junction::sdk::Plugin {
         }
         return reply(r, 200, {{"stream", s.stream}, {"frames", s.frames}, {"video", s.video}, {"audio", s.audio},
                               {"keyframes", s.keyframes}, {"discont", s.discont}, {"bytes", s.bytes},
-                              {"dropped", s.dropped}, {"vcodec", codec_name(s.vcodec)}, {"acodec", codec_name(s.acodec)},
+                              {"dropped", s.dropped}, {"dups", s.dups}, {"catch_up_frames", s.catch_up_frames},
+                              {"vcodec", codec_name(s.vcodec)}, {"acodec", codec_name(s.acodec)},
                               {"hashes", hashes}, {"kinds", s.kinds.substr(from)}});
       }
       if (verb == "call") {
@@ -159,6 +198,7 @@ class GbConsumer : public junction::sdk::Plugin {
   void reply(const jn_admin_request& r, int code, const json& j) { host().admin_reply(r.reply, code, j.dump()); }
 
   std::map<jn_handle, Sub> subs_;
+  std::map<jn_handle, jn_handle> alias_;  // catch-up subscription -> its Sub's handle
   json calls_ = json::array();
 };
 

@@ -11,6 +11,7 @@
 #include <junction/media/keyframe.hpp>
 #include <junction/media/ps_rtp.hpp>
 #include <junction/util/addr.hpp>
+#include <junction/util/encoding.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -78,6 +79,8 @@ std::string host_port(const std::string& ip, uint16_t port) {
 }
 
 constexpr size_t kRecordChunk = 256u << 10;  // PS bytes handed to one file write
+constexpr size_t kMaxGopFrames = 2048;       // GOP cache entries (video + audio) per stream
+constexpr size_t kMaxCatchUpName = 256;
 
 }  // namespace
 
@@ -148,7 +151,13 @@ struct Stream {
   // Hot reload: frame numbering continues across the swap (see save_state).
   uint32_t seq_base[2] = {0, 0}, next_seq[2] = {0, 0};
   bool clean_restore = false, restored_seen[2] = {false, false};
-  bool last_marker = true;
+  // GOP cache (IngestConf::gop_cache, live only): refs to the pool buffers published since the last
+  // keyframe, in publish order; valid = starts with a keyframe and has no gap.
+  bool gop_on = false, gop_valid = false;
+  uint32_t gop_max_bytes = 0;
+  std::vector<jn_buf*> gop;
+  size_t gop_bytes = 0;
+  uint64_t gop_overflows = 0, catch_ups = 0;
 
   // control only
   KeyframeLimiter kf;
@@ -301,6 +310,37 @@ struct MediaIngest::Impl {
   }
 
   void tick(uint32_t loop);
+  void catch_up(Stream& s, const nlohmann::json& req);
+
+  // Stream mutex held.
+  void gop_clear(Stream& s) {
+    for (jn_buf* b : s.gop) host.buf_unref(b);
+    s.gop.clear();
+    s.gop_bytes = 0;
+  }
+  // A frame just published (stream mutex held, media loop): a keyframe starts a new GOP, a video gap
+  // spoils the one being cached (its frames would not decode), too much is dropped and counted.
+  void gop_add(Stream& s, jn_buf* b, bool video, uint32_t flags) {
+    if (video && (flags & JN_MF_KEY)) {
+      gop_clear(s);
+      s.gop_valid = true;
+    } else if (video && (flags & JN_MF_DISCONT)) {
+      gop_clear(s);
+      s.gop_valid = false;
+    }
+    if (!s.gop_valid) return;
+    if (s.gop_bytes + b->len > s.gop_max_bytes || s.gop.size() >= kMaxGopFrames) {
+      gop_clear(s);
+      s.gop_valid = false;
+      ++s.gop_overflows;
+      host.warn("gb28181 media " + s.prefix + ": GOP over media.gop_cache_max_bytes (" + std::to_string(s.gop_max_bytes) +
+                ") or " + std::to_string(kMaxGopFrames) + " frames: not cached until the next keyframe");
+      return;
+    }
+    host.buf_ref(b);
+    s.gop.push_back(b);
+    s.gop_bytes += b->len;
+  }
 };
 
 // Publishes a receiver's frames on the bus (media loop, under the stream's mutex).
@@ -351,6 +391,7 @@ struct PubSink final : StreamReceiver::Sink {
     b->flags |= JN_BUF_MEDIA;
     b->meta = meta;
     im.host.bus_publish_id(id, b);
+    if (s.gop_on) im.gop_add(s, b, t == 0, meta.frame_flags);
     im.host.buf_unref(b);
   }
   void on_problem(Problem p, const char* detail) override {
@@ -394,6 +435,50 @@ void MediaIngest::Impl::tick(uint32_t loop) {
       s->timeout_reported = true;
       push_event(EventType::Timeout, *s, "no RTP for " + std::to_string(now - since) + " ms");
     }
+  }
+}
+
+// A joining consumer asked for the cached GOP on its own stream name(s) (ingest.hpp, Catch-up).
+// The refs are taken under the stream's mutex, published without it (a subscriber may call back
+// into the plugin); frames the media loop publishes meanwhile go live and carry later seqs.
+void MediaIngest::Impl::catch_up(Stream& s, const nlohmann::json& req) {
+  auto name_of = [&](const char* key) -> std::string {
+    if (!req.contains(key)) return {};
+    const auto& v = req[key];
+    if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > kMaxCatchUpName) {
+      host.warn(std::string("gb28181 media ") + s.prefix + ": media.keyframe_request: \"" + key +
+                "\" must be a stream name of 1.." + std::to_string(kMaxCatchUpName) + " bytes (ignored)");
+      return {};
+    }
+    std::string n = v.get<std::string>();
+    if (n == s.prefix + JN_MEDIA_VIDEO_SUFFIX || n == s.prefix + JN_MEDIA_AUDIO_SUFFIX) {
+      host.warn("gb28181 media " + s.prefix + ": catch-up refused on the live stream name " + n);
+      return {};
+    }
+    return n;
+  };
+  std::string vname = name_of("catch_up"), aname = name_of("catch_up_audio");
+  if (vname.empty() && aname.empty()) return;
+  std::vector<jn_buf*> bufs;
+  {
+    std::lock_guard lk(s.mu);
+    if (!s.gop_on) {
+      host.info("gb28181 media " + s.prefix + ": catch-up asked, but media.gop_cache is off (nothing replayed)");
+      return;
+    }
+    if (!s.gop_valid || s.gop.empty()) return;  // no whole GOP yet: the consumer waits for a keyframe
+    bufs.reserve(s.gop.size());
+    for (jn_buf* b : s.gop) {
+      host.buf_ref(b);
+      bufs.push_back(b);
+    }
+    ++s.catch_ups;
+  }
+  for (jn_buf* b : bufs) {
+    bool video = b->meta.kind == JN_MEDIA_VIDEO;
+    const std::string& to = video ? vname : aname;
+    if (!to.empty()) host.bus_publish(to, b);
+    host.buf_unref(b);
   }
 }
 
@@ -441,6 +526,9 @@ Opened MediaIngest::open(const OpenRequest& req) {
   rc.reorder_window = im.conf.reorder_window;
   rc.max_video_frame = im.conf.max_video_frame;
   s->rx = std::make_unique<StreamReceiver>(rc);
+  s->gop_on = im.conf.gop_cache && req.purpose == Purpose::Live;
+  s->gop_max_bytes = im.conf.gop_cache_max_bytes;
+  if (s->gop_on) s->gop.reserve(256);
   if (!req.record_path.empty()) {
     if (req.purpose != Purpose::Download) {
       out.error = "record_path is for downloads";
@@ -563,6 +651,8 @@ bool MediaIngest::close(uint32_t id, std::string_view reason) {
     listener = s->listener;
     conn = s->conn;
     s->ended = true;
+    im.gop_clear(*s);
+    s->gop_on = false;
   }
   if (s->rec) im.record_flush(s->rec);  // the rest of the file; its writes finish on their own
   // No lock held: closing waits for the media loop's batch.
@@ -586,6 +676,10 @@ bool MediaIngest::stats(uint32_t id, Stats& out) const {
   out.transport = s->transport;
   out.stream = s->prefix;
   if (s->rx) s->rx->fill(out);
+  out.gop_cache_frames = s->gop.size();
+  out.gop_cache_bytes = s->gop_bytes;
+  out.gop_overflows = s->gop_overflows;
+  out.catch_ups = s->catch_ups;
   if (s->rec) {
     std::lock_guard rl(s->rec->mu);
     out.recorded_bytes = s->rec->written;
@@ -625,7 +719,6 @@ bool MediaIngest::on_udp(jn_handle sock, uint64_t c, const jn_datagram* d, size_
   PubSink sink(*impl_, *s, now);
   for (size_t i = 0; i < n; ++i) {
     const jn_buf* b = d[i].buf;
-    if (b->len >= 2) s->last_marker = (b->data[1] & 0x80) != 0;
     s->rx->on_datagram(b->data, b->len, now, sink);
   }
   return true;
@@ -711,6 +804,7 @@ bool MediaIngest::on_event(std::string_view topic, std::string_view json) {
       if (!s->sender && name == s->prefix + JN_MEDIA_VIDEO_SUFFIX) hit = s;
   }
   if (!hit) return false;
+  if (j.contains("catch_up")) impl_->catch_up(*hit, j);
   if (hit->kf.request(impl_->host.now_ms() * 1000000ull))
     impl_->listener.on_ingest_event(Event{EventType::KeyframeWanted, hit->id, hit->device, hit->channel, hit->prefix, reason});
   return true;
@@ -911,12 +1005,12 @@ std::string MediaIngest::save_state() {
   std::shared_lock lk(im.map_mu);
   for (auto& [id, s] : im.streams) {
     std::lock_guard sl(s->mu);
-    // The media loops are held (the core's reload barrier): frames complete at this instant go
-    // out now; a frame whose packets straddle the swap is the only thing the new demuxer drops.
-    bool clean = s->last_marker;
-    if (s->rx && clean) {
+    // The media loops are held (the core's reload barrier): the receiver's whole state (the frame
+    // in progress, packets held for reordering) goes to the new instance, which completes it.
+    std::string rx_state;
+    if (s->rx) {
       PubSink sink(im, *s, im.host.now_ms());
-      s->rx->finish(sink);
+      rx_state = s->rx->save(sink);
     }
     nlohmann::json e;
     e["id"] = s->id;
@@ -942,12 +1036,19 @@ std::string MediaIngest::save_state() {
     e["first_key"] = s->first_key_reported;
     e["ended"] = s->ended;
     e["next_seq"] = {s->next_seq[0], s->next_seq[1]};
-    e["clean"] = clean;
+    e["clean"] = false;  // (an older instance restoring this: the frame in progress was not flushed)
+    if (!rx_state.empty()) e["rx"] = junction::util::base64_encode(rx_state);
+    e["seq_base"] = {s->seq_base[0], s->seq_base[1]};
     e["sub"] = s->sub;
     e["ps"] = s->ps;
     e["pt"] = s->pt;
     e["seq"] = s->seq;
     e["have_to"] = s->have_to;
+    // The GOP cache's refs are not carried (the new instance caches from the next keyframe).
+    im.gop_clear(*s);
+    s->gop_valid = false;
+    e["gop_on"] = s->gop_on;
+    e["gop_max"] = s->gop_max_bytes;
     if (s->rec) {
       e["record_path"] = s->rec->path;
       save_recorder(s->rec);
@@ -1003,6 +1104,9 @@ bool MediaIngest::restore_state(std::string_view saved, std::string& error) {
     s->ps = e.value("ps", true);
     s->pt = e.value("pt", uint8_t{96});
     s->seq = e.value("seq", uint16_t{0});
+    s->gop_on = e.value("gop_on", false);
+    s->gop_max_bytes = e.value("gop_max", 4u << 20);
+    if (s->gop_on) s->gop.reserve(256);
     if (s->sender) {
       s->ssrc = e.value("ssrc", 0u);
       s->have_to = e.value("have_to", false) &&
@@ -1024,6 +1128,22 @@ bool MediaIngest::restore_state(std::string_view saved, std::string& error) {
       s->rx = std::make_unique<StreamReceiver>(rc);
       // The SSRC the old instance settled on is the stream's.
       s->rx->adopt_answer(ssrc != 0, ssrc, s->pt);
+      // Its receiver state: the frame in progress completes here, numbering continues in the
+      // demuxer itself (no seq_base, no DISCONT to hide). Without it (an older instance, a bad
+      // blob) the demuxer starts at the next pack header.
+      std::string blob;
+      if (e.contains("rx") && e["rx"].is_string()) {
+        if (junction::util::base64_decode(e["rx"].get<std::string>(), blob) && s->rx->restore(blob)) {
+          // The demuxer's own numbering goes on: the offset to the published one stays.
+          auto base = e.value("seq_base", std::vector<uint32_t>{0, 0});
+          s->seq_base[0] = base.size() == 2 ? base[0] : 0;
+          s->seq_base[1] = base.size() == 2 ? base[1] : 0;
+          s->clean_restore = false;
+        } else {
+          im.host.warn("gb28181 media " + s->prefix + ": the receiver state of the old instance could not be restored "
+                       "(the frame in progress at the reload is dropped)");
+        }
+      }
     }
     if (!s->id) continue;
     std::unique_lock lk(im.map_mu);

@@ -27,6 +27,17 @@
 // OpenRequest::rtp_timeout_ms), StreamEnd (the device closed the TCP connection / download done),
 // Error. The play side closes the stream (and BYEs) on Timeout / StreamEnd.
 //
+// Catch-up (GOP cache, IngestConf::gop_cache): a live stream keeps refs to the pool buffers it
+// published since the last keyframe (no copy; dropped at the next keyframe, at a loss, or when
+// over gop_cache_max_bytes). A joining consumer subscribes to a name of its own, then publishes
+//     media.keyframe_request {"stream": "<prefix>/video", "reason": "join",
+//                             "catch_up": "<its own name>", "catch_up_audio": "<name>"?}
+// and gets, synchronously on the control loop, the cached video frames (keyframe first) published
+// on "catch_up" (the audio ones on "catch_up_audio" if named), with their original meta.seq: it
+// then takes live frames whose seq is past the last one it got (the ones published meanwhile
+// are in both). The bus cannot publish to one subscriber of a stream, hence the second name.
+// The keyframe request itself still goes to the device (IFrame) as without the cache.
+//
 // Send (broadcast / talk): open_sender() binds (UDP, TCP passive) or waits for answer_sender()
 // (UDP peer, TCP active: connect); it subscribes to a bus audio stream (G.711A frames, e.g. a
 // WebRTC/SIP leg's "<src>/audio") and sends each frame as RTP to the device: plain RTP (PT 8
@@ -71,6 +82,11 @@ struct IngestConf {
   uint32_t reorder_flush_ms = 100;      // a gap older than this is declared lost
   uint32_t max_video_frame = 4u << 20;  // bytes of one access unit; larger ones are dropped
   uint32_t stats_interval_ms = 1000;    // fps / bitrate window
+  // GOP cache (live streams): refs to the frames published since the last keyframe, replayed to a
+  // joining consumer that asks for it (see "Catch-up" above). Costs one GOP of pool buffers per
+  // playing stream; a GOP over gop_cache_max_bytes is not cached (counted in gop_overflows).
+  bool gop_cache = false;
+  uint32_t gop_cache_max_bytes = 4u << 20;
 };
 
 struct OpenRequest {
@@ -129,6 +145,10 @@ struct Stats {
   double fps = 0, bitrate_bps = 0;            // over the last stats window
   uint64_t last_packet_ms = 0;
   uint64_t recorded_bytes = 0, record_errors = 0;  // Download: PS bytes written to record_path
+  uint64_t gop_cache_frames = 0, gop_cache_bytes = 0;  // held now (IngestConf::gop_cache)
+  uint64_t gop_overflows = 0, catch_ups = 0;           // GOPs too large to cache; joins served from it
+  uint64_t marker_frames = 0;                          // video frames closed on the RTP marker
+  std::string marker_mode;                             // "none" (no marker seen) | "trusted" | "ignored"
 };
 
 // The play side implements it (GbPlugin): events, always on the control loop.

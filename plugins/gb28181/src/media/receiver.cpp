@@ -352,6 +352,53 @@ void StreamReceiver::finish(Sink& sink) {
   rtp_->finish(ds);
 }
 
+namespace {
+constexpr uint32_t kRxBlobMagic = 0x47425231;  // "GBR1"
+template <class T>
+void put(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <class T>
+bool get(std::string_view& in, T& v) {
+  if (in.size() < sizeof v) return false;
+  std::memcpy(&v, in.data(), sizeof v);
+  in.remove_prefix(sizeof v);
+  return true;
+}
+}  // namespace
+
+std::string StreamReceiver::save(Sink& sink) {
+  if (tcp_) {
+    TcpSink ts(*this, sink);
+    tcp_->finish(ts);  // its last whole packet (held until the next header checks out)
+  }
+  std::string out;
+  put(out, kRxBlobMagic);
+  for (uint64_t v : {bytes_, tcp_bytes_, keyframes_, last_packet_ms_, video_frames_, audio_frames_, oversized_,
+                     demux_errors_, carried_packets_, carried_wrong_ssrc_, carried_wrong_pt_, carried_malformed_})
+    put(out, v);
+  for (uint32_t v : {width_, height_, video_codec_, audio_codec_}) put(out, v);
+  std::vector<uint8_t> rtp;
+  rtp_->save(rtp);
+  out.append(reinterpret_cast<const char*>(rtp.data()), rtp.size());
+  return out;
+}
+
+bool StreamReceiver::restore(std::string_view in) {
+  uint32_t magic = 0;
+  uint64_t c[12];
+  uint32_t d[4];
+  bool ok = get(in, magic) && magic == kRxBlobMagic;
+  for (auto& v : c) ok = ok && get(in, v);
+  for (auto& v : d) ok = ok && get(in, v);
+  if (!ok || !rtp_->restore(reinterpret_cast<const uint8_t*>(in.data()), in.size())) return false;
+  bytes_ = c[0], tcp_bytes_ = c[1], keyframes_ = c[2], last_packet_ms_ = c[3], video_frames_ = c[4];
+  audio_frames_ = c[5], oversized_ = c[6], demux_errors_ = c[7], carried_packets_ = c[8];
+  carried_wrong_ssrc_ = c[9], carried_wrong_pt_ = c[10], carried_malformed_ = c[11];
+  width_ = d[0], height_ = d[1], video_codec_ = d[2], audio_codec_ = d[3];
+  return true;
+}
+
 void StreamReceiver::roll_window(uint64_t now_ms) {
   if (!win_started_) {
     win_started_ = true;
@@ -397,6 +444,9 @@ void StreamReceiver::fill(Stats& o) const {
   o.fps = fps_;
   o.bitrate_bps = bitrate_;
   o.last_packet_ms = last_packet_ms_;
+  o.marker_frames = d.marker_frames;
+  // "none": the device sets no marker (frames close when the next one starts).
+  o.marker_mode = d.markers == 0 ? "none" : junction::media::to_string(rtp_->demuxer().marker_mode());
 }
 
 }  // namespace gb::media

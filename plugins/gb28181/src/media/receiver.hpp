@@ -17,6 +17,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 
 namespace gb::media {
 
@@ -57,6 +59,14 @@ class StreamReceiver {
   // End of stream (TCP closed, stream closed): the last whole frames are passed on.
   void finish(Sink& sink);
   void adopt_answer(bool has_ssrc, uint32_t ssrc, int payload_type);
+  // Hot reload: everything needed to go on where this one stopped -- the RTP receiver (sequence,
+  // packets held for reordering, the demuxer with the frame in progress) and this layer's
+  // counters -- as an opaque blob (same build on both sides). TCP: the deframer's last whole
+  // packet is passed on first (to sink); a packet the swap cut in two is not carried (the
+  // deframer resyncs, the frame it belonged to is dropped as after a loss).
+  std::string save(Sink& sink);
+  // Into a receiver built with the same config (after adopt_answer). False: a fresh receiver.
+  bool restore(std::string_view blob);
 
   // Counters into out (the fields this layer owns); fps / bitrate over [window start, now_ms].
   void fill(Stats& out) const;

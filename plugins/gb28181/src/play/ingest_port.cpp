@@ -32,6 +32,8 @@ class IngestMedia final : public PlayMedia, public media::IngestListener {
     c.reorder_flush_ms = k.reorder_flush_ms;
     c.max_video_frame = k.max_video_frame;
     c.stats_interval_ms = k.stats_interval_ms;
+    c.gop_cache = k.gop_cache;
+    c.gop_cache_max_bytes = k.gop_cache_max_bytes;
     ingest_.configure(c);
   }
   jn_status start() override { return ingest_.start(); }

@@ -11,13 +11,28 @@
 // Without a PSM the codecs are guessed: H.265 from a VPS/SPS/PPS/AUD/SEI/IRAP NAL header with
 // layer 0, else H.264; audio AAC from an ADTS sync word, G.711 A-law unless the first PES looks
 // like mu-law, MPEG audio refused. A video AU is passed on when the next one starts; an audio PES
-// when the start code after it proves its length right (or at mark_loss / flush).
+// when the start code after it proves its length right (or at mark_loss / flush) -- or both at
+// frame_end() (the RTP marker), once the stream has shown its markers can be trusted (below).
 //
 // Input is fed in arbitrary chunks (RTP payloads, TCP reads): every header may be split anywhere.
 // Access units are found from the elementary stream itself (AUD, parameter sets, SEI, first
 // slice of a picture), so a PES may carry part of an AU or the end of one and the start of the
 // next (as libavformat's muxer writes them). A video AU is complete when the next one starts
 // (one frame of latency) or at flush().
+//
+// The RTP marker (frame_end()): GB/T 28181 devices set it on the last packet of a frame's PS
+// bytes, so the AU in progress is whole then and can go out at once (no frame of latency; the
+// first keyframe of a stream included). A device that never sets the marker gets the old rule
+// (nothing else changes). Some set it wrong (on every packet, or every slice); each marker is
+// checked, and one that is not on an AU boundary -- inside a PES or a header, bytes that end on a
+// start code, or (seen with the next NAL unit) followed by anything but the start code of a NAL
+// unit that starts an AU -- sets the stream to Ignored: the old rule for good (until reset()),
+// counted in stats().marker_mismatches. Most wrong markers are caught before anything is emitted
+// (a marker inside a PES); the one case that costs a frame is a marker at a PES boundary inside an
+// AU (one PES per slice, each marked): that first AU goes out short and the next frame carries
+// JN_MF_DISCONT (the consumer sees the gap). A stream can instead be made to earn trust first
+// (`marker_trust_after` > 0: AUs close by the old rule until that many markers in a row were
+// verified on AU boundaries: Learning), at the price of the latency of those first frames.
 //
 // Damage: mark_loss() (the RTP layer saw a sequence gap) or any malformed header, PES length that
 // does not end on a start code, NAL unit with forbidden_zero_bit, or size cap drops every frame in
@@ -61,6 +76,8 @@ enum class PsError : uint8_t {
 const char* to_string(PsError e);
 
 struct PsDemuxerConfig {
+  bool close_on_marker = true;        // frame_end() may close an AU (see above); false: old rule only
+  uint32_t marker_trust_after = 0;    // markers verified on AU boundaries before they close AUs (0: at once)
   size_t max_video_frame = 4u << 20;  // bytes of one video access unit; larger ones are dropped
   size_t max_audio_frame = 16u << 10;  // bytes of one audio PES / ADTS frame
   size_t initial_video_reserve = 256u << 10;
@@ -80,7 +97,14 @@ struct PsDemuxerStats {
   uint64_t errors = 0;            // malformed structures (each also reported to Sink::on_error)
   uint64_t mpeg1_packs = 0;
   uint64_t psm = 0;               // program stream maps parsed
+  uint64_t markers = 0;           // frame_end() calls (RTP markers)
+  uint64_t marker_frames = 0;     // video AUs closed on a marker (not one frame late)
+  uint64_t marker_mismatches = 0; // markers that did not fall on an AU boundary (then: Ignored)
 };
+
+// How the demuxer treats frame_end() on this stream (see the header comment).
+enum class MarkerMode : uint8_t { Learning = 0, Trusted = 1, Ignored = 2 };
+const char* to_string(MarkerMode m);
 
 class PsDemuxer {
  public:
@@ -101,16 +125,29 @@ class PsDemuxer {
   void feed(const uint8_t* data, size_t size, Sink& sink);
   // The transport lost bytes before the next feed(): drop whatever is in progress, resync.
   void mark_loss(Sink& sink);
+  // The transport's frame boundary (the RTP marker) falls after the bytes fed so far: with a
+  // trusted marker the AU in progress and the pending audio go out now.
+  void frame_end(Sink& sink);
   // End of input: emits the access unit in progress (if it is whole) and the pending audio.
   void flush(Sink& sink);
   // Forget everything (a new source); the next frames carry JN_MF_DISCONT.
   void reset();
+
+  // Hot reload: the whole parsing state (the frame in progress, the header being collected, codec
+  // and timing, marker mode, counters) appended to out as an opaque, versioned blob, and taken
+  // back by a demuxer of the same configuration (what the old plugin instance saved, the new one
+  // restores): a frame whose bytes straddle the swap completes after it. restore() checks every
+  // field against this demuxer's caps; on a blob it cannot take it returns false and the demuxer
+  // is reset() (resyncs at the next pack header, as without a blob).
+  void save(std::vector<uint8_t>& out) const;
+  bool restore(const uint8_t* data, size_t size);
 
   const PsDemuxerStats& stats() const { return stats_; }
   PsError last_error() const { return last_error_; }
   // Codec of each track (JN_CODEC_NONE until the PSM or the data tells).
   uint32_t video_codec() const { return video_.codec; }
   uint32_t audio_codec() const { return audio_.codec; }
+  MarkerMode marker_mode() const { return marker_mode_; }
 
  private:
   enum class State : uint8_t { Hunt, Header, Payload, Skip };
@@ -139,6 +176,8 @@ class PsDemuxer {
     uint32_t seq = 0;
     std::vector<uint8_t> params;  // last VPS/SPS/PPS NAL units, 4-byte start codes
     std::vector<uint8_t> out;     // rewritten AU (start codes / injected parameter sets)
+    size_t marker_end = kNoOffset;  // Learning: es offset of the last marker (to be verified)
+    bool after_marker = false;      // Trusted: an AU was closed on a marker; the next NAL must start one
   };
   struct Audio {
     uint32_t codec = 0;
@@ -175,6 +214,8 @@ class PsDemuxer {
   void scan_video(Sink& sink, bool at_end);
   bool guess_video_codec(const uint8_t* nal, size_t avail);
   void emit_video(Sink& sink, size_t end);
+  void check_marker(size_t sc, size_t cl, bool starts);
+  void marker_mismatch();
   void audio_payload(Sink& sink, const uint8_t* p, size_t n);
   void audio_pes_end(Sink& sink);
   void guess_audio_codec(Sink& sink);
@@ -200,6 +241,8 @@ class PsDemuxer {
   bool seen_pack_ = false;
   int64_t last_pts90_ = 0;
   bool have_pts90_ = false;
+  MarkerMode marker_mode_ = MarkerMode::Learning;
+  uint32_t marker_agree_ = 0;  // Learning: markers in a row found on an AU boundary
   Video video_;
   Audio audio_;
 };

@@ -6,7 +6,9 @@
 // PsRtpPacketizer: PS bytes of one frame -> RTP packets (sequence, marker, timestamp).
 // PsRtpSender:     frames -> PsMuxer -> PsRtpPacketizer.
 // PsRtpReceiver:   RTP packets (UDP datagrams or RFC 4571 frames) -> a small reordering buffer
-//                  (duplicates dropped, late packets dropped, gaps reported as loss) -> PsDemuxer.
+//                  (duplicates dropped, late packets dropped, gaps reported as loss) -> PsDemuxer;
+//                  a packet with the marker bit is followed by PsDemuxer::frame_end (the frame's
+//                  PS bytes are all there: with a trusted marker the frame goes out at once).
 // Pure code: storage is sized at construction; nothing is allocated per packet.
 #pragma once
 
@@ -103,10 +105,16 @@ class PsRtpReceiver {
 
   const PsRtpReceiverStats& stats() const { return stats_; }
   PsDemuxer& demuxer() { return demux_; }
+  const PsDemuxer& demuxer() const { return demux_; }
+  // Hot reload: sequence state, SSRC, the packets held for reordering and the demuxer's state
+  // (PsDemuxer::save) as one blob; restore() into a receiver of the same configuration. False
+  // (and a fresh receiver) on a blob it cannot take.
+  void save(std::vector<uint8_t>& out) const;
+  bool restore(const uint8_t* data, size_t size);
   uint32_t ssrc() const { return ssrc_; }
 
  private:
-  void deliver(const uint8_t* payload, size_t size, PsDemuxer::Sink& sink);
+  void deliver(const uint8_t* payload, size_t size, bool marker, PsDemuxer::Sink& sink);
   void drain(PsDemuxer::Sink& sink);
   void skip_gap(PsDemuxer::Sink& sink);
 
@@ -122,6 +130,7 @@ class PsRtpReceiver {
   std::vector<uint8_t> slots_;  // reorder_window x max_packet payload bytes
   std::vector<uint32_t> slot_len_;
   std::vector<int32_t> slot_seq_;  // -1: empty
+  std::vector<uint8_t> slot_marker_;
 };
 
 }  // namespace junction::media

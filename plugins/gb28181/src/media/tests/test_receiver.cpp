@@ -241,14 +241,14 @@ TEST_CASE("gb media: stats: fps and bitrate over the window, codec and resolutio
   r.roll_window(2000);
   Stats st;
   r.fill(st);
-  // 51 frames sent, the last one waits for the next AU: 50 video frames in 2 s.
-  CHECK(st.video_frames == 50);
-  CHECK(st.fps == doctest::Approx(25.0));
+  // 51 frames sent, all out (the RTP marker closes the last one): 51 video frames in 2 s.
+  CHECK(st.video_frames == 51);
+  CHECK(st.fps == doctest::Approx(25.5));
   CHECK(st.bitrate_bps == doctest::Approx(bytes * 8 / 2.0));
   CHECK(st.video_codec == JN_CODEC_H264);
   CHECK(st.audio_codec == JN_CODEC_PCMA);
   CHECK(st.width == 1920);
   CHECK(st.height == 1080);
-  CHECK(st.keyframes == 2);  // frames 0 and 25 (frame 50, a keyframe, is still held)
+  CHECK(st.keyframes == 3);  // frames 0, 25 and 50
   CHECK(r.first_keyframe_seen());
 }
