@@ -405,3 +405,20 @@ TEST_CASE("sip auth: a nonce with any digit of its time, serial or MAC changed i
   std::string nonce2 = chal2.substr(chal2.find("nonce=\"") + 7, 64);
   CHECK(srv.verify(with_param(auth, "nonce", nonce2), "REGISTER", 1000, users()) == Verdict::BadNonce);
 }
+
+TEST_CASE("sip auth: the server's ha1() is digest_ha1 for its realm and algorithm, and verifies as a stored HA1") {
+  DigestServer srv(config(), 1000);
+  CHECK(srv.ha1("alice", "secret") == digest_ha1(DigestAlgorithm::MD5, "alice", "junction.test", "secret"));
+  DigestServer sha(config(true, DigestAlgorithm::SHA256), 1000);
+  CHECK(sha.ha1("alice", "secret") == digest_ha1(DigestAlgorithm::SHA256, "alice", "junction.test", "secret"));
+  std::string chal, auth;
+  srv.challenge(chal, 1000);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  std::string h = srv.ha1("alice", "secret");
+  CHECK(srv.verify(auth, "REGISTER", 1000, [&](std::string_view, DigestSecret& s) {
+    s.ha1 = h;
+    return true;
+  }) == Verdict::Ok);
+}

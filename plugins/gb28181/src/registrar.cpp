@@ -94,7 +94,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
                                    uint64_t cred_fp = sip::siphash24(tag_key_, u.data(), u.size()) ^
                                                  (sip::siphash24(tag_key_, password.data(), password.size()) * 0x9E3779B97F4A7C15ull);
                                    if (!d->ha1.set || d->ha1.fp != cred_fp) {
-                                     std::string h = sip::digest_ha1(sip::DigestAlgorithm::MD5, expect_user, conf_.realm, password);
+                                     std::string h = auth_->ha1(expect_user, password);
                                      if (h.size() != sizeof d->ha1.hex) {  // libcrypto failed: the password path
                                        out.password.assign(password);
                                        return true;

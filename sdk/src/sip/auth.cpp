@@ -354,6 +354,12 @@ uint64_t DigestServer::check_nonce(std::string_view nonce, uint64_t& ts) const {
   return get64(reinterpret_cast<const char*>(raw) + 8);
 }
 
+std::string DigestServer::ha1(std::string_view user, std::string_view password) const {
+  Hex h;
+  if (!hash_hex(cfg_.algorithm, {user, cfg_.realm, password}, crypto_.get(), h)) return {};
+  return std::string(h.view());
+}
+
 void DigestServer::challenge(std::string& out, uint64_t now_s, bool stale) {
   out.assign("Digest realm=");
   append_quoted(out, cfg_.realm);

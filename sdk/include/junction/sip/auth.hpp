@@ -112,6 +112,9 @@ class DigestServer {
                  std::string_view* user, uint64_t request_fp);
 
   const DigestServerConfig& config() const { return cfg_; }
+  // HA1 (lowercase hex of H(user:realm:password)) for this server's realm and algorithm, with its
+  // prefetched hash: for a caller that keeps HA1 per user (DigestSecret::ha1). Empty on failure.
+  std::string ha1(std::string_view user, std::string_view password) const;
 
  private:
   struct Slot {
