@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 
 using namespace junction::sip;
@@ -361,4 +362,63 @@ TEST_CASE("sip auth: escaped quoted-strings: the user, realm and uri are checked
   std::string wrong_realm = auth;
   wrong_realm.replace(wrong_realm.find("realm=\"a\\\"b\""), 12, "realm=\"a\\\"c\"");
   CHECK(srv.verify(wrong_realm, "REGISTER", 100, lookup) == Verdict::BadRealm);
+}
+
+TEST_CASE("sip auth: SipHash-2-4 reference vectors (key 00..0f, message 00..n-1)") {
+  unsigned char key[16], msg[16];
+  for (int i = 0; i < 16; ++i) key[i] = msg[i] = static_cast<unsigned char>(i);
+  SipKey k;
+  for (int i = 7; i >= 0; --i) {
+    k.k0 = (k.k0 << 8) | key[i];
+    k.k1 = (k.k1 << 8) | key[8 + i];
+  }
+  CHECK(siphash24(k, msg, 0) == 0x726fdb47dd0e0e31ull);
+  CHECK(siphash24(k, msg, 15) == 0xa129ca6149be45e5ull);
+  unsigned char out[16];
+  siphash24_128(k, msg, 0, out);
+  const unsigned char want[16] = {0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93};
+  CHECK(std::equal(out, out + 16, want));
+}
+
+TEST_CASE("sip auth: a nonce with any digit of its time, serial or MAC changed is not ours") {
+  DigestServer srv(config(), 1000);
+  std::string chal, auth;
+  srv.challenge(chal, 1000);
+  size_t at = chal.find("nonce=\"") + 7;
+  std::string nonce = chal.substr(at, 64);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  for (size_t i : {size_t(0), size_t(15), size_t(16), size_t(31), size_t(32), size_t(63)}) {
+    INFO(i);
+    std::string forged = nonce;
+    forged[i] = forged[i] == '0' ? '1' : '0';
+    CHECK(srv.verify(with_param(auth, "nonce", forged), "REGISTER", 1000, users()) == Verdict::BadNonce);
+  }
+  CHECK(srv.verify(auth, "REGISTER", 1000, users()) == Verdict::Ok);
+  // Two servers with the same secret but other realms do not share nonces.
+  DigestServerConfig other = config();
+  other.realm = "other.test";
+  DigestServer srv2(other, 1000);
+  std::string chal2;
+  srv2.challenge(chal2, 1000);
+  std::string nonce2 = chal2.substr(chal2.find("nonce=\"") + 7, 64);
+  CHECK(srv.verify(with_param(auth, "nonce", nonce2), "REGISTER", 1000, users()) == Verdict::BadNonce);
+}
+
+TEST_CASE("sip auth: the server's ha1() is digest_ha1 for its realm and algorithm, and verifies as a stored HA1") {
+  DigestServer srv(config(), 1000);
+  CHECK(srv.ha1("alice", "secret") == digest_ha1(DigestAlgorithm::MD5, "alice", "junction.test", "secret"));
+  DigestServer sha(config(true, DigestAlgorithm::SHA256), 1000);
+  CHECK(sha.ha1("alice", "secret") == digest_ha1(DigestAlgorithm::SHA256, "alice", "junction.test", "secret"));
+  std::string chal, auth;
+  srv.challenge(chal, 1000);
+  DigestClient cli;
+  REQUIRE(cli.set_challenge(chal));
+  REQUIRE(cli.authorize("REGISTER", "sip:junction.test", "alice", "secret", auth));
+  std::string h = srv.ha1("alice", "secret");
+  CHECK(srv.verify(auth, "REGISTER", 1000, [&](std::string_view, DigestSecret& s) {
+    s.ha1 = h;
+    return true;
+  }) == Verdict::Ok);
 }

@@ -193,7 +193,7 @@ void GbPlugin::on_keepalive(sip::TxnId id, Device& d) {
   ++keepalives_;
   host().counter_add("gb_keepalives_total");
   if (conf_.log_each) host().debug("gb28181: keepalive from " + d.conf.id);
-  stack_->respond(id, 200, {}, stack_->new_tag());
+  stack_->respond(id, 200, {}, registrar_->tag(id));
   Due due = offline_due(conf_, d.live);
   if (due.at < sweep_at_) schedule_sweep(due.at);
 }

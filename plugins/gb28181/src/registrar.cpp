@@ -4,6 +4,10 @@
 #include "timefmt.hpp"
 
 #include <junction/util/addr.hpp>
+#include <junction/util/random.hpp>
+
+#include <cstdio>
+#include <cstring>
 
 namespace gb {
 
@@ -18,10 +22,22 @@ Registrar::Registrar(const Conf& conf, Registry& reg, sip::Stack& stack, Redirec
   dc.nonce_ttl_s = conf.nonce_ttl_s;
   dc.algorithm = sip::DigestAlgorithm::MD5;  // what GB devices do (the document's samples)
   auth_ = std::make_unique<sip::DigestServer>(dc, hooks.now_ms() / 1000);
+  std::string k;
+  if (!junction::util::random_bytes(16, k) || k.size() < 16) k = stack.new_tag() + stack.new_tag();  // its own random source
+  std::memcpy(&tag_key_.k0, k.data(), 8);
+  std::memcpy(&tag_key_.k1, k.data() + 8, 8);
 }
 
 // A To tag for a response: the stateless path derives its own (the same for a retransmission).
-std::string Registrar::tag(sip::TxnId id) { return sip::Stack::is_stateless(id) ? std::string() : stack_.new_tag(); }
+std::string Registrar::tag(sip::TxnId id) {
+  if (sip::Stack::is_stateless(id)) return {};
+  uint64_t seq = ++tag_seq_;
+  uint64_t t = sip::siphash24(tag_key_, &seq, sizeof seq);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 0; i < 16; ++i) out[i] = kHex[(t >> (60 - 4 * i)) & 15];
+  return out;
+}
 
 void Registrar::refuse(sip::TxnId id, int code, const std::string& reason, std::string_view who, const sip::Flow& from,
                        std::string_view extra) {
@@ -45,7 +61,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
   if (!sip::parse_uri(m.request_uri(), ruri) || ruri.scheme == sip::Scheme::Other)
     return refuse(id, 400, "bad Request-URI", "?", from);
   if (!sip::parse_uri(m.to().uri_text, to) || to.scheme == sip::Scheme::Other) return refuse(id, 400, "bad To URI", "?", from);
-  std::string dev_id(to.user);
+  std::string_view dev_id = to.user;  // the request outlives this call: no copy
   if (!ruri.user.empty() && ruri.user != conf_.sip_id)
     return refuse(id, 403, "other platform " + std::string(ruri.user).substr(0, 32), dev_id.substr(0, 32), from);
   if (!is_gb_id(dev_id)) return refuse(id, 400, "To user is not a GB device ID", dev_id.substr(0, 32), from);
@@ -53,7 +69,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
   Device* d = reg_.find(dev_id);
   bool admitting = false;
   if (!d) {
-    if (!conf_.auto_admit) return refuse(id, 403, "unknown device", dev_id, from);
+    if (!conf_.auto_admit) return refuse(id, 403, "unknown device", dev_id.substr(0, 32), from);
     admitting = true;  // created only once its digest (with the platform password) checks out
   }
   const sip::Header* ah = m.find(sip::HeaderId::Authorization);
@@ -66,12 +82,28 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
   // Stateless (stateless_register): a retransmission reaches us again; its fingerprint lets the
   // digest accept the same nc once more and keeps it from looking like a reboot below.
   uint64_t fp = sip::Stack::is_stateless(id) ? sip::request_fingerprint(m) : 0;
-  std::string password = d ? (d->conf.password.empty() ? conf_.password : d->conf.password) : conf_.password;
-  std::string_view expect_user = d ? d->conf.auth_user() : std::string_view(dev_id);
+  std::string_view password = d ? (d->conf.password.empty() ? conf_.password : d->conf.password) : conf_.password;
+  std::string_view expect_user = d ? d->conf.auth_user() : dev_id;
   sip::Verdict v = auth_->verify(ah->value, "REGISTER", now / 1000,
                                  [&](std::string_view u, sip::DigestSecret& out) {
                                    if (u != expect_user || password.empty()) return false;
-                                   out.password = password;
+                                   if (!d) {
+                                     out.password.assign(password);
+                                     return true;
+                                   }
+                                   uint64_t cred_fp = sip::siphash24(tag_key_, u.data(), u.size()) ^
+                                                 (sip::siphash24(tag_key_, password.data(), password.size()) * 0x9E3779B97F4A7C15ull);
+                                   if (!d->ha1.set || d->ha1.fp != cred_fp) {
+                                     std::string h = auth_->ha1(expect_user, password);
+                                     if (h.size() != sizeof d->ha1.hex) {  // libcrypto failed: the password path
+                                       out.password.assign(password);
+                                       return true;
+                                     }
+                                     std::memcpy(d->ha1.hex, h.data(), h.size());
+                                     d->ha1.fp = cred_fp;
+                                     d->ha1.set = true;
+                                   }
+                                   out.ha1.assign(d->ha1.hex, sizeof d->ha1.hex);
                                    return true;
                                  },
                                  &user, fp);
@@ -91,7 +123,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
   if (const sip::Header* eh = m.find(sip::HeaderId::Expires)) {
     if (!sip::parse_uint(sip::trim_lws(eh->value), 0xffffffffu, expires)) return refuse(id, 400, "bad Expires", dev_id, from);
   }
-  std::string contact;
+  std::string_view contact;
   bool star = false;
   for (const sip::Header* h = m.find(sip::HeaderId::Contact); h; h = m.next(h)) {
     std::string_view rest = h->value, val;
@@ -103,7 +135,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
         continue;
       }
       if (contact.empty()) {
-        contact = std::string(c.addr.uri_text);
+        contact = c.addr.uri_text;
         if (c.expires >= 0) expires = uint64_t(c.expires);
       }
     }
@@ -118,7 +150,7 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
   if (expires != 0 && redirect_.enabled()) {
     if (const RedirectServer* srv = redirect_.pick(dev_id, now)) {
       hooks_.count("gb_redirects_total");
-      hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + dev_id + " from " + junction::util::format_addr(from.peer) + " -> 302 to " +
+      hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + std::string(dev_id) + " from " + junction::util::format_addr(from.peer) + " -> 302 to " +
                                   srv->id + "@" + srv->address);
       std::string extra = "Contact: <sip:" + srv->id + "@" + srv->address + ">\r\nExpires: " +
                           std::to_string(conf_.redirect.expires_s) + "\r\n";
@@ -130,14 +162,14 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
     d = hooks_.admit(dev_id);
     if (!d) return refuse(id, 403, "device limit reached", dev_id, from);
   }
-  std::string proto(sip::proto_name(from.proto));
+  std::string_view proto = sip::proto_name(from.proto);
   if (expires == 0) {
     bool was = d->live.registered;
     d->live.flow = from;
     d->live.last_seen = now;
     if (was) hooks_.offline(*d, "unregistered");
     if (conf_.log_each)
-      hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + dev_id + " from " + junction::util::format_addr(from.peer) + " over " + proto +
+      hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + std::string(dev_id) + " from " + junction::util::format_addr(from.peer) + " over " + std::string(proto) +
                                   " -> 200 (unregistered)");
     stack_.respond(id, 200, {}, tag(id), "Expires: 0\r\n");
     return;
@@ -148,10 +180,10 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
   bool retransmission = fp != 0 && l.registered && fp == l.reg_fp;
   bool rebooted = l.registered && !retransmission && (l.call_id != m.call_id() || m.cseq().seq <= l.cseq);
   bool moved = l.registered && !l.flow.same_peer(from);
-  l.call_id = std::string(m.call_id());
+  l.call_id.assign(m.call_id());  // assign: the strings keep their capacity across refreshes
   l.cseq = m.cseq().seq;
   l.reg_fp = fp;
-  l.contact = contact;
+  l.contact.assign(contact);
   l.flow = from;
   l.expires_at = now + expires * 1000;
   l.last_seen = now;
@@ -162,13 +194,21 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
     hooks_.count("gb_registrations_total");
   }
   if (conf_.log_each || fresh)
-    hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + dev_id + " from " + junction::util::format_addr(from.peer) + " over " + proto +
+    hooks_.log(JN_LOG_INFO, "gb28181: REGISTER " + std::string(dev_id) + " from " + junction::util::format_addr(from.peer) + " over " + std::string(proto) +
                                 " -> 200 (" + (fresh ? "new" : rebooted ? "new registration: rebooted" : "refresh") +
                                 (moved ? ", address changed" : "") + ", expires " + std::to_string(expires) + ")");
   hooks_.registered(*d, fresh);
-  std::string extra = "Contact: <" + contact + ">;expires=" + std::to_string(expires) + "\r\nExpires: " + std::to_string(expires) + "\r\n";
+  std::string extra;
+  extra.reserve(contact.size() + 96);
+  char num[24];
+  int nlen = std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(expires));
+  std::string_view exp(num, size_t(nlen));
+  extra.append("Contact: <").append(contact).append(">;expires=").append(exp).append("\r\nExpires: ").append(exp).append("\r\n");
   bool date = conf_.date_header && d->conf.date != "off";
-  if (date) extra += "Date: " + (d->conf.date == "rfc" ? rfc_date(wall_ms()) : gb_date(wall_ms(), conf_.date_utc_offset_min)) + "\r\n";
+  if (date)
+    extra.append("Date: ")
+        .append(d->conf.date == "rfc" ? rfc_date(wall_ms()) : gb_date(wall_ms(), conf_.date_utc_offset_min))
+        .append("\r\n");
   stack_.respond(id, 200, {}, tag(id), extra);
 }
 

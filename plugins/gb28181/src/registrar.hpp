@@ -47,9 +47,12 @@ class Registrar {
   Registrar(const Conf& conf, Registry& reg, junction::sip::Stack& stack, Redirector& redirect, RegistrarHooks& hooks,
             std::string nonce_secret);
   void on_register(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from);
+  // A To tag for a response to this request: empty for the stateless path (the stack derives
+  // one), else a fresh one (SipHash of a counter under a random key: unpredictable, unique, and
+  // no CSPRNG call per keepalive 200, which the profile showed at 15 % of that path).
+  std::string tag(junction::sip::TxnId id);
 
  private:
-  std::string tag(junction::sip::TxnId id);
   void refuse(junction::sip::TxnId id, int code, const std::string& reason, std::string_view who,
               const junction::sip::Flow& from, std::string_view extra = {});
 
@@ -59,6 +62,8 @@ class Registrar {
   Redirector& redirect_;
   RegistrarHooks& hooks_;
   std::unique_ptr<junction::sip::DigestServer> auth_;
+  junction::sip::SipKey tag_key_;
+  uint64_t tag_seq_ = 0;
 };
 
 }  // namespace gb

@@ -3,6 +3,9 @@
 #include "ids.hpp"
 
 #include <junction/util/addr.hpp>
+#include <junction/util/random.hpp>
+
+#include <cstring>
 
 namespace gb {
 
@@ -88,24 +91,118 @@ json device_conf_to_json(const DeviceConf& d, bool with_password) {
   return j;
 }
 
+Registry::Registry() : slots_(64) {
+  // A per-instance seed: the index's layout cannot be planned from outside.
+  std::string r;
+  seed_ = junction::util::random_bytes(8, r) && r.size() == 8 ? 0 : 0x9E3779B97F4A7C15ull;
+  for (char c : r) seed_ = (seed_ << 8) | uint8_t(c);
+}
+
+uint64_t Registry::hash(std::string_view id) const {
+  uint64_t h = seed_ ^ (id.size() * 0x9E3779B97F4A7C15ull);
+  size_t i = 0;
+  for (; i + 8 <= id.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, id.data() + i, 8);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+  }
+  uint64_t w = 0;
+  std::memcpy(&w, id.data() + i, id.size() - i);
+  h = (h ^ w) * 0x94d049bb133111ebull;
+  return h ^ (h >> 29);
+}
+
+bool Registry::matches(const Slot& s, std::string_view id) const {
+  if (s.len <= kInline) return s.len == id.size() && std::memcmp(s.key, id.data(), id.size()) == 0;
+  return devices_[s.idx].conf.id == id;
+}
+
+size_t Registry::probe(std::string_view id) const {
+  size_t mask = slots_.size() - 1;
+  for (size_t i = hash(id) & mask;; i = (i + 1) & mask)
+    if (slots_[i].idx == kEmpty || matches(slots_[i], id)) return i;
+}
+
 Device* Registry::find(std::string_view id) {
-  auto it = devices_.find(id);
-  return it == devices_.end() ? nullptr : &it->second;
+  const Slot& s = slots_[probe(id)];
+  return s.idx == kEmpty ? nullptr : &devices_[s.idx];
+}
+
+void Registry::grow() {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.size() * 2, Slot{});
+  size_t mask = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.idx == kEmpty) continue;
+    size_t i = hash(devices_[s.idx].conf.id) & mask;
+    while (slots_[i].idx != kEmpty) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
 }
 
 Device& Registry::put(const DeviceConf& c) {
-  auto it = devices_.find(std::string_view(c.id));
-  if (it == devices_.end()) it = devices_.emplace(c.id, Device{}).first;
-  it->second.conf = c;
-  return it->second;
+  size_t i = probe(c.id);
+  if (slots_[i].idx != kEmpty) {
+    Device& d = devices_[slots_[i].idx];
+    d.conf = c;
+    d.ha1 = {};
+    return d;
+  }
+  if ((count_ + 1) * 2 > slots_.size()) {
+    grow();
+    i = probe(c.id);
+  }
+  uint32_t idx;
+  if (!free_.empty()) {
+    idx = free_.back();
+    free_.pop_back();
+  } else {
+    idx = uint32_t(devices_.size());
+    devices_.emplace_back();
+  }
+  Device& d = devices_[idx];
+  d = Device{};
+  d.conf = c;
+  Slot& s = slots_[i];
+  s.idx = idx;
+  s.len = c.id.size() <= kInline ? uint8_t(c.id.size()) : uint8_t(kInline + 1);
+  if (c.id.size() <= kInline) std::memcpy(s.key, c.id.data(), c.id.size());
+  ++count_;
+  return d;
 }
 
 bool Registry::erase(std::string_view id) {
-  auto it = devices_.find(id);
-  if (it == devices_.end()) return false;
-  if (it->second.live.registered) --registered_;
-  devices_.erase(it);
+  size_t i = probe(id);
+  if (slots_[i].idx == kEmpty) return false;
+  uint32_t idx = slots_[i].idx;
+  if (devices_[idx].live.registered) --registered_;
+  devices_[idx] = Device{};  // conf.id empty: free
+  free_.push_back(idx);
+  --count_;
+  // Backward-shift deletion (linear probing): no tombstones, probe sequences stay short.
+  size_t mask = slots_.size() - 1;
+  slots_[i] = Slot{};
+  for (size_t j = (i + 1) & mask; slots_[j].idx != kEmpty; j = (j + 1) & mask) {
+    size_t home = hash(devices_[slots_[j].idx].conf.id) & mask;
+    // Move j back to the hole i when its home is not in the cyclic range (i, j].
+    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (stays) continue;
+    slots_[i] = slots_[j];
+    slots_[j] = Slot{};
+    i = j;
+  }
   return true;
+}
+
+std::pair<size_t, size_t> Registry::shape() const {
+  size_t longest = 0, mask = slots_.size() - 1;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].idx == kEmpty) continue;
+    size_t home = hash(devices_[slots_[i].idx].conf.id) & mask;
+    longest = std::max(longest, ((i - home) & mask) + 1);
+  }
+  return {slots_.size(), longest};
 }
 
 void Registry::set_registered(Device& d, bool on) {
@@ -117,7 +214,9 @@ void Registry::set_registered(Device& d, bool on) {
 
 json Registry::live_to_json() const {
   json a = json::array();
-  for (auto& [id, d] : devices_) {
+  for (const Device& d : devices_) {
+    if (d.conf.id.empty()) continue;
+    const std::string& id = d.conf.id;
     const DeviceLive& l = d.live;
     if (!l.registered && l.registrations == 0) continue;
     a.push_back({{"id", id},

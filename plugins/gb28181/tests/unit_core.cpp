@@ -16,6 +16,9 @@
 #include <junction/sip/message.hpp>
 
 #include <stdexcept>
+#include <vector>
+#include <cstdio>
+#include <set>
 
 using nlohmann::json;
 namespace sip = junction::sip;
@@ -121,6 +124,64 @@ TEST_CASE("device records: validation, update keeps the id, the view hides the p
   CHECK(back.password == "pw");
   CHECK(back.username == "admin");
   CHECK(back.date == "off");
+}
+
+TEST_CASE("registry: the flat index finds every device through growth and erasures; addresses stay put") {
+  gb::Registry r;
+  gb::DeviceConf c;
+  std::vector<std::string> ids;
+  std::vector<gb::Device*> at;
+  for (int i = 0; i < 5000; ++i) {  // several doublings of the index
+    char b[24];
+    std::snprintf(b, sizeof b, "3402000000132%07d", i);
+    ids.push_back(b);
+    c.id = b;
+    at.push_back(&r.put(c));
+  }
+  c.id = "340200000013200001";  // an 18-digit (2011) code and a long non-GB key share the index
+  gb::Device* short_id = &r.put(c);
+  c.id = std::string(40, '7');
+  gb::Device* long_id = &r.put(c);
+  CHECK(r.size() == 5002);
+  for (size_t i = 0; i < ids.size(); ++i) REQUIRE(r.find(ids[i]) == at[i]);  // same address after growth
+  CHECK(r.find("340200000013200001") == short_id);
+  CHECK(r.find(std::string(40, '7')) == long_id);
+  CHECK(r.find("34020000001329999999") == nullptr);
+  CHECK(r.find("") == nullptr);
+  CHECK(r.find(std::string_view(ids[0]).substr(0, 19)) == nullptr);
+  // Erase every third: the rest are still found (backward-shift deletion keeps probe chains whole).
+  size_t erased = 0;
+  for (size_t i = 0; i < ids.size(); i += 3) {
+    CHECK(r.erase(ids[i]));
+    ++erased;
+  }
+  CHECK_FALSE(r.erase(ids[0]));
+  CHECK(r.size() == 5002 - erased);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i % 3 == 0) CHECK(r.find(ids[i]) == nullptr);
+    else REQUIRE(r.find(ids[i]) == at[i]);
+  }
+  size_t seen = 0;
+  r.for_each([&](gb::Device&) { ++seen; });
+  CHECK(seen == r.size());
+  // A re-added device reuses a freed entry and starts with no live state.
+  c.id = ids[0];
+  gb::Device& again = r.put(c);
+  CHECK(r.find(ids[0]) == &again);
+  CHECK_FALSE(again.live.registered);
+  CHECK(again.live.registrations == 0);
+  auto [slots, longest] = r.shape();
+  CHECK(slots >= 2 * r.size());
+  CHECK(longest >= 1);
+  // Replacing the provisioning keeps the live state and drops the cached HA1.
+  gb::Device* d = r.find(ids[1]);
+  d->live.registrations = 3;
+  d->ha1.set = true;
+  c.id = ids[1];
+  c.password = "new";
+  CHECK(&r.put(c) == d);
+  CHECK(d->live.registrations == 3);
+  CHECK_FALSE(d->ha1.set);
 }
 
 TEST_CASE("registry: live state round trip (the hot-reload codec) keeps counts and flows") {
@@ -373,6 +434,19 @@ TEST_CASE("registrar: refusals") {
   }
   CHECK_FALSE(r.reg.find(kDev)->live.registered);
   CHECK(r.hooks.events.empty());
+}
+
+TEST_CASE("registrar: response tags for stateful requests are 16 hex digits and never repeat") {
+  Rig a, b;  // two instances: each its own key
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    for (Rig* r : {&a, &b}) {
+      std::string t = r->registrar->tag(sip::TxnId(1));
+      REQUIRE(t.size() == 16);
+      CHECK(t.find_first_not_of("0123456789abcdef") == std::string::npos);
+      CHECK(seen.insert(t).second);
+    }
+  }
 }
 
 TEST_CASE("registrar: both Request-URI forms; the digest username may be provisioned ('admin')") {

@@ -7,8 +7,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/hmac.h>
 
 #include <cstring>
 #include <initializer_list>
@@ -30,18 +28,11 @@ struct detail::DigestCrypto {
   EVP_MD* md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
   EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  EVP_MAC_CTX* mac = hmac ? EVP_MAC_CTX_new(hmac) : nullptr;
-  // The key `mac` was initialised with (empty: not yet). With the same key, EVP_MAC_init(NULL)
-  // restarts from the keyed state: no key schedule, no digest fetched by name (under a lock) per
-  // nonce.
-  std::string mac_key;
+  SipKey nonce_key;  // the nonce MAC's key, derived from the secret once
   DigestCrypto() = default;
   DigestCrypto(const DigestCrypto&) = delete;
   DigestCrypto& operator=(const DigestCrypto&) = delete;
   ~DigestCrypto() {
-    EVP_MAC_CTX_free(mac);
-    EVP_MAC_free(hmac);
     EVP_MD_CTX_free(ctx);
     EVP_MD_free(sha256);
     EVP_MD_free(md5);
@@ -51,6 +42,78 @@ struct detail::DigestCrypto {
     return m ? m : md_of(a);  // a failed fetch: the implicit one
   }
 };
+
+// ---- SipHash-2-4 (reference: https://github.com/veorq/SipHash) ----
+
+namespace {
+inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+inline uint64_t load_le64(const unsigned char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+struct SipState {
+  uint64_t v0, v1, v2, v3;
+  void round() {
+    v0 += v1;
+    v1 = rotl(v1, 13);
+    v1 ^= v0;
+    v0 = rotl(v0, 32);
+    v2 += v3;
+    v3 = rotl(v3, 16);
+    v3 ^= v2;
+    v0 += v3;
+    v3 = rotl(v3, 21);
+    v3 ^= v0;
+    v2 += v1;
+    v1 = rotl(v1, 17);
+    v1 ^= v2;
+    v2 = rotl(v2, 32);
+  }
+};
+// Absorbs data (with the length byte of the final block); the state is ready for finalisation.
+SipState sip_absorb(const SipKey& k, const void* data, size_t len, bool wide) {
+  SipState s{0x736f6d6570736575ull ^ k.k0, 0x646f72616e646f6dull ^ k.k1, 0x6c7967656e657261ull ^ k.k0,
+             0x7465646279746573ull ^ k.k1};
+  if (wide) s.v1 ^= 0xee;
+  const auto* p = static_cast<const unsigned char*>(data);
+  size_t full = len & ~size_t(7);
+  for (size_t i = 0; i < full; i += 8) {
+    uint64_t m = load_le64(p + i);
+    s.v3 ^= m;
+    s.round();
+    s.round();
+    s.v0 ^= m;
+  }
+  uint64_t b = uint64_t(len) << 56;
+  for (size_t i = 0; i < (len & 7); ++i) b |= uint64_t(p[full + i]) << (8 * i);
+  s.v3 ^= b;
+  s.round();
+  s.round();
+  s.v0 ^= b;
+  return s;
+}
+void store_le64(unsigned char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+}  // namespace
+
+uint64_t siphash24(const SipKey& k, const void* data, size_t len) {
+  SipState s = sip_absorb(k, data, len, false);
+  s.v2 ^= 0xff;
+  for (int i = 0; i < 4; ++i) s.round();
+  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+}
+
+void siphash24_128(const SipKey& k, const void* data, size_t len, unsigned char out[16]) {
+  SipState s = sip_absorb(k, data, len, true);
+  s.v2 ^= 0xee;
+  for (int i = 0; i < 4; ++i) s.round();
+  store_le64(out, s.v0 ^ s.v1 ^ s.v2 ^ s.v3);
+  s.v1 ^= 0xdd;
+  for (int i = 0; i < 4; ++i) s.round();
+  store_le64(out + 8, s.v0 ^ s.v1 ^ s.v2 ^ s.v3);
+}
 
 namespace {
 
@@ -229,6 +292,16 @@ DigestServer::DigestServer(DigestServerConfig cfg, uint64_t now_s)
     std::string rnd;
     if (util::random_bytes(32, rnd)) cfg_.secret = std::move(rnd);
   }
+  // The MAC key: the secret's SHA-256 (any length of secret counts in full), first 16 bytes.
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int dl = 0;
+  if (EVP_Digest(cfg_.secret.data(), cfg_.secret.size(), d, &dl, EVP_sha256(), nullptr) != 1 || dl < 16) {
+    // No SHA-256: the secret's own bytes (at least 16 unless even the CSPRNG failed above).
+    std::memset(d, 0, 16);
+    std::memcpy(d, cfg_.secret.data(), cfg_.secret.size() < 16 ? cfg_.secret.size() : 16);
+  }
+  crypto_->nonce_key.k0 = load_le64(d);
+  crypto_->nonce_key.k1 = load_le64(d + 8);
   slots_.resize(cfg_.nc_slots);
   // Serials are (time << 20 | count): a nonce of an earlier instance is at or below this.
   serial_ = watermark_ = (now_s + 1) << 20;
@@ -243,35 +316,15 @@ uint64_t get64(const char* p) {
   for (int i = 0; i < 8; ++i) v = (v << 8) | uint8_t(p[i]);
   return v;
 }
-// HMAC-SHA-256(secret, ts || serial || realm), first 16 bytes; false on a libcrypto failure.
-bool nonce_mac(const DigestServerConfig& cfg, const unsigned char* ts_serial, unsigned char* mac16,
-               detail::DigestCrypto* crypto) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  if (crypto && crypto->mac) {
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
-    size_t out = 0;
-    bool keyed = !crypto->mac_key.empty() && crypto->mac_key == cfg.secret;
-    if (!keyed) crypto->mac_key.clear();
-    if ((keyed ? EVP_MAC_init(crypto->mac, nullptr, 0, nullptr)
-               : EVP_MAC_init(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.secret.data()), cfg.secret.size(), params)) != 1 ||
-        EVP_MAC_update(crypto->mac, ts_serial, 16) != 1 ||
-        EVP_MAC_update(crypto->mac, reinterpret_cast<const unsigned char*>(cfg.realm.data()), cfg.realm.size()) != 1 ||
-        EVP_MAC_final(crypto->mac, mac, &out, sizeof mac) != 1 || out < 16)
-      return false;
-    if (!keyed) crypto->mac_key = cfg.secret;
-    std::memcpy(mac16, mac, 16);
-    return true;
-  }
-  std::string data(reinterpret_cast<const char*>(ts_serial), 16);
-  data += cfg.realm;
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), cfg.secret.data(), int(cfg.secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
-            data.size(), mac, &len) ||
-      len < 16)
-    return false;
-  std::memcpy(mac16, mac, 16);
-  return true;
+// SipHash-2-4-128(key, ts || serial || realm): the nonce's MAC. A PRF under a 128-bit key drawn
+// from the secret, as unforgeable for this as the HMAC it replaced, at a fraction of its cost
+// (no libcrypto call per nonce: the REGISTER path makes one and checks one).
+void nonce_mac(const DigestServerConfig& cfg, const unsigned char* ts_serial, unsigned char* mac16, const SipKey& key) {
+  unsigned char buf[16 + 256];
+  std::memcpy(buf, ts_serial, 16);
+  size_t n = cfg.realm.size() < 256 ? cfg.realm.size() : 256;  // a realm is short; the cap only bounds the stack buffer
+  std::memcpy(buf + 16, cfg.realm.data(), n);
+  siphash24_128(key, buf, 16 + n, mac16);
 }
 }  // namespace
 
@@ -282,7 +335,7 @@ std::string DigestServer::make_nonce(uint64_t now_s) {
   unsigned char buf[32];
   put64(buf, now_s);
   put64(buf + 8, serial_);
-  if (!nonce_mac(cfg_, buf, buf + 16, crypto_.get())) std::memset(buf + 16, 0, 16);  // matches nothing: check_nonce fails too
+  nonce_mac(cfg_, buf, buf + 16, crypto_->nonce_key);
   return util::hex_encode(std::string_view(reinterpret_cast<const char*>(buf), 32));
 }
 
@@ -295,10 +348,16 @@ uint64_t DigestServer::check_nonce(std::string_view nonce, uint64_t& ts) const {
     raw[i] = static_cast<unsigned char>(h << 4 | l);
   }
   unsigned char mac[16];
-  if (!nonce_mac(cfg_, raw, mac, crypto_.get())) return 0;
+  nonce_mac(cfg_, raw, mac, crypto_->nonce_key);
   if (CRYPTO_memcmp(mac, raw + 16, 16) != 0) return 0;
   ts = get64(reinterpret_cast<const char*>(raw));
   return get64(reinterpret_cast<const char*>(raw) + 8);
+}
+
+std::string DigestServer::ha1(std::string_view user, std::string_view password) const {
+  Hex h;
+  if (!hash_hex(cfg_.algorithm, {user, cfg_.realm, password}, crypto_.get(), h)) return {};
+  return std::string(h.view());
 }
 
 void DigestServer::challenge(std::string& out, uint64_t now_s, bool stale) {

@@ -1,8 +1,9 @@
 // HTTP Digest authentication for SIP (RFC 3261 22, RFC 2617, RFC 7616): a server that challenges
 // and verifies, and a client that answers 401 / 407 challenges.
 //
-// Server nonces are self-verifying: hex(issue time, serial) + an HMAC-SHA-256 over them, the realm
-// and the server's secret, so no table entry is made per challenge. An expired nonce gives
+// Server nonces are self-verifying: hex(issue time, serial) + a 128-bit SipHash-2-4 MAC over them
+// and the realm, keyed from the server's secret (SHA-256 of it, once), so no table entry is made
+// per challenge and a nonce costs no libcrypto call. An expired nonce gives
 // Verdict::Stale (answer 401 with stale=true). Replay protection (RFC 7616 3.3 nonce-count) uses
 // a fixed table of nonce slots (DigestServerConfig::nc_slots): each nonce's highest nc is kept;
 // an nc not above it is refused. When a slot is reused for a newer nonce, every nonce issued up to
@@ -23,6 +24,15 @@
 
 namespace junction::sip {
 
+// SipHash-2-4 (Aumasson and Bernstein), a keyed PRF for short inputs: the nonce MAC, and cheap
+// unpredictable tokens (tags) where a CSPRNG call per message would cost more than the message.
+struct SipKey {
+  uint64_t k0 = 0, k1 = 0;
+};
+uint64_t siphash24(const SipKey& k, const void* data, size_t len);
+// The 128-bit output variant (out: 16 bytes).
+void siphash24_128(const SipKey& k, const void* data, size_t len, unsigned char out[16]);
+
 enum class DigestAlgorithm : uint8_t { MD5, MD5Sess, SHA256, SHA256Sess };
 // "MD5", "MD5-sess", "SHA-256", "SHA-256-sess" (case-insensitive); false for anything else.
 bool parse_algorithm(std::string_view name, DigestAlgorithm& out);
@@ -40,7 +50,7 @@ std::string digest_response(DigestAlgorithm a, std::string_view ha1, std::string
 
 struct DigestServerConfig {
   std::string realm;
-  std::string secret;              // HMAC key of the nonces; shorter than 16 bytes (or empty): the
+  std::string secret;              // key of the nonces' MAC; shorter than 16 bytes (or empty): the
                                    // server draws 32 random bytes itself (nonces then die with it)
   uint64_t nonce_ttl_s = 300;      // a nonce older than this is stale
   bool qop_auth = true;            // offer qop="auth"; false: the legacy RFC 2069 form only
@@ -102,6 +112,9 @@ class DigestServer {
                  std::string_view* user, uint64_t request_fp);
 
   const DigestServerConfig& config() const { return cfg_; }
+  // HA1 (lowercase hex of H(user:realm:password)) for this server's realm and algorithm, with its
+  // prefetched hash: for a caller that keeps HA1 per user (DigestSecret::ha1). Empty on failure.
+  std::string ha1(std::string_view user, std::string_view password) const;
 
  private:
   struct Slot {
