@@ -1,0 +1,79 @@
+"""verto-ws login: passwords (PBKDF2 in the store), tokens from the admin API, -32000 / -32001,
+clientReady, sessid rules (another user's sessid refused, the same user's punts the old socket)."""
+from verto_env import PLUGIN, VertoTest, main
+
+
+class Login(VertoTest):
+    def test_password_login_and_client_ready(self):
+        self.start()
+        c = self.client()
+        r = c.login("1001@example.com", "pw1001")
+        self.assertEqual(r["result"]["message"], "logged in")
+        self.assertEqual(r["result"]["sessid"], c.sessid)
+        ready = c.wait_request("verto.clientReady")
+        self.assertEqual(ready["reattached_sessions"], [])
+        # the store holds a KDF record, never the password
+        users = self.j.cmd(PLUGIN, "users")["users"]
+        self.assertEqual(sorted(u["user"] for u in users), ["1001", "1002"])
+        self.assertTrue(all("hash" not in u for u in users))
+        self.assertIn(r"login 1001 (password)", self.j.wait_for_log(r"login 1001 \(password\)"))
+
+    def test_wrong_password_unknown_user_and_no_credentials(self):
+        self.start()
+        c = self.client()
+        r = c.call("login", {})  # credential-less first login of a reconnecting client
+        self.assertEqual(r["error"]["code"], -32000)
+        self.assertEqual(c.login("1001", "nope")["error"]["code"], -32001)
+        self.assertEqual(c.login("9999", "pw")["error"]["code"], -32001)
+        # nothing but login before a login
+        self.assertEqual(c.call("verto.subscribe", {"eventChannel": "chat.x"})["error"]["code"], -32000)
+        # the socket is still usable: the right password works
+        self.assertEqual(c.login("1001", "pw1001")["result"]["message"], "logged in")
+
+    def test_token_login_and_revoke(self):
+        self.start()
+        tok = self.j.cmd(PLUGIN, "token-issue", {"user": "1002", "ttl_s": 3600})
+        self.assertEqual(tok["user"], "1002")
+        c = self.client()
+        r = c.login("1002", "x", token=tok["token"])
+        self.assertEqual(r["result"]["message"], "logged in")
+        # a token does not log in as somebody else
+        self.assertEqual(self.client().login("1001", "x", token=tok["token"])["error"]["code"], -32001)
+        self.assertEqual(self.j.cmd(PLUGIN, "token-revoke", {"token": tok["token"]})["revoked"], 1)
+        self.assertEqual(self.client().login("1002", "x", token=tok["token"])["error"]["code"], -32001)
+        self.assertEqual(self.client().login("", "", token="not-a-token")["error"]["code"], -32001)
+        # deleting a user revokes its tokens and its password
+        tok2 = self.j.cmd(PLUGIN, "token-issue", {"user": "1002"})
+        self.assertEqual(self.j.cmd(PLUGIN, "user-del", {"user": "1002"})["tokens_revoked"], 1)
+        self.assertEqual(self.client().login("", "", token=tok2["token"])["error"]["code"], -32001)
+        self.assertEqual(self.client().login("1002", "pw1002")["error"]["code"], -32001)
+
+    def test_user_managed_with_junction_ctl(self):
+        self.start()
+        rc, out, err = self.j.ctl("cmd", PLUGIN, "user-add", '{"user":"carol","password":"s3cret!"}')
+        self.assertEqual(rc, 0, err)
+        c = self.client()
+        self.assertEqual(c.login("carol", "s3cret!")["result"]["message"], "logged in")
+
+    def test_sessid_of_another_user_is_in_use(self):
+        self.start()
+        a = self.logged_in("1001")
+        b = self.client(sessid=a.sessid)
+        r = b.login("1002", "pw1002")
+        self.assertEqual(r["error"]["code"], -32001)
+        self.assertIn("Session in use", r["error"]["message"])
+        # the holder is undisturbed
+        self.assertIn("result", a.call("echo", {"x": 1}))
+
+    def test_second_socket_with_live_sessid_punts_the_first(self):
+        self.start()
+        a = self.logged_in("1001")
+        b = self.client(sessid=a.sessid)
+        b.login_ok("1001", "pw1001")
+        a.wait_request("verto.punt")
+        a.wait_closed()
+        self.assertIn("result", b.call("echo", {}))
+
+
+if __name__ == "__main__":
+    main()
