@@ -160,9 +160,10 @@ struct Call {
   std::string far_sdp;  // the other side's SDP (its offer for inbound calls, its answer otherwise)
   std::string own_sdp;  // the browser's SDP
   std::string peer_uri, peer_name, core_call_id;
+  std::string own_name;  // the browser's caller_id_name (outbound calls)
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Call, id, callid, sessid, user, leg, inbound, state, held, far_sdp, own_sdp, peer_uri,
-                                                peer_name, core_call_id)
+                                                peer_name, core_call_id, own_name)
 
 // A password check (or hash) on the worker pool: PBKDF2 takes tens of milliseconds, which no
 // loop may spend.
@@ -797,6 +798,7 @@ class VertoWs : public junction::sdk::Plugin {
     call.peer_uri = dest_uri(number);
     call.peer_name = str_of(dp, "remote_caller_id_name");
     std::string from = conf_.default_scheme + ":" + c->user, name = str_of(dp, "caller_id_name");
+    call.own_name = name;
     std::string sessid = c->sessid;
     const uint64_t id = call.id;
     const std::string to = call.peer_uri;
@@ -817,7 +819,9 @@ class VertoWs : public junction::sdk::Plugin {
     ev.headers = hdr.data();
     ev.header_count = static_cast<uint32_t>(hdr.size());
     jn_handle leg = 0;
+    originating_ = id;  // a B-leg offered to this plugin while the core routes it is this call's
     jn_status st = host().call_originate(ev, id, &leg);  // may deliver events (even REJECT) before it returns
+    originating_ = 0;
     Call* now = this->call(id);
     if (st != JN_OK) {
       host().info("call " + callid + " to " + to + " not placed: " + (st == JN_ERR_NOT_FOUND ? "nothing routes it" : "status " + std::to_string(st)));
@@ -1047,8 +1051,10 @@ class VertoWs : public junction::sdk::Plugin {
     std::string callid = cl->callid;
     switch (ev.type) {
       case JN_CALL_RINGING: {
+        // Early media: a RINGING that carries media (its SDP from a verto leg; other plugins'
+        // media gets its SDP from the PeerConnection glue, README "Media").
         std::string sdp = header_of(ev, kSdpHeader);
-        if (!sdp.empty() && cl->state == kDialing) {
+        if ((!sdp.empty() || (ev.media && ev.media->count)) && cl->state == kDialing) {
           cl->state = kEarly;
           cl->far_sdp = sdp;
           if (h) request(h, "verto.media", json{{"callID", callid}, {"sdp", sdp}});
@@ -1096,6 +1102,18 @@ class VertoWs : public junction::sdk::Plugin {
     }
   }
 
+  // The A-leg of this plugin that placed a call from `from` to `to`: the one being originated
+  // right now, else the newest unanswered one that matches.
+  const Call* caller_leg(const std::string& from, const std::string& to) {
+    std::string prefix = conf_.default_scheme + ":";
+    if (from.rfind(prefix, 0) != 0) return nullptr;
+    if (originating_) return call(originating_);
+    const Call* best = nullptr;
+    for (auto& [id, c] : calls_)
+      if (!c.inbound && c.state != kAnswered && c.user == from.substr(prefix.size()) && c.peer_uri == to) best = &c;
+    return best;
+  }
+
   void incoming(jn_handle leg, const jn_call_event& ev) {
     std::string target(to_sv(ev.target.len ? ev.target : ev.to));
     std::string user = target.substr(target.find(':') == std::string::npos ? 0 : target.find(':') + 1);
@@ -1126,6 +1144,12 @@ class VertoWs : public junction::sdk::Plugin {
     cl.far_sdp = header_of(ev, kSdpHeader);
     cl.peer_uri = std::string(to_sv(ev.from));
     cl.peer_name = std::string(to_sv(ev.from_name));
+    // The core does not carry an OFFER's metadata (headers, from_name) to the B-leg yet: a call
+    // between two browsers of this server takes the caller's SDP and name from its A-leg here.
+    if (const Call* a = caller_leg(cl.peer_uri, std::string(to_sv(ev.to)))) {
+      if (cl.far_sdp.empty()) cl.far_sdp = a->own_sdp;
+      if (cl.peer_name.empty()) cl.peer_name = a->own_name;
+    }
     cl.core_call_id = std::string(to_sv(ev.call_id));
     if (cl.peer_name.empty()) cl.peer_name = cl.peer_uri;
     host().leg_set_cookie(leg, cl.id);
@@ -1269,7 +1293,7 @@ class VertoWs : public junction::sdk::Plugin {
   Conf conf_;
   uint64_t generation_ = 0;
   jn_handle endpoint_ = 0, tick_ = 0, heartbeat_ = 0;
-  uint64_t serial_ = 0, started_ms_ = 0;
+  uint64_t serial_ = 0, started_ms_ = 0, originating_ = 0;
   int64_t server_id_ = 0;
   uint64_t event_serno_ = 0;
   std::map<jn_handle, Conn> conns_;
