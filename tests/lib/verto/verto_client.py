@@ -72,7 +72,7 @@ class VertoClient:
             self.cond.notify_all()
 
     def send(self, obj):
-        self.ws.send(obj if isinstance(obj, str) else json.dumps(obj))
+        self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
 
     def request(self, method, params=None, id=None):
         """Sends a request; returns the id it used."""
