@@ -75,5 +75,27 @@ class Login(VertoTest):
         self.assertIn("result", b.call("echo", {}))
 
 
+class ShippedConf(VertoTest):
+    def test_shipped_conf_and_sample_load(self):
+        """conf/plugins/verto-ws.toml and the plugin's sample parse and serve (port swapped for a free one)."""
+        import os
+        import re
+        from verto_env import free_port
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+        for path in ("conf/plugins/verto-ws.toml", "plugins/verto-ws/verto-ws.toml"):
+            with open(os.path.join(root, path)) as f:
+                text = f.read()
+            self.assertIn('listen = "127.0.0.1:8081"', text)
+            port = free_port()
+            j = self.server(plugins={PLUGIN: re.sub(r'127\.0\.0\.1:8081', f"127.0.0.1:{port}", text)})
+            j.start()
+            j.wait_for_log(rf"verto listening on ws://127\.0\.0\.1:{port}/verto")
+            self.port = port
+            c = self.client(headers={"Origin": "http://127.0.0.1"})
+            self.assertEqual(c.call("login", {})["error"]["code"], -32000)
+            c.close()
+            j.stop()
+
+
 if __name__ == "__main__":
     main()
