@@ -612,14 +612,9 @@ class VertoWs : public junction::sdk::Plugin {
         // Calls not yet answered cannot survive the socket: end them; answered ones wait for
         // a reconnect with the same sessid (verto.attach) until detach_timeout_ms.
         std::vector<uint64_t> ids;
-        bool any = false;
         for (auto& [cid, call] : calls_)
-          if (call.sessid == c.sessid) {
-            any = true;
-            if (call.state != kAnswered || conf_.detach_timeout_ms == 0) ids.push_back(cid);
-          }
+          if (call.sessid == c.sessid && (call.state != kAnswered || conf_.detach_timeout_ms == 0)) ids.push_back(cid);
         for (uint64_t cid : ids) end_call(cid, 503, "connection-lost");
-        if (!any || ids.size() == 0) {}
         host().info("session " + verto::printable(c.sessid) + " of " + c.user + " detached");
       }
     }
@@ -947,7 +942,23 @@ class VertoWs : public junction::sdk::Plugin {
       host().call_send(cl->leg, ev);
       return verto::make_result(m.id, json{{"message", "SENT"}}, sessid);
     }
-    return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: verto.info needs msg or dtmf");
+    // An application event for the other leg (e.g. {"type":"open-door"} to a door station).
+    if (auto it = p.find("info"); it != p.end() && it->is_object() && it->contains("type") && (*it)["type"].is_string()) {
+      std::string type = (*it)["type"];
+      if (type.empty() || type.size() > 64) return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: info.type");
+      Call* cl = named_call(*c, p);
+      if (!cl) return no_call(*c, m);
+      std::string sessid = c->sessid;
+      json b = it->value("body", json());
+      std::string body = b.is_string() ? b.get<std::string>() : b.is_null() ? std::string() : b.dump(-1, ' ', false, json::error_handler_t::replace);
+      jn_call_event ev = Host::event(JN_CALL_INFO);
+      ev.info_type = to_jn(type);
+      ev.info_body = to_jn(body);
+      host().info("info " + verto::printable(type) + " on " + cl->callid + " from " + c->user);
+      host().call_send(cl->leg, ev);
+      return verto::make_result(m.id, json{{"message", "SENT"}}, sessid);
+    }
+    return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: verto.info needs msg, dtmf or info");
   }
 
   json modify(jn_handle h, verto::Message& m) {

@@ -6,10 +6,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "intercom-json", "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "xxxcid-gateway", "tests"))
 
 from verto_env import VertoTest, free_port, main, wait_until  # noqa: E402
 import intercom_env  # noqa: E402
 from intercom_peer import Screen  # noqa: E402
+import threading  # noqa: E402
+import xx_common  # noqa: E402
+from door_sim import DoorSim, OP_ANSWER, OP_HANGUP, OP_TALK, OP_UNLOCK  # noqa: E402
 
 
 class CrossPlugin(VertoTest):
@@ -56,6 +60,33 @@ class CrossPlugin(VertoTest):
         s.end("x1")
         bye = b.wait_request("verto.bye")
         self.assertEqual(bye["callID"], inv["callID"])
+
+
+    def test_door_station_calls_a_browser_user(self):
+        """An XXXCID door's call for its room is routed to the browser user named by the room key
+        (a conf route); the browser answers (op 4 + talk op 6), opens the door (INFO open-door ->
+        op 10) and hangs up (op 30 to the door)."""
+        self.users = dict(self.users, **{"00010108090": "doorpw"})
+        conf, ports = xx_common.plugin_conf()
+        self.start(plugins={"xxxcid-gateway": conf},
+                   routes=[{"match": "regex", "pattern": r"xxxcid:room/([0-9]+)", "targets": ["verto:$1"]}])
+        self.j.cmd("xxxcid-gateway", "bind", {"uid": xx_common.UID, "room": xx_common.ROOM, "community": xx_common.COMMUNITY})
+        b = self.logged_in("00010108090")
+        door = DoorSim(ports["door"], ports["video"], ports["audio"], addr=xx_common.DOOR)
+        self.addCleanup(door.close)
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=door.call(xx_common.CALLEE)), daemon=True)
+        t.start()
+        inv = b.wait_request("verto.invite")
+        self.assertEqual(inv["caller_id_number"], "xxxcid:door/" + xx_common.DOOR)
+        b.answer(inv["callID"])
+        t.join(10)
+        self.assertEqual(result.get("r"), "answer")
+        door.wait(door.got(OP_TALK, callee=xx_common.CALLEE), what="talk (op 6)")
+        b.result("verto.info", {"dialogParams": {"callID": inv["callID"]}, "info": {"type": "open-door"}})
+        door.wait(door.got(OP_UNLOCK), what="unlock (op 10)")
+        b.bye(inv["callID"])
+        door.wait(door.got(OP_HANGUP), what="hang-up (op 30)")
 
 
 if __name__ == "__main__":
