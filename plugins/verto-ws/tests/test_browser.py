@@ -131,6 +131,22 @@ class Browser(VertoTest):
         b.evaluate("v.hangup(cid)")
         self.assertEqual(a.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
 
+    def test_plugin_hot_reload_during_a_browser_call(self):
+        self.start()
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        self.call_between(a, b)
+        r = self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+        self.assertGreaterEqual(r["generation"], 1)
+        self.j.wait_for_log(r"restored 2 connection\(s\), 2 session\(s\), 2 call\(s\)")
+        # the pages' sockets never closed, and the call goes on through the new instance
+        self.assertFalse(a.evaluate("v.closed") or b.evaluate("v.closed"))
+        a.evaluate("v.dtmf(cid, '4')")
+        self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.dtmf)")["dtmf"], "4")
+        b.evaluate("v.hangup(cid)")
+        self.assertEqual(a.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
+
     def test_reload_attaches_and_second_tab_punts(self):
         self.start(detach_timeout_ms=60000)
         a, b = self.page(), self.page()
