@@ -75,6 +75,47 @@ class Login(VertoTest):
         self.assertIn("result", b.call("echo", {}))
 
 
+class Wss(VertoTest):
+    def test_login_over_wss_with_the_configured_certificate(self):
+        import os
+        import shutil
+        import socket
+        import ssl
+        import sys
+        import tempfile
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tests", "integration"))
+        from test_tls_endpoints import make_pki
+        pki = tempfile.mkdtemp(prefix="jn-pki-")
+        self.addCleanup(shutil.rmtree, pki, True)
+        make_pki(pki)
+        self.start(tls_cert=os.path.join(pki, "server.pem"), tls_key=os.path.join(pki, "server.key"))
+        self.j.wait_for_log(r"verto listening on wss://")
+        ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.pem"))
+        tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.port), timeout=10), server_hostname="127.0.0.1")
+        real = socket.create_connection
+        socket.create_connection = lambda *a, **k: tls  # WsClient opens its socket this way
+        try:
+            c = self.client()
+        finally:
+            socket.create_connection = real
+        self.assertEqual(c.login("1001", "pw1001")["result"]["message"], "logged in")
+        # plain ws:// on the same port is not served
+        with self.assertRaises((ConnectionError, OSError)):
+            self.client().call("echo", {})
+
+
+class TokenExpiry(VertoTest):
+    def test_an_expired_token_is_refused(self):
+        from verto_env import wait_until
+        self.start()
+        tok = self.j.cmd(PLUGIN, "token-issue", {"user": "1001", "ttl_s": 2})
+        self.assertEqual(self.client().login("", "", token=tok["token"])["result"]["message"], "logged in")
+        # no event marks the expiry: poll until the clock passes it (at most the ttl)
+        wait_until(lambda: "error" in self.client().login("", "", token=tok["token"]), timeout=10, interval=0.2,
+                   what="the token to expire")
+        self.j.wait_for_log(r"login refused for .*: token expired")
+
+
 class ShippedConf(VertoTest):
     def test_shipped_conf_and_sample_load(self):
         """conf/plugins/verto-ws.toml and the plugin's sample parse and serve (port swapped for a free one)."""
