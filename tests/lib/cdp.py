@@ -26,7 +26,8 @@ from ws_client import WsClient
 CHROMIUM = os.environ.get("JN_CHROMIUM", shutil.which("chromium") or "chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--use-fake-ui-for-media-stream",
          "--use-fake-device-for-media-stream", "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-         "--disable-dev-shm-usage", "--mute-audio", "--autoplay-policy=no-user-gesture-required"]
+         "--disable-dev-shm-usage", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
+         "--allow-loopback-in-peer-connection"]  # ICE on 127.0.0.1: the only address tests may use
 
 
 def have_chromium():
@@ -43,6 +44,7 @@ class Session:
     def __init__(self, ws_url, timeout=30):
         u = urllib.parse.urlparse(ws_url)
         self.ws = WsClient(u.hostname, u.port, u.path, timeout=timeout)
+        self.ws.sock.settimeout(None)  # the reader blocks until Chromium says something, however long
         self.next_id = 0
         self.cond = threading.Condition()
         self.replies = {}

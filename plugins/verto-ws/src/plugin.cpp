@@ -4,12 +4,15 @@
 // where the protocol document is silent.
 #include "credentials.hpp"
 #include "jsonrpc.hpp"
+#include "media.hpp"
 #include "media_desc.hpp"
 
 #include <junction/plugin.hpp>
 #include <junction/util/addr.hpp>
 #include <junction/util/config.hpp>
 #include <junction/util/state.hpp>
+#include <junction/media_frame.h>
+#include <junction/webrtc/srtp.hpp>
 
 #include <chrono>
 #include <map>
@@ -26,7 +29,8 @@ using junction::sdk::to_sv;
 using verto::json;
 
 constexpr uint32_t kStateSchema = 1;
-constexpr uint64_t kTickCookie = 1, kHeartbeatCookie = 2;
+constexpr uint64_t kTickCookie = 1, kHeartbeatCookie = 2, kMediaTickCookie = 3;
+constexpr uint64_t kMediaTickMs = 20;
 constexpr int64_t kTickMs = 1000;
 const char* const kSdpHeader = "app-verto-sdp";
 
@@ -56,6 +60,8 @@ struct Conf {
   std::map<std::string, std::vector<std::string>> user_channels;
   std::vector<std::string> core_events;
   std::string default_scheme = "verto";
+  std::string media = "webrtc";  // webrtc: the server terminates the browser's media; none: signalling only
+  verto::MediaConf media_conf;
 };
 
 bool read_list(junction::util::ConfigReader& r, const std::string& key, std::vector<std::string>& out) {
@@ -83,7 +89,7 @@ Conf read_conf(const Host& host) {
   r.known_keys({"listen", "ws_path", "tls_cert", "tls_key", "allowed_origins", "allow_no_origin", "max_message", "max_batch",
                 "login_timeout_ms", "idle_ping_ms", "idle_timeout_ms", "rate_per_s", "rate_burst", "bad_limit", "kdf_iterations",
                 "token_ttl_s", "detach_timeout_ms", "heartbeat_ms", "heartbeat_channel", "channels", "user_channels", "core_events",
-                "default_scheme", "library"});
+                "default_scheme", "media", "media_ip", "port_range", "library"});
   r.str("listen", c.listen, true);
   r.str("ws_path", c.ws_path, true);
   r.str("tls_cert", c.tls_cert);
@@ -106,6 +112,13 @@ Conf read_conf(const Host& host) {
   read_list(r, "channels", c.channels);
   read_list(r, "core_events", c.core_events);
   r.str("default_scheme", c.default_scheme, true);
+  r.choice("media", c.media, {"webrtc", "none"});
+  r.str("media_ip", c.media_conf.ip, true);
+  r.str("port_range", c.media_conf.port_range, true);
+  {
+    jn_addr a{};
+    if (!junction::util::parse_ip(c.media_conf.ip, a)) r.fail("media_ip", "must be an IP address (the candidate browsers send media to)");
+  }
   if (r.has("user_channels")) {
     auto t = r.table("user_channels");
     for (auto& [user, v] : t.conf().items()) {
@@ -161,9 +174,10 @@ struct Call {
   std::string own_sdp;  // the browser's SDP
   std::string peer_uri, peer_name, core_call_id;
   std::string own_name;  // the browser's caller_id_name (outbound calls)
+  bool media = false;    // a MediaLeg terminates the browser's WebRTC
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Call, id, callid, sessid, user, leg, inbound, state, held, far_sdp, own_sdp, peer_uri,
-                                                peer_name, core_call_id, own_name)
+                                                peer_name, core_call_id, own_name, media)
 
 // A password check (or hash) on the worker pool: PBKDF2 takes tens of milliseconds, which no
 // loop may spend.
@@ -250,6 +264,7 @@ class VertoWs : public junction::sdk::Plugin {
       return st;
     }
     started_ms_ = host().now_ms();
+    if (media_on() && !init_media("")) return JN_ERR_INTERNAL;
     start_timers();
     for (auto& p : conf_.core_events) host().event_subscribe(p);
     host().info(std::string("verto listening on ") + (conf_.tls_cert.empty() ? "ws://" : "wss://") + conf_.listen + conf_.ws_path +
@@ -257,8 +272,29 @@ class VertoWs : public junction::sdk::Plugin {
     return JN_OK;
   }
 
+  bool media_on() const { return conf_.media == "webrtc"; }
+
+  // libsrtp2 through the core's pin, then our DTLS certificate: a fresh one, or the previous
+  // instance's (a hot reload keeps the fingerprint browsers have).
+  bool init_media(const std::string& pem) {
+    if (!junction::webrtc::srtp_library_init(host())) {
+      host().set_error("libsrtp2 could not be initialised");
+      return false;
+    }
+    std::string err;
+    bool gcm = junction::webrtc::srtp_suite_works(junction::webrtc::SrtpSuite::AeadAes128Gcm);
+    if (!(pem.empty() ? cert_.generate(&err, gcm) : cert_.from_pem(pem, &err, gcm))) {
+      host().set_error("DTLS certificate: " + err);
+      return false;
+    }
+    host().event_subscribe(JN_MEDIA_KEYFRAME_REQUEST_TOPIC);
+    host().info("WebRTC media on " + conf_.media_conf.ip + " (ports from [ports." + conf_.media_conf.port_range + "]), DTLS " + cert_.fingerprint());
+    return true;
+  }
+
   void start_timers() {
     host().timer(kTickMs, kTickMs, kTickCookie, &tick_);
+    if (media_on()) host().timer(kMediaTickMs, kMediaTickMs, kMediaTickCookie, &media_tick_);
     if (conf_.heartbeat_ms) host().timer(conf_.heartbeat_ms, conf_.heartbeat_ms, kHeartbeatCookie, &heartbeat_);
   }
 
@@ -271,6 +307,8 @@ class VertoWs : public junction::sdk::Plugin {
     st.set("endpoint", endpoint_).set("tick", tick_).set("heartbeat", heartbeat_).set("heartbeat_ms", conf_.heartbeat_ms);
     st.set("serial", serial_).set("server_id", server_id_).set("event_serno", event_serno_).set("started_ms", started_ms_);
     st.set("conns", conns).set("sessions", sessions).set("calls", calls);
+    st.set("media_tick", media_tick_);
+    if (cert_.valid()) st.set("cert", cert_.to_pem());
     out = st.encode();
     return JN_OK;
   }
@@ -289,6 +327,11 @@ class VertoWs : public junction::sdk::Plugin {
     s.read("server_id", server_id_);
     s.read("event_serno", event_serno_);
     s.read("started_ms", started_ms_);
+    s.read("media_tick", media_tick_);
+    if (media_on()) {
+      if (!init_media(s.get<std::string>("cert", ""))) return JN_ERR_INTERNAL;
+      if (!media_tick_) host().timer(kMediaTickMs, kMediaTickMs, kMediaTickCookie, &media_tick_);
+    }
     for (auto& c : s["conns"]) {
       Conn conn = c.get<Conn>();
       conns_[conn.h] = conn;
@@ -297,11 +340,16 @@ class VertoWs : public junction::sdk::Plugin {
       Session ss = c.get<Session>();
       sessions_[ss.sessid] = ss;
     }
+    size_t lost_media = 0;
     for (auto& c : s["calls"]) {
       Call call = c.get<Call>();
+      lost_media += call.media;
+      call.media = false;
       by_callid_[call.callid] = call.id;
       calls_[call.id] = call;
     }
+    if (lost_media)
+      host().warn(std::to_string(lost_media) + " call(s) lost their WebRTC media in the reload (PeerConnections are not carried over yet); their signalling goes on");
     if (s.get<uint32_t>("heartbeat_ms", 0) != conf_.heartbeat_ms) {
       if (heartbeat_) host().stop_timer(heartbeat_);
       heartbeat_ = 0;
@@ -588,7 +636,25 @@ class VertoWs : public junction::sdk::Plugin {
     for (uint64_t cid : ids) {
       Call* cl = call(cid);
       reattached.push_back(cl->callid);
-      request(h, "verto.attach", json{{"callID", cl->callid}, {"sdp", cl->far_sdp}, {"caller_id_name", cl->peer_name},
+      std::string sdp = cl->far_sdp;
+      if (verto::MediaLeg* old = leg_of(cid)) {
+        // The page's PeerConnection is gone: a new leg, a fresh offer for what the far leg has.
+        std::string why, offer;
+        auto leg = new_leg(cid, why);
+        if (leg) {
+          leg->far_audio_media = old->far_audio_media;
+          leg->far_video_media = old->far_video_media;
+        }
+        if (!leg || !leg->offer(leg->far_audio_media, leg->far_video_media, offer, why)) {
+          host().warn("call " + cl->callid + ": no fresh offer for verto.attach: " + why);
+        } else {
+          retire(cid);
+          media_[cid] = std::move(leg);
+          sdp = offer;
+        }
+        cl = call(cid);
+      }
+      request(h, "verto.attach", json{{"callID", cl->callid}, {"sdp", sdp}, {"caller_id_name", cl->peer_name},
                                       {"caller_id_number", cl->peer_uri}, {"callee_id_name", user}, {"callee_id_number", user},
                                       {"display_direction", cl->inbound ? "inbound" : "outbound"}});
       host().info("call " + cl->callid + " re-attached to " + user);
@@ -708,6 +774,14 @@ class VertoWs : public junction::sdk::Plugin {
 
   void on_event(std::string_view topic, std::string_view text) override {
     json data = json::parse(text, nullptr, false);
+    if (topic == JN_MEDIA_KEYFRAME_REQUEST_TOPIC) {  // a consumer of a browser's video wants a keyframe
+      std::string stream = data.is_object() ? data.value("stream", "") : "";
+      for (auto& [i, l] : media_)
+        if (l->owns_stream(stream)) l->request_keyframe(host().now_ms());
+      bool exposed = false;
+      for (auto& p : conf_.core_events) exposed = exposed || topic.substr(0, p.size()) == p;
+      if (!exposed) return;
+    }
     if (data.is_discarded()) data = std::string(text);
     deliver(std::string(topic), json{{"data", data}});
   }
@@ -726,6 +800,7 @@ class VertoWs : public junction::sdk::Plugin {
   // --- timers ----------------------------------------------------------------------------------------
   void on_timer(jn_handle, uint64_t cookie) override {
     if (cookie == kHeartbeatCookie) return heartbeat();
+    if (cookie == kMediaTickCookie) return media_tick();
     if (cookie != kTickCookie) return;
     uint64_t now = host().now_ms();
     std::vector<jn_handle> close, ping;
@@ -779,8 +854,26 @@ class VertoWs : public junction::sdk::Plugin {
     }
     if (by_callid_.count(callid)) return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: callID in use");
     verto::MediaDesc media;
+    junction::webrtc::MediaStreams wmedia;
     std::string why;
-    if (!media.parse(sdp, why)) {
+    const uint64_t new_id = serial_ + 1;
+    std::vector<std::string> bus_names;
+    if (media_on()) {
+      // The browser's offer as the core sees it: its codecs, and where its media will be on the
+      // bus once we answer it (verto/<id>/audio|video).
+      junction::webrtc::Description d;
+      junction::webrtc::ParseError err;
+      if (!junction::webrtc::parse_description(sdp, d, err)) {
+        bad(*c, "verto.invite " + callid + ": " + err.reason);
+        return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + err.reason);
+      }
+      junction::webrtc::to_media_streams(d, wmedia);
+      for (size_t i = 0; i < wmedia.size(); ++i) {
+        uint32_t k = wmedia[i].kind;
+        wmedia.entries_[i]->bus_stream = k == JN_MEDIA_AUDIO || k == JN_MEDIA_VIDEO ? stream_prefix(new_id) + (k == JN_MEDIA_AUDIO ? JN_MEDIA_AUDIO_SUFFIX : JN_MEDIA_VIDEO_SUFFIX) : "";
+      }
+      wmedia.finish();
+    } else if (!media.parse(sdp, why)) {
       bad(*c, "verto.invite " + callid + ": " + why);
       return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
     }
@@ -804,13 +897,13 @@ class VertoWs : public junction::sdk::Plugin {
     send(h, verto::make_result(m.id, json{{"message", "CALL CREATED"}, {"callID", callid}}, sessid));
     host().info("verto.invite " + callid + " from " + from + " to " + to);
     std::vector<jn_header> hdr;
-    hdr.push_back({to_jn(kSdpHeader), to_jn(sdp)});
+    if (!media_on()) hdr.push_back({to_jn(kSdpHeader), to_jn(sdp)});  // signalling only: the SDP goes to the other browser
     hdr.push_back({to_jn("app-verto-callid"), to_jn(callid)});
     jn_call_event ev = Host::event(JN_CALL_OFFER);
     ev.from = to_jn(from);
     ev.to = to_jn(to);
     ev.from_name = to_jn(name);
-    ev.media = media.desc();
+    ev.media = media_on() ? wmedia.desc() : media.desc();
     ev.headers = hdr.data();
     ev.header_count = static_cast<uint32_t>(hdr.size());
     jn_handle leg = 0;
@@ -859,8 +952,17 @@ class VertoWs : public junction::sdk::Plugin {
     if (!cl || !cl->inbound || cl->state == kAnswered) return cl ? verto::make_error(m.id, verto::kInvalidParams, "Invalid params: not an unanswered inbound call") : no_call(*c, m);
     std::string sdp = str_of(m.params, "sdp");
     verto::MediaDesc media;
+    junction::webrtc::MediaStreams wmedia;
     std::string why;
-    if (!media.parse(sdp, why)) {
+    if (verto::MediaLeg* leg = leg_of(cl->id)) {
+      if (!leg->apply(sdp, why)) {
+        bad(*c, "verto.answer " + cl->callid + ": " + why);
+        return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
+      }
+      leg->subscribe(leg->far_audio_media.bus_stream, leg->far_video_media.bus_stream);
+      leg->to_core(wmedia);
+      host().info("call " + cl->callid + " media: " + leg->summary());
+    } else if (!media.parse(sdp, why)) {
       bad(*c, "verto.answer: " + why);
       return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
     }
@@ -872,9 +974,10 @@ class VertoWs : public junction::sdk::Plugin {
     host().info("call " + callid + " answered by " + c->user);
     jn_header hdr{to_jn(kSdpHeader), to_jn(sdp)};
     jn_call_event ev = Host::event(JN_CALL_ANSWER);
-    ev.media = media.desc();
-    ev.headers = &hdr;
-    ev.header_count = 1;
+    bool terminated = wmedia.size() > 0;
+    ev.media = terminated ? wmedia.desc() : media.desc();
+    ev.headers = terminated ? nullptr : &hdr;
+    ev.header_count = terminated ? 0 : 1;
     host().call_send(leg, ev);
     return nullptr;
   }
@@ -1005,6 +1108,15 @@ class VertoWs : public junction::sdk::Plugin {
     Call* cl = named_call(*c, m.params);
     if (!cl) return no_call(*c, m);
     cl->own_sdp = str_of(m.params, "sdp");
+    if (verto::MediaLeg* leg = leg_of(cl->id); leg && !leg->pc()) {
+      std::string why;
+      if (!leg->apply(cl->own_sdp, why)) {
+        bad(*c, "verto.attach " + cl->callid + ": " + why);
+        return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
+      }
+      leg->subscribe(leg->far_audio_media.bus_stream, leg->far_video_media.bus_stream);
+      host().info("call " + cl->callid + " media re-attached: " + leg->summary());
+    }
     host().info("call " + cl->callid + " re-attached by " + c->user);
     return verto::make_result(m.id, json{{"message", "CALL ANSWERED"}, {"callID", cl->callid}}, c->sessid);
   }
@@ -1030,6 +1142,7 @@ class VertoWs : public junction::sdk::Plugin {
   }
 
   void forget(uint64_t id) {
+    retire(id);
     auto it = calls_.find(id);
     if (it == calls_.end()) return;
     by_callid_.erase(it->second.callid);
@@ -1066,6 +1179,11 @@ class VertoWs : public junction::sdk::Plugin {
         // media gets its SDP from the PeerConnection glue, README "Media").
         std::string sdp = header_of(ev, kSdpHeader);
         if ((!sdp.empty() || (ev.media && ev.media->count)) && cl->state == kDialing) {
+          if (media_on() && !cl->inbound && !leg_of(cookie) && has_av(ev.media)) {
+            std::string why;
+            if (!start_outbound_media(cookie, ev.media, sdp, why)) return media_failed(cookie, why);
+            cl = call(cookie);
+          }
           cl->state = kEarly;
           cl->far_sdp = sdp;
           if (h) request(h, "verto.media", json{{"callID", callid}, {"sdp", sdp}});
@@ -1074,6 +1192,15 @@ class VertoWs : public junction::sdk::Plugin {
       }
       case JN_CALL_ANSWER: {
         std::string sdp = header_of(ev, kSdpHeader);
+        if (media_on() && !cl->inbound && has_av(ev.media)) {
+          if (!leg_of(cookie)) {
+            std::string why;
+            if (!start_outbound_media(cookie, ev.media, sdp, why)) return media_failed(cookie, why);
+            cl = call(cookie);
+          } else {
+            sdp.clear();  // answered in verto.media already (early media)
+          }
+        }
         if (!sdp.empty()) cl->far_sdp = sdp;
         cl->state = kAnswered;
         if (ev.target.len) cl->peer_uri = std::string(to_sv(ev.target));
@@ -1164,6 +1291,20 @@ class VertoWs : public junction::sdk::Plugin {
     cl.core_call_id = std::string(to_sv(ev.call_id));
     if (cl.peer_name.empty()) cl.peer_name = cl.peer_uri;
     host().leg_set_cookie(leg, cl.id);
+    if (media_on() && has_av(ev.media)) {
+      // We terminate the browser's WebRTC: our own offer for what the caller has.
+      std::string why, offer;
+      auto ml = new_leg(cl.id, why);
+      if (ml) far_media(ev.media, ml->far_audio_media, ml->far_video_media);
+      if (!ml || !ml->offer(ml->far_audio_media, ml->far_video_media, offer, why)) {
+        host().info("call to " + target + " rejected: media: " + why);
+        host().call_send(leg, JN_CALL_REJECT, 488, "media: " + why);
+        return;
+      }
+      cl.far_sdp = offer;
+      cl.media = true;
+      media_[cl.id] = std::move(ml);
+    }
     std::string callid = cl.callid;
     json p = {{"callID", callid}, {"sdp", cl.far_sdp}, {"caller_id_name", cl.peer_name}, {"caller_id_number", cl.peer_uri},
               {"callee_id_name", user}, {"callee_id_number", user}, {"display_direction", "outbound"}};
@@ -1173,6 +1314,109 @@ class VertoWs : public junction::sdk::Plugin {
     request(h, "verto.invite", p);
     host().call_send(leg, JN_CALL_RINGING);
     gauges();
+  }
+
+  // --- media glue ------------------------------------------------------------------------------
+  std::string stream_prefix(uint64_t id) const { return "verto/" + std::to_string(id); }
+
+  verto::MediaLeg* leg_of(uint64_t id) {
+    auto it = media_.find(id);
+    return it == media_.end() ? nullptr : it->second.get();
+  }
+
+  static bool has_av(const jn_media_desc* d) {
+    if (!d) return false;
+    for (uint32_t i = 0; i < d->count; ++i)
+      if (d->streams[i] && (d->streams[i]->kind == JN_MEDIA_AUDIO || d->streams[i]->kind == JN_MEDIA_VIDEO)) return true;
+    return false;
+  }
+
+  // The first audio and the first video stream of the far leg's media.
+  static void far_media(const jn_media_desc* d, junction::webrtc::LocalMedia& audio, junction::webrtc::LocalMedia& video) {
+    bool a = false, v = false;
+    for (uint32_t i = 0; d && i < d->count; ++i) {
+      const jn_media_stream* s = d->streams[i];
+      if (!s) continue;
+      if (s->kind == JN_MEDIA_AUDIO && !a) audio = junction::webrtc::LocalMedia::from_media_stream(*s), a = true;
+      if (s->kind == JN_MEDIA_VIDEO && !v) video = junction::webrtc::LocalMedia::from_media_stream(*s), v = true;
+    }
+  }
+
+  std::unique_ptr<verto::MediaLeg> new_leg(uint64_t id, std::string& why) {
+    verto::MediaLeg::Events ev;
+    ev.dtmf = [this, id](char d) {
+      Call* c = call(id);
+      if (!c || !c->leg) return;
+      std::string digit(1, d);
+      jn_call_event e = Host::event(JN_CALL_DTMF);
+      e.dtmf = to_jn(digit);
+      host().call_send(c->leg, e);
+    };
+    ev.state = [this, id](junction::webrtc::PeerState st) {
+      Call* c = call(id);
+      host().info("call " + (c ? c->callid : std::to_string(id)) + " media " + junction::webrtc::peer_state_name(st));
+      if (st == junction::webrtc::PeerState::Failed) failed_.push_back(id);  // ended from the media tick, not inside the PeerConnection
+    };
+    ev.keyframe = [this](const std::string& stream) {
+      for (auto& [i, l] : media_)
+        if (l->owns_stream(stream)) l->request_keyframe(host().now_ms());
+    };
+    auto leg = std::make_unique<verto::MediaLeg>(host(), cert_, id, stream_prefix(id), std::move(ev));
+    if (!leg->open(conf_.media_conf, why)) return nullptr;
+    return leg;
+  }
+
+  // An outbound call's far leg has media (early or answered): answer the browser's offer with it.
+  bool start_outbound_media(uint64_t id, const jn_media_desc* d, std::string& sdp, std::string& why) {
+    Call* cl = call(id);
+    junction::webrtc::Description offer;
+    junction::webrtc::ParseError err;
+    if (!junction::webrtc::parse_description(cl->own_sdp, offer, err)) {
+      why = err.reason;
+      return false;
+    }
+    auto leg = new_leg(id, why);
+    if (!leg) return false;
+    far_media(d, leg->far_audio_media, leg->far_video_media);
+    if (!leg->answer(offer, leg->far_audio_media, leg->far_video_media, sdp, why)) return false;
+    leg->subscribe(leg->far_audio_media.bus_stream, leg->far_video_media.bus_stream);
+    host().info("call " + cl->callid + " media: " + leg->summary());
+    media_[id] = std::move(leg);
+    cl->media = true;
+    return true;
+  }
+
+  void media_failed(uint64_t id, const std::string& why) {
+    Call* cl = call(id);
+    host().info("call " + (cl ? cl->callid : std::to_string(id)) + " ended: media: " + why);
+    end_call(id, 488, "media: " + why);
+  }
+
+  // A leg's media is torn down outside the PeerConnection's own callbacks: on the next media tick.
+  void retire(uint64_t id) {
+    auto it = media_.find(id);
+    if (it == media_.end()) return;
+    graveyard_.push_back(std::move(it->second));
+    media_.erase(it);
+  }
+
+  void media_tick() {
+    for (auto& g : graveyard_) g->close();
+    graveyard_.clear();
+    uint64_t now = host().now_ms();
+    for (auto& [id, leg] : media_) leg->tick(now);
+    std::vector<uint64_t> failed;
+    failed.swap(failed_);
+    for (uint64_t id : failed)
+      if (call(id)) media_failed(id, "ICE/DTLS failed or consent expired");
+  }
+
+  void on_udp(jn_handle, uint64_t cookie, const jn_datagram* d, size_t n) override {
+    if (verto::MediaLeg* leg = leg_of(cookie)) leg->on_udp(d, n, host().now_ms());
+  }
+
+  void on_bus(jn_handle, uint64_t cookie, jn_buf* buf) override {
+    if (verto::MediaLeg* leg = leg_of(cookie / 4)) leg->on_bus(static_cast<uint32_t>(cookie % 4), buf, host().now_ms());
   }
 
   // --- admin: users and tokens -----------------------------------------------------------------------
@@ -1254,8 +1498,12 @@ class VertoWs : public junction::sdk::Plugin {
       for (auto& [sid, s] : sessions_) {
         json calls = json::array();
         for (auto& [id, cl] : calls_)
-          if (cl.sessid == sid) calls.push_back({{"callID", cl.callid}, {"state", cl.state == kAnswered ? "answered" : cl.state == kEarly ? "early" : "dialing"},
-                                                 {"inbound", cl.inbound}, {"peer", cl.peer_uri}, {"held", cl.held}});
+          if (cl.sessid == sid) {
+            json e = {{"callID", cl.callid}, {"state", cl.state == kAnswered ? "answered" : cl.state == kEarly ? "early" : "dialing"},
+                      {"inbound", cl.inbound}, {"peer", cl.peer_uri}, {"held", cl.held}};
+            if (verto::MediaLeg* leg = leg_of(id)) e["media"] = leg->stats_json();
+            calls.push_back(e);
+          }
         Conn* c = s.conn ? conn(s.conn) : nullptr;
         list.push_back({{"sessid", sid}, {"user", s.user}, {"attached", s.conn != 0}, {"peer", c ? c->peer : ""},
                         {"subscriptions", c ? json(c->subs) : json::array()}, {"calls", calls}});
@@ -1312,6 +1560,11 @@ class VertoWs : public junction::sdk::Plugin {
   std::map<uint64_t, Call> calls_;
   std::map<std::string, uint64_t> by_callid_;
   std::map<uint64_t, std::unique_ptr<KdfJob>> jobs_;
+  junction::webrtc::Certificate cert_;
+  std::map<uint64_t, std::unique_ptr<verto::MediaLeg>> media_;
+  jn_handle media_tick_ = 0;
+  std::vector<std::unique_ptr<verto::MediaLeg>> graveyard_;
+  std::vector<uint64_t> failed_;
   std::string dummy_;
 };
 

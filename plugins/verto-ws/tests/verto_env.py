@@ -12,7 +12,9 @@ PLUGIN = "verto-ws"
 
 
 def verto_conf(port, **overrides):
-    conf = {"listen": f"127.0.0.1:{port}", "kdf_iterations": 1000, "heartbeat_ms": 0,
+    # media "none": these tests check the signalling (SDPs pass between browsers as they are);
+    # test_media.py runs the WebRTC termination with real browsers.
+    conf = {"listen": f"127.0.0.1:{port}", "kdf_iterations": 1000, "heartbeat_ms": 0, "media": "none",
             "channels": ["FSevent.heartbeat", "chat.*", "alarm/"]}
     conf.update(overrides)
     return conf

@@ -111,7 +111,18 @@ class VertoClient {
   async _pc(callID, media) {
     const pc = new RTCPeerConnection({ iceServers: [] });
     const call = { pc, callID, state: "new", remote: null, tracks: [] };
-    pc.ontrack = (e) => call.tracks.push(e.track.kind);
+    pc.ontrack = (e) => {
+      call.tracks.push(e.track.kind);
+      // Received audio is only decoded and measured (totalAudioEnergy) while something plays it.
+      if (e.track.kind === "audio") {
+        const el = document.createElement("audio");
+        el.autoplay = true;
+        el.srcObject = e.streams[0] || new MediaStream([e.track]);
+        document.body.appendChild(el);
+        el.play().catch(err => this.log.push("audio play: " + err));
+        call.audioEl = el;
+      }
+    };
     if (media) {
       const stream = await navigator.mediaDevices.getUserMedia(media);
       for (const t of stream.getTracks()) pc.addTrack(t, stream);
@@ -204,6 +215,35 @@ class VertoClient {
     const c = this.calls.get(callID);
     if (c && c.pc) c.pc.close();
     return this.result("verto.bye", p);
+  }
+
+  // What the call's PeerConnection receives: frames decoded, audio energy, bytes, its state.
+  async mediaStats(callID) {
+    const c = this.calls.get(callID);
+    if (!c || !c.pc) return null;
+    const out = { connection: c.pc.connectionState, ice: c.pc.iceConnectionState, framesDecoded: 0, audioEnergy: 0,
+                  audioPackets: 0, videoPackets: 0, videoCodec: "", audioCodec: "" };
+    const stats = await c.pc.getStats();
+    const codecs = {};
+    stats.forEach(r => { if (r.type === "codec") codecs[r.id] = r.mimeType; });
+    stats.forEach(r => {
+      if (r.type !== "inbound-rtp") return;
+      if (r.kind === "video") { out.framesDecoded += r.framesDecoded || 0; out.videoPackets += r.packetsReceived || 0; out.videoCodec = codecs[r.codecId] || ""; }
+      if (r.kind === "audio") { out.audioEnergy += r.totalAudioEnergy || 0; out.audioPackets += r.packetsReceived || 0; out.audioCodec = codecs[r.codecId] || ""; }
+    });
+    return out;
+  }
+
+  // Polls mediaStats until pred(stats) holds; rejects with the last stats after timeoutMs.
+  async waitStats(callID, pred, timeoutMs = 30000) {
+    const t0 = Date.now();
+    let s = null;
+    while (Date.now() - t0 < timeoutMs) {
+      s = await this.mediaStats(callID);
+      if (s && pred(s)) return s;
+      await new Promise(r => setTimeout(r, 200));
+    }
+    throw new Error("media stats never matched: " + JSON.stringify(s));
   }
 
   dtmf(callID, digits) { return this.result("verto.info", { dialogParams: { callID }, dtmf: digits }); }

@@ -1,0 +1,102 @@
+// The media glue of one Verto call leg: a junction::webrtc::PeerConnection that terminates the
+// browser's WebRTC (ICE-lite, DTLS-SRTP) on a UDP socket of the core, publishes the browser's
+// frames on the bus ("verto/<leg>/audio|video") and sends the far leg's bus frames to the
+// browser. Negotiation: build_answer() to a browser's offer (outbound calls, once the far leg's
+// media is known), build_offer() + apply_answer() for calls the core offers to a browser.
+//
+// Every call of a MediaLeg runs on the plugin's control loop (its socket is bound there), so a
+// PeerConnection is only ever touched by one thread (README "Media": the move to a media loop).
+#pragma once
+
+#include <junction/plugin.hpp>
+#include <junction/webrtc/dtls.hpp>
+#include <junction/webrtc/ice_lite.hpp>
+#include <junction/webrtc/peer.hpp>
+#include <junction/webrtc/sdp.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace verto {
+
+namespace wrtc = junction::webrtc;
+
+struct MediaConf {
+  std::string ip = "127.0.0.1";  // our candidate address (and the socket's bind address)
+  std::string port_range = "media";
+};
+
+// The codecs the bridges carry without transcoding, in the order we prefer them.
+bool bridgeable(const std::string& canonical_name);
+
+class MediaLeg final : public wrtc::PeerCallbacks {
+ public:
+  struct Events {  // what the plugin does with what the browser sends
+    std::function<void(char digit)> dtmf;
+    std::function<void(wrtc::PeerState)> state;
+    std::function<void(const std::string& stream)> keyframe;  // a keyframe wanted from this bus stream
+  };
+  MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cert, uint64_t id, std::string stream_prefix, Events ev);
+  ~MediaLeg() override;
+  MediaLeg(const MediaLeg&) = delete;
+  MediaLeg& operator=(const MediaLeg&) = delete;
+
+  // Binds the UDP socket (cookie = the leg's id) and makes our ICE credentials.
+  bool open(const MediaConf& conf, std::string& why);
+  // Outbound: answers the browser's offer with what the far leg has (its streams).
+  bool answer(const wrtc::Description& offer, const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp,
+              std::string& why);
+  // Inbound: our offer to the browser for what the far leg offered; then its answer.
+  bool offer(const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp, std::string& why);
+  bool apply(const std::string& answer_sdp, std::string& why);
+  // The negotiated result as the core's media description (our bus streams as bus_stream).
+  void to_core(wrtc::MediaStreams& out) const;
+  // Sends the far leg's bus streams to the browser (subscriptions with cookie id*4+kind).
+  void subscribe(const std::string& audio_stream, const std::string& video_stream);
+
+  void on_udp(const jn_datagram* d, size_t n, uint64_t now_ms);
+  void on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms);
+  void tick(uint64_t now_ms);
+  void request_keyframe(uint64_t now_ms);
+  bool owns_stream(const std::string& s) const { return s == audio_name_ || s == video_name_; }
+  const std::string& far_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? far_video_ : far_audio_; }
+  const std::string& our_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? video_name_ : audio_name_; }
+  std::string summary() const { return summary_; }
+  // What the far leg has (kept for a fresh offer on verto.attach).
+  wrtc::LocalMedia far_audio_media, far_video_media;
+  wrtc::PeerState state() const { return pc_ ? pc_->state() : wrtc::PeerState::New; }
+  const wrtc::PeerConnection* pc() const { return pc_.get(); }
+  void close();  // no callbacks, no socket, no subscriptions after
+  nlohmann::json stats_json() const;  // for the `sessions` admin verb
+
+  // PeerCallbacks
+  void send_datagram(size_t transport, const uint8_t* data, size_t len, const jn_addr& to) override;
+  void on_frame(uint32_t kind, const junction::media::FrameView& frame) override;
+  void on_keyframe_request(uint32_t kind, const char* reason) override;
+  void on_dtmf(char digit, uint32_t duration_ms) override;
+  void on_state(wrtc::PeerState s) override;
+
+ private:
+  bool start(const wrtc::AnswerResult& negotiated, std::string& why);
+  wrtc::LocalTransport local_transport() const;
+
+  junction::sdk::Host host_;
+  const wrtc::Certificate& cert_;
+  uint64_t id_;
+  Events ev_;
+  std::string audio_name_, video_name_, far_audio_, far_video_, summary_;
+  uint32_t audio_id_ = 0, video_id_ = 0;
+  jn_handle sock_ = 0, sub_audio_ = 0, sub_video_ = 0;
+  uint16_t port_ = 0;
+  MediaConf conf_;
+  wrtc::IceCredentials ice_;
+  wrtc::Description our_offer_;
+  wrtc::AnswerResult negotiated_;
+  std::unique_ptr<wrtc::PeerConnection> pc_;
+  bool closed_ = false;
+  uint64_t bus_frames_ = 0;
+};
+
+}  // namespace verto
