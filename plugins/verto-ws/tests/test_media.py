@@ -60,5 +60,61 @@ class Media(test_browser.Browser):
     test_reload_attaches_and_second_tab_punts = None
 
 
+GB_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "gb28181", "tests")
+sys.path.insert(0, GB_TESTS)
+from media_env import DEV1, GbMediaTest  # noqa: E402
+from verto_env import free_port, verto_conf  # noqa: E402
+
+
+@unittest.skipUnless(os.environ.get("JN_VERTO_NETNS") == "1", "needs a network namespace with only loopback (unshare -n)")
+class GbCamera(GbMediaTest):
+    """A browser calls a GB/T 28181 camera channel (gb:<device>/<channel>): the simulated device's
+    PS-over-RTP H.264 is demuxed by gb28181 onto the bus and sent to the browser as RTP H.264
+    (packetization-mode 1), no transcoding; Chromium decodes it."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.web = cdp.StaticServer(test_browser.PAGE_DIR)
+        cls.browser = cdp.Browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.web.close()
+
+    def setUp(self):
+        self.verto_port = free_port()
+        self.plugins_extra = dict(GbMediaTest.plugins_extra, **{
+            "verto-ws": verto_conf(self.verto_port, media="webrtc", allowed_origins=[self.web.origin])})
+        super().setUp()
+        self.j.cmd("verto-ws", "user-add", {"user": "1001", "password": "pw1001"})
+
+    def tearDown(self):
+        for p in self.browser.pages:
+            p.close()
+        self.browser.pages = []
+        super().tearDown()
+
+    def test_browser_decodes_the_camera_h264(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        p = self.browser.new_page(self.web.origin + "/page.html")
+        p.wait_for("window.pageReady")
+        p.evaluate(f"window.v = new VertoClient('ws://127.0.0.1:{self.verto_port}/verto'); v.connect().then(() => true)")
+        p.evaluate("v.loginLikeVertoJs('1001', 'pw1001')")
+        r = p.evaluate(f"v.invite('gb:{DEV1}/{ch}', {{audio: true, video: true}}).then(r => (window.cid = r.callID, r))")
+        self.assertEqual(r["message"], "CALL CREATED")
+        dev.wait("invite", timeout=15)
+        p.evaluate("v.waitFor('verto.answer', () => true, 30000)")
+        p.wait_for("v.calls.get(cid).remoteSet === true", what="the server's answer applied")
+        self.j.wait_for_log(r"media: .*video\(1\): H264")
+        s = p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0, 30000)", timeout=40)
+        self.assertEqual(s["videoCodec"], "video/H264")
+        self.assertGreater(s["framesDecoded"], 0)
+        p.evaluate("v.hangup(cid)")
+        dev.wait("bye_received", timeout=15)
+
+
 if __name__ == "__main__":
     main()
