@@ -54,6 +54,28 @@ class Media(test_browser.Browser):
         b.evaluate("v.hangup(cid)")
         self.assertEqual(a.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
 
+    def test_page_reload_reattaches_with_fresh_media(self):
+        self.start(detach_timeout_ms=60000)
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        self.call_between(a, b)
+        a.evaluate("v.waitStats(cid, s => s.framesDecoded > 0, 30000)", timeout=40)
+        sessid, cid = a.evaluate("v.sessid"), a.evaluate("cid")
+        a.reload()
+        a.wait_for("window.pageReady")
+        self.j.wait_for_log(r"session .* of 1001 detached")
+        a.evaluate(f"window.v = new VertoClient('ws://127.0.0.1:{self.port}/verto', {{sessid: {json.dumps(sessid)}}}); "
+                   f"window.cid = {json.dumps(cid)}; v.connect().then(() => true)")
+        ready = a.evaluate(f"v.loginLikeVertoJs('1001', {json.dumps(self.users['1001'])})")
+        self.assertEqual(ready["reattached_sessions"], [cid])
+        self.j.wait_for_log(r"media re-attached")
+        # the new page's PeerConnection answered the server's fresh offer and decodes 1002's video again
+        s = a.evaluate("v.waitStats(cid, s => s.connection === 'connected' && s.framesDecoded > 0, 30000)", timeout=40)
+        self.assertGreater(s["framesDecoded"], 0)
+        b.evaluate("v.hangup(cid)")
+        a.evaluate("v.waitFor('verto.bye')")
+
     # the signalling tests of test_browser.py are not repeated here
     test_login_variants = test_subscribe_and_broadcast = test_page_from_another_origin_is_refused = None
     test_call_between_two_browser_users = test_plugin_hot_reload_during_a_browser_call = None
