@@ -273,6 +273,49 @@ nlohmann::json MediaLeg::stats_json() const {
   return j;
 }
 
+namespace {
+nlohmann::json lm_json(const wrtc::LocalMedia& m) {
+  nlohmann::json codecs = nlohmann::json::array();
+  for (auto& c : m.codecs) codecs.push_back({c.name, c.clock_rate, c.channels});
+  return {{"codecs", codecs}, {"send", m.can_send}, {"receive", m.can_receive}, {"bus", m.bus_stream}};
+}
+bool lm_from(const nlohmann::json& j, wrtc::LocalMedia& m) {
+  if (!j.is_object() || !j.contains("codecs") || !j["codecs"].is_array()) return false;
+  try {
+    for (auto& c : j["codecs"]) m.codecs.push_back(wrtc::CodecPref{c.at(0).get<std::string>(), c.at(1).get<uint32_t>(), c.at(2).get<uint32_t>()});
+    m.can_send = j.value("send", false);
+    m.can_receive = j.value("receive", true);
+    m.bus_stream = j.value("bus", "");
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+  return true;
+}
+}  // namespace
+
+nlohmann::json MediaLeg::save() const {
+  return {{"sock", sock_}, {"subs", {sub_audio_, sub_video_}}, {"ids", {audio_id_, video_id_}},
+          {"far_audio", lm_json(far_audio_media)}, {"far_video", lm_json(far_video_media)}};
+}
+
+void MediaLeg::close_saved(const junction::sdk::Host& host, const nlohmann::json& j) {
+  if (!j.is_object()) return;
+  try {
+    if (jn_handle s = j.value("sock", jn_handle{0})) host.api()->udp_close(host.ctx(), s);
+    for (auto& h : j.value("subs", nlohmann::json::array()))
+      if (h.get<jn_handle>()) host.bus_unsubscribe(h.get<jn_handle>());
+    for (auto& i : j.value("ids", nlohmann::json::array()))
+      if (i.get<uint32_t>()) host.bus_release_id(i.get<uint32_t>());
+  } catch (const nlohmann::json::exception&) {
+  }
+}
+
+bool MediaLeg::far_from_saved(const nlohmann::json& j, wrtc::LocalMedia& audio, wrtc::LocalMedia& video) {
+  if (!j.is_object()) return false;
+  bool a = lm_from(j.value("far_audio", nlohmann::json()), audio), v = lm_from(j.value("far_video", nlohmann::json()), video);
+  return a || v;
+}
+
 void MediaLeg::close() {
   if (closed_) return;
   closed_ = true;

@@ -70,6 +70,11 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   const wrtc::PeerConnection* pc() const { return pc_.get(); }
   void close();  // no callbacks, no socket, no subscriptions after
   nlohmann::json stats_json() const;  // for the `sessions` admin verb
+  // Hot reload: what the next instance needs to close this leg's resources and offer the
+  // browser fresh media (the PeerConnection itself does not cross a reload).
+  nlohmann::json save() const;
+  static void close_saved(const junction::sdk::Host& host, const nlohmann::json& saved);
+  static bool far_from_saved(const nlohmann::json& saved, wrtc::LocalMedia& audio, wrtc::LocalMedia& video);
 
   // PeerCallbacks
   void send_datagram(size_t transport, const uint8_t* data, size_t len, const jn_addr& to) override;

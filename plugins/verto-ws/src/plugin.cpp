@@ -15,6 +15,7 @@
 #include <junction/webrtc/srtp.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
@@ -308,6 +309,11 @@ class VertoWs : public junction::sdk::Plugin {
     st.set("serial", serial_).set("server_id", server_id_).set("event_serno", event_serno_).set("started_ms", started_ms_);
     st.set("conns", conns).set("sessions", sessions).set("calls", calls);
     st.set("media_tick", media_tick_);
+    json legs = json::object();
+    for (auto& [id, leg] : media_) legs[std::to_string(id)] = leg->save();
+    json graves = json::array();
+    for (auto& g : graveyard_) graves.push_back(g->save());
+    st.set("media_legs", legs).set("media_graves", graves);
     if (cert_.valid()) st.set("cert", cert_.to_pem());
     out = st.encode();
     return JN_OK;
@@ -340,16 +346,24 @@ class VertoWs : public junction::sdk::Plugin {
       Session ss = c.get<Session>();
       sessions_[ss.sessid] = ss;
     }
-    size_t lost_media = 0;
     for (auto& c : s["calls"]) {
       Call call = c.get<Call>();
-      lost_media += call.media;
-      call.media = false;
       by_callid_[call.callid] = call.id;
       calls_[call.id] = call;
     }
-    if (lost_media)
-      host().warn(std::to_string(lost_media) + " call(s) lost their WebRTC media in the reload (PeerConnections are not carried over yet); their signalling goes on");
+    // A PeerConnection does not cross a reload: the old legs' sockets and subscriptions are
+    // closed, and each answered call gets a fresh offer (verto.attach) on the next media tick.
+    for (auto& g : s["media_graves"]) verto::MediaLeg::close_saved(host(), g);
+    if (s["media_legs"].is_object())
+      for (auto& [k, saved] : s["media_legs"].items()) {
+        verto::MediaLeg::close_saved(host(), saved);
+        uint64_t id = std::strtoull(k.c_str(), nullptr, 10);
+        Call* cl = call(id);
+        if (!cl || !media_on()) continue;
+        junction::webrtc::LocalMedia a, v;
+        if (cl->state == kAnswered && verto::MediaLeg::far_from_saved(saved, a, v)) reoffer_.push_back({id, std::move(a), std::move(v)});
+        else cl->media = false;
+      }
     if (s.get<uint32_t>("heartbeat_ms", 0) != conf_.heartbeat_ms) {
       if (heartbeat_) host().stop_timer(heartbeat_);
       heartbeat_ = 0;
@@ -1400,7 +1414,35 @@ class VertoWs : public junction::sdk::Plugin {
     media_.erase(it);
   }
 
+  // After a hot reload: new media for each answered call, offered to its browser like a re-attach.
+  void reoffer_after_reload() {
+    std::vector<Reoffer> todo;
+    todo.swap(reoffer_);
+    for (auto& r : todo) {
+      Call* cl = call(r.id);
+      if (!cl) continue;
+      jn_handle h = conn_of_session(cl->sessid);
+      std::string why, offer;
+      auto leg = new_leg(r.id, why);
+      if (leg) {
+        leg->far_audio_media = r.audio;
+        leg->far_video_media = r.video;
+      }
+      if (!leg || !leg->offer(leg->far_audio_media, leg->far_video_media, offer, why)) {
+        host().warn("call " + cl->callid + ": no media after the reload: " + why);
+        cl->media = false;
+        continue;
+      }
+      media_[r.id] = std::move(leg);
+      cl = call(r.id);
+      if (h) request(h, "verto.attach", json{{"callID", cl->callid}, {"sdp", offer}, {"caller_id_name", cl->peer_name},
+                                             {"caller_id_number", cl->peer_uri}, {"display_direction", cl->inbound ? "inbound" : "outbound"}});
+      host().info("call " + cl->callid + ": fresh media offered after the reload");
+    }
+  }
+
   void media_tick() {
+    if (!reoffer_.empty()) reoffer_after_reload();
     for (auto& g : graveyard_) g->close();
     graveyard_.clear();
     uint64_t now = host().now_ms();
@@ -1565,6 +1607,11 @@ class VertoWs : public junction::sdk::Plugin {
   jn_handle media_tick_ = 0;
   std::vector<std::unique_ptr<verto::MediaLeg>> graveyard_;
   std::vector<uint64_t> failed_;
+  struct Reoffer {
+    uint64_t id;
+    junction::webrtc::LocalMedia audio, video;
+  };
+  std::vector<Reoffer> reoffer_;
   std::string dummy_;
 };
 

@@ -76,6 +76,27 @@ class Media(test_browser.Browser):
         b.evaluate("v.hangup(cid)")
         a.evaluate("v.waitFor('verto.bye')")
 
+    def test_plugin_hot_reload_renews_the_media_of_a_call(self):
+        self.start()
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        self.call_between(a, b)
+        for p in (a, b):
+            p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0, 30000)", timeout=40)
+        mark = len(self.j.lines)
+        r = self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+        self.assertGreaterEqual(r["generation"], 1)
+        # sockets and calls kept; each browser gets a fresh offer (verto.attach) and decodes again
+        self.j.wait_for_log(r"fresh media offered after the reload", start=mark)
+        for p in (a, b):
+            self.assertFalse(p.evaluate("v.closed"))
+            p.wait_for("v.inbox.length >= 0 && v.calls.get(cid).direction === 'attached'", what="re-attached PeerConnection")
+            s = p.evaluate("v.waitStats(cid, s => s.connection === 'connected' && s.framesDecoded > 0, 30000)", timeout=40)
+            self.assertGreater(s["framesDecoded"], 0)
+        a.evaluate("v.hangup(cid)")
+        self.assertEqual(b.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
+
     # the signalling tests of test_browser.py are not repeated here
     test_login_variants = test_subscribe_and_broadcast = test_page_from_another_origin_is_refused = None
     test_call_between_two_browser_users = test_plugin_hot_reload_during_a_browser_call = None

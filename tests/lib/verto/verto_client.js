@@ -179,8 +179,15 @@ class VertoClient {
       if (method === "verto.bye" && call) { call.state = "ended"; call.cause = p.cause; call.pc.close(); }
       if (method === "verto.invite") this.calls.set(p.callID, { callID: p.callID, state: "ringing", offer: p.sdp, direction: "inbound" });
       if (method === "verto.attach") {
-        // The page came back: a fresh PeerConnection for the call the server kept.
+        // The page came back (or the server's media restarted): a fresh PeerConnection for the
+        // call the server kept; the old one, if any, is done.
+        const old = this.calls.get(p.callID);
+        if (old && old.pc) old.pc.close();
         const c = await this._pc(p.callID, null);
+        if (old && old.stream) {  // the camera and microphone go on in the new PeerConnection
+          for (const t of old.stream.getTracks()) c.pc.addTrack(t, old.stream);
+          c.stream = old.stream;
+        }
         c.direction = "attached";
         c.state = "attached";
         await c.pc.setRemoteDescription({ type: "offer", sdp: p.sdp });
