@@ -970,8 +970,12 @@ class VertoWs : public junction::sdk::Plugin {
     std::string why;
     if (verto::MediaLeg* leg = leg_of(cl->id)) {
       if (!leg->apply(sdp, why)) {
+        // An answer we cannot use ends the call cleanly (488 to the caller), nothing else.
         bad(*c, "verto.answer " + cl->callid + ": " + why);
-        return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
+        json err = verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
+        send(h, err);
+        end_call(cl->id, 488, "media: " + why);
+        return nullptr;
       }
       leg->subscribe(leg->far_audio_media.bus_stream, leg->far_video_media.bus_stream);
       leg->to_core(wmedia);

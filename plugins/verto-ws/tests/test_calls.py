@@ -120,5 +120,33 @@ class Calls(VertoTest):
         self.assertEqual(a.call("verto.nosuch", {})["error"]["code"], -32601)
 
 
+class MediaSignalling(VertoTest):
+    """media = "webrtc" without browsers: what the server says in SDP, and bad SDP refused cleanly."""
+
+    def test_server_offers_its_own_sdp_and_a_bad_answer_ends_the_call(self):
+        self.start(media="webrtc")
+        a, b = self.logged_in("1001"), self.logged_in("1002")
+        call_id, r = a.invite("1002", sdp=fake_sdp("aaaa"))
+        self.assertEqual(r["result"]["message"], "CALL CREATED")
+        inv = b.wait_request("verto.invite")
+        # the callee is offered the server's media (ICE-lite, our port on 127.0.0.1, the caller's Opus/PCMU)
+        self.assertIn("a=ice-lite", inv["sdp"])
+        self.assertIn("typ host", inv["sdp"])
+        self.assertIn("opus/48000", inv["sdp"])
+        self.assertNotIn("ice-ufrag:aaaa", inv["sdp"])
+        r = b.call("verto.answer", {"sdp": "v=0\r\n", "dialogParams": {"callID": inv["callID"]}})
+        self.assertEqual(r["error"]["code"], -32602)
+        bye = a.wait_request("verto.bye")
+        self.assertEqual((bye["callID"], bye["cause"]), (call_id, "INCOMPATIBLE_DESTINATION"))
+        self.j.wait_for_log(r"bad input .* verto.answer")
+
+    def test_an_offer_that_is_not_webrtc_is_refused(self):
+        self.start(media="webrtc")
+        a = self.logged_in("1001")
+        r = a.call("verto.invite", {"sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+                                    "dialogParams": {"callID": "c1", "destination_number": "1002"}})
+        self.assertEqual(r["error"]["code"], -32602)
+
+
 if __name__ == "__main__":
     main()
