@@ -30,7 +30,13 @@ MediaLeg::MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cer
     : host_(host), cert_(cert), id_(id), ev_(std::move(ev)), audio_name_(prefix + JN_MEDIA_AUDIO_SUFFIX),
       video_name_(prefix + JN_MEDIA_VIDEO_SUFFIX) {}
 
-MediaLeg::~MediaLeg() { close(); }
+// No host service here: a leg is destroyed with the plugin instance (on_destroy, where services
+// that close resources are not allowed; after a hot reload the next instance closes them from
+// save()), or after close().
+MediaLeg::~MediaLeg() {
+  closed_ = true;  // the PeerConnection's last datagrams (close_notify) go nowhere
+  pc_.reset();
+}
 
 bool MediaLeg::open(const MediaConf& conf, std::string& why) {
   conf_ = conf;

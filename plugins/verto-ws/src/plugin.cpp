@@ -1580,6 +1580,10 @@ class VertoWs : public junction::sdk::Plugin {
     std::vector<uint64_t> ids;
     for (auto& [id, cl] : calls_) ids.push_back(id);
     for (uint64_t id : ids) end_call(id, 503, "server-stopping");
+    for (auto& g : graveyard_) g->close();  // here, not in on_destroy (no resource services there)
+    graveyard_.clear();
+    for (auto& [id, leg] : media_) leg->close();
+    media_.clear();
     return JN_OK;
   }
 

@@ -48,9 +48,11 @@ class Media(test_browser.Browser):
             s = p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0 && s.audioEnergy > 0, 30000)", timeout=40)
             self.assertGreater(s["framesDecoded"], 0)
             self.assertGreater(s["audioEnergy"], 0)
-        # DTMF and bye still work with media up
+        # DTMF both ways it can come: verto.info, and RFC 4733 telephone-event in the browser's RTP
         a.evaluate("v.dtmf(cid, '5')")
         self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.dtmf)")["dtmf"], "5")
+        a.evaluate("v.calls.get(cid).pc.getSenders().find(s => s.track && s.track.kind === 'audio').dtmf.insertDTMF('7', 100)")
+        self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.dtmf)")["dtmf"], "7")
         b.evaluate("v.hangup(cid)")
         self.assertEqual(a.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
 
