@@ -46,9 +46,9 @@ bool MediaLeg::open(const MediaConf& conf, std::string& why) {
   }
   jn_handle out[2] = {0, 0};
   uint32_t port = 0;
-  jn_status st = host_.port_bind_udp(conf.port_range, conf.ip, false, id_, out, &port);
+  jn_status st = host_.port_bind_udp(conf.port_range, conf.ip, false, id_, out, &port, conf.loop);
   if (st == JN_ERR_NOT_FOUND) {  // no such range in the core's conf: any free port
-    st = host_.udp_bind(conf.ip.find(':') != std::string::npos ? "[" + conf.ip + "]:0" : conf.ip + ":0", id_, &out[0]);
+    st = host_.udp_bind(conf.ip.find(':') != std::string::npos ? "[" + conf.ip + "]:0" : conf.ip + ":0", id_, &out[0], 0, conf.loop);
     jn_addr a{};
     if (st == JN_OK && host_.api()->udp_local_addr(host_.ctx(), out[0], &a) == JN_OK) port = a.port;
   }
@@ -258,10 +258,14 @@ bool MediaLeg::far_from_saved(const nlohmann::json& j, wrtc::LocalMedia& audio, 
   return a || v;
 }
 
-void MediaLeg::close() {
+void MediaLeg::close_pc() {
   if (closed_) return;
-  closed_ = true;
   if (pc_) pc_->close();
+  closed_ = true;
+}
+
+void MediaLeg::release() {
+  closed_ = true;
   if (sub_audio_) host_.bus_unsubscribe(sub_audio_);
   if (sub_video_) host_.bus_unsubscribe(sub_video_);
   if (sock_) host_.api()->udp_close(host_.ctx(), sock_);
@@ -292,9 +296,7 @@ void MediaLeg::on_frame(uint32_t kind, const junction::media::FrameView& frame) 
 void MediaLeg::on_keyframe_request(uint32_t kind, const char* reason) {
   const std::string& s = far_stream(kind);
   if (s.empty()) return;
-  nlohmann::json j = {{"stream", s}, {"reason", reason ? reason : "loss"}};
-  host_.event_publish(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, j.dump());
-  if (ev_.keyframe) ev_.keyframe(s);
+  if (ev_.keyframe) ev_.keyframe(s, reason ? reason : "loss");
 }
 
 void MediaLeg::on_dtmf(char digit, uint32_t) {

@@ -4,8 +4,12 @@
 // browser. Negotiation: build_answer() to a browser's offer (outbound calls, once the far leg's
 // media is known), build_offer() + apply_answer() for calls the core offers to a browser.
 //
-// Every call of a MediaLeg runs on the plugin's control loop (its socket is bound there), so a
-// PeerConnection is only ever touched by one thread (README "Media": the move to a media loop).
+// Threads: the leg's socket lives on a media loop (MediaConf::loop; 0 = the control loop), so
+// on_udp runs there; the plugin's control loop sets the leg up, sends bus frames and ticks it.
+// The plugin serialises every call that touches the PeerConnection with one lock (taken once per
+// on_udp batch), never held across udp_bind / udp_close (open() and release() run outside it).
+// Callbacks made on the media loop only use [media] services: what needs the control loop (a
+// DTMF call event, a keyframe-request event) goes through Events, which the plugin defers.
 #pragma once
 
 #include <junction/plugin.hpp>
@@ -26,6 +30,7 @@ namespace wrtc = junction::webrtc;
 struct MediaConf {
   std::string ip = "127.0.0.1";  // our candidate address (and the socket's bind address)
   std::string port_range = "media";
+  uint32_t loop = 0;             // the media loop of the sockets (0: the control loop)
 };
 
 // The codecs the bridges carry without transcoding, in the order we prefer them.
@@ -36,7 +41,7 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   struct Events {  // what the plugin does with what the browser sends
     std::function<void(char digit)> dtmf;
     std::function<void(wrtc::PeerState)> state;
-    std::function<void(const std::string& stream)> keyframe;  // a keyframe wanted from this bus stream
+    std::function<void(const std::string& stream, const char* reason)> keyframe;  // a keyframe wanted from this bus stream
   };
   MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cert, uint64_t id, std::string stream_prefix, Events ev);
   ~MediaLeg() override;
@@ -68,7 +73,9 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   wrtc::LocalMedia far_audio_media, far_video_media;
   wrtc::PeerState state() const { return pc_ ? pc_->state() : wrtc::PeerState::New; }
   const wrtc::PeerConnection* pc() const { return pc_.get(); }
-  void close();  // no callbacks, no socket, no subscriptions after
+  void close() { close_pc(); release(); }
+  void close_pc();  // under the plugin's lock: no PeerConnection activity after
+  void release();   // outside the lock: socket, subscriptions and stream ids given back
   nlohmann::json stats_json() const;  // for the `sessions` admin verb
   // Hot reload: what the next instance needs to close this leg's resources and offer the
   // browser fresh media (the PeerConnection itself does not cross a reload).

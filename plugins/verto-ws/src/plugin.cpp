@@ -16,8 +16,10 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -30,7 +32,7 @@ using junction::sdk::to_sv;
 using verto::json;
 
 constexpr uint32_t kStateSchema = 1;
-constexpr uint64_t kTickCookie = 1, kHeartbeatCookie = 2, kMediaTickCookie = 3;
+constexpr uint64_t kTickCookie = 1, kHeartbeatCookie = 2, kMediaTickCookie = 3, kDeferredCookie = 4;
 constexpr uint64_t kMediaTickMs = 20;
 constexpr int64_t kTickMs = 1000;
 const char* const kSdpHeader = "app-verto-sdp";
@@ -660,9 +662,11 @@ class VertoWs : public junction::sdk::Plugin {
           leg->far_video_media = old->far_video_media;
         }
         if (!leg || !leg->offer(leg->far_audio_media, leg->far_video_media, offer, why)) {
+          if (leg) leg->release();
           host().warn("call " + cl->callid + ": no fresh offer for verto.attach: " + why);
         } else {
           retire(cid);
+          std::lock_guard<std::recursive_mutex> g(media_mu_);
           media_[cid] = std::move(leg);
           sdp = offer;
         }
@@ -790,6 +794,7 @@ class VertoWs : public junction::sdk::Plugin {
     json data = json::parse(text, nullptr, false);
     if (topic == JN_MEDIA_KEYFRAME_REQUEST_TOPIC) {  // a consumer of a browser's video wants a keyframe
       std::string stream = data.is_object() ? data.value("stream", "") : "";
+      std::lock_guard<std::recursive_mutex> g(media_mu_);
       for (auto& [i, l] : media_)
         if (l->owns_stream(stream)) l->request_keyframe(host().now_ms());
       bool exposed = false;
@@ -969,7 +974,12 @@ class VertoWs : public junction::sdk::Plugin {
     junction::webrtc::MediaStreams wmedia;
     std::string why;
     if (verto::MediaLeg* leg = leg_of(cl->id)) {
-      if (!leg->apply(sdp, why)) {
+      bool applied;
+      {
+        std::lock_guard<std::recursive_mutex> g(media_mu_);
+        applied = leg->apply(sdp, why);
+      }
+      if (!applied) {
         // An answer we cannot use ends the call cleanly (488 to the caller), nothing else.
         bad(*c, "verto.answer " + cl->callid + ": " + why);
         json err = verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
@@ -1128,7 +1138,12 @@ class VertoWs : public junction::sdk::Plugin {
     cl->own_sdp = str_of(m.params, "sdp");
     if (verto::MediaLeg* leg = leg_of(cl->id); leg && !leg->pc()) {
       std::string why;
-      if (!leg->apply(cl->own_sdp, why)) {
+      bool applied;
+      {
+        std::lock_guard<std::recursive_mutex> g(media_mu_);
+        applied = leg->apply(cl->own_sdp, why);
+      }
+      if (!applied) {
         bad(*c, "verto.attach " + cl->callid + ": " + why);
         return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
       }
@@ -1315,12 +1330,14 @@ class VertoWs : public junction::sdk::Plugin {
       auto ml = new_leg(cl.id, why);
       if (ml) far_media(ev.media, ml->far_audio_media, ml->far_video_media);
       if (!ml || !ml->offer(ml->far_audio_media, ml->far_video_media, offer, why)) {
+        if (ml) ml->release();
         host().info("call to " + target + " rejected: media: " + why);
         host().call_send(leg, JN_CALL_REJECT, 488, "media: " + why);
         return;
       }
       cl.far_sdp = offer;
       cl.media = true;
+      std::lock_guard<std::recursive_mutex> g(media_mu_);
       media_[cl.id] = std::move(ml);
     }
     std::string callid = cl.callid;
@@ -1362,26 +1379,59 @@ class VertoWs : public junction::sdk::Plugin {
 
   std::unique_ptr<verto::MediaLeg> new_leg(uint64_t id, std::string& why) {
     verto::MediaLeg::Events ev;
+    // Runs on the leg's media loop (inside on_udp): the call event waits for the control loop.
     ev.dtmf = [this, id](char d) {
-      Call* c = call(id);
-      if (!c || !c->leg) return;
-      std::string digit(1, d);
-      jn_call_event e = Host::event(JN_CALL_DTMF);
-      e.dtmf = to_jn(digit);
-      host().call_send(c->leg, e);
+      defer([this, id, d] {
+        Call* c = call(id);
+        if (!c || !c->leg) return;
+        std::string digit(1, d);
+        jn_call_event e = Host::event(JN_CALL_DTMF);
+        e.dtmf = to_jn(digit);
+        host().call_send(c->leg, e);
+      });
     };
-    ev.state = [this, id](junction::webrtc::PeerState st) {
-      Call* c = call(id);
-      host().info("call " + (c ? c->callid : std::to_string(id)) + " media " + junction::webrtc::peer_state_name(st));
+    // May run on the media loop: it touches no call state, only the log and failed_ (under the lock).
+    Call* owner = call(id);
+    std::string label = owner ? owner->callid : std::to_string(id);
+    ev.state = [this, label, id](junction::webrtc::PeerState st) {
+      host().info("call " + label + " media " + junction::webrtc::peer_state_name(st));
       if (st == junction::webrtc::PeerState::Failed) failed_.push_back(id);  // ended from the media tick, not inside the PeerConnection
     };
-    ev.keyframe = [this](const std::string& stream) {
+    // Under the media lock already (a PeerConnection callback): our own legs directly, other
+    // producers through the core event, from the control loop.
+    ev.keyframe = [this](const std::string& stream, const char* reason) {
       for (auto& [i, l] : media_)
         if (l->owns_stream(stream)) l->request_keyframe(host().now_ms());
+      std::string body = json{{"stream", stream}, {"reason", reason}}.dump();
+      defer([this, body] { host().event_publish(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, body); });
     };
     auto leg = std::make_unique<verto::MediaLeg>(host(), cert_, id, stream_prefix(id), std::move(ev));
-    if (!leg->open(conf_.media_conf, why)) return nullptr;
+    verto::MediaConf mc = conf_.media_conf;
+    mc.loop = host().media_loops() ? 1 + static_cast<uint32_t>(id % host().media_loops()) : 0;
+    if (!leg->open(mc, why)) {
+      leg->release();
+      return nullptr;
+    }
     return leg;
+  }
+
+  // Work for the control loop, from any thread (a media loop's PeerConnection callbacks).
+  void defer(std::function<void()> f) {
+    {
+      std::lock_guard<std::mutex> g(deferred_mu_);
+      deferred_.push_back(std::move(f));
+    }
+    host().post(0, kDeferredCookie);
+  }
+
+  void on_post(uint64_t cookie) override {
+    if (cookie != kDeferredCookie) return;
+    std::vector<std::function<void()>> todo;
+    {
+      std::lock_guard<std::mutex> g(deferred_mu_);
+      todo.swap(deferred_);
+    }
+    for (auto& f : todo) f();
   }
 
   // An outbound call's far leg has media (early or answered): answer the browser's offer with it.
@@ -1396,9 +1446,14 @@ class VertoWs : public junction::sdk::Plugin {
     auto leg = new_leg(id, why);
     if (!leg) return false;
     far_media(d, leg->far_audio_media, leg->far_video_media);
-    if (!leg->answer(offer, leg->far_audio_media, leg->far_video_media, sdp, why)) return false;
+    // Not in the map yet: no other thread sees this leg, no lock needed to build its PeerConnection.
+    if (!leg->answer(offer, leg->far_audio_media, leg->far_video_media, sdp, why)) {
+      leg->release();
+      return false;
+    }
     leg->subscribe(leg->far_audio_media.bus_stream, leg->far_video_media.bus_stream);
     host().info("call " + cl->callid + " media: " + leg->summary());
+    std::lock_guard<std::recursive_mutex> g(media_mu_);
     media_[id] = std::move(leg);
     cl->media = true;
     return true;
@@ -1412,8 +1467,10 @@ class VertoWs : public junction::sdk::Plugin {
 
   // A leg's media is torn down outside the PeerConnection's own callbacks: on the next media tick.
   void retire(uint64_t id) {
+    std::lock_guard<std::recursive_mutex> g(media_mu_);
     auto it = media_.find(id);
     if (it == media_.end()) return;
+    it->second->close_pc();
     graveyard_.push_back(std::move(it->second));
     media_.erase(it);
   }
@@ -1433,11 +1490,15 @@ class VertoWs : public junction::sdk::Plugin {
         leg->far_video_media = r.video;
       }
       if (!leg || !leg->offer(leg->far_audio_media, leg->far_video_media, offer, why)) {
+        if (leg) leg->release();
         host().warn("call " + cl->callid + ": no media after the reload: " + why);
         cl->media = false;
         continue;
       }
-      media_[r.id] = std::move(leg);
+      {
+        std::lock_guard<std::recursive_mutex> g(media_mu_);
+        media_[r.id] = std::move(leg);
+      }
       cl = call(r.id);
       if (h) request(h, "verto.attach", json{{"callID", cl->callid}, {"sdp", offer}, {"caller_id_name", cl->peer_name},
                                              {"caller_id_number", cl->peer_uri}, {"display_direction", cl->inbound ? "inbound" : "outbound"}});
@@ -1447,21 +1508,27 @@ class VertoWs : public junction::sdk::Plugin {
 
   void media_tick() {
     if (!reoffer_.empty()) reoffer_after_reload();
-    for (auto& g : graveyard_) g->close();
+    for (auto& g : graveyard_) g->release();  // closed under the lock by retire(); sockets outside it
     graveyard_.clear();
     uint64_t now = host().now_ms();
-    for (auto& [id, leg] : media_) leg->tick(now);
     std::vector<uint64_t> failed;
-    failed.swap(failed_);
+    {
+      std::lock_guard<std::recursive_mutex> g(media_mu_);
+      for (auto& [id, leg] : media_) leg->tick(now);
+      failed.swap(failed_);
+    }
     for (uint64_t id : failed)
       if (call(id)) media_failed(id, "ICE/DTLS failed or consent expired");
   }
 
+  // On the leg's media loop: one lock per batch.
   void on_udp(jn_handle, uint64_t cookie, const jn_datagram* d, size_t n) override {
+    std::lock_guard<std::recursive_mutex> g(media_mu_);
     if (verto::MediaLeg* leg = leg_of(cookie)) leg->on_udp(d, n, host().now_ms());
   }
 
   void on_bus(jn_handle, uint64_t cookie, jn_buf* buf) override {
+    std::lock_guard<std::recursive_mutex> g(media_mu_);
     if (verto::MediaLeg* leg = leg_of(cookie / 4)) leg->on_bus(static_cast<uint32_t>(cookie % 4), buf, host().now_ms());
   }
 
@@ -1547,7 +1614,10 @@ class VertoWs : public junction::sdk::Plugin {
           if (cl.sessid == sid) {
             json e = {{"callID", cl.callid}, {"state", cl.state == kAnswered ? "answered" : cl.state == kEarly ? "early" : "dialing"},
                       {"inbound", cl.inbound}, {"peer", cl.peer_uri}, {"held", cl.held}};
-            if (verto::MediaLeg* leg = leg_of(id)) e["media"] = leg->stats_json();
+            if (verto::MediaLeg* leg = leg_of(id)) {
+              std::lock_guard<std::recursive_mutex> g(media_mu_);
+              e["media"] = leg->stats_json();
+            }
             calls.push_back(e);
           }
         Conn* c = s.conn ? conn(s.conn) : nullptr;
@@ -1580,10 +1650,18 @@ class VertoWs : public junction::sdk::Plugin {
     std::vector<uint64_t> ids;
     for (auto& [id, cl] : calls_) ids.push_back(id);
     for (uint64_t id : ids) end_call(id, 503, "server-stopping");
-    for (auto& g : graveyard_) g->close();  // here, not in on_destroy (no resource services there)
+    std::vector<std::unique_ptr<verto::MediaLeg>> legs;
+    {
+      std::lock_guard<std::recursive_mutex> g(media_mu_);
+      for (auto& [id, leg] : media_) {
+        leg->close_pc();
+        legs.push_back(std::move(leg));
+      }
+      media_.clear();
+    }
+    for (auto& l : legs) l->release();  // here, not in on_destroy (no resource services there)
+    for (auto& gl : graveyard_) gl->release();
     graveyard_.clear();
-    for (auto& [id, leg] : media_) leg->close();
-    media_.clear();
     return JN_OK;
   }
 
@@ -1614,6 +1692,11 @@ class VertoWs : public junction::sdk::Plugin {
   std::map<uint64_t, std::unique_ptr<verto::MediaLeg>> media_;
   jn_handle media_tick_ = 0;
   std::vector<std::unique_ptr<verto::MediaLeg>> graveyard_;
+  // Guards media_ and every PeerConnection: the control loop and the legs' media loops. Recursive
+  // because a PeerConnection callback (under it) reaches other legs.
+  std::recursive_mutex media_mu_;
+  std::mutex deferred_mu_;
+  std::vector<std::function<void()>> deferred_;
   std::vector<uint64_t> failed_;
   struct Reoffer {
     uint64_t id;

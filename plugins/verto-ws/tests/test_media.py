@@ -30,6 +30,7 @@ import test_browser  # noqa: E402
 class Media(test_browser.Browser):
     def start(self, **kw):
         kw.setdefault("media", "webrtc")
+        kw.setdefault("server", {"media_loops": 2})  # legs' sockets spread over two media loops
         return super().start(**kw)
 
     def test_browser_to_browser_audio_and_video_through_the_server(self):

@@ -35,11 +35,11 @@ class VertoTest(JunctionTest):
                 pass
         super().tearDown()
 
-    def start(self, plugins=None, routes=None, **overrides):
+    def start(self, plugins=None, routes=None, server=None, **overrides):
         self.port = free_port()
         confs = {PLUGIN: verto_conf(self.port, **overrides)}
         confs.update(plugins or {})
-        self.j = self.server(plugins=confs, routes=routes)
+        self.j = self.server(plugins=confs, routes=routes, server=server)
         self.j.start()
         self.j.wait_for_log(r"verto listening on")
         for user, pw in self.users.items():
