@@ -1,0 +1,114 @@
+// The media glue of one Verto call leg: a junction::webrtc::PeerConnection that terminates the
+// browser's WebRTC (ICE-lite, DTLS-SRTP) on a UDP socket of the core, publishes the browser's
+// frames on the bus ("verto/<leg>/audio|video") and sends the far leg's bus frames to the
+// browser. Negotiation: build_answer() to a browser's offer (outbound calls, once the far leg's
+// media is known), build_offer() + apply_answer() for calls the core offers to a browser.
+//
+// Threads: the leg's socket lives on a media loop (MediaConf::loop; 0 = the control loop), so
+// on_udp runs there; the plugin's control loop sets the leg up, sends bus frames and ticks it.
+// The plugin serialises every call that touches the PeerConnection with one lock (taken once per
+// on_udp batch), never held across udp_bind / udp_close (open() and release() run outside it).
+// Callbacks made on the media loop only use [media] services: what needs the control loop (a
+// DTMF call event, a keyframe-request event) goes through Events, which the plugin defers.
+#pragma once
+
+#include <junction/plugin.hpp>
+#include <junction/webrtc/dtls.hpp>
+#include <junction/webrtc/ice_lite.hpp>
+#include <junction/webrtc/peer.hpp>
+#include <junction/webrtc/sdp.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace verto {
+
+namespace wrtc = junction::webrtc;
+
+struct MediaConf {
+  std::string ip = "127.0.0.1";  // our candidate address (and the socket's bind address)
+  std::string port_range = "media";
+  uint32_t loop = 0;             // the media loop of the sockets (0: the control loop)
+};
+
+// The codecs the bridges carry without transcoding, in the order we prefer them.
+bool bridgeable(const std::string& canonical_name);
+
+class MediaLeg final : public wrtc::PeerCallbacks {
+ public:
+  struct Events {  // what the plugin does with what the browser sends
+    std::function<void(char digit)> dtmf;
+    std::function<void(wrtc::PeerState)> state;
+    std::function<void(const std::string& stream, const char* reason)> keyframe;  // a keyframe wanted from this bus stream
+  };
+  MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cert, uint64_t id, std::string stream_prefix, Events ev);
+  ~MediaLeg() override;
+  MediaLeg(const MediaLeg&) = delete;
+  MediaLeg& operator=(const MediaLeg&) = delete;
+
+  // Binds the UDP socket (cookie = the leg's id) and makes our ICE credentials.
+  bool open(const MediaConf& conf, std::string& why);
+  // Outbound: answers the browser's offer with what the far leg has (its streams).
+  bool answer(const wrtc::Description& offer, const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp,
+              std::string& why);
+  // Inbound: our offer to the browser for what the far leg offered; then its answer.
+  bool offer(const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp, std::string& why);
+  bool apply(const std::string& answer_sdp, std::string& why);
+  // The negotiated result as the core's media description (our bus streams as bus_stream).
+  void to_core(wrtc::MediaStreams& out) const;
+  // Sends the far leg's bus streams to the browser (subscriptions with cookie id*4+kind).
+  void subscribe(const std::string& audio_stream, const std::string& video_stream);
+
+  void on_udp(const jn_datagram* d, size_t n, uint64_t now_ms);
+  void on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms);
+  void tick(uint64_t now_ms);
+  void request_keyframe(uint64_t now_ms);
+  bool owns_stream(const std::string& s) const { return s == audio_name_ || s == video_name_; }
+  const std::string& far_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? far_video_ : far_audio_; }
+  const std::string& our_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? video_name_ : audio_name_; }
+  std::string summary() const { return summary_; }
+  // What the far leg has (kept for a fresh offer on verto.attach).
+  wrtc::LocalMedia far_audio_media, far_video_media;
+  wrtc::PeerState state() const { return pc_ ? pc_->state() : wrtc::PeerState::New; }
+  const wrtc::PeerConnection* pc() const { return pc_.get(); }
+  void close() { close_pc(); release(); }
+  void close_pc();  // under the plugin's lock: no PeerConnection activity after
+  void release();   // outside the lock: socket, subscriptions and stream ids given back
+  nlohmann::json stats_json() const;  // for the `sessions` admin verb
+  // Hot reload: what the next instance needs to close this leg's resources and offer the
+  // browser fresh media (the PeerConnection itself does not cross a reload).
+  nlohmann::json save() const;
+  static void close_saved(const junction::sdk::Host& host, const nlohmann::json& saved);
+  static bool far_from_saved(const nlohmann::json& saved, wrtc::LocalMedia& audio, wrtc::LocalMedia& video);
+
+  // PeerCallbacks
+  void send_datagram(size_t transport, const uint8_t* data, size_t len, const jn_addr& to) override;
+  void on_frame(uint32_t kind, const junction::media::FrameView& frame) override;
+  void on_keyframe_request(uint32_t kind, const char* reason) override;
+  void on_dtmf(char digit, uint32_t duration_ms) override;
+  void on_state(wrtc::PeerState s) override;
+
+ private:
+  bool start(const wrtc::AnswerResult& negotiated, std::string& why);
+  wrtc::LocalTransport local_transport() const;
+
+  junction::sdk::Host host_;
+  const wrtc::Certificate& cert_;
+  uint64_t id_;
+  Events ev_;
+  std::string audio_name_, video_name_, far_audio_, far_video_, summary_;
+  uint32_t audio_id_ = 0, video_id_ = 0;
+  jn_handle sock_ = 0, sub_audio_ = 0, sub_video_ = 0;
+  uint16_t port_ = 0;
+  MediaConf conf_;
+  wrtc::IceCredentials ice_;
+  wrtc::Description our_offer_;
+  wrtc::AnswerResult negotiated_;
+  std::unique_ptr<wrtc::PeerConnection> pc_;
+  bool closed_ = false;
+  uint64_t bus_frames_ = 0;
+};
+
+}  // namespace verto

@@ -1,0 +1,166 @@
+"""verto-ws WebRTC media with real browsers: the server terminates each browser's WebRTC
+(ICE-lite, DTLS-SRTP, sdk/webrtc's PeerConnection) and bridges the frames over the bus, no
+transcoding. Two headless Chromium pages (fake camera and microphone) call each other: both
+decode the other's video (getStats framesDecoded) and hear its audio (totalAudioEnergy > 0).
+
+Loopback only: Chromium gathers no loopback candidates and would talk from the machine's other
+addresses, so the test runs in its own network namespace that has nothing but `lo` (it re-runs
+itself under `unshare -n`; without that permission the tests are skipped)."""
+import json
+import os
+import subprocess
+import sys
+import unittest
+
+NETNS = os.environ.get("JN_VERTO_NETNS") == "1"
+if __name__ == "__main__" and not NETNS and os.environ.get("JN_VERTO_NO_NETNS") != "1":
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    env = dict(os.environ, **({"JN_VERTO_NETNS": "1"} if probe.returncode == 0 else {"JN_VERTO_NO_NETNS": "1"}))
+    if probe.returncode == 0:
+        sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, *sys.argv],
+                                env=env).returncode)
+    os.environ.update(env)
+
+from verto_env import PLUGIN, main  # noqa: E402
+import cdp  # noqa: E402
+import test_browser  # noqa: E402
+
+
+@unittest.skipUnless(os.environ.get("JN_VERTO_NETNS") == "1", "needs a network namespace with only loopback (unshare -n)")
+class Media(test_browser.Browser):
+    def start(self, **kw):
+        kw.setdefault("media", "webrtc")
+        kw.setdefault("server", {"media_loops": 2})  # legs' sockets spread over two media loops
+        return super().start(**kw)
+
+    def test_browser_to_browser_audio_and_video_through_the_server(self):
+        self.start()
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        inv = self.call_between(a, b)
+        # the far side's SDP is the server's (ICE-lite, our fingerprint), not the other browser's
+        self.assertIn("a=ice-lite", inv["sdp"])
+        self.assertIn("127.0.0.1", inv["sdp"])
+        self.j.wait_for_log(r"media: audio")
+        for p in (a, b):
+            p.wait_for("v.calls.get(cid).pc.connectionState === 'connected'", timeout=30, what="PeerConnection connected")
+        for p in (a, b):
+            s = p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0 && s.audioEnergy > 0, 30000)", timeout=40)
+            self.assertGreater(s["framesDecoded"], 0)
+            self.assertGreater(s["audioEnergy"], 0)
+        # DTMF both ways it can come: verto.info, and RFC 4733 telephone-event in the browser's RTP
+        a.evaluate("v.dtmf(cid, '5')")
+        self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.dtmf)")["dtmf"], "5")
+        a.evaluate("v.calls.get(cid).pc.getSenders().find(s => s.track && s.track.kind === 'audio').dtmf.insertDTMF('7', 100)")
+        self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.dtmf)")["dtmf"], "7")
+        b.evaluate("v.hangup(cid)")
+        self.assertEqual(a.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
+
+    def test_page_reload_reattaches_with_fresh_media(self):
+        self.start(detach_timeout_ms=60000)
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        self.call_between(a, b)
+        a.evaluate("v.waitStats(cid, s => s.framesDecoded > 0, 30000)", timeout=40)
+        sessid, cid = a.evaluate("v.sessid"), a.evaluate("cid")
+        a.reload()
+        a.wait_for("window.pageReady")
+        self.j.wait_for_log(r"session .* of 1001 detached")
+        a.evaluate(f"window.v = new VertoClient('ws://127.0.0.1:{self.port}/verto', {{sessid: {json.dumps(sessid)}}}); "
+                   f"window.cid = {json.dumps(cid)}; v.connect().then(() => true)")
+        ready = a.evaluate(f"v.loginLikeVertoJs('1001', {json.dumps(self.users['1001'])})")
+        self.assertEqual(ready["reattached_sessions"], [cid])
+        self.j.wait_for_log(r"media re-attached")
+        # the new page's PeerConnection answered the server's fresh offer and decodes 1002's video again
+        s = a.evaluate("v.waitStats(cid, s => s.connection === 'connected' && s.framesDecoded > 0, 30000)", timeout=40)
+        self.assertGreater(s["framesDecoded"], 0)
+        b.evaluate("v.hangup(cid)")
+        a.evaluate("v.waitFor('verto.bye')")
+
+    def test_plugin_hot_reload_renews_the_media_of_a_call(self):
+        self.start()
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        self.call_between(a, b)
+        for p in (a, b):
+            p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0, 30000)", timeout=40)
+        mark = len(self.j.lines)
+        r = self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+        self.assertGreaterEqual(r["generation"], 1)
+        # sockets and calls kept; each browser gets a fresh offer (verto.attach) and decodes again
+        self.j.wait_for_log(r"fresh media offered after the reload", start=mark)
+        for p in (a, b):
+            self.assertFalse(p.evaluate("v.closed"))
+            p.wait_for("v.inbox.length >= 0 && v.calls.get(cid).direction === 'attached'", what="re-attached PeerConnection")
+            s = p.evaluate("v.waitStats(cid, s => s.connection === 'connected' && s.framesDecoded > 0, 30000)", timeout=40)
+            self.assertGreater(s["framesDecoded"], 0)
+        a.evaluate("v.hangup(cid)")
+        self.assertEqual(b.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
+
+    # the signalling tests of test_browser.py are not repeated here
+    test_login_variants = test_subscribe_and_broadcast = test_page_from_another_origin_is_refused = None
+    test_call_between_two_browser_users = test_plugin_hot_reload_during_a_browser_call = None
+    test_reload_attaches_and_second_tab_punts = None
+
+
+GB_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "gb28181", "tests")
+sys.path.insert(0, GB_TESTS)
+from media_env import DEV1, GbMediaTest  # noqa: E402
+from verto_env import free_port, verto_conf  # noqa: E402
+
+
+@unittest.skipUnless(os.environ.get("JN_VERTO_NETNS") == "1", "needs a network namespace with only loopback (unshare -n)")
+class GbCamera(GbMediaTest):
+    """A browser calls a GB/T 28181 camera channel (gb:<device>/<channel>): the simulated device's
+    PS-over-RTP H.264 is demuxed by gb28181 onto the bus and sent to the browser as RTP H.264
+    (packetization-mode 1), no transcoding; Chromium decodes it."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.web = cdp.StaticServer(test_browser.PAGE_DIR)
+        cls.browser = cdp.Browser()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.web.close()
+
+    def setUp(self):
+        self.verto_port = free_port()
+        self.plugins_extra = dict(GbMediaTest.plugins_extra, **{
+            "verto-ws": verto_conf(self.verto_port, media="webrtc", allowed_origins=[self.web.origin])})
+        super().setUp()
+        self.j.cmd("verto-ws", "user-add", {"user": "1001", "password": "pw1001"})
+
+    def tearDown(self):
+        for p in self.browser.pages:
+            p.close()
+        self.browser.pages = []
+        super().tearDown()
+
+    def test_browser_decodes_the_camera_h264(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        p = self.browser.new_page(self.web.origin + "/page.html")
+        p.wait_for("window.pageReady")
+        p.evaluate(f"window.v = new VertoClient('ws://127.0.0.1:{self.verto_port}/verto'); v.connect().then(() => true)")
+        p.evaluate("v.loginLikeVertoJs('1001', 'pw1001')")
+        r = p.evaluate(f"v.invite('gb:{DEV1}/{ch}', {{audio: true, video: true}}).then(r => (window.cid = r.callID, r))")
+        self.assertEqual(r["message"], "CALL CREATED")
+        dev.wait("invite", timeout=15)
+        p.evaluate("v.waitFor('verto.answer', () => true, 30000)")
+        p.wait_for("v.calls.get(cid).remoteSet === true", what="the server's answer applied")
+        self.j.wait_for_log(r"media: .*video\(1\): H264")
+        s = p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0, 30000)", timeout=40)
+        self.assertEqual(s["videoCodec"], "video/H264")
+        self.assertGreater(s["framesDecoded"], 0)
+        p.evaluate("v.hangup(cid)")
+        dev.wait("bye_received", timeout=15)
+
+
+if __name__ == "__main__":
+    main()
