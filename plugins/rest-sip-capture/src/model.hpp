@@ -108,6 +108,7 @@ struct Call {
   // media counters for find / admin (filled by the plugin)
   double video_kbps = 0, audio_kbps = 0;
   uint64_t video_frames = 0, audio_frames = 0;
+  uint64_t video_packets = 0, audio_packets = 0, dropped_packets = 0, bad_packets = 0;
   const PushInfo* primary() const {
     for (auto& p : pushes)
       if (p.primary) return &p;

@@ -513,6 +513,10 @@ json CapturePlugin::capture_list() {
     j["audioKbps"] = copy.audio_kbps;
     j["videoFrames"] = copy.video_frames;
     j["audioFrames"] = copy.audio_frames;
+    j["videoPackets"] = copy.video_packets;
+    j["audioPackets"] = copy.audio_packets;
+    j["droppedPackets"] = copy.dropped_packets;
+    j["badPackets"] = copy.bad_packets;
     json ps = json::array();
     {
       std::lock_guard<std::mutex> g(idx_mu_);

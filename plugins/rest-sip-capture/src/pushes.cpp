@@ -515,6 +515,10 @@ void CapturePlugin::sync_push_info(Call& c) {
   c.audio_kbps = m->audio.kbps;
   c.video_frames = m->video.frames;
   c.audio_frames = m->audio.frames;
+  c.video_packets = m->video.packets;
+  c.audio_packets = m->audio.packets;
+  c.dropped_packets = m->dropped_packets;
+  c.bad_packets = m->bad_packets;
 }
 
 void CapturePlugin::tick() {
