@@ -454,6 +454,7 @@ void CapturePlugin::push_stop(const std::shared_ptr<Push>& p, const std::string&
     std::lock_guard<std::mutex> g(p->shard->mu);
     if (p->stopped) return;
     p->stopped = true;
+    if (p->out && p->conn && p->out->publishing()) p->out->unpublish();  // the server ends the stream cleanly
     conn = p->conn ? p->conn : p->pending_conn;
     p->conn = p->pending_conn = 0;
     p->out.reset();

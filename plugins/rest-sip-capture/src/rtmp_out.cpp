@@ -24,6 +24,7 @@ class PublisherOut final : public RtmpOut, private rtmp::PublisherCallbacks {
   void push_video(const junction::media::FrameView& f, uint32_t dts, uint32_t pts) override { pub_.push_video(f, dts, pts); }
   void push_audio(const junction::media::FrameView& f, uint32_t ts) override { pub_.push_audio(f, ts); }
   bool publishing() const override { return pub_.status() == rtmp::PublisherStatus::Publishing; }
+  void unpublish() override { pub_.unpublish(); }
 
  private:
   static rtmp::PublisherConfig config(const RtmpTarget& t, size_t max_queue) {

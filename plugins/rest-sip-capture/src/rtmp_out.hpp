@@ -37,6 +37,8 @@ class RtmpOut {
   virtual void push_video(const junction::media::FrameView& f, uint32_t dts_ms, uint32_t pts_ms) = 0;
   virtual void push_audio(const junction::media::FrameView& f, uint32_t ts_ms) = 0;
   virtual bool publishing() const = 0;
+  // Ends the publication politely (FCUnpublish, deleteStream); the caller then closes the connection.
+  virtual void unpublish() = 0;
 };
 
 // Null when the plugin was built without sdk/rtmp.

@@ -66,11 +66,12 @@ jn_status CapturePlugin::save_state(std::string& out) {
     calls.push_back(j);
   });
   // Every push's connection is closed here and re-made by the next instance.
-  json conns = json::array(), bus = json::array();
+  json conns = json::array(), bus = json::array(), attempts = json::object();
   {
     std::lock_guard<std::mutex> g(idx_mu_);
     for (auto& [id, p] : pushes_) {
       std::lock_guard<std::mutex> pg(p->shard->mu);
+      attempts[std::to_string(id)] = p->attempt_no;  // the next instance's cookies must not name a closed attempt
       if (p->conn) conns.push_back(p->conn);
       if (p->pending_conn) conns.push_back(p->pending_conn);
       if (p->retry_timer) host().stop_timer(p->retry_timer), p->retry_timer = 0;
@@ -93,6 +94,7 @@ jn_status CapturePlugin::save_state(std::string& out) {
              {"calls", calls},
              {"conns", conns},
              {"busPushes", bus},
+             {"attempts", attempts},
              {"txns", txns},
              {"events", ev},
              {"eventReq", event_req_},
@@ -258,6 +260,10 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
     }
     bus_pushes_[t.key()] = p->id;
     reconnect.push_back(p);
+  }
+  if (st["attempts"].is_object()) {
+    std::lock_guard<std::mutex> g(idx_mu_);
+    for (auto& [id, p] : pushes_) p->attempt_no = st["attempts"].value(std::to_string(id), 0u) + 1;
   }
   for (auto& p : reconnect) {
     if (p->ever_active) push_set_status(*p, RtmpStatus::Lost, "plugin reloaded: reconnecting");

@@ -376,6 +376,34 @@ class RtmpTest(CaptureTest):
         st, r = self.rest("call/find", {"callId": "rt2"})
         self.assertIn("RTMP_STREAM_STOPPED", [p["rtmpStreamStatus"] for p in r[0]["pushes"]])
 
+    def test_bus_stream_push_and_reload(self):
+        """/push/startup with streamName pushes a bus stream (any plugin's; here the call's own
+        rest-sip-capture/<callId>) to RTMP; a reload re-makes the RTMP connections."""
+        m = media()
+        s = Sipp("uas_auth_pcap.xml", m)
+        self.cleanups.append(s.kill)
+        self.startup(s.port, "bp1", rtmpUrl=self.nginx.url(), rtmpStream="own")
+        self.wait_status("bp1", "ESTABLISHED")
+        st, r = self.rest("push/startup", {"streamName": "rest-sip-capture/bp1", "rtmpUrl": self.nginx.url(), "rtmpStream": "bus"})
+        self.assertEqual(st, 200, r)
+        self.j.wait_for_log(r"RTMP rtmp://127.0.0.1:\d+/live/bus RTMP_STREAM_ACTIVE")
+        wait_until(lambda: (lambda x: x and x["videoFrames"] >= m.frames - 2)(self.capture("bp1")), m.seconds + 15, "frames")
+        bus = self.j.cmd(PLUGIN, "captures")["busPushes"]
+        self.assertEqual(len(bus), 1)
+        self.assertGreater(bus[0]["bytes"], 100000)  # the clip went out through the bus push
+        # ending the bus push unpublishes: nginx closes its recording
+        self.assertEqual(self.rest("push/terminate", {"rtmpUrl": self.nginx.url(), "rtmpStream": "bus"})[0], 200)
+        self.j.wait_for_log(r"RTMP rtmp://127.0.0.1:\d+/live/bus RTMP_STREAM_STOPPED")
+        rec = self.nginx.recording("bus")
+        wait_until(lambda: ffprobe(rec)[0].get("video") == "h264" and len(ffprobe(rec)[1]["video"]) >= m.frames - 26, 10,
+                   "the bus push's recording")
+        # a reload re-makes the call's RTMP connection: LOST, then ACTIVE again
+        self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+        self.j.wait_for_log(r"restored 1 calls, 1 RTMP outputs reconnecting")
+        self.backend.wait(lambda e: [x["rtmpStreamStatus"] for x in e if x["callId"] == "bp1"][-1:] == ["RTMP_STREAM_ACTIVE"]
+                          and any(x["rtmpStreamStatus"] == "RTMP_CONNECTION_LOST" for x in e), what="LOST then ACTIVE after the reload")
+        self.rest("call/terminate", {"callId": "bp1"})
+        self.assertEqual(s.wait(30)[0], 0)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
