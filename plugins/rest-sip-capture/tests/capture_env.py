@@ -122,12 +122,12 @@ def write_pcap(path, pkts, sport, dport=9):
 class Media:
     """The clip: frames / audio seconds sent, RTP packets, and the pcaps."""
 
-    def __init__(self, d, seconds=4, bitrate="1M", size="320x240"):
+    def __init__(self, d, seconds=4, bitrate="1M", size="320x240", vfilter=None):
         self.dir = d
         h264 = os.path.join(d, "clip.h264")
         alaw = os.path.join(d, "clip.alaw")
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        f"testsrc=size={size}:rate={FPS}", "-t", str(seconds), "-c:v", "libx264", "-profile:v",
+                        f"testsrc=size={size}:rate={FPS}", "-t", str(seconds), *(["-vf", vfilter] if vfilter else []), "-c:v", "libx264", "-profile:v",
                         "baseline", "-bf", "0", "-g", str(FPS), "-pix_fmt", "yuv420p", "-b:v", bitrate,
                         "-x264-params", "aud=1:repeat-headers=1", "-f", "h264", h264], check=True)
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
