@@ -554,7 +554,8 @@ void CapturePlugin::tick() {
       }
     }
     if (!m->answered) continue;
-    if (now - m->last_rx_ms > conf_.rtp_timeout_ms) {
+    // last_rx_ms is written by the media loop: it may be a hair ahead of this loop's now
+    if (now > m->last_rx_ms && now - m->last_rx_ms > conf_.rtp_timeout_ms) {
       timeouts.push_back(m->id);
       continue;
     }
