@@ -46,6 +46,7 @@ ap.add_argument("--window", type=int, default=15)
 ap.add_argument("--cpu", default="1", help="CPU the capturing side is pinned to (taskset)")
 ap.add_argument("--size", default="640x360")
 ap.add_argument("--bitrate", default="1M")
+ap.add_argument("--perf", default="", help="perf record the Junction side during its window into this file")
 a = ap.parse_args()
 os.environ["JN_BUILD_DIR"] = os.path.abspath(a.build)
 capture_env.__dict__["FPS"] = 25
@@ -234,7 +235,13 @@ def bench_junction(n, media, nginx):
         wait_until(all_active, 60, "every RTMP output active")
         time.sleep(a.warmup)  # warm-up before the window
         f0 = {c["callId"]: c["videoFrames"] for c in j.cmd("rest-sip-capture", "captures")["calls"]}
+        perf = None
+        if a.perf:
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(j.proc.pid), "-o", a.perf, "--", "sleep",
+                                     str(a.window)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu, pps, rss, pss = window([j.proc.pid], gen)
+        if perf:
+            perf.wait()
         calls = j.cmd("rest-sip-capture", "captures")["calls"]
         fps = sum(c["videoFrames"] - f0[c["callId"]] for c in calls) / a.window / n
         out_kbps = sum(p["kbps"] for c in calls for p in c["pushRates"]) / n

@@ -191,8 +191,15 @@ void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView
   uint32_t t = static_cast<uint32_t>(ms);
   for (auto& p : m.pushes) {
     if (!p->out || p->stopped) continue;
+    p->hold = true;
     if (video) p->out->push_video(f, t, t);
     else if (f.meta.codec != JN_CODEC_OPUS) p->out->push_audio(f, t);  // FLV has no Opus
+    p->hold = false;
+    // audio waits for the next video frame (at most 100 ms: an audio-only call still flows)
+    if (video || now - p->last_flush_ms >= 100 || p->pending.size() >= 32768) {
+      p->flush();
+      p->last_flush_ms = now;
+    }
   }
 }
 
@@ -358,6 +365,7 @@ void CapturePlugin::on_tcp(const jn_tcp_event& ev) {
       break;
     case JN_TCP_CLOSED:
       p->conn = 0;
+      p->pending.clear();
       p->pending_conn = 0;
       p->closed = true;
       if (p->out) p->out->on_disconnected();
