@@ -164,7 +164,8 @@ master_process off;
 worker_processes 1;
 error_log {self.dir}/logs/error.log info;
 pid {self.dir}/nginx.pid;
-events {{ worker_connections 256; }}
+worker_rlimit_nofile 8192;
+events {{ worker_connections 4096; }}
 rtmp {{
   server {{
     listen 127.0.0.1:{self.port};
