@@ -297,6 +297,8 @@ class SipUas:
         self.peer = None
         self.cseq = 100
         self.stop_flag = False
+        self.registered = []
+        self.password = "1234"
         for s, lst in ((self.sock, None), (self.audio, self.audio_pkts), (self.video, self.video_pkts)):
             threading.Thread(target=self._loop, args=(s, lst), daemon=True).start()
 
@@ -367,10 +369,28 @@ class SipUas:
                     self.sock.sendto(self._reply(msg, 200, "OK", self.sdp()).encode(), addr)
                 else:
                     self.sock.sendto(self._reply(msg, self.code, "Busy Here").encode(), addr)
+        elif method == "REGISTER":
+            auth = self.header(msg, "Authorization")
+            if auth and self.digest_ok(auth, "REGISTER"):
+                self.registered.append(msg)
+                self.sock.sendto(self._reply(msg, 200, "OK", extra="Expires: 3600").encode(), addr)
+            else:
+                self.sock.sendto(self._reply(msg, 401, "Unauthorized",
+                                             extra='WWW-Authenticate: Digest realm="uas.test", nonce="n0nce42", qop="auth", algorithm=MD5').encode(), addr)
         elif method in ("BYE", "INFO", "CANCEL", "OPTIONS", "INVITE"):
             self.sock.sendto(self._reply(msg, 200, "OK", self.sdp() if method == "INVITE" else "").encode(), addr)
             if method == "CANCEL" and self.invites:
                 self.sock.sendto(self._reply(self.invites[-1], 487, "Request Terminated").encode(), addr)
+
+    def digest_ok(self, auth, method):
+        """RFC 2617 / 7616 check of an Authorization value against our nonce and password."""
+        import hashlib
+        f = dict(re.findall(r'(\w+)="?([^",]*)"?', auth))
+        md5 = lambda x: hashlib.md5(x.encode()).hexdigest()  # noqa: E731
+        ha1 = md5(f"{f.get('username')}:{f.get('realm')}:{self.password}")
+        ha2 = md5(f"{method}:{f.get('uri')}")
+        want = md5(f"{ha1}:{f.get('nonce')}:{f.get('nc')}:{f.get('cnonce')}:{f.get('qop')}:{ha2}")
+        return f.get("nonce") == "n0nce42" and f.get("response") == want
 
     def wait(self, pred, timeout=10, what="SIP"):
         deadline = time.monotonic() + timeout

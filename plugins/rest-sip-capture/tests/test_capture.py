@@ -241,7 +241,21 @@ class SipTest(CaptureTest):
         c = self.wait_status("b1", "FINISH")
         self.assertIn("BYE", c["info"])
 
-    def test_busy_cancel_and_rtp_timeout(self):
+    def test_register_first_with_digest(self):
+        u = self.uas()
+        st, r = self.startup(u.port, "reg1", sipRegisterRequired=True, sipAuthenticationName="10009")
+        self.assertEqual(st, 200, r)
+        self.wait_status("reg1", "ESTABLISHED")
+        self.assertEqual(len(u.registered), 1)  # the second REGISTER carried a digest the UAS verified
+        self.assertIn('username="10009"', u.header(u.registered[0], "Authorization"))
+        regs = [i for i, m in enumerate(u.requests) if m.startswith("REGISTER ")]
+        inv = [i for i, m in enumerate(u.requests) if m.startswith("INVITE ")]
+        self.assertEqual(len(regs), 2)
+        self.assertLess(regs[-1], inv[0], "REGISTER before the INVITE")
+        ev = self.backend.wait(lambda e: any(x["status"] == "ESTABLISHED" for x in e))
+        self.assertEqual([x["status"] for x in ev][:3], ["NEW", "REGISTERING", "TRYING"])
+
+    def test_busy_and_cancel(self):
         busy = self.uas(code=486)
         self.startup(busy.port, "busy")
         self.assertEqual(self.wait_status("busy", "BUSY")["sipStatus"], 486)
