@@ -410,7 +410,7 @@ class RtmpTest(CaptureTest):
         self.j.wait_for_log(r"RTMP rtmp://127.0.0.1:\d+/live/bus RTMP_STREAM_STOPPED")
         rec = self.nginx.recording("bus")
         wait_until(lambda: ffprobe(rec)[0].get("video") == "h264" and len(ffprobe(rec)[1]["video"]) >= m.frames - 26, 10,
-                   "the bus push's recording")
+                   "the bus push's recording", interval=0.3)
         # a reload re-makes the call's RTMP connection: LOST, then ACTIVE again
         self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
         self.j.wait_for_log(r"restored 1 calls, 1 RTMP outputs reconnecting")
