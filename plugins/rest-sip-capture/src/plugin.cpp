@@ -28,7 +28,17 @@ CapturePlugin::CapturePlugin(Host h, const jn_create_args&) : Plugin(h), conf_(r
   env_.attach(stack_.get());
 }
 
-CapturePlugin::~CapturePlugin() = default;
+CapturePlugin::~CapturePlugin() {
+  // A call's pushes hold its media (their lock) and the media holds its pushes: break the cycle
+  // (after a reload the calls live on in the next instance; this one's copies go).
+  std::lock_guard<std::mutex> g(idx_mu_);
+  for (auto& [id, m] : media_) {
+    std::lock_guard<std::mutex> mg(m->mu);
+    m->pushes.clear();
+  }
+  media_.clear();
+  pushes_.clear();
+}
 
 jn_status CapturePlugin::start() {
   jn_status st = env_.listen_udp(conf_.sip_listen);
