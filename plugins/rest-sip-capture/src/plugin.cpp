@@ -491,7 +491,14 @@ void CapturePlugin::on_dns(const jn_dns_result& r) {
     push_retry(*p);
     return;
   }
-  push_connect_addr(p, r.addresses[0]);
+  // IPv4 first when the name has both (loopback servers listen on 127.0.0.1 far more often than ::1)
+  const jn_addr* pick = &r.addresses[0];
+  for (uint32_t i = 0; i < r.address_count; ++i)
+    if (r.addresses[i].family == 4) {
+      pick = &r.addresses[i];
+      break;
+    }
+  push_connect_addr(p, *pick);
 }
 
 void CapturePlugin::on_event(std::string_view topic, std::string_view text) {

@@ -371,6 +371,16 @@ class RtmpTest(CaptureTest):
         self.assertEqual(statuses[0], ("NEW", "RTMP_STREAM_WAIT"))
         self.assertIn(("ESTABLISHED", "RTMP_STREAM_ACTIVE"), statuses)
 
+    def test_names_resolved_through_the_core(self):
+        """sipDomain and the RTMP host may be names: both go through the core's DNS service."""
+        u = self.uas()
+        url = self.nginx.url().replace("127.0.0.1", "localhost")
+        st, r = self.startup(u.port, "dn1", sipDomain="localhost", rtmpUrl=url, rtmpStream="dns")
+        self.assertEqual(st, 200, r)
+        self.wait_status("dn1", "ESTABLISHED")
+        self.assertTrue(u.invites[0].startswith(f"INVITE sip:10000@localhost:{u.port} SIP/2.0"))
+        wait_until(lambda: self.find("dn1")["rtmpStreamStatus"] == "RTMP_STREAM_ACTIVE", 15, "RTMP via a name")
+
     def test_second_output_and_server_restart(self):
         u = self.uas()
         self.startup(u.port, "rt2", rtmpUrl=self.nginx.url(), rtmpStream="a")
