@@ -130,6 +130,10 @@ struct Stream {
   // RTCP
   uint32_t lsr = 0;
   uint64_t lsr_at_ms = 0;
+  // the last SR's NTP time (ms) and RTP timestamp: the sender's wallclock for A/V alignment
+  bool have_sr = false;
+  int64_t sr_ntp_ms = 0;
+  uint32_t sr_rtp = 0;
   uint64_t prev_expected = 0, prev_received = 0;
   // counters
   uint64_t frames = 0, bytes = 0, win_bytes = 0, packets = 0;
@@ -152,6 +156,8 @@ struct CallMedia : Shard {
   uint64_t bad_packets = 0, dropped_packets = 0;
   uint64_t last_rx_ms = 0, t0_ms = 0;
   bool have_t0 = false;
+  bool sr_aligned = false;      // audio moved onto video's clock by the senders' reports (once)
+  int64_t sr_shift_ms = 0;
   bool publish_bus = true;
   std::vector<std::shared_ptr<Push>> pushes;
 };

@@ -109,6 +109,8 @@ struct Call {
   double video_kbps = 0, audio_kbps = 0;
   uint64_t video_frames = 0, audio_frames = 0;
   uint64_t video_packets = 0, audio_packets = 0, dropped_packets = 0, bad_packets = 0;
+  int64_t av_shift_ms = 0;  // the audio's correction from the senders' RTCP reports
+  bool av_aligned = false;
   const PushInfo* primary() const {
     for (auto& p : pushes)
       if (p.primary) return &p;

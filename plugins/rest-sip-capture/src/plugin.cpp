@@ -534,6 +534,8 @@ json CapturePlugin::capture_list() {
     j["audioPackets"] = copy.audio_packets;
     j["droppedPackets"] = copy.dropped_packets;
     j["badPackets"] = copy.bad_packets;
+    j["avAlignedBySr"] = copy.av_aligned;
+    j["avShiftMs"] = copy.av_shift_ms;
     json ps = json::array();
     {
       std::lock_guard<std::mutex> g(idx_mu_);

@@ -162,10 +162,28 @@ void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView
   auto rel = [&] { return static_cast<int64_t>(s.base_ms - m.t0_ms) + (f.meta.pts - s.base_pts) * 1000 / clock; };
   // Both tracks on one clock: each starts at its first frame's arrival, then follows its RTP
   // time; a jump (new SSRC, a sender restart) of more than 3 s from arrival time rebases it.
-  if (!s.have_base || std::llabs(rel() - static_cast<int64_t>(now - m.t0_ms)) > 3000) {
+  int64_t shift = &s == &m.audio ? m.sr_shift_ms : 0;
+  if (!s.have_base || std::llabs(rel() - static_cast<int64_t>(now - m.t0_ms) - shift) > 3000) {
     s.have_base = true;
     s.base_ms = now;
     s.base_pts = f.meta.pts;
+  }
+  // Once both senders' reports are known, the audio track moves onto the video's clock by what
+  // the reports say (RFC 3550 6.4.1: one wallclock for both), correcting the arrival-time guess;
+  // a correction over 2 s is taken for a broken report and ignored.
+  if (!m.sr_aligned && m.audio.have_sr && m.video.have_sr && m.audio.have_base && m.video.have_base && m.audio.clock &&
+      m.video.clock) {
+    m.sr_aligned = true;
+    auto wallclock = [](const Stream& x) {  // the sender's wallclock of the track's base frame
+      int32_t d = static_cast<int32_t>(static_cast<uint32_t>(x.base_pts) - x.sr_rtp);
+      return x.sr_ntp_ms + static_cast<int64_t>(d) * 1000 / static_cast<int64_t>(x.clock);
+    };
+    int64_t delta = (static_cast<int64_t>(m.video.base_ms) - wallclock(m.video)) -
+                    (static_cast<int64_t>(m.audio.base_ms) - wallclock(m.audio));
+    if (delta > -2000 && delta < 2000) {
+      m.audio.base_ms = static_cast<uint64_t>(static_cast<int64_t>(m.audio.base_ms) + delta);
+      m.sr_shift_ms = delta;
+    }
   }
   int64_t ms = rel();
   if (ms < 0) ms = 0;
@@ -224,6 +242,10 @@ void CapturePlugin::on_udp(jn_handle sock, uint64_t ck, const jn_datagram* d, si
       if (rtp::parse_rtcp(b->data, b->len, info) == rtp::Error::None && info.first_type == rtp::RTCP_SR && b->len >= 20) {
         s.lsr = rtp::rd32(b->data + 10);  // the middle 32 bits of the SR's NTP time
         s.lsr_at_ms = now;
+        uint64_t ntp = (static_cast<uint64_t>(rtp::rd32(b->data + 8)) << 32) | rtp::rd32(b->data + 12);
+        s.sr_ntp_ms = static_cast<int64_t>((ntp >> 32) * 1000 + ((ntp & 0xffffffffull) * 1000 >> 32));
+        s.sr_rtp = rtp::rd32(b->data + 16);
+        s.have_sr = true;
       }
       continue;
     }
@@ -528,6 +550,8 @@ void CapturePlugin::sync_push_info(Call& c) {
   c.audio_packets = m->audio.packets;
   c.dropped_packets = m->dropped_packets;
   c.bad_packets = m->bad_packets;
+  c.av_shift_ms = m->sr_shift_ms;
+  c.av_aligned = m->sr_aligned;
 }
 
 void CapturePlugin::tick() {

@@ -288,6 +288,27 @@ class SippTest(CaptureTest):
 
 
 
+class AvSyncTest(CaptureTest):
+    def test_sender_reports_put_audio_on_the_video_clock(self):
+        """Both tracks arrive together, but the device's RTCP SRs say the audio's first sample was
+        taken 500 ms after the video's first frame: the audio moves 500 ms on the output clock."""
+        import struct as st
+        u = self.uas()
+        self.startup(u.port, "sync1")
+        self.wait_status("sync1", "ESTABLISHED")
+        inv = u.invites[-1]
+        aport, vport = (int(x) for x in __import__("re").findall(r"a=rtcp:(\d+)", inv))
+
+        def sr(ssrc, ntp_s, ntp_frac, rtp_ts):
+            return st.pack("!BBHIIIIII", 0x80, 200, 6, ssrc, ntp_s, ntp_frac, rtp_ts, 0, 0)
+        u.video.sendto(sr(0x1234, 1000, 0, 0), ("127.0.0.1", vport))
+        u.audio.sendto(sr(0x5678, 1000, 1 << 31, 0), ("127.0.0.1", aport))  # +0.5 s
+        u.send_rtp(media())
+        c = self.capture("sync1")
+        self.assertTrue(c["avAlignedBySr"], c)
+        self.assertLess(abs(c["avShiftMs"] - 500), 80, c)
+
+
 class TimeoutTest(CaptureTest):
     conf_over = {"rtp_timeout_ms": 1000}
 
