@@ -163,8 +163,9 @@ std::optional<StartRequest> parse_startup(const json& b, BadRequest& err) {
     fail(err, "callee", "callee has a bad host after '@'");
     return std::nullopt;
   }
-  r.callee = std::string(user);
+  // user and host view r.callee: take the domain before callee is replaced
   if (!host.empty() && r.sip_domain.empty()) r.sip_domain = std::string(host);
+  r.callee = std::string(user);
   if (r.sip_domain.empty()) {
     fail(err, "sipDomain", "sipDomain is required (or callee as user@host)");
     return std::nullopt;

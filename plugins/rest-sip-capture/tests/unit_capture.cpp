@@ -83,6 +83,17 @@ TEST_CASE("bad bodies name their field") {
   CHECK(parse_startup(b, e));
 }
 
+TEST_CASE("callee as user@host gives the domain (a long host: no small-string luck)") {
+  BadRequest e;
+  json b = good();
+  b.erase("sipDomain");
+  b["callee"] = "sip:10000@a-rather-long-sip-domain-name.example.com";
+  auto r = parse_startup(b, e);
+  REQUIRE(r);
+  CHECK(r->callee == "10000");
+  CHECK(r->sip_domain == "a-rather-long-sip-domain-name.example.com");
+}
+
 TEST_CASE("409: a duplicate callId and an rtmpUrl + rtmpStream in use") {
   Registry reg;
   BadRequest e;
