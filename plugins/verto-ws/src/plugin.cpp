@@ -41,7 +41,7 @@ const char* const kSdpHeader = "app-verto-sdp";
 // conf
 // ---------------------------------------------------------------------------------------------
 struct Conf {
-  std::string listen = "127.0.0.1:8081";
+  std::string listen = "127.0.0.1:8082";
   std::string ws_path = "/verto";
   std::string tls_cert, tls_key;
   std::vector<std::string> allowed_origins = {"http://127.0.0.1", "http://localhost"};

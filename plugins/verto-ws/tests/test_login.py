@@ -126,9 +126,9 @@ class ShippedConf(VertoTest):
         for path in ("conf/plugins/verto-ws.toml", "plugins/verto-ws/verto-ws.toml"):
             with open(os.path.join(root, path)) as f:
                 text = f.read()
-            self.assertIn('listen = "127.0.0.1:8081"', text)
+            self.assertIn('listen = "127.0.0.1:8082"', text)
             port = free_port()
-            j = self.server(plugins={PLUGIN: re.sub(r'127\.0\.0\.1:8081', f"127.0.0.1:{port}", text)})
+            j = self.server(plugins={PLUGIN: re.sub(r'127\.0\.0\.1:8082', f"127.0.0.1:{port}", text)})
             j.start()
             j.wait_for_log(rf"verto listening on ws://127\.0\.0\.1:{port}/verto")
             self.port = port
