@@ -30,7 +30,7 @@ if __name__ == "__main__" and not NETNS and os.environ.get("JN_WEBRTC_NO_NETNS")
     os.environ.update(env)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from junction_test import BUILD  # noqa: E402
+from junction_test import BUILD, main  # noqa: E402
 
 TOOL = os.path.join(BUILD, "tools", "webrtc_transport_peer")
 
@@ -153,4 +153,4 @@ class TransportChromium(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    main()
