@@ -235,3 +235,66 @@ TEST_CASE("GB TCP path: frames -> PS -> RTP -> RFC 4571 -> corrupted -> deframer
   CHECK(frames.frames.size() < s.frames.size());
   CHECK(frames.frames.size() > s.frames.size() / 2);
 }
+
+TEST_CASE("RFC 4571: save/restore at any byte carries a cut packet into a new deframer (hot reload)") {
+  std::mt19937 rng(44);
+  auto pkts = rtp_packets(60, 0x0BADF00D, rng);
+  auto bytes = frame_len16(pkts);
+  for (int trial = 0; trial < 40; ++trial) {
+    const size_t cut = 1 + rng() % (bytes.size() - 1);
+    CAPTURE(cut);
+    Got g;
+    Rfc4571Deframer before;
+    before.feed(bytes.data(), cut, g);
+    const std::vector<uint8_t> state = before.save();
+    Rfc4571Deframer after;
+    REQUIRE(after.restore(state.data(), state.size()));
+    after.feed(bytes.data() + cut, bytes.size() - cut, g);
+    after.finish(g);
+    CHECK(g.rtp == pkts);  // nothing lost or doubled at the cut
+    CHECK(g.errors == 0);
+    CHECK(after.ssrc() == 0x0BADF00Du);
+    CHECK(after.stats().packets == pkts.size());
+    // Without the state the packet cut in two is lost (what the test guards against).
+    if (trial == 0) {
+      Got lost;
+      Rfc4571Deframer fresh;
+      fresh.feed(bytes.data() + cut, bytes.size() - cut, lost);
+      fresh.finish(lost);
+      CHECK(lost.rtp.size() < pkts.size());
+    }
+  }
+}
+
+TEST_CASE("RFC 4571: restore refuses states it did not write, and keeps its own") {
+  std::mt19937 rng(45);
+  auto pkts = rtp_packets(5, 0x01020304, rng);
+  auto bytes = frame_len16(pkts);
+  Got g;
+  Rfc4571Deframer d;
+  d.feed(bytes.data(), bytes.size() / 2, g);
+  std::vector<uint8_t> state = d.save();
+  REQUIRE(state.size() > 44);
+  std::vector<uint8_t> bad = state;
+  bad[0] = 9;  // version
+  Rfc4571Deframer other;
+  CHECK_FALSE(other.restore(bad.data(), bad.size()));
+  bad = state;
+  bad[1] = 7;  // framing
+  CHECK_FALSE(other.restore(bad.data(), bad.size()));
+  CHECK_FALSE(other.restore(state.data(), state.size() - 1));  // truncated
+  bad = state;
+  bad[43] = 0x7F;  // a held length far over any deframer's bound
+  CHECK_FALSE(other.restore(bad.data(), bad.size()));
+  CHECK_FALSE(other.restore(nullptr, 0));
+  for (size_t i = 0; i < 200; ++i) {  // random bytes never crash and never half-apply
+    std::vector<uint8_t> junk(rng() % 80);
+    for (auto& b : junk) b = static_cast<uint8_t>(rng());
+    other.restore(junk.data(), junk.size());
+  }
+  Rfc4571Deframer fresh;
+  REQUIRE(fresh.restore(state.data(), state.size()));
+  fresh.feed(bytes.data() + bytes.size() / 2, bytes.size() - bytes.size() / 2, g);
+  fresh.finish(g);
+  CHECK(g.rtp == pkts);
+}

@@ -31,6 +31,58 @@ Rfc4571Deframer::Rfc4571Deframer(const Rfc4571Config& cfg)
   buf_.resize(2 * (cfg_.max_frame + 4));
 }
 
+namespace {
+constexpr uint8_t kStateVersion = 1;
+void put64(std::vector<uint8_t>& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+uint64_t get64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+constexpr size_t kStateHeader = 1 + 1 + 4 + 1 + 1 + 4 * 8 + 4;  // version .. held length
+}  // namespace
+
+std::vector<uint8_t> Rfc4571Deframer::save() const {
+  std::vector<uint8_t> out;
+  out.reserve(kStateHeader + len_);
+  out.push_back(kStateVersion);
+  out.push_back(static_cast<uint8_t>(framing_));
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(ssrc_ >> (8 * i)));
+  out.push_back(ssrc_known_ ? 1 : 0);
+  out.push_back(hunting_ ? 1 : 0);
+  put64(out, stats_.packets);
+  put64(out, stats_.ps_bytes);
+  put64(out, stats_.resyncs);
+  put64(out, stats_.skipped_bytes);
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(len_ >> (8 * i)));
+  out.insert(out.end(), buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(len_));
+  return out;
+}
+
+bool Rfc4571Deframer::restore(const uint8_t* data, size_t size) {
+  if (!data || size < kStateHeader || data[0] != kStateVersion) return false;
+  if (data[1] > static_cast<uint8_t>(TcpFraming::RawPs) || data[6] > 1 || data[7] > 1) return false;
+  const uint8_t* p = data + 8;
+  const size_t held = static_cast<size_t>(p[32]) | static_cast<size_t>(p[33]) << 8 | static_cast<size_t>(p[34]) << 16 |
+                      static_cast<size_t>(p[35]) << 24;
+  if (held > buf_.size() || size != kStateHeader + held) return false;
+  framing_ = static_cast<TcpFraming>(data[1]);
+  ssrc_ = static_cast<uint32_t>(data[2]) | static_cast<uint32_t>(data[3]) << 8 | static_cast<uint32_t>(data[4]) << 16 |
+          static_cast<uint32_t>(data[5]) << 24;
+  ssrc_known_ = data[6] != 0;
+  hunting_ = data[7] != 0;
+  stats_.packets = get64(p);
+  stats_.ps_bytes = get64(p + 8);
+  stats_.resyncs = get64(p + 16);
+  stats_.skipped_bytes = get64(p + 24);
+  if (held) std::memcpy(buf_.data(), data + kStateHeader, held);
+  len_ = held;
+  finishing_ = false;
+  return true;
+}
+
 // The RTP/RTCP packet of length len whose first avail bytes are at p. strict: the test used
 // while resynchronising, which needs positive evidence (the SSRC, or a PS pack start).
 Rfc4571Deframer::Check Rfc4571Deframer::check_rtp(const uint8_t* p, size_t avail, size_t len, bool strict) const {

@@ -59,6 +59,13 @@ class Rfc4571Deframer {
   // after it checks out), drops an incomplete one.
   void finish(Sink& sink);
 
+  // Hot reload: the bytes held (a packet cut by the swap, the packet waiting for the header after
+  // it) and the learnt framing/SSRC/counters, so the next instance's deframer carries on where
+  // this one stopped. restore() refuses (false, state unchanged) anything it did not write: wrong
+  // version, a held length over this deframer's bound, an unknown framing.
+  std::vector<uint8_t> save() const;
+  bool restore(const uint8_t* data, size_t size);
+
   TcpFraming framing() const { return framing_; }
   uint32_t ssrc() const { return ssrc_; }
   bool ssrc_known() const { return ssrc_known_; }
