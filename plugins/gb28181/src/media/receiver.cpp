@@ -353,7 +353,7 @@ void StreamReceiver::finish(Sink& sink) {
 }
 
 namespace {
-constexpr uint32_t kRxBlobMagic = 0x47425231;  // "GBR1"
+constexpr uint32_t kRxBlobMagic = 0x47425232;  // "GBR2": GBR1 + the TCP deframer's state
 template <class T>
 void put(std::string& out, const T& v) {
   out.append(reinterpret_cast<const char*>(&v), sizeof v);
@@ -368,16 +368,16 @@ bool get(std::string_view& in, T& v) {
 }  // namespace
 
 std::string StreamReceiver::save(Sink& sink) {
-  if (tcp_) {
-    TcpSink ts(*this, sink);
-    tcp_->finish(ts);  // its last whole packet (held until the next header checks out)
-  }
+  (void)sink;  // nothing is flushed: a TCP packet held or cut by the swap travels in the blob
   std::string out;
   put(out, kRxBlobMagic);
   for (uint64_t v : {bytes_, tcp_bytes_, keyframes_, last_packet_ms_, video_frames_, audio_frames_, oversized_,
                      demux_errors_, carried_packets_, carried_wrong_ssrc_, carried_wrong_pt_, carried_malformed_})
     put(out, v);
   for (uint32_t v : {width_, height_, video_codec_, audio_codec_}) put(out, v);
+  const std::vector<uint8_t> tcp = tcp_ ? tcp_->save() : std::vector<uint8_t>{};
+  put(out, static_cast<uint32_t>(tcp.size()));
+  out.append(reinterpret_cast<const char*>(tcp.data()), tcp.size());
   std::vector<uint8_t> rtp;
   rtp_->save(rtp);
   out.append(reinterpret_cast<const char*>(rtp.data()), rtp.size());
@@ -385,13 +385,18 @@ std::string StreamReceiver::save(Sink& sink) {
 }
 
 bool StreamReceiver::restore(std::string_view in) {
-  uint32_t magic = 0;
+  uint32_t magic = 0, tcp_len = 0;
   uint64_t c[12];
   uint32_t d[4];
   bool ok = get(in, magic) && magic == kRxBlobMagic;
   for (auto& v : c) ok = ok && get(in, v);
   for (auto& v : d) ok = ok && get(in, v);
-  if (!ok || !rtp_->restore(reinterpret_cast<const uint8_t*>(in.data()), in.size())) return false;
+  ok = ok && get(in, tcp_len) && tcp_len <= in.size() && (tcp_len == 0 || tcp_);
+  if (!ok) return false;
+  // The deframer first (it only takes a state it wrote), then the RTP receiver on the rest.
+  if (tcp_len && !tcp_->restore(reinterpret_cast<const uint8_t*>(in.data()), tcp_len)) return false;
+  in.remove_prefix(tcp_len);
+  if (!rtp_->restore(reinterpret_cast<const uint8_t*>(in.data()), in.size())) return false;
   bytes_ = c[0], tcp_bytes_ = c[1], keyframes_ = c[2], last_packet_ms_ = c[3], video_frames_ = c[4];
   audio_frames_ = c[5], oversized_ = c[6], demux_errors_ = c[7], carried_packets_ = c[8];
   carried_wrong_ssrc_ = c[9], carried_wrong_pt_ = c[10], carried_malformed_ = c[11];

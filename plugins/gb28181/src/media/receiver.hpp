@@ -61,9 +61,8 @@ class StreamReceiver {
   void adopt_answer(bool has_ssrc, uint32_t ssrc, int payload_type);
   // Hot reload: everything needed to go on where this one stopped -- the RTP receiver (sequence,
   // packets held for reordering, the demuxer with the frame in progress) and this layer's
-  // counters -- as an opaque blob (same build on both sides). TCP: the deframer's last whole
-  // packet is passed on first (to sink); a packet the swap cut in two is not carried (the
-  // deframer resyncs, the frame it belonged to is dropped as after a loss).
+  // counters, and on TCP the deframer's held bytes (a packet the swap cut in two, the packet
+  // waiting for the header after it) -- as an opaque blob (same build on both sides).
   std::string save(Sink& sink);
   // Into a receiver built with the same config (after adopt_answer). False: a fresh receiver.
   bool restore(std::string_view blob);

@@ -672,7 +672,7 @@ TEST_CASE("gb ingest: GOP cache: off, over the byte cap, or spoilt by a loss: no
 // A large keyframe split into many packets, the reload in the middle of it (UDP: with a packet
 // held for reordering at that instant; TCP: the swap between two RFC 4571 packets): the frame
 // arrives whole after the swap, numbering continues, no DISCONT, nothing dropped.
-TEST_CASE("gb ingest: hot reload in the middle of a keyframe: the frame straddling the swap arrives whole") {
+TEST_CASE("gb ingest: hot reload in the middle of a keyframe: the frame straddling the swap arrives whole (TCP: and the packet it cut)") {
   for (Transport t : {Transport::Udp, Transport::TcpPassive}) {
     std::string tname = to_string(t);
     CAPTURE(tname);
@@ -717,6 +717,15 @@ TEST_CASE("gb ingest: hot reload in the middle of a keyframe: the frame straddli
       r.ing->on_tcp(ev);
     };
     for (size_t i = 0; i < cut; ++i) deliver(net[i]);
+    // TCP: the swap also cuts a packet in two (its first 7 bytes before, the rest after).
+    std::vector<uint8_t> split;
+    if (t == Transport::TcpPassive) {
+      split = {static_cast<uint8_t>(net[cut].size() >> 8), static_cast<uint8_t>(net[cut].size())};
+      split.insert(split.end(), net[cut].begin(), net[cut].end());
+      ev.data = split.data();
+      ev.len = 7;
+      r.ing->on_tcp(ev);
+    }
     size_t before = r.fh.published[1].size();
     CHECK(before == 20);  // frames 0..19 out (marker trusted), frame 20 in progress
 
@@ -725,7 +734,14 @@ TEST_CASE("gb ingest: hot reload in the middle of a keyframe: the frame straddli
     r.ing = std::make_unique<MediaIngest>(r.host, r.events);
     std::string err;
     REQUIRE(r.ing->restore_state(saved, err));
-    for (size_t i = cut; i < net.size(); ++i) deliver(net[i]);
+    size_t resume = cut;
+    if (t == Transport::TcpPassive) {
+      ev.data = split.data() + 7;
+      ev.len = split.size() - 7;
+      r.ing->on_tcp(ev);
+      resume = cut + 1;
+    }
+    for (size_t i = resume; i < net.size(); ++i) deliver(net[i]);
 
     auto& pv = r.fh.published[1];
     auto& pa = r.fh.published[2];
