@@ -498,5 +498,38 @@ class RtmpTest(CaptureTest):
         self.assertLess(span, m.seconds + 0.5)
 
 
+class AacTest(CaptureTest):
+    """rtmp_audio = "aac": the call's G.711 goes out as AAC-LC (libavcodec), sequence header first."""
+    conf_over = {"keyframe_sip_info": False, "rtmp_audio": "aac"}
+
+    def setUp(self):
+        super().setUp()
+        if not self.rtmp_available():
+            self.skipTest("built without sdk/rtmp's publisher")
+        self.nginx = Nginx().start()
+        self.cleanups.append(self.nginx.cleanup)
+
+    def test_g711_pushed_as_aac(self):
+        m = media()
+        u = self.uas()
+        self.startup(u.port, "aac1", rtmpUrl=self.nginx.url(), rtmpStream="aac")
+        self.wait_status("aac1", "ESTABLISHED")
+        wait_until(lambda: self.find("aac1")["rtmpStreamStatus"] == "RTMP_STREAM_ACTIVE", 15, "RTMP active")
+        u.send_rtp(m)
+        wait_until(lambda: self.capture("aac1")["audioFrames"] >= len(m.audio) - 2, 15, "every audio frame")
+        self.rest("call/terminate", {"callId": "aac1"})
+        self.backend.wait(lambda e: any(x["status"] == "FINISH" for x in e), what="FINISH")
+        self.nginx.stop()  # closes the recording
+        codecs, pk = ffprobe(self.nginx.recording("aac"))
+        self.assertEqual(codecs.get("video"), "h264")
+        self.assertEqual(codecs.get("audio"), "aac")
+        self.assertEqual(pk["audio"], sorted(pk["audio"]), "audio timestamps monotonic")
+        # 1024 samples per AAC frame at 8 kHz: 128 ms each; the encoder's priming frame and the
+        # last partial block are not sent, so up to two frames short of what was sent
+        self.assertGreaterEqual(len(pk["audio"]), int(m.seconds * 8000 / 1024) - 2)
+        duration = pk["audio"][-1] - pk["audio"][0] + 0.128
+        self.assertLess(abs(duration - m.seconds), 0.4, f"audio duration {duration:.3f}s for {m.seconds}s sent")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
