@@ -531,5 +531,17 @@ class AacTest(CaptureTest):
         self.assertLess(abs(duration - m.seconds), 0.4, f"audio duration {duration:.3f}s for {m.seconds}s sent")
 
 
+class AudioConfTest(JunctionTest):
+    def test_bad_rtmp_audio_refused_with_the_key(self):
+        j = self.server(plugins={PLUGIN: {"listen": f"127.0.0.1:{free_port()}", "sip_listen": f"127.0.0.1:{free_port()}",
+                                          "port_range": "media", "rtmp_audio": "mp3"}})
+        j.start(expect_ready=False)
+        rc = j.wait_exit(30)
+        j.proc = None  # exited on purpose: nothing for tearDown to check
+        self.assertNotEqual(rc, 0, j.log())
+        self.assertRegex(j.log(), r"rtmp_audio: .*must be \"g711\" or \"aac\"")
+        self.assertNotIn("junction ready", j.log())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
