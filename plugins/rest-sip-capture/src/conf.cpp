@@ -1,3 +1,4 @@
+#include "aac.hpp"
 #include "plugin.hpp"
 
 #include <junction/util/addr.hpp>
@@ -15,7 +16,7 @@ Conf read_conf(const junction::sdk::Host& host) {
                 "default_caller", "offer_opus", "dtmf_payload_type", "max_calls", "ended_keep_s", "bus_publish", "node_id",
                 "user_agent", "backend_url", "backend_token", "backend_timeout_ms", "backend_retries", "backend_backoff_ms",
                 "backend_backoff_max_ms", "backend_queue", "rtmp_reconnect_ms", "rtmp_reconnect_max_ms", "rtmp_max_attempts",
-                "rtmp_max_queue_bytes"});
+                "rtmp_max_queue_bytes", "rtmp_audio"});
   r.str("listen", c.listen, true);
   r.str("api_token", c.api_token);
   r.str("sip_listen", c.sip_listen, true);
@@ -48,6 +49,12 @@ Conf read_conf(const junction::sdk::Host& host) {
   r.integer("rtmp_reconnect_max_ms", c.rtmp_reconnect_max_ms, 10, 3600000);
   r.integer("rtmp_max_attempts", c.rtmp_max_attempts, 0, 1000000);
   r.integer("rtmp_max_queue_bytes", c.rtmp_max_queue_bytes, 65536, 256 << 20);
+  std::string audio = "g711";
+  r.str("rtmp_audio", audio);
+  if (r.ok() && audio != "g711" && audio != "aac") r.fail("rtmp_audio", "must be \"g711\" or \"aac\"");
+  if (r.ok() && audio == "aac" && !AacEncoder::available())
+    r.fail("rtmp_audio", "\"aac\" needs libavcodec, which this build does not have");
+  c.rtmp_audio_aac = audio == "aac";
   if (r.ok() && !c.backend_url.empty() && c.backend_url.rfind("http://", 0) != 0 && c.backend_url.rfind("https://", 0) != 0)
     r.fail("backend_url", "must be an http:// or https:// URL");
   if (r.ok() && c.default_caller.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos)

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "model.hpp"
+#include "aac.hpp"
 #include "rtmp_out.hpp"
 
 #include <junction/media/rtp_depacketizer.hpp>
@@ -160,6 +161,10 @@ struct CallMedia : Shard {
   int64_t sr_shift_ms = 0;
   bool publish_bus = true;
   std::vector<std::shared_ptr<Push>> pushes;
+  // rtmp_audio = "aac": the call's G.711 encoded once for all its outputs (opened at the first
+  // audio frame; aac_failed after a refusal, logged once: the outputs then carry no audio)
+  std::unique_ptr<AacEncoder> aac;
+  bool aac_failed = false;
 };
 
 }  // namespace capture

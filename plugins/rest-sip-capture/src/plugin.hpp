@@ -59,6 +59,7 @@ struct Conf {
   uint32_t rtmp_reconnect_max_ms = 30000;
   uint32_t rtmp_max_attempts = 0;  // 0 = while the call lives
   uint32_t rtmp_max_queue_bytes = 4u << 20;
+  bool rtmp_audio_aac = false;  // rtmp_audio = "aac": G.711 encoded to AAC-LC for the call's outputs
 };
 // Throws std::runtime_error("key: reason") (the constructor's refusal) on a bad conf.
 Conf read_conf(const junction::sdk::Host& host);

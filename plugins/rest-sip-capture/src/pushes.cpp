@@ -207,11 +207,42 @@ void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView
     }
   }
   uint32_t t = static_cast<uint32_t>(ms);
+  bool g711 = f.meta.codec == JN_CODEC_PCMA || f.meta.codec == JN_CODEC_PCMU;
+  if (!video && g711 && conf_.rtmp_audio_aac && !m.pushes.empty()) {
+    if (!m.aac && !m.aac_failed) {
+      std::string why;
+      m.aac = AacEncoder::open(8000, why);
+      if (!m.aac) {
+        m.aac_failed = true;
+        host().warn("rest-sip-capture: call " + m.call_id + ": AAC encoder refused (" + why + "): its RTMP outputs carry no audio");
+      }
+    }
+    // Each AAC frame goes to every output with the AudioSpecificConfig first (a publisher sends
+    // its sequence header once, also after a reconnect).
+    struct Sink final : AacSink {
+      CallMedia& m;
+      AacEncoder& enc;
+      Sink(CallMedia& mm, AacEncoder& e) : m(mm), enc(e) {}
+      void aac_frame(const FrameView& af, uint32_t ts) override {
+        for (auto& p : m.pushes) {
+          if (!p->out || p->stopped) continue;
+          p->hold = true;
+          p->out->push_audio(enc.config(), ts);
+          p->out->push_audio(af, ts);
+          p->hold = false;
+        }
+      }
+    };
+    if (m.aac) {
+      Sink sink(m, *m.aac);
+      m.aac->push_g711(f.meta.codec, f.data, f.size, t, sink);
+    }
+  }
   for (auto& p : m.pushes) {
     if (!p->out || p->stopped) continue;
     p->hold = true;
     if (video) p->out->push_video(f, t, t);
-    else if (f.meta.codec != JN_CODEC_OPUS) p->out->push_audio(f, t);  // FLV has no Opus
+    else if (f.meta.codec != JN_CODEC_OPUS && !(g711 && conf_.rtmp_audio_aac)) p->out->push_audio(f, t);  // FLV has no Opus
     p->hold = false;
     // audio waits for the next video frame (at most 100 ms: an audio-only call still flows)
     if (video || now - p->last_flush_ms >= 100 || p->pending.size() >= 32768) {

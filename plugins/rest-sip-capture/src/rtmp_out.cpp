@@ -25,6 +25,8 @@ class PublisherOut final : public RtmpOut, private rtmp::PublisherCallbacks {
   void push_audio(const junction::media::FrameView& f, uint32_t ts) override { pub_.push_audio(f, ts); }
   bool publishing() const override { return pub_.status() == rtmp::PublisherStatus::Publishing; }
   void unpublish() override { pub_.unpublish(); }
+  std::string save() const override { return pub_.save(); }
+  bool restore(std::string_view b, std::string& e) override { return pub_.restore(b, e); }
 
  private:
   static rtmp::PublisherConfig config(const RtmpTarget& t, size_t max_queue) {

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace capture {
@@ -39,6 +40,10 @@ class RtmpOut {
   virtual bool publishing() const = 0;
   // Ends the publication politely (FCUnpublish, deleteStream); the caller then closes the connection.
   virtual void unpublish() = 0;
+  // Hot reload: the publisher's state while publishing (empty otherwise), and its restore into a
+  // new output made with the same target, before any other call (then publishing, no callback).
+  virtual std::string save() const = 0;
+  virtual bool restore(std::string_view bytes, std::string& error) = 0;
 };
 
 // Null when the plugin was built without sdk/rtmp.

@@ -1,12 +1,16 @@
 // Hot reload: calls keep their SIP dialog (the stack's transactions, the dialogs), their RTP
-// sockets (handles of the slot), bus stream ids and the backend queue. An RTMP connection is
-// re-made by the new instance (the publisher's chunk-stream state does not cross a reload): the
-// push reports RTMP_CONNECTION_LOST, then RTMP_STREAM_ACTIVE, and the stream resumes at the next
-// keyframe (asked for at once).
+// sockets (handles of the slot), bus stream ids and the backend queue. A publishing RTMP output
+// keeps its TCP connection (the core's handle and the cookie's attempt number) and its
+// Publisher's state (sdk/rtmp save/restore), and the call's A/V clock is kept too, so the RTMP
+// stream goes on with no status change and monotonic timestamps. An output that was not
+// publishing (connecting, backing off) is re-made by the new instance.
 #include "plugin.hpp"
 
 #include <junction/util/addr.hpp>
 #include <junction/util/encoding.hpp>
+
+#include <algorithm>
+#include <unordered_set>
 
 namespace capture {
 
@@ -61,23 +65,41 @@ jn_status CapturePlugin::save_state(std::string& out) {
                     {"vRtcp", m->video.rtcp}, {"aPort", m->audio.port}, {"vPort", m->video.port},
                     {"aBus", m->audio.bus_id}, {"vBus", m->video.bus_id}, {"aSsrc", m->audio.own_ssrc},
                     {"vSsrc", m->video.own_ssrc}, {"dtmfSeq", m->dtmf_seq}, {"dtmfTs", m->dtmf_ts},
-                    {"answered", m->answered}, {"publishBus", m->publish_bus}};
+                    {"answered", m->answered}, {"publishBus", m->publish_bus},
+                    // the A/V clock, so the kept RTMP outputs' timestamps go on where they were
+                    {"clock", {{"t0", m->have_t0 ? json(m->t0_ms) : json()},
+                               {"a", m->audio.have_base ? json::array({m->audio.base_ms, m->audio.base_pts}) : json()},
+                               {"v", m->video.have_base ? json::array({m->video.base_ms, m->video.base_pts}) : json()},
+                               {"srAligned", m->sr_aligned}, {"srShift", m->sr_shift_ms}, {"kfSeen", m->keyframe_seen}}},
+                    // the counters `captures` shows go on too
+                    {"counts", {m->audio.frames, m->audio.bytes, m->audio.packets, m->video.frames, m->video.bytes, m->video.packets}}};
     }
     calls.push_back(j);
   });
   // Every push's connection is closed here and re-made by the next instance.
-  json conns = json::array(), bus = json::array(), attempts = json::object();
+  json conns = json::array(), bus = json::array(), attempts = json::object(), kept = json::object();
   {
     std::lock_guard<std::mutex> g(idx_mu_);
     for (auto& [id, p] : pushes_) {
       std::lock_guard<std::mutex> pg(p->shard->mu);
       attempts[std::to_string(id)] = p->attempt_no;  // the next instance's cookies must not name a closed attempt
-      if (p->conn) conns.push_back(p->conn);
-      if (p->pending_conn) conns.push_back(p->pending_conn);
+      // A publishing output hands its connection and publisher state to the next instance.
+      std::string pub = p->conn && p->out && !p->closed && !p->stopped && !p->pending_conn ? p->out->save() : std::string();
+      if (!pub.empty()) {
+        p->flush();  // what the publisher already sent goes out on the connection before the swap
+        kept[std::to_string(id)] = {{"conn", p->conn}, {"attempt", p->attempt_no}, {"pub", pub}, {"bytes", p->bytes_out}};
+      } else {
+        if (p->conn) conns.push_back(p->conn);
+        if (p->pending_conn) conns.push_back(p->pending_conn);
+      }
       if (p->retry_timer) host().stop_timer(p->retry_timer), p->retry_timer = 0;
       if (!p->call)
         bus.push_back({{"id", id}, {"stream", p->bus_stream}, {"url", p->target.url}, {"rtmpStream", p->target.stream},
-                       {"subV", p->sub_video}, {"subA", p->sub_audio}, {"everActive", p->ever_active}});
+                       {"subV", p->sub_video}, {"subA", p->sub_audio}, {"everActive", p->ever_active},
+                       {"status", static_cast<int>(p->status)},
+                       {"clock", {{"t0", p->have_t0 ? json(p->t0_ms) : json()},
+                                  {"v", p->have_vbase ? json::array({p->vbase, p->vbase_ms}) : json()},
+                                  {"a", p->have_abase ? json::array({p->abase, p->abase_ms}) : json()}}}});
     }
   }
   json txns = json::array();
@@ -94,6 +116,7 @@ jn_status CapturePlugin::save_state(std::string& out) {
              {"calls", calls},
              {"conns", conns},
              {"busPushes", bus},
+             {"kept", kept},
              {"attempts", attempts},
              {"txns", txns},
              {"events", ev},
@@ -133,6 +156,30 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
   for (auto& t : st["txns"]) txn_call_[t[0].get<sip::TxnId>()] = t[1].get<uint64_t>();
   for (auto& h : st["conns"]) host().tcp_close(h.get<jn_handle>());
   std::vector<std::shared_ptr<Push>> reconnect;
+  std::unordered_set<uint64_t> kept_ids;
+  const json kept = st.value("kept", json::object());
+  // Takes over a publishing output's connection and publisher state; false (connection closed,
+  // the output is re-made like before) when there is none or the state is unusable.
+  auto keep = [&](const std::shared_ptr<Push>& p) {
+    auto it = kept.find(std::to_string(p->id));
+    if (it == kept.end()) return false;
+    jn_handle conn = it->value("conn", jn_handle{0});
+    auto out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p);
+    std::string err = out ? std::string() : "no RTMP publisher in this build";
+    if (!out || !conn || !out->restore(it->value("pub", std::string()), err)) {
+      host().warn("rest-sip-capture: RTMP " + p->target.key() + ": publisher state not restorable (" + err + "): reconnecting");
+      if (conn) host().tcp_close(conn);
+      return false;
+    }
+    std::lock_guard<std::mutex> g(p->shard->mu);
+    p->out = std::move(out);
+    p->conn = conn;
+    p->attempt_no = it->value("attempt", 0u);  // the connection's cookie names this attempt
+    p->out_status = OutStatus::Publishing;
+    p->bytes_out = it->value("bytes", uint64_t{0});
+    kept_ids.insert(p->id);
+    return true;
+  };
   for (auto& j : st["calls"]) {
     BadRequest bad;
     auto req = parse_startup(j["req"], bad);
@@ -226,9 +273,34 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
           std::lock_guard<std::mutex> g(idx_mu_);
           pushes_[p->id] = p;
         }
-        if (call.status == Status::Established || call.status == Status::Hold) reconnect.push_back(p);
+        if (call.status == Status::Established || call.status == Status::Hold) {
+          if (!keep(p)) reconnect.push_back(p);
+        } else if (kept.contains(std::to_string(p->id))) {
+          host().tcp_close(kept[std::to_string(p->id)].value("conn", jn_handle{0}));
+        }
       }
-      m->want_keyframe = true;
+      const json& ck = md.contains("clock") ? md["clock"] : json::object();
+      if (ck.is_object()) {
+        std::lock_guard<std::mutex> g(m->mu);
+        if (ck.contains("t0") && ck["t0"].is_number()) m->have_t0 = true, m->t0_ms = ck["t0"].get<uint64_t>();
+        auto base = [&](const char* k, Stream& s) {
+          if (ck.contains(k) && ck[k].is_array() && ck[k].size() == 2)
+            s.have_base = true, s.base_ms = ck[k][0].get<uint64_t>(), s.base_pts = ck[k][1].get<int64_t>();
+        };
+        base("a", m->audio);
+        base("v", m->video);
+        m->sr_aligned = ck.value("srAligned", false);
+        m->sr_shift_ms = ck.value("srShift", int64_t{0});
+        m->keyframe_seen = ck.value("kfSeen", false);
+      }
+      if (md.contains("counts") && md["counts"].is_array() && md["counts"].size() == 6) {
+        auto& n = md["counts"];
+        std::lock_guard<std::mutex> g(m->mu);
+        m->audio.frames = n[0], m->audio.bytes = n[1], m->audio.packets = n[2];
+        m->video.frames = n[3], m->video.bytes = n[4], m->video.packets = n[5];
+      }
+      // a kept output goes on without a keyframe; a re-made one needs one at once
+      m->want_keyframe = !m->keyframe_seen || std::any_of(m->pushes.begin(), m->pushes.end(), [&](auto& p) { return !kept_ids.count(p->id); });
     } else {
       for (auto& pj : j["pushes"]) {
         RtmpTarget t;
@@ -254,23 +326,32 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
     p->sub_video = bj.value("subV", jn_handle{0});
     p->sub_audio = bj.value("subA", jn_handle{0});
     p->ever_active = bj.value("everActive", false);
+    if (bj.contains("status")) p->status = static_cast<RtmpStatus>(bj.value("status", 1));
+    if (auto& ck = bj["clock"]; ck.is_object()) {
+      if (ck.contains("t0") && ck["t0"].is_number()) p->have_t0 = true, p->t0_ms = ck["t0"].get<uint64_t>();
+      if (ck.contains("v") && ck["v"].is_array() && ck["v"].size() == 2)
+        p->have_vbase = true, p->vbase = ck["v"][0].get<int64_t>(), p->vbase_ms = ck["v"][1].get<uint64_t>();
+      if (ck.contains("a") && ck["a"].is_array() && ck["a"].size() == 2)
+        p->have_abase = true, p->abase = ck["a"][0].get<int64_t>(), p->abase_ms = ck["a"][1].get<uint64_t>();
+    }
     {
       std::lock_guard<std::mutex> g(idx_mu_);
       pushes_[p->id] = p;
     }
     bus_pushes_[t.key()] = p->id;
-    reconnect.push_back(p);
+    if (!keep(p)) reconnect.push_back(p);
   }
   if (st["attempts"].is_object()) {
     std::lock_guard<std::mutex> g(idx_mu_);
-    for (auto& [id, p] : pushes_) p->attempt_no = st["attempts"].value(std::to_string(id), 0u) + 1;
+    for (auto& [id, p] : pushes_)
+      if (!kept_ids.count(id)) p->attempt_no = st["attempts"].value(std::to_string(id), 0u) + 1;
   }
   for (auto& p : reconnect) {
     if (p->ever_active) push_set_status(*p, RtmpStatus::Lost, "plugin reloaded: reconnecting");
     push_connect(p);
   }
-  host().info("rest-sip-capture: restored " + std::to_string(reg_.size()) + " calls, " + std::to_string(reconnect.size()) +
-              " RTMP outputs reconnecting");
+  host().info("rest-sip-capture: restored " + std::to_string(reg_.size()) + " calls, " + std::to_string(kept_ids.size()) +
+              " RTMP outputs kept, " + std::to_string(reconnect.size()) + " reconnecting");
   return JN_OK;
 }
 

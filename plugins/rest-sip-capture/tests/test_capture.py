@@ -8,10 +8,11 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from capture_env import Backend, Media, Nginx, SipUas, Sipp, ffprobe, have_tools  # noqa: E402
+from capture_env import FPS, Backend, Media, Nginx, SipUas, Sipp, ffprobe, have_tools  # noqa: E402
 from junction_test import JunctionTest, free_port, wait_until  # noqa: E402
 
 PLUGIN = "rest-sip-capture"
@@ -357,7 +358,8 @@ class ReloadTest(CaptureTest):
         self.j.wait_for_log(r"restored 1 calls")
         self.assertEqual(self.find("r1")["status"], "ESTABLISHED")
         u.send_rtp(m, audio=True, video=False)  # the same sockets still deliver
-        wait_until(lambda: self.capture("r1")["audioFrames"] >= len(m.audio) - 2, 10, "audio after reload")
+        # the counters go on across the reload
+        wait_until(lambda: self.capture("r1")["audioFrames"] >= before["audioFrames"] + len(m.audio) - 2, 10, "audio after reload")
         self.assertGreater(before["audioFrames"], 0)
         self.rest("call/terminate", {"callId": "r1"})
         u.wait(lambda: any(x.startswith("BYE ") for x in u.requests), what="BYE after reload (the dialog survived)")
@@ -450,13 +452,98 @@ class RtmpTest(CaptureTest):
         rec = self.nginx.recording("bus")
         wait_until(lambda: ffprobe(rec)[0].get("video") == "h264" and len(ffprobe(rec)[1]["video"]) >= m.frames - 26, 10,
                    "the bus push's recording", interval=0.3)
-        # a reload re-makes the call's RTMP connection: LOST, then ACTIVE again
+        # a reload keeps the call's publishing RTMP connection (test_reload_mid_push_keeps_the_rtmp_stream)
         self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
-        self.j.wait_for_log(r"restored 1 calls, 1 RTMP outputs reconnecting")
-        self.backend.wait(lambda e: [x["rtmpStreamStatus"] for x in e if x["callId"] == "bp1"][-1:] == ["RTMP_STREAM_ACTIVE"]
-                          and any(x["rtmpStreamStatus"] == "RTMP_CONNECTION_LOST" for x in e), what="LOST then ACTIVE after the reload")
+        self.j.wait_for_log(r"restored 1 calls, 1 RTMP outputs kept, 0 reconnecting")
         self.rest("call/terminate", {"callId": "bp1"})
         self.assertEqual(s.wait(30)[0], 0)
+
+    def test_reload_mid_push_keeps_the_rtmp_stream(self):
+        """A hot reload while the call is pushing keeps the RTMP connection and the publisher's
+        state: the backend sees no RTMP status change and nginx records one continuous stream."""
+        m = media()
+        u = self.uas()
+        self.startup(u.port, "kr1", rtmpUrl=self.nginx.url(), rtmpStream="kept")
+        self.wait_status("kr1", "ESTABLISHED")
+        sender = threading.Thread(target=u.send_rtp, args=(m,))
+        sender.start()
+        try:
+            wait_until(lambda: self.find("kr1")["rtmpStreamStatus"] == "RTMP_STREAM_ACTIVE", 15, "RTMP active")
+            # mid-push: a keyframe has gone out and the clip is far from its end
+            wait_until(lambda: self.capture("kr1")["videoFrames"] >= FPS + 5, 15, "a second of video")
+            self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+            self.j.wait_for_log(r"restored 1 calls, 1 RTMP outputs kept, 0 reconnecting")
+            self.assertLess(self.capture("kr1")["videoFrames"], m.frames - FPS, "the reload came mid-push")
+        finally:
+            sender.join()
+        wait_until(lambda: self.capture("kr1")["videoFrames"] >= m.frames - 2, 15, "every frame")
+        self.rest("call/terminate", {"callId": "kr1"})
+        ev = self.backend.wait(lambda e: any(x["status"] == "FINISH" for x in e), what="FINISH")
+        rtmp = [x["rtmpStreamStatus"] for x in ev]
+        self.assertNotIn("RTMP_CONNECTION_LOST", rtmp)
+        first_active = rtmp.index("RTMP_STREAM_ACTIVE")
+        self.assertEqual(set(rtmp[first_active:]), {"RTMP_STREAM_ACTIVE"}, "no RTMP status change after ACTIVE")
+        self.nginx.stop()  # closes the recording
+        codecs, pk = ffprobe(self.nginx.recording("kept"))
+        self.assertEqual(codecs.get("video"), "h264")
+        self.assertEqual(codecs.get("audio"), "pcm_alaw")
+        # one recording: a re-made publication would have restarted the file at the reload
+        self.assertGreaterEqual(len(pk["video"]), m.frames - 26)
+        self.assertEqual(pk["video"], sorted(pk["video"]), "video timestamps monotonic")
+        self.assertEqual(pk["audio"], sorted(pk["audio"]), "audio timestamps monotonic")
+        gaps = [b - a for a, b in zip(pk["video"], pk["video"][1:])]
+        self.assertLess(max(gaps), 0.5, "no hole at the reload")
+        span = pk["video"][-1] - pk["video"][0]
+        self.assertGreater(span, (len(pk["video"]) - 2) / FPS - 0.3)
+        self.assertLess(span, m.seconds + 0.5)
+
+
+class AacTest(CaptureTest):
+    """rtmp_audio = "aac": the call's G.711 goes out as AAC-LC (libavcodec), sequence header first."""
+    conf_over = {"keyframe_sip_info": False, "rtmp_audio": "aac"}
+
+    def setUp(self):
+        super().setUp()
+        if not self.rtmp_available():
+            self.skipTest("built without sdk/rtmp's publisher")
+        self.nginx = Nginx().start()
+        self.cleanups.append(self.nginx.cleanup)
+
+    def test_g711_pushed_as_aac(self):
+        m = media()
+        u = self.uas()
+        self.startup(u.port, "aac1", rtmpUrl=self.nginx.url(), rtmpStream="aac")
+        self.wait_status("aac1", "ESTABLISHED")
+        wait_until(lambda: self.find("aac1")["rtmpStreamStatus"] == "RTMP_STREAM_ACTIVE", 15, "RTMP active")
+        u.send_rtp(m)
+        wait_until(lambda: self.capture("aac1")["audioFrames"] >= len(m.audio) - 2, 15, "every audio frame")
+        self.rest("call/terminate", {"callId": "aac1"})
+        self.backend.wait(lambda e: any(x["status"] == "FINISH" for x in e), what="FINISH")
+        self.nginx.stop()  # closes the recording
+        codecs, pk = ffprobe(self.nginx.recording("aac"))
+        self.assertEqual(codecs.get("video"), "h264")
+        self.assertEqual(codecs.get("audio"), "aac")
+        self.assertEqual(pk["audio"], sorted(pk["audio"]), "audio timestamps monotonic")
+        # 1024 samples per AAC frame at 8 kHz: 128 ms each. Not sent: the last partial block, the
+        # frame still inside the encoder (its one-frame delay) when the call ends, and the last
+        # two G.711 packets the wait above allows: at most three frames short, never longer
+        self.assertGreaterEqual(len(pk["audio"]), int(m.seconds * 8000 / 1024) - 3)
+        duration = pk["audio"][-1] - pk["audio"][0] + 0.128
+        self.assertGreater(duration, m.seconds - 3 * 0.128 - 0.05, f"audio duration {duration:.3f}s for {m.seconds}s sent")
+        self.assertLess(duration, m.seconds + 0.1, f"audio duration {duration:.3f}s for {m.seconds}s sent")
+
+
+class AudioConfTest(JunctionTest):
+    def test_bad_rtmp_audio_refused_with_the_key(self):
+        j = self.server(plugins={PLUGIN: {"listen": f"127.0.0.1:{free_port()}", "sip_listen": f"127.0.0.1:{free_port()}",
+                                          "port_range": "media", "rtmp_audio": "mp3"}})
+        j.start(expect_ready=False)
+        rc = j.wait_exit(30)
+        j.proc = None  # exited on purpose: nothing for tearDown to check
+        self.assertNotEqual(rc, 0, j.log())
+        self.assertRegex(j.log(), r"rtmp_audio: .*must be \"g711\" or \"aac\"")
+        self.assertNotIn("junction ready", j.log())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

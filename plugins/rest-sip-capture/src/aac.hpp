@@ -1,0 +1,42 @@
+// G.711 -> AAC-LC for RTMP outputs (conf rtmp_audio = "aac": most CDNs want AAC). libavcodec's
+// native AAC encoder, mono at the call's 8 kHz (no resampling: AAC-LC allows 8 kHz). CPU work
+// only (it never blocks), run on the call's media loop under the call's lock. Everything is
+// allocated at open(); per frame the encoder copies samples into its one AVFrame (libavcodec's
+// own packet buffer is its business). A build without libavcodec has no encoder (available()
+// false): the conf refuses "aac" then.
+#pragma once
+
+#include <junction/media/frame.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace capture {
+
+class AacSink {
+ public:
+  // One raw AAC access unit (no ADTS), its first sample's time in ms on the call's clock.
+  virtual void aac_frame(const junction::media::FrameView& f, uint32_t ts_ms) = 0;
+
+ protected:
+  ~AacSink() = default;
+};
+
+class AacEncoder {
+ public:
+  static bool available();
+  // Null and why when libavcodec has no AAC encoder or refuses the parameters.
+  static std::unique_ptr<AacEncoder> open(uint32_t sample_rate, std::string& why);
+  virtual ~AacEncoder() = default;
+  // The AudioSpecificConfig (FLV's AAC sequence header), as a JN_MF_CONFIG frame.
+  virtual junction::media::FrameView config() const = 0;
+  // G.711 bytes (codec JN_CODEC_PCMA / PCMU) at ts_ms: decoded, buffered to 1024 samples, encoded;
+  // each AAC frame out goes to sink. A jump of the input clock (a gap over 1 s) rebases the output's.
+  virtual void push_g711(uint32_t codec, const uint8_t* data, size_t n, uint32_t ts_ms, AacSink& sink) = 0;
+  virtual uint64_t frames_out() const = 0;
+};
+
+}  // namespace capture
