@@ -22,16 +22,11 @@ import sys
 import tempfile
 import unittest
 
-NETNS = os.environ.get("JN_WEBRTC_NETNS") == "1"
-if __name__ == "__main__" and not NETNS and os.environ.get("JN_WEBRTC_NO_NETNS") != "1":
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
-    env = dict(os.environ, **({"JN_WEBRTC_NETNS": "1"} if probe.returncode == 0 else {"JN_WEBRTC_NO_NETNS": "1"}))
-    if probe.returncode == 0:
-        sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, *sys.argv],
-                                env=env).returncode)
-    os.environ.update(env)
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import loopback_netns  # noqa: E402
+
+NETNS = loopback_netns.enter(__name__ == "__main__")
+
 from junction_test import BUILD, main, wait_until  # noqa: E402
 
 try:
@@ -73,7 +68,7 @@ STATS_JS = """(async () => {
 })()"""
 
 
-@unittest.skipUnless(os.environ.get("JN_WEBRTC_NETNS") == "1", "needs a network namespace with only loopback (unshare -n)")
+@unittest.skipUnless(NETNS, "needs a network namespace with only loopback (unshare -n)")
 @unittest.skipUnless(Browser is not None, "tests/lib/cdp.py (the browser harness) is not in this tree")
 @unittest.skipUnless(Browser is not None and have_chromium(), "chromium is not installed")
 @unittest.skipUnless(FFMPEG, "ffmpeg is not installed")

@@ -20,16 +20,11 @@ import tempfile
 import threading
 import unittest
 
-NETNS = os.environ.get("JN_WEBRTC_NETNS") == "1"
-if __name__ == "__main__" and not NETNS and os.environ.get("JN_WEBRTC_NO_NETNS") != "1":
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
-    env = dict(os.environ, **({"JN_WEBRTC_NETNS": "1"} if probe.returncode == 0 else {"JN_WEBRTC_NO_NETNS": "1"}))
-    if probe.returncode == 0:
-        sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, *sys.argv],
-                                env=env).returncode)
-    os.environ.update(env)
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import loopback_netns  # noqa: E402
+
+NETNS = loopback_netns.enter(__name__ == "__main__")
+
 from junction_test import BUILD, main  # noqa: E402
 
 TOOL = os.path.join(BUILD, "tools", "webrtc_transport_peer")

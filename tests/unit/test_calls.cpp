@@ -459,6 +459,36 @@ TEST_CASE_FIXTURE(Fixture, "hunt: one target at a time, per-target timeout moves
   }
 }
 
+TEST_CASE_FIXTURE(Fixture, "the offer's display name and metadata reach every B-leg, in a fork and in a hunt") {
+  for (Strategy strategy : {Strategy::Fork, Strategy::Hunt}) {
+    routes.set_static({StaticRoute{"exact", "desk", {"intercom:1", "sip:agent@x"}, strategy, 0, "t:m"}});
+    CallEvent o = offer("verto:1001", "desk");
+    o.from_name = "Front desk";
+    o.headers = {{"Subject", "visitor"}, {"X-Room", "101"}};
+    jn_handle a = 0;
+    REQUIRE(calls.originate(kBrowser, 5, o, &a) == JN_OK);
+    auto offers = ep.take();
+    REQUIRE(!offers.empty());
+    if (strategy == Strategy::Hunt) {  // the next target gets them too
+      REQUIRE(offers.size() == 1);
+      CHECK(calls.send(kScreen, offers[0].leg, Fixture::event(JN_CALL_REJECT, 486)) == JN_OK);
+      auto next = ep.take();
+      REQUIRE(next.size() == 1);
+      offers.push_back(next[0]);
+    }
+    REQUIRE(offers.size() == 2);
+    for (const auto& d : offers) {
+      CHECK(d.ev.type == JN_CALL_OFFER);
+      CHECK(d.ev.from_name == "Front desk");
+      REQUIRE(d.ev.headers.size() == 2);
+      CHECK(d.ev.headers[0] == std::make_pair(std::string("Subject"), std::string("visitor")));
+      CHECK(d.ev.headers[1] == std::make_pair(std::string("X-Room"), std::string("101")));
+    }
+    CHECK(calls.send(kBrowser, a, Fixture::event(JN_CALL_END, 487)) == JN_OK);
+    ep.take();
+  }
+}
+
 TEST_CASE_FIXTURE(Fixture, "ring timeout ends the whole attempt") {
   calls.set_ring_timeout_ms(30000);
   routes.set_static(

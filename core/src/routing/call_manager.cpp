@@ -15,6 +15,8 @@ struct CallManager::Call {
   uint64_t number = 0;  // creation order (listings)
   std::string id;       // "jc-" + 32 hex digits from the CSPRNG: unguessable, never repeated
   std::string from, to;
+  std::string from_name;  // the offer's display name and metadata, for every B-leg's OFFER
+  Headers headers;        // (a hunt offers them again to each next target)
   std::vector<CallTarget> targets;  // as resolved
   std::vector<jn_handle> b_legs;    // live B-legs; after answer only the answered one
   // The offer's media, kept only while a hunt still has targets to offer it to.
@@ -231,6 +233,8 @@ jn_status CallManager::originate(const std::string& plugin, uint64_t cookie, con
   owned->id = new_call_id();
   owned->from = offer.from;
   owned->to = offer.to;
+  owned->from_name = offer.from_name;
+  owned->headers = offer.headers;
   owned->start_ms = timers_.now_ms();
   owned->strategy = route->strategy;
   owned->targets.reserve(route->targets.size());
@@ -291,6 +295,8 @@ void CallManager::offer_target(Call& c, jn_handle ch, uint32_t target_index,
   ev.from = c.from;
   ev.to = c.to;
   ev.target = target.uri;
+  ev.from_name = c.from_name;
+  ev.headers = c.headers;
   if (media) ev.media = *media;
   queue(b, std::move(ev), false);
 }

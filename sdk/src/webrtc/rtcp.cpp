@@ -1,4 +1,5 @@
 // RTCP builders/parsers and the retransmit buffer. See rtcp.hpp.
+#include <junction/proto/rtp.hpp>
 #include <junction/webrtc/rtcp.hpp>
 
 #include <algorithm>
@@ -7,19 +8,11 @@
 namespace junction::webrtc {
 namespace {
 
-void wr16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void wr32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
-uint32_t rd32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
+// Big-endian fields: the RTP helpers (one copy in the tree).
+using junction::proto::rtp::rd16;
+using junction::proto::rtp::rd32;
+using junction::proto::rtp::wr16;
+using junction::proto::rtp::wr32;
 
 // Common header: V=2, no padding, count, type, length in 32-bit words minus one.
 void header(uint8_t* p, uint8_t count, uint8_t type, size_t len) {

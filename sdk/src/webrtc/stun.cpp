@@ -1,4 +1,5 @@
 // STUN parse/build (RFC 5389) for ICE. See stun.hpp.
+#include <junction/proto/rtp.hpp>
 #include <junction/webrtc/stun.hpp>
 
 #include <openssl/crypto.h>
@@ -11,6 +12,11 @@
 namespace junction::webrtc {
 namespace {
 
+// Big-endian fields: the RTP helpers (one copy in the tree).
+using junction::proto::rtp::rd16;
+using junction::proto::rtp::rd32;
+using junction::proto::rtp::wr16;
+using junction::proto::rtp::wr32;
 constexpr uint32_t kFingerprintXor = 0x5354554eu;
 
 constexpr std::array<uint32_t, 256> make_crc_table() {
@@ -24,20 +30,6 @@ constexpr std::array<uint32_t, 256> make_crc_table() {
 }
 constexpr std::array<uint32_t, 256> kCrcTable = make_crc_table();
 
-uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint32_t rd32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
-void wr16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void wr32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
 
 // HMAC-SHA1 over data with key; out has 20 bytes.
 bool hmac_sha1(std::string_view key, const uint8_t* data, size_t len, uint8_t* out) {
