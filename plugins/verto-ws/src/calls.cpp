@@ -76,9 +76,7 @@ json VertoWs::invite(jn_handle h, verto::Message& m) {
   ev.headers = hdr.data();
   ev.header_count = static_cast<uint32_t>(hdr.size());
   jn_handle leg = 0;
-  originating_ = id;  // a B-leg offered to this plugin while the core routes it is this call's
   jn_status st = host().call_originate(ev, id, &leg);  // may deliver events (even REJECT) before it returns
-  originating_ = 0;
   Call* now = this->call(id);
   if (st != JN_OK) {
     host().info("call " + callid + " to " + to + " not placed: " + (st == JN_ERR_NOT_FOUND ? "nothing routes it" : "status " + std::to_string(st)));
@@ -422,18 +420,6 @@ void VertoWs::on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) {
   }
 }
 
-// The A-leg of this plugin that placed a call from `from` to `to`: the one being originated
-// right now, else the newest unanswered one that matches.
-const Call* VertoWs::caller_leg(const std::string& from, const std::string& to) {
-  std::string prefix = conf_.default_scheme + ":";
-  if (from.rfind(prefix, 0) != 0) return nullptr;
-  if (originating_) return call(originating_);
-  const Call* best = nullptr;
-  for (auto& [id, c] : calls_)
-    if (!c.inbound && c.state != kAnswered && c.user == from.substr(prefix.size()) && c.peer_uri == to) best = &c;
-  return best;
-}
-
 void VertoWs::incoming(jn_handle leg, const jn_call_event& ev) {
   std::string target(to_sv(ev.target.len ? ev.target : ev.to));
   std::string user = target.substr(target.find(':') == std::string::npos ? 0 : target.find(':') + 1);
@@ -464,12 +450,6 @@ void VertoWs::incoming(jn_handle leg, const jn_call_event& ev) {
   cl.far_sdp = header_of(ev, kSdpHeader);
   cl.peer_uri = std::string(to_sv(ev.from));
   cl.peer_name = std::string(to_sv(ev.from_name));
-  // The core does not carry an OFFER's metadata (headers, from_name) to the B-leg yet: a call
-  // between two browsers of this server takes the caller's SDP and name from its A-leg here.
-  if (const Call* a = caller_leg(cl.peer_uri, std::string(to_sv(ev.to)))) {
-    if (cl.far_sdp.empty()) cl.far_sdp = a->own_sdp;
-    if (cl.peer_name.empty()) cl.peer_name = a->own_name;
-  }
   cl.core_call_id = std::string(to_sv(ev.call_id));
   if (cl.peer_name.empty()) cl.peer_name = cl.peer_uri;
   host().leg_set_cookie(leg, cl.id);

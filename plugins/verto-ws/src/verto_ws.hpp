@@ -258,7 +258,6 @@ class VertoWs : public junction::sdk::Plugin {
 
   // --- calls: the core's side ------------------------------------------------------------------------
   void on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) override;
-  const Call* caller_leg(const std::string& from, const std::string& to);
   void incoming(jn_handle leg, const jn_call_event& ev);
 
   // --- media glue ------------------------------------------------------------------------------
@@ -287,7 +286,7 @@ class VertoWs : public junction::sdk::Plugin {
   Conf conf_;
   uint64_t generation_ = 0;
   jn_handle endpoint_ = 0, tick_ = 0, heartbeat_ = 0;
-  uint64_t serial_ = 0, started_ms_ = 0, originating_ = 0;
+  uint64_t serial_ = 0, started_ms_ = 0;
   int64_t server_id_ = 0;
   uint64_t event_serno_ = 0;
   std::map<jn_handle, Conn> conns_;
