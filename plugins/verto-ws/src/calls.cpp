@@ -55,7 +55,6 @@ json VertoWs::invite(jn_handle h, verto::Message& m) {
   call.peer_uri = dest_uri(number);
   call.peer_name = str_of(dp, "remote_caller_id_name");
   std::string from = conf_.default_scheme + ":" + c->user, name = str_of(dp, "caller_id_name");
-  call.own_name = name;
   std::string sessid = c->sessid;
   const uint64_t id = call.id;
   const std::string to = call.peer_uri;

@@ -1,6 +1,6 @@
 // verto-ws internals shared by its source files: the conf, the state the plugin keeps (connections,
 // sessions, calls; all serialisable for a hot reload), the cause table, and the VertoWs class.
-// Its member functions live in the file of their seam (README.md, "Source files"):
+// Its member functions live in the file of their seam (README.md, "Sources"):
 // plugin.cpp hooks and timers, ws.cpp transport and dispatch, sessions.cpp login, events.cpp
 // channels, calls.cpp Verto <-> core calls, call_media.cpp WebRTC glue, state.cpp reload codec,
 // admin.cpp users and tokens, conf.cpp the conf.
@@ -113,11 +113,10 @@ struct Call {
   std::string far_sdp;  // the other side's SDP (its offer for inbound calls, its answer otherwise)
   std::string own_sdp;  // the browser's SDP
   std::string peer_uri, peer_name, core_call_id;
-  std::string own_name;  // the browser's caller_id_name (outbound calls)
   bool media = false;    // a MediaLeg terminates the browser's WebRTC
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Call, id, callid, sessid, user, leg, inbound, state, held, far_sdp, own_sdp, peer_uri,
-                                                peer_name, core_call_id, own_name, media)
+                                                peer_name, core_call_id, media)
 
 // A password check (or hash) on the worker pool: PBKDF2 takes tens of milliseconds, which no
 // loop may spend.
@@ -197,7 +196,7 @@ class VertoWs : public junction::sdk::Plugin {
  public:
   VertoWs(Host host, const jn_create_args& args) : Plugin(host), conf_(read_conf(host)), generation_(args.generation) {}
 
-  // --- lifecycle ---------------------------------------------------------------------------------
+  // --- lifecycle (plugin.cpp; init_media: call_media.cpp; save/restore_state: state.cpp) ------
   jn_status start() override;
   bool media_on() const { return conf_.media == "webrtc"; }
 
@@ -206,7 +205,7 @@ class VertoWs : public junction::sdk::Plugin {
   jn_status save_state(std::string& out) override;
   jn_status restore_state(uint32_t schema, std::string_view data) override;
 
-  // --- WebSocket ----------------------------------------------------------------------------------
+  // --- WebSocket (ws.cpp) ---------------------------------------------------------------------
   void on_ws(const jn_ws_event& ev) override;
   static std::string header(const jn_ws_event& ev, std::string_view name);
   void on_upgrade(const jn_ws_event& ev);
@@ -222,14 +221,14 @@ class VertoWs : public junction::sdk::Plugin {
   void on_text(jn_handle h, std::string_view text);
   json handle(jn_handle h, verto::Message& m);
 
-  // --- login ----------------------------------------------------------------------------------------
+  // --- login (sessions.cpp; on_closed: ws.cpp) ------------------------------------------------
   json login(jn_handle h, verto::Message& m);
   std::string dummy_record();
   void on_work_done(jn_handle, uint64_t cookie, jn_status status) override;
   json finish_login(jn_handle h, const json& id, const std::string& user, const std::string& sessid, const char* how);
   void on_closed(jn_handle h);
 
-  // --- subscriptions and events ----------------------------------------------------------------------
+  // --- subscriptions and events (events.cpp) --------------------------------------------------
   const std::vector<std::string>& patterns_of(const std::string& user) const;
   json subscribe(Conn& c, verto::Message& m, bool on);
   size_t deliver(const std::string& channel, json params);
@@ -237,10 +236,10 @@ class VertoWs : public junction::sdk::Plugin {
   void on_event(std::string_view topic, std::string_view text) override;
   void heartbeat();
 
-  // --- timers ----------------------------------------------------------------------------------------
+  // --- timers (plugin.cpp) --------------------------------------------------------------------
   void on_timer(jn_handle, uint64_t cookie) override;
 
-  // --- calls: the browser's side -------------------------------------------------------------------
+  // --- calls: the browser's side (calls.cpp) --------------------------------------------------
   std::string dest_uri(const std::string& number) const;
   json invite(jn_handle h, verto::Message& m);
   Call* named_call(Conn& c, const json& params);
@@ -256,11 +255,11 @@ class VertoWs : public junction::sdk::Plugin {
   static std::string header_of(const jn_call_event& ev, std::string_view name);
   jn_handle conn_of_session(const std::string& sessid);
 
-  // --- calls: the core's side ------------------------------------------------------------------------
+  // --- calls: the core's side (calls.cpp) -----------------------------------------------------
   void on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) override;
   void incoming(jn_handle leg, const jn_call_event& ev);
 
-  // --- media glue ------------------------------------------------------------------------------
+  // --- media glue (call_media.cpp; reoffer_after_reload: state.cpp) ---------------------------
   std::string stream_prefix(uint64_t id) const { return "verto/" + std::to_string(id); }
 
   verto::MediaLeg* leg_of(uint64_t id);
@@ -277,7 +276,7 @@ class VertoWs : public junction::sdk::Plugin {
   void on_udp(jn_handle, uint64_t cookie, const jn_datagram* d, size_t n) override;
   void on_bus(jn_handle, uint64_t cookie, jn_buf* buf) override;
 
-  // --- admin: users and tokens -----------------------------------------------------------------------
+  // --- admin: users and tokens (admin.cpp; stop, gauges, join: plugin.cpp) --------------------
   void on_admin(const jn_admin_request& req) override;
   size_t revoke_tokens(const std::string& user);
   jn_status stop() override;
