@@ -1,5 +1,4 @@
 #include "media.hpp"
-#include "sdp_fix.hpp"
 
 #include <junction/media_frame.h>
 #include <junction/util/addr.hpp>
@@ -14,17 +13,6 @@ using junction::sdk::to_jn;
 
 bool bridgeable(const std::string& n) { return n == "OPUS" || n == "PCMA" || n == "PCMU" || n == "H264" || n == "VP8"; }
 
-namespace {
-// Only what the bridges carry: the rest of a browser's list (VP9, AV1, red, rtx, ...) would be
-// negotiated and then dropped.
-wrtc::LocalMedia filtered(wrtc::LocalMedia m) {
-  std::vector<wrtc::CodecPref> keep;
-  for (auto& c : m.codecs)
-    if (bridgeable(wrtc::canonical_codec_name(c.name))) keep.push_back(c);
-  m.codecs = std::move(keep);
-  return m;
-}
-}  // namespace
 
 MediaLeg::MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cert, uint64_t id, std::string prefix, Events ev)
     : host_(host), cert_(cert), id_(id), ev_(std::move(ev)), audio_name_(prefix + JN_MEDIA_AUDIO_SUFFIX),
@@ -83,8 +71,8 @@ bool MediaLeg::answer(const wrtc::Description& offer, const wrtc::LocalMedia& au
     return false;
   }
   wrtc::AnswerOptions o;
-  o.audio = filtered(audio);
-  o.video = filtered(video);
+  o.audio = audio;  // build_answer takes only what the bridges carry
+  o.video = video;
   o.transports = {local_transport()};
   o.cname = "junction";
   wrtc::AnswerResult ans;
@@ -101,12 +89,15 @@ bool MediaLeg::answer(const wrtc::Description& offer, const wrtc::LocalMedia& au
 bool MediaLeg::offer(const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp, std::string& why) {
   wrtc::OfferOptions o;
   for (auto* lm : {&audio, &video}) {
-    wrtc::LocalMedia f = filtered(*lm);
-    if (f.codecs.empty()) continue;
+    // build_offer leaves out what the bridges cannot carry, but refuses a line with nothing left:
+    // such a line is not offered at all, as before.
+    bool any = false;
+    for (auto& c : lm->codecs) any = any || bridgeable(wrtc::canonical_codec_name(c.name));
+    if (!any) continue;
     wrtc::OfferOptions::Line l;
     l.kind = lm == &audio ? JN_MEDIA_AUDIO : JN_MEDIA_VIDEO;
-    l.codecs = f.codecs;
-    l.direction = f.can_send ? JN_DIR_SENDRECV : JN_DIR_RECVONLY;
+    l.codecs = lm->codecs;
+    l.direction = lm->can_send ? JN_DIR_SENDRECV : JN_DIR_RECVONLY;
     o.lines.push_back(std::move(l));
   }
   if (o.lines.empty()) {
@@ -120,7 +111,7 @@ bool MediaLeg::offer(const wrtc::LocalMedia& audio, const wrtc::LocalMedia& vide
     why = err.reason;
     return false;
   }
-  sdp = unique_bundle_pts(r.sdp);
+  sdp = std::move(r.sdp);  // build_offer numbers payload types across the BUNDLE group
   if (!wrtc::parse_description(sdp, our_offer_, err)) {
     why = "our offer does not parse: " + err.reason;
     return false;

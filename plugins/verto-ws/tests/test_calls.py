@@ -15,11 +15,13 @@ class Calls(VertoTest):
         self.start()
         a, b = self.logged_in("1001"), self.logged_in("1002")
         sdp_a = fake_sdp("aaaa")
-        call_id, r = a.invite("1002", sdp=sdp_a)
+        call_id, r = a.invite("1002", sdp=sdp_a, name="Alice")
         self.assertEqual(r["result"]["message"], "CALL CREATED")
         self.assertEqual(r["result"]["callID"], call_id)
         inv = b.wait_request("verto.invite")
+        # the caller's SDP (a header) and name (from_name) reach the B-leg through the core's OFFER
         self.assertEqual(inv["sdp"], sdp_a)
+        self.assertEqual(inv["caller_id_name"], "Alice")
         self.assertEqual(inv["caller_id_number"], "verto:1001")
         self.assertNotEqual(inv["callID"], call_id)  # each leg has its own callID
         sdp_b = fake_sdp("bbbb")

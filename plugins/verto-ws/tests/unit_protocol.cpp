@@ -6,7 +6,6 @@
 #include "credentials.hpp"
 #include "jsonrpc.hpp"
 #include "media_desc.hpp"
-#include "sdp_fix.hpp"
 
 using verto::json;
 
@@ -109,18 +108,4 @@ TEST_CASE("a browser offer reads as streams with codec, mid, ICE and fingerprint
   CHECK(std::string(v->format.ptr, v->format.len) == "VP8");
   verto::MediaDesc bad;
   CHECK(!bad.parse("hello", why));
-}
-
-TEST_CASE("our offers get distinct payload types across a BUNDLE group") {
-  const std::string in =
-      "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96 0 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n"
-      "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\na=rtpmap:97 H264/90000\r\n"
-      "a=fmtp:97 packetization-mode=1\r\n";
-  std::string out = verto::unique_bundle_pts(in);
-  CHECK(out.find("m=audio 9 UDP/TLS/RTP/SAVPF 96 0 101\r\n") != std::string::npos);
-  CHECK(out.find("a=rtpmap:96 opus/48000/2") != std::string::npos);
-  CHECK(out.find("m=video 9 UDP/TLS/RTP/SAVPF 97 98\r\n") != std::string::npos);
-  CHECK(out.find("a=rtpmap:97 VP8/90000\r\na=rtcp-fb:97 nack pli\r\na=rtpmap:98 H264/90000\r\na=fmtp:98 packetization-mode=1\r\n") !=
-        std::string::npos);
-  CHECK(verto::unique_bundle_pts(out) == out);  // already distinct: unchanged
 }
