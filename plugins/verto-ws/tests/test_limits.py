@@ -61,7 +61,8 @@ class Limits(VertoTest):
         self.j.wait_for_log(r"3 bad messages \(bad_limit\)")
 
     def test_login_timeout_and_idle_ping(self):
-        self.start(login_timeout_ms=300, idle_ping_ms=200, idle_timeout_ms=100000)
+        # login_timeout_ms leaves a loaded machine time to log `idle` in; `lazy` never logs in.
+        self.start(login_timeout_ms=1500, idle_ping_ms=200, idle_timeout_ms=100000)
         lazy = self.client()
         idle = self.logged_in("1001")
         lazy.wait_closed()

@@ -8,25 +8,19 @@ addresses, so the test runs in its own network namespace that has nothing but `l
 itself under `unshare -n`; without that permission the tests are skipped)."""
 import json
 import os
-import subprocess
 import sys
 import unittest
 
-NETNS = os.environ.get("JN_VERTO_NETNS") == "1"
-if __name__ == "__main__" and not NETNS and os.environ.get("JN_VERTO_NO_NETNS") != "1":
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
-    env = dict(os.environ, **({"JN_VERTO_NETNS": "1"} if probe.returncode == 0 else {"JN_VERTO_NO_NETNS": "1"}))
-    if probe.returncode == 0:
-        sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, *sys.argv],
-                                env=env).returncode)
-    os.environ.update(env)
+import loopback_netns  # noqa: E402 (tests/lib, on PYTHONPATH)
+
+NETNS = loopback_netns.enter(__name__ == "__main__")
 
 from verto_env import PLUGIN, main  # noqa: E402
 import cdp  # noqa: E402
 import test_browser  # noqa: E402
 
 
-@unittest.skipUnless(os.environ.get("JN_VERTO_NETNS") == "1", "needs a network namespace with only loopback (unshare -n)")
+@unittest.skipUnless(NETNS, "needs a network namespace with only loopback (unshare -n)")
 class Media(test_browser.Browser):
     def start(self, **kw):
         kw.setdefault("media", "webrtc")
@@ -112,7 +106,7 @@ from media_env import DEV1, GbMediaTest  # noqa: E402
 from verto_env import free_port, verto_conf  # noqa: E402
 
 
-@unittest.skipUnless(os.environ.get("JN_VERTO_NETNS") == "1", "needs a network namespace with only loopback (unshare -n)")
+@unittest.skipUnless(NETNS, "needs a network namespace with only loopback (unshare -n)")
 class GbCamera(GbMediaTest):
     """A browser calls a GB/T 28181 camera channel (gb:<device>/<channel>): the simulated device's
     PS-over-RTP H.264 is demuxed by gb28181 onto the bus and sent to the browser as RTP H.264
