@@ -31,8 +31,18 @@ class GopCacheTest(GbMediaTest):
         f = self.wait_frames(late, r["catch_up_frames"] + 40)
         self.assertVideoIdentical(f, "h264")
         self.assertEqual(f["discont"], 0)
+        # The admin streams verb shows the cache and the catch-up served (README, streams).
         st = self.cmd("streams", {})
-        self.assertIn("sessions", st)
+        live = [x for x in st["sessions"] if x.get("kind") == "Play" and x.get("channel") == ch]
+        self.assertEqual(len(live), 1)
+        m = live[0]["media"]
+        self.assertEqual(m["catch_ups"], 1)
+        self.assertGreaterEqual(m["gop_cache_frames"], 1)
+        self.assertGreater(m["gop_cache_bytes"], 0)
+        self.assertEqual(m["gop_overflows"], 0)
+        self.assertEqual(m["marker_mode"], "trusted")  # the simulator marks each frame's last packet
+        self.assertGreater(m["marker_frames"], 0)
+        self.assertEqual(self.metric("gb_catch_ups_total"), 1)
 
 
 class GopCacheOffTest(GbMediaTest):

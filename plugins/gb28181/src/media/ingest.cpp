@@ -474,6 +474,7 @@ void MediaIngest::Impl::catch_up(Stream& s, const nlohmann::json& req) {
     }
     ++s.catch_ups;
   }
+  host.counter_add("gb_catch_ups_total", 1);  // control loop (on_event): metrics are allowed here
   for (jn_buf* b : bufs) {
     bool video = b->meta.kind == JN_MEDIA_VIDEO;
     const std::string& to = video ? vname : aname;

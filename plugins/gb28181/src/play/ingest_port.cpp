@@ -92,7 +92,14 @@ class IngestMedia final : public PlayMedia, public media::IngestListener {
             {"fps", s.fps},
             {"bitrate_bps", s.bitrate_bps},
             {"recorded_bytes", s.recorded_bytes},
-            {"record_errors", s.record_errors}};
+            {"record_errors", s.record_errors},
+            // docs/media-latency.md: frames closed on the RTP marker, and the GOP cache of late joiners
+            {"marker_mode", s.marker_mode},
+            {"marker_frames", s.marker_frames},
+            {"gop_cache_frames", s.gop_cache_frames},
+            {"gop_cache_bytes", s.gop_cache_bytes},
+            {"gop_overflows", s.gop_overflows},
+            {"catch_ups", s.catch_ups}};
   }
 
   MediaOpened open_sender(const std::string& device, const std::string& channel, Transport t, const std::string& source, bool ps,
