@@ -136,6 +136,8 @@ class IngestMedia final : public PlayMedia, public media::IngestListener {
   bool on_bus(jn_handle s, uint64_t c, jn_buf* b) override { return ingest_.on_bus(s, c, b); }
   bool on_work_done(jn_handle w, uint64_t c, jn_status st) override { return ingest_.on_work_done(w, c, st); }
   bool on_event(std::string_view t, std::string_view j) override { return ingest_.on_event(t, j); }
+  std::string viewer_stream(uint32_t id, const std::string& tag) override { return ingest_.viewer_stream(id, tag); }
+  void drop_viewer_stream(uint32_t id, const std::string& tag) override { ingest_.drop_viewer_stream(id, tag); }
   std::string save() override { return ingest_.save_state(); }
   bool restore(std::string_view s, std::string& error) override { return ingest_.restore_state(s, error); }
 
