@@ -47,6 +47,7 @@ jn_host_api fake_api() {
   a.struct_size = sizeof a;
   a.abi_major = JN_ABI_MAJOR;
   a.abi_minor = JN_ABI_MINOR;
+  a.counter_add = [](jn_host_ctx*, jn_str, jn_str, uint64_t) {};  // gb_catch_ups_total
   a.log = [](jn_host_ctx* c, int lvl, jn_str m) {
     if (lvl <= JN_LOG_WARN) fk(c).warnings.emplace_back(m.ptr, m.len);
   };
