@@ -267,6 +267,7 @@ json GbPlugin::clients_view() {
               {"transport", std::string(play::transport_name(c.offer.transport))},
               {"to", c.offer.address + ":" + std::to_string(c.offer.port)},
               {"ssrc", c.ssrc},
+              {"stream", c.stream},  // the bus streams its sender reads (its own with media.gop_cache)
               {"local_port", c.local_port}};
     json st = ps_out_->stats(c.out);
     if (!st.is_null()) j["media"] = st;
