@@ -129,9 +129,11 @@ def measure(j, n):
         "dropped_frames": s2["dropped_frames"], "streams_with_keyframe": s2["with_keyframe"],
         "wrong_ssrc": s2["wrong_ssrc"], "tcp_resyncs": s2["tcp_resyncs"],
     }
-    # Every frame sent is published, but (UDP) the last one of each stream: a video AU is complete
-    # when the next one starts; over TCP gbgen's close ends the stream and flushes it.
-    res["frames_not_published"] = res["gbgen_frames"] - (0 if a.tcp else n) - res["video_frames"]
+    # Every frame sent is published, the last one of each stream included: gbgen sets the RTP marker
+    # on a frame's last packet and the ingest closes the AU on it
+    # (plugins/gb28181/docs/media-latency.md), so no frame is held waiting for the next one to start
+    # (the old "- n" for UDP made a clean run read -n). Over TCP gbgen's close flushes the deframer.
+    res["frames_not_published"] = res["gbgen_frames"] - res["video_frames"]
     print(json.dumps(res), flush=True)
     return res
 

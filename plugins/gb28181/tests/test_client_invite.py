@@ -430,8 +430,30 @@ class ClientLimitTest(ClientInviteTest):
         self.assertEqual(len(self.clients()), clients)
 
 
+class ClientGopCacheTest(ClientInviteTest):
+    """media.gop_cache: a client joining a running stream gets PS from the cached GOP at once."""
+    conf_over = {"clients": {"users": {CLIENT: CLIENT_PW}},
+                 "media": dict(GbMediaTest.media_conf["media"], gop_cache=True)}
+
+    def test_client_joining_a_running_stream_starts_from_the_cached_gop(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        first = self.watch(DEV1, ch)
+        self.viewer(ch, DEV1)
+        self.wait_frames(first, 30)  # past the first GOP (the simulator ignores IFrame)
+        rx = self.sink()
+        s = self.sipp("client_live.xml", ch, rx.port)
+        c = wait_until(lambda: next((x for x in self.clients() if x["state"] == "sending"), None))
+        self.assertIn(f"gb28181/{DEV1}/{ch}/viewer/client-", c["stream"])  # its own streams
+        live = [x for x in self.cmd("streams")["sessions"] if x.get("kind") == "Play" and x["channel"] == ch][0]
+        self.assertEqual(live["media"]["catch_ups"], 1, "the sender started from the cache")
+        self.finished(s)
+        self.assert_identical_run(rx.frames())  # keyframe first, byte-identical, no gap
+
+
 for _name in [n for n in dir(ClientInviteTest) if n.startswith("test_")]:
     setattr(ClientLimitTest, _name, None)  # only its own test runs under the limit
+    setattr(ClientGopCacheTest, _name, None)
 del _name
 
 

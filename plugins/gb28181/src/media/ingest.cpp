@@ -158,6 +158,14 @@ struct Stream {
   std::vector<jn_buf*> gop;
   size_t gop_bytes = 0;
   uint64_t gop_overflows = 0, catch_ups = 0;
+  // Per-viewer streams (viewer_stream()): not live until the cached GOP (burst, asked by a
+  // keyframe request naming it) or a keyframe went out on it; from then on every frame.
+  struct ViewerOut {
+    std::string tag;
+    uint32_t video_id = 0, audio_id = 0;
+    bool live = false, burst = false;
+  };
+  std::vector<ViewerOut> viewer_outs;
 
   // control only
   KeyframeLimiter kf;
@@ -392,7 +400,22 @@ struct PubSink final : StreamReceiver::Sink {
     b->meta = meta;
     im.host.bus_publish_id(id, b);
     if (s.gop_on) im.gop_add(s, b, t == 0, meta.frame_flags);
+    for (auto& v : s.viewer_outs) viewer_publish(v, b, t == 0, meta.frame_flags);
     im.host.buf_unref(b);
+  }
+  // Under s.mu on the media loop: one thread orders the burst and the live frames, so the viewer
+  // gets the GOP then the frame after it, no gap, no duplicate (b is already in the cache).
+  void viewer_publish(Stream::ViewerOut& v, jn_buf* b, bool video, uint32_t flags) {
+    if (!v.live) {
+      if (v.burst && s.gop_valid && !s.gop.empty()) {
+        for (jn_buf* g : s.gop) im.host.bus_publish_id(g->meta.kind == JN_MEDIA_VIDEO ? v.video_id : v.audio_id, g);
+        v.live = true;
+        return;
+      }
+      if (!video || !(flags & JN_MF_KEY)) return;  // nothing decodable before a keyframe
+      v.live = true;
+    }
+    im.host.bus_publish_id(video ? v.video_id : v.audio_id, b);
   }
   void on_problem(Problem p, const char* detail) override {
     std::string msg = std::string(to_string(p)) + ": " + (detail ? detail : "");
@@ -474,6 +497,7 @@ void MediaIngest::Impl::catch_up(Stream& s, const nlohmann::json& req) {
     }
     ++s.catch_ups;
   }
+  host.counter_add("gb_catch_ups_total", 1);  // control loop (on_event): metrics are allowed here
   for (jn_buf* b : bufs) {
     bool video = b->meta.kind == JN_MEDIA_VIDEO;
     const std::string& to = video ? vname : aname;
@@ -640,6 +664,7 @@ bool MediaIngest::close(uint32_t id, std::string_view reason) {
     im.streams.erase(it);
   }
   jn_handle sock, rtcp, listener, conn;
+  std::vector<Stream::ViewerOut> outs;
   {
     std::lock_guard lk(s->mu);
     if (s->rx) {
@@ -653,6 +678,7 @@ bool MediaIngest::close(uint32_t id, std::string_view reason) {
     s->ended = true;
     im.gop_clear(*s);
     s->gop_on = false;
+    outs.swap(s->viewer_outs);
   }
   if (s->rec) im.record_flush(s->rec);  // the rest of the file; its writes finish on their own
   // No lock held: closing waits for the media loop's batch.
@@ -663,6 +689,10 @@ bool MediaIngest::close(uint32_t id, std::string_view reason) {
   if (s->sub) im.host.bus_unsubscribe(s->sub);
   if (s->video_id) im.host.bus_release_id(s->video_id);
   if (s->audio_id) im.host.bus_release_id(s->audio_id);
+  for (auto& v : outs) {
+    im.host.bus_release_id(v.video_id);
+    im.host.bus_release_id(v.audio_id);
+  }
   im.host.info("gb28181 media: stream " + std::to_string(id) + " " + s->prefix + " closed: " + std::string(reason));
   return true;
 }
@@ -798,16 +828,90 @@ bool MediaIngest::on_event(std::string_view topic, std::string_view json) {
   std::string name = j["stream"].get<std::string>();
   std::string reason = j.value("reason", std::string("join"));
   std::shared_ptr<Stream> hit;
+  std::string viewer;  // a per-viewer stream's tag (viewer_stream())
   {
     std::shared_lock lk(impl_->map_mu);
-    for (auto& [id, s] : impl_->streams)
-      if (!s->sender && name == s->prefix + JN_MEDIA_VIDEO_SUFFIX) hit = s;
+    for (auto& [id, s] : impl_->streams) {
+      if (s->sender) continue;
+      if (name == s->prefix + JN_MEDIA_VIDEO_SUFFIX) hit = s;
+      else if (std::string vp = s->prefix + "/viewer/"; name.size() > vp.size() + std::strlen(JN_MEDIA_VIDEO_SUFFIX) &&
+               name.compare(0, vp.size(), vp) == 0 && name.ends_with(JN_MEDIA_VIDEO_SUFFIX)) {
+        hit = s;
+        viewer = name.substr(vp.size(), name.size() - vp.size() - std::strlen(JN_MEDIA_VIDEO_SUFFIX));
+      }
+    }
   }
   if (!hit) return false;
-  if (j.contains("catch_up")) impl_->catch_up(*hit, j);
+  if (!viewer.empty()) {
+    // The viewer's consumer joined: its stream starts from the cached GOP (at the next frame).
+    bool served = false;
+    {
+      std::lock_guard lk(hit->mu);
+      for (auto& v : hit->viewer_outs)
+        if (v.tag == viewer && !v.live && !v.burst) {
+          v.burst = true;
+          served = hit->gop_valid && !hit->gop.empty();
+          if (served) ++hit->catch_ups;
+        }
+    }
+    if (served) impl_->host.counter_add("gb_catch_ups_total", 1);
+  }
+  if (viewer.empty() && j.contains("catch_up")) impl_->catch_up(*hit, j);  // a viewer stream gets it in line
   if (hit->kf.request(impl_->host.now_ms() * 1000000ull))
     impl_->listener.on_ingest_event(Event{EventType::KeyframeWanted, hit->id, hit->device, hit->channel, hit->prefix, reason});
   return true;
+}
+
+std::string MediaIngest::viewer_stream(uint32_t id, const std::string& tag) {
+  auto& im = *impl_;
+  if (tag.empty() || tag.size() > 64 || tag.find_first_not_of("0123456789abcdefghijklmnopqrstuvwxyz-_:") != std::string::npos)
+    return {};
+  std::shared_ptr<Stream> s;
+  {
+    std::shared_lock lk(im.map_mu);
+    auto it = im.streams.find(id);
+    if (it != im.streams.end()) s = it->second;
+  }
+  if (!s || s->sender) return {};
+  std::string base = s->prefix + "/viewer/" + tag;
+  {
+    std::lock_guard lk(s->mu);
+    if (!s->gop_on || s->ended) return {};
+    for (auto& v : s->viewer_outs)
+      if (v.tag == tag) return base;
+  }
+  Stream::ViewerOut v;
+  v.tag = tag;
+  if (im.host.bus_intern(base + JN_MEDIA_VIDEO_SUFFIX, &v.video_id) != JN_OK ||
+      im.host.bus_intern(base + JN_MEDIA_AUDIO_SUFFIX, &v.audio_id) != JN_OK) {
+    if (v.video_id) im.host.bus_release_id(v.video_id);
+    im.host.warn("gb28181 media " + s->prefix + ": no bus stream for viewer " + tag + " (it gets the live streams)");
+    return {};
+  }
+  std::lock_guard lk(s->mu);
+  s->viewer_outs.push_back(std::move(v));
+  return base;
+}
+
+void MediaIngest::drop_viewer_stream(uint32_t id, const std::string& tag) {
+  auto& im = *impl_;
+  std::shared_ptr<Stream> s;
+  {
+    std::shared_lock lk(im.map_mu);
+    auto it = im.streams.find(id);
+    if (it != im.streams.end()) s = it->second;
+  }
+  if (!s) return;
+  Stream::ViewerOut gone;
+  {
+    std::lock_guard lk(s->mu);
+    auto it = std::find_if(s->viewer_outs.begin(), s->viewer_outs.end(), [&](auto& v) { return v.tag == tag; });
+    if (it == s->viewer_outs.end()) return;
+    gone = *it;
+    s->viewer_outs.erase(it);
+  }
+  im.host.bus_release_id(gone.video_id);
+  im.host.bus_release_id(gone.audio_id);
 }
 
 // --- send side (broadcast / talk) ---
@@ -1049,6 +1153,10 @@ std::string MediaIngest::save_state() {
     s->gop_valid = false;
     e["gop_on"] = s->gop_on;
     e["gop_max"] = s->gop_max_bytes;
+    // Per-viewer streams keep their bus ids (they survive the reload) and carry on live.
+    nlohmann::json vo = nlohmann::json::array();
+    for (auto& v : s->viewer_outs) vo.push_back({{"tag", v.tag}, {"v", v.video_id}, {"a", v.audio_id}, {"live", v.live || v.burst}});
+    e["viewers"] = std::move(vo);
     if (s->rec) {
       e["record_path"] = s->rec->path;
       save_recorder(s->rec);
@@ -1107,6 +1215,16 @@ bool MediaIngest::restore_state(std::string_view saved, std::string& error) {
     s->gop_on = e.value("gop_on", false);
     s->gop_max_bytes = e.value("gop_max", 4u << 20);
     if (s->gop_on) s->gop.reserve(256);
+    if (e.contains("viewers") && e["viewers"].is_array())
+      for (auto& v : e["viewers"]) {
+        if (!v.is_object()) continue;
+        Stream::ViewerOut o;
+        o.tag = v.value("tag", std::string());
+        o.video_id = v.value("v", 0u);
+        o.audio_id = v.value("a", 0u);
+        o.live = v.value("live", false);
+        if (!o.tag.empty() && o.video_id && o.audio_id) s->viewer_outs.push_back(std::move(o));
+      }
     if (s->sender) {
       s->ssrc = e.value("ssrc", 0u);
       s->have_to = e.value("have_to", false) &&

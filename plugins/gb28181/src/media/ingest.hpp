@@ -200,6 +200,15 @@ class MediaIngest {
   std::vector<Stats> all_stats() const;
   size_t size() const;
 
+  // --- per-viewer streams (a call's viewer, GOP cache on): "<stream>/viewer/<tag>/video|audio"
+  // carry the live stream's frames (the same pool buffers) from the viewer's start on: the cached
+  // GOP, keyframe first, when a media.keyframe_request names the viewer's video stream (a
+  // consumer's join), else the next keyframe; then every live frame. Returns the names' prefix
+  // ("<stream>/viewer/<tag>"), or "" (unknown id, not a live stream, media.gop_cache off, bad tag):
+  // the caller then names the live streams. Idempotent per tag. Control loop.
+  std::string viewer_stream(uint32_t id, const std::string& tag);
+  void drop_viewer_stream(uint32_t id, const std::string& tag);
+
   // --- send ---
   Opened open_sender(const SenderRequest& req);
   bool answer_sender(uint32_t id, const SenderAnswer& ans, std::string& error);

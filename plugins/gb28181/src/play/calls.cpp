@@ -18,6 +18,8 @@ using nlohmann::json;
 
 namespace {
 std::string viewer_id(jn_handle leg) { return "call:" + std::to_string(leg); }
+// The tag of a call's own catch-up streams (media.gop_cache): "<stream>/viewer/call-<leg>/video|audio".
+std::string viewer_tag(jn_handle leg) { return "call-" + std::to_string(leg); }
 bool digits20(std::string_view s) { return s.size() == 20 && s.find_first_not_of("0123456789") == std::string_view::npos; }
 }  // namespace
 
@@ -114,7 +116,11 @@ void GbPlugin::on_call(jn_handle leg, uint64_t, const jn_call_event& ev) {
       uint64_t session = it->second.session;
       call_viewers_.erase(it);
       if (session) play_->stop(session, "the caller ended");
-      else play_->unview(ch, viewer_id(leg));
+      else {
+        if (uint64_t live = play_->live_session(ch))
+          if (const play::PlaySession* s = play_->find(live)) media_->drop_viewer_stream(s->media, viewer_tag(leg));
+        play_->unview(ch, viewer_id(leg));
+      }
       break;
     }
     case JN_CALL_INFO:
@@ -144,7 +150,12 @@ void GbPlugin::on_call(jn_handle leg, uint64_t, const jn_call_event& ev) {
 }
 
 void GbPlugin::answer_call(jn_handle leg, const play::PlaySession& s) {
-  std::string vs = s.stream + "/video", as = s.stream + "/audio", params = "y=" + s.answer_ssrc;
+  // A live viewer gets streams of its own when the GOP cache is on: they start with the cached GOP
+  // as soon as its consumer joins (media.keyframe_request naming them), docs/media-latency.md.
+  std::string base = s.kind == play::Kind::Play ? media_->viewer_stream(s.media, viewer_tag(leg)) : std::string();
+  if (base.empty()) base = s.stream;
+  else host().info("gb28181: call leg " + std::to_string(leg) + " views " + s.channel + " on its own streams " + base + "/video|audio");
+  std::string vs = base + "/video", as = base + "/audio", params = "y=" + s.answer_ssrc;
   jn_media_stream streams[2]{};
   streams[0].struct_size = streams[1].struct_size = sizeof(jn_media_stream);
   streams[0].kind = JN_MEDIA_VIDEO;
@@ -190,8 +201,11 @@ void GbPlugin::answer_calls(const std::string& channel) {
   const play::PlaySession* s = id ? play_->find(id) : nullptr;
   if (!s || s->state != play::SessionState::Active) return;
   std::vector<jn_handle> legs;
-  for (auto& [leg, cv] : call_viewers_)
-    if (cv.channel == channel && !cv.answered && !cv.session) legs.push_back(leg);
+  for (auto& [leg, cv] : call_viewers_) {
+    if (cv.channel != channel || cv.session) continue;
+    if (!cv.answered) legs.push_back(leg);
+    else media_->viewer_stream(s->media, viewer_tag(leg));  // a restarted stream: the answered names carry on
+  }
   for (jn_handle leg : legs) {
     call_viewers_[leg].answered = true;
     answer_call(leg, *s);

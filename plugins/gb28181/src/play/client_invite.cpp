@@ -169,8 +169,14 @@ void GbPlugin::answer_clients(const std::string& channel) {
   const play::PlaySession* s = sid ? play_->find(sid) : nullptr;
   if (!s || s->state != play::SessionState::Active) return;
   for (auto& [vid, c] : clients_) {
-    if (c.channel != channel || c.answered || !c.txn) continue;
-    c.stream = s->stream;
+    if (c.channel != channel) continue;
+    // media.gop_cache: the client's PS sender reads streams of its own that start from the cached
+    // GOP (client_ack asks for it), as a call's viewer does (calls.cpp); a restarted device stream
+    // takes the answered client's names back.
+    bool own_names = c.out && (!c.answered || c.stream.find("/viewer/client-") != std::string::npos);
+    std::string own = own_names ? media_->viewer_stream(s->media, "client-" + std::to_string(c.out)) : std::string();
+    if (c.answered || !c.txn) continue;
+    c.stream = own.empty() ? s->stream : own;
     std::string sdp = play::build_client_answer(c.offer, conf_.sip_id, c.local_ip, c.local_port, c.ssrc);
     std::string contact = stack_->contact(c.dialog.flow.proto, conf_.sip_id);
     stack_->respond(c.txn, 200, {}, c.local_tag, "Contact: " + contact + "\r\n", sdp, "application/sdp");
@@ -197,6 +203,8 @@ bool GbPlugin::client_ack(const sip::Message& m) {
     end_client(it->first, "media: " + err, true);
     return true;
   }
+  if (c.stream.find("/viewer/client-") != std::string::npos)  // its own streams: start them from the cache
+    media_->on_event(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, json{{"stream", c.stream + "/video"}, {"reason", "join"}}.dump());
   return true;
 }
 
@@ -240,6 +248,9 @@ void GbPlugin::end_client(std::string vid, std::string reason, bool send_bye, in
   if (!c.answered && c.txn) stack_->respond(c.txn, code, std::string(sip::reason_phrase(code)) + " (" + reason + ")", c.local_tag);
   else if (send_bye && c.answered) stack_->send_request(c.dialog.request(*stack_, "BYE"), c.dialog.flow);
   if (c.out) ps_out_->close(c.out);
+  if (c.out && c.stream.find("/viewer/client-") != std::string::npos)
+    if (uint64_t live = play_->live_session(c.channel))
+      if (const play::PlaySession* s = play_->find(live)) media_->drop_viewer_stream(s->media, "client-" + std::to_string(c.out));
   if (unview) play_->unview(c.channel, vid);
   host().info("gb28181: client call " + c.dialog.call_id.substr(0, 64) + " for " + c.channel + " ended: " + reason);
 }
@@ -256,6 +267,7 @@ json GbPlugin::clients_view() {
               {"transport", std::string(play::transport_name(c.offer.transport))},
               {"to", c.offer.address + ":" + std::to_string(c.offer.port)},
               {"ssrc", c.ssrc},
+              {"stream", c.stream},  // the bus streams its sender reads (its own with media.gop_cache)
               {"local_port", c.local_port}};
     json st = ps_out_->stats(c.out);
     if (!st.is_null()) j["media"] = st;

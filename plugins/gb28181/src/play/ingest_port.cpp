@@ -92,7 +92,14 @@ class IngestMedia final : public PlayMedia, public media::IngestListener {
             {"fps", s.fps},
             {"bitrate_bps", s.bitrate_bps},
             {"recorded_bytes", s.recorded_bytes},
-            {"record_errors", s.record_errors}};
+            {"record_errors", s.record_errors},
+            // docs/media-latency.md: frames closed on the RTP marker, and the GOP cache of late joiners
+            {"marker_mode", s.marker_mode},
+            {"marker_frames", s.marker_frames},
+            {"gop_cache_frames", s.gop_cache_frames},
+            {"gop_cache_bytes", s.gop_cache_bytes},
+            {"gop_overflows", s.gop_overflows},
+            {"catch_ups", s.catch_ups}};
   }
 
   MediaOpened open_sender(const std::string& device, const std::string& channel, Transport t, const std::string& source, bool ps,
@@ -129,6 +136,8 @@ class IngestMedia final : public PlayMedia, public media::IngestListener {
   bool on_bus(jn_handle s, uint64_t c, jn_buf* b) override { return ingest_.on_bus(s, c, b); }
   bool on_work_done(jn_handle w, uint64_t c, jn_status st) override { return ingest_.on_work_done(w, c, st); }
   bool on_event(std::string_view t, std::string_view j) override { return ingest_.on_event(t, j); }
+  std::string viewer_stream(uint32_t id, const std::string& tag) override { return ingest_.viewer_stream(id, tag); }
+  void drop_viewer_stream(uint32_t id, const std::string& tag) override { ingest_.drop_viewer_stream(id, tag); }
   std::string save() override { return ingest_.save_state(); }
   bool restore(std::string_view s, std::string& error) override { return ingest_.restore_state(s, error); }
 

@@ -39,6 +39,10 @@ class PlayMedia : public MediaPort {
     error = "media sender not built";
     return false;
   }
+  // A call's viewer of a live stream (media.gop_cache on): bus streams "<base>/video|audio" of its
+  // own that start from the cached GOP (MediaIngest::viewer_stream); "" = use the live streams.
+  virtual std::string viewer_stream(uint32_t, const std::string&) { return {}; }
+  virtual void drop_viewer_stream(uint32_t, const std::string&) {}
   virtual std::string save() { return {}; }
   virtual bool restore(std::string_view, std::string&) { return true; }
 

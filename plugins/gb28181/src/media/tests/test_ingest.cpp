@@ -47,6 +47,7 @@ jn_host_api fake_api() {
   a.struct_size = sizeof a;
   a.abi_major = JN_ABI_MAJOR;
   a.abi_minor = JN_ABI_MINOR;
+  a.counter_add = [](jn_host_ctx*, jn_str, jn_str, uint64_t) {};  // gb_catch_ups_total
   a.log = [](jn_host_ctx* c, int lvl, jn_str m) {
     if (lvl <= JN_LOG_WARN) fk(c).warnings.emplace_back(m.ptr, m.len);
   };
@@ -620,6 +621,69 @@ TEST_CASE("gb ingest: GOP cache: a joiner's catch-up stream gets the frames sinc
   CHECK(r.ing->close(o.id, "test"));
   CHECK(r.fh.refs.empty());
   CHECK(r.fh.live_bufs == 0);  // every cached ref released
+}
+
+TEST_CASE("gb ingest: a viewer stream (a call's viewer) starts with the cached GOP at the next frame, then every live frame") {
+  std::mt19937 rng(43);
+  Stream s = make_stream(JN_CODEC_H264, JN_CODEC_PCMA, 35, 10, rng, 5000);  // keyframes 0, 10, 20, 30
+  PsRtpPacketizerConfig pc;
+  pc.ssrc = 7;
+  PsRtpSender tx(PsMuxerConfig{}, pc);
+  Packets pk;
+  size_t split = 0;  // where video frame 25 starts: the viewers join in GOP 20's middle
+  for (auto& f : s.frames) {
+    if (f.meta.kind == JN_MEDIA_VIDEO && f.meta.seq == 25) split = pk.pkts.size();
+    REQUIRE(tx.send(f.view(), pk));
+  }
+  REQUIRE(split > 0);
+  Rig r;
+  IngestConf conf;
+  conf.gop_cache = true;
+  r.ing->configure(conf);
+  OpenRequest req = oreq("34020000001320000001", "34020000001310000001", Transport::Udp);
+  req.ssrc = 7;
+  jn_handle first = r.fh.next;
+  Opened o = r.ing->open(req);
+  Bound b = bound_of(o.id, first);
+  for (size_t i = 0; i < split; ++i) send_udp(r, b.sock, b.cookie, pk.pkts[i]);
+  CHECK(r.ing->viewer_stream(o.id, "bad tag!").empty());
+  std::string asks = r.ing->viewer_stream(o.id, "call-1"), waits = r.ing->viewer_stream(o.id, "call-2");
+  CHECK(asks == o.stream + "/viewer/call-1");
+  CHECK(r.ing->viewer_stream(o.id, "call-1") == asks);  // idempotent
+  auto id_of = [&](const std::string& name) {
+    for (auto& [id, n] : r.fh.bus_names)
+      if (n == name) return id;
+    return 0u;
+  };
+  uint32_t av = id_of(asks + "/video"), wv = id_of(waits + "/video");
+  REQUIRE(av != 0);
+  REQUIRE(wv != 0);
+  CHECK(r.ing->on_event(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, R"({"stream":")" + asks + R"(/video","reason":"join"})"));
+  CHECK(r.fh.published[av].empty());  // in line with the live frames: at the next frame
+  for (size_t i = split; i < pk.pkts.size(); ++i) send_udp(r, b.sock, b.cookie, pk.pkts[i]);
+  auto& live = r.fh.published[1];
+  REQUIRE(live.size() >= 34);
+  auto& got = r.fh.published[av];
+  REQUIRE(got.size() >= 14);
+  CHECK((got[0].meta.frame_flags & JN_MF_KEY) != 0);
+  for (size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].meta.seq == 20 + i);  // the cached GOP (20..) then live, no gap, no duplicate
+    CHECK(got[i].data == live[20 + i].data);
+  }
+  CHECK(got.size() == live.size() - 20);
+  // A viewer whose consumer never asked starts at the next keyframe (30).
+  auto& w = r.fh.published[wv];
+  REQUIRE(!w.empty());
+  CHECK(w[0].meta.seq == 30);
+  Stats st;
+  REQUIRE(r.ing->stats(o.id, st));
+  CHECK(st.catch_ups == 1);
+  r.ing->drop_viewer_stream(o.id, "call-1");
+  size_t before = got.size();
+  CHECK(r.ing->close(o.id, "test"));  // flushes the last frame: not to the dropped viewer
+  CHECK(r.fh.published[av].size() == before);
+  CHECK(r.fh.refs.empty());
+  CHECK(r.fh.live_bufs == 0);
 }
 
 TEST_CASE("gb ingest: GOP cache: off, over the byte cap, or spoilt by a loss: nothing is replayed") {
