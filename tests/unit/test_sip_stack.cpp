@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,7 @@ struct Registrar : StackUser {
   int code = 200;
   void on_request(TxnId id, const Message& m, const Flow&) override {
     ids.push_back(id);
-    if (m.method() != "REGISTER") return;
+    if (m.method() != "REGISTER" && m.method() != "MESSAGE") return;
     answers.push_back(stack->respond(id, 100));  // refused: no provisional when stateless
     answers.push_back(stack->respond(id, code, {}, "ignored", "Contact: <sip:a@127.0.0.1:4000>;expires=3600\r\n"));
     answers.push_back(stack->respond(id, code));  // refused: already answered
@@ -36,11 +37,12 @@ struct Rig {
   FakeEnv env;
   Registrar user;
   Stack stack;
-  explicit Rig(bool stateless, uint64_t rnd = 0)
+  explicit Rig(bool stateless, uint64_t rnd = 0, std::function<bool(const Message&)> pick = nullptr)
       : stack(env, user, [&] {
           env.rnd = rnd;  // the stack draws its tag key at construction
           StackConfig c{"127.0.0.1", 5060, 5060, {}, {}, "test-ua"};
           c.stateless_register = stateless;
+          c.stateless_request = pick;
           return c;
         }()) {
     user.stack = &stack;
@@ -121,4 +123,41 @@ TEST_CASE("sip stack: stateless REGISTER tags differ between stacks (keyed), a s
   CHECK(!Stack::is_stateless(s.user.ids[0]));
   CHECK(s.stack.transactions().size() == 1);
   CHECK(s.user.answers == std::vector<jn_status>{JN_OK, JN_OK, JN_ERR_STATE});  // 100 allowed when stateful
+}
+
+TEST_CASE("sip stack: stateless_request picks other requests (a keepalive MESSAGE); never INVITE") {
+  // The predicate sees the parsed request: here, requests whose body says Keepalive.
+  Rig r(false, 0, [](const Message& m) { return m.body().find("Keepalive") != std::string_view::npos; });
+  auto req = [](std::string_view method, std::string_view branch, std::string_view body) {
+    return std::string(method) + " sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:4000;branch=" + std::string(branch) +
+           ";rport\r\nFrom: <sip:a@127.0.0.1>;tag=ft\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: m1\r\nCSeq: 1 " +
+           std::string(method) + "\r\nMax-Forwards: 70\r\nContent-Type: Application/MANSCDP+xml\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+  };
+  std::string ka = req("MESSAGE", "z9hG4bKm1", "<CmdType>Keepalive</CmdType>");
+  r.stack.on_datagram(ka, udp_flow(4000));
+  r.stack.on_datagram(ka, udp_flow(4000));  // the retransmission reaches the user again
+  REQUIRE(r.user.ids.size() == 2);
+  CHECK(Stack::is_stateless(r.user.ids[0]));
+  CHECK(Stack::is_stateless(r.user.ids[1]));
+  CHECK(r.stack.transactions().size() == 0);
+  CHECK(r.stack.counters().rx_stateless == 2);
+  REQUIRE(r.env.sent.size() == 2);
+  CHECK(r.env.sent[0].bytes == r.env.sent[1].bytes);  // answered again with the same bytes
+
+  // A MESSAGE the predicate does not pick keeps its transaction (the retransmission absorbed).
+  std::string other = req("MESSAGE", "z9hG4bKm2", "<CmdType>Catalog</CmdType>");
+  r.stack.on_datagram(other, udp_flow(4000));
+  r.stack.on_datagram(other, udp_flow(4000));
+  REQUIRE(r.user.ids.size() == 3);
+  CHECK(!Stack::is_stateless(r.user.ids[2]));
+  CHECK(r.stack.transactions().size() == 1);
+
+  // INVITE never goes stateless, whatever the predicate says; nor REGISTER without stateless_register.
+  r.stack.on_datagram(req("INVITE", "z9hG4bKi1", "<CmdType>Keepalive</CmdType>"), udp_flow(4000));
+  REQUIRE(r.user.ids.size() == 4);
+  CHECK(!Stack::is_stateless(r.user.ids[3]));
+  r.stack.on_datagram(reg("z9hG4bKr9", 9), udp_flow(4000));
+  REQUIRE(r.user.ids.size() == 5);
+  CHECK(!Stack::is_stateless(r.user.ids[4]));
 }

@@ -19,7 +19,7 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   r.known_keys({"sip_id", "domain", "udp_listen", "tcp_listen", "realm", "password", "auto_admit", "keepalive_interval_s",
                 "keepalive_count", "keepalive_policy", "min_expires_s", "max_expires_s", "default_expires_s", "date_header",
                 "date_utc_offset_min", "nonce_ttl_s", "nonce_secret", "t1_ms", "t2_ms", "t4_ms", "query_timeout_ms",
-                "max_devices", "log_each", "stateless_register", "snapshot_listen", "snapshot_url", "snapshot_session_ttl_s", "redirect", "play", "media", "clients"});
+                "max_devices", "log_each", "stateless_register", "stateless_keepalive", "snapshot_listen", "snapshot_url", "snapshot_session_ttl_s", "redirect", "play", "media", "clients"});
   if (!r.has("sip_id")) bad("sip_id", "is required: the platform's 20-digit GB code (e.g. \"34020000002000000001\")");
   r.str("sip_id", c.sip_id, true);
   if (c.sip_id.size() != 20 || !is_gb_id(c.sip_id)) bad("sip_id", "must be 20 digits, not '" + r.printable(c.sip_id) + "'");
@@ -55,6 +55,7 @@ Conf read_conf(const nlohmann::json& j, const ConfReport& report) {
   r.integer("max_devices", c.max_devices, 1, 10000000);
   r.boolean("log_each", c.log_each);
   r.boolean("stateless_register", c.stateless_register);
+  r.boolean("stateless_keepalive", c.stateless_keepalive);
   r.str("snapshot_listen", c.snapshot_listen);
   if (!c.snapshot_listen.empty() && !junction::util::parse_addr(c.snapshot_listen, a))
     bad("snapshot_listen", "must be ip:port or empty, not '" + r.printable(c.snapshot_listen) + "'");

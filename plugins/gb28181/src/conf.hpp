@@ -84,6 +84,8 @@ struct Conf {
   // REGISTER without a server transaction (RFC 3261 8.2.7, as Kamailio's sl_send_reply): a UDP
   // retransmission runs the registrar again (idempotent); read when the plugin loads (or reloads).
   bool stateless_register = true;
+  // The plain keepalive MESSAGE likewise (its retransmission is answered again, counted once).
+  bool stateless_keepalive = true;
   std::string snapshot_listen;        // HTTP endpoint for snapshot uploads ("" = none)
   std::string snapshot_url;           // the UploadURL base devices get (default http://<snapshot_listen>)
   uint32_t snapshot_session_ttl_s = 3600;  // an upload session (SessionID) is accepted this long

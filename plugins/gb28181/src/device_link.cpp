@@ -27,7 +27,7 @@ std::string GbPlugin::sub_key(const std::string& device, mc::SubKind kind) const
 void GbPlugin::on_body(sip::TxnId id, const sip::Message& m, const sip::Flow& from, Device& d) {
   // Most traffic: the plain keepalive form is answered without the XML parse (the rule is in
   // manscdp/body.hpp; anything unusual is decoded below).
-  if (m.method() == "MESSAGE" && mc::is_plain_keepalive(m.body())) return on_keepalive(id, d);
+  if (m.method() == "MESSAGE" && mc::is_plain_keepalive(m.body())) return on_keepalive(id, m, d);
   mc::Body body;
   std::string err;
   if (!body.decode(m.body(), m.content_type(), err)) {
@@ -36,7 +36,7 @@ void GbPlugin::on_body(sip::TxnId id, const sip::Message& m, const sip::Flow& fr
   }
   if (body.is_keepalive()) {
     if (m.method() != "MESSAGE") return bad_request(id, m, from, 400, "keepalive outside a MESSAGE");
-    return on_keepalive(id, d);
+    return on_keepalive(id, m, d);
   }
   if (body.kind() == mc::RootKind::Notify && body.cmd_type() == "MediaStatus") {
     stack_->respond(id, 200, {}, stack_->new_tag());  // the document's order: 200 to the Notify, then our BYE

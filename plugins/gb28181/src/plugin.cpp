@@ -12,6 +12,7 @@ namespace gb {
 
 namespace sip = junction::sip;
 namespace util = junction::util;
+namespace mc = junction::gb;
 using nlohmann::json;
 
 namespace {
@@ -32,6 +33,11 @@ sip::StackConfig stack_config(const Conf& c) {
   sc.timers.t4_ms = c.t4_ms;
   sc.user_agent = "junction-gb28181";
   sc.stateless_register = c.stateless_register;
+  // Most of the traffic: the plain keepalive outside a dialog, without a server transaction.
+  if (c.stateless_keepalive)
+    sc.stateless_request = [](const sip::Message& m) {
+      return m.method() == "MESSAGE" && m.to_tag().empty() && mc::is_plain_keepalive(m.body());
+    };
   return sc;
 }
 
@@ -186,7 +192,17 @@ void GbPlugin::on_message(sip::TxnId id, const sip::Message& m, const sip::Flow&
   on_body(id, m, from, *d);
 }
 
-void GbPlugin::on_keepalive(sip::TxnId id, Device& d) {
+void GbPlugin::on_keepalive(sip::TxnId id, const sip::Message& m, Device& d) {
+  // Stateless (stateless_keepalive): a retransmission reaches us again; it is answered again (the
+  // same bytes: the stack derives the tag from the request) but counted once.
+  if (sip::Stack::is_stateless(id)) {
+    uint64_t fp = sip::request_fingerprint(m);
+    if (fp == d.live.ka_fp) {
+      stack_->respond(id, 200, {}, {});
+      return;
+    }
+    d.live.ka_fp = fp;
+  }
   uint64_t now = host().now_ms();
   d.live.last_keepalive = now;
   ++d.live.keepalives;

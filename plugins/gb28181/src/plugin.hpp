@@ -197,7 +197,7 @@ class GbPlugin : public junction::sdk::Plugin,
   // dialog's remote URI, the channel the INVITE named, not the device); null: the From user.
   void on_message(junction::sip::TxnId id, const junction::sip::Message& m, const junction::sip::Flow& from,
                   const std::string* dialog_device = nullptr);
-  void on_keepalive(junction::sip::TxnId id, Device& d);
+  void on_keepalive(junction::sip::TxnId id, const junction::sip::Message& m, Device& d);
   // The device a request is from (From user), refreshed with the request's real source.
   Device* sender(const junction::sip::Message& m, const junction::sip::Flow& from);
   Device* touch(Device* d, const junction::sip::Flow& from);  // NAT refresh of a known sender

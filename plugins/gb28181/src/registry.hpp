@@ -47,6 +47,7 @@ struct DeviceLive {
   uint64_t expires_at = 0;     // ms (host clock)
   uint64_t registered_at = 0;  // ms
   uint64_t last_keepalive = 0; // ms, 0: none since it registered
+  uint64_t ka_fp = 0;          // fingerprint of the last keepalive counted (stateless: its retransmissions)
   uint64_t last_seen = 0;      // ms: any request
   uint64_t registrations = 0;  // how many times it registered (new registrations, not refreshes)
   uint64_t keepalives = 0;

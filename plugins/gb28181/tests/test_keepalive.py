@@ -2,7 +2,9 @@
 (short intervals here; the test waits on the offline event, never on a sleep); a keepalive from
 a device that is not registered gets 403 and makes it register again; the policy for devices
 that never send one; metrics."""
-from gb_env import DEV1, DEV2, DEV3, GbTest
+import socket
+
+from gb_env import DEV1, DEV2, DEV3, DOMAIN, PLATFORM, GbTest
 from junction_test import main
 
 
@@ -65,6 +67,37 @@ class RegistrationPolicyTest(GbTest):
         s = self.show(DEV1)
         self.assertIsNotNone(s["last_keepalive_ms_ago"])
         self.assertEqual(s["keepalives"], 1)
+
+    def test_udp_retransmitted_keepalive_is_answered_again_and_counted_once(self):
+        # stateless_keepalive (the default): no transaction absorbs the retransmission; the
+        # plugin answers it again (the same bytes) but must not count it as a second keepalive.
+        self.registered_device(DEV1)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        lp = s.getsockname()[1]
+
+        def keepalive(cseq):
+            body = (f"<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n"
+                    f"<SN>{cseq}</SN>\r\n<DeviceID>{DEV1}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n")
+            return (f"MESSAGE sip:{PLATFORM}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{lp};branch=z9hG4bKka{cseq};rport\r\n"
+                    f"From: <sip:{DEV1}@{DOMAIN}>;tag=ka1\r\nTo: <sip:{PLATFORM}@{DOMAIN}>\r\nCall-ID: ka-retrans-{cseq}\r\n"
+                    f"CSeq: {cseq} MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: Application/MANSCDP+xml\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+        answers = []
+        for _ in range(2):  # the request, then its retransmission (same bytes)
+            s.sendto(keepalive(1), ("127.0.0.1", self.port))
+            answers.append(s.recvfrom(65535)[0])
+        self.assertTrue(answers[0].startswith(b"SIP/2.0 200 "), answers[0])
+        self.assertEqual(answers[0], answers[1])  # answered again, identically
+        self.assertEqual(self.show(DEV1)["keepalives"], 1)
+        self.assertEqual(self.metric("gb_keepalives_total"), 1)
+        s.sendto(keepalive(2), ("127.0.0.1", self.port))  # a new keepalive counts
+        self.assertTrue(s.recvfrom(65535)[0].startswith(b"SIP/2.0 200 "))
+        s.close()
+        self.assertEqual(self.show(DEV1)["keepalives"], 2)
+        self.assertEqual(self.metric("gb_keepalives_total"), 2)
 
 
 if __name__ == "__main__":

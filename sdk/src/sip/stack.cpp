@@ -70,7 +70,7 @@ void Stack::input(std::string_view bytes, const Flow& from, Framing framing) {
     bad(bytes, from, why, st == ParseStatus::BadVersion ? 505 : 400);
     return;
   }
-  if (cfg_.stateless_register && msg_.is_request() && msg_.method() == "REGISTER") {
+  if (msg_.is_request() && stateless(msg_)) {
     // §8.2.7: no transaction; a retransmission is answered by running the user's logic again.
     ++counters_.rx_requests;
     ++counters_.rx_stateless;
@@ -90,6 +90,14 @@ void Stack::input(std::string_view bytes, const Flow& from, Framing framing) {
     ++counters_.rx_responses;
   }
   layer_.receive(m, msg_.bytes(), from);
+}
+
+// Whether a parsed request is answered without a server transaction (StackConfig).
+bool Stack::stateless(const Message& m) const {
+  std::string_view method = m.method();
+  if (method == "REGISTER" && cfg_.stateless_register) return true;
+  if (method == "INVITE" || method == "ACK" || method == "CANCEL") return false;  // these need their transactions
+  return cfg_.stateless_request && cfg_.stateless_request(m);
 }
 
 // The transaction layer's fields, read from what parse() already found (no second pass).

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -36,12 +37,17 @@ struct StackConfig {
   // final responses only; the To tag is derived from the request (the same for a
   // retransmission), whatever to_tag says. Other methods keep their transactions.
   bool stateless_register = false;
+  // The same stateless handling for the requests this predicate picks (e.g. gb28181's plain
+  // keepalive MESSAGE; never INVITE or ACK, which keep the transaction layer whatever it says).
+  // The user owns the retransmission rule: request_fingerprint() tells a retransmission apart,
+  // and the response is the same bytes for it (the To tag is derived from the request).
+  std::function<bool(const Message&)> stateless_request = nullptr;
 };
 
 struct StackCounters {
   uint64_t rx_requests = 0, rx_responses = 0, rx_bad = 0, rx_keepalives = 0;
   uint64_t tx_stateless = 0;
-  uint64_t rx_stateless = 0;  // REGISTERs answered without a transaction (stateless_register)
+  uint64_t rx_stateless = 0;  // requests answered without a transaction (stateless_register / stateless_request)
 };
 
 // A 64-bit fingerprint of a request that its retransmissions share and another request (a new
@@ -163,6 +169,7 @@ class Stack : private TxnUser {
   void on_stray_response(const TxnMsg& m, std::string_view bytes, const Flow& from) override;
   void input(std::string_view bytes, const Flow& from, Framing framing);
   static void txn_fields(const Message& msg, TxnMsg& m);
+  bool stateless(const Message& m) const;
   void bad(std::string_view bytes, const Flow& from, const std::string& why, int code);
   void rearm();
   jn_status respond_stateless(TxnId id, int code, std::string_view reason, std::string_view extra_headers,
