@@ -1,5 +1,6 @@
 // RTMP chunk stream writer and reader (junction/rtmp/chunk.hpp).
 #include <junction/rtmp/chunk.hpp>
+#include <junction/util/encoding.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -229,25 +230,12 @@ ChunkReader::Result ChunkReader::feed(const uint8_t* data, size_t len, Sink& sin
 
 namespace {
 
-std::string hex(const uint8_t* p, size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string s(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = d[p[i] >> 4];
-    s[2 * i + 1] = d[p[i] & 15];
-  }
-  return s;
-}
-
+// Saved state is JSON with hex blobs (util/encoding.hpp's codec).
+std::string hex(const uint8_t* p, size_t n) { return util::hex_encode({reinterpret_cast<const char*>(p), n}); }
 bool unhex(const std::string& s, std::vector<uint8_t>& out) {
-  if (s.size() % 2) return false;
-  auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
-  out.resize(s.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i) {
-    int hi = v(s[2 * i]), lo = v(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
+  std::string bytes;
+  if (!util::hex_decode(s, bytes)) return false;
+  out.assign(bytes.begin(), bytes.end());
   return true;
 }
 

@@ -1,5 +1,6 @@
 // RTMP publisher (junction/rtmp/publisher.hpp).
 #include <junction/rtmp/publisher.hpp>
+#include <junction/util/encoding.hpp>
 
 #include <junction/media/annexb.hpp>
 
@@ -28,25 +29,12 @@ bool same(const std::vector<uint8_t>& v, const uint8_t* p, size_t n) {
   return v.size() == n && (n == 0 || std::memcmp(v.data(), p, n) == 0);
 }
 
-std::string hex(const std::vector<uint8_t>& v) {
-  static const char* d = "0123456789abcdef";
-  std::string s(v.size() * 2, '0');
-  for (size_t i = 0; i < v.size(); ++i) {
-    s[2 * i] = d[v[i] >> 4];
-    s[2 * i + 1] = d[v[i] & 15];
-  }
-  return s;
-}
-
+// Saved state is JSON with hex blobs (util/encoding.hpp's codec); a blob is at most 64 KiB.
+std::string hex(const std::vector<uint8_t>& v) { return util::hex_encode({reinterpret_cast<const char*>(v.data()), v.size()}); }
 bool unhex(const std::string& s, std::vector<uint8_t>& out) {
-  if (s.size() % 2 || s.size() > 2 * 65536) return false;
-  auto v = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
-  out.resize(s.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i) {
-    int hi = v(s[2 * i]), lo = v(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
+  std::string bytes;
+  if (s.size() > 2 * 65536 || !util::hex_decode(s, bytes)) return false;
+  out.assign(bytes.begin(), bytes.end());
   return true;
 }
 

@@ -1,5 +1,6 @@
 // WebRTC offer/answer over junction::proto::sdp (sdp.hpp says what and why).
 #include <junction/util/random.hpp>
+#include <junction/util/text.hpp>
 #include <junction/webrtc/sdp.hpp>
 
 #include <algorithm>
@@ -16,24 +17,9 @@ constexpr size_t kMaxCodecs = 64;       // per m-line
 constexpr size_t kMaxCandidates = 64;   // per m-line
 constexpr size_t kMaxSsrcs = 16;
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
-
-bool parse_u32(std::string_view s, uint32_t& out, uint32_t max) {
-  if (s.empty() || s.size() > 10) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (v > max) return false;
-  out = static_cast<uint32_t>(v);
-  return true;
-}
+// One copy of each in the tree: the generic SDP model's number parser, util's ASCII compare.
+using psdp::detail::parse_u32;
+constexpr bool iequals(std::string_view a, std::string_view b) { return util::ascii_iequals(a, b); }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
