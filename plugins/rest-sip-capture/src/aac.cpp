@@ -129,6 +129,9 @@ class LavcAac final : public AacEncoder {
 }  // namespace
 
 bool AacEncoder::available() { return true; }
+std::vector<std::string> AacEncoder::libraries() {
+  return {"libavcodec.so." + std::to_string(LIBAVCODEC_VERSION_MAJOR), "libavutil.so." + std::to_string(LIBAVUTIL_VERSION_MAJOR)};
+}
 std::unique_ptr<AacEncoder> AacEncoder::open(uint32_t rate, std::string& why) {
   auto e = std::make_unique<LavcAac>();
   if (!e->init(rate, why)) return nullptr;
@@ -136,6 +139,7 @@ std::unique_ptr<AacEncoder> AacEncoder::open(uint32_t rate, std::string& why) {
 }
 #else
 bool AacEncoder::available() { return false; }
+std::vector<std::string> AacEncoder::libraries() { return {}; }
 std::unique_ptr<AacEncoder> AacEncoder::open(uint32_t, std::string& why) {
   why = "this build has no libavcodec (AAC encoder)";
   return nullptr;

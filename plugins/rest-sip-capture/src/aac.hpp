@@ -28,6 +28,12 @@ class AacSink {
 class AacEncoder {
  public:
   static bool available();
+  // The sonames of the codec libraries this build links (empty without libavcodec). They keep
+  // process-wide state made when they load (their own and their dependencies' allocations), so
+  // they follow abi.h's rule for such libraries: pinned through the core (library_pin) at start,
+  // never unloaded with the plugin -- unloaded, that state shows as a leak and is remade on
+  // every reload.
+  static std::vector<std::string> libraries();
   // Null and why when libavcodec has no AAC encoder or refuses the parameters.
   static std::unique_ptr<AacEncoder> open(uint32_t sample_rate, std::string& why);
   virtual ~AacEncoder() = default;

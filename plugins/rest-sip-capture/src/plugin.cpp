@@ -40,7 +40,20 @@ CapturePlugin::~CapturePlugin() {
   pushes_.clear();
 }
 
+// abi.h's rule for libraries with process-wide state (AacEncoder::libraries says why).
+jn_status CapturePlugin::pin_codec_libraries() {
+  for (const std::string& soname : AacEncoder::libraries()) {
+    bool first = false;
+    if (jn_status st = host().library_pin(soname, &first); st != JN_OK) {
+      host().set_error("rest-sip-capture: cannot pin " + soname + " (library_pin)");
+      return st;
+    }
+  }
+  return JN_OK;
+}
+
 jn_status CapturePlugin::start() {
+  if (jn_status pin = pin_codec_libraries(); pin != JN_OK) return pin;
   jn_status st = env_.listen_udp(conf_.sip_listen);
   if (st != JN_OK) {
     host().set_error("rest-sip-capture: cannot bind SIP on " + conf_.sip_listen);

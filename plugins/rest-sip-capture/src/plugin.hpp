@@ -104,6 +104,7 @@ class CapturePlugin : public junction::sdk::Plugin, public sip::StackUser {
   jn_status stop() override;
   jn_status save_state(std::string& out) override;
   jn_status restore_state(uint32_t schema, std::string_view data) override;
+  jn_status pin_codec_libraries();
   void on_timer(jn_handle t, uint64_t c) override;
   void on_udp(jn_handle s, uint64_t c, const jn_datagram* d, size_t n) override;
   void on_tcp(const jn_tcp_event& ev) override;

@@ -129,6 +129,7 @@ jn_status CapturePlugin::save_state(std::string& out) {
 }
 
 jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
+  if (jn_status pin = pin_codec_libraries(); pin != JN_OK) return pin;  // already pinned: a no-op
   json st = json::parse(data, nullptr, false);
   if (!st.is_object() || st.value("v", 0) != 1) {
     host().set_error("rest-sip-capture: unreadable state");
