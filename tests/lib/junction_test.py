@@ -131,13 +131,27 @@ class Junction:
 
     # -- process -------------------------------------------------------------------------------
     def start(self, expect_ready=True, timeout=60):
-        with self.cond:
-            self.lines = []  # a restart must not match the previous run's lines
-        self.proc = subprocess.Popen([os.path.join(BUILD, "junction"), "--config", self.conf_path],
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-        if expect_ready:
-            self.wait_for_log(r"junction ready", timeout)
+        # free_port() checks a port, the server binds it later: a parallel test (or a media plugin
+        # of one) can take it in between. The admin port is the harness's own choice, so when the
+        # server exits on exactly that, it picks another and starts again (twice at most).
+        for attempt in range(3):
+            with self.cond:
+                self.lines = []  # a restart must not match the previous run's lines
+            self.proc = subprocess.Popen([os.path.join(BUILD, "junction"), "--config", self.conf_path],
+                                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            threading.Thread(target=self._read, daemon=True).start()
+            if not expect_ready:
+                return self
+            try:
+                self.wait_for_log(r"junction ready", timeout)
+                return self
+            except AssertionError:
+                taken = f"admin API on 127.0.0.1:{self.admin_port}: address in use"
+                if attempt == 2 or taken not in self.log():
+                    raise
+                self.proc.wait(timeout=30)
+                self.admin_port = free_port()
+                self.write_core(dict(self.core, admin=dict(self.core["admin"], listen=f"127.0.0.1:{self.admin_port}")))
         return self
 
     def _read(self):
