@@ -194,7 +194,7 @@ TEST_CASE("ice-lite: wrong credentials get 401, missing ones 400, garbage nothin
     CHECK(r.error_code == code);
   };
   expect_error(check("LOCL:REMO", "wrongpasswordwrongpass", true), 401);  // bad MESSAGE-INTEGRITY
-  expect_error(check("XXXX:REMO", "localpasswordlocalpass", true), 401);  // not our ufrag
+  expect_error(check("WRNG:REMO", "localpasswordlocalpass", true), 401);  // not our ufrag
   expect_error(check("LOCL:OTHR", "localpasswordlocalpass", true), 401);  // not the peer's ufrag
   // No MESSAGE-INTEGRITY at all.
   std::vector<uint8_t> bare(256);
