@@ -157,6 +157,7 @@ void VertoWs::on_closed(jn_handle h) {
   Conn c = it->second;
   conns_.erase(it);
   host().debug("connection " + c.peer + " closed");
+  confs_->connection_closed(c.sessid, false);
   if (!c.sessid.empty()) {
     auto sit = sessions_.find(c.sessid);
     if (sit != sessions_.end() && sit->second.conn == h) {
