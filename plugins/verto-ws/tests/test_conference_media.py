@@ -175,6 +175,9 @@ class ConferenceMedia(test_browser.Browser):
                    f"command: 'unmute', id: '{b_id}'}}}}).then(() => true)")
         self.wait_hears(a, ["1002", "1003"], ["1001"])
         self.check_livearray([a, b, c])
+        mixer = self.j.cmd(PLUGIN, "conferences")["conferences"][0]["mixer"]
+        if __import__("os").environ.get("JN_CONF_DEBUG"):
+            print("mixer", {k: mixer[k] for k in ("loop", "ticks", "late_ticks", "busy_us")})
         c.evaluate("v.hangup(cid).then(() => true)")
         a.wait_for("laEvents().some(d => d.action === 'del')", what="del")
         self.check_livearray([a, b])
