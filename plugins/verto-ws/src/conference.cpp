@@ -162,6 +162,7 @@ void Conferences::join(jn_handle leg, const jn_call_event& ev) {
   // Media: the A-leg's audio (and video) bus streams; our answer names the member's mix stream.
   const std::string prefix = "verto/conf-" + std::to_string(m.cookie);
   std::string audio_fmt, video_fmt;
+  bool bus_audio = false;  // the caller's audio is a bus stream (a browser, a camera), not only a URL
   for (uint32_t i = 0; p_.media_on() && ev.media && i < ev.media->count; ++i) {
     const jn_media_stream* s = ev.media->streams[i];
     if (!s || !s->bus_stream.len) continue;
@@ -169,6 +170,7 @@ void Conferences::join(jn_handle leg, const jn_call_event& ev) {
     for (uint32_t k = 0; JN_HAS_FIELD(s, jn_media_stream, codec_count) && s->codecs && k < s->codec_count; ++k)
       names.push_back(junction::webrtc::canonical_codec_name(std::string(to_sv(s->codecs[k].name))));
     if (names.empty()) names.push_back(junction::webrtc::canonical_codec_name(std::string(to_sv(s->format))));
+    bus_audio = bus_audio || s->kind == JN_MEDIA_AUDIO;
     if (s->kind == JN_MEDIA_AUDIO && audio_fmt.empty())
       for (auto& n : names)
         if (n == "OPUS" || n == "PCMA" || n == "PCMU") {
@@ -183,6 +185,13 @@ void Conferences::join(jn_handle leg, const jn_call_event& ev) {
           m.video_in = std::string(to_sv(s->bus_stream));
           break;
         }
+  }
+  if (bus_audio && audio_fmt.empty()) {
+    // Its audio is on the bus but in no codec the mixer decodes: refused, not joined half-working.
+    p_.host().info("call to conference " + name + " rejected: no Opus, PCMA or PCMU audio offered");
+    p_.host().call_send(leg, JN_CALL_REJECT, 488, "no codec the conference mixes");
+    end_room_if_empty(name);
+    return;
   }
   if (!audio_fmt.empty()) {
     m.audio_codec = audio_fmt == "PCMA" ? 0 : audio_fmt == "PCMU" ? 1 : 2;  // junction::audio::Codec
