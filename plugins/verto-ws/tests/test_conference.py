@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from verto_env import PLUGIN, VertoTest, main, wait_until
+from verto_env import PLUGIN, VertoTest, fake_sdp, main, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "intercom-json", "tests"))
 
@@ -220,6 +220,27 @@ class Conference(VertoTest):
         self.assertEqual(b.wait_request("verto.bye")["callID"], call_id)
         self.assertEqual(len(self.j.cmd(PLUGIN, "conferences")["conferences"]), 1)
         a.bye(a.call_id)
+
+    def test_media_answer_codec_and_unmixable_caller(self):
+        """media = "webrtc" without a browser: the conference answers the caller's Opus (the mixer
+        ticks on a media loop); a caller offering only G.722 is refused 488, not joined."""
+        self.start(routes=ROUTES, conference=CONFERENCE, media="webrtc", server={"media_loops": 2})
+        a = self.logged_in("1001")
+        a_call, _ = a.invite("3000", sdp=fake_sdp("opus"))
+        ans = a.wait_request("verto.answer")
+        self.assertIn("a=rtpmap:111 opus/48000/2", ans["sdp"])
+        conf = self.j.cmd(PLUGIN, "conferences")["conferences"][0]
+        self.assertEqual(conf["members"][0]["codec"], "opus@48000")
+        wait_until(lambda: (self.j.cmd(PLUGIN, "conferences")["conferences"][0]["mixer"] or {}).get("ticks", 0) > 2, what="mixer ticks")
+        self.assertIn(self.j.cmd(PLUGIN, "conferences")["conferences"][0]["mixer"]["loop"], (1, 2))
+        b = self.logged_in("1002")
+        g722 = fake_sdp("g722").replace("111 0\r\n", "9\r\n").replace("a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n", "a=rtpmap:9 G722/8000\r\n")
+        call_id, _ = b.invite("3000", sdp=g722)
+        self.assertEqual(b.wait_request("verto.bye")["causeCode"], 88)  # INCOMPATIBLE_DESTINATION
+        self.j.wait_for_log(r"rejected: no Opus, PCMA or PCMU audio offered")
+        self.assertEqual(len(self.j.cmd(PLUGIN, "conferences")["conferences"][0]["members"]), 1)
+        a.bye(a_call)
+        wait_until(lambda: self.j.cmd(PLUGIN, "conferences")["conferences"] == [], what="room destroyed")
 
     def test_intercom_screen_joins(self):
         from intercom_env import INNER_SCREEN, Screen, box_conf
