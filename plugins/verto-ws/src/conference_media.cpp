@@ -214,11 +214,17 @@ bool Conferences::on_bus(uint64_t cookie, jn_buf* buf) {
 #ifdef JN_VERTO_MIXER
   uint64_t key = cookie & ~kBusBit;
   auto it = by_cookie_.find(key / 4);
-  if (it == by_cookie_.end() || !buf || !(buf->flags & JN_BUF_MEDIA)) return true;
+  if (it == by_cookie_.end() || !buf) return true;
   ConfRoom* r = room(it->second.first);
   if (!r) return true;
   const uint32_t id = it->second.second;
   if (key % 4 == JN_MEDIA_AUDIO) {
+    // A buffer without media meta is taken as the raw codec frame the OFFER named, for G.711
+    // only (xxxcid-gateway relays a door's audio datagrams untouched; its format is PCMA).
+    if (!(buf->flags & JN_BUF_MEDIA)) {
+      auto mi = r->members.find(id);
+      if (mi == r->members.end() || (mi->second.audio_codec != 0 && mi->second.audio_codec != 1)) return true;
+    }
     std::shared_ptr<ConfMix> mix;
     {
       std::lock_guard<std::mutex> g(mix_mu_);
@@ -229,7 +235,7 @@ bool Conferences::on_bus(uint64_t cookie, jn_buf* buf) {
     mix->mixer.push(id, buf->data, buf->len);
     return true;
   }
-  if (r->video_floor() != id) return true;  // only the floor is seen
+  if (!(buf->flags & JN_BUF_MEDIA) || r->video_floor() != id) return true;  // only the floor's frames are seen
   for (auto& [mid, m] : r->members) {
     if (mid == id || m.video_out.empty()) continue;
     auto bi = bus_ids_.find(m.video_out);

@@ -10,6 +10,8 @@ plugin keeps the room and the mixed audio.
 
 Loopback only: the test re-runs itself in a network namespace with only `lo` (test_media.py)."""
 import json
+import os
+import sys
 import unittest
 
 import loopback_netns  # noqa: E402 (tests/lib, on PYTHONPATH)
@@ -24,7 +26,7 @@ ROOM = f"3000-{DOMAIN}"
 LA = f"conference-liveArray.{ROOM}@{DOMAIN}"
 MOD = f"conference-mod.{ROOM}@{DOMAIN}"
 ROUTES = [{"match": "regex", "pattern": r"^verto:(3\d{3})$", "targets": [f"conference:$1-{DOMAIN}@{DOMAIN}"]}]
-TONES = {"1001": 500, "1002": 1100, "1003": 2300}
+TONES = {"1001": 500, "1002": 1100, "1003": 2300, "door": 700}
 
 # The page's microphone is an oscillator at window.toneHz; levels() reads the received track's
 # spectrum (dB at each tone, the peak of +-2 bins) through an AnalyserNode.
@@ -208,6 +210,70 @@ class ConferenceMedia(test_browser.Browser):
         mod = a.evaluate("laEvents().filter(d => d.action === 'modify' && d.data[1] === '1001').map(d => JSON.parse(d.data[4]).video.floor)")
         self.assertIn(True, mod)
         self.j.wait_for_log(r"conference 3000-test\.local: 1001 vid-floor: OK vid-floor 0001 forced")
+
+    def test_door_station_member_is_heard_and_hears(self):
+        """A non-browser member: an XXXCID door's call routed into the room. Its A-law (a 700 Hz
+        tone, raw G.711 datagrams as the gateway relays them) is decoded into the mix the page
+        hears; the door receives the page's 500 Hz tone mixed and re-encoded to A-law."""
+        import array
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import audioop  # deprecated since 3.11, still shipped: A-law both ways
+        import math
+        import threading
+        import time
+        xx_tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "xxxcid-gateway", "tests")
+        sys.path.insert(0, xx_tests)
+        import xx_common
+        from door_sim import DoorSim
+        conf, ports = xx_common.plugin_conf()
+        self.start(plugins={"xxxcid-gateway": conf},
+                   routes=ROUTES + [{"match": "regex", "pattern": r"^xxxcid:room/.*$", "targets": [f"conference:{ROOM}@{DOMAIN}"]}])
+        self.j.cmd("xxxcid-gateway", "bind", {"uid": xx_common.UID, "room": xx_common.ROOM, "community": xx_common.COMMUNITY})
+        a = self.join("1001")
+        a.wait_for("v.calls.get(cid).pc.connectionState === 'connected'", timeout=30, what="PeerConnection connected")
+        door = DoorSim(ports["door"], ports["video"], ports["audio"], addr=xx_common.DOOR)
+        self.addCleanup(door.close)
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=door.call(xx_common.CALLEE)), daemon=True)
+        t.start()
+        add = a.evaluate("v.waitFor('verto.event', q => q.data && q.data.action === 'add', 15000)")["data"]
+        self.assertEqual(add["data"][1], "door/" + xx_common.DOOR)
+        t.join(10)
+        self.assertEqual(result.get("r"), "answer")
+        conf_members = self.j.cmd(PLUGIN, "conferences")["conferences"][0]["members"]
+        self.assertEqual([m["codec"] for m in conf_members], ["opus@48000", "PCMA@8000"])
+        stop = threading.Event()
+
+        def talk():  # the door's microphone: 20 ms A-law frames of a 700 Hz tone (media pacing, not a wait)
+            n = 0
+            while not stop.is_set():
+                pcm = array.array("h", (int(12000 * math.sin(2 * math.pi * 700 * (n + i) / 8000)) for i in range(160)))
+                door.send_audio(audioop.lin2alaw(pcm.tobytes(), 2))
+                n += 160
+                time.sleep(0.02)
+        th = threading.Thread(target=talk, daemon=True)
+        th.start()
+        self.addCleanup(stop.set)
+        a.user = "1001"
+        self.wait_hears(a, ["door"], ["1001"])
+
+        def goertzel(pcm, f):
+            k = 2 * math.cos(2 * math.pi * f / 8000)
+            s1 = s2 = 0.0
+            for x in pcm:
+                s1, s2 = x + k * s1 - s2, s1
+            return s1 * s1 + s2 * s2 - k * s1 * s2
+
+        def door_hears():
+            rx = door.audio_rx[-10:]
+            if len(rx) < 10:
+                return False
+            pcm = array.array("h", audioop.alaw2lin(b"".join(rx), 2))
+            return goertzel(pcm, 500) > 100 * max(goertzel(pcm, 700), 1.0)  # the page's tone, not its own
+        wait_until(door_hears, timeout=20, what="the door hears the page's tone and not its own", interval=0.1)
+        stop.set()
 
     # the signalling tests of test_browser.py are not repeated here
     test_login_variants = test_subscribe_and_broadcast = test_page_from_another_origin_is_refused = None
