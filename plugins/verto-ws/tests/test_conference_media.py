@@ -149,10 +149,10 @@ class ConferenceMedia(test_browser.Browser):
             p.wait_for("v.calls.get(cid).pc.connectionState === 'connected'", timeout=30, what="PeerConnection connected")
         # each hears the two others, not itself
         for p in (a, b, c):
-            others = [u for u in TONES if u != p.user]
+            others = [u for u in self.users if u != p.user]
             self.wait_hears(p, others, [p.user])
         # talking detection reached LiveArray: a modify with talking true for every member
-        for user in TONES:
+        for user in self.users:
             a.wait_for(f"laEvents().some(d => d.action === 'modify' && d.data[1] === '{user}' && JSON.parse(d.data[4]).audio.talking)",
                        what=f"{user} talking")
         conf = self.j.cmd(PLUGIN, "conferences")["conferences"][0]
