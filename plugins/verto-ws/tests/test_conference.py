@@ -7,6 +7,7 @@ a fresh bootObj, an intercom-json screen's call as a member, hot reload keeps me
 test_conference_media.py proves the mixed audio with browsers."""
 import json
 import os
+import re
 import sys
 
 from verto_env import PLUGIN, VertoTest, fake_sdp, main, wait_until
@@ -258,6 +259,33 @@ class Conference(VertoTest):
         self.assertEqual((add["data"][0], add["data"][1], add["wireSerno"]), ("0002", "room/101", 2))
         s.end("x1")
         self.assertEqual(la_event(a, "del")["hashKey"], add["hashKey"])
+    def test_conf_samples_load_and_bad_conference_keys_are_refused(self):
+        from verto_env import free_port, verto_conf
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+        for sample in ("conf/plugins/verto-ws.toml", "plugins/verto-ws/verto-ws.toml"):
+            with self.subTest(sample=sample):
+                with open(os.path.join(root, sample)) as f:
+                    text = f.read()
+                # its profile example enabled, on a free port
+                text = text.replace("# [conference.profiles.board]", "[conference.profiles.board]").replace("# max_members = 10", "max_members = 10")
+                text = text.replace("# [conference.rooms]", "[conference.rooms]").replace('# "3000" = "board"', '"3000" = "board"')
+                text = text.replace('listen = "127.0.0.1:8082"', f'listen = "127.0.0.1:{free_port()}"')
+                j = self.server(plugins={PLUGIN: text}).start()
+                j.wait_for_log(r"verto listening on")
+        cases = [({"rate": 44100}, "conference.rate", "must be 8000, 16000 or 48000"),
+                 ({"moderators": "1001"}, "conference.moderators", "must be an array of user names"),
+                 ({"rooms": {"3000": "nope"}}, "conference.rooms.3000", "must name a profile"),
+                 ({"profiles": {"p": {"domain": "x"}}}, "conference.profiles.p.domain", "unknown key"),
+                 ({"max_members": 0}, "conference.max_members", "not 0")]
+        for extra, key, words in cases:
+            with self.subTest(key=key):
+                j = self.server(plugins={PLUGIN: verto_conf(free_port(), conference=dict(CONFERENCE, **extra))})
+                j.start(expect_ready=False)
+                rc = j.wait_exit(30)
+                j.proc = None  # exited on purpose
+                self.assertNotEqual(rc, 0, j.log())
+                self.assertRegex(j.log(), re.escape(key) + ": .*" + words)
+
 
 if __name__ == "__main__":
     main()
