@@ -96,6 +96,7 @@ void VertoWs::on_admin(const jn_admin_request& req) {
     }
     return reply(200, {{"sessions", list}, {"connections", conns_.size()}});
   }
+  if (verb == "conferences") return reply(200, confs_->admin());
   if (verb == "publish") {  // test / operator hook: an event on a channel, as a core event would
     std::string ch = body.value("channel", "");
     if (!verto::valid_channel(ch)) return reply(400, {{"error", "channel"}});

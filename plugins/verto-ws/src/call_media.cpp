@@ -93,6 +93,7 @@ void VertoWs::defer(std::function<void()> f) {
 }
 
 void VertoWs::on_post(uint64_t cookie) {
+  if (confs_->on_post(cookie)) return;  // conference mixers (any loop)
   if (cookie != kDeferredCookie) return;
   std::vector<std::function<void()>> todo;
   {
@@ -165,6 +166,7 @@ void VertoWs::on_udp(jn_handle, uint64_t cookie, const jn_datagram* d, size_t n)
 }
 
 void VertoWs::on_bus(jn_handle, uint64_t cookie, jn_buf* buf) {
+  if (confs_->on_bus(cookie, buf)) return;  // a conference member's media
   std::lock_guard<std::recursive_mutex> g(media_mu_);
   if (verto::MediaLeg* leg = leg_of(cookie / 4)) leg->on_bus(static_cast<uint32_t>(cookie % 4), buf, host().now_ms());
 }

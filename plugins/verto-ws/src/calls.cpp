@@ -344,6 +344,7 @@ jn_handle VertoWs::conn_of_session(const std::string& sessid) {
 
 void VertoWs::on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) {
   if (cookie == 0 && ev.type == JN_CALL_OFFER) return incoming(leg, ev);
+  if (confs_->owns(cookie)) return confs_->on_call(leg, cookie, ev);
   Call* cl = call(cookie);
   if (!cl) {
     host().debug("event " + std::to_string(ev.type) + " for a call no longer known (cookie " + std::to_string(cookie) + ")");
@@ -421,6 +422,7 @@ void VertoWs::on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) {
 
 void VertoWs::incoming(jn_handle leg, const jn_call_event& ev) {
   std::string target(to_sv(ev.target.len ? ev.target : ev.to));
+  if (Conferences::is_conference_uri(target)) return confs_->join(leg, ev);  // a conference member (conference.cpp)
   std::string user = target.substr(target.find(':') == std::string::npos ? 0 : target.find(':') + 1);
   user = verto::user_of_login(user);
   // The newest logged-in connection of the user takes the call.

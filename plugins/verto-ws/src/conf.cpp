@@ -33,7 +33,7 @@ Conf read_conf(const Host& host) {
   r.known_keys({"listen", "ws_path", "tls_cert", "tls_key", "allowed_origins", "allow_no_origin", "max_message", "max_batch",
                 "login_timeout_ms", "idle_ping_ms", "idle_timeout_ms", "rate_per_s", "rate_burst", "bad_limit", "kdf_iterations",
                 "token_ttl_s", "detach_timeout_ms", "heartbeat_ms", "heartbeat_channel", "channels", "user_channels", "core_events",
-                "default_scheme", "media", "media_ip", "port_range", "library"});
+                "default_scheme", "media", "media_ip", "port_range", "library", "conference"});
   r.str("listen", c.listen, true);
   r.str("ws_path", c.ws_path, true);
   r.str("tls_cert", c.tls_cert);
@@ -71,6 +71,8 @@ Conf read_conf(const Host& host) {
       else if (read_list(t, user, list)) c.user_channels[user] = list;
     }
   }
+  if (r.has("conference") && !r.conf()["conference"].is_object()) r.fail("conference", "must be a table");
+  else if (r.ok()) read_conference_conf(r.conf().value("conference", json::object()), [&](const std::string& k, const std::string& why) { host.config_error(k, why); }, c.conference);
   if (c.ws_path.front() != '/') r.fail("ws_path", "must start with /");
   if (c.tls_cert.empty() != c.tls_key.empty()) r.fail("tls_cert", "tls_cert and tls_key go together");
   if (c.idle_timeout_ms <= c.idle_ping_ms) r.fail("idle_timeout_ms", "must be longer than idle_ping_ms");

@@ -22,7 +22,7 @@ json VertoWs::subscribe(Conn& c, verto::Message& m, bool on) {
   }
   json done = json::array(), unauthorized = json::array(), already = json::array();
   for (auto& name : list) {
-    if (!verto::valid_channel(name) || (on && !verto::channel_allowed(patterns_of(c.user), name))) {
+    if (!verto::valid_channel(name) || (on && !verto::channel_allowed(patterns_of(c.user), name) && !confs_->channel_allowed(c, name))) {
       unauthorized.push_back(name);
       continue;
     }
@@ -35,6 +35,7 @@ json VertoWs::subscribe(Conn& c, verto::Message& m, bool on) {
         }
         c.subs.insert(name);
         done.push_back(name);
+        confs_->subscribed(c.h, name);  // a conference info channel: layout-info
       }
     } else {
       if (c.subs.erase(name)) done.push_back(name);
@@ -71,6 +72,7 @@ size_t VertoWs::deliver(const std::string& channel, json params) {
 
 json VertoWs::broadcast(Conn& c, verto::Message& m) {
   std::string ch = str_of(m.params, "eventChannel");
+  if (json reply; confs_->broadcast(c.h, c, m, reply)) return reply;  // conference channels, cman.bootstrap
   if (ch.empty() || !verto::valid_channel(ch)) {
     bad(c, "verto.broadcast without a valid eventChannel");
     return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: eventChannel");

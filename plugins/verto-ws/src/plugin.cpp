@@ -29,7 +29,8 @@ void VertoWs::start_timers() {
   if (conf_.heartbeat_ms) host().timer(conf_.heartbeat_ms, conf_.heartbeat_ms, kHeartbeatCookie, &heartbeat_);
 }
 
-void VertoWs::on_timer(jn_handle, uint64_t cookie) {
+void VertoWs::on_timer(jn_handle t, uint64_t cookie) {
+  if (confs_->on_timer(t, cookie)) return;  // a conference mixer's tick, on its media loop
   if (cookie == kHeartbeatCookie) return heartbeat();
   if (cookie == kMediaTickCookie) return media_tick();
   if (cookie != kTickCookie) return;
@@ -67,6 +68,7 @@ void VertoWs::on_timer(jn_handle, uint64_t cookie) {
 }
 
 jn_status VertoWs::stop() {
+  confs_->stop();
   std::vector<uint64_t> ids;
   for (auto& [id, cl] : calls_) ids.push_back(id);
   for (uint64_t id : ids) end_call(id, 503, "server-stopping");
@@ -101,5 +103,5 @@ std::string VertoWs::join(const std::vector<std::string>& v) {
 
 using verto::ws::VertoWs;
 using verto::ws::kStateSchema;
-JUNCTION_PLUGIN(VertoWs, "verto-ws", "0.1.0", "Verto (JSON-RPC over WebSocket) for browsers: login, events, calls", "verto", kStateSchema,
+JUNCTION_PLUGIN(VertoWs, "verto-ws", "0.1.0", "Verto (JSON-RPC over WebSocket) for browsers: login, events, calls, conferences", "verto,conference", kStateSchema,
                 kStateSchema)

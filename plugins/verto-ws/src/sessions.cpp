@@ -156,6 +156,7 @@ json VertoWs::finish_login(jn_handle h, const json& id, const std::string& user,
     host().info("call " + cl->callid + " re-attached to " + user);
   }
   request(h, "verto.clientReady", json{{"reattached_sessions", reattached}});
+  if (!reattached.empty()) confs_->session_attached(sessid);  // conference members: pvtData again
   gauges();
   return nullptr;
 }

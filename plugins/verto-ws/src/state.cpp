@@ -20,6 +20,7 @@ jn_status VertoWs::save_state(std::string& out) {
   for (auto& g : graveyard_) graves.push_back(g->save());
   st.set("media_legs", legs).set("media_graves", graves);
   if (cert_.valid()) st.set("cert", cert_.to_pem());
+  st.set("conferences", confs_->save());
   out = st.encode();
   return JN_OK;
 }
@@ -56,6 +57,7 @@ jn_status VertoWs::restore_state(uint32_t schema, std::string_view data) {
     by_callid_[call.callid] = call.id;
     calls_[call.id] = call;
   }
+  confs_->restore(s["conferences"]);
   // A PeerConnection does not cross a reload: the old legs' sockets and subscriptions are
   // closed, and each answered call gets a fresh offer (verto.attach) on the next media tick.
   for (auto& g : s["media_graves"]) verto::MediaLeg::close_saved(host(), g);

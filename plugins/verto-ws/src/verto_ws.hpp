@@ -6,6 +6,7 @@
 // admin.cpp users and tokens, conf.cpp the conf.
 #pragma once
 
+#include "conference.hpp"
 #include "credentials.hpp"
 #include "jsonrpc.hpp"
 #include "media.hpp"
@@ -69,6 +70,7 @@ struct Conf {
   std::string default_scheme = "verto";
   std::string media = "webrtc";  // webrtc: the server terminates the browser's media; none: signalling only
   verto::MediaConf media_conf;
+  ConfConf conference;  // [conference]: conference.cpp
 };
 
 
@@ -194,7 +196,8 @@ inline uint64_t unix_now() { return static_cast<uint64_t>(std::chrono::duration_
 
 class VertoWs : public junction::sdk::Plugin {
  public:
-  VertoWs(Host host, const jn_create_args& args) : Plugin(host), conf_(read_conf(host)), generation_(args.generation) {}
+  VertoWs(Host host, const jn_create_args& args)
+      : Plugin(host), conf_(read_conf(host)), generation_(args.generation), confs_(std::make_unique<Conferences>(*this)) {}
 
   // --- lifecycle (plugin.cpp; init_media: call_media.cpp; save/restore_state: state.cpp) ------
   jn_status start() override;
@@ -309,6 +312,7 @@ class VertoWs : public junction::sdk::Plugin {
   };
   std::vector<Reoffer> reoffer_;
   std::string dummy_;
+  std::unique_ptr<Conferences> confs_;  // rooms, LiveArray, mixers (conference*.cpp)
 };
 
 }  // namespace verto::ws

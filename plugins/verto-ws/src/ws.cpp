@@ -162,6 +162,7 @@ void VertoWs::on_closed(jn_handle h) {
     if (sit != sessions_.end() && sit->second.conn == h) {
       sit->second.conn = 0;
       sit->second.detached_ms = host().now_ms();
+      confs_->connection_closed(c.sessid, false);  // its cman grants (not when a newer socket took the session)
       // Calls not yet answered cannot survive the socket: end them; answered ones wait for
       // a reconnect with the same sessid (verto.attach) until detach_timeout_ms.
       std::vector<uint64_t> ids;

@@ -3,6 +3,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "conference.hpp"
 #include "credentials.hpp"
 #include "jsonrpc.hpp"
 #include "media_desc.hpp"
@@ -108,4 +109,113 @@ TEST_CASE("a browser offer reads as streams with codec, mid, ICE and fingerprint
   CHECK(std::string(v->format.ptr, v->format.len) == "VP8");
   verto::MediaDesc bad;
   CHECK(!bad.parse("hello", why));
+}
+
+// --- conferences: the LiveArray codec and the conference channels' input ------------------------
+namespace la = verto::ws::la;
+
+static verto::ws::ConfRoom room_of_two() {
+  verto::ws::ConfRoom r;
+  r.name = "3000-seven.local";
+  r.domain = "seven.local";
+  for (uint32_t id : {2u, 77u}) {
+    verto::ws::ConfMember m;
+    m.id = id;
+    m.key = "call-" + std::to_string(id);
+    m.cid_number = "100" + std::to_string(id);
+    m.cid_name = "Name" + std::to_string(id);
+    m.codec = "opus@48000";
+    m.moderator = id == 77;
+    r.members[id] = m;
+    r.order.push_back(id);
+  }
+  r.floor = 77;
+  return r;
+}
+
+TEST_CASE("LiveArray: bootObj members as the document's arrays, status a JSON string") {
+  auto r = room_of_two();
+  json b = la::boot_obj(r);
+  CHECK(b["action"] == "bootObj");
+  CHECK(b["wireSerno"] == -1);
+  CHECK(b["name"] == "3000-seven.local");
+  REQUIRE(b["data"].size() == 2);
+  CHECK(b["data"][1][0] == "call-77");
+  json m = b["data"][1][1];
+  CHECK(m[0] == "0077");
+  CHECK(m[3] == "opus@48000");
+  json st = json::parse(m[4].get<std::string>());
+  CHECK(st["audio"]["floor"] == true);
+  CHECK(st["isModerator"] == true);
+  CHECK(st["oldStatus"] == "FLOOR");
+  CHECK(st["video"] == false);
+  CHECK(m[5] == json::object());
+  CHECK(m[6].is_null());
+  // cman's object form: the same member with node_uuid
+  json o = la::boot_obj_objects(r, "node-1")["data"][0][1];
+  CHECK(o["memberID"] == "2");
+  CHECK(o["node_uuid"] == "node-1");
+  CHECK(o["status"]["audio"]["floor"] == false);
+  CHECK(o["uuid"] == "call-2");
+}
+
+TEST_CASE("LiveArray: add carries arrIndex, modify/del carry hashKey and the serial") {
+  auto r = room_of_two();
+  json add = la::change(r, r.members[77], "add", 5);
+  CHECK(add["arrIndex"] == 1);
+  CHECK(add["hashKey"] == "call-77");
+  CHECK(add["wireSerno"] == 5);
+  json mod = la::change(r, r.members[2], "modify", 6);
+  CHECK_FALSE(mod.contains("arrIndex"));
+  CHECK(mod["wireSerno"] == 6);
+}
+
+TEST_CASE("pvtData: the modChannel for moderators only") {
+  auto r = room_of_two();
+  json p = la::pvt_data(r, "cid", 77, true, true);
+  CHECK(p["action"] == "conference-liveArray-join");
+  CHECK(p["laChannel"] == "conference-liveArray.3000-seven.local@seven.local");
+  CHECK(p["chatID"] == "conf+3000-seven.local@seven.local");
+  CHECK(p["modChannel"] == "conference-mod.3000-seven.local@seven.local");
+  CHECK(p["conferenceMemberID"] == "77");
+  json q = la::pvt_data(r, "cid", 2, false, false);
+  CHECK(q["action"] == "conference-liveArray-part");
+  CHECK(q["role"] == "participant");
+  CHECK_FALSE(q.contains("modChannel"));
+}
+
+TEST_CASE("room names and conference channels") {
+  std::string n, d, kind;
+  CHECK(la::room_name("3000", "seven.local", n, d));
+  CHECK(n == "3000-seven.local");
+  CHECK(la::room_name("3000-seven.local", "seven.local", n, d));
+  CHECK(n == "3000-seven.local");
+  CHECK_FALSE(la::room_name("a b", "seven.local", n, d));
+  CHECK_FALSE(la::room_name("3000", "", n, d));
+  CHECK_FALSE(la::room_name(std::string(49, 'x'), "seven.local", n, d));
+  CHECK(la::parse_channel("conference-mod.3000-seven.local@seven.local", kind, n, d));
+  CHECK((kind == "mod" && n == "3000-seven.local" && d == "seven.local"));
+  CHECK_FALSE(la::parse_channel("conference-mod.3000-seven.local", kind, n, d));
+  CHECK_FALSE(la::parse_channel("conference-other.3000@x", kind, n, d));
+  CHECK_FALSE(la::parse_channel("chat.room", kind, n, d));
+}
+
+TEST_CASE("conference channel input: bootstrap, conf-control, chat; anything else refused with a reason") {
+  CHECK(la::parse_command("liveArray", json::parse(R"({"liveArray":{"command":"bootstrap"}})")).kind == la::Command::Bootstrap);
+  CHECK(la::parse_command("liveArray", json::parse(R"({"liveArray":{"command":"drop"}})")).kind == la::Command::Invalid);
+  auto c = la::parse_command("mod", json::parse(R"({"application":"conf-control","command":"mute","id":"0077"})"));
+  CHECK(c.kind == la::Command::Mod);
+  CHECK(c.member == 77);
+  CHECK(la::parse_command("mod", json::parse(R"({"command":"kick","id":2})")).member == 2);
+  CHECK(la::parse_command("mod", json::parse(R"({"command":"lock"})")).kind == la::Command::Mod);
+  auto bad = la::parse_command("mod", json::parse(R"({"command":"mute"})"));
+  CHECK(bad.kind == la::Command::Invalid);
+  CHECK(bad.why == "mute needs a member id");
+  CHECK(la::parse_command("mod", json::parse(R"({"command":"explode","id":1})")).kind == la::Command::Invalid);
+  CHECK(la::parse_command("mod", json::parse(R"({"command":"mute","id":"12x"})")).kind == la::Command::Invalid);
+  CHECK(la::parse_command("mod", json::parse(R"({"command":"mute","id":-3})")).kind == la::Command::Invalid);
+  CHECK(la::parse_command("chat", json::parse(R"({"action":"send","message":"hi"})")).message == "hi");
+  CHECK(la::parse_command("chat", json::parse(R"({"message":""})")).kind == la::Command::Invalid);
+  CHECK(la::parse_command("info", json::object()).kind == la::Command::Invalid);
+  CHECK(la::parse_command("mod", json("text")).kind == la::Command::Invalid);
 }
