@@ -165,6 +165,11 @@ struct CallMedia : Shard {
   // audio frame; aac_failed after a refusal, logged once: the outputs then carry no audio)
   std::unique_ptr<AacEncoder> aac;
   bool aac_failed = false;
+  std::string aac_resume;  // a suspended encoder's rest (hot reload): the next encoder starts from it
 };
+
+// The end of a call's AAC encoder (pushes.cpp): reload false = the call ends (every sample is
+// sent), true = a hot reload (the rest kept in aac_resume). The call's lock held.
+void aac_end(CallMedia& m, bool reload);
 
 }  // namespace capture

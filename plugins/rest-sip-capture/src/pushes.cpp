@@ -155,6 +155,38 @@ bool CapturePlugin::media_apply_answer(Call& c, const Answer& a, std::string& er
 
 // --- the packet path (media loop, the call's lock held) -------------------------------------------
 
+namespace {
+// Each AAC frame goes to every output with the AudioSpecificConfig first (a publisher sends its
+// sequence header once, also after a reconnect).
+struct AacToPushes final : AacSink {
+  CallMedia& m;
+  AacEncoder& enc;
+  AacToPushes(CallMedia& mm, AacEncoder& e) : m(mm), enc(e) {}
+  void aac_frame(const FrameView& af, uint32_t ts) override {
+    for (auto& p : m.pushes) {
+      if (!p->out || p->stopped) continue;
+      p->hold = true;
+      p->out->push_audio(enc.config(), ts);
+      p->out->push_audio(af, ts);
+      p->hold = false;
+    }
+  }
+};
+}  // namespace
+
+// The call's AAC encoder ends (the call's lock held): at the call's end its last samples are
+// encoded and sent (finish); at a hot reload the full blocks are, and the rest is kept in
+// aac_resume for the next instance (suspend). Either way the outputs' bytes go out now.
+void aac_end(CallMedia& m, bool reload) {
+  if (!m.aac) return;
+  AacToPushes sink(m, *m.aac);
+  if (reload) m.aac_resume = m.aac->suspend(sink);
+  else m.aac->finish(sink), m.aac_failed = true;  // the call is over: no new encoder for a late packet
+  m.aac.reset();
+  for (auto& p : m.pushes)
+    if (p->out && !p->stopped) p->flush();
+}
+
 void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView& f) {
   uint64_t now = host().now_ms();
   if (!m.have_t0) m.have_t0 = true, m.t0_ms = now;
@@ -211,30 +243,15 @@ void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView
   if (!video && g711 && conf_.rtmp_audio_aac && !m.pushes.empty()) {
     if (!m.aac && !m.aac_failed) {
       std::string why;
-      m.aac = AacEncoder::open(8000, why);
+      m.aac = AacEncoder::open(8000, why, m.aac_resume);  // after a reload: on from the last frame
+      m.aac_resume.clear();
       if (!m.aac) {
         m.aac_failed = true;
         host().warn("rest-sip-capture: call " + m.call_id + ": AAC encoder refused (" + why + "): its RTMP outputs carry no audio");
       }
     }
-    // Each AAC frame goes to every output with the AudioSpecificConfig first (a publisher sends
-    // its sequence header once, also after a reconnect).
-    struct Sink final : AacSink {
-      CallMedia& m;
-      AacEncoder& enc;
-      Sink(CallMedia& mm, AacEncoder& e) : m(mm), enc(e) {}
-      void aac_frame(const FrameView& af, uint32_t ts) override {
-        for (auto& p : m.pushes) {
-          if (!p->out || p->stopped) continue;
-          p->hold = true;
-          p->out->push_audio(enc.config(), ts);
-          p->out->push_audio(af, ts);
-          p->hold = false;
-        }
-      }
-    };
     if (m.aac) {
-      Sink sink(m, *m.aac);
+      AacToPushes sink(m, *m.aac);
       m.aac->push_g711(f.meta.codec, f.data, f.size, t, sink);
     }
   }
@@ -393,6 +410,7 @@ void CapturePlugin::push_connect_addr(const std::shared_ptr<Push>& p, const jn_a
 void CapturePlugin::on_tcp(const jn_tcp_event& ev) {
   if (cookie_kind(ev.cookie) != kRtmpConn) {
     env_.on_tcp(ev);
+    sip_conn_event(ev);  // after the env: a connected one is the env's to send on
     return;
   }
   uint64_t id = cookie_id(ev.cookie) & 0xffffffff;
@@ -660,6 +678,7 @@ void CapturePlugin::tick() {
     end_call(*c, Status::Failed, c->sip_status, "FAILED_BY_RTP_ACTIVITY", true);
   }
   if (second) {
+    if (!sip_conns_.empty()) sip_conns_sweep(now);
     std::vector<std::string> gone;
     reg_.for_each([&](Call& c) {
       if (is_final(c.status) && now - c.ended_ms >= uint64_t(conf_.ended_keep_s) * 1000 && !legs_.count(c.id)) gone.push_back(c.call_id);
