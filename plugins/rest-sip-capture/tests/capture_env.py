@@ -200,6 +200,14 @@ rtmp {{
             self.proc.wait(10)
         self.proc = None
 
+    def log(self):
+        with open(os.path.join(self.dir, "logs", "error.log"), errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=15):
+        """Waits for a line of nginx's error log (info level: connects, publishes, disconnects)."""
+        wait_until(lambda: re.search(pattern, self.log()), timeout, f"nginx log /{pattern}/")
+
     def url(self):
         return f"rtmp://127.0.0.1:{self.port}/live"
 

@@ -519,18 +519,54 @@ class AacTest(CaptureTest):
         wait_until(lambda: self.capture("aac1")["audioFrames"] >= len(m.audio) - 2, 15, "every audio frame")
         self.rest("call/terminate", {"callId": "aac1"})
         self.backend.wait(lambda e: any(x["status"] == "FINISH" for x in e), what="FINISH")
+        self.nginx.wait_log(r"publish: name='aac'[\s\S]*disconnect")  # nginx has read our last bytes
         self.nginx.stop()  # closes the recording
         codecs, pk = ffprobe(self.nginx.recording("aac"))
         self.assertEqual(codecs.get("video"), "h264")
         self.assertEqual(codecs.get("audio"), "aac")
         self.assertEqual(pk["audio"], sorted(pk["audio"]), "audio timestamps monotonic")
-        # 1024 samples per AAC frame at 8 kHz: 128 ms each. Not sent: the last partial block, the
-        # frame still inside the encoder (its one-frame delay) when the call ends, and the last
-        # two G.711 packets the wait above allows: at most three frames short, never longer
-        self.assertGreaterEqual(len(pk["audio"]), int(m.seconds * 8000 / 1024) - 3)
-        duration = pk["audio"][-1] - pk["audio"][0] + 0.128
-        self.assertGreater(duration, m.seconds - 3 * 0.128 - 0.05, f"audio duration {duration:.3f}s for {m.seconds}s sent")
-        self.assertLess(duration, m.seconds + 0.1, f"audio duration {duration:.3f}s for {m.seconds}s sent")
+        # 1024 samples per AAC frame at 8 kHz: 128 ms each. At the call's end the encoder is
+        # finished (the partial block as a short frame, then drained): every sample fed reaches
+        # RTMP. The wait above allows the last two G.711 packets (40 ms) to come after terminate.
+        # Unfinished, the last partial block and the frame inside the encoder's delay were lost:
+        # the last frame started at least 0.25 s before the end.
+        self.assertGreaterEqual(len(pk["audio"]), int(m.seconds * 8000 / 1024) + 1)
+        self.assertGreater(pk["audio"][-1], m.seconds - 0.128 - 0.04 - 0.005,
+                           f"the last AAC frame starts at {pk['audio'][-1]:.3f}s for {m.seconds}s sent")
+        self.assertLess(pk["audio"][-1], m.seconds, "no frame after the end of what was sent")
+
+    def test_aac_continues_across_a_reload(self):
+        """A hot reload mid-call: the encoder's full blocks go out before the swap, the partial
+        block and the next frame's time go to the next instance's encoder (no priming frame):
+        the FLV's AAC timestamps go on in 128 ms steps with no gap, overlap or repeat."""
+        m = media()
+        u = self.uas()
+        self.startup(u.port, "aac2", rtmpUrl=self.nginx.url(), rtmpStream="aacr")
+        self.wait_status("aac2", "ESTABLISHED")
+        sender = threading.Thread(target=u.send_rtp, args=(m,))
+        sender.start()
+        try:
+            wait_until(lambda: self.find("aac2")["rtmpStreamStatus"] == "RTMP_STREAM_ACTIVE", 15, "RTMP active")
+            wait_until(lambda: self.capture("aac2")["audioFrames"] >= 60, 15, "1.2 s of audio")
+            self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+            self.j.wait_for_log(r"restored 1 calls, 1 RTMP outputs kept, 0 reconnecting")
+            self.assertLess(self.capture("aac2")["audioFrames"], len(m.audio) - 25, "the reload came mid-call")
+        finally:
+            sender.join()
+        wait_until(lambda: self.capture("aac2")["audioFrames"] >= len(m.audio) - 2, 15, "every audio frame")
+        self.rest("call/terminate", {"callId": "aac2"})
+        self.backend.wait(lambda e: any(x["status"] == "FINISH" for x in e), what="FINISH")
+        self.nginx.wait_log(r"publish: name='aacr'[\s\S]*disconnect")  # nginx has read our last bytes
+        self.nginx.stop()
+        codecs, pk = ffprobe(self.nginx.recording("aacr"))
+        self.assertEqual(codecs.get("audio"), "aac")
+        a = pk["audio"]
+        # the first frame is the encoder's priming frame (at 0 with the first real one); after
+        # it, every step is one frame (128 ms); a re-primed encoder would repeat a timestamp and
+        # the frames lost at the swap would leave a hole
+        steps = [round(y - x, 3) for x, y in zip(a[1:], a[2:])]
+        self.assertEqual(set(steps), {0.128}, f"AAC timestamp steps {steps}")
+        self.assertGreaterEqual(len(a), int(m.seconds * 8000 / 1024) + 1, "every block sent, the last as a short frame")
 
 
 class AudioConfTest(JunctionTest):
