@@ -12,7 +12,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from capture_env import FPS, Backend, Media, Nginx, SipUas, Sipp, ffprobe, have_tools  # noqa: E402
+from capture_env import FPS, Backend, Media, Nginx, SipStreamUas, SipUas, Sipp, ffprobe, have_tools  # noqa: E402
 from junction_test import JunctionTest, free_port, wait_until  # noqa: E402
 
 PLUGIN = "rest-sip-capture"
@@ -295,6 +295,85 @@ class SippTest(CaptureTest):
         rc, log = s.wait(30)
         self.assertEqual(rc, 0, log)  # sipp checked the digest and got its BYE
 
+
+
+def tcp_listening(port):
+    """A socket listens on 127.0.0.1:port (read from /proc: no probe connection disturbs sipp)."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        return any(ln.split()[1] == want and ln.split()[3] == "0A" for ln in f.readlines()[1:])
+
+
+def make_pki(d):
+    """A CA, a server certificate for 127.0.0.1 signed by it, and another CA's server certificate."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for ca, srv in (("ca", "server"), ("other-ca", "other-server")):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
+            "-days", "2", "-subj", f"/CN=capture test {ca}")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{srv}.key", "-out", f"{srv}.csr", "-subj", "/CN=127.0.0.1")
+        run("x509", "-req", "-in", f"{srv}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
+            "-out", f"{srv}.pem", "-days", "2", "-extfile", "ext.cnf")
+
+
+class TransportTest(CaptureTest):
+    """SIP toward the server over TCP (sipp -t t1) and TLS (a Python UAS: Debian's sipp has no
+    TLS), chosen per call by sipTransport or for all by conf sip_transport."""
+
+    def setUp(self):
+        self.pki = tempfile.mkdtemp(prefix="capture-pki-")
+        make_pki(self.pki)
+        self.conf_over = {"keyframe_sip_info": False, "sip_tls_ca_file": os.path.join(self.pki, "ca.pem")}
+        super().setUp()
+
+    def test_sip_over_tcp_with_sipp(self):
+        m = media()
+        s = Sipp("uas_auth_pcap.xml", m, extra=["-t", "t1"])  # sipp listens on TCP only
+        self.cleanups.append(s.kill)
+        wait_until(lambda: tcp_listening(s.port), 10, "sipp listening on TCP")  # a refused connect fails the call
+        st, r = self.startup(s.port, "tcp1", sipTransport="TCP")
+        self.assertEqual(st, 200, r)
+        self.wait_status("tcp1", "ESTABLISHED")  # digest challenge and answer over the connection
+        wait_until(lambda: (lambda x: x and x["videoFrames"] >= m.frames - 2)(self.capture("tcp1")), m.seconds + 15, "frames")
+        self.assertEqual(self.rest("call/terminate", {"callId": "tcp1"})[0], 200)
+        rc, log = s.wait(30)
+        self.assertEqual(rc, 0, log)  # sipp checked the digest and got its BYE, over TCP
+
+    def test_sip_over_tls_both_ways(self):
+        u = SipStreamUas(cert=os.path.join(self.pki, "server.pem"), key=os.path.join(self.pki, "server.key"))
+        self.cleanups.append(u.close)
+        st, r = self.startup(u.port, "tls1", sipTransport="TLS")
+        self.assertEqual(st, 200, r)
+        self.wait_status("tls1", "ESTABLISHED")
+        inv = u.invites[-1]
+        self.assertRegex(SipUas.header(inv, "Via"), r"^SIP/2\.0/TLS ")
+        self.assertIn(";transport=tls>", SipUas.header(inv, "Contact"))
+        # the ACK came over the same connection; a BYE from the device over it ends the call
+        u.wait(lambda: any(x.startswith("ACK ") for x in u.requests), what="ACK")
+        self.assertEqual(len(u.conns), 1, "one TLS connection for the whole dialog")
+        u.request("BYE")
+        self.wait_status("tls1", "FINISH")
+        u.wait(lambda: any(x.startswith("SIP/2.0 200") and "BYE" in (SipUas.header(x, "CSeq") or "") for x in u.requests),
+               what="200 to the BYE over TLS")
+
+    def test_tls_to_an_untrusted_server_fails_with_the_reason(self):
+        u = SipStreamUas(cert=os.path.join(self.pki, "other-server.pem"), key=os.path.join(self.pki, "other-server.key"))
+        self.cleanups.append(u.close)
+        st, r = self.startup(u.port, "tls2", sipTransport="TLS")
+        self.assertEqual(st, 200, r)
+        c = self.wait_status("tls2", "FAILED")
+        self.assertIn("TLS", c["info"])
+        self.assertEqual(u.invites, [], "nothing sent to a server whose certificate is not trusted")
+        self.j.wait_for_log(r"call tls2: cannot connect to the SIP server over TLS")
+
+    def test_bad_sip_transport_is_a_400_naming_the_field(self):
+        st, r = self.startup(5060, "bad1", sipTransport="SCTP")
+        self.assertEqual(st, 400)
+        self.assertEqual(r["field"], "sipTransport")
 
 
 class AvSyncTest(CaptureTest):
