@@ -16,7 +16,7 @@ Conf read_conf(const junction::sdk::Host& host) {
                 "default_caller", "offer_opus", "dtmf_payload_type", "max_calls", "ended_keep_s", "bus_publish", "node_id",
                 "user_agent", "backend_url", "backend_token", "backend_timeout_ms", "backend_retries", "backend_backoff_ms",
                 "backend_backoff_max_ms", "backend_queue", "rtmp_reconnect_ms", "rtmp_reconnect_max_ms", "rtmp_max_attempts",
-                "rtmp_max_queue_bytes", "rtmp_audio", "sip_transport", "sip_tls_ca_file"});
+                "rtmp_max_queue_bytes", "rtmp_audio", "sip_transport", "sip_tls_ca_file", "rtmp_write_ms"});
   r.str("listen", c.listen, true);
   r.str("api_token", c.api_token);
   r.str("sip_listen", c.sip_listen, true);
@@ -54,6 +54,7 @@ Conf read_conf(const junction::sdk::Host& host) {
   r.integer("rtmp_reconnect_max_ms", c.rtmp_reconnect_max_ms, 10, 3600000);
   r.integer("rtmp_max_attempts", c.rtmp_max_attempts, 0, 1000000);
   r.integer("rtmp_max_queue_bytes", c.rtmp_max_queue_bytes, 65536, 256 << 20);
+  r.integer("rtmp_write_ms", c.rtmp_write_ms, 0, 1000);
   std::string audio = "g711";
   r.str("rtmp_audio", audio);
   if (r.ok() && audio != "g711" && audio != "aac") r.fail("rtmp_audio", "must be \"g711\" or \"aac\"");

@@ -66,6 +66,7 @@ struct Conf {
   uint32_t rtmp_reconnect_max_ms = 30000;
   uint32_t rtmp_max_attempts = 0;  // 0 = while the call lives
   uint32_t rtmp_max_queue_bytes = 4u << 20;
+  uint32_t rtmp_write_ms = 200;  // an output's bytes are written this often (0: with every video frame)
   bool rtmp_audio_aac = false;  // rtmp_audio = "aac": G.711 encoded to AAC-LC for the call's outputs
 };
 // Throws std::runtime_error("key: reason") (the constructor's refusal) on a bad conf.

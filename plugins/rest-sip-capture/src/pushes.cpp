@@ -261,8 +261,12 @@ void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView
     if (video) p->out->push_video(f, t, t);
     else if (f.meta.codec != JN_CODEC_OPUS && !(g711 && conf_.rtmp_audio_aac)) p->out->push_audio(f, t);  // FLV has no Opus
     p->hold = false;
-    // audio waits for the next video frame (at most 100 ms: an audio-only call still flows)
-    if (video || now - p->last_flush_ms >= 100 || p->pending.size() >= 32768) {
+    // An output's bytes are written every rtmp_write_ms (0: with every video frame), or sooner
+    // past 64 KB: each write wakes the RTMP server and costs a context switch, the largest cost
+    // per capture after the UDP receive (bench/sip_capture). Bytes held when the input stalls go
+    // with the next frame or at the call's end (not from the control loop: its sends are handed to
+    // this loop later and could pass ours).
+    if ((conf_.rtmp_write_ms ? now - p->last_flush_ms >= conf_.rtmp_write_ms : video) || p->pending.size() >= 65536) {
       p->flush();
       p->last_flush_ms = now;
     }
@@ -634,6 +638,7 @@ void CapturePlugin::tick() {
         p->win_bytes = 0;
       }
     }
+
     if (!m->answered) continue;
     // last_rx_ms is written by the media loop: it may be a hair ahead of this loop's now
     if (now > m->last_rx_ms && now - m->last_rx_ms > conf_.rtp_timeout_ms) {
