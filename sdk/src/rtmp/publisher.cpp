@@ -430,8 +430,15 @@ void Publisher::push_video(const media::FrameView& f, uint32_t dts_ms, uint32_t 
   if (f.meta.codec != JN_CODEC_H264 || !f.data || f.size == 0) return drop_video(&stats_.dropped_invalid);
   namespace h264 = media::annexb::h264;
   bool idr = false, vcl = false;
+  // One scan of the access unit: the NAL units' places are kept for the body written below.
+  nals_.clear();
+  size_t body_len = 5;
   media::annexb::for_each_nal(f.data, f.size, [&](const uint8_t* nal, size_t n) {
     uint8_t t = h264::type(nal[0]);
+    if (flv::avc_nalu_carries(t)) {
+      nals_.push_back({static_cast<uint32_t>(nal - f.data), static_cast<uint32_t>(n)});
+      body_len += 4 + n;
+    }
     // Parameter sets are kept for the sequence header (assign reuses the vectors' storage).
     if (t == h264::kSps && !same(sps_, nal, n)) sps_.assign(nal, nal + n);
     if (t == h264::kPps && !same(pps_, nal, n)) pps_.assign(nal, nal + n);
@@ -457,10 +464,17 @@ void Publisher::push_video(const media::FrameView& f, uint32_t dts_ms, uint32_t 
     sent_pps_.assign(pps_.begin(), pps_.end());
     ++stats_.sequence_headers;
   }
-  body_.clear();
-  if (!flv::avc_nalu(f.data, f.size, key, static_cast<int32_t>(pts_ms - dts_ms), body_, &err))
+  // The body goes straight into the chunk stream (flv::avc_nalu's bytes, without its buffer).
+  uint8_t head[5];
+  if (nals_.empty() || !flv::avc_nalu_header(key, static_cast<int32_t>(pts_ms - dts_ms), head, &err))
     return drop_video(&stats_.dropped_invalid);
-  send_body(kCsidVideo, kVideoMessage, stats_.stream_id, ts);
+  ChunkOut w = writer_.begin(out_, kCsidVideo, kVideoMessage, stats_.stream_id, ts, body_len);
+  w.put(head, 5);
+  for (const NalSpan& s : nals_) {
+    w.put_u32(s.len);
+    w.put(f.data + s.off, s.len);
+  }
+  send_out();
   need_keyframe_ = false;
   ++stats_.video_frames;
 }

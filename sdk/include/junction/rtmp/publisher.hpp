@@ -183,6 +183,10 @@ class Publisher {
   uint32_t server_window_ = 0;
 
   // Media state.
+  struct NalSpan {
+    uint32_t off, len;
+  };
+  std::vector<NalSpan> nals_;          // the access unit being sent (one Annex B scan; kept capacity)
   std::vector<uint8_t> sps_, pps_;     // last seen
   std::vector<uint8_t> sent_sps_, sent_pps_;  // in the last AVC sequence header sent
   std::vector<uint8_t> aac_config_, sent_aac_config_;
