@@ -165,10 +165,8 @@ struct AacToPushes final : AacSink {
   void aac_frame(const FrameView& af, uint32_t ts) override {
     for (auto& p : m.pushes) {
       if (!p->out || p->stopped) continue;
-      p->hold = true;
       p->out->push_audio(enc.config(), ts);
       p->out->push_audio(af, ts);
-      p->hold = false;
     }
   }
 };
@@ -257,16 +255,15 @@ void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView
   }
   for (auto& p : m.pushes) {
     if (!p->out || p->stopped) continue;
-    p->hold = true;
     if (video) p->out->push_video(f, t, t);
     else if (f.meta.codec != JN_CODEC_OPUS && !(g711 && conf_.rtmp_audio_aac)) p->out->push_audio(f, t);  // FLV has no Opus
-    p->hold = false;
     // An output's bytes are written every rtmp_write_ms (0: with every video frame), or sooner
     // past 64 KB: each write wakes the RTMP server and costs a context switch, the largest cost
     // per capture after the UDP receive (bench/sip_capture). Bytes held when the input stalls go
     // with the next frame or at the call's end (not from the control loop: its sends are handed to
     // this loop later and could pass ours).
-    if ((conf_.rtmp_write_ms ? now - p->last_flush_ms >= conf_.rtmp_write_ms : video) || p->pending.size() >= 65536) {
+    uint64_t since = now - p->last_flush_ms;  // 0: per video frame (audio-only: every 100 ms)
+    if ((conf_.rtmp_write_ms ? since >= conf_.rtmp_write_ms : video || since >= 100) || p->out->held() >= 65536) {
       p->flush();
       p->last_flush_ms = now;
     }
@@ -391,7 +388,7 @@ void CapturePlugin::push_connect_addr(const std::shared_ptr<Push>& p, const jn_a
   uint64_t ck;
   {
     std::lock_guard<std::mutex> g(p->shard->mu);
-    p->out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p);
+    p->out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p, p->call != 0);  // a bus push writes per message
     p->closed = false;
     p->changed = false;
     p->out_status = OutStatus::Connecting;
@@ -440,7 +437,6 @@ void CapturePlugin::on_tcp(const jn_tcp_event& ev) {
       break;
     case JN_TCP_CLOSED:
       p->conn = 0;
-      p->pending.clear();
       p->pending_conn = 0;
       p->closed = true;
       if (p->out) p->out->on_disconnected();

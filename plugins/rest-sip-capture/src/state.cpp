@@ -90,9 +90,10 @@ jn_status CapturePlugin::save_state(std::string& out) {
       std::lock_guard<std::mutex> pg(p->shard->mu);
       attempts[std::to_string(id)] = p->attempt_no;  // the next instance's cookies must not name a closed attempt
       // A publishing output hands its connection and publisher state to the next instance.
-      std::string pub = p->conn && p->out && !p->closed && !p->stopped && !p->pending_conn ? p->out->save() : std::string();
+      bool keepable = p->conn && p->out && !p->closed && !p->stopped && !p->pending_conn;
+      if (keepable) p->flush();  // the held media goes out on the connection before the swap (save() has none of it)
+      std::string pub = keepable ? p->out->save() : std::string();
       if (!pub.empty()) {
-        p->flush();  // what the publisher already sent goes out on the connection before the swap
         kept[std::to_string(id)] = {{"conn", p->conn}, {"attempt", p->attempt_no}, {"pub", pub}, {"bytes", p->bytes_out}};
       } else {
         if (p->conn) conns.push_back(p->conn);
@@ -176,7 +177,7 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
     auto it = kept.find(std::to_string(p->id));
     if (it == kept.end()) return false;
     jn_handle conn = it->value("conn", jn_handle{0});
-    auto out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p);
+    auto out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p, p->call != 0);
     std::string err = out ? std::string() : "no RTMP publisher in this build";
     if (!out || !conn || !out->restore(it->value("pub", std::string()), err)) {
       host().warn("rest-sip-capture: RTMP " + p->target.key() + ": publisher state not restorable (" + err + "): reconnecting");
