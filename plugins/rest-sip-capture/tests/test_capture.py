@@ -354,6 +354,8 @@ class TransportTest(CaptureTest):
         self.assertIn(";transport=tls>", SipUas.header(inv, "Contact"))
         # the ACK came over the same connection; a BYE from the device over it ends the call
         u.wait(lambda: any(x.startswith("ACK ") for x in u.requests), what="ACK")
+        ack = next(x for x in u.requests if x.startswith("ACK "))
+        self.assertRegex(SipUas.header(ack, "Via"), r"^SIP/2\.0/TLS ", "the dialog's requests say TLS too")
         self.assertEqual(len(u.conns), 1, "one TLS connection for the whole dialog")
         u.request("BYE")
         self.wait_status("tls1", "FINISH")
