@@ -47,6 +47,7 @@ ap.add_argument("--cpu", default="1", help="CPU the capturing side is pinned to 
 ap.add_argument("--size", default="640x360")
 ap.add_argument("--bitrate", default="1M")
 ap.add_argument("--no-bus", action="store_true", help="bus_publish = false (no bus copy of each frame)")
+ap.add_argument("--write-ms", type=int, default=None, help="rtmp_write_ms (default: the plugin's, 200; 0 = a write per video frame)")
 ap.add_argument("--perf", default="", help="perf record the Junction side during its window into this file")
 a = ap.parse_args()
 os.environ["JN_BUILD_DIR"] = os.path.abspath(a.build)
@@ -211,7 +212,8 @@ def bench_junction(n, media, nginx):
     rest_port = free_port()
     j = Junction(plugins={"rest-sip-capture": {"listen": f"127.0.0.1:{rest_port}", "sip_listen": f"127.0.0.1:{free_port()}",
                                                "port_range": "bench", "rtp_timeout_ms": 60000, "max_calls": 100000,
-                                               "keyframe_sip_info": False, "bus_publish": not a.no_bus}},
+                                               "keyframe_sip_info": False, "bus_publish": not a.no_bus,
+                                               **({} if a.write_ms is None else {"rtmp_write_ms": a.write_ms})}},
                  server={"media_loops": 1, "media_loop_cpus": [int(a.cpu)]})
     j.core.setdefault("ports", {})["bench"] = {"min": 40000, "max": 59999}
     j.write_core(j.core)

@@ -106,6 +106,29 @@ TEST_CASE("chunk: byte at a time, and the extended timestamp repeated in type-3 
   CHECK(c.messages[0].payload == payload);
 }
 
+TEST_CASE("chunk: a message begun and put in pieces is the bytes write() makes") {
+  std::mt19937 rng(7);
+  for (uint32_t cs : {1u, 2u, 7u, 128u, 4096u}) {
+    for (uint32_t ts : {0u, 1234u, 0xFFFFFFu, 0x12345678u}) {  // extended timestamps repeat in type-3 chunks
+      for (size_t len : {size_t(0), size_t(1), size_t(cs), size_t(cs + 1), size_t(3 * cs + 5), size_t(10000)}) {
+        ChunkWriter w;
+        w.set_chunk_size(cs);
+        auto payload = pattern(len, static_cast<uint8_t>(len));
+        std::vector<uint8_t> whole, pieces;
+        w.write(whole, 70, 9, 1, ts, payload.data(), payload.size());
+        ChunkOut o = w.begin(pieces, 70, 9, 1, ts, len);
+        size_t pos = 0;
+        while (pos < len) {
+          size_t n = std::min<size_t>(len - pos, 1 + rng() % 9);
+          o.put(payload.data() + pos, n);
+          pos += n;
+        }
+        CHECK(pieces == whole);
+      }
+    }
+  }
+}
+
 TEST_CASE("chunk: basic header encodings (1, 2 and 3 bytes)") {
   ChunkWriter writer;
   uint8_t x = 0xAB;

@@ -308,6 +308,37 @@ TEST_CASE("publisher: AAC needs its config, sends an AAC sequence header once") 
   CHECK(pub.stats().dropped_invalid == 2);
 }
 
+TEST_CASE("publisher: hold_media keeps media until flush(), counted as sent; a command takes it along in order") {
+  Server srv;
+  PublisherConfig c = config();
+  c.hold_media = true;
+  Publisher pub(c, srv);
+  srv.establish(pub);
+  size_t before = srv.raw.size();
+  uint64_t sent0 = pub.stats().bytes_sent;
+  std::vector<uint8_t> g711(160, 0xD5);
+  pub.push_audio(audio(g711, JN_CODEC_PCMA), 0);
+  pub.push_audio(audio(g711, JN_CODEC_PCMA), 20);
+  CHECK(srv.raw.size() == before);  // nothing written yet
+  CHECK(pub.held() > 2 * 160);
+  CHECK(pub.stats().bytes_sent == sent0 + pub.held());
+  size_t held = pub.held();
+  pub.flush();
+  CHECK(pub.held() == 0);
+  CHECK(srv.raw.size() == before + held);  // one send with both messages
+  auto m = srv.take();
+  REQUIRE(m.size() == 2);
+  CHECK(m[1].header.timestamp == 20);
+  // held media, then unpublish: its commands go after the media, in one order
+  pub.push_audio(audio(g711, JN_CODEC_PCMA), 40);
+  pub.unpublish();
+  CHECK(pub.held() == 0);
+  m = srv.take();
+  REQUIRE(m.size() >= 2);
+  CHECK(m[0].header.type == 8);  // the audio first
+  CHECK(m[0].header.timestamp == 40);
+}
+
 TEST_CASE("publisher: acknowledges the server's window and answers pings") {
   Server srv;
   Publisher pub(config(), srv);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace capture {
@@ -34,8 +35,10 @@ class AacEncoder {
   // never unloaded with the plugin -- unloaded, that state shows as a leak and is remade on
   // every reload.
   static std::vector<std::string> libraries();
-  // Null and why when libavcodec has no AAC encoder or refuses the parameters.
-  static std::unique_ptr<AacEncoder> open(uint32_t sample_rate, std::string& why);
+  // Null and why when libavcodec has no AAC encoder or refuses the parameters. resume: what
+  // suspend() of the previous encoder of the stream returned (a hot reload): the output goes on
+  // from where that one stopped, with its unencoded samples first and without a priming frame.
+  static std::unique_ptr<AacEncoder> open(uint32_t sample_rate, std::string& why, std::string_view resume = {});
   virtual ~AacEncoder() = default;
   // The AudioSpecificConfig (FLV's AAC sequence header), as a JN_MF_CONFIG frame.
   virtual junction::media::FrameView config() const = 0;
@@ -43,6 +46,13 @@ class AacEncoder {
   // each AAC frame out goes to sink. A jump of the input clock (a gap over 1 s) rebases the output's.
   virtual void push_g711(uint32_t codec, const uint8_t* data, size_t n, uint32_t ts_ms, AacSink& sink) = 0;
   virtual uint64_t frames_out() const = 0;
+  // The end of the stream (the call ends): the last partial block is encoded as a short frame and
+  // the encoder drained, so every sample fed reaches the sink. The encoder takes nothing after.
+  virtual void finish(AacSink& sink) = 0;
+  // A hot reload: the encoder is drained of every full block (those frames go to sink) and the
+  // rest -- the samples of the partial block and the time the next frame starts -- returned for
+  // open(..., resume) in the next instance. The encoder takes nothing after.
+  virtual std::string suspend(AacSink& sink) = 0;
 };
 
 }  // namespace capture

@@ -16,11 +16,16 @@ Conf read_conf(const junction::sdk::Host& host) {
                 "default_caller", "offer_opus", "dtmf_payload_type", "max_calls", "ended_keep_s", "bus_publish", "node_id",
                 "user_agent", "backend_url", "backend_token", "backend_timeout_ms", "backend_retries", "backend_backoff_ms",
                 "backend_backoff_max_ms", "backend_queue", "rtmp_reconnect_ms", "rtmp_reconnect_max_ms", "rtmp_max_attempts",
-                "rtmp_max_queue_bytes", "rtmp_audio"});
+                "rtmp_max_queue_bytes", "rtmp_audio", "sip_transport", "sip_tls_ca_file", "rtmp_write_ms"});
   r.str("listen", c.listen, true);
   r.str("api_token", c.api_token);
   r.str("sip_listen", c.sip_listen, true);
   r.str("sip_host", c.sip_host);
+  std::string transport = "udp";
+  r.str("sip_transport", transport);
+  if (auto t = parse_sip_transport(transport)) c.sip_transport = *t;
+  else if (r.ok()) r.fail("sip_transport", "must be \"udp\", \"tcp\" or \"tls\"");
+  r.str("sip_tls_ca_file", c.sip_tls_ca_file);
   r.str("media_ip", c.media_ip);
   r.str("sdp_ip", c.sdp_ip);
   r.str("port_range", c.port_range, true);
@@ -49,6 +54,7 @@ Conf read_conf(const junction::sdk::Host& host) {
   r.integer("rtmp_reconnect_max_ms", c.rtmp_reconnect_max_ms, 10, 3600000);
   r.integer("rtmp_max_attempts", c.rtmp_max_attempts, 0, 1000000);
   r.integer("rtmp_max_queue_bytes", c.rtmp_max_queue_bytes, 65536, 256 << 20);
+  r.integer("rtmp_write_ms", c.rtmp_write_ms, 0, 1000);
   std::string audio = "g711";
   r.str("rtmp_audio", audio);
   if (r.ok() && audio != "g711" && audio != "aac") r.fail("rtmp_audio", "must be \"g711\" or \"aac\"");

@@ -87,21 +87,17 @@ struct Push final : RtmpOutEvents {
   uint64_t vbase_ms = 0, abase_ms = 0;
   jn_handle sub_video = 0, sub_audio = 0;
 
-  // Media bytes are held while `hold` is set and written by flush(): one write per video frame
-  // (with the audio since the last one) instead of one per RTMP message. Syscalls and the wake-ups
-  // of the server they cause were the largest cost per capture (bench/sip_capture).
-  std::string pending;
-  bool hold = false;
+  // A call's output is batched (make_rtmp_out): its media bytes wait in the publisher and go in
+  // one TCP write per rtmp_write_ms (deliver): each write wakes the RTMP server and costs a
+  // context switch, the largest cost per capture after the UDP receive (bench/sip_capture).
   uint64_t last_flush_ms = 0;
   void rtmp_send(const uint8_t* data, size_t len) override {
     bytes_out += len;
     win_bytes += len;
-    pending.append(reinterpret_cast<const char*>(data), len);
-    if (!hold) flush();
+    if (conn) host.tcp_send(conn, std::string_view(reinterpret_cast<const char*>(data), len));
   }
   void flush() {
-    if (!pending.empty() && conn) host.tcp_send(conn, pending);
-    pending.clear();  // keeps its capacity: no allocation per frame once grown
+    if (out) out->flush();
   }
   void rtmp_status(OutStatus s, std::string_view why) override {
     out_status = s;
@@ -165,6 +161,11 @@ struct CallMedia : Shard {
   // audio frame; aac_failed after a refusal, logged once: the outputs then carry no audio)
   std::unique_ptr<AacEncoder> aac;
   bool aac_failed = false;
+  std::string aac_resume;  // a suspended encoder's rest (hot reload): the next encoder starts from it
 };
+
+// The end of a call's AAC encoder (pushes.cpp): reload false = the call ends (every sample is
+// sent), true = a hot reload (the rest kept in aac_resume). The call's lock held.
+void aac_end(CallMedia& m, bool reload);
 
 }  // namespace capture

@@ -103,6 +103,23 @@ bool parse_rtmp_url(std::string_view url, RtmpTarget& out, std::string& why) {
   return true;
 }
 
+std::optional<SipTransport> parse_sip_transport(std::string_view s) {
+  std::string l;
+  for (char ch : s) l += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  if (l == "udp") return SipTransport::Udp;
+  if (l == "tcp") return SipTransport::Tcp;
+  if (l == "tls") return SipTransport::Tls;
+  return std::nullopt;
+}
+
+const char* sip_transport_name(SipTransport t) {
+  switch (t) {
+    case SipTransport::Tcp: return "TCP";
+    case SipTransport::Tls: return "TLS";
+    default: return "UDP";
+  }
+}
+
 std::optional<StartRequest> parse_startup(const json& b, BadRequest& err) {
   if (!b.is_object()) {
     fail(err, "", "the body must be a JSON object");
@@ -125,6 +142,17 @@ std::optional<StartRequest> parse_startup(const json& b, BadRequest& err) {
       return std::nullopt;
     }
     r.custom = b["custom"];
+  }
+  // sipTransport (Junction's: the document is silent on transport): "UDP", "TCP" or "TLS".
+  std::string transport;
+  if (!get_str(b, "sipTransport", transport, err)) return std::nullopt;
+  if (!transport.empty()) {
+    auto t = parse_sip_transport(transport);
+    if (!t) {
+      fail(err, "sipTransport", "sipTransport must be \"UDP\", \"TCP\" or \"TLS\"");
+      return std::nullopt;
+    }
+    r.transport = *t;
   }
   // sipPort: the document sends it as a string ("5060"); a number is taken too.
   if (b.contains("sipPort") && !b["sipPort"].is_null()) {

@@ -36,6 +36,12 @@ struct RtmpTarget {
 // False with why when the URL is not rtmp://host[:port]/app[/...] (no spaces, no query).
 bool parse_rtmp_url(std::string_view url, RtmpTarget& out, std::string& why);
 
+// The SIP transport toward the SIP server: the request's sipTransport, else conf sip_transport.
+enum class SipTransport : uint8_t { Default, Udp, Tcp, Tls };
+// "udp" / "tcp" / "tls" in any case; nullopt for anything else.
+std::optional<SipTransport> parse_sip_transport(std::string_view s);
+const char* sip_transport_name(SipTransport t);  // "UDP" / "TCP" / "TLS"
+
 struct StartRequest {
   std::string call_id;  // empty: one is made
   std::string callee;
@@ -47,6 +53,7 @@ struct StartRequest {
   std::string app_key;
   std::string visible_name;
   bool register_required = false;
+  SipTransport transport = SipTransport::Default;  // sipTransport
   nlohmann::json custom = nlohmann::json::object();
 };
 std::optional<StartRequest> parse_startup(const nlohmann::json& body, BadRequest& err);

@@ -16,7 +16,8 @@ namespace {
 constexpr uint64_t kTickMs = 250;
 }
 
-CapturePlugin::CapturePlugin(Host h, const jn_create_args&) : Plugin(h), conf_(read_conf(h)), env_(h) {
+CapturePlugin::CapturePlugin(Host h, const jn_create_args&)
+    : Plugin(h), conf_(read_conf(h)), env_(h, kSipTimerCookie, kSipTcpCookie) {
   sip::StackConfig sc;
   jn_addr a{};
   junction::util::parse_addr(conf_.sip_listen, a);
@@ -362,6 +363,7 @@ void CapturePlugin::end_call(Call& c, Status s, int sip_status, const std::strin
     if (leg.has_dialog) {
       if (send_bye) {
         std::string bye = leg.dialog.request(*stack_, "BYE");
+        fix_via(leg, bye);
         if (sip::TxnId t = stack_->send_request(bye, leg.dialog.flow)) txn_call_[t] = c.id;
       }
     } else if (leg.invite_txn && !leg.cancel_sent) {
@@ -376,6 +378,7 @@ void CapturePlugin::end_call(Call& c, Status s, int sip_status, const std::strin
     std::vector<std::shared_ptr<Push>> ps;
     {
       std::lock_guard<std::mutex> g(m->mu);
+      aac_end(*m, false);  // the audio still inside the encoder goes out before the unpublish
       ps = m->pushes;
     }
     for (auto& p : ps) push_stop(p, "call ended");

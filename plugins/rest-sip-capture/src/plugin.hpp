@@ -24,11 +24,18 @@ namespace capture {
 
 namespace sip = junction::sip;
 
+// The stack env's cookies (HostEnv's defaults, named: our SIP connections are opened with the
+// TCP one so the env frames them, and plugin.cpp's on_tcp tells them from RTMP connections).
+constexpr uint64_t kSipTimerCookie = 0x5150000000000001ull;
+constexpr uint64_t kSipTcpCookie = 0x5150000000000002ull;
+
 struct Conf {
   std::string listen = "127.0.0.1:8081";
   std::string api_token;
   std::string sip_listen = "127.0.0.1:5070";
   std::string sip_host;    // Via / Contact host (default: sip_listen's address)
+  SipTransport sip_transport = SipTransport::Udp;  // a request's sipTransport wins
+  std::string sip_tls_ca_file;  // PEM CAs trusted for TLS to the SIP server ("" = the system's)
   std::string media_ip;    // where RTP sockets bind (default: sip_host)
   std::string sdp_ip;      // the address written in the SDP (default: media_ip)
   std::string port_range = "media";
@@ -59,6 +66,7 @@ struct Conf {
   uint32_t rtmp_reconnect_max_ms = 30000;
   uint32_t rtmp_max_attempts = 0;  // 0 = while the call lives
   uint32_t rtmp_max_queue_bytes = 4u << 20;
+  uint32_t rtmp_write_ms = 200;  // an output's bytes are written this often (0: with every video frame)
   bool rtmp_audio_aac = false;  // rtmp_audio = "aac": G.711 encoded to AAC-LC for the call's outputs
 };
 // Throws std::runtime_error("key: reason") (the constructor's refusal) on a bad conf.
@@ -67,6 +75,8 @@ Conf read_conf(const junction::sdk::Host& host);
 // The SIP side of one call (control loop only).
 struct SipLeg {
   sip::Flow flow;
+  SipTransport transport = SipTransport::Udp;  // TCP and TLS: flow.conn is our connection
+  bool conn_pending = false;                   // connecting: the first request waits for it
   bool resolved = false;
   std::string request_uri, domain_uri_host, route;
   std::string local_tag;
@@ -132,7 +142,14 @@ class CapturePlugin : public junction::sdk::Plugin, public sip::StackUser {
   void rest_push_terminate(const jn_http_request& r, const nlohmann::json& body);
   // sip.cpp
   void sip_begin(Call& c);
-  void send_register(Call& c, SipLeg& leg, const std::string& auth_header);
+  void sip_connected(uint64_t call);
+  void sip_conn_event(const jn_tcp_event& ev);
+  void sip_conns_sweep(uint64_t now);
+  void write_via(sip::Writer& w, const SipLeg& leg);
+  std::string contact(const SipLeg& leg, std::string_view user) const;
+  void fix_via(const SipLeg& leg, std::string& request) const;  // TLS: the stack's Via says TCP
+  OfferParams offer_params(const Call& c, const SipLeg& leg);
+  void send_register(Call& c, SipLeg& leg, const std::string& auth_header, int challenge = 401);
   void send_invite(Call& c, SipLeg& leg, const std::string& auth_header);
   void on_invite_response(Call& c, SipLeg& leg, int status, const sip::Message* m);
   void on_register_response(Call& c, SipLeg& leg, int status, const sip::Message* m);
@@ -172,6 +189,7 @@ class CapturePlugin : public junction::sdk::Plugin, public sip::StackUser {
   Registry reg_;
   std::map<uint64_t, SipLeg> legs_;               // call id -> SIP side
   std::unordered_map<sip::TxnId, uint64_t> txn_call_;  // INVITE / REGISTER / BYE / INFO -> call
+  std::unordered_map<jn_handle, uint64_t> sip_conns_;  // our TCP/TLS connections to SIP servers -> call
   uint64_t next_id_ = 1;
   jn_handle http_ = 0, tick_ = 0;
   uint64_t ticks_ = 0;

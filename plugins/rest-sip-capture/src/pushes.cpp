@@ -155,6 +155,36 @@ bool CapturePlugin::media_apply_answer(Call& c, const Answer& a, std::string& er
 
 // --- the packet path (media loop, the call's lock held) -------------------------------------------
 
+namespace {
+// Each AAC frame goes to every output with the AudioSpecificConfig first (a publisher sends its
+// sequence header once, also after a reconnect).
+struct AacToPushes final : AacSink {
+  CallMedia& m;
+  AacEncoder& enc;
+  AacToPushes(CallMedia& mm, AacEncoder& e) : m(mm), enc(e) {}
+  void aac_frame(const FrameView& af, uint32_t ts) override {
+    for (auto& p : m.pushes) {
+      if (!p->out || p->stopped) continue;
+      p->out->push_audio(enc.config(), ts);
+      p->out->push_audio(af, ts);
+    }
+  }
+};
+}  // namespace
+
+// The call's AAC encoder ends (the call's lock held): at the call's end its last samples are
+// encoded and sent (finish); at a hot reload the full blocks are, and the rest is kept in
+// aac_resume for the next instance (suspend). Either way the outputs' bytes go out now.
+void aac_end(CallMedia& m, bool reload) {
+  if (!m.aac) return;
+  AacToPushes sink(m, *m.aac);
+  if (reload) m.aac_resume = m.aac->suspend(sink);
+  else m.aac->finish(sink), m.aac_failed = true;  // the call is over: no new encoder for a late packet
+  m.aac.reset();
+  for (auto& p : m.pushes)
+    if (p->out && !p->stopped) p->flush();
+}
+
 void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView& f) {
   uint64_t now = host().now_ms();
   if (!m.have_t0) m.have_t0 = true, m.t0_ms = now;
@@ -211,41 +241,29 @@ void CapturePlugin::deliver(CallMedia& m, Stream& s, bool video, const FrameView
   if (!video && g711 && conf_.rtmp_audio_aac && !m.pushes.empty()) {
     if (!m.aac && !m.aac_failed) {
       std::string why;
-      m.aac = AacEncoder::open(8000, why);
+      m.aac = AacEncoder::open(8000, why, m.aac_resume);  // after a reload: on from the last frame
+      m.aac_resume.clear();
       if (!m.aac) {
         m.aac_failed = true;
         host().warn("rest-sip-capture: call " + m.call_id + ": AAC encoder refused (" + why + "): its RTMP outputs carry no audio");
       }
     }
-    // Each AAC frame goes to every output with the AudioSpecificConfig first (a publisher sends
-    // its sequence header once, also after a reconnect).
-    struct Sink final : AacSink {
-      CallMedia& m;
-      AacEncoder& enc;
-      Sink(CallMedia& mm, AacEncoder& e) : m(mm), enc(e) {}
-      void aac_frame(const FrameView& af, uint32_t ts) override {
-        for (auto& p : m.pushes) {
-          if (!p->out || p->stopped) continue;
-          p->hold = true;
-          p->out->push_audio(enc.config(), ts);
-          p->out->push_audio(af, ts);
-          p->hold = false;
-        }
-      }
-    };
     if (m.aac) {
-      Sink sink(m, *m.aac);
+      AacToPushes sink(m, *m.aac);
       m.aac->push_g711(f.meta.codec, f.data, f.size, t, sink);
     }
   }
   for (auto& p : m.pushes) {
     if (!p->out || p->stopped) continue;
-    p->hold = true;
     if (video) p->out->push_video(f, t, t);
     else if (f.meta.codec != JN_CODEC_OPUS && !(g711 && conf_.rtmp_audio_aac)) p->out->push_audio(f, t);  // FLV has no Opus
-    p->hold = false;
-    // audio waits for the next video frame (at most 100 ms: an audio-only call still flows)
-    if (video || now - p->last_flush_ms >= 100 || p->pending.size() >= 32768) {
+    // An output's bytes are written every rtmp_write_ms (0: with every video frame), or sooner
+    // past 64 KB: each write wakes the RTMP server and costs a context switch, the largest cost
+    // per capture after the UDP receive (bench/sip_capture). Bytes held when the input stalls go
+    // with the next frame or at the call's end (not from the control loop: its sends are handed to
+    // this loop later and could pass ours).
+    uint64_t since = now - p->last_flush_ms;  // 0: per video frame (audio-only: every 100 ms)
+    if ((conf_.rtmp_write_ms ? since >= conf_.rtmp_write_ms : video || since >= 100) || p->out->held() >= 65536) {
       p->flush();
       p->last_flush_ms = now;
     }
@@ -370,7 +388,7 @@ void CapturePlugin::push_connect_addr(const std::shared_ptr<Push>& p, const jn_a
   uint64_t ck;
   {
     std::lock_guard<std::mutex> g(p->shard->mu);
-    p->out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p);
+    p->out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p, p->call != 0);  // a bus push writes per message
     p->closed = false;
     p->changed = false;
     p->out_status = OutStatus::Connecting;
@@ -393,6 +411,7 @@ void CapturePlugin::push_connect_addr(const std::shared_ptr<Push>& p, const jn_a
 void CapturePlugin::on_tcp(const jn_tcp_event& ev) {
   if (cookie_kind(ev.cookie) != kRtmpConn) {
     env_.on_tcp(ev);
+    sip_conn_event(ev);  // after the env: a connected one is the env's to send on
     return;
   }
   uint64_t id = cookie_id(ev.cookie) & 0xffffffff;
@@ -418,7 +437,6 @@ void CapturePlugin::on_tcp(const jn_tcp_event& ev) {
       break;
     case JN_TCP_CLOSED:
       p->conn = 0;
-      p->pending.clear();
       p->pending_conn = 0;
       p->closed = true;
       if (p->out) p->out->on_disconnected();
@@ -616,6 +634,7 @@ void CapturePlugin::tick() {
         p->win_bytes = 0;
       }
     }
+
     if (!m->answered) continue;
     // last_rx_ms is written by the media loop: it may be a hair ahead of this loop's now
     if (now > m->last_rx_ms && now - m->last_rx_ms > conf_.rtp_timeout_ms) {
@@ -660,6 +679,7 @@ void CapturePlugin::tick() {
     end_call(*c, Status::Failed, c->sip_status, "FAILED_BY_RTP_ACTIVITY", true);
   }
   if (second) {
+    if (!sip_conns_.empty()) sip_conns_sweep(now);
     std::vector<std::string> gone;
     reg_.for_each([&](Call& c) {
       if (is_final(c.status) && now - c.ended_ms >= uint64_t(conf_.ended_keep_s) * 1000 && !legs_.count(c.id)) gone.push_back(c.call_id);

@@ -16,21 +16,24 @@ namespace rtmp = junction::rtmp;
 
 class PublisherOut final : public RtmpOut, private rtmp::PublisherCallbacks {
  public:
-  PublisherOut(const RtmpTarget& t, size_t max_queue, RtmpOutEvents& ev)
-      : ev_(ev), pub_(config(t, max_queue), *this) {}
+  PublisherOut(const RtmpTarget& t, size_t max_queue, RtmpOutEvents& ev, bool batched)
+      : ev_(ev), pub_(config(t, max_queue, batched), *this) {}
   void on_connected() override { pub_.on_connected(); }
   void on_bytes(const uint8_t* d, size_t n) override { pub_.on_bytes(d, n); }
   void on_disconnected() override { pub_.on_disconnected(); }
   void push_video(const junction::media::FrameView& f, uint32_t dts, uint32_t pts) override { pub_.push_video(f, dts, pts); }
   void push_audio(const junction::media::FrameView& f, uint32_t ts) override { pub_.push_audio(f, ts); }
+  void flush() override { pub_.flush(); }
+  size_t held() const override { return pub_.held(); }
   bool publishing() const override { return pub_.status() == rtmp::PublisherStatus::Publishing; }
   void unpublish() override { pub_.unpublish(); }
   std::string save() const override { return pub_.save(); }
   bool restore(std::string_view b, std::string& e) override { return pub_.restore(b, e); }
 
  private:
-  static rtmp::PublisherConfig config(const RtmpTarget& t, size_t max_queue) {
+  static rtmp::PublisherConfig config(const RtmpTarget& t, size_t max_queue, bool batched) {
     rtmp::PublisherConfig c;
+    c.hold_media = batched;
     c.url = t.url;
     c.stream = t.stream;
     c.max_queue_bytes = max_queue;
@@ -54,12 +57,12 @@ class PublisherOut final : public RtmpOut, private rtmp::PublisherCallbacks {
 
 }  // namespace
 
-std::unique_ptr<RtmpOut> make_rtmp_out(const RtmpTarget& t, size_t max_queue, RtmpOutEvents& ev) {
-  return std::make_unique<PublisherOut>(t, max_queue, ev);
+std::unique_ptr<RtmpOut> make_rtmp_out(const RtmpTarget& t, size_t max_queue, RtmpOutEvents& ev, bool batched) {
+  return std::make_unique<PublisherOut>(t, max_queue, ev, batched);
 }
 bool rtmp_available() { return true; }
 #else
-std::unique_ptr<RtmpOut> make_rtmp_out(const RtmpTarget&, size_t, RtmpOutEvents&) { return nullptr; }
+std::unique_ptr<RtmpOut> make_rtmp_out(const RtmpTarget&, size_t, RtmpOutEvents&, bool) { return nullptr; }
 bool rtmp_available() { return false; }
 #endif
 

@@ -37,6 +37,9 @@ class RtmpOut {
   // Timestamps in ms on one clock for audio and video.
   virtual void push_video(const junction::media::FrameView& f, uint32_t dts_ms, uint32_t pts_ms) = 0;
   virtual void push_audio(const junction::media::FrameView& f, uint32_t ts_ms) = 0;
+  // A batched output (make_rtmp_out's batched) keeps media bytes until flush(); held() counts them.
+  virtual void flush() = 0;
+  virtual size_t held() const = 0;
   virtual bool publishing() const = 0;
   // Ends the publication politely (FCUnpublish, deleteStream); the caller then closes the connection.
   virtual void unpublish() = 0;
@@ -47,7 +50,9 @@ class RtmpOut {
 };
 
 // Null when the plugin was built without sdk/rtmp.
-std::unique_ptr<RtmpOut> make_rtmp_out(const RtmpTarget& t, size_t max_queue_bytes, RtmpOutEvents& ev);
+// batched: media bytes wait in the publisher until flush() (the call's outputs: one TCP write per
+// rtmp_write_ms); otherwise each message goes to rtmp_send at once.
+std::unique_ptr<RtmpOut> make_rtmp_out(const RtmpTarget& t, size_t max_queue_bytes, RtmpOutEvents& ev, bool batched);
 bool rtmp_available();
 
 }  // namespace capture

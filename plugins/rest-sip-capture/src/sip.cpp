@@ -7,6 +7,8 @@
 #include <junction/util/addr.hpp>
 #include <junction/util/random.hpp>
 
+#include <algorithm>
+
 namespace capture {
 
 using junction::sdk::to_sv;
@@ -24,13 +26,18 @@ void CapturePlugin::sip_begin(Call& c) {
   SipLeg& leg = legs_[c.id];
   leg.local_tag = stack_->new_tag();
   const StartRequest& r = c.req;
+  leg.transport = r.transport == SipTransport::Default ? conf_.sip_transport : r.transport;
   leg.request_uri = "sip:" + r.callee + "@" + host_port(r.sip_domain, r.sip_port);
   // Where requests go: the outbound proxy when given (with a loose Route), else the domain.
   std::string target = r.sip_proxy.empty() ? r.sip_domain : r.sip_proxy;
   if (!r.sip_proxy.empty() && r.sip_proxy != r.sip_domain) leg.route = "<sip:" + host_port(r.sip_proxy, r.sip_port) + ";lr>";
   std::string t = target;
   if (t.size() > 2 && t.front() == '[') t = t.substr(1, t.size() - 2);
-  jn_status st = stack_->resolve(t, r.sip_port, sip::Proto::Udp, cookie(kSipResolve, c.id));
+  // TLS: port 5061 unless sipPort says otherwise (the core's resolver has no _sips SRV for us:
+  // it is asked for TCP targets, whose SRV port would be the plain one).
+  uint16_t port = r.sip_port ? r.sip_port : (leg.transport == SipTransport::Tls ? 5061 : 0);
+  sip::Proto proto = leg.transport == SipTransport::Udp ? sip::Proto::Udp : sip::Proto::Tcp;
+  jn_status st = stack_->resolve(t, port, proto, cookie(kSipResolve, c.id));
   if (st != JN_OK) end_call(c, Status::Failed, 0, "cannot resolve " + target + " (status " + std::to_string(st) + ")", false);
 }
 
@@ -40,20 +47,57 @@ void CapturePlugin::on_resolved(uint64_t ck, const std::vector<sip::Flow>& targe
   auto it = legs_.find(cookie_id(ck));
   if (!c || it == legs_.end() || is_final(c->status)) return;
   SipLeg& leg = it->second;
+  sip::Proto want = leg.transport == SipTransport::Udp ? sip::Proto::Udp : sip::Proto::Tcp;
   sip::Flow f;
   bool found = false;
   for (auto& t : targets)
-    if (t.proto == sip::Proto::Udp) {
+    if (t.proto == want) {
       f = t;
       found = true;
       break;
     }
   if (!found) {
-    end_call(*c, Status::Failed, 0, "SIP target not resolved: " + (error.empty() ? std::string("no UDP target") : std::string(error)), false);
+    std::string none = std::string("no ") + sip_transport_name(leg.transport) + " target";
+    end_call(*c, Status::Failed, 0, "SIP target not resolved: " + (error.empty() ? none : std::string(error)), false);
     return;
   }
   leg.flow = f;
   leg.resolved = true;
+  if (leg.transport != SipTransport::Udp) {
+    // Our own connection (the stack's env would open a plain one on the first send, and TLS not
+    // at all): every request of the call and the device's in-dialog requests use it.
+    jn_tcp_options o = junction::sdk::Host::tcp_options(JN_FRAME_SIP, 0, env_.max_message);
+    std::string server_name = c->req.sip_proxy.empty() ? c->req.sip_domain : c->req.sip_proxy;
+    if (server_name.size() > 2 && server_name.front() == '[') server_name = server_name.substr(1, server_name.size() - 2);
+    if (leg.transport == SipTransport::Tls) {
+      o.tls = 1;
+      o.tls_ca_file = junction::sdk::to_jn(conf_.sip_tls_ca_file);
+      o.tls_server_name = junction::sdk::to_jn(server_name);  // RFC 5922: the certificate names the domain
+    }
+    jn_handle conn = 0;
+    std::string addr = junction::util::format_addr(f.peer);
+    jn_status st = host().tcp_connect(addr, o, kSipTcpCookie, &conn);
+    if (st != JN_OK) {
+      end_call(*c, Status::Failed, 0, std::string("cannot open a SIP ") + sip_transport_name(leg.transport) + " connection to " + addr +
+                                          " (status " + std::to_string(st) + ")", false);
+      return;
+    }
+    leg.flow.conn = conn;
+    leg.conn_pending = true;
+    sip_conns_[conn] = c->id;
+    host().info("rest-sip-capture: call " + c->call_id + ": connecting to " + addr + " over SIP " + sip_transport_name(leg.transport));
+    return;  // sip_connected goes on
+  }
+  sip_connected(c->id);
+}
+
+// The SIP target is reachable (UDP at once; TCP / TLS once connected): REGISTER or INVITE.
+void CapturePlugin::sip_connected(uint64_t call) {
+  Call* c = reg_.by_id(call);
+  auto it = legs_.find(call);
+  if (!c || it == legs_.end() || is_final(c->status)) return;
+  SipLeg& leg = it->second;
+  leg.conn_pending = false;
   if (c->req.register_required) {
     leg.reg_call_id = stack_->new_call_id();
     leg.reg_tag = stack_->new_tag();
@@ -64,23 +108,112 @@ void CapturePlugin::on_resolved(uint64_t ck, const std::vector<sip::Flow>& targe
   }
 }
 
-void CapturePlugin::send_register(Call& c, SipLeg& leg, const std::string& auth) {
+// Our SIP connections' events (after the stack's env saw them).
+void CapturePlugin::sip_conn_event(const jn_tcp_event& ev) {
+  auto it = sip_conns_.find(ev.conn);
+  if (it == sip_conns_.end()) return;
+  uint64_t call = it->second;
+  if (ev.type == JN_TCP_CONNECTED) {
+    sip_connected(call);
+    return;
+  }
+  if (ev.type != JN_TCP_CLOSED) return;
+  sip_conns_.erase(it);
+  Call* c = reg_.by_id(call);
+  auto lt = legs_.find(call);
+  if (!c || is_final(c->status) || lt == legs_.end()) return;
+  SipLeg& leg = lt->second;
+  const char* tr = sip_transport_name(leg.transport);
+  std::string why = leg.conn_pending ? std::string("cannot connect to the SIP server over ") + tr +
+                                           (leg.transport == SipTransport::Tls ? " (TCP connect or TLS handshake/verification failed)" : "")
+                                     : std::string("the SIP ") + tr + " connection was closed";
+  why += " (status " + std::to_string(ev.status) + ")";
+  host().warn("rest-sip-capture: call " + c->call_id + ": " + why);
+  leg.has_dialog = false;  // nothing can reach the device any more
+  leg.invite_txn = 0;
+  end_call(*c, Status::Failed, c->sip_status, why, false);
+  legs_.erase(call);
+}
+
+// A call's connection is closed once the call is over and its last transaction (a BYE) has had
+// its answer (reliable transport: no retransmissions to wait for).
+void CapturePlugin::sip_conns_sweep(uint64_t now) {
+  std::vector<jn_handle> done;
+  for (auto& [conn, call] : sip_conns_) {
+    const Call* c = reg_.by_id(call);
+    if (!c || (is_final(c->status) && now >= c->ended_ms + 2000 && !legs_.count(call) &&
+               std::none_of(txn_call_.begin(), txn_call_.end(), [&](const auto& t) { return t.second == call; })))
+      done.push_back(conn);
+  }
+  for (jn_handle h : done) {
+    sip_conns_.erase(h);
+    host().tcp_close(h);
+  }
+}
+
+void CapturePlugin::write_via(sip::Writer& w, const SipLeg& leg) {
+  if (leg.transport == SipTransport::Tls) {
+    jn_addr a{};
+    junction::util::parse_addr(conf_.sip_listen, a);
+    w.via("TLS", conf_.sip_host, a.port, stack_->new_branch(), true);
+    return;
+  }
+  stack_->write_via(w, leg.transport == SipTransport::Tcp ? sip::Proto::Tcp : sip::Proto::Udp, stack_->new_branch());
+}
+
+std::string CapturePlugin::contact(const SipLeg& leg, std::string_view user) const {
+  if (leg.transport == SipTransport::Tls) {
+    std::string uri = stack_->local_uri(sip::Proto::Tcp, user);
+    return "<" + uri.substr(0, uri.size() - 3) + "tls>";  // ";transport=tcp" -> ";transport=tls"
+  }
+  return stack_->contact(leg.transport == SipTransport::Tcp ? sip::Proto::Tcp : sip::Proto::Udp, user);
+}
+
+void CapturePlugin::fix_via(const SipLeg& leg, std::string& req) const {
+  if (leg.transport != SipTransport::Tls) return;
+  size_t v = req.find("\r\nVia: SIP/2.0/TCP ");
+  if (v != std::string::npos) req.replace(v + 15, 3, "TLS");
+}
+
+// Our SDP's parameters (the INVITE's offer and the answer to a re-INVITE).
+OfferParams CapturePlugin::offer_params(const Call& c, const SipLeg& leg) {
+  OfferParams o;
+  o.ip = conf_.sdp_ip;
+  o.call_id = c.call_id;
+  o.offer_opus = conf_.offer_opus;
+  o.dtmf_pt = conf_.dtmf_payload_type;
+  o.send_audio = c.req.has_audio;
+  o.send_video = c.req.has_video;
+  o.version = leg.sdp_version;
+  if (auto m = media_of(c.id)) {
+    std::lock_guard<std::mutex> g(m->mu);
+    o.audio_port = m->audio.port;
+    o.video_port = m->video.port;
+    o.audio_ssrc = m->audio.own_ssrc;
+    o.video_ssrc = m->video.own_ssrc;
+  }
+  return o;
+}
+
+// The one REGISTER builder: the first request (auth empty) and the answer to a challenge, whose
+// header name follows it (Authorization for 401, Proxy-Authorization for 407).
+void CapturePlugin::send_register(Call& c, SipLeg& leg, const std::string& auth, int challenge) {
   const StartRequest& r = c.req;
   std::string aor = "sip:" + r.sip_login + "@" + host_port(r.sip_domain, 0);
   std::string out;
   sip::Writer w(out);
   std::string ruri = "sip:" + host_port(r.sip_domain, r.sip_port);
   w.request_line("REGISTER", ruri);
-  stack_->write_via(w, sip::Proto::Udp, stack_->new_branch());
+  write_via(w, leg);
   w.header("Max-Forwards", 70);
   w.header("From", "<" + aor + ">;tag=" + leg.reg_tag);
   w.header("To", "<" + aor + ">");
   w.header("Call-ID", leg.reg_call_id);
   w.header("CSeq", std::to_string(++leg.reg_cseq) + " REGISTER");
-  w.header("Contact", stack_->contact(sip::Proto::Udp, r.sip_login));
+  w.header("Contact", contact(leg, r.sip_login));
   w.header("Expires", static_cast<int64_t>(conf_.register_expires));
   if (!leg.route.empty()) w.header("Route", leg.route);
-  if (!auth.empty()) w.header("Authorization", auth);
+  if (!auth.empty()) w.header(sip::credentials_header(challenge), auth);
   if (!conf_.user_agent.empty()) w.header("User-Agent", conf_.user_agent);
   w.finish();
   leg.reg_txn = stack_->send_request(out, leg.flow);
@@ -98,33 +231,18 @@ void CapturePlugin::send_invite(Call& c, SipLeg& leg, const std::string& auth) {
     end_call(c, Status::Failed, 0, "no media", false);
     return;
   }
-  OfferParams o;
-  o.ip = conf_.sdp_ip;
-  o.call_id = c.call_id;
-  o.offer_opus = conf_.offer_opus;
-  o.dtmf_pt = conf_.dtmf_payload_type;
-  o.send_audio = r.has_audio;
-  o.send_video = r.has_video;
-  o.version = leg.sdp_version;
-  {
-    std::lock_guard<std::mutex> g(m->mu);
-    o.audio_port = m->audio.port;
-    o.video_port = m->video.port;
-    o.audio_ssrc = m->audio.own_ssrc;
-    o.video_ssrc = m->video.own_ssrc;
-  }
-  c.local_sdp = build_offer(o);
+  c.local_sdp = build_offer(offer_params(c, leg));
   std::string out;
   sip::Writer w(out);
   w.request_line("INVITE", leg.request_uri);
-  stack_->write_via(w, sip::Proto::Udp, stack_->new_branch());
+  write_via(w, leg);
   w.header("Max-Forwards", 70);
   w.name_addr("From", r.visible_name.empty() ? c.caller : r.visible_name, "sip:" + c.caller + "@" + host_port(r.sip_domain, 0), leg.local_tag);
   w.name_addr("To", {}, "sip:" + r.callee + "@" + host_port(r.sip_domain, 0));
   w.header("Call-ID", c.call_id);
   leg.invite_cseq = leg.invite_cseq ? leg.invite_cseq + 1 : 1;
   w.header("CSeq", std::to_string(leg.invite_cseq) + " INVITE");
-  w.header("Contact", stack_->contact(sip::Proto::Udp, c.caller));
+  w.header("Contact", contact(leg, c.caller));
   if (!leg.route.empty()) w.header("Route", leg.route);
   w.header("Allow", kAllow);
   if (!auth.empty()) w.header(sip::credentials_header(leg.auth_tries == 407 ? 407 : 401), auth);
@@ -166,27 +284,7 @@ void CapturePlugin::on_register_response(Call& c, SipLeg& leg, int status, const
     if (h && leg.reg_auth.set_challenge(h->value) &&
         leg.reg_auth.authorize("REGISTER", "sip:" + host_port(c.req.sip_domain, c.req.sip_port), user, c.req.sip_password, auth)) {
       ++leg.reg_auth_tries;
-      // the header name follows the challenge: Authorization for 401, Proxy-Authorization for 407
-      std::string out;
-      const StartRequest& r = c.req;
-      std::string aor = "sip:" + r.sip_login + "@" + host_port(r.sip_domain, 0);
-      sip::Writer w(out);
-      w.request_line("REGISTER", "sip:" + host_port(r.sip_domain, r.sip_port));
-      stack_->write_via(w, sip::Proto::Udp, stack_->new_branch());
-      w.header("Max-Forwards", 70);
-      w.header("From", "<" + aor + ">;tag=" + leg.reg_tag);
-      w.header("To", "<" + aor + ">");
-      w.header("Call-ID", leg.reg_call_id);
-      w.header("CSeq", std::to_string(++leg.reg_cseq) + " REGISTER");
-      w.header("Contact", stack_->contact(sip::Proto::Udp, r.sip_login));
-      w.header("Expires", static_cast<int64_t>(conf_.register_expires));
-      if (!leg.route.empty()) w.header("Route", leg.route);
-      w.header(sip::credentials_header(status), auth);
-      if (!conf_.user_agent.empty()) w.header("User-Agent", conf_.user_agent);
-      w.finish();
-      leg.reg_txn = stack_->send_request(out, leg.flow);
-      if (leg.reg_txn) txn_call_[leg.reg_txn] = c.id;
-      else end_call(c, Status::Failed, 0, "REGISTER could not be sent", false);
+      send_register(c, leg, auth, status);
       return;
     }
   }
@@ -232,11 +330,13 @@ void CapturePlugin::on_invite_response(Call& c, SipLeg& leg, int status, const s
   }
   // 2xx: every copy is ACKed (a retransmission means our ACK was lost)
   if (leg.has_dialog) {
-    stack_->send_stateless(leg.dialog.ack(*stack_, leg.invite_cseq), leg.dialog.flow);
+    std::string ack = leg.dialog.ack(*stack_, leg.invite_cseq);
+    fix_via(leg, ack);
+    stack_->send_stateless(ack, leg.dialog.flow);
     return;
   }
   std::string err;
-  if (!sip::Dialog::from_response(leg.invite, *m, leg.flow, stack_->contact(sip::Proto::Udp, c.caller), leg.dialog, &err)) {
+  if (!sip::Dialog::from_response(leg.invite, *m, leg.flow, contact(leg, c.caller), leg.dialog, &err)) {
     host().warn("rest-sip-capture: call " + c.call_id + ": 2xx unusable: " + err);
     leg.invite_txn = 0;
     end_call(c, Status::Failed, status, "2xx without a usable dialog: " + err, false);
@@ -246,9 +346,12 @@ void CapturePlugin::on_invite_response(Call& c, SipLeg& leg, int status, const s
   leg.has_dialog = true;
   leg.invite_txn = 0;
   leg.dialog.confirm();
-  stack_->send_stateless(leg.dialog.ack(*stack_, leg.invite_cseq), leg.dialog.flow);
+  std::string ack = leg.dialog.ack(*stack_, leg.invite_cseq);
+  fix_via(leg, ack);
+  stack_->send_stateless(ack, leg.dialog.flow);
   if (is_final(c.status)) {  // terminated while the 2xx was on its way: ACK + BYE
     std::string bye = leg.dialog.request(*stack_, "BYE");
+    fix_via(leg, bye);
     stack_->send_request(bye, leg.dialog.flow);
     legs_.erase(c.id);
     return;
@@ -319,22 +422,7 @@ void CapturePlugin::in_dialog_request(Call& c, SipLeg& leg, sip::TxnId id, const
       c.remote_sdp = std::string(m.body());
     }
     ++leg.sdp_version;
-    OfferParams o;
-    o.ip = conf_.sdp_ip;
-    o.call_id = c.call_id;
-    o.offer_opus = conf_.offer_opus;
-    o.dtmf_pt = conf_.dtmf_payload_type;
-    o.send_audio = c.req.has_audio;
-    o.send_video = c.req.has_video;
-    o.version = leg.sdp_version;
-    if (auto md = media_of(c.id)) {
-      std::lock_guard<std::mutex> g(md->mu);
-      o.audio_port = md->audio.port;
-      o.video_port = md->video.port;
-      o.audio_ssrc = md->audio.own_ssrc;
-      o.video_ssrc = md->video.own_ssrc;
-    }
-    c.local_sdp = build_offer(o);
+    c.local_sdp = build_offer(offer_params(c, leg));
     std::string extra = "Contact: " + leg.dialog.local_contact + "\r\nAllow: " + kAllow + "\r\n";
     stack_->respond(id, 200, {}, leg.local_tag, extra, c.local_sdp, "application/sdp");
     bool hold = offer && ((offer->audio.present ? (offer->audio.direction == "sendonly" || offer->audio.direction == "inactive") : true) &&
@@ -355,6 +443,7 @@ void CapturePlugin::send_keyframe_info(Call& c, SipLeg& leg) {
       "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n<media_control>\r\n<vc_primitive>\r\n<to_encoder>\r\n"
       "<picture_fast_update/>\r\n</to_encoder>\r\n</vc_primitive>\r\n</media_control>\r\n";
   std::string info = leg.dialog.request(*stack_, "INFO", {}, kBody, "application/media_control+xml");
+  fix_via(leg, info);
   if (sip::TxnId t = stack_->send_request(info, leg.dialog.flow)) txn_call_[t] = c.id;
 }
 
@@ -362,6 +451,7 @@ void CapturePlugin::send_dtmf_info(Call& c, SipLeg& leg, const std::string& digi
   for (char d : digits) {
     std::string body = std::string("Signal=") + d + "\r\nDuration=160\r\n";
     std::string info = leg.dialog.request(*stack_, "INFO", {}, body, "application/dtmf-relay");
+    fix_via(leg, info);
     if (sip::TxnId t = stack_->send_request(info, leg.dialog.flow)) txn_call_[t] = c.id;
   }
 }

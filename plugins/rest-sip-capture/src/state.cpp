@@ -25,6 +25,7 @@ json req_json(const StartRequest& r) {
             {"appKey", r.app_key}, {"visibleName", r.visible_name}, {"sipRegisterRequired", r.register_required},
             {"custom", r.custom}};
   if (r.sip_port) j["sipPort"] = r.sip_port;
+  if (r.transport != SipTransport::Default) j["sipTransport"] = sip_transport_name(r.transport);
   if (r.rtmp) j["rtmpUrl"] = r.rtmp->url, j["rtmpStream"] = r.rtmp->stream;
   return j;
 }
@@ -51,6 +52,7 @@ jn_status CapturePlugin::save_state(std::string& out) {
     if (auto it = legs_.find(c.id); it != legs_.end()) {
       const SipLeg& l = it->second;
       j["leg"] = {{"flowProto", static_cast<int>(l.flow.proto)}, {"flowPeer", addr_json(l.flow.peer)}, {"flowSock", l.flow.sock},
+                  {"flowConn", l.flow.conn}, {"transport", sip_transport_name(l.transport)}, {"connPending", l.conn_pending},
                   {"resolved", l.resolved}, {"ruri", l.request_uri}, {"route", l.route}, {"tag", l.local_tag},
                   {"invite", l.invite}, {"inviteTxn", l.invite_txn}, {"inviteCseq", l.invite_cseq},
                   {"provisional", l.provisional}, {"cancelSent", l.cancel_sent}, {"regCallId", l.reg_call_id},
@@ -61,11 +63,15 @@ jn_status CapturePlugin::save_state(std::string& out) {
     }
     if (auto m = media_of(c.id)) {
       std::lock_guard<std::mutex> g(m->mu);
+      // AAC: the frames of every full block go out now (before the publishers' state is saved
+      // below), the partial block and the next frame's time go to the next instance's encoder.
+      aac_end(*m, true);
       j["media"] = {{"loop", m->loop}, {"aRtp", m->audio.rtp}, {"aRtcp", m->audio.rtcp}, {"vRtp", m->video.rtp},
                     {"vRtcp", m->video.rtcp}, {"aPort", m->audio.port}, {"vPort", m->video.port},
                     {"aBus", m->audio.bus_id}, {"vBus", m->video.bus_id}, {"aSsrc", m->audio.own_ssrc},
                     {"vSsrc", m->video.own_ssrc}, {"dtmfSeq", m->dtmf_seq}, {"dtmfTs", m->dtmf_ts},
                     {"answered", m->answered}, {"publishBus", m->publish_bus},
+                    {"aac", junction::util::base64_encode(m->aac_resume)},
                     // the A/V clock, so the kept RTMP outputs' timestamps go on where they were
                     {"clock", {{"t0", m->have_t0 ? json(m->t0_ms) : json()},
                                {"a", m->audio.have_base ? json::array({m->audio.base_ms, m->audio.base_pts}) : json()},
@@ -84,9 +90,10 @@ jn_status CapturePlugin::save_state(std::string& out) {
       std::lock_guard<std::mutex> pg(p->shard->mu);
       attempts[std::to_string(id)] = p->attempt_no;  // the next instance's cookies must not name a closed attempt
       // A publishing output hands its connection and publisher state to the next instance.
-      std::string pub = p->conn && p->out && !p->closed && !p->stopped && !p->pending_conn ? p->out->save() : std::string();
+      bool keepable = p->conn && p->out && !p->closed && !p->stopped && !p->pending_conn;
+      if (keepable) p->flush();  // the held media goes out on the connection before the swap (save() has none of it)
+      std::string pub = keepable ? p->out->save() : std::string();
       if (!pub.empty()) {
-        p->flush();  // what the publisher already sent goes out on the connection before the swap
         kept[std::to_string(id)] = {{"conn", p->conn}, {"attempt", p->attempt_no}, {"pub", pub}, {"bytes", p->bytes_out}};
       } else {
         if (p->conn) conns.push_back(p->conn);
@@ -106,6 +113,8 @@ jn_status CapturePlugin::save_state(std::string& out) {
   for (auto& [t, c] : txn_call_) txns.push_back({t, c});
   json ev = json::array();
   for (auto& e : events_) ev.push_back(e);
+  json sipc = json::array();  // every SIP TCP/TLS connection, also of ended calls not yet swept
+  for (auto& [conn, call] : sip_conns_) sipc.push_back({conn, call});
   json st = {{"v", 1},
              {"nextId", next_id_},
              {"nextLoop", next_loop_},
@@ -119,6 +128,7 @@ jn_status CapturePlugin::save_state(std::string& out) {
              {"kept", kept},
              {"attempts", attempts},
              {"txns", txns},
+             {"sipConns", sipc},
              {"events", ev},
              {"eventReq", event_req_},
              {"eventTimer", event_timer_},
@@ -146,6 +156,8 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
     return JN_ERR_ABI;
   }
   for (auto& e : st["events"]) events_.push_back(e.get<std::string>());
+  if (st.contains("sipConns"))
+    for (auto& e : st["sipConns"]) sip_conns_[e.at(0).get<jn_handle>()] = e.at(1).get<uint64_t>();
   event_req_ = st.value("eventReq", jn_handle{0});
   event_timer_ = st.value("eventTimer", jn_handle{0});
   event_attempt_ = st.value("eventAttempt", 0u);
@@ -165,7 +177,7 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
     auto it = kept.find(std::to_string(p->id));
     if (it == kept.end()) return false;
     jn_handle conn = it->value("conn", jn_handle{0});
-    auto out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p);
+    auto out = make_rtmp_out(p->target, conf_.rtmp_max_queue_bytes, *p, p->call != 0);
     std::string err = out ? std::string() : "no RTMP publisher in this build";
     if (!out || !conn || !out->restore(it->value("pub", std::string()), err)) {
       host().warn("rest-sip-capture: RTMP " + p->target.key() + ": publisher state not restorable (" + err + "): reconnecting");
@@ -204,6 +216,10 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
       leg.flow.proto = static_cast<sip::Proto>(l.value("flowProto", 1));
       leg.flow.peer = addr_of(l["flowPeer"]);
       leg.flow.sock = l.value("flowSock", jn_handle{0});
+      // TCP / TLS: our connection (the env keeps it across the reload) and whether it still connects
+      leg.flow.conn = l.value("flowConn", jn_handle{0});
+      leg.transport = parse_sip_transport(l.value("transport", std::string("udp"))).value_or(SipTransport::Udp);
+      leg.conn_pending = l.value("connPending", false);
       leg.resolved = l.value("resolved", false);
       leg.request_uri = l.value("ruri", std::string());
       leg.route = l.value("route", std::string());
@@ -242,6 +258,7 @@ jn_status CapturePlugin::restore_state(uint32_t, std::string_view data) {
       m->dtmf_seq = md.value("dtmfSeq", uint16_t{0});
       m->dtmf_ts = md.value("dtmfTs", 0u);
       m->publish_bus = md.value("publishBus", true);
+      if (!junction::util::base64_decode(md.value("aac", std::string()), m->aac_resume)) m->aac_resume.clear();
       m->dtmf_pt = conf_.dtmf_payload_type;
       {
         std::lock_guard<std::mutex> g(idx_mu_);

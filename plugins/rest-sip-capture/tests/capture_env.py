@@ -200,6 +200,14 @@ rtmp {{
             self.proc.wait(10)
         self.proc = None
 
+    def log(self):
+        with open(os.path.join(self.dir, "logs", "error.log"), errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=15):
+        """Waits for a line of nginx's error log (info level: connects, publishes, disconnects)."""
+        wait_until(lambda: re.search(pattern, self.log()), timeout, f"nginx log /{pattern}/")
+
     def url(self):
         return f"rtmp://127.0.0.1:{self.port}/live"
 
@@ -281,9 +289,10 @@ class Backend:
 class SipUas:
     """Answers INVITEs on loopback UDP; RTP sockets for audio and video record what arrives."""
 
+    transport = "UDP"
+
     def __init__(self, answer=True, code=200, ring=True, auth=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = self._listen()
         self.port = self.sock.getsockname()[1]
         self.audio = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.audio.bind(("127.0.0.1", 0))
@@ -302,6 +311,11 @@ class SipUas:
         for s, lst in ((self.sock, None), (self.audio, self.audio_pkts), (self.video, self.video_pkts)):
             threading.Thread(target=self._loop, args=(s, lst), daemon=True).start()
 
+    def _listen(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        return s
+
     def _loop(self, s, lst):
         s.settimeout(0.2)
         while not self.stop_flag:
@@ -317,6 +331,9 @@ class SipUas:
                     self.cond.notify_all()
             else:
                 self._sip(data.decode("utf-8", "replace"), addr)
+
+    def _send(self, data, addr):
+        self.sock.sendto(data, addr)
 
     @staticmethod
     def header(msg, name):
@@ -360,27 +377,27 @@ class SipUas:
                 self.invites.append(msg)
                 self.cond.notify_all()
             self.peer = addr
-            self.sock.sendto(self._reply(msg, 100, "Trying").encode(), addr)
+            self._send(self._reply(msg, 100, "Trying").encode(), addr)
             if self.ring:
-                self.sock.sendto(self._reply(msg, 180, "Ringing").encode(), addr)
+                self._send(self._reply(msg, 180, "Ringing").encode(), addr)
             if self.answer:
                 if self.code == 200:
                     self.dialog = msg
-                    self.sock.sendto(self._reply(msg, 200, "OK", self.sdp()).encode(), addr)
+                    self._send(self._reply(msg, 200, "OK", self.sdp()).encode(), addr)
                 else:
-                    self.sock.sendto(self._reply(msg, self.code, "Busy Here").encode(), addr)
+                    self._send(self._reply(msg, self.code, "Busy Here").encode(), addr)
         elif method == "REGISTER":
             auth = self.header(msg, "Authorization")
             if auth and self.digest_ok(auth, "REGISTER"):
                 self.registered.append(msg)
-                self.sock.sendto(self._reply(msg, 200, "OK", extra="Expires: 3600").encode(), addr)
+                self._send(self._reply(msg, 200, "OK", extra="Expires: 3600").encode(), addr)
             else:
-                self.sock.sendto(self._reply(msg, 401, "Unauthorized",
+                self._send(self._reply(msg, 401, "Unauthorized",
                                              extra='WWW-Authenticate: Digest realm="uas.test", nonce="n0nce42", qop="auth", algorithm=MD5').encode(), addr)
         elif method in ("BYE", "INFO", "CANCEL", "OPTIONS", "INVITE"):
-            self.sock.sendto(self._reply(msg, 200, "OK", self.sdp() if method == "INVITE" else "").encode(), addr)
+            self._send(self._reply(msg, 200, "OK", self.sdp() if method == "INVITE" else "").encode(), addr)
             if method == "CANCEL" and self.invites:
-                self.sock.sendto(self._reply(self.invites[-1], 487, "Request Terminated").encode(), addr)
+                self._send(self._reply(self.invites[-1], 487, "Request Terminated").encode(), addr)
 
     def digest_ok(self, auth, method):
         """RFC 2617 / 7616 check of an Authorization value against our nonce and password."""
@@ -409,13 +426,13 @@ class SipUas:
         contact = re.search(r"<(sip:[^>]+)>", self.header(inv, "Contact")).group(1)
         self.cseq += 1
         lines = [f"{method} {contact} SIP/2.0",
-                 f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{method}{self.cseq};rport",
+                 f"Via: SIP/2.0/{self.transport} 127.0.0.1:{self.port};branch=z9hG4bK{method}{self.cseq};rport",
                  "Max-Forwards: 70", f"From: {to}", f"To: {frm}", f"Call-ID: {self.header(inv, 'Call-ID')}",
                  f"CSeq: {self.cseq} {method}", f"Contact: <sip:uas@127.0.0.1:{self.port}>"]
         if body:
             lines.append(f"Content-Type: {ctype}")
         lines.append(f"Content-Length: {len(body)}")
-        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n" + body).encode(), self.peer)
+        self._send(("\r\n".join(lines) + "\r\n\r\n" + body).encode(), self.peer)
 
     def send_rtp(self, media, audio=True, video=True):
         """Sends the clip's RTP to the addresses of the last INVITE's SDP, paced in real time."""
@@ -438,6 +455,92 @@ class SipUas:
         self.stop_flag = True
         for s in (self.sock, self.audio, self.video):
             s.close()
+
+
+class SipStreamUas(SipUas):
+    """SipUas over TCP, or TLS with `cert` (PEM chain) and `key`: it accepts connections and
+    answers on the one a request came over (as RFC 3261 18.2.2 asks of a connection-oriented
+    transport); `conns` lists the peers that connected."""
+
+    def __init__(self, cert=None, key=None, **kw):
+        self.ctx = None
+        if cert:
+            import ssl
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(cert, key)
+        self.transport = "TLS" if cert else "TCP"
+        self.conns = []
+        self.tls_errors = []
+        super().__init__(**kw)
+
+    def _listen(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        return s
+
+    def _loop(self, s, lst):
+        if s is not self.sock:
+            return super()._loop(s, lst)
+        s.settimeout(0.2)
+        while not self.stop_flag:
+            try:
+                c, addr = s.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._conn, args=(c, addr), daemon=True).start()
+
+    def _conn(self, c, addr):
+        if self.ctx:
+            try:
+                c.settimeout(10)
+                c = self.ctx.wrap_socket(c, server_side=True)
+            except OSError as e:
+                with self.cond:
+                    self.tls_errors.append(str(e))
+                    self.cond.notify_all()
+                c.close()
+                return
+        c.settimeout(0.2)
+        with self.cond:
+            self.conns.append((addr, c))
+            self.cond.notify_all()
+        buf = b""
+        while not self.stop_flag:
+            try:
+                data = c.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while b"\r\n\r\n" in buf:  # frame by Content-Length
+                head, rest = buf.split(b"\r\n\r\n", 1)
+                m = re.search(rb"^(?:Content-Length|l):\s*(\d+)", head, re.M | re.I)
+                n = int(m.group(1)) if m else 0
+                if len(rest) < n:
+                    break
+                msg, buf = head + b"\r\n\r\n" + rest[:n], rest[n:]
+                if msg.strip():
+                    self._sip(msg.decode("utf-8", "replace"), c)
+
+    def close(self):
+        super().close()
+        for _, c in self.conns:
+            c.close()
+
+    def _send(self, data, conn):
+        conn.sendall(data)  # conn: the connection the request came over (our addr argument)
+
+    def _reply(self, req, code, reason, body="", extra=""):
+        r = super()._reply(req, code, reason, body, extra)
+        return r.replace(f"Contact: <sip:uas@127.0.0.1:{self.port}>",
+                         f"Contact: <sip:uas@127.0.0.1:{self.port};transport={self.transport.lower()}>")
 
 
 # --- sipp --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from capture_env import FPS, Backend, Media, Nginx, SipUas, Sipp, ffprobe, have_tools  # noqa: E402
+from capture_env import FPS, Backend, Media, Nginx, SipStreamUas, SipUas, Sipp, ffprobe, have_tools  # noqa: E402
 from junction_test import JunctionTest, free_port, wait_until  # noqa: E402
 
 PLUGIN = "rest-sip-capture"
@@ -297,6 +297,87 @@ class SippTest(CaptureTest):
 
 
 
+def tcp_listening(port):
+    """A socket listens on 127.0.0.1:port (read from /proc: no probe connection disturbs sipp)."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        return any(ln.split()[1] == want and ln.split()[3] == "0A" for ln in f.readlines()[1:])
+
+
+def make_pki(d):
+    """A CA, a server certificate for 127.0.0.1 signed by it, and another CA's server certificate."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for ca, srv in (("ca", "server"), ("other-ca", "other-server")):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
+            "-days", "2", "-subj", f"/CN=capture test {ca}")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{srv}.key", "-out", f"{srv}.csr", "-subj", "/CN=127.0.0.1")
+        run("x509", "-req", "-in", f"{srv}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
+            "-out", f"{srv}.pem", "-days", "2", "-extfile", "ext.cnf")
+
+
+class TransportTest(CaptureTest):
+    """SIP toward the server over TCP (sipp -t t1) and TLS (a Python UAS: Debian's sipp has no
+    TLS), chosen per call by sipTransport or for all by conf sip_transport."""
+
+    def setUp(self):
+        self.pki = tempfile.mkdtemp(prefix="capture-pki-")
+        make_pki(self.pki)
+        self.conf_over = {"keyframe_sip_info": False, "sip_tls_ca_file": os.path.join(self.pki, "ca.pem")}
+        super().setUp()
+
+    def test_sip_over_tcp_with_sipp(self):
+        m = media()
+        s = Sipp("uas_auth_pcap.xml", m, extra=["-t", "t1"])  # sipp listens on TCP only
+        self.cleanups.append(s.kill)
+        wait_until(lambda: tcp_listening(s.port), 10, "sipp listening on TCP")  # a refused connect fails the call
+        st, r = self.startup(s.port, "tcp1", sipTransport="TCP")
+        self.assertEqual(st, 200, r)
+        self.wait_status("tcp1", "ESTABLISHED")  # digest challenge and answer over the connection
+        wait_until(lambda: (lambda x: x and x["videoFrames"] >= m.frames - 2)(self.capture("tcp1")), m.seconds + 15, "frames")
+        self.assertEqual(self.rest("call/terminate", {"callId": "tcp1"})[0], 200)
+        rc, log = s.wait(30)
+        self.assertEqual(rc, 0, log)  # sipp checked the digest and got its BYE, over TCP
+
+    def test_sip_over_tls_both_ways(self):
+        u = SipStreamUas(cert=os.path.join(self.pki, "server.pem"), key=os.path.join(self.pki, "server.key"))
+        self.cleanups.append(u.close)
+        st, r = self.startup(u.port, "tls1", sipTransport="TLS")
+        self.assertEqual(st, 200, r)
+        self.wait_status("tls1", "ESTABLISHED")
+        inv = u.invites[-1]
+        self.assertRegex(SipUas.header(inv, "Via"), r"^SIP/2\.0/TLS ")
+        self.assertIn(";transport=tls>", SipUas.header(inv, "Contact"))
+        # the ACK came over the same connection; a BYE from the device over it ends the call
+        u.wait(lambda: any(x.startswith("ACK ") for x in u.requests), what="ACK")
+        ack = next(x for x in u.requests if x.startswith("ACK "))
+        self.assertRegex(SipUas.header(ack, "Via"), r"^SIP/2\.0/TLS ", "the dialog's requests say TLS too")
+        self.assertEqual(len(u.conns), 1, "one TLS connection for the whole dialog")
+        u.request("BYE")
+        self.wait_status("tls1", "FINISH")
+        u.wait(lambda: any(x.startswith("SIP/2.0 200") and "BYE" in (SipUas.header(x, "CSeq") or "") for x in u.requests),
+               what="200 to the BYE over TLS")
+
+    def test_tls_to_an_untrusted_server_fails_with_the_reason(self):
+        u = SipStreamUas(cert=os.path.join(self.pki, "other-server.pem"), key=os.path.join(self.pki, "other-server.key"))
+        self.cleanups.append(u.close)
+        st, r = self.startup(u.port, "tls2", sipTransport="TLS")
+        self.assertEqual(st, 200, r)
+        c = self.wait_status("tls2", "FAILED")
+        self.assertIn("TLS", c["info"])
+        self.assertEqual(u.invites, [], "nothing sent to a server whose certificate is not trusted")
+        self.j.wait_for_log(r"call tls2: cannot connect to the SIP server over TLS")
+
+    def test_bad_sip_transport_is_a_400_naming_the_field(self):
+        st, r = self.startup(5060, "bad1", sipTransport="SCTP")
+        self.assertEqual(st, 400)
+        self.assertEqual(r["field"], "sipTransport")
+
+
 class AvSyncTest(CaptureTest):
     def test_sender_reports_put_audio_on_the_video_clock(self):
         """Both tracks arrive together, but the device's RTCP SRs say the audio's first sample was
@@ -519,18 +600,54 @@ class AacTest(CaptureTest):
         wait_until(lambda: self.capture("aac1")["audioFrames"] >= len(m.audio) - 2, 15, "every audio frame")
         self.rest("call/terminate", {"callId": "aac1"})
         self.backend.wait(lambda e: any(x["status"] == "FINISH" for x in e), what="FINISH")
+        self.nginx.wait_log(r"publish: name='aac'[\s\S]*disconnect")  # nginx has read our last bytes
         self.nginx.stop()  # closes the recording
         codecs, pk = ffprobe(self.nginx.recording("aac"))
         self.assertEqual(codecs.get("video"), "h264")
         self.assertEqual(codecs.get("audio"), "aac")
         self.assertEqual(pk["audio"], sorted(pk["audio"]), "audio timestamps monotonic")
-        # 1024 samples per AAC frame at 8 kHz: 128 ms each. Not sent: the last partial block, the
-        # frame still inside the encoder (its one-frame delay) when the call ends, and the last
-        # two G.711 packets the wait above allows: at most three frames short, never longer
-        self.assertGreaterEqual(len(pk["audio"]), int(m.seconds * 8000 / 1024) - 3)
-        duration = pk["audio"][-1] - pk["audio"][0] + 0.128
-        self.assertGreater(duration, m.seconds - 3 * 0.128 - 0.05, f"audio duration {duration:.3f}s for {m.seconds}s sent")
-        self.assertLess(duration, m.seconds + 0.1, f"audio duration {duration:.3f}s for {m.seconds}s sent")
+        # 1024 samples per AAC frame at 8 kHz: 128 ms each. At the call's end the encoder is
+        # finished (the partial block as a short frame, then drained): every sample fed reaches
+        # RTMP. The wait above allows the last two G.711 packets (40 ms) to come after terminate.
+        # Unfinished, the last partial block and the frame inside the encoder's delay were lost:
+        # the last frame started at least 0.25 s before the end.
+        self.assertGreaterEqual(len(pk["audio"]), int(m.seconds * 8000 / 1024) + 1)
+        self.assertGreater(pk["audio"][-1], m.seconds - 0.128 - 0.04 - 0.005,
+                           f"the last AAC frame starts at {pk['audio'][-1]:.3f}s for {m.seconds}s sent")
+        self.assertLess(pk["audio"][-1], m.seconds, "no frame after the end of what was sent")
+
+    def test_aac_continues_across_a_reload(self):
+        """A hot reload mid-call: the encoder's full blocks go out before the swap, the partial
+        block and the next frame's time go to the next instance's encoder (no priming frame):
+        the FLV's AAC timestamps go on in 128 ms steps with no gap, overlap or repeat."""
+        m = media()
+        u = self.uas()
+        self.startup(u.port, "aac2", rtmpUrl=self.nginx.url(), rtmpStream="aacr")
+        self.wait_status("aac2", "ESTABLISHED")
+        sender = threading.Thread(target=u.send_rtp, args=(m,))
+        sender.start()
+        try:
+            wait_until(lambda: self.find("aac2")["rtmpStreamStatus"] == "RTMP_STREAM_ACTIVE", 15, "RTMP active")
+            wait_until(lambda: self.capture("aac2")["audioFrames"] >= 60, 15, "1.2 s of audio")
+            self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+            self.j.wait_for_log(r"restored 1 calls, 1 RTMP outputs kept, 0 reconnecting")
+            self.assertLess(self.capture("aac2")["audioFrames"], len(m.audio) - 25, "the reload came mid-call")
+        finally:
+            sender.join()
+        wait_until(lambda: self.capture("aac2")["audioFrames"] >= len(m.audio) - 2, 15, "every audio frame")
+        self.rest("call/terminate", {"callId": "aac2"})
+        self.backend.wait(lambda e: any(x["status"] == "FINISH" for x in e), what="FINISH")
+        self.nginx.wait_log(r"publish: name='aacr'[\s\S]*disconnect")  # nginx has read our last bytes
+        self.nginx.stop()
+        codecs, pk = ffprobe(self.nginx.recording("aacr"))
+        self.assertEqual(codecs.get("audio"), "aac")
+        a = pk["audio"]
+        # the first frame is the encoder's priming frame (at 0 with the first real one); after
+        # it, every step is one frame (128 ms); a re-primed encoder would repeat a timestamp and
+        # the frames lost at the swap would leave a hole
+        steps = [round(y - x, 3) for x, y in zip(a[1:], a[2:])]
+        self.assertEqual(set(steps), {0.128}, f"AAC timestamp steps {steps}")
+        self.assertGreaterEqual(len(a), int(m.seconds * 8000 / 1024) + 1, "every block sent, the last as a short frame")
 
 
 class AudioConfTest(JunctionTest):

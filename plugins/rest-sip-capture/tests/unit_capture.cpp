@@ -73,6 +73,12 @@ TEST_CASE("bad bodies name their field") {
   b = good();
   b.erase("sipDomain");
   refused(b, "sipDomain");
+  b = good();
+  b["sipTransport"] = "SCTP";
+  refused(b, "sipTransport");
+  b = good();
+  b["sipTransport"] = true;
+  refused(b, "sipTransport");
   BadRequest e;
   CHECK_FALSE(parse_startup(json::array(), e));
   // the proper forms of the document's sample pass
@@ -81,6 +87,20 @@ TEST_CASE("bad bodies name their field") {
   b["sipAuthenticationName"] = "Ralf_C";
   b["visibleName"] = "Ralf C";
   CHECK(parse_startup(b, e));
+}
+
+TEST_CASE("sipTransport: UDP / TCP / TLS in any case, absent = the conf's") {
+  BadRequest e;
+  json b = good();
+  auto r = parse_startup(b, e);
+  REQUIRE(r);
+  CHECK(r->transport == SipTransport::Default);
+  for (auto [text, want] : {std::pair{"udp", SipTransport::Udp}, {"TCP", SipTransport::Tcp}, {"Tls", SipTransport::Tls}}) {
+    b["sipTransport"] = text;
+    r = parse_startup(b, e);
+    REQUIRE(r);
+    CHECK(r->transport == want);
+  }
 }
 
 TEST_CASE("callee as user@host gives the domain (a long host: no small-string luck)") {

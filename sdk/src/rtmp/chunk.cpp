@@ -45,6 +45,24 @@ bool ChunkWriter::set_chunk_size(uint32_t size) {
 
 void ChunkWriter::write(std::vector<uint8_t>& out, uint32_t csid, uint8_t type, uint32_t stream_id,
                         uint32_t timestamp, const uint8_t* payload, size_t len) const {
+  begin(out, csid, type, stream_id, timestamp, len).put(payload, len);
+}
+
+void ChunkOut::put(const uint8_t* p, size_t n) {
+  while (n) {
+    if (room_ == 0) {  // the next chunk of the message: its continuation header
+      put_basic_header(out_, 3, csid_);
+      if (ext_) rtmp::put_u32(out_, ts_);
+      room_ = left_ < chunk_size_ ? left_ : chunk_size_;
+    }
+    size_t k = n < room_ ? n : room_;
+    out_.insert(out_.end(), p, p + k);
+    p += k, n -= k, room_ -= k, left_ -= k;
+  }
+}
+
+ChunkOut ChunkWriter::begin(std::vector<uint8_t>& out, uint32_t csid, uint8_t type, uint32_t stream_id,
+                            uint32_t timestamp, size_t len) const {
   bool ext = timestamp >= 0xFFFFFF;
   size_t chunks = len == 0 ? 1 : (len + chunk_size_ - 1) / chunk_size_;
   out.reserve(out.size() + len + 18 + (chunks - 1) * 7);
@@ -59,15 +77,7 @@ void ChunkWriter::write(std::vector<uint8_t>& out, uint32_t csid, uint8_t type, 
   out.push_back(type);
   for (int s = 0; s < 32; s += 8) out.push_back(static_cast<uint8_t>(stream_id >> s));  // little endian
   if (ext) put_u32(out, timestamp);
-  size_t pos = 0;
-  for (;;) {
-    size_t n = std::min<size_t>(chunk_size_, len - pos);
-    out.insert(out.end(), payload + pos, payload + pos + n);
-    pos += n;
-    if (pos >= len) break;
-    put_basic_header(out, 3, csid);
-    if (ext) put_u32(out, timestamp);
-  }
+  return ChunkOut(out, chunk_size_, csid, timestamp, ext, len);
 }
 
 void write_set_chunk_size(const ChunkWriter& w, std::vector<uint8_t>& out, uint32_t size) {

@@ -60,20 +60,14 @@ bool avc_sequence_header(std::span<const uint8_t> sps, std::span<const uint8_t> 
 
 bool avc_nalu(const uint8_t* annexb, size_t len, bool keyframe, int32_t cts_ms, std::vector<uint8_t>& out,
               const char** error) {
-  if (cts_ms < -(1 << 23) || cts_ms >= (1 << 23)) {
-    *error = "composition time out of the 24-bit range";
-    return false;
-  }
+  uint8_t head[5];
+  if (!avc_nalu_header(keyframe, cts_ms, head, error)) return false;
   size_t start = out.size();
-  out.push_back(keyframe ? 0x17 : 0x27);
-  out.push_back(1);  // AVC NALU
-  put_u24(out, static_cast<uint32_t>(cts_ms) & 0xFFFFFF);
+  out.insert(out.end(), head, head + 5);
   size_t nals = 0;
   namespace h264 = media::annexb::h264;
   media::annexb::for_each_nal(annexb, len, [&](const uint8_t* nal, size_t n) {
-    uint8_t t = h264::type(nal[0]);
-    // Parameter sets travel in the sequence header; an AUD has no place in AVCC samples.
-    if (t == h264::kSps || t == h264::kPps || t == h264::kAud) return true;
+    if (!avc_nalu_carries(h264::type(nal[0]))) return true;
     put_u32(out, static_cast<uint32_t>(n));
     out.insert(out.end(), nal, nal + n);
     ++nals;
@@ -84,6 +78,18 @@ bool avc_nalu(const uint8_t* annexb, size_t len, bool keyframe, int32_t cts_ms, 
     *error = "no NAL unit to send in the access unit";
     return false;
   }
+  return true;
+}
+
+bool avc_nalu_header(bool keyframe, int32_t cts_ms, uint8_t out[5], const char** error) {
+  if (cts_ms < -(1 << 23) || cts_ms >= (1 << 23)) {
+    *error = "composition time out of the 24-bit range";
+    return false;
+  }
+  auto c = static_cast<uint32_t>(cts_ms) & 0xFFFFFF;
+  out[0] = keyframe ? 0x17 : 0x27;
+  out[1] = 1;  // AVC NALU
+  out[2] = static_cast<uint8_t>(c >> 16), out[3] = static_cast<uint8_t>(c >> 8), out[4] = static_cast<uint8_t>(c);
   return true;
 }
 

@@ -159,17 +159,25 @@ void Publisher::fail(std::string_view reason) {
   set_status(PublisherStatus::Failed, reason);
 }
 
-void Publisher::send_out() {
-  if (out_.empty()) return;
-  stats_.bytes_sent += out_.size();
-  if (phase_ != Phase::Handshake && phase_ != Phase::Idle) sent_after_handshake_ += out_.size();
-  cb_.send(out_.data(), out_.size());
-  out_.clear();
+void Publisher::send_out(bool media) {
+  size_t n = out_.size() - counted_;
+  stats_.bytes_sent += n;
+  if (phase_ != Phase::Handshake && phase_ != Phase::Idle) sent_after_handshake_ += n;
+  counted_ = out_.size();
+  if (media && cfg_.hold_media) return;  // the owner's flush() writes it with what follows
+  flush();
 }
 
-void Publisher::send_body(uint32_t csid, uint8_t type, uint32_t stream_id, uint32_t ts) {
+void Publisher::flush() {
+  if (out_.empty()) return;
+  cb_.send(out_.data(), out_.size());
+  out_.clear();  // keeps its capacity: no allocation per batch once grown
+  counted_ = 0;
+}
+
+void Publisher::send_body(uint32_t csid, uint8_t type, uint32_t stream_id, uint32_t ts, bool media) {
   writer_.write(out_, csid, type, stream_id, ts, body_.data(), body_.size());
-  send_out();
+  send_out(media);
 }
 
 void Publisher::send_command(uint32_t stream_id, std::string_view name, double txn) {
@@ -267,6 +275,8 @@ void Publisher::on_bytes(const uint8_t* data, size_t len) {
 }
 
 void Publisher::on_disconnected() {
+  out_.clear();  // held media has nowhere to go
+  counted_ = 0;
   Phase was = phase_;
   phase_ = Phase::Done;
   if (status_ == PublisherStatus::Failed || status_ == PublisherStatus::Closed) return;
@@ -430,8 +440,15 @@ void Publisher::push_video(const media::FrameView& f, uint32_t dts_ms, uint32_t 
   if (f.meta.codec != JN_CODEC_H264 || !f.data || f.size == 0) return drop_video(&stats_.dropped_invalid);
   namespace h264 = media::annexb::h264;
   bool idr = false, vcl = false;
+  // One scan of the access unit: the NAL units' places are kept for the body written below.
+  nals_.clear();
+  size_t body_len = 5;
   media::annexb::for_each_nal(f.data, f.size, [&](const uint8_t* nal, size_t n) {
     uint8_t t = h264::type(nal[0]);
+    if (flv::avc_nalu_carries(t)) {
+      nals_.push_back({static_cast<uint32_t>(nal - f.data), static_cast<uint32_t>(n)});
+      body_len += 4 + n;
+    }
     // Parameter sets are kept for the sequence header (assign reuses the vectors' storage).
     if (t == h264::kSps && !same(sps_, nal, n)) sps_.assign(nal, nal + n);
     if (t == h264::kPps && !same(pps_, nal, n)) pps_.assign(nal, nal + n);
@@ -452,15 +469,22 @@ void Publisher::push_video(const media::FrameView& f, uint32_t dts_ms, uint32_t 
   if (key && (!same(sent_sps_, sps_.data(), sps_.size()) || !same(sent_pps_, pps_.data(), pps_.size()))) {
     body_.clear();
     if (!flv::avc_sequence_header(sps_, pps_, body_, &err)) return drop_video(&stats_.dropped_invalid);
-    send_body(kCsidVideo, kVideoMessage, stats_.stream_id, ts);
+    send_body(kCsidVideo, kVideoMessage, stats_.stream_id, ts, true);
     sent_sps_.assign(sps_.begin(), sps_.end());
     sent_pps_.assign(pps_.begin(), pps_.end());
     ++stats_.sequence_headers;
   }
-  body_.clear();
-  if (!flv::avc_nalu(f.data, f.size, key, static_cast<int32_t>(pts_ms - dts_ms), body_, &err))
+  // The body goes straight into the chunk stream (flv::avc_nalu's bytes, without its buffer).
+  uint8_t head[5];
+  if (nals_.empty() || !flv::avc_nalu_header(key, static_cast<int32_t>(pts_ms - dts_ms), head, &err))
     return drop_video(&stats_.dropped_invalid);
-  send_body(kCsidVideo, kVideoMessage, stats_.stream_id, ts);
+  ChunkOut w = writer_.begin(out_, kCsidVideo, kVideoMessage, stats_.stream_id, ts, body_len);
+  w.put(head, 5);
+  for (const NalSpan& s : nals_) {
+    w.put_u32(s.len);
+    w.put(f.data + s.off, s.len);
+  }
+  send_out(true);
   need_keyframe_ = false;
   ++stats_.video_frames;
 }
@@ -480,13 +504,13 @@ void Publisher::push_audio(const media::FrameView& f, uint32_t ts_ms) {
   if (codec == JN_CODEC_AAC && !same(sent_aac_config_, aac_config_.data(), aac_config_.size())) {
     body_.clear();
     if (!flv::aac_sequence_header(aac_config_, body_, &err)) return drop_audio(&stats_.dropped_invalid);
-    send_body(kCsidAudio, kAudioMessage, stats_.stream_id, ts);
+    send_body(kCsidAudio, kAudioMessage, stats_.stream_id, ts, true);
     sent_aac_config_.assign(aac_config_.begin(), aac_config_.end());
     ++stats_.sequence_headers;
   }
   body_.clear();
   if (!flv::audio_frame(codec, f.data, f.size, body_, &err)) return drop_audio(&stats_.dropped_invalid);
-  send_body(kCsidAudio, kAudioMessage, stats_.stream_id, ts);
+  send_body(kCsidAudio, kAudioMessage, stats_.stream_id, ts, true);
   ++stats_.audio_frames;
 }
 

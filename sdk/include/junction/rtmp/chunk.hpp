@@ -66,6 +66,29 @@ struct Message {
   const uint8_t* payload = nullptr;  // header.length bytes, valid during the callback only
 };
 
+// One message being appended in pieces (ChunkWriter::begin): put() copies payload bytes and
+// inserts a continuation header (type 3) at each chunk boundary, so a message is built straight
+// into the output with no body buffer of its own. The pieces must add up to the begun length.
+class ChunkOut {
+ public:
+  void put(const uint8_t* p, size_t n);
+  void put_u32(uint32_t v) {
+    uint8_t b[4] = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+    put(b, 4);
+  }
+
+ private:
+  friend class ChunkWriter;
+  ChunkOut(std::vector<uint8_t>& out, uint32_t chunk_size, uint32_t csid, uint32_t timestamp, bool ext, size_t len)
+      : out_(out), chunk_size_(chunk_size), csid_(csid), ts_(timestamp), ext_(ext), left_(len),
+        room_(len < chunk_size ? len : chunk_size) {}
+  std::vector<uint8_t>& out_;
+  uint32_t chunk_size_, csid_, ts_;
+  bool ext_;
+  size_t left_;  // payload bytes still to come
+  size_t room_;  // of them, in the current chunk
+};
+
 class ChunkWriter {
  public:
   uint32_t chunk_size() const { return chunk_size_; }
@@ -75,6 +98,9 @@ class ChunkWriter {
   // Appends the chunks of one message to out. csid 2..65599 (1-3 byte basic header).
   void write(std::vector<uint8_t>& out, uint32_t csid, uint8_t type, uint32_t stream_id, uint32_t timestamp,
              const uint8_t* payload, size_t len) const;
+  // The same message in pieces: the first chunk's header now, the len payload bytes through put().
+  ChunkOut begin(std::vector<uint8_t>& out, uint32_t csid, uint8_t type, uint32_t stream_id, uint32_t timestamp,
+                 size_t len) const;
 
  private:
   uint32_t chunk_size_ = kDefaultChunkSize;

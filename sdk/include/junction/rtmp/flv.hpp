@@ -43,6 +43,12 @@ bool avc_sequence_header(std::span<const uint8_t> sps, std::span<const uint8_t> 
 // signed). Appends nothing and returns false when no NAL unit is left to send.
 bool avc_nalu(const uint8_t* annexb, size_t len, bool keyframe, int32_t cts_ms, std::vector<uint8_t>& out,
               const char** error);
+// The 5 bytes avc_nalu starts with (17|27 01 cts24), for a body written in pieces (the
+// publisher's, straight into the chunk stream); false when cts_ms is out of the 24-bit range.
+bool avc_nalu_header(bool keyframe, int32_t cts_ms, uint8_t out[5], const char** error);
+// Whether a NAL unit of this type goes in an AVC NALU body (not SPS / PPS: the sequence header
+// carries them; not an AUD: AVCC samples have none).
+inline bool avc_nalu_carries(uint8_t nal_type) { return nal_type != 7 && nal_type != 8 && nal_type != 9; }
 // Video tag body: AVC end of sequence (17 02 00 00 00).
 void avc_end_of_sequence(std::vector<uint8_t>& out);
 

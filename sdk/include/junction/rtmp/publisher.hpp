@@ -64,6 +64,9 @@ struct PublisherConfig {
   // Optional (defaults suit nginx-rtmp and most CDNs):
   uint32_t chunk_size = 4096;  // announced with Set Chunk Size after the handshake
   flv::Metadata metadata;      // what onMetaData announces (default: the encoder name only)
+  // Media messages wait in the publisher until flush() (counted as sent): the owner writes them
+  // in batches, with no copy of its own. Any other message takes what waits out with it, in order.
+  bool hold_media = false;
 };
 
 // rtmp://host[:port]/app[/inst]/stream split into its parts. IPv6 hosts as [::1].
@@ -116,6 +119,10 @@ class Publisher {
   // follows would reference a picture the server never got).
   void push_video(const media::FrameView& f, uint32_t dts_ms, uint32_t pts_ms);
   void push_audio(const media::FrameView& f, uint32_t ts_ms);
+  // hold_media: hands the waiting bytes to send() at once; held() says how many wait. Call
+  // flush() before save() (save() does not carry them).
+  void flush();
+  size_t held() const { return out_.size(); }
 
   // Ends the publication politely (FCUnpublish, deleteStream) -> Closed; the caller then closes
   // the TCP connection (tcp_close flushes what was sent).
@@ -151,9 +158,9 @@ class Publisher {
   void fail(std::string_view reason);
   bool handle_message(const Message& m);
   bool handle_command(const Message& m);
-  void send_out();  // hands out_ to cb_.send and clears it
+  void send_out(bool media = false);  // counts out_'s new bytes and hands them to cb_.send (media + hold_media: later)
   void send_command(uint32_t stream_id, std::string_view name, double txn);  // name, txn, null, cmd_args_
-  void send_body(uint32_t csid, uint8_t type, uint32_t stream_id, uint32_t ts);  // body_ as one message
+  void send_body(uint32_t csid, uint8_t type, uint32_t stream_id, uint32_t ts, bool media = false);  // body_ as one message
   bool over_backlog() const;
   uint32_t rebase(uint32_t ts, uint32_t* last);
   void send_metadata();
@@ -171,7 +178,8 @@ class Publisher {
   ChunkWriter writer_;
   ChunkReader reader_;
   std::vector<uint8_t> handshake_;  // S0+S1+S2 being collected
-  std::vector<uint8_t> out_;        // chunked bytes of the message(s) being sent
+  std::vector<uint8_t> out_;        // chunked bytes of the message(s) being sent (held media first)
+  size_t counted_ = 0;              // of them, already counted as sent (held)
   std::vector<uint8_t> body_;       // the message body being built
   std::vector<uint8_t> cmd_args_;   // AMF0 arguments after a command's null object
   std::vector<amf0::Value> values_; // a decoded command
@@ -183,6 +191,10 @@ class Publisher {
   uint32_t server_window_ = 0;
 
   // Media state.
+  struct NalSpan {
+    uint32_t off, len;
+  };
+  std::vector<NalSpan> nals_;          // the access unit being sent (one Annex B scan; kept capacity)
   std::vector<uint8_t> sps_, pps_;     // last seen
   std::vector<uint8_t> sent_sps_, sent_pps_;  // in the last AVC sequence header sent
   std::vector<uint8_t> aac_config_, sent_aac_config_;
