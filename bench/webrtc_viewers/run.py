@@ -77,6 +77,7 @@ import gb_media_sim  # noqa: E402
 from junction_test import Junction, free_port, wait_until  # noqa: E402
 
 SECONDS = 10
+VIEWER_IP = "127.0.0.1"
 SIZE = "1280x720"
 _orig_ffmpeg = gb_media_sim._ffmpeg
 
@@ -120,7 +121,7 @@ def pin(pid):
 # -- the viewers process ----------------------------------------------------------------------------
 class Viewers:
     def __init__(self):
-        self.p = subprocess.Popen([os.path.join(a.build, "bench", "webrtc_viewers", "bench_webrtc_viewers")],
+        self.p = subprocess.Popen([os.path.join(a.build, "bench", "webrtc_viewers", "bench_webrtc_viewers"), VIEWER_IP],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lock = threading.Lock()
         self.cond = threading.Condition()
@@ -279,9 +280,9 @@ class JanusSide:
         with open(os.path.join(self.dir, "janus.jcfg"), "w") as f:
             f.write(f"""general: {{ configs_folder = "{self.dir}" plugins_folder = "{lib}/plugins"
   transports_folder = "{lib}/transports" events_folder = "{lib}/events" loggers_folder = "{lib}/loggers"
-  debug_level = 3 session_timeout = 0 }}
+  debug_level = {5 if os.environ.get("JN_BENCH_DEBUG") else 3} session_timeout = 0 }}
 media: {{ ipv6 = false rtp_port_range = "20000-40000" }}
-nat: {{ nice_debug = false ice_enforce_list = "127.0.0.2" ignore_mdns = true }}
+nat: {{ nice_debug = {"true" if os.environ.get("JN_BENCH_DEBUG") else "false"} ice_enforce_list = "127.0.0.2" ignore_mdns = true }}
 plugins: {{ disable = "{','.join(f'libjanus_{p}.so' for p in others)}" }}
 transports: {{ disable = "libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_rabbitmq.so,libjanus_websockets.so" }}
 events: {{ broadcast = false }}
@@ -294,9 +295,12 @@ loggers: {{ disable = "libjanus_jsonlog.so" }}
             f.write(f'general: {{ }}\nbench: {{ type = "rtp" id = 1 description = "bench" audio = false video = true '
                     f'videoport = {FEED_PORT} videoiface = "127.0.0.1" videopt = 96 videocodec = "H264" '
                     f'videofmtp = "profile-level-id=42e01f;packetization-mode=1" }}\n')
+        shim = os.path.join(a.dir, "no_unicast_if.so")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", shim, os.path.join(HERE, "no_unicast_if.c"), "-ldl"], check=True)
         self.log = open(os.path.join(self.dir, "log.txt"), "w")
-        self.proc = subprocess.Popen(["taskset", "-c", a.cpu, "janus", "-C", os.path.join(self.dir, "janus.jcfg"),
-                                      "-F", self.dir], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(["taskset", "-c", a.cpu] + (["strace", "-f", "-e", "trace=network,setsockopt", "-o", os.path.join(self.dir, "strace.txt")] if os.environ.get("JN_BENCH_STRACE") else []) + ["janus", "-C", os.path.join(self.dir, "janus.jcfg"),
+                                      "-F", self.dir], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, LD_PRELOAD=shim))
         self.pid = self.proc.pid
         wait_until(lambda: self._up(), 60, "janus HTTP API")
         pin(self.pid)
@@ -355,8 +359,11 @@ loggers: {{ disable = "libjanus_jsonlog.so" }}
         answers = {i: viewers.remote(i, sdp) for i, sdp in offers.items()}
 
         def start(i):
-            self.post(f"/{self.session}/{self.handles[i]}", {"janus": "message", "body": {"request": "start"},
-                                                             "jsep": {"type": "answer", "sdp": answers[i]}})
+            h = self.handles[i]
+            self.post(f"/{self.session}/{h}", {"janus": "message", "body": {"request": "start"},
+                                               "jsep": {"type": "answer", "sdp": answers[i]}})
+            # The candidate is in the answer; Janus (half-trickle) still waits for the end of candidates.
+            self.post(f"/{self.session}/{h}", {"janus": "trickle", "candidate": {"completed": True}})
         list(self.pool.map(start, answers))
 
     def close(self):
@@ -434,6 +441,8 @@ def connect(side, viewers, ids):
     side.deliver(viewers, got)
     want = max(ids) + 1
     wait_until(lambda: viewers.stats()["connected"] + viewers.stats()["failed"] >= want, 120, "viewers connected", 0.2)
+    if os.environ.get("JN_BENCH_DEBUG"):
+        print("viewers after setup:", viewers.stats(), flush=True)
     return time.monotonic() - t
 
 

@@ -186,6 +186,7 @@ bool read_sdp(const std::string& sdp, RemoteSdp& r) {
 
 struct App {
   Certificate cert;
+  std::string local_ip = "127.0.0.1";  // argv[1]: the viewers' address (a 127.0.0.0/8 one)
   int ep = -1;
   std::map<int, std::unique_ptr<Viewer>> viewers;
   double t_reset = now_s();
@@ -199,7 +200,7 @@ struct App {
     setsockopt(v->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);  // kernel drops on our side
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_pton(AF_INET, local_ip.c_str(), &sa.sin_addr);
     if (v->fd < 0 || bind(v->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return nullptr;
     socklen_t sl = sizeof sa;
     getsockname(v->fd, reinterpret_cast<sockaddr*>(&sa), &sl);
@@ -218,8 +219,8 @@ struct App {
   std::string offer(Viewer& v) {
     std::ostringstream s;
     s << "v=0\r\no=- " << 1000 + v.id << " 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
-      << "a=msid-semantic: WMS\r\nm=video " << v.port << " UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 127.0.0.1\r\n"
-      << "a=candidate:1 1 udp 2130706431 127.0.0.1 " << v.port << " typ host\r\n"
+      << "a=msid-semantic: WMS\r\nm=video " << v.port << " UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 " << local_ip << "\r\n"
+      << "a=candidate:1 1 udp 2130706431 " << local_ip << " " << v.port << " typ host\r\n"
       << "a=ice-ufrag:" << v.local.ufrag << "\r\na=ice-pwd:" << v.local.pwd << "\r\n"
       << "a=fingerprint:" << cert.fingerprint() << "\r\na=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n"
       << "a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack\r\na=rtcp-fb:102 nack pli\r\n"
@@ -232,8 +233,8 @@ struct App {
     std::string mid = r.mid.empty() ? "0" : r.mid;
     std::ostringstream s;
     s << "v=0\r\no=- " << 1000 + v.id << " 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE " << mid << "\r\n"
-      << "a=ice-lite\r\na=msid-semantic: WMS\r\nm=video " << v.port << " UDP/TLS/RTP/SAVPF " << pt << "\r\nc=IN IP4 127.0.0.1\r\n"
-      << "a=candidate:1 1 udp 2130706431 127.0.0.1 " << v.port << " typ host\r\na=end-of-candidates\r\n"
+      << "a=ice-lite\r\na=msid-semantic: WMS\r\nm=video " << v.port << " UDP/TLS/RTP/SAVPF " << pt << "\r\nc=IN IP4 " << local_ip << "\r\n"
+      << "a=candidate:1 1 udp 2130706431 " << local_ip << " " << v.port << " typ host\r\na=end-of-candidates\r\n"
       << "a=ice-ufrag:" << v.local.ufrag << "\r\na=ice-pwd:" << v.local.pwd << "\r\n"
       << "a=fingerprint:" << cert.fingerprint() << "\r\na=setup:active\r\na=mid:" << mid << "\r\na=recvonly\r\na=rtcp-mux\r\n"
       << "a=rtpmap:" << pt << " H264/90000\r\n";
@@ -249,7 +250,11 @@ struct App {
     v.server.family = 4;
     inet_pton(AF_INET, r.ip.c_str(), v.server.ip);
     v.server.port = r.port;
-    v.t = std::make_unique<Transport>(cert, v, TransportConfig{v.local, v.remote, v.remote_fp, role});
+    TransportConfig cfg{v.local, v.remote, v.remote_fp, role};
+    // A full agent that offered (Janus) keeps the path up with STUN indications, not checks: the
+    // viewer then does not hold it to consent freshness (the server side still does its own).
+    if (!controlling) cfg.consent_timeout_ms = 24ull * 3600 * 1000;
+    v.t = std::make_unique<Transport>(cert, v, cfg);
     v.t_answer = now_s();
     v.next_check = 0;
   }
@@ -293,6 +298,7 @@ struct App {
   void stats() {
     size_t connected = 0, failed = 0, with_loss = 0, silent = 0;
     uint64_t rtp = 0, bytes = 0, lost = 0, expected = 0, srtp_failed = 0, drops = 0;
+    uint64_t ice_req = 0, ice_valid = 0, ice_bad = 0, dgrams = 0, unvalidated = 0;
     double first_answer = 0, last_connected = 0;
     for (auto& [_, v] : viewers) {
       if (v->state == TransportState::Connected) ++connected;
@@ -305,16 +311,23 @@ struct App {
       rtp += v->rtp;
       bytes += v->bytes;
       drops += v->kernel_drops;
-      if (v->t) srtp_failed += v->t->stats().srtp_in_failed;
+      if (v->t) {
+        TransportStats ts = v->t->stats();
+        srtp_failed += ts.srtp_in_failed;
+        ice_req += ts.ice.requests, ice_valid += ts.ice.valid, dgrams += ts.datagrams_in, unvalidated += ts.unvalidated_in;
+        ice_bad += ts.ice.bad_request + ts.ice.unauthorized + ts.ice.unknown_attr + ts.ice.malformed;
+      }
       if (v->t_answer && (!first_answer || v->t_answer < first_answer)) first_answer = v->t_answer;
       if (v->t_connected > last_connected) last_connected = v->t_connected;
     }
     std::printf("STATS {\"viewers\":%zu,\"connected\":%zu,\"failed\":%zu,\"silent\":%zu,\"rtp\":%llu,\"bytes\":%llu,"
                 "\"expected\":%llu,\"lost\":%llu,\"viewers_with_loss\":%zu,\"srtp_failed\":%llu,\"receiver_kernel_drops\":%llu,"
+                "\"ice_requests\":%llu,\"ice_valid\":%llu,\"ice_bad\":%llu,\"datagrams\":%llu,\"unvalidated\":%llu,"
                 "\"window_s\":%.3f,\"first_answer\":%.6f,\"last_connected\":%.6f}\n",
                 viewers.size(), connected, failed, silent, (unsigned long long)rtp, (unsigned long long)bytes,
                 (unsigned long long)expected, (unsigned long long)lost, with_loss, (unsigned long long)srtp_failed,
-                (unsigned long long)drops, now_s() - t_reset, first_answer, last_connected);
+                (unsigned long long)drops, (unsigned long long)ice_req, (unsigned long long)ice_valid, (unsigned long long)ice_bad,
+                (unsigned long long)dgrams, (unsigned long long)unvalidated, now_s() - t_reset, first_answer, last_connected);
   }
 
   void receive(Viewer& v) {
@@ -408,12 +421,13 @@ struct App {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   if (!srtp_library_init_standalone()) {
     std::fprintf(stderr, "libsrtp2 init failed\n");
     return 1;
   }
   App app;
+  if (argc > 1) app.local_ip = argv[1];
   std::string err;
   if (!app.cert.generate(&err, srtp_suite_works(SrtpSuite::AeadAes128Gcm))) {
     std::fprintf(stderr, "certificate: %s\n", err.c_str());
