@@ -49,6 +49,7 @@ NETNS = "JN_BENCH_NETNS"
 ap = argparse.ArgumentParser()
 ap.add_argument("--build", default=os.path.join(ROOT, "build"))
 ap.add_argument("--steps", default="50,100,200,300")
+ap.add_argument("--janus-steps", default="", help="Janus's own steps (default: --steps)")
 ap.add_argument("--servers", default="junction,janus")
 ap.add_argument("--warmup", type=float, default=4)
 ap.add_argument("--window", type=float, default=10)
@@ -458,7 +459,7 @@ def run_side(cls):
         time.sleep(3)
         res["idle_cpu"] = (cpu_s(side.pid) - c0) / (time.monotonic() - t0)
         have = 0
-        steps = [int(x) for x in a.steps.split(",")]
+        steps = [int(x) for x in (a.janus_steps if cls.name == "janus" and a.janus_steps else a.steps).split(",")]
         for k, n in enumerate(steps):
             took = connect(side, viewers, list(range(have, n)))
             have = n
