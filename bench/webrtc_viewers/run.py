@@ -433,7 +433,8 @@ def measure(side, viewers, n, window):
             "cpu_per_viewer_pct": 100 * cpu / n if n else 0, "lost": s["lost"], "expected": s["expected"],
             "loss_pct": 100 * s["lost"] / s["expected"] if s["expected"] else 0, "viewers_with_loss": s["viewers_with_loss"],
             "receiver_kernel_drops": s["receiver_kernel_drops"], "srtp_failed": s["srtp_failed"],
-            "mbps_received": s["bytes"] * 8 / s["window_s"] / 1e6, "pss_kb": pss_kb(side.pid)}
+            "mbps_received": s["bytes"] * 8 / s["window_s"] / 1e6, "pss_kb": pss_kb(side.pid),
+            "mbps_per_viewer": s["bytes"] * 8 / s["window_s"] / 1e6 / n if n else 0, "loadavg": os.getloadavg()[0]}
 
 
 def connect(side, viewers, ids):
@@ -475,7 +476,8 @@ def run_side(cls):
             print(f"{cls.name:8} N={n:4}: connected {m['connected']} failed {m['failed']} silent {m['silent']}; "
                   f"server CPU {100 * m['cpu']:.1f} % of a core = {m['cpu_per_viewer_pct']:.3f} % per viewer; "
                   f"loss {m['lost']}/{m['expected']} ({m['loss_pct']:.3f} %, {m['viewers_with_loss']} viewers; "
-                  f"viewer-side kernel drops {m['receiver_kernel_drops']}); {m['mbps_received']:.0f} Mb/s received; "
+                  f"viewer-side kernel drops {m['receiver_kernel_drops']}); {m['mbps_received']:.0f} Mb/s received "
+                  f"({m['mbps_per_viewer']:.2f} per viewer); machine load {m['loadavg']:.1f}; "
                   f"PSS {m['pss_kb'] / 1024:.1f} MiB (setup {took:.1f} s)", flush=True)
             if a.stop_on_loss and (m["lost"] or m["connected"] < n):
                 break
@@ -483,6 +485,10 @@ def run_side(cls):
         res["pss_per_pc_kb"] = (last["pss_kb"] - res["idle_pss_kb"]) / last["viewers"]
         print(f"{cls.name:8} idle (stream, no viewer): CPU {100 * res['idle_cpu']:.1f} %, PSS {res['idle_pss_kb'] / 1024:.1f} MiB; "
               f"PSS per PeerConnection {res['pss_per_pc_kb']:.0f} KiB", flush=True)
+    except Exception:
+        if isinstance(side, JunctionSide):
+            print("\n".join(side.j.lines[-30:]), file=sys.stderr)
+        raise
     finally:
         viewers.close()
         side.close()
