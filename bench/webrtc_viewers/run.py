@@ -59,6 +59,7 @@ ap.add_argument("--other", default="0", help="CPU of the feeders, the viewers an
 ap.add_argument("--stop-on-loss", action="store_true", help="stop adding viewers after the first step with loss")
 ap.add_argument("--perf", default="", help="perf record the server during its last window into FILE.<server>")
 ap.add_argument("--dir", default="/tmp/jn-bench-webrtc-viewers")
+ap.add_argument("--camera", default="", help=argparse.SUPPRESS)  # internal: run the simulated camera for PORT
 a = ap.parse_args()
 a.build = os.path.abspath(a.build)
 
@@ -99,6 +100,20 @@ gb_media_sim._assets[("h264", SECONDS)] = ASSETS
 FRAMES = ASSETS.video_frames
 ES_BITS = sum(len(f) for f in FRAMES) * 8 / SECONDS
 print(f"stream: {SIZE} 25 fps H.264, {len(FRAMES)} access units, {ES_BITS / 1e6:.2f} Mb/s of ES", flush=True)
+
+
+if a.camera:
+    # The simulated camera in a process of its own (its pacing must not wait on this script's GIL).
+    import gb_device_sim
+    from gb_env import DEV1, PASSWORD, PLATFORM
+    sim = gb_device_sim.Simulator(server=("127.0.0.1", int(a.camera)), platform_id=PLATFORM).start()
+    dev = sim.add_device(DEV1, PASSWORD, media_seconds=SECONDS)
+    if sim.run(dev.register()) != 200:
+        sys.exit("camera: REGISTER failed")
+    print("CAMERA", dev.channels[0]["DeviceID"], flush=True)
+    sys.stdin.read()  # until the bench closes our stdin
+    sim.stop()
+    sys.exit(0)
 
 
 def cpu_s(pid):
@@ -191,8 +206,7 @@ class JunctionSide:
     name = "junction"
 
     def __init__(self):
-        import gb_device_sim
-        from gb_env import DEV1, PASSWORD, PLATFORM, plugin_conf
+        from gb_env import DEV1, PASSWORD, PLATFORM, plugin_conf  # noqa: F401
         from verto_client import VertoClient
         self.dev_id = DEV1
         gb_port, self.verto_port = free_port(), free_port()
@@ -208,13 +222,18 @@ class JunctionSide:
         self.pid = self.j.proc.pid
         pin(self.pid)
         self.j.cmd("gb28181", "add", {"id": DEV1, "password": PASSWORD}, 201)
-        self.sim = gb_device_sim.Simulator(server=("127.0.0.1", gb_port), platform_id=PLATFORM).start()
-        self.dev = self.sim.add_device(DEV1, PASSWORD, media_seconds=SECONDS)
-        assert self.sim.run(self.dev.register()) == 200
+        self.cam = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--build", a.build, "--other", a.other,
+                                     "--camera", str(gb_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = []
+        while not line or line[0] != "CAMERA":
+            out = self.cam.stdout.readline()
+            if not out:
+                raise RuntimeError("the simulated camera did not register")
+            line = out.split()
+        self.channel = line[1]
         self.j.cmd("gb28181", "update", {"id": DEV1, "media_transport": "udp"})
-        self.channel = self.dev.channels[0]["DeviceID"]
         self.j.cmd("verto-ws", "user-add", {"user": "1001", "password": "pw1001"})
-        self.v = VertoClient(self.verto_port, timeout=60)
+        self.v = VertoClient(self.verto_port, timeout=3600)  # also its socket's read timeout: quiet windows are long
         self.v.login_ok("1001", "pw1001")
         self.calls = {}
 
@@ -260,7 +279,8 @@ class JunctionSide:
             self.v.close()
         except OSError:
             pass
-        self.sim.stop()
+        self.cam.stdin.close()
+        self.cam.wait(30)
         self.j.stop()
         self.j.cleanup()
 
@@ -434,6 +454,7 @@ def measure(side, viewers, n, window):
             "loss_pct": 100 * s["lost"] / s["expected"] if s["expected"] else 0, "viewers_with_loss": s["viewers_with_loss"],
             "receiver_kernel_drops": s["receiver_kernel_drops"], "srtp_failed": s["srtp_failed"],
             "mbps_received": s["bytes"] * 8 / s["window_s"] / 1e6, "pss_kb": pss_kb(side.pid),
+            "fps_per_viewer": s["frames"] / s["window_s"] / n if n else 0, "min_fps": s["min_frames"] / s["window_s"],
             "mbps_per_viewer": s["bytes"] * 8 / s["window_s"] / 1e6 / n if n else 0, "loadavg": os.getloadavg()[0]}
 
 
@@ -477,9 +498,12 @@ def run_side(cls):
                   f"server CPU {100 * m['cpu']:.1f} % of a core = {m['cpu_per_viewer_pct']:.3f} % per viewer; "
                   f"loss {m['lost']}/{m['expected']} ({m['loss_pct']:.3f} %, {m['viewers_with_loss']} viewers; "
                   f"viewer-side kernel drops {m['receiver_kernel_drops']}); {m['mbps_received']:.0f} Mb/s received "
-                  f"({m['mbps_per_viewer']:.2f} per viewer); machine load {m['loadavg']:.1f}; "
-                  f"PSS {m['pss_kb'] / 1024:.1f} MiB (setup {took:.1f} s)", flush=True)
-            if a.stop_on_loss and (m["lost"] or m["connected"] < n):
+                  f"({m['mbps_per_viewer']:.2f} per viewer, {m['fps_per_viewer']:.1f} fps, slowest {m['min_fps']:.1f}); machine load {m['loadavg']:.1f}; "
+                  f"PSS {m['pss_kb'] / 1024:.1f} MiB (setup {took:.1f} s){'' if m['held'] else ' NOT HELD'}", flush=True)
+            # Held: every viewer connected, no packet missing by sequence number, every viewer at the
+            # stream's frame rate (a frame lost before packetization leaves no sequence gap).
+            m["held"] = m["connected"] == n and m["lost"] == 0 and m["min_fps"] >= 24
+            if a.stop_on_loss and not m["held"]:
                 break
         last = res["steps"][-1]
         res["pss_per_pc_kb"] = (last["pss_kb"] - res["idle_pss_kb"]) / last["viewers"]

@@ -98,7 +98,7 @@ struct Viewer : TransportCallbacks {
   double t_answer = 0, t_connected = 0;
   TransportState state = TransportState::New;
   SeqTrack tracks[2];
-  uint64_t rtp = 0, bytes = 0, kernel_drops = 0, drops_base = 0;  // kernel_drops: the socket's total
+  uint64_t rtp = 0, frames = 0, bytes = 0, kernel_drops = 0, drops_base = 0;  // kernel_drops: the socket's total
 
   void send_datagram(const uint8_t* d, size_t n, const jn_addr& to) override {
     // The Transport's reply to our synthetic check stays here.
@@ -112,6 +112,7 @@ struct Viewer : TransportCallbacks {
   void on_rtp(uint8_t* p, size_t n) override {
     ++rtp;
     bytes += n;
+    if (p[1] & 0x80) ++frames;  // the marker bit ends a video frame
     uint32_t ssrc = static_cast<uint32_t>(p[8]) << 24 | static_cast<uint32_t>(p[9]) << 16 | static_cast<uint32_t>(p[10]) << 8 | p[11];
     uint16_t seq = static_cast<uint16_t>(p[2] << 8 | p[3]);
     for (auto& tr : tracks) {
@@ -282,7 +283,7 @@ struct App {
     } else if (cmd == "reset") {
       for (auto& [_, v] : viewers) {
         for (auto& t : v->tracks) t.reset();
-        v->rtp = v->bytes = 0;
+        v->rtp = v->bytes = v->frames = 0;
         v->drops_base = v->kernel_drops;
       }
       t_reset = now_s();
@@ -299,6 +300,7 @@ struct App {
   void stats() {
     size_t connected = 0, failed = 0, with_loss = 0, silent = 0;
     uint64_t rtp = 0, bytes = 0, lost = 0, expected = 0, srtp_failed = 0, drops = 0;
+    uint64_t frames = 0, min_frames = UINT64_MAX;
     uint64_t ice_req = 0, ice_valid = 0, ice_bad = 0, dgrams = 0, unvalidated = 0;
     double first_answer = 0, last_connected = 0;
     for (auto& [_, v] : viewers) {
@@ -310,6 +312,8 @@ struct App {
       if (l) ++with_loss;
       if (v->state == TransportState::Connected && v->rtp == 0) ++silent;
       rtp += v->rtp;
+      frames += v->frames;
+      if (v->frames < min_frames) min_frames = v->frames;
       bytes += v->bytes;
       drops += v->kernel_drops - v->drops_base;
       if (v->t) {
@@ -321,11 +325,11 @@ struct App {
       if (v->t_answer && (!first_answer || v->t_answer < first_answer)) first_answer = v->t_answer;
       if (v->t_connected > last_connected) last_connected = v->t_connected;
     }
-    std::printf("STATS {\"viewers\":%zu,\"connected\":%zu,\"failed\":%zu,\"silent\":%zu,\"rtp\":%llu,\"bytes\":%llu,"
+    std::printf("STATS {\"frames\":%llu,\"min_frames\":%llu,\"viewers\":%zu,\"connected\":%zu,\"failed\":%zu,\"silent\":%zu,\"rtp\":%llu,\"bytes\":%llu,"
                 "\"expected\":%llu,\"lost\":%llu,\"viewers_with_loss\":%zu,\"srtp_failed\":%llu,\"receiver_kernel_drops\":%llu,"
                 "\"ice_requests\":%llu,\"ice_valid\":%llu,\"ice_bad\":%llu,\"datagrams\":%llu,\"unvalidated\":%llu,"
                 "\"window_s\":%.3f,\"first_answer\":%.6f,\"last_connected\":%.6f}\n",
-                viewers.size(), connected, failed, silent, (unsigned long long)rtp, (unsigned long long)bytes,
+                (unsigned long long)frames, (unsigned long long)(viewers.empty() ? 0 : min_frames), viewers.size(), connected, failed, silent, (unsigned long long)rtp, (unsigned long long)bytes,
                 (unsigned long long)expected, (unsigned long long)lost, with_loss, (unsigned long long)srtp_failed,
                 (unsigned long long)drops, (unsigned long long)ice_req, (unsigned long long)ice_valid, (unsigned long long)ice_bad,
                 (unsigned long long)dgrams, (unsigned long long)unvalidated, now_s() - t_reset, first_answer, last_connected);
