@@ -493,6 +493,9 @@ def run_side(cls):
             if a.perf and k == len(steps) - 1:
                 perf.wait()
             m["setup_s"] = round(took, 2)
+            # Held: every viewer connected, no packet missing by sequence number, every viewer at the
+            # stream's frame rate (a frame lost before packetization leaves no sequence gap).
+            m["held"] = m["connected"] == n and m["lost"] == 0 and m["min_fps"] >= 24
             res["steps"].append(m)
             print(f"{cls.name:8} N={n:4}: connected {m['connected']} failed {m['failed']} silent {m['silent']}; "
                   f"server CPU {100 * m['cpu']:.1f} % of a core = {m['cpu_per_viewer_pct']:.3f} % per viewer; "
@@ -500,9 +503,6 @@ def run_side(cls):
                   f"viewer-side kernel drops {m['receiver_kernel_drops']}); {m['mbps_received']:.0f} Mb/s received "
                   f"({m['mbps_per_viewer']:.2f} per viewer, {m['fps_per_viewer']:.1f} fps, slowest {m['min_fps']:.1f}); machine load {m['loadavg']:.1f}; "
                   f"PSS {m['pss_kb'] / 1024:.1f} MiB (setup {took:.1f} s){'' if m['held'] else ' NOT HELD'}", flush=True)
-            # Held: every viewer connected, no packet missing by sequence number, every viewer at the
-            # stream's frame rate (a frame lost before packetization leaves no sequence gap).
-            m["held"] = m["connected"] == n and m["lost"] == 0 and m["min_fps"] >= 24
             if a.stop_on_loss and not m["held"]:
                 break
         last = res["steps"][-1]
