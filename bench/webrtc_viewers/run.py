@@ -32,6 +32,7 @@ and a veth holding 127.0.0.2/32, because Janus gathers no candidates on a loopba
 import argparse
 import base64
 import concurrent.futures
+import http.client
 import json
 import os
 import subprocess
@@ -364,7 +365,7 @@ loggers: {{ disable = "libjanus_jsonlog.so" }}
             try:
                 evs = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{JANUS_PORT}/janus/{self.session}?maxev=50",
                                                         timeout=40).read())
-            except OSError:
+            except (OSError, http.client.HTTPException):  # also Janus going away at the end
                 continue
             for ev in evs if isinstance(evs, list) else [evs]:
                 if ev.get("jsep", {}).get("type") == "offer":
