@@ -52,6 +52,8 @@ ap.add_argument("--build", default=os.path.join(ROOT, "build"))
 ap.add_argument("--steps", default="50,100,200,300")
 ap.add_argument("--janus-steps", default="", help="Janus's own steps (default: --steps)")
 ap.add_argument("--servers", default="junction,janus")
+ap.add_argument("--janus-event-loops", type=int, default=0,
+                help="Janus's general.event_loops (0: its default, a thread and loop per handle)")
 ap.add_argument("--warmup", type=float, default=4)
 ap.add_argument("--window", type=float, default=10)
 ap.add_argument("--burst", type=int, default=100, help="viewers of the DTLS handshake burst (0: skip)")
@@ -315,7 +317,8 @@ class JanusSide:
         with open(os.path.join(self.dir, "janus.jcfg"), "w") as f:
             f.write(f"""general: {{ configs_folder = "{self.dir}" plugins_folder = "{lib}/plugins"
   transports_folder = "{lib}/transports" events_folder = "{lib}/events" loggers_folder = "{lib}/loggers"
-  debug_level = {5 if os.environ.get("JN_BENCH_DEBUG") else 3} session_timeout = 0 }}
+  debug_level = {5 if os.environ.get("JN_BENCH_DEBUG") else 3} session_timeout = 0
+  {f"event_loops = {a.janus_event_loops}" if a.janus_event_loops else ""} }}
 media: {{ ipv6 = false rtp_port_range = "20000-40000" }}
 nat: {{ nice_debug = {"true" if os.environ.get("JN_BENCH_DEBUG") else "false"} ice_enforce_list = "127.0.0.2" ignore_mdns = true }}
 plugins: {{ disable = "{','.join(f'libjanus_{p}.so' for p in others)}" }}
