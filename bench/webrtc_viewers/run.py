@@ -27,7 +27,9 @@ first: burst / (last Connected - first answer handed to the viewers), on a fresh
 Everything is loopback: the script re-runs itself in a network namespace (unshare -n) with `lo`
 and a veth holding 127.0.0.2/32, because Janus gathers no candidates on a loopback interface.
 
-  python3 bench/webrtc_viewers/run.py [--build build] [--steps 50,100,200,300] [--servers junction,janus]
+  python3 bench/webrtc_viewers/run.py [--build build] [--steps 50,100,200,300] [--janus-steps ...]
+      [--servers junction,janus] [--janus-event-loops 1] [--stop-on-loss] [--burst 100] [--perf FILE]
+(the commands and results of record are in docs/benchmarks.md).
 """
 import argparse
 import base64
