@@ -94,11 +94,11 @@ inline bool srtp_works() { return srtp_suite_works(SrtpSuite::AesCm128Sha1_80); 
 // number of SRTP sessions in the process (bench/webrtc_transport, GCM, protect + unprotect: 3.4 us
 // per packet with one Transport pair, 116 us with 1000 pairs). Initialising NSS first, optimised
 // for time (1024 buckets), makes libsrtp2's own NSS_InitContext calls share that initialisation:
-// 12 us with 1000 pairs; and NSS is no longer shut down and initialised again whenever the last
-// SRTP session goes. Called once per process before srtp_init; the context is never shut down
-// (the pin rule). NSS_InitContext is found through libsrtp2's own dependencies (a lookup in a
-// library already loaded, nothing is loaded), so nothing links NSS and a libsrtp2 built on
-// OpenSSL just skips this.
+// 12 us with 1000 pairs. In the server the core does this when a plugin first pins libsrtp2
+// (library_pin), so plugins never reach around the ABI for it; programs that own their process
+// (unit tests, tools, benchmarks) call this once before srtp_init (srtp_library_init_standalone).
+// NSS_InitContext is found through libsrtp2's own dependencies (nothing is loaded or linked); a
+// libsrtp2 built on OpenSSL just skips this. The context is never shut down.
 inline void srtp_nss_for_time() {
   void* h = dlopen("libsrtp2.so.1", RTLD_NOLOAD | RTLD_LAZY);
   if (!h) return;
@@ -119,11 +119,8 @@ inline void srtp_nss_for_time() {
 // anything holding a webrtc::Transport) calls this at start, before its first session.
 inline bool srtp_library_init(const junction::sdk::Host& host) {
   bool first = false;
-  if (host.library_pin("libsrtp2.so.1", &first) != JN_OK) return false;
-  if (first) {
-    srtp_nss_for_time();
-    if (srtp_init() != srtp_err_status_ok) return false;
-  }
+  if (host.library_pin("libsrtp2.so.1", &first) != JN_OK) return false;  // the core sets NSS up for speed
+  if (first && srtp_init() != srtp_err_status_ok) return false;
   return srtp_works();
 }
 // Programs that are not plugins (unit tests, test tools, benchmarks) own their process: they
