@@ -133,6 +133,7 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, FrameSink sink) {
     have_ssrc_ = true;
     ssrc_ = h.ssrc;
   }
+  bool switched = false;
   if (h.ssrc != ssrc_) {
     // Another source: ignored, unless it keeps coming (the device restarted with a new SSRC; the
     // reordering buffer restarts on it, dropping what it held of the old one).
@@ -145,15 +146,27 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, FrameSink sink) {
     ++stats_.ssrc_changes;
     ssrc_ = h.ssrc;
     demux_.reset();
+    switched = true;
   }
   other_count_ = 0;
   ++stats_.packets;
-  if (rb_.take_next(pkt, size)) {  // in order: from the caller's bytes, then what it freed
+  uint16_t ahead = static_cast<uint16_t>(h.seq - rb_.next_seq());
+  bool behind = ahead >= 0x8000;
+  // A gap nothing will fill: TCP (in order), or a packet too large to wait a whole window ahead.
+  // What is held goes first, then this packet after the gap.
+  bool give_up = !switched && stats_.packets > 1 && !behind && ahead &&
+                 (cfg_.reorder_window == 0 || (size > rb_.max_packet() && ahead >= rb_.depth()));
+  if (give_up) pop_due(UINT64_MAX, sink);
+  uint32_t gap = 0;
+  if (rb_.take_next(pkt, size, give_up ? &gap : nullptr)) {  // from the caller's bytes, then what it freed
+    if (gap) {
+      stats_.lost += gap;
+      demux_.mark_loss(sink);
+    }
     deliver(pkt + h.header_len, h.payload_len, h.marker, sink);
     pop_due(0, sink);
     return;
   }
-  bool behind = static_cast<uint16_t>(h.seq - rb_.next_seq()) >= 0x8000;
   if (size > rb_.max_packet()) {
     ++(behind ? stats_.late : stats_.too_large);  // too large to wait: its gap will be declared lost
     return;

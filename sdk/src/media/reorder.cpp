@@ -108,12 +108,24 @@ store:
   return Push::Queued;
 }
 
-bool ReorderBuffer::take_next(const uint8_t* pkt, size_t len) {
+bool ReorderBuffer::take_next(const uint8_t* pkt, size_t len, uint32_t* gap) {
+  if (gap) *gap = 0;
   if (!ok() || !pkt || len < proto::rtp::kFixedHeader || (pkt[0] >> 6) != 2) return false;
   uint16_t seq = proto::rtp::rd16(pkt + 2);
   uint32_t ssrc = proto::rtp::rd32(pkt + 8);
   if (!started_ || ssrc != ssrc_) restart(seq, ssrc);
-  if (seq != next_) return false;
+  if (seq != next_) {
+    uint16_t ahead = static_cast<uint16_t>(seq - next_);
+    if (!gap || ahead >= 0x8000) return false;
+    // Given up: whatever is still held (drain() was not called) goes with the gap.
+    stats_.dropped += held_ + (pending_ ? 1 : 0);
+    for (size_t i = 0; i < depth_; ++i) slots_[i].used = false;
+    held_ = 0;
+    pending_ = false;
+    stats_.lost += ahead;
+    *gap = ahead;
+    next_ = seq;
+  }
   // What pop() would hand out first: nothing can be held at next_ (pop() ran after every push).
   ++stats_.pushed;
   ++stats_.popped;

@@ -43,10 +43,14 @@ class ReorderBuffer {
   // The packet due next (or the first one, or the first of a new SSRC, which restarts the
   // buffer): true, and the sequence moves past it, the caller delivers it from its own bytes
   // (whatever its size: nothing is copied); then pop() what it freed. False: push() it instead.
-  bool take_next(const uint8_t* pkt, size_t len);
+  // With gap set, a packet ahead (less than half the sequence space) is taken too: the sequence
+  // numbers before it are given up (*gap: how many, counted lost; drain() what is held first).
+  // For a gap nothing will fill: an ordered transport (TCP), a packet too large to wait.
+  bool take_next(const uint8_t* pkt, size_t len, uint32_t* gap = nullptr);
   // The sequence number due next (meaningful once a packet came).
   uint16_t next_seq() const { return next_; }
   size_t max_packet() const { return max_packet_; }
+  size_t depth() const { return depth_; }
 
   // The next packet in order, if one is due: in sequence, or after a gap the window or the
   // wait bound gave up on (lost_before: how many sequence numbers were skipped). The bytes stay
