@@ -2,6 +2,9 @@
 
 #include <junction/proto/sdp.hpp>
 
+#include <utility>
+#include <vector>
+
 namespace gb::play {
 
 namespace sdp = junction::proto::sdp;
@@ -156,14 +159,13 @@ std::optional<Answer> parse_answer(std::string_view text, const Offer& offer, st
 
 namespace {
 
-// What a peer's offer (a device's audio INVITE, a client's INVITE) has in common: its m=<kind>, where
-// we send or connect to (c=, port; TCP: the peer passive means we connect), s=, y= and the rtpmaps.
+// A peer's offer (a device's audio INVITE, a client's INVITE) as both parsers read it: where we
+// send (PeerMedia), its m=<kind> and its payload types in the m= line's order with their encoding
+// (a=rtpmap; PT 8 without one is PCMA, the static type).
 struct PeerOffer {
+  PeerMedia media;
   const sdp::Media* m = nullptr;
-  std::string address, session_name, ssrc;
-  uint16_t port = 0;
-  Transport transport = Transport::Udp;
-  std::map<int, std::string> pts;
+  std::vector<std::pair<int, std::string>> formats;
 };
 
 // nullopt + the reason (prefixed by `what`) in error. `r` must outlive the result's `m`.
@@ -174,31 +176,32 @@ std::optional<PeerOffer> parse_peer_offer(const sdp::ParseResult& r, std::string
     return std::nullopt;
   }
   const sdp::Session& s = *r.session;
-  PeerOffer o;
+  PeerOffer po;
+  PeerMedia& o = po.media;
   for (auto& x : s.media)
     if (x.media == kind) {
-      o.m = &x;
+      po.m = &x;
       break;
     }
-  if (!o.m) {
+  if (!po.m) {
     error = what + ": no m=" + std::string(kind);
     return std::nullopt;
   }
   if (const sdp::Line* sl = s.first('s')) o.session_name = sl->value;
-  auto c = s.media_connection(*o.m);
+  auto c = s.media_connection(*po.m);
   if (!c || c->address.empty()) {
     error = what + ": no c= address";
     return std::nullopt;
   }
   o.address = c->address;
-  o.port = static_cast<uint16_t>(o.m->port);
-  bool tcp = o.m->proto.find("TCP") != std::string::npos;
+  o.port = static_cast<uint16_t>(po.m->port);
+  bool tcp = po.m->proto.find("TCP") != std::string::npos;
   if (!tcp && o.port == 0) {
     error = what + ": m=" + std::string(kind) + " port 0";
     return std::nullopt;
   }
   if (tcp) {
-    auto setup = o.m->attr("setup");
+    auto setup = po.m->attr("setup");
     if (!setup) setup = s.attr("setup");
     // The peer passive: it listens and we connect. Active (or unspecified): we listen.
     o.transport = (setup && *setup == "passive") ? Transport::TcpActive : Transport::TcpPassive;
@@ -210,8 +213,14 @@ std::optional<PeerOffer> parse_peer_offer(const sdp::ParseResult& r, std::string
     }
     o.ssrc = std::string(*y);
   }
-  o.pts = rtpmaps(*o.m);
-  return o;
+  auto pts = rtpmaps(*po.m);
+  for (auto& f : po.m->formats) {
+    uint32_t pt = 0;
+    if (!sdp::detail::parse_u32(f, pt, 127)) continue;
+    auto it = pts.find(static_cast<int>(pt));
+    po.formats.emplace_back(static_cast<int>(pt), it != pts.end() ? it->second : pt == 8 ? "PCMA" : "");
+  }
+  return po;
 }
 
 }  // namespace
@@ -221,21 +230,13 @@ std::optional<AudioOffer> parse_audio_offer(std::string_view text, std::string& 
   auto p = parse_peer_offer(r, "audio", "audio offer SDP", error);
   if (!p) return std::nullopt;
   AudioOffer o;
-  o.session_name = p->session_name;
-  o.address = p->address;
-  o.port = p->port;
-  o.transport = p->transport;
-  o.ssrc = p->ssrc;
+  static_cast<PeerMedia&>(o) = p->media;
   // Plain G.711A (PT 8, named or static) is preferred; PS only when it is all the device takes.
   bool pcma = false;
   int ps_pt = -1;
-  for (auto& f : p->m->formats) {
-    uint32_t pt = 0;
-    if (!sdp::detail::parse_u32(f, pt, 127)) continue;
-    auto it = p->pts.find(static_cast<int>(pt));
-    std::string enc = it == p->pts.end() ? (pt == 8 ? "PCMA" : "") : it->second;
+  for (auto& [pt, enc] : p->formats) {
     if (enc == "PCMA") pcma = true;
-    if (enc == "PS" && ps_pt < 0) ps_pt = static_cast<int>(pt);
+    if (enc == "PS" && ps_pt < 0) ps_pt = pt;
   }
   if (pcma) {
     o.payload_type = 8;
@@ -272,26 +273,18 @@ std::optional<ClientOffer> parse_client_offer(std::string_view text, std::string
       error = std::string("offer SDP: a=") + dir + ": the platform only sends (the client must be recvonly)";
       return std::nullopt;
     }
-  if (p->transport == Transport::TcpActive && p->port == 0) {
+  if (p->media.transport == Transport::TcpActive && p->media.port == 0) {
     error = "offer SDP: a=setup:passive with port 0 (nowhere to connect)";
     return std::nullopt;
   }
   ClientOffer o;
-  o.session_name = p->session_name;
-  o.address = p->address;
-  o.port = p->port;
-  o.transport = p->transport;
-  o.ssrc = p->ssrc;
+  static_cast<PeerMedia&>(o) = p->media;
   int ps_pt = -1;
-  for (auto& f : p->m->formats) {
-    uint32_t pt = 0;
-    if (!sdp::detail::parse_u32(f, pt, 127)) continue;
-    auto it = p->pts.find(static_cast<int>(pt));
-    if (it != p->pts.end() && it->second == "PS") {
-      ps_pt = static_cast<int>(pt);
+  for (auto& [pt, enc] : p->formats)
+    if (enc == "PS") {
+      ps_pt = pt;
       break;
     }
-  }
   if (ps_pt < 0) {
     error = "offer SDP: no PS payload type (the platform sends the channel as MPEG-PS)";
     return std::nullopt;
