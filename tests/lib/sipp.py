@@ -68,19 +68,24 @@ class Sipp:
 
 
 class SippRuns:
-    """Mixin for a unittest.TestCase: sipp() starts a run closed at tearDown, run_sipp() waits for
-    it and fails the test with sipp's output, its logs and the server's log tail. The class sets
-    SIPP_SCENARIOS (the scenarios' folder); self.j is the server when there is one."""
+    """Mixin for a unittest.TestCase: sipp() starts a run closed at tearDown (self.sipps, in
+    order), run_sipp() waits for it and fails the test with sipp's output, its logs and the
+    server's log tail; closing(x) closes anything else (a media sink) at tearDown too. The class
+    sets SIPP_SCENARIOS (the scenarios' folder); self.j is the server when there is one."""
     SIPP_SCENARIOS = ""
 
     def setUp(self):
         super().setUp()
-        self.sipps = []
+        self.sipps, self._closing = [], []
 
     def tearDown(self):
-        for s in self.sipps:
+        for s in self.sipps + self._closing:
             s.close()
         super().tearDown()
+
+    def closing(self, thing):
+        self._closing.append(thing)
+        return thing
 
     def sipp(self, scenario, *a, **kw):
         s = Sipp(os.path.join(self.SIPP_SCENARIOS, scenario), *a, **kw)

@@ -188,15 +188,6 @@ class ClientInviteTest(SippRuns, GbMediaTest):
     SIPP_SCENARIOS = SCEN
     conf_over = {"clients": {"users": {CLIENT: CLIENT_PW}}}
 
-    def setUp(self):
-        super().setUp()
-        self.sinks = []
-
-    def tearDown(self):
-        for s in self.sinks:
-            s.close()
-        super().tearDown()
-
     def media_device(self, device_id=DEV1, transport="udp", **kw):
         """A device streaming on demand whose catalog the platform has (a client names only the channel)."""
         dev = super().media_device(device_id, transport, **kw)
@@ -212,9 +203,7 @@ class ClientInviteTest(SippRuns, GbMediaTest):
                             prefix="jn-gb-client-")
 
     def sink(self):
-        s = RtpSink()
-        self.sinks.append(s)
-        return s
+        return self.closing(RtpSink())
 
     def clients(self):
         return self.cmd("streams")["clients"]
@@ -268,8 +257,7 @@ class ClientInviteTest(SippRuns, GbMediaTest):
     def tcp_view(self, setup):
         dev = self.media_device(DEV1)
         ch = dev.channels[0]["DeviceID"]
-        rx = TcpRtpSink()
-        self.sinks.append(rx)
+        rx = self.closing(TcpRtpSink())
         if setup == "passive":
             rx.listen()  # the platform connects to the client after the ACK
         s = self.sipp("client_live.xml", ch, rx.port, setup=setup)
@@ -457,8 +445,7 @@ class ClientMediaLoopsTest(ClientInviteTest):
     def test_tcp_sender_sends_on_the_streams_media_loop(self):
         dev = self.media_device(DEV1)
         ch = dev.channels[0]["DeviceID"]
-        rx = TcpRtpSink()
-        self.sinks.append(rx)
+        rx = self.closing(TcpRtpSink())
         s = self.sipp("client_live.xml", ch, rx.port, setup="active")
         c = wait_until(lambda: next((x for x in self.clients() if x["state"] == "sending"), None))
         rx.connect(c["local_port"])
