@@ -37,9 +37,9 @@ double cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-struct Count : junction::media::PsDemuxer::Sink {
+struct Count {
   uint64_t frames = 0, video = 0, bytes = 0;
-  void on_frame(const junction::media::FrameView& f) override {
+  void on_frame(const junction::media::FrameView& f) {
     ++frames;
     video += f.meta.kind == JN_MEDIA_VIDEO;
     bytes += f.size;

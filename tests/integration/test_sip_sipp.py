@@ -11,14 +11,11 @@ import hashlib
 import os
 import re
 import secrets
-import shutil
 import socket
-import subprocess
-import tempfile
 
 from junction_test import JunctionTest, free_port, main, wait_until
+from sipp import SippRuns
 
-SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 SCEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp")
 PLUGIN = "sip-registrar"
 
@@ -34,52 +31,15 @@ def port_taken(port, kind):
         s.close()
 
 
-class Sipp:
-    """One sipp run (a process); its exit code says whether every call passed."""
-
-    def __init__(self, scenario, remote=None, transport="u1", csv=None, calls=1, extra=()):
-        self.dir = tempfile.mkdtemp(prefix="jn-sipp-")
-        self.port = free_port()
-        args = [SIPP] + ([remote] if remote else []) + [
-            "-sf", os.path.join(SCEN, scenario), "-m", str(calls), "-i", "127.0.0.1", "-p", str(self.port),
-            "-t", transport, "-nostdin", "-timeout", "30", "-timeout_error", "-trace_err", "-trace_msg",
-            "-recv_timeout", "20000"]
-        if csv is not None:
-            path = os.path.join(self.dir, "users.csv")
-            with open(path, "w") as f:
-                f.write("SEQUENTIAL\n" + "".join(f"{u};[authentication username={u} password={p}];\n" for u, p in csv))
-            args += ["-inf", path]
-        args += list(extra)
-        self.proc = subprocess.Popen(args, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-
-    def wait(self, timeout=60):
-        out, _ = self.proc.communicate(timeout=timeout)
-        self.output = out
-        return self.proc.returncode
-
-    def logs(self):
-        text = ""
-        for name in os.listdir(self.dir):
-            if name.endswith(".log"):
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f"--- {name}\n" + f.read()[-6000:]
-        return text
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def digest(user, realm, password, method, uri, nonce, nc, cnonce, qop="auth"):
     ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
     ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
     return hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode()).hexdigest()
 
 
-class SipSippTest(JunctionTest):
+class SipSippTest(SippRuns, JunctionTest):
+    SIPP_SCENARIOS = SCEN
+
     def setUp(self):
         super().setUp()
         self.port = free_port()
@@ -88,30 +48,13 @@ class SipSippTest(JunctionTest):
             "users": {"alice": "secret", "bob": "hunter2"}, "realm": "junction.test"}})
         self.j.start()
         self.j.wait_for_log("sip-registrar: listening")
-        self.sipps = []
-
-    def tearDown(self):
-        for s in self.sipps:
-            s.close()
-        super().tearDown()
-
-    def sipp(self, *a, **kw):
-        s = Sipp(*a, **kw)
-        self.sipps.append(s)
-        return s
-
-    def run_sipp(self, *a, **kw):
-        s = self.sipp(*a, **kw)
-        rc = s.wait()
-        self.assertEqual(rc, 0, f"sipp failed ({rc}):\n{s.output[-3000:]}\n{s.logs()}\n--- junction\n{self.j.log()[-4000:]}")
-        return s
 
     # -- registrar ---------------------------------------------------------------------------------
     def test_register_digest_udp_and_tcp(self):
         remote = f"127.0.0.1:{self.port}"
-        self.run_sipp("register_auth.xml", remote, "u1", csv=[("alice", "secret")])
+        self.run_sipp("register_auth.xml", remote, "u1", users=[("alice", "secret")])
         self.j.wait_for_log(r"REGISTER user=alice from 127\.0\.0\.1:\d+ over UDP -> 200")
-        self.run_sipp("register_auth.xml", remote, "t1", csv=[("bob", "hunter2")])
+        self.run_sipp("register_auth.xml", remote, "t1", users=[("bob", "hunter2")])
         self.j.wait_for_log(r"REGISTER user=bob from 127\.0\.0\.1:\d+ over TCP -> 200")
         # sipp closes its connection when done: the binding made over it goes with it
         self.j.wait_for_log(r"connection closed: 1 binding\(s\) removed")
@@ -124,7 +67,7 @@ class SipSippTest(JunctionTest):
     def test_wrong_password_is_403(self):
         remote = f"127.0.0.1:{self.port}"
         for transport in ("u1", "t1"):
-            self.run_sipp("register_403.xml", remote, transport, csv=[("alice", "not-the-password")])
+            self.run_sipp("register_403.xml", remote, transport, users=[("alice", "not-the-password")])
         self.j.wait_for_log(r"REGISTER user=alice .* refused 403 \(wrong credentials\)")
         self.assertEqual(self.j.cmd(PLUGIN, "bindings"), {})
         self.assertEqual(self.j.cmd(PLUGIN, "stats")["register_ok"], 0)
@@ -252,8 +195,7 @@ class SipSippTest(JunctionTest):
             self.j.wait_for_log(rf"call {n} answered, ACK sent")
             self.j.cmd(PLUGIN, "bye", {"call": n})
             self.j.wait_for_log(rf"call {n} BYE answered 200")
-            rc = uas.wait()
-            self.assertEqual(rc, 0, f"sipp UAS ({transport}) failed:\n{uas.output[-3000:]}\n{uas.logs()}")
+            self.finished(uas)
             calls = {c["call"]: c for c in self.j.cmd(PLUGIN, "calls")}
             self.assertEqual(calls[n]["state"], "ended")
 
@@ -266,7 +208,7 @@ class SipSippTest(JunctionTest):
         self.j.wait_for_log(rf"call {n} answered, ACK sent")
         self.j.cmd(PLUGIN, "bye", {"call": n})
         self.j.wait_for_log(rf"call {n} BYE answered 200")
-        self.assertEqual(uas.wait(), 0, f"sipp failed:\n{uas.output[-3000:]}\n{uas.logs()}")
+        self.finished(uas)
 
     def test_reload_in_the_middle_of_an_invite_loses_nothing(self):
         uas = self.sipp("uas_slow.xml", None, "u1")
@@ -280,8 +222,7 @@ class SipSippTest(JunctionTest):
         self.j.wait_for_log(rf"call {n} answered, ACK sent")
         self.j.cmd(PLUGIN, "bye", {"call": n})
         self.j.wait_for_log(rf"call {n} BYE answered 200")
-        rc = uas.wait()
-        self.assertEqual(rc, 0, f"sipp failed:\n{uas.output[-3000:]}\n{uas.logs()}")
+        self.finished(uas)
 
     def test_tcp_stream_with_a_lying_content_length_is_closed(self):
         c = socket.create_connection(("127.0.0.1", self.port), timeout=5)
@@ -291,9 +232,7 @@ class SipSippTest(JunctionTest):
         self.assertEqual(c.recv(100), b"")  # closed, nothing answered
         c.close()
         # and the stack still serves others
-        s = Sipp("register_auth.xml", f"127.0.0.1:{self.port}", "t1", csv=[("alice", "secret")])
-        self.sipps.append(s)
-        self.assertEqual(s.wait(), 0, s.output[-2000:])
+        self.run_sipp("register_auth.xml", f"127.0.0.1:{self.port}", "t1", users=[("alice", "secret")])
 
     def test_sipp_uac_invite_gets_100_180_200_and_bye_from_sipp(self):
         remote = f"127.0.0.1:{self.port}"
@@ -312,8 +251,7 @@ class SipSippTest(JunctionTest):
         n = int(re.search(r"call (\d+) ACK", line).group(1))
         self.j.cmd(PLUGIN, "bye", {"call": n})
         self.j.wait_for_log(rf"call {n} BYE answered 200")
-        rc = uac.wait()
-        self.assertEqual(rc, 0, f"sipp failed:\n{uac.output[-3000:]}\n{uac.logs()}")
+        self.finished(uac)
 
 
 if __name__ == "__main__":

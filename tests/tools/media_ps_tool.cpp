@@ -60,13 +60,13 @@ std::vector<Frame> split_at_aud(const std::vector<uint8_t>& es, bool h265) {
   return out;
 }
 
-struct Collect : PsDemuxer::Sink, PsRtpPacketizer::Sink {
+struct Collect : PsRtpPacketizer::Sink {  // and a FrameSink (on_frame / on_error)
   std::vector<uint8_t> video, audio;
   size_t video_frames = 0, audio_frames = 0, keyframes = 0, discont = 0;
   uint32_t vcodec = 0, acodec = 0;
   std::map<std::string, int> errors;
   std::vector<std::vector<uint8_t>> packets;
-  void on_frame(const FrameView& f) override {
+  void on_frame(const FrameView& f) {
     if (f.meta.kind == JN_MEDIA_VIDEO) {
       video.insert(video.end(), f.data, f.data + f.size);
       ++video_frames;
@@ -79,7 +79,7 @@ struct Collect : PsDemuxer::Sink, PsRtpPacketizer::Sink {
     }
     discont += (f.meta.frame_flags & JN_MF_DISCONT) != 0;
   }
-  void on_error(PsError e, const char*) override { ++errors[to_string(e)]; }
+  void on_error(PsError e, const char*) { ++errors[to_string(e)]; }
   void on_packet(const uint8_t* p, size_t n) override { packets.emplace_back(p, p + n); }
 };
 

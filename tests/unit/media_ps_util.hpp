@@ -129,16 +129,16 @@ inline std::vector<uint8_t> mux_all(const Stream& s, PsMuxerConfig cfg, std::vec
   return out;
 }
 
-struct Collect : PsDemuxer::Sink {
+struct Collect {  // a FrameSink (on_frame / on_error)
   std::vector<OwnedFrame> frames;
   std::vector<PsError> errors;
-  void on_frame(const FrameView& f) override {
+  void on_frame(const FrameView& f) {
     OwnedFrame o;
     o.data.assign(f.data, f.data + f.size);
     o.meta = f.meta;
     frames.push_back(std::move(o));
   }
-  void on_error(PsError e, const char*) override { errors.push_back(e); }
+  void on_error(PsError e, const char*) { errors.push_back(e); }
   bool saw(PsError e) const {
     for (auto x : errors)
       if (x == e) return true;

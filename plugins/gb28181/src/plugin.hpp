@@ -61,7 +61,9 @@ class GbPlugin : public junction::sdk::Plugin,
   void on_timer(jn_handle t, uint64_t c) override {
     if (!media_->on_timer(t, c)) env_.on_timer(t, c);
   }
-  void on_post(uint64_t c) override { media_->on_post(c); }
+  void on_post(uint64_t c) override {
+    if (!ps_out_->on_post(c)) media_->on_post(c);
+  }
   void on_bus(jn_handle s, uint64_t c, jn_buf* b) override {
     if (!ps_out_->on_bus(s, c, b)) media_->on_bus(s, c, b);
   }

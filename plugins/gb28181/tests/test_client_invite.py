@@ -14,14 +14,13 @@ import shutil
 import socket
 import struct
 import subprocess
-import tempfile
 import threading
 
 from gb_media_sim import MediaAssets
 from junction_test import main
 from media_env import DEV1, GbMediaTest, PASSWORD, free_port, is_cyclic_slice, wait_until
+from sipp import SippRuns
 
-SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 SCEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp")
 CLIENT, CLIENT_PW = "decoder", "dec-secret-1"
@@ -165,64 +164,29 @@ class TcpRtpSink(RtpSink):
                 s.close()
 
 
-class Sipp:
-    def __init__(self, scenario, port, channel, rtp_port, user=CLIENT, password=CLIENT_PW, expected=None, setup=None, replace=None):
-        self.dir = tempfile.mkdtemp(prefix="jn-gb-client-")
-        path = os.path.join(SCEN, scenario)
-        if expected is not None:  # client_refused.xml.in: the code this run expects
-            text = open(path).read().replace("EXPECTED_CODE", str(expected))
-            path = os.path.join(self.dir, "client_refused.xml")
-            open(path, "w").write(text)
-        if replace is not None:  # an SDP the platform refuses: (old, new) in the offer
-            text = open(path).read().replace(*replace)
-            path = os.path.join(self.dir, "client_variant.xml")
-            open(path, "w").write(text)
-        if setup is not None:  # the same client asking for RTP over TCP (RFC 4571), connecting or listening
-            text = open(path).read().replace("RTP/AVP 96 98 97\n      a=recvonly",
-                                             f"TCP/RTP/AVP 96 98 97\n      a=recvonly\n      a=setup:{setup}\n      a=connection:new")
+def client_scenario(expected=None, setup=None, replace=None):
+    """The scenario edits of one client run (None: the file as it is): the refusal code a
+    client_refused.xml.in run expects, an SDP the platform refuses ((old, new) in the offer), RTP over
+    TCP (RFC 4571) with the client connecting (setup "active") or listening ("passive")."""
+    if expected is None and setup is None and replace is None:
+        return None
+
+    def edit(text):
+        if expected is not None:
+            text = text.replace("EXPECTED_CODE", str(expected))
+        if replace is not None:
+            text = text.replace(*replace)
+        if setup is not None:
+            text = text.replace("RTP/AVP 96 98 97\n      a=recvonly",
+                                f"TCP/RTP/AVP 96 98 97\n      a=recvonly\n      a=setup:{setup}\n      a=connection:new")
             assert "a=setup:" in text
-            path = os.path.join(self.dir, "client_tcp.xml")
-            open(path, "w").write(text)
-        args = [SIPP, f"127.0.0.1:{port}", "-sf", path, "-m", "1", "-i", "127.0.0.1", "-p", str(free_port()),
-                "-t", "u1", "-au", user, "-ap", password, "-key", "channel", channel, "-key", "rtp_port", str(rtp_port),
-                "-key", "ssrc", SSRC, "-nostdin", "-timeout", "40", "-timeout_error", "-trace_err", "-trace_msg",
-                "-recv_timeout", "20000", "-mp", str(free_port())]
-        self.proc = subprocess.Popen(args, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-
-    def wait(self, timeout=90):
-        out, _ = self.proc.communicate(timeout=timeout)
-        self.output = out
-        return self.proc.returncode
-
-    def logs(self):
-        text = ""
-        for name in sorted(os.listdir(self.dir)):
-            if name.endswith(".log"):
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f"--- {name}\n" + f.read()[-6000:]
         return text
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+    return edit
 
 
-class ClientInviteTest(GbMediaTest):
+class ClientInviteTest(SippRuns, GbMediaTest):
+    SIPP_SCENARIOS = SCEN
     conf_over = {"clients": {"users": {CLIENT: CLIENT_PW}}}
-
-    def setUp(self):
-        super().setUp()
-        self.sipps, self.sinks = [], []
-
-    def tearDown(self):
-        for s in self.sipps:
-            s.close()
-        for s in self.sinks:
-            s.close()
-        super().tearDown()
 
     def media_device(self, device_id=DEV1, transport="udp", **kw):
         """A device streaming on demand whose catalog the platform has (a client names only the channel)."""
@@ -231,19 +195,15 @@ class ClientInviteTest(GbMediaTest):
         self.assertEqual(r["outcome"], "ok", r)
         return dev
 
-    def sipp(self, scenario, channel, rtp_port=None, **kw):  # kw: user, password, expected, setup, replace
-        s = Sipp(scenario, self.port, channel, rtp_port or free_port(), **kw)
-        self.sipps.append(s)
-        return s
+    def sipp(self, scenario, channel, rtp_port=None, user=CLIENT, password=CLIENT_PW, **kw):  # kw: expected, setup, replace
+        """A GB decoder's call: INVITE for `channel`, its RTP expected on rtp_port."""
+        return super().sipp(scenario, f"127.0.0.1:{self.port}", "u1", auth=(user, password),
+                            keys={"channel": channel, "rtp_port": rtp_port or free_port(), "ssrc": SSRC},
+                            edit=client_scenario(**kw), timeout_s=40, extra=["-mp", str(free_port())],
+                            prefix="jn-gb-client-")
 
     def sink(self):
-        s = RtpSink()
-        self.sinks.append(s)
-        return s
-
-    def finished(self, s, rc=0):
-        got = s.wait()
-        self.assertEqual(got, rc, s.logs() + s.output[-1500:])
+        return self.closing(RtpSink())
 
     def clients(self):
         return self.cmd("streams")["clients"]
@@ -297,8 +257,7 @@ class ClientInviteTest(GbMediaTest):
     def tcp_view(self, setup):
         dev = self.media_device(DEV1)
         ch = dev.channels[0]["DeviceID"]
-        rx = TcpRtpSink()
-        self.sinks.append(rx)
+        rx = self.closing(TcpRtpSink())
         if setup == "passive":
             rx.listen()  # the platform connects to the client after the ACK
         s = self.sipp("client_live.xml", ch, rx.port, setup=setup)
@@ -451,9 +410,69 @@ class ClientGopCacheTest(ClientInviteTest):
         self.assert_identical_run(rx.frames())  # keyframe first, byte-identical, no gap
 
 
+class ClientMediaLoopsTest(ClientInviteTest):
+    """server.media_loops = 2: a client's PS sender runs on the media loop of the channel's live
+    stream (its socket there, a loop-local bus subscription): every frame it sends is sent on
+    that loop's thread, none handed over to the control loop; also over TCP and across a reload."""
+
+    def server(self, **kw):
+        j = super().server(**kw)
+        j.core["server"]["media_loops"] = 2
+        j.write_core(j.core)
+        return j
+
+    def sending(self, frames=10):
+        """The client's entry once its sender has sent `frames` frames."""
+        return wait_until(lambda: next((x for x in self.clients() if x.get("media", {}).get("frames", 0) >= frames), None))
+
+    def assert_on_loop(self, c):
+        m = c["media"]
+        self.assertGreaterEqual(m["loop"], 1, m)
+        self.assertTrue(m["loop_local"], m)
+        self.assertEqual(m["frames_off_loop"], 0, m)
+        self.assertEqual(m["frames_on_loop"], m["frames"], m)
+
+    def test_udp_sender_sends_on_the_streams_media_loop(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        rx = self.sink()
+        s = self.sipp("client_live.xml", ch, rx.port)
+        self.assert_on_loop(self.sending())
+        self.finished(s)
+        self.j.wait_for_log(r"client call .* ended: client BYE")
+        self.assert_identical_run(rx.frames())
+
+    def test_tcp_sender_sends_on_the_streams_media_loop(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        rx = self.closing(TcpRtpSink())
+        s = self.sipp("client_live.xml", ch, rx.port, setup="active")
+        c = wait_until(lambda: next((x for x in self.clients() if x["state"] == "sending"), None))
+        rx.connect(c["local_port"])
+        self.assert_on_loop(self.sending())
+        self.finished(s)
+        self.assert_identical_run(rx.frames())
+
+    def test_hot_reload_keeps_the_sender_on_its_loop(self):
+        dev = self.media_device(DEV1)
+        ch = dev.channels[0]["DeviceID"]
+        rx = self.sink()
+        s = self.sipp("client_live.xml", ch, rx.port)
+        before = self.sending()["media"]
+        self.j.api("POST", "/api/v1/plugins/gb28181/reload", expect=200)
+        after = self.sending(before["frames"] + 10)
+        self.assertEqual(after["media"]["loop"], before["loop"])
+        self.assert_on_loop(after)
+        self.finished(s)
+        self.assert_identical_run(rx.frames())
+        seqs = [struct.unpack(">H", p[2:4])[0] for p in rx.snapshot()]
+        self.assertEqual(seqs, [(seqs[0] + k) & 0xFFFF for k in range(len(seqs))], "RTP sequence continues across the reload")
+
+
 for _name in [n for n in dir(ClientInviteTest) if n.startswith("test_")]:
     setattr(ClientLimitTest, _name, None)  # only its own test runs under the limit
     setattr(ClientGopCacheTest, _name, None)
+    setattr(ClientMediaLoopsTest, _name, None)
 del _name
 
 

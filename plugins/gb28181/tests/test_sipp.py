@@ -3,65 +3,18 @@ document's 基本注册流程 (REGISTER to sip:<platform>@ip:port, 401, REGISTER
 200 OK carrying the GB Date), and a wrong password gets 403. Loopback only; synchronisation on
 sipp's exit and the server's log lines."""
 import os
-import shutil
-import subprocess
-import tempfile
 
-from gb_env import DOMAIN, GbTest, PASSWORD, PLATFORM, free_port
+from gb_env import DOMAIN, GbTest, PASSWORD, PLATFORM
 from junction_test import main
-
-SIPP = shutil.which("sipp") or "/usr/bin/sipp"
-SCEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp")
+from sipp import SippRuns
 
 
-class Sipp:
-    def __init__(self, scenario, remote, transport, users, calls=None):
-        self.dir = tempfile.mkdtemp(prefix="jn-gb-sipp-")
-        path = os.path.join(self.dir, "users.csv")
-        with open(path, "w") as f:
-            f.write("SEQUENTIAL\n" + "".join(
-                f"{u};[authentication username={u} password={p}];{PLATFORM};{DOMAIN};\n" for u, p in users))
-        args = [SIPP, remote, "-sf", os.path.join(SCEN, scenario), "-m", str(calls or len(users)), "-i", "127.0.0.1",
-                "-p", str(free_port()), "-t", transport, "-inf", path, "-nostdin", "-timeout", "30", "-timeout_error",
-                "-trace_err", "-recv_timeout", "20000"]
-        self.proc = subprocess.Popen(args, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-
-    def wait(self, timeout=90):
-        out, _ = self.proc.communicate(timeout=timeout)
-        self.output = out
-        return self.proc.returncode
-
-    def logs(self):
-        text = ""
-        for name in os.listdir(self.dir):
-            if name.endswith(".log"):
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f"--- {name}\n" + f.read()[-4000:]
-        return text
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class GbSippTest(GbTest):
-    def setUp(self):
-        super().setUp()
-        self.sipps = []
-
-    def tearDown(self):
-        for s in self.sipps:
-            s.close()
-        super().tearDown()
+class GbSippTest(SippRuns, GbTest):
+    SIPP_SCENARIOS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sipp")
 
     def run_sipp(self, scenario, transport, users):
-        s = Sipp(scenario, f"127.0.0.1:{self.port}", transport, users)
-        self.sipps.append(s)
-        rc = s.wait()
-        self.assertEqual(rc, 0, f"sipp failed ({rc}):\n{s.output[-3000:]}\n{s.logs()}\n--- junction\n{self.j.log()[-4000:]}")
+        return super().run_sipp(scenario, f"127.0.0.1:{self.port}", transport, calls=len(users), users=users,
+                                user_fields=(PLATFORM, DOMAIN), prefix="jn-gb-sipp-")
 
     def test_register_with_digest_over_udp_and_tcp(self):
         udp = [f"340200000013200001{i:02d}" for i in range(10)]

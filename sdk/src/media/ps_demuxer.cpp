@@ -78,10 +78,10 @@ void PsDemuxer::reset() {
   drop_in_progress(false);
 }
 
-void PsDemuxer::error(Sink& sink, PsError e, const char* detail) {
+void PsDemuxer::error(const FrameSink& sink, PsError e, const char* detail) {
   ++stats_.errors;
   last_error_ = e;
-  sink.on_error(e, detail);
+  sink.fail(static_cast<int>(e), detail);
 }
 
 // Everything in progress may miss bytes: drop it, and make the gap visible (seq skips, DISCONT).
@@ -117,16 +117,16 @@ void PsDemuxer::hunt() {
   hunt_window_ = 0xFFFFFFFFu;
 }
 
-void PsDemuxer::lose_sync(Sink& sink, PsError e, const char* detail) {
+void PsDemuxer::lose_sync(const FrameSink& sink, PsError e, const char* detail) {
   error(sink, e, detail);
   hunt();
 }
 
-void PsDemuxer::mark_loss(Sink& sink) {
+void PsDemuxer::mark_loss(FrameSink sink) {
   // A G.711 PES that ended before the gap is whole: pass it on before dropping the rest.
   emit_audio_pending(sink);
   last_error_ = PsError::Loss;  // not counted in stats().errors: the input was not malformed
-  sink.on_error(PsError::Loss, "transport reported lost bytes");
+  sink.fail(static_cast<int>(PsError::Loss), "transport reported lost bytes");
   hunt();
 }
 
@@ -218,7 +218,7 @@ void PsDemuxer::marker_mismatch() {
   video_.after_marker = false;
 }
 
-void PsDemuxer::frame_end(Sink& sink) {
+void PsDemuxer::frame_end(FrameSink sink) {
   ++stats_.markers;
   if (!cfg_.close_on_marker || marker_mode_ == MarkerMode::Ignored) return;
   if (state_ == State::Hunt || (state_ == State::Skip && hunt_after_skip_)) return;  // resyncing: nothing to learn
@@ -287,7 +287,7 @@ void PsDemuxer::check_marker(size_t sc, size_t cl, bool starts) {
   if (++marker_agree_ >= cfg_.marker_trust_after) marker_mode_ = MarkerMode::Trusted;
 }
 
-void PsDemuxer::flush(Sink& sink) {
+void PsDemuxer::flush(FrameSink sink) {
   // Only at a structure boundary is the data in progress known to be whole.
   bool boundary = state_ == State::Header && hdr_len_ == 0;
   if (!boundary) {
@@ -318,7 +318,7 @@ int64_t PsDemuxer::unwrap(uint64_t pts33) {
   return last_pts90_;
 }
 
-void PsDemuxer::feed(const uint8_t* p, size_t n, Sink& sink) {
+void PsDemuxer::feed(const uint8_t* p, size_t n, FrameSink sink) {
   stats_.bytes += n;
   while (n) {
     switch (state_) {
@@ -388,7 +388,7 @@ void PsDemuxer::feed(const uint8_t* p, size_t n, Sink& sink) {
 }
 
 // Called each time hdr_ holds hdr_need_ bytes: decides what comes next.
-void PsDemuxer::parse_header(Sink& sink) {
+void PsDemuxer::parse_header(const FrameSink& sink) {
   const uint8_t* h = hdr_;
   auto next = [&] {
     hdr_len_ = 0;
@@ -502,7 +502,7 @@ void PsDemuxer::parse_header(Sink& sink) {
   }
 }
 
-void PsDemuxer::begin_pes(Sink& sink, const uint8_t* h, size_t len) {
+void PsDemuxer::begin_pes(const FrameSink& sink, const uint8_t* h, size_t len) {
   uint8_t flags = h[7] >> 6;
   uint64_t pts = 0, dts = 0;
   bool has_pts = false;
@@ -557,7 +557,7 @@ void PsDemuxer::begin_pes(Sink& sink, const uint8_t* h, size_t len) {
   }
 }
 
-void PsDemuxer::parse_psm(Sink& sink, const uint8_t* h, size_t len) {
+void PsDemuxer::parse_psm(const FrameSink& sink, const uint8_t* h, size_t len) {
   // 00 00 01 BC len(2) | cni/ver | reserved/marker | info_length(2) | info | es_map_length(2) | entries | CRC
   size_t info_len = rd16(h + 8);
   size_t off = 10 + info_len;
@@ -595,7 +595,7 @@ void PsDemuxer::parse_psm(Sink& sink, const uint8_t* h, size_t len) {
   // The CRC_32 is not checked: many devices write a wrong one, and the map is bounded anyway.
 }
 
-void PsDemuxer::set_video_type(Sink& sink, uint8_t type) {
+void PsDemuxer::set_video_type(const FrameSink& sink, uint8_t type) {
   auto& v = video_;
   uint32_t codec = type == kPsTypeH264 ? JN_CODEC_H264 : type == kPsTypeH265 ? JN_CODEC_H265 : 0;
   if (!codec) {
@@ -613,7 +613,7 @@ void PsDemuxer::set_video_type(Sink& sink, uint8_t type) {
   v.codec_from_psm = true;
 }
 
-void PsDemuxer::set_audio_type(Sink& sink, uint8_t type) {
+void PsDemuxer::set_audio_type(const FrameSink& sink, uint8_t type) {
   auto& a = audio_;
   uint32_t codec = type == kPsTypeG711A ? JN_CODEC_PCMA
                  : type == kPsTypeG711U ? JN_CODEC_PCMU
@@ -636,7 +636,7 @@ void PsDemuxer::set_audio_type(Sink& sink, uint8_t type) {
 
 // ---- video -------------------------------------------------------------------------------
 
-void PsDemuxer::video_payload(Sink& sink, const uint8_t* p, size_t n) {
+void PsDemuxer::video_payload(const FrameSink& sink, const uint8_t* p, size_t n) {
   auto& v = video_;
   while (n) {
     // Appended up to the cap, scanning as it goes: the AU in progress may end in this chunk.
@@ -675,7 +675,7 @@ bool PsDemuxer::guess_video_codec(const uint8_t* nal, size_t avail) {
   return false;
 }
 
-void PsDemuxer::scan_video(Sink& sink, bool at_end) {
+void PsDemuxer::scan_video(const FrameSink& sink, bool at_end) {
   auto& v = video_;
   for (;;) {
     const uint8_t* p = v.es.data();
@@ -800,7 +800,7 @@ void PsDemuxer::scan_video(Sink& sink, bool at_end) {
 }
 
 // Emits es[0, end) as one access unit, then removes it from es.
-void PsDemuxer::emit_video(Sink& sink, size_t end) {
+void PsDemuxer::emit_video(const FrameSink& sink, size_t end) {
   auto& v = video_;
   const uint8_t* p = v.es.data();
   bool h265 = v.codec == JN_CODEC_H265;
@@ -863,7 +863,7 @@ void PsDemuxer::emit_video(Sink& sink, size_t end) {
   f.meta.kind = JN_MEDIA_VIDEO;
   v.discont = false;
   ++stats_.video_frames;
-  sink.on_frame(f);
+  sink(f);
   v.es.erase(v.es.begin(), v.es.begin() + static_cast<ptrdiff_t>(end));
   v.scan = v.scan > end ? v.scan - end : 0;
   v.pes_start = v.pes_start > end ? v.pes_start - end : 0;
@@ -871,7 +871,7 @@ void PsDemuxer::emit_video(Sink& sink, size_t end) {
 
 // ---- audio -------------------------------------------------------------------------------
 
-void PsDemuxer::audio_payload(Sink& sink, const uint8_t* p, size_t n) {
+void PsDemuxer::audio_payload(const FrameSink& sink, const uint8_t* p, size_t n) {
   auto& a = audio_;
   if (a.buf.size() + n > cfg_.max_audio_frame) {
     error(sink, PsError::FrameTooLarge, "audio frame over max_audio_frame: dropped");
@@ -889,7 +889,7 @@ void PsDemuxer::audio_payload(Sink& sink, const uint8_t* p, size_t n) {
 
 // No PSM: the first whole PES tells. An ADTS sync word means AAC; otherwise G.711, A-law unless
 // the bytes look like mu-law around zero (0xFF/0x7F; A-law's zero is 0xD5/0x55).
-void PsDemuxer::guess_audio_codec(Sink& sink) {
+void PsDemuxer::guess_audio_codec(const FrameSink& sink) {
   auto& a = audio_;
   const uint8_t* p = a.buf.data();
   size_t n = a.buf.size();
@@ -917,7 +917,7 @@ void PsDemuxer::guess_audio_codec(Sink& sink) {
   a.rate = 8000;
 }
 
-void PsDemuxer::audio_pes_end(Sink& sink) {
+void PsDemuxer::audio_pes_end(const FrameSink& sink) {
   auto& a = audio_;
   if (a.overflow) {
     a.overflow = false;
@@ -927,7 +927,7 @@ void PsDemuxer::audio_pes_end(Sink& sink) {
   if (a.codec != JN_CODEC_AAC && !a.buf.empty()) a.ready = true;
 }
 
-void PsDemuxer::emit_audio_pending(Sink& sink) {
+void PsDemuxer::emit_audio_pending(const FrameSink& sink) {
   auto& a = audio_;
   if (!a.ready) return;
   a.ready = false;
@@ -945,11 +945,11 @@ void PsDemuxer::emit_audio_pending(Sink& sink) {
   // One byte per sample at 8 kHz: the next PES without a PTS follows this one.
   a.next_pts = a.pts + rescale(static_cast<int64_t>(a.buf.size()), 90000, f.meta.clock_rate);
   ++stats_.audio_frames;
-  sink.on_frame(f);
+  sink(f);
   a.buf.clear();
 }
 
-void PsDemuxer::parse_adts(Sink& sink) {
+void PsDemuxer::parse_adts(const FrameSink& sink) {
   auto& a = audio_;
   size_t pos = 0;
   while (a.buf.size() - pos >= 7) {
@@ -1003,7 +1003,7 @@ void PsDemuxer::parse_adts(Sink& sink) {
       f.meta.seq = a.seq++;
       a.discont = false;
       ++stats_.audio_frames;
-      sink.on_frame(f);
+      sink(f);
     }
     f.data = h + hl;
     f.size = flen - hl;
@@ -1011,7 +1011,7 @@ void PsDemuxer::parse_adts(Sink& sink) {
     f.meta.seq = a.seq++;
     a.discont = false;
     ++stats_.audio_frames;
-    sink.on_frame(f);
+    sink(f);
     a.aac_next_pts += 1024;
     pos += flen;
   }

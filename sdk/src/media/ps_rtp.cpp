@@ -45,74 +45,57 @@ bool PsRtpSender::send(const FrameView& frame, PsRtpPacketizer::Sink& sink) {
   return true;
 }
 
-PsRtpReceiver::PsRtpReceiver(const PsRtpReceiverConfig& cfg) : cfg_(cfg), demux_(cfg.demux) {
+namespace {
+// The reordering buffer takes whole RTP packets: room for a header with CSRCs and an extension.
+constexpr size_t kHeaderRoom = 128;
+}  // namespace
+
+// No clock here: packets go in at time 0 and wait for the window (or flush_reorder), not a timer.
+PsRtpReceiver::PsRtpReceiver(const PsRtpReceiverConfig& cfg)
+    : cfg_(cfg), demux_(cfg.demux), rb_(std::max<size_t>(cfg.reorder_window, 2), cfg.max_packet + kHeaderRoom, UINT64_MAX) {
   have_ssrc_ = !cfg_.ssrc_from_first;
   ssrc_ = cfg_.ssrc;
-  if (cfg_.reorder_window) {
-    slots_.resize(cfg_.reorder_window * cfg_.max_packet);
-    slot_len_.assign(cfg_.reorder_window, 0);
-    slot_seq_.assign(cfg_.reorder_window, -1);
-    slot_marker_.assign(cfg_.reorder_window, 0);
-  }
 }
 
-void PsRtpReceiver::deliver(const uint8_t* payload, size_t size, bool marker, PsDemuxer::Sink& sink) {
+void PsRtpReceiver::deliver(const uint8_t* payload, size_t size, bool marker, const FrameSink& sink) {
   demux_.feed(payload, size, sink);
   if (marker) demux_.frame_end(sink);
 }
 
-void PsRtpReceiver::drain(PsDemuxer::Sink& sink) {
-  while (held_) {
-    size_t slot = expected_ % cfg_.reorder_window;
-    if (slot_seq_[slot] != expected_) break;
-    slot_seq_[slot] = -1;
-    --held_;
-    ++expected_;
-    deliver(slots_.data() + slot * cfg_.max_packet, slot_len_[slot], slot_marker_[slot] != 0, sink);
-  }
-}
-
-// Gives up on the packet at expected_: the next held one follows a loss.
-void PsRtpReceiver::skip_gap(PsDemuxer::Sink& sink) {
-  for (size_t i = 1; i < cfg_.reorder_window; ++i) {
-    uint16_t s = static_cast<uint16_t>(expected_ + i);
-    if (slot_seq_[s % cfg_.reorder_window] == s) {
-      stats_.lost += i;
-      expected_ = s;
+void PsRtpReceiver::pop_due(uint64_t now, const FrameSink& sink) {
+  ReorderBuffer::Packet p;
+  while (rb_.pop(now, p)) {
+    if (p.lost_before) {
+      stats_.lost += p.lost_before;
       demux_.mark_loss(sink);
-      drain(sink);
-      return;
     }
+    rtp::Header h;
+    if (rtp::parse(p.data, p.len, h) != rtp::Error::None) continue;  // parsed before it went in
+    deliver(p.data + h.header_len, h.payload_len, h.marker, sink);
   }
 }
 
-void PsRtpReceiver::flush_reorder(PsDemuxer::Sink& sink) {
-  while (held_) skip_gap(sink);
-}
+void PsRtpReceiver::flush_reorder(FrameSink sink) { pop_due(UINT64_MAX, sink); }
 
-void PsRtpReceiver::finish(PsDemuxer::Sink& sink) {
+void PsRtpReceiver::finish(FrameSink sink) {
   flush_reorder(sink);
   demux_.flush(sink);
 }
 
 namespace {
-constexpr uint32_t kRtpBlobMagic = 0x50535231;  // "PSR1"
+constexpr uint32_t kRtpBlobMagic = 0x50535232;  // "PSR2"
 }
 
 void PsRtpReceiver::save(std::vector<uint8_t>& out) const {
   BlobWriter w{out};
   w.put(kRtpBlobMagic);
-  w.put(stats_), w.put(have_ssrc_), w.put(ssrc_), w.put(other_ssrc_), w.put(other_count_), w.put(started_), w.put(expected_);
-  w.put(static_cast<uint64_t>(held_));
-  for (size_t i = 0; i < slot_seq_.size(); ++i) {
-    if (slot_seq_[i] < 0) continue;
-    w.put(static_cast<uint16_t>(slot_seq_[i]));
-    w.put(slot_marker_[i]);
-    w.bytes(slots_.data() + i * cfg_.max_packet, slot_len_[i]);
-  }
-  std::vector<uint8_t> d;
-  demux_.save(d);
-  w.bytes(d);
+  w.put(stats_), w.put(have_ssrc_), w.put(ssrc_), w.put(other_ssrc_), w.put(other_count_);
+  std::vector<uint8_t> b;
+  rb_.save(b);
+  w.bytes(b);
+  b.clear();
+  demux_.save(b);
+  w.bytes(b);
 }
 
 bool PsRtpReceiver::restore(const uint8_t* data, size_t size) {
@@ -124,37 +107,15 @@ bool PsRtpReceiver::restore(const uint8_t* data, size_t size) {
   if (r.get<uint32_t>() != kRtpBlobMagic) return fail();
   stats_ = r.get<PsRtpReceiverStats>();
   have_ssrc_ = r.flag(), ssrc_ = r.get<uint32_t>(), other_ssrc_ = r.get<uint32_t>(), other_count_ = r.get<uint32_t>();
-  started_ = r.flag(), expected_ = r.get<uint16_t>();
-  auto held = r.get<uint64_t>();
-  if (!r.ok || held > 65536) return fail();
-  held_ = 0;
-  std::fill(slot_seq_.begin(), slot_seq_.end(), -1);
-  for (uint64_t k = 0; k < held; ++k) {
-    auto seq = r.get<uint16_t>();
-    auto marker = r.get<uint8_t>();
-    const uint8_t* p = nullptr;
-    size_t n = 0;
-    if (!r.view(&p, &n, 65535)) return fail();
-    // Held packets fit this receiver's window if its configuration is the same; one that does
-    // not is given up (its gap is then declared lost, as a reorder flush would).
-    auto d = static_cast<uint16_t>(seq - expected_);
-    if (cfg_.reorder_window == 0 || d == 0 || d >= cfg_.reorder_window || n > cfg_.max_packet) continue;
-    size_t slot = seq % cfg_.reorder_window;
-    if (slot_seq_[slot] >= 0) continue;
-    std::memcpy(slots_.data() + slot * cfg_.max_packet, p, n);
-    slot_len_[slot] = static_cast<uint32_t>(n);
-    slot_seq_[slot] = seq;
-    slot_marker_[slot] = marker;
-    ++held_;
-  }
-  const uint8_t* dp = nullptr;
-  size_t dn = 0;
-  if (!r.view(&dp, &dn, size) || r.n != 0) return fail();
-  if (!demux_.restore(dp, dn)) return fail();
+  const uint8_t* bp = nullptr;
+  size_t bn = 0;
+  if (!r.view(&bp, &bn, size) || !rb_.restore(bp, bn)) return fail();
+  if (!r.view(&bp, &bn, size) || r.n != 0) return fail();
+  if (!demux_.restore(bp, bn)) return fail();
   return true;
 }
 
-void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sink) {
+void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, FrameSink sink) {
   if (rtp::looks_like_rtcp(pkt, size)) {
     ++stats_.rtcp;
     return;
@@ -172,8 +133,10 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
     have_ssrc_ = true;
     ssrc_ = h.ssrc;
   }
+  bool switched = false;
   if (h.ssrc != ssrc_) {
-    // Another source: ignored, unless it keeps coming (the device restarted with a new SSRC).
+    // Another source: ignored, unless it keeps coming (the device restarted with a new SSRC; the
+    // reordering buffer restarts on it, dropping what it held of the old one).
     other_count_ = h.ssrc == other_ssrc_ ? other_count_ + 1 : 1;
     other_ssrc_ = h.ssrc;
     if (other_count_ < cfg_.ssrc_switch_after) {
@@ -182,75 +145,54 @@ void PsRtpReceiver::on_rtp(const uint8_t* pkt, size_t size, PsDemuxer::Sink& sin
     }
     ++stats_.ssrc_changes;
     ssrc_ = h.ssrc;
-    other_count_ = 0;
-    started_ = false;
-    held_ = 0;
-    std::fill(slot_seq_.begin(), slot_seq_.end(), -1);
     demux_.reset();
+    switched = true;
   }
   other_count_ = 0;
-  const uint8_t* payload = pkt + h.header_len;
-  size_t len = h.payload_len;
   ++stats_.packets;
-  if (!started_) {
-    started_ = true;
-    expected_ = h.seq;
-  }
-  auto d = static_cast<int16_t>(static_cast<uint16_t>(h.seq - expected_));
-  if (d < 0 && d > -512) {  // already delivered, or given up on
-    ++stats_.late;
+  uint16_t ahead = static_cast<uint16_t>(h.seq - rb_.next_seq());
+  bool behind = ahead >= 0x8000;
+  // A gap nothing will fill: TCP (in order), or a packet too large to wait a whole window ahead.
+  // What is held goes first, then this packet after the gap.
+  bool give_up = !switched && stats_.packets > 1 && !behind && ahead &&
+                 (cfg_.reorder_window == 0 || (size > rb_.max_packet() && ahead >= rb_.depth()));
+  if (give_up) pop_due(UINT64_MAX, sink);
+  uint32_t gap = 0;
+  if (rb_.take_next(pkt, size, give_up ? &gap : nullptr)) {  // from the caller's bytes, then what it freed
+    if (gap) {
+      stats_.lost += gap;
+      demux_.mark_loss(sink);
+    }
+    deliver(pkt + h.header_len, h.payload_len, h.marker, sink);
+    pop_due(0, sink);
     return;
   }
-  if (d == 0) {
-    ++expected_;
-    deliver(payload, len, h.marker, sink);
-    drain(sink);
+  if (size > rb_.max_packet()) {
+    ++(behind ? stats_.late : stats_.too_large);  // too large to wait: its gap will be declared lost
     return;
   }
-  size_t window = cfg_.reorder_window;
-  if (d > 0 && window) {
-    // Too far ahead to wait for everything before it: give up the oldest gaps first.
-    while (static_cast<size_t>(d) >= window && held_) {
-      skip_gap(sink);
-      d = static_cast<int16_t>(static_cast<uint16_t>(h.seq - expected_));
-    }
-    if (d == 0) {
-      ++expected_;
-      deliver(payload, len, h.marker, sink);
-      drain(sink);
+  const ReorderStats& rs = rb_.stats();
+  uint64_t restarts = rs.restarts, dropped = rs.dropped;
+  switch (rb_.push(pkt, size, 0)) {
+    case ReorderBuffer::Push::Duplicate:
+      ++(behind ? stats_.late : stats_.duplicates);  // behind: delivered already, or given up on
       return;
-    }
+    case ReorderBuffer::Push::Bad:
+      ++stats_.stray;
+      return;
+    case ReorderBuffer::Push::Queued:
+      break;
   }
-  if (d > 0 && static_cast<size_t>(d) < window) {
-    size_t slot = h.seq % window;
-    if (slot_seq_[slot] == h.seq) {
-      ++stats_.duplicates;
-      return;
-    }
-    if (len > cfg_.max_packet) {
-      ++stats_.too_large;  // cannot wait: its gap will be declared lost
-      return;
-    }
-    std::memcpy(slots_.data() + slot * cfg_.max_packet, payload, len);
-    slot_len_[slot] = static_cast<uint32_t>(len);
-    slot_seq_[slot] = h.seq;
-    slot_marker_[slot] = h.marker ? 1 : 0;
-    ++held_;
-    ++stats_.reordered;
-    // Waiting longer than the window holds would reorder nothing more: give up the oldest gap.
-    if (held_ + 1 >= window) skip_gap(sink);
-    return;
-  }
-  // Beyond the window (or no window, or a restart far back): what is held goes first, then the
-  // gap up to this packet is lost.
-  flush_reorder(sink);
-  auto gap = static_cast<int16_t>(static_cast<uint16_t>(h.seq - expected_));
-  if (gap != 0) {
-    stats_.lost += gap > 0 ? static_cast<uint64_t>(gap) : 0;
+  if (rs.restarts != restarts) {
+    // A far jump the next packet confirmed: a new sequence; what was held of the old one is gone.
+    ++stats_.restarts;
+    stats_.lost += rs.dropped - dropped;
     demux_.mark_loss(sink);
+  } else if (cfg_.reorder_window) {
+    ++stats_.reordered;
   }
-  expected_ = static_cast<uint16_t>(h.seq + 1);
-  deliver(payload, len, h.marker, sink);
+  // TCP (no window): nothing waits, a gap is a loss at once.
+  pop_due(cfg_.reorder_window ? 0 : UINT64_MAX, sink);
 }
 
 }  // namespace junction::media

@@ -2,6 +2,8 @@
 #include <junction/media/reorder.hpp>
 #include <junction/media/rtp_depacketizer.hpp>
 
+#include "ps_common.hpp"
+
 #include <cstring>
 #include <new>
 
@@ -106,6 +108,33 @@ store:
   return Push::Queued;
 }
 
+bool ReorderBuffer::take_next(const uint8_t* pkt, size_t len, uint32_t* gap) {
+  if (gap) *gap = 0;
+  if (!ok() || !pkt || len < proto::rtp::kFixedHeader || (pkt[0] >> 6) != 2) return false;
+  uint16_t seq = proto::rtp::rd16(pkt + 2);
+  uint32_t ssrc = proto::rtp::rd32(pkt + 8);
+  if (!started_ || ssrc != ssrc_) restart(seq, ssrc);
+  if (seq != next_) {
+    uint16_t ahead = static_cast<uint16_t>(seq - next_);
+    if (!gap || ahead >= 0x8000) return false;
+    // Given up: whatever is still held (drain() was not called) goes with the gap.
+    stats_.dropped += held_ + (pending_ ? 1 : 0);
+    for (size_t i = 0; i < depth_; ++i) slots_[i].used = false;
+    held_ = 0;
+    pending_ = false;
+    stats_.lost += ahead;
+    *gap = ahead;
+    next_ = seq;
+  }
+  // What pop() would hand out first: nothing can be held at next_ (pop() ran after every push).
+  ++stats_.pushed;
+  ++stats_.popped;
+  ++next_;
+  skipped_ = 0;
+  have_jump_ = false;
+  return true;
+}
+
 bool ReorderBuffer::pop(uint64_t now_ns, Packet& out) {
   if (!ok() || !started_) return false;
   for (;;) {
@@ -155,6 +184,74 @@ uint64_t ReorderBuffer::deadline_ns() const {
   for (size_t k = 0; k < depth_; ++k)
     if (slots_[k].used && slots_[k].arrival_ns < oldest) oldest = slots_[k].arrival_ns;
   return oldest > UINT64_MAX - max_wait_ns_ ? UINT64_MAX : oldest + max_wait_ns_;
+}
+
+namespace {
+constexpr uint32_t kBlobMagic = 0x524F4231;  // "ROB1"
+}
+
+void ReorderBuffer::save(std::vector<uint8_t>& out) const {
+  BlobWriter w{out};
+  w.put(kBlobMagic);
+  w.put(static_cast<uint64_t>(depth_)), w.put(static_cast<uint64_t>(max_packet_));
+  w.put(started_), w.put(next_), w.put(ssrc_), w.put(skipped_), w.put(have_jump_), w.put(jump_next_), w.put(stats_);
+  w.put(static_cast<uint64_t>(ok() ? held_ : 0));
+  for (size_t i = 0; ok() && i < depth_; ++i) {
+    if (!slots_[i].used) continue;
+    w.put(slots_[i].seq), w.put(slots_[i].arrival_ns);
+    w.bytes(data_.get() + i * max_packet_, slots_[i].len);
+  }
+  w.put(pending_);
+  if (pending_) {
+    w.put(pending_slot_.seq), w.put(pending_slot_.arrival_ns);
+    w.bytes(pending_data_.get(), pending_slot_.len);
+  }
+}
+
+bool ReorderBuffer::restore(const uint8_t* data, size_t size) {
+  auto fresh = [&] {
+    if (ok())
+      for (size_t i = 0; i < depth_; ++i) slots_[i].used = false;
+    started_ = pending_ = have_jump_ = false;
+    held_ = 0;
+    skipped_ = 0;
+    stats_ = {};
+    return false;
+  };
+  if (!ok()) return false;
+  BlobReader r{data, size};
+  if (r.get<uint32_t>() != kBlobMagic || r.get<uint64_t>() != depth_ || r.get<uint64_t>() != max_packet_) return fresh();
+  started_ = r.flag(), next_ = r.get<uint16_t>(), ssrc_ = r.get<uint32_t>(), skipped_ = r.get<uint32_t>();
+  have_jump_ = r.flag(), jump_next_ = r.get<uint16_t>(), stats_ = r.get<ReorderStats>();
+  auto held = r.get<uint64_t>();
+  if (!r.ok || held > depth_) return fresh();
+  for (size_t i = 0; i < depth_; ++i) slots_[i].used = false;
+  held_ = 0;
+  for (uint64_t k = 0; k < held; ++k) {
+    auto seq = r.get<uint16_t>();
+    auto arrival = r.get<uint64_t>();
+    const uint8_t* p = nullptr;
+    size_t n = 0;
+    if (!r.view(&p, &n, max_packet_)) return fresh();
+    size_t i = seq & (depth_ - 1);
+    // A held packet is within the window ahead of next_, one per slot: anything else is not ours.
+    if (static_cast<uint16_t>(seq - next_) >= depth_ || slots_[i].used) return fresh();
+    slots_[i] = Slot{true, seq, static_cast<uint32_t>(n), arrival};
+    std::memcpy(slot_data(i), p, n);
+    ++held_;
+  }
+  pending_ = r.flag();
+  if (pending_) {
+    auto seq = r.get<uint16_t>();
+    auto arrival = r.get<uint64_t>();
+    const uint8_t* p = nullptr;
+    size_t n = 0;
+    if (!r.view(&p, &n, max_packet_)) return fresh();
+    pending_slot_ = Slot{true, seq, static_cast<uint32_t>(n), arrival};
+    std::memcpy(pending_data_.get(), p, n);
+  }
+  if (!r.ok || r.n != 0) return fresh();
+  return true;
 }
 
 }  // namespace junction::media

@@ -20,9 +20,9 @@ struct Out {
   jn_media_meta meta;
 };
 
-struct Collect : PsDemuxer::Sink {
+struct Collect {
   std::vector<Out> frames;
-  void on_frame(const FrameView& f) override {
+  void on_frame(const FrameView& f) {
     if (f.size && !f.data) abort();
     frames.push_back(Out{std::vector<uint8_t>(f.data, f.data + f.size), f.meta});
   }

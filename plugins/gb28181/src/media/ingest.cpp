@@ -81,6 +81,7 @@ std::string host_port(const std::string& ip, uint16_t port) {
 constexpr size_t kRecordChunk = 256u << 10;  // PS bytes handed to one file write
 constexpr size_t kMaxGopFrames = 2048;       // GOP cache entries (video + audio) per stream
 constexpr size_t kMaxCatchUpName = 256;
+constexpr size_t kMaxLiveLoops = 65536;       // live prefixes whose media loop is remembered
 
 }  // namespace
 
@@ -193,6 +194,9 @@ struct MediaIngest::Impl {
   std::unordered_map<uint32_t, std::shared_ptr<Stream>> streams;
   uint32_t next_id = 1;
   uint32_t next_loop = 0;
+  // A live stream's media loop, by bus prefix (control loop): a restarted stream comes back on the
+  // loop it had, where its loop-local consumers (PsOut's client senders) subscribed.
+  std::unordered_map<std::string, uint32_t> live_loops;
   bool timers_started = false;
   std::mutex ev_mu;
   std::deque<Event> events;
@@ -315,6 +319,14 @@ struct MediaIngest::Impl {
     uint32_t loops = host.media_loops();
     if (loops == 0) return 0;
     return 1 + (next_loop++ % loops);
+  }
+  uint32_t live_loop(const std::string& prefix) {
+    uint32_t loops = host.media_loops();
+    if (loops == 0) return 0;
+    auto it = live_loops.find(prefix);
+    if (it != live_loops.end() && it->second >= 1 && it->second <= loops) return it->second;
+    if (live_loops.size() >= kMaxLiveLoops) live_loops.clear();  // bounded: stickiness is lost, nothing else
+    return live_loops[prefix] = pick_loop();
   }
 
   void tick(uint32_t loop);
@@ -518,6 +530,8 @@ void MediaIngest::configure(const IngestConf& conf) {
   impl_->stats_ms.store(conf.stats_interval_ms, std::memory_order_relaxed);
 }
 
+uint32_t MediaIngest::live_loop(const std::string& prefix) { return impl_->live_loop(prefix); }
+
 jn_status MediaIngest::start() { return impl_->host.event_subscribe(JN_MEDIA_KEYFRAME_REQUEST_TOPIC); }
 
 size_t MediaIngest::size() const {
@@ -543,7 +557,7 @@ Opened MediaIngest::open(const OpenRequest& req) {
   s->timeout_ms = req.rtp_timeout_ms ? req.rtp_timeout_ms : im.conf.rtp_timeout_ms;
   s->opened_ms = im.host.now_ms();
   s->last_stats_ms = s->opened_ms;
-  s->loop = im.pick_loop();
+  s->loop = req.purpose == Purpose::Live ? im.live_loop(s->prefix) : im.pick_loop();
   ReceiverConfig rc;
   rc.transport = req.transport;
   rc.ssrc = req.ssrc;
@@ -1104,6 +1118,7 @@ std::string MediaIngest::save_state() {
   nlohmann::json j;
   j["next_id"] = im.next_id;
   j["next_loop"] = im.next_loop;
+  j["live_loops"] = im.live_loops;
   j["timers"] = im.timers_started;
   auto arr = nlohmann::json::array();
   std::shared_lock lk(im.map_mu);
@@ -1176,6 +1191,10 @@ bool MediaIngest::restore_state(std::string_view saved, std::string& error) {
   }
   im.next_id = j.value("next_id", 1u);
   im.next_loop = j.value("next_loop", 0u);
+  im.live_loops.clear();
+  if (j.contains("live_loops") && j["live_loops"].is_object())
+    for (auto& [k, v] : j["live_loops"].items())
+      if (v.is_number_unsigned() && im.live_loops.size() < kMaxLiveLoops) im.live_loops[k] = v.get<uint32_t>();
   im.timers_started = j.value("timers", false);  // the old instance's loop timers keep running
   uint64_t now = im.host.now_ms();
   for (auto& e : j.value("streams", nlohmann::json::array())) {

@@ -200,6 +200,12 @@ class MediaIngest {
   std::vector<Stats> all_stats() const;
   size_t size() const;
 
+  // The media loop (0: the control loop, no media loops) the live stream of bus prefix `prefix`
+  // ("gb28181/<device>/<channel>") runs on, or will run on when opened: a live prefix keeps the
+  // loop it was first given (round-robin), across restarts and hot reloads, so a loop-local consumer
+  // (bus_subscribe_local, its sockets on that loop) can be set up before the stream opens. Control loop.
+  uint32_t live_loop(const std::string& prefix);
+
   // --- per-viewer streams (a call's viewer, GOP cache on): "<stream>/viewer/<tag>/video|audio"
   // carry the live stream's frames (the same pool buffers) from the viewer's start on: the cached
   // GOP, keyframe first, when a media.keyframe_request names the viewer's video stream (a

@@ -215,11 +215,11 @@ bool sps_resolution(uint32_t codec, const uint8_t* nal, size_t size, uint32_t& w
 
 // --- the receiver ---
 
-struct StreamReceiver::DemuxSink final : PsDemuxer::Sink {
+struct StreamReceiver::DemuxSink final {  // a FrameSink
   StreamReceiver& r;
   StreamReceiver::Sink& out;
   DemuxSink(StreamReceiver& rr, StreamReceiver::Sink& o) : r(rr), out(o) {}
-  void on_frame(const FrameView& f) override {
+  void on_frame(const FrameView& f) {
     if (f.meta.kind == JN_MEDIA_VIDEO) {
       ++r.video_frames_;
       ++r.win_frames_;
@@ -240,7 +240,7 @@ struct StreamReceiver::DemuxSink final : PsDemuxer::Sink {
     }
     out.on_frame(f);
   }
-  void on_error(PsError e, const char* detail) override {
+  void on_error(PsError e, const char* detail) {
     if (e == PsError::FrameTooLarge) {
       ++r.oversized_;
       out.on_problem(Problem::Oversized, detail);
@@ -296,7 +296,7 @@ void StreamReceiver::rebuild(uint32_t ssrc, bool pinned, int pt) {
   rc.ssrc = ssrc;
   rc.ssrc_from_first = !pinned;
   rc.reorder_window = cfg_.transport == Transport::Udp ? cfg_.reorder_window : 0;
-  rc.max_packet = cfg_.transport == Transport::Udp ? 1500 : 65535;
+  rc.max_packet = 1500;  // what can wait out of order (RTP header included); in-order packets go through at any size
   rc.demux.max_video_frame = cfg_.max_video_frame;
   rtp_ = std::make_unique<PsRtpReceiver>(rc);
   cfg_.payload_type = pt;
@@ -313,7 +313,7 @@ void StreamReceiver::adopt_answer(bool has_ssrc, uint32_t ssrc, int payload_type
 
 uint64_t StreamReceiver::packets() const { return carried_packets_ + rtp_->stats().packets; }
 
-void StreamReceiver::rtp_packet(const uint8_t* data, size_t size, PsDemuxer::Sink& ds, Sink& out) {
+void StreamReceiver::rtp_packet(const uint8_t* data, size_t size, junction::media::FrameSink ds, Sink& out) {
   const auto& s = rtp_->stats();
   uint64_t ws = s.wrong_ssrc, wp = s.wrong_pt, mf = s.malformed;
   rtp_->on_rtp(data, size, ds);

@@ -80,7 +80,7 @@ class StreamReceiver {
   struct DemuxSink;
   struct TcpSink;
   void rebuild(uint32_t ssrc, bool pinned, int pt);
-  void rtp_packet(const uint8_t* data, size_t size, junction::media::PsDemuxer::Sink& ds, Sink& out);
+  void rtp_packet(const uint8_t* data, size_t size, junction::media::FrameSink ds, Sink& out);
 
   ReceiverConfig cfg_;
   std::unique_ptr<junction::media::PsRtpReceiver> rtp_;

@@ -126,7 +126,8 @@ void GbPlugin::on_client_invite(sip::TxnId id, const sip::Message& m, const sip:
     if (n >= conf_.clients.max_per_channel)
       return client_refuse(id, m, from, 486, std::to_string(n) + " client(s) already view " + channel + " (clients.max_per_channel)");
   }
-  play::PsOut::Opened o = ps_out_->open(offer->transport);
+  // The sender's sockets go on the media loop of the channel's live stream: it sends from there.
+  play::PsOut::Opened o = ps_out_->open(offer->transport, media_->live_loop(device, channel));
   if (!o.id) return client_refuse(id, m, from, 503, "media: " + o.error);
   ClientViewer c;
   c.device = device;

@@ -138,6 +138,9 @@ class IngestMedia final : public PlayMedia, public media::IngestListener {
   bool on_event(std::string_view t, std::string_view j) override { return ingest_.on_event(t, j); }
   std::string viewer_stream(uint32_t id, const std::string& tag) override { return ingest_.viewer_stream(id, tag); }
   void drop_viewer_stream(uint32_t id, const std::string& tag) override { ingest_.drop_viewer_stream(id, tag); }
+  uint32_t live_loop(const std::string& device, const std::string& channel) override {
+    return ingest_.live_loop("gb28181/" + device + "/" + channel);  // the live prefix open() gives (req.stream empty)
+  }
   std::string save() override { return ingest_.save_state(); }
   bool restore(std::string_view s, std::string& error) override { return ingest_.restore_state(s, error); }
 

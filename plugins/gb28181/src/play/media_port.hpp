@@ -43,6 +43,9 @@ class PlayMedia : public MediaPort {
   // own that start from the cached GOP (MediaIngest::viewer_stream); "" = use the live streams.
   virtual std::string viewer_stream(uint32_t, const std::string&) { return {}; }
   virtual void drop_viewer_stream(uint32_t, const std::string&) {}
+  // The media loop a channel's live stream runs (or will run) on: loop-local consumers of it put
+  // their sockets and bus subscriptions there (MediaIngest::live_loop). 0: the control loop.
+  virtual uint32_t live_loop(const std::string&, const std::string&) { return 0; }
   virtual std::string save() { return {}; }
   virtual bool restore(std::string_view, std::string&) { return true; }
 

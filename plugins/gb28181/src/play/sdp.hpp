@@ -48,14 +48,19 @@ std::optional<Answer> parse_answer(std::string_view sdp, const Offer& offer, std
 
 // A device's INVITE for audio (语音广播: it asks for the platform's audio after the Broadcast
 // Response): where to send, how, and what it accepts.
-struct AudioOffer {
-  std::string address;
+// What a peer's offer (a device's audio INVITE, a client's INVITE) says of where we send.
+struct PeerMedia {
+  std::string address;        // where we send (UDP) / connect to (TCP, the peer passive)
   uint16_t port = 0;
-  Transport transport = Transport::Udp;  // our side: TcpActive when the device says a=setup:passive
-  std::string ssrc;           // y= (we send with this SSRC)
+  Transport transport = Transport::Udp;  // our side: TcpActive when the peer says a=setup:passive,
+                                         // else TcpPassive (it connects)
+  std::string ssrc;           // y= as written ("" = none); we send with this SSRC
+  std::string session_name;   // s=
+};
+
+struct AudioOffer : PeerMedia {
   bool ps = false;            // the device wants PS-wrapped audio (PT 96 PS) rather than plain G.711A
   int payload_type = 8;       // the PT we will send with
-  std::string session_name;   // s=
 };
 std::optional<AudioOffer> parse_audio_offer(std::string_view sdp, std::string& error);
 
@@ -65,13 +70,8 @@ std::string build_audio_answer(const AudioOffer& o, const std::string& origin_us
 
 // A SIP client's INVITE for a channel (实时预览, 客户端主动发起): it receives the channel as PS
 // over RTP. recvonly (or no direction), m=video with a PS payload type, its c= / m= address.
-struct ClientOffer {
-  std::string address;        // where we send (UDP) / connect to (TCP, the client passive)
-  uint16_t port = 0;
-  Transport transport = Transport::Udp;  // our side: TcpPassive when the client connects (a=setup:active or none)
+struct ClientOffer : PeerMedia {  // s= "Play" (anything else is refused by the caller); no y=: we choose one
   int payload_type = 96;      // the client's PS payload type
-  std::string ssrc;           // y= as written ("" = none: we choose one)
-  std::string session_name;   // s= ("Play"; anything else is refused by the caller)
 };
 // Refused with the reason: not SDP, no m=video, no c=, port 0 over UDP, no PS payload type, a
 // direction other than recvonly (a client that wants to send), a y= that is not decimal.

@@ -94,7 +94,7 @@ struct PsDemuxerStats {
   uint64_t dropped_frames = 0;    // damaged or oversized frames dropped
   uint64_t resyncs = 0;           // times the parser lost sync and hunted for a pack header
   uint64_t skipped_bytes = 0;     // bytes discarded while hunting
-  uint64_t errors = 0;            // malformed structures (each also reported to Sink::on_error)
+  uint64_t errors = 0;            // malformed structures (each also reported to the sink's error callback)
   uint64_t mpeg1_packs = 0;
   uint64_t psm = 0;               // program stream maps parsed
   uint64_t markers = 0;           // frame_end() calls (RTP markers)
@@ -108,28 +108,22 @@ const char* to_string(MarkerMode m);
 
 class PsDemuxer {
  public:
-  class Sink {
-   public:
-    // The view is valid until the next call into the demuxer.
-    virtual void on_frame(const FrameView& frame) = 0;
-    // Why something was dropped or refused (for a log line; rate-limit there). Default: ignore.
-    virtual void on_error(PsError, const char* /*detail*/) {}
-
-   protected:
-    ~Sink() = default;
-  };
+  // Frames go to a FrameSink (junction/media/frame.hpp), the view valid until the next call into
+  // the demuxer; its error callback hears why something was dropped or refused (a PsError and a
+  // detail, for a log line; rate-limit there): an object with on_frame(const FrameView&) and
+  // on_error(PsError, const char*) is passed as it is.
 
   explicit PsDemuxer(const PsDemuxerConfig& cfg = {});
 
   // Consumes the chunk entirely; frames completed by it go to sink (zero or more).
-  void feed(const uint8_t* data, size_t size, Sink& sink);
+  void feed(const uint8_t* data, size_t size, FrameSink sink);
   // The transport lost bytes before the next feed(): drop whatever is in progress, resync.
-  void mark_loss(Sink& sink);
+  void mark_loss(FrameSink sink);
   // The transport's frame boundary (the RTP marker) falls after the bytes fed so far: with a
   // trusted marker the AU in progress and the pending audio go out now.
-  void frame_end(Sink& sink);
+  void frame_end(FrameSink sink);
   // End of input: emits the access unit in progress (if it is whole) and the pending audio.
-  void flush(Sink& sink);
+  void flush(FrameSink sink);
   // Forget everything (a new source); the next frames carry JN_MF_DISCONT.
   void reset();
 
@@ -201,26 +195,26 @@ class PsDemuxer {
     int64_t aac_next_pts = 0;   // in `rate` units, for the next ADTS frame of the PES
   };
 
-  void error(Sink& sink, PsError e, const char* detail);
-  void lose_sync(Sink& sink, PsError e, const char* detail);
+  void error(const FrameSink& sink, PsError e, const char* detail);
+  void lose_sync(const FrameSink& sink, PsError e, const char* detail);
   void hunt();
   void drop_in_progress(bool count);
-  void parse_header(Sink& sink);
-  void begin_pes(Sink& sink, const uint8_t* h, size_t len);
-  void parse_psm(Sink& sink, const uint8_t* h, size_t len);
-  void set_video_type(Sink& sink, uint8_t type);
-  void set_audio_type(Sink& sink, uint8_t type);
-  void video_payload(Sink& sink, const uint8_t* p, size_t n);
-  void scan_video(Sink& sink, bool at_end);
+  void parse_header(const FrameSink& sink);
+  void begin_pes(const FrameSink& sink, const uint8_t* h, size_t len);
+  void parse_psm(const FrameSink& sink, const uint8_t* h, size_t len);
+  void set_video_type(const FrameSink& sink, uint8_t type);
+  void set_audio_type(const FrameSink& sink, uint8_t type);
+  void video_payload(const FrameSink& sink, const uint8_t* p, size_t n);
+  void scan_video(const FrameSink& sink, bool at_end);
   bool guess_video_codec(const uint8_t* nal, size_t avail);
-  void emit_video(Sink& sink, size_t end);
+  void emit_video(const FrameSink& sink, size_t end);
   void check_marker(size_t sc, size_t cl, bool starts);
   void marker_mismatch();
-  void audio_payload(Sink& sink, const uint8_t* p, size_t n);
-  void audio_pes_end(Sink& sink);
-  void guess_audio_codec(Sink& sink);
-  void emit_audio_pending(Sink& sink);
-  void parse_adts(Sink& sink);
+  void audio_payload(const FrameSink& sink, const uint8_t* p, size_t n);
+  void audio_pes_end(const FrameSink& sink);
+  void guess_audio_codec(const FrameSink& sink);
+  void emit_audio_pending(const FrameSink& sink);
+  void parse_adts(const FrameSink& sink);
   int64_t unwrap(uint64_t pts33);
 
   PsDemuxerConfig cfg_;

@@ -5,8 +5,9 @@
 //
 // PsRtpPacketizer: PS bytes of one frame -> RTP packets (sequence, marker, timestamp).
 // PsRtpSender:     frames -> PsMuxer -> PsRtpPacketizer.
-// PsRtpReceiver:   RTP packets (UDP datagrams or RFC 4571 frames) -> a small reordering buffer
-//                  (duplicates dropped, late packets dropped, gaps reported as loss) -> PsDemuxer;
+// PsRtpReceiver:   RTP packets (UDP datagrams or RFC 4571 frames) -> ReorderBuffer (reorder.hpp:
+//                  duplicates dropped, late packets dropped, gaps reported as loss; packets in
+//                  order go straight through, uncopied) -> PsDemuxer;
 //                  a packet with the marker bit is followed by PsDemuxer::frame_end (the frame's
 //                  PS bytes are all there: with a trusted marker the frame goes out at once).
 // Pure code: storage is sized at construction; nothing is allocated per packet.
@@ -14,6 +15,7 @@
 
 #include <junction/media/ps_demuxer.hpp>
 #include <junction/media/ps_muxer.hpp>
+#include <junction/media/reorder.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -72,8 +74,10 @@ struct PsRtpReceiverConfig {
   uint32_t ssrc = 0;           // expected SSRC; with ssrc_from_first, the first packet's SSRC is adopted
   bool ssrc_from_first = true; // GB: the answer's y= may differ from the offer; some devices send 0
   uint32_t ssrc_switch_after = 32;  // consecutive packets of another SSRC that mean a restarted source
-  size_t reorder_window = 16;  // packets held while waiting for a missing one (0: TCP, in order)
-  size_t max_packet = 1500;    // largest packet that can wait in the reordering buffer
+  size_t reorder_window = 16;  // packets held while waiting for a missing one, rounded up to a power
+                               // of two (0: TCP, in order: a gap is given up at once)
+  size_t max_packet = 1500;    // largest packet that can wait (out of order) in the reordering
+                               // buffer, RTP header included; one in order goes through at any size
   PsDemuxerConfig demux;
 };
 
@@ -89,6 +93,8 @@ struct PsRtpReceiverStats {
   uint64_t wrong_ssrc = 0;
   uint64_t too_large = 0;      // out-of-order packet larger than max_packet (counted as lost)
   uint64_t ssrc_changes = 0;
+  uint64_t stray = 0;          // a far sequence jump the next packet did not confirm (dropped)
+  uint64_t restarts = 0;       // a far sequence jump confirmed: the source restarted its sequence
 };
 
 class PsRtpReceiver {
@@ -96,12 +102,12 @@ class PsRtpReceiver {
   explicit PsRtpReceiver(const PsRtpReceiverConfig& cfg = {});
 
   // One RTP packet. Frames completed go to sink.
-  void on_rtp(const uint8_t* packet, size_t size, PsDemuxer::Sink& sink);
+  void on_rtp(const uint8_t* packet, size_t size, FrameSink sink);
   // Stop waiting for missing packets (call from a timer, ~100 ms after the last packet): what is
   // held is passed on, gaps count as lost.
-  void flush_reorder(PsDemuxer::Sink& sink);
+  void flush_reorder(FrameSink sink);
   // End of stream: flush_reorder, then the demuxer's last frame.
-  void finish(PsDemuxer::Sink& sink);
+  void finish(FrameSink sink);
 
   const PsRtpReceiverStats& stats() const { return stats_; }
   PsDemuxer& demuxer() { return demux_; }
@@ -114,23 +120,17 @@ class PsRtpReceiver {
   uint32_t ssrc() const { return ssrc_; }
 
  private:
-  void deliver(const uint8_t* payload, size_t size, bool marker, PsDemuxer::Sink& sink);
-  void drain(PsDemuxer::Sink& sink);
-  void skip_gap(PsDemuxer::Sink& sink);
+  void deliver(const uint8_t* payload, size_t size, bool marker, const FrameSink& sink);
+  // Passes on what the reordering buffer has due (now: UINT64_MAX gives every gap up).
+  void pop_due(uint64_t now, const FrameSink& sink);
 
   PsRtpReceiverConfig cfg_;
   PsRtpReceiverStats stats_;
   PsDemuxer demux_;
+  ReorderBuffer rb_;
   bool have_ssrc_ = false;
   uint32_t ssrc_ = 0;
   uint32_t other_ssrc_ = 0, other_count_ = 0;
-  bool started_ = false;
-  uint16_t expected_ = 0;       // next sequence number to deliver
-  size_t held_ = 0;             // packets in the reordering buffer
-  std::vector<uint8_t> slots_;  // reorder_window x max_packet payload bytes
-  std::vector<uint32_t> slot_len_;
-  std::vector<int32_t> slot_seq_;  // -1: empty
-  std::vector<uint8_t> slot_marker_;
 };
 
 }  // namespace junction::media

@@ -7,11 +7,14 @@
 // counted as dropped; the unconfirmed first packet of the jump is refused as Bad). The first packet sets the
 // sequence: one that was sent before it but arrives after it is dropped as late. Packets are copied into slots
 // allocated once (depth x max_packet bytes); nothing is allocated per packet; nothing thrown.
+// take_next() is the in-order fast path (the caller keeps the packet, nothing copied); save() /
+// restore() carry the whole state (held packets included) across a plugin's hot reload.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace junction::media {
 
@@ -37,6 +40,17 @@ class ReorderBuffer {
 
   enum class Push : uint8_t { Queued, Duplicate, Bad };
   Push push(const uint8_t* pkt, size_t len, uint64_t now_ns);
+  // The packet due next (or the first one, or the first of a new SSRC, which restarts the
+  // buffer): true, and the sequence moves past it, the caller delivers it from its own bytes
+  // (whatever its size: nothing is copied); then pop() what it freed. False: push() it instead.
+  // With gap set, a packet ahead (less than half the sequence space) is taken too: the sequence
+  // numbers before it are given up (*gap: how many, counted lost; drain() what is held first).
+  // For a gap nothing will fill: an ordered transport (TCP), a packet too large to wait.
+  bool take_next(const uint8_t* pkt, size_t len, uint32_t* gap = nullptr);
+  // The sequence number due next (meaningful once a packet came).
+  uint16_t next_seq() const { return next_; }
+  size_t max_packet() const { return max_packet_; }
+  size_t depth() const { return depth_; }
 
   // The next packet in order, if one is due: in sequence, or after a gap the window or the
   // wait bound gave up on (lost_before: how many sequence numbers were skipped). The bytes stay
@@ -54,6 +68,12 @@ class ReorderBuffer {
   uint64_t deadline_ns() const;
   size_t held() const { return held_; }
   const ReorderStats& stats() const { return stats_; }
+
+  // Hot reload: sequence state, counters and the held packets appended to out (an opaque blob of
+  // this build), taken back by a buffer of the same depth and max_packet. False (and a fresh
+  // buffer) on a blob it cannot take.
+  void save(std::vector<uint8_t>& out) const;
+  bool restore(const uint8_t* data, size_t size);
 
  private:
   struct Slot {

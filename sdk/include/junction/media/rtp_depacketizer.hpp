@@ -38,19 +38,7 @@ enum class RtpError : uint8_t {
 };
 const char* to_string(RtpError e);
 
-// Receives each whole frame; the view's bytes are valid only during the call.
-struct FrameSink {
-  void* ctx = nullptr;
-  void (*fn)(void* ctx, const FrameView& frame) = nullptr;
-  void operator()(const FrameView& f) const {
-    if (fn) fn(ctx, f);
-  }
-};
-// A sink calling `f(const FrameView&)`; f must outlive the sink.
-template <typename F>
-FrameSink frame_sink(F& f) {
-  return FrameSink{&f, [](void* c, const FrameView& v) { (*static_cast<F*>(c))(v); }};
-}
+// Frames go to a FrameSink (junction/media/frame.hpp).
 
 struct DepacketizerConfig {
   uint32_t codec = JN_CODEC_NONE;  // set by the codec's class

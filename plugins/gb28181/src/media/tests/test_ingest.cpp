@@ -549,6 +549,41 @@ TEST_CASE("gb ingest: streams spread over the media loops; each loop's housekeep
   CHECK(r.ing->size() == 4);
 }
 
+TEST_CASE("gb ingest: a live stream reopened (a restart) comes back on its media loop, known before it opens; also after a reload") {
+  Rig r;
+  r.fh.loops = 3;
+  auto loop_of = [&](uint32_t id) {
+    auto j = nlohmann::json::parse(r.ing->save_state());
+    for (auto& e : j["streams"])
+      if (e["id"].get<uint32_t>() == id) return e["loop"].get<uint32_t>();
+    return 0u;
+  };
+  // Asked before the stream exists (a client's sender binds first): the stream then opens there.
+  uint32_t want = r.ing->live_loop("gb28181/d/c1");
+  REQUIRE(want >= 1);
+  REQUIRE(want <= 3);
+  uint32_t a = r.ing->open(oreq("d", "c0", Transport::Udp)).id;
+  uint32_t b = r.ing->open(oreq("d", "c1", Transport::Udp)).id;
+  CHECK(loop_of(b) == want);
+  CHECK(loop_of(a) != want);  // round-robin still spreads the others
+  // Closed and opened again (the play side's restart) while other streams opened meanwhile.
+  REQUIRE(r.ing->close(b, "timeout"));
+  for (int i = 2; i < 6; ++i) r.ing->open(oreq("d", "c" + std::to_string(i), Transport::Udp));
+  uint32_t b2 = r.ing->open(oreq("d", "c1", Transport::Udp)).id;
+  CHECK(loop_of(b2) == want);
+  // A hot reload keeps the assignment, of open and of closed streams.
+  REQUIRE(r.ing->close(b2, "timeout"));
+  std::string saved = r.ing->save_state();
+  r.ing = std::make_unique<MediaIngest>(r.host, r.events);
+  std::string err;
+  REQUIRE(r.ing->restore_state(saved, err));
+  CHECK(r.ing->live_loop("gb28181/d/c1") == want);
+  CHECK(loop_of(r.ing->open(oreq("d", "c1", Transport::Udp)).id) == want);
+  // No media loops: the control loop.
+  r.fh.loops = 0;
+  CHECK(r.ing->live_loop("gb28181/d/c7") == 0);
+}
+
 TEST_CASE("gb ingest: bad input is logged at most once per second per stream, with the count of lines held back") {
   Rig r;
   jn_handle first = r.fh.next;
