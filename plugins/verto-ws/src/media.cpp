@@ -129,6 +129,72 @@ bool MediaLeg::apply(const std::string& answer_sdp, std::string& why) {
   return start(ans, why);
 }
 
+bool MediaLeg::update(const wrtc::Description& offer, std::string& sdp, bool& new_transport, std::string& why) {
+  new_transport = false;
+  if (!pc_ || closed_) {
+    why = "no running media to update";
+    return false;
+  }
+  if (offer.bundle_mids.empty()) {
+    why = "the offer has no BUNDLE group (one transport per m-line is not supported yet)";
+    return false;
+  }
+  wrtc::AnswerOptions o;
+  o.audio = far_audio_media;
+  o.video = far_video_media;
+  o.transports = {local_transport()};
+  o.cname = "junction";
+  wrtc::AnswerResult ans;
+  wrtc::ParseError err;
+  if (!wrtc::build_answer(offer, o, ans, err)) {
+    why = err.reason + " (" + ans.summary() + ")";
+    return false;
+  }
+  std::string in_place;
+  if (pc_->renegotiate(ans, in_place)) {
+    negotiated_ = ans;
+    summary_ = negotiated_.summary();
+    sdp = negotiated_.sdp;
+    return true;
+  }
+  if (!pc_->ok()) {  // the lines could not be rebuilt: the old ones are gone
+    why = in_place;
+    return false;
+  }
+  // Another DTLS peer: a new PeerConnection with fresh ICE credentials on the same socket.
+  wrtc::IceCredentials fresh;
+  if (!wrtc::ice_random_credentials(fresh)) {
+    why = "no randomness for ICE credentials";
+    return false;
+  }
+  wrtc::IceCredentials old = ice_;
+  ice_ = fresh;
+  o.transports = {local_transport()};
+  wrtc::AnswerResult ans2;
+  if (!wrtc::build_answer(offer, o, ans2, err)) {
+    ice_ = old;
+    why = err.reason;
+    return false;
+  }
+  pc_->close();
+  auto prev = std::move(pc_);
+  if (!start(ans2, why)) {
+    ice_ = old;
+    return false;
+  }
+  new_transport = true;
+  sdp = negotiated_.sdp;
+  return true;
+}
+
+void MediaLeg::hold(bool on, uint64_t now_ms) {
+  if (held_ == on) return;
+  held_ = on;
+  if (on || !pc_ || closed_) return;
+  pc_->request_keyframe(now_ms);                       // the browser's video, for the far leg
+  if (ev_.keyframe && !far_video_.empty()) ev_.keyframe(far_video_, "join");  // the far leg's, for the browser
+}
+
 bool MediaLeg::start(const wrtc::AnswerResult& negotiated, std::string& why) {
   negotiated_ = negotiated;
   summary_ = negotiated_.summary();
@@ -166,6 +232,10 @@ void MediaLeg::on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms) {
   junction::media::FrameView f = junction::media::frame_of(buf);
   if (!f.data) return;
   ++bus_frames_;
+  if (held_) {
+    ++held_out_;
+    return;
+  }
   pc_->send_frame(kind, f, now_ms);
 }
 
@@ -179,7 +249,8 @@ void MediaLeg::request_keyframe(uint64_t now_ms) {
 
 nlohmann::json MediaLeg::stats_json() const {
   nlohmann::json j = {{"port", port_}, {"negotiated", summary_}, {"publishes", {audio_name_, video_name_}},
-                      {"subscribes", {far_audio_, far_video_}}, {"bus_frames_in", bus_frames_}};
+                      {"subscribes", {far_audio_, far_video_}}, {"bus_frames_in", bus_frames_}, {"held", held_},
+                      {"held_frames_out", held_out_}, {"held_frames_in", held_in_}};
   if (!pc_) return j;
   const auto& st = pc_->stats();
   j["state"] = wrtc::peer_state_name(pc_->state());
@@ -191,6 +262,7 @@ nlohmann::json MediaLeg::stats_json() const {
   j["pli_fir_in"] = st.pli_fir_in;
   j["nack_in"] = st.nack_in;
   j["retransmitted"] = st.retransmitted;
+  j["ice_restarts"] = st.ice_restarts;
   for (uint32_t kind : {uint32_t{JN_MEDIA_AUDIO}, uint32_t{JN_MEDIA_VIDEO}}) {
     std::string k = kind == JN_MEDIA_AUDIO ? "audio" : "video";
     if (const auto* tx = pc_->sender(kind)) {
@@ -274,6 +346,10 @@ void MediaLeg::send_datagram(size_t, const uint8_t* data, size_t len, const jn_a
 void MediaLeg::on_frame(uint32_t kind, const junction::media::FrameView& frame) {
   uint32_t id = kind == JN_MEDIA_VIDEO ? video_id_ : audio_id_;
   if (!id || closed_ || frame.size > UINT32_MAX) return;
+  if (held_) {
+    ++held_in_;
+    return;
+  }
   jn_buf* b = host_.buf_alloc(static_cast<uint32_t>(frame.size));
   if (!b) return;
   std::memcpy(b->data, frame.data, frame.size);  // the frame is the bridge's reassembly buffer: one copy into the pool

@@ -56,6 +56,16 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   // Inbound: our offer to the browser for what the far leg offered; then its answer.
   bool offer(const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp, std::string& why);
   bool apply(const std::string& answer_sdp, std::string& why);
+  // verto.modify updateMedia: the browser's new offer in the answered call, answered with what
+  // the far leg has. The running PeerConnection takes it when the browser's certificate is the
+  // same (an ICE restart included); else a new one starts with fresh ICE credentials on the same
+  // socket. Under the plugin's lock. new_transport: which of the two happened.
+  bool update(const wrtc::Description& offer, std::string& sdp, bool& new_transport, std::string& why);
+  // Hold: no frame of the far leg goes to the browser and none of the browser's is published
+  // (both directions stop, as `inactive`); unhold asks both producers for a keyframe so video
+  // resumes at once. Under the plugin's lock.
+  void hold(bool on, uint64_t now_ms);
+  bool held() const { return held_; }
   // The negotiated result as the core's media description (our bus streams as bus_stream).
   void to_core(wrtc::MediaStreams& out) const;
   // Sends the far leg's bus streams to the browser (subscriptions with cookie id*4+kind).
@@ -108,7 +118,9 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   wrtc::AnswerResult negotiated_;
   std::unique_ptr<wrtc::PeerConnection> pc_;
   bool closed_ = false;
+  bool held_ = false;
   uint64_t bus_frames_ = 0;
+  uint64_t held_out_ = 0, held_in_ = 0;  // frames not sent to / not published from the browser while held
 };
 
 }  // namespace verto

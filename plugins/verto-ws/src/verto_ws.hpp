@@ -248,6 +248,8 @@ class VertoWs : public junction::sdk::Plugin {
   json bye(jn_handle h, verto::Message& m);
   json info(jn_handle h, verto::Message& m);
   json modify(jn_handle h, verto::Message& m);
+  json update_media(Conn& c, Call& cl, verto::Message& m);
+  void reoffer(Call& cl, const jn_call_event& ev);
   json display(jn_handle h, verto::Message& m);
   json attach_answer(jn_handle h, verto::Message& m);
   void end_call(uint64_t id, int code, const std::string& reason, bool tell_browser = true);

@@ -256,6 +256,19 @@ class VertoClient {
   dtmf(callID, digits) { return this.result("verto.info", { dialogParams: { callID }, dtmf: digits }); }
   chat(callID, to, body) { return this.result("verto.info", { dialogParams: { callID }, msg: { to, body } }); }
   hold(callID, action) { return this.result("verto.modify", { dialogParams: { callID }, action }); }
+
+  // verto.modify updateMedia: a new offer from this page's PeerConnection (an ICE restart when
+  // asked), answered in the result with the server's SDP, applied here.
+  async updateMedia(callID, opts = {}) {
+    const c = this.calls.get(callID);
+    const offer = await c.pc.createOffer({ iceRestart: !!opts.iceRestart });
+    await c.pc.setLocalDescription(offer);
+    await VertoClient.gathered(c.pc);
+    const r = await this.result("verto.modify", { dialogParams: { callID }, action: "updateMedia",
+                                                   sdp: VertoClient.loopbackOnly(c.pc.localDescription.sdp) });
+    await c.pc.setRemoteDescription({ type: "answer", sdp: r.sdp });
+    return r;
+  }
 }
 
 window.VertoClient = VertoClient;
