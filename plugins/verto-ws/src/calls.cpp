@@ -263,7 +263,8 @@ json VertoWs::modify(jn_handle h, verto::Message& m) {
     junction::webrtc::MediaStreams wmedia;
     {
       std::lock_guard<std::recursive_mutex> g(media_mu_);
-      ml->hold(hold, host().now_ms());
+      ml->hold(hold);
+      if (!hold) want_keyframe(*ml);  // the browser's video resumes with a keyframe for the far leg
       ml->to_core(wmedia);
     }
     if (hold)
@@ -548,7 +549,8 @@ void VertoWs::reoffer(Call& cl, const jn_call_event& ev) {
   junction::webrtc::MediaStreams wmedia;
   {
     std::lock_guard<std::recursive_mutex> g(media_mu_);
-    ml->hold(held || cl.held, host().now_ms());  // our own user's hold stays until they resume
+    ml->hold(held || cl.held);  // our own user's hold stays until they resume
+    if (!ml->held()) want_keyframe(*ml);
     ml->to_core(wmedia);
   }
   uint32_t mirror = far_dir;

@@ -187,11 +187,10 @@ bool MediaLeg::update(const wrtc::Description& offer, std::string& sdp, bool& ne
   return true;
 }
 
-void MediaLeg::hold(bool on, uint64_t now_ms) {
+void MediaLeg::hold(bool on) {
   if (held_ == on) return;
   held_ = on;
   if (on || !pc_ || closed_) return;
-  pc_->request_keyframe(now_ms);                       // the browser's video, for the far leg
   if (ev_.keyframe && !far_video_.empty()) ev_.keyframe(far_video_, "join");  // the far leg's, for the browser
 }
 
@@ -227,6 +226,59 @@ void MediaLeg::on_udp(const jn_datagram* d, size_t n, uint64_t now_ms) {
   }
 }
 
+bool MediaLeg::push(uint32_t kind, jn_buf* buf) {
+  std::lock_guard<std::mutex> g(q_mu_);
+  if (closed_) return false;
+  if (q_count_ == kQueue) {  // the loop is far behind: this frame is lost, not the loop's time
+    ++q_dropped_;
+    return false;
+  }
+  host_.buf_ref(buf);
+  q_[(q_head_ + q_count_) % kQueue] = {kind, buf};
+  ++q_count_;
+  if (q_woken_) return false;
+  q_woken_ = true;
+  return true;
+}
+
+bool MediaLeg::want_keyframe() {
+  std::lock_guard<std::mutex> g(q_mu_);
+  kf_wanted_ = true;
+  if (q_woken_) return false;
+  q_woken_ = true;
+  return true;
+}
+
+void MediaLeg::drain(uint64_t now_ms) {
+  for (;;) {
+    Queued item;
+    bool kf = false;
+    {
+      std::lock_guard<std::mutex> g(q_mu_);
+      kf = kf_wanted_;
+      kf_wanted_ = false;
+      if (q_count_) {
+        item = q_[q_head_];
+        q_head_ = (q_head_ + 1) % kQueue;
+        --q_count_;
+      } else if (!kf) {
+        q_woken_ = false;
+        return;
+      }
+    }
+    if (kf && pc_ && !closed_) pc_->request_keyframe(now_ms);
+    if (!item.buf) continue;
+    on_bus(item.kind, item.buf, now_ms);
+    host_.buf_unref(item.buf);
+  }
+}
+
+void MediaLeg::drop_queued() {
+  std::lock_guard<std::mutex> g(q_mu_);
+  for (; q_count_; --q_count_, q_head_ = (q_head_ + 1) % kQueue) host_.buf_unref(q_[q_head_].buf);
+  q_woken_ = false;
+}
+
 void MediaLeg::on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms) {
   if (!pc_ || closed_) return;
   junction::media::FrameView f = junction::media::frame_of(buf);
@@ -243,14 +295,13 @@ void MediaLeg::tick(uint64_t now_ms) {
   if (pc_ && !closed_ && now_ms >= pc_->next_timer_ms()) pc_->tick(now_ms);
 }
 
-void MediaLeg::request_keyframe(uint64_t now_ms) {
-  if (pc_ && !closed_) pc_->request_keyframe(now_ms);
-}
 
 nlohmann::json MediaLeg::stats_json() const {
   nlohmann::json j = {{"port", port_}, {"negotiated", summary_}, {"publishes", {audio_name_, video_name_}},
                       {"subscribes", {far_audio_, far_video_}}, {"bus_frames_in", bus_frames_}, {"held", held_},
-                      {"held_frames_out", held_out_}, {"held_frames_in", held_in_}};
+                      {"held_frames_out", held_out_}, {"held_frames_in", held_in_},
+                      {"loop", conf_.loop}, {"handoff_dropped", q_dropped_},
+                      {"rtp_sent_on_control_loop", control_rtp_.load(std::memory_order_relaxed)}};
   if (!pc_) return j;
   const auto& st = pc_->stats();
   j["state"] = wrtc::peer_state_name(pc_->state());
@@ -329,6 +380,7 @@ void MediaLeg::close_pc() {
 
 void MediaLeg::release() {
   closed_ = true;
+  drop_queued();
   if (sub_audio_) host_.bus_unsubscribe(sub_audio_);
   if (sub_video_) host_.bus_unsubscribe(sub_video_);
   if (sock_) host_.api()->udp_close(host_.ctx(), sock_);
@@ -340,6 +392,8 @@ void MediaLeg::release() {
 
 void MediaLeg::send_datagram(size_t, const uint8_t* data, size_t len, const jn_addr& to) {
   if (closed_ || !sock_) return;
+  if (conf_.loop && len && data[0] >= 128 && data[0] <= 191 && std::this_thread::get_id() == conf_.control_thread)
+    control_rtp_.fetch_add(1, std::memory_order_relaxed);
   host_.udp_send(sock_, to, std::string_view(reinterpret_cast<const char*>(data), len));
 }
 

@@ -18,8 +18,12 @@
 #include <junction/webrtc/peer.hpp>
 #include <junction/webrtc/sdp.hpp>
 
+#include <array>
+#include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -31,6 +35,7 @@ struct MediaConf {
   std::string ip = "127.0.0.1";  // our candidate address (and the socket's bind address)
   std::string port_range = "media";
   uint32_t loop = 0;             // the media loop of the sockets (0: the control loop)
+  std::thread::id control_thread;  // to count media sent from the control loop (must stay 0)
 };
 
 // The codecs the bridges carry without transcoding, in the order we prefer them.
@@ -64,7 +69,7 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   // Hold: no frame of the far leg goes to the browser and none of the browser's is published
   // (both directions stop, as `inactive`); unhold asks both producers for a keyframe so video
   // resumes at once. Under the plugin's lock.
-  void hold(bool on, uint64_t now_ms);
+  void hold(bool on);  // unhold: a keyframe wanted both ways (the caller wakes the loop)
   bool held() const { return held_; }
   // The negotiated result as the core's media description (our bus streams as bus_stream).
   void to_core(wrtc::MediaStreams& out) const;
@@ -72,9 +77,21 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   void subscribe(const std::string& audio_stream, const std::string& video_stream);
 
   void on_udp(const jn_datagram* d, size_t n, uint64_t now_ms);
-  void on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms);
+  // Bus -> browser, in two halves so the PeerConnection only ever runs on the leg's loop: push()
+  // on the control loop (where bus subscriptions deliver) queues a reference to the frame (no
+  // copy; a full queue drops it, counted) and says whether the loop must be woken (one post per
+  // batch, not per frame); drain() on the leg's loop, under the plugin's lock, sends what is
+  // queued and the keyframe request asked for meanwhile.
+  bool push(uint32_t kind, jn_buf* buf);
+  void on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms);  // sends one frame now (the leg's loop, under the lock)
+  void drain(uint64_t now_ms);
+  void drop_queued();  // buffers still queued go back to the pool (retire, hot reload)
+  // A keyframe from the browser is wanted (PLI), sent by the next drain() on the leg's loop.
+  // Returns like push(): true when the loop must be woken.
+  bool want_keyframe();
+  uint32_t loop() const { return conf_.loop; }
+  uint64_t id() const { return id_; }
   void tick(uint64_t now_ms);
-  void request_keyframe(uint64_t now_ms);
   bool owns_stream(const std::string& s) const { return s == audio_name_ || s == video_name_; }
   const std::string& far_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? far_video_ : far_audio_; }
   const std::string& our_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? video_name_ : audio_name_; }
@@ -120,6 +137,20 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   bool closed_ = false;
   bool held_ = false;
   uint64_t bus_frames_ = 0;
+  // The hand-off queue (control loop -> the leg's loop); its own small lock, never held while
+  // sending. Fixed size: nothing allocated per frame.
+  struct Queued {
+    uint32_t kind = 0;
+    jn_buf* buf = nullptr;
+  };
+  static constexpr size_t kQueue = 256;
+  std::mutex q_mu_;
+  std::array<Queued, kQueue> q_{};
+  size_t q_head_ = 0, q_count_ = 0;
+  bool q_woken_ = false;  // a drain is posted and has not emptied the queue yet
+  bool kf_wanted_ = false;
+  uint64_t q_dropped_ = 0;
+  std::atomic<uint64_t> control_rtp_{0};  // RTP/RTCP datagrams sent from the control thread while the leg has a media loop
   uint64_t held_out_ = 0, held_in_ = 0;  // frames not sent to / not published from the browser while held
 };
 

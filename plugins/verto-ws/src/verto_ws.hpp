@@ -38,6 +38,8 @@ using verto::json;
 constexpr uint32_t kStateSchema = 1;
 constexpr uint64_t kTickCookie = 1, kHeartbeatCookie = 2, kMediaTickCookie = 3, kDeferredCookie = 4;
 constexpr uint64_t kMediaTickMs = 20;
+// Posts to media loops: the tag in the low byte, a leg id or a loop number above it.
+constexpr uint64_t kDrainTag = 0x10, kLoopTickTag = 0x11;
 constexpr int64_t kTickMs = 1000;
 const char* const kSdpHeader = "app-verto-sdp";
 
@@ -273,6 +275,12 @@ class VertoWs : public junction::sdk::Plugin {
   bool start_outbound_media(uint64_t id, const jn_media_desc* d, std::string& sdp, std::string& why);
   void media_failed(uint64_t id, const std::string& why);
   void retire(uint64_t id);
+  // The leg's loop runs its drain(): now when that is the control loop (under the lock), else
+  // through a post.
+  void wake(verto::MediaLeg& leg);
+  void want_keyframe(verto::MediaLeg& leg) {
+    if (leg.want_keyframe()) wake(leg);
+  }
   void reoffer_after_reload();
   void media_tick();
   void on_udp(jn_handle, uint64_t cookie, const jn_datagram* d, size_t n) override;

@@ -44,6 +44,16 @@ class Media(test_browser.Browser):
             s = p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0 && s.audioEnergy > 0, 30000)", timeout=40)
             self.assertGreater(s["framesDecoded"], 0)
             self.assertGreater(s["audioEnergy"], 0)
+        # each PeerConnection runs on its leg's media loop: the far leg's frames were handed there
+        # from the control loop's bus subscription, and not one RTP/RTCP datagram left from the
+        # control thread (the counter is kept by thread id in MediaLeg::send_datagram)
+        for user in ("1001", "1002"):
+            m = self.leg_media(user)
+            self.assertIn(m["loop"], (1, 2))
+            self.assertGreater(m["audio_tx"]["frames"], 0)
+            self.assertGreater(m["video_tx"]["frames"], 0)
+            self.assertEqual(m["rtp_sent_on_control_loop"], 0, m)
+        self.assertNotEqual(self.leg_media("1001")["loop"], self.leg_media("1002")["loop"])
         # DTMF both ways it can come: verto.info, and RFC 4733 telephone-event in the browser's RTP
         a.evaluate("v.dtmf(cid, '5')")
         self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.dtmf)")["dtmf"], "5")
