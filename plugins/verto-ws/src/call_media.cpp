@@ -18,8 +18,22 @@ bool VertoWs::init_media(const std::string& pem) {
     return false;
   }
   host().event_subscribe(JN_MEDIA_KEYFRAME_REQUEST_TOPIC);
+  // Data channels (usrsctp through the sdk's pinned glue, so a reloaded instance has them too);
+  // without them calls go on with audio and video only.
+  if (!junction::webrtc::sctp_library_init(host(), sctp_, host().now_ms(), err))
+    host().warn("data channels off: " + err);
   host().info("WebRTC media on " + conf_.media_conf.ip + " (ports from [ports." + conf_.media_conf.port_range + "]), DTLS " + cert_.fingerprint());
   return true;
+}
+
+// The far leg when it is one of ours (its bus streams are verto/<id>/...): under the lock.
+verto::MediaLeg* VertoWs::peer_leg(uint64_t id) {
+  verto::MediaLeg* leg = leg_of(id);
+  if (!leg) return nullptr;
+  const std::string& far = leg->far_stream(JN_MEDIA_AUDIO).empty() ? leg->far_stream(JN_MEDIA_VIDEO) : leg->far_stream(JN_MEDIA_AUDIO);
+  if (far.rfind("verto/", 0) != 0) return nullptr;
+  uint64_t peer = std::strtoull(far.c_str() + 6, nullptr, 10);
+  return peer && peer != id ? leg_of(peer) : nullptr;
 }
 
 verto::MediaLeg* VertoWs::leg_of(uint64_t id) {
@@ -73,10 +87,25 @@ std::unique_ptr<verto::MediaLeg> VertoWs::new_leg(uint64_t id, std::string& why)
     std::string body = json{{"stream", stream}, {"reason", reason}}.dump();
     defer([this, body] { host().event_publish(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, body); });
   };
+  // Data channels: what the browser opens and sends goes to the far leg when that is a browser
+  // of this server too (by label), run on the far leg's loop.
+  ev.channel_open = [this, id](const junction::webrtc::DcepOpen& info) {
+    verto::MediaLeg* peer = peer_leg(id);
+    if (!peer) return;
+    junction::webrtc::DcepOpen copy = info;
+    if (peer->post_task([peer, copy] { peer->open_channel(copy); })) wake(*peer);
+  };
+  ev.channel_message = [this, id](const std::string& label, const uint8_t* d, size_t n, bool binary) {
+    verto::MediaLeg* peer = peer_leg(id);
+    if (!peer) return;
+    std::string data(reinterpret_cast<const char*>(d), n);
+    if (peer->post_task([peer, label, data = std::move(data), binary] { peer->send_channel(label, data, binary); })) wake(*peer);
+  };
   auto leg = std::make_unique<verto::MediaLeg>(host(), cert_, id, stream_prefix(id), std::move(ev));
   verto::MediaConf mc = conf_.media_conf;
   mc.loop = host().media_loops() ? 1 + static_cast<uint32_t>(id % host().media_loops()) : 0;
   mc.control_thread = std::this_thread::get_id();  // new_leg runs on the control loop
+  mc.sctp = sctp_.ready() ? &sctp_ : nullptr;
   if (!leg->open(mc, why)) {
     leg->release();
     return nullptr;

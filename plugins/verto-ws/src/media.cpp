@@ -75,6 +75,7 @@ bool MediaLeg::answer(const wrtc::Description& offer, const wrtc::LocalMedia& au
   o.video = video;
   o.transports = {local_transport()};
   o.cname = "junction";
+  o.data_channels = data_channels();
   wrtc::AnswerResult ans;
   wrtc::ParseError err;
   if (!wrtc::build_answer(offer, o, ans, err)) {
@@ -105,6 +106,7 @@ bool MediaLeg::offer(const wrtc::LocalMedia& audio, const wrtc::LocalMedia& vide
     return false;
   }
   o.transport = local_transport();
+  o.data_channels = data_channels();
   wrtc::OfferResult r;
   wrtc::ParseError err;
   if (!wrtc::build_offer(o, r, err)) {
@@ -144,6 +146,7 @@ bool MediaLeg::update(const wrtc::Description& offer, std::string& sdp, bool& ne
   o.video = far_video_media;
   o.transports = {local_transport()};
   o.cname = "junction";
+  o.data_channels = data_channels();
   wrtc::AnswerResult ans;
   wrtc::ParseError err;
   if (!wrtc::build_answer(offer, o, ans, err)) {
@@ -199,6 +202,7 @@ bool MediaLeg::start(const wrtc::AnswerResult& negotiated, std::string& why) {
   summary_ = negotiated_.summary();
   wrtc::PeerConfig cfg;
   cfg.local_ice = {ice_};
+  if (data_channels()) cfg.sctp = conf_.sctp;
   pc_ = std::make_unique<wrtc::PeerConnection>(cert_, *this, negotiated_, cfg);
   if (!pc_->ok()) {
     why = pc_->error();
@@ -249,7 +253,61 @@ bool MediaLeg::want_keyframe() {
   return true;
 }
 
+bool MediaLeg::post_task(std::function<void()> f) {
+  std::lock_guard<std::mutex> g(q_mu_);
+  if (closed_ || tasks_.size() >= 1024) {
+    ++dc_dropped_;
+    return false;
+  }
+  tasks_.push_back(std::move(f));
+  if (q_woken_) return false;
+  q_woken_ = true;
+  return true;
+}
+
+void MediaLeg::open_channel(const wrtc::DcepOpen& info) {
+  if (!pc_ || closed_ || !pc_->sctp()) return;
+  for (auto& [st, label] : channels_)
+    if (label == info.label) return;  // open already
+  if (pc_->sctp()->state() != wrtc::SctpState::Connected) {
+    pending_opens_.push_back(info);  // opened by tick() once the association is up
+    return;
+  }
+  if (pc_->open_channel(info) < 0) ++dc_dropped_;
+}
+
+bool MediaLeg::send_channel(const std::string& label, const std::string& data, bool binary) {
+  if (pc_ && !closed_)
+    for (auto& [st, l] : channels_)
+      if (l == label && pc_->send_channel(st, reinterpret_cast<const uint8_t*>(data.data()), data.size(), binary)) {
+        ++dc_out_;
+        return true;
+      }
+  ++dc_dropped_;
+  return false;
+}
+
+void MediaLeg::on_channel_open(uint16_t stream, const wrtc::DcepOpen& info, bool remote) {
+  channels_[stream] = info.label;
+  if (remote && ev_.channel_open) ev_.channel_open(info);
+}
+
+void MediaLeg::on_channel_message(uint16_t stream, const uint8_t* data, size_t len, bool binary) {
+  auto it = channels_.find(stream);
+  if (it == channels_.end()) return;
+  ++dc_in_;
+  if (ev_.channel_message) ev_.channel_message(it->second, data, len, binary);
+}
+
+void MediaLeg::on_channel_closed(uint16_t stream) { channels_.erase(stream); }
+
 void MediaLeg::drain(uint64_t now_ms) {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> g(q_mu_);
+    tasks.swap(tasks_);
+  }
+  for (auto& f : tasks) f();
   for (;;) {
     Queued item;
     bool kf = false;
@@ -275,6 +333,7 @@ void MediaLeg::drain(uint64_t now_ms) {
 
 void MediaLeg::drop_queued() {
   std::lock_guard<std::mutex> g(q_mu_);
+  tasks_.clear();
   for (; q_count_; --q_count_, q_head_ = (q_head_ + 1) % kQueue) host_.buf_unref(q_[q_head_].buf);
   q_woken_ = false;
 }
@@ -293,6 +352,11 @@ void MediaLeg::on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms) {
 
 void MediaLeg::tick(uint64_t now_ms) {
   if (pc_ && !closed_ && now_ms >= pc_->next_timer_ms()) pc_->tick(now_ms);
+  if (!pending_opens_.empty() && pc_ && !closed_ && pc_->sctp() && pc_->sctp()->state() == wrtc::SctpState::Connected) {
+    std::vector<wrtc::DcepOpen> todo;
+    todo.swap(pending_opens_);
+    for (auto& o : todo) open_channel(o);
+  }
 }
 
 
@@ -301,6 +365,8 @@ nlohmann::json MediaLeg::stats_json() const {
                       {"subscribes", {far_audio_, far_video_}}, {"bus_frames_in", bus_frames_}, {"held", held_},
                       {"held_frames_out", held_out_}, {"held_frames_in", held_in_},
                       {"loop", conf_.loop}, {"handoff_dropped", q_dropped_},
+                      {"data_channels", channels_.size()}, {"dc_messages_in", dc_in_}, {"dc_messages_out", dc_out_},
+                      {"dc_dropped", dc_dropped_},
                       {"rtp_sent_on_control_loop", control_rtp_.load(std::memory_order_relaxed)}};
   if (!pc_) return j;
   const auto& st = pc_->stats();

@@ -21,6 +21,7 @@
 #include <array>
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -36,6 +37,7 @@ struct MediaConf {
   std::string port_range = "media";
   uint32_t loop = 0;             // the media loop of the sockets (0: the control loop)
   std::thread::id control_thread;  // to count media sent from the control loop (must stay 0)
+  wrtc::SctpStack* sctp = nullptr;  // data channels (null or not ready: refused)
 };
 
 // The codecs the bridges carry without transcoding, in the order we prefer them.
@@ -47,6 +49,10 @@ class MediaLeg final : public wrtc::PeerCallbacks {
     std::function<void(char digit)> dtmf;
     std::function<void(wrtc::PeerState)> state;
     std::function<void(const std::string& stream, const char* reason)> keyframe;  // a keyframe wanted from this bus stream
+    // Data channels: the browser opened one / sent a message on one (on the leg's loop, under
+    // the plugin's lock): the plugin passes them to the far leg by label.
+    std::function<void(const wrtc::DcepOpen& info)> channel_open;
+    std::function<void(const std::string& label, const uint8_t* data, size_t len, bool binary)> channel_message;
   };
   MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cert, uint64_t id, std::string stream_prefix, Events ev);
   ~MediaLeg() override;
@@ -89,6 +95,14 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   // A keyframe from the browser is wanted (PLI), sent by the next drain() on the leg's loop.
   // Returns like push(): true when the loop must be woken.
   bool want_keyframe();
+  // Work for the leg's loop from another leg's (data channel relaying; allocates, not the RTP
+  // path): run by the next drain(). Returns like push().
+  bool post_task(std::function<void()> f);
+  // On the leg's loop: opens a channel toward the browser (once its SCTP is up), sends on the
+  // open channel with that label (false when there is none: counted).
+  void open_channel(const wrtc::DcepOpen& info);
+  bool send_channel(const std::string& label, const std::string& data, bool binary);
+  bool data_channels() const { return conf_.sctp && conf_.sctp->ready(); }
   uint32_t loop() const { return conf_.loop; }
   uint64_t id() const { return id_; }
   void tick(uint64_t now_ms);
@@ -116,6 +130,9 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   void on_keyframe_request(uint32_t kind, const char* reason) override;
   void on_dtmf(char digit, uint32_t duration_ms) override;
   void on_state(wrtc::PeerState s) override;
+  void on_channel_open(uint16_t stream, const wrtc::DcepOpen& info, bool remote) override;
+  void on_channel_message(uint16_t stream, const uint8_t* data, size_t len, bool binary) override;
+  void on_channel_closed(uint16_t stream) override;
 
  private:
   bool start(const wrtc::AnswerResult& negotiated, std::string& why);
@@ -149,6 +166,10 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   size_t q_head_ = 0, q_count_ = 0;
   bool q_woken_ = false;  // a drain is posted and has not emptied the queue yet
   bool kf_wanted_ = false;
+  std::vector<std::function<void()>> tasks_;  // under q_mu_
+  std::map<uint16_t, std::string> channels_;  // open channels: stream -> label
+  std::vector<wrtc::DcepOpen> pending_opens_; // asked before the SCTP association was up
+  uint64_t dc_in_ = 0, dc_out_ = 0, dc_dropped_ = 0;
   uint64_t q_dropped_ = 0;
   std::atomic<uint64_t> control_rtp_{0};  // RTP/RTCP datagrams sent from the control thread while the leg has a media loop
   uint64_t held_out_ = 0, held_in_ = 0;  // frames not sent to / not published from the browser while held

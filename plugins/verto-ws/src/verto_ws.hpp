@@ -267,6 +267,7 @@ class VertoWs : public junction::sdk::Plugin {
   std::string stream_prefix(uint64_t id) const { return "verto/" + std::to_string(id); }
 
   verto::MediaLeg* leg_of(uint64_t id);
+  verto::MediaLeg* peer_leg(uint64_t id);
   static bool has_av(const jn_media_desc* d);
   static void far_media(const jn_media_desc* d, junction::webrtc::LocalMedia& audio, junction::webrtc::LocalMedia& video);
   std::unique_ptr<verto::MediaLeg> new_leg(uint64_t id, std::string& why);
@@ -304,6 +305,7 @@ class VertoWs : public junction::sdk::Plugin {
   std::map<std::string, uint64_t> by_callid_;
   std::map<uint64_t, std::unique_ptr<KdfJob>> jobs_;
   junction::webrtc::Certificate cert_;
+  junction::webrtc::SctpStack sctp_;
   std::map<uint64_t, std::unique_ptr<verto::MediaLeg>> media_;
   jn_handle media_tick_ = 0;
   std::vector<std::unique_ptr<verto::MediaLeg>> graveyard_;

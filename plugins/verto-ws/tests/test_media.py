@@ -204,6 +204,48 @@ class Media(test_browser.Browser):
         a.evaluate("v.hangup(cid)")
         self.assertEqual(b.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
 
+    def exchange(self, a, b, label):
+        """Text and binary both ways on channel `label` of the call between pages a and b."""
+        for src, dst, n in ((a, b, 1), (b, a, 2)):
+            src.evaluate(f"v.sendChannel(cid, {json.dumps(label)}, 'text {label} {n}')")
+            m = dst.evaluate(f"v.waitChannelMessage(cid, m => m.label === {json.dumps(label)} && m.text)")
+            self.assertEqual(m["text"], f"text {label} {n}")
+            src.evaluate(f"v.sendChannel(cid, {json.dumps(label)}, [0, {n}, 128, 255])")
+            m = dst.evaluate(f"v.waitChannelMessage(cid, m => m.label === {json.dumps(label)} && m.bytes)")
+            self.assertEqual(m["bytes"], [0, n, 128, 255])
+
+    def test_data_channels_between_browsers_through_a_hot_reload(self):
+        self.start()
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        r = a.evaluate("v.invite('1002', {audio: true, video: true, data: 'chat'}).then(r => (window.cid = r.callID, r))")
+        self.assertEqual(r["message"], "CALL CREATED")
+        inv = b.evaluate("v.waitFor('verto.invite')")
+        self.assertIn("m=application", inv["sdp"])  # the server offers data channels to the callee
+        b.evaluate(f"window.cid = {json.dumps(inv['callID'])}; v.answer(cid)")
+        a.evaluate("v.waitFor('verto.answer')")
+        self.assertIn("m=application", a.evaluate("v.calls.get(cid).remote"))
+        a.evaluate("v.calls.get(cid).dcOpened")   # 1001's channel is open to the server (DCEP ack)
+        b.evaluate("v.waitChannel(cid, 'chat')")  # and the server opened it toward 1002 (DCEP open)
+        self.exchange(a, b, "chat")
+        # hot reload: usrsctp stays initialised, its output goes through the pinned glue; the new
+        # instance renews each browser's PeerConnection (verto.attach) with data channels again
+        mark = len(self.j.lines)
+        self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+        self.j.wait_for_log(r"fresh media offered after the reload", start=mark)
+        for p in (a, b):
+            p.wait_for("v.calls.get(cid).direction === 'attached' && v.calls.get(cid).pc.connectionState === 'connected'",
+                       timeout=30, what="re-attached PeerConnection")
+        self.assertFalse(any("data channels off" in line for line in self.j.lines[mark:]))
+        a.evaluate("v.openChannel(cid, 'after-reload')")
+        b.evaluate("v.waitChannel(cid, 'after-reload')")
+        self.exchange(a, b, "after-reload")
+        for user in ("1001", "1002"):
+            self.assertGreaterEqual(self.leg_media(user)["dc_messages_in"], 2)
+        a.evaluate("v.hangup(cid)")
+        self.assertEqual(b.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
+
     # the signalling tests of test_browser.py are not repeated here
     test_login_variants = test_subscribe_and_broadcast = test_page_from_another_origin_is_refused = None
     test_call_between_two_browser_users = test_plugin_hot_reload_during_a_browser_call = None
