@@ -53,12 +53,15 @@ foreach(jn_sdk_lib sip media webrtc rtmp audio)
         # hot reload unmaps (include/junction/webrtc/sctp_glue.h). Next to the plugins, found
         # through their RUNPATH ($ORIGIN).
         if(NOT TARGET junction_sctp_glue)
-          add_library(junction_sctp_glue SHARED ${JUNCTION_SDK_DIR}/src/sctp_glue/sctp_glue.cpp)
+          if(NOT CMAKE_C_COMPILER_LOADED)
+            enable_language(C)  # the glue is plain C: no C++ runtime in a library kept resident
+          endif()
+          add_library(junction_sctp_glue SHARED ${JUNCTION_SDK_DIR}/src/sctp_glue/sctp_glue.c)
           target_include_directories(junction_sctp_glue PRIVATE ${JUNCTION_SDK_DIR}/include)
           target_link_libraries(junction_sctp_glue PRIVATE PkgConfig::JN_USRSCTP)
           set_target_properties(junction_sctp_glue PROPERTIES OUTPUT_NAME junction_sctp_glue
             LIBRARY_OUTPUT_DIRECTORY ${JN_PLUGIN_DIR_FOR_GLUE}
-            CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_VISIBILITY_PRESET hidden)
+            C_VISIBILITY_PRESET hidden)
         endif()
         target_link_libraries(junction_webrtc PUBLIC junction_sctp_glue)
       elseif(jn_sdk_lib STREQUAL "rtmp")

@@ -20,7 +20,7 @@ bool VertoWs::init_media(const std::string& pem) {
   host().event_subscribe(JN_MEDIA_KEYFRAME_REQUEST_TOPIC);
   // Data channels (usrsctp through the sdk's pinned glue, so a reloaded instance has them too);
   // without them calls go on with audio and video only.
-  if (!junction::webrtc::sctp_library_init(host(), sctp_, host().now_ms(), err))
+  if (conf_.data_channels && !junction::webrtc::sctp_library_init(host(), sctp_, host().now_ms(), err))
     host().warn("data channels off: " + err);
   host().info("WebRTC media on " + conf_.media_conf.ip + " (ports from [ports." + conf_.media_conf.port_range + "]), DTLS " + cert_.fingerprint());
   return true;

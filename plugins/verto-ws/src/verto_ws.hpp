@@ -71,6 +71,7 @@ struct Conf {
   std::string default_scheme = "verto";
   std::string media = "webrtc";  // webrtc: the server terminates the browser's media; none: signalling only
   verto::MediaConf media_conf;
+  bool data_channels = false;  // WebRTC data channels (usrsctp), README "Data channels"
 };
 
 
