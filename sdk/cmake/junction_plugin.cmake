@@ -17,6 +17,11 @@ endif()
 # symbol crosses a plugin boundary. A plugin links them as junction::sip, junction::media, ...
 # They use no libuv, no threads and no globals: I/O and timers come from the host through the
 # plugin. Built here (not in sdk/CMakeLists.txt) so a vendor building against sdk/ alone gets them.
+if(DEFINED JN_PLUGIN_DIR)
+  set(JN_PLUGIN_DIR_FOR_GLUE ${JN_PLUGIN_DIR})
+else()
+  set(JN_PLUGIN_DIR_FOR_GLUE ${CMAKE_BINARY_DIR}/plugins)
+endif()
 foreach(jn_sdk_lib sip media webrtc rtmp audio)
   if(NOT TARGET junction_${jn_sdk_lib} AND EXISTS ${JUNCTION_SDK_DIR}/src/${jn_sdk_lib})
     file(GLOB jn_sdk_lib_sources CONFIGURE_DEPENDS ${JUNCTION_SDK_DIR}/src/${jn_sdk_lib}/*.cpp)
@@ -43,6 +48,22 @@ foreach(jn_sdk_lib sip media webrtc rtmp audio)
         pkg_check_modules(JN_USRSCTP REQUIRED IMPORTED_TARGET usrsctp)
         target_link_libraries(junction_webrtc PUBLIC OpenSSL::SSL OpenSSL::Crypto PkgConfig::JN_SRTP2
           PkgConfig::JN_USRSCTP junction_media)
+        # usrsctp's output callback is one process-wide function pointer: it lives in this small
+        # shared library (never unloaded: pinned through the core) rather than in a plugin that a
+        # hot reload unmaps (include/junction/webrtc/sctp_glue.h). Next to the plugins, found
+        # through their RUNPATH ($ORIGIN).
+        if(NOT TARGET junction_sctp_glue)
+          if(NOT CMAKE_C_COMPILER_LOADED)
+            enable_language(C)  # the glue is plain C: no C++ runtime in a library kept resident
+          endif()
+          add_library(junction_sctp_glue SHARED ${JUNCTION_SDK_DIR}/src/sctp_glue/sctp_glue.c)
+          target_include_directories(junction_sctp_glue PRIVATE ${JUNCTION_SDK_DIR}/include)
+          target_link_libraries(junction_sctp_glue PRIVATE PkgConfig::JN_USRSCTP)
+          set_target_properties(junction_sctp_glue PROPERTIES OUTPUT_NAME junction_sctp_glue
+            LIBRARY_OUTPUT_DIRECTORY ${JN_PLUGIN_DIR_FOR_GLUE}
+            C_VISIBILITY_PRESET hidden)
+        endif()
+        target_link_libraries(junction_webrtc PUBLIC junction_sctp_glue)
       elseif(jn_sdk_lib STREQUAL "rtmp")
         # RTMP publisher and FLV muxing of junction::media frames (no codec libraries: an AAC
         # encoder, when a plugin wants one, is the plugin's own dependency).
@@ -63,7 +84,7 @@ function(junction_add_plugin name)
   add_library(${name} MODULE ${ARGN})
   target_link_libraries(${name} PRIVATE junction_sdk)
   set_target_properties(${name} PROPERTIES PREFIX "" OUTPUT_NAME ${name}
-    LIBRARY_OUTPUT_DIRECTORY ${JN_PLUGIN_DIR}
+    LIBRARY_OUTPUT_DIRECTORY ${JN_PLUGIN_DIR} INSTALL_RPATH "$ORIGIN"
     CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
     CXX_VISIBILITY_PRESET hidden C_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-gnu-unique>)

@@ -382,12 +382,32 @@ TEST_CASE("peer: a re-offer on the same transports (hold: the browser's audio se
   c.net.pump();
   CHECK(c.a.frames.size() == 1);
   CHECK(c.b.frames.empty());
-  // An ICE restart (new credentials on B's side) cannot be taken in place.
+  // An ICE restart (new credentials on B's side, same certificate) is taken in place: checks
+  // with the old credentials are refused from now on, DTLS and SRTP go on.
+  IceCredentials old_ib = c.ib;
   REQUIRE(ice_random_credentials(c.ib));
   AnswerResult ra3, rb3;
   c.negotiate(true, JN_DIR_SENDRECV, ra3, rb3);
-  CHECK_FALSE(c.a.pc->renegotiate(ra3, err));
-  CHECK(err.find("ICE restart") != std::string::npos);
+  REQUIRE_MESSAGE(c.a.pc->renegotiate(ra3, err), err);
+  CHECK(c.a.pc->stats().ice_restarts == 1);
+  REQUIRE_MESSAGE(c.b.pc->renegotiate(rb3, err), err);  // B sends and receives again
+  CHECK(c.a.pc->transport(0).ice().remote().ufrag == c.ib.ufrag);
+  const uint64_t valid = c.a.pc->transport(0).stats().ice.valid;
+  Bytes stale = binding(c.ia.ufrag + ":" + old_ib.ufrag, c.ia.pwd);
+  c.a.pc->handle_datagram(0, stale.data(), stale.size(), c.b.addr, c.net.now);
+  CHECK(c.a.pc->transport(0).stats().ice.valid == valid);
+  Bytes fresh = binding(c.ia.ufrag + ":" + c.ib.ufrag, c.ia.pwd);
+  c.a.pc->handle_datagram(0, fresh.data(), fresh.size(), c.b.addr, c.net.now);
+  CHECK(c.a.pc->transport(0).stats().ice.valid == valid + 1);
+  CHECK(c.a.pc->state() == PeerState::Connected);
+  CHECK(c.a.pc->send_frame(JN_MEDIA_AUDIO, fv(pcma, 20, 8000, JN_CODEC_PCMA, 1, 0), c.net.now));
+  c.net.pump();
+  CHECK(c.b.frames.size() == 1);
+  // A new certificate (another DTLS peer) cannot be taken in place.
+  AnswerResult ra4 = ra3;
+  ra4.remotes[0].fingerprint = cert(0).fingerprint();
+  CHECK_FALSE(c.a.pc->renegotiate(ra4, err));
+  CHECK(err.find("new certificate") != std::string::npos);
   CHECK(c.a.pc->ok());  // the running call is untouched
 }
 

@@ -18,8 +18,22 @@ bool VertoWs::init_media(const std::string& pem) {
     return false;
   }
   host().event_subscribe(JN_MEDIA_KEYFRAME_REQUEST_TOPIC);
+  // Data channels (usrsctp through the sdk's pinned glue, so a reloaded instance has them too);
+  // without them calls go on with audio and video only.
+  if (conf_.data_channels && !junction::webrtc::sctp_library_init(host(), sctp_, host().now_ms(), err))
+    host().warn("data channels off: " + err);
   host().info("WebRTC media on " + conf_.media_conf.ip + " (ports from [ports." + conf_.media_conf.port_range + "]), DTLS " + cert_.fingerprint());
   return true;
+}
+
+// The far leg when it is one of ours (its bus streams are verto/<id>/...): under the lock.
+verto::MediaLeg* VertoWs::peer_leg(uint64_t id) {
+  verto::MediaLeg* leg = leg_of(id);
+  if (!leg) return nullptr;
+  const std::string& far = leg->far_stream(JN_MEDIA_AUDIO).empty() ? leg->far_stream(JN_MEDIA_VIDEO) : leg->far_stream(JN_MEDIA_AUDIO);
+  if (far.rfind("verto/", 0) != 0) return nullptr;
+  uint64_t peer = std::strtoull(far.c_str() + 6, nullptr, 10);
+  return peer && peer != id ? leg_of(peer) : nullptr;
 }
 
 verto::MediaLeg* VertoWs::leg_of(uint64_t id) {
@@ -69,13 +83,29 @@ std::unique_ptr<verto::MediaLeg> VertoWs::new_leg(uint64_t id, std::string& why)
   // producers through the core event, from the control loop.
   ev.keyframe = [this](const std::string& stream, const char* reason) {
     for (auto& [i, l] : media_)
-      if (l->owns_stream(stream)) l->request_keyframe(host().now_ms());
+      if (l->owns_stream(stream)) want_keyframe(*l);
     std::string body = json{{"stream", stream}, {"reason", reason}}.dump();
     defer([this, body] { host().event_publish(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, body); });
+  };
+  // Data channels: what the browser opens and sends goes to the far leg when that is a browser
+  // of this server too (by label), run on the far leg's loop.
+  ev.channel_open = [this, id](const junction::webrtc::DcepOpen& info) {
+    verto::MediaLeg* peer = peer_leg(id);
+    if (!peer) return;
+    junction::webrtc::DcepOpen copy = info;
+    if (peer->post_task([peer, copy] { peer->open_channel(copy); })) wake(*peer);
+  };
+  ev.channel_message = [this, id](const std::string& label, const uint8_t* d, size_t n, bool binary) {
+    verto::MediaLeg* peer = peer_leg(id);
+    if (!peer) return;
+    std::string data(reinterpret_cast<const char*>(d), n);
+    if (peer->post_task([peer, label, data = std::move(data), binary] { peer->send_channel(label, data, binary); })) wake(*peer);
   };
   auto leg = std::make_unique<verto::MediaLeg>(host(), cert_, id, stream_prefix(id), std::move(ev));
   verto::MediaConf mc = conf_.media_conf;
   mc.loop = host().media_loops() ? 1 + static_cast<uint32_t>(id % host().media_loops()) : 0;
+  mc.control_thread = std::this_thread::get_id();  // new_leg runs on the control loop
+  mc.sctp = sctp_.ready() ? &sctp_ : nullptr;
   if (!leg->open(mc, why)) {
     leg->release();
     return nullptr;
@@ -92,8 +122,29 @@ void VertoWs::defer(std::function<void()> f) {
   host().post(0, kDeferredCookie);
 }
 
+void VertoWs::wake(verto::MediaLeg& leg) {
+  if (!leg.loop()) return leg.drain(host().now_ms());
+  // A post lost (the loop's queue full) is made up by the loop's next tick, which drains too.
+  host().post(leg.loop(), kDrainTag | leg.id() << 8);
+}
+
 void VertoWs::on_post(uint64_t cookie) {
   if (confs_->on_post(cookie)) return;  // conference mixers (any loop)
+  const uint64_t tag = cookie & 0xff, value = cookie >> 8;
+  if (tag == kDrainTag || tag == kLoopTickTag) {  // on a media loop: its legs' PeerConnections
+    std::lock_guard<std::recursive_mutex> g(media_mu_);
+    const uint64_t now = host().now_ms();
+    if (tag == kDrainTag) {
+      if (verto::MediaLeg* leg = leg_of(value)) leg->drain(now);
+      return;
+    }
+    for (auto& [id, leg] : media_)
+      if (leg->loop() == value) {
+        leg->drain(now);
+        leg->tick(now);
+      }
+    return;
+  }
   if (cookie != kDeferredCookie) return;
   std::vector<std::function<void()>> todo;
   {
@@ -151,10 +202,14 @@ void VertoWs::media_tick() {
   uint64_t now = host().now_ms();
   std::vector<uint64_t> failed;
   {
+    // Each PeerConnection's timers run on its own loop: legs of the control loop here, the
+    // others' loops get a tick post (which drains their hand-off queues too).
     std::lock_guard<std::recursive_mutex> g(media_mu_);
-    for (auto& [id, leg] : media_) leg->tick(now);
+    for (auto& [id, leg] : media_)
+      if (!leg->loop()) leg->tick(now);
     failed.swap(failed_);
   }
+  for (uint32_t k = 1; k <= host().media_loops(); ++k) host().post(k, kLoopTickTag | uint64_t{k} << 8);
   for (uint64_t id : failed)
     if (call(id)) media_failed(id, "ICE/DTLS failed or consent expired");
 }
@@ -165,10 +220,19 @@ void VertoWs::on_udp(jn_handle, uint64_t cookie, const jn_datagram* d, size_t n)
   if (verto::MediaLeg* leg = leg_of(cookie)) leg->on_udp(d, n, host().now_ms());
 }
 
+// The far leg's frames, on the control loop (bus subscriptions deliver here): handed to the
+// leg's media loop by reference, so its PeerConnection sends them there. media_ changes only on
+// this loop: the lookup needs no lock, the hand-off has its own.
 void VertoWs::on_bus(jn_handle, uint64_t cookie, jn_buf* buf) {
   if (confs_->on_bus(cookie, buf)) return;  // a conference member's media
-  std::lock_guard<std::recursive_mutex> g(media_mu_);
-  if (verto::MediaLeg* leg = leg_of(cookie / 4)) leg->on_bus(static_cast<uint32_t>(cookie % 4), buf, host().now_ms());
+  verto::MediaLeg* leg = leg_of(cookie / 4);
+  if (!leg) return;
+  const uint32_t kind = static_cast<uint32_t>(cookie % 4);
+  if (!leg->loop()) {  // no media loops: the control loop is the leg's loop
+    std::lock_guard<std::recursive_mutex> g(media_mu_);
+    return leg->on_bus(kind, buf, host().now_ms());
+  }
+  if (leg->push(kind, buf)) host().post(leg->loop(), kDrainTag | leg->id() << 8);
 }
 
 }  // namespace verto::ws

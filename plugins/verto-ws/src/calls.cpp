@@ -245,23 +245,70 @@ json VertoWs::modify(jn_handle h, verto::Message& m) {
   if (!cl) return no_call(*c, m);
   std::string action = str_of(m.params, "action");
   if (cl->state != kAnswered) return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: call not answered");
+  if (action == "updateMedia") return update_media(*c, *cl, m);
   bool hold;
   if (action == "hold") hold = true;
   else if (action == "unhold") hold = false;
   else if (action == "toggleHold") hold = !cl->held;
-  else {
-    // updateMedia needs the server's own PeerConnection (README, "Media").
-    return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: action must be hold, unhold or toggleHold");
-  }
+  else return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: action must be hold, unhold, toggleHold or updateMedia");
   cl->held = hold;
   std::string callid = cl->callid, sessid = c->sessid;
+  const uint64_t id = cl->id;
+  const jn_handle leg = cl->leg;
+  host().info("call " + callid + (hold ? " held" : " resumed") + " by " + c->user);
+  // The media stops both ways here (we have no music to play: `inactive`), and the far leg gets
+  // a re-offer saying so (a SIP leg would stop sending; another browser's leg answers it), then
+  // the INFO that tells its user (verto.info{holdState}).
+  if (verto::MediaLeg* ml = leg_of(id)) {
+    junction::webrtc::MediaStreams wmedia;
+    {
+      std::lock_guard<std::recursive_mutex> g(media_mu_);
+      ml->hold(hold);
+      if (!hold) want_keyframe(*ml);  // the browser's video resumes with a keyframe for the far leg
+      ml->to_core(wmedia);
+    }
+    if (hold)
+      for (size_t i = 0; i < wmedia.size(); ++i) wmedia[i].direction = JN_DIR_INACTIVE;
+    jn_call_event re = Host::event(JN_CALL_OFFER);
+    re.media = wmedia.desc();
+    host().call_send(leg, re);
+  }
   jn_call_event ev = Host::event(JN_CALL_INFO);
   std::string body = json{{"holdState", hold ? "held" : "active"}}.dump();
   ev.info_type = to_jn("hold");
   ev.info_body = to_jn(body);
-  host().info("call " + callid + (hold ? " held" : " resumed") + " by " + c->user);
-  host().call_send(cl->leg, ev);
+  host().call_send(leg, ev);
   return verto::make_result(m.id, json{{"callID", callid}, {"action", action}, {"holdState", hold ? "held" : "active"}}, sessid);
+}
+
+// verto.modify{action: "updateMedia", sdp}: the browser's new offer (a renegotiation, an ICE
+// restart) answered in the result with our fresh SDP, as mod_verto does.
+json VertoWs::update_media(Conn& c, Call& cl, verto::Message& m) {
+  verto::MediaLeg* ml = leg_of(cl.id);
+  if (!ml) return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: updateMedia needs the server's media (media = \"webrtc\")");
+  std::string sdp = str_of(m.params, "sdp"), answer, why;
+  junction::webrtc::Description offer;
+  junction::webrtc::ParseError err;
+  if (!junction::webrtc::parse_description(sdp, offer, err)) {
+    bad(c, "verto.modify updateMedia " + cl.callid + ": " + err.reason);
+    return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + err.reason);
+  }
+  bool fresh = false, ok;
+  {
+    std::lock_guard<std::recursive_mutex> g(media_mu_);
+    ok = ml->update(offer, answer, fresh, why);
+  }
+  std::string callid = cl.callid, sessid = c.sessid;
+  if (!ok) {
+    // The call's media is not in a state we can keep: it ends cleanly, nothing else is touched.
+    bad(c, "verto.modify updateMedia " + callid + ": " + why);
+    send(c.h, verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why));
+    end_call(cl.id, 488, "media: " + why);
+    return nullptr;
+  }
+  cl.own_sdp = sdp;
+  host().info("call " + callid + " media updated (" + (fresh ? "new transport" : "same transport") + "): " + ml->summary());
+  return verto::make_result(m.id, json{{"callID", callid}, {"action", "updateMedia"}, {"sdp", answer}}, sessid);
 }
 
 json VertoWs::display(jn_handle h, verto::Message& m) {
@@ -371,6 +418,10 @@ void VertoWs::on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) {
       return;
     }
     case JN_CALL_ANSWER: {
+      if (cl->state == kAnswered) {  // the far leg's answer to our re-offer (hold): nothing to tell the browser
+        host().debug("call " + callid + ": re-offer answered");
+        return;
+      }
       std::string sdp = header_of(ev, kSdpHeader);
       if (media_on() && !cl->inbound && has_av(ev.media)) {
         if (!leg_of(cookie)) {
@@ -413,9 +464,8 @@ void VertoWs::on_call(jn_handle leg, uint64_t cookie, const jn_call_event& ev) {
       else request(h, "verto.info", json{{"callID", callid}, {"info", {{"type", type}, {"body", body.is_discarded() ? json(std::string(to_sv(ev.info_body))) : body}}}});
       return;
     }
-    case JN_CALL_OFFER:  // a re-offer: needs the server's PeerConnection (README, "Media")
-      host().debug("re-offer on " + callid + " ignored");
-      return;
+    case JN_CALL_OFFER:
+      return reoffer(*cl, ev);
     default: return;
   }
 }
@@ -479,6 +529,41 @@ void VertoWs::incoming(jn_handle leg, const jn_call_event& ev) {
   request(h, "verto.invite", p);
   host().call_send(leg, JN_CALL_RINGING);
   gauges();
+}
+
+// A re-offer from the far leg in an answered call (its hold / resume, or new media): answered
+// with our streams in the mirrored direction; the far side's `inactive` / `sendonly` holds our
+// browser's media (its frames are not taken, none are sent to it), anything else resumes it.
+// The browser's PeerConnection is not renegotiated: the far leg's INFO `hold` tells its user.
+void VertoWs::reoffer(Call& cl, const jn_call_event& ev) {
+  verto::MediaLeg* ml = leg_of(cl.id);
+  if (!ml || cl.state != kAnswered || !has_av(ev.media)) {
+    host().debug("re-offer on " + cl.callid + " ignored (no media of ours to change)");
+    return;
+  }
+  uint32_t far_dir = JN_DIR_SENDRECV;
+  for (uint32_t i = 0; i < ev.media->count; ++i)
+    if (const jn_media_stream* st = ev.media->streams[i]; st && (st->kind == JN_MEDIA_AUDIO || st->kind == JN_MEDIA_VIDEO)) {
+      far_dir = st->direction;
+      break;
+    }
+  const bool held = far_dir == JN_DIR_INACTIVE || far_dir == JN_DIR_SENDONLY;
+  junction::webrtc::MediaStreams wmedia;
+  {
+    std::lock_guard<std::recursive_mutex> g(media_mu_);
+    ml->hold(held || cl.held);  // our own user's hold stays until they resume
+    if (!ml->held()) want_keyframe(*ml);
+    ml->to_core(wmedia);
+  }
+  uint32_t mirror = far_dir;
+  if (far_dir == JN_DIR_SENDONLY) mirror = JN_DIR_RECVONLY;
+  else if (far_dir == JN_DIR_RECVONLY) mirror = JN_DIR_SENDONLY;
+  if (held || mirror != JN_DIR_SENDRECV)
+    for (size_t i = 0; i < wmedia.size(); ++i) wmedia[i].direction = mirror;
+  host().info("call " + cl.callid + (held ? " held" : " resumed") + " by the far side (re-offer)");
+  jn_call_event ans = Host::event(JN_CALL_ANSWER);
+  ans.media = wmedia.desc();
+  host().call_send(cl.leg, ans);
 }
 
 }  // namespace verto::ws

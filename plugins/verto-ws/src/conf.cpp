@@ -33,7 +33,7 @@ Conf read_conf(const Host& host) {
   r.known_keys({"listen", "ws_path", "tls_cert", "tls_key", "allowed_origins", "allow_no_origin", "max_message", "max_batch",
                 "login_timeout_ms", "idle_ping_ms", "idle_timeout_ms", "rate_per_s", "rate_burst", "bad_limit", "kdf_iterations",
                 "token_ttl_s", "detach_timeout_ms", "heartbeat_ms", "heartbeat_channel", "channels", "user_channels", "core_events",
-                "default_scheme", "media", "media_ip", "port_range", "library", "conference"});
+                "default_scheme", "media", "media_ip", "port_range", "data_channels", "library", "conference"});
   r.str("listen", c.listen, true);
   r.str("ws_path", c.ws_path, true);
   r.str("tls_cert", c.tls_cert);
@@ -59,6 +59,7 @@ Conf read_conf(const Host& host) {
   r.choice("media", c.media, {"webrtc", "none"});
   r.str("media_ip", c.media_conf.ip, true);
   r.str("port_range", c.media_conf.port_range, true);
+  r.boolean("data_channels", c.data_channels);
   {
     jn_addr a{};
     if (!junction::util::parse_ip(c.media_conf.ip, a)) r.fail("media_ip", "must be an IP address (the candidate browsers send media to)");

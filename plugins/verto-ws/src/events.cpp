@@ -96,7 +96,7 @@ void VertoWs::on_event(std::string_view topic, std::string_view text) {
     std::string stream = data.is_object() ? data.value("stream", "") : "";
     std::lock_guard<std::recursive_mutex> g(media_mu_);
     for (auto& [i, l] : media_)
-      if (l->owns_stream(stream)) l->request_keyframe(host().now_ms());
+      if (l->owns_stream(stream)) want_keyframe(*l);
     bool exposed = false;
     for (auto& p : conf_.core_events) exposed = exposed || topic.substr(0, p.size()) == p;
     if (!exposed) return;

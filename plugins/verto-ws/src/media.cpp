@@ -75,6 +75,7 @@ bool MediaLeg::answer(const wrtc::Description& offer, const wrtc::LocalMedia& au
   o.video = video;
   o.transports = {local_transport()};
   o.cname = "junction";
+  o.data_channels = data_channels();
   wrtc::AnswerResult ans;
   wrtc::ParseError err;
   if (!wrtc::build_answer(offer, o, ans, err)) {
@@ -105,6 +106,7 @@ bool MediaLeg::offer(const wrtc::LocalMedia& audio, const wrtc::LocalMedia& vide
     return false;
   }
   o.transport = local_transport();
+  o.data_channels = data_channels();
   wrtc::OfferResult r;
   wrtc::ParseError err;
   if (!wrtc::build_offer(o, r, err)) {
@@ -129,11 +131,78 @@ bool MediaLeg::apply(const std::string& answer_sdp, std::string& why) {
   return start(ans, why);
 }
 
+bool MediaLeg::update(const wrtc::Description& offer, std::string& sdp, bool& new_transport, std::string& why) {
+  new_transport = false;
+  if (!pc_ || closed_) {
+    why = "no running media to update";
+    return false;
+  }
+  if (offer.bundle_mids.empty()) {
+    why = "the offer has no BUNDLE group (one transport per m-line is not supported yet)";
+    return false;
+  }
+  wrtc::AnswerOptions o;
+  o.audio = far_audio_media;
+  o.video = far_video_media;
+  o.transports = {local_transport()};
+  o.cname = "junction";
+  o.data_channels = data_channels();
+  wrtc::AnswerResult ans;
+  wrtc::ParseError err;
+  if (!wrtc::build_answer(offer, o, ans, err)) {
+    why = err.reason + " (" + ans.summary() + ")";
+    return false;
+  }
+  std::string in_place;
+  if (pc_->renegotiate(ans, in_place)) {
+    negotiated_ = ans;
+    summary_ = negotiated_.summary();
+    sdp = negotiated_.sdp;
+    return true;
+  }
+  if (!pc_->ok()) {  // the lines could not be rebuilt: the old ones are gone
+    why = in_place;
+    return false;
+  }
+  // Another DTLS peer: a new PeerConnection with fresh ICE credentials on the same socket.
+  wrtc::IceCredentials fresh;
+  if (!wrtc::ice_random_credentials(fresh)) {
+    why = "no randomness for ICE credentials";
+    return false;
+  }
+  wrtc::IceCredentials old = ice_;
+  ice_ = fresh;
+  o.transports = {local_transport()};
+  wrtc::AnswerResult ans2;
+  if (!wrtc::build_answer(offer, o, ans2, err)) {
+    ice_ = old;
+    why = err.reason;
+    return false;
+  }
+  pc_->close();
+  auto prev = std::move(pc_);
+  if (!start(ans2, why)) {
+    ice_ = old;
+    return false;
+  }
+  new_transport = true;
+  sdp = negotiated_.sdp;
+  return true;
+}
+
+void MediaLeg::hold(bool on) {
+  if (held_ == on) return;
+  held_ = on;
+  if (on || !pc_ || closed_) return;
+  if (ev_.keyframe && !far_video_.empty()) ev_.keyframe(far_video_, "join");  // the far leg's, for the browser
+}
+
 bool MediaLeg::start(const wrtc::AnswerResult& negotiated, std::string& why) {
   negotiated_ = negotiated;
   summary_ = negotiated_.summary();
   wrtc::PeerConfig cfg;
   cfg.local_ice = {ice_};
+  if (data_channels()) cfg.sctp = conf_.sctp;
   pc_ = std::make_unique<wrtc::PeerConnection>(cert_, *this, negotiated_, cfg);
   if (!pc_->ok()) {
     why = pc_->error();
@@ -161,25 +230,144 @@ void MediaLeg::on_udp(const jn_datagram* d, size_t n, uint64_t now_ms) {
   }
 }
 
+bool MediaLeg::push(uint32_t kind, jn_buf* buf) {
+  std::lock_guard<std::mutex> g(q_mu_);
+  if (closed_) return false;
+  if (q_count_ == kQueue) {  // the loop is far behind: this frame is lost, not the loop's time
+    ++q_dropped_;
+    return false;
+  }
+  host_.buf_ref(buf);
+  q_[(q_head_ + q_count_) % kQueue] = {kind, buf};
+  ++q_count_;
+  if (q_woken_) return false;
+  q_woken_ = true;
+  return true;
+}
+
+bool MediaLeg::want_keyframe() {
+  std::lock_guard<std::mutex> g(q_mu_);
+  kf_wanted_ = true;
+  if (q_woken_) return false;
+  q_woken_ = true;
+  return true;
+}
+
+bool MediaLeg::post_task(std::function<void()> f) {
+  std::lock_guard<std::mutex> g(q_mu_);
+  if (closed_ || tasks_.size() >= 1024) {
+    ++dc_dropped_;
+    return false;
+  }
+  tasks_.push_back(std::move(f));
+  if (q_woken_) return false;
+  q_woken_ = true;
+  return true;
+}
+
+void MediaLeg::open_channel(const wrtc::DcepOpen& info) {
+  if (!pc_ || closed_ || !pc_->sctp()) return;
+  for (auto& [st, label] : channels_)
+    if (label == info.label) return;  // open already
+  if (pc_->sctp()->state() != wrtc::SctpState::Connected) {
+    pending_opens_.push_back(info);  // opened by tick() once the association is up
+    return;
+  }
+  if (pc_->open_channel(info) < 0) ++dc_dropped_;
+}
+
+bool MediaLeg::send_channel(const std::string& label, const std::string& data, bool binary) {
+  if (pc_ && !closed_)
+    for (auto& [st, l] : channels_)
+      if (l == label && pc_->send_channel(st, reinterpret_cast<const uint8_t*>(data.data()), data.size(), binary)) {
+        ++dc_out_;
+        return true;
+      }
+  ++dc_dropped_;
+  return false;
+}
+
+void MediaLeg::on_channel_open(uint16_t stream, const wrtc::DcepOpen& info, bool remote) {
+  channels_[stream] = info.label;
+  if (remote && ev_.channel_open) ev_.channel_open(info);
+}
+
+void MediaLeg::on_channel_message(uint16_t stream, const uint8_t* data, size_t len, bool binary) {
+  auto it = channels_.find(stream);
+  if (it == channels_.end()) return;
+  ++dc_in_;
+  if (ev_.channel_message) ev_.channel_message(it->second, data, len, binary);
+}
+
+void MediaLeg::on_channel_closed(uint16_t stream) { channels_.erase(stream); }
+
+void MediaLeg::drain(uint64_t now_ms) {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> g(q_mu_);
+    tasks.swap(tasks_);
+  }
+  for (auto& f : tasks) f();
+  for (;;) {
+    Queued item;
+    bool kf = false;
+    {
+      std::lock_guard<std::mutex> g(q_mu_);
+      kf = kf_wanted_;
+      kf_wanted_ = false;
+      if (q_count_) {
+        item = q_[q_head_];
+        q_head_ = (q_head_ + 1) % kQueue;
+        --q_count_;
+      } else if (!kf) {
+        q_woken_ = false;
+        return;
+      }
+    }
+    if (kf && pc_ && !closed_) pc_->request_keyframe(now_ms);
+    if (!item.buf) continue;
+    on_bus(item.kind, item.buf, now_ms);
+    host_.buf_unref(item.buf);
+  }
+}
+
+void MediaLeg::drop_queued() {
+  std::lock_guard<std::mutex> g(q_mu_);
+  tasks_.clear();
+  for (; q_count_; --q_count_, q_head_ = (q_head_ + 1) % kQueue) host_.buf_unref(q_[q_head_].buf);
+  q_woken_ = false;
+}
+
 void MediaLeg::on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms) {
   if (!pc_ || closed_) return;
   junction::media::FrameView f = junction::media::frame_of(buf);
   if (!f.data) return;
   ++bus_frames_;
+  if (held_) {
+    ++held_out_;
+    return;
+  }
   pc_->send_frame(kind, f, now_ms);
 }
 
 void MediaLeg::tick(uint64_t now_ms) {
   if (pc_ && !closed_ && now_ms >= pc_->next_timer_ms()) pc_->tick(now_ms);
+  if (!pending_opens_.empty() && pc_ && !closed_ && pc_->sctp() && pc_->sctp()->state() == wrtc::SctpState::Connected) {
+    std::vector<wrtc::DcepOpen> todo;
+    todo.swap(pending_opens_);
+    for (auto& o : todo) open_channel(o);
+  }
 }
 
-void MediaLeg::request_keyframe(uint64_t now_ms) {
-  if (pc_ && !closed_) pc_->request_keyframe(now_ms);
-}
 
 nlohmann::json MediaLeg::stats_json() const {
   nlohmann::json j = {{"port", port_}, {"negotiated", summary_}, {"publishes", {audio_name_, video_name_}},
-                      {"subscribes", {far_audio_, far_video_}}, {"bus_frames_in", bus_frames_}};
+                      {"subscribes", {far_audio_, far_video_}}, {"bus_frames_in", bus_frames_}, {"held", held_},
+                      {"held_frames_out", held_out_}, {"held_frames_in", held_in_},
+                      {"loop", conf_.loop}, {"handoff_dropped", q_dropped_},
+                      {"data_channels", channels_.size()}, {"dc_messages_in", dc_in_}, {"dc_messages_out", dc_out_},
+                      {"dc_dropped", dc_dropped_},
+                      {"rtp_sent_on_control_loop", control_rtp_.load(std::memory_order_relaxed)}};
   if (!pc_) return j;
   const auto& st = pc_->stats();
   j["state"] = wrtc::peer_state_name(pc_->state());
@@ -191,6 +379,7 @@ nlohmann::json MediaLeg::stats_json() const {
   j["pli_fir_in"] = st.pli_fir_in;
   j["nack_in"] = st.nack_in;
   j["retransmitted"] = st.retransmitted;
+  j["ice_restarts"] = st.ice_restarts;
   for (uint32_t kind : {uint32_t{JN_MEDIA_AUDIO}, uint32_t{JN_MEDIA_VIDEO}}) {
     std::string k = kind == JN_MEDIA_AUDIO ? "audio" : "video";
     if (const auto* tx = pc_->sender(kind)) {
@@ -257,6 +446,7 @@ void MediaLeg::close_pc() {
 
 void MediaLeg::release() {
   closed_ = true;
+  drop_queued();
   if (sub_audio_) host_.bus_unsubscribe(sub_audio_);
   if (sub_video_) host_.bus_unsubscribe(sub_video_);
   if (sock_) host_.api()->udp_close(host_.ctx(), sock_);
@@ -268,12 +458,18 @@ void MediaLeg::release() {
 
 void MediaLeg::send_datagram(size_t, const uint8_t* data, size_t len, const jn_addr& to) {
   if (closed_ || !sock_) return;
+  if (conf_.loop && len && data[0] >= 128 && data[0] <= 191 && std::this_thread::get_id() == conf_.control_thread)
+    control_rtp_.fetch_add(1, std::memory_order_relaxed);
   host_.udp_send(sock_, to, std::string_view(reinterpret_cast<const char*>(data), len));
 }
 
 void MediaLeg::on_frame(uint32_t kind, const junction::media::FrameView& frame) {
   uint32_t id = kind == JN_MEDIA_VIDEO ? video_id_ : audio_id_;
   if (!id || closed_ || frame.size > UINT32_MAX) return;
+  if (held_) {
+    ++held_in_;
+    return;
+  }
   jn_buf* b = host_.buf_alloc(static_cast<uint32_t>(frame.size));
   if (!b) return;
   std::memcpy(b->data, frame.data, frame.size);  // the frame is the bridge's reassembly buffer: one copy into the pool

@@ -18,8 +18,13 @@
 #include <junction/webrtc/peer.hpp>
 #include <junction/webrtc/sdp.hpp>
 
+#include <array>
+#include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -31,6 +36,8 @@ struct MediaConf {
   std::string ip = "127.0.0.1";  // our candidate address (and the socket's bind address)
   std::string port_range = "media";
   uint32_t loop = 0;             // the media loop of the sockets (0: the control loop)
+  std::thread::id control_thread;  // to count media sent from the control loop (must stay 0)
+  wrtc::SctpStack* sctp = nullptr;  // data channels (null or not ready: refused)
 };
 
 // The codecs the bridges carry without transcoding, in the order we prefer them.
@@ -42,6 +49,10 @@ class MediaLeg final : public wrtc::PeerCallbacks {
     std::function<void(char digit)> dtmf;
     std::function<void(wrtc::PeerState)> state;
     std::function<void(const std::string& stream, const char* reason)> keyframe;  // a keyframe wanted from this bus stream
+    // Data channels: the browser opened one / sent a message on one (on the leg's loop, under
+    // the plugin's lock): the plugin passes them to the far leg by label.
+    std::function<void(const wrtc::DcepOpen& info)> channel_open;
+    std::function<void(const std::string& label, const uint8_t* data, size_t len, bool binary)> channel_message;
   };
   MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cert, uint64_t id, std::string stream_prefix, Events ev);
   ~MediaLeg() override;
@@ -56,15 +67,45 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   // Inbound: our offer to the browser for what the far leg offered; then its answer.
   bool offer(const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp, std::string& why);
   bool apply(const std::string& answer_sdp, std::string& why);
+  // verto.modify updateMedia: the browser's new offer in the answered call, answered with what
+  // the far leg has. The running PeerConnection takes it when the browser's certificate is the
+  // same (an ICE restart included); else a new one starts with fresh ICE credentials on the same
+  // socket. Under the plugin's lock. new_transport: which of the two happened.
+  bool update(const wrtc::Description& offer, std::string& sdp, bool& new_transport, std::string& why);
+  // Hold: no frame of the far leg goes to the browser and none of the browser's is published
+  // (both directions stop, as `inactive`); unhold asks both producers for a keyframe so video
+  // resumes at once. Under the plugin's lock.
+  void hold(bool on);  // unhold: a keyframe wanted both ways (the caller wakes the loop)
+  bool held() const { return held_; }
   // The negotiated result as the core's media description (our bus streams as bus_stream).
   void to_core(wrtc::MediaStreams& out) const;
   // Sends the far leg's bus streams to the browser (subscriptions with cookie id*4+kind).
   void subscribe(const std::string& audio_stream, const std::string& video_stream);
 
   void on_udp(const jn_datagram* d, size_t n, uint64_t now_ms);
-  void on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms);
+  // Bus -> browser, in two halves so the PeerConnection only ever runs on the leg's loop: push()
+  // on the control loop (where bus subscriptions deliver) queues a reference to the frame (no
+  // copy; a full queue drops it, counted) and says whether the loop must be woken (one post per
+  // batch, not per frame); drain() on the leg's loop, under the plugin's lock, sends what is
+  // queued and the keyframe request asked for meanwhile.
+  bool push(uint32_t kind, jn_buf* buf);
+  void on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms);  // sends one frame now (the leg's loop, under the lock)
+  void drain(uint64_t now_ms);
+  void drop_queued();  // buffers still queued go back to the pool (retire, hot reload)
+  // A keyframe from the browser is wanted (PLI), sent by the next drain() on the leg's loop.
+  // Returns like push(): true when the loop must be woken.
+  bool want_keyframe();
+  // Work for the leg's loop from another leg's (data channel relaying; allocates, not the RTP
+  // path): run by the next drain(). Returns like push().
+  bool post_task(std::function<void()> f);
+  // On the leg's loop: opens a channel toward the browser (once its SCTP is up), sends on the
+  // open channel with that label (false when there is none: counted).
+  void open_channel(const wrtc::DcepOpen& info);
+  bool send_channel(const std::string& label, const std::string& data, bool binary);
+  bool data_channels() const { return conf_.sctp && conf_.sctp->ready(); }
+  uint32_t loop() const { return conf_.loop; }
+  uint64_t id() const { return id_; }
   void tick(uint64_t now_ms);
-  void request_keyframe(uint64_t now_ms);
   bool owns_stream(const std::string& s) const { return s == audio_name_ || s == video_name_; }
   const std::string& far_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? far_video_ : far_audio_; }
   const std::string& our_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? video_name_ : audio_name_; }
@@ -89,6 +130,9 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   void on_keyframe_request(uint32_t kind, const char* reason) override;
   void on_dtmf(char digit, uint32_t duration_ms) override;
   void on_state(wrtc::PeerState s) override;
+  void on_channel_open(uint16_t stream, const wrtc::DcepOpen& info, bool remote) override;
+  void on_channel_message(uint16_t stream, const uint8_t* data, size_t len, bool binary) override;
+  void on_channel_closed(uint16_t stream) override;
 
  private:
   bool start(const wrtc::AnswerResult& negotiated, std::string& why);
@@ -108,7 +152,27 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   wrtc::AnswerResult negotiated_;
   std::unique_ptr<wrtc::PeerConnection> pc_;
   bool closed_ = false;
+  bool held_ = false;
   uint64_t bus_frames_ = 0;
+  // The hand-off queue (control loop -> the leg's loop); its own small lock, never held while
+  // sending. Fixed size: nothing allocated per frame.
+  struct Queued {
+    uint32_t kind = 0;
+    jn_buf* buf = nullptr;
+  };
+  static constexpr size_t kQueue = 256;
+  std::mutex q_mu_;
+  std::array<Queued, kQueue> q_{};
+  size_t q_head_ = 0, q_count_ = 0;
+  bool q_woken_ = false;  // a drain is posted and has not emptied the queue yet
+  bool kf_wanted_ = false;
+  std::vector<std::function<void()>> tasks_;  // under q_mu_
+  std::map<uint16_t, std::string> channels_;  // open channels: stream -> label
+  std::vector<wrtc::DcepOpen> pending_opens_; // asked before the SCTP association was up
+  uint64_t dc_in_ = 0, dc_out_ = 0, dc_dropped_ = 0;
+  uint64_t q_dropped_ = 0;
+  std::atomic<uint64_t> control_rtp_{0};  // RTP/RTCP datagrams sent from the control thread while the leg has a media loop
+  uint64_t held_out_ = 0, held_in_ = 0;  // frames not sent to / not published from the browser while held
 };
 
 }  // namespace verto

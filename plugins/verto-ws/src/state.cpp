@@ -15,7 +15,10 @@ jn_status VertoWs::save_state(std::string& out) {
   st.set("conns", conns).set("sessions", sessions).set("calls", calls);
   st.set("media_tick", media_tick_);
   json legs = json::object();
-  for (auto& [id, leg] : media_) legs[std::to_string(id)] = leg->save();
+  for (auto& [id, leg] : media_) {
+    leg->drop_queued();  // frames handed to a media loop and not sent yet go back to the pool
+    legs[std::to_string(id)] = leg->save();
+  }
   json graves = json::array();
   for (auto& g : graveyard_) graves.push_back(g->save());
   st.set("media_legs", legs).set("media_graves", graves);

@@ -39,6 +39,8 @@ using verto::json;
 constexpr uint32_t kStateSchema = 1;
 constexpr uint64_t kTickCookie = 1, kHeartbeatCookie = 2, kMediaTickCookie = 3, kDeferredCookie = 4;
 constexpr uint64_t kMediaTickMs = 20;
+// Posts to media loops: the tag in the low byte, a leg id or a loop number above it.
+constexpr uint64_t kDrainTag = 0x10, kLoopTickTag = 0x11;
 constexpr int64_t kTickMs = 1000;
 const char* const kSdpHeader = "app-verto-sdp";
 
@@ -71,6 +73,7 @@ struct Conf {
   std::string media = "webrtc";  // webrtc: the server terminates the browser's media; none: signalling only
   verto::MediaConf media_conf;
   ConfConf conference;  // [conference]: conference.cpp
+  bool data_channels = false;  // WebRTC data channels (usrsctp), README "Data channels"
 };
 
 
@@ -251,6 +254,8 @@ class VertoWs : public junction::sdk::Plugin {
   json bye(jn_handle h, verto::Message& m);
   json info(jn_handle h, verto::Message& m);
   json modify(jn_handle h, verto::Message& m);
+  json update_media(Conn& c, Call& cl, verto::Message& m);
+  void reoffer(Call& cl, const jn_call_event& ev);
   json display(jn_handle h, verto::Message& m);
   json attach_answer(jn_handle h, verto::Message& m);
   void end_call(uint64_t id, int code, const std::string& reason, bool tell_browser = true);
@@ -266,6 +271,7 @@ class VertoWs : public junction::sdk::Plugin {
   std::string stream_prefix(uint64_t id) const { return "verto/" + std::to_string(id); }
 
   verto::MediaLeg* leg_of(uint64_t id);
+  verto::MediaLeg* peer_leg(uint64_t id);
   static bool has_av(const jn_media_desc* d);
   static void far_media(const jn_media_desc* d, junction::webrtc::LocalMedia& audio, junction::webrtc::LocalMedia& video);
   std::unique_ptr<verto::MediaLeg> new_leg(uint64_t id, std::string& why);
@@ -274,6 +280,12 @@ class VertoWs : public junction::sdk::Plugin {
   bool start_outbound_media(uint64_t id, const jn_media_desc* d, std::string& sdp, std::string& why);
   void media_failed(uint64_t id, const std::string& why);
   void retire(uint64_t id);
+  // The leg's loop runs its drain(): now when that is the control loop (under the lock), else
+  // through a post.
+  void wake(verto::MediaLeg& leg);
+  void want_keyframe(verto::MediaLeg& leg) {
+    if (leg.want_keyframe()) wake(leg);
+  }
   void reoffer_after_reload();
   void media_tick();
   void on_udp(jn_handle, uint64_t cookie, const jn_datagram* d, size_t n) override;
@@ -297,6 +309,7 @@ class VertoWs : public junction::sdk::Plugin {
   std::map<std::string, uint64_t> by_callid_;
   std::map<uint64_t, std::unique_ptr<KdfJob>> jobs_;
   junction::webrtc::Certificate cert_;
+  junction::webrtc::SctpStack sctp_;
   std::map<uint64_t, std::unique_ptr<verto::MediaLeg>> media_;
   jn_handle media_tick_ = 0;
   std::vector<std::unique_ptr<verto::MediaLeg>> graveyard_;

@@ -12,6 +12,7 @@ import sys
 import unittest
 
 import loopback_netns  # noqa: E402 (tests/lib, on PYTHONPATH)
+from junction_test import wait_until  # noqa: E402
 
 NETNS = loopback_netns.enter(__name__ == "__main__")
 
@@ -43,6 +44,16 @@ class Media(test_browser.Browser):
             s = p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0 && s.audioEnergy > 0, 30000)", timeout=40)
             self.assertGreater(s["framesDecoded"], 0)
             self.assertGreater(s["audioEnergy"], 0)
+        # each PeerConnection runs on its leg's media loop: the far leg's frames were handed there
+        # from the control loop's bus subscription, and not one RTP/RTCP datagram left from the
+        # control thread (the counter is kept by thread id in MediaLeg::send_datagram)
+        for user in ("1001", "1002"):
+            m = self.leg_media(user)
+            self.assertIn(m["loop"], (1, 2))
+            self.assertGreater(m["audio_tx"]["frames"], 0)
+            self.assertGreater(m["video_tx"]["frames"], 0)
+            self.assertEqual(m["rtp_sent_on_control_loop"], 0, m)
+        self.assertNotEqual(self.leg_media("1001")["loop"], self.leg_media("1002")["loop"])
         # DTMF both ways it can come: verto.info, and RFC 4733 telephone-event in the browser's RTP
         a.evaluate("v.dtmf(cid, '5')")
         self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.dtmf)")["dtmf"], "5")
@@ -91,6 +102,149 @@ class Media(test_browser.Browser):
             p.wait_for("v.inbox.length >= 0 && v.calls.get(cid).direction === 'attached'", what="re-attached PeerConnection")
             s = p.evaluate("v.waitStats(cid, s => s.connection === 'connected' && s.framesDecoded > 0, 30000)", timeout=40)
             self.assertGreater(s["framesDecoded"], 0)
+        a.evaluate("v.hangup(cid)")
+        self.assertEqual(b.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
+
+    def leg_media(self, user):
+        """The media stats of the one call of `user`'s session (the `sessions` admin verb)."""
+        for s in self.j.cmd(PLUGIN, "sessions")["sessions"]:
+            if s["user"] == user and s["calls"]:
+                return s["calls"][0].get("media") or {}
+        return {}
+
+    def wait_held_frames(self, user, more_than, what):
+        """Until the server has held back more than `more_than` frames of `user`'s page (not
+        published while held): proof that the page kept sending and that time passed on the
+        media path (an event, not a delay)."""
+        return wait_until(lambda: self.leg_media(user).get("held_frames_in", 0) > more_than, timeout=20, what=what)
+
+    def test_hold_stops_the_media_and_unhold_resumes_it(self):
+        self.start()
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        self.call_between(a, b)
+        for p in (a, b):
+            p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0 && s.audioEnergy > 0, 30000)", timeout=40)
+        # the energy each page hears in 100 audio frames (2 s) of the call, for comparison below
+        active = {}
+        for p, user in ((a, "1001"), (b, "1002")):
+            sent = self.leg_media(user)["audio_tx"]["frames"]
+            e0 = p.evaluate("v.mediaStats(cid)")["audioEnergy"]
+            wait_until(lambda: self.leg_media(user)["audio_tx"]["frames"] > sent + 100, timeout=20, what="100 audio frames sent")
+            active[p] = p.evaluate("v.mediaStats(cid)")["audioEnergy"] - e0
+            self.assertGreater(active[p], 0)
+        r = a.evaluate("v.hold(cid, 'hold')")
+        self.assertEqual(r["holdState"], "held")
+        # events: the other user is told, and its leg got the re-offer (inactive) and holds too
+        self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.holdState)")["holdState"], "held")
+        self.j.wait_for_log(r"call \S+ held by the far side \(re-offer\)")
+        self.assertTrue(self.leg_media("1001")["held"])
+        self.assertTrue(self.leg_media("1002")["held"])
+        # frames keep arriving from both browsers and are held back: neither page receives any
+        self.wait_held_frames("1001", 25, "frames held back from 1001's page")
+        self.wait_held_frames("1002", 25, "frames held back from 1002's page")
+        before = {p: p.evaluate("v.mediaStats(cid)") for p in (a, b)}
+        n1, n2 = self.leg_media("1001")["held_frames_in"], self.leg_media("1002")["held_frames_in"]
+        # 100 audio frames of each page later (2 s, held back: video frames count too, so more)
+        self.wait_held_frames("1001", n1 + 100, "2 s of held frames for 1001")
+        self.wait_held_frames("1002", n2 + 100, "2 s of held frames for 1002")
+        for p in (a, b):
+            after = p.evaluate("v.mediaStats(cid)")
+            self.assertEqual(after["audioPackets"], before[p]["audioPackets"])
+            self.assertEqual(after["videoPackets"], before[p]["videoPackets"])
+            self.assertEqual(after["framesDecoded"], before[p]["framesDecoded"])
+            # what a page still "hears" is its own concealment fading out: far below a call's
+            held_energy = after["audioEnergy"] - before[p]["audioEnergy"]
+            self.assertLess(held_energy, active[p] / 10, f"energy while held {held_energy}, in a call {active[p]}")
+        # unhold: both pages receive, decode and hear again
+        self.assertEqual(a.evaluate("v.hold(cid, 'unhold')")["holdState"], "active")
+        self.assertEqual(b.evaluate("v.waitFor('verto.info', p => p.holdState === 'active')")["holdState"], "active")
+        for p in (a, b):
+            e, f = before[p]["audioEnergy"], before[p]["framesDecoded"]
+            s = p.evaluate(f"v.waitStats(cid, s => s.audioEnergy > {e} + 1e-4 && s.framesDecoded > {f} + 5, 30000)", timeout=40)
+            self.assertGreater(s["audioEnergy"], e)
+        self.assertFalse(self.leg_media("1001")["held"])
+        self.assertFalse(self.leg_media("1002")["held"])
+        # toggleHold holds again
+        self.assertEqual(b.evaluate("v.hold(cid, 'toggleHold')")["holdState"], "held")
+        self.assertEqual(a.evaluate("v.waitFor('verto.info', p => p.holdState === 'held')")["holdState"], "held")
+        a.evaluate("v.hangup(cid)")
+        self.assertEqual(b.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
+
+    def test_update_media_renegotiates_on_the_same_transport_or_restarts_ice(self):
+        self.start()
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        self.call_between(a, b)
+        for p in (a, b):
+            p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0 && s.audioEnergy > 0, 30000)", timeout=40)
+        # the caller renegotiates (same ICE credentials): answered on the running transport
+        r = a.evaluate("v.updateMedia(cid)")
+        self.assertEqual(r["action"], "updateMedia")
+        self.assertIn("a=ice-lite", r["sdp"])
+        self.j.wait_for_log(r"media updated \(same transport\)")
+        s0 = a.evaluate("v.mediaStats(cid)")
+        s = a.evaluate(f"v.waitStats(cid, s => s.connection === 'connected' && s.framesDecoded > {s0['framesDecoded']} + 5 && s.audioEnergy > {s0['audioEnergy']}, 30000)", timeout=40)
+        self.assertEqual(s["connection"], "connected")
+        # the callee restarts ICE: new credentials toward the same transport, DTLS goes on
+        mark = len(self.j.lines)
+        r = b.evaluate("v.updateMedia(cid, {iceRestart: true})")
+        self.assertIn("a=ice-ufrag:", r["sdp"])
+        self.j.wait_for_log(r"media updated \(same transport\)", start=mark)
+        wait_until(lambda: self.leg_media("1002").get("ice_restarts", 0) == 1, timeout=10, what="the ICE restart counted")
+        s0 = b.evaluate("v.mediaStats(cid)")
+        s = b.evaluate(f"v.waitStats(cid, s => s.connection === 'connected' && s.framesDecoded > {s0['framesDecoded']} + 5 && s.audioEnergy > {s0['audioEnergy']}, 30000)", timeout=40)
+        self.assertEqual(s["connection"], "connected")
+        # a bad SDP is refused with a reason and ends only this call
+        err = a.evaluate("v.rpc('verto.modify', {dialogParams: {callID: cid}, action: 'updateMedia', sdp: 'v=0 garbage'})"
+                         ".then(m => m.error)")
+        self.assertEqual(err["code"], -32602)
+        a.evaluate("v.hangup(cid)")
+        self.assertEqual(b.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
+
+    def exchange(self, a, b, label):
+        """Text and binary both ways on channel `label` of the call between pages a and b."""
+        for src, dst, n in ((a, b, 1), (b, a, 2)):
+            src.evaluate(f"v.sendChannel(cid, {json.dumps(label)}, 'text {label} {n}')")
+            m = dst.evaluate(f"v.waitChannelMessage(cid, m => m.label === {json.dumps(label)} && m.text)")
+            self.assertEqual(m["text"], f"text {label} {n}")
+            src.evaluate(f"v.sendChannel(cid, {json.dumps(label)}, [0, {n}, 128, 255])")
+            m = dst.evaluate(f"v.waitChannelMessage(cid, m => m.label === {json.dumps(label)} && m.bytes)")
+            self.assertEqual(m["bytes"], [0, n, 128, 255])
+
+    @unittest.skipIf(os.environ.get("JN_SANITIZE") == "1",
+                     "data channels on: LSan reports OpenSSL per-thread error states at exit (README, Data channels)")
+    def test_data_channels_between_browsers_through_a_hot_reload(self):
+        self.start(data_channels=True)
+        a, b = self.page(), self.page()
+        self.login(a, "1001")
+        self.login(b, "1002")
+        r = a.evaluate("v.invite('1002', {audio: true, video: true, data: 'chat'}).then(r => (window.cid = r.callID, r))")
+        self.assertEqual(r["message"], "CALL CREATED")
+        inv = b.evaluate("v.waitFor('verto.invite')")
+        self.assertIn("m=application", inv["sdp"])  # the server offers data channels to the callee
+        b.evaluate(f"window.cid = {json.dumps(inv['callID'])}; v.answer(cid)")
+        a.evaluate("v.waitFor('verto.answer')")
+        self.assertIn("m=application", a.evaluate("v.calls.get(cid).remote"))
+        a.evaluate("v.calls.get(cid).dcOpened")   # 1001's channel is open to the server (DCEP ack)
+        b.evaluate("v.waitChannel(cid, 'chat')")  # and the server opened it toward 1002 (DCEP open)
+        self.exchange(a, b, "chat")
+        # hot reload: usrsctp stays initialised, its output goes through the pinned glue; the new
+        # instance renews each browser's PeerConnection (verto.attach) with data channels again
+        mark = len(self.j.lines)
+        self.j.api("POST", f"/api/v1/plugins/{PLUGIN}/reload", {}, expect=200)
+        self.j.wait_for_log(r"fresh media offered after the reload", start=mark)
+        for p in (a, b):
+            p.wait_for("v.calls.get(cid).direction === 'attached' && v.calls.get(cid).pc.connectionState === 'connected'",
+                       timeout=30, what="re-attached PeerConnection")
+        self.assertFalse(any("data channels off" in line for line in self.j.lines[mark:]))
+        a.evaluate("v.openChannel(cid, 'after-reload')")
+        b.evaluate("v.waitChannel(cid, 'after-reload')")
+        self.exchange(a, b, "after-reload")
+        for user in ("1001", "1002"):
+            self.assertGreaterEqual(self.leg_media(user)["dc_messages_in"], 2)
         a.evaluate("v.hangup(cid)")
         self.assertEqual(b.evaluate("v.waitFor('verto.bye')")["cause"], "NORMAL_CLEARING")
 

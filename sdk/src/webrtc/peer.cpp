@@ -179,17 +179,26 @@ bool PeerConnection::renegotiate(const AnswerResult& neg, std::string& err) {
     err = "peer connection is closed";
     return false;
   }
-  // Same transports (no ICE restart, same certificate): keep them, rebuild the media lines.
+  // Same transports (same certificate, same count): keep them, rebuild the media lines. An ICE
+  // restart (new remote ufrag/pwd, same fingerprint) is taken in place: a browser keeps its DTLS
+  // association across one (JSEP), so only the ICE checks change credentials; a new DTLS peer
+  // needs a new PeerConnection.
   if (neg.remotes.size() != legs_.size()) {
     err = "the number of transports changed: a new PeerConnection is needed";
     return false;
   }
   for (size_t i = 0; i < legs_.size(); ++i) {
-    const Transport& t = *legs_[i]->t;
-    const auto& rem = neg.remotes[i];
-    if (rem.ice_ufrag != t.ice().remote().ufrag || rem.fingerprint != remote_fp_[i]) {
-      err = "ICE restart or a new certificate on transport " + std::to_string(i) + ": a new PeerConnection is needed";
+    if (neg.remotes[i].fingerprint != remote_fp_[i]) {
+      err = "a new certificate on transport " + std::to_string(i) + ": a new PeerConnection is needed";
       return false;
+    }
+  }
+  for (size_t i = 0; i < legs_.size(); ++i) {
+    Transport& t = *legs_[i]->t;
+    const auto& rem = neg.remotes[i];
+    if (rem.ice_ufrag != t.ice().remote().ufrag || rem.ice_pwd != t.ice().remote().pwd) {
+      t.set_remote(IceCredentials{rem.ice_ufrag, rem.ice_pwd}, rem.fingerprint);
+      ++stats_.ice_restarts;
     }
   }
   std::string e = build_lines(neg);

@@ -29,13 +29,10 @@ const char* sctp_state_name(SctpState s) {
 
 // --- the stack -------------------------------------------------------------------------------
 
-bool SctpStack::init(bool first, uint64_t now_ms, std::string& err) {
-  if (!first) {
-    err = "usrsctp was initialised by an earlier instance of this plugin (its output callback cannot be "
-          "registered again): data channels are off until the process restarts";
-    return false;
-  }
-  usrsctp_init_nothreads(0, &SctpAssociation::conn_output, nullptr);
+bool SctpStack::init(bool, uint64_t now_ms, std::string&) {
+  // The glue registers its trampoline with usrsctp once per process; the sysctls are
+  // process-wide too and setting them again is harmless.
+  jn_sctp_glue_init();
   usrsctp_sysctl_set_sctp_ecn_enable(0);
   usrsctp_sysctl_set_sctp_pr_enable(1);          // partial reliability (DCEP rexmit / timed)
   usrsctp_sysctl_set_sctp_asconf_enable(0);
@@ -58,9 +55,15 @@ void SctpStack::tick(uint64_t now_ms) {
 }
 
 bool sctp_library_init(const sdk::Host& host, SctpStack& stack, uint64_t now_ms, std::string& err) {
-  bool first = false;
+  bool first = false, glue_first = false;
   if (host.library_pin("libusrsctp.so.2", &first) != JN_OK) {
     err = "libusrsctp.so.2 cannot be pinned (see the core's log)";
+    return false;
+  }
+  // Loaded already as this plugin's dependency: the pin makes it resident (RTLD_NODELETE), so the
+  // trampoline usrsctp holds outlives this plugin's code.
+  if (host.library_pin(JN_SCTP_GLUE_SONAME, &glue_first) != JN_OK) {
+    err = std::string(JN_SCTP_GLUE_SONAME) + " cannot be pinned (see the core's log)";
     return false;
   }
   return stack.init(first, now_ms, err);

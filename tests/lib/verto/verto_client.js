@@ -110,7 +110,8 @@ class VertoClient {
   // --- calls -------------------------------------------------------------------------------------
   async _pc(callID, media) {
     const pc = new RTCPeerConnection({ iceServers: [] });
-    const call = { pc, callID, state: "new", remote: null, tracks: [] };
+    const call = { pc, callID, state: "new", remote: null, tracks: [], channels: {}, dcIn: [] };
+    pc.ondatachannel = (e) => this._dc(call, e.channel);
     pc.ontrack = (e) => {
       call.tracks.push(e.track.kind);
       // Received audio is only decoded and measured (totalAudioEnergy) while something plays it.
@@ -123,13 +124,63 @@ class VertoClient {
         call.audioEl = el;
       }
     };
-    if (media) {
-      const stream = await navigator.mediaDevices.getUserMedia(media);
+    if (media && media.data) call.dcOpened = this._dc(call, pc.createDataChannel(media.data));  // before the offer: m=application
+    if (media && (media.audio || media.video)) {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: !!media.audio, video: !!media.video });
       for (const t of stream.getTracks()) pc.addTrack(t, stream);
       call.stream = stream;
     }
     this.calls.set(callID, call);
     return call;
+  }
+
+  // Data channels: every channel of a call by label; what arrives in call.dcIn as
+  // {label, text} or {label, bytes: [..]} (binary).
+  _dc(call, ch) {
+    ch.binaryType = "arraybuffer";
+    call.channels[ch.label] = ch;
+    ch.onmessage = (e) => {
+      if (typeof e.data === "string") call.dcIn.push({ label: ch.label, text: e.data });
+      else call.dcIn.push({ label: ch.label, bytes: Array.from(new Uint8Array(e.data)) });
+      this._wake();
+    };
+    return new Promise((ok) => { if (ch.readyState === "open") ok(true); else ch.onopen = () => ok(true); });
+  }
+
+  openChannel(callID, label) { const c = this.calls.get(callID); return this._dc(c, c.pc.createDataChannel(label)); }
+
+  waitChannel(callID, label, timeoutMs = 15000) {
+    const t0 = Date.now();
+    return new Promise((ok, ko) => {
+      const look = () => {
+        const c = this.calls.get(callID);
+        const ch = c && c.channels[label];
+        if (ch && ch.readyState === "open") return ok(true);
+        if (Date.now() - t0 > timeoutMs) return ko(new Error("channel " + label + " never opened"));
+        setTimeout(look, 50);
+      };
+      look();
+    });
+  }
+
+  sendChannel(callID, label, data) {
+    const ch = this.calls.get(callID).channels[label];
+    ch.send(Array.isArray(data) ? new Uint8Array(data) : data);
+    return true;
+  }
+
+  waitChannelMessage(callID, pred, timeoutMs = 15000) {
+    const t0 = Date.now();
+    return new Promise((ok, ko) => {
+      const look = () => {
+        const c = this.calls.get(callID);
+        const i = c ? c.dcIn.findIndex(pred) : -1;
+        if (i >= 0) return ok(c.dcIn.splice(i, 1)[0]);
+        if (Date.now() - t0 > timeoutMs) return ko(new Error("no channel message; got " + JSON.stringify(c && c.dcIn)));
+        setTimeout(look, 50);
+      };
+      look();
+    });
   }
 
   // The suite only ever targets loopback: candidates for any other address are dropped from the
@@ -256,6 +307,19 @@ class VertoClient {
   dtmf(callID, digits) { return this.result("verto.info", { dialogParams: { callID }, dtmf: digits }); }
   chat(callID, to, body) { return this.result("verto.info", { dialogParams: { callID }, msg: { to, body } }); }
   hold(callID, action) { return this.result("verto.modify", { dialogParams: { callID }, action }); }
+
+  // verto.modify updateMedia: a new offer from this page's PeerConnection (an ICE restart when
+  // asked), answered in the result with the server's SDP, applied here.
+  async updateMedia(callID, opts = {}) {
+    const c = this.calls.get(callID);
+    const offer = await c.pc.createOffer({ iceRestart: !!opts.iceRestart });
+    await c.pc.setLocalDescription(offer);
+    await VertoClient.gathered(c.pc);
+    const r = await this.result("verto.modify", { dialogParams: { callID }, action: "updateMedia",
+                                                   sdp: VertoClient.loopbackOnly(c.pc.localDescription.sdp) });
+    await c.pc.setRemoteDescription({ type: "answer", sdp: r.sdp });
+    return r;
+  }
 }
 
 window.VertoClient = VertoClient;

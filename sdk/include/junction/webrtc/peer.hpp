@@ -83,6 +83,7 @@ struct PeerStats {
   uint64_t nack_sent = 0;        // sequence numbers we asked the browser for
   uint64_t retransmitted = 0;
   uint64_t dtmf = 0;
+  uint64_t ice_restarts = 0;     // renegotiations that changed the browser's ICE credentials
 };
 
 class PeerConnection {
@@ -95,9 +96,11 @@ class PeerConnection {
 
   bool ok() const { return error_.empty(); }
   // A new offer/answer in the answered call (hold, verto.modify updateMedia, a re-offer) with the
-  // same transports (same ICE ufrag and fingerprint per transport): the media lines are rebuilt
-  // (codecs, directions, SSRCs), transports and data channels go on. False + err when the
-  // transports changed (ICE restart, another certificate, BUNDLE on/off): build a new one.
+  // same transports (same fingerprint per transport): the media lines are rebuilt (codecs,
+  // directions, SSRCs), transports and data channels go on. An ICE restart (new remote ICE
+  // credentials) is applied to the running transports (the DTLS association stays, as a
+  // browser's does). False + err when the transports changed (another certificate, BUNDLE
+  // on/off): build a new one.
   bool renegotiate(const AnswerResult& negotiated, std::string& err);
   const std::string& error() const { return error_; }
   size_t transport_count() const { return legs_.size(); }

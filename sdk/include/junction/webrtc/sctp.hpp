@@ -17,14 +17,18 @@
 //     (handle_input, send, tick, ...): the Transport is only ever touched from its loop. For the
 //     same reason messages and notifications are read by polling usrsctp_recvv on the owning
 //     loop, never through a callback from inside usrsctp.
-//   - usrsctp's output callback is registered once per process and lives in the code of the
-//     plugin that initialised it. A later instance (after a hot reload) cannot re-register it, so
-//     sctp_library_init() refuses there ("data channels off until restart") instead of letting
-//     usrsctp call into unloaded code. The lead's note in the report says what the core could add.
+//   - usrsctp's output callback is registered once per process. It is the trampoline of
+//     libjunction_sctp_glue.so (sctp_glue.h), pinned resident through the core, which calls the
+//     output stored in the address usrsctp hands it: each association's Port starts with a
+//     jn_sctp_glue_port pointing at this code. So a hot reload (this code unmapped, a new copy
+//     loaded) leaves usrsctp nothing stale to call, and the next instance uses usrsctp as the
+//     first did; several plugins can too.
 //
 // Everything of one association runs on one media loop. Allocation happens at open/close and in
 // usrsctp itself (it mallocs per packet); this is not the RTP path.
 #pragma once
+
+#include <junction/webrtc/sctp_glue.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -49,8 +53,8 @@ class SctpStack {
   SctpStack() = default;
   SctpStack(const SctpStack&) = delete;
   SctpStack& operator=(const SctpStack&) = delete;
-  // first: this caller is the first user of usrsctp in the process (library_pin said so) and
-  // initialises it. False + err when usrsctp cannot be used by this instance.
+  // Initialises usrsctp through the glue (once per process, whoever comes first; `first` is
+  // only informative now) and sets its sysctls. False + err when usrsctp cannot be used.
   bool init(bool first, uint64_t now_ms, std::string& err);
   bool ready() const { return ready_; }
   // Advances usrsctp's timers to now_ms (any loop; the elapsed time is counted once).
@@ -64,8 +68,8 @@ class SctpStack {
   uint64_t last_ms_ = 0;  // under mu_
 };
 
-// Pins usrsctp through the core and initialises stack (host->library_pin: the first pinner
-// initialises). False + err when it cannot (library missing, initialised by an earlier instance).
+// Pins usrsctp and the glue through the core (host->library_pin) and initialises stack. False +
+// err when it cannot (a library missing).
 bool sctp_library_init(const sdk::Host& host, SctpStack& stack, uint64_t now_ms, std::string& err);
 
 enum class SctpState : uint8_t { New, Connecting, Connected, Closed, Failed };
@@ -148,7 +152,8 @@ class SctpAssociation {
   bool channel_open(uint16_t stream) const;
   size_t channel_count() const { return channels_.size(); }
 
-  // usrsctp's output callback (process-wide): queues into the association's outbox.
+  // The output of this association's packets (through the glue's trampoline): queues into the
+  // association's outbox.
   static int conn_output(void* addr, void* buf, size_t len, uint8_t tos, uint8_t set_df);
 
  private:
@@ -159,6 +164,7 @@ class SctpAssociation {
   };
   // The part usrsctp points at (sconn_addr): lives as long as usrsctp may call us.
   struct Port {
+    jn_sctp_glue_port glue{&SctpAssociation::conn_output};  // first member: the trampoline reads it
     std::mutex mu;
     std::vector<std::vector<uint8_t>> outbox;
     SctpAssociation* owner = nullptr;
