@@ -116,7 +116,9 @@ struct ReplyBatch {
 
   bool is_reply(const jn_send& it) const {
     constexpr uint32_t kKnown = JN_SEND_TOS | JN_SEND_FROM;
+    // What udp_send_items would refuse is not queued: the plugin hears JN_ERR_INVALID as before.
     if (it.sock != sock.handle || (it.flags & ~kKnown) || (it.buf && it.buf_offset > it.buf->len)) return false;
+    if ((it.flags & JN_SEND_FROM) && it.from.family != it.to.family) return false;
     for (size_t i = 0; i < rx_n; ++i)
       if (same_peer(rx[i]->src, it.to)) return true;
     return false;
