@@ -37,6 +37,19 @@ class MetricsLabelsTest(JunctionTest):
         self.assertIn('peer_messages_total{plugin="io-echo",name="q\\"b\\\\s\\nn"} 1', series)
         self.assertIn('peer_messages_total{overflow="true"} 6', series)
 
+        # Again: a known series adds up (the core's per-slot counter cache), an overflowing one
+        # still goes to the overflow series and is counted as dropped each time (never cached).
+        for n in [names[1], names[1], names[-1], names[-1], names[-1]]:
+            j.cmd("io-echo", "count", {"name": "peer_messages_total", "value": n})
+
+        def again():
+            text = j.api("GET", "/metrics", expect=200)
+            m = re.search(r"^junction_metric_series_dropped_total (\d+)$", text, re.M)
+            return text if m and int(m.group(1)) == len(names) - 5 + 3 else None
+        text = wait_until(again, timeout=10, what="the repeated overflowing samples to be counted")
+        self.assertIn('peer_messages_total{plugin="io-echo",name="made-up-0"} 3', text)
+        self.assertIn('peer_messages_total{overflow="true"} 9', text)
+
 
 if __name__ == "__main__":
     main()

@@ -110,3 +110,23 @@ TEST_CASE("metrics: series per name are capped; the excess goes to one overflow 
   CHECK(d.counter_value("junction_metric_series_dropped_total") == 500);
   CHECK(d.counter_value("jn_many_total", "overflow=\"true\"") == 500);
 }
+
+TEST_CASE("metrics: find_counter returns an existing canonical series only, and creates nothing") {
+  // counter_add's per-slot cache keeps what find_counter returns: it must never hand out the
+  // overflow series or the sink of unparseable labels (those paths count each sample).
+  Metrics m;
+  m.set_series_cap(1);
+  CHECK(m.find_counter("x_total", "a=\"1\"") == nullptr);
+  CHECK(m.counter_value("x_total", "a=\"1\"") == 0);
+  m.add("x_total", "a=\"1\"", 2);
+  uint64_t* c = m.find_counter("x_total", "a=\"1\"");
+  REQUIRE(c != nullptr);
+  CHECK(c == m.counter("x_total", "a=\"1\""));
+  CHECK(*c == 2);
+  m.add("x_total", "a=\"2\"", 1);  // over the cap: the overflow series
+  CHECK(m.find_counter("x_total", "a=\"2\"") == nullptr);
+  m.add("x_total", "a=\"3", 1);  // does not parse: the sink
+  CHECK(m.find_counter("x_total", "a=\"3") == nullptr);
+  CHECK(m.find_counter("y_total", "") == nullptr);
+  CHECK(m.prometheus_text().find("y_total") == std::string::npos);
+}

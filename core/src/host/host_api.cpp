@@ -473,9 +473,27 @@ std::string plugin_labels(PluginSlot& s, jn_str labels) {
 }
 void h_counter_add(jn_host_ctx* ctx, jn_str name, jn_str labels, uint64_t delta) {
   PluginSlot& s = S(ctx);
+  // The slot's cache first (the key: name '\n' labels; a name holds no '\n'), on the stack.
+  char key[192];
+  bool cacheable = name.len + 1 + labels.len <= sizeof key;
+  std::string_view k;
+  if (cacheable) {
+    if (name.len) std::memcpy(key, name.ptr, name.len);
+    key[name.len] = '\n';
+    if (labels.len) std::memcpy(key + name.len + 1, labels.ptr, labels.len);
+    k = {key, name.len + 1 + labels.len};
+    if (uint64_t* c = s.cached_counter(k)) {
+      *c += delta;
+      return;
+    }
+  }
   if (!Metrics::valid_name(sv(name))) return;
   try {
-    s.host().services().metrics.add(sv(name), plugin_labels(s, labels), delta);
+    Metrics& m = s.host().services().metrics;
+    std::string l = plugin_labels(s, labels);
+    m.add(sv(name), l, delta);
+    if (cacheable)
+      if (uint64_t* c = m.find_counter(sv(name), l)) s.cache_counter(k, c);
   } catch (...) {
   }
 }

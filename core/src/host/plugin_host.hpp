@@ -166,6 +166,18 @@ class PluginSlot : public BusSink {
   std::atomic<bool> media_held{false};
   // Stream ids this slot interned (bus_intern), released at unload.
   std::unordered_map<uint32_t, uint32_t>& interned() { return interned_; }
+  // counter_add's series by (name, labels as the plugin spells them): a hot counter costs one
+  // hash lookup instead of label formatting and two map walks. Only canonical, existing series
+  // are kept (invalid or overflowing labels take the slow path, which counts them); the pointers
+  // stay valid until unload drops the slot's series, just before the slot itself goes.
+  static constexpr size_t kCounterCacheMax = 256;
+  uint64_t* cached_counter(std::string_view key) {
+    auto it = counter_cache_.find(key);
+    return it == counter_cache_.end() ? nullptr : it->second;
+  }
+  void cache_counter(std::string_view key, uint64_t* c) {
+    if (counter_cache_.size() < kCounterCacheMax) counter_cache_.emplace(std::string(key), c);
+  }
   bool stopping() const { return stopping_; }
 
  private:
@@ -183,6 +195,11 @@ class PluginSlot : public BusSink {
   std::set<std::string> event_topics_;
   std::unordered_map<jn_handle, jn_handle> routes_by_inner_;
   std::unordered_map<uint32_t, uint32_t> interned_;  // stream id -> intern count
+  struct SvHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
+  };
+  std::unordered_map<std::string, uint64_t*, SvHash, std::equal_to<>> counter_cache_;  // name '\n' labels
   bool quiesced_ = false;
   bool stopping_ = false;
   std::deque<std::function<void()>> held_;

@@ -88,8 +88,83 @@ jn_addr destination_of(const msghdr& msg, const jn_addr& local) {
   return out;
 }
 
+bool same_peer(const jn_addr& a, const jn_addr& b) {
+  return a.family == b.family && a.port == b.port && a.scope_id == b.scope_id &&
+         std::memcmp(a.ip, b.ip, a.family == 4 ? 4 : 16) == 0;
+}
+
 // ------------------------------------------------------------------------------------------
 }  // namespace
+
+// The replies a plugin sends while a received batch of a control-loop socket is delivered: a
+// datagram sent on that socket to the source of one of the batch's datagrams is copied into a
+// pool buffer and queued; all of them leave in one sendmmsg once the plugin has seen the batch
+// (flush), instead of one syscall per reply. Sends to any other address, on any other socket,
+// or that cannot be queued go at once as before. A reply's status is then JN_OK (the kernel's
+// refusal at flush is counted in junction_udp_tx_dropped_total and logged), as for a full
+// socket buffer today.
+struct ReplyBatch {
+  static constexpr size_t kMax = 64;
+  ReplyBatch(UdpRes& s, BufferPool& p, jn_buf* const* b, size_t bn) : sock(s), pool(p), rx(b), rx_n(bn) {}
+  UdpRes& sock;
+  BufferPool& pool;
+  jn_buf* const* rx;  // the batch's datagrams: replies go to their sources
+  size_t rx_n;
+  jn_send items[kMax];  // [0, n) used; not zeroed (per batch)
+  size_t n = 0;
+  uint64_t* queued_total = nullptr;
+
+  bool is_reply(const jn_send& it) const {
+    constexpr uint32_t kKnown = JN_SEND_TOS | JN_SEND_FROM;
+    // What udp_send_items would refuse is not queued: the plugin hears JN_ERR_INVALID as before.
+    if (it.sock != sock.handle || (it.flags & ~kKnown) || (it.buf && it.buf_offset > it.buf->len)) return false;
+    if ((it.flags & JN_SEND_FROM) && it.from.family != it.to.family) return false;
+    for (size_t i = 0; i < rx_n; ++i)
+      if (same_peer(rx[i]->src, it.to)) return true;
+    return false;
+  }
+
+  // Queues a copy of a reply; false: send it now (already flushed, so the order to a peer holds).
+  bool defer(const jn_send& it) {
+    uint32_t rest = it.buf ? it.buf->len - it.buf_offset : 0;
+    uint64_t len = uint64_t(it.head ? it.head_len : 0) + rest;
+    if (n == kMax) flush();
+    jn_buf* b = len <= pool.config().buffer_size ? pool.alloc(static_cast<uint32_t>(len)) : nullptr;
+    if (!b) {
+      flush();
+      return false;
+    }
+    uint32_t at = 0;
+    if (it.head && it.head_len) std::memcpy(b->data, it.head, at = it.head_len);
+    if (rest) std::memcpy(b->data + at, it.buf->data + it.buf_offset, rest);
+    b->len = static_cast<uint32_t>(len);
+    jn_send& q = items[n++];
+    q = it;
+    q.head = nullptr;
+    q.head_len = 0;
+    q.buf = b;
+    q.buf_offset = 0;
+    ++*queued_total;
+    return true;
+  }
+
+  void flush() {
+    if (!n) return;
+    sock.replies = nullptr;  // udp_send_items must send these, not queue them again
+    jn_status st = udp_send_items(items, n, [](void* a, jn_handle) { return static_cast<UdpRes*>(a); }, &sock);
+    int err = errno;
+    sock.replies = this;
+    for (size_t i = 0; i < n; ++i) BufferPool::unref(items[i].buf);
+    n = 0;
+    if (st != JN_OK && sock.owner) {
+      // What the plugin would have heard from udp_send (its call already returned JN_OK).
+      uint64_t e = ++sock.reply_errors;
+      if (e <= 10 || e % 1000 == 0)
+        sock.owner->log(JN_LOG_WARN, fmt::format("udp: replies queued on {} not sent (status {}: {}); {} time(s) so far",
+                                                 format_addr(sock.local), static_cast<int>(st), strerror(err), e));
+    }
+  }
+};
 
 void on_udp_readable(uv_poll_t* p, int status, int events) {
   auto* r = static_cast<UdpRes*>(p->data);
@@ -158,11 +233,22 @@ void on_udp_readable(uv_poll_t* p, int status, int events) {
       if (kept) media->deliver(*r, bufs, kept);
     } else {
       *r->rx_packets += kept;
-      if (kept) slot.deliver_udp(r->handle, r->cookie, bufs, kept);
+      if (kept) {
+        ReplyBatch batch{*r, pool, bufs, kept};
+        batch.queued_total = r->tx_batched;
+        r->replies = &batch;
+        slot.deliver_udp(r->handle, r->cookie, bufs, kept);
+        r->replies = nullptr;
+        batch.flush();
+        r->replies = nullptr;
+      }
     }
     for (size_t i = 0; i < kept; ++i) pool.unref(bufs[i]);
     budget -= got;
-    r->batch_hint = got == want ? std::min<uint32_t>(r->batch_hint * 2, kRecvBatch) : std::max<uint32_t>(static_cast<uint32_t>(got), 2);
+    // Twice the last burst: a steady burst of b datagrams then takes one recvmmsg that returns
+    // fewer than asked (drained), not a second one that finds nothing.
+    r->batch_hint = got == want ? std::min<uint32_t>(r->batch_hint * 2, kRecvBatch)
+                                : std::clamp<uint32_t>(static_cast<uint32_t>(got) * 2, 2, kRecvBatch);
     if (got < want) break;  // drained
   }
 }
@@ -877,6 +963,8 @@ jn_status create_udp(PluginSlot& slot, std::string_view addr, const jn_udp_optio
   u->rx_packets = host.services().metrics.counter("junction_udp_rx_packets_total", labels, "Datagrams received on plugin sockets");
   u->rx_truncated = host.services().metrics.counter("junction_udp_truncated_total", labels, "Datagrams longer than the socket's max_datagram, dropped");
   u->tx_dropped = host.services().metrics.counter("junction_udp_tx_dropped_total", labels, "Datagrams the kernel refused to send");
+  u->tx_batched = host.services().metrics.counter("junction_udp_tx_batched_total", labels,
+                                                  "Replies queued while their request's batch was delivered, then sent in one sendmmsg");
   UdpRes* raw = u.get();
   if (media) {
     raw->media = media;
@@ -916,9 +1004,15 @@ jn_status udp_send_items(const jn_send* items, size_t count, UdpRes* (*resolve)(
       ++i;
       continue;
     }
+    // A reply to a datagram being delivered: queued, sent after the batch (ReplyBatch).
+    if (u->replies && u->replies->is_reply(items[i]) && u->replies->defer(items[i])) {
+      ++i;
+      continue;
+    }
     // One sendmmsg per run of items on the same socket.
     size_t n = 0;
     while (i + n < count && n < kBatch && items[i + n].sock == items[i].sock) {
+      if (n > 0 && u->replies && u->replies->is_reply(items[i + n])) break;  // queued by the next round
       std::memset(&msgs[n], 0, sizeof(mmsghdr));
       int iovcnt = fill_msghdr(items[i + n], sa[n], iov[n], msgs[n].msg_hdr);
       if (iovcnt < 0 || !fill_send_control(items[i + n], control[n], msgs[n].msg_hdr)) {

@@ -14,6 +14,7 @@
 namespace junction {
 
 class MediaLoop;
+struct ReplyBatch;
 
 // A core-owned UDP socket. On the control loop, or (media != nullptr) on a media loop: then
 // only that loop's thread polls and reads it, and the control thread only sends on it, reads
@@ -30,6 +31,11 @@ struct UdpRes : Resource {
   uint64_t* rx_packets = nullptr;
   uint64_t* rx_truncated = nullptr;
   uint64_t* tx_dropped = nullptr;
+  uint64_t* tx_batched = nullptr;
+  // Control loop, while a received batch is being delivered: replies to its datagrams' sources
+  // are queued here and leave in one sendmmsg after the batch (see on_udp_readable).
+  ReplyBatch* replies = nullptr;
+  uint64_t reply_errors = 0;  // flushes of queued replies that failed (log rate limit)
 };
 
 // libuv's readable callback for every UDP socket (both kinds of loop).

@@ -157,6 +157,13 @@ void Metrics::remove_matching(std::string_view fragment) {
   }
 }
 
+uint64_t* Metrics::find_counter(std::string_view name, std::string_view labels) {
+  auto it = families_.find(name);
+  if (it == families_.end()) return nullptr;
+  auto ci = it->second.counters.find(labels);
+  return ci == it->second.counters.end() ? nullptr : &ci->second;
+}
+
 uint64_t Metrics::counter_value(std::string_view name, std::string_view labels) const {
   auto it = families_.find(name);
   if (it == families_.end()) return 0;

@@ -40,6 +40,8 @@ class Metrics {
   void remove_matching(std::string_view label_fragment);
   std::string prometheus_text() const;
   uint64_t counter_value(std::string_view name, std::string_view labels = {}) const;
+  // The series (name, labels) exactly as given (canonical labels), or nullptr: no side effect.
+  uint64_t* find_counter(std::string_view name, std::string_view labels);
 
   static bool valid_name(std::string_view name);
   // Canonical form of a label string (see above); false with *why when it does not parse.

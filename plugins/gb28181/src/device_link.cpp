@@ -26,8 +26,9 @@ std::string GbPlugin::sub_key(const std::string& device, mc::SubKind kind) const
 // --- bodies in ---------------------------------------------------------------------------------
 void GbPlugin::on_body(sip::TxnId id, const sip::Message& m, const sip::Flow& from, Device& d) {
   // Most traffic: the plain keepalive form is answered without the XML parse (the rule is in
-  // manscdp/body.hpp; anything unusual is decoded below).
-  if (m.method() == "MESSAGE" && mc::is_plain_keepalive(m.body())) return on_keepalive(id, m, d);
+  // manscdp/body.hpp; anything unusual is decoded below). A stateless MESSAGE passed that very
+  // check in the stack's stateless_request (stack_config): not scanned twice.
+  if (m.method() == "MESSAGE" && (sip::Stack::is_stateless(id) || mc::is_plain_keepalive(m.body()))) return on_keepalive(id, m, d);
   mc::Body body;
   std::string err;
   if (!body.decode(m.body(), m.content_type(), err)) {
