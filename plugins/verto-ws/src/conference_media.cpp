@@ -203,7 +203,7 @@ void Conferences::media_floor(ConfRoom& r, uint32_t) {
   {
     std::lock_guard<std::recursive_mutex> g(p_.media_mu_);
     for (auto& [i, l] : p_.media_)
-      if (l->owns_stream(f->video_in)) l->request_keyframe(p_.host().now_ms());
+      if (l->owns_stream(f->video_in)) p_.want_keyframe(*l);  // sent by the leg's loop
   }
   p_.host().event_publish(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, json{{"stream", f->video_in}, {"reason", "join"}}.dump());
 }
