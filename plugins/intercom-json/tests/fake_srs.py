@@ -3,9 +3,11 @@ SRS serves a screen's stream (document 000 section 5: GET /stream/<id>, answered
 Content-Type video/x-flv and a chunked body that runs as long as the stream does).
 
 Each path gets a behaviour (set before the request comes):
-  FakeSrs.flv(data, gate=None, close=False)  200 + data in 1000-byte chunks, once gate (a
-                                              threading.Event) is set; then held open (a live
-                                              stream that has nothing more) or closed
+  FakeSrs.flv(data, gate=None, close=False,  200 + data in 1000-byte chunks, once gate (a
+              paced=False)                    threading.Event) is set; then held open (a live
+                                              stream that has nothing more) or closed. paced:
+                                              one chunk per tag, sent at its timestamp (a live
+                                              camera's rate, for a browser's jitter buffer)
   FakeSrs.raw(bytes)                          the bytes as the whole response, then close
   unknown path                                404, as SRS answers for a stream nobody publishes
 requests[] records (path, connection number) in order; wait_request(path, n) waits for the nth.
@@ -14,6 +16,7 @@ the SPS/PPS before each IDR; raw G.711), from an FLV, for hash comparison."""
 import socket
 import struct
 import threading
+import time
 
 
 class FakeSrs:
@@ -31,8 +34,8 @@ class FakeSrs:
         threading.Thread(target=self._accept, daemon=True).start()
 
     @staticmethod
-    def flv(data, gate=None, close=False):
-        return ("flv", data, gate, close)
+    def flv(data, gate=None, close=False, paced=False):
+        return ("flv-paced" if paced else "flv", data, gate, close)
 
     @staticmethod
     def raw(data):
@@ -87,10 +90,13 @@ class FakeSrs:
                 return
             if gate is not None:
                 gate.wait(30)
+            start = time.monotonic()
             c.sendall(b"HTTP/1.1 200 OK\r\nServer: SRS/4.0.0\r\nContent-Type: video/x-flv\r\n"
                       b"Transfer-Encoding: chunked\r\nConnection: Keep-Alive\r\n\r\n")
-            for i in range(0, len(data), 1000):
-                piece = data[i:i + 1000]
+            for at, piece in (_tags(data) if kind == "flv-paced" else
+                              ((0, data[i:i + 1000]) for i in range(0, len(data), 1000))):
+                if at and self.stop.wait(max(0.0, start + at - time.monotonic())):
+                    return
                 c.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
             if close:
                 return
@@ -102,6 +108,19 @@ class FakeSrs:
                 c.close()
             except OSError:
                 pass
+
+
+def _tags(data):
+    """(seconds from the first tag, bytes): the header, then each tag with its PreviousTagSize."""
+    pos = struct.unpack(">I", data[5:9])[0] + 4
+    yield 0, data[:pos]
+    first = None
+    while pos + 11 <= len(data):
+        size = int.from_bytes(data[pos + 1:pos + 4], "big")
+        ts = int.from_bytes(data[pos + 4:pos + 7], "big") | data[pos + 7] << 24
+        first = ts if first is None else first
+        yield (ts - first) / 1000.0, data[pos:pos + 11 + size + 4]
+        pos += 11 + size + 4
 
 
 def flv_frames(data):
