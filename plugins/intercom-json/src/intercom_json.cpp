@@ -11,6 +11,8 @@
 #include <junction/util/state.hpp>
 
 #include "flv_pull.hpp"
+
+#include <junction/rtmp/publisher.hpp>
 #include "protocol.hpp"
 #include "token.hpp"
 
@@ -23,6 +25,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -45,6 +48,11 @@ constexpr uint64_t kTickCookie = 2;
 // (kPullTimerBase + the pull's id).
 constexpr uint64_t kPullCookie = 3;
 constexpr uint64_t kPullTimerBase = uint64_t{1} << 40;
+// Pushes (bus -> screen): TCP cookie, retry timers (kPushTimerBase + id), bus subscriptions
+// (kPushBusBase + id * 2 + 0 video / 1 audio).
+constexpr uint64_t kPushCookie = 4;
+constexpr uint64_t kPushTimerBase = uint64_t{2} << 40;
+constexpr uint64_t kPushBusBase = uint64_t{3} << 40;
 constexpr std::string_view kScheme = "intercom:";
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
@@ -102,6 +110,10 @@ struct Conf {
   uint64_t pull_retry_max_ms = 8000;
   uint32_t pull_idle_ms = 10000;         // no bytes for this long: reconnect
   uint32_t pull_max_tag_bytes = 2u << 20;  // a bigger FLV tag ends the stream (bounded buffer)
+  // Bus -> screen: the far leg's bus streams published by RTMP to the stream server under the
+  // stream id the screen is told to pull ("" = off).
+  std::string stream_push_url = "rtmp://127.0.0.1:1935/live/{id}";
+  uint32_t push_max_queue_bytes = 1u << 20;  // unacknowledged RTMP bytes before frames are dropped
 };
 
 // Reads and checks the plugin's table; every problem is reported as file:line: key: reason.
@@ -116,7 +128,7 @@ Conf read_conf(const Host& host) {
   r.known_keys({"listen", "max_message", "secret", "token_ttl_s", "keep_interval_ms", "keep_max_missed", "bad_limit",
                 "bad_window_ms", "require_join", "door_allow", "dial_out", "call_req_per_min", "call_req_burst",
                 "foreign_peer_type", "network", "bus_media", "stream_pull_url", "bus_audio_codec", "pull_retry_ms",
-                "pull_retry_max_ms", "pull_idle_ms", "pull_max_tag_bytes"});
+                "pull_retry_max_ms", "pull_idle_ms", "pull_max_tag_bytes", "stream_push_url", "push_max_queue_bytes"});
   r.str("listen", c.listen, true);
   r.integer("max_message", c.max_message, 256, 16 << 20);
   r.str("secret", c.secret);
@@ -157,6 +169,17 @@ Conf read_conf(const Host& host) {
   if (c.pull_retry_max_ms < c.pull_retry_ms) bad("pull_retry_max_ms", "must be at least pull_retry_ms");
   r.integer("pull_idle_ms", c.pull_idle_ms, 100, 3600000);
   r.integer("pull_max_tag_bytes", c.pull_max_tag_bytes, 4096, 64u << 20);
+  r.str("stream_push_url", c.stream_push_url);
+  if (!c.stream_push_url.empty()) {
+    junction::rtmp::RtmpUrl u;
+    std::string why;
+    int family = 0;
+    uint8_t ip[16];
+    if (!junction::rtmp::parse_url(pull_url_for(c.stream_push_url, "1"), "", &u, &why))
+      bad("stream_push_url", why + " (\"rtmp://127.0.0.1:1935/live/{id}\", or \"\" for no push)");
+    if (!parse_ip(u.host, family, ip)) bad("stream_push_url", "the host must be an IP address");
+  }
+  r.integer("push_max_queue_bytes", c.push_max_queue_bytes, 65536, 256u << 20);
   junction::util::ConfigReader net = r.table("network");
   net.known_keys({"home_addr", "community_addr", "stream_port", "stream_path", "center_stream"});
   net.str("home_addr", c.net.home_addr, true);
@@ -233,9 +256,32 @@ struct Call {
   std::string exclude_dev;  // B-leg to a room: the calling screen itself is not rung
   bool bus = false;          // the far leg wants bus streams: the screen's are pulled onto the bus
   std::string bus_base;      // "intercom-json/<sid>": + "/video", "/audio"
+  std::string far_audio_bus, far_video_bus;  // the far leg's own bus streams (pushed to the screen)
+  std::string push_id;       // the stream id they are pushed under (the screen pulls it)
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Call, id, leg, a_side, answered, dialing, call_id, from, to, target, caller_type,
-                                                callee_type, caller_sid, src, dest, parties, exclude_dev, bus, bus_base)
+                                                callee_type, caller_sid, src, dest, parties, exclude_dev, bus, bus_base,
+                                                far_audio_bus, far_video_bus, push_id)
+
+// One RTMP push of a far leg's bus streams to the stream server (bus -> screen).
+struct Push final : junction::rtmp::PublisherCallbacks {
+  std::function<void(const uint8_t*, size_t)> on_send;
+  std::function<void(junction::rtmp::PublisherStatus, std::string_view)> on_state;
+  uint64_t call = 0;
+  std::string url, addr, video_stream, audio_stream;
+  jn_handle conn = 0, timer = 0, vsub = 0, asub = 0;
+  std::unique_ptr<junction::rtmp::Publisher> pub;
+  uint64_t backoff_ms = 0, connects = 0, start_ms = 0, last_keyframe_req = 0;
+  bool published = false, ended = false;
+  // Per track (0 video, 1 audio): the first frame's pts and its ms since the push started, so
+  // both tracks land on one ms clock by arrival.
+  int64_t first_pts[2] = {-1, -1};
+  uint64_t first_ms[2] = {0, 0};
+  uint64_t video_frames = 0, audio_frames = 0;
+  std::string last_error;
+  void send(const uint8_t* p, size_t n) override { on_send(p, n); }
+  void on_status(junction::rtmp::PublisherStatus st, std::string_view why) override { on_state(st, why); }
+};
 
 // One HTTP-FLV pull of a screen's stream onto the bus (a stream id may carry audio, video or both).
 struct Pull {
@@ -461,7 +507,10 @@ class IntercomJson : public junction::sdk::Plugin {
     // Pulls are not carried over (their reader state is not saved): the old connections are
     // closed as they speak, and each answered call on the bus pulls again.
     for (auto& [id, c] : calls_)
-      if (c.bus && c.answered) start_pulls(c, c.a_side ? c.src : c.dest);
+      if (c.bus && c.answered) {
+        start_pulls(c, c.a_side ? c.src : c.dest);
+        if (!c.push_id.empty()) start_push(c);
+      }
     // The keepalive clock is the saved last_rx/last_tx, in the loop's monotonic time: it carries
     // over. A changed keep_interval_ms takes effect with a new tick timer.
     if (s.get<uint64_t>("tick_ms", 0) != tick_ms()) {
@@ -476,6 +525,7 @@ class IntercomJson : public junction::sdk::Plugin {
   // --- TCP -------------------------------------------------------------------------------------
   void on_tcp(const jn_tcp_event& ev) override {
     if (ev.cookie == kPullCookie) return on_pull_tcp(ev);
+    if (ev.cookie == kPushCookie) return on_push_tcp(ev);
     switch (ev.type) {
       case JN_TCP_ACCEPTED: {
         Conn c;
@@ -504,7 +554,8 @@ class IntercomJson : public junction::sdk::Plugin {
   // --- timers ------------------------------------------------------------------------------------
   void on_timer(jn_handle, uint64_t cookie) override {
     if (cookie == kTickCookie) keepalive_tick();
-    if (cookie >= kPullTimerBase) return pull_retry_due(cookie - kPullTimerBase);
+    if (cookie >= kPushTimerBase && cookie < kPushBusBase) return push_retry_due(cookie - kPushTimerBase);
+    if (cookie >= kPullTimerBase && cookie < kPushTimerBase) return pull_retry_due(cookie - kPullTimerBase);
   }
 
   // --- alarms from other plugins (and POST /api/v1/events) ---------------------------------------
@@ -555,6 +606,7 @@ class IntercomJson : public junction::sdk::Plugin {
         return reply(req, 200, arr);
       }
       if (verb == "pulls") return reply(req, 200, list_pulls());
+      if (verb == "pushes") return reply(req, 200, list_pushes());
       if (verb == "info") {
         return reply(req, 200, {{"generation", generation_}, {"listen", conf_.listen}, {"connections", conns_.size()},
                                 {"joined", devices_.size()}, {"calls", calls_.size()}, {"routes", routes_}});
@@ -563,7 +615,7 @@ class IntercomJson : public junction::sdk::Plugin {
       return reply(req, 400, {{"error", std::string("bad body: ") + e.what()}});
     }
     reply(req, 404, {{"error", "unknown command '" + verb +
-                                   "' (issue-token, revoke-token, list-devices, list-tokens, alarm, calls, pulls, info)"}});
+                                   "' (issue-token, revoke-token, list-devices, list-tokens, alarm, calls, pulls, pushes, info)"}});
   }
 
  private:
@@ -969,6 +1021,7 @@ class IntercomJson : public junction::sdk::Plugin {
     auto it = calls_.find(id);
     if (it == calls_.end()) return;
     stop_pulls(id);
+    stop_push(id);
     for (auto& p : it->second.parties) by_party_.erase({p.conn, p.sid});
     std::vector<jn_handle> dialled;
     for (auto& p : it->second.parties)
@@ -1065,6 +1118,21 @@ class IntercomJson : public junction::sdk::Plugin {
     call.src.type = call.caller_type;
     call.exclude_dev = in.src_dev;
     call.bus = conf_.bus_media && !in.intercom && wants_bus(ev.media);
+    if (call.bus && !conf_.stream_push_url.empty()) {
+      // The far leg's own bus streams (a browser's microphone and camera) go to the screen by RTMP
+      // under a stream id of ours, told to the screen as the caller's (src) streams.
+      for (uint32_t i = 0; ev.media && i < ev.media->count; ++i) {
+        const jn_media_stream* m = ev.media->streams[i];
+        if (!m || !JN_HAS_FIELD(m, jn_media_stream, bus_stream) || !m->bus_stream.len) continue;
+        std::string& slot = m->kind == JN_MEDIA_VIDEO ? call.far_video_bus : m->kind == JN_MEDIA_AUDIO ? call.far_audio_bus : call.far_video_bus;
+        if (m->kind != JN_MEDIA_DATA && slot.empty()) slot = std::string(to_sv(m->bus_stream));
+      }
+      if ((!call.far_audio_bus.empty() || !call.far_video_bus.empty()) && !call.src.any_stream()) {
+        call.push_id = "jn" + bus_name(call.call_id.empty() ? std::to_string(call.id) : call.call_id);
+        if (!call.far_audio_bus.empty()) call.src.audio = call.push_id;
+        if (!call.far_video_bus.empty()) call.src.video = call.push_id;
+      }
+    }
     host().leg_set_cookie(leg, call.id);
 
     auto reject = [&](int code, const std::string& reason) {
@@ -1294,6 +1362,7 @@ class IntercomJson : public junction::sdk::Plugin {
     // A far leg on the bus: the screen's streams (dest: the callee pushes them) come first, as bus
     // streams, so a browser's leg picks them before the FLV descriptions.
     if (c->bus && start_pulls(*c, c->dest)) add_bus_streams(media, *c);
+    if (c->bus && !c->push_id.empty()) start_push(*c);
     add_streams(media, c->src, c->dest, server);
     Endpoint dest = c->dest;
     dest.id = winner.dev;
@@ -1315,9 +1384,14 @@ class IntercomJson : public junction::sdk::Plugin {
   }
 
   void add_bus_streams(MediaOut& media, const Call& c, const Endpoint& e) const {
-    if (!e.video.empty()) media.add_bus(JN_MEDIA_VIDEO, "H264", 90000, c.bus_base + JN_MEDIA_VIDEO_SUFFIX, JN_DIR_SENDONLY);
+    // sendrecv where the far leg's own stream of that kind is pushed to the screen.
+    const bool push = !c.push_id.empty();
+    if (!e.video.empty())
+      media.add_bus(JN_MEDIA_VIDEO, "H264", 90000, c.bus_base + JN_MEDIA_VIDEO_SUFFIX,
+                    push && !c.far_video_bus.empty() ? JN_DIR_SENDRECV : JN_DIR_SENDONLY);
     if (!e.audio.empty())
-      media.add_bus(JN_MEDIA_AUDIO, conf_.bus_audio_codec.c_str(), 8000, c.bus_base + JN_MEDIA_AUDIO_SUFFIX, JN_DIR_SENDONLY);
+      media.add_bus(JN_MEDIA_AUDIO, conf_.bus_audio_codec.c_str(), 8000, c.bus_base + JN_MEDIA_AUDIO_SUFFIX,
+                    push && !c.far_audio_bus.empty() ? JN_DIR_SENDRECV : JN_DIR_SENDONLY);
   }
   void add_bus_streams(MediaOut& media, const Call& c) const { add_bus_streams(media, c, c.dest); }
 
@@ -1504,6 +1578,184 @@ class IntercomJson : public junction::sdk::Plugin {
                      {"video_stream", p.video ? p.video_stream : ""}, {"audio_stream", p.audio ? p.audio_stream : ""},
                      {"connected", p.conn != 0}, {"connects", p.connects}, {"video_frames", p.video_frames},
                      {"audio_frames", p.audio_frames}, {"ended", p.ended}, {"last_error", p.last_error}});
+    }
+    return arr;
+  }
+
+  // ================================================================================================
+  // bus -> screen: the far leg's bus streams pushed by RTMP to the stream server
+  // ================================================================================================
+  void start_push(Call& c) {
+    if (c.far_audio_bus.empty() && c.far_video_bus.empty()) return;
+    const uint64_t pid = ++push_serial_;
+    auto p = std::make_unique<Push>();
+    p->call = c.id;
+    p->url = pull_url_for(conf_.stream_push_url, c.push_id);
+    p->video_stream = c.far_video_bus;
+    p->audio_stream = c.far_audio_bus;
+    p->start_ms = now();
+    p->on_send = [this, pid](const uint8_t* d, size_t n) {
+      Push* q = push(pid);
+      if (!q || !q->conn) return;
+      if (host().tcp_send(q->conn, std::string_view(reinterpret_cast<const char*>(d), n)) != JN_OK) host().tcp_close(q->conn);
+    };
+    p->on_state = [this, pid](junction::rtmp::PublisherStatus st, std::string_view why) { push_state(pid, st, why); };
+    if (!p->video_stream.empty()) host().bus_subscribe(p->video_stream, kPushBusBase + pid * 2, &p->vsub);
+    if (!p->audio_stream.empty()) host().bus_subscribe(p->audio_stream, kPushBusBase + pid * 2 + 1, &p->asub);
+    host().info("call " + c.call_id + ": pushing " + (p->video_stream.empty() ? "" : p->video_stream + " ") +
+                (p->audio_stream.empty() ? "" : p->audio_stream + " ") + "to " + p->url);
+    pushes_[pid] = std::move(p);
+    push_connect(pid);
+  }
+
+  Push* push(uint64_t pid) {
+    auto it = pushes_.find(pid);
+    return it == pushes_.end() ? nullptr : it->second.get();
+  }
+
+  void stop_push(uint64_t call_id) {
+    for (auto it = pushes_.begin(); it != pushes_.end();) {
+      Push& p = *it->second;
+      if (p.call != call_id) {
+        ++it;
+        continue;
+      }
+      if (p.vsub) host().bus_unsubscribe(p.vsub);
+      if (p.asub) host().bus_unsubscribe(p.asub);
+      if (p.timer) host().stop_timer(p.timer);
+      p.ended = true;
+      if (p.conn) {
+        if (p.pub) p.pub->unpublish();  // FCUnpublish + deleteStream go out before the close
+        push_conns_.erase(p.conn);
+        host().tcp_close(p.conn);
+      }
+      it = pushes_.erase(it);
+    }
+  }
+
+  void push_connect(uint64_t pid) {
+    Push& p = *push(pid);
+    junction::rtmp::RtmpUrl u;
+    std::string why;
+    if (!junction::rtmp::parse_url(p.url, "", &u, &why)) {
+      p.ended = true;
+      p.last_error = why;
+      host().warn("push " + p.url + " not started: " + why);
+      return;
+    }
+    p.addr = (u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host) + ":" + std::to_string(u.port);
+    jn_handle h = 0;
+    if (jn_status st = host().tcp_connect(p.addr, Host::tcp_options(JN_FRAME_RAW, 0, 1 << 16), kPushCookie, &h); st != JN_OK) {
+      p.last_error = "connect failed (status " + std::to_string(st) + ")";
+      return push_retry_later(pid);
+    }
+    junction::rtmp::PublisherConfig pc;
+    pc.url = p.url;
+    pc.max_queue_bytes = conf_.push_max_queue_bytes;
+    pc.metadata.video_codec = p.video_stream.empty() ? 0 : JN_CODEC_H264;
+    pc.metadata.audio_codec = p.audio_stream.empty() ? 0 : (conf_.bus_audio_codec == "PCMU" ? JN_CODEC_PCMU : JN_CODEC_PCMA);
+    pc.metadata.encoder = "Junction intercom-json";
+    p.pub = std::make_unique<junction::rtmp::Publisher>(pc, p);
+    p.conn = h;
+    p.first_pts[0] = p.first_pts[1] = -1;
+    push_conns_[h] = pid;
+  }
+
+  void push_retry_later(uint64_t pid) {
+    Push& p = *push(pid);
+    if (p.ended || p.timer) return;
+    p.backoff_ms = p.published || !p.backoff_ms ? conf_.pull_retry_ms : std::min(conf_.pull_retry_max_ms, p.backoff_ms * 2);
+    p.published = false;
+    host().timer(p.backoff_ms, 0, kPushTimerBase + pid, &p.timer);
+  }
+
+  void push_retry_due(uint64_t pid) {
+    Push* p = push(pid);
+    if (!p) return;
+    p->timer = 0;
+    if (!p->ended && !p->conn) push_connect(pid);
+  }
+
+  void push_state(uint64_t pid, junction::rtmp::PublisherStatus st, std::string_view why) {
+    Push* p = push(pid);
+    if (!p) return;
+    if (st == junction::rtmp::PublisherStatus::Publishing) {
+      p->published = true;
+      host().info("push " + p->url + ": publishing");
+    } else if (st == junction::rtmp::PublisherStatus::Failed) {
+      p->last_error = std::string(why);
+      host().warn("push " + p->url + " failed: " + p->last_error + "; retrying");
+      if (p->conn) host().tcp_close(p->conn);  // JN_TCP_CLOSED follows: retried from there
+    }
+  }
+
+  void on_push_tcp(const jn_tcp_event& ev) {
+    auto it = push_conns_.find(ev.conn);
+    if (it == push_conns_.end()) {
+      if (ev.type != JN_TCP_CLOSED) host().tcp_close(ev.conn);
+      return;
+    }
+    const uint64_t pid = it->second;
+    Push& p = *push(pid);
+    switch (ev.type) {
+      case JN_TCP_CONNECTED:
+        ++p.connects;
+        p.pub->on_connected();
+        return;
+      case JN_TCP_FRAME: p.pub->on_bytes(ev.data, ev.len); return;
+      case JN_TCP_CLOSED:
+        push_conns_.erase(ev.conn);
+        p.conn = 0;
+        p.pub->on_disconnected();
+        if (p.last_error.empty() || p.published) p.last_error = "closed by the stream server (status " + std::to_string(ev.status) + ")";
+        host().info("push " + p.url + ": " + p.last_error);
+        return push_retry_later(pid);
+      default: return;
+    }
+  }
+
+  void on_bus(jn_handle, uint64_t cookie, jn_buf* buf) override {
+    if (cookie < kPushBusBase) return;
+    Push* p = push((cookie - kPushBusBase) / 2);
+    auto f = junction::media::frame_of(buf);
+    if (!p || !p->pub || !f.data || !f.meta.clock_rate) return;
+    const int track = static_cast<int>((cookie - kPushBusBase) % 2);  // 0 video, 1 audio
+    if (p->first_pts[track] < 0) {
+      p->first_pts[track] = f.meta.pts;
+      p->first_ms[track] = now() - p->start_ms;
+    }
+    auto ms = [&](int64_t t) {
+      return static_cast<uint32_t>(p->first_ms[track] + (t - p->first_pts[track]) * 1000 / static_cast<int64_t>(f.meta.clock_rate));
+    };
+    if (track == 0) {
+      p->pub->push_video(f, ms(f.meta.dts), ms(f.meta.pts));
+      ++p->video_frames;
+      // Video waits for a keyframe (the start, a drop): ask the far leg, at most once a second.
+      if (p->pub->wants_keyframe() && now() - p->last_keyframe_req >= 1000) {
+        p->last_keyframe_req = now();
+        host().event_publish(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, json{{"stream", p->video_stream}, {"reason", "join"}}.dump());
+      }
+    } else {
+      p->pub->push_audio(f, ms(f.meta.pts));
+      ++p->audio_frames;
+    }
+  }
+
+  json list_pushes() {
+    json arr = json::array();
+    for (auto& [pid, pp] : pushes_) {
+      Push& p = *pp;
+      auto c = calls_.find(p.call);
+      json j = {{"call", c == calls_.end() ? "" : c->second.call_id}, {"url", p.url}, {"video_stream", p.video_stream},
+                {"audio_stream", p.audio_stream}, {"connects", p.connects}, {"video_frames", p.video_frames},
+                {"audio_frames", p.audio_frames}, {"last_error", p.last_error}};
+      if (p.pub) {
+        auto st = p.pub->stats();
+        j["status"] = junction::rtmp::to_string(p.pub->status());
+        j["sent_video"] = st.video_frames;
+        j["sent_audio"] = st.audio_frames;
+      }
+      arr.push_back(j);
     }
     return arr;
   }
@@ -1734,6 +1986,9 @@ class IntercomJson : public junction::sdk::Plugin {
   std::map<uint64_t, Pull> pulls_;         // screen -> bus pulls, by id (not kept over a reload: restarted)
   std::map<jn_handle, uint64_t> pull_conns_;
   uint64_t pull_serial_ = 0;
+  std::map<uint64_t, std::unique_ptr<Push>> pushes_;  // bus -> screen pushes, by id (restarted after a reload)
+  std::map<jn_handle, uint64_t> push_conns_;
+  uint64_t push_serial_ = 0;
   std::map<std::string, jn_handle> routes_;
   // Indexes, rebuilt from conns_/calls_ after a reload.
   std::map<std::pair<jn_handle, std::string>, uint64_t> by_party_;

@@ -3,7 +3,10 @@ microphone) calls an intercom-json screen (intercom:room/101); the screen accept
 stream id; the box pulls the screen's HTTP-FLV stream from the stream server (fake_srs.py serving
 an ffmpeg-made FLV: H.264 constrained baseline + G.711 A-law, paced at its timestamps) onto the
 bus, and verto-ws sends it to the browser as RTP, no transcoding: the browser decodes the
-screen's video (framesDecoded > 0, H264) and hears its audio (totalAudioEnergy > 0).
+screen's video (framesDecoded > 0, H264) and hears its audio (totalAudioEnergy > 0). The other
+way, the browser's camera and microphone (verto-ws's bus streams) are pushed by RTMP to the stream
+server (nginx-rtmp, as rest-sip-capture's tests run it) under the stream id the screen was told
+in its call_req: ffprobe reads H.264 and A-law back from nginx's recording.
 
 Loopback only: Chromium gathers no loopback candidates, so the test re-runs itself in a network
 namespace with nothing but `lo` (tests/lib/loopback_netns.py; skipped without that permission)."""
@@ -23,8 +26,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "verto-ws", "tests"))
 import cdp  # noqa: E402
 import test_browser  # noqa: E402 (verto-ws's page directory)
 from fake_srs import FakeSrs  # noqa: E402
-from intercom_env import BoxTest, free_port, main  # noqa: E402
+from intercom_env import BoxTest, free_port, main, wait_until  # noqa: E402
 from verto_env import verto_conf  # noqa: E402
+
+sys.path.insert(0, os.path.join(HERE, "..", "..", "rest-sip-capture", "tests"))
+from capture_env import Nginx, ffprobe  # noqa: E402
 
 
 def make_flv(path, seconds=8):
@@ -65,10 +71,13 @@ class BrowserCallsScreen(BoxTest):
         srs = FakeSrs()
         self.addCleanup(srs.close)
         srs.routes["/stream/56780"] = FakeSrs.flv(self.flv, paced=True)
+        rtmp = Nginx().start()  # the stream server's RTMP side (SRS accepts publishes on 1935)
+        self.addCleanup(rtmp.cleanup)
         verto_port = free_port()
         j = self.start_box(plugins={"verto-ws": verto_conf(verto_port, media="webrtc", allowed_origins=[self.web.origin])},
                            server={"media_loops": 1},
-                           stream_pull_url=f"http://127.0.0.1:{srs.port}/stream/{{id}}")
+                           stream_pull_url=f"http://127.0.0.1:{srs.port}/stream/{{id}}",
+                           stream_push_url=f"{rtmp.url()}/{{id}}")
         j.cmd("verto-ws", "user-add", {"user": "1001", "password": "pw1001"})
         s = self.screen(j, "screen-1")
 
@@ -78,7 +87,12 @@ class BrowserCallsScreen(BoxTest):
         p.evaluate("v.loginLikeVertoJs('1001', 'pw1001')")
         r = p.evaluate("v.invite('intercom:room/101', {audio: true, video: true}).then(r => (window.cid = r.callID, r))")
         self.assertEqual(r["message"], "CALL CREATED")
-        sid = s.expect("call_req", timeout=15)["values"]["sid"]
+        req = s.expect("call_req", timeout=15)["values"]
+        sid = req["sid"]
+        # The screen is told where the browser's media will be: a stream id of the box's server.
+        push_id = req["src"]["videostreamid"]
+        self.assertEqual(req["src"]["audiostreamid"], push_id)
+        self.assertRegex(push_id, r"^jn[A-Za-z0-9._-]+$")
         s.accept(sid, dest={"videostreamid": "56780", "audiostreamid": "56780"})
         srs.wait_request("/stream/56780")
         p.evaluate("v.waitFor('verto.answer', () => true, 30000)")
@@ -92,8 +106,19 @@ class BrowserCallsScreen(BoxTest):
         pull = j.cmd("intercom-json", "pulls")[0]
         self.assertGreater(pull["video_frames"], 0)
         self.assertGreater(pull["audio_frames"], 0)
+
+        # Browser -> screen: published on nginx-rtmp under the push id, video and audio flowing.
+        rtmp.wait_log(rf"publish: name='{push_id}'")
+        wait_until(lambda: (lambda q: q if q and q[0].get("sent_video", 0) >= 10 and q[0].get("sent_audio", 0) >= 10 else None)(
+            j.cmd("intercom-json", "pushes")), what="the browser's frames sent by RTMP")
         p.evaluate("v.hangup(cid)")
         s.expect("call_end", sid=sid, timeout=15)
+        rtmp.wait_log(rf"deleteStream|disconnect")
+        rtmp.stop()  # closes the recording
+        codecs, packets = ffprobe(rtmp.recording(push_id))
+        self.assertEqual(codecs, {"video": "h264", "audio": "pcm_alaw"})
+        self.assertGreater(len(packets["video"]), 0)
+        self.assertGreater(len(packets["audio"]), 0)
 
 
 if __name__ == "__main__":
