@@ -136,6 +136,17 @@ class BusMediaTest(BoxTest):
         self.assertEqual(j.cmd("intercom-json", "pulls"), [])
         self.assertEqual(self.srs.requests, [])
 
+    def test_bad_media_conf_is_refused_with_its_reason(self):
+        from intercom_env import PLUGIN, box_conf, free_port
+        for key, value, why in (("stream_pull_url", "http://srs.example/stream/{id}", "IPv4 address"),
+                                ("stream_push_url", "http://127.0.0.1/live/{id}", "rtmp"),
+                                ("bus_audio_codec", "OPUS", "PCMA")):
+            j = self.server(plugins={PLUGIN: box_conf(free_port(), **{key: value})})
+            j.start(expect_ready=False)
+            self.assertEqual(j.wait_exit(), 1)
+            j.proc = None
+            self.assertRegex(j.log(), rf"intercom-json\.toml:\d+: {key}: .*{why}")
+
 
 if __name__ == "__main__":
     main()
