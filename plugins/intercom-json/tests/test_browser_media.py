@@ -10,6 +10,7 @@ in its call_req: ffprobe reads H.264 and A-law back from nginx's recording.
 
 Loopback only: Chromium gathers no loopback candidates, so the test re-runs itself in a network
 namespace with nothing but `lo` (tests/lib/loopback_netns.py; skipped without that permission)."""
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,38 @@ class BrowserCallsScreen(BoxTest):
         self.assertEqual(codecs, {"video": "h264", "audio": "pcm_alaw"})
         self.assertGreater(len(packets["video"]), 0)
         self.assertGreater(len(packets["audio"]), 0)
+
+    def test_screen_calls_a_browser_user(self):
+        # The other way round: the screen calls verto:1001 naming its own stream; the browser
+        # answers, verto-ws answers with its bus streams, and the box pulls the screen's stream
+        # onto the bus streams its OFFER announced.
+        srs = FakeSrs()
+        self.addCleanup(srs.close)
+        srs.routes["/stream/777"] = FakeSrs.flv(self.flv, paced=True)
+        verto_port = free_port()
+        j = self.start_box(plugins={"verto-ws": verto_conf(verto_port, media="webrtc", allowed_origins=[self.web.origin])},
+                           server={"media_loops": 1},
+                           stream_pull_url=f"http://127.0.0.1:{srs.port}/stream/{{id}}", stream_push_url="")
+        j.cmd("verto-ws", "user-add", {"user": "1001", "password": "pw1001"})
+        s = self.screen(j, "screen-1")
+        p = self.browser.new_page(self.web.origin + "/page.html")
+        p.wait_for("window.pageReady")
+        p.evaluate(f"window.v = new VertoClient('ws://127.0.0.1:{verto_port}/verto'); v.connect().then(() => true)")
+        p.evaluate("v.loginLikeVertoJs('1001', 'pw1001')")
+        s.call("c1", src={"id": "101", "videostreamid": "777", "audiostreamid": "777"}, dest={"id": "verto:1001"})
+        inv = p.evaluate("v.waitFor('verto.invite', () => true, 30000)")
+        self.assertIn("H264", inv["sdp"])
+        self.assertIn("PCMA", inv["sdp"])
+        p.evaluate(f"window.cid = {json.dumps(inv['callID'])}; v.answer(cid)")
+        s.expect("call_accept", sid="c1", timeout=15)
+        srs.wait_request("/stream/777")
+        st = p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0 && s.audioEnergy > 0, 30000)", timeout=40)
+        self.assertEqual(st["videoCodec"], "video/H264")
+        self.assertGreater(st["framesDecoded"], 0)
+        self.assertGreater(st["audioEnergy"], 0)
+        self.assertEqual(j.cmd("intercom-json", "pushes"), [])  # stream_push_url "": no push
+        s.end("c1")
+        p.evaluate("v.waitFor('verto.bye', () => true, 15000)")
 
 
 if __name__ == "__main__":
