@@ -136,6 +136,26 @@ class BusMediaTest(BoxTest):
         self.assertEqual(j.cmd("intercom-json", "pulls"), [])
         self.assertEqual(self.srs.requests, [])
 
+    def test_hot_reload_pulls_again(self):
+        self.srs.routes["/stream/56780"] = FakeSrs.flv(self.flv)
+        j = self.start()
+        s, sid, leg = self.call_screen(j)
+        self.srs.wait_request("/stream/56780")
+        p = self.pull(j)
+        vsub = self.subscribe(j, p["video_stream"])
+        # Frames published before the subscription are not counted: wait for the pull's own count.
+        wait_until(lambda: self.pull(j)["video_frames"] >= 10, what="first pull done")
+        before = j.cmd(VIEWER, "frames", {"sub": vsub})["video"]
+        r = j.api("POST", "/api/v1/plugins/intercom-json/reload", {}, expect=200)
+        self.assertGreaterEqual(r["generation"], 1)
+        # The new instance pulls the answered call's stream again, onto the same bus stream.
+        self.srs.wait_request("/stream/56780", 2)
+        wait_until(lambda: j.cmd(VIEWER, "frames", {"sub": vsub})["video"] >= before + 10, what="frames after the reload")
+        q = self.pull(j)
+        self.assertEqual((q["video_stream"], q["connects"]), (p["video_stream"], 1))
+        s.end(sid)
+        j.wait_for_log(rf"gb-consumer: call {leg} end")
+
     def test_bad_media_conf_is_refused_with_its_reason(self):
         from intercom_env import PLUGIN, box_conf, free_port
         for key, value, why in (("stream_pull_url", "http://srs.example/stream/{id}", "IPv4 address"),
