@@ -973,7 +973,7 @@ class IntercomJson : public junction::sdk::Plugin {
     // streams; they are pulled only if the answer shows the far leg wants them.
     if (conf_.bus_media && call.to.compare(0, kScheme.size(), kScheme) != 0 && call.src.any_stream()) {
       call.bus_base = unique_bus_base(sid, call.id);
-      add_bus_streams(media, call, call.src);
+      add_bus_streams(media, call, call.src, true);
     }
     add_streams(media, call.src, call.dest, server);
     media.add_data(data_params(sid, call.src, call.dest, call.caller_type, guessed, c->dev));
@@ -1062,6 +1062,20 @@ class IntercomJson : public junction::sdk::Plugin {
         if (conf_.bus_media && !in.intercom && wants_bus(ev.media) && !c->bus_base.empty()) {
           c->bus = true;
           start_pulls(*c, c->src);
+          // Its own bus streams go to the screen under the dest id the screen named (or one of
+          // ours, told in call_accept).
+          if (!conf_.stream_push_url.empty()) {
+            far_bus_streams(ev.media, *c);
+            if (!c->far_audio_bus.empty() || !c->far_video_bus.empty()) {
+              const std::string& named = !c->dest.video.empty() ? c->dest.video : c->dest.audio;
+              c->push_id = named.empty() ? "jn" + bus_name(c->call_id.empty() ? std::to_string(c->id) : c->call_id) : bare_id(named);
+              Endpoint d = c->dest;
+              if (!c->far_audio_bus.empty() && d.audio.empty()) d.audio = c->push_id;
+              if (!c->far_video_bus.empty() && d.video.empty()) d.video = c->push_id;
+              c->dest = neutral_endpoint(d, server, conf_.net);
+              start_push(*c);
+            }
+          }
         }
         c->parties.front().last_rx = c->parties.front().last_tx = now();
         json values = {{"sid", p.sid}};
@@ -1121,12 +1135,7 @@ class IntercomJson : public junction::sdk::Plugin {
     if (call.bus && !conf_.stream_push_url.empty()) {
       // The far leg's own bus streams (a browser's microphone and camera) go to the screen by RTMP
       // under a stream id of ours, told to the screen as the caller's (src) streams.
-      for (uint32_t i = 0; ev.media && i < ev.media->count; ++i) {
-        const jn_media_stream* m = ev.media->streams[i];
-        if (!m || !JN_HAS_FIELD(m, jn_media_stream, bus_stream) || !m->bus_stream.len) continue;
-        std::string& slot = m->kind == JN_MEDIA_VIDEO ? call.far_video_bus : m->kind == JN_MEDIA_AUDIO ? call.far_audio_bus : call.far_video_bus;
-        if (m->kind != JN_MEDIA_DATA && slot.empty()) slot = std::string(to_sv(m->bus_stream));
-      }
+      far_bus_streams(ev.media, call);
       if ((!call.far_audio_bus.empty() || !call.far_video_bus.empty()) && !call.src.any_stream()) {
         call.push_id = "jn" + bus_name(call.call_id.empty() ? std::to_string(call.id) : call.call_id);
         if (!call.far_audio_bus.empty()) call.src.audio = call.push_id;
@@ -1383,17 +1392,28 @@ class IntercomJson : public junction::sdk::Plugin {
     return base;
   }
 
-  void add_bus_streams(MediaOut& media, const Call& c, const Endpoint& e) const {
+  // offer: an OFFER (the far leg's streams are not known yet): sendrecv whenever pushes are on.
+  void add_bus_streams(MediaOut& media, const Call& c, const Endpoint& e, bool offer = false) const {
     // sendrecv where the far leg's own stream of that kind is pushed to the screen.
-    const bool push = !c.push_id.empty();
+    const bool push = offer ? !conf_.stream_push_url.empty() : !c.push_id.empty();
     if (!e.video.empty())
       media.add_bus(JN_MEDIA_VIDEO, "H264", 90000, c.bus_base + JN_MEDIA_VIDEO_SUFFIX,
-                    push && !c.far_video_bus.empty() ? JN_DIR_SENDRECV : JN_DIR_SENDONLY);
+                    push && (offer || !c.far_video_bus.empty()) ? JN_DIR_SENDRECV : JN_DIR_SENDONLY);
     if (!e.audio.empty())
       media.add_bus(JN_MEDIA_AUDIO, conf_.bus_audio_codec.c_str(), 8000, c.bus_base + JN_MEDIA_AUDIO_SUFFIX,
-                    push && !c.far_audio_bus.empty() ? JN_DIR_SENDRECV : JN_DIR_SENDONLY);
+                    push && (offer || !c.far_audio_bus.empty()) ? JN_DIR_SENDRECV : JN_DIR_SENDONLY);
   }
   void add_bus_streams(MediaOut& media, const Call& c) const { add_bus_streams(media, c, c.dest); }
+
+  // The far leg's own bus streams (the first audio and the first video that name one).
+  static void far_bus_streams(const jn_media_desc* media, Call& c) {
+    for (uint32_t i = 0; media && i < media->count; ++i) {
+      const jn_media_stream* m = media->streams[i];
+      if (!m || !JN_HAS_FIELD(m, jn_media_stream, bus_stream) || !m->bus_stream.len) continue;
+      if (m->kind == JN_MEDIA_VIDEO && c.far_video_bus.empty()) c.far_video_bus = std::string(to_sv(m->bus_stream));
+      if (m->kind == JN_MEDIA_AUDIO && c.far_audio_bus.empty()) c.far_audio_bus = std::string(to_sv(m->bus_stream));
+    }
+  }
 
   // Where the box pulls a stream: one of ours (a bare id, a URL on the box) through
   // stream_pull_url; another server's http:// URL as it is.

@@ -124,14 +124,18 @@ class BrowserCallsScreen(BoxTest):
     def test_screen_calls_a_browser_user(self):
         # The other way round: the screen calls verto:1001 naming its own stream; the browser
         # answers, verto-ws answers with its bus streams, and the box pulls the screen's stream
-        # onto the bus streams its OFFER announced.
+        # onto the bus streams its OFFER announced, and pushes the browser's under a dest id it
+        # tells the screen in call_accept.
         srs = FakeSrs()
         self.addCleanup(srs.close)
         srs.routes["/stream/777"] = FakeSrs.flv(self.flv, paced=True)
+        rtmp = Nginx().start()
+        self.addCleanup(rtmp.cleanup)
         verto_port = free_port()
         j = self.start_box(plugins={"verto-ws": verto_conf(verto_port, media="webrtc", allowed_origins=[self.web.origin])},
                            server={"media_loops": 1},
-                           stream_pull_url=f"http://127.0.0.1:{srs.port}/stream/{{id}}", stream_push_url="")
+                           stream_pull_url=f"http://127.0.0.1:{srs.port}/stream/{{id}}",
+                           stream_push_url=f"{rtmp.url()}/{{id}}")
         j.cmd("verto-ws", "user-add", {"user": "1001", "password": "pw1001"})
         s = self.screen(j, "screen-1")
         p = self.browser.new_page(self.web.origin + "/page.html")
@@ -143,13 +147,18 @@ class BrowserCallsScreen(BoxTest):
         self.assertIn("H264", inv["sdp"])
         self.assertIn("PCMA", inv["sdp"])
         p.evaluate(f"window.cid = {json.dumps(inv['callID'])}; v.answer(cid)")
-        s.expect("call_accept", sid="c1", timeout=15)
+        acc = s.expect("call_accept", sid="c1", timeout=15)["values"]
+        # The browser's media is pushed under the dest id the box gives the screen.
+        push_id = acc["dest"]["videostreamid"]
+        self.assertRegex(push_id, r"^jn[A-Za-z0-9._-]+$")
         srs.wait_request("/stream/777")
         st = p.evaluate("v.waitStats(cid, s => s.framesDecoded > 0 && s.audioEnergy > 0, 30000)", timeout=40)
         self.assertEqual(st["videoCodec"], "video/H264")
         self.assertGreater(st["framesDecoded"], 0)
         self.assertGreater(st["audioEnergy"], 0)
-        self.assertEqual(j.cmd("intercom-json", "pushes"), [])  # stream_push_url "": no push
+        rtmp.wait_log(rf"publish: name='{push_id}'")
+        wait_until(lambda: (lambda q: q if q and q[0].get("sent_video", 0) >= 10 and q[0].get("sent_audio", 0) >= 10 else None)(
+            j.cmd("intercom-json", "pushes")), what="the browser's frames sent by RTMP")
         s.end("c1")
         p.evaluate("v.waitFor('verto.bye', () => true, 15000)")
 
