@@ -10,16 +10,24 @@
 #include <junction/util/random.hpp>
 #include <junction/util/state.hpp>
 
+#include "flv_pull.hpp"
+
+#include <junction/rtmp/publisher.hpp>
 #include "protocol.hpp"
 #include "token.hpp"
 
 #include <arpa/inet.h>
 
+#include <cctype>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -36,6 +44,15 @@ using namespace intercom;
 constexpr uint32_t kStateSchema = 1;
 constexpr uint64_t kListenerCookie = 1;
 constexpr uint64_t kTickCookie = 2;
+// Stream pulls (screen -> bus): their TCP connections' cookie, and their retry timers' cookies
+// (kPullTimerBase + the pull's id).
+constexpr uint64_t kPullCookie = 3;
+constexpr uint64_t kPullTimerBase = uint64_t{1} << 40;
+// Pushes (bus -> screen): TCP cookie, retry timers (kPushTimerBase + id), bus subscriptions
+// (kPushBusBase + id * 2 + 0 video / 1 audio).
+constexpr uint64_t kPushCookie = 4;
+constexpr uint64_t kPushTimerBase = uint64_t{2} << 40;
+constexpr uint64_t kPushBusBase = uint64_t{3} << 40;
 constexpr std::string_view kScheme = "intercom:";
 
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
@@ -84,6 +101,19 @@ struct Conf {
   uint32_t call_req_burst = 10;
   int foreign_peer_type = kOuterBox;
   Network net;
+  // Screen -> bus (README "Media on the bus"): a far leg that wants bus streams gets the
+  // screen's HTTP-FLV streams, pulled from the stream server, as intercom-json/<sid>/video|audio.
+  bool bus_media = true;
+  std::string stream_pull_url = "http://127.0.0.1:954/stream/{id}";  // how the box reaches its SRS
+  std::string bus_audio_codec = "PCMA";  // what a screen's audio is announced as (PCMA | PCMU)
+  uint64_t pull_retry_ms = 500;          // first reconnect delay, doubled up to pull_retry_max_ms
+  uint64_t pull_retry_max_ms = 8000;
+  uint32_t pull_idle_ms = 10000;         // no bytes for this long: reconnect
+  uint32_t pull_max_tag_bytes = 2u << 20;  // a bigger FLV tag ends the stream (bounded buffer)
+  // Bus -> screen: the far leg's bus streams published by RTMP to the stream server under the
+  // stream id the screen is told to pull ("" = off).
+  std::string stream_push_url = "rtmp://127.0.0.1:1935/live/{id}";
+  uint32_t push_max_queue_bytes = 1u << 20;  // unacknowledged RTMP bytes before frames are dropped
 };
 
 // Reads and checks the plugin's table; every problem is reported as file:line: key: reason.
@@ -97,7 +127,8 @@ Conf read_conf(const Host& host) {
   junction::util::ConfigReader r(host.config(), bad);
   r.known_keys({"listen", "max_message", "secret", "token_ttl_s", "keep_interval_ms", "keep_max_missed", "bad_limit",
                 "bad_window_ms", "require_join", "door_allow", "dial_out", "call_req_per_min", "call_req_burst",
-                "foreign_peer_type", "network"});
+                "foreign_peer_type", "network", "bus_media", "stream_pull_url", "bus_audio_codec", "pull_retry_ms",
+                "pull_retry_max_ms", "pull_idle_ms", "pull_max_tag_bytes", "stream_push_url", "push_max_queue_bytes"});
   r.str("listen", c.listen, true);
   r.integer("max_message", c.max_message, 256, 16 << 20);
   r.str("secret", c.secret);
@@ -124,6 +155,31 @@ Conf read_conf(const Host& host) {
   r.integer("call_req_per_min", c.call_req_per_min, 0, 6000000);
   r.integer("call_req_burst", c.call_req_burst, 1, 100000);
   r.integer("foreign_peer_type", c.foreign_peer_type, 1, 5);
+  r.boolean("bus_media", c.bus_media);
+  r.str("stream_pull_url", c.stream_pull_url, true);
+  {
+    std::string hp, path, why;
+    if (!parse_pull_url(pull_url_for(c.stream_pull_url, "1"), hp, path, why))
+      bad("stream_pull_url", why + " (\"http://127.0.0.1:954/stream/{id}\")");
+  }
+  r.str("bus_audio_codec", c.bus_audio_codec, true);
+  if (c.bus_audio_codec != "PCMA" && c.bus_audio_codec != "PCMU") bad("bus_audio_codec", "must be \"PCMA\" or \"PCMU\"");
+  r.integer("pull_retry_ms", c.pull_retry_ms, 10, 600000);
+  r.integer("pull_retry_max_ms", c.pull_retry_max_ms, 10, 3600000);
+  if (c.pull_retry_max_ms < c.pull_retry_ms) bad("pull_retry_max_ms", "must be at least pull_retry_ms");
+  r.integer("pull_idle_ms", c.pull_idle_ms, 100, 3600000);
+  r.integer("pull_max_tag_bytes", c.pull_max_tag_bytes, 4096, 64u << 20);
+  r.str("stream_push_url", c.stream_push_url);
+  if (!c.stream_push_url.empty()) {
+    junction::rtmp::RtmpUrl u;
+    std::string why;
+    int family = 0;
+    uint8_t ip[16];
+    if (!junction::rtmp::parse_url(pull_url_for(c.stream_push_url, "1"), "", &u, &why))
+      bad("stream_push_url", why + " (\"rtmp://127.0.0.1:1935/live/{id}\", or \"\" for no push)");
+    if (!parse_ip(u.host, family, ip)) bad("stream_push_url", "the host must be an IP address");
+  }
+  r.integer("push_max_queue_bytes", c.push_max_queue_bytes, 65536, 256u << 20);
   junction::util::ConfigReader net = r.table("network");
   net.known_keys({"home_addr", "community_addr", "stream_port", "stream_path", "center_stream"});
   net.str("home_addr", c.net.home_addr, true);
@@ -198,9 +254,51 @@ struct Call {
   Endpoint src, dest;  // neutral form (stream URLs as the community network reaches them)
   std::vector<Party> parties;
   std::string exclude_dev;  // B-leg to a room: the calling screen itself is not rung
+  bool bus = false;          // the far leg wants bus streams: the screen's are pulled onto the bus
+  std::string bus_base;      // "intercom-json/<sid>": + "/video", "/audio"
+  std::string far_audio_bus, far_video_bus;  // the far leg's own bus streams (pushed to the screen)
+  std::string push_id;       // the stream id they are pushed under (the screen pulls it)
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Call, id, leg, a_side, answered, dialing, call_id, from, to, target, caller_type,
-                                                callee_type, caller_sid, src, dest, parties, exclude_dev)
+                                                callee_type, caller_sid, src, dest, parties, exclude_dev, bus, bus_base,
+                                                far_audio_bus, far_video_bus, push_id)
+
+// One RTMP push of a far leg's bus streams to the stream server (bus -> screen).
+struct Push final : junction::rtmp::PublisherCallbacks {
+  std::function<void(const uint8_t*, size_t)> on_send;
+  std::function<void(junction::rtmp::PublisherStatus, std::string_view)> on_state;
+  uint64_t call = 0;
+  std::string url, addr, video_stream, audio_stream;
+  jn_handle conn = 0, timer = 0, vsub = 0, asub = 0;
+  std::unique_ptr<junction::rtmp::Publisher> pub;
+  uint64_t backoff_ms = 0, connects = 0, start_ms = 0, last_keyframe_req = 0;
+  bool published = false, ended = false;
+  // Per track (0 video, 1 audio): the first frame's pts and its ms since the push started, so
+  // both tracks land on one ms clock by arrival.
+  int64_t first_pts[2] = {-1, -1};
+  uint64_t first_ms[2] = {0, 0};
+  uint64_t video_frames = 0, audio_frames = 0;
+  std::string last_error;
+  void send(const uint8_t* p, size_t n) override { on_send(p, n); }
+  void on_status(junction::rtmp::PublisherStatus st, std::string_view why) override { on_state(st, why); }
+};
+
+// One HTTP-FLV pull of a screen's stream onto the bus (a stream id may carry audio, video or both).
+struct Pull {
+  uint64_t call = 0;
+  std::string url, host_port, path;
+  bool audio = false, video = false;
+  std::string audio_stream, video_stream;  // bus names
+  jn_handle conn = 0, timer = 0;
+  uint64_t backoff_ms = 0;
+  bool got_frame = false;  // on this connection: the backoff restarts after a working one
+  bool discont = false;    // the next frame of each track follows a reconnect
+  bool ended = false;      // a bad stream: not retried
+  uint32_t vseq = 0, aseq = 0;
+  uint64_t video_frames = 0, audio_frames = 0, connects = 0;
+  std::string last_error;
+  std::unique_ptr<HttpFlvPull> http;
+};
 
 // The neutral media description built for an OFFER/ANSWER: storage stays alive while it is sent.
 struct MediaOut {
@@ -227,6 +325,19 @@ struct MediaOut {
     m.direction = direction;
     m.params = keep("intercom=stream;side=" + side + ";id=" + param_escape(bare_id(url)) + ";url=" + param_escape(url) +
                     ";server=" + server_name(server));
+    streams.push_back(m);
+  }
+  // A stream this plugin publishes on the bus (our side sends it: the direction is our own).
+  void add_bus(uint32_t kind, const char* format, uint32_t clock_rate, const std::string& bus_stream, uint32_t direction) {
+    jn_media_stream m{};
+    m.struct_size = sizeof m;
+    m.kind = kind;
+    m.format = to_jn(format);
+    m.clock_rate = clock_rate;
+    if (kind == JN_MEDIA_AUDIO) m.channels = 1;
+    m.direction = direction;
+    m.bus_stream = keep(bus_stream);
+    m.params = to_jn("intercom=bus");
     streams.push_back(m);
   }
   void add_data(const std::string& params) {
@@ -295,6 +406,32 @@ MediaIn read_media(const jn_media_desc* m, bool is_answer) {
     (s->kind == JN_MEDIA_AUDIO ? e.audio : e.video) = url;
   }
   return in;
+}
+
+// Whether the far leg of a call wants its media on the packet bus (README "Media on the bus"):
+// it is not intercom-json itself (no intercom-call data stream), and it either names a bus
+// stream of its own (verto-ws, a conference) or offers no audio/video at a network address (a
+// viewer such as a recorder). A peer with RTP at an address (a SIP gateway) keeps the URLs.
+bool wants_bus(const jn_media_desc* m) {
+  if (!m) return true;
+  bool addr_media = false;
+  for (uint32_t i = 0; i < m->count; ++i) {
+    const jn_media_stream* s = m->streams[i];
+    if (!s) continue;
+    if (s->kind == JN_MEDIA_DATA && to_sv(s->format) == "intercom-call") return false;
+    if (s->kind != JN_MEDIA_AUDIO && s->kind != JN_MEDIA_VIDEO) continue;
+    if (JN_HAS_FIELD(s, jn_media_stream, bus_stream) && s->bus_stream.len) return true;
+    if (s->addr.family) addr_media = true;
+  }
+  return !addr_media;
+}
+
+// A bus stream name element from a sid: [A-Za-z0-9._-], anything else becomes '_'.
+std::string bus_name(std::string_view sid) {
+  std::string out;
+  for (char c : sid.substr(0, 64))
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  return out.empty() ? "_" : out;
 }
 
 // "reason: message" in the neutral reason text; split back on the intercom side.
@@ -367,6 +504,13 @@ class IntercomJson : public junction::sdk::Plugin {
     }
     s.read("routes", routes_);
     rebuild_indexes();
+    // Pulls are not carried over (their reader state is not saved): the old connections are
+    // closed as they speak, and each answered call on the bus pulls again.
+    for (auto& [id, c] : calls_)
+      if (c.bus && c.answered) {
+        start_pulls(c, c.a_side ? c.src : c.dest);
+        if (!c.push_id.empty()) start_push(c);
+      }
     // The keepalive clock is the saved last_rx/last_tx, in the loop's monotonic time: it carries
     // over. A changed keep_interval_ms takes effect with a new tick timer.
     if (s.get<uint64_t>("tick_ms", 0) != tick_ms()) {
@@ -380,6 +524,8 @@ class IntercomJson : public junction::sdk::Plugin {
 
   // --- TCP -------------------------------------------------------------------------------------
   void on_tcp(const jn_tcp_event& ev) override {
+    if (ev.cookie == kPullCookie) return on_pull_tcp(ev);
+    if (ev.cookie == kPushCookie) return on_push_tcp(ev);
     switch (ev.type) {
       case JN_TCP_ACCEPTED: {
         Conn c;
@@ -408,6 +554,8 @@ class IntercomJson : public junction::sdk::Plugin {
   // --- timers ------------------------------------------------------------------------------------
   void on_timer(jn_handle, uint64_t cookie) override {
     if (cookie == kTickCookie) keepalive_tick();
+    if (cookie >= kPushTimerBase && cookie < kPushBusBase) return push_retry_due(cookie - kPushTimerBase);
+    if (cookie >= kPullTimerBase && cookie < kPushTimerBase) return pull_retry_due(cookie - kPullTimerBase);
   }
 
   // --- alarms from other plugins (and POST /api/v1/events) ---------------------------------------
@@ -457,6 +605,8 @@ class IntercomJson : public junction::sdk::Plugin {
         }
         return reply(req, 200, arr);
       }
+      if (verb == "pulls") return reply(req, 200, list_pulls());
+      if (verb == "pushes") return reply(req, 200, list_pushes());
       if (verb == "info") {
         return reply(req, 200, {{"generation", generation_}, {"listen", conf_.listen}, {"connections", conns_.size()},
                                 {"joined", devices_.size()}, {"calls", calls_.size()}, {"routes", routes_}});
@@ -465,7 +615,7 @@ class IntercomJson : public junction::sdk::Plugin {
       return reply(req, 400, {{"error", std::string("bad body: ") + e.what()}});
     }
     reply(req, 404, {{"error", "unknown command '" + verb +
-                                   "' (issue-token, revoke-token, list-devices, list-tokens, alarm, calls, info)"}});
+                                   "' (issue-token, revoke-token, list-devices, list-tokens, alarm, calls, pulls, pushes, info)"}});
   }
 
  private:
@@ -819,6 +969,12 @@ class IntercomJson : public junction::sdk::Plugin {
     call.parties.push_back(p);
 
     MediaOut media;
+    // To another plugin (not an intercom: address) the screen's streams are also offered as bus
+    // streams; they are pulled only if the answer shows the far leg wants them.
+    if (conf_.bus_media && call.to.compare(0, kScheme.size(), kScheme) != 0 && call.src.any_stream()) {
+      call.bus_base = unique_bus_base(sid, call.id);
+      add_bus_streams(media, call, call.src, true);
+    }
     add_streams(media, call.src, call.dest, server);
     media.add_data(data_params(sid, call.src, call.dest, call.caller_type, guessed, c->dev));
     const uint64_t id = call.id;
@@ -864,6 +1020,8 @@ class IntercomJson : public junction::sdk::Plugin {
   void drop_call(uint64_t id) {
     auto it = calls_.find(id);
     if (it == calls_.end()) return;
+    stop_pulls(id);
+    stop_push(id);
     for (auto& p : it->second.parties) by_party_.erase({p.conn, p.sid});
     std::vector<jn_handle> dialled;
     for (auto& p : it->second.parties)
@@ -899,6 +1057,26 @@ class IntercomJson : public junction::sdk::Plugin {
         if (!in.dest.video.empty()) dest.video = in.dest.video;
         c->src = neutral_endpoint(src, server, conf_.net);
         c->dest = neutral_endpoint(dest, server, conf_.net);
+        // The far leg wants bus streams: the calling screen's streams (src) go on the bus, under
+        // the names the offer announced.
+        if (conf_.bus_media && !in.intercom && wants_bus(ev.media) && !c->bus_base.empty()) {
+          c->bus = true;
+          start_pulls(*c, c->src);
+          // Its own bus streams go to the screen under the dest id the screen named (or one of
+          // ours, told in call_accept).
+          if (!conf_.stream_push_url.empty()) {
+            far_bus_streams(ev.media, *c);
+            if (!c->far_audio_bus.empty() || !c->far_video_bus.empty()) {
+              const std::string& named = !c->dest.video.empty() ? c->dest.video : c->dest.audio;
+              c->push_id = named.empty() ? "jn" + bus_name(c->call_id.empty() ? std::to_string(c->id) : c->call_id) : bare_id(named);
+              Endpoint d = c->dest;
+              if (!c->far_audio_bus.empty() && d.audio.empty()) d.audio = c->push_id;
+              if (!c->far_video_bus.empty() && d.video.empty()) d.video = c->push_id;
+              c->dest = neutral_endpoint(d, server, conf_.net);
+              start_push(*c);
+            }
+          }
+        }
         c->parties.front().last_rx = c->parties.front().last_tx = now();
         json values = {{"sid", p.sid}};
         Endpoint vs = view_endpoint(c->src, server, p.type, conf_.net), vd = view_endpoint(c->dest, server, p.type, conf_.net);
@@ -953,6 +1131,17 @@ class IntercomJson : public junction::sdk::Plugin {
     if (!in.intercom) call.src.id = from;  // a caller of another plugin is named by its URI
     call.src.type = call.caller_type;
     call.exclude_dev = in.src_dev;
+    call.bus = conf_.bus_media && !in.intercom && wants_bus(ev.media);
+    if (call.bus && !conf_.stream_push_url.empty()) {
+      // The far leg's own bus streams (a browser's microphone and camera) go to the screen by RTMP
+      // under a stream id of ours, told to the screen as the caller's (src) streams.
+      far_bus_streams(ev.media, call);
+      if ((!call.far_audio_bus.empty() || !call.far_video_bus.empty()) && !call.src.any_stream()) {
+        call.push_id = "jn" + bus_name(call.call_id.empty() ? std::to_string(call.id) : call.call_id);
+        if (!call.far_audio_bus.empty()) call.src.audio = call.push_id;
+        if (!call.far_video_bus.empty()) call.src.video = call.push_id;
+      }
+    }
     host().leg_set_cookie(leg, call.id);
 
     auto reject = [&](int code, const std::string& reason) {
@@ -1179,6 +1368,10 @@ class IntercomJson : public junction::sdk::Plugin {
     if (!adest.audio.empty()) c->dest.audio = neutral_url(adest.audio, server, conf_.net);
     if (!adest.video.empty()) c->dest.video = neutral_url(adest.video, server, conf_.net);
     MediaOut media;
+    // A far leg on the bus: the screen's streams (dest: the callee pushes them) come first, as bus
+    // streams, so a browser's leg picks them before the FLV descriptions.
+    if (c->bus && start_pulls(*c, c->dest)) add_bus_streams(media, *c);
+    if (c->bus && !c->push_id.empty()) start_push(*c);
     add_streams(media, c->src, c->dest, server);
     Endpoint dest = c->dest;
     dest.id = winner.dev;
@@ -1187,6 +1380,404 @@ class IntercomJson : public junction::sdk::Plugin {
     ev.media = media.finish();
     host().info("call " + c->call_id + " answered by " + winner.dev + (losers.empty() ? "" : ", " + std::to_string(losers.size()) + " other(s) ended"));
     host().call_send(c->leg, ev);  // may deliver to our own A-leg at once
+  }
+
+  // ================================================================================================
+  // screen -> bus: HTTP-FLV pulls from the stream server (README "Media on the bus")
+  // ================================================================================================
+  std::string unique_bus_base(const std::string& sid, uint64_t call_id) const {
+    std::string base = "intercom-json/" + bus_name(sid);
+    for (auto& [id, c] : calls_)
+      if (id != call_id && c.bus_base == base) return base + "-" + std::to_string(call_id);
+    return base;
+  }
+
+  // offer: an OFFER (the far leg's streams are not known yet): sendrecv whenever pushes are on.
+  void add_bus_streams(MediaOut& media, const Call& c, const Endpoint& e, bool offer = false) const {
+    // sendrecv where the far leg's own stream of that kind is pushed to the screen.
+    const bool push = offer ? !conf_.stream_push_url.empty() : !c.push_id.empty();
+    if (!e.video.empty())
+      media.add_bus(JN_MEDIA_VIDEO, "H264", 90000, c.bus_base + JN_MEDIA_VIDEO_SUFFIX,
+                    push && (offer || !c.far_video_bus.empty()) ? JN_DIR_SENDRECV : JN_DIR_SENDONLY);
+    if (!e.audio.empty())
+      media.add_bus(JN_MEDIA_AUDIO, conf_.bus_audio_codec.c_str(), 8000, c.bus_base + JN_MEDIA_AUDIO_SUFFIX,
+                    push && (offer || !c.far_audio_bus.empty()) ? JN_DIR_SENDRECV : JN_DIR_SENDONLY);
+  }
+  void add_bus_streams(MediaOut& media, const Call& c) const { add_bus_streams(media, c, c.dest); }
+
+  // The far leg's own bus streams (the first audio and the first video that name one).
+  static void far_bus_streams(const jn_media_desc* media, Call& c) {
+    for (uint32_t i = 0; media && i < media->count; ++i) {
+      const jn_media_stream* m = media->streams[i];
+      if (!m || !JN_HAS_FIELD(m, jn_media_stream, bus_stream) || !m->bus_stream.len) continue;
+      if (m->kind == JN_MEDIA_VIDEO && c.far_video_bus.empty()) c.far_video_bus = std::string(to_sv(m->bus_stream));
+      if (m->kind == JN_MEDIA_AUDIO && c.far_audio_bus.empty()) c.far_audio_bus = std::string(to_sv(m->bus_stream));
+    }
+  }
+
+  // Where the box pulls a stream: one of ours (a bare id, a URL on the box) through
+  // stream_pull_url; another server's http:// URL as it is.
+  std::string pull_url_of(const std::string& v) const {
+    if (!is_url(v) || ours(v, conf_.net)) return pull_url_for(conf_.stream_pull_url, bare_id(v));
+    return v;
+  }
+
+  // Starts pulling the screen's streams of e (one pull per distinct URL). False when e names none.
+  bool start_pulls(Call& c, const Endpoint& e) {
+    if (e.audio.empty() && e.video.empty()) return false;
+    if (c.bus_base.empty()) c.bus_base = unique_bus_base(c.caller_sid, c.id);
+    std::vector<uint64_t> made;
+    auto add = [&](const std::string& v, bool audio) {
+      if (v.empty()) return;
+      std::string url = pull_url_of(v);
+      for (uint64_t pid : made)
+        if (pulls_[pid].url == url) {
+          (audio ? pulls_[pid].audio : pulls_[pid].video) = true;
+          return;
+        }
+      uint64_t pid = ++pull_serial_;
+      Pull& p = pulls_[pid];
+      p.call = c.id;
+      p.url = url;
+      (audio ? p.audio : p.video) = true;
+      p.audio_stream = c.bus_base + JN_MEDIA_AUDIO_SUFFIX;
+      p.video_stream = c.bus_base + JN_MEDIA_VIDEO_SUFFIX;
+      made.push_back(pid);
+    };
+    add(e.video, false);
+    add(e.audio, true);
+    for (uint64_t pid : made) {
+      Pull& p = pulls_[pid];
+      host().info("call " + c.call_id + ": pulling " + p.url + " onto the bus as " + (p.video ? p.video_stream : "") +
+                  (p.video && p.audio ? " and " : "") + (p.audio ? p.audio_stream : ""));
+      pull_connect(pid);
+    }
+    return true;
+  }
+
+  void stop_pulls(uint64_t call_id) {
+    for (auto it = pulls_.begin(); it != pulls_.end();) {
+      if (it->second.call != call_id) {
+        ++it;
+        continue;
+      }
+      Pull& p = it->second;
+      if (p.timer) host().stop_timer(p.timer);
+      if (p.conn) {
+        pull_conns_.erase(p.conn);
+        host().tcp_close(p.conn);
+      }
+      host().debug("pull " + p.url + " stopped (" + std::to_string(p.video_frames) + " video, " + std::to_string(p.audio_frames) +
+                   " audio frames)");
+      it = pulls_.erase(it);
+    }
+  }
+
+  void pull_connect(uint64_t pid) {
+    Pull& p = pulls_[pid];
+    std::string why;
+    if (!parse_pull_url(p.url, p.host_port, p.path, why)) {
+      p.ended = true;
+      p.last_error = why;
+      host().warn("pull " + p.url + " not started: " + why);
+      return;
+    }
+    jn_tcp_options o = Host::tcp_options(JN_FRAME_RAW, 0, 1 << 16);
+    o.idle_timeout_ms = conf_.pull_idle_ms;  // a stalled server: closed, then retried
+    jn_handle h = 0;
+    if (jn_status st = host().tcp_connect(p.host_port, o, kPullCookie, &h); st != JN_OK) {
+      p.last_error = "connect failed (status " + std::to_string(st) + ")";
+      return pull_retry_later(pid);
+    }
+    junction::rtmp::flv::ReaderConfig rc;
+    rc.max_tag_bytes = conf_.pull_max_tag_bytes;
+    p.http = std::make_unique<HttpFlvPull>(rc);
+    p.conn = h;
+    p.got_frame = false;
+    pull_conns_[h] = pid;
+  }
+
+  void pull_retry_later(uint64_t pid) {
+    Pull& p = pulls_[pid];
+    if (p.ended || p.timer) return;
+    // Backoff: from pull_retry_ms, doubled per failed attempt up to pull_retry_max_ms; a
+    // connection that delivered frames starts over.
+    p.backoff_ms = p.got_frame || !p.backoff_ms ? conf_.pull_retry_ms : std::min(conf_.pull_retry_max_ms, p.backoff_ms * 2);
+    p.got_frame = false;
+    p.discont = true;
+    host().timer(p.backoff_ms, 0, kPullTimerBase + pid, &p.timer);
+  }
+
+  void pull_retry_due(uint64_t pid) {
+    auto it = pulls_.find(pid);
+    if (it == pulls_.end()) return;
+    it->second.timer = 0;
+    if (!it->second.ended && !it->second.conn) pull_connect(pid);
+  }
+
+  // Closes a pull's connection; retry = reconnect later (else the stream is over: a bad FLV).
+  void pull_close(uint64_t pid, bool retry) {
+    Pull& p = pulls_[pid];
+    if (p.conn) {
+      pull_conns_.erase(p.conn);
+      host().tcp_close(p.conn);
+      p.conn = 0;
+    }
+    p.http.reset();
+    if (retry) pull_retry_later(pid);
+    else p.ended = true;
+  }
+
+  void on_pull_tcp(const jn_tcp_event& ev) {
+    auto it = pull_conns_.find(ev.conn);
+    if (it == pull_conns_.end()) {
+      // A pull of an earlier instance (hot reload) or of a call that ended: not ours any more.
+      if (ev.type != JN_TCP_CLOSED) host().tcp_close(ev.conn);
+      return;
+    }
+    const uint64_t pid = it->second;
+    Pull& p = pulls_[pid];
+    switch (ev.type) {
+      case JN_TCP_CONNECTED: {
+        ++p.connects;
+        std::string req = HttpFlvPull::request(p.host_port, p.path);
+        if (host().tcp_send(ev.conn, req) != JN_OK) pull_close(pid, true);
+        return;
+      }
+      case JN_TCP_FRAME: {
+        auto on_frame = [this, pid](const junction::media::FrameView& f) { publish_frame(pid, f); };
+        junction::media::FrameSink sink = junction::media::frame_sink(on_frame);
+        if (p.http->feed(ev.data, ev.len, sink)) return;
+        const bool bad_flv = p.http->reader().failed();
+        p.last_error = p.http->error();
+        host().warn("pull " + p.url + ": " + p.last_error + (bad_flv ? ": stream ended" : ": retrying"));
+        host().counter_add("intercom_pull_errors_total", 1, bad_flv ? "reason=\"flv\"" : "reason=\"http\"");
+        return pull_close(pid, !bad_flv);
+      }
+      case JN_TCP_CLOSED: {
+        pull_conns_.erase(ev.conn);
+        p.conn = 0;
+        p.http.reset();
+        p.last_error = "closed by the stream server (status " + std::to_string(ev.status) + ")";
+        host().info("pull " + p.url + ": " + p.last_error + "; retrying");
+        return pull_retry_later(pid);
+      }
+      default: return;
+    }
+  }
+
+  // One frame of a pull onto its bus stream (copied into a pool buffer: the reader's view is
+  // borrowed). Per-track seq continues over reconnects; the first frame after one says DISCONT.
+  void publish_frame(uint64_t pid, const junction::media::FrameView& f) {
+    Pull& p = pulls_[pid];
+    const bool video = f.meta.kind == JN_MEDIA_VIDEO;
+    if (video ? !p.video : !p.audio) return;
+    jn_buf* b = host().buf_alloc(static_cast<uint32_t>(f.size));
+    if (!b) {
+      host().counter_add("intercom_pull_dropped_total", 1);
+      return;
+    }
+    std::memcpy(b->data, f.data, f.size);
+    b->len = static_cast<uint32_t>(f.size);
+    b->flags |= JN_BUF_MEDIA;
+    b->meta = f.meta;
+    b->meta.seq = video ? p.vseq++ : p.aseq++;
+    if (p.discont) b->meta.frame_flags |= JN_MF_DISCONT;
+    if (video) p.discont = false;  // video carries the discontinuity; audio just resumes
+    p.got_frame = true;
+    ++(video ? p.video_frames : p.audio_frames);
+    host().bus_publish(video ? p.video_stream : p.audio_stream, b);
+    host().buf_unref(b);
+  }
+
+  json list_pulls() const {
+    json arr = json::array();
+    for (auto& [pid, p] : pulls_) {
+      auto c = calls_.find(p.call);
+      arr.push_back({{"call", c == calls_.end() ? "" : c->second.call_id}, {"url", p.url},
+                     {"video_stream", p.video ? p.video_stream : ""}, {"audio_stream", p.audio ? p.audio_stream : ""},
+                     {"connected", p.conn != 0}, {"connects", p.connects}, {"video_frames", p.video_frames},
+                     {"audio_frames", p.audio_frames}, {"ended", p.ended}, {"last_error", p.last_error}});
+    }
+    return arr;
+  }
+
+  // ================================================================================================
+  // bus -> screen: the far leg's bus streams pushed by RTMP to the stream server
+  // ================================================================================================
+  void start_push(Call& c) {
+    if (c.far_audio_bus.empty() && c.far_video_bus.empty()) return;
+    const uint64_t pid = ++push_serial_;
+    auto p = std::make_unique<Push>();
+    p->call = c.id;
+    p->url = pull_url_for(conf_.stream_push_url, c.push_id);
+    p->video_stream = c.far_video_bus;
+    p->audio_stream = c.far_audio_bus;
+    p->start_ms = now();
+    p->on_send = [this, pid](const uint8_t* d, size_t n) {
+      Push* q = push(pid);
+      if (!q || !q->conn) return;
+      if (host().tcp_send(q->conn, std::string_view(reinterpret_cast<const char*>(d), n)) != JN_OK) host().tcp_close(q->conn);
+    };
+    p->on_state = [this, pid](junction::rtmp::PublisherStatus st, std::string_view why) { push_state(pid, st, why); };
+    if (!p->video_stream.empty()) host().bus_subscribe(p->video_stream, kPushBusBase + pid * 2, &p->vsub);
+    if (!p->audio_stream.empty()) host().bus_subscribe(p->audio_stream, kPushBusBase + pid * 2 + 1, &p->asub);
+    host().info("call " + c.call_id + ": pushing " + (p->video_stream.empty() ? "" : p->video_stream + " ") +
+                (p->audio_stream.empty() ? "" : p->audio_stream + " ") + "to " + p->url);
+    pushes_[pid] = std::move(p);
+    push_connect(pid);
+  }
+
+  Push* push(uint64_t pid) {
+    auto it = pushes_.find(pid);
+    return it == pushes_.end() ? nullptr : it->second.get();
+  }
+
+  void stop_push(uint64_t call_id) {
+    for (auto it = pushes_.begin(); it != pushes_.end();) {
+      Push& p = *it->second;
+      if (p.call != call_id) {
+        ++it;
+        continue;
+      }
+      if (p.vsub) host().bus_unsubscribe(p.vsub);
+      if (p.asub) host().bus_unsubscribe(p.asub);
+      if (p.timer) host().stop_timer(p.timer);
+      p.ended = true;
+      if (p.conn) {
+        if (p.pub) p.pub->unpublish();  // FCUnpublish + deleteStream go out before the close
+        push_conns_.erase(p.conn);
+        host().tcp_close(p.conn);
+      }
+      it = pushes_.erase(it);
+    }
+  }
+
+  void push_connect(uint64_t pid) {
+    Push& p = *push(pid);
+    junction::rtmp::RtmpUrl u;
+    std::string why;
+    if (!junction::rtmp::parse_url(p.url, "", &u, &why)) {
+      p.ended = true;
+      p.last_error = why;
+      host().warn("push " + p.url + " not started: " + why);
+      return;
+    }
+    p.addr = (u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host) + ":" + std::to_string(u.port);
+    jn_handle h = 0;
+    if (jn_status st = host().tcp_connect(p.addr, Host::tcp_options(JN_FRAME_RAW, 0, 1 << 16), kPushCookie, &h); st != JN_OK) {
+      p.last_error = "connect failed (status " + std::to_string(st) + ")";
+      return push_retry_later(pid);
+    }
+    junction::rtmp::PublisherConfig pc;
+    pc.url = p.url;
+    pc.max_queue_bytes = conf_.push_max_queue_bytes;
+    pc.metadata.video_codec = p.video_stream.empty() ? 0 : JN_CODEC_H264;
+    pc.metadata.audio_codec = p.audio_stream.empty() ? 0 : (conf_.bus_audio_codec == "PCMU" ? JN_CODEC_PCMU : JN_CODEC_PCMA);
+    pc.metadata.encoder = "Junction intercom-json";
+    p.pub = std::make_unique<junction::rtmp::Publisher>(pc, p);
+    p.conn = h;
+    p.first_pts[0] = p.first_pts[1] = -1;
+    push_conns_[h] = pid;
+  }
+
+  void push_retry_later(uint64_t pid) {
+    Push& p = *push(pid);
+    if (p.ended || p.timer) return;
+    p.backoff_ms = p.published || !p.backoff_ms ? conf_.pull_retry_ms : std::min(conf_.pull_retry_max_ms, p.backoff_ms * 2);
+    p.published = false;
+    host().timer(p.backoff_ms, 0, kPushTimerBase + pid, &p.timer);
+  }
+
+  void push_retry_due(uint64_t pid) {
+    Push* p = push(pid);
+    if (!p) return;
+    p->timer = 0;
+    if (!p->ended && !p->conn) push_connect(pid);
+  }
+
+  void push_state(uint64_t pid, junction::rtmp::PublisherStatus st, std::string_view why) {
+    Push* p = push(pid);
+    if (!p) return;
+    if (st == junction::rtmp::PublisherStatus::Publishing) {
+      p->published = true;
+      host().info("push " + p->url + ": publishing");
+    } else if (st == junction::rtmp::PublisherStatus::Failed) {
+      p->last_error = std::string(why);
+      host().warn("push " + p->url + " failed: " + p->last_error + "; retrying");
+      if (p->conn) host().tcp_close(p->conn);  // JN_TCP_CLOSED follows: retried from there
+    }
+  }
+
+  void on_push_tcp(const jn_tcp_event& ev) {
+    auto it = push_conns_.find(ev.conn);
+    if (it == push_conns_.end()) {
+      if (ev.type != JN_TCP_CLOSED) host().tcp_close(ev.conn);
+      return;
+    }
+    const uint64_t pid = it->second;
+    Push& p = *push(pid);
+    switch (ev.type) {
+      case JN_TCP_CONNECTED:
+        ++p.connects;
+        p.pub->on_connected();
+        return;
+      case JN_TCP_FRAME: p.pub->on_bytes(ev.data, ev.len); return;
+      case JN_TCP_CLOSED:
+        push_conns_.erase(ev.conn);
+        p.conn = 0;
+        p.pub->on_disconnected();
+        if (p.last_error.empty() || p.published) p.last_error = "closed by the stream server (status " + std::to_string(ev.status) + ")";
+        host().info("push " + p.url + ": " + p.last_error);
+        return push_retry_later(pid);
+      default: return;
+    }
+  }
+
+  void on_bus(jn_handle, uint64_t cookie, jn_buf* buf) override {
+    if (cookie < kPushBusBase) return;
+    Push* p = push((cookie - kPushBusBase) / 2);
+    auto f = junction::media::frame_of(buf);
+    if (!p || !p->pub || !f.data || !f.meta.clock_rate) return;
+    const int track = static_cast<int>((cookie - kPushBusBase) % 2);  // 0 video, 1 audio
+    if (p->first_pts[track] < 0) {
+      p->first_pts[track] = f.meta.pts;
+      p->first_ms[track] = now() - p->start_ms;
+    }
+    auto ms = [&](int64_t t) {
+      return static_cast<uint32_t>(p->first_ms[track] + (t - p->first_pts[track]) * 1000 / static_cast<int64_t>(f.meta.clock_rate));
+    };
+    if (track == 0) {
+      p->pub->push_video(f, ms(f.meta.dts), ms(f.meta.pts));
+      ++p->video_frames;
+      // Video waits for a keyframe (the start, a drop): ask the far leg, at most once a second.
+      if (p->pub->wants_keyframe() && now() - p->last_keyframe_req >= 1000) {
+        p->last_keyframe_req = now();
+        host().event_publish(JN_MEDIA_KEYFRAME_REQUEST_TOPIC, json{{"stream", p->video_stream}, {"reason", "join"}}.dump());
+      }
+    } else {
+      p->pub->push_audio(f, ms(f.meta.pts));
+      ++p->audio_frames;
+    }
+  }
+
+  json list_pushes() {
+    json arr = json::array();
+    for (auto& [pid, pp] : pushes_) {
+      Push& p = *pp;
+      auto c = calls_.find(p.call);
+      json j = {{"call", c == calls_.end() ? "" : c->second.call_id}, {"url", p.url}, {"video_stream", p.video_stream},
+                {"audio_stream", p.audio_stream}, {"connects", p.connects}, {"video_frames", p.video_frames},
+                {"audio_frames", p.audio_frames}, {"last_error", p.last_error}};
+      if (p.pub) {
+        auto st = p.pub->stats();
+        j["status"] = junction::rtmp::to_string(p.pub->status());
+        j["sent_video"] = st.video_frames;
+        j["sent_audio"] = st.audio_frames;
+      }
+      arr.push_back(j);
+    }
+    return arr;
   }
 
   // ================================================================================================
@@ -1412,6 +2003,12 @@ class IntercomJson : public junction::sdk::Plugin {
   uint64_t msg_serial_ = 0;
   std::map<jn_handle, Conn> conns_;
   std::map<uint64_t, Call> calls_;
+  std::map<uint64_t, Pull> pulls_;         // screen -> bus pulls, by id (not kept over a reload: restarted)
+  std::map<jn_handle, uint64_t> pull_conns_;
+  uint64_t pull_serial_ = 0;
+  std::map<uint64_t, std::unique_ptr<Push>> pushes_;  // bus -> screen pushes, by id (restarted after a reload)
+  std::map<jn_handle, uint64_t> push_conns_;
+  uint64_t push_serial_ = 0;
   std::map<std::string, jn_handle> routes_;
   // Indexes, rebuilt from conns_/calls_ after a reload.
   std::map<std::pair<jn_handle, std::string>, uint64_t> by_party_;
