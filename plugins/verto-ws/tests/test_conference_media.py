@@ -26,7 +26,7 @@ ROOM = f"3000-{DOMAIN}"
 LA = f"conference-liveArray.{ROOM}@{DOMAIN}"
 MOD = f"conference-mod.{ROOM}@{DOMAIN}"
 ROUTES = [{"match": "regex", "pattern": r"^verto:(3\d{3})$", "targets": [f"conference:$1-{DOMAIN}@{DOMAIN}"]}]
-TONES = {"1001": 500, "1002": 1100, "1003": 2300, "door": 700}
+TONES = {"1001": 500, "1002": 1100, "1003": 2300, "door": 700, "screen": 1700}
 
 # The page's microphone is an oscillator at window.toneHz; levels() reads the received track's
 # spectrum (dB at each tone, the peak of +-2 bins) through an AnalyserNode.
@@ -280,6 +280,50 @@ class ConferenceMedia(test_browser.Browser):
             return goertzel(pcm, 500) > 100 * max(goertzel(pcm, 700), 1.0)  # the page's tone, not its own
         wait_until(door_hears, timeout=20, what="the door hears the page's tone and not its own", interval=0.1)
         stop.set()
+
+    def test_intercom_screen_member_is_heard(self):
+        """The issue's non-browser member: an intercom-json screen calls the room. The screen's
+        stream lives on the box's stream server (a fake SRS here, HTTP-FLV: H.264 + A-law of a
+        1700 Hz tone); intercom-json pulls it onto the bus because the far leg (the conference)
+        takes bus streams, and the mixer decodes it into what the page hears."""
+        import subprocess
+        import tempfile
+        ic_tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "intercom-json", "tests")
+        sys.path.insert(0, ic_tests)
+        from fake_srs import FakeSrs
+        from intercom_env import INNER_SCREEN, Screen, box_conf
+        from junction_test import free_port
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        flv = os.path.join(tmp.name, "screen.flv")
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                        "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                        "-f", "lavfi", "-i", f"sine=frequency={TONES['screen']}:sample_rate=8000", "-t", "30",
+                        "-c:v", "libx264", "-profile:v", "baseline", "-g", "10", "-pix_fmt", "yuv420p",
+                        "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1", "-f", "flv", flv], check=True)
+        srs = FakeSrs()
+        self.addCleanup(srs.close)
+        with open(flv, "rb") as f:
+            srs.routes["/stream/56780"] = FakeSrs.flv(f.read(), paced=True)
+        iport = free_port()
+        self.start(plugins={"intercom-json": box_conf(iport, stream_pull_url=f"http://127.0.0.1:{srs.port}/stream/{{id}}",
+                                                      stream_push_url="")})
+        a = self.join("1001")
+        a.wait_for("v.calls.get(cid).pc.connectionState === 'connected'", timeout=30, what="PeerConnection connected")
+        s = Screen(iport, name="screen-1")
+        self.addCleanup(s.close)
+        tok = self.j.cmd("intercom-json", "issue-token", {"device": "screen-1", "type": INNER_SCREEN, "room": "101"})["token"]
+        self.assertEqual(s.join(tok)["name"], "join_accept")
+        s.call("x1", src={"id": "101", "audio_stream_id": "56780", "video_stream_id": "56780"},
+               dest={"id": f"conference:{ROOM}@{DOMAIN}"})
+        s.expect("call_accept", sid="x1")
+        srs.wait_request("/stream/56780")
+        members = self.j.cmd(PLUGIN, "conferences")["conferences"][0]["members"]
+        self.assertEqual(sorted(m["codec"] for m in members), ["PCMA@8000", "opus@48000"])
+        a.user = "1001"
+        self.wait_hears(a, ["screen"], ["1001"])
+        self.assertGreater(self.j.cmd("intercom-json", "pulls")[0]["audio_frames"], 0)
+        s.end("x1")
 
     # the signalling tests of test_browser.py are not repeated here
     test_login_variants = test_subscribe_and_broadcast = test_page_from_another_origin_is_refused = None
