@@ -194,6 +194,7 @@ class Conferences {
   // mixers by room serial (shared with the media loops: under mix_mu_)
   mutable std::mutex mix_mu_;
   std::map<uint64_t, std::shared_ptr<ConfMix>> mixes_;
+  std::shared_ptr<ConfMix> mix_of(uint64_t room_serial) const;  // null when the room has no mixer
   std::map<uint64_t, jn_handle> bus_subs_;  // member cookie*4+kind -> subscription
 };
 

@@ -87,6 +87,12 @@ static junction::audio::MixerConfig mixer_config(const ConfProfile& p) {
 class ConfMix {};  // built without libopus: conferences carry signalling only (README)
 #endif
 
+std::shared_ptr<ConfMix> Conferences::mix_of(uint64_t room_serial) const {
+  std::lock_guard<std::mutex> g(mix_mu_);
+  auto it = mixes_.find(room_serial);
+  return it == mixes_.end() ? nullptr : it->second;
+}
+
 void Conferences::media_room_start(ConfRoom& r) {
 #ifdef JN_VERTO_MIXER
   if (!p_.media_on()) return;
@@ -117,11 +123,7 @@ void Conferences::media_room_stop(ConfRoom& r) {
 
 void Conferences::media_join(ConfRoom& r, ConfMember& m) {
 #ifdef JN_VERTO_MIXER
-  std::shared_ptr<ConfMix> mix;
-  {
-    std::lock_guard<std::mutex> g(mix_mu_);
-    if (auto it = mixes_.find(r.serial); it != mixes_.end()) mix = it->second;
-  }
+  std::shared_ptr<ConfMix> mix = mix_of(r.serial);
   if (!mix) return;
   const Host& host = p_.host();
   for (const std::string* s : {&m.audio_out, &m.video_out}) {
@@ -159,11 +161,7 @@ void Conferences::media_leave(ConfRoom& r, ConfMember& m) {
     host.bus_unsubscribe(it->second);
     bus_subs_.erase(it);
   }
-  std::shared_ptr<ConfMix> mix;
-  {
-    std::lock_guard<std::mutex> g(mix_mu_);
-    if (auto it = mixes_.find(r.serial); it != mixes_.end()) mix = it->second;
-  }
+  std::shared_ptr<ConfMix> mix = mix_of(r.serial);
   if (mix) {
     std::lock_guard<std::mutex> g(mix->mu);
     mix->mixer.remove_member(m.id);
@@ -181,11 +179,7 @@ void Conferences::media_leave(ConfRoom& r, ConfMember& m) {
 
 void Conferences::media_state(ConfRoom& r, ConfMember& m) {
 #ifdef JN_VERTO_MIXER
-  std::shared_ptr<ConfMix> mix;
-  {
-    std::lock_guard<std::mutex> g(mix_mu_);
-    if (auto it = mixes_.find(r.serial); it != mixes_.end()) mix = it->second;
-  }
+  std::shared_ptr<ConfMix> mix = mix_of(r.serial);
   if (!mix) return;
   std::lock_guard<std::mutex> g(mix->mu);
   mix->mixer.set_muted(m.id, m.muted || m.hold);
@@ -225,11 +219,7 @@ bool Conferences::on_bus(uint64_t cookie, jn_buf* buf) {
       auto mi = r->members.find(id);
       if (mi == r->members.end() || (mi->second.audio_codec != 0 && mi->second.audio_codec != 1)) return true;
     }
-    std::shared_ptr<ConfMix> mix;
-    {
-      std::lock_guard<std::mutex> g(mix_mu_);
-      if (auto mi = mixes_.find(r->serial); mi != mixes_.end()) mix = mi->second;
-    }
+    std::shared_ptr<ConfMix> mix = mix_of(r->serial);
     if (!mix) return true;
     std::lock_guard<std::mutex> g(mix->mu);
     mix->mixer.push(id, buf->data, buf->len);
@@ -249,11 +239,7 @@ bool Conferences::on_timer(jn_handle h, uint64_t cookie) {
   if ((cookie & (0xFFull << 56)) != kTimerTag) return false;
 #ifdef JN_VERTO_MIXER
   const uint64_t serial = cookie & ~(0xFFull << 56);
-  std::shared_ptr<ConfMix> mix;
-  {
-    std::lock_guard<std::mutex> g(mix_mu_);
-    if (auto it = mixes_.find(serial); it != mixes_.end()) mix = it->second;
-  }
+  std::shared_ptr<ConfMix> mix = mix_of(serial);
   const Host& host = p_.host();
   if (!mix) {  // a room gone (or not carried over a reload): its timer with it
     host.stop_timer(h);

@@ -64,25 +64,32 @@ wrtc::LocalTransport MediaLeg::local_transport() const {
   return t;
 }
 
-bool MediaLeg::answer(const wrtc::Description& offer, const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp,
-                      std::string& why) {
+// Our answer to a browser's offer (the first one and updateMedia's): one BUNDLE transport, only
+// what the bridges carry.
+bool MediaLeg::build_answer(const wrtc::Description& offer, const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video,
+                            wrtc::AnswerResult& ans, std::string& why) const {
   if (offer.bundle_mids.empty()) {
     why = "the offer has no BUNDLE group (one transport per m-line is not supported yet)";
     return false;
   }
   wrtc::AnswerOptions o;
-  o.audio = audio;  // build_answer takes only what the bridges carry
+  o.audio = audio;
   o.video = video;
   o.transports = {local_transport()};
   o.cname = "junction";
   o.data_channels = data_channels();
-  wrtc::AnswerResult ans;
   wrtc::ParseError err;
   if (!wrtc::build_answer(offer, o, ans, err)) {
     why = err.reason + " (" + ans.summary() + ")";
     return false;
   }
-  if (!start(ans, why)) return false;
+  return true;
+}
+
+bool MediaLeg::answer(const wrtc::Description& offer, const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video, std::string& sdp,
+                      std::string& why) {
+  wrtc::AnswerResult ans;
+  if (!build_answer(offer, audio, video, ans, why) || !start(ans, why)) return false;
   sdp = negotiated_.sdp;
   return true;
 }
@@ -137,22 +144,8 @@ bool MediaLeg::update(const wrtc::Description& offer, std::string& sdp, bool& ne
     why = "no running media to update";
     return false;
   }
-  if (offer.bundle_mids.empty()) {
-    why = "the offer has no BUNDLE group (one transport per m-line is not supported yet)";
-    return false;
-  }
-  wrtc::AnswerOptions o;
-  o.audio = far_audio_media;
-  o.video = far_video_media;
-  o.transports = {local_transport()};
-  o.cname = "junction";
-  o.data_channels = data_channels();
   wrtc::AnswerResult ans;
-  wrtc::ParseError err;
-  if (!wrtc::build_answer(offer, o, ans, err)) {
-    why = err.reason + " (" + ans.summary() + ")";
-    return false;
-  }
+  if (!build_answer(offer, far_audio_media, far_video_media, ans, why)) return false;
   std::string in_place;
   if (pc_->renegotiate(ans, in_place)) {
     negotiated_ = ans;
@@ -172,11 +165,9 @@ bool MediaLeg::update(const wrtc::Description& offer, std::string& sdp, bool& ne
   }
   wrtc::IceCredentials old = ice_;
   ice_ = fresh;
-  o.transports = {local_transport()};
-  wrtc::AnswerResult ans2;
-  if (!wrtc::build_answer(offer, o, ans2, err)) {
+  wrtc::AnswerResult ans2;  // the same answer, on the fresh credentials
+  if (!build_answer(offer, far_audio_media, far_video_media, ans2, why)) {
     ice_ = old;
-    why = err.reason;
     return false;
   }
   pc_->close();

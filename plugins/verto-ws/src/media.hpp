@@ -137,6 +137,9 @@ class MediaLeg final : public wrtc::PeerCallbacks {
  private:
   bool start(const wrtc::AnswerResult& negotiated, std::string& why);
   wrtc::LocalTransport local_transport() const;
+  // Our answer to an offer (answer() and update()): one BUNDLE transport, what the bridges carry.
+  bool build_answer(const wrtc::Description& offer, const wrtc::LocalMedia& audio, const wrtc::LocalMedia& video,
+                    wrtc::AnswerResult& ans, std::string& why) const;
 
   junction::sdk::Host host_;
   const wrtc::Certificate& cert_;
