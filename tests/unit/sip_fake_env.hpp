@@ -34,7 +34,7 @@ class FakeEnv : public Env {
       --fail_sends;
       return JN_ERR_IO;
     }
-    if (flow.proto == Proto::Tcp && flow.conn == 0) flow.conn = next_conn++;
+    if (flow.reliable() && flow.conn == 0) flow.conn = next_conn++;
     sent.push_back({flow, std::string(bytes), now});
     return JN_OK;
   }
@@ -91,6 +91,11 @@ inline Flow tcp_flow(uint16_t port, jn_handle conn) {
   f.proto = Proto::Tcp;
   f.peer = loopback(port);
   f.conn = conn;
+  return f;
+}
+inline Flow tls_flow(uint16_t port, jn_handle conn) {
+  Flow f = tcp_flow(port, conn);
+  f.proto = Proto::Tls;
   return f;
 }
 

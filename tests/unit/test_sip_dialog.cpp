@@ -14,6 +14,7 @@
 using namespace junction::sip;
 using junction::sip::testing::FakeEnv;
 using junction::sip::testing::tcp_flow;
+using junction::sip::testing::tls_flow;
 using junction::sip::testing::udp_flow;
 
 namespace {
@@ -312,4 +313,118 @@ TEST_CASE("sip stack: resolve answers an IP literal at once and hands a name to 
   stack.on_resolved(8, {}, "NXDOMAIN");
   CHECK(user.cookie == 8);
   CHECK(user.got.empty());
+}
+
+TEST_CASE("sip stack: TLS names: Via SIP/2.0/TLS, Contact and URI ;transport=tls on tls_port, default port 5061") {
+  CHECK(proto_name(Proto::Tls) == "TLS");
+  CHECK(proto_param(Proto::Tls) == "tls");
+  CHECK(default_port(Proto::Tls) == 5061);
+  CHECK(default_port(Proto::Tcp) == 5060);
+  CHECK(proto_to_jn(Proto::Tls) == JN_SIP_TLS);
+  Proto p = Proto::Udp;
+  CHECK(proto_from_jn(JN_SIP_TLS, p));
+  CHECK(p == Proto::Tls);
+  CHECK(!proto_from_jn(JN_SIP_ANY, p));
+  CHECK(proto_from_int(3) == Proto::Tls);
+  CHECK(proto_from_int(2) == Proto::Tcp);
+  CHECK(proto_from_int(9) == Proto::Udp);
+
+  FakeEnv env;
+  NullUser user;
+  StackConfig c;
+  c.udp_port = 5070;
+  c.tcp_port = 5071;
+  c.tls_port = 5072;
+  Stack stack(env, user, c);
+  std::string out;
+  Writer w(out);
+  stack.write_via(w, Proto::Tls, "z9hG4bKx");
+  CHECK(out == "Via: SIP/2.0/TLS 127.0.0.1:5072;branch=z9hG4bKx;rport\r\n");
+  CHECK(stack.contact(Proto::Tls, "alice") == "<sip:alice@127.0.0.1:5072;transport=tls>");
+  CHECK(stack.local_uri(Proto::Tls) == "sip:127.0.0.1:5072;transport=tls");
+  CHECK(stack.contact(Proto::Tcp, "alice") == "<sip:alice@127.0.0.1:5071;transport=tcp>");
+  CHECK(stack.contact(Proto::Udp, "alice") == "<sip:alice@127.0.0.1:5070>");
+  CHECK(StackConfig{}.tls_port == 5061);
+}
+
+TEST_CASE("sip stack: resolve over TLS: a literal on 5061, a name asked as JN_SIP_TLS (_sips._tcp SRV in the core)") {
+  struct ResolvingEnv : FakeEnv {
+    uint8_t transport = 0;
+    uint16_t port = 1;
+    jn_status resolve(std::string_view, uint16_t p, uint8_t t, uint64_t) override {
+      transport = t;
+      port = p;
+      return JN_OK;
+    }
+  };
+  struct U : NullUser {
+    std::vector<Flow> got;
+    void on_resolved(uint64_t, const std::vector<Flow>& t, std::string_view) override { got = t; }
+  };
+  ResolvingEnv env;
+  U user;
+  Stack stack(env, user);
+  CHECK(stack.resolve("127.0.0.2", 0, Proto::Tls, 7) == JN_OK);
+  REQUIRE(user.got.size() == 1);
+  CHECK(user.got[0].proto == Proto::Tls);
+  CHECK(user.got[0].peer.port == 5061);
+  CHECK(stack.resolve("127.0.0.2", 6000, Proto::Tls, 7) == JN_OK);
+  CHECK(user.got[0].peer.port == 6000);
+  CHECK(stack.resolve("sips.example.com", 0, Proto::Tls, 8) == JN_OK);
+  CHECK(env.transport == JN_SIP_TLS);
+  CHECK(env.port == 0);  // no port: SRV first (the core's resolver), not a fixed 5061
+}
+
+TEST_CASE("sip dialog: over a TLS flow the in-dialog requests and the ACK say TLS; the flow survives JSON; a request is answered on its connection") {
+  Rig r;
+  Message inv = parsed(kInvite);
+  Dialog d;
+  REQUIRE(Dialog::from_request(inv, tls_flow(5070, 9), "btag", r.stack.contact(Proto::Tls, "bob"), d));
+  d.confirm();
+  std::string bye = d.request(r.stack, "BYE");
+  CHECK(parsed(bye).top_via().transport == "TLS");
+  std::string ack = d.ack(r.stack, 1);
+  CHECK(parsed(ack).top_via().transport == "TLS");
+  Dialog back;
+  REQUIRE(Dialog::from_json(d.to_json(), back));
+  CHECK(back.flow.proto == Proto::Tls);
+  CHECK(back.flow.conn == 9);
+
+  r.stack.on_stream_message(kInvite, tls_flow(5070, 9));
+  REQUIRE(r.user.ids.size() == 1);
+  REQUIRE(r.stack.respond(r.user.ids[0], 486, {}, "t") == JN_OK);
+  CHECK(r.env.sent.back().flow.proto == Proto::Tls);
+  CHECK(r.env.sent.back().flow.conn == 9);
+  r.env.advance(10000);
+  CHECK(r.env.count("SIP/2.0 486") == 1);  // reliable: no timer G
+}
+
+TEST_CASE("sip stack: a closed TLS connection ends the user's client transaction over it with 503, then tells the user") {
+  struct U : NullUser {
+    std::vector<jn_handle> closed;
+    void on_connection_closed(jn_handle c) override {
+      seen.push_back("closed");
+      closed.push_back(c);
+    }
+  };
+  FakeEnv env;
+  U user;
+  Stack stack(env, user);
+  std::string out;
+  Writer w(out);
+  w.request_line("OPTIONS", "sip:bob@127.0.0.1:5061;transport=tls");
+  stack.write_via(w, Proto::Tls, stack.new_branch());
+  w.header("From", "<sip:a@127.0.0.1>;tag=1");
+  w.header("To", "<sip:bob@127.0.0.1>");
+  w.header("Call-ID", "c-tls");
+  w.header("CSeq", "1 OPTIONS");
+  w.finish();
+  Flow to = tls_flow(5061, 0);
+  TxnId id = stack.send_request(out, to);
+  REQUIRE(id != 0);
+  jn_handle conn = env.sent.at(0).flow.conn;  // the env opened one (the fake: a new handle)
+  CHECK(conn != 0);
+  stack.on_connection_closed(conn);
+  CHECK(user.seen == std::vector<std::string>{"resp 503", "closed"});
+  CHECK(!stack.transactions().exists(id));
 }

@@ -16,6 +16,7 @@
 using namespace junction::sip;
 using junction::sip::testing::FakeEnv;
 using junction::sip::testing::tcp_flow;
+using junction::sip::testing::tls_flow;
 using junction::sip::testing::udp_flow;
 
 namespace {
@@ -195,6 +196,81 @@ TEST_CASE("sip txn: over TCP nothing is retransmitted; timer F still reports 408
   r.deliver(response(200, "MESSAGE", "z9hG4bKtcp2"), tcp_flow(5060, 7));
   r.env.advance(1);
   CHECK(!r.layer.exists(id2));
+}
+
+TEST_CASE("sip txn: over TLS (a stream like TCP) nothing is retransmitted: no timer A / E / G; B reports 408; D and K are zero") {
+  Rig r;
+  Flow tls = tls_flow(5061, 9);
+  CHECK(tls.reliable());
+  TxnId inv = r.layer.send_request(request("INVITE", "z9hG4bKtls1"), tls);
+  TxnId msg = r.layer.send_request(request("MESSAGE", "z9hG4bKtls2"), tls);
+  REQUIRE(inv != 0);
+  REQUIRE(msg != 0);
+  r.env.advance(31999);
+  CHECK(r.env.count("INVITE") == 1);  // over UDP: 7 by now (timer A)
+  CHECK(r.env.count("MESSAGE") == 1);
+  CHECK(r.env.sent[0].flow.proto == Proto::Tls);
+  CHECK(r.env.sent[0].flow.conn == 9);
+  r.deliver(response(200, "MESSAGE", "z9hG4bKtls2"), tls);
+  r.deliver(response(486, "INVITE", "z9hG4bKtls1"), tls);
+  CHECK(r.env.count("ACK") == 1);  // the non-2xx is ACKed on the connection
+  r.env.advance(1);
+  CHECK(!r.layer.exists(msg));  // timer K = 0
+  CHECK(!r.layer.exists(inv));  // timer D = 0
+
+  TxnId late = r.layer.send_request(request("INVITE", "z9hG4bKtls3"), tls);
+  r.env.advance(32001);
+  CHECK(r.tu.count("resp 408") == 1);  // timer B still runs
+  CHECK(!r.layer.exists(late));
+  CHECK(r.env.count("INVITE") == 2);
+
+  // A server transaction over TLS: its final response is sent once (no timer G), then it ends.
+  r.deliver(request("INVITE", "z9hG4bKtlsin", 7), tls_flow(5070, 9));
+  TxnId in = r.tu.ev.back().id;
+  REQUIRE(r.layer.respond(in, 486, "Busy Here", "t") == JN_OK);
+  r.env.advance(10000);
+  CHECK(r.env.count("SIP/2.0 486") == 1);
+  CHECK(r.env.sent.back().flow.conn == 9);
+}
+
+TEST_CASE("sip txn: a connection that closes ends its client transactions at once with 503 (TLS and TCP), nothing else") {
+  Rig r;
+  TxnId inv = r.layer.send_request(request("INVITE", "z9hG4bKcl1"), tls_flow(5061, 9));
+  TxnId opt = r.layer.send_request(request("OPTIONS", "z9hG4bKcl2"), tls_flow(5061, 9));
+  TxnId other = r.layer.send_request(request("OPTIONS", "z9hG4bKcl3"), tcp_flow(5060, 7));
+  TxnId udp = r.layer.send_request(request("OPTIONS", "z9hG4bKcl4"), udp_flow(5060));
+  r.deliver(response(180, "INVITE", "z9hG4bKcl1"), tls_flow(5061, 9));  // Proceeding: ended too
+  r.deliver(request("MESSAGE", "z9hG4bKsrv", 3), tls_flow(5070, 9));     // a server transaction
+  TxnId srv = r.tu.ev.back().id;
+  r.layer.on_connection_closed(9);
+  CHECK(r.tu.count("resp 503") == 2);
+  CHECK(!r.layer.exists(inv));
+  CHECK(!r.layer.exists(opt));
+  CHECK(r.layer.exists(other));  // another connection
+  CHECK(r.layer.exists(udp));
+  CHECK(r.layer.exists(srv));    // left to its timers
+  r.layer.on_connection_closed(9);  // again: nothing more to end
+  CHECK(r.tu.count("resp 503") == 2);
+  r.layer.on_connection_closed(7);
+  CHECK(r.tu.count("resp 503") == 3);
+  CHECK(!r.layer.exists(other));
+  CHECK(r.tu.count("resp 408") == 0);
+}
+
+TEST_CASE("sip txn: save/restore keeps a transaction's TLS flow (no retransmission after the reload)") {
+  Rig r;
+  TxnId id = r.layer.send_request(request("INVITE", "z9hG4bKtlss"), tls_flow(5061, 9));
+  std::string saved = r.layer.save();
+  Rig r2;
+  std::string err;
+  REQUIRE_MESSAGE(r2.layer.restore(saved, err), err);
+  REQUIRE(r2.layer.flow_of(id) != nullptr);
+  CHECK(r2.layer.flow_of(id)->proto == Proto::Tls);
+  CHECK(r2.layer.flow_of(id)->conn == 9);
+  r2.deliver(response(486, "INVITE", "z9hG4bKtlss"), tls_flow(5061, 9));
+  CHECK(r2.env.count("ACK") == 1);
+  r2.env.advance(1);
+  CHECK(!r2.layer.exists(id));  // read back as UDP it would absorb retransmissions for timer D (32 s)
 }
 
 TEST_CASE("sip txn: INVITE client over UDP: timer A doubles without cap, B gives 408 at 64*T1") {

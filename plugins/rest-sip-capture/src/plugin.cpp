@@ -24,6 +24,8 @@ CapturePlugin::CapturePlugin(Host h, const jn_create_args&)
   sc.host = conf_.sip_host;
   sc.udp_port = a.port;
   sc.tcp_port = a.port;
+  sc.tls_port = a.port;  // our Via / Contact over TLS (a client: the connection carries the answers)
+  sc.tls_ca_file = conf_.sip_tls_ca_file;
   sc.user_agent = conf_.user_agent;
   stack_ = std::make_unique<sip::Stack>(env_, *this, sc);
   env_.attach(stack_.get());
@@ -363,7 +365,6 @@ void CapturePlugin::end_call(Call& c, Status s, int sip_status, const std::strin
     if (leg.has_dialog) {
       if (send_bye) {
         std::string bye = leg.dialog.request(*stack_, "BYE");
-        fix_via(leg, bye);
         if (sip::TxnId t = stack_->send_request(bye, leg.dialog.flow)) txn_call_[t] = c.id;
       }
     } else if (leg.invite_txn && !leg.cancel_sent) {

@@ -147,7 +147,6 @@ class CapturePlugin : public junction::sdk::Plugin, public sip::StackUser {
   void sip_conns_sweep(uint64_t now);
   void write_via(sip::Writer& w, const SipLeg& leg);
   std::string contact(const SipLeg& leg, std::string_view user) const;
-  void fix_via(const SipLeg& leg, std::string& request) const;  // TLS: the stack's Via says TCP
   OfferParams offer_params(const Call& c, const SipLeg& leg);
   void send_register(Call& c, SipLeg& leg, const std::string& auth_header, int challenge = 401);
   void send_invite(Call& c, SipLeg& leg, const std::string& auth_header);

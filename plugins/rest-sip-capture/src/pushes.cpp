@@ -410,6 +410,11 @@ void CapturePlugin::push_connect_addr(const std::shared_ptr<Push>& p, const jn_a
 
 void CapturePlugin::on_tcp(const jn_tcp_event& ev) {
   if (cookie_kind(ev.cookie) != kRtmpConn) {
+    if (ev.type == JN_TCP_CLOSED) {
+      sip_conn_event(ev);  // first: the call ends with the connection's reason, not the 503 of
+      env_.on_tcp(ev);     // its transactions the stack then reports
+      return;
+    }
     env_.on_tcp(ev);
     sip_conn_event(ev);  // after the env: a connected one is the env's to send on
     return;

@@ -16,6 +16,10 @@ using junction::sdk::to_sv;
 namespace {
 constexpr const char* kAllow = "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS";
 
+sip::Proto proto_of(SipTransport t) {
+  return t == SipTransport::Tls ? sip::Proto::Tls : t == SipTransport::Tcp ? sip::Proto::Tcp : sip::Proto::Udp;
+}
+
 std::string host_port(const std::string& host, uint16_t port) {
   std::string h = host.find(':') != std::string::npos && host.front() != '[' ? "[" + host + "]" : host;
   return port ? h + ":" + std::to_string(port) : h;
@@ -33,11 +37,8 @@ void CapturePlugin::sip_begin(Call& c) {
   if (!r.sip_proxy.empty() && r.sip_proxy != r.sip_domain) leg.route = "<sip:" + host_port(r.sip_proxy, r.sip_port) + ";lr>";
   std::string t = target;
   if (t.size() > 2 && t.front() == '[') t = t.substr(1, t.size() - 2);
-  // TLS: port 5061 unless sipPort says otherwise (the core's resolver has no _sips SRV for us:
-  // it is asked for TCP targets, whose SRV port would be the plain one).
-  uint16_t port = r.sip_port ? r.sip_port : (leg.transport == SipTransport::Tls ? 5061 : 0);
-  sip::Proto proto = leg.transport == SipTransport::Udp ? sip::Proto::Udp : sip::Proto::Tcp;
-  jn_status st = stack_->resolve(t, port, proto, cookie(kSipResolve, c.id));
+  // No sipPort: SRV (_sip._udp, _sip._tcp, _sips._tcp), else the transport's default port.
+  jn_status st = stack_->resolve(t, r.sip_port, proto_of(leg.transport), cookie(kSipResolve, c.id));
   if (st != JN_OK) end_call(c, Status::Failed, 0, "cannot resolve " + target + " (status " + std::to_string(st) + ")", false);
 }
 
@@ -47,7 +48,7 @@ void CapturePlugin::on_resolved(uint64_t ck, const std::vector<sip::Flow>& targe
   auto it = legs_.find(cookie_id(ck));
   if (!c || it == legs_.end() || is_final(c->status)) return;
   SipLeg& leg = it->second;
-  sip::Proto want = leg.transport == SipTransport::Udp ? sip::Proto::Udp : sip::Proto::Tcp;
+  sip::Proto want = proto_of(leg.transport);
   sip::Flow f;
   bool found = false;
   for (auto& t : targets)
@@ -64,27 +65,20 @@ void CapturePlugin::on_resolved(uint64_t ck, const std::vector<sip::Flow>& targe
   leg.flow = f;
   leg.resolved = true;
   if (leg.transport != SipTransport::Udp) {
-    // Our own connection (the stack's env would open a plain one on the first send, and TLS not
-    // at all): every request of the call and the device's in-dialog requests use it.
-    jn_tcp_options o = junction::sdk::Host::tcp_options(JN_FRAME_SIP, 0, env_.max_message);
-    std::string server_name = c->req.sip_proxy.empty() ? c->req.sip_domain : c->req.sip_proxy;
-    if (server_name.size() > 2 && server_name.front() == '[') server_name = server_name.substr(1, server_name.size() - 2);
-    if (leg.transport == SipTransport::Tls) {
-      o.tls = 1;
-      o.tls_ca_file = junction::sdk::to_jn(conf_.sip_tls_ca_file);
-      o.tls_server_name = junction::sdk::to_jn(server_name);  // RFC 5922: the certificate names the domain
-    }
-    jn_handle conn = 0;
+    // The call's one connection, opened before the first request (the env verifies a TLS
+    // server's certificate: RFC 5922, it must name the domain): every request of the call and
+    // the device's in-dialog requests use it, and its CONNECTED starts the call.
     std::string addr = junction::util::format_addr(f.peer);
-    jn_status st = host().tcp_connect(addr, o, kSipTcpCookie, &conn);
+    std::string server_name = c->req.sip_proxy.empty() ? c->req.sip_domain : c->req.sip_proxy;  // what was resolved
+    if (server_name.size() > 2 && server_name.front() == '[') server_name = server_name.substr(1, server_name.size() - 2);
+    jn_status st = env_.connect(leg.flow, server_name);
     if (st != JN_OK) {
       end_call(*c, Status::Failed, 0, std::string("cannot open a SIP ") + sip_transport_name(leg.transport) + " connection to " + addr +
                                           " (status " + std::to_string(st) + ")", false);
       return;
     }
-    leg.flow.conn = conn;
     leg.conn_pending = true;
-    sip_conns_[conn] = c->id;
+    sip_conns_[leg.flow.conn] = c->id;
     host().info("rest-sip-capture: call " + c->call_id + ": connecting to " + addr + " over SIP " + sip_transport_name(leg.transport));
     return;  // sip_connected goes on
   }
@@ -151,29 +145,9 @@ void CapturePlugin::sip_conns_sweep(uint64_t now) {
   }
 }
 
-void CapturePlugin::write_via(sip::Writer& w, const SipLeg& leg) {
-  if (leg.transport == SipTransport::Tls) {
-    jn_addr a{};
-    junction::util::parse_addr(conf_.sip_listen, a);
-    w.via("TLS", conf_.sip_host, a.port, stack_->new_branch(), true);
-    return;
-  }
-  stack_->write_via(w, leg.transport == SipTransport::Tcp ? sip::Proto::Tcp : sip::Proto::Udp, stack_->new_branch());
-}
+void CapturePlugin::write_via(sip::Writer& w, const SipLeg& leg) { stack_->write_via(w, proto_of(leg.transport), stack_->new_branch()); }
 
-std::string CapturePlugin::contact(const SipLeg& leg, std::string_view user) const {
-  if (leg.transport == SipTransport::Tls) {
-    std::string uri = stack_->local_uri(sip::Proto::Tcp, user);
-    return "<" + uri.substr(0, uri.size() - 3) + "tls>";  // ";transport=tcp" -> ";transport=tls"
-  }
-  return stack_->contact(leg.transport == SipTransport::Tcp ? sip::Proto::Tcp : sip::Proto::Udp, user);
-}
-
-void CapturePlugin::fix_via(const SipLeg& leg, std::string& req) const {
-  if (leg.transport != SipTransport::Tls) return;
-  size_t v = req.find("\r\nVia: SIP/2.0/TCP ");
-  if (v != std::string::npos) req.replace(v + 15, 3, "TLS");
-}
+std::string CapturePlugin::contact(const SipLeg& leg, std::string_view user) const { return stack_->contact(proto_of(leg.transport), user); }
 
 // Our SDP's parameters (the INVITE's offer and the answer to a re-INVITE).
 OfferParams CapturePlugin::offer_params(const Call& c, const SipLeg& leg) {
@@ -331,7 +305,6 @@ void CapturePlugin::on_invite_response(Call& c, SipLeg& leg, int status, const s
   // 2xx: every copy is ACKed (a retransmission means our ACK was lost)
   if (leg.has_dialog) {
     std::string ack = leg.dialog.ack(*stack_, leg.invite_cseq);
-    fix_via(leg, ack);
     stack_->send_stateless(ack, leg.dialog.flow);
     return;
   }
@@ -347,11 +320,9 @@ void CapturePlugin::on_invite_response(Call& c, SipLeg& leg, int status, const s
   leg.invite_txn = 0;
   leg.dialog.confirm();
   std::string ack = leg.dialog.ack(*stack_, leg.invite_cseq);
-  fix_via(leg, ack);
   stack_->send_stateless(ack, leg.dialog.flow);
   if (is_final(c.status)) {  // terminated while the 2xx was on its way: ACK + BYE
     std::string bye = leg.dialog.request(*stack_, "BYE");
-    fix_via(leg, bye);
     stack_->send_request(bye, leg.dialog.flow);
     legs_.erase(c.id);
     return;
@@ -443,7 +414,6 @@ void CapturePlugin::send_keyframe_info(Call& c, SipLeg& leg) {
       "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n<media_control>\r\n<vc_primitive>\r\n<to_encoder>\r\n"
       "<picture_fast_update/>\r\n</to_encoder>\r\n</vc_primitive>\r\n</media_control>\r\n";
   std::string info = leg.dialog.request(*stack_, "INFO", {}, kBody, "application/media_control+xml");
-  fix_via(leg, info);
   if (sip::TxnId t = stack_->send_request(info, leg.dialog.flow)) txn_call_[t] = c.id;
 }
 
@@ -451,7 +421,6 @@ void CapturePlugin::send_dtmf_info(Call& c, SipLeg& leg, const std::string& digi
   for (char d : digits) {
     std::string body = std::string("Signal=") + d + "\r\nDuration=160\r\n";
     std::string info = leg.dialog.request(*stack_, "INFO", {}, body, "application/dtmf-relay");
-    fix_via(leg, info);
     if (sip::TxnId t = stack_->send_request(info, leg.dialog.flow)) txn_call_[t] = c.id;
   }
 }

@@ -40,7 +40,7 @@ bool is_target_refresh(std::string_view method) {
 
 Flow flow_from_json(const nlohmann::json& j) {
   Flow f;
-  f.proto = j.value("proto", 1) == 2 ? Proto::Tcp : Proto::Udp;
+  f.proto = proto_from_int(j.value("proto", 1));
   util::parse_addr(j.value("peer", std::string()), f.peer);
   f.sock = j.value("sock", jn_handle(0));
   f.conn = j.value("conn", jn_handle(0));

@@ -49,12 +49,43 @@ jn_status HostEnv::send(Flow& flow, std::string_view bytes) {
     return host_.tcp_send(flow.conn, bytes);
   }
   // No connection to this peer yet: open one; the bytes wait for JN_TCP_CONNECTED.
-  std::string addr = util::format_addr(flow.peer);
-  jn_handle c = 0;
-  jn_status st = host_.tcp_connect(addr, sip_framing() ? kFrameSip : static_cast<uint32_t>(JN_FRAME_RAW), 0, max_message, tcp_cookie_, &c);
+  jn_status st = connect(flow);
   if (st != JN_OK) return st;
+  pending_[flow.conn].assign(bytes);
+  return JN_OK;
+}
+
+jn_status HostEnv::connect(Flow& flow, std::string_view server_name) {
+  if (!flow.reliable()) return JN_ERR_UNSUPPORTED;
+  std::string addr = util::format_addr(flow.peer);
+  jn_tcp_options o = sdk::Host::tcp_options(sip_framing() ? kFrameSip : static_cast<uint32_t>(JN_FRAME_RAW), 0, max_message);
+  std::string name, ca;
+  if (flow.proto == Proto::Tls) {
+    // A 2.0 core ignores the TLS fields: it would open a plain connection.
+    if (!sip_framing()) {
+      host_.warn("sip: cannot connect to " + addr + " over TLS: the core has no TLS for plugins (ABI 2.0)");
+      return JN_ERR_UNSUPPORTED;
+    }
+    name = server_name;
+    if (name.empty()) {
+      auto n = tls_names_.find(addr);
+      if (n != tls_names_.end()) name = n->second;
+    }
+    if (stack_) ca = stack_->config().tls_ca_file;
+    o.tls = 1;
+    o.tls_ca_file = sdk::to_jn(ca);
+    o.tls_server_name = sdk::to_jn(name);  // RFC 5922: the certificate names the domain asked for
+  }
+  jn_handle c = 0;
+  jn_status st = host_.tcp_connect(addr, o, tcp_cookie_, &c);
+  if (st != JN_OK) {
+    host_.warn("sip: cannot open a " + std::string(proto_name(flow.proto)) + " connection to " + addr + " (status " +
+               std::to_string(st) + ")");
+    return st;
+  }
   flow.conn = c;
-  pending_[c].assign(bytes);
+  pending_[c];  // connecting: sends queue until JN_TCP_CONNECTED
+  if (flow.proto == Proto::Tls) tls_conns_.insert(c);
   return JN_OK;
 }
 
@@ -89,26 +120,30 @@ std::string HostEnv::random_hex(size_t n) {
 jn_status HostEnv::resolve(std::string_view host, uint16_t port, uint8_t transport, uint64_t cookie) {
   jn_handle q = 0;
   jn_status st = host_.dns_resolve_sip(host, port, transport, false, cookie, &q);
-  if (st == JN_OK) dns_[q] = cookie;
+  if (st == JN_OK) dns_[q] = Query{cookie, std::string(host)};
   return st;
 }
 
 bool HostEnv::on_dns(const jn_dns_result& r) {
   auto it = dns_.find(r.query);
   if (it == dns_.end()) return false;
-  uint64_t cookie = it->second;
+  Query q = std::move(it->second);
   dns_.erase(it);
   std::vector<Flow> out;
   if (r.status == JN_DNS_OK && JN_HAS_FIELD(&r, jn_dns_result, target_count)) {
     for (uint32_t i = 0; i < r.target_count; ++i) {
       const jn_sip_target& t = r.targets[i];
-      if (t.transport != JN_SIP_UDP && t.transport != JN_SIP_TCP) continue;  // no TLS here
       Flow f;
-      f.proto = t.transport == JN_SIP_TCP ? Proto::Tcp : Proto::Udp;
+      if (!proto_from_jn(t.transport, f.proto)) continue;  // SCTP and the like: not ours
       f.peer = t.addr;
       out.push_back(f);
+      if (f.proto == Proto::Tls) {  // the name a later connect verifies the certificate against
+        if (tls_names_.size() >= kMaxTlsNames) tls_names_.clear();
+        tls_names_[util::format_addr(t.addr)] = q.host;
+      }
     }
   }
+  uint64_t cookie = q.cookie;
   if (stack_) stack_->on_resolved(cookie, out, r.status == JN_DNS_OK ? std::string_view() : sdk::to_sv(r.error));
   return true;
 }
@@ -144,7 +179,7 @@ bool HostEnv::on_tcp(const jn_tcp_event& ev) {
     }
     case JN_TCP_FRAME: {
       Flow f;
-      f.proto = Proto::Tcp;
+      f.proto = tls_conns_.count(ev.conn) ? Proto::Tls : Proto::Tcp;
       f.peer = ev.peer;
       f.conn = ev.conn;
       std::string_view data(reinterpret_cast<const char*>(ev.data), ev.len);
@@ -184,6 +219,10 @@ bool HostEnv::on_tcp(const jn_tcp_event& ev) {
       host_.warn("sip: a TCP stream from " + util::format_addr(ev.peer) + " sent a message over the limit or a bad Content-Length");
       break;
     case JN_TCP_CLOSED:
+      if (pending_.count(ev.conn) && tls_conns_.count(ev.conn))
+        host_.warn("sip: TLS connection to " + util::format_addr(ev.peer) +
+                   " failed: TCP connect, TLS handshake or certificate verification (status " + std::to_string(ev.status) + ")");
+      tls_conns_.erase(ev.conn);
       pending_.erase(ev.conn);
       rxbuf_.erase(ev.conn);
       conns_.erase(ev.conn);
@@ -196,7 +235,9 @@ bool HostEnv::on_tcp(const jn_tcp_event& ev) {
 nlohmann::json HostEnv::save() const {
   nlohmann::json conns = nlohmann::json::array();
   for (auto c : conns_) conns.push_back(c);
-  return {{"udp", udp_}, {"listener", listener_}, {"timer", timer_}, {"timer_at", timer_at_}, {"conns", conns}};
+  nlohmann::json tls = nlohmann::json::array();
+  for (auto c : tls_conns_) tls.push_back(c);
+  return {{"udp", udp_}, {"listener", listener_}, {"timer", timer_}, {"timer_at", timer_at_}, {"conns", conns}, {"tls_conns", tls}};
 }
 
 void HostEnv::restore(const nlohmann::json& j) {
@@ -206,6 +247,8 @@ void HostEnv::restore(const nlohmann::json& j) {
   timer_at_ = j.value("timer_at", UINT64_MAX);
   if (j.contains("conns") && j["conns"].is_array())
     for (auto& c : j["conns"]) conns_.insert(c.get<jn_handle>());
+  if (j.contains("tls_conns") && j["tls_conns"].is_array())
+    for (auto& c : j["tls_conns"]) tls_conns_.insert(c.get<jn_handle>());
 }
 
 }  // namespace junction::sip

@@ -156,7 +156,10 @@ void Stack::on_stray_response(const TxnMsg& m, std::string_view, const Flow& fro
                         " matches no transaction (dropped)");
 }
 
-void Stack::on_connection_closed(jn_handle conn) { user_.on_connection_closed(conn); }
+void Stack::on_connection_closed(jn_handle conn) {
+  layer_.on_connection_closed(conn);  // its client transactions end first (503)
+  user_.on_connection_closed(conn);
+}
 
 void Stack::on_timer() {
   armed_ = UINT64_MAX;
@@ -229,14 +232,14 @@ jn_status Stack::respond_stateless(TxnId id, int code, std::string_view reason, 
 jn_status Stack::resolve(std::string_view host, uint16_t port, Proto proto, uint64_t cookie) {
   jn_addr a{};
   if (util::parse_ip(host, a)) {  // a literal: no query
-    a.port = port ? port : 5060;
+    a.port = port ? port : default_port(proto);
     Flow f;
     f.proto = proto;
     f.peer = a;
     user_.on_resolved(cookie, {f}, {});
     return JN_OK;
   }
-  return env_.resolve(host, port, proto == Proto::Tcp ? JN_SIP_TCP : JN_SIP_UDP, cookie);
+  return env_.resolve(host, port, proto_to_jn(proto), cookie);
 }
 
 std::string Stack::new_branch() { return "z9hG4bK" + env_.random_hex(10); }
@@ -244,7 +247,11 @@ std::string Stack::new_tag() { return env_.random_hex(8); }
 std::string Stack::new_call_id() { return env_.random_hex(16) + "@" + cfg_.host; }
 
 void Stack::write_via(Writer& w, Proto proto, std::string_view branch) const {
-  w.via(proto_name(proto), cfg_.host, proto == Proto::Tcp ? cfg_.tcp_port : cfg_.udp_port, branch, true);
+  w.via(proto_name(proto), cfg_.host, port_of(proto), branch, true);
+}
+
+uint16_t Stack::port_of(Proto proto) const {
+  return proto == Proto::Tls ? cfg_.tls_port : proto == Proto::Tcp ? cfg_.tcp_port : cfg_.udp_port;
 }
 
 std::string Stack::local_uri(Proto proto, std::string_view user) const {
@@ -254,8 +261,8 @@ std::string Stack::local_uri(Proto proto, std::string_view user) const {
   if (v6) u += "[";
   u += cfg_.host;
   if (v6) u += "]";
-  u += ":" + std::to_string(proto == Proto::Tcp ? cfg_.tcp_port : cfg_.udp_port);
-  if (proto == Proto::Tcp) u += ";transport=tcp";
+  u += ":" + std::to_string(port_of(proto));
+  if (proto != Proto::Udp) u.append(";transport=").append(proto_param(proto));
   return u;
 }
 

@@ -705,6 +705,26 @@ void TransactionLayer::on_timer() {
   rearm();
 }
 
+void TransactionLayer::on_connection_closed(jn_handle conn) {
+  if (!conn) return;
+  std::vector<TxnId> dead;
+  for (const Txn& t : slab_)
+    if (t.id && t.flow.reliable() && t.flow.conn == conn && (t.kind == TxnKind::InviteClient || t.kind == TxnKind::NonInviteClient) &&
+        t.status < 200 && t.state != TxnState::Terminated)
+      dead.push_back(t.id);
+  for (TxnId id : dead) {
+    Txn* t = find(id);  // an earlier report may have ended it (the TU cancelled, sent another)
+    if (!t || t->status >= 200 || t->state == TxnState::Terminated) continue;
+    log(JN_LOG_INFO, "sip: the " + std::string(proto_name(t->flow.proto)) + " connection to " + util::format_addr(t->flow.peer) +
+                         " closed: transaction " + std::to_string(id) + " ends with 503");
+    t->retx_at = 0;
+    t->end_at = 0;
+    t->state = TxnState::Terminated;
+    report(*t, 503, "Service Unavailable");
+    if (Txn* live = find(id)) terminate(*live);
+  }
+}
+
 namespace {
 // "Via: " + the header's first value with rport= / received= filled + its other values + CRLF.
 void append_top_via(std::string& out, std::string_view value, std::string_view received, uint16_t rport) {
@@ -917,7 +937,7 @@ bool TransactionLayer::restore(std::string_view bytes, std::string& error) {
           !util::hex_decode(e.at("last").get<std::string>(), t.last) ||
           !util::hex_decode(e.at("ack_key").get<std::string>(), t.ack_key))
         throw std::runtime_error("bad hex");
-      t.flow.proto = e.at("proto").get<int>() == 2 ? Proto::Tcp : Proto::Udp;
+      t.flow.proto = proto_from_int(e.at("proto").get<int>());
       std::string peer = e.at("peer").get<std::string>();
       if (!peer.empty() && !util::parse_addr(peer, t.flow.peer)) throw std::runtime_error("bad peer address");
       t.flow.sock = e.at("sock").get<jn_handle>();

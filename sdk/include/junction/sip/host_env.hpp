@@ -1,6 +1,8 @@
 // The SIP stack's environment on a plugin's jn_host_api: UDP sockets and TCP connections of the
 // core (TCP framed by the core's JN_FRAME_SIP framer on a 2.1 core; on a 2.0 core raw chunks
-// framed here with frame_stream), one host timer, the core's RFC 3263 DNS, OpenSSL randomness.
+// framed here with frame_stream), TLS client connections (the core's TCP with TLS, ABI 2.1:
+// the server's certificate verified against the resolved name and StackConfig::tls_ca_file),
+// one host timer, the core's RFC 3263 DNS, OpenSSL randomness.
 //
 // The plugin forwards its hooks: on_udp / on_tcp / on_timer / on_dns return true when the event
 // was the stack's. Handles (sockets, listeners, the timer) belong to the plugin's slot and
@@ -33,6 +35,14 @@ class HostEnv : public Env {
   jn_handle tcp_listener() const { return listener_; }
   uint32_t max_message = 65535;
 
+  // Opens a TCP or TLS (flow.proto) client connection to flow.peer and sets flow.conn; what is
+  // sent on it waits until it is connected. TLS: server_name is the name the certificate must
+  // carry (SNI too): empty = the name flow.peer was resolved from (Stack::resolve), else its IP.
+  // JN_ERR_UNSUPPORTED: TLS on a 2.0 core, or a UDP flow. A failed connect or TLS handshake /
+  // certificate check is a JN_TCP_CLOSED later (logged; client transactions on it end with 503).
+  jn_status connect(Flow& flow, std::string_view server_name = {});
+  bool is_tls(jn_handle conn) const { return tls_conns_.count(conn) != 0; }
+
   // Hook forwarding: true when the event was the stack's.
   bool on_udp(jn_handle sock, const jn_datagram* dgrams, size_t n);
   bool on_tcp(const jn_tcp_event& ev);
@@ -62,7 +72,15 @@ class HostEnv : public Env {
   std::unordered_map<jn_handle, std::string> pending_;  // connecting: bytes waiting
   std::unordered_map<jn_handle, std::string> rxbuf_;    // 2.0 core: raw bytes not yet framed
   std::unordered_set<jn_handle> conns_;
-  std::unordered_map<jn_handle, uint64_t> dns_;         // query -> the stack's cookie
+  struct Query {
+    uint64_t cookie;
+    std::string host;  // what was asked: the name a TLS server's certificate must carry
+  };
+  std::unordered_map<jn_handle, Query> dns_;            // query -> the stack's cookie
+  std::unordered_set<jn_handle> tls_conns_;             // connections that are TLS
+  // "ip:port" of a resolved TLS target -> the name it was resolved from (bounded: kMaxTlsNames).
+  std::unordered_map<std::string, std::string> tls_names_;
+  static constexpr size_t kMaxTlsNames = 1024;
 };
 
 }  // namespace junction::sip

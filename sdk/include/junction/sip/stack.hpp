@@ -42,6 +42,11 @@ struct StackConfig {
   // The user owns the retransmission rule: request_fingerprint() tells a retransmission apart,
   // and the response is the same bytes for it (the To tag is derived from the request).
   std::function<bool(const Message&)> stateless_request = nullptr;
+  // Last (positional initialisers of the fields above stay valid):
+  uint16_t tls_port = 5061;  // our Via sent-by / Contact port over TLS (a client: where we would listen)
+  // TLS client connections (HostEnv): PEM CAs trusted instead of the system's ("" = the system's).
+  // The server's certificate is always verified, against the name that was resolved.
+  std::string tls_ca_file = {};
 };
 
 struct StackCounters {
@@ -68,7 +73,8 @@ class StackUser {
   virtual void on_cancelled(TxnId id) { (void)id; }
   // The final response of INVITE server transaction id was never acknowledged.
   virtual void on_ack_timeout(TxnId id) { (void)id; }
-  // A TCP connection the stack knew is gone (registrations bound to it are dead).
+  // A TCP / TLS connection the stack knew is gone (registrations bound to it are dead). Client
+  // transactions over it were ended first (on_response 503).
   virtual void on_connection_closed(jn_handle conn) { (void)conn; }
   // The answer to Stack::resolve: where to send, in order (empty with error on failure).
   virtual void on_resolved(uint64_t cookie, const std::vector<Flow>& targets, std::string_view error) {
@@ -96,7 +102,7 @@ class Stack : private TxnUser {
   // --- input (what the core delivered) -----------------------------------------------------
   // One UDP datagram. from.peer is the packet's source, from.sock the socket.
   void on_datagram(std::string_view bytes, const Flow& from);
-  // One frame of a TCP connection framed by the core (JN_FRAME_SIP): a whole message, or the
+  // One frame of a TCP / TLS connection framed by the core (JN_FRAME_SIP): a whole message, or the
   // "\r\n\r\n" keepalive (answered "\r\n", RFC 5626 §4.4.1).
   void on_stream_message(std::string_view bytes, const Flow& from);
   void on_connection_closed(jn_handle conn);
@@ -122,7 +128,8 @@ class Stack : private TxnUser {
     return layer_.send_stateless(bytes, to);
   }
   // RFC 3263 resolution of host through the env (an IP literal is answered at once, without a
-  // query): the answer comes in StackUser::on_resolved.
+  // query, on port or proto's default port): the answer comes in StackUser::on_resolved. TLS:
+  // _sips._tcp SRV, else A/AAAA on 5061 (the core's resolver).
   jn_status resolve(std::string_view host, uint16_t port, Proto proto, uint64_t cookie);
   // on_wake() at at_ms (UINT64_MAX: never). One deadline; a new call replaces it.
   void wake_user_at(uint64_t at_ms);
@@ -133,10 +140,12 @@ class Stack : private TxnUser {
   std::string new_call_id(); // 32 hex @ host
   // Writes our Via for a request over proto (with ;rport).
   void write_via(Writer& w, Proto proto, std::string_view branch) const;
-  // "<sip:user@host:port[;transport=tcp]>"
+  // "<sip:user@host:port[;transport=tcp|tls]>"
   std::string contact(Proto proto, std::string_view user = {}) const;
   // "sip:host:port" of ours
   std::string local_uri(Proto proto, std::string_view user = {}) const;
+  // Our port over proto (udp_port / tcp_port / tls_port).
+  uint16_t port_of(Proto proto) const;
 
   // --- hot reload -----------------------------------------------------------------------------
   std::string save() const { return layer_.save(); }

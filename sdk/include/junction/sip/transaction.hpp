@@ -84,7 +84,7 @@ struct TxnMsg {
   std::string_view reason;
   std::string_view branch;      // top Via's branch
   std::string_view sent_by;     // top Via's sent-by (host[:port])
-  std::string_view via_transport;  // top Via's transport ("UDP", "TCP")
+  std::string_view via_transport;  // top Via's transport ("UDP", "TCP", "TLS")
   bool rport = false;           // the top Via asked for rport (RFC 3581)
   uint32_t cseq = 0;
   std::string_view cseq_method;
@@ -170,6 +170,11 @@ class TransactionLayer {
 
   // The environment timer fired (or the test clock moved): runs every timer due by now.
   void on_timer();
+  // A TCP / TLS connection is gone (closed, refused, a failed TLS handshake or certificate
+  // check): RFC 3261 §17.1.4, every client transaction still waiting for a final response over
+  // it ends now with a 503 (no message) instead of waiting for timer B / F. Server transactions
+  // are left to their timers (their responses can no longer be sent anyway).
+  void on_connection_closed(jn_handle conn);
 
   // Save/restore: the whole table as bytes (hot reload). restore() replaces the table, re-arms
   // the timer and returns false (with error) on bytes this build cannot read.
