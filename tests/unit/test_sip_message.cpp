@@ -489,3 +489,51 @@ TEST_CASE("sip message: parsing and building allocate nothing once the buffers e
   grow.assign(1000, 'x');
   CHECK(g_news > before);
 }
+
+TEST_CASE("sip message: header_id knows every name in any case, and nothing that only looks alike") {
+  for (int i = 1; i < int(HeaderId::kCount); ++i) {
+    HeaderId id = HeaderId(i);
+    std::string name(header_name(id));
+    REQUIRE_FALSE(name.empty());
+    CHECK(header_id(name) == id);
+    std::string up = name, low = name;
+    for (char& c : up) c = char(c >= 'a' && c <= 'z' ? c - 32 : c);
+    for (char& c : low) c = char(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    CHECK(header_id(up) == id);
+    CHECK(header_id(low) == id);
+    // Same length, same first letter, one byte different: not that header.
+    std::string near = name;
+    near.back() = near.back() == 'x' ? 'y' : 'x';
+    CHECK(header_id(near) != id);
+  }
+  // The two names sharing length and first letter (Call-ID / Contact) both found.
+  CHECK(header_id("call-id") == HeaderId::CallId);
+  CHECK(header_id("CONTACT") == HeaderId::Contact);
+  CHECK(header_id("Contaxt") == HeaderId::Other);
+  CHECK(header_id("i") == HeaderId::CallId);
+  CHECK(header_id("") == HeaderId::Other);
+  CHECK(header_id("X-Very-Long-Header-Name-Beyond-Any") == HeaderId::Other);
+  CHECK(header_id("1ia") == HeaderId::Other);
+}
+
+TEST_CASE("sip message: header lines split the same with many folded lines (beyond the recorded line ends)") {
+  // More line ends than parse() records in its first pass: the rest are found by searching again.
+  std::string text = "MESSAGE sip:a@127.0.0.1 SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+                     "From: <sip:b@127.0.0.1>;tag=1\r\n"
+                     "To: <sip:a@127.0.0.1>\r\n"
+                     "Subject: x\r\n";
+  for (int i = 0; i < 200; ++i) text += " folded" + std::to_string(i) + "\r\n";
+  text += "Call-ID: c1\r\nCSeq: 7 MESSAGE\r\nX-Last: end\r\nContent-Length: 2\r\n\r\nhi";
+  Parsed p(text);
+  REQUIRE(p.st == ParseStatus::Ok);
+  CHECK(p.m->call_id() == "c1");
+  CHECK(p.m->body() == "hi");
+  const Header* subj = p.m->find(HeaderId::Subject);
+  REQUIRE(subj);
+  CHECK(subj->value.substr(0, 1) == "x");
+  CHECK(subj->value.find("folded199") != std::string_view::npos);
+  REQUIRE(p.m->find("X-Last"));
+  CHECK(p.m->find("X-Last")->value == "end");
+  CHECK(p.m->headers().size() == 8);
+}

@@ -157,9 +157,8 @@ void GbPlugin::bad_request(sip::TxnId id, const sip::Message& m, const sip::Flow
 }
 
 Device* GbPlugin::sender(const sip::Message& m, const sip::Flow& from) {
-  sip::Uri u;
-  if (!sip::parse_uri(m.from().uri_text, u)) return nullptr;
-  return touch(reg_.find(u.user), from);
+  // parse() checked and parsed the From URI: no second parse per keepalive.
+  return touch(reg_.find(m.from_uri().user), from);
 }
 
 Device* GbPlugin::touch(Device* d, const sip::Flow& from) {
@@ -178,8 +177,7 @@ Device* GbPlugin::touch(Device* d, const sip::Flow& from) {
 }
 
 void GbPlugin::on_message(sip::TxnId id, const sip::Message& m, const sip::Flow& from, const std::string* dialog_device) {
-  sip::Uri ruri;
-  if (!sip::parse_uri(m.request_uri(), ruri)) return bad_request(id, m, from, 400, "bad Request-URI");
+  const sip::Uri& ruri = m.parsed_request_uri();  // parse() refused a bad one
   if (!ruri.user.empty() && ruri.user != conf_.sip_id) return bad_request(id, m, from, 404, "not this platform");
   Device* d = dialog_device ? touch(reg_.find(*dialog_device), from) : sender(m, from);
   if (!d) return bad_request(id, m, from, 403, "unknown device");

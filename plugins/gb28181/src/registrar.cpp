@@ -57,10 +57,11 @@ void Registrar::on_register(sip::TxnId id, const sip::Message& m, const sip::Flo
   uint64_t now = hooks_.now_ms();
   // Both Request-URI forms are the platform: sip:<platform id>@<domain> and sip:<platform id>@ip:port
   // (and a bare sip:domain). Another platform's ID is not ours to register to.
-  sip::Uri ruri, to;
-  if (!sip::parse_uri(m.request_uri(), ruri) || ruri.scheme == sip::Scheme::Other)
-    return refuse(id, 400, "bad Request-URI", "?", from);
-  if (!sip::parse_uri(m.to().uri_text, to) || to.scheme == sip::Scheme::Other) return refuse(id, 400, "bad To URI", "?", from);
+  // parse() checked and parsed both URIs (a malformed one never reaches us): no second parse.
+  const sip::Uri& ruri = m.parsed_request_uri();
+  const sip::Uri& to = m.to_uri();
+  if (ruri.scheme == sip::Scheme::Other) return refuse(id, 400, "bad Request-URI", "?", from);
+  if (to.scheme == sip::Scheme::Other) return refuse(id, 400, "bad To URI", "?", from);
   std::string_view dev_id = to.user;  // the request outlives this call: no copy
   if (!ruri.user.empty() && ruri.user != conf_.sip_id)
     return refuse(id, 403, "other platform " + std::string(ruri.user).substr(0, 32), dev_id.substr(0, 32), from);

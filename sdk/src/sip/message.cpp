@@ -74,34 +74,35 @@ HeaderId compact_id(char c) {
 
 }  // namespace
 
+
 namespace {
-// kNames grouped by lower-case first letter, so a lookup compares against a few names only.
-struct NameBuckets {
-  uint8_t begin[27]{};
-  uint8_t order[sizeof kNames / sizeof kNames[0]]{};
-  constexpr NameBuckets() {
+// kNames by (length, lower-case first letter): the first candidate's index + 1 (0: none) and,
+// for the few names sharing both (Call-ID / Contact), the next one's. One table read and
+// usually one comparison per header line (the letter buckets above walked up to six names).
+struct LenLetterIndex {
+  static constexpr size_t kMaxLen = 20;
+  uint8_t first[kMaxLen + 1][26]{};
+  uint8_t next[sizeof kNames / sizeof kNames[0]]{};
+  constexpr LenLetterIndex() {
     constexpr size_t n = sizeof kNames / sizeof kNames[0];
-    size_t k = 0;
-    for (int letter = 0; letter < 26; ++letter) {
-      begin[letter] = uint8_t(k);
-      for (size_t i = 0; i < n; ++i)
-        if (lower(kNames[i].name[0]) == 'a' + letter) order[k++] = uint8_t(i);
+    for (size_t i = n; i-- > 0;) {
+      size_t len = kNames[i].name.size();
+      int letter = lower(kNames[i].name[0]) - 'a';
+      next[i] = first[len][letter];
+      first[len][letter] = uint8_t(i + 1);
     }
-    begin[26] = uint8_t(k);
   }
 };
-constexpr NameBuckets kBuckets;
+constexpr LenLetterIndex kLenLetter;
 }  // namespace
 
 HeaderId header_id(std::string_view name) {
   if (name.size() == 1) return compact_id(name[0]);
-  if (name.empty()) return HeaderId::Other;
+  if (name.empty() || name.size() > LenLetterIndex::kMaxLen) return HeaderId::Other;
   int letter = lower(name[0]) - 'a';
   if (letter < 0 || letter >= 26) return HeaderId::Other;
-  for (size_t k = kBuckets.begin[letter]; k < kBuckets.begin[letter + 1]; ++k) {
-    const NameEntry& e = kNames[kBuckets.order[k]];
-    if (e.name.size() == name.size() && iequal(e.name, name)) return e.id;
-  }
+  for (size_t k = kLenLetter.first[name.size()][letter]; k; k = kLenLetter.next[k - 1])
+    if (iequal(kNames[k - 1].name, name)) return kNames[k - 1].id;
   return HeaderId::Other;
 }
 
@@ -174,6 +175,8 @@ void Message::reset() {
   call_id_ = {};
   cseq_ = CSeq{};
   from_ = to_ = NameAddr{};
+  // ruri_, from_uri_, to_uri_: parse_uri() clears them before it writes (and a response clears
+  // ruri_): 0.5 KB of stores per message saved; after a failed parse() they are not to be read.
   from_tag_ = to_tag_ = {};
   max_forwards_ = -1;
   content_length_ = -1;
@@ -196,7 +199,7 @@ bool looks_like_version(std::string_view v) {
 }
 
 ParseStatus parse_start_line(std::string_view line, bool& request, std::string_view& method, std::string_view& uri,
-                             int& status, std::string_view& reason) {
+                             int& status, std::string_view& reason, Uri& u) {
   if (line.size() >= 8 && iequals(line.substr(0, 4), "SIP/")) {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
     size_t sp = line.find(' ');
@@ -210,6 +213,7 @@ ParseStatus parse_start_line(std::string_view line, bool& request, std::string_v
     status = (rest[0] - '0') * 100 + (rest[1] - '0') * 10 + (rest[2] - '0');
     if (status < 100 || status > 699) return ParseStatus::BadStartLine;
     reason = rest.size() > 4 ? rest.substr(4) : std::string_view();
+    u = Uri{};  // a response has no Request-URI
     for (char c : reason)
       if (c == '\r' || c == '\n' || c == 0) return ParseStatus::BadStartLine;
     request = false;
@@ -227,12 +231,10 @@ ParseStatus parse_start_line(std::string_view line, bool& request, std::string_v
   if (!is_sip_version(ver)) {
     if (looks_like_version(ver)) {
       // The rest is well formed: a server answers 505.
-      Uri u;
       return parse_uri(uri, u) ? ParseStatus::BadVersion : ParseStatus::BadStartLine;
     }
     return ParseStatus::BadStartLine;
   }
-  Uri u;
   if (!parse_uri(uri, u)) return ParseStatus::BadStartLine;
   // A Request-URI carries no headers (RFC 3261 19.1.5; RFC 4475 escruri).
   if ((u.scheme == Scheme::Sip || u.scheme == Scheme::Sips) && !u.headers.empty()) return ParseStatus::BadStartLine;
@@ -240,15 +242,37 @@ ParseStatus parse_start_line(std::string_view line, bool& request, std::string_v
   return ParseStatus::Ok;
 }
 
+// The '\n' positions find_header_end() met, in order, so parse() splits the lines without a
+// second memchr per line. Past kMax lines (rare: folded lines) the rest are searched again.
+struct LineEnds {
+  static constexpr size_t kMax = 160;
+  uint32_t pos[kMax];
+  size_t n = 0;
+  bool overflow = false;
+  size_t k = 0;  // the reader's cursor
+  // The first '\n' in [from, end) of b, or end: from the recorded ends while they last.
+  size_t next(std::string_view b, size_t from, size_t end) {
+    while (k < n && pos[k] < from) ++k;
+    if (k < n) return pos[k] < end ? pos[k] : end;
+    if (!overflow) return end;
+    const void* p = std::memchr(b.data() + from, '\n', end - from);
+    return p ? size_t(static_cast<const char*>(p) - b.data()) : end;
+  }
+};
+
 // Index of the end of the header section: the first byte of the empty line, or npos.
-// body_start receives the index after it.
-size_t find_header_end(std::string_view b, size_t from, size_t& body_start) {
+// body_start receives the index after it. ends (optional) records every '\n' before it.
+size_t find_header_end(std::string_view b, size_t from, size_t& body_start, LineEnds* ends = nullptr) {
   size_t i = from;
   // The empty line may come right after the start line's end (a message with no headers).
   while (i < b.size()) {
     const void* p = std::memchr(b.data() + i, '\n', b.size() - i);
     if (!p) return std::string_view::npos;
     size_t nl = size_t(static_cast<const char*>(p) - b.data());
+    if (ends) {
+      if (ends->n < LineEnds::kMax) ends->pos[ends->n++] = uint32_t(nl);
+      else ends->overflow = true;
+    }
     size_t j = nl + 1;
     if (j < b.size() && b[j] == '\n') {
       body_start = j + 1;
@@ -277,7 +301,9 @@ ParseStatus parse(std::string_view b, Message& m, Framing framing, const Limits&
 
   // The header section must end (empty line) within the limits.
   size_t body_start = 0;
-  size_t hend = find_header_end(b, pos, body_start);
+  if (b.size() > UINT32_MAX) return ParseStatus::TooLarge;  // LineEnds holds 32-bit offsets
+  LineEnds ends;
+  size_t hend = find_header_end(b, pos, body_start, &ends);
   if (hend == std::string_view::npos) {
     if (b.size() - pos > limits.max_message) return ParseStatus::TooLarge;
     return stream ? ParseStatus::Incomplete : ParseStatus::Unterminated;
@@ -285,12 +311,11 @@ ParseStatus parse(std::string_view b, Message& m, Framing framing, const Limits&
   if (body_start - pos > limits.max_message) return ParseStatus::TooLarge;
 
   // Start line.
-  const char* nlp = static_cast<const char*>(std::memchr(b.data() + pos, '\n', hend - pos));
-  size_t nl = nlp ? size_t(nlp - b.data()) : hend;
+  size_t nl = ends.next(b, pos, hend);
   std::string_view line = b.substr(pos, nl - pos);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.size() > limits.max_header_line) return ParseStatus::HeaderTooLong;
-  ParseStatus st = parse_start_line(line, m.request_, m.method_, m.request_uri_, m.status_, m.reason_);
+  ParseStatus st = parse_start_line(line, m.request_, m.method_, m.request_uri_, m.status_, m.reason_, m.ruri_);
   if (st != ParseStatus::Ok) return st;
 
   // Header lines: name ":" value, continuation lines start with SP / HT.
@@ -302,8 +327,7 @@ ParseStatus parse(std::string_view b, Message& m, Framing framing, const Limits&
     size_t start = i;
     size_t e = i;
     for (;;) {
-      const void* p = std::memchr(b.data() + e, '\n', hend - e);
-      size_t n = p ? size_t(static_cast<const char*>(p) - b.data()) : hend;
+      size_t n = ends.next(b, e, hend);
       e = n + 1;
       if (e >= hend || !is_wsp(b[e])) {
         e = n;
@@ -336,7 +360,14 @@ ParseStatus parse(std::string_view b, Message& m, Framing framing, const Limits&
       case HeaderId::Via:
         if (!have_via) {
           std::string_view rest = h.value, first;
-          if (!next_value(rest, first) || !parse_via(first, m.via_)) return bad(ParseStatus::BadHeaderValue);
+          // One Via value (the usual case): it is the trimmed header value, no quote-aware split.
+          if (std::memchr(rest.data(), ',', rest.size())) {
+            if (!next_value(rest, first)) return bad(ParseStatus::BadHeaderValue);
+          } else {
+            first = rest;
+            if (first.empty()) return bad(ParseStatus::BadHeaderValue);
+          }
+          if (!parse_via(first, m.via_)) return bad(ParseStatus::BadHeaderValue);
           have_via = true;
         }
         break;
@@ -348,8 +379,7 @@ ParseStatus parse(std::string_view b, Message& m, Framing framing, const Limits&
         // A tag needs a value: ";tag" alone would make the dialog's identity ambiguous.
         std::string_view& tag = h.id == HeaderId::From ? m.from_tag_ : m.to_tag_;
         if (na.params.get("tag", tag) && tag.empty()) return bad(ParseStatus::BadHeaderValue);
-        Uri u;
-        if (!parse_uri(na.uri_text, u)) return bad(ParseStatus::BadHeaderValue);
+        if (!parse_uri(na.uri_text, h.id == HeaderId::From ? m.from_uri_ : m.to_uri_)) return bad(ParseStatus::BadHeaderValue);
         have = true;
         break;
       }

@@ -136,6 +136,11 @@ class Message {
   const CSeq& cseq() const { return cseq_; }
   const NameAddr& from() const { return from_; }
   const NameAddr& to() const { return to_; }
+  // The URIs parse() already checked, parsed (a caller need not run parse_uri() on them again):
+  // the Request-URI (a request only; empty Uri for a response), From's and To's.
+  const Uri& parsed_request_uri() const { return ruri_; }
+  const Uri& from_uri() const { return from_uri_; }
+  const Uri& to_uri() const { return to_uri_; }
   std::string_view from_tag() const { return from_tag_; }
   std::string_view to_tag() const { return to_tag_; }
   int max_forwards() const { return max_forwards_; }      // -1: absent
@@ -164,6 +169,7 @@ class Message {
   std::string_view call_id_;
   CSeq cseq_;
   NameAddr from_, to_;
+  Uri ruri_, from_uri_, to_uri_;
   std::string_view from_tag_, to_tag_;
   int max_forwards_ = -1;
   int64_t content_length_ = -1;
