@@ -4,6 +4,7 @@
 // publish), onMetaData, AVC/AAC sequence headers, NALU and audio tags with rebased timestamps and
 // composition times, extended timestamps, acknowledgements, ping, backlog drops with keyframe
 // wait, refusals (_error, onStatus error), protocol errors, close and unpublish, URL parsing.
+#include <limits>
 #include <doctest/doctest.h>
 
 #include "rtmp_test_util.hpp"
@@ -447,6 +448,18 @@ TEST_CASE("publisher: refusals and protocol errors make it Failed with the reaso
     srv.handshake();
     srv.command(0, {amf0::Value::str("_result"), amf0::Value::num(1)});
     srv.command(0, {amf0::Value::str("_result"), amf0::Value::num(4), amf0::Value::null(), amf0::Value::str("x")});
+    CHECK(pub.status() == PublisherStatus::Failed);
+    CHECK(pub.reason().find("stream id") != std::string::npos);
+  }
+  SUBCASE("createStream result with a NaN stream id (fuzz crash 39cf8371)") {
+    Server srv;
+    Publisher pub(config(), srv);
+    srv.pub = &pub;
+    pub.on_connected();
+    srv.handshake();
+    srv.command(0, {amf0::Value::str("_result"), amf0::Value::num(1)});
+    srv.command(0, {amf0::Value::str("_result"), amf0::Value::num(4), amf0::Value::null(),
+                    amf0::Value::num(std::numeric_limits<double>::quiet_NaN())});
     CHECK(pub.status() == PublisherStatus::Failed);
     CHECK(pub.reason().find("stream id") != std::string::npos);
   }

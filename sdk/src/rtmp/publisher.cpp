@@ -363,7 +363,8 @@ bool Publisher::handle_command(const Message& m) {
       send_command(0, "FCPublish", kTxnFcPublish);
       send_command(0, "createStream", kTxnCreateStream);
     } else if (txn == kTxnCreateStream && phase_ == Phase::CreateStream) {
-      if (!info || info->type != amf0::Type::Number || info->number < 1 || info->number > 0xFFFFFF) {
+      // Written as a positive range test so a NaN id (any comparison false) is refused, not cast.
+      if (!info || info->type != amf0::Type::Number || !(info->number >= 1 && info->number <= 0xFFFFFF)) {
         fail("createStream result carries no stream id");
         return false;
       }
