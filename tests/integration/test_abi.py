@@ -1,10 +1,13 @@
 """ABI checks: plugins of another major (1.x, 3.x), a .so without the info symbol, a plugin with a
 vtable shorter than the core's, plugins built against the frozen 2.0 and 2.1 headers using the
-fields those versions added, and the 2.2 state directory. None may crash the core or disturb a
-loaded plugin."""
+fields those versions added, the 2.2 state directory, and a plugin built against the frozen 2.2
+header keeping whole-body outbound HTTP on a 2.3 core (streaming added). None may crash the core or
+disturb a loaded plugin."""
 import os
 import socket
 import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from junction_test import JunctionTest, free_port, udp_socket, main
 
@@ -17,7 +20,8 @@ class AbiTest(JunctionTest):
                              extra_plugin_confs={"abi-major1": {}, "abi-major3": {}, "abi-noinfo": {},
                                                  "abi-short-vtable": {"listen": f"127.0.0.1:{free_port()}"},
                                                  "abi-frozen-2-0": {"listen": f"0.0.0.0:{free_port()}"},
-                                                 "abi-frozen-2-1": {"listen": f"127.0.0.1:{free_port()}"}})
+                                                 "abi-frozen-2-1": {"listen": f"127.0.0.1:{free_port()}"},
+                                                 "abi-frozen-2-2": {"listen": f"127.0.0.1:{free_port()}"}})
         self.j.start()
         self.peer = udp_socket()
 
@@ -76,6 +80,48 @@ class AbiTest(JunctionTest):
         # plugin read them through its own, shorter, layout and works.
         self.peer.sendto(b"size?", ("127.0.0.1", port))
         self.assertEqual(self.peer.recvfrom(2048)[0], b"args=48")
+        self.echo_roundtrip(self.port)
+
+    def test_frozen_2_2_plugin_keeps_whole_http_bodies_on_a_2_3_core(self):
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path == "/chunked":
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for piece in (b"hello", b" ", b"world"):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "4")
+                    self.end_headers()
+                    self.wfile.write(b"nope")
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        base = f"http://127.0.0.1:{srv.server_address[1]}"
+
+        status, body = self.j.request("POST", "/api/v1/plugins", {"name": "abi-frozen-2-2"})
+        self.assertEqual(status, 201, body)
+        self.assertEqual(body["abi"], "2.2")
+        port = int(open(os.path.join(self.j.dir, "plugins", "abi-frozen-2-2.toml")).read().split(":")[-1].strip().strip('"'))
+        # A 2.2 request (96 bytes, no stream field) gets the whole, decoded body in on_http_response
+        # (the last hook of its shorter vtable), as on a 2.2 core.
+        self.peer.sendto(f"get {base}/chunked".encode(), ("127.0.0.1", port))
+        self.assertEqual(self.peer.recvfrom(65536)[0], b"200 11 hello world")
+        self.peer.sendto(f"get {base}/missing".encode(), ("127.0.0.1", port))
+        self.assertEqual(self.peer.recvfrom(65536)[0], b"404 4 nope")
+        # It reads 2.2's create args (state_dir) through its own layout.
+        self.peer.sendto(b"args?", ("127.0.0.1", port))
+        self.assertEqual(self.peer.recvfrom(2048)[0], b"args=48 state_dir=1")
         self.echo_roundtrip(self.port)
 
     def test_each_slot_gets_its_state_directory(self):
