@@ -4,7 +4,9 @@ DNS server ([dns] servers points the core at it) and an HTTP server. The core-si
 their own unit tests (tests/unit/test_dns.cpp, test_http_client.cpp: every record type, TLS with
 a self-signed CA, redirects, limits); this checks the plumbing a plugin sees: answers arrive in
 the hooks with the right contents, failures carry a status and a reason, a cancelled request
-never answers, and an answer pending across a hot reload reaches the new instance."""
+never answers, an answer pending across a hot reload reaches the new instance, and (ABI 2.3)
+streamed responses arrive in on_http_chunk, decoded, then end in on_http_response, or stop at a
+cancel with nothing after it."""
 import http.server
 import socket
 import struct
@@ -60,7 +62,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
+    def chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
     def do_GET(self):
+        if self.path in ("/live", "/endless"):
+            self.send_response(200)
+            self.send_header("Content-Type", "video/x-flv")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"FLV", b"\x01\x05", b"tags"):
+                self.chunk(piece)
+            if self.path == "/live":
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            try:
+                self.rfile.read(1)  # the stream never ends: until the client leaves
+            except OSError:
+                pass  # a reset: the client closed with bytes unread
+            self.server.client_closed.set()
+            return
         if self.path == "/hang":
             self.server.hung.set()
             self.rfile.read(1)  # until the client closes
@@ -159,6 +181,29 @@ class NetServicesTest(JunctionTest):
         self.assertEqual(r["status"], 200)
         st = self.cmd("net_stats", {})
         self.assertEqual((st["http_answers"], st["detached"]), (1, 0))  # only the later one answered
+
+    def test_a_streamed_response_arrives_in_pieces_then_ends(self):
+        base = f"http://127.0.0.1:{self.hport}"
+        r = self.cmd("fetch", {"url": base + "/live", "stream": True})
+        self.assertEqual((r["status"], r["error"], r["body"]), (200, "", ""), r)  # the end: no body
+        self.assertEqual((r["heads"], r["chunk_status"], r["headers"]["Content-Type"]), (1, 200, "video/x-flv"), r)
+        self.assertEqual("".join(r["pieces"]), "FLV\x01\x05tags")  # chunked decoded, in order
+        self.assertFalse(r["wrong_handle"])
+        r = self.cmd("fetch", {"url": base + "/fail", "stream": True})  # an error status is a status
+        self.assertEqual((r["status"], r["chunk_status"], r["error"], "".join(r["pieces"])), (500, 500, "", '{"path":"/fail"}'), r)
+        r = self.cmd("fetch", {"url": f"http://127.0.0.1:{free_port()}/", "stream": True})  # nobody listens
+        self.assertEqual((r["status"], r["heads"], r["pieces"]), (0, 0, []), r)
+        self.assertIn("refused", r["error"])
+
+    def test_a_cancelled_stream_gets_nothing_more(self):
+        r = self.cmd("fetch", {"url": f"http://127.0.0.1:{self.hport}/endless", "stream": True, "cancel_after": 1})
+        self.assertEqual((r["status"], r["heads"], r["cancel"]), (200, 1, JN_OK), r)
+        self.assertTrue("".join(r["pieces"]).startswith("FLV"), r)
+        self.assertTrue(self.web.client_closed.wait(10), "the cancelled stream's connection was not closed")
+        r = self.cmd("fetch", {"url": f"http://127.0.0.1:{self.hport}/after"})  # a later request completes
+        self.assertEqual(r["status"], 200)
+        st = self.cmd("net_stats", {})
+        self.assertEqual((st["http_answers"], st["chunks_after_cancel"]), (1, 0))  # no piece, no end after the cancel
 
     def test_an_answer_pending_across_a_reload_reaches_the_new_instance(self):
         done = {}

@@ -96,3 +96,21 @@ TEST_CASE("2.2 state_dir: read through the has-field rule, empty from a 2.1 core
   CHECK(junction::sdk::state_dir(a) == dir);
   CHECK(JN_CREATE_ARGS_SIZE_2_1 == offsetof(jn_create_args, state_dir));
 }
+
+TEST_CASE("2.3 streamed HTTP: the request's stream field and the on_http_chunk hook are appended after 2.2") {
+  // A 2.2 plugin's request ends at ca_file: the core must not see a stream field in it.
+  CHECK(JN_HTTP_CLIENT_REQUEST_SIZE_2_2 == offsetof(jn_http_client_request, stream));
+  jn_http_client_request q{};
+  q.struct_size = JN_HTTP_CLIENT_REQUEST_SIZE_2_2;
+  CHECK(!JN_HAS_FIELD(&q, jn_http_client_request, stream));
+  q.struct_size = sizeof q;
+  CHECK(JN_HAS_FIELD(&q, jn_http_client_request, stream));
+  // A 2.2 vtable ends at on_work_done: the core's JN_HOOK finds no on_http_chunk in it.
+  CHECK(JN_PLUGIN_VTABLE_SIZE_2_2 == offsetof(jn_plugin_vtable, on_http_chunk));
+  jn_plugin_vtable vt{};
+  vt.struct_size = JN_PLUGIN_VTABLE_SIZE_2_2;
+  CHECK(!JN_HAS_FIELD(&vt, jn_plugin_vtable, on_http_chunk));
+  // plugin.hpp plugins have it.
+  CHECK(JN_HAS_FIELD(junction::sdk::detail::vtable(), jn_plugin_vtable, on_http_chunk));
+  CHECK(junction::sdk::detail::vtable()->on_http_chunk != nullptr);
+}

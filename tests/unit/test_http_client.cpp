@@ -8,9 +8,18 @@
 #include "net/dns_resolver.hpp"
 #include "net/http_client.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 using namespace junction;
 using jntest::DnsTestServer;
@@ -444,4 +453,318 @@ TEST_CASE("http client: HTTPS by IP address; https->http redirects refused, http
   CHECK(r.error == "");
   CHECK(r.body == "hello");
   CHECK(r.url == tls.url("/ok"));
+}
+
+// ---- streaming (ABI 2.3: jn_http_client_request.stream, on_http_chunk) ---------------------------
+
+namespace {
+
+// A server for streamed responses that the test drives step by step: it accepts one connection,
+// reads the request head, then does the steps the test pushes, in order: send bytes, close (FIN),
+// reset (RST), or wait for the client to leave. So a test sees a piece arrive before the next one
+// is even sent. Blocking sockets on its own thread; the test's loop is woken after each step.
+class StreamServer {
+ public:
+  enum class Op { kSend, kClose, kReset, kAwaitClientClose };
+
+  explicit StreamServer(uv_async_t* wake) : wake_(wake) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(fd_, 4) == 0);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~StreamServer() {
+    push(Op::kClose);
+    shutdown(fd_, SHUT_RDWR);  // wakes accept() if no client came
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  void push(Op op, std::string data = {}) {
+    std::lock_guard<std::mutex> lk(mu_);
+    steps_.emplace_back(op, std::move(data));
+    cv_.notify_one();
+  }
+  void send(std::string data) { push(Op::kSend, std::move(data)); }
+
+  std::atomic<int> requests{0};  // request heads read
+  std::atomic<int> done{0};      // the connection ended (closed, reset, or the client left)
+  std::atomic<int> sent{0};      // kSend steps written
+
+ private:
+  void serve() {
+    int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    timeval tv{10, 0};  // bounds a broken test, never a synchronisation
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string in;
+    char buf[4096];
+    while (in.find("\r\n\r\n") == std::string::npos) {
+      long n = recv(c, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    ++requests;
+    notify();
+    for (;;) {
+      std::pair<Op, std::string> step;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return !steps_.empty(); });
+        step = std::move(steps_.front());
+        steps_.pop_front();
+      }
+      if (step.first == Op::kSend) {
+        ::send(c, step.second.data(), step.second.size(), MSG_NOSIGNAL);
+        ++sent;
+        notify();
+        continue;
+      }
+      if (step.first == Op::kReset) {
+        linger l{1, 0};  // close() sends RST
+        setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      } else if (step.first == Op::kAwaitClientClose) {
+        while (recv(c, buf, sizeof buf, 0) > 0) {
+        }
+      }
+      break;
+    }
+    ::close(c);
+    ++done;
+    notify();
+  }
+  void notify() {
+    if (wake_) uv_async_send(wake_);
+  }
+
+  uv_async_t* wake_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<Op, std::string>> steps_;
+};
+
+// What a streamed request delivered: the pieces in order, then the end.
+struct Streamed {
+  int calls = 0;
+  int heads = 0;
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string data;
+  std::optional<HttpClientResponse> end;
+  int calls_after_end = 0;
+  uint64_t id = 0;
+
+  uint64_t start(Fx& fx, HttpClientRequest q, std::function<void(Streamed&, const HttpClientChunk&)> extra = {}) {
+    std::string err;
+    id = fx.http->request(
+        std::move(q), [this](const HttpClientResponse& r) { end = r; }, &err,
+        [this, extra](const HttpClientChunk& c) {
+          if (end) ++calls_after_end;
+          ++calls;
+          if (c.head) {
+            ++heads;
+            status = c.status;
+            headers = *c.headers;
+          }
+          CHECK((c.head == (calls == 1)));  // the head first, once
+          data.append(c.data);
+          if (extra) extra(*this, c);
+        });
+    REQUIRE_MESSAGE(id != 0, err);
+    return id;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("http client stream: chunked pieces arrive as they are sent, in order, then the end") {
+  Fx fx;
+  StreamServer srv(&fx.wake);
+  HttpClientRequest q;
+  q.url = srv.url("/live.flv");
+  q.max_response_body = 4;  // no limit applies to a stream
+  Streamed s;
+  s.start(fx, q);
+  REQUIRE(run_until(&fx.loop, [&] { return srv.requests == 1; }));
+  srv.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5\r\nhello\r\n");
+  REQUIRE(run_until(&fx.loop, [&] { return s.data == "hello"; }));
+  CHECK(s.heads == 1);
+  CHECK(s.status == 200);
+  REQUIRE(s.headers.size() == 2);
+  CHECK(s.headers[1] == std::make_pair(std::string("X-A"), std::string("1")));
+  CHECK(!s.end);
+  // The next piece is delivered when it comes, decoded (chunk sizes and extensions removed).
+  srv.send("6;ext=1\r\n world\r\n");
+  REQUIRE(run_until(&fx.loop, [&] { return s.data == "hello world"; }));
+  CHECK(!s.end);
+  srv.send("0\r\nX-Trailer: t\r\n\r\n");
+  REQUIRE(run_until(&fx.loop, [&] { return s.end.has_value(); }));
+  CHECK(s.end->error == "");
+  CHECK(s.end->status == 200);
+  CHECK(s.end->body == "");  // handed over already
+  CHECK(s.data == "hello world");
+  CHECK(s.calls_after_end == 0);
+  CHECK(fx.http->active() == 0);
+}
+
+TEST_CASE("http client stream: a close-delimited body ends with the server's close") {
+  Fx fx;
+  StreamServer srv(&fx.wake);
+  HttpClientRequest q;
+  q.url = srv.url("/");
+  q.max_response_body = 4;
+  Streamed s;
+  s.start(fx, q);
+  srv.send("HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\nFLV\x01");
+  REQUIRE(run_until(&fx.loop, [&] { return s.data == "FLV\x01"; }));
+  srv.send(std::string(20000, 'x'));  // more than one read, more than max_response_body
+  REQUIRE(run_until(&fx.loop, [&] { return s.data.size() == 20004; }));
+  CHECK(s.calls >= 2);
+  CHECK(!s.end);
+  srv.push(StreamServer::Op::kClose);
+  REQUIRE(run_until(&fx.loop, [&] { return s.end.has_value(); }));
+  CHECK(s.end->error == "");
+  CHECK(s.end->status == 200);
+  CHECK(s.data == "FLV\x01" + std::string(20000, 'x'));
+  CHECK(s.calls_after_end == 0);
+}
+
+TEST_CASE("http client stream: cancel from a piece stops delivery and closes the connection") {
+  Fx fx;
+  StreamServer srv(&fx.wake);
+  HttpClientRequest q;
+  q.url = srv.url("/");
+  Streamed s;
+  s.start(fx, q, [&](Streamed& st, const HttpClientChunk& c) {
+    if (!c.data.empty()) CHECK(fx.http->cancel(st.id));
+  });
+  srv.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n");
+  REQUIRE(run_until(&fx.loop, [&] { return s.data == "one"; }));
+  srv.send("3\r\ntwo\r\n");
+  srv.push(StreamServer::Op::kAwaitClientClose);
+  // The server sees the client leave; nothing arrived after the cancel, and no end came.
+  REQUIRE(run_until(&fx.loop, [&] { return srv.done == 1; }));
+  CHECK(s.data == "one");
+  CHECK(s.calls == 1);
+  CHECK(!s.end);
+  CHECK(!fx.http->cancel(s.id));  // gone already
+  CHECK(fx.http->active() == 0);
+}
+
+TEST_CASE("http client stream: a 404 is a status, with its body, not an error") {
+  Fx fx;
+  StreamServer srv(&fx.wake);
+  HttpClientRequest q;
+  q.url = srv.url("/missing");
+  Streamed s;
+  s.start(fx, q);
+  srv.send("HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope");
+  REQUIRE(run_until(&fx.loop, [&] { return s.end.has_value(); }));
+  CHECK(s.heads == 1);
+  CHECK(s.status == 404);
+  CHECK(s.data == "nope");
+  CHECK(s.end->error == "");
+  CHECK(s.end->status == 404);
+}
+
+TEST_CASE("http client stream: a reset or a truncated chunked body mid-stream ends with an error") {
+  Fx fx;
+  SUBCASE("reset") {
+    StreamServer srv(&fx.wake);
+    HttpClientRequest q;
+    q.url = srv.url("/");
+    Streamed s;
+    s.start(fx, q);
+    srv.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    REQUIRE(run_until(&fx.loop, [&] { return s.data == "abc"; }));
+    srv.push(StreamServer::Op::kReset);
+    REQUIRE(run_until(&fx.loop, [&] { return s.end.has_value(); }));
+    CHECK(s.end->status == 0);
+    CHECK_MESSAGE(contains(s.end->error, "connection reset"), s.end->error);
+    CHECK(s.calls_after_end == 0);
+  }
+  SUBCASE("closed before the last chunk") {
+    StreamServer srv(&fx.wake);
+    HttpClientRequest q;
+    q.url = srv.url("/");
+    Streamed s;
+    s.start(fx, q);
+    srv.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    REQUIRE(run_until(&fx.loop, [&] { return s.data == "abc"; }));
+    srv.push(StreamServer::Op::kClose);
+    REQUIRE(run_until(&fx.loop, [&] { return s.end.has_value(); }));
+    CHECK(s.end->status == 0);
+    CHECK_MESSAGE(contains(s.end->error, "closed before the end"), s.end->error);
+  }
+}
+
+TEST_CASE("http client stream: after the head, timeout_ms is an idle timeout") {
+  Fx fx;
+  StreamServer srv(&fx.wake);
+  HttpClientRequest q;
+  q.url = srv.url("/");
+  q.timeout_ms = 200;
+  Streamed s;
+  s.start(fx, q);
+  srv.send("HTTP/1.1 200 OK\r\n\r\nabc");
+  srv.push(StreamServer::Op::kAwaitClientClose);
+  REQUIRE(run_until(&fx.loop, [&] { return s.end.has_value() && srv.done == 1; }));
+  CHECK(s.data == "abc");
+  CHECK_MESSAGE(contains(s.end->error, "no data for 200 ms"), s.end->error);
+}
+
+TEST_CASE("http client stream: redirects are followed before the head; only the final one is delivered") {
+  Fx fx;
+  HttpTestServer srv(routes, nullptr, &fx.wake);
+  HttpClientRequest q;
+  q.url = srv.url("/redir");
+  q.follow_redirects = true;
+  Streamed s;
+  s.start(fx, q);
+  REQUIRE(run_until(&fx.loop, [&] { return s.end.has_value(); }));
+  CHECK(s.heads == 1);
+  CHECK(s.status == 200);
+  CHECK(s.data == "hello");
+  CHECK(s.end->redirects == 1);
+  CHECK(s.end->url == srv.url("/ok"));
+}
+
+TEST_CASE("http client stream: over HTTPS, chunked and close-delimited, and a cancel from the head") {
+  TestPki pki;
+  SSL_CTX* ctx = pki.server_ctx("DNS:good.test");
+  Fx fx;
+  HttpTestServer srv(routes, ctx, &fx.wake);
+  SSL_CTX_free(ctx);
+  for (const char* path : {"/chunked", "/close", "/big-chunked"}) {
+    HttpClientRequest q;
+    q.url = srv.url(path, "good.test");
+    q.ca_file = pki.ca_file();
+    q.max_response_body = 4;
+    Streamed s;
+    s.start(fx, q);
+    REQUIRE(run_until(&fx.loop, [&] { return s.end.has_value(); }));
+    CHECK_MESSAGE(s.end->error == "", s.end->error);
+    CHECK(s.heads == 1);
+    CHECK(s.data == (std::string(path) == "/chunked" ? "hello, world"
+                     : std::string(path) == "/close" ? "until the end" : std::string(2048, 'y')));
+  }
+  // Cancelled from the very first call: nothing follows, the connection closes.
+  HttpClientRequest q;
+  q.url = srv.url("/big-chunked", "good.test");
+  q.ca_file = pki.ca_file();
+  Streamed s;
+  s.start(fx, q, [&](Streamed& st, const HttpClientChunk&) { CHECK(fx.http->cancel(st.id)); });
+  REQUIRE(run_until(&fx.loop, [&] { return s.calls == 1 && srv.closed == 4; }));
+  CHECK(s.calls == 1);
+  CHECK(!s.end);
+  CHECK(fx.http->active() == 0);
 }

@@ -616,6 +616,14 @@ struct PendingAnswer {
     *raw = res.get();
     return {&s.host(), s.name(), s.host().add_resource(std::move(res)), kind};
   }
+  // The live slot and the request's cookie, the handle kept (a streamed response's pieces).
+  PluginSlot* peek(uint64_t* cookie) const {
+    PluginSlot* slot = host->find(plugin);
+    Resource* live = slot ? host->resource(handle, kind, slot) : nullptr;
+    if (!live) return nullptr;
+    *cookie = live->cookie;
+    return slot;
+  }
   // The slot to answer and the request's cookie, or nullptr (unloaded or cancelled).
   PluginSlot* take(uint64_t* cookie) const {
     PluginSlot* slot = host->find(plugin);
@@ -697,6 +705,13 @@ jn_status h_http_request(jn_host_ctx* ctx, const jn_http_client_request* q, uint
     if (JN_HAS_FIELD(q, jn_http_client_request, max_response_body) && q->max_response_body)
       req.max_response_body = static_cast<size_t>(std::min<uint64_t>(q->max_response_body, 256ull << 20));
     if (JN_HAS_FIELD(q, jn_http_client_request, ca_file)) req.ca_file = std::string(sv(q->ca_file));
+    // 2.3: streaming, for a plugin that has the hook to receive it.
+    bool stream = JN_HAS_FIELD(q, jn_http_client_request, stream) && q->stream != 0;
+    if (stream && s.instance() && !JN_HOOK(s.instance(), on_http_chunk)) {
+      s.log(JN_LOG_WARN, "http_request: stream = 1 needs an on_http_chunk hook (refused)");
+      s.set_error("http_request: stream = 1 needs an on_http_chunk hook");
+      return JN_ERR_INVALID;
+    }
     ValueResource* raw = nullptr;
     PendingAnswer pending = PendingAnswer::open(s, Resource::Kind::HttpCall, cookie, &raw);
     std::string error;
@@ -707,7 +722,10 @@ jn_status h_http_request(jn_host_ctx* ctx, const jn_http_client_request* q, uint
       if (!slot) return;
       if (!r.error.empty()) slot->log(JN_LOG_INFO, fmt::format("http_request {}: {}", r.url, r.error));
       slot->deliver_http_response(pending.handle, c, r);
-    }, &error);
+    }, &error, !stream ? HttpClient::ChunkCallback() : [pending](const HttpClientChunk& ch) {
+      uint64_t c = 0;
+      if (PluginSlot* slot = pending.peek(&c)) slot->deliver_http_chunk(pending.handle, c, ch);
+    });
     return pending.settle(s, raw, id, "http_request " + url, error, out);
   });
 }

@@ -168,6 +168,55 @@ void PluginSlot::deliver_http_response(jn_handle request, uint64_t cookie, const
   });
 }
 
+static void call_on_http_chunk(PluginInstance* inst, jn_handle request, uint64_t cookie, const HttpClientChunk& c) {
+  auto f = inst ? JN_HOOK(inst, on_http_chunk) : nullptr;
+  if (!f) return;
+  jn_header headers[100];  // HttpClientOptions::max_headers: a response head holds no more
+  uint32_t n = 0;
+  if (c.headers)
+    for (const auto& [name, value] : *c.headers) {
+      if (n == std::size(headers)) break;
+      headers[n++] = {{name.data(), name.size()}, {value.data(), value.size()}};
+    }
+  jn_http_client_chunk out{};
+  out.struct_size = sizeof out;
+  out.status = c.status;
+  out.request = request;
+  out.cookie = cookie;
+  out.headers = c.head ? headers : nullptr;
+  out.header_count = n;
+  out.head = c.head ? 1 : 0;
+  out.data = {c.data.data(), c.data.size()};
+  out.url = {c.url->data(), c.url->size()};
+  f(inst->self, &out);
+}
+
+void PluginSlot::deliver_http_chunk(jn_handle request, uint64_t cookie, const HttpClientChunk& c) {
+  if (!quiesced_) {
+    call_on_http_chunk(instance_.get(), request, cookie, c);  // no copy on the usual path
+    return;
+  }
+  struct Held {
+    bool head;
+    int status;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string data, url;
+  };
+  auto h = std::make_shared<Held>(Held{c.head, c.status, c.headers ? *c.headers : decltype(Held::headers){},
+                                       std::string(c.data), *c.url});
+  dispatch([this, request, cookie, h] {
+    // A cancel by the old instance (or an unload) after this was held: nothing follows it.
+    if (!host_.resource(request, Resource::Kind::HttpCall, this)) return;
+    HttpClientChunk copy;
+    copy.head = h->head;
+    copy.status = h->status;
+    copy.headers = h->head ? &h->headers : nullptr;
+    copy.data = h->data;
+    copy.url = &h->url;
+    call_on_http_chunk(instance_.get(), request, cookie, copy);
+  });
+}
+
 void PluginSlot::deliver_timer(jn_handle timer, uint64_t cookie) {
   dispatch([this, timer, cookie] {
     if (auto f = JN_HOOK(instance_, on_timer)) f(instance_->self, timer, cookie);

@@ -82,6 +82,7 @@ struct PluginInstance;
 class PortRanges;
 class DnsResolver;
 class HttpClient;
+struct HttpClientChunk;
 // Calls inst's on_udp (if it has one) with bufs, in batches of at most 64.
 void call_on_udp(PluginInstance* inst, jn_handle sock, uint64_t cookie, jn_buf* const* bufs, size_t n);
 
@@ -141,6 +142,9 @@ class PluginSlot : public BusSink {
   void deliver_post(uint64_t cookie);  // a post to the control loop
   void deliver_dns(jn_handle query, uint64_t cookie, const DnsResult& r, const SipResolveResult* sip);
   void deliver_http_response(jn_handle request, uint64_t cookie, const HttpClientResponse& r);
+  // 2.3: a piece of a streamed response; called now, or copied and held during a swap (then
+  // dropped at replay if the request was cancelled meanwhile).
+  void deliver_http_chunk(jn_handle request, uint64_t cookie, const HttpClientChunk& c);
   void on_bus_packet(uint64_t subscription, uint64_t cookie, jn_buf* buf) override;
 
   // The error the plugin reported for the hook in progress (host->set_error).

@@ -75,6 +75,10 @@ struct HttpClient::Req {
   uint64_t id = 0;
   HttpClientRequest req;
   Callback cb;
+  // Streaming: shared so a callback that cancels its own request (destroying the Req) is not
+  // destroyed while it runs.
+  std::shared_ptr<ChunkCallback> chunk;
+  bool head_sent = false;  // streaming: the first chunk (status, headers) went out
   HttpUrl url;
   int redirects = 0;
   uint64_t deadline = 0;
@@ -250,7 +254,7 @@ HttpClient::~HttpClient() {
   if (default_ctx_) SSL_CTX_free(default_ctx_);
 }
 
-uint64_t HttpClient::request(HttpClientRequest request, Callback cb, std::string* error) {
+uint64_t HttpClient::request(HttpClientRequest request, Callback cb, std::string* error, ChunkCallback chunk) {
   std::string err;
   std::string what = printable(request.method) + " " + url_for_log(request.url);
   auto refuse = [&](std::string why) -> uint64_t {
@@ -282,6 +286,7 @@ uint64_t HttpClient::request(HttpClientRequest request, Callback cb, std::string
   r->id = next_id_++;
   r->req = std::move(request);
   r->cb = std::move(cb);
+  if (chunk) r->chunk = std::make_shared<ChunkCallback>(std::move(chunk));
   r->deadline = uv_now(loop_) + r->req.timeout_ms;
   if (!start_hop(*r, &err)) return refuse(err);
   uint64_t id = r->id;
@@ -378,7 +383,7 @@ void HttpClient::on_connect(uv_connect_t* creq, int status) {
 
 void HttpClient::on_connected(Conn& c) {
   Req& r = *c.req;
-  HttpResponseLimits limits{options_.max_header_bytes, options_.max_headers, r.req.max_response_body};
+  HttpResponseLimits limits{options_.max_header_bytes, options_.max_headers, r.req.max_response_body, r.chunk != nullptr};
   c.parser = std::make_unique<HttpResponseParser>(limits, ascii_iequals(r.req.method, "HEAD"));
   int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&c.tcp), &HttpClient::on_alloc, &HttpClient::on_read);
   if (rc != 0) {
@@ -458,15 +463,14 @@ void HttpClient::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 void HttpClient::on_data(Conn& c, const char* data, size_t len) {
+  auto res = HttpResponseParser::Result::kNeedMore;
   if (!c.tls) {
-    parsed(c, c.parser->feed({data, len}));
+    consume(c, {data, len}, res);
+    if (c.req) parsed(c, res);  // null: cancelled or redirected from a chunk callback
     return;
   }
-  auto res = HttpResponseParser::Result::kNeedMore;
-  TlsSession::Status st = c.tls->feed(data, len, [&](const char* plain, size_t n) {
-    res = c.parser->feed({plain, n});
-    return res == HttpResponseParser::Result::kNeedMore;
-  });
+  TlsSession::Status st = c.tls->feed(data, len, [&](const char* plain, size_t n) { return consume(c, {plain, n}, res); });
+  if (!c.req) return;
   if (st == TlsSession::Status::kError) {
     tls_fail(c);
     return;
@@ -478,6 +482,46 @@ void HttpClient::on_data(Conn& c, const char* data, size_t len) {
   } else if (st == TlsSession::Status::kClosed) {  // close_notify
     parsed(c, c.parser->finish());
   }
+}
+
+// Feeds response bytes; when streaming, hands over what they decoded. false: stop feeding (the
+// parse ended, or a chunk callback cancelled the request, or its head was a redirect taken).
+bool HttpClient::consume(Conn& c, std::string_view bytes, HttpResponseParser::Result& res) {
+  res = c.parser->feed(bytes);
+  if (c.req->chunk && res != HttpResponseParser::Result::kError) stream_out(c);
+  return c.req && res == HttpResponseParser::Result::kNeedMore;
+}
+
+void HttpClient::stream_out(Conn& c) {
+  Req& r = *c.req;
+  HttpResponseParser& p = *c.parser;
+  if (!p.head_complete()) return;
+  if (!r.head_sent) {
+    const std::string* location = nullptr;
+    for (auto& [name, value] : p.headers())
+      if (ascii_iequals(name, "Location")) location = &value;
+    if (follow(r, p.status(), location)) return;  // the next hop's head is the one delivered
+  } else if (p.body().empty()) {
+    return;
+  }
+  HttpClientChunk ch;
+  ch.head = !r.head_sent;
+  ch.status = p.status();
+  ch.headers = ch.head ? &p.headers() : nullptr;
+  ch.data = p.body();
+  ch.url = &r.url.text;
+  r.head_sent = true;
+  // From the head on, timeout_ms is an idle timeout: data pushes the deadline out (the set's node
+  // is reused: no allocation per read).
+  if (auto node = deadlines_.extract(std::make_pair(r.deadline, r.id))) {
+    r.deadline = uv_now(loop_) + r.req.timeout_ms;
+    node.value() = {r.deadline, r.id};
+    deadlines_.insert(std::move(node));
+    rearm();
+  }
+  std::shared_ptr<ChunkCallback> cb = r.chunk;  // r may be gone when it returns (cancel)
+  (*cb)(ch);
+  if (c.req) p.clear_body();
 }
 
 void HttpClient::on_eof(Conn& c) {
@@ -502,31 +546,35 @@ void HttpClient::parsed(Conn& c, HttpResponseParser::Result res) {
   const std::string* location = nullptr;
   for (auto& [name, value] : p.headers())
     if (ascii_iequals(name, "Location")) location = &value;
-  bool redirect = st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
-  if (!(r.req.follow_redirects && redirect && location)) {
+  if (r.head_sent || !follow(r, st, location)) {
     HttpClientResponse resp;
     resp.status = st;
     resp.reason = p.reason();
     resp.headers = p.headers();
-    resp.body = p.take_body();
+    resp.body = p.take_body();  // streaming: empty (handed over already)
     resp.url = r.url.text;
     resp.redirects = r.redirects;
     finish(r, std::move(resp));
-    return;
   }
+}
+
+// A redirect to follow: the next hop starts (or the request fails) and true is returned.
+bool HttpClient::follow(Req& r, int st, const std::string* location) {
+  bool redirect = st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
+  if (!(r.req.follow_redirects && redirect && location)) return false;
   if (r.redirects >= options_.max_redirects) {
     fail(r, fmt::format("too many redirects (more than {})", options_.max_redirects));
-    return;
+    return true;
   }
   HttpUrl next;
   std::string err;
   if (!resolve_location(r.url, *location, next, err)) {
     fail(r, "bad redirect Location: " + err);
-    return;
+    return true;
   }
   if (r.url.tls && !next.tls) {
     fail(r, "redirect from https to http refused (" + next.for_log + ")");
-    return;
+    return true;
   }
   if (st == 303 && !ascii_iequals(r.req.method, "HEAD")) {
     r.req.method = "GET";
@@ -548,16 +596,17 @@ void HttpClient::parsed(Conn& c, HttpResponseParser::Result res) {
     if (r.req.ca_file.empty()) {
       if (!default_ctx_ && !(default_ctx_ = make_ctx("", err))) {
         fail(r, err);
-        return;
+        return true;
       }
       SSL_CTX_up_ref(default_ctx_);
       r.ctx = default_ctx_;
     } else if (!(r.ctx = make_ctx(r.req.ca_file, err))) {
       fail(r, err);
-      return;
+      return true;
     }
   }
   if (!start_hop(r, &err)) fail(r, err);
+  return true;
 }
 
 // ---- TLS (the core's TlsSession over memory BIOs) -------------------------------------------
@@ -653,7 +702,8 @@ void HttpClient::on_timer(uv_timer_t* t) {
       continue;
     }
     Req& r = *it->second;
-    self->fail(r, fmt::format("timeout after {} ms", r.req.timeout_ms));
+    self->fail(r, r.head_sent ? fmt::format("timeout: no data for {} ms", r.req.timeout_ms)
+                              : fmt::format("timeout after {} ms", r.req.timeout_ms));
   }
   self->rearm();
 }

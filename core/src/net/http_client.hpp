@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <string_view>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -55,6 +56,17 @@ struct HttpClientResponse {
   int redirects = 0;  // redirects followed
 };
 
+// A piece of a streamed response (request() with a ChunkCallback). The first call has head set
+// with the final status and headers (redirects followed, 1xx skipped); every call may carry body
+// bytes, decoded (chunked removed), in order. Everything is borrowed for the call.
+struct HttpClientChunk {
+  bool head = false;
+  int status = 0;
+  const std::vector<std::pair<std::string, std::string>>* headers = nullptr;  // head only
+  std::string_view data;
+  const std::string* url = nullptr;  // the URL answering
+};
+
 struct HttpClientOptions {
   size_t max_concurrent = 64;  // requests in flight; more are refused
   size_t max_header_bytes = 64 * 1024;
@@ -66,6 +78,7 @@ struct HttpClientOptions {
 class HttpClient {
  public:
   using Callback = std::function<void(const HttpClientResponse&)>;
+  using ChunkCallback = std::function<void(const HttpClientChunk&)>;
 
   HttpClient(uv_loop_t* loop, DnsResolver& dns, HttpClientOptions options = {});
   ~HttpClient();  // asserts stop() completed
@@ -75,7 +88,13 @@ class HttpClient {
   // Starts a request; returns its id (> 0), or 0 with *error set when refused: bad URL, method
   // or header, unreadable ca_file, too many requests, stopping. Everything later (DNS, connect,
   // TLS, timeout, malformed or too large response) comes as HttpClientResponse::error.
-  uint64_t request(HttpClientRequest request, Callback cb, std::string* error = nullptr);
+  //
+  // Streaming: with `chunk`, the response is handed over as it is read (HttpClientChunk), with no
+  // size limit, and cb follows once at the end with an empty body (or an error). timeout_ms then
+  // bounds the wait for the head, and after it every silence of the server (an idle timeout).
+  // Delivery is synchronous with the socket reads (16 KiB at most a call): no buffering, so a slow
+  // consumer slows the reading, never the memory. chunk may call cancel(): nothing follows.
+  uint64_t request(HttpClientRequest request, Callback cb, std::string* error = nullptr, ChunkCallback chunk = nullptr);
   // Forgets a request and closes its connection; its callback is never called. false if unknown
   // or already completed.
   bool cancel(uint64_t id);
@@ -101,7 +120,10 @@ class HttpClient {
   void tls_start(Conn& c);
   void tls_flush(Conn& c);
   void tls_fail(Conn& c);
+  bool consume(Conn& c, std::string_view bytes, HttpResponseParser::Result& res);
+  void stream_out(Conn& c);
   void parsed(Conn& c, HttpResponseParser::Result res);
+  bool follow(Req& r, int status, const std::string* location);  // true: a redirect was taken
   void write(Conn& c, std::string data);
   void detach(Req& r);  // closes its connection, cancels its DNS query
   void fail(Req& r, std::string error);

@@ -122,7 +122,7 @@ HttpResponseParser::Result HttpResponseParser::line(std::string_view l) {
         phase_ = Phase::kTrailers;
         return result_;
       }
-      if (size > limits_.max_body - std::min(body_.size(), limits_.max_body))
+      if (!limits_.stream && size > limits_.max_body - std::min(body_.size(), limits_.max_body))
         return fail(fmt::format("response body larger than {} bytes", limits_.max_body), true);
       remaining_ = size;
       phase_ = Phase::kChunkData;
@@ -204,12 +204,12 @@ HttpResponseParser::Result HttpResponseParser::end_of_head() {
     return result_;
   }
   if (has_length) {
-    if (length > limits_.max_body)
+    if (length > limits_.max_body && !limits_.stream)
       return fail(fmt::format("response body larger than {} bytes (Content-Length {})", limits_.max_body, length), true);
     if (length == 0) return done();
     framing_ = Framing::kLength;
     remaining_ = length;
-    body_.reserve(static_cast<size_t>(length));
+    if (!limits_.stream) body_.reserve(static_cast<size_t>(length));
     phase_ = Phase::kBody;
     return result_;
   }
@@ -220,7 +220,7 @@ HttpResponseParser::Result HttpResponseParser::end_of_head() {
 
 HttpResponseParser::Result HttpResponseParser::body_bytes(std::string_view data, size_t& used) {
   if (phase_ == Phase::kBody && framing_ == Framing::kClose) {
-    if (data.size() > limits_.max_body - body_.size())
+    if (!limits_.stream && data.size() > limits_.max_body - body_.size())
       return fail(fmt::format("response body larger than {} bytes", limits_.max_body), true);
     body_.append(data);
     used = data.size();

@@ -1,6 +1,6 @@
 // HttpResponseParser: an incremental HTTP/1.x response parser for the outbound client (status
 // line, headers, Content-Length, chunked transfer coding, close-delimited bodies, 1xx interim
-// responses skipped). Bounded: header bytes, header count and body size; anything malformed is
+// responses skipped), whole or streamed (HttpResponseLimits::stream). Bounded: header bytes, header count and body size; anything malformed is
 // an error with a reason, never a crash (fuzzed: tests/fuzz/fuzz_http_response.cpp).
 #pragma once
 
@@ -17,6 +17,9 @@ struct HttpResponseLimits {
   size_t max_header_bytes = 64 * 1024;  // status line + headers (and chunked trailers)
   size_t max_headers = 100;
   size_t max_body = 1 << 20;
+  // Streaming (2.3): the caller takes the body bytes after each feed() (body(), clear_body()), so
+  // body() holds only what the last feed decoded; max_body is not checked (a stream never ends).
+  bool stream = false;
 };
 
 class HttpResponseParser {
@@ -39,6 +42,7 @@ class HttpResponseParser {
   const std::vector<std::pair<std::string, std::string>>& headers() const { return headers_; }
   const std::string& body() const { return body_; }
   std::string take_body() { return std::move(body_); }
+  void clear_body() { body_.clear(); }  // keeps the capacity: no allocation per read when streaming
   const std::string& error() const { return error_; }
   bool too_large() const { return too_large_; }  // the error is a limit (headers or body)
   bool head_complete() const { return phase_ > Phase::kHeaders; }

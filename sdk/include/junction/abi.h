@@ -56,7 +56,11 @@ extern "C" {
 #endif
 
 #define JN_ABI_MAJOR 2
-#define JN_ABI_MINOR 2  /* 2.2: jn_create_args.state_dir (the plugin's own directory under the
+#define JN_ABI_MINOR 3  /* 2.3: streaming outbound HTTP: jn_http_client_request.stream and the
+                           on_http_chunk hook (status + headers, then the body as it arrives),
+                           read through JN_HAS_FIELD both ways (a 2.2 core: none, check
+                           host->abi_minor >= 3; a 2.2 plugin: whole bodies, as before).
+                           2.2: jn_create_args.state_dir (the plugin's own directory under the
                            server's state_dir), read through JN_HAS_FIELD (a 2.1 core: none).
                            2.1: JN_FRAME_SIP; TCP on media loops with frames in pool buffers; TLS
                            for TCP listen/connect; loop-local bus subscriptions; the worker pool
@@ -519,6 +523,14 @@ typedef struct jn_http_client_request {
   jn_str body;
   uint64_t max_response_body; /* bytes; 0 = 1 MiB; a longer body is the error "too large" */
   jn_str ca_file;            /* PEM CAs to trust instead of the system's (private CAs, tests) */
+  /* 2.3 (a 2.2 core ignores it and answers with the whole body: check host->abi_minor >= 3) */
+  uint32_t stream;           /* 1: deliver the response as it arrives through on_http_chunk (a
+                                long-lived stream: HTTP-FLV, server-sent events, a log tail), then
+                                on_http_response once at the end with an empty body. The plugin
+                                must have on_http_chunk (else JN_ERR_INVALID). max_response_body
+                                does not apply; timeout_ms bounds the wait for the response head
+                                and then every silence between two reads (an idle timeout) */
+  uint32_t reserved0;        /* zero */
 } jn_http_client_request;
 
 typedef struct jn_http_client_response {
@@ -534,6 +546,28 @@ typedef struct jn_http_client_response {
   jn_str body;
   jn_str url;                /* the URL that answered (after redirects) */
 } jn_http_client_response;
+
+/* 2.3: a piece of a streamed response (jn_http_client_request.stream = 1). The first call has
+ * head = 1 with the final status and headers (redirects followed, 1xx skipped), and maybe the first
+ * body bytes; every later call carries body bytes in arrival order, with the transfer coding
+ * removed (chunked is decoded by the core). Delivery is synchronous, on the control loop, as the
+ * socket is read (at most 16 KiB a call): a plugin that does not keep up holds the loop, so it
+ * copies what it keeps and returns. To stop, host->cancel(request) inside or outside the hook: no
+ * hook for that request follows (neither a chunk nor on_http_response). Otherwise on_http_response
+ * ends it exactly once: error empty when the body ended by its framing (Content-Length, the last
+ * chunk, the server's close of a close-delimited body), else set (a reset, a timeout, bad framing;
+ * then the status too is 0, as for any failed request). All pointers borrowed for the call. */
+typedef struct jn_http_client_chunk {
+  uint32_t struct_size;
+  int32_t status;            /* the HTTP status (every call) */
+  jn_handle request;         /* the http_request handle */
+  uint64_t cookie;
+  const jn_header* headers;  /* head = 1: the response headers in order; else NULL */
+  uint32_t header_count;
+  uint32_t head;             /* 1 on the first call of a request, else 0 */
+  jn_str data;               /* body bytes (may be empty on the first call) */
+  jn_str url;                /* the URL that answered (after redirects) */
+} jn_http_client_chunk;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Plugin vtable: jn_on_* hooks. Any hook may be NULL except on_destroy.                     */
@@ -590,6 +624,9 @@ typedef struct jn_plugin_vtable {
   /* A host->work_submit job finished (status JN_OK: its run() returned), or was cancelled before
    * it started (JN_ERR_CANCELLED). Runs on the loop that submitted it, exactly once per job. */
   void (*on_work_done)(jn_plugin* self, jn_handle work, uint64_t cookie, jn_status status);
+  /* 2.3 (read by the core through JN_HAS_FIELD) */
+  /* A piece of a streamed http_request response (see jn_http_client_chunk). */
+  void (*on_http_chunk)(jn_plugin* self, const jn_http_client_chunk* chunk);
 } jn_plugin_vtable;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -932,6 +969,11 @@ typedef jn_status (*jn_plugin_factory)(const jn_host_api* host, jn_host_ctx* ctx
 #define JN_PLUGIN_VTABLE_SIZE_2_1 (offsetof(jn_plugin_vtable, on_work_done) + sizeof(void*))
 /* The create arguments of a 2.1 core (without state_dir). */
 #define JN_CREATE_ARGS_SIZE_2_1 (offsetof(jn_create_args, conf_path) + sizeof(jn_str))
+/* 2.2 appended no hook and no service; 2.3 appended on_http_chunk and jn_http_client_request.stream. */
+#define JN_HOST_API_SIZE_2_2 JN_HOST_API_SIZE_2_1
+#define JN_PLUGIN_VTABLE_SIZE_2_2 JN_PLUGIN_VTABLE_SIZE_2_1
+#define JN_CREATE_ARGS_SIZE_2_2 (offsetof(jn_create_args, state_dir) + sizeof(jn_str))
+#define JN_HTTP_CLIENT_REQUEST_SIZE_2_2 (offsetof(jn_http_client_request, ca_file) + sizeof(jn_str))
 
 /* Layout pins: a build whose compiler lays out any public struct differently from 2.0 (a moved,
  * resized or removed field) fails here. Appending a field adds pins; it never changes one. */
@@ -1166,7 +1208,7 @@ JN_ABI_PIN(jn_dns_result, srv_count, 96);
 JN_ABI_PIN(jn_dns_result, naptr_count, 100);
 JN_ABI_PIN(jn_dns_result, target_count, 104);
 JN_ABI_PIN(jn_dns_result, reserved0, 108);
-JN_ABI_PIN_SIZE(jn_http_client_request, 96);
+JN_ABI_PIN_SIZE(jn_http_client_request, 104);
 JN_ABI_PIN(jn_http_client_request, struct_size, 0);
 JN_ABI_PIN(jn_http_client_request, timeout_ms, 4);
 JN_ABI_PIN(jn_http_client_request, method, 8);
@@ -1177,6 +1219,8 @@ JN_ABI_PIN(jn_http_client_request, follow_redirects, 52);
 JN_ABI_PIN(jn_http_client_request, body, 56);
 JN_ABI_PIN(jn_http_client_request, max_response_body, 72);
 JN_ABI_PIN(jn_http_client_request, ca_file, 80);
+JN_ABI_PIN(jn_http_client_request, stream, 96);
+JN_ABI_PIN(jn_http_client_request, reserved0, 100);
 JN_ABI_PIN_SIZE(jn_http_client_response, 88);
 JN_ABI_PIN(jn_http_client_response, struct_size, 0);
 JN_ABI_PIN(jn_http_client_response, status, 4);
@@ -1188,7 +1232,17 @@ JN_ABI_PIN(jn_http_client_response, header_count, 48);
 JN_ABI_PIN(jn_http_client_response, redirects, 52);
 JN_ABI_PIN(jn_http_client_response, body, 56);
 JN_ABI_PIN(jn_http_client_response, url, 72);
-JN_ABI_PIN_SIZE(jn_plugin_vtable, 160);
+JN_ABI_PIN_SIZE(jn_http_client_chunk, 72);
+JN_ABI_PIN(jn_http_client_chunk, struct_size, 0);
+JN_ABI_PIN(jn_http_client_chunk, status, 4);
+JN_ABI_PIN(jn_http_client_chunk, request, 8);
+JN_ABI_PIN(jn_http_client_chunk, cookie, 16);
+JN_ABI_PIN(jn_http_client_chunk, headers, 24);
+JN_ABI_PIN(jn_http_client_chunk, header_count, 32);
+JN_ABI_PIN(jn_http_client_chunk, head, 36);
+JN_ABI_PIN(jn_http_client_chunk, data, 40);
+JN_ABI_PIN(jn_http_client_chunk, url, 56);
+JN_ABI_PIN_SIZE(jn_plugin_vtable, 168);
 JN_ABI_PIN(jn_plugin_vtable, struct_size, 0);
 JN_ABI_PIN(jn_plugin_vtable, on_start, 8);
 JN_ABI_PIN(jn_plugin_vtable, on_stop, 16);
@@ -1209,6 +1263,7 @@ JN_ABI_PIN(jn_plugin_vtable, on_post, 128);
 JN_ABI_PIN(jn_plugin_vtable, on_dns, 136);
 JN_ABI_PIN(jn_plugin_vtable, on_http_response, 144);
 JN_ABI_PIN(jn_plugin_vtable, on_work_done, 152);
+JN_ABI_PIN(jn_plugin_vtable, on_http_chunk, 160);
 JN_ABI_PIN_SIZE(jn_udp_options, 24);
 JN_ABI_PIN(jn_udp_options, struct_size, 0);
 JN_ABI_PIN(jn_udp_options, rcvbuf, 4);

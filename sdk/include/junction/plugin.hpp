@@ -102,6 +102,9 @@ class Host {
   jn_status http_request(const jn_http_client_request& r, uint64_t cookie, jn_handle* out) const {
     return api_->http_request(ctx_, &r, cookie, out);
   }
+  // 2.3: streamed responses (jn_http_client_request.stream = 1, pieces in on_http_chunk). A 2.2
+  // core ignores `stream` and would buffer the whole body: check this before relying on it.
+  bool has_http_stream() const { return api_->abi_major == 2 && api_->abi_minor >= 3; }
   jn_status cancel(jn_handle query_or_request) const { return api_->cancel(ctx_, query_or_request); }
   // A library with process-wide state, resident once per process: *first = true means "call its
   // global init now" (see abi.h, library_pin).
@@ -401,6 +404,9 @@ class Plugin {
   // Answers to host().dns_resolve(...) and host().http_request(...).
   virtual void on_dns(const jn_dns_result&) {}
   virtual void on_http_response(const jn_http_client_response&) {}
+  // 2.3: a piece of a streamed http_request (stream = 1): the head first, then body bytes as they
+  // arrive; host().cancel(request) stops it. on_http_response still ends it (empty body).
+  virtual void on_http_chunk(const jn_http_client_chunk&) {}
   // A host().work_submit(...) job finished (JN_OK) or was cancelled (JN_ERR_CANCELLED).
   virtual void on_work_done(jn_handle /*work*/, uint64_t /*cookie*/, jn_status /*status*/) {}
 
@@ -481,6 +487,9 @@ inline const jn_plugin_vtable* vtable() {
       },
       .on_work_done = [](jn_plugin* p, jn_handle w, uint64_t c, jn_status st) {
         guard_void(p, "on_work_done", [&] { self(p)->on_work_done(w, c, st); });
+      },
+      .on_http_chunk = [](jn_plugin* p, const jn_http_client_chunk* c) {
+        guard_void(p, "on_http_chunk", [&] { self(p)->on_http_chunk(*c); });
       },
   };
   return &vt;

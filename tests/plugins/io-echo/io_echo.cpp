@@ -8,11 +8,16 @@
 //       tcp_framing ("delim" default, or "sip": each SIP frame is answered "sip:<cookie>:<len>\0",
 //       a keepalive "pong\0"), tcp_tls_cert + tcp_tls_key (the TCP listener speaks TLS, 2.1).
 // Admin "connect" {"addr", "tls", "ca_file", "server_name"}: an outgoing connection (TLS if asked).
+// Admin "fetch" {"url", ..., "stream": true, "cancel_after": N} (2.3): a streamed request; the reply
+// lists the pieces on_http_chunk got (or, with cancel_after, comes as soon as N body bytes arrived,
+// after host().cancel). net_stats counts the pieces that came after a cancel (must stay 0).
 #include <junction/plugin.hpp>
 
 #include <cstdio>
 
 #include <map>
+#include <string>
+#include <vector>
 
 namespace {
 using junction::sdk::Host;
@@ -234,8 +239,14 @@ class IoEcho : public junction::sdk::Plugin {
       q.timeout_ms = b.value("timeout_ms", 0u);
       q.ca_file = junction::sdk::to_jn(ca);
       bool detach = b.value("detach", false);  // answer now with the handle; cancel it with "cancel"
+      q.stream = b.value("stream", false) ? 1 : 0;
       jn_handle h = 0;
       jn_status st = host().http_request(q, detach ? kDetached : r.reply, &h);
+      if (st == JN_OK && q.stream) {
+        Streamed& s = streams_[r.reply];
+        s.handle = h;
+        s.cancel_after = b.value("cancel_after", size_t(0));
+      }
       if (st == JN_OK && detach) {
         host().admin_reply(r.reply, 200, json{{"status", st}, {"handle", h}}.dump());
         return;
@@ -255,7 +266,8 @@ class IoEcho : public junction::sdk::Plugin {
     }
     if (to_sv(r.verb) == "net_stats") {
       host().admin_reply(r.reply, 200,
-                         json{{"dns_answers", dns_answers_}, {"http_answers", http_answers_}, {"detached", detached_answers_}}.dump());
+                         json{{"dns_answers", dns_answers_}, {"http_answers", http_answers_}, {"detached", detached_answers_},
+                              {"chunks_after_cancel", chunks_after_cancel_}}.dump());
       return;
     }
     if (to_sv(r.verb) == "udp_close") {
@@ -287,10 +299,44 @@ class IoEcho : public junction::sdk::Plugin {
                             {"targets", targets}, {"ttl", r.ttl}}.dump());
   }
 
+  void on_http_chunk(const jn_http_client_chunk& c) override {
+    auto it = streams_.find(c.cookie);
+    if (it == streams_.end() || it->second.cancelled) {
+      ++chunks_after_cancel_;
+      return;
+    }
+    Streamed& s = it->second;
+    if (c.head) {
+      ++s.heads;
+      s.status = c.status;
+      for (uint32_t i = 0; i < c.header_count; ++i) s.headers[std::string(to_sv(c.headers[i].name))] = to_sv(c.headers[i].value);
+    }
+    if (c.request != s.handle) s.wrong_handle = true;
+    s.pieces.push_back(std::string(to_sv(c.data)));
+    s.bytes += c.data.len;
+    if (s.cancel_after && s.bytes >= s.cancel_after) {
+      s.cancelled = true;
+      jn_status st = host().cancel(c.request);
+      host().admin_reply(c.cookie, 200, json{{"status", s.status}, {"heads", s.heads}, {"pieces", s.pieces}, {"cancel", st}}.dump());
+    }
+  }
+
   void on_http_response(const jn_http_client_response& r) override {
     ++http_answers_;
     if (r.cookie == kDetached) {
       ++detached_answers_;  // a cancelled one must never get here
+      return;
+    }
+    if (auto it = streams_.find(r.cookie); it != streams_.end()) {
+      Streamed s = std::move(it->second);
+      streams_.erase(it);
+      if (s.cancelled) {
+        ++chunks_after_cancel_;  // nothing may follow a cancel, the end included
+        return;
+      }
+      host().admin_reply(r.cookie, 200, json{{"status", r.status}, {"error", to_sv(r.error)}, {"body", to_sv(r.body)},
+                                             {"chunk_status", s.status}, {"heads", s.heads}, {"headers", s.headers},
+                                             {"pieces", s.pieces}, {"wrong_handle", s.wrong_handle}}.dump());
       return;
     }
     json h = json::object();
@@ -335,7 +381,17 @@ class IoEcho : public junction::sdk::Plugin {
   std::map<jn_handle, uint64_t> conns_, ws_;
   uint64_t closed_ = 0, oversize_ = 0, next_cookie_ = 0, reloads_ = 0, connect_failures_ = 0;
   static constexpr uint64_t kDetached = 1;  // admin reply handles are never 1 (generation >= 1 in the high half)
-  uint64_t dns_answers_ = 0, http_answers_ = 0, detached_answers_ = 0;
+  uint64_t dns_answers_ = 0, http_answers_ = 0, detached_answers_ = 0, chunks_after_cancel_ = 0;
+  struct Streamed {
+    jn_handle handle = 0;
+    size_t cancel_after = 0;
+    bool cancelled = false, wrong_handle = false;
+    int status = 0, heads = 0;
+    size_t bytes = 0;
+    json headers = json::object();
+    std::vector<std::string> pieces;
+  };
+  std::map<uint64_t, Streamed> streams_;  // by cookie (the admin reply handle)
 };
 }  // namespace
 
