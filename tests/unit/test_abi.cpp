@@ -112,5 +112,5 @@ TEST_CASE("2.3 streamed HTTP: the request's stream field and the on_http_chunk h
   CHECK(!JN_HAS_FIELD(&vt, jn_plugin_vtable, on_http_chunk));
   // plugin.hpp plugins have it.
   CHECK(JN_HAS_FIELD(junction::sdk::detail::vtable(), jn_plugin_vtable, on_http_chunk));
-  CHECK(junction::sdk::detail::vtable()->on_http_chunk != nullptr);
+  CHECK(static_cast<bool>(junction::sdk::detail::vtable()->on_http_chunk));
 }

@@ -716,15 +716,17 @@ jn_status h_http_request(jn_host_ctx* ctx, const jn_http_client_request* q, uint
     PendingAnswer pending = PendingAnswer::open(s, Resource::Kind::HttpCall, cookie, &raw);
     std::string error;
     std::string url = req.url;
-    uint64_t id = client->request(std::move(req), [pending](const HttpClientResponse& r) {
+    auto ended = std::make_shared<bool>(false);  // streaming: tells held chunks "ended", not "cancelled"
+    uint64_t id = client->request(std::move(req), [pending, ended](const HttpClientResponse& r) {
+      *ended = true;
       uint64_t c = 0;
       PluginSlot* slot = pending.take(&c);
       if (!slot) return;
       if (!r.error.empty()) slot->log(JN_LOG_INFO, fmt::format("http_request {}: {}", r.url, r.error));
       slot->deliver_http_response(pending.handle, c, r);
-    }, &error, !stream ? HttpClient::ChunkCallback() : [pending](const HttpClientChunk& ch) {
+    }, &error, !stream ? HttpClient::ChunkCallback() : [pending, ended](const HttpClientChunk& ch) {
       uint64_t c = 0;
-      if (PluginSlot* slot = pending.peek(&c)) slot->deliver_http_chunk(pending.handle, c, ch);
+      if (PluginSlot* slot = pending.peek(&c)) slot->deliver_http_chunk(pending.handle, c, ch, ended);
     });
     return pending.settle(s, raw, id, "http_request " + url, error, out);
   });

@@ -191,7 +191,8 @@ static void call_on_http_chunk(PluginInstance* inst, jn_handle request, uint64_t
   f(inst->self, &out);
 }
 
-void PluginSlot::deliver_http_chunk(jn_handle request, uint64_t cookie, const HttpClientChunk& c) {
+void PluginSlot::deliver_http_chunk(jn_handle request, uint64_t cookie, const HttpClientChunk& c,
+                                    const std::shared_ptr<const bool>& ended) {
   if (!quiesced_) {
     call_on_http_chunk(instance_.get(), request, cookie, c);  // no copy on the usual path
     return;
@@ -204,9 +205,10 @@ void PluginSlot::deliver_http_chunk(jn_handle request, uint64_t cookie, const Ht
   };
   auto h = std::make_shared<Held>(Held{c.head, c.status, c.headers ? *c.headers : decltype(Held::headers){},
                                        std::string(c.data), *c.url});
-  dispatch([this, request, cookie, h] {
-    // A cancel by the old instance (or an unload) after this was held: nothing follows it.
-    if (!host_.resource(request, Resource::Kind::HttpCall, this)) return;
+  dispatch([this, request, cookie, h, ended] {
+    // Cancelled after this was held (by the new instance's on_restore_state): nothing follows it.
+    // A handle gone because the response ended meanwhile (its end is held behind this) is fine.
+    if (!*ended && !host_.resource(request, Resource::Kind::HttpCall, this)) return;
     HttpClientChunk copy;
     copy.head = h->head;
     copy.status = h->status;

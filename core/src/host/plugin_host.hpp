@@ -143,8 +143,10 @@ class PluginSlot : public BusSink {
   void deliver_dns(jn_handle query, uint64_t cookie, const DnsResult& r, const SipResolveResult* sip);
   void deliver_http_response(jn_handle request, uint64_t cookie, const HttpClientResponse& r);
   // 2.3: a piece of a streamed response; called now, or copied and held during a swap (then
-  // dropped at replay if the request was cancelled meanwhile).
-  void deliver_http_chunk(jn_handle request, uint64_t cookie, const HttpClientChunk& c);
+  // dropped at replay if the request was cancelled meanwhile: its handle is gone and *ended, set
+  // when the response ended, is still false).
+  void deliver_http_chunk(jn_handle request, uint64_t cookie, const HttpClientChunk& c,
+                          const std::shared_ptr<const bool>& ended);
   void on_bus_packet(uint64_t subscription, uint64_t cookie, jn_buf* buf) override;
 
   // The error the plugin reported for the hook in progress (host->set_error).

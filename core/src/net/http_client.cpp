@@ -501,9 +501,16 @@ void HttpClient::stream_out(Conn& c) {
     for (auto& [name, value] : p.headers())
       if (ascii_iequals(name, "Location")) location = &value;
     if (follow(r, p.status(), location)) return;  // the next hop's head is the one delivered
-  } else if (p.body().empty()) {
-    return;
   }
+  // From the head on, timeout_ms is an idle timeout: any bytes push the deadline out (the set's
+  // node is reused: no allocation per read).
+  if (auto node = deadlines_.extract(std::make_pair(r.deadline, r.id))) {
+    r.deadline = uv_now(loop_) + r.req.timeout_ms;
+    node.value() = {r.deadline, r.id};
+    deadlines_.insert(std::move(node));
+    rearm();
+  }
+  if (r.head_sent && p.body().empty()) return;  // framing only (a chunk size line)
   HttpClientChunk ch;
   ch.head = !r.head_sent;
   ch.status = p.status();
@@ -511,14 +518,6 @@ void HttpClient::stream_out(Conn& c) {
   ch.data = p.body();
   ch.url = &r.url.text;
   r.head_sent = true;
-  // From the head on, timeout_ms is an idle timeout: data pushes the deadline out (the set's node
-  // is reused: no allocation per read).
-  if (auto node = deadlines_.extract(std::make_pair(r.deadline, r.id))) {
-    r.deadline = uv_now(loop_) + r.req.timeout_ms;
-    node.value() = {r.deadline, r.id};
-    deadlines_.insert(std::move(node));
-    rearm();
-  }
   std::shared_ptr<ChunkCallback> cb = r.chunk;  // r may be gone when it returns (cancel)
   (*cb)(ch);
   if (c.req) p.clear_body();
