@@ -1,4 +1,4 @@
-// The whole intercom-json plugin (src/intercom_json.cpp, its state machine included) driven
+// The whole intercom-json plugin (every src/ file of the plugin, its state machine included) driven
 // without sockets: the plugin is compiled into this program and talks to a fake core (a
 // jn_host_api of its own) that accepts connections, delivers frames, closes, timer ticks, call
 // events from other legs, hot reloads (save_state -> a new instance -> restore_state), alarm
@@ -37,7 +37,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kSecret = "fuzz-secret-0123456789";
-constexpr uint64_t kTickCookie = 2;  // intercom_json.cpp's timer cookie
+constexpr uint64_t kTickCookie = 2;  // the plugin's timer cookie (intercom_json.hpp)
 
 [[noreturn]] void fail(const std::string& why) {
   std::fprintf(stderr, "fuzz_session: %s\n", why.c_str());
