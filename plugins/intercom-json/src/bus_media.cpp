@@ -139,9 +139,9 @@ void IntercomJson::stop_pulls(uint64_t call_id) {
     }
     Pull& p = it->second;
     if (p.timer) host().stop_timer(p.timer);
-    if (p.conn) {
-      pull_conns_.erase(p.conn);
-      host().tcp_close(p.conn);
+    if (p.req) {
+      pull_reqs_.erase(p.req);
+      host().cancel(p.req);
     }
     host().debug("pull " + p.url + " stopped (" + std::to_string(p.video_frames) + " video, " + std::to_string(p.audio_frames) +
                  " audio frames)");
@@ -158,19 +158,30 @@ void IntercomJson::pull_connect(uint64_t pid) {
     host().warn("pull " + p.url + " not started: " + why);
     return;
   }
-  jn_tcp_options o = Host::tcp_options(JN_FRAME_RAW, 0, 1 << 16);
-  o.idle_timeout_ms = conf_.pull_idle_ms;  // a stalled server: closed, then retried
+  if (!host().has_http_stream()) {  // a 2.2 core would buffer the endless body
+    p.ended = true;
+    p.last_error = "the core has no streamed HTTP (ABI 2.3 needed)";
+    host().warn("pull " + p.url + " not started: " + p.last_error);
+    return;
+  }
+  // The core's streamed HTTP client: the head, then the body dechunked, as it comes.
+  const jn_header headers[] = {{to_jn("User-Agent"), to_jn("junction-intercom-json")}, {to_jn("Accept"), to_jn("*/*")}};
+  jn_http_client_request q = Host::http_client_request("GET", p.url);
+  q.headers = headers;
+  q.header_count = 2;
+  q.timeout_ms = conf_.pull_idle_ms;  // the head, then each silence: a stalled server ends it, then retried
+  q.stream = 1;
   jn_handle h = 0;
-  if (jn_status st = host().tcp_connect(p.host_port, o, kPullCookie, &h); st != JN_OK) {
-    p.last_error = "connect failed (status " + std::to_string(st) + ")";
+  if (jn_status st = host().http_request(q, kPullCookie, &h); st != JN_OK) {
+    p.last_error = "request refused (status " + std::to_string(st) + ")";
     return pull_retry_later(pid);
   }
   junction::rtmp::flv::ReaderConfig rc;
   rc.max_tag_bytes = conf_.pull_max_tag_bytes;
-  p.http = std::make_unique<HttpFlvPull>(rc);
-  p.conn = h;
+  p.flv = std::make_unique<FlvPull>(rc);
+  p.req = h;
   p.got_frame = false;
-  pull_conns_[h] = pid;
+  pull_reqs_[h] = pid;
 }
 
 void IntercomJson::pull_retry_later(uint64_t pid) {
@@ -188,58 +199,65 @@ void IntercomJson::pull_retry_due(uint64_t pid) {
   auto it = pulls_.find(pid);
   if (it == pulls_.end()) return;
   it->second.timer = 0;
-  if (!it->second.ended && !it->second.conn) pull_connect(pid);
+  if (!it->second.ended && !it->second.req) pull_connect(pid);
 }
 
-// Closes a pull's connection; retry = reconnect later (else the stream is over: a bad FLV).
+// Ends a pull's request; retry = pull again later (else the stream is over: a bad FLV).
 void IntercomJson::pull_close(uint64_t pid, bool retry) {
   Pull& p = pulls_[pid];
-  if (p.conn) {
-    pull_conns_.erase(p.conn);
-    host().tcp_close(p.conn);
-    p.conn = 0;
+  if (p.req) {
+    pull_reqs_.erase(p.req);
+    host().cancel(p.req);  // nothing more of it arrives
+    p.req = 0;
   }
-  p.http.reset();
+  p.flv.reset();
   if (retry) pull_retry_later(pid);
   else p.ended = true;
 }
 
-void IntercomJson::on_pull_tcp(const jn_tcp_event& ev) {
-  auto it = pull_conns_.find(ev.conn);
-  if (it == pull_conns_.end()) {
+// A pull's response as the core reads it: the head (status), then FLV bytes, dechunked.
+void IntercomJson::on_http_chunk(const jn_http_client_chunk& c) {
+  if (c.cookie != kPullCookie) return;
+  auto it = pull_reqs_.find(c.request);
+  if (it == pull_reqs_.end()) {
     // A pull of an earlier instance (hot reload) or of a call that ended: not ours any more.
-    if (ev.type != JN_TCP_CLOSED) host().tcp_close(ev.conn);
+    host().cancel(c.request);
     return;
   }
   const uint64_t pid = it->second;
   Pull& p = pulls_[pid];
-  switch (ev.type) {
-    case JN_TCP_CONNECTED: {
-      ++p.connects;
-      std::string req = HttpFlvPull::request(p.host_port, p.path);
-      if (host().tcp_send(ev.conn, req) != JN_OK) pull_close(pid, true);
-      return;
+  if (c.head) {
+    ++p.connects;
+    if (!p.flv->head(c.status)) {
+      p.last_error = p.flv->error();
+      host().warn("pull " + p.url + ": " + p.last_error + ": retrying");
+      host().counter_add("intercom_pull_errors_total", 1, "reason=\"http\"");
+      return pull_close(pid, true);
     }
-    case JN_TCP_FRAME: {
-      auto on_frame = [this, pid](const junction::media::FrameView& f) { publish_frame(pid, f); };
-      junction::media::FrameSink sink = junction::media::frame_sink(on_frame);
-      if (p.http->feed(ev.data, ev.len, sink)) return;
-      const bool bad_flv = p.http->reader().failed();
-      p.last_error = p.http->error();
-      host().warn("pull " + p.url + ": " + p.last_error + (bad_flv ? ": stream ended" : ": retrying"));
-      host().counter_add("intercom_pull_errors_total", 1, bad_flv ? "reason=\"flv\"" : "reason=\"http\"");
-      return pull_close(pid, !bad_flv);
-    }
-    case JN_TCP_CLOSED: {
-      pull_conns_.erase(ev.conn);
-      p.conn = 0;
-      p.http.reset();
-      p.last_error = "closed by the stream server (status " + std::to_string(ev.status) + ")";
-      host().info("pull " + p.url + ": " + p.last_error + "; retrying");
-      return pull_retry_later(pid);
-    }
-    default: return;
   }
+  auto on_frame = [this, pid](const junction::media::FrameView& f) { publish_frame(pid, f); };
+  junction::media::FrameSink sink = junction::media::frame_sink(on_frame);
+  if (p.flv->feed(reinterpret_cast<const uint8_t*>(c.data.ptr), c.data.len, sink)) return;
+  p.last_error = p.flv->error();
+  host().warn("pull " + p.url + ": " + p.last_error + ": stream ended");
+  host().counter_add("intercom_pull_errors_total", 1, "reason=\"flv\"");
+  pull_close(pid, false);
+}
+
+// A pull's request ended (the server closed or ended the body, a reset, a refused connection, no
+// byte for pull_idle_ms): pulled again with backoff.
+void IntercomJson::on_http_response(const jn_http_client_response& r) {
+  if (r.cookie != kPullCookie) return;
+  auto it = pull_reqs_.find(r.request);
+  if (it == pull_reqs_.end()) return;  // an earlier instance's, or a call that ended
+  const uint64_t pid = it->second;
+  pull_reqs_.erase(it);
+  Pull& p = pulls_[pid];
+  p.req = 0;
+  p.flv.reset();
+  p.last_error = "closed by the stream server (" + (r.error.len ? std::string(to_sv(r.error)) : std::string("end of the stream")) + ")";
+  host().info("pull " + p.url + ": " + p.last_error + "; retrying");
+  pull_retry_later(pid);
 }
 
 // One frame of a pull onto its bus stream (copied into a pool buffer: the reader's view is
@@ -272,7 +290,7 @@ json IntercomJson::list_pulls() const {
     auto c = calls_.find(p.call);
     arr.push_back({{"call", c == calls_.end() ? "" : c->second.call_id}, {"url", p.url},
                    {"video_stream", p.video ? p.video_stream : ""}, {"audio_stream", p.audio ? p.audio_stream : ""},
-                   {"connected", p.conn != 0}, {"connects", p.connects}, {"video_frames", p.video_frames},
+                   {"connected", p.req != 0}, {"connects", p.connects}, {"video_frames", p.video_frames},
                    {"audio_frames", p.audio_frames}, {"ended", p.ended}, {"last_error", p.last_error}});
   }
   return arr;

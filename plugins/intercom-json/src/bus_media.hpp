@@ -43,15 +43,15 @@ struct Pull {
   std::string url, host_port, path;
   bool audio = false, video = false;
   std::string audio_stream, video_stream;  // bus names
-  jn_handle conn = 0, timer = 0;
+  jn_handle req = 0, timer = 0;  // req: the core's streamed http_request (ABI 2.3) in flight
   uint64_t backoff_ms = 0;
-  bool got_frame = false;  // on this connection: the backoff restarts after a working one
+  bool got_frame = false;  // on this request: the backoff restarts after a working one
   bool discont = false;    // the next frame of each track follows a reconnect
   bool ended = false;      // a bad stream: not retried
   uint32_t vseq = 0, aseq = 0;
   uint64_t video_frames = 0, audio_frames = 0, connects = 0;
   std::string last_error;
-  std::unique_ptr<HttpFlvPull> http;
+  std::unique_ptr<FlvPull> flv;
 };
 
 // The neutral media description built for an OFFER/ANSWER: storage stays alive while it is sent.

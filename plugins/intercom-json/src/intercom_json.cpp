@@ -27,7 +27,6 @@ jn_status IntercomJson::start() {
 }
 
 void IntercomJson::on_tcp(const jn_tcp_event& ev) {
-  if (ev.cookie == kPullCookie) return on_pull_tcp(ev);
   if (ev.cookie == kPushCookie) return on_push_tcp(ev);
   switch (ev.type) {
     case JN_TCP_ACCEPTED: {

@@ -141,7 +141,8 @@ class IntercomJson : public junction::sdk::Plugin {
   void pull_retry_later(uint64_t pid);
   void pull_retry_due(uint64_t pid);
   void pull_close(uint64_t pid, bool retry);
-  void on_pull_tcp(const jn_tcp_event& ev);
+  void on_http_chunk(const jn_http_client_chunk& c) override;       // a pull's head and body (2.3)
+  void on_http_response(const jn_http_client_response& r) override;  // a pull's end
   void publish_frame(uint64_t pid, const junction::media::FrameView& f);
   json list_pulls() const;
 
@@ -193,7 +194,7 @@ class IntercomJson : public junction::sdk::Plugin {
   std::map<jn_handle, Conn> conns_;
   std::map<uint64_t, Call> calls_;
   std::map<uint64_t, Pull> pulls_;         // screen -> bus pulls, by id (not kept over a reload: restarted)
-  std::map<jn_handle, uint64_t> pull_conns_;
+  std::map<jn_handle, uint64_t> pull_reqs_;  // http_request handle -> pull id
   uint64_t pull_serial_ = 0;
   std::map<uint64_t, std::unique_ptr<Push>> pushes_;  // bus -> screen pushes, by id (restarted after a reload)
   std::map<jn_handle, uint64_t> push_conns_;

@@ -303,6 +303,9 @@ const jn_host_api* Core::api() {
       return JN_OK;
     };
     t.http_listen = [](jn_host_ctx*, jn_str, const jn_http_options*, uint64_t, jn_handle*) { return unsupported(); };
+    // Pulls (streamed http_request, 2.3) are not driven here: refused, so they back off.
+    t.http_request = [](jn_host_ctx*, const jn_http_client_request*, uint64_t, jn_handle*) { return unsupported(); };
+    t.cancel = [](jn_host_ctx*, jn_handle) -> jn_status { return JN_ERR_NOT_FOUND; };
     t.http_respond = [](jn_host_ctx*, jn_handle, const jn_http_response*) { return unsupported(); };
     t.ws_send = [](jn_host_ctx*, jn_handle, jn_str, int) { return unsupported(); };
     t.ws_set_cookie = [](jn_host_ctx*, jn_handle, uint64_t) { return unsupported(); };

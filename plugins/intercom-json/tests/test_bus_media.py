@@ -9,7 +9,7 @@ import os
 import threading
 
 from fake_srs import FakeSrs, flv_frames
-from intercom_env import BoxTest, main, wait_until
+from intercom_env import BoxTest, main, metric, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FLV = os.path.join(HERE, "..", "..", "..", "tests", "unit", "data", "flv", "screen.flv")
@@ -101,6 +101,20 @@ class BusMediaTest(BoxTest):
         # Not retried, and the call is untouched: the screen still ends it normally.
         self.assertEqual(self.srs.requests.count("/stream/666"), 1)
         self.assertEqual(len(self.box_calls(j)), 1)
+        s.end(sid)
+        j.wait_for_log(rf"gb-consumer: call {leg} end")
+
+    def test_a_refused_stream_is_retried_with_its_status(self):
+        # Nobody publishes 404404: the stream server answers 404 (the status comes from the core's
+        # streamed HTTP head); the pull says so and asks again with backoff; the call goes on.
+        j = self.start()
+        s, sid, leg = self.call_screen(j, "404404")
+        self.srs.wait_request("/stream/404404", 2)
+        j.wait_for_log(r"pull http://127\.0\.0\.1:\d+/stream/404404: the stream server answered 404: retrying")
+        p = self.pull(j)
+        self.assertFalse(p["ended"])
+        self.assertGreaterEqual(p["connects"], 1)
+        self.assertGreaterEqual(metric(j, "intercom_pull_errors_total", 'reason="http"') or 0, 1)
         s.end(sid)
         j.wait_for_log(rf"gb-consumer: call {leg} end")
 

@@ -1,6 +1,7 @@
-// HTTP-FLV pull framing (src/flv_pull.*): the stream server's response (SRS: 200, chunked
-// video/x-flv) read in any split gives the same frames as the FLV itself; a refusal, oversized
-// headers, a bad chunk or a bad FLV end the pull with the reason; pull URLs are checked.
+// HTTP-FLV pull (src/flv_pull.*): after a 200 head, the body (as the core's streamed http_request
+// hands it over, chunked already removed) read in any split gives the same frames as the FLV
+// itself; a refusal or a bad FLV ends the pull with the reason; pull URLs are checked. The HTTP
+// framing itself is the core's (tests/unit/test_http_client.cpp, "http client stream: ...").
 #include <doctest/doctest.h>
 
 #include "flv_pull.hpp"
@@ -40,19 +41,6 @@ std::vector<uint8_t> small_flv() {
   return out;
 }
 
-std::string chunked(const std::vector<uint8_t>& data, size_t piece) {
-  std::string out = "HTTP/1.1 200 OK\r\nServer: SRS/4.0.0\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\r\n";
-  char hex[16];
-  for (size_t i = 0; i < data.size(); i += piece) {
-    size_t n = std::min(piece, data.size() - i);
-    std::snprintf(hex, sizeof hex, "%zx", n);
-    out += std::string(hex) + ";ext=1\r\n";
-    out.append(reinterpret_cast<const char*>(data.data() + i), n);
-    out += "\r\n";
-  }
-  return out;
-}
-
 struct Collect {
   std::vector<std::vector<uint8_t>> frames;
   std::vector<uint32_t> kinds;
@@ -62,7 +50,7 @@ struct Collect {
   }
 };
 
-bool feed(HttpFlvPull& pull, const std::string& bytes, size_t piece, Collect& c) {
+bool feed(FlvPull& pull, const std::string& bytes, size_t piece, Collect& c) {
   bool ok = true;
   for (size_t i = 0; i < bytes.size() && ok; i += piece)
     ok = pull.feed(reinterpret_cast<const uint8_t*>(bytes.data() + i), std::min(piece, bytes.size() - i), c);
@@ -71,49 +59,55 @@ bool feed(HttpFlvPull& pull, const std::string& bytes, size_t piece, Collect& c)
 
 }  // namespace
 
-TEST_CASE("flv pull: a chunked or plain 200 response gives the FLV's frames, in any split") {
+TEST_CASE("flv pull: after a 200 head, the body gives the FLV's frames, in any split") {
   auto data = small_flv();
   Collect want;
   flv::Reader r;
   REQUIRE(r.feed(data.data(), data.size(), want));
   REQUIRE(want.frames.size() == 4);
-  std::string plain = "HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n" + std::string(data.begin(), data.end());
-  for (const std::string& response : {chunked(data, 7), chunked(data, 4096), plain}) {
-    for (size_t piece : {size_t{1}, size_t{3}, size_t{100}, response.size()}) {
-      CAPTURE(piece);
-      HttpFlvPull pull;
-      Collect got;
-      CHECK(feed(pull, response, piece, got));
-      CHECK(pull.headers_done());
-      CHECK_FALSE(pull.failed());
-      CHECK(got.frames == want.frames);
-      CHECK(got.kinds == want.kinds);
-    }
+  std::string body(data.begin(), data.end());
+  for (size_t piece : {size_t{1}, size_t{3}, size_t{100}, body.size()}) {
+    CAPTURE(piece);
+    FlvPull pull;
+    Collect got;
+    CHECK(pull.head(200));
+    CHECK(pull.head_done());
+    CHECK(pull.feed(nullptr, 0, got));  // a head without body bytes
+    CHECK(feed(pull, body, piece, got));
+    CHECK_FALSE(pull.failed());
+    CHECK(got.frames == want.frames);
+    CHECK(got.kinds == want.kinds);
   }
 }
 
 TEST_CASE("flv pull: what ends a pull, with its reason") {
   auto data = small_flv();
-  auto fails = [](const std::string& response, const char* why) {
-    HttpFlvPull pull;
-    Collect c;
-    CHECK_FALSE(feed(pull, response, 5, c));
-    CHECK(pull.failed());
-    CHECK(pull.error().find(why) != std::string::npos);
-    CHECK_FALSE(pull.feed(reinterpret_cast<const uint8_t*>("x"), 1, c));  // over for good
-  };
-  fails("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "answered 404 Not Found");
-  fails("SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP response");
-  fails("HTTP/1.1 200 OK\r\nX: " + std::string(9000, 'a') + "\r\n\r\n", "headers over 8 KiB");
-  fails("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size line");
-  fails("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nFLVxx", "chunk not followed by CRLF");
-  fails("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "ended the stream");
-  std::string bad = chunked(data, 1000);
-  bad[bad.find("FLV")] = 'G';
-  fails(bad, "bad FLV: bad FLV header");
+  Collect c;
+  {
+    FlvPull pull;
+    CHECK_FALSE(pull.head(404));
+    CHECK(pull.error() == "the stream server answered 404");
+    CHECK_FALSE(pull.feed(data.data(), data.size(), c));  // over for good
+    CHECK(c.frames.empty());
+  }
+  {
+    FlvPull pull;
+    CHECK_FALSE(pull.feed(data.data(), data.size(), c));
+    CHECK(pull.error() == "body before the response head");
+  }
+  {
+    std::string bad(data.begin(), data.end());
+    bad[0] = 'G';
+    FlvPull pull;
+    CHECK(pull.head(200));
+    CHECK_FALSE(feed(pull, bad, 5, c));
+    CHECK(pull.error().find("bad FLV: bad FLV header") != std::string::npos);
+    CHECK(pull.reader().failed());
+    CHECK_FALSE(pull.feed(reinterpret_cast<const uint8_t*>("x"), 1, c));
+  }
 }
 
-TEST_CASE("flv pull: pull URLs and the request") {
+TEST_CASE("flv pull: pull URLs") {
   std::string hp, path, why;
   CHECK(parse_pull_url("http://127.0.0.1:954/stream/56780", hp, path, why));
   CHECK(hp == "127.0.0.1:954");
@@ -126,6 +120,4 @@ TEST_CASE("flv pull: pull URLs and the request") {
   CHECK_FALSE(parse_pull_url("http://127.0.0.1/stream/a b", hp, path, why));
   CHECK(pull_url_for("http://127.0.0.1:954/stream/{id}", "56780") == "http://127.0.0.1:954/stream/56780");
   CHECK(pull_url_for("http://127.0.0.1:954/stream/", "56780") == "http://127.0.0.1:954/stream/56780");
-  CHECK(HttpFlvPull::request("127.0.0.1:954", "/stream/1") ==
-        "GET /stream/1 HTTP/1.1\r\nHost: 127.0.0.1:954\r\nUser-Agent: junction-intercom-json\r\nAccept: */*\r\nConnection: close\r\n\r\n");
 }
