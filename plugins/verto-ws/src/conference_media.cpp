@@ -70,8 +70,15 @@ class ConfMix final : public junction::audio::MixerSink {
   std::unique_ptr<Slot[]> slots;
   std::atomic<uint64_t> ticks{0}, late{0}, busy_us{0}, fed_dropped{0};
 
-  // On the mixer's loop.
+  // On the mixer's loop. A mixer restore_mixes built (loops paused) is adopted by whatever its
+  // loop does first with it.
+  void own() {
+    if (!restored) return;
+    owner.adopt();
+    restored = false;
+  }
   void add(uint32_t id, int codec, Out o) {
+    own();
     owner.check();
     jn_status st = mixer.add_member(id, static_cast<junction::audio::Codec>(codec));
     if (st != JN_OK) {
@@ -92,6 +99,7 @@ class ConfMix final : public junction::audio::MixerSink {
       }
   }
   void remove(uint32_t id) {
+    own();
     owner.check();
     mixer.remove_member(id);
     outs.erase(id);
@@ -99,16 +107,14 @@ class ConfMix final : public junction::audio::MixerSink {
       if (slots[i].member.load(std::memory_order_relaxed) == id) slots[i].member.store(0, std::memory_order_release);
   }
   void set_state(uint32_t id, bool muted, bool deaf) {
+    own();
     owner.check();
     mixer.set_muted(id, muted);
     mixer.set_deaf(id, deaf);
   }
   // One period: the members' frames handed over since the last one, then the mix.
   void tick(uint64_t now) {
-    if (restored) {
-      owner.adopt();
-      restored = false;
-    }
+    own();
     owner.check();
     Fed f;
     while (in.pop(f)) {
@@ -226,6 +232,7 @@ void Conferences::media_room_start(ConfRoom& r) {
 void Conferences::loop_stop_mix(uint32_t k, uint64_t serial) {
   ConfMix* mix = loop_mix(k, serial);
   if (!mix) return;
+  mix->own();
   mix->owner.check();
   if (mix->timer) p_.host().stop_timer(mix->timer);
   mix->timer = 0;

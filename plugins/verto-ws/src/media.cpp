@@ -24,6 +24,7 @@ MediaLeg::MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cer
 MediaLeg::~MediaLeg() {
   closed_ = true;  // the PeerConnection's last datagrams (close_notify) go nowhere
   pc_.reset();
+  drop_queued();  // no loop drains the ring any more (the instance is going): its frames back to the pool
 }
 
 bool MediaLeg::open(const MediaConf& conf, std::string& why) {

@@ -20,7 +20,10 @@ jn_status VertoWs::save_state(std::string& out) {
     legs[std::to_string(id)] = leg->save();
   }
   json graves = json::array();
-  for (auto& g : graveyard_) graves.push_back(g.leg->save());
+  for (auto& g : graveyard_) {
+    g.leg->drop_queued();  // the loops are paused: nothing drains these rings meanwhile
+    graves.push_back(g.leg->save());
+  }
   st.set("media_legs", legs).set("media_graves", graves);
   if (cert_.valid()) st.set("cert", cert_.to_pem());
   st.set("conferences", confs_->save());
