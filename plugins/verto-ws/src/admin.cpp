@@ -76,26 +76,7 @@ void VertoWs::on_admin(const jn_admin_request& req) {
     if (!user.empty()) return reply(200, {{"revoked", revoke_tokens(user)}});
     return reply(400, {{"error", "give token or user"}});
   }
-  if (verb == "sessions") {
-    json list = json::array();
-    for (auto& [sid, s] : sessions_) {
-      json calls = json::array();
-      for (auto& [id, cl] : calls_)
-        if (cl.sessid == sid) {
-          json e = {{"callID", cl.callid}, {"state", cl.state == kAnswered ? "answered" : cl.state == kEarly ? "early" : "dialing"},
-                    {"inbound", cl.inbound}, {"peer", cl.peer_uri}, {"held", cl.held}};
-          if (verto::MediaLeg* leg = leg_of(id)) {
-            std::lock_guard<std::recursive_mutex> g(media_mu_);
-            e["media"] = leg->stats_json();
-          }
-          calls.push_back(e);
-        }
-      Conn* c = s.conn ? conn(s.conn) : nullptr;
-      list.push_back({{"sessid", sid}, {"user", s.user}, {"attached", s.conn != 0}, {"peer", c ? c->peer : ""},
-                      {"subscriptions", c ? json(c->subs) : json::array()}, {"calls", calls}});
-    }
-    return reply(200, {{"sessions", list}, {"connections", conns_.size()}});
-  }
+  if (verb == "sessions") return admin_sessions(req.reply);
   if (verb == "conferences") return reply(200, confs_->admin());
   if (verb == "publish") {  // test / operator hook: an event on a channel, as a core event would
     std::string ch = body.value("channel", "");
@@ -115,6 +96,54 @@ size_t VertoWs::revoke_tokens(const std::string& user) {
     }
   }
   return n;
+}
+
+// The `sessions` verb. A leg's statistics are its PeerConnection's, which belongs to the leg's
+// loop: each loop with legs is asked (a task), and the reply goes once every loop has answered.
+void VertoWs::admin_sessions(jn_handle reply) {
+  struct Gather {
+    jn_handle reply = 0;
+    size_t pending = 0;
+    std::map<uint64_t, json> stats;
+  };
+  auto g = std::make_shared<Gather>();
+  g->reply = reply;
+  auto finish = [this, g] {
+    json list = json::array();
+    for (auto& [sid, s] : sessions_) {
+      json calls = json::array();
+      for (auto& [id, cl] : calls_)
+        if (cl.sessid == sid) {
+          json e = {{"callID", cl.callid}, {"state", cl.state == kAnswered ? "answered" : cl.state == kEarly ? "early" : "dialing"},
+                    {"inbound", cl.inbound}, {"peer", cl.peer_uri}, {"held", cl.held}};
+          if (auto it = g->stats.find(id); it != g->stats.end() && leg_of(id)) e["media"] = it->second;
+          calls.push_back(e);
+        }
+      Conn* c = s.conn ? conn(s.conn) : nullptr;
+      list.push_back({{"sessid", sid}, {"user", s.user}, {"attached", s.conn != 0}, {"peer", c ? c->peer : ""},
+                      {"subscriptions", c ? json(c->subs) : json::array()}, {"calls", calls}});
+    }
+    json out = {{"sessions", list}, {"connections", conns_.size()},
+                {"owner_violations", owner_stats_.violations.load(std::memory_order_relaxed)}};
+    host().admin_reply(g->reply, 200, out.dump(-1, ' ', false, json::error_handler_t::replace));
+  };
+  std::map<uint32_t, std::vector<uint64_t>> by_loop;
+  for (auto& [id, leg] : media_) {
+    if (!leg->handed() || leg->loop() == 0) g->stats[id] = leg->stats_json();  // the control loop's
+    else by_loop[leg->loop()].push_back(id);
+  }
+  g->pending = by_loop.size();
+  if (!g->pending) return finish();
+  for (auto& [k, ids] : by_loop)
+    to_loop(k, [this, k, ids, g, finish] {
+      auto got = std::make_shared<std::vector<std::pair<uint64_t, json>>>();
+      for (uint64_t id : ids)
+        if (verto::MediaLeg* l = loop_leg(k, id)) got->emplace_back(id, l->stats_json());
+      to_control(k, [g, got, finish] {
+        for (auto& [id, j] : *got) g->stats[id] = std::move(j);
+        if (--g->pending == 0) finish();
+      });
+    });
 }
 
 }  // namespace verto::ws

@@ -121,12 +121,10 @@ json VertoWs::answer(jn_handle h, verto::Message& m) {
   junction::webrtc::MediaStreams wmedia;
   std::string why;
   if (verto::MediaLeg* leg = leg_of(cl->id)) {
-    bool applied;
-    {
-      std::lock_guard<std::recursive_mutex> g(media_mu_);
-      applied = leg->apply(sdp, why);
-    }
+    // Not handed off yet: the control loop starts its PeerConnection, then gives it to its loop.
+    bool applied = !leg->handed() && leg->apply(sdp, why);
     if (!applied) {
+      if (why.empty()) why = "media already started";
       // An answer we cannot use ends the call cleanly (488 to the caller), nothing else.
       bad(*c, "verto.answer " + cl->callid + ": " + why);
       json err = verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
@@ -136,6 +134,7 @@ json VertoWs::answer(jn_handle h, verto::Message& m) {
     }
     leg->subscribe(leg->far_audio_media.bus_stream, leg->far_video_media.bus_stream);
     leg->to_core(wmedia);
+    hand_off(*leg);
     host().info("call " + cl->callid + " media: " + leg->summary());
   } else if (!media.parse(sdp, why)) {
     bad(*c, "verto.answer: " + why);
@@ -261,12 +260,9 @@ json VertoWs::modify(jn_handle h, verto::Message& m) {
   // the INFO that tells its user (verto.info{holdState}).
   if (verto::MediaLeg* ml = leg_of(id)) {
     junction::webrtc::MediaStreams wmedia;
-    {
-      std::lock_guard<std::recursive_mutex> g(media_mu_);
-      ml->hold(hold);
-      if (!hold) want_keyframe(*ml);  // the browser's video resumes with a keyframe for the far leg
-      ml->to_core(wmedia);
-    }
+    set_hold(*ml, hold);
+    if (!hold) want_keyframe(*ml);  // the browser's video resumes with a keyframe for the far leg
+    ml->to_core(wmedia);
     if (hold)
       for (size_t i = 0; i < wmedia.size(); ++i) wmedia[i].direction = JN_DIR_INACTIVE;
     jn_call_event re = Host::event(JN_CALL_OFFER);
@@ -286,29 +282,63 @@ json VertoWs::modify(jn_handle h, verto::Message& m) {
 json VertoWs::update_media(Conn& c, Call& cl, verto::Message& m) {
   verto::MediaLeg* ml = leg_of(cl.id);
   if (!ml) return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: updateMedia needs the server's media (media = \"webrtc\")");
-  std::string sdp = str_of(m.params, "sdp"), answer, why;
+  std::string sdp = str_of(m.params, "sdp");
   junction::webrtc::Description offer;
   junction::webrtc::ParseError err;
   if (!junction::webrtc::parse_description(sdp, offer, err)) {
     bad(c, "verto.modify updateMedia " + cl.callid + ": " + err.reason);
     return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + err.reason);
   }
-  bool fresh = false, ok;
-  {
-    std::lock_guard<std::recursive_mutex> g(media_mu_);
-    ok = ml->update(offer, answer, fresh, why);
-  }
-  std::string callid = cl.callid, sessid = c.sessid;
-  if (!ok) {
-    // The call's media is not in a state we can keep: it ends cleanly, nothing else is touched.
-    bad(c, "verto.modify updateMedia " + callid + ": " + why);
-    send(c.h, verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why));
-    end_call(cl.id, 488, "media: " + why);
+  // The PeerConnection is its loop's: the update runs there and the answer comes back here
+  // (finish_update), which replies to the browser.
+  const uint64_t id = cl.id;
+  const jn_handle h = c.h;
+  const json msg_id = m.id;
+  auto run = [this, id, h, msg_id, sdp, offer = std::move(offer)](verto::MediaLeg& leg) {
+    std::string answer, why;
+    bool fresh = false;
+    bool ok = leg.update(offer, answer, fresh, why);
+    auto neg = ok ? std::make_shared<junction::webrtc::AnswerResult>(leg.negotiated()) : nullptr;
+    to_control(leg.loop(), [this, h, msg_id, id, sdp, ok, fresh, answer, why, neg] {
+      finish_update(h, msg_id, id, sdp, ok, fresh, answer, why, neg.get());
+    });
+  };
+  if (!ml->handed()) {
+    run(*ml);
     return nullptr;
   }
-  cl.own_sdp = sdp;
+  const uint32_t k = ml->loop();
+  to_loop(k, [this, k, id, h, msg_id, sdp, run]() mutable {
+    if (verto::MediaLeg* leg = loop_leg(k, id)) return run(*leg);
+    to_control(k, [this, h, msg_id, id, sdp] { finish_update(h, msg_id, id, sdp, false, false, "", "no running media to update", nullptr); });
+  });
+  return nullptr;
+}
+
+// Back on the control loop with the loop's answer to an updateMedia.
+void VertoWs::finish_update(jn_handle h, const json& msg_id, uint64_t id, const std::string& sdp, bool ok, bool fresh,
+                            const std::string& answer, const std::string& why, const junction::webrtc::AnswerResult* neg) {
+  Call* cl = call(id);
+  verto::MediaLeg* ml = leg_of(id);
+  Conn* c = conn(h);
+  if (!cl || !ml) {
+    if (c) send(h, verto::make_error(msg_id, verto::kCallNotFound, "CALL DOES NOT EXIST"));
+    return;
+  }
+  std::string callid = cl->callid, sessid = c ? c->sessid : cl->sessid;
+  if (!ok) {
+    // The call's media is not in a state we can keep: it ends cleanly, nothing else is touched.
+    if (c) {
+      bad(*c, "verto.modify updateMedia " + callid + ": " + why);
+      send(h, verto::make_error(msg_id, verto::kInvalidParams, "Invalid params: " + why));
+    }
+    end_call(id, 488, "media: " + why);
+    return;
+  }
+  if (neg) ml->set_ctl_negotiated(*neg);
+  cl->own_sdp = sdp;
   host().info("call " + callid + " media updated (" + (fresh ? "new transport" : "same transport") + "): " + ml->summary());
-  return verto::make_result(m.id, json{{"callID", callid}, {"action", "updateMedia"}, {"sdp", answer}}, sessid);
+  if (c) send(h, verto::make_result(msg_id, json{{"callID", callid}, {"action", "updateMedia"}, {"sdp", answer}}, sessid));
 }
 
 json VertoWs::display(jn_handle h, verto::Message& m) {
@@ -330,18 +360,15 @@ json VertoWs::attach_answer(jn_handle h, verto::Message& m) {
   Call* cl = named_call(*c, m.params);
   if (!cl) return no_call(*c, m);
   cl->own_sdp = str_of(m.params, "sdp");
-  if (verto::MediaLeg* leg = leg_of(cl->id); leg && !leg->pc()) {
+  if (verto::MediaLeg* leg = leg_of(cl->id); leg && !leg->handed()) {
     std::string why;
-    bool applied;
-    {
-      std::lock_guard<std::recursive_mutex> g(media_mu_);
-      applied = leg->apply(cl->own_sdp, why);
-    }
+    bool applied = leg->apply(cl->own_sdp, why);
     if (!applied) {
       bad(*c, "verto.attach " + cl->callid + ": " + why);
       return verto::make_error(m.id, verto::kInvalidParams, "Invalid params: " + why);
     }
     leg->subscribe(leg->far_audio_media.bus_stream, leg->far_video_media.bus_stream);
+    hand_off(*leg);
     host().info("call " + cl->callid + " media re-attached: " + leg->summary());
   }
   host().info("call " + cl->callid + " re-attached by " + c->user);
@@ -517,8 +544,7 @@ void VertoWs::incoming(jn_handle leg, const jn_call_event& ev) {
     }
     cl.far_sdp = offer;
     cl.media = true;
-    std::lock_guard<std::recursive_mutex> g(media_mu_);
-    media_[cl.id] = std::move(ml);
+    media_[cl.id] = std::move(ml);  // handed to its loop once the browser answers
   }
   std::string callid = cl.callid;
   json p = {{"callID", callid}, {"sdp", cl.far_sdp}, {"caller_id_name", cl.peer_name}, {"caller_id_number", cl.peer_uri},
@@ -549,12 +575,9 @@ void VertoWs::reoffer(Call& cl, const jn_call_event& ev) {
     }
   const bool held = far_dir == JN_DIR_INACTIVE || far_dir == JN_DIR_SENDONLY;
   junction::webrtc::MediaStreams wmedia;
-  {
-    std::lock_guard<std::recursive_mutex> g(media_mu_);
-    ml->hold(held || cl.held);  // our own user's hold stays until they resume
-    if (!ml->held()) want_keyframe(*ml);
-    ml->to_core(wmedia);
-  }
+  set_hold(*ml, held || cl.held);  // our own user's hold stays until they resume
+  if (!ml->ctl_held) want_keyframe(*ml);
+  ml->to_core(wmedia);
   uint32_t mirror = far_dir;
   if (far_dir == JN_DIR_SENDONLY) mirror = JN_DIR_RECVONLY;
   else if (far_dir == JN_DIR_RECVONLY) mirror = JN_DIR_SENDONLY;

@@ -17,7 +17,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -128,6 +127,11 @@ Command parse_command(const std::string& channel_kind, const json& data);
 // the conferences of one plugin instance
 // ---------------------------------------------------------------------------------------------
 class ConfMix;  // conference_media.cpp: one room's mixer on a media loop
+struct TalkEvent {  // the mixer's loop -> the control loop
+  uint32_t member;
+  bool talking;
+  int energy;
+};
 
 class Conferences {
  public:
@@ -177,7 +181,10 @@ class Conferences {
   void media_floor(ConfRoom& r, uint32_t old_floor);
   void media_room_start(ConfRoom& r);
   void media_room_stop(ConfRoom& r);
-  void talking_events();
+  void talking_events(uint64_t serial, const std::vector<TalkEvent>& events);
+  uint32_t mix_loop(uint64_t serial) const;
+  ConfMix* loop_mix(uint32_t k, uint64_t serial) const;  // on loop k
+  void loop_stop_mix(uint32_t k, uint64_t serial);       // on loop k
   json mix_stats(uint64_t serial) const;
   json save_mixes() const;
   void restore_mixes(const json& saved);
@@ -191,10 +198,10 @@ class Conferences {
   // Sessions allowed on a room's channels without being members (cman bootstrap), and the
   // moderators among them: sessid -> room names.
   std::map<std::string, std::set<std::string>> watchers_, watcher_mods_;
-  // mixers by room serial (shared with the media loops: under mix_mu_)
-  mutable std::mutex mix_mu_;
+  // Mixers by room serial: the control loop's (it owns them). Each is also in its loop's map
+  // (LoopState::mixes), which only that loop touches: no lock between them.
   std::map<uint64_t, std::shared_ptr<ConfMix>> mixes_;
-  std::shared_ptr<ConfMix> mix_of(uint64_t room_serial) const;  // null when the room has no mixer
+  std::shared_ptr<ConfMix> mix_of(uint64_t room_serial) const;  // null when the room has no running mixer
   std::map<uint64_t, jn_handle> bus_subs_;  // member cookie*4+kind -> subscription
 };
 

@@ -94,7 +94,6 @@ void VertoWs::on_event(std::string_view topic, std::string_view text) {
   json data = json::parse(text, nullptr, false);
   if (topic == JN_MEDIA_KEYFRAME_REQUEST_TOPIC) {  // a consumer of a browser's video wants a keyframe
     std::string stream = data.is_object() ? data.value("stream", "") : "";
-    std::lock_guard<std::recursive_mutex> g(media_mu_);
     for (auto& [i, l] : media_)
       if (l->owns_stream(stream)) want_keyframe(*l);
     bool exposed = false;

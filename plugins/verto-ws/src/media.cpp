@@ -24,6 +24,7 @@ MediaLeg::MediaLeg(const junction::sdk::Host& host, const wrtc::Certificate& cer
 MediaLeg::~MediaLeg() {
   closed_ = true;  // the PeerConnection's last datagrams (close_notify) go nowhere
   pc_.reset();
+  drop_queued();  // no loop drains the ring any more (the instance is going): its frames back to the pool
 }
 
 bool MediaLeg::open(const MediaConf& conf, std::string& why) {
@@ -90,6 +91,7 @@ bool MediaLeg::answer(const wrtc::Description& offer, const wrtc::LocalMedia& au
                       std::string& why) {
   wrtc::AnswerResult ans;
   if (!build_answer(offer, audio, video, ans, why) || !start(ans, why)) return false;
+  ctl_negotiated_ = negotiated_;  // before the hand-off: the control loop's copy
   sdp = negotiated_.sdp;
   return true;
 }
@@ -135,11 +137,14 @@ bool MediaLeg::apply(const std::string& answer_sdp, std::string& why) {
     why = err.reason;
     return false;
   }
-  return start(ans, why);
+  if (!start(ans, why)) return false;
+  ctl_negotiated_ = negotiated_;  // before the hand-off: the control loop's copy
+  return true;
 }
 
 bool MediaLeg::update(const wrtc::Description& offer, std::string& sdp, bool& new_transport, std::string& why) {
   new_transport = false;
+  owner_.check();
   if (!pc_ || closed_) {
     why = "no running media to update";
     return false;
@@ -182,6 +187,7 @@ bool MediaLeg::update(const wrtc::Description& offer, std::string& sdp, bool& ne
 }
 
 void MediaLeg::hold(bool on) {
+  owner_.check();
   if (held_ == on) return;
   held_ = on;
   if (on || !pc_ || closed_) return;
@@ -189,6 +195,7 @@ void MediaLeg::hold(bool on) {
 }
 
 bool MediaLeg::start(const wrtc::AnswerResult& negotiated, std::string& why) {
+  owner_.check();
   negotiated_ = negotiated;
   summary_ = negotiated_.summary();
   wrtc::PeerConfig cfg;
@@ -203,7 +210,7 @@ bool MediaLeg::start(const wrtc::AnswerResult& negotiated, std::string& why) {
   return true;
 }
 
-void MediaLeg::to_core(wrtc::MediaStreams& out) const { wrtc::to_media_streams(negotiated_, out, &audio_name_, &video_name_); }
+void MediaLeg::to_core(wrtc::MediaStreams& out) const { wrtc::to_media_streams(ctl_negotiated_, out, &audio_name_, &video_name_); }
 
 void MediaLeg::subscribe(const std::string& audio_stream, const std::string& video_stream) {
   far_audio_ = audio_stream;
@@ -213,6 +220,7 @@ void MediaLeg::subscribe(const std::string& audio_stream, const std::string& vid
 }
 
 void MediaLeg::on_udp(const jn_datagram* d, size_t n, uint64_t now_ms) {
+  owner_.check();
   if (!pc_ || closed_) return;
   for (size_t i = 0; i < n; ++i) {
     jn_buf* b = d[i].buf;
@@ -221,42 +229,24 @@ void MediaLeg::on_udp(const jn_datagram* d, size_t n, uint64_t now_ms) {
   }
 }
 
+// Control loop (the ring's one producer).
 bool MediaLeg::push(uint32_t kind, jn_buf* buf) {
-  std::lock_guard<std::mutex> g(q_mu_);
-  if (closed_) return false;
-  if (q_count_ == kQueue) {  // the loop is far behind: this frame is lost, not the loop's time
-    ++q_dropped_;
+  host_.buf_ref(buf);
+  if (!q_.push({kind, buf})) {  // the loop is far behind: this frame is lost, not the loop's time
+    host_.buf_unref(buf);
+    q_dropped_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  host_.buf_ref(buf);
-  q_[(q_head_ + q_count_) % kQueue] = {kind, buf};
-  ++q_count_;
-  if (q_woken_) return false;
-  q_woken_ = true;
-  return true;
+  return !q_woken_.exchange(true);
 }
 
 bool MediaLeg::want_keyframe() {
-  std::lock_guard<std::mutex> g(q_mu_);
-  kf_wanted_ = true;
-  if (q_woken_) return false;
-  q_woken_ = true;
-  return true;
-}
-
-bool MediaLeg::post_task(std::function<void()> f) {
-  std::lock_guard<std::mutex> g(q_mu_);
-  if (closed_ || tasks_.size() >= 1024) {
-    ++dc_dropped_;
-    return false;
-  }
-  tasks_.push_back(std::move(f));
-  if (q_woken_) return false;
-  q_woken_ = true;
-  return true;
+  kf_wanted_.store(true);
+  return !q_woken_.exchange(true);
 }
 
 void MediaLeg::open_channel(const wrtc::DcepOpen& info) {
+  owner_.check();
   if (!pc_ || closed_ || !pc_->sctp()) return;
   for (auto& [st, label] : channels_)
     if (label == info.label) return;  // open already
@@ -268,6 +258,7 @@ void MediaLeg::open_channel(const wrtc::DcepOpen& info) {
 }
 
 bool MediaLeg::send_channel(const std::string& label, const std::string& data, bool binary) {
+  owner_.check();
   if (pc_ && !closed_)
     for (auto& [st, l] : channels_)
       if (l == label && pc_->send_channel(st, reinterpret_cast<const uint8_t*>(data.data()), data.size(), binary)) {
@@ -292,44 +283,31 @@ void MediaLeg::on_channel_message(uint16_t stream, const uint8_t* data, size_t l
 
 void MediaLeg::on_channel_closed(uint16_t stream) { channels_.erase(stream); }
 
+// The leg's loop (the ring's one consumer). q_woken_ goes back to false only with the ring seen
+// empty afterwards, so a push that found it true is always drained by this call or the next.
 void MediaLeg::drain(uint64_t now_ms) {
-  std::vector<std::function<void()>> tasks;
-  {
-    std::lock_guard<std::mutex> g(q_mu_);
-    tasks.swap(tasks_);
-  }
-  for (auto& f : tasks) f();
+  owner_.check();
   for (;;) {
+    if (kf_wanted_.exchange(false) && pc_ && !closed_) pc_->request_keyframe(now_ms);
     Queued item;
-    bool kf = false;
-    {
-      std::lock_guard<std::mutex> g(q_mu_);
-      kf = kf_wanted_;
-      kf_wanted_ = false;
-      if (q_count_) {
-        item = q_[q_head_];
-        q_head_ = (q_head_ + 1) % kQueue;
-        --q_count_;
-      } else if (!kf) {
-        q_woken_ = false;
-        return;
-      }
+    while (q_.pop(item)) {
+      on_bus(item.kind, item.buf, now_ms);
+      host_.buf_unref(item.buf);
     }
-    if (kf && pc_ && !closed_) pc_->request_keyframe(now_ms);
-    if (!item.buf) continue;
-    on_bus(item.kind, item.buf, now_ms);
-    host_.buf_unref(item.buf);
+    q_woken_.store(false);
+    if (q_.empty() && !kf_wanted_.load()) return;
+    if (q_woken_.exchange(true)) return;  // a push posted another drain meanwhile
   }
 }
 
 void MediaLeg::drop_queued() {
-  std::lock_guard<std::mutex> g(q_mu_);
-  tasks_.clear();
-  for (; q_count_; --q_count_, q_head_ = (q_head_ + 1) % kQueue) host_.buf_unref(q_[q_head_].buf);
-  q_woken_ = false;
+  Queued item;
+  while (q_.pop(item)) host_.buf_unref(item.buf);
+  q_woken_.store(false);
 }
 
 void MediaLeg::on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms) {
+  owner_.check();
   if (!pc_ || closed_) return;
   junction::media::FrameView f = junction::media::frame_of(buf);
   if (!f.data) return;
@@ -342,6 +320,7 @@ void MediaLeg::on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms) {
 }
 
 void MediaLeg::tick(uint64_t now_ms) {
+  owner_.check();
   if (pc_ && !closed_ && now_ms >= pc_->next_timer_ms()) pc_->tick(now_ms);
   if (!pending_opens_.empty() && pc_ && !closed_ && pc_->sctp() && pc_->sctp()->state() == wrtc::SctpState::Connected) {
     std::vector<wrtc::DcepOpen> todo;
@@ -351,11 +330,13 @@ void MediaLeg::tick(uint64_t now_ms) {
 }
 
 
-nlohmann::json MediaLeg::stats_json() const {
+nlohmann::json MediaLeg::stats_json() {
+  owner_.check();
   nlohmann::json j = {{"port", port_}, {"negotiated", summary_}, {"publishes", {audio_name_, video_name_}},
                       {"subscribes", {far_audio_, far_video_}}, {"bus_frames_in", bus_frames_}, {"held", held_},
                       {"held_frames_out", held_out_}, {"held_frames_in", held_in_},
-                      {"loop", conf_.loop}, {"handoff_dropped", q_dropped_},
+                      {"loop", conf_.loop}, {"handoff_dropped", q_dropped_.load(std::memory_order_relaxed)},
+                      {"owner_checks", owner_.checks()},
                       {"data_channels", channels_.size()}, {"dc_messages_in", dc_in_}, {"dc_messages_out", dc_out_},
                       {"dc_dropped", dc_dropped_},
                       {"rtp_sent_on_control_loop", control_rtp_.load(std::memory_order_relaxed)}};
@@ -430,6 +411,7 @@ bool MediaLeg::far_from_saved(const nlohmann::json& j, wrtc::LocalMedia& audio, 
 }
 
 void MediaLeg::close_pc() {
+  owner_.check();
   if (closed_) return;
   if (pc_) pc_->close();
   closed_ = true;

@@ -4,12 +4,15 @@
 // browser. Negotiation: build_answer() to a browser's offer (outbound calls, once the far leg's
 // media is known), build_offer() + apply_answer() for calls the core offers to a browser.
 //
-// Threads: the leg's socket lives on a media loop (MediaConf::loop; 0 = the control loop), so
-// on_udp runs there; the plugin's control loop sets the leg up, sends bus frames and ticks it.
-// The plugin serialises every call that touches the PeerConnection with one lock (taken once per
-// on_udp batch), never held across udp_bind / udp_close (open() and release() run outside it).
-// Callbacks made on the media loop only use [media] services: what needs the control loop (a
-// DTMF call event, a keyframe-request event) goes through Events, which the plugin defers.
+// Threads, single owner, no lock: the control loop builds the leg (open, offer / answer / apply:
+// its PeerConnection is made there), then hands it to its media loop (MediaConf::loop; 0 = the
+// control loop) with adopt(). From then on only that loop touches the PeerConnection and what it
+// drives (on_udp, drain, tick, hold, update, data channels, close_pc); owner_.check() in each of
+// them asserts it (debug builds) and counts a violation (every build). The control loop keeps the
+// fields it set before the hand-off (sockets, stream names, the far leg's media) and its own copy
+// of what it needs afterwards (ctl_negotiated_, ctl_held). Bus frames and keyframe requests cross
+// through a lock-free single-producer ring (push / want_keyframe); anything else the plugin sends
+// to the loop, and what the loop reports (Events), goes through the plugin's per-loop rings.
 #pragma once
 
 #include <junction/plugin.hpp>
@@ -17,6 +20,8 @@
 #include <junction/webrtc/ice_lite.hpp>
 #include <junction/webrtc/peer.hpp>
 #include <junction/webrtc/sdp.hpp>
+
+#include "loop_ring.hpp"
 
 #include <array>
 #include <atomic>
@@ -49,8 +54,8 @@ class MediaLeg final : public wrtc::PeerCallbacks {
     std::function<void(char digit)> dtmf;
     std::function<void(wrtc::PeerState)> state;
     std::function<void(const std::string& stream, const char* reason)> keyframe;  // a keyframe wanted from this bus stream
-    // Data channels: the browser opened one / sent a message on one (on the leg's loop, under
-    // the plugin's lock): the plugin passes them to the far leg by label.
+    // Data channels: the browser opened one / sent a message on one (on the leg's loop): the
+    // plugin passes them to the far leg by label, through the control loop.
     std::function<void(const wrtc::DcepOpen& info)> channel_open;
     std::function<void(const std::string& label, const uint8_t* data, size_t len, bool binary)> channel_message;
   };
@@ -70,34 +75,43 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   // verto.modify updateMedia: the browser's new offer in the answered call, answered with what
   // the far leg has. The running PeerConnection takes it when the browser's certificate is the
   // same (an ICE restart included); else a new one starts with fresh ICE credentials on the same
-  // socket. Under the plugin's lock. new_transport: which of the two happened.
+  // socket. On the leg's loop. new_transport: which of the two happened.
   bool update(const wrtc::Description& offer, std::string& sdp, bool& new_transport, std::string& why);
   // Hold: no frame of the far leg goes to the browser and none of the browser's is published
   // (both directions stop, as `inactive`); unhold asks both producers for a keyframe so video
-  // resumes at once. Under the plugin's lock.
+  // resumes at once. On the leg's loop; the control loop keeps its own flag in ctl_held.
   void hold(bool on);  // unhold: a keyframe wanted both ways (the caller wakes the loop)
-  bool held() const { return held_; }
-  // The negotiated result as the core's media description (our bus streams as bus_stream).
+  bool ctl_held = false;  // control loop only: what it last asked for
+  // The negotiated result as the core's media description (our bus streams as bus_stream): the
+  // control loop's copy (set by answer / apply, and by set_ctl_negotiated after an update).
   void to_core(wrtc::MediaStreams& out) const;
+  const wrtc::AnswerResult& negotiated() const { return negotiated_; }  // on the leg's loop
+  void set_ctl_negotiated(const wrtc::AnswerResult& a) { ctl_negotiated_ = a; }  // control loop
+  // The hand-off: handed() on the control loop once it gave the leg away; adopt() on the leg's
+  // loop as it takes it.
+  bool handed() const { return handed_; }
+  void set_handed() { handed_ = true; }
+  void adopt() { owner_.adopt(); }
+  void set_owner_stats(OwnerStats* s) { owner_.set_stats(s); }
+  uint64_t owner_checks() const { return owner_.checks(); }
   // Sends the far leg's bus streams to the browser (subscriptions with cookie id*4+kind).
   void subscribe(const std::string& audio_stream, const std::string& video_stream);
 
   void on_udp(const jn_datagram* d, size_t n, uint64_t now_ms);
   // Bus -> browser, in two halves so the PeerConnection only ever runs on the leg's loop: push()
-  // on the control loop (where bus subscriptions deliver) queues a reference to the frame (no
-  // copy; a full queue drops it, counted) and says whether the loop must be woken (one post per
-  // batch, not per frame); drain() on the leg's loop, under the plugin's lock, sends what is
-  // queued and the keyframe request asked for meanwhile.
+  // on the control loop (where bus subscriptions deliver) puts a reference to the frame in a
+  // single-producer ring (no copy, no lock; a full ring drops it, counted) and says whether the
+  // loop must be woken (one post per batch, not per frame); drain() on the leg's loop sends what
+  // is queued and the keyframe request asked for meanwhile.
   bool push(uint32_t kind, jn_buf* buf);
-  void on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms);  // sends one frame now (the leg's loop, under the lock)
+  void on_bus(uint32_t kind, jn_buf* buf, uint64_t now_ms);  // sends one frame now (the leg's loop)
   void drain(uint64_t now_ms);
-  void drop_queued();  // buffers still queued go back to the pool (retire, hot reload)
+  // Buffers still queued go back to the pool (release, hot reload): only when no loop drains
+  // the ring any more (the leg retired by its loop, or the loops paused for a reload).
+  void drop_queued();
   // A keyframe from the browser is wanted (PLI), sent by the next drain() on the leg's loop.
   // Returns like push(): true when the loop must be woken.
   bool want_keyframe();
-  // Work for the leg's loop from another leg's (data channel relaying; allocates, not the RTP
-  // path): run by the next drain(). Returns like push().
-  bool post_task(std::function<void()> f);
   // On the leg's loop: opens a channel toward the browser (once its SCTP is up), sends on the
   // open channel with that label (false when there is none: counted).
   void open_channel(const wrtc::DcepOpen& info);
@@ -109,15 +123,12 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   bool owns_stream(const std::string& s) const { return s == audio_name_ || s == video_name_; }
   const std::string& far_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? far_video_ : far_audio_; }
   const std::string& our_stream(uint32_t kind) const { return kind == JN_MEDIA_VIDEO ? video_name_ : audio_name_; }
-  std::string summary() const { return summary_; }
+  std::string summary() const { return ctl_negotiated_.summary(); }  // control loop
   // What the far leg has (kept for a fresh offer on verto.attach).
   wrtc::LocalMedia far_audio_media, far_video_media;
-  wrtc::PeerState state() const { return pc_ ? pc_->state() : wrtc::PeerState::New; }
-  const wrtc::PeerConnection* pc() const { return pc_.get(); }
-  void close() { close_pc(); release(); }
-  void close_pc();  // under the plugin's lock: no PeerConnection activity after
-  void release();   // outside the lock: socket, subscriptions and stream ids given back
-  nlohmann::json stats_json() const;  // for the `sessions` admin verb
+  void close_pc();  // on the leg's loop: no PeerConnection activity after
+  void release();   // control loop, once the loop let go of it: socket, subscriptions and stream ids given back
+  nlohmann::json stats_json();  // for the `sessions` admin verb, on the leg's loop
   // Hot reload: what the next instance needs to close this leg's resources and offer the
   // browser fresh media (the PeerConnection itself does not cross a reload).
   nlohmann::json save() const;
@@ -156,24 +167,23 @@ class MediaLeg final : public wrtc::PeerCallbacks {
   std::unique_ptr<wrtc::PeerConnection> pc_;
   bool closed_ = false;
   bool held_ = false;
+  bool handed_ = false;  // control loop only
+  wrtc::AnswerResult ctl_negotiated_;  // control loop only
+  Owner owner_;
   uint64_t bus_frames_ = 0;
-  // The hand-off queue (control loop -> the leg's loop); its own small lock, never held while
-  // sending. Fixed size: nothing allocated per frame.
+  // The hand-off ring (control loop -> the leg's loop). Fixed size: nothing allocated per frame.
   struct Queued {
     uint32_t kind = 0;
     jn_buf* buf = nullptr;
   };
   static constexpr size_t kQueue = 256;
-  std::mutex q_mu_;
-  std::array<Queued, kQueue> q_{};
-  size_t q_head_ = 0, q_count_ = 0;
-  bool q_woken_ = false;  // a drain is posted and has not emptied the queue yet
-  bool kf_wanted_ = false;
-  std::vector<std::function<void()>> tasks_;  // under q_mu_
+  SpscRing<Queued, kQueue> q_;
+  std::atomic<bool> q_woken_{false};  // a drain is posted and has not emptied the ring yet
+  std::atomic<bool> kf_wanted_{false};
   std::map<uint16_t, std::string> channels_;  // open channels: stream -> label
   std::vector<wrtc::DcepOpen> pending_opens_; // asked before the SCTP association was up
   uint64_t dc_in_ = 0, dc_out_ = 0, dc_dropped_ = 0;
-  uint64_t q_dropped_ = 0;
+  std::atomic<uint64_t> q_dropped_{0};
   std::atomic<uint64_t> control_rtp_{0};  // RTP/RTCP datagrams sent from the control thread while the leg has a media loop
   uint64_t held_out_ = 0, held_in_ = 0;  // frames not sent to / not published from the browser while held
 };

@@ -72,18 +72,15 @@ jn_status VertoWs::stop() {
   std::vector<uint64_t> ids;
   for (auto& [id, cl] : calls_) ids.push_back(id);
   for (uint64_t id : ids) end_call(id, 503, "server-stopping");
-  std::vector<std::unique_ptr<verto::MediaLeg>> legs;
-  {
-    std::lock_guard<std::recursive_mutex> g(media_mu_);
-    for (auto& [id, leg] : media_) {
-      leg->close_pc();
-      legs.push_back(std::move(leg));
-    }
-    media_.clear();
-  }
-  for (auto& l : legs) l->release();  // here, not in on_destroy (no resource services there)
-  for (auto& gl : graveyard_) gl->release();
-  graveyard_.clear();
+  std::vector<uint64_t> legs;
+  for (auto& [id, leg] : media_) legs.push_back(id);
+  for (uint64_t id : legs) retire(id);
+  // Each leg's loop closes its PeerConnection (its DTLS close_notify goes out there). The legs
+  // the control loop owns are released here (not in on_destroy: no resource services there);
+  // the others' sockets, subscriptions and stream ids are closed by the core as it unloads us,
+  // after which no loop runs our code and the legs are destroyed with the instance. No
+  // asynchronous stop: stop_done() destroys the instance from inside the hook that calls it.
+  graves_ready();
   return JN_OK;
 }
 

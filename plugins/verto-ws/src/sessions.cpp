@@ -144,8 +144,7 @@ json VertoWs::finish_login(jn_handle h, const json& id, const std::string& user,
         host().warn("call " + cl->callid + ": no fresh offer for verto.attach: " + why);
       } else {
         retire(cid);
-        std::lock_guard<std::recursive_mutex> g(media_mu_);
-        media_[cid] = std::move(leg);
+        media_[cid] = std::move(leg);  // handed to its loop once the browser answers the attach
         sdp = offer;
       }
       cl = call(cid);

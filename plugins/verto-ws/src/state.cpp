@@ -16,11 +16,14 @@ jn_status VertoWs::save_state(std::string& out) {
   st.set("media_tick", media_tick_);
   json legs = json::object();
   for (auto& [id, leg] : media_) {
-    leg->drop_queued();  // frames handed to a media loop and not sent yet go back to the pool
+    leg->drop_queued();  // frames handed to a media loop and not sent yet go back to the pool (the loops are paused)
     legs[std::to_string(id)] = leg->save();
   }
   json graves = json::array();
-  for (auto& g : graveyard_) graves.push_back(g->save());
+  for (auto& g : graveyard_) {
+    g.leg->drop_queued();  // the loops are paused: nothing drains these rings meanwhile
+    graves.push_back(g.leg->save());
+  }
   st.set("media_legs", legs).set("media_graves", graves);
   if (cert_.valid()) st.set("cert", cert_.to_pem());
   st.set("conferences", confs_->save());
@@ -105,10 +108,7 @@ void VertoWs::reoffer_after_reload() {
       cl->media = false;
       continue;
     }
-    {
-      std::lock_guard<std::recursive_mutex> g(media_mu_);
-      media_[r.id] = std::move(leg);
-    }
+    media_[r.id] = std::move(leg);  // handed to its loop once the browser answers the attach
     cl = call(r.id);
     if (h) request(h, "verto.attach", json{{"callID", cl->callid}, {"sdp", offer}, {"caller_id_name", cl->peer_name},
                                            {"caller_id_number", cl->peer_uri}, {"display_direction", cl->inbound ? "inbound" : "outbound"}});

@@ -9,6 +9,7 @@
 #include "conference.hpp"
 #include "credentials.hpp"
 #include "jsonrpc.hpp"
+#include "loop_ring.hpp"
 #include "media.hpp"
 #include "media_desc.hpp"
 
@@ -27,6 +28,8 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace verto::ws {
@@ -40,7 +43,7 @@ constexpr uint32_t kStateSchema = 1;
 constexpr uint64_t kTickCookie = 1, kHeartbeatCookie = 2, kMediaTickCookie = 3, kDeferredCookie = 4;
 constexpr uint64_t kMediaTickMs = 20;
 // Posts to media loops: the tag in the low byte, a leg id or a loop number above it.
-constexpr uint64_t kDrainTag = 0x10, kLoopTickTag = 0x11;
+constexpr uint64_t kDrainTag = 0x10, kLoopTickTag = 0x11, kInboxTag = 0x12;
 constexpr int64_t kTickMs = 1000;
 const char* const kSdpHeader = "app-verto-sdp";
 
@@ -197,10 +200,35 @@ inline std::string callid_of(const json& params) {
 inline uint64_t unix_now() { return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()); }
 
 
+// Work handed between the control loop and a media loop (rare: control changes, reports back;
+// never per frame). Allocated by the sender, run and freed by the receiver.
+using Task = std::function<void()>;
+
+// What belongs to one media loop (index k; 0 = the control loop when there are no media loops).
+// `legs` and `mixes` are touched by that loop only; the rings have one producer and one consumer
+// each, so nothing here needs a lock.
+struct LoopState {
+  verto::SpscRing<Task*, 4096> in;   // control loop -> this loop (run by run_inbox on this loop)
+  verto::SpscRing<Task*, 4096> out;  // this loop -> the control loop (run by run_outboxes)
+  std::vector<Task*> backlog;        // control loop only: what did not fit in `in` yet, in order
+  std::unordered_map<uint64_t, verto::MediaLeg*> legs;  // this loop's legs (owned by VertoWs::media_ / graveyard_)
+  std::unordered_map<uint64_t, ConfMix*> mixes;         // this loop's mixers (owned by Conferences::mixes_)
+  std::atomic<uint64_t> out_dropped{0};
+  ~LoopState() {
+    Task* t = nullptr;
+    while (in.pop(t)) delete t;
+    while (out.pop(t)) delete t;
+    for (Task* b : backlog) delete b;
+  }
+};
+
 class VertoWs : public junction::sdk::Plugin {
  public:
   VertoWs(Host host, const jn_create_args& args)
-      : Plugin(host), conf_(read_conf(host)), generation_(args.generation), confs_(std::make_unique<Conferences>(*this)) {}
+      : Plugin(host), conf_(read_conf(host)), generation_(args.generation), control_thread_(std::this_thread::get_id()) {
+    for (uint32_t k = 0; k <= host.media_loops(); ++k) loops_.push_back(std::make_unique<LoopState>());
+    confs_ = std::make_unique<Conferences>(*this);
+  }
 
   // --- lifecycle (plugin.cpp; init_media: call_media.cpp; save/restore_state: state.cpp) ------
   jn_status start() override;
@@ -275,14 +303,30 @@ class VertoWs : public junction::sdk::Plugin {
   static bool has_av(const jn_media_desc* d);
   static void far_media(const jn_media_desc* d, junction::webrtc::LocalMedia& audio, junction::webrtc::LocalMedia& video);
   std::unique_ptr<verto::MediaLeg> new_leg(uint64_t id, std::string& why);
-  void defer(std::function<void()> f);
   void on_post(uint64_t cookie) override;
   bool start_outbound_media(uint64_t id, const jn_media_desc* d, std::string& sdp, std::string& why);
   void media_failed(uint64_t id, const std::string& why);
   void retire(uint64_t id);
-  // The leg's loop runs its drain(): now when that is the control loop (under the lock), else
-  // through a post.
+  // The leg's loop runs its drain(): now when that is the control loop, else through a post.
   void wake(verto::MediaLeg& leg);
+  // The hand-offs (call_media.cpp). to_loop: control loop only; runs t on loop k (k = 0: now).
+  // to_control: from loop k (or the control loop): runs t on the control loop, later.
+  void to_loop(uint32_t k, Task t);
+  void to_control(uint32_t k, Task t);
+  void run_inbox(uint32_t k);   // on loop k
+  void run_outboxes();          // on the control loop
+  bool on_control() const { return std::this_thread::get_id() == control_thread_; }
+  uint32_t loop_of_leg(uint64_t id) const {
+    const uint64_t n = loops_.size() - 1;  // media_loops(), fixed for the process
+    return n ? 1 + static_cast<uint32_t>(id % n) : 0;
+  }
+  verto::MediaLeg* loop_leg(uint32_t k, uint64_t id);  // on loop k: its leg with that id
+  void hand_off(verto::MediaLeg& leg);  // control loop: the leg (PeerConnection started) goes to its loop
+  void set_hold(verto::MediaLeg& leg, bool on);
+  void finish_update(jn_handle h, const json& msg_id, uint64_t id, const std::string& sdp, bool ok, bool fresh,
+                     const std::string& answer, const std::string& why, const junction::webrtc::AnswerResult* neg);
+  void admin_sessions(jn_handle reply);
+  void graves_ready();
   void want_keyframe(verto::MediaLeg& leg) {
     if (leg.want_keyframe()) wake(leg);
   }
@@ -310,14 +354,20 @@ class VertoWs : public junction::sdk::Plugin {
   std::map<uint64_t, std::unique_ptr<KdfJob>> jobs_;
   junction::webrtc::Certificate cert_;
   junction::webrtc::SctpStack sctp_;
+  // The control loop's legs (it owns them; once handed off, their PeerConnection belongs to
+  // their loop: LoopState::legs).
   std::map<uint64_t, std::unique_ptr<verto::MediaLeg>> media_;
   jn_handle media_tick_ = 0;
-  std::vector<std::unique_ptr<verto::MediaLeg>> graveyard_;
-  // Guards media_ and every PeerConnection: the control loop and the legs' media loops. Recursive
-  // because a PeerConnection callback (under it) reaches other legs.
-  std::recursive_mutex media_mu_;
-  std::mutex deferred_mu_;
-  std::vector<std::function<void()>> deferred_;
+  // Retired legs: released (sockets closed, destroyed) once their loop let go of them (ready).
+  struct Grave {
+    std::unique_ptr<verto::MediaLeg> leg;
+    bool ready = false;
+  };
+  std::vector<Grave> graveyard_;
+  std::thread::id control_thread_;
+  std::vector<std::unique_ptr<LoopState>> loops_;
+  verto::OwnerStats owner_stats_;
+  std::vector<Task> deferred_;  // control loop only
   std::vector<uint64_t> failed_;
   struct Reoffer {
     uint64_t id;

@@ -183,6 +183,15 @@ class ConferenceMedia(test_browser.Browser):
         self.wait_hears(a, ["1002", "1003"], ["1001"])
         self.check_livearray([a, b, c])
         mixer = self.j.cmd(PLUGIN, "conferences")["conferences"][0]["mixer"]
+        # the mixer is its loop's alone: the members' audio reached it through its ring (frames
+        # in for each member, none dropped), every tick checked its owner, none from elsewhere
+        self.assertEqual(mixer["loop"] in (1, 2), True, mixer)
+        self.assertGreater(mixer["owner_checks"], 0, mixer)
+        self.assertEqual(mixer["fed_dropped"], 0, mixer)
+        self.assertEqual(len(mixer["members"]), 3, mixer)
+        for mid, st in mixer["members"].items():
+            self.assertGreater(st["frames_in"], 0, (mid, st))
+        self.assertEqual(self.j.cmd(PLUGIN, "sessions")["owner_violations"], 0)
         if __import__("os").environ.get("JN_CONF_DEBUG"):
             print("mixer", {k: mixer[k] for k in ("loop", "ticks", "late_ticks", "busy_us")})
         c.evaluate("v.hangup(cid).then(() => true)")
