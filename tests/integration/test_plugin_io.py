@@ -207,6 +207,36 @@ class PluginIoTest(JunctionTest):
         self.assertEqual(self.j.api("GET", "/metrics", expect=200).count("junction_resources_open 0"), 1)
         ws.sock.close()
 
+    def test_asynchronous_stop_finishes_after_the_hook_that_says_stop_done(self):
+        # on_stop answers JN_PENDING; host->stop_done() comes from inside a hook (on_stop itself, a
+        # timer, twice from a timer). The instance must outlive that hook (the plugin logs through
+        # itself after the call: a destroyed instance / unmapped code would crash the server or
+        # trip ASan), and the unload then completes without the timeout's warning.
+        for mode in ("inline", "timer", "twice"):
+            with self.subTest(mode=mode):
+                j = self.server(plugins={"io-echo": {"tcp_listen": f"127.0.0.1:{free_port()}",
+                                                     "http_listen": f"127.0.0.1:{free_port()}", "async_stop": mode}},
+                                server={"stop_timeout_ms": 60000})
+                j.start()
+                n = len(j.lines)
+                j.api("POST", "/api/v1/plugins/io-echo/unload", expect=200)
+                j.wait_for_log(r"\[io-echo\] stop_done said (inside on_stop|from on_timer; the instance is still alive)", start=n)
+                j.wait_for_log(r"plugin io-echo unloaded", start=n)
+                self.assertNotIn("did not finish stopping in time", j.log())
+                self.assertEqual([p["name"] for p in j.api("GET", "/api/v1/plugins", expect=200)], [])
+                self.assertIsNone(j.proc.poll())  # the server is still running
+
+    def test_asynchronous_stop_without_stop_done_ends_at_the_timeout(self):
+        j = self.server(plugins={"io-echo": {"tcp_listen": f"127.0.0.1:{free_port()}",
+                                             "http_listen": f"127.0.0.1:{free_port()}", "async_stop": "never"}},
+                        server={"stop_timeout_ms": 200})
+        j.start()
+        n = len(j.lines)
+        j.api("POST", "/api/v1/plugins/io-echo/unload", expect=200)
+        j.wait_for_log(r"\[io-echo\] did not finish stopping in time", start=n)
+        j.wait_for_log(r"plugin io-echo unloaded", start=n)
+        self.assertEqual([p["name"] for p in j.api("GET", "/api/v1/plugins", expect=200)], [])
+
 
 if __name__ == "__main__":
     main()

@@ -553,7 +553,7 @@ jn_status h_state_append(jn_host_ctx* ctx, jn_handle sink, const uint8_t* data, 
   });
 }
 void h_stop_done(jn_host_ctx* ctx) {
-  S(ctx).stop_done();  // may destroy the slot: nothing after this line
+  S(ctx).stop_done();  // the unload finishes on the loop's next turn, after the calling hook returns
 }
 jn_status h_admin_reply(jn_host_ctx* ctx, jn_handle reply, int status, jn_str json) {
   return guarded(ctx, "admin_reply", [&]() -> jn_status {

@@ -945,23 +945,35 @@ void PluginHost::unload(const std::string& name, std::function<void(std::string)
     return;
   }
   slot->stopping_ = true;
+  slot->stop_done_called_ = false;
   jn_status st = JN_OK;
   if (auto stop = JN_HOOK(slot->instance_, on_stop)) st = stop(slot->instance_->self);
   if (st != JN_PENDING) {
     finish_unload(name, std::move(done));
     return;
   }
-  // Asynchronous stop: wait for stop_done() or the conf's timeout, whichever comes first.
+  // Asynchronous stop: wait for stop_done() or the conf's timeout, whichever comes first. Both
+  // end in this timer's callback, outside any plugin hook (stop_done() re-arms it to 0 ms).
   slot->stop_continuation_ = [this, name, done = std::move(done)]() mutable { finish_unload(name, std::move(done)); };
   slot->stop_timer_ = new uv_timer_t;
   uv_timer_init(services_.loop, slot->stop_timer_);
   slot->stop_timer_->data = slot;
-  uv_timer_start(slot->stop_timer_, [](uv_timer_t* t) {
-    auto* s = static_cast<PluginSlot*>(t->data);
-    s->log(JN_LOG_WARN, "did not finish stopping in time; closing its resources anyway");
-    auto cont = std::move(s->stop_continuation_);
-    if (cont) cont();
-  }, core_conf_.stop_timeout_ms, 0);
+  uv_timer_start(slot->stop_timer_, PluginSlot::on_stop_timer,
+                 slot->stop_done_called_ ? 0 : core_conf_.stop_timeout_ms, 0);  // stop_done() inside on_stop: next turn
+}
+
+void PluginSlot::on_stop_timer(uv_timer_t* t) {
+  auto* s = static_cast<PluginSlot*>(t->data);
+  if (!s->stop_done_called_) s->log(JN_LOG_WARN, "did not finish stopping in time; closing its resources anyway");
+  auto cont = std::move(s->stop_continuation_);
+  if (cont) cont();  // destroys the slot (and closes this timer)
+}
+
+void PluginSlot::stop_done() {
+  if (!stopping_ || stop_done_called_) return;  // not stopping, or said twice: nothing to do
+  stop_done_called_ = true;
+  // Inside on_stop the timer does not exist yet: unload() arms it to 0 ms when on_stop returns.
+  if (stop_timer_) uv_timer_start(stop_timer_, on_stop_timer, 0, 0);
 }
 
 void PluginHost::finish_unload(const std::string& name, std::function<void(std::string)> done) {

@@ -150,11 +150,12 @@ class PluginSlot : public BusSink {
   void on_bus_packet(uint64_t subscription, uint64_t cookie, jn_buf* buf) override;
 
   // The error the plugin reported for the hook in progress (host->set_error).
-  // host->stop_done(): the plugin finished an asynchronous stop.
-  void stop_done() {
-    auto cont = std::move(stop_continuation_);
-    if (cont) cont();  // may destroy this slot
-  }
+  // host->stop_done(): the plugin finished an asynchronous stop. Called from inside one of the
+  // plugin's hooks (on_stop itself, a timer, a post), so the unload it completes (destroy the
+  // instance, maybe unmap its code) must not run before that hook returns: it is finished from
+  // the stop timer, re-armed to fire on the loop's next turn (PluginHost::unload).
+  void stop_done();
+  static void on_stop_timer(uv_timer_t* t);  // the stop timeout, or stop_done() on the next turn
   std::string take_error() { return std::exchange(error_, {}); }
   void set_error(std::string e) { error_ = std::move(e); }
   std::string last_error() const { return error_; }
@@ -213,6 +214,7 @@ class PluginSlot : public BusSink {
   uint64_t reloads_ = 0;
   uint64_t generation_ = 0;
   uv_timer_t* stop_timer_ = nullptr;
+  bool stop_done_called_ = false;  // stop_done() came: the stop timer finishes the unload, quietly
   std::function<void()> stop_continuation_;
 };
 

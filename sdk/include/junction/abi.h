@@ -844,6 +844,8 @@ typedef struct jn_host_api {
 
   /* --- lifecycle ------------------------------------------------------------------------- */
   jn_status (*state_append)(jn_host_ctx* ctx, jn_handle sink, const uint8_t* data, size_t len);
+  /* Ends a JN_PENDING on_stop; callable from any control-loop hook, on_stop included. The instance
+   * is destroyed on the loop's next turn, never inside the calling hook. A second call is ignored. */
   void (*stop_done)(jn_host_ctx* ctx);
   jn_status (*admin_reply)(jn_host_ctx* ctx, jn_handle reply, int http_status, jn_str json);
 

@@ -40,6 +40,27 @@ class IoEcho : public junction::sdk::Plugin {
     sip_framing_ = c.value("tcp_framing", std::string("delim")) == "sip";
     tcp_tls_cert_ = c.value("tcp_tls_cert", "");
     tcp_tls_key_ = c.value("tcp_tls_key", "");
+    async_stop_ = c.value("async_stop", "");
+  }
+
+  // Asynchronous stop (JN_PENDING + host->stop_done()), as conf's async_stop says: "inline" (said
+  // inside on_stop), "timer" (from a timer hook, then the instance is still used: it must not have
+  // been destroyed inside stop_done), "twice" (from a timer, twice), "never" (the core's timeout).
+  jn_status stop() override {
+    if (async_stop_.empty()) return JN_OK;
+    if (async_stop_ == "inline") {
+      host().stop_done();
+      host().log(JN_LOG_INFO, "stop_done said inside on_stop");
+      return JN_PENDING;
+    }
+    if (async_stop_ != "never") host().timer(1, 0, kStopTimer, &stop_timer_);
+    return JN_PENDING;
+  }
+  void on_timer(jn_handle, uint64_t cookie) override {
+    if (cookie != kStopTimer) return;
+    host().stop_done();
+    if (async_stop_ == "twice") host().stop_done();
+    host().log(JN_LOG_INFO, "stop_done said from on_timer; the instance is still alive (" + tcp_listen_ + ")");
   }
 
   jn_status start() override {
@@ -377,7 +398,9 @@ class IoEcho : public junction::sdk::Plugin {
   std::string tcp_tls_cert_, tcp_tls_key_;
   json last_open_ = json::object();
   uint32_t max_frame_ = 64;
-  jn_handle tcp_ = 0, http_ = 0, pending_ = 0;
+  jn_handle tcp_ = 0, http_ = 0, pending_ = 0, stop_timer_ = 0;
+  std::string async_stop_;
+  static constexpr uint64_t kStopTimer = 7;
   std::map<jn_handle, uint64_t> conns_, ws_;
   uint64_t closed_ = 0, oversize_ = 0, next_cookie_ = 0, reloads_ = 0, connect_failures_ = 0;
   static constexpr uint64_t kDetached = 1;  // admin reply handles are never 1 (generation >= 1 in the high half)
