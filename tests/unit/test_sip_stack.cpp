@@ -161,3 +161,54 @@ TEST_CASE("sip stack: stateless_request picks other requests (a keepalive MESSAG
   REQUIRE(r.user.ids.size() == 5);
   CHECK(!Stack::is_stateless(r.user.ids[4]));
 }
+
+TEST_CASE("sip stack: request_fingerprint is kept per parsed message, never carried over to the next") {
+  std::string a = reg("z9hG4bKfa", 1), b = reg("z9hG4bKfb", 1);
+  Message m1, m2;
+  REQUIRE(parse(b, m2) == ParseStatus::Ok);
+  const uint64_t fb = request_fingerprint(m2);
+  REQUIRE(parse(a, m1) == ParseStatus::Ok);
+  const uint64_t fa = request_fingerprint(m1);
+  CHECK(fa != fb);
+  CHECK(request_fingerprint(m1) == fa);  // asked again: the same (the kept value)
+  CHECK(m1.fingerprint() == fa);
+  // The same Message parses another request: its own fingerprint, not the one kept for the first.
+  REQUIRE(parse(b, m1) == ParseStatus::Ok);
+  CHECK(request_fingerprint(m1) == fb);
+  REQUIRE(parse(a, m1) == ParseStatus::Ok);  // a retransmission of the first: its fingerprint again
+  CHECK(request_fingerprint(m1) == fa);
+}
+
+TEST_CASE("sip stack: stateless answers built in the stack's buffer: each as built from its own request") {
+  struct Answer : StackUser {
+    Stack* stack = nullptr;
+    void on_request(TxnId id, const Message& m, const Flow&) override {
+      // A long answer, then short ones: nothing of an earlier answer may show in a later one.
+      bool big = m.cseq().seq == 1;
+      stack->respond(id, 200, {}, {}, big ? "Contact: <sip:a@127.0.0.1:4000>;expires=3600\r\n" : "",
+                     big ? std::string(600, 'b') : std::string(), big ? "text/plain" : "");
+    }
+    void on_response(TxnId, int, const Message*) override {}
+  } user;
+  FakeEnv env;
+  StackConfig c{"127.0.0.1", 5060, 5060, {}, {}, "test-ua"};
+  c.stateless_register = true;
+  Stack stack(env, user, c);
+  user.stack = &stack;
+  for (int seq : {1, 2, 3}) stack.on_datagram(reg("z9hG4bKbuf" + std::to_string(seq), seq), udp_flow(4000));
+  REQUIRE(env.sent.size() == 3);
+  for (int seq : {1, 2, 3}) {
+    const std::string& got = env.sent[size_t(seq - 1)].bytes;
+    std::string req = reg("z9hG4bKbuf" + std::to_string(seq), seq);
+    Message m;
+    REQUIRE(parse(req, m) == ParseStatus::Ok);
+    Message r;
+    REQUIRE(parse(got, r) == ParseStatus::Ok);
+    bool big = seq == 1;
+    std::string want = TransactionLayer::build_response(
+        m, 200, "OK", r.to_tag(), "test-ua", big ? "Contact: <sip:a@127.0.0.1:4000>;expires=3600\r\n" : "",
+        big ? std::string(600, 'b') : std::string(), big ? "text/plain" : "", "127.0.0.1", 4000);
+    CHECK(got == want);
+    CHECK(r.body().size() == (big ? 600u : 0u));
+  }
+}

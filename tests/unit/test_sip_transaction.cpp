@@ -684,6 +684,11 @@ TEST_CASE("sip txn: a response built from the parsed request equals the one buil
         std::string from_parsed =
             TransactionLayer::build_response(m, status, "Why", "tt", "ua", "X-A: 1\r\n", "body", "text/plain", received, rport);
         CHECK(from_parsed == from_bytes);
+        // Into a reused buffer (the stateless answers): the same bytes, whatever it held before.
+        std::string reused(700, 'x');
+        TransactionLayer::build_response(reused, m, status, "Why", "tt", "ua", "X-A: 1\r\n", "body", "text/plain", received,
+                                         rport);
+        CHECK(reused == from_bytes);
       }
     }
   }
@@ -698,4 +703,42 @@ TEST_CASE("sip txn: a response built from the parsed request equals the one buil
         "Via: SIP/2.0/TCP 10.0.0.7;branch=z9hG4bKthree;received=10.9.9.9\r\n"
         "From: <sip:a@x>;tag=1\r\nTo: <sip:a@x>;tag=tt\r\nCall-ID: eq-2\r\nCSeq: 7 REGISTER\r\n"
         "Record-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST_CASE("sip txn: the parsed builder copies only lines written as it would write them") {
+  // Another case of the name, no space or a tab after ':', bare LF ends: rewritten; a folded
+  // From, a second Via and the Record-Routes of a 2xx: copied; ;rport filled, received= kept.
+  const std::string lf =
+      "MESSAGE sip:127.0.0.1 SIP/2.0\n"
+      "Via: SIP/2.0/UDP 10.0.0.9:4000;rport;branch=z9hG4bKlf;received=10.0.0.9\n"
+      "FROM: <sip:a@x>;tag=1\nTo:<sip:b@x>\nCall-Id: eq-4\nCSeq:\t2 MESSAGE\nContent-Length: 0\n\n";
+  const std::string mixed =
+      "MESSAGE sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:4000;branch=z9hG4bKmix;rport\r\n"
+      "Via: SIP/2.0/UDP 10.0.0.8:4000;branch=z9hG4bKsecond\r\n"
+      "From: <sip:a@x>\r\n ;tag=fold\r\nMax-Forwards: 70\r\nTo: <sip:b@x>\r\nCall-ID: eq-5\r\nX-Between: 1\r\n"
+      "CSeq: 3 MESSAGE\r\nRecord-Route: <sip:p1;lr>\r\nrecord-route: <sip:p2;lr>\r\nContent-Length: 0\r\n\r\n";
+  Message m;
+  REQUIRE(parse(lf, m) == ParseStatus::Ok);
+  std::string out = "an earlier, longer answer that must not show";
+  TransactionLayer::build_response(out, m, 200, "OK", "tt", "ua", {}, {}, {}, "127.0.0.1", 4000);
+  CHECK(out ==
+        "SIP/2.0 200 OK\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.9:4000;rport=4000;branch=z9hG4bKlf;received=10.0.0.9\r\n"
+        "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=tt\r\nCall-ID: eq-4\r\nCSeq: 2 MESSAGE\r\n"
+        "Server: ua\r\nContent-Length: 0\r\n\r\n");
+  REQUIRE(parse(mixed, m) == ParseStatus::Ok);
+  TransactionLayer::build_response(out, m, 200, "OK", "tt", {}, {}, {}, {}, "127.0.0.1", 4000);
+  CHECK(out ==
+        "SIP/2.0 200 OK\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.9:4000;branch=z9hG4bKmix;rport=4000;received=127.0.0.1\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.8:4000;branch=z9hG4bKsecond\r\n"
+        "From: <sip:a@x>\r\n ;tag=fold\r\nTo: <sip:b@x>;tag=tt\r\nCall-ID: eq-5\r\nCSeq: 3 MESSAGE\r\n"
+        "Record-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>\r\nContent-Length: 0\r\n\r\n");
+  TransactionLayer::build_response(out, m, 486, "Busy Here", "tt", {}, {}, {}, {}, {}, 0);
+  CHECK(out ==
+        "SIP/2.0 486 Busy Here\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.9:4000;branch=z9hG4bKmix;rport\r\n"
+        "Via: SIP/2.0/UDP 10.0.0.8:4000;branch=z9hG4bKsecond\r\n"
+        "From: <sip:a@x>\r\n ;tag=fold\r\nTo: <sip:b@x>;tag=tt\r\nCall-ID: eq-5\r\nCSeq: 3 MESSAGE\r\n"
+        "Content-Length: 0\r\n\r\n");
 }

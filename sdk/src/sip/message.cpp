@@ -2,6 +2,7 @@
 
 #include "chars.hpp"
 
+#include <charconv>
 #include <cstring>
 
 namespace junction::sip {
@@ -182,6 +183,40 @@ void Message::reset() {
   content_length_ = -1;
   body_ = bytes_ = error_header_ = {};
   skipped_ = 0;
+  has_fingerprint_ = false;
+}
+
+namespace {
+// FNV-1a, field by field with a separator (so "ab|c" and "a|bc" differ), then a final mix.
+struct Fnv {
+  uint64_t h = 0xcbf29ce484222325ull;
+  void add(std::string_view s) {
+    for (char c : s) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
+    h = (h ^ 0xff) * 0x100000001b3ull;
+  }
+};
+uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+uint64_t Message::fingerprint() const {
+  if (has_fingerprint_) return fingerprint_;
+  Fnv f;
+  f.add(via_.branch);
+  f.add(via_.sent_by);
+  f.add(call_id_);
+  char seq[16];
+  f.add(std::string_view(seq, size_t(std::to_chars(seq, seq + sizeof seq, cseq_.seq).ptr - seq)));
+  f.add(method_);
+  f.add(from_tag_);
+  fingerprint_ = mix64(f.h);
+  has_fingerprint_ = true;
+  return fingerprint_;
 }
 
 namespace {

@@ -9,14 +9,6 @@
 namespace junction::sip {
 
 namespace {
-// FNV-1a, field by field with a separator (so "ab|c" and "a|bc" differ), then a final mix.
-struct Fnv {
-  uint64_t h = 0xcbf29ce484222325ull;
-  void add(std::string_view s) {
-    for (char c : s) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
-    h = (h ^ 0xff) * 0x100000001b3ull;
-  }
-};
 uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ull;
@@ -26,17 +18,9 @@ uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
 }
 }  // namespace
 
-uint64_t request_fingerprint(const Message& m) {
-  Fnv f;
-  f.add(m.top_via().branch);
-  f.add(m.top_via().sent_by);
-  f.add(m.call_id());
-  char seq[16];
-  f.add(std::string_view(seq, size_t(std::to_chars(seq, seq + sizeof seq, m.cseq().seq).ptr - seq)));
-  f.add(m.method());
-  f.add(m.from_tag());
-  return mix64(f.h);
-}
+// Computed once per parsed message (Message::fingerprint keeps it): the user's retransmission
+// check and the stateless To tag below share one hash.
+uint64_t request_fingerprint(const Message& m) { return m.fingerprint(); }
 
 Stack::Stack(Env& env, StackUser& user, StackConfig cfg)
     : env_(env), user_(user), cfg_(std::move(cfg)), layer_(mux_, *this, cfg_.timers) {
@@ -210,17 +194,17 @@ jn_status Stack::respond_stateless(TxnId id, int code, std::string_view reason, 
   stateless_answered_ = true;
   // The same request (a retransmission) gets the same tag; the key keeps tags unpredictable.
   char tag[16];
-  uint64_t t = mix64(request_fingerprint(msg_) ^ tag_key_);
+  uint64_t t = mix64(msg_.fingerprint() ^ tag_key_);
   static constexpr char kHex[] = "0123456789abcdef";
   for (int i = 0; i < 16; ++i) tag[i] = kHex[(t >> (60 - 4 * i)) & 15];
-  std::string received;
+  // Built into buffers the stack keeps: no allocation per answer once they have grown.
   uint16_t rport = 0;
-  TransactionLayer::source_of(msg_.top_via().sent_by, msg_.top_via().has_rport, *stateless_from_, received, rport);
-  std::string resp = TransactionLayer::build_response(msg_, code, reason, std::string_view(tag, 16), cfg_.user_agent,
-                                                      extra_headers, body, content_type, received, rport);
+  TransactionLayer::source_of(msg_.top_via().sent_by, msg_.top_via().has_rport, *stateless_from_, received_, rport);
+  TransactionLayer::build_response(tx_buf_, msg_, code, reason, std::string_view(tag, 16), cfg_.user_agent, extra_headers,
+                                   body, content_type, received_, rport);
   ++counters_.tx_stateless;
   Flow f = *stateless_from_;
-  jn_status st = env_.send(f, resp);
+  jn_status st = env_.send(f, tx_buf_);
   if (st != JN_OK) {
     log(JN_LOG_WARN, "sip: stateless " + std::to_string(code) + " to " + util::format_addr(f.peer) + " failed (status " +
                          std::to_string(st) + ")");

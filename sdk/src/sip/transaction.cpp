@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 namespace junction::sip {
 
@@ -727,8 +728,9 @@ void TransactionLayer::on_connection_closed(jn_handle conn) {
 
 namespace {
 // "Via: " + the header's first value with rport= / received= filled + its other values + CRLF.
-void append_top_via(std::string& out, std::string_view value, std::string_view received, uint16_t rport) {
-  std::string_view top = first_value(value);
+// top: the first value of value; has_received: it carries received= already.
+void append_top_via(std::string& out, std::string_view value, std::string_view top, bool has_received,
+                    std::string_view received, uint16_t rport) {
   out.append("Via: ");
   size_t at = std::string_view::npos;
   if (rport)  // a bare ;rport gets the source port
@@ -744,10 +746,15 @@ void append_top_via(std::string& out, std::string_view value, std::string_view r
   } else {
     out.append(top);
   }
-  bool has_received = false;
-  raw::param(top, "received", &has_received);
   if (!received.empty() && !has_received) out.append(";received=").append(received);
   out.append(value.substr(top.size())).append("\r\n");
+}
+
+void append_top_via(std::string& out, std::string_view value, std::string_view received, uint16_t rport) {
+  std::string_view top = first_value(value);
+  bool has_received = false;
+  raw::param(top, "received", &has_received);
+  append_top_via(out, value, top, has_received, received, rport);
 }
 
 void append_status_line(std::string& out, int status, std::string_view reason) {
@@ -772,39 +779,89 @@ std::string TransactionLayer::build_response(const Message& request, int status,
                                              std::string_view extra_headers, std::string_view body,
                                              std::string_view content_type, std::string_view received, uint16_t rport) {
   std::string out;
+  build_response(out, request, status, reason, to_tag, server, extra_headers, body, content_type, received, rport);
+  return out;
+}
+
+namespace {
+// A header line of the request that can go into the response as it is: written with the
+// canonical name, ": " and a CRLF end (most requests). Its bytes, else empty.
+std::string_view verbatim_line(const Header& h, std::string_view name, const char* end) {
+  const char* v = h.value.data();
+  if (h.name != name || v != h.name.data() + name.size() + 2 || v[-2] != ':' || v[-1] != ' ') return {};
+  const char* e = v + h.value.size();
+  if (end - e < 2 || e[0] != '\r' || e[1] != '\n') return {};
+  return std::string_view(h.name.data(), size_t(e + 2 - h.name.data()));
+}
+}  // namespace
+
+void TransactionLayer::build_response(std::string& out, const Message& request, int status, std::string_view reason,
+                                      std::string_view to_tag, std::string_view server, std::string_view extra_headers,
+                                      std::string_view body, std::string_view content_type, std::string_view received,
+                                      uint16_t rport) {
+  out.clear();
   out.reserve(request.bytes().size() / 2 + 160 + server.size() + extra_headers.size() + body.size());
   append_status_line(out, status, reason);
   const bool dialog_response = status > 100 && status < 300;
+  const char* end = request.bytes().data() + request.bytes().size();
+  // Lines copied as they are, adjacent ones in one append (From, Call-ID and CSeq usually are).
+  const char* run = nullptr;
+  size_t run_len = 0;
+  auto flush = [&] {
+    if (run_len) out.append(run, run_len);
+    run_len = 0;
+  };
+  auto copy = [&](const Header& h, std::string_view name) {
+    std::string_view line = verbatim_line(h, name, end);
+    if (line.empty()) {
+      flush();
+      out.append(name).append(": ").append(h.value).append("\r\n");
+    } else if (run_len && run + run_len == line.data()) {
+      run_len += line.size();
+    } else {
+      flush();
+      run = line.data();
+      run_len = line.size();
+    }
+  };
   bool top_via = true;
   for (const Header& h : request.headers()) {
     switch (h.id) {
       case HeaderId::Via:
         if (top_via && (!received.empty() || rport)) {
-          append_top_via(out, h.value, received, rport);
+          flush();
+          // One value (no comma): it is the Via parse() read, whose received= it already knows.
+          if (!std::memchr(h.value.data(), ',', h.value.size()))
+            append_top_via(out, h.value, h.value, !request.top_via().received.empty(), received, rport);
+          else
+            append_top_via(out, h.value, received, rport);
         } else {
-          out.append("Via: ").append(h.value).append("\r\n");
+          copy(h, "Via");
         }
         top_via = false;
         break;
       case HeaderId::To:
-        out.append("To: ").append(h.value);
-        if (request.to_tag().empty() && !to_tag.empty()) out.append(";tag=").append(to_tag);
-        out.append("\r\n");
+        if (request.to_tag().empty() && !to_tag.empty()) {
+          flush();
+          out.append("To: ").append(h.value).append(";tag=").append(to_tag).append("\r\n");
+        } else {
+          copy(h, "To");
+        }
         break;
       case HeaderId::From:
       case HeaderId::CallId:
       case HeaderId::CSeq:
-        out.append(header_name(h.id)).append(": ").append(h.value).append("\r\n");
+        copy(h, header_name(h.id));
         break;
       case HeaderId::RecordRoute:
-        if (dialog_response) out.append("Record-Route: ").append(h.value).append("\r\n");
+        if (dialog_response) copy(h, "Record-Route");
         break;
       default:
         break;
     }
   }
+  flush();
   append_tail(out, server, extra_headers, body, content_type);
-  return out;
 }
 
 std::string TransactionLayer::build_response(std::string_view request, int status, std::string_view reason,

@@ -149,17 +149,23 @@ bool eat(std::string_view s, size_t& i, std::string_view lit) {
   i += lit.size();
   return true;
 }
+
+// Printable ASCII or whitespace: the only bytes the fast path lets through.
+bool plain(char c) { return (uint8_t(c) >= 0x20 && uint8_t(c) <= 0x7e) || ws(c); }
 }  // namespace
 
 bool is_plain_keepalive(std::string_view raw) {
   if (raw.size() > 1024) return false;  // a keepalive is ~150 bytes
-  for (char c : raw)
-    if (!ws(c) && (uint8_t(c) < 0x20 || uint8_t(c) > 0x7e)) return false;
+  // One pass: the byte rule is checked where the structure does not already fix the bytes (the
+  // declaration's inside and each element's text; names are letters, the rest literals or
+  // whitespace), not in a loop of its own over the whole body first.
   size_t i = 0;
   skip_ws(raw, i);
   if (eat(raw, i, "<?xml")) {  // the declaration: its encoding= does not matter for ASCII
     size_t end = raw.find("?>", i);
-    if (end == std::string_view::npos || raw.substr(i, end - i).find_first_of("<>") != std::string_view::npos) return false;
+    if (end == std::string_view::npos) return false;
+    for (; i < end; ++i)
+      if (raw[i] == '<' || raw[i] == '>' || !plain(raw[i])) return false;
     i = end + 2;
     skip_ws(raw, i);
   }
@@ -174,7 +180,10 @@ bool is_plain_keepalive(std::string_view raw) {
     std::string_view name = raw.substr(n0, i - n0);
     if (name.empty() || !eat(raw, i, ">")) return false;  // an attribute, "/>", or no name
     size_t t0 = i;
-    while (i < raw.size() && raw[i] != '<' && raw[i] != '&') ++i;
+    while (i < raw.size() && raw[i] != '<' && raw[i] != '&') {
+      if (!plain(raw[i])) return false;
+      ++i;
+    }
     std::string_view text = raw.substr(t0, i - t0);
     if (!eat(raw, i, "</") || !eat(raw, i, name) || !eat(raw, i, ">")) return false;
     if (name == "CmdType") {

@@ -156,6 +156,11 @@ class Message {
   // After a failed parse(): the header the error is about, when there is one.
   std::string_view error_header() const { return error_header_; }
 
+  // request_fingerprint() (stack.hpp) of this message, computed on the first call after parse()
+  // and kept: the stateless path asks twice per request (the user's retransmission check, then
+  // the stack's To tag).
+  uint64_t fingerprint() const;
+
  private:
   friend ParseStatus parse(std::string_view, Message&, Framing, const Limits&);
   void reset();
@@ -177,6 +182,8 @@ class Message {
   std::string_view bytes_;
   size_t skipped_ = 0;  // leading CRLFs
   std::string_view error_header_;
+  mutable uint64_t fingerprint_ = 0;
+  mutable bool has_fingerprint_ = false;  // reset by parse()
 };
 
 // Every comma-separated value of every header with that id, in message order (all Vias, the

@@ -203,6 +203,7 @@ class Stack : private TxnUser {
   bool stateless_answered_ = false;
   const Flow* stateless_from_ = nullptr;
   uint64_t tag_key_ = 0;
+  std::string tx_buf_, received_;  // the stateless answer being built (reused: no allocation per answer)
 };
 
 }  // namespace junction::sip

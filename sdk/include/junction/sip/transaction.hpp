@@ -192,6 +192,13 @@ class TransactionLayer {
   static std::string build_response(const Message& request, int status, std::string_view reason, std::string_view to_tag,
                                     std::string_view server, std::string_view extra_headers, std::string_view body,
                                     std::string_view content_type, std::string_view received, uint16_t rport);
+  // The same into out (cleared first; its capacity reused: a stack answering statelessly keeps
+  // one buffer instead of a new string per response). Header lines written with their canonical
+  // name, ": " and CRLF are copied from the request as they are.
+  static void build_response(std::string& out, const Message& request, int status, std::string_view reason,
+                             std::string_view to_tag, std::string_view server, std::string_view extra_headers,
+                             std::string_view body, std::string_view content_type, std::string_view received,
+                             uint16_t rport);
   // The received= / rport= values our responses carry in their top Via for a request whose top
   // Via says sent_by (and ;rport when rport) that came from `from` (§18.2.1, RFC 3581): received
   // empty when not needed, rport_out 0 when not asked.

@@ -120,6 +120,14 @@ TEST_CASE("is_plain_keepalive: the plain keepalive forms, and everything unusual
       "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>\xB1\xA3</DeviceID></Notify>", // GB2312 bytes
       "<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</Device></Notify>",
       "<?xml version=\"1.0\"<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>",
+      // Bytes outside printable ASCII and whitespace, wherever they are: the declaration, a text,
+      // between elements, after the root.
+      std::string("<?xml version=\"1.0\" encoding=\"\xB1\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>"),
+      std::string("<?xml version=\"1.0\"\x01?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>"),
+      std::string("<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID><Status>O\x7fK</Status></Notify>"),
+      std::string("<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1\x00</DeviceID></Notify>", 78),
+      std::string("<Notify>\x0b<CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>"),
+      std::string("<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID></Notify>\xEF\xBB\xBF"),
   };
   for (const std::string& b : unusual) {
     INFO(b);
