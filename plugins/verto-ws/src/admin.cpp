@@ -123,8 +123,11 @@ void VertoWs::admin_sessions(jn_handle reply) {
       list.push_back({{"sessid", sid}, {"user", s.user}, {"attached", s.conn != 0}, {"peer", c ? c->peer : ""},
                       {"subscriptions", c ? json(c->subs) : json::array()}, {"calls", calls}});
     }
+    uint64_t reports_dropped = 0;  // loop -> control reports lost to a full ring (the control loop far behind)
+    for (uint32_t k = 1; k < loops_.size(); ++k) reports_dropped += loops_[k]->out_dropped.load(std::memory_order_relaxed);
     json out = {{"sessions", list}, {"connections", conns_.size()},
-                {"owner_violations", owner_stats_.violations.load(std::memory_order_relaxed)}};
+                {"owner_violations", owner_stats_.violations.load(std::memory_order_relaxed)},
+                {"reports_dropped", reports_dropped}};
     host().admin_reply(g->reply, 200, out.dump(-1, ' ', false, json::error_handler_t::replace));
   };
   std::map<uint32_t, std::vector<uint64_t>> by_loop;
