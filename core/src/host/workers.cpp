@@ -6,6 +6,7 @@
 #include "util/metrics.hpp"
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 
 #include <cstdlib>
 #include <string>
@@ -108,6 +109,10 @@ void WorkerPool::work_cb(uv_work_t* req) {
     --pool->queued_;
   }
   job->run(job->arg);  // plugin code; its .so stays mapped until on_work_done (see drain)
+  // libuv's pool threads outlive OpenSSL's own cleanup at exit, so the per-thread state a job
+  // made (error queue, per-thread DRBGs: a KDF, a signature) would never be freed by OpenSSL's
+  // thread-exit handler (LSan saw it). Freed after each job; the next one recreates what it uses.
+  OPENSSL_thread_stop();
   std::lock_guard lk(pool->mu_);
   job->state = Job::State::Ran;
 }

@@ -219,8 +219,6 @@ class Media(test_browser.Browser):
             m = dst.evaluate(f"v.waitChannelMessage(cid, m => m.label === {json.dumps(label)} && m.bytes)")
             self.assertEqual(m["bytes"], [0, n, 128, 255])
 
-    @unittest.skipIf(os.environ.get("JN_SANITIZE") == "1",
-                     "data channels on: LSan reports OpenSSL per-thread error states at exit (README, Data channels)")
     def test_data_channels_between_browsers_through_a_hot_reload(self):
         self.start(data_channels=True)
         a, b = self.page(), self.page()
