@@ -24,7 +24,7 @@ namespace intercom_json {
 constexpr uint32_t kStateSchema = 1;
 constexpr uint64_t kListenerCookie = 1;
 constexpr uint64_t kTickCookie = 2;
-// Stream pulls (screen -> bus): their TCP connections' cookie, and their retry timers' cookies
+// Stream pulls (screen -> bus): their streamed HTTP requests' cookie, and their retry timers' cookies
 // (kPullTimerBase + the pull's id).
 constexpr uint64_t kPullCookie = 3;
 constexpr uint64_t kPullTimerBase = uint64_t{1} << 40;

@@ -1,6 +1,7 @@
 #include <junction/sip/message.hpp>
 
 #include "chars.hpp"
+#include "hash.hpp"
 
 #include <charconv>
 #include <cstring>
@@ -195,13 +196,6 @@ struct Fnv {
     h = (h ^ 0xff) * 0x100000001b3ull;
   }
 };
-uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 }  // namespace
 
 uint64_t Message::fingerprint() const {
@@ -214,7 +208,7 @@ uint64_t Message::fingerprint() const {
   f.add(std::string_view(seq, size_t(std::to_chars(seq, seq + sizeof seq, cseq_.seq).ptr - seq)));
   f.add(method_);
   f.add(from_tag_);
-  fingerprint_ = mix64(f.h);
+  fingerprint_ = detail::mix64(f.h);
   has_fingerprint_ = true;
   return fingerprint_;
 }

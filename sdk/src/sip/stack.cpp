@@ -3,20 +3,12 @@
 
 #include <junction/util/addr.hpp>
 
+#include "hash.hpp"
+
 #include <algorithm>
 #include <charconv>
 
 namespace junction::sip {
-
-namespace {
-uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-}  // namespace
 
 // Computed once per parsed message (Message::fingerprint keeps it): the user's retransmission
 // check and the stateless To tag below share one hash.
@@ -194,7 +186,7 @@ jn_status Stack::respond_stateless(TxnId id, int code, std::string_view reason, 
   stateless_answered_ = true;
   // The same request (a retransmission) gets the same tag; the key keeps tags unpredictable.
   char tag[16];
-  uint64_t t = mix64(msg_.fingerprint() ^ tag_key_);
+  uint64_t t = detail::mix64(msg_.fingerprint() ^ tag_key_);
   static constexpr char kHex[] = "0123456789abcdef";
   for (int i = 0; i < 16; ++i) tag[i] = kHex[(t >> (60 - 4 * i)) & 15];
   // Built into buffers the stack keeps: no allocation per answer once they have grown.
