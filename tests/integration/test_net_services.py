@@ -72,16 +72,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Type", "video/x-flv")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for piece in (b"FLV", b"\x01\x05", b"tags"):
-                self.chunk(piece)
-            if self.path == "/live":
-                self.wfile.write(b"0\r\n\r\n")
-                return
             try:
+                for piece in (b"FLV", b"\x01\x05", b"tags"):
+                    self.chunk(piece)
+                if self.path == "/live":
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 self.rfile.read(1)  # the stream never ends: until the client leaves
             except OSError:
-                pass  # a reset: the client closed with bytes unread
-            self.server.client_closed.set()
+                pass  # a broken pipe or a reset: the client left (a cancel after the first piece may
+                # come while the later pieces are still being written)
+            if self.path == "/endless":
+                self.server.client_closed.set()
             return
         if self.path == "/hang":
             self.server.hung.set()
